@@ -1,0 +1,74 @@
+/* hearth-cli — the command-line face of the engine, for scripting and tests.
+ *
+ *   hearth-cli --version
+ *   hearth-cli devices
+ */
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "hearth-config.h"
+#include "hr-devices.h"
+
+typedef int (*CommandFunc)(int argc, char **argv);
+
+static int
+cmd_devices(int argc, char **argv)
+{
+    g_autoptr(GOptionContext) octx = g_option_context_new("— list backends and the devices each sees");
+    g_autoptr(GError) error = NULL;
+    if (!g_option_context_parse(octx, &argc, &argv, &error)) {
+        fprintf(stderr, "hearth-cli devices: %s\n", error->message);
+        return 2;
+    }
+    g_autoptr(GString) out = g_string_new(NULL);
+    hr_devices_report(out);
+    fputs(out->str, stdout);
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    CommandFunc func;
+    const char *summary;
+} commands[] = {
+    { "devices", cmd_devices, "List the backends built in and the devices each one sees" },
+};
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "Usage: hearth-cli COMMAND [OPTIONS]\n       hearth-cli --version\n\nCommands:\n");
+    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nRun 'hearth-cli COMMAND --help' for a command's options.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    setlocale(LC_ALL, "");
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+        printf("hearth-cli %s\n", HEARTH_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            /* Hand the command its own argv with the command name as argv[0]. */
+            return commands[i].func(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "hearth-cli: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

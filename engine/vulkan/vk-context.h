@@ -1,0 +1,96 @@
+/* vk-context.h — Vulkan instance/device selection, buffers, compute pipelines.
+ *
+ * Device choice: discrete GPU, then integrated, then virtual; a CPU
+ * implementation (Mesa lavapipe) only when asked for (allow_cpu, an explicit
+ * device index, or HEARTH_VULKAN_ALLOW_CPU=1). The reasons every other device
+ * was passed over are kept and reported, never swallowed.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <glib.h>
+#include <vulkan/vulkan.h>
+
+#include "hr-status.h"
+
+typedef struct {
+    bool allow_cpu;     /* accept a CPU (software) Vulkan device */
+    int device_index;   /* -1: choose automatically; else vkEnumeratePhysicalDevices index */
+    bool validation;    /* enable VK_LAYER_KHRONOS_validation; fail if it is missing */
+} HrVkOptions;
+
+/* What the chosen device offers (queried, never assumed). */
+typedef struct {
+    char name[VK_MAX_PHYSICAL_DEVICE_NAME_SIZE];
+    VkPhysicalDeviceType type;
+    uint32_t api_version;
+    bool shader_float16;
+    bool storage_16bit;
+    bool storage_8bit;
+    bool shader_int8;
+    bool integer_dot_product;
+    bool memory_budget;
+    uint32_t subgroup_size;
+    bool subgroup_arithmetic;
+    uint32_t max_shared_memory;
+    uint32_t max_workgroup_invocations;
+    uint64_t max_storage_buffer_range;
+    uint64_t device_local_bytes;
+} HrVkCaps;
+
+typedef struct HrVkContext HrVkContext;
+
+typedef struct {
+    VkBuffer buffer;
+    VkDeviceMemory memory;
+    VkDeviceSize size;
+    void *mapped;       /* non-NULL for host-visible buffers */
+} HrVkBuffer;
+
+typedef struct {
+    VkDescriptorSetLayout set_layout;
+    VkPipelineLayout layout;
+    VkPipeline pipeline;
+    VkDescriptorPool pool;
+    VkDescriptorSet set;
+    uint32_t n_bindings;
+    uint32_t push_size;
+} HrVkPipeline;
+
+void hr_vk_options_init(HrVkOptions *opt);
+
+HrStatus hr_vk_context_new(const HrVkOptions *opt, HrVkContext **out, HrError *err);
+void hr_vk_context_free(HrVkContext *ctx);
+
+const HrVkCaps *hr_vk_context_caps(const HrVkContext *ctx);
+/* Why the chosen device was chosen and the others were not (multi-line). */
+const char *hr_vk_context_selection_report(const HrVkContext *ctx);
+/* Warnings and errors reported by the validation layer so far. */
+uint32_t hr_vk_context_validation_messages(const HrVkContext *ctx);
+
+/* Appends a human-readable list of every Vulkan device and the verdict on
+ * each to out. Never fails: problems are described in the text. */
+void hr_vk_describe_devices(GString *out);
+
+/* Host-visible, host-coherent storage buffer (device-local when the device
+ * has such memory, e.g. integrated GPUs and lavapipe). */
+HrStatus hr_vk_buffer_new_host(HrVkContext *ctx, VkDeviceSize size, HrVkBuffer *buf, HrError *err);
+void hr_vk_buffer_free(HrVkContext *ctx, HrVkBuffer *buf);
+
+/* A compute pipeline with n_bindings storage buffers in set 0, push
+ * constants of push_size bytes, and 32-bit specialization constants
+ * 0..n_spec-1. */
+HrStatus hr_vk_pipeline_new(HrVkContext *ctx, const uint32_t *spirv, size_t spirv_bytes,
+                            uint32_t n_bindings, uint32_t push_size,
+                            const uint32_t *spec, uint32_t n_spec,
+                            HrVkPipeline *pipe, HrError *err);
+void hr_vk_pipeline_free(HrVkContext *ctx, HrVkPipeline *pipe);
+
+/* Bind buffers to the pipeline's set, record one dispatch, submit and wait. */
+HrStatus hr_vk_dispatch_sync(HrVkContext *ctx, HrVkPipeline *pipe,
+                             HrVkBuffer *const *buffers, const void *push,
+                             uint32_t groups_x, uint32_t groups_y, uint32_t groups_z,
+                             HrError *err);

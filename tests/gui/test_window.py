@@ -1,0 +1,52 @@
+#!/usr/bin/python3
+"""The window opens, is reachable over AT-SPI, and shows the no-model empty state."""
+import os
+import subprocess
+import sys
+import time
+
+import dogtail.utils
+dogtail.utils.isA11yEnabled = lambda: True
+from dogtail import tree  # noqa: E402
+from dogtail.config import config  # noqa: E402
+
+config.searchCutoffCount = 20
+config.defaultDelay = 0.2
+
+binary = sys.argv[1]
+out_dir = os.environ.get("HEARTH_GUI_OUT", "/tmp")
+proc = subprocess.Popen([binary])
+failures = []
+try:
+    app = None
+    for _ in range(60):
+        try:
+            app = tree.root.application("hearth")
+            break
+        except Exception:
+            time.sleep(0.5)
+    if app is None:
+        print("FAIL: the hearth application never appeared on the accessibility bus")
+        sys.exit(1)
+    frame = app.child(roleName="frame")
+    if "Hearth" not in frame.name:
+        failures.append(f"window title is {frame.name!r}")
+    labels = [n.name for n in frame.findChildren(lambda n: n.roleName == "label")]
+    if "No Model Yet" not in labels:
+        failures.append(f"empty-state title missing; labels: {labels}")
+    if not any("models" in l for l in labels):
+        failures.append("empty state does not say where models live")
+    time.sleep(0.5)
+    shot = os.path.join(out_dir, "window.png")
+    subprocess.run(["import", "-window", "root", shot], check=False)
+    print(f"screenshot: {shot}")
+finally:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+for f in failures:
+    print("FAIL:", f)
+sys.exit(1 if failures else 0)

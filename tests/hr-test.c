@@ -1,0 +1,62 @@
+#include "hr-test.h"
+
+#include <stdarg.h>
+
+#include <glib.h>
+
+#include "hearth-config.h"
+
+int hr_test_failures = 0;
+
+char *
+hr_test_assets_dir(void)
+{
+    const char *env = g_getenv("HEARTH_ASSETS");
+    char *dir = env && *env ? g_strdup(env)
+                            : g_build_filename(HEARTH_SOURCE_ROOT, "..", "shared", "assets", NULL);
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+        g_free(dir);
+        return NULL;
+    }
+    return dir;
+}
+
+void
+hr_test_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("SKIP: ", stdout);
+    vprintf(fmt, ap);
+    fputc('\n', stdout);
+    va_end(ap);
+    fflush(stdout);
+    exit(HR_TEST_SKIP);
+}
+
+char *
+hr_test_asset(const char *relative)
+{
+    char *root = hr_test_assets_dir();
+    if (!root)
+        hr_test_skip("test assets not found (looked in $HEARTH_ASSETS and %s/../shared/assets)",
+                     HEARTH_SOURCE_ROOT);
+    char *path = g_build_filename(root, relative, NULL);
+    g_free(root);
+    if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
+        char *copy = g_strdup(path);
+        g_free(path);
+        hr_test_skip("asset %s is absent", copy);
+    }
+    return path;
+}
+
+int
+hr_test_result(void)
+{
+    if (hr_test_failures) {
+        fprintf(stderr, "%d check(s) failed\n", hr_test_failures);
+        return 1;
+    }
+    return 0;
+}

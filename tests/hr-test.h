@@ -1,0 +1,39 @@
+/* hr-test.h — small helpers shared by the C tests.
+ *
+ * Real assets (models, tokenizers, texts) live in ../shared/assets beside the
+ * source tree, or wherever HEARTH_ASSETS points. A test that needs one calls
+ * hr_test_asset(), which returns the absolute path or exits 77 (meson's SKIP)
+ * with a one-line reason when it is absent.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define HR_TEST_SKIP 77
+
+/* The assets root: $HEARTH_ASSETS, else <source root>/../shared/assets.
+ * Returns NULL when that directory does not exist. Caller frees. */
+char *hr_test_assets_dir(void);
+
+/* Absolute path of an asset (relative to the assets root); exits 77 with a
+ * reason if it does not exist. Caller frees. */
+char *hr_test_asset(const char *relative);
+
+/* Exit 77 with a reason (printf-style). */
+void hr_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* Count a failed check and print it; tests end with `return hr_test_result();`. */
+#define HR_CHECK(cond, ...)                                                             \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);    \
+            fprintf(stderr, __VA_ARGS__);                                               \
+            fputc('\n', stderr);                                                        \
+            hr_test_failures++;                                                         \
+        }                                                                               \
+    } while (0)
+
+extern int hr_test_failures;
+int hr_test_result(void);
