@@ -2,6 +2,7 @@
  *
  *   hearth-cli --version
  *   hearth-cli devices
+ *   hearth-cli generate -m DIR ...   (see cli-generate.c)
  */
 #include <locale.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include <glib.h>
 
+#include "hearth-cli.h"
 #include "hearth-config.h"
 #include "hr-devices.h"
 
@@ -35,6 +37,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     { "devices", cmd_devices, "List the backends built in and the devices each one sees" },
+    { "generate", hr_cli_generate, "Generate text (or token ids) with a model" },
 };
 
 static void

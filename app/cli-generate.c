@@ -1,0 +1,169 @@
+/* hearth-cli generate — run a model on a prompt and print what it generates.
+ *
+ *   hearth-cli generate -m MODEL_DIR [-p TEXT | --prompt-ids 1,2,3] [-n N]
+ *       [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]
+ *       [--seed S] [--backend cpu] [--ctx N] [--kv f16|f32] [--ids] [--ignore-eos]
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "hearth-cli.h"
+#include "model.h"
+#include "sampler.h"
+
+static gboolean
+parse_ids(const char *text, GArray *out, GError **error)
+{
+    g_auto(GStrv) parts = g_strsplit_set(text, ", ", -1);
+    for (char **p = parts; *p; p++) {
+        if (!**p)
+            continue;
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(*p, &end, 10);
+        if (errno || *end || v < 0 || v > G_MAXINT32) {
+            g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "'%s' is not a token id", *p);
+            return FALSE;
+        }
+        int32_t id = (int32_t)v;
+        g_array_append_val(out, id);
+    }
+    return TRUE;
+}
+
+int
+hr_cli_generate(int argc, char **argv)
+{
+    char *model_dir = NULL, *prompt = NULL, *prompt_ids = NULL, *backend = NULL, *kv = NULL;
+    int n_new = 128, top_k = 0, ctx_len = 0;
+    double temp = 0.0, top_p = 1.0, min_p = 0.0, rep = 1.0;
+    gint64 seed = 0;
+    gboolean print_ids = FALSE, ignore_eos = FALSE;
+    GOptionEntry entries[] = {
+        { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, "Model directory (Hugging Face layout)", "DIR" },
+        { "prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "Prompt text", "TEXT" },
+        { "prompt-ids", 0, 0, G_OPTION_ARG_STRING, &prompt_ids, "Prompt as token ids (default: BOS)", "1,2,3" },
+        { "n-predict", 'n', 0, G_OPTION_ARG_INT, &n_new, "Tokens to generate (default 128)", "N" },
+        { "temp", 0, 0, G_OPTION_ARG_DOUBLE, &temp, "Temperature; 0 = greedy (default)", "T" },
+        { "top-k", 0, 0, G_OPTION_ARG_INT, &top_k, "Keep the K most likely tokens (0 = off)", "K" },
+        { "top-p", 0, 0, G_OPTION_ARG_DOUBLE, &top_p, "Nucleus sampling mass (1 = off)", "P" },
+        { "min-p", 0, 0, G_OPTION_ARG_DOUBLE, &min_p, "Drop tokens below P x the best one's probability", "P" },
+        { "repeat-penalty", 0, 0, G_OPTION_ARG_DOUBLE, &rep, "Repetition penalty (1 = off)", "R" },
+        { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Random seed (sampling is reproducible)", "S" },
+        { "backend", 0, 0, G_OPTION_ARG_STRING, &backend, "Backend: cpu (default)", "NAME" },
+        { "ctx", 0, 0, G_OPTION_ARG_INT, &ctx_len, "Context length (default: min(model, 4096))", "N" },
+        { "kv", 0, 0, G_OPTION_ARG_STRING, &kv, "KV cache type: f16 (default) or f32 (reference)", "TYPE" },
+        { "ids", 0, 0, G_OPTION_ARG_NONE, &print_ids, "Print generated token ids instead of text", NULL },
+        { "ignore-eos", 0, 0, G_OPTION_ARG_NONE, &ignore_eos, "Do not stop at end-of-sequence tokens", NULL },
+        { NULL },
+    };
+    g_autoptr(GOptionContext) octx = g_option_context_new("— generate text with a model");
+    g_option_context_add_main_entries(octx, entries, NULL);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GArray) tokens = NULL;
+    int rc = 2;
+    if (!g_option_context_parse(octx, &argc, &argv, &error)) {
+        fprintf(stderr, "hearth-cli generate: %s\n", error->message);
+        goto out;
+    }
+    if (!model_dir) {
+        fprintf(stderr, "hearth-cli generate: -m MODEL_DIR is required\n");
+        goto out;
+    }
+    if (n_new < 0 || top_k < 0 || temp < 0 || top_p <= 0 || top_p > 1 || min_p < 0 || min_p > 1 || rep <= 0) {
+        fprintf(stderr, "hearth-cli generate: a sampling option is out of range\n");
+        goto out;
+    }
+    if (prompt) {
+        fprintf(stderr, "hearth-cli generate: text prompts need the tokenizer; use --prompt-ids\n");
+        goto out;
+    }
+    if (kv && strcmp(kv, "f16") != 0 && strcmp(kv, "f32") != 0) {
+        fprintf(stderr, "hearth-cli generate: --kv must be f16 or f32\n");
+        goto out;
+    }
+
+    HrModelOptions mopt;
+    hr_model_options_init(&mopt);
+    if (backend)
+        mopt.backend = backend;
+    mopt.context_len = ctx_len;
+    if (kv && strcmp(kv, "f32") == 0)
+        mopt.kv_type = HR_KV_F32;
+    HrError err = { 0 };
+    HrModel *model = NULL;
+    if (hr_model_load(model_dir, &mopt, &model, &err) != HR_OK) {
+        fprintf(stderr, "hearth-cli generate: %s\n", err.message);
+        rc = 1;
+        goto out;
+    }
+    const HrModelConfig *cfg = hr_model_config(model);
+
+    tokens = g_array_new(FALSE, FALSE, sizeof(int32_t));
+    if (prompt_ids) {
+        if (!parse_ids(prompt_ids, tokens, &error)) {
+            fprintf(stderr, "hearth-cli generate: --prompt-ids: %s\n", error->message);
+            hr_model_free(model);
+            goto out;
+        }
+    } else if (cfg->bos_id >= 0) {
+        g_array_append_val(tokens, cfg->bos_id);
+    }
+    if (tokens->len == 0) {
+        fprintf(stderr, "hearth-cli generate: empty prompt and the model has no BOS token\n");
+        hr_model_free(model);
+        goto out;
+    }
+
+    HrSamplerParams sp;
+    hr_sampler_params_init(&sp);
+    sp.temperature = (float)temp;
+    sp.top_k = top_k;
+    sp.top_p = (float)top_p;
+    sp.min_p = (float)min_p;
+    sp.repetition_penalty = (float)rep;
+    sp.seed = (uint64_t)seed;
+    HrSampler *sampler = hr_sampler_new(&sp, cfg->vocab_size);
+    for (guint i = 0; i < tokens->len; i++)
+        hr_sampler_accept(sampler, g_array_index(tokens, int32_t, i));
+
+    float *logits = g_new(float, cfg->vocab_size);
+    rc = 0;
+    HrStatus st = hr_model_eval(model, (int32_t *)tokens->data, (int)tokens->len, &err);
+    for (int i = 0; st == HR_OK && i < n_new; i++) {
+        if ((st = hr_model_logits(model, logits, &err)) != HR_OK)
+            break;
+        int32_t next = hr_sampler_sample(sampler, logits);
+        if (!ignore_eos && hr_model_config_is_eos(cfg, next))
+            break;
+        if (print_ids)
+            printf("%s%d", i ? " " : "", next);
+        fflush(stdout);
+        hr_sampler_accept(sampler, next);
+        if (hr_model_n_cached(model) >= hr_model_context_len(model)) {
+            fprintf(stderr, "hearth-cli generate: the context of %d tokens is full\n", hr_model_context_len(model));
+            break;
+        }
+        st = hr_model_append(model, &next, 1, &err);
+    }
+    if (print_ids)
+        printf("\n");
+    if (st != HR_OK) {
+        fprintf(stderr, "hearth-cli generate: %s\n", err.message);
+        rc = 1;
+    }
+    g_free(logits);
+    hr_sampler_free(sampler);
+    hr_model_free(model);
+out:
+    g_free(model_dir);
+    g_free(prompt);
+    g_free(prompt_ids);
+    g_free(backend);
+    g_free(kv);
+    return rc;
+}

@@ -1,0 +1,75 @@
+/* backend.h — the one interface every compute backend implements.
+ *
+ * A backend owns a whole model on its device: the weights (repacked into
+ * whatever layout its kernels read fastest), the KV cache and the scratch
+ * activations. The engine talks to it only through this versioned table of
+ * function pointers plus an opaque context pointer (as ggml's backends do),
+ * so nothing above it assumes host memory.
+ *
+ * Position model: forward() writes the KV entries for positions
+ * pos .. pos+n_tokens-1 and attends over 0 .. pos+n_tokens-1. The caller
+ * owns "how many positions are valid"; to rewind (regenerate, edit) it simply
+ * calls forward() with a smaller pos, which overwrites the cache there.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hr-status.h"
+#include "model-config.h"
+#include "safetensors.h"
+
+#define HR_BACKEND_API_VERSION 1
+
+typedef enum {
+    HR_KV_F16,   /* default: half the memory, what the GPU backends use */
+    HR_KV_F32,   /* reference mode: bit-faithful to an FP32 forward */
+} HrKvType;
+
+typedef struct {
+    int context_len;     /* KV cache capacity in positions (<= config max_pos) */
+    HrKvType kv_type;
+    int n_threads;       /* CPU backend: 0 = one per core */
+} HrBackendOptions;
+
+typedef struct {
+    size_t weight_bytes;     /* resident weights (mapped files count when used in place) */
+    size_t kv_bytes;
+    size_t scratch_bytes;
+    const char *location;    /* "host", "device" */
+} HrMemoryReport;
+
+/* progress in [0, 1]; return false to cancel loading. */
+typedef bool (*HrProgressFunc)(double progress, const char *what, void *user);
+
+typedef struct {
+    uint32_t api_version;    /* HR_BACKEND_API_VERSION */
+    const char *name;        /* "cpu", "vulkan", "cuda" */
+
+    /* Create a backend context holding the model described by cfg, taking
+     * its tensors from weights (which outlives the context). */
+    HrStatus (*create)(const HrModelConfig *cfg, const HrTensorSet *weights,
+                       const HrBackendOptions *opt, HrProgressFunc progress, void *user,
+                       void **ctx_out, HrError *err);
+    void (*destroy)(void *ctx);
+
+    /* Run n_tokens through the model starting at position pos. When
+     * all_logits is true, logits for every token are kept (perplexity,
+     * tests); otherwise only the last token's. */
+    HrStatus (*forward)(void *ctx, const int32_t *tokens, int n_tokens, int pos,
+                        bool all_logits, HrError *err);
+
+    /* Copy the logits of token `row` of the last forward() (row -1 = last)
+     * into out[vocab_size]. */
+    HrStatus (*get_logits)(void *ctx, int row, float *out, HrError *err);
+
+    void (*memory)(void *ctx, HrMemoryReport *out);
+} HrBackendOps;
+
+/* The CPU backend: the reference every other backend is tested against. */
+extern const HrBackendOps hr_cpu_backend;
+
+/* Look a backend up by name ("cpu", ...); NULL when not built in. */
+const HrBackendOps *hr_backend_find(const char *name);

@@ -1,0 +1,446 @@
+/* cpu-backend.c — the CPU backend: a plain, exact FP32 forward pass.
+ *
+ * This is the oracle the GPU backends are tested against, so clarity wins
+ * over speed here: weights are used in place from the mmap'd safetensors
+ * (F32, F16 or BF16, converted a row at a time), activations are FP32, the
+ * KV cache is FP16 or FP32 (reference mode).
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "backend.h"
+#include "cpu-kernels.h"
+#include "hr-half.h"
+
+typedef struct {
+    HrMat wq, wk, wv, wo;       /* [n_heads*hd, dim], [kv*hd, dim] x2, [dim, n_heads*hd] */
+    float *bq, *bk, *bv;        /* biases or NULL (Qwen2) */
+    HrMat w_gate, w_up, w_down; /* [hidden, dim] x2, [dim, hidden] */
+    float *attn_norm;           /* [dim] */
+    float *ffn_norm;            /* [dim] */
+    void *k_cache, *v_cache;    /* [context_len, kv*hd] in kv_type */
+} CpuLayer;
+
+typedef struct {
+    HrModelConfig cfg;
+    HrBackendOptions opt;
+    HrMat embed;                /* [vocab, dim] */
+    HrMat lm_head;              /* [vocab, dim], == embed when tied */
+    float *final_norm;          /* [dim] */
+    CpuLayer *layers;
+    HrThreadPool *pool;
+    float *inv_freq;            /* [hd/2] */
+    /* scratch, sized for CHUNK tokens */
+    float *x, *xb, *q, *k, *v, *att_out, *hb, *hb2, *scores;
+    float *logits;              /* [logits_rows, vocab] */
+    int logits_rows;            /* rows valid after the last forward */
+    int logits_cap;
+    size_t scratch_bytes;
+    size_t kv_bytes;
+    size_t weight_bytes;
+} CpuCtx;
+
+enum { CHUNK = 64 };
+
+static HrStatus
+take_mat(const HrTensorSet *ts, const char *name, int64_t rows, int64_t cols, HrMat *m,
+         size_t *bytes, HrError *err)
+{
+    const HrTensor *t = hr_tensor_set_find(ts, name);
+    if (!t)
+        return hr_error_set(err, HR_ERR_FORMAT, "tensor '%s' is missing", name);
+    if (t->dtype != HR_DTYPE_F32 && t->dtype != HR_DTYPE_F16 && t->dtype != HR_DTYPE_BF16)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; the CPU backend "
+                            "reads F32, F16 or BF16 here", t->file, name, hr_dtype_name(t->dtype));
+    bool ok = (cols == 0) ? (t->n_dims == 1 && t->shape[0] == rows)
+                          : (t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols);
+    if (!ok) {
+        char shape[128] = "";
+        for (int i = 0; i < t->n_dims; i++)
+            g_snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%" G_GINT64_FORMAT,
+                       i ? ", " : "", t->shape[i]);
+        if (cols == 0)
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; the config needs [%" G_GINT64_FORMAT "]",
+                                t->file, name, shape, rows);
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; the config needs [%"
+                            G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]", t->file, name, shape, rows, cols);
+    }
+    m->data = t->data;
+    m->dtype = t->dtype;
+    m->rows = (int)rows;
+    m->cols = cols ? (int)cols : 1;
+    *bytes += t->n_bytes;
+    return HR_OK;
+}
+
+/* 1-D vectors (norm weights, biases) are converted to FP32 copies. */
+static HrStatus
+take_vec(const HrTensorSet *ts, const char *name, int64_t n, float **out, size_t *bytes, HrError *err)
+{
+    HrMat m;
+    HrStatus st = take_mat(ts, name, n, 0, &m, bytes, err);
+    if (st != HR_OK)
+        return st;
+    *out = g_new(float, n);
+    hr_mat_row_f32(&m, 0, *out, (int)n); /* a 1-D tensor is one row of n */
+    return HR_OK;
+}
+
+static void
+cpu_destroy(void *p)
+{
+    CpuCtx *c = p;
+    if (!c)
+        return;
+    if (c->layers) {
+        for (int l = 0; l < c->cfg.n_layers; l++) {
+            CpuLayer *L = &c->layers[l];
+            g_free(L->bq);
+            g_free(L->bk);
+            g_free(L->bv);
+            g_free(L->attn_norm);
+            g_free(L->ffn_norm);
+            free(L->k_cache);
+            free(L->v_cache);
+        }
+        g_free(c->layers);
+    }
+    hr_pool_free(c->pool);
+    g_free(c->final_norm);
+    g_free(c->inv_freq);
+    g_free(c->x);
+    g_free(c->xb);
+    g_free(c->q);
+    g_free(c->k);
+    g_free(c->v);
+    g_free(c->att_out);
+    g_free(c->hb);
+    g_free(c->hb2);
+    g_free(c->scores);
+    g_free(c->logits);
+    g_free(c);
+}
+
+static void
+compute_inv_freq(const HrModelConfig *cfg, float *inv_freq)
+{
+    int half = cfg->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        /* As transformers computes it, in float32. */
+        float f = 1.0f / powf(cfg->rope_theta, (float)(2 * i) / (float)cfg->head_dim);
+        if (cfg->rope_scaling == HR_ROPE_LINEAR) {
+            f /= cfg->rope_factor;
+        } else if (cfg->rope_scaling == HR_ROPE_LLAMA3) {
+            float old_ctx = (float)cfg->rope_original_max_pos;
+            float low_wavelen = old_ctx / cfg->rope_low_freq_factor;
+            float high_wavelen = old_ctx / cfg->rope_high_freq_factor;
+            float wavelen = 2.0f * (float)M_PI / f;
+            if (wavelen > low_wavelen) {
+                f = f / cfg->rope_factor;
+            } else if (!(wavelen < high_wavelen)) {
+                float smooth = (old_ctx / wavelen - cfg->rope_low_freq_factor) /
+                               (cfg->rope_high_freq_factor - cfg->rope_low_freq_factor);
+                f = (1.0f - smooth) * f / cfg->rope_factor + smooth * f;
+            }
+        }
+        inv_freq[i] = f;
+    }
+}
+
+static HrStatus
+cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptions *opt,
+           HrProgressFunc progress, void *user, void **ctx_out, HrError *err)
+{
+    *ctx_out = NULL;
+    if (opt->context_len < 1)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "context length must be positive");
+    CpuCtx *c = g_new0(CpuCtx, 1);
+    c->cfg = *cfg;
+    c->opt = *opt;
+    const int dim = cfg->dim, hd = cfg->head_dim;
+    const int q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd;
+    HrStatus st = take_mat(ts, "model.embed_tokens.weight", cfg->vocab_size, dim, &c->embed, &c->weight_bytes, err);
+    if (st == HR_OK)
+        st = take_vec(ts, "model.norm.weight", dim, &c->final_norm, &c->weight_bytes, err);
+    if (st == HR_OK) {
+        if (hr_tensor_set_find(ts, "lm_head.weight"))
+            st = take_mat(ts, "lm_head.weight", cfg->vocab_size, dim, &c->lm_head, &c->weight_bytes, err);
+        else if (cfg->tie_embeddings)
+            c->lm_head = c->embed;
+        else
+            st = hr_error_set(err, HR_ERR_FORMAT, "tensor 'lm_head.weight' is missing and the config "
+                              "does not tie the embeddings (tie_word_embeddings is false)");
+    }
+    size_t kv_elem = opt->kv_type == HR_KV_F32 ? sizeof(float) : sizeof(uint16_t);
+    size_t cache_bytes = (size_t)opt->context_len * (size_t)kv_dim * kv_elem;
+    c->layers = g_new0(CpuLayer, cfg->n_layers);
+    for (int l = 0; st == HR_OK && l < cfg->n_layers; l++) {
+        CpuLayer *L = &c->layers[l];
+        char name[128];
+#define LNAME(suffix) (g_snprintf(name, sizeof name, "model.layers.%d." suffix, l), name)
+        if ((st = take_vec(ts, LNAME("input_layernorm.weight"), dim, &L->attn_norm, &c->weight_bytes, err)) ||
+            (st = take_vec(ts, LNAME("post_attention_layernorm.weight"), dim, &L->ffn_norm, &c->weight_bytes, err)) ||
+            (st = take_mat(ts, LNAME("self_attn.q_proj.weight"), q_dim, dim, &L->wq, &c->weight_bytes, err)) ||
+            (st = take_mat(ts, LNAME("self_attn.k_proj.weight"), kv_dim, dim, &L->wk, &c->weight_bytes, err)) ||
+            (st = take_mat(ts, LNAME("self_attn.v_proj.weight"), kv_dim, dim, &L->wv, &c->weight_bytes, err)) ||
+            (st = take_mat(ts, LNAME("self_attn.o_proj.weight"), dim, q_dim, &L->wo, &c->weight_bytes, err)) ||
+            (st = take_mat(ts, LNAME("mlp.gate_proj.weight"), cfg->hidden_dim, dim, &L->w_gate, &c->weight_bytes, err)) ||
+            (st = take_mat(ts, LNAME("mlp.up_proj.weight"), cfg->hidden_dim, dim, &L->w_up, &c->weight_bytes, err)) ||
+            (st = take_mat(ts, LNAME("mlp.down_proj.weight"), dim, cfg->hidden_dim, &L->w_down, &c->weight_bytes, err)))
+            break;
+        if (cfg->qkv_bias &&
+            ((st = take_vec(ts, LNAME("self_attn.q_proj.bias"), q_dim, &L->bq, &c->weight_bytes, err)) ||
+             (st = take_vec(ts, LNAME("self_attn.k_proj.bias"), kv_dim, &L->bk, &c->weight_bytes, err)) ||
+             (st = take_vec(ts, LNAME("self_attn.v_proj.bias"), kv_dim, &L->bv, &c->weight_bytes, err))))
+            break;
+#undef LNAME
+        L->k_cache = calloc(1, cache_bytes);
+        L->v_cache = calloc(1, cache_bytes);
+        if (!L->k_cache || !L->v_cache) {
+            st = hr_error_set(err, HR_ERR_NOMEM, "cannot allocate the KV cache: %zu MiB needed",
+                              2 * cache_bytes * (size_t)cfg->n_layers >> 20);
+            break;
+        }
+        c->kv_bytes += 2 * cache_bytes;
+        if (progress && !progress((double)(l + 1) / cfg->n_layers, "layers", user)) {
+            st = hr_error_set(err, HR_ERR_CANCELLED, "loading was cancelled");
+            break;
+        }
+    }
+    if (st != HR_OK) {
+        cpu_destroy(c);
+        return st;
+    }
+    c->pool = hr_pool_new(opt->n_threads > 0 ? opt->n_threads : (int)g_get_num_processors());
+    c->inv_freq = g_new(float, hd / 2);
+    compute_inv_freq(cfg, c->inv_freq);
+    c->x = g_new(float, (size_t)CHUNK * dim);
+    c->xb = g_new(float, (size_t)CHUNK * MAX(dim, q_dim));
+    c->q = g_new(float, (size_t)CHUNK * q_dim);
+    c->k = g_new(float, (size_t)CHUNK * kv_dim);
+    c->v = g_new(float, (size_t)CHUNK * kv_dim);
+    c->att_out = g_new(float, (size_t)CHUNK * q_dim);
+    c->hb = g_new(float, (size_t)CHUNK * cfg->hidden_dim);
+    c->hb2 = g_new(float, (size_t)CHUNK * cfg->hidden_dim);
+    c->scores = g_new(float, opt->context_len);
+    c->scratch_bytes = sizeof(float) * ((size_t)CHUNK * (2 * (size_t)dim + (size_t)MAX(dim, q_dim) + 2 * (size_t)q_dim +
+                                        2 * (size_t)kv_dim + 2 * (size_t)cfg->hidden_dim) + (size_t)opt->context_len);
+    *ctx_out = c;
+    return HR_OK;
+}
+
+static void
+rope(float *vec, int n_heads, int hd, int pos, const float *inv_freq)
+{
+    int half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        float angle = (float)pos * inv_freq[i];
+        float cs = cosf(angle), sn = sinf(angle);
+        for (int h = 0; h < n_heads; h++) {
+            float *v = vec + (size_t)h * hd;
+            float x0 = v[i], x1 = v[i + half];
+            v[i] = x0 * cs - x1 * sn;
+            v[i + half] = x1 * cs + x0 * sn;
+        }
+    }
+}
+
+static void
+kv_store(void *cache, HrKvType type, size_t offset, const float *src, int n)
+{
+    if (type == HR_KV_F32) {
+        memcpy((float *)cache + offset, src, (size_t)n * sizeof(float));
+    } else {
+        uint16_t *dst = (uint16_t *)cache + offset;
+        for (int i = 0; i < n; i++)
+            dst[i] = hr_f32_to_f16(src[i]);
+    }
+}
+
+static inline float
+kv_dot(const void *cache, HrKvType type, size_t offset, const float *q, int n)
+{
+    float s = 0.0f;
+    if (type == HR_KV_F32) {
+        const float *k = (const float *)cache + offset;
+        for (int i = 0; i < n; i++)
+            s += q[i] * k[i];
+    } else {
+        const uint16_t *k = (const uint16_t *)cache + offset;
+        for (int i = 0; i < n; i++)
+            s += q[i] * hr_f16_to_f32(k[i]);
+    }
+    return s;
+}
+
+static inline void
+kv_axpy(const void *cache, HrKvType type, size_t offset, float a, float *out, int n)
+{
+    if (type == HR_KV_F32) {
+        const float *v = (const float *)cache + offset;
+        for (int i = 0; i < n; i++)
+            out[i] += a * v[i];
+    } else {
+        const uint16_t *v = (const uint16_t *)cache + offset;
+        for (int i = 0; i < n; i++)
+            out[i] += a * hr_f16_to_f32(v[i]);
+    }
+}
+
+/* Causal grouped-query attention for token at absolute position p. */
+static void
+attend(CpuCtx *c, const CpuLayer *L, const float *q, int p, float *out)
+{
+    const HrModelConfig *cfg = &c->cfg;
+    const int hd = cfg->head_dim, kv_dim = cfg->n_kv_heads * hd;
+    const int group = cfg->n_heads / cfg->n_kv_heads;
+    const float scale = 1.0f / sqrtf((float)hd);
+    int start = 0;
+    if (cfg->sliding_window > 0 && p - cfg->sliding_window + 1 > 0)
+        start = p - cfg->sliding_window + 1;
+    for (int h = 0; h < cfg->n_heads; h++) {
+        const float *qh = q + (size_t)h * hd;
+        int kvh = h / group;
+        float max = -INFINITY;
+        for (int j = start; j <= p; j++) {
+            float s = kv_dot(L->k_cache, c->opt.kv_type, (size_t)j * kv_dim + (size_t)kvh * hd, qh, hd) * scale;
+            c->scores[j] = s;
+            if (s > max)
+                max = s;
+        }
+        float sum = 0.0f;
+        for (int j = start; j <= p; j++) {
+            c->scores[j] = expf(c->scores[j] - max);
+            sum += c->scores[j];
+        }
+        float *oh = out + (size_t)h * hd;
+        memset(oh, 0, sizeof(float) * hd);
+        for (int j = start; j <= p; j++)
+            kv_axpy(L->v_cache, c->opt.kv_type, (size_t)j * kv_dim + (size_t)kvh * hd, c->scores[j] / sum, oh, hd);
+    }
+}
+
+/* One chunk of n <= CHUNK tokens at positions pos..pos+n-1. */
+static void
+forward_chunk(CpuCtx *c, const int32_t *tokens, int n, int pos, float *logits, bool all_logits)
+{
+    const HrModelConfig *cfg = &c->cfg;
+    const int dim = cfg->dim, hd = cfg->head_dim, hidden = cfg->hidden_dim;
+    const int q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd;
+
+    for (int t = 0; t < n; t++)
+        hr_mat_row_f32(&c->embed, tokens[t], c->x + (size_t)t * dim, dim);
+
+    for (int l = 0; l < cfg->n_layers; l++) {
+        const CpuLayer *L = &c->layers[l];
+        for (int t = 0; t < n; t++)
+            hr_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->attn_norm, dim, cfg->norm_eps);
+        hr_matmul(c->pool, c->q, &L->wq, L->bq, c->xb, n, NULL);
+        hr_matmul(c->pool, c->k, &L->wk, L->bk, c->xb, n, NULL);
+        hr_matmul(c->pool, c->v, &L->wv, L->bv, c->xb, n, NULL);
+        for (int t = 0; t < n; t++) {
+            int p = pos + t;
+            rope(c->q + (size_t)t * q_dim, cfg->n_heads, hd, p, c->inv_freq);
+            rope(c->k + (size_t)t * kv_dim, cfg->n_kv_heads, hd, p, c->inv_freq);
+            kv_store(L->k_cache, c->opt.kv_type, (size_t)p * kv_dim, c->k + (size_t)t * kv_dim, kv_dim);
+            kv_store(L->v_cache, c->opt.kv_type, (size_t)p * kv_dim, c->v + (size_t)t * kv_dim, kv_dim);
+        }
+        for (int t = 0; t < n; t++)
+            attend(c, L, c->q + (size_t)t * q_dim, pos + t, c->att_out + (size_t)t * q_dim);
+        /* x += att_out @ Wo^T (residual in the epilogue) */
+        hr_matmul(c->pool, c->x, &L->wo, NULL, c->att_out, n, c->x);
+
+        for (int t = 0; t < n; t++)
+            hr_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->ffn_norm, dim, cfg->norm_eps);
+        hr_matmul(c->pool, c->hb, &L->w_gate, NULL, c->xb, n, NULL);
+        hr_matmul(c->pool, c->hb2, &L->w_up, NULL, c->xb, n, NULL);
+        for (size_t i = 0; i < (size_t)n * hidden; i++) {
+            float g = c->hb[i];
+            c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
+        }
+        hr_matmul(c->pool, c->x, &L->w_down, NULL, c->hb, n, c->x);
+    }
+
+    if (!logits)
+        return; /* a non-final prefill chunk: only the KV cache matters */
+    int first = all_logits ? 0 : n - 1;
+    for (int t = first; t < n; t++)
+        hr_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, c->final_norm, dim, cfg->norm_eps);
+    hr_matmul(c->pool, logits, &c->lm_head, NULL, c->xb + (size_t)first * dim, n - first, NULL);
+}
+
+static HrStatus
+cpu_forward(void *p, const int32_t *tokens, int n_tokens, int pos, bool all_logits, HrError *err)
+{
+    CpuCtx *c = p;
+    const HrModelConfig *cfg = &c->cfg;
+    if (n_tokens < 1)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "forward: no tokens");
+    if (pos < 0 || pos + n_tokens > c->opt.context_len)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "forward: positions %d..%d exceed the context of %d",
+                            pos, pos + n_tokens - 1, c->opt.context_len);
+    for (int i = 0; i < n_tokens; i++) {
+        if (tokens[i] < 0 || tokens[i] >= cfg->vocab_size)
+            return hr_error_set(err, HR_ERR_INVALID_ARG, "forward: token id %d is outside the vocabulary (%d)",
+                                tokens[i], cfg->vocab_size);
+    }
+    int rows = all_logits ? n_tokens : 1;
+    if (rows > c->logits_cap) {
+        g_free(c->logits);
+        c->logits = g_try_malloc((size_t)rows * cfg->vocab_size * sizeof(float));
+        if (!c->logits) {
+            c->logits_cap = 0;
+            return hr_error_set(err, HR_ERR_NOMEM, "forward: no memory for %d rows of logits", rows);
+        }
+        c->logits_cap = rows;
+    }
+    for (int done = 0; done < n_tokens; done += CHUNK) {
+        int n = MIN(CHUNK, n_tokens - done);
+        bool last_chunk = done + n == n_tokens;
+        float *dst = all_logits ? c->logits + (size_t)done * cfg->vocab_size : c->logits;
+        /* Non-final chunks in last-only mode still need no logits at all. */
+        if (!all_logits && !last_chunk) {
+            forward_chunk(c, tokens + done, n, pos + done, NULL, false);
+            continue;
+        }
+        forward_chunk(c, tokens + done, n, pos + done, dst, all_logits);
+    }
+    c->logits_rows = rows;
+    return HR_OK;
+}
+
+static HrStatus
+cpu_get_logits(void *p, int row, float *out, HrError *err)
+{
+    CpuCtx *c = p;
+    if (row < 0)
+        row = c->logits_rows - 1;
+    if (row < 0 || row >= c->logits_rows)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "get_logits: row %d of %d", row, c->logits_rows);
+    memcpy(out, c->logits + (size_t)row * c->cfg.vocab_size, sizeof(float) * c->cfg.vocab_size);
+    return HR_OK;
+}
+
+static void
+cpu_memory(void *p, HrMemoryReport *out)
+{
+    CpuCtx *c = p;
+    out->weight_bytes = c->weight_bytes;
+    out->kv_bytes = c->kv_bytes;
+    out->scratch_bytes = c->scratch_bytes + (size_t)c->logits_cap * c->cfg.vocab_size * sizeof(float);
+    out->location = "host";
+}
+
+const HrBackendOps hr_cpu_backend = {
+    .api_version = HR_BACKEND_API_VERSION,
+    .name = "cpu",
+    .create = cpu_create,
+    .destroy = cpu_destroy,
+    .forward = cpu_forward,
+    .get_logits = cpu_get_logits,
+    .memory = cpu_memory,
+};

@@ -1,0 +1,323 @@
+#include "model-config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+static const struct {
+    const char *name;
+    HrArch arch;
+} known_archs[] = {
+    { "LlamaForCausalLM", HR_ARCH_LLAMA },
+    { "MistralForCausalLM", HR_ARCH_MISTRAL },
+    { "Qwen2ForCausalLM", HR_ARCH_QWEN2 },
+};
+
+/* Integer member: *out untouched when absent; error when present but not an
+ * integer (or out of range). */
+static HrStatus
+get_int(JsonObject *o, const char *key, int *out, bool required, int min, const char *label, HrError *err)
+{
+    JsonNode *n = json_object_get_member(o, key);
+    if (!n || JSON_NODE_HOLDS_NULL(n)) {
+        if (required)
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: \"%s\" is missing", label, key);
+        return HR_OK;
+    }
+    if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"%s\" must be an integer", label, key);
+    gint64 v = json_node_get_int(n);
+    if (v < min || v > (1 << 30))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"%s\" = %" G_GINT64_FORMAT " is out of range",
+                            label, key, v);
+    *out = (int)v;
+    return HR_OK;
+}
+
+static HrStatus
+get_float(JsonObject *o, const char *key, float *out, const char *label, HrError *err)
+{
+    JsonNode *n = json_object_get_member(o, key);
+    if (!n || JSON_NODE_HOLDS_NULL(n))
+        return HR_OK;
+    if (!JSON_NODE_HOLDS_VALUE(n))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"%s\" must be a number", label, key);
+    GType t = json_node_get_value_type(n);
+    double v;
+    if (t == G_TYPE_INT64)
+        v = (double)json_node_get_int(n);
+    else if (t == G_TYPE_DOUBLE)
+        v = json_node_get_double(n);
+    else
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"%s\" must be a number", label, key);
+    if (!isfinite(v))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"%s\" is not finite", label, key);
+    *out = (float)v;
+    return HR_OK;
+}
+
+static HrStatus
+get_bool(JsonObject *o, const char *key, bool *out, const char *label, HrError *err)
+{
+    JsonNode *n = json_object_get_member(o, key);
+    if (!n || JSON_NODE_HOLDS_NULL(n))
+        return HR_OK;
+    if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"%s\" must be true or false", label, key);
+    *out = json_node_get_boolean(n);
+    return HR_OK;
+}
+
+/* bos/eos: an integer or a list of integers. */
+static HrStatus
+get_token_ids(JsonObject *o, const char *key, int *ids, int *n_ids, int max, const char *label, HrError *err)
+{
+    JsonNode *n = json_object_get_member(o, key);
+    if (!n || JSON_NODE_HOLDS_NULL(n))
+        return HR_OK;
+    if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64) {
+        gint64 v = json_node_get_int(n);
+        if (v < 0 || v > G_MAXINT32)
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: \"%s\" is out of range", label, key);
+        ids[0] = (int)v;
+        *n_ids = 1;
+        return HR_OK;
+    }
+    if (!JSON_NODE_HOLDS_ARRAY(n))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"%s\" must be an integer or a list of integers", label, key);
+    JsonArray *a = json_node_get_array(n);
+    guint len = json_array_get_length(a);
+    if ((int)len > max)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: \"%s\" lists %u ids; at most %d are supported",
+                            label, key, len, max);
+    for (guint i = 0; i < len; i++) {
+        JsonNode *e = json_array_get_element(a, i);
+        if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_INT64 ||
+            json_node_get_int(e) < 0 || json_node_get_int(e) > G_MAXINT32)
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: \"%s\"[%u] must be a token id", label, key, i);
+        ids[i] = (int)json_node_get_int(e);
+    }
+    *n_ids = (int)len;
+    return HR_OK;
+}
+
+static JsonObject *
+parse_object(JsonParser *p, const char *text, const char *label, HrError *err)
+{
+    GError *gerr = NULL;
+    if (!json_parser_load_from_data(p, text, -1, &gerr)) {
+        hr_error_set(err, HR_ERR_FORMAT, "%s: not valid JSON: %s", label, gerr->message);
+        g_error_free(gerr);
+        return NULL;
+    }
+    JsonNode *root = json_parser_get_root(p);
+    if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+        hr_error_set(err, HR_ERR_FORMAT, "%s: the top level must be a JSON object", label);
+        return NULL;
+    }
+    return json_node_get_object(root);
+}
+
+static HrStatus
+parse_rope_scaling(JsonObject *o, HrModelConfig *cfg, const char *label, HrError *err)
+{
+    JsonNode *n = json_object_get_member(o, "rope_scaling");
+    if (!n || JSON_NODE_HOLDS_NULL(n))
+        return HR_OK;
+    if (!JSON_NODE_HOLDS_OBJECT(n))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"rope_scaling\" must be an object", label);
+    JsonObject *rs = json_node_get_object(n);
+    /* Newer configs say "rope_type", older ones "type". */
+    const char *type = json_object_get_string_member_with_default(rs, "rope_type", NULL);
+    if (!type)
+        type = json_object_get_string_member_with_default(rs, "type", NULL);
+    if (!type)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"rope_scaling\" has no \"rope_type\"", label);
+    HrStatus st;
+    if ((st = get_float(rs, "factor", &cfg->rope_factor, label, err)) != HR_OK)
+        return st;
+    if (strcmp(type, "default") == 0) {
+        cfg->rope_scaling = HR_ROPE_DEFAULT;
+    } else if (strcmp(type, "linear") == 0) {
+        cfg->rope_scaling = HR_ROPE_LINEAR;
+    } else if (strcmp(type, "llama3") == 0) {
+        cfg->rope_scaling = HR_ROPE_LLAMA3;
+        cfg->rope_low_freq_factor = 1.0f;
+        cfg->rope_high_freq_factor = 4.0f;
+        cfg->rope_original_max_pos = 8192;
+        if ((st = get_float(rs, "low_freq_factor", &cfg->rope_low_freq_factor, label, err)) != HR_OK ||
+            (st = get_float(rs, "high_freq_factor", &cfg->rope_high_freq_factor, label, err)) != HR_OK ||
+            (st = get_int(rs, "original_max_position_embeddings", &cfg->rope_original_max_pos, false, 1,
+                          label, err)) != HR_OK)
+            return st;
+        if (cfg->rope_high_freq_factor <= cfg->rope_low_freq_factor)
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: llama3 rope_scaling needs high_freq_factor > low_freq_factor",
+                                label);
+    } else {
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: rope_scaling type \"%s\" is not supported "
+                            "(supported: linear, llama3)", label, type);
+    }
+    if (cfg->rope_scaling != HR_ROPE_DEFAULT && !(cfg->rope_factor > 0.0f))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: rope_scaling factor must be positive", label);
+    return HR_OK;
+}
+
+HrStatus
+hr_model_config_parse(const char *config_json, const char *generation_json, const char *label,
+                      HrModelConfig *cfg, HrError *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->bos_id = -1;
+    cfg->rope_theta = 10000.0f;
+    cfg->norm_eps = 1e-6f;
+    cfg->rope_factor = 1.0f;
+
+    g_autoptr(JsonParser) parser = json_parser_new();
+    JsonObject *o = parse_object(parser, config_json, label, err);
+    if (!o)
+        return err ? err->status : HR_ERR_FORMAT;
+
+    /* Architecture: "architectures": ["LlamaForCausalLM"]. */
+    JsonNode *an = json_object_get_member(o, "architectures");
+    const char *arch = NULL;
+    if (an && JSON_NODE_HOLDS_ARRAY(an) && json_array_get_length(json_node_get_array(an)) > 0) {
+        JsonNode *first = json_array_get_element(json_node_get_array(an), 0);
+        if (JSON_NODE_HOLDS_VALUE(first) && json_node_get_value_type(first) == G_TYPE_STRING)
+            arch = json_node_get_string(first);
+    }
+    if (!arch)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"architectures\" is missing or empty", label);
+    g_strlcpy(cfg->arch_name, arch, sizeof cfg->arch_name);
+    bool found = false;
+    for (size_t i = 0; i < G_N_ELEMENTS(known_archs) && !found; i++) {
+        if (strcmp(arch, known_archs[i].name) == 0) {
+            cfg->arch = known_archs[i].arch;
+            found = true;
+        }
+    }
+    if (!found)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED,
+                            "%s: architecture \"%s\" is not supported (supported: LlamaForCausalLM, "
+                            "MistralForCausalLM, Qwen2ForCausalLM)", label, arch);
+
+    const char *act = json_object_get_string_member_with_default(o, "hidden_act", "silu");
+    if (strcmp(act, "silu") != 0)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: hidden_act \"%s\" is not supported (only silu)", label, act);
+
+    HrStatus st;
+    cfg->max_pos = 2048;
+    if ((st = get_int(o, "hidden_size", &cfg->dim, true, 1, label, err)) != HR_OK ||
+        (st = get_int(o, "num_hidden_layers", &cfg->n_layers, true, 1, label, err)) != HR_OK ||
+        (st = get_int(o, "num_attention_heads", &cfg->n_heads, true, 1, label, err)) != HR_OK ||
+        (st = get_int(o, "intermediate_size", &cfg->hidden_dim, true, 1, label, err)) != HR_OK ||
+        (st = get_int(o, "vocab_size", &cfg->vocab_size, true, 1, label, err)) != HR_OK ||
+        (st = get_int(o, "max_position_embeddings", &cfg->max_pos, false, 1, label, err)) != HR_OK)
+        return st;
+    cfg->n_kv_heads = cfg->n_heads;
+    if ((st = get_int(o, "num_key_value_heads", &cfg->n_kv_heads, false, 1, label, err)) != HR_OK)
+        return st;
+    if (cfg->dim % cfg->n_heads != 0 && !json_object_has_member(o, "head_dim"))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: hidden_size %d is not divisible by num_attention_heads %d",
+                            label, cfg->dim, cfg->n_heads);
+    cfg->head_dim = cfg->dim / cfg->n_heads;
+    if ((st = get_int(o, "head_dim", &cfg->head_dim, false, 2, label, err)) != HR_OK)
+        return st;
+    if (cfg->head_dim % 2 != 0)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: head_dim %d must be even for RoPE", label, cfg->head_dim);
+    if (cfg->n_heads % cfg->n_kv_heads != 0)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: num_attention_heads %d is not a multiple of "
+                            "num_key_value_heads %d", label, cfg->n_heads, cfg->n_kv_heads);
+    if ((st = get_float(o, "rms_norm_eps", &cfg->norm_eps, label, err)) != HR_OK ||
+        (st = get_float(o, "rope_theta", &cfg->rope_theta, label, err)) != HR_OK)
+        return st;
+    if (!(cfg->rope_theta > 0.0f) || !(cfg->norm_eps >= 0.0f))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: rope_theta must be positive and rms_norm_eps non-negative", label);
+    if ((st = parse_rope_scaling(o, cfg, label, err)) != HR_OK)
+        return st;
+
+    /* transformers' Llama/Mistral/Qwen2 configs default to untied heads. */
+    cfg->tie_embeddings = false;
+    if ((st = get_bool(o, "tie_word_embeddings", &cfg->tie_embeddings, label, err)) != HR_OK)
+        return st;
+    cfg->qkv_bias = cfg->arch == HR_ARCH_QWEN2;
+    if (cfg->arch == HR_ARCH_LLAMA && (st = get_bool(o, "attention_bias", &cfg->qkv_bias, label, err)) != HR_OK)
+        return st;
+    bool mlp_bias = false;
+    if ((st = get_bool(o, "mlp_bias", &mlp_bias, label, err)) != HR_OK)
+        return st;
+    if (mlp_bias)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: mlp_bias is not supported", label);
+
+    /* Sliding-window attention: Mistral uses it when set; Qwen2 only with
+     * use_sliding_window true. */
+    if (cfg->arch != HR_ARCH_LLAMA) {
+        bool use_sw = cfg->arch == HR_ARCH_MISTRAL;
+        if (cfg->arch == HR_ARCH_QWEN2 && (st = get_bool(o, "use_sliding_window", &use_sw, label, err)) != HR_OK)
+            return st;
+        if (use_sw && (st = get_int(o, "sliding_window", &cfg->sliding_window, false, 0, label, err)) != HR_OK)
+            return st;
+    }
+
+    int n = 0, bos[HR_MAX_EOS];
+    if ((st = get_token_ids(o, "bos_token_id", bos, &n, HR_MAX_EOS, label, err)) != HR_OK)
+        return st;
+    if (n > 0)
+        cfg->bos_id = bos[0];
+    if ((st = get_token_ids(o, "eos_token_id", cfg->eos_ids, &cfg->n_eos, HR_MAX_EOS, label, err)) != HR_OK)
+        return st;
+
+    if (generation_json) {
+        g_autoptr(JsonParser) gp = json_parser_new();
+        g_autofree char *glabel = g_strdup_printf("%s (generation_config.json)", label);
+        JsonObject *g = parse_object(gp, generation_json, glabel, err);
+        if (!g)
+            return err ? err->status : HR_ERR_FORMAT;
+        n = 0;
+        if ((st = get_token_ids(g, "bos_token_id", bos, &n, HR_MAX_EOS, glabel, err)) != HR_OK)
+            return st;
+        if (n > 0)
+            cfg->bos_id = bos[0];
+        int geos[HR_MAX_EOS], ng = 0;
+        if ((st = get_token_ids(g, "eos_token_id", geos, &ng, HR_MAX_EOS, glabel, err)) != HR_OK)
+            return st;
+        for (int i = 0; i < ng; i++) {
+            if (!hr_model_config_is_eos(cfg, geos[i]) && cfg->n_eos < HR_MAX_EOS)
+                cfg->eos_ids[cfg->n_eos++] = geos[i];
+        }
+    }
+    if (cfg->bos_id >= cfg->vocab_size)
+        cfg->bos_id = -1;
+    return HR_OK;
+}
+
+HrStatus
+hr_model_config_load(const char *dir, HrModelConfig *cfg, HrError *err)
+{
+    g_autofree char *path = g_build_filename(dir, "config.json", NULL);
+    g_autofree char *gpath = g_build_filename(dir, "generation_config.json", NULL);
+    g_autofree char *text = NULL, *gtext = NULL;
+    GError *gerr = NULL;
+    if (!g_file_get_contents(path, &text, NULL, &gerr)) {
+        HrStatus st = hr_error_set(err, HR_ERR_IO, "%s: %s", path, gerr->message);
+        g_error_free(gerr);
+        return st;
+    }
+    if (g_file_test(gpath, G_FILE_TEST_EXISTS) && !g_file_get_contents(gpath, &gtext, NULL, &gerr)) {
+        HrStatus st = hr_error_set(err, HR_ERR_IO, "%s: %s", gpath, gerr->message);
+        g_error_free(gerr);
+        return st;
+    }
+    return hr_model_config_parse(text, gtext, path, cfg, err);
+}
+
+bool
+hr_model_config_is_eos(const HrModelConfig *cfg, int token)
+{
+    for (int i = 0; i < cfg->n_eos; i++) {
+        if (cfg->eos_ids[i] == token)
+            return true;
+    }
+    return false;
+}

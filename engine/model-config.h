@@ -1,0 +1,57 @@
+/* model-config.h — the parts of a Hugging Face config.json the engine runs on. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hr-status.h"
+
+typedef enum {
+    HR_ARCH_LLAMA,     /* LlamaForCausalLM (also SmolLM, TinyLlama) */
+    HR_ARCH_MISTRAL,   /* MistralForCausalLM */
+    HR_ARCH_QWEN2,     /* Qwen2ForCausalLM: q/k/v carry a bias */
+} HrArch;
+
+typedef enum {
+    HR_ROPE_DEFAULT,
+    HR_ROPE_LINEAR,    /* positions divided by factor */
+    HR_ROPE_LLAMA3,    /* Llama 3.1 frequency-dependent scaling */
+} HrRopeScaling;
+
+#define HR_MAX_EOS 8
+
+typedef struct {
+    HrArch arch;
+    char arch_name[64];         /* as written in config.json */
+    int dim;                    /* hidden_size */
+    int n_layers;               /* num_hidden_layers */
+    int n_heads;                /* num_attention_heads */
+    int n_kv_heads;             /* num_key_value_heads (GQA), defaults to n_heads */
+    int head_dim;               /* explicit or dim / n_heads */
+    int hidden_dim;             /* intermediate_size */
+    int vocab_size;
+    int max_pos;                /* max_position_embeddings */
+    float norm_eps;             /* rms_norm_eps */
+    float rope_theta;
+    HrRopeScaling rope_scaling;
+    float rope_factor;
+    float rope_low_freq_factor;
+    float rope_high_freq_factor;
+    int rope_original_max_pos;
+    bool tie_embeddings;
+    bool qkv_bias;              /* Qwen2, or Llama's attention_bias */
+    int sliding_window;         /* 0 = none */
+    int bos_id;                 /* -1 when absent */
+    int n_eos;
+    int eos_ids[HR_MAX_EOS];
+} HrModelConfig;
+
+/* Parse DIR/config.json and, when present, DIR/generation_config.json (whose
+ * bos/eos ids are merged in). Unknown architectures are refused by name. */
+HrStatus hr_model_config_load(const char *dir, HrModelConfig *cfg, HrError *err);
+
+/* Parse from JSON text (config, and optional generation config text). */
+HrStatus hr_model_config_parse(const char *config_json, const char *generation_json,
+                               const char *label, HrModelConfig *cfg, HrError *err);
+
+bool hr_model_config_is_eos(const HrModelConfig *cfg, int token);

@@ -1,0 +1,178 @@
+#include "model.h"
+
+#include <string.h>
+
+#include <glib.h>
+
+struct HrModel {
+    HrModelConfig cfg;
+    HrTensorSet *weights;
+    const HrBackendOps *ops;
+    void *ctx;
+    int context_len;
+    int32_t *cached;       /* [context_len] tokens whose KV entries are valid */
+    int n_cached;
+};
+
+void
+hr_model_options_init(HrModelOptions *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->backend = "cpu";
+    opt->kv_type = HR_KV_F16;
+}
+
+const HrBackendOps *
+hr_backend_find(const char *name)
+{
+    if (!name || strcmp(name, "cpu") == 0 || strcmp(name, "auto") == 0)
+        return &hr_cpu_backend;
+    return NULL;
+}
+
+HrStatus
+hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError *err)
+{
+    HrModelOptions defaults;
+    if (!opt) {
+        hr_model_options_init(&defaults);
+        opt = &defaults;
+    }
+    *out = NULL;
+    const HrBackendOps *ops = hr_backend_find(opt->backend);
+    if (!ops)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "backend \"%s\" is not available in this build "
+                            "(available: cpu)", opt->backend);
+    if (ops->api_version != HR_BACKEND_API_VERSION)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "backend \"%s\" implements interface version %u, "
+                            "the engine needs %u", ops->name, ops->api_version, HR_BACKEND_API_VERSION);
+
+    HrModel *m = g_new0(HrModel, 1);
+    HrStatus st = hr_model_config_load(dir, &m->cfg, err);
+    if (st == HR_OK)
+        st = hr_tensor_set_open_dir(dir, &m->weights, err);
+    if (st == HR_OK) {
+        m->context_len = opt->context_len > 0 ? opt->context_len : MIN(m->cfg.max_pos, 4096);
+        HrBackendOptions bopt = {
+            .context_len = m->context_len,
+            .kv_type = opt->kv_type,
+            .n_threads = opt->n_threads,
+        };
+        st = ops->create(&m->cfg, m->weights, &bopt, opt->progress, opt->progress_user, &m->ctx, err);
+        if (st != HR_OK)
+            hr_error_prefix(err, "%s: ", dir);
+    }
+    if (st != HR_OK) {
+        hr_model_free(m);
+        return st;
+    }
+    m->ops = ops;
+    m->cached = g_new0(int32_t, m->context_len);
+    *out = m;
+    return HR_OK;
+}
+
+void
+hr_model_free(HrModel *m)
+{
+    if (!m)
+        return;
+    if (m->ctx && m->ops)
+        m->ops->destroy(m->ctx);
+    hr_tensor_set_free(m->weights);
+    g_free(m->cached);
+    g_free(m);
+}
+
+const HrModelConfig *
+hr_model_config(const HrModel *m)
+{
+    return &m->cfg;
+}
+
+const HrBackendOps *
+hr_model_backend(const HrModel *m)
+{
+    return m->ops;
+}
+
+int
+hr_model_context_len(const HrModel *m)
+{
+    return m->context_len;
+}
+
+void
+hr_model_memory(const HrModel *m, HrMemoryReport *out)
+{
+    m->ops->memory(m->ctx, out);
+}
+
+int
+hr_model_n_cached(const HrModel *m)
+{
+    return m->n_cached;
+}
+
+HrStatus
+hr_model_eval(HrModel *m, const int32_t *tokens, int n, HrError *err)
+{
+    if (n < 1)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "nothing to evaluate");
+    if (n > m->context_len)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "%d tokens do not fit the context of %d", n, m->context_len);
+    int common = 0;
+    while (common < m->n_cached && common < n && m->cached[common] == tokens[common])
+        common++;
+    /* The last token always runs, so its logits are fresh. */
+    if (common == n)
+        common = n - 1;
+    m->n_cached = common; /* entries past here are about to be overwritten */
+    HrStatus st = m->ops->forward(m->ctx, tokens + common, n - common, common, false, err);
+    if (st != HR_OK)
+        return st;
+    memcpy(m->cached + common, tokens + common, sizeof(int32_t) * (size_t)(n - common));
+    m->n_cached = n;
+    return HR_OK;
+}
+
+HrStatus
+hr_model_append(HrModel *m, const int32_t *tokens, int n, HrError *err)
+{
+    if (n < 1)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "nothing to evaluate");
+    if (m->n_cached + n > m->context_len)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "the context of %d tokens is full", m->context_len);
+    HrStatus st = m->ops->forward(m->ctx, tokens, n, m->n_cached, false, err);
+    if (st != HR_OK)
+        return st;
+    memcpy(m->cached + m->n_cached, tokens, sizeof(int32_t) * (size_t)n);
+    m->n_cached += n;
+    return HR_OK;
+}
+
+HrStatus
+hr_model_logits(HrModel *m, float *out, HrError *err)
+{
+    return m->ops->get_logits(m->ctx, -1, out, err);
+}
+
+HrStatus
+hr_model_eval_all(HrModel *m, const int32_t *tokens, int n, HrError *err)
+{
+    if (n < 1 || n > m->context_len)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "%d tokens for a context of %d", n, m->context_len);
+    m->n_cached = 0;
+    HrStatus st = m->ops->forward(m->ctx, tokens, n, 0, true, err);
+    if (st != HR_OK)
+        return st;
+    memcpy(m->cached, tokens, sizeof(int32_t) * (size_t)n);
+    m->n_cached = n;
+    return HR_OK;
+}
+
+HrStatus
+hr_model_logits_row(HrModel *m, int row, float *out, HrError *err)
+{
+    return m->ops->get_logits(m->ctx, row, out, err);
+}

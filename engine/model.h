@@ -1,0 +1,49 @@
+/* model.h — a loaded model: config + mmap'd weights + a backend holding it,
+ * and the token sequence its KV cache currently holds. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "model-config.h"
+
+typedef struct {
+    const char *backend;        /* "cpu" (default), later "vulkan", "cuda", "auto" */
+    int context_len;            /* 0: min(max_position_embeddings, 4096) */
+    HrKvType kv_type;           /* default HR_KV_F16 */
+    int n_threads;              /* 0: one per core */
+    HrProgressFunc progress;
+    void *progress_user;
+} HrModelOptions;
+
+typedef struct HrModel HrModel;
+
+void hr_model_options_init(HrModelOptions *opt);
+
+HrStatus hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError *err);
+void hr_model_free(HrModel *m);
+
+const HrModelConfig *hr_model_config(const HrModel *m);
+const HrBackendOps *hr_model_backend(const HrModel *m);
+int hr_model_context_len(const HrModel *m);
+void hr_model_memory(const HrModel *m, HrMemoryReport *out);
+
+/* Make the KV cache hold exactly tokens[0..n) and leave the logits of the
+ * last token ready: the longest prefix already in the cache is reused, so a
+ * new turn (or one more generated token) only runs the new tokens. */
+HrStatus hr_model_eval(HrModel *m, const int32_t *tokens, int n, HrError *err);
+
+/* Append tokens to the cached sequence (same as eval of cache + tokens). */
+HrStatus hr_model_append(HrModel *m, const int32_t *tokens, int n, HrError *err);
+
+/* Number of tokens the KV cache holds now. */
+int hr_model_n_cached(const HrModel *m);
+
+/* Logits of the last evaluated token, into out[vocab_size]. */
+HrStatus hr_model_logits(HrModel *m, float *out, HrError *err);
+
+/* Run tokens[0..n) from position 0 keeping every row's logits (perplexity,
+ * tests); rows are read with hr_model_logits_row. Invalidates the cache. */
+HrStatus hr_model_eval_all(HrModel *m, const int32_t *tokens, int n, HrError *err);
+HrStatus hr_model_logits_row(HrModel *m, int row, float *out, HrError *err);

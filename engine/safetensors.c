@@ -1,0 +1,1059 @@
+/* safetensors.c — mmap'd, validated safetensors files and model directories.
+ *
+ * A file is validated completely before anything is handed out:
+ *
+ *   1. The 8-byte little-endian header length N: 8 + N <= file size and
+ *      N <= 100 MB.
+ *   2. The header bytes: no NUL, valid UTF-8, and strict JSON as far as the
+ *      tokens go (json_strict_check below). json-glib 1.6 is lenient and has
+ *      rough edges on odd input — it accepts comments, hex and octal numbers,
+ *      "var x = ...", octal string escapes; wraps integers past 2^64; mishandles
+ *      lone UTF-16 surrogates; recurses without a depth limit; keeps the last
+ *      of duplicate keys after a linear search (quadratic on hostile input).
+ *      The pre-check rejects all of that, so json-glib only ever sees strict
+ *      JSON whose integers fit in int64, at most 64 levels deep, with no
+ *      duplicate keys in any object. json-glib then builds the tree.
+ *   3. The tree: a JSON object; "__metadata__", if present, an object of
+ *      strings; every other member a tensor {"dtype", "shape", "data_offsets"}
+ *      (other members are ignored, as the reference implementation does) with
+ *      a known dtype, at most HR_MAX_DIMS non-negative integer dimensions whose
+ *      product (times the dtype size) does not overflow, offsets
+ *      0 <= begin <= end <= data area size, and end - begin == numel x size.
+ *   4. No two tensors overlap (sorted by begin, each must start at or after
+ *      the furthest end seen so far).
+ *
+ * Tensors are kept in header order (the order of the JSON members in the
+ * file); lookup by name is through a hash table.
+ *
+ * A model directory (HrTensorSet) is the files that make it up, tensors in
+ * file order within each file, files in the order described at
+ * hr_tensor_set_open_dir.
+ */
+#include "safetensors.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+
+#define HEADER_MAX ((uint64_t)100 * 1000 * 1000)  /* 100 MB, as the reference implementation */
+#define INDEX_MAX ((int64_t)100 * 1000 * 1000)
+#define JSON_MAX_DEPTH 64
+#define INDEX_NAME "model.safetensors.index.json"
+#define SINGLE_NAME "model.safetensors"
+
+/* ---------------------------------------------------------------- dtypes */
+
+static const struct {
+    const char *name;
+    size_t size;
+} dtype_info[] = {
+    [HR_DTYPE_F32] = { "F32", 4 },
+    [HR_DTYPE_F16] = { "F16", 2 },
+    [HR_DTYPE_BF16] = { "BF16", 2 },
+    [HR_DTYPE_I32] = { "I32", 4 },
+    [HR_DTYPE_F64] = { "F64", 8 },
+    [HR_DTYPE_I64] = { "I64", 8 },
+    [HR_DTYPE_I16] = { "I16", 2 },
+    [HR_DTYPE_I8] = { "I8", 1 },
+    [HR_DTYPE_U8] = { "U8", 1 },
+    [HR_DTYPE_BOOL] = { "BOOL", 1 },
+};
+
+#define N_DTYPES G_N_ELEMENTS(dtype_info)
+
+size_t
+hr_dtype_size(HrDType dt)
+{
+    return (unsigned)dt < N_DTYPES ? dtype_info[dt].size : 0;
+}
+
+const char *
+hr_dtype_name(HrDType dt)
+{
+    return (unsigned)dt < N_DTYPES ? dtype_info[dt].name : "?";
+}
+
+static bool
+dtype_from_name(const char *name, HrDType *out)
+{
+    for (unsigned i = 0; i < N_DTYPES; i++) {
+        if (strcmp(name, dtype_info[i].name) == 0) {
+            *out = (HrDType)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+int64_t
+hr_tensor_numel(const HrTensor *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->n_dims; i++)
+        n *= t->shape[i];  /* validated at load: no overflow */
+    return n;
+}
+
+/* ------------------------------------------------- strict JSON pre-check */
+
+typedef struct {
+    bool is_object;
+    bool expect_key;     /* the next string in this object is a member name */
+    GHashTable *keys;    /* member names seen so far (created on the first) */
+} JsonFrame;
+
+static int
+hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static bool
+read_hex4(const char *s, size_t n, size_t i, unsigned *out)
+{
+    if (n - i < 4)
+        return false;
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        int h = hex_value(s[i + k]);
+        if (h < 0)
+            return false;
+        v = v * 16 + (unsigned)h;
+    }
+    *out = v;
+    return true;
+}
+
+/* Scan the string starting at s[*i] == '"'; on success *i is past the closing
+ * quote and, if out is non-NULL, it holds the decoded text. */
+static bool
+scan_string(const char *s, size_t n, size_t *i, GString *out, char *why, size_t why_len)
+{
+    size_t start = *i;
+    size_t p = start + 1;
+    for (;;) {
+        if (p >= n) {
+            g_snprintf(why, why_len, "unterminated string starting at byte %zu", start);
+            return false;
+        }
+        unsigned char c = (unsigned char)s[p];
+        if (c == '"')
+            break;
+        if (c < 0x20) {
+            g_snprintf(why, why_len, "control character 0x%02x inside a string at byte %zu", c, p);
+            return false;
+        }
+        if (c != '\\') {
+            if (out)
+                g_string_append_c(out, (char)c);
+            p++;
+            continue;
+        }
+        if (p + 1 >= n) {
+            g_snprintf(why, why_len, "unterminated string starting at byte %zu", start);
+            return false;
+        }
+        char e = s[p + 1];
+        const char *simple = strchr("\"\\/bfnrt", e);
+        if (e != '\0' && simple) {
+            static const char decoded[] = "\"\\/\b\f\n\r\t";
+            if (out)
+                g_string_append_c(out, decoded[simple - "\"\\/bfnrt"]);
+            p += 2;
+            continue;
+        }
+        if (e != 'u') {
+            g_snprintf(why, why_len, "invalid escape '\\%c' at byte %zu",
+                       g_ascii_isprint(e) ? e : '?', p);
+            return false;
+        }
+        unsigned u;
+        if (!read_hex4(s, n, p + 2, &u)) {
+            g_snprintf(why, why_len, "invalid \\u escape at byte %zu", p);
+            return false;
+        }
+        size_t used = 6;
+        gunichar ch = u;
+        if (u == 0) {
+            g_snprintf(why, why_len, "\\u0000 inside a string at byte %zu", p);
+            return false;
+        }
+        if (u >= 0xdc00 && u <= 0xdfff) {
+            g_snprintf(why, why_len, "unpaired UTF-16 surrogate \\u%04x at byte %zu", u, p);
+            return false;
+        }
+        if (u >= 0xd800 && u <= 0xdbff) {
+            unsigned lo;
+            if (n - p < 12 || s[p + 6] != '\\' || s[p + 7] != 'u' || !read_hex4(s, n, p + 8, &lo) ||
+                lo < 0xdc00 || lo > 0xdfff) {
+                g_snprintf(why, why_len, "unpaired UTF-16 surrogate \\u%04x at byte %zu", u, p);
+                return false;
+            }
+            ch = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+            used = 12;
+        }
+        if (out)
+            g_string_append_unichar(out, ch);
+        p += used;
+    }
+    *i = p + 1;
+    return true;
+}
+
+/* A number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? ; integers (no
+ * fraction, no exponent) must fit in int64. */
+static bool
+scan_number(const char *s, size_t n, size_t *i, char *why, size_t why_len)
+{
+    size_t start = *i, p = *i;
+    if (p < n && s[p] == '-')
+        p++;
+    size_t int_start = p;
+    if (p < n && s[p] == '0') {
+        p++;
+    } else if (p < n && s[p] >= '1' && s[p] <= '9') {
+        while (p < n && g_ascii_isdigit(s[p]))
+            p++;
+    } else {
+        g_snprintf(why, why_len, "malformed number at byte %zu", start);
+        return false;
+    }
+    size_t int_end = p;
+    bool is_int = true;
+    if (p < n && s[p] == '.') {
+        is_int = false;
+        p++;
+        if (p >= n || !g_ascii_isdigit(s[p])) {
+            g_snprintf(why, why_len, "malformed number at byte %zu", start);
+            return false;
+        }
+        while (p < n && g_ascii_isdigit(s[p]))
+            p++;
+    }
+    if (p < n && (s[p] == 'e' || s[p] == 'E')) {
+        is_int = false;
+        p++;
+        if (p < n && (s[p] == '+' || s[p] == '-'))
+            p++;
+        if (p >= n || !g_ascii_isdigit(s[p])) {
+            g_snprintf(why, why_len, "malformed number at byte %zu", start);
+            return false;
+        }
+        while (p < n && g_ascii_isdigit(s[p]))
+            p++;
+    }
+    if (p < n && (g_ascii_isalnum(s[p]) || s[p] == '.' || s[p] == '-' || s[p] == '+' || s[p] == '_')) {
+        g_snprintf(why, why_len, "malformed number at byte %zu", start);
+        return false;
+    }
+    if (is_int) {
+        /* Magnitude <= INT64_MAX: at most 19 digits, and compared as text. */
+        size_t nd = int_end - int_start;
+        static const char max_digits[] = "9223372036854775807";
+        if (nd > 19 || (nd == 19 && memcmp(s + int_start, max_digits, 19) > 0)) {
+            g_snprintf(why, why_len, "integer %.*s at byte %zu is out of range", (int)MIN(p - start, 40),
+                       s + start, start);
+            return false;
+        }
+    }
+    *i = p;
+    return true;
+}
+
+/* Check that s[0..n) is one strict-JSON value (an object when need_object),
+ * with at most JSON_MAX_DEPTH levels of nesting and no object holding the
+ * same key twice. Grammar (commas, colons, value positions) is left to
+ * json-glib; this checks tokens, nesting and keys. */
+static bool
+json_strict_check(const char *s, size_t n, bool need_object, char *why, size_t why_len)
+{
+    JsonFrame stack[JSON_MAX_DEPTH];
+    int depth = 0;
+    bool done = false, ok = false;
+    GString *key = g_string_new(NULL);
+    size_t i = 0;
+    const char *bad_utf8;
+
+    if (!g_utf8_validate(s, (gssize)n, &bad_utf8)) {
+        g_snprintf(why, why_len, "not valid UTF-8 (at byte %zu)", (size_t)(bad_utf8 - s));
+        goto out;
+    }
+    for (;;) {
+        while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+            i++;
+        if (i >= n)
+            break;
+        char c = s[i];
+        if (done) {
+            g_snprintf(why, why_len, "data after the end of the JSON value at byte %zu", i);
+            goto out;
+        }
+        if (depth == 0 && need_object && c != '{') {
+            g_snprintf(why, why_len, "not a JSON object (it starts with '%c')", g_ascii_isprint(c) ? c : '?');
+            goto out;
+        }
+        JsonFrame *top = depth > 0 ? &stack[depth - 1] : NULL;
+        switch (c) {
+        case '{':
+        case '[':
+            if (depth == JSON_MAX_DEPTH) {
+                g_snprintf(why, why_len, "nested more than %d levels deep at byte %zu", JSON_MAX_DEPTH, i);
+                goto out;
+            }
+            stack[depth++] = (JsonFrame){ .is_object = c == '{', .expect_key = c == '{', .keys = NULL };
+            i++;
+            break;
+        case '}':
+        case ']':
+            if (!top || top->is_object != (c == '}')) {
+                g_snprintf(why, why_len, "unbalanced '%c' at byte %zu", c, i);
+                goto out;
+            }
+            if (top->keys)
+                g_hash_table_destroy(top->keys);
+            depth--;
+            done = depth == 0;
+            i++;
+            break;
+        case ',':
+            if (top && top->is_object)
+                top->expect_key = true;
+            i++;
+            break;
+        case ':':
+            if (top && top->is_object)
+                top->expect_key = false;
+            i++;
+            break;
+        case '"': {
+            bool is_key = top && top->is_object && top->expect_key;
+            g_string_truncate(key, 0);
+            if (!scan_string(s, n, &i, is_key ? key : NULL, why, why_len))
+                goto out;
+            if (is_key) {
+                top->expect_key = false;
+                if (!top->keys)
+                    top->keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+                if (g_hash_table_contains(top->keys, key->str)) {
+                    g_snprintf(why, why_len, "duplicate key '%s'", key->str);
+                    goto out;
+                }
+                g_hash_table_add(top->keys, g_strdup(key->str));
+            }
+            done = depth == 0;
+            break;
+        }
+        case 't':
+        case 'f':
+        case 'n': {
+            const char *lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
+            size_t len = strlen(lit);
+            if (n - i < len || memcmp(s + i, lit, len) != 0 ||
+                (n - i > len && (g_ascii_isalnum(s[i + len]) || s[i + len] == '_'))) {
+                g_snprintf(why, why_len, "unexpected word at byte %zu", i);
+                goto out;
+            }
+            i += len;
+            done = depth == 0;
+            break;
+        }
+        default:
+            if (c == '-' || g_ascii_isdigit(c)) {
+                if (!scan_number(s, n, &i, why, why_len))
+                    goto out;
+                done = depth == 0;
+                break;
+            }
+            g_snprintf(why, why_len, "unexpected character '%c' at byte %zu",
+                       g_ascii_isprint(c) ? c : '?', i);
+            goto out;
+        }
+    }
+    if (depth > 0)
+        g_snprintf(why, why_len, "JSON ends inside an unclosed %s", stack[depth - 1].is_object ? "object" : "array");
+    else if (!done)
+        g_snprintf(why, why_len, "empty (no JSON value)");
+    else
+        ok = true;
+out:
+    for (int d = 0; d < depth; d++)
+        if (stack[d].keys)
+            g_hash_table_destroy(stack[d].keys);
+    g_string_free(key, TRUE);
+    return ok;
+}
+
+/* Parse text (n bytes, no NUL inside) with json-glib after the strict check.
+ * On failure returns NULL with why filled. The caller unrefs the parser. */
+static JsonParser *
+parse_json(const char *text, size_t n, bool need_object, char *why, size_t why_len)
+{
+    if (!json_strict_check(text, n, need_object, why, why_len))
+        return NULL;
+    /* A NUL-terminated copy, so nothing in json-glib can read past the end. */
+    char *copy = g_malloc(n + 1);
+    memcpy(copy, text, n);
+    copy[n] = '\0';
+    JsonParser *parser = json_parser_new();
+    GError *gerr = NULL;
+    gboolean loaded = json_parser_load_from_data(parser, copy, (gssize)n, &gerr);
+    g_free(copy);
+    if (!loaded) {
+        g_snprintf(why, why_len, "%s", gerr ? gerr->message : "parse error");
+        g_clear_error(&gerr);
+        g_object_unref(parser);
+        return NULL;
+    }
+    JsonNode *root = json_parser_get_root(parser);
+    if (!root || (need_object && !JSON_NODE_HOLDS_OBJECT(root))) {
+        g_snprintf(why, why_len, "not a JSON object");
+        g_object_unref(parser);
+        return NULL;
+    }
+    return parser;
+}
+
+/* ------------------------------------------------------------ one file */
+
+struct HrSafetensors {
+    char *label;
+    void *map;             /* the mmap'd file, or NULL for parse_memory */
+    size_t map_len;
+    HrTensor *tensors;
+    size_t n_tensors;
+    GHashTable *by_name;   /* name -> HrTensor *; keys are the tensors' names */
+    GHashTable *metadata;  /* owned key -> owned value */
+};
+
+static void
+format_shape(char *buf, size_t len, const int64_t *shape, int n_dims)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    used += (size_t)g_snprintf(buf, len, "[");
+    for (int i = 0; i < n_dims && used < len; i++)
+        used += (size_t)g_snprintf(buf + used, len - used, "%s%" PRId64, i ? ", " : "", shape[i]);
+    if (used < len)
+        g_snprintf(buf + used, len - used, "]");
+}
+
+/* A JSON integer >= 0 (json-glib gives doubles for fractions and exponents). */
+static bool
+node_uint(JsonNode *node, uint64_t *out)
+{
+    if (!node || !JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_INT64)
+        return false;
+    gint64 v = json_node_get_int(node);
+    if (v < 0)
+        return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+typedef struct {
+    uint64_t begin, end;
+    size_t index;
+} Span;
+
+static int
+span_cmp(const void *a, const void *b)
+{
+    const Span *x = a, *y = b;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    return 0;
+}
+
+static HrStatus
+parse_metadata(HrSafetensors *st, JsonNode *node, HrError *err)
+{
+    if (!JSON_NODE_HOLDS_OBJECT(node))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"__metadata__\" is not a JSON object", st->label);
+    JsonObject *obj = json_node_get_object(node);
+    GList *members = json_object_get_members(obj);
+    HrStatus status = HR_OK;
+    for (GList *l = members; l; l = l->next) {
+        const char *key = l->data;
+        JsonNode *v = json_object_get_member(obj, key);
+        if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_STRING) {
+            status = hr_error_set(err, HR_ERR_FORMAT, "%s: \"__metadata__\" value '%s' is not a string",
+                                  st->label, key);
+            break;
+        }
+        g_hash_table_replace(st->metadata, g_strdup(key), g_strdup(json_node_get_string(v)));
+    }
+    g_list_free(members);
+    return status;
+}
+
+/* Fill t from the tensor's JSON description; span gets its offsets. */
+static HrStatus
+parse_tensor(HrSafetensors *st, const char *name, JsonNode *node, const uint8_t *data_area,
+             uint64_t data_len, HrTensor *t, Span *span, HrError *err)
+{
+    const char *f = st->label;
+    if (!JSON_NODE_HOLDS_OBJECT(node))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s': description is not a JSON object", f, name);
+    JsonObject *obj = json_node_get_object(node);
+
+    JsonNode *dn = json_object_get_member(obj, "dtype");
+    if (!dn)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s': \"dtype\" is missing", f, name);
+    if (!JSON_NODE_HOLDS_VALUE(dn) || json_node_get_value_type(dn) != G_TYPE_STRING)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s': \"dtype\" is not a string", f, name);
+    const char *dtype = json_node_get_string(dn);
+    if (!dtype_from_name(dtype, &t->dtype))
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s, which Hearth does not "
+                            "read (it reads F32 F16 BF16 I32 F64 I64 I16 I8 U8 BOOL)", f, name, dtype);
+    size_t elem = hr_dtype_size(t->dtype);
+
+    JsonNode *sn = json_object_get_member(obj, "shape");
+    if (!sn)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s': \"shape\" is missing", f, name);
+    if (!JSON_NODE_HOLDS_ARRAY(sn))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s': \"shape\" is not an array", f, name);
+    JsonArray *sa = json_node_get_array(sn);
+    guint nd = json_array_get_length(sa);
+    if (nd > HR_MAX_DIMS)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: tensor '%s' has %u dimensions; at most %d are "
+                            "supported", f, name, nd, HR_MAX_DIMS);
+    t->n_dims = (int)nd;
+    uint64_t numel = 1;
+    bool overflow = false;
+    for (guint d = 0; d < nd; d++) {
+        uint64_t v;
+        if (!node_uint(json_array_get_element(sa, d), &v))
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s': shape[%u] is not a non-negative "
+                                "integer", f, name, d);
+        t->shape[d] = (int64_t)v;
+        overflow |= __builtin_mul_overflow(numel, v, &numel);
+    }
+    char shape[256];
+    format_shape(shape, sizeof shape, t->shape, t->n_dims);
+    uint64_t need;
+    if (overflow || numel > (uint64_t)INT64_MAX || __builtin_mul_overflow(numel, (uint64_t)elem, &need))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s': shape %s is too large (its size "
+                            "overflows 64 bits)", f, name, shape);
+
+    JsonNode *on = json_object_get_member(obj, "data_offsets");
+    if (!on)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s': \"data_offsets\" is missing", f, name);
+    if (!JSON_NODE_HOLDS_ARRAY(on) || json_array_get_length(json_node_get_array(on)) != 2)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s': \"data_offsets\" is not an array of "
+                            "two integers", f, name);
+    JsonArray *oa = json_node_get_array(on);
+    uint64_t begin, end;
+    if (!node_uint(json_array_get_element(oa, 0), &begin) || !node_uint(json_array_get_element(oa, 1), &end))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s': \"data_offsets\" must be two "
+                            "non-negative integers", f, name);
+    if (begin > end)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
+                            "] begin after they end", f, name, begin, end);
+    if (end > data_len)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
+                            "] run past the end of the %" PRIu64 "-byte data area (the file is "
+                            "truncated or corrupt)", f, name, begin, end, data_len);
+    if (end - begin != need)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
+                            "] hold %" PRIu64 " bytes but %s %s needs %" PRIu64, f, name, begin, end,
+                            end - begin, dtype, shape, need);
+    t->data = data_area + begin;
+    t->n_bytes = (size_t)need;
+    t->file = st->label;
+    span->begin = begin;
+    span->end = end;
+    return HR_OK;
+}
+
+static HrStatus
+parse_image(HrSafetensors *st, const uint8_t *base, size_t len, HrError *err)
+{
+    const char *f = st->label;
+    if (len == 0)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: empty file (a safetensors file starts with an "
+                            "8-byte header length)", f);
+    if (len < 8)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: the file is %zu bytes, too short for the 8-byte "
+                            "header length of a safetensors file", f, len);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | base[i];
+    if (hlen > (uint64_t)(len - 8))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: header length %" PRIu64 " runs past the end of the "
+                            "%zu-byte file (truncated, or not a safetensors file)", f, hlen, len);
+    if (hlen > HEADER_MAX)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: header length %" PRIu64 " is over the limit of %"
+                            PRIu64 " bytes", f, hlen, HEADER_MAX);
+    const char *header = (const char *)base + 8;
+    size_t n = (size_t)hlen;
+    const char *nul = memchr(header, '\0', n);
+    if (nul)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: the header has a NUL byte at file offset %zu",
+                            f, (size_t)(nul - (const char *)base));
+
+    char why[512];
+    JsonParser *parser = parse_json(header, n, true, why, sizeof why);
+    if (!parser)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: the header is not valid safetensors JSON: %s", f, why);
+
+    const uint8_t *data_area = base + 8 + n;
+    uint64_t data_len = (uint64_t)(len - 8 - n);
+    JsonObject *root = json_node_get_object(json_parser_get_root(parser));
+    GList *members = json_object_get_members(root);
+    guint n_members = json_object_get_size(root);
+    st->tensors = g_new0(HrTensor, n_members);
+    Span *spans = g_new0(Span, n_members);
+    HrStatus status = HR_OK;
+    for (GList *l = members; l && status == HR_OK; l = l->next) {
+        const char *name = l->data;
+        JsonNode *node = json_object_get_member(root, name);
+        if (strcmp(name, "__metadata__") == 0) {
+            status = parse_metadata(st, node, err);
+            continue;
+        }
+        HrTensor *t = &st->tensors[st->n_tensors];
+        status = parse_tensor(st, name, node, data_area, data_len, t, &spans[st->n_tensors], err);
+        if (status != HR_OK)
+            break;
+        t->name = g_strdup(name);
+        spans[st->n_tensors].index = st->n_tensors;
+        st->n_tensors++;
+        if (!g_hash_table_insert(st->by_name, (gpointer)t->name, t))
+            status = hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' appears twice", f, name);
+    }
+    g_list_free(members);
+    g_object_unref(parser);
+
+    if (status == HR_OK && st->n_tensors > 1) {
+        qsort(spans, st->n_tensors, sizeof *spans, span_cmp);
+        size_t far = 0;  /* the span ending furthest so far */
+        for (size_t i = 1; i < st->n_tensors; i++) {
+            if (spans[i].begin < spans[far].end) {
+                const HrTensor *a = &st->tensors[spans[far].index], *b = &st->tensors[spans[i].index];
+                status = hr_error_set(err, HR_ERR_FORMAT, "%s: tensors '%s' (data_offsets [%" PRIu64 ", %"
+                                      PRIu64 "]) and '%s' (data_offsets [%" PRIu64 ", %" PRIu64 "]) overlap",
+                                      f, a->name, spans[far].begin, spans[far].end, b->name,
+                                      spans[i].begin, spans[i].end);
+                break;
+            }
+            if (spans[i].end > spans[far].end)
+                far = i;
+        }
+    }
+    g_free(spans);
+    return status;
+}
+
+static HrSafetensors *
+safetensors_new(const char *label)
+{
+    HrSafetensors *st = g_new0(HrSafetensors, 1);
+    st->label = g_strdup(label);
+    st->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+    st->metadata = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    return st;
+}
+
+void
+hr_safetensors_free(HrSafetensors *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; i < st->n_tensors; i++)
+        g_free((char *)st->tensors[i].name);
+    g_free(st->tensors);
+    g_hash_table_destroy(st->by_name);
+    g_hash_table_destroy(st->metadata);
+    if (st->map)
+        munmap(st->map, st->map_len);
+    g_free(st->label);
+    g_free(st);
+}
+
+HrStatus
+hr_safetensors_parse_memory(const void *data, size_t len, const char *label, HrSafetensors **out,
+                            HrError *err)
+{
+    if (!out)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "hr_safetensors_parse_memory: out is NULL");
+    *out = NULL;
+    if (!label)
+        label = "<memory>";
+    if (!data && len > 0)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "%s: no data", label);
+    HrSafetensors *st = safetensors_new(label);
+    HrStatus status = parse_image(st, data, len, err);
+    if (status != HR_OK) {
+        hr_safetensors_free(st);
+        return status;
+    }
+    *out = st;
+    return HR_OK;
+}
+
+HrStatus
+hr_safetensors_open(const char *path, HrSafetensors **out, HrError *err)
+{
+    if (!out)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "hr_safetensors_open: out is NULL");
+    *out = NULL;
+    if (!path)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "hr_safetensors_open: path is NULL");
+    /* O_NONBLOCK: opening a FIFO must not hang; it is refused below. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        return hr_error_set(err, HR_ERR_IO, "%s: cannot open: %s", path, g_strerror(e));
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return hr_error_set(err, HR_ERR_IO, "%s: cannot stat: %s", path, g_strerror(e));
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        close(fd);
+        return hr_error_set(err, HR_ERR_IO, "%s: is a directory, not a safetensors file", path);
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return hr_error_set(err, HR_ERR_IO, "%s: not a regular file", path);
+    }
+    if (sb.st_size == 0) {
+        close(fd);
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: empty file (a safetensors file starts with an "
+                            "8-byte header length)", path);
+    }
+    if ((uint64_t)sb.st_size > (uint64_t)SIZE_MAX) {
+        close(fd);
+        return hr_error_set(err, HR_ERR_IO, "%s: too large to map", path);
+    }
+    size_t len = (size_t)sb.st_size;
+    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    int map_errno = errno;
+    close(fd);
+    if (map == MAP_FAILED)
+        return hr_error_set(err, HR_ERR_IO, "%s: cannot map %zu bytes: %s", path, len, g_strerror(map_errno));
+
+    HrSafetensors *st = safetensors_new(path);
+    st->map = map;
+    st->map_len = len;
+    HrStatus status = parse_image(st, map, len, err);
+    if (status != HR_OK) {
+        hr_safetensors_free(st);
+        return status;
+    }
+    *out = st;
+    return HR_OK;
+}
+
+size_t
+hr_safetensors_n_tensors(const HrSafetensors *st)
+{
+    return st ? st->n_tensors : 0;
+}
+
+const HrTensor *
+hr_safetensors_tensor(const HrSafetensors *st, size_t i)
+{
+    return st && i < st->n_tensors ? &st->tensors[i] : NULL;
+}
+
+const HrTensor *
+hr_safetensors_find(const HrSafetensors *st, const char *name)
+{
+    return st && name ? g_hash_table_lookup(st->by_name, name) : NULL;
+}
+
+const char *
+hr_safetensors_metadata(const HrSafetensors *st, const char *key)
+{
+    return st && key ? g_hash_table_lookup(st->metadata, key) : NULL;
+}
+
+/* ------------------------------------------------------- model directory */
+
+static gint
+str_cmp(gconstpointer a, gconstpointer b)
+{
+    return strcmp(a, b);
+}
+
+/* For g_ptr_array_sort, which passes pointers to the elements. */
+static gint
+path_cmp(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+free_file(gpointer st)
+{
+    hr_safetensors_free(st);
+}
+
+struct HrTensorSet {
+    GPtrArray *files;     /* HrSafetensors *, owned */
+    GPtrArray *tensors;   /* const HrTensor *, in file order */
+    GHashTable *by_name;  /* name -> const HrTensor * */
+};
+
+void
+hr_tensor_set_free(HrTensorSet *set)
+{
+    if (!set)
+        return;
+    g_hash_table_destroy(set->by_name);
+    g_ptr_array_free(set->tensors, TRUE);
+    g_ptr_array_free(set->files, TRUE);
+    g_free(set);
+}
+
+static HrTensorSet *
+tensor_set_new(void)
+{
+    HrTensorSet *set = g_new0(HrTensorSet, 1);
+    set->files = g_ptr_array_new_with_free_func(free_file);
+    set->tensors = g_ptr_array_new();
+    set->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+    return set;
+}
+
+/* Take st into the set; a tensor already there from another file is an error. */
+static HrStatus
+tensor_set_add(HrTensorSet *set, HrSafetensors *st, HrError *err)
+{
+    g_ptr_array_add(set->files, st);
+    for (size_t i = 0; i < st->n_tensors; i++) {
+        const HrTensor *t = &st->tensors[i];
+        const HrTensor *prev = g_hash_table_lookup(set->by_name, t->name);
+        if (prev)
+            return hr_error_set(err, HR_ERR_FORMAT, "tensor '%s' is in both %s and %s", t->name, prev->file,
+                                t->file);
+        g_hash_table_insert(set->by_name, (gpointer)t->name, (gpointer)t);
+        g_ptr_array_add(set->tensors, (gpointer)t);
+    }
+    return HR_OK;
+}
+
+static HrStatus
+tensor_set_add_path(HrTensorSet *set, const char *path, HrError *err)
+{
+    HrSafetensors *st = NULL;
+    HrStatus status = hr_safetensors_open(path, &st, err);
+    if (status != HR_OK)
+        return status;
+    return tensor_set_add(set, st, err);
+}
+
+static bool
+plain_file_name(const char *name)
+{
+    return name[0] != '\0' && strchr(name, '/') == NULL && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+static HrStatus
+tensor_set_load_index(HrTensorSet *set, const char *dir, const char *index_path, HrError *err)
+{
+    GStatBuf sb;
+    if (g_stat(index_path, &sb) != 0) {
+        int e = errno;
+        return hr_error_set(err, HR_ERR_IO, "%s: cannot stat: %s", index_path, g_strerror(e));
+    }
+    if (!S_ISREG(sb.st_mode))
+        return hr_error_set(err, HR_ERR_IO, "%s: not a regular file", index_path);
+    if (sb.st_size > INDEX_MAX)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: %" PRId64 " bytes is over the limit of %" PRId64,
+                            index_path, (int64_t)sb.st_size, INDEX_MAX);
+    char *text = NULL;
+    gsize len = 0;
+    GError *gerr = NULL;
+    if (!g_file_get_contents(index_path, &text, &len, &gerr)) {
+        HrStatus s = hr_error_set(err, HR_ERR_IO, "%s", gerr->message);
+        g_error_free(gerr);
+        return s;
+    }
+    HrStatus status = HR_OK;
+    char why[512];
+    JsonParser *parser = NULL;
+    GHashTable *shards = g_hash_table_new(g_str_hash, g_str_equal);  /* name -> HrSafetensors * */
+    GList *names = NULL, *shard_names = NULL;
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        status = hr_error_set(err, HR_ERR_FORMAT, "%s: NUL byte at offset %zu", index_path,
+                              (size_t)(nul - text));
+        goto out;
+    }
+    parser = parse_json(text, len, true, why, sizeof why);
+    if (!parser) {
+        status = hr_error_set(err, HR_ERR_FORMAT, "%s: not valid JSON: %s", index_path, why);
+        goto out;
+    }
+    JsonObject *root = json_node_get_object(json_parser_get_root(parser));
+    JsonNode *wm = json_object_get_member(root, "weight_map");
+    if (!wm || !JSON_NODE_HOLDS_OBJECT(wm)) {
+        status = hr_error_set(err, HR_ERR_FORMAT, "%s: \"weight_map\" is missing or not an object", index_path);
+        goto out;
+    }
+    JsonObject *map = json_node_get_object(wm);
+    names = json_object_get_members(map);
+    if (!names) {
+        status = hr_error_set(err, HR_ERR_FORMAT, "%s: \"weight_map\" is empty", index_path);
+        goto out;
+    }
+    for (GList *l = names; l; l = l->next) {
+        JsonNode *v = json_object_get_member(map, l->data);
+        if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_STRING) {
+            status = hr_error_set(err, HR_ERR_FORMAT, "%s: \"weight_map\" entry for tensor '%s' is not a "
+                                  "file name string", index_path, (const char *)l->data);
+            goto out;
+        }
+        const char *shard = json_node_get_string(v);
+        if (!plain_file_name(shard)) {
+            status = hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' is mapped to '%s', which is not a "
+                                  "plain file name inside %s", index_path, (const char *)l->data, shard, dir);
+            goto out;
+        }
+        if (!g_hash_table_contains(shards, shard)) {
+            g_hash_table_insert(shards, (gpointer)shard, NULL);
+            shard_names = g_list_prepend(shard_names, (gpointer)shard);
+        }
+    }
+    shard_names = g_list_sort(shard_names, str_cmp);
+    for (GList *l = shard_names; l; l = l->next) {
+        char *path = g_build_filename(dir, l->data, NULL);
+        HrSafetensors *st = NULL;
+        status = hr_safetensors_open(path, &st, err);
+        g_free(path);
+        if (status != HR_OK) {
+            hr_error_prefix(err, "%s names shard '%s': ", index_path, (const char *)l->data);
+            goto out;
+        }
+        g_hash_table_insert(shards, l->data, st);
+        status = tensor_set_add(set, st, err);
+        if (status != HR_OK)
+            goto out;
+    }
+    for (GList *l = names; l; l = l->next) {
+        const char *tensor = l->data;
+        const char *shard = json_object_get_string_member(map, tensor);
+        HrSafetensors *st = g_hash_table_lookup(shards, shard);
+        if (hr_safetensors_find(st, tensor))
+            continue;
+        const HrTensor *elsewhere = g_hash_table_lookup(set->by_name, tensor);
+        if (elsewhere)
+            status = hr_error_set(err, HR_ERR_FORMAT, "%s maps tensor '%s' to %s, but it is in %s", index_path,
+                                  tensor, st->label, elsewhere->file);
+        else
+            status = hr_error_set(err, HR_ERR_FORMAT, "%s maps tensor '%s' to %s, which does not hold it",
+                                  index_path, tensor, st->label);
+        goto out;
+    }
+out:
+    g_list_free(shard_names);
+    g_list_free(names);
+    g_hash_table_destroy(shards);
+    if (parser)
+        g_object_unref(parser);
+    g_free(text);
+    return status;
+}
+
+static HrStatus
+tensor_set_load_glob(HrTensorSet *set, const char *dir, HrError *err)
+{
+    GError *gerr = NULL;
+    GDir *d = g_dir_open(dir, 0, &gerr);
+    if (!d) {
+        HrStatus s = hr_error_set(err, HR_ERR_IO, "%s", gerr->message);
+        g_error_free(gerr);
+        return s;
+    }
+    GPtrArray *paths = g_ptr_array_new_with_free_func(g_free);
+    const char *name;
+    while ((name = g_dir_read_name(d))) {
+        /* Dot files are skipped: "._x.safetensors" are macOS resource forks. */
+        if (name[0] == '.' || !g_str_has_suffix(name, ".safetensors"))
+            continue;
+        char *path = g_build_filename(dir, name, NULL);
+        if (g_file_test(path, G_FILE_TEST_IS_DIR))
+            g_free(path);
+        else
+            g_ptr_array_add(paths, path);
+    }
+    g_dir_close(d);
+    g_ptr_array_sort(paths, path_cmp);
+    HrStatus status = HR_OK;
+    if (paths->len == 0)
+        status = hr_error_set(err, HR_ERR_IO, "no *.safetensors in %s", dir);
+    for (guint i = 0; i < paths->len && status == HR_OK; i++)
+        status = tensor_set_add_path(set, paths->pdata[i], err);
+    g_ptr_array_free(paths, TRUE);
+    return status;
+}
+
+HrStatus
+hr_tensor_set_open_dir(const char *dir, HrTensorSet **out, HrError *err)
+{
+    if (!out)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "hr_tensor_set_open_dir: out is NULL");
+    *out = NULL;
+    if (!dir)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "hr_tensor_set_open_dir: dir is NULL");
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
+        return hr_error_set(err, HR_ERR_IO, "%s: %s", dir,
+                            g_file_test(dir, G_FILE_TEST_EXISTS) ? "not a directory" : "no such directory");
+    HrTensorSet *set = tensor_set_new();
+    char *index_path = g_build_filename(dir, INDEX_NAME, NULL);
+    char *single_path = g_build_filename(dir, SINGLE_NAME, NULL);
+    HrStatus status;
+    if (g_file_test(index_path, G_FILE_TEST_EXISTS))
+        status = tensor_set_load_index(set, dir, index_path, err);
+    else if (g_file_test(single_path, G_FILE_TEST_EXISTS))
+        status = tensor_set_add_path(set, single_path, err);
+    else
+        status = tensor_set_load_glob(set, dir, err);
+    g_free(index_path);
+    g_free(single_path);
+    if (status != HR_OK) {
+        hr_tensor_set_free(set);
+        return status;
+    }
+    *out = set;
+    return HR_OK;
+}
+
+size_t
+hr_tensor_set_count(const HrTensorSet *set)
+{
+    return set ? set->tensors->len : 0;
+}
+
+const HrTensor *
+hr_tensor_set_get(const HrTensorSet *set, size_t i)
+{
+    return set && i < set->tensors->len ? set->tensors->pdata[i] : NULL;
+}
+
+const HrTensor *
+hr_tensor_set_find(const HrTensorSet *set, const char *name)
+{
+    return set && name ? g_hash_table_lookup(set->by_name, name) : NULL;
+}

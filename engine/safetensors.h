@@ -1,0 +1,79 @@
+/* safetensors.h — mmap'd, validated safetensors files and model directories.
+ *
+ * Format: 8-byte little-endian header length N, N bytes of JSON
+ *   { "__metadata__": {str: str}, "<name>": {"dtype": "F16", "shape": [..],
+ *     "data_offsets": [begin, end]}, ... }
+ * then the data area; offsets are relative to the data area.
+ *
+ * Everything is validated before any tensor is handed out: header length
+ * within the file, JSON well-formed, known dtype, shape non-negative and
+ * without overflow, offsets inside the data area and non-overlapping,
+ * dtype size x numel == end - begin. Errors name the file and the tensor.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hr-status.h"
+
+typedef enum {
+    HR_DTYPE_F32,
+    HR_DTYPE_F16,
+    HR_DTYPE_BF16,
+    HR_DTYPE_I32,
+    /* Parsed and size-checked so that files holding them open; the engine
+     * refuses them where it needs a specific type. */
+    HR_DTYPE_F64,
+    HR_DTYPE_I64,
+    HR_DTYPE_I16,
+    HR_DTYPE_I8,
+    HR_DTYPE_U8,
+    HR_DTYPE_BOOL,
+} HrDType;
+
+#define HR_MAX_DIMS 8
+
+typedef struct {
+    const char *name;        /* owned by the file object */
+    HrDType dtype;
+    int n_dims;
+    int64_t shape[HR_MAX_DIMS];
+    const void *data;        /* inside the mapping; valid while the file is open */
+    size_t n_bytes;
+    const char *file;        /* path (or label) of the file holding it, for messages */
+} HrTensor;
+
+size_t hr_dtype_size(HrDType dt);
+const char *hr_dtype_name(HrDType dt);
+int64_t hr_tensor_numel(const HrTensor *t);
+
+/* One file. */
+typedef struct HrSafetensors HrSafetensors;
+
+HrStatus hr_safetensors_open(const char *path, HrSafetensors **out, HrError *err);
+/* Parse a file image already in memory (not copied: keep it alive while the
+ * result is used). label names it in messages. Used by the fuzzer. */
+HrStatus hr_safetensors_parse_memory(const void *data, size_t len, const char *label,
+                                     HrSafetensors **out, HrError *err);
+void hr_safetensors_free(HrSafetensors *st);
+
+size_t hr_safetensors_n_tensors(const HrSafetensors *st);
+const HrTensor *hr_safetensors_tensor(const HrSafetensors *st, size_t i);
+const HrTensor *hr_safetensors_find(const HrSafetensors *st, const char *name);
+/* A "__metadata__" string value, or NULL. */
+const char *hr_safetensors_metadata(const HrSafetensors *st, const char *key);
+
+/* All the weights of a model directory: model.safetensors, or the shards
+ * named by model.safetensors.index.json (every shard it names must exist and
+ * every tensor it maps must be in the shard it says), or else every
+ * *.safetensors file in the directory. A tensor name appearing twice is an
+ * error. */
+typedef struct HrTensorSet HrTensorSet;
+
+HrStatus hr_tensor_set_open_dir(const char *dir, HrTensorSet **out, HrError *err);
+void hr_tensor_set_free(HrTensorSet *set);
+size_t hr_tensor_set_count(const HrTensorSet *set);
+const HrTensor *hr_tensor_set_get(const HrTensorSet *set, size_t i);
+const HrTensor *hr_tensor_set_find(const HrTensorSet *set, const char *name);

@@ -1,0 +1,92 @@
+/* config.json parsing: the fields the engine needs, defaults as transformers
+ * has them, and clear refusals. */
+#include <string.h>
+
+#include <glib.h>
+
+#include "hr-test.h"
+#include "model-config.h"
+
+#define BASE "\"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 8, " \
+             "\"intermediate_size\": 128, \"vocab_size\": 256"
+
+static HrStatus
+parse(const char *json, const char *gen, HrModelConfig *cfg, HrError *err)
+{
+    hr_error_clear(err);
+    return hr_model_config_parse(json, gen, "config.json", cfg, err);
+}
+
+int
+main(void)
+{
+    HrModelConfig c;
+    HrError err = { 0 };
+
+    /* Llama with defaults: no GQA, derived head_dim, untied. */
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE "}", NULL, &c, &err) == HR_OK, "%s", err.message);
+    HR_CHECK(c.arch == HR_ARCH_LLAMA && c.n_kv_heads == 8 && c.head_dim == 8, "defaults");
+    HR_CHECK(!c.tie_embeddings && !c.qkv_bias && c.rope_scaling == HR_ROPE_DEFAULT, "flags");
+    HR_CHECK(c.bos_id == -1 && c.n_eos == 0, "no ids");
+
+    /* GQA, explicit head_dim, eos list, llama3 rope, generation config merge. */
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"num_key_value_heads\": 2, "
+                   "\"head_dim\": 16, \"eos_token_id\": [2, 3], \"bos_token_id\": 1, \"tie_word_embeddings\": true, "
+                   "\"rope_theta\": 500000.0, \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, "
+                   "\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 64}}",
+                   "{\"eos_token_id\": [3, 7]}", &c, &err) == HR_OK, "%s", err.message);
+    HR_CHECK(c.n_kv_heads == 2 && c.head_dim == 16 && c.tie_embeddings, "gqa/head_dim/tie");
+    HR_CHECK(c.rope_scaling == HR_ROPE_LLAMA3 && c.rope_factor == 8.0f && c.rope_original_max_pos == 64, "llama3");
+    HR_CHECK(c.n_eos == 3 && hr_model_config_is_eos(&c, 2) && hr_model_config_is_eos(&c, 7) &&
+             !hr_model_config_is_eos(&c, 1), "eos merged: %d", c.n_eos);
+    HR_CHECK(c.rope_theta == 500000.0f && c.bos_id == 1, "theta/bos");
+
+    /* Old-style "type" key and linear scaling. */
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2}}",
+                   NULL, &c, &err) == HR_OK && c.rope_scaling == HR_ROPE_LINEAR && c.rope_factor == 2.0f, "linear");
+
+    /* Qwen2: bias on, sliding window only with use_sliding_window. */
+    HR_CHECK(parse("{\"architectures\": [\"Qwen2ForCausalLM\"], " BASE ", \"sliding_window\": 32, \"use_sliding_window\": false}",
+                   NULL, &c, &err) == HR_OK && c.qkv_bias && c.sliding_window == 0, "qwen2");
+    HR_CHECK(parse("{\"architectures\": [\"MistralForCausalLM\"], " BASE ", \"sliding_window\": 32}",
+                   NULL, &c, &err) == HR_OK && !c.qkv_bias && c.sliding_window == 32, "mistral");
+    HR_CHECK(parse("{\"architectures\": [\"MistralForCausalLM\"], " BASE ", \"sliding_window\": null}",
+                   NULL, &c, &err) == HR_OK && c.sliding_window == 0, "mistral null window");
+
+    /* Refusals, each naming what is wrong. */
+    HR_CHECK(parse("{\"architectures\": [\"GPT2LMHeadModel\"], " BASE "}", NULL, &c, &err) == HR_ERR_UNSUPPORTED &&
+             strstr(err.message, "GPT2LMHeadModel"), "unknown arch: %s", err.message);
+    HR_CHECK(parse("{" BASE "}", NULL, &c, &err) == HR_ERR_FORMAT && strstr(err.message, "architectures"), "%s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64}", NULL, &c, &err) == HR_ERR_FORMAT &&
+             strstr(err.message, "num_hidden_layers"), "%s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"num_key_value_heads\": 3}", NULL, &c, &err) ==
+             HR_ERR_FORMAT, "kv heads not dividing");
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"hidden_act\": \"gelu\"}", NULL, &c, &err) ==
+             HR_ERR_UNSUPPORTED && strstr(err.message, "gelu"), "%s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}}",
+                   NULL, &c, &err) == HR_ERR_UNSUPPORTED && strstr(err.message, "yarn"), "%s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": \"64\"}", NULL, &c, &err) == HR_ERR_FORMAT &&
+             strstr(err.message, "hidden_size"), "%s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"hidden_size\": -1}", NULL, &c, &err) == HR_ERR_FORMAT,
+             "negative");
+    HR_CHECK(parse("not json", NULL, &c, &err) == HR_ERR_FORMAT && strstr(err.message, "config.json"), "%s", err.message);
+    HR_CHECK(parse("[1, 2]", NULL, &c, &err) == HR_ERR_FORMAT, "array");
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE "}", "{oops", &c, &err) == HR_ERR_FORMAT &&
+             strstr(err.message, "generation_config"), "%s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"eos_token_id\": [1, \"x\"]}", NULL, &c, &err) ==
+             HR_ERR_FORMAT, "bad eos");
+
+    /* The real file. */
+    char *dir = hr_test_assets_dir();
+    if (dir) {
+        g_autofree char *stories = g_build_filename(dir, "models", "stories260K", "hf_f32", NULL);
+        HR_CHECK(hr_model_config_load(stories, &c, &err) == HR_OK, "%s", err.message);
+        HR_CHECK(c.dim == 64 && c.n_layers == 5 && c.n_heads == 8 && c.n_kv_heads == 4 && c.head_dim == 8 &&
+                 c.hidden_dim == 172 && c.vocab_size == 512 && c.tie_embeddings && c.bos_id == 1 &&
+                 hr_model_config_is_eos(&c, 2), "stories260K config");
+        g_free(dir);
+    }
+    HR_CHECK(hr_model_config_load("/nonexistent-dir", &c, &err) == HR_ERR_IO && strstr(err.message, "config.json"),
+             "%s", err.message);
+    return hr_test_result();
+}
