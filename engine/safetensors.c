@@ -97,10 +97,12 @@ dtype_from_name(const char *name, HrDType *out)
 int64_t
 hr_tensor_numel(const HrTensor *t)
 {
-    int64_t n = 1;
+    /* Loading checked that every partial product fits in int64; unsigned
+     * arithmetic keeps a hand-made HrTensor from being undefined behaviour. */
+    uint64_t n = 1;
     for (int i = 0; i < t->n_dims; i++)
-        n *= t->shape[i];  /* validated at load: no overflow */
-    return n;
+        n *= (uint64_t)t->shape[i];
+    return (int64_t)n;
 }
 
 /* ------------------------------------------------- strict JSON pre-check */
@@ -414,7 +416,11 @@ parse_json(const char *text, size_t n, bool need_object, char *why, size_t why_l
     gboolean loaded = json_parser_load_from_data(parser, copy, (gssize)n, &gerr);
     g_free(copy);
     if (!loaded) {
-        g_snprintf(why, why_len, "%s", gerr ? gerr->message : "parse error");
+        const char *msg = gerr ? gerr->message : "parse error";
+        if (g_str_has_prefix(msg, "<data>:"))  /* json-glib's name for a buffer */
+            g_snprintf(why, why_len, "line %s", msg + strlen("<data>:"));
+        else
+            g_snprintf(why, why_len, "%s", msg);
         g_clear_error(&gerr);
         g_object_unref(parser);
         return NULL;
@@ -535,20 +541,20 @@ parse_tensor(HrSafetensors *st, const char *name, JsonNode *node, const uint8_t 
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: tensor '%s' has %u dimensions; at most %d are "
                             "supported", f, name, nd, HR_MAX_DIMS);
     t->n_dims = (int)nd;
-    uint64_t numel = 1;
-    bool overflow = false;
+    int64_t numel = 1;
+    bool overflow = false;  /* any partial product past INT64_MAX, even if a later 0 */
     for (guint d = 0; d < nd; d++) {
         uint64_t v;
         if (!node_uint(json_array_get_element(sa, d), &v))
             return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s': shape[%u] is not a non-negative "
                                 "integer", f, name, d);
         t->shape[d] = (int64_t)v;
-        overflow |= __builtin_mul_overflow(numel, v, &numel);
+        overflow |= __builtin_mul_overflow(numel, t->shape[d], &numel);
     }
     char shape[256];
     format_shape(shape, sizeof shape, t->shape, t->n_dims);
     uint64_t need;
-    if (overflow || numel > (uint64_t)INT64_MAX || __builtin_mul_overflow(numel, (uint64_t)elem, &need))
+    if (overflow || __builtin_mul_overflow((uint64_t)numel, (uint64_t)elem, &need))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s': shape %s is too large (its size "
                             "overflows 64 bits)", f, name, shape);
 

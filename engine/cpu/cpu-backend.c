@@ -42,12 +42,13 @@ typedef struct {
     size_t scratch_bytes;
     size_t kv_bytes;
     size_t weight_bytes;
+    GPtrArray *aligned_copies;  /* weights whose mapped bytes were misaligned */
 } CpuCtx;
 
 enum { CHUNK = 64 };
 
 static HrStatus
-take_mat(const HrTensorSet *ts, const char *name, int64_t rows, int64_t cols, HrMat *m,
+take_mat(CpuCtx *c, const HrTensorSet *ts, const char *name, int64_t rows, int64_t cols, HrMat *m,
          size_t *bytes, HrError *err)
 {
     const HrTensor *t = hr_tensor_set_find(ts, name);
@@ -70,6 +71,14 @@ take_mat(const HrTensorSet *ts, const char *name, int64_t rows, int64_t cols, Hr
                             G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]", t->file, name, shape, rows, cols);
     }
     m->data = t->data;
+    /* Safetensors does not promise aligned data; the kernels read whole
+     * elements, so a misaligned tensor is copied once. */
+    if ((uintptr_t)t->data % hr_dtype_size(t->dtype) != 0) {
+        void *copy = g_malloc(t->n_bytes);
+        memcpy(copy, t->data, t->n_bytes);
+        g_ptr_array_add(c->aligned_copies, copy);
+        m->data = copy;
+    }
     m->dtype = t->dtype;
     m->rows = (int)rows;
     m->cols = cols ? (int)cols : 1;
@@ -79,10 +88,10 @@ take_mat(const HrTensorSet *ts, const char *name, int64_t rows, int64_t cols, Hr
 
 /* 1-D vectors (norm weights, biases) are converted to FP32 copies. */
 static HrStatus
-take_vec(const HrTensorSet *ts, const char *name, int64_t n, float **out, size_t *bytes, HrError *err)
+take_vec(CpuCtx *c, const HrTensorSet *ts, const char *name, int64_t n, float **out, size_t *bytes, HrError *err)
 {
     HrMat m;
-    HrStatus st = take_mat(ts, name, n, 0, &m, bytes, err);
+    HrStatus st = take_mat(c, ts, name, n, 0, &m, bytes, err);
     if (st != HR_OK)
         return st;
     *out = g_new(float, n);
@@ -110,6 +119,8 @@ cpu_destroy(void *p)
         g_free(c->layers);
     }
     hr_pool_free(c->pool);
+    if (c->aligned_copies)
+        g_ptr_array_unref(c->aligned_copies);
     g_free(c->final_norm);
     g_free(c->inv_freq);
     g_free(c->x);
@@ -159,16 +170,17 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
     if (opt->context_len < 1)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "context length must be positive");
     CpuCtx *c = g_new0(CpuCtx, 1);
+    c->aligned_copies = g_ptr_array_new_with_free_func(g_free);
     c->cfg = *cfg;
     c->opt = *opt;
     const int dim = cfg->dim, hd = cfg->head_dim;
     const int q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd;
-    HrStatus st = take_mat(ts, "model.embed_tokens.weight", cfg->vocab_size, dim, &c->embed, &c->weight_bytes, err);
+    HrStatus st = take_mat(c, ts, "model.embed_tokens.weight", cfg->vocab_size, dim, &c->embed, &c->weight_bytes, err);
     if (st == HR_OK)
-        st = take_vec(ts, "model.norm.weight", dim, &c->final_norm, &c->weight_bytes, err);
+        st = take_vec(c, ts, "model.norm.weight", dim, &c->final_norm, &c->weight_bytes, err);
     if (st == HR_OK) {
         if (hr_tensor_set_find(ts, "lm_head.weight"))
-            st = take_mat(ts, "lm_head.weight", cfg->vocab_size, dim, &c->lm_head, &c->weight_bytes, err);
+            st = take_mat(c, ts, "lm_head.weight", cfg->vocab_size, dim, &c->lm_head, &c->weight_bytes, err);
         else if (cfg->tie_embeddings)
             c->lm_head = c->embed;
         else
@@ -182,20 +194,20 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
         CpuLayer *L = &c->layers[l];
         char name[128];
 #define LNAME(suffix) (g_snprintf(name, sizeof name, "model.layers.%d." suffix, l), name)
-        if ((st = take_vec(ts, LNAME("input_layernorm.weight"), dim, &L->attn_norm, &c->weight_bytes, err)) ||
-            (st = take_vec(ts, LNAME("post_attention_layernorm.weight"), dim, &L->ffn_norm, &c->weight_bytes, err)) ||
-            (st = take_mat(ts, LNAME("self_attn.q_proj.weight"), q_dim, dim, &L->wq, &c->weight_bytes, err)) ||
-            (st = take_mat(ts, LNAME("self_attn.k_proj.weight"), kv_dim, dim, &L->wk, &c->weight_bytes, err)) ||
-            (st = take_mat(ts, LNAME("self_attn.v_proj.weight"), kv_dim, dim, &L->wv, &c->weight_bytes, err)) ||
-            (st = take_mat(ts, LNAME("self_attn.o_proj.weight"), dim, q_dim, &L->wo, &c->weight_bytes, err)) ||
-            (st = take_mat(ts, LNAME("mlp.gate_proj.weight"), cfg->hidden_dim, dim, &L->w_gate, &c->weight_bytes, err)) ||
-            (st = take_mat(ts, LNAME("mlp.up_proj.weight"), cfg->hidden_dim, dim, &L->w_up, &c->weight_bytes, err)) ||
-            (st = take_mat(ts, LNAME("mlp.down_proj.weight"), dim, cfg->hidden_dim, &L->w_down, &c->weight_bytes, err)))
+        if ((st = take_vec(c, ts, LNAME("input_layernorm.weight"), dim, &L->attn_norm, &c->weight_bytes, err)) ||
+            (st = take_vec(c, ts, LNAME("post_attention_layernorm.weight"), dim, &L->ffn_norm, &c->weight_bytes, err)) ||
+            (st = take_mat(c, ts, LNAME("self_attn.q_proj.weight"), q_dim, dim, &L->wq, &c->weight_bytes, err)) ||
+            (st = take_mat(c, ts, LNAME("self_attn.k_proj.weight"), kv_dim, dim, &L->wk, &c->weight_bytes, err)) ||
+            (st = take_mat(c, ts, LNAME("self_attn.v_proj.weight"), kv_dim, dim, &L->wv, &c->weight_bytes, err)) ||
+            (st = take_mat(c, ts, LNAME("self_attn.o_proj.weight"), dim, q_dim, &L->wo, &c->weight_bytes, err)) ||
+            (st = take_mat(c, ts, LNAME("mlp.gate_proj.weight"), cfg->hidden_dim, dim, &L->w_gate, &c->weight_bytes, err)) ||
+            (st = take_mat(c, ts, LNAME("mlp.up_proj.weight"), cfg->hidden_dim, dim, &L->w_up, &c->weight_bytes, err)) ||
+            (st = take_mat(c, ts, LNAME("mlp.down_proj.weight"), dim, cfg->hidden_dim, &L->w_down, &c->weight_bytes, err)))
             break;
         if (cfg->qkv_bias &&
-            ((st = take_vec(ts, LNAME("self_attn.q_proj.bias"), q_dim, &L->bq, &c->weight_bytes, err)) ||
-             (st = take_vec(ts, LNAME("self_attn.k_proj.bias"), kv_dim, &L->bk, &c->weight_bytes, err)) ||
-             (st = take_vec(ts, LNAME("self_attn.v_proj.bias"), kv_dim, &L->bv, &c->weight_bytes, err))))
+            ((st = take_vec(c, ts, LNAME("self_attn.q_proj.bias"), q_dim, &L->bq, &c->weight_bytes, err)) ||
+             (st = take_vec(c, ts, LNAME("self_attn.k_proj.bias"), kv_dim, &L->bk, &c->weight_bytes, err)) ||
+             (st = take_vec(c, ts, LNAME("self_attn.v_proj.bias"), kv_dim, &L->bv, &c->weight_bytes, err))))
             break;
 #undef LNAME
         L->k_cache = calloc(1, cache_bytes);

@@ -1,0 +1,11 @@
+/* fuzz-safetensors.h — the fuzz target, shared by libFuzzer and fuzz-driver.c. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Whether the last input parsed as a valid file (fuzz-driver.c keeps those
+ * in its mutation pool). */
+extern int fuzz_safetensors_last_ok;
