@@ -3,6 +3,12 @@
  *   hearth-cli generate -m MODEL_DIR [-p TEXT | --prompt-ids 1,2,3] [-n N]
  *       [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]
  *       [--seed S] [--backend cpu] [--ctx N] [--kv f16|f32] [--ids] [--ignore-eos]
+ *       [--chat [--system TEXT]] [--stats]
+ *
+ * -p TEXT is tokenized with the model's tokenizer (special tokens added as
+ * the tokenizer says); with --chat it becomes one user turn rendered by the
+ * model's chat template with the generation prompt, and generation stops at
+ * the end-of-turn token. Text streams to stdout as it is generated.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,9 +17,20 @@
 
 #include <glib.h>
 
+#include "chat.h"
+#include "generate.h"
 #include "hearth-cli.h"
 #include "model.h"
 #include "sampler.h"
+#include "tokenizer.h"
+
+static bool
+print_text(const char *text, size_t len, int32_t token, void *user)
+{
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return true;
+}
 
 static gboolean
 parse_ids(const char *text, GArray *out, GError **error)
@@ -42,7 +59,9 @@ hr_cli_generate(int argc, char **argv)
     int n_new = 128, top_k = 0, ctx_len = 0;
     double temp = 0.0, top_p = 1.0, min_p = 0.0, rep = 1.0;
     gint64 seed = 0;
-    gboolean print_ids = FALSE, ignore_eos = FALSE;
+    gboolean print_ids = FALSE, ignore_eos = FALSE, chat = FALSE, show_stats = FALSE;
+    char *system_prompt = NULL;
+    HrTokenizer *tok = NULL;
     GOptionEntry entries[] = {
         { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, "Model directory (Hugging Face layout)", "DIR" },
         { "prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "Prompt text", "TEXT" },
@@ -59,6 +78,9 @@ hr_cli_generate(int argc, char **argv)
         { "kv", 0, 0, G_OPTION_ARG_STRING, &kv, "KV cache type: f16 (default) or f32 (reference)", "TYPE" },
         { "ids", 0, 0, G_OPTION_ARG_NONE, &print_ids, "Print generated token ids instead of text", NULL },
         { "ignore-eos", 0, 0, G_OPTION_ARG_NONE, &ignore_eos, "Do not stop at end-of-sequence tokens", NULL },
+        { "chat", 0, 0, G_OPTION_ARG_NONE, &chat, "Wrap -p in the model's chat template as one user turn", NULL },
+        { "system", 0, 0, G_OPTION_ARG_STRING, &system_prompt, "System prompt for --chat", "TEXT" },
+        { "stats", 0, 0, G_OPTION_ARG_NONE, &show_stats, "Print timings to stderr", NULL },
         { NULL },
     };
     g_autoptr(GOptionContext) octx = g_option_context_new("— generate text with a model");
@@ -78,8 +100,12 @@ hr_cli_generate(int argc, char **argv)
         fprintf(stderr, "hearth-cli generate: a sampling option is out of range\n");
         goto out;
     }
-    if (prompt) {
-        fprintf(stderr, "hearth-cli generate: text prompts need the tokenizer; use --prompt-ids\n");
+    if (prompt && prompt_ids) {
+        fprintf(stderr, "hearth-cli generate: give either -p or --prompt-ids, not both\n");
+        goto out;
+    }
+    if (chat && !prompt) {
+        fprintf(stderr, "hearth-cli generate: --chat needs -p TEXT\n");
         goto out;
     }
     if (kv && strcmp(kv, "f16") != 0 && strcmp(kv, "f32") != 0) {
@@ -102,9 +128,41 @@ hr_cli_generate(int argc, char **argv)
         goto out;
     }
     const HrModelConfig *cfg = hr_model_config(model);
+    /* The tokenizer is needed for text in (-p) or text out (no --ids). */
+    if (prompt || !print_ids) {
+        if (hr_tokenizer_load(model_dir, &tok, &err) != HR_OK) {
+            fprintf(stderr, "hearth-cli generate: %s\n", err.message);
+            hr_model_free(model);
+            rc = 1;
+            goto out;
+        }
+    }
 
     tokens = g_array_new(FALSE, FALSE, sizeof(int32_t));
-    if (prompt_ids) {
+    if (prompt) {
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        HrStatus pst;
+        if (chat) {
+            JsonNode *msgs = hr_chat_messages_new(system_prompt, prompt);
+            HrError warn = { 0 };
+            bool fell_back = false;
+            pst = hr_chat_render(tok, msgs, true, NULL, &ids, &n_ids, &fell_back, &warn, &err);
+            json_node_unref(msgs);
+            if (fell_back)
+                fprintf(stderr, "hearth-cli generate: warning: %s\n", warn.message);
+        } else {
+            pst = hr_tokenizer_encode(tok, prompt, strlen(prompt), true, true, &ids, &n_ids, &err);
+        }
+        if (pst != HR_OK) {
+            fprintf(stderr, "hearth-cli generate: %s\n", err.message);
+            hr_model_free(model);
+            rc = 1;
+            goto out;
+        }
+        g_array_append_vals(tokens, ids, (guint)n_ids);
+        g_free(ids);
+    } else if (prompt_ids) {
         if (!parse_ids(prompt_ids, tokens, &error)) {
             fprintf(stderr, "hearth-cli generate: --prompt-ids: %s\n", error->message);
             hr_model_free(model);
@@ -128,38 +186,37 @@ hr_cli_generate(int argc, char **argv)
     sp.repetition_penalty = (float)rep;
     sp.seed = (uint64_t)seed;
     HrSampler *sampler = hr_sampler_new(&sp, cfg->vocab_size);
-    for (guint i = 0; i < tokens->len; i++)
-        hr_sampler_accept(sampler, g_array_index(tokens, int32_t, i));
 
-    float *logits = g_new(float, cfg->vocab_size);
-    rc = 0;
-    HrStatus st = hr_model_eval(model, (int32_t *)tokens->data, (int)tokens->len, &err);
-    for (int i = 0; st == HR_OK && i < n_new; i++) {
-        if ((st = hr_model_logits(model, logits, &err)) != HR_OK)
-            break;
-        int32_t next = hr_sampler_sample(sampler, logits);
-        if (!ignore_eos && hr_model_config_is_eos(cfg, next))
-            break;
-        if (print_ids)
-            printf("%s%d", i ? " " : "", next);
-        fflush(stdout);
-        hr_sampler_accept(sampler, next);
-        if (hr_model_n_cached(model) >= hr_model_context_len(model)) {
-            fprintf(stderr, "hearth-cli generate: the context of %d tokens is full\n", hr_model_context_len(model));
-            break;
-        }
-        st = hr_model_append(model, &next, 1, &err);
-    }
-    if (print_ids)
-        printf("\n");
+    HrGenerateOptions gopt;
+    hr_generate_options_init(&gopt);
+    gopt.max_new_tokens = n_new;
+    gopt.ignore_eos = ignore_eos;
+    if (tok)
+        hr_generate_add_tokenizer_eos(&gopt, model, tok);
+    HrGenerateStats stats;
+    HrStatus st = hr_generate(model, print_ids ? NULL : tok, sampler, (int32_t *)tokens->data, (int)tokens->len,
+                              &gopt, print_text, NULL, &stats, &err);
+    printf("\n");
     if (st != HR_OK) {
         fprintf(stderr, "hearth-cli generate: %s\n", err.message);
         rc = 1;
+    } else {
+        rc = 0;
+        if (show_stats)
+            fprintf(stderr, "prompt %d tokens (%d run) in %.3f s, %d generated in %.3f s (%.2f tokens/s), "
+                    "first token after %.3f s, stopped: %s\n",
+                    stats.prompt_tokens, stats.prefilled_tokens, stats.prefill_s, stats.generated_tokens,
+                    stats.decode_s, stats.decode_s > 0 ? stats.generated_tokens / stats.decode_s : 0.0,
+                    stats.ttft_s, hr_stop_reason_name(stats.reason));
+        if (stats.reason == HR_STOP_CONTEXT_FULL)
+            fprintf(stderr, "hearth-cli generate: stopped: the context of %d tokens is full\n",
+                    hr_model_context_len(model));
     }
-    g_free(logits);
     hr_sampler_free(sampler);
     hr_model_free(model);
 out:
+    hr_tokenizer_free(tok);
+    g_free(system_prompt);
     g_free(model_dir);
     g_free(prompt);
     g_free(prompt_ids);

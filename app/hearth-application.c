@@ -7,6 +7,7 @@
 
 struct _HearthApplication {
     AdwApplication parent_instance;
+    char *model_dir;
 };
 
 G_DEFINE_FINAL_TYPE(HearthApplication, hearth_application, ADW_TYPE_APPLICATION)
@@ -39,10 +40,41 @@ hearth_application_startup(GApplication *app)
     gtk_application_set_accels_for_action(GTK_APPLICATION(app), "app.quit", quit_accels);
 }
 
+static int
+hearth_application_handle_local_options(GApplication *app, GVariantDict *options)
+{
+    HearthApplication *self = HEARTH_APPLICATION(app);
+    const char *model = NULL;
+    if (g_variant_dict_lookup(options, "model", "^&ay", &model) && model && *model) {
+        g_autoptr(GFile) f = g_file_new_for_commandline_arg(model);
+        self->model_dir = g_file_get_path(f);
+    }
+    if (g_variant_dict_contains(options, "version")) {
+        g_print("hearth %s\n", HEARTH_VERSION);
+        return 0;
+    }
+    return -1;
+}
+
+static void
+hearth_application_finalize(GObject *object)
+{
+    g_free(HEARTH_APPLICATION(object)->model_dir);
+    G_OBJECT_CLASS(hearth_application_parent_class)->finalize(object);
+}
+
+const char *
+hearth_application_get_model_dir(HearthApplication *self)
+{
+    return self->model_dir;
+}
+
 static void
 hearth_application_class_init(HearthApplicationClass *klass)
 {
     GApplicationClass *app_class = G_APPLICATION_CLASS(klass);
+    G_OBJECT_CLASS(klass)->finalize = hearth_application_finalize;
+    app_class->handle_local_options = hearth_application_handle_local_options;
     app_class->activate = hearth_application_activate;
     app_class->startup = hearth_application_startup;
 }
@@ -50,6 +82,12 @@ hearth_application_class_init(HearthApplicationClass *klass)
 static void
 hearth_application_init(HearthApplication *self)
 {
+    static const GOptionEntry entries[] = {
+        { "model", 'm', 0, G_OPTION_ARG_FILENAME, NULL, N_("Open the model in this folder"), N_("DIR") },
+        { "version", 0, 0, G_OPTION_ARG_NONE, NULL, N_("Print the version and exit"), NULL },
+        { NULL },
+    };
+    g_application_add_main_option_entries(G_APPLICATION(self), entries);
 }
 
 HearthApplication *

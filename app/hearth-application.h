@@ -8,5 +8,7 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(HearthApplication, hearth_application, HEARTH, APPLICATION, AdwApplication)
 
 HearthApplication *hearth_application_new(void);
+/* The folder given with --model, or NULL. */
+const char *hearth_application_get_model_dir(HearthApplication *self);
 
 G_END_DECLS

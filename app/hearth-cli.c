@@ -2,7 +2,10 @@
  *
  *   hearth-cli --version
  *   hearth-cli devices
- *   hearth-cli generate -m DIR ...   (see cli-generate.c)
+ *   hearth-cli generate -m DIR ...     (cli-generate.c)
+ *   hearth-cli perplexity -m DIR -f F  (cli-perplexity.c)
+ *   hearth-cli tokenize / detokenize   (cli-tokenize.c)
+ *   hearth-cli template                (cli-template.c)
  */
 #include <locale.h>
 #include <stdio.h>
@@ -38,6 +41,10 @@ static const struct {
 } commands[] = {
     { "devices", cmd_devices, "List the backends built in and the devices each one sees" },
     { "generate", hr_cli_generate, "Generate text (or token ids) with a model" },
+    { "perplexity", hr_cli_perplexity, "Perplexity of a model on a text file (non-overlapping windows)" },
+    { "tokenize", hr_cli_tokenize, "Print the token ids of a text" },
+    { "detokenize", hr_cli_detokenize, "Print the text of token ids" },
+    { "template", hr_cli_template, "Print the chat-template rendering of a conversation" },
 };
 
 static void

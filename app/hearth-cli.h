@@ -2,4 +2,8 @@
  * its own argv (argv[0] = the command name) and returns the exit status. */
 #pragma once
 
-int hr_cli_generate(int argc, char **argv);
+int hr_cli_generate(int argc, char **argv);   /* cli-generate.c */
+int hr_cli_perplexity(int argc, char **argv); /* cli-perplexity.c */
+int hr_cli_tokenize(int argc, char **argv);   /* cli-tokenize.c */
+int hr_cli_detokenize(int argc, char **argv); /* cli-tokenize.c */
+int hr_cli_template(int argc, char **argv);   /* cli-template.c */

@@ -1,37 +1,1084 @@
+/* hearth-window.c — the main window: conversations on the left, the chat on
+ * the right. It owns the engine worker and the store; it never runs model
+ * code itself (see hearth-engine.c). */
 #include "hearth-window.h"
 
 #include <glib/gi18n.h>
+#include <string.h>
+
+#include "hearth-engine.h"
+#include "hearth-message-row.h"
+#include "hearth-message.h"
+#include "hearth-store.h"
+
+/* ---- sidebar items --------------------------------------------------------- */
+
+#define HEARTH_TYPE_CONVERSATION_ITEM (hearth_conversation_item_get_type())
+G_DECLARE_FINAL_TYPE(HearthConversationItem, hearth_conversation_item, HEARTH, CONVERSATION_ITEM, GObject)
+
+struct _HearthConversationItem {
+    GObject parent_instance;
+    gint64 id;
+    char *title;
+    char *subtitle;
+};
+
+G_DEFINE_FINAL_TYPE(HearthConversationItem, hearth_conversation_item, G_TYPE_OBJECT)
+
+static void
+hearth_conversation_item_finalize(GObject *o)
+{
+    HearthConversationItem *self = HEARTH_CONVERSATION_ITEM(o);
+    g_free(self->title);
+    g_free(self->subtitle);
+    G_OBJECT_CLASS(hearth_conversation_item_parent_class)->finalize(o);
+}
+
+static void
+hearth_conversation_item_class_init(HearthConversationItemClass *klass)
+{
+    G_OBJECT_CLASS(klass)->finalize = hearth_conversation_item_finalize;
+}
+
+static void
+hearth_conversation_item_init(HearthConversationItem *self)
+{
+}
+
+static HearthConversationItem *
+conversation_item_new(gint64 id, const char *title, const char *subtitle)
+{
+    HearthConversationItem *item = g_object_new(HEARTH_TYPE_CONVERSATION_ITEM, NULL);
+    item->id = id;
+    item->title = g_strdup(title && *title ? title : _("New Chat"));
+    item->subtitle = g_strdup(subtitle);
+    return item;
+}
+
+/* ---- the window ---------------------------------------------------------------- */
 
 struct _HearthWindow {
     AdwApplicationWindow parent_instance;
+
+    AdwToastOverlay *toast_overlay;
+    AdwLeaflet *leaflet;
+    GtkWidget *sidebar;
+    GtkWidget *content;
+    GtkToggleButton *search_button;
+    GtkSearchBar *search_bar;
+    GtkSearchEntry *search_entry;
+    GtkStack *sidebar_stack;
+    GtkListView *conversation_list;
+    GtkButton *back_button;
+    GtkDropDown *model_picker;
+    GtkMenuButton *settings_button;
+    GtkTextView *system_prompt_view;
+    GtkSpinButton *temperature_spin;
+    GtkSpinButton *top_p_spin;
+    GtkSpinButton *max_tokens_spin;
+    GtkRevealer *banner;
+    GtkLabel *banner_label;
+    GtkStack *main_stack;
     AdwStatusPage *empty_page;
+    GtkProgressBar *load_progress;
+    GtkStack *chat_stack;
+    GtkScrolledWindow *message_scroller;
+    GtkListView *message_list;
+    GtkTextView *composer;
+    GtkStack *send_stack;
+    GtkLabel *status_label;
+
+    HearthEngine *engine;
+    HearthStore *store;
+    GListStore *conversations;      /* HearthConversationItem */
+    GListStore *messages;           /* HearthMessage of the current conversation */
+    GtkStringList *model_names;
+    GPtrArray *model_dirs;          /* char*, parallel to model_names */
+    gboolean updating_picker;
+    gboolean loading_settings;
+
+    gint64 conversation_id;         /* 0: none yet (created on first send) */
+    HearthMessage *reply;           /* the assistant message being streamed */
+    guint reply_request;
+    guint save_timeout;
+    gboolean reply_dirty;
+    char *last_status;
 };
 
 G_DEFINE_FINAL_TYPE(HearthWindow, hearth_window, ADW_TYPE_APPLICATION_WINDOW)
 
 static void
+toast(HearthWindow *self, const char *text)
+{
+    adw_toast_overlay_add_toast(self->toast_overlay, adw_toast_new(text));
+}
+
+static void
+show_banner(HearthWindow *self, const char *text)
+{
+    gtk_label_set_text(self->banner_label, text);
+    gtk_revealer_set_reveal_child(self->banner, TRUE);
+}
+
+static char *
+models_dir(void)
+{
+    return g_build_filename(g_get_user_data_dir(), "io.github.hearthchat.Hearth", "models", NULL);
+}
+
+/* ---- status and state ---------------------------------------------------------- */
+
+static void
+update_status(HearthWindow *self)
+{
+    int used = hearth_engine_get_context_used(self->engine);
+    int len = hearth_engine_get_context_length(self->engine);
+    g_autoptr(GString) s = g_string_new(NULL);
+    if (hearth_engine_get_state(self->engine) == HEARTH_ENGINE_EMPTY) {
+        g_string_append(s, _("No model loaded"));
+    } else if (len > 0) {
+        g_string_append_printf(s, _("Context %d / %d tokens"), used, len);
+    }
+    if (self->last_status)
+        g_string_append_printf(s, " · %s", self->last_status);
+    gtk_label_set_text(self->status_label, s->str);
+}
+
+static void
+update_send_state(HearthWindow *self)
+{
+    HearthEngineState st = hearth_engine_get_state(self->engine);
+    gboolean generating = self->reply != NULL;
+    gtk_stack_set_visible_child_name(self->send_stack, generating ? "stop" : "send");
+    gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.send", st == HEARTH_ENGINE_READY && !generating);
+    const char *page = st == HEARTH_ENGINE_LOADING ? "loading" : st == HEARTH_ENGINE_EMPTY ? "no-model" : "chat";
+    gtk_stack_set_visible_child_name(self->main_stack, page);
+    gboolean has_messages = g_list_model_get_n_items(G_LIST_MODEL(self->messages)) > 0;
+    gtk_stack_set_visible_child_name(self->chat_stack, has_messages ? "messages" : "start");
+    update_status(self);
+}
+
+static void
+mark_last(HearthWindow *self)
+{
+    guint n = g_list_model_get_n_items(G_LIST_MODEL(self->messages));
+    for (guint i = 0; i < n; i++) {
+        g_autoptr(HearthMessage) m = g_list_model_get_item(G_LIST_MODEL(self->messages), i);
+        /* "last" = the last user message and the reply after it. */
+        gboolean last = i + 1 == n ||
+                        (i + 2 == n && g_strcmp0(hearth_message_get_role(m), "user") == 0);
+        hearth_message_set_is_last(m, last);
+    }
+}
+
+static void
+scroll_to_bottom(HearthWindow *self)
+{
+    GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment(self->message_scroller);
+    gtk_adjustment_set_value(adj, gtk_adjustment_get_upper(adj));
+}
+
+static gboolean
+near_bottom(HearthWindow *self)
+{
+    GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment(self->message_scroller);
+    return gtk_adjustment_get_value(adj) + gtk_adjustment_get_page_size(adj) >= gtk_adjustment_get_upper(adj) - 80;
+}
+
+/* ---- conversations --------------------------------------------------------------- */
+
+static void
+reload_conversations(HearthWindow *self)
+{
+    g_autoptr(GError) error = NULL;
+    g_list_store_remove_all(self->conversations);
+    if (!self->store)
+        return;
+    const char *query = gtk_editable_get_text(GTK_EDITABLE(self->search_entry));
+    if (query && *query && gtk_search_bar_get_search_mode(self->search_bar)) {
+        g_autoptr(GPtrArray) hits = hearth_store_search(self->store, query, 100, "", "", &error);
+        for (guint i = 0; hits && i < hits->len; i++) {
+            HearthStoreSearchHit *h = g_ptr_array_index(hits, i);
+            g_autoptr(HearthConversationItem) item = conversation_item_new(h->conversation_id, h->title, h->snippet);
+            g_list_store_append(self->conversations, item);
+        }
+    } else {
+        g_autoptr(GPtrArray) list = hearth_store_conversation_list(self->store, &error);
+        for (guint i = 0; list && i < list->len; i++) {
+            HearthStoreConversation *c = g_ptr_array_index(list, i);
+            g_autoptr(HearthConversationItem) item = conversation_item_new(c->id, c->title, NULL);
+            g_list_store_append(self->conversations, item);
+        }
+    }
+    if (error)
+        toast(self, error->message);
+    gboolean any = g_list_model_get_n_items(G_LIST_MODEL(self->conversations)) > 0;
+    gtk_stack_set_visible_child_name(self->sidebar_stack, any || (query && *query) ? "list" : "empty");
+    /* Keep the current conversation selected. */
+    GtkSingleSelection *sel = GTK_SINGLE_SELECTION(gtk_list_view_get_model(self->conversation_list));
+    guint n = g_list_model_get_n_items(G_LIST_MODEL(self->conversations));
+    gtk_single_selection_set_selected(sel, GTK_INVALID_LIST_POSITION);
+    for (guint i = 0; i < n; i++) {
+        g_autoptr(HearthConversationItem) it = g_list_model_get_item(G_LIST_MODEL(self->conversations), i);
+        if (it->id == self->conversation_id) {
+            gtk_single_selection_set_selected(sel, i);
+            break;
+        }
+    }
+}
+
+static void
+load_settings_widgets(HearthWindow *self, const HearthStoreConversation *c)
+{
+    HearthGenParams d;
+    hearth_gen_params_init(&d);
+    self->loading_settings = TRUE;
+    GtkTextBuffer *buf = gtk_text_view_get_buffer(self->system_prompt_view);
+    gtk_text_buffer_set_text(buf, c && c->system_prompt ? c->system_prompt : "", -1);
+    gtk_spin_button_set_value(self->temperature_spin, c && c->temperature >= 0 ? c->temperature : d.temperature);
+    gtk_spin_button_set_value(self->top_p_spin, c && c->top_p >= 0 ? c->top_p : d.top_p);
+    gtk_spin_button_set_value(self->max_tokens_spin, c && c->max_new_tokens > 0 ? c->max_new_tokens : d.max_new_tokens);
+    self->loading_settings = FALSE;
+}
+
+static char *
+system_prompt_text(HearthWindow *self)
+{
+    GtkTextBuffer *buf = gtk_text_view_get_buffer(self->system_prompt_view);
+    GtkTextIter a, b;
+    gtk_text_buffer_get_bounds(buf, &a, &b);
+    char *text = gtk_text_buffer_get_text(buf, &a, &b, FALSE);
+    g_strstrip(text);
+    if (!*text) {
+        g_free(text);
+        return NULL;
+    }
+    return text;
+}
+
+static void
+save_settings(HearthWindow *self)
+{
+    if (self->loading_settings || !self->store || !self->conversation_id)
+        return;
+    g_autofree char *sys = system_prompt_text(self);
+    g_autoptr(GError) error = NULL;
+    if (!hearth_store_conversation_set_settings(self->store, self->conversation_id, sys,
+                                                gtk_spin_button_get_value(self->temperature_spin),
+                                                gtk_spin_button_get_value(self->top_p_spin),
+                                                gtk_spin_button_get_value_as_int(self->max_tokens_spin), &error))
+        toast(self, error->message);
+}
+
+static void
+on_setting_changed(HearthWindow *self)
+{
+    save_settings(self);
+}
+
+static void
+open_conversation(HearthWindow *self, gint64 id)
+{
+    if (self->reply)
+        hearth_engine_cancel(self->engine);
+    g_list_store_remove_all(self->messages);
+    self->conversation_id = id;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(HearthStoreConversation) conv = id ? hearth_store_conversation_get(self->store, id, &error) : NULL;
+    load_settings_widgets(self, conv);
+    if (id) {
+        g_autoptr(GPtrArray) msgs = hearth_store_message_list(self->store, id, &error);
+        for (guint i = 0; msgs && i < msgs->len; i++) {
+            HearthStoreMessage *m = g_ptr_array_index(msgs, i);
+            if (m->role == HEARTH_STORE_ROLE_SYSTEM)
+                continue;
+            g_autoptr(HearthMessage) hm = hearth_message_new(m->id, hearth_store_role_to_string(m->role), m->content,
+                                                            hearth_store_state_to_string(m->state));
+            if (m->state == HEARTH_STORE_STATE_ERROR && m->error)
+                hearth_message_set_note(hm, m->error);
+            else if (m->stats.tokens_per_s > 0)
+                hearth_message_set_note(hm, g_strdup_printf(_("%d tokens · %.1f tokens/s"), m->stats.gen_tokens,
+                                                            m->stats.tokens_per_s));
+            g_list_store_append(self->messages, hm);
+        }
+    }
+    if (error)
+        toast(self, error->message);
+    mark_last(self);
+    update_send_state(self);
+    g_idle_add_once((GSourceOnceFunc)scroll_to_bottom, self);
+    adw_leaflet_navigate(self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD);
+}
+
+/* ---- generation -------------------------------------------------------------------- */
+
+static JsonNode *
+conversation_json(HearthWindow *self)
+{
+    JsonArray *arr = json_array_new();
+    g_autofree char *sys = system_prompt_text(self);
+    if (sys) {
+        JsonObject *o = json_object_new();
+        json_object_set_string_member(o, "role", "system");
+        json_object_set_string_member(o, "content", sys);
+        json_array_add_object_element(arr, o);
+    }
+    guint n = g_list_model_get_n_items(G_LIST_MODEL(self->messages));
+    for (guint i = 0; i < n; i++) {
+        g_autoptr(HearthMessage) m = g_list_model_get_item(G_LIST_MODEL(self->messages), i);
+        if (m == self->reply)
+            continue;
+        const char *state = hearth_message_get_state(m);
+        if (g_strcmp0(state, "error") == 0 && !*hearth_message_get_content(m))
+            continue;
+        JsonObject *o = json_object_new();
+        json_object_set_string_member(o, "role", hearth_message_get_role(m));
+        json_object_set_string_member(o, "content", hearth_message_get_content(m));
+        json_array_add_object_element(arr, o);
+    }
+    JsonNode *node = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(node, arr);
+    return node;
+}
+
+static void
+start_reply(HearthWindow *self)
+{
+    g_autoptr(GError) error = NULL;
+    gint64 id = hearth_store_message_append(self->store, self->conversation_id, HEARTH_STORE_ROLE_ASSISTANT,
+                                            HEARTH_STORE_STATE_PARTIAL, "", 0, -1, &error);
+    if (!id) {
+        show_banner(self, error->message);
+        return;
+    }
+    self->reply = hearth_message_new(id, "assistant", "", "partial");
+    g_autoptr(JsonNode) msgs = conversation_json(self);
+    g_list_store_append(self->messages, self->reply);
+    mark_last(self);
+    HearthGenParams p;
+    hearth_gen_params_init(&p);
+    p.temperature = gtk_spin_button_get_value(self->temperature_spin);
+    p.top_p = gtk_spin_button_get_value(self->top_p_spin);
+    p.max_new_tokens = gtk_spin_button_get_value_as_int(self->max_tokens_spin);
+    self->reply_request = hearth_engine_generate(self->engine, msgs, &p);
+    update_send_state(self);
+    g_idle_add_once((GSourceOnceFunc)scroll_to_bottom, self);
+}
+
+static gboolean
+save_reply_timeout(gpointer data)
+{
+    HearthWindow *self = data;
+    if (self->reply && self->reply_dirty) {
+        hearth_store_message_update_content(self->store, hearth_message_get_id(self->reply),
+                                            hearth_message_get_content(self->reply), -1, -1, NULL);
+        self->reply_dirty = FALSE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static void
+on_reply_delta(HearthEngine *engine, guint id, const char *text, HearthWindow *self)
+{
+    if (!self->reply || id != self->reply_request)
+        return;
+    gboolean follow = near_bottom(self);
+    hearth_message_append(self->reply, text);
+    self->reply_dirty = TRUE;
+    /* A streamed reply is saved as it grows, at most once a second. */
+    if (!self->save_timeout)
+        self->save_timeout = g_timeout_add_seconds(1, save_reply_timeout, self);
+    if (follow)
+        g_idle_add_once((GSourceOnceFunc)scroll_to_bottom, self);
+}
+
+static void
+on_context_trimmed(HearthEngine *engine, guint id, int dropped, HearthWindow *self)
+{
+    g_autofree char *text = g_strdup_printf(
+        ngettext("The conversation is longer than the model’s context: the oldest message was left out.",
+                 "The conversation is longer than the model’s context: the oldest %d messages were left out.",
+                 dropped), dropped);
+    toast(self, text);
+}
+
+static void
+on_reply_finished(HearthEngine *engine, guint id, HearthReplyStats *stats, HearthWindow *self)
+{
+    if (!self->reply || id != self->reply_request)
+        return;
+    g_clear_handle_id(&self->save_timeout, g_source_remove);
+    HearthMessage *reply = self->reply;
+    gint64 mid = hearth_message_get_id(reply);
+    g_autoptr(GError) error = NULL;
+    HearthStoreGenStats gs = { stats->prompt_tokens, stats->generated_tokens, stats->tokens_per_second,
+                               stats->time_to_first_token_s * 1000.0 };
+    g_free(self->last_status);
+    if (g_strcmp0(stats->stop_reason, "error") == 0) {
+        hearth_store_message_update_content(self->store, mid, hearth_message_get_content(reply), -1, -1, NULL);
+        hearth_store_message_set_error(self->store, mid, stats->error, &error);
+        hearth_message_set_state(reply, "error");
+        hearth_message_set_note(reply, stats->error);
+        show_banner(self, stats->error);
+        self->last_status = NULL;
+    } else {
+        gboolean stopped = g_strcmp0(stats->stop_reason, "cancelled") == 0;
+        hearth_store_message_finish(self->store, mid, stopped ? HEARTH_STORE_STATE_INTERRUPTED : HEARTH_STORE_STATE_COMPLETE,
+                                    hearth_message_get_content(reply), -1, &gs, &error);
+        hearth_message_set_state(reply, "complete");
+        g_autofree char *note = g_strdup_printf(_("%d tokens · %.1f tokens/s%s"), stats->generated_tokens,
+                                                stats->tokens_per_second, stopped ? _(" · stopped") : "");
+        hearth_message_set_note(reply, note);
+        self->last_status = g_strdup_printf(_("last reply %.1f tokens/s"), stats->tokens_per_second);
+        if (g_strcmp0(stats->stop_reason, "context full") == 0)
+            toast(self, _("The reply stopped because the model’s context is full."));
+    }
+    if (error)
+        toast(self, error->message);
+    g_clear_object(&self->reply);
+    self->reply_request = 0;
+    mark_last(self);
+    reload_conversations(self);
+    update_send_state(self);
+}
+
+/* ---- models -------------------------------------------------------------------- */
+
+static void
+add_model_dir(HearthWindow *self, const char *dir)
+{
+    for (guint i = 0; i < self->model_dirs->len; i++)
+        if (g_strcmp0(g_ptr_array_index(self->model_dirs, i), dir) == 0)
+            return;
+    g_autofree char *name = g_path_get_basename(dir);
+    /* Folders named for their format ("hf_f16", "awq-g128") say little on
+     * their own: show the parent folder too. */
+    if (g_str_has_prefix(name, "hf_") || g_str_has_prefix(name, "hf-") || g_str_has_prefix(name, "awq")) {
+        g_autofree char *parent_dir = g_path_get_dirname(dir);
+        g_autofree char *parent = g_path_get_basename(parent_dir);
+        char *both = g_strdup_printf("%s (%s)", parent, name);
+        g_free(name);
+        name = both;
+    }
+    g_ptr_array_add(self->model_dirs, g_strdup(dir));
+    gtk_string_list_append(self->model_names, name);
+}
+
+static void
+scan_models(HearthWindow *self)
+{
+    g_autofree char *root = models_dir();
+    g_autoptr(GDir) d = g_dir_open(root, 0, NULL);
+    const char *name;
+    g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func(g_free);
+    while (d && (name = g_dir_read_name(d))) {
+        g_autofree char *cfg = g_build_filename(root, name, "config.json", NULL);
+        if (g_file_test(cfg, G_FILE_TEST_IS_REGULAR))
+            g_ptr_array_add(found, g_build_filename(root, name, NULL));
+    }
+    g_ptr_array_sort(found, (GCompareFunc)g_strcmp0);
+    for (guint i = 0; i < found->len; i++)
+        add_model_dir(self, g_ptr_array_index(found, i));
+}
+
+static void
+select_model(HearthWindow *self, const char *dir)
+{
+    add_model_dir(self, dir);
+    for (guint i = 0; i < self->model_dirs->len; i++) {
+        if (g_strcmp0(g_ptr_array_index(self->model_dirs, i), dir) == 0) {
+            self->updating_picker = TRUE;
+            gtk_drop_down_set_selected(self->model_picker, i);
+            self->updating_picker = FALSE;
+        }
+    }
+    gtk_progress_bar_set_fraction(self->load_progress, 0.0);
+    hearth_engine_load(self->engine, dir);
+    update_send_state(self);
+}
+
+static void
+on_model_selected(GtkDropDown *dd, GParamSpec *pspec, HearthWindow *self)
+{
+    if (self->updating_picker)
+        return;
+    guint i = gtk_drop_down_get_selected(dd);
+    if (i < self->model_dirs->len)
+        select_model(self, g_ptr_array_index(self->model_dirs, i));
+}
+
+static void
+on_load_progress(HearthEngine *engine, double fraction, HearthWindow *self)
+{
+    gtk_progress_bar_set_fraction(self->load_progress, fraction);
+}
+
+static void
+on_load_finished(HearthEngine *engine, gboolean ok, const char *message, HearthWindow *self)
+{
+    if (!ok)
+        show_banner(self, message);
+    else
+        gtk_revealer_set_reveal_child(self->banner, FALSE);
+    update_send_state(self);
+    if (ok)
+        gtk_widget_grab_focus(GTK_WIDGET(self->composer));
+}
+
+static void
+on_engine_state(HearthEngine *engine, GParamSpec *pspec, HearthWindow *self)
+{
+    update_send_state(self);
+}
+
+void
+hearth_window_open_model(HearthWindow *self, const char *dir)
+{
+    select_model(self, dir);
+}
+
+/* ---- actions -------------------------------------------------------------------- */
+
+static char *
+composer_text(HearthWindow *self)
+{
+    GtkTextBuffer *buf = gtk_text_view_get_buffer(self->composer);
+    GtkTextIter a, b;
+    gtk_text_buffer_get_bounds(buf, &a, &b);
+    return gtk_text_buffer_get_text(buf, &a, &b, FALSE);
+}
+
+static void
+send_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    if (self->reply || hearth_engine_get_state(self->engine) != HEARTH_ENGINE_READY || !self->store)
+        return;
+    g_autofree char *text = composer_text(self);
+    g_strstrip(text);
+    if (!*text)
+        return;
+    g_autoptr(GError) error = NULL;
+    if (!self->conversation_id) {
+        self->conversation_id = hearth_store_conversation_create(self->store, hearth_engine_get_model_name(self->engine),
+                                                                &error);
+        if (!self->conversation_id) {
+            show_banner(self, error->message);
+            return;
+        }
+        save_settings(self);
+    }
+    gint64 id = hearth_store_message_append(self->store, self->conversation_id, HEARTH_STORE_ROLE_USER,
+                                            HEARTH_STORE_STATE_COMPLETE, text, -1, -1, &error);
+    if (!id) {
+        show_banner(self, error->message);
+        return;
+    }
+    gtk_text_buffer_set_text(gtk_text_view_get_buffer(self->composer), "", -1);
+    g_autoptr(HearthMessage) m = hearth_message_new(id, "user", text, "complete");
+    g_list_store_append(self->messages, m);
+    reload_conversations(self);
+    start_reply(self);
+}
+
+static void
+stop_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    if (self->reply)
+        hearth_engine_cancel(self->engine);
+}
+
+/* Remove list rows from index `from` on, and the store's messages after
+ * position from - 1. */
+static gboolean
+truncate_conversation(HearthWindow *self, guint from)
+{
+    g_autoptr(GError) error = NULL;
+    if (hearth_store_message_delete_after(self->store, self->conversation_id, (int)from - 1, &error) < 0) {
+        toast(self, error->message);
+        return FALSE;
+    }
+    guint n = g_list_model_get_n_items(G_LIST_MODEL(self->messages));
+    if (from < n)
+        g_list_store_splice(self->messages, from, n - from, NULL, 0);
+    return TRUE;
+}
+
+static void
+regenerate_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    guint n = g_list_model_get_n_items(G_LIST_MODEL(self->messages));
+    if (self->reply || n == 0 || hearth_engine_get_state(self->engine) != HEARTH_ENGINE_READY)
+        return;
+    g_autoptr(HearthMessage) last = g_list_model_get_item(G_LIST_MODEL(self->messages), n - 1);
+    if (g_strcmp0(hearth_message_get_role(last), "assistant") == 0 && !truncate_conversation(self, n - 1))
+        return;
+    start_reply(self);
+}
+
+static void
+edit_last_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    if (self->reply)
+        return;
+    guint n = g_list_model_get_n_items(G_LIST_MODEL(self->messages));
+    for (guint i = n; i-- > 0;) {
+        g_autoptr(HearthMessage) m = g_list_model_get_item(G_LIST_MODEL(self->messages), i);
+        if (g_strcmp0(hearth_message_get_role(m), "user") != 0)
+            continue;
+        g_autofree char *text = g_strdup(hearth_message_get_content(m));
+        if (truncate_conversation(self, i)) {
+            gtk_text_buffer_set_text(gtk_text_view_get_buffer(self->composer), text, -1);
+            gtk_widget_grab_focus(GTK_WIDGET(self->composer));
+        }
+        break;
+    }
+    mark_last(self);
+    update_send_state(self);
+}
+
+static void
+copy_message_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    gint64 id = g_variant_get_int64(param);
+    guint n = g_list_model_get_n_items(G_LIST_MODEL(self->messages));
+    for (guint i = 0; i < n; i++) {
+        g_autoptr(HearthMessage) m = g_list_model_get_item(G_LIST_MODEL(self->messages), i);
+        if (hearth_message_get_id(m) == id) {
+            gdk_clipboard_set_text(gtk_widget_get_clipboard(widget), hearth_message_get_content(m));
+            toast(self, _("Copied to the clipboard"));
+            return;
+        }
+    }
+}
+
+static void
+new_chat_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    open_conversation(self, 0);
+    reload_conversations(self);
+    gtk_widget_grab_focus(GTK_WIDGET(self->composer));
+}
+
+static void
+search_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    gtk_toggle_button_set_active(self->search_button, TRUE);
+    adw_leaflet_navigate(self->leaflet, ADW_NAVIGATION_DIRECTION_BACK);
+    gtk_widget_grab_focus(GTK_WIDGET(self->search_entry));
+}
+
+static void
+undo_delete_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    gint64 id = g_variant_get_int64(param);
+    g_autoptr(GError) error = NULL;
+    if (!hearth_store_conversation_restore(self->store, id, &error))
+        toast(self, error->message);
+    reload_conversations(self);
+}
+
+static void
+delete_conversation_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    if (!self->conversation_id)
+        return;
+    gint64 id = self->conversation_id;
+    g_autoptr(GError) error = NULL;
+    if (!hearth_store_conversation_trash(self->store, id, &error)) {
+        toast(self, error->message);
+        return;
+    }
+    open_conversation(self, 0);
+    reload_conversations(self);
+    AdwToast *t = adw_toast_new(_("Conversation deleted"));
+    adw_toast_set_button_label(t, _("_Undo"));
+    adw_toast_set_action_name(t, "win.undo-delete");
+    adw_toast_set_action_target_value(t, g_variant_new_int64(id));
+    adw_toast_overlay_add_toast(self->toast_overlay, t);
+}
+
+static void
+rename_response(AdwMessageDialog *dialog, const char *response, HearthWindow *self)
+{
+    if (g_strcmp0(response, "rename") != 0)
+        return;
+    GtkEditable *entry = GTK_EDITABLE(adw_message_dialog_get_extra_child(dialog));
+    gint64 id = GPOINTER_TO_SIZE(g_object_get_data(G_OBJECT(dialog), "conversation"));
+    g_autoptr(GError) error = NULL;
+    if (!hearth_store_conversation_rename(self->store, id, gtk_editable_get_text(entry), &error))
+        toast(self, error->message);
+    reload_conversations(self);
+}
+
+static void
+rename_conversation_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    if (!self->conversation_id)
+        return;
+    g_autoptr(HearthStoreConversation) c = hearth_store_conversation_get(self->store, self->conversation_id, NULL);
+    AdwMessageDialog *dialog = ADW_MESSAGE_DIALOG(adw_message_dialog_new(GTK_WINDOW(self), _("Rename Conversation"), NULL));
+    GtkWidget *entry = gtk_entry_new();
+    gtk_editable_set_text(GTK_EDITABLE(entry), c && c->title ? c->title : "");
+    gtk_entry_set_activates_default(GTK_ENTRY(entry), TRUE);
+    gtk_accessible_update_property(GTK_ACCESSIBLE(entry), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Title"), -1);
+    adw_message_dialog_set_extra_child(dialog, entry);
+    adw_message_dialog_add_responses(dialog, "cancel", _("_Cancel"), "rename", _("_Rename"), NULL);
+    adw_message_dialog_set_response_appearance(dialog, "rename", ADW_RESPONSE_SUGGESTED);
+    adw_message_dialog_set_default_response(dialog, "rename");
+    g_object_set_data(G_OBJECT(dialog), "conversation", GSIZE_TO_POINTER(self->conversation_id));
+    g_signal_connect(dialog, "response", G_CALLBACK(rename_response), self);
+    gtk_window_present(GTK_WINDOW(dialog));
+}
+
+static void
+export_response(GtkNativeDialog *dialog, int response, HearthWindow *self)
+{
+    if (response == GTK_RESPONSE_ACCEPT) {
+        g_autoptr(GFile) file = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(dialog));
+        gboolean json = GPOINTER_TO_INT(g_object_get_data(G_OBJECT(dialog), "json"));
+        g_autoptr(GError) error = NULL;
+        g_autofree char *text = json ? hearth_store_export_json(self->store, self->conversation_id, &error)
+                                     : hearth_store_export_markdown(self->store, self->conversation_id, &error);
+        if (!text || !g_file_replace_contents(file, text, strlen(text), NULL, FALSE, G_FILE_CREATE_NONE, NULL, NULL,
+                                              &error))
+            show_banner(self, error->message);
+        else
+            toast(self, _("Conversation exported"));
+    }
+    g_object_unref(dialog);
+}
+
+static void
+export_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    if (!self->conversation_id) {
+        toast(self, _("There is no conversation to export yet"));
+        return;
+    }
+    gboolean json = g_strcmp0(g_variant_get_string(param, NULL), "json") == 0;
+    GtkFileChooserNative *fc = gtk_file_chooser_native_new(_("Export Conversation"), GTK_WINDOW(self),
+                                                           GTK_FILE_CHOOSER_ACTION_SAVE, _("_Export"), _("_Cancel"));
+    gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(fc), json ? "conversation.json" : "conversation.md");
+    g_object_set_data(G_OBJECT(fc), "json", GINT_TO_POINTER(json));
+    g_signal_connect(fc, "response", G_CALLBACK(export_response), self);
+    gtk_native_dialog_show(GTK_NATIVE_DIALOG(fc));
+}
+
+static void
+open_model_response(GtkNativeDialog *dialog, int response, HearthWindow *self)
+{
+    if (response == GTK_RESPONSE_ACCEPT) {
+        g_autoptr(GFile) file = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(dialog));
+        g_autofree char *path = g_file_get_path(file);
+        if (path)
+            select_model(self, path);
+    }
+    g_object_unref(dialog);
+}
+
+static void
+open_model_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    GtkFileChooserNative *fc = gtk_file_chooser_native_new(_("Open a Model Folder"), GTK_WINDOW(self),
+                                                           GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER, _("_Open"),
+                                                           _("_Cancel"));
+    g_signal_connect(fc, "response", G_CALLBACK(open_model_response), self);
+    gtk_native_dialog_show(GTK_NATIVE_DIALOG(fc));
+}
+
+static void
+dismiss_banner_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    gtk_revealer_set_reveal_child(HEARTH_WINDOW(widget)->banner, FALSE);
+}
+
+/* ---- list item factories ----------------------------------------------------------- */
+
+static void
+message_setup(GtkSignalListItemFactory *f, GtkListItem *item, gpointer user_data)
+{
+    gtk_list_item_set_child(item, hearth_message_row_new());
+    gtk_list_item_set_activatable(item, FALSE);
+}
+
+static void
+message_bind(GtkSignalListItemFactory *f, GtkListItem *item, gpointer user_data)
+{
+    hearth_message_row_bind(HEARTH_MESSAGE_ROW(gtk_list_item_get_child(item)),
+                            HEARTH_MESSAGE(gtk_list_item_get_item(item)));
+}
+
+static void
+message_unbind(GtkSignalListItemFactory *f, GtkListItem *item, gpointer user_data)
+{
+    hearth_message_row_bind(HEARTH_MESSAGE_ROW(gtk_list_item_get_child(item)), NULL);
+}
+
+static void
+conversation_setup(GtkSignalListItemFactory *f, GtkListItem *item, gpointer user_data)
+{
+    GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 2);
+    GtkWidget *title = gtk_label_new(NULL);
+    GtkWidget *sub = gtk_label_new(NULL);
+    gtk_label_set_xalign(GTK_LABEL(title), 0);
+    gtk_label_set_ellipsize(GTK_LABEL(title), PANGO_ELLIPSIZE_END);
+    gtk_label_set_xalign(GTK_LABEL(sub), 0);
+    gtk_label_set_ellipsize(GTK_LABEL(sub), PANGO_ELLIPSIZE_END);
+    gtk_widget_add_css_class(sub, "caption");
+    gtk_widget_add_css_class(sub, "dim-label");
+    gtk_box_append(GTK_BOX(box), title);
+    gtk_box_append(GTK_BOX(box), sub);
+    gtk_list_item_set_child(item, box);
+}
+
+static void
+conversation_bind(GtkSignalListItemFactory *f, GtkListItem *item, gpointer user_data)
+{
+    HearthConversationItem *c = gtk_list_item_get_item(item);
+    GtkWidget *box = gtk_list_item_get_child(item);
+    GtkWidget *title = gtk_widget_get_first_child(box);
+    GtkWidget *sub = gtk_widget_get_next_sibling(title);
+    gtk_label_set_text(GTK_LABEL(title), c->title);
+    gtk_label_set_text(GTK_LABEL(sub), c->subtitle ? c->subtitle : "");
+    gtk_widget_set_visible(sub, c->subtitle && *c->subtitle);
+    gtk_accessible_update_property(GTK_ACCESSIBLE(box), GTK_ACCESSIBLE_PROPERTY_LABEL, c->title, -1);
+}
+
+static void
+on_conversation_activate(GtkListView *view, guint position, HearthWindow *self)
+{
+    g_autoptr(HearthConversationItem) c = g_list_model_get_item(G_LIST_MODEL(self->conversations), position);
+    if (c && c->id != self->conversation_id)
+        open_conversation(self, c->id);
+    else if (c)
+        adw_leaflet_navigate(self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD);
+}
+
+static gboolean
+on_composer_key(GtkEventControllerKey *ctl, guint keyval, guint keycode, GdkModifierType state, HearthWindow *self)
+{
+    if ((keyval == GDK_KEY_Return || keyval == GDK_KEY_KP_Enter) && !(state & GDK_SHIFT_MASK)) {
+        gtk_widget_activate_action(GTK_WIDGET(self), "win.send", NULL);
+        return TRUE;
+    }
+    return FALSE;
+}
+
+static void
+on_search_changed(GtkSearchEntry *entry, HearthWindow *self)
+{
+    reload_conversations(self);
+}
+
+static void
+on_back(GtkButton *button, HearthWindow *self)
+{
+    adw_leaflet_navigate(self->leaflet, ADW_NAVIGATION_DIRECTION_BACK);
+}
+
+/* ---- store opening ----------------------------------------------------------------- */
+
+static void
+fresh_store_response(AdwMessageDialog *dialog, const char *response, HearthWindow *self)
+{
+    if (g_strcmp0(response, "fresh") != 0) {
+        show_banner(self, _("Conversations are not being saved: the database could not be opened."));
+        return;
+    }
+    HearthStoreError reason = GPOINTER_TO_INT(g_object_get_data(G_OBJECT(dialog), "reason"));
+    g_autofree char *moved = NULL;
+    g_autoptr(GError) error = NULL;
+    self->store = hearth_store_open_fresh(NULL, reason, &moved, &error);
+    if (!self->store) {
+        show_banner(self, error->message);
+        return;
+    }
+    g_autofree char *text = g_strdup_printf(_("Started a new conversation database; the old one is kept as %s"), moved);
+    toast(self, text);
+    reload_conversations(self);
+}
+
+static void
+open_store(HearthWindow *self)
+{
+    g_autoptr(GError) error = NULL;
+    self->store = hearth_store_open(NULL, &error);
+    if (self->store) {
+        guint recovered = hearth_store_get_recovered_count(self->store);
+        if (recovered)
+            toast(self, _("A reply that was interrupted when Hearth last closed was kept"));
+        return;
+    }
+    if (!g_error_matches(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_CORRUPT) &&
+        !g_error_matches(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_TOO_NEW)) {
+        show_banner(self, error->message);
+        return;
+    }
+    gboolean newer = error->code == HEARTH_STORE_ERROR_TOO_NEW;
+    AdwMessageDialog *dialog = ADW_MESSAGE_DIALOG(adw_message_dialog_new(
+        GTK_WINDOW(self), newer ? _("Conversations Saved by a Newer Hearth") : _("Conversation Database Damaged"),
+        error->message));
+    adw_message_dialog_format_body(dialog, "%s\n\n%s", error->message,
+                                   _("Hearth will not change that file. It can set it aside, keeping it, and start "
+                                     "a new, empty conversation database."));
+    adw_message_dialog_add_responses(dialog, "keep", _("_Not Now"), "fresh", _("_Start a New Database"), NULL);
+    adw_message_dialog_set_response_appearance(dialog, "fresh", ADW_RESPONSE_SUGGESTED);
+    g_object_set_data(G_OBJECT(dialog), "reason", GINT_TO_POINTER(error->code));
+    g_signal_connect(dialog, "response", G_CALLBACK(fresh_store_response), self);
+    gtk_window_present(GTK_WINDOW(dialog));
+}
+
+/* ---- GObject ---------------------------------------------------------------------- */
+
+static void
+hearth_window_dispose(GObject *object)
+{
+    HearthWindow *self = HEARTH_WINDOW(object);
+    g_clear_handle_id(&self->save_timeout, g_source_remove);
+    if (self->reply && self->store) {
+        /* Closing mid-reply: keep what was written, marked as interrupted. */
+        hearth_store_message_finish(self->store, hearth_message_get_id(self->reply), HEARTH_STORE_STATE_INTERRUPTED,
+                                    hearth_message_get_content(self->reply), -1, NULL, NULL);
+    }
+    g_clear_object(&self->reply);
+    if (self->engine) {
+        g_signal_handlers_disconnect_by_data(self->engine, self);
+        g_clear_object(&self->engine);
+    }
+    g_clear_pointer(&self->store, hearth_store_close);
+    g_clear_object(&self->messages);
+    g_clear_object(&self->conversations);
+    g_clear_object(&self->model_names);
+    g_clear_pointer(&self->model_dirs, g_ptr_array_unref);
+    g_clear_pointer(&self->last_status, g_free);
+    gtk_widget_dispose_template(GTK_WIDGET(self), HEARTH_TYPE_WINDOW);
+    G_OBJECT_CLASS(hearth_window_parent_class)->dispose(object);
+}
+
+static void
 hearth_window_class_init(HearthWindowClass *klass)
 {
+    GObjectClass *object_class = G_OBJECT_CLASS(klass);
     GtkWidgetClass *widget_class = GTK_WIDGET_CLASS(klass);
+    object_class->dispose = hearth_window_dispose;
     gtk_widget_class_set_template_from_resource(widget_class, "/io/github/hearthchat/Hearth/hearth-window.ui");
-    gtk_widget_class_bind_template_child(widget_class, HearthWindow, empty_page);
+#define BIND(name) gtk_widget_class_bind_template_child(widget_class, HearthWindow, name)
+    BIND(toast_overlay); BIND(leaflet); BIND(sidebar); BIND(content); BIND(search_button); BIND(search_bar);
+    BIND(search_entry); BIND(sidebar_stack); BIND(conversation_list); BIND(back_button); BIND(model_picker);
+    BIND(settings_button); BIND(system_prompt_view); BIND(temperature_spin); BIND(top_p_spin);
+    BIND(max_tokens_spin); BIND(banner); BIND(banner_label); BIND(main_stack); BIND(empty_page);
+    BIND(load_progress); BIND(chat_stack); BIND(message_scroller); BIND(message_list); BIND(composer);
+    BIND(send_stack); BIND(status_label);
+#undef BIND
+    gtk_widget_class_install_action(widget_class, "win.send", NULL, send_activated);
+    gtk_widget_class_install_action(widget_class, "win.stop", NULL, stop_activated);
+    gtk_widget_class_install_action(widget_class, "win.regenerate", NULL, regenerate_activated);
+    gtk_widget_class_install_action(widget_class, "win.edit-last", NULL, edit_last_activated);
+    gtk_widget_class_install_action(widget_class, "win.copy-message", "x", copy_message_activated);
+    gtk_widget_class_install_action(widget_class, "win.new-chat", NULL, new_chat_activated);
+    gtk_widget_class_install_action(widget_class, "win.search", NULL, search_activated);
+    gtk_widget_class_install_action(widget_class, "win.undo-delete", "x", undo_delete_activated);
+    gtk_widget_class_install_action(widget_class, "win.delete-conversation", NULL, delete_conversation_activated);
+    gtk_widget_class_install_action(widget_class, "win.rename-conversation", NULL, rename_conversation_activated);
+    gtk_widget_class_install_action(widget_class, "win.export", "s", export_activated);
+    gtk_widget_class_install_action(widget_class, "win.open-model", NULL, open_model_activated);
+    gtk_widget_class_install_action(widget_class, "win.dismiss-banner", NULL, dismiss_banner_activated);
+    gtk_widget_class_add_binding_action(widget_class, GDK_KEY_n, GDK_CONTROL_MASK, "win.new-chat", NULL);
+    gtk_widget_class_add_binding_action(widget_class, GDK_KEY_f, GDK_CONTROL_MASK, "win.search", NULL);
+    gtk_widget_class_add_binding_action(widget_class, GDK_KEY_Escape, 0, "win.stop", NULL);
+    gtk_widget_class_add_binding_action(widget_class, GDK_KEY_w, GDK_CONTROL_MASK, "window.close", NULL);
 }
 
 static void
 hearth_window_init(HearthWindow *self)
 {
     gtk_widget_init_template(GTK_WIDGET(self));
-    g_autofree char *models_dir = g_build_filename(g_get_user_data_dir(), "io.github.hearthchat.Hearth",
-                                                   "models", NULL);
+
+    g_autofree char *dir = models_dir();
     g_autofree char *desc = g_strdup_printf(
-        _("Hearth runs language models privately on this computer. Put a model folder in "
-          "Hugging Face layout (config.json, tokenizer.json and *.safetensors) in %s."),
-        models_dir);
+        _("Hearth runs language models privately on this computer. Put a model folder in Hugging Face "
+          "layout (config.json, tokenizer.json and *.safetensors) in %s, or open one."), dir);
     adw_status_page_set_description(self->empty_page, desc);
+
+    self->messages = g_list_store_new(HEARTH_TYPE_MESSAGE);
+    self->conversations = g_list_store_new(HEARTH_TYPE_CONVERSATION_ITEM);
+    self->model_names = gtk_string_list_new(NULL);
+    self->model_dirs = g_ptr_array_new_with_free_func(g_free);
+
+    GtkListItemFactory *mf = gtk_signal_list_item_factory_new();
+    g_signal_connect(mf, "setup", G_CALLBACK(message_setup), self);
+    g_signal_connect(mf, "bind", G_CALLBACK(message_bind), self);
+    g_signal_connect(mf, "unbind", G_CALLBACK(message_unbind), self);
+    gtk_list_view_set_factory(self->message_list, mf);
+    g_object_unref(mf);
+    GtkNoSelection *msel = gtk_no_selection_new(G_LIST_MODEL(g_object_ref(self->messages)));
+    gtk_list_view_set_model(self->message_list, GTK_SELECTION_MODEL(msel));
+    g_object_unref(msel);
+
+    GtkListItemFactory *cf = gtk_signal_list_item_factory_new();
+    g_signal_connect(cf, "setup", G_CALLBACK(conversation_setup), self);
+    g_signal_connect(cf, "bind", G_CALLBACK(conversation_bind), self);
+    gtk_list_view_set_factory(self->conversation_list, cf);
+    g_object_unref(cf);
+    GtkSingleSelection *csel = gtk_single_selection_new(G_LIST_MODEL(g_object_ref(self->conversations)));
+    gtk_single_selection_set_autoselect(csel, FALSE);
+    gtk_single_selection_set_can_unselect(csel, TRUE);
+    gtk_list_view_set_model(self->conversation_list, GTK_SELECTION_MODEL(csel));
+    g_object_unref(csel);
+    g_signal_connect(self->conversation_list, "activate", G_CALLBACK(on_conversation_activate), self);
+
+    gtk_drop_down_set_model(self->model_picker, G_LIST_MODEL(self->model_names));
+    g_signal_connect(self->model_picker, "notify::selected", G_CALLBACK(on_model_selected), self);
+
+    GtkEventController *keys = gtk_event_controller_key_new();
+    gtk_event_controller_set_propagation_phase(keys, GTK_PHASE_CAPTURE);
+    g_signal_connect(keys, "key-pressed", G_CALLBACK(on_composer_key), self);
+    gtk_widget_add_controller(GTK_WIDGET(self->composer), keys);
+
+    g_signal_connect(self->search_entry, "search-changed", G_CALLBACK(on_search_changed), self);
+    g_signal_connect_swapped(self->search_button, "notify::active", G_CALLBACK(reload_conversations), self);
+    g_signal_connect(self->back_button, "clicked", G_CALLBACK(on_back), self);
+    g_signal_connect_swapped(gtk_text_view_get_buffer(self->system_prompt_view), "changed",
+                             G_CALLBACK(on_setting_changed), self);
+    g_signal_connect_swapped(self->temperature_spin, "value-changed", G_CALLBACK(on_setting_changed), self);
+    g_signal_connect_swapped(self->top_p_spin, "value-changed", G_CALLBACK(on_setting_changed), self);
+    g_signal_connect_swapped(self->max_tokens_spin, "value-changed", G_CALLBACK(on_setting_changed), self);
+
+    self->engine = hearth_engine_new();
+    g_signal_connect(self->engine, "load-progress", G_CALLBACK(on_load_progress), self);
+    g_signal_connect(self->engine, "load-finished", G_CALLBACK(on_load_finished), self);
+    g_signal_connect(self->engine, "reply-delta", G_CALLBACK(on_reply_delta), self);
+    g_signal_connect(self->engine, "context-trimmed", G_CALLBACK(on_context_trimmed), self);
+    g_signal_connect(self->engine, "reply-finished", G_CALLBACK(on_reply_finished), self);
+    g_signal_connect(self->engine, "notify::state", G_CALLBACK(on_engine_state), self);
+    g_signal_connect_swapped(self->engine, "notify::context-used", G_CALLBACK(update_status), self);
+
+    open_store(self);
+    reload_conversations(self);
+    scan_models(self);
+    update_send_state(self);
 }
 
 HearthWindow *
 hearth_window_new(HearthApplication *app)
 {
-    return g_object_new(HEARTH_TYPE_WINDOW, "application", app, NULL);
+    HearthWindow *self = g_object_new(HEARTH_TYPE_WINDOW, "application", app, NULL);
+    const char *model = hearth_application_get_model_dir(app);
+    if (model)
+        select_model(self, model);
+    else if (self->model_dirs->len > 0)
+        select_model(self, g_ptr_array_index(self->model_dirs, 0));
+    return self;
 }

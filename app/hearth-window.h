@@ -10,5 +10,6 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(HearthWindow, hearth_window, HEARTH, WINDOW, AdwApplicationWindow)
 
 HearthWindow *hearth_window_new(HearthApplication *app);
+void hearth_window_open_model(HearthWindow *self, const char *dir);
 
 G_END_DECLS

@@ -114,6 +114,15 @@ hr_model_n_cached(const HrModel *m)
     return m->n_cached;
 }
 
+int
+hr_model_common_prefix(const HrModel *m, const int32_t *tokens, int n)
+{
+    int common = 0;
+    while (common < m->n_cached && common < n && m->cached[common] == tokens[common])
+        common++;
+    return common;
+}
+
 HrStatus
 hr_model_eval(HrModel *m, const int32_t *tokens, int n, HrError *err)
 {
@@ -121,9 +130,7 @@ hr_model_eval(HrModel *m, const int32_t *tokens, int n, HrError *err)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "nothing to evaluate");
     if (n > m->context_len)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "%d tokens do not fit the context of %d", n, m->context_len);
-    int common = 0;
-    while (common < m->n_cached && common < n && m->cached[common] == tokens[common])
-        common++;
+    int common = hr_model_common_prefix(m, tokens, n);
     /* The last token always runs, so its logits are fresh. */
     if (common == n)
         common = n - 1;

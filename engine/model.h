@@ -37,6 +37,9 @@ HrStatus hr_model_eval(HrModel *m, const int32_t *tokens, int n, HrError *err);
 /* Append tokens to the cached sequence (same as eval of cache + tokens). */
 HrStatus hr_model_append(HrModel *m, const int32_t *tokens, int n, HrError *err);
 
+/* How many leading tokens of tokens[0..n) the KV cache already holds. */
+int hr_model_common_prefix(const HrModel *m, const int32_t *tokens, int n);
+
 /* Number of tokens the KV cache holds now. */
 int hr_model_n_cached(const HrModel *m);
 

@@ -15,6 +15,7 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 export XDG_RUNTIME_DIR="$tmp/run" XDG_DATA_HOME="$tmp/data" XDG_CONFIG_HOME="$tmp/config" XDG_CACHE_HOME="$tmp/cache"
 mkdir -m 700 -p "$XDG_RUNTIME_DIR"
 export HEARTH_GUI_OUT="${3:-$tmp}"
+mkdir -p "$HEARTH_GUI_OUT"
 
 exec dbus-run-session -- xvfb-run -a -s '-screen 0 1280x800x24' sh -c '
   /usr/libexec/at-spi-bus-launcher --launch-immediately &

@@ -1,0 +1,638 @@
+#include "hearth-engine.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include <glib/gi18n.h>
+
+#include "chat.h"
+#include "generate.h"
+#include "model.h"
+#include "sampler.h"
+#include "tokenizer.h"
+
+typedef enum { REQ_LOAD, REQ_UNLOAD, REQ_GENERATE, REQ_QUIT } RequestType;
+
+typedef struct {
+    RequestType type;
+    guint id;
+    char *dir;
+    JsonNode *messages;
+    HearthGenParams params;
+} Request;
+
+/* State shared by the GObject (main thread) and the worker thread. */
+typedef struct {
+    gatomicrefcount ref;
+    GAsyncQueue *queue;
+    atomic_int cancel;         /* checked by the decode loop before every token */
+    atomic_uint cancel_upto;   /* requests with id <= this are cancelled */
+    GMainContext *main_context;
+    GWeakRef owner;            /* the HearthEngine, for signal emission */
+    GMutex delta_lock;
+    GString *delta;            /* reply text not yet delivered */
+    guint delta_id;
+    gboolean delta_scheduled;
+    /* worker-only */
+    HrModel *model;
+    HrTokenizer *tok;
+} Shared;
+
+struct _HearthEngine {
+    GObject parent_instance;
+    Shared *shared;
+    GThread *thread;
+    HearthEngineState state;
+    char *model_dir;
+    char *model_name;
+    int context_length;
+    int context_used;
+    guint next_id;
+};
+
+G_DEFINE_FINAL_TYPE(HearthEngine, hearth_engine, G_TYPE_OBJECT)
+
+enum { PROP_0, PROP_STATE, PROP_MODEL_NAME, PROP_CONTEXT_USED, N_PROPS };
+static GParamSpec *props[N_PROPS];
+
+enum { SIG_LOAD_PROGRESS, SIG_LOAD_FINISHED, SIG_REPLY_DELTA, SIG_CONTEXT_TRIMMED, SIG_REPLY_FINISHED, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+void
+hearth_gen_params_init(HearthGenParams *p)
+{
+    p->temperature = 0.7;
+    p->top_p = 0.95;
+    p->top_k = 40;
+    p->min_p = 0.05;
+    p->repetition_penalty = 1.1;
+    p->max_new_tokens = 512;
+    p->seed = 0;
+}
+
+static Shared *
+shared_ref(Shared *s)
+{
+    g_atomic_ref_count_inc(&s->ref);
+    return s;
+}
+
+static void
+request_free(Request *r)
+{
+    g_free(r->dir);
+    if (r->messages)
+        json_node_unref(r->messages);
+    g_free(r);
+}
+
+static void
+shared_unref(Shared *s)
+{
+    if (!g_atomic_ref_count_dec(&s->ref))
+        return;
+    Request *r;
+    while ((r = g_async_queue_try_pop(s->queue)))
+        request_free(r);
+    g_async_queue_unref(s->queue);
+    g_weak_ref_clear(&s->owner);
+    g_mutex_clear(&s->delta_lock);
+    g_string_free(s->delta, TRUE);
+    g_main_context_unref(s->main_context);
+    hr_model_free(s->model);
+    hr_tokenizer_free(s->tok);
+    g_free(s);
+}
+
+/* ---- main-thread side: events posted by the worker ---------------------- */
+
+typedef enum { EV_PROGRESS, EV_LOADED, EV_TRIMMED, EV_FINISHED, EV_GENERATING } EventType;
+
+typedef struct {
+    Shared *shared;
+    EventType type;
+    guint id;
+    double progress;
+    gboolean ok;
+    char *error;
+    char *model_dir;
+    int context_length;
+    int context_used;
+    int dropped;
+    HearthReplyStats stats;
+    char *stop_reason;
+} Event;
+
+static void flush_delta(Shared *s, HearthEngine *self);
+
+static void
+set_state(HearthEngine *self, HearthEngineState st)
+{
+    if (self->state == st)
+        return;
+    self->state = st;
+    g_object_notify_by_pspec(G_OBJECT(self), props[PROP_STATE]);
+}
+
+static gboolean
+event_dispatch(gpointer data)
+{
+    Event *ev = data;
+    HearthEngine *self = g_weak_ref_get(&ev->shared->owner);
+    if (!self)
+        return G_SOURCE_REMOVE;
+    switch (ev->type) {
+    case EV_PROGRESS:
+        g_signal_emit(self, signals[SIG_LOAD_PROGRESS], 0, ev->progress);
+        break;
+    case EV_LOADED:
+        self->context_length = ev->context_length;
+        self->context_used = 0;
+        if (!ev->ok) {
+            g_clear_pointer(&self->model_dir, g_free);
+            g_clear_pointer(&self->model_name, g_free);
+            g_object_notify_by_pspec(G_OBJECT(self), props[PROP_MODEL_NAME]);
+        }
+        set_state(self, ev->ok ? HEARTH_ENGINE_READY : HEARTH_ENGINE_EMPTY);
+        g_signal_emit(self, signals[SIG_LOAD_FINISHED], 0, ev->ok, ev->error);
+        break;
+    case EV_GENERATING:
+        set_state(self, HEARTH_ENGINE_GENERATING);
+        break;
+    case EV_TRIMMED:
+        g_signal_emit(self, signals[SIG_CONTEXT_TRIMMED], 0, ev->id, ev->dropped);
+        break;
+    case EV_FINISHED:
+        flush_delta(ev->shared, self);
+        self->context_used = ev->context_used;
+        g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONTEXT_USED]);
+        if (self->state == HEARTH_ENGINE_GENERATING)
+            set_state(self, HEARTH_ENGINE_READY);
+        ev->stats.stop_reason = ev->stop_reason;
+        ev->stats.error = ev->error;
+        g_signal_emit(self, signals[SIG_REPLY_FINISHED], 0, ev->id, &ev->stats);
+        break;
+    }
+    g_object_unref(self);
+    return G_SOURCE_REMOVE;
+}
+
+static void
+event_free(gpointer data)
+{
+    Event *ev = data;
+    shared_unref(ev->shared);
+    g_free(ev->error);
+    g_free(ev->model_dir);
+    g_free(ev->stop_reason);
+    g_free(ev);
+}
+
+static void
+post(Shared *s, Event *ev)
+{
+    ev->shared = shared_ref(s);
+    g_main_context_invoke_full(s->main_context, G_PRIORITY_DEFAULT, event_dispatch, ev, event_free);
+}
+
+static void
+flush_delta(Shared *s, HearthEngine *self)
+{
+    g_mutex_lock(&s->delta_lock);
+    char *text = s->delta->len ? g_strndup(s->delta->str, s->delta->len) : NULL;
+    guint id = s->delta_id;
+    g_string_truncate(s->delta, 0);
+    s->delta_scheduled = FALSE;
+    g_mutex_unlock(&s->delta_lock);
+    if (text)
+        g_signal_emit(self, signals[SIG_REPLY_DELTA], 0, id, text);
+    g_free(text);
+}
+
+static gboolean
+delta_dispatch(gpointer data)
+{
+    Shared *s = data;
+    HearthEngine *self = g_weak_ref_get(&s->owner);
+    if (self) {
+        flush_delta(s, self);
+        g_object_unref(self);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/* ---- worker side --------------------------------------------------------- */
+
+static bool
+on_progress(double progress, const char *what, void *user)
+{
+    Shared *s = user;
+    Event *ev = g_new0(Event, 1);
+    ev->type = EV_PROGRESS;
+    ev->progress = progress;
+    post(s, ev);
+    return !atomic_load(&s->cancel);
+}
+
+static char *
+friendly_load_error(const char *dir, const HrError *err)
+{
+    g_autofree char *name = g_path_get_basename(dir);
+    switch (err->status) {
+    case HR_ERR_NOMEM:
+        return g_strdup_printf(_("“%s” does not fit in memory: %s"), name, err->message);
+    case HR_ERR_UNSUPPORTED:
+        return g_strdup_printf(_("“%s” is a kind of model Hearth cannot run yet: %s"), name, err->message);
+    case HR_ERR_IO:
+        return g_strdup_printf(_("“%s” could not be read: %s"), name, err->message);
+    default:
+        return g_strdup_printf(_("“%s” is not a usable model folder: %s"), name, err->message);
+    }
+}
+
+static void
+worker_load(Shared *s, const Request *r)
+{
+    /* Free the old model first so two never share memory. */
+    g_clear_pointer(&s->model, hr_model_free);
+    g_clear_pointer(&s->tok, hr_tokenizer_free);
+    Event *ev = g_new0(Event, 1);
+    ev->type = EV_LOADED;
+    HrError err = { 0 };
+    HrModelOptions opt;
+    hr_model_options_init(&opt);
+    opt.progress = on_progress;
+    opt.progress_user = s;
+    if (hr_tokenizer_load(r->dir, &s->tok, &err) != HR_OK ||
+        hr_model_load(r->dir, &opt, &s->model, &err) != HR_OK) {
+        ev->ok = FALSE;
+        ev->error = friendly_load_error(r->dir, &err);
+        g_clear_pointer(&s->tok, hr_tokenizer_free);
+    } else {
+        ev->ok = TRUE;
+        ev->context_length = hr_model_context_len(s->model);
+    }
+    post(s, ev);
+}
+
+typedef struct {
+    Shared *s;
+    guint id;
+} DeltaCtx;
+
+static bool
+on_text(const char *text, size_t len, int32_t token, void *user)
+{
+    DeltaCtx *d = user;
+    Shared *s = d->s;
+    g_mutex_lock(&s->delta_lock);
+    g_string_append_len(s->delta, text, (gssize)len);
+    s->delta_id = d->id;
+    gboolean schedule = !s->delta_scheduled;
+    s->delta_scheduled = TRUE;
+    g_mutex_unlock(&s->delta_lock);
+    /* One delivery per main-loop iteration at most: text arriving while a
+     * delivery is pending joins it. */
+    if (schedule)
+        g_main_context_invoke_full(s->main_context, G_PRIORITY_DEFAULT_IDLE, delta_dispatch, shared_ref(s),
+                                   (GDestroyNotify)shared_unref);
+    return true;
+}
+
+/* Render the conversation, dropping the oldest non-system messages until the
+ * prompt leaves room for the reply. */
+static HrStatus
+build_prompt(Shared *s, JsonNode *messages, int reserve, int32_t **ids, size_t *n_ids, int *dropped, HrError *err)
+{
+    JsonArray *all = json_node_get_array(messages);
+    guint n = json_array_get_length(all);
+    int ctx = hr_model_context_len(s->model);
+    *dropped = 0;
+    for (guint skip = 0;; skip++) {
+        JsonArray *kept = json_array_new();
+        guint skipped = 0;
+        for (guint i = 0; i < n; i++) {
+            JsonNode *m = json_array_get_element(all, i);
+            const char *role = json_object_get_string_member_with_default(json_node_get_object(m), "role", "");
+            bool is_last = i + 1 == n;
+            if (strcmp(role, "system") != 0 && !is_last && skipped < skip) {
+                skipped++;
+                continue;
+            }
+            json_array_add_element(kept, json_node_copy(m));
+        }
+        JsonNode *node = json_node_new(JSON_NODE_ARRAY);
+        json_node_take_array(node, kept);
+        HrError warn = { 0 };
+        HrStatus st = hr_chat_render(s->tok, node, true, NULL, ids, n_ids, NULL, &warn, err);
+        json_node_unref(node);
+        if (st != HR_OK)
+            return st;
+        if ((int)*n_ids + reserve <= ctx || skipped < skip) {
+            /* Fits, or nothing more can be dropped. */
+            if ((int)*n_ids >= ctx) {
+                g_free(*ids);
+                *ids = NULL;
+                return hr_error_set(err, HR_ERR_INVALID_ARG,
+                                    _("The message is too long for this model’s context of %d tokens."), ctx);
+            }
+            *dropped = (int)skipped;
+            return HR_OK;
+        }
+        g_free(*ids);
+        *ids = NULL;
+    }
+}
+
+static void
+worker_generate(Shared *s, const Request *r)
+{
+    Event *fin = g_new0(Event, 1);
+    fin->type = EV_FINISHED;
+    fin->id = r->id;
+    if (!s->model) {
+        fin->stop_reason = g_strdup("error");
+        fin->error = g_strdup(_("No model is loaded."));
+        post(s, fin);
+        return;
+    }
+    Event *gen = g_new0(Event, 1);
+    gen->type = EV_GENERATING;
+    post(s, gen);
+
+    HrError err = { 0 };
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    int dropped = 0;
+    int reserve = MIN(r->params.max_new_tokens, hr_model_context_len(s->model) / 4);
+    if (build_prompt(s, r->messages, reserve, &ids, &n_ids, &dropped, &err) != HR_OK) {
+        fin->stop_reason = g_strdup("error");
+        fin->error = g_strdup(err.message);
+        post(s, fin);
+        return;
+    }
+    if (dropped > 0) {
+        Event *tr = g_new0(Event, 1);
+        tr->type = EV_TRIMMED;
+        tr->id = r->id;
+        tr->dropped = dropped;
+        post(s, tr);
+    }
+    HrSamplerParams sp;
+    hr_sampler_params_init(&sp);
+    sp.temperature = (float)r->params.temperature;
+    sp.top_p = (float)r->params.top_p;
+    sp.top_k = r->params.top_k;
+    sp.min_p = (float)r->params.min_p;
+    sp.repetition_penalty = (float)r->params.repetition_penalty;
+    sp.seed = r->params.seed ? r->params.seed : (guint64)g_get_real_time();
+    HrSampler *sampler = hr_sampler_new(&sp, hr_model_config(s->model)->vocab_size);
+    HrGenerateOptions gopt;
+    hr_generate_options_init(&gopt);
+    gopt.max_new_tokens = r->params.max_new_tokens;
+    gopt.cancel = &s->cancel;
+    hr_generate_add_tokenizer_eos(&gopt, s->model, s->tok);
+    DeltaCtx dctx = { s, r->id };
+    HrGenerateStats stats;
+    HrStatus st = hr_generate(s->model, s->tok, sampler, ids, (int)n_ids, &gopt, on_text, &dctx, &stats, &err);
+    hr_sampler_free(sampler);
+    g_free(ids);
+
+    fin->stats.prompt_tokens = stats.prompt_tokens;
+    fin->stats.prefilled_tokens = stats.prefilled_tokens;
+    fin->stats.generated_tokens = stats.generated_tokens;
+    fin->stats.tokens_per_second = stats.decode_s > 0 ? stats.generated_tokens / stats.decode_s : 0.0;
+    fin->stats.time_to_first_token_s = stats.ttft_s;
+    fin->context_used = hr_model_n_cached(s->model);
+    if (st != HR_OK) {
+        fin->stop_reason = g_strdup("error");
+        fin->error = g_strdup_printf(_("The reply failed: %s"), err.message);
+    } else {
+        fin->stop_reason = g_strdup(hr_stop_reason_name(stats.reason));
+    }
+    post(s, fin);
+}
+
+static gpointer
+worker_main(gpointer data)
+{
+    Shared *s = data;
+    for (;;) {
+        Request *r = g_async_queue_pop(s->queue);
+        RequestType type = r->type;
+        switch (type) {
+        case REQ_LOAD:
+            atomic_store(&s->cancel, 0);
+            worker_load(s, r);
+            break;
+        case REQ_UNLOAD:
+            g_clear_pointer(&s->model, hr_model_free);
+            g_clear_pointer(&s->tok, hr_tokenizer_free);
+            break;
+        case REQ_GENERATE:
+            /* Clear the flag, then re-check: a cancel() racing with this
+             * stores cancel_upto before setting the flag, so one of the two
+             * orders always leaves the flag set for a cancelled request. */
+            atomic_store(&s->cancel, 0);
+            if (atomic_load(&s->cancel_upto) >= r->id)
+                atomic_store(&s->cancel, 1);
+            worker_generate(s, r);
+            break;
+        case REQ_QUIT:
+            break;
+        }
+        request_free(r);
+        if (type == REQ_QUIT)
+            break;
+    }
+    shared_unref(s);
+    return NULL;
+}
+
+/* ---- GObject ------------------------------------------------------------- */
+
+static void
+push(HearthEngine *self, Request *r)
+{
+    g_async_queue_push(self->shared->queue, r);
+}
+
+static void
+hearth_engine_dispose(GObject *object)
+{
+    HearthEngine *self = HEARTH_ENGINE(object);
+    if (self->thread) {
+        atomic_store(&self->shared->cancel, 1);
+        Request *r = g_new0(Request, 1);
+        r->type = REQ_QUIT;
+        /* Jump the queue: nothing queued matters once we are going away. */
+        g_async_queue_push_front(self->shared->queue, r);
+        g_thread_join(self->thread);
+        self->thread = NULL;
+    }
+    G_OBJECT_CLASS(hearth_engine_parent_class)->dispose(object);
+}
+
+static void
+hearth_engine_finalize(GObject *object)
+{
+    HearthEngine *self = HEARTH_ENGINE(object);
+    g_weak_ref_set(&self->shared->owner, NULL);
+    shared_unref(self->shared);
+    g_free(self->model_dir);
+    g_free(self->model_name);
+    G_OBJECT_CLASS(hearth_engine_parent_class)->finalize(object);
+}
+
+static void
+hearth_engine_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+    HearthEngine *self = HEARTH_ENGINE(object);
+    switch (prop_id) {
+    case PROP_STATE:
+        g_value_set_int(value, self->state);
+        break;
+    case PROP_MODEL_NAME:
+        g_value_set_string(value, self->model_name);
+        break;
+    case PROP_CONTEXT_USED:
+        g_value_set_int(value, self->context_used);
+        break;
+    default:
+        G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    }
+}
+
+static void
+hearth_engine_class_init(HearthEngineClass *klass)
+{
+    GObjectClass *object_class = G_OBJECT_CLASS(klass);
+    object_class->dispose = hearth_engine_dispose;
+    object_class->finalize = hearth_engine_finalize;
+    object_class->get_property = hearth_engine_get_property;
+
+    props[PROP_STATE] = g_param_spec_int("state", NULL, NULL, HEARTH_ENGINE_EMPTY, HEARTH_ENGINE_GENERATING,
+                                         HEARTH_ENGINE_EMPTY, G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY |
+                                         G_PARAM_STATIC_STRINGS);
+    props[PROP_MODEL_NAME] = g_param_spec_string("model-name", NULL, NULL, NULL,
+                                                 G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+    props[PROP_CONTEXT_USED] = g_param_spec_int("context-used", NULL, NULL, 0, G_MAXINT, 0,
+                                                G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+    g_object_class_install_properties(object_class, N_PROPS, props);
+
+    signals[SIG_LOAD_PROGRESS] = g_signal_new("load-progress", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
+                                              NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_DOUBLE);
+    signals[SIG_LOAD_FINISHED] = g_signal_new("load-finished", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
+                                              NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_BOOLEAN, G_TYPE_STRING);
+    signals[SIG_REPLY_DELTA] = g_signal_new("reply-delta", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
+                                            NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_STRING);
+    signals[SIG_CONTEXT_TRIMMED] = g_signal_new("context-trimmed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
+                                                0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_INT);
+    signals[SIG_REPLY_FINISHED] = g_signal_new("reply-finished", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
+                                               NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_POINTER);
+}
+
+static void
+hearth_engine_init(HearthEngine *self)
+{
+    Shared *s = g_new0(Shared, 1);
+    g_atomic_ref_count_init(&s->ref);
+    s->queue = g_async_queue_new();
+    s->main_context = g_main_context_ref_thread_default();
+    g_weak_ref_init(&s->owner, self);
+    g_mutex_init(&s->delta_lock);
+    s->delta = g_string_new(NULL);
+    self->shared = s;
+    self->next_id = 1;
+    self->thread = g_thread_new("hearth-engine", worker_main, shared_ref(s));
+}
+
+HearthEngine *
+hearth_engine_new(void)
+{
+    return g_object_new(HEARTH_TYPE_ENGINE, NULL);
+}
+
+HearthEngineState
+hearth_engine_get_state(HearthEngine *self)
+{
+    return self->state;
+}
+
+const char *
+hearth_engine_get_model_name(HearthEngine *self)
+{
+    return self->model_name;
+}
+
+const char *
+hearth_engine_get_model_dir(HearthEngine *self)
+{
+    return self->model_dir;
+}
+
+int
+hearth_engine_get_context_length(HearthEngine *self)
+{
+    return self->context_length;
+}
+
+int
+hearth_engine_get_context_used(HearthEngine *self)
+{
+    return self->context_used;
+}
+
+void
+hearth_engine_load(HearthEngine *self, const char *dir)
+{
+    hearth_engine_cancel(self);
+    g_free(self->model_dir);
+    g_free(self->model_name);
+    self->model_dir = g_strdup(dir);
+    self->model_name = g_path_get_basename(dir);
+    g_object_notify_by_pspec(G_OBJECT(self), props[PROP_MODEL_NAME]);
+    set_state(self, HEARTH_ENGINE_LOADING);
+    Request *r = g_new0(Request, 1);
+    r->type = REQ_LOAD;
+    r->dir = g_strdup(dir);
+    push(self, r);
+}
+
+void
+hearth_engine_unload(HearthEngine *self)
+{
+    hearth_engine_cancel(self);
+    g_clear_pointer(&self->model_dir, g_free);
+    g_clear_pointer(&self->model_name, g_free);
+    g_object_notify_by_pspec(G_OBJECT(self), props[PROP_MODEL_NAME]);
+    set_state(self, HEARTH_ENGINE_EMPTY);
+    Request *r = g_new0(Request, 1);
+    r->type = REQ_UNLOAD;
+    push(self, r);
+}
+
+guint
+hearth_engine_generate(HearthEngine *self, JsonNode *messages, const HearthGenParams *params)
+{
+    Request *r = g_new0(Request, 1);
+    r->type = REQ_GENERATE;
+    r->id = self->next_id++;
+    r->messages = json_node_ref(messages);
+    if (params)
+        r->params = *params;
+    else
+        hearth_gen_params_init(&r->params);
+    push(self, r);
+    return r->id;
+}
+
+void
+hearth_engine_cancel(HearthEngine *self)
+{
+    /* Every reply asked for so far is cancelled: the running one stops at
+     * its next token, queued ones finish at once as "cancelled" (each still
+     * gets its reply-finished). */
+    atomic_store(&self->shared->cancel_upto, self->next_id - 1);
+    atomic_store(&self->shared->cancel, 1);
+}

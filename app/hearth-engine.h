@@ -1,0 +1,73 @@
+/* hearth-engine.h — the app's engine worker.
+ *
+ * One worker thread owns the model, its tokenizer and the KV cache. The main
+ * thread sends requests (load, generate, unload) through a queue; cancel is
+ * a flag the worker checks before every token. Everything the worker
+ * reports comes back as GObject signals on the main context: load progress,
+ * reply text coalesced per main-loop iteration, and the end of each reply.
+ * The GTK main loop never runs model code.
+ */
+#pragma once
+
+#include <glib-object.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+    HEARTH_ENGINE_EMPTY,       /* no model */
+    HEARTH_ENGINE_LOADING,
+    HEARTH_ENGINE_READY,
+    HEARTH_ENGINE_GENERATING,
+} HearthEngineState;
+
+typedef struct {
+    double temperature;        /* 0 = greedy */
+    double top_p;
+    int top_k;
+    double min_p;
+    double repetition_penalty;
+    int max_new_tokens;
+    guint64 seed;
+} HearthGenParams;
+
+void hearth_gen_params_init(HearthGenParams *p);
+
+#define HEARTH_TYPE_ENGINE (hearth_engine_get_type())
+G_DECLARE_FINAL_TYPE(HearthEngine, hearth_engine, HEARTH, ENGINE, GObject)
+
+HearthEngine *hearth_engine_new(void);
+
+HearthEngineState hearth_engine_get_state(HearthEngine *self);
+/* The loaded (or loading) model's folder name, or NULL. */
+const char *hearth_engine_get_model_name(HearthEngine *self);
+const char *hearth_engine_get_model_dir(HearthEngine *self);
+int hearth_engine_get_context_length(HearthEngine *self);
+/* Tokens the last reply's conversation used (prompt + reply). */
+int hearth_engine_get_context_used(HearthEngine *self);
+
+/* Load a model folder; the previous model is freed first. Emits
+ * "load-progress" (double) and then "load-finished" (gboolean ok, string error). */
+void hearth_engine_load(HearthEngine *self, const char *dir);
+void hearth_engine_unload(HearthEngine *self);
+
+/* Generate the assistant's reply to messages (a JSON array of {role, content};
+ * the engine takes a reference). Returns the request id carried by the
+ * "reply-delta" (guint id, string text), "context-trimmed" (guint id, int
+ * dropped_messages) and "reply-finished" (guint id, HearthReplyStats*) signals. */
+guint hearth_engine_generate(HearthEngine *self, JsonNode *messages, const HearthGenParams *params);
+
+/* Stop the current reply within one token (and drop queued replies). */
+void hearth_engine_cancel(HearthEngine *self);
+
+typedef struct {
+    int prompt_tokens;
+    int prefilled_tokens;
+    int generated_tokens;
+    double tokens_per_second;
+    double time_to_first_token_s;
+    const char *stop_reason;   /* "eos", "length", "cancelled", "context full", "error" */
+    const char *error;         /* user-facing message when stop_reason is "error" */
+} HearthReplyStats;
+
+G_END_DECLS

@@ -1,0 +1,153 @@
+#include "hearth-message-row.h"
+
+#include <glib/gi18n.h>
+
+#include "hearth-markdown.h"
+
+struct _HearthMessageRow {
+    GtkWidget parent_instance;
+    GtkWidget *box;
+    GtkLabel *role_label;
+    GtkButton *copy_button;
+    GtkButton *edit_button;
+    GtkButton *regenerate_button;
+    GtkLabel *user_text;
+    GtkWidget *markdown;       /* HearthMarkdownView for assistant replies */
+    GtkLabel *note_label;
+    HearthMessage *message;
+    gulong handlers[4];
+};
+
+G_DEFINE_FINAL_TYPE(HearthMessageRow, hearth_message_row, GTK_TYPE_WIDGET)
+
+static void
+update_content(HearthMessageRow *self)
+{
+    const char *text = hearth_message_get_content(self->message);
+    gboolean assistant = g_strcmp0(hearth_message_get_role(self->message), "assistant") == 0;
+    if (assistant) {
+        hearth_markdown_view_set_text(HEARTH_MARKDOWN_VIEW(self->markdown), text);
+    } else {
+        gtk_label_set_text(self->user_text, text);
+    }
+    gtk_accessible_update_property(GTK_ACCESSIBLE(self), GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, text, -1);
+}
+
+static void
+update_note(HearthMessageRow *self)
+{
+    const char *state = hearth_message_get_state(self->message);
+    const char *note = hearth_message_get_note(self->message);
+    g_autofree char *text = NULL;
+    if (g_strcmp0(state, "interrupted") == 0)
+        text = g_strdup(_("Interrupted — the app closed before this reply finished"));
+    else if (note && *note)
+        text = g_strdup(note);
+    gtk_label_set_text(self->note_label, text ? text : "");
+    gtk_widget_set_visible(GTK_WIDGET(self->note_label), text != NULL);
+    if (g_strcmp0(state, "error") == 0)
+        gtk_widget_add_css_class(GTK_WIDGET(self->note_label), "error");
+    else
+        gtk_widget_remove_css_class(GTK_WIDGET(self->note_label), "error");
+}
+
+static void
+update_actions(HearthMessageRow *self)
+{
+    gboolean last = hearth_message_get_is_last(self->message);
+    gboolean partial = g_strcmp0(hearth_message_get_state(self->message), "partial") == 0;
+    const char *role = hearth_message_get_role(self->message);
+    gtk_widget_set_visible(GTK_WIDGET(self->regenerate_button),
+                           last && !partial && g_strcmp0(role, "assistant") == 0);
+    gtk_widget_set_visible(GTK_WIDGET(self->edit_button), g_strcmp0(role, "user") == 0 && last);
+}
+
+static void
+on_notify(GObject *obj, GParamSpec *pspec, gpointer user_data)
+{
+    HearthMessageRow *self = user_data;
+    const char *name = g_param_spec_get_name(pspec);
+    if (g_str_equal(name, "content"))
+        update_content(self);
+    else if (g_str_equal(name, "note"))
+        update_note(self);
+    else {
+        update_note(self);
+        update_actions(self);
+    }
+}
+
+void
+hearth_message_row_bind(HearthMessageRow *self, HearthMessage *message)
+{
+    if (self->message) {
+        for (guint i = 0; i < G_N_ELEMENTS(self->handlers); i++)
+            g_clear_signal_handler(&self->handlers[i], self->message);
+        g_clear_object(&self->message);
+    }
+    if (!message)
+        return;
+    self->message = g_object_ref(message);
+    const char *role = hearth_message_get_role(message);
+    gboolean assistant = g_strcmp0(role, "assistant") == 0;
+    gtk_label_set_text(self->role_label, assistant ? _("Assistant") : g_strcmp0(role, "system") == 0 ? _("System") : _("You"));
+    gtk_widget_set_visible(GTK_WIDGET(self->user_text), !assistant);
+    gtk_widget_set_visible(self->markdown, assistant);
+    if (assistant) {
+        gtk_widget_remove_css_class(self->box, "user-message");
+        gtk_widget_add_css_class(self->box, "assistant-message");
+    } else {
+        gtk_widget_remove_css_class(self->box, "assistant-message");
+        gtk_widget_add_css_class(self->box, "user-message");
+    }
+    GVariant *target = g_variant_new_int64(hearth_message_get_id(message));
+    gtk_actionable_set_action_target_value(GTK_ACTIONABLE(self->copy_button), target);
+    self->handlers[0] = g_signal_connect(message, "notify::content", G_CALLBACK(on_notify), self);
+    self->handlers[1] = g_signal_connect(message, "notify::state", G_CALLBACK(on_notify), self);
+    self->handlers[2] = g_signal_connect(message, "notify::note", G_CALLBACK(on_notify), self);
+    self->handlers[3] = g_signal_connect(message, "notify::is-last", G_CALLBACK(on_notify), self);
+    update_content(self);
+    update_note(self);
+    update_actions(self);
+}
+
+static void
+hearth_message_row_dispose(GObject *object)
+{
+    HearthMessageRow *self = HEARTH_MESSAGE_ROW(object);
+    hearth_message_row_bind(self, NULL);
+    gtk_widget_dispose_template(GTK_WIDGET(self), HEARTH_TYPE_MESSAGE_ROW);
+    G_OBJECT_CLASS(hearth_message_row_parent_class)->dispose(object);
+}
+
+static void
+hearth_message_row_class_init(HearthMessageRowClass *klass)
+{
+    GObjectClass *object_class = G_OBJECT_CLASS(klass);
+    GtkWidgetClass *widget_class = GTK_WIDGET_CLASS(klass);
+    object_class->dispose = hearth_message_row_dispose;
+    g_type_ensure(HEARTH_TYPE_MARKDOWN_VIEW);
+    gtk_widget_class_set_template_from_resource(widget_class, "/io/github/hearthchat/Hearth/hearth-message-row.ui");
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, box);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, role_label);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, copy_button);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, edit_button);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, regenerate_button);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, user_text);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, markdown);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, note_label);
+    gtk_widget_class_set_layout_manager_type(widget_class, GTK_TYPE_BIN_LAYOUT);
+    gtk_widget_class_set_accessible_role(widget_class, GTK_ACCESSIBLE_ROLE_GROUP);
+}
+
+static void
+hearth_message_row_init(HearthMessageRow *self)
+{
+    gtk_widget_init_template(GTK_WIDGET(self));
+}
+
+GtkWidget *
+hearth_message_row_new(void)
+{
+    return g_object_new(HEARTH_TYPE_MESSAGE_ROW, NULL);
+}

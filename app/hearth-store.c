@@ -1,0 +1,1623 @@
+/* hearth-store.c — the conversation store (see hearth-store.h). */
+#include "hearth-store.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <sqlite3.h>
+
+#include "hearth-config.h"
+
+#define BUSY_TIMEOUT_MS 5000
+#define TRASH_PURGE_AGE_US (60 * G_USEC_PER_SEC)
+#define TITLE_MAX_CHARS 50
+#define SEARCH_DEFAULT_LIMIT 100
+
+G_DEFINE_QUARK(hearth-store-error-quark, hearth_store_error)
+
+struct _HearthStore {
+    sqlite3 *db;
+    char *path;
+    GHashTable *stmts; /* static SQL text (by pointer) -> prepared sqlite3_stmt* */
+    guint recovered;
+};
+
+/* --- schema ---------------------------------------------------------------
+ * Each step is history: once released it never changes; a new version adds a
+ * step. Step N brings a database from version N-1 to N. */
+
+static const char SCHEMA_V1[] =
+    "CREATE TABLE conversations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  title TEXT NOT NULL DEFAULT '',"
+    "  title_is_auto INTEGER NOT NULL DEFAULT 1,"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  model TEXT,"
+    "  system_prompt TEXT,"
+    "  temperature REAL,"
+    "  top_p REAL,"
+    "  max_new_tokens INTEGER"
+    ");"
+    "CREATE INDEX conversations_updated ON conversations(updated);"
+    "CREATE TABLE messages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    "  position INTEGER NOT NULL,"
+    "  role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),"
+    "  content TEXT NOT NULL DEFAULT '',"
+    "  created INTEGER NOT NULL,"
+    "  token_count INTEGER,"
+    "  state TEXT NOT NULL DEFAULT 'complete'"
+    "    CHECK (state IN ('complete', 'partial', 'error', 'interrupted')),"
+    "  error TEXT,"
+    "  UNIQUE (conversation_id, position)"
+    ");";
+
+static const char SCHEMA_V2[] =
+    "ALTER TABLE messages ADD COLUMN prompt_tokens INTEGER;"
+    "ALTER TABLE messages ADD COLUMN gen_tokens INTEGER;"
+    "ALTER TABLE messages ADD COLUMN tokens_per_s REAL;"
+    "ALTER TABLE messages ADD COLUMN time_to_first_token_ms REAL;"
+    "CREATE INDEX messages_partial ON messages(state) WHERE state = 'partial';"
+    "CREATE VIRTUAL TABLE messages_fts USING fts5("
+    "  content, content='messages', content_rowid='id',"
+    "  tokenize='unicode61 remove_diacritics 2');"
+    "CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN"
+    "  INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);"
+    "END;"
+    "CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages BEGIN"
+    "  INSERT INTO messages_fts(messages_fts, rowid, content)"
+    "    VALUES ('delete', old.id, old.content);"
+    "END;"
+    "CREATE TRIGGER messages_fts_au AFTER UPDATE OF content ON messages BEGIN"
+    "  INSERT INTO messages_fts(messages_fts, rowid, content)"
+    "    VALUES ('delete', old.id, old.content);"
+    "  INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);"
+    "END;"
+    "INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');";
+
+static const char SCHEMA_V3[] =
+    "ALTER TABLE conversations ADD COLUMN deleted_at INTEGER;";
+
+static const char *const schema_steps[HEARTH_STORE_SCHEMA_VERSION] = {
+    SCHEMA_V1,
+    SCHEMA_V2,
+    SCHEMA_V3,
+};
+
+const char *
+hearth_store_schema_step(int version)
+{
+    if (version < 1 || version > HEARTH_STORE_SCHEMA_VERSION)
+        return NULL;
+    return schema_steps[version - 1];
+}
+
+/* --- enums ---------------------------------------------------------------- */
+
+static const char *const role_names[] = { "system", "user", "assistant" };
+static const char *const state_names[] = { "complete", "partial", "error", "interrupted" };
+
+const char *
+hearth_store_role_to_string(HearthStoreRole role)
+{
+    return (guint)role < G_N_ELEMENTS(role_names) ? role_names[role] : NULL;
+}
+
+gboolean
+hearth_store_role_from_string(const char *s, HearthStoreRole *out)
+{
+    for (guint i = 0; s && i < G_N_ELEMENTS(role_names); i++)
+        if (strcmp(s, role_names[i]) == 0) {
+            *out = (HearthStoreRole)i;
+            return TRUE;
+        }
+    return FALSE;
+}
+
+const char *
+hearth_store_state_to_string(HearthStoreState state)
+{
+    return (guint)state < G_N_ELEMENTS(state_names) ? state_names[state] : NULL;
+}
+
+gboolean
+hearth_store_state_from_string(const char *s, HearthStoreState *out)
+{
+    for (guint i = 0; s && i < G_N_ELEMENTS(state_names); i++)
+        if (strcmp(s, state_names[i]) == 0) {
+            *out = (HearthStoreState)i;
+            return TRUE;
+        }
+    return FALSE;
+}
+
+/* --- records -------------------------------------------------------------- */
+
+void
+hearth_store_conversation_free(HearthStoreConversation *c)
+{
+    if (!c)
+        return;
+    g_free(c->title);
+    g_free(c->model);
+    g_free(c->system_prompt);
+    g_free(c);
+}
+
+void
+hearth_store_message_free(HearthStoreMessage *m)
+{
+    if (!m)
+        return;
+    g_free(m->content);
+    g_free(m->error);
+    g_free(m);
+}
+
+void
+hearth_store_search_hit_free(HearthStoreSearchHit *h)
+{
+    if (!h)
+        return;
+    g_free(h->title);
+    g_free(h->snippet);
+    g_free(h);
+}
+
+/* --- SQLite helpers ------------------------------------------------------- */
+
+static HearthStoreError
+code_for_sqlite(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+        return HEARTH_STORE_ERROR_CORRUPT;
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_FULL:
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+        return HEARTH_STORE_ERROR_IO;
+    default:
+        return HEARTH_STORE_ERROR_FAILED;
+    }
+}
+
+static void
+set_db_error(sqlite3 *db, int rc, const char *path, const char *what, GError **error)
+{
+    g_set_error(error, HEARTH_STORE_ERROR, code_for_sqlite(rc), "%s: %s (%s)", path, what,
+                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+static void
+set_store_error(HearthStore *s, int rc, const char *what, GError **error)
+{
+    set_db_error(s->db, rc, s->path, what, error);
+}
+
+/* A cached prepared statement, reset and unbound; NULL with error set. The
+ * caller resets it again when done (see finish()) so no read transaction
+ * stays open. `sql` must be a string literal or other static text. */
+static sqlite3_stmt *
+prep(HearthStore *s, const char *sql, GError **error)
+{
+    sqlite3_stmt *st = g_hash_table_lookup(s->stmts, sql);
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return st;
+    }
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK) {
+        set_store_error(s, rc, "cannot prepare a statement", error);
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    g_hash_table_insert(s->stmts, (gpointer)sql, st);
+    return st;
+}
+
+/* Steps a statement expected to finish (no rows wanted); resets it. */
+static gboolean
+run(HearthStore *s, sqlite3_stmt *st, const char *what, GError **error)
+{
+    int rc = sqlite3_step(st);
+    gboolean ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
+    if (!ok)
+        set_store_error(s, rc, what, error);
+    sqlite3_reset(st);
+    return ok;
+}
+
+static gboolean
+exec(HearthStore *s, const char *sql, const char *what, GError **error)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        g_set_error(error, HEARTH_STORE_ERROR, code_for_sqlite(rc), "%s: %s (%s)", s->path, what,
+                    msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean
+begin(HearthStore *s, GError **error)
+{
+    return exec(s, "BEGIN IMMEDIATE", "cannot start a transaction", error);
+}
+
+static gboolean
+commit(HearthStore *s, GError **error)
+{
+    if (exec(s, "COMMIT", "cannot commit", error))
+        return TRUE;
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return FALSE;
+}
+
+static void
+rollback(HearthStore *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static void
+bind_text_or_null(sqlite3_stmt *st, int i, const char *text)
+{
+    if (text)
+        sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static char *
+col_text(sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return NULL;
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return g_strndup((const char *)t, (gsize)sqlite3_column_bytes(st, i));
+}
+
+static char *
+col_text_nonnull(sqlite3_stmt *st, int i)
+{
+    char *t = col_text(st, i);
+    return t ? t : g_strdup("");
+}
+
+static int
+col_int_or_unset(sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return HEARTH_STORE_UNSET;
+    return sqlite3_column_int(st, i);
+}
+
+static double
+col_double_or_unset(sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return HEARTH_STORE_UNSET;
+    return sqlite3_column_double(st, i);
+}
+
+static gboolean
+check_utf8(const char *text, gssize length, const char *what, GError **error)
+{
+    if (!text || g_utf8_validate(text, length, NULL))
+        return TRUE;
+    g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_INVALID,
+                "%s is not valid UTF-8 text (or contains a NUL byte)", what);
+    return FALSE;
+}
+
+static void
+set_not_found(GError **error, const char *what, gint64 id)
+{
+    g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_NOT_FOUND,
+                "no %s with id %" G_GINT64_FORMAT, what, id);
+}
+
+/* --- opening -------------------------------------------------------------- */
+
+char *
+hearth_store_default_path(void)
+{
+    const char *env = g_getenv("HEARTH_DB");
+    if (env && *env)
+        return g_strdup(env);
+    return g_build_filename(g_get_user_data_dir(), HEARTH_APP_ID, "hearth.db", NULL);
+}
+
+/* Single integer from a one-row query on a raw connection; returns the
+ * SQLite result code. */
+static int
+query_int(sqlite3 *db, const char *sql, gint64 *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            *out = 0;
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void
+set_corrupt(const char *path, const char *why, GError **error)
+{
+    g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_CORRUPT,
+                "%s is damaged or is not a Hearth database (%s); it was left untouched", path,
+                why);
+}
+
+static void
+set_too_new(const char *path, gint64 version, GError **error)
+{
+    g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_TOO_NEW,
+                "%s was written by a newer version of Hearth (schema %" G_GINT64_FORMAT
+                ", this version knows up to %d); it was left untouched",
+                path, version, HEARTH_STORE_SCHEMA_VERSION);
+}
+
+/* A read-only connection that creates nothing beside the file. Without a
+ * -wal file, `immutable=1`: no locks, no -wal/-shm created even when the
+ * header says WAL. With one, its frames are part of the database, so a plain
+ * read-only open (which may create a -shm index, never touching the data). */
+static int
+open_probe(const char *path, sqlite3 **db)
+{
+    char *wal = g_strconcat(path, "-wal", NULL);
+    gboolean has_wal = g_file_test(wal, G_FILE_TEST_EXISTS);
+    g_free(wal);
+    if (has_wal)
+        return sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL);
+    char *escaped = g_uri_escape_string(path, "/", FALSE);
+    char *uri = g_strconcat("file:", escaped, "?immutable=1", NULL);
+    int rc = sqlite3_open_v2(uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    g_free(uri);
+    g_free(escaped);
+    return rc;
+}
+
+/* Looks at an existing file through a read-only connection, so that a file
+ * we must not touch is not touched. Returns FALSE with CORRUPT or TOO_NEW
+ * (or IO); TRUE when it is fine or the probe cannot tell (e.g. a hot rollback
+ * journal that needs a writer), in which case the read-write open decides. */
+static gboolean
+probe(const char *path, GError **error)
+{
+    if (!g_file_test(path, G_FILE_TEST_EXISTS))
+        return TRUE;
+    if (g_file_test(path, G_FILE_TEST_IS_DIR)) {
+        g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_IO, "%s is a folder", path);
+        return FALSE;
+    }
+    sqlite3 *db = NULL;
+    int rc = open_probe(path, &db);
+    if (rc != SQLITE_OK) {
+        set_db_error(db, rc, path, "cannot open the database", error);
+        sqlite3_close(db);
+        return FALSE;
+    }
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+
+    gboolean ok = TRUE;
+    gint64 version = 0, tables = 0;
+    rc = query_int(db, "PRAGMA user_version", &version);
+    if (rc != SQLITE_OK) {
+        if (code_for_sqlite(rc) == HEARTH_STORE_ERROR_CORRUPT) {
+            set_corrupt(path, sqlite3_errmsg(db), error);
+            ok = FALSE;
+        }
+        goto out; /* anything else: let the read-write open decide */
+    }
+    if (version > HEARTH_STORE_SCHEMA_VERSION || version < 0) {
+        set_too_new(path, version, error);
+        ok = FALSE;
+        goto out;
+    }
+
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *res = (const char *)sqlite3_column_text(st, 0);
+        if (!res || strcmp(res, "ok") != 0) {
+            char *why = g_strdup_printf("quick_check: %s", res ? res : "no result");
+            set_corrupt(path, why, error);
+            g_free(why);
+            ok = FALSE;
+        }
+    } else if (code_for_sqlite(rc) == HEARTH_STORE_ERROR_CORRUPT) {
+        set_corrupt(path, sqlite3_errmsg(db), error);
+        ok = FALSE;
+    }
+    sqlite3_finalize(st);
+    if (!ok)
+        goto out;
+
+    if (version == 0) {
+        rc = query_int(db, "SELECT count(*) FROM sqlite_schema", &tables);
+        if (rc == SQLITE_OK && tables > 0) {
+            set_corrupt(path, "it holds tables but no Hearth schema version", error);
+            ok = FALSE;
+        } else if (code_for_sqlite(rc) == HEARTH_STORE_ERROR_CORRUPT) {
+            set_corrupt(path, sqlite3_errmsg(db), error);
+            ok = FALSE;
+        }
+    }
+out:
+    sqlite3_close(db);
+    return ok;
+}
+
+/* Copies the database to <path>.bak-v<version> (or -2, -3… when that exists:
+ * an earlier backup is never replaced). Called while s->db holds the write
+ * lock; the backup API refuses a source connection that is writing, so the
+ * copy is read through a second, read-only connection, which sees exactly the
+ * committed state about to be migrated (no other writer can get in). */
+static gboolean
+backup(HearthStore *s, gint64 version, GError **error)
+{
+    char *bak = g_strdup_printf("%s.bak-v%" G_GINT64_FORMAT, s->path, version);
+    for (int n = 2; g_file_test(bak, G_FILE_TEST_EXISTS); n++) {
+        g_free(bak);
+        bak = g_strdup_printf("%s.bak-v%" G_GINT64_FORMAT "-%d", s->path, version, n);
+    }
+    sqlite3 *src = NULL, *dst = NULL;
+    int rc = sqlite3_open_v2(s->path, &src, SQLITE_OPEN_READONLY, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(src, BUSY_TIMEOUT_MS);
+        rc = sqlite3_open_v2(bak, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+        if (!b) {
+            rc = sqlite3_errcode(dst);
+        } else {
+            rc = sqlite3_backup_step(b, -1);
+            int frc = sqlite3_backup_finish(b);
+            rc = rc == SQLITE_DONE ? frc : rc;
+        }
+    }
+    gboolean ok = rc == SQLITE_OK;
+    if (!ok) {
+        g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_IO,
+                    "cannot back up %s to %s before upgrading it: %s", s->path, bak,
+                    dst ? sqlite3_errmsg(dst) : src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
+    }
+    sqlite3_close(dst);
+    sqlite3_close(src);
+    if (!ok)
+        g_unlink(bak);
+    g_free(bak);
+    return ok;
+}
+
+static gboolean
+migrate(HearthStore *s, GError **error)
+{
+    gint64 version = 0;
+    int rc = query_int(s->db, "PRAGMA user_version", &version);
+    if (rc != SQLITE_OK) {
+        set_store_error(s, rc, "cannot read the schema version", error);
+        return FALSE;
+    }
+    if (version == HEARTH_STORE_SCHEMA_VERSION)
+        return TRUE;
+    if (!begin(s, error))
+        return FALSE;
+    /* Again inside the transaction: another process may have migrated. */
+    rc = query_int(s->db, "PRAGMA user_version", &version);
+    if (rc != SQLITE_OK) {
+        set_store_error(s, rc, "cannot read the schema version", error);
+        goto fail;
+    }
+    if (version > HEARTH_STORE_SCHEMA_VERSION || version < 0) {
+        set_too_new(s->path, version, error);
+        goto fail;
+    }
+    if (version == HEARTH_STORE_SCHEMA_VERSION) {
+        rollback(s);
+        return TRUE;
+    }
+    if (version > 0 && !backup(s, version, error))
+        goto fail;
+    for (gint64 v = version + 1; v <= HEARTH_STORE_SCHEMA_VERSION; v++) {
+        char *what = g_strdup_printf("cannot upgrade the schema to version %" G_GINT64_FORMAT, v);
+        gboolean ok = exec(s, schema_steps[v - 1], what, error);
+        g_free(what);
+        if (!ok)
+            goto fail;
+    }
+    /* A pragma takes no parameters; the value is our own constant. */
+    char *set_version = g_strdup_printf("PRAGMA user_version = %d", HEARTH_STORE_SCHEMA_VERSION);
+    gboolean ok = exec(s, set_version, "cannot set the schema version", error);
+    g_free(set_version);
+    if (!ok)
+        goto fail;
+    return commit(s, error);
+fail:
+    rollback(s);
+    return FALSE;
+}
+
+static void
+stmt_free(gpointer p)
+{
+    sqlite3_finalize(p);
+}
+
+static HearthStore *
+open_path(const char *path, GError **error)
+{
+    if (!probe(path, error))
+        return NULL;
+
+    char *dir = g_path_get_dirname(path);
+    if (g_mkdir_with_parents(dir, 0700) != 0) {
+        int e = errno;
+        g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_IO, "cannot create %s: %s", dir,
+                    g_strerror(e));
+        g_free(dir);
+        return NULL;
+    }
+    g_free(dir);
+
+    HearthStore *s = g_new0(HearthStore, 1);
+    s->path = g_strdup(path);
+    s->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, stmt_free);
+    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        set_store_error(s, rc, "cannot open the database", error);
+        goto fail;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+
+    /* Re-check the version before anything writes (the probe may have been
+     * inconclusive, or another process may have changed it). */
+    gint64 version = 0;
+    rc = query_int(s->db, "PRAGMA user_version", &version);
+    if (rc != SQLITE_OK) {
+        if (code_for_sqlite(rc) == HEARTH_STORE_ERROR_CORRUPT)
+            set_corrupt(path, sqlite3_errmsg(s->db), error);
+        else
+            set_store_error(s, rc, "cannot read the schema version", error);
+        goto fail;
+    }
+    if (version > HEARTH_STORE_SCHEMA_VERSION || version < 0) {
+        set_too_new(path, version, error);
+        goto fail;
+    }
+
+    if (!exec(s,
+              "PRAGMA journal_mode = WAL;"
+              "PRAGMA synchronous = NORMAL;"
+              "PRAGMA foreign_keys = ON;",
+              "cannot configure the database", error))
+        goto fail;
+    if (!migrate(s, error))
+        goto fail;
+
+    sqlite3_stmt *st = prep(s, "UPDATE messages SET state = 'interrupted' WHERE state = 'partial'",
+                            error);
+    if (!st || !run(s, st, "cannot recover interrupted replies", error))
+        goto fail;
+    s->recovered = (guint)sqlite3_changes(s->db);
+
+    if (hearth_store_purge_trash(s, TRASH_PURGE_AGE_US, error) < 0)
+        goto fail;
+    return s;
+fail:
+    hearth_store_close(s);
+    return NULL;
+}
+
+HearthStore *
+hearth_store_open(const char *path, GError **error)
+{
+    char *p = path ? g_strdup(path) : hearth_store_default_path();
+    HearthStore *s = open_path(p, error);
+    g_free(p);
+    return s;
+}
+
+void
+hearth_store_close(HearthStore *store)
+{
+    if (!store)
+        return;
+    g_clear_pointer(&store->stmts, g_hash_table_unref);
+    if (store->db)
+        sqlite3_close(store->db);
+    g_free(store->path);
+    g_free(store);
+}
+
+HearthStore *
+hearth_store_open_fresh(const char *path, HearthStoreError reason, char **moved_to,
+                        GError **error)
+{
+    if (moved_to)
+        *moved_to = NULL;
+    char *p = path ? g_strdup(path) : hearth_store_default_path();
+    const char *kind = reason == HEARTH_STORE_ERROR_CORRUPT  ? "corrupt"
+                       : reason == HEARTH_STORE_ERROR_TOO_NEW ? "newer"
+                                                              : "old";
+    static const char *const companions[] = { "-wal", "-shm", "-journal" };
+    HearthStore *s = NULL;
+    char *dest = NULL;
+
+    if (g_file_test(p, G_FILE_TEST_EXISTS)) {
+        GDateTime *now = g_date_time_new_now_local();
+        char *stamp = g_date_time_format(now, "%Y%m%d-%H%M%S");
+        g_date_time_unref(now);
+        dest = g_strdup_printf("%s.%s-%s", p, kind, stamp);
+        for (int n = 2; g_file_test(dest, G_FILE_TEST_EXISTS); n++) {
+            g_free(dest);
+            dest = g_strdup_printf("%s.%s-%s-%d", p, kind, stamp, n);
+        }
+        g_free(stamp);
+        if (g_rename(p, dest) != 0) {
+            int e = errno;
+            g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_IO,
+                        "cannot move %s aside to %s: %s", p, dest, g_strerror(e));
+            goto out;
+        }
+    }
+    /* The companions go too, even without a main file: a stale -wal would
+     * otherwise be replayed into the fresh database. */
+    for (guint i = 0; i < G_N_ELEMENTS(companions); i++) {
+        char *from = g_strconcat(p, companions[i], NULL);
+        if (g_file_test(from, G_FILE_TEST_EXISTS)) {
+            if (!dest) {
+                GDateTime *now = g_date_time_new_now_local();
+                char *stamp = g_date_time_format(now, "%Y%m%d-%H%M%S");
+                g_date_time_unref(now);
+                dest = g_strdup_printf("%s.%s-%s", p, kind, stamp);
+                g_free(stamp);
+            }
+            char *to = g_strconcat(dest, companions[i], NULL);
+            int r = g_rename(from, to);
+            int e = errno;
+            if (r != 0)
+                g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_IO,
+                            "cannot move %s aside to %s: %s", from, to, g_strerror(e));
+            g_free(to);
+            if (r != 0) {
+                g_free(from);
+                goto out;
+            }
+        }
+        g_free(from);
+    }
+    s = open_path(p, error);
+out:
+    if (moved_to && g_file_test(dest ? dest : "", G_FILE_TEST_EXISTS))
+        *moved_to = g_strdup(dest);
+    g_free(dest);
+    g_free(p);
+    return s;
+}
+
+const char *
+hearth_store_get_path(HearthStore *store)
+{
+    return store->path;
+}
+
+guint
+hearth_store_get_recovered_count(HearthStore *store)
+{
+    return store->recovered;
+}
+
+/* --- conversations -------------------------------------------------------- */
+
+/* `updated` values are strictly increasing across the store, so "most
+ * recently updated" is a total order even within one microsecond. */
+static const char SQL_BUMP[] =
+    "UPDATE conversations SET updated ="
+    "  max(?2, (SELECT coalesce(max(updated), 0) + 1 FROM conversations))"
+    " WHERE id = ?1";
+
+static gboolean
+bump(HearthStore *s, gint64 conversation_id, GError **error)
+{
+    sqlite3_stmt *st = prep(s, SQL_BUMP, error);
+    if (!st)
+        return FALSE;
+    sqlite3_bind_int64(st, 1, conversation_id);
+    sqlite3_bind_int64(st, 2, g_get_real_time());
+    return run(s, st, "cannot update the conversation", error);
+}
+
+gint64
+hearth_store_conversation_create(HearthStore *store, const char *model, GError **error)
+{
+    if (!check_utf8(model, -1, "The model name", error))
+        return 0;
+    if (!begin(store, error))
+        return 0;
+    sqlite3_stmt *st = prep(store,
+                            "INSERT INTO conversations (created, updated, model)"
+                            " VALUES (?1, max(?1, (SELECT coalesce(max(updated), 0) + 1"
+                            " FROM conversations)), ?2)",
+                            error);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, g_get_real_time());
+    bind_text_or_null(st, 2, model);
+    if (!run(store, st, "cannot create a conversation", error))
+        goto fail;
+    gint64 id = sqlite3_last_insert_rowid(store->db);
+    if (!commit(store, error))
+        return 0;
+    return id;
+fail:
+    rollback(store);
+    return 0;
+}
+
+#define CONVERSATION_COLUMNS                                                                  \
+    "id, title, title_is_auto, created, updated, deleted_at, model, system_prompt,"         \
+    " temperature, top_p, max_new_tokens"
+
+static HearthStoreConversation *
+read_conversation(sqlite3_stmt *st)
+{
+    HearthStoreConversation *c = g_new0(HearthStoreConversation, 1);
+    c->id = sqlite3_column_int64(st, 0);
+    c->title = col_text_nonnull(st, 1);
+    c->title_is_auto = sqlite3_column_int(st, 2) != 0;
+    c->created = sqlite3_column_int64(st, 3);
+    c->updated = sqlite3_column_int64(st, 4);
+    c->deleted_at = sqlite3_column_int64(st, 5);
+    c->model = col_text(st, 6);
+    c->system_prompt = col_text(st, 7);
+    c->temperature = col_double_or_unset(st, 8);
+    c->top_p = col_double_or_unset(st, 9);
+    c->max_new_tokens = col_int_or_unset(st, 10);
+    return c;
+}
+
+GPtrArray *
+hearth_store_conversation_list(HearthStore *store, GError **error)
+{
+    sqlite3_stmt *st = prep(store,
+                            "SELECT " CONVERSATION_COLUMNS " FROM conversations"
+                            " WHERE deleted_at IS NULL ORDER BY updated DESC, id DESC",
+                            error);
+    if (!st)
+        return NULL;
+    GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)hearth_store_conversation_free);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        g_ptr_array_add(list, read_conversation(st));
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        set_store_error(store, rc, "cannot list conversations", error);
+        g_ptr_array_unref(list);
+        return NULL;
+    }
+    return list;
+}
+
+HearthStoreConversation *
+hearth_store_conversation_get(HearthStore *store, gint64 id, GError **error)
+{
+    sqlite3_stmt *st = prep(store,
+                            "SELECT " CONVERSATION_COLUMNS " FROM conversations WHERE id = ?1",
+                            error);
+    if (!st)
+        return NULL;
+    sqlite3_bind_int64(st, 1, id);
+    HearthStoreConversation *c = NULL;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        c = read_conversation(st);
+    else if (rc == SQLITE_DONE)
+        set_not_found(error, "conversation", id);
+    else
+        set_store_error(store, rc, "cannot read a conversation", error);
+    sqlite3_reset(st);
+    return c;
+}
+
+/* Runs a one-row UPDATE/DELETE on a conversation or message id; NOT_FOUND
+ * when it touched nothing. */
+static gboolean
+run_one(HearthStore *s, sqlite3_stmt *st, const char *what, const char *kind, gint64 id,
+        GError **error)
+{
+    if (!run(s, st, what, error))
+        return FALSE;
+    if (sqlite3_changes(s->db) == 0) {
+        set_not_found(error, kind, id);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* The first user message's text as the title, when the title is automatic. */
+static gboolean
+refresh_auto_title(HearthStore *s, gint64 conversation_id, GError **error)
+{
+    sqlite3_stmt *st = prep(s,
+                            "SELECT content FROM messages WHERE conversation_id = ?1"
+                            " AND role = 'user' ORDER BY position LIMIT 1",
+                            error);
+    if (!st)
+        return FALSE;
+    sqlite3_bind_int64(st, 1, conversation_id);
+    int rc = sqlite3_step(st);
+    char *text = rc == SQLITE_ROW ? col_text_nonnull(st, 0) : g_strdup("");
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        g_free(text);
+        set_store_error(s, rc, "cannot read the first message", error);
+        return FALSE;
+    }
+    char *title = hearth_store_title_from_text(text);
+    g_free(text);
+    st = prep(s, "UPDATE conversations SET title = ?2 WHERE id = ?1 AND title_is_auto", error);
+    gboolean ok = st != NULL;
+    if (ok) {
+        sqlite3_bind_int64(st, 1, conversation_id);
+        sqlite3_bind_text(st, 2, title, -1, SQLITE_TRANSIENT);
+        ok = run(s, st, "cannot set the title", error);
+    }
+    g_free(title);
+    return ok;
+}
+
+gboolean
+hearth_store_conversation_rename(HearthStore *store, gint64 id, const char *title, GError **error)
+{
+    if (!check_utf8(title, -1, "The title", error))
+        return FALSE;
+    char *clean = g_strstrip(g_strdup(title ? title : ""));
+    gboolean is_auto = *clean == '\0';
+    if (!begin(store, error)) {
+        g_free(clean);
+        return FALSE;
+    }
+    sqlite3_stmt *st = prep(store,
+                            "UPDATE conversations SET title = ?2, title_is_auto = ?3 WHERE id = ?1",
+                            error);
+    gboolean ok = st != NULL;
+    if (ok) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, clean, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 3, is_auto);
+        ok = run_one(store, st, "cannot rename the conversation", "conversation", id, error);
+    }
+    g_free(clean);
+    if (ok && is_auto)
+        ok = refresh_auto_title(store, id, error);
+    if (!ok) {
+        rollback(store);
+        return FALSE;
+    }
+    return commit(store, error);
+}
+
+gboolean
+hearth_store_conversation_set_settings(HearthStore *store, gint64 id, const char *system_prompt,
+                                       double temperature, double top_p, int max_new_tokens,
+                                       GError **error)
+{
+    if (!check_utf8(system_prompt, -1, "The system prompt", error))
+        return FALSE;
+    if (isnan(temperature) || isnan(top_p) || isinf(temperature) || isinf(top_p)) {
+        g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_INVALID,
+                    "temperature and top-p must be numbers");
+        return FALSE;
+    }
+    sqlite3_stmt *st = prep(store,
+                            "UPDATE conversations SET system_prompt = ?2, temperature = ?3,"
+                            " top_p = ?4, max_new_tokens = ?5 WHERE id = ?1",
+                            error);
+    if (!st)
+        return FALSE;
+    sqlite3_bind_int64(st, 1, id);
+    bind_text_or_null(st, 2, system_prompt);
+    if (temperature >= 0)
+        sqlite3_bind_double(st, 3, temperature);
+    if (top_p >= 0)
+        sqlite3_bind_double(st, 4, top_p);
+    if (max_new_tokens > 0)
+        sqlite3_bind_int(st, 5, max_new_tokens);
+    return run_one(store, st, "cannot save the settings", "conversation", id, error);
+}
+
+gboolean
+hearth_store_conversation_set_model(HearthStore *store, gint64 id, const char *model,
+                                    GError **error)
+{
+    if (!check_utf8(model, -1, "The model name", error))
+        return FALSE;
+    sqlite3_stmt *st = prep(store, "UPDATE conversations SET model = ?2 WHERE id = ?1", error);
+    if (!st)
+        return FALSE;
+    sqlite3_bind_int64(st, 1, id);
+    bind_text_or_null(st, 2, model);
+    return run_one(store, st, "cannot save the model", "conversation", id, error);
+}
+
+gboolean
+hearth_store_conversation_trash(HearthStore *store, gint64 id, GError **error)
+{
+    sqlite3_stmt *st = prep(store,
+                            "UPDATE conversations SET deleted_at = coalesce(deleted_at, ?2)"
+                            " WHERE id = ?1",
+                            error);
+    if (!st)
+        return FALSE;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, g_get_real_time());
+    return run_one(store, st, "cannot delete the conversation", "conversation", id, error);
+}
+
+gboolean
+hearth_store_conversation_restore(HearthStore *store, gint64 id, GError **error)
+{
+    sqlite3_stmt *st = prep(store, "UPDATE conversations SET deleted_at = NULL WHERE id = ?1",
+                            error);
+    if (!st)
+        return FALSE;
+    sqlite3_bind_int64(st, 1, id);
+    return run_one(store, st, "cannot restore the conversation", "conversation", id, error);
+}
+
+int
+hearth_store_purge_trash(HearthStore *store, gint64 max_age_us, GError **error)
+{
+    sqlite3_stmt *st = prep(store,
+                            "DELETE FROM conversations WHERE deleted_at IS NOT NULL"
+                            " AND deleted_at <= ?1",
+                            error);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, max_age_us > 0 ? g_get_real_time() - max_age_us : G_MAXINT64);
+    if (!run(store, st, "cannot purge deleted conversations", error))
+        return -1;
+    return sqlite3_changes(store->db);
+}
+
+gboolean
+hearth_store_conversation_delete(HearthStore *store, gint64 id, GError **error)
+{
+    sqlite3_stmt *st = prep(store, "DELETE FROM conversations WHERE id = ?1", error);
+    if (!st)
+        return FALSE;
+    sqlite3_bind_int64(st, 1, id);
+    return run_one(store, st, "cannot delete the conversation", "conversation", id, error);
+}
+
+/* --- messages ------------------------------------------------------------- */
+
+gint64
+hearth_store_message_append(HearthStore *store, gint64 conversation_id, HearthStoreRole role,
+                            HearthStoreState state, const char *content, gssize length,
+                            int token_count, GError **error)
+{
+    if (!hearth_store_role_to_string(role) || !hearth_store_state_to_string(state)) {
+        g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_INVALID,
+                    "invalid message role or state");
+        return 0;
+    }
+    if (!content)
+        content = "", length = 0;
+    if (!check_utf8(content, length, "The message", error))
+        return 0;
+    if (length < 0)
+        length = (gssize)strlen(content);
+    if (!begin(store, error))
+        return 0;
+
+    gint64 id = 0, position = 0, first_user = 0;
+    sqlite3_stmt *st = prep(store,
+                            "SELECT (SELECT coalesce(max(position), -1) + 1 FROM messages"
+                            "         WHERE conversation_id = ?1),"
+                            "       NOT EXISTS (SELECT 1 FROM messages WHERE conversation_id = ?1"
+                            "         AND role = 'user')"
+                            " FROM conversations WHERE id = ?1",
+                            error);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, conversation_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        position = sqlite3_column_int64(st, 0);
+        first_user = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) {
+        set_not_found(error, "conversation", conversation_id);
+        goto fail;
+    } else if (rc != SQLITE_ROW) {
+        set_store_error(store, rc, "cannot add a message", error);
+        goto fail;
+    }
+
+    st = prep(store,
+              "INSERT INTO messages (conversation_id, position, role, content, created,"
+              " token_count, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+              error);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, conversation_id);
+    sqlite3_bind_int64(st, 2, position);
+    sqlite3_bind_text(st, 3, hearth_store_role_to_string(role), -1, SQLITE_STATIC);
+    sqlite3_bind_text64(st, 4, content, (sqlite3_uint64)length, SQLITE_STATIC, SQLITE_UTF8);
+    sqlite3_bind_int64(st, 5, g_get_real_time());
+    if (token_count >= 0)
+        sqlite3_bind_int(st, 6, token_count);
+    sqlite3_bind_text(st, 7, hearth_store_state_to_string(state), -1, SQLITE_STATIC);
+    if (!run(store, st, "cannot add a message", error))
+        goto fail;
+    id = sqlite3_last_insert_rowid(store->db);
+
+    if (!bump(store, conversation_id, error))
+        goto fail;
+    if (role == HEARTH_STORE_ROLE_USER && first_user &&
+        !refresh_auto_title(store, conversation_id, error))
+        goto fail;
+    if (!commit(store, error))
+        return 0;
+    return id;
+fail:
+    rollback(store);
+    return 0;
+}
+
+/* Bumps the conversation that holds message `id`. */
+static gboolean
+bump_for_message(HearthStore *s, gint64 id, GError **error)
+{
+    sqlite3_stmt *st = prep(s, "SELECT conversation_id FROM messages WHERE id = ?1", error);
+    if (!st)
+        return FALSE;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    gint64 conversation_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) {
+        set_not_found(error, "message", id);
+        return FALSE;
+    } else if (rc != SQLITE_ROW) {
+        set_store_error(s, rc, "cannot find a message", error);
+        return FALSE;
+    }
+    return bump(s, conversation_id, error);
+}
+
+gboolean
+hearth_store_message_update_content(HearthStore *store, gint64 id, const char *content,
+                                    gssize length, int token_count, GError **error)
+{
+    if (!content)
+        content = "", length = 0;
+    if (!check_utf8(content, length, "The message", error))
+        return FALSE;
+    if (length < 0)
+        length = (gssize)strlen(content);
+    if (!begin(store, error))
+        return FALSE;
+    sqlite3_stmt *st = prep(store,
+                            "UPDATE messages SET content = ?2,"
+                            " token_count = CASE WHEN ?3 >= 0 THEN ?3 ELSE token_count END"
+                            " WHERE id = ?1",
+                            error);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text64(st, 2, content, (sqlite3_uint64)length, SQLITE_STATIC, SQLITE_UTF8);
+    sqlite3_bind_int(st, 3, token_count);
+    if (!run_one(store, st, "cannot save the message", "message", id, error))
+        goto fail;
+    if (!bump_for_message(store, id, error))
+        goto fail;
+    return commit(store, error);
+fail:
+    rollback(store);
+    return FALSE;
+}
+
+gboolean
+hearth_store_message_finish(HearthStore *store, gint64 id, HearthStoreState state,
+                            const char *content, gssize length, const HearthStoreGenStats *stats,
+                            GError **error)
+{
+    if (state != HEARTH_STORE_STATE_COMPLETE && state != HEARTH_STORE_STATE_INTERRUPTED) {
+        g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_INVALID,
+                    "a reply finishes complete or interrupted");
+        return FALSE;
+    }
+    if (!check_utf8(content, length, "The message", error))
+        return FALSE;
+    if (content && length < 0)
+        length = (gssize)strlen(content);
+    HearthStoreGenStats none = HEARTH_STORE_GEN_STATS_UNKNOWN;
+    if (!stats)
+        stats = &none;
+    if (!begin(store, error))
+        return FALSE;
+    sqlite3_stmt *st = prep(store,
+                            "UPDATE messages SET state = ?2,"
+                            " content = CASE WHEN ?3 IS NULL THEN content ELSE ?3 END,"
+                            " prompt_tokens = ?4, gen_tokens = ?5, tokens_per_s = ?6,"
+                            " time_to_first_token_ms = ?7,"
+                            " token_count = CASE WHEN ?5 IS NULL THEN token_count ELSE ?5 END,"
+                            " error = NULL"
+                            " WHERE id = ?1",
+                            error);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, hearth_store_state_to_string(state), -1, SQLITE_STATIC);
+    if (content)
+        sqlite3_bind_text64(st, 3, content, (sqlite3_uint64)length, SQLITE_STATIC, SQLITE_UTF8);
+    if (stats->prompt_tokens >= 0)
+        sqlite3_bind_int(st, 4, stats->prompt_tokens);
+    if (stats->gen_tokens >= 0)
+        sqlite3_bind_int(st, 5, stats->gen_tokens);
+    if (stats->tokens_per_s >= 0 && isfinite(stats->tokens_per_s))
+        sqlite3_bind_double(st, 6, stats->tokens_per_s);
+    if (stats->time_to_first_token_ms >= 0 && isfinite(stats->time_to_first_token_ms))
+        sqlite3_bind_double(st, 7, stats->time_to_first_token_ms);
+    if (!run_one(store, st, "cannot save the reply", "message", id, error))
+        goto fail;
+    if (!bump_for_message(store, id, error))
+        goto fail;
+    return commit(store, error);
+fail:
+    rollback(store);
+    return FALSE;
+}
+
+gboolean
+hearth_store_message_set_error(HearthStore *store, gint64 id, const char *error_text,
+                               GError **error)
+{
+    if (!check_utf8(error_text, -1, "The error text", error))
+        return FALSE;
+    sqlite3_stmt *st = prep(store,
+                            "UPDATE messages SET state = 'error', error = ?2 WHERE id = ?1",
+                            error);
+    if (!st)
+        return FALSE;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, error_text ? error_text : "", -1, SQLITE_TRANSIENT);
+    return run_one(store, st, "cannot save the error", "message", id, error);
+}
+
+#define MESSAGE_COLUMNS                                                                        \
+    "id, conversation_id, position, role, state, content, created, token_count,"             \
+    " prompt_tokens, gen_tokens, tokens_per_s, time_to_first_token_ms, error"
+
+static HearthStoreMessage *
+read_message(sqlite3_stmt *st)
+{
+    HearthStoreMessage *m = g_new0(HearthStoreMessage, 1);
+    m->id = sqlite3_column_int64(st, 0);
+    m->conversation_id = sqlite3_column_int64(st, 1);
+    m->position = sqlite3_column_int(st, 2);
+    if (!hearth_store_role_from_string((const char *)sqlite3_column_text(st, 3), &m->role))
+        m->role = HEARTH_STORE_ROLE_USER; /* unreachable: CHECK constraint */
+    if (!hearth_store_state_from_string((const char *)sqlite3_column_text(st, 4), &m->state))
+        m->state = HEARTH_STORE_STATE_COMPLETE;
+    const unsigned char *text = sqlite3_column_text(st, 5);
+    m->content_len = (gsize)sqlite3_column_bytes(st, 5);
+    m->content = text ? g_strndup((const char *)text, m->content_len) : g_strdup("");
+    m->created = sqlite3_column_int64(st, 6);
+    m->token_count = col_int_or_unset(st, 7);
+    m->stats.prompt_tokens = col_int_or_unset(st, 8);
+    m->stats.gen_tokens = col_int_or_unset(st, 9);
+    m->stats.tokens_per_s = col_double_or_unset(st, 10);
+    m->stats.time_to_first_token_ms = col_double_or_unset(st, 11);
+    m->error = col_text(st, 12);
+    return m;
+}
+
+HearthStoreMessage *
+hearth_store_message_get(HearthStore *store, gint64 id, GError **error)
+{
+    sqlite3_stmt *st = prep(store, "SELECT " MESSAGE_COLUMNS " FROM messages WHERE id = ?1", error);
+    if (!st)
+        return NULL;
+    sqlite3_bind_int64(st, 1, id);
+    HearthStoreMessage *m = NULL;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        m = read_message(st);
+    else if (rc == SQLITE_DONE)
+        set_not_found(error, "message", id);
+    else
+        set_store_error(store, rc, "cannot read a message", error);
+    sqlite3_reset(st);
+    return m;
+}
+
+static gboolean
+conversation_exists(HearthStore *s, gint64 id, GError **error)
+{
+    sqlite3_stmt *st = prep(s, "SELECT 1 FROM conversations WHERE id = ?1", error);
+    if (!st)
+        return FALSE;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return TRUE;
+    if (rc == SQLITE_DONE)
+        set_not_found(error, "conversation", id);
+    else
+        set_store_error(s, rc, "cannot read a conversation", error);
+    return FALSE;
+}
+
+GPtrArray *
+hearth_store_message_list(HearthStore *store, gint64 conversation_id, GError **error)
+{
+    /* One read transaction, so the existence check and the rows agree. */
+    if (!exec(store, "BEGIN", "cannot read messages", error))
+        return NULL;
+    GPtrArray *list = NULL;
+    if (!conversation_exists(store, conversation_id, error))
+        goto out;
+    sqlite3_stmt *st = prep(store,
+                            "SELECT " MESSAGE_COLUMNS " FROM messages WHERE conversation_id = ?1"
+                            " ORDER BY position",
+                            error);
+    if (!st)
+        goto out;
+    sqlite3_bind_int64(st, 1, conversation_id);
+    list = g_ptr_array_new_with_free_func((GDestroyNotify)hearth_store_message_free);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        g_ptr_array_add(list, read_message(st));
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        set_store_error(store, rc, "cannot list messages", error);
+        g_clear_pointer(&list, g_ptr_array_unref);
+    }
+out:
+    rollback(store);
+    return list;
+}
+
+int
+hearth_store_message_delete_after(HearthStore *store, gint64 conversation_id, int position,
+                                  GError **error)
+{
+    if (!begin(store, error))
+        return -1;
+    int n = -1;
+    if (!conversation_exists(store, conversation_id, error))
+        goto fail;
+    sqlite3_stmt *st = prep(store,
+                            "DELETE FROM messages WHERE conversation_id = ?1 AND position > ?2",
+                            error);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, conversation_id);
+    sqlite3_bind_int(st, 2, position);
+    if (!run(store, st, "cannot delete messages", error))
+        goto fail;
+    n = sqlite3_changes(store->db);
+    if (!bump(store, conversation_id, error))
+        goto fail;
+    /* Deleting the first user message makes the next one (if any) title it. */
+    if (!refresh_auto_title(store, conversation_id, error))
+        goto fail;
+    if (!commit(store, error))
+        return -1;
+    return n;
+fail:
+    rollback(store);
+    return -1;
+}
+
+/* --- search --------------------------------------------------------------- */
+
+static gboolean
+has_word_char(const char *s, const char *end)
+{
+    for (const char *p = s; p < end; p = g_utf8_next_char(p))
+        if (g_unichar_isalnum(g_utf8_get_char(p)))
+            return TRUE;
+    return FALSE;
+}
+
+/* User text -> FTS5 query: every whitespace-separated term becomes a quoted
+ * string (inner quotes doubled) with a prefix star, so nothing the user
+ * types is FTS syntax. Terms with no letter or digit are dropped (they would
+ * tokenize to nothing). Returns NULL if no term is left. */
+static char *
+fts_query_from_text(const char *text)
+{
+    GString *q = g_string_new(NULL);
+    const char *p = text;
+    while (*p) {
+        while (*p && g_unichar_isspace(g_utf8_get_char(p)))
+            p = g_utf8_next_char(p);
+        const char *start = p;
+        while (*p && !g_unichar_isspace(g_utf8_get_char(p)))
+            p = g_utf8_next_char(p);
+        if (p == start || !has_word_char(start, p))
+            continue;
+        if (q->len)
+            g_string_append_c(q, ' ');
+        g_string_append_c(q, '"');
+        for (const char *c = start; c < p; c++) {
+            if (*c == '"')
+                g_string_append_c(q, '"');
+            g_string_append_c(q, *c);
+        }
+        g_string_append(q, "\"*");
+    }
+    if (q->len == 0) {
+        g_string_free(q, TRUE);
+        return NULL;
+    }
+    return g_string_free(q, FALSE);
+}
+
+GPtrArray *
+hearth_store_search(HearthStore *store, const char *text, guint limit, const char *mark_open,
+                    const char *mark_close, GError **error)
+{
+    if (!check_utf8(text, -1, "The search text", error) ||
+        !check_utf8(mark_open, -1, "The marker", error) ||
+        !check_utf8(mark_close, -1, "The marker", error))
+        return NULL;
+    if (limit == 0)
+        limit = SEARCH_DEFAULT_LIMIT;
+    GPtrArray *hits = g_ptr_array_new_with_free_func((GDestroyNotify)hearth_store_search_hit_free);
+    char *query = text ? fts_query_from_text(text) : NULL;
+    if (!query)
+        return hits;
+
+    sqlite3_stmt *st = prep(store,
+                            "SELECT c.id, m.id, c.title, c.updated,"
+                            "       snippet(messages_fts, 0, ?2, ?3, '…', 16)"
+                            " FROM messages_fts"
+                            " JOIN messages m ON m.id = messages_fts.rowid"
+                            " JOIN conversations c ON c.id = m.conversation_id"
+                            " WHERE messages_fts MATCH ?1 AND c.deleted_at IS NULL"
+                            " ORDER BY c.updated DESC, c.id DESC, m.position DESC",
+                            error);
+    if (!st) {
+        g_free(query);
+        g_ptr_array_unref(hits);
+        return NULL;
+    }
+    sqlite3_bind_text(st, 1, query, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, mark_open ? mark_open : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, mark_close ? mark_close : "", -1, SQLITE_TRANSIENT);
+    g_free(query);
+
+    gint64 last = 0;
+    int rc = SQLITE_DONE;
+    /* Rows come grouped by conversation; keep each conversation's first. */
+    while (hits->len < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        gint64 cid = sqlite3_column_int64(st, 0);
+        if (cid == last)
+            continue;
+        last = cid;
+        HearthStoreSearchHit *h = g_new0(HearthStoreSearchHit, 1);
+        h->conversation_id = cid;
+        h->message_id = sqlite3_column_int64(st, 1);
+        h->title = col_text_nonnull(st, 2);
+        h->updated = sqlite3_column_int64(st, 3);
+        h->snippet = col_text_nonnull(st, 4);
+        g_ptr_array_add(hits, h);
+    }
+    if (hits->len >= limit)
+        rc = SQLITE_DONE;
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        set_store_error(store, rc, "cannot search", error);
+        g_ptr_array_unref(hits);
+        return NULL;
+    }
+    return hits;
+}
+
+/* --- export --------------------------------------------------------------- */
+
+static gboolean
+load_for_export(HearthStore *store, gint64 id, HearthStoreConversation **conv, GPtrArray **msgs,
+                GError **error)
+{
+    *conv = hearth_store_conversation_get(store, id, error);
+    if (!*conv)
+        return FALSE;
+    *msgs = hearth_store_message_list(store, id, error);
+    if (!*msgs) {
+        g_clear_pointer(conv, hearth_store_conversation_free);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static const char *
+role_heading(HearthStoreRole role)
+{
+    switch (role) {
+    case HEARTH_STORE_ROLE_SYSTEM:
+        return "System";
+    case HEARTH_STORE_ROLE_USER:
+        return "User";
+    case HEARTH_STORE_ROLE_ASSISTANT:
+    default:
+        return "Assistant";
+    }
+}
+
+char *
+hearth_store_export_markdown(HearthStore *store, gint64 conversation_id, GError **error)
+{
+    HearthStoreConversation *c;
+    GPtrArray *msgs;
+    if (!load_for_export(store, conversation_id, &c, &msgs, error))
+        return NULL;
+    GString *md = g_string_new(NULL);
+    g_string_append_printf(md, "# %s\n\n", *c->title ? c->title : "New chat");
+    GDateTime *created = g_date_time_new_from_unix_local(c->created / G_USEC_PER_SEC);
+    char *date = created ? g_date_time_format(created, "%Y-%m-%d %H:%M") : g_strdup("");
+    if (created)
+        g_date_time_unref(created);
+    if (c->model)
+        g_string_append_printf(md, "*%s · %s*\n\n", c->model, date);
+    else
+        g_string_append_printf(md, "*%s*\n\n", date);
+    g_free(date);
+    if (c->system_prompt && *c->system_prompt) {
+        g_string_append(md, "> **System prompt**\n>\n");
+        char **lines = g_strsplit(c->system_prompt, "\n", -1);
+        for (char **l = lines; *l; l++)
+            g_string_append_printf(md, ">%s%s\n", **l ? " " : "", *l);
+        g_strfreev(lines);
+        g_string_append_c(md, '\n');
+    }
+    for (guint i = 0; i < msgs->len; i++) {
+        HearthStoreMessage *m = msgs->pdata[i];
+        g_string_append_printf(md, "## %s\n\n", role_heading(m->role));
+        if (m->content_len) {
+            g_string_append_len(md, m->content, (gssize)m->content_len);
+            if (m->content[m->content_len - 1] != '\n')
+                g_string_append_c(md, '\n');
+            g_string_append_c(md, '\n');
+        }
+        if (m->state == HEARTH_STORE_STATE_INTERRUPTED)
+            g_string_append(md, "*(reply interrupted)*\n\n");
+        else if (m->state == HEARTH_STORE_STATE_PARTIAL)
+            g_string_append(md, "*(reply in progress)*\n\n");
+        else if (m->state == HEARTH_STORE_STATE_ERROR)
+            g_string_append_printf(md, "*(reply failed: %s)*\n\n", m->error ? m->error : "");
+    }
+    hearth_store_conversation_free(c);
+    g_ptr_array_unref(msgs);
+    return g_string_free(md, FALSE);
+}
+
+char *
+hearth_store_export_json(HearthStore *store, gint64 conversation_id, GError **error)
+{
+    HearthStoreConversation *c;
+    GPtrArray *msgs;
+    if (!load_for_export(store, conversation_id, &c, &msgs, error))
+        return NULL;
+    gboolean has_system = FALSE;
+    for (guint i = 0; i < msgs->len; i++)
+        if (((HearthStoreMessage *)msgs->pdata[i])->role == HEARTH_STORE_ROLE_SYSTEM)
+            has_system = TRUE;
+
+    JsonBuilder *b = json_builder_new();
+    json_builder_begin_array(b);
+    if (!has_system && c->system_prompt && *c->system_prompt) {
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "role");
+        json_builder_add_string_value(b, "system");
+        json_builder_set_member_name(b, "content");
+        json_builder_add_string_value(b, c->system_prompt);
+        json_builder_end_object(b);
+    }
+    for (guint i = 0; i < msgs->len; i++) {
+        HearthStoreMessage *m = msgs->pdata[i];
+        if (m->state == HEARTH_STORE_STATE_ERROR && m->content_len == 0)
+            continue;
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "role");
+        json_builder_add_string_value(b, hearth_store_role_to_string(m->role));
+        json_builder_set_member_name(b, "content");
+        json_builder_add_string_value(b, m->content);
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+
+    JsonNode *root = json_builder_get_root(b);
+    JsonGenerator *gen = json_generator_new();
+    json_generator_set_pretty(gen, TRUE);
+    json_generator_set_indent(gen, 2);
+    json_generator_set_root(gen, root);
+    char *out = json_generator_to_data(gen, NULL);
+    g_object_unref(gen);
+    json_node_unref(root);
+    g_object_unref(b);
+    hearth_store_conversation_free(c);
+    g_ptr_array_unref(msgs);
+    return out;
+}
+
+/* --- titles --------------------------------------------------------------- */
+
+char *
+hearth_store_title_from_text(const char *text)
+{
+    if (!text || !g_utf8_validate(text, -1, NULL))
+        return g_strdup("");
+    /* First line with something on it, whitespace and controls collapsed. */
+    GString *line = g_string_new(NULL);
+    for (const char *p = text; *p; p = g_utf8_next_char(p)) {
+        gunichar ch = g_utf8_get_char(p);
+        if (ch == '\n') {
+            if (line->len)
+                break;
+            continue;
+        }
+        if (g_unichar_isspace(ch) || g_unichar_iscntrl(ch)) {
+            if (line->len && line->str[line->len - 1] != ' ')
+                g_string_append_c(line, ' ');
+            continue;
+        }
+        g_string_append_unichar(line, ch);
+    }
+    while (line->len && line->str[line->len - 1] == ' ')
+        g_string_truncate(line, line->len - 1);
+
+    glong chars = g_utf8_strlen(line->str, (gssize)line->len);
+    if (chars <= TITLE_MAX_CHARS)
+        return g_string_free(line, FALSE);
+
+    /* Keep TITLE_MAX_CHARS - 1 characters and add "…"; cut at the last space
+     * if that keeps at least 60% of them. */
+    const char *cut = g_utf8_offset_to_pointer(line->str, TITLE_MAX_CHARS - 1);
+    const char *space = NULL;
+    for (const char *p = line->str; p < cut; p = g_utf8_next_char(p))
+        if (*p == ' ')
+            space = p;
+    if (space && g_utf8_pointer_to_offset(line->str, space) >= (TITLE_MAX_CHARS * 3) / 5)
+        cut = space;
+    g_string_truncate(line, (gsize)(cut - line->str));
+    while (line->len && line->str[line->len - 1] == ' ')
+        g_string_truncate(line, line->len - 1);
+    g_string_append(line, "…");
+    return g_string_free(line, FALSE);
+}

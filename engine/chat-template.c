@@ -1,0 +1,126 @@
+/* chat-template.c — the public face of the Jinja2-subset interpreter
+ * (jinja-lexer.c, jinja-parser.c, jinja-eval.c, jinja-builtins.c, jinja-value.c). */
+#include "chat-template.h"
+
+#include <string.h>
+
+#include "jinja-internal.h"
+
+struct HrChatTemplate {
+    GPtrArray *body; /* JNode */
+};
+
+static const char CHATML[] =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
+    "'\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+const char *
+hr_chat_template_chatml(void)
+{
+    return CHATML;
+}
+
+HrStatus
+hr_chat_template_new(const char *source, HrChatTemplate **out, HrError *err)
+{
+    if (!source || !out)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "chat template: no source");
+    *out = NULL;
+    if (!g_utf8_validate(source, -1, NULL))
+        return hr_error_set(err, HR_ERR_FORMAT, "chat template: not valid UTF-8");
+    GArray *toks = NULL;
+    HrStatus st = jinja_lex(source, &toks, err);
+    if (st != HR_OK)
+        return st;
+    GPtrArray *body = NULL;
+    st = jinja_parse(toks, &body, err);
+    jinja_tokens_free(toks);
+    if (st != HR_OK)
+        return st;
+    HrChatTemplate *t = g_new0(HrChatTemplate, 1);
+    t->body = body;
+    *out = t;
+    return HR_OK;
+}
+
+void
+hr_chat_template_free(HrChatTemplate *t)
+{
+    if (!t)
+        return;
+    g_ptr_array_unref(t->body);
+    g_free(t);
+}
+
+/* transformers copies a message's reasoning under the names templates read:
+ * {"thinking": r, **message, "reasoning_content": r}. */
+static Jv *
+alias_reasoning(Jv *msg)
+{
+    static const char *const fields[] = { "reasoning_content", "thinking", "reasoning" };
+    if (msg->kind != JV_DICT)
+        return msg;
+    Jv *reasoning = NULL;
+    for (size_t i = 0; i < G_N_ELEMENTS(fields) && !reasoning; i++) {
+        Jv *v = jv_dict_get(msg, fields[i]);
+        if (v && v->kind != JV_NONE)
+            reasoning = v;
+    }
+    if (!reasoning)
+        return msg;
+    Jv *d = jv_dict_new();
+    jv_dict_set(d, "thinking", jv_ref(reasoning));
+    for (size_t i = 0; i < msg->u.dict.n; i++)
+        jv_dict_set(d, msg->u.dict.keys[i], jv_ref(msg->u.dict.vals[i]));
+    jv_dict_set(d, "reasoning_content", jv_ref(reasoning));
+    jv_unref(msg);
+    return d;
+}
+
+HrStatus
+hr_chat_template_render(const HrChatTemplate *t, JsonNode *messages, bool add_generation_prompt,
+                        const char *bos_token, const char *eos_token, JsonObject *extra, char **out, HrError *err)
+{
+    if (!t || !out)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "chat template: nothing to render");
+    *out = NULL;
+    if (!messages || !JSON_NODE_HOLDS_ARRAY(messages))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "chat template: messages must be a JSON array");
+    Jv *msgs = jv_from_json(messages);
+    if (!msgs)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "chat template: messages nested too deeply");
+    Jv *vars = jv_dict_new();
+    for (size_t i = 0; i < msgs->u.list.n; i++)
+        msgs->u.list.items[i] = alias_reasoning(msgs->u.list.items[i]);
+    jv_dict_set(vars, "messages", msgs);
+    jv_dict_set(vars, "tools", jv_none());
+    jv_dict_set(vars, "documents", jv_none());
+    jv_dict_set(vars, "add_generation_prompt", jv_bool(add_generation_prompt));
+    if (bos_token)
+        jv_dict_set(vars, "bos_token", jv_str(bos_token));
+    if (eos_token)
+        jv_dict_set(vars, "eos_token", jv_str(eos_token));
+    if (extra) {
+        GList *members = json_object_get_members(extra);
+        for (GList *m = members; m; m = m->next) {
+            Jv *v = jv_from_json(json_object_get_member(extra, m->data));
+            if (!v) {
+                g_list_free(members);
+                jv_unref(vars);
+                return hr_error_set(err, HR_ERR_INVALID_ARG, "chat template: variable '%s' nested too deeply",
+                                    (const char *)m->data);
+            }
+            jv_dict_set(vars, m->data, v);
+        }
+        g_list_free(members);
+    }
+    GString *g = g_string_new(NULL);
+    HrStatus st = jinja_render(t->body, vars, g, err);
+    jv_unref(vars);
+    if (st != HR_OK) {
+        g_string_free(g, TRUE);
+        return st;
+    }
+    *out = g_string_free(g, FALSE);
+    return HR_OK;
+}

@@ -1,0 +1,24 @@
+/* chat.h — a conversation to prompt token ids, with the model's own chat
+ * template (or ChatML when it has none, or when its template cannot be
+ * rendered — then *fell_back is set and the reason is in warning). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <json-glib/json-glib.h>
+
+#include "hr-status.h"
+#include "tokenizer.h"
+
+/* messages: a JSON array of {"role": ..., "content": ...}. *text and *ids
+ * are g_malloc'd (either may be NULL when not wanted). warning (may be
+ * NULL) receives why the fallback was used. */
+HrStatus hr_chat_render(const HrTokenizer *tok, JsonNode *messages, bool add_generation_prompt,
+                        char **text, int32_t **ids, size_t *n_ids, bool *fell_back, HrError *warning,
+                        HrError *err);
+
+/* Convenience: a one-message conversation [{"role": "user", "content": text}]
+ * (plus a system message first when system is non-NULL). Caller frees with
+ * json_node_unref. */
+JsonNode *hr_chat_messages_new(const char *system, const char *user);
