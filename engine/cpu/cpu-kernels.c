@@ -56,6 +56,106 @@ dot(const float *a, const float *b, int n)
     return s;
 }
 
+/* ---- row kernels: W row (F32/F16/BF16) . x for several x ---------------------
+ * The scalar versions are the reference; on x86-64 with AVX2+FMA+F16C the
+ * vector versions are picked at run time. Both accumulate in FP32. */
+
+static void
+row_dot_scalar(const HrMat *m, const void *w, const float *x, int cols, int n, size_t x_stride, float *acc,
+               float *tmp)
+{
+    const float *wr = w;
+    if (m->dtype != HR_DTYPE_F32) {
+        hr_mat_row_f32(&(HrMat){ w, m->dtype, 1, cols }, 0, tmp, cols);
+        wr = tmp;
+    }
+    for (int t = 0; t < n; t++)
+        acc[t] = dot(wr, x + (size_t)t * x_stride, cols);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+__attribute__((target("avx2,fma,f16c"))) static inline float
+hsum256(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+/* Load 8 weights as FP32. */
+__attribute__((target("avx2,fma,f16c"))) static inline __m256
+load8(const void *w, HrDType dt, int i)
+{
+    switch (dt) {
+    case HR_DTYPE_F16:
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+    case HR_DTYPE_BF16: {
+        __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+    }
+    default:
+        return _mm256_loadu_ps((const float *)w + i);
+    }
+}
+
+__attribute__((target("avx2,fma,f16c"))) static float
+load1(const void *w, HrDType dt, int i)
+{
+    switch (dt) {
+    case HR_DTYPE_F16: return hr_f16_to_f32(((const uint16_t *)w)[i]);
+    case HR_DTYPE_BF16: return hr_bf16_to_f32(((const uint16_t *)w)[i]);
+    default: return ((const float *)w)[i];
+    }
+}
+
+/* Up to 4 activation rows share each weight load. */
+__attribute__((target("avx2,fma,f16c"))) static void
+row_dot_avx2(const HrMat *m, const void *w, const float *x, int cols, int n, size_t x_stride, float *acc,
+             float *tmp)
+{
+    (void)tmp;
+    const HrDType dt = m->dtype;
+    const int c8 = cols & ~7;
+    for (int t0 = 0; t0 < n; t0 += 4) {
+        int nt = n - t0 < 4 ? n - t0 : 4;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        const float *x0 = x + (size_t)t0 * x_stride;
+        for (int i = 0; i < c8; i += 8) {
+            __m256 wv = load8(w, dt, i);
+            s0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + i), s0);
+            if (nt > 1) s1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + x_stride + i), s1);
+            if (nt > 2) s2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + 2 * x_stride + i), s2);
+            if (nt > 3) s3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + 3 * x_stride + i), s3);
+        }
+        float r[4] = { hsum256(s0), hsum256(s1), hsum256(s2), hsum256(s3) };
+        for (int i = c8; i < cols; i++) {
+            float wi = load1(w, dt, i);
+            for (int k = 0; k < nt; k++)
+                r[k] += wi * x0[(size_t)k * x_stride + i];
+        }
+        for (int k = 0; k < nt; k++)
+            acc[t0 + k] = r[k];
+    }
+}
+
+static bool
+have_avx2(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        if (g_getenv("HEARTH_CPU_SCALAR"))
+            cached = 0;
+    }
+    return cached;
+}
+#endif
+
 typedef struct {
     float *out;
     const HrMat *w;
@@ -69,22 +169,24 @@ matmul_rows(void *arg, int r0, int r1)
     const MatmulJob *j = arg;
     const HrMat *w = j->w;
     const int rows = w->rows, cols = w->cols;
-    float *tmp = w->dtype == HR_DTYPE_F32 ? NULL : g_new(float, cols);
+    const size_t esize = hr_dtype_size(w->dtype);
+    void (*row_dot)(const HrMat *, const void *, const float *, int, int, size_t, float *, float *) = row_dot_scalar;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (have_avx2())
+        row_dot = row_dot_avx2;
+#endif
+    float *tmp = g_new(float, cols);
+    float *acc = g_new(float, j->n);
     for (int r = r0; r < r1; r++) {
-        const float *wr;
-        if (tmp) {
-            hr_mat_row_f32(w, r, tmp, cols);
-            wr = tmp;
-        } else {
-            wr = (const float *)w->data + (size_t)r * cols;
-        }
+        row_dot(w, (const char *)w->data + (size_t)r * cols * esize, j->x, cols, j->n, (size_t)cols, acc, tmp);
         float b = j->bias ? j->bias[r] : 0.0f;
         for (int t = 0; t < j->n; t++) {
-            float acc = dot(wr, j->x + (size_t)t * cols, cols) + b;
             size_t o = (size_t)t * rows + r;
-            j->out[o] = j->residual ? j->residual[o] + acc : acc;
+            float v = acc[t] + b;
+            j->out[o] = j->residual ? j->residual[o] + v : v;
         }
     }
+    g_free(acc);
     g_free(tmp);
 }
 
