@@ -16,7 +16,7 @@
 int
 hr_cli_perplexity(int argc, char **argv)
 {
-    char *model_dir = NULL, *file = NULL, *backend = NULL;
+    char *model_dir = NULL, *file = NULL, *backend = NULL, *kv = NULL;
     int ctx = 512, max_windows = 0;
     GOptionEntry entries[] = {
         { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, "Model directory", "DIR" },
@@ -24,6 +24,7 @@ hr_cli_perplexity(int argc, char **argv)
         { "ctx", 0, 0, G_OPTION_ARG_INT, &ctx, "Window length in tokens (default 512)", "N" },
         { "max-windows", 0, 0, G_OPTION_ARG_INT, &max_windows, "Evaluate at most N windows (0 = all)", "N" },
         { "backend", 0, 0, G_OPTION_ARG_STRING, &backend, "Backend: cpu (default)", "NAME" },
+        { "kv", 0, 0, G_OPTION_ARG_STRING, &kv, "KV cache type: f16 (default) or f32 (reference)", "TYPE" },
         { NULL },
     };
     g_autoptr(GOptionContext) octx = g_option_context_new("— perplexity of a model on a text file");
@@ -40,6 +41,10 @@ hr_cli_perplexity(int argc, char **argv)
 
     if (!g_option_context_parse(octx, &argc, &argv, &error)) {
         fprintf(stderr, "hearth-cli perplexity: %s\n", error->message);
+        goto out;
+    }
+    if (kv && strcmp(kv, "f16") != 0 && strcmp(kv, "f32") != 0) {
+        fprintf(stderr, "hearth-cli perplexity: --kv must be f16 or f32\n");
         goto out;
     }
     if (!model_dir || !file || ctx < 2) {
@@ -61,6 +66,8 @@ hr_cli_perplexity(int argc, char **argv)
     if (backend)
         mopt.backend = backend;
     mopt.context_len = ctx;
+    if (kv && strcmp(kv, "f32") == 0)
+        mopt.kv_type = HR_KV_F32;
     if (hr_model_load(model_dir, &mopt, &model, &err) != HR_OK) {
         fprintf(stderr, "hearth-cli perplexity: %s\n", err.message);
         goto out;
@@ -106,5 +113,6 @@ out:
     g_free(model_dir);
     g_free(file);
     g_free(backend);
+    g_free(kv);
     return rc;
 }
