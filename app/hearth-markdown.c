@@ -104,8 +104,8 @@ static GParamSpec *properties[N_PROPS];
 
 typedef struct {
     GString *markup;
-    GString *plain;         /* optional: the visible text */
-    gsize width;            /* visible width in monospace cells */
+    GString *plain;         /* optional: the visible text… */
+    gsize width;            /* …and its width in monospace cells */
     int link_depth;
 } Inl;
 
@@ -134,9 +134,10 @@ inl_text(Inl *o, const char *s, gssize len)
         return;
     g_autofree char *esc = g_markup_escape_text(s, len);
     g_string_append(o->markup, esc);
-    if (o->plain)
+    if (o->plain) {             /* table cells: their width is needed too */
         g_string_append_len(o->plain, s, len);
-    o->width += text_cells(s, (gsize)len);
+        o->width += text_cells(s, (gsize)len);
+    }
 }
 
 static gboolean
@@ -1074,6 +1075,122 @@ update_code(HearthMarkdownView *self, MdBlock *b, cmark_node *node)
     return TRUE;
 }
 
+/* --- list items ---------------------------------------------------------- */
+
+/* A list item: the marker in a column on the left, the item's blocks on the
+ * right. Not a horizontal GtkBox: GTK 4.8's box measures a wrapping label
+ * child with ~100 Pango layouts per height-for-width request (it searches
+ * for widths), which made a few nested list items cost hundreds of ms. This
+ * widget asks each child for one size per request. */
+#define HEARTH_TYPE_MD_ITEM (hearth_md_item_get_type())
+G_DECLARE_FINAL_TYPE(HearthMdItem, hearth_md_item, HEARTH, MD_ITEM, GtkWidget)
+
+#define MD_ITEM_SPACING 6
+
+struct _HearthMdItem {
+    GtkWidget parent_instance;
+    GtkWidget *marker;
+    GtkWidget *content;
+};
+
+G_DEFINE_FINAL_TYPE(HearthMdItem, hearth_md_item, GTK_TYPE_WIDGET)
+
+static int
+md_item_marker_width(HearthMdItem *self)
+{
+    int nat = 0;
+    gtk_widget_measure(self->marker, GTK_ORIENTATION_HORIZONTAL, -1, NULL, &nat, NULL, NULL);
+    return nat;
+}
+
+static int
+md_item_content_width(HearthMdItem *self, int width, int marker_width)
+{
+    int min = 0;
+    gtk_widget_measure(self->content, GTK_ORIENTATION_HORIZONTAL, -1, &min, NULL, NULL, NULL);
+    return MAX(min, width - marker_width - MD_ITEM_SPACING);
+}
+
+static void
+hearth_md_item_measure(GtkWidget *widget, GtkOrientation orientation, int for_size, int *minimum,
+                       int *natural, int *minimum_baseline, int *natural_baseline)
+{
+    HearthMdItem *self = HEARTH_MD_ITEM(widget);
+    int mmin = 0, mnat = 0, cmin = 0, cnat = 0;
+    if (orientation == GTK_ORIENTATION_HORIZONTAL) {
+        gtk_widget_measure(self->marker, orientation, -1, &mmin, &mnat, NULL, NULL);
+        gtk_widget_measure(self->content, orientation, -1, &cmin, &cnat, NULL, NULL);
+        *minimum = mnat + MD_ITEM_SPACING + cmin;
+        *natural = mnat + MD_ITEM_SPACING + cnat;
+    } else {
+        int mw = md_item_marker_width(self);
+        int cw = for_size < 0 ? -1 : md_item_content_width(self, for_size, mw);
+        gtk_widget_measure(self->marker, orientation, for_size < 0 ? -1 : mw, &mmin, &mnat, NULL, NULL);
+        gtk_widget_measure(self->content, orientation, cw, &cmin, &cnat, NULL, NULL);
+        *minimum = MAX(mmin, cmin);
+        *natural = MAX(mnat, cnat);
+    }
+    *minimum_baseline = *natural_baseline = -1;
+}
+
+static GtkSizeRequestMode
+hearth_md_item_get_request_mode(GtkWidget *widget)
+{
+    return GTK_SIZE_REQUEST_HEIGHT_FOR_WIDTH;
+}
+
+static void
+hearth_md_item_size_allocate(GtkWidget *widget, int width, int height, int baseline)
+{
+    HearthMdItem *self = HEARTH_MD_ITEM(widget);
+    int mw = md_item_marker_width(self);
+    int cw = md_item_content_width(self, width, mw);
+    int mh = 0;
+    gtk_widget_measure(self->marker, GTK_ORIENTATION_VERTICAL, mw, NULL, &mh, NULL, NULL);
+    gboolean rtl = gtk_widget_get_direction(widget) == GTK_TEXT_DIR_RTL;
+    gtk_widget_size_allocate(self->marker,
+                             &(GtkAllocation){ rtl ? width - mw : 0, 0, mw, MIN(mh, height) }, -1);
+    gtk_widget_size_allocate(self->content,
+                             &(GtkAllocation){ rtl ? 0 : width - cw, 0, cw, height }, -1);
+}
+
+static void
+hearth_md_item_dispose(GObject *object)
+{
+    HearthMdItem *self = HEARTH_MD_ITEM(object);
+    g_clear_pointer(&self->marker, gtk_widget_unparent);
+    g_clear_pointer(&self->content, gtk_widget_unparent);
+    G_OBJECT_CLASS(hearth_md_item_parent_class)->dispose(object);
+}
+
+static void
+hearth_md_item_class_init(HearthMdItemClass *klass)
+{
+    GtkWidgetClass *widget_class = GTK_WIDGET_CLASS(klass);
+    G_OBJECT_CLASS(klass)->dispose = hearth_md_item_dispose;
+    widget_class->measure = hearth_md_item_measure;
+    widget_class->get_request_mode = hearth_md_item_get_request_mode;
+    widget_class->size_allocate = hearth_md_item_size_allocate;
+    gtk_widget_class_set_css_name(widget_class, "mditem");
+    gtk_widget_class_set_accessible_role(widget_class, GTK_ACCESSIBLE_ROLE_LIST_ITEM);
+}
+
+static void
+hearth_md_item_init(HearthMdItem *self)
+{
+}
+
+static GtkWidget *
+hearth_md_item_new(GtkWidget *marker, GtkWidget *content)
+{
+    HearthMdItem *self = g_object_new(HEARTH_TYPE_MD_ITEM, NULL);
+    self->marker = marker;
+    self->content = content;
+    gtk_widget_set_parent(marker, GTK_WIDGET(self));
+    gtk_widget_set_parent(content, GTK_WIDGET(self));
+    return GTK_WIDGET(self);
+}
+
 /* --- containers ----------------------------------------------------------- */
 
 static MdKind
@@ -1159,15 +1276,11 @@ static MdBlock *
 build_item(HearthMarkdownView *self, cmark_node *item, gboolean tight, int depth, int list_level)
 {
     MdBlock *b = md_block_new(MD_ITEM);
-    b->widget = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
-    gtk_widget_add_css_class(b->widget, "hearth-md-item");
     b->marker = gtk_label_new(NULL);
     gtk_widget_add_css_class(b->marker, "hearth-md-marker");
-    gtk_widget_set_valign(b->marker, GTK_ALIGN_START);
-    gtk_box_append(GTK_BOX(b->widget), b->marker);
     b->box = vbox_new(tight ? 4 : MD_SPACING - 2, "hearth-md-item-content");
-    gtk_widget_set_hexpand(b->box, TRUE);
-    gtk_box_append(GTK_BOX(b->widget), b->box);
+    b->widget = hearth_md_item_new(b->marker, b->box);
+    gtk_widget_add_css_class(b->widget, "hearth-md-item");
     b->children = g_ptr_array_new_with_free_func(md_block_free);
     reconcile(self, b->box, b->children, item, depth + 1, list_level + 1);
     self->n_rebuilt++;
@@ -1220,7 +1333,10 @@ build_list(HearthMarkdownView *self, cmark_node *node, int depth, int list_level
 {
     MdBlock *b = md_block_new(MD_LIST);
     gboolean tight = cmark_node_get_list_tight(node);
-    b->widget = b->box = vbox_new(tight ? 4 : MD_SPACING - 2, "hearth-md-list");
+    b->widget = b->box = g_object_new(GTK_TYPE_BOX, "orientation", GTK_ORIENTATION_VERTICAL,
+                                      "spacing", tight ? 4 : MD_SPACING - 2,
+                                      "accessible-role", GTK_ACCESSIBLE_ROLE_LIST, NULL);
+    gtk_widget_add_css_class(b->box, "hearth-md-list");
     gtk_widget_add_css_class(b->box, cmark_node_get_list_type(node) == CMARK_ORDERED_LIST
                                          ? "hearth-md-ordered" : "hearth-md-bullets");
     gtk_widget_set_margin_start(b->box, 4);
