@@ -726,12 +726,36 @@ static void
 label_update_markup(GtkLabel *label, const char *markup)
 {
     int start = 0, end = 0;
-    gboolean selected = gtk_label_get_selection_bounds(label, &start, &end);
+    g_autofree char *old_text = NULL;
+    if (gtk_label_get_selection_bounds(label, &start, &end) && start != end)
+        old_text = g_strdup(gtk_label_get_text(label));
     gtk_label_set_markup(label, markup);
-    if (selected && end <= (int)g_utf8_strlen(gtk_label_get_text(label), -1))
+    if (old_text && g_str_has_prefix(gtk_label_get_text(label), old_text))
         gtk_label_select_region(label, start, end);
 }
 
+/* Shift+wheel scrolls a code block or table sideways. */
+static gboolean
+on_hscroller_scroll(GtkEventControllerScroll *controller, double dx, double dy, gpointer user_data)
+{
+    GdkModifierType state = gtk_event_controller_get_current_event_state(GTK_EVENT_CONTROLLER(controller));
+    if (!(state & GDK_SHIFT_MASK) || dy == 0)
+        return GDK_EVENT_PROPAGATE;
+    GtkAdjustment *adj = gtk_scrolled_window_get_hadjustment(GTK_SCROLLED_WINDOW(user_data));
+    double lower = gtk_adjustment_get_lower(adj), page = gtk_adjustment_get_page_size(adj);
+    double upper = gtk_adjustment_get_upper(adj);
+    if (upper - lower <= page)
+        return GDK_EVENT_PROPAGATE;
+    double step = gtk_event_controller_scroll_get_unit(controller) == GDK_SCROLL_UNIT_WHEEL ? MAX(page / 5, 24) : 1;
+    gtk_adjustment_set_value(adj, CLAMP(gtk_adjustment_get_value(adj) + dy * step, lower, upper - page));
+    return GDK_EVENT_STOP;
+}
+
+/* A horizontally scrolling box for code and tables. GtkScrolledWindow (4.8)
+ * stops every wheel event once it can scroll either way, so a wide code
+ * block would stop the chat from scrolling under the pointer: its scroll
+ * controllers are told to look at horizontal motion only, and Shift+wheel is
+ * handled here. */
 static GtkWidget *
 hscroller_new(GtkWidget *child)
 {
@@ -739,6 +763,22 @@ hscroller_new(GtkWidget *child)
     gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(sw), GTK_POLICY_AUTOMATIC, GTK_POLICY_NEVER);
     gtk_scrolled_window_set_propagate_natural_height(GTK_SCROLLED_WINDOW(sw), TRUE);
     gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(sw), child);
+
+    GListModel *controllers = gtk_widget_observe_controllers(sw);
+    for (guint i = 0; i < g_list_model_get_n_items(controllers); i++) {
+        g_autoptr(GObject) controller = g_list_model_get_item(controllers, i);
+        if (!GTK_IS_EVENT_CONTROLLER_SCROLL(controller))
+            continue;
+        GtkEventControllerScroll *scroll = GTK_EVENT_CONTROLLER_SCROLL(controller);
+        gtk_event_controller_scroll_set_flags(
+            scroll, gtk_event_controller_scroll_get_flags(scroll) & ~GTK_EVENT_CONTROLLER_SCROLL_VERTICAL);
+    }
+    g_object_unref(controllers);
+
+    GtkEventController *shift = gtk_event_controller_scroll_new(GTK_EVENT_CONTROLLER_SCROLL_VERTICAL);
+    gtk_event_controller_set_name(shift, "hearth-md-shift-scroll");
+    g_signal_connect(shift, "scroll", G_CALLBACK(on_hscroller_scroll), sw);
+    gtk_widget_add_controller(sw, shift);
     return sw;
 }
 
