@@ -84,28 +84,6 @@ config_template(JsonObject *cfg, char **why)
     return NULL;
 }
 
-static char *
-read_file_or_stdin(const char *path, GError **error)
-{
-    if (strcmp(path, "-") != 0) {
-        char *data = NULL;
-        if (!g_file_get_contents(path, &data, NULL, error))
-            return NULL;
-        return data;
-    }
-    GString *s = g_string_new(NULL);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, stdin)) > 0)
-        g_string_append_len(s, buf, (gssize)n);
-    if (ferror(stdin)) {
-        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "reading stdin: %s", g_strerror(errno));
-        g_string_free(s, TRUE);
-        return NULL;
-    }
-    return g_string_free(s, FALSE);
-}
-
 int
 hr_cli_template(int argc, char **argv)
 {
@@ -173,7 +151,7 @@ hr_cli_template(int argc, char **argv)
     g_autofree char *bos = cfg ? special_token(cfg, "bos_token") : NULL;
     g_autofree char *eos = cfg ? special_token(cfg, "eos_token") : NULL;
 
-    g_autofree char *messages_text = read_file_or_stdin(messages_path, &error);
+    g_autofree char *messages_text = hr_cli_read_file(messages_path, NULL, &error);
     if (!messages_text) {
         fprintf(stderr, "hearth-cli template: %s\n", error->message);
         return 1;

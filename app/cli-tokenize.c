@@ -49,29 +49,11 @@ load(const char *cmd, const char *dir)
 static bool
 read_all(const char *path, char **data, size_t *len)
 {
-    if (strcmp(path, "-") != 0) {
-        gsize n = 0;
-        g_autoptr(GError) error = NULL;
-        if (!g_file_get_contents(path, data, &n, &error)) {
-            fprintf(stderr, "hearth-cli tokenize: %s\n", error->message);
-            return false;
-        }
-        *len = n;
-        return true;
-    }
-    GString *s = g_string_new(NULL);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, stdin)) > 0)
-        g_string_append_len(s, buf, (gssize)n);
-    if (ferror(stdin)) {
-        fprintf(stderr, "hearth-cli tokenize: reading stdin: %s\n", g_strerror(errno));
-        g_string_free(s, TRUE);
-        return false;
-    }
-    *len = s->len;
-    *data = g_string_free(s, FALSE);
-    return true;
+    g_autoptr(GError) error = NULL;
+    *data = hr_cli_read_file(path, len, &error);
+    if (!*data)
+        fprintf(stderr, "hearth-cli tokenize: %s\n", error->message);
+    return *data != NULL;
 }
 
 int

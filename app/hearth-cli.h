@@ -7,3 +7,11 @@ int hr_cli_perplexity(int argc, char **argv); /* cli-perplexity.c */
 int hr_cli_tokenize(int argc, char **argv);   /* cli-tokenize.c */
 int hr_cli_detokenize(int argc, char **argv); /* cli-tokenize.c */
 int hr_cli_template(int argc, char **argv);   /* cli-template.c */
+
+#include <stddef.h>
+
+#include <glib.h>
+
+/* The whole of a file, or of stdin when path is "-" (cli-util.c). len may
+ * be NULL. g_free the result; NULL with error set on failure. */
+char *hr_cli_read_file(const char *path, size_t *len, GError **error);

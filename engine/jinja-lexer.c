@@ -138,18 +138,6 @@ fail(Lexer *lx, int line, HrStatus st, const char *fmt, ...)
     return st;
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void
 append_unichar(GString *g, gunichar c)
 {
@@ -192,7 +180,7 @@ unescape(Lexer *lx, int line, const char *s, size_t len, char **out)
             int digits = e == 'x' ? 2 : e == 'u' ? 4 : 8;
             gunichar c = 0;
             for (int k = 0; k < digits; k++) {
-                int h = i + 1 + (size_t)k < len ? hexval(s[i + 1 + k]) : -1;
+                int h = i + 1 + (size_t)k < len ? g_ascii_xdigit_value(s[i + 1 + k]) : -1;
                 if (h < 0) {
                     g_string_free(g, TRUE);
                     return fail(lx, line, HR_ERR_FORMAT, "truncated \\%c escape in a string literal", e);
@@ -249,10 +237,10 @@ scan_digits(const char *s, size_t at, size_t n, int base)
 {
     size_t i = at;
     while (i < n) {
-        int h = hexval(s[i]);
+        int h = g_ascii_xdigit_value(s[i]);
         if (h >= 0 && h < base) {
             i++;
-        } else if (s[i] == '_' && i > at && i + 1 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 1]) < base) {
+        } else if (s[i] == '_' && i > at && i + 1 < n && g_ascii_xdigit_value(s[i + 1]) >= 0 && g_ascii_xdigit_value(s[i + 1]) < base) {
             i++;
         } else {
             break;

@@ -113,18 +113,6 @@ typedef struct {
     GHashTable *keys;    /* member names seen so far (created on the first) */
 } JsonFrame;
 
-static int
-hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool
 read_hex4(const char *s, size_t n, size_t i, unsigned *out)
 {
@@ -132,7 +120,7 @@ read_hex4(const char *s, size_t n, size_t i, unsigned *out)
         return false;
     unsigned v = 0;
     for (int k = 0; k < 4; k++) {
-        int h = hex_value(s[i + k]);
+        int h = g_ascii_xdigit_value(s[i + k]);
         if (h < 0)
             return false;
         v = v * 16 + (unsigned)h;

@@ -135,30 +135,18 @@ list_clear(GPtrArray *l)
     g_ptr_array_set_size(l, 0);
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* ByteFallback's test: exactly "<0xHH>"; Rust's u8::from_str_radix also takes "+H". */
 static int
 byte_token(const GString *s)
 {
     if (s->len != 6 || memcmp(s->str, "<0x", 3) != 0 || s->str[5] != '>')
         return -1;
-    int lo = hexval(s->str[4]);
+    int lo = g_ascii_xdigit_value(s->str[4]);
     if (lo < 0)
         return -1;
     if (s->str[3] == '+')
         return lo;
-    int hi = hexval(s->str[3]);
+    int hi = g_ascii_xdigit_value(s->str[3]);
     return hi < 0 ? -1 : hi * 16 + lo;
 }
 

@@ -1,0 +1,33 @@
+/* cli-util.c — small helpers shared by the hearth-cli subcommands. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hearth-cli.h"
+
+char *
+hr_cli_read_file(const char *path, size_t *len, GError **error)
+{
+    if (strcmp(path, "-") != 0) {
+        char *data = NULL;
+        gsize n = 0;
+        if (!g_file_get_contents(path, &data, &n, error))
+            return NULL;
+        if (len)
+            *len = n;
+        return data;
+    }
+    GString *s = g_string_new(NULL);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, stdin)) > 0)
+        g_string_append_len(s, buf, (gssize)n);
+    if (ferror(stdin)) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "reading stdin: %s", g_strerror(errno));
+        g_string_free(s, TRUE);
+        return NULL;
+    }
+    if (len)
+        *len = s->len;
+    return g_string_free(s, FALSE);
+}
