@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-"""Chat end to end in the real window: open stories260K with --model, type a
+"""Chat end to end in the real window: open a model with --model, type a
 message, send it, wait for the streamed reply, check it is shown and stored,
 then restart the app and check the conversation is still there.
 
-Usage: test_chat.py HEARTH_BINARY   (run through run-gui-test.sh)
-Needs $HEARTH_ASSETS/models/stories260K/hf_f32; SKIPs (77) without it."""
+Usage: test_chat.py HEARTH_BINARY [stories|smollm2]   (run through run-gui-test.sh)
+stories: $HEARTH_ASSETS/models/stories260K/hf_f32, prompt "Once upon a time".
+smollm2: the converted SmolLM2-135M-Instruct (tests/reference/get-smollm2),
+asked a question through its chat template. SKIPs (77) when the model is absent."""
 import os
 import sqlite3
 import subprocess
@@ -21,10 +23,20 @@ config.defaultDelay = 0.2
 config.actionDelay = 0.2
 
 binary = sys.argv[1]
+which = sys.argv[2] if len(sys.argv) > 2 else "stories"
 assets = os.environ.get("HEARTH_ASSETS", "")
-model = os.path.join(assets, "models", "stories260K", "hf_f32")
-if not os.path.isdir(model):
-    print(f"SKIP: {model} is absent")
+if which == "smollm2":
+    model = os.environ.get("HEARTH_SMOLLM2_DIR") or os.path.join(
+        os.environ.get("HEARTH_REAL_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "hearth-test-models", "smollm2-135m-instruct")
+    prompt = "What is the capital of France?"
+    fetch = "; fetch it with tests/reference/get-smollm2"
+else:
+    model = os.path.join(assets, "models", "stories260K", "hf_f32")
+    prompt = "Once upon a time"
+    fetch = ""
+if not os.path.isfile(os.path.join(model, "config.json")):
+    print(f"SKIP: {model} is absent{fetch}")
     sys.exit(77)
 out_dir = os.environ.get("HEARTH_GUI_OUT", "/tmp")
 db = os.path.join(os.environ["XDG_DATA_HOME"], "hearth-test.db")
@@ -95,7 +107,7 @@ try:
     # into it and type with synthesized key presses, then send with Enter.
     composer.click()
     time.sleep(0.3)
-    rawinput.typeText("Once upon a time")
+    rawinput.typeText(prompt)
     time.sleep(0.3)
     rawinput.pressKey("Return")
     rows = wait_for(lambda: [r for r in db_rows() if r[0] == "assistant" and r[1] == "complete"], 120,
@@ -105,7 +117,7 @@ try:
         if not reply.strip():
             fail("the stored reply is empty")
         user = [r for r in db_rows() if r[0] == "user"]
-        if not user or user[-1][2] != "Once upon a time":
+        if not user or user[-1][2] != prompt:
             fail(f"user message not stored as typed: {user}")
         words = [w for w in reply.split() if len(w) > 3][:3]
         shown = "\n".join(labels(frame))
@@ -113,7 +125,7 @@ try:
             if w not in shown:
                 fail(f"reply word {w!r} not shown in the window")
     time.sleep(1.0)
-    shot = os.path.join(out_dir, "chat.png")
+    shot = os.path.join(out_dir, f"chat-{which}.png")
     subprocess.run(["import", "-window", "root", shot], check=False)
     print(f"screenshot: {shot}")
 finally:
@@ -124,11 +136,11 @@ time.sleep(1.0)
 proc, app = start()
 try:
     frame = app.child(roleName="frame")
-    conv = wait_for(lambda: frame.child(name="Once upon a time", roleName="label"), 30,
+    conv = wait_for(lambda: frame.child(name=prompt, roleName="label"), 30,
                     "the conversation in the sidebar after a restart")
     if conv:
         conv.click()
-        wait_for(lambda: any("Once upon a time" == l for l in labels(frame)), 15, "the reopened conversation")
+        wait_for(lambda: any(prompt == l for l in labels(frame)), 15, "the reopened conversation")
 finally:
     stop(proc)
 
