@@ -296,9 +296,11 @@ open_conversation(HearthWindow *self, gint64 id)
                                                             hearth_store_state_to_string(m->state));
             if (m->state == HEARTH_STORE_STATE_ERROR && m->error)
                 hearth_message_set_note(hm, m->error);
-            else if (m->stats.tokens_per_s > 0)
-                hearth_message_set_note(hm, g_strdup_printf(_("%d tokens · %.1f tokens/s"), m->stats.gen_tokens,
-                                                            m->stats.tokens_per_s));
+            else if (m->stats.tokens_per_s > 0) {
+                g_autofree char *note = g_strdup_printf(_("%d tokens · %.1f tokens/s"), m->stats.gen_tokens,
+                                                        m->stats.tokens_per_s);
+                hearth_message_set_note(hm, note);
+            }
             g_list_store_append(self->messages, hm);
         }
     }
