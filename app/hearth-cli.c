@@ -6,6 +6,7 @@
  *   hearth-cli perplexity -m DIR -f F  (cli-perplexity.c)
  *   hearth-cli tokenize / detokenize   (cli-tokenize.c)
  *   hearth-cli template                (cli-template.c)
+ *   hearth-cli quantize -i DIR -o DIR  (cli-quantize.c)
  */
 #include <locale.h>
 #include <stdio.h>
@@ -45,6 +46,7 @@ static const struct {
     { "tokenize", hr_cli_tokenize, "Print the token ids of a text" },
     { "detokenize", hr_cli_detokenize, "Print the text of token ids" },
     { "template", hr_cli_template, "Print the chat-template rendering of a conversation" },
+    { "quantize", hr_cli_quantize, "Write a 4-bit AWQ (GEMM layout) checkpoint of a model" },
 };
 
 static void

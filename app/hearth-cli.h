@@ -7,6 +7,7 @@ int hr_cli_perplexity(int argc, char **argv); /* cli-perplexity.c */
 int hr_cli_tokenize(int argc, char **argv);   /* cli-tokenize.c */
 int hr_cli_detokenize(int argc, char **argv); /* cli-tokenize.c */
 int hr_cli_template(int argc, char **argv);   /* cli-template.c */
+int hr_cli_quantize(int argc, char **argv);   /* cli-quantize.c */
 
 #include <stddef.h>
 

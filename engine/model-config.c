@@ -103,6 +103,41 @@ get_token_ids(JsonObject *o, const char *key, int *ids, int *n_ids, int max, con
     return HR_OK;
 }
 
+static HrStatus
+parse_quantization(JsonObject *o, HrModelConfig *cfg, const char *label, HrError *err)
+{
+    JsonNode *n = json_object_get_member(o, "quantization_config");
+    if (!n || JSON_NODE_HOLDS_NULL(n))
+        return HR_OK;
+    if (!JSON_NODE_HOLDS_OBJECT(n))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"quantization_config\" must be an object", label);
+    JsonObject *q = json_node_get_object(n);
+    const char *method = json_object_get_string_member_with_default(q, "quant_method", "(missing)");
+    if (g_ascii_strcasecmp(method, "awq") != 0)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: quant_method \"%s\" is not supported (only awq)",
+                            label, method);
+    int bits = 0;
+    HrStatus st;
+    if ((st = get_int(q, "bits", &bits, true, 1, label, err)) != HR_OK)
+        return st;
+    if (bits != 4)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: AWQ with %d bits is not supported (only 4)", label, bits);
+    bool zero_point = true;
+    if ((st = get_bool(q, "zero_point", &zero_point, label, err)) != HR_OK)
+        return st;
+    if (!zero_point)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: AWQ with zero_point false is not supported", label);
+    const char *version = json_object_get_string_member_with_default(q, "version", "gemm");
+    if (g_ascii_strcasecmp(version, "gemm") != 0)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: AWQ version \"%s\" is not supported (only gemm)",
+                            label, version);
+    cfg->awq_group_size = 128;
+    if ((st = get_int(q, "group_size", &cfg->awq_group_size, false, -1, label, err)) != HR_OK)
+        return st;
+    cfg->awq = true;
+    return HR_OK;
+}
+
 static JsonObject *
 parse_object(JsonParser *p, const char *text, const char *label, HrError *err)
 {
@@ -259,6 +294,9 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
         if (use_sw && (st = get_int(o, "sliding_window", &cfg->sliding_window, false, 0, label, err)) != HR_OK)
             return st;
     }
+
+    if ((st = parse_quantization(o, cfg, label, err)) != HR_OK)
+        return st;
 
     int n = 0, bos[HR_MAX_EOS];
     if ((st = get_token_ids(o, "bos_token_id", bos, &n, HR_MAX_EOS, label, err)) != HR_OK)

@@ -44,6 +44,12 @@ typedef struct {
     int bos_id;                 /* -1 when absent */
     int n_eos;
     int eos_ids[HR_MAX_EOS];
+    /* "quantization_config": only AWQ GEMM 4-bit with zero points is run.
+     * A linear with a <prefix>.qweight is quantized (its group size is read
+     * from its scales' shape, so per-channel layers load too); one with a
+     * <prefix>.weight (e.g. listed in modules_to_not_convert) is dense. */
+    bool awq;
+    int awq_group_size;         /* as written; -1 or 0 = per output channel */
 } HrModelConfig;
 
 /* Parse DIR/config.json and, when present, DIR/generation_config.json (whose

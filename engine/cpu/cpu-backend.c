@@ -3,7 +3,9 @@
  * This is the oracle the GPU backends are tested against, so clarity wins
  * over speed here: weights are used in place from the mmap'd safetensors
  * (F32, F16 or BF16, converted a row at a time), activations are FP32, the
- * KV cache is FP16 or FP32 (reference mode).
+ * KV cache is FP16 or FP32 (reference mode). AWQ (AutoAWQ GEMM) linears are
+ * repacked once at load into HrQMat (4-bit, row-major, zero folded per
+ * group) and dequantized inside the matmul; there is no dequantized copy.
  */
 #include <math.h>
 #include <pthread.h>
@@ -16,10 +18,16 @@
 #include "cpu-kernels.h"
 #include "hr-half.h"
 
+/* A linear layer: dense (used in place) or AWQ 4-bit (repacked at load). */
 typedef struct {
-    HrMat wq, wk, wv, wo;       /* [n_heads*hd, dim], [kv*hd, dim] x2, [dim, n_heads*hd] */
+    HrMat dense;
+    HrQMat *q;                  /* non-NULL: quantized */
+} CpuLinear;
+
+typedef struct {
+    CpuLinear wq, wk, wv, wo;   /* [n_heads*hd, dim], [kv*hd, dim] x2, [dim, n_heads*hd] */
     float *bq, *bk, *bv;        /* biases or NULL (Qwen2) */
-    HrMat w_gate, w_up, w_down; /* [hidden, dim] x2, [dim, hidden] */
+    CpuLinear w_gate, w_up, w_down; /* [hidden, dim] x2, [dim, hidden] */
     float *attn_norm;           /* [dim] */
     float *ffn_norm;            /* [dim] */
     void *k_cache, *v_cache;    /* [context_len, kv*hd] in kv_type */
@@ -86,6 +94,131 @@ take_mat(CpuCtx *c, const HrTensorSet *ts, const char *name, int64_t rows, int64
     return HR_OK;
 }
 
+/* AutoAWQ packs 8 output columns per int32: nibble i holds column
+ * AWQ_ORDER[i] of the group of 8. */
+static const int awq_order[8] = { 0, 2, 4, 6, 1, 3, 5, 7 };
+
+static HrStatus
+check_awq_tensor(const HrTensor *t, const char *name, HrDType dt, int64_t d0, int64_t d1, HrError *err)
+{
+    if (!t)
+        return hr_error_set(err, HR_ERR_FORMAT, "AWQ tensor '%s' is missing", name);
+    if (t->dtype != dt)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: AWQ tensor '%s' has dtype %s; expected %s", t->file, name,
+                            hr_dtype_name(t->dtype), hr_dtype_name(dt));
+    if (t->n_dims != 2 || t->shape[0] != d0 || t->shape[1] != d1)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: AWQ tensor '%s' has %d dims [%" G_GINT64_FORMAT ", %"
+                            G_GINT64_FORMAT "]; the config needs [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]",
+                            t->file, name, t->n_dims, t->shape[0], t->n_dims > 1 ? t->shape[1] : 0, d0, d1);
+    return HR_OK;
+}
+
+static inline uint32_t
+read_u32(const void *base, size_t i)
+{
+    uint32_t v;
+    memcpy(&v, (const char *)base + 4 * i, 4);
+    return v;
+}
+
+/* Repack an AutoAWQ GEMM linear (out = rows = N, in = cols = K) into HrQMat. */
+static HrStatus
+take_awq(const HrTensorSet *ts, const char *prefix, int64_t N, int64_t K, HrQMat **out, size_t *bytes,
+         HrError *err)
+{
+    char qn[160], zn[160], sn[160];
+    g_snprintf(qn, sizeof qn, "%s.qweight", prefix);
+    g_snprintf(zn, sizeof zn, "%s.qzeros", prefix);
+    g_snprintf(sn, sizeof sn, "%s.scales", prefix);
+    if (N % 8 != 0 || K % 2 != 0)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "AWQ linear '%s' is [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                            "]: out must be a multiple of 8 and in even", prefix, N, K);
+    const HrTensor *ts_s = hr_tensor_set_find(ts, sn);
+    if (!ts_s || ts_s->n_dims != 2 || ts_s->shape[0] < 1)
+        return hr_error_set(err, HR_ERR_FORMAT, "AWQ tensor '%s' is missing or not 2-D", sn);
+    int64_t ng = ts_s->shape[0];
+    if (K % ng != 0 || (K / ng) % 2 != 0)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: '%s' has %" G_GINT64_FORMAT " groups, which do not split "
+                            "the %" G_GINT64_FORMAT " inputs into even groups", ts_s->file, sn, ng, K);
+    HrStatus st;
+    const HrTensor *tq = hr_tensor_set_find(ts, qn), *tz = hr_tensor_set_find(ts, zn);
+    if ((st = check_awq_tensor(tq, qn, HR_DTYPE_I32, K, N / 8, err)) ||
+        (st = check_awq_tensor(tz, zn, HR_DTYPE_I32, ng, N / 8, err)) ||
+        (st = check_awq_tensor(ts_s, sn, HR_DTYPE_F16, ng, N, err)))
+        return st;
+    HrQMat *m = g_new0(HrQMat, 1);
+    m->rows = (int)N;
+    m->cols = (int)K;
+    m->n_groups = (int)ng;
+    m->group = (int)(K / ng);
+    m->q = g_new0(uint8_t, (size_t)N * (size_t)(K / 2));
+    m->scale = g_new(float, (size_t)N * (size_t)ng);
+    m->szero = g_new(float, (size_t)N * (size_t)ng);
+    const size_t w8 = (size_t)(N / 8);
+    for (int64_t k = 0; k < K; k++) {
+        for (size_t j = 0; j < w8; j++) {
+            uint32_t p = read_u32(tq->data, (size_t)k * w8 + j);
+            for (int i = 0; i < 8; i++) {
+                size_t n = j * 8 + (size_t)awq_order[i];
+                uint8_t v = (uint8_t)((p >> (4 * i)) & 15u);
+                m->q[n * (size_t)(K / 2) + (size_t)(k / 2)] |= (uint8_t)((k & 1) ? v << 4 : v);
+            }
+        }
+    }
+    for (int64_t g = 0; g < ng; g++) {
+        for (size_t j = 0; j < w8; j++) {
+            uint32_t p = read_u32(tz->data, (size_t)g * w8 + j);
+            for (int i = 0; i < 8; i++) {
+                size_t n = j * 8 + (size_t)awq_order[i];
+                uint16_t h;
+                memcpy(&h, (const char *)ts_s->data + 2 * ((size_t)g * (size_t)N + n), 2);
+                float s = hr_f16_to_f32(h);
+                float z = (float)((p >> (4 * i)) & 15u);
+                m->scale[n * (size_t)ng + (size_t)g] = s;
+                m->szero[n * (size_t)ng + (size_t)g] = s * z;
+            }
+        }
+    }
+    *bytes += hr_qmat_bytes(m);
+    *out = m;
+    return HR_OK;
+}
+
+static HrStatus
+take_linear(CpuCtx *c, const HrTensorSet *ts, const char *prefix, int64_t rows, int64_t cols, CpuLinear *lin,
+            size_t *bytes, HrError *err)
+{
+    char name[160];
+    g_snprintf(name, sizeof name, "%s.qweight", prefix);
+    if (hr_tensor_set_find(ts, name)) {
+        if (!c->cfg.awq)
+            return hr_error_set(err, HR_ERR_FORMAT, "tensor '%s' is AWQ-quantized but config.json has no AWQ "
+                                "quantization_config", name);
+        return take_awq(ts, prefix, rows, cols, &lin->q, bytes, err);
+    }
+    g_snprintf(name, sizeof name, "%s.weight", prefix);
+    return take_mat(c, ts, name, rows, cols, &lin->dense, bytes, err);
+}
+
+static void
+linear(CpuCtx *c, float *out, const CpuLinear *lin, const float *bias, const float *x, int n, const float *residual)
+{
+    if (lin->q)
+        hr_matmul_q4(c->pool, out, lin->q, bias, x, n, residual);
+    else
+        hr_matmul(c->pool, out, &lin->dense, bias, x, n, residual);
+}
+
+static void
+free_linear(CpuLinear *lin)
+{
+    if (lin->q) {
+        hr_qmat_free(lin->q);
+        g_free(lin->q);
+        lin->q = NULL;
+    }
+}
+
 /* 1-D vectors (norm weights, biases) are converted to FP32 copies. */
 static HrStatus
 take_vec(CpuCtx *c, const HrTensorSet *ts, const char *name, int64_t n, float **out, size_t *bytes, HrError *err)
@@ -108,6 +241,13 @@ cpu_destroy(void *p)
     if (c->layers) {
         for (int l = 0; l < c->cfg.n_layers; l++) {
             CpuLayer *L = &c->layers[l];
+            free_linear(&L->wq);
+            free_linear(&L->wk);
+            free_linear(&L->wv);
+            free_linear(&L->wo);
+            free_linear(&L->w_gate);
+            free_linear(&L->w_up);
+            free_linear(&L->w_down);
             g_free(L->bq);
             g_free(L->bk);
             g_free(L->bv);
@@ -196,13 +336,13 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
 #define LNAME(suffix) (g_snprintf(name, sizeof name, "model.layers.%d." suffix, l), name)
         if ((st = take_vec(c, ts, LNAME("input_layernorm.weight"), dim, &L->attn_norm, &c->weight_bytes, err)) ||
             (st = take_vec(c, ts, LNAME("post_attention_layernorm.weight"), dim, &L->ffn_norm, &c->weight_bytes, err)) ||
-            (st = take_mat(c, ts, LNAME("self_attn.q_proj.weight"), q_dim, dim, &L->wq, &c->weight_bytes, err)) ||
-            (st = take_mat(c, ts, LNAME("self_attn.k_proj.weight"), kv_dim, dim, &L->wk, &c->weight_bytes, err)) ||
-            (st = take_mat(c, ts, LNAME("self_attn.v_proj.weight"), kv_dim, dim, &L->wv, &c->weight_bytes, err)) ||
-            (st = take_mat(c, ts, LNAME("self_attn.o_proj.weight"), dim, q_dim, &L->wo, &c->weight_bytes, err)) ||
-            (st = take_mat(c, ts, LNAME("mlp.gate_proj.weight"), cfg->hidden_dim, dim, &L->w_gate, &c->weight_bytes, err)) ||
-            (st = take_mat(c, ts, LNAME("mlp.up_proj.weight"), cfg->hidden_dim, dim, &L->w_up, &c->weight_bytes, err)) ||
-            (st = take_mat(c, ts, LNAME("mlp.down_proj.weight"), dim, cfg->hidden_dim, &L->w_down, &c->weight_bytes, err)))
+            (st = take_linear(c, ts, LNAME("self_attn.q_proj"), q_dim, dim, &L->wq, &c->weight_bytes, err)) ||
+            (st = take_linear(c, ts, LNAME("self_attn.k_proj"), kv_dim, dim, &L->wk, &c->weight_bytes, err)) ||
+            (st = take_linear(c, ts, LNAME("self_attn.v_proj"), kv_dim, dim, &L->wv, &c->weight_bytes, err)) ||
+            (st = take_linear(c, ts, LNAME("self_attn.o_proj"), dim, q_dim, &L->wo, &c->weight_bytes, err)) ||
+            (st = take_linear(c, ts, LNAME("mlp.gate_proj"), cfg->hidden_dim, dim, &L->w_gate, &c->weight_bytes, err)) ||
+            (st = take_linear(c, ts, LNAME("mlp.up_proj"), cfg->hidden_dim, dim, &L->w_up, &c->weight_bytes, err)) ||
+            (st = take_linear(c, ts, LNAME("mlp.down_proj"), dim, cfg->hidden_dim, &L->w_down, &c->weight_bytes, err)))
             break;
         if (cfg->qkv_bias &&
             ((st = take_vec(c, ts, LNAME("self_attn.q_proj.bias"), q_dim, &L->bq, &c->weight_bytes, err)) ||
@@ -351,9 +491,9 @@ forward_chunk(CpuCtx *c, const int32_t *tokens, int n, int pos, float *logits, b
         const CpuLayer *L = &c->layers[l];
         for (int t = 0; t < n; t++)
             hr_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->attn_norm, dim, cfg->norm_eps);
-        hr_matmul(c->pool, c->q, &L->wq, L->bq, c->xb, n, NULL);
-        hr_matmul(c->pool, c->k, &L->wk, L->bk, c->xb, n, NULL);
-        hr_matmul(c->pool, c->v, &L->wv, L->bv, c->xb, n, NULL);
+        linear(c, c->q, &L->wq, L->bq, c->xb, n, NULL);
+        linear(c, c->k, &L->wk, L->bk, c->xb, n, NULL);
+        linear(c, c->v, &L->wv, L->bv, c->xb, n, NULL);
         for (int t = 0; t < n; t++) {
             int p = pos + t;
             rope(c->q + (size_t)t * q_dim, cfg->n_heads, hd, p, c->inv_freq);
@@ -364,17 +504,17 @@ forward_chunk(CpuCtx *c, const int32_t *tokens, int n, int pos, float *logits, b
         for (int t = 0; t < n; t++)
             attend(c, L, c->q + (size_t)t * q_dim, pos + t, c->att_out + (size_t)t * q_dim);
         /* x += att_out @ Wo^T (residual in the epilogue) */
-        hr_matmul(c->pool, c->x, &L->wo, NULL, c->att_out, n, c->x);
+        linear(c, c->x, &L->wo, NULL, c->att_out, n, c->x);
 
         for (int t = 0; t < n; t++)
             hr_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->ffn_norm, dim, cfg->norm_eps);
-        hr_matmul(c->pool, c->hb, &L->w_gate, NULL, c->xb, n, NULL);
-        hr_matmul(c->pool, c->hb2, &L->w_up, NULL, c->xb, n, NULL);
+        linear(c, c->hb, &L->w_gate, NULL, c->xb, n, NULL);
+        linear(c, c->hb2, &L->w_up, NULL, c->xb, n, NULL);
         for (size_t i = 0; i < (size_t)n * hidden; i++) {
             float g = c->hb[i];
             c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
         }
-        hr_matmul(c->pool, c->x, &L->w_down, NULL, c->hb, n, c->x);
+        linear(c, c->x, &L->w_down, NULL, c->hb, n, c->x);
     }
 
     if (!logits)

@@ -201,6 +201,164 @@ hr_matmul(HrThreadPool *pool, float *out, const HrMat *w, const float *bias, con
     hr_pool_run(pool, matmul_rows, &job, w->rows, 16);
 }
 
+/* ---- 4-bit group-quantized matrices (AWQ) ------------------------------------ */
+
+size_t
+hr_qmat_bytes(const HrQMat *m)
+{
+    return (size_t)m->rows * (size_t)(m->cols / 2) + 2 * sizeof(float) * (size_t)m->rows * (size_t)m->n_groups;
+}
+
+void
+hr_qmat_free(HrQMat *m)
+{
+    if (!m)
+        return;
+    g_free(m->q);
+    g_free(m->scale);
+    g_free(m->szero);
+    memset(m, 0, sizeof *m);
+}
+
+void
+hr_qmat_row_f32(const HrQMat *m, int r, float *dst)
+{
+    const uint8_t *qr = m->q + (size_t)r * (size_t)(m->cols / 2);
+    for (int k = 0; k < m->cols; k++) {
+        int q = (k & 1) ? qr[k / 2] >> 4 : qr[k / 2] & 15;
+        size_t gi = (size_t)r * (size_t)m->n_groups + (size_t)(k / m->group);
+        dst[k] = (float)q * m->scale[gi] - m->szero[gi];
+    }
+}
+
+/* sum over one group of q[k] * x[k]; qb holds group/2 bytes. */
+static inline float
+q4_dot_scalar(const uint8_t *qb, const float *x, int len)
+{
+    float s = 0.0f;
+    for (int i = 0; i < len / 2; i++) {
+        s += (float)(qb[i] & 15) * x[2 * i];
+        s += (float)(qb[i] >> 4) * x[2 * i + 1];
+    }
+    return s;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* One output row against nt <= 4 activation rows; each decoded weight load
+ * is shared by the rows, and the per-group scale is applied to vector
+ * partial sums, so there is one horizontal sum per row and token:
+ * r[t] = sum_g (s_g * sum_k q*x[t] - (s*z)_g * xsum[t][g]). */
+__attribute__((target("avx2,fma,f16c"))) static void
+q4_row_avx2(const uint8_t *qr, const float *sc, const float *sz, const float *x, size_t x_stride, int nt,
+            const float *xsum, int ng, int g, float *r)
+{
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    float zsum[4] = { 0 };
+    /* Nibble i of the little-endian uint32 at byte 4j is input 8j + i, so a
+     * broadcast word shifted by 0,4,..,28 per lane gives 8 inputs in order
+     * with no shuffles. */
+    const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    const __m256i mask = _mm256_set1_epi32(15);
+    for (int gi = 0; gi < ng; gi++) {
+        __m256 part[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+        const uint8_t *qb = qr + (size_t)gi * (size_t)(g / 2);
+        const float *xg = x + (size_t)gi * (size_t)g;
+        for (int i = 0; i < g; i += 16) {
+            int32_t w0, w1;
+            memcpy(&w0, qb + i / 2, 4);
+            memcpy(&w1, qb + i / 2 + 4, 4);
+            __m256 q0 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(w0), shifts), mask));
+            __m256 q1 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(w1), shifts), mask));
+            for (int t = 0; t < nt; t++) {
+                const float *xt = xg + (size_t)t * x_stride + i;
+                part[t] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(xt), part[t]);
+                part[t] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(xt + 8), part[t]);
+            }
+        }
+        __m256 s = _mm256_set1_ps(sc[gi]);
+        for (int t = 0; t < nt; t++) {
+            acc[t] = _mm256_fmadd_ps(s, part[t], acc[t]);
+            zsum[t] += sz[gi] * xsum[(size_t)t * ng + gi];
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        r[t] = hsum256(acc[t]) - zsum[t];
+}
+#endif
+
+typedef struct {
+    float *out;
+    const HrQMat *w;
+    const float *bias, *x, *residual;
+    const float *xsum; /* [n, n_groups] */
+    int n;
+} Q4Job;
+
+static void
+matmul_q4_rows(void *arg, int r0, int r1)
+{
+    const Q4Job *j = arg;
+    const HrQMat *w = j->w;
+    const int rows = w->rows, cols = w->cols, g = w->group, ng = w->n_groups;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (have_avx2() && g % 16 == 0) {
+        for (int r = r0; r < r1; r++) {
+            const uint8_t *qr = w->q + (size_t)r * (size_t)(cols / 2);
+            const float *sc = w->scale + (size_t)r * ng, *sz = w->szero + (size_t)r * ng;
+            float b = j->bias ? j->bias[r] : 0.0f;
+            for (int t0 = 0; t0 < j->n; t0 += 4) {
+                int nt = j->n - t0 < 4 ? j->n - t0 : 4;
+                float acc[4];
+                q4_row_avx2(qr, sc, sz, j->x + (size_t)t0 * cols, (size_t)cols, nt, j->xsum + (size_t)t0 * ng, ng, g,
+                            acc);
+                for (int t = 0; t < nt; t++) {
+                    size_t o = (size_t)(t0 + t) * rows + r;
+                    float v = acc[t] + b;
+                    j->out[o] = j->residual ? j->residual[o] + v : v;
+                }
+            }
+        }
+        return;
+    }
+#endif
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *qr = w->q + (size_t)r * (size_t)(cols / 2);
+        const float *sc = w->scale + (size_t)r * ng, *sz = w->szero + (size_t)r * ng;
+        float b = j->bias ? j->bias[r] : 0.0f;
+        for (int t = 0; t < j->n; t++) {
+            const float *xt = j->x + (size_t)t * cols;
+            const float *xs = j->xsum + (size_t)t * ng;
+            float acc = 0.0f;
+            for (int gi = 0; gi < ng; gi++)
+                acc += sc[gi] * q4_dot_scalar(qr + (size_t)gi * (g / 2), xt + (size_t)gi * g, g) - sz[gi] * xs[gi];
+            size_t o = (size_t)t * rows + r;
+            float v = acc + b;
+            j->out[o] = j->residual ? j->residual[o] + v : v;
+        }
+    }
+}
+
+void
+hr_matmul_q4(HrThreadPool *pool, float *out, const HrQMat *w, const float *bias, const float *x, int n,
+             const float *residual)
+{
+    float *xsum = g_new(float, (size_t)n * w->n_groups);
+    for (int t = 0; t < n; t++) {
+        for (int gi = 0; gi < w->n_groups; gi++) {
+            const float *xg = x + (size_t)t * w->cols + (size_t)gi * w->group;
+            float s = 0.0f;
+            for (int i = 0; i < w->group; i++)
+                s += xg[i];
+            xsum[(size_t)t * w->n_groups + gi] = s;
+        }
+    }
+    Q4Job job = { out, w, bias, x, residual, xsum, n };
+    if ((size_t)w->rows * (size_t)w->cols * (size_t)n < 32768)
+        pool = NULL;
+    hr_pool_run(pool, matmul_q4_rows, &job, w->rows, 16);
+    g_free(xsum);
+}
+
 void
 hr_rmsnorm(float *out, const float *x, const float *weight, int n, float eps)
 {

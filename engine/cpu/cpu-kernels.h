@@ -23,5 +23,27 @@ void hr_mat_row_f32(const HrMat *m, int r, float *dst, int n);
 void hr_matmul(HrThreadPool *pool, float *out, const HrMat *w, const float *bias, const float *x, int n,
                const float *residual);
 
+/* A 4-bit group-quantized matrix (AWQ), repacked once at load into a
+ * row-major layout: row r (output channel) holds cols/2 bytes of nibbles,
+ * input k in the low nibble of byte k/2 when k is even, the high one when
+ * odd; per (row, group) an FP32 scale s and s*z (the zero point folded), so
+ * W[r,k] = q*s - s*z and W[r,:].x = sum_g (s_g * sum q*x - (s*z)_g * sum x). */
+typedef struct {
+    uint8_t *q;        /* [rows, cols/2] */
+    float *scale;      /* [rows, n_groups] */
+    float *szero;      /* [rows, n_groups] scale * zero */
+    int rows, cols;    /* cols even */
+    int group;         /* divides cols, even */
+    int n_groups;
+} HrQMat;
+
+size_t hr_qmat_bytes(const HrQMat *m);
+void hr_qmat_free(HrQMat *m);
+/* Dequantized row r of m into dst[cols] (tests, reference). */
+void hr_qmat_row_f32(const HrQMat *m, int r, float *dst);
+/* As hr_matmul, for a quantized matrix. */
+void hr_matmul_q4(HrThreadPool *pool, float *out, const HrQMat *w, const float *bias, const float *x, int n,
+                  const float *residual);
+
 /* out = x / sqrt(mean(x^2) + eps) * weight, as transformers' RMSNorm in FP32. */
 void hr_rmsnorm(float *out, const float *x, const float *weight, int n, float eps);

@@ -1,0 +1,90 @@
+/* hearth-cli quantize — write an AutoAWQ "GEMM" 4-bit checkpoint of an
+ * FP32/FP16/BF16 model (quantize/quantize.h). Method rtn for now. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "hearth-cli.h"
+#include "quantize.h"
+
+typedef struct {
+    bool tty;
+    gint64 start;
+} Progress;
+
+static bool
+on_progress(size_t done, size_t total, const char *tensor, void *user)
+{
+    Progress *p = user;
+    double secs = (double)(g_get_monotonic_time() - p->start) / 1e6;
+    double eta = done > 0 ? secs * (double)(total - done) / (double)done : 0.0;
+    if (p->tty) {
+        int width = 30, fill = total ? (int)((double)width * (double)done / (double)total) : width;
+        fprintf(stderr, "\r[%.*s%*s] %zu/%zu ETA %.0fs %-48.48s", fill, "##############################",
+                width - fill, "", done, total, eta, tensor);
+        if (done == total)
+            fputc('\n', stderr);
+    } else if (done == total || done % 16 == 0) {
+        fprintf(stderr, "quantize: %zu/%zu tensors (%s)\n", done, total, tensor);
+    }
+    return true;
+}
+
+int
+hr_cli_quantize(int argc, char **argv)
+{
+    char *in_dir = NULL, *out_dir = NULL, *method = NULL;
+    int group = 128, bits = 4;
+    gboolean per_channel = FALSE;
+    GOptionEntry entries[] = {
+        { "input", 'i', 0, G_OPTION_ARG_FILENAME, &in_dir, "Model directory (FP32/FP16/BF16)", "DIR" },
+        { "output", 'o', 0, G_OPTION_ARG_FILENAME, &out_dir, "Output directory", "DIR" },
+        { "method", 0, 0, G_OPTION_ARG_STRING, &method, "Method: rtn (awq comes later)", "NAME" },
+        { "group-size", 0, 0, G_OPTION_ARG_INT, &group, "Group size: 32, 64 or 128 (default 128)", "G" },
+        { "bits", 0, 0, G_OPTION_ARG_INT, &bits, "Bits per weight (only 4)", "B" },
+        { "per-channel-fallback", 0, 0, G_OPTION_ARG_NONE, &per_channel,
+          "Quantize layers the group size does not fit per output channel (Hearth-only) instead of "
+          "keeping them FP16", NULL },
+        { NULL },
+    };
+    g_autoptr(GOptionContext) octx = g_option_context_new("— write a 4-bit AWQ (GEMM layout) checkpoint");
+    g_option_context_add_main_entries(octx, entries, NULL);
+    g_autoptr(GError) error = NULL;
+    int rc = 2;
+    if (!g_option_context_parse(octx, &argc, &argv, &error)) {
+        fprintf(stderr, "hearth-cli quantize: %s\n", error->message);
+        goto out;
+    }
+    if (!in_dir || !out_dir) {
+        fprintf(stderr, "hearth-cli quantize: -i DIR and -o DIR are required\n");
+        goto out;
+    }
+    HrQuantOptions opt;
+    hr_quant_options_init(&opt);
+    if (method && strcmp(method, "rtn") != 0) {
+        fprintf(stderr, "hearth-cli quantize: method '%s' is not available (rtn)\n", method);
+        goto out;
+    }
+    if (bits != 4) {
+        fprintf(stderr, "hearth-cli quantize: --bits %d is not supported (4)\n", bits);
+        goto out;
+    }
+    opt.group_size = group;
+    opt.per_channel_fallback = per_channel;
+    Progress p = { isatty(2) != 0, g_get_monotonic_time() };
+    HrError err = { 0 };
+    rc = 1;
+    if (hr_quantize_model(in_dir, out_dir, &opt, on_progress, &p, &err) != HR_OK) {
+        fprintf(stderr, "hearth-cli quantize: %s\n", err.message);
+        goto out;
+    }
+    fprintf(stderr, "quantize: wrote %s in %.1f s\n", out_dir, (double)(g_get_monotonic_time() - p.start) / 1e6);
+    rc = 0;
+out:
+    g_free(in_dir);
+    g_free(out_dir);
+    g_free(method);
+    return rc;
+}

@@ -1,0 +1,297 @@
+/* quantize.c — a whole HF model to an AutoAWQ GEMM checkpoint, one tensor
+ * at a time from the mmap'd input. */
+#include <string.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+
+#include "cpu-kernels.h"
+#include "hr-half.h"
+#include "model-config.h"
+#include "quantize.h"
+
+void
+hr_quant_options_init(HrQuantOptions *opt)
+{
+    opt->method = HR_QUANT_RTN;
+    opt->group_size = 128;
+    opt->per_channel_fallback = false;
+}
+
+typedef enum {
+    OUT_F16,        /* a float tensor converted to FP16 */
+    OUT_RAW,        /* copied as is */
+    OUT_QWEIGHT,    /* first of a quantized linear's three */
+    OUT_QZEROS,
+    OUT_SCALES,
+} OutKind;
+
+typedef struct {
+    OutKind kind;
+    const HrTensor *src;
+    int group;            /* quantized linears: the group size (K when per channel) */
+} OutSource;
+
+typedef struct {
+    const HrQuantOptions *opt;
+    GArray *out;          /* HrOutTensor */
+    GArray *src;          /* OutSource */
+    HrQuantProgressFunc progress;
+    void *user;
+    /* the linear being written */
+    const HrTensor *cur;
+    int32_t *qzeros;      /* [K/g, N/8] */
+    uint16_t *scales;     /* [K/g, N] */
+} Job;
+
+static const char *const linear_suffixes[] = {
+    ".self_attn.q_proj.weight", ".self_attn.k_proj.weight", ".self_attn.v_proj.weight",
+    ".self_attn.o_proj.weight", ".mlp.gate_proj.weight", ".mlp.up_proj.weight", ".mlp.down_proj.weight",
+};
+
+static bool
+is_float(HrDType dt)
+{
+    return dt == HR_DTYPE_F32 || dt == HR_DTYPE_F16 || dt == HR_DTYPE_BF16;
+}
+
+static bool
+is_linear(const HrTensor *t)
+{
+    if (t->n_dims != 2 || !is_float(t->dtype) || !g_str_has_prefix(t->name, "model.layers."))
+        return false;
+    for (size_t i = 0; i < G_N_ELEMENTS(linear_suffixes); i++) {
+        if (g_str_has_suffix(t->name, linear_suffixes[i]))
+            return true;
+    }
+    return false;
+}
+
+static void
+tensor_f32(const HrTensor *t, float *dst)
+{
+    int64_t rows = t->n_dims == 2 ? t->shape[0] : 1;
+    int64_t cols = t->n_dims == 2 ? t->shape[1] : hr_tensor_numel(t);
+    HrMat m = { t->data, t->dtype, (int)rows, (int)cols };
+    for (int64_t r = 0; r < rows; r++)
+        hr_mat_row_f32(&m, (int)r, dst + r * cols, (int)cols);
+}
+
+static HrStatus
+fill(void *user, size_t index, void *buf, size_t n_bytes, HrError *err)
+{
+    Job *j = user;
+    const OutSource *s = &g_array_index(j->src, OutSource, index);
+    const HrOutTensor *o = &g_array_index(j->out, HrOutTensor, index);
+    const HrTensor *t = s->src;
+    switch (s->kind) {
+    case OUT_RAW:
+        memcpy(buf, t->data, n_bytes);
+        break;
+    case OUT_F16: {
+        size_t n = (size_t)hr_tensor_numel(t);
+        float *f = g_new(float, n);
+        tensor_f32(t, f);
+        uint16_t *h = buf;
+        for (size_t i = 0; i < n; i++)
+            h[i] = hr_f32_to_f16(f[i]);
+        g_free(f);
+        break;
+    }
+    case OUT_QWEIGHT: {
+        const int N = (int)t->shape[0], K = (int)t->shape[1], g = s->group, ng = K / g;
+        float *w = g_new(float, (size_t)N * K);
+        tensor_f32(t, w);
+        uint8_t *qT = g_new(uint8_t, (size_t)N * K);
+        uint8_t *z = g_new(uint8_t, (size_t)N * ng);
+        g_free(j->qzeros);
+        g_free(j->scales);
+        j->qzeros = g_new(int32_t, (size_t)ng * (N / 8));
+        j->scales = g_new(uint16_t, (size_t)ng * N);
+        hr_rtn_quantize(w, N, K, g, qT, j->scales, z);
+        hr_awq_pack(qT, K, N, buf);
+        hr_awq_pack(z, ng, N, j->qzeros);
+        j->cur = t;
+        g_free(w);
+        g_free(qT);
+        g_free(z);
+        break;
+    }
+    case OUT_QZEROS:
+    case OUT_SCALES:
+        if (j->cur != t)
+            return hr_error_set(err, HR_ERR_INVALID_ARG, "internal: %s written out of order", o->name);
+        memcpy(buf, s->kind == OUT_QZEROS ? (void *)j->qzeros : (void *)j->scales, n_bytes);
+        break;
+    }
+    if (j->progress && !j->progress(index + 1, j->out->len, o->name, j->user))
+        return hr_error_set(err, HR_ERR_CANCELLED, "quantization was cancelled");
+    return HR_OK;
+}
+
+static void
+add_out(Job *j, const char *name, HrDType dt, int n_dims, int64_t d0, int64_t d1, OutKind kind, const HrTensor *src,
+        int group)
+{
+    HrOutTensor o = { .dtype = dt, .n_dims = n_dims, .shape = { d0, d1 } };
+    g_strlcpy(o.name, name, sizeof o.name);
+    OutSource s = { kind, src, group };
+    g_array_append_val(j->out, o);
+    g_array_append_val(j->src, s);
+}
+
+static gint
+cmp_tensor_name(gconstpointer a, gconstpointer b)
+{
+    const HrTensor *const *ta = a, *const *tb = b;
+    return strcmp((*ta)->name, (*tb)->name);
+}
+
+static HrStatus
+copy_if_present(const char *in_dir, const char *out_dir, const char *name, HrError *err)
+{
+    g_autofree char *src = g_build_filename(in_dir, name, NULL);
+    g_autofree char *dst = g_build_filename(out_dir, name, NULL);
+    if (!g_file_test(src, G_FILE_TEST_EXISTS))
+        return HR_OK;
+    g_autofree char *text = NULL;
+    gsize len = 0;
+    GError *gerr = NULL;
+    if (!g_file_get_contents(src, &text, &len, &gerr) || !g_file_set_contents(dst, text, (gssize)len, &gerr)) {
+        HrStatus st = hr_error_set(err, HR_ERR_IO, "copying %s: %s", name, gerr->message);
+        g_error_free(gerr);
+        return st;
+    }
+    return HR_OK;
+}
+
+static HrStatus
+write_config(const char *in_dir, const char *out_dir, const HrQuantOptions *opt, GPtrArray *not_converted,
+             GPtrArray *per_channel, HrError *err)
+{
+    g_autofree char *src = g_build_filename(in_dir, "config.json", NULL);
+    g_autofree char *dst = g_build_filename(out_dir, "config.json", NULL);
+    g_autoptr(JsonParser) p = json_parser_new();
+    GError *gerr = NULL;
+    if (!json_parser_load_from_file(p, src, &gerr)) {
+        HrStatus st = hr_error_set(err, HR_ERR_FORMAT, "%s: %s", src, gerr->message);
+        g_error_free(gerr);
+        return st;
+    }
+    JsonNode *root = json_parser_get_root(p);
+    if (!root || !JSON_NODE_HOLDS_OBJECT(root))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: the top level must be a JSON object", src);
+    JsonObject *o = json_node_get_object(root);
+    json_object_set_string_member(o, "torch_dtype", "float16");
+    JsonObject *q = json_object_new();
+    json_object_set_string_member(q, "quant_method", "awq");
+    json_object_set_int_member(q, "bits", 4);
+    json_object_set_int_member(q, "group_size", opt->group_size);
+    json_object_set_boolean_member(q, "zero_point", TRUE);
+    json_object_set_string_member(q, "version", "gemm");
+    if (not_converted->len > 0) {
+        JsonArray *a = json_array_new();
+        for (guint i = 0; i < not_converted->len; i++)
+            json_array_add_string_element(a, g_ptr_array_index(not_converted, i));
+        json_object_set_array_member(q, "modules_to_not_convert", a);
+    } else {
+        json_object_set_null_member(q, "modules_to_not_convert");
+    }
+    if (per_channel->len > 0) {
+        JsonArray *a = json_array_new();
+        for (guint i = 0; i < per_channel->len; i++)
+            json_array_add_string_element(a, g_ptr_array_index(per_channel, i));
+        json_object_set_array_member(q, "hearth_per_channel", a);
+    }
+    json_object_set_object_member(o, "quantization_config", q);
+    g_autoptr(JsonGenerator) gen = json_generator_new();
+    json_generator_set_pretty(gen, TRUE);
+    json_generator_set_indent(gen, 2);
+    json_generator_set_root(gen, root);
+    if (!json_generator_to_file(gen, dst, &gerr)) {
+        HrStatus st = hr_error_set(err, HR_ERR_IO, "%s: %s", dst, gerr->message);
+        g_error_free(gerr);
+        return st;
+    }
+    return HR_OK;
+}
+
+HrStatus
+hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions *opt,
+                  HrQuantProgressFunc progress, void *user, HrError *err)
+{
+    const int g = opt->group_size;
+    if (opt->method != HR_QUANT_RTN)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "only the rtn method is implemented");
+    if (g != 32 && g != 64 && g != 128)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "group size %d is not supported (32, 64 or 128)", g);
+    HrModelConfig cfg;
+    HrStatus st = hr_model_config_load(in_dir, &cfg, err);
+    if (st != HR_OK)
+        return st;
+    if (cfg.awq)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "%s is already AWQ-quantized", in_dir);
+    if (g_mkdir_with_parents(out_dir, 0755) != 0)
+        return hr_error_set(err, HR_ERR_IO, "cannot create %s", out_dir);
+    HrTensorSet *ts = NULL;
+    if ((st = hr_tensor_set_open_dir(in_dir, &ts, err)) != HR_OK)
+        return st;
+
+    size_t nt = hr_tensor_set_count(ts);
+    g_autoptr(GPtrArray) sorted = g_ptr_array_new();
+    for (size_t i = 0; i < nt; i++)
+        g_ptr_array_add(sorted, (gpointer)hr_tensor_set_get(ts, i));
+    g_ptr_array_sort(sorted, cmp_tensor_name);
+
+    Job j = { .opt = opt, .progress = progress, .user = user };
+    j.out = g_array_new(FALSE, TRUE, sizeof(HrOutTensor));
+    j.src = g_array_new(FALSE, TRUE, sizeof(OutSource));
+    g_autoptr(GPtrArray) not_converted = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) per_channel = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < sorted->len; i++) {
+        const HrTensor *t = g_ptr_array_index(sorted, i);
+        if (is_linear(t)) {
+            int64_t N = t->shape[0], K = t->shape[1];
+            g_autofree char *prefix = g_strndup(t->name, strlen(t->name) - strlen(".weight"));
+            int lg = (int)(K % g == 0 ? g : K);
+            bool fits = N % 8 == 0 && (K % g == 0 || (opt->per_channel_fallback && K % 2 == 0));
+            if (fits) {
+                char name[192];
+                g_snprintf(name, sizeof name, "%s.qweight", prefix);
+                add_out(&j, name, HR_DTYPE_I32, 2, K, N / 8, OUT_QWEIGHT, t, lg);
+                g_snprintf(name, sizeof name, "%s.qzeros", prefix);
+                add_out(&j, name, HR_DTYPE_I32, 2, K / lg, N / 8, OUT_QZEROS, t, lg);
+                g_snprintf(name, sizeof name, "%s.scales", prefix);
+                add_out(&j, name, HR_DTYPE_F16, 2, K / lg, N, OUT_SCALES, t, lg);
+                if (lg != g)
+                    g_ptr_array_add(per_channel, g_steal_pointer(&prefix));
+                continue;
+            }
+            g_ptr_array_add(not_converted, g_steal_pointer(&prefix));
+        }
+        if (is_float(t->dtype))
+            add_out(&j, t->name, HR_DTYPE_F16, t->n_dims, t->shape[0], t->n_dims > 1 ? t->shape[1] : 0, OUT_F16, t, 0);
+        else if (t->n_dims <= 2)
+            add_out(&j, t->name, t->dtype, t->n_dims, t->shape[0], t->n_dims > 1 ? t->shape[1] : 0, OUT_RAW, t, 0);
+        else
+            st = hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: tensor '%s' has %d dims", t->file, t->name, t->n_dims);
+        if (st != HR_OK)
+            break;
+    }
+    g_autofree char *path = g_build_filename(out_dir, "model.safetensors", NULL);
+    if (st == HR_OK)
+        st = hr_safetensors_write(path, (const HrOutTensor *)(void *)j.out->data, j.out->len, fill, &j, err);
+    if (st == HR_OK)
+        st = write_config(in_dir, out_dir, opt, not_converted, per_channel, err);
+    static const char *const extra[] = { "tokenizer.json", "tokenizer_config.json", "generation_config.json",
+                                         "special_tokens_map.json" };
+    for (size_t i = 0; st == HR_OK && i < G_N_ELEMENTS(extra); i++)
+        st = copy_if_present(in_dir, out_dir, extra[i], err);
+    g_free(j.qzeros);
+    g_free(j.scales);
+    g_array_unref(j.out);
+    g_array_unref(j.src);
+    hr_tensor_set_free(ts);
+    return st;
+}

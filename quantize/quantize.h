@@ -1,0 +1,81 @@
+/* quantize.h — the quantizer library: 4-bit group quantization (RTN now,
+ * AWQ's scale/clip search later), packing into AutoAWQ's "GEMM" layout and
+ * a streaming safetensors writer. Links the engine, nothing above it. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hr-status.h"
+#include "safetensors.h"
+
+/* ---- AutoAWQ GEMM packing (awq-pack.c) ----------------------------------------
+ * An int32 holds 8 4-bit values of 8 consecutive output columns; nibble i
+ * (bits 4i..4i+3) holds column HR_AWQ_ORDER[i] of the group of 8. */
+extern const int HR_AWQ_ORDER[8];   /* 0, 2, 4, 6, 1, 3, 5, 7 */
+
+/* q: [rows, cols] values 0..15 (cols % 8 == 0) -> packed [rows, cols/8]. */
+void hr_awq_pack(const uint8_t *q, int rows, int cols, int32_t *packed);
+/* The inverse. */
+void hr_awq_unpack(const int32_t *packed, int rows, int cols, uint8_t *q);
+
+/* ---- round-to-nearest group quantization (rtn.c) ------------------------------
+ * w: [N, K] (HF layout: out, in), K % g == 0. Asymmetric 4-bit per group of
+ * g inputs of one output row, the range widened to include 0:
+ *   scale = (max - min) / 15, rounded UP to FP16 so the range fits,
+ *   zero = clamp(-round(min / scale), 0, 15),
+ *   q = clamp(round(w / scale) + zero, 0, 15),
+ * so (q - zero) * scale is within scale / 2 of w. Outputs in AWQ's
+ * transposed layout: qT [K, N], scales FP16 [K/g, N], zeros [K/g, N]. */
+void hr_rtn_quantize(const float *w, int N, int K, int g, uint8_t *qT, uint16_t *scales, uint8_t *zeros);
+
+/* ---- safetensors writer (writer.c) ----------------------------------------------- */
+typedef struct {
+    char name[192];
+    HrDType dtype;
+    int n_dims;                 /* 1 or 2 */
+    int64_t shape[2];
+} HrOutTensor;
+
+size_t hr_out_tensor_bytes(const HrOutTensor *t);
+
+/* Fill buf (n_bytes) with tensor index's data. */
+typedef HrStatus (*HrTensorFillFunc)(void *user, size_t index, void *buf, size_t n_bytes, HrError *err);
+
+/* Write path (through path.tmp, renamed at the end): header with
+ * data_offsets in the given order, padded with spaces to 8 bytes, then the
+ * data, one tensor in memory at a time. */
+HrStatus hr_safetensors_write(const char *path, const HrOutTensor *tensors, size_t n, HrTensorFillFunc fill,
+                              void *user, HrError *err);
+
+/* ---- whole models (quantize.c) --------------------------------------------------- */
+typedef enum {
+    HR_QUANT_RTN,
+} HrQuantMethod;
+
+typedef struct {
+    HrQuantMethod method;
+    int group_size;             /* 32, 64 or 128 (default 128) */
+    /* A linear whose input width the group size does not divide: false
+     * (default) keeps it FP16 and lists it in modules_to_not_convert, which
+     * AutoAWQ/transformers/vLLM honour; true quantizes it per output
+     * channel (one group of K) and lists it in
+     * quantization_config.hearth_per_channel: Hearth runs that, AutoAWQ's
+     * single global group size cannot load it. */
+    bool per_channel_fallback;
+} HrQuantOptions;
+
+void hr_quant_options_init(HrQuantOptions *opt);
+
+/* Called after each output tensor; return false to cancel. */
+typedef bool (*HrQuantProgressFunc)(size_t done, size_t total, const char *tensor, void *user);
+
+/* Quantize the FP32/FP16/BF16 HF model in in_dir into an AutoAWQ GEMM
+ * checkpoint in out_dir (created if needed): model.safetensors, config.json
+ * with quantization_config, and copies of the tokenizer/generation files.
+ * Linears whose input width the group size does not divide (or whose
+ * output width is not a multiple of 8) stay FP16 and are listed in
+ * quantization_config.modules_to_not_convert, unless per_channel_fallback. */
+HrStatus hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions *opt,
+                           HrQuantProgressFunc progress, void *user, HrError *err);

@@ -1,0 +1,46 @@
+/* rtn.c — round-to-nearest asymmetric 4-bit group quantization. */
+#include <math.h>
+
+#include "hr-half.h"
+#include "quantize.h"
+
+/* The smallest FP16 >= s (s positive and finite). */
+static uint16_t
+f16_round_up(float s)
+{
+    uint16_t h = hr_f32_to_f16(s);
+    if (hr_f16_to_f32(h) < s && (h & 0x7c00u) != 0x7c00u)
+        h++;
+    return h;
+}
+
+void
+hr_rtn_quantize(const float *w, int N, int K, int g, uint8_t *qT, uint16_t *scales, uint8_t *zeros)
+{
+    const int ng = K / g;
+    for (int n = 0; n < N; n++) {
+        const float *wr = w + (size_t)n * K;
+        for (int gi = 0; gi < ng; gi++) {
+            const float *wg = wr + (size_t)gi * g;
+            float mn = 0.0f, mx = 0.0f; /* the range includes 0 */
+            for (int i = 0; i < g; i++) {
+                mn = fminf(mn, wg[i]);
+                mx = fmaxf(mx, wg[i]);
+            }
+            float s = (mx - mn) / 15.0f;
+            if (!(s >= 1e-7f))
+                s = 1e-7f; /* an all-zero group (or NaN) */
+            uint16_t h = f16_round_up(s);
+            s = hr_f16_to_f32(h);
+            float z = -roundf(mn / s);
+            z = fminf(fmaxf(z, 0.0f), 15.0f);
+            scales[(size_t)gi * N + n] = h;
+            zeros[(size_t)gi * N + n] = (uint8_t)z;
+            for (int i = 0; i < g; i++) {
+                float q = roundf(wg[i] / s) + z;
+                q = fminf(fmaxf(q, 0.0f), 15.0f);
+                qT[(size_t)(gi * g + i) * N + n] = (uint8_t)q;
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+#!/bin/sh
+# hearth-cli quantize on stories260K (RTN, g=32 and g=64 with the
+# per-channel fallback), then generate and perplexity on the checkpoints;
+# bad options give a clear error and a non-zero exit.
+set -u
+cli="$1"
+assets="${HEARTH_ASSETS:-}"
+model="$assets/models/stories260K/hf_f32"
+text="$assets/text/wikitext2-test.txt"
+[ -d "$model" ] || { echo "SKIP: $model is absent"; exit 77; }
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+
+"$cli" quantize -i "$model" -o "$tmp/q32" --method rtn --group-size 32 2>/dev/null || { echo "FAIL: quantize exited $?"; exit 1; }
+for f in model.safetensors config.json tokenizer.json tokenizer_config.json; do
+    [ -f "$tmp/q32/$f" ] || { echo "FAIL: $f was not written"; fail=1; }
+done
+[ -e "$tmp/q32/model.safetensors.tmp" ] && { echo "FAIL: the .tmp file was left behind"; fail=1; }
+grep -q '"quant_method" *: *"awq"' "$tmp/q32/config.json" || { echo "FAIL: no quantization_config"; fail=1; }
+grep -q 'modules_to_not_convert' "$tmp/q32/config.json" || { echo "FAIL: no modules_to_not_convert"; fail=1; }
+
+fp=$("$cli" generate -m "$model" --prompt-ids 1 -n 20 --kv f32 --ids)
+q=$("$cli" generate -m "$tmp/q32" --prompt-ids 1 -n 20 --kv f32 --ids) || { echo "FAIL: generate on AWQ exited $?"; fail=1; }
+same=$(printf '%s\n%s\n' "$fp" "$q" | tr ' ,' '\n\n' | awk 'NF' | awk -v n="$(echo "$fp" | tr ' ,' '\n\n' | awk 'NF' | wc -l)" \
+    'NR<=n{a[NR]=$1; next} {if (a[NR-n]==$1) s++} END{print s+0}')
+echo "greedy ids equal to FP: $same of 20"
+[ "$same" -ge 10 ] || { echo "FAIL: only $same of 20 greedy ids equal FP"; fail=1; }
+
+"$cli" quantize -i "$model" -o "$tmp/q64pc" --group-size 64 --per-channel-fallback 2>/dev/null || { echo "FAIL: per-channel quantize"; fail=1; }
+grep -q 'hearth_per_channel' "$tmp/q64pc/config.json" || { echo "FAIL: no hearth_per_channel"; fail=1; }
+if [ -f "$text" ]; then
+    for m in "$model" "$tmp/q32" "$tmp/q64pc"; do
+        p=$("$cli" perplexity -m "$m" -f "$text" --ctx 128 --max-windows 2 2>/dev/null | tail -1) || { echo "FAIL: perplexity on $m"; fail=1; }
+        echo "$m: $p"
+    done
+fi
+
+expect_error() { # args: description, expected text, command...
+    desc=$1; text=$2; shift 2
+    err=$("$@" 2>&1 >/dev/null); rc=$?
+    if [ $rc -eq 0 ] || [ $rc -gt 2 ]; then echo "FAIL: $desc: exit status $rc"; fail=1; fi
+    case "$err" in *"$text"*) ;; *) echo "FAIL: $desc: message '$err' lacks '$text'"; fail=1 ;; esac
+}
+expect_error "missing -o" "required" "$cli" quantize -i "$model"
+expect_error "bad group size" "group size 48" "$cli" quantize -i "$model" -o "$tmp/x" --group-size 48
+expect_error "bad method" "not available" "$cli" quantize -i "$model" -o "$tmp/x" --method gptq
+expect_error "3 bits" "not supported" "$cli" quantize -i "$model" -o "$tmp/x" --bits 3
+expect_error "missing input" "config.json" "$cli" quantize -i /nonexistent -o "$tmp/x"
+expect_error "already quantized" "already AWQ" "$cli" quantize -i "$tmp/q32" -o "$tmp/x"
+exit $fail
