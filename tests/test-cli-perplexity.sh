@@ -1,6 +1,6 @@
 #!/bin/sh
 # hearth-cli perplexity on stories260K over the first 4 windows of WikiText-2
-# equals transformers' figure (tests/fixtures/perplexity/stories260K.json,
+# equals transformers' figure (tests/fixtures/perplexity/stories-260k.json,
 # from tests/reference/make_ppl_fixture.py) within 1e-4 relative.
 set -u
 cli="$1"; fixture="$2"

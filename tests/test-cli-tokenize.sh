@@ -1,6 +1,6 @@
 #!/bin/sh
 # hearth-cli tokenize / detokenize with the stories260K tokenizer: the ids must
-# be those Hugging Face gives (tests/fixtures/tokenizer/stories260K.json), and
+# be those Hugging Face gives (tests/fixtures/tokenizer/stories-260k.json), and
 # detokenize must print the decoded text exactly (no newline added).
 # Usage: test-cli-tokenize.sh HEARTH_CLI FIXTURE_JSON   (SKIP 77 without assets)
 set -u

@@ -369,7 +369,7 @@ check_config(void)
 int
 main(int argc, char **argv)
 {
-    static const char *all[] = { "stories260K", "spm32k-llama2", "llama3_1", "qwen3" };
+    static const char *all[] = { "stories-260k", "spm32k-llama2", "llama3_1", "qwen3" };
     g_free(hr_test_asset("tokenizers"));
     check_config();
     if (argc > 1) {

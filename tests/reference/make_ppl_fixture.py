@@ -3,7 +3,7 @@
 computed the way the AWQ/GPTQ evaluation scripts do, with transformers:
 tokenize the whole text (add_special_tokens=True), cut non-overlapping windows
 of 512 tokens, mean NLL over each window's 511 predictions times 512, and
-ppl = exp(sum / (n_windows * 512)). Writes tests/fixtures/perplexity/stories260K.json.
+ppl = exp(sum / (n_windows * 512)). Writes tests/fixtures/perplexity/stories-260k.json.
 
 Run: /root/refvenv/bin/python tests/reference/make_ppl_fixture.py [ASSETS_DIR]
 """
@@ -32,7 +32,7 @@ with torch.no_grad():
 ppl = math.exp(sum(nlls) / (windows * ctx))
 out = {"model": "stories260K/hf_f32", "text": "wikitext2-test.txt", "ctx": ctx, "windows": windows,
        "n_tokens": int(ids.shape[1]), "ppl": ppl}
-path = os.path.join(os.path.dirname(__file__), "..", "fixtures", "perplexity", "stories260K.json")
+path = os.path.join(os.path.dirname(__file__), "..", "fixtures", "perplexity", "stories-260k.json")
 with open(path, "w") as f:
     json.dump(out, f, indent=1)
     f.write("\n")

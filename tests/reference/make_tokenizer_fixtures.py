@@ -84,7 +84,7 @@ ASSETS = os.environ.get("HEARTH_ASSETS", os.path.join(ROOT, "..", "shared", "ass
 OUT = os.path.join(ROOT, "tests", "fixtures", "tokenizer")
 
 TOKENIZERS = [
-    ("stories260K", "models/stories260K/hf_f32"),
+    ("stories-260k", "models/stories260K/hf_f32"),
     ("spm32k-llama2", "tokenizers/spm32k-llama2"),
     ("llama3_1", "tokenizers/llama3_1"),
     ("qwen3", "tokenizers/qwen3"),
