@@ -2,11 +2,13 @@
  * FP32/FP16/BF16 model (quantize/quantize.h). Method rtn for now. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <glib.h>
 
 #include "hearth-cli.h"
+#include "hearth-config.h"
 #include "quantize.h"
 
 typedef struct {
@@ -32,16 +34,35 @@ on_progress(size_t done, size_t total, const char *tensor, void *user)
     return true;
 }
 
+static void
+on_log(const char *line, void *user)
+{
+    Progress *p = user;
+    if (p->tty)
+        fputc('\n', stderr);
+    fprintf(stderr, "awq: %s\n", line);
+}
+
 int
 hr_cli_quantize(int argc, char **argv)
 {
-    char *in_dir = NULL, *out_dir = NULL, *method = NULL;
-    int group = 128, bits = 4;
-    gboolean per_channel = FALSE;
+    char *in_dir = NULL, *out_dir = NULL, *method = NULL, *calib = NULL, *scale_mode = NULL, *default_calib = NULL;
+    int group = 128, bits = 4, samples = 128, seqlen = 512;
+    gint64 seed = 0;
+    gboolean per_channel = FALSE, fold_only = FALSE;
     GOptionEntry entries[] = {
         { "input", 'i', 0, G_OPTION_ARG_FILENAME, &in_dir, "Model directory (FP32/FP16/BF16)", "DIR" },
         { "output", 'o', 0, G_OPTION_ARG_FILENAME, &out_dir, "Output directory", "DIR" },
-        { "method", 0, 0, G_OPTION_ARG_STRING, &method, "Method: rtn (awq comes later)", "NAME" },
+        { "method", 0, 0, G_OPTION_ARG_STRING, &method, "Method: rtn (default) or awq", "NAME" },
+        { "calib", 0, 0, G_OPTION_ARG_FILENAME, &calib,
+          "awq: calibration text (default: data/calibration/calibration.txt of the source tree)", "FILE" },
+        { "samples", 0, 0, G_OPTION_ARG_INT, &samples, "awq: calibration windows (default 128)", "N" },
+        { "seqlen", 0, 0, G_OPTION_ARG_INT, &seqlen, "awq: tokens per window (default 512)", "L" },
+        { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "awq: seed of the window selection (default 0)", "S" },
+        { "scale-mode", 0, 0, G_OPTION_ARG_STRING, &scale_mode, "awq: scale formula, duo (default) or plain",
+          "MODE" },
+        { "awq-fold-only", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, &fold_only,
+          "debug: write the scale-folded FP32 model without clipping or quantization", NULL },
         { "group-size", 0, 0, G_OPTION_ARG_INT, &group, "Group size: 32, 64 or 128 (default 128)", "G" },
         { "bits", 0, 0, G_OPTION_ARG_INT, &bits, "Bits per weight (only 4)", "B" },
         { "per-channel-fallback", 0, 0, G_OPTION_ARG_NONE, &per_channel,
@@ -63,10 +84,31 @@ hr_cli_quantize(int argc, char **argv)
     }
     HrQuantOptions opt;
     hr_quant_options_init(&opt);
-    if (method && strcmp(method, "rtn") != 0) {
-        fprintf(stderr, "hearth-cli quantize: method '%s' is not available (rtn)\n", method);
+    if (method && strcmp(method, "awq") == 0) {
+        opt.method = HR_QUANT_AWQ;
+    } else if (method && strcmp(method, "rtn") != 0) {
+        fprintf(stderr, "hearth-cli quantize: method '%s' is not available (rtn, awq)\n", method);
         goto out;
     }
+    if (scale_mode && strcmp(scale_mode, "plain") == 0) {
+        opt.scale_mode = HR_AWQ_SCALE_PLAIN;
+    } else if (scale_mode && strcmp(scale_mode, "duo") != 0) {
+        fprintf(stderr, "hearth-cli quantize: --scale-mode must be plain or duo\n");
+        goto out;
+    }
+    if (opt.method == HR_QUANT_AWQ && !calib) {
+        default_calib = g_build_filename(HEARTH_SOURCE_ROOT, "data", "calibration", "calibration.txt", NULL);
+        if (!g_file_test(default_calib, G_FILE_TEST_IS_REGULAR)) {
+            fprintf(stderr, "hearth-cli quantize: --method awq needs --calib FILE (no %s)\n", default_calib);
+            goto out;
+        }
+    }
+    opt.calib_path = calib ? calib : default_calib;
+    opt.samples = samples;
+    opt.seqlen = seqlen;
+    opt.seed = (uint64_t)seed;
+    opt.awq_fold_only = fold_only;
+    opt.log = on_log;
     if (bits != 4) {
         fprintf(stderr, "hearth-cli quantize: --bits %d is not supported (4)\n", bits);
         goto out;
@@ -80,11 +122,17 @@ hr_cli_quantize(int argc, char **argv)
         fprintf(stderr, "hearth-cli quantize: %s\n", err.message);
         goto out;
     }
-    fprintf(stderr, "quantize: wrote %s in %.1f s\n", out_dir, (double)(g_get_monotonic_time() - p.start) / 1e6);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    fprintf(stderr, "quantize: wrote %s in %.1f s, peak RSS %.1f MB\n", out_dir,
+            (double)(g_get_monotonic_time() - p.start) / 1e6, (double)ru.ru_maxrss / 1024.0);
     rc = 0;
 out:
     g_free(in_dir);
     g_free(out_dir);
     g_free(method);
+    g_free(calib);
+    g_free(scale_mode);
+    g_free(default_calib);
     return rc;
 }

@@ -9,7 +9,9 @@
 #include "cpu-kernels.h"
 #include "hr-half.h"
 #include "model-config.h"
+#include "awq-private.h"
 #include "quantize.h"
+#include "tokenizer.h"
 
 void
 hr_quant_options_init(HrQuantOptions *opt)
@@ -17,11 +19,34 @@ hr_quant_options_init(HrQuantOptions *opt)
     opt->method = HR_QUANT_RTN;
     opt->group_size = 128;
     opt->per_channel_fallback = false;
+    opt->calib_path = NULL;
+    opt->calib_tokens = NULL;
+    opt->n_calib_tokens = 0;
+    opt->samples = 128;
+    opt->seqlen = 512;
+    opt->seed = 0;
+    opt->scale_mode = HR_AWQ_SCALE_DUO;
+    opt->awq_fold_only = false;
+    opt->log = NULL;
+}
+
+int
+hr_quant_linear_group(const HrQuantOptions *opt, int64_t N, int64_t K)
+{
+    const int g = opt->group_size;
+    if (N % 8 != 0)
+        return 0;
+    if (K % g == 0)
+        return g;
+    if (opt->per_channel_fallback && K % 2 == 0)
+        return (int)K;
+    return 0;
 }
 
 typedef enum {
     OUT_F16,        /* a float tensor converted to FP16 */
     OUT_RAW,        /* copied as is */
+    OUT_F32,        /* a float tensor as FP32 (AWQ fold-only debug output) */
     OUT_QWEIGHT,    /* first of a quantized linear's three */
     OUT_QZEROS,
     OUT_SCALES,
@@ -41,6 +66,8 @@ typedef struct {
     void *user;
     /* the linear being written */
     const HrTensor *cur;
+    GHashTable *over;     /* AWQ: name -> modified FP32 data, until written */
+    HrAwqState *awq;      /* AWQ: the search, run a layer at a time as the writer reaches it */
     int32_t *qzeros;      /* [K/g, N/8] */
     uint16_t *scales;     /* [K/g, N] */
 } Job;
@@ -68,14 +95,38 @@ is_linear(const HrTensor *t)
     return false;
 }
 
-static void
-tensor_f32(const HrTensor *t, float *dst)
+/* The layer index of "model.layers.N.*", else -1. */
+static int
+layer_of(const char *name)
 {
+    if (!g_str_has_prefix(name, "model.layers."))
+        return -1;
+    return (int)g_ascii_strtoll(name + strlen("model.layers."), NULL, 10);
+}
+
+static HrStatus
+tensor_f32(Job *j, const HrTensor *t, float *dst, HrError *err)
+{
+    if (j->awq) {
+        int l = layer_of(t->name);
+        while (l >= 0 && hr_awq_next_layer(j->awq) <= l) {
+            HrStatus st = hr_awq_layer(j->awq, j->over, err);
+            if (st != HR_OK)
+                return st;
+        }
+        const float *o = g_hash_table_lookup(j->over, t->name);
+        if (o) {
+            memcpy(dst, o, sizeof(float) * (size_t)hr_tensor_numel(t));
+            g_hash_table_remove(j->over, t->name); /* each is read once: one layer in memory */
+            return HR_OK;
+        }
+    }
     int64_t rows = t->n_dims == 2 ? t->shape[0] : 1;
     int64_t cols = t->n_dims == 2 ? t->shape[1] : hr_tensor_numel(t);
     HrMat m = { t->data, t->dtype, (int)rows, (int)cols };
     for (int64_t r = 0; r < rows; r++)
         hr_mat_row_f32(&m, (int)r, dst + r * cols, (int)cols);
+    return HR_OK;
 }
 
 static HrStatus
@@ -89,10 +140,20 @@ fill(void *user, size_t index, void *buf, size_t n_bytes, HrError *err)
     case OUT_RAW:
         memcpy(buf, t->data, n_bytes);
         break;
+    case OUT_F32: {
+        HrStatus st = tensor_f32(j, t, buf, err);
+        if (st != HR_OK)
+            return st;
+        break;
+    }
     case OUT_F16: {
         size_t n = (size_t)hr_tensor_numel(t);
         float *f = g_new(float, n);
-        tensor_f32(t, f);
+        HrStatus st = tensor_f32(j, t, f, err);
+        if (st != HR_OK) {
+            g_free(f);
+            return st;
+        }
         uint16_t *h = buf;
         for (size_t i = 0; i < n; i++)
             h[i] = hr_f32_to_f16(f[i]);
@@ -102,7 +163,11 @@ fill(void *user, size_t index, void *buf, size_t n_bytes, HrError *err)
     case OUT_QWEIGHT: {
         const int N = (int)t->shape[0], K = (int)t->shape[1], g = s->group, ng = K / g;
         float *w = g_new(float, (size_t)N * K);
-        tensor_f32(t, w);
+        HrStatus st = tensor_f32(j, t, w, err);
+        if (st != HR_OK) {
+            g_free(w);
+            return st;
+        }
         uint8_t *qT = g_new(uint8_t, (size_t)N * K);
         uint8_t *z = g_new(uint8_t, (size_t)N * ng);
         g_free(j->qzeros);
@@ -148,6 +213,16 @@ cmp_tensor_name(gconstpointer a, gconstpointer b)
     return strcmp((*ta)->name, (*tb)->name);
 }
 
+static gint
+cmp_tensor_layer(gconstpointer a, gconstpointer b)
+{
+    const HrTensor *const *ta = a, *const *tb = b;
+    int la = layer_of((*ta)->name), lb = layer_of((*tb)->name);
+    if (la != lb)
+        return la < lb ? -1 : 1;
+    return strcmp((*ta)->name, (*tb)->name);
+}
+
 static HrStatus
 copy_if_present(const char *in_dir, const char *out_dir, const char *name, HrError *err)
 {
@@ -183,6 +258,10 @@ write_config(const char *in_dir, const char *out_dir, const HrQuantOptions *opt,
     if (!root || !JSON_NODE_HOLDS_OBJECT(root))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: the top level must be a JSON object", src);
     JsonObject *o = json_node_get_object(root);
+    if (opt->method == HR_QUANT_AWQ && opt->awq_fold_only) {
+        json_object_set_string_member(o, "torch_dtype", "float32");
+        goto write;
+    }
     json_object_set_string_member(o, "torch_dtype", "float16");
     JsonObject *q = json_object_new();
     json_object_set_string_member(q, "quant_method", "awq");
@@ -205,6 +284,7 @@ write_config(const char *in_dir, const char *out_dir, const HrQuantOptions *opt,
         json_object_set_array_member(q, "hearth_per_channel", a);
     }
     json_object_set_object_member(o, "quantization_config", q);
+write:;
     g_autoptr(JsonGenerator) gen = json_generator_new();
     json_generator_set_pretty(gen, TRUE);
     json_generator_set_indent(gen, 2);
@@ -217,13 +297,69 @@ write_config(const char *in_dir, const char *out_dir, const HrQuantOptions *opt,
     return HR_OK;
 }
 
+/* Tokenize the calibration text (or take opt->calib_tokens), cut
+ * opt->samples windows of opt->seqlen tokens at offsets drawn from the seed,
+ * and run the search. */
+static HrStatus
+run_awq(const char *in_dir, const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptions *opt,
+        void *user, HrAwqState **out, HrError *err)
+{
+    const int ns = opt->samples, L = opt->seqlen;
+    if (ns < 1 || L < 2)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: --samples and --seqlen must be positive");
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    HrStatus st = HR_OK;
+    if (opt->calib_tokens) {
+        ids = g_memdup2(opt->calib_tokens, sizeof(int32_t) * opt->n_calib_tokens);
+        n_ids = opt->n_calib_tokens;
+    } else {
+        if (!opt->calib_path)
+            return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: no calibration text (--calib FILE)");
+        g_autofree char *text = NULL;
+        gsize len = 0;
+        GError *gerr = NULL;
+        if (!g_file_get_contents(opt->calib_path, &text, &len, &gerr)) {
+            st = hr_error_set(err, HR_ERR_IO, "awq: %s", gerr->message);
+            g_error_free(gerr);
+            return st;
+        }
+        HrTokenizer *tok = NULL;
+        if ((st = hr_tokenizer_load(in_dir, &tok, err)) != HR_OK)
+            return st;
+        st = hr_tokenizer_encode(tok, text, len, false, false, &ids, &n_ids, err);
+        hr_tokenizer_free(tok);
+        if (st != HR_OK)
+            return st;
+    }
+    if (n_ids < (size_t)L) {
+        g_free(ids);
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: the calibration text has %zu tokens, fewer than --seqlen %d",
+                            n_ids, L);
+    }
+    int32_t *win = g_new(int32_t, (size_t)ns * L);
+    GRand *rnd = g_rand_new_with_seed((guint32)(opt->seed ^ (opt->seed >> 32)));
+    size_t span = n_ids - (size_t)L + 1;
+    for (int s = 0; s < ns; s++) {
+        /* without replacement while the text has room for distinct windows */
+        size_t off = ns * (size_t)L <= n_ids ? (size_t)s * (span / (size_t)ns) +
+                                                   (size_t)g_rand_int_range(rnd, 0, (gint32)MAX(1, MIN(span / (size_t)ns, G_MAXINT32)))
+                                             : (size_t)g_rand_int_range(rnd, 0, (gint32)MIN(span, G_MAXINT32));
+        off = MIN(off, span - 1);
+        memcpy(win + (size_t)s * L, ids + off, sizeof(int32_t) * L);
+    }
+    g_rand_free(rnd);
+    g_free(ids);
+    st = hr_awq_begin(cfg, ts, opt, win, ns, L, user, out, err);
+    g_free(win);
+    return st;
+}
+
 HrStatus
 hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions *opt,
                   HrQuantProgressFunc progress, void *user, HrError *err)
 {
     const int g = opt->group_size;
-    if (opt->method != HR_QUANT_RTN)
-        return hr_error_set(err, HR_ERR_UNSUPPORTED, "only the rtn method is implemented");
     if (g != 32 && g != 64 && g != 128)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "group size %d is not supported (32, 64 or 128)", g);
     HrModelConfig cfg;
@@ -242,20 +378,41 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
     g_autoptr(GPtrArray) sorted = g_ptr_array_new();
     for (size_t i = 0; i < nt; i++)
         g_ptr_array_add(sorted, (gpointer)hr_tensor_set_get(ts, i));
-    g_ptr_array_sort(sorted, cmp_tensor_name);
+    /* AWQ writes layer by layer (the search runs as the writer reaches a
+     * layer); safetensors does not require any order of the data. */
+    g_ptr_array_sort(sorted, opt->method == HR_QUANT_AWQ ? cmp_tensor_layer : cmp_tensor_name);
 
     Job j = { .opt = opt, .progress = progress, .user = user };
+    const bool fold_only = opt->method == HR_QUANT_AWQ && opt->awq_fold_only;
+    if (opt->method == HR_QUANT_AWQ) {
+        j.over = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        st = run_awq(in_dir, &cfg, ts, opt, user, &j.awq, err);
+        if (st != HR_OK) {
+            g_hash_table_unref(j.over);
+            hr_tensor_set_free(ts);
+            return st;
+        }
+    }
     j.out = g_array_new(FALSE, TRUE, sizeof(HrOutTensor));
     j.src = g_array_new(FALSE, TRUE, sizeof(OutSource));
     g_autoptr(GPtrArray) not_converted = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(GPtrArray) per_channel = g_ptr_array_new_with_free_func(g_free);
     for (guint i = 0; i < sorted->len; i++) {
         const HrTensor *t = g_ptr_array_index(sorted, i);
+        if (fold_only) {
+            if (is_float(t->dtype))
+                add_out(&j, t->name, HR_DTYPE_F32, t->n_dims, t->shape[0], t->n_dims > 1 ? t->shape[1] : 0, OUT_F32,
+                        t, 0);
+            else
+                add_out(&j, t->name, t->dtype, t->n_dims, t->shape[0], t->n_dims > 1 ? t->shape[1] : 0, OUT_RAW, t,
+                        0);
+            continue;
+        }
         if (is_linear(t)) {
             int64_t N = t->shape[0], K = t->shape[1];
             g_autofree char *prefix = g_strndup(t->name, strlen(t->name) - strlen(".weight"));
-            int lg = (int)(K % g == 0 ? g : K);
-            bool fits = N % 8 == 0 && (K % g == 0 || (opt->per_channel_fallback && K % 2 == 0));
+            int lg = hr_quant_linear_group(opt, N, K);
+            bool fits = lg != 0;
             if (fits) {
                 char name[192];
                 g_snprintf(name, sizeof name, "%s.qweight", prefix);
@@ -292,6 +449,9 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
     g_free(j.scales);
     g_array_unref(j.out);
     g_array_unref(j.src);
+    if (j.over)
+        g_hash_table_unref(j.over);
+    hr_awq_free(j.awq);
     hr_tensor_set_free(ts);
     return st;
 }

@@ -1,5 +1,5 @@
-/* quantize.h — the quantizer library: 4-bit group quantization (RTN now,
- * AWQ's scale/clip search later), packing into AutoAWQ's "GEMM" layout and
+/* quantize.h — the quantizer library: 4-bit group quantization (RTN, and
+ * AWQ's scale/clip search in awq.c), packing into AutoAWQ's "GEMM" layout and
  * a streaming safetensors writer. Links the engine, nothing above it. */
 #pragma once
 
@@ -52,7 +52,13 @@ HrStatus hr_safetensors_write(const char *path, const HrOutTensor *tensors, size
 /* ---- whole models (quantize.c) --------------------------------------------------- */
 typedef enum {
     HR_QUANT_RTN,
+    HR_QUANT_AWQ,
 } HrQuantMethod;
+
+typedef enum {
+    HR_AWQ_SCALE_DUO,     /* s = xbar^a / (wbar^(1-a) + 1e-4) (AutoAWQ's default) */
+    HR_AWQ_SCALE_PLAIN,   /* s = xbar^a (the paper) */
+} HrAwqScaleMode;
 
 typedef struct {
     HrQuantMethod method;
@@ -64,6 +70,20 @@ typedef struct {
      * quantization_config.hearth_per_channel: Hearth runs that, AutoAWQ's
      * single global group size cannot load it. */
     bool per_channel_fallback;
+    /* method awq */
+    const char *calib_path;     /* UTF-8 text, tokenized with the model's tokenizer */
+    const int32_t *calib_tokens;/* or ready tokens (tests; wins over calib_path) */
+    size_t n_calib_tokens;
+    int samples;                /* windows (default 128) */
+    int seqlen;                 /* tokens per window (default 512) */
+    uint64_t seed;              /* window selection (default 0) */
+    HrAwqScaleMode scale_mode;  /* default duo */
+    /* Debug: apply the searched scales (no clipping, no quantization) and
+     * write every float tensor as F32: the FP function must be unchanged. */
+    bool awq_fold_only;
+    /* Called once per decoder layer with a line of text (chosen ratios,
+     * losses); may be NULL. */
+    void (*log)(const char *line, void *user);
 } HrQuantOptions;
 
 void hr_quant_options_init(HrQuantOptions *opt);

@@ -276,8 +276,8 @@ cpu_destroy(void *p)
     g_free(c);
 }
 
-static void
-compute_inv_freq(const HrModelConfig *cfg, float *inv_freq)
+void
+hr_rope_inv_freq(const HrModelConfig *cfg, float *inv_freq)
 {
     int half = cfg->head_dim / 2;
     for (int i = 0; i < half; i++) {
@@ -369,7 +369,7 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
     }
     c->pool = hr_pool_new(opt->n_threads > 0 ? opt->n_threads : (int)g_get_num_processors());
     c->inv_freq = g_new(float, hd / 2);
-    compute_inv_freq(cfg, c->inv_freq);
+    hr_rope_inv_freq(cfg, c->inv_freq);
     c->x = g_new(float, (size_t)CHUNK * dim);
     c->xb = g_new(float, (size_t)CHUNK * MAX(dim, q_dim));
     c->q = g_new(float, (size_t)CHUNK * q_dim);

@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "cpu-threads.h"
+#include "model-config.h"
 #include "safetensors.h"
 
 /* A row-major matrix used in place (e.g. inside an mmap'd file). */
@@ -47,3 +48,7 @@ void hr_matmul_q4(HrThreadPool *pool, float *out, const HrQMat *w, const float *
 
 /* out = x / sqrt(mean(x^2) + eps) * weight, as transformers' RMSNorm in FP32. */
 void hr_rmsnorm(float *out, const float *x, const float *weight, int n, float eps);
+
+/* RoPE inverse frequencies [head_dim/2] with the config's scaling (none,
+ * linear, llama3), as the CPU backend uses them (cpu-backend.c). */
+void hr_rope_inv_freq(const HrModelConfig *cfg, float *inv_freq);

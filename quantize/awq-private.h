@@ -1,0 +1,26 @@
+/* awq-private.h — the AWQ search's interface to quantize.c. */
+#pragma once
+
+#include <glib.h>
+
+#include "model-config.h"
+#include "quantize.h"
+
+/* The group size a linear [N, K] is quantized with: opt->group_size, K (per
+ * output channel, with per_channel_fallback), or 0 (kept FP16). */
+int hr_quant_linear_group(const HrQuantOptions *opt, int64_t N, int64_t K);
+
+/* RTN quantize then dequantize w [N, K] into out (may be w). */
+void hr_awq_fake_quant(const float *w, int N, int K, int g, float *out);
+
+/* The search, one decoder layer per call: begin embeds tokens
+ * [n_samples * seqlen] (n_samples windows of seqlen); each hr_awq_layer()
+ * searches the next layer and inserts its modified tensors (norms, linears,
+ * biases) as FP32 into over (name -> g_malloc'd float*); opt->log gets a
+ * line per layer with user. */
+typedef struct HrAwqState HrAwqState;
+HrStatus hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptions *opt,
+                      const int32_t *tokens, int n_samples, int seqlen, void *user, HrAwqState **out, HrError *err);
+int hr_awq_next_layer(const HrAwqState *S);
+HrStatus hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err);
+void hr_awq_free(HrAwqState *S);

@@ -1,0 +1,627 @@
+/* awq.c — the AWQ scale and clip search (DESIGN.md, "The quantizer"), one
+ * decoder layer at a time in FP32 on the calibration activations:
+ *   1. run the layer in FP32, caching the inputs of each linear group, and
+ *      keep its output as the next layer's input;
+ *   2. per group (ln1 -> q,k,v; v -> o when n_kv_heads == n_heads;
+ *      ln2 -> gate,up; up -> down) search s over 20 ratios, loss = MSE of the
+ *      block output with W*diag(s) fake-quantized (RTN) and divided by s,
+ *      then fold 1/s into the preceding norm/linear and s into the linears;
+ *   3. clip search on every linear but q/k (per output channel and group);
+ * the modified FP32 tensors go into a name -> float* table that quantize.c
+ * quantizes with RTN and writes; quantize.c runs one layer as its writer
+ * reaches that layer's tensors and drops them once written. */
+#include <math.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "awq-private.h"
+#include "cpu-kernels.h"
+#include "hr-half.h"
+
+#define N_GRID 20
+#define CLIP_GRID 20
+#define CLIP_STEPS 10
+#define CLIP_TOKENS 512
+
+typedef struct {
+    const HrModelConfig *cfg;
+    const HrQuantOptions *opt;
+    HrThreadPool *pool;
+    float *inv_freq;
+    int L;            /* tokens per sample */
+    int chunk;        /* samples per chunk */
+} Ctx;
+
+typedef struct {
+    float *ln1, *ln2, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *bq, *bk, *bv;
+} LW;
+
+static void
+mm(Ctx *c, float *out, const float *w, int N, int K, const float *bias, const float *x, int T)
+{
+    HrMat m = { w, HR_DTYPE_F32, N, K };
+    hr_matmul(c->pool, out, &m, bias, x, T, NULL);
+}
+
+static void
+rope_rows(Ctx *c, float *v, int T, int n_heads)
+{
+    const int hd = c->cfg->head_dim, half = hd / 2;
+    for (int t = 0; t < T; t++) {
+        int pos = t % c->L;
+        float *row = v + (size_t)t * n_heads * hd;
+        for (int i = 0; i < half; i++) {
+            float angle = (float)pos * c->inv_freq[i];
+            float cs = cosf(angle), sn = sinf(angle);
+            for (int h = 0; h < n_heads; h++) {
+                float *x = row + (size_t)h * hd;
+                float x0 = x[i], x1 = x[i + half];
+                x[i] = x0 * cs - x1 * sn;
+                x[i + half] = x1 * cs + x0 * sn;
+            }
+        }
+    }
+}
+
+typedef struct {
+    Ctx *c;
+    const float *q, *k, *v;
+    float *a;
+} AttnArgs;
+
+/* items: sample * n_heads + head */
+static void
+attn_range(void *arg, int start, int end)
+{
+    AttnArgs *A = arg;
+    const HrModelConfig *cfg = A->c->cfg;
+    const int L = A->c->L, hd = cfg->head_dim, nh = cfg->n_heads, nkv = cfg->n_kv_heads;
+    const int qd = nh * hd, kvd = nkv * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *sc = g_new(float, (size_t)L);
+    for (int it = start; it < end; it++) {
+        int s = it / nh, h = it % nh, kh = h / (nh / nkv);
+        size_t base = (size_t)s * L;
+        for (int t = 0; t < L; t++) {
+            const float *qv = A->q + (base + t) * qd + (size_t)h * hd;
+            float mx = -INFINITY;
+            for (int u = 0; u <= t; u++) {
+                const float *kv = A->k + (base + u) * kvd + (size_t)kh * hd;
+                float d = 0.0f;
+                for (int i = 0; i < hd; i++)
+                    d += qv[i] * kv[i];
+                sc[u] = d * scale;
+                mx = fmaxf(mx, sc[u]);
+            }
+            float sum = 0.0f;
+            for (int u = 0; u <= t; u++) {
+                sc[u] = expf(sc[u] - mx);
+                sum += sc[u];
+            }
+            float *o = A->a + (base + t) * qd + (size_t)h * hd;
+            memset(o, 0, sizeof(float) * hd);
+            for (int u = 0; u <= t; u++) {
+                const float *vv = A->v + (base + u) * kvd + (size_t)kh * hd;
+                float p = sc[u] / sum;
+                for (int i = 0; i < hd; i++)
+                    o[i] += p * vv[i];
+            }
+        }
+    }
+    g_free(sc);
+}
+
+/* out[T, D] = o_proj(attention(q,k,v from h)); a_out[T, qd] (optional) the
+ * input of o_proj. T = n_samples * L, processed c->chunk samples at a time. */
+static void
+attn_block(Ctx *c, const LW *w, const float *h, int T, float *out, float *a_out)
+{
+    const HrModelConfig *cfg = c->cfg;
+    const int D = cfg->dim, hd = cfg->head_dim, qd = cfg->n_heads * hd, kvd = cfg->n_kv_heads * hd;
+    const int ct = c->chunk * c->L;
+    float *q = g_new(float, (size_t)ct * qd), *k = g_new(float, (size_t)ct * kvd);
+    float *v = g_new(float, (size_t)ct * kvd), *a = g_new(float, (size_t)ct * qd);
+    for (int t0 = 0; t0 < T; t0 += ct) {
+        int n = MIN(ct, T - t0);
+        const float *x = h + (size_t)t0 * D;
+        mm(c, q, w->wq, qd, D, w->bq, x, n);
+        mm(c, k, w->wk, kvd, D, w->bk, x, n);
+        mm(c, v, w->wv, kvd, D, w->bv, x, n);
+        rope_rows(c, q, n, cfg->n_heads);
+        rope_rows(c, k, n, cfg->n_kv_heads);
+        AttnArgs A = { c, q, k, v, a };
+        hr_pool_run(c->pool, attn_range, &A, (n / c->L) * cfg->n_heads, 1);
+        if (a_out)
+            memcpy(a_out + (size_t)t0 * qd, a, sizeof(float) * (size_t)n * qd);
+        mm(c, out + (size_t)t0 * D, w->wo, D, qd, NULL, a, n);
+    }
+    g_free(q);
+    g_free(k);
+    g_free(v);
+    g_free(a);
+}
+
+/* out[T, D] = down(silu(gate(h)) * up(h)); act_out[T, H] optional. */
+static void
+mlp_block(Ctx *c, const LW *w, const float *h, int T, float *out, float *act_out)
+{
+    const int D = c->cfg->dim, H = c->cfg->hidden_dim, ct = c->chunk * c->L;
+    float *gt = g_new(float, (size_t)ct * H), *up = g_new(float, (size_t)ct * H);
+    for (int t0 = 0; t0 < T; t0 += ct) {
+        int n = MIN(ct, T - t0);
+        const float *x = h + (size_t)t0 * D;
+        mm(c, gt, w->wg, H, D, NULL, x, n);
+        mm(c, up, w->wu, H, D, NULL, x, n);
+        for (size_t i = 0; i < (size_t)n * H; i++)
+            gt[i] = gt[i] / (1.0f + expf(-gt[i])) * up[i];
+        if (act_out)
+            memcpy(act_out + (size_t)t0 * H, gt, sizeof(float) * (size_t)n * H);
+        mm(c, out + (size_t)t0 * D, w->wd, D, H, NULL, gt, n);
+    }
+    g_free(gt);
+    g_free(up);
+}
+
+typedef enum { G_QKV, G_VO, G_GATEUP, G_DOWN } GroupKind;
+
+static void
+run_group(Ctx *c, GroupKind kind, const LW *w, const float *x, int T, float *out)
+{
+    const HrModelConfig *cfg = c->cfg;
+    switch (kind) {
+    case G_QKV:
+        attn_block(c, w, x, T, out, NULL);
+        break;
+    case G_VO:
+        mm(c, out, w->wo, cfg->dim, cfg->n_heads * cfg->head_dim, NULL, x, T);
+        break;
+    case G_GATEUP:
+        mlp_block(c, w, x, T, out, NULL);
+        break;
+    case G_DOWN:
+        mm(c, out, w->wd, cfg->dim, cfg->hidden_dim, NULL, x, T);
+        break;
+    }
+}
+
+void
+hr_awq_fake_quant(const float *w, int N, int K, int g, float *out)
+{
+    const int ng = K / g;
+    uint8_t *qT = g_new(uint8_t, (size_t)N * K);
+    uint16_t *sc = g_new(uint16_t, (size_t)ng * N);
+    uint8_t *z = g_new(uint8_t, (size_t)ng * N);
+    hr_rtn_quantize(w, N, K, g, qT, sc, z);
+    for (int n = 0; n < N; n++) {
+        for (int k = 0; k < K; k++) {
+            size_t gi = (size_t)(k / g) * N + n;
+            out[(size_t)n * K + k] = ((float)qT[(size_t)k * N + n] - (float)z[gi]) * hr_f16_to_f32(sc[gi]);
+        }
+    }
+    g_free(qT);
+    g_free(sc);
+    g_free(z);
+}
+
+typedef struct {
+    float **lin[3];
+    int N[3];
+    int n_lin;
+    int K;
+    int g;
+    GroupKind kind;
+} Group;
+
+/* Search the scales of a group; returns the best ratio index (-1 when every
+ * loss was NaN/inf: s = 1) and its loss in *best_loss, the loss at ratio 0
+ * in *loss0; s[K] receives the scales. */
+static int
+search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, float *s, double *best_loss,
+             double *loss0)
+{
+    const int K = gr->K, g = gr->g;
+    double *xsum = g_new0(double, (size_t)K);
+    for (size_t t = 0; t < (size_t)T; t++)
+        for (int k = 0; k < K; k++)
+            xsum[k] += fabsf(x[t * K + k]);
+    float *xbar = g_new(float, (size_t)K), *wbar = g_new0(float, (size_t)K);
+    for (int k = 0; k < K; k++)
+        xbar[k] = (float)(xsum[k] / T);
+    /* wbar: mean over all output rows of |w| / max |w| in its group */
+    int rows = 0;
+    double *wsum = g_new0(double, (size_t)K);
+    for (int j = 0; j < gr->n_lin; j++) {
+        const float *W = *gr->lin[j];
+        for (int n = 0; n < gr->N[j]; n++, rows++) {
+            const float *r = W + (size_t)n * K;
+            for (int g0 = 0; g0 < K; g0 += g) {
+                float mx = 0.0f;
+                for (int i = 0; i < g; i++)
+                    mx = fmaxf(mx, fabsf(r[g0 + i]));
+                for (int i = 0; i < g; i++)
+                    wsum[g0 + i] += mx > 0.0f ? fabsf(r[g0 + i]) / mx : 0.0;
+            }
+        }
+    }
+    for (int k = 0; k < K; k++)
+        wbar[k] = (float)(wsum[k] / rows);
+
+    float *ref = g_new(float, (size_t)T * D_out), *out = g_new(float, (size_t)T * D_out);
+    run_group(c, gr->kind, w, x, T, ref);
+    float *orig[3], *fq[3];
+    for (int j = 0; j < gr->n_lin; j++) {
+        orig[j] = *gr->lin[j];
+        fq[j] = g_new(float, (size_t)gr->N[j] * K);
+    }
+    float *cand = g_new(float, (size_t)K);
+    int best = -1;
+    *best_loss = INFINITY;
+    *loss0 = NAN;
+    for (int i = 0; i < N_GRID; i++) {
+        float a = (float)i / N_GRID;
+        float mn = INFINITY, mx = 0.0f;
+        for (int k = 0; k < K; k++) {
+            float v = c->opt->scale_mode == HR_AWQ_SCALE_PLAIN ? powf(xbar[k], a)
+                                                               : powf(xbar[k], a) / (powf(wbar[k], 1.0f - a) + 1e-4f);
+            v = fmaxf(v, 1e-4f);
+            cand[k] = v;
+            mn = fminf(mn, v);
+            mx = fmaxf(mx, v);
+        }
+        float norm = sqrtf(mx * mn);
+        for (int k = 0; k < K; k++)
+            cand[k] /= norm;
+        for (int j = 0; j < gr->n_lin; j++) {
+            size_t n = (size_t)gr->N[j] * K;
+            for (size_t e = 0; e < n; e++)
+                fq[j][e] = orig[j][e] * cand[e % K];
+            hr_awq_fake_quant(fq[j], gr->N[j], K, g, fq[j]);
+            for (size_t e = 0; e < n; e++)
+                fq[j][e] /= cand[e % K];
+            *gr->lin[j] = fq[j];
+        }
+        run_group(c, gr->kind, w, x, T, out);
+        for (int j = 0; j < gr->n_lin; j++)
+            *gr->lin[j] = orig[j];
+        double loss = 0.0;
+        for (size_t e = 0; e < (size_t)T * D_out; e++) {
+            double d = (double)out[e] - ref[e];
+            loss += d * d;
+        }
+        loss /= (double)T * D_out;
+        if (i == 0)
+            *loss0 = loss;
+        if (isfinite(loss) && loss < *best_loss) {
+            *best_loss = loss;
+            best = i;
+            memcpy(s, cand, sizeof(float) * K);
+        }
+    }
+    if (best < 0) {
+        for (int k = 0; k < K; k++)
+            s[k] = 1.0f;
+    }
+    for (int j = 0; j < gr->n_lin; j++)
+        g_free(fq[j]);
+    g_free(cand);
+    g_free(ref);
+    g_free(out);
+    g_free(xsum);
+    g_free(wsum);
+    g_free(xbar);
+    g_free(wbar);
+    return best;
+}
+
+/* Fold: linears' input columns *= s, the cached input /= s. */
+static void
+fold_group(const Group *gr, const float *s, float *x, int T)
+{
+    const int K = gr->K;
+    for (int j = 0; j < gr->n_lin; j++) {
+        float *W = *gr->lin[j];
+        for (size_t e = 0; e < (size_t)gr->N[j] * K; e++)
+            W[e] *= s[e % K];
+    }
+    for (size_t e = 0; e < (size_t)T * K; e++)
+        x[e] /= s[e % K];
+}
+
+typedef struct {
+    float *W;
+    int K, g;
+    const float *xs;   /* [nt, K] sampled inputs */
+    int nt;
+} ClipArgs;
+
+static void
+clip_range(void *arg, int start, int end)
+{
+    ClipArgs *A = arg;
+    const int K = A->K, g = A->g, nt = A->nt;
+    float *org = g_new(float, (size_t)nt), *cw = g_new(float, (size_t)g), *qw = g_new(float, (size_t)g);
+    for (int n = start; n < end; n++) {
+        float *row = A->W + (size_t)n * K;
+        for (int g0 = 0; g0 < K; g0 += g) {
+            float *wg = row + g0;
+            float m0 = 0.0f;
+            for (int i = 0; i < g; i++)
+                m0 = fmaxf(m0, fabsf(wg[i]));
+            for (int t = 0; t < nt; t++) {
+                const float *xt = A->xs + (size_t)t * K + g0;
+                float d = 0.0f;
+                for (int i = 0; i < g; i++)
+                    d += xt[i] * wg[i];
+                org[t] = d;
+            }
+            double best = INFINITY;
+            float best_m = m0;
+            for (int step = 0; step < CLIP_STEPS; step++) {
+                float m = m0 * (1.0f - (float)step / CLIP_GRID);
+                for (int i = 0; i < g; i++)
+                    cw[i] = fminf(fmaxf(wg[i], -m), m);
+                hr_awq_fake_quant(cw, 1, g, g, qw);
+                double err = 0.0;
+                for (int t = 0; t < nt; t++) {
+                    const float *xt = A->xs + (size_t)t * K + g0;
+                    float d = 0.0f;
+                    for (int i = 0; i < g; i++)
+                        d += xt[i] * qw[i];
+                    err += (double)(d - org[t]) * (d - org[t]);
+                }
+                if (err < best) {
+                    best = err;
+                    best_m = m;
+                }
+            }
+            for (int i = 0; i < g; i++)
+                wg[i] = fminf(fmaxf(wg[i], -best_m), best_m);
+        }
+    }
+    g_free(org);
+    g_free(cw);
+    g_free(qw);
+}
+
+static void
+clip_linear(Ctx *c, float *W, int N, int K, int g, const float *x, int T)
+{
+    int step = MAX(1, T / CLIP_TOKENS);
+    int nt = (T + step - 1) / step;
+    nt = MIN(nt, CLIP_TOKENS);
+    float *xs = g_new(float, (size_t)nt * K);
+    for (int i = 0; i < nt; i++)
+        memcpy(xs + (size_t)i * K, x + (size_t)i * step * K, sizeof(float) * K);
+    ClipArgs A = { W, K, g, xs, nt };
+    hr_pool_run(c->pool, clip_range, &A, N, 1);
+    g_free(xs);
+}
+
+static float *
+load_f32(const HrTensorSet *ts, const char *name, int64_t numel)
+{
+    const HrTensor *t = hr_tensor_set_find(ts, name);
+    if (!t || hr_tensor_numel(t) != numel)
+        return NULL;
+    int64_t rows = t->n_dims == 2 ? t->shape[0] : 1, cols = numel / rows;
+    HrMat m = { t->data, t->dtype, (int)rows, (int)cols };
+    float *f = g_new(float, (size_t)numel);
+    for (int64_t r = 0; r < rows; r++)
+        hr_mat_row_f32(&m, (int)r, f + r * cols, (int)cols);
+    return f;
+}
+
+struct HrAwqState {
+    Ctx c;
+    const HrTensorSet *ts;
+    void *user;
+    int T, layer;
+    float *x, *y, *h1, *a, *h2, *act, *tmp, *s;
+};
+
+void
+hr_awq_free(HrAwqState *S)
+{
+    if (!S)
+        return;
+    g_free(S->x);
+    g_free(S->y);
+    g_free(S->h1);
+    g_free(S->h2);
+    g_free(S->a);
+    g_free(S->act);
+    g_free(S->tmp);
+    g_free(S->s);
+    g_free(S->c.inv_freq);
+    hr_pool_free(S->c.pool);
+    g_free(S);
+}
+
+HrStatus
+hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptions *opt, const int32_t *tokens,
+             int n_samples, int seqlen, void *user, HrAwqState **out, HrError *err)
+{
+    const int D = cfg->dim, hd = cfg->head_dim, qd = cfg->n_heads * hd;
+    const int H = cfg->hidden_dim, T = n_samples * seqlen;
+    *out = NULL;
+    if (hd % 2 != 0 || cfg->n_heads % cfg->n_kv_heads != 0)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "awq: unsupported attention shape");
+    const HrTensor *et = hr_tensor_set_find(ts, "model.embed_tokens.weight");
+    if (!et || et->n_dims != 2 || et->shape[1] != D)
+        return hr_error_set(err, HR_ERR_FORMAT, "awq: model.embed_tokens.weight missing or misshaped");
+    HrMat em = { et->data, et->dtype, (int)et->shape[0], D };
+    for (int t = 0; t < T; t++) {
+        if (tokens[t] < 0 || tokens[t] >= em.rows)
+            return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: calibration token %d out of range", tokens[t]);
+    }
+    HrAwqState *S = g_new0(HrAwqState, 1);
+    Ctx c = { cfg, opt, hr_pool_new((int)g_get_num_processors()), g_new(float, (size_t)hd / 2), seqlen, 1 };
+    hr_rope_inv_freq(cfg, c.inv_freq);
+    /* chunk: about 2^20 q elements at a time */
+    c.chunk = (int)CLAMP((1 << 20) / ((int64_t)seqlen * MAX(qd, H)), 1, n_samples);
+    S->c = c;
+    S->ts = ts;
+    S->user = user;
+    S->T = T;
+    S->x = g_new(float, (size_t)T * D);
+    for (int t = 0; t < T; t++)
+        hr_mat_row_f32(&em, tokens[t], S->x + (size_t)t * D, D);
+    S->y = g_new(float, (size_t)T * D);
+    S->h1 = g_new(float, (size_t)T * D);
+    S->h2 = g_new(float, (size_t)T * D);
+    S->a = g_new(float, (size_t)T * qd);
+    S->act = g_new(float, (size_t)T * H);
+    S->tmp = g_new(float, (size_t)T * D);
+    S->s = g_new(float, (size_t)MAX(MAX(D, qd), H));
+    *out = S;
+    return HR_OK;
+}
+
+int
+hr_awq_next_layer(const HrAwqState *S)
+{
+    return S->layer;
+}
+
+HrStatus
+hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
+{
+    Ctx *cp = &S->c;
+    const HrModelConfig *cfg = cp->cfg;
+    const HrQuantOptions *opt = cp->opt;
+    const HrTensorSet *ts = S->ts;
+    const int D = cfg->dim, hd = cfg->head_dim, qd = cfg->n_heads * hd, kvd = cfg->n_kv_heads * hd;
+    const int H = cfg->hidden_dim, T = S->T, l = S->layer;
+    float *x = S->x, *y = S->y, *h1 = S->h1, *a = S->a, *h2 = S->h2, *act = S->act, *tmp = S->tmp, *s = S->s;
+    HrStatus st = HR_OK;
+    if (l >= cfg->n_layers)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: no layer %d", l);
+    S->layer++;
+    {
+        gint64 t_layer = g_get_monotonic_time();
+        char name[256];
+        LW w = { 0 };
+        struct { float **p; const char *suffix; int64_t numel; bool optional; } parts[] = {
+            { &w.ln1, "input_layernorm.weight", D, false },
+            { &w.ln2, "post_attention_layernorm.weight", D, false },
+            { &w.wq, "self_attn.q_proj.weight", (int64_t)qd * D, false },
+            { &w.wk, "self_attn.k_proj.weight", (int64_t)kvd * D, false },
+            { &w.wv, "self_attn.v_proj.weight", (int64_t)kvd * D, false },
+            { &w.wo, "self_attn.o_proj.weight", (int64_t)D * qd, false },
+            { &w.wg, "mlp.gate_proj.weight", (int64_t)H * D, false },
+            { &w.wu, "mlp.up_proj.weight", (int64_t)H * D, false },
+            { &w.wd, "mlp.down_proj.weight", (int64_t)D * H, false },
+            { &w.bq, "self_attn.q_proj.bias", qd, true },
+            { &w.bk, "self_attn.k_proj.bias", kvd, true },
+            { &w.bv, "self_attn.v_proj.bias", kvd, true },
+        };
+        for (size_t i = 0; i < G_N_ELEMENTS(parts); i++) {
+            g_snprintf(name, sizeof name, "model.layers.%d.%s", l, parts[i].suffix);
+            *parts[i].p = load_f32(ts, name, parts[i].numel);
+            if (!*parts[i].p && !parts[i].optional)
+                st = hr_error_set(err, HR_ERR_FORMAT, "awq: %s missing or misshaped", name);
+        }
+        if (st != HR_OK)
+            goto done;
+        /* FP forward of the layer: caches and the next input */
+        for (int t = 0; t < T; t++)
+            hr_rmsnorm(h1 + (size_t)t * D, x + (size_t)t * D, w.ln1, D, cfg->norm_eps);
+        attn_block(cp, &w, h1, T, tmp, a);
+        for (size_t e = 0; e < (size_t)T * D; e++)
+            y[e] = x[e] + tmp[e];
+        for (int t = 0; t < T; t++)
+            hr_rmsnorm(h2 + (size_t)t * D, y + (size_t)t * D, w.ln2, D, cfg->norm_eps);
+        mlp_block(cp, &w, h2, T, tmp, act);
+        for (size_t e = 0; e < (size_t)T * D; e++)
+            y[e] += tmp[e];
+
+        const int gq = hr_quant_linear_group(opt, qd, D), gk = hr_quant_linear_group(opt, kvd, D);
+        const int gv = hr_quant_linear_group(opt, kvd, D), go = hr_quant_linear_group(opt, D, qd);
+        const int gg = hr_quant_linear_group(opt, H, D), gd = hr_quant_linear_group(opt, D, H);
+        GString *line = g_string_new(NULL);
+        g_string_printf(line, "layer %d:", l);
+        double best_loss, loss0;
+        int bi;
+        /* ln1 -> q, k, v (one group size for the three: the same K) */
+        if (gq && gk && gv) {
+            Group gr = { { &w.wq, &w.wk, &w.wv }, { qd, kvd, kvd }, 3, D, gq, G_QKV };
+            bi = search_group(cp, &w, &gr, h1, T, D, s, &best_loss, &loss0);
+            fold_group(&gr, s, h1, T);
+            for (int k = 0; k < D; k++)
+                w.ln1[k] /= s[k];
+            g_string_append_printf(line, " qkv a=%.2f loss %.3g (a=0 %.3g)", bi / (double)N_GRID, best_loss, loss0);
+            if (bi < 0)
+                g_string_append(line, " [warning: NaN/inf loss for every ratio, s=1]");
+        }
+        if (cfg->n_kv_heads == cfg->n_heads && gv && go) {
+            Group gr = { { &w.wo }, { D }, 1, qd, go, G_VO };
+            bi = search_group(cp, &w, &gr, a, T, D, s, &best_loss, &loss0);
+            fold_group(&gr, s, a, T);
+            for (int r = 0; r < kvd; r++) {
+                for (int k = 0; k < D; k++)
+                    w.wv[(size_t)r * D + k] /= s[r];
+                if (w.bv)
+                    w.bv[r] /= s[r];
+            }
+            g_string_append_printf(line, " vo a=%.2f loss %.3g (a=0 %.3g)", bi / (double)N_GRID, best_loss, loss0);
+            if (bi < 0)
+                g_string_append(line, " [warning: NaN/inf loss for every ratio, s=1]");
+        }
+        if (gg) {
+            Group gr = { { &w.wg, &w.wu }, { H, H }, 2, D, gg, G_GATEUP };
+            bi = search_group(cp, &w, &gr, h2, T, D, s, &best_loss, &loss0);
+            fold_group(&gr, s, h2, T);
+            for (int k = 0; k < D; k++)
+                w.ln2[k] /= s[k];
+            g_string_append_printf(line, " gateup a=%.2f loss %.3g (a=0 %.3g)", bi / (double)N_GRID, best_loss,
+                                   loss0);
+            if (bi < 0)
+                g_string_append(line, " [warning: NaN/inf loss for every ratio, s=1]");
+        }
+        if (gd) { /* up rows take 1/s, quantized or not */
+            Group gr = { { &w.wd }, { D }, 1, H, gd, G_DOWN };
+            bi = search_group(cp, &w, &gr, act, T, D, s, &best_loss, &loss0);
+            fold_group(&gr, s, act, T);
+            for (int r = 0; r < H; r++)
+                for (int k = 0; k < D; k++)
+                    w.wu[(size_t)r * D + k] /= s[r];
+            g_string_append_printf(line, " down a=%.2f loss %.3g (a=0 %.3g)", bi / (double)N_GRID, best_loss,
+                                   loss0);
+            if (bi < 0)
+                g_string_append(line, " [warning: NaN/inf loss for every ratio, s=1]");
+        }
+        if (!opt->awq_fold_only) {
+            if (gv)
+                clip_linear(cp, w.wv, kvd, D, gv, h1, T);
+            if (go)
+                clip_linear(cp, w.wo, D, qd, go, a, T);
+            if (gg) {
+                clip_linear(cp, w.wg, H, D, gg, h2, T);
+                clip_linear(cp, w.wu, H, D, gg, h2, T);
+            }
+            if (gd)
+                clip_linear(cp, w.wd, D, H, gd, act, T);
+        }
+        g_string_append_printf(line, " (%.1f s)", (double)(g_get_monotonic_time() - t_layer) / 1e6);
+        if (opt->log)
+            opt->log(line->str, S->user);
+        g_string_free(line, TRUE);
+        for (size_t i = 0; i < G_N_ELEMENTS(parts); i++) {
+            if (!*parts[i].p)
+                continue;
+            g_snprintf(name, sizeof name, "model.layers.%d.%s", l, parts[i].suffix);
+            g_hash_table_insert(over, g_strdup(name), *parts[i].p);
+            *parts[i].p = NULL;
+        }
+        {
+            float *sw = S->x;
+            S->x = S->y;
+            S->y = sw;
+        }
+done:
+        for (size_t i = 0; i < G_N_ELEMENTS(parts); i++)
+            g_free(*parts[i].p);
+    }
+    return st;
+}
