@@ -60,3 +60,33 @@ hr_test_result(void)
     }
     return 0;
 }
+
+GString *
+hr_test_json_bytes(JsonObject *o, const char *member)
+{
+    JsonNode *n = json_object_get_member(o, member);
+    if (!n || JSON_NODE_HOLDS_NULL(n))
+        return NULL;
+    if (JSON_NODE_HOLDS_VALUE(n))
+        return g_string_new(json_node_get_string(n));
+    const char *hex = json_object_get_string_member(json_node_get_object(n), "hex");
+    GString *s = g_string_new(NULL);
+    for (size_t i = 0; hex[i] && hex[i + 1]; i += 2)
+        g_string_append_c(s, (char)(g_ascii_xdigit_value(hex[i]) * 16 + g_ascii_xdigit_value(hex[i + 1])));
+    return s;
+}
+
+bool
+hr_test_utf8_valid(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        const char *end = NULL;
+        if (g_utf8_validate_len(s + i, n - i, &end))
+            return true;
+        if (*end != '\0')
+            return false;
+        i = (size_t)(end - s) + 1;
+    }
+    return true;
+}

@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
 #define HR_TEST_SKIP 77
 
 /* The assets root: $HEARTH_ASSETS, else <source root>/../shared/assets.
@@ -34,6 +37,13 @@ void hr_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), nor
             hr_test_failures++;                                                         \
         }                                                                               \
     } while (0)
+
+/* A fixture string: a JSON string, or {"hex": ...} for text with NUL bytes.
+ * NULL when the member is absent or null. */
+GString *hr_test_json_bytes(JsonObject *o, const char *member);
+
+/* UTF-8 validity where NUL counts as valid (g_utf8_validate stops at it). */
+bool hr_test_utf8_valid(const char *s, size_t n);
 
 extern int hr_test_failures;
 int hr_test_result(void);

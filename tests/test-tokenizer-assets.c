@@ -46,39 +46,6 @@ print_escaped(const char *label, const char *s, size_t n)
     g_string_free(o, TRUE);
 }
 
-/* A fixture string: a JSON string, or {"hex": ...} for text with NUL bytes.
- * Returns NULL when absent or null. */
-static GString *
-get_bytes(JsonObject *o, const char *member)
-{
-    JsonNode *n = json_object_get_member(o, member);
-    if (!n || JSON_NODE_HOLDS_NULL(n))
-        return NULL;
-    if (JSON_NODE_HOLDS_VALUE(n))
-        return g_string_new(json_node_get_string(n));
-    const char *hex = json_object_get_string_member(json_node_get_object(n), "hex");
-    GString *s = g_string_new(NULL);
-    for (size_t i = 0; hex[i] && hex[i + 1]; i += 2)
-        g_string_append_c(s, (char)(g_ascii_xdigit_value(hex[i]) * 16 + g_ascii_xdigit_value(hex[i + 1])));
-    return s;
-}
-
-/* UTF-8 validity where NUL counts as valid (g_utf8_validate stops at it). */
-static bool
-valid_utf8(const char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        const char *end = NULL;
-        if (g_utf8_validate_len(s + i, n - i, &end))
-            return true;
-        if (*end != '\0')
-            return false;
-        i = (size_t)(end - s) + 1;
-    }
-    return true;
-}
-
 static GArray *
 int_array(JsonObject *o, const char *name)
 {
@@ -163,7 +130,7 @@ check_stream(const HrTokenizer *t, const char *name, const GString *context, con
             hr_detokenizer_push(d, ids[i], chunk);
         else
             hr_detokenizer_flush(d, chunk);
-        if (!valid_utf8(chunk->str, chunk->len)) {
+        if (!hr_test_utf8_valid(chunk->str, chunk->len)) {
             hr_test_failures++;
             if (reports++ < MAX_REPORTS) {
                 fprintf(stderr, "%s: stream emitted invalid UTF-8 after id %zu\n", name, i);
@@ -197,7 +164,7 @@ static bool
 decode_check(const HrTokenizer *t, const char *name, const GString *context, GArray *ids, bool skip,
              JsonObject *c, const char *member)
 {
-    g_autoptr(GString) want = get_bytes(c, member);
+    g_autoptr(GString) want = hr_test_json_bytes(c, member);
     g_autoptr(GString) got = g_string_new(NULL);
     hr_tokenizer_decode_append(t, (const int32_t *)ids->data, ids->len, skip, got);
     bool ok = check_text(name, skip ? "decode(skip)" : "decode", context, want, got);
@@ -255,7 +222,7 @@ run_one(const char *name)
     guint n_cases = json_array_get_length(cases), n_ok = 0;
     for (guint i = 0; i < n_cases; i++) {
         JsonObject *c = json_array_get_object_element(cases, i);
-        g_autoptr(GString) text = get_bytes(c, "text");
+        g_autoptr(GString) text = hr_test_json_bytes(c, "text");
         g_autoptr(GArray) ids = int_array(c, "ids");
         g_autoptr(GArray) ids_ns = int_array(c, "ids_nospecial");
         g_autoptr(GArray) ids_plain = int_array(c, "ids_plain");
@@ -305,7 +272,7 @@ run_one(const char *name)
         for (guint i = 0; i < n_cases; i++) {
             JsonObject *c = json_array_get_object_element(cases, i);
             JsonObject *vc = json_array_get_object_element(vcases, i);
-            g_autoptr(GString) text = get_bytes(c, "text");
+            g_autoptr(GString) text = hr_test_json_bytes(c, "text");
             g_autoptr(GArray) ids = int_array(vc, "ids");
             g_autoptr(GArray) ids_ns = int_array(vc, "ids_nospecial");
             bool ok = encode_check(vt, vlabel, "encode(add_special)", text, true, true, ids);

@@ -47,39 +47,6 @@ print_escaped(const char *label, const char *s, size_t n)
     g_string_free(o, TRUE);
 }
 
-/* A fixture string: a JSON string, or {"hex": ...} for text with NUL bytes.
- * NULL when absent or null. */
-static GString *
-get_bytes(JsonObject *o, const char *member)
-{
-    JsonNode *n = json_object_get_member(o, member);
-    if (!n || JSON_NODE_HOLDS_NULL(n))
-        return NULL;
-    if (JSON_NODE_HOLDS_VALUE(n))
-        return g_string_new(json_node_get_string(n));
-    const char *hex = json_object_get_string_member(json_node_get_object(n), "hex");
-    GString *s = g_string_new(NULL);
-    for (size_t i = 0; hex[i] && hex[i + 1]; i += 2)
-        g_string_append_c(s, (char)(g_ascii_xdigit_value(hex[i]) * 16 + g_ascii_xdigit_value(hex[i + 1])));
-    return s;
-}
-
-/* UTF-8 validity where NUL counts as valid. */
-static bool
-valid_utf8(const char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        const char *end = NULL;
-        if (g_utf8_validate_len(s + i, n - i, &end))
-            return true;
-        if (*end != '\0')
-            return false;
-        i = (size_t)(end - s) + 1;
-    }
-    return true;
-}
-
 static bool
 same_bytes(const GString *a, const GString *b)
 {
@@ -153,7 +120,7 @@ stream(const HrTokenizer *t, const int32_t *ids, size_t n, bool skip)
             hr_detokenizer_push(d, ids[i], chunk);
         else
             hr_detokenizer_flush(d, chunk);
-        if (!valid_utf8(chunk->str, chunk->len)) {
+        if (!hr_test_utf8_valid(chunk->str, chunk->len)) {
             g_string_free(all, TRUE);
             return NULL;
         }
@@ -183,7 +150,7 @@ check_decode(const HrTokenizer *t, const char *name, const GString *ctx, GArray 
     } else {
         ok = same_text(name, skip ? "stream(skip)" : "stream", ctx, got, streamed);
     }
-    g_autoptr(GString) want = get_bytes(c, member);
+    g_autoptr(GString) want = hr_test_json_bytes(c, member);
     if (want)  /* null: HF itself panics on this one */
         ok = same_text(name, skip ? "decode(skip)" : "decode", ctx, want, got) && ok;
     return ok;
@@ -239,7 +206,7 @@ test_synthetic(void)
         guint n = json_array_get_length(cases), n_ok = 0;
         for (guint i = 0; i < n; i++) {
             JsonObject *c = json_array_get_object_element(cases, i);
-            g_autoptr(GString) text = get_bytes(c, "text");
+            g_autoptr(GString) text = hr_test_json_bytes(c, "text");
             bool ok = true;
             static const struct { const char *member; bool add, parse; } enc[] = {
                 { "ids", true, true }, { "ids_nospecial", false, true }, { "ids_plain", false, false },
