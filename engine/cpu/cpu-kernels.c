@@ -175,8 +175,12 @@ matmul_rows(void *arg, int r0, int r1)
     if (have_avx2())
         row_dot = row_dot_avx2;
 #endif
-    float *tmp = g_new(float, cols);
-    float *acc = g_new(float, j->n);
+    /* Per-call scratch off the heap only when needed: the row buffer is for
+     * the scalar path's F16/BF16 conversion, and a decode or prefill chunk
+     * (n <= 64) keeps its accumulators on the stack. */
+    float *tmp = (row_dot == row_dot_scalar && w->dtype != HR_DTYPE_F32) ? g_new(float, cols) : NULL;
+    float acc_stack[64];
+    float *acc = j->n <= 64 ? acc_stack : g_new(float, j->n);
     for (int r = r0; r < r1; r++) {
         row_dot(w, (const char *)w->data + (size_t)r * cols * esize, j->x, cols, j->n, (size_t)cols, acc, tmp);
         float b = j->bias ? j->bias[r] : 0.0f;
@@ -186,7 +190,8 @@ matmul_rows(void *arg, int r0, int r1)
             j->out[o] = j->residual ? j->residual[o] + v : v;
         }
     }
-    g_free(acc);
+    if (acc != acc_stack)
+        g_free(acc);
     g_free(tmp);
 }
 
