@@ -47,9 +47,10 @@ int
 hr_cli_quantize(int argc, char **argv)
 {
     char *in_dir = NULL, *out_dir = NULL, *method = NULL, *calib = NULL, *scale_mode = NULL, *default_calib = NULL;
+    char *save_calib = NULL, *backend = NULL;
     int group = 128, bits = 4, samples = 128, seqlen = 512;
     gint64 seed = 0;
-    gboolean per_channel = FALSE, fold_only = FALSE;
+    gboolean per_channel = FALSE, fold_only = FALSE, fake = FALSE;
     GOptionEntry entries[] = {
         { "input", 'i', 0, G_OPTION_ARG_FILENAME, &in_dir, "Model directory (FP32/FP16/BF16)", "DIR" },
         { "output", 'o', 0, G_OPTION_ARG_FILENAME, &out_dir, "Output directory", "DIR" },
@@ -59,12 +60,18 @@ hr_cli_quantize(int argc, char **argv)
         { "samples", 0, 0, G_OPTION_ARG_INT, &samples, "awq: calibration windows (default 128)", "N" },
         { "seqlen", 0, 0, G_OPTION_ARG_INT, &seqlen, "awq: tokens per window (default 512)", "L" },
         { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "awq: seed of the window selection (default 0)", "S" },
+        { "backend", 0, 0, G_OPTION_ARG_STRING, &backend,
+          "awq: backend for the search's matmuls (default auto; one without host GEMMs uses the CPU)", "NAME" },
+        { "save-calib", 0, 0, G_OPTION_ARG_FILENAME, &save_calib,
+          "awq: write the calibration windows used (JSON arrays of token ids) to FILE", "FILE" },
         { "scale-mode", 0, 0, G_OPTION_ARG_STRING, &scale_mode, "awq: scale formula, duo (default) or plain",
           "MODE" },
         { "awq-fold-only", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, &fold_only,
           "debug: write the scale-folded FP32 model without clipping or quantization", NULL },
         { "group-size", 0, 0, G_OPTION_ARG_INT, &group, "Group size: 32, 64 or 128 (default 128)", "G" },
-        { "bits", 0, 0, G_OPTION_ARG_INT, &bits, "Bits per weight (only 4)", "B" },
+        { "bits", 0, 0, G_OPTION_ARG_INT, &bits, "Bits per weight: 4 (default); 2..8 with --fake-quant", "B" },
+        { "fake-quant", 0, 0, G_OPTION_ARG_NONE, &fake,
+          "Write an FP16 model with the quantization error applied (for perplexity studies of --bits)", NULL },
         { "per-channel-fallback", 0, 0, G_OPTION_ARG_NONE, &per_channel,
           "Quantize layers the group size does not fit per output channel (Hearth-only) instead of "
           "keeping them FP16", NULL },
@@ -108,11 +115,15 @@ hr_cli_quantize(int argc, char **argv)
     opt.seqlen = seqlen;
     opt.seed = (uint64_t)seed;
     opt.awq_fold_only = fold_only;
+    opt.save_calib_path = save_calib;
+    opt.backend = backend;
     opt.log = on_log;
-    if (bits != 4) {
-        fprintf(stderr, "hearth-cli quantize: --bits %d is not supported (4)\n", bits);
+    if (fake ? (bits < 2 || bits > 8) : bits != 4) {
+        fprintf(stderr, "hearth-cli quantize: --bits %d is not supported (4; 2..8 with --fake-quant)\n", bits);
         goto out;
     }
+    opt.bits = bits;
+    opt.fake_quant = fake;
     opt.group_size = group;
     opt.per_channel_fallback = per_channel;
     Progress p = { isatty(2) != 0, g_get_monotonic_time() };
@@ -134,5 +145,7 @@ out:
     g_free(calib);
     g_free(scale_mode);
     g_free(default_calib);
+    g_free(save_calib);
+    g_free(backend);
     return rc;
 }

@@ -66,6 +66,17 @@ typedef struct {
     HrStatus (*get_logits)(void *ctx, int row, float *out, HrError *err);
 
     void (*memory)(void *ctx, HrMemoryReport *out);
+
+    /* Optional (NULL when the backend has none): dense FP32 products on
+     * host memory, for work that is not a model forward — the quantizer's
+     * AWQ search runs its matmuls (linears and attention) through these, so
+     * a GPU backend speeds it up without the quantizer knowing the device.
+     * gemm: out[T, N] = x[T, K] . W[N, K]^T (+ bias[N] when not NULL);
+     * every pointer is host memory the caller owns. */
+    HrStatus (*gemm_open)(int n_threads, void **dev_out, HrError *err);
+    void (*gemm_close)(void *dev);
+    HrStatus (*gemm)(void *dev, float *out, const float *w, int N, int K, const float *bias, const float *x, int T,
+                     HrError *err);
 } HrBackendOps;
 
 /* The CPU backend: the reference every other backend is tested against. */

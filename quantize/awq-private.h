@@ -10,8 +10,8 @@
  * output channel, with per_channel_fallback), or 0 (kept FP16). */
 int hr_quant_linear_group(const HrQuantOptions *opt, int64_t N, int64_t K);
 
-/* RTN quantize then dequantize w [N, K] into out (may be w). */
-void hr_awq_fake_quant(const float *w, int N, int K, int g, float *out);
+/* RTN quantize (bits) then dequantize w [N, K] into out (may be w). */
+void hr_awq_fake_quant(const float *w, int N, int K, int g, int bits, float *out);
 
 /* The search, one decoder layer per call: begin embeds tokens
  * [n_samples * seqlen] (n_samples windows of seqlen); each hr_awq_layer()

@@ -16,6 +16,7 @@
 #include <glib.h>
 
 #include "awq-private.h"
+#include "backend.h"
 #include "cpu-kernels.h"
 #include "hr-half.h"
 
@@ -27,7 +28,11 @@
 typedef struct {
     const HrModelConfig *cfg;
     const HrQuantOptions *opt;
-    HrThreadPool *pool;
+    HrThreadPool *pool;          /* element-wise work: softmax, clip search */
+    const HrBackendOps *be;      /* the matmuls: linears and attention */
+    void *dev;
+    HrStatus st;                 /* the first backend failure, sticky */
+    HrError err;
     float *inv_freq;
     int L;            /* tokens per sample */
     int chunk;        /* samples per chunk */
@@ -37,11 +42,13 @@ typedef struct {
     float *ln1, *ln2, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *bq, *bk, *bv;
 } LW;
 
+/* out[T, N] = x[T, K] . w[N, K]^T (+ bias) on the backend; after a failure
+ * every later call does nothing and c->st/c->err tell why. */
 static void
 mm(Ctx *c, float *out, const float *w, int N, int K, const float *bias, const float *x, int T)
 {
-    HrMat m = { w, HR_DTYPE_F32, N, K };
-    hr_matmul(c->pool, out, &m, bias, x, T, NULL);
+    if (c->st == HR_OK)
+        c->st = c->be->gemm(c->dev, out, w, N, K, bias, x, T, &c->err);
 }
 
 static void
@@ -65,50 +72,74 @@ rope_rows(Ctx *c, float *v, int T, int n_heads)
 }
 
 typedef struct {
-    Ctx *c;
-    const float *q, *k, *v;
-    float *a;
-} AttnArgs;
+    float *p;       /* [rows, L] scores in, probabilities out */
+    int L;
+    float scale;
+} SoftmaxArgs;
 
-/* items: sample * n_heads + head */
+/* Causal softmax of score rows; row r is query position r % L. */
 static void
-attn_range(void *arg, int start, int end)
+softmax_range(void *arg, int start, int end)
 {
-    AttnArgs *A = arg;
-    const HrModelConfig *cfg = A->c->cfg;
-    const int L = A->c->L, hd = cfg->head_dim, nh = cfg->n_heads, nkv = cfg->n_kv_heads;
+    SoftmaxArgs *A = arg;
+    const int L = A->L;
+    for (int r = start; r < end; r++) {
+        float *row = A->p + (size_t)r * L;
+        int t = r % L;
+        float mx = -INFINITY;
+        for (int u = 0; u <= t; u++)
+            mx = fmaxf(mx, row[u] * A->scale);
+        float sum = 0.0f;
+        for (int u = 0; u <= t; u++) {
+            row[u] = expf(row[u] * A->scale - mx);
+            sum += row[u];
+        }
+        float inv = 1.0f / sum;
+        for (int u = 0; u <= t; u++)
+            row[u] *= inv;
+        for (int u = t + 1; u < L; u++)
+            row[u] = 0.0f;
+    }
+}
+
+/* Causal attention of n/L samples: per sample and KV head, the query heads
+ * that share it are stacked into one [G*L, hd] matrix, so the scores and
+ * the weighted sum are two backend GEMMs: S = Q K^T, A = softmax(S) V. */
+static void
+attention(Ctx *c, const float *q, const float *k, const float *v, float *a, int n)
+{
+    const HrModelConfig *cfg = c->cfg;
+    const int L = c->L, hd = cfg->head_dim, nh = cfg->n_heads, nkv = cfg->n_kv_heads, G = nh / nkv;
     const int qd = nh * hd, kvd = nkv * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
-    float *sc = g_new(float, (size_t)L);
-    for (int it = start; it < end; it++) {
-        int s = it / nh, h = it % nh, kh = h / (nh / nkv);
+    float *kh = g_new(float, (size_t)L * hd), *vt = g_new(float, (size_t)hd * L);
+    float *qg = g_new(float, (size_t)G * L * hd), *og = g_new(float, (size_t)G * L * hd);
+    float *sc = g_new(float, (size_t)G * L * L);
+    for (int s = 0; s < n / L; s++) {
         size_t base = (size_t)s * L;
-        for (int t = 0; t < L; t++) {
-            const float *qv = A->q + (base + t) * qd + (size_t)h * hd;
-            float mx = -INFINITY;
-            for (int u = 0; u <= t; u++) {
-                const float *kv = A->k + (base + u) * kvd + (size_t)kh * hd;
-                float d = 0.0f;
+        for (int h = 0; h < nkv; h++) {
+            for (int t = 0; t < L; t++) {
+                memcpy(kh + (size_t)t * hd, k + (base + t) * kvd + (size_t)h * hd, sizeof(float) * hd);
                 for (int i = 0; i < hd; i++)
-                    d += qv[i] * kv[i];
-                sc[u] = d * scale;
-                mx = fmaxf(mx, sc[u]);
+                    vt[(size_t)i * L + t] = v[(base + t) * kvd + (size_t)h * hd + i];
             }
-            float sum = 0.0f;
-            for (int u = 0; u <= t; u++) {
-                sc[u] = expf(sc[u] - mx);
-                sum += sc[u];
-            }
-            float *o = A->a + (base + t) * qd + (size_t)h * hd;
-            memset(o, 0, sizeof(float) * hd);
-            for (int u = 0; u <= t; u++) {
-                const float *vv = A->v + (base + u) * kvd + (size_t)kh * hd;
-                float p = sc[u] / sum;
-                for (int i = 0; i < hd; i++)
-                    o[i] += p * vv[i];
-            }
+            for (int j = 0; j < G; j++)
+                for (int t = 0; t < L; t++)
+                    memcpy(qg + ((size_t)j * L + t) * hd, q + (base + t) * qd + (size_t)(h * G + j) * hd,
+                           sizeof(float) * hd);
+            mm(c, sc, kh, L, hd, NULL, qg, G * L);
+            SoftmaxArgs A = { sc, L, 1.0f / sqrtf((float)hd) };
+            hr_pool_run(c->pool, softmax_range, &A, G * L, 1);
+            mm(c, og, vt, hd, L, NULL, sc, G * L);
+            for (int j = 0; j < G; j++)
+                for (int t = 0; t < L; t++)
+                    memcpy(a + (base + t) * qd + (size_t)(h * G + j) * hd, og + ((size_t)j * L + t) * hd,
+                           sizeof(float) * hd);
         }
     }
+    g_free(kh);
+    g_free(vt);
+    g_free(qg);
+    g_free(og);
     g_free(sc);
 }
 
@@ -130,8 +161,7 @@ attn_block(Ctx *c, const LW *w, const float *h, int T, float *out, float *a_out)
         mm(c, v, w->wv, kvd, D, w->bv, x, n);
         rope_rows(c, q, n, cfg->n_heads);
         rope_rows(c, k, n, cfg->n_kv_heads);
-        AttnArgs A = { c, q, k, v, a };
-        hr_pool_run(c->pool, attn_range, &A, (n / c->L) * cfg->n_heads, 1);
+        attention(c, q, k, v, a, n);
         if (a_out)
             memcpy(a_out + (size_t)t0 * qd, a, sizeof(float) * (size_t)n * qd);
         mm(c, out + (size_t)t0 * D, w->wo, D, qd, NULL, a, n);
@@ -186,13 +216,13 @@ run_group(Ctx *c, GroupKind kind, const LW *w, const float *x, int T, float *out
 }
 
 void
-hr_awq_fake_quant(const float *w, int N, int K, int g, float *out)
+hr_awq_fake_quant(const float *w, int N, int K, int g, int bits, float *out)
 {
     const int ng = K / g;
     uint8_t *qT = g_new(uint8_t, (size_t)N * K);
     uint16_t *sc = g_new(uint16_t, (size_t)ng * N);
     uint8_t *z = g_new(uint8_t, (size_t)ng * N);
-    hr_rtn_quantize(w, N, K, g, qT, sc, z);
+    hr_rtn_quantize_bits(w, N, K, g, bits, qT, sc, z);
     for (int n = 0; n < N; n++) {
         for (int k = 0; k < K; k++) {
             size_t gi = (size_t)(k / g) * N + n;
@@ -276,7 +306,7 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, f
             size_t n = (size_t)gr->N[j] * K;
             for (size_t e = 0; e < n; e++)
                 fq[j][e] = orig[j][e] * cand[e % K];
-            hr_awq_fake_quant(fq[j], gr->N[j], K, g, fq[j]);
+            hr_awq_fake_quant(fq[j], gr->N[j], K, g, c->opt->bits, fq[j]);
             for (size_t e = 0; e < n; e++)
                 fq[j][e] /= cand[e % K];
             *gr->lin[j] = fq[j];
@@ -333,6 +363,7 @@ typedef struct {
     int K, g;
     const float *xs;   /* [nt, K] sampled inputs */
     int nt;
+    int bits;
 } ClipArgs;
 
 static void
@@ -361,7 +392,7 @@ clip_range(void *arg, int start, int end)
                 float m = m0 * (1.0f - (float)step / CLIP_GRID);
                 for (int i = 0; i < g; i++)
                     cw[i] = fminf(fmaxf(wg[i], -m), m);
-                hr_awq_fake_quant(cw, 1, g, g, qw);
+                hr_awq_fake_quant(cw, 1, g, g, A->bits, qw);
                 double err = 0.0;
                 for (int t = 0; t < nt; t++) {
                     const float *xt = A->xs + (size_t)t * K + g0;
@@ -393,7 +424,7 @@ clip_linear(Ctx *c, float *W, int N, int K, int g, const float *x, int T)
     float *xs = g_new(float, (size_t)nt * K);
     for (int i = 0; i < nt; i++)
         memcpy(xs + (size_t)i * K, x + (size_t)i * step * K, sizeof(float) * K);
-    ClipArgs A = { W, K, g, xs, nt };
+    ClipArgs A = { W, K, g, xs, nt, c->opt->bits };
     hr_pool_run(c->pool, clip_range, &A, N, 1);
     g_free(xs);
 }
@@ -435,6 +466,8 @@ hr_awq_free(HrAwqState *S)
     g_free(S->s);
     g_free(S->c.inv_freq);
     hr_pool_free(S->c.pool);
+    if (S->c.dev)
+        S->c.be->gemm_close(S->c.dev);
     g_free(S);
 }
 
@@ -455,8 +488,19 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
         if (tokens[t] < 0 || tokens[t] >= em.rows)
             return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: calibration token %d out of range", tokens[t]);
     }
+    const HrBackendOps *be = hr_backend_find(opt->backend);
+    if (!be)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "awq: backend \"%s\" is not available in this build",
+                            opt->backend);
+    if (!be->gemm) /* a backend without host GEMMs: the search runs on the CPU */
+        be = &hr_cpu_backend;
+    void *dev = NULL;
+    HrStatus st = be->gemm_open(0, &dev, err);
+    if (st != HR_OK)
+        return st;
     HrAwqState *S = g_new0(HrAwqState, 1);
-    Ctx c = { cfg, opt, hr_pool_new((int)g_get_num_processors()), g_new(float, (size_t)hd / 2), seqlen, 1 };
+    Ctx c = { .cfg = cfg, .opt = opt, .pool = hr_pool_new((int)g_get_num_processors()), .be = be, .dev = dev,
+              .inv_freq = g_new(float, (size_t)hd / 2), .L = seqlen, .chunk = 1 };
     hr_rope_inv_freq(cfg, c.inv_freq);
     /* chunk: about 2^20 q elements at a time */
     c.chunk = (int)CLAMP((1 << 20) / ((int64_t)seqlen * MAX(qd, H)), 1, n_samples);
@@ -482,6 +526,15 @@ int
 hr_awq_next_layer(const HrAwqState *S)
 {
     return S->layer;
+}
+
+/* The sticky backend failure, if any, as this call's error. */
+static HrStatus
+backend_failed(Ctx *c, HrError *err)
+{
+    if (c->st == HR_OK)
+        return HR_OK;
+    return hr_error_set(err, c->st, "awq: %s backend: %s", c->be->name, c->err.message);
 }
 
 HrStatus
@@ -535,6 +588,8 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
         mlp_block(cp, &w, h2, T, tmp, act);
         for (size_t e = 0; e < (size_t)T * D; e++)
             y[e] += tmp[e];
+        if ((st = backend_failed(cp, err)) != HR_OK)
+            goto done;
 
         const int gq = hr_quant_linear_group(opt, qd, D), gk = hr_quant_linear_group(opt, kvd, D);
         const int gv = hr_quant_linear_group(opt, kvd, D), go = hr_quant_linear_group(opt, D, qd);
@@ -590,6 +645,10 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
                                    loss0);
             if (bi < 0)
                 g_string_append(line, " [warning: NaN/inf loss for every ratio, s=1]");
+        }
+        if ((st = backend_failed(cp, err)) != HR_OK) {
+            g_string_free(line, TRUE);
+            goto done;
         }
         if (!opt->awq_fold_only) {
             if (gv)

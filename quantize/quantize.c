@@ -25,6 +25,10 @@ hr_quant_options_init(HrQuantOptions *opt)
     opt->samples = 128;
     opt->seqlen = 512;
     opt->seed = 0;
+    opt->bits = 4;
+    opt->backend = NULL;
+    opt->fake_quant = false;
+    opt->save_calib_path = NULL;
     opt->scale_mode = HR_AWQ_SCALE_DUO;
     opt->awq_fold_only = false;
     opt->log = NULL;
@@ -50,6 +54,7 @@ typedef enum {
     OUT_QWEIGHT,    /* first of a quantized linear's three */
     OUT_QZEROS,
     OUT_SCALES,
+    OUT_FAKEQ,      /* a quantizable linear, dequantized, as FP16 (fake-quant mode) */
 } OutKind;
 
 typedef struct {
@@ -183,6 +188,21 @@ fill(void *user, size_t index, void *buf, size_t n_bytes, HrError *err)
         g_free(z);
         break;
     }
+    case OUT_FAKEQ: {
+        const int N = (int)t->shape[0], K = (int)t->shape[1];
+        float *w = g_new(float, (size_t)N * K);
+        HrStatus st = tensor_f32(j, t, w, err);
+        if (st != HR_OK) {
+            g_free(w);
+            return st;
+        }
+        hr_awq_fake_quant(w, N, K, s->group, j->opt->bits, w);
+        uint16_t *h = buf;
+        for (size_t i = 0; i < (size_t)N * K; i++)
+            h[i] = hr_f32_to_f16(w[i]);
+        g_free(w);
+        break;
+    }
     case OUT_QZEROS:
     case OUT_SCALES:
         if (j->cur != t)
@@ -263,6 +283,24 @@ write_config(const char *in_dir, const char *out_dir, const HrQuantOptions *opt,
         goto write;
     }
     json_object_set_string_member(o, "torch_dtype", "float16");
+    if (opt->fake_quant) {
+        /* an FP16 model: no quantization_config, only a record of what was done */
+        JsonObject *f = json_object_new();
+        json_object_set_string_member(f, "method", opt->method == HR_QUANT_AWQ ? "awq" : "rtn");
+        json_object_set_int_member(f, "bits", opt->bits);
+        json_object_set_int_member(f, "group_size", opt->group_size);
+        JsonArray *a = json_array_new();
+        for (guint i = 0; i < not_converted->len; i++)
+            json_array_add_string_element(a, g_ptr_array_index(not_converted, i));
+        json_object_set_array_member(f, "not_quantized", a);
+        JsonArray *pc = json_array_new();
+        for (guint i = 0; i < per_channel->len; i++)
+            json_array_add_string_element(pc, g_ptr_array_index(per_channel, i));
+        json_object_set_array_member(f, "per_channel", pc);
+        json_object_set_object_member(o, "hearth_fake_quant", f);
+        json_object_remove_member(o, "quantization_config");
+        goto write;
+    }
     JsonObject *q = json_object_new();
     json_object_set_string_member(q, "quant_method", "awq");
     json_object_set_int_member(q, "bits", 4);
@@ -350,6 +388,25 @@ run_awq(const char *in_dir, const HrModelConfig *cfg, const HrTensorSet *ts, con
     }
     g_rand_free(rnd);
     g_free(ids);
+    if (opt->save_calib_path) {
+        GString *js = g_string_new("[");
+        for (int s = 0; s < ns; s++) {
+            g_string_append(js, s ? ",\n[" : "\n[");
+            for (int t = 0; t < L; t++)
+                g_string_append_printf(js, t ? ",%d" : "%d", win[(size_t)s * L + t]);
+            g_string_append_c(js, ']');
+        }
+        g_string_append(js, "\n]\n");
+        GError *gerr = NULL;
+        gboolean ok = g_file_set_contents(opt->save_calib_path, js->str, (gssize)js->len, &gerr);
+        g_string_free(js, TRUE);
+        if (!ok) {
+            st = hr_error_set(err, HR_ERR_IO, "awq: %s", gerr->message);
+            g_error_free(gerr);
+            g_free(win);
+            return st;
+        }
+    }
     st = hr_awq_begin(cfg, ts, opt, win, ns, L, user, out, err);
     g_free(win);
     return st;
@@ -362,6 +419,11 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
     const int g = opt->group_size;
     if (g != 32 && g != 64 && g != 128)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "group size %d is not supported (32, 64 or 128)", g);
+    if (opt->fake_quant ? (opt->bits < 2 || opt->bits > 8) : opt->bits != 4)
+        return hr_error_set(err, HR_ERR_INVALID_ARG,
+                            "%d-bit weights are not supported (checkpoints are 4-bit; fake-quant takes 2..8)", opt->bits);
+    if (opt->fake_quant && opt->awq_fold_only)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "fake-quant and fold-only cannot be combined");
     HrModelConfig cfg;
     HrStatus st = hr_model_config_load(in_dir, &cfg, err);
     if (st != HR_OK)
@@ -413,6 +475,12 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
             g_autofree char *prefix = g_strndup(t->name, strlen(t->name) - strlen(".weight"));
             int lg = hr_quant_linear_group(opt, N, K);
             bool fits = lg != 0;
+            if (fits && opt->fake_quant) {
+                add_out(&j, t->name, HR_DTYPE_F16, 2, N, K, OUT_FAKEQ, t, lg);
+                if (lg != g)
+                    g_ptr_array_add(per_channel, g_steal_pointer(&prefix));
+                continue;
+            }
             if (fits) {
                 char name[192];
                 g_snprintf(name, sizeof name, "%s.qweight", prefix);

@@ -29,6 +29,9 @@ void hr_awq_unpack(const int32_t *packed, int rows, int cols, uint8_t *q);
  * so (q - zero) * scale is within scale / 2 of w. Outputs in AWQ's
  * transposed layout: qT [K, N], scales FP16 [K/g, N], zeros [K/g, N]. */
 void hr_rtn_quantize(const float *w, int N, int K, int g, uint8_t *qT, uint16_t *scales, uint8_t *zeros);
+/* The same with 2..8 bits: 2^bits - 1 levels instead of 15. */
+void hr_rtn_quantize_bits(const float *w, int N, int K, int g, int bits, uint8_t *qT, uint16_t *scales,
+                          uint8_t *zeros);
 
 /* ---- safetensors writer (writer.c) ----------------------------------------------- */
 typedef struct {
@@ -63,6 +66,13 @@ typedef enum {
 typedef struct {
     HrQuantMethod method;
     int group_size;             /* 32, 64 or 128 (default 128) */
+    int bits;                   /* 4 (default); 2..8 only with fake_quant */
+    /* Fake-quant evaluation mode: instead of a packed checkpoint, write an
+     * FP16 model whose quantized linears hold their dequantized values
+     * (quantization error applied, AWQ scales folded and clipping applied),
+     * for perplexity studies of other bit widths. The config records it in
+     * "hearth_fake_quant" and has no quantization_config. */
+    bool fake_quant;
     /* A linear whose input width the group size does not divide: false
      * (default) keeps it FP16 and lists it in modules_to_not_convert, which
      * AutoAWQ/transformers/vLLM honour; true quantizes it per output
@@ -77,7 +87,14 @@ typedef struct {
     int samples;                /* windows (default 128) */
     int seqlen;                 /* tokens per window (default 512) */
     uint64_t seed;              /* window selection (default 0) */
+    /* When set, the chosen windows are written there as JSON (an array of
+     * `samples` arrays of `seqlen` token ids), so a reference implementation
+     * can be run on exactly the same calibration tokens. */
+    const char *save_calib_path;
     HrAwqScaleMode scale_mode;  /* default duo */
+    /* The backend the search's matmuls run on (hr_backend_find name; NULL
+     * = "auto"); one without host GEMMs falls back to the CPU. */
+    const char *backend;
     /* Debug: apply the searched scales (no clipping, no quantization) and
      * write every float tensor as F32: the FP function must be unchanged. */
     bool awq_fold_only;

@@ -1,4 +1,5 @@
-/* rtn.c — round-to-nearest asymmetric 4-bit group quantization. */
+/* rtn.c — round-to-nearest asymmetric group quantization (4-bit for
+ * checkpoints, 2..8 bits for fake-quant studies). */
 #include <math.h>
 
 #include "hr-half.h"
@@ -17,7 +18,14 @@ f16_round_up(float s)
 void
 hr_rtn_quantize(const float *w, int N, int K, int g, uint8_t *qT, uint16_t *scales, uint8_t *zeros)
 {
+    hr_rtn_quantize_bits(w, N, K, g, 4, qT, scales, zeros);
+}
+
+void
+hr_rtn_quantize_bits(const float *w, int N, int K, int g, int bits, uint8_t *qT, uint16_t *scales, uint8_t *zeros)
+{
     const int ng = K / g;
+    const float qmax = (float)((1 << bits) - 1);
     for (int n = 0; n < N; n++) {
         const float *wr = w + (size_t)n * K;
         for (int gi = 0; gi < ng; gi++) {
@@ -27,18 +35,18 @@ hr_rtn_quantize(const float *w, int N, int K, int g, uint8_t *qT, uint16_t *scal
                 mn = fminf(mn, wg[i]);
                 mx = fmaxf(mx, wg[i]);
             }
-            float s = (mx - mn) / 15.0f;
+            float s = (mx - mn) / qmax;
             if (!(s >= 1e-7f))
                 s = 1e-7f; /* an all-zero group (or NaN) */
             uint16_t h = f16_round_up(s);
             s = hr_f16_to_f32(h);
             float z = -roundf(mn / s);
-            z = fminf(fmaxf(z, 0.0f), 15.0f);
+            z = fminf(fmaxf(z, 0.0f), qmax);
             scales[(size_t)gi * N + n] = h;
             zeros[(size_t)gi * N + n] = (uint8_t)z;
             for (int i = 0; i < g; i++) {
                 float q = roundf(wg[i] / s) + z;
-                q = fminf(fmaxf(q, 0.0f), 15.0f);
+                q = fminf(fmaxf(q, 0.0f), qmax);
                 qT[(size_t)(gi * g + i) * N + n] = (uint8_t)q;
             }
         }

@@ -42,11 +42,15 @@ on_log(const char *line, void *user)
 }
 
 static bool
-quantize(const char *in, const char *out, HrQuantMethod method, bool fold_only, bool per_channel, const int32_t *tokens, int ns,
-         int L, const char *label)
+quantize_bits(const char *in, const char *out, HrQuantMethod method, bool fold_only, bool per_channel,
+              const int32_t *tokens, int ns, int L, const char *label, int fake_bits)
 {
     HrQuantOptions opt;
     hr_quant_options_init(&opt);
+    if (fake_bits) {
+        opt.fake_quant = true;
+        opt.bits = fake_bits;
+    }
     opt.method = method;
     opt.group_size = 32;
     opt.per_channel_fallback = per_channel;
@@ -60,6 +64,13 @@ quantize(const char *in, const char *out, HrQuantMethod method, bool fold_only, 
     HrStatus st = hr_quantize_model(in, out, &opt, NULL, (void *)label, &err);
     HR_CHECK(st == HR_OK, "quantizing %s: %s", in, err.message);
     return st == HR_OK;
+}
+
+static bool
+quantize(const char *in, const char *out, HrQuantMethod method, bool fold_only, bool per_channel, const int32_t *tokens,
+         int ns, int L, const char *label)
+{
+    return quantize_bits(in, out, method, fold_only, per_channel, tokens, ns, L, label, 0);
 }
 
 static void
@@ -167,6 +178,40 @@ perplexity(const char *dir, const int32_t *tokens, int ns, int L)
     return exp(nll / count);
 }
 
+/* A random reference model: calibrate on and evaluate against text the FP
+ * model samples itself (the only text it "knows"); FP, RTN and AWQ at 4 and
+ * fake 3 bits, g = 32. Returns AWQ-better-than-RTN at 4 and 3 bits. */
+static void
+random_model_ppl(const char *fixture, const char *tmp, int *wins, int *total)
+{
+    enum { NS = 32, NH = 32, L = 64 };
+    g_autofree char *in = g_build_filename(HEARTH_FIXTURES, "hf-tiny", fixture, "f32", NULL);
+    int32_t *calib = g_new(int32_t, NS * L), *held = g_new(int32_t, NH * L);
+    HrModel *m = load(in);
+    if (!m)
+        return;
+    for (int s = 0; s < NS; s++)
+        sample_text(m, (uint64_t)s + 1, calib + (size_t)s * L, L);
+    for (int s = 0; s < NH; s++)
+        sample_text(m, (uint64_t)s + 1000, held + (size_t)s * L, L);
+    hr_model_free(m);
+    double p[5];
+    const char *labels[5] = { "fp", "rtn", "awq", "rtn3", "awq3" };
+    p[0] = perplexity(in, held, NH, L);
+    for (int i = 1; i < 5; i++) {
+        g_autofree char *out = g_strdup_printf("%s/%s-%s", tmp, fixture, labels[i]);
+        quantize_bits(in, out, i % 2 ? HR_QUANT_RTN : HR_QUANT_AWQ, false, false, i % 2 ? NULL : calib, NS, L,
+                      labels[i], i >= 3 ? 3 : 0);
+        p[i] = perplexity(out, held, NH, L);
+    }
+    printf("%s g=32 self-sampled ppl: FP %.4f  RTN %.4f  AWQ %.4f | fake 3-bit RTN %.4f  AWQ %.4f\n", fixture, p[0],
+           p[1], p[2], p[3], p[4]);
+    *wins += (p[2] < p[1]) + (p[4] < p[3]);
+    *total += 2;
+    g_free(calib);
+    g_free(held);
+}
+
 int
 main(void)
 {
@@ -176,6 +221,12 @@ main(void)
     fold_check("llama-linear-rope", tmp);
     fold_check("llama3-rope", tmp);
     fold_check("qwen2-bias", tmp);
+    int wins = 0, total = 0;
+    random_model_ppl("llama-gqa-tied", tmp, &wins, &total);
+    random_model_ppl("llama3-rope", tmp, &wins, &total);
+    random_model_ppl("mistral", tmp, &wins, &total);
+    random_model_ppl("qwen2-bias", tmp, &wins, &total);
+    printf("random models: AWQ better than RTN in %d of %d comparisons\n", wins, total);
 
     g_autofree char *assets = hr_test_assets_dir();
     g_autofree char *stories = assets ? g_build_filename(assets, "models", "stories260K", "hf_f32", NULL) : NULL;
@@ -196,8 +247,18 @@ main(void)
         double p_rtn = perplexity(rtn, held, NH, L);
         double p_awq = perplexity(awq, held, NH, L);
         printf("stories260K g=32 (+ per-channel down_proj) held-out ppl: FP %.4f  RTN %.4f  AWQ %.4f\n", p_fp, p_rtn, p_awq);
-        HR_CHECK(p_awq <= p_rtn, "AWQ %.4f worse than RTN %.4f", p_awq, p_rtn);
+        HR_CHECK(p_awq < p_rtn, "AWQ %.4f not better than RTN %.4f", p_awq, p_rtn);
         HR_CHECK(p_fp <= p_awq * 1.001, "FP %.4f worse than AWQ %.4f", p_fp, p_awq);
+        /* fake 3-bit: the search and the written weights at 3 bits */
+        g_autofree char *rtn3 = g_build_filename(tmp, "stories-rtn3", NULL);
+        g_autofree char *awq3 = g_build_filename(tmp, "stories-awq3", NULL);
+        quantize_bits(stories, rtn3, HR_QUANT_RTN, false, true, NULL, 0, 0, "rtn3", 3);
+        quantize_bits(stories, awq3, HR_QUANT_AWQ, false, true, calib, NS, L, "stories260K 3-bit", 3);
+        double p_rtn3 = perplexity(rtn3, held, NH, L);
+        double p_awq3 = perplexity(awq3, held, NH, L);
+        printf("stories260K fake 3-bit g=32 held-out ppl: RTN %.4f  AWQ %.4f\n", p_rtn3, p_awq3);
+        HR_CHECK(p_awq3 < p_rtn3, "3-bit AWQ %.4f not better than RTN %.4f", p_awq3, p_rtn3);
+        HR_CHECK(p_rtn3 > p_rtn, "3-bit RTN %.4f not worse than 4-bit %.4f", p_rtn3, p_rtn);
         g_free(calib);
         g_free(held);
     } else {

@@ -36,6 +36,23 @@ if [ -f "$text" ]; then
     done
 fi
 
+# Fake-quant mode: an FP16 model holding the dequantized weights. At 4 bits
+# it is the same function as the packed checkpoint (up to FP16 rounding of
+# the dequantized values); at 3 bits the error is larger.
+"$cli" quantize -i "$model" -o "$tmp/fq4" --method rtn --group-size 32 --fake-quant 2>/dev/null || { echo "FAIL: fake-quant 4"; fail=1; }
+"$cli" quantize -i "$model" -o "$tmp/fq3" --method rtn --group-size 32 --fake-quant --bits 3 2>/dev/null || { echo "FAIL: fake-quant 3"; fail=1; }
+grep -q '"hearth_fake_quant"' "$tmp/fq3/config.json" || { echo "FAIL: no hearth_fake_quant record"; fail=1; }
+grep -q '"quantization_config"' "$tmp/fq3/config.json" && { echo "FAIL: a fake-quant model has a quantization_config"; fail=1; }
+if [ -f "$text" ]; then
+    pq=$("$cli" perplexity -m "$tmp/q32" -f "$text" --ctx 128 --max-windows 2 --kv f32 2>/dev/null | tail -1 | awk '{print $NF}')
+    p4=$("$cli" perplexity -m "$tmp/fq4" -f "$text" --ctx 128 --max-windows 2 --kv f32 2>/dev/null | tail -1 | awk '{print $NF}')
+    p3=$("$cli" perplexity -m "$tmp/fq3" -f "$text" --ctx 128 --max-windows 2 --kv f32 2>/dev/null | tail -1 | awk '{print $NF}')
+    echo "perplexity: packed 4-bit $pq, fake 4-bit $p4, fake 3-bit $p3"
+    awk -v a="$pq" -v b="$p4" 'BEGIN{d=a-b; if (d<0) d=-d; exit !(a>0 && d <= 0.002*a)}' ||
+        { echo "FAIL: fake 4-bit perplexity $p4 differs from the packed checkpoint's $pq by more than 0.2 %"; fail=1; }
+    awk -v a="$p4" -v b="$p3" 'BEGIN{exit !(b > a)}' || { echo "FAIL: 3-bit perplexity $p3 is not above 4-bit $p4"; fail=1; }
+fi
+
 expect_error() { # args: description, expected text, command...
     desc=$1; text=$2; shift 2
     err=$("$@" 2>&1 >/dev/null); rc=$?
@@ -45,7 +62,8 @@ expect_error() { # args: description, expected text, command...
 expect_error "missing -o" "required" "$cli" quantize -i "$model"
 expect_error "bad group size" "group size 48" "$cli" quantize -i "$model" -o "$tmp/x" --group-size 48
 expect_error "bad method" "not available" "$cli" quantize -i "$model" -o "$tmp/x" --method gptq
-expect_error "3 bits" "not supported" "$cli" quantize -i "$model" -o "$tmp/x" --bits 3
+expect_error "3 bits packed" "not supported" "$cli" quantize -i "$model" -o "$tmp/x" --bits 3
+expect_error "9 bits fake" "not supported" "$cli" quantize -i "$model" -o "$tmp/x" --bits 9 --fake-quant
 expect_error "missing input" "config.json" "$cli" quantize -i /nonexistent -o "$tmp/x"
 expect_error "already quantized" "already AWQ" "$cli" quantize -i "$tmp/q32" -o "$tmp/x"
 exit $fail

@@ -587,6 +587,31 @@ cpu_memory(void *p, HrMemoryReport *out)
     out->location = "host";
 }
 
+/* ---- host GEMM for the quantizer ---------------------------------------------- */
+
+static HrStatus
+cpu_gemm_open(int n_threads, void **dev_out, HrError *err)
+{
+    (void)err;
+    *dev_out = hr_pool_new(n_threads > 0 ? n_threads : (int)g_get_num_processors());
+    return HR_OK;
+}
+
+static void
+cpu_gemm_close(void *dev)
+{
+    hr_pool_free(dev);
+}
+
+static HrStatus
+cpu_gemm(void *dev, float *out, const float *w, int N, int K, const float *bias, const float *x, int T, HrError *err)
+{
+    (void)err;
+    HrMat m = { w, HR_DTYPE_F32, N, K };
+    hr_matmul(dev, out, &m, bias, x, T, NULL);
+    return HR_OK;
+}
+
 const HrBackendOps hr_cpu_backend = {
     .api_version = HR_BACKEND_API_VERSION,
     .name = "cpu",
@@ -595,4 +620,7 @@ const HrBackendOps hr_cpu_backend = {
     .forward = cpu_forward,
     .get_logits = cpu_get_logits,
     .memory = cpu_memory,
+    .gemm_open = cpu_gemm_open,
+    .gemm_close = cpu_gemm_close,
+    .gemm = cpu_gemm,
 };
