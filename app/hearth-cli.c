@@ -47,6 +47,7 @@ static const struct {
     { "detokenize", hr_cli_detokenize, "Print the text of token ids" },
     { "template", hr_cli_template, "Print the chat-template rendering of a conversation" },
     { "quantize", hr_cli_quantize, "Write a 4-bit AWQ (GEMM layout) checkpoint of a model" },
+    { "bench", hr_cli_bench, "Prefill and decode speed of a model, with the bandwidth roofline" },
 };
 
 static void

@@ -8,6 +8,7 @@ int hr_cli_tokenize(int argc, char **argv);   /* cli-tokenize.c */
 int hr_cli_detokenize(int argc, char **argv); /* cli-tokenize.c */
 int hr_cli_template(int argc, char **argv);   /* cli-template.c */
 int hr_cli_quantize(int argc, char **argv);   /* cli-quantize.c */
+int hr_cli_bench(int argc, char **argv);      /* cli-bench.c */
 
 #include <stddef.h>
 

@@ -77,6 +77,10 @@ typedef struct {
     void (*gemm_close)(void *dev);
     HrStatus (*gemm)(void *dev, float *out, const float *w, int N, int K, const float *bias, const float *x, int T,
                      HrError *err);
+
+    /* Optional: measure the device's memory read bandwidth (bytes/s) the
+     * way the decode kernels read weights, for the bench's roofline. */
+    HrStatus (*read_bandwidth)(void *ctx, double *bytes_per_s, HrError *err);
 } HrBackendOps;
 
 /* The CPU backend: the reference every other backend is tested against. */

@@ -96,6 +96,12 @@ hr_model_backend(const HrModel *m)
     return m->ops;
 }
 
+void *
+hr_model_backend_ctx(const HrModel *m)
+{
+    return m->ctx;
+}
+
 int
 hr_model_context_len(const HrModel *m)
 {

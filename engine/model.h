@@ -26,6 +26,8 @@ void hr_model_free(HrModel *m);
 
 const HrModelConfig *hr_model_config(const HrModel *m);
 const HrBackendOps *hr_model_backend(const HrModel *m);
+/* The backend's context, for the optional ops that take it (bench). */
+void *hr_model_backend_ctx(const HrModel *m);
 int hr_model_context_len(const HrModel *m);
 void hr_model_memory(const HrModel *m, HrMemoryReport *out);
 

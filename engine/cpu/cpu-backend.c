@@ -612,6 +612,65 @@ cpu_gemm(void *dev, float *out, const float *w, int N, int K, const float *bias,
     return HR_OK;
 }
 
+/* ---- read bandwidth (bench roofline) ------------------------------------------ */
+
+typedef struct {
+    const float *buf;
+    double *sums;    /* one per chunk */
+} ReadJob;
+
+enum { READ_CHUNK = 1 << 16 };  /* floats per work item */
+
+static void
+read_range(void *arg, int start, int end)
+{
+    ReadJob *j = arg;
+    for (int c = start; c < end; c++) {
+        const float *p = j->buf + (size_t)c * READ_CHUNK;
+        float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+        for (int i = 0; i < READ_CHUNK; i += 8) {
+            a0 += p[i];
+            a1 += p[i + 1];
+            a2 += p[i + 2];
+            a3 += p[i + 3];
+            a4 += p[i + 4];
+            a5 += p[i + 5];
+            a6 += p[i + 6];
+            a7 += p[i + 7];
+        }
+        j->sums[c] = (double)a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+    }
+}
+
+/* Every thread of the pool sums its share of a 512 MiB buffer (larger than
+ * any cache); the best of 5 passes. */
+static HrStatus
+cpu_read_bandwidth(void *p, double *bytes_per_s, HrError *err)
+{
+    CpuCtx *c = p;
+    const size_t n_chunks = (512u << 20) / (READ_CHUNK * sizeof(float));
+    float *buf = g_try_malloc(n_chunks * READ_CHUNK * sizeof(float));
+    double *sums = g_new(double, n_chunks);
+    if (!buf) {
+        g_free(sums);
+        return hr_error_set(err, HR_ERR_NOMEM, "bandwidth probe: cannot allocate 512 MiB");
+    }
+    for (size_t i = 0; i < n_chunks * READ_CHUNK; i++)
+        buf[i] = (float)(i & 7);
+    ReadJob j = { buf, sums };
+    double best = 0.0;
+    for (int pass = 0; pass < 5; pass++) {
+        gint64 t0 = g_get_monotonic_time();
+        hr_pool_run(c->pool, read_range, &j, (int)n_chunks, 1);
+        double s = (double)(g_get_monotonic_time() - t0) / 1e6;
+        best = fmax(best, (double)(n_chunks * READ_CHUNK * sizeof(float)) / s);
+    }
+    g_free(buf);
+    g_free(sums);
+    *bytes_per_s = best;
+    return HR_OK;
+}
+
 const HrBackendOps hr_cpu_backend = {
     .api_version = HR_BACKEND_API_VERSION,
     .name = "cpu",
@@ -623,4 +682,5 @@ const HrBackendOps hr_cpu_backend = {
     .gemm_open = cpu_gemm_open,
     .gemm_close = cpu_gemm_close,
     .gemm = cpu_gemm,
+    .read_bandwidth = cpu_read_bandwidth,
 };
