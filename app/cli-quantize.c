@@ -1,5 +1,7 @@
 /* hearth-cli quantize — write an AutoAWQ "GEMM" 4-bit checkpoint of an
- * FP32/FP16/BF16 model (quantize/quantize.h). Method rtn for now. */
+ * FP32/FP16/BF16 model (quantize/quantize.h), or with --fake-quant an FP16
+ * model with the quantization error applied. A progress bar with the step,
+ * layer and ETA on a terminal, plain lines otherwise. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -14,23 +16,50 @@
 typedef struct {
     bool tty;
     gint64 start;
+    int last_layer, last_decile;
+    char *last_step;
 } Progress;
 
+static void
+format_eta(double s, char *buf, size_t n)
+{
+    if (s < 0)
+        g_strlcpy(buf, "?", n);
+    else if (s >= 3600)
+        g_snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    else if (s >= 60)
+        g_snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else
+        g_snprintf(buf, n, "%.0fs", s);
+}
+
 static bool
-on_progress(size_t done, size_t total, const char *tensor, void *user)
+on_stage(const HrQuantStage *st, void *user)
 {
     Progress *p = user;
-    double secs = (double)(g_get_monotonic_time() - p->start) / 1e6;
-    double eta = done > 0 ? secs * (double)(total - done) / (double)done : 0.0;
+    char eta[32], where[48];
+    format_eta(st->eta_s, eta, sizeof eta);
+    if (st->layer >= 0)
+        g_snprintf(where, sizeof where, "layer %d/%d %s", st->layer + 1, st->n_layers, st->step);
+    else
+        g_snprintf(where, sizeof where, "%s", st->step);
     if (p->tty) {
-        int width = 30, fill = total ? (int)((double)width * (double)done / (double)total) : width;
-        fprintf(stderr, "\r[%.*s%*s] %zu/%zu ETA %.0fs %-48.48s", fill, "##############################",
-                width - fill, "", done, total, eta, tensor);
-        if (done == total)
+        int width = 30, fill = (int)(width * st->fraction);
+        fprintf(stderr, "\r[%.*s%*s] %3.0f%% %-32.32s ETA %-8s", fill, "##############################",
+                width - fill, "", 100.0 * st->fraction, where, eta);
+        if (st->fraction >= 1.0)
             fputc('\n', stderr);
-    } else if (done == total || done % 16 == 0) {
-        fprintf(stderr, "quantize: %zu/%zu tensors (%s)\n", done, total, tensor);
+    } else {
+        /* one line per layer step or per 10 % of the writing */
+        int decile = (int)(st->fraction * 10);
+        bool new_step = strcmp(st->step, "writing") != 0 && (st->layer != p->last_layer || g_strcmp0(st->step, p->last_step) != 0);
+        if (new_step || decile != p->last_decile || st->fraction >= 1.0)
+            fprintf(stderr, "quantize: %3.0f%% %s, ETA %s\n", 100.0 * st->fraction, where, eta);
+        p->last_decile = decile;
     }
+    p->last_layer = st->layer;
+    g_free(p->last_step);
+    p->last_step = g_strdup(st->step);
     return true;
 }
 
@@ -48,6 +77,7 @@ hr_cli_quantize(int argc, char **argv)
 {
     char *in_dir = NULL, *out_dir = NULL, *method = NULL, *calib = NULL, *scale_mode = NULL, *default_calib = NULL;
     char *save_calib = NULL, *backend = NULL;
+    Progress p = { false, 0, -2, -1, NULL };
     int group = 128, bits = 4, samples = 128, seqlen = 512;
     gint64 seed = 0;
     gboolean per_channel = FALSE, fold_only = FALSE, fake = FALSE;
@@ -126,10 +156,12 @@ hr_cli_quantize(int argc, char **argv)
     opt.fake_quant = fake;
     opt.group_size = group;
     opt.per_channel_fallback = per_channel;
-    Progress p = { isatty(2) != 0, g_get_monotonic_time() };
+    p.tty = isatty(2) != 0;
+    p.start = g_get_monotonic_time();
+    opt.stage = on_stage;
     HrError err = { 0 };
     rc = 1;
-    if (hr_quantize_model(in_dir, out_dir, &opt, on_progress, &p, &err) != HR_OK) {
+    if (hr_quantize_model(in_dir, out_dir, &opt, NULL, &p, &err) != HR_OK) {
         fprintf(stderr, "hearth-cli quantize: %s\n", err.message);
         goto out;
     }
@@ -146,6 +178,7 @@ out:
     g_free(scale_mode);
     g_free(default_calib);
     g_free(save_calib);
+    g_free(p.last_step);
     g_free(backend);
     return rc;
 }

@@ -24,3 +24,10 @@ HrStatus hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQ
 int hr_awq_next_layer(const HrAwqState *S);
 HrStatus hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err);
 void hr_awq_free(HrAwqState *S);
+/* Report a step of the current layer (within = its share done, 0..1) to
+ * opt->stage; false when the caller cancelled. quantize.c's writer uses
+ * the same clock for "writing". */
+bool hr_awq_report(HrAwqState *S, const char *step, double within);
+/* The writer's progress f: returns max(f, everything reported so far), so
+ * the fractions the caller sees never go backwards. */
+double hr_awq_progress(HrAwqState *S, double f);

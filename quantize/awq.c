@@ -447,6 +447,8 @@ struct HrAwqState {
     Ctx c;
     const HrTensorSet *ts;
     void *user;
+    gint64 t_start;
+    double last_f;    /* the largest fraction reported (search or writer) */
     int T, layer;
     float *x, *y, *h1, *a, *h2, *act, *tmp, *s;
 };
@@ -507,6 +509,7 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     S->c = c;
     S->ts = ts;
     S->user = user;
+    S->t_start = g_get_monotonic_time();
     S->T = T;
     S->x = g_new(float, (size_t)T * D);
     for (int t = 0; t < T; t++)
@@ -526,6 +529,28 @@ int
 hr_awq_next_layer(const HrAwqState *S)
 {
     return S->layer;
+}
+
+bool
+hr_awq_report(HrAwqState *S, const char *step, double within)
+{
+    const HrQuantOptions *opt = S->c.opt;
+    if (!opt->stage)
+        return true;
+    const int nl = S->c.cfg->n_layers;
+    /* the search is nearly all of an AWQ run: the layers share 0..0.98 */
+    double f = MAX(S->last_f, 0.98 * (MAX(S->layer - 1, 0) + CLAMP(within, 0.0, 1.0)) / nl);
+    S->last_f = f;
+    double el = (double)(g_get_monotonic_time() - S->t_start) / 1e6;
+    HrQuantStage st = { S->layer - 1, nl, step, f, el, f > 0.01 ? el * (1.0 - f) / f : -1.0 };
+    return opt->stage(&st, S->user);
+}
+
+double
+hr_awq_progress(HrAwqState *S, double f)
+{
+    S->last_f = MAX(S->last_f, f);
+    return S->last_f;
 }
 
 /* The sticky backend failure, if any, as this call's error. */
@@ -577,6 +602,10 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
         }
         if (st != HR_OK)
             goto done;
+        if (!hr_awq_report(S, "calibrating", 0.0)) {
+            st = hr_error_set(err, HR_ERR_CANCELLED, "quantization was cancelled");
+            goto done;
+        }
         /* FP forward of the layer: caches and the next input */
         for (int t = 0; t < T; t++)
             hr_rmsnorm(h1 + (size_t)t * D, x + (size_t)t * D, w.ln1, D, cfg->norm_eps);
@@ -600,6 +629,11 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
         int bi;
         /* ln1 -> q, k, v (one group size for the three: the same K) */
         if (gq && gk && gv) {
+            if (!hr_awq_report(S, "scale search", 0.1)) {
+                g_string_free(line, TRUE);
+                st = hr_error_set(err, HR_ERR_CANCELLED, "quantization was cancelled");
+                goto done;
+            }
             Group gr = { { &w.wq, &w.wk, &w.wv }, { qd, kvd, kvd }, 3, D, gq, G_QKV };
             bi = search_group(cp, &w, &gr, h1, T, D, s, &best_loss, &loss0);
             fold_group(&gr, s, h1, T);
@@ -610,6 +644,11 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
                 g_string_append(line, " [warning: NaN/inf loss for every ratio, s=1]");
         }
         if (cfg->n_kv_heads == cfg->n_heads && gv && go) {
+            if (!hr_awq_report(S, "scale search", 0.35)) {
+                g_string_free(line, TRUE);
+                st = hr_error_set(err, HR_ERR_CANCELLED, "quantization was cancelled");
+                goto done;
+            }
             Group gr = { { &w.wo }, { D }, 1, qd, go, G_VO };
             bi = search_group(cp, &w, &gr, a, T, D, s, &best_loss, &loss0);
             fold_group(&gr, s, a, T);
@@ -624,6 +663,11 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
                 g_string_append(line, " [warning: NaN/inf loss for every ratio, s=1]");
         }
         if (gg) {
+            if (!hr_awq_report(S, "scale search", 0.45)) {
+                g_string_free(line, TRUE);
+                st = hr_error_set(err, HR_ERR_CANCELLED, "quantization was cancelled");
+                goto done;
+            }
             Group gr = { { &w.wg, &w.wu }, { H, H }, 2, D, gg, G_GATEUP };
             bi = search_group(cp, &w, &gr, h2, T, D, s, &best_loss, &loss0);
             fold_group(&gr, s, h2, T);
@@ -635,6 +679,11 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
                 g_string_append(line, " [warning: NaN/inf loss for every ratio, s=1]");
         }
         if (gd) { /* up rows take 1/s, quantized or not */
+            if (!hr_awq_report(S, "scale search", 0.75)) {
+                g_string_free(line, TRUE);
+                st = hr_error_set(err, HR_ERR_CANCELLED, "quantization was cancelled");
+                goto done;
+            }
             Group gr = { { &w.wd }, { D }, 1, H, gd, G_DOWN };
             bi = search_group(cp, &w, &gr, act, T, D, s, &best_loss, &loss0);
             fold_group(&gr, s, act, T);
@@ -648,6 +697,11 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
         }
         if ((st = backend_failed(cp, err)) != HR_OK) {
             g_string_free(line, TRUE);
+            goto done;
+        }
+        if (!opt->awq_fold_only && !hr_awq_report(S, "clip search", 0.9)) {
+            g_string_free(line, TRUE);
+            st = hr_error_set(err, HR_ERR_CANCELLED, "quantization was cancelled");
             goto done;
         }
         if (!opt->awq_fold_only) {

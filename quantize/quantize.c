@@ -1,6 +1,8 @@
 /* quantize.c — a whole HF model to an AutoAWQ GEMM checkpoint, one tensor
  * at a time from the mmap'd input. */
+#include <errno.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -32,6 +34,7 @@ hr_quant_options_init(HrQuantOptions *opt)
     opt->scale_mode = HR_AWQ_SCALE_DUO;
     opt->awq_fold_only = false;
     opt->log = NULL;
+    opt->stage = NULL;
 }
 
 int
@@ -73,6 +76,8 @@ typedef struct {
     const HrTensor *cur;
     GHashTable *over;     /* AWQ: name -> modified FP32 data, until written */
     HrAwqState *awq;      /* AWQ: the search, run a layer at a time as the writer reaches it */
+    gint64 t_start;
+    int n_layers;
     int32_t *qzeros;      /* [K/g, N/8] */
     uint16_t *scales;     /* [K/g, N] */
 } Job;
@@ -212,6 +217,16 @@ fill(void *user, size_t index, void *buf, size_t n_bytes, HrError *err)
     }
     if (j->progress && !j->progress(index + 1, j->out->len, o->name, j->user))
         return hr_error_set(err, HR_ERR_CANCELLED, "quantization was cancelled");
+    if (j->opt->stage) {
+        /* RTN: writing is the run; AWQ: the search reported the layers */
+        double f = (double)(index + 1) / j->out->len;
+        if (j->awq) /* the layers searched so far, and the writer's share */
+            f = hr_awq_progress(j->awq, 0.98 * hr_awq_next_layer(j->awq) / MAX(j->n_layers, 1) + 0.02 * f);
+        double el = (double)(g_get_monotonic_time() - j->t_start) / 1e6;
+        HrQuantStage stg = { layer_of(t->name), j->n_layers, "writing", f, el, f > 0.01 ? el * (1.0 - f) / f : -1.0 };
+        if (!j->opt->stage(&stg, j->user))
+            return hr_error_set(err, HR_ERR_CANCELLED, "quantization was cancelled");
+    }
     return HR_OK;
 }
 
@@ -430,8 +445,9 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
         return st;
     if (cfg.awq)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "%s is already AWQ-quantized", in_dir);
+    const bool created = !g_file_test(out_dir, G_FILE_TEST_EXISTS);
     if (g_mkdir_with_parents(out_dir, 0755) != 0)
-        return hr_error_set(err, HR_ERR_IO, "cannot create %s", out_dir);
+        return hr_error_set(err, HR_ERR_IO, "cannot create %s: %s", out_dir, g_strerror(errno));
     HrTensorSet *ts = NULL;
     if ((st = hr_tensor_set_open_dir(in_dir, &ts, err)) != HR_OK)
         return st;
@@ -444,7 +460,8 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
      * layer); safetensors does not require any order of the data. */
     g_ptr_array_sort(sorted, opt->method == HR_QUANT_AWQ ? cmp_tensor_layer : cmp_tensor_name);
 
-    Job j = { .opt = opt, .progress = progress, .user = user };
+    Job j = { .opt = opt, .progress = progress, .user = user, .t_start = g_get_monotonic_time(),
+              .n_layers = cfg.n_layers };
     const bool fold_only = opt->method == HR_QUANT_AWQ && opt->awq_fold_only;
     if (opt->method == HR_QUANT_AWQ) {
         j.over = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
@@ -505,6 +522,15 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
             break;
     }
     g_autofree char *path = g_build_filename(out_dir, "model.safetensors", NULL);
+    if (st == HR_OK) { /* refuse up front rather than fill the disk */
+        guint64 need = 1 << 20;
+        for (guint i = 0; i < j.out->len; i++)
+            need += hr_out_tensor_bytes(&g_array_index(j.out, HrOutTensor, i));
+        struct statvfs sv;
+        if (statvfs(out_dir, &sv) == 0 && (guint64)sv.f_bavail * sv.f_frsize < need)
+            st = hr_error_set(err, HR_ERR_IO, "not enough disk space in %s: the checkpoint needs %.1f MB, %.1f MB are free",
+                              out_dir, need / 1e6, (double)sv.f_bavail * sv.f_frsize / 1e6);
+    }
     if (st == HR_OK)
         st = hr_safetensors_write(path, (const HrOutTensor *)(void *)j.out->data, j.out->len, fill, &j, err);
     if (st == HR_OK)
@@ -521,5 +547,7 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
         g_hash_table_unref(j.over);
     hr_awq_free(j.awq);
     hr_tensor_set_free(ts);
+    if (st != HR_OK && created)
+        g_rmdir(out_dir); /* only when empty: nothing half-written stays behind */
     return st;
 }

@@ -63,6 +63,16 @@ typedef enum {
     HR_AWQ_SCALE_PLAIN,   /* s = xbar^a (the paper) */
 } HrAwqScaleMode;
 
+/* Where a run is, for a progress UI (HrQuantOptions.stage). */
+typedef struct {
+    int layer;              /* decoder layer being worked on, -1 outside the layers */
+    int n_layers;
+    const char *step;       /* "calibrating", "scale search", "clip search", "writing" */
+    double fraction;        /* of the whole run, 0..1 */
+    double elapsed_s;
+    double eta_s;           /* -1 while unknown */
+} HrQuantStage;
+
 typedef struct {
     HrQuantMethod method;
     int group_size;             /* 32, 64 or 128 (default 128) */
@@ -101,6 +111,11 @@ typedef struct {
     /* Called once per decoder layer with a line of text (chosen ratios,
      * losses); may be NULL. */
     void (*log)(const char *line, void *user);
+    /* Called at every step (each search group and clip pass of a layer,
+     * each written tensor) with the same user pointer; return false to
+     * cancel: the run stops at that step with HR_ERR_CANCELLED and leaves
+     * no output file. May be NULL. */
+    bool (*stage)(const HrQuantStage *stage, void *user);
 } HrQuantOptions;
 
 void hr_quant_options_init(HrQuantOptions *opt);

@@ -212,6 +212,65 @@ random_model_ppl(const char *fixture, const char *tmp, int *wins, int *total)
     g_free(held);
 }
 
+typedef struct {
+    int calls, cancel_at_layer;
+    double last_fraction;
+    bool monotonic, saw_scale, saw_clip, saw_writing;
+} StageLog;
+
+static bool
+on_stage(const HrQuantStage *st, void *user)
+{
+    StageLog *l = user;
+    l->calls++;
+    if (st->fraction + 1e-12 < l->last_fraction || st->fraction < 0.0 || st->fraction > 1.0)
+        l->monotonic = false;
+    l->last_fraction = st->fraction;
+    l->saw_scale |= strcmp(st->step, "scale search") == 0;
+    l->saw_clip |= strcmp(st->step, "clip search") == 0;
+    l->saw_writing |= strcmp(st->step, "writing") == 0;
+    return !(st->layer == l->cancel_at_layer && strcmp(st->step, "clip search") == 0);
+}
+
+/* The stage callback sees every step in order, and cancelling in the
+ * middle of a layer stops the run with HR_ERR_CANCELLED and leaves no
+ * output directory behind. */
+static void
+stage_check(const char *tmp)
+{
+    g_autofree char *in = g_build_filename(HEARTH_FIXTURES, "hf-tiny", "llama-gqa-tied", "f32", NULL);
+    enum { NS = 2, L = 32 };
+    int32_t tokens[NS * L];
+    for (int i = 0; i < NS * L; i++)
+        tokens[i] = 3 + (i * 37) % 250;
+    for (int cancel = 0; cancel < 2; cancel++) {
+        HrQuantOptions opt;
+        hr_quant_options_init(&opt);
+        opt.method = HR_QUANT_AWQ;
+        opt.group_size = 32;
+        opt.calib_tokens = tokens;
+        opt.n_calib_tokens = NS * L;
+        opt.samples = NS;
+        opt.seqlen = L;
+        opt.stage = on_stage;
+        StageLog log = { 0, cancel ? 1 : -2, 0.0, true, false, false, false };
+        g_autofree char *out = g_strdup_printf("%s/stage-%d", tmp, cancel);
+        HrError err = { 0 };
+        HrStatus st = hr_quantize_model(in, out, &opt, NULL, &log, &err);
+        if (cancel) {
+            HR_CHECK(st == HR_ERR_CANCELLED, "cancel: status %d (%s)", st, err.message);
+            HR_CHECK(!g_file_test(out, G_FILE_TEST_EXISTS), "cancel left %s behind", out);
+        } else {
+            HR_CHECK(st == HR_OK, "%s", err.message);
+            HR_CHECK(log.monotonic, "stage fractions went backwards or out of [0, 1]");
+            HR_CHECK(log.saw_scale && log.saw_clip && log.saw_writing, "steps missing: scale %d clip %d writing %d",
+                     log.saw_scale, log.saw_clip, log.saw_writing);
+            HR_CHECK(fabs(log.last_fraction - 1.0) < 1e-9, "last fraction %.3f", log.last_fraction);
+            printf("stage callback: %d calls, last fraction %.3f\n", log.calls, log.last_fraction);
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -221,6 +280,7 @@ main(void)
     fold_check("llama-linear-rope", tmp);
     fold_check("llama3-rope", tmp);
     fold_check("qwen2-bias", tmp);
+    stage_check(tmp);
     int wins = 0, total = 0;
     random_model_ppl("llama-gqa-tied", tmp, &wins, &total);
     random_model_ppl("llama3-rope", tmp, &wins, &total);
