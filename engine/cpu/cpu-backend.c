@@ -11,6 +11,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <glib.h>
 
@@ -121,9 +123,62 @@ read_u32(const void *base, size_t i)
     return v;
 }
 
+typedef struct {
+    HrQMat *m;
+    const void *qweight, *qzeros, *scales;
+} RepackJob;
+
+/* Columns j (groups of 8 output rows) [start, end) of the AutoAWQ tensors
+ * into HrQMat rows: the transposition runs in blocks of 64 inputs so both
+ * the strided reads of qweight and the row writes stay in cache. */
+static void
+repack_range(void *arg, int start, int end)
+{
+    const RepackJob *J = arg;
+    HrQMat *m = J->m;
+    const int N = m->rows, K = m->cols, ng = m->n_groups;
+    const size_t w8 = (size_t)(N / 8), kb = (size_t)(K / 2);
+    for (int j = start; j < end; j++) {
+        for (int k0 = 0; k0 < K; k0 += 64) {
+            const int k1 = MIN(K, k0 + 64);
+            for (int k = k0; k < k1; k += 2) {
+                uint32_t p0 = read_u32(J->qweight, (size_t)k * w8 + (size_t)j);
+                uint32_t p1 = read_u32(J->qweight, (size_t)(k + 1) * w8 + (size_t)j);
+                for (int i = 0; i < 8; i++) {
+                    size_t n = (size_t)j * 8 + (size_t)awq_order[i];
+                    m->q[n * kb + (size_t)(k / 2)] = (uint8_t)(((p0 >> (4 * i)) & 15u) | (((p1 >> (4 * i)) & 15u) << 4));
+                }
+            }
+        }
+        for (int g = 0; g < ng; g++) {
+            uint32_t p = read_u32(J->qzeros, (size_t)g * w8 + (size_t)j);
+            for (int i = 0; i < 8; i++) {
+                size_t n = (size_t)j * 8 + (size_t)awq_order[i];
+                uint16_t h;
+                memcpy(&h, (const char *)J->scales + 2 * ((size_t)g * (size_t)N + n), 2);
+                float sc = hr_f16_to_f32(h);
+                m->scale[n * (size_t)ng + (size_t)g] = sc;
+                m->szero[n * (size_t)ng + (size_t)g] = sc * (float)((p >> (4 * i)) & 15u);
+            }
+        }
+    }
+}
+
+/* Tell the kernel the whole pages inside [p, p + n) of a read-only file
+ * mapping are not needed now (they are read back from the file if ever
+ * touched again). */
+static void
+drop_pages(const void *p, int64_t n)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), b = ((uintptr_t)p + (uintptr_t)n) & ~(page - 1);
+    if (b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 /* Repack an AutoAWQ GEMM linear (out = rows = N, in = cols = K) into HrQMat. */
 static HrStatus
-take_awq(const HrTensorSet *ts, const char *prefix, int64_t N, int64_t K, HrQMat **out, size_t *bytes,
+take_awq(CpuCtx *c, const HrTensorSet *ts, const char *prefix, int64_t N, int64_t K, HrQMat **out, size_t *bytes,
          HrError *err)
 {
     char qn[160], zn[160], sn[160];
@@ -151,34 +206,16 @@ take_awq(const HrTensorSet *ts, const char *prefix, int64_t N, int64_t K, HrQMat
     m->cols = (int)K;
     m->n_groups = (int)ng;
     m->group = (int)(K / ng);
-    m->q = g_new0(uint8_t, (size_t)N * (size_t)(K / 2));
+    m->q = g_new(uint8_t, (size_t)N * (size_t)(K / 2));
     m->scale = g_new(float, (size_t)N * (size_t)ng);
     m->szero = g_new(float, (size_t)N * (size_t)ng);
-    const size_t w8 = (size_t)(N / 8);
-    for (int64_t k = 0; k < K; k++) {
-        for (size_t j = 0; j < w8; j++) {
-            uint32_t p = read_u32(tq->data, (size_t)k * w8 + j);
-            for (int i = 0; i < 8; i++) {
-                size_t n = j * 8 + (size_t)awq_order[i];
-                uint8_t v = (uint8_t)((p >> (4 * i)) & 15u);
-                m->q[n * (size_t)(K / 2) + (size_t)(k / 2)] |= (uint8_t)((k & 1) ? v << 4 : v);
-            }
-        }
-    }
-    for (int64_t g = 0; g < ng; g++) {
-        for (size_t j = 0; j < w8; j++) {
-            uint32_t p = read_u32(tz->data, (size_t)g * w8 + j);
-            for (int i = 0; i < 8; i++) {
-                size_t n = j * 8 + (size_t)awq_order[i];
-                uint16_t h;
-                memcpy(&h, (const char *)ts_s->data + 2 * ((size_t)g * (size_t)N + n), 2);
-                float s = hr_f16_to_f32(h);
-                float z = (float)((p >> (4 * i)) & 15u);
-                m->scale[n * (size_t)ng + (size_t)g] = s;
-                m->szero[n * (size_t)ng + (size_t)g] = s * z;
-            }
-        }
-    }
+    RepackJob job = { m, tq->data, tz->data, ts_s->data };
+    hr_pool_run(c->pool, repack_range, &job, (int)(N / 8), 1);
+    /* The checkpoint's 4-bit tensors are not read again: let the kernel drop
+     * their pages instead of keeping them resident beside the repacked copy. */
+    drop_pages(tq->data, hr_tensor_numel(tq) * 4);
+    drop_pages(tz->data, hr_tensor_numel(tz) * 4);
+    drop_pages(ts_s->data, hr_tensor_numel(ts_s) * 2);
     *bytes += hr_qmat_bytes(m);
     *out = m;
     return HR_OK;
@@ -194,7 +231,7 @@ take_linear(CpuCtx *c, const HrTensorSet *ts, const char *prefix, int64_t rows, 
         if (!c->cfg.awq)
             return hr_error_set(err, HR_ERR_FORMAT, "tensor '%s' is AWQ-quantized but config.json has no AWQ "
                                 "quantization_config", name);
-        return take_awq(ts, prefix, rows, cols, &lin->q, bytes, err);
+        return take_awq(c, ts, prefix, rows, cols, &lin->q, bytes, err);
     }
     g_snprintf(name, sizeof name, "%s.weight", prefix);
     return take_mat(c, ts, name, rows, cols, &lin->dense, bytes, err);
@@ -313,6 +350,7 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
     c->aligned_copies = g_ptr_array_new_with_free_func(g_free);
     c->cfg = *cfg;
     c->opt = *opt;
+    c->pool = hr_pool_new(opt->n_threads > 0 ? opt->n_threads : (int)g_get_num_processors());
     const int dim = cfg->dim, hd = cfg->head_dim;
     const int q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd;
     HrStatus st = take_mat(c, ts, "model.embed_tokens.weight", cfg->vocab_size, dim, &c->embed, &c->weight_bytes, err);
@@ -367,7 +405,6 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
         cpu_destroy(c);
         return st;
     }
-    c->pool = hr_pool_new(opt->n_threads > 0 ? opt->n_threads : (int)g_get_num_processors());
     c->inv_freq = g_new(float, hd / 2);
     hr_rope_inv_freq(cfg, c->inv_freq);
     c->x = g_new(float, (size_t)CHUNK * dim);
