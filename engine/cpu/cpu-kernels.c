@@ -154,13 +154,28 @@ have_avx2(void)
     }
     return cached;
 }
+
+static bool
+have_avx512(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = have_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                 __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+    }
+    return cached;
+}
 #endif
+
+typedef void (*RowDotFunc)(const HrMat *, const void *, const float *, int, int, size_t, float *, float *);
 
 typedef struct {
     float *out;
     const HrMat *w;
     const float *bias, *x, *residual;
     int n;
+    RowDotFunc row_dot;
 } MatmulJob;
 
 static void
@@ -170,11 +185,7 @@ matmul_rows(void *arg, int r0, int r1)
     const HrMat *w = j->w;
     const int rows = w->rows, cols = w->cols;
     const size_t esize = hr_dtype_size(w->dtype);
-    void (*row_dot)(const HrMat *, const void *, const float *, int, int, size_t, float *, float *) = row_dot_scalar;
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (have_avx2())
-        row_dot = row_dot_avx2;
-#endif
+    RowDotFunc row_dot = j->row_dot;
     /* Per-call scratch off the heap only when needed: the row buffer is for
      * the scalar path's F16/BF16 conversion, and a decode or prefill chunk
      * (n <= 64) keeps its accumulators on the stack. */
@@ -195,15 +206,437 @@ matmul_rows(void *arg, int r0, int r1)
     g_free(tmp);
 }
 
+/* ---- blocked GEMM for many tokens --------------------------------------------
+ * out[t, r] = W[r, :] . x[t, :] for many tokens (prefill chunks, the AWQ
+ * search). W and x are both contiguous along K, so the micro-kernel keeps
+ * 4 weight rows x T tokens of vector accumulators along K (each weight load
+ * feeds T FMAs, each activation load 4: T = 3 in AVX2's 16 registers, 6 in
+ * AVX-512's 32) and reduces them horizontally once per K tile. Loop nest
+ * per thread (over its own rows, or its own tokens when there are few rows):
+ *   token chunk of GEMM_NC     (x chunk, GEMM_NC x K tile, in L3)
+ *     K tile of <= GEMM_KC     (equal tiles)
+ *       block of GEMM_MC rows  packed as FP32, K tile contiguous (in L2)
+ *         T tokens             micro-panel of x, stays in L1
+ *           4 rows             micro-kernel, epilogue into out
+ * Packing converts F16/BF16/4-bit rows once per block (never a copy of the
+ * whole matrix) and pays for itself on F32 too (contiguous rows, in L2).
+ * With n <= GEMM_SMALL_N nothing is allocated: F32 rows are used in place
+ * and others packed into a 64 KiB stack buffer (fewer rows per block).
+ * The first K tile writes residual + bias + partial sum and later ones add
+ * to out, so out may alias residual. Sizes were picked by measurement on an
+ * AMD EPYC with full-width AVX-512, 48 KiB L1d and 1 MiB L2 per core
+ * (tests/bench/bench-matmul.c). */
+
+enum {
+    GEMM_KC = 1024,        /* longest K tile (floats), a multiple of 16 */
+    GEMM_NC = 768,         /* token chunk (x: 3 MiB per K tile, in L3) */
+    GEMM_MC = 128,         /* rows packed per block (512 KiB, in L2) */
+    GEMM_TMAX = 6,         /* most tokens per micro-kernel */
+    GEMM_MIN_N = 6,        /* AUTO uses the GEMM from this many tokens */
+    GEMM_SMALL_N = 64,     /* up to here no heap: see gemm_block() */
+    GEMM_STACK_BUF = 16384, /* floats (64 KiB) of converted rows on the stack */
+    GEMM_TOKEN_SPLIT = 96, /* tokens per thread, at least, to split tokens */
+};
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* sums[4 * t + r] = W_r[0:k] . x_t[0:k] for r < 4, t < T. */
+typedef void (*GemmKernel)(const float *const *w, const float *const *x, int k, float *sums);
+
+/* The sums of 4 vectors: { sum a, sum b, sum c, sum d }. */
+__attribute__((target("avx2,fma,f16c"))) static inline __m128
+hsum4_256(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+    __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);
+    __m256 abcd = _mm256_hadd_ps(ab, cd);
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+/* The accumulators are named variables, not an array: GCC keeps an array
+ * this large in memory and stores it on every iteration. A##r##t is weight
+ * row r against token t; T is a constant after inlining, so the unused
+ * ones vanish. */
+#define GEMM_FMA_ROW(FMA, r, wv)                                                                           \
+    do {                                                                                                   \
+        a##r##0 = FMA(wv, x0v, a##r##0);                                                                   \
+        if (T > 1) a##r##1 = FMA(wv, x1v, a##r##1);                                                        \
+        if (T > 2) a##r##2 = FMA(wv, x2v, a##r##2);                                                        \
+        if (T > 3) a##r##3 = FMA(wv, x3v, a##r##3);                                                        \
+        if (T > 4) a##r##4 = FMA(wv, x4v, a##r##4);                                                        \
+        if (T > 5) a##r##5 = FMA(wv, x5v, a##r##5);                                                        \
+    } while (0)
+
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void
+gemm_kernel_avx2(const int T, const float *const *w, const float *const *x, int k, float *sums)
+{
+    const __m256 z = _mm256_setzero_ps();
+    __m256 a00 = z, a01 = z, a02 = z, a10 = z, a11 = z, a12 = z, a20 = z, a21 = z, a22 = z, a30 = z, a31 = z,
+           a32 = z;
+    /* Never used (T <= 3): the macro names them. */
+    __m256 a03 = z, a04 = z, a05 = z, a13 = z, a14 = z, a15 = z, a23 = z, a24 = z, a25 = z, a33 = z, a34 = z,
+           a35 = z, x3v = z, x4v = z, x5v = z;
+    const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+    const float *x0 = x[0], *x1 = T > 1 ? x[1] : x0, *x2 = T > 2 ? x[2] : x0;
+    const int k8 = k & ~7;
+    for (int i = 0; i < k8; i += 8) {
+        __m256 x0v = _mm256_loadu_ps(x0 + i), x1v = z, x2v = z;
+        if (T > 1) x1v = _mm256_loadu_ps(x1 + i);
+        if (T > 2) x2v = _mm256_loadu_ps(x2 + i);
+        GEMM_FMA_ROW(_mm256_fmadd_ps, 0, _mm256_loadu_ps(w0 + i));
+        GEMM_FMA_ROW(_mm256_fmadd_ps, 1, _mm256_loadu_ps(w1 + i));
+        GEMM_FMA_ROW(_mm256_fmadd_ps, 2, _mm256_loadu_ps(w2 + i));
+        GEMM_FMA_ROW(_mm256_fmadd_ps, 3, _mm256_loadu_ps(w3 + i));
+    }
+    if (k8 < k) {
+        /* The last k % 8 inputs, masked: nothing past a row is read. */
+        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(k - k8), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        __m256 x0v = _mm256_maskload_ps(x0 + k8, m), x1v = z, x2v = z;
+        if (T > 1) x1v = _mm256_maskload_ps(x1 + k8, m);
+        if (T > 2) x2v = _mm256_maskload_ps(x2 + k8, m);
+        GEMM_FMA_ROW(_mm256_fmadd_ps, 0, _mm256_maskload_ps(w0 + k8, m));
+        GEMM_FMA_ROW(_mm256_fmadd_ps, 1, _mm256_maskload_ps(w1 + k8, m));
+        GEMM_FMA_ROW(_mm256_fmadd_ps, 2, _mm256_maskload_ps(w2 + k8, m));
+        GEMM_FMA_ROW(_mm256_fmadd_ps, 3, _mm256_maskload_ps(w3 + k8, m));
+    }
+    _mm_storeu_ps(sums, hsum4_256(a00, a10, a20, a30));
+    if (T > 1) _mm_storeu_ps(sums + 4, hsum4_256(a01, a11, a21, a31));
+    if (T > 2) _mm_storeu_ps(sums + 8, hsum4_256(a02, a12, a22, a32));
+    (void)a03, (void)a04, (void)a05, (void)a13, (void)a14, (void)a15;
+    (void)a23, (void)a24, (void)a25, (void)a33, (void)a34, (void)a35;
+}
+
+#define GEMM_AVX2_T(T)                                                                                     \
+    __attribute__((target("avx2,fma,f16c"))) static void gemm_4x##T##_avx2(                               \
+        const float *const *w, const float *const *x, int k, float *sums)                                  \
+    {                                                                                                      \
+        gemm_kernel_avx2(T, w, x, k, sums);                                                                \
+    }
+GEMM_AVX2_T(1)
+GEMM_AVX2_T(2)
+GEMM_AVX2_T(3)
+
+#define AVX512_TARGET "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c"
+
+__attribute__((target(AVX512_TARGET), always_inline)) static inline __m256
+fold512(__m512 v)
+{
+    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+}
+
+__attribute__((target(AVX512_TARGET), always_inline)) static inline void
+gemm_kernel_avx512(const int T, const float *const *w, const float *const *x, int k, float *sums)
+{
+    const __m512 z = _mm512_setzero_ps();
+    __m512 a00 = z, a01 = z, a02 = z, a03 = z, a04 = z, a05 = z, a10 = z, a11 = z, a12 = z, a13 = z, a14 = z,
+           a15 = z, a20 = z, a21 = z, a22 = z, a23 = z, a24 = z, a25 = z, a30 = z, a31 = z, a32 = z, a33 = z,
+           a34 = z, a35 = z;
+    const float *x0 = x[0], *x1 = T > 1 ? x[1] : x0, *x2 = T > 2 ? x[2] : x0, *x3 = T > 3 ? x[3] : x0,
+                *x4 = T > 4 ? x[4] : x0, *x5 = T > 5 ? x[5] : x0;
+    const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+    const int k16 = k & ~15;
+    for (int i = 0; i < k16; i += 16) {
+        __m512 x0v = _mm512_loadu_ps(x0 + i), x1v = z, x2v = z, x3v = z, x4v = z, x5v = z;
+        if (T > 1) x1v = _mm512_loadu_ps(x1 + i);
+        if (T > 2) x2v = _mm512_loadu_ps(x2 + i);
+        if (T > 3) x3v = _mm512_loadu_ps(x3 + i);
+        if (T > 4) x4v = _mm512_loadu_ps(x4 + i);
+        if (T > 5) x5v = _mm512_loadu_ps(x5 + i);
+        GEMM_FMA_ROW(_mm512_fmadd_ps, 0, _mm512_loadu_ps(w0 + i));
+        GEMM_FMA_ROW(_mm512_fmadd_ps, 1, _mm512_loadu_ps(w1 + i));
+        GEMM_FMA_ROW(_mm512_fmadd_ps, 2, _mm512_loadu_ps(w2 + i));
+        GEMM_FMA_ROW(_mm512_fmadd_ps, 3, _mm512_loadu_ps(w3 + i));
+    }
+    if (k16 < k) {
+        /* The last k % 16 inputs, masked: nothing past a row is read. */
+        const __mmask16 m = (__mmask16)((1u << (k - k16)) - 1u);
+        __m512 x0v = _mm512_maskz_loadu_ps(m, x0 + k16), x1v = z, x2v = z, x3v = z, x4v = z, x5v = z;
+        if (T > 1) x1v = _mm512_maskz_loadu_ps(m, x1 + k16);
+        if (T > 2) x2v = _mm512_maskz_loadu_ps(m, x2 + k16);
+        if (T > 3) x3v = _mm512_maskz_loadu_ps(m, x3 + k16);
+        if (T > 4) x4v = _mm512_maskz_loadu_ps(m, x4 + k16);
+        if (T > 5) x5v = _mm512_maskz_loadu_ps(m, x5 + k16);
+        GEMM_FMA_ROW(_mm512_fmadd_ps, 0, _mm512_maskz_loadu_ps(m, w0 + k16));
+        GEMM_FMA_ROW(_mm512_fmadd_ps, 1, _mm512_maskz_loadu_ps(m, w1 + k16));
+        GEMM_FMA_ROW(_mm512_fmadd_ps, 2, _mm512_maskz_loadu_ps(m, w2 + k16));
+        GEMM_FMA_ROW(_mm512_fmadd_ps, 3, _mm512_maskz_loadu_ps(m, w3 + k16));
+    }
+#define GEMM_OUT512(t) _mm_storeu_ps(sums + 4 * t, hsum4_256(fold512(a0##t), fold512(a1##t), fold512(a2##t), fold512(a3##t)))
+    GEMM_OUT512(0);
+    if (T > 1) GEMM_OUT512(1);
+    if (T > 2) GEMM_OUT512(2);
+    if (T > 3) GEMM_OUT512(3);
+    if (T > 4) GEMM_OUT512(4);
+    if (T > 5) GEMM_OUT512(5);
+#undef GEMM_OUT512
+}
+
+#define GEMM_AVX512_T(T)                                                                                   \
+    __attribute__((target(AVX512_TARGET))) static void gemm_4x##T##_avx512(                               \
+        const float *const *w, const float *const *x, int k, float *sums)                                  \
+    {                                                                                                      \
+        gemm_kernel_avx512(T, w, x, k, sums);                                                              \
+    }
+GEMM_AVX512_T(1)
+GEMM_AVX512_T(2)
+GEMM_AVX512_T(3)
+GEMM_AVX512_T(4)
+GEMM_AVX512_T(5)
+GEMM_AVX512_T(6)
+
+/* Kernels by token count; [0] unused. */
+static const GemmKernel gemm_avx2[] = { NULL, gemm_4x1_avx2, gemm_4x2_avx2, gemm_4x3_avx2 };
+static const GemmKernel gemm_avx512[] = { NULL,          gemm_4x1_avx512, gemm_4x2_avx512, gemm_4x3_avx512,
+                                          gemm_4x4_avx512, gemm_4x5_avx512, gemm_4x6_avx512 };
+
+/* dst[0..kl) = W[r, k0..k0+kl) as FP32, for F16/BF16 rows. */
+__attribute__((target("avx2,fma,f16c"))) static void
+gemm_convert_row(const HrMat *m, int r, int k0, int kl, float *dst)
+{
+    if (m->dtype == HR_DTYPE_F32) {
+        memcpy(dst, (const float *)m->data + (size_t)r * (size_t)m->cols + k0, sizeof(float) * (size_t)kl);
+        return;
+    }
+    const uint16_t *src = (const uint16_t *)m->data + (size_t)r * (size_t)m->cols + k0;
+    int i = 0;
+    for (; i + 8 <= kl; i += 8)
+        _mm256_storeu_ps(dst + i, load8(src, m->dtype, i));
+    for (; i < kl; i++)
+        dst[i] = load1(src, m->dtype, i);
+}
+
+/* dst[0..kl) = dequantized W[r, k0..k0+kl); k0 is even. */
+__attribute__((target("avx2,fma,f16c"))) static void
+gemm_dequant_row(const HrQMat *m, int r, int k0, int kl, float *dst)
+{
+    const uint8_t *qr = m->q + (size_t)r * (size_t)(m->cols / 2);
+    const float *sc = m->scale + (size_t)r * (size_t)m->n_groups, *sz = m->szero + (size_t)r * (size_t)m->n_groups;
+    const int g = m->group;
+    int i = 0;
+    if (g % 8 == 0 && k0 % 8 == 0) {
+        /* As in q4_row_avx2: 8 nibbles of one 32-bit word, in order. */
+        const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+        const __m256i mask = _mm256_set1_epi32(15);
+        for (; i + 8 <= kl; i += 8) {
+            int k = k0 + i, gi = k / g;
+            int32_t word;
+            memcpy(&word, qr + k / 2, 4);
+            __m256 q = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word), shifts), mask));
+            _mm256_storeu_ps(dst + i, _mm256_fmsub_ps(q, _mm256_set1_ps(sc[gi]), _mm256_set1_ps(sz[gi])));
+        }
+    }
+    for (; i < kl; i++) {
+        int k = k0 + i, gi = k / g;
+        int q = (k & 1) ? qr[k / 2] >> 4 : qr[k / 2] & 15;
+        dst[i] = (float)q * sc[gi] - sz[gi];
+    }
+}
+
+typedef struct {
+    float *out;              /* [n, rows] */
+    const HrMat *w;          /* dense weights, or NULL */
+    const HrQMat *q;         /* 4-bit weights, or NULL */
+    const float *bias, *x, *residual;
+    int n, rows, cols;
+    const GemmKernel *kernels;
+    int tmax;
+    bool split_tokens;       /* the pool's ranges are tokens, not rows */
+} GemmJob;
+
+static void
+gemm_block(const GemmJob *j, int r0, int r1, int t0, int t1)
+{
+    const int rows = j->rows, cols = j->cols, tmax = j->tmax;
+    /* K in equal tiles of at most GEMM_KC (multiples of 16 but the last). */
+    const int kt = (cols + GEMM_KC - 1) / GEMM_KC;
+    const int kc = ((cols + kt - 1) / kt + 15) & ~15;
+    /* Weight rows are packed (converted to FP32, one K tile of a block of
+     * mc rows contiguous) into a buffer: on the heap for many tokens, where
+     * it pays for itself; for few (a prefill chunk) F32 rows are used in
+     * place and others converted into a small buffer on the stack. */
+    const bool small = j->n <= GEMM_SMALL_N;
+    const bool direct = small && j->w && j->w->dtype == HR_DTYPE_F32;
+    float stack_buf[GEMM_STACK_BUF] __attribute__((aligned(64)));
+    float *wbuf = NULL;
+    int mc = GEMM_MC;
+    if (small && !direct) {
+        mc = GEMM_STACK_BUF / kc & ~3;
+        wbuf = stack_buf;
+    } else if (!small) {
+        if (mc > r1 - r0)
+            mc = (r1 - r0 + 3) & ~3;
+        wbuf = g_malloc(sizeof(float) * (size_t)mc * (size_t)kc);
+    }
+    for (int tc = t0; tc < t1; tc += GEMM_NC) {
+        const int tc1 = tc + GEMM_NC < t1 ? tc + GEMM_NC : t1;
+        for (int k0 = 0; k0 < cols; k0 += kc) {
+            const int kl = cols - k0 < kc ? cols - k0 : kc;
+            for (int rb = r0; rb < r1; rb += mc) {
+                const int rb1 = rb + mc < r1 ? rb + mc : r1;
+                if (!direct) {
+                    for (int r = rb; r < rb1; r++) {
+                        if (j->q)
+                            gemm_dequant_row(j->q, r, k0, kl, wbuf + (size_t)(r - rb) * kc);
+                        else
+                            gemm_convert_row(j->w, r, k0, kl, wbuf + (size_t)(r - rb) * kc);
+                    }
+                }
+                /* One micro-panel of tokens stays in L1 while the rows of the
+                 * block stream past it from L2. Micro-panels of equal size:
+                 * 8 tokens as 4 + 4, not 6 + 2. */
+                const int groups = (tc1 - tc + tmax - 1) / tmax;
+                for (int g = 0, t = tc, nt = 0; g < groups; g++, t += nt) {
+                    nt = (tc1 - t) / (groups - g);
+                    const float *xp[GEMM_TMAX];
+                    for (int i = 0; i < nt; i++)
+                        xp[i] = j->x + (size_t)(t + i) * (size_t)cols + k0;
+                    for (int r = rb; r < rb1; r += 4) {
+                        const int nr = rb1 - r < 4 ? rb1 - r : 4;
+                        const float *wp[4];
+                        for (int i = 0; i < 4; i++) {
+                            /* Past the last row, repeat it (the sums are dropped). */
+                            int ri = r + (i < nr ? i : nr - 1);
+                            wp[i] = direct ? (const float *)j->w->data + (size_t)ri * (size_t)cols + k0
+                                           : wbuf + (size_t)(ri - rb) * kc;
+                        }
+                        float sums[4 * GEMM_TMAX];
+                        j->kernels[nt](wp, xp, kl, sums);
+                        if (nr == 4) {
+                            /* 4 rows of a token are 4 adjacent outputs. */
+                            const __m128 b = j->bias ? _mm_loadu_ps(j->bias + r) : _mm_setzero_ps();
+                            for (int i = 0; i < nt; i++) {
+                                float *o = j->out + (size_t)(t + i) * (size_t)rows + r;
+                                __m128 sm = _mm_loadu_ps(sums + 4 * i);
+                                if (k0 != 0)
+                                    _mm_storeu_ps(o, _mm_add_ps(_mm_loadu_ps(o), sm));
+                                else if (j->residual)
+                                    _mm_storeu_ps(o, _mm_add_ps(_mm_add_ps(_mm_loadu_ps(j->residual + (o - j->out)), b), sm));
+                                else
+                                    _mm_storeu_ps(o, _mm_add_ps(b, sm));
+                            }
+                            continue;
+                        }
+                        for (int i = 0; i < nt; i++) {
+                            float *o = j->out + (size_t)(t + i) * (size_t)rows + r;
+                            const float *sm = sums + 4 * i;
+                            if (k0 == 0) {
+                                const float *res =
+                                    j->residual ? j->residual + (size_t)(t + i) * (size_t)rows + r : NULL;
+                                for (int q = 0; q < nr; q++)
+                                    o[q] = (res ? res[q] : 0.0f) + (j->bias ? j->bias[r + q] : 0.0f) + sm[q];
+                            } else {
+                                for (int q = 0; q < nr; q++)
+                                    o[q] += sm[q];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if (wbuf != stack_buf)
+        g_free(wbuf);
+}
+
+static void
+gemm_range(void *arg, int start, int end)
+{
+    const GemmJob *j = arg;
+    if (j->split_tokens)
+        gemm_block(j, 0, j->rows, start, end);
+    else
+        gemm_block(j, start, end, 0, j->n);
+}
+
+static void
+gemm_run(HrThreadPool *pool, HrMatmulImpl impl, float *out, const HrMat *w, const HrQMat *q, const float *bias,
+         const float *x, int n, const float *residual)
+{
+    GemmJob job = {
+        .out = out, .w = w, .q = q, .bias = bias, .x = x, .residual = residual, .n = n,
+        .rows = w ? w->rows : q->rows, .cols = w ? w->cols : q->cols,
+        .kernels = impl == HR_MATMUL_GEMM_AVX512 ? gemm_avx512 : gemm_avx2,
+        .tmax = impl == HR_MATMUL_GEMM_AVX512 ? 6 : 3,
+    };
+    /* Rows across threads while each gets a good share of them; else
+     * tokens (few rows, e.g. k/v projections, against many tokens). */
+    int threads = hr_pool_size(pool);
+    job.split_tokens = threads > 1 && job.rows < 64 * threads && n >= 2 * GEMM_TOKEN_SPLIT;
+    if (job.split_tokens)
+        hr_pool_run(pool, gemm_range, &job, n, 6);
+    else
+        hr_pool_run(pool, gemm_range, &job, job.rows, 16);
+}
+#endif
+
+bool
+hr_matmul_impl_available(HrMatmulImpl impl)
+{
+    switch (impl) {
+    case HR_MATMUL_AUTO:
+    case HR_MATMUL_SCALAR:
+        return true;
+#if defined(__x86_64__) && defined(__GNUC__)
+    case HR_MATMUL_ROWS_AVX2:
+    case HR_MATMUL_GEMM_AVX2:
+        return have_avx2();
+    case HR_MATMUL_GEMM_AVX512:
+        return have_avx512();
+#endif
+    default:
+        return false;
+    }
+}
+
+const char *
+hr_matmul_impl_name(HrMatmulImpl impl)
+{
+    static const char *const names[] = { "auto", "scalar", "rows-avx2", "gemm-avx2", "gemm-avx512" };
+    return (unsigned)impl < G_N_ELEMENTS(names) ? names[impl] : "?";
+}
+
+/* The implementation to run for n tokens. */
+static HrMatmulImpl
+resolve_impl(HrMatmulImpl impl, int n)
+{
+    if (impl != HR_MATMUL_AUTO)
+        return hr_matmul_impl_available(impl) ? impl : HR_MATMUL_SCALAR;
+    if (!hr_matmul_impl_available(HR_MATMUL_ROWS_AVX2))
+        return HR_MATMUL_SCALAR;
+    if (n < GEMM_MIN_N)
+        return HR_MATMUL_ROWS_AVX2;
+    return hr_matmul_impl_available(HR_MATMUL_GEMM_AVX512) ? HR_MATMUL_GEMM_AVX512 : HR_MATMUL_GEMM_AVX2;
+}
+
+void
+hr_matmul_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrMat *w, const float *bias,
+               const float *x, int n, const float *residual)
+{
+    if (n <= 0 || w->rows <= 0)
+        return;
+    impl = resolve_impl(impl, n);
+    if (w->cols <= 0 && impl != HR_MATMUL_SCALAR)
+        impl = HR_MATMUL_ROWS_AVX2; /* out = residual + bias */
+    /* Small matrices are not worth waking the workers for. */
+    if ((size_t)w->rows * (size_t)w->cols * (size_t)n < 32768)
+        pool = NULL;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (impl == HR_MATMUL_GEMM_AVX2 || impl == HR_MATMUL_GEMM_AVX512) {
+        gemm_run(pool, impl, out, w, NULL, bias, x, n, residual);
+        return;
+    }
+#endif
+    MatmulJob job = { out, w, bias, x, residual, n, row_dot_scalar };
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (impl == HR_MATMUL_ROWS_AVX2)
+        job.row_dot = row_dot_avx2;
+#endif
+    hr_pool_run(pool, matmul_rows, &job, w->rows, 16);
+}
+
 void
 hr_matmul(HrThreadPool *pool, float *out, const HrMat *w, const float *bias, const float *x, int n,
           const float *residual)
 {
-    MatmulJob job = { out, w, bias, x, residual, n };
-    /* Small matrices are not worth waking the workers for. */
-    if ((size_t)w->rows * (size_t)w->cols * (size_t)n < 32768)
-        pool = NULL;
-    hr_pool_run(pool, matmul_rows, &job, w->rows, 16);
+    hr_matmul_impl(HR_MATMUL_AUTO, pool, out, w, bias, x, n, residual);
 }
 
 /* ---- 4-bit group-quantized matrices (AWQ) ------------------------------------ */
@@ -297,6 +730,7 @@ typedef struct {
     const float *bias, *x, *residual;
     const float *xsum; /* [n, n_groups] */
     int n;
+    bool avx2;
 } Q4Job;
 
 static void
@@ -306,7 +740,7 @@ matmul_q4_rows(void *arg, int r0, int r1)
     const HrQMat *w = j->w;
     const int rows = w->rows, cols = w->cols, g = w->group, ng = w->n_groups;
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (have_avx2() && g % 16 == 0) {
+    if (j->avx2 && g % 16 == 0) {
         for (int r = r0; r < r1; r++) {
             const uint8_t *qr = w->q + (size_t)r * (size_t)(cols / 2);
             const float *sc = w->scale + (size_t)r * ng, *sz = w->szero + (size_t)r * ng;
@@ -344,10 +778,27 @@ matmul_q4_rows(void *arg, int r0, int r1)
 }
 
 void
-hr_matmul_q4(HrThreadPool *pool, float *out, const HrQMat *w, const float *bias, const float *x, int n,
-             const float *residual)
+hr_matmul_q4_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQMat *w, const float *bias,
+                  const float *x, int n, const float *residual)
 {
-    float *xsum = g_new(float, (size_t)n * w->n_groups);
+    if (n <= 0 || w->rows <= 0)
+        return;
+    impl = resolve_impl(impl, n);
+    if (w->cols <= 0 && impl != HR_MATMUL_SCALAR)
+        impl = HR_MATMUL_ROWS_AVX2;
+    if ((size_t)w->rows * (size_t)w->cols * (size_t)n < 32768)
+        pool = NULL;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (impl == HR_MATMUL_GEMM_AVX2 || impl == HR_MATMUL_GEMM_AVX512) {
+        gemm_run(pool, impl, out, NULL, w, bias, x, n, residual);
+        return;
+    }
+#endif
+    /* Per-token group sums of x, on the stack for a decode step or a small
+     * prefill chunk. */
+    float xsum_stack[2048];
+    size_t nxs = (size_t)n * (size_t)w->n_groups;
+    float *xsum = nxs <= G_N_ELEMENTS(xsum_stack) ? xsum_stack : g_new(float, nxs);
     for (int t = 0; t < n; t++) {
         for (int gi = 0; gi < w->n_groups; gi++) {
             const float *xg = x + (size_t)t * w->cols + (size_t)gi * w->group;
@@ -357,11 +808,17 @@ hr_matmul_q4(HrThreadPool *pool, float *out, const HrQMat *w, const float *bias,
             xsum[(size_t)t * w->n_groups + gi] = s;
         }
     }
-    Q4Job job = { out, w, bias, x, residual, xsum, n };
-    if ((size_t)w->rows * (size_t)w->cols * (size_t)n < 32768)
-        pool = NULL;
+    Q4Job job = { out, w, bias, x, residual, xsum, n, impl == HR_MATMUL_ROWS_AVX2 };
     hr_pool_run(pool, matmul_q4_rows, &job, w->rows, 16);
-    g_free(xsum);
+    if (xsum != xsum_stack)
+        g_free(xsum);
+}
+
+void
+hr_matmul_q4(HrThreadPool *pool, float *out, const HrQMat *w, const float *bias, const float *x, int n,
+             const float *residual)
+{
+    hr_matmul_q4_impl(HR_MATMUL_AUTO, pool, out, w, bias, x, n, residual);
 }
 
 void

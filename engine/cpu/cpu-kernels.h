@@ -1,6 +1,7 @@
 /* cpu-kernels.h — scalar reference kernels of the CPU backend. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cpu-threads.h"
@@ -24,6 +25,35 @@ void hr_mat_row_f32(const HrMat *m, int r, float *dst, int n);
 void hr_matmul(HrThreadPool *pool, float *out, const HrMat *w, const float *bias, const float *x, int n,
                const float *residual);
 
+/* The implementations behind hr_matmul() and hr_matmul_q4(). AUTO is what
+ * those pick: SCALAR when HEARTH_CPU_SCALAR is set or the CPU lacks
+ * AVX2/FMA/F16C; else ROWS_AVX2 for fewer than 6 tokens (decode) and the
+ * blocked GEMM for more (prefill chunks, the AWQ search), in AVX-512 where
+ * the CPU has it. The others force one path (tests, benchmarks):
+ *   SCALAR       portable reference, one weight row against every token;
+ *   ROWS_AVX2    one weight row against 4 tokens per load (4-bit: against
+ *                one group at a time, zero point folded);
+ *   GEMM_AVX2    cache-blocked GEMM (cpu-kernels.c): blocks of weight rows
+ *                packed as FP32 (F16/BF16/4-bit converted there, never the
+ *                whole matrix), a 4-row x 3-token register block;
+ *   GEMM_AVX512  the same with a 4-row x 6-token block of 512-bit registers.
+ * With n <= 64 (decode, prefill chunks) AUTO allocates nothing on the heap
+ * but the scalar path's F16/BF16 row buffer. */
+typedef enum {
+    HR_MATMUL_AUTO,
+    HR_MATMUL_SCALAR,
+    HR_MATMUL_ROWS_AVX2,
+    HR_MATMUL_GEMM_AVX2,
+    HR_MATMUL_GEMM_AVX512,
+} HrMatmulImpl;
+
+/* Whether this CPU (and build) can run impl; AUTO and SCALAR always can,
+ * and hr_matmul_impl() runs SCALAR for an impl that cannot run. */
+bool hr_matmul_impl_available(HrMatmulImpl impl);
+const char *hr_matmul_impl_name(HrMatmulImpl impl);
+void hr_matmul_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrMat *w, const float *bias,
+                    const float *x, int n, const float *residual);
+
 /* A 4-bit group-quantized matrix (AWQ), repacked once at load into a
  * row-major layout: row r (output channel) holds cols/2 bytes of nibbles,
  * input k in the low nibble of byte k/2 when k is even, the high one when
@@ -45,6 +75,8 @@ void hr_qmat_row_f32(const HrQMat *m, int r, float *dst);
 /* As hr_matmul, for a quantized matrix. */
 void hr_matmul_q4(HrThreadPool *pool, float *out, const HrQMat *w, const float *bias, const float *x, int n,
                   const float *residual);
+void hr_matmul_q4_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQMat *w, const float *bias,
+                       const float *x, int n, const float *residual);
 
 /* out = x / sqrt(mean(x^2) + eps) * weight, as transformers' RMSNorm in FP32. */
 void hr_rmsnorm(float *out, const float *x, const float *weight, int n, float eps);

@@ -1,0 +1,266 @@
+/* hr_matmul and hr_matmul_q4, every implementation (scalar reference, AVX2
+ * rows, blocked GEMM in AVX2 and AVX-512, auto) against a double-precision
+ * reference: F32/F16/BF16 and 4-bit weights, sizes that are not multiples
+ * of any tile (rows, cols, tokens), K past one K tile and K = 0, n = 1, 3,
+ * 17, 64, 300, with and without bias and residual, the residual aliasing
+ * out, serial and on thread pools that split rows or tokens. A control
+ * checks that the comparison catches a wrong result. Implementations this
+ * CPU lacks are reported and skipped. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "cpu-kernels.h"
+#include "hr-half.h"
+#include "hr-test.h"
+
+static const HrMatmulImpl impls[] = { HR_MATMUL_SCALAR, HR_MATMUL_ROWS_AVX2, HR_MATMUL_GEMM_AVX2,
+                                      HR_MATMUL_GEMM_AVX512, HR_MATMUL_AUTO };
+
+/* FP32 accumulation over K terms (blocked sums): well within 2e-5 of the
+ * sum of magnitudes for the K used here; one dropped or doubled term
+ * is ~1/K of it. */
+#define REL_TOL 2e-5
+
+typedef struct {
+    double *ref;   /* [n, rows] */
+    double *mag;   /* [n, rows] sum of |terms| */
+} Ref;
+
+/* ref[t, r] from FP32 weight rows wf [rows, cols]. */
+static Ref
+reference(const float *wf, int rows, int cols, const float *x, int n, const float *bias, const float *res)
+{
+    Ref R = { g_new(double, (size_t)n * rows), g_new(double, (size_t)n * rows) };
+    for (int t = 0; t < n; t++) {
+        for (int r = 0; r < rows; r++) {
+            double s = 0.0, m = 0.0;
+            for (int k = 0; k < cols; k++) {
+                double p = (double)wf[(size_t)r * cols + k] * (double)x[(size_t)t * cols + k];
+                s += p;
+                m += fabs(p);
+            }
+            size_t o = (size_t)t * rows + r;
+            if (bias) {
+                s += bias[r];
+                m += fabs(bias[r]);
+            }
+            if (res) {
+                s += res[o];
+                m += fabs(res[o]);
+            }
+            R.ref[o] = s;
+            R.mag[o] = m;
+        }
+    }
+    return R;
+}
+
+static void
+ref_free(Ref *R)
+{
+    g_free(R->ref);
+    g_free(R->mag);
+}
+
+/* The number of outputs off the reference by more than the tolerance. */
+static int
+compare(const Ref *R, const float *out, int rows, int n, double *worst)
+{
+    int bad = 0;
+    *worst = 0.0;
+    for (size_t o = 0; o < (size_t)n * rows; o++) {
+        double err = fabs((double)out[o] - R->ref[o]);
+        double lim = REL_TOL * R->mag[o] + 1e-30;
+        if (!(err <= lim))
+            bad++;
+        if (err / lim > *worst || isnan(err))
+            *worst = isnan(err) ? INFINITY : err / lim;
+    }
+    return bad;
+}
+
+static float
+frand(GRand *rng, double lo, double hi)
+{
+    return (float)g_rand_double_range(rng, lo, hi);
+}
+
+typedef struct {
+    int rows, cols, n;
+} Shape;
+
+static const Shape shapes[] = {
+    { 3, 0, 7 },     { 1, 8, 1 },     { 5, 13, 3 },    { 7, 5, 17 },     { 37, 64, 17 },  { 16, 100, 300 },
+    { 37, 1100, 3 }, { 37, 1100, 300 }, { 130, 577, 17 }, { 130, 576, 300 }, { 68, 1031, 64 },
+};
+
+static int checks;
+
+static void
+run_dense(HrThreadPool *pool, const char *pool_name, GRand *rng)
+{
+    static const HrDType dts[] = { HR_DTYPE_F32, HR_DTYPE_F16, HR_DTYPE_BF16 };
+    for (size_t s = 0; s < G_N_ELEMENTS(shapes); s++) {
+        const int rows = shapes[s].rows, cols = shapes[s].cols, n = shapes[s].n;
+        float *x = g_new(float, (size_t)n * cols);
+        float *bias = g_new(float, rows);
+        float *res = g_new(float, (size_t)n * rows);
+        float *out = g_new(float, (size_t)n * rows);
+        float *wf = g_new(float, (size_t)rows * cols);
+        uint16_t *wh = g_new(uint16_t, (size_t)rows * cols);
+        for (size_t i = 0; i < (size_t)n * cols; i++)
+            x[i] = frand(rng, -1.0, 1.0);
+        for (int i = 0; i < rows; i++)
+            bias[i] = frand(rng, -0.5, 0.5);
+        for (size_t i = 0; i < (size_t)n * rows; i++)
+            res[i] = frand(rng, -2.0, 2.0);
+        for (size_t d = 0; d < G_N_ELEMENTS(dts); d++) {
+            const HrDType dt = dts[d];
+            /* Weights exactly representable in dt, so one FP32 copy is the reference's. */
+            for (size_t i = 0; i < (size_t)rows * cols; i++) {
+                float v = frand(rng, -0.2, 0.2);
+                if (dt == HR_DTYPE_F16) {
+                    wh[i] = hr_f32_to_f16(v);
+                    v = hr_f16_to_f32(wh[i]);
+                } else if (dt == HR_DTYPE_BF16) {
+                    wh[i] = hr_f32_to_bf16(v);
+                    v = hr_bf16_to_f32(wh[i]);
+                }
+                wf[i] = v;
+            }
+            HrMat w = { dt == HR_DTYPE_F32 ? (const void *)wf : (const void *)wh, dt, rows, cols };
+            for (int variant = 0; variant < 4; variant++) {
+                /* 0: plain, 1: bias, 2: bias + residual, 3: residual aliasing out */
+                const float *b = variant >= 1 && variant <= 2 ? bias : NULL;
+                const float *rs = variant >= 2 ? res : NULL;
+                Ref R = reference(wf, rows, cols, x, n, b, rs);
+                for (size_t m = 0; m < G_N_ELEMENTS(impls); m++) {
+                    if (!hr_matmul_impl_available(impls[m]))
+                        continue;
+                    for (size_t i = 0; i < (size_t)n * rows; i++)
+                        out[i] = variant == 3 ? res[i] : NAN;
+                    hr_matmul_impl(impls[m], pool, out, &w, b, x, n, variant == 3 ? out : rs);
+                    double worst;
+                    int bad = compare(&R, out, rows, n, &worst);
+                    checks++;
+                    HR_CHECK(bad == 0, "%s %s dtype %d %dx%d n=%d variant %d pool %s: %d of %d outputs off (worst %.3g x tol)",
+                             hr_matmul_impl_name(impls[m]), "dense", (int)dt, rows, cols, n, variant, pool_name, bad,
+                             n * rows, worst);
+                }
+                ref_free(&R);
+            }
+        }
+        g_free(x);
+        g_free(bias);
+        g_free(res);
+        g_free(out);
+        g_free(wf);
+        g_free(wh);
+    }
+}
+
+static void
+run_q4(HrThreadPool *pool, const char *pool_name, GRand *rng)
+{
+    static const struct { int rows, cols, group, n; } qs[] = {
+        { 5, 64, 32, 1 },   { 37, 576, 32, 3 }, { 37, 1056, 32, 17 }, { 130, 576, 64, 300 },
+        { 16, 96, 8, 17 },  { 7, 30, 6, 17 },   { 68, 1056, 32, 300 },
+    };
+    for (size_t s = 0; s < G_N_ELEMENTS(qs); s++) {
+        const int rows = qs[s].rows, cols = qs[s].cols, g = qs[s].group, n = qs[s].n, ng = cols / g;
+        HrQMat q = { g_new(uint8_t, (size_t)rows * cols / 2), g_new(float, (size_t)rows * ng),
+                     g_new(float, (size_t)rows * ng), rows, cols, g, ng };
+        for (size_t i = 0; i < (size_t)rows * cols / 2; i++)
+            q.q[i] = (uint8_t)g_rand_int_range(rng, 0, 256);
+        for (size_t i = 0; i < (size_t)rows * ng; i++) {
+            q.scale[i] = frand(rng, 0.001, 0.03);
+            q.szero[i] = q.scale[i] * (float)g_rand_int_range(rng, 0, 16);
+        }
+        float *wf = g_new(float, (size_t)rows * cols);
+        for (int r = 0; r < rows; r++)
+            hr_qmat_row_f32(&q, r, wf + (size_t)r * cols);
+        float *x = g_new(float, (size_t)n * cols);
+        float *bias = g_new(float, rows);
+        float *res = g_new(float, (size_t)n * rows);
+        float *out = g_new(float, (size_t)n * rows);
+        for (size_t i = 0; i < (size_t)n * cols; i++)
+            x[i] = frand(rng, -1.0, 1.0);
+        for (int i = 0; i < rows; i++)
+            bias[i] = frand(rng, -0.5, 0.5);
+        for (size_t i = 0; i < (size_t)n * rows; i++)
+            res[i] = frand(rng, -2.0, 2.0);
+        for (int variant = 0; variant < 4; variant++) {
+            const float *b = variant >= 1 && variant <= 2 ? bias : NULL;
+            const float *rs = variant >= 2 ? res : NULL;
+            Ref R = reference(wf, rows, cols, x, n, b, rs);
+            for (size_t m = 0; m < G_N_ELEMENTS(impls); m++) {
+                if (!hr_matmul_impl_available(impls[m]))
+                    continue;
+                for (size_t i = 0; i < (size_t)n * rows; i++)
+                    out[i] = variant == 3 ? res[i] : NAN;
+                hr_matmul_q4_impl(impls[m], pool, out, &q, b, x, n, variant == 3 ? out : rs);
+                double worst;
+                int bad = compare(&R, out, rows, n, &worst);
+                checks++;
+                HR_CHECK(bad == 0, "%s q4 %dx%d group %d n=%d variant %d pool %s: %d of %d outputs off (worst %.3g x tol)",
+                         hr_matmul_impl_name(impls[m]), rows, cols, g, n, variant, pool_name, bad, n * rows, worst);
+            }
+            ref_free(&R);
+        }
+        hr_qmat_free(&q);
+        g_free(wf);
+        g_free(x);
+        g_free(bias);
+        g_free(res);
+        g_free(out);
+    }
+}
+
+/* The comparison must catch a result with one K term dropped. */
+static void
+control(GRand *rng)
+{
+    const int rows = 9, cols = 1100, n = 5;
+    float *w = g_new(float, (size_t)rows * cols), *x = g_new(float, (size_t)n * cols);
+    float *out = g_new(float, (size_t)n * rows);
+    for (size_t i = 0; i < (size_t)rows * cols; i++)
+        w[i] = frand(rng, -0.2, 0.2);
+    for (size_t i = 0; i < (size_t)n * cols; i++)
+        x[i] = frand(rng, -1.0, 1.0);
+    Ref R = reference(w, rows, cols, x, n, NULL, NULL);
+    HrMat m = { w, HR_DTYPE_F32, rows, cols };
+    hr_matmul(NULL, out, &m, NULL, x, n, NULL);
+    double worst;
+    HR_CHECK(compare(&R, out, rows, n, &worst) == 0, "control: the correct result fails (worst %.3g)", worst);
+    out[3 * rows + 4] -= w[4 * cols + 1099] * x[3 * cols + 1099];
+    HR_CHECK(compare(&R, out, rows, n, &worst) == 1, "control: a dropped term passes (worst %.3g)", worst);
+    ref_free(&R);
+    g_free(w);
+    g_free(x);
+    g_free(out);
+}
+
+int
+main(void)
+{
+    for (size_t m = 0; m < G_N_ELEMENTS(impls); m++)
+        printf("%s: %s\n", hr_matmul_impl_name(impls[m]),
+               hr_matmul_impl_available(impls[m]) ? "tested" : "not available here, skipped");
+    GRand *rng = g_rand_new_with_seed(12345);
+    control(rng);
+    HrThreadPool *p2 = hr_pool_new(2), *p3 = hr_pool_new(3);
+    run_dense(NULL, "none", rng);
+    run_dense(p2, "2", rng);
+    run_dense(p3, "3", rng);
+    run_q4(NULL, "none", rng);
+    run_q4(p2, "2", rng);
+    run_q4(p3, "3", rng);
+    hr_pool_free(p2);
+    hr_pool_free(p3);
+    g_rand_free(rng);
+    printf("%d comparisons\n", checks);
+    return hr_test_result();
+}
