@@ -7,6 +7,8 @@
  *   hearth-cli tokenize / detokenize   (cli-tokenize.c)
  *   hearth-cli template                (cli-template.c)
  *   hearth-cli quantize -i DIR -o DIR  (cli-quantize.c)
+ *   hearth-cli download owner/name     (cli-download.c)
+ *   hearth-cli models list|delete|...  (cli-models.c)
  */
 #include <locale.h>
 #include <stdio.h>
@@ -48,6 +50,8 @@ static const struct {
     { "template", hr_cli_template, "Print the chat-template rendering of a conversation" },
     { "quantize", hr_cli_quantize, "Write a 4-bit AWQ (GEMM layout) checkpoint of a model" },
     { "bench", hr_cli_bench, "Prefill and decode speed of a model, with the bandwidth roofline" },
+    { "download", hr_cli_download, "Download a model from Hugging Face (resumable)" },
+    { "models", hr_cli_models, "List, import, rename and delete installed models" },
 };
 
 static void

@@ -9,6 +9,8 @@ int hr_cli_detokenize(int argc, char **argv); /* cli-tokenize.c */
 int hr_cli_template(int argc, char **argv);   /* cli-template.c */
 int hr_cli_quantize(int argc, char **argv);   /* cli-quantize.c */
 int hr_cli_bench(int argc, char **argv);      /* cli-bench.c */
+int hr_cli_download(int argc, char **argv);   /* cli-download.c */
+int hr_cli_models(int argc, char **argv);     /* cli-models.c */
 
 #include <stddef.h>
 

@@ -1,0 +1,727 @@
+/* hearth-models.c — the installed models (see hearth-models.h). */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+
+#include "hearth-config.h"
+#include "hearth-models.h"
+#include "model-config.h"
+#include "safetensors.h"
+
+G_DEFINE_QUARK(hearth-models-error-quark, hearth_models_error)
+
+void
+hearth_model_info_free(HearthModelInfo *info)
+{
+    if (!info)
+        return;
+    g_free(info->name);
+    g_free(info->path);
+    g_free(info->architecture);
+    g_free(info->model_type);
+    g_free(info->format);
+    g_free(info->source_repo);
+    g_free(info->problem);
+    g_free(info);
+}
+
+void
+hearth_recommended_model_free(HearthRecommendedModel *m)
+{
+    if (!m)
+        return;
+    g_free(m->repo_id);
+    g_free(m->name);
+    g_free(m->description);
+    g_free(m->format);
+    g_free(m);
+}
+
+char *
+hearth_models_default_dir(void)
+{
+    const char *env = g_getenv("HEARTH_MODELS_DIR");
+    if (env && *env)
+        return g_strdup(env);
+    return g_build_filename(g_get_user_data_dir(), HEARTH_APP_ID, "models", NULL);
+}
+
+char *
+hearth_models_resolve_dir(const char *dir)
+{
+    return dir && *dir ? g_strdup(dir) : hearth_models_default_dir();
+}
+
+const char *
+hearth_models_check_name(const char *name)
+{
+    if (!name || !*name)
+        return "the name is empty";
+    if (name[0] == '.')
+        return "the name may not start with '.'";
+    if (strchr(name, '/') || strchr(name, '\\'))
+        return "the name may not contain '/'";
+    if (strlen(name) > 200)
+        return "the name is longer than 200 bytes";
+    if (!g_utf8_validate(name, -1, NULL))
+        return "the name is not valid UTF-8";
+    for (const char *p = name; *p; p++)
+        if ((unsigned char)*p < 0x20)
+            return "the name contains a control character";
+    return NULL;
+}
+
+/* ---- sizes ---------------------------------------------------------------- */
+
+static guint64
+tree_size(const char *path)
+{
+    GStatBuf st;
+    if (g_lstat(path, &st) != 0)
+        return 0;
+    if (!S_ISDIR(st.st_mode))
+        return S_ISREG(st.st_mode) ? (guint64)st.st_size : 0;
+    guint64 total = 0;
+    GDir *d = g_dir_open(path, 0, NULL);
+    if (!d)
+        return 0;
+    const char *n;
+    while ((n = g_dir_read_name(d))) {
+        char *child = g_build_filename(path, n, NULL);
+        total += tree_size(child);
+        g_free(child);
+    }
+    g_dir_close(d);
+    return total;
+}
+
+gboolean
+hearth_models_remove_tree(const char *path, GError **error)
+{
+    GStatBuf st;
+    if (g_lstat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return TRUE;
+        int e = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "%s: %s", path, g_strerror(e));
+        return FALSE;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        GDir *d = g_dir_open(path, 0, error);
+        if (!d)
+            return FALSE;
+        const char *n;
+        gboolean ok = TRUE;
+        while (ok && (n = g_dir_read_name(d))) {
+            char *child = g_build_filename(path, n, NULL);
+            ok = hearth_models_remove_tree(child, error);
+            g_free(child);
+        }
+        g_dir_close(d);
+        if (!ok)
+            return FALSE;
+        if (g_rmdir(path) != 0) {
+            int e = errno;
+            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "removing %s: %s", path, g_strerror(e));
+            return FALSE;
+        }
+        return TRUE;
+    }
+    if (g_unlink(path) != 0) {
+        int e = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "removing %s: %s", path, g_strerror(e));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* ---- one model ------------------------------------------------------------ */
+
+static gboolean
+dir_has_safetensors(const char *path)
+{
+    GDir *d = g_dir_open(path, 0, NULL);
+    if (!d)
+        return FALSE;
+    gboolean found = FALSE;
+    const char *n;
+    while (!found && (n = g_dir_read_name(d)))
+        found = g_str_has_suffix(n, ".safetensors");
+    g_dir_close(d);
+    return found;
+}
+
+static int
+json_int(JsonObject *o, const char *member, int fallback)
+{
+    if (!o || !json_object_has_member(o, member))
+        return fallback;
+    JsonNode *n = json_object_get_member(o, member);
+    if (!JSON_NODE_HOLDS_VALUE(n))
+        return fallback;
+    GType t = json_node_get_value_type(n);
+    if (t == G_TYPE_INT64 || t == G_TYPE_DOUBLE)
+        return (int)json_node_get_int(n);
+    return fallback;
+}
+
+static const char *
+json_str(JsonObject *o, const char *member)
+{
+    if (!o || !json_object_has_member(o, member))
+        return NULL;
+    JsonNode *n = json_object_get_member(o, member);
+    if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
+        return NULL;
+    return json_node_get_string(n);
+}
+
+static JsonObject *
+json_obj(JsonObject *o, const char *member)
+{
+    if (!o || !json_object_has_member(o, member))
+        return NULL;
+    JsonNode *n = json_object_get_member(o, member);
+    return JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
+}
+
+static void
+add_problem(HearthModelInfo *info, const char *msg)
+{
+    if (!info->problem) {
+        info->problem = g_strdup(msg);
+    } else {
+        char *s = g_strdup_printf("%s; %s", info->problem, msg);
+        g_free(info->problem);
+        info->problem = s;
+    }
+}
+
+/* Parameters, tensor bytes and the dominant float dtype from the safetensors
+ * headers. awq_bits > 0: <prefix>.qweight holds 32/bits params per int32,
+ * and qzeros/scales/g_idx are quantization metadata, not parameters. */
+static void
+count_weights(HearthModelInfo *info, int awq_bits, const char **dtype_name)
+{
+    HrTensorSet *set = NULL;
+    HrError err = { 0 };
+    *dtype_name = NULL;
+    if (hr_tensor_set_open_dir(info->path, &set, &err) != HR_OK) {
+        add_problem(info, err.message);
+        return;
+    }
+    guint64 by_dtype[3] = { 0 }; /* F32, F16, BF16 bytes */
+    for (size_t i = 0, n = hr_tensor_set_count(set); i < n; i++) {
+        const HrTensor *t = hr_tensor_set_get(set, i);
+        guint64 numel = (guint64)hr_tensor_numel(t);
+        info->weights_bytes += t->n_bytes;
+        if (awq_bits > 0) {
+            if (g_str_has_suffix(t->name, ".qweight") && t->dtype == HR_DTYPE_I32) {
+                info->n_params += numel * (guint64)(32 / awq_bits);
+                continue;
+            }
+            if (g_str_has_suffix(t->name, ".qzeros") || g_str_has_suffix(t->name, ".scales") ||
+                g_str_has_suffix(t->name, ".g_idx"))
+                continue;
+        }
+        info->n_params += numel;
+        if (t->dtype == HR_DTYPE_F32)
+            by_dtype[0] += t->n_bytes;
+        else if (t->dtype == HR_DTYPE_F16)
+            by_dtype[1] += t->n_bytes;
+        else if (t->dtype == HR_DTYPE_BF16)
+            by_dtype[2] += t->n_bytes;
+    }
+    static const char *names[3] = { "FP32", "FP16", "BF16" };
+    int best = -1;
+    for (int k = 0; k < 3; k++)
+        if (by_dtype[k] > 0 && (best < 0 || by_dtype[k] > by_dtype[best]))
+            best = k;
+    *dtype_name = best >= 0 ? names[best] : NULL;
+    hr_tensor_set_free(set);
+}
+
+static void
+read_source(HearthModelInfo *info)
+{
+    g_autofree char *p = g_build_filename(info->path, ".hearth-source.json", NULL);
+    g_autoptr(JsonParser) parser = json_parser_new();
+    if (!json_parser_load_from_file(parser, p, NULL))
+        return;
+    JsonNode *root = json_parser_get_root(parser);
+    if (root && JSON_NODE_HOLDS_OBJECT(root)) {
+        const char *repo = json_str(json_node_get_object(root), "repo");
+        if (repo)
+            info->source_repo = g_strdup(repo);
+    }
+}
+
+HearthModelInfo *
+hearth_model_info_load(const char *path, GError **error)
+{
+    g_autofree char *config_path = g_build_filename(path, "config.json", NULL);
+    if (!g_file_test(path, G_FILE_TEST_IS_DIR)) {
+        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_FOUND, "%s is not a directory", path);
+        return NULL;
+    }
+    if (!g_file_test(config_path, G_FILE_TEST_IS_REGULAR)) {
+        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_A_MODEL,
+                    "%s is not a model: it has no config.json", path);
+        return NULL;
+    }
+    if (!dir_has_safetensors(path)) {
+        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_A_MODEL,
+                    "%s is not a model: it has no *.safetensors weights", path);
+        return NULL;
+    }
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(GError) jerr = NULL;
+    if (!json_parser_load_from_file(parser, config_path, &jerr)) {
+        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_FORMAT, "%s: %s", config_path, jerr->message);
+        return NULL;
+    }
+    JsonNode *root = json_parser_get_root(parser);
+    if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_FORMAT, "%s: not a JSON object", config_path);
+        return NULL;
+    }
+    JsonObject *cfg = json_node_get_object(root);
+
+    HearthModelInfo *info = g_new0(HearthModelInfo, 1);
+    info->path = g_canonicalize_filename(path, NULL);
+    info->name = g_path_get_basename(info->path);
+    info->model_type = g_strdup(json_str(cfg, "model_type"));
+    if (json_object_has_member(cfg, "architectures")) {
+        JsonNode *a = json_object_get_member(cfg, "architectures");
+        if (JSON_NODE_HOLDS_ARRAY(a) && json_array_get_length(json_node_get_array(a)) > 0) {
+            JsonNode *first = json_array_get_element(json_node_get_array(a), 0);
+            if (JSON_NODE_HOLDS_VALUE(first) && json_node_get_value_type(first) == G_TYPE_STRING)
+                info->architecture = g_strdup(json_node_get_string(first));
+        }
+    }
+    if (!info->architecture && info->model_type)
+        info->architecture = g_strdup(info->model_type);
+
+    /* Shape of the KV cache: the engine's parser when it accepts the model,
+     * else the same fields read directly (so unsupported models still get an
+     * estimate). */
+    int n_heads = json_int(cfg, "num_attention_heads", 0);
+    int dim = json_int(cfg, "hidden_size", 0);
+    info->n_layers = json_int(cfg, "num_hidden_layers", 0);
+    info->n_kv_heads = json_int(cfg, "num_key_value_heads", n_heads);
+    info->head_dim = json_int(cfg, "head_dim", n_heads > 0 ? dim / n_heads : 0);
+    info->max_context = json_int(cfg, "max_position_embeddings", 0);
+    HrModelConfig mc;
+    HrError err = { 0 };
+    if (hr_model_config_load(path, &mc, &err) == HR_OK) {
+        info->supported = TRUE;
+        info->n_layers = mc.n_layers;
+        info->n_kv_heads = mc.n_kv_heads;
+        info->head_dim = mc.head_dim;
+        info->max_context = mc.max_pos;
+    } else {
+        add_problem(info, err.message);
+    }
+
+    /* Format: quantization_config first, else the dominant float dtype. */
+    JsonObject *q = json_obj(cfg, "quantization_config");
+    const char *method = json_str(q, "quant_method");
+    int awq_bits = 0;
+    g_autofree char *qformat = NULL;
+    if (method && g_ascii_strcasecmp(method, "awq") == 0) {
+        awq_bits = json_int(q, "bits", json_int(q, "w_bit", 4));
+        if (awq_bits <= 0 || awq_bits > 8 || 32 % awq_bits != 0)
+            awq_bits = 4;
+        int group = json_int(q, "group_size", json_int(q, "q_group_size", 128));
+        if (group > 0)
+            qformat = g_strdup_printf("AWQ %d-bit g%d", awq_bits, group);
+        else
+            qformat = g_strdup_printf("AWQ %d-bit per-channel", awq_bits);
+    } else if (method) {
+        g_autofree char *up = g_ascii_strup(method, -1);
+        qformat = g_strdup_printf("%s (unsupported)", up);
+        if (info->supported)
+            add_problem(info, "its quantization method is not supported (AWQ only)");
+        info->supported = FALSE;
+    }
+    const char *dtype_name = NULL;
+    count_weights(info, awq_bits, &dtype_name);
+    if (qformat)
+        info->format = g_steal_pointer(&qformat);
+    else
+        info->format = g_strdup(dtype_name ? dtype_name : "unknown");
+    info->size_on_disk = tree_size(info->path);
+    read_source(info);
+    return info;
+}
+
+static int
+compare_info(gconstpointer a, gconstpointer b)
+{
+    const HearthModelInfo *x = *(HearthModelInfo *const *)a, *y = *(HearthModelInfo *const *)b;
+    return g_utf8_collate(x->name, y->name);
+}
+
+GPtrArray *
+hearth_models_list(const char *dir, GError **error)
+{
+    g_autofree char *root = hearth_models_resolve_dir(dir);
+    GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)hearth_model_info_free);
+    GError *derr = NULL;
+    GDir *d = g_dir_open(root, 0, &derr);
+    if (!d) {
+        if (g_error_matches(derr, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+            g_error_free(derr);
+            return list;
+        }
+        g_propagate_prefixed_error(error, derr, "models dir: ");
+        g_ptr_array_unref(list);
+        return NULL;
+    }
+    const char *n;
+    while ((n = g_dir_read_name(d))) {
+        if (n[0] == '.')
+            continue;
+        g_autofree char *p = g_build_filename(root, n, NULL);
+        if (!g_file_test(p, G_FILE_TEST_IS_DIR))
+            continue;
+        GError *e = NULL;
+        HearthModelInfo *info = hearth_model_info_load(p, &e);
+        if (!info && g_error_matches(e, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_FORMAT)) {
+            /* listed, so that it can be seen and deleted */
+            info = g_new0(HearthModelInfo, 1);
+            info->name = g_strdup(n);
+            info->path = g_strdup(p);
+            info->format = g_strdup("unknown");
+            info->size_on_disk = tree_size(p);
+            info->problem = g_strdup(e->message);
+        }
+        g_clear_error(&e);
+        if (info)
+            g_ptr_array_add(list, info);
+    }
+    g_dir_close(d);
+    g_ptr_array_sort(list, compare_info);
+    return list;
+}
+
+guint64
+hearth_models_kv_cache_bytes(int n_layers, int n_kv_heads, int head_dim, int ctx)
+{
+    if (n_layers <= 0 || n_kv_heads <= 0 || head_dim <= 0 || ctx <= 0)
+        return 0;
+    return 2ull * (guint64)n_layers * (guint64)n_kv_heads * (guint64)head_dim * (guint64)ctx * 2ull;
+}
+
+guint64
+hearth_model_info_memory_needed(const HearthModelInfo *info, int ctx)
+{
+    return info->weights_bytes + hearth_models_kv_cache_bytes(info->n_layers, info->n_kv_heads, info->head_dim, ctx);
+}
+
+gboolean
+hearth_model_info_fits(const HearthModelInfo *info, int ctx, guint64 available_bytes)
+{
+    return hearth_model_info_memory_needed(info, ctx) <= available_bytes;
+}
+
+/* ---- import / rename / delete -------------------------------------------- */
+
+typedef struct {
+    guint64 done, total, file_base;
+    HearthModelsCopyProgress progress;
+    gpointer user_data;
+} CopyState;
+
+static void
+on_copy_progress(goffset current, goffset total, gpointer user_data)
+{
+    CopyState *cs = user_data;
+    if (cs->progress)
+        cs->progress(cs->file_base + (guint64)current, cs->total, cs->user_data);
+}
+
+/* Copy the tree at src into dst (created), following symlinks (a Hugging
+ * Face cache snapshot is a folder of links into blobs/). */
+static gboolean
+copy_tree(const char *src, const char *dst, CopyState *cs, GCancellable *cancellable, GError **error)
+{
+    if (g_mkdir_with_parents(dst, 0755) != 0) {
+        int e = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "creating %s: %s", dst, g_strerror(e));
+        return FALSE;
+    }
+    GDir *d = g_dir_open(src, 0, error);
+    if (!d)
+        return FALSE;
+    const char *n;
+    gboolean ok = TRUE;
+    while (ok && (n = g_dir_read_name(d))) {
+        g_autofree char *s = g_build_filename(src, n, NULL);
+        g_autofree char *t = g_build_filename(dst, n, NULL);
+        if (g_file_test(s, G_FILE_TEST_IS_DIR)) {
+            if (n[0] != '.') /* .git, .cache: not part of the model */
+                ok = copy_tree(s, t, cs, cancellable, error);
+            continue;
+        }
+        if (!g_file_test(s, G_FILE_TEST_IS_REGULAR))
+            continue;
+        g_autoptr(GFile) fs = g_file_new_for_path(s);
+        g_autoptr(GFile) ft = g_file_new_for_path(t);
+        GStatBuf st;
+        guint64 size = g_stat(s, &st) == 0 ? (guint64)st.st_size : 0;
+        ok = g_file_copy(fs, ft, G_FILE_COPY_OVERWRITE, cancellable, on_copy_progress, cs, error);
+        cs->file_base += size;
+        if (ok && cs->progress)
+            cs->progress(cs->file_base, cs->total, cs->user_data);
+    }
+    g_dir_close(d);
+    return ok;
+}
+
+static guint64
+tree_size_follow(const char *path)
+{
+    GStatBuf st;
+    if (g_stat(path, &st) != 0)
+        return 0;
+    if (!S_ISDIR(st.st_mode))
+        return S_ISREG(st.st_mode) ? (guint64)st.st_size : 0;
+    guint64 total = 0;
+    GDir *d = g_dir_open(path, 0, NULL);
+    if (!d)
+        return 0;
+    const char *n;
+    while ((n = g_dir_read_name(d))) {
+        if (n[0] == '.')
+            continue;
+        char *child = g_build_filename(path, n, NULL);
+        total += tree_size_follow(child);
+        g_free(child);
+    }
+    g_dir_close(d);
+    return total;
+}
+
+static gboolean
+ensure_dir(const char *path, GError **error)
+{
+    if (g_mkdir_with_parents(path, 0755) != 0) {
+        int e = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "creating %s: %s", path, g_strerror(e));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+char *
+hearth_models_import(const char *src, const char *dir, const char *name,
+                     HearthModelsCopyProgress progress, gpointer user_data,
+                     GCancellable *cancellable, GError **error)
+{
+    g_autofree char *root = hearth_models_resolve_dir(dir);
+    g_autofree char *src_abs = g_canonicalize_filename(src, NULL);
+    g_autofree char *base = g_path_get_basename(src_abs);
+    const char *target_name = name ? name : base;
+    const char *why = hearth_models_check_name(target_name);
+    if (why) {
+        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_INVALID_NAME, "'%s': %s", target_name, why);
+        return NULL;
+    }
+    /* It must be a model before anything is copied. */
+    g_autoptr(HearthModelInfo) probe = hearth_model_info_load(src_abs, error);
+    if (!probe)
+        return NULL;
+    g_autofree char *final_path = g_build_filename(root, target_name, NULL);
+    if (g_file_test(final_path, G_FILE_TEST_EXISTS)) {
+        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_EXISTS,
+                    "a model named '%s' is already installed in %s", target_name, root);
+        return NULL;
+    }
+    g_autofree char *partial_root = g_build_filename(root, ".partial", NULL);
+    if (!ensure_dir(partial_root, error))
+        return NULL;
+    g_autofree char *tmpl = g_strdup_printf("import-%s-XXXXXX", target_name);
+    g_autofree char *tmp = g_build_filename(partial_root, tmpl, NULL);
+    if (!g_mkdtemp_full(tmp, 0755)) {
+        int e = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "creating %s: %s", tmp, g_strerror(e));
+        return NULL;
+    }
+    CopyState cs = { 0, tree_size_follow(src_abs), 0, progress, user_data };
+    if (progress)
+        progress(0, cs.total, user_data);
+    if (!copy_tree(src_abs, tmp, &cs, cancellable, error)) {
+        hearth_models_remove_tree(tmp, NULL);
+        return NULL;
+    }
+    if (g_file_test(final_path, G_FILE_TEST_EXISTS) || g_rename(tmp, final_path) != 0) {
+        int e = g_file_test(final_path, G_FILE_TEST_EXISTS) ? EEXIST : errno;
+        hearth_models_remove_tree(tmp, NULL);
+        if (e == EEXIST)
+            g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_EXISTS,
+                        "a model named '%s' is already installed in %s", target_name, root);
+        else
+            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "moving the copy to %s: %s", final_path,
+                        g_strerror(e));
+        return NULL;
+    }
+    return g_steal_pointer(&final_path);
+}
+
+static char *
+model_path(const char *root, const char *name, GError **error)
+{
+    const char *why = hearth_models_check_name(name);
+    if (why) {
+        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_INVALID_NAME, "'%s': %s", name ? name : "", why);
+        return NULL;
+    }
+    return g_build_filename(root, name, NULL);
+}
+
+gboolean
+hearth_models_rename(const char *dir, const char *old_name, const char *new_name, GError **error)
+{
+    g_autofree char *root = hearth_models_resolve_dir(dir);
+    g_autofree char *from = model_path(root, old_name, error);
+    if (!from)
+        return FALSE;
+    g_autofree char *to = model_path(root, new_name, error);
+    if (!to)
+        return FALSE;
+    if (!g_file_test(from, G_FILE_TEST_IS_DIR)) {
+        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_FOUND, "no model named '%s' in %s",
+                    old_name, root);
+        return FALSE;
+    }
+    if (strcmp(old_name, new_name) == 0)
+        return TRUE;
+    if (g_file_test(to, G_FILE_TEST_EXISTS)) {
+        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_EXISTS, "a model named '%s' already exists in %s",
+                    new_name, root);
+        return FALSE;
+    }
+    if (g_rename(from, to) != 0) {
+        int e = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "renaming %s to %s: %s", old_name, new_name,
+                    g_strerror(e));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean
+hearth_models_delete(const char *dir, const char *name, GError **error)
+{
+    g_autofree char *root = hearth_models_resolve_dir(dir);
+    g_autofree char *path = model_path(root, name, error);
+    if (!path)
+        return FALSE;
+    if (!g_file_test(path, G_FILE_TEST_IS_DIR)) {
+        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_FOUND, "no model named '%s' in %s", name,
+                    root);
+        return FALSE;
+    }
+    /* Move it out of the list first, so that a failure half-way leaves no
+     * half model behind under its name. */
+    g_autofree char *partial_root = g_build_filename(root, ".partial", NULL);
+    if (!ensure_dir(partial_root, error))
+        return FALSE;
+    g_autofree char *tmpl = g_strdup_printf("delete-%s-XXXXXX", name);
+    g_autofree char *trash = g_build_filename(partial_root, tmpl, NULL);
+    if (!g_mkdtemp(trash)) {
+        int e = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "creating %s: %s", trash, g_strerror(e));
+        return FALSE;
+    }
+    g_autofree char *moved = g_build_filename(trash, name, NULL);
+    if (g_rename(path, moved) != 0) {
+        int e = errno;
+        g_rmdir(trash);
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "deleting %s: %s", path, g_strerror(e));
+        return FALSE;
+    }
+    return hearth_models_remove_tree(trash, error);
+}
+
+/* ---- the curated list ----------------------------------------------------- */
+
+static char *
+find_recommended(void)
+{
+    const char *const *dirs = g_get_system_data_dirs();
+    for (size_t i = 0; dirs[i]; i++) {
+        char *p = g_build_filename(dirs[i], "hearth", "models", "recommended.json", NULL);
+        if (g_file_test(p, G_FILE_TEST_IS_REGULAR))
+            return p;
+        g_free(p);
+    }
+    return g_build_filename(HEARTH_SOURCE_ROOT, "data", "models", "recommended.json", NULL);
+}
+
+static guint64
+json_u64(JsonObject *o, const char *member)
+{
+    if (!o || !json_object_has_member(o, member))
+        return 0;
+    JsonNode *n = json_object_get_member(o, member);
+    if (!JSON_NODE_HOLDS_VALUE(n))
+        return 0;
+    GType t = json_node_get_value_type(n);
+    if (t == G_TYPE_INT64)
+        return json_node_get_int(n) > 0 ? (guint64)json_node_get_int(n) : 0;
+    if (t == G_TYPE_DOUBLE)
+        return json_node_get_double(n) > 0 ? (guint64)json_node_get_double(n) : 0;
+    return 0;
+}
+
+GPtrArray *
+hearth_models_load_recommended(const char *path, GError **error)
+{
+    g_autofree char *p = path ? g_strdup(path) : find_recommended();
+    g_autoptr(JsonParser) parser = json_parser_new();
+    if (!json_parser_load_from_file(parser, p, error)) {
+        g_prefix_error(error, "%s: ", p);
+        return NULL;
+    }
+    JsonNode *root = json_parser_get_root(parser);
+    JsonArray *arr = NULL;
+    if (root && JSON_NODE_HOLDS_OBJECT(root)) {
+        JsonObject *o = json_node_get_object(root);
+        if (json_object_has_member(o, "models") && JSON_NODE_HOLDS_ARRAY(json_object_get_member(o, "models")))
+            arr = json_object_get_array_member(o, "models");
+    }
+    if (!arr) {
+        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_FORMAT, "%s: no \"models\" array", p);
+        return NULL;
+    }
+    GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)hearth_recommended_model_free);
+    for (guint i = 0; i < json_array_get_length(arr); i++) {
+        JsonNode *n = json_array_get_element(arr, i);
+        JsonObject *o = JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
+        const char *repo = json_str(o, "repo_id");
+        if (!repo || !strchr(repo, '/')) {
+            g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_FORMAT,
+                        "%s: entry %u has no valid \"repo_id\" (owner/name)", p, i);
+            g_ptr_array_unref(list);
+            return NULL;
+        }
+        HearthRecommendedModel *m = g_new0(HearthRecommendedModel, 1);
+        m->repo_id = g_strdup(repo);
+        m->name = g_strdup(json_str(o, "name") ? json_str(o, "name") : repo);
+        m->description = g_strdup(json_str(o, "description") ? json_str(o, "description") : "");
+        m->format = g_strdup(json_str(o, "format") ? json_str(o, "format") : "");
+        m->size_bytes = json_u64(o, "size_bytes");
+        m->params = json_u64(o, "params");
+        m->min_memory_bytes = json_u64(o, "min_memory_bytes");
+        m->gated = json_object_has_member(o, "gated") && JSON_NODE_HOLDS_VALUE(json_object_get_member(o, "gated")) &&
+                   json_object_get_boolean_member(o, "gated");
+        g_ptr_array_add(list, m);
+    }
+    return list;
+}

@@ -1,0 +1,569 @@
+/* test-models.c — app/hearth-models.c: the installed-models list (name,
+ * architecture, format, parameter count, size, memory estimate) on the
+ * tests/fixtures/hf-tiny models, an AWQ config written here, and
+ * stories260K when HEARTH_ASSETS has it; import, rename and delete in a
+ * temp dir; the curated list in data/models/recommended.json.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+
+#include "hearth-config.h"
+#include "hearth-models.h"
+
+static char *
+temp_dir(void)
+{
+    GError *error = NULL;
+    char *d = g_dir_make_tmp("hearth-models-XXXXXX", &error);
+    g_assert_no_error(error);
+    return d;
+}
+
+static char *
+fixture(const char *family, const char *variant)
+{
+    return g_build_filename(HEARTH_FIXTURES, "hf-tiny", family, variant, NULL);
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+    char *data = NULL;
+    gsize len = 0;
+    GError *error = NULL;
+    g_file_get_contents(from, &data, &len, &error);
+    g_assert_no_error(error);
+    g_file_set_contents(to, data, (gssize)len, &error);
+    g_assert_no_error(error);
+    g_free(data);
+}
+
+static const HearthModelInfo *
+find(GPtrArray *list, const char *name)
+{
+    for (guint i = 0; i < list->len; i++) {
+        const HearthModelInfo *m = list->pdata[i];
+        if (strcmp(m->name, name) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+/* Count parameters the way the safetensors header says, independently of
+ * hearth-models.c: parse the JSON header and sum the products of shapes. */
+static guint64
+header_params(const char *file)
+{
+    char *data = NULL;
+    gsize len = 0;
+    GError *error = NULL;
+    g_file_get_contents(file, &data, &len, &error);
+    g_assert_no_error(error);
+    guint64 hlen = 0;
+    memcpy(&hlen, data, 8);
+    JsonParser *p = json_parser_new();
+    g_assert_true(json_parser_load_from_data(p, data + 8, (gssize)hlen, NULL));
+    JsonObject *o = json_node_get_object(json_parser_get_root(p));
+    GList *members = json_object_get_members(o);
+    guint64 total = 0;
+    for (GList *l = members; l; l = l->next) {
+        if (strcmp(l->data, "__metadata__") == 0)
+            continue;
+        JsonArray *shape = json_object_get_array_member(json_object_get_object_member(o, l->data), "shape");
+        guint64 n = 1;
+        for (guint i = 0; i < json_array_get_length(shape); i++)
+            n *= (guint64)json_array_get_int_element(shape, i);
+        total += n;
+    }
+    g_list_free(members);
+    g_object_unref(p);
+    g_free(data);
+    return total;
+}
+
+static void
+test_names(void)
+{
+    g_assert_null(hearth_models_check_name("Qwen--Qwen2.5-0.5B"));
+    g_assert_nonnull(hearth_models_check_name(""));
+    g_assert_nonnull(hearth_models_check_name(NULL));
+    g_assert_nonnull(hearth_models_check_name(".partial"));
+    g_assert_nonnull(hearth_models_check_name("a/b"));
+    g_assert_nonnull(hearth_models_check_name(".."));
+    g_assert_nonnull(hearth_models_check_name("a\nb"));
+}
+
+static void
+test_default_dir(void)
+{
+    g_setenv("HEARTH_MODELS_DIR", "/tmp/some-models", TRUE);
+    char *d = hearth_models_default_dir();
+    g_assert_cmpstr(d, ==, "/tmp/some-models");
+    g_free(d);
+    d = hearth_models_resolve_dir("/elsewhere");
+    g_assert_cmpstr(d, ==, "/elsewhere");
+    g_free(d);
+    g_unsetenv("HEARTH_MODELS_DIR");
+    d = hearth_models_default_dir();
+    char *want = g_build_filename(g_get_user_data_dir(), HEARTH_APP_ID, "models", NULL);
+    g_assert_cmpstr(d, ==, want);
+    g_free(want);
+    g_free(d);
+}
+
+static void
+test_kv_estimate(void)
+{
+    /* Llama-2-7B: 32 layers, 32 kv heads, 128 dims, 4096 tokens = 2 GiB */
+    g_assert_cmpuint(hearth_models_kv_cache_bytes(32, 32, 128, 4096), ==, 2ull * 1024 * 1024 * 1024);
+    /* Qwen2.5-7B (GQA, 4 kv heads, 28 layers) at 32768 */
+    g_assert_cmpuint(hearth_models_kv_cache_bytes(28, 4, 128, 32768), ==, 2ull * 28 * 4 * 128 * 32768 * 2);
+    g_assert_cmpuint(hearth_models_kv_cache_bytes(0, 4, 128, 100), ==, 0);
+}
+
+/* The fixtures, imported into a temp models dir and listed. */
+static void
+test_list_fixtures(void)
+{
+    char *dir = temp_dir();
+    GError *error = NULL;
+    struct { const char *family, *variant, *arch, *format; int layers, kv, hd; } cases[] = {
+        { "mistral", "f32", "MistralForCausalLM", "FP32", 0, 0, 0 },
+        { "qwen2-bias", "bf16", "Qwen2ForCausalLM", "BF16", 0, 0, 0 },
+        { "llama-gqa-tied", "f32", "LlamaForCausalLM", "FP32", 0, 0, 0 },
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        char *src = fixture(cases[i].family, cases[i].variant);
+        char *name = g_strdup_printf("%s-%s", cases[i].family, cases[i].variant);
+        char *path = hearth_models_import(src, dir, name, NULL, NULL, NULL, &error);
+        g_assert_no_error(error);
+        g_assert_nonnull(path);
+        g_free(path);
+        g_free(name);
+        g_free(src);
+    }
+    /* not models: a folder without config.json, and our .partial */
+    char *junk = g_build_filename(dir, "notes", NULL);
+    g_mkdir(junk, 0755);
+    char *partial = g_build_filename(dir, ".partial", "x--y", NULL);
+    g_mkdir_with_parents(partial, 0755);
+
+    /* a model folder with a broken config.json: listed with the reason */
+    char *broken = g_build_filename(dir, "zz-broken", NULL);
+    g_mkdir(broken, 0755);
+    char *bcfg = g_build_filename(broken, "config.json", NULL);
+    char *bst = g_build_filename(broken, "model.safetensors", NULL);
+    g_file_set_contents(bcfg, "{\"architectures\": [", -1, &error);
+    g_assert_no_error(error);
+    g_file_set_contents(bst, "", 0, &error);
+    g_assert_no_error(error);
+    g_free(bcfg);
+    g_free(bst);
+    g_free(broken);
+
+    GPtrArray *list = hearth_models_list(dir, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(list->len, ==, 4);
+    const HearthModelInfo *bad = find(list, "zz-broken");
+    g_assert_nonnull(bad);
+    g_assert_false(bad->supported);
+    g_assert_nonnull(bad->problem);
+    g_assert_nonnull(strstr(bad->problem, "config.json"));
+    /* sorted by name */
+    g_assert_cmpstr(((HearthModelInfo *)list->pdata[0])->name, ==, "llama-gqa-tied-f32");
+    g_assert_cmpstr(((HearthModelInfo *)list->pdata[2])->name, ==, "qwen2-bias-bf16");
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        char *name = g_strdup_printf("%s-%s", cases[i].family, cases[i].variant);
+        const HearthModelInfo *m = find(list, name);
+        g_assert_nonnull(m);
+        g_assert_cmpstr(m->architecture, ==, cases[i].arch);
+        g_assert_cmpstr(m->format, ==, cases[i].format);
+        g_assert_true(m->supported);
+        g_assert_null(m->problem);
+        /* parameters: model.safetensors only (the fixtures' logits file is not weights) */
+        char *st = g_build_filename(m->path, "model.safetensors", NULL);
+        g_assert_cmpuint(m->n_params, ==, header_params(st));
+        GStatBuf sb;
+        g_assert_cmpint(g_stat(st, &sb), ==, 0);
+        g_assert_cmpuint(m->weights_bytes, <=, (guint64)sb.st_size);
+        g_assert_cmpuint(m->weights_bytes, >, (guint64)sb.st_size * 9 / 10);
+        g_assert_cmpuint(m->size_on_disk, >, (guint64)sb.st_size);
+        g_free(st);
+        /* the memory estimate: weights + 2·layers·kv_heads·head_dim·ctx·2 */
+        g_assert_cmpint(m->n_layers, >, 0);
+        g_assert_cmpint(m->n_kv_heads, >, 0);
+        g_assert_cmpint(m->head_dim, >, 0);
+        guint64 kv = 2ull * (guint64)m->n_layers * (guint64)m->n_kv_heads * (guint64)m->head_dim * 1000 * 2;
+        g_assert_cmpuint(hearth_model_info_memory_needed(m, 1000), ==, m->weights_bytes + kv);
+        g_assert_true(hearth_model_info_fits(m, 1000, m->weights_bytes + kv));
+        g_assert_false(hearth_model_info_fits(m, 1000, m->weights_bytes + kv - 1));
+        g_free(name);
+    }
+    /* known shapes: mistral fixture is 2 layers, 1 kv head, head_dim 16 */
+    const HearthModelInfo *mi = find(list, "mistral-f32");
+    g_assert_cmpint(mi->n_layers, ==, 2);
+    g_assert_cmpint(mi->n_kv_heads, ==, 1);
+    g_assert_cmpint(mi->head_dim, ==, 16);
+    g_assert_cmpint(mi->max_context, ==, 128);
+    g_ptr_array_unref(list);
+
+    /* a missing models dir is an empty list */
+    char *none = g_build_filename(dir, "does-not-exist", NULL);
+    list = hearth_models_list(none, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(list->len, ==, 0);
+    g_ptr_array_unref(list);
+    g_free(none);
+
+    g_free(partial);
+    g_free(junk);
+    hearth_models_remove_tree(dir, NULL);
+    g_free(dir);
+}
+
+/* An AWQ checkpoint's header and config (written here: a qweight of int32
+ * [in, out/8], qzeros, fp16 scales) counts 8 params per int32. */
+static void
+write_safetensors(const char *path, const char *header_json, gsize data_len)
+{
+    gsize hlen = strlen(header_json);
+    gsize pad = (8 - hlen % 8) % 8;
+    GString *s = g_string_new(NULL);
+    guint64 n = hlen + pad;
+    g_string_append_len(s, (const char *)&n, 8);
+    g_string_append(s, header_json);
+    for (gsize i = 0; i < pad; i++)
+        g_string_append_c(s, ' ');
+    for (gsize i = 0; i < data_len; i++)
+        g_string_append_c(s, 0);
+    GError *error = NULL;
+    g_file_set_contents(path, s->str, (gssize)s->len, &error);
+    g_assert_no_error(error);
+    g_string_free(s, TRUE);
+}
+
+static void
+test_awq_format(void)
+{
+    char *dir = temp_dir();
+    char *m = g_build_filename(dir, "tiny-awq", NULL);
+    g_mkdir(m, 0755);
+    char *cfg = g_build_filename(m, "config.json", NULL);
+    const char *config =
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 256,"
+        " \"num_hidden_layers\": 1, \"num_attention_heads\": 4, \"num_key_value_heads\": 2,"
+        " \"intermediate_size\": 512, \"vocab_size\": 32, \"max_position_embeddings\": 64,"
+        " \"rms_norm_eps\": 1e-5, \"quantization_config\": {\"quant_method\": \"awq\", \"bits\": 4,"
+        " \"group_size\": 128, \"zero_point\": true, \"version\": \"gemm\"}}";
+    GError *error = NULL;
+    g_file_set_contents(cfg, config, -1, &error);
+    g_assert_no_error(error);
+    /* q_proj: in 256, out 256 → qweight [256, 32] i32, qzeros [2, 32] i32, scales [2, 256] f16;
+     * embed [32, 256] f16 */
+    char *st = g_build_filename(m, "model.safetensors", NULL);
+    gsize qw = 256 * 32 * 4, qz = 2 * 32 * 4, sc = 2 * 256 * 2, em = 32 * 256 * 2;
+    char *header = g_strdup_printf(
+        "{\"model.layers.0.self_attn.q_proj.qweight\": {\"dtype\": \"I32\", \"shape\": [256, 32], "
+        "\"data_offsets\": [0, %zu]},"
+        " \"model.layers.0.self_attn.q_proj.qzeros\": {\"dtype\": \"I32\", \"shape\": [2, 32], "
+        "\"data_offsets\": [%zu, %zu]},"
+        " \"model.layers.0.self_attn.q_proj.scales\": {\"dtype\": \"F16\", \"shape\": [2, 256], "
+        "\"data_offsets\": [%zu, %zu]},"
+        " \"model.embed_tokens.weight\": {\"dtype\": \"F16\", \"shape\": [32, 256], \"data_offsets\": [%zu, %zu]}}",
+        qw, qw, qw + qz, qw + qz, qw + qz + sc, qw + qz + sc, qw + qz + sc + em);
+    write_safetensors(st, header, qw + qz + sc + em);
+    HearthModelInfo *info = hearth_model_info_load(m, &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(info->format, ==, "AWQ 4-bit g128");
+    g_assert_cmpuint(info->n_params, ==, 256ull * 256 + 32 * 256);
+    g_assert_cmpuint(info->weights_bytes, ==, qw + qz + sc + em);
+    g_assert_cmpint(info->n_kv_heads, ==, 2);
+    g_assert_cmpint(info->head_dim, ==, 64);
+    hearth_model_info_free(info);
+
+    /* another quantization method: listed, with the reason it cannot run */
+    g_file_set_contents(cfg,
+                        "{\"architectures\": [\"LlamaForCausalLM\"], \"num_hidden_layers\": 1,"
+                        " \"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 4}}",
+                        -1, &error);
+    g_assert_no_error(error);
+    info = hearth_model_info_load(m, &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(info->format, ==, "GPTQ (unsupported)");
+    g_assert_false(info->supported);
+    g_assert_nonnull(info->problem);
+    hearth_model_info_free(info);
+
+    /* an unknown architecture: still listed, with a problem and an estimate */
+    g_file_set_contents(cfg,
+                        "{\"architectures\": [\"FancyForCausalLM\"], \"model_type\": \"fancy\","
+                        " \"hidden_size\": 256, \"num_hidden_layers\": 3, \"num_attention_heads\": 4}",
+                        -1, &error);
+    g_assert_no_error(error);
+    info = hearth_model_info_load(m, &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(info->architecture, ==, "FancyForCausalLM");
+    g_assert_false(info->supported);
+    g_assert_nonnull(info->problem);
+    g_assert_nonnull(strstr(info->problem, "Fancy"));
+    g_assert_cmpint(info->n_layers, ==, 3);
+    g_assert_cmpint(info->n_kv_heads, ==, 4);
+    g_assert_cmpint(info->head_dim, ==, 64);
+    hearth_model_info_free(info);
+
+    /* broken weights: a problem, not a crash */
+    write_safetensors(st, "{\"x\": {\"dtype\": \"F16\", \"shape\": [1000], \"data_offsets\": [0, 2000]}}", 10);
+    info = hearth_model_info_load(m, &error);
+    g_assert_no_error(error);
+    g_assert_nonnull(info->problem);
+    hearth_model_info_free(info);
+
+    /* not a model */
+    g_unlink(cfg);
+    info = hearth_model_info_load(m, &error);
+    g_assert_null(info);
+    g_assert_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_A_MODEL);
+    g_clear_error(&error);
+
+    g_free(header);
+    g_free(st);
+    g_free(cfg);
+    g_free(m);
+    hearth_models_remove_tree(dir, NULL);
+    g_free(dir);
+}
+
+static void
+test_stories(void)
+{
+    const char *assets = g_getenv("HEARTH_ASSETS");
+    char *src = assets ? g_build_filename(assets, "models", "stories260K", "hf_f16", NULL) : NULL;
+    if (!src || !g_file_test(src, G_FILE_TEST_IS_DIR)) {
+        g_test_skip("stories260K is absent (set HEARTH_ASSETS)");
+        g_free(src);
+        return;
+    }
+    GError *error = NULL;
+    HearthModelInfo *info = hearth_model_info_load(src, &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(info->architecture, ==, "LlamaForCausalLM");
+    g_assert_cmpstr(info->format, ==, "FP16");
+    /* stories260K: ~260K parameters */
+    g_assert_cmpuint(info->n_params, >, 250000);
+    g_assert_cmpuint(info->n_params, <, 300000);
+    char *st = g_build_filename(src, "model.safetensors", NULL);
+    g_assert_cmpuint(info->n_params, ==, header_params(st));
+    g_assert_true(info->supported);
+    g_free(st);
+    hearth_model_info_free(info);
+    g_free(src);
+}
+
+typedef struct {
+    guint calls;
+    guint64 last_done, total;
+} CopySeen;
+
+static void
+on_copy(guint64 done, guint64 total, gpointer user_data)
+{
+    CopySeen *s = user_data;
+    g_assert_cmpuint(done, >=, s->last_done);
+    g_assert_cmpuint(done, <=, total);
+    s->calls++;
+    s->last_done = done;
+    s->total = total;
+}
+
+static void
+test_import_rename_delete(void)
+{
+    char *dir = temp_dir();
+    char *src = fixture("mistral", "f32");
+    GError *error = NULL;
+    CopySeen seen = { 0 };
+    char *path = hearth_models_import(src, dir, NULL, on_copy, &seen, NULL, &error);
+    g_assert_no_error(error);
+    char *want = g_build_filename(dir, "f32", NULL); /* the basename of the source */
+    g_assert_cmpstr(path, ==, want);
+    g_assert_cmpuint(seen.calls, >, 1);
+    g_assert_cmpuint(seen.last_done, ==, seen.total);
+    GStatBuf sb;
+    char *cfg = g_build_filename(path, "config.json", NULL);
+    g_assert_cmpint(g_stat(cfg, &sb), ==, 0);
+    g_assert_true((sb.st_mode & 0444) == 0444);
+    g_free(cfg);
+    char *pdir = g_build_filename(dir, ".partial", NULL);
+
+    /* a name already taken */
+    char *again = hearth_models_import(src, dir, NULL, NULL, NULL, NULL, &error);
+    g_assert_null(again);
+    g_assert_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_EXISTS);
+    g_clear_error(&error);
+    /* bad names, and a folder that is not a model */
+    again = hearth_models_import(src, dir, "../evil", NULL, NULL, NULL, &error);
+    g_assert_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_INVALID_NAME);
+    g_clear_error(&error);
+    again = hearth_models_import(HEARTH_FIXTURES, dir, "fixtures", NULL, NULL, NULL, &error);
+    g_assert_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_A_MODEL);
+    g_clear_error(&error);
+    /* cancelled: nothing installed, nothing left in .partial */
+    GCancellable *c = g_cancellable_new();
+    g_cancellable_cancel(c);
+    again = hearth_models_import(src, dir, "cancelled", NULL, NULL, c, &error);
+    g_assert_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+    g_clear_error(&error);
+    g_object_unref(c);
+    char *cancelled = g_build_filename(dir, "cancelled", NULL);
+    g_assert_false(g_file_test(cancelled, G_FILE_TEST_EXISTS));
+    GDir *d = g_dir_open(pdir, 0, NULL);
+    g_assert_nonnull(d);
+    g_assert_null(g_dir_read_name(d));
+    g_dir_close(d);
+
+    /* rename */
+    g_assert_true(hearth_models_rename(dir, "f32", "Mistral tiny", &error));
+    g_assert_no_error(error);
+    GPtrArray *list = hearth_models_list(dir, &error);
+    g_assert_cmpuint(list->len, ==, 1);
+    g_assert_cmpstr(((HearthModelInfo *)list->pdata[0])->name, ==, "Mistral tiny");
+    g_ptr_array_unref(list);
+    g_assert_false(hearth_models_rename(dir, "f32", "x", &error));
+    g_assert_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_FOUND);
+    g_clear_error(&error);
+    g_assert_false(hearth_models_rename(dir, "Mistral tiny", ".hidden", &error));
+    g_assert_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_INVALID_NAME);
+    g_clear_error(&error);
+    char *second = hearth_models_import(src, dir, "second", NULL, NULL, NULL, &error);
+    g_assert_no_error(error);
+    g_assert_false(hearth_models_rename(dir, "second", "Mistral tiny", &error));
+    g_assert_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_EXISTS);
+    g_clear_error(&error);
+
+    /* delete */
+    g_assert_true(hearth_models_delete(dir, "Mistral tiny", &error));
+    g_assert_no_error(error);
+    g_assert_false(hearth_models_delete(dir, "Mistral tiny", &error));
+    g_assert_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_FOUND);
+    g_clear_error(&error);
+    g_assert_false(hearth_models_delete(dir, "..", &error));
+    g_assert_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_INVALID_NAME);
+    g_clear_error(&error);
+    list = hearth_models_list(dir, &error);
+    g_assert_cmpuint(list->len, ==, 1);
+    g_assert_cmpstr(((HearthModelInfo *)list->pdata[0])->name, ==, "second");
+    g_ptr_array_unref(list);
+    d = g_dir_open(pdir, 0, NULL);
+    g_assert_null(g_dir_read_name(d)); /* the trash is emptied */
+    g_dir_close(d);
+    /* the source is untouched */
+    char *src_cfg = g_build_filename(src, "config.json", NULL);
+    g_assert_true(g_file_test(src_cfg, G_FILE_TEST_IS_REGULAR));
+    g_free(src_cfg);
+
+    g_free(second);
+    g_free(cancelled);
+    g_free(pdir);
+    g_free(want);
+    g_free(path);
+    g_free(src);
+    hearth_models_remove_tree(dir, NULL);
+    g_free(dir);
+}
+
+/* Importing a Hugging Face cache snapshot: a folder of symlinks. */
+static void
+test_import_symlinks(void)
+{
+    char *dir = temp_dir();
+    char *snap = g_build_filename(dir, "snapshot", NULL);
+    g_mkdir(snap, 0755);
+    char *src = fixture("qwen2-bias", "bf16");
+    const char *names[] = { "config.json", "model.safetensors" };
+    for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+        char *target = g_build_filename(src, names[i], NULL);
+        char *link = g_build_filename(snap, names[i], NULL);
+        g_assert_cmpint(symlink(target, link), ==, 0);
+        g_free(link);
+        g_free(target);
+    }
+    char *models = g_build_filename(dir, "models", NULL);
+    GError *error = NULL;
+    char *path = hearth_models_import(snap, models, "qwen", NULL, NULL, NULL, &error);
+    g_assert_no_error(error);
+    char *st = g_build_filename(path, "model.safetensors", NULL);
+    g_assert_true(g_file_test(st, G_FILE_TEST_IS_REGULAR));
+    g_assert_false(g_file_test(st, G_FILE_TEST_IS_SYMLINK));
+    char *orig = g_build_filename(src, "model.safetensors", NULL);
+    copy_file(orig, st); /* readable, writable: a real copy */
+    g_free(orig);
+    g_free(st);
+    g_free(path);
+    g_free(models);
+    g_free(src);
+    g_free(snap);
+    hearth_models_remove_tree(dir, NULL);
+    g_free(dir);
+}
+
+static void
+test_recommended(void)
+{
+    GError *error = NULL;
+    char *path = g_build_filename(HEARTH_SOURCE_ROOT, "data", "models", "recommended.json", NULL);
+    GPtrArray *list = hearth_models_load_recommended(path, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(list->len, >=, 6);
+    g_assert_cmpuint(list->len, <=, 10);
+    gboolean any_awq = FALSE;
+    for (guint i = 0; i < list->len; i++) {
+        HearthRecommendedModel *m = list->pdata[i];
+        g_assert_nonnull(strchr(m->repo_id, '/'));
+        g_assert_cmpuint(strlen(m->description), >, 10);
+        g_assert_cmpuint(m->size_bytes, >, 100000000ull);
+        g_assert_cmpuint(m->min_memory_bytes, >=, m->size_bytes);
+        g_assert_cmpuint(m->min_memory_bytes, <=, 8000000000ull); /* fits 4-8 GB GPUs */
+        g_assert_cmpuint(m->params, >, 0);
+        if (g_str_has_prefix(m->format, "AWQ"))
+            any_awq = TRUE;
+    }
+    g_assert_true(any_awq);
+    g_ptr_array_unref(list);
+
+    /* malformed lists are errors */
+    char *dir = temp_dir();
+    char *bad = g_build_filename(dir, "bad.json", NULL);
+    g_file_set_contents(bad, "{\"models\": [{\"name\": \"no repo\"}]}", -1, &error);
+    list = hearth_models_load_recommended(bad, &error);
+    g_assert_null(list);
+    g_assert_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_FORMAT);
+    g_clear_error(&error);
+    g_file_set_contents(bad, "[1, 2", -1, &error);
+    list = hearth_models_load_recommended(bad, &error);
+    g_assert_null(list);
+    g_assert_nonnull(error);
+    g_clear_error(&error);
+    g_free(bad);
+    hearth_models_remove_tree(dir, NULL);
+    g_free(dir);
+    g_free(path);
+}
+
+int
+main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/models/names", test_names);
+    g_test_add_func("/models/default-dir", test_default_dir);
+    g_test_add_func("/models/kv-estimate", test_kv_estimate);
+    g_test_add_func("/models/list-fixtures", test_list_fixtures);
+    g_test_add_func("/models/awq-format", test_awq_format);
+    g_test_add_func("/models/stories260K", test_stories);
+    g_test_add_func("/models/import-rename-delete", test_import_rename_delete);
+    g_test_add_func("/models/import-symlinks", test_import_symlinks);
+    g_test_add_func("/models/recommended", test_recommended);
+    return g_test_run();
+}
