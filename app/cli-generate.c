@@ -2,7 +2,7 @@
  *
  *   hearth-cli generate -m MODEL_DIR [-p TEXT | --prompt-ids 1,2,3] [-n N]
  *       [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]
- *       [--seed S] [--backend cpu] [--ctx N] [--kv f16|f32] [--ids] [--ignore-eos]
+ *       [--seed S] [--backend cpu|vulkan] [--ctx N] [--kv f16|f32] [--ids] [--ignore-eos]
  *       [--chat [--system TEXT]] [--stats]
  *
  * -p TEXT is tokenized with the model's tokenizer (special tokens added as
@@ -73,7 +73,7 @@ hr_cli_generate(int argc, char **argv)
         { "min-p", 0, 0, G_OPTION_ARG_DOUBLE, &min_p, "Drop tokens below P x the best one's probability", "P" },
         { "repeat-penalty", 0, 0, G_OPTION_ARG_DOUBLE, &rep, "Repetition penalty (1 = off)", "R" },
         { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Random seed (sampling is reproducible)", "S" },
-        { "backend", 0, 0, G_OPTION_ARG_STRING, &backend, "Backend: cpu (default)", "NAME" },
+        { "backend", 0, 0, G_OPTION_ARG_STRING, &backend, "Backend: cpu (default) or vulkan", "NAME" },
         { "ctx", 0, 0, G_OPTION_ARG_INT, &ctx_len, "Context length (default: min(model, 4096))", "N" },
         { "kv", 0, 0, G_OPTION_ARG_STRING, &kv, "KV cache type: f16 (default) or f32 (reference)", "TYPE" },
         { "ids", 0, 0, G_OPTION_ARG_NONE, &print_ids, "Print generated token ids instead of text", NULL },

@@ -23,7 +23,7 @@ hr_cli_perplexity(int argc, char **argv)
         { "file", 'f', 0, G_OPTION_ARG_FILENAME, &file, "Text file to evaluate", "FILE" },
         { "ctx", 0, 0, G_OPTION_ARG_INT, &ctx, "Window length in tokens (default 512)", "N" },
         { "max-windows", 0, 0, G_OPTION_ARG_INT, &max_windows, "Evaluate at most N windows (0 = all)", "N" },
-        { "backend", 0, 0, G_OPTION_ARG_STRING, &backend, "Backend: cpu (default)", "NAME" },
+        { "backend", 0, 0, G_OPTION_ARG_STRING, &backend, "Backend: cpu (default) or vulkan", "NAME" },
         { "kv", 0, 0, G_OPTION_ARG_STRING, &kv, "KV cache type: f16 (default) or f32 (reference)", "TYPE" },
         { NULL },
     };

@@ -4,6 +4,11 @@
 
 #include <glib.h>
 
+#include "hearth-config.h"
+#if HEARTH_HAVE_VULKAN
+#include "vulkan/vk-backend.h"
+#endif
+
 struct HrModel {
     HrModelConfig cfg;
     HrTensorSet *weights;
@@ -27,6 +32,10 @@ hr_backend_find(const char *name)
 {
     if (!name || strcmp(name, "cpu") == 0 || strcmp(name, "auto") == 0)
         return &hr_cpu_backend;
+#if HEARTH_HAVE_VULKAN
+    if (strcmp(name, "vulkan") == 0)
+        return &hr_vulkan_backend;
+#endif
     return NULL;
 }
 
@@ -42,7 +51,7 @@ hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError
     const HrBackendOps *ops = hr_backend_find(opt->backend);
     if (!ops)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "backend \"%s\" is not available in this build "
-                            "(available: cpu)", opt->backend);
+                            "(available: cpu%s)", opt->backend, HEARTH_HAVE_VULKAN ? ", vulkan" : "");
     if (ops->api_version != HR_BACKEND_API_VERSION)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "backend \"%s\" implements interface version %u, "
                             "the engine needs %u", ops->name, ops->api_version, HR_BACKEND_API_VERSION);

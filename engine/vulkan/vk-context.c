@@ -17,6 +17,10 @@ struct HrVkContext {
     HrVkCaps caps;
     GString *report;
     uint32_t validation_messages;
+    VkPipelineCache pipeline_cache;
+    char *pipeline_cache_path;
+    uint8_t pipeline_cache_uuid[VK_UUID_SIZE];
+    uint32_t vendor_id, device_id;
 };
 
 #define VALIDATION_LAYER "VK_LAYER_KHRONOS_validation"
@@ -356,6 +360,11 @@ select_device(HrVkContext *ctx, const HrVkOptions *opt, HrError *err)
         ctx->queue_family = best_family;
         ctx->caps = caps[best];
         vkGetPhysicalDeviceMemoryProperties(ctx->physical, &ctx->mem_props);
+        VkPhysicalDeviceProperties props;
+        vkGetPhysicalDeviceProperties(ctx->physical, &props);
+        memcpy(ctx->pipeline_cache_uuid, props.pipelineCacheUUID, VK_UUID_SIZE);
+        ctx->vendor_id = props.vendorID;
+        ctx->device_id = props.deviceID;
     }
     g_free(caps);
     g_free(verdict);
@@ -384,11 +393,14 @@ create_device(HrVkContext *ctx, HrError *err)
         .pNext = &f12,
         .storageBuffer16BitAccess = ctx->caps.storage_16bit,
     };
+    const char *exts[1] = { VK_EXT_MEMORY_BUDGET_EXTENSION_NAME };
     VkDeviceCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
         .pNext = &f11,
         .queueCreateInfoCount = 1,
         .pQueueCreateInfos = &q,
+        .enabledExtensionCount = ctx->caps.memory_budget ? 1 : 0,
+        .ppEnabledExtensionNames = exts,
     };
     VkResult r = vkCreateDevice(ctx->physical, &ci, NULL, &ctx->device);
     if (r != VK_SUCCESS)
@@ -441,6 +453,8 @@ hr_vk_context_free(HrVkContext *ctx)
         return;
     if (ctx->device) {
         vkDeviceWaitIdle(ctx->device);
+        if (ctx->pipeline_cache)
+            vkDestroyPipelineCache(ctx->device, ctx->pipeline_cache, NULL);
         if (ctx->fence)
             vkDestroyFence(ctx->device, ctx->fence, NULL);
         if (ctx->cmd_pool)
@@ -456,6 +470,7 @@ hr_vk_context_free(HrVkContext *ctx)
     if (ctx->instance)
         vkDestroyInstance(ctx->instance, NULL);
     g_string_free(ctx->report, TRUE);
+    g_free(ctx->pipeline_cache_path);
     g_free(ctx);
 }
 
@@ -655,7 +670,7 @@ hr_vk_pipeline_new(HrVkContext *ctx, const uint32_t *spirv, size_t spirv_bytes,
         },
         .layout = pipe->layout,
     };
-    r = vkCreateComputePipelines(ctx->device, VK_NULL_HANDLE, 1, &cpci, NULL, &pipe->pipeline);
+    r = vkCreateComputePipelines(ctx->device, ctx->pipeline_cache, 1, &cpci, NULL, &pipe->pipeline);
     vkDestroyShaderModule(ctx->device, module, NULL);
     g_free(entries);
     if (r != VK_SUCCESS)
@@ -771,4 +786,181 @@ hr_vk_dispatch_sync(HrVkContext *ctx, HrVkPipeline *pipe,
     if (r != VK_SUCCESS)
         return vk_fail(err, r, "submitting a compute dispatch");
     return HR_OK;
+}
+
+/* ---- used by the backend (vk-backend.c, vk-kernels.c) ----------------------------- */
+
+VkDevice
+hr_vk_context_device(const HrVkContext *ctx)
+{
+    return ctx->device;
+}
+
+VkCommandPool
+hr_vk_context_command_pool(const HrVkContext *ctx)
+{
+    return ctx->cmd_pool;
+}
+
+HrStatus
+hr_vk_context_vk_fail(HrError *err, VkResult r, const char *what)
+{
+    return vk_fail(err, r, what);
+}
+
+uint64_t
+hr_vk_context_memory_available(const HrVkContext *ctx, bool *from_budget)
+{
+    *from_budget = false;
+    uint64_t total = 0;
+    if (ctx->caps.memory_budget) {
+        VkPhysicalDeviceMemoryBudgetPropertiesEXT budget = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT,
+        };
+        VkPhysicalDeviceMemoryProperties2 mp2 = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2,
+            .pNext = &budget,
+        };
+        vkGetPhysicalDeviceMemoryProperties2(ctx->physical, &mp2);
+        for (uint32_t i = 0; i < mp2.memoryProperties.memoryHeapCount; i++) {
+            if (!(mp2.memoryProperties.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT))
+                continue;
+            if (budget.heapBudget[i] > budget.heapUsage[i])
+                total += budget.heapBudget[i] - budget.heapUsage[i];
+        }
+        *from_budget = true;
+        return total;
+    }
+    return ctx->caps.device_local_bytes;
+}
+
+HrStatus
+hr_vk_buffer_new_device(HrVkContext *ctx, VkDeviceSize size, HrVkBuffer *buf, HrError *err)
+{
+    memset(buf, 0, sizeof *buf);
+    if (size == 0 || size > ctx->caps.max_storage_buffer_range)
+        return hr_error_set(err, HR_ERR_INVALID_ARG,
+                            "Vulkan: buffer of %" G_GUINT64_FORMAT " bytes exceeds the device's storage "
+                            "buffer range (%" G_GUINT64_FORMAT ")", (guint64)size,
+                            ctx->caps.max_storage_buffer_range);
+    VkBufferCreateInfo bci = {
+        .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+        .size = size,
+        .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                 VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+        .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
+    };
+    VkResult r = vkCreateBuffer(ctx->device, &bci, NULL, &buf->buffer);
+    if (r != VK_SUCCESS)
+        return vk_fail(err, r, "vkCreateBuffer");
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(ctx->device, buf->buffer, &req);
+    int type = find_memory_type(ctx, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0);
+    if (type < 0)
+        type = find_memory_type(ctx, req.memoryTypeBits, 0, 0);
+    if (type < 0) {
+        hr_vk_buffer_free(ctx, buf);
+        return hr_error_set(err, HR_ERR_DEVICE, "Vulkan: no memory type for a storage buffer");
+    }
+    VkMemoryAllocateInfo mai = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+        .allocationSize = req.size,
+        .memoryTypeIndex = (uint32_t)type,
+    };
+    r = vkAllocateMemory(ctx->device, &mai, NULL, &buf->memory);
+    if (r == VK_SUCCESS)
+        r = vkBindBufferMemory(ctx->device, buf->buffer, buf->memory, 0);
+    if (r != VK_SUCCESS) {
+        hr_vk_buffer_free(ctx, buf);
+        return vk_fail(err, r, "allocating device memory");
+    }
+    buf->size = size;
+    return HR_OK;
+}
+
+HrStatus
+hr_vk_submit_wait(HrVkContext *ctx, VkCommandBuffer cb, HrError *err)
+{
+    VkSubmitInfo si = {
+        .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+        .commandBufferCount = 1,
+        .pCommandBuffers = &cb,
+    };
+    VkResult r = vkQueueSubmit(ctx->queue, 1, &si, ctx->fence);
+    if (r == VK_SUCCESS)
+        r = vkWaitForFences(ctx->device, 1, &ctx->fence, VK_TRUE, UINT64_MAX);
+    vkResetFences(ctx->device, 1, &ctx->fence);
+    if (r != VK_SUCCESS)
+        return vk_fail(err, r, "vkQueueSubmit/vkWaitForFences");
+    return HR_OK;
+}
+
+HrStatus
+hr_vk_submit(HrVkContext *ctx, VkCommandBuffer cb, VkFence fence, HrError *err)
+{
+    VkSubmitInfo si = {
+        .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+        .commandBufferCount = 1,
+        .pCommandBuffers = &cb,
+    };
+    VkResult r = vkQueueSubmit(ctx->queue, 1, &si, fence);
+    if (r != VK_SUCCESS)
+        return vk_fail(err, r, "vkQueueSubmit");
+    return HR_OK;
+}
+
+/* The on-disk pipeline cache: Vulkan's own header (length, version, vendor,
+ * device, pipelineCacheUUID) is checked before the data is handed back to
+ * the driver, so a file from another driver or GPU is simply ignored. */
+void
+hr_vk_context_open_pipeline_cache(HrVkContext *ctx)
+{
+    if (ctx->pipeline_cache)
+        return;
+    g_autofree char *dir = g_build_filename(g_get_user_cache_dir(), "hearth", NULL);
+    g_autofree char *name = g_strdup_printf("vulkan-pipelines-%04x-%04x.bin", ctx->vendor_id, ctx->device_id);
+    ctx->pipeline_cache_path = g_build_filename(dir, name, NULL);
+    gchar *data = NULL;
+    gsize len = 0;
+    bool usable = false;
+    if (g_file_get_contents(ctx->pipeline_cache_path, &data, &len, NULL) && len >= 16 + VK_UUID_SIZE) {
+        uint32_t hdr[4];
+        memcpy(hdr, data, sizeof hdr);
+        usable = hdr[0] >= 16 + VK_UUID_SIZE && hdr[0] <= len &&
+                 hdr[1] == VK_PIPELINE_CACHE_HEADER_VERSION_ONE && hdr[2] == ctx->vendor_id &&
+                 hdr[3] == ctx->device_id && memcmp(data + 16, ctx->pipeline_cache_uuid, VK_UUID_SIZE) == 0;
+    }
+    VkPipelineCacheCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
+        .initialDataSize = usable ? len : 0,
+        .pInitialData = usable ? data : NULL,
+    };
+    if (vkCreatePipelineCache(ctx->device, &ci, NULL, &ctx->pipeline_cache) != VK_SUCCESS)
+        ctx->pipeline_cache = VK_NULL_HANDLE;   /* pipelines are then built without a cache */
+    g_free(data);
+}
+
+bool
+hr_vk_context_save_pipeline_cache(HrVkContext *ctx)
+{
+    if (!ctx->pipeline_cache || !ctx->pipeline_cache_path)
+        return false;
+    size_t len = 0;
+    if (vkGetPipelineCacheData(ctx->device, ctx->pipeline_cache, &len, NULL) != VK_SUCCESS || len == 0)
+        return false;
+    void *data = g_malloc(len);
+    bool ok = vkGetPipelineCacheData(ctx->device, ctx->pipeline_cache, &len, data) == VK_SUCCESS;
+    if (ok) {
+        g_autofree char *dir = g_path_get_dirname(ctx->pipeline_cache_path);
+        ok = g_mkdir_with_parents(dir, 0700) == 0 &&
+             g_file_set_contents(ctx->pipeline_cache_path, data, (gssize)len, NULL);
+    }
+    g_free(data);
+    return ok;
+}
+
+const char *
+hr_vk_context_pipeline_cache_path(const HrVkContext *ctx)
+{
+    return ctx->pipeline_cache_path;
 }

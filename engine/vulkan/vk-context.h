@@ -94,3 +94,24 @@ HrStatus hr_vk_dispatch_sync(HrVkContext *ctx, HrVkPipeline *pipe,
                              HrVkBuffer *const *buffers, const void *push,
                              uint32_t groups_x, uint32_t groups_y, uint32_t groups_z,
                              HrError *err);
+
+/* ---- for the backend (vk-backend.c, vk-kernels.c) ---------------------------------- */
+VkDevice hr_vk_context_device(const HrVkContext *ctx);
+VkCommandPool hr_vk_context_command_pool(const HrVkContext *ctx);
+/* Sets err from a failed VkResult (NOMEM for out-of-memory results). */
+HrStatus hr_vk_context_vk_fail(HrError *err, VkResult r, const char *what);
+/* Device-local bytes still available: VK_EXT_memory_budget's budget minus
+ * usage when the device has it (*from_budget = true), else the heap sizes. */
+uint64_t hr_vk_context_memory_available(const HrVkContext *ctx, bool *from_budget);
+/* Device-local storage buffer (not mapped), also a transfer source/target. */
+HrStatus hr_vk_buffer_new_device(HrVkContext *ctx, VkDeviceSize size, HrVkBuffer *buf, HrError *err);
+/* Submit one command buffer on the context's queue; _wait waits on the
+ * context's own fence. */
+HrStatus hr_vk_submit_wait(HrVkContext *ctx, VkCommandBuffer cb, HrError *err);
+HrStatus hr_vk_submit(HrVkContext *ctx, VkCommandBuffer cb, VkFence fence, HrError *err);
+/* A VkPipelineCache kept in g_get_user_cache_dir()/hearth/ (one file per
+ * vendor/device id): opened before pipelines are built (they then use it),
+ * saved by the owner when done. A missing or foreign file is ignored. */
+void hr_vk_context_open_pipeline_cache(HrVkContext *ctx);
+bool hr_vk_context_save_pipeline_cache(HrVkContext *ctx);
+const char *hr_vk_context_pipeline_cache_path(const HrVkContext *ctx);

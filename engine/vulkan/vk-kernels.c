@@ -1,0 +1,590 @@
+/* vk-kernels.c — pipelines, weight repacking and dispatch builders for the
+ * Vulkan backend (see vk-kernels.h for the layouts). */
+#include "vk-kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "hr-half.h"
+
+static const uint32_t embed_spv[] =
+#include "embed.spv.h"
+    ;
+static const uint32_t rmsnorm_spv[] =
+#include "rmsnorm.spv.h"
+    ;
+static const uint32_t rmsnorm_sg_spv[] =
+#include "rmsnorm_sg.spv.h"
+    ;
+static const uint32_t rope_kv_spv[] =
+#include "rope_kv.spv.h"
+    ;
+static const uint32_t attn_spv[] =
+#include "attn.spv.h"
+    ;
+static const uint32_t attn_sg_spv[] =
+#include "attn_sg.spv.h"
+    ;
+static const uint32_t attn_combine_spv[] =
+#include "attn_combine.spv.h"
+    ;
+static const uint32_t argmax_spv[] =
+#include "argmax.spv.h"
+    ;
+static const uint32_t gemm_spv[] =
+#include "gemm.spv.h"
+    ;
+static const uint32_t gemv_spv[] =
+#include "gemv.spv.h"
+    ;
+static const uint32_t gemv_sg_spv[] =
+#include "gemv_sg.spv.h"
+    ;
+static const uint32_t gemv_f16a_spv[] =
+#include "gemv_f16a.spv.h"
+    ;
+static const uint32_t gemv_sg_f16a_spv[] =
+#include "gemv_sg_f16a.spv.h"
+    ;
+
+enum { POOL_SETS = 128, MAX_BINDINGS = 8 };
+
+struct HrVkKernels {
+    HrVkContext *ctx;
+    HrVkKernelConfig cfg;
+    HrVkPipeline pipes[HR_VK_K_COUNT];
+    GArray *pools;          /* VkDescriptorPool */
+    uint32_t pool_left;     /* sets left in the newest pool */
+    HrVkBuffer dummy;       /* bound where a kernel's optional buffer is absent */
+};
+
+static uint32_t
+pow2_floor(uint32_t v)
+{
+    uint32_t p = 1;
+    while (p * 2 <= v)
+        p *= 2;
+    return p;
+}
+
+void
+hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig *cfg)
+{
+    /* Real GPUs: 128-thread workgroups (4 subgroups of 32 or 2 of 64), two
+     * rows per GEMV workgroup. A CPU implementation (lavapipe) runs a
+     * workgroup's subgroups one after another and pays for every barrier,
+     * so it gets small workgroups and more rows per group. */
+    bool cpu = caps->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    uint32_t wg = cpu ? 32 : 128;
+    if (caps->subgroup_size > wg && caps->subgroup_size <= 1024)
+        wg = caps->subgroup_size;
+    wg = pow2_floor(MIN(wg, caps->max_workgroup_invocations ? caps->max_workgroup_invocations : 64));
+    cfg->wg = wg;
+    cfg->gemv_rows = cpu ? 4 : 2;
+    cfg->gemv_nt = 8;
+    cfg->attn_split = 256;
+    cfg->attn_qt = 4;
+    cfg->max_hd = max_hd < 64 ? 64 : max_hd;
+    cfg->subgroup = caps->subgroup_arithmetic;
+    const char *f16 = g_getenv("HEARTH_VULKAN_FP16_MATH");
+    cfg->fp16_math = caps->shader_float16 && f16 && f16[0] == '1';
+    /* The GEMV keeps wg * rows * tokens * 2 partial sums in shared memory;
+     * attention keeps split + max_hd + wg floats. */
+    uint32_t shared = caps->max_shared_memory ? caps->max_shared_memory : 16384;
+    while (cfg->gemv_nt > 1 && (size_t)cfg->wg * cfg->gemv_rows * cfg->gemv_nt * 2 * 4 > shared)
+        cfg->gemv_nt /= 2;
+    while (cfg->gemv_rows > 1 && (size_t)cfg->wg * cfg->gemv_rows * cfg->gemv_nt * 2 * 4 > shared)
+        cfg->gemv_rows /= 2;
+    while (cfg->attn_split > 32 &&
+           (size_t)(cfg->attn_qt * (cfg->attn_split + cfg->max_hd) + cfg->wg) * 4 > shared)
+        cfg->attn_split /= 2;
+    while (cfg->attn_qt > 1 && (size_t)(cfg->attn_qt * (cfg->attn_split + cfg->max_hd) + cfg->wg) * 4 > shared)
+        cfg->attn_qt /= 2;
+    /* GEMM tiles: 64 rows x 32 tokens, 4x4 per thread (128 threads) on
+     * GPUs; 32 x 16 (32 threads) on a CPU device. Shared: two weight tiles
+     * (gate+up) and one activation tile of BK+1 floats per row. */
+    cfg->gemm = true;
+    cfg->gemm_bm = cpu ? 32 : 64;
+    cfg->gemm_bn = cpu ? 16 : 32;
+    cfg->gemm_bk = 32;
+    cfg->gemm_tm = 4;
+    cfg->gemm_tn = 4;
+    while (cfg->gemm_bm > 16 &&
+           (size_t)(2 * cfg->gemm_bm + cfg->gemm_bn) * (cfg->gemm_bk + 1) * 4 > shared)
+        cfg->gemm_bm /= 2;
+    uint32_t threads = (cfg->gemm_bm / cfg->gemm_tm) * (cfg->gemm_bn / cfg->gemm_tn);
+    if (threads > caps->max_workgroup_invocations ||
+        (size_t)(2 * cfg->gemm_bm + cfg->gemm_bn) * (cfg->gemm_bk + 1) * 4 > shared)
+        cfg->gemm = false;
+}
+
+const HrVkKernelConfig *
+hr_vk_kernels_config(const HrVkKernels *k)
+{
+    return &k->cfg;
+}
+
+void
+hr_vk_kernels_free(HrVkKernels *k)
+{
+    if (!k)
+        return;
+    VkDevice dev = hr_vk_context_device(k->ctx);
+    for (int i = 0; i < HR_VK_K_COUNT; i++)
+        hr_vk_pipeline_free(k->ctx, &k->pipes[i]);
+    if (k->pools) {
+        for (guint i = 0; i < k->pools->len; i++)
+            vkDestroyDescriptorPool(dev, g_array_index(k->pools, VkDescriptorPool, i), NULL);
+        g_array_unref(k->pools);
+    }
+    hr_vk_buffer_free(k->ctx, &k->dummy);
+    g_free(k);
+}
+
+HrStatus
+hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **out, HrError *err)
+{
+    *out = NULL;
+    const HrVkCaps *caps = hr_vk_context_caps(ctx);
+    if (!caps->storage_16bit)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan: %s lacks storageBuffer16BitAccess, which the "
+                            "FP16 KV cache needs; use --backend cpu", caps->name);
+    HrVkKernels *k = g_new0(HrVkKernels, 1);
+    k->ctx = ctx;
+    k->cfg = *cfg;
+    k->pools = g_array_new(FALSE, FALSE, sizeof(VkDescriptorPool));
+    HrStatus st = hr_vk_buffer_new_host(ctx, 256, &k->dummy, err);
+    const uint32_t wg = cfg->wg;
+    const uint32_t one[1] = { wg };
+    const uint32_t attn_spec[4] = { wg, cfg->attn_split, cfg->max_hd, 1 };
+    const uint32_t attn_pre_spec[4] = { wg, cfg->attn_split, cfg->max_hd, cfg->attn_qt };
+    struct {
+        HrVkKernelId id;
+        const uint32_t *spv;
+        size_t bytes;
+        uint32_t bindings, push;
+        const uint32_t *spec;
+        uint32_t n_spec;
+    } defs[] = {
+        { HR_VK_K_EMBED, embed_spv, sizeof embed_spv, 4, 16, one, 1 },
+        { HR_VK_K_RMSNORM, cfg->subgroup ? rmsnorm_sg_spv : rmsnorm_spv,
+          cfg->subgroup ? sizeof rmsnorm_sg_spv : sizeof rmsnorm_spv, 4, 12, one, 1 },
+        { HR_VK_K_ROPE_KV, rope_kv_spv, sizeof rope_kv_spv, 6, 12, one, 1 },
+        { HR_VK_K_ATTN, cfg->subgroup ? attn_sg_spv : attn_spv,
+          cfg->subgroup ? sizeof attn_sg_spv : sizeof attn_spv, 5, 24, attn_spec, 4 },
+        { HR_VK_K_ATTN_PREFILL, cfg->subgroup ? attn_sg_spv : attn_spv,
+          cfg->subgroup ? sizeof attn_sg_spv : sizeof attn_spv, 5, 24, attn_pre_spec, 4 },
+        { HR_VK_K_ATTN_COMBINE, attn_combine_spv, sizeof attn_combine_spv, 3, 12, one, 1 },
+        { HR_VK_K_ARGMAX, argmax_spv, sizeof argmax_spv, 2, 8, one, 1 },
+    };
+    for (size_t i = 0; st == HR_OK && i < G_N_ELEMENTS(defs); i++)
+        st = hr_vk_pipeline_new(ctx, defs[i].spv, defs[i].bytes, defs[i].bindings, defs[i].push, defs[i].spec,
+                                defs[i].n_spec, &k->pipes[defs[i].id], err);
+    if (st == HR_OK && cfg->fp16_math && !caps->shader_float16)
+        st = hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan: FP16 arithmetic was asked for but %s lacks "
+                          "shaderFloat16", caps->name);
+    const uint32_t *gemv_code = cfg->fp16_math ? (cfg->subgroup ? gemv_sg_f16a_spv : gemv_f16a_spv)
+                                               : (cfg->subgroup ? gemv_sg_spv : gemv_spv);
+    size_t gemv_bytes = cfg->fp16_math ? (cfg->subgroup ? sizeof gemv_sg_f16a_spv : sizeof gemv_f16a_spv)
+                                       : (cfg->subgroup ? sizeof gemv_sg_spv : sizeof gemv_spv);
+    for (uint32_t v = 0; st == HR_OK && v < 8; v++) {
+        uint32_t quant = (v >> 2) & 1, gate = (v >> 1) & 1, prefill = v & 1;
+        uint32_t spec[5] = { wg, cfg->gemv_rows, prefill ? cfg->gemv_nt : 1, quant, gate };
+        st = hr_vk_pipeline_new(ctx, gemv_code, gemv_bytes, 7, 14 * 4, spec, 5, &k->pipes[HR_VK_K_GEMV + v], err);
+    }
+    for (uint32_t v = 0; st == HR_OK && cfg->gemm && v < 4; v++) {
+        uint32_t threads = (cfg->gemm_bm / cfg->gemm_tm) * (cfg->gemm_bn / cfg->gemm_tn);
+        uint32_t spec[8] = { threads, cfg->gemm_bm, cfg->gemm_bn, cfg->gemm_bk, cfg->gemm_tm, cfg->gemm_tn,
+                             (v >> 1) & 1, v & 1 };
+        st = hr_vk_pipeline_new(ctx, gemm_spv, sizeof gemm_spv, 7, 14 * 4, spec, 8, &k->pipes[HR_VK_K_GEMM + v], err);
+    }
+    if (st != HR_OK) {
+        hr_vk_kernels_free(k);
+        return st;
+    }
+    *out = k;
+    return HR_OK;
+}
+
+/* ---- weight repacking -------------------------------------------------------------- */
+
+static inline uint32_t
+load_u32(const void *base, size_t i)
+{
+    uint32_t v;
+    memcpy(&v, (const char *)base + 4 * i, 4);
+    return v;
+}
+
+static inline uint16_t
+load_u16(const void *base, size_t i)
+{
+    uint16_t v;
+    memcpy(&v, (const char *)base + 2 * i, 2);
+    return v;
+}
+
+static const int awq_order[8] = { 0, 2, 4, 6, 1, 3, 5, 7 };
+
+uint32_t *
+hr_vk_pack_awq(const void *qweight, const void *qzeros, const void *scales, int N, int K, int ng, HrVkWeight *w,
+               size_t *n_words, HrError *err)
+{
+    if (N % 8 != 0 || ng < 1 || K % ng != 0) {
+        hr_error_set(err, HR_ERR_UNSUPPORTED, "AWQ linear [%d, %d] with %d groups: out must be a multiple of 8 "
+                     "and the groups must split the inputs", N, K, ng);
+        return NULL;
+    }
+    const int g = K / ng;
+    if (ng > 1 && g % 8 != 0) {
+        hr_error_set(err, HR_ERR_UNSUPPORTED, "AWQ group size %d: the Vulkan kernels take groups that are "
+                     "a multiple of 8 inputs (or one group per row)", g);
+        return NULL;
+    }
+    const size_t kw = (size_t)(K + 7) / 8;
+    const size_t soff = (size_t)N * kw;
+    *n_words = soff + (size_t)N * (size_t)ng;
+    uint32_t *out = g_new0(uint32_t, *n_words);
+    const size_t w8 = (size_t)N / 8;
+    for (size_t k = 0; k < (size_t)K; k++) {
+        for (size_t j = 0; j < w8; j++) {
+            uint32_t p = load_u32(qweight, k * w8 + j);
+            for (int i = 0; i < 8; i++) {
+                size_t n = j * 8 + (size_t)awq_order[i];
+                out[n * kw + k / 8] |= ((p >> (4 * i)) & 15u) << (4 * (k % 8));
+            }
+        }
+    }
+    for (size_t gi = 0; gi < (size_t)ng; gi++) {
+        for (size_t j = 0; j < w8; j++) {
+            uint32_t p = load_u32(qzeros, gi * w8 + j);
+            for (int i = 0; i < 8; i++) {
+                size_t n = j * 8 + (size_t)awq_order[i];
+                uint32_t z = (p >> (4 * i)) & 15u;
+                out[soff + n * (size_t)ng + gi] = load_u16(scales, gi * (size_t)N + n) | (z << 16);
+            }
+        }
+    }
+    w->quant = true;
+    w->n = (uint32_t)N;
+    w->k = (uint32_t)K;
+    w->kw = (uint32_t)kw;
+    w->ng = (uint32_t)ng;
+    w->gsize = (uint32_t)g;
+    w->soff = (uint32_t)soff;
+    return out;
+}
+
+uint32_t *
+hr_vk_pack_f16(const void *data, HrDType dtype, int N, int K, HrVkWeight *w, size_t *n_words)
+{
+    const size_t kw = (size_t)(K + 7) / 8 * 4;
+    *n_words = (size_t)N * kw;
+    uint32_t *out = g_new0(uint32_t, *n_words);
+    uint16_t *h = (uint16_t *)out;
+    for (size_t n = 0; n < (size_t)N; n++) {
+        for (size_t k = 0; k < (size_t)K; k++) {
+            size_t i = n * (size_t)K + k;
+            uint16_t v;
+            if (dtype == HR_DTYPE_F16) {
+                v = load_u16(data, i);
+            } else {
+                float f;
+                if (dtype == HR_DTYPE_BF16) {
+                    uint32_t bits = (uint32_t)load_u16(data, i) << 16;
+                    memcpy(&f, &bits, 4);
+                } else {
+                    memcpy(&f, (const char *)data + 4 * i, 4);
+                }
+                /* Beyond FP16's range: saturate rather than become inf. */
+                f = f > 65504.0f ? 65504.0f : f < -65504.0f ? -65504.0f : f;
+                v = hr_f32_to_f16(f);
+            }
+            h[n * kw * 2 + k] = v;
+        }
+    }
+    memset(w, 0, sizeof *w);
+    w->quant = false;
+    w->n = (uint32_t)N;
+    w->k = (uint32_t)K;
+    w->kw = (uint32_t)kw;
+    return out;
+}
+
+/* ---- dispatches -------------------------------------------------------------------- */
+
+static HrStatus
+alloc_set(HrVkKernels *k, HrVkKernelId id, HrVkBuffer *const *bufs, uint32_t n, HrVkDispatch *d, HrError *err)
+{
+    VkDevice dev = hr_vk_context_device(k->ctx);
+    if (k->pool_left == 0) {
+        VkDescriptorPoolSize ps = {
+            .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorCount = POOL_SETS * MAX_BINDINGS,
+        };
+        VkDescriptorPoolCreateInfo ci = {
+            .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+            .maxSets = POOL_SETS,
+            .poolSizeCount = 1,
+            .pPoolSizes = &ps,
+        };
+        VkDescriptorPool pool;
+        VkResult r = vkCreateDescriptorPool(dev, &ci, NULL, &pool);
+        if (r != VK_SUCCESS)
+            return hr_vk_context_vk_fail(err, r, "vkCreateDescriptorPool");
+        g_array_append_val(k->pools, pool);
+        k->pool_left = POOL_SETS;
+    }
+    VkDescriptorSetAllocateInfo ai = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+        .descriptorPool = g_array_index(k->pools, VkDescriptorPool, k->pools->len - 1),
+        .descriptorSetCount = 1,
+        .pSetLayouts = &k->pipes[id].set_layout,
+    };
+    VkResult r = vkAllocateDescriptorSets(dev, &ai, &d->set);
+    if (r != VK_SUCCESS)
+        return hr_vk_context_vk_fail(err, r, "vkAllocateDescriptorSets");
+    k->pool_left--;
+    VkDescriptorBufferInfo infos[MAX_BINDINGS];
+    VkWriteDescriptorSet writes[MAX_BINDINGS];
+    for (uint32_t i = 0; i < n; i++) {
+        HrVkBuffer *b = bufs[i] ? bufs[i] : &k->dummy;
+        infos[i] = (VkDescriptorBufferInfo){ .buffer = b->buffer, .offset = 0, .range = VK_WHOLE_SIZE };
+        writes[i] = (VkWriteDescriptorSet){
+            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+            .dstSet = d->set,
+            .dstBinding = i,
+            .descriptorCount = 1,
+            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .pBufferInfo = &infos[i],
+        };
+    }
+    vkUpdateDescriptorSets(dev, n, writes, 0, NULL);
+    d->kernel = id;
+    return HR_OK;
+}
+
+static uint32_t
+div_up(uint32_t a, uint32_t b)
+{
+    return (a + b - 1) / b;
+}
+
+HrStatus
+hr_vk_make_embed(HrVkKernels *k, HrVkBuffer *tokens, const HrVkWeight *emb, uint32_t row_begin, HrVkBuffer *x,
+                 HrVkBuffer *params, uint32_t max_tokens, HrVkDispatch *d, HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    HrVkBuffer *b[4] = { tokens, (HrVkBuffer *)&emb->buf, x, params };
+    HrStatus st = alloc_set(k, HR_VK_K_EMBED, b, 4, d, err);
+    d->push[0] = emb->k;
+    d->push[1] = emb->kw;
+    d->push[2] = row_begin;
+    d->push[3] = row_begin + emb->n;
+    d->groups[0] = div_up(div_up(emb->k, 2), k->cfg.wg);
+    d->groups[1] = max_tokens;
+    d->groups[2] = 1;
+    return st;
+}
+
+HrStatus
+hr_vk_make_rmsnorm(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *out, HrVkBuffer *w, HrVkBuffer *params, uint32_t n,
+                   float eps, bool logit_rows, uint32_t max_tokens, HrVkDispatch *d, HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    HrVkBuffer *b[4] = { x, out, w, params };
+    HrStatus st = alloc_set(k, HR_VK_K_RMSNORM, b, 4, d, err);
+    d->push[0] = n;
+    memcpy(&d->push[1], &eps, 4);
+    d->push[2] = logit_rows ? 1 : 0;
+    d->groups[0] = max_tokens;
+    d->groups[1] = d->groups[2] = 1;
+    return st;
+}
+
+HrStatus
+hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    const HrVkWeight *w0 = a->w[0];
+    const HrVkWeight *w1 = a->w[1] ? a->w[1] : w0;
+    const HrVkWeight *w2 = a->w[2] ? a->w[2] : w1;
+    if ((a->w[1] && (a->w[1]->quant != w0->quant || a->w[1]->k != w0->k)) ||
+        (a->w[2] && (a->w[2]->quant != w0->quant || a->w[2]->k != w0->k)) ||
+        (a->gate && (!a->w[1] || a->w[1]->n != w0->n || a->w[2])))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan GEMV: fused matrices must share input width "
+                            "and storage type (gate/up: also the row count)");
+    HrVkBuffer *b[7] = { a->x, a->out, (HrVkBuffer *)&w0->buf, (HrVkBuffer *)&w1->buf, (HrVkBuffer *)&w2->buf,
+                         a->bias, a->params };
+    const bool gemm = a->prefill && k->cfg.gemm;
+    HrVkKernelId id = gemm ? HR_VK_K_GEMM + (w0->quant ? 2 : 0) + (a->gate ? 1 : 0)
+                           : HR_VK_K_GEMV + (w0->quant ? 4 : 0) + (a->gate ? 2 : 0) + (a->prefill ? 1 : 0);
+    HrStatus st = alloc_set(k, id, b, 7, d, err);
+    uint32_t n1 = (!a->gate && a->w[1]) ? a->w[1]->n : 0;
+    uint32_t n2 = (!a->gate && a->w[2]) ? a->w[2]->n : 0;
+    uint32_t *p = d->push;
+    p[0] = w0->n;
+    p[1] = n1;
+    p[2] = n2;
+    p[3] = w0->k;
+    p[4] = w0->kw;
+    p[5] = w0->ng;
+    p[6] = w0->gsize;
+    p[7] = w0->soff;
+    p[8] = w1->soff;
+    p[9] = w2->soff;
+    p[10] = a->x_stride;
+    p[11] = a->o_stride;
+    p[12] = (a->residual ? 1u : 0u) | (a->bias ? 2u : 0u) | (a->logit_rows ? 4u : 0u);
+    p[13] = a->out_row_offset;
+    uint32_t rows = gemm ? k->cfg.gemm_bm : k->cfg.gemv_rows;
+    uint32_t toks = gemm ? k->cfg.gemm_bn : a->prefill ? k->cfg.gemv_nt : 1;
+    d->groups[0] = div_up(w0->n, rows) + div_up(n1, rows) + div_up(n2, rows);
+    d->groups[1] = div_up(a->max_tokens, toks);
+    d->groups[2] = 1;
+    return st;
+}
+
+HrStatus
+hr_vk_make_rope_kv(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *qout, HrVkBuffer *kc, HrVkBuffer *vc,
+                   HrVkBuffer *rope_tab, HrVkBuffer *params, uint32_t n_heads, uint32_t n_kv, uint32_t hd,
+                   uint32_t max_tokens, HrVkDispatch *d, HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    HrVkBuffer *b[6] = { qkv, qout, kc, vc, rope_tab, params };
+    HrStatus st = alloc_set(k, HR_VK_K_ROPE_KV, b, 6, d, err);
+    d->push[0] = n_heads;
+    d->push[1] = n_kv;
+    d->push[2] = hd;
+    d->groups[0] = div_up((n_heads + 2 * n_kv) * hd, k->cfg.wg);
+    d->groups[1] = max_tokens;
+    d->groups[2] = 1;
+    return st;
+}
+
+uint32_t
+hr_vk_attn_splits(const HrVkKernels *k, uint32_t context)
+{
+    return div_up(context, k->cfg.attn_split);
+}
+
+HrStatus
+hr_vk_make_attn(HrVkKernels *k, HrVkBuffer *q, HrVkBuffer *kc, HrVkBuffer *vc, HrVkBuffer *part,
+                HrVkBuffer *params, uint32_t n_heads, uint32_t n_kv, uint32_t hd, uint32_t context,
+                uint32_t window, bool prefill, uint32_t max_tokens, HrVkDispatch *d, HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    if (hd > k->cfg.max_hd || n_kv == 0 || n_heads % n_kv != 0)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan attention: head_dim %u (max %u), %u heads, %u KV heads",
+                            hd, k->cfg.max_hd, n_heads, n_kv);
+    HrVkBuffer *b[5] = { q, kc, vc, part, params };
+    HrStatus st = alloc_set(k, prefill ? HR_VK_K_ATTN_PREFILL : HR_VK_K_ATTN, b, 5, d, err);
+    float scale = 1.0f / sqrtf((float)hd);
+    d->push[0] = n_heads;
+    d->push[1] = n_kv;
+    d->push[2] = hd;
+    d->push[3] = hr_vk_attn_splits(k, context);
+    d->push[4] = window;
+    memcpy(&d->push[5], &scale, 4);
+    d->groups[0] = hr_vk_attn_splits(k, context);
+    d->groups[1] = n_heads;
+    d->groups[2] = div_up(max_tokens, prefill ? k->cfg.attn_qt : 1);
+    return st;
+}
+
+HrStatus
+hr_vk_make_attn_combine(HrVkKernels *k, HrVkBuffer *part, HrVkBuffer *out, HrVkBuffer *params, uint32_t n_heads,
+                        uint32_t hd, uint32_t context, uint32_t max_tokens, HrVkDispatch *d, HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    HrVkBuffer *b[3] = { part, out, params };
+    HrStatus st = alloc_set(k, HR_VK_K_ATTN_COMBINE, b, 3, d, err);
+    d->push[0] = n_heads;
+    d->push[1] = hd;
+    d->push[2] = hr_vk_attn_splits(k, context);
+    d->groups[0] = n_heads;
+    d->groups[1] = max_tokens;
+    d->groups[2] = 1;
+    return st;
+}
+
+HrStatus
+hr_vk_make_argmax(HrVkKernels *k, HrVkBuffer *v, uint32_t offset, uint32_t n, HrVkBuffer *out, HrVkDispatch *d,
+                  HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    HrVkBuffer *b[2] = { v, out };
+    HrStatus st = alloc_set(k, HR_VK_K_ARGMAX, b, 2, d, err);
+    d->push[0] = n;
+    d->push[1] = offset;
+    d->groups[0] = d->groups[1] = d->groups[2] = 1;
+    return st;
+}
+
+void
+hr_vk_record(HrVkKernels *k, VkCommandBuffer cb, const HrVkDispatch *d)
+{
+    const HrVkPipeline *p = &k->pipes[d->kernel];
+    vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
+    vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &d->set, 0, NULL);
+    if (p->push_size)
+        vkCmdPushConstants(cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p->push_size, d->push);
+    vkCmdDispatch(cb, d->groups[0], d->groups[1], d->groups[2]);
+}
+
+void
+hr_vk_record_barrier(VkCommandBuffer cb)
+{
+    VkMemoryBarrier mb = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT,
+    };
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL,
+                         0, NULL);
+}
+
+void
+hr_vk_record_host_barrier(VkCommandBuffer cb)
+{
+    VkMemoryBarrier mb = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_HOST_READ_BIT,
+    };
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+}
+
+HrStatus
+hr_vk_run(HrVkKernels *k, const HrVkDispatch *d, uint32_t n, HrError *err)
+{
+    VkDevice dev = hr_vk_context_device(k->ctx);
+    VkCommandBufferAllocateInfo ai = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+        .commandPool = hr_vk_context_command_pool(k->ctx),
+        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+        .commandBufferCount = 1,
+    };
+    VkCommandBuffer cb;
+    VkResult r = vkAllocateCommandBuffers(dev, &ai, &cb);
+    if (r != VK_SUCCESS)
+        return hr_vk_context_vk_fail(err, r, "vkAllocateCommandBuffers");
+    VkCommandBufferBeginInfo bi = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+        .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
+    };
+    vkBeginCommandBuffer(cb, &bi);
+    for (uint32_t i = 0; i < n; i++) {
+        if (i > 0)
+            hr_vk_record_barrier(cb);
+        hr_vk_record(k, cb, &d[i]);
+    }
+    hr_vk_record_host_barrier(cb);
+    r = vkEndCommandBuffer(cb);
+    HrStatus st = r == VK_SUCCESS ? hr_vk_submit_wait(k->ctx, cb, err)
+                                  : hr_vk_context_vk_fail(err, r, "vkEndCommandBuffer");
+    vkFreeCommandBuffers(dev, hr_vk_context_command_pool(k->ctx), 1, &cb);
+    return st;
+}

@@ -1,0 +1,142 @@
+/* vk-kernels.h — the Vulkan backend's compute kernels: pipelines, the
+ * device weight layouts they read, and dispatch builders.
+ *
+ * A dispatch (HrVkDispatch) is built once — descriptor set, push constants,
+ * group counts — and can be recorded into any number of command buffers;
+ * the per-step values (position, token count) are read by every kernel from
+ * a small params buffer (HrVkStepParams) the host writes before a submit, so
+ * a whole forward step is recorded once and replayed.
+ *
+ * Device weight layouts (one storage buffer per tensor, so no binding
+ * exceeds maxStorageBufferRange):
+ *   4-bit (AWQ):  words [N, kw] with kw = ceil(K/8): word u of row n holds
+ *                 inputs 8u..8u+7, input 8u+i in bits 4i..4i+3 (zero padded);
+ *                 then at word soff = N*kw one word per (row, group): bits
+ *                 0..15 the FP16 scale, bits 16..19 the zero point. Groups
+ *                 must be a multiple of 8 inputs, or one group per row.
+ *   FP16:         words [N, kw] with kw = ceil(K/8)*4 (FP16 pairs, zero padded).
+ * Activations are FP32; the KV cache is FP16 [context, n_kv*head_dim] per layer.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "safetensors.h"
+#include "vk-context.h"
+
+typedef struct {
+    uint32_t pos, n_tokens, logit_first, seq_len;
+} HrVkStepParams;
+
+typedef enum {
+    HR_VK_K_EMBED,
+    HR_VK_K_RMSNORM,
+    HR_VK_K_ROPE_KV,
+    HR_VK_K_ATTN,
+    HR_VK_K_ATTN_COMBINE,
+    HR_VK_K_ARGMAX,
+    HR_VK_K_ATTN_PREFILL,  /* attn.comp with attn_qt query tokens per workgroup */
+    HR_VK_K_GEMV,          /* + quant*4 + gate*2 + prefill: 8 pipelines */
+    HR_VK_K_GEMM = HR_VK_K_GEMV + 8,   /* + quant*2 + gate: 4 pipelines */
+    HR_VK_K_COUNT = HR_VK_K_GEMM + 4,
+} HrVkKernelId;
+
+typedef struct {
+    uint32_t wg;            /* workgroup size of every kernel (power of two) */
+    uint32_t gemv_rows;     /* output rows per GEMV workgroup */
+    uint32_t gemv_nt;       /* tokens per GEMV workgroup in prefill (when !gemm) */
+    bool gemm;              /* prefill linears through the tiled GEMM (gemm.comp) */
+    uint32_t gemm_bm, gemm_bn, gemm_bk, gemm_tm, gemm_tn;   /* tile, K slice, per-thread block */
+    uint32_t attn_split;    /* keys per attention workgroup (flash-decoding split) */
+    uint32_t attn_qt;       /* query tokens per attention workgroup in prefill */
+    uint32_t max_hd;        /* largest head_dim the attention kernel takes */
+    bool subgroup;          /* subgroup-arithmetic variants */
+    bool fp16_math;         /* decode GEMV forms its products in FP16 (shaderFloat16 devices,
+                               HEARTH_VULKAN_FP16_MATH=1; off by default: decode is bound by
+                               memory, not arithmetic, and FP32 keeps the CPU's accuracy) */
+} HrVkKernelConfig;
+
+typedef struct HrVkKernels HrVkKernels;
+
+typedef struct {
+    HrVkBuffer buf;
+    bool quant;
+    uint32_t n, k, kw, ng, gsize, soff;
+} HrVkWeight;
+
+typedef struct {
+    HrVkKernelId kernel;
+    VkDescriptorSet set;
+    uint32_t push[16];
+    uint32_t groups[3];
+} HrVkDispatch;
+
+/* Sizes chosen from the device's caps (workgroup and shared-memory limits,
+ * subgroup arithmetic, device type); max_hd = the model's head_dim. */
+void hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig *cfg);
+HrStatus hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **out, HrError *err);
+void hr_vk_kernels_free(HrVkKernels *k);
+const HrVkKernelConfig *hr_vk_kernels_config(const HrVkKernels *k);
+
+/* ---- weight repacking (host side, once at load) --------------------------------- */
+/* AutoAWQ GEMM tensors (qweight int32 [K, N/8], qzeros int32 [ng, N/8],
+ * scales fp16 [ng, N], nibble order 0,2,4,6,1,3,5,7; bytes may be
+ * unaligned) -> the 4-bit layout above. Returns g_malloc'd words and fills
+ * w's shape fields (not its buffer); NULL with err set when the group size
+ * is not supported. */
+uint32_t *hr_vk_pack_awq(const void *qweight, const void *qzeros, const void *scales, int N, int K, int ng,
+                         HrVkWeight *w, size_t *n_words, HrError *err);
+/* A dense [N, K] F32/F16/BF16 tensor -> the FP16 layout above. */
+uint32_t *hr_vk_pack_f16(const void *data, HrDType dtype, int N, int K, HrVkWeight *w, size_t *n_words);
+
+/* ---- dispatch builders ----------------------------------------------------------- */
+/* Buffers are bound whole. max_tokens: the token rows the dispatch covers
+ * (groups for the rest exit at once when params.n_tokens is smaller). */
+/* emb holds table rows row_begin .. row_begin + emb->n (a slice when the
+ * table exceeds one binding); tokens outside are left to other slices. */
+HrStatus hr_vk_make_embed(HrVkKernels *k, HrVkBuffer *tokens, const HrVkWeight *emb, uint32_t row_begin,
+                          HrVkBuffer *x, HrVkBuffer *params, uint32_t max_tokens, HrVkDispatch *d, HrError *err);
+/* flags 1: only tokens from params.logit_first. */
+HrStatus hr_vk_make_rmsnorm(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *out, HrVkBuffer *w, HrVkBuffer *params,
+                            uint32_t n, float eps, bool logit_rows, uint32_t max_tokens, HrVkDispatch *d,
+                            HrError *err);
+
+typedef struct {
+    const HrVkWeight *w[3];   /* w[1], w[2] NULL: one matrix; gate: w[0] gate, w[1] up */
+    bool gate;                /* out = silu(w0 x) * (w1 x) */
+    bool residual;            /* out += */
+    bool logit_rows;          /* tokens from params.logit_first (lm_head) */
+    bool prefill;             /* a chunk of tokens: tiled GEMM (or GEMV with several tokens per workgroup) */
+    HrVkBuffer *x, *out, *bias, *params;   /* bias may be NULL */
+    uint32_t x_stride, o_stride;
+    uint32_t out_row_offset;  /* added to every output row (and bias) index */
+    uint32_t max_tokens;
+} HrVkGemvArgs;
+HrStatus hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError *err);
+
+/* rope_tab: [context, head_dim/2] (cos, sin) pairs of FP32. */
+HrStatus hr_vk_make_rope_kv(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *qout, HrVkBuffer *kc, HrVkBuffer *vc,
+                            HrVkBuffer *rope_tab, HrVkBuffer *params, uint32_t n_heads, uint32_t n_kv,
+                            uint32_t hd, uint32_t max_tokens, HrVkDispatch *d, HrError *err);
+/* part: [max_tokens, n_heads, n_splits, hd + 2] floats; n_splits =
+ * ceil(context / attn_split). */
+HrStatus hr_vk_make_attn(HrVkKernels *k, HrVkBuffer *q, HrVkBuffer *kc, HrVkBuffer *vc, HrVkBuffer *part,
+                         HrVkBuffer *params, uint32_t n_heads, uint32_t n_kv, uint32_t hd, uint32_t context,
+                         uint32_t window, bool prefill, uint32_t max_tokens, HrVkDispatch *d, HrError *err);
+HrStatus hr_vk_make_attn_combine(HrVkKernels *k, HrVkBuffer *part, HrVkBuffer *out, HrVkBuffer *params,
+                                 uint32_t n_heads, uint32_t hd, uint32_t context, uint32_t max_tokens,
+                                 HrVkDispatch *d, HrError *err);
+uint32_t hr_vk_attn_splits(const HrVkKernels *k, uint32_t context);
+/* out[0] = argmax of v[offset .. offset+n), out[1] = its value's bits. */
+HrStatus hr_vk_make_argmax(HrVkKernels *k, HrVkBuffer *v, uint32_t offset, uint32_t n, HrVkBuffer *out,
+                           HrVkDispatch *d, HrError *err);
+
+/* Record one dispatch (bind, push, dispatch). */
+void hr_vk_record(HrVkKernels *k, VkCommandBuffer cb, const HrVkDispatch *d);
+/* Shader writes -> shader reads (and transfers) of the next dispatch. */
+void hr_vk_record_barrier(VkCommandBuffer cb);
+/* Shader writes -> host reads. */
+void hr_vk_record_host_barrier(VkCommandBuffer cb);
+/* One-shot: record n dispatches with barriers between, submit, wait (tests). */
+HrStatus hr_vk_run(HrVkKernels *k, const HrVkDispatch *d, uint32_t n, HrError *err);

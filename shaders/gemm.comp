@@ -1,0 +1,160 @@
+#version 450
+// gemm.comp — prefill: out[t, R] (+)= W[R, :] . x[t, :] for a chunk of
+// tokens, tiled through shared memory. A workgroup owns a BM-row x BN-token
+// tile; per BK-wide slice of K it dequantizes BM x BK weights (4-bit AWQ or
+// FP16, the layouts of gemv.comp) and stages BN x BK activations in shared
+// memory, then each thread accumulates a TM x TN register block. Same
+// epilogues and multi-matrix rules as gemv.comp (q/k/v in one dispatch,
+// gate+up with silu*mul, residual, bias, lm_head rows from logit_first).
+#extension GL_GOOGLE_include_directive : require
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 128;    // (BM/TM) * (BN/TN)
+layout(constant_id = 1) const uint BM = 64;     // rows per tile
+layout(constant_id = 2) const uint BN = 32;     // tokens per tile
+layout(constant_id = 3) const uint BK = 32;     // K slice (multiple of 8)
+layout(constant_id = 4) const uint TM = 4;      // rows per thread
+layout(constant_id = 5) const uint TN = 4;      // tokens per thread
+layout(constant_id = 6) const uint QUANT = 1;
+layout(constant_id = 7) const uint GATE = 0;
+
+const uint LD = BK + 1u;                        // padded shared row
+const uint WT = BM * LD;
+const uint NMAT = GATE + 1u;
+
+#include "params.glsl"
+
+layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 1) buffer O { float o[]; };
+layout(std430, set = 0, binding = 2) readonly buffer W0 { uint w0[]; };
+layout(std430, set = 0, binding = 3) readonly buffer W1 { uint w1[]; };
+layout(std430, set = 0, binding = 4) readonly buffer W2 { uint w2[]; };
+layout(std430, set = 0, binding = 5) readonly buffer B { float bias[]; };
+layout(std430, set = 0, binding = 6) readonly buffer P { HrStepParams prm; };
+
+layout(push_constant) uniform Push {
+    uint n0, n1, n2;
+    uint k;
+    uint kw;
+    uint ng, gsize;
+    uint soff0, soff1, soff2;
+    uint x_stride, o_stride;
+    uint flags;                 // 1: residual, 2: bias, 4: tokens from prm.logit_first
+    uint obase;
+} pc;
+
+shared float ws[WT * NMAT];
+shared float xs[BN * LD];
+
+uint wload(uint m, uint i)
+{
+    if (m == 0u)
+        return w0[i];
+    if (m == 1u)
+        return w1[i];
+    return w2[i];
+}
+
+void main()
+{
+    const uint tid = gl_LocalInvocationID.x;
+    const uint b = gl_WorkGroupID.x;
+    const uint b0 = (pc.n0 + BM - 1u) / BM, b1 = (pc.n1 + BM - 1u) / BM;
+    uint mat, r0, nrows, obase;
+    if (b < b0) {
+        mat = 0u; r0 = b * BM; nrows = pc.n0; obase = 0u;
+    } else if (b < b0 + b1) {
+        mat = 1u; r0 = (b - b0) * BM; nrows = pc.n1; obase = pc.n0;
+    } else {
+        mat = 2u; r0 = (b - b0 - b1) * BM; nrows = pc.n2; obase = pc.n0 + pc.n1;
+    }
+    const uint n_tok = prm.n_tokens;
+    const uint t0 = ((pc.flags & 4u) != 0u ? prm.logit_first : 0u) + gl_WorkGroupID.y * BN;
+    if (t0 >= n_tok)
+        return;
+
+    const uint tx = tid % (BN / TN), ty = tid / (BN / TN);
+    float acc[TM * TN * NMAT];
+    for (uint i = 0u; i < TM * TN * NMAT; i++)
+        acc[i] = 0.0;
+
+    for (uint kb = 0u; kb < pc.k; kb += BK) {
+        // Weights: BM x BK, dequantized to FP32.
+        for (uint g = 0u; g < NMAT; g++) {
+            const uint m = GATE == 1u ? g : mat;
+            if (QUANT == 1u) {
+                const uint soff = m == 0u ? pc.soff0 : (m == 1u ? pc.soff1 : pc.soff2);
+                for (uint idx = tid; idx < BM * (BK / 8u); idx += WG) {
+                    const uint r = idx / (BK / 8u), u = idx % (BK / 8u);
+                    const uint row = r0 + r, unit = kb / 8u + u;
+                    float v[8] = { 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0 };
+                    if (row < nrows && unit < pc.kw) {
+                        const uint word = wload(m, row * pc.kw + unit);
+                        const uint sc = wload(m, soff + row * pc.ng + (pc.ng == 1u ? 0u : unit * 8u / pc.gsize));
+                        const float s = unpackHalf2x16(sc).x;
+                        const float sz = s * float(sc >> 16);
+                        for (uint i = 0u; i < 8u; i++)
+                            v[i] = s * float((word >> (4u * i)) & 15u) - sz;
+                    }
+                    for (uint i = 0u; i < 8u; i++)
+                        ws[g * WT + r * LD + u * 8u + i] = v[i];
+                }
+            } else {
+                for (uint idx = tid; idx < BM * (BK / 2u); idx += WG) {
+                    const uint r = idx / (BK / 2u), pr = idx % (BK / 2u);
+                    const uint row = r0 + r, wi = kb / 2u + pr;
+                    vec2 v = vec2(0.0);
+                    if (row < nrows && wi < pc.kw)
+                        v = unpackHalf2x16(wload(m, row * pc.kw + wi));
+                    ws[g * WT + r * LD + 2u * pr] = v.x;
+                    ws[g * WT + r * LD + 2u * pr + 1u] = v.y;
+                }
+            }
+        }
+        // Activations: BN x BK.
+        for (uint idx = tid; idx < BN * BK; idx += WG) {
+            const uint tt = idx / BK, kk = idx % BK;
+            const uint kg = kb + kk;
+            const uint row = min(t0 + tt, n_tok - 1u);
+            xs[tt * LD + kk] = kg < pc.k ? x[row * pc.x_stride + kg] : 0.0;
+        }
+        barrier();
+        for (uint kk = 0u; kk < BK; kk++) {
+            float xv[TN];
+            for (uint j = 0u; j < TN; j++)
+                xv[j] = xs[(tx * TN + j) * LD + kk];
+            for (uint g = 0u; g < NMAT; g++) {
+                for (uint i = 0u; i < TM; i++) {
+                    const float wv = ws[g * WT + (ty * TM + i) * LD + kk];
+                    for (uint j = 0u; j < TN; j++)
+                        acc[(g * TM + i) * TN + j] += wv * xv[j];
+                }
+            }
+        }
+        barrier();
+    }
+
+    for (uint i = 0u; i < TM; i++) {
+        const uint row = r0 + ty * TM + i;
+        if (row >= nrows)
+            continue;
+        const uint R = pc.obase + obase + row;
+        for (uint j = 0u; j < TN; j++) {
+            const uint tt = t0 + tx * TN + j;
+            if (tt >= n_tok)
+                continue;
+            float val = acc[i * TN + j];
+            if (GATE == 1u) {
+                const float u = acc[(TM + i) * TN + j];
+                val = val / (1.0 + exp(-val)) * u;
+            }
+            if ((pc.flags & 2u) != 0u)
+                val += bias[R];
+            const uint idx = tt * pc.o_stride + R;
+            if ((pc.flags & 1u) != 0u)
+                o[idx] += val;
+            else
+                o[idx] = val;
+        }
+    }
+}

@@ -1,0 +1,229 @@
+#version 450
+// gemv.comp — out[t, R] (+)= W[R, :] . x[t, :] for a few tokens, weights
+// either 4-bit AWQ (repacked at load) or FP16, dequantized in registers.
+//
+// Weight layout (one storage buffer per tensor, engine/vulkan/vk-kernels.h):
+//   QUANT=1: row r holds kw = ceil(K/8) uint words; word u carries inputs
+//            8u..8u+7, input 8u+i in bits 4i..4i+3. After the N*kw words,
+//            at soff, one word per (row, group): bits 0..15 the FP16 scale s,
+//            bits 16..19 the zero point z. The zero is folded per 8 inputs:
+//            sum (q - z) s x = s * sum q x - s z * sum x.
+//   QUANT=0: row r holds kw = ceil(K/8)*4 words of FP16 pairs (zero padded).
+// Each workgroup computes ROWS rows of one matrix for NT tokens; threads
+// stride over 8-input units (coalesced 32-bit loads across a row), then the
+// ROWS*NT partial sums are reduced with subgroupAdd (USE_SUBGROUP=1) or a
+// shared-memory tree. Up to three matrices share a dispatch (q/k/v: rows
+// are concatenated in the output); GATE=1 computes gate and up rows
+// together and writes silu(gate) * up.
+// USE_FP16=1 (devices with shaderFloat16, opt-in): the products of each
+// 8-input unit are formed and summed in FP16 (activations rounded to FP16),
+// the unit sums accumulate in FP32; USE_FP16=0 is FP32 throughout.
+#extension GL_GOOGLE_include_directive : require
+#if USE_FP16
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
+#if USE_SUBGROUP
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 64;     // power of two
+layout(constant_id = 1) const uint ROWS = 2;    // output rows per workgroup
+layout(constant_id = 2) const uint NT = 1;      // tokens per workgroup
+layout(constant_id = 3) const uint QUANT = 1;   // 1: 4-bit, 0: FP16
+layout(constant_id = 4) const uint GATE = 0;    // 1: silu(W0 x) * (W1 x)
+
+const uint NMAT = GATE + 1u;
+const uint NOUT = ROWS * NT;
+const uint NACC = NOUT * NMAT;
+
+#include "params.glsl"
+
+layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 1) buffer O { float o[]; };
+layout(std430, set = 0, binding = 2) readonly buffer W0 { uint w0[]; };
+layout(std430, set = 0, binding = 3) readonly buffer W1 { uint w1[]; };
+layout(std430, set = 0, binding = 4) readonly buffer W2 { uint w2[]; };
+layout(std430, set = 0, binding = 5) readonly buffer B { float bias[]; };
+layout(std430, set = 0, binding = 6) readonly buffer P { HrStepParams prm; };
+
+layout(push_constant) uniform Push {
+    uint n0, n1, n2;            // rows of each matrix (n1 = n2 = 0: one matrix)
+    uint k;                     // inputs
+    uint kw;                    // words per weight row
+    uint ng, gsize;             // groups per row, inputs per group (QUANT)
+    uint soff0, soff1, soff2;   // word offset of each matrix's scale table (QUANT)
+    uint x_stride, o_stride;    // floats per token row
+    uint flags;                 // 1: o += (residual), 2: + bias, 4: tokens from prm.logit_first
+    uint obase;                 // added to every output row index
+} pc;
+
+shared float red[WG * NACC];
+
+uint wload(uint m, uint i)
+{
+    if (m == 0u)
+        return w0[i];
+    if (m == 1u)
+        return w1[i];
+    return w2[i];
+}
+
+void main()
+{
+    const uint tid = gl_LocalInvocationID.x;
+    const uint b = gl_WorkGroupID.x;
+    const uint b0 = (pc.n0 + ROWS - 1u) / ROWS, b1 = (pc.n1 + ROWS - 1u) / ROWS;
+    uint mat, r0, nrows, obase;
+    if (b < b0) {
+        mat = 0u; r0 = b * ROWS; nrows = pc.n0; obase = 0u;
+    } else if (b < b0 + b1) {
+        mat = 1u; r0 = (b - b0) * ROWS; nrows = pc.n1; obase = pc.n0;
+    } else {
+        mat = 2u; r0 = (b - b0 - b1) * ROWS; nrows = pc.n2; obase = pc.n0 + pc.n1;
+    }
+    const uint n_tok = prm.n_tokens;
+    const uint t0 = ((pc.flags & 4u) != 0u ? prm.logit_first : 0u) + gl_WorkGroupID.y * NT;
+    if (t0 >= n_tok)
+        return;   // uniform over the workgroup
+
+    float acc[NACC];
+    for (uint i = 0u; i < NACC; i++)
+        acc[i] = 0.0;
+
+    const uint units = (pc.k + 7u) / 8u;
+    for (uint u = tid; u < units; u += WG) {
+        const uint kb = u * 8u;
+        float xv[NT * 8u];
+        float sx[NT];
+        for (uint t = 0u; t < NT; t++) {
+            const uint base = min(t0 + t, n_tok - 1u) * pc.x_stride + kb;
+            float s = 0.0;
+            if (kb + 8u <= pc.k) {
+                for (uint i = 0u; i < 8u; i++) {
+                    xv[t * 8u + i] = x[base + i];
+                    s += xv[t * 8u + i];
+                }
+            } else {
+                for (uint i = 0u; i < 8u; i++) {
+                    xv[t * 8u + i] = kb + i < pc.k ? x[base + i] : 0.0;
+                    s += xv[t * 8u + i];
+                }
+            }
+            sx[t] = s;
+        }
+#if USE_FP16
+        f16vec4 xh[NT * 2u];
+        for (uint t = 0u; t < NT; t++) {
+            xh[2u * t] = f16vec4(xv[t * 8u], xv[t * 8u + 1u], xv[t * 8u + 2u], xv[t * 8u + 3u]);
+            xh[2u * t + 1u] = f16vec4(xv[t * 8u + 4u], xv[t * 8u + 5u], xv[t * 8u + 6u], xv[t * 8u + 7u]);
+        }
+#endif
+        for (uint r = 0u; r < ROWS; r++) {
+            const uint row = r0 + r;
+            if (row >= nrows)
+                break;
+            for (uint g = 0u; g < NMAT; g++) {
+                const uint m = GATE == 1u ? g : mat;
+                if (QUANT == 1u) {
+                    const uint soff = m == 0u ? pc.soff0 : (m == 1u ? pc.soff1 : pc.soff2);
+                    const uint word = wload(m, row * pc.kw + u);
+                    const uint sc = wload(m, soff + row * pc.ng + (pc.ng == 1u ? 0u : kb / pc.gsize));
+                    const float s = unpackHalf2x16(sc).x;
+                    const float sz = s * float(sc >> 16);
+#if USE_FP16
+                    const f16vec4 qa = f16vec4(uvec4(word & 15u, (word >> 4) & 15u, (word >> 8) & 15u,
+                                                       (word >> 12) & 15u));
+                    const f16vec4 qb = f16vec4(uvec4((word >> 16) & 15u, (word >> 20) & 15u,
+                                                       (word >> 24) & 15u, word >> 28));
+                    for (uint t = 0u; t < NT; t++) {
+                        const float qx = float(dot(qa, xh[2u * t]) + dot(qb, xh[2u * t + 1u]));
+                        acc[(g * ROWS + r) * NT + t] += s * qx - sz * sx[t];
+                    }
+#else
+                    vec4 qa = vec4(float(word & 15u), float((word >> 4) & 15u),
+                                   float((word >> 8) & 15u), float((word >> 12) & 15u));
+                    vec4 qb = vec4(float((word >> 16) & 15u), float((word >> 20) & 15u),
+                                   float((word >> 24) & 15u), float(word >> 28));
+                    for (uint t = 0u; t < NT; t++) {
+                        const uint xb = t * 8u;
+                        float qx = dot(qa, vec4(xv[xb], xv[xb + 1u], xv[xb + 2u], xv[xb + 3u])) +
+                                   dot(qb, vec4(xv[xb + 4u], xv[xb + 5u], xv[xb + 6u], xv[xb + 7u]));
+                        acc[(g * ROWS + r) * NT + t] += s * qx - sz * sx[t];
+                    }
+#endif
+                } else {
+                    const uint wb = row * pc.kw + u * 4u;
+#if USE_FP16
+                    const f16vec4 fa = f16vec4(unpackFloat2x16(wload(m, wb)), unpackFloat2x16(wload(m, wb + 1u)));
+                    const f16vec4 fb = f16vec4(unpackFloat2x16(wload(m, wb + 2u)), unpackFloat2x16(wload(m, wb + 3u)));
+                    for (uint t = 0u; t < NT; t++)
+                        acc[(g * ROWS + r) * NT + t] += float(dot(fa, xh[2u * t]) + dot(fb, xh[2u * t + 1u]));
+                    continue;
+#endif
+                    const vec4 ha = vec4(unpackHalf2x16(wload(m, wb)), unpackHalf2x16(wload(m, wb + 1u)));
+                    const vec4 hb = vec4(unpackHalf2x16(wload(m, wb + 2u)), unpackHalf2x16(wload(m, wb + 3u)));
+                    for (uint t = 0u; t < NT; t++) {
+                        const uint xb = t * 8u;
+                        acc[(g * ROWS + r) * NT + t] +=
+                            dot(ha, vec4(xv[xb], xv[xb + 1u], xv[xb + 2u], xv[xb + 3u])) +
+                            dot(hb, vec4(xv[xb + 4u], xv[xb + 5u], xv[xb + 6u], xv[xb + 7u]));
+                    }
+                }
+            }
+        }
+    }
+
+    // Reduce the NACC partial sums over the workgroup.
+#if USE_SUBGROUP
+    for (uint i = 0u; i < NACC; i++) {
+        const float v = subgroupAdd(acc[i]);
+        if (subgroupElect())
+            red[gl_SubgroupID * NACC + i] = v;
+    }
+    barrier();
+    const uint nsg = gl_NumSubgroups;
+#else
+    for (uint i = 0u; i < NACC; i++)
+        red[i * WG + tid] = acc[i];
+    barrier();
+    for (uint s = WG / 2u; s > 0u; s >>= 1) {
+        if (tid < s) {
+            for (uint i = 0u; i < NACC; i++)
+                red[i * WG + tid] += red[i * WG + tid + s];
+        }
+        barrier();
+    }
+#endif
+
+    for (uint i = tid; i < NOUT; i += WG) {
+        const uint r = i / NT, t = i % NT;
+        const uint row = r0 + r, tt = t0 + t;
+        if (row >= nrows || tt >= n_tok)
+            continue;
+        float v[2] = { 0.0, 0.0 };
+        for (uint g = 0u; g < NMAT; g++) {
+            const uint a = g * NOUT + i;
+#if USE_SUBGROUP
+            float s = 0.0;
+            for (uint sg = 0u; sg < nsg; sg++)
+                s += red[sg * NACC + a];
+            v[g] = s;
+#else
+            v[g] = red[a * WG];
+#endif
+        }
+        const uint R = pc.obase + obase + row;
+        float val = v[0];
+        if (GATE == 1u)
+            val = val / (1.0 + exp(-val)) * v[1];
+        if ((pc.flags & 2u) != 0u)
+            val += bias[R];
+        const uint idx = tt * pc.o_stride + R;
+        if ((pc.flags & 1u) != 0u)
+            o[idx] += val;
+        else
+            o[idx] = val;
+    }
+}

@@ -1,0 +1,31 @@
+#version 450
+// rmsnorm.comp — out[t, :] = w * (x[t, :] / sqrt(mean(x^2) + eps)), one
+// workgroup per token (FP32, as transformers' LlamaRMSNorm).
+#extension GL_GOOGLE_include_directive : require
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 64;
+#include "reduce.glsl"
+#include "params.glsl"
+
+layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 1) writeonly buffer O { float o[]; };
+layout(std430, set = 0, binding = 2) readonly buffer W { float w[]; };
+layout(std430, set = 0, binding = 3) readonly buffer P { HrStepParams prm; };
+
+layout(push_constant) uniform Push { uint n; float eps; uint flags; } pc;   // flags 1: tokens from logit_first
+
+void main()
+{
+    const uint t = gl_WorkGroupID.x + ((pc.flags & 1u) != 0u ? prm.logit_first : 0u);
+    if (t >= prm.n_tokens)
+        return;
+    const uint tid = gl_LocalInvocationID.x;
+    const uint base = t * pc.n;
+    float ss = 0.0;
+    for (uint i = tid; i < pc.n; i += WG)
+        ss += x[base + i] * x[base + i];
+    ss = wg_sum(ss);
+    const float inv = 1.0 / sqrt(ss / float(pc.n) + pc.eps);
+    for (uint i = tid; i < pc.n; i += WG)
+        o[base + i] = w[i] * (x[base + i] * inv);
+}

@@ -1,0 +1,672 @@
+/* Every Vulkan kernel (engine/vulkan/vk-kernels.c, the shaders) against
+ * the CPU reference, on a real driver (lavapipe in CI) with the validation
+ * layer on and zero messages allowed.
+ *
+ * Kernel configurations: the one chosen for the device, the same without
+ * subgroup arithmetic (shared-memory reductions), and a GPU-like one
+ * (128-thread workgroups, 2 rows, 8 tokens per workgroup), each at several
+ * shapes: stories260K's (dim 64, heads 8/KV 4, head_dim 8, hidden 172,
+ * vocab 512), odd widths and tails, per-channel and grouped AWQ.
+ *
+ * Tolerances (the GPU sums in another order, in FP32 like the CPU):
+ *   GEMV/RMSNorm/RoPE: |gpu - cpu| <= 2e-4 * (1 + max |cpu|)
+ *   attention:         |gpu - cpu| <= 1e-4 * (1 + max |cpu|)  (same FP16 cache)
+ *   embed, KV-cache contents, argmax: exact.
+ */
+#include <math.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "cpu-kernels.h"
+#include "hr-half.h"
+#include "hr-test.h"
+#include "quantize.h"
+#include "vulkan/vk-kernels.h"
+
+static HrVkContext *ctx;
+static HrVkKernels *kern;
+static GRand *rng;
+static const char *cfg_label;
+static float gemv_tol = 1e-5f;   /* GEMV/GEMM tolerance of the current config */
+static GHashTable *worst;   /* kernel name -> largest |diff| / (1 + max |cpu|) seen */
+
+/* ---- helpers -------------------------------------------------------------------- */
+
+static HrVkBuffer *
+hostbuf(size_t bytes, const void *init)
+{
+    HrVkBuffer *b = g_new0(HrVkBuffer, 1);
+    HrError err = { 0 };
+    if (hr_vk_buffer_new_host(ctx, bytes ? bytes : 4, b, &err) != HR_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        exit(1);
+    }
+    if (init)
+        memcpy(b->mapped, init, bytes);
+    else
+        memset(b->mapped, 0, bytes ? bytes : 4);
+    return b;
+}
+
+static void
+freebuf(HrVkBuffer *b)
+{
+    if (b) {
+        hr_vk_buffer_free(ctx, b);
+        g_free(b);
+    }
+}
+
+static HrVkBuffer *
+params_buf(uint32_t pos, uint32_t n, uint32_t first)
+{
+    HrVkStepParams p = { pos, n, first, pos + n };
+    return hostbuf(sizeof p, &p);
+}
+
+static float *
+randv(size_t n, float scale)
+{
+    float *v = g_new(float, n);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)g_rand_double_range(rng, -scale, scale);
+    return v;
+}
+
+static bool
+close_enough(const char *what, const float *gpu, const float *ref, size_t n, float rel)
+{
+    float mx = 0.0f, diff = 0.0f;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++)
+        mx = fmaxf(mx, fabsf(ref[i]));
+    for (size_t i = 0; i < n; i++) {
+        float d = fabsf(gpu[i] - ref[i]);
+        if (!(d <= diff)) {
+            diff = isnan(d) ? INFINITY : d;
+            at = i;
+        }
+    }
+    float tol = rel * (1.0f + mx);
+    char key[32];
+    g_strlcpy(key, what, sizeof key);
+    key[strcspn(key, " ")] = 0;
+    if (rel > 1e-5f && !g_str_has_prefix(key, "gemm") && !g_str_has_prefix(key, "lm_head"))
+        g_strlcat(key, "/fp16-math", sizeof key);   /* decode GEMV with FP16 products */
+    float *w = g_hash_table_lookup(worst, key);
+    if (!w) {
+        w = g_new0(float, 1);
+        g_hash_table_insert(worst, g_strdup(key), w);
+    }
+    *w = fmaxf(*w, diff / (1.0f + mx));
+    HR_CHECK(diff <= tol, "[%s] %s: max |diff| %g at %zu (gpu %g, cpu %g), tolerance %g", cfg_label, what, diff, at,
+             n ? gpu[at] : 0.0f, n ? ref[at] : 0.0f, tol);
+    return diff <= tol;
+}
+
+static void
+run(const HrVkDispatch *d, uint32_t n)
+{
+    HrError err = { 0 };
+    HrStatus st = hr_vk_run(kern, d, n, &err);
+    HR_CHECK(st == HR_OK, "[%s] run: %s", cfg_label, err.message);
+}
+
+/* ---- test matrices ---------------------------------------------------------------- */
+
+typedef struct {
+    int N, K, ng;
+    bool quant;
+    HrVkWeight w;
+    HrQMat q;          /* CPU copy when quant */
+    uint16_t *f16;     /* [N, K] when dense */
+} TestMat;
+
+static void
+mat_make(TestMat *m, int N, int K, int ng, bool quant)
+{
+    memset(m, 0, sizeof *m);
+    m->N = N;
+    m->K = K;
+    m->ng = ng;
+    m->quant = quant;
+    HrError err = { 0 };
+    size_t n_words = 0;
+    uint32_t *words;
+    if (quant) {
+        int g = K / ng;
+        uint8_t *qT = g_new(uint8_t, (size_t)K * N);     /* [K, N] for hr_awq_pack */
+        uint8_t *zT = g_new(uint8_t, (size_t)ng * N);
+        uint16_t *sc = g_new(uint16_t, (size_t)ng * N);   /* [ng, N] */
+        for (size_t i = 0; i < (size_t)K * N; i++)
+            qT[i] = (uint8_t)g_rand_int_range(rng, 0, 16);
+        for (size_t i = 0; i < (size_t)ng * N; i++) {
+            zT[i] = (uint8_t)g_rand_int_range(rng, 0, 16);
+            sc[i] = hr_f32_to_f16((float)g_rand_double_range(rng, 0.001, 0.05));
+        }
+        int32_t *qw = g_new(int32_t, (size_t)K * N / 8), *qz = g_new(int32_t, (size_t)ng * N / 8);
+        hr_awq_pack(qT, K, N, qw);
+        hr_awq_pack(zT, ng, N, qz);
+        words = hr_vk_pack_awq(qw, qz, sc, N, K, ng, &m->w, &n_words, &err);
+        HR_CHECK(words != NULL, "pack_awq: %s", err.message);
+        /* The CPU's HrQMat, built from the same values. */
+        m->q.rows = N;
+        m->q.cols = K;
+        m->q.group = g;
+        m->q.n_groups = ng;
+        m->q.q = g_new0(uint8_t, (size_t)N * (size_t)(K / 2));
+        m->q.scale = g_new(float, (size_t)N * ng);
+        m->q.szero = g_new(float, (size_t)N * ng);
+        for (int n = 0; n < N; n++) {
+            for (int k = 0; k < K; k++) {
+                uint8_t v = qT[(size_t)k * N + n];
+                m->q.q[(size_t)n * (K / 2) + k / 2] |= (uint8_t)((k & 1) ? v << 4 : v);
+            }
+            for (int gi = 0; gi < ng; gi++) {
+                float s = hr_f16_to_f32(sc[(size_t)gi * N + n]);
+                m->q.scale[(size_t)n * ng + gi] = s;
+                m->q.szero[(size_t)n * ng + gi] = s * (float)zT[(size_t)gi * N + n];
+            }
+        }
+        g_free(qT);
+        g_free(zT);
+        g_free(sc);
+        g_free(qw);
+        g_free(qz);
+    } else {
+        m->f16 = g_new(uint16_t, (size_t)N * K);
+        for (size_t i = 0; i < (size_t)N * K; i++)
+            m->f16[i] = hr_f32_to_f16((float)g_rand_double_range(rng, -0.2, 0.2));
+        words = hr_vk_pack_f16(m->f16, HR_DTYPE_F16, N, K, &m->w, &n_words);
+    }
+    HrVkBuffer *b = hostbuf(n_words * 4, words);
+    m->w.buf = *b;
+    g_free(b);
+    g_free(words);
+}
+
+static void
+mat_free(TestMat *m)
+{
+    hr_vk_buffer_free(ctx, &m->w.buf);
+    if (m->quant)
+        hr_qmat_free(&m->q);
+    g_free(m->f16);
+}
+
+/* out[t, :] = W x[t, :] (+ bias) (+ residual) on the CPU. */
+static void
+mat_ref(const TestMat *m, float *out, const float *bias, const float *x, int T, const float *residual)
+{
+    if (m->quant) {
+        hr_matmul_q4(NULL, out, &m->q, bias, x, T, residual);
+    } else {
+        HrMat hm = { m->f16, HR_DTYPE_F16, m->N, m->K };
+        hr_matmul(NULL, out, &hm, bias, x, T, residual);
+    }
+}
+
+/* ---- GEMV ---------------------------------------------------------------------------- */
+
+static void
+test_gemv_one(int N, int K, int ng, bool quant, int T, bool prefill)
+{
+    char what[160];
+    g_snprintf(what, sizeof what, "%s %s N=%d K=%d ng=%d T=%d", !prefill ? "gemv" : hr_vk_kernels_config(kern)->gemm
+               ? "gemm" : "gemv-tokens", quant ? "q4" : "f16", N, K, ng, T);
+    TestMat m;
+    mat_make(&m, N, K, ng, quant);
+    float *x = randv((size_t)T * K, 1.0f), *res = randv((size_t)T * N, 1.0f), *bias = randv(N, 0.5f);
+    float *ref = g_new(float, (size_t)T * N);
+    HrVkBuffer *bx = hostbuf((size_t)T * K * 4, x), *bo = hostbuf((size_t)T * N * 4, res);
+    HrVkBuffer *bb = hostbuf((size_t)N * 4, bias), *bp = params_buf(0, (uint32_t)T, 0);
+    HrError err = { 0 };
+
+    /* plain + bias */
+    HrVkDispatch d;
+    HrVkGemvArgs a = { .w = { &m.w }, .prefill = prefill, .x = bx, .out = bo, .bias = bb, .params = bp,
+                       .x_stride = (uint32_t)K, .o_stride = (uint32_t)N, .max_tokens = (uint32_t)T };
+    HR_CHECK(hr_vk_make_gemv(kern, &a, &d, &err) == HR_OK, "%s", err.message);
+    run(&d, 1);
+    mat_ref(&m, ref, bias, x, T, NULL);
+    close_enough(what, bo->mapped, ref, (size_t)T * N, gemv_tol);
+
+    /* residual, no bias */
+    memcpy(bo->mapped, res, (size_t)T * N * 4);
+    a.bias = NULL;
+    a.residual = true;
+    HR_CHECK(hr_vk_make_gemv(kern, &a, &d, &err) == HR_OK, "%s", err.message);
+    run(&d, 1);
+    mat_ref(&m, ref, NULL, x, T, res);
+    g_strlcat(what, " residual", sizeof what);
+    close_enough(what, bo->mapped, ref, (size_t)T * N, gemv_tol);
+
+    freebuf(bx);
+    freebuf(bo);
+    freebuf(bb);
+    freebuf(bp);
+    g_free(x);
+    g_free(res);
+    g_free(bias);
+    g_free(ref);
+    mat_free(&m);
+}
+
+/* q/k/v in one dispatch (with bias), and gate+up with SiLU*mul. */
+static void
+test_gemv_fused(int dim, int q_dim, int kv_dim, int hidden, int ng, bool quant, int T, bool prefill)
+{
+    char what[160];
+    TestMat wq, wk, wv, wg, wu;
+    mat_make(&wq, q_dim, dim, ng, quant);
+    mat_make(&wk, kv_dim, dim, ng, quant);
+    mat_make(&wv, kv_dim, dim, ng, quant);
+    mat_make(&wg, hidden, dim, ng, quant);
+    mat_make(&wu, hidden, dim, ng, quant);
+    const int qkv = q_dim + 2 * kv_dim;
+    float *x = randv((size_t)T * dim, 1.0f), *bias = randv(qkv, 0.5f);
+    HrVkBuffer *bx = hostbuf((size_t)T * dim * 4, x), *bo = hostbuf((size_t)T * qkv * 4, NULL);
+    HrVkBuffer *bb = hostbuf((size_t)qkv * 4, bias), *bp = params_buf(7, (uint32_t)T, 0);
+    HrVkBuffer *bh = hostbuf((size_t)T * hidden * 4, NULL);
+    HrError err = { 0 };
+    HrVkDispatch d[2];
+    HrVkGemvArgs a = { .w = { &wq.w, &wk.w, &wv.w }, .prefill = prefill, .x = bx, .out = bo, .bias = bb,
+                       .params = bp, .x_stride = (uint32_t)dim, .o_stride = (uint32_t)qkv,
+                       .max_tokens = (uint32_t)T };
+    HR_CHECK(hr_vk_make_gemv(kern, &a, &d[0], &err) == HR_OK, "%s", err.message);
+    HrVkGemvArgs g = { .w = { &wg.w, &wu.w }, .gate = true, .prefill = prefill, .x = bx, .out = bh, .params = bp,
+                       .x_stride = (uint32_t)dim, .o_stride = (uint32_t)hidden, .max_tokens = (uint32_t)T };
+    HR_CHECK(hr_vk_make_gemv(kern, &g, &d[1], &err) == HR_OK, "%s", err.message);
+    run(d, 2);
+
+    float *q = g_new(float, (size_t)T * q_dim), *k = g_new(float, (size_t)T * kv_dim), *v = g_new(float, (size_t)T * kv_dim);
+    mat_ref(&wq, q, bias, x, T, NULL);
+    mat_ref(&wk, k, bias + q_dim, x, T, NULL);
+    mat_ref(&wv, v, bias + q_dim + kv_dim, x, T, NULL);
+    float *ref = g_new(float, (size_t)T * qkv);
+    for (int t = 0; t < T; t++) {
+        memcpy(ref + (size_t)t * qkv, q + (size_t)t * q_dim, (size_t)q_dim * 4);
+        memcpy(ref + (size_t)t * qkv + q_dim, k + (size_t)t * kv_dim, (size_t)kv_dim * 4);
+        memcpy(ref + (size_t)t * qkv + q_dim + kv_dim, v + (size_t)t * kv_dim, (size_t)kv_dim * 4);
+    }
+    g_snprintf(what, sizeof what, "qkv %s dim=%d q=%d kv=%d T=%d %s", quant ? "q4" : "f16", dim, q_dim, kv_dim, T,
+               prefill ? "prefill" : "decode");
+    close_enough(what, bo->mapped, ref, (size_t)T * qkv, gemv_tol);
+
+    float *gr = g_new(float, (size_t)T * hidden), *ur = g_new(float, (size_t)T * hidden);
+    mat_ref(&wg, gr, NULL, x, T, NULL);
+    mat_ref(&wu, ur, NULL, x, T, NULL);
+    for (size_t i = 0; i < (size_t)T * hidden; i++)
+        gr[i] = gr[i] / (1.0f + expf(-gr[i])) * ur[i];
+    g_snprintf(what, sizeof what, "gate*up %s dim=%d hidden=%d T=%d %s", quant ? "q4" : "f16", dim, hidden, T,
+               prefill ? "prefill" : "decode");
+    close_enough(what, bh->mapped, gr, (size_t)T * hidden, gemv_tol);
+
+    TestMat *ms[5] = { &wq, &wk, &wv, &wg, &wu };
+    for (int i = 0; i < 5; i++)
+        mat_free(ms[i]);
+    freebuf(bx);
+    freebuf(bo);
+    freebuf(bb);
+    freebuf(bp);
+    freebuf(bh);
+    g_free(x);
+    g_free(bias);
+    g_free(q);
+    g_free(k);
+    g_free(v);
+    g_free(ref);
+    g_free(gr);
+    g_free(ur);
+}
+
+/* lm_head: only tokens from params.logit_first, output rows at an offset. */
+static void
+test_gemv_logit_rows(void)
+{
+    const int N = 512, K = 64, T = 6, first = 4;
+    TestMat m;
+    mat_make(&m, N, K, 1, false);
+    float *x = randv((size_t)T * K, 1.0f);
+    HrVkBuffer *bx = hostbuf((size_t)T * K * 4, x), *bo = hostbuf((size_t)T * N * 4, NULL);
+    HrVkBuffer *bp = params_buf(3, T, first);
+    HrError err = { 0 };
+    HrVkDispatch d;
+    HrVkGemvArgs a = { .w = { &m.w }, .logit_rows = true, .prefill = true, .x = bx, .out = bo, .params = bp,
+                       .x_stride = K, .o_stride = N, .max_tokens = T };
+    HR_CHECK(hr_vk_make_gemv(kern, &a, &d, &err) == HR_OK, "%s", err.message);
+    run(&d, 1);
+    float *ref = g_new(float, (size_t)T * N);
+    mat_ref(&m, ref, NULL, x, T, NULL);
+    const float *o = bo->mapped;
+    bool untouched = true;
+    for (size_t i = 0; i < (size_t)first * N; i++)
+        untouched = untouched && o[i] == 0.0f;
+    HR_CHECK(untouched, "[%s] lm rows before logit_first were written", cfg_label);
+    close_enough("lm_head-rows from logit_first", o + (size_t)first * N, ref + (size_t)first * N,
+                 (size_t)(T - first) * N, gemv_tol);
+    freebuf(bx);
+    freebuf(bo);
+    freebuf(bp);
+    g_free(x);
+    g_free(ref);
+    mat_free(&m);
+}
+
+/* ---- RMSNorm, embed ----------------------------------------------------------------- */
+
+static void
+test_rmsnorm(int n, int T)
+{
+    float *x = randv((size_t)T * n, 2.0f), *w = randv(n, 1.0f), *ref = g_new(float, (size_t)T * n);
+    HrVkBuffer *bx = hostbuf((size_t)T * n * 4, x), *bo = hostbuf((size_t)T * n * 4, NULL);
+    HrVkBuffer *bw = hostbuf((size_t)n * 4, w), *bp = params_buf(0, (uint32_t)T, 0);
+    HrError err = { 0 };
+    HrVkDispatch d;
+    HR_CHECK(hr_vk_make_rmsnorm(kern, bx, bo, bw, bp, (uint32_t)n, 1e-5f, false, (uint32_t)T, &d, &err) == HR_OK,
+             "%s", err.message);
+    run(&d, 1);
+    for (int t = 0; t < T; t++)
+        hr_rmsnorm(ref + (size_t)t * n, x + (size_t)t * n, w, n, 1e-5f);
+    char what[64];
+    g_snprintf(what, sizeof what, "rmsnorm n=%d T=%d", n, T);
+    close_enough(what, bo->mapped, ref, (size_t)T * n, 1e-5f);
+    freebuf(bx);
+    freebuf(bo);
+    freebuf(bw);
+    freebuf(bp);
+    g_free(x);
+    g_free(w);
+    g_free(ref);
+}
+
+static void
+test_embed(int vocab, int dim)
+{
+    TestMat m;
+    mat_make(&m, vocab, dim, 1, false);
+    const int T = 5;
+    int32_t tok[5] = { 0, vocab - 1, 3 % vocab, 1, vocab / 2 };
+    HrVkBuffer *bt = hostbuf(sizeof tok, tok), *bx = hostbuf((size_t)T * dim * 4, NULL);
+    HrVkBuffer *bp = params_buf(0, T, 0);
+    HrError err = { 0 };
+    HrVkDispatch d;
+    HR_CHECK(hr_vk_make_embed(kern, bt, &m.w, 0, bx, bp, T, &d, &err) == HR_OK, "%s", err.message);
+    run(&d, 1);
+    const float *x = bx->mapped;
+    int bad = 0;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < dim; i++)
+            bad += x[(size_t)t * dim + i] != hr_f16_to_f32(m.f16[(size_t)tok[t] * dim + i]);
+    HR_CHECK(bad == 0, "[%s] embed vocab=%d dim=%d: %d wrong values", cfg_label, vocab, dim, bad);
+    freebuf(bt);
+    freebuf(bx);
+    freebuf(bp);
+    mat_free(&m);
+}
+
+/* ---- RoPE + KV write, attention --------------------------------------------------------- */
+
+static void
+rope_ref(float *v, int n_heads, int hd, int pos, const float *inv_freq)
+{
+    int half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        float angle = (float)pos * inv_freq[i];
+        float cs = cosf(angle), sn = sinf(angle);
+        for (int h = 0; h < n_heads; h++) {
+            float *x = v + (size_t)h * hd;
+            float x0 = x[i], x1 = x[i + half];
+            x[i] = x0 * cs - x1 * sn;
+            x[i + half] = x1 * cs + x0 * sn;
+        }
+    }
+}
+
+/* RoPE+KV write for T tokens at pos, then attention of those tokens over
+ * everything cached (the cache before pos is filled with random values). */
+static void
+test_rope_attn(int n_heads, int n_kv, int hd, int context, int pos, int T, int window)
+{
+    char what[160];
+    g_snprintf(what, sizeof what, "heads %d/%d hd=%d ctx=%d pos=%d T=%d window=%d", n_heads, n_kv, hd, context, pos,
+               T, window);
+    HrModelConfig cfg = { .head_dim = hd, .rope_theta = 10000.0f, .rope_scaling = HR_ROPE_DEFAULT };
+    const int half = hd / 2, q_dim = n_heads * hd, kv_dim = n_kv * hd, qkv = q_dim + 2 * kv_dim;
+    float *inv = g_new(float, half);
+    hr_rope_inv_freq(&cfg, inv);
+    float *tab = g_new(float, (size_t)context * half * 2);
+    for (int p = 0; p < context; p++)
+        for (int i = 0; i < half; i++) {
+            tab[((size_t)p * half + i) * 2] = cosf((float)p * inv[i]);
+            tab[((size_t)p * half + i) * 2 + 1] = sinf((float)p * inv[i]);
+        }
+    float *x = randv((size_t)T * qkv, 1.0f);
+    uint16_t *kc = g_new(uint16_t, (size_t)context * kv_dim), *vc = g_new(uint16_t, (size_t)context * kv_dim);
+    for (size_t i = 0; i < (size_t)context * kv_dim; i++) {
+        kc[i] = hr_f32_to_f16((float)g_rand_double_range(rng, -1, 1));
+        vc[i] = hr_f32_to_f16((float)g_rand_double_range(rng, -1, 1));
+    }
+    HrVkBuffer *bx = hostbuf((size_t)T * qkv * 4, x), *bq = hostbuf((size_t)T * q_dim * 4, NULL);
+    HrVkBuffer *bk = hostbuf((size_t)context * kv_dim * 2, kc), *bv = hostbuf((size_t)context * kv_dim * 2, vc);
+    HrVkBuffer *bt = hostbuf((size_t)context * half * 8, tab), *bp = params_buf((uint32_t)pos, (uint32_t)T, 0);
+    uint32_t splits = hr_vk_attn_splits(kern, (uint32_t)context);
+    HrVkBuffer *bpart = hostbuf((size_t)T * n_heads * splits * (hd + 2) * 4, NULL);
+    HrVkBuffer *bo = hostbuf((size_t)T * q_dim * 4, NULL);
+    HrError err = { 0 };
+    HrVkDispatch d[3];
+    HR_CHECK(hr_vk_make_rope_kv(kern, bx, bq, bk, bv, bt, bp, n_heads, n_kv, hd, T, &d[0], &err) == HR_OK, "%s",
+             err.message);
+    HR_CHECK(hr_vk_make_attn(kern, bq, bk, bv, bpart, bp, n_heads, n_kv, hd, context, window, T > 1, T, &d[1],
+                             &err) == HR_OK, "%s", err.message);
+    HR_CHECK(hr_vk_make_attn_combine(kern, bpart, bo, bp, n_heads, hd, context, T, &d[2], &err) == HR_OK, "%s",
+             err.message);
+    run(d, 3);
+
+    /* CPU: rope q and k, write the FP16 cache, attend as cpu-backend.c does. */
+    float *q = g_new(float, (size_t)T * q_dim);
+    for (int t = 0; t < T; t++) {
+        float *row = x + (size_t)t * qkv;
+        rope_ref(row, n_heads, hd, pos + t, inv);
+        rope_ref(row + q_dim, n_kv, hd, pos + t, inv);
+        memcpy(q + (size_t)t * q_dim, row, (size_t)q_dim * 4);
+        for (int i = 0; i < kv_dim; i++) {
+            kc[(size_t)(pos + t) * kv_dim + i] = hr_f32_to_f16(row[q_dim + i]);
+            vc[(size_t)(pos + t) * kv_dim + i] = hr_f32_to_f16(row[q_dim + kv_dim + i]);
+        }
+    }
+    close_enough("rope-q", bq->mapped, q, (size_t)T * q_dim, 1e-5f);
+    int bad_k = 0, bad_v = 0;
+    const uint16_t *gk = bk->mapped, *gv = bv->mapped;
+    for (size_t i = 0; i < (size_t)context * kv_dim; i++) {
+        /* FP16 rounding of a value that differs in the last FP32 bit may differ by one ulp. */
+        bad_k += fabsf(hr_f16_to_f32(gk[i]) - hr_f16_to_f32(kc[i])) > 1e-3f * (1.0f + fabsf(hr_f16_to_f32(kc[i])));
+        bad_v += gv[i] != vc[i];
+    }
+    HR_CHECK(bad_k == 0 && bad_v == 0, "[%s] %s: KV cache: %d k, %d v values differ", cfg_label, what, bad_k, bad_v);
+
+    float *ref = g_new(float, (size_t)T * q_dim), *scores = g_new(float, context);
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int t = 0; t < T; t++) {
+        int p = pos + t, start = 0;
+        if (window > 0 && p - window + 1 > 0)
+            start = p - window + 1;
+        for (int h = 0; h < n_heads; h++) {
+            const float *qh = q + (size_t)t * q_dim + (size_t)h * hd;
+            int kvh = h / (n_heads / n_kv);
+            float mx = -INFINITY, sum = 0.0f;
+            for (int j = start; j <= p; j++) {
+                float s = 0.0f;
+                for (int i = 0; i < hd; i++)
+                    s += qh[i] * hr_f16_to_f32(gk[(size_t)j * kv_dim + (size_t)kvh * hd + i]);
+                scores[j] = s * scale;
+                mx = fmaxf(mx, scores[j]);
+            }
+            for (int j = start; j <= p; j++) {
+                scores[j] = expf(scores[j] - mx);
+                sum += scores[j];
+            }
+            float *o = ref + (size_t)t * q_dim + (size_t)h * hd;
+            memset(o, 0, (size_t)hd * 4);
+            for (int j = start; j <= p; j++)
+                for (int i = 0; i < hd; i++)
+                    o[i] += scores[j] / sum * hr_f16_to_f32(gv[(size_t)j * kv_dim + (size_t)kvh * hd + i]);
+        }
+    }
+    g_autofree char *label = g_strconcat("attention ", what, NULL);
+    close_enough(label, bo->mapped, ref, (size_t)T * q_dim, 1e-5f);
+
+    HrVkBuffer *bs[] = { bx, bq, bk, bv, bt, bp, bpart, bo };
+    for (size_t i = 0; i < G_N_ELEMENTS(bs); i++)
+        freebuf(bs[i]);
+    g_free(inv);
+    g_free(tab);
+    g_free(x);
+    g_free(kc);
+    g_free(vc);
+    g_free(q);
+    g_free(ref);
+    g_free(scores);
+}
+
+static void
+test_argmax(int n, bool ties)
+{
+    float *v = randv(n, 10.0f);
+    int want = g_rand_int_range(rng, 0, n);
+    v[want] = 20.0f;
+    if (ties && want + 7 < n)
+        v[want + 7] = 20.0f;   /* the lower index wins */
+    HrVkBuffer *bv = hostbuf((size_t)(n + 3) * 4, NULL), *bo = hostbuf(16, NULL);
+    memcpy((float *)bv->mapped + 3, v, (size_t)n * 4);
+    HrError err = { 0 };
+    HrVkDispatch d;
+    HR_CHECK(hr_vk_make_argmax(kern, bv, 3, (uint32_t)n, bo, &d, &err) == HR_OK, "%s", err.message);
+    run(&d, 1);
+    uint32_t got = ((uint32_t *)bo->mapped)[0];
+    HR_CHECK(got == (uint32_t)want, "[%s] argmax n=%d: %u, expected %d", cfg_label, n, got, want);
+    freebuf(bv);
+    freebuf(bo);
+    g_free(v);
+}
+
+/* ---- driver ------------------------------------------------------------------------------ */
+
+static void
+run_all(void)
+{
+    /* stories260K shapes: dim 64, q 64, kv 32, hidden 172 (FP16: not a multiple of 8), vocab 512 */
+    int T_list[4] = { 1, 5, 13, 40 };
+    for (int ti = 0; ti < 4; ti++) {
+        int T = T_list[ti];
+        for (int pre = 0; pre < 2; pre++) {
+            if (!pre && T > 1 && T != 5)
+                continue;
+            test_gemv_one(64, 64, 2, true, T, pre);        /* g = 32 */
+            test_gemv_one(64, 172, 1, true, T, pre);       /* per channel, K % 8 != 0 */
+            test_gemv_one(40, 200, 5, true, T, pre);       /* g = 40 */
+            test_gemv_one(172, 64, 1, false, T, pre);
+            test_gemv_one(64, 172, 1, false, T, pre);
+            test_gemv_one(37, 29, 1, false, T, pre);       /* odd everything */
+            test_gemv_fused(64, 64, 32, 176, 2, true, T, pre);
+            test_gemv_fused(64, 64, 32, 172, 1, false, T, pre);
+        }
+    }
+    test_gemv_one(256, 1024, 8, true, 1, false);   /* g = 128, more units than threads */
+    test_gemv_one(512, 64, 1, false, 3, true);     /* lm_head */
+    test_gemv_logit_rows();
+    test_rmsnorm(64, 3);
+    test_rmsnorm(172, 1);
+    test_rmsnorm(1000, 2);
+    test_embed(512, 64);
+    test_embed(33, 29);
+    test_rope_attn(8, 4, 8, 64, 0, 1, 0);      /* first token */
+    test_rope_attn(8, 4, 8, 64, 10, 1, 0);     /* stories decode */
+    test_rope_attn(8, 4, 8, 64, 3, 9, 0);      /* prefill chunk after 3 cached */
+    test_rope_attn(4, 1, 64, 700, 650, 1, 0);  /* several flash-decoding splits */
+    test_rope_attn(4, 2, 64, 700, 500, 6, 0);
+    test_rope_attn(4, 4, 16, 600, 560, 3, 300);  /* sliding window */
+    test_rope_attn(4, 2, 16, 600, 250, 11, 0);   /* a query group straddling a split boundary */
+    test_rope_attn(4, 2, 16, 600, 250, 13, 7);   /* ... with a short window: empty splits per query */
+    test_argmax(512, false);
+    test_argmax(50001, true);
+    test_argmax(7, false);
+}
+
+int
+main(void)
+{
+    HrVkOptions opt;
+    hr_vk_options_init(&opt);
+    opt.allow_cpu = true;
+    opt.validation = true;
+    HrError err = { 0 };
+    if (hr_vk_context_new(&opt, &ctx, &err) != HR_OK) {
+        if (strstr(err.message, "no devices") || strstr(err.message, "VK_ERROR_INCOMPATIBLE_DRIVER"))
+            hr_test_skip("no Vulkan driver: %s", err.message);
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    const HrVkCaps *caps = hr_vk_context_caps(ctx);
+    printf("device: %s (subgroup %u%s, shared %u KiB)\n", caps->name, caps->subgroup_size,
+           caps->subgroup_arithmetic ? " arithmetic" : "", caps->max_shared_memory / 1024);
+    rng = g_rand_new_with_seed(1234);
+    worst = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+
+    HrVkKernelConfig dev_cfg, no_sg, gpu_like;
+    hr_vk_kernel_config_for(caps, 64, &dev_cfg);
+    no_sg = dev_cfg;
+    no_sg.subgroup = false;
+    no_sg.gemm = false;   /* prefill through the several-token GEMV instead */
+    gpu_like = dev_cfg;
+    gpu_like.wg = MIN(128u, caps->max_workgroup_invocations);
+    gpu_like.gemv_rows = 2;
+    gpu_like.gemv_nt = 8;
+    gpu_like.attn_split = 128;
+    gpu_like.attn_qt = 8;
+    gpu_like.gemm_bm = 64;
+    gpu_like.gemm_bn = 32;
+    gpu_like.gemm_tm = 4;
+    gpu_like.gemm_tn = 4;
+    HrVkKernelConfig fp16 = dev_cfg;
+    fp16.fp16_math = true;
+    struct { const char *label; HrVkKernelConfig *cfg; } cfgs[] = {
+        { "device", &dev_cfg }, { "no-subgroup", &no_sg }, { "gpu-like", &gpu_like }, { "fp16-math", &fp16 },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(cfgs); i++) {
+        if (i == 1 && !dev_cfg.subgroup)
+            continue;   /* the device config already is the fallback */
+        if (i == 3 && (!caps->shader_float16 || dev_cfg.fp16_math))
+            continue;   /* no FP16 arithmetic, or the device config already uses it */
+        /* FP16 products: activations rounded to FP16 (2^-11), products and
+         * 8-term sums in FP16; measured ~3e-4, allowed 2e-3. */
+        gemv_tol = cfgs[i].cfg->fp16_math ? 2e-3f : 1e-5f;
+        if ((size_t)cfgs[i].cfg->wg * cfgs[i].cfg->gemv_rows * cfgs[i].cfg->gemv_nt * 8 > caps->max_shared_memory)
+            continue;
+        cfg_label = cfgs[i].label;
+        const HrVkKernelConfig *kc = cfgs[i].cfg;
+        printf("config %s: wg %u, rows %u, nt %u, split %u x %u queries, subgroup %d, fp16 math %d, gemm %d (%ux%u tile, %ux%u "
+               "per thread)\n", cfg_label, kc->wg, kc->gemv_rows, kc->gemv_nt, kc->attn_split, kc->attn_qt, kc->subgroup,
+               kc->fp16_math, kc->gemm, kc->gemm_bm, kc->gemm_bn, kc->gemm_tm, kc->gemm_tn);
+        if (hr_vk_kernels_new(ctx, cfgs[i].cfg, &kern, &err) != HR_OK) {
+            HR_CHECK(false, "kernels: %s", err.message);
+            continue;
+        }
+        run_all();
+        hr_vk_kernels_free(kern);
+        kern = NULL;
+    }
+    g_rand_free(rng);
+    GList *keys = g_list_sort(g_hash_table_get_keys(worst), (GCompareFunc)strcmp);
+    for (GList *l = keys; l; l = l->next)
+        printf("%-10s max |gpu - cpu| / (1 + max |cpu|) = %.2e\n", (const char *)l->data,
+               (double)*(float *)g_hash_table_lookup(worst, l->data));
+    g_list_free(keys);
+    g_hash_table_unref(worst);
+    uint32_t msgs = hr_vk_context_validation_messages(ctx);
+    hr_vk_context_free(ctx);
+    HR_CHECK(msgs == 0, "the validation layer reported %u message(s)", msgs);
+    printf("validation messages: %u\n", msgs);
+    return hr_test_result();
+}
