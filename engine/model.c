@@ -8,6 +8,9 @@
 #if HEARTH_HAVE_VULKAN
 #include "vulkan/vk-backend.h"
 #endif
+#if HEARTH_HAVE_CUDA
+#include "cuda/hr-cuda-backend.h"
+#endif
 
 struct HrModel {
     HrModelConfig cfg;
@@ -36,6 +39,10 @@ hr_backend_find(const char *name)
     if (strcmp(name, "vulkan") == 0)
         return &hr_vulkan_backend;
 #endif
+#if HEARTH_HAVE_CUDA
+    if (strcmp(name, "cuda") == 0)
+        return &hr_cuda_backend;
+#endif
     return NULL;
 }
 
@@ -51,7 +58,8 @@ hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError
     const HrBackendOps *ops = hr_backend_find(opt->backend);
     if (!ops)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "backend \"%s\" is not available in this build "
-                            "(available: cpu%s)", opt->backend, HEARTH_HAVE_VULKAN ? ", vulkan" : "");
+                            "(available: cpu%s%s)", opt->backend,
+                            HEARTH_HAVE_VULKAN ? ", vulkan" : "", HEARTH_HAVE_CUDA ? ", cuda" : "");
     if (ops->api_version != HR_BACKEND_API_VERSION)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "backend \"%s\" implements interface version %u, "
                             "the engine needs %u", ops->name, ops->api_version, HR_BACKEND_API_VERSION);

@@ -1,0 +1,99 @@
+// cuda-internal.h — what the CUDA backend's .cu files share (C++ only).
+//
+// Weight layouts on the device (built once at load by cuda-repack.cu):
+//
+//  Q4 (AWQ, W4A16): per output row n, `kw` 32-bit words (kw = ceil(K/32)*4,
+//   so a row is a whole number of 128-bit loads; the padding nibbles are 0
+//   and the kernels treat x beyond K as 0). Word w holds inputs 8w..8w+7 in
+//   the interleaved order
+//       slot (bits 4s..4s+3):  0   1   2   3   4   5   6   7
+//       input 8w + ...:        0   2   4   6   1   3   5   7
+//   so (word >> 4j) & 0x000F000F picks inputs (2j, 2j+1) into the low bits
+//   of the two halves of a half2; OR-ing 0x6400 into each half makes the
+//   fp16 number 1024 + q, and one half2 subtraction of 1024 (or of 1024 + z,
+//   folding the zero point) gives the exact values. The mask-and-or is one
+//   lop3.b32 (inline PTX, sm_75+; plain C bit ops elsewhere).
+//   Per (row, group) one half2 {scale, zero}: W[n,k] = s*(q - z), and the
+//   GEMV folds the zero per 8 inputs as s*sum(q*x) - (s*z)*sum(x).
+//  F16 (dense FP16/BF16/FP32 checkpoints, lm_head, embeddings): row-major
+//   [N, ldw] halves, ldw = K rounded up to 8 (zero padded), so every row
+//   starts 16-byte aligned.
+//
+// Activations are FP32 [T, ld] row-major; the KV cache is FP16
+// [context, kv_heads*head_dim] per layer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+namespace hrcuda {
+
+enum { LIN_F16 = 0, LIN_Q4 = 1 };
+
+struct DLinear {
+    int kind;          // LIN_F16 or LIN_Q4
+    int rows, cols;    // N (outputs), K (inputs)
+    // Q4
+    uint32_t *q;       // [rows, kw]
+    __half2 *sz;       // [rows, ng] {scale, zero}
+    int kw, group, ng;
+    // F16
+    __half *w;         // [rows, ldw]
+    int ldw;
+};
+
+enum Epilogue {
+    EPI_STORE = 0,     // out = acc (+ bias)
+    EPI_RESIDUAL = 1,  // out += acc (+ bias)   (out doubles as the residual)
+    EPI_SILU_MUL = 2,  // out[r] = silu(acc[r]) * acc[r + half_rows]  (GEMV only)
+};
+
+enum GemmPath {
+    PATH_AUTO = 0,     // GEMV for T < 8 tokens, tensor-core GEMM otherwise
+    PATH_GEMV = 1,     // the GEMV kernel over gridDim.y = T (the simple fallback)
+    PATH_WMMA = 2,     // WMMA m16n16k16 fp16 x fp16 -> fp32
+};
+
+// Sizes of the device layouts.
+inline int q4_kw(int K) { return (K + 31) / 32 * 4; }
+inline int f16_ldw(int K) { return (K + 7) / 8 * 8; }
+
+// ---- launchers (cuda-kernels.cu); all asynchronous on `s` -------------------
+
+// out[t, 0..rows_out) with out row stride ldo; x [T, ldx].
+// EPI_SILU_MUL: W has 2*rows_out rows (gate then up), out is [T, rows_out].
+void launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo,
+                   Epilogue epi, GemmPath path, cudaStream_t s);
+void launch_silu_mul(const float *gu, int H, int T, float *out, cudaStream_t s);
+void launch_embed(const __half *table, int ldw, const int *ids, int T, int dim, float *x, cudaStream_t s);
+void launch_rmsnorm(const float *x, const float *w, float *out, int T, int dim, float eps, cudaStream_t s);
+// qkv [T, (nh + 2*nkv)*hd]: rotates q and k in place and writes k, v as FP16
+// to the caches at positions step[0] + t.
+void launch_rope_kv(float *qkv, __half *k_cache, __half *v_cache, const float *inv_freq, const int *step, int T,
+                    int n_heads, int n_kv, int hd, cudaStream_t s);
+// Attention for T queries at positions step[0] + t over the cache: the
+// sequence is split into pieces of split_len positions (max_splits pieces
+// cover the context), partials combined by a second kernel.
+void launch_attention(const float *q, int ldq, const __half *k_cache, const __half *v_cache, float *part,
+                      float *out, const int *step, int T, int n_heads, int n_kv, int hd, int window, int split_len,
+                      int max_splits, cudaStream_t s);
+void launch_argmax(const float *x, int n, int *out, cudaStream_t s);
+// out[T, N] = x[T, K] . W[N, K]^T (+ bias), all FP32 (the quantizer's GEMM).
+void launch_gemm_f32(const float *w, int N, int K, const float *bias, const float *x, int T, float *out,
+                     cudaStream_t s);
+void launch_read_sum(const uint4 *buf, size_t n, float *out, int n_blocks, cudaStream_t s);
+
+// ---- host-side repacking (cuda-repack.cu) ------------------------------------
+
+// AutoAWQ GEMM tensors (qweight int32 [K, N/8], qzeros int32 [ng, N/8],
+// scales fp16 [ng, N]) -> rows [r0, r1) (multiples of 8) of the Q4 layout:
+// q [r1-r0, kw] words and sz [r1-r0, ng] half2 (as raw bits).
+void repack_awq_rows(const void *qweight, const void *qzeros, const void *scales, int N, int K, int ng, int r0,
+                     int r1, uint32_t *q, uint32_t *sz);
+// Dense rows [r0, r1) of an F32/F16/BF16 matrix [N, K] (dtype as HrDType) to
+// FP16 rows of ldw halves.
+void convert_rows_f16(const void *src, int dtype, int K, int ldw, int r0, int r1, uint16_t *dst);
+
+}  // namespace hrcuda

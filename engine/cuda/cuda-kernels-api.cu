@@ -1,0 +1,278 @@
+// cuda-kernels-api.cu — hr-cuda-kernels.h: each kernel on host buffers.
+#include "cuda-internal.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+extern "C" {
+#include "hr-cuda-kernels.h"
+}
+
+using namespace hrcuda;
+
+namespace {
+
+// Device allocations of one call, freed together.
+struct Pool {
+    void *p[16];
+    int n;
+    cudaError_t e;
+    Pool() : n(0), e(cudaSuccess) {}
+    ~Pool()
+    {
+        for (int i = 0; i < n; i++)
+            cudaFree(p[i]);
+    }
+    template <typename T>
+    T *alloc(size_t count)
+    {
+        void *d = nullptr;
+        if (e == cudaSuccess && n < 16)
+            e = cudaMalloc(&d, count * sizeof(T) > 0 ? count * sizeof(T) : 1);
+        if (e == cudaSuccess && d)
+            p[n++] = d;
+        return static_cast<T *>(d);
+    }
+    template <typename T>
+    T *upload(const T *h, size_t count)
+    {
+        T *d = alloc<T>(count);
+        if (e == cudaSuccess && h)
+            e = cudaMemcpy(d, h, count * sizeof(T), cudaMemcpyHostToDevice);
+        return d;
+    }
+    template <typename T>
+    void download(T *h, const T *d, size_t count)
+    {
+        if (e == cudaSuccess)
+            e = cudaMemcpy(h, d, count * sizeof(T), cudaMemcpyDeviceToHost);
+    }
+};
+
+int
+finish(Pool &pool, char *msg, size_t len, const char *what)
+{
+    if (pool.e == cudaSuccess)
+        pool.e = cudaGetLastError();
+    if (pool.e == cudaSuccess)
+        pool.e = cudaDeviceSynchronize();
+    if (pool.e != cudaSuccess) {
+        if (msg && len)
+            snprintf(msg, len, "%s: %s (CUDA error %d)", what, cudaGetErrorString(pool.e), (int)pool.e);
+        cudaGetLastError();
+        return (int)pool.e;
+    }
+    return 0;
+}
+
+int
+bad(char *msg, size_t len, const char *what)
+{
+    if (msg && len)
+        snprintf(msg, len, "%s", what);
+    return -1;
+}
+
+// Stack mats into one device matrix in the backend's layout.
+bool
+make_linear(Pool &pool, const HrCudaHostMat *const *mats, int n, DLinear *d)
+{
+    memset(d, 0, sizeof *d);
+    const HrCudaHostMat &m0 = *mats[0];
+    for (int i = 0; i < n; i++) {
+        if (mats[i]->awq != m0.awq || mats[i]->cols != m0.cols || (m0.awq && mats[i]->n_groups != m0.n_groups))
+            return false;
+        d->rows += mats[i]->rows;
+    }
+    d->cols = m0.cols;
+    if (m0.awq) {
+        d->kind = LIN_Q4;
+        d->kw = q4_kw(d->cols);
+        d->ng = m0.n_groups;
+        d->group = d->cols / d->ng;
+        uint32_t *hq = static_cast<uint32_t *>(malloc(4 * (size_t)d->rows * d->kw));
+        uint32_t *hsz = static_cast<uint32_t *>(malloc(4 * (size_t)d->rows * d->ng));
+        int off = 0;
+        for (int i = 0; i < n; i++) {
+            const HrCudaHostMat &m = *mats[i];
+            repack_awq_rows(m.qweight, m.qzeros, m.scales, m.rows, m.cols, m.n_groups, 0, m.rows,
+                            hq + (size_t)off * d->kw, hsz + (size_t)off * d->ng);
+            off += m.rows;
+        }
+        d->q = pool.upload(hq, (size_t)d->rows * d->kw);
+        d->sz = reinterpret_cast<__half2 *>(pool.upload(hsz, (size_t)d->rows * d->ng));
+        free(hq);
+        free(hsz);
+    } else {
+        d->kind = LIN_F16;
+        d->ldw = f16_ldw(d->cols);
+        uint16_t *hw = static_cast<uint16_t *>(malloc(2 * (size_t)d->rows * d->ldw));
+        int off = 0;
+        for (int i = 0; i < n; i++) {
+            const HrCudaHostMat &m = *mats[i];
+            convert_rows_f16(m.w, (int)m.dtype, m.cols, d->ldw, 0, m.rows, hw + (size_t)off * d->ldw);
+            off += m.rows;
+        }
+        d->w = reinterpret_cast<__half *>(pool.upload(hw, (size_t)d->rows * d->ldw));
+        free(hw);
+    }
+    return true;
+}
+
+}  // namespace
+
+extern "C" int
+hr_cuda_k_linear(const HrCudaHostMat *const *mats, int n, const float *bias, const float *x, int T,
+                 const float *residual, float *out, HrCudaPath path, char *msg, size_t msg_len)
+{
+    if (n < 1 || n > 3 || T < 1)
+        return bad(msg, msg_len, "linear: 1..3 matrices and T >= 1");
+    Pool pool;
+    DLinear d;
+    if (!make_linear(pool, mats, n, &d))
+        return bad(msg, msg_len, "linear: stacked matrices differ in format or shape");
+    const int K = d.cols, R = d.rows;
+    float *dx = pool.upload(x, (size_t)T * K);
+    float *db = bias ? pool.upload(bias, (size_t)R) : nullptr;
+    float *dout = pool.alloc<float>((size_t)T * R);
+    if (pool.e == cudaSuccess) {
+        if (residual)
+            pool.e = cudaMemcpy(dout, residual, sizeof(float) * (size_t)T * R, cudaMemcpyHostToDevice);
+        if (pool.e == cudaSuccess)
+            launch_linear(d, dx, K, T, db, dout, R, residual ? EPI_RESIDUAL : EPI_STORE, (GemmPath)path, 0);
+    }
+    pool.download(out, dout, (size_t)T * R);
+    return finish(pool, msg, msg_len, "linear");
+}
+
+extern "C" int
+hr_cuda_k_gate_up(const HrCudaHostMat *gate, const HrCudaHostMat *up, const float *x, int T, float *out,
+                  HrCudaPath path, char *msg, size_t msg_len)
+{
+    if (T < 1 || gate->rows != up->rows)
+        return bad(msg, msg_len, "gate_up: gate and up need the same shape");
+    Pool pool;
+    DLinear d;
+    const HrCudaHostMat *mats[2] = { gate, up };
+    if (!make_linear(pool, mats, 2, &d))
+        return bad(msg, msg_len, "gate_up: gate and up differ in format");
+    const int K = d.cols, H = gate->rows;
+    float *dx = pool.upload(x, (size_t)T * K);
+    float *dout = pool.alloc<float>((size_t)T * H);
+    float *dgu = pool.alloc<float>((size_t)T * 2 * H);
+    if (pool.e == cudaSuccess) {
+        const bool gemv = path == HR_CUDA_PATH_GEMV || (path == HR_CUDA_PATH_AUTO && T < 8);
+        if (gemv) {
+            launch_linear(d, dx, K, T, nullptr, dout, H, EPI_SILU_MUL, PATH_GEMV, 0);
+        } else {
+            launch_linear(d, dx, K, T, nullptr, dgu, 2 * H, EPI_STORE, (GemmPath)path, 0);
+            launch_silu_mul(dgu, H, T, dout, 0);
+        }
+    }
+    pool.download(out, dout, (size_t)T * H);
+    return finish(pool, msg, msg_len, "gate_up");
+}
+
+extern "C" int
+hr_cuda_k_rmsnorm(float *out, const float *x, const float *w, int T, int dim, float eps, char *msg, size_t msg_len)
+{
+    Pool pool;
+    float *dx = pool.upload(x, (size_t)T * dim);
+    float *dw = pool.upload(w, (size_t)dim);
+    float *dout = pool.alloc<float>((size_t)T * dim);
+    if (pool.e == cudaSuccess)
+        launch_rmsnorm(dx, dw, dout, T, dim, eps, 0);
+    pool.download(out, dout, (size_t)T * dim);
+    return finish(pool, msg, msg_len, "rmsnorm");
+}
+
+extern "C" int
+hr_cuda_k_embed(float *out, const void *table, HrDType dtype, int vocab, int dim, const int32_t *ids, int T, char *msg,
+                size_t msg_len)
+{
+    for (int t = 0; t < T; t++)
+        if (ids[t] < 0 || ids[t] >= vocab)
+            return bad(msg, msg_len, "embed: id outside the vocabulary");
+    Pool pool;
+    const int ldw = f16_ldw(dim);
+    uint16_t *h = static_cast<uint16_t *>(malloc(2 * (size_t)vocab * ldw));
+    convert_rows_f16(table, (int)dtype, dim, ldw, 0, vocab, h);
+    __half *dt = reinterpret_cast<__half *>(pool.upload(h, (size_t)vocab * ldw));
+    free(h);
+    int *di = pool.upload(reinterpret_cast<const int *>(ids), (size_t)T);
+    float *dout = pool.alloc<float>((size_t)T * dim);
+    if (pool.e == cudaSuccess)
+        launch_embed(dt, ldw, di, T, dim, dout, 0);
+    pool.download(out, dout, (size_t)T * dim);
+    return finish(pool, msg, msg_len, "embed");
+}
+
+extern "C" int
+hr_cuda_k_rope_kv(float *qkv, uint16_t *k_cache, uint16_t *v_cache, int ctx, const float *inv_freq, int pos, int T,
+                  int n_heads, int n_kv, int hd, char *msg, size_t msg_len)
+{
+    if (pos < 0 || pos + T > ctx)
+        return bad(msg, msg_len, "rope_kv: positions outside the cache");
+    Pool pool;
+    const size_t ld = (size_t)(n_heads + 2 * n_kv) * hd, cache = (size_t)ctx * n_kv * hd;
+    int step[2] = { pos, T };
+    int *dstep = pool.upload(step, 2);
+    float *dqkv = pool.upload(qkv, (size_t)T * ld);
+    uint16_t *dk = pool.upload(k_cache, cache), *dv = pool.upload(v_cache, cache);
+    float *df = pool.upload(inv_freq, (size_t)hd / 2);
+    if (pool.e == cudaSuccess)
+        launch_rope_kv(dqkv, reinterpret_cast<__half *>(dk), reinterpret_cast<__half *>(dv), df, dstep, T, n_heads,
+                       n_kv, hd, 0);
+    pool.download(qkv, dqkv, (size_t)T * ld);
+    pool.download(k_cache, dk, cache);
+    pool.download(v_cache, dv, cache);
+    return finish(pool, msg, msg_len, "rope_kv");
+}
+
+extern "C" int
+hr_cuda_k_attention(float *out, const float *q, int ldq, const uint16_t *k_cache, const uint16_t *v_cache, int ctx,
+                    int pos, int T, int n_heads, int n_kv, int hd, int window, int split_len, char *msg,
+                    size_t msg_len)
+{
+    if (pos < 0 || pos + T > ctx || split_len < 1 || hd > 256 || n_kv < 1 || n_heads % n_kv)
+        return bad(msg, msg_len, "attention: bad arguments");
+    Pool pool;
+    const size_t cache = (size_t)ctx * n_kv * hd;
+    const int max_splits = (ctx + split_len - 1) / split_len;
+    int step[2] = { pos, T };
+    int *dstep = pool.upload(step, 2);
+    float *dq = pool.upload(q, (size_t)T * ldq);
+    uint16_t *dk = pool.upload(k_cache, cache), *dv = pool.upload(v_cache, cache);
+    float *dpart = pool.alloc<float>((size_t)T * n_heads * max_splits * (hd + 2));
+    float *dout = pool.alloc<float>((size_t)T * n_heads * hd);
+    if (pool.e == cudaSuccess)
+        launch_attention(dq, ldq, reinterpret_cast<__half *>(dk), reinterpret_cast<__half *>(dv), dpart, dout, dstep,
+                         T, n_heads, n_kv, hd, window, split_len, max_splits, 0);
+    pool.download(out, dout, (size_t)T * n_heads * hd);
+    return finish(pool, msg, msg_len, "attention");
+}
+
+extern "C" int
+hr_cuda_k_argmax(const float *x, int n, int *out, char *msg, size_t msg_len)
+{
+    Pool pool;
+    float *dx = pool.upload(x, (size_t)n);
+    int *dout = pool.alloc<int>(1);
+    if (pool.e == cudaSuccess)
+        launch_argmax(dx, n, dout, 0);
+    pool.download(out, dout, 1);
+    return finish(pool, msg, msg_len, "argmax");
+}
+
+extern "C" int
+hr_cuda_q4_words(int cols)
+{
+    return q4_kw(cols);
+}
+
+extern "C" void
+hr_cuda_awq_repack(const HrCudaHostMat *m, uint32_t *q, uint32_t *sz)
+{
+    repack_awq_rows(m->qweight, m->qzeros, m->scales, m->rows, m->cols, m->n_groups, 0, m->rows, q, sz);
+}

@@ -1,0 +1,77 @@
+/* hr-cuda-kernels.h — the CUDA backend's kernels one by one, on host memory
+ * (tests and benchmarks; compiled by nvcc). Every call copies its inputs to
+ * the device, runs the same launcher the backend uses, copies the results
+ * back and synchronizes. Each returns 0 or a CUDA error code (or -1 for a
+ * bad argument) with a one-line explanation in msg. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "safetensors.h"
+
+/* A weight matrix as a checkpoint holds it: dense, or AutoAWQ GEMM. */
+typedef struct {
+    bool awq;
+    int rows, cols;             /* N outputs, K inputs */
+    const void *w;              /* dense: [rows, cols] of dtype (F32, F16 or BF16) */
+    HrDType dtype;
+    const int32_t *qweight;     /* AWQ: [cols, rows/8], nibble order 0,2,4,6,1,3,5,7 */
+    const int32_t *qzeros;      /* AWQ: [n_groups, rows/8] */
+    const uint16_t *scales;     /* AWQ: [n_groups, rows] FP16 bits */
+    int n_groups;
+} HrCudaHostMat;
+
+typedef enum {
+    HR_CUDA_PATH_AUTO = 0,      /* GEMV below 8 tokens, tensor-core GEMM from 8 */
+    HR_CUDA_PATH_GEMV = 1,      /* the GEMV kernel per token (the simple fallback) */
+    HR_CUDA_PATH_WMMA = 2,      /* WMMA GEMM (dequantizing tile loader) */
+} HrCudaPath;
+
+/* out[T, R] = (residual ? residual : 0) + (bias ? bias : 0) + x[T, K] . W^T,
+ * where W stacks mats[0..n) by rows (R = sum of rows; q/k/v as one launch);
+ * all mats must share the format (and the AWQ group). */
+int hr_cuda_k_linear(const HrCudaHostMat *const *mats, int n, const float *bias, const float *x, int T,
+                     const float *residual, float *out, HrCudaPath path, char *msg, size_t msg_len);
+
+/* out[T, H] = silu(x . Wg^T) * (x . Wu^T): one fused launch on the GEMV
+ * path, GEMM + silu_mul on the WMMA path. */
+int hr_cuda_k_gate_up(const HrCudaHostMat *gate, const HrCudaHostMat *up, const float *x, int T, float *out,
+                      HrCudaPath path, char *msg, size_t msg_len);
+
+int hr_cuda_k_rmsnorm(float *out, const float *x, const float *w, int T, int dim, float eps, char *msg,
+                      size_t msg_len);
+
+/* out[T, dim] = table[ids[t]] (table converted to FP16 as the backend stores it). */
+int hr_cuda_k_embed(float *out, const void *table, HrDType dtype, int vocab, int dim, const int32_t *ids, int T,
+                    char *msg, size_t msg_len);
+
+/* qkv [T, (n_heads + 2*n_kv)*hd] in/out (q, k rotated); k_cache, v_cache
+ * [ctx, n_kv*hd] FP16 bits in/out, rows pos..pos+T-1 written. */
+int hr_cuda_k_rope_kv(float *qkv, uint16_t *k_cache, uint16_t *v_cache, int ctx, const float *inv_freq, int pos, int T,
+                      int n_heads, int n_kv, int hd, char *msg, size_t msg_len);
+
+/* out[T, n_heads*hd]: causal GQA attention of q (row stride ldq) at
+ * positions pos+t over the FP16 caches, split over the sequence in pieces of
+ * split_len positions (flash-decoding) and combined. */
+int hr_cuda_k_attention(float *out, const float *q, int ldq, const uint16_t *k_cache, const uint16_t *v_cache, int ctx,
+                        int pos, int T, int n_heads, int n_kv, int hd, int window, int split_len, char *msg,
+                        size_t msg_len);
+
+int hr_cuda_k_argmax(const float *x, int n, int *out, char *msg, size_t msg_len);
+
+/* Host only (no device needed): the load-time repack of an AutoAWQ matrix
+ * into the device's Q4 layout (see cuda-internal.h): q [rows, kw] words,
+ * kw = hr_cuda_q4_words(cols), and sz [rows, n_groups] as {scale, zero}
+ * FP16 pairs (scale in the low 16 bits). */
+int hr_cuda_q4_words(int cols);
+void hr_cuda_awq_repack(const HrCudaHostMat *m, uint32_t *q, uint32_t *sz);
+
+#ifdef __cplusplus
+}
+#endif
