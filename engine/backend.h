@@ -86,5 +86,9 @@ typedef struct {
 /* The CPU backend: the reference every other backend is tested against. */
 extern const HrBackendOps hr_cpu_backend;
 
-/* Look a backend up by name ("cpu", ...); NULL when not built in. */
+/* Look a backend up by name ("cpu", "vulkan", "cuda"; NULL = "cpu");
+ * NULL when not built in. "auto" picks CUDA when built and a device
+ * answers, else Vulkan on a real GPU, else the CPU (probed once). */
 const HrBackendOps *hr_backend_find(const char *name);
+/* Why "auto" picked what it picked (one line, for logs and `devices`). */
+const char *hr_backend_auto_reason(void);

@@ -1,5 +1,7 @@
 #include "hr-devices.h"
 
+#include "backend.h"
+
 #include "hearth-config.h"
 
 #if HEARTH_HAVE_VULKAN
@@ -68,4 +70,5 @@ hr_devices_report(GString *out)
     report_cpu(out);
     report_vulkan(out);
     report_cuda(out);
+    g_string_append_printf(out, "\nBackend \"auto\" picks: %s\n", hr_backend_auto_reason());
 }

@@ -10,6 +10,10 @@
 #endif
 #if HEARTH_HAVE_CUDA
 #include "cuda/hr-cuda-backend.h"
+#include "cuda/hr-cuda.h"
+#endif
+#if HEARTH_HAVE_VULKAN
+#include "vulkan/vk-context.h"
 #endif
 
 struct HrModel {
@@ -30,10 +34,61 @@ hr_model_options_init(HrModelOptions *opt)
     opt->kv_type = HR_KV_F16;
 }
 
+static char auto_reason[512];
+
+/* "auto": CUDA when built and a device answers, else Vulkan when a GPU
+ * (not a software rasteriser) is usable, else the CPU; decided once. */
+static gpointer
+pick_auto(gpointer unused)
+{
+    (void)unused;
+#if HEARTH_HAVE_CUDA
+    {
+        int count = 0;
+        char msg[256] = "";
+        if (hr_cuda_device_count(&count, msg, sizeof msg) == 0 && count > 0) {
+            g_snprintf(auto_reason, sizeof auto_reason, "CUDA (%d device%s)", count, count > 1 ? "s" : "");
+            return (gpointer)&hr_cuda_backend;
+        }
+        g_snprintf(auto_reason, sizeof auto_reason, "no CUDA device; ");
+    }
+#endif
+#if HEARTH_HAVE_VULKAN
+    {
+        HrVkOptions vo;
+        hr_vk_options_init(&vo);
+        HrVkContext *vk = NULL;
+        HrError e = { 0 };
+        if (hr_vk_context_new(&vo, &vk, &e) == HR_OK) {
+            size_t l = strlen(auto_reason);
+            g_snprintf(auto_reason + l, sizeof auto_reason - l, "Vulkan on %s", hr_vk_context_caps(vk)->name);
+            hr_vk_context_free(vk);
+            return (gpointer)&hr_vulkan_backend;
+        }
+        size_t l = strlen(auto_reason);
+        g_snprintf(auto_reason + l, sizeof auto_reason - l, "no usable Vulkan GPU; ");
+    }
+#endif
+    size_t l = strlen(auto_reason);
+    g_snprintf(auto_reason + l, sizeof auto_reason - l, "so the CPU");
+    return (gpointer)&hr_cpu_backend;
+}
+
+const char *
+hr_backend_auto_reason(void)
+{
+    hr_backend_find("auto");
+    return auto_reason;
+}
+
 const HrBackendOps *
 hr_backend_find(const char *name)
 {
-    if (!name || strcmp(name, "cpu") == 0 || strcmp(name, "auto") == 0)
+    if (name && strcmp(name, "auto") == 0) {
+        static GOnce once = G_ONCE_INIT;
+        return g_once(&once, pick_auto, NULL);
+    }
+    if (!name || strcmp(name, "cpu") == 0)
         return &hr_cpu_backend;
 #if HEARTH_HAVE_VULKAN
     if (strcmp(name, "vulkan") == 0)
