@@ -243,6 +243,29 @@ typedef struct {
     GroupKind kind;
 } Group;
 
+typedef struct {
+    const float *w;     /* [N, K] */
+    float *out;         /* [N, K] */
+    const float *s;     /* [K] */
+    int K, g, bits;
+} ScaleQuantArgs;
+
+/* Rows of W*diag(s), fake-quantized, divided back by s. */
+static void
+scale_quant_range(void *arg, int start, int end)
+{
+    ScaleQuantArgs *A = arg;
+    for (int n = start; n < end; n++) {
+        const float *w = A->w + (size_t)n * A->K;
+        float *o = A->out + (size_t)n * A->K;
+        for (int k = 0; k < A->K; k++)
+            o[k] = w[k] * A->s[k];
+        hr_awq_fake_quant(o, 1, A->K, A->g, A->bits, o);
+        for (int k = 0; k < A->K; k++)
+            o[k] /= A->s[k];
+    }
+}
+
 /* Search the scales of a group; returns the best ratio index (-1 when every
  * loss was NaN/inf: s = 1) and its loss in *best_loss, the loss at ratio 0
  * in *loss0; s[K] receives the scales. */
@@ -303,12 +326,8 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, f
         for (int k = 0; k < K; k++)
             cand[k] /= norm;
         for (int j = 0; j < gr->n_lin; j++) {
-            size_t n = (size_t)gr->N[j] * K;
-            for (size_t e = 0; e < n; e++)
-                fq[j][e] = orig[j][e] * cand[e % K];
-            hr_awq_fake_quant(fq[j], gr->N[j], K, g, c->opt->bits, fq[j]);
-            for (size_t e = 0; e < n; e++)
-                fq[j][e] /= cand[e % K];
+            ScaleQuantArgs A = { orig[j], fq[j], cand, K, g, c->opt->bits };
+            hr_pool_run(c->pool, scale_quant_range, &A, gr->N[j], 1);
             *gr->lin[j] = fq[j];
         }
         run_group(c, gr->kind, w, x, T, out);
@@ -359,74 +378,96 @@ fold_group(const Group *gr, const float *s, float *x, int T)
 }
 
 typedef struct {
-    float *W;
-    int K, g;
-    const float *xs;   /* [nt, K] sampled inputs */
-    int nt;
-    int bits;
-} ClipArgs;
+    const float *src;   /* [N, K] */
+    float *dst;         /* [N, g] */
+    const float *lim;   /* [N] clamp limits, or NULL: plain copy */
+    int K, g0, g, bits;
+} ClipRowsArgs;
 
+/* Rows of the group's columns, clamped to +-lim[n] and fake-quantized
+ * (one quantization group per row) when lim is given. */
 static void
-clip_range(void *arg, int start, int end)
+clip_rows_range(void *arg, int start, int end)
 {
-    ClipArgs *A = arg;
-    const int K = A->K, g = A->g, nt = A->nt;
-    float *org = g_new(float, (size_t)nt), *cw = g_new(float, (size_t)g), *qw = g_new(float, (size_t)g);
+    ClipRowsArgs *A = arg;
     for (int n = start; n < end; n++) {
-        float *row = A->W + (size_t)n * K;
-        for (int g0 = 0; g0 < K; g0 += g) {
-            float *wg = row + g0;
-            float m0 = 0.0f;
-            for (int i = 0; i < g; i++)
-                m0 = fmaxf(m0, fabsf(wg[i]));
-            for (int t = 0; t < nt; t++) {
-                const float *xt = A->xs + (size_t)t * K + g0;
-                float d = 0.0f;
-                for (int i = 0; i < g; i++)
-                    d += xt[i] * wg[i];
-                org[t] = d;
-            }
-            double best = INFINITY;
-            float best_m = m0;
-            for (int step = 0; step < CLIP_STEPS; step++) {
-                float m = m0 * (1.0f - (float)step / CLIP_GRID);
-                for (int i = 0; i < g; i++)
-                    cw[i] = fminf(fmaxf(wg[i], -m), m);
-                hr_awq_fake_quant(cw, 1, g, g, A->bits, qw);
-                double err = 0.0;
-                for (int t = 0; t < nt; t++) {
-                    const float *xt = A->xs + (size_t)t * K + g0;
-                    float d = 0.0f;
-                    for (int i = 0; i < g; i++)
-                        d += xt[i] * qw[i];
-                    err += (double)(d - org[t]) * (d - org[t]);
-                }
-                if (err < best) {
-                    best = err;
-                    best_m = m;
-                }
-            }
-            for (int i = 0; i < g; i++)
-                wg[i] = fminf(fmaxf(wg[i], -best_m), best_m);
+        const float *w = A->src + (size_t)n * A->K + A->g0;
+        float *d = A->dst + (size_t)n * A->g;
+        if (!A->lim) {
+            memcpy(d, w, sizeof(float) * A->g);
+            continue;
         }
+        const float m = A->lim[n];
+        for (int i = 0; i < A->g; i++)
+            d[i] = fminf(fmaxf(w[i], -m), m);
+        hr_awq_fake_quant(d, 1, A->g, A->g, A->bits, d);
     }
-    g_free(org);
-    g_free(cw);
-    g_free(qw);
 }
 
+/* Clip search of one linear W [N, K] (groups of g inputs) on nt of the T
+ * cached inputs x [T, K]: for each group and each of CLIP_STEPS shrink
+ * factors, the group's partial outputs of every row for every sampled token
+ * are one GEMM on the backend ([nt, g] x [N, g]^T); per row the factor with
+ * the lowest squared error against the unclipped partial outputs wins. */
 static void
 clip_linear(Ctx *c, float *W, int N, int K, int g, const float *x, int T)
 {
     int step = MAX(1, T / CLIP_TOKENS);
-    int nt = (T + step - 1) / step;
-    nt = MIN(nt, CLIP_TOKENS);
-    float *xs = g_new(float, (size_t)nt * K);
-    for (int i = 0; i < nt; i++)
-        memcpy(xs + (size_t)i * K, x + (size_t)i * step * K, sizeof(float) * K);
-    ClipArgs A = { W, K, g, xs, nt, c->opt->bits };
-    hr_pool_run(c->pool, clip_range, &A, N, 1);
-    g_free(xs);
+    int nt = MIN((T + step - 1) / step, CLIP_TOKENS);
+    float *xg = g_new(float, (size_t)nt * g), *wg = g_new(float, (size_t)N * g), *cw = g_new(float, (size_t)N * g);
+    float *org = g_new(float, (size_t)nt * N), *out = g_new(float, (size_t)nt * N);
+    float *m0 = g_new(float, N), *lim = g_new(float, N), *best_m = g_new(float, N);
+    double *best = g_new(double, N), *errs = g_new0(double, N);
+    for (int g0 = 0; g0 < K; g0 += g) {
+        for (int t = 0; t < nt; t++)
+            memcpy(xg + (size_t)t * g, x + (size_t)t * step * K + g0, sizeof(float) * g);
+        ClipRowsArgs R = { W, wg, NULL, K, g0, g, c->opt->bits };
+        hr_pool_run(c->pool, clip_rows_range, &R, N, 1);
+        for (int n = 0; n < N; n++) {
+            float mx = 0.0f;
+            for (int i = 0; i < g; i++)
+                mx = fmaxf(mx, fabsf(wg[(size_t)n * g + i]));
+            m0[n] = best_m[n] = mx;
+            best[n] = INFINITY;
+        }
+        mm(c, org, wg, N, g, NULL, xg, nt);
+        for (int sidx = 0; sidx < CLIP_STEPS; sidx++) {
+            for (int n = 0; n < N; n++)
+                lim[n] = m0[n] * (1.0f - (float)sidx / CLIP_GRID);
+            ClipRowsArgs Q = { W, cw, lim, K, g0, g, c->opt->bits };
+            hr_pool_run(c->pool, clip_rows_range, &Q, N, 1);
+            mm(c, out, cw, N, g, NULL, xg, nt);
+            memset(errs, 0, sizeof(double) * N);
+            for (int t = 0; t < nt; t++) {
+                const float *o = out + (size_t)t * N, *r = org + (size_t)t * N;
+                for (int n = 0; n < N; n++) {
+                    double d = (double)o[n] - r[n];
+                    errs[n] += d * d;
+                }
+            }
+            for (int n = 0; n < N; n++) {
+                if (errs[n] < best[n]) {
+                    best[n] = errs[n];
+                    best_m[n] = lim[n];
+                }
+            }
+        }
+        for (int n = 0; n < N; n++) {
+            float *w = W + (size_t)n * K + g0;
+            for (int i = 0; i < g; i++)
+                w[i] = fminf(fmaxf(w[i], -best_m[n]), best_m[n]);
+        }
+    }
+    g_free(xg);
+    g_free(wg);
+    g_free(cw);
+    g_free(org);
+    g_free(out);
+    g_free(m0);
+    g_free(lim);
+    g_free(best_m);
+    g_free(best);
+    g_free(errs);
 }
 
 static float *
