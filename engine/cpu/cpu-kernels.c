@@ -120,6 +120,24 @@ row_dot_avx2(const HrMat *m, const void *w, const float *x, int cols, int n, siz
     (void)tmp;
     const HrDType dt = m->dtype;
     const int c8 = cols & ~7;
+    if (n == 1) { /* decode: four independent chains, not one serialised on FMA latency */
+        const int c32 = cols & ~31;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int i = 0;
+        for (; i < c32; i += 32) {
+            a0 = _mm256_fmadd_ps(load8(w, dt, i), _mm256_loadu_ps(x + i), a0);
+            a1 = _mm256_fmadd_ps(load8(w, dt, i + 8), _mm256_loadu_ps(x + i + 8), a1);
+            a2 = _mm256_fmadd_ps(load8(w, dt, i + 16), _mm256_loadu_ps(x + i + 16), a2);
+            a3 = _mm256_fmadd_ps(load8(w, dt, i + 24), _mm256_loadu_ps(x + i + 24), a3);
+        }
+        for (; i < c8; i += 8)
+            a0 = _mm256_fmadd_ps(load8(w, dt, i), _mm256_loadu_ps(x + i), a0);
+        float r = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        for (; i < cols; i++)
+            r += load1(w, dt, i) * x[i];
+        acc[0] = r;
+        return;
+    }
     for (int t0 = 0; t0 < n; t0 += 4) {
         int nt = n - t0 < 4 ? n - t0 : 4;
         __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
@@ -724,6 +742,42 @@ q4_row_avx2(const uint8_t *qr, const float *sc, const float *sz, const float *x,
 }
 #endif
 
+/* Decode (one activation row): the same sum with four independent
+ * accumulator chains per group (32 inputs per step), so the FMAs are not
+ * serialised on their latency and the loop can keep up with memory. */
+__attribute__((target("avx2,fma,f16c"))) static float
+q4_row1_avx2(const uint8_t *qr, const float *sc, const float *sz, const float *x, const float *xsum, int ng, int g)
+{
+    const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    const __m256i mask = _mm256_set1_epi32(15);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float zsum = 0.0f;
+    for (int gi = 0; gi < ng; gi++) {
+        __m256 p0 = _mm256_setzero_ps(), p1 = p0, p2 = p0, p3 = p0;
+        const uint8_t *qb = qr + (size_t)gi * (size_t)(g / 2);
+        const float *xg = x + (size_t)gi * (size_t)g;
+        for (int i = 0; i < g; i += 32) {
+            int32_t w[4];
+            memcpy(w, qb + i / 2, 16);
+            __m256 q0 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(w[0]), shifts), mask));
+            __m256 q1 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(w[1]), shifts), mask));
+            __m256 q2 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(w[2]), shifts), mask));
+            __m256 q3 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(w[3]), shifts), mask));
+            p0 = _mm256_fmadd_ps(q0, _mm256_loadu_ps(xg + i), p0);
+            p1 = _mm256_fmadd_ps(q1, _mm256_loadu_ps(xg + i + 8), p1);
+            p2 = _mm256_fmadd_ps(q2, _mm256_loadu_ps(xg + i + 16), p2);
+            p3 = _mm256_fmadd_ps(q3, _mm256_loadu_ps(xg + i + 24), p3);
+        }
+        __m256 s = _mm256_set1_ps(sc[gi]);
+        if (gi & 1)
+            acc1 = _mm256_fmadd_ps(s, _mm256_add_ps(_mm256_add_ps(p0, p1), _mm256_add_ps(p2, p3)), acc1);
+        else
+            acc0 = _mm256_fmadd_ps(s, _mm256_add_ps(_mm256_add_ps(p0, p1), _mm256_add_ps(p2, p3)), acc0);
+        zsum += sz[gi] * xsum[gi];
+    }
+    return hsum256(_mm256_add_ps(acc0, acc1)) - zsum;
+}
+
 typedef struct {
     float *out;
     const HrQMat *w;
@@ -740,6 +794,15 @@ matmul_q4_rows(void *arg, int r0, int r1)
     const HrQMat *w = j->w;
     const int rows = w->rows, cols = w->cols, g = w->group, ng = w->n_groups;
 #if defined(__x86_64__) && defined(__GNUC__)
+    if (j->avx2 && g % 32 == 0 && j->n == 1) {
+        for (int r = r0; r < r1; r++) {
+            const uint8_t *qr = w->q + (size_t)r * (size_t)(cols / 2);
+            float v = q4_row1_avx2(qr, w->scale + (size_t)r * ng, w->szero + (size_t)r * ng, j->x, j->xsum, ng, g) +
+                      (j->bias ? j->bias[r] : 0.0f);
+            j->out[r] = j->residual ? j->residual[r] + v : v;
+        }
+        return;
+    }
     if (j->avx2 && g % 16 == 0) {
         for (int r = r0; r < r1; r++) {
             const uint8_t *qr = w->q + (size_t)r * (size_t)(cols / 2);
