@@ -10,5 +10,8 @@ G_DECLARE_FINAL_TYPE(HearthApplication, hearth_application, HEARTH, APPLICATION,
 HearthApplication *hearth_application_new(void);
 /* The folder given with --model, or NULL. */
 const char *hearth_application_get_model_dir(HearthApplication *self);
+/* The app's GSettings (io.github.hearthchat.Hearth); never NULL once the
+ * application has started. */
+GSettings *hearth_application_get_settings(HearthApplication *self);
 
 G_END_DECLS

@@ -17,6 +17,8 @@ typedef struct {
     RequestType type;
     guint id;
     char *dir;
+    char *backend;             /* load: "auto", "vulkan", "cuda", "cpu" */
+    int context_len;           /* load: 0 = the model's default */
     JsonNode *messages;
     HearthGenParams params;
 } Request;
@@ -45,6 +47,8 @@ struct _HearthEngine {
     HearthEngineState state;
     char *model_dir;
     char *model_name;
+    char *load_backend;
+    int load_context_len;
     int context_length;
     int context_used;
     guint next_id;
@@ -81,6 +85,7 @@ static void
 request_free(Request *r)
 {
     g_free(r->dir);
+    g_free(r->backend);
     if (r->messages)
         json_node_unref(r->messages);
     g_free(r);
@@ -263,6 +268,9 @@ worker_load(Shared *s, const Request *r)
     hr_model_options_init(&opt);
     opt.progress = on_progress;
     opt.progress_user = s;
+    if (r->backend)
+        opt.backend = r->backend;
+    opt.context_len = r->context_len;
     if (hr_tokenizer_load(r->dir, &s->tok, &err) != HR_OK ||
         hr_model_load(r->dir, &opt, &s->model, &err) != HR_OK) {
         ev->ok = FALSE;
@@ -481,6 +489,7 @@ hearth_engine_finalize(GObject *object)
     shared_unref(self->shared);
     g_free(self->model_dir);
     g_free(self->model_name);
+    g_free(self->load_backend);
     G_OBJECT_CLASS(hearth_engine_parent_class)->finalize(object);
 }
 
@@ -596,7 +605,17 @@ hearth_engine_load(HearthEngine *self, const char *dir)
     Request *r = g_new0(Request, 1);
     r->type = REQ_LOAD;
     r->dir = g_strdup(dir);
+    r->backend = g_strdup(self->load_backend);
+    r->context_len = self->load_context_len;
     push(self, r);
+}
+
+void
+hearth_engine_set_load_options(HearthEngine *self, const char *backend, int context_length)
+{
+    g_free(self->load_backend);
+    self->load_backend = g_strdup(backend && *backend ? backend : NULL);
+    self->load_context_len = MAX(context_length, 0);
 }
 
 void

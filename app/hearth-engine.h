@@ -50,6 +50,9 @@ int hearth_engine_get_context_used(HearthEngine *self);
  * "load-progress" (double) and then "load-finished" (gboolean ok, string error). */
 void hearth_engine_load(HearthEngine *self, const char *dir);
 void hearth_engine_unload(HearthEngine *self);
+/* Options for the next loads: backend "auto" (or NULL), "vulkan", "cuda" or
+ * "cpu", and the context length (0: the model's own, up to 4096). */
+void hearth_engine_set_load_options(HearthEngine *self, const char *backend, int context_length);
 
 /* Generate the assistant's reply to messages (a JSON array of {role, content};
  * the engine takes a reference). Returns the request id carried by the

@@ -90,7 +90,10 @@ hearth_message_row_bind(HearthMessageRow *self, HearthMessage *message)
     self->message = g_object_ref(message);
     const char *role = hearth_message_get_role(message);
     gboolean assistant = g_strcmp0(role, "assistant") == 0;
-    gtk_label_set_text(self->role_label, assistant ? _("Assistant") : g_strcmp0(role, "system") == 0 ? _("System") : _("You"));
+    const char *role_name = assistant ? _("Assistant") : g_strcmp0(role, "system") == 0 ? _("System") : _("You");
+    gtk_label_set_text(self->role_label, role_name);
+    /* Screen readers: the row is named for who wrote it; its description is the text. */
+    gtk_accessible_update_property(GTK_ACCESSIBLE(self), GTK_ACCESSIBLE_PROPERTY_LABEL, role_name, -1);
     gtk_widget_set_visible(GTK_WIDGET(self->user_text), !assistant);
     gtk_widget_set_visible(self->markdown, assistant);
     if (assistant) {

@@ -1018,6 +1018,17 @@ hearth_store_conversation_delete(HearthStore *store, gint64 id, GError **error)
     return run_one(store, st, "cannot delete the conversation", "conversation", id, error);
 }
 
+int
+hearth_store_conversation_delete_all(HearthStore *store, GError **error)
+{
+    sqlite3_stmt *st = prep(store, "DELETE FROM conversations", error);
+    if (!st)
+        return -1;
+    if (!run(store, st, "cannot delete the conversations", error))
+        return -1;
+    return sqlite3_changes(store->db);
+}
+
 /* --- messages ------------------------------------------------------------- */
 
 gint64

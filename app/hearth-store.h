@@ -191,6 +191,11 @@ int hearth_store_purge_trash(HearthStore *store, gint64 max_age_us, GError **err
 /* Deletes at once, with its messages (ON DELETE CASCADE). */
 gboolean hearth_store_conversation_delete(HearthStore *store, gint64 id, GError **error);
 
+/* Deletes every conversation, trashed or not, with their messages (and so
+ * their search index entries), at once and for good ("Delete All
+ * Conversations" in Preferences). Returns how many, or -1 on error. */
+int hearth_store_conversation_delete_all(HearthStore *store, GError **error);
+
 /* --- messages ------------------------------------------------------------- */
 
 /* Appends at the next position. content: UTF-8, length bytes or -1 if

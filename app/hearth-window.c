@@ -6,9 +6,12 @@
 #include <glib/gi18n.h>
 #include <string.h>
 
+#include "hearth-a11y.h"
 #include "hearth-engine.h"
 #include "hearth-message-row.h"
 #include "hearth-message.h"
+#include "hearth-model-manager.h"
+#include "hearth-quantize-wizard.h"
 #include "hearth-store.h"
 
 /* ---- sidebar items --------------------------------------------------------- */
@@ -88,6 +91,7 @@ struct _HearthWindow {
     GtkStack *send_stack;
     GtkLabel *status_label;
 
+    GSettings *settings;            /* the app's; NULL only before hearth_window_new() ends */
     HearthEngine *engine;
     HearthStore *store;
     GListStore *conversations;      /* HearthConversationItem */
@@ -110,7 +114,9 @@ G_DEFINE_FINAL_TYPE(HearthWindow, hearth_window, ADW_TYPE_APPLICATION_WINDOW)
 static void
 toast(HearthWindow *self, const char *text)
 {
-    adw_toast_overlay_add_toast(self->toast_overlay, adw_toast_new(text));
+    AdwToast *t = adw_toast_new(text);
+    adw_toast_overlay_add_toast(self->toast_overlay, t);
+    hearth_a11y_watch_toast(GTK_WIDGET(self->toast_overlay), t);
 }
 
 static void
@@ -120,9 +126,13 @@ show_banner(HearthWindow *self, const char *text)
     gtk_revealer_set_reveal_child(self->banner, TRUE);
 }
 
+/* The models folder: Preferences' choice, else the one in the data folder. */
 static char *
-models_dir(void)
+models_dir(HearthWindow *self)
 {
+    g_autofree char *chosen = self->settings ? g_settings_get_string(self->settings, "models-folder") : NULL;
+    if (chosen && *chosen)
+        return g_steal_pointer(&chosen);
     return g_build_filename(g_get_user_data_dir(), "io.github.hearthchat.Hearth", "models", NULL);
 }
 
@@ -227,14 +237,24 @@ reload_conversations(HearthWindow *self)
     }
 }
 
+/* The chat settings popover shows the conversation's own settings; what it
+ * leaves unset (and everything, for a new chat) comes from the defaults in
+ * Preferences (GSettings). */
 static void
 load_settings_widgets(HearthWindow *self, const HearthStoreConversation *c)
 {
     HearthGenParams d;
     hearth_gen_params_init(&d);
+    g_autofree char *default_prompt = NULL;
+    if (self->settings) {
+        d.temperature = g_settings_get_double(self->settings, "temperature");
+        d.top_p = g_settings_get_double(self->settings, "top-p");
+        d.max_new_tokens = g_settings_get_int(self->settings, "max-new-tokens");
+        default_prompt = g_settings_get_string(self->settings, "system-prompt");
+    }
     self->loading_settings = TRUE;
     GtkTextBuffer *buf = gtk_text_view_get_buffer(self->system_prompt_view);
-    gtk_text_buffer_set_text(buf, c && c->system_prompt ? c->system_prompt : "", -1);
+    gtk_text_buffer_set_text(buf, c && c->system_prompt ? c->system_prompt : default_prompt ? default_prompt : "", -1);
     gtk_spin_button_set_value(self->temperature_spin, c && c->temperature >= 0 ? c->temperature : d.temperature);
     gtk_spin_button_set_value(self->top_p_spin, c && c->top_p >= 0 ? c->top_p : d.top_p);
     gtk_spin_button_set_value(self->max_tokens_spin, c && c->max_new_tokens > 0 ? c->max_new_tokens : d.max_new_tokens);
@@ -362,6 +382,8 @@ start_reply(HearthWindow *self)
     p.temperature = gtk_spin_button_get_value(self->temperature_spin);
     p.top_p = gtk_spin_button_get_value(self->top_p_spin);
     p.max_new_tokens = gtk_spin_button_get_value_as_int(self->max_tokens_spin);
+    if (self->settings)
+        p.seed = (guint64)g_settings_get_int(self->settings, "seed");
     self->reply_request = hearth_engine_generate(self->engine, msgs, &p);
     update_send_state(self);
     g_idle_add_once((GSourceOnceFunc)scroll_to_bottom, self);
@@ -469,7 +491,7 @@ add_model_dir(HearthWindow *self, const char *dir)
 static void
 scan_models(HearthWindow *self)
 {
-    g_autofree char *root = models_dir();
+    g_autofree char *root = models_dir(self);
     g_autoptr(GDir) d = g_dir_open(root, 0, NULL);
     const char *name;
     g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func(g_free);
@@ -706,6 +728,27 @@ delete_conversation_activated(GtkWidget *widget, const char *name, GVariant *par
     adw_toast_set_action_name(t, "win.undo-delete");
     adw_toast_set_action_target_value(t, g_variant_new_int64(id));
     adw_toast_overlay_add_toast(self->toast_overlay, t);
+    hearth_a11y_watch_toast(GTK_WIDGET(self->toast_overlay), t);
+}
+
+/* Preferences' "Delete All Conversations", after its confirmation. */
+static void
+delete_all_conversations_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    if (!self->store)
+        return;
+    if (self->reply)
+        hearth_engine_cancel(self->engine);
+    g_clear_handle_id(&self->save_timeout, g_source_remove);
+    g_clear_object(&self->reply);
+    self->reply_request = 0;
+    g_autoptr(GError) error = NULL;
+    if (hearth_store_conversation_delete_all(self->store, &error) < 0)
+        toast(self, error->message);
+    self->conversation_id = 0;
+    open_conversation(self, 0);
+    reload_conversations(self);
 }
 
 static void
@@ -798,6 +841,52 @@ open_model_activated(GtkWidget *widget, const char *name, GVariant *param)
                                                            _("_Cancel"));
     g_signal_connect(fc, "response", G_CALLBACK(open_model_response), self);
     gtk_native_dialog_show(GTK_NATIVE_DIALOG(fc));
+}
+
+static void
+quantized_model_ready(HearthQuantizeWizard *w, const char *dir, HearthWindow *self)
+{
+    select_model(self, dir);
+}
+
+static void
+open_wizard(HearthWindow *self, const char *source)
+{
+    g_autofree char *dir = models_dir(self);
+    HearthQuantizeWizard *w = hearth_quantize_wizard_new(GTK_WINDOW(self), dir);
+    g_signal_connect_object(w, "model-ready", G_CALLBACK(quantized_model_ready), self, 0);
+    if (source)
+        hearth_quantize_wizard_set_source(w, source);
+    gtk_window_present(GTK_WINDOW(w));
+}
+
+static void
+quantize_model_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    open_wizard(HEARTH_WINDOW(widget), NULL);
+}
+
+static void
+manager_use_model(HearthModelManager *m, const char *dir, HearthWindow *self)
+{
+    select_model(self, dir);
+}
+
+static void
+manager_quantize_model(HearthModelManager *m, const char *dir, HearthWindow *self)
+{
+    open_wizard(self, dir);
+}
+
+static void
+manage_models_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    g_autofree char *dir = models_dir(self);
+    HearthModelManager *m = hearth_model_manager_new(GTK_WINDOW(self), dir);
+    g_signal_connect_object(m, "use-model", G_CALLBACK(manager_use_model), self, 0);
+    g_signal_connect_object(m, "quantize-model", G_CALLBACK(manager_quantize_model), self, 0);
+    gtk_window_present(GTK_WINDOW(m));
 }
 
 static void
@@ -955,6 +1044,12 @@ hearth_window_dispose(GObject *object)
                                     hearth_message_get_content(self->reply), -1, NULL, NULL);
     }
     g_clear_object(&self->reply);
+    /* "Keep Conversations" off: nothing outlives the window. */
+    if (self->store && self->settings && !g_settings_get_boolean(self->settings, "keep-conversations"))
+        hearth_store_conversation_delete_all(self->store, NULL);
+    if (self->settings)
+        g_signal_handlers_disconnect_by_data(self->settings, self);
+    g_clear_object(&self->settings);
     if (self->engine) {
         g_signal_handlers_disconnect_by_data(self->engine, self);
         g_clear_object(&self->engine);
@@ -969,12 +1064,32 @@ hearth_window_dispose(GObject *object)
     G_OBJECT_CLASS(hearth_window_parent_class)->dispose(object);
 }
 
+/* The size to restore: gtk_window_get_default_size() is the unmaximized size. */
+static gboolean
+hearth_window_close_request(GtkWindow *window)
+{
+    HearthWindow *self = HEARTH_WINDOW(window);
+    if (self->settings) {
+        int w = 0, h = 0;
+        gtk_window_get_default_size(window, &w, &h);
+        g_settings_delay(self->settings);
+        if (w > 0 && h > 0) {
+            g_settings_set_int(self->settings, "window-width", w);
+            g_settings_set_int(self->settings, "window-height", h);
+        }
+        g_settings_set_boolean(self->settings, "window-maximized", gtk_window_is_maximized(window));
+        g_settings_apply(self->settings);
+    }
+    return GTK_WINDOW_CLASS(hearth_window_parent_class)->close_request(window);
+}
+
 static void
 hearth_window_class_init(HearthWindowClass *klass)
 {
     GObjectClass *object_class = G_OBJECT_CLASS(klass);
     GtkWidgetClass *widget_class = GTK_WIDGET_CLASS(klass);
     object_class->dispose = hearth_window_dispose;
+    GTK_WINDOW_CLASS(klass)->close_request = hearth_window_close_request;
     gtk_widget_class_set_template_from_resource(widget_class, "/io/github/hearthchat/Hearth/hearth-window.ui");
 #define BIND(name) gtk_widget_class_bind_template_child(widget_class, HearthWindow, name)
     BIND(toast_overlay); BIND(leaflet); BIND(sidebar); BIND(content); BIND(search_button); BIND(search_bar);
@@ -996,7 +1111,11 @@ hearth_window_class_init(HearthWindowClass *klass)
     gtk_widget_class_install_action(widget_class, "win.rename-conversation", NULL, rename_conversation_activated);
     gtk_widget_class_install_action(widget_class, "win.export", "s", export_activated);
     gtk_widget_class_install_action(widget_class, "win.open-model", NULL, open_model_activated);
+    gtk_widget_class_install_action(widget_class, "win.quantize-model", NULL, quantize_model_activated);
+    gtk_widget_class_install_action(widget_class, "win.manage-models", NULL, manage_models_activated);
     gtk_widget_class_install_action(widget_class, "win.dismiss-banner", NULL, dismiss_banner_activated);
+    gtk_widget_class_install_action(widget_class, "win.delete-all-conversations", NULL,
+                                    delete_all_conversations_activated);
     gtk_widget_class_add_binding_action(widget_class, GDK_KEY_n, GDK_CONTROL_MASK, "win.new-chat", NULL);
     gtk_widget_class_add_binding_action(widget_class, GDK_KEY_f, GDK_CONTROL_MASK, "win.search", NULL);
     gtk_widget_class_add_binding_action(widget_class, GDK_KEY_Escape, 0, "win.stop", NULL);
@@ -1007,12 +1126,6 @@ static void
 hearth_window_init(HearthWindow *self)
 {
     gtk_widget_init_template(GTK_WIDGET(self));
-
-    g_autofree char *dir = models_dir();
-    g_autofree char *desc = g_strdup_printf(
-        _("Hearth runs language models privately on this computer. Put a model folder in Hugging Face "
-          "layout (config.json, tokenizer.json and *.safetensors) in %s, or open one."), dir);
-    adw_status_page_set_description(self->empty_page, desc);
 
     self->messages = g_list_store_new(HEARTH_TYPE_MESSAGE);
     self->conversations = g_list_store_new(HEARTH_TYPE_CONVERSATION_ITEM);
@@ -1042,6 +1155,10 @@ hearth_window_init(HearthWindow *self)
     g_signal_connect(self->conversation_list, "activate", G_CALLBACK(on_conversation_activate), self);
 
     gtk_drop_down_set_model(self->model_picker, G_LIST_MODEL(self->model_names));
+    /* GTK 4.8 leaves the drop-down's inner button unnamed. */
+    for (GtkWidget *c = gtk_widget_get_first_child(GTK_WIDGET(self->model_picker)); c; c = gtk_widget_get_next_sibling(c))
+        if (GTK_IS_TOGGLE_BUTTON(c))
+            gtk_accessible_update_property(GTK_ACCESSIBLE(c), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Model"), -1);
     g_signal_connect(self->model_picker, "notify::selected", G_CALLBACK(on_model_selected), self);
 
     GtkEventController *keys = gtk_event_controller_key_new();
@@ -1066,17 +1183,75 @@ hearth_window_init(HearthWindow *self)
     g_signal_connect(self->engine, "reply-finished", G_CALLBACK(on_reply_finished), self);
     g_signal_connect(self->engine, "notify::state", G_CALLBACK(on_engine_state), self);
     g_signal_connect_swapped(self->engine, "notify::context-used", G_CALLBACK(update_status), self);
+}
 
-    open_store(self);
-    reload_conversations(self);
+static void
+update_empty_page(HearthWindow *self)
+{
+    g_autofree char *dir = models_dir(self);
+    g_autofree char *desc = g_strdup_printf(
+        _("Hearth runs language models privately on this computer. Put a model folder in Hugging Face "
+          "layout (config.json, tokenizer.json and *.safetensors) in %s, or open one."), dir);
+    adw_status_page_set_description(self->empty_page, desc);
+}
+
+static void
+on_models_folder_changed(HearthWindow *self)
+{
+    update_empty_page(self);
     scan_models(self);
-    update_send_state(self);
+}
+
+static void
+on_engine_settings_changed(HearthWindow *self)
+{
+    g_autofree char *backend = g_settings_get_string(self->settings, "backend");
+    hearth_engine_set_load_options(self->engine, backend, g_settings_get_int(self->settings, "context-length"));
+}
+
+/* New defaults show at once in a chat that has not started yet. */
+static void
+on_default_settings_changed(HearthWindow *self)
+{
+    if (!self->conversation_id && !self->reply)
+        load_settings_widgets(self, NULL);
+}
+
+static void
+connect_settings(HearthWindow *self, GSettings *settings)
+{
+    self->settings = g_object_ref(settings);
+    int w = g_settings_get_int(settings, "window-width");
+    int h = g_settings_get_int(settings, "window-height");
+    if (w > 0 && h > 0)
+        gtk_window_set_default_size(GTK_WINDOW(self), w, h);
+    if (g_settings_get_boolean(settings, "window-maximized"))
+        gtk_window_maximize(GTK_WINDOW(self));
+    g_signal_connect_swapped(settings, "changed::models-folder", G_CALLBACK(on_models_folder_changed), self);
+    g_signal_connect_swapped(settings, "changed::backend", G_CALLBACK(on_engine_settings_changed), self);
+    g_signal_connect_swapped(settings, "changed::context-length", G_CALLBACK(on_engine_settings_changed), self);
+    static const char *const defaults[] = { "temperature", "top-p", "max-new-tokens", "system-prompt" };
+    for (guint i = 0; i < G_N_ELEMENTS(defaults); i++) {
+        g_autofree char *signal = g_strconcat("changed::", defaults[i], NULL);
+        g_signal_connect_swapped(settings, signal, G_CALLBACK(on_default_settings_changed), self);
+    }
+    on_engine_settings_changed(self);
 }
 
 HearthWindow *
 hearth_window_new(HearthApplication *app)
 {
     HearthWindow *self = g_object_new(HEARTH_TYPE_WINDOW, "application", app, NULL);
+    GtkShortcutsWindow *help = gtk_application_window_get_help_overlay(GTK_APPLICATION_WINDOW(self));
+    if (help)
+        hearth_a11y_name_unlabelled(GTK_WIDGET(help));
+    connect_settings(self, hearth_application_get_settings(app));
+    update_empty_page(self);
+    open_store(self);
+    reload_conversations(self);
+    load_settings_widgets(self, NULL);
+    scan_models(self);
+    update_send_state(self);
     const char *model = hearth_application_get_model_dir(app);
     if (model)
         select_model(self, model);

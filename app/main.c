@@ -8,7 +8,9 @@ int
 main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");
-    bindtextdomain(HEARTH_GETTEXT_PACKAGE, HEARTH_LOCALEDIR);
+    /* HEARTH_LOCALEDIR=BUILD/po shows an uninstalled build's translations. */
+    const char *localedir = g_getenv("HEARTH_LOCALEDIR");
+    bindtextdomain(HEARTH_GETTEXT_PACKAGE, localedir && *localedir ? localedir : HEARTH_LOCALEDIR);
     bind_textdomain_codeset(HEARTH_GETTEXT_PACKAGE, "UTF-8");
     textdomain(HEARTH_GETTEXT_PACKAGE);
 

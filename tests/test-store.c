@@ -1287,6 +1287,51 @@ test_large(void)
 
 /* --- default path --------------------------------------------------------- */
 
+/* Delete all: every conversation (trashed ones too), their messages and their
+ * search index entries go; the store keeps working afterwards. */
+static void
+test_delete_all(void)
+{
+    char *dir = make_tmp();
+    char *path = g_build_filename(dir, "hearth.db", NULL);
+    GError *err = NULL;
+    HearthStore *s = open_ok(path);
+    HR_CHECK(hearth_store_conversation_delete_all(s, &err) == 0, "delete all on an empty store: 0");
+    gint64 a = create(s, NULL), b = create(s, NULL), c = create(s, NULL);
+    append(s, a, HEARTH_STORE_ROLE_USER, "dragons and castles");
+    append(s, a, HEARTH_STORE_ROLE_ASSISTANT, "Once upon a time there was a dragon");
+    append(s, b, HEARTH_STORE_ROLE_USER, "a dragon again");
+    HR_CHECK(hearth_store_conversation_trash(s, c, &err), "trash: %s", err ? err->message : "?");
+    g_clear_error(&err);
+    int n = hearth_store_conversation_delete_all(s, &err);
+    HR_CHECK(n == 3, "delete all removes 3 conversations (trashed included), got %d: %s", n,
+             err ? err->message : "");
+    g_clear_error(&err);
+    GPtrArray *l = list_ok(s);
+    HR_CHECK(l->len == 0, "no conversations listed after delete all (%u)", l->len);
+    g_ptr_array_unref(l);
+    char *ids = search_ids(s, "dragon");
+    HR_CHECK(strcmp(ids, "") == 0, "search finds nothing after delete all: %s", ids);
+    g_free(ids);
+    HearthStoreConversation *gone = hearth_store_conversation_get(s, a, &err);
+    HR_CHECK(!gone && g_error_matches(err, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_NOT_FOUND),
+             "a deleted conversation is NOT_FOUND");
+    g_clear_pointer(&gone, hearth_store_conversation_free);
+    g_clear_error(&err);
+    /* Still usable. */
+    gint64 d = create(s, NULL);
+    append(s, d, HEARTH_STORE_ROLE_USER, "a new start");
+    l = list_ok(s);
+    HR_CHECK(l->len == 1 && list_id(l, 0) == d, "a new conversation after delete all");
+    g_ptr_array_unref(l);
+    hearth_store_close(s);
+    HR_CHECK(file_int(path, "SELECT count(*) FROM messages") == 1, "only the new message is left");
+    check_integrity(path);
+    g_free(path);
+    rm_rf(dir);
+    g_free(dir);
+}
+
 static void
 test_default_path(void)
 {
@@ -1327,6 +1372,7 @@ main(void)
         { "kill-recovery", test_kill_recovery },
         { "large", test_large },
         { "default-path", test_default_path },
+        { "delete-all", test_delete_all },
     };
     for (guint i = 0; i < G_N_ELEMENTS(tests); i++) {
         int before = hr_test_failures;

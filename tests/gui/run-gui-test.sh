@@ -9,6 +9,8 @@ done
 /usr/bin/python3 -c 'import dogtail' 2>/dev/null || { echo "SKIP: python3-dogtail is not installed"; exit 77; }
 
 export GSK_RENDERER=cairo GTK_A11Y=atspi NO_AT_BRIDGE=0
+# Settings go to $XDG_CONFIG_HOME/glib-2.0/settings/keyfile (private, readable by the tests).
+export GSETTINGS_BACKEND=keyfile
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"
 # The tests' XDG dirs are private; remember the real cache for test models.
 export HEARTH_REAL_CACHE_HOME="${XDG_CACHE_HOME:-$HOME/.cache}"

@@ -1,0 +1,21 @@
+/* hearth-model-manager.h — the Models window: installed models with their
+ * format, size and whether each fits this computer's memory; import a
+ * folder, rename, delete, open the folder; download from Hugging Face by
+ * repository id (progress, speed, ETA, pause/resume) or from the curated
+ * list in data/models/recommended.json; an access token for gated models
+ * kept in the system keyring. The listing and file work is hearth-models.h,
+ * the downloads hearth-hub.h; this file is only the window. */
+#pragma once
+
+#include <adwaita.h>
+
+G_BEGIN_DECLS
+
+#define HEARTH_TYPE_MODEL_MANAGER (hearth_model_manager_get_type())
+G_DECLARE_FINAL_TYPE(HearthModelManager, hearth_model_manager, HEARTH, MODEL_MANAGER, AdwWindow)
+
+/* Signals: "use-model" (const char *dir): chat with it;
+ * "quantize-model" (const char *dir): open the wizard on it. */
+HearthModelManager *hearth_model_manager_new(GtkWindow *parent, const char *models_dir);
+
+G_END_DECLS
