@@ -53,15 +53,14 @@ host_memory_bytes(void)
     return pages > 0 && size > 0 ? (guint64)pages * (guint64)size : 0;
 }
 
-static void
-format_params(guint64 n, char *buf, size_t len)
+char *
+hearth_format_param_count(guint64 n)
 {
     if (n >= 1000000000ull)
-        g_snprintf(buf, len, _("%.1f B parameters"), n / 1e9);
-    else if (n >= 1000000ull)
-        g_snprintf(buf, len, _("%.0f M parameters"), n / 1e6);
-    else
-        g_snprintf(buf, len, _("%.0f K parameters"), n / 1e3);
+        return g_strdup_printf(_("%.1f B parameters"), n / 1e9);
+    if (n >= 1000000ull)
+        return g_strdup_printf(_("%.0f M parameters"), n / 1e6);
+    return g_strdup_printf(_("%.0f K parameters"), n / 1e3);
 }
 
 /* ---- installed models --------------------------------------------------------- */
@@ -112,8 +111,7 @@ model_row(const HearthModelInfo *info, guint64 mem)
     AdwActionRow *row = ADW_ACTION_ROW(adw_action_row_new());
     adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), info->name);
     GString *sub = g_string_new(NULL);
-    char params[64];
-    format_params(info->n_params, params, sizeof params);
+    g_autofree char *params = hearth_format_param_count(info->n_params);
     g_autofree char *disk = g_format_size(info->size_on_disk);
     g_string_append_printf(sub, "%s · %s · %s · %s", info->architecture ? info->architecture : "?",
                            info->format ? info->format : "?", params, disk);

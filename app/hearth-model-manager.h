@@ -18,4 +18,8 @@ G_DECLARE_FINAL_TYPE(HearthModelManager, hearth_model_manager, HEARTH, MODEL_MAN
  * "quantize-model" (const char *dir): open the wizard on it. */
 HearthModelManager *hearth_model_manager_new(GtkWindow *parent, const char *models_dir);
 
+/* "1.2 B parameters", "135 M parameters", "260 K parameters" (translated);
+ * the wizard shows counts the same way. g_free the result. */
+char *hearth_format_param_count(guint64 n);
+
 G_END_DECLS

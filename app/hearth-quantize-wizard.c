@@ -15,6 +15,7 @@
 #include "chat.h"
 #include "generate.h"
 #include "hearth-hub.h"
+#include "hearth-model-manager.h"
 #include "hearth-config.h"
 #include "model-config.h"
 #include "model.h"
@@ -124,17 +125,6 @@ dir_safetensors_bytes(const char *dir)
 }
 
 static void
-format_params(guint64 n, char *buf, size_t len)
-{
-    if (n >= 1000000000ull)
-        g_snprintf(buf, len, _("%.1f B parameters"), n / 1e9);
-    else if (n >= 1000000ull)
-        g_snprintf(buf, len, _("%.0f M parameters"), n / 1e6);
-    else
-        g_snprintf(buf, len, _("%.0f K parameters"), n / 1e3);
-}
-
-static void
 inspect_source(const char *dir, SourceInfo *info)
 {
     memset(info, 0, sizeof *info);
@@ -179,8 +169,7 @@ inspect_source(const char *dir, SourceInfo *info)
     info->disk_bytes = dir_safetensors_bytes(dir);
     /* 4-bit weights, an FP16 scale and a 4-bit zero per 128, the rest FP16 */
     info->estimate_bytes = linear / 2 + linear / 128 * 5 / 2 + other * 2;
-    char params[64];
-    format_params(info->params, params, sizeof params);
+    g_autofree char *params = hearth_format_param_count(info->params);
     g_autofree char *size = g_format_size(info->disk_bytes);
     g_snprintf(info->summary, sizeof info->summary, "%s · %s · %s · %s",
                cfg.arch_name[0] ? cfg.arch_name : "Llama", params, format, size);

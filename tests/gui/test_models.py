@@ -8,49 +8,21 @@ Usage: test_models.py HEARTH_BINARY   (run through run-gui-test.sh)
 SKIPs (77) when $HEARTH_ASSETS/models/stories260K is absent."""
 import os
 import shutil
-import subprocess
 import sys
-import time
 
-import dogtail.utils
-dogtail.utils.isA11yEnabled = lambda: True
-from dogtail import rawinput, tree  # noqa: E402
-from dogtail.config import config  # noqa: E402
-
-config.searchCutoffCount = 20
-config.defaultDelay = 0.2
-config.actionDelay = 0.2
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hearthgui import fail, finish, open_menu_item, shot, start, stop, toplevel, wait_for  # noqa: E402
+from dogtail import rawinput  # noqa: E402
 
 binary = sys.argv[1]
 src = os.path.join(os.environ.get("HEARTH_ASSETS", ""), "models", "stories260K", "hf_f32")
 if not os.path.isfile(os.path.join(src, "config.json")):
     print(f"SKIP: {src} is absent")
     sys.exit(77)
-out_dir = os.environ.get("HEARTH_GUI_OUT", "/tmp")
 models = os.path.join(os.environ["XDG_DATA_HOME"], "io.github.hearthchat.Hearth", "models")
 os.makedirs(models, exist_ok=True)
 shutil.copytree(src, os.path.join(models, "stories260K"))
 os.environ["HEARTH_DB"] = os.path.join(os.environ["XDG_DATA_HOME"], "hearth-test.db")
-failures = []
-
-
-def fail(msg):
-    print("FAIL:", msg)
-    failures.append(msg)
-
-
-def wait_for(pred, timeout, what):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            v = pred()
-            if v:
-                return v
-        except Exception:
-            pass
-        time.sleep(0.25)
-    fail(f"timed out waiting for {what}")
-    return None
 
 
 def find(node, pred):
@@ -61,34 +33,18 @@ def labels(node):
     return [n.name for n in node.findChildren(lambda n: n.roleName == "label" and n.name)]
 
 
-proc = subprocess.Popen([binary])
-app = None
-for _ in range(80):
-    try:
-        app = tree.root.application("hearth")
-        break
-    except Exception:
-        time.sleep(0.25)
-if app is None:
-    proc.kill()
-    print("FAIL: hearth never appeared on the accessibility bus")
-    sys.exit(1)
-
+proc, app = start([binary])
 try:
     main = app.child(roleName="frame")
-    wait_for(lambda: main.child(name="Main menu"), 30, "the main menu button").click()
-    wait_for(lambda: app.child(name="Models…", roleName="menu item"), 10, "the Models… item").doActionNamed("click")
-    win = wait_for(lambda: [w for w in app.children if w.name == "Models"][0], 20, "the Models window")
+    open_menu_item(app, main, "Models…")
+    win = toplevel(app, "Models")
     if win is None:
         raise SystemExit(1)
     sub = wait_for(lambda: [t for t in labels(win) if "FP32" in t and "260 K parameters" in t], 10,
                    "the stories260K row with its format and size")
     if sub and "fits in this computer" not in " ".join(labels(win)):
         fail(f"no memory verdict: {labels(win)}")
-    time.sleep(0.5)
-    path = os.path.join(out_dir, "models-window.png")
-    subprocess.run(["import", "-window", "root", path], check=False)
-    print(f"screenshot: {path}")
+    shot("models-window")
 
     # Rename through the row's menu
     wait_for(lambda: find(win, lambda n: n.name == "More actions for stories260K"), 10, "the row menu").click()
@@ -117,13 +73,6 @@ try:
     confirm.click()
     wait_for(lambda: not os.path.exists(os.path.join(models, "tiny-stories")), 10, "the folder to be deleted")
 finally:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
 
-if failures:
-    print(f"{len(failures)} failure(s)")
-    sys.exit(1)
-print("OK: models window")
+finish("models window")

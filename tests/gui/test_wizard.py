@@ -12,57 +12,23 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 import time
 
-import dogtail.utils
-dogtail.utils.isA11yEnabled = lambda: True
-from dogtail import rawinput, tree  # noqa: E402
-from dogtail.config import config  # noqa: E402
-
-config.searchCutoffCount = 20
-config.defaultDelay = 0.2
-config.actionDelay = 0.2
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hearthgui import fail, finish, open_menu_item, shot, start, stop, toplevel, wait_for  # noqa: E402
+from dogtail import rawinput  # noqa: E402
 
 binary = sys.argv[1]
 src = os.path.join(os.environ.get("HEARTH_ASSETS", ""), "models", "stories260K", "hf_f32")
 if not os.path.isfile(os.path.join(src, "config.json")):
     print(f"SKIP: {src} is absent")
     sys.exit(77)
-out_dir = os.environ.get("HEARTH_GUI_OUT", "/tmp")
 models = os.path.join(os.environ["XDG_DATA_HOME"], "io.github.hearthchat.Hearth", "models")
 os.makedirs(models, exist_ok=True)
 shutil.copytree(src, os.path.join(models, "stories260K"))
 db = os.path.join(os.environ["XDG_DATA_HOME"], "hearth-test.db")
 os.environ["HEARTH_DB"] = db
-failures = []
-
-
-def fail(msg):
-    print("FAIL:", msg)
-    failures.append(msg)
-
-
-def wait_for(pred, timeout, what):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            v = pred()
-            if v:
-                return v
-        except Exception:
-            pass
-        time.sleep(0.25)
-    fail(f"timed out waiting for {what}")
-    return None
-
-
-def shot(name):
-    time.sleep(0.8)
-    path = os.path.join(out_dir, f"wizard-{name}.png")
-    subprocess.run(["import", "-window", "root", path], check=False)
-    print(f"screenshot: {path}")
 
 
 def db_rows():
@@ -73,27 +39,11 @@ def db_rows():
         con.close()
 
 
-proc = subprocess.Popen([binary])
-app = None
-for _ in range(80):
-    try:
-        app = tree.root.application("hearth")
-        break
-    except Exception:
-        time.sleep(0.25)
-if app is None:
-    proc.kill()
-    print("FAIL: hearth never appeared on the accessibility bus")
-    sys.exit(1)
-
+proc, app = start([binary])
 try:
     main = app.child(roleName="frame")
-    menu = wait_for(lambda: main.child(name="Main menu"), 30, "the main menu button")
-    menu.click()
-    item = wait_for(lambda: app.child(name="Quantize a Model…", roleName="menu item"), 10, "the menu item")
-    print("menu item:", item, item.roleName, item.actions if item else None)
-    item.doActionNamed("click")
-    wiz = wait_for(lambda: [w for w in app.children if w.name == "Quantize a Model"][0], 20, "the wizard window")
+    open_menu_item(app, main, "Quantize a Model…")
+    wiz = toplevel(app, "Quantize a Model")
     if wiz is None:
         print("toplevels:", [(w.roleName, w.name) for w in app.children])
         raise SystemExit(1)
@@ -105,7 +55,7 @@ try:
     radio.click()
     nxt = wiz.child(name="Next", roleName="push button")
     wait_for(lambda: nxt.sensitive, 10, "Next to become enabled")
-    shot("1-source")
+    shot("wizard-1-source")
     nxt.click()
     time.sleep(1.0)  # the stack's slide transition
     wiz.child(name="Advanced").click()
@@ -117,11 +67,11 @@ try:
         rawinput.keyCombo("<Control>a")
         rawinput.typeText(value)
         rawinput.pressKey("Tab")
-    shot("2-options")
+    shot("wizard-2-options")
     wiz.child(name="Quantize", roleName="push button").click()
     # the run page (stories260K with 8 x 128 tokens may finish within a second)
     time.sleep(float(os.environ.get("HEARTH_WIZARD_RUN_WAIT", "0")))
-    shot("3-run")
+    shot("wizard-3-run")
     # the result page's labels are filled in when the run and the check end
     wait_for(lambda: wiz.findChild(lambda n: n.roleName == "label" and n.name.startswith("Size:"),
                                    retry=False), 240, "the result page")
@@ -130,7 +80,7 @@ try:
         fail(f"no size line on the result page: {names}")
     if not any(n.startswith("Perplexity") for n in names):
         fail(f"no perplexity line on the result page: {names}")
-    shot("4-done")
+    shot("wizard-4-done")
 
     out = [d for d in os.listdir(models) if d != "stories260K" and not d.startswith(".")]
     if len(out) != 1:
@@ -158,15 +108,8 @@ try:
                     "a complete reply from the 4-bit model")
     if rows and not rows[-1][2].strip():
         fail("the 4-bit model's reply is empty")
-    shot("5-chat")
+    shot("wizard-5-chat")
 finally:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
 
-if failures:
-    print(f"{len(failures)} failure(s)")
-    sys.exit(1)
-print("OK: quantization wizard end to end")
+finish("quantization wizard end to end")
