@@ -29,88 +29,15 @@
 
 #include "cuda/hr-cuda.h"
 #include "cuda/hr-cuda-backend.h"
+#include "hr-backend-compare.h"
 #include "hr-test.h"
 #include "model-config.h"
 #include "quantize.h"
 #include "safetensors.h"
 
-typedef struct {
-    const HrBackendOps *ops;
-    void *ctx;
-} Run;
-
-typedef struct {
-    const char *label;
-    float tol;
-    float worst_rel;
-    int rows, argmax_equal, argmax_checked;
-    int vocab;
-} Stats;
-
-static int
-argmax(const float *v, int n, float *gap)
-{
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    float second = -INFINITY;
-    for (int i = 0; i < n; i++)
-        if (i != best && v[i] > second)
-            second = v[i];
-    *gap = v[best] - second;
-    return best;
-}
-
-static void
-compare_row(Stats *s, Run *cpu, Run *dev, int row, const char *what)
-{
-    float *a = g_new(float, s->vocab), *b = g_new(float, s->vocab);
-    HrError err = { 0 };
-    HR_CHECK(cpu->ops->get_logits(cpu->ctx, row, a, &err) == HR_OK, "cpu logits: %s", err.message);
-    HR_CHECK(dev->ops->get_logits(dev->ctx, row, b, &err) == HR_OK, "cuda logits: %s", err.message);
-    float mn = INFINITY, mx = -INFINITY, diff = 0.0f;
-    for (int i = 0; i < s->vocab; i++) {
-        mn = fminf(mn, a[i]);
-        mx = fmaxf(mx, a[i]);
-        float d = fabsf(a[i] - b[i]);
-        if (!(d <= diff))
-            diff = isnan(d) ? INFINITY : d;
-    }
-    float range = mx - mn > 0 ? mx - mn : 1.0f;
-    float rel = diff / range;
-    if (rel > s->worst_rel)
-        s->worst_rel = rel;
-    s->rows++;
-    HR_CHECK(rel <= s->tol, "%s: %s row %d: max |dlogit| %g = %g of the range %g (tolerance %g)", s->label, what, row,
-             diff, rel, range, s->tol);
-    float gap, gap2;
-    int ia = argmax(a, s->vocab, &gap), ib = argmax(b, s->vocab, &gap2);
-    if (gap > 2 * diff) {
-        s->argmax_checked++;
-        s->argmax_equal += ia == ib;
-        HR_CHECK(ia == ib, "%s: %s row %d: greedy id %d (cuda) != %d (cpu)", s->label, what, row, ib, ia);
-    } else {
-        s->argmax_equal += ia == ib;
-    }
-    g_free(a);
-    g_free(b);
-}
-
-static bool
-both_forward(Run *cpu, Run *dev, const int32_t *tok, int n, int pos, bool all)
-{
-    HrError err = { 0 };
-    HrStatus a = cpu->ops->forward(cpu->ctx, tok, n, pos, all, &err);
-    HR_CHECK(a == HR_OK, "cpu forward: %s", err.message);
-    HrStatus b = dev->ops->forward(dev->ctx, tok, n, pos, all, &err);
-    HR_CHECK(b == HR_OK, "cuda forward: %s", err.message);
-    return a == HR_OK && b == HR_OK;
-}
-
 /* Greedy generation; gaps[i] = (top1 - top2) / (max - min) of step i's logits. */
 static int
-greedy_run(Run *r, const int32_t *prompt, int n_prompt, int n_gen, int vocab, int32_t *ids, float *gaps)
+greedy_run(HrCmpRun *r, const int32_t *prompt, int n_prompt, int n_gen, int vocab, int32_t *ids, float *gaps)
 {
     HrError err = { 0 };
     float *lg = g_new(float, vocab), gap;
@@ -125,7 +52,7 @@ greedy_run(Run *r, const int32_t *prompt, int n_prompt, int n_gen, int vocab, in
             HR_CHECK(false, "%s logits: %s", r->ops->name, err.message);
             break;
         }
-        ids[n] = argmax(lg, vocab, &gap);
+        ids[n] = hr_cmp_argmax(lg, vocab, &gap);
         float mn = INFINITY, mx = -INFINITY;
         for (int i = 0; i < vocab; i++) {
             mn = fminf(mn, lg[i]);
@@ -154,7 +81,7 @@ check_model(const char *dir, const char *label, float tol, int context, bool lon
     }
     context = MIN(context, cfg.max_pos);
     HrBackendOptions bopt = { .context_len = context, .kv_type = HR_KV_F16, .n_threads = 1 };
-    Run cpu = { &hr_cpu_backend, NULL }, dev = { &hr_cuda_backend, NULL };
+    HrCmpRun cpu = { &hr_cpu_backend, NULL }, dev = { &hr_cuda_backend, NULL };
     if (cpu.ops->create(&cfg, ts, &bopt, NULL, NULL, &cpu.ctx, &err) != HR_OK) {
         HR_CHECK(false, "%s: cpu: %s", label, err.message);
         hr_tensor_set_free(ts);
@@ -172,7 +99,7 @@ check_model(const char *dir, const char *label, float tol, int context, bool lon
     HR_CHECK(mem.kv_bytes >= (size_t)2 * cfg.n_layers * context * cfg.n_kv_heads * cfg.head_dim * 2, "kv bytes %zu",
              mem.kv_bytes);
 
-    Stats s = { .label = label, .tol = tol, .vocab = cfg.vocab_size };
+    HrCmpStats s = { .label = label, .device = "cuda", .tol = tol, .vocab = cfg.vocab_size };
     GRand *rng = g_rand_new_with_seed(42);
     const int n = 20;
     int32_t tok[400];
@@ -180,32 +107,32 @@ check_model(const char *dir, const char *label, float tol, int context, bool lon
         tok[i] = g_rand_int_range(rng, 1, cfg.vocab_size);
 
     /* 1. one prefill, every row */
-    if (both_forward(&cpu, &dev, tok, n, 0, true))
+    if (hr_cmp_forward(&s, &cpu, &dev, tok, n, 0, true))
         for (int r = 0; r < n; r++)
-            compare_row(&s, &cpu, &dev, r, "prefill");
+            hr_cmp_row(&s, &cpu, &dev, r, "prefill");
     /* 2. prefill 8, then decode one token at a time (the replayed graph) */
-    if (both_forward(&cpu, &dev, tok, 8, 0, false))
-        compare_row(&s, &cpu, &dev, -1, "prefill-8");
+    if (hr_cmp_forward(&s, &cpu, &dev, tok, 8, 0, false))
+        hr_cmp_row(&s, &cpu, &dev, -1, "prefill-8");
     for (int p = 8; p < n; p++) {
-        if (!both_forward(&cpu, &dev, tok + p, 1, p, false))
+        if (!hr_cmp_forward(&s, &cpu, &dev, tok + p, 1, p, false))
             break;
-        compare_row(&s, &cpu, &dev, -1, "decode");
+        hr_cmp_row(&s, &cpu, &dev, -1, "decode");
         float *b = g_new(float, cfg.vocab_size), gap;
         dev.ops->get_logits(dev.ctx, -1, b, &err);
-        int host = argmax(b, cfg.vocab_size, &gap);
+        int host = hr_cmp_argmax(b, cfg.vocab_size, &gap);
         int d = hr_cuda_backend_last_argmax(dev.ctx);
         HR_CHECK(d == host, "%s: GPU argmax %d, argmax of the logits read back %d", label, d, host);
         g_free(b);
     }
     /* 3. rewind to position 5 with other tokens, then decode two more */
     int32_t other[3] = { tok[30], tok[31], tok[32] };
-    if (both_forward(&cpu, &dev, other, 3, 5, true))
+    if (hr_cmp_forward(&s, &cpu, &dev, other, 3, 5, true))
         for (int r = 0; r < 3; r++)
-            compare_row(&s, &cpu, &dev, r, "rewind");
+            hr_cmp_row(&s, &cpu, &dev, r, "rewind");
     for (int p = 8; p < 10; p++) {
-        if (!both_forward(&cpu, &dev, tok + 40 + p, 1, p, false))
+        if (!hr_cmp_forward(&s, &cpu, &dev, tok + 40 + p, 1, p, false))
             break;
-        compare_row(&s, &cpu, &dev, -1, "decode after rewind");
+        hr_cmp_row(&s, &cpu, &dev, -1, "decode after rewind");
     }
     /* 4. 64 greedy tokens, each backend on its own */
     if (context >= 80) {
@@ -228,13 +155,13 @@ check_model(const char *dir, const char *label, float tol, int context, bool lon
     }
     /* 5. a long prefill over several chunks and attention splits, then decode */
     if (long_run && context >= 310) {
-        if (both_forward(&cpu, &dev, tok, 300, 0, true))
+        if (hr_cmp_forward(&s, &cpu, &dev, tok, 300, 0, true))
             for (int r = 0; r < 300; r += 13)
-                compare_row(&s, &cpu, &dev, r, "long prefill");
+                hr_cmp_row(&s, &cpu, &dev, r, "long prefill");
         for (int p = 300; p < 305; p++) {
-            if (!both_forward(&cpu, &dev, tok + p, 1, p, false))
+            if (!hr_cmp_forward(&s, &cpu, &dev, tok + p, 1, p, false))
                 break;
-            compare_row(&s, &cpu, &dev, -1, "long decode");
+            hr_cmp_row(&s, &cpu, &dev, -1, "long decode");
         }
     }
     printf("%-32s rows %3d  max |dlogit|/range %.2e (tolerance %.0e)  greedy ids equal %d/%d  graph %s\n", label,

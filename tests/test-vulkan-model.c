@@ -25,86 +25,13 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "hr-backend-compare.h"
 #include "hr-test.h"
 #include "model-config.h"
 #include "quantize.h"
 #include "safetensors.h"
 #include "vulkan/vk-backend.h"
 #include "vulkan/vk-context.h"
-
-typedef struct {
-    const HrBackendOps *ops;
-    void *ctx;
-} Run;
-
-typedef struct {
-    const char *label;
-    float tol;
-    float worst_rel;
-    int rows, argmax_equal, argmax_checked;
-    int vocab;
-} Stats;
-
-static int
-argmax(const float *v, int n, float *gap)
-{
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    float second = -INFINITY;
-    for (int i = 0; i < n; i++)
-        if (i != best && v[i] > second)
-            second = v[i];
-    *gap = v[best] - second;
-    return best;
-}
-
-static void
-compare_row(Stats *s, Run *cpu, Run *vk, int row, const char *what)
-{
-    float *a = g_new(float, s->vocab), *b = g_new(float, s->vocab);
-    HrError err = { 0 };
-    HR_CHECK(cpu->ops->get_logits(cpu->ctx, row, a, &err) == HR_OK, "cpu logits: %s", err.message);
-    HR_CHECK(vk->ops->get_logits(vk->ctx, row, b, &err) == HR_OK, "vulkan logits: %s", err.message);
-    float mn = INFINITY, mx = -INFINITY, diff = 0.0f;
-    for (int i = 0; i < s->vocab; i++) {
-        mn = fminf(mn, a[i]);
-        mx = fmaxf(mx, a[i]);
-        float d = fabsf(a[i] - b[i]);
-        if (!(d <= diff))
-            diff = isnan(d) ? INFINITY : d;
-    }
-    float range = mx - mn > 0 ? mx - mn : 1.0f;
-    float rel = diff / range;
-    if (rel > s->worst_rel)
-        s->worst_rel = rel;
-    s->rows++;
-    HR_CHECK(rel <= s->tol, "%s: %s row %d: max |dlogit| %g = %g of the range %g (tolerance %g)", s->label, what, row,
-             diff, rel, range, s->tol);
-    float gap, gap2;
-    int ia = argmax(a, s->vocab, &gap), ib = argmax(b, s->vocab, &gap2);
-    if (gap > 2 * diff) {
-        s->argmax_checked++;
-        s->argmax_equal += ia == ib;
-        HR_CHECK(ia == ib, "%s: %s row %d: greedy id %d (vulkan) != %d (cpu)", s->label, what, row, ib, ia);
-    } else {
-        s->argmax_equal += ia == ib;
-    }
-    g_free(a);
-    g_free(b);
-}
-
-static bool
-both_forward(Run *cpu, Run *vk, const int32_t *tok, int n, int pos, bool all)
-{
-    HrError err = { 0 };
-    HrStatus a = cpu->ops->forward(cpu->ctx, tok, n, pos, all, &err);
-    HR_CHECK(a == HR_OK, "cpu forward: %s", err.message);
-    HrStatus b = vk->ops->forward(vk->ctx, tok, n, pos, all, &err);
-    HR_CHECK(b == HR_OK, "vulkan forward: %s", err.message);
-    return a == HR_OK && b == HR_OK;
-}
 
 static void
 check_model(const char *dir, const char *label, float tol, int context, bool long_run)
@@ -119,7 +46,7 @@ check_model(const char *dir, const char *label, float tol, int context, bool lon
     }
     context = MIN(context, cfg.max_pos);
     HrBackendOptions bopt = { .context_len = context, .kv_type = HR_KV_F16, .n_threads = 1 };
-    Run cpu = { &hr_cpu_backend, NULL }, vk = { &hr_vulkan_backend, NULL };
+    HrCmpRun cpu = { &hr_cpu_backend, NULL }, vk = { &hr_vulkan_backend, NULL };
     if (cpu.ops->create(&cfg, ts, &bopt, NULL, NULL, &cpu.ctx, &err) != HR_OK) {
         HR_CHECK(false, "%s: cpu: %s", label, err.message);
         hr_tensor_set_free(ts);
@@ -135,7 +62,7 @@ check_model(const char *dir, const char *label, float tol, int context, bool lon
     vk.ops->memory(vk.ctx, &mem);
     HR_CHECK(mem.location && g_str_has_prefix(mem.location, "device"), "location %s", mem.location);
 
-    Stats s = { .label = label, .tol = tol, .vocab = cfg.vocab_size };
+    HrCmpStats s = { .label = label, .device = "vulkan", .tol = tol, .vocab = cfg.vocab_size };
     GRand *rng = g_rand_new_with_seed(42);
     const int n = 20;
     int32_t tok[400];
@@ -143,50 +70,50 @@ check_model(const char *dir, const char *label, float tol, int context, bool lon
         tok[i] = g_rand_int_range(rng, 1, cfg.vocab_size);
 
     /* 1. one prefill, every row */
-    if (both_forward(&cpu, &vk, tok, n, 0, true))
+    if (hr_cmp_forward(&s, &cpu, &vk, tok, n, 0, true))
         for (int r = 0; r < n; r++)
-            compare_row(&s, &cpu, &vk, r, "prefill");
+            hr_cmp_row(&s, &cpu, &vk, r, "prefill");
     /* 2. prefill 8, then decode one token at a time (the replayed command buffer) */
-    if (both_forward(&cpu, &vk, tok, 8, 0, false))
-        compare_row(&s, &cpu, &vk, -1, "prefill-8");
+    if (hr_cmp_forward(&s, &cpu, &vk, tok, 8, 0, false))
+        hr_cmp_row(&s, &cpu, &vk, -1, "prefill-8");
     for (int p = 8; p < n; p++) {
-        if (!both_forward(&cpu, &vk, tok + p, 1, p, false))
+        if (!hr_cmp_forward(&s, &cpu, &vk, tok + p, 1, p, false))
             break;
-        compare_row(&s, &cpu, &vk, -1, "decode");
+        hr_cmp_row(&s, &cpu, &vk, -1, "decode");
         float *b = g_new(float, cfg.vocab_size), gap;
         vk.ops->get_logits(vk.ctx, -1, b, &err);
-        int host = argmax(b, cfg.vocab_size, &gap);
+        int host = hr_cmp_argmax(b, cfg.vocab_size, &gap);
         int dev = hr_vulkan_backend_last_argmax(vk.ctx);
         HR_CHECK(dev == host, "%s: GPU argmax %d, argmax of the logits read back %d", label, dev, host);
         g_free(b);
     }
     /* 3. rewind to position 5 with other tokens, then decode two more */
     int32_t other[3] = { tok[30], tok[31], tok[32] };
-    if (both_forward(&cpu, &vk, other, 3, 5, true))
+    if (hr_cmp_forward(&s, &cpu, &vk, other, 3, 5, true))
         for (int r = 0; r < 3; r++)
-            compare_row(&s, &cpu, &vk, r, "rewind");
+            hr_cmp_row(&s, &cpu, &vk, r, "rewind");
     for (int p = 8; p < 10; p++) {
-        if (!both_forward(&cpu, &vk, tok + 40 + p, 1, p, false))
+        if (!hr_cmp_forward(&s, &cpu, &vk, tok + 40 + p, 1, p, false))
             break;
-        compare_row(&s, &cpu, &vk, -1, "decode after rewind");
+        hr_cmp_row(&s, &cpu, &vk, -1, "decode after rewind");
     }
     /* 4. a long prefill over several chunks and attention splits, then decode */
     if (long_run && context >= 310) {
-        if (both_forward(&cpu, &vk, tok, 300, 0, true))
+        if (hr_cmp_forward(&s, &cpu, &vk, tok, 300, 0, true))
             for (int r = 0; r < 300; r += 13)
-                compare_row(&s, &cpu, &vk, r, "long prefill");
+                hr_cmp_row(&s, &cpu, &vk, r, "long prefill");
         for (int p = 300; p < 305; p++) {
-            if (!both_forward(&cpu, &vk, tok + p, 1, p, false))
+            if (!hr_cmp_forward(&s, &cpu, &vk, tok + p, 1, p, false))
                 break;
-            compare_row(&s, &cpu, &vk, -1, "long decode");
+            hr_cmp_row(&s, &cpu, &vk, -1, "long decode");
         }
         /* last-row-only over several chunks; 65 = a full chunk + a 1-token
          * chunk (which runs the decode command buffer) */
-        if (both_forward(&cpu, &vk, tok, 150, 0, false))
-            compare_row(&s, &cpu, &vk, -1, "150 tokens, last row");
-        if (both_forward(&cpu, &vk, tok, 65, 0, true))
+        if (hr_cmp_forward(&s, &cpu, &vk, tok, 150, 0, false))
+            hr_cmp_row(&s, &cpu, &vk, -1, "150 tokens, last row");
+        if (hr_cmp_forward(&s, &cpu, &vk, tok, 65, 0, true))
             for (int r = 62; r < 65; r++)
-                compare_row(&s, &cpu, &vk, r, "65 tokens");
+                hr_cmp_row(&s, &cpu, &vk, r, "65 tokens");
     }
     uint32_t msgs = hr_vulkan_backend_validation_messages(vk.ctx);
     HR_CHECK(msgs == 0, "%s: the validation layer reported %u message(s)", label, msgs);

@@ -1,0 +1,67 @@
+/* hr-backend-compare.c — see hr-backend-compare.h. */
+#include "hr-backend-compare.h"
+
+#include <math.h>
+
+#include <glib.h>
+
+#include "hr-test.h"
+
+int
+hr_cmp_argmax(const float *v, int n, float *gap)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    float second = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (i != best && v[i] > second)
+            second = v[i];
+    *gap = v[best] - second;
+    return best;
+}
+
+void
+hr_cmp_row(HrCmpStats *s, HrCmpRun *cpu, HrCmpRun *dev, int row, const char *what)
+{
+    float *a = g_new(float, s->vocab), *b = g_new(float, s->vocab);
+    HrError err = { 0 };
+    HR_CHECK(cpu->ops->get_logits(cpu->ctx, row, a, &err) == HR_OK, "cpu logits: %s", err.message);
+    HR_CHECK(dev->ops->get_logits(dev->ctx, row, b, &err) == HR_OK, "%s logits: %s", s->device, err.message);
+    float mn = INFINITY, mx = -INFINITY, diff = 0.0f;
+    for (int i = 0; i < s->vocab; i++) {
+        mn = fminf(mn, a[i]);
+        mx = fmaxf(mx, a[i]);
+        float d = fabsf(a[i] - b[i]);
+        if (!(d <= diff))
+            diff = isnan(d) ? INFINITY : d;
+    }
+    float range = mx - mn > 0 ? mx - mn : 1.0f;
+    float rel = diff / range;
+    if (rel > s->worst_rel)
+        s->worst_rel = rel;
+    s->rows++;
+    HR_CHECK(rel <= s->tol, "%s: %s row %d: max |dlogit| %g = %g of the range %g (tolerance %g)", s->label, what, row,
+             diff, rel, range, s->tol);
+    float gap, gap2;
+    int ia = hr_cmp_argmax(a, s->vocab, &gap), ib = hr_cmp_argmax(b, s->vocab, &gap2);
+    s->argmax_equal += ia == ib;
+    if (gap > 2 * diff) {
+        s->argmax_checked++;
+        HR_CHECK(ia == ib, "%s: %s row %d: greedy id %d (%s) != %d (cpu)", s->label, what, row, ib, s->device, ia);
+    }
+    g_free(a);
+    g_free(b);
+}
+
+bool
+hr_cmp_forward(const HrCmpStats *s, HrCmpRun *cpu, HrCmpRun *dev, const int32_t *tok, int n, int pos, bool all)
+{
+    HrError err = { 0 };
+    HrStatus a = cpu->ops->forward(cpu->ctx, tok, n, pos, all, &err);
+    HR_CHECK(a == HR_OK, "cpu forward: %s", err.message);
+    HrStatus b = dev->ops->forward(dev->ctx, tok, n, pos, all, &err);
+    HR_CHECK(b == HR_OK, "%s forward: %s", s->device, err.message);
+    return a == HR_OK && b == HR_OK;
+}
