@@ -90,5 +90,11 @@ extern const HrBackendOps hr_cpu_backend;
  * NULL when not built in. "auto" picks CUDA when built and a device
  * answers, else Vulkan on a real GPU, else the CPU (probed once). */
 const HrBackendOps *hr_backend_find(const char *name);
+/* The arguments of forward() every backend checks the same way: at least
+ * one token, positions inside [0, context_len), ids inside the vocabulary.
+ * HR_ERR_INVALID_ARG with the offending value otherwise. */
+HrStatus hr_backend_check_forward(const HrModelConfig *cfg, int context_len, const int32_t *tokens, int n_tokens,
+                                  int pos, HrError *err);
+
 /* Why "auto" picked what it picked (one line, for logs and `devices`). */
 const char *hr_backend_auto_reason(void);

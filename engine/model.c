@@ -34,6 +34,23 @@ hr_model_options_init(HrModelOptions *opt)
     opt->kv_type = HR_KV_F16;
 }
 
+HrStatus
+hr_backend_check_forward(const HrModelConfig *cfg, int context_len, const int32_t *tokens, int n_tokens, int pos,
+                         HrError *err)
+{
+    if (n_tokens < 1)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "forward: no tokens");
+    if (pos < 0 || pos + n_tokens > context_len)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "forward: positions %d..%d exceed the context of %d", pos,
+                            pos + n_tokens - 1, context_len);
+    for (int i = 0; i < n_tokens; i++) {
+        if (tokens[i] < 0 || tokens[i] >= cfg->vocab_size)
+            return hr_error_set(err, HR_ERR_INVALID_ARG, "forward: token id %d is outside the vocabulary (%d)",
+                                tokens[i], cfg->vocab_size);
+    }
+    return HR_OK;
+}
+
 static char auto_reason[512];
 
 /* "auto": CUDA when built and a device answers, else Vulkan when a GPU

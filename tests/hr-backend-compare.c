@@ -65,3 +65,48 @@ hr_cmp_forward(const HrCmpStats *s, HrCmpRun *cpu, HrCmpRun *dev, const int32_t 
     HR_CHECK(b == HR_OK, "%s forward: %s", s->device, err.message);
     return a == HR_OK && b == HR_OK;
 }
+
+void
+hr_cmp_schedule(HrCmpStats *s, HrCmpRun *cpu, HrCmpRun *dev, const int32_t *tok, int (*device_argmax)(void *ctx),
+                bool long_run)
+{
+    const int n = 20;
+    HrError err = { 0 };
+    if (hr_cmp_forward(s, cpu, dev, tok, n, 0, true))
+        for (int r = 0; r < n; r++)
+            hr_cmp_row(s, cpu, dev, r, "prefill");
+    if (hr_cmp_forward(s, cpu, dev, tok, 8, 0, false))
+        hr_cmp_row(s, cpu, dev, -1, "prefill-8");
+    for (int p = 8; p < n; p++) {
+        if (!hr_cmp_forward(s, cpu, dev, tok + p, 1, p, false))
+            break;
+        hr_cmp_row(s, cpu, dev, -1, "decode");
+        if (device_argmax) {
+            float *b = g_new(float, s->vocab), gap;
+            dev->ops->get_logits(dev->ctx, -1, b, &err);
+            int host = hr_cmp_argmax(b, s->vocab, &gap);
+            int d = device_argmax(dev->ctx);
+            HR_CHECK(d == host, "%s: GPU argmax %d, argmax of the logits read back %d", s->label, d, host);
+            g_free(b);
+        }
+    }
+    int32_t other[3] = { tok[30], tok[31], tok[32] };
+    if (hr_cmp_forward(s, cpu, dev, other, 3, 5, true))
+        for (int r = 0; r < 3; r++)
+            hr_cmp_row(s, cpu, dev, r, "rewind");
+    for (int p = 8; p < 10; p++) {
+        if (!hr_cmp_forward(s, cpu, dev, tok + 40 + p, 1, p, false))
+            break;
+        hr_cmp_row(s, cpu, dev, -1, "decode after rewind");
+    }
+    if (long_run) { /* several prefill chunks and attention splits */
+        if (hr_cmp_forward(s, cpu, dev, tok, 300, 0, true))
+            for (int r = 0; r < 300; r += 13)
+                hr_cmp_row(s, cpu, dev, r, "long prefill");
+        for (int p = 300; p < 305; p++) {
+            if (!hr_cmp_forward(s, cpu, dev, tok + p, 1, p, false))
+                break;
+            hr_cmp_row(s, cpu, dev, -1, "long decode");
+        }
+    }
+}

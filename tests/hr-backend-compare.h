@@ -31,3 +31,12 @@ void hr_cmp_row(HrCmpStats *s, HrCmpRun *cpu, HrCmpRun *dev, int row, const char
 
 /* forward() on both; false (and a recorded failure) if either fails. */
 bool hr_cmp_forward(const HrCmpStats *s, HrCmpRun *cpu, HrCmpRun *dev, const int32_t *tok, int n, int pos, bool all);
+
+/* The schedule both device tests run (tok: 400 ids in the vocabulary):
+ * 1. prefill 20 tokens, every row; 2. prefill 8, then decode one token at
+ * a time to 20 (the replayed step), checking device_argmax(ctx) (when not
+ * NULL) against the argmax of the logits read back; 3. rewind to position
+ * 5 with other tokens, then decode two more; 4. with long_run, prefill 300
+ * tokens (every 13th row) and decode 5. */
+void hr_cmp_schedule(HrCmpStats *s, HrCmpRun *cpu, HrCmpRun *dev, const int32_t *tok, int (*device_argmax)(void *ctx),
+                     bool long_run);

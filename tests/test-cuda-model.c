@@ -101,40 +101,11 @@ check_model(const char *dir, const char *label, float tol, int context, bool lon
 
     HrCmpStats s = { .label = label, .device = "cuda", .tol = tol, .vocab = cfg.vocab_size };
     GRand *rng = g_rand_new_with_seed(42);
-    const int n = 20;
     int32_t tok[400];
     for (int i = 0; i < 400; i++)
         tok[i] = g_rand_int_range(rng, 1, cfg.vocab_size);
-
-    /* 1. one prefill, every row */
-    if (hr_cmp_forward(&s, &cpu, &dev, tok, n, 0, true))
-        for (int r = 0; r < n; r++)
-            hr_cmp_row(&s, &cpu, &dev, r, "prefill");
-    /* 2. prefill 8, then decode one token at a time (the replayed graph) */
-    if (hr_cmp_forward(&s, &cpu, &dev, tok, 8, 0, false))
-        hr_cmp_row(&s, &cpu, &dev, -1, "prefill-8");
-    for (int p = 8; p < n; p++) {
-        if (!hr_cmp_forward(&s, &cpu, &dev, tok + p, 1, p, false))
-            break;
-        hr_cmp_row(&s, &cpu, &dev, -1, "decode");
-        float *b = g_new(float, cfg.vocab_size), gap;
-        dev.ops->get_logits(dev.ctx, -1, b, &err);
-        int host = hr_cmp_argmax(b, cfg.vocab_size, &gap);
-        int d = hr_cuda_backend_last_argmax(dev.ctx);
-        HR_CHECK(d == host, "%s: GPU argmax %d, argmax of the logits read back %d", label, d, host);
-        g_free(b);
-    }
-    /* 3. rewind to position 5 with other tokens, then decode two more */
-    int32_t other[3] = { tok[30], tok[31], tok[32] };
-    if (hr_cmp_forward(&s, &cpu, &dev, other, 3, 5, true))
-        for (int r = 0; r < 3; r++)
-            hr_cmp_row(&s, &cpu, &dev, r, "rewind");
-    for (int p = 8; p < 10; p++) {
-        if (!hr_cmp_forward(&s, &cpu, &dev, tok + 40 + p, 1, p, false))
-            break;
-        hr_cmp_row(&s, &cpu, &dev, -1, "decode after rewind");
-    }
-    /* 4. 64 greedy tokens, each backend on its own */
+    hr_cmp_schedule(&s, &cpu, &dev, tok, hr_cuda_backend_last_argmax, long_run && context >= 310);
+    /* 64 greedy tokens, each backend on its own */
     if (context >= 80) {
         int32_t a[64], b[64];
         float ga[64], gb[64];
@@ -152,17 +123,6 @@ check_model(const char *dir, const char *label, float tol, int context, bool lon
         else
             HR_CHECK(same == 64, "%s: greedy ids differ from token %d (cpu %d, cuda %d)", label, same,
                      same < 64 ? a[same] : -1, same < 64 ? b[same] : -1);
-    }
-    /* 5. a long prefill over several chunks and attention splits, then decode */
-    if (long_run && context >= 310) {
-        if (hr_cmp_forward(&s, &cpu, &dev, tok, 300, 0, true))
-            for (int r = 0; r < 300; r += 13)
-                hr_cmp_row(&s, &cpu, &dev, r, "long prefill");
-        for (int p = 300; p < 305; p++) {
-            if (!hr_cmp_forward(&s, &cpu, &dev, tok + p, 1, p, false))
-                break;
-            hr_cmp_row(&s, &cpu, &dev, -1, "long decode");
-        }
     }
     printf("%-32s rows %3d  max |dlogit|/range %.2e (tolerance %.0e)  greedy ids equal %d/%d  graph %s\n", label,
            s.rows, (double)s.worst_rel, (double)tol, s.argmax_equal, s.rows,

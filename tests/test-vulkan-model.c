@@ -64,49 +64,12 @@ check_model(const char *dir, const char *label, float tol, int context, bool lon
 
     HrCmpStats s = { .label = label, .device = "vulkan", .tol = tol, .vocab = cfg.vocab_size };
     GRand *rng = g_rand_new_with_seed(42);
-    const int n = 20;
     int32_t tok[400];
     for (int i = 0; i < 400; i++)
         tok[i] = g_rand_int_range(rng, 1, cfg.vocab_size);
-
-    /* 1. one prefill, every row */
-    if (hr_cmp_forward(&s, &cpu, &vk, tok, n, 0, true))
-        for (int r = 0; r < n; r++)
-            hr_cmp_row(&s, &cpu, &vk, r, "prefill");
-    /* 2. prefill 8, then decode one token at a time (the replayed command buffer) */
-    if (hr_cmp_forward(&s, &cpu, &vk, tok, 8, 0, false))
-        hr_cmp_row(&s, &cpu, &vk, -1, "prefill-8");
-    for (int p = 8; p < n; p++) {
-        if (!hr_cmp_forward(&s, &cpu, &vk, tok + p, 1, p, false))
-            break;
-        hr_cmp_row(&s, &cpu, &vk, -1, "decode");
-        float *b = g_new(float, cfg.vocab_size), gap;
-        vk.ops->get_logits(vk.ctx, -1, b, &err);
-        int host = hr_cmp_argmax(b, cfg.vocab_size, &gap);
-        int dev = hr_vulkan_backend_last_argmax(vk.ctx);
-        HR_CHECK(dev == host, "%s: GPU argmax %d, argmax of the logits read back %d", label, dev, host);
-        g_free(b);
-    }
-    /* 3. rewind to position 5 with other tokens, then decode two more */
-    int32_t other[3] = { tok[30], tok[31], tok[32] };
-    if (hr_cmp_forward(&s, &cpu, &vk, other, 3, 5, true))
-        for (int r = 0; r < 3; r++)
-            hr_cmp_row(&s, &cpu, &vk, r, "rewind");
-    for (int p = 8; p < 10; p++) {
-        if (!hr_cmp_forward(&s, &cpu, &vk, tok + 40 + p, 1, p, false))
-            break;
-        hr_cmp_row(&s, &cpu, &vk, -1, "decode after rewind");
-    }
-    /* 4. a long prefill over several chunks and attention splits, then decode */
-    if (long_run && context >= 310) {
-        if (hr_cmp_forward(&s, &cpu, &vk, tok, 300, 0, true))
-            for (int r = 0; r < 300; r += 13)
-                hr_cmp_row(&s, &cpu, &vk, r, "long prefill");
-        for (int p = 300; p < 305; p++) {
-            if (!hr_cmp_forward(&s, &cpu, &vk, tok + p, 1, p, false))
-                break;
-            hr_cmp_row(&s, &cpu, &vk, -1, "long decode");
-        }
+    const bool long_ok = long_run && context >= 310;
+    hr_cmp_schedule(&s, &cpu, &vk, tok, hr_vulkan_backend_last_argmax, long_ok);
+    if (long_ok) {
         /* last-row-only over several chunks; 65 = a full chunk + a 1-token
          * chunk (which runs the decode command buffer) */
         if (hr_cmp_forward(&s, &cpu, &vk, tok, 150, 0, false))

@@ -769,15 +769,9 @@ cuda_forward(void *p, const int32_t *tokens, int n_tokens, int pos, bool all_log
 {
     Ctx *c = static_cast<Ctx *>(p);
     const HrModelConfig &cfg = c->cfg;
-    if (n_tokens < 1)
-        return hr_error_set(err, HR_ERR_INVALID_ARG, "forward: no tokens");
-    if (pos < 0 || pos + n_tokens > c->opt.context_len)
-        return hr_error_set(err, HR_ERR_INVALID_ARG, "forward: positions %d..%d exceed the context of %d", pos,
-                            pos + n_tokens - 1, c->opt.context_len);
-    for (int i = 0; i < n_tokens; i++)
-        if (tokens[i] < 0 || tokens[i] >= cfg.vocab_size)
-            return hr_error_set(err, HR_ERR_INVALID_ARG, "forward: token id %d is outside the vocabulary (%d)",
-                                tokens[i], cfg.vocab_size);
+    HrStatus bad = hr_backend_check_forward(&cfg, c->opt.context_len, tokens, n_tokens, pos, err);
+    if (bad != HR_OK)
+        return bad;
     c->logits_rows = 0;
     if (all_logits && n_tokens > c->logits_all_cap) {
         CK(cudaStreamSynchronize(c->s));
