@@ -6,7 +6,6 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/statvfs.h>
 
 #include <glib/gi18n.h>
 #include <glib/gstdio.h>
@@ -16,11 +15,11 @@
 #include "generate.h"
 #include "hearth-hub.h"
 #include "hearth-model-manager.h"
+#include "hearth-models.h"
 #include "hearth-config.h"
 #include "model-config.h"
 #include "model.h"
 #include "quantize.h"
-#include "safetensors.h"
 #include "tokenizer.h"
 
 /* The quick quality check's text: written for Hearth, plain English prose
@@ -104,38 +103,37 @@ typedef struct {
     bool ok;
     char reason[512];       /* why it cannot be quantized (ok false) */
     char summary[256];      /* architecture · parameters · format · size */
-    guint64 params, disk_bytes, estimate_bytes;
 } SourceInfo;
 
+/* Bytes on disk of a model folder (0 when it cannot be read). */
 static guint64
-dir_safetensors_bytes(const char *dir)
+model_disk_bytes(const char *dir)
 {
-    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-    const char *n;
-    guint64 total = 0;
-    while (d && (n = g_dir_read_name(d))) {
-        if (!g_str_has_suffix(n, ".safetensors"))
-            continue;
-        g_autofree char *p = g_build_filename(dir, n, NULL);
-        GStatBuf st;
-        if (g_stat(p, &st) == 0)
-            total += (guint64)st.st_size;
-    }
-    return total;
+    g_autoptr(HearthModelInfo) info = hearth_model_info_load(dir, NULL);
+    return info ? info->size_on_disk : 0;
 }
 
+/* The facts come from hearth-models (as the Models window shows them); the
+ * wizard adds its own refusals: already 4-bit, no tokenizer for the
+ * calibration text. Free disk space is checked by the quantizer itself,
+ * against the exact size of what it is about to write. */
 static void
 inspect_source(const char *dir, SourceInfo *info)
 {
     memset(info, 0, sizeof *info);
-    HrModelConfig cfg;
-    HrError err = { 0 };
-    if (hr_model_config_load(dir, &cfg, &err) != HR_OK) {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(HearthModelInfo) m = hearth_model_info_load(dir, &error);
+    if (!m) {
         g_snprintf(info->reason, sizeof info->reason, _("This folder is not a model Hearth can quantize: %s"),
-                   err.message);
+                   error->message);
         return;
     }
-    if (cfg.awq) {
+    if (!m->supported || m->problem) {
+        g_snprintf(info->reason, sizeof info->reason, _("This folder is not a model Hearth can quantize: %s"),
+                   m->problem ? m->problem : m->format);
+        return;
+    }
+    if (m->format && (g_str_has_prefix(m->format, "AWQ") || g_str_has_prefix(m->format, "GPTQ"))) {
         g_snprintf(info->reason, sizeof info->reason, _("This model is already quantized to 4 bits."));
         return;
     }
@@ -145,44 +143,11 @@ inspect_source(const char *dir, SourceInfo *info)
                    _("The folder has no tokenizer.json, which the calibration text needs."));
         return;
     }
-    HrTensorSet *ts = NULL;
-    if (hr_tensor_set_open_dir(dir, &ts, &err) != HR_OK) {
-        g_snprintf(info->reason, sizeof info->reason, _("The weights cannot be read: %s"), err.message);
-        return;
-    }
-    const char *format = "FP32";
-    guint64 linear = 0, other = 0;
-    for (size_t i = 0; i < hr_tensor_set_count(ts); i++) {
-        const HrTensor *t = hr_tensor_set_get(ts, i);
-        guint64 n = (guint64)hr_tensor_numel(t);
-        info->params += n;
-        if (t->dtype == HR_DTYPE_F16)
-            format = "FP16";
-        else if (t->dtype == HR_DTYPE_BF16)
-            format = "BF16";
-        if (t->n_dims == 2 && g_str_has_prefix(t->name, "model.layers."))
-            linear += n;
-        else
-            other += n;
-    }
-    hr_tensor_set_free(ts);
-    info->disk_bytes = dir_safetensors_bytes(dir);
-    /* 4-bit weights, an FP16 scale and a 4-bit zero per 128, the rest FP16 */
-    info->estimate_bytes = linear / 2 + linear / 128 * 5 / 2 + other * 2;
-    g_autofree char *params = hearth_format_param_count(info->params);
-    g_autofree char *size = g_format_size(info->disk_bytes);
+    g_autofree char *params = hearth_format_param_count(m->n_params);
+    g_autofree char *size = g_format_size(m->size_on_disk);
     g_snprintf(info->summary, sizeof info->summary, "%s · %s · %s · %s",
-               cfg.arch_name[0] ? cfg.arch_name : "Llama", params, format, size);
+               m->architecture ? m->architecture : "Llama", params, m->format ? m->format : "?", size);
     info->ok = true;
-}
-
-static guint64
-free_bytes(const char *dir)
-{
-    struct statvfs sv;
-    if (statvfs(dir, &sv) != 0)
-        return G_MAXUINT64;
-    return (guint64)sv.f_bavail * sv.f_frsize;
 }
 
 /* The bundled calibration text: installed, else the source tree's (the app
@@ -432,8 +397,8 @@ job_thread(GTask *task, gpointer source, gpointer data, GCancellable *c)
         return;
     }
     j->seconds = (double)(g_get_monotonic_time() - t0) / 1e6;
-    j->in_bytes = dir_safetensors_bytes(j->in_dir);
-    j->out_bytes = dir_safetensors_bytes(j->final_dir);
+    j->in_bytes = model_disk_bytes(j->in_dir);
+    j->out_bytes = model_disk_bytes(j->final_dir);
 
     /* the quick quality check; Cancel here only skips it */
     HrQuantStage st = { -1, 0, NULL, 1.0, j->seconds, -1.0 };
@@ -557,17 +522,6 @@ start_clicked(GtkButton *b, HearthQuantizeWizard *self)
     if (g_file_test(j->partial_dir, G_FILE_TEST_EXISTS))
         remove_tree(j->partial_dir); /* left by a crash: a quantization does not resume */
     g_mkdir_with_parents(self->models_dir, 0755);
-    SourceInfo info;
-    inspect_source(self->source, &info);
-    guint64 avail = free_bytes(self->models_dir);
-    if (avail < info.estimate_bytes + (64u << 20)) {
-        g_autofree char *need = g_format_size(info.estimate_bytes), *have = g_format_size(avail);
-        g_autofree char *msg = g_strdup_printf(_("Not enough disk space: the 4-bit model needs about %s, %s are free."),
-                                               need, have);
-        gtk_label_set_text(self->options_status, msg);
-        job_unref(j);
-        return;
-    }
     hr_quant_options_init(&j->opt);
     j->opt.method = adw_combo_row_get_selected(self->method_row) == 0 ? HR_QUANT_AWQ : HR_QUANT_RTN;
     static const int groups[] = { 128, 64, 32 };
