@@ -219,6 +219,93 @@ run_q4(HrThreadPool *pool, const char *pool_name, GRand *rng)
     }
 }
 
+/* The int8-activation decode kernels (Q8_*, forced): each activation block
+ * of 32 is rounded to d * xq with d = max|x| / 127, so every output may be
+ * off the FP reference by at most sum_k |W[r,k]| * d_b(k) / 2 (plus FP32
+ * rounding); a wrong block scale, group scale, zero point or lane order is
+ * off by O(|W| |x|), hundreds of times that. Shapes: groups 32, 64, 128
+ * and per channel, a last chunk of 64 inputs, 1..5 tokens; shapes the
+ * kernels do not take (odd groups) run the FP path and pass too. */
+static void
+run_q8(HrThreadPool *pool, const char *pool_name, GRand *rng)
+{
+    static const struct { int rows, cols, group, n; } qs[] = {
+        { 5, 64, 32, 1 },    { 37, 576, 32, 3 },  { 130, 576, 64, 1 }, { 33, 1024, 128, 1 },
+        { 9, 2048, 2048, 2 }, { 20, 640, 128, 5 }, { 70, 1088, 64, 4 }, { 16, 96, 8, 1 },
+    };
+    static const HrMatmulImpl q8s[] = { HR_MATMUL_Q8_AVX2, HR_MATMUL_Q8_AVX512 };
+    for (size_t s = 0; s < G_N_ELEMENTS(qs); s++) {
+        const int rows = qs[s].rows, cols = qs[s].cols, g = qs[s].group, n = qs[s].n, ng = cols / g;
+        HrQMat q = { g_new(uint8_t, (size_t)rows * cols / 2), g_new(float, (size_t)rows * ng),
+                     g_new(float, (size_t)rows * ng), rows, cols, g, ng };
+        for (size_t i = 0; i < (size_t)rows * cols / 2; i++)
+            q.q[i] = (uint8_t)g_rand_int_range(rng, 0, 256);
+        for (size_t i = 0; i < (size_t)rows * ng; i++) {
+            q.scale[i] = frand(rng, 0.001, 0.03);
+            q.szero[i] = q.scale[i] * (float)g_rand_int_range(rng, 0, 16);
+        }
+        float *wf = g_new(float, (size_t)rows * cols);
+        for (int r = 0; r < rows; r++)
+            hr_qmat_row_f32(&q, r, wf + (size_t)r * cols);
+        float *x = g_new(float, (size_t)n * cols), *bias = g_new(float, rows);
+        float *res = g_new(float, (size_t)n * rows), *out = g_new(float, (size_t)n * rows);
+        for (size_t i = 0; i < (size_t)n * cols; i++) /* activation-like: mostly small, some outliers */
+            x[i] = frand(rng, -1.0, 1.0) * (g_rand_int_range(rng, 0, 50) == 0 ? 20.0f : 1.0f);
+        for (int i = 0; i < rows; i++)
+            bias[i] = frand(rng, -0.5, 0.5);
+        for (size_t i = 0; i < (size_t)n * rows; i++)
+            res[i] = frand(rng, -2.0, 2.0);
+        /* the rounding bound per output */
+        double *bound = g_new0(double, (size_t)n * rows);
+        for (int t = 0; t < n; t++)
+            for (int b = 0; b < cols; b += 32) {
+                double amax = 0.0;
+                for (int k = b; k < b + 32 && k < cols; k++)
+                    amax = fmax(amax, fabs(x[(size_t)t * cols + k]));
+                for (int r = 0; r < rows; r++)
+                    for (int k = b; k < b + 32 && k < cols; k++)
+                        bound[(size_t)t * rows + r] += fabs(wf[(size_t)r * cols + k]) * amax / 127.0 * 0.5 * 1.0001;
+            }
+        for (int variant = 0; variant < 4; variant++) {
+            const float *b = variant >= 1 && variant <= 2 ? bias : NULL;
+            const float *rs = variant >= 2 ? res : NULL;
+            Ref R = reference(wf, rows, cols, x, n, b, rs);
+            for (size_t m = 0; m < G_N_ELEMENTS(q8s); m++) {
+                if (!hr_matmul_impl_available(q8s[m]))
+                    continue;
+                for (size_t i = 0; i < (size_t)n * rows; i++)
+                    out[i] = variant == 3 ? res[i] : NAN;
+                hr_matmul_q4_impl(q8s[m], pool, out, &q, b, x, n, variant == 3 ? out : rs);
+                int bad = 0;
+                double worst = 0.0, sum_err = 0.0, sum_bound = 0.0;
+                for (size_t o = 0; o < (size_t)n * rows; o++) {
+                    double err = fabs((double)out[o] - R.ref[o]), lim = bound[o] + REL_TOL * R.mag[o];
+                    bad += !(err <= lim);
+                    worst = isnan(err) ? INFINITY : fmax(worst, err / lim);
+                    sum_err += err;
+                    sum_bound += lim;
+                }
+                checks++;
+                HR_CHECK(bad == 0, "%s q4 %dx%d group %d n=%d variant %d pool %s: %d of %d outputs past the int8 bound "
+                         "(worst %.3g x)", hr_matmul_impl_name(q8s[m]), rows, cols, g, n, variant, pool_name, bad,
+                         n * rows, worst);
+                /* rounding errors are random: their sum stays far below the sum of the worst cases */
+                if (g % 32 == 0 && cols % 64 == 0)
+                    HR_CHECK(sum_err < 0.25 * sum_bound, "%s q4 %dx%d group %d: mean error %.3g of the bound",
+                             hr_matmul_impl_name(q8s[m]), rows, cols, g, sum_err / sum_bound);
+            }
+            ref_free(&R);
+        }
+        g_free(bound);
+        hr_qmat_free(&q);
+        g_free(wf);
+        g_free(x);
+        g_free(bias);
+        g_free(res);
+        g_free(out);
+    }
+}
+
 /* The comparison must catch a result with one K term dropped. */
 static void
 control(GRand *rng)
@@ -246,9 +333,14 @@ control(GRand *rng)
 int
 main(void)
 {
+    /* AUTO is compared at FP32 precision: keep its decode path on FP32
+     * activations; run_q8() checks the int8 kernels by name. */
+    g_setenv("HEARTH_CPU_EXACT", "1", TRUE);
     for (size_t m = 0; m < G_N_ELEMENTS(impls); m++)
         printf("%s: %s\n", hr_matmul_impl_name(impls[m]),
                hr_matmul_impl_available(impls[m]) ? "tested" : "not available here, skipped");
+    printf("q8-avx2: %s, q8-avx512vnni: %s\n", hr_matmul_impl_available(HR_MATMUL_Q8_AVX2) ? "tested" : "not available",
+           hr_matmul_impl_available(HR_MATMUL_Q8_AVX512) ? "tested" : "not available");
     GRand *rng = g_rand_new_with_seed(12345);
     control(rng);
     HrThreadPool *p2 = hr_pool_new(2), *p3 = hr_pool_new(3);
@@ -258,6 +350,9 @@ main(void)
     run_q4(NULL, "none", rng);
     run_q4(p2, "2", rng);
     run_q4(p3, "3", rng);
+    run_q8(NULL, "none", rng);
+    run_q8(p2, "2", rng);
+    run_q8(p3, "3", rng);
     hr_pool_free(p2);
     hr_pool_free(p3);
     g_rand_free(rng);

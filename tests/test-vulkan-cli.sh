@@ -4,6 +4,8 @@
 # (RTN, group 32, per-channel fallback); the validation layer stays quiet.
 set -u
 cli="$1"
+# The CPU side is the oracle: FP32 activations, as the GPU has.
+export HEARTH_CPU_EXACT=1
 assets="${HEARTH_ASSETS:-}"
 f16="$assets/models/stories260K/hf_f16"
 f32="$assets/models/stories260K/hf_f32"

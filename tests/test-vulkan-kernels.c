@@ -597,6 +597,9 @@ run_all(void)
 int
 main(void)
 {
+    /* The CPU backend is the oracle here: FP32 activations, as the GPU has
+     * (its int8-activation decode path is checked in test-matmul). */
+    g_setenv("HEARTH_CPU_EXACT", "1", TRUE);
     HrVkOptions opt;
     hr_vk_options_init(&opt);
     opt.allow_cpu = true;

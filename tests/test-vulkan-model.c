@@ -155,6 +155,9 @@ check_pipeline_cache(void)
 int
 main(void)
 {
+    /* The CPU backend is the oracle here: FP32 activations, as the GPU has
+     * (its int8-activation decode path is checked in test-matmul). */
+    g_setenv("HEARTH_CPU_EXACT", "1", TRUE);
     g_setenv("HEARTH_VULKAN_VALIDATION", "1", TRUE);
     g_setenv("HEARTH_VULKAN_ALLOW_CPU", "1", TRUE);   /* lavapipe is what CI has */
     {

@@ -186,6 +186,48 @@ have_avx512(void)
 }
 #endif
 
+/* Decode (n == 1) in AVX-512: 64 weights per step in four independent
+ * chains. F16 and BF16 rows are converted in registers; this is the FP16
+ * lm_head of most AWQ checkpoints, often the largest single read of a step. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"))) static inline __m512
+load16_512(const void *w, HrDType dt, int i)
+{
+    switch (dt) {
+    case HR_DTYPE_F16:
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + i)));
+    case HR_DTYPE_BF16:
+        return _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + i))), 16));
+    default:
+        return _mm512_loadu_ps((const float *)w + i);
+    }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"))) static void
+row_dot1_avx512(const HrMat *m, const void *w, const float *x, int cols, int n, size_t x_stride, float *acc,
+                float *tmp)
+{
+    (void)n;
+    (void)x_stride;
+    (void)tmp;
+    const HrDType dt = m->dtype;
+    const int c64 = cols & ~63, c16 = cols & ~15;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i < c64; i += 64) {
+        a0 = _mm512_fmadd_ps(load16_512(w, dt, i), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(load16_512(w, dt, i + 16), _mm512_loadu_ps(x + i + 16), a1);
+        a2 = _mm512_fmadd_ps(load16_512(w, dt, i + 32), _mm512_loadu_ps(x + i + 32), a2);
+        a3 = _mm512_fmadd_ps(load16_512(w, dt, i + 48), _mm512_loadu_ps(x + i + 48), a3);
+    }
+    for (; i < c16; i += 16)
+        a0 = _mm512_fmadd_ps(load16_512(w, dt, i), _mm512_loadu_ps(x + i), a0);
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    for (; i < cols; i++)
+        r += load1(w, dt, i) * x[i];
+    acc[0] = r;
+}
+
 typedef void (*RowDotFunc)(const HrMat *, const void *, const float *, int, int, size_t, float *, float *);
 
 typedef struct {
@@ -585,6 +627,215 @@ gemm_run(HrThreadPool *pool, HrMatmulImpl impl, float *out, const HrMat *w, cons
 }
 #endif
 
+/* ---- decode with int8 activations (Q8) ------------------------------------------
+ * A decode step is bound by reading the weights, but converting 4-bit
+ * weights to FP32 costs more instructions than the memory system leaves
+ * time for on a few cores. So, as llama.cpp does for its Q8 activations,
+ * each activation row is quantized once per matmul to int8 in blocks of 32
+ * (d = max|x| / 127, x ~ d * xq) and the 4-bit x int8 products are summed
+ * in integers: VPDPBUSD (AVX-512 VNNI: unsigned nibble x signed byte, four
+ * per 32-bit lane) or VPMADDUBSW + VPMADDWD (AVX2). Per 128 inputs that is
+ * one 64-byte load, a shift, two ANDs and two dot instructions, then one
+ * FP32 scale per lane. The zero point uses the quantized x too:
+ *   W[r,:].x ~ sum_g s_g * sum_b d_b * sum_{k in b} q_k xq_k - (s z)_g * X_g,
+ *   X_g = sum_{b in g} d_b * sum_{k in b} xq_k,
+ * so the rounding error enters as (q - z) * (d xq - x), centred on zero.
+ *
+ * Layout of xq, chosen so that the nibbles of 64 packed bytes need no
+ * shuffle: per chunk of 128 inputs at c, bytes [c, c+64) hold xq at the even
+ * inputs c, c+2, .., and [c+64, c+128) the odd ones (the low and high
+ * nibbles of the weight bytes); a last chunk of 64 holds 32 even then 32
+ * odd. A 32-bit lane of either dot then covers inputs [c + 8i, c + 8i + 8),
+ * so its scale is dl[(c + 8i) / 8], the block scale repeated per 8 inputs.
+ * The lanes' group scales s follow from the same mapping (group 32, 64 or a
+ * multiple of 128). HEARTH_CPU_EXACT=1 keeps FP32 activations. */
+typedef struct {
+    int8_t *xq;  /* [cols], the layout above */
+    float *dl;   /* [cols / 8] */
+    float *gsum; /* [n_groups]: X_g */
+} Q8Act;
+
+static bool
+q8_shape_ok(const HrQMat *w)
+{
+    return w->cols > 0 && w->cols % 64 == 0 && (w->group % 128 == 0 || w->group == 64 || w->group == 32);
+}
+
+static inline int
+q8_pos(int k, int cols)
+{
+    int c = k & ~127, half = c + 128 <= cols ? 64 : 32;
+    return c + (k & 1) * half + ((k - c) >> 1);
+}
+
+static bool
+exact_activations(void)
+{
+    static int cached = -1;
+    if (cached < 0)
+        cached = g_getenv("HEARTH_CPU_EXACT") && *g_getenv("HEARTH_CPU_EXACT") && strcmp(g_getenv("HEARTH_CPU_EXACT"), "0");
+    return cached;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+static bool
+have_avx512vnni(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = have_avx512() && __builtin_cpu_supports("avx512vnni");
+    }
+    return cached;
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void
+q8_quantize(const float *x, int cols, int group, Q8Act *a)
+{
+    const int ng = cols / group;
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int g = 0; g < ng; g++)
+        a->gsum[g] = 0.0f;
+    for (int b = 0; b < cols; b += 32) {
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int i = 0; i < 4; i++) {
+            v[i] = _mm256_loadu_ps(x + b + 8 * i);
+            m = _mm256_max_ps(m, _mm256_and_ps(v[i], absmask));
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        __m256i q[4]; /* rounded to nearest even, |q| <= 127 */
+        for (int i = 0; i < 4; i++)
+            q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], _mm256_set1_ps(id)));
+        __m256i qs = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m128i qs4 = _mm_add_epi32(_mm256_castsi256_si128(qs), _mm256_extracti128_si256(qs, 1));
+        qs4 = _mm_add_epi32(qs4, _mm_shuffle_epi32(qs4, 0x4e));
+        qs4 = _mm_add_epi32(qs4, _mm_shuffle_epi32(qs4, 0xb1));
+        const int s = _mm_cvtsi128_si32(qs4);
+        /* 32 int8 in input order (the packs work per 128-bit lane; the
+         * permute undoes that), then evens and odds apart */
+        __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        b8 = _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        b8 = _mm256_shuffle_epi8(b8, _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6,
+                                                      8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+        b8 = _mm256_permute4x64_epi64(b8, 0xd8); /* evens of both lanes, then odds */
+        _mm_storeu_si128((__m128i *)(a->xq + q8_pos(b, cols)), _mm256_castsi256_si128(b8));
+        _mm_storeu_si128((__m128i *)(a->xq + q8_pos(b + 1, cols)), _mm256_extracti128_si256(b8, 1));
+        for (int i = 0; i < 4; i++)
+            a->dl[b / 8 + i] = d;
+        a->gsum[b / group] += d * (float)s;
+    }
+}
+
+/* sum_g sz[g] * gsum[g] */
+__attribute__((target("avx2,fma,f16c"))) static inline float
+q8_zero_term(const float *sz, const float *gsum, int ng)
+{
+    __m256 acc = _mm256_setzero_ps();
+    int g = 0;
+    for (; g + 8 <= ng; g += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(sz + g), _mm256_loadu_ps(gsum + g), acc);
+    float r = hsum256(acc);
+    for (; g < ng; g++)
+        r += sz[g] * gsum[g];
+    return r;
+}
+
+/* The scale vector of the 8 lanes of a 64-input piece at k0. */
+__attribute__((target("avx2,fma,f16c"))) static inline __m256
+q8_scales8(const float *sc, int k0, int g)
+{
+    if (g != 32)
+        return _mm256_set1_ps(sc[k0 / g]);
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_set1_ps(sc[k0 / 32])), _mm_set1_ps(sc[k0 / 32 + 1]), 1);
+}
+
+/* Integer dot of 64 inputs: 32 packed bytes against their even and odd xq. */
+__attribute__((target("avx2,fma,f16c"))) static inline __m256
+q8_dot64_avx2(const uint8_t *qb, const int8_t *xe, const int8_t *xo, const float *dl)
+{
+    const __m256i m = _mm256_set1_epi8(15);
+    __m256i v = _mm256_loadu_si256((const __m256i *)qb);
+    __m256i lo = _mm256_and_si256(v, m), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+    /* each 16-bit sum is at most 2 * 2 * 15 * 127: no saturation */
+    __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)xe)),
+                                 _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)xo)));
+    p = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_loadu_ps(dl));
+}
+
+__attribute__((target("avx2,fma,f16c"))) static float
+q8_row_avx2(const uint8_t *qr, const float *sc, const float *sz, const Q8Act *a, int cols, int g, int ng)
+{
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    const int c128 = cols & ~127;
+    for (int c = 0; c < c128; c += 128) {
+        acc0 = _mm256_fmadd_ps(q8_dot64_avx2(qr + c / 2, a->xq + c, a->xq + c + 64, a->dl + c / 8),
+                               q8_scales8(sc, c, g), acc0);
+        acc1 = _mm256_fmadd_ps(q8_dot64_avx2(qr + c / 2 + 32, a->xq + c + 32, a->xq + c + 96, a->dl + c / 8 + 8),
+                               q8_scales8(sc, c + 64, g), acc1);
+    }
+    if (c128 < cols)
+        acc0 = _mm256_fmadd_ps(q8_dot64_avx2(qr + c128 / 2, a->xq + c128, a->xq + c128 + 32, a->dl + c128 / 8),
+                               q8_scales8(sc, c128, g), acc0);
+    return hsum256(_mm256_add_ps(acc0, acc1)) - q8_zero_term(sz, a->gsum, ng);
+}
+
+#define Q8_AVX512_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"
+
+/* The scale vector of the 16 lanes of a 128-input chunk at c. */
+__attribute__((target(Q8_AVX512_TARGET))) static inline __m512
+q8_scales16(const float *sc, int c, int g)
+{
+    if (g == 64)
+        return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(sc[c / 64])), _mm256_set1_ps(sc[c / 64 + 1]), 1);
+    if (g == 32)
+        return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                     _mm512_castps128_ps512(_mm_loadu_ps(sc + c / 32)));
+    return _mm512_set1_ps(sc[c / g]);
+}
+
+__attribute__((target(Q8_AVX512_TARGET))) static inline __m512
+q8_dot128_avx512(const uint8_t *qb, const int8_t *x, const float *dl)
+{
+    const __m512i m = _mm512_set1_epi8(15);
+    __m512i v = _mm512_loadu_si512(qb);
+    __m512i lo = _mm512_and_si512(v, m), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
+    __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(x));
+    s = _mm512_dpbusd_epi32(s, hi, _mm512_loadu_si512(x + 64));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps(dl));
+}
+
+__attribute__((target(Q8_AVX512_TARGET))) static float
+q8_row_avx512(const uint8_t *qr, const float *sc, const float *sz, const Q8Act *a, int cols, int g, int ng)
+{
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    const int c128 = cols & ~127;
+    int c = 0;
+    for (; c + 256 <= c128; c += 256) {
+        acc0 = _mm512_fmadd_ps(q8_dot128_avx512(qr + c / 2, a->xq + c, a->dl + c / 8), q8_scales16(sc, c, g), acc0);
+        acc1 = _mm512_fmadd_ps(q8_dot128_avx512(qr + c / 2 + 64, a->xq + c + 128, a->dl + c / 8 + 16),
+                               q8_scales16(sc, c + 128, g), acc1);
+    }
+    if (c < c128)
+        acc0 = _mm512_fmadd_ps(q8_dot128_avx512(qr + c / 2, a->xq + c, a->dl + c / 8), q8_scales16(sc, c, g), acc0);
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    if (c128 < cols) {
+        const __m256i m = _mm256_set1_epi8(15);
+        __m256i v = _mm256_loadu_si256((const __m256i *)(qr + c128 / 2));
+        __m256i lo = _mm256_and_si256(v, m), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+        __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, _mm256_loadu_si256((const __m256i *)(a->xq + c128)));
+        s = _mm256_dpbusd_epi32(s, hi, _mm256_loadu_si256((const __m256i *)(a->xq + c128 + 32)));
+        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_loadu_ps(a->dl + c128 / 8));
+        r += hsum256(_mm256_mul_ps(f, q8_scales8(sc, c128, g)));
+    }
+    return r - q8_zero_term(sz, a->gsum, ng);
+}
+#endif
+
 bool
 hr_matmul_impl_available(HrMatmulImpl impl)
 {
@@ -598,6 +849,10 @@ hr_matmul_impl_available(HrMatmulImpl impl)
         return have_avx2();
     case HR_MATMUL_GEMM_AVX512:
         return have_avx512();
+    case HR_MATMUL_Q8_AVX2:
+        return have_avx2();
+    case HR_MATMUL_Q8_AVX512:
+        return have_avx512vnni();
 #endif
     default:
         return false;
@@ -607,14 +862,36 @@ hr_matmul_impl_available(HrMatmulImpl impl)
 const char *
 hr_matmul_impl_name(HrMatmulImpl impl)
 {
-    static const char *const names[] = { "auto", "scalar", "rows-avx2", "gemm-avx2", "gemm-avx512" };
-    return (unsigned)impl < G_N_ELEMENTS(names) ? names[impl] : "?";
+    static const char *const names[] = { "auto", "scalar", "rows-avx2", "gemm-avx2", "gemm-avx512", "q8-avx2",
+                                         "q8-avx512vnni" };
+    G_STATIC_ASSERT(G_N_ELEMENTS(names) == HR_MATMUL_IMPL_COUNT);
+    return (unsigned)impl < G_N_ELEMENTS(names) ? names[impl] : NULL;
+}
+
+/* The int8-activation implementation to run for n tokens of w, or AUTO for
+ * none: AUTO picks it for decode (n < GEMM_MIN_N) unless HEARTH_CPU_EXACT
+ * is set; forcing one runs it where the CPU and the shape allow. */
+static HrMatmulImpl
+q8_impl(HrMatmulImpl impl, const HrQMat *w, int n)
+{
+    if (!q8_shape_ok(w) || n >= GEMM_MIN_N)
+        return HR_MATMUL_AUTO;
+    if (impl == HR_MATMUL_AUTO) {
+        if (exact_activations())
+            return HR_MATMUL_AUTO;
+        impl = hr_matmul_impl_available(HR_MATMUL_Q8_AVX512) ? HR_MATMUL_Q8_AVX512 : HR_MATMUL_Q8_AVX2;
+    }
+    if ((impl == HR_MATMUL_Q8_AVX2 || impl == HR_MATMUL_Q8_AVX512) && hr_matmul_impl_available(impl))
+        return impl;
+    return HR_MATMUL_AUTO;
 }
 
 /* The implementation to run for n tokens. */
 static HrMatmulImpl
 resolve_impl(HrMatmulImpl impl, int n)
 {
+    if (impl == HR_MATMUL_Q8_AVX2 || impl == HR_MATMUL_Q8_AVX512) /* where int8 does not apply */
+        impl = HR_MATMUL_ROWS_AVX2;
     if (impl != HR_MATMUL_AUTO)
         return hr_matmul_impl_available(impl) ? impl : HR_MATMUL_SCALAR;
     if (!hr_matmul_impl_available(HR_MATMUL_ROWS_AVX2))
@@ -645,7 +922,7 @@ hr_matmul_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrMat *w
     MatmulJob job = { out, w, bias, x, residual, n, row_dot_scalar };
 #if defined(__x86_64__) && defined(__GNUC__)
     if (impl == HR_MATMUL_ROWS_AVX2)
-        job.row_dot = row_dot_avx2;
+        job.row_dot = n == 1 && have_avx512() ? row_dot1_avx512 : row_dot_avx2;
 #endif
     hr_pool_run(pool, matmul_rows, &job, w->rows, 16);
 }
@@ -785,6 +1062,8 @@ typedef struct {
     const float *xsum; /* [n, n_groups] */
     int n;
     bool avx2;
+    const Q8Act *q8;   /* [n] when decoding with int8 activations */
+    bool q8_avx512;
 } Q4Job;
 
 static void
@@ -794,6 +1073,20 @@ matmul_q4_rows(void *arg, int r0, int r1)
     const HrQMat *w = j->w;
     const int rows = w->rows, cols = w->cols, g = w->group, ng = w->n_groups;
 #if defined(__x86_64__) && defined(__GNUC__)
+    if (j->q8) {
+        for (int r = r0; r < r1; r++) {
+            const uint8_t *qr = w->q + (size_t)r * (size_t)(cols / 2);
+            const float *sc = w->scale + (size_t)r * ng, *sz = w->szero + (size_t)r * ng;
+            const float b = j->bias ? j->bias[r] : 0.0f;
+            for (int t = 0; t < j->n; t++) {
+                float v = (j->q8_avx512 ? q8_row_avx512(qr, sc, sz, &j->q8[t], cols, g, ng)
+                                        : q8_row_avx2(qr, sc, sz, &j->q8[t], cols, g, ng)) + b;
+                size_t o = (size_t)t * rows + r;
+                j->out[o] = j->residual ? j->residual[o] + v : v;
+            }
+        }
+        return;
+    }
     if (j->avx2 && g % 32 == 0 && j->n == 1) {
         for (int r = r0; r < r1; r++) {
             const uint8_t *qr = w->q + (size_t)r * (size_t)(cols / 2);
@@ -846,6 +1139,7 @@ hr_matmul_q4_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQMa
 {
     if (n <= 0 || w->rows <= 0)
         return;
+    const HrMatmulImpl q8 = q8_impl(impl, w, n);
     impl = resolve_impl(impl, n);
     if (w->cols <= 0 && impl != HR_MATMUL_SCALAR)
         impl = HR_MATMUL_ROWS_AVX2;
@@ -854,6 +1148,27 @@ hr_matmul_q4_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQMa
 #if defined(__x86_64__) && defined(__GNUC__)
     if (impl == HR_MATMUL_GEMM_AVX2 || impl == HR_MATMUL_GEMM_AVX512) {
         gemm_run(pool, impl, out, NULL, w, bias, x, n, residual);
+        return;
+    }
+    if (q8 != HR_MATMUL_AUTO) {
+        /* int8 activations: xq, lane scales and group sums per token, on
+         * the stack up to 32 KiB in all (heap beyond). */
+        const size_t cols = (size_t)w->cols, ng = (size_t)w->n_groups;
+        const size_t per = cols + sizeof(float) * (cols / 8 + ng);
+        _Alignas(64) uint8_t stack[32768];
+        uint8_t *buf = per * (size_t)n <= sizeof stack ? stack : g_malloc(per * (size_t)n);
+        Q8Act act[GEMM_MIN_N];
+        for (int t = 0; t < n; t++) {
+            uint8_t *p = buf + per * (size_t)t;
+            act[t].dl = (float *)p;
+            act[t].gsum = act[t].dl + cols / 8;
+            act[t].xq = (int8_t *)(act[t].gsum + ng);
+            q8_quantize(x + cols * (size_t)t, w->cols, w->group, &act[t]);
+        }
+        Q4Job job = { out, w, bias, x, residual, NULL, n, true, act, q8 == HR_MATMUL_Q8_AVX512 };
+        hr_pool_run(pool, matmul_q4_rows, &job, w->rows, 16);
+        if (buf != stack)
+            g_free(buf);
         return;
     }
 #endif
@@ -871,7 +1186,7 @@ hr_matmul_q4_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQMa
             xsum[(size_t)t * w->n_groups + gi] = s;
         }
     }
-    Q4Job job = { out, w, bias, x, residual, xsum, n, impl == HR_MATMUL_ROWS_AVX2 };
+    Q4Job job = { out, w, bias, x, residual, xsum, n, impl == HR_MATMUL_ROWS_AVX2, NULL, false };
     hr_pool_run(pool, matmul_q4_rows, &job, w->rows, 16);
     if (xsum != xsum_stack)
         g_free(xsum);

@@ -36,7 +36,15 @@ void hr_matmul(HrThreadPool *pool, float *out, const HrMat *w, const float *bias
  *   GEMM_AVX2    cache-blocked GEMM (cpu-kernels.c): blocks of weight rows
  *                packed as FP32 (F16/BF16/4-bit converted there, never the
  *                whole matrix), a 4-row x 3-token register block;
- *   GEMM_AVX512  the same with a 4-row x 6-token block of 512-bit registers.
+ *   GEMM_AVX512  the same with a 4-row x 6-token block of 512-bit registers;
+ *   Q8_AVX2      4-bit matrices, fewer than 6 tokens: activations quantized
+ *                to int8 per block of 32, integer dot products (VPMADDUBSW);
+ *                other matrices and shapes run ROWS_AVX2;
+ *   Q8_AVX512    the same with AVX-512 VNNI (VPDPBUSD).
+ * For 4-bit matrices with fewer than 6 tokens AUTO picks Q8 (AVX-512 VNNI
+ * where the CPU has it) unless HEARTH_CPU_EXACT=1 is set in the
+ * environment; that keeps FP32 activations, as the GPU backends do. The
+ * int8 rounding changes results by about 1e-3 relative (test-matmul).
  * With n <= 64 (decode, prefill chunks) AUTO allocates nothing on the heap
  * but the scalar path's F16/BF16 row buffer. */
 typedef enum {
@@ -45,11 +53,15 @@ typedef enum {
     HR_MATMUL_ROWS_AVX2,
     HR_MATMUL_GEMM_AVX2,
     HR_MATMUL_GEMM_AVX512,
+    HR_MATMUL_Q8_AVX2,
+    HR_MATMUL_Q8_AVX512,
+    HR_MATMUL_IMPL_COUNT
 } HrMatmulImpl;
 
 /* Whether this CPU (and build) can run impl; AUTO and SCALAR always can,
  * and hr_matmul_impl() runs SCALAR for an impl that cannot run. */
 bool hr_matmul_impl_available(HrMatmulImpl impl);
+/* NULL for a value outside the enum. */
 const char *hr_matmul_impl_name(HrMatmulImpl impl);
 void hr_matmul_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrMat *w, const float *bias,
                     const float *x, int n, const float *residual);

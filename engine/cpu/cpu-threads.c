@@ -1,9 +1,24 @@
 #include "cpu-threads.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include <glib.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+/* How long a worker spins for the next job, and the caller for the
+ * workers' end, before sleeping on the condition variable. A decode step
+ * runs a few hundred short matmuls with a little serial work between them;
+ * waking a sleeping thread costs tens of microseconds each time, so the
+ * threads spin across those gaps and only sleep when the engine is idle. */
+#define SPIN_US 300
 
 struct HrThreadPool {
     int n_threads;              /* including the caller */
@@ -11,9 +26,9 @@ struct HrThreadPool {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pthread_cond_t done;
-    unsigned generation;        /* bumped for every job */
-    int pending;                /* workers still running the current job */
-    int stop;
+    unsigned generation;        /* bumped for every job, under lock; read atomically */
+    int pending;                /* workers still running the current job (atomic) */
+    int stop;                   /* under lock; read atomically */
     HrRangeFunc fn;
     void *arg;
     int n, align;
@@ -35,6 +50,25 @@ job_range(const HrThreadPool *p, int index, int *start, int *end)
     *end = b1 * p->align < p->n ? b1 * p->align : p->n;
 }
 
+/* Spin until *gen differs from seen (or stop), for at most SPIN_US. */
+static bool
+spin_for_job(const HrThreadPool *p, unsigned seen)
+{
+    gint64 t0 = 0;
+    for (unsigned i = 1;; i++) {
+        if (__atomic_load_n(&p->generation, __ATOMIC_ACQUIRE) != seen || __atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
+            return true;
+        cpu_relax();
+        if ((i & 63) == 0) {
+            gint64 t = g_get_monotonic_time();
+            if (!t0)
+                t0 = t;
+            else if (t - t0 > SPIN_US)
+                return false;
+        }
+    }
+}
+
 static void *
 worker_main(void *data)
 {
@@ -42,25 +76,26 @@ worker_main(void *data)
     HrThreadPool *p = w->pool;
     unsigned seen = 0;
     for (;;) {
-        pthread_mutex_lock(&p->lock);
-        while (p->generation == seen && !p->stop)
-            pthread_cond_wait(&p->wake, &p->lock);
-        if (p->stop) {
+        if (!spin_for_job(p, seen)) {
+            pthread_mutex_lock(&p->lock);
+            while (p->generation == seen && !p->stop)
+                pthread_cond_wait(&p->wake, &p->lock);
             pthread_mutex_unlock(&p->lock);
-            break;
         }
-        seen = p->generation;
-        pthread_mutex_unlock(&p->lock);
+        if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
+            break;
+        seen = __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE);
 
         int start, end;
         job_range(p, w->index, &start, &end);
         if (start < end)
             p->fn(p->arg, start, end);
 
-        pthread_mutex_lock(&p->lock);
-        if (--p->pending == 0)
+        if (__atomic_sub_fetch(&p->pending, 1, __ATOMIC_ACQ_REL) == 0) {
+            pthread_mutex_lock(&p->lock);
             pthread_cond_signal(&p->done);
-        pthread_mutex_unlock(&p->lock);
+            pthread_mutex_unlock(&p->lock);
+        }
     }
     g_free(w);
     return NULL;
@@ -95,7 +130,7 @@ hr_pool_free(HrThreadPool *p)
     if (!p)
         return;
     pthread_mutex_lock(&p->lock);
-    p->stop = 1;
+    __atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     for (int i = 1; i < p->n_threads; i++)
@@ -129,8 +164,8 @@ hr_pool_run(HrThreadPool *p, HrRangeFunc fn, void *arg, int n, int align)
     p->arg = arg;
     p->n = n;
     p->align = align;
-    p->pending = p->n_threads - 1;
-    p->generation++;
+    __atomic_store_n(&p->pending, p->n_threads - 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->generation, p->generation + 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
 
@@ -139,8 +174,19 @@ hr_pool_run(HrThreadPool *p, HrRangeFunc fn, void *arg, int n, int align)
     if (start < end)
         fn(arg, start, end);
 
+    gint64 t0 = 0;
+    for (unsigned i = 1; __atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) > 0; i++) {
+        cpu_relax();
+        if ((i & 63) == 0) {
+            gint64 t = g_get_monotonic_time();
+            if (!t0)
+                t0 = t;
+            else if (t - t0 > SPIN_US)
+                break;
+        }
+    }
     pthread_mutex_lock(&p->lock);
-    while (p->pending > 0)
+    while (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) > 0)
         pthread_cond_wait(&p->done, &p->lock);
     pthread_mutex_unlock(&p->lock);
 }

@@ -1,8 +1,9 @@
 /* cpu-threads.h — a persistent pool of worker threads for the CPU backend.
  *
  * hr_pool_run() splits [0, n) into one contiguous range per thread (the
- * calling thread takes the first) and returns when all are done. Workers
- * sleep on a condition variable between calls.
+ * calling thread takes the first) and returns when all are done. Between
+ * calls workers spin for a few hundred microseconds (a decode step's gaps
+ * between matmuls), then sleep on a condition variable.
  */
 #pragma once
 
