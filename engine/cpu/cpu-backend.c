@@ -17,6 +17,7 @@
 #include <glib.h>
 
 #include "backend.h"
+#include "cpu-bandwidth.h"
 #include "cpu-kernels.h"
 #include "hr-half.h"
 
@@ -415,9 +416,9 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
     c->att_out = g_new(float, (size_t)CHUNK * q_dim);
     c->hb = g_new(float, (size_t)CHUNK * cfg->hidden_dim);
     c->hb2 = g_new(float, (size_t)CHUNK * cfg->hidden_dim);
-    c->scores = g_new(float, opt->context_len);
+    c->scores = g_new(float, (size_t)cfg->n_heads * opt->context_len);
     c->scratch_bytes = sizeof(float) * ((size_t)CHUNK * (2 * (size_t)dim + (size_t)MAX(dim, q_dim) + 2 * (size_t)q_dim +
-                                        2 * (size_t)kv_dim + 2 * (size_t)cfg->hidden_dim) + (size_t)opt->context_len);
+                                        2 * (size_t)kv_dim + 2 * (size_t)cfg->hidden_dim) + (size_t)cfg->n_heads * opt->context_len);
     *ctx_out = c;
     return HR_OK;
 }
@@ -450,66 +451,38 @@ kv_store(void *cache, HrKvType type, size_t offset, const float *src, int n)
     }
 }
 
-static inline float
-kv_dot(const void *cache, HrKvType type, size_t offset, const float *q, int n)
-{
-    float s = 0.0f;
-    if (type == HR_KV_F32) {
-        const float *k = (const float *)cache + offset;
-        for (int i = 0; i < n; i++)
-            s += q[i] * k[i];
-    } else {
-        const uint16_t *k = (const uint16_t *)cache + offset;
-        for (int i = 0; i < n; i++)
-            s += q[i] * hr_f16_to_f32(k[i]);
-    }
-    return s;
-}
+/* Causal grouped-query attention for tokens t0..t0+n-1 of a chunk at
+ * absolute positions pos.., one query head per work item on the pool; each
+ * head has its own row of scores. */
+typedef struct {
+    CpuCtx *c;
+    const CpuLayer *L;
+    int n, pos;
+} AttendJob;
 
-static inline void
-kv_axpy(const void *cache, HrKvType type, size_t offset, float a, float *out, int n)
-{
-    if (type == HR_KV_F32) {
-        const float *v = (const float *)cache + offset;
-        for (int i = 0; i < n; i++)
-            out[i] += a * v[i];
-    } else {
-        const uint16_t *v = (const uint16_t *)cache + offset;
-        for (int i = 0; i < n; i++)
-            out[i] += a * hr_f16_to_f32(v[i]);
-    }
-}
-
-/* Causal grouped-query attention for token at absolute position p. */
 static void
-attend(CpuCtx *c, const CpuLayer *L, const float *q, int p, float *out)
+attend_heads(void *arg, int h0, int h1)
 {
+    const AttendJob *j = arg;
+    CpuCtx *c = j->c;
     const HrModelConfig *cfg = &c->cfg;
-    const int hd = cfg->head_dim, kv_dim = cfg->n_kv_heads * hd;
+    const int hd = cfg->head_dim, kv_dim = cfg->n_kv_heads * hd, q_dim = cfg->n_heads * hd;
     const int group = cfg->n_heads / cfg->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
-    int start = 0;
-    if (cfg->sliding_window > 0 && p - cfg->sliding_window + 1 > 0)
-        start = p - cfg->sliding_window + 1;
-    for (int h = 0; h < cfg->n_heads; h++) {
-        const float *qh = q + (size_t)h * hd;
-        int kvh = h / group;
-        float max = -INFINITY;
-        for (int j = start; j <= p; j++) {
-            float s = kv_dot(L->k_cache, c->opt.kv_type, (size_t)j * kv_dim + (size_t)kvh * hd, qh, hd) * scale;
-            c->scores[j] = s;
-            if (s > max)
-                max = s;
+    const bool f16 = c->opt.kv_type != HR_KV_F32;
+    const size_t esize = f16 ? 2 : 4;
+    for (int h = h0; h < h1; h++) {
+        const size_t kv_off = (size_t)(h / group) * hd * esize;
+        float *scores = c->scores + (size_t)h * c->opt.context_len;
+        for (int t = 0; t < j->n; t++) {
+            const int p = j->pos + t;
+            int start = 0;
+            if (cfg->sliding_window > 0 && p - cfg->sliding_window + 1 > 0)
+                start = p - cfg->sliding_window + 1;
+            hr_attend_head(c->q + (size_t)t * q_dim + (size_t)h * hd, (const char *)j->L->k_cache + kv_off,
+                           (const char *)j->L->v_cache + kv_off, f16, (size_t)kv_dim, hd, start, p, scale, scores,
+                           c->att_out + (size_t)t * q_dim + (size_t)h * hd);
         }
-        float sum = 0.0f;
-        for (int j = start; j <= p; j++) {
-            c->scores[j] = expf(c->scores[j] - max);
-            sum += c->scores[j];
-        }
-        float *oh = out + (size_t)h * hd;
-        memset(oh, 0, sizeof(float) * hd);
-        for (int j = start; j <= p; j++)
-            kv_axpy(L->v_cache, c->opt.kv_type, (size_t)j * kv_dim + (size_t)kvh * hd, c->scores[j] / sum, oh, hd);
     }
 }
 
@@ -538,8 +511,8 @@ forward_chunk(CpuCtx *c, const int32_t *tokens, int n, int pos, float *logits, b
             kv_store(L->k_cache, c->opt.kv_type, (size_t)p * kv_dim, c->k + (size_t)t * kv_dim, kv_dim);
             kv_store(L->v_cache, c->opt.kv_type, (size_t)p * kv_dim, c->v + (size_t)t * kv_dim, kv_dim);
         }
-        for (int t = 0; t < n; t++)
-            attend(c, L, c->q + (size_t)t * q_dim, pos + t, c->att_out + (size_t)t * q_dim);
+        AttendJob aj = { c, L, n, pos };
+        hr_pool_run(c->pool, attend_heads, &aj, cfg->n_heads, 1);
         /* x += att_out @ Wo^T (residual in the epilogue) */
         linear(c, c->x, &L->wo, NULL, c->att_out, n, c->x);
 
@@ -644,61 +617,10 @@ cpu_gemm(void *dev, float *out, const float *w, int N, int K, const float *bias,
 
 /* ---- read bandwidth (bench roofline) ------------------------------------------ */
 
-typedef struct {
-    const float *buf;
-    double *sums;    /* one per chunk */
-} ReadJob;
-
-enum { READ_CHUNK = 1 << 16 };  /* floats per work item */
-
-static void
-read_range(void *arg, int start, int end)
-{
-    ReadJob *j = arg;
-    for (int c = start; c < end; c++) {
-        const float *p = j->buf + (size_t)c * READ_CHUNK;
-        float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-        for (int i = 0; i < READ_CHUNK; i += 8) {
-            a0 += p[i];
-            a1 += p[i + 1];
-            a2 += p[i + 2];
-            a3 += p[i + 3];
-            a4 += p[i + 4];
-            a5 += p[i + 5];
-            a6 += p[i + 6];
-            a7 += p[i + 7];
-        }
-        j->sums[c] = (double)a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
-    }
-}
-
-/* Every thread of the pool sums its share of a 512 MiB buffer (larger than
- * any cache); the best of 5 passes. */
 static HrStatus
 cpu_read_bandwidth(void *p, double *bytes_per_s, HrError *err)
 {
-    CpuCtx *c = p;
-    const size_t n_chunks = (512u << 20) / (READ_CHUNK * sizeof(float));
-    float *buf = g_try_malloc(n_chunks * READ_CHUNK * sizeof(float));
-    double *sums = g_new(double, n_chunks);
-    if (!buf) {
-        g_free(sums);
-        return hr_error_set(err, HR_ERR_NOMEM, "bandwidth probe: cannot allocate 512 MiB");
-    }
-    for (size_t i = 0; i < n_chunks * READ_CHUNK; i++)
-        buf[i] = (float)(i & 7);
-    ReadJob j = { buf, sums };
-    double best = 0.0;
-    for (int pass = 0; pass < 5; pass++) {
-        gint64 t0 = g_get_monotonic_time();
-        hr_pool_run(c->pool, read_range, &j, (int)n_chunks, 1);
-        double s = (double)(g_get_monotonic_time() - t0) / 1e6;
-        best = fmax(best, (double)(n_chunks * READ_CHUNK * sizeof(float)) / s);
-    }
-    g_free(buf);
-    g_free(sums);
-    *bytes_per_s = best;
-    return HR_OK;
+    return hr_cpu_read_bandwidth(((CpuCtx *)p)->pool, bytes_per_s, err);
 }
 
 const HrBackendOps hr_cpu_backend = {
