@@ -3,6 +3,9 @@
 # (with stories260K's 512-token tokenizer) runs in hearth-cli: 8 generated
 # ids within the vocabulary and a finite perplexity. The same seed writes
 # the same bytes; a tokenizer of the wrong size and bad options are refused.
+# One layer of qwen2.5-0.5b (Qwen2ForCausalLM) has its q/k/v biases and
+# generates, with the qwen3 tokenizer (fewer tokens than vocab_size) when the
+# shared assets have it.
 set -u
 tool="$1"; cli="$2"
 assets="${HEARTH_ASSETS:-}"
@@ -56,6 +59,38 @@ for dt in bf16 f32; do
         { echo "FAIL: generate on the $dt model"; fail=1; }
 done
 
+# Qwen2: one layer of the real widths (0.3 GB, mostly the 151936 x 896 embedding).
+qtok="$assets/tokenizers/qwen3"
+set --
+[ -f "$qtok/tokenizer.json" ] && set -- --tokenizer "$qtok"
+if "$tool" --shape qwen2.5-0.5b --layers 1 --out "$tmp/qwen" "$@" >/dev/null; then
+    grep -q '"architectures": \["Qwen2ForCausalLM"\]' "$tmp/qwen/config.json" ||
+        { echo "FAIL: qwen2.5 config is not Qwen2ForCausalLM"; fail=1; }
+    # The safetensors header (JSON) is at the start of the file.
+    hdr=$(head -c 65536 "$tmp/qwen/model.safetensors" | tr -c '[:print:]' ' ')
+    for b in q_proj k_proj v_proj; do
+        case "$hdr" in *"model.layers.0.self_attn.$b.bias\":{\"dtype\":\"F16\""*) ;;
+            *) echo "FAIL: qwen2.5 has no FP16 $b.bias"; fail=1 ;; esac
+    done
+    ids=$("$cli" generate -m "$tmp/qwen" --prompt-ids 151643 -n 4 --ids --ignore-eos) ||
+        { echo "FAIL: generate on qwen2.5 exited $?"; fail=1; ids=""; }
+    echo "qwen2.5 ids: $ids"
+    n=0
+    for id in $ids; do
+        case "$id" in *[!0-9]*|'') echo "FAIL: qwen2.5: '$id' is not a token id"; fail=1; break ;; esac
+        [ "$id" -lt 151936 ] || { echo "FAIL: qwen2.5: id $id is outside the vocabulary"; fail=1; }
+        n=$((n + 1))
+    done
+    [ $n -eq 4 ] || { echo "FAIL: qwen2.5: $n ids, want 4"; fail=1; }
+    if [ $# -gt 0 ]; then
+        "$cli" generate -m "$tmp/qwen" -p "Hello" -n 4 --ignore-eos >/dev/null ||
+            { echo "FAIL: text generate on qwen2.5 with the qwen3 tokenizer"; fail=1; }
+    fi
+    rm -rf "$tmp/qwen"
+else
+    echo "FAIL: writing qwen2.5-0.5b --layers 1"; fail=1
+fi
+
 expect_error() { # args: description, expected text, command...
     desc=$1; text=$2; shift 2
     err=$("$@" 2>&1 >/dev/null); rc=$?
@@ -64,6 +99,9 @@ expect_error() { # args: description, expected text, command...
 }
 expect_error "vocab mismatch" "has 512 tokens" "$tool" --shape llama-2-7b --out "$tmp/bad" --tokenizer "$tokdir"
 [ -e "$tmp/bad" ] && { echo "FAIL: a refused tokenizer still created the output directory"; fail=1; }
+[ -f "$qtok/tokenizer.json" ] &&
+    expect_error "tokenizer larger than the vocab" "has 151669 tokens" "$tool" --shape llama-3-8b --out "$tmp/bad" --tokenizer "$qtok"
+expect_error "group size not dividing 576" "group size" "$tool" --shape smollm2-135m --out "$tmp/bad" --awq 128
 expect_error "unknown shape" "unknown --shape" "$tool" --shape llama-9 --out "$tmp/bad"
 expect_error "bad dtype" "--dtype" "$tool" --shape tiny --out "$tmp/bad" --dtype f8
 expect_error "bad group" "group size" "$tool" --shape tiny --out "$tmp/bad" --awq 100

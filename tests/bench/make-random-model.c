@@ -2,20 +2,26 @@
  * the shapes of a real model and random weights, for decode benchmarks and
  * quantizer measurements when the real weights are not at hand.
  *
- *   hr-make-random-model --shape tiny|llama-3.2-1b|llama-2-7b --out DIR
+ *   hr-make-random-model --shape NAME --out DIR
  *                        [--seed N] [--dtype f16|bf16|f32] [--awq G]
  *                        [--tokenizer DIR] [--layers N] [--threads N]
  *
- * Writes DIR/config.json (LlamaForCausalLM) and DIR/model.safetensors, one
- * tensor in memory at a time (hr_safetensors_write), so peak memory is the
- * largest tensor (the embedding: 525 MB in FP16 for llama-3.2-1b).
+ * NAME is one of SHAPES below: tiny, llama-3.2-1b, llama-3.2-3b, llama-3-8b,
+ * llama-2-7b, qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-7b, smollm2-135m.
+ *
+ * Writes DIR/config.json (LlamaForCausalLM, or Qwen2ForCausalLM for the
+ * qwen2.5 shapes) and DIR/model.safetensors, one tensor in memory at a time
+ * (hr_safetensors_write), so peak memory is the largest tensor (the
+ * embedding: 525 MB in FP16 for llama-3.2-1b).
  *
  * Weights: every linear and the embedding (and an untied lm_head) are
  * ~ N(0, 0.02), drawn as an Irwin-Hall sum of four 16-bit uniforms (bounded
  * at ±3.46 sigma, so no outliers); norms are 1. With RMSNorm in front of
  * every linear this keeps each block's output at O(1) through all layers, so
  * the engine and the quantizer do ordinary floating-point work (no overflow,
- * no NaN) and the logits are near-uniform (perplexity ≈ vocab size).
+ * no NaN) and the logits are near-uniform (perplexity ≈ vocab size). Qwen2
+ * shapes also get q/k/v_proj.bias ~ N(0, 0.02), in the model's dtype (FP16
+ * with --awq, where AutoAWQ keeps biases as FP tensors too).
  *
  * --awq G writes an AutoAWQ "GEMM" 4-bit checkpoint directly (layout in
  * quantize/quantize.h): qweight int32 [in, out/8] with uniformly random
@@ -33,8 +39,10 @@
  * the full model.
  *
  * --tokenizer DIR copies tokenizer.json, tokenizer_config.json,
- * special_tokens_map.json and generation_config.json (those present) and
- * refuses a tokenizer whose vocabulary size differs from the shape's.
+ * special_tokens_map.json and generation_config.json (those present). It
+ * refuses a tokenizer with more tokens than the shape's vocab_size, or with
+ * more than VOCAB_PAD_MAX fewer (real configs pad vocab_size past the
+ * tokenizer: Qwen2.5's 151936 or 152064 rows for 151665 tokens).
  */
 #include <errno.h>
 #include <math.h>
@@ -61,18 +69,39 @@ typedef struct {
     int bos;
     int n_eos;
     int eos[3];
+    bool qwen2;         /* Qwen2ForCausalLM: q/k/v biases, Qwen2 config keys */
 } Shape;
+
+/* How many rows of the embedding may have no token (see check_tokenizer). */
+#define VOCAB_PAD_MAX 1024
 
 static const Shape SHAPES[] = {
     /* A small GQA Llama for tests: vocab 512 so that stories260K's tokenizer
      * fits; every input width a multiple of 128 so any AWQ group size <= 128
      * that is a power of two works; untied so lm_head is exercised. */
-    { "tiny", 256, 4, 8, 2, 32, 768, 512, 2048, 10000.0, false, false, 1e-5, 1, 1, { 2 } },
+    { "tiny", 256, 4, 8, 2, 32, 768, 512, 2048, 10000.0, false, false, 1e-5, 1, 1, { 2 }, false },
     /* meta-llama/Llama-3.2-1B's config.json. */
     { "llama-3.2-1b", 2048, 16, 32, 8, 64, 8192, 128256, 131072, 500000.0, true, true, 1e-5, 128000, 2,
-      { 128001, 128009 } },
+      { 128001, 128009 }, false },
+    /* meta-llama/Llama-3.2-3B's config.json. */
+    { "llama-3.2-3b", 3072, 28, 24, 8, 128, 8192, 128256, 131072, 500000.0, true, true, 1e-5, 128000, 1,
+      { 128001 }, false },
+    /* meta-llama/Meta-Llama-3-8B's config.json. */
+    { "llama-3-8b", 4096, 32, 32, 8, 128, 14336, 128256, 8192, 500000.0, false, false, 1e-5, 128000, 1,
+      { 128001 }, false },
     /* meta-llama/Llama-2-7b-hf's config.json. */
-    { "llama-2-7b", 4096, 32, 32, 32, 128, 11008, 32000, 4096, 10000.0, false, false, 1e-5, 1, 1, { 2 } },
+    { "llama-2-7b", 4096, 32, 32, 32, 128, 11008, 32000, 4096, 10000.0, false, false, 1e-5, 1, 1, { 2 }, false },
+    /* Qwen/Qwen2.5-0.5B, -1.5B and -7B's config.json (the base models; the
+     * -Instruct ones differ in eos 151645, max_position 32768 and the
+     * sliding-window keys, none of which changes a tensor). */
+    { "qwen2.5-0.5b", 896, 24, 14, 2, 64, 4864, 151936, 32768, 1000000.0, false, true, 1e-6, 151643, 1,
+      { 151643 }, true },
+    { "qwen2.5-1.5b", 1536, 28, 12, 2, 128, 8960, 151936, 131072, 1000000.0, false, true, 1e-6, 151643, 1,
+      { 151643 }, true },
+    { "qwen2.5-7b", 3584, 28, 28, 4, 128, 18944, 152064, 131072, 1000000.0, false, false, 1e-6, 151643, 1,
+      { 151643 }, true },
+    /* HuggingFaceTB/SmolLM2-135M's config.json. */
+    { "smollm2-135m", 576, 30, 9, 3, 64, 1536, 49152, 8192, 100000.0, false, true, 1e-5, 0, 1, { 0 }, false },
 };
 
 /* ---- random numbers ------------------------------------------------------------ */
@@ -219,6 +248,11 @@ build_tensor_list(Model *m, const Shape *sh, int n_layers, HrDType dt, int awq_g
         for (int i = 0; i < 4; i++) {
             g_snprintf(p, sizeof p, "model.layers.%d.self_attn.%s", l, attn[i]);
             add_linear(m, p, attn_out[i], attn_in[i], dt, awq_g);
+            if (sh->qwen2 && i < 3) {
+                /* Qwen2's q/k/v biases; FP (dt is f16 with --awq) like AutoAWQ's. */
+                g_snprintf(name, sizeof name, "%s.bias", p);
+                add_tensor(m, name, dt, 1, attn_out[i], 0, FILL_NORMAL);
+            }
         }
         g_snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
         add_tensor(m, name, dt, 1, d, 0, FILL_ONES);
@@ -360,14 +394,9 @@ torch_dtype_name(HrDType dt)
     return dt == HR_DTYPE_F32 ? "float32" : dt == HR_DTYPE_BF16 ? "bfloat16" : "float16";
 }
 
-static char *
-config_json(const Shape *sh, int n_layers, HrDType dt, int awq_g, uint64_t seed)
+static void
+append_eos(GString *s, const Shape *sh)
 {
-    GString *s = g_string_new("{\n");
-    g_string_append(s, "  \"architectures\": [\"LlamaForCausalLM\"],\n");
-    g_string_append(s, "  \"model_type\": \"llama\",\n");
-    g_string_append(s, "  \"attention_bias\": false,\n  \"attention_dropout\": 0.0,\n  \"mlp_bias\": false,\n");
-    g_string_append_printf(s, "  \"bos_token_id\": %d,\n", sh->bos);
     if (sh->n_eos == 1) {
         g_string_append_printf(s, "  \"eos_token_id\": %d,\n", sh->eos[0]);
     } else {
@@ -376,16 +405,39 @@ config_json(const Shape *sh, int n_layers, HrDType dt, int awq_g, uint64_t seed)
             g_string_append_printf(s, "%s%d", i ? ", " : "", sh->eos[i]);
         g_string_append(s, "],\n");
     }
-    g_string_append_printf(s, "  \"head_dim\": %d,\n", sh->head_dim);
+}
+
+/* The keys of the real model's config.json (hearth_random_model aside);
+ * num_hidden_layers is --layers'. Qwen2 configs have no head_dim (it is
+ * hidden_size / num_attention_heads), no attention_bias (the biases are
+ * implied by the architecture) and sliding-window keys, off. */
+static char *
+config_json(const Shape *sh, int n_layers, HrDType dt, int awq_g, uint64_t seed)
+{
+    GString *s = g_string_new("{\n");
+    g_string_append_printf(s, "  \"architectures\": [\"%s\"],\n", sh->qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM");
+    g_string_append_printf(s, "  \"model_type\": \"%s\",\n", sh->qwen2 ? "qwen2" : "llama");
+    if (!sh->qwen2)
+        g_string_append(s, "  \"attention_bias\": false,\n");
+    g_string_append(s, "  \"attention_dropout\": 0.0,\n");
+    if (!sh->qwen2)
+        g_string_append(s, "  \"mlp_bias\": false,\n");
+    g_string_append_printf(s, "  \"bos_token_id\": %d,\n", sh->bos);
+    append_eos(s, sh);
+    if (!sh->qwen2)
+        g_string_append_printf(s, "  \"head_dim\": %d,\n", sh->head_dim);
     g_string_append(s, "  \"hidden_act\": \"silu\",\n");
     g_string_append_printf(s, "  \"hidden_size\": %d,\n", sh->dim);
     g_string_append(s, "  \"initializer_range\": 0.02,\n");
     g_string_append_printf(s, "  \"intermediate_size\": %d,\n", sh->hidden_dim);
     g_string_append_printf(s, "  \"max_position_embeddings\": %d,\n", sh->max_pos);
+    if (sh->qwen2)
+        g_string_append_printf(s, "  \"max_window_layers\": %d,\n", sh->n_layers);
     g_string_append_printf(s, "  \"num_attention_heads\": %d,\n", sh->n_heads);
     g_string_append_printf(s, "  \"num_hidden_layers\": %d,\n", n_layers);
     g_string_append_printf(s, "  \"num_key_value_heads\": %d,\n", sh->n_kv_heads);
-    g_string_append(s, "  \"pretraining_tp\": 1,\n");
+    if (!sh->qwen2)
+        g_string_append(s, "  \"pretraining_tp\": 1,\n");
     g_string_append_printf(s, "  \"rms_norm_eps\": %g,\n", sh->norm_eps);
     if (sh->llama3_rope)
         g_string_append(s, "  \"rope_scaling\": {\"factor\": 32.0, \"high_freq_factor\": 4.0, "
@@ -394,9 +446,13 @@ config_json(const Shape *sh, int n_layers, HrDType dt, int awq_g, uint64_t seed)
     else
         g_string_append(s, "  \"rope_scaling\": null,\n");
     g_string_append_printf(s, "  \"rope_theta\": %.1f,\n", sh->rope_theta);
+    if (sh->qwen2)
+        g_string_append_printf(s, "  \"sliding_window\": %d,\n", sh->max_pos);
     g_string_append_printf(s, "  \"tie_word_embeddings\": %s,\n", sh->tied ? "true" : "false");
     g_string_append_printf(s, "  \"torch_dtype\": \"%s\",\n", torch_dtype_name(dt));
     g_string_append(s, "  \"use_cache\": true,\n");
+    if (sh->qwen2)
+        g_string_append(s, "  \"use_mrope\": false,\n  \"use_sliding_window\": false,\n");
     g_string_append_printf(s, "  \"vocab_size\": %d,\n", sh->vocab);
     if (awq_g > 0)
         g_string_append_printf(s, "  \"quantization_config\": {\"quant_method\": \"awq\", \"bits\": 4, "
@@ -425,9 +481,12 @@ check_tokenizer(const char *dir, const Shape *sh)
     }
     int v = hr_tokenizer_vocab_size(tok);
     hr_tokenizer_free(tok);
-    if (v != sh->vocab) {
+    /* Every token id must have an embedding row; a few rows more are
+     * padding, as in Qwen2.5 (151936 rows, 151665 tokens). */
+    if (v > sh->vocab || sh->vocab - v > VOCAB_PAD_MAX) {
         fprintf(stderr, "hr-make-random-model: the tokenizer in %s has %d tokens; shape '%s' has a vocabulary "
-                "of %d\n", dir, v, sh->name, sh->vocab);
+                "of %d (the tokenizer may have at most %d fewer tokens, never more)\n", dir, v, sh->name, sh->vocab,
+                VOCAB_PAD_MAX);
         return false;
     }
     return true;
@@ -469,13 +528,18 @@ main(int argc, char **argv)
     g_autofree char *shape_name = NULL, *out_dir = NULL, *dtype_name = NULL, *tok_dir = NULL;
     gint64 seed = 0;
     int awq_g = 0, layers = 0, threads = 0;
+    GString *names = g_string_new(NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(SHAPES); i++)
+        g_string_append_printf(names, "%s%s", i ? ", " : "", SHAPES[i].name);
+    g_autofree char *shape_names = g_string_free(names, FALSE);
+    g_autofree char *unknown_shape = g_strdup_printf("unknown --shape (known: %s)", shape_names);
     GOptionEntry entries[] = {
-        { "shape", 0, 0, G_OPTION_ARG_STRING, &shape_name, "tiny, llama-3.2-1b or llama-2-7b", "NAME" },
+        { "shape", 0, 0, G_OPTION_ARG_STRING, &shape_name, shape_names, "NAME" },
         { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_dir, "Output directory (created)", "DIR" },
         { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Random seed (default 0)", "N" },
         { "dtype", 0, 0, G_OPTION_ARG_STRING, &dtype_name, "f16 (default), bf16 or f32", "TYPE" },
         { "awq", 0, 0, G_OPTION_ARG_INT, &awq_g, "Write an AutoAWQ GEMM 4-bit checkpoint with group size G", "G" },
-        { "tokenizer", 0, 0, G_OPTION_ARG_FILENAME, &tok_dir, "Copy the tokenizer files of DIR (same vocab)",
+        { "tokenizer", 0, 0, G_OPTION_ARG_FILENAME, &tok_dir, "Copy the tokenizer files of DIR (vocab that fits)",
           "DIR" },
         { "layers", 0, 0, G_OPTION_ARG_INT, &layers, "Only the first N decoder layers (default: all)", "N" },
         { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "Fill threads (default: all cores)", "N" },
@@ -496,7 +560,7 @@ main(int argc, char **argv)
         if (strcmp(shape_name, SHAPES[i].name) == 0)
             sh = &SHAPES[i];
     if (!sh)
-        return usage_error(ctx, "unknown --shape (tiny, llama-3.2-1b or llama-2-7b)");
+        return usage_error(ctx, unknown_shape);
 
     HrDType dt = HR_DTYPE_F16;
     if (dtype_name) {
@@ -520,6 +584,9 @@ main(int argc, char **argv)
                     "width of '%s' (%d, %d, %d)\n", awq_g, sh->name, sh->dim, q, sh->hidden_dim);
             return 2;
         }
+        /* Eight nibbles a word along the output: every shape has out % 8 == 0. */
+        g_assert(q % 8 == 0 && sh->n_kv_heads * sh->head_dim % 8 == 0 && sh->dim % 8 == 0 &&
+                 sh->hidden_dim % 8 == 0);
     }
     if (layers < 0 || layers > sh->n_layers)
         return usage_error(ctx, "--layers must be between 1 and the shape's layer count");
