@@ -9,8 +9,18 @@
  * the bytes one decode step reads (resident weights the step touches + the
  * KV cache at the mean decode position) and, measured in the same run, the
  * device's read bandwidth, so decode tokens/s can be read as a fraction of
- * the bandwidth roofline. */
+ * the bandwidth roofline.
+ *
+ * With --gemv ROWSxCOLS (no model) it times one kernel instead: the decode
+ * GEMV (one token) of a random 4-bit (HrQMat) or F16 (HrMat) matrix of that
+ * shape, as microseconds per call and GB/s of weight bytes read, beside the
+ * host's read bandwidth measured in the same run on the same thread pool
+ * (hr_cpu_read_bandwidth). The calls cycle through enough copies of the
+ * matrix to fill --footprint MiB, so the weights come from memory, not from
+ * the last-level cache, as in a decode step of a real model. */
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -18,6 +28,8 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "cpu-bandwidth.h"
+#include "cpu-kernels.h"
 #include "hearth-cli.h"
 #include "model.h"
 #include "safetensors.h"
@@ -81,26 +93,452 @@ untied_embedding_bytes(const char *dir, const HrModelConfig *cfg)
     return b;
 }
 
+/* ---- --gemv: one kernel against the read bandwidth ------------------------------ */
+
+typedef struct {
+    char **shapes;       /* --gemv, each "RxC" or a comma list */
+    char *weights;       /* q4 (default) or f16 */
+    char *impl;          /* an hr_matmul_impl_name(), default auto */
+    int group, threads, reps, footprint_mb;
+    double min_time;
+    gboolean json;
+} GemvOpts;
+
+typedef struct {
+    int rows, cols;
+} Shape;
+
+typedef struct {
+    Shape s;
+    size_t weight_bytes;  /* one copy */
+    int copies;
+    long calls;           /* per rep, the last one */
+    double us_med, us_min, us_max, gbs_med, gbs_min, gbs_max;
+} GemvResult;
+
+enum { GEMV_MAX_DIM = 1 << 20, GEMV_MAX_COPIES = 1 << 16 };
+
+/* HrMatmulImpl values by name: every value hr_matmul_impl_name() knows
+ * (it answers "?" past the last one). */
+static bool
+impl_from_name(const char *name, HrMatmulImpl *out)
+{
+    for (int i = 0; i < 256; i++) {
+        const char *n = hr_matmul_impl_name((HrMatmulImpl)i);
+        if (!n || strcmp(n, "?") == 0)
+            break;
+        if (strcmp(n, name) == 0) {
+            *out = (HrMatmulImpl)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* "auto, scalar, ..." (all = FALSE: the ones this CPU runs). */
+static char *
+impl_names(bool all)
+{
+    GString *s = g_string_new(NULL);
+    for (int i = 0; i < 256; i++) {
+        const char *n = hr_matmul_impl_name((HrMatmulImpl)i);
+        if (!n || strcmp(n, "?") == 0)
+            break;
+        if (!all && !hr_matmul_impl_available((HrMatmulImpl)i))
+            continue;
+        g_string_append_printf(s, "%s%s", s->len ? ", " : "", n);
+    }
+    return g_string_free(s, FALSE);
+}
+
+static bool
+parse_dim(const char *s, const char *end, int *out)
+{
+    if (s == end || end - s > 9)
+        return false;
+    long v = 0;
+    for (const char *p = s; p < end; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    if (v < 1 || v > GEMV_MAX_DIM)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+/* One "ROWSxCOLS" (surrounding spaces allowed). */
+static bool
+parse_shape(const char *spec, Shape *out)
+{
+    g_autofree char *t = g_strstrip(g_strdup(spec));
+    const char *x = strpbrk(t, "xX");
+    return x && parse_dim(t, x, &out->rows) && parse_dim(x + 1, t + strlen(t), &out->cols);
+}
+
+static uint64_t
+xorshift64(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static void
+fill_random(void *dst, size_t n, uint64_t *seed)
+{
+    unsigned char *p = dst;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v = xorshift64(seed);
+        memcpy(p + i, &v, 8);
+    }
+    for (; i < n; i++)
+        p[i] = (unsigned char)xorshift64(seed);
+}
+
+static float
+rand_unit(uint64_t *seed) /* [0, 1) */
+{
+    return (float)(xorshift64(seed) >> 40) * (1.0f / 16777216.0f);
+}
+
+static size_t
+round_up(size_t n, size_t a)
+{
+    return (n + a - 1) / a * a;
+}
+
+/* Time the decode GEMV of one shape; 0 or an exit status with the message
+ * printed. */
+static int
+gemv_one(const GemvOpts *o, HrThreadPool *pool, HrMatmulImpl impl, Shape sh, GemvResult *res)
+{
+    const bool q4 = strcmp(o->weights, "q4") == 0;
+    const int rows = sh.rows, cols = sh.cols, ng = q4 ? cols / o->group : 0;
+    /* Strides of one copy inside the shared buffers, 64-byte aligned. */
+    const size_t q_stride = round_up(q4 ? (size_t)rows * (size_t)(cols / 2) : (size_t)rows * (size_t)cols * 2, 64);
+    const size_t s_stride = q4 ? round_up((size_t)rows * (size_t)ng, 16) : 0; /* floats */
+    HrQMat probe = { NULL, NULL, NULL, rows, cols, o->group, ng };
+    const size_t wbytes = q4 ? hr_qmat_bytes(&probe) : (size_t)rows * (size_t)cols * 2;
+    const size_t copy_bytes = q_stride + 2 * s_stride * sizeof(float);
+    const size_t footprint = (size_t)o->footprint_mb << 20;
+    size_t copies = footprint / copy_bytes;
+    copies = copies < 1 ? 1 : copies > GEMV_MAX_COPIES ? GEMV_MAX_COPIES : copies;
+    int rc = 1;
+
+    unsigned char *qbuf = g_try_malloc(q_stride * copies);
+    float *sbuf = s_stride ? g_try_malloc(s_stride * copies * sizeof(float)) : NULL;
+    float *zbuf = s_stride ? g_try_malloc(s_stride * copies * sizeof(float)) : NULL;
+    HrQMat *qm = g_new0(HrQMat, copies);
+    HrMat *fm = g_new0(HrMat, copies);
+    float *x = g_new(float, cols), *out = g_new(float, rows);
+    double *us = g_new(double, o->reps), *gbs = g_new(double, o->reps);
+    if (!qbuf || (s_stride && (!sbuf || !zbuf))) {
+        fprintf(stderr, "hearth-cli bench: cannot allocate %zu copies of a %dx%d matrix (%.1f MB); lower --footprint\n",
+                copies, rows, cols, (double)(copy_bytes * copies) / 1e6);
+        goto out;
+    }
+
+    uint64_t seed = 0x9e3779b97f4a7c15ull ^ ((uint64_t)rows << 32) ^ (uint64_t)cols;
+    if (q4) {
+        fill_random(qbuf, q_stride, &seed);
+        for (size_t i = 0; i < (size_t)rows * (size_t)ng; i++) {
+            float s = 0.002f + 0.02f * rand_unit(&seed);
+            sbuf[i] = s;
+            zbuf[i] = s * (float)(xorshift64(&seed) & 15);
+        }
+    } else {
+        uint16_t *h = (uint16_t *)qbuf;
+        for (size_t i = 0; i < (size_t)rows * (size_t)cols; i++) {
+            uint64_t r = xorshift64(&seed); /* sign, exponent 11..14 (1/16 .. 1), mantissa */
+            h[i] = (uint16_t)(((r >> 20) & 1) << 15 | (11 + ((r >> 10) & 3)) << 10 | (r & 0x3ff));
+        }
+    }
+    for (size_t c = 0; c < copies; c++) {
+        if (c > 0) { /* identical contents; what counts is where they lie */
+            memcpy(qbuf + c * q_stride, qbuf, q_stride);
+            if (s_stride) {
+                memcpy(sbuf + c * s_stride, sbuf, s_stride * sizeof(float));
+                memcpy(zbuf + c * s_stride, zbuf, s_stride * sizeof(float));
+            }
+        }
+        qm[c] = (HrQMat){ qbuf + c * q_stride, s_stride ? sbuf + c * s_stride : NULL,
+                          s_stride ? zbuf + c * s_stride : NULL, rows, cols, o->group, ng };
+        fm[c] = (HrMat){ qbuf + c * q_stride, HR_DTYPE_F16, rows, cols };
+    }
+    for (int i = 0; i < cols; i++)
+        x[i] = 2.0f * rand_unit(&seed) - 1.0f;
+
+#define GEMV_CALL(c)                                                                   \
+    do {                                                                               \
+        if (q4 && impl == HR_MATMUL_AUTO)                                              \
+            hr_matmul_q4(pool, out, &qm[c], NULL, x, 1, NULL);                         \
+        else if (q4)                                                                   \
+            hr_matmul_q4_impl(impl, pool, out, &qm[c], NULL, x, 1, NULL);              \
+        else if (impl == HR_MATMUL_AUTO)                                               \
+            hr_matmul(pool, out, &fm[c], NULL, x, 1, NULL);                            \
+        else                                                                           \
+            hr_matmul_impl(impl, pool, out, &fm[c], NULL, x, 1, NULL);                 \
+    } while (0)
+
+    GEMV_CALL(0); /* warm-up: threads awake, code and x in cache */
+    if (!isfinite(out[0]) || !isfinite(out[rows - 1])) {
+        fprintf(stderr, "hearth-cli bench: the %dx%d GEMV gave a non-finite output\n", rows, cols);
+        goto out;
+    }
+    const gint64 min_us = (gint64)(o->min_time * 1e6);
+    size_t c = 1 % copies;
+    long calls = 0;
+    for (int r = 0; r < o->reps; r++) {
+        calls = 0;
+        gint64 t0 = g_get_monotonic_time(), dt;
+        do {
+            GEMV_CALL(c);
+            c = c + 1 == copies ? 0 : c + 1;
+            calls++;
+            dt = g_get_monotonic_time() - t0;
+        } while (dt < min_us);
+        us[r] = (double)dt / (double)calls;
+        gbs[r] = (double)wbytes / (us[r] * 1e3); /* bytes / ns = GB/s */
+    }
+#undef GEMV_CALL
+
+    res->s = sh;
+    res->weight_bytes = wbytes;
+    res->copies = (int)copies;
+    res->calls = calls;
+    res->us_min = min_of(us, o->reps);
+    res->us_max = max_of(us, o->reps);
+    res->us_med = median(us, o->reps);
+    res->gbs_min = min_of(gbs, o->reps);
+    res->gbs_max = max_of(gbs, o->reps);
+    res->gbs_med = median(gbs, o->reps);
+    rc = 0;
+out:
+    g_free(qbuf);
+    g_free(sbuf);
+    g_free(zbuf);
+    g_free(qm);
+    g_free(fm);
+    g_free(x);
+    g_free(out);
+    g_free(us);
+    g_free(gbs);
+    return rc;
+}
+
+static int
+bench_gemv(const GemvOpts *o)
+{
+    GArray *shapes = g_array_new(FALSE, FALSE, sizeof(Shape));
+    GemvResult *res = NULL;
+    HrThreadPool *pool = NULL;
+    int rc = 2;
+    const bool q4 = strcmp(o->weights, "q4") == 0;
+    HrMatmulImpl impl = HR_MATMUL_AUTO;
+
+    if (!q4 && strcmp(o->weights, "f16") != 0) {
+        fprintf(stderr, "hearth-cli bench: --weights must be q4 or f16, not '%s'\n", o->weights);
+        goto out;
+    }
+    if (!impl_from_name(o->impl, &impl)) {
+        g_autofree char *names = impl_names(true);
+        fprintf(stderr, "hearth-cli bench: unknown --impl '%s' (one of: %s)\n", o->impl, names);
+        goto out;
+    }
+    if (!hr_matmul_impl_available(impl)) {
+        g_autofree char *names = impl_names(false);
+        fprintf(stderr, "hearth-cli bench: --impl %s cannot run on this CPU (available: %s)\n", o->impl, names);
+        goto out;
+    }
+    if (o->reps < 1 || o->threads < 0 || o->footprint_mb < 0 || !(o->min_time >= 0 && o->min_time <= 60)) {
+        fprintf(stderr, "hearth-cli bench: --reps must be positive, --threads and --footprint not negative, "
+                        "--min-time within 0 .. 60 s\n");
+        goto out;
+    }
+    if (q4 && (o->group < 2 || o->group % 2)) {
+        fprintf(stderr, "hearth-cli bench: --group must be even and at least 2, not %d\n", o->group);
+        goto out;
+    }
+    for (char **sp = o->shapes; *sp; sp++) {
+        g_auto(GStrv) parts = g_strsplit(*sp, ",", -1);
+        if (!parts[0]) {
+            fprintf(stderr, "hearth-cli bench: --gemv needs ROWSxCOLS\n");
+            goto out;
+        }
+        for (char **p = parts; *p; p++) {
+            Shape s;
+            if (!parse_shape(*p, &s)) {
+                fprintf(stderr, "hearth-cli bench: --gemv '%s' is not ROWSxCOLS with both in 1 .. %d\n", *p,
+                        GEMV_MAX_DIM);
+                goto out;
+            }
+            if (q4 && s.cols % 2) {
+                fprintf(stderr, "hearth-cli bench: --gemv %dx%d: 4-bit weights need an even number of columns\n",
+                        s.rows, s.cols);
+                goto out;
+            }
+            if (q4 && s.cols % o->group) {
+                fprintf(stderr, "hearth-cli bench: --gemv %dx%d: the group size %d does not divide the %d columns "
+                                "(set --group)\n", s.rows, s.cols, o->group, s.cols);
+                goto out;
+            }
+            g_array_append_val(shapes, s);
+        }
+    }
+
+    rc = 1;
+    const int n_threads = o->threads > 0 ? o->threads : (int)g_get_num_processors();
+    pool = hr_pool_new(n_threads);
+    HrError err = { 0 };
+    double bw = 0.0;
+    if (hr_cpu_read_bandwidth(pool, &bw, &err) != HR_OK) {
+        fprintf(stderr, "hearth-cli bench: %s\n", err.message);
+        goto out;
+    }
+    res = g_new0(GemvResult, shapes->len);
+    for (guint i = 0; i < shapes->len; i++)
+        if (gemv_one(o, pool, impl, g_array_index(shapes, Shape, i), &res[i]) != 0)
+            goto out;
+
+    const char *impl_name = hr_matmul_impl_name(impl);
+    char wdesc[32];
+    if (q4)
+        snprintf(wdesc, sizeof wdesc, "q4 g%d", o->group);
+    else
+        snprintf(wdesc, sizeof wdesc, "f16");
+    if (o->json) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "mode");
+        json_builder_add_string_value(b, "gemv");
+        json_builder_set_member_name(b, "weights");
+        json_builder_add_string_value(b, o->weights);
+        if (q4) {
+            json_builder_set_member_name(b, "group");
+            json_builder_add_int_value(b, o->group);
+        }
+        json_builder_set_member_name(b, "impl");
+        json_builder_add_string_value(b, impl_name);
+        json_builder_set_member_name(b, "threads");
+        json_builder_add_int_value(b, n_threads);
+        json_builder_set_member_name(b, "reps");
+        json_builder_add_int_value(b, o->reps);
+        json_builder_set_member_name(b, "min_time_s");
+        json_builder_add_double_value(b, o->min_time);
+        json_builder_set_member_name(b, "footprint_mb");
+        json_builder_add_int_value(b, o->footprint_mb);
+        json_builder_set_member_name(b, "read_bandwidth_gb_s");
+        json_builder_add_double_value(b, bw / 1e9);
+        json_builder_set_member_name(b, "gemv");
+        json_builder_begin_array(b);
+        for (guint i = 0; i < shapes->len; i++) {
+            const GemvResult *r = &res[i];
+            json_builder_begin_object(b);
+            json_builder_set_member_name(b, "rows");
+            json_builder_add_int_value(b, r->s.rows);
+            json_builder_set_member_name(b, "cols");
+            json_builder_add_int_value(b, r->s.cols);
+            json_builder_set_member_name(b, "weight_bytes");
+            json_builder_add_int_value(b, (gint64)r->weight_bytes);
+            json_builder_set_member_name(b, "copies");
+            json_builder_add_int_value(b, r->copies);
+            json_builder_set_member_name(b, "calls_per_rep");
+            json_builder_add_int_value(b, r->calls);
+            json_builder_set_member_name(b, "us_per_call");
+            json_builder_add_double_value(b, r->us_med);
+            json_builder_set_member_name(b, "us_per_call_min");
+            json_builder_add_double_value(b, r->us_min);
+            json_builder_set_member_name(b, "us_per_call_max");
+            json_builder_add_double_value(b, r->us_max);
+            json_builder_set_member_name(b, "gb_s");
+            json_builder_add_double_value(b, r->gbs_med);
+            json_builder_set_member_name(b, "gb_s_min");
+            json_builder_add_double_value(b, r->gbs_min);
+            json_builder_set_member_name(b, "gb_s_max");
+            json_builder_add_double_value(b, r->gbs_max);
+            json_builder_set_member_name(b, "fraction_of_bandwidth");
+            json_builder_add_double_value(b, r->gbs_med * 1e9 / bw);
+            json_builder_set_member_name(b, "fraction_of_bandwidth_min");
+            json_builder_add_double_value(b, r->gbs_min * 1e9 / bw);
+            json_builder_set_member_name(b, "fraction_of_bandwidth_max");
+            json_builder_add_double_value(b, r->gbs_max * 1e9 / bw);
+            json_builder_end_object(b);
+        }
+        json_builder_end_array(b);
+        json_builder_end_object(b);
+        g_autoptr(JsonGenerator) gen = json_generator_new();
+        g_autoptr(JsonNode) root = json_builder_get_root(b);
+        json_generator_set_root(gen, root);
+        json_generator_set_pretty(gen, TRUE);
+        g_autofree char *s = json_generator_to_data(gen, NULL);
+        printf("%s\n", s);
+    } else {
+        printf("bandwidth  %.2f GB/s read (%d threads, best of 5 passes over 512 MiB)\n", bw / 1e9, n_threads);
+        for (guint i = 0; i < shapes->len; i++) {
+            const GemvResult *r = &res[i];
+            printf("gemv       %dx%d %s, impl %s: %.1f us/call median (%.1f .. %.1f over %d reps), "
+                   "%.2f GB/s (%.2f .. %.2f) of %.2f MB weights x %d copies = %.1f %% of the read bandwidth\n",
+                   r->s.rows, r->s.cols, wdesc, impl_name, r->us_med, r->us_min, r->us_max, o->reps, r->gbs_med,
+                   r->gbs_min, r->gbs_max, (double)r->weight_bytes / 1e6, r->copies, 100.0 * r->gbs_med * 1e9 / bw);
+        }
+    }
+    rc = 0;
+out:
+    hr_pool_free(pool);
+    g_free(res);
+    g_array_free(shapes, TRUE);
+    return rc;
+}
+
 int
 hr_cli_bench(int argc, char **argv)
 {
     char *model_dir = NULL, *backend = NULL, *kv = NULL;
     int n_prompt = 512, n_gen = 128, reps = 3, threads = 0, ctx = 0;
     gboolean json = FALSE;
+    GemvOpts go = { NULL, NULL, NULL, 128, 0, 5, 512, 0.2, FALSE };
+    g_autofree char *impl_list = impl_names(true);
+    g_autofree char *impl_help = g_strdup_printf("--gemv: matmul implementation, one of %s (default auto)", impl_list);
     GOptionEntry entries[] = {
         { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, "Model directory", "DIR" },
         { "backend", 0, 0, G_OPTION_ARG_STRING, &backend, "Backend (default auto)", "NAME" },
         { "prompt", 'p', 0, G_OPTION_ARG_INT, &n_prompt, "Prompt tokens per repetition (default 512)", "N" },
         { "gen", 'n', 0, G_OPTION_ARG_INT, &n_gen, "Decoded tokens per repetition (default 128)", "N" },
-        { "reps", 0, 0, G_OPTION_ARG_INT, &reps, "Repetitions (default 3)", "R" },
+        { "reps", 0, 0, G_OPTION_ARG_INT, &reps, "Repetitions (default 3; 5 with --gemv)", "R" },
         { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "CPU threads (default: one per core)", "N" },
         { "ctx", 0, 0, G_OPTION_ARG_INT, &ctx, "KV cache capacity (default: prompt + gen)", "N" },
         { "kv", 0, 0, G_OPTION_ARG_STRING, &kv, "KV cache type: f16 (default) or f32", "TYPE" },
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object instead of text", NULL },
+        { "gemv", 0, 0, G_OPTION_ARG_STRING_ARRAY, &go.shapes,
+          "Time the decode GEMV of a random ROWSxCOLS matrix instead of a model (repeatable, or a comma list)",
+          "ROWSxCOLS[,...]" },
+        { "weights", 0, 0, G_OPTION_ARG_STRING, &go.weights, "--gemv: q4 (4-bit groups, default) or f16", "TYPE" },
+        { "group", 0, 0, G_OPTION_ARG_INT, &go.group, "--gemv: q4 group size (default 128)", "G" },
+        { "impl", 0, 0, G_OPTION_ARG_STRING, &go.impl, impl_help, "NAME" },
+        { "min-time", 0, 0, G_OPTION_ARG_DOUBLE, &go.min_time,
+          "--gemv: seconds each repetition lasts at least (default 0.2)", "S" },
+        { "footprint", 0, 0, G_OPTION_ARG_INT, &go.footprint_mb,
+          "--gemv: MiB of matrix copies the calls cycle through (default 512: weights come from memory; "
+          "0: one copy, cache-resident when it fits)", "MIB" },
         { NULL },
     };
     g_autoptr(GOptionContext) octx = g_option_context_new("— prefill and decode speed against the roofline");
     g_option_context_add_main_entries(octx, entries, NULL);
+    g_option_context_set_description(octx,
+        "With -m DIR: prefill and decode speed of a model (-p, -n, --reps, --threads, --ctx, --kv, --backend).\n"
+        "\n"
+        "With --gemv ROWSxCOLS (no -m): the CPU decode GEMV (one token, n = 1) of a random matrix, e.g.\n"
+        "  hearth-cli bench --gemv 4096x4096,4096x11008 --weights q4 --reps 5\n"
+        "Shapes: a comma list, and/or --gemv repeated. Each repetition (--reps, default 5 in this mode) calls\n"
+        "the kernel until --min-time has passed, cycling through copies of the matrix that fill --footprint\n"
+        "MiB. Reported per shape: microseconds per call and GB/s of weight bytes read (median and min .. max\n"
+        "over repetitions), and their fraction of the read bandwidth measured in the same run on the same\n"
+        "--threads (default: one per core). q4 needs an even COLS that --group divides.");
     g_autoptr(GError) error = NULL;
     int rc = 2;
     HrModel *model = NULL;
@@ -109,10 +547,35 @@ hr_cli_bench(int argc, char **argv)
     double *pre = NULL, *dec = NULL, *ttft = NULL;
     HrError err = { 0 };
 
+    /* --reps defaults to 5 with --gemv: tell an explicit --reps apart. */
+    reps = INT_MIN;
     if (!g_option_context_parse(octx, &argc, &argv, &error)) {
         fprintf(stderr, "hearth-cli bench: %s\n", error->message);
         goto out;
     }
+    if (go.shapes) {
+        if (argc > 1) {
+            fprintf(stderr, "hearth-cli bench: unexpected argument '%s'\n", argv[1]);
+            goto out;
+        }
+        if (model_dir) {
+            fprintf(stderr, "hearth-cli bench: --gemv and -m exclude each other\n");
+            goto out;
+        }
+        go.weights = go.weights ? go.weights : g_strdup("q4");
+        go.impl = go.impl ? go.impl : g_strdup("auto");
+        go.threads = threads;
+        go.reps = reps != INT_MIN ? reps : 5;
+        go.json = json;
+        rc = bench_gemv(&go);
+        goto out;
+    }
+    if (go.weights || go.impl) {
+        fprintf(stderr, "hearth-cli bench: --weights and --impl go with --gemv\n");
+        goto out;
+    }
+    if (reps == INT_MIN)
+        reps = 3;
     if (!model_dir || n_prompt < 1 || n_gen < 1 || reps < 1) {
         fprintf(stderr, "hearth-cli bench: -m DIR is required; -p, -n and --reps must be positive\n");
         goto out;
@@ -278,5 +741,8 @@ out:
     g_free(model_dir);
     g_free(backend);
     g_free(kv);
+    g_strfreev(go.shapes);
+    g_free(go.weights);
+    g_free(go.impl);
     return rc;
 }

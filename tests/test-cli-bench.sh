@@ -1,13 +1,83 @@
 #!/bin/sh
-# hearth-cli bench on stories260K: the JSON report has every figure, finite
-# and positive, and the roofline is consistent with them.
+# hearth-cli bench.
+# --gemv (no model needed): the text report has the GEMV's GB/s and the read
+# bandwidth, the JSON report has every figure, finite and positive, F16
+# weights work, and bad shapes / groups / implementations fail with a clear
+# message and a non-zero exit. Short runs: --min-time 0.01, small footprints.
+# -m on stories260K (skipped when absent): the JSON report has every figure,
+# finite and positive, and the roofline is consistent with them.
 set -u
 cli="$1"
+fail=0
+
+# ---- --gemv -------------------------------------------------------------------
+text=$("$cli" bench --gemv 256x512 --reps 2 --min-time 0.01 --footprint 16) || { echo "FAIL: bench --gemv exited $?"; fail=1; }
+echo "$text"
+echo "$text" | grep -Eq '^gemv .*256x512 q4 g128.* [0-9.]+ us/call.* [0-9.]+ GB/s' ||
+    { echo "FAIL: --gemv text lacks the us/call and GB/s figures"; fail=1; }
+echo "$text" | grep -Eq '^bandwidth +[0-9.]+ GB/s read' || { echo "FAIL: --gemv text lacks the read bandwidth"; fail=1; }
+echo "$text" | grep -Eq '[0-9.]+ % of the read bandwidth' || { echo "FAIL: --gemv text lacks the fraction"; fail=1; }
+
+positive() { # $1 = JSON text, $2.. = keys whose every value must be > 0
+    j="$1"
+    shift
+    for k in "$@"; do
+        vs=$(echo "$j" | sed -n "s/^ *\"$k\" : \([0-9.e+-]*\).*/\1/p")
+        [ -n "$vs" ] || { echo "FAIL: $k is missing"; fail=1; continue; }
+        for v in $vs; do
+            awk -v v="$v" 'BEGIN{exit !(v+0 > 0)}' || { echo "FAIL: $k = '$v' is not a positive number"; fail=1; }
+        done
+    done
+}
+gkeys="read_bandwidth_gb_s us_per_call us_per_call_min us_per_call_max gb_s gb_s_min gb_s_max fraction_of_bandwidth weight_bytes copies"
+# two shapes, a comma list and a repeated --gemv; f16 weights
+json=$("$cli" bench --gemv 64x256,32x128 --gemv 16x64 --weights f16 --reps 1 --min-time 0.01 --footprint 0 --json) ||
+    { echo "FAIL: bench --gemv --json exited $?"; fail=1; }
+echo "$json"
+case "$json" in "{"*"}") ;; *) echo "FAIL: --json output is not one object"; fail=1 ;; esac
+echo "$json" | grep -q '"weights" : "f16"' || { echo "FAIL: --json lacks weights f16"; fail=1; }
+[ "$(echo "$json" | grep -c '"rows" :')" = 3 ] || { echo "FAIL: --json does not have 3 shapes"; fail=1; }
+positive "$json" $gkeys
+# f16 bytes = rows * cols * 2
+echo "$json" | grep -q '"weight_bytes" : 32768,' || { echo "FAIL: 64x256 f16 weight_bytes is not 32768"; fail=1; }
+# q4 with a group, and an explicit implementation
+json=$("$cli" bench --gemv 128x256 --group 64 --impl scalar --reps 1 --min-time 0.01 --footprint 0 --json) ||
+    { echo "FAIL: bench --gemv --group 64 --impl scalar exited $?"; fail=1; }
+echo "$json" | grep -q '"impl" : "scalar"' || { echo "FAIL: --impl scalar is not reported"; fail=1; }
+echo "$json" | grep -q '"group" : 64,' || { echo "FAIL: --group 64 is not reported"; fail=1; }
+positive "$json" $gkeys
+
+# bad input: exit status 2 (usage) and a message naming the problem
+bad() { # $1 = expected message part, rest = arguments
+    want="$1"
+    shift
+    err=$("$cli" bench "$@" --reps 1 --min-time 0.01 --footprint 0 2>&1 >/dev/null)
+    st=$?
+    [ $st -eq 2 ] || { echo "FAIL: bench $* exited $st, not 2"; fail=1; }
+    case "$err" in *"$want"*) ;; *) echo "FAIL: bench $*: '$err' lacks '$want'"; fail=1 ;; esac
+}
+bad "'0x5' is not ROWSxCOLS" --gemv 0x5
+bad "'abc' is not ROWSxCOLS" --gemv abc
+bad "'4x-4' is not ROWSxCOLS" --gemv 4x-4
+bad "'4x4x4' is not ROWSxCOLS" --gemv 4x4x4
+bad "'' is not ROWSxCOLS" --gemv 64x128,
+bad "even number of columns" --gemv 16x255
+bad "group size 128 does not divide the 192 columns" --gemv 16x192
+bad "group size 48 does not divide the 128 columns" --gemv 16x128 --group 48
+bad "--group must be even" --gemv 16x128 --group 3
+bad "--weights must be q4 or f16" --gemv 16x128 --weights q8
+bad "unknown --impl 'bogus'" --gemv 16x128 --impl bogus
+bad "exclude each other" --gemv 16x128 -m /nonexistent
+bad "unexpected argument '16x256'" --gemv 16x128 16x256
+
+# ---- -m -----------------------------------------------------------------------
 model="${HEARTH_ASSETS:-}/models/stories260K/hf_f16"
-[ -d "$model" ] || { echo "SKIP: $model is absent"; exit 77; }
+if [ ! -d "$model" ]; then
+    echo "SKIP (model part): $model is absent"
+    exit $fail
+fi
 out=$("$cli" bench -m "$model" -p 16 -n 8 --reps 2 --json) || { echo "FAIL: bench exited $?"; exit 1; }
 echo "$out"
-fail=0
 for k in prefill_tok_s decode_tok_s ttft_ms bytes_per_token read_bandwidth_gb_s roofline_tok_s peak_rss_mb; do
     v=$(echo "$out" | sed -n "s/^ *\"$k\" : \([0-9.e+-]*\).*/\1/p")
     awk -v v="$v" 'BEGIN{exit !(v+0 > 0)}' || { echo "FAIL: $k = '$v' is not a positive number"; fail=1; }
@@ -19,4 +89,6 @@ text=$("$cli" bench -m "$model" -p 8 -n 4 --reps 1) || { echo "FAIL: text bench 
 case "$text" in *"decode"*"tok/s"*) ;; *) echo "FAIL: text output lacks the decode line"; fail=1 ;; esac
 err=$("$cli" bench -m "$model" -p 600 -n 600 --ctx 512 2>&1 >/dev/null)
 case "$err" in *"exceeds the context"*) ;; *) echo "FAIL: -p + -n over the context: '$err'"; fail=1 ;; esac
+err=$("$cli" bench -m "$model" --weights q4 2>&1 >/dev/null)
+case "$err" in *"go with --gemv"*) ;; *) echo "FAIL: --weights without --gemv: '$err'"; fail=1 ;; esac
 exit $fail
