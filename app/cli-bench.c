@@ -644,7 +644,9 @@ hr_cli_bench(int argc, char **argv)
     const size_t kv_elem = mopt.kv_type == HR_KV_F32 ? 4 : 2;
     const double mean_pos = n_prompt + n_gen / 2.0;
     const double kv_read = 2.0 * cfg->n_layers * cfg->n_kv_heads * cfg->head_dim * mean_pos * (double)kv_elem;
-    const double step_bytes = (double)(mem.weight_bytes - untied_embedding_bytes(model_dir, cfg)) + kv_read;
+    const double step_bytes = (mem.decode_weight_bytes ? (double)mem.decode_weight_bytes
+                                                       : (double)(mem.weight_bytes - untied_embedding_bytes(model_dir, cfg))) +
+                              kv_read;
     struct rusage ru; /* before the bandwidth probe's buffer */
     getrusage(RUSAGE_SELF, &ru);
     double bw = 0.0;

@@ -39,6 +39,10 @@ typedef struct {
     size_t kv_bytes;
     size_t scratch_bytes;
     const char *location;    /* "host", "device" */
+    /* Weight bytes one decode step reads (every layer, the final norm, the
+     * lm_head as the step reads it; not the embedding table, of which it
+     * gathers one row); 0 when the backend does not say. */
+    size_t decode_weight_bytes;
 } HrMemoryReport;
 
 /* progress in [0, 1]; return false to cancel loading. */

@@ -33,6 +33,10 @@ echo "greedy ids equal to FP: $same of 20"
 q8=$("$cli" generate -m "$tmp/q32" --prompt-ids 1 -n 64 --ids | tr ' ,' '\n\n' | awk 'NF')
 qx=$(HEARTH_CPU_EXACT=1 "$cli" generate -m "$tmp/q32" --prompt-ids 1 -n 64 --ids | tr ' ,' '\n\n' | awk 'NF')
 [ -n "$q8" ] && [ "$q8" = "$qx" ] || { echo "FAIL: int8-activation decode ids differ from FP32 activations"; fail=1; }
+# A large lm_head is read as int8 too; forced on this small one, the first
+# 32 ids stay those of FP32 (the 45th changes here: 64-wide rows, 512 tokens).
+l8=$(HEARTH_CPU_LM_HEAD=q8 "$cli" generate -m "$tmp/q32" --prompt-ids 1 -n 32 --ids | tr ' ,' '\n\n' | awk 'NF')
+[ -n "$l8" ] && [ "$l8" = "$(echo "$qx" | head -n 32)" ] || { echo "FAIL: int8 lm_head decode ids differ from FP32"; fail=1; }
 
 "$cli" quantize -i "$model" -o "$tmp/q64pc" --group-size 64 --per-channel-fallback 2>/dev/null || { echo "FAIL: per-channel quantize"; fail=1; }
 grep -q 'hearth_per_channel' "$tmp/q64pc/config.json" || { echo "FAIL: no hearth_per_channel"; fail=1; }

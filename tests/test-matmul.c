@@ -306,6 +306,87 @@ run_q8(HrThreadPool *pool, const char *pool_name, GRand *rng)
     }
 }
 
+/* int8 weights (hr_q8mat_from) and hr_matmul_q8w: each weight is within
+ * d_w / 2 of the original, and each output within the worst case of both
+ * roundings, sum_k |w| d_x / 2 + d_w / 2 |x| + d_w d_x / 4, of the FP
+ * product; the mean error far below it. */
+static void
+run_q8w(HrThreadPool *pool, const char *pool_name, GRand *rng)
+{
+    static const struct { int rows, cols, n; } qs[] = { { 1, 32, 1 }, { 37, 96, 2 }, { 130, 2048, 1 }, { 20, 64, 3 } };
+    for (size_t s = 0; s < G_N_ELEMENTS(qs); s++) {
+        const int rows = qs[s].rows, cols = qs[s].cols, n = qs[s].n, nb = cols / 32;
+        uint16_t *wh = g_new(uint16_t, (size_t)rows * cols);
+        float *wf = g_new(float, (size_t)rows * cols), *deq = g_new(float, cols);
+        for (size_t i = 0; i < (size_t)rows * cols; i++) {
+            float v = frand(rng, -0.1, 0.1) * (g_rand_int_range(rng, 0, 40) == 0 ? 8.0f : 1.0f);
+            wh[i] = hr_f32_to_f16(v);
+            wf[i] = hr_f16_to_f32(wh[i]);
+        }
+        HrMat m = { wh, HR_DTYPE_F16, rows, cols };
+        HR_CHECK(hr_q8mat_supported(&m), "q8mat: %dx%d F16 not supported", rows, cols);
+        if (!hr_q8mat_supported(&m)) {
+            g_free(wh);
+            g_free(wf);
+            g_free(deq);
+            continue;
+        }
+        HrQ8Mat q;
+        hr_q8mat_from(pool, &m, &q);
+        int wbad = 0;
+        for (int r = 0; r < rows; r++) {
+            hr_q8mat_row_f32(&q, r, deq);
+            for (int k = 0; k < cols; k++)
+                wbad += !(fabs(deq[k] - wf[(size_t)r * cols + k]) <= 0.5001 * q.d[(size_t)r * nb + k / 32] + 1e-12);
+        }
+        HR_CHECK(wbad == 0, "q8mat %dx%d pool %s: %d weights off by more than d/2", rows, cols, pool_name, wbad);
+        float *x = g_new(float, (size_t)n * cols), *out = g_new(float, (size_t)n * rows);
+        for (size_t i = 0; i < (size_t)n * cols; i++)
+            x[i] = frand(rng, -1.0, 1.0) * (g_rand_int_range(rng, 0, 50) == 0 ? 20.0f : 1.0f);
+        Ref R = reference(wf, rows, cols, x, n, NULL, NULL);
+        for (int impl = 0; impl < 2; impl++) {
+            const HrMatmulImpl im = impl ? HR_MATMUL_Q8_AVX512 : HR_MATMUL_Q8_AVX2;
+            if (!hr_matmul_impl_available(im))
+                continue;
+            hr_matmul_q8w_impl(im, pool, out, &q, x, n);
+            int bad = 0;
+            double sum_err = 0.0, sum_bound = 0.0, worst = 0.0;
+            for (int t = 0; t < n; t++)
+                for (int r = 0; r < rows; r++) {
+                    double bound = REL_TOL * R.mag[(size_t)t * rows + r];
+                    for (int b = 0; b < nb; b++) {
+                        double xa = 0.0, wa = 0.0, sw = 0.0, sx = 0.0;
+                        for (int k = 32 * b; k < 32 * b + 32; k++) {
+                            xa = fmax(xa, fabs(x[(size_t)t * cols + k]));
+                            wa = fmax(wa, fabs(wf[(size_t)r * cols + k]));
+                            sw += fabs(wf[(size_t)r * cols + k]);
+                            sx += fabs(x[(size_t)t * cols + k]);
+                        }
+                        const double dx = xa / 127.0, dw = wa / 127.0;
+                        bound += (sw * dx / 2 + dw / 2 * sx + 32 * dw * dx / 4) * 1.0001;
+                    }
+                    const double err = fabs((double)out[(size_t)t * rows + r] - R.ref[(size_t)t * rows + r]);
+                    bad += !(err <= bound);
+                    worst = isnan(err) ? INFINITY : fmax(worst, err / bound);
+                    sum_err += err;
+                    sum_bound += bound;
+                }
+            checks++;
+            HR_CHECK(bad == 0, "%s q8w %dx%d n=%d pool %s: %d of %d outputs past the bound (worst %.3g x)",
+                     hr_matmul_impl_name(im), rows, cols, n, pool_name, bad, n * rows, worst);
+            HR_CHECK(sum_err < 0.25 * sum_bound, "%s q8w %dx%d: mean error %.3g of the bound", hr_matmul_impl_name(im), rows,
+                     cols, sum_err / sum_bound);
+        }
+        ref_free(&R);
+        hr_q8mat_free(&q);
+        g_free(x);
+        g_free(out);
+        g_free(wh);
+        g_free(wf);
+        g_free(deq);
+    }
+}
+
 /* The comparison must catch a result with one K term dropped. */
 static void
 control(GRand *rng)
@@ -353,6 +434,9 @@ main(void)
     run_q8(NULL, "none", rng);
     run_q8(p2, "2", rng);
     run_q8(p3, "3", rng);
+    run_q8w(NULL, "none", rng);
+    run_q8w(p2, "2", rng);
+    run_q8w(p3, "3", rng);
     hr_pool_free(p2);
     hr_pool_free(p3);
     g_rand_free(rng);

@@ -41,6 +41,11 @@ typedef struct {
     HrBackendOptions opt;
     HrMat embed;                /* [vocab, dim] */
     HrMat lm_head;              /* [vocab, dim], == embed when tied */
+    /* The lm_head rounded to int8 per block of 32 (4-bit models, unless
+     * HEARTH_CPU_EXACT): decode reads it instead of lm_head, half the bytes
+     * of FP16; prefill with every row's logits (perplexity) keeps lm_head. */
+    HrQ8Mat *lm_q8;
+    size_t decode_weight_bytes; /* what one decode step reads */
     float *final_norm;          /* [dim] */
     CpuLayer *layers;
     HrThreadPool *pool;
@@ -276,6 +281,10 @@ cpu_destroy(void *p)
     CpuCtx *c = p;
     if (!c)
         return;
+    if (c->lm_q8) {
+        hr_q8mat_free(c->lm_q8);
+        g_free(c->lm_q8);
+    }
     if (c->layers) {
         for (int l = 0; l < c->cfg.n_layers; l++) {
             CpuLayer *L = &c->layers[l];
@@ -340,6 +349,21 @@ hr_rope_inv_freq(const HrModelConfig *cfg, float *inv_freq)
     }
 }
 
+/* Whether decode reads the lm_head as int8: for 4-bit models whose lm_head
+ * is large enough to matter (>= 16 Mi weights: 49152 x 576 and up), where it
+ * is then a third to a half of a step's bytes. HEARTH_CPU_LM_HEAD=q8 or fp
+ * forces it either way (tests); HEARTH_CPU_EXACT=1 never rounds. */
+static bool
+want_lm_q8(const HrModelConfig *cfg, const HrMat *m)
+{
+    const char *e = g_getenv("HEARTH_CPU_LM_HEAD");
+    if (hr_cpu_exact() || !hr_q8mat_supported(m) || (e && strcmp(e, "fp") == 0))
+        return false;
+    if (e && strcmp(e, "q8") == 0)
+        return true;
+    return cfg->awq && (size_t)m->rows * (size_t)m->cols >= ((size_t)1 << 24);
+}
+
 static HrStatus
 cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptions *opt,
            HrProgressFunc progress, void *user, void **ctx_out, HrError *err)
@@ -355,9 +379,12 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
     const int dim = cfg->dim, hd = cfg->head_dim;
     const int q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd;
     HrStatus st = take_mat(c, ts, "model.embed_tokens.weight", cfg->vocab_size, dim, &c->embed, &c->weight_bytes, err);
+    const size_t embed_bytes = c->weight_bytes;
+    size_t lm_bytes = 0; /* an untied lm_head's */
     if (st == HR_OK)
         st = take_vec(c, ts, "model.norm.weight", dim, &c->final_norm, &c->weight_bytes, err);
     if (st == HR_OK) {
+        const size_t before = c->weight_bytes;
         if (hr_tensor_set_find(ts, "lm_head.weight"))
             st = take_mat(c, ts, "lm_head.weight", cfg->vocab_size, dim, &c->lm_head, &c->weight_bytes, err);
         else if (cfg->tie_embeddings)
@@ -365,6 +392,7 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
         else
             st = hr_error_set(err, HR_ERR_FORMAT, "tensor 'lm_head.weight' is missing and the config "
                               "does not tie the embeddings (tie_word_embeddings is false)");
+        lm_bytes = c->weight_bytes - before;
     }
     size_t kv_elem = opt->kv_type == HR_KV_F32 ? sizeof(float) : sizeof(uint16_t);
     size_t cache_bytes = (size_t)opt->context_len * (size_t)kv_dim * kv_elem;
@@ -405,6 +433,23 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
     if (st != HR_OK) {
         cpu_destroy(c);
         return st;
+    }
+    /* Decode reads every layer, the final norm and the lm_head, not the
+     * embedding table (one row of it). */
+    c->decode_weight_bytes = c->weight_bytes - embed_bytes - lm_bytes +
+                             (size_t)c->lm_head.rows * (size_t)c->lm_head.cols * hr_dtype_size(c->lm_head.dtype);
+    if (want_lm_q8(cfg, &c->lm_head)) {
+        c->lm_q8 = g_new0(HrQ8Mat, 1);
+        hr_q8mat_from(c->pool, &c->lm_head, c->lm_q8);
+        const size_t fp = (size_t)c->lm_head.rows * (size_t)c->lm_head.cols * hr_dtype_size(c->lm_head.dtype);
+        const size_t q8 = hr_q8mat_bytes(c->lm_q8);
+        c->decode_weight_bytes = c->decode_weight_bytes - fp + q8;
+        c->weight_bytes = c->weight_bytes - lm_bytes + q8;
+        /* Its FP pages in the mapped file are read again only for a prefill
+         * that wants every row's logits (or the rows a tied embedding gathers). */
+        const HrTensor *t = hr_tensor_set_find(ts, lm_bytes ? "lm_head.weight" : "model.embed_tokens.weight");
+        if (t && t->data == c->lm_head.data)
+            drop_pages(t->data, (int64_t)fp);
     }
     c->inv_freq = g_new(float, hd / 2);
     hr_rope_inv_freq(cfg, c->inv_freq);
@@ -532,7 +577,10 @@ forward_chunk(CpuCtx *c, const int32_t *tokens, int n, int pos, float *logits, b
     int first = all_logits ? 0 : n - 1;
     for (int t = first; t < n; t++)
         hr_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, c->final_norm, dim, cfg->norm_eps);
-    hr_matmul(c->pool, logits, &c->lm_head, NULL, c->xb + (size_t)first * dim, n - first, NULL);
+    if (c->lm_q8 && n - first < 6)
+        hr_matmul_q8w(c->pool, logits, c->lm_q8, c->xb + (size_t)first * dim, n - first);
+    else
+        hr_matmul(c->pool, logits, &c->lm_head, NULL, c->xb + (size_t)first * dim, n - first, NULL);
 }
 
 static HrStatus
@@ -588,6 +636,7 @@ cpu_memory(void *p, HrMemoryReport *out)
     out->kv_bytes = c->kv_bytes;
     out->scratch_bytes = c->scratch_bytes + (size_t)c->logits_cap * c->cfg.vocab_size * sizeof(float);
     out->location = "host";
+    out->decode_weight_bytes = c->decode_weight_bytes;
 }
 
 /* ---- host GEMM for the quantizer ---------------------------------------------- */

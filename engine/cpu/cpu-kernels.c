@@ -700,36 +700,47 @@ have_avx512vnni(void)
     return cached;
 }
 
+/* One block of 32 activations at x to int8 in input order (*d its scale,
+ * *sum the sum of the int8 values). */
+__attribute__((target("avx2,fma,f16c"))) static inline __m256i
+q8_block(const float *x, float *d_out, int *sum)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 v[4], m = _mm256_setzero_ps();
+    for (int i = 0; i < 4; i++) {
+        v[i] = _mm256_loadu_ps(x + 8 * i);
+        m = _mm256_max_ps(m, _mm256_and_ps(v[i], absmask));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    *d_out = amax / 127.0f;
+    __m256i q[4]; /* rounded to nearest even, |q| <= 127 */
+    for (int i = 0; i < 4; i++)
+        q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], _mm256_set1_ps(id)));
+    __m256i qs = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    __m128i qs4 = _mm_add_epi32(_mm256_castsi256_si128(qs), _mm256_extracti128_si256(qs, 1));
+    qs4 = _mm_add_epi32(qs4, _mm_shuffle_epi32(qs4, 0x4e));
+    qs4 = _mm_add_epi32(qs4, _mm_shuffle_epi32(qs4, 0xb1));
+    *sum = _mm_cvtsi128_si32(qs4);
+    /* the packs work per 128-bit lane; the permute restores input order */
+    __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    return _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
 __attribute__((target("avx2,fma,f16c"))) static void
 q8_quantize(const float *x, int cols, int group, Q8Act *a)
 {
     const int ng = cols / group;
-    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     for (int g = 0; g < ng; g++)
         a->gsum[g] = 0.0f;
     for (int b = 0; b < cols; b += 32) {
-        __m256 v[4], m = _mm256_setzero_ps();
-        for (int i = 0; i < 4; i++) {
-            v[i] = _mm256_loadu_ps(x + b + 8 * i);
-            m = _mm256_max_ps(m, _mm256_and_ps(v[i], absmask));
-        }
-        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-        const float amax = _mm_cvtss_f32(m4);
-        const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
-        __m256i q[4]; /* rounded to nearest even, |q| <= 127 */
-        for (int i = 0; i < 4; i++)
-            q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], _mm256_set1_ps(id)));
-        __m256i qs = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-        __m128i qs4 = _mm_add_epi32(_mm256_castsi256_si128(qs), _mm256_extracti128_si256(qs, 1));
-        qs4 = _mm_add_epi32(qs4, _mm_shuffle_epi32(qs4, 0x4e));
-        qs4 = _mm_add_epi32(qs4, _mm_shuffle_epi32(qs4, 0xb1));
-        const int s = _mm_cvtsi128_si32(qs4);
-        /* 32 int8 in input order (the packs work per 128-bit lane; the
-         * permute undoes that), then evens and odds apart */
-        __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-        b8 = _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        float d;
+        int s;
+        __m256i b8 = q8_block(x + b, &d, &s);
+        /* evens and odds apart */
         b8 = _mm256_shuffle_epi8(b8, _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6,
                                                       8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
         b8 = _mm256_permute4x64_epi64(b8, 0xd8); /* evens of both lanes, then odds */
@@ -1211,6 +1222,216 @@ hr_matmul_q4(HrThreadPool *pool, float *out, const HrQMat *w, const float *bias,
              const float *residual)
 {
     hr_matmul_q4_impl(HR_MATMUL_AUTO, pool, out, w, bias, x, n, residual);
+}
+
+/* ---- int8 weights (the lm_head of 4-bit models on the CPU) ---------------- */
+
+bool
+hr_cpu_exact(void)
+{
+    return exact_activations();
+}
+
+bool
+hr_q8mat_supported(const HrMat *m)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    return m->cols > 0 && m->cols % 32 == 0 && m->rows > 0 && have_avx2();
+#else
+    (void)m;
+    return false;
+#endif
+}
+
+size_t
+hr_q8mat_bytes(const HrQ8Mat *m)
+{
+    return (size_t)m->rows * (size_t)m->cols + sizeof(float) * (size_t)m->rows * (size_t)(m->cols / 32);
+}
+
+void
+hr_q8mat_free(HrQ8Mat *m)
+{
+    if (!m)
+        return;
+    g_free(m->q);
+    g_free(m->d);
+    memset(m, 0, sizeof *m);
+}
+
+void
+hr_q8mat_row_f32(const HrQ8Mat *m, int r, float *dst)
+{
+    const int8_t *q = m->q + (size_t)r * (size_t)m->cols;
+    const float *d = m->d + (size_t)r * (size_t)(m->cols / 32);
+    for (int k = 0; k < m->cols; k++)
+        dst[k] = d[k / 32] * (float)q[k];
+}
+
+typedef struct {
+    const HrMat *src;
+    HrQ8Mat *dst;
+} Q8FromJob;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma,f16c"))) static void
+q8_from_rows(void *arg, int r0, int r1)
+{
+    const Q8FromJob *j = arg;
+    const int cols = j->src->cols, nb = cols / 32;
+    float *row = g_new(float, cols);
+    for (int r = r0; r < r1; r++) {
+        hr_mat_row_f32(j->src, r, row, cols);
+        for (int b = 0; b < nb; b++) {
+            float d;
+            int s;
+            __m256i b8 = q8_block(row + 32 * b, &d, &s);
+            _mm256_storeu_si256((__m256i *)(j->dst->q + (size_t)r * cols + 32 * (size_t)b), b8);
+            j->dst->d[(size_t)r * nb + b] = d;
+        }
+    }
+    g_free(row);
+}
+#endif
+
+void
+hr_q8mat_from(HrThreadPool *pool, const HrMat *m, HrQ8Mat *dst)
+{
+    dst->rows = m->rows;
+    dst->cols = m->cols;
+    dst->q = g_new(int8_t, (size_t)m->rows * (size_t)m->cols);
+    dst->d = g_new(float, (size_t)m->rows * (size_t)(m->cols / 32));
+#if defined(__x86_64__) && defined(__GNUC__)
+    Q8FromJob job = { m, dst };
+    hr_pool_run(pool, q8_from_rows, &job, m->rows, 64);
+#else
+    (void)pool;
+#endif
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* W row . x for int8 W and x, per block of 32: |w| x sign(x, w) keeps
+ * VPMADDUBSW's unsigned operand in 0..127, so its pair sums cannot
+ * saturate; AVX-512 VNNI sums the four products per lane in one VPDPBUSD. */
+__attribute__((target("avx2,fma,f16c"))) static float
+q8w_row_avx2(const int8_t *w, const float *dw, const int8_t *xq, const float *dx, int nb)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        _mm_prefetch((const char *)(w + 32 * b + HR_PREFETCH_AHEAD), _MM_HINT_T0);
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(w + 32 * b + 32));
+        __m256i p0 = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + 32 * b)), w0)),
+            ones);
+        __m256i p1 = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(_mm256_abs_epi8(w1),
+                                 _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + 32 * b + 32)), w1)),
+            ones);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dw[b] * dx[b]), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dw[b + 1] * dx[b + 1]), acc1);
+    }
+    if (b < nb) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
+        __m256i p0 = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + 32 * b)), w0)),
+            ones);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dw[b] * dx[b]), acc0);
+    }
+    return hsum256(_mm256_add_ps(acc0, acc1));
+}
+
+__attribute__((target(Q8_AVX512_TARGET))) static float
+q8w_row_vnni(const int8_t *w, const float *dw, const int8_t *xq, const float *dx, int nb)
+{
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        _mm_prefetch((const char *)(w + 32 * b + HR_PREFETCH_AHEAD), _MM_HINT_T0);
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(w + 32 * b + 32));
+        __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w0),
+                                         _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + 32 * b)), w0));
+        __m256i p1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w1),
+                                         _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + 32 * b + 32)), w1));
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dw[b] * dx[b]), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dw[b + 1] * dx[b + 1]), acc1);
+    }
+    if (b < nb) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
+        __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w0),
+                                         _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + 32 * b)), w0));
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dw[b] * dx[b]), acc0);
+    }
+    return hsum256(_mm256_add_ps(acc0, acc1));
+}
+
+/* nb blocks of 32 activations at x to int8 in input order. */
+__attribute__((target("avx2,fma,f16c"))) static void
+q8w_quantize(const float *x, size_t nb, int8_t *xq, float *dx)
+{
+    for (size_t b = 0; b < nb; b++) {
+        int s;
+        _mm256_storeu_si256((__m256i *)(xq + 32 * b), q8_block(x + 32 * b, &dx[b], &s));
+    }
+}
+
+typedef struct {
+    float *out;
+    const HrQ8Mat *w;
+    const int8_t *xq; /* [n, cols] */
+    const float *dx;  /* [n, cols / 32] */
+    int n;
+    bool vnni;
+} Q8WJob;
+
+static void
+q8w_rows(void *arg, int r0, int r1)
+{
+    const Q8WJob *j = arg;
+    const int cols = j->w->cols, nb = cols / 32, rows = j->w->rows;
+    const bool vnni = j->vnni;
+    for (int r = r0; r < r1; r++) {
+        const int8_t *w = j->w->q + (size_t)r * cols;
+        const float *dw = j->w->d + (size_t)r * nb;
+        for (int t = 0; t < j->n; t++) {
+            const int8_t *xq = j->xq + (size_t)t * cols;
+            const float *dx = j->dx + (size_t)t * nb;
+            j->out[(size_t)t * rows + r] = vnni ? q8w_row_vnni(w, dw, xq, dx, nb) : q8w_row_avx2(w, dw, xq, dx, nb);
+        }
+    }
+}
+#endif
+
+void
+hr_matmul_q8w(HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *x, int n)
+{
+    hr_matmul_q8w_impl(HR_MATMUL_AUTO, pool, out, w, x, n);
+}
+
+void
+hr_matmul_q8w_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *x, int n)
+{
+    if (n <= 0 || w->rows <= 0)
+        return;
+#if defined(__x86_64__) && defined(__GNUC__)
+    const int cols = w->cols, nb = cols / 32;
+    int8_t *xq = g_new(int8_t, (size_t)n * cols);
+    float *dx = g_new(float, (size_t)n * nb);
+    q8w_quantize(x, (size_t)n * (size_t)nb, xq, dx);
+    const bool vnni = impl == HR_MATMUL_Q8_AVX2 ? false : have_avx512vnni();
+    Q8WJob job = { out, w, xq, dx, n, vnni };
+    hr_pool_run(pool, q8w_rows, &job, w->rows, 16);
+    g_free(xq);
+    g_free(dx);
+#else
+    (void)impl;
+    (void)pool;
+    (void)out;
+    (void)x;
+#endif
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -90,6 +90,36 @@ void hr_matmul_q4(HrThreadPool *pool, float *out, const HrQMat *w, const float *
 void hr_matmul_q4_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQMat *w, const float *bias,
                        const float *x, int n, const float *residual);
 
+/* A dense matrix rounded to int8 per block of 32 inputs along each row
+ * (d = max|w| / 127, w ~ d * q, |q| <= 127), as the CPU decode reads the FP16
+ * lm_head of 4-bit models: half the bytes of FP16, with the activations
+ * rounded to int8 per block of 32 as well, as in the Q8 4-bit path. */
+typedef struct {
+    int8_t *q;  /* [rows, cols] */
+    float *d;   /* [rows, cols / 32] */
+    int rows, cols;
+} HrQ8Mat;
+
+/* Whether hr_q8mat_from() takes m here: cols a positive multiple of 32 and
+ * a CPU with AVX2 (the kernels' baseline). */
+bool hr_q8mat_supported(const HrMat *m);
+/* Rounds m into *dst (allocated; rows split over pool). */
+void hr_q8mat_from(HrThreadPool *pool, const HrMat *m, HrQ8Mat *dst);
+size_t hr_q8mat_bytes(const HrQ8Mat *m);
+void hr_q8mat_free(HrQ8Mat *m);
+/* Dequantized row r into dst[cols] (tests, reference). */
+void hr_q8mat_row_f32(const HrQ8Mat *m, int r, float *dst);
+/* out[t, r] = W[r, :] . x[t, :] for t < n, activations rounded to int8 per
+ * block of 32; each token re-reads W, so this is for decode (small n). */
+void hr_matmul_q8w(HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *x, int n);
+/* The same with VPMADDUBSW only (HR_MATMUL_Q8_AVX2) or VNNI where the CPU
+ * has it (any other value). */
+void hr_matmul_q8w_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *x, int n);
+
+/* Whether HEARTH_CPU_EXACT asks for FP32 activations and FP weights as
+ * stored (no int8 rounding anywhere on the CPU). */
+bool hr_cpu_exact(void);
+
 /* Attention of one query head q[hd] over cache rows start..p: score_j =
  * q . K_j * scale, softmax over j, out[hd] = sum_j w_j V_j. Row j of K and
  * V is at element j * stride of k and v, FP16 when f16 else FP32. scores is
