@@ -212,9 +212,9 @@ take_awq(CpuCtx *c, const HrTensorSet *ts, const char *prefix, int64_t N, int64_
     m->cols = (int)K;
     m->n_groups = (int)ng;
     m->group = (int)(K / ng);
-    m->q = g_new(uint8_t, (size_t)N * (size_t)(K / 2));
-    m->scale = g_new(float, (size_t)N * (size_t)ng);
-    m->szero = g_new(float, (size_t)N * (size_t)ng);
+    m->q = hr_weights_alloc((size_t)N * (size_t)(K / 2));
+    m->scale = hr_weights_alloc(sizeof(float) * (size_t)N * (size_t)ng);
+    m->szero = hr_weights_alloc(sizeof(float) * (size_t)N * (size_t)ng);
     RepackJob job = { m, tq->data, tz->data, ts_s->data };
     hr_pool_run(c->pool, repack_range, &job, (int)(N / 8), 1);
     /* The checkpoint's 4-bit tensors are not read again: let the kernel drop

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <glib.h>
 
@@ -33,6 +34,10 @@ read_chunk_avx2(const unsigned char *p)
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     for (size_t i = 0; i < BW_CHUNK; i += 256) {
         const __m256i *v = (const __m256i *)(p + i);
+        _mm_prefetch((const char *)(p + i + 4096), _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + i + 4096 + 64), _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + i + 4096 + 128), _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + i + 4096 + 192), _MM_HINT_T0);
         a0 = _mm256_xor_si256(a0, _mm256_load_si256(v + 0));
         a1 = _mm256_xor_si256(a1, _mm256_load_si256(v + 1));
         a2 = _mm256_xor_si256(a2, _mm256_load_si256(v + 2));
@@ -98,8 +103,11 @@ hr_cpu_read_bandwidth(HrThreadPool *pool, double *bytes_per_s, HrError *err)
 {
     const size_t bytes = (size_t)BW_N_CHUNKS * BW_CHUNK;
     void *buf = NULL;
-    if (posix_memalign(&buf, 4096, bytes) != 0)
+    if (posix_memalign(&buf, (size_t)2 << 20, bytes) != 0)
         return hr_error_set(err, HR_ERR_NOMEM, "bandwidth probe: cannot allocate %zu MiB", bytes >> 20);
+#ifdef MADV_HUGEPAGE
+    madvise(buf, bytes, MADV_HUGEPAGE); /* as the weights are (hr_weights_alloc) */
+#endif
     BwJob j = { buf, g_new(uint64_t, BW_N_CHUNKS), 0 };
 #ifdef HR_BW_X86
     __builtin_cpu_init();

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <glib.h>
 
@@ -18,6 +19,21 @@ fill_f16_table(void)
 {
     for (uint32_t i = 0; i < 65536; i++)
         f16_table[i] = hr_f16_to_f32((uint16_t)i);
+}
+
+void *
+hr_weights_alloc(size_t bytes)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < huge)
+        return g_malloc(bytes ? bytes : 1);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, bytes) != 0)
+        g_error("hr_weights_alloc: cannot allocate %zu bytes", bytes);
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return p;
 }
 
 void
@@ -1299,8 +1315,8 @@ hr_q8mat_from(HrThreadPool *pool, const HrMat *m, HrQ8Mat *dst)
 {
     dst->rows = m->rows;
     dst->cols = m->cols;
-    dst->q = g_new(int8_t, (size_t)m->rows * (size_t)m->cols);
-    dst->d = g_new(float, (size_t)m->rows * (size_t)(m->cols / 32));
+    dst->q = hr_weights_alloc((size_t)m->rows * (size_t)m->cols);
+    dst->d = hr_weights_alloc(sizeof(float) * (size_t)m->rows * (size_t)(m->cols / 32));
 #if defined(__x86_64__) && defined(__GNUC__)
     Q8FromJob job = { m, dst };
     hr_pool_run(pool, q8_from_rows, &job, m->rows, 64);

@@ -8,6 +8,12 @@
 #include "model-config.h"
 #include "safetensors.h"
 
+/* Memory for weights the decode streams through: 2 MiB-aligned and, for
+ * 2 MiB and more, advised as transparent huge pages (fewer TLB misses
+ * when a step reads hundreds of MB). Free with g_free(). Aborts on
+ * exhaustion as g_malloc does. */
+void *hr_weights_alloc(size_t bytes);
+
 /* A row-major matrix used in place (e.g. inside an mmap'd file). */
 typedef struct {
     const void *data;  /* [rows, cols] of dtype */
