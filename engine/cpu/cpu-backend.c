@@ -61,7 +61,12 @@ typedef struct {
     GPtrArray *aligned_copies;  /* weights whose mapped bytes were misaligned */
 } CpuCtx;
 
-enum { CHUNK = 64 };
+/* Prefill runs in chunks of this many tokens: each chunk reads (and for
+ * 4-bit weights dequantizes) every matrix once, so larger chunks amortize
+ * that; the scratch grows with it (29 MB for a 1B model, 52 MB for 8B).
+ * 64 -> 256 measured 107/119 -> 136/139 tok/s on a 512-token prefill
+ * (Llama-3.2-1B shape, AWQ). */
+enum { CHUNK = 256 };
 
 static HrStatus
 take_mat(CpuCtx *c, const HrTensorSet *ts, const char *name, int64_t rows, int64_t cols, HrMat *m,
