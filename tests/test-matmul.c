@@ -224,14 +224,17 @@ run_q4(HrThreadPool *pool, const char *pool_name, GRand *rng)
  * off the FP reference by at most sum_k |W[r,k]| * d_b(k) / 2 (plus FP32
  * rounding); a wrong block scale, group scale, zero point or lane order is
  * off by O(|W| |x|), hundreds of times that. Shapes: groups 32, 64, 128
- * and per channel, a last chunk of 64 inputs, 1..5 tokens; shapes the
- * kernels do not take (odd groups) run the FP path and pass too. */
+ * and per channel, a last chunk of 64 inputs, 1..5 tokens (decode) and
+ * 8..70 (the prefill tiles); shapes the kernels do not take (odd groups,
+ * prefill with a last chunk of 64) run the FP path and pass too. */
 static void
 run_q8(HrThreadPool *pool, const char *pool_name, GRand *rng)
 {
     static const struct { int rows, cols, group, n; } qs[] = {
         { 5, 64, 32, 1 },    { 37, 576, 32, 3 },  { 130, 576, 64, 1 }, { 33, 1024, 128, 1 },
         { 9, 2048, 2048, 2 }, { 20, 640, 128, 5 }, { 70, 1088, 64, 4 }, { 16, 96, 8, 1 },
+        /* prefill (n >= 6): 4x4 VNNI tiles, row and token tails, token blocks of 64 */
+        { 37, 1024, 128, 17 }, { 64, 512, 64, 70 }, { 8, 256, 32, 9 }, { 12, 576, 64, 8 },
     };
     static const HrMatmulImpl q8s[] = { HR_MATMUL_Q8_AVX2, HR_MATMUL_Q8_AVX512 };
     for (size_t s = 0; s < G_N_ELEMENTS(qs); s++) {

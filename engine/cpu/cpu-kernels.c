@@ -875,6 +875,63 @@ q8_row_avx512(const uint8_t *qr, const float *sc, const float *sz, const Q8Act *
     }
     return r - q8_zero_term(sz, a->gsum, ng);
 }
+
+/* Prefill: 4 weight rows x 4 tokens per 128-input chunk. The unpacked
+ * nibbles of the 4 rows are reused by the 4 tokens and each token's xq by
+ * the 4 rows; per (row, token) pair and chunk: two VPDPBUSD, a conversion,
+ * the lane scales and one FMA (cols % 128 == 0). */
+static inline __attribute__((always_inline, target(Q8_AVX512_TARGET))) void
+q8_tile4x4_body(const HrQMat *w, int r, const Q8Act *act, float out[4][4], const bool g128)
+{
+    const int cols = w->cols, g = w->group, ng = w->n_groups;
+    const size_t qs = (size_t)(cols / 2);
+    const __m512i m = _mm512_set1_epi8(15);
+    const uint8_t *q = w->q + (size_t)r * qs;
+    const float *sc = w->scale + (size_t)r * (size_t)ng;
+    __m512 acc[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            acc[i][j] = _mm512_setzero_ps();
+    const int8_t *const x0 = act[0].xq, *const x1 = act[1].xq, *const x2 = act[2].xq, *const x3 = act[3].xq;
+    const float *const d0 = act[0].dl, *const d1 = act[1].dl, *const d2 = act[2].dl, *const d3 = act[3].dl;
+    for (int c = 0; c < cols; c += 128) {
+        __m512i lo[4], hi[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            __m512i v = _mm512_loadu_si512(q + (size_t)i * qs + (size_t)(c / 2));
+            lo[i] = _mm512_and_si512(v, m);
+            hi[i] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
+        }
+        const int gi = c / g;
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const int8_t *xj = j == 0 ? x0 : j == 1 ? x1 : j == 2 ? x2 : x3;
+            const float *dj = j == 0 ? d0 : j == 1 ? d1 : j == 2 ? d2 : d3;
+            const __m512i xl = _mm512_loadu_si512(xj + c), xh = _mm512_loadu_si512(xj + c + 64);
+            const __m512 dl = _mm512_loadu_ps(dj + c / 8);
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                __m512i is = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[i], xl), hi[i], xh);
+                /* g % 128 == 0: one scale per chunk, a broadcast operand */
+                const __m512 sv = g128 ? _mm512_set1_ps(sc[(size_t)i * ng + gi]) : q8_scales16(sc + (size_t)i * ng, c, g);
+                acc[i][j] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(is), dl), sv, acc[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            out[i][j] = _mm512_reduce_add_ps(acc[i][j]) -
+                        q8_zero_term(w->szero + (size_t)(r + i) * (size_t)ng, act[j].gsum, ng);
+}
+
+__attribute__((target(Q8_AVX512_TARGET))) static void
+q8_tile4x4_avx512(const HrQMat *w, int r, const Q8Act *act, float out[4][4])
+{
+    if (w->group % 128 == 0)
+        q8_tile4x4_body(w, r, act, out, true);
+    else
+        q8_tile4x4_body(w, r, act, out, false);
+}
 #endif
 
 bool
@@ -915,8 +972,15 @@ hr_matmul_impl_name(HrMatmulImpl impl)
 static HrMatmulImpl
 q8_impl(HrMatmulImpl impl, const HrQMat *w, int n)
 {
-    if (!q8_shape_ok(w) || n >= GEMM_MIN_N)
+    if (!q8_shape_ok(w))
         return HR_MATMUL_AUTO;
+    if (n >= GEMM_MIN_N) {
+        /* prefill: the 4x4 VNNI tiles where the CPU has them, else the FP32 GEMM */
+        if (w->cols % 128 != 0 || !hr_matmul_impl_available(HR_MATMUL_Q8_AVX512) ||
+            (impl == HR_MATMUL_AUTO && exact_activations()) || (impl != HR_MATMUL_AUTO && impl != HR_MATMUL_Q8_AVX512))
+            return HR_MATMUL_AUTO;
+        return HR_MATMUL_Q8_AVX512;
+    }
     if (impl == HR_MATMUL_AUTO) {
         if (exact_activations())
             return HR_MATMUL_AUTO;
@@ -1115,6 +1179,34 @@ matmul_q4_rows(void *arg, int r0, int r1)
     const int rows = w->rows, cols = w->cols, g = w->group, ng = w->n_groups;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (j->q8) {
+        if (j->q8_avx512 && j->n >= 4 && cols % 128 == 0) {
+            /* tokens in blocks of 64 (their xq stays in L2), rows in 4s */
+            for (int tb = 0; tb < j->n; tb += 64) {
+                const int te = tb + 64 < j->n ? tb + 64 : j->n;
+                for (int r = r0; r < r1; r += 4) {
+                    const int nr = r1 - r < 4 ? r1 - r : 4;
+                    for (int t = tb; t < te; t += 4) {
+                        float o[4][4];
+                        const int nt = te - t < 4 ? te - t : 4;
+                        if (nr == 4 && nt == 4)
+                            q8_tile4x4_avx512(w, r, &j->q8[t], o);
+                        else
+                            for (int i = 0; i < nr; i++)
+                                for (int k = 0; k < nt; k++)
+                                    o[i][k] = q8_row_avx512(w->q + (size_t)(r + i) * (size_t)(cols / 2),
+                                                            w->scale + (size_t)(r + i) * ng, w->szero + (size_t)(r + i) * ng,
+                                                            &j->q8[t + k], cols, g, ng);
+                        for (int i = 0; i < nr; i++)
+                            for (int k = 0; k < nt; k++) {
+                                const size_t o_ = (size_t)(t + k) * rows + (size_t)(r + i);
+                                const float v = o[i][k] + (j->bias ? j->bias[r + i] : 0.0f);
+                                j->out[o_] = j->residual ? j->residual[o_] + v : v;
+                            }
+                    }
+                }
+            }
+            return;
+        }
         for (int r = r0; r < r1; r++) {
             const uint8_t *qr = w->q + (size_t)r * (size_t)(cols / 2);
             const float *sc = w->scale + (size_t)r * ng, *sz = w->szero + (size_t)r * ng;
@@ -1187,10 +1279,6 @@ hr_matmul_q4_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQMa
     if ((size_t)w->rows * (size_t)w->cols * (size_t)n < 32768)
         pool = NULL;
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (impl == HR_MATMUL_GEMM_AVX2 || impl == HR_MATMUL_GEMM_AVX512) {
-        gemm_run(pool, impl, out, NULL, w, bias, x, n, residual);
-        return;
-    }
     if (q8 != HR_MATMUL_AUTO) {
         /* int8 activations: xq, lane scales and group sums per token, on
          * the stack up to 32 KiB in all (heap beyond). */
@@ -1198,7 +1286,8 @@ hr_matmul_q4_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQMa
         const size_t per = cols + sizeof(float) * (cols / 8 + ng);
         _Alignas(64) uint8_t stack[32768];
         uint8_t *buf = per * (size_t)n <= sizeof stack ? stack : g_malloc(per * (size_t)n);
-        Q8Act act[GEMM_MIN_N];
+        Q8Act act_stack[GEMM_MIN_N];
+        Q8Act *act = n <= GEMM_MIN_N ? act_stack : g_new(Q8Act, n);
         for (int t = 0; t < n; t++) {
             uint8_t *p = buf + per * (size_t)t;
             act[t].dl = (float *)p;
@@ -1210,6 +1299,12 @@ hr_matmul_q4_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQMa
         hr_pool_run(pool, matmul_q4_rows, &job, w->rows, 16);
         if (buf != stack)
             g_free(buf);
+        if (act != act_stack)
+            g_free(act);
+        return;
+    }
+    if (impl == HR_MATMUL_GEMM_AVX2 || impl == HR_MATMUL_GEMM_AVX512) {
+        gemm_run(pool, impl, out, NULL, w, bias, x, n, residual);
         return;
     }
 #endif
