@@ -34,34 +34,6 @@ format_params(guint64 n)
     return g_strdup_printf("%" G_GUINT64_FORMAT, n);
 }
 
-static void
-add_str(JsonBuilder *b, const char *k, const char *v)
-{
-    json_builder_set_member_name(b, k);
-    if (v)
-        json_builder_add_string_value(b, v);
-    else
-        json_builder_add_null_value(b);
-}
-
-static void
-add_int(JsonBuilder *b, const char *k, gint64 v)
-{
-    json_builder_set_member_name(b, k);
-    json_builder_add_int_value(b, v);
-}
-
-static void
-print_json(JsonBuilder *b)
-{
-    g_autoptr(JsonNode) root = json_builder_get_root(b);
-    g_autoptr(JsonGenerator) gen = json_generator_new();
-    json_generator_set_root(gen, root);
-    json_generator_set_pretty(gen, TRUE);
-    g_autofree char *s = json_generator_to_data(gen, NULL);
-    printf("%s\n", s);
-}
-
 static int
 models_list(ModelsArgs *a)
 {
@@ -77,30 +49,30 @@ models_list(ModelsArgs *a)
         for (guint i = 0; i < list->len; i++) {
             HearthModelInfo *m = list->pdata[i];
             json_builder_begin_object(b);
-            add_str(b, "name", m->name);
-            add_str(b, "path", m->path);
-            add_str(b, "architecture", m->architecture);
-            add_str(b, "model_type", m->model_type);
-            add_str(b, "format", m->format);
-            add_str(b, "source_repo", m->source_repo);
-            add_int(b, "params", (gint64)m->n_params);
-            add_int(b, "weights_bytes", (gint64)m->weights_bytes);
-            add_int(b, "size_on_disk", (gint64)m->size_on_disk);
-            add_int(b, "layers", m->n_layers);
-            add_int(b, "kv_heads", m->n_kv_heads);
-            add_int(b, "head_dim", m->head_dim);
-            add_int(b, "max_context", m->max_context);
-            add_int(b, "ctx", a->ctx);
-            add_int(b, "kv_cache_bytes",
-                    (gint64)hearth_models_kv_cache_bytes(m->n_layers, m->n_kv_heads, m->head_dim, a->ctx));
-            add_int(b, "memory_needed", (gint64)hearth_model_info_memory_needed(m, a->ctx));
+            hr_cli_json_str(b, "name", m->name);
+            hr_cli_json_str(b, "path", m->path);
+            hr_cli_json_str(b, "architecture", m->architecture);
+            hr_cli_json_str(b, "model_type", m->model_type);
+            hr_cli_json_str(b, "format", m->format);
+            hr_cli_json_str(b, "source_repo", m->source_repo);
+            hr_cli_json_int(b, "params", (gint64)m->n_params);
+            hr_cli_json_int(b, "weights_bytes", (gint64)m->weights_bytes);
+            hr_cli_json_int(b, "size_on_disk", (gint64)m->size_on_disk);
+            hr_cli_json_int(b, "layers", m->n_layers);
+            hr_cli_json_int(b, "kv_heads", m->n_kv_heads);
+            hr_cli_json_int(b, "head_dim", m->head_dim);
+            hr_cli_json_int(b, "max_context", m->max_context);
+            hr_cli_json_int(b, "ctx", a->ctx);
+            hr_cli_json_int(b, "kv_cache_bytes",
+                            (gint64)hearth_models_kv_cache_bytes(m->n_layers, m->n_kv_heads, m->head_dim, a->ctx));
+            hr_cli_json_int(b, "memory_needed", (gint64)hearth_model_info_memory_needed(m, a->ctx));
             json_builder_set_member_name(b, "supported");
             json_builder_add_boolean_value(b, m->supported);
-            add_str(b, "problem", m->problem);
+            hr_cli_json_str(b, "problem", m->problem);
             json_builder_end_object(b);
         }
         json_builder_end_array(b);
-        print_json(b);
+        hr_cli_json_print(b);
         return 0;
     }
     if (list->len == 0) {
@@ -197,19 +169,19 @@ hr_cli_models(int argc, char **argv)
             for (guint i = 0; i < list->len; i++) {
                 HearthRecommendedModel *m = list->pdata[i];
                 json_builder_begin_object(b);
-                add_str(b, "repo_id", m->repo_id);
-                add_str(b, "name", m->name);
-                add_str(b, "format", m->format);
-                add_str(b, "description", m->description);
-                add_int(b, "size_bytes", (gint64)m->size_bytes);
-                add_int(b, "params", (gint64)m->params);
-                add_int(b, "min_memory_bytes", (gint64)m->min_memory_bytes);
+                hr_cli_json_str(b, "repo_id", m->repo_id);
+                hr_cli_json_str(b, "name", m->name);
+                hr_cli_json_str(b, "format", m->format);
+                hr_cli_json_str(b, "description", m->description);
+                hr_cli_json_int(b, "size_bytes", (gint64)m->size_bytes);
+                hr_cli_json_int(b, "params", (gint64)m->params);
+                hr_cli_json_int(b, "min_memory_bytes", (gint64)m->min_memory_bytes);
                 json_builder_set_member_name(b, "gated");
                 json_builder_add_boolean_value(b, m->gated);
                 json_builder_end_object(b);
             }
             json_builder_end_array(b);
-            print_json(b);
+            hr_cli_json_print(b);
         }
     } else {
         fprintf(stderr, "hearth-cli models: usage: models list | delete NAME | import DIR | rename OLD NEW | "

@@ -19,3 +19,13 @@ int hr_cli_models(int argc, char **argv);     /* cli-models.c */
 /* The whole of a file, or of stdin when path is "-" (cli-util.c). len may
  * be NULL. g_free the result; NULL with error set on failure. */
 char *hr_cli_read_file(const char *path, size_t *len, GError **error);
+
+#include <json-glib/json-glib.h>
+
+/* JSON output of the subcommands (cli-util.c): one member of the object
+ * being built (a NULL string is written as null), and the finished
+ * document pretty-printed on stdout. */
+void hr_cli_json_str(JsonBuilder *b, const char *key, const char *value);
+void hr_cli_json_int(JsonBuilder *b, const char *key, gint64 value);
+void hr_cli_json_double(JsonBuilder *b, const char *key, double value);
+void hr_cli_json_print(JsonBuilder *b);

@@ -162,6 +162,32 @@ run_dense(HrThreadPool *pool, const char *pool_name, GRand *rng)
     }
 }
 
+/* A 4-bit matrix of random nibbles, scales and zero points. */
+static HrQMat
+random_qmat(GRand *rng, int rows, int cols, int g)
+{
+    const int ng = cols / g;
+    HrQMat q = { g_new(uint8_t, (size_t)rows * cols / 2), g_new(float, (size_t)rows * ng),
+                 g_new(float, (size_t)rows * ng), rows, cols, g, ng };
+    for (size_t i = 0; i < (size_t)rows * cols / 2; i++)
+        q.q[i] = (uint8_t)g_rand_int_range(rng, 0, 256);
+    for (size_t i = 0; i < (size_t)rows * ng; i++) {
+        q.scale[i] = frand(rng, 0.001, 0.03);
+        q.szero[i] = q.scale[i] * (float)g_rand_int_range(rng, 0, 16);
+    }
+    return q;
+}
+
+/* Its FP32 weights [rows, cols]. */
+static float *
+dequantized(const HrQMat *q)
+{
+    float *wf = g_new(float, (size_t)q->rows * q->cols);
+    for (int r = 0; r < q->rows; r++)
+        hr_qmat_row_f32(q, r, wf + (size_t)r * q->cols);
+    return wf;
+}
+
 static void
 run_q4(HrThreadPool *pool, const char *pool_name, GRand *rng)
 {
@@ -170,18 +196,9 @@ run_q4(HrThreadPool *pool, const char *pool_name, GRand *rng)
         { 16, 96, 8, 17 },  { 7, 30, 6, 17 },   { 68, 1056, 32, 300 },
     };
     for (size_t s = 0; s < G_N_ELEMENTS(qs); s++) {
-        const int rows = qs[s].rows, cols = qs[s].cols, g = qs[s].group, n = qs[s].n, ng = cols / g;
-        HrQMat q = { g_new(uint8_t, (size_t)rows * cols / 2), g_new(float, (size_t)rows * ng),
-                     g_new(float, (size_t)rows * ng), rows, cols, g, ng };
-        for (size_t i = 0; i < (size_t)rows * cols / 2; i++)
-            q.q[i] = (uint8_t)g_rand_int_range(rng, 0, 256);
-        for (size_t i = 0; i < (size_t)rows * ng; i++) {
-            q.scale[i] = frand(rng, 0.001, 0.03);
-            q.szero[i] = q.scale[i] * (float)g_rand_int_range(rng, 0, 16);
-        }
-        float *wf = g_new(float, (size_t)rows * cols);
-        for (int r = 0; r < rows; r++)
-            hr_qmat_row_f32(&q, r, wf + (size_t)r * cols);
+        const int rows = qs[s].rows, cols = qs[s].cols, g = qs[s].group, n = qs[s].n;
+        HrQMat q = random_qmat(rng, rows, cols, g);
+        float *wf = dequantized(&q);
         float *x = g_new(float, (size_t)n * cols);
         float *bias = g_new(float, rows);
         float *res = g_new(float, (size_t)n * rows);
@@ -238,18 +255,9 @@ run_q8(HrThreadPool *pool, const char *pool_name, GRand *rng)
     };
     static const HrMatmulImpl q8s[] = { HR_MATMUL_Q8_AVX2, HR_MATMUL_Q8_AVX512 };
     for (size_t s = 0; s < G_N_ELEMENTS(qs); s++) {
-        const int rows = qs[s].rows, cols = qs[s].cols, g = qs[s].group, n = qs[s].n, ng = cols / g;
-        HrQMat q = { g_new(uint8_t, (size_t)rows * cols / 2), g_new(float, (size_t)rows * ng),
-                     g_new(float, (size_t)rows * ng), rows, cols, g, ng };
-        for (size_t i = 0; i < (size_t)rows * cols / 2; i++)
-            q.q[i] = (uint8_t)g_rand_int_range(rng, 0, 256);
-        for (size_t i = 0; i < (size_t)rows * ng; i++) {
-            q.scale[i] = frand(rng, 0.001, 0.03);
-            q.szero[i] = q.scale[i] * (float)g_rand_int_range(rng, 0, 16);
-        }
-        float *wf = g_new(float, (size_t)rows * cols);
-        for (int r = 0; r < rows; r++)
-            hr_qmat_row_f32(&q, r, wf + (size_t)r * cols);
+        const int rows = qs[s].rows, cols = qs[s].cols, g = qs[s].group, n = qs[s].n;
+        HrQMat q = random_qmat(rng, rows, cols, g);
+        float *wf = dequantized(&q);
         float *x = g_new(float, (size_t)n * cols), *bias = g_new(float, rows);
         float *res = g_new(float, (size_t)n * rows), *out = g_new(float, (size_t)n * rows);
         for (size_t i = 0; i < (size_t)n * cols; i++) /* activation-like: mostly small, some outliers */

@@ -50,13 +50,26 @@ job_range(const HrThreadPool *p, int index, int *start, int *end)
     *end = b1 * p->align < p->n ? b1 * p->align : p->n;
 }
 
-/* Spin until *gen differs from seen (or stop), for at most SPIN_US. */
 static bool
-spin_for_job(const HrThreadPool *p, unsigned seen)
+job_posted(const HrThreadPool *p, unsigned seen)
+{
+    return __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE) != seen || __atomic_load_n(&p->stop, __ATOMIC_ACQUIRE);
+}
+
+static bool
+job_done(const HrThreadPool *p, unsigned unused)
+{
+    (void)unused;
+    return __atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) == 0;
+}
+
+/* Spin until ready(p, arg), for at most SPIN_US; false if it never was. */
+static bool
+spin_until(bool (*ready)(const HrThreadPool *, unsigned), const HrThreadPool *p, unsigned arg)
 {
     gint64 t0 = 0;
     for (unsigned i = 1;; i++) {
-        if (__atomic_load_n(&p->generation, __ATOMIC_ACQUIRE) != seen || __atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
+        if (ready(p, arg))
             return true;
         cpu_relax();
         if ((i & 63) == 0) {
@@ -76,7 +89,7 @@ worker_main(void *data)
     HrThreadPool *p = w->pool;
     unsigned seen = 0;
     for (;;) {
-        if (!spin_for_job(p, seen)) {
+        if (!spin_until(job_posted, p, seen)) {
             pthread_mutex_lock(&p->lock);
             while (p->generation == seen && !p->stop)
                 pthread_cond_wait(&p->wake, &p->lock);
@@ -174,17 +187,7 @@ hr_pool_run(HrThreadPool *p, HrRangeFunc fn, void *arg, int n, int align)
     if (start < end)
         fn(arg, start, end);
 
-    gint64 t0 = 0;
-    for (unsigned i = 1; __atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) > 0; i++) {
-        cpu_relax();
-        if ((i & 63) == 0) {
-            gint64 t = g_get_monotonic_time();
-            if (!t0)
-                t0 = t;
-            else if (t - t0 > SPIN_US)
-                break;
-        }
-    }
+    spin_until(job_done, p, 0);
     pthread_mutex_lock(&p->lock);
     while (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) > 0)
         pthread_cond_wait(&p->done, &p->lock);
