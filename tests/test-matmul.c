@@ -398,6 +398,58 @@ run_q8w(HrThreadPool *pool, const char *pool_name, GRand *rng)
     }
 }
 
+/* hr_matmul_q4_multi gives exactly the results of separate calls: q|k|v
+ * shapes (decode and prefill tiles), a group that differs (no sharing) and
+ * the FP path. */
+static void
+run_multi(HrThreadPool *pool, const char *pool_name, GRand *rng)
+{
+    static const struct { int rows[3], cols, group[3], n; } ms[] = {
+        { { 64, 16, 16 }, 256, { 128, 128, 128 }, 1 },
+        { { 40, 8, 8 }, 512, { 64, 64, 64 }, 17 },
+        { { 24, 24, 0 }, 384, { 128, 128, 0 }, 3 },
+        { { 16, 8, 8 }, 256, { 128, 64, 128 }, 2 },
+    };
+    static const HrMatmulImpl im[] = { HR_MATMUL_AUTO, HR_MATMUL_Q8_AVX2, HR_MATMUL_Q8_AVX512 };
+    for (size_t s = 0; s < G_N_ELEMENTS(ms); s++) {
+        const int count = ms[s].rows[2] ? 3 : 2, cols = ms[s].cols, n = ms[s].n;
+        HrQMat q[3];
+        float *sep[3], *one[3], *bias[3];
+        for (int i = 0; i < count; i++) {
+            q[i] = random_qmat(rng, ms[s].rows[i], cols, ms[s].group[i]);
+            sep[i] = g_new(float, (size_t)n * ms[s].rows[i]);
+            one[i] = g_new(float, (size_t)n * ms[s].rows[i]);
+            bias[i] = g_new(float, ms[s].rows[i]);
+            for (int r = 0; r < ms[s].rows[i]; r++)
+                bias[i][r] = frand(rng, -0.5, 0.5);
+        }
+        float *x = g_new(float, (size_t)n * cols);
+        for (size_t i = 0; i < (size_t)n * cols; i++)
+            x[i] = frand(rng, -1.0, 1.0);
+        const HrQMat *w[3] = { &q[0], &q[1], count > 2 ? &q[2] : NULL };
+        for (size_t m = 0; m < G_N_ELEMENTS(im); m++) {
+            if (!hr_matmul_impl_available(im[m]))
+                continue;
+            for (int i = 0; i < count; i++)
+                hr_matmul_q4_impl(im[m], pool, sep[i], w[i], bias[i], x, n, NULL);
+            hr_matmul_q4_multi_impl(im[m], pool, count, one, w, (const float *const *)bias, x, n);
+            int bad = 0;
+            for (int i = 0; i < count; i++)
+                bad += memcmp(sep[i], one[i], sizeof(float) * (size_t)n * ms[s].rows[i]) != 0;
+            checks++;
+            HR_CHECK(bad == 0, "%s multi case %zu pool %s: %d of %d outputs differ from separate calls",
+                     hr_matmul_impl_name(im[m]), s, pool_name, bad, count);
+        }
+        for (int i = 0; i < count; i++) {
+            hr_qmat_free(&q[i]);
+            g_free(sep[i]);
+            g_free(one[i]);
+            g_free(bias[i]);
+        }
+        g_free(x);
+    }
+}
+
 /* The comparison must catch a result with one K term dropped. */
 static void
 control(GRand *rng)
@@ -448,6 +500,8 @@ main(void)
     run_q8w(NULL, "none", rng);
     run_q8w(p2, "2", rng);
     run_q8w(p3, "3", rng);
+    run_multi(NULL, "none", rng);
+    run_multi(p2, "2", rng);
     hr_pool_free(p2);
     hr_pool_free(p3);
     g_rand_free(rng);

@@ -551,9 +551,15 @@ forward_chunk(CpuCtx *c, const int32_t *tokens, int n, int pos, float *logits, b
         const CpuLayer *L = &c->layers[l];
         for (int t = 0; t < n; t++)
             hr_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->attn_norm, dim, cfg->norm_eps);
-        linear(c, c->q, &L->wq, L->bq, c->xb, n, NULL);
-        linear(c, c->k, &L->wk, L->bk, c->xb, n, NULL);
-        linear(c, c->v, &L->wv, L->bv, c->xb, n, NULL);
+        if (L->wq.q && L->wk.q && L->wv.q) { /* one pass for q|k|v */
+            hr_matmul_q4_multi(c->pool, 3, (float *const[]){ c->q, c->k, c->v },
+                               (const HrQMat *const[]){ L->wq.q, L->wk.q, L->wv.q },
+                               (const float *const[]){ L->bq, L->bk, L->bv }, c->xb, n);
+        } else {
+            linear(c, c->q, &L->wq, L->bq, c->xb, n, NULL);
+            linear(c, c->k, &L->wk, L->bk, c->xb, n, NULL);
+            linear(c, c->v, &L->wv, L->bv, c->xb, n, NULL);
+        }
         for (int t = 0; t < n; t++) {
             int p = pos + t;
             rope(c->q + (size_t)t * q_dim, cfg->n_heads, hd, p, c->inv_freq);
@@ -568,8 +574,13 @@ forward_chunk(CpuCtx *c, const int32_t *tokens, int n, int pos, float *logits, b
 
         for (int t = 0; t < n; t++)
             hr_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->ffn_norm, dim, cfg->norm_eps);
-        linear(c, c->hb, &L->w_gate, NULL, c->xb, n, NULL);
-        linear(c, c->hb2, &L->w_up, NULL, c->xb, n, NULL);
+        if (L->w_gate.q && L->w_up.q) { /* one pass for gate|up */
+            hr_matmul_q4_multi(c->pool, 2, (float *const[]){ c->hb, c->hb2 },
+                               (const HrQMat *const[]){ L->w_gate.q, L->w_up.q }, NULL, c->xb, n);
+        } else {
+            linear(c, c->hb, &L->w_gate, NULL, c->xb, n, NULL);
+            linear(c, c->hb2, &L->w_up, NULL, c->xb, n, NULL);
+        }
         for (size_t i = 0; i < (size_t)n * hidden; i++) {
             float g = c->hb[i];
             c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];

@@ -1266,6 +1266,88 @@ matmul_q4_rows(void *arg, int r0, int r1)
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+typedef struct {
+    Q4Job jobs[3];
+    int count;
+    int first[4]; /* jobs[i] owns global rows [first[i], first[i + 1]) */
+} Q4MultiJob;
+
+static void
+matmul_q4_multi_rows(void *arg, int r0, int r1)
+{
+    const Q4MultiJob *m = arg;
+    for (int i = 0; i < m->count; i++) {
+        const int a = r0 > m->first[i] ? r0 : m->first[i], b = r1 < m->first[i + 1] ? r1 : m->first[i + 1];
+        if (a < b)
+            matmul_q4_rows((void *)&m->jobs[i], a - m->first[i], b - m->first[i]);
+    }
+}
+
+/* The int8-activation path for count <= 3 matrices of the same input width
+ * and group reading the same x: the activations are rounded once (xq, lane
+ * scales and group sums per token, on the stack up to 32 KiB in all, heap
+ * beyond) and one pass of the pool covers the rows of all of them. */
+static void
+q8_run(HrThreadPool *pool, int count, float *const *out, const HrQMat *const *w, const float *const *bias,
+       const float *residual, const float *x, int n, bool avx512)
+{
+    const size_t cols = (size_t)w[0]->cols, ng = (size_t)w[0]->n_groups;
+    const size_t per = cols + sizeof(float) * (cols / 8 + ng);
+    _Alignas(64) uint8_t stack[32768];
+    uint8_t *buf = per * (size_t)n <= sizeof stack ? stack : g_malloc(per * (size_t)n);
+    Q8Act act_stack[GEMM_MIN_N];
+    Q8Act *act = n <= GEMM_MIN_N ? act_stack : g_new(Q8Act, n);
+    for (int t = 0; t < n; t++) {
+        uint8_t *p = buf + per * (size_t)t;
+        act[t].dl = (float *)p;
+        act[t].gsum = act[t].dl + cols / 8;
+        act[t].xq = (int8_t *)(act[t].gsum + ng);
+        q8_quantize(x + cols * (size_t)t, w[0]->cols, w[0]->group, &act[t]);
+    }
+    Q4MultiJob m = { .count = count };
+    size_t work = 0;
+    for (int i = 0; i < count; i++) {
+        m.jobs[i] = (Q4Job){ out[i], w[i], bias ? bias[i] : NULL, x, residual, NULL, n, true, act, avx512 };
+        m.first[i + 1] = m.first[i] + w[i]->rows;
+        work += (size_t)w[i]->rows * cols * (size_t)n;
+    }
+    hr_pool_run(work < 32768 ? NULL : pool, matmul_q4_multi_rows, &m, m.first[count], 16);
+    if (buf != stack)
+        g_free(buf);
+    if (act != act_stack)
+        g_free(act);
+}
+#endif
+
+void
+hr_matmul_q4_multi(HrThreadPool *pool, int count, float *const *out, const HrQMat *const *w, const float *const *bias,
+                   const float *x, int n)
+{
+    hr_matmul_q4_multi_impl(HR_MATMUL_AUTO, pool, count, out, w, bias, x, n);
+}
+
+void
+hr_matmul_q4_multi_impl(HrMatmulImpl impl, HrThreadPool *pool, int count, float *const *out, const HrQMat *const *w,
+                        const float *const *bias, const float *x, int n)
+{
+    g_return_if_fail(count >= 1 && count <= 3);
+#if defined(__x86_64__) && defined(__GNUC__)
+    const HrMatmulImpl q8 = q8_impl(impl, w[0], n);
+    bool shared = q8 != HR_MATMUL_AUTO && n > 0;
+    for (int i = 1; i < count; i++)
+        shared = shared && w[i]->cols == w[0]->cols && w[i]->group == w[0]->group && q8_impl(impl, w[i], n) == q8;
+    for (int i = 0; i < count; i++)
+        shared = shared && w[i]->rows > 0;
+    if (shared) {
+        q8_run(pool, count, out, w, bias, NULL, x, n, q8 == HR_MATMUL_Q8_AVX512);
+        return;
+    }
+#endif
+    for (int i = 0; i < count; i++)
+        hr_matmul_q4_impl(impl, pool, out[i], w[i], bias ? bias[i] : NULL, x, n, NULL);
+}
+
 void
 hr_matmul_q4_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQMat *w, const float *bias,
                   const float *x, int n, const float *residual)
@@ -1280,27 +1362,7 @@ hr_matmul_q4_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQMa
         pool = NULL;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (q8 != HR_MATMUL_AUTO) {
-        /* int8 activations: xq, lane scales and group sums per token, on
-         * the stack up to 32 KiB in all (heap beyond). */
-        const size_t cols = (size_t)w->cols, ng = (size_t)w->n_groups;
-        const size_t per = cols + sizeof(float) * (cols / 8 + ng);
-        _Alignas(64) uint8_t stack[32768];
-        uint8_t *buf = per * (size_t)n <= sizeof stack ? stack : g_malloc(per * (size_t)n);
-        Q8Act act_stack[GEMM_MIN_N];
-        Q8Act *act = n <= GEMM_MIN_N ? act_stack : g_new(Q8Act, n);
-        for (int t = 0; t < n; t++) {
-            uint8_t *p = buf + per * (size_t)t;
-            act[t].dl = (float *)p;
-            act[t].gsum = act[t].dl + cols / 8;
-            act[t].xq = (int8_t *)(act[t].gsum + ng);
-            q8_quantize(x + cols * (size_t)t, w->cols, w->group, &act[t]);
-        }
-        Q4Job job = { out, w, bias, x, residual, NULL, n, true, act, q8 == HR_MATMUL_Q8_AVX512 };
-        hr_pool_run(pool, matmul_q4_rows, &job, w->rows, 16);
-        if (buf != stack)
-            g_free(buf);
-        if (act != act_stack)
-            g_free(act);
+        q8_run(pool, 1, &out, &w, &bias, residual, x, n, q8 == HR_MATMUL_Q8_AVX512);
         return;
     }
     if (impl == HR_MATMUL_GEMM_AVX2 || impl == HR_MATMUL_GEMM_AVX512) {

@@ -95,6 +95,17 @@ void hr_matmul_q4(HrThreadPool *pool, float *out, const HrQMat *w, const float *
                   const float *residual);
 void hr_matmul_q4_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQMat *w, const float *bias,
                        const float *x, int n, const float *residual);
+/* out[i] = w[i] . x (+ bias[i] when bias and bias[i] are not NULL) for
+ * count <= 3 matrices that read the same x (q|k|v, gate|up). Where the
+ * int8-activation path applies to all of them (same input width and group),
+ * x is rounded once and one pass of the pool covers all their rows, as the
+ * GPU backends launch one concatenated matmul; otherwise one hr_matmul_q4
+ * each. The same results as separate calls, bit for bit when every
+ * matrix has a multiple of 4 rows (AWQ: of 8). */
+void hr_matmul_q4_multi(HrThreadPool *pool, int count, float *const *out, const HrQMat *const *w,
+                        const float *const *bias, const float *x, int n);
+void hr_matmul_q4_multi_impl(HrMatmulImpl impl, HrThreadPool *pool, int count, float *const *out,
+                             const HrQMat *const *w, const float *const *bias, const float *x, int n);
 
 /* A dense matrix rounded to int8 per block of 32 inputs along each row
  * (d = max|w| / 127, w ~ d * q, |q| <= 127), as the CPU decode reads the FP16
