@@ -450,6 +450,73 @@ run_multi(HrThreadPool *pool, const char *pool_name, GRand *rng)
     }
 }
 
+/* hr_attend_head (vector exp, V rows in 8 accumulators) against a double
+ * reference: head dims 8..128 (tails of 64 and of 8), FP16 and FP32 caches,
+ * a window start > 0, and score ranges wide enough that some weights
+ * underflow to 0. */
+static void
+run_attention(GRand *rng)
+{
+    static const struct { int hd, start, p; float spread; } as[] = {
+        { 64, 0, 0, 1.0f }, { 64, 0, 200, 1.0f }, { 128, 5, 77, 3.0f }, { 8, 0, 33, 1.0f },
+        { 72, 0, 20, 1.0f }, { 96, 10, 140, 30.0f }, { 16, 0, 7, 1.0f },
+    };
+    for (size_t c = 0; c < G_N_ELEMENTS(as); c++) {
+        const int hd = as[c].hd, start = as[c].start, p = as[c].p;
+        const size_t stride = (size_t)hd * 3; /* other heads in between */
+        const size_t n = (size_t)(p + 1) * stride;
+        float *q = g_new(float, hd), *kf = g_new(float, n), *vf = g_new(float, n);
+        uint16_t *kh = g_new(uint16_t, n), *vh = g_new(uint16_t, n);
+        for (int i = 0; i < hd; i++)
+            q[i] = frand(rng, -1.0, 1.0) * as[c].spread;
+        for (size_t i = 0; i < n; i++) {
+            kh[i] = hr_f32_to_f16(frand(rng, -1.0, 1.0));
+            vh[i] = hr_f32_to_f16(frand(rng, -1.0, 1.0));
+            kf[i] = hr_f16_to_f32(kh[i]);
+            vf[i] = hr_f16_to_f32(vh[i]);
+        }
+        const float scale = 1.0f / sqrtf((float)hd);
+        double *sc = g_new(double, p + 1), mx = -INFINITY, sum = 0.0;
+        for (int j = start; j <= p; j++) {
+            double d = 0.0;
+            for (int i = 0; i < hd; i++)
+                d += (double)q[i] * kf[(size_t)j * stride + i];
+            sc[j] = d * scale;
+            mx = fmax(mx, sc[j]);
+        }
+        for (int j = start; j <= p; j++)
+            sum += (sc[j] = exp(sc[j] - mx));
+        float *scores = g_new(float, p + 1), *out = g_new(float, hd);
+        for (int f16 = 0; f16 < 2; f16++) {
+            hr_attend_head(q, f16 ? (const void *)kh : kf, f16 ? (const void *)vh : vf, f16, stride, hd, start, p,
+                           scale, scores, out);
+            int bad = 0;
+            double worst = 0.0;
+            for (int i = 0; i < hd; i++) {
+                double ref = 0.0, mag = 0.0;
+                for (int j = start; j <= p; j++) {
+                    ref += sc[j] / sum * vf[(size_t)j * stride + i];
+                    mag += sc[j] / sum * fabs(vf[(size_t)j * stride + i]);
+                }
+                const double err = fabs(out[i] - ref), lim = 2e-5 * mag * sqrt((double)as[c].spread) + 1e-12;
+                bad += !(err <= lim);
+                worst = fmax(worst, err / lim);
+            }
+            checks++;
+            HR_CHECK(bad == 0, "attention hd %d positions %d..%d %s: %d of %d outputs off (worst %.3g x tol)", hd, start,
+                     p, f16 ? "f16" : "f32", bad, hd, worst);
+        }
+        g_free(q);
+        g_free(kf);
+        g_free(vf);
+        g_free(kh);
+        g_free(vh);
+        g_free(sc);
+        g_free(scores);
+        g_free(out);
+    }
+}
+
 /* The comparison must catch a result with one K term dropped. */
 static void
 control(GRand *rng)
@@ -501,6 +568,7 @@ main(void)
     run_q8w(p2, "2", rng);
     run_q8w(p3, "3", rng);
     run_multi(NULL, "none", rng);
+    run_attention(rng);
     run_multi(p2, "2", rng);
     hr_pool_free(p2);
     hr_pool_free(p3);

@@ -1616,6 +1616,30 @@ kv_load8(const void *base, bool f16, size_t off)
     return _mm256_loadu_ps((const float *)base + off);
 }
 
+/* exp(x) for 8 lanes, x <= 0 (softmax after subtracting the max): Cody-Waite
+ * reduction by ln 2 and Cephes' expf polynomial, about 1 ulp from expf; x
+ * below -87.3 gives 0 instead of a denormal. */
+__attribute__((target("avx2,fma,f16c"))) static inline __m256
+exp256_nonpos(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(-87.3f);
+    const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_max_ps(x, lo);
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(under, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
+}
+
 __attribute__((target("avx2,fma,f16c"))) static void
 attend_head_avx2(const float *q, const void *k, const void *v, bool f16, size_t stride, int hd, int start, int p,
                  float scale, float *scores, float *out)
@@ -1635,17 +1659,45 @@ attend_head_avx2(const float *q, const void *k, const void *v, bool f16, size_t 
         scores[j] = s;
         max = s > max ? s : max;
     }
-    float sum = 0.0f;
-    for (int j = start; j <= p; j++) {
-        scores[j] = expf(scores[j] - max);
-        sum += scores[j];
+    __m256 vsum = _mm256_setzero_ps();
+    const __m256 vmax = _mm256_set1_ps(max);
+    int je = start;
+    for (; je + 8 <= p + 1; je += 8) {
+        const __m256 e = exp256_nonpos(_mm256_sub_ps(_mm256_loadu_ps(scores + je), vmax));
+        _mm256_storeu_ps(scores + je, e);
+        vsum = _mm256_add_ps(vsum, e);
     }
-    const float inv = 1.0f / sum;
-    for (int i = 0; i < hd; i += 8) {
-        __m256 acc = _mm256_setzero_ps();
-        for (int j = start; j <= p; j++)
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(scores[j]), kv_load8(v, f16, (size_t)j * stride + (size_t)i), acc);
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(acc, _mm256_set1_ps(inv)));
+    float sum = hsum256(vsum);
+    for (; je <= p; je++) {
+        scores[je] = expf(scores[je] - max);
+        sum += scores[je];
+    }
+    const __m256 inv = _mm256_set1_ps(1.0f / sum);
+    /* V rows in order, 64 dims of out in 8 independent accumulators (one
+     * pass over each row's contiguous bytes, no chain on FMA latency). */
+    for (int i0 = 0; i0 < hd; i0 += 64) {
+        const int nu = (hd - i0 < 64 ? hd - i0 : 64) / 8;
+        __m256 a[8];
+        for (int u = 0; u < 8; u++)
+            a[u] = _mm256_setzero_ps();
+        if (nu == 8) {
+            for (int j = start; j <= p; j++) {
+                const __m256 w = _mm256_set1_ps(scores[j]);
+                const size_t o = (size_t)j * stride + (size_t)i0;
+#pragma GCC unroll 8
+                for (int u = 0; u < 8; u++)
+                    a[u] = _mm256_fmadd_ps(w, kv_load8(v, f16, o + 8 * (size_t)u), a[u]);
+            }
+        } else {
+            for (int j = start; j <= p; j++) {
+                const __m256 w = _mm256_set1_ps(scores[j]);
+                const size_t o = (size_t)j * stride + (size_t)i0;
+                for (int u = 0; u < nu; u++)
+                    a[u] = _mm256_fmadd_ps(w, kv_load8(v, f16, o + 8 * (size_t)u), a[u]);
+            }
+        }
+        for (int u = 0; u < nu; u++)
+            _mm256_storeu_ps(out + i0 + 8 * u, _mm256_mul_ps(a[u], inv));
     }
 }
 #endif
