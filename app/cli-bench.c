@@ -31,6 +31,7 @@
 #include "cpu-bandwidth.h"
 #include "cpu-kernels.h"
 #include "hearth-cli.h"
+#include "hr-half.h"
 #include "model.h"
 #include "safetensors.h"
 
@@ -221,18 +222,18 @@ gemv_one(const GemvOpts *o, HrThreadPool *pool, HrMatmulImpl impl, Shape sh, Gem
     const int rows = sh.rows, cols = sh.cols, ng = q4 ? cols / o->group : 0;
     /* Strides of one copy inside the shared buffers, 64-byte aligned. */
     const size_t q_stride = round_up(q4 ? (size_t)rows * (size_t)(cols / 2) : (size_t)rows * (size_t)cols * 2, 64);
-    const size_t s_stride = q4 ? round_up((size_t)rows * (size_t)ng, 16) : 0; /* floats */
+    const size_t s_stride = q4 ? round_up((size_t)rows * (size_t)ng, 64) : 0; /* groups */
     HrQMat probe = { NULL, NULL, NULL, rows, cols, o->group, ng };
     const size_t wbytes = q4 ? hr_qmat_bytes(&probe) : (size_t)rows * (size_t)cols * 2;
-    const size_t copy_bytes = q_stride + 2 * s_stride * sizeof(float);
+    const size_t copy_bytes = q_stride + s_stride * (sizeof(uint16_t) + 1);
     const size_t footprint = (size_t)o->footprint_mb << 20;
     size_t copies = footprint / copy_bytes;
     copies = copies < 1 ? 1 : copies > GEMV_MAX_COPIES ? GEMV_MAX_COPIES : copies;
     int rc = 1;
 
     unsigned char *qbuf = g_try_malloc(q_stride * copies);
-    float *sbuf = s_stride ? g_try_malloc(s_stride * copies * sizeof(float)) : NULL;
-    float *zbuf = s_stride ? g_try_malloc(s_stride * copies * sizeof(float)) : NULL;
+    uint16_t *sbuf = s_stride ? g_try_malloc(s_stride * copies * sizeof(uint16_t)) : NULL;
+    uint8_t *zbuf = s_stride ? g_try_malloc(s_stride * copies) : NULL;
     HrQMat *qm = g_new0(HrQMat, copies);
     HrMat *fm = g_new0(HrMat, copies);
     float *x = g_new(float, cols), *out = g_new(float, rows);
@@ -247,9 +248,8 @@ gemv_one(const GemvOpts *o, HrThreadPool *pool, HrMatmulImpl impl, Shape sh, Gem
     if (q4) {
         fill_random(qbuf, q_stride, &seed);
         for (size_t i = 0; i < (size_t)rows * (size_t)ng; i++) {
-            float s = 0.002f + 0.02f * rand_unit(&seed);
-            sbuf[i] = s;
-            zbuf[i] = s * (float)(xorshift64(&seed) & 15);
+            sbuf[i] = hr_f32_to_f16(0.002f + 0.02f * rand_unit(&seed));
+            zbuf[i] = (uint8_t)(xorshift64(&seed) & 15);
         }
     } else {
         uint16_t *h = (uint16_t *)qbuf;
@@ -262,8 +262,8 @@ gemv_one(const GemvOpts *o, HrThreadPool *pool, HrMatmulImpl impl, Shape sh, Gem
         if (c > 0) { /* identical contents; what counts is where they lie */
             memcpy(qbuf + c * q_stride, qbuf, q_stride);
             if (s_stride) {
-                memcpy(sbuf + c * s_stride, sbuf, s_stride * sizeof(float));
-                memcpy(zbuf + c * s_stride, zbuf, s_stride * sizeof(float));
+                memcpy(sbuf + c * s_stride, sbuf, s_stride * sizeof(uint16_t));
+                memcpy(zbuf + c * s_stride, zbuf, s_stride);
             }
         }
         qm[c] = (HrQMat){ qbuf + c * q_stride, s_stride ? sbuf + c * s_stride : NULL,

@@ -85,8 +85,8 @@ mat_make(TestMat *m, bool awq, int N, int K, int group)
     m->q.group = group;
     m->q.n_groups = ng;
     m->q.q = g_new0(uint8_t, (size_t)N * (K / 2));
-    m->q.scale = g_new(float, (size_t)N * ng);
-    m->q.szero = g_new(float, (size_t)N * ng);
+    m->q.scale = g_new(uint16_t, (size_t)N * ng);
+    m->q.zero = g_new(uint8_t, (size_t)N * ng);
     for (int n = 0; n < N; n++) {
         int j = n / 8, i = 0;
         while (awq_order[i] != n % 8)
@@ -101,8 +101,8 @@ mat_make(TestMat *m, bool awq, int N, int K, int group)
             uint16_t s = hr_f32_to_f16(frand(0.005f, 0.05f));
             m->qzeros[(size_t)g * w8 + j] = (int32_t)((uint32_t)m->qzeros[(size_t)g * w8 + j] | (z << (4 * i)));
             m->scales[(size_t)g * N + n] = s;
-            m->q.scale[(size_t)n * ng + g] = hr_f16_to_f32(s);
-            m->q.szero[(size_t)n * ng + g] = hr_f16_to_f32(s) * (float)z;
+            m->q.scale[(size_t)n * ng + g] = s;
+            m->q.zero[(size_t)n * ng + g] = (uint8_t)z;
         }
     }
     m->h.qweight = m->qweight;
@@ -119,7 +119,7 @@ mat_free(TestMat *m)
     g_free(m->scales);
     g_free(m->q.q);
     g_free(m->q.scale);
-    g_free(m->q.szero);
+    g_free(m->q.zero);
 }
 
 static void
@@ -432,7 +432,7 @@ check_repack_host(int N, int K, int group)
         for (int g = 0; g < ng; g++) {
             uint32_t u = sz[(size_t)n * ng + g];
             float s = hr_f16_to_f32((uint16_t)(u & 0xffffu)), z = hr_f16_to_f32((uint16_t)(u >> 16));
-            bad += s != m.q.scale[(size_t)n * ng + g] || s * z != m.q.szero[(size_t)n * ng + g];
+            bad += s != hr_f16_to_f32(m.q.scale[(size_t)n * ng + g]) || z != (float)m.q.zero[(size_t)n * ng + g];
         }
     }
     HR_CHECK(bad == 0, "repack [%d, %d] g%d: %d wrong values", N, K, group, bad);

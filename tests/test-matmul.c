@@ -167,13 +167,13 @@ static HrQMat
 random_qmat(GRand *rng, int rows, int cols, int g)
 {
     const int ng = cols / g;
-    HrQMat q = { g_new(uint8_t, (size_t)rows * cols / 2), g_new(float, (size_t)rows * ng),
-                 g_new(float, (size_t)rows * ng), rows, cols, g, ng };
+    HrQMat q = { g_new(uint8_t, (size_t)rows * cols / 2), g_new(uint16_t, (size_t)rows * ng),
+                 g_new(uint8_t, (size_t)rows * ng), rows, cols, g, ng };
     for (size_t i = 0; i < (size_t)rows * cols / 2; i++)
         q.q[i] = (uint8_t)g_rand_int_range(rng, 0, 256);
     for (size_t i = 0; i < (size_t)rows * ng; i++) {
-        q.scale[i] = frand(rng, 0.001, 0.03);
-        q.szero[i] = q.scale[i] * (float)g_rand_int_range(rng, 0, 16);
+        q.scale[i] = hr_f32_to_f16(frand(rng, 0.001, 0.03));
+        q.zero[i] = (uint8_t)g_rand_int_range(rng, 0, 16);
     }
     return q;
 }

@@ -156,17 +156,16 @@ mat_make(TestMat *m, int N, int K, int ng, bool quant)
         m->q.group = g;
         m->q.n_groups = ng;
         m->q.q = g_new0(uint8_t, (size_t)N * (size_t)(K / 2));
-        m->q.scale = g_new(float, (size_t)N * ng);
-        m->q.szero = g_new(float, (size_t)N * ng);
+        m->q.scale = g_new(uint16_t, (size_t)N * ng);
+        m->q.zero = g_new(uint8_t, (size_t)N * ng);
         for (int n = 0; n < N; n++) {
             for (int k = 0; k < K; k++) {
                 uint8_t v = qT[(size_t)k * N + n];
                 m->q.q[(size_t)n * (K / 2) + k / 2] |= (uint8_t)((k & 1) ? v << 4 : v);
             }
             for (int gi = 0; gi < ng; gi++) {
-                float s = hr_f16_to_f32(sc[(size_t)gi * N + n]);
-                m->q.scale[(size_t)n * ng + gi] = s;
-                m->q.szero[(size_t)n * ng + gi] = s * (float)zT[(size_t)gi * N + n];
+                m->q.scale[(size_t)n * ng + gi] = sc[(size_t)gi * N + n];
+                m->q.zero[(size_t)n * ng + gi] = zT[(size_t)gi * N + n];
             }
         }
         g_free(qT);

@@ -167,9 +167,8 @@ repack_range(void *arg, int start, int end)
                 size_t n = (size_t)j * 8 + (size_t)awq_order[i];
                 uint16_t h;
                 memcpy(&h, (const char *)J->scales + 2 * ((size_t)g * (size_t)N + n), 2);
-                float sc = hr_f16_to_f32(h);
-                m->scale[n * (size_t)ng + (size_t)g] = sc;
-                m->szero[n * (size_t)ng + (size_t)g] = sc * (float)((p >> (4 * i)) & 15u);
+                m->scale[n * (size_t)ng + (size_t)g] = h;
+                m->zero[n * (size_t)ng + (size_t)g] = (uint8_t)((p >> (4 * i)) & 15u);
             }
         }
     }
@@ -218,8 +217,8 @@ take_awq(CpuCtx *c, const HrTensorSet *ts, const char *prefix, int64_t N, int64_
     m->n_groups = (int)ng;
     m->group = (int)(K / ng);
     m->q = hr_weights_alloc((size_t)N * (size_t)(K / 2));
-    m->scale = hr_weights_alloc(sizeof(float) * (size_t)N * (size_t)ng);
-    m->szero = hr_weights_alloc(sizeof(float) * (size_t)N * (size_t)ng);
+    m->scale = hr_weights_alloc(sizeof(uint16_t) * (size_t)N * (size_t)ng);
+    m->zero = hr_weights_alloc((size_t)N * (size_t)ng);
     RepackJob job = { m, tq->data, tz->data, ts_s->data };
     hr_pool_run(c->pool, repack_range, &job, (int)(N / 8), 1);
     /* The checkpoint's 4-bit tensors are not read again: let the kernel drop

@@ -495,25 +495,33 @@ __attribute__((target("avx2,fma,f16c"))) static void
 gemm_dequant_row(const HrQMat *m, int r, int k0, int kl, float *dst)
 {
     const uint8_t *qr = m->q + (size_t)r * (size_t)(m->cols / 2);
-    const float *sc = m->scale + (size_t)r * (size_t)m->n_groups, *sz = m->szero + (size_t)r * (size_t)m->n_groups;
+    const uint16_t *sc = m->scale + (size_t)r * (size_t)m->n_groups;
+    const uint8_t *zr = m->zero + (size_t)r * (size_t)m->n_groups;
     const int g = m->group;
-    int i = 0;
+    int i = 0, cur = -1;
+    float s = 0.0f, sz = 0.0f;
     if (g % 8 == 0 && k0 % 8 == 0) {
         /* As in q4_row_avx2: 8 nibbles of one 32-bit word, in order. */
         const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
         const __m256i mask = _mm256_set1_epi32(15);
         for (; i + 8 <= kl; i += 8) {
             int k = k0 + i, gi = k / g;
+            if (gi != cur) {
+                cur = gi;
+                s = hr_f16_to_f32(sc[gi]);
+                sz = s * (float)zr[gi];
+            }
             int32_t word;
             memcpy(&word, qr + k / 2, 4);
             __m256 q = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word), shifts), mask));
-            _mm256_storeu_ps(dst + i, _mm256_fmsub_ps(q, _mm256_set1_ps(sc[gi]), _mm256_set1_ps(sz[gi])));
+            _mm256_storeu_ps(dst + i, _mm256_fmsub_ps(q, _mm256_set1_ps(s), _mm256_set1_ps(sz)));
         }
     }
     for (; i < kl; i++) {
         int k = k0 + i, gi = k / g;
         int q = (k & 1) ? qr[k / 2] >> 4 : qr[k / 2] & 15;
-        dst[i] = (float)q * sc[gi] - sz[gi];
+        s = hr_f16_to_f32(sc[gi]);
+        dst[i] = (float)q * s - s * (float)zr[gi];
     }
 }
 
@@ -881,13 +889,13 @@ q8_row_avx512(const uint8_t *qr, const float *sc, const float *sz, const Q8Act *
  * the 4 rows; per (row, token) pair and chunk: two VPDPBUSD, a conversion,
  * the lane scales and one FMA (cols % 128 == 0). */
 static inline __attribute__((always_inline, target(Q8_AVX512_TARGET))) void
-q8_tile4x4_body(const HrQMat *w, int r, const Q8Act *act, float out[4][4], const bool g128)
+q8_tile4x4_body(const HrQMat *w, int r, const float *sb, const Q8Act *act, float out[4][4], const bool g128)
 {
     const int cols = w->cols, g = w->group, ng = w->n_groups;
     const size_t qs = (size_t)(cols / 2);
     const __m512i m = _mm512_set1_epi8(15);
     const uint8_t *q = w->q + (size_t)r * qs;
-    const float *sc = w->scale + (size_t)r * (size_t)ng;
+    const float *sc = sb; /* row i: scales at ng * i, scale * zero at ng * (4 + i) */
     __m512 acc[4][4];
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++)
@@ -920,17 +928,16 @@ q8_tile4x4_body(const HrQMat *w, int r, const Q8Act *act, float out[4][4], const
     }
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++)
-            out[i][j] = _mm512_reduce_add_ps(acc[i][j]) -
-                        q8_zero_term(w->szero + (size_t)(r + i) * (size_t)ng, act[j].gsum, ng);
+            out[i][j] = _mm512_reduce_add_ps(acc[i][j]) - q8_zero_term(sb + (size_t)(4 + i) * ng, act[j].gsum, ng);
 }
 
 __attribute__((target(Q8_AVX512_TARGET))) static void
-q8_tile4x4_avx512(const HrQMat *w, int r, const Q8Act *act, float out[4][4])
+q8_tile4x4_avx512(const HrQMat *w, int r, const float *sb, const Q8Act *act, float out[4][4])
 {
     if (w->group % 128 == 0)
-        q8_tile4x4_body(w, r, act, out, true);
+        q8_tile4x4_body(w, r, sb, act, out, true);
     else
-        q8_tile4x4_body(w, r, act, out, false);
+        q8_tile4x4_body(w, r, sb, act, out, false);
 }
 #endif
 
@@ -1044,7 +1051,7 @@ hr_matmul(HrThreadPool *pool, float *out, const HrMat *w, const float *bias, con
 size_t
 hr_qmat_bytes(const HrQMat *m)
 {
-    return (size_t)m->rows * (size_t)(m->cols / 2) + 2 * sizeof(float) * (size_t)m->rows * (size_t)m->n_groups;
+    return (size_t)m->rows * (size_t)(m->cols / 2) + (sizeof(uint16_t) + 1) * (size_t)m->rows * (size_t)m->n_groups;
 }
 
 void
@@ -1054,8 +1061,39 @@ hr_qmat_free(HrQMat *m)
         return;
     g_free(m->q);
     g_free(m->scale);
-    g_free(m->szero);
+    g_free(m->zero);
     memset(m, 0, sizeof *m);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma,f16c"))) static int
+row_scales_avx2(const uint16_t *s, const uint8_t *z, int ng, float *sc, float *sz)
+{
+    int g = 0;
+    for (; g + 8 <= ng; g += 8) {
+        __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + g)));
+        __m256 zv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(z + g))));
+        _mm256_storeu_ps(sc + g, v);
+        _mm256_storeu_ps(sz + g, _mm256_mul_ps(v, zv));
+    }
+    return g;
+}
+#endif
+
+void
+hr_qmat_row_scales(const HrQMat *m, int r, float *sc, float *sz)
+{
+    const uint16_t *s = m->scale + (size_t)r * (size_t)m->n_groups;
+    const uint8_t *z = m->zero + (size_t)r * (size_t)m->n_groups;
+    int g0 = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (have_avx2())
+        g0 = row_scales_avx2(s, z, m->n_groups, sc, sz);
+#endif
+    for (int g = g0; g < m->n_groups; g++) {
+        sc[g] = hr_f16_to_f32(s[g]);
+        sz[g] = sc[g] * (float)z[g];
+    }
 }
 
 void
@@ -1065,7 +1103,7 @@ hr_qmat_row_f32(const HrQMat *m, int r, float *dst)
     for (int k = 0; k < m->cols; k++) {
         int q = (k & 1) ? qr[k / 2] >> 4 : qr[k / 2] & 15;
         size_t gi = (size_t)r * (size_t)m->n_groups + (size_t)(k / m->group);
-        dst[k] = (float)q * m->scale[gi] - m->szero[gi];
+        dst[k] = hr_f16_to_f32(m->scale[gi]) * (float)(q - (int)m->zero[gi]);
     }
 }
 
@@ -1171,10 +1209,10 @@ typedef struct {
     bool q8_avx512;
 } Q4Job;
 
+/* buf: room for 4 rows of scales and scale * zero (8 * n_groups floats). */
 static void
-matmul_q4_rows(void *arg, int r0, int r1)
+matmul_q4_rows_with(const Q4Job *j, int r0, int r1, float *buf)
 {
-    const Q4Job *j = arg;
     const HrQMat *w = j->w;
     const int rows = w->rows, cols = w->cols, g = w->group, ng = w->n_groups;
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -1188,13 +1226,16 @@ matmul_q4_rows(void *arg, int r0, int r1)
                     for (int t = tb; t < te; t += 4) {
                         float o[4][4];
                         const int nt = te - t < 4 ? te - t : 4;
+                        if (t == tb) /* rows' scales at buf + ng * i, scale * zero at buf + ng * (4 + i) */
+                            for (int i = 0; i < nr; i++)
+                                hr_qmat_row_scales(w, r + i, buf + (size_t)ng * i, buf + (size_t)ng * (4 + i));
                         if (nr == 4 && nt == 4)
-                            q8_tile4x4_avx512(w, r, &j->q8[t], o);
+                            q8_tile4x4_avx512(w, r, buf, &j->q8[t], o);
                         else
                             for (int i = 0; i < nr; i++)
                                 for (int k = 0; k < nt; k++)
                                     o[i][k] = q8_row_avx512(w->q + (size_t)(r + i) * (size_t)(cols / 2),
-                                                            w->scale + (size_t)(r + i) * ng, w->szero + (size_t)(r + i) * ng,
+                                                            buf + (size_t)ng * i, buf + (size_t)ng * (4 + i),
                                                             &j->q8[t + k], cols, g, ng);
                         for (int i = 0; i < nr; i++)
                             for (int k = 0; k < nt; k++) {
@@ -1209,7 +1250,8 @@ matmul_q4_rows(void *arg, int r0, int r1)
         }
         for (int r = r0; r < r1; r++) {
             const uint8_t *qr = w->q + (size_t)r * (size_t)(cols / 2);
-            const float *sc = w->scale + (size_t)r * ng, *sz = w->szero + (size_t)r * ng;
+            hr_qmat_row_scales(w, r, buf, buf + ng);
+            const float *sc = buf, *sz = buf + ng;
             const float b = j->bias ? j->bias[r] : 0.0f;
             for (int t = 0; t < j->n; t++) {
                 float v = (j->q8_avx512 ? q8_row_avx512(qr, sc, sz, &j->q8[t], cols, g, ng)
@@ -1223,7 +1265,8 @@ matmul_q4_rows(void *arg, int r0, int r1)
     if (j->avx2 && g % 32 == 0 && j->n == 1) {
         for (int r = r0; r < r1; r++) {
             const uint8_t *qr = w->q + (size_t)r * (size_t)(cols / 2);
-            float v = q4_row1_avx2(qr, w->scale + (size_t)r * ng, w->szero + (size_t)r * ng, j->x, j->xsum, ng, g) +
+            hr_qmat_row_scales(w, r, buf, buf + ng);
+            float v = q4_row1_avx2(qr, buf, buf + ng, j->x, j->xsum, ng, g) +
                       (j->bias ? j->bias[r] : 0.0f);
             j->out[r] = j->residual ? j->residual[r] + v : v;
         }
@@ -1232,7 +1275,8 @@ matmul_q4_rows(void *arg, int r0, int r1)
     if (j->avx2 && g % 16 == 0) {
         for (int r = r0; r < r1; r++) {
             const uint8_t *qr = w->q + (size_t)r * (size_t)(cols / 2);
-            const float *sc = w->scale + (size_t)r * ng, *sz = w->szero + (size_t)r * ng;
+            hr_qmat_row_scales(w, r, buf, buf + ng);
+            const float *sc = buf, *sz = buf + ng;
             float b = j->bias ? j->bias[r] : 0.0f;
             for (int t0 = 0; t0 < j->n; t0 += 4) {
                 int nt = j->n - t0 < 4 ? j->n - t0 : 4;
@@ -1251,7 +1295,8 @@ matmul_q4_rows(void *arg, int r0, int r1)
 #endif
     for (int r = r0; r < r1; r++) {
         const uint8_t *qr = w->q + (size_t)r * (size_t)(cols / 2);
-        const float *sc = w->scale + (size_t)r * ng, *sz = w->szero + (size_t)r * ng;
+        hr_qmat_row_scales(w, r, buf, buf + ng);
+        const float *sc = buf, *sz = buf + ng;
         float b = j->bias ? j->bias[r] : 0.0f;
         for (int t = 0; t < j->n; t++) {
             const float *xt = j->x + (size_t)t * cols;
@@ -1264,6 +1309,18 @@ matmul_q4_rows(void *arg, int r0, int r1)
             j->out[o] = j->residual ? j->residual[o] + v : v;
         }
     }
+}
+
+static void
+matmul_q4_rows(void *arg, int r0, int r1)
+{
+    const Q4Job *j = arg;
+    float stack[4096];
+    const size_t need = 8 * (size_t)j->w->n_groups;
+    float *buf = need <= G_N_ELEMENTS(stack) ? stack : g_new(float, need);
+    matmul_q4_rows_with(j, r0, r1, buf);
+    if (buf != stack)
+        g_free(buf);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)

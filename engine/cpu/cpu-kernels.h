@@ -75,17 +75,21 @@ void hr_matmul_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrM
 /* A 4-bit group-quantized matrix (AWQ), repacked once at load into a
  * row-major layout: row r (output channel) holds cols/2 bytes of nibbles,
  * input k in the low nibble of byte k/2 when k is even, the high one when
- * odd; per (row, group) an FP32 scale s and s*z (the zero point folded), so
- * W[r,k] = q*s - s*z and W[r,:].x = sum_g (s_g * sum q*x - (s*z)_g * sum x). */
+ * odd; per (row, group) the FP16 scale s as the checkpoint stores it and the
+ * zero point z (3 bytes per group: a decode step reads them with the
+ * nibbles), so W[r,k] = s * (q - z) and
+ * W[r,:].x = sum_g (s_g * sum q*x - s_g * z_g * sum x). */
 typedef struct {
     uint8_t *q;        /* [rows, cols/2] */
-    float *scale;      /* [rows, n_groups] */
-    float *szero;      /* [rows, n_groups] scale * zero */
+    uint16_t *scale;   /* [rows, n_groups] FP16 bits */
+    uint8_t *zero;     /* [rows, n_groups] 0..15 */
     int rows, cols;    /* cols even */
     int group;         /* divides cols, even */
     int n_groups;
 } HrQMat;
 
+/* Row r's scales and scale * zero as FP32, into sc[n_groups], sz[n_groups]. */
+void hr_qmat_row_scales(const HrQMat *m, int r, float *sc, float *sz);
 size_t hr_qmat_bytes(const HrQMat *m);
 void hr_qmat_free(HrQMat *m);
 /* Dequantized row r of m into dst[cols] (tests, reference). */
