@@ -94,6 +94,10 @@ extern const HrBackendOps hr_cpu_backend;
  * NULL when not built in. "auto" picks CUDA when built and a device
  * answers, else Vulkan on a real GPU, else the CPU (probed once). */
 const HrBackendOps *hr_backend_find(const char *name);
+/* get_logits' row argument: a negative row means the last of n_rows; any
+ * other row outside [0, n_rows) is HR_ERR_INVALID_ARG. *row is resolved. */
+HrStatus hr_backend_logits_row(int *row, int n_rows, HrError *err);
+
 /* The arguments of forward() every backend checks the same way: at least
  * one token, positions inside [0, context_len), ids inside the vocabulary.
  * HR_ERR_INVALID_ARG with the offending value otherwise. */

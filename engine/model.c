@@ -35,6 +35,16 @@ hr_model_options_init(HrModelOptions *opt)
 }
 
 HrStatus
+hr_backend_logits_row(int *row, int n_rows, HrError *err)
+{
+    if (*row < 0)
+        *row = n_rows - 1;
+    if (*row < 0 || *row >= n_rows)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "get_logits: row %d of %d", *row, n_rows);
+    return HR_OK;
+}
+
+HrStatus
 hr_backend_check_forward(const HrModelConfig *cfg, int context_len, const int32_t *tokens, int n_tokens, int pos,
                          HrError *err)
 {

@@ -635,10 +635,9 @@ static HrStatus
 cpu_get_logits(void *p, int row, float *out, HrError *err)
 {
     CpuCtx *c = p;
-    if (row < 0)
-        row = c->logits_rows - 1;
-    if (row < 0 || row >= c->logits_rows)
-        return hr_error_set(err, HR_ERR_INVALID_ARG, "get_logits: row %d of %d", row, c->logits_rows);
+    HrStatus st = hr_backend_logits_row(&row, c->logits_rows, err);
+    if (st != HR_OK)
+        return st;
     memcpy(out, c->logits + (size_t)row * c->cfg.vocab_size, sizeof(float) * c->cfg.vocab_size);
     return HR_OK;
 }

@@ -804,10 +804,9 @@ HrStatus
 cuda_get_logits(void *p, int row, float *out, HrError *err)
 {
     Ctx *c = static_cast<Ctx *>(p);
-    if (row < 0)
-        row = c->logits_rows - 1;
-    if (row < 0 || row >= c->logits_rows)
-        return hr_error_set(err, HR_ERR_INVALID_ARG, "get_logits: row %d of %d", row, c->logits_rows);
+    HrStatus st = hr_backend_logits_row(&row, c->logits_rows, err);
+    if (st != HR_OK)
+        return st;
     const size_t V = (size_t)c->cfg.vocab_size;
     CK(cudaMemcpyAsync(out, c->logits_src + (size_t)row * V, sizeof(float) * V, cudaMemcpyDeviceToHost, c->s));
     CK(cudaStreamSynchronize(c->s));
