@@ -703,8 +703,8 @@ q8_pos(int k, int cols)
     return c + (k & 1) * half + ((k - c) >> 1);
 }
 
-static bool
-exact_activations(void)
+bool
+hr_cpu_exact(void)
 {
     static int cached = -1;
     if (cached < 0)
@@ -984,12 +984,12 @@ q8_impl(HrMatmulImpl impl, const HrQMat *w, int n)
     if (n >= GEMM_MIN_N) {
         /* prefill: the 4x4 VNNI tiles where the CPU has them, else the FP32 GEMM */
         if (w->cols % 128 != 0 || !hr_matmul_impl_available(HR_MATMUL_Q8_AVX512) ||
-            (impl == HR_MATMUL_AUTO && exact_activations()) || (impl != HR_MATMUL_AUTO && impl != HR_MATMUL_Q8_AVX512))
+            (impl == HR_MATMUL_AUTO && hr_cpu_exact()) || (impl != HR_MATMUL_AUTO && impl != HR_MATMUL_Q8_AVX512))
             return HR_MATMUL_AUTO;
         return HR_MATMUL_Q8_AVX512;
     }
     if (impl == HR_MATMUL_AUTO) {
-        if (exact_activations())
+        if (hr_cpu_exact())
             return HR_MATMUL_AUTO;
         impl = hr_matmul_impl_available(HR_MATMUL_Q8_AVX512) ? HR_MATMUL_Q8_AVX512 : HR_MATMUL_Q8_AVX2;
     }
@@ -1455,12 +1455,6 @@ hr_matmul_q4(HrThreadPool *pool, float *out, const HrQMat *w, const float *bias,
 }
 
 /* ---- int8 weights (the lm_head of 4-bit models on the CPU) ---------------- */
-
-bool
-hr_cpu_exact(void)
-{
-    return exact_activations();
-}
 
 bool
 hr_q8mat_supported(const HrMat *m)
