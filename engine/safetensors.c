@@ -30,6 +30,7 @@
  * hr_tensor_set_open_dir.
  */
 #include "safetensors.h"
+#include "hr-json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,7 +47,6 @@
 
 #define HEADER_MAX ((uint64_t)100 * 1000 * 1000)  /* 100 MB, as the reference implementation */
 #define INDEX_MAX ((int64_t)100 * 1000 * 1000)
-#define JSON_MAX_DEPTH 64
 #define INDEX_NAME "model.safetensors.index.json"
 #define SINGLE_NAME "model.safetensors"
 
@@ -103,323 +103,6 @@ hr_tensor_numel(const HrTensor *t)
     for (int i = 0; i < t->n_dims; i++)
         n *= (uint64_t)t->shape[i];
     return (int64_t)n;
-}
-
-/* ------------------------------------------------- strict JSON pre-check */
-
-typedef struct {
-    bool is_object;
-    bool expect_key;     /* the next string in this object is a member name */
-    GHashTable *keys;    /* member names seen so far (created on the first) */
-} JsonFrame;
-
-static bool
-read_hex4(const char *s, size_t n, size_t i, unsigned *out)
-{
-    if (n - i < 4)
-        return false;
-    unsigned v = 0;
-    for (int k = 0; k < 4; k++) {
-        int h = g_ascii_xdigit_value(s[i + k]);
-        if (h < 0)
-            return false;
-        v = v * 16 + (unsigned)h;
-    }
-    *out = v;
-    return true;
-}
-
-/* Scan the string starting at s[*i] == '"'; on success *i is past the closing
- * quote and, if out is non-NULL, it holds the decoded text. */
-static bool
-scan_string(const char *s, size_t n, size_t *i, GString *out, char *why, size_t why_len)
-{
-    size_t start = *i;
-    size_t p = start + 1;
-    for (;;) {
-        if (p >= n) {
-            g_snprintf(why, why_len, "unterminated string starting at byte %zu", start);
-            return false;
-        }
-        unsigned char c = (unsigned char)s[p];
-        if (c == '"')
-            break;
-        if (c < 0x20) {
-            g_snprintf(why, why_len, "control character 0x%02x inside a string at byte %zu", c, p);
-            return false;
-        }
-        if (c != '\\') {
-            if (out)
-                g_string_append_c(out, (char)c);
-            p++;
-            continue;
-        }
-        if (p + 1 >= n) {
-            g_snprintf(why, why_len, "unterminated string starting at byte %zu", start);
-            return false;
-        }
-        char e = s[p + 1];
-        const char *simple = strchr("\"\\/bfnrt", e);
-        if (e != '\0' && simple) {
-            static const char decoded[] = "\"\\/\b\f\n\r\t";
-            if (out)
-                g_string_append_c(out, decoded[simple - "\"\\/bfnrt"]);
-            p += 2;
-            continue;
-        }
-        if (e != 'u') {
-            g_snprintf(why, why_len, "invalid escape '\\%c' at byte %zu",
-                       g_ascii_isprint(e) ? e : '?', p);
-            return false;
-        }
-        unsigned u;
-        if (!read_hex4(s, n, p + 2, &u)) {
-            g_snprintf(why, why_len, "invalid \\u escape at byte %zu", p);
-            return false;
-        }
-        size_t used = 6;
-        gunichar ch = u;
-        if (u == 0) {
-            g_snprintf(why, why_len, "\\u0000 inside a string at byte %zu", p);
-            return false;
-        }
-        if (u >= 0xdc00 && u <= 0xdfff) {
-            g_snprintf(why, why_len, "unpaired UTF-16 surrogate \\u%04x at byte %zu", u, p);
-            return false;
-        }
-        if (u >= 0xd800 && u <= 0xdbff) {
-            unsigned lo;
-            if (n - p < 12 || s[p + 6] != '\\' || s[p + 7] != 'u' || !read_hex4(s, n, p + 8, &lo) ||
-                lo < 0xdc00 || lo > 0xdfff) {
-                g_snprintf(why, why_len, "unpaired UTF-16 surrogate \\u%04x at byte %zu", u, p);
-                return false;
-            }
-            ch = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
-            used = 12;
-        }
-        if (out)
-            g_string_append_unichar(out, ch);
-        p += used;
-    }
-    *i = p + 1;
-    return true;
-}
-
-/* A number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? ; integers (no
- * fraction, no exponent) must fit in int64. */
-static bool
-scan_number(const char *s, size_t n, size_t *i, char *why, size_t why_len)
-{
-    size_t start = *i, p = *i;
-    if (p < n && s[p] == '-')
-        p++;
-    size_t int_start = p;
-    if (p < n && s[p] == '0') {
-        p++;
-    } else if (p < n && s[p] >= '1' && s[p] <= '9') {
-        while (p < n && g_ascii_isdigit(s[p]))
-            p++;
-    } else {
-        g_snprintf(why, why_len, "malformed number at byte %zu", start);
-        return false;
-    }
-    size_t int_end = p;
-    bool is_int = true;
-    if (p < n && s[p] == '.') {
-        is_int = false;
-        p++;
-        if (p >= n || !g_ascii_isdigit(s[p])) {
-            g_snprintf(why, why_len, "malformed number at byte %zu", start);
-            return false;
-        }
-        while (p < n && g_ascii_isdigit(s[p]))
-            p++;
-    }
-    if (p < n && (s[p] == 'e' || s[p] == 'E')) {
-        is_int = false;
-        p++;
-        if (p < n && (s[p] == '+' || s[p] == '-'))
-            p++;
-        if (p >= n || !g_ascii_isdigit(s[p])) {
-            g_snprintf(why, why_len, "malformed number at byte %zu", start);
-            return false;
-        }
-        while (p < n && g_ascii_isdigit(s[p]))
-            p++;
-    }
-    if (p < n && (g_ascii_isalnum(s[p]) || s[p] == '.' || s[p] == '-' || s[p] == '+' || s[p] == '_')) {
-        g_snprintf(why, why_len, "malformed number at byte %zu", start);
-        return false;
-    }
-    if (is_int) {
-        /* Magnitude <= INT64_MAX: at most 19 digits, and compared as text. */
-        size_t nd = int_end - int_start;
-        static const char max_digits[] = "9223372036854775807";
-        if (nd > 19 || (nd == 19 && memcmp(s + int_start, max_digits, 19) > 0)) {
-            g_snprintf(why, why_len, "integer %.*s at byte %zu is out of range", (int)MIN(p - start, 40),
-                       s + start, start);
-            return false;
-        }
-    }
-    *i = p;
-    return true;
-}
-
-/* Check that s[0..n) is one strict-JSON value (an object when need_object),
- * with at most JSON_MAX_DEPTH levels of nesting and no object holding the
- * same key twice. Grammar (commas, colons, value positions) is left to
- * json-glib; this checks tokens, nesting and keys. */
-static bool
-json_strict_check(const char *s, size_t n, bool need_object, char *why, size_t why_len)
-{
-    JsonFrame stack[JSON_MAX_DEPTH];
-    int depth = 0;
-    bool done = false, ok = false;
-    GString *key = g_string_new(NULL);
-    size_t i = 0;
-    const char *bad_utf8;
-
-    if (!g_utf8_validate(s, (gssize)n, &bad_utf8)) {
-        g_snprintf(why, why_len, "not valid UTF-8 (at byte %zu)", (size_t)(bad_utf8 - s));
-        goto out;
-    }
-    for (;;) {
-        while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
-            i++;
-        if (i >= n)
-            break;
-        char c = s[i];
-        if (done) {
-            g_snprintf(why, why_len, "data after the end of the JSON value at byte %zu", i);
-            goto out;
-        }
-        if (depth == 0 && need_object && c != '{') {
-            g_snprintf(why, why_len, "not a JSON object (it starts with '%c')", g_ascii_isprint(c) ? c : '?');
-            goto out;
-        }
-        JsonFrame *top = depth > 0 ? &stack[depth - 1] : NULL;
-        switch (c) {
-        case '{':
-        case '[':
-            if (depth == JSON_MAX_DEPTH) {
-                g_snprintf(why, why_len, "nested more than %d levels deep at byte %zu", JSON_MAX_DEPTH, i);
-                goto out;
-            }
-            stack[depth++] = (JsonFrame){ .is_object = c == '{', .expect_key = c == '{', .keys = NULL };
-            i++;
-            break;
-        case '}':
-        case ']':
-            if (!top || top->is_object != (c == '}')) {
-                g_snprintf(why, why_len, "unbalanced '%c' at byte %zu", c, i);
-                goto out;
-            }
-            if (top->keys)
-                g_hash_table_destroy(top->keys);
-            depth--;
-            done = depth == 0;
-            i++;
-            break;
-        case ',':
-            if (top && top->is_object)
-                top->expect_key = true;
-            i++;
-            break;
-        case ':':
-            if (top && top->is_object)
-                top->expect_key = false;
-            i++;
-            break;
-        case '"': {
-            bool is_key = top && top->is_object && top->expect_key;
-            g_string_truncate(key, 0);
-            if (!scan_string(s, n, &i, is_key ? key : NULL, why, why_len))
-                goto out;
-            if (is_key) {
-                top->expect_key = false;
-                if (!top->keys)
-                    top->keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-                if (g_hash_table_contains(top->keys, key->str)) {
-                    g_snprintf(why, why_len, "duplicate key '%s'", key->str);
-                    goto out;
-                }
-                g_hash_table_add(top->keys, g_strdup(key->str));
-            }
-            done = depth == 0;
-            break;
-        }
-        case 't':
-        case 'f':
-        case 'n': {
-            const char *lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
-            size_t len = strlen(lit);
-            if (n - i < len || memcmp(s + i, lit, len) != 0 ||
-                (n - i > len && (g_ascii_isalnum(s[i + len]) || s[i + len] == '_'))) {
-                g_snprintf(why, why_len, "unexpected word at byte %zu", i);
-                goto out;
-            }
-            i += len;
-            done = depth == 0;
-            break;
-        }
-        default:
-            if (c == '-' || g_ascii_isdigit(c)) {
-                if (!scan_number(s, n, &i, why, why_len))
-                    goto out;
-                done = depth == 0;
-                break;
-            }
-            g_snprintf(why, why_len, "unexpected character '%c' at byte %zu",
-                       g_ascii_isprint(c) ? c : '?', i);
-            goto out;
-        }
-    }
-    if (depth > 0)
-        g_snprintf(why, why_len, "JSON ends inside an unclosed %s", stack[depth - 1].is_object ? "object" : "array");
-    else if (!done)
-        g_snprintf(why, why_len, "empty (no JSON value)");
-    else
-        ok = true;
-out:
-    for (int d = 0; d < depth; d++)
-        if (stack[d].keys)
-            g_hash_table_destroy(stack[d].keys);
-    g_string_free(key, TRUE);
-    return ok;
-}
-
-/* Parse text (n bytes, no NUL inside) with json-glib after the strict check.
- * On failure returns NULL with why filled. The caller unrefs the parser. */
-static JsonParser *
-parse_json(const char *text, size_t n, bool need_object, char *why, size_t why_len)
-{
-    if (!json_strict_check(text, n, need_object, why, why_len))
-        return NULL;
-    /* A NUL-terminated copy, so nothing in json-glib can read past the end. */
-    char *copy = g_malloc(n + 1);
-    memcpy(copy, text, n);
-    copy[n] = '\0';
-    JsonParser *parser = json_parser_new();
-    GError *gerr = NULL;
-    gboolean loaded = json_parser_load_from_data(parser, copy, (gssize)n, &gerr);
-    g_free(copy);
-    if (!loaded) {
-        const char *msg = gerr ? gerr->message : "parse error";
-        if (g_str_has_prefix(msg, "<data>:"))  /* json-glib's name for a buffer */
-            g_snprintf(why, why_len, "line %s", msg + strlen("<data>:"));
-        else
-            g_snprintf(why, why_len, "%s", msg);
-        g_clear_error(&gerr);
-        g_object_unref(parser);
-        return NULL;
-    }
-    JsonNode *root = json_parser_get_root(parser);
-    if (!root || (need_object && !JSON_NODE_HOLDS_OBJECT(root))) {
-        g_snprintf(why, why_len, "not a JSON object");
-        g_object_unref(parser);
-        return NULL;
-    }
-    return parser;
 }
 
 /* ------------------------------------------------------------ one file */
@@ -603,7 +286,7 @@ parse_image(HrSafetensors *st, const uint8_t *base, size_t len, HrError *err)
                             f, (size_t)(nul - (const char *)base));
 
     char why[512];
-    JsonParser *parser = parse_json(header, n, true, why, sizeof why);
+    JsonParser *parser = hr_json_parse(header, n, true, why, sizeof why);
     if (!parser)
         return hr_error_set(err, HR_ERR_FORMAT, "%s: the header is not valid safetensors JSON: %s", f, why);
 
@@ -895,7 +578,7 @@ tensor_set_load_index(HrTensorSet *set, const char *dir, const char *index_path,
                               (size_t)(nul - text));
         goto out;
     }
-    parser = parse_json(text, len, true, why, sizeof why);
+    parser = hr_json_parse(text, len, true, why, sizeof why);
     if (!parser) {
         status = hr_error_set(err, HR_ERR_FORMAT, "%s: not valid JSON: %s", index_path, why);
         goto out;
