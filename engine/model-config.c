@@ -1,10 +1,13 @@
 #include "model-config.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
+
+#include "hr-json.h"
 
 static const struct {
     const char *name;
@@ -112,12 +115,14 @@ parse_quantization(JsonObject *o, HrModelConfig *cfg, const char *label, HrError
     if (!JSON_NODE_HOLDS_OBJECT(n))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: \"quantization_config\" must be an object", label);
     JsonObject *q = json_node_get_object(n);
-    const char *method = json_object_get_string_member_with_default(q, "quant_method", "(missing)");
+    const char *method;
+    HrStatus st;
+    if ((st = hr_json_get_string(q, "quant_method", "(missing)", &method, label, err)) != HR_OK)
+        return st;
     if (g_ascii_strcasecmp(method, "awq") != 0)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: quant_method \"%s\" is not supported (only awq)",
                             label, method);
     int bits = 0;
-    HrStatus st;
     if ((st = get_int(q, "bits", &bits, true, 1, label, err)) != HR_OK)
         return st;
     if (bits != 4)
@@ -127,7 +132,9 @@ parse_quantization(JsonObject *o, HrModelConfig *cfg, const char *label, HrError
         return st;
     if (!zero_point)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: AWQ with zero_point false is not supported", label);
-    const char *version = json_object_get_string_member_with_default(q, "version", "gemm");
+    const char *version;
+    if ((st = hr_json_get_string(q, "version", "gemm", &version, label, err)) != HR_OK)
+        return st;
     if (g_ascii_strcasecmp(version, "gemm") != 0)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: AWQ version \"%s\" is not supported (only gemm)",
                             label, version);
@@ -139,20 +146,10 @@ parse_quantization(JsonObject *o, HrModelConfig *cfg, const char *label, HrError
 }
 
 static JsonObject *
-parse_object(JsonParser *p, const char *text, const char *label, HrError *err)
+parse_object(JsonParser **p, const char *text, const char *label, HrError *err)
 {
-    GError *gerr = NULL;
-    if (!json_parser_load_from_data(p, text, -1, &gerr)) {
-        hr_error_set(err, HR_ERR_FORMAT, "%s: not valid JSON: %s", label, gerr->message);
-        g_error_free(gerr);
-        return NULL;
-    }
-    JsonNode *root = json_parser_get_root(p);
-    if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
-        hr_error_set(err, HR_ERR_FORMAT, "%s: the top level must be a JSON object", label);
-        return NULL;
-    }
-    return json_node_get_object(root);
+    *p = hr_json_load(text, strlen(text), true, label, err);
+    return *p ? json_node_get_object(json_parser_get_root(*p)) : NULL;
 }
 
 static HrStatus
@@ -165,12 +162,14 @@ parse_rope_scaling(JsonObject *o, HrModelConfig *cfg, const char *label, HrError
         return hr_error_set(err, HR_ERR_FORMAT, "%s: \"rope_scaling\" must be an object", label);
     JsonObject *rs = json_node_get_object(n);
     /* Newer configs say "rope_type", older ones "type". */
-    const char *type = json_object_get_string_member_with_default(rs, "rope_type", NULL);
-    if (!type)
-        type = json_object_get_string_member_with_default(rs, "type", NULL);
+    const char *type;
+    HrStatus st;
+    if ((st = hr_json_get_string(rs, "rope_type", NULL, &type, label, err)) != HR_OK)
+        return st;
+    if (!type && (st = hr_json_get_string(rs, "type", NULL, &type, label, err)) != HR_OK)
+        return st;
     if (!type)
         return hr_error_set(err, HR_ERR_FORMAT, "%s: \"rope_scaling\" has no \"rope_type\"", label);
-    HrStatus st;
     if ((st = get_float(rs, "factor", &cfg->rope_factor, label, err)) != HR_OK)
         return st;
     if (strcmp(type, "default") == 0) {
@@ -199,6 +198,36 @@ parse_rope_scaling(JsonObject *o, HrModelConfig *cfg, const char *label, HrError
     return HR_OK;
 }
 
+/* Every size the backends, the quantizer and the app multiply is checked
+ * here, in 64-bit, against limits far above any real model (and every
+ * derived one too: q_dim = n_heads x head_dim), so that no product of two of
+ * them overflows an int or a size_t and nothing is allocated from an absurd
+ * count before the tensors are checked. */
+static HrStatus
+check_sizes(const HrModelConfig *cfg, const char *label, HrError *err)
+{
+    const struct {
+        const char *what;
+        int64_t value, max;
+    } sizes[] = {
+        { "num_hidden_layers", cfg->n_layers, HR_MAX_LAYERS },
+        { "hidden_size", cfg->dim, HR_MAX_WIDTH },
+        { "intermediate_size", cfg->hidden_dim, HR_MAX_WIDTH },
+        { "num_attention_heads", cfg->n_heads, HR_MAX_HEADS },
+        { "num_key_value_heads", cfg->n_kv_heads, HR_MAX_HEADS },
+        { "head_dim", cfg->head_dim, HR_MAX_HEAD_DIM },
+        { "num_attention_heads x head_dim", (int64_t)cfg->n_heads * cfg->head_dim, HR_MAX_WIDTH },
+        { "vocab_size", cfg->vocab_size, HR_MAX_VOCAB },
+        { "max_position_embeddings", cfg->max_pos, HR_MAX_POSITIONS },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(sizes); i++) {
+        if (sizes[i].value > sizes[i].max)
+            return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: %s = %" PRId64 " is larger than the %" PRId64
+                                " Hearth supports", label, sizes[i].what, sizes[i].value, sizes[i].max);
+    }
+    return HR_OK;
+}
+
 HrStatus
 hr_model_config_parse(const char *config_json, const char *generation_json, const char *label,
                       HrModelConfig *cfg, HrError *err)
@@ -209,8 +238,8 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
     cfg->norm_eps = 1e-6f;
     cfg->rope_factor = 1.0f;
 
-    g_autoptr(JsonParser) parser = json_parser_new();
-    JsonObject *o = parse_object(parser, config_json, label, err);
+    g_autoptr(JsonParser) parser = NULL;
+    JsonObject *o = parse_object(&parser, config_json, label, err);
     if (!o)
         return err ? err->status : HR_ERR_FORMAT;
 
@@ -237,11 +266,13 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
                             "%s: architecture \"%s\" is not supported (supported: LlamaForCausalLM, "
                             "MistralForCausalLM, Qwen2ForCausalLM)", label, arch);
 
-    const char *act = json_object_get_string_member_with_default(o, "hidden_act", "silu");
+    HrStatus st;
+    const char *act;
+    if ((st = hr_json_get_string(o, "hidden_act", "silu", &act, label, err)) != HR_OK)
+        return st;
     if (strcmp(act, "silu") != 0)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: hidden_act \"%s\" is not supported (only silu)", label, act);
 
-    HrStatus st;
     cfg->max_pos = 2048;
     if ((st = get_int(o, "hidden_size", &cfg->dim, true, 1, label, err)) != HR_OK ||
         (st = get_int(o, "num_hidden_layers", &cfg->n_layers, true, 1, label, err)) != HR_OK ||
@@ -264,6 +295,8 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
     if (cfg->n_heads % cfg->n_kv_heads != 0)
         return hr_error_set(err, HR_ERR_FORMAT, "%s: num_attention_heads %d is not a multiple of "
                             "num_key_value_heads %d", label, cfg->n_heads, cfg->n_kv_heads);
+    if ((st = check_sizes(cfg, label, err)) != HR_OK)
+        return st;
     if ((st = get_float(o, "rms_norm_eps", &cfg->norm_eps, label, err)) != HR_OK ||
         (st = get_float(o, "rope_theta", &cfg->rope_theta, label, err)) != HR_OK)
         return st;
@@ -307,9 +340,9 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
         return st;
 
     if (generation_json) {
-        g_autoptr(JsonParser) gp = json_parser_new();
+        g_autoptr(JsonParser) gp = NULL;
         g_autofree char *glabel = g_strdup_printf("%s (generation_config.json)", label);
-        JsonObject *g = parse_object(gp, generation_json, glabel, err);
+        JsonObject *g = parse_object(&gp, generation_json, glabel, err);
         if (!g)
             return err ? err->status : HR_ERR_FORMAT;
         n = 0;
@@ -336,17 +369,11 @@ hr_model_config_load(const char *dir, HrModelConfig *cfg, HrError *err)
     g_autofree char *path = g_build_filename(dir, "config.json", NULL);
     g_autofree char *gpath = g_build_filename(dir, "generation_config.json", NULL);
     g_autofree char *text = NULL, *gtext = NULL;
-    GError *gerr = NULL;
-    if (!g_file_get_contents(path, &text, NULL, &gerr)) {
-        HrStatus st = hr_error_set(err, HR_ERR_IO, "%s: %s", path, gerr->message);
-        g_error_free(gerr);
+    HrStatus st = hr_file_read_bounded(path, HR_JSON_CONFIG_MAX, &text, NULL, err);
+    if (st == HR_OK && g_file_test(gpath, G_FILE_TEST_EXISTS))
+        st = hr_file_read_bounded(gpath, HR_JSON_CONFIG_MAX, &gtext, NULL, err);
+    if (st != HR_OK)
         return st;
-    }
-    if (g_file_test(gpath, G_FILE_TEST_EXISTS) && !g_file_get_contents(gpath, &gtext, NULL, &gerr)) {
-        HrStatus st = hr_error_set(err, HR_ERR_IO, "%s: %s", gpath, gerr->message);
-        g_error_free(gerr);
-        return st;
-    }
     return hr_model_config_parse(text, gtext, path, cfg, err);
 }
 

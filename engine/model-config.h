@@ -20,6 +20,15 @@ typedef enum {
 
 #define HR_MAX_EOS 8
 
+/* Limits on config sizes, far above any real model; checked in 64-bit when
+ * the config is parsed, so products of two of them never overflow. */
+#define HR_MAX_LAYERS 1024
+#define HR_MAX_WIDTH (1 << 18)      /* hidden_size, intermediate_size, heads x head_dim */
+#define HR_MAX_HEADS 1024
+#define HR_MAX_HEAD_DIM 1024
+#define HR_MAX_VOCAB (1 << 22)
+#define HR_MAX_POSITIONS (1 << 24)
+
 typedef struct {
     HrArch arch;
     char arch_name[64];         /* as written in config.json */

@@ -128,6 +128,19 @@ hr_backend_find(const char *name)
     return NULL;
 }
 
+/* The config's layer count agrees with the tensors before any backend
+ * allocates per layer: the last layer exists. */
+static HrStatus
+check_layers_present(const HrModelConfig *cfg, const HrTensorSet *ts, HrError *err)
+{
+    char name[96];
+    g_snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", cfg->n_layers - 1);
+    if (!hr_tensor_set_find(ts, name))
+        return hr_error_set(err, HR_ERR_FORMAT, "config.json says num_hidden_layers = %d, but the weights have "
+                            "no tensor '%s'", cfg->n_layers, name);
+    return HR_OK;
+}
+
 HrStatus
 hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError *err)
 {
@@ -150,8 +163,11 @@ hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError
     HrStatus st = hr_model_config_load(dir, &m->cfg, err);
     if (st == HR_OK)
         st = hr_tensor_set_open_dir(dir, &m->weights, err);
+    if (st == HR_OK)
+        st = check_layers_present(&m->cfg, m->weights, err);
     if (st == HR_OK) {
-        m->context_len = opt->context_len > 0 ? opt->context_len : MIN(m->cfg.max_pos, 4096);
+        /* The KV cache never holds more positions than the model was made for. */
+        m->context_len = opt->context_len > 0 ? MIN(opt->context_len, m->cfg.max_pos) : MIN(m->cfg.max_pos, 4096);
         HrBackendOptions bopt = {
             .context_len = m->context_len,
             .kv_type = opt->kv_type,

@@ -1,8 +1,11 @@
 /* config.json parsing: the fields the engine needs, defaults as transformers
  * has them, and clear refusals. */
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <glib.h>
+#include <glib/gstdio.h>
 
 #include "hr-test.h"
 #include "model-config.h"
@@ -75,6 +78,58 @@ main(void)
              strstr(err.message, "generation_config"), "%s", err.message);
     HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"eos_token_id\": [1, \"x\"]}", NULL, &c, &err) ==
              HR_ERR_FORMAT, "bad eos");
+
+    /* Hostile values: wrong types are errors naming the key (never a GLib
+     * critical or a NULL string), sizes are checked in 64-bit, deep JSON is
+     * refused before json-glib recurses. */
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"hidden_act\": 5}", NULL, &c, &err) ==
+             HR_ERR_FORMAT && strstr(err.message, "hidden_act"), "%s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"quantization_config\": "
+                   "{\"quant_method\": 5, \"bits\": 4}}", NULL, &c, &err) == HR_ERR_FORMAT &&
+             strstr(err.message, "quant_method"), "%s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"quantization_config\": "
+                   "{\"quant_method\": \"awq\", \"bits\": 4, \"version\": [\"gemm\"]}}", NULL, &c, &err) ==
+             HR_ERR_FORMAT && strstr(err.message, "version"), "%s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"rope_scaling\": {\"rope_type\": 3}}",
+                   NULL, &c, &err) == HR_ERR_FORMAT && strstr(err.message, "rope_type"), "%s", err.message);
+    /* 65537 x 65536 wraps a 32-bit int to 65536. */
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 65536, \"num_hidden_layers\": 1, "
+                   "\"num_attention_heads\": 65537, \"num_key_value_heads\": 1, \"head_dim\": 65536, "
+                   "\"intermediate_size\": 64, \"vocab_size\": 256}", NULL, &c, &err) == HR_ERR_UNSUPPORTED &&
+             strstr(err.message, "num_attention_heads"), "%s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"num_hidden_layers\": 1073741824, "
+                   "\"num_attention_heads\": 8, \"intermediate_size\": 128, \"vocab_size\": 256}", NULL, &c, &err) ==
+             HR_ERR_UNSUPPORTED && strstr(err.message, "num_hidden_layers"), "%s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"max_position_embeddings\": 1073741824}",
+                   NULL, &c, &err) == HR_ERR_UNSUPPORTED && strstr(err.message, "max_position"), "%s", err.message);
+    {
+        GString *deep = g_string_new("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"x\": ");
+        for (int i = 0; i < 100000; i++)
+            g_string_append_c(deep, '[');
+        for (int i = 0; i < 100000; i++)
+            g_string_append_c(deep, ']');
+        g_string_append_c(deep, '}');
+        HR_CHECK(parse(deep->str, NULL, &c, &err) == HR_ERR_FORMAT && strstr(err.message, "nested"), "%s", err.message);
+        HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE "}", deep->str, &c, &err) == HR_ERR_FORMAT &&
+                 strstr(err.message, "generation_config"), "%s", err.message);
+        g_string_free(deep, TRUE);
+    }
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"vocab_size\": 1, \"vocab_size\": 2}",
+                   NULL, &c, &err) == HR_ERR_FORMAT && strstr(err.message, "duplicate"), "%s", err.message);
+    /* A FIFO or a device as config.json is an error, not a hang. */
+    {
+        g_autofree char *tmp = g_dir_make_tmp("hearth-cfg-XXXXXX", NULL);
+        g_autofree char *cfg_path = g_build_filename(tmp, "config.json", NULL);
+        HR_CHECK(mkfifo(cfg_path, 0600) == 0, "mkfifo");
+        HR_CHECK(hr_model_config_load(tmp, &c, &err) == HR_ERR_FORMAT && strstr(err.message, "regular file"), "%s",
+                 err.message);
+        g_unlink(cfg_path);
+        HR_CHECK(symlink("/dev/zero", cfg_path) == 0, "symlink");
+        HR_CHECK(hr_model_config_load(tmp, &c, &err) == HR_ERR_FORMAT && strstr(err.message, "regular file"), "%s",
+                 err.message);
+        g_unlink(cfg_path);
+        g_rmdir(tmp);
+    }
 
     /* The real file. */
     char *dir = hr_test_assets_dir();
