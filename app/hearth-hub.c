@@ -319,15 +319,21 @@ send_get(Dl *dl, const char *url, guint64 range_start, SoupMessage **msg_out, GE
             return NULL;
         }
         guint st = soup_message_get_status(msg);
-        const char *loc = soup_message_headers_get_one(soup_message_get_response_headers(msg), "Location");
+        /* A copy: the header belongs to msg, which is released below. */
+        g_autofree char *loc =
+            g_strdup(soup_message_headers_get_one(soup_message_get_response_headers(msg), "Location"));
         if (SOUP_STATUS_IS_REDIRECTION(st) && st != 304 && loc) {
             g_autoptr(GUri) base = g_uri_parse(cur, G_URI_FLAGS_ENCODED, NULL);
             g_autoptr(GUri) next = base ? g_uri_parse_relative(base, loc, G_URI_FLAGS_ENCODED, NULL) : NULL;
             g_input_stream_close(s, NULL, NULL);
             g_object_unref(s);
             g_object_unref(msg);
-            if (!next) {
-                g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_INVALID, "bad redirect from %s to %s", cur, loc);
+            /* Only http(s): libsoup refuses other schemes with a critical. */
+            const char *scheme = next ? g_uri_get_scheme(next) : NULL;
+            if (!next || !scheme || (g_ascii_strcasecmp(scheme, "http") != 0 && g_ascii_strcasecmp(scheme, "https") != 0)) {
+                g_autofree char *shown = g_strescape(loc, NULL);
+                g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_INVALID, "bad redirect from %s to %.200s", cur,
+                            shown);
                 return NULL;
             }
             g_free(cur);
