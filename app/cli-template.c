@@ -28,6 +28,7 @@
 #include <json-glib/json-glib.h>
 
 #include "chat-template.h"
+#include "hr-json.h"
 
 int hr_cli_template(int argc, char **argv);
 
@@ -111,11 +112,12 @@ hr_cli_template(int argc, char **argv)
 
     /* tokenizer_config.json: special tokens and (usually) the template. */
     g_autofree char *cfg_path = g_build_filename(dir, "tokenizer_config.json", NULL);
-    g_autoptr(JsonParser) cfg_parser = json_parser_new();
+    g_autoptr(JsonParser) cfg_parser = NULL;
     JsonObject *cfg = NULL;
     if (g_file_test(cfg_path, G_FILE_TEST_EXISTS)) {
-        if (!json_parser_load_from_file(cfg_parser, cfg_path, &error)) {
-            fprintf(stderr, "hearth-cli template: %s: %s\n", cfg_path, error->message);
+        cfg_parser = hr_json_load_file_g(cfg_path, HR_JSON_CONFIG_MAX, true, &error);
+        if (!cfg_parser) {
+            fprintf(stderr, "hearth-cli template: %s\n", error->message);
             return 1;
         }
         JsonNode *root = json_parser_get_root(cfg_parser);
@@ -132,8 +134,9 @@ hr_cli_template(int argc, char **argv)
     g_autofree char *source = NULL;
     g_autofree char *jinja_path = g_build_filename(dir, "chat_template.jinja", NULL);
     if (g_file_test(jinja_path, G_FILE_TEST_EXISTS)) {
-        if (!g_file_get_contents(jinja_path, &source, NULL, &error)) {
-            fprintf(stderr, "hearth-cli template: %s\n", error->message);
+        HrError rerr = { 0 };
+        if (hr_file_read_bounded(jinja_path, HR_JSON_CONFIG_MAX, &source, NULL, &rerr) != HR_OK) {
+            fprintf(stderr, "hearth-cli template: %s\n", rerr.message);
             return 1;
         }
     } else if (cfg) {
@@ -156,9 +159,9 @@ hr_cli_template(int argc, char **argv)
         fprintf(stderr, "hearth-cli template: %s\n", error->message);
         return 1;
     }
-    g_autoptr(JsonParser) mparser = json_parser_new();
-    if (!json_parser_load_from_data(mparser, messages_text, -1, &error)) {
-        fprintf(stderr, "hearth-cli template: %s: %s\n", messages_path, error->message);
+    g_autoptr(JsonParser) mparser = hr_json_load_g(messages_text, strlen(messages_text), false, messages_path, &error);
+    if (!mparser) {
+        fprintf(stderr, "hearth-cli template: %s\n", error->message);
         return 1;
     }
     JsonNode *messages = json_parser_get_root(mparser);

@@ -9,6 +9,8 @@
 
 #include "hearth-config.h"
 #include "hearth-models.h"
+
+#include "hr-json.h"
 #include "model-config.h"
 #include "safetensors.h"
 
@@ -163,10 +165,10 @@ json_int(JsonObject *o, const char *member, int fallback)
     JsonNode *n = json_object_get_member(o, member);
     if (!JSON_NODE_HOLDS_VALUE(n))
         return fallback;
-    GType t = json_node_get_value_type(n);
-    if (t == G_TYPE_INT64 || t == G_TYPE_DOUBLE)
-        return (int)json_node_get_int(n);
-    return fallback;
+    if (json_node_get_value_type(n) != G_TYPE_INT64)
+        return fallback;
+    gint64 v = json_node_get_int(n);
+    return v >= G_MININT && v <= G_MAXINT ? (int)v : fallback;
 }
 
 static const char *
@@ -249,8 +251,8 @@ static void
 read_source(HearthModelInfo *info)
 {
     g_autofree char *p = g_build_filename(info->path, ".hearth-source.json", NULL);
-    g_autoptr(JsonParser) parser = json_parser_new();
-    if (!json_parser_load_from_file(parser, p, NULL))
+    g_autoptr(JsonParser) parser = hr_json_load_file_g(p, HR_JSON_CONFIG_MAX, true, NULL);
+    if (!parser)
         return;
     JsonNode *root = json_parser_get_root(parser);
     if (root && JSON_NODE_HOLDS_OBJECT(root)) {
@@ -278,10 +280,10 @@ hearth_model_info_load(const char *path, GError **error)
                     "%s is not a model: it has no *.safetensors weights", path);
         return NULL;
     }
-    g_autoptr(JsonParser) parser = json_parser_new();
     g_autoptr(GError) jerr = NULL;
-    if (!json_parser_load_from_file(parser, config_path, &jerr)) {
-        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_FORMAT, "%s: %s", config_path, jerr->message);
+    g_autoptr(JsonParser) parser = hr_json_load_file_g(config_path, HR_JSON_CONFIG_MAX, true, &jerr);
+    if (!parser) {
+        g_set_error_literal(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_FORMAT, jerr->message);
         return NULL;
     }
     JsonNode *root = json_parser_get_root(parser);
@@ -675,8 +677,10 @@ json_u64(JsonObject *o, const char *member)
     GType t = json_node_get_value_type(n);
     if (t == G_TYPE_INT64)
         return json_node_get_int(n) > 0 ? (guint64)json_node_get_int(n) : 0;
-    if (t == G_TYPE_DOUBLE)
-        return json_node_get_double(n) > 0 ? (guint64)json_node_get_double(n) : 0;
+    if (t == G_TYPE_DOUBLE) {
+        double d = json_node_get_double(n);
+        return d > 0 && d < 1.8e19 ? (guint64)d : 0; /* NaN and out-of-range are 0 */
+    }
     return 0;
 }
 
@@ -684,11 +688,9 @@ GPtrArray *
 hearth_models_load_recommended(const char *path, GError **error)
 {
     g_autofree char *p = path ? g_strdup(path) : find_recommended();
-    g_autoptr(JsonParser) parser = json_parser_new();
-    if (!json_parser_load_from_file(parser, p, error)) {
-        g_prefix_error(error, "%s: ", p);
+    g_autoptr(JsonParser) parser = hr_json_load_file_g(p, HR_JSON_CONFIG_MAX, true, error);
+    if (!parser)
         return NULL;
-    }
     JsonNode *root = json_parser_get_root(parser);
     JsonArray *arr = NULL;
     if (root && JSON_NODE_HOLDS_OBJECT(root)) {

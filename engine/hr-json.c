@@ -127,7 +127,7 @@ scan_string(const char *s, size_t n, size_t *i, GString *out, char *why, size_t 
 /* A number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? ; integers (no
  * fraction, no exponent) must fit in int64. */
 static bool
-scan_number(const char *s, size_t n, size_t *i, char *why, size_t why_len)
+scan_number(const char *s, size_t n, size_t *i, GArray *big, char *why, size_t why_len)
 {
     size_t start = *i, p = *i;
     if (p < n && s[p] == '-')
@@ -174,7 +174,9 @@ scan_number(const char *s, size_t n, size_t *i, char *why, size_t why_len)
         /* Magnitude <= INT64_MAX: at most 19 digits, and compared as text. */
         size_t nd = int_end - int_start;
         static const char max_digits[] = "9223372036854775807";
-        if (nd > 19 || (nd == 19 && memcmp(s + int_start, max_digits, 19) > 0)) {
+        if ((nd > 19 || (nd == 19 && memcmp(s + int_start, max_digits, 19) > 0)) && big) {
+            g_array_append_val(big, p); /* read as a float: ".0" goes here */
+        } else if (nd > 19 || (nd == 19 && memcmp(s + int_start, max_digits, 19) > 0)) {
             g_snprintf(why, why_len, "integer %.*s at byte %zu is out of range", (int)MIN(p - start, 40),
                        s + start, start);
             return false;
@@ -189,7 +191,7 @@ scan_number(const char *s, size_t n, size_t *i, char *why, size_t why_len)
  * same key twice. Grammar (commas, colons, value positions) is left to
  * json-glib; this checks tokens, nesting and keys. */
 static bool
-json_strict_check(const char *s, size_t n, bool need_object, char *why, size_t why_len)
+json_strict_check(const char *s, size_t n, bool need_object, GArray *big, char *why, size_t why_len)
 {
     JsonFrame stack[HR_JSON_MAX_DEPTH];
     int depth = 0;
@@ -283,7 +285,7 @@ json_strict_check(const char *s, size_t n, bool need_object, char *why, size_t w
         }
         default:
             if (c == '-' || g_ascii_isdigit(c)) {
-                if (!scan_number(s, n, &i, why, why_len))
+                if (!scan_number(s, n, &i, big, why, why_len))
                     goto out;
                 done = depth == 0;
                 break;
@@ -309,18 +311,37 @@ out:
 
 /* Parse text (n bytes, no NUL inside) with json-glib after the strict check.
  * On failure returns NULL with why filled. The caller unrefs the parser. */
-JsonParser *
-hr_json_parse(const char *text, size_t n, bool need_object, char *why, size_t why_len)
+/* big: NULL = integers past int64 are errors; else their ends are collected
+ * and the copy json-glib parses has ".0" there (json-glib would wrap them). */
+static JsonParser *
+parse_common(const char *text, size_t n, bool need_object, bool big_as_float, char *why, size_t why_len)
 {
-    if (!json_strict_check(text, n, need_object, why, why_len))
+    GArray *big = big_as_float ? g_array_new(FALSE, FALSE, sizeof(size_t)) : NULL;
+    if (!json_strict_check(text, n, need_object, big, why, why_len)) {
+        if (big)
+            g_array_free(big, TRUE);
         return NULL;
+    }
     /* A NUL-terminated copy, so nothing in json-glib can read past the end. */
-    char *copy = g_malloc(n + 1);
-    memcpy(copy, text, n);
-    copy[n] = '\0';
+    size_t extra = big ? 2 * (size_t)big->len : 0;
+    char *copy = g_malloc(n + extra + 1);
+    size_t from = 0, to = 0;
+    for (guint k = 0; big && k < big->len; k++) {
+        size_t at = g_array_index(big, size_t, k);
+        memcpy(copy + to, text + from, at - from);
+        to += at - from;
+        copy[to++] = '.';
+        copy[to++] = '0';
+        from = at;
+    }
+    memcpy(copy + to, text + from, n - from);
+    to += n - from;
+    copy[to] = '\0';
+    if (big)
+        g_array_free(big, TRUE);
     JsonParser *parser = json_parser_new();
     GError *gerr = NULL;
-    gboolean loaded = json_parser_load_from_data(parser, copy, (gssize)n, &gerr);
+    gboolean loaded = json_parser_load_from_data(parser, copy, (gssize)to, &gerr);
     g_free(copy);
     if (!loaded) {
         const char *msg = gerr ? gerr->message : "parse error";
@@ -341,12 +362,18 @@ hr_json_parse(const char *text, size_t n, bool need_object, char *why, size_t wh
     return parser;
 }
 
+JsonParser *
+hr_json_parse(const char *text, size_t n, bool need_object, char *why, size_t why_len)
+{
+    return parse_common(text, n, need_object, false, why, why_len);
+}
+
 
 JsonParser *
 hr_json_load(const char *text, size_t n, bool need_object, const char *label, HrError *err)
 {
     char why[256];
-    JsonParser *p = hr_json_parse(text, n, need_object, why, sizeof why);
+    JsonParser *p = parse_common(text, n, need_object, true, why, sizeof why);
     if (!p)
         hr_error_set(err, HR_ERR_FORMAT, "%s: not valid JSON: %s", label, why);
     return p;

@@ -25,11 +25,14 @@
 #define HR_JSON_TOKENIZER_MAX ((size_t)256 << 20) /* tokenizer.json */
 
 /* Parse text[0..n) (no NUL needed) after the strict check. need_object: the
- * top level must be an object. On failure returns NULL with why filled. The
- * caller unrefs the parser. */
+ * top level must be an object. Integers past int64 are errors (safetensors
+ * offsets and shapes must be exact). On failure returns NULL with why filled.
+ * The caller unrefs the parser. */
 JsonParser *hr_json_parse(const char *text, size_t n, bool need_object, char *why, size_t why_len);
 
-/* As hr_json_parse, with the error as "label: not valid JSON: why". */
+/* As hr_json_parse, but an integer past int64 (tokenizer_config.json's
+ * model_max_length is often 1e30 written out) is read as a float; the error
+ * is "label: not valid JSON: why". */
 JsonParser *hr_json_load(const char *text, size_t n, bool need_object, const char *label, HrError *err);
 
 /* Read a whole file that must be a regular file of at most max bytes (a FIFO,

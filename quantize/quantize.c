@@ -8,6 +8,8 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
+#include "hr-json.h"
+
 #include "cpu-kernels.h"
 #include "hr-half.h"
 #include "model-config.h"
@@ -282,13 +284,10 @@ write_config(const char *in_dir, const char *out_dir, const HrQuantOptions *opt,
 {
     g_autofree char *src = g_build_filename(in_dir, "config.json", NULL);
     g_autofree char *dst = g_build_filename(out_dir, "config.json", NULL);
-    g_autoptr(JsonParser) p = json_parser_new();
+    g_autoptr(JsonParser) p = hr_json_load_file(src, HR_JSON_CONFIG_MAX, true, err);
+    if (!p)
+        return err ? err->status : HR_ERR_FORMAT;
     GError *gerr = NULL;
-    if (!json_parser_load_from_file(p, src, &gerr)) {
-        HrStatus st = hr_error_set(err, HR_ERR_FORMAT, "%s: %s", src, gerr->message);
-        g_error_free(gerr);
-        return st;
-    }
     JsonNode *root = json_parser_get_root(p);
     if (!root || !JSON_NODE_HOLDS_OBJECT(root))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: the top level must be a JSON object", src);

@@ -116,6 +116,12 @@ main(void)
     }
     HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"vocab_size\": 1, \"vocab_size\": 2}",
                    NULL, &c, &err) == HR_ERR_FORMAT && strstr(err.message, "duplicate"), "%s", err.message);
+    /* An integer past int64 (tokenizer_config.json's model_max_length is
+     * often 1e30 written out) reads as a float instead of wrapping. */
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"x\": 1000000000000000019884624838656}",
+                   NULL, &c, &err) == HR_OK, "%s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"rms_norm_eps\": 100000000000000000000}",
+                   NULL, &c, &err) == HR_OK && c.norm_eps == 1e20f, "%s", err.message);
     /* A FIFO or a device as config.json is an error, not a hang. */
     {
         g_autofree char *tmp = g_dir_make_tmp("hearth-cfg-XXXXXX", NULL);
