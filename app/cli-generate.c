@@ -96,8 +96,11 @@ hr_cli_generate(int argc, char **argv)
         fprintf(stderr, "hearth-cli generate: -m MODEL_DIR is required\n");
         goto out;
     }
-    if (n_new < 0 || top_k < 0 || temp < 0 || top_p <= 0 || top_p > 1 || min_p < 0 || min_p > 1 || rep <= 0) {
-        fprintf(stderr, "hearth-cli generate: a sampling option is out of range\n");
+    /* Written so that NaN fails every test (NaN compares false). */
+    if (n_new < 0 || top_k < 0 || !(temp >= 0 && temp <= 1e6) || !(top_p > 0 && top_p <= 1) ||
+        !(min_p >= 0 && min_p <= 1) || !(rep > 0 && rep <= 1e6)) {
+        fprintf(stderr, "hearth-cli generate: a sampling option is out of range (--temp 0..1e6, --top-p (0, 1], "
+                        "--min-p [0, 1], --repeat-penalty > 0, --top-k and -n >= 0)\n");
         goto out;
     }
     if (prompt && prompt_ids) {

@@ -91,7 +91,10 @@ hr_cli_perplexity(int argc, char **argv)
         }
         double nll = 0.0;
         for (int t = 0; t + 1 < ctx; t++) {
-            hr_model_logits_row(model, t, logits, &err);
+            if (hr_model_logits_row(model, t, logits, &err) != HR_OK) {
+                fprintf(stderr, "hearth-cli perplexity: window %zu: %s\n", w, err.message);
+                goto out;
+            }
             float max = logits[0];
             for (int v = 1; v < vocab; v++)
                 max = fmaxf(max, logits[v]);

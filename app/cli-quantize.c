@@ -2,15 +2,19 @@
  * FP32/FP16/BF16 model (quantize/quantize.h), or with --fake-quant an FP16
  * model with the quantization error applied. A progress bar with the step,
  * layer and ETA on a terminal, plain lines otherwise. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <glib.h>
+#include <glib/gstdio.h>
 
 #include "hearth-cli.h"
 #include "hearth-config.h"
+#include "hearth-models.h"
 #include "quantize.h"
 
 typedef struct {
@@ -72,6 +76,89 @@ on_log(const char *line, void *user)
     fprintf(stderr, "awq: %s\n", line);
 }
 
+/* path with symlinks resolved; a path that does not exist yet is its
+ * resolved parent plus its name. */
+static char *
+resolve_path(const char *path)
+{
+    char *r = realpath(path, NULL);
+    if (r) {
+        char *out = g_strdup(r);
+        free(r);
+        return out;
+    }
+    g_autofree char *abs = g_canonicalize_filename(path, NULL);
+    g_autofree char *parent = g_path_get_dirname(abs);
+    g_autofree char *name = g_path_get_basename(abs);
+    g_autofree char *rp = g_strcmp0(parent, abs) != 0 ? resolve_path(parent) : g_strdup(abs);
+    return g_build_filename(rp, name, NULL);
+}
+
+static bool
+is_inside(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || (n == 1 && dir[0] == '/'));
+}
+
+static bool
+dir_is_empty(const char *path)
+{
+    g_autoptr(GDir) d = g_dir_open(path, 0, NULL);
+    return d && g_dir_read_name(d) == NULL;
+}
+
+/* The output must not be (or be inside, or hold) the input, and an existing
+ * non-empty output is replaced only with --force. */
+static bool
+check_output(const char *in_dir, const char *out_dir, gboolean force)
+{
+    g_autofree char *in_r = resolve_path(in_dir);
+    g_autofree char *out_r = resolve_path(out_dir);
+    if (strcmp(in_r, out_r) == 0 || is_inside(out_r, in_r) || is_inside(in_r, out_r)) {
+        fprintf(stderr, "hearth-cli quantize: the output %s overlaps the input %s; choose another folder "
+                        "(the input is never overwritten)\n", out_dir, in_dir);
+        return false;
+    }
+    if (g_file_test(out_dir, G_FILE_TEST_EXISTS) && !g_file_test(out_dir, G_FILE_TEST_IS_DIR)) {
+        fprintf(stderr, "hearth-cli quantize: the output %s exists and is not a folder\n", out_dir);
+        return false;
+    }
+    if (g_file_test(out_dir, G_FILE_TEST_IS_DIR) && !dir_is_empty(out_dir) && !force) {
+        fprintf(stderr, "hearth-cli quantize: the output folder %s is not empty; use --force to replace it\n",
+                out_dir);
+        return false;
+    }
+    return true;
+}
+
+/* Put the finished temp folder in place of out_dir (replacing an old one
+ * only now that the new one is complete). */
+static bool
+move_into_place(const char *tmp, const char *out_dir)
+{
+    g_autofree char *old = NULL;
+    if (g_file_test(out_dir, G_FILE_TEST_EXISTS)) {
+        old = g_strdup_printf("%s.old-XXXXXX", out_dir);
+        if (!g_mkdtemp(old) || g_rename(out_dir, old) != 0) {
+            fprintf(stderr, "hearth-cli quantize: cannot move the old %s aside: %s (the new model is in %s)\n",
+                    out_dir, g_strerror(errno), tmp);
+            return false;
+        }
+    }
+    if (g_rename(tmp, out_dir) != 0) {
+        int e = errno;
+        if (old)
+            g_rename(old, out_dir);
+        fprintf(stderr, "hearth-cli quantize: cannot rename %s to %s: %s (the new model is in %s)\n", tmp, out_dir,
+                g_strerror(e), tmp);
+        return false;
+    }
+    if (old)
+        hearth_models_remove_tree(old, NULL);
+    return true;
+}
+
 int
 hr_cli_quantize(int argc, char **argv)
 {
@@ -80,10 +167,13 @@ hr_cli_quantize(int argc, char **argv)
     Progress p = { false, 0, -2, -1, NULL };
     int group = 128, bits = 4, samples = 128, seqlen = 512;
     gint64 seed = 0;
-    gboolean per_channel = FALSE, fold_only = FALSE, fake = FALSE;
+    gboolean per_channel = FALSE, fold_only = FALSE, fake = FALSE, force = FALSE;
+    g_autofree char *tmp_dir = NULL;
     GOptionEntry entries[] = {
         { "input", 'i', 0, G_OPTION_ARG_FILENAME, &in_dir, "Model directory (FP32/FP16/BF16)", "DIR" },
-        { "output", 'o', 0, G_OPTION_ARG_FILENAME, &out_dir, "Output directory", "DIR" },
+        { "output", 'o', 0, G_OPTION_ARG_FILENAME, &out_dir,
+          "Output directory (written beside it first, then renamed into place)", "DIR" },
+        { "force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace a non-empty output directory", NULL },
         { "method", 0, 0, G_OPTION_ARG_STRING, &method, "Method: rtn (default) or awq", "NAME" },
         { "calib", 0, 0, G_OPTION_ARG_FILENAME, &calib,
           "awq: calibration text (default: data/calibration/calibration.txt of the source tree)", "FILE" },
@@ -119,6 +209,8 @@ hr_cli_quantize(int argc, char **argv)
         fprintf(stderr, "hearth-cli quantize: -i DIR and -o DIR are required\n");
         goto out;
     }
+    if (!check_output(in_dir, out_dir, force))
+        goto out;
     HrQuantOptions opt;
     hr_quant_options_init(&opt);
     if (method && strcmp(method, "awq") == 0) {
@@ -161,16 +253,35 @@ hr_cli_quantize(int argc, char **argv)
     opt.stage = on_stage;
     HrError err = { 0 };
     rc = 1;
-    if (hr_quantize_model(in_dir, out_dir, &opt, NULL, &p, &err) != HR_OK) {
+    /* A sibling temp folder renamed into place at the end: a failure (full
+     * disk, Ctrl-C) never leaves a half-written model under the output name. */
+    {
+        g_autofree char *clean = g_canonicalize_filename(out_dir, NULL);
+        tmp_dir = g_strdup_printf("%s.partial-XXXXXX", clean);
+        g_autofree char *parent = g_path_get_dirname(clean);
+        if (g_mkdir_with_parents(parent, 0755) != 0 || !g_mkdtemp_full(tmp_dir, 0755)) {
+            fprintf(stderr, "hearth-cli quantize: cannot create %s: %s\n", tmp_dir, g_strerror(errno));
+            g_clear_pointer(&tmp_dir, g_free);
+            goto out;
+        }
+    }
+    if (hr_quantize_model(in_dir, tmp_dir, &opt, NULL, &p, &err) != HR_OK) {
         fprintf(stderr, "hearth-cli quantize: %s\n", err.message);
         goto out;
     }
+    if (!move_into_place(tmp_dir, out_dir)) {
+        g_clear_pointer(&tmp_dir, g_free); /* complete: kept where the message says */
+        goto out;
+    }
+    g_clear_pointer(&tmp_dir, g_free);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     fprintf(stderr, "quantize: wrote %s in %.1f s, peak RSS %.1f MB\n", out_dir,
             (double)(g_get_monotonic_time() - p.start) / 1e6, (double)ru.ru_maxrss / 1024.0);
     rc = 0;
 out:
+    if (tmp_dir)
+        hearth_models_remove_tree(tmp_dir, NULL);
     g_free(in_dir);
     g_free(out_dir);
     g_free(method);

@@ -305,7 +305,10 @@ quality_ppl(const char *dir, atomic_int *cancel)
         float *lg = g_new(float, V);
         double nll = 0.0;
         for (size_t i = 0; i + 1 < n; i++) {
-            hr_model_logits_row(m, (int)i, lg, &err);
+            if (hr_model_logits_row(m, (int)i, lg, &err) != HR_OK) {
+                nll = NAN; /* reported as no quality figure */
+                break;
+            }
             float mx = -INFINITY;
             for (int v = 0; v < V; v++)
                 mx = fmaxf(mx, lg[v]);

@@ -56,6 +56,8 @@ held_suffix(const char *s, size_t n, const char *const *stops)
     size_t best = 0;
     for (const char *const *st = stops; st && *st; st++) {
         size_t sl = strlen(*st);
+        if (sl == 0)
+            continue; /* an empty stop string never matches (and sl - 1 would wrap) */
         for (size_t k = MIN(sl - 1, n); k > best; k--) {
             if (memcmp(s + n - k, *st, k) == 0) {
                 best = k;

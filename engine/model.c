@@ -279,10 +279,61 @@ hr_model_append(HrModel *m, const int32_t *tokens, int n, HrError *err)
     return HR_OK;
 }
 
+/* The first floating-point weight tensor holding a NaN or an Inf, or NULL.
+ * Reads every such tensor: only on the error path below. */
+static const HrTensor *
+find_nonfinite_tensor(const HrTensorSet *ts)
+{
+    for (size_t i = 0; i < hr_tensor_set_count(ts); i++) {
+        const HrTensor *t = hr_tensor_set_get(ts, i);
+        if (t->dtype == HR_DTYPE_F32) {
+            const uint32_t *u = t->data;
+            for (size_t j = 0; j < t->n_bytes / 4; j++)
+                if ((u[j] & 0x7f800000u) == 0x7f800000u)
+                    return t;
+        } else if (t->dtype == HR_DTYPE_F16 || t->dtype == HR_DTYPE_BF16) {
+            const uint16_t mask = t->dtype == HR_DTYPE_F16 ? 0x7c00 : 0x7f80;
+            const uint16_t *h = t->data;
+            for (size_t j = 0; j < t->n_bytes / 2; j++)
+                if ((h[j] & mask) == mask)
+                    return t;
+        }
+    }
+    return NULL;
+}
+
+/* Logits with a NaN or an Inf would make the sampler pick token 0 forever
+ * (and perplexity print nan): an error instead, naming the broken tensor
+ * when the weights hold one. The check is a pass over one row of logits. */
+static HrStatus
+check_finite(HrModel *m, const float *logits, HrError *err)
+{
+    float acc[8] = { 0 };
+    const int n = m->cfg.vocab_size;
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += logits[i + k] * 0.0f; /* NaN for NaN or Inf, else 0 */
+    for (; i < n; i++)
+        acc[0] += logits[i] * 0.0f;
+    float total = 0.0f;
+    for (int k = 0; k < 8; k++)
+        total += acc[k];
+    if (total == 0.0f)
+        return HR_OK;
+    const HrTensor *bad = find_nonfinite_tensor(m->weights);
+    if (bad)
+        return hr_error_set(err, HR_ERR_FORMAT, "the model is broken: tensor '%s' in %s holds NaN or Inf values",
+                            bad->name, bad->file);
+    return hr_error_set(err, HR_ERR_FORMAT, "the model produced NaN or Inf logits (its weights are finite; the "
+                        "numbers overflowed)");
+}
+
 HrStatus
 hr_model_logits(HrModel *m, float *out, HrError *err)
 {
-    return m->ops->get_logits(m->ctx, -1, out, err);
+    HrStatus st = m->ops->get_logits(m->ctx, -1, out, err);
+    return st == HR_OK ? check_finite(m, out, err) : st;
 }
 
 HrStatus
@@ -302,5 +353,6 @@ hr_model_eval_all(HrModel *m, const int32_t *tokens, int n, HrError *err)
 HrStatus
 hr_model_logits_row(HrModel *m, int row, float *out, HrError *err)
 {
-    return m->ops->get_logits(m->ctx, row, out, err);
+    HrStatus st = m->ops->get_logits(m->ctx, row, out, err);
+    return st == HR_OK ? check_finite(m, out, err) : st;
 }

@@ -552,16 +552,24 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     S->user = user;
     S->t_start = g_get_monotonic_time();
     S->T = T;
-    S->x = g_new(float, (size_t)T * D);
+    /* The calibration activations are the search's big allocations: an
+     * error, not an abort, when the machine cannot hold them. */
+    S->x = g_try_new(float, (size_t)T * D);
+    S->y = g_try_new(float, (size_t)T * D);
+    S->h1 = g_try_new(float, (size_t)T * D);
+    S->h2 = g_try_new(float, (size_t)T * D);
+    S->a = g_try_new(float, (size_t)T * qd);
+    S->act = g_try_new(float, (size_t)T * H);
+    S->tmp = g_try_new(float, (size_t)T * D);
+    S->s = g_try_new(float, (size_t)MAX(MAX(D, qd), H));
+    if (!S->x || !S->y || !S->h1 || !S->h2 || !S->a || !S->act || !S->tmp || !S->s) {
+        size_t mb = ((size_t)T * (5 * (size_t)D + (size_t)qd + (size_t)H) * sizeof(float)) >> 20;
+        hr_awq_free(S);
+        return hr_error_set(err, HR_ERR_NOMEM, "awq: not enough memory for the calibration activations "
+                            "(%zu MiB for %d tokens); use fewer --samples or a shorter --seqlen", mb, T);
+    }
     for (int t = 0; t < T; t++)
         hr_mat_row_f32(&em, tokens[t], S->x + (size_t)t * D, D);
-    S->y = g_new(float, (size_t)T * D);
-    S->h1 = g_new(float, (size_t)T * D);
-    S->h2 = g_new(float, (size_t)T * D);
-    S->a = g_new(float, (size_t)T * qd);
-    S->act = g_new(float, (size_t)T * H);
-    S->tmp = g_new(float, (size_t)T * D);
-    S->s = g_new(float, (size_t)MAX(MAX(D, qd), H));
     *out = S;
     return HR_OK;
 }

@@ -359,6 +359,15 @@ run_awq(const char *in_dir, const HrModelConfig *cfg, const HrTensorSet *ts, con
     const int ns = opt->samples, L = opt->seqlen;
     if (ns < 1 || L < 2)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: --samples and --seqlen must be positive");
+    /* The search keeps several [samples x seqlen, hidden] activations: bound
+     * the product (in 64-bit) before anything is allocated from it. */
+    if (L > cfg->max_pos)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: --seqlen %d is longer than the model's context (%d)", L,
+                            cfg->max_pos);
+    if ((int64_t)ns * L > HR_AWQ_MAX_TOKENS)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: --samples %d x --seqlen %d = %" G_GINT64_FORMAT
+                            " calibration tokens; at most %d are supported", ns, L, (int64_t)ns * L,
+                            HR_AWQ_MAX_TOKENS);
     int32_t *ids = NULL;
     size_t n_ids = 0;
     HrStatus st = HR_OK;

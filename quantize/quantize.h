@@ -34,6 +34,10 @@ void hr_rtn_quantize_bits(const float *w, int N, int K, int g, int bits, uint8_t
                           uint8_t *zeros);
 
 /* ---- safetensors writer (writer.c) ----------------------------------------------- */
+/* Most calibration tokens (samples x seqlen) the AWQ search takes: 16x the
+ * default 128 x 512. */
+#define HR_AWQ_MAX_TOKENS (1 << 20)
+
 typedef struct {
     char name[192];
     HrDType dtype;
@@ -94,7 +98,7 @@ typedef struct {
     const char *calib_path;     /* UTF-8 text, tokenized with the model's tokenizer */
     const int32_t *calib_tokens;/* or ready tokens (tests; wins over calib_path) */
     size_t n_calib_tokens;
-    int samples;                /* windows (default 128) */
+    int samples;                /* windows (default 128); samples x seqlen <= HR_AWQ_MAX_TOKENS */
     int seqlen;                 /* tokens per window (default 512) */
     uint64_t seed;              /* window selection (default 0) */
     /* When set, the chosen windows are written there as JSON (an array of

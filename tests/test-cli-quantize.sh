@@ -77,4 +77,28 @@ expect_error "3 bits packed" "not supported" "$cli" quantize -i "$model" -o "$tm
 expect_error "9 bits fake" "not supported" "$cli" quantize -i "$model" -o "$tmp/x" --bits 9 --fake-quant
 expect_error "missing input" "config.json" "$cli" quantize -i /nonexistent -o "$tmp/x"
 expect_error "already quantized" "already AWQ" "$cli" quantize -i "$tmp/q32" -o "$tmp/x"
+[ -e "$tmp/x" ] && { echo "FAIL: a failed run left $tmp/x behind"; fail=1; }
+
+# The output never overlaps the input, a non-empty output needs --force,
+# and a run that fails part-way leaves nothing under the output name.
+cp -r "$model" "$tmp/src"
+before=$(cat "$tmp/src"/* | cksum)
+expect_error "output = input" "overlaps" "$cli" quantize -i "$tmp/src" -o "$tmp/src"
+expect_error "output = input, other spelling" "overlaps" "$cli" quantize -i "$tmp/src" -o "$tmp/../$(basename "$tmp")/src/"
+expect_error "output inside input" "overlaps" "$cli" quantize -i "$tmp/src" -o "$tmp/src/q"
+ln -s "$tmp/src" "$tmp/link"
+expect_error "output = input through a symlink" "overlaps" "$cli" quantize -i "$tmp/src" -o "$tmp/link"
+[ "$(cat "$tmp/src"/* | cksum)" = "$before" ] || { echo "FAIL: the input model changed"; fail=1; }
+mkdir "$tmp/full" && echo keep > "$tmp/full/model-00001-of-00002.safetensors"
+expect_error "non-empty output" "--force" "$cli" quantize -i "$model" -o "$tmp/full" --method rtn --group-size 32
+[ -f "$tmp/full/model-00001-of-00002.safetensors" ] || { echo "FAIL: a refused run touched the output"; fail=1; }
+"$cli" quantize -i "$model" -o "$tmp/full" --method rtn --group-size 32 --force 2>/dev/null || { echo "FAIL: --force exited $?"; fail=1; }
+[ -e "$tmp/full/model-00001-of-00002.safetensors" ] && { echo "FAIL: --force kept an old shard beside the new model"; fail=1; }
+[ -f "$tmp/full/model.safetensors" ] || { echo "FAIL: --force did not write the model"; fail=1; }
+expect_error "too many calibration tokens" "calibration tokens" "$cli" quantize -i "$model" -o "$tmp/big" --method awq \
+    --samples 4096 --seqlen 512
+expect_error "seqlen past the context" "longer than" "$cli" quantize -i "$model" -o "$tmp/big" --method awq --seqlen 65536
+expect_error "samples past int" "" "$cli" quantize -i "$model" -o "$tmp/big" --method awq --samples 2147483647
+[ -e "$tmp/big" ] && { echo "FAIL: a failed run left $tmp/big behind"; fail=1; }
+ls "$tmp" | grep -q 'partial' && { echo "FAIL: a temporary folder was left behind: $(ls "$tmp")"; fail=1; }
 exit $fail

@@ -399,12 +399,12 @@ build_graph(VkCtx *c, bool prefill, GArray *ds, HrError *err)
                                         &d, err), &d);
         if (st != HR_OK)
             break;
-        if (L->wq.quant == L->wk.quant && L->wk.quant == L->wv.quant) {
+        if (hr_vk_weights_fusable(&L->wq, &L->wk) && hr_vk_weights_fusable(&L->wq, &L->wv)) {
             HrVkGemvArgs a = { .w = { &L->wq, &L->wk, &L->wv }, .prefill = prefill, .x = &c->xb, .out = &c->qkv,
                                .bias = bias, .params = &c->params, .x_stride = dim, .o_stride = qkv_dim,
                                .max_tokens = T };
             st = add(ds, hr_vk_make_gemv(k, &a, &d, err), &d);
-        } else {   /* q, k, v stored differently (modules_to_not_convert): one dispatch each */
+        } else {   /* q, k, v stored differently (modules_to_not_convert, other group sizes): one dispatch each */
             const HrVkWeight *ws[3] = { &L->wq, &L->wk, &L->wv };
             uint32_t offs[3] = { 0, q_dim, q_dim + kv_dim };
             for (int i = 0; st == HR_OK && i < 3; i++) {
@@ -718,9 +718,10 @@ vk_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOption
             (st = take_linear(c, ts, LNAME("mlp.down_proj"), dim, hidden, &L->wd, err)))
             break;
 #undef LNAME
-        if (L->wg.quant != L->wu.quant) {
+        if (!hr_vk_weights_fusable(&L->wg, &L->wu)) {
             st = hr_error_set(err, HR_ERR_UNSUPPORTED, "layer %d: gate_proj and up_proj are stored differently "
-                              "(one quantized); the Vulkan backend fuses them", l);
+                              "(one quantized, or other group sizes); the Vulkan backend fuses them "
+                              "(use the CPU backend for this model)", l);
             break;
         }
         if (cfg->qkv_bias) {

@@ -409,11 +409,10 @@ hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError 
     const HrVkWeight *w0 = a->w[0];
     const HrVkWeight *w1 = a->w[1] ? a->w[1] : w0;
     const HrVkWeight *w2 = a->w[2] ? a->w[2] : w1;
-    if ((a->w[1] && (a->w[1]->quant != w0->quant || a->w[1]->k != w0->k)) ||
-        (a->w[2] && (a->w[2]->quant != w0->quant || a->w[2]->k != w0->k)) ||
+    if ((a->w[1] && !hr_vk_weights_fusable(w0, a->w[1])) || (a->w[2] && !hr_vk_weights_fusable(w0, a->w[2])) ||
         (a->gate && (!a->w[1] || a->w[1]->n != w0->n || a->w[2])))
-        return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan GEMV: fused matrices must share input width "
-                            "and storage type (gate/up: also the row count)");
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan GEMV: fused matrices must share input width, "
+                            "storage type and group layout (gate/up: also the row count)");
     HrVkBuffer *b[7] = { a->x, a->out, (HrVkBuffer *)&w0->buf, (HrVkBuffer *)&w1->buf, (HrVkBuffer *)&w2->buf,
                          a->bias, a->params };
     const bool gemm = a->prefill && k->cfg.gemm;

@@ -65,6 +65,17 @@ typedef struct {
     uint32_t n, k, kw, ng, gsize, soff;
 } HrVkWeight;
 
+/* Whether two matrices can share one fused GEMV dispatch: the kernel reads
+ * every matrix with the first one's storage type, input width and group
+ * layout (a 4-bit q_proj with groups of 128 beside a k_proj with groups of
+ * 64 must not be fused, or k and v come out wrong). */
+static inline bool
+hr_vk_weights_fusable(const HrVkWeight *a, const HrVkWeight *b)
+{
+    return a->quant == b->quant && a->k == b->k && a->kw == b->kw &&
+           (!a->quant || (a->ng == b->ng && a->gsize == b->gsize));
+}
+
 typedef struct {
     HrVkKernelId kernel;
     VkDescriptorSet set;
