@@ -6,8 +6,11 @@
 #include <glib/gi18n.h>
 
 #include "chat.h"
+#include "hr-json.h"
 #include "generate.h"
 #include "model.h"
+#include "model-config.h"
+#include "safetensors.h"
 #include "sampler.h"
 #include "tokenizer.h"
 
@@ -38,6 +41,7 @@ typedef struct {
     /* worker-only */
     HrModel *model;
     HrTokenizer *tok;
+    GHashTable *msg_tokens;    /* "role\x1fcontent" -> token count (+1), for trimming by arithmetic */
 } Shared;
 
 struct _HearthEngine {
@@ -47,6 +51,8 @@ struct _HearthEngine {
     HearthEngineState state;
     char *model_dir;
     char *model_name;
+    char *prev_model_dir;      /* while loading: the model that stays if the new one fails its checks */
+    char *prev_model_name;
     char *load_backend;
     int load_context_len;
     int context_length;
@@ -106,6 +112,7 @@ shared_unref(Shared *s)
     g_main_context_unref(s->main_context);
     hr_model_free(s->model);
     hr_tokenizer_free(s->tok);
+    g_hash_table_unref(s->msg_tokens);
     g_free(s);
 }
 
@@ -119,6 +126,7 @@ typedef struct {
     guint id;
     double progress;
     gboolean ok;
+    gboolean kept_previous;    /* load failed its checks; the previous model is still loaded */
     char *error;
     char *model_dir;
     int context_length;
@@ -151,6 +159,19 @@ event_dispatch(gpointer data)
         g_signal_emit(self, signals[SIG_LOAD_PROGRESS], 0, ev->progress);
         break;
     case EV_LOADED:
+        if (ev->kept_previous) {
+            /* The previous model is still loaded, with its KV cache. */
+            g_free(self->model_dir);
+            g_free(self->model_name);
+            self->model_dir = g_steal_pointer(&self->prev_model_dir);
+            self->model_name = g_steal_pointer(&self->prev_model_name);
+            g_object_notify_by_pspec(G_OBJECT(self), props[PROP_MODEL_NAME]);
+            set_state(self, HEARTH_ENGINE_READY);
+            g_signal_emit(self, signals[SIG_LOAD_FINISHED], 0, ev->ok, ev->error);
+            break;
+        }
+        g_clear_pointer(&self->prev_model_dir, g_free);
+        g_clear_pointer(&self->prev_model_name, g_free);
         self->context_length = ev->context_length;
         self->context_used = 0;
         if (!ev->ok) {
@@ -255,15 +276,67 @@ friendly_load_error(const char *dir, const HrError *err)
     }
 }
 
+/* Everything about a model folder that can be checked without loading its
+ * weights: the config, the tokenizer, the safetensors headers, and the chat
+ * template rendering a short conversation within its budgets. */
+static HrStatus
+precheck_model(const char *dir, HrTokenizer **tok, HrError *err)
+{
+    HrModelConfig cfg;
+    HrTensorSet *ts = NULL;
+    HrStatus st = hr_model_config_load(dir, &cfg, err);
+    if (st == HR_OK)
+        st = hr_tensor_set_open_dir(dir, &ts, err);
+    hr_tensor_set_free(ts);
+    if (st == HR_OK)
+        st = hr_tokenizer_load(dir, tok, err);
+    if (st == HR_OK) {
+        const char *sample[][2] = { { "user", "Hello!" }, { "assistant", "Hi! How can I help?" },
+                                    { "user", "Tell me a short story." } };
+        JsonArray *arr = json_array_new();
+        for (size_t i = 0; i < G_N_ELEMENTS(sample); i++) {
+            JsonObject *o = json_object_new();
+            json_object_set_string_member(o, "role", sample[i][0]);
+            json_object_set_string_member(o, "content", sample[i][1]);
+            json_array_add_object_element(arr, o);
+        }
+        JsonNode *node = json_node_new(JSON_NODE_ARRAY);
+        json_node_take_array(node, arr);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        st = hr_chat_render(*tok, node, true, NULL, &ids, &n, NULL, NULL, err);
+        if (st != HR_OK)
+            hr_error_prefix(err, "its chat template fails: ");
+        g_free(ids);
+        json_node_unref(node);
+    }
+    if (st != HR_OK)
+        g_clear_pointer(tok, hr_tokenizer_free);
+    return st;
+}
+
 static void
 worker_load(Shared *s, const Request *r)
 {
-    /* Free the old model first so two never share memory. */
-    g_clear_pointer(&s->model, hr_model_free);
-    g_clear_pointer(&s->tok, hr_tokenizer_free);
     Event *ev = g_new0(Event, 1);
     ev->type = EV_LOADED;
     HrError err = { 0 };
+    HrTokenizer *tok = NULL;
+    /* A folder that fails the checks costs nothing: the model already loaded
+     * (if any) stays loaded. */
+    if (precheck_model(r->dir, &tok, &err) != HR_OK) {
+        ev->ok = FALSE;
+        ev->kept_previous = s->model != NULL;
+        ev->context_length = s->model ? hr_model_context_len(s->model) : 0;
+        ev->error = friendly_load_error(r->dir, &err);
+        post(s, ev);
+        return;
+    }
+    /* Free the old model first so two never share memory. */
+    g_clear_pointer(&s->model, hr_model_free);
+    g_clear_pointer(&s->tok, hr_tokenizer_free);
+    g_hash_table_remove_all(s->msg_tokens);
+    s->tok = tok;
     HrModelOptions opt;
     hr_model_options_init(&opt);
     opt.progress = on_progress;
@@ -271,8 +344,7 @@ worker_load(Shared *s, const Request *r)
     if (r->backend)
         opt.backend = r->backend;
     opt.context_len = r->context_len;
-    if (hr_tokenizer_load(r->dir, &s->tok, &err) != HR_OK ||
-        hr_model_load(r->dir, &opt, &s->model, &err) != HR_OK) {
+    if (hr_model_load(r->dir, &opt, &s->model, &err) != HR_OK) {
         ev->ok = FALSE;
         ev->error = friendly_load_error(r->dir, &err);
         g_clear_pointer(&s->tok, hr_tokenizer_free);
@@ -307,38 +379,81 @@ on_text(const char *text, size_t len, int32_t token, void *user)
     return true;
 }
 
+/* Tokens of one message's text (cached per role and content, so a long
+ * history is tokenized once, not on every reply). */
+static int
+message_tokens(Shared *s, JsonObject *m)
+{
+    const char *role = hr_json_string_or(m, "role", "");
+    const char *content = hr_json_string_or(m, "content", "");
+    g_autofree char *key = g_strdup_printf("%s\x1f%s", role, content);
+    gpointer v = g_hash_table_lookup(s->msg_tokens, key);
+    if (v)
+        return GPOINTER_TO_INT(v) - 1;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int count = (int)MIN(strlen(content) / 2 + 1, (size_t)G_MAXINT / 2); /* a bound if encoding fails */
+    if (hr_tokenizer_encode(s->tok, content, strlen(content), false, false, &ids, &n, NULL) == HR_OK)
+        count = (int)MIN(n, (size_t)G_MAXINT / 2);
+    g_free(ids);
+    if (g_hash_table_size(s->msg_tokens) >= 16384)
+        g_hash_table_remove_all(s->msg_tokens);
+    g_hash_table_insert(s->msg_tokens, g_steal_pointer(&key), GINT_TO_POINTER(count + 1));
+    return count;
+}
+
+/* The conversation without the first `skip` droppable messages (not system
+ * messages, not the last one); *skipped: how many were left out. */
+static JsonNode *
+messages_without(JsonArray *all, guint skip, guint *skipped)
+{
+    guint n = json_array_get_length(all);
+    JsonArray *kept = json_array_new();
+    *skipped = 0;
+    for (guint i = 0; i < n; i++) {
+        JsonNode *m = json_array_get_element(all, i);
+        const char *role = hr_json_string_or(JSON_NODE_HOLDS_OBJECT(m) ? json_node_get_object(m) : NULL, "role", "");
+        if (strcmp(role, "system") != 0 && i + 1 < n && *skipped < skip) {
+            (*skipped)++;
+            continue;
+        }
+        json_array_add_element(kept, json_node_copy(m));
+    }
+    JsonNode *node = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(node, kept);
+    return node;
+}
+
 /* Render the conversation, dropping the oldest non-system messages until the
- * prompt leaves room for the reply. */
+ * prompt leaves room for the reply. The whole conversation is rendered once;
+ * when it does not fit, the number of messages to drop is worked out from
+ * per-message token counts (cached) plus the template's average overhead per
+ * message, then checked by rendering; a few renders at most, not one per
+ * dropped message. */
 static HrStatus
 build_prompt(Shared *s, JsonNode *messages, int reserve, int32_t **ids, size_t *n_ids, int *dropped, HrError *err)
 {
     JsonArray *all = json_node_get_array(messages);
     guint n = json_array_get_length(all);
     int ctx = hr_model_context_len(s->model);
+    int budget = ctx - reserve;
     *dropped = 0;
-    for (guint skip = 0;; skip++) {
-        JsonArray *kept = json_array_new();
+    /* droppable messages, oldest first, with their estimated token cost */
+    g_autoptr(GArray) cost = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    int64_t content_total = 0;
+    guint skip = 0;
+    for (int round = 0;; round++) {
+        if (atomic_load(&s->cancel))
+            return hr_error_set(err, HR_ERR_CANCELLED, "cancelled");
         guint skipped = 0;
-        for (guint i = 0; i < n; i++) {
-            JsonNode *m = json_array_get_element(all, i);
-            const char *role = json_object_get_string_member_with_default(json_node_get_object(m), "role", "");
-            bool is_last = i + 1 == n;
-            if (strcmp(role, "system") != 0 && !is_last && skipped < skip) {
-                skipped++;
-                continue;
-            }
-            json_array_add_element(kept, json_node_copy(m));
-        }
-        JsonNode *node = json_node_new(JSON_NODE_ARRAY);
-        json_node_take_array(node, kept);
-        HrError warn = { 0 };
-        HrStatus st = hr_chat_render(s->tok, node, true, NULL, ids, n_ids, NULL, &warn, err);
+        JsonNode *node = messages_without(all, skip, &skipped);
+        HrStatus st = hr_chat_render(s->tok, node, true, NULL, ids, n_ids, NULL, NULL, err);
         json_node_unref(node);
         if (st != HR_OK)
             return st;
-        if ((int)*n_ids + reserve <= ctx || skipped < skip) {
+        if ((int64_t)*n_ids <= budget || skipped < skip) {
             /* Fits, or nothing more can be dropped. */
-            if ((int)*n_ids >= ctx) {
+            if ((int64_t)*n_ids >= ctx) {
                 g_free(*ids);
                 *ids = NULL;
                 return hr_error_set(err, HR_ERR_INVALID_ARG,
@@ -347,8 +462,28 @@ build_prompt(Shared *s, JsonNode *messages, int reserve, int32_t **ids, size_t *
             *dropped = (int)skipped;
             return HR_OK;
         }
+        int64_t excess = (int64_t)*n_ids - budget;
         g_free(*ids);
         *ids = NULL;
+        if (round == 0) {
+            for (guint i = 0; i < n; i++) {
+                JsonNode *m = json_array_get_element(all, i);
+                JsonObject *o = JSON_NODE_HOLDS_OBJECT(m) ? json_node_get_object(m) : NULL;
+                int t = o ? message_tokens(s, o) : 0;
+                content_total += t;
+                if (i + 1 < n && strcmp(hr_json_string_or(o, "role", ""), "system") != 0)
+                    g_array_append_val(cost, (int64_t){ t });
+            }
+            /* the template's own tokens, spread evenly over the messages */
+            int64_t overhead = MAX((int64_t)*n_ids - content_total, 0) / MAX(n, 1);
+            for (guint i = 0; i < cost->len; i++)
+                g_array_index(cost, int64_t, i) += overhead;
+        }
+        /* drop as many more as the estimate says cover the excess, at least one */
+        guint next = skip;
+        for (int64_t freed = 0; next < cost->len && freed < excess; next++)
+            freed += g_array_index(cost, int64_t, next);
+        skip = MAX(next, skip + 1);
     }
 }
 
@@ -489,6 +624,8 @@ hearth_engine_finalize(GObject *object)
     shared_unref(self->shared);
     g_free(self->model_dir);
     g_free(self->model_name);
+    g_free(self->prev_model_dir);
+    g_free(self->prev_model_name);
     g_free(self->load_backend);
     G_OBJECT_CLASS(hearth_engine_parent_class)->finalize(object);
 }
@@ -551,6 +688,7 @@ hearth_engine_init(HearthEngine *self)
     g_weak_ref_init(&s->owner, self);
     g_mutex_init(&s->delta_lock);
     s->delta = g_string_new(NULL);
+    s->msg_tokens = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     self->shared = s;
     self->next_id = 1;
     self->thread = g_thread_new("hearth-engine", worker_main, shared_ref(s));
@@ -596,6 +734,12 @@ void
 hearth_engine_load(HearthEngine *self, const char *dir)
 {
     hearth_engine_cancel(self);
+    if (self->state == HEARTH_ENGINE_READY || self->state == HEARTH_ENGINE_GENERATING) {
+        g_free(self->prev_model_dir);
+        g_free(self->prev_model_name);
+        self->prev_model_dir = g_steal_pointer(&self->model_dir);
+        self->prev_model_name = g_steal_pointer(&self->model_name);
+    }
     g_free(self->model_dir);
     g_free(self->model_name);
     self->model_dir = g_strdup(dir);

@@ -46,8 +46,11 @@ int hearth_engine_get_context_length(HearthEngine *self);
 /* Tokens the last reply's conversation used (prompt + reply). */
 int hearth_engine_get_context_used(HearthEngine *self);
 
-/* Load a model folder; the previous model is freed first. Emits
- * "load-progress" (double) and then "load-finished" (gboolean ok, string error). */
+/* Load a model folder. Its config, tokenizer, safetensors headers and chat
+ * template are checked first; when they fail, the previous model (if any)
+ * stays loaded, with its name and KV cache. Otherwise the previous model is
+ * freed before the weights load. Emits "load-progress" (double) and then
+ * "load-finished" (gboolean ok, string error). */
 void hearth_engine_load(HearthEngine *self, const char *dir);
 void hearth_engine_unload(HearthEngine *self);
 /* Options for the next loads: backend "auto" (or NULL), "vulkan", "cuda" or

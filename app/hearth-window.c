@@ -98,6 +98,7 @@ struct _HearthWindow {
     GListStore *messages;           /* HearthMessage of the current conversation */
     GtkStringList *model_names;
     GPtrArray *model_dirs;          /* char*, parallel to model_names */
+    char *loading_dir;              /* the folder being loaded, until load-finished */
     gboolean updating_picker;
     gboolean loading_settings;
 
@@ -517,6 +518,8 @@ select_model(HearthWindow *self, const char *dir)
         }
     }
     gtk_progress_bar_set_fraction(self->load_progress, 0.0);
+    g_free(self->loading_dir);
+    self->loading_dir = g_strdup(dir);
     hearth_engine_load(self->engine, dir);
     update_send_state(self);
 }
@@ -537,13 +540,38 @@ on_load_progress(HearthEngine *engine, double fraction, HearthWindow *self)
     gtk_progress_bar_set_fraction(self->load_progress, fraction);
 }
 
+/* The picker shows the folder the engine has loaded (or nothing), and no
+ * longer lists a folder that failed to load. */
+static void
+picker_after_failure(HearthWindow *self, const char *failed)
+{
+    const char *cur = hearth_engine_get_model_dir(self->engine);
+    self->updating_picker = TRUE;
+    for (guint i = 0; failed && i < self->model_dirs->len; i++) {
+        if (g_strcmp0(g_ptr_array_index(self->model_dirs, i), failed) == 0 && g_strcmp0(failed, cur) != 0) {
+            g_ptr_array_remove_index(self->model_dirs, i);
+            gtk_string_list_remove(self->model_names, i);
+            break;
+        }
+    }
+    guint sel = GTK_INVALID_LIST_POSITION;
+    for (guint i = 0; cur && i < self->model_dirs->len; i++)
+        if (g_strcmp0(g_ptr_array_index(self->model_dirs, i), cur) == 0)
+            sel = i;
+    gtk_drop_down_set_selected(self->model_picker, sel);
+    self->updating_picker = FALSE;
+}
+
 static void
 on_load_finished(HearthEngine *engine, gboolean ok, const char *message, HearthWindow *self)
 {
-    if (!ok)
+    if (!ok) {
         show_banner(self, message);
-    else
+        picker_after_failure(self, self->loading_dir);
+    } else {
         gtk_revealer_set_reveal_child(self->banner, FALSE);
+    }
+    g_clear_pointer(&self->loading_dir, g_free);
     update_send_state(self);
     if (ok)
         gtk_widget_grab_focus(GTK_WIDGET(self->composer));
@@ -1059,6 +1087,7 @@ hearth_window_dispose(GObject *object)
     g_clear_object(&self->conversations);
     g_clear_object(&self->model_names);
     g_clear_pointer(&self->model_dirs, g_ptr_array_unref);
+    g_clear_pointer(&self->loading_dir, g_free);
     g_clear_pointer(&self->last_status, g_free);
     gtk_widget_dispose_template(GTK_WIDGET(self), HEARTH_TYPE_WINDOW);
     G_OBJECT_CLASS(hearth_window_parent_class)->dispose(object);

@@ -1,0 +1,188 @@
+/* The app's engine worker (app/hearth-engine.c) without a window, on
+ * stories260K:
+ *  - a conversation far longer than the context is trimmed (oldest messages
+ *    dropped) and answered, with a few renders instead of one per dropped
+ *    message (it used to take 36 s before the first token at 1,600 messages);
+ *  - a folder that fails its checks (no weights, a chat template that fails)
+ *    leaves the previous model loaded and answering. */
+#include <string.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "hearth-engine.h"
+#include "hr-test.h"
+
+typedef struct {
+    gboolean loaded, load_ok, finished;
+    char *load_error;
+    char *reply_error;
+    char *stop_reason;
+    int dropped;
+    GString *text;
+} Seen;
+
+static void
+on_load_finished(HearthEngine *e, gboolean ok, const char *msg, Seen *seen)
+{
+    seen->loaded = TRUE;
+    seen->load_ok = ok;
+    g_free(seen->load_error);
+    seen->load_error = g_strdup(msg);
+}
+
+static void
+on_delta(HearthEngine *e, guint id, const char *text, Seen *seen)
+{
+    g_string_append(seen->text, text);
+}
+
+static void
+on_trimmed(HearthEngine *e, guint id, int dropped, Seen *seen)
+{
+    seen->dropped = dropped;
+}
+
+static void
+on_finished(HearthEngine *e, guint id, const HearthReplyStats *st, Seen *seen)
+{
+    seen->finished = TRUE;
+    g_free(seen->reply_error);
+    g_free(seen->stop_reason);
+    seen->reply_error = g_strdup(st->error);
+    seen->stop_reason = g_strdup(st->stop_reason);
+}
+
+static void
+wait_for(gboolean *flag)
+{
+    while (!*flag)
+        g_main_context_iteration(NULL, TRUE);
+}
+
+static gboolean
+load(HearthEngine *e, Seen *seen, const char *dir)
+{
+    seen->loaded = FALSE;
+    hearth_engine_load(e, dir);
+    wait_for(&seen->loaded);
+    return seen->load_ok;
+}
+
+static JsonNode *
+conversation(int n_messages)
+{
+    JsonArray *arr = json_array_new();
+    JsonObject *sys = json_object_new();
+    json_object_set_string_member(sys, "role", "system");
+    json_object_set_string_member(sys, "content", "You tell stories.");
+    json_array_add_object_element(arr, sys);
+    for (int i = 0; i < n_messages; i++) {
+        JsonObject *o = json_object_new();
+        json_object_set_string_member(o, "role", i % 2 ? "assistant" : "user");
+        g_autofree char *text = g_strdup_printf("Message %d: once upon a time there was a little cat.", i);
+        json_object_set_string_member(o, "content", text);
+        json_array_add_object_element(arr, o);
+    }
+    JsonNode *node = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(node, arr);
+    return node;
+}
+
+static void
+reply(HearthEngine *e, Seen *seen, int n_messages)
+{
+    HearthGenParams p;
+    hearth_gen_params_init(&p);
+    p.temperature = 0.0;
+    p.max_new_tokens = 8;
+    JsonNode *msgs = conversation(n_messages);
+    seen->finished = FALSE;
+    seen->dropped = 0;
+    g_string_truncate(seen->text, 0);
+    hearth_engine_generate(e, msgs, &p);
+    json_node_unref(msgs);
+    wait_for(&seen->finished);
+}
+
+/* dir/name -> src/name for each of names. */
+static void
+link_files(const char *dir, const char *src, const char *const *names)
+{
+    for (const char *const *n = names; *n; n++) {
+        g_autofree char *from = g_build_filename(src, *n, NULL), *to = g_build_filename(dir, *n, NULL);
+        HR_CHECK(symlink(from, to) == 0, "symlink %s", to);
+    }
+}
+
+int
+main(void)
+{
+    g_autofree char *stories = hr_test_asset("models/stories260K/hf_f32");
+    Seen seen = { .text = g_string_new(NULL) };
+    HearthEngine *e = hearth_engine_new();
+    g_signal_connect(e, "load-finished", G_CALLBACK(on_load_finished), &seen);
+    g_signal_connect(e, "reply-delta", G_CALLBACK(on_delta), &seen);
+    g_signal_connect(e, "context-trimmed", G_CALLBACK(on_trimmed), &seen);
+    g_signal_connect(e, "reply-finished", G_CALLBACK(on_finished), &seen);
+    hearth_engine_set_load_options(e, "cpu", 0);
+
+    HR_CHECK(load(e, &seen, stories), "load: %s", seen.load_error);
+    HR_CHECK(hearth_engine_get_context_length(e) == 512, "context %d", hearth_engine_get_context_length(e));
+
+    /* 1,600 messages of ~15 tokens into a 512-token context. */
+    gint64 t0 = g_get_monotonic_time();
+    reply(e, &seen, 1600);
+    printf("1600 messages: %d dropped, reply '%s' (%s) after %.2f s\n", seen.dropped, seen.text->str,
+           seen.stop_reason, (double)(g_get_monotonic_time() - t0) / 1e6);
+    HR_CHECK(seen.reply_error == NULL, "reply error: %s", seen.reply_error);
+    HR_CHECK(seen.dropped > 1500 && seen.dropped < 1600, "dropped %d of 1600", seen.dropped);
+    int ctx_used = hearth_engine_get_context_used(e);
+    HR_CHECK(ctx_used > 256 && ctx_used <= 512, "context used %d", ctx_used);
+    /* A short conversation is not trimmed. */
+    reply(e, &seen, 3);
+    HR_CHECK(seen.reply_error == NULL && seen.dropped == 0, "short: %s, dropped %d", seen.reply_error, seen.dropped);
+
+    g_autofree char *tmp = g_dir_make_tmp("hearth-worker-XXXXXX", NULL);
+    /* A folder without weights. */
+    g_autofree char *noweights = g_build_filename(tmp, "no-weights", NULL);
+    g_mkdir(noweights, 0700);
+    const char *meta[] = { "config.json", "tokenizer.json", NULL };
+    link_files(noweights, stories, meta);
+    HR_CHECK(!load(e, &seen, noweights), "a folder without weights loaded");
+    HR_CHECK(seen.load_error && strstr(seen.load_error, "no-weights"), "error: %s", seen.load_error);
+    HR_CHECK(hearth_engine_get_state(e) == HEARTH_ENGINE_READY && g_strcmp0(hearth_engine_get_model_dir(e), stories) == 0,
+             "the previous model is gone: state %d, dir %s", hearth_engine_get_state(e), hearth_engine_get_model_dir(e));
+    reply(e, &seen, 3);
+    HR_CHECK(seen.reply_error == NULL && seen.text->len > 0, "after a failed load: %s", seen.reply_error);
+
+    /* A chat template that fails. */
+    g_autofree char *badtpl = g_build_filename(tmp, "bad-template", NULL);
+    g_mkdir(badtpl, 0700);
+    const char *weights[] = { "config.json", "tokenizer.json", "model.safetensors", NULL };
+    link_files(badtpl, stories, weights);
+    g_autofree char *tc = g_build_filename(badtpl, "tokenizer_config.json", NULL);
+    g_file_set_contents(tc, "{\"chat_template\": \"{{ raise_exception('this template is broken') }}\"}", -1, NULL);
+    HR_CHECK(!load(e, &seen, badtpl), "a model whose template fails loaded");
+    HR_CHECK(seen.load_error && strstr(seen.load_error, "this template is broken"), "error: %s", seen.load_error);
+    HR_CHECK(hearth_engine_get_state(e) == HEARTH_ENGINE_READY && g_strcmp0(hearth_engine_get_model_name(e), "hf_f32") == 0,
+             "the previous model is gone: %s", hearth_engine_get_model_name(e));
+    reply(e, &seen, 3);
+    HR_CHECK(seen.reply_error == NULL && seen.text->len > 0, "after a failed load: %s", seen.reply_error);
+
+    g_object_unref(e);
+    const char *all[] = { "config.json", "tokenizer.json", "model.safetensors", "tokenizer_config.json", NULL };
+    for (const char *const *n = all; *n; n++) {
+        g_autofree char *a = g_build_filename(noweights, *n, NULL), *b = g_build_filename(badtpl, *n, NULL);
+        g_unlink(a);
+        g_unlink(b);
+    }
+    g_rmdir(noweights);
+    g_rmdir(badtpl);
+    g_rmdir(tmp);
+    g_string_free(seen.text, TRUE);
+    g_free(seen.load_error);
+    g_free(seen.reply_error);
+    g_free(seen.stop_reason);
+    return hr_test_result();
+}
