@@ -35,6 +35,7 @@
  */
 #pragma once
 
+#include <gio/gio.h>
 #include <glib.h>
 
 G_BEGIN_DECLS
@@ -248,6 +249,14 @@ int hearth_store_message_delete_after(HearthStore *store, gint64 conversation_id
  * snippet (NULL: ""). GPtrArray of HearthStoreSearchHit* (free func set). */
 GPtrArray *hearth_store_search(HearthStore *store, const char *text, guint limit,
                                const char *mark_open, const char *mark_close, GError **error);
+/* The same in a worker thread on its own read-only connection (the window
+ * never waits for a search, nor a search for the window's writes);
+ * cancelling stops the query within a few thousand SQLite steps. At most
+ * the first 16 terms count. */
+void hearth_store_search_async(HearthStore *store, const char *text, guint limit, const char *mark_open,
+                               const char *mark_close, GCancellable *cancellable, GAsyncReadyCallback callback,
+                               gpointer user_data);
+GPtrArray *hearth_store_search_finish(GAsyncResult *result, GError **error);
 
 /* Markdown: "# Title", the system prompt as a quoted block, then "## User" /
  * "## Assistant" / "## System" sections with the content verbatim; messages

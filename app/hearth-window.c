@@ -99,6 +99,7 @@ struct _HearthWindow {
     GtkStringList *model_names;
     GPtrArray *model_dirs;          /* char*, parallel to model_names */
     char *loading_dir;              /* the folder being loaded, until load-finished */
+    GCancellable *search_cancel;    /* the conversation search running in a worker thread */
     gboolean updating_picker;
     gboolean loading_settings;
 
@@ -198,31 +199,11 @@ near_bottom(HearthWindow *self)
 
 /* ---- conversations --------------------------------------------------------------- */
 
+/* After the list is filled: the empty page or the list, and the current
+ * conversation selected. */
 static void
-reload_conversations(HearthWindow *self)
+show_conversations(HearthWindow *self, const char *query)
 {
-    g_autoptr(GError) error = NULL;
-    g_list_store_remove_all(self->conversations);
-    if (!self->store)
-        return;
-    const char *query = gtk_editable_get_text(GTK_EDITABLE(self->search_entry));
-    if (query && *query && gtk_search_bar_get_search_mode(self->search_bar)) {
-        g_autoptr(GPtrArray) hits = hearth_store_search(self->store, query, 100, "", "", &error);
-        for (guint i = 0; hits && i < hits->len; i++) {
-            HearthStoreSearchHit *h = g_ptr_array_index(hits, i);
-            g_autoptr(HearthConversationItem) item = conversation_item_new(h->conversation_id, h->title, h->snippet);
-            g_list_store_append(self->conversations, item);
-        }
-    } else {
-        g_autoptr(GPtrArray) list = hearth_store_conversation_list(self->store, &error);
-        for (guint i = 0; list && i < list->len; i++) {
-            HearthStoreConversation *c = g_ptr_array_index(list, i);
-            g_autoptr(HearthConversationItem) item = conversation_item_new(c->id, c->title, NULL);
-            g_list_store_append(self->conversations, item);
-        }
-    }
-    if (error)
-        toast(self, error->message);
     gboolean any = g_list_model_get_n_items(G_LIST_MODEL(self->conversations)) > 0;
     gtk_stack_set_visible_child_name(self->sidebar_stack, any || (query && *query) ? "list" : "empty");
     /* Keep the current conversation selected. */
@@ -236,6 +217,58 @@ reload_conversations(HearthWindow *self)
             break;
         }
     }
+}
+
+static void
+on_search_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+    g_autoptr(HearthWindow) self = data;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) hits = hearth_store_search_finish(res, &error);
+    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return; /* a newer search (or the window closing) replaced it */
+    g_clear_object(&self->search_cancel);
+    g_list_store_remove_all(self->conversations);
+    for (guint i = 0; hits && i < hits->len; i++) {
+        HearthStoreSearchHit *h = g_ptr_array_index(hits, i);
+        g_autoptr(HearthConversationItem) item = conversation_item_new(h->conversation_id, h->title, h->snippet);
+        g_list_store_append(self->conversations, item);
+    }
+    if (error)
+        toast(self, error->message);
+    show_conversations(self, gtk_editable_get_text(GTK_EDITABLE(self->search_entry)));
+}
+
+static void
+reload_conversations(HearthWindow *self)
+{
+    g_autoptr(GError) error = NULL;
+    if (self->search_cancel) {
+        g_cancellable_cancel(self->search_cancel);
+        g_clear_object(&self->search_cancel);
+    }
+    if (!self->store) {
+        g_list_store_remove_all(self->conversations);
+        return;
+    }
+    const char *query = gtk_editable_get_text(GTK_EDITABLE(self->search_entry));
+    if (query && *query && gtk_search_bar_get_search_mode(self->search_bar)) {
+        /* Searching runs in a worker thread; the list fills when it is done. */
+        self->search_cancel = g_cancellable_new();
+        hearth_store_search_async(self->store, query, 100, "", "", self->search_cancel, on_search_done,
+                                  g_object_ref(self));
+        return;
+    }
+    g_list_store_remove_all(self->conversations);
+    g_autoptr(GPtrArray) list = hearth_store_conversation_list(self->store, &error);
+    for (guint i = 0; list && i < list->len; i++) {
+        HearthStoreConversation *c = g_ptr_array_index(list, i);
+        g_autoptr(HearthConversationItem) item = conversation_item_new(c->id, c->title, NULL);
+        g_list_store_append(self->conversations, item);
+    }
+    if (error)
+        toast(self, error->message);
+    show_conversations(self, query);
 }
 
 /* The chat settings popover shows the conversation's own settings; what it
@@ -1088,6 +1121,9 @@ hearth_window_dispose(GObject *object)
     g_clear_object(&self->model_names);
     g_clear_pointer(&self->model_dirs, g_ptr_array_unref);
     g_clear_pointer(&self->loading_dir, g_free);
+    if (self->search_cancel)
+        g_cancellable_cancel(self->search_cancel);
+    g_clear_object(&self->search_cancel);
     g_clear_pointer(&self->last_status, g_free);
     gtk_widget_dispose_template(GTK_WIDGET(self), HEARTH_TYPE_WINDOW);
     G_OBJECT_CLASS(hearth_window_parent_class)->dispose(object);

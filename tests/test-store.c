@@ -593,6 +593,30 @@ test_streaming(void)
 
 /* --- search --------------------------------------------------------------- */
 
+typedef struct {
+    gboolean done;
+    GPtrArray *hits;
+    GError *error;
+} AsyncSearch;
+
+static void
+async_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+    AsyncSearch *as = data;
+    as->hits = hearth_store_search_finish(res, &as->error);
+    as->done = TRUE;
+}
+
+static char *
+hit_ids(GPtrArray *hits)
+{
+    GString *out = g_string_new(NULL);
+    for (guint i = 0; hits && i < hits->len; i++)
+        g_string_append_printf(out, "%s%" G_GINT64_FORMAT, i ? "," : "",
+                               ((HearthStoreSearchHit *)hits->pdata[i])->conversation_id);
+    return g_string_free(out, FALSE);
+}
+
 static void
 test_search(void)
 {
@@ -676,6 +700,57 @@ test_search(void)
     check_search(s, "omega", e = ids(c3, 0, 0)), g_free(e);
     HR_CHECK(hearth_store_message_delete_after(s, c3, 0, &err) == 1, "delete after");
     check_search(s, "omega", "");
+
+    /* In a worker thread on its own connection: the same hits; cancelled, an
+     * error of its own. */
+    static const char *const again[] = { "shared", "c", "quick fox", "zebra" };
+    for (guint i = 0; i < G_N_ELEMENTS(again); i++) {
+        AsyncSearch as = { 0 };
+        hearth_store_search_async(s, again[i], 0, "[", "]", NULL, async_done, &as);
+        while (!as.done)
+            g_main_context_iteration(NULL, TRUE);
+        char *sync = search_ids(s, again[i]);
+        char *async = hit_ids(as.hits);
+        HR_CHECK(as.hits && strcmp(sync, async) == 0, "async «%s»: [%s], sync [%s]", again[i], async, sync);
+        g_free(sync);
+        g_free(async);
+        if (as.hits)
+            g_ptr_array_unref(as.hits);
+        g_clear_error(&as.error);
+    }
+    {
+        AsyncSearch as = { 0 };
+        GCancellable *cancel = g_cancellable_new();
+        g_cancellable_cancel(cancel);
+        hearth_store_search_async(s, "shared", 0, NULL, NULL, cancel, async_done, &as);
+        while (!as.done)
+            g_main_context_iteration(NULL, TRUE);
+        HR_CHECK(!as.hits && g_error_matches(as.error, G_IO_ERROR, G_IO_ERROR_CANCELLED), "cancelled search");
+        g_clear_error(&as.error);
+        g_object_unref(cancel);
+    }
+    /* A pasted page is not a query: only the first 16 terms count (5,000
+     * terms once took 23 GB). */
+    {
+        GString *big = g_string_new("quick");
+        for (int i = 0; i < 5000; i++)
+            g_string_append_printf(big, " %s", i < 15 ? "fox" : "zebra");
+        check_search(s, big->str, e = ids(c1, 0, 0)), g_free(e);
+        g_string_free(big, TRUE);
+    }
+    /* A long looping history: the hit is its latest matching message, and the
+     * snippet is there. */
+    gint64 loop = create(s, NULL);
+    gint64 last = 0;
+    for (int i = 0; i < 400; i++)
+        last = append(s, loop, i % 2 ? HEARTH_STORE_ROLE_ASSISTANT : HEARTH_STORE_ROLE_USER,
+                      "round and round the loop goes round and round again");
+    hits = search_ok(s, "round loop");
+    h = hits->len ? hits->pdata[0] : NULL;
+    HR_CHECK(hits->len == 1 && h->conversation_id == loop && h->message_id == last && strstr(h->snippet, "[round]"),
+             "loop: %u hits, message %" G_GINT64_FORMAT " (last %" G_GINT64_FORMAT "), snippet %s", hits->len,
+             h ? h->message_id : 0, last, h ? h->snippet : "");
+    g_ptr_array_unref(hits);
     hearth_store_close(s);
     check_integrity(path);
     g_free(path);
