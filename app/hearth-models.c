@@ -447,11 +447,34 @@ on_copy_progress(goffset current, goffset total, gpointer user_data)
         cs->progress(cs->file_base + (guint64)current, cs->total, cs->user_data);
 }
 
-/* Copy the tree at src into dst (created), following symlinks (a Hugging
- * Face cache snapshot is a folder of links into blobs/). */
+/* Folders a walk that follows symlinks has entered, by device and inode: a
+ * link back up the tree (`ln -s . m/sub`) is entered once, not until the
+ * disk is full. FALSE when dir was seen before or the walk is too deep. */
+#define WALK_MAX_DEPTH 16
+
 static gboolean
-copy_tree(const char *src, const char *dst, CopyState *cs, GCancellable *cancellable, GError **error)
+walk_enter(GHashTable *seen, const char *dir, int depth)
 {
+    GStatBuf st;
+    if (depth > WALK_MAX_DEPTH || g_stat(dir, &st) != 0)
+        return FALSE;
+    char *key = g_strdup_printf("%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT, (guint64)st.st_dev, (guint64)st.st_ino);
+    if (g_hash_table_contains(seen, key)) {
+        g_free(key);
+        return FALSE;
+    }
+    g_hash_table_add(seen, key);
+    return TRUE;
+}
+
+/* Copy the tree at src into dst (created), following symlinks (a Hugging
+ * Face cache snapshot is a folder of links into blobs/), each folder once. */
+static gboolean
+copy_tree(const char *src, const char *dst, CopyState *cs, GHashTable *seen, int depth, GCancellable *cancellable,
+          GError **error)
+{
+    if (!walk_enter(seen, src, depth))
+        return TRUE;
     if (g_mkdir_with_parents(dst, 0755) != 0) {
         int e = errno;
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "creating %s: %s", dst, g_strerror(e));
@@ -467,7 +490,7 @@ copy_tree(const char *src, const char *dst, CopyState *cs, GCancellable *cancell
         g_autofree char *t = g_build_filename(dst, n, NULL);
         if (g_file_test(s, G_FILE_TEST_IS_DIR)) {
             if (n[0] != '.') /* .git, .cache: not part of the model */
-                ok = copy_tree(s, t, cs, cancellable, error);
+                ok = copy_tree(s, t, cs, seen, depth + 1, cancellable, error);
             continue;
         }
         if (!g_file_test(s, G_FILE_TEST_IS_REGULAR))
@@ -486,13 +509,15 @@ copy_tree(const char *src, const char *dst, CopyState *cs, GCancellable *cancell
 }
 
 static guint64
-tree_size_follow(const char *path)
+tree_size_follow(const char *path, GHashTable *seen, int depth)
 {
     GStatBuf st;
     if (g_stat(path, &st) != 0)
         return 0;
     if (!S_ISDIR(st.st_mode))
         return S_ISREG(st.st_mode) ? (guint64)st.st_size : 0;
+    if (!walk_enter(seen, path, depth))
+        return 0;
     guint64 total = 0;
     GDir *d = g_dir_open(path, 0, NULL);
     if (!d)
@@ -502,7 +527,7 @@ tree_size_follow(const char *path)
         if (n[0] == '.')
             continue;
         char *child = g_build_filename(path, n, NULL);
-        total += tree_size_follow(child);
+        total += tree_size_follow(child, seen, depth + 1);
         g_free(child);
     }
     g_dir_close(d);
@@ -554,10 +579,12 @@ hearth_models_import(const char *src, const char *dir, const char *name,
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "creating %s: %s", tmp, g_strerror(e));
         return NULL;
     }
-    CopyState cs = { 0, tree_size_follow(src_abs), 0, progress, user_data };
+    g_autoptr(GHashTable) seen_size = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_autoptr(GHashTable) seen_copy = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    CopyState cs = { 0, tree_size_follow(src_abs, seen_size, 0), 0, progress, user_data };
     if (progress)
         progress(0, cs.total, user_data);
-    if (!copy_tree(src_abs, tmp, &cs, cancellable, error)) {
+    if (!copy_tree(src_abs, tmp, &cs, seen_copy, 0, cancellable, error)) {
         hearth_models_remove_tree(tmp, NULL);
         return NULL;
     }

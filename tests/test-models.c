@@ -424,6 +424,44 @@ test_import_rename_delete(void)
     g_assert_null(g_dir_read_name(d));
     g_dir_close(d);
 
+    /* a source whose files are links (as a Hugging Face cache snapshot) and
+     * with a link back up the tree: each folder is copied once (it used to
+     * copy the model into itself until the disk was full) */
+    {
+        char *linked = temp_dir();
+        GDir *sd = g_dir_open(src, 0, NULL);
+        const char *n;
+        guint64 src_bytes = 0;
+        while ((n = g_dir_read_name(sd))) {
+            char *from = g_build_filename(src, n, NULL), *to = g_build_filename(linked, n, NULL);
+            GStatBuf fst;
+            if (g_stat(from, &fst) == 0 && S_ISREG(fst.st_mode))
+                src_bytes += (guint64)fst.st_size;
+            g_assert_cmpint(symlink(from, to), ==, 0);
+            g_free(from);
+            g_free(to);
+        }
+        g_dir_close(sd);
+        char *loop = g_build_filename(linked, "sub", NULL);
+        g_assert_cmpint(symlink(".", loop), ==, 0);
+        CopySeen lseen = { 0 };
+        char *lpath = hearth_models_import(linked, dir, "looped", on_copy, &lseen, NULL, &error);
+        g_assert_no_error(error);
+        g_assert_cmpuint(lseen.total, ==, src_bytes);
+        char *inner = g_build_filename(lpath, "sub", "sub", NULL);
+        g_assert_false(g_file_test(inner, G_FILE_TEST_EXISTS));
+        g_assert_true(hearth_models_delete(dir, "looped", &error));
+        /* deleting the copy never follows links out of it */
+        char *orig_cfg = g_build_filename(src, "config.json", NULL);
+        g_assert_true(g_file_test(orig_cfg, G_FILE_TEST_IS_REGULAR));
+        hearth_models_remove_tree(linked, NULL);
+        g_free(orig_cfg);
+        g_free(inner);
+        g_free(lpath);
+        g_free(loop);
+        g_free(linked);
+    }
+
     /* rename */
     g_assert_true(hearth_models_rename(dir, "f32", "Mistral tiny", &error));
     g_assert_no_error(error);
