@@ -480,11 +480,32 @@ out:
  * copy is read through a second, read-only connection, which sees exactly the
  * committed state about to be migrated (no other writer can get in). */
 static gboolean
+files_identical(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    gboolean same = fa && fb;
+    static char ba[65536], bb[65536];
+    while (same) {
+        size_t na = fread(ba, 1, sizeof ba, fa), nb = fread(bb, 1, sizeof bb, fb);
+        same = na == nb && memcmp(ba, bb, na) == 0;
+        if (na == 0)
+            break;
+    }
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    return same;
+}
+
+static gboolean
 backup(HearthStore *s, gint64 version, GError **error)
 {
     char *bak = g_strdup_printf("%s.bak-v%" G_GINT64_FORMAT, s->path, version);
+    char *newest = NULL;   /* the latest backup of this version, if any */
     for (int n = 2; g_file_test(bak, G_FILE_TEST_EXISTS); n++) {
-        g_free(bak);
+        g_free(newest);
+        newest = bak;
         bak = g_strdup_printf("%s.bak-v%" G_GINT64_FORMAT "-%d", s->path, version, n);
     }
     sqlite3 *src = NULL, *dst = NULL;
@@ -511,9 +532,12 @@ backup(HearthStore *s, gint64 version, GError **error)
     }
     sqlite3_close(dst);
     sqlite3_close(src);
-    if (!ok)
+    /* A migration that failed before left a backup of this same state: keep
+     * that one rather than a new copy at every open. */
+    if (!ok || (newest && files_identical(newest, bak)))
         g_unlink(bak);
     g_free(bak);
+    g_free(newest);
     return ok;
 }
 

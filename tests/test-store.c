@@ -956,6 +956,35 @@ test_migrations(void)
         g_free(dir);
     }
 
+    /* A migration that fails (here: an index the v1 -> v2 step creates is
+     * already there) leaves the file as it was, and opening it again does
+     * not write another full backup each time. */
+    {
+        char *fdir = make_tmp();
+        char *fpath = g_build_filename(fdir, "hearth.db", NULL);
+        make_old_db(fpath, 1);
+        sqlite3 *db = raw_open(fpath);
+        raw_exec(db, "CREATE INDEX messages_partial ON messages(role)");
+        sqlite3_close(db);
+        for (int i = 0; i < 3; i++) {
+            GError *ferr = NULL;
+            HearthStore *fs = hearth_store_open(fpath, &ferr);
+            HR_CHECK(!fs && ferr, "open %d of a file whose migration fails", i);
+            g_clear_error(&ferr);
+            if (fs)
+                hearth_store_close(fs);
+        }
+        HR_CHECK(file_int(fpath, "PRAGMA user_version") == 1, "the failed migration was rolled back");
+        char *b1 = g_strdup_printf("%s.bak-v1", fpath), *b2 = g_strdup_printf("%s.bak-v1-2", fpath);
+        HR_CHECK(g_file_test(b1, G_FILE_TEST_EXISTS) && !g_file_test(b2, G_FILE_TEST_EXISTS),
+                 "one backup after three failed migrations");
+        g_free(b1);
+        g_free(b2);
+        g_free(fpath);
+        rm_rf(fdir);
+        g_free(fdir);
+    }
+
     /* Version 0: an empty file is a fresh database. */
     char *dir = make_tmp();
     char *path = g_build_filename(dir, "hearth.db", NULL);
