@@ -18,6 +18,8 @@
 
 #include "hearth-config.h"
 #include "hearth-hub.h"
+
+#include "hr-json.h"
 #include "hearth-models.h"
 
 G_DEFINE_QUARK(hearth-hub-error-quark, hearth_hub_error)
@@ -97,6 +99,15 @@ hearth_hub_wants_file(const char *path)
     };
     if (!path || !*path || strchr(path, '/') || path[0] == '.')
         return FALSE; /* top level only: sub-folders hold other formats */
+    /* A name from a server reaches the disk and the terminal: printable
+     * UTF-8 of a sane length only (no escape sequences in a progress line). */
+    if (strlen(path) > 200 || !g_utf8_validate(path, -1, NULL))
+        return FALSE;
+    for (const char *c = path; *c; c = g_utf8_next_char(c)) {
+        gunichar u = g_utf8_get_char(c);
+        if (u < 0x20 || (u >= 0x7f && u <= 0x9f) || u == 0x2028 || u == 0x2029 || u == 0x202e)
+            return FALSE;
+    }
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
         if (strcmp(path, names[i]) == 0)
             return TRUE;
@@ -164,6 +175,48 @@ dl_clear(Dl *dl)
     g_free(dl->have);
 }
 
+/* Text a server sent (headers, reason phrases, names), made safe to show in
+ * a window or a terminal: valid UTF-8, control characters replaced by '?',
+ * at most max characters. */
+static char *
+safe_text(const char *s, glong max)
+{
+    if (!s)
+        return g_strdup("");
+    g_autofree char *valid = g_utf8_make_valid(s, -1);
+    GString *out = g_string_new(NULL);
+    glong n = 0;
+    const char *c = valid;
+    for (; *c && n < max; c = g_utf8_next_char(c), n++) {
+        gunichar u = g_utf8_get_char(c);
+        if (u < 0x20 || (u >= 0x7f && u <= 0x9f))
+            g_string_append_c(out, '?');
+        else
+            g_string_append_unichar(out, u);
+    }
+    if (*c)
+        g_string_append(out, "…");
+    return g_string_free(out, FALSE);
+}
+
+static char *
+server_text(const char *s)
+{
+    return safe_text(s, 200);
+}
+
+/* Errors can carry server text from deep inside libsoup or GIO (a host name
+ * from a redirect): made safe once, where they leave the hub code. */
+static void
+safe_error(GError **error)
+{
+    if (error && *error) {
+        char *m = safe_text((*error)->message, 2000);
+        g_free((*error)->message);
+        (*error)->message = m;
+    }
+}
+
 static void
 dl_log(Dl *dl, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
@@ -172,8 +225,9 @@ dl_log(Dl *dl, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    g_autofree char *s = g_strdup_vprintf(fmt, ap);
+    g_autofree char *raw = g_strdup_vprintf(fmt, ap);
     va_end(ap);
+    g_autofree char *s = safe_text(raw, 2000);
     if (dl->opt->log)
         dl->opt->log(s, dl->opt->user_data);
     else
@@ -255,7 +309,8 @@ set_http_error(Dl *dl, SoupMessage *msg, const char *what, GError **error)
     SoupMessageHeaders *h = soup_message_get_response_headers(msg);
     const char *code = soup_message_headers_get_one(h, "X-Error-Code");
     const char *xmsg = soup_message_headers_get_one(h, "X-Error-Message");
-    g_autofree char *extra = xmsg ? g_strdup_printf(" (the hub says: %s)", xmsg) : g_strdup("");
+    g_autofree char *xsafe = server_text(xmsg);
+    g_autofree char *extra = xmsg ? g_strdup_printf(" (the hub says: %s)", xsafe) : g_strdup("");
     if (code && strcmp(code, "GatedRepo") == 0) {
         g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_AUTH,
                     "%s is a gated model: accept its license at %s/%s while logged in, then give Hearth an "
@@ -288,8 +343,9 @@ set_http_error(Dl *dl, SoupMessage *msg, const char *what, GError **error)
                     "not accepted at %s/%s, or a token without read access%s",
                     dl->repo_id, dl->endpoint, dl->repo_id, extra);
     } else {
+        g_autofree char *reason = server_text(soup_message_get_reason_phrase(msg));
         g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_HTTP, "%s: %s: HTTP %u %s%s", dl->repo_id, what, st,
-                    soup_message_get_reason_phrase(msg) ? soup_message_get_reason_phrase(msg) : "", extra);
+                    reason, extra);
     }
 }
 
@@ -330,8 +386,13 @@ send_get(Dl *dl, const char *url, guint64 range_start, SoupMessage **msg_out, GE
             g_object_unref(msg);
             /* Only http(s): libsoup refuses other schemes with a critical. */
             const char *scheme = next ? g_uri_get_scheme(next) : NULL;
-            if (!next || !scheme || (g_ascii_strcasecmp(scheme, "http") != 0 && g_ascii_strcasecmp(scheme, "https") != 0)) {
-                g_autofree char *shown = g_strescape(loc, NULL);
+            const char *host = next ? g_uri_get_host(next) : NULL;
+            gboolean host_ok = host && *host;
+            for (const char *c = host; host_ok && *c; c++)
+                host_ok = g_ascii_isalnum(*c) || strchr(".-_:[]", *c);
+            if (!next || !scheme || !host_ok ||
+                (g_ascii_strcasecmp(scheme, "http") != 0 && g_ascii_strcasecmp(scheme, "https") != 0)) {
+                g_autofree char *shown = server_text(loc);
                 g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_INVALID, "bad redirect from %s to %.200s", cur,
                             shown);
                 return NULL;
@@ -397,6 +458,32 @@ retry_wait(Dl *dl, guint attempt, const char *what, GError *cause, GError **erro
     return TRUE;
 }
 
+#define HUB_JSON_MAX ((gsize)64 << 20)
+
+/* A whole reply body of at most max bytes (G_IO_ERROR_INVALID_DATA past it). */
+static GByteArray *
+read_body(GInputStream *s, gsize max, GCancellable *cancellable, GError **error)
+{
+    GByteArray *b = g_byte_array_new();
+    guint8 buf[16384];
+    for (;;) {
+        gssize n = g_input_stream_read(s, buf, sizeof buf, cancellable, error);
+        if (n < 0) {
+            g_byte_array_unref(b);
+            return NULL;
+        }
+        if (n == 0)
+            return b;
+        if (b->len + (gsize)n > max) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "the reply is larger than %" G_GSIZE_FORMAT
+                        " MiB", max >> 20);
+            g_byte_array_unref(b);
+            return NULL;
+        }
+        g_byte_array_append(b, buf, (guint)n);
+    }
+}
+
 /* GET a JSON document, with retries. next_link (optional) gets the
  * `Link: <…>; rel="next"` target. */
 static JsonNode *
@@ -409,8 +496,12 @@ get_json(Dl *dl, const char *url, const char *what, char **next_link, GError **e
         if (s) {
             guint st = soup_message_get_status(msg);
             if (st == 200) {
-                g_autoptr(JsonParser) parser = json_parser_new();
-                gboolean ok = json_parser_load_from_stream(parser, s, dl->cancellable, &e);
+                /* The reply in memory (bounded), then the strict parser: a
+                 * reply nested 100k deep cannot overflow json-glib's stack. */
+                g_autoptr(GByteArray) body = read_body(s, HUB_JSON_MAX, dl->cancellable, &e);
+                g_autoptr(JsonParser) parser =
+                    body ? hr_json_load_g((const char *)body->data, body->len, false, url, &e) : NULL;
+                gboolean ok = parser != NULL;
                 JsonNode *root = ok ? json_parser_get_root(parser) : NULL;
                 if (root) {
                     if (next_link) {
@@ -433,7 +524,7 @@ get_json(Dl *dl, const char *url, const char *what, char **next_link, GError **e
                 }
                 if (ok && !e)
                     g_set_error(&e, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_INVALID, "empty reply");
-                if (e && e->domain == JSON_PARSER_ERROR) {
+                if (e && (e->domain == JSON_PARSER_ERROR || g_error_matches(e, G_IO_ERROR, G_IO_ERROR_INVALID_DATA))) {
                     g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_INVALID, "%s: %s from %s is not JSON: %s",
                                 dl->repo_id, what, url, e->message);
                     g_error_free(e);
@@ -544,9 +635,17 @@ dl_list_files(Dl *dl, GError **error)
         return NULL;
     }
     JsonObject *io = json_node_get_object(info);
+    /* The commit goes into URLs and the model's source record: a git commit
+     * id (40 hex digits) and nothing else. */
     const char *sha = obj_str(io, "sha");
+    if (!is_hex(sha, 40)) {
+        g_autofree char *shown = server_text(sha);
+        g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_INVALID,
+                    "%s: the hub's model info has no valid commit id (\"sha\": \"%s\")", dl->repo_id, shown);
+        return NULL;
+    }
     g_free(dl->commit);
-    dl->commit = g_strdup(sha && is_hex(sha, strlen(sha)) && strlen(sha) >= 7 ? sha : dl->revision);
+    dl->commit = g_ascii_strdown(sha, -1);
     const char *gated = obj_str(io, "gated");
     if (gated && !dl->token)
         dl_log(dl, "%s is a gated model (%s approval): its files need an access token", dl->repo_id, gated);
@@ -555,6 +654,7 @@ dl_list_files(Dl *dl, GError **error)
     char *url = g_strdup_printf("%s/api/models/%s/tree/%s?recursive=true", dl->endpoint, dl->repo_id, commit_esc);
     GPtrArray *files = g_ptr_array_new_with_free_func((GDestroyNotify)hearth_hub_file_free);
     gboolean any_weights = FALSE, has_config = FALSE;
+    guint64 total_size = 0;
     for (int page = 0; url; page++) {
         char *next = NULL;
         g_autoptr(JsonNode) tree = page < 1000 ? get_json(dl, url, "file list", &next, error) : NULL;
@@ -605,6 +705,26 @@ dl_list_files(Dl *dl, GError **error)
             const char *goid = obj_str(o, "oid");
             if (!lfs && is_hex(goid, 40))
                 f->git_oid = g_ascii_strdown(goid, -1);
+            /* Every file is checked against its hash after download: a
+             * listing without one is refused, never installed unverified. */
+            if (!f->sha256 && !f->git_oid) {
+                g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_INVALID,
+                            "%s: the file list gives no checksum for %s, so it could not be verified", dl->repo_id,
+                            path);
+                hearth_hub_file_free(f);
+                g_free(next);
+                g_ptr_array_unref(files);
+                return NULL;
+            }
+            if (total_size > G_MAXUINT64 - f->size) {
+                g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_INVALID,
+                            "%s: the file sizes in the file list add up to more than any disk holds", dl->repo_id);
+                hearth_hub_file_free(f);
+                g_free(next);
+                g_ptr_array_unref(files);
+                return NULL;
+            }
+            total_size += f->size;
             if (g_str_has_suffix(path, ".safetensors"))
                 any_weights = TRUE;
             if (strcmp(path, "config.json") == 0)
@@ -640,6 +760,7 @@ hearth_hub_list_files(const char *repo_id, const HearthHubOptions *opt, char **c
     if (files && commit_out)
         *commit_out = g_strdup(dl.commit);
     dl_clear(&dl);
+    safe_error(error);
     return files;
 }
 
@@ -1212,6 +1333,7 @@ out:
         close(lock_fd);
     g_free(lock_path);
     dl_clear(&dl);
+    safe_error(error);
     return result;
 }
 

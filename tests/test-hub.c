@@ -47,6 +47,12 @@ typedef struct {
     int fail_503_left;      /* answer the next N resolve requests with 503 */
     char *corrupt_sha_of;   /* listed with a wrong sha256 */
     guint page_size;        /* tree entries per page */
+    char *sha_override;     /* hostile: the revision API's "sha" */
+    gboolean no_hashes;     /* hostile: tree entries without oid/lfs */
+    gboolean huge_sizes;    /* hostile: sizes that sum past 2^64 */
+    gboolean deep_json;     /* hostile: the revision reply nested 100k deep */
+    char *evil_name;        /* hostile: an extra listed file with this name */
+    char *redirect_to;      /* hostile: resolve/ answers 302 to this Location */
     /* what happened */
     GPtrArray *log;         /* "METHOD path range auth" per request */
     GPtrArray *stalled;     /* GIOStream kept open */
@@ -292,13 +298,23 @@ handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable
         gboolean known = strcmp(repo, REPO) == 0 || strcmp(repo, GATED_REPO) == 0;
         if (!known) {
             set_error(msg, 404, "RepoNotFound", "Repository not found");
+        } else if (strcmp(parts[4], "revision") == 0 && fake->deep_json) {
+            GString *deep = g_string_new(NULL);
+            for (int i = 0; i < 100000; i++)
+                g_string_append(deep, "{\"a\":");
+            g_string_append(deep, "1");
+            for (int i = 0; i < 100000; i++)
+                g_string_append_c(deep, '}');
+            soup_server_message_set_status(msg, 200, NULL);
+            soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_COPY, deep->str, deep->len);
+            g_string_free(deep, TRUE);
         } else if (strcmp(parts[4], "revision") == 0) {
             JsonBuilder *b = json_builder_new();
             json_builder_begin_object(b);
             json_builder_set_member_name(b, "id");
             json_builder_add_string_value(b, repo);
             json_builder_set_member_name(b, "sha");
-            json_builder_add_string_value(b, fake->commit);
+            json_builder_add_string_value(b, fake->sha_override ? fake->sha_override : fake->commit);
             json_builder_set_member_name(b, "gated");
             if (strcmp(repo, GATED_REPO) == 0)
                 json_builder_add_string_value(b, "manual");
@@ -343,10 +359,14 @@ handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable
                     json_builder_set_member_name(b, "path");
                     json_builder_add_string_value(b, f->path);
                     json_builder_set_member_name(b, "size");
-                    json_builder_add_int_value(b, f->lfs ? 134 : (gint64)g_bytes_get_size(f->data));
-                    json_builder_set_member_name(b, "oid");
-                    json_builder_add_string_value(b, f->lfs ? "0123456789012345678901234567890123456789" : f->git_oid);
-                    if (f->lfs) {
+                    json_builder_add_int_value(b, fake->huge_sizes ? G_MAXINT64 - 5
+                                                  : f->lfs ? 134 : (gint64)g_bytes_get_size(f->data));
+                    if (!fake->no_hashes) {
+                        json_builder_set_member_name(b, "oid");
+                        json_builder_add_string_value(b, f->lfs ? "0123456789012345678901234567890123456789"
+                                                                : f->git_oid);
+                    }
+                    if (f->lfs && !fake->no_hashes) {
                         json_builder_set_member_name(b, "lfs");
                         json_builder_begin_object(b);
                         json_builder_set_member_name(b, "oid");
@@ -360,6 +380,18 @@ handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable
                         json_builder_end_object(b);
                     }
                 }
+                json_builder_end_object(b);
+            }
+            if (fake->evil_name && to == n_entries) {
+                json_builder_begin_object(b);
+                json_builder_set_member_name(b, "type");
+                json_builder_add_string_value(b, "file");
+                json_builder_set_member_name(b, "path");
+                json_builder_add_string_value(b, fake->evil_name);
+                json_builder_set_member_name(b, "size");
+                json_builder_add_int_value(b, 3);
+                json_builder_set_member_name(b, "oid");
+                json_builder_add_string_value(b, "0123456789012345678901234567890123456789");
                 json_builder_end_object(b);
             }
             json_builder_end_array(b);
@@ -394,7 +426,10 @@ handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable
             set_error(msg, 404, "EntryNotFound", "Entry not found");
         else if (fail)
             set_error(msg, 503, NULL, "busy");
-        else if (f->lfs) {
+        else if (fake->redirect_to) {
+            soup_server_message_set_status(msg, 302, NULL);
+            soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Location", fake->redirect_to);
+        } else if (f->lfs) {
             /* the gated repo's CDN is another origin (the token must not follow the redirect);
              * the other's is a relative redirect, as the hub's are for renamed repos */
             char *loc = strcmp(repo, GATED_REPO) == 0
@@ -495,6 +530,9 @@ fake_stop(void)
     g_free(fake->commit);
     g_free(fake->endpoint);
     g_free(fake->corrupt_sha_of);
+    g_free(fake->sha_override);
+    g_free(fake->evil_name);
+    g_free(fake->redirect_to);
     g_mutex_clear(&fake->lock);
     g_cond_clear(&fake->cond);
     g_free(fake);
@@ -511,6 +549,10 @@ fake_reset(void)
     fake->stall_after = 0;
     fake->fail_503_left = 0;
     g_clear_pointer(&fake->corrupt_sha_of, g_free);
+    g_clear_pointer(&fake->sha_override, g_free);
+    g_clear_pointer(&fake->evil_name, g_free);
+    g_clear_pointer(&fake->redirect_to, g_free);
+    fake->no_hashes = fake->huge_sizes = fake->deep_json = FALSE;
     g_ptr_array_set_size(fake->log, 0);
     g_ptr_array_set_size(fake->stalled, 0);
     g_mutex_unlock(&fake->lock);
@@ -781,6 +823,83 @@ test_download(void)
     hearth_models_remove_tree(dir, NULL);
     g_free(dir);
     g_string_free(seen.log, TRUE);
+}
+
+/* A hostile hub: each reply gives a clear error, nothing is installed, and
+ * no server text reaches the log or the error with control characters. */
+static void
+expect_refused(const char *what, const char *text)
+{
+    char *dir = temp_dir();
+    Seen seen = { 0 };
+    HearthHubOptions o;
+    opts(&o, dir, &seen);
+    o.max_attempts = 1;
+    GError *error = NULL;
+    char *path = hearth_hub_download(REPO, &o, NULL, &error);
+    g_assert_null(path);
+    if (!error || !strstr(error->message, text))
+        g_error("%s: expected an error with '%s', got '%s'", what, text, error ? error->message : "none");
+    for (const char *c = error->message; *c; c++)
+        g_assert_true((unsigned char)*c >= 0x20);
+    for (const char *c = seen.log ? seen.log->str : ""; *c; c++)
+        g_assert_true((unsigned char)*c >= 0x20 || *c == '\n');
+    g_clear_error(&error);
+    char *installed = g_build_filename(dir, "acme--tiny", NULL);
+    g_assert_false(g_file_test(installed, G_FILE_TEST_EXISTS));
+    g_free(installed);
+    hearth_models_remove_tree(dir, NULL);
+    g_free(dir);
+    if (seen.log)
+        g_string_free(seen.log, TRUE);
+}
+
+static void
+test_hostile(void)
+{
+    fake_reset();
+    fake->sha_override = g_strdup("../../../etc");
+    expect_refused("commit id with a path", "no valid commit id");
+    fake_reset();
+    fake->sha_override = g_strdup("abc1234");
+    expect_refused("short commit id", "no valid commit id");
+    fake_reset();
+    fake->no_hashes = TRUE;
+    expect_refused("listing without hashes", "no checksum");
+    fake_reset();
+    fake->huge_sizes = TRUE;
+    expect_refused("sizes past 2^64", "add up");
+    fake_reset();
+    fake->deep_json = TRUE;
+    expect_refused("JSON 100k deep", "nested more than");
+    fake_reset();
+    fake->redirect_to = g_strdup("file:///etc/passwd");
+    expect_refused("file:// redirect", "bad redirect");
+    fake_reset();
+    fake->redirect_to = g_strdup("http://\x1b[2J\x1b]0;pwned\x07/x");
+    expect_refused("escape sequences in a redirect", "bad redirect");
+    /* a name with escape sequences is not a file Hearth wants: skipped */
+    fake_reset();
+    fake->evil_name = g_strdup("\x1b[31mevil\x1b[0m.safetensors");
+    g_assert_false(hearth_hub_wants_file(fake->evil_name));
+    g_assert_false(hearth_hub_wants_file("a\nb.safetensors"));
+    g_assert_false(hearth_hub_wants_file("\xff.safetensors"));
+    g_assert_true(hearth_hub_wants_file("model-00001-of-00002.safetensors"));
+    char *dir = temp_dir();
+    Seen seen = { 0 };
+    HearthHubOptions o;
+    opts(&o, dir, &seen);
+    GError *error = NULL;
+    GPtrArray *files = hearth_hub_list_files(REPO, &o, NULL, NULL, &error);
+    g_assert_no_error(error);
+    for (guint i = 0; i < files->len; i++)
+        g_assert_null(strchr(((HearthHubFile *)files->pdata[i])->path, 0x1b));
+    g_ptr_array_unref(files);
+    hearth_models_remove_tree(dir, NULL);
+    g_free(dir);
+    if (seen.log)
+        g_string_free(seen.log, TRUE);
+    fake_reset();
 }
 
 static void
@@ -1341,6 +1460,7 @@ main(int argc, char **argv)
     g_test_add_func("/hub/drops-without-range", test_drops_without_range);
     g_test_add_func("/hub/lock", test_lock);
     g_test_add_func("/hub/cli", test_cli);
+    g_test_add_func("/hub/hostile", test_hostile);
     int rc = g_test_run();
     fake_stop();
     return rc;
