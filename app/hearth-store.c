@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
@@ -22,6 +23,7 @@ G_DEFINE_QUARK(hearth-store-error-quark, hearth_store_error)
 struct _HearthStore {
     sqlite3 *db;
     char *path;
+    gboolean read_only;  /* the file or its folder is not writable: history readable, nothing saved */
     GHashTable *stmts; /* static SQL text (by pointer) -> prepared sqlite3_stmt* */
     guint recovered;
 };
@@ -595,11 +597,53 @@ stmt_free(gpointer p)
     sqlite3_finalize(p);
 }
 
+/* A database in a folder (or a file) this user cannot write: opened
+ * read-only, so the history can at least be read. Only at the current
+ * schema version (an upgrade would have to write). */
+static HearthStore *
+open_read_only(const char *path, GError **error)
+{
+    HearthStore *s = g_new0(HearthStore, 1);
+    s->path = g_strdup(path);
+    s->read_only = TRUE;
+    s->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, stmt_free);
+    int rc = open_probe(path, &s->db);
+    gint64 version = 0;
+    if (rc == SQLITE_OK)
+        rc = query_int(s->db, "PRAGMA user_version", &version);
+    if (rc != SQLITE_OK) {
+        set_store_error(s, rc, "cannot open the database read-only", error);
+        hearth_store_close(s);
+        return NULL;
+    }
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    if (version != HEARTH_STORE_SCHEMA_VERSION) {
+        g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_IO,
+                    "%s cannot be written (its folder or the file is read-only), and it needs an upgrade from "
+                    "version %" G_GINT64_FORMAT " that would write to it", path, version);
+        hearth_store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+gboolean
+hearth_store_is_read_only(HearthStore *store)
+{
+    return store->read_only;
+}
+
 static HearthStore *
 open_path(const char *path, GError **error)
 {
     if (!probe(path, error))
         return NULL;
+    {
+        g_autofree char *parent = g_path_get_dirname(path);
+        if (g_file_test(path, G_FILE_TEST_IS_REGULAR) &&
+            (g_access(path, W_OK) != 0 || g_access(parent, W_OK) != 0))
+            return open_read_only(path, error);
+    }
 
     char *dir = g_path_get_dirname(path);
     if (g_mkdir_with_parents(dir, 0700) != 0) {

@@ -142,6 +142,9 @@ char *hearth_store_default_path(void);
  * hearth_store_default_path(). Errors: CORRUPT and TOO_NEW (file untouched;
  * the message names the path; offer hearth_store_open_fresh()), IO, FAILED. */
 HearthStore *hearth_store_open(const char *path, GError **error);
+/* TRUE when the database (or its folder) is not writable: it was opened
+ * read-only so the history can be read; every write fails with an error. */
+gboolean hearth_store_is_read_only(HearthStore *store);
 void hearth_store_close(HearthStore *store);
 
 /* Renames the file at path (NULL: default) and its -wal, -shm and -journal

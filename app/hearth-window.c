@@ -105,6 +105,7 @@ struct _HearthWindow {
 
     gint64 conversation_id;         /* 0: none yet (created on first send) */
     HearthMessage *reply;           /* the assistant message being streamed */
+    gboolean reply_save_failed;     /* saving the streamed reply failed (banner shown) */
     guint reply_request;
     guint save_timeout;
     gboolean reply_dirty;
@@ -428,8 +429,22 @@ save_reply_timeout(gpointer data)
 {
     HearthWindow *self = data;
     if (self->reply && self->reply_dirty) {
-        hearth_store_message_update_content(self->store, hearth_message_get_id(self->reply),
-                                            hearth_message_get_content(self->reply), -1, -1, NULL);
+        g_autoptr(GError) error = NULL;
+        if (!hearth_store_message_update_content(self->store, hearth_message_get_id(self->reply),
+                                                 hearth_message_get_content(self->reply), -1, -1, &error)) {
+            /* Said at once, not when the reply ends (the disk may be full):
+             * once per reply; the next second tries again. */
+            if (!self->reply_save_failed) {
+                g_autofree char *text = g_strdup_printf(_("The reply is not being saved: %s"), error->message);
+                show_banner(self, text);
+                self->reply_save_failed = TRUE;
+            }
+            return G_SOURCE_CONTINUE;
+        }
+        if (self->reply_save_failed) {
+            gtk_revealer_set_reveal_child(self->banner, FALSE);
+            self->reply_save_failed = FALSE;
+        }
         self->reply_dirty = FALSE;
     }
     return G_SOURCE_CONTINUE;
@@ -472,9 +487,10 @@ on_reply_finished(HearthEngine *engine, guint id, HearthReplyStats *stats, Heart
     HearthStoreGenStats gs = { stats->prompt_tokens, stats->generated_tokens, stats->tokens_per_second,
                                stats->time_to_first_token_s * 1000.0 };
     g_free(self->last_status);
+    self->reply_save_failed = FALSE;
     if (g_strcmp0(stats->stop_reason, "error") == 0) {
-        hearth_store_message_update_content(self->store, mid, hearth_message_get_content(reply), -1, -1, NULL);
-        hearth_store_message_set_error(self->store, mid, stats->error, &error);
+        if (hearth_store_message_update_content(self->store, mid, hearth_message_get_content(reply), -1, -1, &error))
+            hearth_store_message_set_error(self->store, mid, stats->error, &error);
         hearth_message_set_state(reply, "error");
         hearth_message_set_note(reply, stats->error);
         show_banner(self, stats->error);
@@ -1071,6 +1087,9 @@ open_store(HearthWindow *self)
         guint recovered = hearth_store_get_recovered_count(self->store);
         if (recovered)
             toast(self, _("A reply that was interrupted when Hearth last closed was kept"));
+        if (hearth_store_is_read_only(self->store))
+            show_banner(self, _("The conversations folder is read-only: past conversations can be read, but new "
+                                "messages are not saved."));
         return;
     }
     if (!g_error_matches(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_CORRUPT) &&

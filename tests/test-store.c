@@ -758,6 +758,42 @@ test_search(void)
     g_free(dir);
 }
 
+/* A read-only conversations folder: the history opens read-only, every
+ * write is an error. Root ignores permissions, so this runs as a user. */
+static void
+test_read_only(void)
+{
+    if (geteuid() == 0) {
+        printf("read-only folder: skipped (root can write anywhere)\n");
+        return;
+    }
+    char *dir = make_tmp();
+    char *path = g_build_filename(dir, "hearth.db", NULL);
+    GError *err = NULL;
+    HearthStore *s = open_ok(path);
+    gint64 c = create(s, NULL);
+    append(s, c, HEARTH_STORE_ROLE_USER, "kept while read-only");
+    hearth_store_close(s);
+    g_chmod(path, 0400);
+    g_chmod(dir, 0500);
+    s = hearth_store_open(path, &err);
+    HR_CHECK(s && hearth_store_is_read_only(s), "read-only open: %s", err ? err->message : "");
+    g_clear_error(&err);
+    if (s) {
+        GPtrArray *l = list_ok(s);
+        HR_CHECK(l->len == 1, "history readable");
+        g_ptr_array_unref(l);
+        HR_CHECK(hearth_store_conversation_create(s, NULL, &err) <= 0 && err, "a write fails");
+        g_clear_error(&err);
+        hearth_store_close(s);
+    }
+    g_chmod(dir, 0700);
+    g_chmod(path, 0600);
+    g_free(path);
+    rm_rf(dir);
+    g_free(dir);
+}
+
 /* --- export --------------------------------------------------------------- */
 
 static void
@@ -1469,6 +1505,7 @@ main(void)
         { "conversations", test_conversations },
         { "streaming", test_streaming },
         { "search", test_search },
+        { "read-only", test_read_only },
         { "export", test_export },
         { "migrations", test_migrations },
         { "too-new", test_too_new },
