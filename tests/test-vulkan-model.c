@@ -152,6 +152,101 @@ check_pipeline_cache(void)
     HR_CHECK(found >= 1, "no pipeline cache file in %s", dir);
 }
 
+typedef struct {
+    GPtrArray *src;   /* const HrTensor*, in output order */
+} CopyJob;
+
+static HrStatus
+copy_fill(void *user, size_t index, void *buf, size_t n_bytes, HrError *err)
+{
+    CopyJob *j = user;
+    memcpy(buf, ((const HrTensor *)g_ptr_array_index(j->src, index))->data, n_bytes);
+    return HR_OK;
+}
+
+/* dir/model.safetensors: the tensors of base, except layer 0's k_proj and
+ * up_proj, taken from other (another group size); config from base. */
+static bool
+write_mixed_groups(const char *base, const char *other, const char *dir, const char *which)
+{
+    HrTensorSet *a = NULL, *b = NULL;
+    HrError err = { 0 };
+    if (hr_tensor_set_open_dir(base, &a, &err) != HR_OK || hr_tensor_set_open_dir(other, &b, &err) != HR_OK) {
+        HR_CHECK(false, "%s", err.message);
+        hr_tensor_set_free(a);
+        return false;
+    }
+    CopyJob j = { g_ptr_array_new() };
+    GArray *out = g_array_new(FALSE, TRUE, sizeof(HrOutTensor));
+    for (size_t i = 0; i < hr_tensor_set_count(a); i++) {
+        const HrTensor *t = hr_tensor_set_get(a, i);
+        if (g_str_has_prefix(t->name, which))
+            t = hr_tensor_set_find(b, t->name);
+        HrOutTensor o = { .dtype = t->dtype, .n_dims = t->n_dims,
+                          .shape = { t->shape[0], t->n_dims > 1 ? t->shape[1] : 0 } };
+        g_strlcpy(o.name, t->name, sizeof o.name);
+        g_array_append_val(out, o);
+        g_ptr_array_add(j.src, (gpointer)t);
+    }
+    g_mkdir_with_parents(dir, 0755);
+    g_autofree char *path = g_build_filename(dir, "model.safetensors", NULL);
+    bool ok = hr_safetensors_write(path, (const HrOutTensor *)(void *)out->data, out->len, copy_fill, &j, &err) == HR_OK;
+    HR_CHECK(ok, "%s", err.message);
+    const char *meta[] = { "config.json", "tokenizer.json", "tokenizer_config.json" };
+    for (size_t i = 0; i < G_N_ELEMENTS(meta); i++) {
+        g_autofree char *from = g_build_filename(base, meta[i], NULL), *to = g_build_filename(dir, meta[i], NULL);
+        g_autofree char *text = NULL;
+        gsize len = 0;
+        if (g_file_get_contents(from, &text, &len, NULL))
+            g_file_set_contents(to, text, (gssize)len, NULL);
+    }
+    g_ptr_array_unref(j.src);
+    g_array_unref(out);
+    hr_tensor_set_free(a);
+    hr_tensor_set_free(b);
+    return ok;
+}
+
+/* A checkpoint whose q|k|v (or gate|up) of one layer have different group
+ * sizes: q|k|v run as separate GEMVs and match the CPU (the fused kernel
+ * used the first matrix's groups for all three: wrong logits); gate|up,
+ * which the backend always fuses, are refused with a reason. */
+static void
+check_mixed_groups(const char *f32, const char *tmp)
+{
+    HrQuantOptions qopt;
+    hr_quant_options_init(&qopt);
+    qopt.method = HR_QUANT_RTN;
+    qopt.per_channel_fallback = true;
+    HrError err = { 0 };
+    g_autofree char *g32 = g_build_filename(tmp, "g32", NULL), *g64 = g_build_filename(tmp, "g64", NULL);
+    g_autofree char *mixed = g_build_filename(tmp, "mixed-qkv", NULL), *mixed2 = g_build_filename(tmp, "mixed-mlp", NULL);
+    qopt.group_size = 32;
+    HR_CHECK(hr_quantize_model(f32, g32, &qopt, NULL, NULL, &err) == HR_OK, "quantize g32: %s", err.message);
+    qopt.group_size = 64;
+    HR_CHECK(hr_quantize_model(f32, g64, &qopt, NULL, NULL, &err) == HR_OK, "quantize g64: %s", err.message);
+    if (write_mixed_groups(g32, g64, mixed, "model.layers.0.self_attn.k_proj."))
+        check_model(mixed, "llama3-rope AWQ k_proj g64 beside q/v g32", 1e-3f, 64, false);
+    if (write_mixed_groups(g32, g64, mixed2, "model.layers.0.mlp.up_proj.")) {
+        HrModelConfig cfg;
+        HrTensorSet *ts = NULL;
+        void *ctx = NULL;
+        HrBackendOptions bopt = { .context_len = 64, .kv_type = HR_KV_F16 };
+        if (hr_model_config_load(mixed2, &cfg, &err) == HR_OK && hr_tensor_set_open_dir(mixed2, &ts, &err) == HR_OK) {
+            HrStatus st = hr_vulkan_backend.create(&cfg, ts, &bopt, NULL, NULL, &ctx, &err);
+            HR_CHECK(st == HR_ERR_UNSUPPORTED && strstr(err.message, "group sizes"), "mixed gate/up: %s",
+                     st == HR_OK ? "loaded" : err.message);
+            if (ctx)
+                hr_vulkan_backend.destroy(ctx);
+        }
+        hr_tensor_set_free(ts);
+    }
+    remove_dir(g32);
+    remove_dir(g64);
+    remove_dir(mixed);
+    remove_dir(mixed2);
+}
+
 int
 main(void)
 {
@@ -197,6 +292,12 @@ main(void)
     }
 
     check_pipeline_cache();
+    {
+        g_autofree char *src = g_build_filename(HEARTH_FIXTURES, "hf-tiny", "llama3-rope", "f32", NULL);
+        g_autofree char *mtmp = g_dir_make_tmp("hearth-vk-mixed-XXXXXX", NULL);
+        check_mixed_groups(src, mtmp);
+        g_rmdir(mtmp);
+    }
 
     g_autofree char *assets = hr_test_assets_dir();
     g_autofree char *f16 = assets ? g_build_filename(assets, "models", "stories260K", "hf_f16", NULL) : NULL;
