@@ -33,11 +33,23 @@ tok_check_nesting(const char *what, int depth, guint *count, HrError *err)
 uint64_t
 tok_random_seed(void)
 {
-    /* g_rand_new seeds from /dev/urandom; GLib's global generator is left alone. */
-    GRand *r = g_rand_new();
-    uint64_t s = ((uint64_t)g_rand_int(r) << 32) | g_rand_int(r);
-    g_rand_free(r);
-    return s;
+    /* One random base per process (g_rand_new reads /dev/urandom; GLib's
+     * global generator is left alone), then a counter through a mixer. */
+    static gsize base_once;
+    static uint64_t base;
+    static gint counter;
+    if (g_once_init_enter(&base_once)) {
+        GRand *r = g_rand_new();
+        base = ((uint64_t)g_rand_int(r) << 32) | g_rand_int(r);
+        g_rand_free(r);
+        g_once_init_leave(&base_once, 1);
+    }
+    uint64_t x = base + (uint64_t)(guint)g_atomic_int_add(&counter, 1) * 0x9e3779b97f4a7c15ULL;
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
 }
 
 uint64_t
@@ -375,6 +387,8 @@ regex_spans(const GRegex *re, const char *s, size_t n, GArray *spans)
     while (g_match_info_matches(mi)) {
         int a, b;
         g_match_info_fetch_pos(mi, 0, &a, &b);
+        if (a < 0 || b < a || (uint32_t)a < prev || (size_t)b > n)
+            break;  /* (only on invalid UTF-8, which no stage produces) */
         if (prev != (uint32_t)a) {
             Span sp = { prev, (uint32_t)a, false };
             g_array_append_val(spans, sp);
@@ -1162,6 +1176,10 @@ pretokenize_piece(const TokPreTokenizer *pre, const char *s, size_t n, bool orig
             Span sp = { 0, (uint32_t)g_utf8_strlen(s, (gssize)n), pre->invert };
             if (sp.end > n)
                 sp.end = (uint32_t)n;
+            /* (A char count used as a byte offset: never cut a character in
+             * two, or the next stage would see invalid UTF-8.) */
+            while (sp.end > 0 && sp.end < n && ((unsigned char)s[sp.end] & 0xc0) == 0x80)
+                sp.end--;
             g_array_append_val(spans, sp);
         } else {
             regex_spans(pre->regex, s, n, spans);
