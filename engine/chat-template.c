@@ -8,7 +8,57 @@
 
 struct HrChatTemplate {
     GPtrArray *body; /* JNode */
+    const atomic_int *cancel;
 };
+
+/* The default budget (chat-template.h); the measurements behind the numbers
+ * are in tests/fuzz/README.md ("Jinja"). */
+#define BASE_STEPS 1000000ull
+#define STEPS_PER_KIB 2000ull
+#define BASE_ALLOC (64ull << 20)
+#define ALLOC_PER_BYTE 512ull
+#define MAX_ALLOC (1ull << 30)
+#define BASE_STRING (64ull << 20)
+#define STRING_PER_BYTE 128ull
+
+/* The input's weight: string bytes plus 1 KiB per value (depth is bounded by
+ * jv_from_json). */
+static uint64_t
+input_weight(const Jv *v)
+{
+    uint64_t w = 1024;
+    switch (v->kind) {
+    case JV_STRING:
+        w += v->u.str.len;
+        break;
+    case JV_LIST:
+        for (size_t i = 0; i < v->u.list.n; i++)
+            w += input_weight(v->u.list.items[i]);
+        break;
+    case JV_DICT:
+        for (size_t i = 0; i < v->u.dict.n; i++)
+            w += strlen(v->u.dict.keys[i]) + input_weight(v->u.dict.vals[i]);
+        break;
+    default:
+        break;
+    }
+    return w;
+}
+
+static void
+default_limits(uint64_t weight, HrChatTemplateLimits *out)
+{
+    out->max_steps = BASE_STEPS + STEPS_PER_KIB * (weight / 1024);
+    out->max_alloc_bytes = MIN(MAX_ALLOC, BASE_ALLOC + ALLOC_PER_BYTE * weight);
+    out->max_string_bytes = BASE_STRING + STRING_PER_BYTE * weight;
+}
+
+void
+hr_chat_template_set_cancel(HrChatTemplate *t, const atomic_int *cancel)
+{
+    if (t)
+        t->cancel = cancel;
+}
 
 static const char CHATML[] =
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
@@ -81,6 +131,16 @@ HrStatus
 hr_chat_template_render(const HrChatTemplate *t, JsonNode *messages, bool add_generation_prompt,
                         const char *bos_token, const char *eos_token, JsonObject *extra, char **out, HrError *err)
 {
+    return hr_chat_template_render_ex(t, messages, add_generation_prompt, bos_token, eos_token, extra, NULL, out, err);
+}
+
+HrStatus
+hr_chat_template_render_ex(const HrChatTemplate *t, JsonNode *messages, bool add_generation_prompt,
+                           const char *bos_token, const char *eos_token, JsonObject *extra,
+                           const HrChatTemplateRenderOptions *opts, char **out, HrError *err)
+{
+    if (opts && opts->usage)
+        memset(opts->usage, 0, sizeof *opts->usage);
     if (!t || !out)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "chat template: nothing to render");
     *out = NULL;
@@ -114,9 +174,24 @@ hr_chat_template_render(const HrChatTemplate *t, JsonNode *messages, bool add_ge
         }
         g_list_free(members);
     }
+    HrChatTemplateLimits lim;
+    if (opts && opts->limits)
+        lim = *opts->limits;
+    else
+        default_limits(input_weight(vars), &lim);
+    JBudget budget = {
+        .lim = { .max_steps = lim.max_steps, .max_alloc = lim.max_alloc_bytes, .max_string = lim.max_string_bytes },
+        .cancel = opts && opts->cancel ? opts->cancel : t->cancel,
+    };
     GString *g = g_string_new(NULL);
-    HrStatus st = jinja_render(t->body, vars, g, err);
+    HrStatus st = jinja_render(t->body, vars, &budget, g, err);
     jv_unref(vars);
+    if (opts && opts->usage) {
+        opts->usage->steps = budget.steps;
+        opts->usage->alloc_bytes = budget.alloc;
+        opts->usage->max_string_bytes = budget.max_string_seen;
+        opts->usage->limits = lim;
+    }
     if (st != HR_OK) {
         g_string_free(g, TRUE);
         return st;

@@ -4,6 +4,7 @@
 #include "jinja-internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,35 +62,58 @@ int_arg(JCtx *ctx, int line, const char *what, const Jv *v, int64_t *out)
 
 /* ------------------------------------------------------------------ Python string helpers */
 
-static bool
-in_charset(gunichar c, const char *chars)
+static int
+unichar_cmp(const void *a, const void *b)
 {
+    gunichar x = *(const gunichar *)a, y = *(const gunichar *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The code points of chars, sorted (a template may pass a long string). */
+typedef struct {
+    gunichar *cps;
+    size_t n;
+} CharSet;
+
+static void
+charset_init(CharSet *cs, const char *chars)
+{
+    size_t bytes = strlen(chars);
+    jbudget_step(bytes / 64);
+    cs->cps = g_new(gunichar, bytes + 1);
+    cs->n = 0;
     for (const char *p = chars; *p; p = g_utf8_next_char(p))
-        if (g_utf8_get_char(p) == c)
-            return true;
-    return false;
+        cs->cps[cs->n++] = g_utf8_get_char(p);
+    qsort(cs->cps, cs->n, sizeof *cs->cps, unichar_cmp);
 }
 
 static bool
-strip_match(gunichar c, const char *chars)
+strip_match(gunichar c, const CharSet *cs)
 {
-    return chars ? in_charset(c, chars) : jv_py_isspace(c);
+    return cs ? bsearch(&c, cs->cps, cs->n, sizeof *cs->cps, unichar_cmp) != NULL : jv_py_isspace(c);
 }
 
 static char *
 py_strip(const char *s, const char *chars, bool left, bool right)
 {
     const char *start = s, *end = s + strlen(s);
+    CharSet set, *cs = NULL;
+    if (chars) {
+        charset_init(&set, chars);
+        cs = &set;
+    }
     if (left)
-        while (start < end && strip_match(g_utf8_get_char(start), chars))
+        while (start < end && strip_match(g_utf8_get_char(start), cs))
             start = g_utf8_next_char(start);
     if (right)
         while (end > start) {
             const char *prev = g_utf8_find_prev_char(start, end);
-            if (!prev || !strip_match(g_utf8_get_char(prev), chars))
+            if (!prev || !strip_match(g_utf8_get_char(prev), cs))
                 break;
             end = prev;
         }
+    if (cs)
+        g_free(set.cps);
     return g_strndup(start, (gsize)(end - start));
 }
 
@@ -183,16 +207,22 @@ jinja_title(const char *s)
     return g_string_free(g, FALSE);
 }
 
+/* NULL when the result would be longer than a string may be (the budget is
+ * then exhausted). */
 static char *
 py_replace(const char *s, const char *old, const char *new_, int64_t count)
 {
     GString *g = g_string_new(NULL);
-    size_t ol = strlen(old);
+    size_t ol = strlen(old), nl = strlen(new_);
     int64_t done = 0;
     if (ol == 0) {
         for (const char *p = s;; p = g_utf8_next_char(p)) {
             if (count < 0 || done < count) {
-                g_string_append(g, new_);
+                if (!jbudget_string_ok(g->len + nl)) {
+                    g_string_free(g, TRUE);
+                    return NULL;
+                }
+                g_string_append_len(g, new_, nl);
                 done++;
             }
             if (!*p)
@@ -201,13 +231,17 @@ py_replace(const char *s, const char *old, const char *new_, int64_t count)
         }
         return g_string_free(g, FALSE);
     }
-    const char *p = s;
+    const char *p = s, *end = s + strlen(s);
     while (count < 0 || done < count) {
-        const char *hit = strstr(p, old);
+        const char *hit = jfind(p, (size_t)(end - p), old, ol);
         if (!hit)
             break;
+        if (!jbudget_string_ok(g->len + (size_t)(hit - p) + nl)) {
+            g_string_free(g, TRUE);
+            return NULL;
+        }
         g_string_append_len(g, p, hit - p);
-        g_string_append(g, new_);
+        g_string_append_len(g, new_, nl);
         p = hit + ol;
         done++;
     }
@@ -223,10 +257,10 @@ py_split(const char *s, const char *sep, int64_t maxsplit, bool from_right)
     if (sep) {
         size_t sl = strlen(sep);
         if (!from_right) {
-            const char *p = s;
+            const char *p = s, *send = s + strlen(s);
             int64_t n = 0;
             const char *hit;
-            while ((maxsplit < 0 || n < maxsplit) && (hit = strstr(p, sep))) {
+            while ((maxsplit < 0 || n < maxsplit) && !jbudget_stopped() && (hit = jfind(p, (size_t)(send - p), sep, sl))) {
                 jv_list_push(l, jv_str_len(p, (size_t)(hit - p)));
                 p = hit + sl;
                 n++;
@@ -240,7 +274,8 @@ py_split(const char *s, const char *sep, int64_t maxsplit, bool from_right)
         int64_t n = 0;
         while (maxsplit < 0 || n < maxsplit) {
             const char *found = NULL;
-            for (size_t i = end >= sl ? end - sl + 1 : 0; i-- > 0;)
+            /* each comparison may read the whole separator */
+            for (size_t i = end >= sl ? end - sl + 1 : 0; i-- > 0 && jbudget_step(1 + sl / 64);)
                 if (memcmp(s + i, sep, sl) == 0) {
                     found = s + i;
                     break;
@@ -263,7 +298,7 @@ py_split(const char *s, const char *sep, int64_t maxsplit, bool from_right)
     const char *end = s + strlen(s);
     if (!from_right) {
         int64_t n = 0;
-        for (;;) {
+        while (!jbudget_stopped()) {
             while (p < end && jv_py_isspace(g_utf8_get_char(p)))
                 p = g_utf8_next_char(p);
             if (p >= end)
@@ -283,7 +318,7 @@ py_split(const char *s, const char *sep, int64_t maxsplit, bool from_right)
     } else {
         int64_t n = 0;
         const char *q = end;
-        for (;;) {
+        while (!jbudget_stopped()) {
             while (q > s) {
                 const char *prev = g_utf8_find_prev_char(s, q);
                 if (!jv_py_isspace(g_utf8_get_char(prev)))
@@ -329,7 +364,7 @@ py_splitlines(const char *s)
 {
     Jv *l = jv_list_new();
     const char *start = s, *p = s;
-    while (*p) {
+    while (*p && !jbudget_stopped()) {
         gunichar c = g_utf8_get_char(p);
         const char *next = g_utf8_next_char(p);
         if (is_line_break(c)) {
@@ -357,6 +392,8 @@ cp_index(const char *s, const char *at)
 static Jv *
 attr_path(JCtx *ctx, int line, Jv *item, const char *path)
 {
+    if (!jstep(ctx, line, 1 + strlen(path) / 64))
+        return NULL;
     Jv *cur = jv_ref(item);
     gchar **parts = g_strsplit(path, ".", -1);
     for (gchar **p = parts; *p && cur; p++) {
@@ -419,6 +456,7 @@ f_length(JCtx *ctx, int line, Jv *v, JArgs *a)
     case JV_UNDEFINED:
         return jv_int(0);
     case JV_STRING:
+        jbudget_step(v->u.str.len / 64);
         return jv_int((int64_t)jutf8_len(v->u.str.s, v->u.str.len));
     case JV_LIST:
         if (v->u.list.gen)
@@ -502,6 +540,8 @@ f_items(JCtx *ctx, int line, Jv *v, JArgs *a)
         return jv_list_new();
     if (v->kind != JV_DICT)
         return jerr(ctx, line, HR_ERR_FORMAT, "Can only get item pairs from a mapping.");
+    if (!jstep(ctx, line, 1 + v->u.dict.n / 16))
+        return NULL;
     Jv *l = jv_list_new();
     for (size_t i = 0; i < v->u.dict.n; i++) {
         Jv *t = jv_tuple_new();
@@ -580,6 +620,11 @@ f_escape(JCtx *ctx, int line, Jv *v, JArgs *a)
     char *s = soft_str(v);
     GString *g = g_string_new(NULL);
     for (const char *p = s; *p; p++) {
+        if (((p - s) & 4095) == 0 && !jstring_fits(ctx, line, g->len)) {
+            g_free(s);
+            g_string_free(g, TRUE);
+            return NULL;
+        }
         switch (*p) {
         case '&': g_string_append(g, "&amp;"); break;
         case '<': g_string_append(g, "&lt;"); break;
@@ -614,6 +659,12 @@ f_join(JCtx *ctx, int line, Jv *v, JArgs *a)
     char *sep = d ? soft_str(d) : g_strdup("");
     GString *g = g_string_new(NULL);
     for (size_t i = 0; i < items->u.list.n; i++) {
+        if (!jstep(ctx, line, 1) || !jstring_fits(ctx, line, g->len + strlen(sep))) {
+            g_string_free(g, TRUE);
+            g_free(sep);
+            jv_unref(items);
+            return NULL;
+        }
         Jv *it = jv_ref(items->u.list.items[i]);
         if (attr) {
             char *path = soft_str(attr);
@@ -634,6 +685,11 @@ f_join(JCtx *ctx, int line, Jv *v, JArgs *a)
         jv_unref(it);
     }
     g_free(sep);
+    if (!jstring_fits(ctx, line, g->len)) {
+        g_string_free(g, TRUE);
+        jv_unref(items);
+        return NULL;
+    }
     jv_unref(items);
     return jv_str_gstring(g);
 }
@@ -733,6 +789,8 @@ select_common(JCtx *ctx, int line, Jv *v, JArgs *a, bool want, bool by_attr, con
     JArgs targs = { .pos = a->pos + k, .npos = a->npos - k };
     Jv *out = gen_list();
     for (size_t i = 0; i < items->u.list.n; i++) {
+        if (!jstep(ctx, line, 1))
+            goto fail;
         Jv *it = items->u.list.items[i];
         Jv *x = attr ? attr_path(ctx, line, it, attr) : jv_ref(it);
         if (!x)
@@ -805,7 +863,7 @@ f_map(JCtx *ctx, int line, Jv *v, JArgs *a)
         }
         JArgs fargs = { .pos = a->pos + 1, .npos = a->npos - 1, .kwn = a->kwn, .kwv = a->kwv, .nkw = a->nkw };
         for (size_t i = 0; i < items->u.list.n; i++) {
-            Jv *x = jinja_apply_filter(ctx, line, name, items->u.list.items[i], &fargs);
+            Jv *x = jstep(ctx, line, 1) ? jinja_apply_filter(ctx, line, name, items->u.list.items[i], &fargs) : NULL;
             if (!x)
                 goto fail;
             jv_list_push(out, x);
@@ -856,7 +914,7 @@ f_unique(JCtx *ctx, int line, Jv *v, JArgs *a)
     }
     Jv *out = gen_list(), *seen = jv_list_new();
     for (size_t i = 0; i < items->u.list.n; i++) {
-        Jv *k = sort_key(ctx, line, items->u.list.items[i], attr, cs);
+        Jv *k = jstep(ctx, line, 1) ? sort_key(ctx, line, items->u.list.items[i], attr, cs) : NULL;
         if (!k) {
             jv_unref(out);
             out = NULL;
@@ -870,7 +928,7 @@ f_unique(JCtx *ctx, int line, Jv *v, JArgs *a)
             break;
         }
         bool dup = false;
-        for (size_t j = 0; j < seen->u.list.n && !dup; j++)
+        for (size_t j = 0; j < seen->u.list.n && !dup && jbudget_step(1); j++)
             dup = jv_equal(seen->u.list.items[j], k);
         if (dup) {
             jv_unref(k);
@@ -929,7 +987,7 @@ f_sort(JCtx *ctx, int line, Jv *v, JArgs *a)
     Jv **keys = g_new0(Jv *, n + 1);
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++)
-        ok = (keys[i] = sort_key(ctx, line, items->u.list.items[i], attr, cs)) != NULL;
+        ok = jstep(ctx, line, 1) && (keys[i] = sort_key(ctx, line, items->u.list.items[i], attr, cs)) != NULL;
     if (ok)
         ok = sort_items(ctx, line, items->u.list.items, keys, n, rev && jv_truthy(rev));
     for (size_t i = 0; i < n; i++)
@@ -960,7 +1018,7 @@ minmax(JCtx *ctx, int line, Jv *v, JArgs *a, bool want_max)
     Jv *best = NULL, *best_key = NULL;
     bool ok = true;
     for (size_t i = 0; i < items->u.list.n && ok; i++) {
-        Jv *k = sort_key(ctx, line, items->u.list.items[i], attr, cs);
+        Jv *k = jstep(ctx, line, 1) ? sort_key(ctx, line, items->u.list.items[i], attr, cs) : NULL;
         if (!k) {
             ok = false;
             break;
@@ -1007,6 +1065,11 @@ f_sum(JCtx *ctx, int line, Jv *v, JArgs *a)
     Jv *acc = start ? jv_ref(start) : jv_int(0);
     char *path = attr && attr->kind != JV_NONE ? soft_str(attr) : NULL;
     for (size_t i = 0; i < items->u.list.n && acc; i++) {
+        if (!jstep(ctx, line, 1)) {
+            jv_unref(acc);
+            acc = NULL;
+            break;
+        }
         Jv *x = path ? attr_path(ctx, line, items->u.list.items[i], path) : jv_ref(items->u.list.items[i]);
         if (!x) {
             jv_unref(acc);
@@ -1096,17 +1159,25 @@ f_int(JCtx *ctx, int line, Jv *v, JArgs *a)
         return jerr_undefined(ctx, line, v);
     if (jv_is_int(v))
         return jv_int(jv_as_int(v));
-    if (v->kind == JV_FLOAT && isfinite(v->u.f) && fabs(v->u.f) < 9.2e18)
-        return jv_int((int64_t)v->u.f);
-    if (v->kind == JV_STRING) {
+    double d = NAN;
+    if (v->kind == JV_FLOAT) {
+        d = v->u.f;
+    } else if (v->kind == JV_STRING) {
         int64_t i;
-        double d;
         if (base >= 2 && base <= 36 && parse_py_int(v->u.str.s, (int)base, &i))
             return jv_int(i);
-        if (parse_py_float(v->u.str.s, &d) && isfinite(d) && fabs(d) < 9.2e18)
-            return jv_int((int64_t)d);
+        if (!parse_py_float(v->u.str.s, &d))
+            d = NAN;
     }
-    return dflt ? jv_ref(dflt) : jv_int(0);
+    /* int(float): NaN is a ValueError (the default), infinity an
+     * OverflowError that jinja2 lets through, and Python's ints are unbounded. */
+    if (isnan(d))
+        return dflt ? jv_ref(dflt) : jv_int(0);
+    if (isinf(d))
+        return jerr(ctx, line, HR_ERR_FORMAT, "int: cannot convert float infinity to integer");
+    if (d >= 0x1p63 || d < -0x1p63)
+        return jerr(ctx, line, HR_ERR_UNSUPPORTED, "int: integer overflow (only 64-bit integers are supported)");
+    return jv_int((int64_t)d);
 }
 
 static Jv *
@@ -1157,7 +1228,8 @@ f_replace(JCtx *ctx, int line, Jv *v, JArgs *a)
     if (count && count->kind != JV_NONE && !int_arg(ctx, line, "replace", count, &n))
         return NULL;
     char *s = soft_str(v), *o = soft_str(old), *w = soft_str(nw);
-    Jv *r = jv_str_take(py_replace(s, o, w, n));
+    char *res = py_replace(s, o, w, n);
+    Jv *r = res ? jv_str_take(res) : jerr(ctx, line, HR_ERR_UNSUPPORTED, "replace: result too large");
     g_free(s);
     g_free(o);
     g_free(w);
@@ -1208,6 +1280,12 @@ f_indent(JCtx *ctx, int line, Jv *v, JArgs *a)
     bool bl = blank && jv_truthy(blank);
     for (size_t i = 0; i < lines->u.list.n; i++) {
         const Jv *l = lines->u.list.items[i];
+        if (!jstring_fits(ctx, line, (uint64_t)g->len + strlen(ind) + l->u.str.len + 1)) {
+            jv_unref(lines);
+            g_string_free(g, TRUE);
+            g_free(ind);
+            return NULL;
+        }
         if (i > 0) {
             g_string_append_c(g, '\n');
             if (bl || l->u.str.len > 0)
@@ -1519,12 +1597,12 @@ jinja_method_kind(const Jv *obj, const char *name)
 }
 
 static bool
-prefix_match(JCtx *ctx, int line, const char *s, Jv *prefix, bool at_end, int *result)
+prefix_match(JCtx *ctx, int line, const char *s, size_t sl, Jv *prefix, bool at_end, int *result)
 {
     if (prefix->kind == JV_LIST && prefix->u.list.tuple) {
         for (size_t i = 0; i < prefix->u.list.n; i++) {
             int r;
-            if (!prefix_match(ctx, line, s, prefix->u.list.items[i], at_end, &r))
+            if (!jstep(ctx, line, 1) || !prefix_match(ctx, line, s, sl, prefix->u.list.items[i], at_end, &r))
                 return false;
             if (r) {
                 *result = 1;
@@ -1539,7 +1617,7 @@ prefix_match(JCtx *ctx, int line, const char *s, Jv *prefix, bool at_end, int *r
              at_end ? "endswith" : "startswith", jv_type_name(prefix));
         return false;
     }
-    size_t sl = strlen(s), pl = prefix->u.str.len;
+    size_t pl = prefix->u.str.len;
     *result = pl <= sl && memcmp(at_end ? s + sl - pl : s, prefix->u.str.s, pl) == 0;
     return true;
 }
@@ -1591,7 +1669,8 @@ py_format(JCtx *ctx, int line, const char *fmt, JArgs *a)
         if (!*field) {
             val = jargs_get(a, (int)auto_idx++, NULL);
         } else if (g_ascii_isdigit(field[0])) {
-            val = jargs_get(a, atoi(field), NULL);
+            guint64 idx = g_ascii_strtoull(field, NULL, 10);
+            val = jargs_get(a, (int)MIN(idx, (guint64)INT_MAX), NULL);
         } else {
             val = jargs_get(a, -1, field);
         }
@@ -1606,6 +1685,10 @@ py_format(JCtx *ctx, int line, const char *fmt, JArgs *a)
             jv_repr_append(g, val);
         else
             jv_str_append(g, val);
+        if (!jstring_fits(ctx, line, g->len)) {
+            g_string_free(g, TRUE);
+            return NULL;
+        }
     }
     return jv_str_gstring(g);
 }
@@ -1632,7 +1715,7 @@ str_method(JCtx *ctx, int line, Jv *self, const char *name, JArgs *a)
         if (a->npos < 1)
             return jerr(ctx, line, HR_ERR_FORMAT, "%s takes at least 1 argument", what);
         int r;
-        if (!prefix_match(ctx, line, s, a->pos[0], name[0] == 'e', &r))
+        if (!prefix_match(ctx, line, s, self->u.str.len, a->pos[0], name[0] == 'e', &r))
             return NULL;
         return jv_bool(r);
     }
@@ -1674,7 +1757,8 @@ str_method(JCtx *ctx, int line, Jv *self, const char *name, JArgs *a)
         int64_t count = -1;
         if (!nw || (a->npos > 2 && !int_arg(ctx, line, what, a->pos[2], &count)))
             return NULL;
-        return jv_str_take(py_replace(s, old, nw, count));
+        char *res = py_replace(s, old, nw, count);
+        return res ? jv_str_take(res) : jerr(ctx, line, HR_ERR_UNSUPPORTED, "replace: result too large");
     }
     if (strcmp(name, "join") == 0) {
         if (!check_args(ctx, line, what, a, 1, NULL))
@@ -1687,6 +1771,12 @@ str_method(JCtx *ctx, int line, Jv *self, const char *name, JArgs *a)
         GString *g = g_string_new(NULL);
         for (size_t i = 0; i < items->u.list.n; i++) {
             const Jv *it = items->u.list.items[i];
+            if (!jstep(ctx, line, 1) ||
+                (it->kind == JV_STRING && !jstring_fits(ctx, line, (uint64_t)g->len + self->u.str.len + it->u.str.len))) {
+                g_string_free(g, TRUE);
+                jv_unref(items);
+                return NULL;
+            }
             if (it->kind != JV_STRING) {
                 g_string_free(g, TRUE);
                 Jv *r = jerr(ctx, line, HR_ERR_FORMAT, "sequence item %zu: expected str instance, %s found", i,
@@ -1708,27 +1798,26 @@ str_method(JCtx *ctx, int line, Jv *self, const char *name, JArgs *a)
         if (a->npos < 1)
             return jerr(ctx, line, HR_ERR_FORMAT, "%s takes at least 1 argument", what);
         const char *sub = str_arg(ctx, line, what, a->pos[0]);
-        if (!sub)
+        if (!sub || !jstep(ctx, line, 1 + self->u.str.len / 64))
             return NULL;
         size_t sl = strlen(sub);
         if (strcmp(name, "count") == 0) {
             if (sl == 0)
                 return jv_int((int64_t)jutf8_len(s, self->u.str.len) + 1);
             int64_t n = 0;
-            for (const char *p = s; (p = strstr(p, sub)); p += sl)
+            const char *end = s + self->u.str.len;
+            for (const char *p = s; (p = jfind(p, (size_t)(end - p), sub, sl)); p += sl)
                 n++;
             return jv_int(n);
         }
         const char *hit = NULL;
         if (name[0] == 'r') {
-            for (const char *p = s; (p = strstr(p, sub)); p++) {
-                hit = p;
-                if (!*p)
-                    break;
-            }
+            hit = jfind_last(s, self->u.str.len, sub, sl);
         } else {
-            hit = strstr(s, sub);
+            hit = jfind(s, self->u.str.len, sub, sl);
         }
+        if (jbudget_stopped())
+            return NULL;
         if (!hit) {
             if (strstr(name, "index"))
                 return jerr(ctx, line, HR_ERR_FORMAT, "substring not found");
@@ -1798,6 +1887,8 @@ dict_method(JCtx *ctx, int line, Jv *self, const char *name, JArgs *a)
         JArgs none = { 0 };
         return f_items(ctx, line, self, &none);
     }
+    if (!jstep(ctx, line, 1 + self->u.dict.n / 16))
+        return NULL;
     Jv *l = jv_list_new();
     for (size_t i = 0; i < self->u.dict.n; i++)
         jv_list_push(l, name[0] == 'k' ? jv_str(self->u.dict.keys[i]) : jv_ref(self->u.dict.vals[i]));
@@ -1819,6 +1910,8 @@ list_method(JCtx *ctx, int line, Jv *self, const char *name, JArgs *a)
             n++;
         }
     }
+    if (!jstep(ctx, line, 1))
+        return NULL;
     if (name[0] == 'i')
         return jerr(ctx, line, HR_ERR_FORMAT, "value is not in list");
     return jv_int(n);
@@ -1896,11 +1989,13 @@ append_num(GString *g, int value, int width, char pad, char flag)
 static void
 py_strftime(GString *g, GDateTime *dt, const char *fmt)
 {
-    for (const char *p = fmt; *p; p++) {
+    for (const char *p = fmt; *p && jbudget_string_ok(g->len); p++) {
         if (*p != '%' || !p[1]) {
             g_string_append_c(g, *p);
             continue;
         }
+        if (!jbudget_step(1)) /* a directive is a step: '%c' * N */
+            break;
         const char *start = p;
         p++;
         char flag = 0;
@@ -1988,12 +2083,21 @@ g_range(JCtx *ctx, int line, JArgs *a)
     }
     if (step == 0)
         return jerr(ctx, line, HR_ERR_FORMAT, "range() arg 3 must not be zero");
+    /* its length first (in 128 bits: stop - start may not fit in 64) */
+    __int128 span = step > 0 ? (__int128)stop - start : (__int128)start - stop;
+    __int128 mag = step > 0 ? step : -(__int128)step;
+    if (span > 0 && (span + mag - 1) / mag > MAX_RANGE)
+        return jerr(ctx, line, HR_ERR_UNSUPPORTED, "range() too large (more than %d items)", MAX_RANGE);
     Jv *l = jv_list_new();
     int64_t count = 0;
     for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
         if (++count > MAX_RANGE) {
             jv_unref(l);
             return jerr(ctx, line, HR_ERR_UNSUPPORTED, "range() too large (more than %d items)", MAX_RANGE);
+        }
+        if ((count & 1023) == 0 && !jstep(ctx, line, 1)) {
+            jv_unref(l);
+            return NULL;
         }
         jv_list_push(l, jv_int(i));
         if ((step > 0 && i > INT64_MAX - step) || (step < 0 && i < INT64_MIN - step))
@@ -2067,6 +2171,10 @@ jinja_call_global(JCtx *ctx, int line, Jv *fn, JArgs *a)
         GString *g = g_string_new(NULL);
         py_strftime(g, now, fmt);
         g_date_time_unref(now);
+        if (!jstring_fits(ctx, line, g->len)) {
+            g_string_free(g, TRUE);
+            return NULL;
+        }
         return jv_str_gstring(g);
     }
     if (strcmp(name, "range") == 0)

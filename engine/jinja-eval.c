@@ -18,14 +18,76 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_OUTPUT (64u << 20)
 #define MAX_CALL_DEPTH 32
+
+/* The error of an exhausted budget (see jinja-internal.h). */
+static void
+budget_error(JCtx *ctx)
+{
+    const JBudget *b = ctx->budget;
+    HrStatus st = HR_ERR_FORMAT;
+    char *msg;
+    switch (b->stop) {
+    case JB_STEPS:
+        msg = g_strdup_printf("chat template exceeded its budget of %" G_GUINT64_FORMAT
+                              " steps (an endless or exponential loop?)", b->lim.max_steps);
+        break;
+    case JB_ALLOC:
+        msg = g_strdup_printf("chat template exceeded its budget of %" G_GUINT64_FORMAT
+                              " MiB of allocations", b->lim.max_alloc >> 20);
+        break;
+    case JB_STRING:
+        st = HR_ERR_UNSUPPORTED;
+        msg = g_strdup_printf("string too large (the limit is %" G_GUINT64_FORMAT " MiB)", b->lim.max_string >> 20);
+        break;
+    default:
+        st = HR_ERR_CANCELLED;
+        msg = g_strdup("chat template rendering cancelled");
+        break;
+    }
+    ctx->failed = true;
+    ctx->status = st;
+    if (b->line > 0)
+        hr_error_set(ctx->err, st, "line %d: %s", b->line, msg);
+    else
+        hr_error_set(ctx->err, st, "%s", msg);
+    g_free(msg);
+}
+
+bool
+jstep(JCtx *ctx, int line, uint64_t n)
+{
+    if (line > 0)
+        ctx->budget->line = line;
+    if (jbudget_step(n))
+        return true;
+    if (!ctx->failed)
+        budget_error(ctx);
+    return false;
+}
+
+bool
+jstring_fits(JCtx *ctx, int line, uint64_t n)
+{
+    if (jbudget_string_ok(n))
+        return true;
+    if (line > 0)
+        ctx->budget->line = line;
+    if (!ctx->failed)
+        budget_error(ctx);
+    return false;
+}
 
 Jv *
 jerr(JCtx *ctx, int line, HrStatus st, const char *fmt, ...)
 {
     if (ctx->failed)
         return NULL;
+    /* A computation cut short by the budget may fail in odd ways: say why. */
+    if (ctx->budget->stop != JB_OK) {
+        budget_error(ctx);
+        return NULL;
+    }
     ctx->failed = true;
     ctx->status = st;
     va_list ap;
@@ -45,6 +107,10 @@ jraise(JCtx *ctx, const char *message)
 {
     if (ctx->failed)
         return NULL;
+    if (ctx->budget->stop != JB_OK) {
+        budget_error(ctx);
+        return NULL;
+    }
     ctx->failed = true;
     ctx->status = HR_ERR_FORMAT;
     hr_error_set(ctx->err, HR_ERR_FORMAT, "%s", *message ? message : "the template raised an error with no message");
@@ -192,6 +258,8 @@ static size_t *
 char_offsets(const char *s, size_t bytes, size_t *n)
 {
     size_t count = jutf8_len(s, bytes);
+    jbudget_step(bytes / 64);
+    jbudget_alloc((count + 1) * sizeof(size_t));
     size_t *off = g_new(size_t, count + 1);
     size_t k = 0;
     for (size_t i = 0; i < bytes; i++)
@@ -229,13 +297,16 @@ jinja_getitem(JCtx *ctx, int line, Jv *obj, Jv *key)
         size_t n;
         int64_t at;
         if (jv_is_int(key)) {
-            size_t *off = char_offsets(obj->u.str.s, obj->u.str.len, &n);
-            Jv *r = NULL;
-            if (index_of(key, (int64_t)n, &at))
-                r = jv_str_len(obj->u.str.s + off[at], off[at + 1] - off[at]);
-            g_free(off);
-            if (r)
-                return r;
+            /* the at-th code point, found by walking (no table of offsets: the string may be long) */
+            const char *str = obj->u.str.s;
+            n = jutf8_len(str, obj->u.str.len);
+            jbudget_step(obj->u.str.len / 64);
+            if (index_of(key, (int64_t)n, &at)) {
+                const char *p = str;
+                for (int64_t k = 0; k < at; k++)
+                    p = g_utf8_next_char(p);
+                return jv_str_len(p, (size_t)(g_utf8_next_char(p) - p));
+            }
         }
         break;
     }
@@ -352,23 +423,30 @@ jinja_iterate(JCtx *ctx, int line, Jv *v)
     case JV_UNDEFINED:
         return l;
     case JV_LIST:
+        if (!jv_list_reserve(l, v->u.list.n))
+            break;
         for (size_t i = 0; i < v->u.list.n; i++)
             jv_list_push(l, jv_ref(v->u.list.items[i]));
-        return l;
+        break;
     case JV_DICT:
-        for (size_t i = 0; i < v->u.dict.n; i++)
+        for (size_t i = 0; i < v->u.dict.n && !jbudget_stopped(); i++)
             jv_list_push(l, jv_str(v->u.dict.keys[i]));
-        return l;
+        break;
     case JV_STRING: {
         const char *s = v->u.str.s;
-        for (const char *p = s; *p; p = g_utf8_next_char(p))
+        for (const char *p = s; *p && !jbudget_stopped(); p = g_utf8_next_char(p))
             jv_list_push(l, jv_str_len(p, (size_t)(g_utf8_next_char(p) - p)));
-        return l;
+        break;
     }
     default:
         jv_unref(l);
         return jerr(ctx, line, HR_ERR_FORMAT, "'%s' object is not iterable", jv_type_name(v));
     }
+    if (!jstep(ctx, line, 1)) {
+        jv_unref(l);
+        return NULL;
+    }
+    return l;
 }
 
 /* ------------------------------------------------------------------ operators */
@@ -392,7 +470,7 @@ repeat(JCtx *ctx, int line, Jv *seq, int64_t times)
     if (times < 0)
         times = 0;
     if (seq->kind == JV_STRING) {
-        if (seq->u.str.len > 0 && (uint64_t)times > MAX_OUTPUT / seq->u.str.len)
+        if (seq->u.str.len > 0 && (uint64_t)times > ctx->budget->lim.max_string / seq->u.str.len)
             return jerr(ctx, line, HR_ERR_UNSUPPORTED, "string repetition result too large");
         GString *g = g_string_sized_new(seq->u.str.len * (size_t)times + 1);
         for (int64_t i = 0; i < times; i++)
@@ -537,13 +615,23 @@ percent_format(JCtx *ctx, int line, const char *fmt, Jv *args)
                 double d = jv_as_double(arg);
                 g_string_append_printf(body, "%.*f", prec < 0 ? 6 : prec, fabs(d));
                 sign = signbit(d) ? "-" : plus ? "+" : space ? " " : "";
-            } else {
-                if (arg->kind == JV_FLOAT && !isfinite(arg->u.f)) {
+            } else if (arg->kind == JV_FLOAT) {
+                /* Python: %d of a float is int(x), of any size; %x and %o want an int */
+                double d = arg->u.f;
+                const char *bad = conv == 'x' || conv == 'X' || conv == 'o' ? "an integer is required, not float"
+                                  : isnan(d)                                 ? "cannot convert float NaN to integer"
+                                  : isinf(d) ? "cannot convert float infinity to integer"
+                                             : NULL;
+                if (bad) {
                     g_string_free(body, TRUE);
                     g_string_free(g, TRUE);
-                    return jerr(ctx, line, HR_ERR_FORMAT, "cannot convert float infinity or NaN to integer");
+                    return jerr(ctx, line, HR_ERR_FORMAT, "%%%c format: %s", conv, bad);
                 }
-                int64_t v = arg->kind == JV_FLOAT ? (int64_t)arg->u.f : jv_as_int(arg);
+                double t = trunc(d);
+                g_string_append_printf(body, "%.0f", fabs(t)); /* exact: every such double is an integer */
+                sign = t < 0 ? "-" : plus ? "+" : space ? " " : "";
+            } else {
+                int64_t v = jv_as_int(arg);
                 unsigned long long mag = v < 0 ? (unsigned long long)(-(v + 1)) + 1 : (unsigned long long)v;
                 if (conv == 'x' || conv == 'X')
                     g_string_append_printf(body, conv == 'x' ? "%s%llx" : "%s%llX", alt ? (conv == 'x' ? "0x" : "0X") : "", mag);
@@ -573,6 +661,10 @@ percent_format(JCtx *ctx, int line, const char *fmt, Jv *args)
             g_string_append(g, body->str);
         }
         g_string_free(body, TRUE);
+        if (!jstring_fits(ctx, line, g->len)) {
+            g_string_free(g, TRUE);
+            return NULL;
+        }
     }
     if (!mapping && !used_mapping && next < n) {
         g_string_free(g, TRUE);
@@ -602,6 +694,8 @@ jinja_binop(JCtx *ctx, int line, const char *op, Jv *a, Jv *b)
         if (nums)
             return jv_float(jv_as_double(a) + jv_as_double(b));
         if (a->kind == JV_STRING && b->kind == JV_STRING) {
+            if (!jstring_fits(ctx, line, (uint64_t)a->u.str.len + b->u.str.len))
+                return NULL;
             GString *g = g_string_sized_new(a->u.str.len + b->u.str.len + 1);
             g_string_append_len(g, a->u.str.s, a->u.str.len);
             g_string_append_len(g, b->u.str.s, b->u.str.len);
@@ -610,6 +704,12 @@ jinja_binop(JCtx *ctx, int line, const char *op, Jv *a, Jv *b)
         if (a->kind == JV_LIST && b->kind == JV_LIST && a->u.list.tuple == b->u.list.tuple && !a->u.list.gen &&
             !b->u.list.gen) {
             Jv *r = a->u.list.tuple ? jv_tuple_new() : jv_list_new();
+            /* charged before the copy: list doubling in a loop stops here */
+            if (!jv_list_reserve(r, a->u.list.n + b->u.list.n)) {
+                jv_unref(r);
+                jstep(ctx, line, 0);
+                return NULL;
+            }
             for (size_t i = 0; i < a->u.list.n; i++)
                 jv_list_push(r, jv_ref(a->u.list.items[i]));
             for (size_t i = 0; i < b->u.list.n; i++)
@@ -640,6 +740,11 @@ jinja_binop(JCtx *ctx, int line, const char *op, Jv *a, Jv *b)
                     return jerr(ctx, line, HR_ERR_FORMAT, "0.0 cannot be raised to a negative power");
                 return jv_float(pow((double)base, (double)e));
             }
+            /* |base| <= 1 never overflows: do not loop e times */
+            if (base == 0 || base == 1)
+                return jv_int(e == 0 ? 1 : base);
+            if (base == -1)
+                return jv_int(e % 2 ? -1 : 1);
             int64_t r = 1;
             while (e-- > 0)
                 if (__builtin_mul_overflow(r, base, &r))
@@ -751,7 +856,10 @@ order(JCtx *ctx, int line, const char *op, const Jv *a, const Jv *b, int depth)
             return 2; /* every ordering comparison is false */
         return x < y ? -1 : x > y;
     }
+    if (!jstep(ctx, line, 1))
+        return -2;
     if (a->kind == JV_STRING && b->kind == JV_STRING) {
+        jbudget_step(MIN(a->u.str.len, b->u.str.len) / 64);
         int c = strcmp(a->u.str.s, b->u.str.s);
         return c < 0 ? -1 : c > 0;
     }
@@ -785,12 +893,15 @@ contains(JCtx *ctx, int line, Jv *container, Jv *item)
             jerr(ctx, line, HR_ERR_FORMAT, "'in <string>' requires string as left operand, not %s", jv_type_name(item));
             return -1;
         }
-        return strstr(container->u.str.s, item->u.str.s) != NULL;
+        if (!jstep(ctx, line, 1))
+            return -1;
+        bool found = jfind(container->u.str.s, container->u.str.len, item->u.str.s, item->u.str.len) != NULL;
+        return jstep(ctx, line, 0) ? found : -1;
     case JV_LIST:
         for (size_t i = 0; i < container->u.list.n; i++)
             if (jv_equal(container->u.list.items[i], item))
                 return 1;
-        return 0;
+        return jstep(ctx, line, 1) ? 0 : -1;
     case JV_DICT:
         return item->kind == JV_STRING && jv_dict_get(container, item->u.str.s) != NULL;
     default:
@@ -890,6 +1001,8 @@ call_template_function(JCtx *ctx, JScope *s, int line, Jv *fn, JArgs *args, Jv *
     GPtrArray *params = node->items;
     GPtrArray *body = node->items2;
     const char *name = fn->u.func.fk == JF_MACRO ? node->str : "caller";
+    if (!jstep(ctx, line, 1))
+        return NULL;
     if (ctx->depth >= MAX_CALL_DEPTH)
         return jerr(ctx, line, HR_ERR_UNSUPPORTED, "macro calls nested too deeply (recursion?)");
     if (args->npos > params->len)
@@ -1005,6 +1118,8 @@ eval_unary(JCtx *ctx, JScope *s, const JNode *n)
 static Jv *
 eval(JCtx *ctx, JScope *s, const JNode *n)
 {
+    if (!jstep(ctx, n->line, 1))
+        return NULL;
     switch (n->kind) {
     case E_CONST:
         return jv_ref(n->value);
@@ -1194,9 +1309,9 @@ eval(JCtx *ctx, JScope *s, const JNode *n)
             }
             jv_str_append(g, v);
             jv_unref(v);
-            if (g->len > MAX_OUTPUT) {
+            if (!jstring_fits(ctx, n->line, g->len)) {
                 g_string_free(g, TRUE);
-                return jerr(ctx, n->line, HR_ERR_UNSUPPORTED, "string too large");
+                return NULL;
             }
         }
         return jv_str_gstring(g);
@@ -1329,6 +1444,10 @@ exec_for(JCtx *ctx, JScope *s, const JNode *n)
         return ok;
     }
     for (size_t i = 0; i < items->u.list.n && ok; i++) {
+        if (!jstep(ctx, n->line, 1)) {
+            ok = false;
+            break;
+        }
         JScope is;
         scope_init(ctx, &is, s);
         ok = assign(ctx, &is, n->a, jv_ref(items->u.list.items[i]));
@@ -1347,15 +1466,25 @@ exec_for(JCtx *ctx, JScope *s, const JNode *n)
     return ok;
 }
 
+/* The rendered text (or a block's captured text) is a string too: no longer
+ * than the budget's max_string. */
+static bool
+output_fits(JCtx *ctx, int line, size_t more)
+{
+    uint64_t max = ctx->budget->lim.max_string;
+    if ((uint64_t)ctx->out->len + more <= max)
+        return true;
+    jerr(ctx, line, HR_ERR_UNSUPPORTED, "rendered text larger than %" G_GUINT64_FORMAT " MiB", max >> 20);
+    return false;
+}
+
 static bool
 emit(JCtx *ctx, int line, const Jv *v)
 {
-    jv_str_append(ctx->out, v);
-    if (ctx->out->len > MAX_OUTPUT) {
-        jerr(ctx, line, HR_ERR_UNSUPPORTED, "rendered text larger than %u MiB", MAX_OUTPUT >> 20);
+    if (!output_fits(ctx, line, v->kind == JV_STRING ? v->u.str.len : 0))
         return false;
-    }
-    return true;
+    jv_str_append(ctx->out, v);
+    return output_fits(ctx, line, 0) && jstep(ctx, line, 0);
 }
 
 static Jv *
@@ -1371,13 +1500,13 @@ apply_filter_chain(JCtx *ctx, JScope *s, const JNode *chain, Jv *input)
 static bool
 exec_node(JCtx *ctx, JScope *s, const JNode *n)
 {
+    if (!jstep(ctx, n->line, 1))
+        return false;
     switch (n->kind) {
     case N_DATA:
-        g_string_append(ctx->out, n->str);
-        if (ctx->out->len > MAX_OUTPUT) {
-            jerr(ctx, n->line, HR_ERR_UNSUPPORTED, "rendered text larger than %u MiB", MAX_OUTPUT >> 20);
+        if (!output_fits(ctx, n->line, strlen(n->str)))
             return false;
-        }
+        g_string_append(ctx->out, n->str);
         return true;
     case N_OUTPUT: {
         Jv *v = eval(ctx, s, n->a);
@@ -1498,16 +1627,27 @@ exec_body(JCtx *ctx, JScope *s, GPtrArray *body)
 }
 
 HrStatus
-jinja_render(GPtrArray *body, const Jv *vars, GString *out, HrError *err)
+jinja_render(GPtrArray *body, const Jv *vars, JBudget *b, GString *out, HrError *err)
 {
-    JCtx ctx = { .err = err, .out = out };
+    JCtx ctx = { .err = err, .out = out, .budget = b };
+    JBudget *previous = jbudget_enter(b);
+    if (b->cancel && atomic_load(b->cancel)) /* asked to stop before it started */
+        b->stop = JB_CANCELLED;
     JScope root;
     scope_init(&ctx, &root, NULL);
     ctx.root = &root;
     for (size_t i = 0; i < vars->u.dict.n; i++)
         scope_set(&root, vars->u.dict.keys[i], jv_ref(vars->u.dict.vals[i]));
     bool ok = exec_body(&ctx, &root, body);
+    /* Whatever an exhausted budget cut short must not reach the caller. */
+    if (b->stop != JB_OK && !ctx.failed)
+        budget_error(&ctx);
+    if (ctx.failed)
+        ok = false;
+    if (out->len > b->max_string_seen)
+        b->max_string_seen = out->len;
     scope_clear(&root);
+    jbudget_leave(b, previous);
     if (!ok)
         return ctx.failed ? ctx.status : hr_error_set(err, HR_ERR_FORMAT, "rendering failed");
     return HR_OK;

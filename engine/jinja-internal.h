@@ -12,6 +12,7 @@
  */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -103,6 +104,8 @@ Jv *jv_str_gstring(GString *g); /* takes g */
 Jv *jv_list_new(void);
 Jv *jv_tuple_new(void);
 void jv_list_push(Jv *list, Jv *item); /* takes item */
+/* Room for n items, charged to the budget first: false (nothing allocated) if it refuses. */
+bool jv_list_reserve(Jv *list, size_t n);
 Jv *jv_dict_new(void);
 Jv *jv_namespace_new(void);
 void jv_dict_set(Jv *dict, const char *key, Jv *val); /* takes val */
@@ -141,6 +144,65 @@ bool jv_to_json(GString *out, const Jv *v, const JvJsonOpts *opts, char **why);
 
 /* Python's str.isspace() for one code point. */
 bool jv_py_isspace(gunichar c);
+
+/* ------------------------------------------------------------------ budgets
+ *
+ * A chat template comes with a downloaded model: a hostile one must fail
+ * quickly and cleanly, never hang the engine worker or exhaust memory. Every
+ * render runs under a budget (see JLimits): steps (each expression and
+ * statement evaluated, each loop iteration, each macro call, each node a value
+ * walker visits: printing, ==, tojson, sorting, and long string scans, by the
+ * work they do), bytes allocated in total (every value created, string
+ * bytes and list/dict slots; never credited back), and the size of any one
+ * string, the rendered text included. A cancel flag is polled with the steps.
+ *
+ * The budget of the render running on this thread is reachable from the value
+ * code (which has no JCtx) through jbudget_*: once it is exhausted, every loop
+ * and walker stops early and the render fails with the budget's message
+ * (jerr() reports that instead of whatever an interrupted computation
+ * produced). */
+
+typedef struct {
+    uint64_t max_steps;
+    uint64_t max_alloc;  /* bytes, in total over the render */
+    uint64_t max_string; /* bytes of any one string, the output included */
+} JLimits;
+
+typedef enum {
+    JB_OK,
+    JB_STEPS,
+    JB_ALLOC,
+    JB_STRING,
+    JB_CANCELLED,
+} JBudgetStop;
+
+typedef struct {
+    JLimits lim;
+    uint64_t steps, alloc;
+    uint64_t max_string_seen; /* the longest string created (for measurements) */
+    const atomic_int *cancel; /* may be NULL */
+    JBudgetStop stop;
+    int line;              /* of the statement or expression being evaluated */
+    GPtrArray *namespaces; /* every namespace created (a reference each): emptied at the end */
+} JBudget;
+
+/* Install b as this thread's budget for the duration of a render; returns the
+ * previous one, to be restored with jbudget_leave. */
+JBudget *jbudget_enter(JBudget *b);
+void jbudget_leave(JBudget *b, JBudget *previous);
+/* Charge n steps; false once the render must stop (any limit, or cancel). */
+bool jbudget_step(uint64_t n);
+/* Charge n bytes of allocation; false once the render must stop. */
+bool jbudget_alloc(uint64_t n);
+/* Would a string of n bytes be too long? Stops the render if so. */
+bool jbudget_string_ok(uint64_t n);
+/* Whether the render must stop. */
+bool jbudget_stopped(void);
+
+/* memmem, with the work charged to the budget (NULL also once it is exhausted). */
+const char *jfind(const char *hay, size_t hl, const char *needle, size_t nl);
+/* The last occurrence, likewise. */
+const char *jfind_last(const char *hay, size_t hl, const char *needle, size_t nl);
 
 /* ------------------------------------------------------------------ tokens */
 
@@ -246,6 +308,7 @@ typedef struct {
     HrError *err;
     HrStatus status; /* of the first error */
     bool failed;
+    JBudget *budget;
     GString *out;
     JScope *root;
     uint64_t next_scope_id;
@@ -261,8 +324,17 @@ Jv *jraise(JCtx *ctx, const char *message);
 /* Fail with the message an undefined value carries ("'x' is undefined"). */
 Jv *jerr_undefined(JCtx *ctx, int line, const Jv *undef);
 
-/* Render body with the given root variables (a JV_DICT, borrowed). */
-HrStatus jinja_render(GPtrArray *body, const Jv *vars, GString *out, HrError *err);
+/* One step of the render at `line`: false (with the error set) once the
+ * budget is exhausted or the render was cancelled. */
+bool jstep(JCtx *ctx, int line, uint64_t n);
+
+/* A string of n bytes about to be built: false (with the error set) if it
+ * would be longer than the budget allows. */
+bool jstring_fits(JCtx *ctx, int line, uint64_t n);
+
+/* Render body with the given root variables (a JV_DICT, borrowed) under the
+ * budget b (lim and cancel set by the caller; the counters are filled in). */
+HrStatus jinja_render(GPtrArray *body, const Jv *vars, JBudget *b, GString *out, HrError *err);
 
 /* Shared by eval and builtins. */
 typedef struct {

@@ -8,9 +8,199 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ------------------------------------------------------------------ budget */
+
+static _Thread_local JBudget *tl_budget;
+
+JBudget *
+jbudget_enter(JBudget *b)
+{
+    JBudget *previous = tl_budget;
+    b->steps = b->alloc = b->max_string_seen = 0;
+    b->stop = JB_OK;
+    b->line = 0;
+    b->namespaces = g_ptr_array_new();
+    tl_budget = b;
+    return previous;
+}
+
+/* Empty every namespace the render created before dropping it: a namespace is
+ * the only mutable value, so every reference cycle ({% set ns.me = ns %})
+ * goes through one, and emptying them breaks them all. */
+void
+jbudget_leave(JBudget *b, JBudget *previous)
+{
+    tl_budget = NULL; /* nothing below is charged */
+    for (guint i = 0; i < b->namespaces->len; i++) {
+        Jv *ns = b->namespaces->pdata[i];
+        JvDict *d = &ns->u.dict;
+        char **keys = d->keys;
+        Jv **vals = d->vals;
+        size_t n = d->n;
+        if (d->index)
+            g_hash_table_destroy(d->index);
+        memset(d, 0, sizeof *d);
+        for (size_t k = 0; k < n; k++) {
+            g_free(keys[k]);
+            jv_unref(vals[k]);
+        }
+        g_free(keys);
+        g_free(vals);
+        jv_unref(ns);
+    }
+    g_ptr_array_free(b->namespaces, TRUE);
+    b->namespaces = NULL;
+    tl_budget = previous;
+}
+
+static bool
+cancelled(const JBudget *b)
+{
+    return b->cancel && atomic_load(b->cancel) != 0;
+}
+
+bool
+jbudget_step(uint64_t n)
+{
+    JBudget *b = tl_budget;
+    if (!b)
+        return true;
+    if (b->stop != JB_OK)
+        return false;
+    uint64_t before = b->steps;
+    b->steps += n;
+    if (b->steps > b->lim.max_steps) {
+        b->stop = JB_STEPS;
+        return false;
+    }
+    /* The flag is polled every 1024 steps: a few microseconds apart. */
+    if ((before >> 10) != (b->steps >> 10) && cancelled(b)) {
+        b->stop = JB_CANCELLED;
+        return false;
+    }
+    return true;
+}
+
+bool
+jbudget_alloc(uint64_t n)
+{
+    JBudget *b = tl_budget;
+    if (!b)
+        return true;
+    if (b->stop != JB_OK)
+        return false;
+    b->alloc += n;
+    if (b->alloc > b->lim.max_alloc) {
+        b->stop = JB_ALLOC;
+        return false;
+    }
+    return true;
+}
+
+bool
+jbudget_string_ok(uint64_t n)
+{
+    JBudget *b = tl_budget;
+    if (!b)
+        return true;
+    if (n > b->max_string_seen)
+        b->max_string_seen = n;
+    if (n > b->lim.max_string) {
+        if (b->stop == JB_OK)
+            b->stop = JB_STRING;
+        return false;
+    }
+    return b->stop == JB_OK;
+}
+
+bool
+jbudget_stopped(void)
+{
+    return tl_budget && tl_budget->stop != JB_OK;
+}
+
+/* A new string's bytes: charged, and its length checked. */
+static void
+charge_string(size_t len)
+{
+    if (tl_budget) {
+        jbudget_alloc(len + 1);
+        jbudget_string_ok(len);
+    }
+}
+
+const char *
+jfind(const char *hay, size_t hl, const char *needle, size_t nl)
+{
+    if (nl == 0)
+        return hay;
+    if (nl > hl)
+        return NULL;
+    /* memchr for the first byte, then a comparison: linear for short needles,
+     * at worst (hay - needle) x needle bytes compared, all of it charged (one
+     * step per 256 bytes). Not strstr: ASan's strstr measures the whole
+     * haystack on every call, quadratic in a loop over the hits. */
+    const char *p = hay, *last = hay + (hl - nl);
+    uint64_t work = 0;
+    const char *hit = NULL;
+    while (p <= last) {
+        const char *c = memchr(p, needle[0], (size_t)(last - p) + 1);
+        if (!c) {
+            work += (uint64_t)(last - p) + 1;
+            break;
+        }
+        work += (uint64_t)(c - p) + nl;
+        if (memcmp(c + 1, needle + 1, nl - 1) == 0) {
+            hit = c;
+            break;
+        }
+        p = c + 1;
+        if (work >= (1u << 20)) { /* charge as it goes: a long adversarial search stops */
+            if (!jbudget_step(work >> 8))
+                return NULL;
+            work &= 255;
+        }
+    }
+    jbudget_step(work >> 8);
+    return hit;
+}
+
+const char *
+jfind_last(const char *hay, size_t hl, const char *needle, size_t nl)
+{
+    if (nl > hl)
+        return NULL;
+    uint64_t work = 0;
+    const char *hit = NULL;
+    for (const char *c = hay + (hl - nl);; c--) {
+        work += 1;
+        if (*c == needle[0] || nl == 0) {
+            work += nl;
+            if (memcmp(c, needle, nl) == 0) {
+                hit = c;
+                break;
+            }
+        }
+        if (work >= (1u << 20)) {
+            if (!jbudget_step(work >> 8))
+                return NULL;
+            work &= 255;
+        }
+        if (c == hay)
+            break;
+    }
+    jbudget_step(work >> 8);
+    return hit;
+}
+
+/* ------------------------------------------------------------------ values */
+
 static Jv *
 jv_alloc(JvKind kind)
 {
+    /* every value made is a step too: allocation is most of a render's work */
+    jbudget_step(1);
+    jbudget_alloc(sizeof(Jv));
     Jv *v = g_new0(Jv, 1);
     v->refs = 1;
     v->kind = kind;
@@ -105,6 +295,7 @@ jv_undefined_fmt(const char *fmt, ...)
     Jv *v = jv_alloc(JV_UNDEFINED);
     v->u.undef.hint = g_strdup_vprintf(fmt, ap);
     va_end(ap);
+    jbudget_alloc(strlen(v->u.undef.hint) + 1);
     return v;
 }
 
@@ -140,6 +331,7 @@ jv_str_len(const char *s, size_t len)
     Jv *v = jv_alloc(JV_STRING);
     v->u.str.s = g_strndup(s, len);
     v->u.str.len = strlen(v->u.str.s);
+    charge_string(v->u.str.len);
     return v;
 }
 
@@ -155,6 +347,7 @@ jv_str_take(char *s)
     Jv *v = jv_alloc(JV_STRING);
     v->u.str.s = s;
     v->u.str.len = strlen(s);
+    charge_string(v->u.str.len);
     return v;
 }
 
@@ -164,6 +357,7 @@ jv_str_gstring(GString *g)
     Jv *v = jv_alloc(JV_STRING);
     v->u.str.len = strlen(g->str);
     v->u.str.s = g_string_free(g, FALSE);
+    charge_string(v->u.str.len);
     return v;
 }
 
@@ -181,14 +375,34 @@ void
 jv_list_push(Jv *list, Jv *item)
 {
     if (list->u.list.n == list->u.list.cap) {
+        jbudget_alloc((list->u.list.cap ? list->u.list.cap : 4) * sizeof(Jv *));
         list->u.list.cap = list->u.list.cap ? list->u.list.cap * 2 : 4;
         list->u.list.items = g_renew(Jv *, list->u.list.items, list->u.list.cap);
     }
     list->u.list.items[list->u.list.n++] = item;
 }
 
+bool
+jv_list_reserve(Jv *list, size_t n)
+{
+    if (n <= list->u.list.cap)
+        return true;
+    if (!jbudget_alloc((n - list->u.list.cap) * sizeof(Jv *)))
+        return false;
+    list->u.list.cap = n;
+    list->u.list.items = g_renew(Jv *, list->u.list.items, n);
+    return true;
+}
+
 Jv *jv_dict_new(void) { return jv_alloc(JV_DICT); }
-Jv *jv_namespace_new(void) { return jv_alloc(JV_NAMESPACE); }
+Jv *
+jv_namespace_new(void)
+{
+    Jv *ns = jv_alloc(JV_NAMESPACE);
+    if (tl_budget)
+        g_ptr_array_add(tl_budget->namespaces, jv_ref(ns));
+    return ns;
+}
 
 static long
 dict_find(const JvDict *d, const char *key)
@@ -214,11 +428,13 @@ jv_dict_set(Jv *dict, const char *key, Jv *val)
         return;
     }
     if (d->n == d->cap) {
+        jbudget_alloc((d->cap ? d->cap : 4) * 2 * sizeof(void *));
         d->cap = d->cap ? d->cap * 2 : 4;
         d->keys = g_renew(char *, d->keys, d->cap);
         d->vals = g_renew(Jv *, d->vals, d->cap);
     }
     d->keys[d->n] = g_strdup(key);
+    jbudget_alloc(strlen(key) + 1);
     d->vals[d->n] = val;
     d->n++;
     if (!d->index && d->n > 12) {
@@ -346,8 +562,8 @@ jv_as_int(const Jv *v)
         return v->u.b ? 1 : 0;
     if (v->kind == JV_INT)
         return v->u.i;
-    if (v->kind == JV_FLOAT)
-        return (int64_t)v->u.f;
+    if (v->kind == JV_FLOAT) /* truncated, saturated; NaN is 0 (callers check first) */
+        return isnan(v->u.f) ? 0 : v->u.f >= 0x1p63 ? INT64_MAX : v->u.f <= -0x1p63 ? INT64_MIN : (int64_t)v->u.f;
     return 0;
 }
 
@@ -492,7 +708,10 @@ repr_string(GString *out, const char *s)
     bool has_sq = strchr(s, '\'') != NULL, has_dq = strchr(s, '"') != NULL;
     char q = (has_sq && !has_dq) ? '"' : '\'';
     g_string_append_c(out, q);
+    size_t k = 0;
     for (const char *p = s; *p;) {
+        if ((++k & 4095) == 0 && !jbudget_string_ok(out->len))
+            return;
         gunichar c = g_utf8_get_char_validated(p, -1);
         if (c == (gunichar)-1 || c == (gunichar)-2) {
             g_string_append_printf(out, "\\x%02x", (unsigned char)*p);
@@ -527,6 +746,10 @@ repr_string(GString *out, const char *s)
 static void
 append_value(GString *out, const Jv *v, bool repr, int depth)
 {
+    /* A template can build a value that shares its parts (a = [a, a] in a
+     * loop): printing it visits 2^n nodes. Every node is a step. */
+    if (!jbudget_step(1) || !jbudget_string_ok(out->len))
+        return;
     if (depth > JV_MAX_NESTING && (v->kind == JV_LIST || v->kind == JV_DICT || v->kind == JV_NAMESPACE)) {
         g_string_append(out, "...");
         return;
@@ -616,6 +839,8 @@ jv_equal(const Jv *a, const Jv *b)
 static bool
 equal_at(const Jv *a, const Jv *b, int depth)
 {
+    if (!jbudget_step(1)) /* the render fails: the answer does not matter */
+        return false;
     if (depth > JV_MAX_NESTING)
         return a == b;
     if (jv_is_number(a) && jv_is_number(b)) {
@@ -630,7 +855,10 @@ equal_at(const Jv *a, const Jv *b, int depth)
     case JV_NONE:
         return true;
     case JV_STRING:
-        return a->u.str.len == b->u.str.len && memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
+        if (a->u.str.len != b->u.str.len)
+            return false;
+        jbudget_step(a->u.str.len / 64);
+        return memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
     case JV_LIST:
         if (a->u.list.tuple != b->u.list.tuple || a->u.list.gen || b->u.list.gen)
             return a == b;
@@ -660,7 +888,10 @@ static void
 json_string(GString *out, const char *s, bool ensure_ascii)
 {
     g_string_append_c(out, '"');
+    size_t k = 0;
     for (const char *p = s; *p;) {
+        if ((++k & 4095) == 0 && !jbudget_string_ok(out->len))
+            return;
         unsigned char ch = (unsigned char)*p;
         if (ch < 0x80) {
             switch (ch) {
@@ -700,6 +931,9 @@ json_string(GString *out, const char *s, bool ensure_ascii)
 static void
 json_newline(GString *out, const JvJsonOpts *o, int level)
 {
+    /* the indent is the template's string: level copies of it could be huge */
+    if (!jbudget_string_ok(out->len + (uint64_t)level * strlen(o->indent)))
+        return;
     g_string_append_c(out, '\n');
     for (int i = 0; i < level; i++)
         g_string_append(out, o->indent);
@@ -715,6 +949,10 @@ key_cmp(const void *a, const void *b, void *keys)
 static bool
 json_value(GString *out, const Jv *v, const JvJsonOpts *o, int level, char **why)
 {
+    if (!jbudget_step(1) || !jbudget_string_ok(out->len)) {
+        *why = g_strdup("chat template budget exhausted");
+        return false;
+    }
     if (level > JV_MAX_NESTING) {
         *why = g_strdup("value nested too deeply for tojson");
         return false;

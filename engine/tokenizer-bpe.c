@@ -19,22 +19,28 @@ pair_key(int32_t a, int32_t b)
 }
 
 static inline uint32_t
-pair_slot(uint64_t key, uint32_t mask)
+pair_slot(uint64_t key, uint64_t seed, uint32_t mask)
 {
-    uint64_t h = key * 0x9e3779b97f4a7c15ULL;
+    uint64_t h = (key ^ seed) * 0x9e3779b97f4a7c15ULL;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
     return (uint32_t)(h >> 32) & mask;
 }
 
-static void
+static bool
 merges_init(TokMergeMap *m, size_t n)
 {
     size_t cap = 16;
+    if (n > ((size_t)1 << 30))
+        return false;
     while (cap < n * 2 + 16)
         cap <<= 1;
-    m->keys = g_new0(uint64_t, cap);
-    m->rank = g_new(uint32_t, cap);
-    m->new_id = g_new(int32_t, cap);
+    m->keys = g_try_new0(uint64_t, cap);
+    m->rank = g_try_new(uint32_t, cap);
+    m->new_id = g_try_new(int32_t, cap);
     m->mask = (uint32_t)(cap - 1);
+    m->seed = tok_random_seed();
+    return m->keys && m->rank && m->new_id;
 }
 
 void
@@ -50,7 +56,7 @@ static void
 merges_put(TokMergeMap *m, int32_t a, int32_t b, uint32_t rank, int32_t new_id)
 {
     uint64_t k = pair_key(a, b);
-    uint32_t i = pair_slot(k, m->mask);
+    uint32_t i = pair_slot(k, m->seed, m->mask);
     while (m->keys[i] && m->keys[i] != k)
         i = (i + 1) & m->mask;
     /* HF collects into a HashMap: a later duplicate replaces the earlier one. */
@@ -65,7 +71,7 @@ merges_get(const TokMergeMap *m, int32_t a, int32_t b, uint32_t *rank, int32_t *
     if (!m->keys)
         return false;
     uint64_t k = pair_key(a, b);
-    uint32_t i = pair_slot(k, m->mask);
+    uint32_t i = pair_slot(k, m->seed, m->mask);
     for (;;) {
         uint64_t v = m->keys[i];
         if (v == k) {
@@ -83,7 +89,8 @@ HrStatus
 tok_bpe_build_merges(HrTokenizer *t, JsonArray *merges, HrError *err)
 {
     guint n = merges ? json_array_get_length(merges) : 0;
-    merges_init(&t->merges, n);
+    if (!merges_init(&t->merges, n))
+        return hr_error_set(err, HR_ERR_NOMEM, "out of memory for %u merges", n);
     size_t prefix_len = t->cont_prefix ? strlen(t->cont_prefix) : 0;
     GString *buf = g_string_new(NULL);
     uint32_t rank = 0;

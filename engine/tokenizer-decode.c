@@ -13,6 +13,8 @@
 
 #include <string.h>
 
+#include "hr-json.h"
+
 /* ---- parsing ------------------------------------------------------------------------ */
 
 void
@@ -32,11 +34,14 @@ tok_decoder_free(TokDecoder *d)
 }
 
 HrStatus
-tok_parse_decoder(JsonNode *node, TokDecoder **out, HrError *err)
+tok_parse_decoder(JsonNode *node, int depth, guint *count, TokDecoder **out, HrError *err)
 {
     *out = NULL;
     if (!node || JSON_NODE_HOLDS_NULL(node))
         return HR_OK;
+    HrStatus st = tok_check_nesting("decoder", depth, count, err);
+    if (st != HR_OK)
+        return st;
     if (!JSON_NODE_HOLDS_OBJECT(node))
         return hr_error_set(err, HR_ERR_FORMAT, "decoder is not an object");
     JsonObject *o = json_node_get_object(node);
@@ -44,7 +49,6 @@ tok_parse_decoder(JsonNode *node, TokDecoder **out, HrError *err)
     if (!type)
         return hr_error_set(err, HR_ERR_FORMAT, "decoder without \"type\"");
     TokDecoder *d = g_new0(TokDecoder, 1);
-    HrStatus st = HR_OK;
     if (strcmp(type, "Sequence") == 0) {
         d->type = DEC_SEQUENCE;
         JsonNode *arr = json_object_get_member(o, "decoders");
@@ -55,7 +59,7 @@ tok_parse_decoder(JsonNode *node, TokDecoder **out, HrError *err)
             d->n_children = json_array_get_length(a);
             d->children = g_new0(TokDecoder *, d->n_children);
             for (guint i = 0; i < d->n_children && st == HR_OK; i++) {
-                st = tok_parse_decoder(json_array_get_element(a, i), &d->children[i], err);
+                st = tok_parse_decoder(json_array_get_element(a, i), depth + 1, count, &d->children[i], err);
                 if (st == HR_OK && !d->children[i])
                     st = hr_error_set(err, HR_ERR_FORMAT, "Sequence decoder: element %u is null", i);
             }
@@ -69,15 +73,13 @@ tok_parse_decoder(JsonNode *node, TokDecoder **out, HrError *err)
     } else if (strcmp(type, "Strip") == 0) {
         d->type = DEC_STRIP;
         const char *c = tok_json_str(o, "content");
-        JsonNode *sn = json_object_get_member(o, "start"), *en = json_object_get_member(o, "stop");
-        if (!c || g_utf8_strlen(c, -1) != 1 || !sn || !en ||
-            json_node_get_value_type(sn) != G_TYPE_INT64 || json_node_get_value_type(en) != G_TYPE_INT64 ||
-            json_node_get_int(sn) < 0 || json_node_get_int(en) < 0) {
+        gint64 start = hr_json_int_or(o, "start", -1), stop = hr_json_int_or(o, "stop", -1);
+        if (!c || g_utf8_strlen(c, -1) != 1 || start < 0 || stop < 0) {
             st = hr_error_set(err, HR_ERR_FORMAT, "Strip decoder needs one-character \"content\", \"start\", \"stop\"");
         } else {
             d->strip_char = g_utf8_get_char(c);
-            d->strip_start = (guint)MIN(json_node_get_int(sn), 1 << 20);
-            d->strip_stop = (guint)MIN(json_node_get_int(en), 1 << 20);
+            d->strip_start = (guint)MIN(start, 1 << 20);
+            d->strip_stop = (guint)MIN(stop, 1 << 20);
         }
     } else if (strcmp(type, "Replace") == 0) {
         d->type = DEC_REPLACE;
@@ -105,7 +107,8 @@ tok_parse_decoder(JsonNode *node, TokDecoder **out, HrError *err)
         st = tok_parse_metaspace(o, d->replacement, &d->replacement_char, &d->prepend_scheme, err);
     } else if (strcmp(type, "BPEDecoder") == 0) {
         d->type = DEC_BPE;
-        const char *s = tok_json_str(o, "suffix");
+        const char *s = NULL;
+        st = tok_json_get_str(o, "suffix", &s, "BPEDecoder", err);
         d->suffix = g_strdup(s ? s : "</w>");
     } else {
         st = hr_error_set(err, HR_ERR_UNSUPPORTED, "decoder type \"%s\" is not supported", type);
@@ -127,6 +130,8 @@ typedef struct {
     bool merged;      /* a stage joined the window with what came before */
     bool unclean;     /* out: the boundary after the window may still change */
     bool needs_text;  /* out: a Strip at the very start ran; clean only once text exists */
+    size_t limit;     /* the most bytes a stage may produce (only Replace grows text) */
+    bool over;        /* out: a stage would have passed limit */
 } DecState;
 
 static void
@@ -277,12 +282,33 @@ dec_strip(const TokDecoder *d, GPtrArray *toks, DecState *st)
     }
 }
 
-static void
-dec_replace(const TokDecoder *d, GPtrArray *toks)
+/* Whether `extra` more bytes fit: total (the other elements) + have (this
+ * one so far) + extra <= st->limit; sets st->over when not. */
+static bool
+dec_room(DecState *st, size_t total, size_t have, size_t extra)
 {
-    for (guint i = 0; i < toks->len; i++) {
+    if (st->over)
+        return false;
+    if (extra > st->limit || total + have > st->limit - extra) {
+        st->over = true;
+        return false;
+    }
+    return true;
+}
+
+static void
+dec_replace(const TokDecoder *d, GPtrArray *toks, DecState *st)
+{
+    /* Every element's result counts against st->limit together; the
+     * elements not yet replaced count with their current size. */
+    size_t total = 0, cl = strlen(d->content);
+    for (guint i = 0; i < toks->len; i++)
+        total += ((GString *)g_ptr_array_index(toks, i))->len;
+    for (guint i = 0; i < toks->len && !st->over; i++) {
         GString *t = g_ptr_array_index(toks, i);
         GString *n = g_string_sized_new(t->len + 4);
+        total -= t->len;
+#define ROOM(extra) dec_room(st, total, n->len, (extra))
         if (d->regex) {
             GMatchInfo *mi = NULL;
             gsize prev = 0;
@@ -291,28 +317,34 @@ dec_replace(const TokDecoder *d, GPtrArray *toks)
             while (mi && g_match_info_matches(mi)) {
                 int s, e;
                 g_match_info_fetch_pos(mi, 0, &s, &e);
+                if (!ROOM((gsize)s - prev + cl))
+                    break;
                 g_string_append_len(n, t->str + prev, (gssize)((gsize)s - prev));
-                g_string_append(n, d->content);
+                g_string_append_len(n, d->content, (gssize)cl);
                 prev = (gsize)e;
                 if (!g_match_info_next(mi, NULL))
                     break;
             }
             if (mi)
                 g_match_info_free(mi);
-            g_string_append_len(n, t->str + prev, (gssize)(t->len - prev));
+            if (ROOM(t->len - prev))
+                g_string_append_len(n, t->str + prev, (gssize)(t->len - prev));
         } else {
             size_t ln = strlen(d->literal);
             gsize k = 0;
             while (ln && k < t->len) {
                 const char *hit = ln <= t->len - k ? memmem(t->str + k, t->len - k, d->literal, ln) : NULL;
-                if (!hit)
+                if (!hit || !ROOM((gsize)(hit - (t->str + k)) + cl))
                     break;
                 g_string_append_len(n, t->str + k, (gssize)(hit - (t->str + k)));
-                g_string_append(n, d->content);
+                g_string_append_len(n, d->content, (gssize)cl);
                 k = (gsize)(hit - t->str) + ln;
             }
-            g_string_append_len(n, t->str + k, (gssize)(t->len - k));
+            if (ROOM(t->len - k))
+                g_string_append_len(n, t->str + k, (gssize)(t->len - k));
         }
+#undef ROOM
+        total += n->len;
         g_string_free(t, TRUE);
         g_ptr_array_index(toks, i) = n;
     }
@@ -373,6 +405,8 @@ dec_bpe(const TokDecoder *d, GPtrArray *toks, DecState *st)
 static void
 decode_chain(const TokDecoder *d, GPtrArray *toks, DecState *st)
 {
+    if (st->over)
+        return;
     switch (d->type) {
     case DEC_SEQUENCE:
         for (guint i = 0; i < d->n_children; i++)
@@ -391,7 +425,7 @@ decode_chain(const TokDecoder *d, GPtrArray *toks, DecState *st)
         dec_strip(d, toks, st);
         return;
     case DEC_REPLACE:
-        dec_replace(d, toks);
+        dec_replace(d, toks, st);
         return;
     case DEC_METASPACE:
         dec_metaspace(d, toks, st);
@@ -421,12 +455,22 @@ decode_window(const HrTokenizer *t, const int32_t *ids, size_t n, DecState *st, 
         return;
     }
     GPtrArray *toks = g_ptr_array_sized_new((guint)n);
-    for (size_t i = 0; i < n; i++)
+    size_t in_bytes = 0;
+    for (size_t i = 0; i < n; i++) {
         g_ptr_array_add(toks, g_string_new_len(t->dec_str[ids[i]], t->dec_len[ids[i]]));
+        in_bytes += t->dec_len[ids[i]];
+    }
+    st->limit = tok_growth_limit(in_bytes);
+    st->over = false;
     decode_chain(t->decoder, toks, st);
+    /* A decoder (a hostile Replace) that would grow the text past the limit:
+     * the window decodes to one U+FFFD instead of gigabytes. */
+    if (st->over)
+        g_string_append(out, "\xef\xbf\xbd");
     for (guint i = 0; i < toks->len; i++) {
         GString *s = g_ptr_array_index(toks, i);
-        g_string_append_len(out, s->str, (gssize)s->len);
+        if (!st->over)
+            g_string_append_len(out, s->str, (gssize)s->len);
         g_string_free(s, TRUE);
     }
     g_ptr_array_free(toks, TRUE);

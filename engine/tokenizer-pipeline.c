@@ -7,34 +7,85 @@
 
 #include <string.h>
 
+#include "hr-json.h"
+
+size_t
+tok_growth_limit(size_t len)
+{
+    const size_t cap = (size_t)G_MAXINT32 - 1;
+    if (len >= (cap - ((size_t)1 << 20)) / 64)
+        return cap;
+    return len * 64 + ((size_t)1 << 20);
+}
+
+HrStatus
+tok_check_nesting(const char *what, int depth, guint *count, HrError *err)
+{
+    if (depth > TOK_MAX_NESTING)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: Sequence nested more than %d deep", what, TOK_MAX_NESTING);
+    if (count && ++*count > TOK_MAX_COMPONENTS)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: more than %d components", what, TOK_MAX_COMPONENTS);
+    return HR_OK;
+}
+
 /* ---- hashing and the string map ------------------------------------------------- */
 
 uint64_t
-tok_hash_bytes(const char *s, size_t n)
+tok_random_seed(void)
 {
-    /* FNV-1a, 64-bit, then a final mix. Token strings are short. */
-    uint64_t h = 0xcbf29ce484222325ULL;
+    /* One random base per process (g_rand_new reads /dev/urandom; GLib's
+     * global generator is left alone), then a counter through a mixer. */
+    static gsize base_once;
+    static uint64_t base;
+    static gint counter;
+    if (g_once_init_enter(&base_once)) {
+        GRand *r = g_rand_new();
+        base = ((uint64_t)g_rand_int(r) << 32) | g_rand_int(r);
+        g_rand_free(r);
+        g_once_init_leave(&base_once, 1);
+    }
+    uint64_t x = base + (uint64_t)(guint)g_atomic_int_add(&counter, 1) * 0x9e3779b97f4a7c15ULL;
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+uint64_t
+tok_hash_bytes(const char *s, size_t n, uint64_t seed)
+{
+    /* FNV-1a, 64-bit, from a seeded basis, then a final mix. Token strings
+     * are short. */
+    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
     for (size_t i = 0; i < n; i++) {
         h ^= (unsigned char)s[i];
         h *= 0x100000001b3ULL;
     }
+    h ^= seed >> 7;
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ULL;
     h ^= h >> 32;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
     return h;
 }
 
-void
+bool
 tok_strmap_init(TokStrMap *m, size_t expected, const char *const *strs, const uint32_t *lens)
 {
     size_t cap = 16;
+    if (expected > ((size_t)1 << 30))
+        return false;
     while (cap < expected * 2 + 16)
         cap <<= 1;
-    m->slots = g_new0(uint32_t, cap);
+    m->slots = g_try_new0(uint32_t, cap);
     m->mask = (uint32_t)(cap - 1);
     m->count = 0;
     m->strs = strs;
     m->lens = lens;
+    m->seed = tok_random_seed();
+    return m->slots != NULL;
 }
 
 void
@@ -49,7 +100,7 @@ tok_strmap_insert(TokStrMap *m, int32_t id, bool replace)
 {
     const char *s = m->strs[id];
     size_t n = m->lens[id];
-    uint32_t i = (uint32_t)tok_hash_bytes(s, n) & m->mask;
+    uint32_t i = (uint32_t)tok_hash_bytes(s, n, m->seed) & m->mask;
     for (;;) {
         uint32_t v = m->slots[i];
         if (v == 0) {
@@ -72,7 +123,7 @@ tok_strmap_get(const TokStrMap *m, const char *s, size_t n)
 {
     if (!m->slots)
         return -1;
-    uint32_t i = (uint32_t)tok_hash_bytes(s, n) & m->mask;
+    uint32_t i = (uint32_t)tok_hash_bytes(s, n, m->seed) & m->mask;
     for (;;) {
         uint32_t v = m->slots[i];
         if (v == 0)
@@ -336,6 +387,8 @@ regex_spans(const GRegex *re, const char *s, size_t n, GArray *spans)
     while (g_match_info_matches(mi)) {
         int a, b;
         g_match_info_fetch_pos(mi, 0, &a, &b);
+        if (a < 0 || b < a || (uint32_t)a < prev || (size_t)b > n)
+            break;  /* (only on invalid UTF-8, which no stage produces) */
         if (prev != (uint32_t)a) {
             Span sp = { prev, (uint32_t)a, false };
             g_array_append_val(spans, sp);
@@ -523,29 +576,41 @@ tok_normalizer_free(TokNormalizer *n)
 const char *
 tok_json_type(JsonObject *o)
 {
-    return json_object_has_member(o, "type") &&
-                   JSON_NODE_HOLDS_VALUE(json_object_get_member(o, "type")) &&
-                   json_node_get_value_type(json_object_get_member(o, "type")) == G_TYPE_STRING
-               ? json_object_get_string_member(o, "type")
-               : NULL;
+    return hr_json_string_or(o, "type", NULL);
 }
 
 const char *
 tok_json_str(JsonObject *o, const char *name)
 {
-    JsonNode *n = json_object_get_member(o, name);
-    if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
-        return NULL;
-    return json_node_get_string(n);
+    return hr_json_string_or(o, name, NULL);
 }
 
 bool
 tok_json_bool(JsonObject *o, const char *name, bool def)
 {
-    JsonNode *n = json_object_get_member(o, name);
-    if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN)
-        return def;
-    return json_node_get_boolean(n);
+    return hr_json_bool_or(o, name, def);
+}
+
+HrStatus
+tok_json_get_bool(JsonObject *o, const char *name, bool def, bool *out, const char *what, HrError *err)
+{
+    JsonNode *n = o ? json_object_get_member(o, name) : NULL;
+    *out = def;
+    if (!n || JSON_NODE_HOLDS_NULL(n))
+        return HR_OK;
+    if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"%s\" must be true or false", what, name);
+    *out = json_node_get_boolean(n);
+    return HR_OK;
+}
+
+HrStatus
+tok_json_get_str(JsonObject *o, const char *name, const char **out, const char *what, HrError *err)
+{
+    *out = NULL;
+    if (!o)
+        return HR_OK;
+    return hr_json_get_string(o, name, NULL, out, what, err);
 }
 
 /* {"String": s} or {"Regex": r}. */
@@ -556,8 +621,12 @@ parse_pattern(JsonObject *o, const char *what, GRegex **regex, char **literal, b
     if (!pn || !JSON_NODE_HOLDS_OBJECT(pn))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: missing \"pattern\" object", what);
     JsonObject *po = json_node_get_object(pn);
-    const char *s = tok_json_str(po, "String");
-    const char *r = tok_json_str(po, "Regex");
+    const char *s = NULL, *r = NULL;
+    HrStatus st = tok_json_get_str(po, "String", &s, what, err);
+    if (st == HR_OK)
+        st = tok_json_get_str(po, "Regex", &r, what, err);
+    if (st != HR_OK)
+        return st;
     if (!s && !r)
         return hr_error_set(err, HR_ERR_FORMAT, "%s: pattern needs \"String\" or \"Regex\"", what);
     if (empty)
@@ -577,11 +646,14 @@ parse_pattern(JsonObject *o, const char *what, GRegex **regex, char **literal, b
 }
 
 HrStatus
-tok_parse_normalizer(JsonNode *node, TokNormalizer **out, HrError *err)
+tok_parse_normalizer(JsonNode *node, int depth, guint *count, TokNormalizer **out, HrError *err)
 {
     *out = NULL;
     if (!node || JSON_NODE_HOLDS_NULL(node))
         return HR_OK;
+    HrStatus st = tok_check_nesting("normalizer", depth, count, err);
+    if (st != HR_OK)
+        return st;
     if (!JSON_NODE_HOLDS_OBJECT(node))
         return hr_error_set(err, HR_ERR_FORMAT, "normalizer is not an object");
     JsonObject *o = json_node_get_object(node);
@@ -589,7 +661,6 @@ tok_parse_normalizer(JsonNode *node, TokNormalizer **out, HrError *err)
     if (!type)
         return hr_error_set(err, HR_ERR_FORMAT, "normalizer without \"type\"");
     TokNormalizer *n = g_new0(TokNormalizer, 1);
-    HrStatus st = HR_OK;
     if (strcmp(type, "Sequence") == 0) {
         n->type = NORM_SEQUENCE;
         JsonNode *arr = json_object_get_member(o, "normalizers");
@@ -600,7 +671,7 @@ tok_parse_normalizer(JsonNode *node, TokNormalizer **out, HrError *err)
             n->n_children = json_array_get_length(a);
             n->children = g_new0(TokNormalizer *, n->n_children);
             for (guint i = 0; i < n->n_children && st == HR_OK; i++) {
-                st = tok_parse_normalizer(json_array_get_element(a, i), &n->children[i], err);
+                st = tok_parse_normalizer(json_array_get_element(a, i), depth + 1, count, &n->children[i], err);
                 if (st == HR_OK && !n->children[i])
                     st = hr_error_set(err, HR_ERR_FORMAT, "Sequence normalizer: element %u is null", i);
             }
@@ -621,20 +692,23 @@ tok_parse_normalizer(JsonNode *node, TokNormalizer **out, HrError *err)
         n->type = NORM_BYTELEVEL;
     } else if (strcmp(type, "Strip") == 0) {
         n->type = NORM_STRIP;
-        n->left = tok_json_bool(o, "strip_left", true);
-        n->right = tok_json_bool(o, "strip_right", true);
+        st = tok_json_get_bool(o, "strip_left", true, &n->left, "Strip normalizer", err);
+        if (st == HR_OK)
+            st = tok_json_get_bool(o, "strip_right", true, &n->right, "Strip normalizer", err);
     } else if (strcmp(type, "Prepend") == 0) {
         n->type = NORM_PREPEND;
-        const char *p = tok_json_str(o, "prepend");
-        if (!p)
+        const char *p = NULL;
+        st = tok_json_get_str(o, "prepend", &p, "Prepend normalizer", err);
+        if (st == HR_OK && !p)
             st = hr_error_set(err, HR_ERR_FORMAT, "Prepend normalizer without \"prepend\"");
         n->content = g_strdup(p);
     } else if (strcmp(type, "Replace") == 0) {
         n->type = NORM_REPLACE;
-        const char *c = tok_json_str(o, "content");
-        if (!c)
+        const char *c = NULL;
+        st = tok_json_get_str(o, "content", &c, "Replace normalizer", err);
+        if (st == HR_OK && !c)
             st = hr_error_set(err, HR_ERR_FORMAT, "Replace normalizer without \"content\"");
-        else {
+        else if (st == HR_OK) {
             n->content = g_strdup(c);
             st = parse_pattern(o, "Replace normalizer", &n->regex, &n->literal, NULL, err);
         }
@@ -649,70 +723,82 @@ tok_parse_normalizer(JsonNode *node, TokNormalizer **out, HrError *err)
     return HR_OK;
 }
 
-/* Replace all non-overlapping occurrences of a literal (HF escapes it into a
- * regex; leftmost-first non-overlapping search is the same thing). */
-static bool
-replace_literal(const char *s, size_t n, const char *lit, const char *content, GString *out)
+/* Append s[0..n) unless out would then hold more than limit bytes. */
+static inline bool
+append_capped(GString *out, const char *s, size_t n, size_t limit)
 {
-    size_t ln = strlen(lit);
-    if (ln == 0) {
-        g_string_append_len(out, s, (gssize)n);
+    if (n > limit || out->len > limit - n)
         return false;
-    }
-    bool at0 = false;
+    g_string_append_len(out, s, (gssize)n);
+    return true;
+}
+
+/* Replace all non-overlapping occurrences of a literal (HF escapes it into a
+ * regex; leftmost-first non-overlapping search is the same thing). *at0: a
+ * match at offset 0. false when out would pass limit. */
+static bool
+replace_literal(const char *s, size_t n, const char *lit, const char *content, GString *out, size_t limit,
+                bool *at0)
+{
+    size_t ln = strlen(lit), cl = strlen(content);
+    *at0 = false;
+    if (ln == 0)
+        return append_capped(out, s, n, limit);
     size_t i = 0;
     while (i < n) {
         const char *hit = ln <= n - i ? memmem(s + i, n - i, lit, ln) : NULL;
-        if (!hit) {
-            g_string_append_len(out, s + i, (gssize)(n - i));
-            return at0;
-        }
+        if (!hit)
+            return append_capped(out, s + i, n - i, limit);
         if (hit == s)
-            at0 = true;
-        g_string_append_len(out, s + i, (gssize)(hit - (s + i)));
-        g_string_append(out, content);
+            *at0 = true;
+        if (!append_capped(out, s + i, (size_t)(hit - (s + i)), limit) || !append_capped(out, content, cl, limit))
+            return false;
         i = (size_t)(hit - s) + ln;
     }
-    return at0;
+    return true;
 }
 
 static bool
-replace_regex(const GRegex *re, const char *s, size_t n, const char *content, GString *out)
+replace_regex(const GRegex *re, const char *s, size_t n, const char *content, GString *out, size_t limit,
+              bool *at0)
 {
     g_autoptr(GArray) spans = g_array_new(FALSE, FALSE, sizeof(Span));
     regex_spans(re, s, n, spans);
-    bool at0 = false;
+    size_t cl = strlen(content);
+    *at0 = false;
     for (guint i = 0; i < spans->len; i++) {
         Span *sp = &g_array_index(spans, Span, i);
         if (sp->match) {
-            g_string_append(out, content);
+            if (!append_capped(out, content, cl, limit))
+                return false;
             if (sp->start == 0 && sp->end > 0)
-                at0 = true;
-        } else {
-            g_string_append_len(out, s + sp->start, (gssize)(sp->end - sp->start));
+                *at0 = true;
+        } else if (!append_capped(out, s + sp->start, sp->end - sp->start, limit)) {
+            return false;
         }
     }
-    return at0;
+    return true;
 }
 
-static void
-normalize_into(const TokNormalizer *n, const char *s, size_t len, GString *out, bool *origin)
+static bool
+normalize_into(const TokNormalizer *n, const char *s, size_t len, GString *out, bool *origin, size_t limit)
 {
     switch (n->type) {
     case NORM_SEQUENCE: {
         GString *a = g_string_new_len(s, (gssize)len);
         GString *b = g_string_new(NULL);
-        for (guint i = 0; i < n->n_children; i++) {
+        bool ok = true;
+        for (guint i = 0; i < n->n_children && ok; i++) {
             g_string_truncate(b, 0);
-            normalize_into(n->children[i], a->str, a->len, b, origin);
+            ok = normalize_into(n->children[i], a->str, a->len, b, origin, limit);
             GString *t = a;
             a = b;
             b = t;
         }
-        g_string_append_len(out, a->str, (gssize)a->len);
+        ok = ok && append_capped(out, a->str, a->len, limit);
         g_string_free(a, TRUE);
         g_string_free(b, TRUE);
-        return;
+        return ok;
     }
     case NORM_NFC: case NORM_NFD: case NORM_NFKC: case NORM_NFKD: {
         static const GNormalizeMode modes[] = {
@@ -729,29 +815,28 @@ normalize_into(const TokNormalizer *n, const char *s, size_t len, GString *out, 
             size_t j = i;
             while (j < len && (unsigned char)s[j] < 0x80)
                 j++;
-            if (j == len) {
-                g_string_append_len(out, s + i, (gssize)(len - i));
-                return;
-            }
+            if (j == len)
+                return append_capped(out, s + i, len - i, limit);
             /* (NUL composes with nothing, and g_utf8_normalize stops at it.) */
             size_t start = j > i && s[j - 1] != '\0' ? j - 1 : j;
-            g_string_append_len(out, s + i, (gssize)(start - i));
+            if (!append_capped(out, s + i, start - i, limit))
+                return false;
             size_t k = j;
             while (k < len && (unsigned char)s[k] >= 0x80)
                 k++;
             char *r = g_utf8_normalize(s + start, (gssize)(k - start), modes[n->type]);
-            if (r) {
-                g_string_append(out, r);
-                g_free(r);
-            } else {
-                g_string_append_len(out, s + start, (gssize)(k - start));
-            }
+            bool ok = r ? append_capped(out, r, strlen(r), limit) : append_capped(out, s + start, k - start, limit);
+            g_free(r);
+            if (!ok)
+                return false;
             i = k;
         }
-        return;
+        return true;
     }
     case NORM_LOWERCASE:
         for (const char *p = s; p < s + len; p = g_utf8_next_char(p)) {
+            if (out->len > limit)
+                return false;
             gunichar c = g_utf8_get_char(p);
             if (c == 0x130) {  /* İ lowercases to i + U+0307 (Rust's full mapping) */
                 g_string_append(out, "i\xcc\x87");
@@ -759,17 +844,19 @@ normalize_into(const TokNormalizer *n, const char *s, size_t len, GString *out, 
             }
             g_string_append_unichar(out, g_unichar_tolower(c));
         }
-        return;
+        return out->len <= limit;
     case NORM_STRIP_ACCENTS:
         for (const char *p = s; p < s + len; p = g_utf8_next_char(p)) {
             gunichar c = g_utf8_get_char(p);
             if (!g_unichar_ismark(c))
                 g_string_append_unichar(out, c);
         }
-        return;
+        return out->len <= limit;
     case NORM_BYTELEVEL:
+        if (len > limit / 2 || out->len > limit - 2 * len)
+            return false;
         bytelevel_map(s, len, out);
-        return;
+        return true;
     case NORM_STRIP: {
         const char *a = s, *b = s + len;
         if (n->left)
@@ -784,33 +871,31 @@ normalize_into(const TokNormalizer *n, const char *s, size_t len, GString *out, 
             }
         if (a != s && origin)
             *origin = false;
-        g_string_append_len(out, a, (gssize)(b - a));
-        return;
+        return append_capped(out, a, (size_t)(b - a), limit);
     }
     case NORM_PREPEND:
-        if (len > 0)
-            g_string_append(out, n->content);
-        g_string_append_len(out, s, (gssize)len);
-        return;
+        if (len > 0 && !append_capped(out, n->content, strlen(n->content), limit))
+            return false;
+        return append_capped(out, s, len, limit);
     case NORM_REPLACE: {
-        bool at0 = n->regex ? replace_regex(n->regex, s, len, n->content, out)
-                            : replace_literal(s, len, n->literal, n->content, out);
+        bool at0 = false;
+        bool ok = n->regex ? replace_regex(n->regex, s, len, n->content, out, limit, &at0)
+                           : replace_literal(s, len, n->literal, n->content, out, limit, &at0);
         /* Deleting the first characters moves the start of the alignment. */
         if (at0 && !*n->content && origin)
             *origin = false;
-        return;
+        return ok;
     }
     }
+    return true;
 }
 
-void
-tok_normalize(const TokNormalizer *n, const char *s, size_t len, GString *out, bool *origin)
+bool
+tok_normalize(const TokNormalizer *n, const char *s, size_t len, GString *out, bool *origin, size_t limit)
 {
-    if (!n) {
-        g_string_append_len(out, s, (gssize)len);
-        return;
-    }
-    normalize_into(n, s, len, out, origin);
+    if (!n)
+        return append_capped(out, s, len, limit);
+    return normalize_into(n, s, len, out, origin, limit);
 }
 
 /* ---- pieces ---------------------------------------------------------------------- */
@@ -887,7 +972,10 @@ tok_pretokenizer_free(TokPreTokenizer *p)
 static HrStatus
 parse_behavior(JsonObject *o, TokSplitBehavior *b, HrError *err)
 {
-    const char *s = tok_json_str(o, "behavior");
+    const char *s = NULL;
+    HrStatus st = tok_json_get_str(o, "behavior", &s, "pre-tokenizer", err);
+    if (st != HR_OK)
+        return st;
     if (!s)
         return hr_error_set(err, HR_ERR_FORMAT, "Split pre-tokenizer without \"behavior\"");
     static const struct { const char *name; TokSplitBehavior b; } names[] = {
@@ -906,8 +994,13 @@ parse_behavior(JsonObject *o, TokSplitBehavior *b, HrError *err)
 static HrStatus
 parse_prepend_scheme(JsonObject *o, TokPrependScheme *s, HrError *err)
 {
-    const char *v = tok_json_str(o, "prepend_scheme");
-    bool add = tok_json_bool(o, "add_prefix_space", true);
+    const char *v = NULL;
+    bool add = true;
+    HrStatus st = tok_json_get_str(o, "prepend_scheme", &v, "Metaspace", err);
+    if (st == HR_OK)
+        st = tok_json_get_bool(o, "add_prefix_space", true, &add, "Metaspace", err);
+    if (st != HR_OK)
+        return st;
     *s = PREPEND_ALWAYS;
     if (v) {
         if (strcmp(v, "always") == 0)
@@ -931,7 +1024,10 @@ parse_prepend_scheme(JsonObject *o, TokPrependScheme *s, HrError *err)
 HrStatus
 tok_parse_metaspace(JsonObject *o, char replacement[8], gunichar *rc, TokPrependScheme *scheme, HrError *err)
 {
-    const char *r = tok_json_str(o, "replacement");
+    const char *r = NULL;
+    HrStatus st = tok_json_get_str(o, "replacement", &r, "Metaspace", err);
+    if (st != HR_OK)
+        return st;
     if (!r || !*r || g_utf8_strlen(r, -1) != 1)
         return hr_error_set(err, HR_ERR_FORMAT, "Metaspace: \"replacement\" must be one character");
     g_strlcpy(replacement, r, 8);
@@ -943,11 +1039,14 @@ static const char GPT2_REGEX[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 HrStatus
-tok_parse_pretokenizer(JsonNode *node, TokPreTokenizer **out, HrError *err)
+tok_parse_pretokenizer(JsonNode *node, int depth, guint *count, TokPreTokenizer **out, HrError *err)
 {
     *out = NULL;
     if (!node || JSON_NODE_HOLDS_NULL(node))
         return HR_OK;
+    HrStatus st = tok_check_nesting("pre_tokenizer", depth, count, err);
+    if (st != HR_OK)
+        return st;
     if (!JSON_NODE_HOLDS_OBJECT(node))
         return hr_error_set(err, HR_ERR_FORMAT, "pre_tokenizer is not an object");
     JsonObject *o = json_node_get_object(node);
@@ -955,7 +1054,6 @@ tok_parse_pretokenizer(JsonNode *node, TokPreTokenizer **out, HrError *err)
     if (!type)
         return hr_error_set(err, HR_ERR_FORMAT, "pre_tokenizer without \"type\"");
     TokPreTokenizer *p = g_new0(TokPreTokenizer, 1);
-    HrStatus st = HR_OK;
     g_autoptr(GError) gerr = NULL;
     if (strcmp(type, "Sequence") == 0) {
         p->type = PRE_SEQUENCE;
@@ -967,33 +1065,36 @@ tok_parse_pretokenizer(JsonNode *node, TokPreTokenizer **out, HrError *err)
             p->n_children = json_array_get_length(a);
             p->children = g_new0(TokPreTokenizer *, p->n_children);
             for (guint i = 0; i < p->n_children && st == HR_OK; i++) {
-                st = tok_parse_pretokenizer(json_array_get_element(a, i), &p->children[i], err);
+                st = tok_parse_pretokenizer(json_array_get_element(a, i), depth + 1, count, &p->children[i], err);
                 if (st == HR_OK && !p->children[i])
                     st = hr_error_set(err, HR_ERR_FORMAT, "Sequence pre-tokenizer: element %u is null", i);
             }
         }
     } else if (strcmp(type, "Split") == 0) {
         p->type = PRE_SPLIT;
-        p->invert = tok_json_bool(o, "invert", false);
-        st = parse_behavior(o, &p->behavior, err);
+        st = tok_json_get_bool(o, "invert", false, &p->invert, "Split pre-tokenizer", err);
+        if (st == HR_OK)
+            st = parse_behavior(o, &p->behavior, err);
         if (st == HR_OK)
             st = parse_pattern(o, "Split pre-tokenizer", &p->regex, NULL, &p->empty_literal, err);
     } else if (strcmp(type, "ByteLevel") == 0) {
         p->type = PRE_BYTELEVEL;
-        p->add_prefix_space = tok_json_bool(o, "add_prefix_space", true);
-        p->use_regex = tok_json_bool(o, "use_regex", true);
-        if (p->use_regex) {
+        st = tok_json_get_bool(o, "add_prefix_space", true, &p->add_prefix_space, "ByteLevel pre-tokenizer", err);
+        if (st == HR_OK)
+            st = tok_json_get_bool(o, "use_regex", true, &p->use_regex, "ByteLevel pre-tokenizer", err);
+        if (st == HR_OK && p->use_regex) {
             p->regex = tok_regex_new(GPT2_REGEX, false, &gerr);
             if (!p->regex)
                 st = hr_error_set(err, HR_ERR_UNSUPPORTED, "ByteLevel regex: %s", gerr->message);
         }
     } else if (strcmp(type, "Metaspace") == 0) {
         p->type = PRE_METASPACE;
-        p->split = tok_json_bool(o, "split", true);
-        st = tok_parse_metaspace(o, p->replacement, &p->replacement_char, &p->prepend_scheme, err);
+        st = tok_json_get_bool(o, "split", true, &p->split, "Metaspace pre-tokenizer", err);
+        if (st == HR_OK)
+            st = tok_parse_metaspace(o, p->replacement, &p->replacement_char, &p->prepend_scheme, err);
     } else if (strcmp(type, "Digits") == 0) {
         p->type = PRE_DIGITS;
-        p->individual_digits = tok_json_bool(o, "individual_digits", false);
+        st = tok_json_get_bool(o, "individual_digits", false, &p->individual_digits, "Digits pre-tokenizer", err);
     } else if (strcmp(type, "Whitespace") == 0) {
         p->type = PRE_WHITESPACE;
     } else if (strcmp(type, "WhitespaceSplit") == 0) {
@@ -1005,10 +1106,11 @@ tok_parse_pretokenizer(JsonNode *node, TokPreTokenizer **out, HrError *err)
             st = parse_behavior(o, &p->behavior, err);
     } else if (strcmp(type, "CharDelimiterSplit") == 0) {
         p->type = PRE_CHAR_DELIMITER;
-        const char *d = tok_json_str(o, "delimiter");
-        if (!d || !*d)
+        const char *d = NULL;
+        st = tok_json_get_str(o, "delimiter", &d, "CharDelimiterSplit", err);
+        if (st == HR_OK && (!d || !*d))
             st = hr_error_set(err, HR_ERR_FORMAT, "CharDelimiterSplit without \"delimiter\"");
-        else
+        else if (st == HR_OK)
             p->delimiter = g_utf8_get_char(d);
     } else {
         st = hr_error_set(err, HR_ERR_UNSUPPORTED, "pre-tokenizer type \"%s\" is not supported", type);
@@ -1074,6 +1176,10 @@ pretokenize_piece(const TokPreTokenizer *pre, const char *s, size_t n, bool orig
             Span sp = { 0, (uint32_t)g_utf8_strlen(s, (gssize)n), pre->invert };
             if (sp.end > n)
                 sp.end = (uint32_t)n;
+            /* (A char count used as a byte offset: never cut a character in
+             * two, or the next stage would see invalid UTF-8.) */
+            while (sp.end > 0 && sp.end < n && ((unsigned char)s[sp.end] & 0xc0) == 0x80)
+                sp.end--;
             g_array_append_val(spans, sp);
         } else {
             regex_spans(pre->regex, s, n, spans);
@@ -1153,7 +1259,8 @@ pretokenize_piece(const TokPreTokenizer *pre, const char *s, size_t n, bool orig
     }
     case PRE_METASPACE: {
         GString *t = g_string_sized_new(n + 8);
-        replace_literal(s, n, " ", pre->replacement, t);
+        bool at0;
+        replace_literal(s, n, " ", pre->replacement, t, SIZE_MAX, &at0);
         bool starts = g_str_has_prefix(t->str, pre->replacement);
         if (!starts && (pre->prepend_scheme == PREPEND_ALWAYS ||
                         (pre->prepend_scheme == PREPEND_FIRST && origin)))
@@ -1171,8 +1278,8 @@ pretokenize_piece(const TokPreTokenizer *pre, const char *s, size_t n, bool orig
     }
 }
 
-void
-tok_pretokenize(const TokPreTokenizer *pre, TokPieces *in, TokPieces *out)
+bool
+tok_pretokenize(const TokPreTokenizer *pre, TokPieces *in, TokPieces *out, size_t limit)
 {
     tok_pieces_clear(out);
     if (!pre) {
@@ -1184,14 +1291,15 @@ tok_pretokenize(const TokPreTokenizer *pre, TokPieces *in, TokPieces *out)
         out->buf = b;
         out->pieces = a;
         tok_pieces_clear(in);
-        return;
+        return true;
     }
     if (pre->type == PRE_SEQUENCE) {
         TokPieces tmp;
         tok_pieces_init(&tmp);
         TokPieces *cur = in, *next = &tmp;
-        for (guint i = 0; i < pre->n_children; i++) {
-            tok_pretokenize(pre->children[i], cur, next);
+        bool ok = true;
+        for (guint i = 0; i < pre->n_children && ok; i++) {
+            ok = tok_pretokenize(pre->children[i], cur, next, limit);
             TokPieces *x = cur;
             cur = next;
             next = x;
@@ -1208,19 +1316,24 @@ tok_pretokenize(const TokPreTokenizer *pre, TokPieces *in, TokPieces *out)
         }
         tok_pieces_clear(in);
         tok_pieces_free(&tmp);
-        return;
+        return ok;
     }
     GArray *spans = g_array_new(FALSE, FALSE, sizeof(Span));
     GArray *parts = g_array_new(FALSE, FALSE, sizeof(Span));
-    for (guint i = 0; i < in->pieces->len; i++) {
+    bool ok = true;
+    for (guint i = 0; i < in->pieces->len && ok; i++) {
         TokPiece *pc = &g_array_index(in->pieces, TokPiece, i);
         if (pc->id >= 0) {
             tok_pieces_add_token(out, pc->id);
             continue;
         }
+        /* A piece grows at most 4x + 8 here (Metaspace: " " -> a 4-byte
+         * replacement, ByteLevel: 2x), so checking after each is enough. */
         pretokenize_piece(pre, in->buf->str + pc->off, pc->len, pc->origin, out, spans, parts);
+        ok = out->buf->len <= limit;
     }
     g_array_free(spans, TRUE);
     g_array_free(parts, TRUE);
     tok_pieces_clear(in);
+    return ok;
 }

@@ -10,6 +10,28 @@
 
 #include "tokenizer.h"
 
+/* ---- limits on what a tokenizer.json can ask for ---------------------------- */
+
+/* Sequence normalizers / pre-tokenizers / post-processors / decoders nest at
+ * most this deep (real files: 1 or 2), and each of the four holds at most
+ * TOK_MAX_COMPONENTS components in all. */
+#define TOK_MAX_NESTING 16
+#define TOK_MAX_COMPONENTS 256
+/* Ids a post-processor may add around a sequence, in all. */
+#define TOK_MAX_POST_IDS 4096
+/* Total bytes of added-token contents (real files: a few KiB, 100k tokens
+ * ~ 1 MiB). */
+#define TOK_MAX_ADDED_BYTES ((size_t)8 << 20)
+/* Largest model vocabulary id. */
+#define TOK_MAX_ID (16 * 1024 * 1024)
+
+/* The most bytes any intermediate text of one encode may hold (normalized
+ * text, pre-tokenized pieces): a multiple of the input, so a Replace or
+ * Prepend that grows the text without bound is an error, not an OOM. Real
+ * pipelines grow text at most ~4x (Replace " " -> "\u2581" then ByteLevel),
+ * NFKC up to ~11x on rare characters. Below 2^31 so piece offsets fit. */
+size_t tok_growth_limit(size_t len);
+
 /* ---- strings -------------------------------------------------------------- */
 
 /* Map from byte strings to ids: open addressing over an external string table
@@ -20,10 +42,14 @@ typedef struct {
     uint32_t count;
     const char *const *strs;
     const uint32_t *lens;
+    uint64_t seed;             /* random per map: a file cannot pick colliding strings */
 } TokStrMap;
 
-uint64_t tok_hash_bytes(const char *s, size_t n);
-void tok_strmap_init(TokStrMap *m, size_t expected, const char *const *strs, const uint32_t *lens);
+/* A random 64-bit hash seed. */
+uint64_t tok_random_seed(void);
+uint64_t tok_hash_bytes(const char *s, size_t n, uint64_t seed);
+/* false when out of memory. */
+bool tok_strmap_init(TokStrMap *m, size_t expected, const char *const *strs, const uint32_t *lens);
 void tok_strmap_free(TokStrMap *m);
 /* Insert id (strs[id] must be set). If the string is present, the slot is
  * overwritten with the new id when `replace`, else kept. */
@@ -135,9 +161,19 @@ typedef struct {
     bool single_word, lstrip, rstrip, normalized, special;
 } TokAdded;
 
-/* Leftmost-longest matcher over a set of added tokens. */
+/* Leftmost-longest matcher over a set of added tokens: an Aho-Corasick
+ * automaton over the reversed patterns, run backwards over the text, gives the
+ * longest pattern starting at every position in one linear pass (see
+ * tokenizer.c). Node 0 is the root. */
 typedef struct {
-    GPtrArray *by_byte[256];   /* TokAdded* candidates per first byte, longest first */
+    uint32_t n_nodes;
+    uint32_t *fail;            /* suffix link (of the reversed strings) */
+    uint32_t *out_len;         /* longest pattern that is a suffix of the node's string, 0 = none */
+    const TokAdded **out_tok;  /* its token */
+    uint64_t *edge_key;        /* (node << 8 | byte) + 1, 0 = empty */
+    uint32_t *edge_child;
+    uint64_t edge_mask;
+    uint64_t seed;
     bool any;
 } TokAddedSet;
 
@@ -148,6 +184,7 @@ typedef struct {
     uint32_t *rank;
     int32_t *new_id;
     uint32_t mask;
+    uint64_t seed;             /* random per map */
 } TokMergeMap;
 
 typedef struct TokCache TokCache;
@@ -199,19 +236,29 @@ struct HrTokenizer {
 };
 
 /* tokenizer-pipeline.c */
-HrStatus tok_parse_normalizer(JsonNode *node, TokNormalizer **out, HrError *err);
-HrStatus tok_parse_pretokenizer(JsonNode *node, TokPreTokenizer **out, HrError *err);
+/* depth: 0 at the top; *count: components parsed so far in this pipeline. */
+HrStatus tok_parse_normalizer(JsonNode *node, int depth, guint *count, TokNormalizer **out, HrError *err);
+HrStatus tok_parse_pretokenizer(JsonNode *node, int depth, guint *count, TokPreTokenizer **out, HrError *err);
+/* The depth / count check every parse_* starts with. */
+HrStatus tok_check_nesting(const char *what, int depth, guint *count, HrError *err);
 void tok_normalizer_free(TokNormalizer *n);
 void tok_pretokenizer_free(TokPreTokenizer *p);
 /* Append normalize(s[0..n)) to out. *origin (may be NULL) is cleared when the
- * normalizer removed leading text (HF offsets then no longer start at 0). */
-void tok_normalize(const TokNormalizer *n, const char *s, size_t len, GString *out, bool *origin);
+ * normalizer removed leading text (HF offsets then no longer start at 0).
+ * false (out then holds a partial result) when out would grow past limit. */
+bool tok_normalize(const TokNormalizer *n, const char *s, size_t len, GString *out, bool *origin,
+                   size_t limit);
 HrStatus tok_parse_metaspace(JsonObject *o, char replacement[8], gunichar *rc,
                              TokPrependScheme *scheme, HrError *err);
 /* JSON helpers: NULL / def when absent or of another type. */
 const char *tok_json_str(JsonObject *o, const char *name);
 bool tok_json_bool(JsonObject *o, const char *name, bool def);
 const char *tok_json_type(JsonObject *o);
+/* Optional members: absent or null -> def; another type -> HR_ERR_FORMAT
+ * "what: \"name\" must be ...". */
+HrStatus tok_json_get_bool(JsonObject *o, const char *name, bool def, bool *out, const char *what,
+                           HrError *err);
+HrStatus tok_json_get_str(JsonObject *o, const char *name, const char **out, const char *what, HrError *err);
 
 /* A list of pieces of text, each either plain text or an already-known token. */
 typedef struct {
@@ -230,8 +277,9 @@ void tok_pieces_clear(TokPieces *p);
 void tok_pieces_free(TokPieces *p);
 void tok_pieces_add_text(TokPieces *p, const char *s, size_t n, bool origin);
 void tok_pieces_add_token(TokPieces *p, int32_t id);
-/* Run the pre-tokenizer over `in` (consumed: cleared) into `out`. */
-void tok_pretokenize(const TokPreTokenizer *pre, TokPieces *in, TokPieces *out);
+/* Run the pre-tokenizer over `in` (consumed: cleared) into `out`. false when
+ * the pieces' text would grow past limit bytes. */
+bool tok_pretokenize(const TokPreTokenizer *pre, TokPieces *in, TokPieces *out, size_t limit);
 /* ByteLevel byte -> code point map. */
 extern const uint16_t tok_byte_to_char[256];
 /* code point -> byte, or -1 */
@@ -246,5 +294,5 @@ void tok_cache_free(TokCache *c);
 void tok_bpe_word(const HrTokenizer *t, const char *w, size_t n, GArray *ids);
 
 /* tokenizer-decode.c */
-HrStatus tok_parse_decoder(JsonNode *node, TokDecoder **out, HrError *err);
+HrStatus tok_parse_decoder(JsonNode *node, int depth, guint *count, TokDecoder **out, HrError *err);
 void tok_decoder_free(TokDecoder *d);

@@ -108,7 +108,41 @@ opt_string(JsonObject *c, const char *member)
 
 typedef struct {
     int run, passed;
+    HrChatTemplateUsage max; /* the most any case used of each budget */
+    char max_name[3][128];   /* and which case */
+    double max_share[3];     /* the largest fraction of its budget a case used */
 } Counts;
+
+/* Real templates must stay far inside the default budget: each case uses at
+ * most 1/100 of each part of it. */
+static void
+note_usage(Counts *counts, const char *name, const HrChatTemplateUsage *u)
+{
+    const uint64_t used[3] = { u->steps, u->alloc_bytes, u->max_string_bytes };
+    const uint64_t limit[3] = { u->limits.max_steps, u->limits.max_alloc_bytes, u->limits.max_string_bytes };
+    uint64_t *max[3] = { &counts->max.steps, &counts->max.alloc_bytes, &counts->max.max_string_bytes };
+    static const char *const what[3] = { "steps", "bytes allocated", "bytes in one string" };
+    for (int i = 0; i < 3; i++) {
+        if (used[i] > *max[i]) {
+            *max[i] = used[i];
+            g_strlcpy(counts->max_name[i], name, sizeof counts->max_name[i]);
+        }
+        double share = (double)used[i] / (double)limit[i];
+        counts->max_share[i] = MAX(counts->max_share[i], share);
+        HR_CHECK(used[i] * 100 <= limit[i], "%s: %" G_GUINT64_FORMAT " %s is more than 1/100 of the budget (%"
+                 G_GUINT64_FORMAT ")", name, used[i], what[i], limit[i]);
+    }
+}
+
+static void
+print_usage(const char *what, const Counts *c)
+{
+    printf("%s: most used by one case: %" G_GUINT64_FORMAT " steps (%s), %" G_GUINT64_FORMAT
+           " bytes allocated (%s), longest string %" G_GUINT64_FORMAT " bytes (%s); at most %.5f, %.5f, %.5f "
+           "of the budget\n",
+           what, c->max.steps, c->max_name[0], c->max.alloc_bytes, c->max_name[1], c->max.max_string_bytes,
+           c->max_name[2], c->max_share[0], c->max_share[1], c->max_share[2]);
+}
 
 static void
 run_case(JsonObject *c, const char *dir, bool assets, GHashTable *cache, Counts *counts)
@@ -151,10 +185,13 @@ run_case(JsonObject *c, const char *dir, bool assets, GHashTable *cache, Counts 
     JsonNode *extra_node = json_object_get_member(c, "extra");
     JsonObject *extra = extra_node && JSON_NODE_HOLDS_OBJECT(extra_node) ? json_node_get_object(extra_node) : NULL;
     char *out = NULL;
-    st = hr_chat_template_render(t, json_object_get_member(c, "messages"),
-                                 json_object_get_boolean_member(c, "add_generation_prompt"), opt_string(c, "bos_token"),
-                                 opt_string(c, "eos_token"), extra, &out, &err);
+    HrChatTemplateUsage usage;
+    HrChatTemplateRenderOptions opts = { .usage = &usage };
+    st = hr_chat_template_render_ex(t, json_object_get_member(c, "messages"),
+                                    json_object_get_boolean_member(c, "add_generation_prompt"),
+                                    opt_string(c, "bos_token"), opt_string(c, "eos_token"), extra, &opts, &out, &err);
     hr_chat_template_free(t);
+    note_usage(counts, name, &usage);
     bool ok;
     if (expected) {
         ok = st == HR_OK && strcmp(out, expected) == 0;
@@ -255,6 +292,9 @@ expect_error(const char *full_source, HrStatus st, const char *needle)
         HR_CHECK(strstr(err.message, needle) != NULL, "%s: message [%s] lacks [%s]", source, err.message, needle);
     g_free(out);
 }
+
+static HrStatus render_budget(const char *source, const HrChatTemplateLimits *lim, const atomic_int *cancel,
+                              HrChatTemplateUsage *u, char **out, HrError *err);
 
 static void
 test_units(const char *dir)
@@ -404,9 +444,11 @@ test_malformed(void)
     /* A template building a deeply nested value: freeing, printing, comparing it stays safe. */
     char *out = NULL;
     HrError err = { 0 };
-    HrStatus rst = render("{% set ns = namespace(x=[]) %}{% for i in range(200000) %}{% set ns.x = [ns.x] %}{% endfor %}"
-                         "{{ (ns.x | string)[:12] }}|{{ ns.x == ns.x }}|{{ ns.x | length }}",
-                         NULL, NULL, &out, &err);
+    HrChatTemplateLimits big = { .max_steps = 10000000, .max_alloc_bytes = 1u << 30, .max_string_bytes = 1u << 20 };
+    HrChatTemplateUsage usage;
+    HrStatus rst = render_budget("{% set ns = namespace(x=[]) %}{% for i in range(200000) %}{% set ns.x = [ns.x] %}"
+                                 "{% endfor %}{{ (ns.x | string)[:12] }}|{{ ns.x == ns.x }}|{{ ns.x | length }}",
+                                 &big, NULL, &usage, &out, &err);
     HR_CHECK(rst == HR_OK && g_str_has_prefix(out, "[[[[[[[[[[[[|True|1"), "deep value: %s", out ? out : err.message);
     g_free(out);
     /* The worst nesting the limits allow, together: recursion through macros, blocks and expressions. */
@@ -456,6 +498,282 @@ test_malformed(void)
     }
 }
 
+/* ------------------------------------------------------------------ hostile templates (issue 24)
+ *
+ * A chat template comes with a downloaded model. Each class of attack must end
+ * in a clear error, quickly: the bounds are the render's budget (its steps,
+ * bytes allocated, string length), never a clock. Under ASan each of these
+ * takes well under a second. */
+
+/* Render with the default budget (NULL limits) or the given one; returns the
+ * status, the usage in *u, the message in err. */
+static HrStatus
+render_budget(const char *source, const HrChatTemplateLimits *lim, const atomic_int *cancel, HrChatTemplateUsage *u,
+              char **out, HrError *err)
+{
+    HrChatTemplate *t = NULL;
+    *out = NULL;
+    HrStatus st = hr_chat_template_new(source, &t, err);
+    if (st != HR_OK)
+        return st;
+    JsonNode *m = json("[{\"role\": \"user\", \"content\": \"hi\"}]");
+    HrChatTemplateRenderOptions opts = { .limits = lim, .cancel = cancel, .usage = u };
+    st = hr_chat_template_render_ex(t, m, true, "<s>", NULL, NULL, &opts, out, err);
+    json_node_unref(m);
+    hr_chat_template_free(t);
+    return st;
+}
+
+/* source must fail with status st and a message containing needle, having
+ * used no more than its budget allows (the default one when lim is NULL). */
+static void
+expect_budget_error(const char *source, const HrChatTemplateLimits *lim, HrStatus st, const char *needle)
+{
+    char *out = NULL;
+    HrError err = { 0 };
+    HrChatTemplateUsage u = { 0 };
+    gint64 t0 = g_get_monotonic_time();
+    HrStatus got = render_budget(source, lim, NULL, &u, &out, &err);
+    g_autofree char *shown = g_strndup(source, 90);
+    if (g_getenv("HR_TEST_TIMES"))
+        fprintf(stderr, "%.3f s %s\n", (double)(g_get_monotonic_time() - t0) / 1e6, shown);
+    if (st == HR_OK) { /* either budget: steps/allocations, or a string too long */
+        HR_CHECK((got == HR_ERR_FORMAT && strstr(err.message, "exceeded its budget of")) ||
+                     (got == HR_ERR_UNSUPPORTED && strstr(err.message, "too large")),
+                 "%s: %s (%s)", shown, hr_status_name(got), got == HR_OK ? "rendered" : err.message);
+    } else {
+        HR_CHECK(got == st && out == NULL, "%s: status %s, want %s (%s)", shown, hr_status_name(got),
+                 hr_status_name(st), got == HR_OK ? "rendered" : err.message);
+        HR_CHECK(got == HR_OK || strstr(err.message, needle), "%s: message [%s] lacks [%s]", shown, err.message,
+                 needle);
+    }
+    /* stopped at the budget: past it by one operation at most (a long scan is
+     * charged at once, a step per 64 bytes) */
+    HR_CHECK(u.steps <= u.limits.max_steps + u.limits.max_string_bytes / 64 + 2 && u.limits.max_steps > 0,
+             "%s: %" G_GUINT64_FORMAT " steps of %" G_GUINT64_FORMAT, shown, u.steps, u.limits.max_steps);
+    HR_CHECK(u.alloc_bytes <= u.limits.max_alloc_bytes + 2 * u.limits.max_string_bytes,
+             "%s: %" G_GUINT64_FORMAT " bytes allocated of %" G_GUINT64_FORMAT, shown, u.alloc_bytes,
+             u.limits.max_alloc_bytes);
+    g_free(out);
+}
+
+static void
+test_hostile(void)
+{
+    const HrStatus F = HR_ERR_FORMAT, U = HR_ERR_UNSUPPORTED;
+    /* 1. Time: loops, macro fan-out, and values that share their parts (a DAG
+     * of 2^40 nodes made by doubling), printed, compared, serialised. */
+    expect_budget_error("{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}"
+                        "{% endfor %}{% endfor %}{% endfor %}", NULL, F, "exceeded its budget of");
+    expect_budget_error("{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(31) }}",
+                        NULL, F, "steps (an endless or exponential loop?)");
+    expect_budget_error("line 1\n{% macro f(n) %}{% if n > 0 %}{% for i in range(9) %}{{ f(n - 1) }}{% endfor %}"
+                        "{% endif %}{% endmacro %}\n{{ f(20) }}", NULL, F, "line 2: chat template exceeded its budget of");
+    static const char *const dag_uses[] = {
+        "{{ ns.a }}", "{{ ns.a == ns.b }}", "{{ ns.a != ns.b }}", "{{ ns.a | tojson }}", "{{ ns.a < ns.b }}",
+        "{{ ns.a | string | length }}", "{{ ns.a in [ns.b] }}", "{{ [ns.b, ns.a] | sort | length }}",
+        "{{ [ns.a] | map('tojson') | list }}", "{{ '%s' % [ns.a] }}", "{{ '{}'.format(ns.a) }}",
+        "{{ [ns.b, ns.a].count(ns.a) }}", "{{ ns.a | join }}", "{{ [ns.b].index(ns.a) }}",
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(dag_uses); i++) {
+        g_autofree char *src = g_strdup_printf("{%% set ns = namespace(a=[1], b=[1]) %%}{%% for i in range(40) %%}"
+                                               "{%% set ns.a = [ns.a, ns.a] %%}{%% set ns.b = [ns.b, ns.b] %%}"
+                                               "{%% endfor %%}%s", dag_uses[i]);
+        char *out = NULL;
+        HrError err = { 0 };
+        HrChatTemplateUsage u = { 0 };
+        HrStatus st = render_budget(src, NULL, NULL, &u, &out, &err);
+        /* too many steps, or (printing) a string too long: either way an error */
+        HR_CHECK((st == F && strstr(err.message, "steps")) || (st == U && strstr(err.message, "too large")),
+                 "DAG %s: %s %s", dag_uses[i], hr_status_name(st), st == HR_OK ? "rendered" : err.message);
+        HR_CHECK(u.steps <= u.limits.max_steps + 1, "DAG %s: %" G_GUINT64_FORMAT " steps", dag_uses[i], u.steps);
+        g_free(out);
+    }
+
+    /* 2. Memory: strings and lists that double, repetition, replace, join,
+     * format, indent, iteration over a long string. */
+    const HrStatus EITHER = HR_OK;
+    expect_budget_error("{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+                        NULL, EITHER, NULL);
+    expect_budget_error("{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+                        NULL, EITHER, NULL);
+    expect_budget_error("{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}",
+                        NULL, F, "MiB of allocations");
+    expect_budget_error("{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% set ns.l = ns.l + [i] %}{% endfor %}",
+                        NULL, F, "exceeded its budget of");
+    expect_budget_error("{{ ('x' * 1000000) | replace('x', 'y' * 1000) }}", NULL, U, "too large");
+    expect_budget_error("{{ ('x' * 1000000).replace('', 'y' * 1000) }}", NULL, U, "too large");
+    expect_budget_error("{{ (['x' * 1000000] * 1000) | join(',') }}", NULL, U, "too large");
+    expect_budget_error("{{ ','.join(['x' * 1000000] * 1000) }}", NULL, U, "too large");
+    expect_budget_error("{{ ('%s' * 1000) % ((['x' * 1000000] * 1000) | list | tuple if false else ('x' * 100000,) * 1000) }}",
+                        NULL, U, "too large");
+    expect_budget_error("{{ ('{0}' * 1000).format('x' * 1000000) }}", NULL, U, "too large");
+    expect_budget_error("{{ ('x\n' * 1000000) | indent(1000) }}", NULL, U, "too large");
+    expect_budget_error("{{ [[[[[[1]]]]]] | tojson(indent='x' * 20000000) }}", NULL, U, "too large");
+    expect_budget_error("{{ strftime_now('%c' * 10000000) }}", NULL, EITHER, NULL);
+    expect_budget_error("{% for c in 'x' * 3000000 %}{% endfor %}", NULL, F, "exceeded its budget of");
+    expect_budget_error("{% for i in range(1000000) %}{% set x = range(1000000) %}{% endfor %}", NULL, F,
+                        "exceeded its budget of");
+    /* long scans: each is charged by the bytes it reads */
+    expect_budget_error("{% set s = 'a' * 20000000 %}{% for i in range(100000) %}{% if 'zz' in s %}{% endif %}{% endfor %}",
+                        NULL, F, "exceeded its budget of");
+    expect_budget_error("{% set s = 'a' * 10000000 %}{{ s.rsplit('a' * 5000000 + 'b') | length }}", NULL, F,
+                        "exceeded its budget of");
+    expect_budget_error("{% set s = 'a' * 10000000 %}{{ s.split('a' * 5000000 + 'b') | length }}", NULL, F,
+                        "exceeded its budget of");
+    expect_budget_error("{% set s = 'a' * 20000000 %}{% for i in range(1000) %}{{ s[5] }}{{ s[-1:] }}{% endfor %}", NULL,
+                        F, "exceeded its budget of");
+    expect_budget_error("{% set s = 'a' * 20000000 %}{% for i in range(1000) %}{{ s.rfind('b') }}{% endfor %}", NULL, F,
+                        "exceeded its budget of");
+    /* a smaller budget, given by the caller */
+    HrChatTemplateLimits small = { .max_steps = 1000, .max_alloc_bytes = 1 << 20, .max_string_bytes = 1 << 16 };
+    expect_budget_error("{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}", &small, F,
+                        "budget of 1000 steps");
+    expect_budget_error("{{ 'x' * 70000 }}", &small, U, "too large");
+    expect_budget_error("{{ ['x'] * 200000 }}", &small, F, "budget of 1 MiB of allocations");
+    char *out = NULL;
+    HrError err = { 0 };
+    HrChatTemplateUsage u;
+    HR_CHECK(render_budget("{% for i in range(10) %}{{ i }}{% endfor %}", &small, NULL, &u, &out, &err) == HR_OK &&
+                 strcmp(out, "0123456789") == 0 && u.steps > 10 && u.steps < 1000 && u.alloc_bytes > 0 &&
+                 u.max_string_bytes == 10,
+             "small budget, small template: %s", out ? out : err.message);
+    g_free(out);
+
+    /* 3. Float to int: Python's answers where it has one, else a clear error; never undefined behaviour. */
+    expect_render("{{ '%d' % 1e20 }} {{ '%d' % -0.5 }} {{ ('%i' % -1e300) | length }} {{ '%5d|%-4d|' % (2.9, -2.9) }}",
+                  NULL, "100000000000000000000 0 302     2|-2  |");
+    expect_render("{{ 1 ** 9223372036854775807 }} {{ (-1) ** 9223372036854775807 }} {{ 0 ** 9223372036854775807 }}",
+                  NULL, "1 -1 0");
+    expect_render("{{ 'nan' | float | int }} {{ 'x' | int(7) }} {{ -9.9 | int }} {{ '1e3' | int }}", NULL, "0 7 -9 1000");
+    expect_error("{{ '%x' % 1e20 }}", HR_ERR_FORMAT, "%x format: an integer is required, not float");
+    expect_error("{{ '%o' % 1.5 }}", HR_ERR_FORMAT, "an integer is required");
+    expect_error("{{ '%d' % (1e308 * 10) }}", HR_ERR_FORMAT, "cannot convert float infinity to integer");
+    expect_error("{{ '%d' % ((1e308 * 10) - (1e308 * 10)) }}", HR_ERR_FORMAT, "NaN");
+    expect_error("{{ '%c' % 1e20 }}", HR_ERR_FORMAT, "%c requires an int");
+    expect_error("{{ 1e20 | int }}", HR_ERR_UNSUPPORTED, "integer overflow");
+    expect_error("{{ '-1e19' | int }}", HR_ERR_UNSUPPORTED, "integer overflow");
+    expect_error("{{ 'inf' | float | int }}", HR_ERR_FORMAT, "infinity");
+    expect_error("{{ range(1e20) }}", HR_ERR_FORMAT, "expected an integer");
+    expect_error("{{ [1, 2][1e20:] }}", HR_ERR_FORMAT, "slice indices must be integers");
+    expect_render("{{ [1, 2][1e20] is defined }} {{ 'ab'[-1e20] is defined }}", NULL, "False False");
+
+    /* 4. Reference cycles through namespaces are broken at the end of the
+     * render (LeakSanitizer checks this test's exit). */
+    expect_render("{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns.me.me.a }}", NULL, "1");
+    expect_render("{% set ns = namespace() %}{% set ns.d = dict(x=ns, l=[ns, [ns]]) %}{{ ns.d.l | length }}", NULL, "2");
+    expect_render("{% set ns = namespace() %}{% set ns.f = dict(n=ns).items %}{{ ns.f() | length }}", NULL, "1");
+    expect_render("{% set a = namespace() %}{% set b = namespace(a=a) %}{% set a.b = b %}"
+                  "{% for i in range(3) %}{% set c = namespace(a=a) %}{% set a.c = c %}{% endfor %}ok", NULL, "ok");
+    expect_error("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns | tojson }}", HR_ERR_FORMAT, "not JSON serializable");
+    expect_render("{% set ns = namespace(x=1) %}{% set ns.me = ns %}{{ (ns | string)[:14] }}", NULL, "<Namespace {'x");
+}
+
+/* Cancel: a flag set before the render, or by another thread during it. */
+typedef struct {
+    atomic_int *flag;
+    atomic_int *started;
+} CancelArgs;
+
+static gpointer
+cancel_soon(gpointer p)
+{
+    CancelArgs *a = p;
+    while (!atomic_load(a->started))
+        g_usleep(1000);
+    g_usleep(20000);
+    atomic_store(a->flag, 1);
+    return NULL;
+}
+
+static void
+test_cancel(void)
+{
+    atomic_int flag = 1;
+    char *out = NULL;
+    HrError err = { 0 };
+    HrChatTemplateUsage u;
+    HrStatus st = render_budget("{{ 'short' }}", NULL, &flag, &u, &out, &err);
+    HR_CHECK(st == HR_ERR_CANCELLED && out == NULL && strstr(err.message, "cancelled"), "cancel before: %s %s",
+             hr_status_name(st), st == HR_OK ? out : err.message);
+    g_free(out);
+
+    /* set during an endless render (a budget too big to end it): the flag ends it */
+    atomic_store(&flag, 0);
+    atomic_int started = 0;
+    CancelArgs args = { &flag, &started };
+    HrChatTemplateLimits huge = { .max_steps = UINT64_MAX / 2, .max_alloc_bytes = UINT64_MAX / 2,
+                                  .max_string_bytes = 1 << 20 };
+    HrChatTemplate *t = NULL;
+    HR_CHECK(hr_chat_template_new("{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}",
+                                  &t, &err) == HR_OK, "%s", err.message);
+    hr_chat_template_set_cancel(t, &flag);
+    GThread *th = g_thread_new("cancel", cancel_soon, &args);
+    JsonNode *m = json("[]");
+    HrChatTemplateRenderOptions opts = { .limits = &huge };
+    atomic_store(&started, 1);
+    st = hr_chat_template_render_ex(t, m, false, NULL, NULL, NULL, &opts, &out, &err);
+    g_thread_join(th);
+    HR_CHECK(st == HR_ERR_CANCELLED && out == NULL && strstr(err.message, "cancelled"), "cancel during: %s %s",
+             hr_status_name(st), st == HR_OK ? "rendered" : err.message);
+    /* the plain render honours hr_chat_template_set_cancel too */
+    st = hr_chat_template_render(t, m, false, NULL, NULL, NULL, &out, &err);
+    HR_CHECK(st == HR_ERR_CANCELLED && out == NULL, "set_cancel: %s", hr_status_name(st));
+    json_node_unref(m);
+    hr_chat_template_free(t);
+}
+
+/* Every template, given a long conversation (with tools), stays under 1/100
+ * of its default budget: the budget grows with the input, as real renders do. */
+static void
+test_long_conversations(const char *dir)
+{
+    static const char *const names[] = {
+        "chatml", "llama-2-chat", "llama-3.1-instruct", "llama-3.2-instruct", "mistral-7b-instruct-v0.2",
+        "phi-3-mini-instruct", "smollm2-instruct", "zephyr",
+    };
+    static const int sizes[][2] = { { 400, 10 }, { 100, 4000 }, { 4, 200000 } }; /* messages x bytes of content */
+    Counts counts = { 0 };
+    for (size_t k = 0; k < G_N_ELEMENTS(sizes); k++) {
+        gint64 t0 = g_get_monotonic_time();
+        GString *content = g_string_new(NULL);
+        while ((int)content->len < sizes[k][1])
+            g_string_append(content, "Lorem ipsum dolor sit amet, {consectetur} \\\"adipiscing\\n\\u00e9lit.\\n");
+        GString *j = g_string_new("[{\"role\": \"system\", \"content\": \"You are helpful.\"}");
+        for (int i = 0; i < sizes[k][0]; i++)
+            g_string_append_printf(j, ", {\"role\": \"%s\", \"content\": \"%s\"}", i % 2 ? "assistant" : "user",
+                                   content->str);
+        g_string_append(j, "]");
+        JsonNode *m = json(j->str);
+        JsonNode *x = json("{\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
+                           "\"description\": \"Get the weather\", \"parameters\": {\"type\": \"object\", "
+                           "\"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}}}]}");
+        HR_CHECK(m && x, "long conversation JSON");
+        for (size_t i = 0; i < G_N_ELEMENTS(names) && m && x; i++) {
+            g_autofree char *src = read_published(dir, names[i]);
+            HrChatTemplate *t = NULL;
+            HrError err = { 0 };
+            char *out = NULL;
+            HrChatTemplateUsage u;
+            HrChatTemplateRenderOptions opts = { .usage = &u };
+            HR_CHECK(src && hr_chat_template_new(src, &t, &err) == HR_OK, "%s", names[i]);
+            HrStatus st = hr_chat_template_render_ex(t, m, true, "<s>", "</s>", json_node_get_object(x), &opts, &out, &err);
+            g_autofree char *name = g_strdup_printf("%s x %d messages of %d bytes", names[i], sizes[k][0], sizes[k][1]);
+            HR_CHECK(st == HR_OK, "%s: %s", name, err.message);
+            note_usage(&counts, name, &u);
+            g_free(out);
+            hr_chat_template_free(t);
+        }
+        json_node_unref(m);
+        json_node_unref(x);
+        g_string_free(j, TRUE);
+        g_string_free(content, TRUE);
+        if (g_getenv("HR_TEST_TIMES"))
+            fprintf(stderr, "%.3f s long conversation %zu\n", (double)(g_get_monotonic_time() - t0) / 1e6, k);
+    }
+    print_usage("long conversations", &counts);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -473,6 +791,7 @@ main(int argc, char **argv)
         run_fixture_file(dir, "cases.json", true, &cases);
         printf("asset templates: %d/%d cases identical to transformers\n", cases.passed, cases.run);
         HR_CHECK(cases.run > 0, "no asset cases found");
+        print_usage("asset templates", &cases);
         return hr_test_result();
     }
     run_fixture_file(dir, "cases.json", false, &cases);
@@ -480,7 +799,12 @@ main(int argc, char **argv)
     printf("published templates: %d/%d cases identical to transformers\n", cases.passed, cases.run);
     printf("snippets: %d/%d identical to transformers\n", snippets.passed, snippets.run);
     HR_CHECK(cases.run > 0 && snippets.run > 0, "no fixture cases found");
+    print_usage("published templates", &cases);
+    print_usage("snippets", &snippets);
     test_units(dir);
     test_malformed();
+    test_hostile();
+    test_cancel();
+    test_long_conversations(dir);
     return hr_test_result();
 }

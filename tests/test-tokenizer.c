@@ -15,12 +15,20 @@
  *     never invalid UTF-8.
  *  3. Malformed tokenizer.json: clear errors, never a crash (including every
  *     truncation of a small file and random byte mutations).
- *  4. NUL bytes, invalid UTF-8 input, concurrent encodes.
+ *  4. Hostile files (issue 24), generated in code: Sequence nested 30,000
+ *     deep and past the 16-level limit, 100k-deep JSON, duplicate keys, wrong
+ *     JSON types for keys, Replace/ByteLevel/decoder chains that grow text
+ *     exponentially, 100k added tokens sharing a first byte and one 200 KB
+ *     added token (linear matching), a FIFO as tokenizer.json /
+ *     tokenizer_config.json / chat_template.jinja, chat_template.jinja loading.
+ *  5. NUL bytes, invalid UTF-8 input, concurrent encodes.
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <glib.h>
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
 #include "hearth-config.h"
@@ -454,6 +462,445 @@ test_malformed(void)
     g_rand_free(rng);
 }
 
+/* ---- hostile files (issue 24) ------------------------------------------------------------ */
+
+/* TINY with `member` (a top-level key) replaced by `value`. */
+static char *
+tiny_with(const char *member, const char *value)
+{
+    g_autofree char *key = g_strdup_printf("\"%s\":", member);
+    const char *p = strstr(TINY, key);
+    g_assert(p);
+    /* The old value runs to the matching close brace. */
+    const char *v = p + strlen(key);
+    g_assert(*v == '{');
+    int depth = 0;
+    const char *e = v;
+    bool in_str = false;
+    for (; *e; e++) {
+        if (in_str) {
+            if (*e == '\\')
+                e++;
+            else if (*e == '"')
+                in_str = false;
+            continue;
+        }
+        if (*e == '"')
+            in_str = true;
+        else if (*e == '{')
+            depth++;
+        else if (*e == '}' && --depth == 0)
+            break;
+    }
+    return g_strdup_printf("%.*s%s%s", (int)(v - TINY), TINY, value, e + 1);
+}
+
+/* {"type":"Sequence","<list>":[ ... leaf ... ]} nested `levels` deep. */
+static char *
+nested_sequence(const char *list, const char *leaf, int levels)
+{
+    GString *s = g_string_new(NULL);
+    for (int i = 0; i < levels; i++)
+        g_string_append_printf(s, "{\"type\":\"Sequence\",\"%s\":[", list);
+    g_string_append(s, leaf);
+    for (int i = 0; i < levels; i++)
+        g_string_append(s, "]}");
+    return g_string_free(s, FALSE);
+}
+
+static HrTokenizer *
+load_ok(const char *json, const char *label)
+{
+    HrTokenizer *t = NULL;
+    HrError err = { 0 };
+    HrStatus st = hr_tokenizer_load_from_data(json, strlen(json), NULL, 0, label, &t, &err);
+    HR_CHECK(st == HR_OK, "%s: %s", label, err.message);
+    return t;
+}
+
+static void
+test_hostile_nesting(void)
+{
+    static const struct { const char *member, *list, *leaf; } kinds[] = {
+        { "normalizer", "normalizers", "{\"type\":\"NFC\"}" },
+        { "pre_tokenizer", "pretokenizers", "{\"type\":\"WhitespaceSplit\"}" },
+        { "post_processor", "processors", "{\"type\":\"ByteLevel\"}" },
+        { "decoder", "decoders", "{\"type\":\"Fuse\"}" },
+    };
+    for (size_t k = 0; k < G_N_ELEMENTS(kinds); k++) {
+        /* 30,000 deep: the JSON depth limit stops it before json-glib recurses. */
+        g_autofree char *deep = nested_sequence(kinds[k].list, kinds[k].leaf, 30000);
+        g_autofree char *j1 = tiny_with(kinds[k].member, deep);
+        expect_error(j1, HR_ERR_FORMAT, "nested more than");
+        /* 20 deep is valid JSON (41 levels) but more than the 16 a pipeline may nest. */
+        g_autofree char *d20 = nested_sequence(kinds[k].list, kinds[k].leaf, 20);
+        g_autofree char *j2 = tiny_with(kinds[k].member, d20);
+        expect_error(j2, HR_ERR_FORMAT, "Sequence nested more than 16 deep");
+        /* 16 Sequences around the leaf is fine. */
+        g_autofree char *d16 = nested_sequence(kinds[k].list, kinds[k].leaf, 16);
+        g_autofree char *j3 = tiny_with(kinds[k].member, d16);
+        HrTokenizer *t = load_ok(j3, kinds[k].member);
+        hr_tokenizer_free(t);
+        /* A flat Sequence of 300 components. */
+        GString *flat = g_string_new(NULL);
+        g_string_printf(flat, "{\"type\":\"Sequence\",\"%s\":[", kinds[k].list);
+        for (int i = 0; i < 300; i++)
+            g_string_append_printf(flat, "%s%s", i ? "," : "", kinds[k].leaf);
+        g_string_append(flat, "]}");
+        g_autofree char *j4 = tiny_with(kinds[k].member, flat->str);
+        expect_error(j4, HR_ERR_FORMAT, "more than 256 components");
+        g_string_free(flat, TRUE);
+    }
+    /* Deep JSON anywhere (here in an ignored member). */
+    GString *s = g_string_new("{\"junk\":");
+    for (int i = 0; i < 100000; i++)
+        g_string_append_c(s, '[');
+    for (int i = 0; i < 100000; i++)
+        g_string_append_c(s, ']');
+    g_string_append_printf(s, ",%s", TINY + 1);
+    expect_error(s->str, HR_ERR_FORMAT, "nested more than");
+    g_string_free(s, TRUE);
+    /* Duplicate keys. */
+    g_autofree char *dup = g_strdup_printf("{\"model\":{},%s", TINY + 1);
+    expect_error(dup, HR_ERR_FORMAT, "not valid JSON");
+    /* A post-processor adding 5000 ids. */
+    GString *ids = g_string_new(NULL);
+    for (int i = 0; i < 5000; i++)
+        g_string_append_printf(ids, "%s0", i ? "," : "");
+    g_autofree char *many = replace_once(TINY, "\"ids\":[0]", "\"ids\":[@]");
+    g_autofree char *many2 = replace_once(many, "@", ids->str);
+    expect_error(many2, HR_ERR_FORMAT, "more than 4096 special token ids");
+    g_string_free(ids, TRUE);
+}
+
+static void
+expect_config_error(const char *cfg, const char *needle)
+{
+    HrTokenizer *t = NULL;
+    HrError err = { 0 };
+    HrStatus st = hr_tokenizer_load_from_data(TINY, strlen(TINY), cfg, strlen(cfg), "test.json", &t, &err);
+    HR_CHECK(st == HR_ERR_FORMAT && !t, "config %s: wanted an error, got %s", cfg, hr_status_name(st));
+    HR_CHECK(strstr(err.message, needle) && strstr(err.message, "tokenizer_config.json"),
+             "message \"%s\" should name tokenizer_config.json and \"%s\"", err.message, needle);
+    hr_tokenizer_free(t);
+}
+
+static void
+test_hostile_types(void)
+{
+    static const char *const swaps[][3] = {
+        { "\"unk_token\":\"<unk>\"", "\"unk_token\":\"<unk>\",\"fuse_unk\":\"yes\"", "fuse_unk" },
+        { "\"unk_token\":\"<unk>\"", "\"unk_token\":\"<unk>\",\"byte_fallback\":1", "byte_fallback" },
+        { "\"unk_token\":\"<unk>\"", "\"unk_token\":5", "unk_token" },
+        { "\"unk_token\":\"<unk>\"", "\"unk_token\":\"<unk>\",\"continuing_subword_prefix\":[]", "continuing_subword_prefix" },
+        { "\"special\":true", "\"special\":\"true\"", "added_tokens[0]: \"special\"" },
+        { "\"lstrip\":false", "\"lstrip\":0", "\"lstrip\"" },
+        { "\"invert\":false", "\"invert\":{}", "\"invert\"" },
+        { "\"content\":\"_\"}", "\"content\":[\"_\"]}", "\"content\"" },
+        { "{\"type\":\"NFC\"}", "{\"type\":\"Strip\",\"strip_left\":\"no\"}", "strip_left" },
+        { "{\"type\":\"NFC\"}", "{\"type\":\"Prepend\",\"prepend\":7}", "prepend" },
+        { "\"pattern\":{\"String\":\" \"}", "\"pattern\":{\"String\":7}", "\"String\"" },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(swaps); i++) {
+        g_autofree char *j = replace_once(TINY, swaps[i][0], swaps[i][1]);
+        HrError err = { 0 };
+        HrStatus st = load_str(j, &err);
+        HR_CHECK(st == HR_ERR_FORMAT, "swap %zu: wanted HR_ERR_FORMAT, got %s", i, hr_status_name(st));
+        HR_CHECK(strstr(err.message, swaps[i][2]) && g_str_has_prefix(err.message, "test.json: "),
+                 "swap %zu: message \"%s\" should name test.json and %s", i, err.message, swaps[i][2]);
+    }
+    g_autofree char *ms = tiny_with("pre_tokenizer",
+                                    "{\"type\":\"Metaspace\",\"replacement\":\"_\",\"prepend_scheme\":7}");
+    expect_error(ms, HR_ERR_FORMAT, "prepend_scheme");
+    g_autofree char *bl = tiny_with("pre_tokenizer", "{\"type\":\"ByteLevel\",\"add_prefix_space\":1}");
+    expect_error(bl, HR_ERR_FORMAT, "add_prefix_space");
+    expect_config_error("{\"bos_token\": 5}", "bos_token");
+    expect_config_error("{\"eos_token\": {\"content\": 5}}", "eos_token");
+    expect_config_error("{\"pad_token\": []}", "pad_token");
+    expect_config_error("{\"chat_template\": 5}", "chat_template");
+    expect_config_error("{\"add_bos_token\": \"yes\"}", "add_bos_token");
+    expect_config_error("{\"a\": 1, \"a\": 2}", "not valid JSON");
+    expect_config_error("[]", "not a JSON object");
+    /* null means absent. */
+    const char *nulls = "{\"bos_token\": null, \"eos_token\": {\"content\": null}, \"chat_template\": null,"
+                        " \"add_bos_token\": null}";
+    HrTokenizer *t = NULL;
+    HrError err = { 0 };
+    HR_CHECK(hr_tokenizer_load_from_data(TINY, strlen(TINY), nulls, strlen(nulls), "n", &t, &err) == HR_OK,
+             "nulls: %s", err.message);
+    hr_tokenizer_free(t);
+}
+
+/* Encode text with a tokenizer; the status, *n ids. */
+static HrStatus
+encode_status(HrTokenizer *t, const char *text, size_t len, size_t *n, HrError *err)
+{
+    int32_t *ids = NULL;
+    HrStatus st = hr_tokenizer_encode(t, text, len, true, true, &ids, n, err);
+    g_free(ids);
+    return st;
+}
+
+static void
+test_hostile_growth(void)
+{
+    HrError err = { 0 };
+    size_t n = 0;
+    /* 40 Replace "a" -> "aaaaaaaa" in a row: 8^40 times the input. */
+    GString *seq = g_string_new("{\"type\":\"Sequence\",\"normalizers\":[");
+    for (int i = 0; i < 40; i++)
+        g_string_append_printf(seq, "%s{\"type\":\"Replace\",\"pattern\":{\"String\":\"a\"},\"content\":\"aaaaaaaa\"}",
+                               i ? "," : "");
+    g_string_append(seq, "]}");
+    g_autofree char *j1 = tiny_with("normalizer", seq->str);
+    HrTokenizer *t = load_ok(j1, "replace-blowup");
+    if (t) {
+        HR_CHECK(encode_status(t, "aaaa", 4, &n, &err) == HR_ERR_FORMAT && strstr(err.message, "normalizer"),
+                 "Replace blowup: %s", err.message);
+        /* A text the rules do not touch still encodes. */
+        HR_CHECK(encode_status(t, "bbb", 3, &n, &err) == HR_OK, "Replace blowup, plain text: %s", err.message);
+        hr_tokenizer_free(t);
+    }
+    g_string_free(seq, TRUE);
+
+    /* The same with a regex that matches the empty string (content between every character). */
+    seq = g_string_new("{\"type\":\"Sequence\",\"normalizers\":[");
+    for (int i = 0; i < 30; i++)
+        g_string_append_printf(seq, "%s{\"type\":\"Replace\",\"pattern\":{\"Regex\":\"x*\"},\"content\":\"yy\"}",
+                               i ? "," : "");
+    g_string_append(seq, "]}");
+    g_autofree char *j2 = tiny_with("normalizer", seq->str);
+    if ((t = load_ok(j2, "regex-blowup"))) {
+        HR_CHECK(encode_status(t, "abc", 3, &n, &err) == HR_ERR_FORMAT, "regex blowup");
+        hr_tokenizer_free(t);
+    }
+    g_string_free(seq, TRUE);
+
+    /* One Replace with a 2 MiB content. */
+    GString *big = g_string_new("{\"type\":\"Replace\",\"pattern\":{\"String\":\"a\"},\"content\":\"");
+    for (int i = 0; i < (2 << 20); i++)
+        g_string_append_c(big, 'b');
+    g_string_append(big, "\"}");
+    g_autofree char *j3 = tiny_with("normalizer", big->str);
+    if ((t = load_ok(j3, "big-content"))) {
+        HR_CHECK(encode_status(t, "aaaaaaaaaa", 10, &n, &err) == HR_ERR_FORMAT, "2 MiB content x 10");
+        hr_tokenizer_free(t);
+    }
+    g_string_free(big, TRUE);
+
+    /* 40 ByteLevel pre-tokenizers: non-ASCII text doubles at each. */
+    seq = g_string_new("{\"type\":\"Sequence\",\"pretokenizers\":[");
+    for (int i = 0; i < 40; i++)
+        g_string_append_printf(seq, "%s{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}",
+                               i ? "," : "");
+    g_string_append(seq, "]}");
+    g_autofree char *j4 = tiny_with("pre_tokenizer", seq->str);
+    if ((t = load_ok(j4, "bytelevel-blowup"))) {
+        HR_CHECK(encode_status(t, "\xc3\xa9t\xc3\xa9", 5, &n, &err) == HR_ERR_FORMAT &&
+                     strstr(err.message, "pre_tokenizer"),
+                 "ByteLevel blowup: %s", err.message);
+        hr_tokenizer_free(t);
+    }
+    g_string_free(seq, TRUE);
+
+    /* A decoder that keeps growing: the decode is one U+FFFD, at once. */
+    seq = g_string_new("{\"type\":\"Sequence\",\"decoders\":[");
+    for (int i = 0; i < 40; i++)
+        g_string_append_printf(seq, "%s{\"type\":\"Replace\",\"pattern\":{\"String\":\"a\"},\"content\":\"aaaaaaaa\"}",
+                               i ? "," : "");
+    g_string_append(seq, "]}");
+    g_autofree char *j5 = tiny_with("decoder", seq->str);
+    if ((t = load_ok(j5, "decoder-blowup"))) {
+        int32_t ids[] = { 3, 3, 4 };
+        g_autofree char *s = hr_tokenizer_decode(t, ids, 3, false);
+        HR_CHECK(strcmp(s, "\xef\xbf\xbd") == 0, "decoder blowup decodes to \"%.20s\"", s);
+        int32_t bids[] = { 4, 4 };
+        g_autofree char *b = hr_tokenizer_decode(t, bids, 2, false);
+        HR_CHECK(strcmp(b, "bb") == 0, "decoder without a match: \"%s\"", b);
+        hr_tokenizer_free(t);
+    }
+    g_string_free(seq, TRUE);
+}
+
+static void
+test_hostile_added(void)
+{
+    /* 100,000 added tokens sharing their first byte ("Z00000|" ...). The old
+     * matcher tried every one at every 'Z' of the text (and loading compared
+     * each with all before it): minutes. The automaton is linear. */
+    enum { N_ADDED = 100000, HALF = 50000 };
+    GString *j = g_string_new("{\"added_tokens\":[");
+    for (int i = 0; i < N_ADDED; i++)
+        g_string_append_printf(j, "%s{\"id\":%d,\"content\":\"Z%05d|\",\"normalized\":%s}", i ? "," : "", 100 + i,
+                               i, i % 2 ? "true" : "false");
+    g_string_append(j, "],\"model\":{\"type\":\"BPE\",\"vocab\":{\"<unk>\":0,\"Z\":1,\"0\":2,\"|\":3},"
+                       "\"merges\":[],\"unk_token\":\"<unk>\"}}");
+    HrTokenizer *t = load_ok(j->str, "100k-added");
+    g_string_free(j, TRUE);
+    if (t) {
+        GString *text = g_string_new(NULL);
+        for (int i = 0; i < HALF; i++)
+            g_string_append_c(text, 'Z');
+        g_string_append(text, "Z04242|Z77777|");
+        for (int i = 0; i < HALF; i++)
+            g_string_append_c(text, 'Z');
+        int32_t *ids = NULL;
+        size_t n = 0;
+        HrError err = { 0 };
+        HR_CHECK(hr_tokenizer_encode(t, text->str, text->len, false, true, &ids, &n, &err) == HR_OK, "%s",
+                 err.message);
+        int32_t a = hr_tokenizer_token_id(t, "Z04242|"), b = hr_tokenizer_token_id(t, "Z77777|");
+        HR_CHECK(a >= 4 && b >= 4 && n == 2 * HALF + 2, "100k added: %zu ids", n);
+        if (n == 2 * HALF + 2) {
+            HR_CHECK(ids[HALF] == a && ids[HALF + 1] == b, "100k added: matched %d %d (want %d %d)", ids[HALF],
+                     ids[HALF + 1], a, b);
+            HR_CHECK(ids[0] == 1 && ids[HALF - 1] == 1 && ids[HALF + 2] == 1 && ids[n - 1] == 1, "100k added: Z ids");
+        }
+        g_free(ids);
+        g_string_free(text, TRUE);
+        hr_tokenizer_free(t);
+    }
+
+    /* "a" and "a" x 200,000 + "b": a trie walked from every position would
+     * read ~200k bytes at each of 100k positions. */
+    GString *longp = g_string_new("{\"added_tokens\":[{\"id\":5,\"content\":\"a\"},{\"id\":6,\"content\":\"");
+    for (int i = 0; i < 200000; i++)
+        g_string_append_c(longp, 'a');
+    g_string_append(longp, "b\"}],\"model\":{\"type\":\"BPE\",\"vocab\":{\"<unk>\":0,\"a\":1,\"b\":2},\"merges\":[]}}");
+    t = load_ok(longp->str, "long-added");
+    g_string_free(longp, TRUE);
+    if (t) {
+        GString *text = g_string_new(NULL);
+        for (int i = 0; i < 100000; i++)
+            g_string_append_c(text, 'a');
+        int32_t *ids = NULL;
+        size_t n = 0;
+        HR_CHECK(hr_tokenizer_encode(t, text->str, text->len, false, true, &ids, &n, NULL) == HR_OK &&
+                     n == 100000 && ids[0] == 1 && ids[n - 1] == 1,
+                 "long added token: %zu ids", n);
+        g_free(ids);
+        g_string_free(text, TRUE);
+        hr_tokenizer_free(t);
+    }
+
+    /* Leftmost, then longest; a skipped special token does not hide a later match. */
+    const char *ov = "{\"added_tokens\":[{\"id\":10,\"content\":\"ab\"},{\"id\":11,\"content\":\"abc\"},"
+                     "{\"id\":12,\"content\":\"bcd\"},{\"id\":13,\"content\":\"<s>\",\"special\":true}],"
+                     "\"model\":{\"type\":\"BPE\",\"vocab\":{\"<unk>\":0,\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"<\":5,"
+                     "\"s\":6,\">\":7},\"merges\":[]}}";
+    if ((t = load_ok(ov, "overlap"))) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        hr_tokenizer_encode(t, "xabcd<s>ab", 10, false, true, &ids, &n, NULL);
+        int32_t abc = hr_tokenizer_token_id(t, "abc"), s = hr_tokenizer_token_id(t, "<s>"),
+                ab = hr_tokenizer_token_id(t, "ab");
+        /* x is dropped (no unk), abc, d, <s>, ab */
+        HR_CHECK(n == 4 && ids[0] == abc && ids[1] == 4 && ids[2] == s && ids[3] == ab, "overlap: %zu ids", n);
+        g_free(ids);
+        hr_tokenizer_encode(t, "<s>ab", 5, false, false, &ids, &n, NULL);
+        HR_CHECK(n == 4 && ids[0] == 5 && ids[3] == ab, "special not parsed: %zu ids", n);
+        g_free(ids);
+        hr_tokenizer_free(t);
+    }
+}
+
+static void
+write_file(const char *dir, const char *name, const char *text, gssize len)
+{
+    g_autofree char *p = g_build_filename(dir, name, NULL);
+    g_autoptr(GError) e = NULL;
+    HR_CHECK(g_file_set_contents(p, text, len, &e), "%s: %s", p, e ? e->message : "");
+}
+
+static void
+remove_tree(const char *dir)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    const char *name;
+    while (d && (name = g_dir_read_name(d))) {
+        g_autofree char *p = g_build_filename(dir, name, NULL);
+        if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
+            remove_tree(p);
+        else
+            g_remove(p);
+    }
+    if (d)
+        g_dir_close(d);
+    g_rmdir(dir);
+}
+
+static void
+test_hostile_files(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("hearth-tok-XXXXXX", NULL);
+    g_assert(dir);
+    g_autofree char *tpath = g_build_filename(dir, "tokenizer.json", NULL);
+    g_autofree char *cpath = g_build_filename(dir, "tokenizer_config.json", NULL);
+    g_autofree char *jpath = g_build_filename(dir, "chat_template.jinja", NULL);
+    HrTokenizer *t = NULL;
+    HrError err = { 0 };
+
+    /* A FIFO with no writer as tokenizer.json, then as tokenizer_config.json and
+     * chat_template.jinja: an error, not a hang. */
+    HR_CHECK(mkfifo(tpath, 0600) == 0, "mkfifo");
+    HR_CHECK(hr_tokenizer_load(dir, &t, &err) != HR_OK && !t && strstr(err.message, "not a regular file"),
+             "FIFO tokenizer.json: %s", err.message);
+    g_remove(tpath);
+    write_file(dir, "tokenizer.json", TINY, -1);
+    HR_CHECK(mkfifo(cpath, 0600) == 0, "mkfifo");
+    HR_CHECK(hr_tokenizer_load(dir, &t, &err) != HR_OK && !t && strstr(err.message, "tokenizer_config.json"),
+             "FIFO tokenizer_config.json: %s", err.message);
+    g_remove(cpath);
+    HR_CHECK(mkfifo(jpath, 0600) == 0, "mkfifo");
+    HR_CHECK(hr_tokenizer_load(dir, &t, &err) != HR_OK && !t && strstr(err.message, "chat_template.jinja"),
+             "FIFO chat_template.jinja: %s", err.message);
+    g_remove(jpath);
+    /* A directory as tokenizer_config.json. */
+    HR_CHECK(g_mkdir(cpath, 0700) == 0, "mkdir");
+    HR_CHECK(hr_tokenizer_load(dir, &t, &err) != HR_OK && !t, "directory as tokenizer_config.json");
+    g_rmdir(cpath);
+
+    /* chat_template.jinja beside tokenizer_config.json is the template. */
+    write_file(dir, "tokenizer_config.json", "{\"chat_template\": \"from config\", \"bos_token\": \"<s>\"}", -1);
+    HR_CHECK(hr_tokenizer_load(dir, &t, &err) == HR_OK, "%s", err.message);
+    HR_CHECK(t && g_strcmp0(hr_tokenizer_chat_template(t), "from config") == 0, "config template");
+    g_clear_pointer(&t, hr_tokenizer_free);
+    write_file(dir, "chat_template.jinja", "{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}\n", -1);
+    HR_CHECK(hr_tokenizer_load(dir, &t, &err) == HR_OK, "%s", err.message);
+    HR_CHECK(t && g_strcmp0(hr_tokenizer_chat_template(t),
+                            "{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}\n") == 0,
+             "chat_template.jinja wins: \"%s\"", t ? hr_tokenizer_chat_template(t) : "");
+    HR_CHECK(t && g_strcmp0(hr_tokenizer_bos_token(t), "<s>") == 0, "config still read");
+    g_clear_pointer(&t, hr_tokenizer_free);
+    /* Without tokenizer_config.json too. */
+    g_remove(cpath);
+    HR_CHECK(hr_tokenizer_load(dir, &t, &err) == HR_OK && g_str_has_prefix(hr_tokenizer_chat_template(t), "{{ bos"),
+             "jinja alone: %s", err.message);
+    g_clear_pointer(&t, hr_tokenizer_free);
+    /* Not UTF-8 text, or a NUL inside: an error naming the file. */
+    write_file(dir, "chat_template.jinja", "{{ x }}\xff", -1);
+    HR_CHECK(hr_tokenizer_load(dir, &t, &err) == HR_ERR_FORMAT && !t && strstr(err.message, "chat_template.jinja"),
+             "bad jinja: %s", err.message);
+    write_file(dir, "chat_template.jinja", "a\0b", 3);
+    HR_CHECK(hr_tokenizer_load(dir, &t, &err) == HR_ERR_FORMAT && !t, "NUL in jinja");
+    g_remove(jpath);
+    /* Strict JSON from a file too: the error names the path. */
+    write_file(dir, "tokenizer.json", "{\"model\": {}, \"model\": {}}", -1);
+    HR_CHECK(hr_tokenizer_load(dir, &t, &err) == HR_ERR_FORMAT && !t && strstr(err.message, tpath),
+             "duplicate keys in a file: %s", err.message);
+    remove_tree(dir);
+}
+
+static void
+test_hostile(void)
+{
+    test_hostile_nesting();
+    test_hostile_types();
+    test_hostile_growth();
+    test_hostile_added();
+    test_hostile_files();
+}
+
 /* ---- odds and ends -------------------------------------------------------------------- */
 
 static gpointer
@@ -580,6 +1027,7 @@ int
 main(void)
 {
     test_malformed();
+    test_hostile();
     test_synthetic();
     test_stream_random();
     test_misc();

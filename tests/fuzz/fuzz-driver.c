@@ -26,7 +26,15 @@
 #include <glib.h>
 
 #include "fuzz-mutate.h"
-#include "fuzz-safetensors.h"
+
+/* The target: safetensors by default; another target's executable defines
+ * these (meson c_args) and links its own fuzz_mutate (fuzz-mutate.h API). */
+#ifndef FUZZ_TARGET_HEADER
+#define FUZZ_TARGET_HEADER "fuzz-safetensors.h"
+#define FUZZ_LAST_OK fuzz_safetensors_last_ok
+#define FUZZ_WHAT "the safetensors parser"
+#endif
+#include FUZZ_TARGET_HEADER
 
 /* From the sanitizer runtime when there is one. */
 extern void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
@@ -148,7 +156,7 @@ main(int argc, char **argv)
         { "dump-to", 0, 0, G_OPTION_ARG_FILENAME, &dump_to, "where --dump-iteration writes", "FILE" },
         { NULL },
     };
-    GOptionContext *ctx = g_option_context_new("CORPUS_DIR - replay a corpus and fuzz the safetensors parser");
+    GOptionContext *ctx = g_option_context_new("CORPUS_DIR - replay a corpus and fuzz " FUZZ_WHAT);
     g_option_context_add_main_entries(ctx, entries, NULL);
     GError *error = NULL;
     if (!g_option_context_parse(ctx, &argc, &argv, &error) || argc != 2) {
@@ -200,7 +208,10 @@ main(int argc, char **argv)
 
     fuzz_rng_seed((uint64_t)seed);
     const guint pool_cap = 512;
-    const guint pool_max_input = 512;  /* keeps the pool from growing ever slower to run */
+#ifndef FUZZ_POOL_MAX_INPUT
+#define FUZZ_POOL_MAX_INPUT 512
+#endif
+    const guint pool_max_input = FUZZ_POOL_MAX_INPUT;  /* keeps the pool from growing ever slower to run */
     const guint n_seeds = pool->len;
     long accepted = 0;
     for (gint64 it = 0; it < iterations; it++) {
@@ -219,7 +230,7 @@ main(int argc, char **argv)
         run_one(b->data, b->len, (long)it);
         /* Keep inputs that still parse: they carry the structure on. Seeds
          * (the first n_seeds) stay; later entries are replaced at random. */
-        if (fuzz_safetensors_last_ok && b->len <= pool_max_input) {
+        if (FUZZ_LAST_OK && b->len <= pool_max_input) {
             accepted++;
             if (pool->len < pool_cap) {
                 g_ptr_array_add(pool, g_byte_array_ref(b));
