@@ -447,7 +447,7 @@ build_prompt(Shared *s, JsonNode *messages, int reserve, int32_t **ids, size_t *
             return hr_error_set(err, HR_ERR_CANCELLED, "cancelled");
         guint skipped = 0;
         JsonNode *node = messages_without(all, skip, &skipped);
-        HrStatus st = hr_chat_render(s->tok, node, true, NULL, ids, n_ids, NULL, NULL, err);
+        HrStatus st = hr_chat_render_ex(s->tok, node, true, &s->cancel, NULL, ids, n_ids, NULL, NULL, err);
         json_node_unref(node);
         if (st != HR_OK)
             return st;
@@ -508,7 +508,13 @@ worker_generate(Shared *s, const Request *r)
     size_t n_ids = 0;
     int dropped = 0;
     int reserve = MIN(r->params.max_new_tokens, hr_model_context_len(s->model) / 4);
-    if (build_prompt(s, r->messages, reserve, &ids, &n_ids, &dropped, &err) != HR_OK) {
+    HrStatus pst = build_prompt(s, r->messages, reserve, &ids, &n_ids, &dropped, &err);
+    if (pst == HR_ERR_CANCELLED) {
+        fin->stop_reason = g_strdup("cancelled");
+        post(s, fin);
+        return;
+    }
+    if (pst != HR_OK) {
         fin->stop_reason = g_strdup("error");
         fin->error = g_strdup(err.message);
         post(s, fin);

@@ -24,14 +24,16 @@ hr_chat_messages_new(const char *system, const char *user)
 }
 
 static HrStatus
-render_with(const char *source, const HrTokenizer *tok, JsonNode *messages, bool add_gen, char **out, HrError *err)
+render_with(const char *source, const HrTokenizer *tok, JsonNode *messages, bool add_gen, const atomic_int *cancel,
+            char **out, HrError *err)
 {
     HrChatTemplate *t = NULL;
     HrStatus st = hr_chat_template_new(source, &t, err);
     if (st != HR_OK)
         return st;
-    st = hr_chat_template_render(t, messages, add_gen, hr_tokenizer_bos_token(tok), hr_tokenizer_eos_token(tok),
-                                 NULL, out, err);
+    HrChatTemplateRenderOptions ro = { .cancel = cancel };
+    st = hr_chat_template_render_ex(t, messages, add_gen, hr_tokenizer_bos_token(tok), hr_tokenizer_eos_token(tok),
+                                    NULL, &ro, out, err);
     hr_chat_template_free(t);
     return st;
 }
@@ -40,12 +42,19 @@ HrStatus
 hr_chat_render(const HrTokenizer *tok, JsonNode *messages, bool add_generation_prompt, char **text,
                int32_t **ids, size_t *n_ids, bool *fell_back, HrError *warning, HrError *err)
 {
+    return hr_chat_render_ex(tok, messages, add_generation_prompt, NULL, text, ids, n_ids, fell_back, warning, err);
+}
+
+HrStatus
+hr_chat_render_ex(const HrTokenizer *tok, JsonNode *messages, bool add_generation_prompt, const atomic_int *cancel,
+                  char **text, int32_t **ids, size_t *n_ids, bool *fell_back, HrError *warning, HrError *err)
+{
     const char *source = hr_tokenizer_chat_template(tok);
     char *rendered = NULL;
     bool fallback = false;
     HrStatus st;
     if (source) {
-        st = render_with(source, tok, messages, add_generation_prompt, &rendered, err);
+        st = render_with(source, tok, messages, add_generation_prompt, cancel, &rendered, err);
         /* A template error raised on purpose (raise_exception: e.g. roles
          * must alternate) is the user's to see; a construct the interpreter
          * lacks falls back to ChatML with a warning. */
@@ -62,7 +71,7 @@ hr_chat_render(const HrTokenizer *tok, JsonNode *messages, bool add_generation_p
         fallback = true;
     }
     if (fallback) {
-        st = render_with(hr_chat_template_chatml(), tok, messages, add_generation_prompt, &rendered, err);
+        st = render_with(hr_chat_template_chatml(), tok, messages, add_generation_prompt, cancel, &rendered, err);
         if (st != HR_OK)
             return st;
     }

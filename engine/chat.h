@@ -3,6 +3,8 @@
  * rendered — then *fell_back is set and the reason is in warning). */
 #pragma once
 
+#include <stdatomic.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -17,6 +19,11 @@
 HrStatus hr_chat_render(const HrTokenizer *tok, JsonNode *messages, bool add_generation_prompt,
                         char **text, int32_t **ids, size_t *n_ids, bool *fell_back, HrError *warning,
                         HrError *err);
+/* The same, stopping with HR_ERR_CANCELLED when *cancel (may be NULL) becomes
+ * non-zero during the render (the template's budgets apply either way). */
+HrStatus hr_chat_render_ex(const HrTokenizer *tok, JsonNode *messages, bool add_generation_prompt,
+                           const atomic_int *cancel, char **text, int32_t **ids, size_t *n_ids, bool *fell_back,
+                           HrError *warning, HrError *err);
 
 /* Convenience: a one-message conversation [{"role": "user", "content": text}]
  * (plus a system message first when system is non-NULL). Caller frees with

@@ -170,6 +170,18 @@ main(void)
     reply(e, &seen, 3);
     HR_CHECK(seen.reply_error == NULL && seen.text->len > 0, "after a failed load: %s", seen.reply_error);
 
+    /* A chat template that never ends: its budget stops it, the load is
+     * refused with a plain message, and the previous model stays. */
+    g_file_set_contents(tc, "{\"chat_template\": \"{% for a in range(1000) %}{% for b in range(1000) %}"
+                            "{% for c in range(1000) %}x{% endfor %}{% endfor %}{% endfor %}\"}", -1, NULL);
+    HR_CHECK(!load(e, &seen, badtpl), "a model whose template never ends loaded");
+    HR_CHECK(seen.load_error && strstr(seen.load_error, "budget"), "error: %s", seen.load_error);
+    printf("endless template: %s\n", seen.load_error);
+    HR_CHECK(hearth_engine_get_state(e) == HEARTH_ENGINE_READY && g_strcmp0(hearth_engine_get_model_name(e), "hf_f32") == 0,
+             "the previous model is gone: %s", hearth_engine_get_model_name(e));
+    reply(e, &seen, 3);
+    HR_CHECK(seen.reply_error == NULL && seen.text->len > 0, "after a failed load: %s", seen.reply_error);
+
     g_object_unref(e);
     const char *all[] = { "config.json", "tokenizer.json", "model.safetensors", "tokenizer_config.json", NULL };
     for (const char *const *n = all; *n; n++) {
