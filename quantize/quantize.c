@@ -378,11 +378,10 @@ run_awq(const char *in_dir, const HrModelConfig *cfg, const HrTensorSet *ts, con
         if (!opt->calib_path)
             return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: no calibration text (--calib FILE)");
         g_autofree char *text = NULL;
-        gsize len = 0;
-        GError *gerr = NULL;
-        if (!g_file_get_contents(opt->calib_path, &text, &len, &gerr)) {
-            st = hr_error_set(err, HR_ERR_IO, "awq: %s", gerr->message);
-            g_error_free(gerr);
+        size_t len = 0;
+        /* A regular file of at most 256 MiB: a FIFO or a device is an error. */
+        if ((st = hr_file_read_bounded(opt->calib_path, (size_t)256 << 20, &text, &len, err)) != HR_OK) {
+            hr_error_prefix(err, "awq: calibration text: ");
             return st;
         }
         HrTokenizer *tok = NULL;

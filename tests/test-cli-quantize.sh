@@ -99,6 +99,8 @@ expect_error "too many calibration tokens" "calibration tokens" "$cli" quantize 
     --samples 4096 --seqlen 512
 expect_error "seqlen past the context" "longer than" "$cli" quantize -i "$model" -o "$tmp/big" --method awq --seqlen 65536
 expect_error "samples past int" "" "$cli" quantize -i "$model" -o "$tmp/big" --method awq --samples 2147483647
+mkfifo "$tmp/fifo"
+expect_error "a FIFO as calibration text" "not a regular file" "$cli" quantize -i "$model" -o "$tmp/big" --method awq --calib "$tmp/fifo"
 [ -e "$tmp/big" ] && { echo "FAIL: a failed run left $tmp/big behind"; fail=1; }
 ls "$tmp" | grep -q 'partial' && { echo "FAIL: a temporary folder was left behind: $(ls "$tmp")"; fail=1; }
 exit $fail
