@@ -188,7 +188,20 @@ variant_json(const char *path, JsonObject *override, gsize *len)
     g_list_free(members);
     g_autoptr(JsonGenerator) g = json_generator_new();
     json_generator_set_root(g, json_parser_get_root(p));
-    return json_generator_to_data(g, len);
+    g_autofree char *raw = json_generator_to_data(g, NULL);
+    /* json-glib writes control characters other than \b\f\n\r\t raw inside
+     * strings (U+001F in Llama 2's vocabulary), which strict JSON - and so
+     * hr-json - refuses; escape them as the real file does. Compact output
+     * has no whitespace outside strings, so every such byte is in one. */
+    GString *out = g_string_new(NULL);
+    for (const char *c = raw; *c; c++) {
+        if ((unsigned char)*c < 0x20)
+            g_string_append_printf(out, "\\u%04x", (unsigned char)*c);
+        else
+            g_string_append_c(out, *c);
+    }
+    *len = out->len;
+    return g_string_free(out, FALSE);
 }
 
 static void
