@@ -7,6 +7,7 @@
  * checks that the comparison catches a wrong result. Implementations this
  * CPU lacks are reported and skipped. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -541,6 +542,70 @@ control(GRand *rng)
     g_free(out);
 }
 
+/* The pool's dynamic split: whatever the number of threads, however the
+ * chunks fall to them, and with a thread that sleeps in the middle of a job
+ * (another program has its core), every kernel's output is bit-identical
+ * to the serial run. */
+typedef struct {
+    int sleeper;   /* this thread sleeps before its first chunk of every job */
+    atomic_int slept;
+} SleepHook;
+
+static void
+sleepy(void *user, int thread, int chunk)
+{
+    SleepHook *h = user;
+    if (thread == h->sleeper && chunk % 5 == 1) {
+        g_usleep(300);
+        atomic_fetch_add(&h->slept, 1);
+    }
+}
+
+static void
+run_split_identity(GRand *rng)
+{
+    static const struct { int rows, cols, group, n; } qs[] = {
+        { 2048, 256, 32, 1 }, { 523, 576, 64, 3 }, { 130, 576, 64, 64 }, { 1000, 128, 128, 300 },
+    };
+    const HrMatmulImpl q4_impls[] = { HR_MATMUL_AUTO, HR_MATMUL_Q8_AVX2, HR_MATMUL_Q8_AVX512 };
+    const int widths[] = { 2, 3, 8 };
+    for (size_t s = 0; s < G_N_ELEMENTS(qs); s++) {
+        const int rows = qs[s].rows, cols = qs[s].cols, n = qs[s].n;
+        HrQMat q = random_qmat(rng, rows, cols, qs[s].group);
+        float *x = g_new(float, (size_t)n * cols);
+        for (size_t i = 0; i < (size_t)n * cols; i++)
+            x[i] = frand(rng, -1.0, 1.0);
+        float *serial = g_new(float, (size_t)n * rows), *pooled = g_new(float, (size_t)n * rows);
+        {
+            /* AUTO runs FP32 activations here (HEARTH_CPU_EXACT); the Q8
+             * kernels, forced, the int8 ones. */
+            for (size_t m = 0; m < G_N_ELEMENTS(q4_impls); m++) {
+                if (!hr_matmul_impl_available(q4_impls[m]))
+                    continue;
+                hr_matmul_q4_impl(q4_impls[m], NULL, serial, &q, NULL, x, n, NULL);
+                for (size_t w = 0; w < G_N_ELEMENTS(widths); w++) {
+                    HrThreadPool *pool = hr_pool_new(widths[w]);
+                    hr_pool_set_adaptive(pool, false);
+                    SleepHook h = { .sleeper = (int)(w % 2) };
+                    hr_pool_set_hook(pool, sleepy, &h);
+                    memset(pooled, 0xff, sizeof(float) * (size_t)n * rows);
+                    hr_matmul_q4_impl(q4_impls[m], pool, pooled, &q, NULL, x, n, NULL);
+                    checks++;
+                    HR_CHECK(memcmp(serial, pooled, sizeof(float) * (size_t)n * rows) == 0,
+                             "%s q4 %dx%d n=%d: %d threads (thread %d sleeping %d times) differ from serial",
+                             hr_matmul_impl_name(q4_impls[m]), rows, cols, n, widths[w], h.sleeper,
+                             atomic_load(&h.slept));
+                    hr_pool_free(pool);
+                }
+            }
+        }
+        hr_qmat_free(&q);
+        g_free(x);
+        g_free(serial);
+        g_free(pooled);
+    }
+}
+
 int
 main(void)
 {
@@ -570,6 +635,7 @@ main(void)
     run_multi(NULL, "none", rng);
     run_attention(rng);
     run_multi(p2, "2", rng);
+    run_split_identity(rng);
     hr_pool_free(p2);
     hr_pool_free(p3);
     g_rand_free(rng);

@@ -24,6 +24,64 @@ mark(void *arg, int start, int end)
         atomic_fetch_add(&j->hits[i], 1);
 }
 
+/* A thread that keeps falling behind (here: sleeps before each chunk it
+ * takes, as one whose core another program holds): the others take the
+ * rest of each job, every index is still done once, and the adaptive pool
+ * soon stops using a thread. */
+typedef struct {
+    atomic_int by_thread[4];
+} Seen;
+
+static void
+slow_thread_1(void *user, int thread, int chunk)
+{
+    Seen *seen = user;
+    atomic_fetch_add(&seen->by_thread[thread & 3], 1);
+    /* every chunk is some work (so every thread gets to take chunks)... */
+    gint64 until = g_get_monotonic_time() + 20;
+    while (g_get_monotonic_time() < until)
+        ;
+    /* ...and thread 1 is off its core for a while in each */
+    if (thread == 1)
+        g_usleep(2000);
+}
+
+static void
+check_adaptive(void)
+{
+    HrThreadPool *pool = hr_pool_new(3);
+    Seen seen = { 0 };
+    hr_pool_set_hook(pool, slow_thread_1, &seen);
+    const int n = 4096;
+    atomic_int *hits = g_new0(atomic_int, n);
+    Job job = { hits, 16, 0 };
+    int jobs = 0;
+    while (hr_pool_size(pool) == 3 && jobs < 500) {
+        hr_pool_run(pool, mark, &job, n, 16);
+        jobs++;
+    }
+    for (int i = 0; i < n; i++)
+        HR_CHECK(atomic_load(&hits[i]) == jobs, "index %d hit %d times in %d jobs", i, atomic_load(&hits[i]), jobs);
+    HR_CHECK(hr_pool_size(pool) < 3, "a thread falling behind in every job: still %d threads after %d jobs",
+             hr_pool_size(pool), jobs);
+    HR_CHECK(hr_pool_threads(pool) == 3, "threads created %d", hr_pool_threads(pool));
+    HR_CHECK(atomic_load(&seen.by_thread[0]) > atomic_load(&seen.by_thread[1]),
+             "the caller took %d chunks, the slow thread %d", atomic_load(&seen.by_thread[0]),
+             atomic_load(&seen.by_thread[1]));
+    printf("slow thread: %d threads after %d jobs; chunks by thread %d %d %d\n", hr_pool_size(pool), jobs,
+           atomic_load(&seen.by_thread[0]), atomic_load(&seen.by_thread[1]), atomic_load(&seen.by_thread[2]));
+    /* Fixed width: all three take part again, and results stay whole. */
+    hr_pool_set_adaptive(pool, false);
+    HR_CHECK(hr_pool_size(pool) == 3, "fixed width %d", hr_pool_size(pool));
+    memset(hits, 0, sizeof(atomic_int) * n);
+    for (int rep = 0; rep < 20; rep++)
+        hr_pool_run(pool, mark, &job, n, 16);
+    for (int i = 0; i < n; i++)
+        HR_CHECK(atomic_load(&hits[i]) == 20, "fixed: index %d hit %d times", i, atomic_load(&hits[i]));
+    g_free(hits);
+    hr_pool_free(pool);
+}
+
 int
 main(void)
 {
@@ -51,5 +109,9 @@ main(void)
         }
         hr_pool_free(pool);
     }
+    check_adaptive();
+    HR_CHECK(hr_cpu_default_threads() >= 1 && hr_cpu_default_threads() <= (int)g_get_num_processors(),
+             "default threads %d", hr_cpu_default_threads());
+    printf("default threads (physical cores): %d of %u CPUs\n", hr_cpu_default_threads(), g_get_num_processors());
     return hr_test_result();
 }

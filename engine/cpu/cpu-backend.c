@@ -379,7 +379,7 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
     c->aligned_copies = g_ptr_array_new_with_free_func(g_free);
     c->cfg = *cfg;
     c->opt = *opt;
-    c->pool = hr_pool_new(opt->n_threads > 0 ? opt->n_threads : (int)g_get_num_processors());
+    c->pool = hr_pool_new(opt->n_threads);
     const int dim = cfg->dim, hd = cfg->head_dim;
     const int q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd;
     HrStatus st = take_mat(c, ts, "model.embed_tokens.weight", cfg->vocab_size, dim, &c->embed, &c->weight_bytes, err);
@@ -659,7 +659,7 @@ static HrStatus
 cpu_gemm_open(int n_threads, void **dev_out, HrError *err)
 {
     (void)err;
-    *dev_out = hr_pool_new(n_threads > 0 ? n_threads : (int)g_get_num_processors());
+    *dev_out = hr_pool_new(n_threads);
     return HR_OK;
 }
 
