@@ -197,7 +197,7 @@ hr_sampler_sample(HrSampler *s, float *logits)
         }
         keep = m;
     }
-    float *prob = g_new(float, keep);
+    float *prob = g_new(float, (size_t)MAX(keep, 1));
     for (int i = 0; i < keep; i++)
         prob[i] = (float)(expf(logits[s->idx[i]] - max) / sum);
 

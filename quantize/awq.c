@@ -542,7 +542,7 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     if (st != HR_OK)
         return st;
     HrAwqState *S = g_new0(HrAwqState, 1);
-    Ctx c = { .cfg = cfg, .opt = opt, .pool = hr_pool_new((int)g_get_num_processors()), .be = be, .dev = dev,
+    Ctx c = { .cfg = cfg, .opt = opt, .pool = hr_pool_new(0), .be = be, .dev = dev,
               .inv_freq = g_new(float, (size_t)hd / 2), .L = seqlen, .chunk = 1 };
     hr_rope_inv_freq(cfg, c.inv_freq);
     /* chunk: about 2^20 q elements at a time */
