@@ -22,6 +22,7 @@ typedef struct {
     char *dir;
     char *backend;             /* load: "auto", "vulkan", "cuda", "cpu" */
     int context_len;           /* load: 0 = the model's default */
+    int n_threads;             /* load: CPU threads, 0 = automatic */
     JsonNode *messages;
     HearthGenParams params;
 } Request;
@@ -55,6 +56,7 @@ struct _HearthEngine {
     char *prev_model_name;
     char *load_backend;
     int load_context_len;
+    int load_threads;          /* CPU threads for the next loads (0: automatic) */
     int context_length;
     int context_used;
     guint next_id;
@@ -344,6 +346,7 @@ worker_load(Shared *s, const Request *r)
     if (r->backend)
         opt.backend = r->backend;
     opt.context_len = r->context_len;
+    opt.n_threads = r->n_threads;
     if (hr_model_load(r->dir, &opt, &s->model, &err) != HR_OK) {
         ev->ok = FALSE;
         ev->error = friendly_load_error(r->dir, &err);
@@ -757,12 +760,14 @@ hearth_engine_load(HearthEngine *self, const char *dir)
     r->dir = g_strdup(dir);
     r->backend = g_strdup(self->load_backend);
     r->context_len = self->load_context_len;
+    r->n_threads = self->load_threads;
     push(self, r);
 }
 
 void
-hearth_engine_set_load_options(HearthEngine *self, const char *backend, int context_length)
+hearth_engine_set_load_options(HearthEngine *self, const char *backend, int context_length, int cpu_threads)
 {
+    self->load_threads = MAX(cpu_threads, 0);
     g_free(self->load_backend);
     self->load_backend = g_strdup(backend && *backend ? backend : NULL);
     self->load_context_len = MAX(context_length, 0);

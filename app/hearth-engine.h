@@ -54,8 +54,9 @@ int hearth_engine_get_context_used(HearthEngine *self);
 void hearth_engine_load(HearthEngine *self, const char *dir);
 void hearth_engine_unload(HearthEngine *self);
 /* Options for the next loads: backend "auto" (or NULL), "vulkan", "cuda" or
- * "cpu", and the context length (0: the model's own, up to 4096). */
-void hearth_engine_set_load_options(HearthEngine *self, const char *backend, int context_length);
+ * "cpu", the context length (0: the model's own, up to 4096) and the CPU
+ * backend's threads (0: automatic). */
+void hearth_engine_set_load_options(HearthEngine *self, const char *backend, int context_length, int cpu_threads);
 
 /* Generate the assistant's reply to messages (a JSON array of {role, content};
  * the engine takes a reference). Returns the request id carried by the

@@ -16,6 +16,7 @@ struct _HearthPreferences {
     GtkButton *delete_all_button;
     AdwComboRow *backend_row;
     GtkSpinButton *context_spin;
+    GtkSpinButton *threads_spin;
     AdwActionRow *models_folder_row;
     GtkButton *models_folder_reset;
     AdwPreferencesGroup *devices_group;
@@ -249,7 +250,7 @@ hearth_preferences_class_init(HearthPreferencesClass *klass)
     G_OBJECT_CLASS(klass)->dispose = hearth_preferences_dispose;
     gtk_widget_class_set_template_from_resource(widget_class, "/io/github/hearthchat/Hearth/hearth-preferences.ui");
 #define BIND(name) gtk_widget_class_bind_template_child(widget_class, HearthPreferences, name)
-    BIND(style_row); BIND(keep_switch); BIND(delete_all_button); BIND(backend_row); BIND(context_spin);
+    BIND(style_row); BIND(keep_switch); BIND(delete_all_button); BIND(backend_row); BIND(context_spin); BIND(threads_spin);
     BIND(models_folder_row); BIND(models_folder_reset); BIND(devices_group); BIND(temperature_spin);
     BIND(top_p_spin); BIND(max_tokens_spin); BIND(seed_spin); BIND(system_prompt_view);
 #undef BIND
@@ -297,6 +298,7 @@ hearth_preferences_new(GSettings *settings, GtkWindow *parent)
                                  choice_get, choice_set, (gpointer)backend_choices, NULL);
     g_settings_bind(settings, "keep-conversations", self->keep_switch, "active", G_SETTINGS_BIND_DEFAULT);
     bind_int(self, "context-length", self->context_spin);
+    bind_int(self, "cpu-threads", self->threads_spin);
     g_settings_bind(settings, "temperature", gtk_spin_button_get_adjustment(self->temperature_spin), "value",
                     G_SETTINGS_BIND_DEFAULT);
     g_settings_bind(settings, "top-p", gtk_spin_button_get_adjustment(self->top_p_spin), "value",

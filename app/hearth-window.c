@@ -1290,7 +1290,8 @@ static void
 on_engine_settings_changed(HearthWindow *self)
 {
     g_autofree char *backend = g_settings_get_string(self->settings, "backend");
-    hearth_engine_set_load_options(self->engine, backend, g_settings_get_int(self->settings, "context-length"));
+    hearth_engine_set_load_options(self->engine, backend, g_settings_get_int(self->settings, "context-length"),
+                                   g_settings_get_int(self->settings, "cpu-threads"));
 }
 
 /* New defaults show at once in a chat that has not started yet. */
@@ -1314,6 +1315,7 @@ connect_settings(HearthWindow *self, GSettings *settings)
     g_signal_connect_swapped(settings, "changed::models-folder", G_CALLBACK(on_models_folder_changed), self);
     g_signal_connect_swapped(settings, "changed::backend", G_CALLBACK(on_engine_settings_changed), self);
     g_signal_connect_swapped(settings, "changed::context-length", G_CALLBACK(on_engine_settings_changed), self);
+    g_signal_connect_swapped(settings, "changed::cpu-threads", G_CALLBACK(on_engine_settings_changed), self);
     static const char *const defaults[] = { "temperature", "top-p", "max-new-tokens", "system-prompt" };
     for (guint i = 0; i < G_N_ELEMENTS(defaults); i++) {
         g_autofree char *signal = g_strconcat("changed::", defaults[i], NULL);

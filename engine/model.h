@@ -12,7 +12,7 @@ typedef struct {
     const char *backend;        /* "cpu" (default), later "vulkan", "cuda", "auto" */
     int context_len;            /* 0: min(max_position_embeddings, 4096) */
     HrKvType kv_type;           /* default HR_KV_F16 */
-    int n_threads;              /* 0: one per core */
+    int n_threads;              /* 0: one per physical core, adaptive (cpu-threads.h) */
     HrProgressFunc progress;
     void *progress_user;
 } HrModelOptions;

@@ -125,7 +125,7 @@ main(void)
     g_signal_connect(e, "reply-delta", G_CALLBACK(on_delta), &seen);
     g_signal_connect(e, "context-trimmed", G_CALLBACK(on_trimmed), &seen);
     g_signal_connect(e, "reply-finished", G_CALLBACK(on_finished), &seen);
-    hearth_engine_set_load_options(e, "cpu", 0);
+    hearth_engine_set_load_options(e, "cpu", 0, 0);
 
     HR_CHECK(load(e, &seen, stories), "load: %s", seen.load_error);
     HR_CHECK(hearth_engine_get_context_length(e) == 512, "context %d", hearth_engine_get_context_length(e));
