@@ -952,8 +952,13 @@ sort_items(JCtx *ctx, int line, Jv **items, Jv **keys, size_t n, bool reverse)
         size_t j = i;
         while (j > 0) {
             int lt = jinja_compare(ctx, line, "<", reverse ? keys[j - 1] : k, reverse ? k : keys[j - 1]);
-            if (lt < 0)
+            if (lt < 0) {
+                /* put it back: slot j still holds a copy of slot j + 1, and the
+                 * caller frees every key */
+                items[j] = it;
+                keys[j] = k;
                 return false;
+            }
             if (!lt)
                 break;
             items[j] = items[j - 1];

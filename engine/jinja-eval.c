@@ -596,8 +596,11 @@ percent_format(JCtx *ctx, int line, const char *fmt, Jv *args)
         } else if (conv == 'c') {
             if (arg->kind == JV_STRING && g_utf8_strlen(arg->u.str.s, -1) == 1)
                 g_string_append(body, arg->u.str.s);
-            else if (jv_is_int(arg) && jv_as_int(arg) > 0 && jv_as_int(arg) <= 0x10FFFF)
-                g_string_append_unichar(body, (gunichar)jv_as_int(arg));
+            else if (jv_is_int(arg) && jv_as_int(arg) > 0 && jv_as_int(arg) <= 0x10FFFF) {
+                gunichar c = (gunichar)jv_as_int(arg);
+                /* a lone surrogate has no UTF-8: U+FFFD, as the lexer does for '\ud800' */
+                g_string_append_unichar(body, c >= 0xD800 && c <= 0xDFFF ? 0xFFFD : c);
+            }
             else {
                 g_string_free(body, TRUE);
                 g_string_free(g, TRUE);

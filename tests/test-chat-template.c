@@ -401,6 +401,8 @@ test_malformed(void)
         "{% macro m(a) %}{% endmacro %}{{ m(b=1) }}", "{{ messages[0].content.missing.x }}",
         "{{ (1).x.y }}", "{{ [1, 2] | last | tojson }}{{ x | tojson }}", "{{ [1] | selectattr | list }}",
         "{{ 2 ** -1 ** 0.5 ** 'a' }}",
+        /* found by libFuzzer: sort failing after it had shifted items freed a key twice */
+        "{{ [[0, 'a'], [1], [0, 5]] | sort }}", "{{ [[0, 'a'], [1], [0, 5]] | sort(reverse=true) }}",
     };
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
         char *out = NULL;
@@ -651,6 +653,7 @@ test_hostile(void)
     expect_error("{{ '%d' % (1e308 * 10) }}", HR_ERR_FORMAT, "cannot convert float infinity to integer");
     expect_error("{{ '%d' % ((1e308 * 10) - (1e308 * 10)) }}", HR_ERR_FORMAT, "NaN");
     expect_error("{{ '%c' % 1e20 }}", HR_ERR_FORMAT, "%c requires an int");
+    expect_render("{{ '%c%c' % (55296, 233) }}", NULL, "\xef\xbf\xbd\xc3\xa9"); /* output stays UTF-8 */
     expect_error("{{ 1e20 | int }}", HR_ERR_UNSUPPORTED, "integer overflow");
     expect_error("{{ '-1e19' | int }}", HR_ERR_UNSUPPORTED, "integer overflow");
     expect_error("{{ 'inf' | float | int }}", HR_ERR_FORMAT, "infinity");
