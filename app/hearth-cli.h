@@ -11,6 +11,7 @@ int hr_cli_quantize(int argc, char **argv);   /* cli-quantize.c */
 int hr_cli_bench(int argc, char **argv);      /* cli-bench.c */
 int hr_cli_download(int argc, char **argv);   /* cli-download.c */
 int hr_cli_models(int argc, char **argv);     /* cli-models.c */
+int hr_cli_chat(int argc, char **argv);       /* cli-chat.c */
 
 #include <stddef.h>
 
