@@ -11,7 +11,8 @@
  * it), so a turn runs only its new tokens. When the conversation no longer
  * leaves room for a reply, the oldest turns are dropped (never the system
  * prompt). Lines "/reset" (forget the turns), "/exit" and "/help" are
- * commands; EOF quits with status 0. Ctrl-C stops the reply being written,
+ * commands; EOF quits, with status 0 (1 when a message could not be
+ * answered: too long for the context, an engine error). Ctrl-C stops the reply being written,
  * not the program (at the prompt of a terminal it is ignored; elsewhere it
  * quits as usual). The "> " prompt and the greeting are shown only when
  * stdin is a terminal, so piped output is just the replies.
@@ -334,7 +335,6 @@ hr_cli_chat(int argc, char **argv)
             failed = true;
             continue;
         }
-        turn_no++;
         add_turn(conv, "user", line);
 
         atomic_store(&cancel_flag, 0);
@@ -355,6 +355,7 @@ hr_cli_chat(int argc, char **argv)
         if (dropped > 0)
             fprintf(stderr, PFX "the context is full: the %d oldest messages were dropped\n", dropped);
 
+        turn_no++;
         HrSampler *sampler = hr_sampler_new(&sp, cfg->vocab_size);
         sp.seed++; /* each reply its own draw, the run still reproducible with --seed */
         ReplyCtx rctx = { g_string_new(NULL) };

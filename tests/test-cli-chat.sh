@@ -2,7 +2,8 @@
 # hearth-cli chat over stdin: on stories260K it answers each line, keeps the
 # conversation in the KV cache (the second turn runs only its new tokens),
 # /reset forgets it (the same question then gets the same prompt and reply),
-# and EOF exits 0; bad input is a one-line error. With SmolLM2-135M-Instruct
+# a full context drops the oldest turns, and EOF exits 0; bad input is a
+# one-line error. With SmolLM2-135M-Instruct
 # (skipped when absent): a greedy two-turn conversation whose second answer
 # needs the first, and Ctrl-C stops a reply without ending the chat.
 set -u
@@ -37,6 +38,22 @@ rc=$?
 [ $rc -eq 0 ] || { echo "FAIL: /exit: exit status $rc"; fail=1; }
 grep -q "unknown command '/bogus'" "$tmp/err" || { echo "FAIL: /bogus not reported"; cat "$tmp/err"; fail=1; }
 grep -q '^turn ' "$tmp/err" && { echo "FAIL: a line after /exit was answered"; fail=1; }
+
+# A small context: the oldest turns are dropped and the chat goes on; a
+# message too long for the context alone is refused (exit 1 at EOF), and
+# the next one is answered.
+printf 'Hello there my friend\nTell me a story about a cat\nAnd a dog too\nWhat about a bird\n' |
+    "$cli" chat -m "$model" --ctx 128 -n 24 --temp 0 --stats --system "You tell stories." >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ $rc -eq 0 ] || { echo "FAIL: small context: exit status $rc"; cat "$tmp/err"; fail=1; }
+[ "$(grep -c '^turn [0-9]*: prompt' "$tmp/err")" -eq 4 ] || { echo "FAIL: small context: not four replies"; cat "$tmp/err"; fail=1; }
+grep -q 'oldest messages were dropped' "$tmp/err" || { echo "FAIL: small context: nothing dropped"; cat "$tmp/err"; fail=1; }
+{ printf '%0300d' 0 | sed 's/0/word /g'; printf '\nHello\n'; } |
+    "$cli" chat -m "$model" --ctx 128 -n 8 --stats >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ $rc -eq 1 ] || { echo "FAIL: too long a message: exit status $rc"; fail=1; }
+grep -q "too long for this model's context of 128 tokens" "$tmp/err" || { echo "FAIL: too long a message:"; cat "$tmp/err"; fail=1; }
+grep -q '^turn 1:' "$tmp/err" || { echo "FAIL: no answer after the refused message"; cat "$tmp/err"; fail=1; }
 
 expect_error() { # args: description, expected text, command... (stdin empty)
     desc=$1; text=$2; shift 2
