@@ -557,6 +557,10 @@ hr_cli_bench(int argc, char **argv)
         goto out;
     }
     rc = 1;
+    if (!hr_cli_resolve_model(&model_dir, &error)) {
+        fprintf(stderr, "hearth-cli bench: %s\n", error->message);
+        goto out;
+    }
     HrModelOptions mopt;
     hr_model_options_init(&mopt);
     if (backend)

@@ -1,6 +1,6 @@
 /* hearth-cli generate — run a model on a prompt and print what it generates.
  *
- *   hearth-cli generate -m MODEL_DIR [-p TEXT | --prompt-ids 1,2,3] [-n N]
+ *   hearth-cli generate -m NAME|DIR [-p TEXT | --prompt-ids 1,2,3] [-n N]
  *       [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]
  *       [--seed S] [--backend cpu|vulkan] [--ctx N] [--kv f16|f32] [--ids] [--ignore-eos]
  *       [--chat [--system TEXT]] [--stats]
@@ -63,7 +63,8 @@ hr_cli_generate(int argc, char **argv)
     char *system_prompt = NULL;
     HrTokenizer *tok = NULL;
     GOptionEntry entries[] = {
-        { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, "Model directory (Hugging Face layout)", "DIR" },
+        { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir,
+          "Model: a name from 'hearth-cli models list' or a directory (Hugging Face layout)", "NAME|DIR" },
         { "prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "Prompt text", "TEXT" },
         { "prompt-ids", 0, 0, G_OPTION_ARG_STRING, &prompt_ids, "Prompt as token ids (default: BOS)", "1,2,3" },
         { "n-predict", 'n', 0, G_OPTION_ARG_INT, &n_new, "Tokens to generate (default 128)", "N" },
@@ -113,6 +114,12 @@ hr_cli_generate(int argc, char **argv)
     }
     if (kv && strcmp(kv, "f16") != 0 && strcmp(kv, "f32") != 0) {
         fprintf(stderr, "hearth-cli generate: --kv must be f16 or f32\n");
+        goto out;
+    }
+
+    if (!hr_cli_resolve_model(&model_dir, &error)) {
+        fprintf(stderr, "hearth-cli generate: %s\n", error->message);
+        rc = 1;
         goto out;
     }
 
@@ -199,7 +206,10 @@ hr_cli_generate(int argc, char **argv)
     HrGenerateStats stats;
     HrStatus st = hr_generate(model, print_ids ? NULL : tok, sampler, (int32_t *)tokens->data, (int)tokens->len,
                               &gopt, print_text, NULL, &stats, &err);
+    /* The reply ends its line, and reaches the terminal before the stats
+     * or an error on stderr (stdout is buffered when piped). */
     printf("\n");
+    fflush(stdout);
     if (st != HR_OK) {
         fprintf(stderr, "hearth-cli generate: %s\n", err.message);
         rc = 1;

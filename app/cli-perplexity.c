@@ -52,6 +52,10 @@ hr_cli_perplexity(int argc, char **argv)
         goto out;
     }
     rc = 1;
+    if (!hr_cli_resolve_model(&model_dir, &error)) {
+        fprintf(stderr, "hearth-cli perplexity: %s\n", error->message);
+        goto out;
+    }
     if (!g_file_get_contents(file, &text, &len, &error)) {
         fprintf(stderr, "hearth-cli perplexity: %s\n", error->message);
         goto out;

@@ -209,6 +209,11 @@ hr_cli_quantize(int argc, char **argv)
         fprintf(stderr, "hearth-cli quantize: -i DIR and -o DIR are required\n");
         goto out;
     }
+    if (!hr_cli_resolve_model(&in_dir, &error)) {
+        fprintf(stderr, "hearth-cli quantize: %s\n", error->message);
+        rc = 1;
+        goto out;
+    }
     if (!check_output(in_dir, out_dir, force))
         goto out;
     HrQuantOptions opt;

@@ -109,6 +109,10 @@ hr_cli_template(int argc, char **argv)
                         "[--add-generation-prompt]\n");
         return 2;
     }
+    if (!hr_cli_resolve_model(&dir, &error)) {
+        fprintf(stderr, "hearth-cli template: %s\n", error->message);
+        return 1;
+    }
 
     /* tokenizer_config.json: special tokens and (usually) the template. */
     g_autofree char *cfg_path = g_build_filename(dir, "tokenizer_config.json", NULL);

@@ -81,6 +81,10 @@ hr_cli_tokenize(int argc, char **argv)
         fprintf(stderr, "hearth-cli tokenize: need -m DIR and exactly one of --text or -f\n");
         return 2;
     }
+    if (!hr_cli_resolve_model(&dir, &error)) {
+        fprintf(stderr, "hearth-cli tokenize: %s\n", error->message);
+        return 1;
+    }
     char *data = NULL;
     size_t len = 0;
     if (file) {
@@ -135,6 +139,10 @@ hr_cli_detokenize(int argc, char **argv)
     if (!dir) {
         fprintf(stderr, "hearth-cli detokenize: need -m DIR\n");
         return 2;
+    }
+    if (!hr_cli_resolve_model(&dir, &error)) {
+        fprintf(stderr, "hearth-cli detokenize: %s\n", error->message);
+        return 1;
     }
     g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(int32_t));
     for (int i = 1; i < argc; i++) {

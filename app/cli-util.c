@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "hearth-cli.h"
+#include "hearth-models.h"
 
 char *
 hr_cli_read_file(const char *path, size_t *len, GError **error)
@@ -65,4 +66,31 @@ hr_cli_json_print(JsonBuilder *b)
     json_generator_set_pretty(gen, TRUE);
     g_autofree char *s = json_generator_to_data(gen, NULL);
     printf("%s\n", s);
+}
+
+gboolean
+hr_cli_resolve_model(char **model, GError **error)
+{
+    const char *arg = *model;
+    if (!arg || !*arg) {
+        g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "the model is an empty name");
+        return FALSE;
+    }
+    /* A path that exists wins, whatever the models folder holds; one with a
+     * '/' is a path in any case (the loader says what is missing). */
+    if (g_file_test(arg, G_FILE_TEST_EXISTS) || strchr(arg, G_DIR_SEPARATOR))
+        return TRUE;
+    g_autofree char *root = hearth_models_resolve_dir(NULL);
+    if (hearth_models_check_name(arg) == NULL) {
+        g_autofree char *path = g_build_filename(root, arg, NULL);
+        if (g_file_test(path, G_FILE_TEST_IS_DIR)) {
+            g_free(*model);
+            *model = g_steal_pointer(&path);
+            return TRUE;
+        }
+    }
+    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT,
+                "'%s' is neither a model directory nor a model in %s "
+                "(run 'hearth-cli models list' to see the names)", arg, root);
+    return FALSE;
 }

@@ -3,6 +3,7 @@
  *   hearth-cli --version
  *   hearth-cli devices
  *   hearth-cli generate -m DIR ...     (cli-generate.c)
+ *   hearth-cli chat -m NAME|DIR        (cli-chat.c)
  *   hearth-cli perplexity -m DIR -f F  (cli-perplexity.c)
  *   hearth-cli tokenize / detokenize   (cli-tokenize.c)
  *   hearth-cli template                (cli-template.c)
@@ -44,6 +45,7 @@ static const struct {
 } commands[] = {
     { "devices", cmd_devices, "List the backends built in and the devices each one sees" },
     { "generate", hr_cli_generate, "Generate text (or token ids) with a model" },
+    { "chat", hr_cli_chat, "Chat with a model in the terminal (one line per message)" },
     { "perplexity", hr_cli_perplexity, "Perplexity of a model on a text file (non-overlapping windows)" },
     { "tokenize", hr_cli_tokenize, "Print the token ids of a text" },
     { "detokenize", hr_cli_detokenize, "Print the text of token ids" },

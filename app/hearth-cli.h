@@ -11,6 +11,7 @@ int hr_cli_quantize(int argc, char **argv);   /* cli-quantize.c */
 int hr_cli_bench(int argc, char **argv);      /* cli-bench.c */
 int hr_cli_download(int argc, char **argv);   /* cli-download.c */
 int hr_cli_models(int argc, char **argv);     /* cli-models.c */
+int hr_cli_chat(int argc, char **argv);       /* cli-chat.c */
 
 #include <stddef.h>
 
@@ -19,6 +20,13 @@ int hr_cli_models(int argc, char **argv);     /* cli-models.c */
 /* The whole of a file, or of stdin when path is "-" (cli-util.c). len may
  * be NULL. g_free the result; NULL with error set on failure. */
 char *hr_cli_read_file(const char *path, size_t *len, GError **error);
+
+/* The model a -m (or -i) option names (cli-util.c): *model is kept when it
+ * is a path that exists or has a '/' in it, else replaced by the folder of
+ * that name in the models folder (hearth-models.h; `hearth-cli models list`
+ * prints the names). FALSE with a one-line error saying how to see the
+ * names otherwise. */
+gboolean hr_cli_resolve_model(char **model, GError **error);
 
 #include <json-glib/json-glib.h>
 

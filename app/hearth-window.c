@@ -88,6 +88,7 @@ struct _HearthWindow {
     GtkScrolledWindow *message_scroller;
     GtkListView *message_list;
     GtkTextView *composer;
+    GtkLabel *composer_placeholder;
     GtkStack *send_stack;
     GtkLabel *status_label;
 
@@ -104,6 +105,7 @@ struct _HearthWindow {
     gboolean loading_settings;
 
     gint64 conversation_id;         /* 0: none yet (created on first send) */
+    char *conversation_model;       /* its model (a folder; older conversations: a folder name), or NULL */
     HearthMessage *reply;           /* the assistant message being streamed */
     gboolean reply_save_failed;     /* saving the streamed reply failed (banner shown) */
     guint reply_request;
@@ -139,6 +141,31 @@ models_dir(HearthWindow *self)
     return g_build_filename(g_get_user_data_dir(), "io.github.hearthchat.Hearth", "models", NULL);
 }
 
+static char *model_display_name(const char *dir);
+static const char *find_model(HearthWindow *self, const char *model);
+static void select_model(HearthWindow *self, const char *dir);
+
+/* What a conversation's `model` names, for people: the picker's name for a
+ * folder; older conversations stored the folder's name itself. */
+static char *
+model_label(const char *model)
+{
+    return g_path_is_absolute(model) ? model_display_name(model) : g_strdup(model);
+}
+
+/* An assistant reply's note line: which model wrote it, and how fast. */
+static char *
+reply_note(const char *model, int tokens, double tokens_per_s, gboolean stopped)
+{
+    g_autofree char *who = model && *model ? model_label(model) : NULL;
+    g_autofree char *speed = tokens_per_s > 0 ? g_strdup_printf(_("%d tokens · %.1f tokens/s%s"), tokens, tokens_per_s,
+                                                                stopped ? _(" · stopped") : "")
+                                              : NULL;
+    if (who && speed)
+        return g_strdup_printf("%s · %s", who, speed);
+    return g_strdup(who ? who : speed);
+}
+
 /* ---- status and state ---------------------------------------------------------- */
 
 static void
@@ -149,6 +176,8 @@ update_status(HearthWindow *self)
     g_autoptr(GString) s = g_string_new(NULL);
     if (hearth_engine_get_state(self->engine) == HEARTH_ENGINE_EMPTY) {
         g_string_append(s, _("No model loaded"));
+    } else if (hearth_engine_get_state(self->engine) == HEARTH_ENGINE_LOADING) {
+        g_string_append(s, _("Loading the model…"));
     } else if (len > 0) {
         g_string_append_printf(s, _("Context %d / %d tokens"), used, len);
     }
@@ -157,17 +186,46 @@ update_status(HearthWindow *self)
     gtk_label_set_text(self->status_label, s->str);
 }
 
+/* The composer says what it is for, and why it cannot send when it cannot. */
+static void
+update_composer(HearthWindow *self)
+{
+    HearthEngineState st = hearth_engine_get_state(self->engine);
+    const char *hint = st == HEARTH_ENGINE_EMPTY     ? _("Choose a model to reply")
+                       : st == HEARTH_ENGINE_LOADING ? _("The model is loading…")
+                                                     : _("Write a message");
+    gtk_label_set_text(self->composer_placeholder, hint);
+    GtkTextBuffer *buf = gtk_text_view_get_buffer(self->composer);
+    gtk_widget_set_visible(GTK_WIDGET(self->composer_placeholder), gtk_text_buffer_get_char_count(buf) == 0);
+    gtk_widget_set_sensitive(GTK_WIDGET(self->composer), st != HEARTH_ENGINE_EMPTY);
+    gtk_widget_set_tooltip_text(GTK_WIDGET(self->composer),
+                                st == HEARTH_ENGINE_EMPTY ? _("Choose a model in the picker above, or open a model "
+                                                              "folder, to reply")
+                                                          : NULL);
+    gtk_accessible_update_property(GTK_ACCESSIBLE(self->composer), GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, hint, -1);
+}
+
 static void
 update_send_state(HearthWindow *self)
 {
     HearthEngineState st = hearth_engine_get_state(self->engine);
     gboolean generating = self->reply != NULL;
+    gboolean ready = st == HEARTH_ENGINE_READY;
     gtk_stack_set_visible_child_name(self->send_stack, generating ? "stop" : "send");
-    gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.send", st == HEARTH_ENGINE_READY && !generating);
-    const char *page = st == HEARTH_ENGINE_LOADING ? "loading" : st == HEARTH_ENGINE_EMPTY ? "no-model" : "chat";
-    gtk_stack_set_visible_child_name(self->main_stack, page);
+    gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.send", ready && !generating);
+    gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.regenerate", ready && !generating);
+    gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.edit-last", st != HEARTH_ENGINE_EMPTY && !generating);
+    /* The conversation menu acts on the open conversation. */
+    gboolean open = self->conversation_id != 0;
+    gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.rename-conversation", open);
+    gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.export", open);
+    gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.delete-conversation", open);
     gboolean has_messages = g_list_model_get_n_items(G_LIST_MODEL(self->messages)) > 0;
+    /* A conversation is readable without a model (only replying needs one). */
+    const char *page = has_messages || ready ? "chat" : st == HEARTH_ENGINE_LOADING ? "loading" : "no-model";
+    gtk_stack_set_visible_child_name(self->main_stack, page);
     gtk_stack_set_visible_child_name(self->chat_stack, has_messages ? "messages" : "start");
+    update_composer(self);
     update_status(self);
 }
 
@@ -340,6 +398,8 @@ open_conversation(HearthWindow *self, gint64 id)
     self->conversation_id = id;
     g_autoptr(GError) error = NULL;
     g_autoptr(HearthStoreConversation) conv = id ? hearth_store_conversation_get(self->store, id, &error) : NULL;
+    g_free(self->conversation_model);
+    self->conversation_model = conv && conv->model && *conv->model ? g_strdup(conv->model) : NULL;
     load_settings_widgets(self, conv);
     if (id) {
         g_autoptr(GPtrArray) msgs = hearth_store_message_list(self->store, id, &error);
@@ -351,9 +411,9 @@ open_conversation(HearthWindow *self, gint64 id)
                                                             hearth_store_state_to_string(m->state));
             if (m->state == HEARTH_STORE_STATE_ERROR && m->error)
                 hearth_message_set_note(hm, m->error);
-            else if (m->stats.tokens_per_s > 0) {
-                g_autofree char *note = g_strdup_printf(_("%d tokens · %.1f tokens/s"), m->stats.gen_tokens,
-                                                        m->stats.tokens_per_s);
+            else if (m->role == HEARTH_STORE_ROLE_ASSISTANT) {
+                g_autofree char *note = reply_note(self->conversation_model, m->stats.gen_tokens,
+                                                   m->stats.tokens_per_s, FALSE);
                 hearth_message_set_note(hm, note);
             }
             g_list_store_append(self->messages, hm);
@@ -361,6 +421,18 @@ open_conversation(HearthWindow *self, gint64 id)
     }
     if (error)
         toast(self, error->message);
+    /* The conversation goes on with the model that wrote it, when it is here. */
+    if (self->conversation_model) {
+        const char *dir = find_model(self, self->conversation_model);
+        const char *cur = self->loading_dir ? self->loading_dir : hearth_engine_get_model_dir(self->engine);
+        if (dir && g_strcmp0(dir, cur) != 0) {
+            select_model(self, dir);
+        } else if (!dir) {
+            g_autofree char *who = model_label(self->conversation_model);
+            g_autofree char *text = g_strdup_printf(_("This conversation was written by %s, which is not installed"), who);
+            toast(self, text);
+        }
+    }
     mark_last(self);
     update_send_state(self);
     g_idle_add_once((GSourceOnceFunc)scroll_to_bottom, self);
@@ -500,8 +572,8 @@ on_reply_finished(HearthEngine *engine, guint id, HearthReplyStats *stats, Heart
         hearth_store_message_finish(self->store, mid, stopped ? HEARTH_STORE_STATE_INTERRUPTED : HEARTH_STORE_STATE_COMPLETE,
                                     hearth_message_get_content(reply), -1, &gs, &error);
         hearth_message_set_state(reply, "complete");
-        g_autofree char *note = g_strdup_printf(_("%d tokens · %.1f tokens/s%s"), stats->generated_tokens,
-                                                stats->tokens_per_second, stopped ? _(" · stopped") : "");
+        g_autofree char *note = reply_note(hearth_engine_get_model_dir(self->engine), stats->generated_tokens,
+                                           stats->tokens_per_second, stopped);
         hearth_message_set_note(reply, note);
         self->last_status = g_strdup_printf(_("last reply %.1f tokens/s"), stats->tokens_per_second);
         if (g_strcmp0(stats->stop_reason, "context full") == 0)
@@ -518,57 +590,148 @@ on_reply_finished(HearthEngine *engine, guint id, HearthReplyStats *stats, Heart
 
 /* ---- models -------------------------------------------------------------------- */
 
+/* The name the picker shows for a model folder. Folders named for their
+ * format ("hf_f16", "awq-g128") say little on their own: the parent folder
+ * is shown too. */
+static char *
+model_display_name(const char *dir)
+{
+    g_autofree char *name = g_path_get_basename(dir);
+    if (g_str_has_prefix(name, "hf_") || g_str_has_prefix(name, "hf-") || g_str_has_prefix(name, "awq")) {
+        g_autofree char *parent_dir = g_path_get_dirname(dir);
+        g_autofree char *parent = g_path_get_basename(parent_dir);
+        return g_strdup_printf("%s (%s)", parent, name);
+    }
+    return g_steal_pointer(&name);
+}
+
+/* The picker's order: display names as people read them (case-insensitive,
+ * the locale's collation), then the folder, so equal names keep one order. */
+static int
+compare_models(const char *name_a, const char *dir_a, const char *name_b, const char *dir_b)
+{
+    g_autofree char *a = g_utf8_casefold(name_a, -1);
+    g_autofree char *b = g_utf8_casefold(name_b, -1);
+    int c = g_utf8_collate(a, b);
+    return c ? c : g_strcmp0(dir_a, dir_b);
+}
+
+/* The picker selects what the engine is loading or has loaded (or nothing). */
+static void
+sync_picker(HearthWindow *self)
+{
+    const char *cur = self->loading_dir ? self->loading_dir : hearth_engine_get_model_dir(self->engine);
+    guint sel = GTK_INVALID_LIST_POSITION;
+    for (guint i = 0; cur && i < self->model_dirs->len; i++)
+        if (g_strcmp0(g_ptr_array_index(self->model_dirs, i), cur) == 0)
+            sel = i;
+    gboolean was = self->updating_picker;
+    self->updating_picker = TRUE;
+    gtk_drop_down_set_selected(self->model_picker, sel);
+    self->updating_picker = was;
+}
+
+/* Adds a model folder to the picker, in display-name order. */
 static void
 add_model_dir(HearthWindow *self, const char *dir)
 {
     for (guint i = 0; i < self->model_dirs->len; i++)
         if (g_strcmp0(g_ptr_array_index(self->model_dirs, i), dir) == 0)
             return;
-    g_autofree char *name = g_path_get_basename(dir);
-    /* Folders named for their format ("hf_f16", "awq-g128") say little on
-     * their own: show the parent folder too. */
-    if (g_str_has_prefix(name, "hf_") || g_str_has_prefix(name, "hf-") || g_str_has_prefix(name, "awq")) {
-        g_autofree char *parent_dir = g_path_get_dirname(dir);
-        g_autofree char *parent = g_path_get_basename(parent_dir);
-        char *both = g_strdup_printf("%s (%s)", parent, name);
-        g_free(name);
-        name = both;
-    }
-    g_ptr_array_add(self->model_dirs, g_strdup(dir));
-    gtk_string_list_append(self->model_names, name);
+    g_autofree char *name = model_display_name(dir);
+    guint pos = 0;
+    while (pos < self->model_dirs->len &&
+           compare_models(gtk_string_list_get_string(self->model_names, pos), g_ptr_array_index(self->model_dirs, pos),
+                          name, dir) <= 0)
+        pos++;
+    gboolean was = self->updating_picker;
+    self->updating_picker = TRUE;
+    g_ptr_array_insert(self->model_dirs, (int)pos, g_strdup(dir));
+    const char *const add[] = { name, NULL };
+    gtk_string_list_splice(self->model_names, pos, 0, add);
+    self->updating_picker = was;
+    sync_picker(self);
 }
 
+/* The picker's folder for a conversation's model, or NULL when it is not there. */
+static const char *
+find_model(HearthWindow *self, const char *model)
+{
+    if (!model || !*model)
+        return NULL;
+    for (guint i = 0; i < self->model_dirs->len; i++)
+        if (g_strcmp0(g_ptr_array_index(self->model_dirs, i), model) == 0)
+            return g_ptr_array_index(self->model_dirs, i);
+    if (g_path_is_absolute(model))
+        return NULL;
+    /* Older conversations stored the folder's name. */
+    for (guint i = 0; i < self->model_dirs->len; i++) {
+        g_autofree char *base = g_path_get_basename(g_ptr_array_index(self->model_dirs, i));
+        if (g_strcmp0(base, model) == 0)
+            return g_ptr_array_index(self->model_dirs, i);
+    }
+    return NULL;
+}
+
+static gboolean
+is_model_folder(const char *dir)
+{
+    g_autofree char *cfg = g_build_filename(dir, "config.json", NULL);
+    return g_file_test(cfg, G_FILE_TEST_IS_REGULAR);
+}
+
+/* The picker offers the models folder's models and the folders opened from
+ * elsewhere before (the "model-folders" setting) that are still there. */
 static void
 scan_models(HearthWindow *self)
 {
     g_autofree char *root = models_dir(self);
     g_autoptr(GDir) d = g_dir_open(root, 0, NULL);
     const char *name;
-    g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func(g_free);
     while (d && (name = g_dir_read_name(d))) {
-        g_autofree char *cfg = g_build_filename(root, name, "config.json", NULL);
-        if (g_file_test(cfg, G_FILE_TEST_IS_REGULAR))
-            g_ptr_array_add(found, g_build_filename(root, name, NULL));
+        g_autofree char *dir = g_build_filename(root, name, NULL);
+        if (is_model_folder(dir))
+            add_model_dir(self, dir);
     }
-    g_ptr_array_sort(found, (GCompareFunc)g_strcmp0);
-    for (guint i = 0; i < found->len; i++)
-        add_model_dir(self, g_ptr_array_index(found, i));
+    g_auto(GStrv) extra = self->settings ? g_settings_get_strv(self->settings, "model-folders") : NULL;
+    for (guint i = 0; extra && extra[i]; i++)
+        if (g_path_is_absolute(extra[i]) && is_model_folder(extra[i]))
+            add_model_dir(self, extra[i]);
+}
+
+/* After a model loaded: it is the one to load at the next start, and a
+ * folder outside the models folder joins the library (it is not copied). */
+static void
+remember_model(HearthWindow *self, const char *dir)
+{
+    if (!self->settings || !dir)
+        return;
+    g_settings_set_string(self->settings, "last-model", dir);
+    g_autofree char *root = models_dir(self);
+    g_autofree char *root_c = g_canonicalize_filename(root, NULL);
+    g_autofree char *parent = g_path_get_dirname(dir);
+    g_autofree char *parent_c = g_canonicalize_filename(parent, NULL);
+    if (g_strcmp0(root_c, parent_c) == 0)
+        return;
+    g_auto(GStrv) folders = g_settings_get_strv(self->settings, "model-folders");
+    if (g_strv_contains((const char *const *)folders, dir))
+        return;
+    g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+    g_strv_builder_addv(b, (const char **)folders);
+    g_strv_builder_add(b, dir);
+    g_auto(GStrv) updated = g_strv_builder_end(b);
+    g_settings_set_strv(self->settings, "model-folders", (const char *const *)updated);
 }
 
 static void
-select_model(HearthWindow *self, const char *dir)
+select_model(HearthWindow *self, const char *dir_arg)
 {
-    add_model_dir(self, dir);
-    for (guint i = 0; i < self->model_dirs->len; i++) {
-        if (g_strcmp0(g_ptr_array_index(self->model_dirs, i), dir) == 0) {
-            self->updating_picker = TRUE;
-            gtk_drop_down_set_selected(self->model_picker, i);
-            self->updating_picker = FALSE;
-        }
-    }
-    gtk_progress_bar_set_fraction(self->load_progress, 0.0);
+    g_autofree char *dir = g_strdup(dir_arg); /* dir_arg may point into model_dirs */
     g_free(self->loading_dir);
     self->loading_dir = g_strdup(dir);
+    add_model_dir(self, dir);
+    sync_picker(self);
+    gtk_progress_bar_set_fraction(self->load_progress, 0.0);
     hearth_engine_load(self->engine, dir);
     update_send_state(self);
 }
@@ -579,8 +742,14 @@ on_model_selected(GtkDropDown *dd, GParamSpec *pspec, HearthWindow *self)
     if (self->updating_picker)
         return;
     guint i = gtk_drop_down_get_selected(dd);
-    if (i < self->model_dirs->len)
-        select_model(self, g_ptr_array_index(self->model_dirs, i));
+    if (i >= self->model_dirs->len)
+        return;
+    const char *dir = g_ptr_array_index(self->model_dirs, i);
+    /* Choosing the model that is already there (or on its way) reloads nothing. */
+    const char *cur = self->loading_dir ? self->loading_dir : hearth_engine_get_model_dir(self->engine);
+    if (g_strcmp0(dir, cur) == 0)
+        return;
+    select_model(self, dir);
 }
 
 static void
@@ -589,8 +758,8 @@ on_load_progress(HearthEngine *engine, double fraction, HearthWindow *self)
     gtk_progress_bar_set_fraction(self->load_progress, fraction);
 }
 
-/* The picker shows the folder the engine has loaded (or nothing), and no
- * longer lists a folder that failed to load. */
+/* The picker no longer lists a folder that failed to load (sync_picker then
+ * selects the folder the engine has loaded, or nothing). */
 static void
 picker_after_failure(HearthWindow *self, const char *failed)
 {
@@ -603,11 +772,6 @@ picker_after_failure(HearthWindow *self, const char *failed)
             break;
         }
     }
-    guint sel = GTK_INVALID_LIST_POSITION;
-    for (guint i = 0; cur && i < self->model_dirs->len; i++)
-        if (g_strcmp0(g_ptr_array_index(self->model_dirs, i), cur) == 0)
-            sel = i;
-    gtk_drop_down_set_selected(self->model_picker, sel);
     self->updating_picker = FALSE;
 }
 
@@ -621,6 +785,9 @@ on_load_finished(HearthEngine *engine, gboolean ok, const char *message, HearthW
         gtk_revealer_set_reveal_child(self->banner, FALSE);
     }
     g_clear_pointer(&self->loading_dir, g_free);
+    sync_picker(self);
+    if (ok)
+        remember_model(self, hearth_engine_get_model_dir(engine));
     update_send_state(self);
     if (ok)
         gtk_widget_grab_focus(GTK_WIDGET(self->composer));
@@ -661,13 +828,25 @@ send_activated(GtkWidget *widget, const char *name, GVariant *param)
         return;
     g_autoptr(GError) error = NULL;
     if (!self->conversation_id) {
-        self->conversation_id = hearth_store_conversation_create(self->store, hearth_engine_get_model_name(self->engine),
+        self->conversation_id = hearth_store_conversation_create(self->store, hearth_engine_get_model_dir(self->engine),
                                                                 &error);
         if (!self->conversation_id) {
             show_banner(self, error->message);
             return;
         }
+        g_free(self->conversation_model);
+        self->conversation_model = g_strdup(hearth_engine_get_model_dir(self->engine));
         save_settings(self);
+    } else if (g_strcmp0(self->conversation_model, hearth_engine_get_model_dir(self->engine)) != 0) {
+        /* Another model goes on with it: reopened, it comes back with that one. */
+        if (hearth_store_conversation_set_model(self->store, self->conversation_id,
+                                                hearth_engine_get_model_dir(self->engine), &error)) {
+            g_free(self->conversation_model);
+            self->conversation_model = g_strdup(hearth_engine_get_model_dir(self->engine));
+        } else {
+            toast(self, error->message);
+            g_clear_error(&error);
+        }
     }
     gint64 id = hearth_store_message_append(self->store, self->conversation_id, HEARTH_STORE_ROLE_USER,
                                             HEARTH_STORE_STATE_COMPLETE, text, -1, -1, &error);
@@ -1140,6 +1319,7 @@ hearth_window_dispose(GObject *object)
     g_clear_object(&self->model_names);
     g_clear_pointer(&self->model_dirs, g_ptr_array_unref);
     g_clear_pointer(&self->loading_dir, g_free);
+    g_clear_pointer(&self->conversation_model, g_free);
     if (self->search_cancel)
         g_cancellable_cancel(self->search_cancel);
     g_clear_object(&self->search_cancel);
@@ -1181,7 +1361,7 @@ hearth_window_class_init(HearthWindowClass *klass)
     BIND(settings_button); BIND(system_prompt_view); BIND(temperature_spin); BIND(top_p_spin);
     BIND(max_tokens_spin); BIND(banner); BIND(banner_label); BIND(main_stack); BIND(empty_page);
     BIND(load_progress); BIND(chat_stack); BIND(message_scroller); BIND(message_list); BIND(composer);
-    BIND(send_stack); BIND(status_label);
+    BIND(composer_placeholder); BIND(send_stack); BIND(status_label);
 #undef BIND
     gtk_widget_class_install_action(widget_class, "win.send", NULL, send_activated);
     gtk_widget_class_install_action(widget_class, "win.stop", NULL, stop_activated);
@@ -1249,6 +1429,7 @@ hearth_window_init(HearthWindow *self)
     gtk_event_controller_set_propagation_phase(keys, GTK_PHASE_CAPTURE);
     g_signal_connect(keys, "key-pressed", G_CALLBACK(on_composer_key), self);
     gtk_widget_add_controller(GTK_WIDGET(self->composer), keys);
+    g_signal_connect_swapped(gtk_text_view_get_buffer(self->composer), "changed", G_CALLBACK(update_composer), self);
 
     g_signal_connect(self->search_entry, "search-changed", G_CALLBACK(on_search_changed), self);
     g_signal_connect_swapped(self->search_button, "notify::active", G_CALLBACK(reload_conversations), self);
@@ -1339,8 +1520,11 @@ hearth_window_new(HearthApplication *app)
     scan_models(self);
     update_send_state(self);
     const char *model = hearth_application_get_model_dir(app);
+    g_autofree char *last = g_settings_get_string(self->settings, "last-model");
     if (model)
         select_model(self, model);
+    else if (last && *last && g_path_is_absolute(last) && is_model_folder(last))
+        select_model(self, last);
     else if (self->model_dirs->len > 0)
         select_model(self, g_ptr_array_index(self->model_dirs, 0));
     return self;

@@ -83,3 +83,46 @@ def finish(ok_message):
         print(f"{len(failures)} failure(s)")
         sys.exit(1)
     print("OK:", ok_message)
+
+
+def labels(node):
+    """The names of the labels under node, in tree order."""
+    return [n.name for n in node.findChildren(lambda n: n.roleName == "label" and n.name)]
+
+
+def add_conversation(db, title, model, messages):
+    """Store a conversation straight into an existing database (one the app
+    has created): title, model (NULL when None), [(role, content), ...]."""
+    import sqlite3
+    con = sqlite3.connect(db)
+    try:
+        now = int(time.time() * 1000000)
+        cur = con.execute("INSERT INTO conversations (title, title_is_auto, created, updated, model) VALUES (?, 0, ?, ?, ?)",
+                          (title, now, now, model))
+        cid = cur.lastrowid
+        for i, (role, content) in enumerate(messages):
+            con.execute("INSERT INTO messages (conversation_id, position, role, content, created) VALUES (?, ?, ?, ?, ?)",
+                        (cid, i, role, content, now + i))
+        con.commit()
+        return cid
+    finally:
+        con.close()
+
+
+def read_keyfile(config_home):
+    """The app's settings as the keyfile backend wrote them: {key: value text}."""
+    path = os.path.join(config_home, "glib-2.0", "settings", "keyfile")
+    keys = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            section = None
+            for line in f:
+                line = line.strip()
+                if line.startswith("["):
+                    section = line.strip("[]")
+                elif "=" in line and section == "io/github/hearthchat/Hearth":
+                    k, v = line.split("=", 1)
+                    keys[k.strip()] = v.strip()
+    except FileNotFoundError:
+        pass
+    return keys
