@@ -32,6 +32,10 @@ expect_error "missing model dir" "config.json" "$cli" generate -m /nonexistent -
 expect_error "token out of vocab" "outside the vocabulary" "$cli" generate -m "$model" --prompt-ids 1,99999 --ids
 expect_error "bad id list" "not a token id" "$cli" generate -m "$model" --prompt-ids 1,x --ids
 expect_error "no -m" "-m MODEL_DIR" "$cli" generate --ids
+# NaN compares false: every sampling option is range-checked so that NaN fails.
+expect_error "temperature NaN" "out of range" "$cli" generate -m "$model" --temp nan --ids
+expect_error "top-p NaN" "out of range" "$cli" generate -m "$model" --top-p nan --ids
+expect_error "repeat penalty inf" "out of range" "$cli" generate -m "$model" --repeat-penalty inf --ids
 
 # Model names: import into the default models folder (under XDG_DATA_HOME),
 # then -m NAME works for generate and the other commands taking a model.
