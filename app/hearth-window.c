@@ -111,7 +111,9 @@ struct _HearthWindow {
     guint reply_request;
     guint save_timeout;
     gboolean reply_dirty;
-    char *last_status;
+    char *last_status;              /* the open conversation's speed (its last reply, or "replying…") */
+    int conversation_context;       /* tokens the open conversation fills; -1: unknown */
+    gint64 reply_conversation;      /* the conversation self->reply belongs to */
 };
 
 G_DEFINE_FINAL_TYPE(HearthWindow, hearth_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -168,18 +170,22 @@ reply_note(const char *model, int tokens, double tokens_per_s, gboolean stopped)
 
 /* ---- status and state ---------------------------------------------------------- */
 
+/* The status line: the open conversation's context use and speed (the
+ * engine's KV cache may hold another conversation's). */
 static void
 update_status(HearthWindow *self)
 {
-    int used = hearth_engine_get_context_used(self->engine);
+    int used = self->conversation_context;
     int len = hearth_engine_get_context_length(self->engine);
     g_autoptr(GString) s = g_string_new(NULL);
     if (hearth_engine_get_state(self->engine) == HEARTH_ENGINE_EMPTY) {
         g_string_append(s, _("No model loaded"));
     } else if (hearth_engine_get_state(self->engine) == HEARTH_ENGINE_LOADING) {
         g_string_append(s, _("Loading the model…"));
+    } else if (len > 0 && used >= 0) {
+        g_string_append_printf(s, _("Context %d / %d tokens"), MIN(used, len), len);
     } else if (len > 0) {
-        g_string_append_printf(s, _("Context %d / %d tokens"), used, len);
+        g_string_append_printf(s, _("Context of %d tokens"), len);
     }
     if (self->last_status)
         g_string_append_printf(s, " · %s", self->last_status);
@@ -400,6 +406,8 @@ open_conversation(HearthWindow *self, gint64 id)
     g_autoptr(HearthStoreConversation) conv = id ? hearth_store_conversation_get(self->store, id, &error) : NULL;
     g_free(self->conversation_model);
     self->conversation_model = conv && conv->model && *conv->model ? g_strdup(conv->model) : NULL;
+    g_clear_pointer(&self->last_status, g_free);
+    self->conversation_context = id ? -1 : 0;
     load_settings_widgets(self, conv);
     if (id) {
         g_autoptr(GPtrArray) msgs = hearth_store_message_list(self->store, id, &error);
@@ -415,6 +423,15 @@ open_conversation(HearthWindow *self, gint64 id)
                 g_autofree char *note = reply_note(self->conversation_model, m->stats.gen_tokens,
                                                    m->stats.tokens_per_s, FALSE);
                 hearth_message_set_note(hm, note);
+            }
+            /* The status line starts from what the last reply left. */
+            if (m->role == HEARTH_STORE_ROLE_ASSISTANT) {
+                g_clear_pointer(&self->last_status, g_free);
+                self->conversation_context = m->stats.prompt_tokens >= 0 && m->stats.gen_tokens >= 0
+                                                 ? m->stats.prompt_tokens + m->stats.gen_tokens
+                                                 : -1;
+                if (m->stats.tokens_per_s > 0)
+                    self->last_status = g_strdup_printf(_("last reply %.1f tokens/s"), m->stats.tokens_per_s);
             }
             g_list_store_append(self->messages, hm);
         }
@@ -492,6 +509,9 @@ start_reply(HearthWindow *self)
     if (self->settings)
         p.seed = (guint64)g_settings_get_int(self->settings, "seed");
     self->reply_request = hearth_engine_generate(self->engine, msgs, &p);
+    self->reply_conversation = self->conversation_id;
+    g_free(self->last_status);
+    self->last_status = g_strdup(_("replying…"));
     update_send_state(self);
     g_idle_add_once((GSourceOnceFunc)scroll_to_bottom, self);
 }
@@ -558,7 +578,13 @@ on_reply_finished(HearthEngine *engine, guint id, HearthReplyStats *stats, Heart
     g_autoptr(GError) error = NULL;
     HearthStoreGenStats gs = { stats->prompt_tokens, stats->generated_tokens, stats->tokens_per_second,
                                stats->time_to_first_token_s * 1000.0 };
-    g_free(self->last_status);
+    /* The status line is the open conversation's: a reply that finishes after
+     * the user went to another one leaves it alone. */
+    gboolean here = self->reply_conversation == self->conversation_id;
+    if (here) {
+        g_clear_pointer(&self->last_status, g_free);
+        self->conversation_context = hearth_engine_get_context_used(engine);
+    }
     self->reply_save_failed = FALSE;
     if (g_strcmp0(stats->stop_reason, "error") == 0) {
         if (hearth_store_message_update_content(self->store, mid, hearth_message_get_content(reply), -1, -1, &error))
@@ -566,7 +592,6 @@ on_reply_finished(HearthEngine *engine, guint id, HearthReplyStats *stats, Heart
         hearth_message_set_state(reply, "error");
         hearth_message_set_note(reply, stats->error);
         show_banner(self, stats->error);
-        self->last_status = NULL;
     } else {
         gboolean stopped = g_strcmp0(stats->stop_reason, "cancelled") == 0;
         hearth_store_message_finish(self->store, mid, stopped ? HEARTH_STORE_STATE_INTERRUPTED : HEARTH_STORE_STATE_COMPLETE,
@@ -575,7 +600,8 @@ on_reply_finished(HearthEngine *engine, guint id, HearthReplyStats *stats, Heart
         g_autofree char *note = reply_note(hearth_engine_get_model_dir(self->engine), stats->generated_tokens,
                                            stats->tokens_per_second, stopped);
         hearth_message_set_note(reply, note);
-        self->last_status = g_strdup_printf(_("last reply %.1f tokens/s"), stats->tokens_per_second);
+        if (here)
+            self->last_status = g_strdup_printf(_("last reply %.1f tokens/s"), stats->tokens_per_second);
         if (g_strcmp0(stats->stop_reason, "context full") == 0)
             toast(self, _("The reply stopped because the model’s context is full."));
     }

@@ -166,6 +166,12 @@ try:
         wait_for(lambda: send_button.sensitive, 60, f"{SRC_NAME} to load")
         wait_for(lambda: [t for t in labels(main) if t.startswith(SRC_NAME + " · ")], 10,
                  "the stored reply's note naming its model")
+        # The status line is this conversation's: its context use and its last reply's speed.
+        status = wait_for(lambda: [t for t in labels(main) if t.startswith("Context ") and "last reply" in t], 10,
+                          "the conversation's context use and speed in the status line")
+        print(f"status: {status}")
+        if status and status[0].startswith("Context 0 "):
+            fail(f"the status line does not count the conversation's tokens: {status}")
         shot("library-reopened")
     # A conversation whose model is gone: a toast, and the model stays.
     conv = wait_for(lambda: main.child(name="Hello from the past", roleName="label"), 30, "the old conversation")
@@ -176,6 +182,10 @@ try:
         wait_for(lambda: "An old reply" in labels(main) or any("An old reply" in t for t in labels(main)), 10,
                  "the old conversation's messages")
         time.sleep(1.0)
+        status = [t for t in labels(main) if t.startswith("Context ")]
+        print(f"status: {status}")
+        if any("last reply" in t for t in status):
+            fail(f"the status line kept the previous conversation's speed: {status}")
         if not picker_shows(main, SRC_NAME):
             fail("the model changed when the conversation's model is not installed")
         shot("library-missing-model")
