@@ -797,8 +797,9 @@ hearth_engine_generate(HearthEngine *self, JsonNode *messages, const HearthGenPa
         r->params = *params;
     else
         hearth_gen_params_init(&r->params);
+    guint id = r->id; /* the worker may take and free r as soon as it is pushed */
     push(self, r);
-    return r->id;
+    return id;
 }
 
 void

@@ -1,0 +1,81 @@
+#!/usr/bin/python3
+"""The speed the window reports for a reply, to set beside `hearth-cli bench` (issue 22).
+
+Run through the GUI runner (private D-Bus, Xvfb, AT-SPI):
+    tests/gui/run-gui-test.sh tests/bench/window-speed.py BUILD/app/hearth OUT_DIR MODEL_DIR [PROMPT]
+
+Starts the real window on MODEL_DIR with the default settings (the app's sampling defaults,
+automatic CPU threads), sends PROMPT, waits for the reply to finish, and prints the reply's
+generated tokens and tokens/s as the window stores them (the figure its status line and the
+reply's note show) and the status line's text. A benchmark, not a test: it asserts nothing.
+"""
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import dogtail.utils
+dogtail.utils.isA11yEnabled = lambda: True
+from dogtail import rawinput, tree  # noqa: E402
+from dogtail.config import config  # noqa: E402
+
+config.searchCutoffCount = 20
+config.defaultDelay = 0.2
+config.actionDelay = 0.2
+
+binary, model = sys.argv[1], sys.argv[2]
+prompt = sys.argv[3] if len(sys.argv) > 3 else "Tell me a long story about a dragon who learns to bake bread."
+db = os.path.join(os.environ["XDG_DATA_HOME"], "hearth-speed.db")
+os.environ["HEARTH_DB"] = db
+
+
+def wait_for(pred, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception:
+            pass
+        time.sleep(0.25)
+    return None
+
+
+def done_rows():
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT gen_tokens, tokens_per_s FROM messages WHERE role = 'assistant' AND "
+                           "state = 'complete' AND tokens_per_s IS NOT NULL").fetchall()
+    finally:
+        con.close()
+
+
+proc = subprocess.Popen([binary, "--model", model])
+try:
+    app = wait_for(lambda: tree.root.application("hearth"), 20)
+    frame = app.child(roleName="frame")
+    composer = wait_for(lambda: frame.child(name="Message", roleName="text"), 30)
+    send = wait_for(lambda: frame.child(name="Send", roleName="push button"), 30)
+    wait_for(lambda: send.sensitive, 120)
+    composer.click()
+    time.sleep(0.3)
+    rawinput.typeText(prompt)
+    time.sleep(0.3)
+    rawinput.pressKey("Return")
+    rows = wait_for(done_rows, 300)
+    time.sleep(1.0)
+    status = [n.name for n in frame.findChildren(lambda n: n.roleName == "label" and "tokens/s" in (n.name or ""))]
+    if rows:
+        print(f"window: {rows[-1][0]} tokens generated at {rows[-1][1]:.2f} tokens/s")
+    else:
+        print("window: no finished reply")
+    for s in status:
+        print(f"label: {s}")
+finally:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
