@@ -73,6 +73,29 @@ try:
         print("window: no finished reply")
     for s in status:
         print(f"label: {s}")
+    # CPU time per thread of the app since it started (the main loop's share
+    # is what the window costs the engine on a 2-core machine).
+    hz = os.sysconf("SC_CLK_TCK")
+    for tid in sorted(os.listdir(f"/proc/{proc.pid}/task"), key=int):
+        with open(f"/proc/{proc.pid}/task/{tid}/stat") as f:
+            st = f.read()
+        name = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        cpu = (int(fields[11]) + int(fields[12])) / hz
+        if cpu >= 0.1:
+            print(f"thread {name}: {cpu:.1f} s CPU")
+    # The X server renders too (Xvfb draws in software, on the same cores).
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            name = st[st.index("(") + 1:st.rindex(")")]
+            if name in ("Xvfb", "at-spi2-registr", "at-spi-bus-laun", "dbus-daemon"):
+                fields = st[st.rindex(")") + 2:].split()
+                print(f"process {name}: {(int(fields[11]) + int(fields[12])) / hz:.1f} s CPU")
 finally:
     proc.terminate()
     try:
