@@ -15,7 +15,7 @@
 #include "tokenizer.h"
 
 /* Reply text reaches the main thread at most this often (ms). */
-#define DELTA_MS 50
+#define DELTA_MS 100
 
 typedef enum { REQ_LOAD, REQ_UNLOAD, REQ_GENERATE, REQ_QUIT } RequestType;
 

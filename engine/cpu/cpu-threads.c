@@ -18,8 +18,8 @@
  *
  * Adaptive width: the caller measures, per job, the time it spends waiting
  * after it ran out of chunks to claim (the tail). When, over a window of
- * about WINDOW_US of jobs, the tail is more than TAIL_SHRINK of the time,
- * some thread keeps falling behind (another process has its core), and one
+ * about WINDOW_US of jobs, twice in a row, the tail is more than
+ * TAIL_SHRINK of the time, some thread keeps falling behind (another process has its core), and one
  * fewer thread takes part for HOLD_US (doubled each time growing back fails
  * at once, up to 8x); then the pool tries one more again.
  */
@@ -80,6 +80,7 @@ struct HrThreadPool {
     gint64 win_total, win_tail; /* microseconds of jobs and of their tails in this window */
     gint64 hold_until;          /* no growing back before this (monotonic us) */
     int hold_shift;             /* HOLD_US << hold_shift */
+    int behind_streak;          /* windows in a row with too much tail */
     gint64 grown_at;            /* when the width last grew (0: never) */
     HrPoolHook hook;
     void *hook_user;
@@ -333,7 +334,11 @@ adapt(HrThreadPool *p, gint64 total_us, gint64 tail_us, gint64 now)
     if (p->win_total < WINDOW_US)
         return;
     bool behind = (double)p->win_tail > TAIL_SHRINK * (double)p->win_total;
-    if (behind && active > 1) {
+    /* Two windows in a row: one bad window is often a burst of work
+     * elsewhere (the app's own main thread redrawing), not a busy core. */
+    p->behind_streak = behind ? p->behind_streak + 1 : 0;
+    if (p->behind_streak >= 2 && active > 1) {
+        p->behind_streak = 0;
         /* Growing back failed within a window or two: wait longer next time. */
         bool soon = p->grown_at && now - p->grown_at < 4 * WINDOW_US;
         p->hold_shift = soon ? MIN(p->hold_shift + 1, 3) : 0;
