@@ -11,36 +11,17 @@ reply's note show) and the status line's text. A benchmark, not a test: it asser
 """
 import os
 import sqlite3
-import subprocess
 import sys
 import time
 
-import dogtail.utils
-dogtail.utils.isA11yEnabled = lambda: True
-from dogtail import rawinput, tree  # noqa: E402
-from dogtail.config import config  # noqa: E402
-
-config.searchCutoffCount = 20
-config.defaultDelay = 0.2
-config.actionDelay = 0.2
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gui"))
+from hearthgui import start, stop, wait_for  # noqa: E402
+from dogtail import rawinput  # noqa: E402
 
 binary, model = sys.argv[1], sys.argv[2]
 prompt = sys.argv[3] if len(sys.argv) > 3 else "Tell me a long story about a dragon who learns to bake bread."
 db = os.path.join(os.environ["XDG_DATA_HOME"], "hearth-speed.db")
 os.environ["HEARTH_DB"] = db
-
-
-def wait_for(pred, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            v = pred()
-            if v:
-                return v
-        except Exception:
-            pass
-        time.sleep(0.25)
-    return None
 
 
 def done_rows():
@@ -52,19 +33,18 @@ def done_rows():
         con.close()
 
 
-proc = subprocess.Popen([binary, "--model", model])
+proc, app = start([binary, "--model", model])
 try:
-    app = wait_for(lambda: tree.root.application("hearth"), 20)
     frame = app.child(roleName="frame")
-    composer = wait_for(lambda: frame.child(name="Message", roleName="text"), 30)
-    send = wait_for(lambda: frame.child(name="Send", roleName="push button"), 30)
-    wait_for(lambda: send.sensitive, 120)
+    composer = wait_for(lambda: frame.child(name="Message", roleName="text"), 30, "the composer")
+    send = wait_for(lambda: frame.child(name="Send", roleName="push button"), 30, "the Send button")
+    wait_for(lambda: send.sensitive, 120, "the model to load")
     composer.click()
     time.sleep(0.3)
     rawinput.typeText(prompt)
     time.sleep(0.3)
     rawinput.pressKey("Return")
-    rows = wait_for(done_rows, 300)
+    rows = wait_for(done_rows, 300, "the reply to finish")
     time.sleep(1.0)
     status = [n.name for n in frame.findChildren(lambda n: n.roleName == "label" and "tokens/s" in (n.name or ""))]
     if rows:
@@ -97,8 +77,4 @@ try:
                 fields = st[st.rindex(")") + 2:].split()
                 print(f"process {name}: {(int(fields[11]) + int(fields[12])) / hz:.1f} s CPU")
 finally:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
