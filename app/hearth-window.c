@@ -108,6 +108,7 @@ struct _HearthWindow {
     char *conversation_model;       /* its model (a folder; older conversations: a folder name), or NULL */
     HearthMessage *reply;           /* the assistant message being streamed */
     gboolean reply_save_failed;     /* saving the streamed reply failed (banner shown) */
+    guint editing_from;             /* editing: the user message whose exchange Send replaces; G_MAXUINT: not editing */
     guint reply_request;
     guint save_timeout;
     gboolean reply_dirty;
@@ -395,11 +396,15 @@ on_setting_changed(HearthWindow *self)
     save_settings(self);
 }
 
+static void end_edit(HearthWindow *self, gboolean clear_composer);
+static gboolean truncate_conversation(HearthWindow *self, guint from);
+
 static void
 open_conversation(HearthWindow *self, gint64 id)
 {
     if (self->reply)
         hearth_engine_cancel(self->engine);
+    end_edit(self, TRUE);
     g_list_store_remove_all(self->messages);
     self->conversation_id = id;
     g_autoptr(GError) error = NULL;
@@ -852,6 +857,14 @@ send_activated(GtkWidget *widget, const char *name, GVariant *param)
     g_strstrip(text);
     if (!*text)
         return;
+    /* An edit replaces the old exchange only now, when its new text is sent. */
+    if (self->editing_from != G_MAXUINT) {
+        guint from = self->editing_from;
+        end_edit(self, FALSE);
+        if (!truncate_conversation(self, from))
+            return;
+        mark_last(self);
+    }
     g_autoptr(GError) error = NULL;
     if (!self->conversation_id) {
         self->conversation_id = hearth_store_conversation_create(self->store, hearth_engine_get_model_dir(self->engine),
@@ -893,6 +906,21 @@ stop_activated(GtkWidget *widget, const char *name, GVariant *param)
     HearthWindow *self = HEARTH_WINDOW(widget);
     if (self->reply)
         hearth_engine_cancel(self->engine);
+    else if (self->editing_from != G_MAXUINT) {
+        end_edit(self, TRUE);
+        toast(self, _("Edit cancelled: the message is unchanged"));
+    }
+}
+
+/* Leave edit mode; clear_composer: also drop the text being edited. */
+static void
+end_edit(HearthWindow *self, gboolean clear_composer)
+{
+    if (self->editing_from == G_MAXUINT)
+        return;
+    self->editing_from = G_MAXUINT;
+    if (clear_composer)
+        gtk_text_buffer_set_text(gtk_text_view_get_buffer(self->composer), "", -1);
 }
 
 /* Remove list rows from index `from` on, and the store's messages after
@@ -924,6 +952,10 @@ regenerate_activated(GtkWidget *widget, const char *name, GVariant *param)
     start_reply(self);
 }
 
+/* Edit is a mode: the last user message's text goes to the composer and
+ * the exchange stays, in the view and in the store, until Send replaces it;
+ * Escape (or opening another conversation) ends the mode and changes
+ * nothing. */
 static void
 edit_last_activated(GtkWidget *widget, const char *name, GVariant *param)
 {
@@ -935,14 +967,12 @@ edit_last_activated(GtkWidget *widget, const char *name, GVariant *param)
         g_autoptr(HearthMessage) m = g_list_model_get_item(G_LIST_MODEL(self->messages), i);
         if (g_strcmp0(hearth_message_get_role(m), "user") != 0)
             continue;
-        g_autofree char *text = g_strdup(hearth_message_get_content(m));
-        if (truncate_conversation(self, i)) {
-            gtk_text_buffer_set_text(gtk_text_view_get_buffer(self->composer), text, -1);
-            gtk_widget_grab_focus(GTK_WIDGET(self->composer));
-        }
+        self->editing_from = i;
+        gtk_text_buffer_set_text(gtk_text_view_get_buffer(self->composer), hearth_message_get_content(m), -1);
+        gtk_widget_grab_focus(GTK_WIDGET(self->composer));
+        toast(self, _("Editing the last message: Send replaces it and its reply, Escape cancels"));
         break;
     }
-    mark_last(self);
     update_send_state(self);
 }
 
@@ -1246,6 +1276,10 @@ on_composer_key(GtkEventControllerKey *ctl, guint keyval, guint keycode, GdkModi
         gtk_widget_activate_action(GTK_WIDGET(self), "win.send", NULL);
         return TRUE;
     }
+    if (keyval == GDK_KEY_Escape && (self->reply || self->editing_from != G_MAXUINT)) {
+        gtk_widget_activate_action(GTK_WIDGET(self), "win.stop", NULL);
+        return TRUE;
+    }
     return FALSE;
 }
 
@@ -1415,6 +1449,7 @@ hearth_window_class_init(HearthWindowClass *klass)
 static void
 hearth_window_init(HearthWindow *self)
 {
+    self->editing_from = G_MAXUINT;
     gtk_widget_init_template(GTK_WIDGET(self));
 
     self->messages = g_list_store_new(HEARTH_TYPE_MESSAGE);
