@@ -1115,6 +1115,28 @@ export_response(GtkNativeDialog *dialog, int response, HearthWindow *self)
     g_object_unref(dialog);
 }
 
+/* "Title.md": the title without characters a file name should not hold,
+ * at most 60 characters; "Conversation" when there is none. */
+static char *
+export_file_name(const char *title, const char *ext)
+{
+    GString *b = g_string_new(NULL);
+    for (const char *p = title ? title : ""; *p && g_utf8_strlen(b->str, -1) < 60; p = g_utf8_next_char(p)) {
+        gunichar u = g_utf8_get_char(p);
+        if (u == '/' || u == '\\' || u == ':' || u < 0x20 || u == 0x7f)
+            u = ' ';
+        if (u == ' ' && (b->len == 0 || b->str[b->len - 1] == ' '))
+            continue;
+        g_string_append_unichar(b, u);
+    }
+    while (b->len && (b->str[b->len - 1] == ' ' || b->str[b->len - 1] == '.'))
+        g_string_truncate(b, b->len - 1);
+    if (b->len == 0 || b->str[0] == '.')
+        g_string_assign(b, _("Conversation"));
+    g_string_append_printf(b, ".%s", ext);
+    return g_string_free(b, FALSE);
+}
+
 static void
 export_activated(GtkWidget *widget, const char *name, GVariant *param)
 {
@@ -1126,7 +1148,15 @@ export_activated(GtkWidget *widget, const char *name, GVariant *param)
     gboolean json = g_strcmp0(g_variant_get_string(param, NULL), "json") == 0;
     GtkFileChooserNative *fc = gtk_file_chooser_native_new(_("Export Conversation"), GTK_WINDOW(self),
                                                            GTK_FILE_CHOOSER_ACTION_SAVE, _("_Export"), _("_Cancel"));
-    gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(fc), json ? "conversation.json" : "conversation.md");
+    /* Named for the conversation, in Documents (not "conversation.md" in
+     * whatever folder the app was started from). */
+    g_autoptr(HearthStoreConversation) c = hearth_store_conversation_get(self->store, self->conversation_id, NULL);
+    g_autofree char *file_name = export_file_name(c && c->title ? c->title : NULL, json ? "json" : "md");
+    gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(fc), file_name);
+    const char *docs = g_get_user_special_dir(G_USER_DIRECTORY_DOCUMENTS);
+    g_autoptr(GFile) folder = g_file_new_for_path(docs && g_file_test(docs, G_FILE_TEST_IS_DIR) ? docs
+                                                                                               : g_get_home_dir());
+    gtk_file_chooser_set_current_folder(GTK_FILE_CHOOSER(fc), folder, NULL);
     g_object_set_data(G_OBJECT(fc), "json", GINT_TO_POINTER(json));
     g_signal_connect(fc, "response", G_CALLBACK(export_response), self);
     gtk_native_dialog_show(GTK_NATIVE_DIALOG(fc));
