@@ -146,7 +146,27 @@ about_activated(GSimpleAction *action, GVariant *param, gpointer user_data)
     gtk_window_present(GTK_WINDOW(about));
 }
 
+/* app.open-model(s): `hearth --model DIR` when Hearth is already running
+ * reaches the running instance through this action (GApplication forwards
+ * activation but not our option). */
+static void
+open_model_activated(GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+    HearthApplication *self = HEARTH_APPLICATION(user_data);
+    const char *dir = g_variant_get_string(param, NULL);
+    GtkWindow *window = gtk_application_get_active_window(GTK_APPLICATION(self));
+    if (window) {
+        hearth_window_open_model(HEARTH_WINDOW(window), dir);
+        gtk_window_present(window);
+        return;
+    }
+    g_free(self->model_dir);
+    self->model_dir = g_strdup(dir);
+    g_application_activate(G_APPLICATION(self));
+}
+
 static const GActionEntry app_actions[] = {
+    { .name = "open-model", .activate = open_model_activated, .parameter_type = "s" },
     { .name = "quit", .activate = quit_activated },
     { .name = "preferences", .activate = preferences_activated },
     { .name = "about", .activate = about_activated },
@@ -184,6 +204,14 @@ hearth_application_handle_local_options(GApplication *app, GVariantDict *options
     if (!self->settings) {
         g_printerr("hearth: %s\n", self->settings_error);
         return 1;
+    }
+    /* Already running: hand the folder to that instance and exit. */
+    if (self->model_dir && g_application_register(app, NULL, NULL) && g_application_get_is_remote(app)) {
+        g_action_group_activate_action(G_ACTION_GROUP(app), "open-model", g_variant_new_string(self->model_dir));
+        GDBusConnection *bus = g_application_get_dbus_connection(app);
+        if (bus)
+            g_dbus_connection_flush_sync(bus, NULL, NULL);
+        return 0;
     }
     return -1;
 }
