@@ -1,8 +1,10 @@
-/* fuzz-custom-mutator.c — libFuzzer custom mutator (tools/fuzz-safetensors
- * only): one call in four applies the safetensors-aware mutations of
- * fuzz-mutate.c, the rest libFuzzer's own. libFuzzer's coverage guidance
- * alone did not find the partial-product overflow in 22 million runs (see
- * README.md); the structure-aware mutation finds it within seconds. */
+/* fuzz-custom-mutator.c — libFuzzer custom mutator for the tools/fuzz-*
+ * scripts: one call in FUZZ_CUSTOM_SHARE (default four) applies the target's
+ * structure-aware fuzz_mutate (fuzz-mutate.c, fuzz-tokenizer-mutate.c or
+ * fuzz-jinja-mutate.c, whichever is linked), the rest libFuzzer's own.
+ * libFuzzer's coverage guidance alone did not find the safetensors
+ * partial-product overflow in 22 million runs (see README.md); the
+ * structure-aware mutation finds it within seconds. */
 #include <stdint.h>
 #include <string.h>
 
@@ -17,7 +19,10 @@ size_t
 LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed)
 {
     fuzz_rng_seed(((uint64_t)seed << 32) ^ seed ^ 0x9e3779b97f4a7c15ULL);
-    if (fuzz_below(4) == 0) {
+#ifndef FUZZ_CUSTOM_SHARE
+#define FUZZ_CUSTOM_SHARE 4
+#endif
+    if (fuzz_below(FUZZ_CUSTOM_SHARE) == 0) {
         GByteArray *base = g_byte_array_sized_new((guint)size);
         g_byte_array_append(base, data, (guint)size);
         GPtrArray *pool = g_ptr_array_new();

@@ -3,40 +3,18 @@
  * methods, edge-case numbers, format strings), spans duplicated or moved,
  * crossover, and structure (a loop, an if, a macro, a namespace) wrapped
  * around a span, so that mutants keep parsing and reach the interpreter.
- * A xorshift PRNG with a fixed seed: the same sequence on every run. */
+ * The fuzz-mutate.h API, so fuzz-driver.c and fuzz-custom-mutator.c run it;
+ * the PRNG (fixed seed, same sequence every run) is fuzz-rng.c. */
 #include <stdint.h>
 #include <string.h>
 
 #include <glib.h>
 
-void fuzz_jinja_rng_seed(uint64_t seed);
-size_t fuzz_jinja_below(size_t n);
-GByteArray *fuzz_jinja_mutate(const GByteArray *base, GPtrArray *pool);
+#include "fuzz-mutate.h"
 
-static uint64_t state = 0x4a494e4a41ULL;
-
-void
-fuzz_jinja_rng_seed(uint64_t seed)
-{
-    state = seed ? seed : 0x4a494e4a41ULL;
-}
-
-static uint64_t
-rng(void)
-{
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return state;
-}
-
-size_t
-fuzz_jinja_below(size_t n)
-{
-    return n ? (size_t)(rng() % n) : 0;
-}
-
-#define below fuzz_jinja_below
+/* The PRNG is fuzz-rng.c's. */
+#define below fuzz_below
+#define rng fuzz_rng
 
 static const char *const FRAGMENTS[] = {
     "{{ ", " }}", "{% ", " %}", "{%- ", " -%}", "{{- ", " -}}", "{# c #}", "{% raw %}", "{% endraw %}",
@@ -192,7 +170,7 @@ mutate_once(GByteArray *b, GPtrArray *pool)
 }
 
 GByteArray *
-fuzz_jinja_mutate(const GByteArray *base, GPtrArray *pool)
+fuzz_mutate(const GByteArray *base, GPtrArray *pool)
 {
     GByteArray *b = g_byte_array_sized_new(base->len + 64);
     g_byte_array_append(b, base->data, base->len);

@@ -1,5 +1,5 @@
 /* fuzz-jinja.c — the chat-template fuzz target, shared by libFuzzer
- * (tools/fuzz-jinja) and fuzz-jinja-driver.c (the meson test jinja-fuzz).
+ * (tools/fuzz-jinja) and fuzz-driver.c (the meson test jinja-fuzz).
  *
  * The input is a template's source. It is parsed and, when it parses,
  * rendered against a fixed conversation (system, user, assistant with a tool
@@ -20,10 +20,8 @@
 #include <json-glib/json-glib.h>
 
 #include "chat-template.h"
+#include "fuzz-jinja.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-/* Whether the last input parsed (the driver keeps those in its pool). */
-extern int fuzz_jinja_last_ok;
 int fuzz_jinja_last_ok;
 
 static const char MESSAGES[] =

@@ -23,38 +23,9 @@
 
 #include "fuzz-mutate.h"
 
-/* ------------------------------------------------------------ PRNG */
-
-static uint64_t rng_state = 1;
-
-static uint64_t
-rng(void)
-{
-    uint64_t x = rng_state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_state = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-static size_t
-below(size_t n)
-{
-    return n ? (size_t)(rng() % n) : 0;
-}
-
-size_t
-fuzz_below(size_t n)
-{
-    return below(n);
-}
-
-void
-fuzz_rng_seed(uint64_t seed)
-{
-    rng_state = seed ? seed : 1;
-}
+/* The PRNG is fuzz-rng.c's. */
+#define below fuzz_below
+#define rng fuzz_rng
 
 
 /* ------------------------------------------------------------ mutations */

@@ -1,6 +1,6 @@
 /* fuzz-tokenizer-mutate.c — tokenizer.json-aware mutations for the tokenizer
  * fuzz target: the fuzz-mutate.h API (fuzz_rng_seed, fuzz_below, fuzz_mutate),
- * linked instead of fuzz-mutate.c by the `tokenizer-fuzz` meson test and by
+ * linked instead of fuzz-mutate.c (with fuzz-rng.c) by the `tokenizer-fuzz` meson test and by
  * tools/fuzz-tokenizer (with fuzz-custom-mutator.c).
  *
  * Byte-level: flips, interesting bytes, inserts of JSON fragments and
@@ -21,30 +21,7 @@
 
 #include "fuzz-mutate.h"
 
-static uint64_t rng_state = 1;
-
-static uint64_t
-rng(void)
-{
-    uint64_t x = rng_state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_state = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-size_t
-fuzz_below(size_t n)
-{
-    return n ? (size_t)(rng() % n) : 0;
-}
-
-void
-fuzz_rng_seed(uint64_t seed)
-{
-    rng_state = seed ? seed : 1;
-}
+/* The PRNG is fuzz-rng.c's. */
 
 #define PICK(a) (a[fuzz_below(G_N_ELEMENTS(a))])
 
