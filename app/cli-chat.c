@@ -165,8 +165,9 @@ int
 hr_cli_chat(int argc, char **argv)
 {
     char *model_dir = NULL, *backend = NULL, *kv = NULL, *system_prompt = NULL;
-    int n_new = 512, top_k = 0, ctx_len = 0;
-    double temp = 0.7, top_p = 0.95, min_p = 0.0, rep = 1.0;
+    int n_new = 512, ctx_len = 0;
+    HrCliSampling samp = { .temp = 0.7, .top_p = 0.95, .min_p = 0.0, .rep = 1.0, .top_k = 0 };
+    GOptionEntry samp_entries[6];
     gint64 seed = 0;
     gboolean show_stats = FALSE;
     GOptionEntry entries[] = {
@@ -174,11 +175,6 @@ hr_cli_chat(int argc, char **argv)
           "Model: a name from 'hearth-cli models list' or a directory", "NAME|DIR" },
         { "system", 0, 0, G_OPTION_ARG_STRING, &system_prompt, "System prompt", "TEXT" },
         { "n-predict", 'n', 0, G_OPTION_ARG_INT, &n_new, "Most tokens per reply (default 512)", "N" },
-        { "temp", 0, 0, G_OPTION_ARG_DOUBLE, &temp, "Temperature; 0 = greedy (default 0.7)", "T" },
-        { "top-k", 0, 0, G_OPTION_ARG_INT, &top_k, "Keep the K most likely tokens (0 = off)", "K" },
-        { "top-p", 0, 0, G_OPTION_ARG_DOUBLE, &top_p, "Nucleus sampling mass (default 0.95; 1 = off)", "P" },
-        { "min-p", 0, 0, G_OPTION_ARG_DOUBLE, &min_p, "Drop tokens below P x the best one's probability", "P" },
-        { "repeat-penalty", 0, 0, G_OPTION_ARG_DOUBLE, &rep, "Repetition penalty (1 = off)", "R" },
         { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Random seed (default 0: a new one each run)", "S" },
         { "backend", 0, 0, G_OPTION_ARG_STRING, &backend, "Backend: cpu (default), vulkan or cuda", "NAME" },
         { "ctx", 0, 0, G_OPTION_ARG_INT, &ctx_len, "Context length (default: min(model, 4096))", "N" },
@@ -188,8 +184,11 @@ hr_cli_chat(int argc, char **argv)
     };
     g_autoptr(GOptionContext) octx = g_option_context_new("— chat with a model (one line per message)");
     g_option_context_add_main_entries(octx, entries, NULL);
-    g_option_context_set_description(octx, "Lines /reset, /exit and /help are commands; Ctrl-D (EOF) quits, "
-                                           "Ctrl-C stops a reply.");
+    hr_cli_sampling_entries(&samp, samp_entries);
+    g_option_context_add_main_entries(octx, samp_entries, NULL);
+    g_option_context_set_description(octx, "Samples as the app does (--temp 0.7 --top-p 0.95) unless told "
+                                           "otherwise. Lines /reset, /exit and /help are commands; Ctrl-D (EOF) "
+                                           "quits, Ctrl-C stops a reply.");
     g_autoptr(GError) error = NULL;
     g_autoptr(GPtrArray) conv = g_ptr_array_new_with_free_func(turn_free);
     HrModel *model = NULL;
@@ -209,10 +208,10 @@ hr_cli_chat(int argc, char **argv)
         fprintf(stderr, PFX "-m NAME|DIR is required ('hearth-cli models list' shows the names)\n");
         goto out;
     }
-    if (n_new < 1 || top_k < 0 || !(temp >= 0 && temp <= 1e6) || !(top_p > 0 && top_p <= 1) ||
-        !(min_p >= 0 && min_p <= 1) || !(rep > 0 && rep <= 1e6)) {
-        fprintf(stderr, PFX "a sampling option is out of range (--temp 0..1e6, --top-p (0, 1], --min-p [0, 1], "
-                            "--repeat-penalty > 0, --top-k >= 0, -n >= 1)\n");
+    if (!hr_cli_sampling_check(&samp, "hearth-cli chat"))
+        goto out;
+    if (n_new < 1) {
+        fprintf(stderr, PFX "-n must be 1 or more\n");
         goto out;
     }
     if (kv && strcmp(kv, "f16") != 0 && strcmp(kv, "f32") != 0) {
@@ -258,13 +257,7 @@ hr_cli_chat(int argc, char **argv)
     int reserve = MIN(n_new, ctx / 4);
 
     HrSamplerParams sp;
-    hr_sampler_params_init(&sp);
-    sp.temperature = (float)temp;
-    sp.top_k = top_k;
-    sp.top_p = (float)top_p;
-    sp.min_p = (float)min_p;
-    sp.repetition_penalty = (float)rep;
-    sp.seed = seed ? (uint64_t)seed : (uint64_t)g_get_real_time();
+    hr_cli_sampling_params(&samp, seed ? (guint64)seed : (guint64)g_get_real_time(), &sp);
 
     HrGenerateOptions gopt;
     hr_generate_options_init(&gopt);

@@ -56,8 +56,9 @@ int
 hr_cli_generate(int argc, char **argv)
 {
     char *model_dir = NULL, *prompt = NULL, *prompt_ids = NULL, *backend = NULL, *kv = NULL;
-    int n_new = 128, top_k = 0, ctx_len = 0;
-    double temp = 0.0, top_p = 1.0, min_p = 0.0, rep = 1.0;
+    int n_new = 128, ctx_len = 0;
+    HrCliSampling samp = { .temp = 0.0, .top_p = 1.0, .min_p = 0.0, .rep = 1.0, .top_k = 0 };
+    GOptionEntry samp_entries[6];
     gint64 seed = 0;
     gboolean print_ids = FALSE, ignore_eos = FALSE, chat = FALSE, show_stats = FALSE;
     char *system_prompt = NULL;
@@ -68,11 +69,6 @@ hr_cli_generate(int argc, char **argv)
         { "prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "Prompt text", "TEXT" },
         { "prompt-ids", 0, 0, G_OPTION_ARG_STRING, &prompt_ids, "Prompt as token ids (default: BOS)", "1,2,3" },
         { "n-predict", 'n', 0, G_OPTION_ARG_INT, &n_new, "Tokens to generate (default 128)", "N" },
-        { "temp", 0, 0, G_OPTION_ARG_DOUBLE, &temp, "Temperature; 0 = greedy (default)", "T" },
-        { "top-k", 0, 0, G_OPTION_ARG_INT, &top_k, "Keep the K most likely tokens (0 = off)", "K" },
-        { "top-p", 0, 0, G_OPTION_ARG_DOUBLE, &top_p, "Nucleus sampling mass (1 = off)", "P" },
-        { "min-p", 0, 0, G_OPTION_ARG_DOUBLE, &min_p, "Drop tokens below P x the best one's probability", "P" },
-        { "repeat-penalty", 0, 0, G_OPTION_ARG_DOUBLE, &rep, "Repetition penalty (1 = off)", "R" },
         { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Random seed (sampling is reproducible)", "S" },
         { "backend", 0, 0, G_OPTION_ARG_STRING, &backend, "Backend: cpu (default) or vulkan", "NAME" },
         { "ctx", 0, 0, G_OPTION_ARG_INT, &ctx_len, "Context length (default: min(model, 4096))", "N" },
@@ -84,8 +80,10 @@ hr_cli_generate(int argc, char **argv)
         { "stats", 0, 0, G_OPTION_ARG_NONE, &show_stats, "Print timings to stderr", NULL },
         { NULL },
     };
-    g_autoptr(GOptionContext) octx = g_option_context_new("— generate text with a model");
+    g_autoptr(GOptionContext) octx = g_option_context_new("— generate text with a model (greedy unless --temp)");
     g_option_context_add_main_entries(octx, entries, NULL);
+    hr_cli_sampling_entries(&samp, samp_entries);
+    g_option_context_add_main_entries(octx, samp_entries, NULL);
     g_autoptr(GError) error = NULL;
     g_autoptr(GArray) tokens = NULL;
     int rc = 2;
@@ -97,11 +95,10 @@ hr_cli_generate(int argc, char **argv)
         fprintf(stderr, "hearth-cli generate: -m MODEL_DIR is required\n");
         goto out;
     }
-    /* Written so that NaN fails every test (NaN compares false). */
-    if (n_new < 0 || top_k < 0 || !(temp >= 0 && temp <= 1e6) || !(top_p > 0 && top_p <= 1) ||
-        !(min_p >= 0 && min_p <= 1) || !(rep > 0 && rep <= 1e6)) {
-        fprintf(stderr, "hearth-cli generate: a sampling option is out of range (--temp 0..1e6, --top-p (0, 1], "
-                        "--min-p [0, 1], --repeat-penalty > 0, --top-k and -n >= 0)\n");
+    if (!hr_cli_sampling_check(&samp, "hearth-cli generate"))
+        goto out;
+    if (n_new < 0) {
+        fprintf(stderr, "hearth-cli generate: -n must be 0 or more\n");
         goto out;
     }
     if (prompt && prompt_ids) {
@@ -188,13 +185,7 @@ hr_cli_generate(int argc, char **argv)
     }
 
     HrSamplerParams sp;
-    hr_sampler_params_init(&sp);
-    sp.temperature = (float)temp;
-    sp.top_k = top_k;
-    sp.top_p = (float)top_p;
-    sp.min_p = (float)min_p;
-    sp.repetition_penalty = (float)rep;
-    sp.seed = (uint64_t)seed;
+    hr_cli_sampling_params(&samp, (guint64)seed, &sp);
     HrSampler *sampler = hr_sampler_new(&sp, cfg->vocab_size);
 
     HrGenerateOptions gopt;

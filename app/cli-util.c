@@ -94,3 +94,41 @@ hr_cli_resolve_model(char **model, GError **error)
                 "(run 'hearth-cli models list' to see the names)", arg, root);
     return FALSE;
 }
+
+void
+hr_cli_sampling_entries(HrCliSampling *s, GOptionEntry *e)
+{
+    const GOptionEntry entries[] = {
+        { "temp", 0, 0, G_OPTION_ARG_DOUBLE, &s->temp, "Temperature; 0 = greedy", "T" },
+        { "top-k", 0, 0, G_OPTION_ARG_INT, &s->top_k, "Keep the K most likely tokens (0 = off)", "K" },
+        { "top-p", 0, 0, G_OPTION_ARG_DOUBLE, &s->top_p, "Nucleus sampling mass (1 = off)", "P" },
+        { "min-p", 0, 0, G_OPTION_ARG_DOUBLE, &s->min_p, "Drop tokens below P x the best one's probability", "P" },
+        { "repeat-penalty", 0, 0, G_OPTION_ARG_DOUBLE, &s->rep, "Repetition penalty (1 = off)", "R" },
+        { NULL },
+    };
+    memcpy(e, entries, sizeof entries);
+}
+
+bool
+hr_cli_sampling_check(const HrCliSampling *s, const char *pfx)
+{
+    if (s->top_k < 0 || !(s->temp >= 0 && s->temp <= 1e6) || !(s->top_p > 0 && s->top_p <= 1) ||
+        !(s->min_p >= 0 && s->min_p <= 1) || !(s->rep > 0 && s->rep <= 1e6)) {
+        fprintf(stderr, "%s: a sampling option is out of range (--temp 0..1e6, --top-p (0, 1], --min-p [0, 1], "
+                        "--repeat-penalty > 0, --top-k >= 0)\n", pfx);
+        return false;
+    }
+    return true;
+}
+
+void
+hr_cli_sampling_params(const HrCliSampling *s, guint64 seed, HrSamplerParams *sp)
+{
+    hr_sampler_params_init(sp);
+    sp->temperature = (float)s->temp;
+    sp->top_k = s->top_k;
+    sp->top_p = (float)s->top_p;
+    sp->min_p = (float)s->min_p;
+    sp->repetition_penalty = (float)s->rep;
+    sp->seed = seed;
+}

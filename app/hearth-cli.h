@@ -37,3 +37,21 @@ void hr_cli_json_str(JsonBuilder *b, const char *key, const char *value);
 void hr_cli_json_int(JsonBuilder *b, const char *key, gint64 value);
 void hr_cli_json_double(JsonBuilder *b, const char *key, double value);
 void hr_cli_json_print(JsonBuilder *b);
+
+#include <stdbool.h>
+
+#include "sampler.h"
+
+/* The sampling options generate and chat share: --temp, --top-k, --top-p,
+ * --min-p, --repeat-penalty (each command keeps its own defaults and --seed). */
+typedef struct {
+    double temp, top_p, min_p, rep;
+    int top_k;
+} HrCliSampling;
+
+/* entries: room for 6 (5 options and the terminator), pointing into s. */
+void hr_cli_sampling_entries(HrCliSampling *s, GOptionEntry *entries);
+/* Range check written so that NaN fails it; prints "PFX: ..." and returns
+ * false when an option is out of range. */
+bool hr_cli_sampling_check(const HrCliSampling *s, const char *pfx);
+void hr_cli_sampling_params(const HrCliSampling *s, guint64 seed, HrSamplerParams *sp);
