@@ -357,8 +357,11 @@ hr_pool_run(HrThreadPool *p, HrRangeFunc fn, void *arg, int n, int align)
     if (align < 1)
         align = 1;
     int active = p ? p->active : 1;
-    if (!p || p->n_threads == 1 || n <= align || (active == 1 && !p->hook && p->fixed)) {
+    if (!p || p->n_threads == 1 || n <= align || (active == 1 && !p->hook)) {
         fn(arg, 0, n);
+        /* Narrowed to one thread: only the clock decides when to grow back. */
+        if (p && active == 1 && p->n_threads > 1 && !p->fixed)
+            adapt(p, 0, 0, g_get_monotonic_time());
         return;
     }
     gint64 t0 = g_get_monotonic_time();
