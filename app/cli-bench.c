@@ -223,7 +223,7 @@ gemv_one(const GemvOpts *o, HrThreadPool *pool, HrMatmulImpl impl, Shape sh, Gem
     /* Strides of one copy inside the shared buffers, 64-byte aligned. */
     const size_t q_stride = round_up(q4 ? (size_t)rows * (size_t)(cols / 2) : (size_t)rows * (size_t)cols * 2, 64);
     const size_t s_stride = q4 ? round_up((size_t)rows * (size_t)ng, 64) : 0; /* groups */
-    HrQMat probe = { NULL, NULL, NULL, rows, cols, o->group, ng };
+    HrQMat probe = { .rows = rows, .cols = cols, .group = o->group, .n_groups = ng };
     const size_t wbytes = q4 ? hr_qmat_bytes(&probe) : (size_t)rows * (size_t)cols * 2;
     const size_t copy_bytes = q_stride + s_stride * (sizeof(uint16_t) + 1);
     const size_t footprint = (size_t)o->footprint_mb << 20;
@@ -266,8 +266,10 @@ gemv_one(const GemvOpts *o, HrThreadPool *pool, HrMatmulImpl impl, Shape sh, Gem
                 memcpy(zbuf + c * s_stride, zbuf, s_stride);
             }
         }
-        qm[c] = (HrQMat){ qbuf + c * q_stride, s_stride ? sbuf + c * s_stride : NULL,
-                          s_stride ? zbuf + c * s_stride : NULL, rows, cols, o->group, ng };
+        qm[c] = (HrQMat){ .q = qbuf + c * q_stride,
+                          .scale = s_stride ? sbuf + c * s_stride : NULL,
+                          .zero = s_stride ? zbuf + c * s_stride : NULL,
+                          .rows = rows, .cols = cols, .group = o->group, .n_groups = ng };
         fm[c] = (HrMat){ qbuf + c * q_stride, HR_DTYPE_F16, rows, cols };
     }
     for (int i = 0; i < cols; i++)

@@ -163,20 +163,41 @@ run_dense(HrThreadPool *pool, const char *pool_name, GRand *rng)
     }
 }
 
-/* A 4-bit matrix of random nibbles, scales and zero points. */
+/* A 4-bit matrix of random nibbles, scales and zero points (or offsets,
+ * for the GGUF kinds). */
 static HrQMat
-random_qmat(GRand *rng, int rows, int cols, int g)
+random_qmat_kind(GRand *rng, int rows, int cols, int g, HrQMatKind kind)
 {
     const int ng = cols / g;
-    HrQMat q = { g_new(uint8_t, (size_t)rows * cols / 2), g_new(uint16_t, (size_t)rows * ng),
-                 g_new(uint8_t, (size_t)rows * ng), rows, cols, g, ng };
+    HrQMat q = { .kind = kind, .rows = rows, .cols = cols, .group = g, .n_groups = ng };
+    hr_qmat_alloc(&q);
     for (size_t i = 0; i < (size_t)rows * cols / 2; i++)
         q.q[i] = (uint8_t)g_rand_int_range(rng, 0, 256);
     for (size_t i = 0; i < (size_t)rows * ng; i++) {
-        q.scale[i] = hr_f32_to_f16(frand(rng, 0.001, 0.03));
-        q.zero[i] = (uint8_t)g_rand_int_range(rng, 0, 16);
+        const double s = frand(rng, 0.001, 0.03), o = -s * frand(rng, 0.0, 15.0);
+        switch (kind) {
+        case HR_QMAT_OFFSET16:
+            q.scale[i] = hr_f32_to_f16((float)s);
+            q.offset16[i] = hr_f32_to_f16((float)o);
+            break;
+        case HR_QMAT_OFFSET32:
+            q.scale32[i] = (float)s;
+            q.offset32[i] = (float)o;
+            break;
+        case HR_QMAT_ZERO:
+        default:
+            q.scale[i] = hr_f32_to_f16((float)s);
+            q.zero[i] = (uint8_t)g_rand_int_range(rng, 0, 16);
+            break;
+        }
     }
     return q;
+}
+
+static HrQMat
+random_qmat(GRand *rng, int rows, int cols, int g)
+{
+    return random_qmat_kind(rng, rows, cols, g, HR_QMAT_ZERO);
 }
 
 /* Its FP32 weights [rows, cols]. */
@@ -198,7 +219,9 @@ run_q4(HrThreadPool *pool, const char *pool_name, GRand *rng)
     };
     for (size_t s = 0; s < G_N_ELEMENTS(qs); s++) {
         const int rows = qs[s].rows, cols = qs[s].cols, g = qs[s].group, n = qs[s].n;
-        HrQMat q = random_qmat(rng, rows, cols, g);
+        /* every shape with each way of storing the group scales */
+        for (int kind = HR_QMAT_ZERO; kind <= HR_QMAT_OFFSET32; kind++) {
+        HrQMat q = random_qmat_kind(rng, rows, cols, g, (HrQMatKind)kind);
         float *wf = dequantized(&q);
         float *x = g_new(float, (size_t)n * cols);
         float *bias = g_new(float, rows);
@@ -223,8 +246,8 @@ run_q4(HrThreadPool *pool, const char *pool_name, GRand *rng)
                 double worst;
                 int bad = compare(&R, out, rows, n, &worst);
                 checks++;
-                HR_CHECK(bad == 0, "%s q4 %dx%d group %d n=%d variant %d pool %s: %d of %d outputs off (worst %.3g x tol)",
-                         hr_matmul_impl_name(impls[m]), rows, cols, g, n, variant, pool_name, bad, n * rows, worst);
+                HR_CHECK(bad == 0, "%s q4 kind %d %dx%d group %d n=%d variant %d pool %s: %d of %d outputs off (worst %.3g x tol)",
+                         hr_matmul_impl_name(impls[m]), kind, rows, cols, g, n, variant, pool_name, bad, n * rows, worst);
             }
             ref_free(&R);
         }
@@ -234,6 +257,7 @@ run_q4(HrThreadPool *pool, const char *pool_name, GRand *rng)
         g_free(bias);
         g_free(res);
         g_free(out);
+        }
     }
 }
 
@@ -257,7 +281,9 @@ run_q8(HrThreadPool *pool, const char *pool_name, GRand *rng)
     static const HrMatmulImpl q8s[] = { HR_MATMUL_Q8_AVX2, HR_MATMUL_Q8_AVX512 };
     for (size_t s = 0; s < G_N_ELEMENTS(qs); s++) {
         const int rows = qs[s].rows, cols = qs[s].cols, g = qs[s].group, n = qs[s].n;
-        HrQMat q = random_qmat(rng, rows, cols, g);
+        /* the offset kinds (GGUF) on every other shape */
+        for (int kind = HR_QMAT_ZERO; kind <= (s % 2 ? HR_QMAT_OFFSET32 : HR_QMAT_ZERO); kind++) {
+        HrQMat q = random_qmat_kind(rng, rows, cols, g, (HrQMatKind)kind);
         float *wf = dequantized(&q);
         float *x = g_new(float, (size_t)n * cols), *bias = g_new(float, rows);
         float *res = g_new(float, (size_t)n * rows), *out = g_new(float, (size_t)n * rows);
@@ -315,6 +341,7 @@ run_q8(HrThreadPool *pool, const char *pool_name, GRand *rng)
         g_free(bias);
         g_free(res);
         g_free(out);
+        }
     }
 }
 

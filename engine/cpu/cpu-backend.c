@@ -216,9 +216,8 @@ take_awq(CpuCtx *c, const HrTensorSet *ts, const char *prefix, int64_t N, int64_
     m->cols = (int)K;
     m->n_groups = (int)ng;
     m->group = (int)(K / ng);
-    m->q = hr_weights_alloc((size_t)N * (size_t)(K / 2));
-    m->scale = hr_weights_alloc(sizeof(uint16_t) * (size_t)N * (size_t)ng);
-    m->zero = hr_weights_alloc((size_t)N * (size_t)ng);
+    m->kind = HR_QMAT_ZERO;
+    hr_qmat_alloc(m);
     RepackJob job = { m, tq->data, tz->data, ts_s->data };
     hr_pool_run(c->pool, repack_range, &job, (int)(N / 8), 1);
     /* The checkpoint's 4-bit tensors are not read again: let the kernel drop

@@ -490,13 +490,33 @@ gemm_convert_row(const HrMat *m, int r, int k0, int kl, float *dst)
         dst[i] = load1(src, m->dtype, i);
 }
 
+/* The scale s and s * zero (= -offset) of group gi of row r. */
+static inline void
+qmat_group(const HrQMat *m, size_t r, int gi, float *s, float *sz)
+{
+    const size_t i = r * (size_t)m->n_groups + (size_t)gi;
+    switch (m->kind) {
+    case HR_QMAT_OFFSET16:
+        *s = hr_f16_to_f32(m->scale[i]);
+        *sz = -hr_f16_to_f32(m->offset16[i]);
+        return;
+    case HR_QMAT_OFFSET32:
+        *s = m->scale32[i];
+        *sz = -m->offset32[i];
+        return;
+    case HR_QMAT_ZERO:
+    default:
+        *s = hr_f16_to_f32(m->scale[i]);
+        *sz = *s * (float)m->zero[i];
+        return;
+    }
+}
+
 /* dst[0..kl) = dequantized W[r, k0..k0+kl); k0 is even. */
 __attribute__((target("avx2,fma,f16c"))) static void
 gemm_dequant_row(const HrQMat *m, int r, int k0, int kl, float *dst)
 {
     const uint8_t *qr = m->q + (size_t)r * (size_t)(m->cols / 2);
-    const uint16_t *sc = m->scale + (size_t)r * (size_t)m->n_groups;
-    const uint8_t *zr = m->zero + (size_t)r * (size_t)m->n_groups;
     const int g = m->group;
     int i = 0, cur = -1;
     float s = 0.0f, sz = 0.0f;
@@ -508,8 +528,7 @@ gemm_dequant_row(const HrQMat *m, int r, int k0, int kl, float *dst)
             int k = k0 + i, gi = k / g;
             if (gi != cur) {
                 cur = gi;
-                s = hr_f16_to_f32(sc[gi]);
-                sz = s * (float)zr[gi];
+                qmat_group(m, (size_t)r, gi, &s, &sz);
             }
             int32_t word;
             memcpy(&word, qr + k / 2, 4);
@@ -520,8 +539,8 @@ gemm_dequant_row(const HrQMat *m, int r, int k0, int kl, float *dst)
     for (; i < kl; i++) {
         int k = k0 + i, gi = k / g;
         int q = (k & 1) ? qr[k / 2] >> 4 : qr[k / 2] & 15;
-        s = hr_f16_to_f32(sc[gi]);
-        dst[i] = (float)q * s - s * (float)zr[gi];
+        qmat_group(m, (size_t)r, gi, &s, &sz);
+        dst[i] = (float)q * s - sz;
     }
 }
 
@@ -1048,10 +1067,39 @@ hr_matmul(HrThreadPool *pool, float *out, const HrMat *w, const float *bias, con
 
 /* ---- 4-bit group-quantized matrices (AWQ) ------------------------------------ */
 
+static size_t
+qmat_group_bytes(HrQMatKind kind)
+{
+    return kind == HR_QMAT_OFFSET32 ? 2 * sizeof(float) : kind == HR_QMAT_OFFSET16 ? 2 * sizeof(uint16_t)
+                                                                                   : sizeof(uint16_t) + 1;
+}
+
 size_t
 hr_qmat_bytes(const HrQMat *m)
 {
-    return (size_t)m->rows * (size_t)(m->cols / 2) + (sizeof(uint16_t) + 1) * (size_t)m->rows * (size_t)m->n_groups;
+    return (size_t)m->rows * (size_t)(m->cols / 2) + qmat_group_bytes(m->kind) * (size_t)m->rows * (size_t)m->n_groups;
+}
+
+void
+hr_qmat_alloc(HrQMat *m)
+{
+    const size_t n = (size_t)m->rows * (size_t)m->n_groups;
+    m->q = hr_weights_alloc((size_t)m->rows * (size_t)(m->cols / 2));
+    switch (m->kind) {
+    case HR_QMAT_OFFSET32:
+        m->scale32 = hr_weights_alloc(sizeof(float) * n);
+        m->offset32 = hr_weights_alloc(sizeof(float) * n);
+        break;
+    case HR_QMAT_OFFSET16:
+        m->scale = hr_weights_alloc(sizeof(uint16_t) * n);
+        m->offset16 = hr_weights_alloc(sizeof(uint16_t) * n);
+        break;
+    case HR_QMAT_ZERO:
+    default:
+        m->scale = hr_weights_alloc(sizeof(uint16_t) * n);
+        m->zero = hr_weights_alloc(n);
+        break;
+    }
 }
 
 void
@@ -1062,6 +1110,9 @@ hr_qmat_free(HrQMat *m)
     g_free(m->q);
     g_free(m->scale);
     g_free(m->zero);
+    g_free(m->offset16);
+    g_free(m->scale32);
+    g_free(m->offset32);
     memset(m, 0, sizeof *m);
 }
 
@@ -1083,8 +1134,23 @@ row_scales_avx2(const uint16_t *s, const uint8_t *z, int ng, float *sc, float *s
 void
 hr_qmat_row_scales(const HrQMat *m, int r, float *sc, float *sz)
 {
-    const uint16_t *s = m->scale + (size_t)r * (size_t)m->n_groups;
-    const uint8_t *z = m->zero + (size_t)r * (size_t)m->n_groups;
+    const size_t base = (size_t)r * (size_t)m->n_groups;
+    if (m->kind == HR_QMAT_OFFSET32) {
+        for (int g = 0; g < m->n_groups; g++) {
+            sc[g] = m->scale32[base + (size_t)g];
+            sz[g] = -m->offset32[base + (size_t)g];
+        }
+        return;
+    }
+    if (m->kind == HR_QMAT_OFFSET16) {
+        for (int g = 0; g < m->n_groups; g++) {
+            sc[g] = hr_f16_to_f32(m->scale[base + (size_t)g]);
+            sz[g] = -hr_f16_to_f32(m->offset16[base + (size_t)g]);
+        }
+        return;
+    }
+    const uint16_t *s = m->scale + base;
+    const uint8_t *z = m->zero + base;
     int g0 = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (have_avx2())
@@ -1102,8 +1168,19 @@ hr_qmat_row_f32(const HrQMat *m, int r, float *dst)
     const uint8_t *qr = m->q + (size_t)r * (size_t)(m->cols / 2);
     for (int k = 0; k < m->cols; k++) {
         int q = (k & 1) ? qr[k / 2] >> 4 : qr[k / 2] & 15;
-        size_t gi = (size_t)r * (size_t)m->n_groups + (size_t)(k / m->group);
-        dst[k] = hr_f16_to_f32(m->scale[gi]) * (float)(q - (int)m->zero[gi]);
+        const size_t gi = (size_t)r * (size_t)m->n_groups + (size_t)(k / m->group);
+        switch (m->kind) {
+        case HR_QMAT_OFFSET16:
+            dst[k] = hr_f16_to_f32(m->scale[gi]) * (float)q + hr_f16_to_f32(m->offset16[gi]);
+            break;
+        case HR_QMAT_OFFSET32:
+            dst[k] = m->scale32[gi] * (float)q + m->offset32[gi];
+            break;
+        case HR_QMAT_ZERO:
+        default:
+            dst[k] = hr_f16_to_f32(m->scale[gi]) * (float)(q - (int)m->zero[gi]);
+            break;
+        }
     }
 }
 

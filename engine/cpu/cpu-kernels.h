@@ -72,22 +72,39 @@ const char *hr_matmul_impl_name(HrMatmulImpl impl);
 void hr_matmul_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrMat *w, const float *bias,
                     const float *x, int n, const float *residual);
 
-/* A 4-bit group-quantized matrix (AWQ), repacked once at load into a
- * row-major layout: row r (output channel) holds cols/2 bytes of nibbles,
- * input k in the low nibble of byte k/2 when k is even, the high one when
- * odd; per (row, group) the FP16 scale s as the checkpoint stores it and the
- * zero point z (3 bytes per group: a decode step reads them with the
- * nibbles), so W[r,k] = s * (q - z) and
- * W[r,:].x = sum_g (s_g * sum q*x - s_g * z_g * sum x). */
+/* A 4-bit group-quantized matrix, repacked once at load into a row-major
+ * layout: row r (output channel) holds cols/2 bytes of nibbles, input k in
+ * the low nibble of byte k/2 when k is even, the high one when odd. Per
+ * (row, group) one of three ways to turn a nibble q into a weight:
+ *   HR_QMAT_ZERO     (AWQ, GGUF Q4_0) the FP16 scale s as the checkpoint
+ *                    stores it and the zero point z (3 bytes per group: a
+ *                    decode step reads them with the nibbles): W = s * (q - z);
+ *   HR_QMAT_OFFSET16 (GGUF Q4_1) FP16 scale s and FP16 offset o: W = s * q + o;
+ *   HR_QMAT_OFFSET32 (GGUF Q4_K) FP32 scale and offset (products of a block
+ *                    scale and a 6-bit sub-block scale, not FP16 values).
+ * Every kernel reads them through hr_qmat_row_scales() as the scale s and
+ * sz = s * z = -o, so W[r,:].x = sum_g (s_g * sum q*x - sz_g * sum x). */
+typedef enum {
+    HR_QMAT_ZERO,
+    HR_QMAT_OFFSET16,
+    HR_QMAT_OFFSET32,
+} HrQMatKind;
+
 typedef struct {
     uint8_t *q;        /* [rows, cols/2] */
-    uint16_t *scale;   /* [rows, n_groups] FP16 bits */
-    uint8_t *zero;     /* [rows, n_groups] 0..15 */
+    HrQMatKind kind;
+    uint16_t *scale;   /* ZERO, OFFSET16: [rows, n_groups] FP16 bits */
+    uint8_t *zero;     /* ZERO: [rows, n_groups] 0..15 */
+    uint16_t *offset16; /* OFFSET16: [rows, n_groups] FP16 bits */
+    float *scale32;    /* OFFSET32: [rows, n_groups] */
+    float *offset32;   /* OFFSET32: [rows, n_groups] */
     int rows, cols;    /* cols even */
     int group;         /* divides cols, even */
     int n_groups;
 } HrQMat;
 
+/* Allocate m's arrays for its kind, rows, cols and group (set before). */
+void hr_qmat_alloc(HrQMat *m);
 /* Row r's scales and scale * zero as FP32, into sc[n_groups], sz[n_groups]. */
 void hr_qmat_row_scales(const HrQMat *m, int r, float *sc, float *sz);
 size_t hr_qmat_bytes(const HrQMat *m);
