@@ -86,10 +86,31 @@ static const char SCHEMA_V2[] =
 static const char SCHEMA_V3[] =
     "ALTER TABLE conversations ADD COLUMN deleted_at INTEGER;";
 
+/* A message row holds the version shown (the one the conversation goes on
+ * from); the others wait in message_versions, numbered as they were made. */
+static const char SCHEMA_V4[] =
+    "ALTER TABLE messages ADD COLUMN version INTEGER NOT NULL DEFAULT 1;"
+    "CREATE TABLE message_versions ("
+    "  message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
+    "  version INTEGER NOT NULL,"
+    "  content TEXT NOT NULL DEFAULT '',"
+    "  created INTEGER NOT NULL,"
+    "  token_count INTEGER,"
+    "  state TEXT NOT NULL DEFAULT 'complete'"
+    "    CHECK (state IN ('complete', 'partial', 'error', 'interrupted')),"
+    "  error TEXT,"
+    "  prompt_tokens INTEGER,"
+    "  gen_tokens INTEGER,"
+    "  tokens_per_s REAL,"
+    "  time_to_first_token_ms REAL,"
+    "  PRIMARY KEY (message_id, version)"
+    ");";
+
 static const char *const schema_steps[HEARTH_STORE_SCHEMA_VERSION] = {
     SCHEMA_V1,
     SCHEMA_V2,
     SCHEMA_V3,
+    SCHEMA_V4,
 };
 
 const char *
@@ -1298,7 +1319,8 @@ hearth_store_message_set_error(HearthStore *store, gint64 id, const char *error_
 
 #define MESSAGE_COLUMNS                                                                        \
     "id, conversation_id, position, role, state, content, created, token_count,"             \
-    " prompt_tokens, gen_tokens, tokens_per_s, time_to_first_token_ms, error"
+    " prompt_tokens, gen_tokens, tokens_per_s, time_to_first_token_ms, error, version,"      \
+    " 1 + (SELECT count(*) FROM message_versions v WHERE v.message_id = messages.id)"
 
 static HearthStoreMessage *
 read_message(sqlite3_stmt *st)
@@ -1321,6 +1343,8 @@ read_message(sqlite3_stmt *st)
     m->stats.tokens_per_s = col_double_or_unset(st, 10);
     m->stats.time_to_first_token_ms = col_double_or_unset(st, 11);
     m->error = col_text(st, 12);
+    m->version = sqlite3_column_int(st, 13);
+    m->n_versions = sqlite3_column_int(st, 14);
     return m;
 }
 
@@ -1421,6 +1445,152 @@ hearth_store_message_delete_after(HearthStore *store, gint64 conversation_id, in
 fail:
     rollback(store);
     return -1;
+}
+
+/* --- versions ------------------------------------------------------------- */
+
+/* The columns a version has, in message_versions and in messages alike. */
+#define VERSION_COLUMNS                                                                        \
+    "content, created, token_count, state, error, prompt_tokens, gen_tokens, tokens_per_s,"  \
+    " time_to_first_token_ms"
+
+/* The shown version of message id goes to message_versions under its number. */
+static gboolean
+archive_shown_version(HearthStore *s, gint64 id, GError **error)
+{
+    sqlite3_stmt *st = prep(s,
+                            "INSERT INTO message_versions (message_id, version, " VERSION_COLUMNS ")"
+                            " SELECT id, version, " VERSION_COLUMNS " FROM messages WHERE id = ?1",
+                            error);
+    if (!st)
+        return FALSE;
+    sqlite3_bind_int64(st, 1, id);
+    return run_one(s, st, "cannot keep the earlier version", "message", id, error);
+}
+
+int
+hearth_store_message_new_version(HearthStore *store, gint64 id, GError **error)
+{
+    if (!begin(store, error))
+        return 0;
+    int version = 0;
+    /* A failed reply that wrote nothing is not worth keeping: it is replaced. */
+    sqlite3_stmt *st = prep(store,
+                            "SELECT state = 'error' AND content = '',"
+                            " 1 + max(version, (SELECT coalesce(max(version), 0) FROM message_versions"
+                            "   WHERE message_id = ?1))"
+                            " FROM messages WHERE id = ?1",
+                            error);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    gboolean discard = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
+    int next = rc == SQLITE_ROW ? sqlite3_column_int(st, 1) : 0;
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) {
+        set_not_found(error, "message", id);
+        goto fail;
+    } else if (rc != SQLITE_ROW) {
+        set_store_error(store, rc, "cannot read a message", error);
+        goto fail;
+    }
+    if (!discard && !archive_shown_version(store, id, error))
+        goto fail;
+    st = prep(store,
+              "UPDATE messages SET version = CASE WHEN ?3 THEN version ELSE ?2 END, content = '',"
+              " created = ?4, token_count = NULL, state = 'partial', error = NULL,"
+              " prompt_tokens = NULL, gen_tokens = NULL, tokens_per_s = NULL,"
+              " time_to_first_token_ms = NULL WHERE id = ?1 RETURNING version",
+              error);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, next);
+    sqlite3_bind_int(st, 3, discard);
+    sqlite3_bind_int64(st, 4, g_get_real_time());
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) {
+        set_store_error(store, rc, "cannot start a new version", error);
+        goto fail;
+    }
+    if (!bump_for_message(store, id, error))
+        goto fail;
+    if (!commit(store, error))
+        return 0;
+    return version;
+fail:
+    rollback(store);
+    return 0;
+}
+
+gboolean
+hearth_store_message_show_version(HearthStore *store, gint64 id, int version, GError **error)
+{
+    if (!begin(store, error))
+        return FALSE;
+    sqlite3_stmt *st = prep(store, "SELECT version FROM messages WHERE id = ?1", error);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    int shown = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) {
+        set_not_found(error, "message", id);
+        goto fail;
+    } else if (rc != SQLITE_ROW) {
+        set_store_error(store, rc, "cannot read a message", error);
+        goto fail;
+    }
+    if (shown == version) {
+        rollback(store);
+        return TRUE;
+    }
+    /* The wanted version must be there before the shown one is put away. */
+    st = prep(store, "SELECT 1 FROM message_versions WHERE message_id = ?1 AND version = ?2", error);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, version);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) {
+        g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_NOT_FOUND,
+                    "message %" G_GINT64_FORMAT " has no version %d", id, version);
+        goto fail;
+    } else if (rc != SQLITE_ROW) {
+        set_store_error(store, rc, "cannot read a version", error);
+        goto fail;
+    }
+    if (!archive_shown_version(store, id, error))
+        goto fail;
+    st = prep(store,
+              "UPDATE messages SET (version, " VERSION_COLUMNS ") ="
+              " (SELECT version, " VERSION_COLUMNS " FROM message_versions"
+              "  WHERE message_id = ?1 AND version = ?2)"
+              " WHERE id = ?1",
+              error);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, version);
+    if (!run_one(store, st, "cannot show the version", "message", id, error))
+        goto fail;
+    st = prep(store, "DELETE FROM message_versions WHERE message_id = ?1 AND version = ?2", error);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, version);
+    if (!run(store, st, "cannot show the version", error))
+        goto fail;
+    return commit(store, error);
+fail:
+    rollback(store);
+    return FALSE;
 }
 
 /* --- search --------------------------------------------------------------- */

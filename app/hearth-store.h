@@ -13,6 +13,10 @@
  *       tokens_per_s, time_to_first_token_ms) and the FTS5 index over message
  *       content (external content table, kept in sync by triggers).
  *   v3  conversations.deleted_at: soft delete, so that "delete" can be undone.
+ *   v4  versions of a message (regenerate keeps the earlier replies):
+ *       messages.version is the number of the version the row holds (the one
+ *       shown, which the conversation goes on from); the others are rows of
+ *       message_versions (same columns, keyed by message and number).
  * Opening an older file takes the write lock, copies the file to
  * `<file>.bak-v<N>` (online backup API, through a second read-only
  * connection, so the copy is exactly the state being migrated) and then
@@ -40,7 +44,7 @@
 
 G_BEGIN_DECLS
 
-#define HEARTH_STORE_SCHEMA_VERSION 3
+#define HEARTH_STORE_SCHEMA_VERSION 4
 
 #define HEARTH_STORE_ERROR (hearth_store_error_quark())
 GQuark hearth_store_error_quark(void);
@@ -116,6 +120,8 @@ typedef struct {
     int token_count;        /* -1: unknown */
     HearthStoreGenStats stats;
     char *error;            /* NULL unless state is ERROR */
+    int version;            /* the version this is, 1..n_versions */
+    int n_versions;         /* how many versions the message has (1: no others) */
 } HearthStoreMessage;
 
 void hearth_store_message_free(HearthStoreMessage *m);
@@ -239,6 +245,21 @@ GPtrArray *hearth_store_message_list(HearthStore *store, gint64 conversation_id,
  * position -1 deletes them all. Returns how many, or -1 on error. */
 int hearth_store_message_delete_after(HearthStore *store, gint64 conversation_id, int position,
                                       GError **error);
+
+/* --- versions (regenerate keeps the earlier replies) ----------------------- */
+
+/* Puts the shown version of message id aside (a version with state ERROR
+ * and no content is dropped instead) and makes the row a new, empty PARTIAL
+ * version, numbered after every version it had; stream into it with
+ * update_content and finish. Bumps the conversation's `updated`. Returns the
+ * new version's number, or 0 on error. */
+int hearth_store_message_new_version(HearthStore *store, gint64 id, GError **error);
+
+/* Shows version `version` of message id: the row takes that version's
+ * content, state, error and stats, and the version it held is put aside
+ * under its number. NOT_FOUND when the message has no such version. Does not
+ * bump `updated`. */
+gboolean hearth_store_message_show_version(HearthStore *store, gint64 id, int version, GError **error);
 
 /* --- search and export ---------------------------------------------------- */
 

@@ -591,6 +591,89 @@ test_streaming(void)
     g_free(dir);
 }
 
+/* --- versions ------------------------------------------------------------- */
+
+static void
+test_versions(void)
+{
+    char *dir = make_tmp();
+    char *path = g_build_filename(dir, "hearth.db", NULL);
+    GError *err = NULL;
+    HearthStore *s = open_ok(path);
+    gint64 conv = create(s, NULL);
+    append(s, conv, HEARTH_STORE_ROLE_USER, "Tell a story");
+    gint64 id = hearth_store_message_append(s, conv, HEARTH_STORE_ROLE_ASSISTANT,
+                                            HEARTH_STORE_STATE_PARTIAL, "", -1, -1, &err);
+    HearthStoreGenStats stats = { .prompt_tokens = 5, .gen_tokens = 3, .tokens_per_s = 10.0,
+                                  .time_to_first_token_ms = 1.0 };
+    HR_CHECK(hearth_store_message_finish(s, id, HEARTH_STORE_STATE_COMPLETE, "First story.", -1, &stats, &err),
+             "finish v1");
+    HearthStoreMessage *m = hearth_store_message_get(s, id, &err);
+    HR_CHECK(m && m->version == 1 && m->n_versions == 1, "one version at first");
+    hearth_store_message_free(m);
+
+    /* Regenerate: v1 put aside, v2 streamed into the same row. */
+    HR_CHECK(hearth_store_message_new_version(s, id, &err) == 2, "new version is 2: %s", err ? err->message : "");
+    m = hearth_store_message_get(s, id, &err);
+    HR_CHECK(m && m->version == 2 && m->n_versions == 2 && m->state == HEARTH_STORE_STATE_PARTIAL &&
+                 !*m->content && m->stats.gen_tokens == -1,
+             "the new version is empty and partial");
+    hearth_store_message_free(m);
+    HR_CHECK(hearth_store_message_finish(s, id, HEARTH_STORE_STATE_COMPLETE, "Second story.", -1, NULL, &err),
+             "finish v2");
+
+    /* Back to v1: its text and stats return; the list and search see it. */
+    HR_CHECK(hearth_store_message_show_version(s, id, 1, &err), "show v1: %s", err ? err->message : "");
+    GPtrArray *msgs = hearth_store_message_list(s, conv, &err);
+    HearthStoreMessage *shown = msgs && msgs->len == 2 ? g_ptr_array_index(msgs, 1) : NULL;
+    HR_CHECK(shown && shown->id == id && shown->version == 1 && shown->n_versions == 2 &&
+                 strcmp(shown->content, "First story.") == 0 && shown->stats.gen_tokens == 3,
+             "version 1 shown with its stats");
+    if (msgs)
+        g_ptr_array_unref(msgs);
+    GPtrArray *hits = hearth_store_search(s, "first", 0, "", "", &err);
+    HR_CHECK(hits && hits->len == 1, "the shown version is searchable");
+    if (hits)
+        g_ptr_array_unref(hits);
+    hits = hearth_store_search(s, "second", 0, "", "", &err);
+    HR_CHECK(hits && hits->len == 0, "a version put aside is not in the search");
+    if (hits)
+        g_ptr_array_unref(hits);
+    HR_CHECK(!hearth_store_message_show_version(s, id, 7, &err) &&
+                 g_error_matches(err, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_NOT_FOUND),
+             "no version 7");
+    g_clear_error(&err);
+    HR_CHECK(hearth_store_message_show_version(s, id, 1, &err), "showing the shown version is a no-op");
+
+    /* A third from v1: numbered after all; a failed empty one is replaced, not kept. */
+    HR_CHECK(hearth_store_message_new_version(s, id, &err) == 3, "third version");
+    HR_CHECK(hearth_store_message_set_error(s, id, "Out of memory", &err), "v3 fails");
+    HR_CHECK(hearth_store_message_new_version(s, id, &err) == 3, "an empty failure is replaced");
+    HR_CHECK(hearth_store_message_finish(s, id, HEARTH_STORE_STATE_COMPLETE, "Third story.", -1, NULL, &err),
+             "finish v3");
+    hearth_store_close(s);
+
+    /* Kept across a restart. */
+    s = open_ok(path);
+    m = hearth_store_message_get(s, id, &err);
+    HR_CHECK(m && m->version == 3 && m->n_versions == 3 && strcmp(m->content, "Third story.") == 0,
+             "three versions after a restart");
+    hearth_store_message_free(m);
+    HR_CHECK(hearth_store_message_show_version(s, id, 2, &err), "show v2");
+    m = hearth_store_message_get(s, id, &err);
+    HR_CHECK(m && m->version == 2 && strcmp(m->content, "Second story.") == 0, "version 2");
+    hearth_store_message_free(m);
+
+    /* Deleting the message (edit and resend) deletes its versions. */
+    HR_CHECK(hearth_store_message_delete_after(s, conv, 0, &err) == 1, "delete the reply");
+    hearth_store_close(s);
+    HR_CHECK(file_int(path, "SELECT count(*) FROM message_versions") == 0, "versions deleted with the message");
+    check_integrity(path);
+    g_free(path);
+    rm_rf(dir);
+    g_free(dir);
+}
+
 /* --- search --------------------------------------------------------------- */
 
 typedef struct {
@@ -1504,6 +1587,7 @@ main(void)
         { "titles", test_titles },
         { "conversations", test_conversations },
         { "streaming", test_streaming },
+        { "versions", test_versions },
         { "search", test_search },
         { "read-only", test_read_only },
         { "export", test_export },
