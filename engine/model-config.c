@@ -7,6 +7,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "gguf-model.h"
 #include "hr-json.h"
 
 static const struct {
@@ -366,6 +367,12 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
 HrStatus
 hr_model_config_load(const char *dir, HrModelConfig *cfg, HrError *err)
 {
+    g_autofree char *gguf = NULL;
+    HrStatus gst = hr_gguf_resolve(dir, &gguf, err);
+    if (gst != HR_OK)
+        return gst;
+    if (gguf)
+        return hr_gguf_model_config_load(gguf, cfg, err);
     g_autofree char *path = g_build_filename(dir, "config.json", NULL);
     g_autofree char *gpath = g_build_filename(dir, "generation_config.json", NULL);
     g_autofree char *text = NULL, *gtext = NULL;

@@ -165,6 +165,22 @@ hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError
         st = hr_tensor_set_open_dir(dir, &m->weights, err);
     if (st == HR_OK)
         st = check_layers_present(&m->cfg, m->weights, err);
+    if (st == HR_OK && ops != &hr_cpu_backend) {
+        /* GGUF block-quantized weights run on the CPU backend only (for
+         * now): "auto" takes the CPU for them, a named GPU backend says so. */
+        const HrTensor *blocks = NULL;
+        for (size_t i = 0; !blocks && i < hr_tensor_set_count(m->weights); i++) {
+            const HrTensor *t = hr_tensor_set_get(m->weights, i);
+            if (t->dtype == HR_DTYPE_GGML)
+                blocks = t;
+        }
+        if (blocks && opt->backend && strcmp(opt->backend, "auto") == 0)
+            ops = &hr_cpu_backend;
+        else if (blocks)
+            st = hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: the %s backend does not run GGUF %s weights yet "
+                              "(tensor '%s'); use the CPU backend", dir, ops->name,
+                              hr_tensor_type_name(blocks), blocks->name);
+    }
     if (st == HR_OK) {
         /* The KV cache never holds more positions than the model was made for. */
         m->context_len = opt->context_len > 0 ? MIN(opt->context_len, m->cfg.max_pos) : MIN(m->cfg.max_pos, 4096);

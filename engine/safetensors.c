@@ -45,6 +45,9 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
+#include "gguf-model.h"
+#include "gguf.h"
+
 #define HEADER_MAX ((uint64_t)100 * 1000 * 1000)  /* 100 MB, as the reference implementation */
 #define INDEX_MAX ((int64_t)100 * 1000 * 1000)
 #define INDEX_NAME "model.safetensors.index.json"
@@ -79,7 +82,19 @@ hr_dtype_size(HrDType dt)
 const char *
 hr_dtype_name(HrDType dt)
 {
+    if (dt == HR_DTYPE_GGML)
+        return "GGML";
     return (unsigned)dt < N_DTYPES ? dtype_info[dt].name : "?";
+}
+
+const char *
+hr_tensor_type_name(const HrTensor *t)
+{
+    if (t->dtype == HR_DTYPE_GGML) {
+        const char *n = hr_ggml_type_name(t->ggml_type);
+        return n ? n : "an unknown GGUF type";
+    }
+    return hr_dtype_name(t->dtype);
 }
 
 static bool
@@ -486,10 +501,17 @@ free_file(gpointer st)
     hr_safetensors_free(st);
 }
 
+typedef struct {
+    void *data;
+    void (*free_func)(void *);
+} Kept;
+
 struct HrTensorSet {
     GPtrArray *files;     /* HrSafetensors *, owned */
     GPtrArray *tensors;   /* const HrTensor *, in file order */
     GHashTable *by_name;  /* name -> const HrTensor * */
+    GPtrArray *added;     /* HrTensor * copies made by hr_tensor_set_add_tensor */
+    GArray *kept;         /* Kept, freed last, in reverse order */
 };
 
 void
@@ -500,6 +522,12 @@ hr_tensor_set_free(HrTensorSet *set)
     g_hash_table_destroy(set->by_name);
     g_ptr_array_free(set->tensors, TRUE);
     g_ptr_array_free(set->files, TRUE);
+    g_ptr_array_free(set->added, TRUE);
+    for (guint i = set->kept->len; i-- > 0;) {
+        Kept *k = &g_array_index(set->kept, Kept, i);
+        k->free_func(k->data);
+    }
+    g_array_free(set->kept, TRUE);
     g_free(set);
 }
 
@@ -510,7 +538,35 @@ tensor_set_new(void)
     set->files = g_ptr_array_new_with_free_func(free_file);
     set->tensors = g_ptr_array_new();
     set->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+    set->added = g_ptr_array_new_with_free_func(g_free);
+    set->kept = g_array_new(FALSE, FALSE, sizeof(Kept));
     return set;
+}
+
+HrTensorSet *
+hr_tensor_set_new(void)
+{
+    return tensor_set_new();
+}
+
+HrStatus
+hr_tensor_set_add_tensor(HrTensorSet *set, const HrTensor *t, HrError *err)
+{
+    const HrTensor *prev = g_hash_table_lookup(set->by_name, t->name);
+    if (prev)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' appears twice", t->file, t->name);
+    HrTensor *copy = g_memdup2(t, sizeof *t);
+    g_ptr_array_add(set->added, copy);
+    g_hash_table_insert(set->by_name, (gpointer)copy->name, copy);
+    g_ptr_array_add(set->tensors, copy);
+    return HR_OK;
+}
+
+void
+hr_tensor_set_keep(HrTensorSet *set, void *data, void (*free_func)(void *))
+{
+    Kept k = { data, free_func };
+    g_array_append_val(set->kept, k);
 }
 
 /* Take st into the set; a tensor already there from another file is an error. */
@@ -694,6 +750,12 @@ hr_tensor_set_open_dir(const char *dir, HrTensorSet **out, HrError *err)
     *out = NULL;
     if (!dir)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "hr_tensor_set_open_dir: dir is NULL");
+    g_autofree char *gguf = NULL;
+    HrStatus gst = hr_gguf_resolve(dir, &gguf, err);
+    if (gst != HR_OK)
+        return gst;
+    if (gguf)
+        return hr_tensor_set_open_gguf(gguf, out, err);
     if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
         return hr_error_set(err, HR_ERR_IO, "%s: %s", dir,
                             g_file_test(dir, G_FILE_TEST_EXISTS) ? "not a directory" : "no such directory");

@@ -31,6 +31,10 @@ typedef enum {
     HR_DTYPE_I8,
     HR_DTYPE_U8,
     HR_DTYPE_BOOL,
+    /* A GGUF block-quantized tensor (Q4_0, Q8_0, Q4_K, ...): the ggml type
+     * is in HrTensor.ggml_type; n_bytes covers whole blocks. Never parsed
+     * from a safetensors file; hr_dtype_size() is 0 for it. */
+    HR_DTYPE_GGML,
 } HrDType;
 
 #define HR_MAX_DIMS 8
@@ -43,7 +47,11 @@ typedef struct {
     const void *data;        /* inside the mapping; valid while the file is open */
     size_t n_bytes;
     const char *file;        /* path (or label) of the file holding it, for messages */
+    uint32_t ggml_type;      /* HR_DTYPE_GGML: the GGUF tensor type number */
 } HrTensor;
+
+/* The type's name for messages: "F16", or "Q4_K" for a GGUF block type. */
+const char *hr_tensor_type_name(const HrTensor *t);
 
 size_t hr_dtype_size(HrDType dt);
 const char *hr_dtype_name(HrDType dt);
@@ -73,6 +81,13 @@ const char *hr_safetensors_metadata(const HrSafetensors *st, const char *key);
 typedef struct HrTensorSet HrTensorSet;
 
 HrStatus hr_tensor_set_open_dir(const char *dir, HrTensorSet **out, HrError *err);
+/* Building a set by hand (the GGUF reader): tensors are copied (their name
+ * and file strings and data must outlive the set: hand their owners to
+ * hr_tensor_set_keep). A name added twice is an error. */
+HrTensorSet *hr_tensor_set_new(void);
+HrStatus hr_tensor_set_add_tensor(HrTensorSet *set, const HrTensor *t, HrError *err);
+/* Free data with free_func when the set is freed (after its tensors). */
+void hr_tensor_set_keep(HrTensorSet *set, void *data, void (*free_func)(void *));
 void hr_tensor_set_free(HrTensorSet *set);
 size_t hr_tensor_set_count(const HrTensorSet *set);
 const HrTensor *hr_tensor_set_get(const HrTensorSet *set, size_t i);

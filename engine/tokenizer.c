@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gguf-model.h"
 #include "hr-json.h"
 
 /* ---- added tokens ------------------------------------------------------------------ */
@@ -920,6 +921,12 @@ hr_tokenizer_load(const char *dir, HrTokenizer **out, HrError *err)
     *out = NULL;
     if (!dir)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "hr_tokenizer_load: no directory");
+    g_autofree char *gguf = NULL;
+    HrStatus gst = hr_gguf_resolve(dir, &gguf, err);
+    if (gst != HR_OK)
+        return gst;
+    if (gguf)
+        return hr_gguf_tokenizer_load(gguf, out, err);
     g_autofree char *path = NULL, *data = NULL, *cdata = NULL, *jpath = NULL, *jinja = NULL;
     size_t len = 0, clen = 0, jlen = 0;
     HrStatus st;

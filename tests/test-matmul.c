@@ -345,6 +345,61 @@ run_q8(HrThreadPool *pool, const char *pool_name, GRand *rng)
     }
 }
 
+/* int8 weights with a scale per 16 values (GGUF Q6_K as the CPU holds it):
+ * the weights are exact, so each output is within the activations' int8
+ * rounding, sum_k |w| d_x / 2, of the FP product; a scale applied to the
+ * wrong half of a block is off by far more. */
+static void
+run_q8w16(HrThreadPool *pool, const char *pool_name, GRand *rng)
+{
+    static const struct { int rows, cols, n; } qs[] = { { 1, 32, 1 }, { 37, 96, 2 }, { 70, 1536, 1 }, { 20, 64, 3 } };
+    for (size_t s = 0; s < G_N_ELEMENTS(qs); s++) {
+        const int rows = qs[s].rows, cols = qs[s].cols, n = qs[s].n;
+        HrQ8Mat q = { .rows = rows, .cols = cols, .block = 16 };
+        q.q = g_new(int8_t, (size_t)rows * cols);
+        q.d = g_new(float, (size_t)rows * cols / 16);
+        for (size_t i = 0; i < (size_t)rows * cols; i++)
+            q.q[i] = (int8_t)g_rand_int_range(rng, -32, 32);
+        for (size_t i = 0; i < (size_t)rows * cols / 16; i++)
+            q.d[i] = frand(rng, 0.0001, 0.01) * (i % 3 == 0 ? -1.0f : 1.0f);
+        float *wf = g_new(float, (size_t)rows * cols);
+        for (int r = 0; r < rows; r++)
+            hr_q8mat_row_f32(&q, r, wf + (size_t)r * cols);
+        float *x = g_new(float, (size_t)n * cols), *out = g_new(float, (size_t)n * rows);
+        for (size_t i = 0; i < (size_t)n * cols; i++)
+            x[i] = frand(rng, -1.0, 1.0) * (g_rand_int_range(rng, 0, 50) == 0 ? 20.0f : 1.0f);
+        Ref R = reference(wf, rows, cols, x, n, NULL, NULL);
+        for (int impl = 0; impl < 2; impl++) {
+            const HrMatmulImpl im = impl ? HR_MATMUL_Q8_AVX512 : HR_MATMUL_Q8_AVX2;
+            if (!hr_matmul_impl_available(im))
+                continue;
+            hr_matmul_q8w_impl(im, pool, out, &q, x, n);
+            int bad = 0;
+            for (int t = 0; t < n; t++)
+                for (int r = 0; r < rows; r++) {
+                    double bound = REL_TOL * R.mag[(size_t)t * rows + r];
+                    for (int b = 0; b < cols; b += 32) {
+                        double xa = 0.0, sw = 0.0;
+                        for (int k = b; k < b + 32; k++) {
+                            xa = fmax(xa, fabs(x[(size_t)t * cols + k]));
+                            sw += fabs(wf[(size_t)r * cols + k]);
+                        }
+                        bound += sw * xa / 127.0 / 2 * 1.0001;
+                    }
+                    bad += !(fabs((double)out[(size_t)t * rows + r] - R.ref[(size_t)t * rows + r]) <= bound);
+                }
+            checks++;
+            HR_CHECK(bad == 0, "%s q8w block 16 %dx%d n=%d pool %s: %d of %d outputs past the bound",
+                     hr_matmul_impl_name(im), rows, cols, n, pool_name, bad, n * rows);
+        }
+        ref_free(&R);
+        hr_q8mat_free(&q);
+        g_free(wf);
+        g_free(x);
+        g_free(out);
+    }
+}
+
 /* int8 weights (hr_q8mat_from) and hr_matmul_q8w: each weight is within
  * d_w / 2 of the original, and each output within the worst case of both
  * roundings, sum_k |w| d_x / 2 + d_w / 2 |x| + d_w d_x / 4, of the FP
@@ -659,6 +714,8 @@ main(void)
     run_q8w(NULL, "none", rng);
     run_q8w(p2, "2", rng);
     run_q8w(p3, "3", rng);
+    run_q8w16(NULL, "none", rng);
+    run_q8w16(p2, "2", rng);
     run_multi(NULL, "none", rng);
     run_attention(rng);
     run_multi(p2, "2", rng);

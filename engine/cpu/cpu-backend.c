@@ -19,12 +19,20 @@
 #include "backend.h"
 #include "cpu-bandwidth.h"
 #include "cpu-kernels.h"
+#include "gguf-blocks.h"
+#include "gguf.h"
 #include "hr-half.h"
 
-/* A linear layer: dense (used in place) or AWQ 4-bit (repacked at load). */
+/* A linear layer: dense (used in place), 4-bit (AWQ, GGUF Q4_0/Q4_1/Q4_K;
+ * repacked at load), int8 values with a scale per 32 or 16 (GGUF Q8_0, Q5_0,
+ * Q6_K; repacked at load) or another GGUF block type decoded a row at a
+ * time (Q5_1, Q5_K). */
 typedef struct {
     HrMat dense;
-    HrQMat *q;                  /* non-NULL: quantized */
+    HrQMat *q;                  /* non-NULL: 4-bit */
+    HrQ8Mat *q8;                /* non-NULL: int8 blocks */
+    const HrTensor *blocks;     /* non-NULL: GGUF blocks used in place */
+    int rows, cols;
 } CpuLinear;
 
 typedef struct {
@@ -40,7 +48,9 @@ typedef struct {
     HrModelConfig cfg;
     HrBackendOptions opt;
     HrMat embed;                /* [vocab, dim] */
+    const HrTensor *embed_blocks; /* the embedding when GGUF block-quantized */
     HrMat lm_head;              /* [vocab, dim], == embed when tied */
+    CpuLinear lm_ggml;          /* the lm_head when GGUF block-quantized */
     /* The lm_head rounded to int8 per block of 32 (4-bit models, unless
      * HEARTH_CPU_EXACT): decode reads it instead of lm_head, half the bytes
      * of FP16; prefill with every row's logits (perplexity) keeps lm_head. */
@@ -230,6 +240,190 @@ take_awq(CpuCtx *c, const HrTensorSet *ts, const char *prefix, int64_t N, int64_
     return HR_OK;
 }
 
+/* ---- GGUF block-quantized weights ---------------------------------------------- */
+
+typedef struct {
+    const HrTensor *t;
+    size_t row_bytes;
+    int cols;
+    HrQMat *q;
+    HrQ8Mat *q8;
+} GgmlRepackJob;
+
+/* Rows [start, end) of a Q4_0/Q4_1/Q4_K tensor into HrQMat rows (groups of
+ * 32, exact: Q4_0 keeps its FP16 scale and zero point 8, Q4_1 its FP16
+ * scale and offset, Q4_K the FP32 products ggml computes). */
+static void
+ggml_q4_rows(void *arg, int start, int end)
+{
+    const GgmlRepackJob *J = arg;
+    HrQMat *m = J->q;
+    const int ng = m->n_groups;
+    float *sc = g_new(float, 2 * (size_t)ng), *of = sc + ng;
+    for (int r = start; r < end; r++) {
+        const size_t base = (size_t)r * (size_t)ng;
+        hr_ggml_q4_groups(J->t->ggml_type, (const uint8_t *)J->t->data + (size_t)r * J->row_bytes, J->cols,
+                          m->q + (size_t)r * (size_t)(J->cols / 2), sc, of);
+        for (int g = 0; g < ng; g++) {
+            switch (m->kind) {
+            case HR_QMAT_ZERO:
+                m->scale[base + (size_t)g] = hr_f32_to_f16(sc[g]);
+                m->zero[base + (size_t)g] = 8;
+                break;
+            case HR_QMAT_OFFSET16:
+                m->scale[base + (size_t)g] = hr_f32_to_f16(sc[g]);
+                m->offset16[base + (size_t)g] = hr_f32_to_f16(of[g]);
+                break;
+            case HR_QMAT_OFFSET32:
+                m->scale32[base + (size_t)g] = sc[g];
+                m->offset32[base + (size_t)g] = of[g];
+                break;
+            }
+        }
+    }
+    g_free(sc);
+}
+
+/* Rows [start, end) of a Q8_0, Q5_0 or Q6_K tensor into HrQ8Mat rows
+ * (exact: int8 values with one scale per 32, or per 16 for Q6_K). */
+static void
+ggml_q8_rows(void *arg, int start, int end)
+{
+    const GgmlRepackJob *J = arg;
+    HrQ8Mat *m = J->q8;
+    const size_t nd = (size_t)(J->cols / hr_q8mat_block(m));
+    for (int r = start; r < end; r++) {
+        int per;
+        hr_ggml_q8_groups(J->t->ggml_type, (const uint8_t *)J->t->data + (size_t)r * J->row_bytes, J->cols,
+                          m->q + (size_t)r * (size_t)J->cols, m->d + (size_t)r * nd, &per);
+    }
+}
+
+/* A GGUF block-quantized matrix [rows, cols] as a linear layer. */
+static HrStatus
+take_ggml(CpuCtx *c, const HrTensor *t, int64_t rows, int64_t cols, CpuLinear *lin, size_t *bytes, HrError *err)
+{
+    int block = 0;
+    size_t block_bytes = 0;
+    if (!hr_ggml_dequant_supported(t->ggml_type) || !hr_ggml_type_block(t->ggml_type, &block, &block_bytes))
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: tensor '%s' is %s, which Hearth does not read yet "
+                            "(it reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K)",
+                            t->file, t->name, hr_tensor_type_name(t));
+    if (t->n_dims != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' is not [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                            "] as the config needs", t->file, t->name, rows, cols);
+    lin->rows = (int)rows;
+    lin->cols = (int)cols;
+    GgmlRepackJob job = { t, (size_t)(cols / block) * block_bytes, (int)cols, NULL, NULL };
+    switch (t->ggml_type) {
+    case HR_GGML_Q4_0:
+    case HR_GGML_Q4_1:
+    case HR_GGML_Q4_K: {
+        HrQMat *m = g_new0(HrQMat, 1);
+        m->kind = t->ggml_type == HR_GGML_Q4_0 ? HR_QMAT_ZERO
+                  : t->ggml_type == HR_GGML_Q4_1 ? HR_QMAT_OFFSET16 : HR_QMAT_OFFSET32;
+        m->rows = (int)rows;
+        m->cols = (int)cols;
+        m->group = 32;
+        m->n_groups = (int)(cols / 32);
+        hr_qmat_alloc(m);
+        job.q = m;
+        hr_pool_run(c->pool, ggml_q4_rows, &job, (int)rows, 16);
+        lin->q = m;
+        *bytes += hr_qmat_bytes(m);
+        return HR_OK;
+    }
+    case HR_GGML_Q8_0:
+    case HR_GGML_Q5_0:
+    case HR_GGML_Q6_K: {
+        HrQ8Mat *m = g_new0(HrQ8Mat, 1);
+        m->rows = (int)rows;
+        m->cols = (int)cols;
+        m->block = hr_ggml_q8_per(t->ggml_type);
+        m->q = hr_weights_alloc((size_t)rows * (size_t)cols);
+        m->d = hr_weights_alloc(sizeof(float) * (size_t)rows * (size_t)(cols / m->block));
+        job.q8 = m;
+        hr_pool_run(c->pool, ggml_q8_rows, &job, (int)rows, 64);
+        lin->q8 = m;
+        *bytes += hr_q8mat_bytes(m);
+        return HR_OK;
+    }
+    default:
+        lin->blocks = t;
+        *bytes += t->n_bytes;
+        return HR_OK;
+    }
+}
+
+/* out[t, r] = residual + bias + W[r, :] . x[t, :] for W whose rows are
+ * decoded one at a time to FP32 (int8 or other GGUF blocks): exact FP32
+ * activations, each row read once for all n tokens. */
+typedef struct {
+    const CpuLinear *lin;
+    float *out;
+    const float *bias, *x, *residual;
+    int n;
+} RowsJob;
+
+static void
+rows_matmul_range(void *arg, int start, int end)
+{
+    const RowsJob *J = arg;
+    const CpuLinear *lin = J->lin;
+    const int rows = lin->rows, cols = lin->cols;
+    float *w = g_new(float, (size_t)cols);
+    int block = 1;
+    size_t block_bytes = 0, row_bytes = 0;
+    if (lin->blocks) {
+        hr_ggml_type_block(lin->blocks->ggml_type, &block, &block_bytes);
+        row_bytes = (size_t)(cols / block) * block_bytes;
+    }
+    for (int r = start; r < end; r++) {
+        if (lin->q8)
+            hr_q8mat_row_f32(lin->q8, r, w);
+        else
+            hr_ggml_dequant(lin->blocks->ggml_type, (const uint8_t *)lin->blocks->data + (size_t)r * row_bytes, w,
+                            cols);
+        for (int t = 0; t < J->n; t++) {
+            const float *xt = J->x + (size_t)t * (size_t)cols;
+            float acc[8] = { 0 };
+            int k = 0;
+            for (; k + 8 <= cols; k += 8)
+                for (int i = 0; i < 8; i++)
+                    acc[i] += w[k + i] * xt[k + i];
+            float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+            for (; k < cols; k++)
+                sum += w[k] * xt[k];
+            const size_t o = (size_t)t * (size_t)rows + (size_t)r;
+            float v = (J->residual ? J->residual[o] : 0.0f) + (J->bias ? J->bias[r] : 0.0f);
+            J->out[o] = v + sum;
+        }
+    }
+    g_free(w);
+}
+
+static void
+linear_rows(CpuCtx *c, float *out, const CpuLinear *lin, const float *bias, const float *x, int n,
+            const float *residual)
+{
+    /* decode reads the int8 blocks with int8 activations, as the lm_head of 4-bit models */
+    if (lin->q8 && n < 6 && !hr_cpu_exact()) {
+        float *tmp = (residual == out || bias || residual) ? g_new(float, (size_t)n * (size_t)lin->rows) : out;
+        hr_matmul_q8w(c->pool, tmp, lin->q8, x, n);
+        if (tmp != out) {
+            for (int t = 0; t < n; t++)
+                for (int r = 0; r < lin->rows; r++) {
+                    const size_t o = (size_t)t * (size_t)lin->rows + (size_t)r;
+                    out[o] = (residual ? residual[o] : 0.0f) + (bias ? bias[r] : 0.0f) + tmp[o];
+                }
+            g_free(tmp);
+        }
+        return;
+    }
+    RowsJob job = { lin, out, bias, x, residual, n };
+    hr_pool_run(c->pool, rows_matmul_range, &job, lin->rows, 4);
+}
+
 static HrStatus
 take_linear(CpuCtx *c, const HrTensorSet *ts, const char *prefix, int64_t rows, int64_t cols, CpuLinear *lin,
             size_t *bytes, HrError *err)
@@ -243,6 +437,9 @@ take_linear(CpuCtx *c, const HrTensorSet *ts, const char *prefix, int64_t rows, 
         return take_awq(c, ts, prefix, rows, cols, &lin->q, bytes, err);
     }
     g_snprintf(name, sizeof name, "%s.weight", prefix);
+    const HrTensor *t = hr_tensor_set_find(ts, name);
+    if (t && t->dtype == HR_DTYPE_GGML)
+        return take_ggml(c, t, rows, cols, lin, bytes, err);
     return take_mat(c, ts, name, rows, cols, &lin->dense, bytes, err);
 }
 
@@ -251,6 +448,8 @@ linear(CpuCtx *c, float *out, const CpuLinear *lin, const float *bias, const flo
 {
     if (lin->q)
         hr_matmul_q4(c->pool, out, lin->q, bias, x, n, residual);
+    else if (lin->q8 || lin->blocks)
+        linear_rows(c, out, lin, bias, x, n, residual);
     else
         hr_matmul(c->pool, out, &lin->dense, bias, x, n, residual);
 }
@@ -262,6 +461,11 @@ free_linear(CpuLinear *lin)
         hr_qmat_free(lin->q);
         g_free(lin->q);
         lin->q = NULL;
+    }
+    if (lin->q8) {
+        hr_q8mat_free(lin->q8);
+        g_free(lin->q8);
+        lin->q8 = NULL;
     }
 }
 
@@ -288,6 +492,7 @@ cpu_destroy(void *p)
         hr_q8mat_free(c->lm_q8);
         g_free(c->lm_q8);
     }
+    free_linear(&c->lm_ggml);
     if (c->layers) {
         for (int l = 0; l < c->cfg.n_layers; l++) {
             CpuLayer *L = &c->layers[l];
@@ -381,14 +586,34 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
     c->pool = hr_pool_new(opt->n_threads);
     const int dim = cfg->dim, hd = cfg->head_dim;
     const int q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd;
-    HrStatus st = take_mat(c, ts, "model.embed_tokens.weight", cfg->vocab_size, dim, &c->embed, &c->weight_bytes, err);
+    const HrTensor *te = hr_tensor_set_find(ts, "model.embed_tokens.weight");
+    const HrTensor *tl = hr_tensor_set_find(ts, "lm_head.weight");
+    HrStatus st = HR_OK;
+    if (te && te->dtype == HR_DTYPE_GGML) {
+        /* GGUF: rows decoded as they are gathered; the bytes count below */
+        int block = 0;
+        size_t block_bytes = 0;
+        if (!hr_ggml_dequant_supported(te->ggml_type) || !hr_ggml_type_block(te->ggml_type, &block, &block_bytes))
+            st = hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: tensor '%s' is %s, which Hearth does not read yet",
+                              te->file, te->name, hr_tensor_type_name(te));
+        else if (te->n_dims != 2 || te->shape[0] != cfg->vocab_size || te->shape[1] != dim)
+            st = hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' is not [%d, %d] as the config needs", te->file,
+                              te->name, cfg->vocab_size, dim);
+        c->embed_blocks = te;
+        c->weight_bytes += te->n_bytes;
+    } else {
+        st = take_mat(c, ts, "model.embed_tokens.weight", cfg->vocab_size, dim, &c->embed, &c->weight_bytes, err);
+    }
     const size_t embed_bytes = c->weight_bytes;
     size_t lm_bytes = 0; /* an untied lm_head's */
     if (st == HR_OK)
         st = take_vec(c, ts, "model.norm.weight", dim, &c->final_norm, &c->weight_bytes, err);
     if (st == HR_OK) {
         const size_t before = c->weight_bytes;
-        if (hr_tensor_set_find(ts, "lm_head.weight"))
+        const HrTensor *lt = tl ? tl : cfg->tie_embeddings ? te : NULL;
+        if (lt && lt->dtype == HR_DTYPE_GGML)
+            st = take_ggml(c, lt, cfg->vocab_size, dim, &c->lm_ggml, &c->weight_bytes, err);
+        else if (tl)
             st = take_mat(c, ts, "lm_head.weight", cfg->vocab_size, dim, &c->lm_head, &c->weight_bytes, err);
         else if (cfg->tie_embeddings)
             c->lm_head = c->embed;
@@ -441,7 +666,10 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
      * embedding table (one row of it). */
     c->decode_weight_bytes = c->weight_bytes - embed_bytes - lm_bytes +
                              (size_t)c->lm_head.rows * (size_t)c->lm_head.cols * hr_dtype_size(c->lm_head.dtype);
-    if (want_lm_q8(cfg, &c->lm_head)) {
+    if (c->lm_ggml.rows) {
+        /* GGUF: every layer and the lm_head as repacked (counted in lm_bytes) */
+        c->decode_weight_bytes = c->weight_bytes - embed_bytes;
+    } else if (want_lm_q8(cfg, &c->lm_head)) {
         c->lm_q8 = g_new0(HrQ8Mat, 1);
         hr_q8mat_from(c->pool, &c->lm_head, c->lm_q8);
         const size_t fp = (size_t)c->lm_head.rows * (size_t)c->lm_head.cols * hr_dtype_size(c->lm_head.dtype);
@@ -542,8 +770,16 @@ forward_chunk(CpuCtx *c, const int32_t *tokens, int n, int pos, float *logits, b
     const int dim = cfg->dim, hd = cfg->head_dim, hidden = cfg->hidden_dim;
     const int q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd;
 
-    for (int t = 0; t < n; t++)
-        hr_mat_row_f32(&c->embed, tokens[t], c->x + (size_t)t * dim, dim);
+    if (c->embed_blocks) {
+        const size_t row_bytes = c->embed_blocks->n_bytes / (size_t)cfg->vocab_size;
+        for (int t = 0; t < n; t++)
+            hr_ggml_dequant(c->embed_blocks->ggml_type,
+                            (const uint8_t *)c->embed_blocks->data + (size_t)tokens[t] * row_bytes,
+                            c->x + (size_t)t * dim, dim);
+    } else {
+        for (int t = 0; t < n; t++)
+            hr_mat_row_f32(&c->embed, tokens[t], c->x + (size_t)t * dim, dim);
+    }
 
     for (int l = 0; l < cfg->n_layers; l++) {
         const CpuLayer *L = &c->layers[l];
@@ -591,7 +827,9 @@ forward_chunk(CpuCtx *c, const int32_t *tokens, int n, int pos, float *logits, b
     int first = all_logits ? 0 : n - 1;
     for (int t = first; t < n; t++)
         hr_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, c->final_norm, dim, cfg->norm_eps);
-    if (c->lm_q8 && n - first < 6)
+    if (c->lm_ggml.rows)
+        linear(c, logits, &c->lm_ggml, NULL, c->xb + (size_t)first * dim, n - first, NULL);
+    else if (c->lm_q8 && n - first < 6)
         hr_matmul_q8w(c->pool, logits, c->lm_q8, c->xb + (size_t)first * dim, n - first);
     else
         hr_matmul(c->pool, logits, &c->lm_head, NULL, c->xb + (size_t)first * dim, n - first, NULL);

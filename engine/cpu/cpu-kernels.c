@@ -1547,7 +1547,7 @@ hr_q8mat_supported(const HrMat *m)
 size_t
 hr_q8mat_bytes(const HrQ8Mat *m)
 {
-    return (size_t)m->rows * (size_t)m->cols + sizeof(float) * (size_t)m->rows * (size_t)(m->cols / 32);
+    return (size_t)m->rows * (size_t)m->cols + sizeof(float) * (size_t)m->rows * (size_t)(m->cols / hr_q8mat_block(m));
 }
 
 void
@@ -1563,10 +1563,11 @@ hr_q8mat_free(HrQ8Mat *m)
 void
 hr_q8mat_row_f32(const HrQ8Mat *m, int r, float *dst)
 {
+    const int bl = hr_q8mat_block(m);
     const int8_t *q = m->q + (size_t)r * (size_t)m->cols;
-    const float *d = m->d + (size_t)r * (size_t)(m->cols / 32);
+    const float *d = m->d + (size_t)r * (size_t)(m->cols / bl);
     for (int k = 0; k < m->cols; k++)
-        dst[k] = d[k / 32] * (float)q[k];
+        dst[k] = d[k / bl] * (float)q[k];
 }
 
 typedef struct {
@@ -1600,6 +1601,7 @@ hr_q8mat_from(HrThreadPool *pool, const HrMat *m, HrQ8Mat *dst)
 {
     dst->rows = m->rows;
     dst->cols = m->cols;
+    dst->block = 32;
     dst->q = hr_weights_alloc((size_t)m->rows * (size_t)m->cols);
     dst->d = hr_weights_alloc(sizeof(float) * (size_t)m->rows * (size_t)(m->cols / 32));
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -1611,11 +1613,23 @@ hr_q8mat_from(HrThreadPool *pool, const HrMat *m, HrQ8Mat *dst)
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
+/* The scales of the 8 lanes of block b's products (each lane sums 4
+ * neighbouring products): one weight scale per 32, or per 16 (lanes 0-3
+ * and 4-7), times the activations' block scale. */
+__attribute__((target("avx2,fma,f16c"))) static inline __m256
+q8w_scales(const float *dw, const float *dx, int b, bool block16)
+{
+    if (!block16)
+        return _mm256_set1_ps(dw[b] * dx[b]);
+    return _mm256_mul_ps(_mm256_insertf128_ps(_mm256_castps128_ps256(_mm_set1_ps(dw[2 * b])), _mm_set1_ps(dw[2 * b + 1]), 1),
+                         _mm256_set1_ps(dx[b]));
+}
+
 /* W row . x for int8 W and x, per block of 32: |w| x sign(x, w) keeps
  * VPMADDUBSW's unsigned operand in 0..127, so its pair sums cannot
  * saturate; AVX-512 VNNI sums the four products per lane in one VPDPBUSD. */
 __attribute__((target("avx2,fma,f16c"))) static float
-q8w_row_avx2(const int8_t *w, const float *dw, const int8_t *xq, const float *dx, int nb)
+q8w_row_avx2(const int8_t *w, const float *dw, const int8_t *xq, const float *dx, int nb, bool block16)
 {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
@@ -1631,21 +1645,21 @@ q8w_row_avx2(const int8_t *w, const float *dw, const int8_t *xq, const float *dx
             _mm256_maddubs_epi16(_mm256_abs_epi8(w1),
                                  _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + 32 * b + 32)), w1)),
             ones);
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dw[b] * dx[b]), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dw[b + 1] * dx[b + 1]), acc1);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), q8w_scales(dw, dx, b, block16), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), q8w_scales(dw, dx, b + 1, block16), acc1);
     }
     if (b < nb) {
         __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
         __m256i p0 = _mm256_madd_epi16(
             _mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + 32 * b)), w0)),
             ones);
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dw[b] * dx[b]), acc0);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), q8w_scales(dw, dx, b, block16), acc0);
     }
     return hsum256(_mm256_add_ps(acc0, acc1));
 }
 
 __attribute__((target(Q8_AVX512_TARGET))) static float
-q8w_row_vnni(const int8_t *w, const float *dw, const int8_t *xq, const float *dx, int nb)
+q8w_row_vnni(const int8_t *w, const float *dw, const int8_t *xq, const float *dx, int nb, bool block16)
 {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
     int b = 0;
@@ -1657,14 +1671,14 @@ q8w_row_vnni(const int8_t *w, const float *dw, const int8_t *xq, const float *dx
                                          _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + 32 * b)), w0));
         __m256i p1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w1),
                                          _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + 32 * b + 32)), w1));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dw[b] * dx[b]), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dw[b + 1] * dx[b + 1]), acc1);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), q8w_scales(dw, dx, b, block16), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), q8w_scales(dw, dx, b + 1, block16), acc1);
     }
     if (b < nb) {
         __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
         __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w0),
                                          _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + 32 * b)), w0));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dw[b] * dx[b]), acc0);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), q8w_scales(dw, dx, b, block16), acc0);
     }
     return hsum256(_mm256_add_ps(acc0, acc1));
 }
@@ -1693,14 +1707,16 @@ q8w_rows(void *arg, int r0, int r1)
 {
     const Q8WJob *j = arg;
     const int cols = j->w->cols, nb = cols / 32, rows = j->w->rows;
-    const bool vnni = j->vnni;
+    const bool vnni = j->vnni, b16 = hr_q8mat_block(j->w) == 16;
+    const size_t nd = (size_t)(cols / hr_q8mat_block(j->w));
     for (int r = r0; r < r1; r++) {
         const int8_t *w = j->w->q + (size_t)r * cols;
-        const float *dw = j->w->d + (size_t)r * nb;
+        const float *dw = j->w->d + (size_t)r * nd;
         for (int t = 0; t < j->n; t++) {
             const int8_t *xq = j->xq + (size_t)t * cols;
             const float *dx = j->dx + (size_t)t * nb;
-            j->out[(size_t)t * rows + r] = vnni ? q8w_row_vnni(w, dw, xq, dx, nb) : q8w_row_avx2(w, dw, xq, dx, nb);
+            j->out[(size_t)t * rows + r] =
+                vnni ? q8w_row_vnni(w, dw, xq, dx, nb, b16) : q8w_row_avx2(w, dw, xq, dx, nb, b16);
         }
     }
 }

@@ -134,9 +134,19 @@ void hr_matmul_q4_multi_impl(HrMatmulImpl impl, HrThreadPool *pool, int count, f
  * rounded to int8 per block of 32 as well, as in the Q8 4-bit path. */
 typedef struct {
     int8_t *q;  /* [rows, cols] */
-    float *d;   /* [rows, cols / 32] */
+    float *d;   /* [rows, cols / block] */
     int rows, cols;
+    /* values per scale: 32 (0 reads as 32), or 16 (GGUF Q6_K's sub-blocks;
+     * the activations are still rounded per 32) */
+    int block;
 } HrQ8Mat;
+
+/* m's values per scale (32 or 16). */
+static inline int
+hr_q8mat_block(const HrQ8Mat *m)
+{
+    return m->block == 16 ? 16 : 32;
+}
 
 /* Whether hr_q8mat_from() takes m here: cols a positive multiple of 32 and
  * a CPU with AVX2 (the kernels' baseline). */
