@@ -2,7 +2,7 @@
  * models dir (app/hearth-hub.h). Ctrl-C pauses: the partial files stay
  * under <models dir>/.partial and the same command resumes them.
  *
- *   hearth-cli download owner/name [--revision R] [-o MODELS_DIR] [--force]
+ *   hearth-cli download owner/name [--file NAME.gguf] [--revision R] [-o MODELS_DIR] [--force]
  *   hearth-cli download owner/name --list
  *   hearth-cli download --store-token < token.txt | --forget-token
  */
@@ -130,10 +130,11 @@ store_token(const char *endpoint)
 int
 hr_cli_download(int argc, char **argv)
 {
-    char *revision = NULL, *dir = NULL, *endpoint = NULL;
+    char *revision = NULL, *dir = NULL, *endpoint = NULL, *gguf = NULL;
     gboolean force = FALSE, list = FALSE, store = FALSE, forget = FALSE, discard = FALSE, no_keyring = FALSE;
     GOptionEntry entries[] = {
         { "revision", 'r', 0, G_OPTION_ARG_STRING, &revision, "Branch, tag or commit (default main)", "R" },
+        { "file", 0, 0, G_OPTION_ARG_STRING, &gguf, "A repo of GGUF files: the one to download", "NAME.gguf" },
         { "output", 'o', 0, G_OPTION_ARG_FILENAME, &dir,
           "Models dir (default $HEARTH_MODELS_DIR or ~/.local/share/io.github.hearthchat.Hearth/models)", "DIR" },
         { "endpoint", 0, 0, G_OPTION_ARG_STRING, &endpoint, "Hub URL (default $HF_ENDPOINT or huggingface.co)",
@@ -186,6 +187,7 @@ hr_cli_download(int argc, char **argv)
     HearthHubOptions opt;
     hearth_hub_options_init(&opt);
     opt.revision = revision;
+    opt.gguf_file = gguf;
     opt.models_dir = dir;
     opt.endpoint = endpoint;
     opt.overwrite = force;
@@ -247,6 +249,7 @@ out:
     g_clear_object(&r.cancel);
     g_clear_pointer(&r.loop, g_main_loop_unref);
     g_free(revision);
+    g_free(gguf);
     g_free(dir);
     g_free(endpoint);
     return rc;

@@ -83,7 +83,8 @@ hr_cli_resolve_model(char **model, GError **error)
     g_autofree char *root = hearth_models_resolve_dir(NULL);
     if (hearth_models_check_name(arg) == NULL) {
         g_autofree char *path = g_build_filename(root, arg, NULL);
-        if (g_file_test(path, G_FILE_TEST_IS_DIR)) {
+        if (g_file_test(path, G_FILE_TEST_IS_DIR) ||
+            (g_str_has_suffix(arg, ".gguf") && g_file_test(path, G_FILE_TEST_IS_REGULAR))) {
             g_free(*model);
             *model = g_steal_pointer(&path);
             return TRUE;

@@ -90,17 +90,14 @@ hearth_hub_repo_dir_name(const char *repo_id)
     return g_strdup_printf("%.*s--%s", (int)(slash - repo_id), repo_id, slash + 1);
 }
 
-gboolean
-hearth_hub_wants_file(const char *path)
+/* A top-level file name from a server that may reach the disk and the
+ * terminal: printable UTF-8 of a sane length (no escape sequences in a
+ * progress line), no folders (they hold other formats). */
+static gboolean
+sane_file_name(const char *path)
 {
-    static const char *const names[] = {
-        "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-        "special_tokens_map.json", "chat_template.jinja", "model.safetensors.index.json",
-    };
     if (!path || !*path || strchr(path, '/') || path[0] == '.')
-        return FALSE; /* top level only: sub-folders hold other formats */
-    /* A name from a server reaches the disk and the terminal: printable
-     * UTF-8 of a sane length only (no escape sequences in a progress line). */
+        return FALSE;
     if (strlen(path) > 200 || !g_utf8_validate(path, -1, NULL))
         return FALSE;
     for (const char *c = path; *c; c = g_utf8_next_char(c)) {
@@ -108,6 +105,28 @@ hearth_hub_wants_file(const char *path)
         if (u < 0x20 || (u >= 0x7f && u <= 0x9f) || u == 0x2028 || u == 0x2029 || u == 0x202e)
             return FALSE;
     }
+    return TRUE;
+}
+
+/* The folder a download installs into: "owner--name" for a safetensors
+ * model, the file's name without ".gguf" for one GGUF file of a repo. */
+static char *
+install_name(const char *repo_id, const HearthHubOptions *opt)
+{
+    if (opt->gguf_file && *opt->gguf_file)
+        return g_strndup(opt->gguf_file, strlen(opt->gguf_file) - 5);
+    return hearth_hub_repo_dir_name(repo_id);
+}
+
+gboolean
+hearth_hub_wants_file(const char *path)
+{
+    static const char *const names[] = {
+        "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+        "special_tokens_map.json", "chat_template.jinja", "model.safetensors.index.json",
+    };
+    if (!sane_file_name(path))
+        return FALSE;
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
         if (strcmp(path, names[i]) == 0)
             return TRUE;
@@ -601,6 +620,13 @@ dl_setup(Dl *dl, const char *repo_id, const HearthHubOptions *opt, GCancellable 
                     repo_id ? repo_id : "");
         return FALSE;
     }
+    if (opt->gguf_file && *opt->gguf_file &&
+        (!sane_file_name(opt->gguf_file) || !g_str_has_suffix(opt->gguf_file, ".gguf") ||
+         strlen(opt->gguf_file) <= 5)) {
+        g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_INVALID,
+                    "the file to download must be a .gguf file at the top of the repository");
+        return FALSE;
+    }
     dl->opt = opt;
     dl->cancellable = cancellable;
     dl->repo_id = g_strdup(repo_id);
@@ -614,7 +640,12 @@ dl_setup(Dl *dl, const char *repo_id, const HearthHubOptions *opt, GCancellable 
         dl->endpoint = default_endpoint();
     }
     dl->models_dir = hearth_models_resolve_dir(opt->models_dir);
-    dl->partial = partial_dir(dl->models_dir, repo_id);
+    if (opt->gguf_file && *opt->gguf_file) {
+        g_autofree char *key = g_strdup_printf("%s--%s", repo_id, opt->gguf_file);
+        dl->partial = partial_dir(dl->models_dir, key);
+    } else {
+        dl->partial = partial_dir(dl->models_dir, repo_id);
+    }
     dl->token = lookup_token(opt, dl->endpoint, dl);
     dl->session = make_session();
     return TRUE;
@@ -653,6 +684,8 @@ dl_list_files(Dl *dl, GError **error)
     g_autofree char *commit_esc = g_uri_escape_string(dl->commit, NULL, FALSE);
     char *url = g_strdup_printf("%s/api/models/%s/tree/%s?recursive=true", dl->endpoint, dl->repo_id, commit_esc);
     GPtrArray *files = g_ptr_array_new_with_free_func((GDestroyNotify)hearth_hub_file_free);
+    g_autoptr(GPtrArray) ggufs = g_ptr_array_new_with_free_func(g_free); /* the repo's .gguf files */
+    const char *want_gguf = dl->opt->gguf_file && *dl->opt->gguf_file ? dl->opt->gguf_file : NULL;
     gboolean any_weights = FALSE, has_config = FALSE;
     guint64 total_size = 0;
     for (int page = 0; url; page++) {
@@ -680,7 +713,12 @@ dl_list_files(Dl *dl, GError **error)
             JsonNode *n = json_array_get_element(arr, i);
             JsonObject *o = JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
             const char *type = obj_str(o, "type"), *path = obj_str(o, "path");
-            if (!o || !path || (type && strcmp(type, "file") != 0) || !hearth_hub_wants_file(path))
+            if (!o || !path || (type && strcmp(type, "file") != 0))
+                continue;
+            if (sane_file_name(path) && g_str_has_suffix(path, ".gguf") && ggufs->len < 10000)
+                g_ptr_array_add(ggufs, g_strdup(path));
+            /* a GGUF repository: the one file asked for; else the safetensors model */
+            if (want_gguf ? strcmp(path, want_gguf) != 0 || !sane_file_name(path) : !hearth_hub_wants_file(path))
                 continue;
             HearthHubFile *f = g_new0(HearthHubFile, 1);
             f->path = g_strdup(path);
@@ -725,18 +763,39 @@ dl_list_files(Dl *dl, GError **error)
                 return NULL;
             }
             total_size += f->size;
-            if (g_str_has_suffix(path, ".safetensors"))
+            if (g_str_has_suffix(path, ".safetensors") || want_gguf)
                 any_weights = TRUE;
-            if (strcmp(path, "config.json") == 0)
+            if (strcmp(path, "config.json") == 0 || want_gguf)
                 has_config = TRUE;
             g_ptr_array_add(files, f);
         }
         url = next;
     }
+    if (want_gguf && files->len == 0) {
+        g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_NOT_FOUND, "%s has no file %s at revision %s%s%s",
+                    dl->repo_id, want_gguf, dl->revision, ggufs->len ? "; its GGUF files: " : "",
+                    ggufs->len ? (char *)g_ptr_array_index(ggufs, 0) : "");
+        g_ptr_array_unref(files);
+        return NULL;
+    }
+    if ((!any_weights || !has_config) && ggufs->len > 0) {
+        /* a GGUF repository: one of its files, chosen by name */
+        GString *list = g_string_new(NULL);
+        for (guint i = 0; i < ggufs->len && i < 12; i++)
+            g_string_append_printf(list, "%s%s", i ? ", " : "", (char *)g_ptr_array_index(ggufs, i));
+        if (ggufs->len > 12)
+            g_string_append_printf(list, " and %u more", ggufs->len - 12);
+        g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_INVALID,
+                    "%s holds GGUF files; choose one by name (hearth-cli download %s --file NAME.gguf): %s",
+                    dl->repo_id, dl->repo_id, list->str);
+        g_string_free(list, TRUE);
+        g_ptr_array_unref(files);
+        return NULL;
+    }
     if (!any_weights || !has_config) {
         g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_INVALID,
-                    "%s has no %s at revision %s: Hearth runs models in safetensors format with a config.json "
-                    "(.bin, .gguf and ONNX files are not used)",
+                    "%s has no %s at revision %s: Hearth runs models in safetensors format with a config.json, "
+                    "or GGUF files (.bin and ONNX files are not used)",
                     dl->repo_id, !has_config ? "config.json" : "*.safetensors weights", dl->revision);
         g_ptr_array_unref(files);
         return NULL;
@@ -1206,7 +1265,7 @@ write_source(Dl *dl, GError **error)
 static char *
 finish(Dl *dl, GError **error)
 {
-    g_autofree char *name = hearth_hub_repo_dir_name(dl->repo_id);
+    g_autofree char *name = install_name(dl->repo_id, dl->opt);
     char *final_path = g_build_filename(dl->models_dir, name, NULL);
     prune_partial(dl);
     if (!write_source(dl, error)) {
@@ -1272,7 +1331,7 @@ hearth_hub_download(const char *repo_id, const HearthHubOptions *opt, GCancellab
     if (!dl_setup(&dl, repo_id, opt, cancellable, error))
         goto out;
     /* Refuse early rather than after the download. */
-    name = hearth_hub_repo_dir_name(repo_id);
+    name = install_name(repo_id, opt);
     final_path = g_build_filename(dl.models_dir, name, NULL);
     if (!opt->overwrite && g_file_test(final_path, G_FILE_TEST_EXISTS)) {
         g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_EXISTS,
@@ -1373,7 +1432,7 @@ hearth_hub_discard_partial(const char *repo_id, const char *models_dir, GError *
 /* ---- async ---------------------------------------------------------------- */
 
 typedef struct {
-    char *repo_id, *revision, *models_dir, *endpoint, *token;
+    char *repo_id, *revision, *models_dir, *endpoint, *token, *gguf_file;
     HearthHubOptions opt;            /* strings point at the copies above */
     HearthHubProgressFunc progress;  /* the caller's */
     HearthHubLogFunc log;
@@ -1391,6 +1450,7 @@ async_data_clear(gpointer p)
     AsyncData *ad = p;
     g_free(ad->repo_id);
     g_free(ad->revision);
+    g_free(ad->gguf_file);
     g_free(ad->models_dir);
     g_free(ad->endpoint);
     if (ad->token) {
@@ -1501,6 +1561,8 @@ hearth_hub_download_async(const char *repo_id, const HearthHubOptions *opt, GCan
     ad->models_dir = g_strdup(ad->opt.models_dir);
     ad->endpoint = g_strdup(ad->opt.endpoint);
     ad->token = g_strdup(ad->opt.token);
+    ad->gguf_file = g_strdup(ad->opt.gguf_file);
+    ad->opt.gguf_file = ad->gguf_file;
     ad->opt.revision = ad->revision;
     ad->opt.models_dir = ad->models_dir;
     ad->opt.endpoint = ad->endpoint;

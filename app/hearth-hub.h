@@ -87,6 +87,7 @@ typedef struct {
     guint max_attempts;       /* per file, for dropped connections and 5xx (default 6) */
     guint retry_delay_ms;     /* first backoff, doubled each retry, capped at 30 s (default 1000) */
     gint64 free_space_override; /* testing: < 0 (default) asks the filesystem */
+    const char *gguf_file;    /* a repo of GGUF files: the one to download (NULL: a safetensors model) */
     HearthHubProgressFunc progress;
     HearthHubLogFunc log;
     gpointer user_data;       /* for progress and log */

@@ -321,7 +321,7 @@ import_response(GtkNativeDialog *d, int response, HearthModelManager *self)
             g_task_set_task_data(task, j, (GDestroyNotify)import_job_free);
             g_task_run_in_thread(task, import_thread);
             g_object_unref(task);
-            toast(self, _("Copying the model folder…"));
+            toast(self, _("Copying the model…"));
         }
     }
     g_object_unref(d);
@@ -333,6 +333,21 @@ import_clicked(GtkButton *b, HearthModelManager *self)
     GtkFileChooserNative *fc = gtk_file_chooser_native_new(_("Import a Model Folder"), GTK_WINDOW(self),
                                                            GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER, _("_Import"),
                                                            _("_Cancel"));
+    g_signal_connect(fc, "response", G_CALLBACK(import_response), self);
+    gtk_native_dialog_show(GTK_NATIVE_DIALOG(fc));
+}
+
+/* A GGUF file (llama.cpp, Ollama, LM Studio): imported as a folder of that file. */
+static void
+import_file_clicked(GtkButton *b, HearthModelManager *self)
+{
+    GtkFileChooserNative *fc = gtk_file_chooser_native_new(_("Import a GGUF Model File"), GTK_WINDOW(self),
+                                                           GTK_FILE_CHOOSER_ACTION_OPEN, _("_Import"), _("_Cancel"));
+    GtkFileFilter *filter = gtk_file_filter_new();
+    gtk_file_filter_set_name(filter, _("GGUF models"));
+    gtk_file_filter_add_pattern(filter, "*.gguf");
+    gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(fc), filter);
+    g_object_unref(filter);
     g_signal_connect(fc, "response", G_CALLBACK(import_response), self);
     gtk_native_dialog_show(GTK_NATIVE_DIALOG(fc));
 }
@@ -542,6 +557,10 @@ hearth_model_manager_init(HearthModelManager *self)
     GtkWidget *import = gtk_button_new_with_label(_("Import Folder…"));
     g_signal_connect(import, "clicked", G_CALLBACK(import_clicked), self);
     adw_header_bar_pack_start(ADW_HEADER_BAR(header), import);
+    GtkWidget *import_file = gtk_button_new_with_label(_("Import GGUF…"));
+    gtk_widget_set_tooltip_text(import_file, _("Import a .gguf model file, as llama.cpp, Ollama or LM Studio use"));
+    g_signal_connect(import_file, "clicked", G_CALLBACK(import_file_clicked), self);
+    adw_header_bar_pack_start(ADW_HEADER_BAR(header), import_file);
     gtk_box_append(GTK_BOX(box), header);
 
     self->page = ADW_PREFERENCES_PAGE(adw_preferences_page_new());

@@ -10,6 +10,8 @@
 #include "hearth-config.h"
 #include "hearth-models.h"
 
+#include "gguf-model.h"
+#include "gguf.h"
 #include "hr-json.h"
 #include "model-config.h"
 #include "safetensors.h"
@@ -262,10 +264,85 @@ read_source(HearthModelInfo *info)
     }
 }
 
+/* llama.cpp's general.file_type names (what users know a GGUF by). */
+static const char *
+gguf_file_type_name(int64_t ft)
+{
+    static const char *const names[] = {
+        [0] = "F32",     [1] = "F16",     [2] = "Q4_0",    [3] = "Q4_1",    [7] = "Q8_0",    [8] = "Q5_0",
+        [9] = "Q5_1",    [10] = "Q2_K",   [11] = "Q3_K_S", [12] = "Q3_K_M", [13] = "Q3_K_L", [14] = "Q4_K_S",
+        [15] = "Q4_K_M", [16] = "Q5_K_S", [17] = "Q5_K_M", [18] = "Q6_K",   [32] = "BF16",
+    };
+    return ft >= 0 && ft < (int64_t)G_N_ELEMENTS(names) ? names[ft] : NULL;
+}
+
+/* A GGUF model (a .gguf file, or a folder holding one): the same facts from
+ * its metadata and tensors. */
+static HearthModelInfo *
+gguf_info_load(const char *path, const char *gguf_file, GError **error)
+{
+    HrGguf *g = NULL;
+    HrError err = { 0 };
+    if (hr_gguf_open(gguf_file, &g, &err) != HR_OK) {
+        g_set_error_literal(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_FORMAT, err.message);
+        return NULL;
+    }
+    HearthModelInfo *info = g_new0(HearthModelInfo, 1);
+    info->path = g_canonicalize_filename(path, NULL);
+    info->name = g_path_get_basename(info->path);
+    const char *arch = NULL;
+    if (hr_gguf_get_str(g, "general.architecture", &arch))
+        info->architecture = g_strdup(arch);
+    int64_t ft = -1;
+    const char *ftn = hr_gguf_get_int(g, "general.file_type", &ft) ? gguf_file_type_name(ft) : NULL;
+    /* else the type holding the most bytes */
+    guint64 best_bytes = 0;
+    uint32_t best = 0;
+    GHashTable *by_type = g_hash_table_new(g_direct_hash, g_direct_equal);
+    for (size_t i = 0; i < hr_gguf_n_tensors(g); i++) {
+        const HrGgufTensor *t = hr_gguf_tensor(g, i);
+        info->n_params += (guint64)hr_gguf_tensor_numel(t);
+        info->weights_bytes += t->n_bytes;
+        guint64 b = GPOINTER_TO_SIZE(g_hash_table_lookup(by_type, GUINT_TO_POINTER(t->type + 1))) + t->n_bytes;
+        g_hash_table_insert(by_type, GUINT_TO_POINTER(t->type + 1), GSIZE_TO_POINTER((gsize)b));
+        if (b > best_bytes) {
+            best_bytes = b;
+            best = t->type;
+        }
+    }
+    g_hash_table_destroy(by_type);
+    const char *tn = hr_ggml_type_name(best);
+    info->format = g_strdup_printf("GGUF %s", ftn ? ftn : tn ? tn : "?");
+    hr_gguf_free(g);
+    HrModelConfig mc;
+    if (hr_model_config_load(gguf_file, &mc, &err) == HR_OK) {
+        info->supported = TRUE;
+        info->n_layers = mc.n_layers;
+        info->n_kv_heads = mc.n_kv_heads;
+        info->head_dim = mc.head_dim;
+        info->max_context = mc.max_pos;
+    } else {
+        add_problem(info, err.message);
+    }
+    info->size_on_disk = tree_size(info->path);
+    read_source(info);
+    return info;
+}
+
 HearthModelInfo *
 hearth_model_info_load(const char *path, GError **error)
 {
     g_autofree char *config_path = g_build_filename(path, "config.json", NULL);
+    {
+        g_autofree char *gguf = NULL;
+        HrError gerr = { 0 };
+        if (hr_gguf_resolve(path, &gguf, &gerr) != HR_OK) {
+            g_set_error_literal(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_FORMAT, gerr.message);
+            return NULL;
+        }
+        if (gguf)
+            return gguf_info_load(path, gguf, error);
+    }
     if (!g_file_test(path, G_FILE_TEST_IS_DIR)) {
         g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_FOUND, "%s is not a directory", path);
         return NULL;
@@ -389,7 +466,9 @@ hearth_models_list(const char *dir, GError **error)
         if (n[0] == '.')
             continue;
         g_autofree char *p = g_build_filename(root, n, NULL);
-        if (!g_file_test(p, G_FILE_TEST_IS_DIR))
+        /* model folders, and .gguf files dropped straight into the folder */
+        if (!g_file_test(p, G_FILE_TEST_IS_DIR) &&
+            !(g_file_test(p, G_FILE_TEST_IS_REGULAR) && g_str_has_suffix(n, ".gguf")))
             continue;
         GError *e = NULL;
         HearthModelInfo *info = hearth_model_info_load(p, &e);
@@ -553,7 +632,10 @@ hearth_models_import(const char *src, const char *dir, const char *name,
     g_autofree char *root = hearth_models_resolve_dir(dir);
     g_autofree char *src_abs = g_canonicalize_filename(src, NULL);
     g_autofree char *base = g_path_get_basename(src_abs);
-    const char *target_name = name ? name : base;
+    /* a single .gguf file becomes a folder of that one file, named after it */
+    const gboolean gguf_file = g_file_test(src_abs, G_FILE_TEST_IS_REGULAR) && g_str_has_suffix(base, ".gguf");
+    g_autofree char *stem = gguf_file ? g_strndup(base, strlen(base) - 5) : NULL;
+    const char *target_name = name ? name : gguf_file ? stem : base;
     const char *why = hearth_models_check_name(target_name);
     if (why) {
         g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_INVALID_NAME, "'%s': %s", target_name, why);
@@ -584,7 +666,18 @@ hearth_models_import(const char *src, const char *dir, const char *name,
     CopyState cs = { 0, tree_size_follow(src_abs, seen_size, 0), 0, progress, user_data };
     if (progress)
         progress(0, cs.total, user_data);
-    if (!copy_tree(src_abs, tmp, &cs, seen_copy, 0, cancellable, error)) {
+    gboolean copied;
+    if (gguf_file) {
+        g_autofree char *t = g_build_filename(tmp, base, NULL);
+        g_autoptr(GFile) fs = g_file_new_for_path(src_abs);
+        g_autoptr(GFile) ft = g_file_new_for_path(t);
+        copied = g_file_copy(fs, ft, G_FILE_COPY_NONE, cancellable, on_copy_progress, &cs, error);
+        if (copied && progress)
+            progress(cs.total, cs.total, user_data);
+    } else {
+        copied = copy_tree(src_abs, tmp, &cs, seen_copy, 0, cancellable, error);
+    }
+    if (!copied) {
         hearth_models_remove_tree(tmp, NULL);
         return NULL;
     }

@@ -506,6 +506,7 @@ fake_start(void)
     add_file("onnx/model.onnx", 40000, TRUE, 8);        /* skipped */
     add_file("README.md", 500, FALSE, 9);               /* skipped */
     add_file(".gitattributes", 100, FALSE, 10);         /* skipped */
+    add_file("tiny-Q4_0.gguf", 30000, TRUE, 11);        /* only when asked for by name */
     fake->ctx = g_main_context_new();
     fake->loop = g_main_loop_new(fake->ctx, FALSE);
     g_mutex_lock(&fake->lock);
@@ -770,7 +771,7 @@ test_download(void)
     }
     g_ptr_array_unref(files);
     g_free(commit);
-    g_assert_cmpuint(count_requests("/api/models/acme/tiny/tree/", NULL), ==, 4); /* 12 entries, pages of 3 */
+    g_assert_cmpuint(count_requests("/api/models/acme/tiny/tree/", NULL), ==, 5); /* 13 entries, pages of 3 */
 
     char *path = hearth_hub_download(REPO, &o, NULL, &error);
     g_assert_no_error(error);
@@ -818,6 +819,63 @@ test_download(void)
     g_free(pdir);
     g_free(text);
     g_free(src);
+    g_free(expect);
+    g_free(path);
+    hearth_models_remove_tree(dir, NULL);
+    g_free(dir);
+    g_string_free(seen.log, TRUE);
+}
+
+/* One GGUF file of a repo, chosen by name: only that file is fetched (and
+ * checked), into a folder named after it that the model library reads as a
+ * GGUF model folder; a name the repo lacks is NOT_FOUND naming what it has;
+ * a name that is not a top-level .gguf file is refused before any request. */
+static void
+test_gguf_file(void)
+{
+    fake_reset();
+    char *dir = temp_dir();
+    Seen seen = { 0 };
+    HearthHubOptions o;
+    opts(&o, dir, &seen);
+    GError *error = NULL;
+    o.gguf_file = "tiny-Q4_0.gguf";
+    char *path = hearth_hub_download(REPO, &o, NULL, &error);
+    g_assert_no_error(error);
+    char *expect = g_build_filename(dir, "tiny-Q4_0", NULL);
+    g_assert_cmpstr(path, ==, expect);
+    char *listing = list_dir(path);
+    g_assert_cmpstr(listing, ==, ".hearth-source.json tiny-Q4_0.gguf");
+    g_free(listing);
+    char *file = g_build_filename(path, "tiny-Q4_0.gguf", NULL);
+    char *data = NULL;
+    gsize len = 0;
+    g_file_get_contents(file, &data, &len, &error);
+    g_assert_no_error(error);
+    GBytes *got = g_bytes_new_take(data, len);
+    g_assert_true(g_bytes_equal(got, find_file("tiny-Q4_0.gguf")->data));
+    g_bytes_unref(got);
+    g_assert_cmpuint(count_requests("/acme/tiny/resolve/", NULL), ==, 1);
+
+    o.gguf_file = "tiny-Q8_0.gguf";
+    char *none = hearth_hub_download(REPO, &o, NULL, &error);
+    g_assert_null(none);
+    g_assert_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_NOT_FOUND);
+    g_assert_nonnull(strstr(error->message, "tiny-Q4_0.gguf"));
+    g_clear_error(&error);
+
+    static const char *const bad[] = { "sub/x.gguf", "model.safetensors", ".gguf", "../x.gguf" };
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        fake_reset();
+        o.gguf_file = bad[i];
+        none = hearth_hub_download(REPO, &o, NULL, &error);
+        g_assert_null(none);
+        g_assert_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_INVALID);
+        g_clear_error(&error);
+        g_assert_cmpuint(count_requests("/", NULL), ==, 0);
+    }
+
+    g_free(file);
     g_free(expect);
     g_free(path);
     hearth_models_remove_tree(dir, NULL);
@@ -1447,6 +1505,7 @@ main(int argc, char **argv)
     fake_start();
     g_test_add_func("/hub/names", test_names);
     g_test_add_func("/hub/download", test_download);
+    g_test_add_func("/hub/gguf-file", test_gguf_file);
     g_test_add_func("/hub/resume", test_resume);
     g_test_add_func("/hub/dropped-connection", test_dropped_connection);
     g_test_add_func("/hub/retry-5xx", test_retry_5xx);
