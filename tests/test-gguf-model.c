@@ -59,7 +59,8 @@ main(void)
     g_setenv("HEARTH_CPU_EXACT", "1", TRUE);
     g_autofree char *gguf = gguf_path();
     if (!g_file_test(gguf, G_FILE_TEST_IS_REGULAR))
-        hr_test_skip("%s not found: tests/reference/get-smollm2 leaves it there (or set HEARTH_SMOLLM2_GGUF)", gguf);
+        hr_test_skip("%s not found: tests/reference/get-smollm2 leaves it there (--force if the folder was made before; "
+                     "or set HEARTH_SMOLLM2_GGUF)", gguf);
     g_autofree char *dir = hr_smollm2_require();
 
     HrModel *a = load(gguf), *b = load(dir);
