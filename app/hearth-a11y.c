@@ -4,14 +4,50 @@
 #include <glib/gi18n.h>
 #include <string.h>
 
-/* AdwToastWidget's close button is an icon-only GtkButton with no label. */
+void
+hearth_a11y_fix_mnemonic_button(GtkWidget *button, const char *name)
+{
+    if (!GTK_IS_BUTTON(button))
+        return;
+    GtkWidget *child = gtk_button_get_child(GTK_BUTTON(button));
+    if (!name && GTK_IS_LABEL(child))
+        name = gtk_label_get_text(GTK_LABEL(child)); /* as shown: no underscore */
+    if (!name)
+        return;
+    gtk_accessible_reset_relation(GTK_ACCESSIBLE(button), GTK_ACCESSIBLE_RELATION_LABELLED_BY);
+    gtk_accessible_update_property(GTK_ACCESSIBLE(button), GTK_ACCESSIBLE_PROPERTY_LABEL, name, -1);
+}
+
+static gboolean
+has_mnemonic_label(GtkWidget *widget)
+{
+    if (!GTK_IS_BUTTON(widget) || GTK_IS_MENU_BUTTON(widget))
+        return FALSE;
+    GtkWidget *child = gtk_button_get_child(GTK_BUTTON(widget));
+    return GTK_IS_LABEL(child) && gtk_label_get_use_underline(GTK_LABEL(child));
+}
+
+void
+hearth_a11y_fix_mnemonic_buttons(GtkWidget *root)
+{
+    if (has_mnemonic_label(root))
+        hearth_a11y_fix_mnemonic_button(root, NULL);
+    for (GtkWidget *c = gtk_widget_get_first_child(root); c; c = gtk_widget_get_next_sibling(c))
+        hearth_a11y_fix_mnemonic_buttons(c);
+}
+
+/* AdwToastWidget's close button is an icon-only GtkButton with no label; its
+ * action button ("_Undo") has a mnemonic label. */
 static void
 name_close_buttons(GtkWidget *widget)
 {
     for (GtkWidget *c = gtk_widget_get_first_child(widget); c; c = gtk_widget_get_next_sibling(c)) {
-        if (GTK_IS_BUTTON(c) && g_strcmp0(gtk_button_get_icon_name(GTK_BUTTON(c)), "window-close-symbolic") == 0 &&
-            g_strcmp0(G_OBJECT_TYPE_NAME(widget), "AdwToastWidget") == 0)
-            gtk_accessible_update_property(GTK_ACCESSIBLE(c), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Dismiss"), -1);
+        if (GTK_IS_BUTTON(c) && g_strcmp0(G_OBJECT_TYPE_NAME(widget), "AdwToastWidget") == 0) {
+            if (g_strcmp0(gtk_button_get_icon_name(GTK_BUTTON(c)), "window-close-symbolic") == 0)
+                gtk_accessible_update_property(GTK_ACCESSIBLE(c), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Dismiss"), -1);
+            else if (has_mnemonic_label(c))
+                hearth_a11y_fix_mnemonic_button(c, NULL);
+        }
         name_close_buttons(c);
     }
 }
@@ -68,7 +104,9 @@ name_unlabelled(GtkWidget *widget)
             label(c, _("Sections"));
             for (GtkWidget *t = gtk_widget_get_first_child(c); t; t = gtk_widget_get_next_sibling(t))
                 if (GTK_IS_TOGGLE_BUTTON(t))
-                    label(t, _("Sections"));
+                    hearth_a11y_fix_mnemonic_button(t, _("Sections")); /* not also by its label */
+        } else if (has_mnemonic_label(c)) {
+            hearth_a11y_fix_mnemonic_button(c, NULL); /* the About window's "_Copy Text", "_Save as…" */
         } else if (GTK_IS_BUTTON(c)) {
             const char *icon = gtk_button_get_icon_name(GTK_BUTTON(c));
             GtkWidget *child = gtk_button_get_child(GTK_BUTTON(c));

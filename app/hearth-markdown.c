@@ -974,6 +974,15 @@ copy_button_set_copied(GtkButton *button, gboolean copied)
     adw_button_content_set_label(ADW_BUTTON_CONTENT(content), copied ? _("Copied") : _("Copy"));
 }
 
+/* AdwButtonContent makes the button "labelled by" its label when it is
+ * rooted, and GTK 4.8 then names the button "Copy code Copy" (its own name,
+ * then the label's): the button keeps its own name alone. */
+static void
+on_copy_button_map(GtkWidget *button)
+{
+    gtk_accessible_reset_relation(GTK_ACCESSIBLE(button), GTK_ACCESSIBLE_RELATION_LABELLED_BY);
+}
+
 static gboolean
 on_copied_timeout(gpointer user_data)
 {
@@ -1053,6 +1062,7 @@ build_code(cmark_node *node)
     gtk_widget_set_valign(copy, GTK_ALIGN_CENTER);
     gtk_widget_set_tooltip_text(copy, _("Copy code"));
     gtk_accessible_update_property(GTK_ACCESSIBLE(copy), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Copy code"), -1);
+    g_signal_connect(copy, "map", G_CALLBACK(on_copy_button_map), NULL);
     gtk_box_append(GTK_BOX(header), copy);
     gtk_box_append(GTK_BOX(vbox), header);
 

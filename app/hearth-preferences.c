@@ -169,6 +169,7 @@ on_delete_all(GtkButton *button, HearthPreferences *self)
     adw_message_dialog_set_response_appearance(dialog, "delete", ADW_RESPONSE_DESTRUCTIVE);
     adw_message_dialog_set_default_response(dialog, "cancel");
     adw_message_dialog_set_close_response(dialog, "cancel");
+    hearth_a11y_fix_mnemonic_buttons(GTK_WIDGET(dialog));
     g_signal_connect(dialog, "response", G_CALLBACK(delete_all_response), self);
     gtk_window_present(GTK_WINDOW(dialog));
 }
@@ -283,6 +284,7 @@ hearth_preferences_init(HearthPreferences *self)
 {
     gtk_widget_init_template(GTK_WIDGET(self));
     hearth_a11y_name_unlabelled(GTK_WIDGET(self));
+    hearth_a11y_fix_mnemonic_button(GTK_WIDGET(self->delete_all_button), _("Delete all conversations"));
     name_search_widgets(GTK_WIDGET(self));
     self->cancellable = g_cancellable_new();
 }

@@ -1092,6 +1092,7 @@ rename_conversation_activated(GtkWidget *widget, const char *name, GVariant *par
     adw_message_dialog_add_responses(dialog, "cancel", _("_Cancel"), "rename", _("_Rename"), NULL);
     adw_message_dialog_set_response_appearance(dialog, "rename", ADW_RESPONSE_SUGGESTED);
     adw_message_dialog_set_default_response(dialog, "rename");
+    hearth_a11y_fix_mnemonic_buttons(GTK_WIDGET(dialog));
     g_object_set_data(G_OBJECT(dialog), "conversation", GSIZE_TO_POINTER(self->conversation_id));
     g_signal_connect(dialog, "response", G_CALLBACK(rename_response), self);
     gtk_window_present(GTK_WINDOW(dialog));
@@ -1375,6 +1376,7 @@ open_store(HearthWindow *self)
                                      "a new, empty conversation database."));
     adw_message_dialog_add_responses(dialog, "keep", _("_Not Now"), "fresh", _("_Start a New Database"), NULL);
     adw_message_dialog_set_response_appearance(dialog, "fresh", ADW_RESPONSE_SUGGESTED);
+    hearth_a11y_fix_mnemonic_buttons(GTK_WIDGET(dialog));
     g_object_set_data(G_OBJECT(dialog), "reason", GINT_TO_POINTER(error->code));
     g_signal_connect(dialog, "response", G_CALLBACK(fresh_store_response), self);
     gtk_window_present(GTK_WINDOW(dialog));
@@ -1481,6 +1483,7 @@ hearth_window_init(HearthWindow *self)
 {
     self->editing_from = G_MAXUINT;
     gtk_widget_init_template(GTK_WIDGET(self));
+    hearth_a11y_fix_mnemonic_buttons(GTK_WIDGET(self));
 
     self->messages = g_list_store_new(HEARTH_TYPE_MESSAGE);
     self->conversations = g_list_store_new(HEARTH_TYPE_CONVERSATION_ITEM);

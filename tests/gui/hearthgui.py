@@ -85,6 +85,21 @@ def finish(ok_message):
     print("OK:", ok_message)
 
 
+def bad_button_names(root):
+    """Buttons under root whose accessible name says a word twice over ("_Undo Undo",
+    "Copy code Copy") or holds a mnemonic underscore, as failure messages."""
+    import re
+    bad = []
+    for n in root.findChildren(lambda n: n.roleName in ("push button", "toggle button", "menu item")):
+        name = n.name or ""
+        words = [w.strip("_").lower() for w in name.split()]
+        if re.search(r"(^|\s)_\w", name):
+            bad.append(f"{n.roleName} {name!r} has a mnemonic underscore in its accessible name")
+        elif len(words) >= 2 and (len(set(words)) < len(words)):
+            bad.append(f"{n.roleName} {name!r} repeats a word in its accessible name")
+    return bad
+
+
 def labels(node):
     """The names of the labels under node, in tree order."""
     return [n.name for n in node.findChildren(lambda n: n.roleName == "label" and n.name)]

@@ -6,7 +6,8 @@ the Preferences window (every page), the keyboard shortcuts window and the
 About window, and fails listing every push button, toggle button, text,
 entry, combo box, check box, spin button or menu item that has no name. GTK
 4.8 reports a nameless widget under its type name ("GtkToggleButton"), which
-counts as no name. Then, with stories260K loaded (SKIPped part when the
+counts as no name. A button named twice over ("_Undo Undo", "Copy code
+Copy": a mnemonic label and a name of its own) fails too. Then, with stories260K loaded (SKIPped part when the
 asset is absent), the keyboard alone starts a chat: Ctrl+N puts the focus in
 the composer, the message is typed and Enter sends it; the message rows
 expose who wrote them (their name) and what was written (their description).
@@ -23,6 +24,9 @@ import dogtail.utils
 dogtail.utils.isA11yEnabled = lambda: True
 from dogtail import rawinput, tree  # noqa: E402
 from dogtail.config import config  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hearthgui import bad_button_names  # noqa: E402
 
 config.searchCutoffCount = 20
 config.defaultDelay = 0.2
@@ -112,6 +116,9 @@ def unnamed(root, where):
 def check(root, where):
     for b in unnamed(root, where):
         fail(b)
+    # Named once: no "_Undo Undo" or "Copy code Copy" (issue 21).
+    for b in bad_button_names(root):
+        fail(f"{where}: {b}")
 
 
 def windows(app):
