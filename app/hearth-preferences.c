@@ -185,20 +185,71 @@ devices_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancel
 }
 
 static void
-add_device_row(HearthPreferences *self, const char *title, GString *body)
+add_device_row(HearthPreferences *self, const char *title, const char *subtitle)
 {
     GtkWidget *row = adw_action_row_new();
     g_autofree char *t = g_markup_escape_text(title, -1);
     adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), t);
-    if (body->len) {
-        g_autofree char *s = g_markup_escape_text(body->str, -1);
+    if (subtitle && *subtitle) {
+        g_autofree char *s = g_markup_escape_text(subtitle, -1);
         adw_action_row_set_subtitle(ADW_ACTION_ROW(row), s);
     }
     adw_preferences_group_add(self->devices_group, row);
 }
 
-/* hr_devices_report's text: a line per backend ("Vulkan backend: built in"),
- * then indented lines for its devices and verdicts. One row per backend. */
+/* One device line of hr_devices_report's Vulkan section ("NAME: verdict"),
+ * in words. */
+static char *
+vulkan_device_words(const char *line)
+{
+    const char *sep = strstr(line, ": ");
+    g_autofree char *name = sep ? g_strndup(line, (gsize)(sep - line)) : g_strdup(line);
+    const char *verdict = sep ? sep + 2 : "";
+    if (g_str_equal(verdict, "chosen"))
+        return g_strdup_printf(_("Graphics card: %s"), name);
+    if (g_str_has_prefix(verdict, "software (CPU)"))
+        return g_strdup_printf(_("Not used: %s draws with the processor, and Hearth runs faster on the processor "
+                                 "directly"), name);
+    if (g_str_has_prefix(verdict, "usable"))
+        return g_strdup_printf(_("%s could be used, but another graphics card is preferred"), name);
+    if (g_str_has_prefix(verdict, "another device"))
+        return g_strdup_printf(_("Not used: %s (another graphics card was chosen)"), name);
+    return g_strdup_printf(_("Not available: %s cannot run Hearth’s programs"), name);
+}
+
+/* A CUDA device line ("NAME, compute capability 9.0, 139.8 GiB, 132 SMs"),
+ * in words. */
+static char *
+cuda_device_words(const char *line)
+{
+    const char *cc = strstr(line, ", compute capability");
+    g_autofree char *name = cc ? g_strndup(line, (gsize)(cc - line)) : g_strdup(line);
+    const char *mem = cc ? strstr(cc, " GiB") : NULL;
+    const char *num = mem;
+    while (num && num > cc && (g_ascii_isdigit(num[-1]) || num[-1] == '.'))
+        num--;
+    if (mem && num < mem) {
+        g_autofree char *gib = g_strndup(num, (gsize)(mem - num));
+        return g_strdup_printf(_("Graphics card: %s, %s GB of memory"), name, gib);
+    }
+    return g_strdup_printf(_("Graphics card: %s"), name);
+}
+
+/* What backend "auto" picks, from hr_devices_report's last line. */
+static char *
+auto_words(const char *reason)
+{
+    const char *vk = strstr(reason, "Vulkan on ");
+    if (g_str_has_prefix(reason, "CUDA"))
+        return g_strdup(_("Replies run on the NVIDIA graphics card (CUDA)."));
+    if (vk)
+        return g_strdup_printf(_("Replies run on %s (Vulkan)."), vk + strlen("Vulkan on "));
+    return g_strdup(_("Replies run on the processor: no graphics card Hearth can use was found."));
+}
+
+/* hr_devices_report's text is for developers (capability lists, environment
+ * variables): the rows say in words what each backend can use, and the text
+ * itself is behind "Technical Details". */
 static void
 devices_done(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -207,26 +258,72 @@ devices_done(GObject *source, GAsyncResult *result, gpointer user_data)
         return; /* cancelled: the window is gone */
     HearthPreferences *self = HEARTH_PREFERENCES(source);
     g_auto(GStrv) lines = g_strsplit(report, "\n", -1);
-    g_autofree char *title = NULL;
-    g_autoptr(GString) body = g_string_new(NULL);
+    g_autoptr(GString) vulkan = NULL, cuda = NULL;
+    g_autofree char *automatic = NULL;
+    GString **section = NULL;
     for (guint i = 0; lines[i]; i++) {
         const char *line = lines[i];
-        if (!*line)
-            continue;
-        if (!g_ascii_isspace(line[0])) {
-            if (title)
-                add_device_row(self, title, body);
-            g_free(title);
-            title = g_strdup(line);
-            g_string_truncate(body, 0);
-        } else {
-            if (body->len)
-                g_string_append_c(body, '\n');
-            g_string_append(body, line + strspn(line, " "));
+        if (g_str_has_prefix(line, "Vulkan backend:")) {
+            vulkan = g_string_new(NULL);
+            section = &vulkan;
+            if (strstr(line, "not built"))
+                g_string_append(vulkan, _("Not available: this copy of Hearth was built without Vulkan"));
+        } else if (g_str_has_prefix(line, "CUDA backend:")) {
+            cuda = g_string_new(NULL);
+            section = &cuda;
+            if (strstr(line, "not built"))
+                g_string_append(cuda, _("Not available: this copy of Hearth was built without CUDA"));
+        } else if (g_str_has_prefix(line, "Backend \"auto\" picks: ")) {
+            automatic = auto_words(line + strlen("Backend \"auto\" picks: "));
+            section = NULL;
+        } else if (!g_ascii_isspace(line[0])) {
+            section = NULL; /* the CPU section: said below without it */
+        } else if (section && g_str_has_prefix(line, "  [")) {
+            /* "  [0] NAME…": a device (deeper lines list its capabilities) */
+            const char *d = strstr(line, "] ");
+            g_autofree char *words = !d ? NULL : section == &vulkan ? vulkan_device_words(d + 2)
+                                                                    : cuda_device_words(d + 2);
+            if (words) {
+                if ((*section)->len)
+                    g_string_append_c(*section, '\n');
+                g_string_append(*section, words);
+            }
+        } else if (section && g_str_has_prefix(line, "  ") && !g_ascii_isspace(line[2]) && (*section)->len == 0 &&
+                   !strstr(line, "would be chosen")) {
+            /* no device at all: "no CUDA device: …", "Vulkan: no devices (…)" */
+            g_string_append(*section, section == &vulkan ? _("Not available: no graphics card with a Vulkan driver "
+                                                             "was found")
+                                                         : _("Not available: no NVIDIA graphics card with a working "
+                                                             "driver was found"));
         }
     }
-    if (title)
-        add_device_row(self, title, body);
+    g_autofree char *threads = g_strdup_printf(ngettext("Always available: %u thread", "Always available: %u threads",
+                                                        g_get_num_processors()),
+                                               g_get_num_processors());
+    add_device_row(self, _("Processor"), threads);
+    if (vulkan)
+        add_device_row(self, _("Graphics Cards (Vulkan)"), vulkan->len ? vulkan->str : _("Not available"));
+    if (cuda)
+        add_device_row(self, _("NVIDIA Graphics Cards (CUDA)"), cuda->len ? cuda->str : _("Not available"));
+    if (automatic)
+        add_device_row(self, _("Automatic Backend"), automatic);
+
+    GtkWidget *details = adw_expander_row_new();
+    adw_preferences_row_set_title(ADW_PREFERENCES_ROW(details), _("Technical Details"));
+    adw_expander_row_set_subtitle(ADW_EXPANDER_ROW(details), _("What each backend reports, for bug reports"));
+    GtkWidget *text = gtk_label_new(g_strstrip(report));
+    gtk_label_set_selectable(GTK_LABEL(text), TRUE);
+    gtk_label_set_wrap(GTK_LABEL(text), TRUE);
+    gtk_label_set_wrap_mode(GTK_LABEL(text), PANGO_WRAP_WORD_CHAR);
+    gtk_label_set_xalign(GTK_LABEL(text), 0);
+    gtk_widget_add_css_class(text, "monospace");
+    gtk_widget_add_css_class(text, "caption");
+    gtk_widget_set_margin_start(text, 12);
+    gtk_widget_set_margin_end(text, 12);
+    gtk_widget_set_margin_top(text, 8);
+    gtk_widget_set_margin_bottom(text, 8);
+    adw_expander_row_add_row(ADW_EXPANDER_ROW(details), text);
+    adw_preferences_group_add(self->devices_group, details);
 }
 
 /* ---- GObject -------------------------------------------------------------------- */
