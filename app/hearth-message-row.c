@@ -11,11 +11,15 @@ struct _HearthMessageRow {
     GtkButton *copy_button;
     GtkButton *edit_button;
     GtkButton *regenerate_button;
+    GtkWidget *version_box;
+    GtkButton *previous_version_button;
+    GtkLabel *version_label;
+    GtkButton *next_version_button;
     GtkLabel *user_text;
     GtkWidget *markdown;       /* HearthMarkdownView for assistant replies */
     GtkLabel *note_label;
     HearthMessage *message;
-    gulong handlers[4];
+    gulong handlers[6];
 };
 
 G_DEFINE_FINAL_TYPE(HearthMessageRow, hearth_message_row, GTK_TYPE_WIDGET)
@@ -51,6 +55,43 @@ update_note(HearthMessageRow *self)
         gtk_widget_remove_css_class(GTK_WIDGET(self->note_label), "error");
 }
 
+/* ‹ 1/2 ›: the versions of a regenerated reply, while it is the last one
+ * (the conversation goes on from the version shown; once a message follows,
+ * that version stays). */
+static void
+update_versions(HearthMessageRow *self)
+{
+    int v = hearth_message_get_version(self->message), n = hearth_message_get_n_versions(self->message);
+    gboolean show = n > 1 && hearth_message_get_is_last(self->message);
+    gtk_widget_set_visible(self->version_box, show);
+    if (!show)
+        return;
+    gboolean partial = g_strcmp0(hearth_message_get_state(self->message), "partial") == 0;
+    g_autofree char *text = g_strdup_printf("%d/%d", v, n);
+    gtk_label_set_text(self->version_label, text);
+    g_autofree char *name = g_strdup_printf(_("Version %d of %d"), v, n);
+    gtk_accessible_update_property(GTK_ACCESSIBLE(self->version_label), GTK_ACCESSIBLE_PROPERTY_LABEL, name, -1);
+    gint64 id = hearth_message_get_id(self->message);
+    gtk_actionable_set_action_target_value(GTK_ACTIONABLE(self->previous_version_button),
+                                           g_variant_new("(xi)", id, MAX(v - 1, 1)));
+    gtk_actionable_set_action_target_value(GTK_ACTIONABLE(self->next_version_button),
+                                           g_variant_new("(xi)", id, MIN(v + 1, n)));
+    gtk_widget_set_sensitive(GTK_WIDGET(self->previous_version_button), v > 1 && !partial);
+    gtk_widget_set_sensitive(GTK_WIDGET(self->next_version_button), v < n && !partial);
+}
+
+static void
+update_highlight(HearthMessageRow *self)
+{
+    gboolean on = hearth_message_get_highlighted(self->message);
+    if (on)
+        gtk_widget_add_css_class(self->box, "highlighted");
+    else
+        gtk_widget_remove_css_class(self->box, "highlighted");
+    /* Screen readers (and tests) learn which message the search found. */
+    gtk_accessible_update_state(GTK_ACCESSIBLE(self), GTK_ACCESSIBLE_STATE_SELECTED, on, -1);
+}
+
 static void
 update_actions(HearthMessageRow *self)
 {
@@ -60,6 +101,7 @@ update_actions(HearthMessageRow *self)
     gtk_widget_set_visible(GTK_WIDGET(self->regenerate_button),
                            last && !partial && g_strcmp0(role, "assistant") == 0);
     gtk_widget_set_visible(GTK_WIDGET(self->edit_button), g_strcmp0(role, "user") == 0 && last);
+    update_versions(self);
 }
 
 static void
@@ -71,6 +113,10 @@ on_notify(GObject *obj, GParamSpec *pspec, gpointer user_data)
         update_content(self);
     else if (g_str_equal(name, "note"))
         update_note(self);
+    else if (g_str_equal(name, "version"))
+        update_versions(self);
+    else if (g_str_equal(name, "highlighted"))
+        update_highlight(self);
     else {
         update_note(self);
         update_actions(self);
@@ -109,9 +155,12 @@ hearth_message_row_bind(HearthMessageRow *self, HearthMessage *message)
     self->handlers[1] = g_signal_connect(message, "notify::state", G_CALLBACK(on_notify), self);
     self->handlers[2] = g_signal_connect(message, "notify::note", G_CALLBACK(on_notify), self);
     self->handlers[3] = g_signal_connect(message, "notify::is-last", G_CALLBACK(on_notify), self);
+    self->handlers[4] = g_signal_connect(message, "notify::version", G_CALLBACK(on_notify), self);
+    self->handlers[5] = g_signal_connect(message, "notify::highlighted", G_CALLBACK(on_notify), self);
     update_content(self);
     update_note(self);
     update_actions(self);
+    update_highlight(self);
 }
 
 static void
@@ -136,6 +185,10 @@ hearth_message_row_class_init(HearthMessageRowClass *klass)
     gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, copy_button);
     gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, edit_button);
     gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, regenerate_button);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, version_box);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, previous_version_button);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, version_label);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, next_version_button);
     gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, user_text);
     gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, markdown);
     gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, note_label);

@@ -8,11 +8,13 @@ struct _HearthMessage {
     char *state;
     char *note;
     gboolean is_last;
+    int version, n_versions;
+    gboolean highlighted;
 };
 
 G_DEFINE_FINAL_TYPE(HearthMessage, hearth_message, G_TYPE_OBJECT)
 
-enum { PROP_0, PROP_CONTENT, PROP_STATE, PROP_NOTE, PROP_IS_LAST, N_PROPS };
+enum { PROP_0, PROP_CONTENT, PROP_STATE, PROP_NOTE, PROP_IS_LAST, PROP_VERSION, PROP_HIGHLIGHTED, N_PROPS };
 static GParamSpec *props[N_PROPS];
 
 static void
@@ -35,6 +37,8 @@ hearth_message_get_property(GObject *object, guint prop_id, GValue *value, GPara
     case PROP_STATE: g_value_set_string(value, self->state); break;
     case PROP_NOTE: g_value_set_string(value, self->note); break;
     case PROP_IS_LAST: g_value_set_boolean(value, self->is_last); break;
+    case PROP_VERSION: g_value_set_int(value, self->version); break;
+    case PROP_HIGHLIGHTED: g_value_set_boolean(value, self->highlighted); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
     }
 }
@@ -50,6 +54,8 @@ hearth_message_class_init(HearthMessageClass *klass)
     props[PROP_STATE] = g_param_spec_string("state", NULL, NULL, NULL, f);
     props[PROP_NOTE] = g_param_spec_string("note", NULL, NULL, NULL, f);
     props[PROP_IS_LAST] = g_param_spec_boolean("is-last", NULL, NULL, FALSE, f);
+    props[PROP_VERSION] = g_param_spec_int("version", NULL, NULL, 1, G_MAXINT, 1, f);
+    props[PROP_HIGHLIGHTED] = g_param_spec_boolean("highlighted", NULL, NULL, FALSE, f);
     g_object_class_install_properties(object_class, N_PROPS, props);
 }
 
@@ -57,6 +63,7 @@ static void
 hearth_message_init(HearthMessage *self)
 {
     self->content = g_string_new(NULL);
+    self->version = self->n_versions = 1;
 }
 
 HearthMessage *
@@ -76,6 +83,9 @@ const char *hearth_message_get_content(HearthMessage *self) { return self->conte
 const char *hearth_message_get_state(HearthMessage *self) { return self->state; }
 const char *hearth_message_get_note(HearthMessage *self) { return self->note; }
 gboolean hearth_message_get_is_last(HearthMessage *self) { return self->is_last; }
+int hearth_message_get_version(HearthMessage *self) { return self->version; }
+int hearth_message_get_n_versions(HearthMessage *self) { return self->n_versions; }
+gboolean hearth_message_get_highlighted(HearthMessage *self) { return self->highlighted; }
 
 void
 hearth_message_set_content(HearthMessage *self, const char *content)
@@ -122,4 +132,25 @@ hearth_message_set_is_last(HearthMessage *self, gboolean is_last)
         return;
     self->is_last = is_last;
     g_object_notify_by_pspec(G_OBJECT(self), props[PROP_IS_LAST]);
+}
+
+void
+hearth_message_set_versions(HearthMessage *self, int version, int n_versions)
+{
+    version = MAX(version, 1);
+    n_versions = MAX(n_versions, version);
+    if (self->version == version && self->n_versions == n_versions)
+        return;
+    self->version = version;
+    self->n_versions = n_versions;
+    g_object_notify_by_pspec(G_OBJECT(self), props[PROP_VERSION]);
+}
+
+void
+hearth_message_set_highlighted(HearthMessage *self, gboolean highlighted)
+{
+    if (self->highlighted == highlighted)
+        return;
+    self->highlighted = highlighted;
+    g_object_notify_by_pspec(G_OBJECT(self), props[PROP_HIGHLIGHTED]);
 }

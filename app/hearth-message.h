@@ -22,5 +22,13 @@ const char *hearth_message_get_note(HearthMessage *self);
 void hearth_message_set_note(HearthMessage *self, const char *note);
 gboolean hearth_message_get_is_last(HearthMessage *self);
 void hearth_message_set_is_last(HearthMessage *self, gboolean is_last);
+/* Regenerated replies have versions: this is version `version` of
+ * `n_versions` (1 of 1 unless it was regenerated). One notify, "version". */
+int hearth_message_get_version(HearthMessage *self);
+int hearth_message_get_n_versions(HearthMessage *self);
+void hearth_message_set_versions(HearthMessage *self, int version, int n_versions);
+/* Shown highlighted for a moment (the message a search result led to). */
+gboolean hearth_message_get_highlighted(HearthMessage *self);
+void hearth_message_set_highlighted(HearthMessage *self, gboolean highlighted);
 
 G_END_DECLS

@@ -23,7 +23,9 @@ struct _HearthConversationItem {
     GObject parent_instance;
     gint64 id;
     char *title;
-    char *subtitle;
+    gint64 updated;
+    gint64 message_id;  /* a search result: the message that matched (else 0) */
+    char *snippet;      /* a search result: Pango markup, the match in bold */
 };
 
 G_DEFINE_FINAL_TYPE(HearthConversationItem, hearth_conversation_item, G_TYPE_OBJECT)
@@ -33,7 +35,7 @@ hearth_conversation_item_finalize(GObject *o)
 {
     HearthConversationItem *self = HEARTH_CONVERSATION_ITEM(o);
     g_free(self->title);
-    g_free(self->subtitle);
+    g_free(self->snippet);
     G_OBJECT_CLASS(hearth_conversation_item_parent_class)->finalize(o);
 }
 
@@ -49,13 +51,113 @@ hearth_conversation_item_init(HearthConversationItem *self)
 }
 
 static HearthConversationItem *
-conversation_item_new(gint64 id, const char *title, const char *subtitle)
+conversation_item_new(gint64 id, const char *title, gint64 updated)
 {
     HearthConversationItem *item = g_object_new(HEARTH_TYPE_CONVERSATION_ITEM, NULL);
     item->id = id;
     item->title = g_strdup(title && *title ? title : _("New Chat"));
-    item->subtitle = g_strdup(subtitle);
+    item->updated = updated;
     return item;
+}
+
+/* When a conversation was last written to, as the sidebar says it: "Today",
+ * "Yesterday", the weekday within a week, else the date. */
+static char *
+relative_date(gint64 us)
+{
+    g_autoptr(GDateTime) now = g_date_time_new_now_local();
+    g_autoptr(GDateTime) then = g_date_time_new_from_unix_local(us / G_USEC_PER_SEC);
+    if (!then)
+        return g_strdup("");
+    g_autoptr(GDateTime) today = g_date_time_new_local(g_date_time_get_year(now), g_date_time_get_month(now),
+                                                       g_date_time_get_day_of_month(now), 0, 0, 0);
+    g_autoptr(GDateTime) day = g_date_time_new_local(g_date_time_get_year(then), g_date_time_get_month(then),
+                                                     g_date_time_get_day_of_month(then), 0, 0, 0);
+    /* Whole days between the two midnights (a day may have 23 or 25 hours). */
+    gint64 days = (g_date_time_difference(today, day) + G_TIME_SPAN_HOUR * 12) / G_TIME_SPAN_DAY;
+    if (days == 0)
+        return g_strdup(_("Today"));
+    if (days == 1)
+        return g_strdup(_("Yesterday"));
+    if (days > 1 && days < 7)
+        return g_date_time_format(then, "%A");
+    if (g_date_time_get_year(then) == g_date_time_get_year(now))
+        /* Translators: a date in this year in the sidebar (g_date_time_format); German: "%-d. %B" */
+        return g_date_time_format(then, C_("sidebar date", "%-d %B"));
+    /* Translators: a date in another year in the sidebar (g_date_time_format); German: "%-d. %B %Y" */
+    return g_date_time_format(then, C_("sidebar date", "%-d %B %Y"));
+}
+
+/* The search markers around a match in the store's snippet (bytes no
+ * message text holds: snippets are one line of plain text). */
+#define MATCH_OPEN "\x01"
+#define MATCH_CLOSE "\x02"
+
+/* A search snippet as one line of plain text, Markdown syntax left out
+ * ("**bold**", "# heading", "`code`", "[link](url)", "> quote", list
+ * bullets, code fences with their language), the match in bold on a
+ * highlight, as Pango markup. */
+static char *
+snippet_markup(const char *snippet)
+{
+    g_autoptr(GString) plain = g_string_new(NULL);
+    gboolean line_start = TRUE;
+    for (const char *p = snippet; *p;) {
+        if (line_start) {
+            /* Block syntax at the start of a line: heading marks, quotes, bullets, fences. */
+            while (*p == ' ' || *p == '\t')
+                p++;
+            if (g_str_has_prefix(p, "```") || g_str_has_prefix(p, "~~~")) {
+                while (*p && *p != '\n')
+                    p++;
+                continue;
+            }
+            while (*p == '#' || *p == '>')
+                p++;
+            if ((*p == '-' || *p == '*' || *p == '+') && p[1] == ' ')
+                p += 2;
+            while (*p == ' ')
+                p++;
+            line_start = FALSE;
+            continue;
+        }
+        if (*p == '\n' || *p == '\r' || *p == '\t') {
+            line_start = *p == '\n';
+            if (plain->len && plain->str[plain->len - 1] != ' ')
+                g_string_append_c(plain, ' ');
+            p++;
+        } else if (*p == '*' || *p == '`' || *p == '[' || g_str_has_prefix(p, "__") || g_str_has_prefix(p, "~~")) {
+            p += *p == '_' || *p == '~' ? 2 : 1;
+        } else if (g_str_has_prefix(p, "](")) {
+            /* "[text](url)": the text stays, the address goes. */
+            const char *end = strchr(p, ')');
+            p = end ? end + 1 : p + strlen(p);
+        } else if (*p == ' ' && plain->len && plain->str[plain->len - 1] == ' ') {
+            p++;
+        } else {
+            g_string_append_c(plain, *p++);
+        }
+    }
+    g_strstrip(plain->str);
+    g_autoptr(GString) markup = g_string_new(NULL);
+    gboolean open = FALSE;
+    for (const char *p = plain->str; *p;) {
+        size_t n = strcspn(p, MATCH_OPEN MATCH_CLOSE);
+        g_autofree char *part = g_markup_escape_text(p, (gssize)n);
+        g_string_append(markup, part);
+        p += n;
+        if (*p == MATCH_OPEN[0] && !open)
+            g_string_append(markup, "<span weight=\"bold\" background=\"#f8e45c\" bgalpha=\"60%\">");
+        else if (*p == MATCH_CLOSE[0] && open)
+            g_string_append(markup, "</span>");
+        if (*p) {
+            open = *p == MATCH_OPEN[0] ? TRUE : *p == MATCH_CLOSE[0] ? FALSE : open;
+            p++;
+        }
+    }
+    if (open)
+        g_string_append(markup, "</span>");
+    return g_string_free(g_steal_pointer(&markup), FALSE);
 }
 
 /* ---- the window ---------------------------------------------------------------- */
@@ -71,6 +173,7 @@ struct _HearthWindow {
     GtkSearchBar *search_bar;
     GtkSearchEntry *search_entry;
     GtkStack *sidebar_stack;
+    AdwStatusPage *no_results_page;
     GtkListView *conversation_list;
     GtkButton *back_button;
     GtkDropDown *model_picker;
@@ -115,6 +218,11 @@ struct _HearthWindow {
     char *last_status;              /* the open conversation's speed (its last reply, or "replying…") */
     int conversation_context;       /* tokens the open conversation fills; -1: unknown */
     gint64 reply_conversation;      /* the conversation self->reply belongs to */
+    HearthMessage *highlighted;     /* the message a search result opened, for a moment */
+    guint highlight_timeout;
+    gint64 scroll_to_message;       /* a search result's message, scrolled to once the list is laid out */
+    guint scroll_tick;
+    guint scroll_ticks, scroll_waited;
 };
 
 G_DEFINE_FINAL_TYPE(HearthWindow, hearth_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -222,6 +330,7 @@ update_send_state(HearthWindow *self)
     gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.send", ready && !generating);
     gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.regenerate", ready && !generating);
     gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.edit-last", st != HEARTH_ENGINE_EMPTY && !generating);
+    gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.show-version", !generating);
     /* The conversation menu acts on the open conversation. */
     gboolean open = self->conversation_id != 0;
     gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.rename-conversation", open);
@@ -271,7 +380,12 @@ static void
 show_conversations(HearthWindow *self, const char *query)
 {
     gboolean any = g_list_model_get_n_items(G_LIST_MODEL(self->conversations)) > 0;
-    gtk_stack_set_visible_child_name(self->sidebar_stack, any || (query && *query) ? "list" : "empty");
+    gboolean searching = query && *query;
+    if (searching && !any) {
+        g_autofree char *desc = g_strdup_printf(_("No message contains “%s”."), query);
+        adw_status_page_set_description(self->no_results_page, desc);
+    }
+    gtk_stack_set_visible_child_name(self->sidebar_stack, any ? "list" : searching ? "no-results" : "empty");
     /* Keep the current conversation selected. */
     GtkSingleSelection *sel = GTK_SINGLE_SELECTION(gtk_list_view_get_model(self->conversation_list));
     guint n = g_list_model_get_n_items(G_LIST_MODEL(self->conversations));
@@ -297,7 +411,9 @@ on_search_done(GObject *source, GAsyncResult *res, gpointer data)
     g_list_store_remove_all(self->conversations);
     for (guint i = 0; hits && i < hits->len; i++) {
         HearthStoreSearchHit *h = g_ptr_array_index(hits, i);
-        g_autoptr(HearthConversationItem) item = conversation_item_new(h->conversation_id, h->title, h->snippet);
+        g_autoptr(HearthConversationItem) item = conversation_item_new(h->conversation_id, h->title, h->updated);
+        item->message_id = h->message_id;
+        item->snippet = snippet_markup(h->snippet ? h->snippet : "");
         g_list_store_append(self->conversations, item);
     }
     if (error)
@@ -321,15 +437,15 @@ reload_conversations(HearthWindow *self)
     if (query && *query && gtk_search_bar_get_search_mode(self->search_bar)) {
         /* Searching runs in a worker thread; the list fills when it is done. */
         self->search_cancel = g_cancellable_new();
-        hearth_store_search_async(self->store, query, 100, "", "", self->search_cancel, on_search_done,
-                                  g_object_ref(self));
+        hearth_store_search_async(self->store, query, 100, MATCH_OPEN, MATCH_CLOSE, self->search_cancel,
+                                  on_search_done, g_object_ref(self));
         return;
     }
     g_list_store_remove_all(self->conversations);
     g_autoptr(GPtrArray) list = hearth_store_conversation_list(self->store, &error);
     for (guint i = 0; list && i < list->len; i++) {
         HearthStoreConversation *c = g_ptr_array_index(list, i);
-        g_autoptr(HearthConversationItem) item = conversation_item_new(c->id, c->title, NULL);
+        g_autoptr(HearthConversationItem) item = conversation_item_new(c->id, c->title, c->updated);
         g_list_store_append(self->conversations, item);
     }
     if (error)
@@ -399,12 +515,97 @@ on_setting_changed(HearthWindow *self)
 static void end_edit(HearthWindow *self, gboolean clear_composer);
 static gboolean truncate_conversation(HearthWindow *self, guint from);
 
+/* ---- a search result's message: scrolled to and highlighted ------------------------ */
+
+static guint
+message_position(HearthWindow *self, gint64 id)
+{
+    guint n = g_list_model_get_n_items(G_LIST_MODEL(self->messages));
+    for (guint i = 0; id && i < n; i++) {
+        g_autoptr(HearthMessage) m = g_list_model_get_item(G_LIST_MODEL(self->messages), i);
+        if (hearth_message_get_id(m) == id)
+            return i;
+    }
+    return G_MAXUINT;
+}
+
 static void
-open_conversation(HearthWindow *self, gint64 id)
+end_highlight(HearthWindow *self)
+{
+    g_clear_handle_id(&self->highlight_timeout, g_source_remove);
+    if (self->highlighted)
+        hearth_message_set_highlighted(self->highlighted, FALSE);
+    g_clear_object(&self->highlighted);
+}
+
+static gboolean
+highlight_timeout(gpointer data)
+{
+    HearthWindow *self = data;
+    self->highlight_timeout = 0;
+    end_highlight(self);
+    return G_SOURCE_REMOVE;
+}
+
+/* GTK 4.8's "list.scroll-to-item" scrolls as little as it can (to a message
+ * above the view until it is at the top, to one below until it is at the
+ * bottom) and does nothing before the list is laid out. So, frame by frame:
+ * wait for the first layout, go to the end, then back up to the wanted
+ * message, which ends at the top of the view with what follows it below. */
+static gboolean
+scroll_tick(GtkWidget *list, GdkFrameClock *clock, gpointer data)
+{
+    HearthWindow *self = data;
+    GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment(self->message_scroller);
+    if (self->scroll_ticks == 0 && gtk_adjustment_get_upper(adj) <= 0 && self->scroll_waited++ < 120)
+        return G_SOURCE_CONTINUE; /* not laid out yet */
+    if (self->scroll_ticks++ == 0) {
+        scroll_to_bottom(self);
+        return G_SOURCE_CONTINUE;
+    }
+    self->scroll_tick = 0;
+    guint pos = message_position(self, self->scroll_to_message);
+    self->scroll_to_message = 0;
+    if (pos == G_MAXUINT)
+        return G_SOURCE_REMOVE;
+    gtk_widget_activate_action(list, "list.scroll-to-item", "u", pos);
+    end_highlight(self);
+    self->highlighted = g_list_model_get_item(G_LIST_MODEL(self->messages), pos);
+    hearth_message_set_highlighted(self->highlighted, TRUE);
+    self->highlight_timeout = g_timeout_add(2500, highlight_timeout, self);
+    return G_SOURCE_REMOVE;
+}
+
+static void
+scroll_to_message(HearthWindow *self, gint64 id)
+{
+    if (message_position(self, id) == G_MAXUINT)
+        return;
+    self->scroll_to_message = id;
+    self->scroll_ticks = self->scroll_waited = 0;
+    if (!self->scroll_tick)
+        self->scroll_tick = gtk_widget_add_tick_callback(GTK_WIDGET(self->message_list), scroll_tick, self, NULL);
+}
+
+static void
+stop_scrolling(HearthWindow *self)
+{
+    if (self->scroll_tick)
+        gtk_widget_remove_tick_callback(GTK_WIDGET(self->message_list), self->scroll_tick);
+    self->scroll_tick = 0;
+    self->scroll_to_message = 0;
+    end_highlight(self);
+}
+
+/* Opens conversation id (0: a new chat) at its end, or with message
+ * `message_id` (a search result's) at the top of the view, highlighted. */
+static void
+open_conversation_at(HearthWindow *self, gint64 id, gint64 message_id)
 {
     if (self->reply)
         hearth_engine_cancel(self->engine);
     end_edit(self, TRUE);
+    stop_scrolling(self);
     g_list_store_remove_all(self->messages);
     self->conversation_id = id;
     g_autoptr(GError) error = NULL;
@@ -422,6 +623,7 @@ open_conversation(HearthWindow *self, gint64 id)
                 continue;
             g_autoptr(HearthMessage) hm = hearth_message_new(m->id, hearth_store_role_to_string(m->role), m->content,
                                                             hearth_store_state_to_string(m->state));
+            hearth_message_set_versions(hm, m->version, m->n_versions);
             if (m->state == HEARTH_STORE_STATE_ERROR && m->error)
                 hearth_message_set_note(hm, m->error);
             else if (m->role == HEARTH_STORE_ROLE_ASSISTANT) {
@@ -457,8 +659,17 @@ open_conversation(HearthWindow *self, gint64 id)
     }
     mark_last(self);
     update_send_state(self);
-    g_idle_add_once((GSourceOnceFunc)scroll_to_bottom, self);
+    if (message_id)
+        scroll_to_message(self, message_id);
+    else
+        g_idle_add_once((GSourceOnceFunc)scroll_to_bottom, self);
     adw_leaflet_navigate(self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD);
+}
+
+static void
+open_conversation(HearthWindow *self, gint64 id)
+{
+    open_conversation_at(self, id, 0);
 }
 
 /* ---- generation -------------------------------------------------------------------- */
@@ -492,20 +703,13 @@ conversation_json(HearthWindow *self)
     return node;
 }
 
+/* Streams a reply into `reply` (taken over), a message of the list that
+ * the store holds as PARTIAL: a new one, or a new version of the last. */
 static void
-start_reply(HearthWindow *self)
+generate_into(HearthWindow *self, HearthMessage *reply)
 {
-    g_autoptr(GError) error = NULL;
-    gint64 id = hearth_store_message_append(self->store, self->conversation_id, HEARTH_STORE_ROLE_ASSISTANT,
-                                            HEARTH_STORE_STATE_PARTIAL, "", 0, -1, &error);
-    if (!id) {
-        show_banner(self, error->message);
-        return;
-    }
-    self->reply = hearth_message_new(id, "assistant", "", "partial");
+    self->reply = reply;
     g_autoptr(JsonNode) msgs = conversation_json(self);
-    g_list_store_append(self->messages, self->reply);
-    mark_last(self);
     HearthGenParams p;
     hearth_gen_params_init(&p);
     p.temperature = gtk_spin_button_get_value(self->temperature_spin);
@@ -519,6 +723,22 @@ start_reply(HearthWindow *self)
     self->last_status = g_strdup(_("replying…"));
     update_send_state(self);
     g_idle_add_once((GSourceOnceFunc)scroll_to_bottom, self);
+}
+
+static void
+start_reply(HearthWindow *self)
+{
+    g_autoptr(GError) error = NULL;
+    gint64 id = hearth_store_message_append(self->store, self->conversation_id, HEARTH_STORE_ROLE_ASSISTANT,
+                                            HEARTH_STORE_STATE_PARTIAL, "", 0, -1, &error);
+    if (!id) {
+        show_banner(self, error->message);
+        return;
+    }
+    HearthMessage *reply = hearth_message_new(id, "assistant", "", "partial");
+    g_list_store_append(self->messages, reply);
+    mark_last(self);
+    generate_into(self, reply);
 }
 
 static gboolean
@@ -939,6 +1159,8 @@ truncate_conversation(HearthWindow *self, guint from)
     return TRUE;
 }
 
+/* Regenerate keeps the reply it replaces: the new one is its next version
+ * (‹ 1/2 › on the reply switches between them). */
 static void
 regenerate_activated(GtkWidget *widget, const char *name, GVariant *param)
 {
@@ -947,9 +1169,60 @@ regenerate_activated(GtkWidget *widget, const char *name, GVariant *param)
     if (self->reply || n == 0 || hearth_engine_get_state(self->engine) != HEARTH_ENGINE_READY)
         return;
     g_autoptr(HearthMessage) last = g_list_model_get_item(G_LIST_MODEL(self->messages), n - 1);
-    if (g_strcmp0(hearth_message_get_role(last), "assistant") == 0 && !truncate_conversation(self, n - 1))
+    if (g_strcmp0(hearth_message_get_role(last), "assistant") != 0) {
+        start_reply(self);
         return;
-    start_reply(self);
+    }
+    g_autoptr(GError) error = NULL;
+    gint64 id = hearth_message_get_id(last);
+    int version = hearth_store_message_new_version(self->store, id, &error);
+    g_autoptr(HearthStoreMessage) stored = version ? hearth_store_message_get(self->store, id, &error) : NULL;
+    if (!stored) {
+        toast(self, error->message);
+        return;
+    }
+    hearth_message_set_content(last, "");
+    hearth_message_set_note(last, NULL);
+    hearth_message_set_state(last, "partial");
+    hearth_message_set_versions(last, stored->version, stored->n_versions);
+    generate_into(self, g_object_ref(last));
+}
+
+/* Shows another version of a reply: the conversation goes on from it. */
+static void
+show_version_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    gint64 id;
+    int version;
+    g_variant_get(param, "(xi)", &id, &version);
+    guint pos = message_position(self, id);
+    if (self->reply || pos == G_MAXUINT || !self->store)
+        return;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(HearthStoreMessage) m = hearth_store_message_show_version(self->store, id, version, &error)
+                                          ? hearth_store_message_get(self->store, id, &error)
+                                          : NULL;
+    if (!m) {
+        toast(self, error->message);
+        return;
+    }
+    g_autoptr(HearthMessage) hm = g_list_model_get_item(G_LIST_MODEL(self->messages), pos);
+    hearth_message_set_content(hm, m->content);
+    hearth_message_set_state(hm, hearth_store_state_to_string(m->state));
+    g_autofree char *note = m->state == HEARTH_STORE_STATE_ERROR && m->error
+                                ? g_strdup(m->error)
+                                : reply_note(self->conversation_model, m->stats.gen_tokens, m->stats.tokens_per_s,
+                                             FALSE);
+    hearth_message_set_note(hm, note);
+    hearth_message_set_versions(hm, m->version, m->n_versions);
+    /* The status line says what the version shown left. */
+    self->conversation_context =
+        m->stats.prompt_tokens >= 0 && m->stats.gen_tokens >= 0 ? m->stats.prompt_tokens + m->stats.gen_tokens : -1;
+    g_clear_pointer(&self->last_status, g_free);
+    if (m->stats.tokens_per_s > 0)
+        self->last_status = g_strdup_printf(_("last reply %.1f tokens/s"), m->stats.tokens_per_s);
+    update_status(self);
 }
 
 /* Edit is a mode: the last user message's text goes to the composer and
@@ -1010,30 +1283,37 @@ search_activated(GtkWidget *widget, const char *name, GVariant *param)
     gtk_widget_grab_focus(GTK_WIDGET(self->search_entry));
 }
 
+/* Undo brings the conversation back and opens it, selected in the sidebar. */
 static void
 undo_delete_activated(GtkWidget *widget, const char *name, GVariant *param)
 {
     HearthWindow *self = HEARTH_WINDOW(widget);
     gint64 id = g_variant_get_int64(param);
     g_autoptr(GError) error = NULL;
-    if (!hearth_store_conversation_restore(self->store, id, &error))
-        toast(self, error->message);
+    if (!self->store || !hearth_store_conversation_restore(self->store, id, &error)) {
+        if (error)
+            toast(self, error->message);
+        reload_conversations(self);
+        return;
+    }
+    if (gtk_search_bar_get_search_mode(self->search_bar))
+        gtk_toggle_button_set_active(self->search_button, FALSE); /* so that the list shows it */
+    open_conversation(self, id);
     reload_conversations(self);
 }
 
 static void
-delete_conversation_activated(GtkWidget *widget, const char *name, GVariant *param)
+delete_conversation(HearthWindow *self, gint64 id)
 {
-    HearthWindow *self = HEARTH_WINDOW(widget);
-    if (!self->conversation_id)
-        return;
-    gint64 id = self->conversation_id;
     g_autoptr(GError) error = NULL;
+    if (!id || !self->store)
+        return;
     if (!hearth_store_conversation_trash(self->store, id, &error)) {
         toast(self, error->message);
         return;
     }
-    open_conversation(self, 0);
+    if (id == self->conversation_id)
+        open_conversation(self, 0);
     reload_conversations(self);
     AdwToast *t = adw_toast_new(_("Conversation deleted"));
     adw_toast_set_button_label(t, _("_Undo"));
@@ -1041,6 +1321,13 @@ delete_conversation_activated(GtkWidget *widget, const char *name, GVariant *par
     adw_toast_set_action_target_value(t, g_variant_new_int64(id));
     adw_toast_overlay_add_toast(self->toast_overlay, t);
     hearth_a11y_watch_toast(GTK_WIDGET(self->toast_overlay), t);
+}
+
+static void
+delete_conversation_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    delete_conversation(self, param ? g_variant_get_int64(param) : self->conversation_id);
 }
 
 /* Preferences' "Delete All Conversations", after its confirmation. */
@@ -1080,9 +1367,10 @@ static void
 rename_conversation_activated(GtkWidget *widget, const char *name, GVariant *param)
 {
     HearthWindow *self = HEARTH_WINDOW(widget);
-    if (!self->conversation_id)
+    gint64 id = param ? g_variant_get_int64(param) : self->conversation_id;
+    if (!id || !self->store)
         return;
-    g_autoptr(HearthStoreConversation) c = hearth_store_conversation_get(self->store, self->conversation_id, NULL);
+    g_autoptr(HearthStoreConversation) c = hearth_store_conversation_get(self->store, id, NULL);
     AdwMessageDialog *dialog = ADW_MESSAGE_DIALOG(adw_message_dialog_new(GTK_WINDOW(self), _("Rename Conversation"), NULL));
     GtkWidget *entry = gtk_entry_new();
     gtk_editable_set_text(GTK_EDITABLE(entry), c && c->title ? c->title : "");
@@ -1093,7 +1381,7 @@ rename_conversation_activated(GtkWidget *widget, const char *name, GVariant *par
     adw_message_dialog_set_response_appearance(dialog, "rename", ADW_RESPONSE_SUGGESTED);
     adw_message_dialog_set_default_response(dialog, "rename");
     hearth_a11y_fix_mnemonic_buttons(GTK_WIDGET(dialog));
-    g_object_set_data(G_OBJECT(dialog), "conversation", GSIZE_TO_POINTER(self->conversation_id));
+    g_object_set_data(G_OBJECT(dialog), "conversation", GSIZE_TO_POINTER(id));
     g_signal_connect(dialog, "response", G_CALLBACK(rename_response), self);
     gtk_window_present(GTK_WINDOW(dialog));
 }
@@ -1104,9 +1392,10 @@ export_response(GtkNativeDialog *dialog, int response, HearthWindow *self)
     if (response == GTK_RESPONSE_ACCEPT) {
         g_autoptr(GFile) file = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(dialog));
         gboolean json = GPOINTER_TO_INT(g_object_get_data(G_OBJECT(dialog), "json"));
+        gint64 id = GPOINTER_TO_SIZE(g_object_get_data(G_OBJECT(dialog), "conversation"));
         g_autoptr(GError) error = NULL;
-        g_autofree char *text = json ? hearth_store_export_json(self->store, self->conversation_id, &error)
-                                     : hearth_store_export_markdown(self->store, self->conversation_id, &error);
+        g_autofree char *text = json ? hearth_store_export_json(self->store, id, &error)
+                                     : hearth_store_export_markdown(self->store, id, &error);
         if (!text || !g_file_replace_contents(file, text, strlen(text), NULL, FALSE, G_FILE_CREATE_NONE, NULL, NULL,
                                               &error))
             show_banner(self, error->message);
@@ -1139,19 +1428,18 @@ export_file_name(const char *title, const char *ext)
 }
 
 static void
-export_activated(GtkWidget *widget, const char *name, GVariant *param)
+export_conversation(HearthWindow *self, gint64 id, const char *format)
 {
-    HearthWindow *self = HEARTH_WINDOW(widget);
-    if (!self->conversation_id) {
+    if (!id || !self->store) {
         toast(self, _("There is no conversation to export yet"));
         return;
     }
-    gboolean json = g_strcmp0(g_variant_get_string(param, NULL), "json") == 0;
+    gboolean json = g_strcmp0(format, "json") == 0;
     GtkFileChooserNative *fc = gtk_file_chooser_native_new(_("Export Conversation"), GTK_WINDOW(self),
                                                            GTK_FILE_CHOOSER_ACTION_SAVE, _("_Export"), _("_Cancel"));
     /* Named for the conversation, in Documents (not "conversation.md" in
      * whatever folder the app was started from). */
-    g_autoptr(HearthStoreConversation) c = hearth_store_conversation_get(self->store, self->conversation_id, NULL);
+    g_autoptr(HearthStoreConversation) c = hearth_store_conversation_get(self->store, id, NULL);
     g_autofree char *file_name = export_file_name(c && c->title ? c->title : NULL, json ? "json" : "md");
     gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(fc), file_name);
     const char *docs = g_get_user_special_dir(G_USER_DIRECTORY_DOCUMENTS);
@@ -1159,8 +1447,26 @@ export_activated(GtkWidget *widget, const char *name, GVariant *param)
                                                                                                : g_get_home_dir());
     gtk_file_chooser_set_current_folder(GTK_FILE_CHOOSER(fc), folder, NULL);
     g_object_set_data(G_OBJECT(fc), "json", GINT_TO_POINTER(json));
+    g_object_set_data(G_OBJECT(fc), "conversation", GSIZE_TO_POINTER(id));
     g_signal_connect(fc, "response", G_CALLBACK(export_response), self);
     gtk_native_dialog_show(GTK_NATIVE_DIALOG(fc));
+}
+
+static void
+export_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    export_conversation(self, self->conversation_id, g_variant_get_string(param, NULL));
+}
+
+/* The sidebar's context menu: a conversation and a format. */
+static void
+export_conversation_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    gint64 id;
+    const char *format;
+    g_variant_get(param, "(x&s)", &id, &format);
+    export_conversation(HEARTH_WINDOW(widget), id, format);
 }
 
 static void
@@ -1240,6 +1546,28 @@ dismiss_banner_activated(GtkWidget *widget, const char *name, GVariant *param)
 
 /* ---- list item factories ----------------------------------------------------------- */
 
+/* The model picker's button names the model in the room the header bar has
+ * (ellipsized, so the window still fits GNOME's narrowest 360 px); its list
+ * shows whole names. */
+static void
+picker_label_setup(GtkSignalListItemFactory *f, GtkListItem *item, gpointer ellipsize)
+{
+    GtkWidget *label = gtk_label_new(NULL);
+    gtk_label_set_xalign(GTK_LABEL(label), 0);
+    if (ellipsize) {
+        gtk_label_set_ellipsize(GTK_LABEL(label), PANGO_ELLIPSIZE_END);
+        gtk_label_set_max_width_chars(GTK_LABEL(label), 32);
+    }
+    gtk_list_item_set_child(item, label);
+}
+
+static void
+picker_label_bind(GtkSignalListItemFactory *f, GtkListItem *item, gpointer user_data)
+{
+    GtkStringObject *s = gtk_list_item_get_item(item);
+    gtk_label_set_text(GTK_LABEL(gtk_list_item_get_child(item)), gtk_string_object_get_string(s));
+}
+
 static void
 message_setup(GtkSignalListItemFactory *f, GtkListItem *item, gpointer user_data)
 {
@@ -1260,6 +1588,79 @@ message_unbind(GtkSignalListItemFactory *f, GtkListItem *item, gpointer user_dat
     hearth_message_row_bind(HEARTH_MESSAGE_ROW(gtk_list_item_get_child(item)), NULL);
 }
 
+/* The context menu of a sidebar row (right-click, long-press, the Menu key
+ * or Shift+F10): Rename, Export, Delete for that conversation. */
+static void
+on_conversation_menu_closed(GtkPopover *popover)
+{
+    g_idle_add_once((GSourceOnceFunc)gtk_widget_unparent, popover);
+}
+
+static void
+conversation_menu(GtkWidget *row, double x, double y)
+{
+    HearthConversationItem *c = g_object_get_data(G_OBJECT(row), "hearth-conversation");
+    if (!c)
+        return;
+    g_autoptr(GMenu) menu = g_menu_new();
+    g_autoptr(GMenu) actions = g_menu_new();
+    g_autoptr(GMenuItem) rename = g_menu_item_new(_("_Rename…"), NULL);
+    g_menu_item_set_action_and_target_value(rename, "win.rename-conversation-id", g_variant_new_int64(c->id));
+    g_menu_append_item(actions, rename);
+    g_autoptr(GMenuItem) md = g_menu_item_new(_("Export as _Markdown…"), NULL);
+    g_menu_item_set_action_and_target_value(md, "win.export-conversation", g_variant_new("(xs)", c->id, "markdown"));
+    g_menu_append_item(actions, md);
+    g_autoptr(GMenuItem) json = g_menu_item_new(_("Export as _JSON…"), NULL);
+    g_menu_item_set_action_and_target_value(json, "win.export-conversation", g_variant_new("(xs)", c->id, "json"));
+    g_menu_append_item(actions, json);
+    g_menu_append_section(menu, NULL, G_MENU_MODEL(actions));
+    g_autoptr(GMenu) danger = g_menu_new();
+    g_autoptr(GMenuItem) del = g_menu_item_new(_("_Delete"), NULL);
+    g_menu_item_set_action_and_target_value(del, "win.delete-conversation-id", g_variant_new_int64(c->id));
+    g_menu_append_item(danger, del);
+    g_menu_append_section(menu, NULL, G_MENU_MODEL(danger));
+
+    GtkWidget *popover = gtk_popover_menu_new_from_model(G_MENU_MODEL(menu));
+    gtk_widget_set_parent(popover, row);
+    gtk_popover_set_has_arrow(GTK_POPOVER(popover), x >= 0);
+    if (x >= 0) {
+        GdkRectangle at = { (int)x, (int)y, 1, 1 };
+        gtk_popover_set_pointing_to(GTK_POPOVER(popover), &at);
+        gtk_widget_set_halign(popover, GTK_ALIGN_START);
+    }
+    g_signal_connect(popover, "closed", G_CALLBACK(on_conversation_menu_closed), NULL);
+    gtk_popover_popup(GTK_POPOVER(popover));
+}
+
+static void
+on_row_right_click(GtkGestureClick *gesture, int n_press, double x, double y, gpointer data)
+{
+    gtk_gesture_set_state(GTK_GESTURE(gesture), GTK_EVENT_SEQUENCE_CLAIMED);
+    conversation_menu(gtk_event_controller_get_widget(GTK_EVENT_CONTROLLER(gesture)), x, y);
+}
+
+static void
+on_row_long_press(GtkGestureLongPress *gesture, double x, double y, gpointer data)
+{
+    gtk_gesture_set_state(GTK_GESTURE(gesture), GTK_EVENT_SEQUENCE_CLAIMED);
+    conversation_menu(gtk_event_controller_get_widget(GTK_EVENT_CONTROLLER(gesture)), x, y);
+}
+
+/* Menu or Shift+F10 on the focused row of the sidebar. */
+static gboolean
+on_conversation_list_key(GtkEventControllerKey *ctl, guint keyval, guint keycode, GdkModifierType state,
+                         HearthWindow *self)
+{
+    if (keyval != GDK_KEY_Menu && !(keyval == GDK_KEY_F10 && (state & GDK_SHIFT_MASK)))
+        return FALSE;
+    GtkWidget *focus = gtk_widget_get_focus_child(GTK_WIDGET(self->conversation_list));
+    GtkWidget *row = focus ? gtk_widget_get_first_child(focus) : NULL;
+    if (!row || !g_object_get_data(G_OBJECT(row), "hearth-conversation"))
+        return FALSE;
+    conversation_menu(row, -1, -1);
+    return TRUE;
+}
+
 static void
 conversation_setup(GtkSignalListItemFactory *f, GtkListItem *item, gpointer user_data)
 {
@@ -1274,9 +1675,18 @@ conversation_setup(GtkSignalListItemFactory *f, GtkListItem *item, gpointer user
     gtk_widget_add_css_class(sub, "dim-label");
     gtk_box_append(GTK_BOX(box), title);
     gtk_box_append(GTK_BOX(box), sub);
+    GtkGesture *click = gtk_gesture_click_new();
+    gtk_gesture_single_set_button(GTK_GESTURE_SINGLE(click), GDK_BUTTON_SECONDARY);
+    g_signal_connect(click, "pressed", G_CALLBACK(on_row_right_click), NULL);
+    gtk_widget_add_controller(box, GTK_EVENT_CONTROLLER(click));
+    GtkGesture *press = gtk_gesture_long_press_new();
+    g_signal_connect(press, "pressed", G_CALLBACK(on_row_long_press), NULL);
+    gtk_widget_add_controller(box, GTK_EVENT_CONTROLLER(press));
     gtk_list_item_set_child(item, box);
 }
 
+/* A row: the title, then when it was written to ("Today", "Yesterday",
+ * a weekday, a date) or, for a search result, the matching text. */
 static void
 conversation_bind(GtkSignalListItemFactory *f, GtkListItem *item, gpointer user_data)
 {
@@ -1284,20 +1694,35 @@ conversation_bind(GtkSignalListItemFactory *f, GtkListItem *item, gpointer user_
     GtkWidget *box = gtk_list_item_get_child(item);
     GtkWidget *title = gtk_widget_get_first_child(box);
     GtkWidget *sub = gtk_widget_get_next_sibling(title);
+    g_object_set_data_full(G_OBJECT(box), "hearth-conversation", g_object_ref(c), g_object_unref);
     gtk_label_set_text(GTK_LABEL(title), c->title);
-    gtk_label_set_text(GTK_LABEL(sub), c->subtitle ? c->subtitle : "");
-    gtk_widget_set_visible(sub, c->subtitle && *c->subtitle);
-    gtk_accessible_update_property(GTK_ACCESSIBLE(box), GTK_ACCESSIBLE_PROPERTY_LABEL, c->title, -1);
+    if (c->snippet) {
+        gtk_label_set_markup(GTK_LABEL(sub), c->snippet);
+        gtk_label_set_wrap(GTK_LABEL(sub), TRUE);
+        gtk_label_set_wrap_mode(GTK_LABEL(sub), PANGO_WRAP_WORD_CHAR);
+        gtk_label_set_lines(GTK_LABEL(sub), 2);
+    } else {
+        g_autofree char *when = relative_date(c->updated);
+        gtk_label_set_text(GTK_LABEL(sub), when);
+        gtk_label_set_wrap(GTK_LABEL(sub), FALSE);
+        gtk_label_set_lines(GTK_LABEL(sub), -1);
+    }
+    gtk_widget_set_visible(sub, *gtk_label_get_text(GTK_LABEL(sub)) != '\0');
+    gtk_accessible_update_property(GTK_ACCESSIBLE(box), GTK_ACCESSIBLE_PROPERTY_LABEL, c->title,
+                                   GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, gtk_label_get_text(GTK_LABEL(sub)), -1);
 }
 
 static void
 on_conversation_activate(GtkListView *view, guint position, HearthWindow *self)
 {
     g_autoptr(HearthConversationItem) c = g_list_model_get_item(G_LIST_MODEL(self->conversations), position);
-    if (c && c->id != self->conversation_id)
-        open_conversation(self, c->id);
-    else if (c)
+    if (c && c->id != self->conversation_id) {
+        open_conversation_at(self, c->id, c->message_id);
+    } else if (c) {
+        if (c->message_id)
+            scroll_to_message(self, c->message_id);
         adw_leaflet_navigate(self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD);
+    }
 }
 
 static gboolean
@@ -1389,6 +1814,11 @@ hearth_window_dispose(GObject *object)
 {
     HearthWindow *self = HEARTH_WINDOW(object);
     g_clear_handle_id(&self->save_timeout, g_source_remove);
+    g_clear_handle_id(&self->highlight_timeout, g_source_remove);
+    g_clear_object(&self->highlighted);
+    if (self->scroll_tick && self->message_list)
+        gtk_widget_remove_tick_callback(GTK_WIDGET(self->message_list), self->scroll_tick);
+    self->scroll_tick = 0;
     if (self->reply && self->store) {
         /* Closing mid-reply: keep what was written, marked as interrupted. */
         hearth_store_message_finish(self->store, hearth_message_get_id(self->reply), HEARTH_STORE_STATE_INTERRUPTED,
@@ -1449,7 +1879,7 @@ hearth_window_class_init(HearthWindowClass *klass)
     gtk_widget_class_set_template_from_resource(widget_class, "/io/github/hearthchat/Hearth/hearth-window.ui");
 #define BIND(name) gtk_widget_class_bind_template_child(widget_class, HearthWindow, name)
     BIND(toast_overlay); BIND(leaflet); BIND(sidebar); BIND(content); BIND(search_button); BIND(search_bar);
-    BIND(search_entry); BIND(sidebar_stack); BIND(conversation_list); BIND(back_button); BIND(model_picker);
+    BIND(search_entry); BIND(sidebar_stack); BIND(no_results_page); BIND(conversation_list); BIND(back_button); BIND(model_picker);
     BIND(settings_button); BIND(system_prompt_view); BIND(temperature_spin); BIND(top_p_spin);
     BIND(max_tokens_spin); BIND(banner); BIND(banner_label); BIND(main_stack); BIND(empty_page);
     BIND(load_progress); BIND(chat_stack); BIND(message_scroller); BIND(message_list); BIND(composer);
@@ -1459,6 +1889,7 @@ hearth_window_class_init(HearthWindowClass *klass)
     gtk_widget_class_install_action(widget_class, "win.stop", NULL, stop_activated);
     gtk_widget_class_install_action(widget_class, "win.regenerate", NULL, regenerate_activated);
     gtk_widget_class_install_action(widget_class, "win.edit-last", NULL, edit_last_activated);
+    gtk_widget_class_install_action(widget_class, "win.show-version", "(xi)", show_version_activated);
     gtk_widget_class_install_action(widget_class, "win.copy-message", "x", copy_message_activated);
     gtk_widget_class_install_action(widget_class, "win.new-chat", NULL, new_chat_activated);
     gtk_widget_class_install_action(widget_class, "win.search", NULL, search_activated);
@@ -1466,6 +1897,10 @@ hearth_window_class_init(HearthWindowClass *klass)
     gtk_widget_class_install_action(widget_class, "win.delete-conversation", NULL, delete_conversation_activated);
     gtk_widget_class_install_action(widget_class, "win.rename-conversation", NULL, rename_conversation_activated);
     gtk_widget_class_install_action(widget_class, "win.export", "s", export_activated);
+    /* The same for any conversation (the sidebar's context menu). */
+    gtk_widget_class_install_action(widget_class, "win.delete-conversation-id", "x", delete_conversation_activated);
+    gtk_widget_class_install_action(widget_class, "win.rename-conversation-id", "x", rename_conversation_activated);
+    gtk_widget_class_install_action(widget_class, "win.export-conversation", "(xs)", export_conversation_activated);
     gtk_widget_class_install_action(widget_class, "win.open-model", NULL, open_model_activated);
     gtk_widget_class_install_action(widget_class, "win.quantize-model", NULL, quantize_model_activated);
     gtk_widget_class_install_action(widget_class, "win.manage-models", NULL, manage_models_activated);
@@ -1511,8 +1946,21 @@ hearth_window_init(HearthWindow *self)
     gtk_list_view_set_model(self->conversation_list, GTK_SELECTION_MODEL(csel));
     g_object_unref(csel);
     g_signal_connect(self->conversation_list, "activate", G_CALLBACK(on_conversation_activate), self);
+    GtkEventController *list_keys = gtk_event_controller_key_new();
+    g_signal_connect(list_keys, "key-pressed", G_CALLBACK(on_conversation_list_key), self);
+    gtk_widget_add_controller(GTK_WIDGET(self->conversation_list), list_keys);
 
     gtk_drop_down_set_model(self->model_picker, G_LIST_MODEL(self->model_names));
+    GtkListItemFactory *pf = gtk_signal_list_item_factory_new();
+    g_signal_connect(pf, "setup", G_CALLBACK(picker_label_setup), GINT_TO_POINTER(TRUE));
+    g_signal_connect(pf, "bind", G_CALLBACK(picker_label_bind), NULL);
+    gtk_drop_down_set_factory(self->model_picker, pf);
+    g_object_unref(pf);
+    GtkListItemFactory *plf = gtk_signal_list_item_factory_new();
+    g_signal_connect(plf, "setup", G_CALLBACK(picker_label_setup), NULL);
+    g_signal_connect(plf, "bind", G_CALLBACK(picker_label_bind), NULL);
+    gtk_drop_down_set_list_factory(self->model_picker, plf);
+    g_object_unref(plf);
     /* GTK 4.8 leaves the drop-down's inner button unnamed. */
     for (GtkWidget *c = gtk_widget_get_first_child(GTK_WIDGET(self->model_picker)); c; c = gtk_widget_get_next_sibling(c))
         if (GTK_IS_TOGGLE_BUTTON(c))
