@@ -20,6 +20,7 @@
 #include "model-config.h"
 #include "model.h"
 #include "quantize.h"
+#include "safetensors.h"
 #include "tokenizer.h"
 
 /* The quick quality check's text: written for Hearth, plain English prose
@@ -197,6 +198,11 @@ typedef struct Job {
     char error[HR_ERROR_MESSAGE_MAX];
     double seconds;
     guint64 in_bytes, out_bytes;
+    /* what was written, in bytes: 4-bit layers (qweight, qzeros, scales), and
+     * what stayed at full width: the embedding table, the output layer, the
+     * layers the group size does not divide (how many), the rest (norms) */
+    guint64 packed_bytes, embed_bytes, head_bytes, unquantized_bytes, rest_bytes;
+    int n_unquantized, kept_bits;
     double ppl_orig, ppl_quant;
     char *answer_orig, *answer_quant;
     bool checked;
@@ -381,6 +387,77 @@ out:
     return g_string_free(out, FALSE);
 }
 
+/* What the new model's files hold: 4-bit layers, and what stays at full
+ * width (the embedding table, an untied output layer, layers the group size
+ * does not divide, norms). */
+static void
+measure_output(Job *j)
+{
+    HrTensorSet *set = NULL;
+    HrError err = { 0 };
+    if (hr_tensor_set_open_dir(j->final_dir, &set, &err) != HR_OK)
+        return;
+    for (size_t i = 0; i < hr_tensor_set_count(set); i++) {
+        const HrTensor *t = hr_tensor_set_get(set, i);
+        if (g_str_has_suffix(t->name, ".qweight") || g_str_has_suffix(t->name, ".qzeros") ||
+            g_str_has_suffix(t->name, ".scales")) {
+            j->packed_bytes += t->n_bytes;
+            continue;
+        }
+        if (t->n_dims == 2)
+            j->kept_bits = MAX(j->kept_bits, (int)hr_dtype_size(t->dtype) * 8);
+        if (strstr(t->name, "embed_tokens")) {
+            j->embed_bytes += t->n_bytes;
+        } else if (strstr(t->name, "lm_head")) {
+            j->head_bytes += t->n_bytes;
+        } else if (t->n_dims == 2) {
+            j->unquantized_bytes += t->n_bytes;
+            j->n_unquantized++;
+        } else {
+            j->rest_bytes += t->n_bytes;
+        }
+    }
+    hr_tensor_set_free(set);
+}
+
+/* The size line of the result page, from what was written: how much
+ * smaller, and, when a tenth or more of the new model stayed at full width,
+ * what that is and how much of the model it makes up. */
+static char *
+size_text(const Job *j)
+{
+    g_autofree char *a = g_format_size(j->in_bytes), *b = g_format_size(j->out_bytes);
+    double ratio = j->out_bytes ? (double)j->in_bytes / (double)j->out_bytes : 0.0;
+    g_autofree char *sizes = g_strdup_printf(_("Size: %s → %s, %.1f× smaller."), a, b, ratio);
+    guint64 kept = j->embed_bytes + j->head_bytes + j->unquantized_bytes + j->rest_bytes;
+    guint64 total = j->packed_bytes + kept;
+    if (!total || (double)kept < 0.1 * (double)total)
+        return g_steal_pointer(&sizes);
+    g_autoptr(GString) parts = g_string_new(NULL);
+    struct {
+        guint64 bytes;
+        char *what;
+    } part[] = {
+        { j->embed_bytes, g_strdup(_("the embedding table")) },
+        { j->head_bytes, g_strdup(_("the output layer")) },
+        { j->unquantized_bytes, g_strdup_printf(ngettext("%d layer whose width the group size does not divide",
+                                                         "%d layers whose width the group size does not divide",
+                                                         j->n_unquantized),
+                                                j->n_unquantized) },
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(part); i++) {
+        if (part[i].bytes)
+            g_string_append_printf(parts, "%s%s (%.0f\u00a0%%)", parts->len ? ", " : "", part[i].what,
+                                   100.0 * (double)part[i].bytes / (double)total);
+        g_free(part[i].what);
+    }
+    if (!parts->len)
+        return g_steal_pointer(&sizes);
+    g_autofree char *why = g_strdup_printf(_("Kept in %d-bit (share of the new model): %s; the rest is 4-bit."),
+                                           j->kept_bits ? j->kept_bits : 16, parts->str);
+    return g_strdup_printf("%s %s", sizes, why);
+}
+
 static void
 job_thread(GTask *task, gpointer source, gpointer data, GCancellable *c)
 {
@@ -402,6 +479,7 @@ job_thread(GTask *task, gpointer source, gpointer data, GCancellable *c)
     j->seconds = (double)(g_get_monotonic_time() - t0) / 1e6;
     j->in_bytes = model_disk_bytes(j->in_dir);
     j->out_bytes = model_disk_bytes(j->final_dir);
+    measure_output(j);
 
     /* the quick quality check; Cancel here only skips it */
     HrQuantStage st = { -1, 0, NULL, 1.0, j->seconds, -1.0 };
@@ -484,9 +562,7 @@ job_done(GObject *source, GAsyncResult *res, gpointer data)
     }
     g_free(self->result_dir);
     self->result_dir = g_strdup(j->final_dir);
-    g_autofree char *a = g_format_size(j->in_bytes), *b = g_format_size(j->out_bytes);
-    g_autofree char *sizes = g_strdup_printf(_("Size: %s → %s (%.1f× smaller)"), a, b,
-                                             j->out_bytes ? (double)j->in_bytes / (double)j->out_bytes : 0.0);
+    g_autofree char *sizes = size_text(j);
     gtk_label_set_text(self->sizes_label, sizes);
     g_autofree char *t = g_strdup_printf(_("Time taken: %.0f s"), j->seconds);
     gtk_label_set_text(self->time_label, t);
@@ -863,9 +939,10 @@ build_source_page(HearthQuantizeWizard *self)
     AdwPreferencesGroup *intro = ADW_PREFERENCES_GROUP(adw_preferences_group_new());
     adw_preferences_group_set_title(intro, _("Make a 4-Bit Copy"));
     adw_preferences_group_set_description(
-        intro, _("Quantizing with AWQ keeps a model's answers close to the original while making it about "
-                 "four times smaller, so it fits your GPU and runs faster. It happens on this computer; "
-                 "nothing is uploaded."));
+        intro, _("Quantizing with AWQ keeps a model's answers close to the original while storing its layers in 4 "
+                 "bits instead of 16, so it fits your GPU and runs faster. The model becomes two to four times "
+                 "smaller: what stays in 16 bits (such as the embedding table) weighs more in small models. It "
+                 "happens on this computer; nothing is uploaded."));
     adw_preferences_page_add(page, intro);
 
     self->installed_group = ADW_PREFERENCES_GROUP(adw_preferences_group_new());

@@ -1492,9 +1492,13 @@ open_model_activated(GtkWidget *widget, const char *name, GVariant *param)
     gtk_native_dialog_show(GTK_NATIVE_DIALOG(fc));
 }
 
+/* "Start Chatting" after quantizing: a new conversation with the new model
+ * (not the one open, which another model wrote). */
 static void
 quantized_model_ready(HearthQuantizeWizard *w, const char *dir, HearthWindow *self)
 {
+    open_conversation(self, 0);
+    reload_conversations(self);
     select_model(self, dir);
 }
 

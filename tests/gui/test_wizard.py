@@ -3,8 +3,11 @@
 is installed in the models folder; Main menu → Quantize a Model… → pick it →
 Next → Advanced: 8 samples × 128 tokens → Quantize → wait for the result page
 → Start Chatting → the main window loads the 4-bit model → chat with it.
-Checks the checkpoint on disk (quantization_config, no .partial leftovers)
-and saves a screenshot of every page.
+Checks the checkpoint on disk (quantization_config, no .partial leftovers),
+that the result page explains the size from what was written ("N× smaller",
+and what stays in 16-bit when it is far from 4×), that Start Chatting opens a
+new conversation with the new model (the conversation open before, written
+by the FP32 model, is left as it was), and saves a screenshot of every page.
 
 Usage: test_wizard.py HEARTH_BINARY   (run through run-gui-test.sh)
 SKIPs (77) when $HEARTH_ASSETS/models/stories260K is absent."""
@@ -16,7 +19,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hearthgui import fail, finish, open_menu_item, shot, start, stop, toplevel, wait_for  # noqa: E402
+from hearthgui import add_conversation, fail, finish, labels, open_menu_item, shot, start, stop, toplevel, \
+    wait_for  # noqa: E402
 from dogtail import rawinput  # noqa: E402
 
 binary = sys.argv[1]
@@ -39,9 +43,30 @@ def db_rows():
         con.close()
 
 
+def conversations():
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT c.id, c.model, count(m.id) FROM conversations c"
+                           " LEFT JOIN messages m ON m.conversation_id = c.id GROUP BY c.id ORDER BY c.id").fetchall()
+    finally:
+        con.close()
+
+
+# A conversation the FP32 model wrote, open when the wizard starts.
+proc, app = start([binary])
+try:
+    wait_for(lambda: os.path.exists(db), 20, "the database")
+    time.sleep(0.5)
+finally:
+    stop(proc)
+fp32 = os.path.join(models, "stories260K")
+earlier = add_conversation(db, "Earlier chat", fp32, [("user", "Earlier question"), ("assistant", "Earlier answer")])
+
 proc, app = start([binary])
 try:
     main = app.child(roleName="frame")
+    wait_for(lambda: main.child(name="Earlier chat", roleName="label"), 30, "the earlier conversation").click()
+    wait_for(lambda: "Earlier question" in labels(main), 10, "the earlier conversation to open")
     open_menu_item(app, main, "Quantize a Model…")
     wiz = toplevel(app, "Quantize a Model")
     if wiz is None:
@@ -76,8 +101,16 @@ try:
     wait_for(lambda: wiz.findChild(lambda n: n.roleName == "label" and n.name.startswith("Size:"),
                                    retry=False), 240, "the result page")
     names = [n.name for n in wiz.findChildren(lambda n: n.roleName == "label" and n.name)]
-    if not any(n.startswith("Size:") for n in names):
+    size = next((n for n in names if n.startswith("Size:")), None)
+    if size is None:
         fail(f"no size line on the result page: {names}")
+    else:
+        print("size line:", size)
+        if "four times" in size or "× smaller" not in size:
+            fail(f"the size line does not say how much smaller the model became: {size!r}")
+        ratio = float(size.split("× smaller")[0].split()[-1])
+        if ratio < 3.5 and "16-bit" not in size:
+            fail(f"{ratio}× smaller, and the size line does not say what stayed in 16-bit: {size!r}")
     if not any(n.startswith("Perplexity") for n in names):
         fail(f"no perplexity line on the result page: {names}")
     shot("wizard-4-done")
@@ -104,10 +137,18 @@ try:
     rawinput.typeText("Once upon a time")
     time.sleep(0.3)
     rawinput.pressKey("Return")
-    rows = wait_for(lambda: [r for r in db_rows() if r[0] == "assistant" and r[1] == "complete"], 120,
-                    "a complete reply from the 4-bit model")
+    rows = wait_for(lambda: [r for r in db_rows() if r[0] == "assistant" and r[1] == "complete"
+                             and r[2] != "Earlier answer"], 120, "a complete reply from the 4-bit model")
     if rows and not rows[-1][2].strip():
         fail("the 4-bit model's reply is empty")
+    convs = conversations()
+    print("conversations:", convs)
+    if len(convs) != 2 or convs[0] != (earlier, fp32, 2):
+        fail(f"Start Chatting did not start a new conversation (the earlier one changed): {convs}")
+    elif not convs[1][1] or not convs[1][1].startswith(os.path.join(models, out[0] if len(out) == 1 else "")):
+        fail(f"the new conversation is not the new model's: {convs[1]}")
+    if "Earlier question" in labels(main):
+        fail("the earlier conversation is still shown after Start Chatting")
     shot("wizard-5-chat")
 finally:
     stop(proc)
