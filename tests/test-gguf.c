@@ -891,7 +891,7 @@ tiny_tokenizer_gpt2(Gw *w, const Tiny *o)
  * pieces scored -1, -2, ... in order. */
 static const char *const sp_pieces[] = {
     "\xe2\x96\x81", "h", "e", "l", "o", "w", "r", "d", "he", "ll", "\xe2\x96\x81he", "llo", "\xe2\x96\x81hello",
-    "\xe2\x96\x81w", "or", "\xe2\x96\x81wor", "ld", "\xe2\x96\x81world", "<tool>",
+    "\xe2\x96\x81w", "or", "\xe2\x96\x81wor", "ld", "\xe2\x96\x81world", "<tool>", "lo", "a", " b", "a b",
 };
 #define SP_BASE 259
 enum { SP_HELLO = SP_BASE + 12, SP_WORLD = SP_BASE + 17, SP_TOOL = SP_BASE + 18 };
@@ -1427,6 +1427,70 @@ test_tokenizer_errors(void)
     gw_strs(w, "tokenizer.ggml.merges", ab, 0);
     gw_u32(w, "tokenizer.ggml.add_bos_token", 1);
     expect_tokenizer_error("add_bos_token not a bool", w, HR_ERR_FORMAT, "is a uint32, not a bool");
+}
+
+/* The merges derived for the tiny SentencePiece vocabulary: "llo" splits
+ * two ways, in the order of the halves' ids; "a b" holds a space, so every
+ * merge is written as a pair. */
+static void
+test_spm_merges(void)
+{
+    GByteArray *image;
+    HrGguf *g = parse_gw(tiny_writer(&(Tiny){ .tok_model = "llama" }), &image);
+    char *tj = NULL;
+    HrTokenizer *t = g ? tokenizer_of_gguf(g, &tj, NULL) : NULL;
+    if (t) {
+        HrError err = { 0 };
+        JsonParser *p = hr_json_load(tj, strlen(tj), true, "converted", &err);
+        JsonArray *m = json_object_get_array_member(
+            json_object_get_object_member(json_node_get_object(json_parser_get_root(p)), "model"), "merges");
+        GString *all = g_string_new(NULL);
+        for (guint i = 0; i < json_array_get_length(m); i++) {
+            JsonArray *pair = json_array_get_array_element(m, i);
+            g_string_append_printf(all, "%s|%s,", json_array_get_string_element(pair, 0),
+                                   json_array_get_string_element(pair, 1));
+        }
+        const char *want = "h|e,l|l,\xe2\x96\x81|he,l|lo,ll|o,\xe2\x96\x81he|llo,\xe2\x96\x81|w,o|r,\xe2\x96\x81w|or,"
+                           "l|d,\xe2\x96\x81wor|ld,l|o,a| b,";
+        HR_CHECK(strcmp(all->str, want) == 0, "merges %s", all->str);
+        g_string_free(all, TRUE);
+        g_object_unref(p);
+        expect_ids(t, "spm with more merges", "hello world", false, true, SP_HELLO, SP_WORLD, -1);
+    }
+    hr_tokenizer_free(t);
+    g_free(tj);
+    hr_gguf_free(g);
+    g_byte_array_unref(image);
+}
+
+/* More key/value pairs and tensors than the reader first makes room for. */
+static void
+test_many(void)
+{
+    Gw *w = gw_new(3);
+    char name[64];
+    for (int i = 0; i < 300; i++) {
+        g_snprintf(name, sizeof name, "k.%d", i);
+        gw_u32(w, name, (uint32_t)i * 3);
+    }
+    const int64_t ne[1] = { 8 };
+    for (int i = 0; i < 700; i++) {
+        g_snprintf(name, sizeof name, "blk.%d.weight", i);
+        gw_tensor(w, name, HR_GGML_F32, 1, ne, NULL);
+    }
+    GByteArray *image;
+    HrGguf *g = parse_gw(w, &image);
+    if (g) {
+        HR_CHECK(hr_gguf_n_keys(g) == 300 && hr_gguf_n_tensors(g) == 700, "%zu keys, %zu tensors",
+                 hr_gguf_n_keys(g), hr_gguf_n_tensors(g));
+        int64_t v;
+        HR_CHECK(hr_gguf_get_int(g, "k.0", &v) && v == 0 && hr_gguf_get_int(g, "k.299", &v) && v == 897, "values");
+        HR_CHECK(strcmp(hr_gguf_key(g, 150), "k.150") == 0, "key order");
+        const HrGgufTensor *t = hr_gguf_find(g, "blk.699.weight");
+        HR_CHECK(t == hr_gguf_tensor(g, 699) && t->n_bytes == 32, "last tensor");
+    }
+    hr_gguf_free(g);
+    g_byte_array_unref(image);
 }
 
 /* ------------------------------------------------------------ shared checks */
@@ -2068,5 +2132,7 @@ main(int argc, char **argv)
     test_config_errors();
     test_tokenizer();
     test_tokenizer_errors();
+    test_spm_merges();
+    test_many();
     return hr_test_result();
 }
