@@ -55,6 +55,22 @@ update_note(HearthMessageRow *self)
         gtk_widget_remove_css_class(GTK_WIDGET(self->note_label), "error");
 }
 
+/* A ‹ or › button: it shows version `version` of message id when `ok`, else
+ * it is off. Off is no action at all: the action's own enabled state
+ * (win.show-version is off while a reply is written) would turn it back on. */
+static void
+set_version_button(GtkButton *button, gint64 id, int version, gboolean ok)
+{
+    if (!ok) {
+        gtk_actionable_set_action_name(GTK_ACTIONABLE(button), NULL);
+        gtk_widget_set_sensitive(GTK_WIDGET(button), FALSE);
+        return;
+    }
+    gtk_widget_set_sensitive(GTK_WIDGET(button), TRUE);
+    gtk_actionable_set_action_target_value(GTK_ACTIONABLE(button), g_variant_new("(xi)", id, version));
+    gtk_actionable_set_action_name(GTK_ACTIONABLE(button), "win.show-version");
+}
+
 /* ‹ 1/2 ›: the versions of a regenerated reply, while it is the last one
  * (the conversation goes on from the version shown; once a message follows,
  * that version stays). */
@@ -72,12 +88,8 @@ update_versions(HearthMessageRow *self)
     g_autofree char *name = g_strdup_printf(_("Version %d of %d"), v, n);
     gtk_accessible_update_property(GTK_ACCESSIBLE(self->version_label), GTK_ACCESSIBLE_PROPERTY_LABEL, name, -1);
     gint64 id = hearth_message_get_id(self->message);
-    gtk_actionable_set_action_target_value(GTK_ACTIONABLE(self->previous_version_button),
-                                           g_variant_new("(xi)", id, MAX(v - 1, 1)));
-    gtk_actionable_set_action_target_value(GTK_ACTIONABLE(self->next_version_button),
-                                           g_variant_new("(xi)", id, MIN(v + 1, n)));
-    gtk_widget_set_sensitive(GTK_WIDGET(self->previous_version_button), v > 1 && !partial);
-    gtk_widget_set_sensitive(GTK_WIDGET(self->next_version_button), v < n && !partial);
+    set_version_button(self->previous_version_button, id, v - 1, v > 1 && !partial);
+    set_version_button(self->next_version_button, id, v + 1, v < n && !partial);
 }
 
 static void

@@ -97,6 +97,9 @@ try:
             print("shown:", shown_text(main)[:80], "stored:", second[3][:80])
         for problem in bad_button_names(main):
             fail(problem)
+        following = version_button(main, "Next version")
+        if following is not None and following.sensitive:
+            fail("› is sensitive on the last version")
         shot("versions-2of2")
 
         # ‹ : back to version 1, the one the conversation now goes on from.
