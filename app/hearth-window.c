@@ -6,8 +6,10 @@
 #include <glib/gi18n.h>
 #include <string.h>
 
+#include "gguf-model.h"
 #include "hearth-a11y.h"
 #include "hearth-engine.h"
+#include "hearth-get-model.h"
 #include "hearth-message-row.h"
 #include "hearth-message.h"
 #include "hearth-model-manager.h"
@@ -186,6 +188,7 @@ struct _HearthWindow {
     GtkLabel *banner_label;
     GtkStack *main_stack;
     AdwStatusPage *empty_page;
+    HearthGetModel *get_model;     /* the first page while no model is installed */
     GtkProgressBar *load_progress;
     GtkStack *chat_stack;
     GtkScrolledWindow *message_scroller;
@@ -339,6 +342,10 @@ update_send_state(HearthWindow *self)
     gboolean has_messages = g_list_model_get_n_items(G_LIST_MODEL(self->messages)) > 0;
     /* A conversation is readable without a model (only replying needs one). */
     const char *page = has_messages || ready ? "chat" : st == HEARTH_ENGINE_LOADING ? "loading" : "no-model";
+    if (g_str_equal(page, "no-model") && self->model_dirs->len == 0 && self->get_model)
+        page = "get-model"; /* nothing installed yet: the recommended models, one click each */
+    /* an empty picker would only say "(None)" */
+    gtk_widget_set_visible(GTK_WIDGET(self->model_picker), self->model_dirs->len > 0);
     gtk_stack_set_visible_child_name(self->main_stack, page);
     gtk_stack_set_visible_child_name(self->chat_stack, has_messages ? "messages" : "start");
     update_composer(self);
@@ -924,11 +931,13 @@ find_model(HearthWindow *self, const char *model)
     return NULL;
 }
 
+/* A Hugging Face folder, a .gguf file or a folder holding one. */
 static gboolean
 is_model_folder(const char *dir)
 {
     g_autofree char *cfg = g_build_filename(dir, "config.json", NULL);
-    return g_file_test(cfg, G_FILE_TEST_IS_REGULAR);
+    g_autofree char *gguf = NULL;
+    return g_file_test(cfg, G_FILE_TEST_IS_REGULAR) || (hr_gguf_resolve(dir, &gguf, NULL) == HR_OK && gguf);
 }
 
 /* The picker offers the models folder's models and the folders opened from
@@ -2001,16 +2010,37 @@ update_empty_page(HearthWindow *self)
 {
     g_autofree char *dir = models_dir(self);
     g_autofree char *desc = g_strdup_printf(
-        _("Hearth runs language models privately on this computer. Put a model folder in Hugging Face "
-          "layout (config.json, tokenizer.json and *.safetensors) in %s, or open one."), dir);
+        _("Choose a model in the picker above, or open a model folder: Hugging Face layout (config.json, "
+          "tokenizer.json and *.safetensors) or a .gguf file. Models live in %s."), dir);
     adw_status_page_set_description(self->empty_page, desc);
+}
+
+/* A model downloaded from the first page: it joins the picker and loads. */
+static void
+on_get_model_ready(HearthGetModel *page, const char *path, HearthWindow *self)
+{
+    select_model(self, path);
+}
+
+/* The "Get a Model" page, for the models folder in use. */
+static void
+setup_get_model(HearthWindow *self)
+{
+    if (self->get_model)
+        gtk_stack_remove(self->main_stack, GTK_WIDGET(self->get_model));
+    g_autofree char *dir = models_dir(self);
+    self->get_model = hearth_get_model_new(dir);
+    g_signal_connect_object(self->get_model, "model-ready", G_CALLBACK(on_get_model_ready), self, 0);
+    gtk_stack_add_named(self->main_stack, GTK_WIDGET(self->get_model), "get-model");
 }
 
 static void
 on_models_folder_changed(HearthWindow *self)
 {
     update_empty_page(self);
+    setup_get_model(self);
     scan_models(self);
+    update_send_state(self);
 }
 
 static void
@@ -2060,6 +2090,7 @@ hearth_window_new(HearthApplication *app)
         hearth_a11y_name_unlabelled(GTK_WIDGET(help));
     connect_settings(self, hearth_application_get_settings(app));
     update_empty_page(self);
+    setup_get_model(self);
     open_store(self);
     reload_conversations(self);
     load_settings_widgets(self, NULL);

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""The window opens, is reachable over AT-SPI, and shows the no-model empty state."""
+"""The window opens, is reachable over AT-SPI, and with nothing installed shows the "Get a Model"
+page: the recommended models and the other ways in."""
 import os
 import subprocess
 import sys
@@ -32,10 +33,11 @@ try:
     if "Hearth" not in frame.name:
         failures.append(f"window title is {frame.name!r}")
     labels = [n.name for n in frame.findChildren(lambda n: n.roleName == "label")]
-    if "No Model Yet" not in labels:
-        failures.append(f"empty-state title missing; labels: {labels}")
-    if not any("models" in l for l in labels):
-        failures.append("empty state does not say where models live")
+    for want in ("Get a Model", "Recommended", "Open a Model Folder…"):
+        if want not in labels:
+            failures.append(f"{want!r} missing from the first page; labels: {labels}")
+    if not frame.findChildren(lambda n: n.roleName == "push button" and n.name.startswith("Download ")):
+        failures.append("no Download button on the first page")
     time.sleep(0.5)
     shot = os.path.join(out_dir, "window.png")
     subprocess.run(["import", "-window", "root", shot], check=False)
