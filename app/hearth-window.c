@@ -10,6 +10,7 @@
 #include "hearth-a11y.h"
 #include "hearth-engine.h"
 #include "hearth-get-model.h"
+#include "hearth-load-error.h"
 #include "hearth-message-row.h"
 #include "hearth-message.h"
 #include "hearth-model-manager.h"
@@ -186,6 +187,8 @@ struct _HearthWindow {
     GtkSpinButton *max_tokens_spin;
     GtkRevealer *banner;
     GtkLabel *banner_label;
+    GtkExpander *banner_details;   /* a load error's engine message, folded */
+    GtkLabel *banner_detail_label;
     GtkStack *main_stack;
     AdwStatusPage *empty_page;
     HearthGetModel *get_model;     /* the first page while no model is installed */
@@ -242,6 +245,23 @@ static void
 show_banner(HearthWindow *self, const char *text)
 {
     gtk_label_set_text(self->banner_label, text);
+    gtk_widget_set_visible(GTK_WIDGET(self->banner_details), FALSE);
+    gtk_revealer_set_reveal_child(self->banner, TRUE);
+}
+
+/* A model that did not load: what is wrong and what to do in plain words,
+ * the engine's own message folded under Technical Details. */
+static void
+show_load_error(HearthWindow *self, const char *dir, const char *message)
+{
+    g_autofree char *summary = NULL, *advice = NULL;
+    hearth_load_error_describe(message, &summary, &advice);
+    g_autofree char *name = dir ? g_path_get_basename(dir) : g_strdup("?");
+    g_autofree char *text = g_strdup_printf(_("Could not open “%s”. %s %s"), name, summary, advice);
+    gtk_label_set_text(self->banner_label, text);
+    gtk_label_set_text(self->banner_detail_label, message ? message : "");
+    gtk_expander_set_expanded(self->banner_details, FALSE);
+    gtk_widget_set_visible(GTK_WIDGET(self->banner_details), message && *message);
     gtk_revealer_set_reveal_child(self->banner, TRUE);
 }
 
@@ -1039,7 +1059,7 @@ static void
 on_load_finished(HearthEngine *engine, gboolean ok, const char *message, HearthWindow *self)
 {
     if (!ok) {
-        show_banner(self, message);
+        show_load_error(self, self->loading_dir, message);
         picker_after_failure(self, self->loading_dir);
     } else {
         gtk_revealer_set_reveal_child(self->banner, FALSE);
@@ -1894,7 +1914,8 @@ hearth_window_class_init(HearthWindowClass *klass)
     BIND(toast_overlay); BIND(leaflet); BIND(sidebar); BIND(content); BIND(search_button); BIND(search_bar);
     BIND(search_entry); BIND(sidebar_stack); BIND(no_results_page); BIND(conversation_list); BIND(back_button); BIND(model_picker);
     BIND(settings_button); BIND(system_prompt_view); BIND(temperature_spin); BIND(top_p_spin);
-    BIND(max_tokens_spin); BIND(banner); BIND(banner_label); BIND(main_stack); BIND(empty_page);
+    BIND(max_tokens_spin); BIND(banner); BIND(banner_label); BIND(banner_details); BIND(banner_detail_label);
+    BIND(main_stack); BIND(empty_page);
     BIND(load_progress); BIND(chat_stack); BIND(message_scroller); BIND(message_list); BIND(composer);
     BIND(composer_placeholder); BIND(send_stack); BIND(status_label);
 #undef BIND
