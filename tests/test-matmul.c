@@ -481,6 +481,44 @@ run_q8w(HrThreadPool *pool, const char *pool_name, GRand *rng)
     }
 }
 
+/* hr_dot_rows_f32 (the HEARTH_CPU_EXACT rows of GGUF blocks) gives the
+ * bits of the portable loop it replaced, for every token count (passes of
+ * 4 and the rest) and width (multiples of 8 and tails). */
+static void
+run_dot_rows(GRand *rng)
+{
+    static const int colss[] = { 0, 5, 8, 13, 576, 1031 };
+    static const int ns[] = { 1, 3, 4, 9, 13, 16 };
+    for (size_t c = 0; c < G_N_ELEMENTS(colss); c++)
+        for (size_t nn = 0; nn < G_N_ELEMENTS(ns); nn++) {
+            const int cols = colss[c], n = ns[nn];
+            float *w = g_new(float, (size_t)cols + 1), *x = g_new(float, (size_t)n * cols + 1);
+            float dots[16], want[16];
+            for (int k = 0; k < cols; k++)
+                w[k] = frand(rng, -1.0, 1.0);
+            for (size_t i = 0; i < (size_t)n * cols; i++)
+                x[i] = frand(rng, -3.0, 3.0);
+            for (int t = 0; t < n; t++) {
+                const float *xt = x + (size_t)t * cols;
+                float acc[8] = { 0 };
+                int k = 0;
+                for (; k + 8 <= cols; k += 8)
+                    for (int i = 0; i < 8; i++)
+                        acc[i] += w[k + i] * xt[k + i];
+                float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+                for (; k < cols; k++)
+                    sum += w[k] * xt[k];
+                want[t] = sum;
+            }
+            hr_dot_rows_f32(w, x, cols, n, dots);
+            checks++;
+            HR_CHECK(memcmp(dots, want, sizeof(float) * (size_t)n) == 0, "dot rows cols=%d n=%d: not the loop's bits",
+                     cols, n);
+            g_free(w);
+            g_free(x);
+        }
+}
+
 /* hr_matmul_q4_multi gives exactly the results of separate calls: q|k|v
  * shapes (decode and prefill tiles), a group that differs (no sharing) and
  * the FP path. */
@@ -716,6 +754,7 @@ main(void)
     run_q8w(p3, "3", rng);
     run_q8w16(NULL, "none", rng);
     run_q8w16(p2, "2", rng);
+    run_dot_rows(rng);
     run_multi(NULL, "none", rng);
     run_attention(rng);
     run_multi(p2, "2", rng);

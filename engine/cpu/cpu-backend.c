@@ -357,7 +357,7 @@ take_ggml(CpuCtx *c, const HrTensor *t, int64_t rows, int64_t cols, CpuLinear *l
 
 /* out[t, r] = residual + bias + W[r, :] . x[t, :] for W whose rows are
  * decoded one at a time to FP32 (int8 or other GGUF blocks): exact FP32
- * activations, each row read once for all n tokens. */
+ * activations, each row read once for all n tokens (hr_dot_rows_f32). */
 typedef struct {
     const CpuLinear *lin;
     float *out;
@@ -372,6 +372,8 @@ rows_matmul_range(void *arg, int start, int end)
     const CpuLinear *lin = J->lin;
     const int rows = lin->rows, cols = lin->cols;
     float *w = g_new(float, (size_t)cols);
+    float dots_stack[256];
+    float *dots = J->n <= (int)G_N_ELEMENTS(dots_stack) ? dots_stack : g_new(float, (size_t)J->n);
     int block = 1;
     size_t block_bytes = 0, row_bytes = 0;
     if (lin->blocks) {
@@ -384,21 +386,15 @@ rows_matmul_range(void *arg, int start, int end)
         else
             hr_ggml_dequant(lin->blocks->ggml_type, (const uint8_t *)lin->blocks->data + (size_t)r * row_bytes, w,
                             cols);
+        hr_dot_rows_f32(w, J->x, cols, J->n, dots);
         for (int t = 0; t < J->n; t++) {
-            const float *xt = J->x + (size_t)t * (size_t)cols;
-            float acc[8] = { 0 };
-            int k = 0;
-            for (; k + 8 <= cols; k += 8)
-                for (int i = 0; i < 8; i++)
-                    acc[i] += w[k + i] * xt[k + i];
-            float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-            for (; k < cols; k++)
-                sum += w[k] * xt[k];
             const size_t o = (size_t)t * (size_t)rows + (size_t)r;
             float v = (J->residual ? J->residual[o] : 0.0f) + (J->bias ? J->bias[r] : 0.0f);
-            J->out[o] = v + sum;
+            J->out[o] = v + dots[t];
         }
     }
+    if (dots != dots_stack)
+        g_free(dots);
     g_free(w);
 }
 

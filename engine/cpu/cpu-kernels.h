@@ -164,6 +164,13 @@ void hr_matmul_q8w(HrThreadPool *pool, float *out, const HrQ8Mat *w, const float
  * has it (any other value). */
 void hr_matmul_q8w_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *x, int n);
 
+/* dots[t] = w . x[t * cols, (t + 1) * cols) for t < n in FP32, summed as the
+ * portable loop does: 8 partial sums (input k into sum k % 8) combined as
+ * ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)), then the last cols % 8
+ * products in order. The same bits with AVX2 (8 tokens per pass over w)
+ * as without: the exact path for rows decoded to FP32 (HEARTH_CPU_EXACT). */
+void hr_dot_rows_f32(const float *w, const float *x, int cols, int n, float *dots);
+
 /* Whether HEARTH_CPU_EXACT asks for FP32 activations and FP weights as
  * stored (no int8 rounding anywhere on the CPU). */
 bool hr_cpu_exact(void);
