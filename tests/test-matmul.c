@@ -373,7 +373,7 @@ run_q8w16(HrThreadPool *pool, const char *pool_name, GRand *rng)
             const HrMatmulImpl im = impl ? HR_MATMUL_Q8_AVX512 : HR_MATMUL_Q8_AVX2;
             if (!hr_matmul_impl_available(im))
                 continue;
-            hr_matmul_q8w_impl(im, pool, out, &q, x, n);
+            hr_matmul_q8w_impl(im, pool, out, &q, NULL, x, n, NULL);
             int bad = 0;
             for (int t = 0; t < n; t++)
                 for (int r = 0; r < rows; r++) {
@@ -442,7 +442,7 @@ run_q8w(HrThreadPool *pool, const char *pool_name, GRand *rng)
             const HrMatmulImpl im = impl ? HR_MATMUL_Q8_AVX512 : HR_MATMUL_Q8_AVX2;
             if (!hr_matmul_impl_available(im))
                 continue;
-            hr_matmul_q8w_impl(im, pool, out, &q, x, n);
+            hr_matmul_q8w_impl(im, pool, out, &q, NULL, x, n, NULL);
             int bad = 0;
             double sum_err = 0.0, sum_bound = 0.0, worst = 0.0;
             for (int t = 0; t < n; t++)
@@ -478,6 +478,112 @@ run_q8w(HrThreadPool *pool, const char *pool_name, GRand *rng)
         g_free(wh);
         g_free(wf);
         g_free(deq);
+    }
+}
+
+/* int8 weights with int8 activations from 6 tokens on (prefill: panels of
+ * 16 rows, token tiles of 8 with VNNI or 4 with AVX2) and the portable
+ * reference (SCALAR), blocks of 32 and 16, weights over the whole int8
+ * range (-128 too: the VNNI panel's offset and AVX2's sign trick), row
+ * and token counts that leave partial panels, halves and tiles, with and
+ * without bias and residual, the residual aliasing out. The weights are
+ * exact, so each output is within the activations' rounding, sum over
+ * activation blocks of sum_k |w_k| * d_x / 2, of the FP product, and the
+ * mean error far below it; a wrong row, token, lane or block scale is off
+ * by far more. The decode kernel, fed one token at a time, rounds and sums
+ * the same integers: the two agree to FP32 rounding. */
+static void
+run_q8p(HrThreadPool *pool, const char *pool_name, GRand *rng)
+{
+    static const struct { int rows, cols, n, block; } qs[] = {
+        { 1, 32, 6, 32 },    { 16, 64, 8, 32 },    { 17, 96, 7, 32 },     { 37, 576, 17, 32 },
+        { 130, 1536, 64, 32 }, { 33, 160, 300, 32 }, { 8, 4096, 9, 32 },    { 1, 32, 6, 16 },
+        { 20, 64, 9, 16 },   { 70, 1536, 33, 16 }, { 47, 256, 300, 16 },  { 9, 576, 16, 16 },
+    };
+    static const HrMatmulImpl ims[] = { HR_MATMUL_SCALAR, HR_MATMUL_Q8_AVX2, HR_MATMUL_Q8_AVX512 };
+    for (size_t s = 0; s < G_N_ELEMENTS(qs); s++) {
+        const int rows = qs[s].rows, cols = qs[s].cols, n = qs[s].n, bl = qs[s].block;
+        HrQ8Mat q = { .rows = rows, .cols = cols, .block = bl };
+        q.q = g_new(int8_t, (size_t)rows * cols);
+        q.d = g_new(float, (size_t)rows * cols / bl);
+        for (size_t i = 0; i < (size_t)rows * cols; i++)
+            q.q[i] = (int8_t)g_rand_int_range(rng, -128, 128);
+        for (size_t i = 0; i < (size_t)rows * cols / bl; i++)
+            q.d[i] = frand(rng, 0.0001, 0.01) * (i % 3 == 0 ? -1.0f : 1.0f);
+        float *wf = g_new(float, (size_t)rows * cols);
+        for (int r = 0; r < rows; r++)
+            hr_q8mat_row_f32(&q, r, wf + (size_t)r * cols);
+        float *x = g_new(float, (size_t)n * cols), *bias = g_new(float, rows);
+        float *res = g_new(float, (size_t)n * rows), *out = g_new(float, (size_t)n * rows);
+        for (size_t i = 0; i < (size_t)n * cols; i++)
+            x[i] = frand(rng, -1.0, 1.0) * (g_rand_int_range(rng, 0, 50) == 0 ? 20.0f : 1.0f);
+        for (int i = 0; i < rows; i++)
+            bias[i] = frand(rng, -0.5, 0.5);
+        for (size_t i = 0; i < (size_t)n * rows; i++)
+            res[i] = frand(rng, -2.0, 2.0);
+        double *bound = g_new0(double, (size_t)n * rows);
+        for (int t = 0; t < n; t++)
+            for (int b = 0; b < cols; b += 32) {
+                double xa = 0.0;
+                for (int k = b; k < b + 32; k++)
+                    xa = fmax(xa, fabs(x[(size_t)t * cols + k]));
+                for (int r = 0; r < rows; r++) {
+                    double sw = 0.0;
+                    for (int k = b; k < b + 32; k++)
+                        sw += fabs(wf[(size_t)r * cols + k]);
+                    bound[(size_t)t * rows + r] += sw * xa / 127.0 / 2 * 1.0001;
+                }
+            }
+        for (int variant = 0; variant < 4; variant++) {
+            const float *b = variant >= 1 && variant <= 2 ? bias : NULL;
+            const float *rs = variant >= 2 ? res : NULL;
+            Ref R = reference(wf, rows, cols, x, n, b, rs);
+            for (size_t m = 0; m < G_N_ELEMENTS(ims); m++) {
+                if (!hr_matmul_impl_available(ims[m]))
+                    continue;
+                for (size_t i = 0; i < (size_t)n * rows; i++)
+                    out[i] = variant == 3 ? res[i] : NAN;
+                hr_matmul_q8w_impl(ims[m], pool, out, &q, b, x, n, variant == 3 ? out : rs);
+                int bad = 0;
+                double worst = 0.0, sum_err = 0.0, sum_bound = 0.0;
+                for (size_t o = 0; o < (size_t)n * rows; o++) {
+                    const double err = fabs((double)out[o] - R.ref[o]), lim = bound[o] + REL_TOL * R.mag[o];
+                    bad += !(err <= lim);
+                    worst = isnan(err) ? INFINITY : fmax(worst, err / lim);
+                    sum_err += err;
+                    sum_bound += lim;
+                }
+                checks++;
+                HR_CHECK(bad == 0, "%s q8w prefill block %d %dx%d n=%d variant %d pool %s: %d of %d outputs past the "
+                         "bound (worst %.3g x)", hr_matmul_impl_name(ims[m]), bl, rows, cols, n, variant, pool_name, bad,
+                         n * rows, worst);
+                HR_CHECK(sum_err < 0.25 * sum_bound, "%s q8w prefill block %d %dx%d n=%d: mean error %.3g of the bound",
+                         hr_matmul_impl_name(ims[m]), bl, rows, cols, n, sum_err / sum_bound);
+                if (variant != 0 || ims[m] == HR_MATMUL_SCALAR)
+                    continue;
+                /* the decode kernel, one token at a time, rounds x the same
+                 * way and sums the same integers: equal to FP32 rounding */
+                float *one = g_new(float, rows);
+                int off = 0;
+                for (int t = 0; t < n; t++) {
+                    hr_matmul_q8w_impl(ims[m], pool, one, &q, NULL, x + (size_t)t * cols, 1, NULL);
+                    for (int r = 0; r < rows; r++)
+                        off += !(fabs((double)one[r] - out[(size_t)t * rows + r]) <= REL_TOL * R.mag[(size_t)t * rows + r]);
+                }
+                checks++;
+                HR_CHECK(off == 0, "%s q8w block %d %dx%d n=%d pool %s: %d of %d outputs differ from the decode kernel's",
+                         hr_matmul_impl_name(ims[m]), bl, rows, cols, n, pool_name, off, n * rows);
+                g_free(one);
+            }
+            ref_free(&R);
+        }
+        g_free(bound);
+        hr_q8mat_free(&q);
+        g_free(wf);
+        g_free(x);
+        g_free(bias);
+        g_free(res);
+        g_free(out);
     }
 }
 
@@ -754,6 +860,9 @@ main(void)
     run_q8w(p3, "3", rng);
     run_q8w16(NULL, "none", rng);
     run_q8w16(p2, "2", rng);
+    run_q8p(NULL, "none", rng);
+    run_q8p(p2, "2", rng);
+    run_q8p(p3, "3", rng);
     run_dot_rows(rng);
     run_multi(NULL, "none", rng);
     run_attention(rng);

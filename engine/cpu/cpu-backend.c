@@ -402,18 +402,10 @@ static void
 linear_rows(CpuCtx *c, float *out, const CpuLinear *lin, const float *bias, const float *x, int n,
             const float *residual)
 {
-    /* decode reads the int8 blocks with int8 activations, as the lm_head of 4-bit models */
-    if (lin->q8 && n < 6 && !hr_cpu_exact()) {
-        float *tmp = (residual == out || bias || residual) ? g_new(float, (size_t)n * (size_t)lin->rows) : out;
-        hr_matmul_q8w(c->pool, tmp, lin->q8, x, n);
-        if (tmp != out) {
-            for (int t = 0; t < n; t++)
-                for (int r = 0; r < lin->rows; r++) {
-                    const size_t o = (size_t)t * (size_t)lin->rows + (size_t)r;
-                    out[o] = (residual ? residual[o] : 0.0f) + (bias ? bias[r] : 0.0f) + tmp[o];
-                }
-            g_free(tmp);
-        }
+    /* int8 blocks with int8 activations (decode and prefill), as llama.cpp
+     * reads them; HEARTH_CPU_EXACT keeps FP32 activations */
+    if (lin->q8 && !hr_cpu_exact()) {
+        hr_matmul_q8w(c->pool, out, lin->q8, bias, x, n, residual);
         return;
     }
     RowsJob job = { lin, out, bias, x, residual, n };
@@ -826,7 +818,7 @@ forward_chunk(CpuCtx *c, const int32_t *tokens, int n, int pos, float *logits, b
     if (c->lm_ggml.rows)
         linear(c, logits, &c->lm_ggml, NULL, c->xb + (size_t)first * dim, n - first, NULL);
     else if (c->lm_q8 && n - first < 6)
-        hr_matmul_q8w(c->pool, logits, c->lm_q8, c->xb + (size_t)first * dim, n - first);
+        hr_matmul_q8w(c->pool, logits, c->lm_q8, NULL, c->xb + (size_t)first * dim, n - first, NULL);
     else
         hr_matmul(c->pool, logits, &c->lm_head, NULL, c->xb + (size_t)first * dim, n - first, NULL);
 }

@@ -1701,25 +1701,28 @@ q8w_row_vnni(const int8_t *w, const float *dw, const int8_t *xq, const float *dx
     return hsum256(_mm256_add_ps(acc0, acc1));
 }
 
-/* nb blocks of 32 activations at x to int8 in input order. */
-__attribute__((target("avx2,fma,f16c"))) static void
-q8w_quantize(const float *x, size_t nb, int8_t *xq, float *dx)
-{
-    for (size_t b = 0; b < nb; b++) {
-        int s;
-        _mm256_storeu_si256((__m256i *)(xq + 32 * b), q8_block(x + 32 * b, &dx[b], &s));
-    }
-}
+#endif
 
 typedef struct {
-    float *out;
+    float *out;          /* [n, rows] */
     const HrQ8Mat *w;
-    const int8_t *xq; /* [n, cols] */
-    const float *dx;  /* [n, cols / 32] */
+    const float *bias, *residual;
+    const int8_t *xq;    /* [n, cols] */
+    const float *dx;     /* [n, cols / 32] */
+    const int32_t *corr; /* prefill with VNNI: [n, cols / block], -128 * sum of xq per weight block */
     int n;
     bool vnni;
 } Q8WJob;
 
+/* out[o] = residual[o] + (v + bias[r]), as the other matmuls' epilogues. */
+static inline void
+q8w_store(const Q8WJob *j, size_t o, int r, float v)
+{
+    v += j->bias ? j->bias[r] : 0.0f;
+    j->out[o] = j->residual ? j->residual[o] + v : v;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
 static void
 q8w_rows(void *arg, int r0, int r1)
 {
@@ -1733,40 +1736,362 @@ q8w_rows(void *arg, int r0, int r1)
         for (int t = 0; t < j->n; t++) {
             const int8_t *xq = j->xq + (size_t)t * cols;
             const float *dx = j->dx + (size_t)t * nb;
-            j->out[(size_t)t * rows + r] =
-                vnni ? q8w_row_vnni(w, dw, xq, dx, nb, b16) : q8w_row_avx2(w, dw, xq, dx, nb, b16);
+            q8w_store(j, (size_t)t * rows + r, r,
+                      vnni ? q8w_row_vnni(w, dw, xq, dx, nb, b16) : q8w_row_avx2(w, dw, xq, dx, nb, b16));
         }
     }
 }
+
+/* ---- int8 weights, prefill: panels of 16 rows against tiles of tokens -------
+ * The decode kernels above read a weight row once per token; prefill
+ * reuses each load across tokens. A panel of 16 rows is repacked per call
+ * (into the thread's buffer: 16 * cols bytes, in L1 or L2) so that step s
+ * holds the 4-byte piece [4s, 4s + 4) of each of the 16 rows in turn: 64
+ * bytes, one 512-bit register whose 32-bit lane i belongs to row i.
+ * VPDPBUSD of it against 4 activation bytes of a token broadcast to every
+ * lane adds those 4 products to each row's lane, so a tile of T = 8 tokens
+ * takes 8 instructions per weight load and nothing per row; after each
+ * weight block (32 or 16 inputs) one conversion, a multiply (the rows'
+ * scales by the token's) and an FMA per token. A token's 16 rows end as
+ * one vector: 16 adjacent outputs (out is [n, rows]) with bias and
+ * residual, no horizontal sums.
+ * VPDPBUSD multiplies unsigned by signed bytes: the panel holds w + 128
+ * (w ^ 0x80: 0..255 for any int8) and each block's accumulator starts at
+ * -128 * sum(xq) over the block (corr), which takes the offset out
+ * exactly. AVX2 has no such instruction: VPMADDUBSW of |w| and sign(x, w)
+ * (pair sums at most 2 * 128 * 127, no saturation) and VPMADDWD by ones, 8
+ * rows per 256-bit half of a step, 4 tokens per tile. */
+enum { Q8P_ROWS = 16, Q8P_T512 = 8, Q8P_T256 = 4 };
+
+/* Rows [r0, r0 + 16) of w (rows past the end as zeros) into wp[cols / 4][16]
+ * (XOR 0x80 with offset) and their scales into dwp[cols / block][16]. Four
+ * rows at a time, 8 steps of each per 256-bit load, turned by a 4 x 4
+ * transpose of 32-bit pieces in each 128-bit half: the half holding steps
+ * s + i of the 4 rows is one 16-byte store. */
+__attribute__((target("avx2,fma,f16c"))) static void
+q8p_pack(const HrQ8Mat *w, int r0, bool offset, uint32_t *wp, float *dwp)
+{
+    const int cols = w->cols, nd = cols / hr_q8mat_block(w), steps = cols / 4;
+    const int nr = w->rows - r0 < Q8P_ROWS ? w->rows - r0 : Q8P_ROWS;
+    const uint32_t off = offset ? 0x80808080u : 0u;
+    const __m256i offv = _mm256_set1_epi32((int)off);
+    int i = 0;
+    for (; i + 4 <= nr; i += 4) {
+        const int8_t *q0 = w->q + (size_t)(r0 + i) * (size_t)cols, *q1 = q0 + cols, *q2 = q1 + cols, *q3 = q2 + cols;
+        for (int s = 0; s < steps; s += 8) { /* steps % 8 == 0: cols % 32 == 0 */
+            const __m256i a = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q0 + 4 * s)), offv);
+            const __m256i b = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q1 + 4 * s)), offv);
+            const __m256i c = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q2 + 4 * s)), offv);
+            const __m256i d = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q3 + 4 * s)), offv);
+            const __m256i ab0 = _mm256_unpacklo_epi32(a, b), ab1 = _mm256_unpackhi_epi32(a, b);
+            const __m256i cd0 = _mm256_unpacklo_epi32(c, d), cd1 = _mm256_unpackhi_epi32(c, d);
+            const __m256i t[4] = { _mm256_unpacklo_epi64(ab0, cd0), _mm256_unpackhi_epi64(ab0, cd0),
+                                   _mm256_unpacklo_epi64(ab1, cd1), _mm256_unpackhi_epi64(ab1, cd1) };
+            for (int j = 0; j < 4; j++) {
+                _mm_storeu_si128((__m128i *)(wp + (size_t)(s + j) * Q8P_ROWS + i), _mm256_castsi256_si128(t[j]));
+                _mm_storeu_si128((__m128i *)(wp + (size_t)(s + 4 + j) * Q8P_ROWS + i), _mm256_extracti128_si256(t[j], 1));
+            }
+        }
+    }
+    for (; i < Q8P_ROWS; i++) {
+        const int8_t *src = i < nr ? w->q + (size_t)(r0 + i) * (size_t)cols : NULL;
+        for (int s = 0; s < steps; s++) {
+            uint32_t v = 0;
+            if (src)
+                memcpy(&v, src + 4 * s, 4);
+            wp[(size_t)s * Q8P_ROWS + i] = v ^ off;
+        }
+    }
+    for (i = 0; i < Q8P_ROWS; i++) {
+        const float *d = i < nr ? w->d + (size_t)(r0 + i) * (size_t)nd : NULL;
+        for (int b = 0; b < nd; b++)
+            dwp[(size_t)b * Q8P_ROWS + i] = d ? d[b] : 0.0f;
+    }
+}
+
+/* nb blocks of 32 activations at x to int8 in input order and, when corr
+ * is not NULL, -128 times the sum of each weight block (bl, 32 or 16) of
+ * the int8 values: VPSADBW of x ^ 0x80 sums 8 of them plus 8 * 128. */
+__attribute__((target("avx2,fma,f16c"))) static void
+q8p_quantize(const float *x, size_t nb, int bl, int8_t *xq, float *dx, int32_t *corr)
+{
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    for (size_t b = 0; b < nb; b++) {
+        int s;
+        const __m256i q = q8_block(x + 32 * b, &dx[b], &s);
+        _mm256_storeu_si256((__m256i *)(xq + 32 * b), q);
+        if (!corr)
+            continue;
+        if (bl == 32) {
+            corr[b] = -128 * s;
+            continue;
+        }
+        const __m256i sad = _mm256_sad_epu8(_mm256_xor_si256(q, flip), _mm256_setzero_si256());
+        const __m128i lo = _mm256_castsi256_si128(sad), hi = _mm256_extracti128_si256(sad, 1);
+        corr[2 * b] = -128 * (_mm_cvtsi128_si32(lo) + _mm_extract_epi32(lo, 2) - 2048);
+        corr[2 * b + 1] = -128 * (_mm_cvtsi128_si32(hi) + _mm_extract_epi32(hi, 2) - 2048);
+    }
+}
+
+/* Tokens [t0, t0 + T) against the panel of rows [r0, r0 + 16) (T and bl,
+ * the weight block, are constants after inlining). */
+__attribute__((target(Q8_AVX512_TARGET), always_inline)) static inline void
+q8p_tile_vnni(const int T, const int bl, const Q8WJob *j, const uint32_t *wp, const float *dwp, int r0, int t0)
+{
+    const int cols = j->w->cols, rows = j->w->rows, nd = cols / bl, nbx = cols / 32;
+    const int8_t *x = j->xq + (size_t)t0 * (size_t)cols;
+    const float *dx = j->dx + (size_t)t0 * (size_t)nbx;
+    const int32_t *corr = j->corr + (size_t)t0 * (size_t)nd;
+    __m512 f[Q8P_T512];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++)
+        f[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nd; b++) {
+        __m512i a[Q8P_T512];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            a[t] = _mm512_set1_epi32(corr[(size_t)t * nd + b]);
+        const uint32_t *wb = wp + (size_t)b * (size_t)(bl / 4) * Q8P_ROWS;
+        const int8_t *xb = x + (size_t)b * (size_t)bl;
+#pragma GCC unroll 8
+        for (int s = 0; s < bl / 4; s++) {
+            const __m512i wv = _mm512_loadu_si512(wb + (size_t)s * Q8P_ROWS);
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                int32_t xv;
+                memcpy(&xv, xb + (size_t)t * (size_t)cols + 4 * s, 4);
+                a[t] = _mm512_dpbusd_epi32(a[t], wv, _mm512_set1_epi32(xv));
+            }
+        }
+        const __m512 dw = _mm512_loadu_ps(dwp + (size_t)b * Q8P_ROWS);
+        const int bx = b * bl / 32;
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[t]), _mm512_mul_ps(dw, _mm512_set1_ps(dx[(size_t)t * nbx + bx])),
+                                   f[t]);
+    }
+    const int nr = rows - r0 < Q8P_ROWS ? rows - r0 : Q8P_ROWS;
+    const __mmask16 m = (__mmask16)((1u << nr) - 1u);
+    const __m512 bv = j->bias ? _mm512_maskz_loadu_ps(m, j->bias + r0) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) {
+        const size_t o = (size_t)(t0 + t) * (size_t)rows + (size_t)r0;
+        __m512 v = _mm512_add_ps(f[t], bv);
+        if (j->residual)
+            v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->residual + o), v);
+        _mm512_mask_storeu_ps(j->out + o, m, v);
+    }
+}
+
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void
+q8p_tile_avx2(const int T, const int bl, const Q8WJob *j, const uint32_t *wp, const float *dwp, int r0, int t0)
+{
+    const int cols = j->w->cols, rows = j->w->rows, nd = cols / bl, nbx = cols / 32;
+    const int8_t *x = j->xq + (size_t)t0 * (size_t)cols;
+    const float *dx = j->dx + (size_t)t0 * (size_t)nbx;
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int nr = rows - r0 < Q8P_ROWS ? rows - r0 : Q8P_ROWS;
+    for (int h = 0; h < Q8P_ROWS / 8 && 8 * h < nr; h++) { /* rows r0 + 8h .. r0 + 8h + 7 */
+        __m256 f[Q8P_T256];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            f[t] = _mm256_setzero_ps();
+        for (int b = 0; b < nd; b++) {
+            __m256i a[Q8P_T256];
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                a[t] = _mm256_setzero_si256();
+            const uint32_t *wb = wp + (size_t)b * (size_t)(bl / 4) * Q8P_ROWS + 8 * h;
+            const int8_t *xb = x + (size_t)b * (size_t)bl;
+#pragma GCC unroll 8
+            for (int s = 0; s < bl / 4; s++) {
+                const __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + (size_t)s * Q8P_ROWS));
+                const __m256i aw = _mm256_abs_epi8(wv);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    int32_t xv;
+                    memcpy(&xv, xb + (size_t)t * (size_t)cols + 4 * s, 4);
+                    const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_set1_epi32(xv), wv));
+                    a[t] = _mm256_add_epi32(a[t], _mm256_madd_epi16(p, ones));
+                }
+            }
+            const __m256 dw = _mm256_loadu_ps(dwp + (size_t)b * Q8P_ROWS + 8 * h);
+            const int bx = b * bl / 32;
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                f[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[t]),
+                                       _mm256_mul_ps(dw, _mm256_set1_ps(dx[(size_t)t * nbx + bx])), f[t]);
+        }
+        const int r = r0 + 8 * h, n8 = nr - 8 * h < 8 ? nr - 8 * h : 8;
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n8), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const __m256 bv = j->bias ? _mm256_maskload_ps(j->bias + r, m) : _mm256_setzero_ps();
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const size_t o = (size_t)(t0 + t) * (size_t)rows + (size_t)r;
+            __m256 v = _mm256_add_ps(f[t], bv);
+            if (j->residual)
+                v = _mm256_add_ps(_mm256_maskload_ps(j->residual + o, m), v);
+            _mm256_maskstore_ps(j->out + o, m, v);
+        }
+    }
+}
+
+typedef void (*Q8PTile)(const Q8WJob *j, const uint32_t *wp, const float *dwp, int r0, int t0);
+
+#define Q8P_VNNI(T, BL)                                                                                    \
+    __attribute__((target(Q8_AVX512_TARGET))) static void q8p_vnni_##T##_##BL(                            \
+        const Q8WJob *j, const uint32_t *wp, const float *dwp, int r0, int t0)                             \
+    {                                                                                                      \
+        q8p_tile_vnni(T, BL, j, wp, dwp, r0, t0);                                                          \
+    }
+#define Q8P_AVX2(T, BL)                                                                                    \
+    __attribute__((target("avx2,fma,f16c"))) static void q8p_avx2_##T##_##BL(                             \
+        const Q8WJob *j, const uint32_t *wp, const float *dwp, int r0, int t0)                             \
+    {                                                                                                      \
+        q8p_tile_avx2(T, BL, j, wp, dwp, r0, t0);                                                          \
+    }
+Q8P_VNNI(1, 32) Q8P_VNNI(2, 32) Q8P_VNNI(3, 32) Q8P_VNNI(4, 32)
+Q8P_VNNI(5, 32) Q8P_VNNI(6, 32) Q8P_VNNI(7, 32) Q8P_VNNI(8, 32)
+Q8P_VNNI(1, 16) Q8P_VNNI(2, 16) Q8P_VNNI(3, 16) Q8P_VNNI(4, 16)
+Q8P_VNNI(5, 16) Q8P_VNNI(6, 16) Q8P_VNNI(7, 16) Q8P_VNNI(8, 16)
+Q8P_AVX2(1, 32) Q8P_AVX2(2, 32) Q8P_AVX2(3, 32) Q8P_AVX2(4, 32)
+Q8P_AVX2(1, 16) Q8P_AVX2(2, 16) Q8P_AVX2(3, 16) Q8P_AVX2(4, 16)
+
+/* Tiles by token count; [0] unused. */
+static const Q8PTile q8p_vnni32[] = { NULL,          q8p_vnni_1_32, q8p_vnni_2_32, q8p_vnni_3_32, q8p_vnni_4_32,
+                                      q8p_vnni_5_32, q8p_vnni_6_32, q8p_vnni_7_32, q8p_vnni_8_32 };
+static const Q8PTile q8p_vnni16[] = { NULL,          q8p_vnni_1_16, q8p_vnni_2_16, q8p_vnni_3_16, q8p_vnni_4_16,
+                                      q8p_vnni_5_16, q8p_vnni_6_16, q8p_vnni_7_16, q8p_vnni_8_16 };
+static const Q8PTile q8p_avx2_32[] = { NULL, q8p_avx2_1_32, q8p_avx2_2_32, q8p_avx2_3_32, q8p_avx2_4_32 };
+static const Q8PTile q8p_avx2_16[] = { NULL, q8p_avx2_1_16, q8p_avx2_2_16, q8p_avx2_3_16, q8p_avx2_4_16 };
+
+/* Panels [p0, p1): each packed once, then every token in tiles of equal
+ * size (17 tokens as 6 + 6 + 5, not 8 + 8 + 1). */
+static void
+q8p_panels(void *arg, int p0, int p1)
+{
+    const Q8WJob *j = arg;
+    const HrQ8Mat *w = j->w;
+    const int cols = w->cols, bl = hr_q8mat_block(w);
+    const size_t wbytes = (size_t)Q8P_ROWS * (size_t)cols;
+    const size_t need = wbytes + sizeof(float) * Q8P_ROWS * (size_t)(cols / bl);
+    _Alignas(64) uint8_t stack[49152];
+    uint8_t *buf = need <= sizeof stack ? stack : g_malloc(need);
+    uint32_t *wp = (uint32_t *)buf;
+    float *dwp = (float *)(buf + wbytes);
+    const int tmax = j->vnni ? Q8P_T512 : Q8P_T256;
+    const Q8PTile *tiles = j->vnni ? (bl == 16 ? q8p_vnni16 : q8p_vnni32) : (bl == 16 ? q8p_avx2_16 : q8p_avx2_32);
+    const int groups = (j->n + tmax - 1) / tmax;
+    for (int p = p0; p < p1; p++) {
+        q8p_pack(w, p * Q8P_ROWS, j->vnni, wp, dwp);
+        /* The pack reads the weights from memory, short rows a hardware
+         * prefetcher does not pick up: the next panel of the range (its 16
+         * rows are contiguous) is fetched into L2 during this one's tiles. */
+        const int r1 = (p + 2) * Q8P_ROWS < w->rows ? (p + 2) * Q8P_ROWS : w->rows;
+        const char *next = (const char *)(w->q + (size_t)(p + 1) * Q8P_ROWS * (size_t)cols);
+        const size_t next_bytes = p + 1 < p1 ? (size_t)(r1 - (p + 1) * Q8P_ROWS) * (size_t)cols : 0;
+        const size_t per_tile = (next_bytes / 64 + (size_t)groups - 1) / (size_t)groups * 64;
+        if (next_bytes)
+            for (size_t i = 0; i < sizeof(float) * Q8P_ROWS * (size_t)(cols / bl); i += 64)
+                _mm_prefetch((const char *)(w->d + (size_t)(p + 1) * Q8P_ROWS * (size_t)(cols / bl)) + i, _MM_HINT_T1);
+        for (int g = 0, t = 0, nt = 0; g < groups; g++, t += nt) {
+            for (size_t i = (size_t)g * per_tile; i < (size_t)(g + 1) * per_tile && i < next_bytes; i += 64)
+                _mm_prefetch(next + i, _MM_HINT_T1);
+            nt = (j->n - t) / (groups - g);
+            tiles[nt](j, wp, dwp, p * Q8P_ROWS, t);
+        }
+    }
+    if (buf != stack)
+        g_free(buf);
+}
 #endif
 
-void
-hr_matmul_q8w(HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *x, int n)
+/* The portable reference of the int8 path: x rounded per block of 32 as
+ * q8_block() does (nearest, ties to even), integer sums per weight block. */
+static void
+q8w_quantize_scalar(const float *x, size_t nb, int8_t *xq, float *dx)
 {
-    hr_matmul_q8w_impl(HR_MATMUL_AUTO, pool, out, w, x, n);
+    for (size_t b = 0; b < nb; b++) {
+        const float *xb = x + 32 * b;
+        float amax = 0.0f;
+        for (int i = 0; i < 32; i++)
+            amax = fabsf(xb[i]) > amax ? fabsf(xb[i]) : amax;
+        const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        dx[b] = amax / 127.0f;
+        for (int i = 0; i < 32; i++)
+            xq[32 * b + (size_t)i] = (int8_t)lrintf(xb[i] * id);
+    }
+}
+
+static void
+q8w_rows_scalar(void *arg, int r0, int r1)
+{
+    const Q8WJob *j = arg;
+    const int cols = j->w->cols, rows = j->w->rows, bl = hr_q8mat_block(j->w), nd = cols / bl;
+    for (int r = r0; r < r1; r++) {
+        const int8_t *w = j->w->q + (size_t)r * (size_t)cols;
+        const float *dw = j->w->d + (size_t)r * (size_t)nd;
+        for (int t = 0; t < j->n; t++) {
+            const int8_t *xq = j->xq + (size_t)t * (size_t)cols;
+            const float *dx = j->dx + (size_t)t * (size_t)(cols / 32);
+            float acc = 0.0f;
+            for (int b = 0; b < nd; b++) {
+                int32_t s = 0;
+                for (int k = b * bl; k < (b + 1) * bl; k++)
+                    s += (int32_t)w[k] * (int32_t)xq[k];
+                acc += (float)s * (dw[b] * dx[b * bl / 32]);
+            }
+            q8w_store(j, (size_t)t * (size_t)rows + (size_t)r, r, acc);
+        }
+    }
 }
 
 void
-hr_matmul_q8w_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *x, int n)
+hr_matmul_q8w(HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *bias, const float *x, int n,
+              const float *residual)
+{
+    hr_matmul_q8w_impl(HR_MATMUL_AUTO, pool, out, w, bias, x, n, residual);
+}
+
+void
+hr_matmul_q8w_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *bias,
+                   const float *x, int n, const float *residual)
 {
     if (n <= 0 || w->rows <= 0)
         return;
+    const int cols = w->cols, nb = cols / 32, bl = hr_q8mat_block(w), nd = cols / bl;
+    int8_t *xq = g_new(int8_t, (size_t)n * (size_t)cols);
+    float *dx = g_new(float, (size_t)n * (size_t)nb);
+    int32_t *corr = NULL;
+    Q8WJob job = { out, w, bias, residual, xq, dx, NULL, n, false };
+    if ((size_t)w->rows * (size_t)cols * (size_t)n < 32768)
+        pool = NULL;
 #if defined(__x86_64__) && defined(__GNUC__)
-    const int cols = w->cols, nb = cols / 32;
-    int8_t *xq = g_new(int8_t, (size_t)n * cols);
-    float *dx = g_new(float, (size_t)n * nb);
-    q8w_quantize(x, (size_t)n * (size_t)nb, xq, dx);
-    const bool vnni = impl == HR_MATMUL_Q8_AVX2 ? false : have_avx512vnni();
-    Q8WJob job = { out, w, xq, dx, n, vnni };
-    hr_pool_run(pool, q8w_rows, &job, w->rows, 16);
+    if (have_avx2() && impl != HR_MATMUL_SCALAR) {
+        job.vnni = impl == HR_MATMUL_Q8_AVX2 ? false : have_avx512vnni();
+        if (n < GEMM_MIN_N) {
+            q8p_quantize(x, (size_t)n * (size_t)nb, 32, xq, dx, NULL);
+            hr_pool_run(pool, q8w_rows, &job, w->rows, 16);
+        } else {
+            if (job.vnni)
+                corr = g_new(int32_t, (size_t)n * (size_t)nd);
+            q8p_quantize(x, (size_t)n * (size_t)nb, bl, xq, dx, corr);
+            job.corr = corr;
+            hr_pool_run(pool, q8p_panels, &job, (w->rows + Q8P_ROWS - 1) / Q8P_ROWS, 1);
+        }
+        g_free(corr);
+        g_free(xq);
+        g_free(dx);
+        return;
+    }
+#endif
+    (void)impl;
+    (void)nd;
+    (void)corr;
+    q8w_quantize_scalar(x, (size_t)n * (size_t)nb, xq, dx);
+    hr_pool_run(pool, q8w_rows_scalar, &job, w->rows, 16);
     g_free(xq);
     g_free(dx);
-#else
-    (void)impl;
-    (void)pool;
-    (void)out;
-    (void)x;
-#endif
 }
 
 /* dots[t] = w . x_t, in the portable loop's order (see the header). */

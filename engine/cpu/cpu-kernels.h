@@ -128,9 +128,10 @@ void hr_matmul_q4_multi(HrThreadPool *pool, int count, float *const *out, const 
 void hr_matmul_q4_multi_impl(HrMatmulImpl impl, HrThreadPool *pool, int count, float *const *out,
                              const HrQMat *const *w, const float *const *bias, const float *x, int n);
 
-/* A dense matrix rounded to int8 per block of 32 inputs along each row
- * (d = max|w| / 127, w ~ d * q, |q| <= 127), as the CPU decode reads the FP16
- * lm_head of 4-bit models: half the bytes of FP16, with the activations
+/* A matrix of int8 values with an FP32 scale per block of inputs along
+ * each row: GGUF Q8_0, Q5_0 and Q6_K repacked exactly, or the FP16 lm_head
+ * of 4-bit models rounded per block of 32 (d = max|w| / 127, w ~ d * q,
+ * |q| <= 127) for decode: half the bytes of FP16, with the activations
  * rounded to int8 per block of 32 as well, as in the Q8 4-bit path. */
 typedef struct {
     int8_t *q;  /* [rows, cols] */
@@ -157,12 +158,21 @@ size_t hr_q8mat_bytes(const HrQ8Mat *m);
 void hr_q8mat_free(HrQ8Mat *m);
 /* Dequantized row r into dst[cols] (tests, reference). */
 void hr_q8mat_row_f32(const HrQ8Mat *m, int r, float *dst);
-/* out[t, r] = W[r, :] . x[t, :] for t < n, activations rounded to int8 per
- * block of 32; each token re-reads W, so this is for decode (small n). */
-void hr_matmul_q8w(HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *x, int n);
+/* out[t, r] = (residual ? residual[t, r] : 0) + (bias ? bias[r] : 0) + W[r, :] . x[t, :]
+ * for t < n, r < W.rows, as hr_matmul (out may alias residual), with the
+ * activations rounded to int8 per block of 32 (d = max|x| / 127) and the
+ * products summed in integers per weight block. Fewer than 6 tokens
+ * (decode) stream each weight row once per token; from 6 on (prefill),
+ * panels of 16 rows are repacked per call into 4-byte column steps and
+ * each step's load feeds a tile of 8 tokens (AVX-512 VNNI) or 4 (AVX2),
+ * the 16 rows of a token one vector (no horizontal sums). Rows (panels)
+ * are split over the pool. */
+void hr_matmul_q8w(HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *bias, const float *x, int n,
+                   const float *residual);
 /* The same with VPMADDUBSW only (HR_MATMUL_Q8_AVX2) or VNNI where the CPU
  * has it (any other value). */
-void hr_matmul_q8w_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *x, int n);
+void hr_matmul_q8w_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *bias,
+                        const float *x, int n, const float *residual);
 
 /* dots[t] = w . x[t * cols, (t + 1) * cols) for t < n in FP32, summed as the
  * portable loop does: 8 partial sums (input k into sum k % 8) combined as
