@@ -1129,6 +1129,19 @@ row_scales_avx2(const uint16_t *s, const uint8_t *z, int ng, float *sc, float *s
     }
     return g;
 }
+
+/* OFFSET16: FP16 scales and offsets, 8 groups per step (sz = -offset). */
+__attribute__((target("avx2,fma,f16c"))) static int
+row_scales_off16_avx2(const uint16_t *s, const uint16_t *o, int ng, float *sc, float *sz)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    int g = 0;
+    for (; g + 8 <= ng; g += 8) {
+        _mm256_storeu_ps(sc + g, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + g))));
+        _mm256_storeu_ps(sz + g, _mm256_xor_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(o + g))), sign));
+    }
+    return g;
+}
 #endif
 
 void
@@ -1136,14 +1149,18 @@ hr_qmat_row_scales(const HrQMat *m, int r, float *sc, float *sz)
 {
     const size_t base = (size_t)r * (size_t)m->n_groups;
     if (m->kind == HR_QMAT_OFFSET32) {
-        for (int g = 0; g < m->n_groups; g++) {
-            sc[g] = m->scale32[base + (size_t)g];
+        memcpy(sc, m->scale32 + base, sizeof(float) * (size_t)m->n_groups);
+        for (int g = 0; g < m->n_groups; g++)
             sz[g] = -m->offset32[base + (size_t)g];
-        }
         return;
     }
     if (m->kind == HR_QMAT_OFFSET16) {
-        for (int g = 0; g < m->n_groups; g++) {
+        int g0 = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (have_avx2())
+            g0 = row_scales_off16_avx2(m->scale + base, m->offset16 + base, m->n_groups, sc, sz);
+#endif
+        for (int g = g0; g < m->n_groups; g++) {
             sc[g] = hr_f16_to_f32(m->scale[base + (size_t)g]);
             sz[g] = -hr_f16_to_f32(m->offset16[base + (size_t)g]);
         }
