@@ -245,6 +245,8 @@ hr_ggml_q8_per(uint32_t type)
     switch (type) {
     case HR_GGML_Q8_0:
     case HR_GGML_Q5_0:
+    case HR_GGML_Q5_1:
+    case HR_GGML_Q5_K:
         return 32;
     case HR_GGML_Q6_K:
         return 16;
@@ -254,7 +256,13 @@ hr_ggml_q8_per(uint32_t type)
 }
 
 bool
-hr_ggml_q8_groups(uint32_t type, const void *src, int64_t n, int8_t *q, float *scale, int *per)
+hr_ggml_q8_has_offset(uint32_t type)
+{
+    return type == HR_GGML_Q5_1 || type == HR_GGML_Q5_K;
+}
+
+bool
+hr_ggml_q8_groups(uint32_t type, const void *src, int64_t n, int8_t *q, float *scale, float *offset, int *per)
 {
     const uint8_t *b = src;
     *per = hr_ggml_q8_per(type);
@@ -273,6 +281,41 @@ hr_ggml_q8_groups(uint32_t type, const void *src, int64_t n, int8_t *q, float *s
             for (int j = 0; j < 16; j++) {
                 q[j] = (int8_t)(((b[6 + j] & 0xF) | (int)(((qh >> j) << 4) & 0x10)) - 16);
                 q[j + 16] = (int8_t)(((b[6 + j] >> 4) | (int)((qh >> (j + 12)) & 0x10)) - 16);
+            }
+        }
+        return true;
+    case HR_GGML_Q5_1:
+        for (int64_t i = 0; i < n; i += 32, b += 24, q += 32) {
+            uint32_t qh;
+            memcpy(&qh, b + 4, 4);
+            /* centred, q - 16 in -16..15: half the magnitude the int8
+             * activations' rounding meets; the offset takes the 16 d */
+            const float d = half_at(b);
+            *scale++ = d;
+            *offset++ = half_at(b + 2) + 16.0f * d;
+            for (int j = 0; j < 16; j++) {
+                q[j] = (int8_t)(((b[8 + j] & 0xF) | (int)(((qh >> j) << 4) & 0x10)) - 16);
+                q[j + 16] = (int8_t)(((b[8 + j] >> 4) | (int)((qh >> (j + 12)) & 0x10)) - 16);
+            }
+        }
+        return true;
+    case HR_GGML_Q5_K:
+        for (int64_t i = 0; i < n; i += 256, b += 176) {
+            const float d = half_at(b), dmin = half_at(b + 2);
+            const uint8_t *scales = b + 4, *qh = b + 16, *ql = b + 48;
+            uint8_t u1 = 1, u2 = 2;
+            for (int is = 0; is < 8; is += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
+                int sc, m;
+                for (int h = 0; h < 2; h++) { /* centred as Q5_1 */
+                    scale_min_k4(is + h, scales, &sc, &m);
+                    const float d1 = d * (float)sc;
+                    *scale++ = d1;
+                    *offset++ = 16.0f * d1 - dmin * (float)m;
+                }
+                for (int l = 0; l < 32; l++)
+                    *q++ = (int8_t)((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0) - 16);
+                for (int l = 0; l < 32; l++)
+                    *q++ = (int8_t)((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0) - 16);
             }
         }
         return true;

@@ -35,11 +35,16 @@ void hr_ggml_dequant(uint32_t type, const void *src, float *dst, int64_t n);
 bool hr_ggml_q4_groups(uint32_t type, const void *src, int64_t n, uint8_t *nib, float *scale, float *offset);
 
 /* The types that are exactly int8 values times one scale per 32 (Q8_0,
- * Q5_0: q - 16) or per 16 (Q6_K: q - 32, scale d * sc): for n values at
- * src, q[n] and scale[n / *per]; *per = values per scale. false for other
+ * Q5_0: q - 16; Q5_1, Q5_K: q - 16 plus an offset per 32, the file's
+ * offset + 16 * scale, equal to ggml's value up to FP32 rounding) or per 16 (Q6_K:
+ * q - 32, scale d * sc): for n values at src, q[n], scale[n / *per] and, for
+ * the types with offsets, offset[n / 32] (value = scale * q + offset; offset
+ * may be NULL for the others); *per = values per scale. false for other
  * types. */
-bool hr_ggml_q8_groups(uint32_t type, const void *src, int64_t n, int8_t *q, float *scale, int *per);
+bool hr_ggml_q8_groups(uint32_t type, const void *src, int64_t n, int8_t *q, float *scale, float *offset, int *per);
 
 /* Values per scale hr_ggml_q8_groups() gives for type, 0 when it does not
  * take it. */
 int hr_ggml_q8_per(uint32_t type);
+/* Whether hr_ggml_q8_groups() gives type an offset per 32. */
+bool hr_ggml_q8_has_offset(uint32_t type);

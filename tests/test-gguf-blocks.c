@@ -7,7 +7,8 @@
  *    shows).
  *  - hr_ggml_q4_groups() reproduces hr_ggml_dequant() value for value on
  *    random Q4_0, Q4_1 and Q4_K blocks (nibbles in HrQMat order, per-group
- *    scale and offset).
+ *    scale and offset), and hr_ggml_q8_groups() (int8 values, a scale per 32
+ *    or 16, an offset per 32 for Q5_1/Q5_K) on the fixtures below.
  *  - Every type against llama.cpp's own decoder: tests/fixtures/gguf-blocks/
  *    holds random blocks and the values gguf-py's dequantize() gives for
  *    them (tests/reference/make_gguf_block_fixtures.py); ours must agree to
@@ -235,6 +236,23 @@ against_llama_cpp(void)
             g_autofree char *w2 = g_strdup_printf("%s groups against gguf-py", names[i]);
             check_values(w2, got, want, (int)n);
         }
+        /* the int8 view (the CPU's HrQ8Mat) gives the same values too */
+        int8_t *q8 = g_new(int8_t, n);
+        float *s8 = g_new(float, n / 16), *o8 = g_new(float, n / 32);
+        int per = 0;
+        if (hr_ggml_q8_groups(type, raw, n, q8, s8, o8, &per)) {
+            const bool off = hr_ggml_q8_has_offset(type);
+            for (uint32_t k = 0; k < n; k++)
+                got[k] = s8[k / (uint32_t)per] * (float)q8[k] + (off ? o8[k / 32] : 0.0f);
+            g_autofree char *w3 = g_strdup_printf("%s int8 view against gguf-py", names[i]);
+            check_values(w3, got, want, (int)n);
+            HR_CHECK(per == hr_ggml_q8_per(type), "%s: per %d", names[i], per);
+        } else {
+            HR_CHECK(hr_ggml_q8_per(type) == 0, "%s: q8 view refused", names[i]);
+        }
+        g_free(q8);
+        g_free(s8);
+        g_free(o8);
         g_free(nib);
         g_free(sc);
         g_free(of);

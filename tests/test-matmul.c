@@ -345,23 +345,31 @@ run_q8(HrThreadPool *pool, const char *pool_name, GRand *rng)
     }
 }
 
-/* int8 weights with a scale per 16 values (GGUF Q6_K as the CPU holds it):
- * the weights are exact, so each output is within the activations' int8
- * rounding, sum_k |w| d_x / 2, of the FP product; a scale applied to the
- * wrong half of a block is off by far more. */
+/* int8 weights as GGUF files give them exactly: a scale per 16 values (Q6_K)
+ * or per 32 with an offset per 32 (Q5_1, Q5_K: d * q + m). The weights are
+ * exact, so each output is within the activations' int8 rounding of the
+ * d * q part, sum_k |d q| d_x / 2 (the offsets meet exact block sums), of the
+ * FP product; a scale applied to the wrong half of a block, or a wrong or
+ * missing offset, is off by far more. Decode (n < 6) and prefill shapes. */
 static void
-run_q8w16(HrThreadPool *pool, const char *pool_name, GRand *rng)
+run_q8w16_kind(HrThreadPool *pool, const char *pool_name, GRand *rng, int block, bool offsets)
 {
-    static const struct { int rows, cols, n; } qs[] = { { 1, 32, 1 }, { 37, 96, 2 }, { 70, 1536, 1 }, { 20, 64, 3 } };
+    static const struct { int rows, cols, n; } qs[] = { { 1, 32, 1 },   { 37, 96, 2 },  { 70, 1536, 1 },
+                                                        { 20, 64, 3 },  { 33, 256, 9 }, { 16, 96, 17 } };
     for (size_t s = 0; s < G_N_ELEMENTS(qs); s++) {
         const int rows = qs[s].rows, cols = qs[s].cols, n = qs[s].n;
-        HrQ8Mat q = { .rows = rows, .cols = cols, .block = 16 };
+        HrQ8Mat q = { .rows = rows, .cols = cols, .block = block };
         q.q = g_new(int8_t, (size_t)rows * cols);
-        q.d = g_new(float, (size_t)rows * cols / 16);
+        q.d = g_new(float, (size_t)rows * cols / block);
         for (size_t i = 0; i < (size_t)rows * cols; i++)
-            q.q[i] = (int8_t)g_rand_int_range(rng, -32, 32);
-        for (size_t i = 0; i < (size_t)rows * cols / 16; i++)
+            q.q[i] = (int8_t)g_rand_int_range(rng, offsets ? 0 : -32, 32);
+        for (size_t i = 0; i < (size_t)rows * cols / block; i++)
             q.d[i] = frand(rng, 0.0001, 0.01) * (i % 3 == 0 ? -1.0f : 1.0f);
+        if (offsets) { /* GGUF Q5_1 / Q5_K: d * q + m with q in 0..31 */
+            q.m = g_new(float, (size_t)rows * cols / 32);
+            for (size_t i = 0; i < (size_t)rows * cols / 32; i++)
+                q.m[i] = -frand(rng, 0.0, 0.2);
+        }
         float *wf = g_new(float, (size_t)rows * cols);
         for (int r = 0; r < rows; r++)
             hr_q8mat_row_f32(&q, r, wf + (size_t)r * cols);
@@ -382,15 +390,16 @@ run_q8w16(HrThreadPool *pool, const char *pool_name, GRand *rng)
                         double xa = 0.0, sw = 0.0;
                         for (int k = b; k < b + 32; k++) {
                             xa = fmax(xa, fabs(x[(size_t)t * cols + k]));
-                            sw += fabs(wf[(size_t)r * cols + k]);
+                            sw += fabs((double)q.d[((size_t)r * cols + k) / block] * q.q[(size_t)r * cols + k]);
                         }
                         bound += sw * xa / 127.0 / 2 * 1.0001;
                     }
                     bad += !(fabs((double)out[(size_t)t * rows + r] - R.ref[(size_t)t * rows + r]) <= bound);
                 }
             checks++;
-            HR_CHECK(bad == 0, "%s q8w block 16 %dx%d n=%d pool %s: %d of %d outputs past the bound",
-                     hr_matmul_impl_name(im), rows, cols, n, pool_name, bad, n * rows);
+            HR_CHECK(bad == 0, "%s q8w block %d%s %dx%d n=%d pool %s: %d of %d outputs past the bound",
+                     hr_matmul_impl_name(im), block, offsets ? " with offsets" : "", rows, cols, n, pool_name, bad,
+                     n * rows);
         }
         ref_free(&R);
         hr_q8mat_free(&q);
@@ -858,8 +867,10 @@ main(void)
     run_q8w(NULL, "none", rng);
     run_q8w(p2, "2", rng);
     run_q8w(p3, "3", rng);
-    run_q8w16(NULL, "none", rng);
-    run_q8w16(p2, "2", rng);
+    run_q8w16_kind(NULL, "none", rng, 16, false);
+    run_q8w16_kind(p2, "2", rng, 16, false);
+    run_q8w16_kind(NULL, "none", rng, 32, true);
+    run_q8w16_kind(p3, "3", rng, 32, true);
     run_q8p(NULL, "none", rng);
     run_q8p(p2, "2", rng);
     run_q8p(p3, "3", rng);

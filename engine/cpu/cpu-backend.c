@@ -24,9 +24,9 @@
 #include "hr-half.h"
 
 /* A linear layer: dense (used in place), 4-bit (AWQ, GGUF Q4_0/Q4_1/Q4_K;
- * repacked at load), int8 values with a scale per 32 or 16 (GGUF Q8_0, Q5_0,
- * Q6_K; repacked at load) or another GGUF block type decoded a row at a
- * time (Q5_1, Q5_K). */
+ * repacked at load), int8 values with a scale per 32 or 16 and for some an
+ * offset per 32 (GGUF Q8_0, Q5_0, Q5_1, Q5_K, Q6_K; repacked at load) or
+ * another GGUF block type decoded a row at a time (none of those read yet). */
 typedef struct {
     HrMat dense;
     HrQMat *q;                  /* non-NULL: 4-bit */
@@ -295,7 +295,8 @@ ggml_q8_rows(void *arg, int start, int end)
     for (int r = start; r < end; r++) {
         int per;
         hr_ggml_q8_groups(J->t->ggml_type, (const uint8_t *)J->t->data + (size_t)r * J->row_bytes, J->cols,
-                          m->q + (size_t)r * (size_t)J->cols, m->d + (size_t)r * nd, &per);
+                          m->q + (size_t)r * (size_t)J->cols, m->d + (size_t)r * nd,
+                          m->m ? m->m + (size_t)r * (size_t)(J->cols / 32) : NULL, &per);
     }
 }
 
@@ -335,6 +336,8 @@ take_ggml(CpuCtx *c, const HrTensor *t, int64_t rows, int64_t cols, CpuLinear *l
     }
     case HR_GGML_Q8_0:
     case HR_GGML_Q5_0:
+    case HR_GGML_Q5_1:
+    case HR_GGML_Q5_K:
     case HR_GGML_Q6_K: {
         HrQ8Mat *m = g_new0(HrQ8Mat, 1);
         m->rows = (int)rows;
@@ -342,6 +345,8 @@ take_ggml(CpuCtx *c, const HrTensor *t, int64_t rows, int64_t cols, CpuLinear *l
         m->block = hr_ggml_q8_per(t->ggml_type);
         m->q = hr_weights_alloc((size_t)rows * (size_t)cols);
         m->d = hr_weights_alloc(sizeof(float) * (size_t)rows * (size_t)(cols / m->block));
+        if (hr_ggml_q8_has_offset(t->ggml_type))
+            m->m = hr_weights_alloc(sizeof(float) * (size_t)rows * (size_t)(cols / 32));
         job.q8 = m;
         hr_pool_run(c->pool, ggml_q8_rows, &job, (int)rows, 64);
         lin->q8 = m;

@@ -1564,7 +1564,8 @@ hr_q8mat_supported(const HrMat *m)
 size_t
 hr_q8mat_bytes(const HrQ8Mat *m)
 {
-    return (size_t)m->rows * (size_t)m->cols + sizeof(float) * (size_t)m->rows * (size_t)(m->cols / hr_q8mat_block(m));
+    return (size_t)m->rows * (size_t)m->cols + sizeof(float) * (size_t)m->rows * (size_t)(m->cols / hr_q8mat_block(m)) +
+           (m->m ? sizeof(float) * (size_t)m->rows * (size_t)(m->cols / 32) : 0);
 }
 
 void
@@ -1574,6 +1575,7 @@ hr_q8mat_free(HrQ8Mat *m)
         return;
     g_free(m->q);
     g_free(m->d);
+    g_free(m->m);
     memset(m, 0, sizeof *m);
 }
 
@@ -1595,6 +1597,12 @@ hr_q8mat_row_f32(const HrQ8Mat *m, int r, float *dst)
     const int bl = hr_q8mat_block(m);
     const int8_t *q = m->q + (size_t)r * (size_t)m->cols;
     const float *d = m->d + (size_t)r * (size_t)(m->cols / bl);
+    const float *off = m->m ? m->m + (size_t)r * (size_t)(m->cols / 32) : NULL;
+    if (off) { /* as ggml: d * q + m */
+        for (int k = 0; k < m->cols; k++)
+            dst[k] = d[k / bl] * (float)q[k] + off[k / 32];
+        return;
+    }
 #if defined(__x86_64__) && defined(__GNUC__)
     if (m->cols % 8 == 0 && have_avx2()) {
         q8mat_row_f32_avx2(q, d, m->cols, bl, dst);
@@ -2070,12 +2078,60 @@ hr_matmul_q8w(HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *bia
     hr_matmul_q8w_impl(HR_MATMUL_AUTO, pool, out, w, bias, x, n, residual);
 }
 
+/* The offsets' share: out[t, r] += sum_b m[r, b] * xs[t, b]. */
+typedef struct {
+    float *out;
+    const HrQ8Mat *w;
+    const float *xs; /* [n, cols / 32] exact block sums of x */
+    int n;
+} Q8OffJob;
+
+static void
+q8w_offsets(void *arg, int r0, int r1)
+{
+    const Q8OffJob *j = arg;
+    const int nb = j->w->cols / 32, rows = j->w->rows;
+    for (int r = r0; r < r1; r++) {
+        const float *m = j->w->m + (size_t)r * (size_t)nb;
+        for (int t = 0; t < j->n; t++) {
+            const float *xs = j->xs + (size_t)t * (size_t)nb;
+            float acc = 0.0f;
+            for (int b = 0; b < nb; b++)
+                acc += m[b] * xs[b];
+            j->out[(size_t)t * (size_t)rows + (size_t)r] += acc;
+        }
+    }
+}
+
+static void q8w_main(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *bias,
+                     const float *x, int n, const float *residual);
+
 void
 hr_matmul_q8w_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *bias,
                    const float *x, int n, const float *residual)
 {
     if (n <= 0 || w->rows <= 0)
         return;
+    q8w_main(impl, pool, out, w, bias, x, n, residual);
+    if (!w->m)
+        return;
+    const int nb = w->cols / 32;
+    float *xs = g_new(float, (size_t)n * (size_t)nb);
+    for (size_t b = 0; b < (size_t)n * (size_t)nb; b++) {
+        float s = 0.0f;
+        for (int k = 0; k < 32; k++)
+            s += x[32 * b + (size_t)k];
+        xs[b] = s;
+    }
+    Q8OffJob oj = { out, w, xs, n };
+    hr_pool_run(pool, q8w_offsets, &oj, w->rows, 16);
+    g_free(xs);
+}
+
+static void
+q8w_main(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrQ8Mat *w, const float *bias, const float *x,
+         int n, const float *residual)
+{
     const int cols = w->cols, nb = cols / 32, bl = hr_q8mat_block(w), nd = cols / bl;
     int8_t *xq = g_new(int8_t, (size_t)n * (size_t)cols);
     float *dx = g_new(float, (size_t)n * (size_t)nb);

@@ -140,6 +140,10 @@ typedef struct {
     /* values per scale: 32 (0 reads as 32), or 16 (GGUF Q6_K's sub-blocks;
      * the activations are still rounded per 32) */
     int block;
+    /* NULL, or [rows, cols / 32] offsets (block 32 only; GGUF Q5_1, Q5_K):
+     * value = d * q + m. The matmul adds sum_b m_b * (sum of x over block b)
+     * with the activations' exact FP32 block sums. */
+    float *m;
 } HrQ8Mat;
 
 /* m's values per scale (32 or 16). */
