@@ -70,7 +70,8 @@ model_menu_button(const HearthModelInfo *info)
 {
     GMenu *m = g_menu_new();
     GMenu *s1 = g_menu_new(), *s2 = g_menu_new();
-    if (info->supported && (!info->format || !g_str_has_prefix(info->format, "AWQ"))) {
+    if (info->supported && (!info->format || (!g_str_has_prefix(info->format, "AWQ") &&
+                                              !g_str_has_prefix(info->format, "GGUF")))) {
         GMenuItem *it = g_menu_item_new(_("Make a 4-Bit Copy…"), NULL);
         g_menu_item_set_action_and_target(it, "manager.quantize", "s", info->path);
         g_menu_append_item(s1, it);

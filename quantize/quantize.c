@@ -8,6 +8,7 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
+#include "gguf-model.h"
 #include "hr-json.h"
 
 #include "cpu-kernels.h"
@@ -446,6 +447,15 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
                             "%d-bit weights are not supported (checkpoints are 4-bit; fake-quant takes 2..8)", opt->bits);
     if (opt->fake_quant && opt->awq_fold_only)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "fake-quant and fold-only cannot be combined");
+    {
+        g_autofree char *gguf = NULL;
+        HrStatus gst = hr_gguf_resolve(in_dir, &gguf, err);
+        if (gst != HR_OK)
+            return gst;
+        if (gguf)
+            return hr_error_set(err, HR_ERR_INVALID_ARG, "%s is a GGUF model, already quantized; the quantizer takes "
+                                "a Hugging Face folder with FP32, FP16 or BF16 weights", gguf);
+    }
     HrModelConfig cfg;
     HrStatus st = hr_model_config_load(in_dir, &cfg, err);
     if (st != HR_OK)

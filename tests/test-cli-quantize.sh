@@ -40,6 +40,11 @@ l8=$(HEARTH_CPU_LM_HEAD=q8 "$cli" generate -m "$tmp/q32" --prompt-ids 1 -n 32 --
 
 "$cli" quantize -i "$model" -o "$tmp/q64pc" --group-size 64 --per-channel-fallback 2>/dev/null || { echo "FAIL: per-channel quantize"; fail=1; }
 grep -q 'hearth_per_channel' "$tmp/q64pc/config.json" || { echo "FAIL: no hearth_per_channel"; fail=1; }
+# A GGUF model is already quantized: refused at once, naming the file, nothing written.
+mkdir -p "$tmp/gg" && printf 'GGUF' > "$tmp/gg/model.gguf"
+out=$("$cli" quantize -i "$tmp/gg" -o "$tmp/ggq" 2>&1) && { echo "FAIL: quantize took a GGUF folder"; fail=1; }
+echo "$out" | grep -q 'model.gguf is a GGUF model' || { echo "FAIL: GGUF refusal says: $out"; fail=1; }
+[ -e "$tmp/ggq" ] && { echo "FAIL: the GGUF refusal left $tmp/ggq"; fail=1; }
 if [ -f "$text" ]; then
     for m in "$model" "$tmp/q32" "$tmp/q64pc"; do
         p=$("$cli" perplexity -m "$m" -f "$text" --ctx 128 --max-windows 2 2>/dev/null | tail -1) || { echo "FAIL: perplexity on $m"; fail=1; }
