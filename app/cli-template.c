@@ -28,6 +28,8 @@
 #include <json-glib/json-glib.h>
 
 #include "chat-template.h"
+#include "gguf-model.h"
+#include "gguf.h"
 #include "hr-json.h"
 
 int hr_cli_template(int argc, char **argv);
@@ -118,7 +120,32 @@ hr_cli_template(int argc, char **argv)
     g_autofree char *cfg_path = g_build_filename(dir, "tokenizer_config.json", NULL);
     g_autoptr(JsonParser) cfg_parser = NULL;
     JsonObject *cfg = NULL;
-    if (g_file_test(cfg_path, G_FILE_TEST_EXISTS)) {
+    g_autofree char *gguf = NULL;
+    HrError gerr = { 0 };
+    if (hr_gguf_resolve(dir, &gguf, &gerr) != HR_OK) {
+        fprintf(stderr, "hearth-cli template: %s\n", gerr.message);
+        return 1;
+    }
+    if (gguf) {
+        /* a GGUF's metadata as the tokenizer_config.json it stands for */
+        HrGguf *g = NULL;
+        g_autofree char *tok = NULL, *tok_cfg = NULL;
+        if (hr_gguf_open(gguf, &g, &gerr) != HR_OK || hr_gguf_tokenizer_json(g, &tok, &tok_cfg, &gerr) != HR_OK) {
+            hr_gguf_free(g);
+            fprintf(stderr, "hearth-cli template: %s\n", gerr.message);
+            return 1;
+        }
+        hr_gguf_free(g);
+        cfg_parser = json_parser_new();
+        if (!tok_cfg || !json_parser_load_from_data(cfg_parser, tok_cfg, -1, &error) ||
+            !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(cfg_parser))) {
+            fprintf(stderr, "hearth-cli template: %s: no tokenizer settings in its metadata\n", gguf);
+            return 1;
+        }
+        cfg = json_node_get_object(json_parser_get_root(cfg_parser));
+        g_free(cfg_path);
+        cfg_path = g_strdup(gguf);
+    } else if (g_file_test(cfg_path, G_FILE_TEST_EXISTS)) {
         cfg_parser = hr_json_load_file_g(cfg_path, HR_JSON_CONFIG_MAX, true, &error);
         if (!cfg_parser) {
             fprintf(stderr, "hearth-cli template: %s\n", error->message);
@@ -137,7 +164,7 @@ hr_cli_template(int argc, char **argv)
 
     g_autofree char *source = NULL;
     g_autofree char *jinja_path = g_build_filename(dir, "chat_template.jinja", NULL);
-    if (g_file_test(jinja_path, G_FILE_TEST_EXISTS)) {
+    if (!gguf && g_file_test(jinja_path, G_FILE_TEST_EXISTS)) {
         HrError rerr = { 0 };
         if (hr_file_read_bounded(jinja_path, HR_JSON_CONFIG_MAX, &source, NULL, &rerr) != HR_OK) {
             fprintf(stderr, "hearth-cli template: %s\n", rerr.message);
