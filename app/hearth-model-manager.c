@@ -1,6 +1,7 @@
 /* hearth-model-manager.c — see hearth-model-manager.h. */
 #include "hearth-model-manager.h"
 
+#include <string.h>
 #include <unistd.h>
 
 #include <glib/gi18n.h>
@@ -407,16 +408,25 @@ download_done(GObject *source, GAsyncResult *res, gpointer data)
 }
 
 static void
-start_download(HearthModelManager *self, const char *repo)
+start_download(HearthModelManager *self, const char *text)
 {
     if (self->download)
         return;
+    /* "owner/name", or "owner/name/FILE.gguf" for one file of a GGUF repository */
+    g_autofree char *repo = g_strdup(text ? text : "");
+    g_strstrip(repo);
+    const char *gguf_file = NULL;
+    char *second = strchr(repo, '/'), *third = second ? strchr(second + 1, '/') : NULL;
+    if (third && g_str_has_suffix(third + 1, ".gguf")) {
+        *third = '\0';
+        gguf_file = third + 1;
+    }
     if (!hearth_hub_repo_id_valid(repo)) {
-        toast(self, _("Enter a repository id like owner/name"));
+        toast(self, _("Enter a repository id like owner/name, or owner/name/file.gguf"));
         return;
     }
     g_free(self->download_repo);
-    self->download_repo = g_strdup(repo);
+    self->download_repo = g_strdup(text);
     const char *token = gtk_editable_get_text(GTK_EDITABLE(self->token_row));
     if (token && *token) {
         g_autoptr(GError) error = NULL;
@@ -427,10 +437,11 @@ start_download(HearthModelManager *self, const char *repo)
     HearthHubOptions opt;
     hearth_hub_options_init(&opt);
     opt.models_dir = self->models_dir;
+    opt.gguf_file = gguf_file;
     opt.progress = download_progress;
     opt.user_data = self;
     self->download = g_cancellable_new();
-    g_autofree char *title = g_strdup_printf(_("Downloading %s"), repo);
+    g_autofree char *title = g_strdup_printf(_("Downloading %s"), gguf_file ? gguf_file : repo);
     adw_preferences_row_set_title(ADW_PREFERENCES_ROW(self->progress_row), title);
     adw_action_row_set_subtitle(self->progress_row, _("Listing the repository’s files…"));
     gtk_widget_set_visible(GTK_WIDGET(self->pause_button), TRUE);
@@ -574,7 +585,8 @@ hearth_model_manager_init(HearthModelManager *self)
     adw_preferences_group_set_description(dl, _("Only the files a model needs are fetched, checked against the "
                                                 "hub’s checksums and installed when complete."));
     self->repo_row = ADW_ENTRY_ROW(adw_entry_row_new());
-    adw_preferences_row_set_title(ADW_PREFERENCES_ROW(self->repo_row), _("Repository (owner/name)"));
+    adw_preferences_row_set_title(ADW_PREFERENCES_ROW(self->repo_row),
+                                  _("Repository (owner/name, or owner/name/file.gguf)"));
     self->download_button = GTK_BUTTON(gtk_button_new_with_label(_("Download")));
     gtk_widget_set_valign(GTK_WIDGET(self->download_button), GTK_ALIGN_CENTER);
     gtk_widget_add_css_class(GTK_WIDGET(self->download_button), "suggested-action");

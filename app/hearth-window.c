@@ -1560,6 +1560,20 @@ manager_quantize_model(HearthModelManager *m, const char *dir, HearthWindow *sel
     open_wizard(self, dir);
 }
 
+/* Models downloaded or imported there join the picker; the first page gives
+ * way to the first of them when nothing is loaded yet. */
+static gboolean
+manager_closed(GtkWindow *w, HearthWindow *self)
+{
+    scan_models(self);
+    if (hearth_engine_get_state(self->engine) == HEARTH_ENGINE_EMPTY && !self->loading_dir &&
+        self->model_dirs->len > 0)
+        select_model(self, g_ptr_array_index(self->model_dirs, 0));
+    else
+        update_send_state(self);
+    return FALSE;
+}
+
 static void
 manage_models_activated(GtkWidget *widget, const char *name, GVariant *param)
 {
@@ -1568,6 +1582,7 @@ manage_models_activated(GtkWidget *widget, const char *name, GVariant *param)
     HearthModelManager *m = hearth_model_manager_new(GTK_WINDOW(self), dir);
     g_signal_connect_object(m, "use-model", G_CALLBACK(manager_use_model), self, 0);
     g_signal_connect_object(m, "quantize-model", G_CALLBACK(manager_quantize_model), self, 0);
+    g_signal_connect_object(m, "close-request", G_CALLBACK(manager_closed), self, 0);
     gtk_window_present(GTK_WINDOW(m));
 }
 
