@@ -341,3 +341,23 @@ hr_ggml_q8_groups(uint32_t type, const void *src, int64_t n, int8_t *q, float *s
         return false;
     }
 }
+
+void
+hr_ggml_q4k_raw(const void *src, int64_t n, uint8_t *nib, uint8_t *sc, uint8_t *mn, uint16_t *d, uint16_t *dmin)
+{
+    const uint8_t *b = src;
+    for (int64_t i = 0; i < n; i += 256, b += 144) {
+        memcpy(d++, b, 2);
+        memcpy(dmin++, b + 2, 2);
+        const uint8_t *scales = b + 4, *q = b + 16;
+        for (int is = 0; is < 8; is += 2, q += 32) {
+            for (int h = 0; h < 2; h++, nib += 16) {
+                int s, m;
+                scale_min_k4(is + h, scales, &s, &m);
+                nibbles_half32(q, 4 * h, nib);
+                *sc++ = (uint8_t)s;
+                *mn++ = (uint8_t)m;
+            }
+        }
+    }
+}

@@ -48,3 +48,10 @@ bool hr_ggml_q8_groups(uint32_t type, const void *src, int64_t n, int8_t *q, flo
 int hr_ggml_q8_per(uint32_t type);
 /* Whether hr_ggml_q8_groups() gives type an offset per 32. */
 bool hr_ggml_q8_has_offset(uint32_t type);
+
+/* Q4_K as the file holds it, for n values at src (a multiple of 256): the
+ * nibbles as hr_ggml_q4_groups() lays them out, per group of 32 the 6-bit
+ * scale sc and min m, per 256 the FP16 bits of d and dmin; the values are
+ * (d * sc) * q - (dmin * m). */
+void hr_ggml_q4k_raw(const void *src, int64_t n, uint8_t *nib, uint8_t *sc, uint8_t *mn, uint16_t *d,
+                     uint16_t *dmin);

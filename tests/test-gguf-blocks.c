@@ -236,6 +236,24 @@ against_llama_cpp(void)
             g_autofree char *w2 = g_strdup_printf("%s groups against gguf-py", names[i]);
             check_values(w2, got, want, (int)n);
         }
+        /* Q4_K as the file holds it (the CPU's K4 kind) gives the same values */
+        if (type == HR_GGML_Q4_K) {
+            uint8_t *nb = g_new(uint8_t, n / 2), *ksc = g_new(uint8_t, n / 32), *kmn = g_new(uint8_t, n / 32);
+            uint16_t *kd = g_new(uint16_t, n / 256), *kdm = g_new(uint16_t, n / 256);
+            hr_ggml_q4k_raw(raw, n, nb, ksc, kmn, kd, kdm);
+            for (uint32_t k = 0; k < n; k++) {
+                const int q = (k & 1) ? nb[k / 2] >> 4 : nb[k / 2] & 15;
+                const float d1 = hr_f16_to_f32(kd[k / 256]) * (float)ksc[k / 32];
+                const float m1 = hr_f16_to_f32(kdm[k / 256]) * (float)kmn[k / 32];
+                got[k] = d1 * (float)q - m1;
+            }
+            check_values("Q4_K raw view against gguf-py", got, want, (int)n);
+            g_free(nb);
+            g_free(ksc);
+            g_free(kmn);
+            g_free(kd);
+            g_free(kdm);
+        }
         /* the int8 view (the CPU's HrQ8Mat) gives the same values too */
         int8_t *q8 = g_new(int8_t, n);
         float *s8 = g_new(float, n / 16), *o8 = g_new(float, n / 32);

@@ -184,6 +184,14 @@ random_qmat_kind(GRand *rng, int rows, int cols, int g, HrQMatKind kind)
             q.scale32[i] = (float)s;
             q.offset32[i] = (float)o;
             break;
+        case HR_QMAT_K4: /* 6-bit scale and min; d, dmin per 8 groups below */
+            q.ksc[i] = (uint8_t)g_rand_int_range(rng, 0, 64);
+            q.kmin[i] = (uint8_t)g_rand_int_range(rng, 0, 64);
+            if (i % 8 == 0) {
+                q.kd[i / 8] = hr_f32_to_f16((float)frand(rng, 0.0002, 0.001));
+                q.kdmin[i / 8] = hr_f32_to_f16((float)frand(rng, 0.0, 0.003));
+            }
+            break;
         case HR_QMAT_ZERO:
         default:
             q.scale[i] = hr_f32_to_f16((float)s);
@@ -215,12 +223,15 @@ run_q4(HrThreadPool *pool, const char *pool_name, GRand *rng)
 {
     static const struct { int rows, cols, group, n; } qs[] = {
         { 5, 64, 32, 1 },   { 37, 576, 32, 3 }, { 37, 1056, 32, 17 }, { 130, 576, 64, 300 },
+        { 20, 512, 32, 5 }, { 36, 768, 32, 70 },
         { 16, 96, 8, 17 },  { 7, 30, 6, 17 },   { 68, 1056, 32, 300 },
     };
     for (size_t s = 0; s < G_N_ELEMENTS(qs); s++) {
         const int rows = qs[s].rows, cols = qs[s].cols, g = qs[s].group, n = qs[s].n;
-        /* every shape with each way of storing the group scales */
-        for (int kind = HR_QMAT_ZERO; kind <= HR_QMAT_OFFSET32; kind++) {
+        /* every shape with each way of storing the group scales (K4: GGUF Q4_K's shape only) */
+        for (int kind = HR_QMAT_ZERO; kind <= HR_QMAT_K4; kind++) {
+        if (kind == HR_QMAT_K4 && (g != 32 || cols % 256 != 0))
+            continue;
         HrQMat q = random_qmat_kind(rng, rows, cols, g, (HrQMatKind)kind);
         float *wf = dequantized(&q);
         float *x = g_new(float, (size_t)n * cols);
@@ -277,12 +288,16 @@ run_q8(HrThreadPool *pool, const char *pool_name, GRand *rng)
         { 9, 2048, 2048, 2 }, { 20, 640, 128, 5 }, { 70, 1088, 64, 4 }, { 16, 96, 8, 1 },
         /* prefill (n >= 6): 4x4 VNNI tiles, row and token tails, token blocks of 64 */
         { 37, 1024, 128, 17 }, { 64, 512, 64, 70 }, { 8, 256, 32, 9 }, { 12, 576, 64, 8 },
+        /* GGUF Q4_K shapes (K4 on the odd entry): decode and prefill */
+        { 16, 512, 32, 2 }, { 24, 1024, 32, 3 }, { 16, 512, 32, 8 }, { 20, 1024, 32, 12 },
     };
     static const HrMatmulImpl q8s[] = { HR_MATMUL_Q8_AVX2, HR_MATMUL_Q8_AVX512 };
     for (size_t s = 0; s < G_N_ELEMENTS(qs); s++) {
         const int rows = qs[s].rows, cols = qs[s].cols, g = qs[s].group, n = qs[s].n;
         /* the offset kinds (GGUF) on every other shape */
-        for (int kind = HR_QMAT_ZERO; kind <= (s % 2 ? HR_QMAT_OFFSET32 : HR_QMAT_ZERO); kind++) {
+        for (int kind = HR_QMAT_ZERO; kind <= (s % 2 ? HR_QMAT_K4 : HR_QMAT_ZERO); kind++) {
+        if (kind == HR_QMAT_K4 && (g != 32 || cols % 256 != 0))
+            continue;
         HrQMat q = random_qmat_kind(rng, rows, cols, g, (HrQMatKind)kind);
         float *wf = dequantized(&q);
         float *x = g_new(float, (size_t)n * cols), *bias = g_new(float, rows);

@@ -252,7 +252,8 @@ typedef struct {
 
 /* Rows [start, end) of a Q4_0/Q4_1/Q4_K tensor into HrQMat rows (groups of
  * 32, exact: Q4_0 keeps its FP16 scale and zero point 8, Q4_1 its FP16
- * scale and offset, Q4_K the FP32 products ggml computes). */
+ * scale and offset, Q4_K its 6-bit scales and mins with the FP16 d, dmin
+ * of each 256, multiplied out as ggml does when a row's scales are read). */
 static void
 ggml_q4_rows(void *arg, int start, int end)
 {
@@ -262,6 +263,12 @@ ggml_q4_rows(void *arg, int start, int end)
     float *sc = g_new(float, 2 * (size_t)ng), *of = sc + ng;
     for (int r = start; r < end; r++) {
         const size_t base = (size_t)r * (size_t)ng;
+        if (m->kind == HR_QMAT_K4) {
+            hr_ggml_q4k_raw((const uint8_t *)J->t->data + (size_t)r * J->row_bytes, J->cols,
+                            m->q + (size_t)r * (size_t)(J->cols / 2), m->ksc + base, m->kmin + base,
+                            m->kd + base / 8, m->kdmin + base / 8);
+            continue;
+        }
         hr_ggml_q4_groups(J->t->ggml_type, (const uint8_t *)J->t->data + (size_t)r * J->row_bytes, J->cols,
                           m->q + (size_t)r * (size_t)(J->cols / 2), sc, of);
         for (int g = 0; g < ng; g++) {
@@ -277,6 +284,8 @@ ggml_q4_rows(void *arg, int start, int end)
             case HR_QMAT_OFFSET32:
                 m->scale32[base + (size_t)g] = sc[g];
                 m->offset32[base + (size_t)g] = of[g];
+                break;
+            case HR_QMAT_K4:
                 break;
             }
         }
@@ -322,7 +331,7 @@ take_ggml(CpuCtx *c, const HrTensor *t, int64_t rows, int64_t cols, CpuLinear *l
     case HR_GGML_Q4_K: {
         HrQMat *m = g_new0(HrQMat, 1);
         m->kind = t->ggml_type == HR_GGML_Q4_0 ? HR_QMAT_ZERO
-                  : t->ggml_type == HR_GGML_Q4_1 ? HR_QMAT_OFFSET16 : HR_QMAT_OFFSET32;
+                  : t->ggml_type == HR_GGML_Q4_1 ? HR_QMAT_OFFSET16 : HR_QMAT_K4;
         m->rows = (int)rows;
         m->cols = (int)cols;
         m->group = 32;

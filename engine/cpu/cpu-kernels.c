@@ -504,6 +504,12 @@ qmat_group(const HrQMat *m, size_t r, int gi, float *s, float *sz)
         *s = m->scale32[i];
         *sz = -m->offset32[i];
         return;
+    case HR_QMAT_K4: {
+        const size_t k = r * (size_t)(m->n_groups / 8) + (size_t)(gi / 8);
+        *s = hr_f16_to_f32(m->kd[k]) * (float)m->ksc[i];
+        *sz = hr_f16_to_f32(m->kdmin[k]) * (float)m->kmin[i];
+        return;
+    }
     case HR_QMAT_ZERO:
     default:
         *s = hr_f16_to_f32(m->scale[i]);
@@ -1071,13 +1077,16 @@ static size_t
 qmat_group_bytes(HrQMatKind kind)
 {
     return kind == HR_QMAT_OFFSET32 ? 2 * sizeof(float) : kind == HR_QMAT_OFFSET16 ? 2 * sizeof(uint16_t)
+                                                      : kind == HR_QMAT_K4         ? 2
                                                                                    : sizeof(uint16_t) + 1;
 }
 
 size_t
 hr_qmat_bytes(const HrQMat *m)
 {
-    return (size_t)m->rows * (size_t)(m->cols / 2) + qmat_group_bytes(m->kind) * (size_t)m->rows * (size_t)m->n_groups;
+    const size_t groups = (size_t)m->rows * (size_t)m->n_groups;
+    return (size_t)m->rows * (size_t)(m->cols / 2) + qmat_group_bytes(m->kind) * groups +
+           (m->kind == HR_QMAT_K4 ? 2 * sizeof(uint16_t) * (groups / 8) : 0);
 }
 
 void
@@ -1093,6 +1102,12 @@ hr_qmat_alloc(HrQMat *m)
     case HR_QMAT_OFFSET16:
         m->scale = hr_weights_alloc(sizeof(uint16_t) * n);
         m->offset16 = hr_weights_alloc(sizeof(uint16_t) * n);
+        break;
+    case HR_QMAT_K4:
+        m->ksc = hr_weights_alloc(n);
+        m->kmin = hr_weights_alloc(n);
+        m->kd = hr_weights_alloc(sizeof(uint16_t) * (n / 8));
+        m->kdmin = hr_weights_alloc(sizeof(uint16_t) * (n / 8));
         break;
     case HR_QMAT_ZERO:
     default:
@@ -1113,6 +1128,10 @@ hr_qmat_free(HrQMat *m)
     g_free(m->offset16);
     g_free(m->scale32);
     g_free(m->offset32);
+    g_free(m->ksc);
+    g_free(m->kmin);
+    g_free(m->kd);
+    g_free(m->kdmin);
     memset(m, 0, sizeof *m);
 }
 
@@ -1128,6 +1147,21 @@ row_scales_avx2(const uint16_t *s, const uint8_t *z, int ng, float *sc, float *s
         _mm256_storeu_ps(sz + g, _mm256_mul_ps(v, zv));
     }
     return g;
+}
+
+/* K4: one super-block (8 groups) per step: s = d * sc, sz = dmin * m. */
+__attribute__((target("avx2,fma,f16c"))) static void
+row_scales_k4_avx2(const HrQMat *m, size_t base, size_t kb, float *sc, float *sz)
+{
+    for (int b = 0; b < m->n_groups / 8; b++) {
+        const __m256 d = _mm256_set1_ps(hr_f16_to_f32(m->kd[kb + (size_t)b]));
+        const __m256 dmin = _mm256_set1_ps(hr_f16_to_f32(m->kdmin[kb + (size_t)b]));
+        const size_t g = base + 8 * (size_t)b;
+        const __m256 s6 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(m->ksc + g))));
+        const __m256 m6 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(m->kmin + g))));
+        _mm256_storeu_ps(sc + 8 * b, _mm256_mul_ps(d, s6));
+        _mm256_storeu_ps(sz + 8 * b, _mm256_mul_ps(dmin, m6));
+    }
 }
 
 /* OFFSET16: FP16 scales and offsets, 8 groups per step (sz = -offset). */
@@ -1148,6 +1182,24 @@ void
 hr_qmat_row_scales(const HrQMat *m, int r, float *sc, float *sz)
 {
     const size_t base = (size_t)r * (size_t)m->n_groups;
+    if (m->kind == HR_QMAT_K4) {
+        /* as ggml: d1 = d * sc, m1 = dmin * m, per group of 32 */
+        const size_t kb = (size_t)r * (size_t)(m->n_groups / 8);
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (have_avx2()) {
+            row_scales_k4_avx2(m, base, kb, sc, sz);
+            return;
+        }
+#endif
+        for (int b = 0; b < m->n_groups / 8; b++) {
+            const float d = hr_f16_to_f32(m->kd[kb + (size_t)b]), dmin = hr_f16_to_f32(m->kdmin[kb + (size_t)b]);
+            for (int g = 8 * b; g < 8 * b + 8; g++) {
+                sc[g] = d * (float)m->ksc[base + (size_t)g];
+                sz[g] = dmin * (float)m->kmin[base + (size_t)g];
+            }
+        }
+        return;
+    }
     if (m->kind == HR_QMAT_OFFSET32) {
         memcpy(sc, m->scale32 + base, sizeof(float) * (size_t)m->n_groups);
         for (int g = 0; g < m->n_groups; g++)
@@ -1193,6 +1245,12 @@ hr_qmat_row_f32(const HrQMat *m, int r, float *dst)
         case HR_QMAT_OFFSET32:
             dst[k] = m->scale32[gi] * (float)q + m->offset32[gi];
             break;
+        case HR_QMAT_K4: {
+            float s, sz;
+            qmat_group(m, (size_t)r, k / m->group, &s, &sz);
+            dst[k] = s * (float)q - sz; /* ggml: d1 * q - m1 */
+            break;
+        }
         case HR_QMAT_ZERO:
         default:
             dst[k] = hr_f16_to_f32(m->scale[gi]) * (float)(q - (int)m->zero[gi]);

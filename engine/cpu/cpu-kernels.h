@@ -80,14 +80,18 @@ void hr_matmul_impl(HrMatmulImpl impl, HrThreadPool *pool, float *out, const HrM
  *                    stores it and the zero point z (3 bytes per group: a
  *                    decode step reads them with the nibbles): W = s * (q - z);
  *   HR_QMAT_OFFSET16 (GGUF Q4_1) FP16 scale s and FP16 offset o: W = s * q + o;
- *   HR_QMAT_OFFSET32 (GGUF Q4_K) FP32 scale and offset (products of a block
- *                    scale and a 6-bit sub-block scale, not FP16 values).
+ *   HR_QMAT_OFFSET32 FP32 scale and offset, any products;
+ *   HR_QMAT_K4       (GGUF Q4_K) as the file holds them: per group a 6-bit
+ *                    scale and min, per 8 groups FP16 d and dmin, so
+ *                    s = d * sc and s * z = dmin * m (2.5 bytes per group;
+ *                    cols a multiple of 256, group 32).
  * Every kernel reads them through hr_qmat_row_scales() as the scale s and
  * sz = s * z = -o, so W[r,:].x = sum_g (s_g * sum q*x - sz_g * sum x). */
 typedef enum {
     HR_QMAT_ZERO,
     HR_QMAT_OFFSET16,
     HR_QMAT_OFFSET32,
+    HR_QMAT_K4,
 } HrQMatKind;
 
 typedef struct {
@@ -98,6 +102,8 @@ typedef struct {
     uint16_t *offset16; /* OFFSET16: [rows, n_groups] FP16 bits */
     float *scale32;    /* OFFSET32: [rows, n_groups] */
     float *offset32;   /* OFFSET32: [rows, n_groups] */
+    uint8_t *ksc, *kmin; /* K4: [rows, n_groups] 0..63 */
+    uint16_t *kd, *kdmin; /* K4: [rows, n_groups / 8] FP16 bits */
     int rows, cols;    /* cols even */
     int group;         /* divides cols, even */
     int n_groups;
