@@ -33,16 +33,16 @@
 #include "gguf.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <glib.h>
+
+#include "hr-json.h"
 
 #define GGUF_DEFAULT_ALIGNMENT 32
 #define MIN_ALIGNMENT 8
@@ -787,40 +787,11 @@ hr_gguf_open(const char *path, HrGguf **out, HrError *err)
     *out = NULL;
     if (!path)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "hr_gguf_open: path is NULL");
-    /* O_NONBLOCK: opening a FIFO must not hang; it is refused below. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        int e = errno;
-        return hr_error_set(err, HR_ERR_IO, "%s: cannot open: %s", path, g_strerror(e));
-    }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return hr_error_set(err, HR_ERR_IO, "%s: cannot stat: %s", path, g_strerror(e));
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        close(fd);
-        return hr_error_set(err, HR_ERR_IO, "%s: is a directory, not a GGUF file", path);
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return hr_error_set(err, HR_ERR_IO, "%s: not a regular file", path);
-    }
-    if (sb.st_size == 0) {
-        close(fd);
-        return hr_error_set(err, HR_ERR_FORMAT, "%s: empty file (a GGUF file starts with \"GGUF\")", path);
-    }
-    if ((uint64_t)sb.st_size > (uint64_t)SIZE_MAX) {
-        close(fd);
-        return hr_error_set(err, HR_ERR_IO, "%s: too large to map", path);
-    }
-    size_t len = (size_t)sb.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
-    close(fd);
-    if (map == MAP_FAILED)
-        return hr_error_set(err, HR_ERR_IO, "%s: cannot map %zu bytes: %s", path, len, g_strerror(map_errno));
+    void *map = NULL;
+    size_t len = 0;
+    HrStatus mst = hr_file_map(path, "GGUF", "a GGUF file starts with \"GGUF\"", &map, &len, err);
+    if (mst != HR_OK)
+        return mst;
     /* Weights are read front to back once, at load. */
     (void)madvise(map, len, MADV_SEQUENTIAL);
 

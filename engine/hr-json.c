@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -531,5 +532,46 @@ hr_json_get_string(JsonObject *o, const char *key, const char *def, const char *
     if (!s)
         return hr_error_set(err, HR_ERR_FORMAT, "%s: \"%s\" must be a string", label, key);
     *out = s;
+    return HR_OK;
+}
+
+HrStatus
+hr_file_map(const char *path, const char *kind, const char *empty_hint, void **map_out, size_t *len_out,
+            HrError *err)
+{
+    *map_out = NULL;
+    *len_out = 0;
+    /* O_NONBLOCK: opening a FIFO must not hang; it is refused below. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        return hr_error_set(err, HR_ERR_IO, "%s: cannot open: %s", path, g_strerror(e));
+    }
+    struct stat sb;
+    HrStatus st = HR_OK;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        st = hr_error_set(err, HR_ERR_IO, "%s: cannot stat: %s", path, g_strerror(e));
+    } else if (S_ISDIR(sb.st_mode)) {
+        st = hr_error_set(err, HR_ERR_IO, "%s: is a directory, not a %s file", path, kind);
+    } else if (!S_ISREG(sb.st_mode)) {
+        st = hr_error_set(err, HR_ERR_IO, "%s: not a regular file", path);
+    } else if (sb.st_size == 0) {
+        st = hr_error_set(err, HR_ERR_FORMAT, "%s: empty file (%s)", path, empty_hint);
+    } else if ((uint64_t)sb.st_size > (uint64_t)SIZE_MAX) {
+        st = hr_error_set(err, HR_ERR_IO, "%s: too large to map", path);
+    }
+    if (st != HR_OK) {
+        close(fd);
+        return st;
+    }
+    size_t len = (size_t)sb.st_size;
+    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    int map_errno = errno;
+    close(fd);
+    if (map == MAP_FAILED)
+        return hr_error_set(err, HR_ERR_IO, "%s: cannot map %zu bytes: %s", path, len, g_strerror(map_errno));
+    *map_out = map;
+    *len_out = len;
     return HR_OK;
 }

@@ -40,6 +40,13 @@ JsonParser *hr_json_load(const char *text, size_t n, bool need_object, const cha
  * free it with g_free. */
 HrStatus hr_file_read_bounded(const char *path, size_t max, char **text, size_t *len, HrError *err);
 
+/* Map a model file read-only: regular files only (a FIFO is refused
+ * without hanging, a directory said to be one), not empty, the whole file
+ * in *map / *len (munmap when done). kind names the format in messages
+ * ("safetensors", "GGUF"); empty_hint ends the message for an empty file. */
+HrStatus hr_file_map(const char *path, const char *kind, const char *empty_hint, void **map, size_t *len,
+                     HrError *err);
+
 /* hr_file_read_bounded + hr_json_load, labelled with the path. */
 JsonParser *hr_json_load_file(const char *path, size_t max, bool need_object, HrError *err);
 

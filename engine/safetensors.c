@@ -33,7 +33,6 @@
 #include "hr-json.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,41 +407,12 @@ hr_safetensors_open(const char *path, HrSafetensors **out, HrError *err)
     *out = NULL;
     if (!path)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "hr_safetensors_open: path is NULL");
-    /* O_NONBLOCK: opening a FIFO must not hang; it is refused below. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        int e = errno;
-        return hr_error_set(err, HR_ERR_IO, "%s: cannot open: %s", path, g_strerror(e));
-    }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return hr_error_set(err, HR_ERR_IO, "%s: cannot stat: %s", path, g_strerror(e));
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        close(fd);
-        return hr_error_set(err, HR_ERR_IO, "%s: is a directory, not a safetensors file", path);
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return hr_error_set(err, HR_ERR_IO, "%s: not a regular file", path);
-    }
-    if (sb.st_size == 0) {
-        close(fd);
-        return hr_error_set(err, HR_ERR_FORMAT, "%s: empty file (a safetensors file starts with an "
-                            "8-byte header length)", path);
-    }
-    if ((uint64_t)sb.st_size > (uint64_t)SIZE_MAX) {
-        close(fd);
-        return hr_error_set(err, HR_ERR_IO, "%s: too large to map", path);
-    }
-    size_t len = (size_t)sb.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
-    close(fd);
-    if (map == MAP_FAILED)
-        return hr_error_set(err, HR_ERR_IO, "%s: cannot map %zu bytes: %s", path, len, g_strerror(map_errno));
+    void *map = NULL;
+    size_t len = 0;
+    HrStatus mst =
+        hr_file_map(path, "safetensors", "a safetensors file starts with an 8-byte header length", &map, &len, err);
+    if (mst != HR_OK)
+        return mst;
 
     HrSafetensors *st = safetensors_new(path);
     st->map = map;
