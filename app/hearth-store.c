@@ -1196,24 +1196,39 @@ fail:
     return 0;
 }
 
-/* Bumps the conversation that holds message `id`. */
+/* The integer columns of the one row `sql` (with ?1 = message id) selects,
+ * into out[0..n): FALSE with NOT_FOUND when there is no such message, with
+ * a store error saying `what` when the query fails. */
 static gboolean
-bump_for_message(HearthStore *s, gint64 id, GError **error)
+message_ints(HearthStore *s, const char *sql, gint64 id, int n, gint64 *out, const char *what, GError **error)
 {
-    sqlite3_stmt *st = prep(s, "SELECT conversation_id FROM messages WHERE id = ?1", error);
+    sqlite3_stmt *st = prep(s, sql, error);
     if (!st)
         return FALSE;
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
-    gint64 conversation_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    for (int i = 0; i < n; i++)
+        out[i] = rc == SQLITE_ROW ? sqlite3_column_int64(st, i) : 0;
     sqlite3_reset(st);
     if (rc == SQLITE_DONE) {
         set_not_found(error, "message", id);
         return FALSE;
-    } else if (rc != SQLITE_ROW) {
-        set_store_error(s, rc, "cannot find a message", error);
+    }
+    if (rc != SQLITE_ROW) {
+        set_store_error(s, rc, what, error);
         return FALSE;
     }
+    return TRUE;
+}
+
+/* Bumps the conversation that holds message `id`. */
+static gboolean
+bump_for_message(HearthStore *s, gint64 id, GError **error)
+{
+    gint64 conversation_id;
+    if (!message_ints(s, "SELECT conversation_id FROM messages WHERE id = ?1", id, 1, &conversation_id,
+                      "cannot find a message", error))
+        return FALSE;
     return bump(s, conversation_id, error);
 }
 
@@ -1475,26 +1490,18 @@ hearth_store_message_new_version(HearthStore *store, gint64 id, GError **error)
         return 0;
     int version = 0;
     /* A failed reply that wrote nothing is not worth keeping: it is replaced. */
-    sqlite3_stmt *st = prep(store,
-                            "SELECT state = 'error' AND content = '',"
-                            " 1 + max(version, (SELECT coalesce(max(version), 0) FROM message_versions"
-                            "   WHERE message_id = ?1))"
-                            " FROM messages WHERE id = ?1",
-                            error);
-    if (!st)
+    gint64 row[2];
+    if (!message_ints(store,
+                      "SELECT state = 'error' AND content = '',"
+                      " 1 + max(version, (SELECT coalesce(max(version), 0) FROM message_versions"
+                      "   WHERE message_id = ?1))"
+                      " FROM messages WHERE id = ?1",
+                      id, 2, row, "cannot read a message", error))
         goto fail;
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    gboolean discard = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
-    int next = rc == SQLITE_ROW ? sqlite3_column_int(st, 1) : 0;
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE) {
-        set_not_found(error, "message", id);
-        goto fail;
-    } else if (rc != SQLITE_ROW) {
-        set_store_error(store, rc, "cannot read a message", error);
-        goto fail;
-    }
+    const gboolean discard = row[0] != 0;
+    const int next = (int)row[1];
+    sqlite3_stmt *st;
+    int rc;
     if (!discard && !archive_shown_version(store, id, error))
         goto fail;
     st = prep(store,
@@ -1532,20 +1539,12 @@ hearth_store_message_show_version(HearthStore *store, gint64 id, int version, GE
 {
     if (!begin(store, error))
         return FALSE;
-    sqlite3_stmt *st = prep(store, "SELECT version FROM messages WHERE id = ?1", error);
-    if (!st)
+    gint64 shown;
+    if (!message_ints(store, "SELECT version FROM messages WHERE id = ?1", id, 1, &shown, "cannot read a message",
+                      error))
         goto fail;
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    int shown = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE) {
-        set_not_found(error, "message", id);
-        goto fail;
-    } else if (rc != SQLITE_ROW) {
-        set_store_error(store, rc, "cannot read a message", error);
-        goto fail;
-    }
+    sqlite3_stmt *st;
+    int rc;
     if (shown == version) {
         rollback(store);
         return TRUE;
