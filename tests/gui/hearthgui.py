@@ -46,6 +46,16 @@ def shot(name):
     print(f"screenshot: {path}")
 
 
+def stories_model():
+    """$HEARTH_ASSETS/models/stories260K/hf_f32, the tests' small real model; exits 77
+    (meson's SKIP) when it is absent."""
+    path = os.path.join(os.environ.get("HEARTH_ASSETS", ""), "models", "stories260K", "hf_f32")
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        print(f"SKIP: {path} is absent")
+        sys.exit(77)
+    return path
+
+
 def start(argv):
     """Start the app; returns (process, dogtail application) or exits with a failure."""
     proc = subprocess.Popen(argv)

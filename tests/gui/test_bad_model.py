@@ -16,13 +16,10 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hearthgui import fail, finish, labels, shot, start, stop, wait_for  # noqa: E402
+from hearthgui import fail, finish, labels, shot, start, stop, stories_model, wait_for  # noqa: E402
 
 binary = sys.argv[1]
-good = os.path.join(os.environ.get("HEARTH_ASSETS", ""), "models", "stories260K", "hf_f32")
-if not os.path.isfile(os.path.join(good, "config.json")):
-    print(f"SKIP: {good} is absent")
-    sys.exit(77)
+good = stories_model()
 os.environ["HEARTH_DB"] = os.path.join(os.environ["XDG_DATA_HOME"], "hearth-test.db")
 
 tmp = tempfile.mkdtemp(prefix="hearth-bad-")

@@ -12,14 +12,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hearthgui import fail, finish, labels, shot, start, stop, wait_for  # noqa: E402
+from hearthgui import fail, finish, labels, shot, start, stop, stories_model, wait_for  # noqa: E402
 from dogtail import rawinput  # noqa: E402
 
 binary = sys.argv[1]
-model = os.path.join(os.environ.get("HEARTH_ASSETS", ""), "models", "stories260K", "hf_f32")
-if not os.path.isfile(os.path.join(model, "config.json")):
-    print(f"SKIP: {model} is absent")
-    sys.exit(77)
+model = stories_model()
 db = os.path.join(os.environ["XDG_DATA_HOME"], "hearth-test.db")
 os.environ["HEARTH_DB"] = db
 

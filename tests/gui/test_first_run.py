@@ -17,14 +17,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakehub import FakeHub  # noqa: E402
-from hearthgui import fail, finish, labels, shot, start, stop, wait_for  # noqa: E402
+from hearthgui import fail, finish, labels, shot, start, stop, stories_model, wait_for  # noqa: E402
 from dogtail import rawinput  # noqa: E402
 
 binary = sys.argv[1]
-src = os.path.join(os.environ.get("HEARTH_ASSETS", ""), "models", "stories260K", "hf_f32")
-if not os.path.isfile(os.path.join(src, "config.json")):
-    print(f"SKIP: {src} is absent")
-    sys.exit(77)
+src = stories_model()
 models = os.path.join(os.environ["XDG_DATA_HOME"], "io.github.hearthchat.Hearth", "models")
 db = os.path.join(os.environ["XDG_DATA_HOME"], "hearth-test.db")
 os.environ["HEARTH_DB"] = db

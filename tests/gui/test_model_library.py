@@ -19,14 +19,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hearthgui import (add_conversation, fail, finish, labels, read_keyfile, shot, start,  # noqa: E402
-                       stop, wait_for)
+                       stop, stories_model, wait_for)
 from dogtail import rawinput  # noqa: E402
 
 binary = sys.argv[1]
-src = os.path.join(os.environ.get("HEARTH_ASSETS", ""), "models", "stories260K", "hf_f32")
-if not os.path.isfile(os.path.join(src, "config.json")):
-    print(f"SKIP: {src} is absent")
-    sys.exit(77)
+src = stories_model()
 src = os.path.abspath(src)
 SRC_NAME = "stories260K (hf_f32)"
 models = os.path.join(os.environ["XDG_DATA_HOME"], "io.github.hearthchat.Hearth", "models")
