@@ -1,11 +1,10 @@
 /* hearth-get-model.c — see hearth-get-model.h. */
 #include "hearth-get-model.h"
 
-#include <unistd.h>
-
 #include <glib/gi18n.h>
 
 #include "hearth-hub.h"
+#include "hearth-model-manager.h"
 #include "hearth-models.h"
 
 struct _HearthGetModel {
@@ -38,13 +37,6 @@ row_free(Row *r)
     g_free(r);
 }
 
-guint64
-hearth_host_memory_bytes(void)
-{
-    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
-    return pages > 0 && size > 0 ? (guint64)pages * (guint64)size : 0;
-}
-
 static void
 set_busy(HearthGetModel *self, Row *active)
 {
@@ -63,9 +55,7 @@ on_progress(const HearthHubProgress *p, gpointer user)
     g_autofree char *done = g_format_size(p->done), *total = g_format_size(p->total);
     GString *s = g_string_new(NULL);
     g_string_printf(s, _("Downloading: %s of %s"), done, total);
-    if (p->eta_seconds >= 0)
-        g_string_append_printf(s, p->eta_seconds >= 90 ? _(" · about %.0f min left") : _(" · about %.0f s left"),
-                               p->eta_seconds >= 90 ? p->eta_seconds / 60 : p->eta_seconds);
+    hearth_append_eta(s, p->eta_seconds);
     adw_action_row_set_subtitle(r->row, s->str);
     g_string_free(s, TRUE);
 }

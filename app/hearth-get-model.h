@@ -17,7 +17,4 @@ G_DECLARE_FINAL_TYPE(HearthGetModel, hearth_get_model, HEARTH, GET_MODEL, AdwBin
  * installed at path. models_dir NULL = the default models folder. */
 HearthGetModel *hearth_get_model_new(const char *models_dir);
 
-/* Bytes of RAM of this computer (0 when unknown). */
-guint64 hearth_host_memory_bytes(void);
-
 G_END_DECLS

@@ -47,11 +47,19 @@ toast(HearthModelManager *self, const char *text)
     adw_toast_overlay_add_toast(self->toasts, adw_toast_new(text));
 }
 
-static guint64
-host_memory_bytes(void)
+guint64
+hearth_host_memory_bytes(void)
 {
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
     return pages > 0 && size > 0 ? (guint64)pages * (guint64)size : 0;
+}
+
+void
+hearth_append_eta(GString *s, double eta_seconds)
+{
+    if (eta_seconds >= 0)
+        g_string_append_printf(s, eta_seconds >= 90 ? _(" · about %.0f min left") : _(" · about %.0f s left"),
+                               eta_seconds >= 90 ? eta_seconds / 60 : eta_seconds);
 }
 
 char *
@@ -158,7 +166,7 @@ refresh(HearthModelManager *self)
         adw_preferences_group_set_description(self->installed, msg);
         return;
     }
-    const guint64 mem = host_memory_bytes();
+    const guint64 mem = hearth_host_memory_bytes();
     for (guint i = 0; i < list->len; i++) {
         GtkWidget *row = model_row(g_ptr_array_index(list, i), mem);
         adw_preferences_group_add(self->installed, row);
@@ -377,9 +385,7 @@ download_progress(const HearthHubProgress *p, gpointer user)
     g_string_printf(s, _("%s of %s · file %u of %u"), done, total, p->file_index + 1, p->n_files);
     if (p->speed > 0)
         g_string_append_printf(s, _(" · %s/s"), speed);
-    if (p->eta_seconds >= 0)
-        g_string_append_printf(s, p->eta_seconds >= 90 ? _(" · about %.0f min left") : _(" · about %.0f s left"),
-                               p->eta_seconds >= 90 ? p->eta_seconds / 60 : p->eta_seconds);
+    hearth_append_eta(s, p->eta_seconds);
     adw_action_row_set_subtitle(self->progress_row, s->str);
     g_string_free(s, TRUE);
 }
@@ -492,7 +498,7 @@ fill_recommended(HearthModelManager *self)
         adw_preferences_group_set_description(self->recommended, error->message);
         return;
     }
-    const guint64 mem = host_memory_bytes();
+    const guint64 mem = hearth_host_memory_bytes();
     for (guint i = 0; i < list->len; i++) {
         const HearthRecommendedModel *m = g_ptr_array_index(list, i);
         AdwActionRow *row = ADW_ACTION_ROW(adw_action_row_new());

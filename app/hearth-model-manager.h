@@ -21,5 +21,10 @@ HearthModelManager *hearth_model_manager_new(GtkWindow *parent, const char *mode
 /* "1.2 B parameters", "135 M parameters", "260 K parameters" (translated);
  * the wizard shows counts the same way. g_free the result. */
 char *hearth_format_param_count(guint64 n);
+/* Bytes of RAM of this computer (0 when unknown). */
+guint64 hearth_host_memory_bytes(void);
+/* " · about 3 min left" / " · about 40 s left" (translated) onto s; nothing
+ * when eta_seconds < 0 (unknown). */
+void hearth_append_eta(GString *s, double eta_seconds);
 
 G_END_DECLS
