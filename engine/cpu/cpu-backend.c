@@ -16,6 +16,7 @@
 
 #include <glib.h>
 
+#include "awq-layout.h"
 #include "backend.h"
 #include "cpu-bandwidth.h"
 #include "cpu-kernels.h"
@@ -117,10 +118,6 @@ take_mat(CpuCtx *c, const HrTensorSet *ts, const char *name, int64_t rows, int64
     return HR_OK;
 }
 
-/* AutoAWQ packs 8 output columns per int32: nibble i holds column
- * AWQ_ORDER[i] of the group of 8. */
-static const int awq_order[8] = { 0, 2, 4, 6, 1, 3, 5, 7 };
-
 static HrStatus
 check_awq_tensor(const HrTensor *t, const char *name, HrDType dt, int64_t d0, int64_t d1, HrError *err)
 {
@@ -136,52 +133,23 @@ check_awq_tensor(const HrTensor *t, const char *name, HrDType dt, int64_t d0, in
     return HR_OK;
 }
 
-static inline uint32_t
-read_u32(const void *base, size_t i)
-{
-    uint32_t v;
-    memcpy(&v, (const char *)base + 4 * i, 4);
-    return v;
-}
-
 typedef struct {
     HrQMat *m;
     const void *qweight, *qzeros, *scales;
 } RepackJob;
 
-/* Columns j (groups of 8 output rows) [start, end) of the AutoAWQ tensors
- * into HrQMat rows: the transposition runs in blocks of 64 inputs so both
- * the strided reads of qweight and the row writes stay in cache. */
+/* Output rows [128 start, 128 end) of the AutoAWQ tensors into HrQMat rows
+ * (engine/awq-layout.c does the transposition). */
 static void
 repack_range(void *arg, int start, int end)
 {
     const RepackJob *J = arg;
     HrQMat *m = J->m;
     const int N = m->rows, K = m->cols, ng = m->n_groups;
-    const size_t w8 = (size_t)(N / 8), kb = (size_t)(K / 2);
-    for (int j = start; j < end; j++) {
-        for (int k0 = 0; k0 < K; k0 += 64) {
-            const int k1 = MIN(K, k0 + 64);
-            for (int k = k0; k < k1; k += 2) {
-                uint32_t p0 = read_u32(J->qweight, (size_t)k * w8 + (size_t)j);
-                uint32_t p1 = read_u32(J->qweight, (size_t)(k + 1) * w8 + (size_t)j);
-                for (int i = 0; i < 8; i++) {
-                    size_t n = (size_t)j * 8 + (size_t)awq_order[i];
-                    m->q[n * kb + (size_t)(k / 2)] = (uint8_t)(((p0 >> (4 * i)) & 15u) | (((p1 >> (4 * i)) & 15u) << 4));
-                }
-            }
-        }
-        for (int g = 0; g < ng; g++) {
-            uint32_t p = read_u32(J->qzeros, (size_t)g * w8 + (size_t)j);
-            for (int i = 0; i < 8; i++) {
-                size_t n = (size_t)j * 8 + (size_t)awq_order[i];
-                uint16_t h;
-                memcpy(&h, (const char *)J->scales + 2 * ((size_t)g * (size_t)N + n), 2);
-                m->scale[n * (size_t)ng + (size_t)g] = h;
-                m->zero[n * (size_t)ng + (size_t)g] = (uint8_t)((p >> (4 * i)) & 15u);
-            }
-        }
-    }
+    const int n0 = 128 * start, n1 = MIN(N, 128 * end);
+    hr_awq_unpack_rows(J->qweight, N, K, n0, n1, NULL, m->q + (size_t)n0 * (size_t)(K / 2), (size_t)(K / 2));
+    hr_awq_unpack_zeros(J->qzeros, N, ng, n0, n1, m->zero + (size_t)n0 * (size_t)ng);
+    hr_awq_unpack_scales(J->scales, N, ng, n0, n1, m->scale + (size_t)n0 * (size_t)ng);
 }
 
 /* Tell the kernel the whole pages inside [p, p + n) of a read-only file
@@ -229,7 +197,7 @@ take_awq(CpuCtx *c, const HrTensorSet *ts, const char *prefix, int64_t N, int64_
     m->kind = HR_QMAT_ZERO;
     hr_qmat_alloc(m);
     RepackJob job = { m, tq->data, tz->data, ts_s->data };
-    hr_pool_run(c->pool, repack_range, &job, (int)(N / 8), 1);
+    hr_pool_run(c->pool, repack_range, &job, (int)((N + 127) / 128), 1);
     /* The checkpoint's 4-bit tensors are not read again: let the kernel drop
      * their pages instead of keeping them resident beside the repacked copy. */
     drop_pages(tq->data, hr_tensor_numel(tq) * 4);
