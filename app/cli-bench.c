@@ -475,6 +475,11 @@ hr_cli_bench(int argc, char **argv)
     char *model_dir = NULL, *backend = NULL, *kv = NULL;
     int n_prompt = 512, n_gen = 128, reps = 3, threads = 0, ctx = 0;
     gboolean json = FALSE;
+    /* Greedy unless a sampling option says otherwise: with the app's
+     * settings (--temp 0.7 --top-p 0.95 --top-k 40 --min-p 0.05
+     * --repeat-penalty 1.1) decode times what the window's replies cost. */
+    HrCliSampling samp = { .temp = 0.0, .top_p = 1.0, .min_p = 0.0, .rep = 1.0, .top_k = 0 };
+    GOptionEntry samp_entries[6];
     GemvOpts go = { NULL, NULL, NULL, 128, 0, 5, 512, 0.2, FALSE };
     g_autofree char *impl_list = impl_names(true);
     g_autofree char *impl_help = g_strdup_printf("--gemv: matmul implementation, one of %s (default auto)", impl_list);
@@ -503,8 +508,12 @@ hr_cli_bench(int argc, char **argv)
     };
     g_autoptr(GOptionContext) octx = g_option_context_new("— prefill and decode speed against the roofline");
     g_option_context_add_main_entries(octx, entries, NULL);
+    hr_cli_sampling_entries(&samp, samp_entries);
+    g_option_context_add_main_entries(octx, samp_entries, NULL);
     g_option_context_set_description(octx,
         "With -m DIR: prefill and decode speed of a model (-p, -n, --reps, --threads, --ctx, --kv, --backend).\n"
+        "Decode is greedy unless a sampling option is given (--temp, --top-k, --top-p, --min-p,\n"
+        "--repeat-penalty, as generate takes them); then each token is sampled as the app does.\n"
         "\n"
         "With --gemv ROWSxCOLS (no -m): the CPU decode GEMV (one token, n = 1) of a random matrix, e.g.\n"
         "  hearth-cli bench --gemv 4096x4096,4096x11008 --weights q4 --reps 5\n"
@@ -516,6 +525,7 @@ hr_cli_bench(int argc, char **argv)
     g_autoptr(GError) error = NULL;
     int rc = 2;
     HrModel *model = NULL;
+    HrSampler *sampler = NULL;
     float *logits = NULL;
     int32_t *toks = NULL;
     double *pre = NULL, *dec = NULL, *ttft = NULL;
@@ -558,6 +568,8 @@ hr_cli_bench(int argc, char **argv)
         fprintf(stderr, "hearth-cli bench: --kv must be f16 or f32\n");
         goto out;
     }
+    if (!hr_cli_sampling_check(&samp, "hearth-cli bench"))
+        goto out;
     rc = 1;
     if (!hr_cli_resolve_model(&model_dir, &error)) {
         fprintf(stderr, "hearth-cli bench: %s\n", error->message);
@@ -585,6 +597,12 @@ hr_cli_bench(int argc, char **argv)
         goto out;
     }
     const int V = cfg->vocab_size;
+    const bool sampled = samp.temp > 0 || samp.top_k > 0 || samp.top_p < 1 || samp.min_p > 0 || samp.rep != 1;
+    if (sampled) {
+        HrSamplerParams sp;
+        hr_cli_sampling_params(&samp, 1, &sp);
+        sampler = hr_sampler_new(&sp, V);
+    }
     logits = g_new(float, V);
     toks = g_new(int32_t, (size_t)n_prompt + n_gen);
     pre = g_new(double, reps);
@@ -599,6 +617,11 @@ hr_cli_bench(int argc, char **argv)
             toks[i] = (int32_t)(x % (guint32)V);
         }
         toks[0] = (int32_t)((r + 1) % V); /* a new first token: no cached prefix */
+        if (sampler) {
+            hr_sampler_reset(sampler);
+            for (int i = 0; i < n_prompt; i++)
+                hr_sampler_accept(sampler, toks[i]);
+        }
         gint64 t0 = g_get_monotonic_time();
         if (hr_model_eval(model, toks, n_prompt, &err) != HR_OK || hr_model_logits(model, logits, &err) != HR_OK) {
             fprintf(stderr, "hearth-cli bench: prefill: %s\n", err.message);
@@ -608,7 +631,9 @@ hr_cli_bench(int argc, char **argv)
         ttft[r] = (double)(t1 - t0) / 1e3;
         pre[r] = n_prompt / ((double)(t1 - t0) / 1e6);
         for (int i = 0; i < n_gen; i++) {
-            int32_t t = argmax(logits, V);
+            int32_t t = sampler ? hr_sampler_sample(sampler, logits) : argmax(logits, V);
+            if (sampler)
+                hr_sampler_accept(sampler, t);
             if (hr_model_append(model, &t, 1, &err) != HR_OK || hr_model_logits(model, logits, &err) != HR_OK) {
                 fprintf(stderr, "hearth-cli bench: decode: %s\n", err.message);
                 goto out;
@@ -646,6 +671,8 @@ hr_cli_bench(int argc, char **argv)
         hr_cli_json_int(b, "prompt_tokens", n_prompt);
         hr_cli_json_int(b, "gen_tokens", n_gen);
         hr_cli_json_int(b, "reps", reps);
+        json_builder_set_member_name(b, "sampled");
+        json_builder_add_boolean_value(b, sampler != NULL);
         hr_cli_json_double(b, "load_s", load_s);
         hr_cli_json_double(b, "prefill_tok_s", pre_med);
         hr_cli_json_double(b, "prefill_tok_s_min", min_of(pre, reps));
@@ -670,8 +697,8 @@ hr_cli_bench(int argc, char **argv)
                cfg->n_layers, cfg->dim, V, cfg->awq ? ", AWQ 4-bit" : "", load_s);
         printf("prefill   %d tokens: %.1f tok/s median (%.1f .. %.1f over %d reps), time to first token %.1f ms\n",
                n_prompt, pre_med, min_of(pre, reps), max_of(pre, reps), reps, ttft_med);
-        printf("decode    %d tokens: %.2f tok/s median (%.2f .. %.2f)\n", n_gen, dec_med, min_of(dec, reps),
-               max_of(dec, reps));
+        printf("decode    %d tokens%s: %.2f tok/s median (%.2f .. %.2f)\n", n_gen, sampler ? " (sampled)" : "",
+               dec_med, min_of(dec, reps), max_of(dec, reps));
         printf("roofline  %.1f MB read per decoded token (weights + KV at position %.0f); read bandwidth ", step_bytes / 1e6,
                mean_pos);
         if (bw > 0)
@@ -685,6 +712,7 @@ hr_cli_bench(int argc, char **argv)
     }
     rc = 0;
 out:
+    hr_sampler_free(sampler);
     hr_model_free(model);
     g_free(logits);
     g_free(toks);

@@ -5,7 +5,8 @@
 # weights work, and bad shapes / groups / implementations fail with a clear
 # message and a non-zero exit. Short runs: --min-time 0.01, small footprints.
 # -m on stories260K (skipped when absent): the JSON report has every figure,
-# finite and positive, and the roofline is consistent with them.
+# finite and positive, and the roofline is consistent with them; sampling
+# options make decode sample.
 set -u
 cli="$1"
 fail=0
@@ -89,6 +90,13 @@ text=$("$cli" bench -m "$model" -p 8 -n 4 --reps 1) || { echo "FAIL: text bench 
 case "$text" in *"decode"*"tok/s"*) ;; *) echo "FAIL: text output lacks the decode line"; fail=1 ;; esac
 err=$("$cli" bench -m "$model" -p 600 -n 600 --ctx 512 2>&1 >/dev/null)
 case "$err" in *"exceeds the context"*) ;; *) echo "FAIL: -p + -n over the context: '$err'"; fail=1 ;; esac
+# With the app's sampling settings decode samples (and says so); bad ones are refused.
+text=$("$cli" bench -m "$model" -p 8 -n 4 --reps 1 --temp 0.7 --top-p 0.95 --top-k 40 --min-p 0.05 --repeat-penalty 1.1) ||
+    { echo "FAIL: sampled bench exited $?"; fail=1; }
+case "$text" in *"decode    4 tokens (sampled):"*"tok/s"*) ;; *) echo "FAIL: sampled bench: '$text'"; fail=1 ;; esac
+echo "$out" | grep -q '"sampled" : false' || { echo "FAIL: greedy JSON lacks \"sampled\" : false"; fail=1; }
+err=$("$cli" bench -m "$model" -p 8 -n 4 --top-p 0 2>&1 >/dev/null)
+case "$err" in *"out of range"*) ;; *) echo "FAIL: --top-p 0: '$err'"; fail=1 ;; esac
 err=$("$cli" bench -m "$model" --weights q4 2>&1 >/dev/null)
 case "$err" in *"go with --gemv"*) ;; *) echo "FAIL: --weights without --gemv: '$err'"; fail=1 ;; esac
 exit $fail
