@@ -674,6 +674,9 @@ hr_cli_bench(int argc, char **argv)
         json_builder_set_member_name(b, "sampled");
         json_builder_add_boolean_value(b, sampler != NULL);
         hr_cli_json_double(b, "load_s", load_s);
+        hr_cli_json_double(b, "load_read_s", mem.load_read_s);
+        hr_cli_json_double(b, "load_convert_s", mem.load_convert_s);
+        hr_cli_json_double(b, "load_upload_s", mem.load_upload_s);
         hr_cli_json_double(b, "prefill_tok_s", pre_med);
         hr_cli_json_double(b, "prefill_tok_s_min", min_of(pre, reps));
         hr_cli_json_double(b, "prefill_tok_s_max", max_of(pre, reps));
@@ -695,6 +698,10 @@ hr_cli_bench(int argc, char **argv)
     } else {
         printf("model     %s (%s backend, %d layers, dim %d, vocab %d%s), loaded in %.2f s\n", model_dir, ops->name,
                cfg->n_layers, cfg->dim, V, cfg->awq ? ", AWQ 4-bit" : "", load_s);
+        if (mem.load_read_s + mem.load_convert_s + mem.load_upload_s > 0)
+            printf("load      read %.2f s, repack/convert %.2f s, upload %.2f s, the rest (tokenizer, config, "
+                   "checks) %.2f s\n", mem.load_read_s, mem.load_convert_s, mem.load_upload_s,
+                   MAX(0.0, load_s - mem.load_read_s - mem.load_convert_s - mem.load_upload_s));
         printf("prefill   %d tokens: %.1f tok/s median (%.1f .. %.1f over %d reps), time to first token %.1f ms\n",
                n_prompt, pre_med, min_of(pre, reps), max_of(pre, reps), reps, ttft_med);
         printf("decode    %d tokens%s: %.2f tok/s median (%.2f .. %.2f)\n", n_gen, sampler ? " (sampled)" : "",

@@ -43,6 +43,11 @@ typedef struct {
      * lm_head as the step reads it; not the embedding table, of which it
      * gathers one row); 0 when the backend does not say. */
     size_t decode_weight_bytes;
+    /* Where create() spent its time: paging the checkpoint in (reading it
+     * from disk when it is not in the page cache), converting/repacking
+     * the weights, copying them to the device. All 0 when the backend does
+     * not say; a backend that overlaps them counts each step's own time. */
+    double load_read_s, load_convert_s, load_upload_s;
 } HrMemoryReport;
 
 /* progress in [0, 1]; return false to cancel loading. */

@@ -83,6 +83,10 @@ for k in prefill_tok_s decode_tok_s ttft_ms bytes_per_token read_bandwidth_gb_s 
     v=$(echo "$out" | sed -n "s/^ *\"$k\" : \([0-9.e+-]*\).*/\1/p")
     awk -v v="$v" 'BEGIN{exit !(v+0 > 0)}' || { echo "FAIL: $k = '$v' is not a positive number"; fail=1; }
 done
+# the load's split (CPU: read and convert, no upload) adds up to no more than the load
+echo "$out" | awk -F' : ' '/"load_s"/{l=$2+0} /"load_read_s"/{r=$2+0; n++} /"load_convert_s"/{c=$2+0; n++}
+    /"load_upload_s"/{u=$2+0; n++} END{exit !(n == 3 && r >= 0 && c > 0 && u == 0 && r + c <= l)}' ||
+    { echo "FAIL: load_read_s/load_convert_s/load_upload_s missing or inconsistent with load_s"; fail=1; }
 # roofline = bandwidth / bytes per token
 echo "$out" | awk -F' : ' '/"bytes_per_token"/{b=$2+0} /"read_bandwidth_gb_s"/{w=$2*1e9} /"roofline_tok_s"/{r=$2+0}
     END{d=r-w/b; if (d<0) d=-d; exit !(d <= 1e-6*r)}' || { echo "FAIL: roofline is not bandwidth / bytes per token"; fail=1; }

@@ -7,6 +7,7 @@
  * repacked once at load into HrQMat (4-bit, row-major, zero folded per
  * group) and dequantized inside the matmul; there is no dequantized copy.
  */
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -69,6 +70,7 @@ typedef struct {
     size_t scratch_bytes;
     size_t kv_bytes;
     size_t weight_bytes;
+    double load_read_s, load_convert_s;
     GPtrArray *aligned_copies;  /* weights whose mapped bytes were misaligned */
 } CpuCtx;
 
@@ -542,6 +544,57 @@ want_lm_q8(const HrModelConfig *cfg, const HrMat *m)
     return cfg->awq && (size_t)m->rows * (size_t)m->cols >= ((size_t)1 << 24);
 }
 
+/* The layer a tensor belongs to ("model.layers.L."), or -1. */
+static int
+tensor_layer(const HrTensor *t)
+{
+    static const char pre[] = "model.layers.";
+    if (strncmp(t->name, pre, sizeof pre - 1) != 0)
+        return -1;
+    char *end = NULL;
+    long l = strtol(t->name + sizeof pre - 1, &end, 10);
+    return end && *end == '.' && l >= 0 && l < INT_MAX ? (int)l : -1;
+}
+
+/* madvise the whole pages covering [p, p + n). */
+static void
+advise_range(const void *p, size_t n, int advice)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)p & ~(page - 1), b = ((uintptr_t)p + n + page - 1) & ~(page - 1);
+    if (n && b > a)
+        (void)madvise((void *)a, b - a, advice);
+}
+
+/* Reading, layer by layer (layer -1: the tensors outside the layers): the
+ * pages of the layer about to be converted are populated (mapped, and read
+ * from disk when the cache is cold: the reading time), and the next layer's
+ * are handed to the kernel's read-ahead so that the disk works while the
+ * pool converts this one. Failures only cost speed (an old kernel without
+ * MADV_POPULATE_READ pages in as the conversion touches the bytes). */
+static void
+page_in_layer(CpuCtx *c, const HrTensorSet *ts, int layer, bool ahead)
+{
+    const gint64 t0 = g_get_monotonic_time();
+    /* An untied embedding table is read a row per token, never whole. */
+    const bool skip_embed = hr_tensor_set_find(ts, "lm_head.weight") != NULL;
+    for (size_t i = 0; i < hr_tensor_set_count(ts); i++) {
+        const HrTensor *t = hr_tensor_set_get(ts, i);
+        const int l = tensor_layer(t);
+        if (skip_embed && strcmp(t->name, "model.embed_tokens.weight") == 0)
+            continue;
+        if (l == layer)
+#ifdef MADV_POPULATE_READ
+            advise_range(t->data, t->n_bytes, MADV_POPULATE_READ);
+#else
+            advise_range(t->data, t->n_bytes, MADV_WILLNEED);
+#endif
+        else if (ahead && l == layer + 1)
+            advise_range(t->data, t->n_bytes, MADV_WILLNEED);
+    }
+    c->load_read_s += (double)(g_get_monotonic_time() - t0) / 1e6;
+}
+
 static HrStatus
 cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptions *opt,
            HrProgressFunc progress, void *user, void **ctx_out, HrError *err)
@@ -554,6 +607,8 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
     c->cfg = *cfg;
     c->opt = *opt;
     c->pool = hr_pool_new(opt->n_threads);
+    const gint64 t_start = g_get_monotonic_time();
+    page_in_layer(c, ts, -1, false);
     const int dim = cfg->dim, hd = cfg->head_dim;
     const int q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd;
     const HrTensor *te = hr_tensor_set_find(ts, "model.embed_tokens.weight");
@@ -598,6 +653,7 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
     for (int l = 0; st == HR_OK && l < cfg->n_layers; l++) {
         CpuLayer *L = &c->layers[l];
         char name[128];
+        page_in_layer(c, ts, l, l + 1 < cfg->n_layers);
 #define LNAME(suffix) (g_snprintf(name, sizeof name, "model.layers.%d." suffix, l), name)
         if ((st = take_vec(c, ts, LNAME("input_layernorm.weight"), dim, &L->attn_norm, &c->weight_bytes, err)) ||
             (st = take_vec(c, ts, LNAME("post_attention_layernorm.weight"), dim, &L->ffn_norm, &c->weight_bytes, err)) ||
@@ -652,6 +708,7 @@ cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptio
         if (t && t->data == c->lm_head.data)
             drop_pages(t->data, (int64_t)fp);
     }
+    c->load_convert_s = (double)(g_get_monotonic_time() - t_start) / 1e6 - c->load_read_s;
     c->inv_freq = g_new(float, hd / 2);
     hr_rope_inv_freq(cfg, c->inv_freq);
     c->x = g_new(float, (size_t)CHUNK * dim);
@@ -858,6 +915,8 @@ cpu_memory(void *p, HrMemoryReport *out)
     out->scratch_bytes = c->scratch_bytes + (size_t)c->logits_cap * c->cfg.vocab_size * sizeof(float);
     out->location = "host";
     out->decode_weight_bytes = c->decode_weight_bytes;
+    out->load_read_s = c->load_read_s;
+    out->load_convert_s = c->load_convert_s;
 }
 
 /* ---- host GEMM for the quantizer ---------------------------------------------- */
