@@ -1151,9 +1151,9 @@ row_scales_avx2(const uint16_t *s, const uint8_t *z, int ng, float *sc, float *s
 
 /* K4: one super-block (8 groups) per step: s = d * sc, sz = dmin * m. */
 __attribute__((target("avx2,fma,f16c"))) static void
-row_scales_k4_avx2(const HrQMat *m, size_t base, size_t kb, float *sc, float *sz)
+row_scales_k4_avx2(const HrQMat *m, size_t base, size_t kb, int n_blocks, float *sc, float *sz)
 {
-    for (int b = 0; b < m->n_groups / 8; b++) {
+    for (int b = 0; b < n_blocks; b++) {
         const __m256 d = _mm256_set1_ps(hr_f16_to_f32(m->kd[kb + (size_t)b]));
         const __m256 dmin = _mm256_set1_ps(hr_f16_to_f32(m->kdmin[kb + (size_t)b]));
         const size_t g = base + 8 * (size_t)b;
@@ -1179,19 +1179,22 @@ row_scales_off16_avx2(const uint16_t *s, const uint16_t *o, int ng, float *sc, f
 #endif
 
 void
-hr_qmat_row_scales(const HrQMat *m, int r, float *sc, float *sz)
+hr_qmat_rows_scales(const HrQMat *m, int r, int n_rows, float *sc, float *sz)
 {
+    /* Rows are stored one after another: n rows are one flat run of
+     * n * n_groups values (and of n * n_groups / 8 K4 super-blocks). */
     const size_t base = (size_t)r * (size_t)m->n_groups;
+    const int cnt = n_rows * m->n_groups;
     if (m->kind == HR_QMAT_K4) {
         /* as ggml: d1 = d * sc, m1 = dmin * m, per group of 32 */
         const size_t kb = (size_t)r * (size_t)(m->n_groups / 8);
 #if defined(__x86_64__) && defined(__GNUC__)
         if (have_avx2()) {
-            row_scales_k4_avx2(m, base, kb, sc, sz);
+            row_scales_k4_avx2(m, base, kb, cnt / 8, sc, sz);
             return;
         }
 #endif
-        for (int b = 0; b < m->n_groups / 8; b++) {
+        for (int b = 0; b < cnt / 8; b++) {
             const float d = hr_f16_to_f32(m->kd[kb + (size_t)b]), dmin = hr_f16_to_f32(m->kdmin[kb + (size_t)b]);
             for (int g = 8 * b; g < 8 * b + 8; g++) {
                 sc[g] = d * (float)m->ksc[base + (size_t)g];
@@ -1201,8 +1204,8 @@ hr_qmat_row_scales(const HrQMat *m, int r, float *sc, float *sz)
         return;
     }
     if (m->kind == HR_QMAT_OFFSET32) {
-        memcpy(sc, m->scale32 + base, sizeof(float) * (size_t)m->n_groups);
-        for (int g = 0; g < m->n_groups; g++)
+        memcpy(sc, m->scale32 + base, sizeof(float) * (size_t)cnt);
+        for (int g = 0; g < cnt; g++)
             sz[g] = -m->offset32[base + (size_t)g];
         return;
     }
@@ -1210,9 +1213,9 @@ hr_qmat_row_scales(const HrQMat *m, int r, float *sc, float *sz)
         int g0 = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
         if (have_avx2())
-            g0 = row_scales_off16_avx2(m->scale + base, m->offset16 + base, m->n_groups, sc, sz);
+            g0 = row_scales_off16_avx2(m->scale + base, m->offset16 + base, cnt, sc, sz);
 #endif
-        for (int g = g0; g < m->n_groups; g++) {
+        for (int g = g0; g < cnt; g++) {
             sc[g] = hr_f16_to_f32(m->scale[base + (size_t)g]);
             sz[g] = -hr_f16_to_f32(m->offset16[base + (size_t)g]);
         }
@@ -1223,12 +1226,18 @@ hr_qmat_row_scales(const HrQMat *m, int r, float *sc, float *sz)
     int g0 = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (have_avx2())
-        g0 = row_scales_avx2(s, z, m->n_groups, sc, sz);
+        g0 = row_scales_avx2(s, z, cnt, sc, sz);
 #endif
-    for (int g = g0; g < m->n_groups; g++) {
+    for (int g = g0; g < cnt; g++) {
         sc[g] = hr_f16_to_f32(s[g]);
         sz[g] = sc[g] * (float)z[g];
     }
+}
+
+void
+hr_qmat_row_scales(const HrQMat *m, int r, float *sc, float *sz)
+{
+    hr_qmat_rows_scales(m, r, 1, sc, sz);
 }
 
 void
@@ -1359,9 +1368,10 @@ typedef struct {
     bool avx2;
     const Q8Act *q8;   /* [n] when decoding with int8 activations */
     bool q8_avx512;
+    int buf_rows;      /* rows of scales the buffer holds (>= 4) */
 } Q4Job;
 
-/* buf: room for 4 rows of scales and scale * zero (8 * n_groups floats). */
+/* buf: room for j->buf_rows (>= 4) rows of scales and scale * zero. */
 static void
 matmul_q4_rows_with(const Q4Job *j, int r0, int r1, float *buf)
 {
@@ -1400,16 +1410,22 @@ matmul_q4_rows_with(const Q4Job *j, int r0, int r1, float *buf)
             }
             return;
         }
-        for (int r = r0; r < r1; r++) {
-            const uint8_t *qr = w->q + (size_t)r * (size_t)(cols / 2);
-            hr_qmat_row_scales(w, r, buf, buf + ng);
-            const float *sc = buf, *sz = buf + ng;
-            const float b = j->bias ? j->bias[r] : 0.0f;
-            for (int t = 0; t < j->n; t++) {
-                float v = (j->q8_avx512 ? q8_row_avx512(qr, sc, sz, &j->q8[t], cols, g, ng)
-                                        : q8_row_avx2(qr, sc, sz, &j->q8[t], cols, g, ng)) + b;
-                size_t o = (size_t)t * rows + r;
-                j->out[o] = j->residual ? j->residual[o] + v : v;
+        /* The scales of up to buf_rows rows converted in one run: narrow
+         * rows (SmolLM2's 576 inputs are 18 groups) paid a call and a
+         * scalar tail per row. */
+        for (int rb = r0; rb < r1; rb += j->buf_rows) {
+            const int nr = MIN(j->buf_rows, r1 - rb);
+            hr_qmat_rows_scales(w, rb, nr, buf, buf + (size_t)nr * ng);
+            for (int r = rb; r < rb + nr; r++) {
+                const uint8_t *qr = w->q + (size_t)r * (size_t)(cols / 2);
+                const float *sc = buf + (size_t)(r - rb) * ng, *sz = buf + (size_t)(nr + r - rb) * ng;
+                const float b = j->bias ? j->bias[r] : 0.0f;
+                for (int t = 0; t < j->n; t++) {
+                    float v = (j->q8_avx512 ? q8_row_avx512(qr, sc, sz, &j->q8[t], cols, g, ng)
+                                            : q8_row_avx2(qr, sc, sz, &j->q8[t], cols, g, ng)) + b;
+                    size_t o = (size_t)t * rows + r;
+                    j->out[o] = j->residual ? j->residual[o] + v : v;
+                }
             }
         }
         return;
@@ -1470,7 +1486,10 @@ matmul_q4_rows(void *arg, int r0, int r1)
     float stack[4096];
     const size_t need = 8 * (size_t)j->w->n_groups;
     float *buf = need <= G_N_ELEMENTS(stack) ? stack : g_new(float, need);
-    matmul_q4_rows_with(j, r0, r1, buf);
+    Q4Job jb = *j;
+    /* rows whose scales fit the buffer at once (at least the 4 the tiles take), at most 32 */
+    jb.buf_rows = buf == stack ? (int)MIN(32, G_N_ELEMENTS(stack) / (2 * (size_t)j->w->n_groups)) : 4;
+    matmul_q4_rows_with(&jb, r0, r1, buf);
     if (buf != stack)
         g_free(buf);
 }

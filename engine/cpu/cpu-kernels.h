@@ -113,6 +113,9 @@ typedef struct {
 void hr_qmat_alloc(HrQMat *m);
 /* Row r's scales and scale * zero as FP32, into sc[n_groups], sz[n_groups]. */
 void hr_qmat_row_scales(const HrQMat *m, int r, float *sc, float *sz);
+/* The same for rows r .. r + n_rows - 1 at once: row i's at sc + i * n_groups
+ * and sz + i * n_groups. */
+void hr_qmat_rows_scales(const HrQMat *m, int r, int n_rows, float *sc, float *sz);
 size_t hr_qmat_bytes(const HrQMat *m);
 void hr_qmat_free(HrQMat *m);
 /* Dequantized row r of m into dst[cols] (tests, reference). */
