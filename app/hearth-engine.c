@@ -131,6 +131,7 @@ typedef struct {
     EventType type;
     guint id;
     double progress;
+    int done, total;           /* EV_PROGRESS: tensors */
     gboolean ok;
     gboolean kept_previous;    /* load failed its checks; the previous model is still loaded */
     char *error;
@@ -162,7 +163,7 @@ event_dispatch(gpointer data)
         return G_SOURCE_REMOVE;
     switch (ev->type) {
     case EV_PROGRESS:
-        g_signal_emit(self, signals[SIG_LOAD_PROGRESS], 0, ev->progress);
+        g_signal_emit(self, signals[SIG_LOAD_PROGRESS], 0, ev->progress, ev->done, ev->total);
         break;
     case EV_LOADED:
         if (ev->kept_previous) {
@@ -257,12 +258,14 @@ delta_dispatch(gpointer data)
 /* ---- worker side --------------------------------------------------------- */
 
 static bool
-on_progress(double progress, const char *what, void *user)
+on_progress(double progress, int done, int total, void *user)
 {
     Shared *s = user;
     Event *ev = g_new0(Event, 1);
     ev->type = EV_PROGRESS;
     ev->progress = progress;
+    ev->done = done;
+    ev->total = total;
     post(s, ev);
     return !atomic_load(&s->cancel);
 }
@@ -688,8 +691,9 @@ hearth_engine_class_init(HearthEngineClass *klass)
                                                 G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
     g_object_class_install_properties(object_class, N_PROPS, props);
 
+    /* (fraction, tensors done, tensors in all) */
     signals[SIG_LOAD_PROGRESS] = g_signal_new("load-progress", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
-                                              NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_DOUBLE);
+                                              NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_DOUBLE, G_TYPE_INT, G_TYPE_INT);
     signals[SIG_LOAD_FINISHED] = g_signal_new("load-finished", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
                                               NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_BOOLEAN, G_TYPE_STRING);
     signals[SIG_REPLY_DELTA] = g_signal_new("reply-delta", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,

@@ -1012,6 +1012,7 @@ select_model(HearthWindow *self, const char *dir_arg)
     add_model_dir(self, dir);
     sync_picker(self);
     gtk_progress_bar_set_fraction(self->load_progress, 0.0);
+    gtk_progress_bar_set_text(self->load_progress, NULL);
     hearth_engine_load(self->engine, dir);
     update_send_state(self);
 }
@@ -1033,9 +1034,14 @@ on_model_selected(GtkDropDown *dd, GParamSpec *pspec, HearthWindow *self)
 }
 
 static void
-on_load_progress(HearthEngine *engine, double fraction, HearthWindow *self)
+on_load_progress(HearthEngine *engine, double fraction, int done, int total, HearthWindow *self)
 {
     gtk_progress_bar_set_fraction(self->load_progress, fraction);
+    if (total > 0) {
+        /* Translators: loading a model, e.g. "120 of 291 tensors" */
+        g_autofree char *text = g_strdup_printf(_("%d of %d tensors"), done, total);
+        gtk_progress_bar_set_text(self->load_progress, text);
+    }
 }
 
 /* The picker no longer lists a folder that failed to load (sync_picker then

@@ -141,6 +141,22 @@ check_layers_present(const HrModelConfig *cfg, const HrTensorSet *ts, HrError *e
     return HR_OK;
 }
 
+/* The backends' progress (a fraction) as tensors of the checkpoint. */
+typedef struct {
+    HrLoadProgressFunc func;
+    void *user;
+    int total;
+} LoadProgress;
+
+static bool
+load_progress(double fraction, const char *what, void *user)
+{
+    (void)what;
+    const LoadProgress *lp = user;
+    fraction = !(fraction >= 0) ? 0 : fraction > 1 ? 1 : fraction;
+    return lp->func(fraction, (int)(fraction * lp->total + 0.5), lp->total, lp->user);
+}
+
 HrStatus
 hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError *err)
 {
@@ -189,7 +205,8 @@ hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError
             .kv_type = opt->kv_type,
             .n_threads = opt->n_threads,
         };
-        st = ops->create(&m->cfg, m->weights, &bopt, opt->progress, opt->progress_user, &m->ctx, err);
+        LoadProgress lp = { opt->progress, opt->progress_user, (int)MIN(hr_tensor_set_count(m->weights), (size_t)G_MAXINT) };
+        st = ops->create(&m->cfg, m->weights, &bopt, opt->progress ? load_progress : NULL, &lp, &m->ctx, err);
         if (st != HR_OK)
             hr_error_prefix(err, "%s: ", dir);
     }

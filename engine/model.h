@@ -8,12 +8,17 @@
 #include "backend.h"
 #include "model-config.h"
 
+/* Loading progress: fraction in [0, 1], and how many of the checkpoint's
+ * total tensors are done (the backends report per layer or per upload;
+ * done counts that share of the tensors). Return false to cancel. */
+typedef bool (*HrLoadProgressFunc)(double fraction, int done, int total, void *user);
+
 typedef struct {
     const char *backend;        /* "cpu" (default), later "vulkan", "cuda", "auto" */
     int context_len;            /* 0: min(max_position_embeddings, 4096) */
     HrKvType kv_type;           /* default HR_KV_F16 */
     int n_threads;              /* 0: one per physical core, adaptive (cpu-threads.h) */
-    HrProgressFunc progress;
+    HrLoadProgressFunc progress;
     void *progress_user;
 } HrModelOptions;
 

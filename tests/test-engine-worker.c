@@ -4,7 +4,8 @@
  *    dropped) and answered, with a few renders instead of one per dropped
  *    message (it used to take 36 s before the first token at 1,600 messages);
  *  - a folder that fails its checks (no weights, a chat template that fails)
- *    leaves the previous model loaded and answering. */
+ *    leaves the previous model loaded and answering;
+ *  - loading reports its progress as tensors done of the checkpoint's. */
 #include <string.h>
 
 #include <glib.h>
@@ -15,6 +16,7 @@
 
 typedef struct {
     gboolean loaded, load_ok, finished;
+    int progress_calls, last_done, last_total, backwards; /* load-progress: tensors */
     char *load_error;
     char *reply_error;
     char *stop_reason;
@@ -29,6 +31,15 @@ on_load_finished(HearthEngine *e, gboolean ok, const char *msg, Seen *seen)
     seen->load_ok = ok;
     g_free(seen->load_error);
     seen->load_error = g_strdup(msg);
+}
+
+static void
+on_progress(HearthEngine *e, double fraction, int done, int total, Seen *seen)
+{
+    seen->backwards += done < seen->last_done || done > total || fraction < 0 || fraction > 1;
+    seen->progress_calls++;
+    seen->last_done = done;
+    seen->last_total = total;
 }
 
 static void
@@ -123,11 +134,16 @@ main(void)
     HearthEngine *e = hearth_engine_new();
     g_signal_connect(e, "load-finished", G_CALLBACK(on_load_finished), &seen);
     g_signal_connect(e, "reply-delta", G_CALLBACK(on_delta), &seen);
+    g_signal_connect(e, "load-progress", G_CALLBACK(on_progress), &seen);
     g_signal_connect(e, "context-trimmed", G_CALLBACK(on_trimmed), &seen);
     g_signal_connect(e, "reply-finished", G_CALLBACK(on_finished), &seen);
     hearth_engine_set_load_options(e, "cpu", 0, 0);
 
     HR_CHECK(load(e, &seen, stories), "load: %s", seen.load_error);
+    /* Progress in tensors: stories260K's 47, counted up to all of them. */
+    HR_CHECK(seen.progress_calls >= 5 && seen.last_total == 47 && seen.last_done == 47 && seen.backwards == 0,
+             "load-progress: %d calls, last %d of %d, %d out of order", seen.progress_calls, seen.last_done,
+             seen.last_total, seen.backwards);
     HR_CHECK(hearth_engine_get_context_length(e) == 512, "context %d", hearth_engine_get_context_length(e));
 
     /* 1,600 messages of ~15 tokens into a 512-token context. */
