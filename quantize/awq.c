@@ -1,7 +1,8 @@
 /* awq.c — the AWQ scale and clip search (DESIGN.md, "The quantizer"), one
  * decoder layer at a time in FP32 on the calibration activations:
- *   1. run the layer in FP32, caching the inputs of each linear group, and
- *      keep its output as the next layer's input;
+ *   1. run the layer in FP32, caching the inputs of each linear group and
+ *      the outputs of the attention and MLP blocks, and keep its output as
+ *      the next layer's input;
  *   2. per group (ln1 -> q,k,v; v -> o when n_kv_heads == n_heads;
  *      ln2 -> gate,up; up -> down) search s over 20 ratios, loss = MSE of the
  *      block output with W*diag(s) fake-quantized (RTN) and divided by s,
@@ -9,7 +10,18 @@
  *   3. clip search on every linear but q/k (per output channel and group);
  * the modified FP32 tensors go into a name -> float* table that quantize.c
  * quantizes with RTN and writes; quantize.c runs one layer as its writer
- * reaches that layer's tensors and drops them once written. */
+ * reaches that layer's tensors and drops them once written.
+ *
+ * What each ratio costs (the floor is the GEMMs): q,k,v and gate,up rerun
+ * their block (its reference output is the FP forward's, computed once);
+ * a group of one linear (v -> o, up -> down) needs no block at all: its
+ * output error is x (W_q - W)^T, so the loss is
+ * sum_n dW_n^T C dW_n / (T * D_out) with C = x^T x computed once per group
+ * (K x K), one [N, K] x [K, K] product per ratio instead of [T, K] x [K, N]
+ * (20x fewer FLOPs for SmolLM2's down_proj at 128 x 512). On the CPU
+ * backend the GEMMs run on the search's own pool (one pool, no second set
+ * of threads) and attention, SiLU, RoPE, norms and the losses run there
+ * too, vectorised (engine/cpu/cpu-awq.c). */
 #include <math.h>
 #include <string.h>
 
@@ -17,6 +29,7 @@
 
 #include "awq-private.h"
 #include "backend.h"
+#include "cpu-awq.h"
 #include "cpu-kernels.h"
 #include "hr-half.h"
 
@@ -24,52 +37,124 @@
 #define CLIP_GRID 20
 #define CLIP_STEPS 10
 #define CLIP_TOKENS 512
+/* tokens per Gram chunk: one K tile of the CPU GEMM, so C += x^T x adds
+ * each chunk's sums to C in one rounding */
+#define GRAM_TOKENS 1024
 
 typedef struct {
     const HrModelConfig *cfg;
     const HrQuantOptions *opt;
-    HrThreadPool *pool;          /* element-wise work: softmax, clip search */
-    const HrBackendOps *be;      /* the matmuls: linears and attention */
-    void *dev;
+    HrThreadPool *pool;          /* everything on the CPU; element-wise work on other backends */
+    const HrBackendOps *be;      /* the matmuls: linears (and attention off the CPU) */
+    void *dev;                   /* NULL on the CPU: its GEMMs run on pool */
+    bool cpu;
     HrStatus st;                 /* the first backend failure, sticky */
     HrError err;
     float *inv_freq;
+    float *rope_cos, *rope_sin;  /* [L, head_dim/2] */
     int L;            /* tokens per sample */
     int chunk;        /* samples per chunk */
+    bool trace;       /* HEARTH_AWQ_TRACE set: every ratio's loss to stderr */
+    /* chunk scratch, allocated once: q, att [ct, qd]; k, v [ct, kvd];
+     * kt, vt (CPU attention); gt, up [ct, H] */
+    float *q, *k, *v, *att, *kt, *vt, *gt, *up;
 } Ctx;
 
 typedef struct {
     float *ln1, *ln2, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *bq, *bk, *bv;
 } LW;
 
-/* out[T, N] = x[T, K] . w[N, K]^T (+ bias) on the backend; after a failure
- * every later call does nothing and c->st/c->err tell why. */
+/* out[T, N] = x[T, K] . w[N, K]^T (+ bias) (+ out when accumulate: CPU
+ * only) on the backend; after a failure every later call does nothing and
+ * c->st/c->err tell why. */
+static void
+mm_acc(Ctx *c, float *out, const float *w, int N, int K, const float *bias, const float *x, int T, bool accumulate)
+{
+    if (c->st != HR_OK)
+        return;
+    if (c->cpu) {
+        HrMat m = { w, HR_DTYPE_F32, N, K };
+        hr_matmul(c->pool, out, &m, bias, x, T, accumulate ? out : NULL);
+        return;
+    }
+    c->st = c->be->gemm(c->dev, out, w, N, K, bias, x, T, &c->err);
+}
+
 static void
 mm(Ctx *c, float *out, const float *w, int N, int K, const float *bias, const float *x, int T)
 {
-    if (c->st == HR_OK)
-        c->st = c->be->gemm(c->dev, out, w, N, K, bias, x, T, &c->err);
+    mm_acc(c, out, w, N, K, bias, x, T, false);
+}
+
+/* ---- element-wise work on the pool ------------------------------------------------- */
+
+typedef struct {
+    Ctx *c;
+    float *v;
+    const float *a, *b;
+    int n_heads, cols;
+} RowJob;
+
+static void
+rope_range(void *arg, int start, int end)
+{
+    RowJob *J = arg;
+    const Ctx *c = J->c;
+    const int hd = c->cfg->head_dim, half = hd / 2;
+    for (int t = start; t < end; t++) {
+        const float *cs = c->rope_cos + (size_t)(t % c->L) * half, *sn = c->rope_sin + (size_t)(t % c->L) * half;
+        float *row = J->v + (size_t)t * J->n_heads * hd;
+        for (int h = 0; h < J->n_heads; h++) {
+            float *x = row + (size_t)h * hd;
+            for (int i = 0; i < half; i++) {
+                float x0 = x[i], x1 = x[i + half];
+                x[i] = x0 * cs[i] - x1 * sn[i];
+                x[i + half] = x1 * cs[i] + x0 * sn[i];
+            }
+        }
+    }
 }
 
 static void
 rope_rows(Ctx *c, float *v, int T, int n_heads)
 {
-    const int hd = c->cfg->head_dim, half = hd / 2;
-    for (int t = 0; t < T; t++) {
-        int pos = t % c->L;
-        float *row = v + (size_t)t * n_heads * hd;
-        for (int i = 0; i < half; i++) {
-            float angle = (float)pos * c->inv_freq[i];
-            float cs = cosf(angle), sn = sinf(angle);
-            for (int h = 0; h < n_heads; h++) {
-                float *x = row + (size_t)h * hd;
-                float x0 = x[i], x1 = x[i + half];
-                x[i] = x0 * cs - x1 * sn;
-                x[i + half] = x1 * cs + x0 * sn;
-            }
-        }
-    }
+    RowJob J = { c, v, NULL, NULL, n_heads, 0 };
+    hr_pool_run(c->pool, rope_range, &J, T, 16);
 }
+
+/* v[t] = rmsnorm(a[t]) * b */
+static void
+rmsnorm_range(void *arg, int start, int end)
+{
+    RowJob *J = arg;
+    for (int t = start; t < end; t++)
+        hr_rmsnorm(J->v + (size_t)t * J->cols, J->a + (size_t)t * J->cols, J->b, J->cols, J->c->cfg->norm_eps);
+}
+
+static void
+rmsnorm_rows(Ctx *c, float *out, const float *x, const float *w, int T, int D)
+{
+    RowJob J = { c, out, x, w, 0, D };
+    hr_pool_run(c->pool, rmsnorm_range, &J, T, 16);
+}
+
+/* v = a + b (b NULL: v += a) */
+static void
+add_range(void *arg, int start, int end)
+{
+    RowJob *J = arg;
+    for (size_t e = (size_t)start * J->cols; e < (size_t)end * J->cols; e++)
+        J->v[e] = J->b ? J->a[e] + J->b[e] : J->v[e] + J->a[e];
+}
+
+static void
+add_rows(Ctx *c, float *out, const float *a, const float *b, int T, int D)
+{
+    RowJob J = { c, out, a, b, 0, D };
+    hr_pool_run(c->pool, add_range, &J, T, 16);
+}
+
+/* ---- the block forward ------------------------------------------------------------- */
 
 typedef struct {
     float *p;       /* [rows, L] scores in, probabilities out */
@@ -77,7 +162,8 @@ typedef struct {
     float scale;
 } SoftmaxArgs;
 
-/* Causal softmax of score rows; row r is query position r % L. */
+/* Causal softmax of score rows; row r is query position r % L (the GEMM
+ * attention of backends other than the CPU). */
 static void
 softmax_range(void *arg, int start, int end)
 {
@@ -102,7 +188,8 @@ softmax_range(void *arg, int start, int end)
     }
 }
 
-/* Causal attention of n/L samples: per sample and KV head, the query heads
+/* Causal attention of n/L samples. On the CPU one fused kernel on the pool
+ * (hr_awq_attention). Elsewhere, per sample and KV head, the query heads
  * that share it are stacked into one [G*L, hd] matrix, so the scores and
  * the weighted sum are two backend GEMMs: S = Q K^T, A = softmax(S) V. */
 static void
@@ -111,6 +198,10 @@ attention(Ctx *c, const float *q, const float *k, const float *v, float *a, int 
     const HrModelConfig *cfg = c->cfg;
     const int L = c->L, hd = cfg->head_dim, nh = cfg->n_heads, nkv = cfg->n_kv_heads, G = nh / nkv;
     const int qd = nh * hd, kvd = nkv * hd;
+    if (c->cpu) {
+        hr_awq_attention(c->pool, q, k, v, a, n / L, L, nh, nkv, hd, 1.0f / sqrtf((float)hd), c->kt, c->vt);
+        return;
+    }
     float *kh = g_new(float, (size_t)L * hd), *vt = g_new(float, (size_t)hd * L);
     float *qg = g_new(float, (size_t)G * L * hd), *og = g_new(float, (size_t)G * L * hd);
     float *sc = g_new(float, (size_t)G * L * L);
@@ -151,25 +242,19 @@ attn_block(Ctx *c, const LW *w, const float *h, int T, float *out, float *a_out)
     const HrModelConfig *cfg = c->cfg;
     const int D = cfg->dim, hd = cfg->head_dim, qd = cfg->n_heads * hd, kvd = cfg->n_kv_heads * hd;
     const int ct = c->chunk * c->L;
-    float *q = g_new(float, (size_t)ct * qd), *k = g_new(float, (size_t)ct * kvd);
-    float *v = g_new(float, (size_t)ct * kvd), *a = g_new(float, (size_t)ct * qd);
+    float *q = c->q, *k = c->k, *v = c->v;
     for (int t0 = 0; t0 < T; t0 += ct) {
         int n = MIN(ct, T - t0);
         const float *x = h + (size_t)t0 * D;
+        float *a = a_out ? a_out + (size_t)t0 * qd : c->att;
         mm(c, q, w->wq, qd, D, w->bq, x, n);
         mm(c, k, w->wk, kvd, D, w->bk, x, n);
         mm(c, v, w->wv, kvd, D, w->bv, x, n);
         rope_rows(c, q, n, cfg->n_heads);
         rope_rows(c, k, n, cfg->n_kv_heads);
         attention(c, q, k, v, a, n);
-        if (a_out)
-            memcpy(a_out + (size_t)t0 * qd, a, sizeof(float) * (size_t)n * qd);
         mm(c, out + (size_t)t0 * D, w->wo, D, qd, NULL, a, n);
     }
-    g_free(q);
-    g_free(k);
-    g_free(v);
-    g_free(a);
 }
 
 /* out[T, D] = down(silu(gate(h)) * up(h)); act_out[T, H] optional. */
@@ -177,20 +262,15 @@ static void
 mlp_block(Ctx *c, const LW *w, const float *h, int T, float *out, float *act_out)
 {
     const int D = c->cfg->dim, H = c->cfg->hidden_dim, ct = c->chunk * c->L;
-    float *gt = g_new(float, (size_t)ct * H), *up = g_new(float, (size_t)ct * H);
     for (int t0 = 0; t0 < T; t0 += ct) {
         int n = MIN(ct, T - t0);
         const float *x = h + (size_t)t0 * D;
+        float *gt = act_out ? act_out + (size_t)t0 * H : c->gt;
         mm(c, gt, w->wg, H, D, NULL, x, n);
-        mm(c, up, w->wu, H, D, NULL, x, n);
-        for (size_t i = 0; i < (size_t)n * H; i++)
-            gt[i] = gt[i] / (1.0f + expf(-gt[i])) * up[i];
-        if (act_out)
-            memcpy(act_out + (size_t)t0 * H, gt, sizeof(float) * (size_t)n * H);
+        mm(c, c->up, w->wu, H, D, NULL, x, n);
+        hr_awq_silu_mul(c->pool, gt, c->up, (size_t)n * H);
         mm(c, out + (size_t)t0 * D, w->wd, D, H, NULL, gt, n);
     }
-    g_free(gt);
-    g_free(up);
 }
 
 typedef enum { G_QKV, G_VO, G_GATEUP, G_DOWN } GroupKind;
@@ -198,19 +278,15 @@ typedef enum { G_QKV, G_VO, G_GATEUP, G_DOWN } GroupKind;
 static void
 run_group(Ctx *c, GroupKind kind, const LW *w, const float *x, int T, float *out)
 {
-    const HrModelConfig *cfg = c->cfg;
     switch (kind) {
     case G_QKV:
         attn_block(c, w, x, T, out, NULL);
         break;
-    case G_VO:
-        mm(c, out, w->wo, cfg->dim, cfg->n_heads * cfg->head_dim, NULL, x, T);
-        break;
     case G_GATEUP:
         mlp_block(c, w, x, T, out, NULL);
         break;
-    case G_DOWN:
-        mm(c, out, w->wd, cfg->dim, cfg->hidden_dim, NULL, x, T);
+    case G_VO:
+    case G_DOWN: /* single linears: the Gram loss, never run */
         break;
     }
 }
@@ -218,20 +294,8 @@ run_group(Ctx *c, GroupKind kind, const LW *w, const float *x, int T, float *out
 void
 hr_awq_fake_quant(const float *w, int N, int K, int g, int bits, float *out)
 {
-    const int ng = K / g;
-    uint8_t *qT = g_new(uint8_t, (size_t)N * K);
-    uint16_t *sc = g_new(uint16_t, (size_t)ng * N);
-    uint8_t *z = g_new(uint8_t, (size_t)ng * N);
-    hr_rtn_quantize_bits(w, N, K, g, bits, qT, sc, z);
-    for (int n = 0; n < N; n++) {
-        for (int k = 0; k < K; k++) {
-            size_t gi = (size_t)(k / g) * N + n;
-            out[(size_t)n * K + k] = ((float)qT[(size_t)k * N + n] - (float)z[gi]) * hr_f16_to_f32(sc[gi]);
-        }
-    }
-    g_free(qT);
-    g_free(sc);
-    g_free(z);
+    for (int n = 0; n < N; n++)
+        hr_rtn_fake_quant_row(w + (size_t)n * K, K, g, bits, out + (size_t)n * K);
 }
 
 typedef struct {
@@ -248,6 +312,7 @@ typedef struct {
     float *out;         /* [N, K] */
     const float *s;     /* [K] */
     int K, g, bits;
+    bool delta;         /* out -= w afterwards (the Gram loss wants W_q - W) */
 } ScaleQuantArgs;
 
 /* Rows of W*diag(s), fake-quantized, divided back by s. */
@@ -260,24 +325,84 @@ scale_quant_range(void *arg, int start, int end)
         float *o = A->out + (size_t)n * A->K;
         for (int k = 0; k < A->K; k++)
             o[k] = w[k] * A->s[k];
-        hr_awq_fake_quant(o, 1, A->K, A->g, A->bits, o);
+        hr_rtn_fake_quant_row(o, A->K, A->g, A->bits, o);
         for (int k = 0; k < A->K; k++)
             o[k] /= A->s[k];
+        if (A->delta) {
+            for (int k = 0; k < A->K; k++)
+                o[k] -= w[k];
+        }
     }
+}
+
+typedef struct {
+    const float *x;     /* [T, K] */
+    double *sum;        /* [K] */
+    float *xt;          /* [K, tc] */
+    int T, K, t0, tc;
+    const float *s;
+    float *w;
+} ColJob;
+
+/* sum[k] += |x[t, k]| over all t, for a block of 16 columns, t in order */
+static void
+abs_sum_range(void *arg, int start, int end)
+{
+    ColJob *J = arg;
+    const int k0 = start * 16, k1 = MIN(end * 16, J->K);
+    for (size_t t = 0; t < (size_t)J->T; t++) {
+        const float *r = J->x + t * J->K;
+        for (int k = k0; k < k1; k++)
+            J->sum[k] += fabsf(r[k]);
+    }
+}
+
+/* xt[k, i] = x[t0 + i, k] */
+static void
+transpose_range(void *arg, int start, int end)
+{
+    ColJob *J = arg;
+    for (int k = start; k < end; k++)
+        for (int i = 0; i < J->tc; i++)
+            J->xt[(size_t)k * J->tc + i] = J->x[(size_t)(J->t0 + i) * J->K + k];
+}
+
+/* C[K, K] = x^T x over the T tokens, GRAM_TOKENS at a time. */
+static float *
+gram(Ctx *c, const float *x, int T, int K)
+{
+    float *C = g_new0(float, (size_t)K * K), *xt = g_new(float, (size_t)K * GRAM_TOKENS);
+    float *part = c->cpu ? NULL : g_new(float, (size_t)K * K);
+    for (int t0 = 0; t0 < T; t0 += GRAM_TOKENS) {
+        ColJob J = { .x = x, .xt = xt, .T = T, .K = K, .t0 = t0, .tc = MIN(GRAM_TOKENS, T - t0) };
+        hr_pool_run(c->pool, transpose_range, &J, K, 16);
+        if (c->cpu) {
+            mm_acc(c, C, xt, K, J.tc, NULL, xt, K, true);
+        } else {
+            mm(c, part, xt, K, J.tc, NULL, xt, K);
+            for (size_t e = 0; e < (size_t)K * K; e++)
+                C[e] += part[e];
+        }
+    }
+    g_free(xt);
+    g_free(part);
+    return C;
 }
 
 /* Search the scales of a group; returns the best ratio index (-1 when every
  * loss was NaN/inf: s = 1) and its loss in *best_loss, the loss at ratio 0
- * in *loss0; s[K] receives the scales. */
+ * in *loss0; s[K] receives the scales. ref [T, D_out] is the group's FP
+ * output (the blocks; unused for single linears); out is scratch of the
+ * same size. */
 static int
-search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, float *s, double *best_loss,
-             double *loss0)
+search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, const float *ref, float *out,
+             float *s, double *best_loss, double *loss0)
 {
     const int K = gr->K, g = gr->g;
+    const bool single = gr->kind == G_VO || gr->kind == G_DOWN;
     double *xsum = g_new0(double, (size_t)K);
-    for (size_t t = 0; t < (size_t)T; t++)
-        for (int k = 0; k < K; k++)
-            xsum[k] += fabsf(x[t * K + k]);
+    ColJob XJ = { .x = x, .sum = xsum, .T = T, .K = K };
+    hr_pool_run(c->pool, abs_sum_range, &XJ, (K + 15) / 16, 1);
     float *xbar = g_new(float, (size_t)K), *wbar = g_new0(float, (size_t)K);
     for (int k = 0; k < K; k++)
         xbar[k] = (float)(xsum[k] / T);
@@ -300,8 +425,8 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, f
     for (int k = 0; k < K; k++)
         wbar[k] = (float)(wsum[k] / rows);
 
-    float *ref = g_new(float, (size_t)T * D_out), *out = g_new(float, (size_t)T * D_out);
-    run_group(c, gr->kind, w, x, T, ref);
+    float *C = single ? gram(c, x, T, K) : NULL;
+    float *P = single ? g_new(float, (size_t)gr->N[0] * K) : NULL;
     float *orig[3], *fq[3];
     for (int j = 0; j < gr->n_lin; j++) {
         orig[j] = *gr->lin[j];
@@ -326,19 +451,25 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, f
         for (int k = 0; k < K; k++)
             cand[k] /= norm;
         for (int j = 0; j < gr->n_lin; j++) {
-            ScaleQuantArgs A = { orig[j], fq[j], cand, K, g, c->opt->bits };
+            ScaleQuantArgs A = { orig[j], fq[j], cand, K, g, c->opt->bits, single };
             hr_pool_run(c->pool, scale_quant_range, &A, gr->N[j], 1);
-            *gr->lin[j] = fq[j];
         }
-        run_group(c, gr->kind, w, x, T, out);
-        for (int j = 0; j < gr->n_lin; j++)
-            *gr->lin[j] = orig[j];
-        double loss = 0.0;
-        for (size_t e = 0; e < (size_t)T * D_out; e++) {
-            double d = (double)out[e] - ref[e];
-            loss += d * d;
+        double loss;
+        if (single) {
+            /* dW = fq[0]; sum_n dW_n C dW_n^T (C symmetric) */
+            mm(c, P, C, K, K, NULL, fq[0], gr->N[0]);
+            loss = hr_awq_dot(c->pool, P, fq[0], (size_t)gr->N[0], (size_t)K);
+        } else {
+            for (int j = 0; j < gr->n_lin; j++)
+                *gr->lin[j] = fq[j];
+            run_group(c, gr->kind, w, x, T, out);
+            for (int j = 0; j < gr->n_lin; j++)
+                *gr->lin[j] = orig[j];
+            loss = hr_awq_sq_diff(c->pool, out, ref, (size_t)T, (size_t)D_out);
         }
         loss /= (double)T * D_out;
+        if (c->trace)
+            g_printerr("awq-trace: group %d ratio %.2f loss %.9g\n", (int)gr->kind, a, loss);
         if (i == 0)
             *loss0 = loss;
         if (isfinite(loss) && loss < *best_loss) {
@@ -353,9 +484,9 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, f
     }
     for (int j = 0; j < gr->n_lin; j++)
         g_free(fq[j]);
+    g_free(C);
+    g_free(P);
     g_free(cand);
-    g_free(ref);
-    g_free(out);
     g_free(xsum);
     g_free(wsum);
     g_free(xbar);
@@ -363,18 +494,38 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, f
     return best;
 }
 
+typedef struct {
+    float *m;           /* [rows, K] */
+    const float *s;     /* [K] */
+    int K;
+    bool divide;
+} FoldJob;
+
+static void
+fold_range(void *arg, int start, int end)
+{
+    FoldJob *J = arg;
+    for (int r = start; r < end; r++) {
+        float *row = J->m + (size_t)r * J->K;
+        for (int k = 0; k < J->K; k++) {
+            if (J->divide)
+                row[k] /= J->s[k];
+            else
+                row[k] *= J->s[k];
+        }
+    }
+}
+
 /* Fold: linears' input columns *= s, the cached input /= s. */
 static void
-fold_group(const Group *gr, const float *s, float *x, int T)
+fold_group(Ctx *c, const Group *gr, const float *s, float *x, int T)
 {
-    const int K = gr->K;
     for (int j = 0; j < gr->n_lin; j++) {
-        float *W = *gr->lin[j];
-        for (size_t e = 0; e < (size_t)gr->N[j] * K; e++)
-            W[e] *= s[e % K];
+        FoldJob J = { *gr->lin[j], s, gr->K, false };
+        hr_pool_run(c->pool, fold_range, &J, gr->N[j], 16);
     }
-    for (size_t e = 0; e < (size_t)T * K; e++)
-        x[e] /= s[e % K];
+    FoldJob J = { x, s, gr->K, true };
+    hr_pool_run(c->pool, fold_range, &J, T, 16);
 }
 
 typedef struct {
@@ -400,7 +551,29 @@ clip_rows_range(void *arg, int start, int end)
         const float m = A->lim[n];
         for (int i = 0; i < A->g; i++)
             d[i] = fminf(fmaxf(w[i], -m), m);
-        hr_awq_fake_quant(d, 1, A->g, A->g, A->bits, d);
+        hr_rtn_fake_quant_row(d, A->g, A->g, A->bits, d);
+    }
+}
+
+typedef struct {
+    const float *out, *org;  /* [nt, N] */
+    double *errs;            /* [N] */
+    int nt, N;
+} ClipErrArgs;
+
+/* errs[n] = sum over t (in order) of (out - org)^2, for blocks of rows */
+static void
+clip_err_range(void *arg, int start, int end)
+{
+    ClipErrArgs *A = arg;
+    for (int n = start; n < end; n++)
+        A->errs[n] = 0.0;
+    for (int t = 0; t < A->nt; t++) {
+        const float *o = A->out + (size_t)t * A->N, *r = A->org + (size_t)t * A->N;
+        for (int n = start; n < end; n++) {
+            double d = (double)o[n] - r[n];
+            A->errs[n] += d * d;
+        }
     }
 }
 
@@ -437,14 +610,8 @@ clip_linear(Ctx *c, float *W, int N, int K, int g, const float *x, int T)
             ClipRowsArgs Q = { W, cw, lim, K, g0, g, c->opt->bits };
             hr_pool_run(c->pool, clip_rows_range, &Q, N, 1);
             mm(c, out, cw, N, g, NULL, xg, nt);
-            memset(errs, 0, sizeof(double) * N);
-            for (int t = 0; t < nt; t++) {
-                const float *o = out + (size_t)t * N, *r = org + (size_t)t * N;
-                for (int n = 0; n < N; n++) {
-                    double d = (double)o[n] - r[n];
-                    errs[n] += d * d;
-                }
-            }
+            ClipErrArgs E = { out, org, errs, nt, N };
+            hr_pool_run(c->pool, clip_err_range, &E, N, 16);
             for (int n = 0; n < N; n++) {
                 if (errs[n] < best[n]) {
                     best[n] = errs[n];
@@ -491,7 +658,11 @@ struct HrAwqState {
     gint64 t_start;
     double last_f;    /* the largest fraction reported (search or writer) */
     int T, layer;
-    float *x, *y, *h1, *a, *h2, *act, *tmp, *s;
+    /* [T, D]: x the layer's input, y its output, h1/h2 the normed inputs of
+     * the attention and the MLP, r1/r2 their FP outputs (the references of
+     * the q,k,v and gate,up searches), out a search's scratch; a [T, qd] the
+     * input of o_proj, act [T, H] the input of down_proj */
+    float *x, *y, *h1, *a, *h2, *act, *r1, *r2, *out, *s;
 };
 
 void
@@ -505,9 +676,21 @@ hr_awq_free(HrAwqState *S)
     g_free(S->h2);
     g_free(S->a);
     g_free(S->act);
-    g_free(S->tmp);
+    g_free(S->r1);
+    g_free(S->r2);
+    g_free(S->out);
     g_free(S->s);
     g_free(S->c.inv_freq);
+    g_free(S->c.rope_cos);
+    g_free(S->c.rope_sin);
+    g_free(S->c.q);
+    g_free(S->c.k);
+    g_free(S->c.v);
+    g_free(S->c.att);
+    g_free(S->c.kt);
+    g_free(S->c.vt);
+    g_free(S->c.gt);
+    g_free(S->c.up);
     hr_pool_free(S->c.pool);
     if (S->c.dev)
         S->c.be->gemm_close(S->c.dev);
@@ -537,16 +720,43 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
                             opt->backend);
     if (!be->gemm) /* a backend without host GEMMs: the search runs on the CPU */
         be = &hr_cpu_backend;
+    const bool cpu = be == &hr_cpu_backend;
     void *dev = NULL;
-    HrStatus st = be->gemm_open(0, &dev, err);
-    if (st != HR_OK)
-        return st;
+    if (!cpu) {
+        HrStatus st = be->gemm_open(0, &dev, err);
+        if (st != HR_OK)
+            return st;
+    }
     HrAwqState *S = g_new0(HrAwqState, 1);
-    Ctx c = { .cfg = cfg, .opt = opt, .pool = hr_pool_new(0), .be = be, .dev = dev,
-              .inv_freq = g_new(float, (size_t)hd / 2), .L = seqlen, .chunk = 1 };
+    Ctx c = { .cfg = cfg, .opt = opt, .pool = hr_pool_new(0), .be = be, .dev = dev, .cpu = cpu,
+              .inv_freq = g_new(float, (size_t)hd / 2), .L = seqlen, .chunk = 1,
+              .trace = g_getenv("HEARTH_AWQ_TRACE") != NULL };
     hr_rope_inv_freq(cfg, c.inv_freq);
-    /* chunk: about 2^20 q elements at a time */
-    c.chunk = (int)CLAMP((1 << 20) / ((int64_t)seqlen * MAX(qd, H)), 1, n_samples);
+    c.rope_cos = g_new(float, (size_t)seqlen * (hd / 2));
+    c.rope_sin = g_new(float, (size_t)seqlen * (hd / 2));
+    for (int t = 0; t < seqlen; t++) {
+        for (int i = 0; i < hd / 2; i++) {
+            float angle = (float)t * c.inv_freq[i];
+            c.rope_cos[(size_t)t * (hd / 2) + i] = cosf(angle);
+            c.rope_sin[(size_t)t * (hd / 2) + i] = sinf(angle);
+        }
+    }
+    /* chunk: about 2^20 q elements at a time (2^22 on the CPU: a GEMM's
+     * packing of W is paid once per chunk) */
+    c.chunk = (int)CLAMP((cpu ? 1 << 22 : 1 << 20) / ((int64_t)seqlen * MAX(qd, H)), 1, n_samples);
+    {
+        const size_t ct = (size_t)c.chunk * seqlen, kvd = (size_t)cfg->n_kv_heads * hd;
+        c.q = g_new(float, ct * qd);
+        c.att = g_new(float, ct * qd);
+        c.k = g_new(float, ct * kvd);
+        c.v = g_new(float, ct * kvd);
+        c.gt = g_new(float, ct * H);
+        c.up = g_new(float, ct * H);
+        if (cpu) {
+            c.kt = g_new(float, hr_awq_attention_scratch(c.chunk, seqlen, cfg->n_kv_heads, hd));
+            c.vt = g_new(float, hr_awq_attention_scratch(c.chunk, seqlen, cfg->n_kv_heads, hd));
+        }
+    }
     S->c = c;
     S->ts = ts;
     S->user = user;
@@ -560,10 +770,12 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     S->h2 = g_try_new(float, (size_t)T * D);
     S->a = g_try_new(float, (size_t)T * qd);
     S->act = g_try_new(float, (size_t)T * H);
-    S->tmp = g_try_new(float, (size_t)T * D);
+    S->r1 = g_try_new(float, (size_t)T * D);
+    S->r2 = g_try_new(float, (size_t)T * D);
+    S->out = g_try_new(float, (size_t)T * D);
     S->s = g_try_new(float, (size_t)MAX(MAX(D, qd), H));
-    if (!S->x || !S->y || !S->h1 || !S->h2 || !S->a || !S->act || !S->tmp || !S->s) {
-        size_t mb = ((size_t)T * (5 * (size_t)D + (size_t)qd + (size_t)H) * sizeof(float)) >> 20;
+    if (!S->x || !S->y || !S->h1 || !S->h2 || !S->a || !S->act || !S->r1 || !S->r2 || !S->out || !S->s) {
+        size_t mb = ((size_t)T * (7 * (size_t)D + (size_t)qd + (size_t)H) * sizeof(float)) >> 20;
         hr_awq_free(S);
         return hr_error_set(err, HR_ERR_NOMEM, "awq: not enough memory for the calibration activations "
                             "(%zu MiB for %d tokens); use fewer --samples or a shorter --seqlen", mb, T);
@@ -620,7 +832,7 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
     const HrTensorSet *ts = S->ts;
     const int D = cfg->dim, hd = cfg->head_dim, qd = cfg->n_heads * hd, kvd = cfg->n_kv_heads * hd;
     const int H = cfg->hidden_dim, T = S->T, l = S->layer;
-    float *x = S->x, *y = S->y, *h1 = S->h1, *a = S->a, *h2 = S->h2, *act = S->act, *tmp = S->tmp, *s = S->s;
+    float *x = S->x, *y = S->y, *h1 = S->h1, *a = S->a, *h2 = S->h2, *act = S->act, *s = S->s;
     HrStatus st = HR_OK;
     if (l >= cfg->n_layers)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: no layer %d", l);
@@ -656,16 +868,12 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
             goto done;
         }
         /* FP forward of the layer: caches and the next input */
-        for (int t = 0; t < T; t++)
-            hr_rmsnorm(h1 + (size_t)t * D, x + (size_t)t * D, w.ln1, D, cfg->norm_eps);
-        attn_block(cp, &w, h1, T, tmp, a);
-        for (size_t e = 0; e < (size_t)T * D; e++)
-            y[e] = x[e] + tmp[e];
-        for (int t = 0; t < T; t++)
-            hr_rmsnorm(h2 + (size_t)t * D, y + (size_t)t * D, w.ln2, D, cfg->norm_eps);
-        mlp_block(cp, &w, h2, T, tmp, act);
-        for (size_t e = 0; e < (size_t)T * D; e++)
-            y[e] += tmp[e];
+        rmsnorm_rows(cp, h1, x, w.ln1, T, D);
+        attn_block(cp, &w, h1, T, S->r1, a);
+        add_rows(cp, y, x, S->r1, T, D);
+        rmsnorm_rows(cp, h2, y, w.ln2, T, D);
+        mlp_block(cp, &w, h2, T, S->r2, act);
+        add_rows(cp, y, S->r2, NULL, T, D);
         if ((st = backend_failed(cp, err)) != HR_OK)
             goto done;
 
@@ -684,8 +892,8 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
                 goto done;
             }
             Group gr = { { &w.wq, &w.wk, &w.wv }, { qd, kvd, kvd }, 3, D, gq, G_QKV };
-            bi = search_group(cp, &w, &gr, h1, T, D, s, &best_loss, &loss0);
-            fold_group(&gr, s, h1, T);
+            bi = search_group(cp, &w, &gr, h1, T, D, S->r1, S->out, s, &best_loss, &loss0);
+            fold_group(cp, &gr, s, h1, T);
             for (int k = 0; k < D; k++)
                 w.ln1[k] /= s[k];
             g_string_append_printf(line, " qkv a=%.2f loss %.3g (a=0 %.3g)", bi / (double)N_GRID, best_loss, loss0);
@@ -699,8 +907,8 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
                 goto done;
             }
             Group gr = { { &w.wo }, { D }, 1, qd, go, G_VO };
-            bi = search_group(cp, &w, &gr, a, T, D, s, &best_loss, &loss0);
-            fold_group(&gr, s, a, T);
+            bi = search_group(cp, &w, &gr, a, T, D, NULL, NULL, s, &best_loss, &loss0);
+            fold_group(cp, &gr, s, a, T);
             for (int r = 0; r < kvd; r++) {
                 for (int k = 0; k < D; k++)
                     w.wv[(size_t)r * D + k] /= s[r];
@@ -718,8 +926,8 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
                 goto done;
             }
             Group gr = { { &w.wg, &w.wu }, { H, H }, 2, D, gg, G_GATEUP };
-            bi = search_group(cp, &w, &gr, h2, T, D, s, &best_loss, &loss0);
-            fold_group(&gr, s, h2, T);
+            bi = search_group(cp, &w, &gr, h2, T, D, S->r2, S->out, s, &best_loss, &loss0);
+            fold_group(cp, &gr, s, h2, T);
             for (int k = 0; k < D; k++)
                 w.ln2[k] /= s[k];
             g_string_append_printf(line, " gateup a=%.2f loss %.3g (a=0 %.3g)", bi / (double)N_GRID, best_loss,
@@ -734,8 +942,8 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
                 goto done;
             }
             Group gr = { { &w.wd }, { D }, 1, H, gd, G_DOWN };
-            bi = search_group(cp, &w, &gr, act, T, D, s, &best_loss, &loss0);
-            fold_group(&gr, s, act, T);
+            bi = search_group(cp, &w, &gr, act, T, D, NULL, NULL, s, &best_loss, &loss0);
+            fold_group(cp, &gr, s, act, T);
             for (int r = 0; r < H; r++)
                 for (int k = 0; k < D; k++)
                     w.wu[(size_t)r * D + k] /= s[r];

@@ -2,6 +2,7 @@
  * checkpoints, 2..8 bits for fake-quant studies). */
 #include <math.h>
 
+#include "awq-private.h"
 #include "hr-half.h"
 #include "quantize.h"
 
@@ -49,6 +50,29 @@ hr_rtn_quantize_bits(const float *w, int N, int K, int g, int bits, uint8_t *qT,
                 q = fminf(fmaxf(q, 0.0f), qmax);
                 qT[(size_t)(gi * g + i) * N + n] = (uint8_t)q;
             }
+        }
+    }
+}
+
+void
+hr_rtn_fake_quant_row(const float *w, int K, int g, int bits, float *out)
+{
+    const float qmax = (float)((1 << bits) - 1);
+    for (int g0 = 0; g0 + g <= K; g0 += g) {
+        const float *wg = w + g0;
+        float mn = 0.0f, mx = 0.0f;
+        for (int i = 0; i < g; i++) {
+            mn = fminf(mn, wg[i]);
+            mx = fmaxf(mx, wg[i]);
+        }
+        float s = (mx - mn) / qmax;
+        if (!(s >= 1e-7f))
+            s = 1e-7f;
+        s = hr_f16_to_f32(f16_round_up(s));
+        float z = fminf(fmaxf(-roundf(mn / s), 0.0f), qmax);
+        for (int i = 0; i < g; i++) {
+            float q = fminf(fmaxf(roundf(wg[i] / s) + z, 0.0f), qmax);
+            out[g0 + i] = (q - z) * s;
         }
     }
 }

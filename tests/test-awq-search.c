@@ -9,7 +9,11 @@
  *      perplexity on 32 other sampled windows: FP, RTN and AWQ printed,
  *      AWQ <= RTN asserted. (With only the 64x64 attention linears
  *      quantized the AWQ/RTN gap is within the noise of such a small
- *      held-out set, so the test quantizes down_proj too.) */
+ *      held-out set, so the test quantizes down_proj too.)
+ *  (c) the search's CPU kernels (engine/cpu/cpu-awq.c) against plain
+ *      double-precision loops: exp, SiLU*up, causal GQA attention (head
+ *      sizes 8 and 64, a length that is no multiple of 16), the row
+ *      reductions; the same bits on 1 and 2 threads. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +21,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "cpu-awq.h"
 #include "hr-test.h"
 #include "model.h"
 #include "quantize.h"
@@ -271,9 +276,130 @@ stage_check(const char *tmp)
     }
 }
 
+/* (c) the search's kernels against double-precision loops */
+static void
+attention_ref(const float *q, const float *k, const float *v, double *out, int nw, int L, int nh, int nkv, int hd,
+              float scale)
+{
+    const int qd = nh * hd, kvd = nkv * hd;
+    double *p = g_new(double, L);
+    for (int w = 0; w < nw; w++)
+        for (int h = 0; h < nh; h++)
+            for (int t = 0; t < L; t++) {
+                const float *qr = q + ((size_t)w * L + t) * qd + (size_t)h * hd;
+                double mx = -INFINITY, sum = 0.0;
+                for (int u = 0; u <= t; u++) {
+                    const float *kr = k + ((size_t)w * L + u) * kvd + (size_t)(h / (nh / nkv)) * hd;
+                    double d = 0.0;
+                    for (int i = 0; i < hd; i++)
+                        d += (double)qr[i] * kr[i];
+                    p[u] = d * scale;
+                    mx = fmax(mx, p[u]);
+                }
+                for (int u = 0; u <= t; u++)
+                    sum += p[u] = exp(p[u] - mx);
+                for (int i = 0; i < hd; i++) {
+                    double a = 0.0;
+                    for (int u = 0; u <= t; u++)
+                        a += p[u] / sum * v[((size_t)w * L + u) * kvd + (size_t)(h / (nh / nkv)) * hd + i];
+                    out[((size_t)w * L + t) * qd + (size_t)h * hd + i] = a;
+                }
+            }
+    g_free(p);
+}
+
+static void
+kernels_check(void)
+{
+    /* exp: within 2 ulp of libm's over the softmax/SiLU range, NaN kept,
+     * 0 and inf at the ends */
+    double worst = 0.0;
+    for (int i = 0; i <= 200000; i++) {
+        float x = -87.0f + 175.0f * (float)i / 200000.0f;
+        double e = exp((double)x), r = fabs((double)hr_awq_exp_ref(x) - e) / e;
+        worst = fmax(worst, r);
+    }
+    printf("kernels: exp max relative error %.3g\n", worst);
+    HR_CHECK(worst < 2.5e-7, "exp: relative error %g", worst);
+    HR_CHECK(isnan(hr_awq_exp_ref(NAN)) && hr_awq_exp_ref(-200.0f) == 0.0f && isinf(hr_awq_exp_ref(200.0f)),
+             "exp: NaN/underflow/overflow");
+
+    HrThreadPool *pools[2] = { hr_pool_new(1), hr_pool_new(2) };
+    guint32 r = 99;
+#define RNDF() (r = r * 1664525u + 1013904223u, ((float)(r >> 8) / 16777216.0f - 0.5f))
+    /* SiLU * up, odd length (a masked tail) */
+    enum { NS = 1237 };
+    float g[2][NS], u[NS];
+    for (int i = 0; i < NS; i++) {
+        g[0][i] = g[1][i] = 24.0f * RNDF();
+        u[i] = RNDF();
+    }
+    double se = 0.0;
+    for (int p = 0; p < 2; p++)
+        hr_awq_silu_mul(pools[p], g[p], u, NS);
+    r = 99;
+    for (int i = 0; i < NS; i++) {
+        double x = 24.0 * RNDF(), ui = RNDF(), want = x / (1.0 + exp(-x)) * ui;
+        se = fmax(se, fabs(g[0][i] - want) / (fabs(want) + 1e-30));
+    }
+    HR_CHECK(se < 1e-6, "silu*up: relative error %g", se);
+    HR_CHECK(memcmp(g[0], g[1], sizeof g[0]) == 0, "silu*up: 1 and 2 threads differ");
+
+    /* attention: GQA (4 query heads on 2 KV heads), L = 37 */
+    const int shapes[2][2] = { { 8, 37 }, { 64, 37 } };
+    for (int si = 0; si < 2; si++) {
+        const int hd = shapes[si][0], L = shapes[si][1], nw = 3, nh = 4, nkv = 2, qd = nh * hd, kvd = nkv * hd;
+        const size_t T = (size_t)nw * L;
+        float *q = g_new(float, T * qd), *k = g_new(float, T * kvd), *v = g_new(float, T * kvd);
+        float *o[2] = { g_new(float, T * qd), g_new(float, T * qd) };
+        double *ref = g_new(double, T * qd);
+        for (size_t i = 0; i < T * qd; i++)
+            q[i] = 4.0f * RNDF();
+        for (size_t i = 0; i < T * kvd; i++) {
+            k[i] = 4.0f * RNDF();
+            v[i] = RNDF();
+        }
+        size_t ns = hr_awq_attention_scratch(nw, L, nkv, hd);
+        float *kt = g_new(float, ns), *vt = g_new(float, ns);
+        float scale = 1.0f / sqrtf((float)hd);
+        for (int p = 0; p < 2; p++)
+            hr_awq_attention(pools[p], q, k, v, o[p], nw, L, nh, nkv, hd, scale, kt, vt);
+        attention_ref(q, k, v, ref, nw, L, nh, nkv, hd, scale);
+        double err = 0.0;
+        for (size_t i = 0; i < T * qd; i++)
+            err = fmax(err, fabs(o[0][i] - ref[i]));
+        printf("kernels: attention hd %d max |error| %.3g\n", hd, err);
+        HR_CHECK(err < 2e-6, "attention hd %d: error %g", hd, err);
+        HR_CHECK(memcmp(o[0], o[1], sizeof(float) * T * qd) == 0, "attention: 1 and 2 threads differ");
+        /* reductions over the same data */
+        double sd = 0.0, dt = 0.0;
+        for (size_t i = 0; i < T * qd; i++) {
+            sd += ((double)o[0][i] - q[i]) * ((double)o[0][i] - q[i]);
+            dt += (double)o[0][i] * q[i];
+        }
+        double a1 = hr_awq_sq_diff(pools[0], o[0], q, T, (size_t)qd), a2 = hr_awq_sq_diff(pools[1], o[0], q, T, (size_t)qd);
+        double d1 = hr_awq_dot(pools[0], o[0], q, T, (size_t)qd), d2 = hr_awq_dot(pools[1], o[0], q, T, (size_t)qd);
+        HR_CHECK(fabs(a1 - sd) <= 1e-12 * sd && fabs(d1 - dt) <= 1e-12 * fabs(sd), "reductions: %g vs %g, %g vs %g",
+                 a1, sd, d1, dt);
+        HR_CHECK(a1 == a2 && d1 == d2, "reductions: 1 and 2 threads differ");
+        g_free(q);
+        g_free(k);
+        g_free(v);
+        g_free(o[0]);
+        g_free(o[1]);
+        g_free(ref);
+        g_free(kt);
+        g_free(vt);
+    }
+#undef RNDF
+    hr_pool_free(pools[0]);
+    hr_pool_free(pools[1]);
+}
+
 int
 main(void)
 {
+    kernels_check();
     g_autofree char *tmp = g_dir_make_tmp("hearth-awq-search-XXXXXX", NULL);
     HR_CHECK(tmp != NULL, "no temporary directory");
     fold_check("llama-gqa-tied", tmp);

@@ -1,0 +1,37 @@
+/* cpu-awq.h — CPU kernels of the AWQ search (quantize/awq.c): the parts of
+ * a block forward and of the loss that are not GEMMs, vectorised (AVX-512
+ * where the CPU has it, else a portable loop; HEARTH_CPU_SCALAR forces it)
+ * and split over the pool. Every result is independent of the thread
+ * count: each output is computed by one call on fixed blocks, and
+ * reductions are summed per row, then the rows in order. */
+#pragma once
+
+#include <stddef.h>
+
+#include "cpu-threads.h"
+
+/* e^x as the kernels compute it (the scalar reference of the vector code,
+ * the same bits): n = rint(x log2 e), r = x - n ln2 (two-part ln2), a degree-7
+ * polynomial, times 2^n. Within 2 ulp of expf; NaN stays NaN. */
+float hr_awq_exp_ref(float x);
+
+/* g[i] = g[i] / (1 + e^-g[i]) * u[i] (SiLU(gate) * up) for i < n. */
+void hr_awq_silu_mul(HrThreadPool *pool, float *g, const float *u, size_t n);
+
+/* Floats of scratch hr_awq_attention() needs for kt and vt (each). */
+size_t hr_awq_attention_scratch(int n_win, int L, int nkv, int hd);
+
+/* Causal self-attention of n_win windows of L tokens (position = index in
+ * the window): q [n_win*L, nh*hd], k, v [n_win*L, nkv*hd] (RoPE applied),
+ * query head h reads KV head h / (nh / nkv); out [n_win*L, nh*hd]. Per
+ * query row t: s_u = (q . k_u) * scale for u <= t, p = softmax(s),
+ * out = sum_u p_u v_u. kt, vt: scratch of hr_awq_attention_scratch() floats. */
+void hr_awq_attention(HrThreadPool *pool, const float *q, const float *k, const float *v, float *out, int n_win,
+                      int L, int nh, int nkv, int hd, float scale, float *kt, float *vt);
+
+/* sum_i (a[i] - b[i])^2 in double, over rows of `cols` (rows * cols items):
+ * per row in a fixed order, then the rows in order. */
+double hr_awq_sq_diff(HrThreadPool *pool, const float *a, const float *b, size_t rows, size_t cols);
+
+/* sum_i a[i] * b[i] in double, the same way. */
+double hr_awq_dot(HrThreadPool *pool, const float *a, const float *b, size_t rows, size_t cols);
