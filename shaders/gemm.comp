@@ -1,8 +1,8 @@
 #version 450
 // gemm.comp — prefill: out[t, R] (+)= W[R, :] . x[t, :] for a chunk of
 // tokens, tiled through shared memory. A workgroup owns a BM-row x BN-token
-// tile; per BK-wide slice of K it dequantizes BM x BK weights (4-bit AWQ or
-// FP16, the layouts of gemv.comp) and stages BN x BK activations in shared
+// tile; per BK-wide slice of K it dequantizes BM x BK weights (4-bit, int8
+// or FP16, the layouts of gemv.comp) and stages BN x BK activations in shared
 // memory, then each thread accumulates a TM x TN register block. Same
 // epilogues and multi-matrix rules as gemv.comp (q/k/v in one dispatch,
 // gate+up with silu*mul, residual, bias, lm_head rows from logit_first).
@@ -15,7 +15,7 @@ layout(constant_id = 2) const uint BN = 32;     // tokens per tile
 layout(constant_id = 3) const uint BK = 32;     // K slice (multiple of 8)
 layout(constant_id = 4) const uint TM = 4;      // rows per thread
 layout(constant_id = 5) const uint TN = 4;      // tokens per thread
-layout(constant_id = 6) const uint QUANT = 1;
+layout(constant_id = 6) const uint QUANT = 1;   // 0: FP16, 1: 4-bit, 2: int8
 layout(constant_id = 7) const uint GATE = 0;
 
 const uint LD = BK + 1u;                        // padded shared row
@@ -41,6 +41,7 @@ layout(push_constant) uniform Push {
     uint x_stride, o_stride;
     uint flags;                 // 1: residual, 2: bias, 4: tokens from prm.logit_first
     uint obase;
+    uint sfmt;                  // scale table format (QUANT), weights.glsl
 } pc;
 
 shared float ws[WT * NMAT];
@@ -54,6 +55,8 @@ uint wload(uint m, uint i)
         return w1[i];
     return w2[i];
 }
+
+#include "weights.glsl"
 
 void main()
 {
@@ -82,22 +85,24 @@ void main()
         // Weights: BM x BK, dequantized to FP32.
         for (uint g = 0u; g < NMAT; g++) {
             const uint m = GATE == 1u ? g : mat;
-            if (QUANT == 1u) {
+            if (QUANT != 0u) {
                 const uint soff = m == 0u ? pc.soff0 : (m == 1u ? pc.soff1 : pc.soff2);
                 for (uint idx = tid; idx < BM * (BK / 8u); idx += WG) {
                     const uint r = idx / (BK / 8u), u = idx % (BK / 8u);
                     const uint row = r0 + r, unit = kb / 8u + u;
-                    float v[8] = { 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0 };
-                    if (row < nrows && unit < pc.kw) {
-                        const uint word = wload(m, row * pc.kw + unit);
-                        const uint sc = wload(m, soff + row * pc.ng + (pc.ng == 1u ? 0u : unit * 8u / pc.gsize));
-                        const float s = unpackHalf2x16(sc).x;
-                        const float sz = s * float(sc >> 16);
-                        for (uint i = 0u; i < 8u; i++)
-                            v[i] = s * float((word >> (4u * i)) & 15u) - sz;
+                    vec4 qa = vec4(0.0), qb = vec4(0.0);
+                    if (row < nrows && unit * 8u < pc.k) {
+                        const vec2 sb = wscale(m, soff, row * pc.ng + (pc.ng == 1u ? 0u : unit * 8u / pc.gsize),
+                                               pc.sfmt);
+                        wunit(m, row * pc.kw, unit, QUANT, qa, qb);
+                        qa = sb.x * qa + sb.y;
+                        qb = sb.x * qb + sb.y;
                     }
-                    for (uint i = 0u; i < 8u; i++)
-                        ws[g * WT + r * LD + u * 8u + i] = v[i];
+                    const uint o = g * WT + r * LD + u * 8u;
+                    for (uint i = 0u; i < 4u; i++) {
+                        ws[o + i] = qa[i];
+                        ws[o + 4u + i] = qb[i];
+                    }
                 }
             } else {
                 for (uint idx = tid; idx < BM * (BK / 2u); idx += WG) {

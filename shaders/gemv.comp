@@ -1,13 +1,17 @@
 #version 450
 // gemv.comp — out[t, R] (+)= W[R, :] . x[t, :] for a few tokens, weights
-// either 4-bit AWQ (repacked at load) or FP16, dequantized in registers.
+// 4-bit (AWQ, GGUF Q4_0/Q4_1/Q4_K), int8 (GGUF Q8_0/Q5_*/Q6_K) or FP16,
+// dequantized in registers.
 //
 // Weight layout (one storage buffer per tensor, engine/vulkan/vk-kernels.h):
 //   QUANT=1: row r holds kw = ceil(K/8) uint words; word u carries inputs
-//            8u..8u+7, input 8u+i in bits 4i..4i+3. After the N*kw words,
-//            at soff, one word per (row, group): bits 0..15 the FP16 scale s,
-//            bits 16..19 the zero point z. The zero is folded per 8 inputs:
-//            sum (q - z) s x = s * sum q x - s z * sum x.
+//            8u..8u+7, input 8u+i in bits 4i..4i+3.
+//   QUANT=2: row r holds kw = ceil(K/8)*2 words; input k in byte k%4 of
+//            word k/4, two's complement.
+//            For both, after the N*kw words, at soff, a scale table with
+//            one entry per (row, group) in format pc.sfmt (weights.glsl),
+//            read as w = s*q + b and folded per 8 inputs (groups are
+//            multiples of 8): sum (s q + b) x = s * sum q x + b * sum x.
 //   QUANT=0: row r holds kw = ceil(K/8)*4 words of FP16 pairs (zero padded).
 // Each workgroup computes ROWS rows of one matrix for NT tokens; threads
 // stride over 8-input units (coalesced 32-bit loads across a row), then the
@@ -15,7 +19,8 @@
 // shared-memory tree. Up to three matrices share a dispatch (q/k/v: rows
 // are concatenated in the output); GATE=1 computes gate and up rows
 // together and writes silu(gate) * up.
-// USE_FP16=1 (devices with shaderFloat16, opt-in): the products of each
+// USE_FP16=1 (devices with shaderFloat16, opt-in): for FP16 and 4-bit
+// weights (int8 products could leave FP16's range) the products of each
 // 8-input unit are formed and summed in FP16 (activations rounded to FP16),
 // the unit sums accumulate in FP32; USE_FP16=0 is FP32 throughout.
 #extension GL_GOOGLE_include_directive : require
@@ -31,7 +36,7 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64;     // power of two
 layout(constant_id = 1) const uint ROWS = 2;    // output rows per workgroup
 layout(constant_id = 2) const uint NT = 1;      // tokens per workgroup
-layout(constant_id = 3) const uint QUANT = 1;   // 1: 4-bit, 0: FP16
+layout(constant_id = 3) const uint QUANT = 1;   // 0: FP16, 1: 4-bit, 2: int8
 layout(constant_id = 4) const uint GATE = 0;    // 1: silu(W0 x) * (W1 x)
 
 const uint NMAT = GATE + 1u;
@@ -57,6 +62,7 @@ layout(push_constant) uniform Push {
     uint x_stride, o_stride;    // floats per token row
     uint flags;                 // 1: o += (residual), 2: + bias, 4: tokens from prm.logit_first
     uint obase;                 // added to every output row index
+    uint sfmt;                  // scale table format (QUANT): 0 ZERO, 1 OFF16, 2 F32, 3 F32OFF
 } pc;
 
 shared float red[WG * NACC];
@@ -69,6 +75,8 @@ uint wload(uint m, uint i)
         return w1[i];
     return w2[i];
 }
+
+#include "weights.glsl"
 
 void main()
 {
@@ -126,33 +134,31 @@ void main()
                 break;
             for (uint g = 0u; g < NMAT; g++) {
                 const uint m = GATE == 1u ? g : mat;
-                if (QUANT == 1u) {
+                if (QUANT != 0u) {
                     const uint soff = m == 0u ? pc.soff0 : (m == 1u ? pc.soff1 : pc.soff2);
-                    const uint word = wload(m, row * pc.kw + u);
-                    const uint sc = wload(m, soff + row * pc.ng + (pc.ng == 1u ? 0u : kb / pc.gsize));
-                    const float s = unpackHalf2x16(sc).x;
-                    const float sz = s * float(sc >> 16);
+                    const vec2 sb = wscale(m, soff, row * pc.ng + (pc.ng == 1u ? 0u : kb / pc.gsize), pc.sfmt);
 #if USE_FP16
-                    const f16vec4 qa = f16vec4(uvec4(word & 15u, (word >> 4) & 15u, (word >> 8) & 15u,
-                                                       (word >> 12) & 15u));
-                    const f16vec4 qb = f16vec4(uvec4((word >> 16) & 15u, (word >> 20) & 15u,
-                                                       (word >> 24) & 15u, word >> 28));
-                    for (uint t = 0u; t < NT; t++) {
-                        const float qx = float(dot(qa, xh[2u * t]) + dot(qb, xh[2u * t + 1u]));
-                        acc[(g * ROWS + r) * NT + t] += s * qx - sz * sx[t];
+                    if (QUANT == 1u) {
+                        const uint word = wload(m, row * pc.kw + u);
+                        const f16vec4 qa = f16vec4(uvec4(word & 15u, (word >> 4) & 15u, (word >> 8) & 15u,
+                                                           (word >> 12) & 15u));
+                        const f16vec4 qb = f16vec4(uvec4((word >> 16) & 15u, (word >> 20) & 15u,
+                                                           (word >> 24) & 15u, word >> 28));
+                        for (uint t = 0u; t < NT; t++) {
+                            const float qx = float(dot(qa, xh[2u * t]) + dot(qb, xh[2u * t + 1u]));
+                            acc[(g * ROWS + r) * NT + t] += sb.x * qx + sb.y * sx[t];
+                        }
+                        continue;
                     }
-#else
-                    vec4 qa = vec4(float(word & 15u), float((word >> 4) & 15u),
-                                   float((word >> 8) & 15u), float((word >> 12) & 15u));
-                    vec4 qb = vec4(float((word >> 16) & 15u), float((word >> 20) & 15u),
-                                   float((word >> 24) & 15u), float(word >> 28));
+#endif
+                    vec4 qa, qb;
+                    wunit(m, row * pc.kw, u, QUANT, qa, qb);
                     for (uint t = 0u; t < NT; t++) {
                         const uint xb = t * 8u;
                         float qx = dot(qa, vec4(xv[xb], xv[xb + 1u], xv[xb + 2u], xv[xb + 3u])) +
                                    dot(qb, vec4(xv[xb + 4u], xv[xb + 5u], xv[xb + 6u], xv[xb + 7u]));
-                        acc[(g * ROWS + r) * NT + t] += s * qx - sz * sx[t];
+                        acc[(g * ROWS + r) * NT + t] += sb.x * qx + sb.y * sx[t];
                     }
-#endif
                 } else {
                     const uint wb = row * pc.kw + u * 4u;
 #if USE_FP16

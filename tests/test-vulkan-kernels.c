@@ -8,6 +8,18 @@
  * shapes: stories260K's (dim 64, heads 8/KV 4, head_dim 8, hidden 172,
  * vocab 512), odd widths and tails, per-channel and grouped AWQ.
  *
+ * GGUF blocks (hr_vk_pack_ggml: Q4_0, Q4_1, Q4_K as 4-bit groups with a
+ * zero point, FP16 offset or FP32 offset; Q8_0, Q5_0, Q5_1, Q5_K, Q6_K as
+ * int8 with an FP32 scale per 32 or 16 and an optional offset): random
+ * blocks (random bytes, sane FP16 scales of either sign), against the rows
+ * decoded by hr_ggml_dequant() (which test-gguf-blocks holds to llama.cpp's
+ * decoder) times x in FP32 on the CPU; decode, prefill and the fused q|k|v
+ * and gate*up, row tails (N not a multiple of the rows per workgroup or
+ * tile), one to sixteen groups per row; and the embedding gather from each
+ * layout (exact: both sides form s*q + b in FP32 with an exact product,
+ * except Q6_K's (d*sc)*q and Q5_1/Q5_K's centred values: 1e-6 * (1 + |w|)).
+ * A type the kernels do not read (Q2_K) is refused by name.
+ *
  * Tolerances (the GPU sums in another order, in FP32 like the CPU):
  *   GEMV/RMSNorm/RoPE: |gpu - cpu| <= 2e-4 * (1 + max |cpu|)
  *   attention:         |gpu - cpu| <= 1e-4 * (1 + max |cpu|)  (same FP16 cache)
@@ -19,6 +31,8 @@
 #include <glib.h>
 
 #include "cpu-kernels.h"
+#include "gguf-blocks.h"
+#include "gguf.h"
 #include "hr-half.h"
 #include "hr-test.h"
 #include "quantize.h"
@@ -118,10 +132,96 @@ run(const HrVkDispatch *d, uint32_t n)
 typedef struct {
     int N, K, ng;
     bool quant;
+    uint32_t ggml;     /* a GGUF block type (then quant is false), or 0 */
     HrVkWeight w;
     HrQMat q;          /* CPU copy when quant */
     uint16_t *f16;     /* [N, K] when dense */
+    float *f32;        /* [N, K] the GGUF rows decoded by hr_ggml_dequant() */
 } TestMat;
+
+static void
+put_half(uint8_t *p, float v)
+{
+    uint16_t h = hr_f32_to_f16(v);
+    memcpy(p, &h, 2);
+}
+
+static double
+rand_signed(double lo, double hi)
+{
+    double v = g_rand_double_range(rng, lo, hi);
+    return g_rand_boolean(rng) ? v : -v;
+}
+
+/* [N, K] random blocks of GGUF type `type` (K a multiple of the block):
+ * random bytes, then the FP16 scales and mins set to sizes a model has. */
+static uint8_t *
+ggml_random(uint32_t type, int N, int K, size_t *n_bytes)
+{
+    int block = 0;
+    size_t bb = 0;
+    hr_ggml_type_block(type, &block, &bb);
+    *n_bytes = (size_t)N * (size_t)(K / block) * bb;
+    uint8_t *b = g_new(uint8_t, *n_bytes);
+    for (size_t i = 0; i < *n_bytes; i++)
+        b[i] = (uint8_t)g_rand_int_range(rng, 0, 256);
+    for (uint8_t *p = b; p < b + *n_bytes; p += bb) {
+        switch (type) {
+        case HR_GGML_Q4_0:
+        case HR_GGML_Q5_0:
+        case HR_GGML_Q8_0:
+            put_half(p, (float)rand_signed(0.001, 0.03));
+            break;
+        case HR_GGML_Q4_1:
+        case HR_GGML_Q5_1:
+            put_half(p, (float)g_rand_double_range(rng, 0.001, 0.02));
+            put_half(p + 2, (float)g_rand_double_range(rng, -0.3, 0.0));
+            break;
+        case HR_GGML_Q4_K:
+        case HR_GGML_Q5_K:
+            put_half(p, (float)g_rand_double_range(rng, 0.0001, 0.001));
+            put_half(p + 2, (float)g_rand_double_range(rng, 0.0001, 0.002));
+            break;
+        case HR_GGML_Q6_K:
+            put_half(p + 208, (float)rand_signed(0.00002, 0.0002));
+            break;
+        default:
+            break;
+        }
+    }
+    return b;
+}
+
+static void
+mat_make_ggml(TestMat *m, int N, int K, uint32_t type)
+{
+    memset(m, 0, sizeof *m);
+    m->N = N;
+    m->K = K;
+    m->ggml = type;
+    size_t n_bytes = 0, n_words = 0;
+    uint8_t *blocks = ggml_random(type, N, K, &n_bytes);
+    m->f32 = g_new(float, (size_t)N * K);
+    for (int n = 0; n < N; n++)
+        hr_ggml_dequant(type, blocks + n_bytes / (size_t)N * (size_t)n, m->f32 + (size_t)n * K, K);
+    HrError err = { 0 };
+    uint32_t *words = hr_vk_pack_ggml(blocks, type, N, K, &m->w, &n_words, &err);
+    HR_CHECK(words != NULL, "pack_ggml: %s", err.message);
+    HR_CHECK(n_words == hr_vk_ggml_words(type, N, K), "pack_ggml %s: %zu words, hr_vk_ggml_words says %zu",
+             hr_ggml_type_name(type), n_words, hr_vk_ggml_words(type, N, K));
+    m->ng = (int)m->w.ng;
+    HrVkBuffer *b = hostbuf(n_words * 4, words);
+    m->w.buf = *b;
+    g_free(b);
+    g_free(words);
+    g_free(blocks);
+}
+
+static const char *
+mat_label(const TestMat *m)
+{
+    return m->ggml ? hr_ggml_type_name(m->ggml) : m->quant ? "q4" : "f16";
+}
 
 static void
 mat_make(TestMat *m, int N, int K, int ng, bool quant)
@@ -192,6 +292,7 @@ mat_free(TestMat *m)
     if (m->quant)
         hr_qmat_free(&m->q);
     g_free(m->f16);
+    g_free(m->f32);
 }
 
 /* out[t, :] = W x[t, :] (+ bias) (+ residual) on the CPU. */
@@ -200,6 +301,9 @@ mat_ref(const TestMat *m, float *out, const float *bias, const float *x, int T, 
 {
     if (m->quant) {
         hr_matmul_q4(NULL, out, &m->q, bias, x, T, residual);
+    } else if (m->ggml) {
+        HrMat hm = { m->f32, HR_DTYPE_F32, m->N, m->K };
+        hr_matmul(NULL, out, &hm, bias, x, T, residual);
     } else {
         HrMat hm = { m->f16, HR_DTYPE_F16, m->N, m->K };
         hr_matmul(NULL, out, &hm, bias, x, T, residual);
@@ -209,13 +313,16 @@ mat_ref(const TestMat *m, float *out, const float *bias, const float *x, int T, 
 /* ---- GEMV ---------------------------------------------------------------------------- */
 
 static void
-test_gemv_one(int N, int K, int ng, bool quant, int T, bool prefill)
+test_gemv_one(int N, int K, int ng, bool quant, uint32_t ggml, int T, bool prefill)
 {
     char what[160];
-    g_snprintf(what, sizeof what, "%s %s N=%d K=%d ng=%d T=%d", !prefill ? "gemv" : hr_vk_kernels_config(kern)->gemm
-               ? "gemm" : "gemv-tokens", quant ? "q4" : "f16", N, K, ng, T);
     TestMat m;
-    mat_make(&m, N, K, ng, quant);
+    if (ggml)
+        mat_make_ggml(&m, N, K, ggml);
+    else
+        mat_make(&m, N, K, ng, quant);
+    g_snprintf(what, sizeof what, "%s%s%s %s N=%d K=%d ng=%d T=%d", !prefill ? "gemv" : hr_vk_kernels_config(kern)->gemm
+               ? "gemm" : "gemv-tokens", m.ggml ? "-" : "", m.ggml ? mat_label(&m) : "", mat_label(&m), N, K, m.ng, T);
     float *x = randv((size_t)T * K, 1.0f), *res = randv((size_t)T * N, 1.0f), *bias = randv(N, 0.5f);
     float *ref = g_new(float, (size_t)T * N);
     HrVkBuffer *bx = hostbuf((size_t)T * K * 4, x), *bo = hostbuf((size_t)T * N * 4, res);
@@ -254,15 +361,18 @@ test_gemv_one(int N, int K, int ng, bool quant, int T, bool prefill)
 
 /* q/k/v in one dispatch (with bias), and gate+up with SiLU*mul. */
 static void
-test_gemv_fused(int dim, int q_dim, int kv_dim, int hidden, int ng, bool quant, int T, bool prefill)
+test_gemv_fused(int dim, int q_dim, int kv_dim, int hidden, int ng, bool quant, uint32_t ggml, int T, bool prefill)
 {
     char what[160];
     TestMat wq, wk, wv, wg, wu;
-    mat_make(&wq, q_dim, dim, ng, quant);
-    mat_make(&wk, kv_dim, dim, ng, quant);
-    mat_make(&wv, kv_dim, dim, ng, quant);
-    mat_make(&wg, hidden, dim, ng, quant);
-    mat_make(&wu, hidden, dim, ng, quant);
+    TestMat *all[5] = { &wq, &wk, &wv, &wg, &wu };
+    const int rows[5] = { q_dim, kv_dim, kv_dim, hidden, hidden };
+    for (int i = 0; i < 5; i++) {
+        if (ggml)
+            mat_make_ggml(all[i], rows[i], dim, ggml);
+        else
+            mat_make(all[i], rows[i], dim, ng, quant);
+    }
     const int qkv = q_dim + 2 * kv_dim;
     float *x = randv((size_t)T * dim, 1.0f), *bias = randv(qkv, 0.5f);
     HrVkBuffer *bx = hostbuf((size_t)T * dim * 4, x), *bo = hostbuf((size_t)T * qkv * 4, NULL);
@@ -289,7 +399,7 @@ test_gemv_fused(int dim, int q_dim, int kv_dim, int hidden, int ng, bool quant, 
         memcpy(ref + (size_t)t * qkv + q_dim, k + (size_t)t * kv_dim, (size_t)kv_dim * 4);
         memcpy(ref + (size_t)t * qkv + q_dim + kv_dim, v + (size_t)t * kv_dim, (size_t)kv_dim * 4);
     }
-    g_snprintf(what, sizeof what, "qkv %s dim=%d q=%d kv=%d T=%d %s", quant ? "q4" : "f16", dim, q_dim, kv_dim, T,
+    g_snprintf(what, sizeof what, "qkv%s%s %s dim=%d q=%d kv=%d T=%d %s", wq.ggml ? "-" : "", wq.ggml ? mat_label(&wq) : "", mat_label(&wq), dim, q_dim, kv_dim, T,
                prefill ? "prefill" : "decode");
     close_enough(what, bo->mapped, ref, (size_t)T * qkv, gemv_tol);
 
@@ -298,7 +408,7 @@ test_gemv_fused(int dim, int q_dim, int kv_dim, int hidden, int ng, bool quant, 
     mat_ref(&wu, ur, NULL, x, T, NULL);
     for (size_t i = 0; i < (size_t)T * hidden; i++)
         gr[i] = gr[i] / (1.0f + expf(-gr[i])) * ur[i];
-    g_snprintf(what, sizeof what, "gate*up %s dim=%d hidden=%d T=%d %s", quant ? "q4" : "f16", dim, hidden, T,
+    g_snprintf(what, sizeof what, "gate*up%s%s %s dim=%d hidden=%d T=%d %s", wg.ggml ? "-" : "", wg.ggml ? mat_label(&wg) : "", mat_label(&wg), dim, hidden, T,
                prefill ? "prefill" : "decode");
     close_enough(what, bh->mapped, gr, (size_t)T * hidden, gemv_tol);
 
@@ -399,6 +509,38 @@ test_embed(int vocab, int dim)
         for (int i = 0; i < dim; i++)
             bad += x[(size_t)t * dim + i] != hr_f16_to_f32(m.f16[(size_t)tok[t] * dim + i]);
     HR_CHECK(bad == 0, "[%s] embed vocab=%d dim=%d: %d wrong values", cfg_label, vocab, dim, bad);
+    freebuf(bt);
+    freebuf(bx);
+    freebuf(bp);
+    mat_free(&m);
+}
+
+/* The gather from a GGUF table: the values hr_ggml_dequant() gives. */
+static void
+test_embed_ggml(uint32_t type, int vocab, int dim)
+{
+    TestMat m;
+    mat_make_ggml(&m, vocab, dim, type);
+    const int T = 4;
+    int32_t tok[4] = { vocab - 1, 0, vocab / 3, 1 };
+    HrVkBuffer *bt = hostbuf(sizeof tok, tok), *bx = hostbuf((size_t)T * dim * 4, NULL);
+    HrVkBuffer *bp = params_buf(0, T, 0);
+    HrError err = { 0 };
+    HrVkDispatch d;
+    HR_CHECK(hr_vk_make_embed(kern, bt, &m.w, 0, bx, bp, T, &d, &err) == HR_OK, "%s", err.message);
+    run(&d, 1);
+    const float *x = bx->mapped;
+    int bad = 0, inexact = 0;
+    for (int t = 0; t < T; t++) {
+        for (int i = 0; i < dim; i++) {
+            float got = x[(size_t)t * dim + i], want = m.f32[(size_t)tok[t] * dim + i];
+            inexact += got != want;
+            bad += !(fabsf(got - want) <= 1e-6f * (1.0f + fabsf(want)));
+        }
+    }
+    const bool exact = type != HR_GGML_Q6_K && type != HR_GGML_Q5_1 && type != HR_GGML_Q5_K;
+    HR_CHECK(bad == 0 && (!exact || inexact == 0), "[%s] embed %s vocab=%d dim=%d: %d wrong, %d not exact",
+             cfg_label, hr_ggml_type_name(type), vocab, dim, bad, inexact);
     freebuf(bt);
     freebuf(bx);
     freebuf(bp);
@@ -562,18 +704,51 @@ run_all(void)
         for (int pre = 0; pre < 2; pre++) {
             if (!pre && T > 1 && T != 5)
                 continue;
-            test_gemv_one(64, 64, 2, true, T, pre);        /* g = 32 */
-            test_gemv_one(64, 172, 1, true, T, pre);       /* per channel, K % 8 != 0 */
-            test_gemv_one(40, 200, 5, true, T, pre);       /* g = 40 */
-            test_gemv_one(172, 64, 1, false, T, pre);
-            test_gemv_one(64, 172, 1, false, T, pre);
-            test_gemv_one(37, 29, 1, false, T, pre);       /* odd everything */
-            test_gemv_fused(64, 64, 32, 176, 2, true, T, pre);
-            test_gemv_fused(64, 64, 32, 172, 1, false, T, pre);
+            test_gemv_one(64, 64, 2, true, 0, T, pre);        /* g = 32 */
+            test_gemv_one(64, 172, 1, true, 0, T, pre);       /* per channel, K % 8 != 0 */
+            test_gemv_one(40, 200, 5, true, 0, T, pre);       /* g = 40 */
+            test_gemv_one(172, 64, 1, false, 0, T, pre);
+            test_gemv_one(64, 172, 1, false, 0, T, pre);
+            test_gemv_one(37, 29, 1, false, 0, T, pre);       /* odd everything */
+            test_gemv_fused(64, 64, 32, 176, 2, true, 0, T, pre);
+            test_gemv_fused(64, 64, 32, 172, 1, false, 0, T, pre);
         }
     }
-    test_gemv_one(256, 1024, 8, true, 1, false);   /* g = 128, more units than threads */
-    test_gemv_one(512, 64, 1, false, 3, true);     /* lm_head */
+    test_gemv_one(256, 1024, 8, true, 0, 1, false);   /* g = 128, more units than threads */
+    /* GGUF blocks: every type, decode and prefill (T = 5 below one GEMM
+     * tile, 40 across tiles), rows not a multiple of the workgroup's or
+     * tile's, 1 to 16 groups per row (K = 32 .. 512) */
+    static const uint32_t ggml_types[] = { HR_GGML_Q4_0, HR_GGML_Q4_1, HR_GGML_Q4_K, HR_GGML_Q8_0,
+                                           HR_GGML_Q5_0, HR_GGML_Q5_1, HR_GGML_Q5_K, HR_GGML_Q6_K };
+    for (size_t i = 0; i < G_N_ELEMENTS(ggml_types); i++) {
+        const uint32_t ty = ggml_types[i];
+        int block = 0;
+        size_t bb = 0;
+        hr_ggml_type_block(ty, &block, &bb);
+        const int k_small = block == 256 ? 256 : 96, k_big = 512;
+        test_gemv_one(37, k_small, 0, false, ty, 1, false);
+        test_gemv_one(70, k_big, 0, false, ty, 1, false);
+        test_gemv_one(37, k_small, 0, false, ty, 5, true);
+        test_gemv_one(70, k_big, 0, false, ty, 40, true);
+        if (block == 32) {
+            test_gemv_one(33, 32, 0, false, ty, 1, false);   /* one group per row */
+            test_gemv_one(33, 32, 0, false, ty, 13, true);
+        }
+        test_gemv_fused(k_small, k_small, 64, 72, 0, false, ty, 1, false);
+        test_gemv_fused(k_small, k_small, 64, 72, 0, false, ty, 13, true);
+        test_embed_ggml(ty, 50, k_small);
+    }
+    {   /* a type the kernels do not take is refused by name */
+        HrVkWeight w;
+        size_t n_words = 0;
+        uint8_t blk[84] = { 0 };
+        HrError err = { 0 };
+        uint32_t *words = hr_vk_pack_ggml(blk, HR_GGML_Q2_K, 1, 256, &w, &n_words, &err);
+        HR_CHECK(!words && strstr(err.message, "Q2_K"), "pack_ggml(Q2_K): %s", words ? "packed" : err.message);
+        g_free(words);
+        hr_error_clear(&err);
+    }
+    test_gemv_one(512, 64, 1, false, 0, 3, true);     /* lm_head */
     test_gemv_logit_rows();
     test_rmsnorm(64, 3);
     test_rmsnorm(172, 1);

@@ -5,6 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "gguf-blocks.h"
+#include "gguf.h"
 #include "hr-half.h"
 
 static const uint32_t embed_spv[] =
@@ -166,7 +168,7 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
         const uint32_t *spec;
         uint32_t n_spec;
     } defs[] = {
-        { HR_VK_K_EMBED, embed_spv, sizeof embed_spv, 4, 16, one, 1 },
+        { HR_VK_K_EMBED, embed_spv, sizeof embed_spv, 4, 9 * 4, one, 1 },
         { HR_VK_K_RMSNORM, cfg->subgroup ? rmsnorm_sg_spv : rmsnorm_spv,
           cfg->subgroup ? sizeof rmsnorm_sg_spv : sizeof rmsnorm_spv, 4, 12, one, 1 },
         { HR_VK_K_ROPE_KV, rope_kv_spv, sizeof rope_kv_spv, 6, 12, one, 1 },
@@ -187,16 +189,17 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
                                                : (cfg->subgroup ? gemv_sg_spv : gemv_spv);
     size_t gemv_bytes = cfg->fp16_math ? (cfg->subgroup ? sizeof gemv_sg_f16a_spv : sizeof gemv_f16a_spv)
                                        : (cfg->subgroup ? sizeof gemv_sg_spv : sizeof gemv_spv);
-    for (uint32_t v = 0; st == HR_OK && v < 8; v++) {
-        uint32_t quant = (v >> 2) & 1, gate = (v >> 1) & 1, prefill = v & 1;
-        uint32_t spec[5] = { wg, cfg->gemv_rows, prefill ? cfg->gemv_nt : 1, quant, gate };
-        st = hr_vk_pipeline_new(ctx, gemv_code, gemv_bytes, 7, 14 * 4, spec, 5, &k->pipes[HR_VK_K_GEMV + v], err);
+    /* GEMV: kind (FP16, 4-bit, int8) x gate x prefill; GEMM: kind x gate. */
+    for (uint32_t v = 0; st == HR_OK && v < 12; v++) {
+        uint32_t kind = v >> 2, gate = (v >> 1) & 1, prefill = v & 1;
+        uint32_t spec[5] = { wg, cfg->gemv_rows, prefill ? cfg->gemv_nt : 1, kind, gate };
+        st = hr_vk_pipeline_new(ctx, gemv_code, gemv_bytes, 7, 15 * 4, spec, 5, &k->pipes[HR_VK_K_GEMV + v], err);
     }
-    for (uint32_t v = 0; st == HR_OK && cfg->gemm && v < 4; v++) {
+    for (uint32_t v = 0; st == HR_OK && cfg->gemm && v < 6; v++) {
         uint32_t threads = (cfg->gemm_bm / cfg->gemm_tm) * (cfg->gemm_bn / cfg->gemm_tn);
         uint32_t spec[8] = { threads, cfg->gemm_bm, cfg->gemm_bn, cfg->gemm_bk, cfg->gemm_tm, cfg->gemm_tn,
-                             (v >> 1) & 1, v & 1 };
-        st = hr_vk_pipeline_new(ctx, gemm_spv, sizeof gemm_spv, 7, 14 * 4, spec, 8, &k->pipes[HR_VK_K_GEMM + v], err);
+                             v >> 1, v & 1 };
+        st = hr_vk_pipeline_new(ctx, gemm_spv, sizeof gemm_spv, 7, 15 * 4, spec, 8, &k->pipes[HR_VK_K_GEMM + v], err);
     }
     if (st != HR_OK) {
         hr_vk_kernels_free(k);
@@ -265,7 +268,8 @@ hr_vk_pack_awq(const void *qweight, const void *qzeros, const void *scales, int 
             }
         }
     }
-    w->quant = true;
+    w->kind = HR_VK_W_Q4;
+    w->sfmt = HR_VK_S_ZERO;
     w->n = (uint32_t)N;
     w->k = (uint32_t)K;
     w->kw = (uint32_t)kw;
@@ -304,10 +308,135 @@ hr_vk_pack_f16(const void *data, HrDType dtype, int N, int K, HrVkWeight *w, siz
         }
     }
     memset(w, 0, sizeof *w);
-    w->quant = false;
+    w->kind = HR_VK_W_F16;
     w->n = (uint32_t)N;
     w->k = (uint32_t)K;
     w->kw = (uint32_t)kw;
+    return out;
+}
+
+/* ---- GGUF blocks ------------------------------------------------------------------- */
+
+bool
+hr_vk_ggml_supported(uint32_t type)
+{
+    return type == HR_GGML_Q4_0 || type == HR_GGML_Q4_1 || type == HR_GGML_Q4_K || hr_ggml_q8_per(type) > 0;
+}
+
+/* Kind, scale format and inputs per group of a supported type. */
+static bool
+ggml_layout(uint32_t type, HrVkWeightKind *kind, HrVkScaleFormat *sfmt, int *group)
+{
+    switch (type) {
+    case HR_GGML_Q4_0:
+    case HR_GGML_Q4_1:
+    case HR_GGML_Q4_K:
+        *kind = HR_VK_W_Q4;
+        *sfmt = type == HR_GGML_Q4_0 ? HR_VK_S_ZERO : type == HR_GGML_Q4_1 ? HR_VK_S_OFF16 : HR_VK_S_F32OFF;
+        *group = 32;
+        return true;
+    default:
+        if (hr_ggml_q8_per(type) <= 0)
+            return false;
+        *kind = HR_VK_W_Q8;
+        *sfmt = hr_ggml_q8_has_offset(type) ? HR_VK_S_F32OFF : HR_VK_S_F32;
+        *group = hr_ggml_q8_per(type);
+        return true;
+    }
+}
+
+size_t
+hr_vk_ggml_words(uint32_t type, int64_t N, int64_t K)
+{
+    HrVkWeightKind kind;
+    HrVkScaleFormat sfmt;
+    int group;
+    if (!ggml_layout(type, &kind, &sfmt, &group))
+        return 0;
+    const size_t kw = (size_t)(K + 7) / 8 * (kind == HR_VK_W_Q8 ? 2 : 1);
+    const size_t entries = (size_t)N * (size_t)(K / group);
+    return (size_t)N * kw + entries * (sfmt == HR_VK_S_F32OFF ? 2 : 1);
+}
+
+static inline uint32_t
+f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+uint32_t *
+hr_vk_pack_ggml(const void *data, uint32_t type, int N, int K, HrVkWeight *w, size_t *n_words, HrError *err)
+{
+    HrVkWeightKind kind;
+    HrVkScaleFormat sfmt;
+    int group, block = 0;
+    size_t block_bytes = 0;
+    const char *name = hr_ggml_type_name(type);
+    if (!ggml_layout(type, &kind, &sfmt, &group) || !hr_ggml_type_block(type, &block, &block_bytes)) {
+        hr_error_set(err, HR_ERR_UNSUPPORTED, "GGUF type %s: the Vulkan backend reads Q4_0, Q4_1, Q4_K, Q5_0, "
+                     "Q5_1, Q5_K, Q6_K and Q8_0 blocks", name ? name : "(unknown)");
+        return NULL;
+    }
+    if (N < 1 || K < block || K % block != 0) {
+        hr_error_set(err, HR_ERR_FORMAT, "GGUF %s matrix [%d, %d]: the rows are not whole blocks of %d", name, N, K,
+                     block);
+        return NULL;
+    }
+    const int ng = K / group;
+    const size_t row_bytes = (size_t)(K / block) * block_bytes;
+    const size_t kw = (size_t)(K + 7) / 8 * (kind == HR_VK_W_Q8 ? 2 : 1);
+    const size_t soff = (size_t)N * kw;
+    const size_t per_entry = sfmt == HR_VK_S_F32OFF ? 2 : 1;
+    *n_words = soff + (size_t)N * (size_t)ng * per_entry;
+    uint32_t *out = g_new0(uint32_t, *n_words);
+    float *sc = g_new(float, (size_t)ng), *of = g_new0(float, (size_t)ng);
+    for (size_t r = 0; r < (size_t)N; r++) {
+        const uint8_t *src = (const uint8_t *)data + r * row_bytes;
+        uint32_t *row = out + r * kw, *tab = out + soff + r * (size_t)ng * per_entry;
+        if (kind == HR_VK_W_Q4) {
+            /* nibbles with value k in the low nibble of byte k/2 when k is
+             * even: on a little-endian host exactly the words' layout */
+            uint8_t *nib = (uint8_t *)row;
+            hr_ggml_q4_groups(type, src, K, nib, sc, of);
+            for (size_t i = 0; i < kw; i++)
+                row[i] = GUINT32_FROM_LE(row[i]);
+        } else {
+            int per = 0;
+            int8_t *q = (int8_t *)row;
+            hr_ggml_q8_groups(type, src, K, q, sc, sfmt == HR_VK_S_F32OFF ? of : NULL, &per);
+            for (size_t i = 0; i < kw; i++)
+                row[i] = GUINT32_FROM_LE(row[i]);
+        }
+        for (int g = 0; g < ng; g++) {
+            switch (sfmt) {
+            case HR_VK_S_ZERO:   /* Q4_0: offset -8 d; the FP16 d is exact */
+                tab[g] = hr_f32_to_f16(sc[g]) | (8u << 16);
+                break;
+            case HR_VK_S_OFF16:  /* Q4_1: FP16 d and m, exact */
+                tab[g] = hr_f32_to_f16(sc[g]) | ((uint32_t)hr_f32_to_f16(of[g]) << 16);
+                break;
+            case HR_VK_S_F32:
+                tab[g] = f32_bits(sc[g]);
+                break;
+            case HR_VK_S_F32OFF:
+                tab[2 * g] = f32_bits(sc[g]);
+                tab[2 * g + 1] = f32_bits(of[g]);
+                break;
+            }
+        }
+    }
+    g_free(sc);
+    g_free(of);
+    w->kind = kind;
+    w->sfmt = sfmt;
+    w->n = (uint32_t)N;
+    w->k = (uint32_t)K;
+    w->kw = (uint32_t)kw;
+    w->ng = (uint32_t)ng;
+    w->gsize = (uint32_t)group;
+    w->soff = (uint32_t)soff;
     return out;
 }
 
@@ -381,7 +510,12 @@ hr_vk_make_embed(HrVkKernels *k, HrVkBuffer *tokens, const HrVkWeight *emb, uint
     d->push[1] = emb->kw;
     d->push[2] = row_begin;
     d->push[3] = row_begin + emb->n;
-    d->groups[0] = div_up(div_up(emb->k, 2), k->cfg.wg);
+    d->push[4] = emb->kind;
+    d->push[5] = emb->sfmt;
+    d->push[6] = emb->ng;
+    d->push[7] = emb->gsize;
+    d->push[8] = emb->soff;
+    d->groups[0] = div_up(div_up(emb->k, 8), k->cfg.wg);
     d->groups[1] = max_tokens;
     d->groups[2] = 1;
     return st;
@@ -416,8 +550,8 @@ hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError 
     HrVkBuffer *b[7] = { a->x, a->out, (HrVkBuffer *)&w0->buf, (HrVkBuffer *)&w1->buf, (HrVkBuffer *)&w2->buf,
                          a->bias, a->params };
     const bool gemm = a->prefill && k->cfg.gemm;
-    HrVkKernelId id = gemm ? HR_VK_K_GEMM + (w0->quant ? 2 : 0) + (a->gate ? 1 : 0)
-                           : HR_VK_K_GEMV + (w0->quant ? 4 : 0) + (a->gate ? 2 : 0) + (a->prefill ? 1 : 0);
+    HrVkKernelId id = gemm ? HR_VK_K_GEMM + w0->kind * 2 + (a->gate ? 1 : 0)
+                           : HR_VK_K_GEMV + w0->kind * 4 + (a->gate ? 2 : 0) + (a->prefill ? 1 : 0);
     HrStatus st = alloc_set(k, id, b, 7, d, err);
     uint32_t n1 = (!a->gate && a->w[1]) ? a->w[1]->n : 0;
     uint32_t n2 = (!a->gate && a->w[2]) ? a->w[2]->n : 0;
@@ -436,6 +570,7 @@ hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError 
     p[11] = a->o_stride;
     p[12] = (a->residual ? 1u : 0u) | (a->bias ? 2u : 0u) | (a->logit_rows ? 4u : 0u);
     p[13] = a->out_row_offset;
+    p[14] = w0->sfmt;
     uint32_t rows = gemm ? k->cfg.gemm_bm : k->cfg.gemv_rows;
     uint32_t toks = gemm ? k->cfg.gemm_bn : a->prefill ? k->cfg.gemv_nt : 1;
     d->groups[0] = div_up(w0->n, rows) + div_up(n1, rows) + div_up(n2, rows);

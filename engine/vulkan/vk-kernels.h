@@ -9,11 +9,20 @@
  *
  * Device weight layouts (one storage buffer per tensor, so no binding
  * exceeds maxStorageBufferRange):
- *   4-bit (AWQ):  words [N, kw] with kw = ceil(K/8): word u of row n holds
+ *   4-bit (Q4):   words [N, kw] with kw = ceil(K/8): word u of row n holds
  *                 inputs 8u..8u+7, input 8u+i in bits 4i..4i+3 (zero padded);
- *                 then at word soff = N*kw one word per (row, group): bits
- *                 0..15 the FP16 scale, bits 16..19 the zero point. Groups
- *                 must be a multiple of 8 inputs, or one group per row.
+ *   int8 (Q8):    words [N, kw] with kw = ceil(K/8)*2: input k of a row in
+ *                 byte k%4 of word k/4 (two's complement, zero padded);
+ *   then, for both, at word soff = N*kw a scale table with one entry per
+ *   (row, group), row-major, in one of four formats (HrVkScaleFormat):
+ *     ZERO   1 word:  bits 0..15 FP16 scale s, bits 16..19 zero point z
+ *                     (AutoAWQ, GGUF Q4_0): w = s*q - s*z
+ *     OFF16  1 word:  FP16 scale s, FP16 offset o (GGUF Q4_1): w = s*q + o
+ *     F32    1 word:  FP32 scale s (GGUF Q8_0, Q5_0, Q6_K): w = s*q
+ *     F32OFF 2 words: FP32 scale s, FP32 offset o (GGUF Q4_K, Q5_1, Q5_K)
+ *   The kernels take every format as w = s*q + b and fold b per group:
+ *   sum (s q + b) x = s * sum q x + b * sum x. Groups must be a multiple of
+ *   8 inputs, or one group per row.
  *   FP16:         words [N, kw] with kw = ceil(K/8)*4 (FP16 pairs, zero padded).
  * Activations are FP32; the KV cache is FP16 [context, n_kv*head_dim] per layer.
  */
@@ -37,9 +46,9 @@ typedef enum {
     HR_VK_K_ATTN_COMBINE,
     HR_VK_K_ARGMAX,
     HR_VK_K_ATTN_PREFILL,  /* attn.comp with attn_qt query tokens per workgroup */
-    HR_VK_K_GEMV,          /* + quant*4 + gate*2 + prefill: 8 pipelines */
-    HR_VK_K_GEMM = HR_VK_K_GEMV + 8,   /* + quant*2 + gate: 4 pipelines */
-    HR_VK_K_COUNT = HR_VK_K_GEMM + 4,
+    HR_VK_K_GEMV,          /* + kind*4 + gate*2 + prefill: 12 pipelines */
+    HR_VK_K_GEMM = HR_VK_K_GEMV + 12,  /* + kind*2 + gate: 6 pipelines */
+    HR_VK_K_COUNT = HR_VK_K_GEMM + 6,
 } HrVkKernelId;
 
 typedef struct {
@@ -59,21 +68,37 @@ typedef struct {
 
 typedef struct HrVkKernels HrVkKernels;
 
+/* How a weight matrix is stored (the kernels' QUANT specialization constant). */
+typedef enum {
+    HR_VK_W_F16 = 0,
+    HR_VK_W_Q4 = 1,
+    HR_VK_W_Q8 = 2,
+} HrVkWeightKind;
+
+/* The scale table's format (the kernels' push constant sfmt). */
+typedef enum {
+    HR_VK_S_ZERO = 0,
+    HR_VK_S_OFF16 = 1,
+    HR_VK_S_F32 = 2,
+    HR_VK_S_F32OFF = 3,
+} HrVkScaleFormat;
+
 typedef struct {
     HrVkBuffer buf;
-    bool quant;
+    HrVkWeightKind kind;
+    HrVkScaleFormat sfmt;          /* Q4, Q8 */
     uint32_t n, k, kw, ng, gsize, soff;
 } HrVkWeight;
 
 /* Whether two matrices can share one fused GEMV dispatch: the kernel reads
- * every matrix with the first one's storage type, input width and group
- * layout (a 4-bit q_proj with groups of 128 beside a k_proj with groups of
+ * every matrix with the first one's storage type, scale format, input
+ * width and group layout (a 4-bit q_proj with groups of 128 beside a k_proj with groups of
  * 64 must not be fused, or k and v come out wrong). */
 static inline bool
 hr_vk_weights_fusable(const HrVkWeight *a, const HrVkWeight *b)
 {
-    return a->quant == b->quant && a->k == b->k && a->kw == b->kw &&
-           (!a->quant || (a->ng == b->ng && a->gsize == b->gsize));
+    return a->kind == b->kind && a->k == b->k && a->kw == b->kw &&
+           (a->kind == HR_VK_W_F16 || (a->sfmt == b->sfmt && a->ng == b->ng && a->gsize == b->gsize));
 }
 
 typedef struct {
@@ -100,6 +125,21 @@ uint32_t *hr_vk_pack_awq(const void *qweight, const void *qzeros, const void *sc
                          HrVkWeight *w, size_t *n_words, HrError *err);
 /* A dense [N, K] F32/F16/BF16 tensor -> the FP16 layout above. */
 uint32_t *hr_vk_pack_f16(const void *data, HrDType dtype, int N, int K, HrVkWeight *w, size_t *n_words);
+/* Whether hr_vk_pack_ggml() takes GGUF type `type` (Q4_0, Q4_1, Q4_K ->
+ * Q4; Q8_0, Q5_0, Q5_1, Q5_K, Q6_K -> Q8). */
+bool hr_vk_ggml_supported(uint32_t type);
+/* Words the device copy of an [N, K] matrix of GGUF type `type` takes (0
+ * when not supported). */
+size_t hr_vk_ggml_words(uint32_t type, int64_t N, int64_t K);
+/* N rows of K values in GGUF blocks of `type` (row-major, whole blocks per
+ * row, as a GGUF tensor holds them) -> the Q4 or Q8 layout above, without a
+ * lossy step: Q4_0 as ZERO (its FP16 scale, zero point 8), Q4_1 as OFF16,
+ * Q4_K as F32OFF (d*sc and dmin*m are exact in FP32: 11-bit by 6-bit
+ * products), Q8_0/Q5_0 as F32 per 32, Q6_K as F32 per 16 (d*sc exact),
+ * Q5_1/Q5_K as F32OFF per 32 (the values centred as q - 16, as
+ * hr_ggml_q8_groups() gives them). NULL with err set for other types. */
+uint32_t *hr_vk_pack_ggml(const void *data, uint32_t type, int N, int K, HrVkWeight *w, size_t *n_words,
+                          HrError *err);
 
 /* ---- dispatch builders ----------------------------------------------------------- */
 /* Buffers are bound whole. max_tokens: the token rows the dispatch covers

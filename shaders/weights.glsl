@@ -1,0 +1,33 @@
+// weights.glsl — reading the 4-bit and int8 weight layouts and their scale
+// tables (engine/vulkan/vk-kernels.h). The including shader defines
+//   uint wload(uint m, uint i)   word i of matrix m
+// Every format reads as w = s * q + b per group (b = -s*z for a zero point,
+// the offset for the others), so a kernel folds b once per group:
+// sum (s q + b) x = s * sum q x + b * sum x.
+
+// (s, b) of scale-table entry e (row * ng + group) of the table at word soff.
+vec2 wscale(uint m, uint soff, uint e, uint sfmt)
+{
+    if (sfmt == 3u)   // F32OFF: FP32 scale, FP32 offset
+        return vec2(uintBitsToFloat(wload(m, soff + 2u * e)), uintBitsToFloat(wload(m, soff + 2u * e + 1u)));
+    const uint w = wload(m, soff + e);
+    if (sfmt == 2u)   // F32: FP32 scale
+        return vec2(uintBitsToFloat(w), 0.0);
+    const vec2 h = unpackHalf2x16(w);
+    return vec2(h.x, sfmt == 1u ? h.y : -h.x * float(w >> 16));   // OFF16 | ZERO
+}
+
+// The 8 values of unit u (inputs 8u..8u+7) of the row starting at word rb:
+// kind 1 (4-bit) one word of nibbles, kind 2 (int8) two words of bytes.
+void wunit(uint m, uint rb, uint u, uint kind, out vec4 qa, out vec4 qb)
+{
+    if (kind == 1u) {
+        const uint w = wload(m, rb + u);
+        qa = vec4(uvec4(w, w >> 4, w >> 8, w >> 12) & 15u);
+        qb = vec4(uvec4(w >> 16, w >> 20, w >> 24, w >> 28) & 15u);
+    } else {
+        const ivec4 sh = ivec4(24, 16, 8, 0);
+        qa = vec4((ivec4(int(wload(m, rb + 2u * u))) << sh) >> 24);
+        qb = vec4((ivec4(int(wload(m, rb + 2u * u + 1u))) << sh) >> 24);
+    }
+}
