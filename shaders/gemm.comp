@@ -124,6 +124,13 @@ void main()
             xs[tt * LD + kk] = kg < pc.k ? x[row * pc.x_stride + kg] : 0.0;
         }
         barrier();
+        // The slice's BK products are summed apart and then added to the
+        // total: a running sum over all of K in one register loses ~K/BK
+        // times more to rounding (measured on SmolLM2, 30 layers: logits
+        // 1.9e-3 of their range from the CPU's, 3.5e-4 with this).
+        float part[TM * TN * NMAT];
+        for (uint i = 0u; i < TM * TN * NMAT; i++)
+            part[i] = 0.0;
         for (uint kk = 0u; kk < BK; kk++) {
             float xv[TN];
             for (uint j = 0u; j < TN; j++)
@@ -132,10 +139,12 @@ void main()
                 for (uint i = 0u; i < TM; i++) {
                     const float wv = ws[g * WT + (ty * TM + i) * LD + kk];
                     for (uint j = 0u; j < TN; j++)
-                        acc[(g * TM + i) * TN + j] += wv * xv[j];
+                        part[(g * TM + i) * TN + j] += wv * xv[j];
                 }
             }
         }
+        for (uint i = 0u; i < TM * TN * NMAT; i++)
+            acc[i] += part[i];
         barrier();
     }
 
