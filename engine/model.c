@@ -63,6 +63,26 @@ hr_backend_check_forward(const HrModelConfig *cfg, int context_len, const int32_
 
 static char auto_reason[512];
 
+#if HEARTH_HAVE_VULKAN
+/* Whether a Vulkan GPU (not a software rasteriser, unless the user allows
+ * one) is usable; its name into name[len]. */
+static bool
+vulkan_gpu_usable(char *name, size_t len)
+{
+    HrVkOptions vo;
+    hr_vk_options_init(&vo);
+    HrVkContext *vk = NULL;
+    HrError e = { 0 };
+    if (hr_vk_context_new(&vo, &vk, &e) != HR_OK) {
+        hr_error_clear(&e);
+        return false;
+    }
+    g_strlcpy(name, hr_vk_context_caps(vk)->name, len);
+    hr_vk_context_free(vk);
+    return true;
+}
+#endif
+
 /* "auto": CUDA when built and a device answers, else Vulkan when a GPU
  * (not a software rasteriser) is usable, else the CPU; decided once. */
 static gpointer
@@ -82,14 +102,10 @@ pick_auto(gpointer unused)
 #endif
 #if HEARTH_HAVE_VULKAN
     {
-        HrVkOptions vo;
-        hr_vk_options_init(&vo);
-        HrVkContext *vk = NULL;
-        HrError e = { 0 };
-        if (hr_vk_context_new(&vo, &vk, &e) == HR_OK) {
+        char name[256];
+        if (vulkan_gpu_usable(name, sizeof name)) {
             size_t l = strlen(auto_reason);
-            g_snprintf(auto_reason + l, sizeof auto_reason - l, "Vulkan on %s", hr_vk_context_caps(vk)->name);
-            hr_vk_context_free(vk);
+            g_snprintf(auto_reason + l, sizeof auto_reason - l, "Vulkan on %s", name);
             return (gpointer)&hr_vulkan_backend;
         }
         size_t l = strlen(auto_reason);
@@ -125,6 +141,25 @@ hr_backend_find(const char *name)
     if (strcmp(name, "cuda") == 0)
         return &hr_cuda_backend;
 #endif
+    return NULL;
+}
+
+/* The first GGUF block tensor of ts that backend ops does not read, or
+ * NULL: the CPU reads every type the loader takes, the Vulkan backend those
+ * its kernels take (vk-kernels.h), CUDA none yet. */
+static const HrTensor *
+unread_blocks(const HrBackendOps *ops, const HrTensorSet *ts)
+{
+    for (size_t i = 0; ops != &hr_cpu_backend && i < hr_tensor_set_count(ts); i++) {
+        const HrTensor *t = hr_tensor_set_get(ts, i);
+        if (t->dtype != HR_DTYPE_GGML)
+            continue;
+#if HEARTH_HAVE_VULKAN
+        if (ops == &hr_vulkan_backend && hr_vulkan_backend_takes_ggml(t->ggml_type))
+            continue;
+#endif
+        return t;
+    }
     return NULL;
 }
 
@@ -181,16 +216,22 @@ hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError
         st = hr_tensor_set_open_dir(dir, &m->weights, err);
     if (st == HR_OK)
         st = check_layers_present(&m->cfg, m->weights, err);
-    if (st == HR_OK && ops != &hr_cpu_backend) {
-        /* GGUF block-quantized weights run on the CPU backend only (for
-         * now): "auto" takes the CPU for them, a named GPU backend says so. */
-        const HrTensor *blocks = NULL;
-        for (size_t i = 0; !blocks && i < hr_tensor_set_count(m->weights); i++) {
-            const HrTensor *t = hr_tensor_set_get(m->weights, i);
-            if (t->dtype == HR_DTYPE_GGML)
-                blocks = t;
+    if (st == HR_OK) {
+        /* GGUF block-quantized weights the chosen GPU backend cannot read:
+         * "auto" takes Vulkan on a GPU when that reads them all (CUDA does
+         * not read GGUF blocks yet), else the CPU; a named GPU backend says
+         * which tensor and type. */
+        const HrTensor *blocks = unread_blocks(ops, m->weights);
+        const bool is_auto = opt->backend && strcmp(opt->backend, "auto") == 0;
+#if HEARTH_HAVE_VULKAN
+        char name[256];
+        if (blocks && is_auto && ops != &hr_vulkan_backend && !unread_blocks(&hr_vulkan_backend, m->weights) &&
+            vulkan_gpu_usable(name, sizeof name)) {
+            ops = &hr_vulkan_backend;
+            blocks = NULL;
         }
-        if (blocks && opt->backend && strcmp(opt->backend, "auto") == 0)
+#endif
+        if (blocks && is_auto)
             ops = &hr_cpu_backend;
         else if (blocks)
             st = hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: the %s backend does not run GGUF %s weights yet "

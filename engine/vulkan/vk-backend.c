@@ -6,7 +6,9 @@
  * slices when one tensor is larger than that):
  *   weights   AWQ linears repacked once at load into the 4-bit row layout of
  *             vk-kernels.h (nibbles along K, one scale|zero word per
- *             (row, group)); dense linears, the embedding and lm_head as
+ *             (row, group)); GGUF blocks (linears, embedding, lm_head) into
+ *             the 4-bit or int8 layouts with their exact scales and offsets
+ *             (hr_vk_pack_ggml); dense linears, the embedding and lm_head as
  *             FP16 rows; norm weights, biases (q|k|v concatenated) and the
  *             RoPE cos/sin table [context, head_dim/2] in FP32. Uploaded
  *             through a host-visible staging ring (RING segments, each with
@@ -30,6 +32,7 @@
 #include <glib.h>
 
 #include "cpu-kernels.h"
+#include "gguf.h"
 #include "hr-half.h"
 #include "vk-kernels.h"
 
@@ -86,6 +89,16 @@ f16_bytes(int64_t N, int64_t K)
     return (size_t)N * (size_t)((K + 7) / 8 * 4) * 4;
 }
 
+/* Bytes the device copy of a dense or GGUF [N, K] table takes. */
+static size_t
+table_bytes(const HrTensorSet *ts, const char *name, int64_t N, int64_t K)
+{
+    const HrTensor *t = hr_tensor_set_find(ts, name);
+    if (t && t->dtype == HR_DTYPE_GGML && hr_vk_ggml_supported(t->ggml_type))
+        return hr_vk_ggml_words(t->ggml_type, N, K) * 4;
+    return f16_bytes(N, K);
+}
+
 /* Bytes the device copy of linear `prefix` takes (0 when its tensors are
  * missing: the loader reports that properly later). */
 static size_t
@@ -96,7 +109,8 @@ linear_bytes(const HrTensorSet *ts, const char *prefix, int64_t N, int64_t K)
     const HrTensor *s = hr_tensor_set_find(ts, name);
     if (s && s->n_dims == 2)
         return (size_t)N * (size_t)((K + 7) / 8) * 4 + (size_t)N * (size_t)s->shape[0] * 4;
-    return f16_bytes(N, K);
+    g_snprintf(name, sizeof name, "%s.weight", prefix);
+    return table_bytes(ts, name, N, K);
 }
 
 /* ---- upload --------------------------------------------------------------------------- */
@@ -257,6 +271,39 @@ take_f16(VkCtx *c, const HrTensorSet *ts, const char *name, int64_t N, int64_t K
     return st;
 }
 
+/* A GGUF block tensor the Vulkan kernels read, of shape [N, K]. */
+static HrStatus
+check_ggml(const HrTensor *t, int64_t N, int64_t K, HrError *err)
+{
+    if (!hr_vk_ggml_supported(t->ggml_type))
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: tensor '%s' is GGUF %s, which the Vulkan backend does "
+                            "not read (it reads F32, F16, BF16, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K and Q8_0)",
+                            t->file, t->name, hr_tensor_type_name(t));
+    if (t->n_dims != 2 || t->shape[0] != N || t->shape[1] != K)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' does not have the shape the config needs ([%"
+                            G_GINT64_FORMAT ", %" G_GINT64_FORMAT "])", t->file, t->name, N, K);
+    return HR_OK;
+}
+
+/* Rows [r0, r0 + n) of GGUF block tensor t (checked) into w on the device. */
+static HrStatus
+take_ggml_rows(VkCtx *c, const HrTensor *t, int64_t r0, int64_t n, int64_t K, HrVkWeight *w, HrError *err)
+{
+    int block = 0;
+    size_t block_bytes = 0;
+    hr_ggml_type_block(t->ggml_type, &block, &block_bytes);
+    const size_t row_bytes = (size_t)(K / block) * block_bytes;
+    size_t n_words = 0;
+    uint32_t *words = hr_vk_pack_ggml((const uint8_t *)t->data + (size_t)r0 * row_bytes, t->ggml_type, (int)n,
+                                      (int)K, w, &n_words, err);
+    if (!words)
+        return hr_error_prefix(err, "%s: ", t->name);
+    HrStatus st = upload_new(c, &w->buf, words, n_words * 4, t->name, err);
+    c->weight_bytes += n_words * 4;
+    g_free(words);
+    return st;
+}
+
 static HrStatus
 check_awq(const HrTensor *t, const char *name, HrDType dt, int64_t d0, int64_t d1, HrError *err)
 {
@@ -276,6 +323,11 @@ take_linear(VkCtx *c, const HrTensorSet *ts, const char *prefix, int64_t N, int6
     g_snprintf(qn, sizeof qn, "%s.qweight", prefix);
     if (!hr_tensor_set_find(ts, qn)) {
         g_snprintf(qn, sizeof qn, "%s.weight", prefix);
+        const HrTensor *t = hr_tensor_set_find(ts, qn);
+        if (t && t->dtype == HR_DTYPE_GGML) {
+            HrStatus st = check_ggml(t, N, K, err);
+            return st != HR_OK ? st : take_ggml_rows(c, t, 0, N, K, w, err);
+        }
         return take_f16(c, ts, qn, N, K, w, err);
     }
     if (!c->cfg.awq)
@@ -304,13 +356,29 @@ take_linear(VkCtx *c, const HrTensorSet *ts, const char *prefix, int64_t N, int6
     return st;
 }
 
-/* A table read row-wise (embedding, lm_head) as FP16 row slices of at most
- * max_binding bytes each. */
+/* A table read row-wise (embedding, lm_head) as row slices of at most
+ * max_binding bytes each: FP16 rows, or GGUF blocks in their 4-bit or int8
+ * layout (each slice with its own scale table). */
 static HrStatus
-take_f16_sliced(VkCtx *c, const HrTensorSet *ts, const char *name, int64_t N, int64_t K, HrVkWeight **out, int *n_out,
-                uint32_t *rows_out, HrError *err)
+take_table_sliced(VkCtx *c, const HrTensorSet *ts, const char *name, int64_t N, int64_t K, HrVkWeight **out,
+                  int *n_out, uint32_t *rows_out, HrError *err)
 {
-    const HrTensor *t = NULL;
+    const HrTensor *t = hr_tensor_set_find(ts, name);
+    if (t && t->dtype == HR_DTYPE_GGML) {
+        HrStatus st = check_ggml(t, N, K, err);
+        if (st != HR_OK)
+            return st;
+        const size_t row_bytes = hr_vk_ggml_words(t->ggml_type, 1, K) * 4;
+        const uint32_t rows = (uint32_t)MIN((uint64_t)N, MAX(1, c->max_binding / row_bytes));
+        const int n = (int)(((uint64_t)N + rows - 1) / rows);
+        *out = g_new0(HrVkWeight, n);
+        *n_out = n;
+        *rows_out = rows;
+        for (int i = 0; st == HR_OK && i < n; i++)
+            st = take_ggml_rows(c, t, (int64_t)i * rows, MIN((int64_t)rows, N - (int64_t)i * rows), K, &(*out)[i],
+                                err);
+        return st;
+    }
     HrStatus st = find_dense(ts, name, N, K, &t, err);
     if (st != HR_OK)
         return st;
@@ -626,10 +694,10 @@ vk_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOption
     /* Everything the model needs on the device, checked before allocating. */
     char name[160];
     size_t need = 0;
-    need += f16_bytes(vocab, dim) + (size_t)dim * 4;
+    need += table_bytes(ts, "model.embed_tokens.weight", vocab, dim) + (size_t)dim * 4;
     bool tied = !hr_tensor_set_find(ts, "lm_head.weight") && cfg->tie_embeddings;
     if (!tied)
-        need += f16_bytes(vocab, dim);
+        need += table_bytes(ts, "lm_head.weight", vocab, dim);
     for (int l = 0; l < cfg->n_layers; l++) {
         struct { const char *n; int64_t N, K; } lin[7] = {
             { "self_attn.q_proj", q_dim, dim }, { "self_attn.k_proj", kv_dim, dim }, { "self_attn.v_proj", kv_dim, dim },
@@ -679,7 +747,7 @@ vk_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOption
 
     st = uploader_init(c, err);
     if (st == HR_OK)
-        st = take_f16_sliced(c, ts, "model.embed_tokens.weight", vocab, dim, &c->emb, &c->n_emb, &c->emb_rows, err);
+        st = take_table_sliced(c, ts, "model.embed_tokens.weight", vocab, dim, &c->emb, &c->n_emb, &c->emb_rows, err);
     if (st == HR_OK) {
         const char *nm[1] = { "model.norm.weight" };
         int64_t len[1] = { dim };
@@ -687,7 +755,7 @@ vk_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOption
     }
     if (st == HR_OK) {
         if (hr_tensor_set_find(ts, "lm_head.weight")) {
-            st = take_f16_sliced(c, ts, "lm_head.weight", vocab, dim, &c->lm, &c->n_lm, &c->lm_rows, err);
+            st = take_table_sliced(c, ts, "lm_head.weight", vocab, dim, &c->lm, &c->n_lm, &c->lm_rows, err);
         } else if (cfg->tie_embeddings) {
             c->lm = c->emb;
             c->n_lm = c->n_emb;
@@ -720,8 +788,8 @@ vk_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOption
 #undef LNAME
         if (!hr_vk_weights_fusable(&L->wg, &L->wu)) {
             st = hr_error_set(err, HR_ERR_UNSUPPORTED, "layer %d: gate_proj and up_proj are stored differently "
-                              "(one quantized, or other group sizes); the Vulkan backend fuses them "
-                              "(use the CPU backend for this model)", l);
+                              "(one quantized, other group sizes, or other GGUF types); the Vulkan backend fuses "
+                              "them (use the CPU backend for this model)", l);
             break;
         }
         if (cfg->qkv_bias) {
@@ -875,6 +943,12 @@ const char *
 hr_vulkan_backend_device_report(void *p)
 {
     return hr_vk_context_selection_report(((VkCtx *)p)->vk);
+}
+
+bool
+hr_vulkan_backend_takes_ggml(uint32_t type)
+{
+    return hr_vk_ggml_supported(type);
 }
 
 const HrBackendOps hr_vulkan_backend = {

@@ -2,6 +2,7 @@
  * ask it beyond the backend interface. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "backend.h"
@@ -16,3 +17,6 @@ uint32_t hr_vulkan_backend_validation_messages(void *ctx);
 int hr_vulkan_backend_last_argmax(void *ctx);
 /* Device name and why it was chosen (multi-line). */
 const char *hr_vulkan_backend_device_report(void *ctx);
+/* Whether the backend reads GGUF block type `type` (HrTensor.ggml_type of
+ * an HR_DTYPE_GGML tensor): Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0. */
+bool hr_vulkan_backend_takes_ggml(uint32_t type);
