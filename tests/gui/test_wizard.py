@@ -83,6 +83,15 @@ try:
     wiz.child(name="Advanced").click()
     # HEARTH_WIZARD_SAMPLES (e.g. 128) makes the run long enough to see its page
     samples = os.environ.get("HEARTH_WIZARD_SAMPLES", "8")
+    # the default calibration follows the device the search runs on: 32 windows
+    # without a GPU (this test machine), 128 with one, and the row says which
+    sspin = wait_for(lambda: wiz.child(name="Samples", roleName="spin button"), 10, "the Samples field")
+    no_gpu = wiz.findChild(lambda n: n.roleName == "label" and "default 32 without a GPU" in (n.name or ""),
+                           retry=False, requireResult=False)
+    want = 32 if no_gpu else 128
+    print(f"Samples default {sspin.value} (no-GPU hint shown: {bool(no_gpu)})")
+    if int(sspin.value) != want:
+        fail(f"the Samples default is {sspin.value}, expected {want} (no-GPU hint shown: {bool(no_gpu)})")
     for name, value in (("Samples", samples), ("Sequence Length", "128")):
         spin = wait_for(lambda: wiz.child(name=name, roleName="spin button"), 10, f"the {name} field")
         spin.click()
