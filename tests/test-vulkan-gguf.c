@@ -1,9 +1,14 @@
-/* A GGUF model on the Vulkan backend against the CPU backend (the oracle,
+/* GGUF models on the Vulkan backend against the CPU backend (the oracle,
  * HEARTH_CPU_EXACT=1: FP32 activations, rows decoded exactly), with the
- * validation layer on and zero messages allowed: SmolLM2-135M-Instruct's
- * GGUF (Q4_1 linears -> the 4-bit layout with FP16 offsets; the Q8_0
- * embedding, tied to the lm_head -> the int8 layout, gathered by embed.comp
- * and read by the lm_head GEMV).
+ * validation layer on and zero messages allowed:
+ *  - tests/fixtures/gguf-tiny/llama-mixed.gguf (random blocks, one type per
+ *    linear: Q4_0, Q4_1, Q4_K for q, k, v (three GEMVs), Q5_0 o_proj, Q5_K
+ *    gate/up (fused), Q6_K down_proj, a Q5_1 embedding and a Q8_0 untied
+ *    lm_head; tests/reference/make_gguf_tiny_model.py): the device schedule
+ *    below, with and without the table in row slices;
+ *  - SmolLM2-135M-Instruct's GGUF (Q4_1 linears -> the 4-bit layout with
+ *    FP16 offsets; the Q8_0 embedding, tied to the lm_head -> the int8
+ *    layout, gathered by embed.comp and read by the lm_head GEMV):
  *  - hr_model_load(backend "vulkan") takes the file (model.c's GGUF rule);
  *  - a chat prompt's logits at every position (one prefill chunk), then
  *    greedy decoding of GREEDY_N tokens through the KV cache, each backend
@@ -22,7 +27,11 @@
  * 3.5e-4, greedy decode 4.4e-4, schedule 3.2e-4; so 1e-3 (as the AWQ
  * models of test-vulkan-model), while a wrong scale, offset, nibble or
  * slice moves logits by O(1) of the range.
- * SKIPs (77) without a Vulkan driver or without the GGUF
+ * The fixture's rows are random, so its logits are flat: there the bound is
+ * relative to the range as well and the greedy ids may differ only at a
+ * near tie (hr_cmp_row).
+ * SKIPs (77) without a Vulkan driver, or (after the fixture) without the
+ * SmolLM2 GGUF
  * ($HEARTH_SMOLLM2_GGUF, else hearth-test-models/SmolLM2-135M-Instruct.Q4_1.gguf
  * under $XDG_CACHE_HOME or ~/.cache: tests/reference/get-smollm2 leaves it there). */
 #include <math.h>
@@ -218,10 +227,6 @@ main(void)
     g_setenv("HEARTH_CPU_EXACT", "1", TRUE);
     g_setenv("HEARTH_VULKAN_VALIDATION", "1", TRUE);
     g_setenv("HEARTH_VULKAN_ALLOW_CPU", "1", TRUE);   /* lavapipe is what CI has */
-    g_autofree char *gguf = gguf_path();
-    if (!gguf)
-        hr_test_skip("SmolLM2-135M-Instruct.Q4_1.gguf not found under hearth-test-models in the cache "
-                     "(tests/reference/get-smollm2 puts it there; or set HEARTH_SMOLLM2_GGUF)");
     {
         HrVkOptions opt;
         hr_vk_options_init(&opt);
@@ -237,6 +242,19 @@ main(void)
         printf("device: %s\n", hr_vk_context_caps(probe)->name);
         hr_vk_context_free(probe);
     }
+    {
+        g_autofree char *tiny = g_build_filename(HEARTH_FIXTURES, "gguf-tiny", "llama-mixed.gguf", NULL);
+        check_schedule(tiny, "tiny llama, every block type", true);
+        g_setenv("HEARTH_VULKAN_MAX_BINDING_BYTES", "4096", TRUE);   /* 12-14 rows a slice */
+        check_schedule(tiny, "tiny llama sliced", false);
+        g_unsetenv("HEARTH_VULKAN_MAX_BINDING_BYTES");
+    }
+    g_autofree char *gguf = gguf_path();
+    if (!gguf && hr_test_result() != 0)
+        return hr_test_result();
+    if (!gguf)
+        hr_test_skip("SmolLM2-135M-Instruct.Q4_1.gguf not found under hearth-test-models in the cache "
+                     "(tests/reference/get-smollm2 puts it there; or set HEARTH_SMOLLM2_GGUF)");
     printf("model: %s\n", gguf);
     check_chat(gguf);
     check_schedule(gguf, "smollm2 Q4_1/Q8_0", true);

@@ -144,8 +144,9 @@ uint32_t *hr_vk_pack_ggml(const void *data, uint32_t type, int N, int K, HrVkWei
 /* ---- dispatch builders ----------------------------------------------------------- */
 /* Buffers are bound whole. max_tokens: the token rows the dispatch covers
  * (groups for the rest exit at once when params.n_tokens is smaller). */
-/* emb holds table rows row_begin .. row_begin + emb->n (a slice when the
- * table exceeds one binding); tokens outside are left to other slices. */
+/* emb (any layout above) holds table rows row_begin .. row_begin + emb->n
+ * (a slice when the table exceeds one binding); tokens outside are left to
+ * other slices. */
 HrStatus hr_vk_make_embed(HrVkKernels *k, HrVkBuffer *tokens, const HrVkWeight *emb, uint32_t row_begin,
                           HrVkBuffer *x, HrVkBuffer *params, uint32_t max_tokens, HrVkDispatch *d, HrError *err);
 /* flags 1: only tokens from params.logit_first. */
