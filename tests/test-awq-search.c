@@ -13,7 +13,8 @@
  *  (c) the search's CPU kernels (engine/cpu/cpu-awq.c) against plain
  *      double-precision loops: exp, SiLU*up, causal GQA attention (head
  *      sizes 8 and 64, a length that is no multiple of 16), the row
- *      reductions; the same bits on 1 and 2 threads. */
+ *      reductions; the same bits on 1 and 2 threads; the fake quantizer
+ *      of one row (vectorised) gives the bits of hr_rtn_quantize_bits. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,8 +22,10 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "awq-private.h"
 #include "cpu-awq.h"
 #include "hr-test.h"
+#include "hr-half.h"
 #include "model.h"
 #include "quantize.h"
 
@@ -327,9 +330,45 @@ kernels_check(void)
     HrThreadPool *pools[2] = { hr_pool_new(1), hr_pool_new(2) };
     guint32 r = 99;
 #define RNDF() (r = r * 1664525u + 1013904223u, ((float)(r >> 8) / 16777216.0f - 0.5f))
+    /* fake quant of a row = quantize + dequantize, bit for bit (rows: random,
+     * all zero, all positive, a constant, halves and integers) */
+    enum { FK = 256, FR = 6 };
+    float *fw = g_new(float, FR * FK), *fo = g_new(float, FK), *fd = g_new(float, FR * FK);
+    for (int i = 0; i < FK; i++) {
+        fw[i] = RNDF();
+        fw[FK + i] = 0.0f;
+        fw[2 * FK + i] = RNDF() + 0.6f;
+        fw[3 * FK + i] = -0.3f;
+        fw[4 * FK + i] = (float)(i % 31) * 0.5f - 7.0f;
+        fw[5 * FK + i] = 1e3f * RNDF();
+    }
+    const int fg[3][2] = { { 32, 4 }, { 128, 4 }, { 64, 3 } };
+    for (int c = 0; c < 3; c++) {
+        const int g = fg[c][0], bits = fg[c][1], ng = FK / g;
+        uint8_t *qT = g_new(uint8_t, FR * FK), *z = g_new(uint8_t, FR * ng);
+        uint16_t *sc = g_new(uint16_t, FR * ng);
+        hr_rtn_quantize_bits(fw, FR, FK, g, bits, qT, sc, z);
+        for (int n = 0; n < FR; n++)
+            for (int k = 0; k < FK; k++) {
+                size_t gi = (size_t)(k / g) * FR + n;
+                fd[n * FK + k] = ((float)qT[(size_t)k * FR + n] - (float)z[gi]) * hr_f16_to_f32(sc[gi]);
+            }
+        for (int n = 0; n < FR; n++) {
+            hr_rtn_fake_quant_row(fw + n * FK, FK, g, bits, fo);
+            HR_CHECK(memcmp(fo, fd + n * FK, sizeof(float) * FK) == 0, "fake quant row %d g %d bits %d differs", n, g,
+                     bits);
+        }
+        g_free(qT);
+        g_free(z);
+        g_free(sc);
+    }
+    g_free(fw);
+    g_free(fo);
+    g_free(fd);
     /* SiLU * up, odd length (a masked tail) */
     enum { NS = 1237 };
     float g[2][NS], u[NS];
+    const guint32 r_silu = r;
     for (int i = 0; i < NS; i++) {
         g[0][i] = g[1][i] = 24.0f * RNDF();
         u[i] = RNDF();
@@ -337,7 +376,7 @@ kernels_check(void)
     double se = 0.0;
     for (int p = 0; p < 2; p++)
         hr_awq_silu_mul(pools[p], g[p], u, NS);
-    r = 99;
+    r = r_silu;
     for (int i = 0; i < NS; i++) {
         double x = 24.0 * RNDF(), ui = RNDF(), want = x / (1.0 + exp(-x)) * ui;
         se = fmax(se, fabs(g[0][i] - want) / (fabs(want) + 1e-30));
