@@ -16,8 +16,10 @@
  *   KV cache  FP16 [context, n_kv*head_dim] per layer, K and V.
  *   scratch   FP32 activations for CHUNK tokens; attention partials
  *             [CHUNK, heads, splits, head_dim + 2].
- *   host      params (pos, n_tokens, logit_first, seq_len), token ids,
- *             logits [CHUNK, vocab] and the argmax result: host-visible.
+ *   host      params (pos, n_tokens, logit_first, seq_len) and token ids:
+ *             host-visible (device-local where the BAR allows); logits
+ *             [CHUNK, vocab] and the argmax result: host-visible and
+ *             host-cached, so reading them is not an uncached PCIe read.
  * Execution: two command buffers are recorded once at load — decode (one
  * token, GEMV kernels) and prefill (up to CHUNK tokens, the GEMV kernels
  * with several tokens per workgroup) — and replayed: each step writes the
@@ -616,9 +618,10 @@ vk_destroy(void *p)
 }
 
 static HrStatus
-alloc_host(VkCtx *c, HrVkBuffer *b, size_t bytes, HrError *err)
+alloc_host(VkCtx *c, HrVkBuffer *b, size_t bytes, bool readback, HrError *err)
 {
-    HrStatus st = hr_vk_buffer_new_host(c->vk, bytes, b, err);
+    HrStatus st = readback ? hr_vk_buffer_new_readback(c->vk, bytes, b, err)
+                           : hr_vk_buffer_new_host(c->vk, bytes, b, err);
     if (st == HR_OK)
         memset(b->mapped, 0, bytes);
     return st;
@@ -833,10 +836,10 @@ vk_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOption
             (st = new_device(c, &c->att, C * (size_t)q_dim * 4, "activations", err)) ||
             (st = new_device(c, &c->hb, C * (size_t)hidden * 4, "activations", err)) ||
             (st = new_device(c, &c->part, part_bytes, "attention partials", err)) ||
-            (st = alloc_host(c, &c->params, sizeof(HrVkStepParams), err)) ||
-            (st = alloc_host(c, &c->tokens, C * 4, err)) ||
-            (st = alloc_host(c, &c->logits, C * (size_t)vocab * 4, err)) ||
-            (st = alloc_host(c, &c->argmax, 16, err))) {
+            (st = alloc_host(c, &c->params, sizeof(HrVkStepParams), false, err)) ||
+            (st = alloc_host(c, &c->tokens, C * 4, false, err)) ||
+            (st = alloc_host(c, &c->logits, C * (size_t)vocab * 4, true, err)) ||
+            (st = alloc_host(c, &c->argmax, 16, true, err))) {
         }
     }
     c->scratch_bytes = scratch + C * (size_t)vocab * 4;

@@ -532,8 +532,10 @@ find_memory_type(const HrVkContext *ctx, uint32_t type_bits, VkMemoryPropertyFla
     return fallback;
 }
 
-HrStatus
-hr_vk_buffer_new_host(HrVkContext *ctx, VkDeviceSize size, HrVkBuffer *buf, HrError *err)
+/* A mapped buffer of a coherent host-visible memory type, the first with
+ * the flags in prefer if there is one. */
+static HrStatus
+buffer_new_mapped(HrVkContext *ctx, VkDeviceSize size, VkMemoryPropertyFlags prefer, HrVkBuffer *buf, HrError *err)
 {
     memset(buf, 0, sizeof *buf);
     if (size == 0 || size > ctx->caps.max_storage_buffer_range)
@@ -554,8 +556,7 @@ hr_vk_buffer_new_host(HrVkContext *ctx, VkDeviceSize size, HrVkBuffer *buf, HrEr
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(ctx->device, buf->buffer, &req);
     int type = find_memory_type(ctx, req.memoryTypeBits,
-                                VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
-                                VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+                                VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT, prefer);
     if (type < 0) {
         hr_vk_buffer_free(ctx, buf);
         return hr_error_set(err, HR_ERR_DEVICE, "Vulkan: no host-visible coherent memory type");
@@ -579,6 +580,23 @@ hr_vk_buffer_new_host(HrVkContext *ctx, VkDeviceSize size, HrVkBuffer *buf, HrEr
     }
     buf->size = size;
     return HR_OK;
+}
+
+HrStatus
+hr_vk_buffer_new_host(HrVkContext *ctx, VkDeviceSize size, HrVkBuffer *buf, HrError *err)
+{
+    /* written by the host, read by the device: device-local when the
+     * device has host-visible VRAM (resizable BAR), written combined */
+    return buffer_new_mapped(ctx, size, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, buf, err);
+}
+
+HrStatus
+hr_vk_buffer_new_readback(HrVkContext *ctx, VkDeviceSize size, HrVkBuffer *buf, HrError *err)
+{
+    /* written by the device, read by the host: host-cached system memory,
+     * so the host's reads are cached loads rather than uncached reads
+     * across PCIe from VRAM (0.5 MB of logits a token at 128K vocab) */
+    return buffer_new_mapped(ctx, size, VK_MEMORY_PROPERTY_HOST_CACHED_BIT, buf, err);
 }
 
 void

@@ -78,6 +78,9 @@ void hr_vk_describe_devices(GString *out);
 /* Host-visible, host-coherent storage buffer (device-local when the device
  * has such memory, e.g. integrated GPUs and lavapipe). */
 HrStatus hr_vk_buffer_new_host(HrVkContext *ctx, VkDeviceSize size, HrVkBuffer *buf, HrError *err);
+/* The same for buffers the device writes and the host reads (logits):
+ * host-cached memory where the device has it. */
+HrStatus hr_vk_buffer_new_readback(HrVkContext *ctx, VkDeviceSize size, HrVkBuffer *buf, HrError *err);
 void hr_vk_buffer_free(HrVkContext *ctx, HrVkBuffer *buf);
 
 /* A compute pipeline with n_bindings storage buffers in set 0, push
