@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "awq-layout.h"
 #include "gguf-blocks.h"
 #include "gguf.h"
 #include "hr-half.h"
@@ -227,8 +228,6 @@ load_u16(const void *base, size_t i)
     return v;
 }
 
-static const int awq_order[8] = { 0, 2, 4, 6, 1, 3, 5, 7 };
-
 uint32_t *
 hr_vk_pack_awq(const void *qweight, const void *qzeros, const void *scales, int N, int K, int ng, HrVkWeight *w,
                size_t *n_words, HrError *err)
@@ -248,23 +247,15 @@ hr_vk_pack_awq(const void *qweight, const void *qzeros, const void *scales, int 
     const size_t soff = (size_t)N * kw;
     *n_words = soff + (size_t)N * (size_t)ng;
     uint32_t *out = g_new0(uint32_t, *n_words);
+    /* rows of kw words, input k in nibble k % 8 of word k / 8 (awq-layout.c) */
+    hr_awq_unpack_rows(qweight, N, K, 0, N, NULL, (uint8_t *)out, kw * 4);
     const size_t w8 = (size_t)N / 8;
-    for (size_t k = 0; k < (size_t)K; k++) {
-        for (size_t j = 0; j < w8; j++) {
-            uint32_t p = load_u32(qweight, k * w8 + j);
-            for (int i = 0; i < 8; i++) {
-                size_t n = j * 8 + (size_t)awq_order[i];
-                out[n * kw + k / 8] |= ((p >> (4 * i)) & 15u) << (4 * (k % 8));
-            }
-        }
-    }
     for (size_t gi = 0; gi < (size_t)ng; gi++) {
         for (size_t j = 0; j < w8; j++) {
             uint32_t p = load_u32(qzeros, gi * w8 + j);
-            for (int i = 0; i < 8; i++) {
-                size_t n = j * 8 + (size_t)awq_order[i];
-                uint32_t z = (p >> (4 * i)) & 15u;
-                out[soff + n * (size_t)ng + gi] = load_u16(scales, gi * (size_t)N + n) | (z << 16);
+            for (int c = 0; c < 8; c++) {
+                size_t n = j * 8 + (size_t)c;
+                out[soff + n * (size_t)ng + gi] = load_u16(scales, gi * (size_t)N + n) | (hr_awq_get(p, c) << 16);
             }
         }
     }
