@@ -699,8 +699,8 @@ hr_cli_bench(int argc, char **argv)
         printf("model     %s (%s backend, %d layers, dim %d, vocab %d%s), loaded in %.2f s\n", model_dir, ops->name,
                cfg->n_layers, cfg->dim, V, cfg->awq ? ", AWQ 4-bit" : "", load_s);
         if (mem.load_read_s + mem.load_convert_s + mem.load_upload_s > 0)
-            printf("load      read %.2f s, repack/convert %.2f s, upload %.2f s, the rest (tokenizer, config, "
-                   "checks) %.2f s\n", mem.load_read_s, mem.load_convert_s, mem.load_upload_s,
+            printf("load      read %.2f s, repack/convert %.2f s, upload %.2f s, other (config, checks, device "
+                   "set-up) %.2f s\n", mem.load_read_s, mem.load_convert_s, mem.load_upload_s,
                    MAX(0.0, load_s - mem.load_read_s - mem.load_convert_s - mem.load_upload_s));
         printf("prefill   %d tokens: %.1f tok/s median (%.1f .. %.1f over %d reps), time to first token %.1f ms\n",
                n_prompt, pre_med, min_of(pre, reps), max_of(pre, reps), reps, ttft_med);

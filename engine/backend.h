@@ -46,7 +46,9 @@ typedef struct {
     /* Where create() spent its time: paging the checkpoint in (reading it
      * from disk when it is not in the page cache), converting/repacking
      * the weights, copying them to the device. All 0 when the backend does
-     * not say; a backend that overlaps them counts each step's own time. */
+     * not say; a backend that overlaps them counts each step's own time, and
+     * one that does not page the file in apart counts the reading in
+     * convert (Vulkan). */
     double load_read_s, load_convert_s, load_upload_s;
 } HrMemoryReport;
 

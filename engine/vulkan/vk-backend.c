@@ -79,6 +79,7 @@ typedef struct {
     char *location;
     Uploader up;
     size_t up_total, up_done;
+    double load_convert_s, load_upload_s;    /* upload: time in upload(); convert: the rest of taking weights */
     HrProgressFunc progress;
     void *progress_user;
 } VkCtx;
@@ -186,8 +187,20 @@ uploader_free(VkCtx *c)
     memset(u, 0, sizeof *u);
 }
 
+static HrStatus upload_bytes(VkCtx *c, HrVkBuffer *dst, const void *src, size_t bytes, HrError *err);
+
+/* Copies host bytes to a device buffer through the staging ring (timed). */
 static HrStatus
 upload(VkCtx *c, HrVkBuffer *dst, const void *src, size_t bytes, HrError *err)
+{
+    const gint64 t0 = g_get_monotonic_time();
+    HrStatus st = upload_bytes(c, dst, src, bytes, err);
+    c->load_upload_s += (double)(g_get_monotonic_time() - t0) / 1e6;
+    return st;
+}
+
+static HrStatus
+upload_bytes(VkCtx *c, HrVkBuffer *dst, const void *src, size_t bytes, HrError *err)
 {
     Uploader *u = &c->up;
     for (size_t off = 0; off < bytes; off += RING_SEGMENT) {
@@ -748,6 +761,7 @@ vk_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOption
     }
     c->up_total = need - scratch - 2 * kv_one * (size_t)cfg->n_layers;
 
+    const gint64 t_weights = g_get_monotonic_time();
     st = uploader_init(c, err);
     if (st == HR_OK)
         st = take_table_sliced(c, ts, "model.embed_tokens.weight", vocab, dim, &c->emb, &c->n_emb, &c->emb_rows, err);
@@ -826,8 +840,12 @@ vk_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOption
         g_free(tab);
         g_free(inv);
     }
-    if (st == HR_OK)
+    if (st == HR_OK) {
+        const gint64 t_wait = g_get_monotonic_time();
         st = uploader_finish(c, err);
+        c->load_upload_s += (double)(g_get_monotonic_time() - t_wait) / 1e6;
+        c->load_convert_s = (double)(g_get_monotonic_time() - t_weights) / 1e6 - c->load_upload_s;
+    }
     if (st == HR_OK) {
         if ((st = new_device(c, &c->x, C * (size_t)dim * 4, "activations", err)) ||
             (st = new_device(c, &c->xb, C * (size_t)dim * 4, "activations", err)) ||
@@ -927,6 +945,9 @@ vk_memory(void *p, HrMemoryReport *out)
     out->kv_bytes = c->kv_bytes;
     out->scratch_bytes = c->scratch_bytes;
     out->location = c->location;
+    /* reading the mapped checkpoint happens as the repack touches it: in convert */
+    out->load_convert_s = c->load_convert_s;
+    out->load_upload_s = c->load_upload_s;
 }
 
 uint32_t
