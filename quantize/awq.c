@@ -726,7 +726,9 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
                             opt->backend);
     if (!be->gemm) /* a backend without host GEMMs: the search runs on the CPU */
         be = &hr_cpu_backend;
-    const bool cpu = be == &hr_cpu_backend;
+    /* HEARTH_AWQ_GEMM_OP=1 (tests): the CPU backend through its gemm op,
+     * i.e. the path every other backend takes */
+    const bool cpu = be == &hr_cpu_backend && !g_getenv("HEARTH_AWQ_GEMM_OP");
     void *dev = NULL;
     if (!cpu) {
         HrStatus st = be->gemm_open(0, &dev, err);
