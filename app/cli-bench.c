@@ -17,7 +17,19 @@
  * host's read bandwidth measured in the same run on the same thread pool
  * (hr_cpu_read_bandwidth). The calls cycle through enough copies of the
  * matrix to fill --footprint MiB, so the weights come from memory, not from
- * the last-level cache, as in a decode step of a real model. */
+ * the last-level cache, as in a decode step of a real model.
+ *
+ * With --gemm ROWSxCOLS --tokens T: the prefill linear of a T-token chunk
+ * instead (the backend's prefill path: the CPU's blocked GEMM, the Vulkan
+ * tiled GEMM), as microseconds per call and TFLOP/s (2 * ROWS * COLS * T
+ * per call); on Vulkan beside the FP32 multiply-add peak measured in the
+ * same run.
+ *
+ * --backend vulkan runs both on the Vulkan device (engine/vulkan/vk-bench.c):
+ * the matrix packed by the backend's own packers, the backend's GEMV/GEMM
+ * dispatches repeated in one command buffer (barriers between, as in a
+ * forward step) and timed with GPU timestamps, against the device's read
+ * bandwidth from a Vulkan read kernel. */
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -31,9 +43,13 @@
 #include "cpu-bandwidth.h"
 #include "cpu-kernels.h"
 #include "hearth-cli.h"
+#include "hearth-config.h"
 #include "hr-half.h"
 #include "model.h"
 #include "safetensors.h"
+#if HEARTH_HAVE_VULKAN
+#include "vulkan/vk-bench.h"
+#endif
 
 static int
 cmp_double(const void *a, const void *b)
@@ -103,6 +119,9 @@ typedef struct {
     int group, threads, reps, footprint_mb;
     double min_time;
     gboolean json;
+    char **gemm_shapes;  /* --gemm */
+    int tokens;          /* 1 for --gemv; --tokens for --gemm */
+    const char *backend; /* "cpu" or "vulkan" */
 } GemvOpts;
 
 typedef struct {
@@ -115,9 +134,33 @@ typedef struct {
     int copies;
     long calls;           /* per rep, the last one */
     double us_med, us_min, us_max, gbs_med, gbs_min, gbs_max;
+    double tf_med, tf_min, tf_max;   /* TFLOP/s, 2 * rows * cols * tokens per call */
+    const char *kernel;   /* Vulkan: "gemv", "gemm", "gemv-nt" */
 } GemvResult;
 
-enum { GEMV_MAX_DIM = 1 << 20, GEMV_MAX_COPIES = 1 << 16 };
+/* Medians and ranges of the per-call times us[reps] into res. */
+static void
+gemv_stats(GemvResult *res, double *us, int reps, int tokens)
+{
+    double *gbs = g_new(double, reps), *tf = g_new(double, reps);
+    for (int r = 0; r < reps; r++) {
+        gbs[r] = (double)res->weight_bytes / (us[r] * 1e3); /* bytes / ns = GB/s */
+        tf[r] = 2.0 * res->s.rows * (double)res->s.cols * tokens / (us[r] * 1e6);
+    }
+    res->us_min = min_of(us, reps);
+    res->us_max = max_of(us, reps);
+    res->us_med = median(us, reps);
+    res->gbs_min = min_of(gbs, reps);
+    res->gbs_max = max_of(gbs, reps);
+    res->gbs_med = median(gbs, reps);
+    res->tf_min = min_of(tf, reps);
+    res->tf_max = max_of(tf, reps);
+    res->tf_med = median(tf, reps);
+    g_free(gbs);
+    g_free(tf);
+}
+
+enum { GEMV_MAX_DIM = 1 << 20, GEMV_MAX_COPIES = 1 << 16, GEMM_MAX_TOKENS = 16384 };
 
 /* HrMatmulImpl values by name: every value hr_matmul_impl_name() knows
  * (it answers "?" past the last one). */
@@ -236,8 +279,9 @@ gemv_one(const GemvOpts *o, HrThreadPool *pool, HrMatmulImpl impl, Shape sh, Gem
     uint8_t *zbuf = s_stride ? g_try_malloc(s_stride * copies) : NULL;
     HrQMat *qm = g_new0(HrQMat, copies);
     HrMat *fm = g_new0(HrMat, copies);
-    float *x = g_new(float, cols), *out = g_new(float, rows);
-    double *us = g_new(double, o->reps), *gbs = g_new(double, o->reps);
+    const int T = o->tokens;
+    float *x = g_new(float, (size_t)cols * T), *out = g_new(float, (size_t)rows * T);
+    double *us = g_new(double, o->reps);
     if (!qbuf || (s_stride && (!sbuf || !zbuf))) {
         fprintf(stderr, "hearth-cli bench: cannot allocate %zu copies of a %dx%d matrix (%.1f MB); lower --footprint\n",
                 copies, rows, cols, (double)(copy_bytes * copies) / 1e6);
@@ -272,23 +316,23 @@ gemv_one(const GemvOpts *o, HrThreadPool *pool, HrMatmulImpl impl, Shape sh, Gem
                           .rows = rows, .cols = cols, .group = o->group, .n_groups = ng };
         fm[c] = (HrMat){ qbuf + c * q_stride, HR_DTYPE_F16, rows, cols };
     }
-    for (int i = 0; i < cols; i++)
+    for (size_t i = 0; i < (size_t)cols * T; i++)
         x[i] = 2.0f * rand_unit(&seed) - 1.0f;
 
 #define GEMV_CALL(c)                                                                   \
     do {                                                                               \
         if (q4 && impl == HR_MATMUL_AUTO)                                              \
-            hr_matmul_q4(pool, out, &qm[c], NULL, x, 1, NULL);                         \
+            hr_matmul_q4(pool, out, &qm[c], NULL, x, T, NULL);                            \
         else if (q4)                                                                   \
-            hr_matmul_q4_impl(impl, pool, out, &qm[c], NULL, x, 1, NULL);              \
+            hr_matmul_q4_impl(impl, pool, out, &qm[c], NULL, x, T, NULL);                 \
         else if (impl == HR_MATMUL_AUTO)                                               \
-            hr_matmul(pool, out, &fm[c], NULL, x, 1, NULL);                            \
+            hr_matmul(pool, out, &fm[c], NULL, x, T, NULL);                               \
         else                                                                           \
-            hr_matmul_impl(impl, pool, out, &fm[c], NULL, x, 1, NULL);                 \
+            hr_matmul_impl(impl, pool, out, &fm[c], NULL, x, T, NULL);                    \
     } while (0)
 
     GEMV_CALL(0); /* warm-up: threads awake, code and x in cache */
-    if (!isfinite(out[0]) || !isfinite(out[rows - 1])) {
+    if (!isfinite(out[0]) || !isfinite(out[(size_t)rows * T - 1])) {
         fprintf(stderr, "hearth-cli bench: the %dx%d GEMV gave a non-finite output\n", rows, cols);
         goto out;
     }
@@ -305,7 +349,6 @@ gemv_one(const GemvOpts *o, HrThreadPool *pool, HrMatmulImpl impl, Shape sh, Gem
             dt = g_get_monotonic_time() - t0;
         } while (dt < min_us);
         us[r] = (double)dt / (double)calls;
-        gbs[r] = (double)wbytes / (us[r] * 1e3); /* bytes / ns = GB/s */
     }
 #undef GEMV_CALL
 
@@ -313,12 +356,7 @@ gemv_one(const GemvOpts *o, HrThreadPool *pool, HrMatmulImpl impl, Shape sh, Gem
     res->weight_bytes = wbytes;
     res->copies = (int)copies;
     res->calls = calls;
-    res->us_min = min_of(us, o->reps);
-    res->us_max = max_of(us, o->reps);
-    res->us_med = median(us, o->reps);
-    res->gbs_min = min_of(gbs, o->reps);
-    res->gbs_max = max_of(gbs, o->reps);
-    res->gbs_med = median(gbs, o->reps);
+    gemv_stats(res, us, o->reps, T);
     rc = 0;
 out:
     g_free(qbuf);
@@ -329,8 +367,116 @@ out:
     g_free(x);
     g_free(out);
     g_free(us);
-    g_free(gbs);
     return rc;
+}
+
+#if HEARTH_HAVE_VULKAN
+/* Every shape on the Vulkan device: the read bandwidth (--gemv) or the FP32
+ * peak (--gemm), then each linear; 0 or an exit status with the message
+ * printed. */
+static int
+linear_vulkan(const GemvOpts *o, GArray *shapes, GemvResult *res, double *bw, double *peak, char **device,
+              bool *gpu_timer)
+{
+    HrVkOptions vopt;
+    hr_vk_options_init(&vopt);
+    const char *val = g_getenv("HEARTH_VULKAN_VALIDATION");
+    vopt.validation = val && val[0] == '1';
+    HrVkContext *ctx = NULL;
+    HrVkKernels *k = NULL;
+    HrError err = { 0 };
+    int rc = 1;
+    double *sec = g_new(double, o->reps);
+    if (hr_vk_context_new(&vopt, &ctx, &err) != HR_OK) {
+        fprintf(stderr, "hearth-cli bench: %s\n", err.message);
+        goto out;
+    }
+    const HrVkCaps *caps = hr_vk_context_caps(ctx);
+    *device = g_strdup(caps->name);
+    HrVkKernelConfig kcfg;
+    hr_vk_kernel_config_for(caps, 64, &kcfg);
+    if (hr_vk_kernels_new(ctx, &kcfg, &k, &err) != HR_OK ||
+        (o->tokens == 1 ? hr_vk_read_bandwidth(ctx, bw, &err) : hr_vk_fma_peak(ctx, peak, &err)) != HR_OK) {
+        fprintf(stderr, "hearth-cli bench: %s\n", err.message);
+        goto out;
+    }
+    for (guint i = 0; i < shapes->len; i++) {
+        Shape sh = g_array_index(shapes, Shape, i);
+        HrVkLinearBenchArgs a = { .rows = sh.rows, .cols = sh.cols, .tokens = o->tokens,
+                                  .q4 = strcmp(o->weights, "q4") == 0, .group = o->group,
+                                  .footprint = (size_t)o->footprint_mb << 20, .min_time = o->min_time,
+                                  .reps = o->reps };
+        HrVkLinearBenchInfo info;
+        if (hr_vk_bench_linear(k, ctx, &a, sec, &info, &err) != HR_OK) {
+            fprintf(stderr, "hearth-cli bench: %dx%d: %s\n", sh.rows, sh.cols, err.message);
+            goto out;
+        }
+        for (int r = 0; r < o->reps; r++)
+            sec[r] *= 1e6;
+        res[i].s = sh;
+        res[i].weight_bytes = info.weight_bytes;
+        res[i].copies = info.copies;
+        res[i].calls = info.calls;
+        res[i].kernel = info.kernel;
+        *gpu_timer = info.gpu_timer;
+        gemv_stats(&res[i], sec, o->reps, o->tokens);
+    }
+    uint32_t msgs = hr_vk_context_validation_messages(ctx);
+    if (msgs) {
+        fprintf(stderr, "hearth-cli bench: the Vulkan validation layer reported %u message(s)\n", msgs);
+        goto out;
+    }
+    rc = 0;
+out:
+    hr_vk_kernels_free(k);
+    hr_vk_context_free(ctx);
+    g_free(sec);
+    return rc;
+}
+#endif
+
+/* Appends the shapes of one --gemv/--gemm value ("RxC[,RxC...]") to shapes;
+ * false with the message printed. */
+static bool
+parse_shapes(const GemvOpts *o, char **specs, const char *flag, bool q4, bool vulkan, GArray *shapes)
+{
+    for (char **sp = specs; *sp; sp++) {
+        g_auto(GStrv) parts = g_strsplit(*sp, ",", -1);
+        if (!parts[0]) {
+            fprintf(stderr, "hearth-cli bench: %s needs ROWSxCOLS\n", flag);
+            return false;
+        }
+        for (char **p = parts; *p; p++) {
+            Shape s;
+            if (!parse_shape(*p, &s)) {
+                fprintf(stderr, "hearth-cli bench: %s '%s' is not ROWSxCOLS with both in 1 .. %d\n", flag, *p,
+                        GEMV_MAX_DIM);
+                return false;
+            }
+            if (q4 && s.cols % 2) {
+                fprintf(stderr, "hearth-cli bench: %s %dx%d: 4-bit weights need an even number of columns\n", flag,
+                        s.rows, s.cols);
+                return false;
+            }
+            if (q4 && s.cols % o->group) {
+                fprintf(stderr, "hearth-cli bench: %s %dx%d: the group size %d does not divide the %d columns "
+                                "(set --group)\n", flag, s.rows, s.cols, o->group, s.cols);
+                return false;
+            }
+            if (q4 && vulkan && s.rows % 8) {
+                fprintf(stderr, "hearth-cli bench: %s %dx%d: 4-bit weights on Vulkan need rows a multiple of 8\n",
+                        flag, s.rows, s.cols);
+                return false;
+            }
+            if (q4 && vulkan && o->group % 8 && o->group != s.cols) {
+                fprintf(stderr, "hearth-cli bench: %s %dx%d: on Vulkan the group size (%d) must be a multiple of 8 "
+                                "or the column count\n", flag, s.rows, s.cols, o->group);
+                return false;
+            }
+            g_array_append_val(shapes, s);
+        }
+    }
+    return true;
 }
 
 static int
@@ -339,12 +485,30 @@ bench_gemv(const GemvOpts *o)
     GArray *shapes = g_array_new(FALSE, FALSE, sizeof(Shape));
     GemvResult *res = NULL;
     HrThreadPool *pool = NULL;
+    char *device = NULL;
     int rc = 2;
     const bool q4 = strcmp(o->weights, "q4") == 0;
+    const bool gemm = o->gemm_shapes != NULL;
+    const bool vulkan = strcmp(o->backend, "vulkan") == 0;
+    const char *mode = gemm ? "gemm" : "gemv";
     HrMatmulImpl impl = HR_MATMUL_AUTO;
 
+    if (!vulkan && strcmp(o->backend, "cpu") != 0) {
+        fprintf(stderr, "hearth-cli bench: --gemv and --gemm take --backend cpu or vulkan, not '%s'\n", o->backend);
+        goto out;
+    }
+#if !HEARTH_HAVE_VULKAN
+    if (vulkan) {
+        fprintf(stderr, "hearth-cli bench: --backend vulkan: this build has no Vulkan backend\n");
+        goto out;
+    }
+#endif
     if (!q4 && strcmp(o->weights, "f16") != 0) {
         fprintf(stderr, "hearth-cli bench: --weights must be q4 or f16, not '%s'\n", o->weights);
+        goto out;
+    }
+    if (vulkan && strcmp(o->impl, "auto") != 0) {
+        fprintf(stderr, "hearth-cli bench: --impl goes with --backend cpu\n");
         goto out;
     }
     if (!impl_from_name(o->impl, &impl)) {
@@ -362,52 +526,40 @@ bench_gemv(const GemvOpts *o)
                         "--min-time within 0 .. 60 s\n");
         goto out;
     }
+    if (o->tokens < 1 || o->tokens > GEMM_MAX_TOKENS) {
+        fprintf(stderr, "hearth-cli bench: --tokens must be within 1 .. %d\n", GEMM_MAX_TOKENS);
+        goto out;
+    }
     if (q4 && (o->group < 2 || o->group % 2)) {
         fprintf(stderr, "hearth-cli bench: --group must be even and at least 2, not %d\n", o->group);
         goto out;
     }
-    for (char **sp = o->shapes; *sp; sp++) {
-        g_auto(GStrv) parts = g_strsplit(*sp, ",", -1);
-        if (!parts[0]) {
-            fprintf(stderr, "hearth-cli bench: --gemv needs ROWSxCOLS\n");
-            goto out;
-        }
-        for (char **p = parts; *p; p++) {
-            Shape s;
-            if (!parse_shape(*p, &s)) {
-                fprintf(stderr, "hearth-cli bench: --gemv '%s' is not ROWSxCOLS with both in 1 .. %d\n", *p,
-                        GEMV_MAX_DIM);
-                goto out;
-            }
-            if (q4 && s.cols % 2) {
-                fprintf(stderr, "hearth-cli bench: --gemv %dx%d: 4-bit weights need an even number of columns\n",
-                        s.rows, s.cols);
-                goto out;
-            }
-            if (q4 && s.cols % o->group) {
-                fprintf(stderr, "hearth-cli bench: --gemv %dx%d: the group size %d does not divide the %d columns "
-                                "(set --group)\n", s.rows, s.cols, o->group, s.cols);
-                goto out;
-            }
-            g_array_append_val(shapes, s);
-        }
-    }
+    if (!parse_shapes(o, gemm ? o->gemm_shapes : o->shapes, gemm ? "--gemm" : "--gemv", q4, vulkan, shapes))
+        goto out;
 
     rc = 1;
     const int n_threads = o->threads > 0 ? o->threads : (int)g_get_num_processors();
-    pool = hr_pool_new(n_threads);
-    HrError err = { 0 };
-    double bw = 0.0;
-    if (hr_cpu_read_bandwidth(pool, &bw, &err) != HR_OK) {
-        fprintf(stderr, "hearth-cli bench: %s\n", err.message);
-        goto out;
-    }
+    double bw = 0.0, peak = 0.0;
+    bool gpu_timer = false;
     res = g_new0(GemvResult, shapes->len);
-    for (guint i = 0; i < shapes->len; i++)
-        if (gemv_one(o, pool, impl, g_array_index(shapes, Shape, i), &res[i]) != 0)
+    if (vulkan) {
+#if HEARTH_HAVE_VULKAN
+        if (linear_vulkan(o, shapes, res, &bw, &peak, &device, &gpu_timer) != 0)
             goto out;
+#endif
+    } else {
+        pool = hr_pool_new(n_threads);
+        HrError err = { 0 };
+        if (!gemm && hr_cpu_read_bandwidth(pool, &bw, &err) != HR_OK) {
+            fprintf(stderr, "hearth-cli bench: %s\n", err.message);
+            goto out;
+        }
+        for (guint i = 0; i < shapes->len; i++)
+            if (gemv_one(o, pool, impl, g_array_index(shapes, Shape, i), &res[i]) != 0)
+                goto out;
+    }
 
-    const char *impl_name = hr_matmul_impl_name(impl);
+    const char *impl_name = vulkan ? (shapes->len ? res[0].kernel : mode) : hr_matmul_impl_name(impl);
     char wdesc[32];
     if (q4)
         snprintf(wdesc, sizeof wdesc, "q4 g%d", o->group);
@@ -416,55 +568,98 @@ bench_gemv(const GemvOpts *o)
     if (o->json) {
         g_autoptr(JsonBuilder) b = json_builder_new();
         json_builder_begin_object(b);
-        hr_cli_json_str(b, "mode", "gemv");
+        hr_cli_json_str(b, "mode", mode);
+        hr_cli_json_str(b, "backend", o->backend);
+        if (device)
+            hr_cli_json_str(b, "device", device);
+        if (vulkan)
+            hr_cli_json_str(b, "timer", gpu_timer ? "gpu" : "host");
         hr_cli_json_str(b, "weights", o->weights);
         if (q4) {
             hr_cli_json_int(b, "group", o->group);
         }
         hr_cli_json_str(b, "impl", impl_name);
-        hr_cli_json_int(b, "threads", n_threads);
+        if (!vulkan)
+            hr_cli_json_int(b, "threads", n_threads);
+        if (gemm)
+            hr_cli_json_int(b, "tokens", o->tokens);
         hr_cli_json_int(b, "reps", o->reps);
         hr_cli_json_double(b, "min_time_s", o->min_time);
         hr_cli_json_int(b, "footprint_mb", o->footprint_mb);
-        hr_cli_json_double(b, "read_bandwidth_gb_s", bw / 1e9);
-        json_builder_set_member_name(b, "gemv");
+        if (!gemm)
+            hr_cli_json_double(b, "read_bandwidth_gb_s", bw / 1e9);
+        if (gemm && peak > 0)
+            hr_cli_json_double(b, "fp32_peak_tflop_s", peak / 1e12);
+        json_builder_set_member_name(b, mode);
         json_builder_begin_array(b);
         for (guint i = 0; i < shapes->len; i++) {
             const GemvResult *r = &res[i];
             json_builder_begin_object(b);
             hr_cli_json_int(b, "rows", r->s.rows);
             hr_cli_json_int(b, "cols", r->s.cols);
+            if (gemm)
+                hr_cli_json_int(b, "tokens", o->tokens);
+            if (r->kernel)
+                hr_cli_json_str(b, "kernel", r->kernel);
             hr_cli_json_int(b, "weight_bytes", (gint64)r->weight_bytes);
             hr_cli_json_int(b, "copies", r->copies);
             hr_cli_json_int(b, "calls_per_rep", r->calls);
             hr_cli_json_double(b, "us_per_call", r->us_med);
             hr_cli_json_double(b, "us_per_call_min", r->us_min);
             hr_cli_json_double(b, "us_per_call_max", r->us_max);
-            hr_cli_json_double(b, "gb_s", r->gbs_med);
-            hr_cli_json_double(b, "gb_s_min", r->gbs_min);
-            hr_cli_json_double(b, "gb_s_max", r->gbs_max);
-            hr_cli_json_double(b, "fraction_of_bandwidth", r->gbs_med * 1e9 / bw);
-            hr_cli_json_double(b, "fraction_of_bandwidth_min", r->gbs_min * 1e9 / bw);
-            hr_cli_json_double(b, "fraction_of_bandwidth_max", r->gbs_max * 1e9 / bw);
+            if (gemm) {
+                hr_cli_json_double(b, "tflop_s", r->tf_med);
+                hr_cli_json_double(b, "tflop_s_min", r->tf_min);
+                hr_cli_json_double(b, "tflop_s_max", r->tf_max);
+                if (peak > 0)
+                    hr_cli_json_double(b, "fraction_of_peak", r->tf_med * 1e12 / peak);
+            } else {
+                hr_cli_json_double(b, "gb_s", r->gbs_med);
+                hr_cli_json_double(b, "gb_s_min", r->gbs_min);
+                hr_cli_json_double(b, "gb_s_max", r->gbs_max);
+                hr_cli_json_double(b, "fraction_of_bandwidth", r->gbs_med * 1e9 / bw);
+                hr_cli_json_double(b, "fraction_of_bandwidth_min", r->gbs_min * 1e9 / bw);
+                hr_cli_json_double(b, "fraction_of_bandwidth_max", r->gbs_max * 1e9 / bw);
+            }
             json_builder_end_object(b);
         }
         json_builder_end_array(b);
         json_builder_end_object(b);
         hr_cli_json_print(b);
     } else {
-        printf("bandwidth  %.2f GB/s read (%d threads, best of 5 passes over 512 MiB)\n", bw / 1e9, n_threads);
+        if (vulkan)
+            printf("device     %s (Vulkan; %s timer)\n", device, gpu_timer ? "GPU timestamp" : "host");
+        if (!gemm && vulkan)
+            printf("bandwidth  %.2f GB/s read (Vulkan read kernel, 16-byte loads, best of 5 passes)\n", bw / 1e9);
+        else if (!gemm)
+            printf("bandwidth  %.2f GB/s read (%d threads, best of 5 passes over 512 MiB)\n", bw / 1e9, n_threads);
+        if (gemm && peak > 0)
+            printf("peak       %.3f TFLOP/s FP32 (Vulkan multiply-add kernel, best of 3)\n", peak / 1e12);
         for (guint i = 0; i < shapes->len; i++) {
             const GemvResult *r = &res[i];
-            printf("gemv       %dx%d %s, impl %s: %.1f us/call median (%.1f .. %.1f over %d reps), "
-                   "%.2f GB/s (%.2f .. %.2f) of %.2f MB weights x %d copies = %.1f %% of the read bandwidth\n",
-                   r->s.rows, r->s.cols, wdesc, impl_name, r->us_med, r->us_min, r->us_max, o->reps, r->gbs_med,
-                   r->gbs_min, r->gbs_max, (double)r->weight_bytes / 1e6, r->copies, 100.0 * r->gbs_med * 1e9 / bw);
+            const char *kn = r->kernel ? r->kernel : impl_name;
+            if (gemm) {
+                printf("gemm       %dx%d %s, %d tokens, %s %s: %.1f us/call median (%.1f .. %.1f over %d reps), "
+                       "%.4f TFLOP/s (%.4f .. %.4f) over %.2f MB weights x %d copies", r->s.rows, r->s.cols, wdesc,
+                       o->tokens, vulkan ? "kernel" : "impl", kn, r->us_med, r->us_min, r->us_max, o->reps,
+                       r->tf_med, r->tf_min, r->tf_max, (double)r->weight_bytes / 1e6, r->copies);
+                if (peak > 0)
+                    printf(" = %.1f %% of the FP32 peak", 100.0 * r->tf_med * 1e12 / peak);
+                printf("\n");
+            } else {
+                printf("gemv       %dx%d %s, %s %s: %.1f us/call median (%.1f .. %.1f over %d reps), "
+                       "%.2f GB/s (%.2f .. %.2f) of %.2f MB weights x %d copies = %.1f %% of the read bandwidth\n",
+                       r->s.rows, r->s.cols, wdesc, vulkan ? "kernel" : "impl", kn, r->us_med, r->us_min, r->us_max,
+                       o->reps, r->gbs_med, r->gbs_min, r->gbs_max, (double)r->weight_bytes / 1e6, r->copies,
+                       100.0 * r->gbs_med * 1e9 / bw);
+            }
         }
     }
     rc = 0;
 out:
     hr_pool_free(pool);
     g_free(res);
+    g_free(device);
     g_array_free(shapes, TRUE);
     return rc;
 }
@@ -480,7 +675,7 @@ hr_cli_bench(int argc, char **argv)
      * --repeat-penalty 1.1) decode times what the window's replies cost. */
     HrCliSampling samp = { .temp = 0.0, .top_p = 1.0, .min_p = 0.0, .rep = 1.0, .top_k = 0 };
     GOptionEntry samp_entries[6];
-    GemvOpts go = { NULL, NULL, NULL, 128, 0, 5, 512, 0.2, FALSE };
+    GemvOpts go = { NULL, NULL, NULL, 128, 0, 5, 512, 0.2, FALSE, NULL, INT_MIN, NULL };
     g_autofree char *impl_list = impl_names(true);
     g_autofree char *impl_help = g_strdup_printf("--gemv: matmul implementation, one of %s (default auto)", impl_list);
     GOptionEntry entries[] = {
@@ -496,13 +691,18 @@ hr_cli_bench(int argc, char **argv)
         { "gemv", 0, 0, G_OPTION_ARG_STRING_ARRAY, &go.shapes,
           "Time the decode GEMV of a random ROWSxCOLS matrix instead of a model (repeatable, or a comma list)",
           "ROWSxCOLS[,...]" },
-        { "weights", 0, 0, G_OPTION_ARG_STRING, &go.weights, "--gemv: q4 (4-bit groups, default) or f16", "TYPE" },
-        { "group", 0, 0, G_OPTION_ARG_INT, &go.group, "--gemv: q4 group size (default 128)", "G" },
+        { "gemm", 0, 0, G_OPTION_ARG_STRING_ARRAY, &go.gemm_shapes,
+          "Time the prefill GEMM of a random ROWSxCOLS matrix for --tokens tokens instead of a model",
+          "ROWSxCOLS[,...]" },
+        { "tokens", 0, 0, G_OPTION_ARG_INT, &go.tokens, "--gemm: tokens per call (default 512)", "T" },
+        { "weights", 0, 0, G_OPTION_ARG_STRING, &go.weights, "--gemv/--gemm: q4 (4-bit groups, default) or f16",
+          "TYPE" },
+        { "group", 0, 0, G_OPTION_ARG_INT, &go.group, "--gemv/--gemm: q4 group size (default 128)", "G" },
         { "impl", 0, 0, G_OPTION_ARG_STRING, &go.impl, impl_help, "NAME" },
         { "min-time", 0, 0, G_OPTION_ARG_DOUBLE, &go.min_time,
-          "--gemv: seconds each repetition lasts at least (default 0.2)", "S" },
+          "--gemv/--gemm: seconds each repetition lasts at least (default 0.2)", "S" },
         { "footprint", 0, 0, G_OPTION_ARG_INT, &go.footprint_mb,
-          "--gemv: MiB of matrix copies the calls cycle through (default 512: weights come from memory; "
+          "--gemv/--gemm: MiB of matrix copies the calls cycle through (default 512: weights come from memory; "
           "0: one copy, cache-resident when it fits)", "MIB" },
         { NULL },
     };
@@ -521,7 +721,16 @@ hr_cli_bench(int argc, char **argv)
         "the kernel until --min-time has passed, cycling through copies of the matrix that fill --footprint\n"
         "MiB. Reported per shape: microseconds per call and GB/s of weight bytes read (median and min .. max\n"
         "over repetitions), and their fraction of the read bandwidth measured in the same run on the same\n"
-        "--threads (default: one per core). q4 needs an even COLS that --group divides.");
+        "--threads (default: one per core). q4 needs an even COLS that --group divides.\n"
+        "\n"
+        "With --gemm ROWSxCOLS --tokens T (no -m): the prefill linear of a T-token chunk (default 512), e.g.\n"
+        "  hearth-cli bench --gemm 4096x4096 --tokens 512\n"
+        "reported as microseconds per call and TFLOP/s (2 x ROWS x COLS x T per call).\n"
+        "\n"
+        "--backend vulkan (with --gemv or --gemm): the same on the Vulkan device, through the backend's own\n"
+        "packing and kernels, timed with GPU timestamps, beside the device's read bandwidth (--gemv) or FP32\n"
+        "multiply-add peak (--gemm) measured in the same run. 4-bit weights there need ROWS a multiple of 8 and\n"
+        "a group that is a multiple of 8 (or COLS). --impl and --threads are the CPU's.");
     g_autoptr(GError) error = NULL;
     int rc = 2;
     HrModel *model = NULL;
@@ -537,15 +746,25 @@ hr_cli_bench(int argc, char **argv)
         fprintf(stderr, "hearth-cli bench: %s\n", error->message);
         goto out;
     }
-    if (go.shapes) {
+    if (go.shapes || go.gemm_shapes) {
         if (argc > 1) {
             fprintf(stderr, "hearth-cli bench: unexpected argument '%s'\n", argv[1]);
             goto out;
         }
-        if (model_dir) {
-            fprintf(stderr, "hearth-cli bench: --gemv and -m exclude each other\n");
+        if (go.shapes && go.gemm_shapes) {
+            fprintf(stderr, "hearth-cli bench: --gemv and --gemm exclude each other\n");
             goto out;
         }
+        if (model_dir) {
+            fprintf(stderr, "hearth-cli bench: %s and -m exclude each other\n", go.shapes ? "--gemv" : "--gemm");
+            goto out;
+        }
+        if (go.shapes && go.tokens != INT_MIN) {
+            fprintf(stderr, "hearth-cli bench: --tokens goes with --gemm\n");
+            goto out;
+        }
+        go.tokens = go.shapes ? 1 : go.tokens != INT_MIN ? go.tokens : 512;
+        go.backend = backend ? backend : "cpu";
         go.weights = go.weights ? go.weights : g_strdup("q4");
         go.impl = go.impl ? go.impl : g_strdup("auto");
         go.threads = threads;
@@ -554,8 +773,8 @@ hr_cli_bench(int argc, char **argv)
         rc = bench_gemv(&go);
         goto out;
     }
-    if (go.weights || go.impl) {
-        fprintf(stderr, "hearth-cli bench: --weights and --impl go with --gemv\n");
+    if (go.weights || go.impl || go.tokens != INT_MIN) {
+        fprintf(stderr, "hearth-cli bench: --weights, --impl and --tokens go with --gemv or --gemm\n");
         goto out;
     }
     if (reps == INT_MIN)
@@ -730,6 +949,7 @@ out:
     g_free(backend);
     g_free(kv);
     g_strfreev(go.shapes);
+    g_strfreev(go.gemm_shapes);
     g_free(go.weights);
     g_free(go.impl);
     return rc;

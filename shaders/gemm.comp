@@ -39,7 +39,7 @@ layout(push_constant) uniform Push {
     uint ng, gsize;
     uint soff0, soff1, soff2;
     uint x_stride, o_stride;
-    uint flags;                 // 1: residual, 2: bias, 4: tokens from prm.logit_first
+    uint flags;                 // 1: residual, 2: bias, 4: tokens from prm.logit_first, written from output row 0
     uint obase;
     uint sfmt;                  // scale table format (QUANT), weights.glsl
 } pc;
@@ -164,7 +164,8 @@ void main()
             }
             if ((pc.flags & 2u) != 0u)
                 val += bias[R];
-            const uint idx = tt * pc.o_stride + R;
+            // lm_head: token logit_first + i goes to output row i
+            const uint idx = (tt - ((pc.flags & 4u) != 0u ? prm.logit_first : 0u)) * pc.o_stride + R;
             if ((pc.flags & 1u) != 0u)
                 o[idx] += val;
             else

@@ -60,7 +60,7 @@ layout(push_constant) uniform Push {
     uint ng, gsize;             // groups per row, inputs per group (QUANT)
     uint soff0, soff1, soff2;   // word offset of each matrix's scale table (QUANT)
     uint x_stride, o_stride;    // floats per token row
-    uint flags;                 // 1: o += (residual), 2: + bias, 4: tokens from prm.logit_first
+    uint flags;                 // 1: o += (residual), 2: + bias, 4: tokens from prm.logit_first, written from output row 0
     uint obase;                 // added to every output row index
     uint sfmt;                  // scale table format (QUANT): 0 ZERO, 1 OFF16, 2 F32, 3 F32OFF
 } pc;
@@ -226,7 +226,8 @@ void main()
             val = val / (1.0 + exp(-val)) * v[1];
         if ((pc.flags & 2u) != 0u)
             val += bias[R];
-        const uint idx = tt * pc.o_stride + R;
+        // lm_head: token logit_first + i goes to output row i
+        const uint idx = (tt - ((pc.flags & 4u) != 0u ? prm.logit_first : 0u)) * pc.o_stride + R;
         if ((pc.flags & 1u) != 0u)
             o[idx] += val;
         else

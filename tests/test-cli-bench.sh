@@ -7,6 +7,12 @@
 # -m on stories260K (skipped when absent): the JSON report has every figure,
 # finite and positive, and the roofline is consistent with them; sampling
 # options make decode sample.
+# --gemm (CPU): TFLOP/s figures, --tokens checked.
+# --backend vulkan (lavapipe here, with the validation layer; skipped when
+# no Vulkan device or a build without Vulkan): --gemv has the read
+# bandwidth and GB/s, --gemm the FP32 peak and TFLOP/s, every figure finite
+# and positive, no validation message, Vulkan-only limits refused; -m prints
+# the roofline with the Vulkan read bandwidth.
 set -u
 cli="$1"
 fail=0
@@ -71,6 +77,75 @@ bad "unknown --impl 'bogus'" --gemv 16x128 --impl bogus
 bad "exclude each other" --gemv 16x128 -m /nonexistent
 bad "unexpected argument '16x256'" --gemv 16x128 16x256
 
+bad "exclude each other" --gemv 16x128 --gemm 16x128
+bad "--tokens goes with --gemm" --gemv 16x128 --tokens 8
+bad "--tokens must be within" --gemm 16x128 --tokens 0
+bad "'16x' is not ROWSxCOLS" --gemm 16x
+bad "take --backend cpu or vulkan" --gemv 16x128 --backend cuda
+bad "--impl goes with --backend cpu" --gemv 16x128 --backend vulkan --impl scalar
+bad "rows a multiple of 8" --gemv 12x128 --backend vulkan
+bad "multiple of 8 or the column count" --gemv 16x128 --group 4 --backend vulkan
+
+# ---- --gemm (CPU) -------------------------------------------------------------------
+tkeys="us_per_call us_per_call_min us_per_call_max tflop_s tflop_s_min tflop_s_max weight_bytes copies tokens"
+json=$("$cli" bench --gemm 64x256,32x128 --tokens 16 --reps 2 --min-time 0.01 --footprint 0 --json) ||
+    { echo "FAIL: bench --gemm --json exited $?"; fail=1; }
+echo "$json"
+echo "$json" | grep -q '"mode" : "gemm"' || { echo "FAIL: --gemm JSON lacks mode gemm"; fail=1; }
+[ "$(echo "$json" | grep -c '"rows" :')" = 2 ] || { echo "FAIL: --gemm JSON does not have 2 shapes"; fail=1; }
+positive "$json" $tkeys
+text=$("$cli" bench --gemm 64x256 --tokens 8 --weights f16 --reps 1 --min-time 0.01 --footprint 0) ||
+    { echo "FAIL: bench --gemm exited $?"; fail=1; }
+echo "$text" | grep -Eq '^gemm .*64x256 f16, 8 tokens.* [0-9.]+ us/call.* [0-9.]+ TFLOP/s' ||
+    { echo "FAIL: --gemm text lacks us/call and TFLOP/s: $text"; fail=1; }
+
+# ---- --backend vulkan -----------------------------------------------------------------
+lvp=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json
+[ -z "${VK_ICD_FILENAMES:-}" ] && [ -f "$lvp" ] && export VK_ICD_FILENAMES="$lvp"
+vkrun() { HEARTH_VULKAN_ALLOW_CPU=1 HEARTH_VULKAN_VALIDATION=1 "$cli" bench "$@" 2>"$tmpd/err"; }
+tmpd=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmpd"' EXIT
+vk=1
+text=$(vkrun --gemv 256x512 --backend vulkan --reps 2 --min-time 0.01 --footprint 4)
+st=$?
+if [ $st -ne 0 ] && grep -q "no devices\|VK_ERROR_INCOMPATIBLE_DRIVER\|no usable device\|no Vulkan backend" "$tmpd/err"; then
+    echo "SKIP (Vulkan part): $(head -n 1 "$tmpd/err")"
+    vk=0
+elif [ $st -ne 0 ]; then
+    echo "FAIL: bench --gemv --backend vulkan exited $st:"; cat "$tmpd/err"; fail=1
+fi
+vkcheck() { # $1 = what; fails on validation messages
+    if grep -q "Vulkan validation" "$tmpd/err"; then echo "FAIL: $1: validation messages:"; cat "$tmpd/err"; fail=1; fi
+}
+if [ $vk = 1 ]; then
+    echo "$text"
+    vkcheck "vulkan --gemv"
+    echo "$text" | grep -Eq '^device .*Vulkan' || { echo "FAIL: vulkan --gemv text lacks the device"; fail=1; }
+    echo "$text" | grep -Eq '^bandwidth +[0-9.]+ GB/s read \(Vulkan' || { echo "FAIL: vulkan --gemv lacks the bandwidth"; fail=1; }
+    echo "$text" | grep -Eq '^gemv .*256x512 q4 g128, kernel gemv: [0-9.]+ us/call.* [0-9.]+ GB/s.*% of the read bandwidth' ||
+        { echo "FAIL: vulkan --gemv text lacks us/call, GB/s and the fraction"; fail=1; }
+    json=$(vkrun --gemv 64x256,32x128 --weights f16 --backend vulkan --reps 2 --min-time 0.01 --footprint 0 --json) ||
+        { echo "FAIL: vulkan --gemv --json exited $?"; cat "$tmpd/err"; fail=1; }
+    echo "$json"
+    vkcheck "vulkan --gemv --json"
+    echo "$json" | grep -q '"backend" : "vulkan"' || { echo "FAIL: vulkan JSON lacks backend vulkan"; fail=1; }
+    echo "$json" | grep -q '"timer" : "\(gpu\|host\)"' || { echo "FAIL: vulkan JSON lacks the timer"; fail=1; }
+    [ "$(echo "$json" | grep -c '"rows" :')" = 2 ] || { echo "FAIL: vulkan --gemv JSON does not have 2 shapes"; fail=1; }
+    positive "$json" $gkeys
+    json=$(vkrun --gemm 64x256 --tokens 40 --group 64 --backend vulkan --reps 2 --min-time 0.01 --footprint 1 --json) ||
+        { echo "FAIL: vulkan --gemm --json exited $?"; cat "$tmpd/err"; fail=1; }
+    echo "$json"
+    vkcheck "vulkan --gemm"
+    positive "$json" $tkeys fp32_peak_tflop_s fraction_of_peak
+    echo "$json" | grep -q '"kernel" : "gemm\(-nt\)*"\|"kernel" : "gemv-nt"' || { echo "FAIL: vulkan --gemm kernel"; fail=1; }
+    text=$(vkrun --gemm 64x256 --tokens 8 --backend vulkan --reps 1 --min-time 0.01 --footprint 0) ||
+        { echo "FAIL: vulkan --gemm text exited $?"; fail=1; }
+    vkcheck "vulkan --gemm text"
+    echo "$text" | grep -Eq '^peak +[0-9.]+ TFLOP/s FP32' || { echo "FAIL: vulkan --gemm lacks the peak: $text"; fail=1; }
+    echo "$text" | grep -Eq '^gemm .*8 tokens, kernel .* [0-9.]+ TFLOP/s.*% of the FP32 peak' ||
+        { echo "FAIL: vulkan --gemm text: $text"; fail=1; }
+fi
+
 # ---- -m -----------------------------------------------------------------------
 model="${HEARTH_ASSETS:-}/models/stories260K/hf_f16"
 if [ ! -d "$model" ]; then
@@ -103,4 +178,12 @@ err=$("$cli" bench -m "$model" -p 8 -n 4 --top-p 0 2>&1 >/dev/null)
 case "$err" in *"out of range"*) ;; *) echo "FAIL: --top-p 0: '$err'"; fail=1 ;; esac
 err=$("$cli" bench -m "$model" --weights q4 2>&1 >/dev/null)
 case "$err" in *"go with --gemv"*) ;; *) echo "FAIL: --weights without --gemv: '$err'"; fail=1 ;; esac
+# Vulkan: the roofline line has the device's measured read bandwidth.
+if [ $vk = 1 ]; then
+    text=$(vkrun -m "$model" --backend vulkan -p 8 -n 4 --reps 1) || { echo "FAIL: vulkan -m bench exited $?"; cat "$tmpd/err"; fail=1; }
+    echo "$text"
+    vkcheck "vulkan -m"
+    echo "$text" | grep -Eq '^roofline .*read bandwidth [0-9.]+ GB/s \(measured\) -> [0-9.]+ tok/s ceiling' ||
+        { echo "FAIL: vulkan -m bench lacks the measured roofline"; fail=1; }
+fi
 exit $fail

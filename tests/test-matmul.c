@@ -431,7 +431,9 @@ run_q8w16_kind(HrThreadPool *pool, const char *pool_name, GRand *rng, int block,
 static void
 run_q8w(HrThreadPool *pool, const char *pool_name, GRand *rng)
 {
-    static const struct { int rows, cols, n; } qs[] = { { 1, 32, 1 }, { 37, 96, 2 }, { 130, 2048, 1 }, { 20, 64, 3 } };
+    /* n = 1 with 4+ rows: decode four rows at a time, also with an odd number of blocks */
+    static const struct { int rows, cols, n; } qs[] = { { 1, 32, 1 }, { 37, 96, 2 }, { 130, 2048, 1 }, { 20, 64, 3 },
+                                                        { 9, 96, 1 }, { 12, 576, 1 } };
     for (size_t s = 0; s < G_N_ELEMENTS(qs); s++) {
         const int rows = qs[s].rows, cols = qs[s].cols, n = qs[s].n, nb = cols / 32;
         uint16_t *wh = g_new(uint16_t, (size_t)rows * cols);

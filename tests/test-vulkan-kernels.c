@@ -430,7 +430,8 @@ test_gemv_fused(int dim, int q_dim, int kv_dim, int hidden, int ng, bool quant, 
     g_free(ur);
 }
 
-/* lm_head: only tokens from params.logit_first, output rows at an offset. */
+/* lm_head: only tokens from params.logit_first, written from output row 0
+ * (token logit_first + i to row i), output rows at an offset. */
 static void
 test_gemv_logit_rows(void)
 {
@@ -450,11 +451,10 @@ test_gemv_logit_rows(void)
     mat_ref(&m, ref, NULL, x, T, NULL);
     const float *o = bo->mapped;
     bool untouched = true;
-    for (size_t i = 0; i < (size_t)first * N; i++)
+    for (size_t i = (size_t)(T - first) * N; i < (size_t)T * N; i++)
         untouched = untouched && o[i] == 0.0f;
-    HR_CHECK(untouched, "[%s] lm rows before logit_first were written", cfg_label);
-    close_enough("lm_head-rows from logit_first", o + (size_t)first * N, ref + (size_t)first * N,
-                 (size_t)(T - first) * N, gemv_tol);
+    HR_CHECK(untouched, "[%s] lm rows past the %d requested tokens were written", cfg_label, T - first);
+    close_enough("lm_head-rows from logit_first", o, ref + (size_t)first * N, (size_t)(T - first) * N, gemv_tol);
     freebuf(bx);
     freebuf(bo);
     freebuf(bp);

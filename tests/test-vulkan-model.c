@@ -8,7 +8,12 @@
  * Per model: a prefill with every row's logits, prefill + token-by-token
  * decode, a rewind (forward at an earlier position with other tokens), and
  * for stories260K a 300-token prefill across chunks and attention splits
- * followed by decode.
+ * followed by decode (with the chunk forced to 64 and 100 tokens by
+ * HEARTH_VULKAN_CHUNK, and at the default 512: one chunk), and a
+ * 1,200-token prompt (stories260K's config with max_position_embeddings
+ * raised to 2048, written here): every row's logits over several chunks,
+ * the last row of an 1,100-token prompt, then decode — at the default chunk
+ * (512: three chunks) and at 300.
  *
  * Tolerance, per logits row: max |vk - cpu| <= tol * (max - min of the CPU
  * row), tol = 1e-3 when both run the same weights (FP16, AWQ; seen: <= 2e-4)
@@ -82,6 +87,91 @@ check_model(const char *dir, const char *label, float tol, int context, bool lon
     HR_CHECK(msgs == 0, "%s: the validation layer reported %u message(s)", label, msgs);
     printf("%-28s rows %3d  max |dlogit|/range %.2e (tolerance %.0e)  greedy ids equal %d/%d  validation msgs %u\n",
            label, s.rows, (double)s.worst_rel, (double)tol, s.argmax_equal, s.rows, msgs);
+    g_rand_free(rng);
+    vk.ops->destroy(vk.ctx);
+    cpu.ops->destroy(cpu.ctx);
+    hr_tensor_set_free(ts);
+}
+
+/* dir's files in tmp, with config.json's max_position_embeddings set to
+ * max_pos (RoPE takes any position; the weights are the same). */
+static bool
+copy_with_max_pos(const char *dir, const char *tmp, int max_pos)
+{
+    const char *files[] = { "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json" };
+    for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
+        g_autofree char *from = g_build_filename(dir, files[i], NULL), *to = g_build_filename(tmp, files[i], NULL);
+        g_autofree char *text = NULL;
+        gsize len = 0;
+        if (!g_file_get_contents(from, &text, &len, NULL))
+            continue;
+        if (i == 0) {
+            g_autofree char *key = g_strdup("\"max_position_embeddings\"");
+            char *at = strstr(text, key);
+            if (!at)
+                return false;
+            char *num = at + strlen(key);
+            while (*num == ' ' || *num == ':')
+                num++;
+            char *end = num;
+            while (*end >= '0' && *end <= '9')
+                end++;
+            g_autofree char *head = g_strndup(text, (gsize)(num - text));
+            g_autofree char *edited = g_strdup_printf("%s%d%s", head, max_pos, end);
+            if (!g_file_set_contents(to, edited, -1, NULL))
+                return false;
+        } else if (!g_file_set_contents(to, text, (gssize)len, NULL)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A 1,200-token prompt in several prefill chunks against the CPU: every
+ * row's logits (sampled), the last row of 1,100 tokens, and decode after. */
+static void
+check_long_prompt(const char *dir, const char *label, float tol)
+{
+    HrModelConfig cfg;
+    HrTensorSet *ts = NULL;
+    HrError err = { 0 };
+    if (hr_model_config_load(dir, &cfg, &err) != HR_OK || hr_tensor_set_open_dir(dir, &ts, &err) != HR_OK) {
+        HR_CHECK(false, "%s: %s", dir, err.message);
+        hr_tensor_set_free(ts);
+        return;
+    }
+    enum { N = 1200, CTX = 1232 };
+    HR_CHECK(cfg.max_pos >= CTX, "%s: max_pos %d", label, cfg.max_pos);
+    HrBackendOptions bopt = { .context_len = CTX, .kv_type = HR_KV_F16, .n_threads = 1 };
+    HrCmpRun cpu = { &hr_cpu_backend, NULL }, vk = { &hr_vulkan_backend, NULL };
+    if (cpu.ops->create(&cfg, ts, &bopt, NULL, NULL, &cpu.ctx, &err) != HR_OK ||
+        vk.ops->create(&cfg, ts, &bopt, NULL, NULL, &vk.ctx, &err) != HR_OK) {
+        HR_CHECK(false, "%s: %s", label, err.message);
+        if (cpu.ctx)
+            cpu.ops->destroy(cpu.ctx);
+        hr_tensor_set_free(ts);
+        return;
+    }
+    HrCmpStats s = { .label = label, .device = "vulkan", .tol = tol, .vocab = cfg.vocab_size };
+    GRand *rng = g_rand_new_with_seed(7);
+    int32_t *tok = g_new(int32_t, N + 8);
+    for (int i = 0; i < N + 8; i++)
+        tok[i] = g_rand_int_range(rng, 1, cfg.vocab_size);
+    if (hr_cmp_forward(&s, &cpu, &vk, tok, N, 0, true))
+        for (int r = 0; r < N; r += r < 500 ? 61 : 29)
+            hr_cmp_row(&s, &cpu, &vk, r, "1200-token prefill");
+    if (hr_cmp_forward(&s, &cpu, &vk, tok, N - 100, 0, false))
+        hr_cmp_row(&s, &cpu, &vk, -1, "1100 tokens, last row");
+    for (int p = N - 100; p < N - 96; p++) {
+        if (!hr_cmp_forward(&s, &cpu, &vk, tok + p, 1, p, false))
+            break;
+        hr_cmp_row(&s, &cpu, &vk, -1, "decode after 1100");
+    }
+    uint32_t msgs = hr_vulkan_backend_validation_messages(vk.ctx);
+    HR_CHECK(msgs == 0, "%s: the validation layer reported %u message(s)", label, msgs);
+    printf("%-28s rows %3d  max |dlogit|/range %.2e (tolerance %.0e)  greedy ids equal %d/%d  validation msgs %u\n",
+           label, s.rows, (double)s.worst_rel, (double)tol, s.argmax_equal, s.rows, msgs);
+    g_free(tok);
     g_rand_free(rng);
     vk.ops->destroy(vk.ctx);
     cpu.ops->destroy(cpu.ctx);
@@ -308,6 +398,24 @@ main(void)
         hr_test_skip("stories260K is absent (HEARTH_ASSETS=%s); the hf-tiny fixtures passed", assets ? assets : "");
     }
     check_model(f16, "stories260K/hf_f16", 1e-3f, 512, true);
+    /* The 300-token prompt in chunks of 64 and 100 (5 and 3 chunks). */
+    g_setenv("HEARTH_VULKAN_CHUNK", "64", TRUE);
+    check_model(f16, "stories260K/hf_f16 chunk 64", 1e-3f, 512, true);
+    g_setenv("HEARTH_VULKAN_CHUNK", "100", TRUE);
+    check_model(f16, "stories260K/hf_f16 chunk 100", 1e-3f, 512, true);
+    g_unsetenv("HEARTH_VULKAN_CHUNK");
+    {
+        g_autofree char *ltmp = g_dir_make_tmp("hearth-vk-long-XXXXXX", NULL);
+        if (copy_with_max_pos(f16, ltmp, 2048)) {
+            check_long_prompt(ltmp, "stories260K 1200 tokens", 1e-3f);
+            g_setenv("HEARTH_VULKAN_CHUNK", "300", TRUE);
+            check_long_prompt(ltmp, "stories260K 1200 chunk 300", 1e-3f);
+            g_unsetenv("HEARTH_VULKAN_CHUNK");
+        } else {
+            HR_CHECK(false, "could not write the max_pos 2048 copy of %s", f16);
+        }
+        remove_dir(ltmp);
+    }
     /* Embedding and tied lm_head split into 7 row slices (as a table larger
      * than maxStorageBufferRange would be). */
     g_setenv("HEARTH_VULKAN_MAX_BINDING_BYTES", "10000", TRUE);

@@ -18,12 +18,20 @@
  *             [CHUNK, heads, splits, head_dim + 2].
  *   host      params (pos, n_tokens, logit_first, seq_len) and token ids:
  *             host-visible (device-local where the BAR allows); logits
- *             [CHUNK, vocab] and the argmax result: host-visible and
+ *             [LROWS, vocab] (the lm_head writes the rows from logit_first
+ *             on, from row 0) and the argmax result: host-visible and
  *             host-cached, so reading them is not an uncached PCIe read.
+ * CHUNK: up to CHUNK_MAX (512) prompt tokens a submit, so each weight is read
+ * once per 512 tokens; halved until the scratch fits the device memory
+ * budget beside the weights and KV cache and every buffer fits a binding
+ * (HEARTH_VULKAN_CHUNK=N lowers the ceiling: tests force several chunks).
+ * LROWS = min(CHUNK, the rows 64 MiB of logits hold): a forward that wants
+ * every row's logits (perplexity) runs in chunks of LROWS.
  * Execution: two command buffers are recorded once at load — decode (one
- * token, GEMV kernels) and prefill (up to CHUNK tokens, the GEMV kernels
- * with several tokens per workgroup) — and replayed: each step writes the
- * params and token ids, submits one command buffer and waits.
+ * token, GEMV kernels) and prefill (up to CHUNK tokens, the tiled GEMM or
+ * the GEMV kernels with several tokens per workgroup) — and replayed: each
+ * step writes the params and token ids, submits one command buffer and
+ * waits.
  */
 #include "vk-backend.h"
 
@@ -36,10 +44,12 @@
 #include "cpu-kernels.h"
 #include "gguf.h"
 #include "hr-half.h"
+#include "vk-bench.h"
 #include "vk-kernels.h"
 
-enum { CHUNK_MAX = 64, RING = 4 };
+enum { CHUNK_MAX = 512, RING = 4 };
 #define RING_SEGMENT ((size_t)1 << 20)
+#define LOGITS_MAX_BYTES ((size_t)64 << 20)
 
 typedef struct {
     HrVkWeight wq, wk, wv, wo, wg, wu, wd;
@@ -69,7 +79,8 @@ typedef struct {
     VkLayer *layers;
     HrVkBuffer x, xb, qkv, q, att, hb, part;
     HrVkBuffer params, tokens, logits, argmax;     /* host-visible */
-    uint32_t chunk;
+    uint32_t chunk;                /* prompt tokens per prefill submit */
+    uint32_t logit_rows;           /* rows of the logits buffer */
     GArray *dec, *pre;                              /* HrVkDispatch */
     VkCommandBuffer cb_dec, cb_pre;
     float *host_logits;
@@ -697,15 +708,11 @@ vk_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOption
     if (mb && *mb && g_ascii_strtoull(mb, NULL, 10) > 0)
         c->max_binding = MIN(range, g_ascii_strtoull(mb, NULL, 10));
 
-    /* Chunk: the largest (<= CHUNK_MAX) whose scratch buffers fit a binding. */
-    uint32_t splits = hr_vk_attn_splits(c->kern, (uint32_t)opt->context_len);
-    c->chunk = CHUNK_MAX;
-    while (c->chunk > 1 &&
-           ((uint64_t)c->chunk * (uint64_t)cfg->n_heads * splits * (uint64_t)(hd + 2) * 4 > range ||
-            (uint64_t)c->chunk * (uint64_t)MAX(MAX(vocab, hidden), qkv_dim) * 4 > range))
-        c->chunk /= 2;
-    const size_t C = c->chunk;
-    const size_t part_bytes = C * (size_t)cfg->n_heads * splits * (size_t)(hd + 2) * 4;
+    const uint32_t splits = hr_vk_attn_splits(c->kern, (uint32_t)opt->context_len);
+    uint32_t chunk_cap = CHUNK_MAX;
+    const char *ce = g_getenv("HEARTH_VULKAN_CHUNK");
+    if (ce && *ce && g_ascii_strtoull(ce, NULL, 10) > 0)
+        chunk_cap = (uint32_t)MIN(g_ascii_strtoull(ce, NULL, 10), 4096);
 
     /* Everything the model needs on the device, checked before allocating. */
     char name[160];
@@ -728,9 +735,6 @@ vk_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOption
     }
     size_t kv_one = (size_t)opt->context_len * (size_t)kv_dim * 2;
     need += 2 * kv_one * (size_t)cfg->n_layers;
-    size_t scratch = C * (size_t)(2 * dim + qkv_dim + 2 * q_dim + hidden) * 4 + part_bytes +
-                     (size_t)opt->context_len * (size_t)hd * 4;
-    need += scratch;
     bool from_budget;
     uint64_t avail = hr_vk_context_memory_available(c->vk, &from_budget);
     /* HEARTH_VULKAN_MAX_MEMORY_MIB caps what Hearth may use of the device
@@ -745,6 +749,23 @@ vk_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOption
             capped = true;
         }
     }
+    /* Chunk: the largest (<= chunk_cap, halving) whose scratch fits beside
+     * the weights and KV cache and whose buffers each fit a binding; the
+     * logits buffer holds LROWS rows (64 MiB at most, at least one). */
+    size_t C, LR, part_bytes, scratch;
+    for (c->chunk = chunk_cap;; c->chunk /= 2) {
+        C = c->chunk;
+        LR = MIN(C, MAX((size_t)1, (size_t)MIN((uint64_t)LOGITS_MAX_BYTES, range) / ((size_t)vocab * 4)));
+        part_bytes = C * (size_t)cfg->n_heads * splits * (size_t)(hd + 2) * 4;
+        scratch = C * (size_t)(2 * dim + qkv_dim + 2 * q_dim + hidden) * 4 + part_bytes +
+                  (size_t)opt->context_len * (size_t)hd * 4;
+        const bool fits = part_bytes <= range && C * (size_t)MAX(MAX(dim, hidden), qkv_dim) * 4 <= range &&
+                          need + scratch <= avail;
+        if (fits || c->chunk == 1)
+            break;
+    }
+    c->logit_rows = (uint32_t)LR;
+    need += scratch;
     if (need > avail) {
         st = hr_error_set(err, HR_ERR_NOMEM, "Vulkan: the model needs %.1f MiB of device memory but %s has "
                             "%.1f MiB %s", (double)need / 1048576.0, caps->name, (double)avail / 1048576.0,
@@ -856,11 +877,11 @@ vk_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOption
             (st = new_device(c, &c->part, part_bytes, "attention partials", err)) ||
             (st = alloc_host(c, &c->params, sizeof(HrVkStepParams), false, err)) ||
             (st = alloc_host(c, &c->tokens, C * 4, false, err)) ||
-            (st = alloc_host(c, &c->logits, C * (size_t)vocab * 4, true, err)) ||
+            (st = alloc_host(c, &c->logits, LR * (size_t)vocab * 4, true, err)) ||
             (st = alloc_host(c, &c->argmax, 16, true, err))) {
         }
     }
-    c->scratch_bytes = scratch + C * (size_t)vocab * 4;
+    c->scratch_bytes = scratch + LR * (size_t)vocab * 4;
     if (st == HR_OK) {
         c->dec = g_array_new(FALSE, FALSE, sizeof(HrVkDispatch));
         c->pre = g_array_new(FALSE, FALSE, sizeof(HrVkDispatch));
@@ -904,8 +925,10 @@ vk_forward(void *p, const int32_t *tokens, int n_tokens, int pos, bool all_logit
     c->logits_rows = 0;
     c->last_argmax = -1;
     const size_t V = (size_t)cfg->vocab_size;
-    for (int done = 0; done < n_tokens; done += (int)c->chunk) {
-        int n = MIN((int)c->chunk, n_tokens - done);
+    /* every row's logits: chunks of at most the logits buffer's rows */
+    const int step = all_logits ? (int)MIN(c->chunk, c->logit_rows) : (int)c->chunk;
+    for (int done = 0; done < n_tokens; done += step) {
+        int n = MIN(step, n_tokens - done);
         bool last = done + n == n_tokens;
         uint32_t first = all_logits ? 0 : (last ? (uint32_t)n - 1 : (uint32_t)n);
         HrVkStepParams prm = { (uint32_t)(pos + done), (uint32_t)n, first, (uint32_t)(pos + done + n) };
@@ -917,8 +940,8 @@ vk_forward(void *p, const int32_t *tokens, int n_tokens, int pos, bool all_logit
         const float *lg = c->logits.mapped;
         if (all_logits)
             memcpy(c->host_logits + (size_t)done * V, lg, (size_t)n * V * 4);
-        else if (last)
-            memcpy(c->host_logits, lg + (size_t)first * V, V * 4);
+        else if (last)   /* the lm_head wrote token `first` to row 0 */
+            memcpy(c->host_logits, lg, V * 4);
         if (last && n == 1)
             c->last_argmax = (int)((const uint32_t *)c->argmax.mapped)[0];
     }
@@ -948,6 +971,12 @@ vk_memory(void *p, HrMemoryReport *out)
     /* reading the mapped checkpoint happens as the repack touches it: in convert */
     out->load_convert_s = c->load_convert_s;
     out->load_upload_s = c->load_upload_s;
+}
+
+static HrStatus
+vk_read_bandwidth(void *p, double *bytes_per_s, HrError *err)
+{
+    return hr_vk_read_bandwidth(((VkCtx *)p)->vk, bytes_per_s, err);
 }
 
 uint32_t
@@ -983,4 +1012,5 @@ const HrBackendOps hr_vulkan_backend = {
     .forward = vk_forward,
     .get_logits = vk_get_logits,
     .memory = vk_memory,
+    .read_bandwidth = vk_read_bandwidth,
 };

@@ -151,6 +151,7 @@ query_caps(VkPhysicalDevice pd, HrVkCaps *caps)
     caps->max_shared_memory = p->limits.maxComputeSharedMemorySize;
     caps->max_workgroup_invocations = p->limits.maxComputeWorkGroupInvocations;
     caps->max_storage_buffer_range = p->limits.maxStorageBufferRange;
+    caps->timestamp_period = p->limits.timestampPeriod;
 
     VkPhysicalDeviceVulkan12Features f12 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
@@ -359,6 +360,12 @@ select_device(HrVkContext *ctx, const HrVkOptions *opt, HrError *err)
         ctx->physical = pds[best];
         ctx->queue_family = best_family;
         ctx->caps = caps[best];
+        uint32_t nq = 0;
+        vkGetPhysicalDeviceQueueFamilyProperties(ctx->physical, &nq, NULL);
+        VkQueueFamilyProperties *qf = g_new0(VkQueueFamilyProperties, nq ? nq : 1);
+        vkGetPhysicalDeviceQueueFamilyProperties(ctx->physical, &nq, qf);
+        ctx->caps.timestamp_bits = best_family < nq ? qf[best_family].timestampValidBits : 0;
+        g_free(qf);
         vkGetPhysicalDeviceMemoryProperties(ctx->physical, &ctx->mem_props);
         VkPhysicalDeviceProperties props;
         vkGetPhysicalDeviceProperties(ctx->physical, &props);

@@ -39,6 +39,8 @@ typedef struct {
     uint32_t max_workgroup_invocations;
     uint64_t max_storage_buffer_range;
     uint64_t device_local_bytes;
+    float timestamp_period;          /* ns per timestamp tick */
+    uint32_t timestamp_bits;         /* valid bits of the chosen queue's timestamps (0: none) */
 } HrVkCaps;
 
 typedef struct HrVkContext HrVkContext;

@@ -158,7 +158,8 @@ typedef struct {
     const HrVkWeight *w[3];   /* w[1], w[2] NULL: one matrix; gate: w[0] gate, w[1] up */
     bool gate;                /* out = silu(w0 x) * (w1 x) */
     bool residual;            /* out += */
-    bool logit_rows;          /* tokens from params.logit_first (lm_head) */
+    bool logit_rows;          /* tokens from params.logit_first (lm_head), token logit_first + i
+                                 written to output row i */
     bool prefill;             /* a chunk of tokens: tiled GEMM (or GEMV with several tokens per workgroup) */
     HrVkBuffer *x, *out, *bias, *params;   /* bias may be NULL */
     uint32_t x_stride, o_stride;
