@@ -1866,51 +1866,6 @@ q8w_row_vnni(const int8_t *w, const float *dw, const int8_t *xq, const float *dx
     return hsum256(_mm256_add_ps(acc0, acc1));
 }
 
-/* Four rows of one token at once, blocks of 32, 512 bits a step: VPDPBUSD
- * takes the weights as unsigned (w ^ 0x80 = w + 128) against the signed
- * activations, each lane starting from -128 times the sum of its four
- * activation bytes (one VPDPBUSD of 0x80 per step, shared by the four rows),
- * which takes the offset out exactly; the 16 lanes are two blocks, scaled
- * by their rows' and the token's block scales. Four sums reduced together.
- * AVX-512 has no VPSIGNB, so q8w_row_vnni stays 256 bits wide. */
-__attribute__((target(Q8_AVX512_TARGET))) static void
-q8w_rows4_vnni512(const int8_t *w, size_t ws, const float *dw, size_t ds, const int8_t *xq, const float *dx, int nb,
-                  float out[4])
-{
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
-    const __m512i lane_block = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    __m512 acc[4] = { _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps() };
-    int b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        const __m512i x = _mm512_loadu_si512(xq + 32 * b);
-        const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, x));
-        /* lanes 0..7 block b, 8..15 block b + 1 */
-        const __m512 dxv = _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)(dx + b)))));
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) {
-            const int8_t *wr = w + (size_t)i * ws + 32 * (size_t)b;
-            _mm_prefetch((const char *)(wr + HR_PREFETCH_AHEAD), _MM_HINT_T0);
-            const __m512i is = _mm512_dpbusd_epi32(start, _mm512_xor_si512(_mm512_loadu_si512(wr), flip), x);
-            const __m512 dwv = _mm512_permutexvar_ps(
-                lane_block, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)(dw + (size_t)i * ds + b)))));
-            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dwv, dxv), acc[i]);
-        }
-    }
-    const __m512 t0 = _mm512_add_ps(_mm512_unpacklo_ps(acc[0], acc[1]), _mm512_unpackhi_ps(acc[0], acc[1]));
-    const __m512 t1 = _mm512_add_ps(_mm512_unpacklo_ps(acc[2], acc[3]), _mm512_unpackhi_ps(acc[2], acc[3]));
-    const __m512 u = _mm512_add_ps(_mm512_shuffle_ps(t0, t1, 0x44), _mm512_shuffle_ps(t0, t1, 0xEE));
-    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(u), _mm512_extractf32x8_ps(u, 1));
-    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
-    if (b < nb) /* an odd last block */
-        for (int i = 0; i < 4; i++) {
-            const int8_t *wr = w + (size_t)i * ws + 32 * (size_t)b;
-            const __m256i w0 = _mm256_loadu_si256((const __m256i *)wr);
-            const __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w0),
-                                                   _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + 32 * b)), w0));
-            out[i] += hsum256(_mm256_cvtepi32_ps(p0)) * dw[(size_t)i * ds + (size_t)b] * dx[b];
-        }
-}
-
 #endif
 
 typedef struct {
@@ -1940,15 +1895,7 @@ q8w_rows(void *arg, int r0, int r1)
     const int cols = j->w->cols, nb = cols / 32, rows = j->w->rows;
     const bool vnni = j->vnni, b16 = hr_q8mat_block(j->w) == 16;
     const size_t nd = (size_t)(cols / hr_q8mat_block(j->w));
-    int r = r0;
-    if (vnni && !b16 && j->n == 1)
-        for (; r + 4 <= r1; r += 4) {
-            float o[4];
-            q8w_rows4_vnni512(j->w->q + (size_t)r * cols, (size_t)cols, j->w->d + (size_t)r * nd, nd, j->xq, j->dx, nb, o);
-            for (int i = 0; i < 4; i++)
-                q8w_store(j, (size_t)(r + i), r + i, o[i]);
-        }
-    for (; r < r1; r++) {
+    for (int r = r0; r < r1; r++) {
         const int8_t *w = j->w->q + (size_t)r * cols;
         const float *dw = j->w->d + (size_t)r * nd;
         for (int t = 0; t < j->n; t++) {
