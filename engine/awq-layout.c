@@ -2,7 +2,7 @@
  *
  * The transposition. Eight consecutive inputs k0..k0+7 of one packed column
  * j are eight words: an 8 x 8 matrix of nibbles M[t][p] (t: the input, p:
- * the nibble, which is output 8j + HR_AWQ_ORDER[p]). What a row wants is
+ * the nibble, which is output 8j + hr_awq_order[p]). What a row wants is
  * its transpose: for each p, one word holding the 8 inputs. Three rounds of
  * swapping blocks between word pairs transpose it (4 x 4 blocks of nibbles
  * between words t and t + 4, 2 x 2 blocks between t and t + 2, single

@@ -3,7 +3,7 @@
  *
  * The checkpoint, per linear with K inputs, N outputs and ng groups:
  *   qweight int32 [K, N/8]   nibble i (bits 4i..4i+3) of word [k][j] holds
- *                            q[n = 8j + HR_AWQ_ORDER[i]][k]
+ *                            q[n = 8j + hr_awq_order[i]][k]
  *   qzeros  int32 [ng, N/8]  the zero points, packed the same way
  *   scales  fp16  [ng, N]    one scale per (group, output)
  *   w[n][k] = (q[n][k] - z[g][n]) * s[g][n],  g = k / (K / ng).
@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Nibble i of a packed word holds column HR_AWQ_ORDER[i] of its 8. */
+/* Nibble i of a packed word holds column hr_awq_order[i] of its 8. */
 extern const int hr_awq_order[8];   /* 0, 2, 4, 6, 1, 3, 5, 7 */
 /* Column c of a packed word is in nibble hr_awq_nibble[c] (the inverse). */
 extern const int hr_awq_nibble[8];  /* 0, 4, 1, 5, 2, 6, 3, 7 */

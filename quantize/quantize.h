@@ -12,8 +12,8 @@
 
 /* ---- AutoAWQ GEMM packing (awq-pack.c) ----------------------------------------
  * An int32 holds 8 4-bit values of 8 consecutive output columns; nibble i
- * (bits 4i..4i+3) holds column HR_AWQ_ORDER[i] of the group of 8. */
-extern const int HR_AWQ_ORDER[8];   /* 0, 2, 4, 6, 1, 3, 5, 7 */
+ * (bits 4i..4i+3) holds column hr_awq_order[i] of the group of 8
+ * (engine/awq-layout.h, the layout's one home). */
 
 /* q: [rows, cols] values 0..15 (cols % 8 == 0) -> packed [rows, cols/8]. */
 void hr_awq_pack(const uint8_t *q, int rows, int cols, int32_t *packed);
