@@ -248,7 +248,7 @@ mat_make(TestMat *m, int N, int K, int ng, bool quant)
         int32_t *qw = g_new(int32_t, (size_t)K * N / 8), *qz = g_new(int32_t, (size_t)ng * N / 8);
         hr_awq_pack(qT, K, N, qw);
         hr_awq_pack(zT, ng, N, qz);
-        words = hr_vk_pack_awq(qw, qz, sc, N, K, ng, &m->w, &n_words, &err);
+        words = hr_vk_pack_awq(qw, qz, sc, N, K, ng, NULL, &m->w, &n_words, &err);
         HR_CHECK(words != NULL, "pack_awq: %s", err.message);
         /* The CPU's HrQMat, built from the same values. */
         m->q.rows = N;
@@ -277,7 +277,7 @@ mat_make(TestMat *m, int N, int K, int ng, bool quant)
         m->f16 = g_new(uint16_t, (size_t)N * K);
         for (size_t i = 0; i < (size_t)N * K; i++)
             m->f16[i] = hr_f32_to_f16((float)g_rand_double_range(rng, -0.2, 0.2));
-        words = hr_vk_pack_f16(m->f16, HR_DTYPE_F16, N, K, &m->w, &n_words);
+        words = hr_vk_pack_f16(m->f16, HR_DTYPE_F16, N, K, NULL, &m->w, &n_words);
     }
     HrVkBuffer *b = hostbuf(n_words * 4, words);
     m->w.buf = *b;

@@ -89,6 +89,7 @@ typedef struct {
     size_t weight_bytes, kv_bytes, scratch_bytes;
     char *location;
     Uploader up;
+    HrThreadPool *pool;                            /* repacking at load (freed once loaded) */
     size_t up_total, up_done;
     double load_convert_s, load_upload_s;    /* upload: time in upload(); convert: the rest of taking weights */
     HrProgressFunc progress;
@@ -290,7 +291,7 @@ take_f16(VkCtx *c, const HrTensorSet *ts, const char *name, int64_t N, int64_t K
     if (st != HR_OK)
         return st;
     size_t n_words;
-    uint32_t *words = hr_vk_pack_f16(t->data, t->dtype, (int)N, (int)K, w, &n_words);
+    uint32_t *words = hr_vk_pack_f16(t->data, t->dtype, (int)N, (int)K, c->pool, w, &n_words);
     st = upload_new(c, &w->buf, words, n_words * 4, name, err);
     c->weight_bytes += n_words * 4;
     g_free(words);
@@ -373,7 +374,7 @@ take_linear(VkCtx *c, const HrTensorSet *ts, const char *prefix, int64_t N, int6
         return st;
     size_t n_words;
     uint32_t *words = hr_vk_pack_awq(hr_tensor_set_find(ts, qn)->data, hr_tensor_set_find(ts, zn)->data,
-                                     ts_s->data, (int)N, (int)K, (int)ng, w, &n_words, err);
+                                     ts_s->data, (int)N, (int)K, (int)ng, c->pool, w, &n_words, err);
     if (!words)
         return hr_error_prefix(err, "%s: ", prefix);
     st = upload_new(c, &w->buf, words, n_words * 4, prefix, err);
@@ -410,7 +411,7 @@ take_table_sliced(VkCtx *c, const HrTensorSet *ts, const char *name, int64_t N, 
         return st;
     HrVkWeight full;
     size_t n_words;
-    uint32_t *words = hr_vk_pack_f16(t->data, t->dtype, (int)N, (int)K, &full, &n_words);
+    uint32_t *words = hr_vk_pack_f16(t->data, t->dtype, (int)N, (int)K, c->pool, &full, &n_words);
     const size_t row_bytes = (size_t)full.kw * 4;
     const uint32_t rows = (uint32_t)MIN((uint64_t)N, MAX(1, c->max_binding / row_bytes));
     const int n = (int)(((uint64_t)N + rows - 1) / rows);
@@ -596,6 +597,7 @@ vk_destroy(void *p)
     VkCtx *c = p;
     if (!c)
         return;
+    g_clear_pointer(&c->pool, hr_pool_free);
     if (c->vk) {
         VkDevice dev = hr_vk_context_device(c->vk);
         vkDeviceWaitIdle(dev);
@@ -783,6 +785,7 @@ vk_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOption
     c->up_total = need - scratch - 2 * kv_one * (size_t)cfg->n_layers;
 
     const gint64 t_weights = g_get_monotonic_time();
+    c->pool = hr_pool_new(0);
     st = uploader_init(c, err);
     if (st == HR_OK)
         st = take_table_sliced(c, ts, "model.embed_tokens.weight", vocab, dim, &c->emb, &c->n_emb, &c->emb_rows, err);
@@ -864,6 +867,7 @@ vk_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOption
     if (st == HR_OK) {
         const gint64 t_wait = g_get_monotonic_time();
         st = uploader_finish(c, err);
+        g_clear_pointer(&c->pool, hr_pool_free);
         c->load_upload_s += (double)(g_get_monotonic_time() - t_wait) / 1e6;
         c->load_convert_s = (double)(g_get_monotonic_time() - t_weights) / 1e6 - c->load_upload_s;
     }

@@ -320,7 +320,7 @@ random_weights(const HrVkLinearBenchArgs *a, HrVkWeight *w, size_t *n_words, HrE
             uint64_t r = xorshift64(&seed);   /* sign, exponent 11..14 (1/16 .. 1), mantissa */
             h[i] = (uint16_t)(((r >> 20) & 1) << 15 | (11 + ((r >> 10) & 3)) << 10 | (r & 0x3ff));
         }
-        uint32_t *words = hr_vk_pack_f16(h, HR_DTYPE_F16, (int)N, (int)K, w, n_words);
+        uint32_t *words = hr_vk_pack_f16(h, HR_DTYPE_F16, (int)N, (int)K, NULL, w, n_words);
         g_free(h);
         return words;
     }
@@ -339,7 +339,7 @@ random_weights(const HrVkLinearBenchArgs *a, HrVkWeight *w, size_t *n_words, HrE
             qz[i] = (uint32_t)xorshift64(&seed);
         for (size_t i = 0; i < ng * N; i++)
             sc[i] = hr_f32_to_f16(0.002f + 0.02f * rand_unit(&seed));
-        words = hr_vk_pack_awq(qw, qz, sc, (int)N, (int)K, (int)ng, w, n_words, err);
+        words = hr_vk_pack_awq(qw, qz, sc, (int)N, (int)K, (int)ng, NULL, w, n_words, err);
     }
     g_free(qw);
     g_free(qz);

@@ -228,9 +228,38 @@ load_u16(const void *base, size_t i)
     return v;
 }
 
+typedef struct {
+    const void *src, *qzeros, *scales;
+    HrDType dtype;
+    int N, K, ng;
+    size_t kw, soff;
+    uint32_t *out;
+} PackJob;
+
+/* Output rows [128 start, 128 end) of an AWQ linear: the nibbles as rows of
+ * kw words, input k in nibble k % 8 of word k / 8 (awq-layout.c), then the
+ * rows' {scale, zero} words. */
+static void
+awq_pack_rows(void *arg, int start, int end)
+{
+    const PackJob *J = arg;
+    const int n0 = 128 * start, n1 = MIN(J->N, 128 * end);
+    hr_awq_unpack_rows(J->src, J->N, J->K, n0, n1, NULL, (uint8_t *)(J->out + (size_t)n0 * J->kw), J->kw * 4);
+    const size_t w8 = (size_t)J->N / 8, ng = (size_t)J->ng;
+    for (size_t gi = 0; gi < ng; gi++) {
+        for (size_t j = (size_t)n0 / 8; j < (size_t)n1 / 8; j++) {
+            uint32_t p = load_u32(J->qzeros, gi * w8 + j);
+            for (int c = 0; c < 8; c++) {
+                size_t n = j * 8 + (size_t)c;
+                J->out[J->soff + n * ng + gi] = load_u16(J->scales, gi * (size_t)J->N + n) | (hr_awq_get(p, c) << 16);
+            }
+        }
+    }
+}
+
 uint32_t *
-hr_vk_pack_awq(const void *qweight, const void *qzeros, const void *scales, int N, int K, int ng, HrVkWeight *w,
-               size_t *n_words, HrError *err)
+hr_vk_pack_awq(const void *qweight, const void *qzeros, const void *scales, int N, int K, int ng, HrThreadPool *pool,
+               HrVkWeight *w, size_t *n_words, HrError *err)
 {
     if (N % 8 != 0 || ng < 1 || K % ng != 0) {
         hr_error_set(err, HR_ERR_UNSUPPORTED, "AWQ linear [%d, %d] with %d groups: out must be a multiple of 8 "
@@ -247,18 +276,9 @@ hr_vk_pack_awq(const void *qweight, const void *qzeros, const void *scales, int 
     const size_t soff = (size_t)N * kw;
     *n_words = soff + (size_t)N * (size_t)ng;
     uint32_t *out = g_new0(uint32_t, *n_words);
-    /* rows of kw words, input k in nibble k % 8 of word k / 8 (awq-layout.c) */
-    hr_awq_unpack_rows(qweight, N, K, 0, N, NULL, (uint8_t *)out, kw * 4);
-    const size_t w8 = (size_t)N / 8;
-    for (size_t gi = 0; gi < (size_t)ng; gi++) {
-        for (size_t j = 0; j < w8; j++) {
-            uint32_t p = load_u32(qzeros, gi * w8 + j);
-            for (int c = 0; c < 8; c++) {
-                size_t n = j * 8 + (size_t)c;
-                out[soff + n * (size_t)ng + gi] = load_u16(scales, gi * (size_t)N + n) | (hr_awq_get(p, c) << 16);
-            }
-        }
-    }
+    PackJob job = { .src = qweight, .qzeros = qzeros, .scales = scales, .N = N, .K = K, .ng = ng, .kw = kw,
+                    .soff = soff, .out = out };
+    hr_pool_run(pool, awq_pack_rows, &job, (N + 127) / 128, 1);
     w->kind = HR_VK_W_Q4;
     w->sfmt = HR_VK_S_ZERO;
     w->n = (uint32_t)N;
@@ -270,34 +290,42 @@ hr_vk_pack_awq(const void *qweight, const void *qzeros, const void *scales, int 
     return out;
 }
 
+/* Rows [start, end) of a dense tensor as FP16 rows of kw words. */
+static void
+f16_pack_rows(void *arg, int start, int end)
+{
+    const PackJob *J = arg;
+    const size_t K = (size_t)J->K;
+    for (size_t n = (size_t)start; n < (size_t)end; n++) {
+        uint16_t *h = (uint16_t *)(J->out + n * J->kw);
+        if (J->dtype == HR_DTYPE_F16) {
+            memcpy(h, (const char *)J->src + 2 * n * K, 2 * K);
+            continue;
+        }
+        for (size_t k = 0; k < K; k++) {
+            const size_t i = n * K + k;
+            float f;
+            if (J->dtype == HR_DTYPE_BF16) {
+                uint32_t bits = (uint32_t)load_u16(J->src, i) << 16;
+                memcpy(&f, &bits, 4);
+            } else {
+                memcpy(&f, (const char *)J->src + 4 * i, 4);
+            }
+            /* Beyond FP16's range: saturate rather than become inf. */
+            f = f > 65504.0f ? 65504.0f : f < -65504.0f ? -65504.0f : f;
+            h[k] = hr_f32_to_f16(f);
+        }
+    }
+}
+
 uint32_t *
-hr_vk_pack_f16(const void *data, HrDType dtype, int N, int K, HrVkWeight *w, size_t *n_words)
+hr_vk_pack_f16(const void *data, HrDType dtype, int N, int K, HrThreadPool *pool, HrVkWeight *w, size_t *n_words)
 {
     const size_t kw = (size_t)(K + 7) / 8 * 4;
     *n_words = (size_t)N * kw;
     uint32_t *out = g_new0(uint32_t, *n_words);
-    uint16_t *h = (uint16_t *)out;
-    for (size_t n = 0; n < (size_t)N; n++) {
-        for (size_t k = 0; k < (size_t)K; k++) {
-            size_t i = n * (size_t)K + k;
-            uint16_t v;
-            if (dtype == HR_DTYPE_F16) {
-                v = load_u16(data, i);
-            } else {
-                float f;
-                if (dtype == HR_DTYPE_BF16) {
-                    uint32_t bits = (uint32_t)load_u16(data, i) << 16;
-                    memcpy(&f, &bits, 4);
-                } else {
-                    memcpy(&f, (const char *)data + 4 * i, 4);
-                }
-                /* Beyond FP16's range: saturate rather than become inf. */
-                f = f > 65504.0f ? 65504.0f : f < -65504.0f ? -65504.0f : f;
-                v = hr_f32_to_f16(f);
-            }
-            h[n * kw * 2 + k] = v;
-        }
-    }
+    PackJob job = { .src = data, .dtype = dtype, .N = N, .K = K, .kw = kw, .out = out };
+    hr_pool_run(pool, f16_pack_rows, &job, N, 16);
     memset(w, 0, sizeof *w);
     w->kind = HR_VK_W_F16;
     w->n = (uint32_t)N;

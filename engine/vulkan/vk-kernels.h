@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cpu-threads.h"
 #include "safetensors.h"
 #include "vk-context.h"
 
@@ -122,9 +123,11 @@ const HrVkKernelConfig *hr_vk_kernels_config(const HrVkKernels *k);
  * w's shape fields (not its buffer); NULL with err set when the group size
  * is not supported. */
 uint32_t *hr_vk_pack_awq(const void *qweight, const void *qzeros, const void *scales, int N, int K, int ng,
-                         HrVkWeight *w, size_t *n_words, HrError *err);
-/* A dense [N, K] F32/F16/BF16 tensor -> the FP16 layout above. */
-uint32_t *hr_vk_pack_f16(const void *data, HrDType dtype, int N, int K, HrVkWeight *w, size_t *n_words);
+                         HrThreadPool *pool, HrVkWeight *w, size_t *n_words, HrError *err);
+/* A dense [N, K] F32/F16/BF16 tensor -> the FP16 layout above. Both run
+ * their rows on pool (NULL: on the caller). */
+uint32_t *hr_vk_pack_f16(const void *data, HrDType dtype, int N, int K, HrThreadPool *pool, HrVkWeight *w,
+                         size_t *n_words);
 /* Whether hr_vk_pack_ggml() takes GGUF type `type` (Q4_0, Q4_1, Q4_K ->
  * Q4; Q8_0, Q5_0, Q5_1, Q5_K, Q6_K -> Q8). */
 bool hr_vk_ggml_supported(uint32_t type);
