@@ -62,7 +62,7 @@ layout(push_constant) uniform Push {
     uint x_stride, o_stride;    // floats per token row
     uint flags;                 // 1: o += (residual), 2: + bias, 4: tokens from prm.logit_first, written from output row 0
     uint obase;                 // added to every output row index
-    uint sfmt;                  // scale table format (QUANT): 0 ZERO, 1 OFF16, 2 F32, 3 F32OFF
+    uint sfmt;                  // scale table format (QUANT): 0 ZERO, 1 OFF16, 2 F32, 3 F32OFF, 4 K4
 } pc;
 
 shared float red[WG * NACC];

@@ -8,6 +8,13 @@
 // (s, b) of scale-table entry e (row * ng + group) of the table at word soff.
 vec2 wscale(uint m, uint soff, uint e, uint sfmt)
 {
+    if (sfmt == 4u) { // K4 (GGUF Q4_K): per 8 entries FP16 d|dmin, 8 bytes of 6-bit scales, 8 of mins
+        const uint b = soff + 5u * (e >> 3u), j = e & 7u, sh = 8u * (j & 3u);
+        const vec2 dd = unpackHalf2x16(wload(m, b));
+        const float sc = float((wload(m, b + 1u + (j >> 2u)) >> sh) & 255u);
+        const float mn = float((wload(m, b + 3u + (j >> 2u)) >> sh) & 255u);
+        return vec2(dd.x * sc, -(dd.y * mn));
+    }
     if (sfmt == 3u)   // F32OFF: FP32 scale, FP32 offset
         return vec2(uintBitsToFloat(wload(m, soff + 2u * e)), uintBitsToFloat(wload(m, soff + 2u * e + 1u)));
     const uint w = wload(m, soff + e);

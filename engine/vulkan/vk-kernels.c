@@ -351,7 +351,7 @@ ggml_layout(uint32_t type, HrVkWeightKind *kind, HrVkScaleFormat *sfmt, int *gro
     case HR_GGML_Q4_1:
     case HR_GGML_Q4_K:
         *kind = HR_VK_W_Q4;
-        *sfmt = type == HR_GGML_Q4_0 ? HR_VK_S_ZERO : type == HR_GGML_Q4_1 ? HR_VK_S_OFF16 : HR_VK_S_F32OFF;
+        *sfmt = type == HR_GGML_Q4_0 ? HR_VK_S_ZERO : type == HR_GGML_Q4_1 ? HR_VK_S_OFF16 : HR_VK_S_K4;
         *group = 32;
         return true;
     default:
@@ -364,6 +364,13 @@ ggml_layout(uint32_t type, HrVkWeightKind *kind, HrVkScaleFormat *sfmt, int *gro
     }
 }
 
+/* Words of a scale table of `entries` (row, group) entries (K4: ng % 8 == 0). */
+static size_t
+table_words(HrVkScaleFormat sfmt, size_t entries)
+{
+    return sfmt == HR_VK_S_F32OFF ? 2 * entries : sfmt == HR_VK_S_K4 ? entries / 8 * 5 : entries;
+}
+
 size_t
 hr_vk_ggml_words(uint32_t type, int64_t N, int64_t K)
 {
@@ -374,7 +381,7 @@ hr_vk_ggml_words(uint32_t type, int64_t N, int64_t K)
         return 0;
     const size_t kw = (size_t)(K + 7) / 8 * (kind == HR_VK_W_Q8 ? 2 : 1);
     const size_t entries = (size_t)N * (size_t)(K / group);
-    return (size_t)N * kw + entries * (sfmt == HR_VK_S_F32OFF ? 2 : 1);
+    return (size_t)N * kw + table_words(sfmt, entries);
 }
 
 static inline uint32_t
@@ -407,13 +414,31 @@ hr_vk_pack_ggml(const void *data, uint32_t type, int N, int K, HrVkWeight *w, si
     const size_t row_bytes = (size_t)(K / block) * block_bytes;
     const size_t kw = (size_t)(K + 7) / 8 * (kind == HR_VK_W_Q8 ? 2 : 1);
     const size_t soff = (size_t)N * kw;
-    const size_t per_entry = sfmt == HR_VK_S_F32OFF ? 2 : 1;
-    *n_words = soff + (size_t)N * (size_t)ng * per_entry;
+    const size_t row_table = table_words(sfmt, (size_t)ng);
+    *n_words = soff + (size_t)N * row_table;
     uint32_t *out = g_new0(uint32_t, *n_words);
     float *sc = g_new(float, (size_t)ng), *of = g_new0(float, (size_t)ng);
+    uint8_t *s6 = g_new(uint8_t, (size_t)ng), *m6 = g_new(uint8_t, (size_t)ng);
+    uint16_t *dd = g_new(uint16_t, (size_t)ng / 8 + 1), *dm = g_new(uint16_t, (size_t)ng / 8 + 1);
     for (size_t r = 0; r < (size_t)N; r++) {
         const uint8_t *src = (const uint8_t *)data + r * row_bytes;
-        uint32_t *row = out + r * kw, *tab = out + soff + r * (size_t)ng * per_entry;
+        uint32_t *row = out + r * kw, *tab = out + soff + r * row_table;
+        if (sfmt == HR_VK_S_K4) {
+            /* the nibbles as hr_ggml_q4_groups() lays them, the 6-bit scales
+             * and mins as bytes, d and dmin as FP16: 18.5 bytes per 32 values */
+            hr_ggml_q4k_raw(src, K, (uint8_t *)row, s6, m6, dd, dm);
+            for (size_t i = 0; i < kw; i++)
+                row[i] = GUINT32_FROM_LE(row[i]);
+            for (int b = 0; b < ng / 8; b++) {
+                uint32_t *t = tab + 5 * (size_t)b;
+                t[0] = (uint32_t)dd[b] | ((uint32_t)dm[b] << 16);
+                for (int j = 0; j < 8; j++) {
+                    t[1 + j / 4] |= (uint32_t)s6[8 * b + j] << (8 * (j % 4));
+                    t[3 + j / 4] |= (uint32_t)m6[8 * b + j] << (8 * (j % 4));
+                }
+            }
+            continue;
+        }
         if (kind == HR_VK_W_Q4) {
             /* nibbles with value k in the low nibble of byte k/2 when k is
              * even: on a little-endian host exactly the words' layout */
@@ -443,11 +468,17 @@ hr_vk_pack_ggml(const void *data, uint32_t type, int N, int K, HrVkWeight *w, si
                 tab[2 * g] = f32_bits(sc[g]);
                 tab[2 * g + 1] = f32_bits(of[g]);
                 break;
+            case HR_VK_S_K4: /* written above */
+                break;
             }
         }
     }
     g_free(sc);
     g_free(of);
+    g_free(s6);
+    g_free(m6);
+    g_free(dd);
+    g_free(dm);
     w->kind = kind;
     w->sfmt = sfmt;
     w->n = (uint32_t)N;

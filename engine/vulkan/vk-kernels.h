@@ -19,7 +19,10 @@
  *                     (AutoAWQ, GGUF Q4_0): w = s*q - s*z
  *     OFF16  1 word:  FP16 scale s, FP16 offset o (GGUF Q4_1): w = s*q + o
  *     F32    1 word:  FP32 scale s (GGUF Q8_0, Q5_0, Q6_K): w = s*q
- *     F32OFF 2 words: FP32 scale s, FP32 offset o (GGUF Q4_K, Q5_1, Q5_K)
+ *     F32OFF 2 words: FP32 scale s, FP32 offset o (GGUF Q5_1, Q5_K)
+ *     K4     5 words per 8 groups: FP16 d | dmin, then 8 bytes of 6-bit
+ *            scales sc and 8 of mins m (GGUF Q4_K as the file has them):
+ *            s = d*sc, o = -dmin*m, exact in FP32 (11-bit by 6-bit)
  *   The kernels take every format as w = s*q + b and fold b per group:
  *   sum (s q + b) x = s * sum q x + b * sum x. Groups must be a multiple of
  *   8 inputs, or one group per row.
@@ -82,6 +85,7 @@ typedef enum {
     HR_VK_S_OFF16 = 1,
     HR_VK_S_F32 = 2,
     HR_VK_S_F32OFF = 3,
+    HR_VK_S_K4 = 4,        /* GGUF Q4_K as the file holds it: per 8 groups d|dmin (FP16), 8 scale and 8 min bytes */
 } HrVkScaleFormat;
 
 typedef struct {
@@ -137,8 +141,7 @@ size_t hr_vk_ggml_words(uint32_t type, int64_t N, int64_t K);
 /* N rows of K values in GGUF blocks of `type` (row-major, whole blocks per
  * row, as a GGUF tensor holds them) -> the Q4 or Q8 layout above, without a
  * lossy step: Q4_0 as ZERO (its FP16 scale, zero point 8), Q4_1 as OFF16,
- * Q4_K as F32OFF (d*sc and dmin*m are exact in FP32: 11-bit by 6-bit
- * products), Q8_0/Q5_0 as F32 per 32, Q6_K as F32 per 16 (d*sc exact),
+ * Q4_K as K4 (18.5 bytes per 32 values against the file's 18), Q8_0/Q5_0 as F32 per 32, Q6_K as F32 per 16 (d*sc exact),
  * Q5_1/Q5_K as F32OFF per 32 (the values centred as q - 16, as
  * hr_ggml_q8_groups() gives them). NULL with err set for other types. */
 uint32_t *hr_vk_pack_ggml(const void *data, uint32_t type, int N, int K, HrVkWeight *w, size_t *n_words,
