@@ -761,6 +761,17 @@ hr_tensor_set_get(const HrTensorSet *set, size_t i)
     return set && i < set->tensors->len ? set->tensors->pdata[i] : NULL;
 }
 
+int
+hr_tensor_layer(const char *name)
+{
+    static const char pre[] = "model.layers.";
+    if (strncmp(name, pre, sizeof pre - 1) != 0 || !g_ascii_isdigit(name[sizeof pre - 1]))
+        return -1;
+    char *end = NULL;
+    const gint64 l = g_ascii_strtoll(name + sizeof pre - 1, &end, 10);
+    return end && *end == '.' && l < G_MAXINT ? (int)l : -1;
+}
+
 const HrTensor *
 hr_tensor_set_find(const HrTensorSet *set, const char *name)
 {

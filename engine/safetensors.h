@@ -92,3 +92,5 @@ void hr_tensor_set_free(HrTensorSet *set);
 size_t hr_tensor_set_count(const HrTensorSet *set);
 const HrTensor *hr_tensor_set_get(const HrTensorSet *set, size_t i);
 const HrTensor *hr_tensor_set_find(const HrTensorSet *set, const char *name);
+/* The decoder layer of a tensor named "model.layers.N.*" (N >= 0), else -1. */
+int hr_tensor_layer(const char *name);

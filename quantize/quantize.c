@@ -108,20 +108,11 @@ is_linear(const HrTensor *t)
     return false;
 }
 
-/* The layer index of "model.layers.N.*", else -1. */
-static int
-layer_of(const char *name)
-{
-    if (!g_str_has_prefix(name, "model.layers."))
-        return -1;
-    return (int)g_ascii_strtoll(name + strlen("model.layers."), NULL, 10);
-}
-
 static HrStatus
 tensor_f32(Job *j, const HrTensor *t, float *dst, HrError *err)
 {
     if (j->awq) {
-        int l = layer_of(t->name);
+        int l = hr_tensor_layer(t->name);
         while (l >= 0 && hr_awq_next_layer(j->awq) <= l) {
             HrStatus st = hr_awq_layer(j->awq, j->over, err);
             if (st != HR_OK)
@@ -226,7 +217,7 @@ fill(void *user, size_t index, void *buf, size_t n_bytes, HrError *err)
         if (j->awq) /* the layers searched so far, and the writer's share */
             f = hr_awq_progress(j->awq, 0.98 * hr_awq_next_layer(j->awq) / MAX(j->n_layers, 1) + 0.02 * f);
         double el = (double)(g_get_monotonic_time() - j->t_start) / 1e6;
-        HrQuantStage stg = { layer_of(t->name), j->n_layers, "writing", f, el, f > 0.01 ? el * (1.0 - f) / f : -1.0 };
+        HrQuantStage stg = { hr_tensor_layer(t->name), j->n_layers, "writing", f, el, f > 0.01 ? el * (1.0 - f) / f : -1.0 };
         if (!j->opt->stage(&stg, j->user))
             return hr_error_set(err, HR_ERR_CANCELLED, "quantization was cancelled");
     }
@@ -255,7 +246,7 @@ static gint
 cmp_tensor_layer(gconstpointer a, gconstpointer b)
 {
     const HrTensor *const *ta = a, *const *tb = b;
-    int la = layer_of((*ta)->name), lb = layer_of((*tb)->name);
+    int la = hr_tensor_layer((*ta)->name), lb = hr_tensor_layer((*tb)->name);
     if (la != lb)
         return la < lb ? -1 : 1;
     return strcmp((*ta)->name, (*tb)->name);

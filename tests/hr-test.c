@@ -1,12 +1,36 @@
 #include "hr-test.h"
 
 #include <stdarg.h>
+#include <string.h>
 
 #include <glib.h>
 
 #include "hearth-config.h"
 
 int hr_test_failures = 0;
+
+#if HEARTH_HAVE_VULKAN
+HrVkContext *
+hr_test_vulkan_context(bool validation)
+{
+    HrVkOptions opt;
+    hr_vk_options_init(&opt);
+    opt.allow_cpu = true; /* lavapipe is what CI has */
+    opt.validation = validation;
+    HrVkContext *ctx = NULL;
+    HrError err = { 0 };
+    if (hr_vk_context_new(&opt, &ctx, &err) != HR_OK) {
+        /* A machine without any Vulkan driver cannot run the test; a broken
+         * setup with a driver present is a failure. */
+        if (strstr(err.message, "no devices") || strstr(err.message, "VK_ERROR_INCOMPATIBLE_DRIVER"))
+            hr_test_skip("no Vulkan driver: %s", err.message);
+        fprintf(stderr, "%s\n", err.message);
+        exit(1);
+    }
+    printf("device: %s\n", hr_vk_context_caps(ctx)->name);
+    return ctx;
+}
+#endif
 
 char *
 hr_test_assets_dir(void)

@@ -47,3 +47,12 @@ bool hr_test_utf8_valid(const char *s, size_t n);
 
 extern int hr_test_failures;
 int hr_test_result(void);
+
+#include "hearth-config.h"
+#if HEARTH_HAVE_VULKAN
+#include "vulkan/vk-context.h"
+/* A Vulkan context for a test (a CPU device such as lavapipe allowed, the
+ * validation layer on when asked), its device name printed. Exits 77 when
+ * the machine has no Vulkan driver at all, 1 on any other failure. */
+HrVkContext *hr_test_vulkan_context(bool validation);
+#endif

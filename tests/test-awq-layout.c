@@ -11,13 +11,6 @@
 
 static const int order_ref[8] = { 0, 2, 4, 6, 1, 3, 5, 7 };
 
-static uint32_t
-rng(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(*s >> 32);
-}
-
 /* q[n][k] straight from the format. */
 static unsigned
 ref_q(const uint32_t *qw, int N, int n, int k)
@@ -30,13 +23,13 @@ ref_q(const uint32_t *qw, int N, int n, int k)
 }
 
 static void
-check_rows(int N, int K, int n0, int n1, const int *slot, uint64_t seed)
+check_rows(int N, int K, int n0, int n1, const int *slot, guint32 seed)
 {
-    uint64_t s = seed;
+    g_autoptr(GRand) s = g_rand_new_with_seed(seed);
     const size_t w8 = (size_t)N / 8;
     uint32_t *qw = g_new(uint32_t, (size_t)K * w8);
     for (size_t i = 0; i < (size_t)K * w8; i++)
-        qw[i] = rng(&s);
+        qw[i] = g_rand_int(s);
     /* A row of K / 2 bytes (the CPU's) without a slot order, whole words
      * with one; plus 8 guard bytes after the last row. */
     const size_t row_bytes = slot ? (size_t)(K + 7) / 8 * 4 : (size_t)(K + 1) / 2;
@@ -72,9 +65,9 @@ check_rows(int N, int K, int n0, int n1, const int *slot, uint64_t seed)
     uint32_t *qz = g_new(uint32_t, (size_t)ng * w8);
     uint16_t *sc = g_new(uint16_t, (size_t)ng * (size_t)N);
     for (size_t i = 0; i < (size_t)ng * w8; i++)
-        qz[i] = rng(&s);
+        qz[i] = g_rand_int(s);
     for (size_t i = 0; i < (size_t)ng * (size_t)N; i++)
-        sc[i] = (uint16_t)rng(&s);
+        sc[i] = (uint16_t)g_rand_int(s);
     uint8_t *z = g_new(uint8_t, (size_t)(n1 - n0) * (size_t)ng);
     uint16_t *sd = g_new(uint16_t, (size_t)(n1 - n0) * (size_t)ng);
     hr_awq_unpack_zeros(qz, N, ng, n0, n1, z);
@@ -99,7 +92,7 @@ main(void)
     static const int shapes[][2] = {
         { 8, 2 }, { 8, 8 }, { 16, 6 }, { 64, 64 }, { 136, 172 }, { 256, 130 }, { 512, 128 }, { 1032, 256 },
     };
-    uint64_t seed = 1;
+    guint32 seed = 1;
     for (size_t i = 0; i < G_N_ELEMENTS(shapes); i++) {
         const int N = shapes[i][0], K = shapes[i][1];
         for (int pass = 0; pass < 2; pass++) {

@@ -12,30 +12,23 @@
 #include "hr-half.h"
 #include "hr-test.h"
 
-static uint32_t
-rng(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(*s >> 32);
-}
-
 int
 main(void)
 {
     static const int cuda_slot[8] = { 0, 4, 1, 5, 2, 6, 3, 7 };
     static const int shapes[][3] = { { 8, 32, 1 }, { 64, 128, 1 }, { 136, 256, 2 }, { 256, 172, 1 }, { 520, 384, 3 } };
-    uint64_t seed = 7;
+    g_autoptr(GRand) rng = g_rand_new_with_seed(7);
     for (size_t s = 0; s < G_N_ELEMENTS(shapes); s++) {
         const int N = shapes[s][0], K = shapes[s][1], ng = shapes[s][2];
         const size_t w8 = (size_t)N / 8;
         uint32_t *qw = g_new(uint32_t, (size_t)K * w8), *qz = g_new(uint32_t, (size_t)ng * w8);
         uint16_t *sc = g_new(uint16_t, (size_t)ng * (size_t)N);
         for (size_t i = 0; i < (size_t)K * w8; i++)
-            qw[i] = rng(&seed);
+            qw[i] = g_rand_int(rng);
         for (size_t i = 0; i < (size_t)ng * w8; i++)
-            qz[i] = rng(&seed);
+            qz[i] = g_rand_int(rng);
         for (size_t i = 0; i < (size_t)ng * (size_t)N; i++)
-            sc[i] = (uint16_t)(rng(&seed) & 0x7bff); /* finite */
+            sc[i] = (uint16_t)(g_rand_int(rng) & 0x7bff); /* finite */
         HrCudaHostMat m = { .qweight = (const int32_t *)qw, .qzeros = (const int32_t *)qz, .scales = sc, .rows = N, .cols = K, .n_groups = ng };
         const int kw = hr_cuda_q4_words(K);
         uint32_t *q = g_new(uint32_t, (size_t)N * kw), *sz = g_new(uint32_t, (size_t)N * ng);

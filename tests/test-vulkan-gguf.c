@@ -227,21 +227,7 @@ main(void)
     g_setenv("HEARTH_CPU_EXACT", "1", TRUE);
     g_setenv("HEARTH_VULKAN_VALIDATION", "1", TRUE);
     g_setenv("HEARTH_VULKAN_ALLOW_CPU", "1", TRUE);   /* lavapipe is what CI has */
-    {
-        HrVkOptions opt;
-        hr_vk_options_init(&opt);
-        opt.allow_cpu = true;
-        HrVkContext *probe = NULL;
-        HrError err = { 0 };
-        if (hr_vk_context_new(&opt, &probe, &err) != HR_OK) {
-            if (strstr(err.message, "no devices") || strstr(err.message, "VK_ERROR_INCOMPATIBLE_DRIVER"))
-                hr_test_skip("no Vulkan driver: %s", err.message);
-            fprintf(stderr, "%s\n", err.message);
-            return 1;
-        }
-        printf("device: %s\n", hr_vk_context_caps(probe)->name);
-        hr_vk_context_free(probe);
-    }
+    hr_vk_context_free(hr_test_vulkan_context(false)); /* SKIP without a Vulkan driver */
     {
         g_autofree char *tiny = g_build_filename(HEARTH_FIXTURES, "gguf-tiny", "llama-mixed.gguf", NULL);
         check_schedule(tiny, "tiny llama, every block type", true);

@@ -774,19 +774,9 @@ main(void)
     /* The CPU backend is the oracle here: FP32 activations, as the GPU has
      * (its int8-activation decode path is checked in test-matmul). */
     g_setenv("HEARTH_CPU_EXACT", "1", TRUE);
-    HrVkOptions opt;
-    hr_vk_options_init(&opt);
-    opt.allow_cpu = true;
-    opt.validation = true;
-    HrError err = { 0 };
-    if (hr_vk_context_new(&opt, &ctx, &err) != HR_OK) {
-        if (strstr(err.message, "no devices") || strstr(err.message, "VK_ERROR_INCOMPATIBLE_DRIVER"))
-            hr_test_skip("no Vulkan driver: %s", err.message);
-        fprintf(stderr, "%s\n", err.message);
-        return 1;
-    }
+    ctx = hr_test_vulkan_context(true);
     const HrVkCaps *caps = hr_vk_context_caps(ctx);
-    printf("device: %s (subgroup %u%s, shared %u KiB)\n", caps->name, caps->subgroup_size,
+    printf("  subgroup %u%s, shared %u KiB\n", caps->subgroup_size,
            caps->subgroup_arithmetic ? " arithmetic" : "", caps->max_shared_memory / 1024);
     rng = g_rand_new_with_seed(1234);
     worst = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
@@ -826,6 +816,7 @@ main(void)
         printf("config %s: wg %u, rows %u, nt %u, split %u x %u queries, subgroup %d, fp16 math %d, gemm %d (%ux%u tile, %ux%u "
                "per thread)\n", cfg_label, kc->wg, kc->gemv_rows, kc->gemv_nt, kc->attn_split, kc->attn_qt, kc->subgroup,
                kc->fp16_math, kc->gemm, kc->gemm_bm, kc->gemm_bn, kc->gemm_tm, kc->gemm_tn);
+        HrError err = { 0 };
         if (hr_vk_kernels_new(ctx, cfgs[i].cfg, &kern, &err) != HR_OK) {
             HR_CHECK(false, "kernels: %s", err.message);
             continue;

@@ -12,22 +12,8 @@
 int
 main(void)
 {
-    HrVkOptions opt;
-    hr_vk_options_init(&opt);
-    opt.allow_cpu = true;   /* lavapipe is what CI has */
-    opt.validation = true;
-
-    HrError err = { 0 };
-    HrVkContext *ctx = NULL;
-    if (hr_vk_context_new(&opt, &ctx, &err) != HR_OK) {
-        /* A machine without any Vulkan driver cannot run this test; a broken
-         * setup with a driver present is a failure. */
-        if (strstr(err.message, "no devices") || strstr(err.message, "VK_ERROR_INCOMPATIBLE_DRIVER"))
-            hr_test_skip("no Vulkan driver: %s", err.message);
-        fprintf(stderr, "%s\n", err.message);
-        return 1;
-    }
-    printf("device: %s\n%s", hr_vk_context_caps(ctx)->name, hr_vk_context_selection_report(ctx));
+    HrVkContext *ctx = hr_test_vulkan_context(true);
+    printf("%s", hr_vk_context_selection_report(ctx));
 
     /* Not a multiple of the workgroup size, to exercise the bounds check. */
     const uint32_t n = 100003;
@@ -37,6 +23,7 @@ main(void)
         b[i] = 1.0f - (float)(i % 97);
         c[i] = NAN;
     }
+    HrError err = { 0 };
     HrStatus st = hr_vk_vec_add(ctx, a, b, c, n, &err);
     HR_CHECK(st == HR_OK, "vec_add: %s", err.message);
     uint32_t bad = 0;

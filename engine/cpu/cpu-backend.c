@@ -7,7 +7,6 @@
  * repacked once at load into HrQMat (4-bit, row-major, zero folded per
  * group) and dequantized inside the matmul; there is no dequantized copy.
  */
-#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -544,18 +543,6 @@ want_lm_q8(const HrModelConfig *cfg, const HrMat *m)
     return cfg->awq && (size_t)m->rows * (size_t)m->cols >= ((size_t)1 << 24);
 }
 
-/* The layer a tensor belongs to ("model.layers.L."), or -1. */
-static int
-tensor_layer(const HrTensor *t)
-{
-    static const char pre[] = "model.layers.";
-    if (strncmp(t->name, pre, sizeof pre - 1) != 0)
-        return -1;
-    char *end = NULL;
-    long l = strtol(t->name + sizeof pre - 1, &end, 10);
-    return end && *end == '.' && l >= 0 && l < INT_MAX ? (int)l : -1;
-}
-
 /* madvise the whole pages covering [p, p + n). */
 static void
 advise_range(const void *p, size_t n, int advice)
@@ -580,7 +567,7 @@ page_in_layer(CpuCtx *c, const HrTensorSet *ts, int layer, bool ahead)
     const bool skip_embed = hr_tensor_set_find(ts, "lm_head.weight") != NULL;
     for (size_t i = 0; i < hr_tensor_set_count(ts); i++) {
         const HrTensor *t = hr_tensor_set_get(ts, i);
-        const int l = tensor_layer(t);
+        const int l = hr_tensor_layer(t->name);
         if (skip_embed && strcmp(t->name, "model.embed_tokens.weight") == 0)
             continue;
         if (l == layer)

@@ -881,6 +881,19 @@ q8_dot128_avx512(const uint8_t *qb, const int8_t *x, const float *dl)
     return _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps(dl));
 }
 
+/* A row's last 64 inputs at c128 (cols % 128 == 64), 256 bits wide. */
+__attribute__((target(Q8_AVX512_TARGET))) static inline float
+q8_tail64_avx512(const uint8_t *qr, const float *sc, const Q8Act *a, int c128, int g)
+{
+    const __m256i m = _mm256_set1_epi8(15);
+    __m256i v = _mm256_loadu_si256((const __m256i *)(qr + c128 / 2));
+    __m256i lo = _mm256_and_si256(v, m), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+    __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, _mm256_loadu_si256((const __m256i *)(a->xq + c128)));
+    s = _mm256_dpbusd_epi32(s, hi, _mm256_loadu_si256((const __m256i *)(a->xq + c128 + 32)));
+    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_loadu_ps(a->dl + c128 / 8));
+    return hsum256(_mm256_mul_ps(f, q8_scales8(sc, c128, g)));
+}
+
 __attribute__((target(Q8_AVX512_TARGET))) static float
 q8_row_avx512(const uint8_t *qr, const float *sc, const float *sz, const Q8Act *a, int cols, int g, int ng)
 {
@@ -897,15 +910,8 @@ q8_row_avx512(const uint8_t *qr, const float *sc, const float *sz, const Q8Act *
     if (c < c128)
         acc0 = _mm512_fmadd_ps(q8_dot128_avx512(qr + c / 2, a->xq + c, a->dl + c / 8), q8_scales16(sc, c, g), acc0);
     float r = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-    if (c128 < cols) {
-        const __m256i m = _mm256_set1_epi8(15);
-        __m256i v = _mm256_loadu_si256((const __m256i *)(qr + c128 / 2));
-        __m256i lo = _mm256_and_si256(v, m), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
-        __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, _mm256_loadu_si256((const __m256i *)(a->xq + c128)));
-        s = _mm256_dpbusd_epi32(s, hi, _mm256_loadu_si256((const __m256i *)(a->xq + c128 + 32)));
-        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_loadu_ps(a->dl + c128 / 8));
-        r += hsum256(_mm256_mul_ps(f, q8_scales8(sc, c128, g)));
-    }
+    if (c128 < cols)
+        r += q8_tail64_avx512(qr, sc, a, c128, g);
     return r - q8_zero_term(sz, a->gsum, ng);
 }
 
@@ -943,21 +949,11 @@ q8_rows4_avx512(const uint8_t *q, size_t qs, const float *sc, const float *sz, c
     const __m512 u = _mm512_add_ps(_mm512_shuffle_ps(t0, t1, 0x44), _mm512_shuffle_ps(t0, t1, 0xEE));
     const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(u), _mm512_extractf32x8_ps(u, 1));
     _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
-    if (c128 < cols) {
-        const __m256i m8 = _mm256_set1_epi8(15);
-        const __m256i xl = _mm256_loadu_si256((const __m256i *)(a->xq + c128));
-        const __m256i xh = _mm256_loadu_si256((const __m256i *)(a->xq + c128 + 32));
-        const __m256 dl = _mm256_loadu_ps(a->dl + c128 / 8);
-        for (int i = 0; i < 4; i++) {
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(q + (size_t)i * qs + (size_t)(c128 / 2)));
-            const __m256i lo = _mm256_and_si256(v, m8), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m8);
-            const __m256i is = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, xl), hi, xh);
-            out[i] += hsum256(_mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(is), dl),
-                                            q8_scales8(sc + (size_t)i * ng, c128, g)));
-        }
-    }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 4; i++) {
+        if (c128 < cols)
+            out[i] += q8_tail64_avx512(q + (size_t)i * qs, sc + (size_t)i * ng, a, c128, g);
         out[i] -= q8_zero_term(sz + (size_t)i * ng, a->gsum, ng);
+    }
 }
 
 /* Prefill: 4 weight rows x 4 tokens per 128-input chunk. The unpacked

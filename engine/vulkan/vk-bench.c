@@ -288,28 +288,12 @@ hr_vk_fma_peak(HrVkContext *ctx, double *flops_per_s, HrError *err)
 
 /* ---- one linear ------------------------------------------------------------------- */
 
-static uint64_t
-xorshift64(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
-static float
-rand_unit(uint64_t *s)   /* [0, 1) */
-{
-    return (float)(xorshift64(s) >> 40) * (1.0f / 16777216.0f);
-}
-
 /* The packed device words of a random matrix, w's shape fields set. */
 static uint32_t *
 random_weights(const HrVkLinearBenchArgs *a, HrVkWeight *w, size_t *n_words, HrError *err)
 {
     const size_t N = (size_t)a->rows, K = (size_t)a->cols;
-    uint64_t seed = 0x9e3779b97f4a7c15ull ^ ((uint64_t)N << 32) ^ (uint64_t)K;
+    g_autoptr(GRand) rng = g_rand_new_with_seed((guint32)(N * 2654435761u) ^ (guint32)K);
     if (!a->q4) {
         uint16_t *h = g_try_new(uint16_t, N * K);
         if (!h) {
@@ -317,7 +301,7 @@ random_weights(const HrVkLinearBenchArgs *a, HrVkWeight *w, size_t *n_words, HrE
             return NULL;
         }
         for (size_t i = 0; i < N * K; i++) {
-            uint64_t r = xorshift64(&seed);   /* sign, exponent 11..14 (1/16 .. 1), mantissa */
+            const guint32 r = g_rand_int(rng);   /* sign, exponent 11..14 (1/16 .. 1), mantissa */
             h[i] = (uint16_t)(((r >> 20) & 1) << 15 | (11 + ((r >> 10) & 3)) << 10 | (r & 0x3ff));
         }
         uint32_t *words = hr_vk_pack_f16(h, HR_DTYPE_F16, (int)N, (int)K, NULL, w, n_words);
@@ -334,11 +318,11 @@ random_weights(const HrVkLinearBenchArgs *a, HrVkWeight *w, size_t *n_words, HrE
         hr_error_set(err, HR_ERR_NOMEM, "no host memory for a %zux%zu 4-bit matrix", N, K);
     } else {
         for (size_t i = 0; i < K * (N / 8); i++)
-            qw[i] = (uint32_t)xorshift64(&seed);
+            qw[i] = g_rand_int(rng);
         for (size_t i = 0; i < ng * (N / 8); i++)
-            qz[i] = (uint32_t)xorshift64(&seed);
+            qz[i] = g_rand_int(rng);
         for (size_t i = 0; i < ng * N; i++)
-            sc[i] = hr_f32_to_f16(0.002f + 0.02f * rand_unit(&seed));
+            sc[i] = hr_f32_to_f16((float)g_rand_double_range(rng, 0.002, 0.022));
         words = hr_vk_pack_awq(qw, qz, sc, (int)N, (int)K, (int)ng, NULL, w, n_words, err);
     }
     g_free(qw);
@@ -424,9 +408,9 @@ hr_vk_bench_linear(HrVkKernels *k, HrVkContext *ctx, const HrVkLinearBenchArgs *
     words = NULL;
     if (st == HR_OK && (st = hr_vk_buffer_new_device(ctx, x_bytes, &x, err)) == HR_OK) {
         xh = g_new(float, (size_t)a->tokens * (size_t)a->cols);
-        uint64_t seed = 0x2545f4914f6cdd1dull;
+        g_autoptr(GRand) rng = g_rand_new_with_seed(0x2545f491u);
         for (size_t i = 0; i < (size_t)a->tokens * (size_t)a->cols; i++)
-            xh[i] = 2.0f * rand_unit(&seed) - 1.0f;
+            xh[i] = (float)g_rand_double_range(rng, -1.0, 1.0);
         HrVkBuffer *xb[1] = { &x };
         st = upload_all(ctx, xh, x_bytes, xb, 1, err);
     }
