@@ -7,12 +7,20 @@
 
 #include <glib.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define SAMPLER_X86 1
+#define SAMPLER_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma")))
+#endif
+
 struct HrSampler {
     HrSamplerParams p;
     int vocab;
     uint64_t rng;
     uint8_t *seen;      /* [vocab] tokens in the context */
+    GArray *seen_ids;   /* int32: the same tokens, once each (the penalty visits only these) */
     int *idx;           /* [vocab] scratch for sorting */
+    float *prob;        /* [vocab] the candidates' probabilities (no allocation per token) */
 };
 
 void
@@ -49,7 +57,9 @@ hr_sampler_new(const HrSamplerParams *p, int vocab_size)
     s->p = *p;
     s->vocab = vocab_size;
     s->seen = g_new0(uint8_t, vocab_size);
+    s->seen_ids = g_array_new(FALSE, FALSE, sizeof(int32_t));
     s->idx = g_new(int, vocab_size);
+    s->prob = g_new(float, MAX(vocab_size, 1));
     hr_sampler_reset(s);
     return s;
 }
@@ -60,7 +70,9 @@ hr_sampler_free(HrSampler *s)
     if (!s)
         return;
     g_free(s->seen);
+    g_array_unref(s->seen_ids);
     g_free(s->idx);
+    g_free(s->prob);
     g_free(s);
 }
 
@@ -68,25 +80,146 @@ void
 hr_sampler_reset(HrSampler *s)
 {
     s->rng = s->p.seed;
-    memset(s->seen, 0, (size_t)s->vocab);
+    for (guint i = 0; i < s->seen_ids->len; i++)
+        s->seen[g_array_index(s->seen_ids, int32_t, i)] = 0;
+    g_array_set_size(s->seen_ids, 0);
 }
 
 void
 hr_sampler_accept(HrSampler *s, int32_t token)
 {
-    if (token >= 0 && token < s->vocab)
+    if (token >= 0 && token < s->vocab && !s->seen[token]) {
         s->seen[token] = 1;
+        g_array_append_val(s->seen_ids, token);
+    }
 }
 
+/* ---- whole-vocabulary passes (AVX-512 where the CPU has it) ------------------------- */
+
+static bool
+use_avx512(void)
+{
+#ifdef SAMPLER_X86
+    static gsize once = 0;
+    static bool yes;
+    if (g_once_init_enter(&once)) {
+        __builtin_cpu_init();
+        yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") && !g_getenv("HEARTH_CPU_SCALAR");
+        g_once_init_leave(&once, 1);
+    }
+    return yes;
+#else
+    return false;
+#endif
+}
+
+#ifdef SAMPLER_X86
+SAMPLER_AVX512 static float
+max_avx512(const float *x, int n)
+{
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
+    float best = _mm512_reduce_max_ps(m);
+    for (; i < n; i++)
+        best = x[i] > best ? x[i] : best;
+    return best;
+}
+
+/* sum_i e^((x[i] - max) * inv_t): e^r by the range reduction n = rint(r
+ * log2 e), a degree-7 polynomial and 2^n (within 2 ulp of expf; below
+ * e^-87 counts as 0, a term 1e-38 of the largest); blocks of 1024 summed
+ * in FP32 lanes, the blocks in double. */
+SAMPLER_AVX512 static double
+exp_sum_avx512(const float *x, int n, float max, float inv_t)
+{
+    const __m512 vmax = _mm512_set1_ps(max), vt = _mm512_set1_ps(inv_t), lo = _mm512_set1_ps(-87.0f);
+    double total = 0.0;
+    int i = 0;
+    while (i + 16 <= n) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int end = MIN(n, i + 1024); i + 16 <= end; i += 16) {
+            __m512 r = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmax), vt);
+            __mmask16 live = _mm512_cmp_ps_mask(r, lo, _CMP_GE_OQ);
+            r = _mm512_max_ps(r, lo);
+            __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(r, _mm512_set1_ps(1.44269504088896341f)),
+                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            __m512 f = _mm512_fmadd_ps(k, _mm512_set1_ps(-0.693145751953125f), r);
+            f = _mm512_fmadd_ps(k, _mm512_set1_ps(-1.428606765330187045e-06f), f);
+            __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 720.0f));
+            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 120.0f));
+            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 24.0f));
+            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 6.0f));
+            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.5f));
+            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+            acc = _mm512_mask_add_ps(acc, live, acc, _mm512_scalef_ps(p, k));
+        }
+        total += (double)_mm512_reduce_add_ps(acc);
+    }
+    for (; i < n; i++)
+        total += expf((x[i] - max) * inv_t);
+    return total;
+}
+
+/* The first index from `from` on whose value is above v (strictly), or n. */
+SAMPLER_AVX512 static int
+next_above_avx512(const float *x, int from, int n, float v)
+{
+    const __m512 vv = _mm512_set1_ps(v);
+    int i = from;
+    for (; i + 16 <= n; i += 16) {
+        __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), vv, _CMP_GT_OQ);
+        if (m)
+            return i + __builtin_ctz(m);
+    }
+    for (; i < n; i++) {
+        if (x[i] > v)
+            return i;
+    }
+    return n;
+}
+#endif
+
+static float
+max_of(const float *x, int n)
+{
+#ifdef SAMPLER_X86
+    if (use_avx512())
+        return max_avx512(x, n);
+#endif
+    float best = x[0];
+    for (int i = 1; i < n; i++)
+        best = x[i] > best ? x[i] : best;
+    return best;
+}
+
+static double
+exp_sum(const float *x, int n, float max, float inv_t)
+{
+#ifdef SAMPLER_X86
+    if (use_avx512())
+        return exp_sum_avx512(x, n, max, inv_t);
+#endif
+    double total = 0.0;
+    for (int i = 0; i < n; i++)
+        total += expf((x[i] - max) * inv_t);
+    return total;
+}
+
+/* The first index of the largest value (ties: the lowest id). */
 static int32_t
 argmax(const float *x, int n)
 {
-    int32_t best = 0;
-    for (int i = 1; i < n; i++) {
-        if (x[i] > x[best])
-            best = i;
+    const float m = max_of(x, n);
+    for (int i = 0; i < n; i++) {
+        if (x[i] == m)
+            return i;
     }
-    return best;
+    return 0; /* NaNs only */
 }
 
 /* Candidate order: logit descending, lower id first on ties. */
@@ -113,8 +246,15 @@ top_m(const float *v, int n, int m, int *idx)
 {
     int size = 0;
     for (int i = 0; i < n; i++) {
-        if (size == m && !before(v, i, idx[0]))
+        if (size == m && !before(v, i, idx[0])) {
+#ifdef SAMPLER_X86
+            /* nothing enters a full heap unless it beats the root's value
+             * (a tie with a lower id never comes later): jump to the next */
+            if (use_avx512())
+                i = next_above_avx512(v, i + 1, n, v[idx[0]]) - 1;
+#endif
             continue;
+        }
         int pos;
         if (size < m) {
             pos = size++;
@@ -148,17 +288,17 @@ hr_sampler_sample(HrSampler *s, float *logits)
     const HrSamplerParams *p = &s->p;
 
     if (p->repetition_penalty != 1.0f && p->repetition_penalty > 0.0f) {
-        for (int i = 0; i < n; i++) {
-            if (s->seen[i])
-                logits[i] = logits[i] > 0.0f ? logits[i] / p->repetition_penalty
-                                             : logits[i] * p->repetition_penalty;
+        for (guint j = 0; j < s->seen_ids->len; j++) {
+            const int32_t i = g_array_index(s->seen_ids, int32_t, j);
+            logits[i] = logits[i] > 0.0f ? logits[i] / p->repetition_penalty : logits[i] * p->repetition_penalty;
         }
     }
     if (!(p->temperature > 0.0f))
         return argmax(logits, n);
 
-    for (int i = 0; i < n; i++)
-        logits[i] /= p->temperature;
+    /* The temperature divides inside the exponentials (e^((l - max) / T))
+     * rather than in a pass over the vocabulary: the order is the same. */
+    const float inv_t = 1.0f / p->temperature;
 
     /* Candidates in order, as many as the filters can keep: top-k's, or
      * (no top-k) enough to cover top_p's mass, found by doubling. The
@@ -166,29 +306,47 @@ hr_sampler_sample(HrSampler *s, float *logits)
      * vocabulary without top-k, as transformers computes it. */
     int keep = p->top_k > 0 && p->top_k < n ? p->top_k : n;
     const bool need_all = keep == n && !(p->top_p < 1.0f && p->top_p > 0.0f) && !(p->min_p > 0.0f);
-    int m = need_all ? n : MIN(keep, 64);
+    int m = MIN(keep, 64);
     top_m(logits, n, m, s->idx);
     float max = logits[s->idx[0]];
     double sum = 0.0;
     if (keep < n) {
         m = keep; /* top_m gave exactly the top-k */
         for (int i = 0; i < keep; i++)
-            sum += expf(logits[s->idx[i]] - max);
+            sum += expf((logits[s->idx[i]] - max) * inv_t);
     } else {
-        for (int i = 0; i < n; i++)
-            sum += expf(logits[i] - max);
+        sum = exp_sum(logits, n, max, inv_t);
+        if (need_all) {
+            /* No filter: the draw walks the candidates in order until their
+             * mass passes it, so only that prefix needs sorting (grown by
+             * 4x as needed); the probabilities of the whole vocabulary sum
+             * to 1, which stands for their total. */
+            const double r = next_uniform(&s->rng);
+            for (;;) {
+                double cum = 0.0;
+                for (int i = 0; i < m; i++) {
+                    cum += (float)(expf((logits[s->idx[i]] - max) * inv_t) / sum);
+                    if (r < cum)
+                        return s->idx[i];
+                }
+                if (m == n)
+                    return s->idx[n - 1];
+                m = MIN(4 * m, n);
+                top_m(logits, n, m, s->idx);
+            }
+        }
         const bool use_p = p->top_p < 1.0f && p->top_p > 0.0f;
-        while (!need_all && m < n) {
+        while (m < n) {
             /* Enough candidates when they hold top_p's mass, or (min-p
              * alone) when the last of them is already below min-p. */
             bool enough;
             if (use_p) {
                 double mass = 0.0;
                 for (int i = 0; i < m; i++)
-                    mass += expf(logits[s->idx[i]] - max);
+                    mass += expf((logits[s->idx[i]] - max) * inv_t);
                 enough = mass / sum >= p->top_p;
             } else {
-                enough = expf(logits[s->idx[m - 1]] - max) < p->min_p;
+                enough = expf((logits[s->idx[m - 1]] - max) * inv_t) < p->min_p;
             }
             if (enough)
                 break;
@@ -197,9 +355,9 @@ hr_sampler_sample(HrSampler *s, float *logits)
         }
         keep = m;
     }
-    float *prob = g_new(float, (size_t)MAX(keep, 1));
+    float *prob = s->prob;
     for (int i = 0; i < keep; i++)
-        prob[i] = (float)(expf(logits[s->idx[i]] - max) / sum);
+        prob[i] = (float)(expf((logits[s->idx[i]] - max) * inv_t) / sum);
 
     if (p->top_p < 1.0f && p->top_p > 0.0f) {
         /* Smallest prefix whose mass reaches top_p (always at least one). */
@@ -235,6 +393,5 @@ hr_sampler_sample(HrSampler *s, float *logits)
             break;
         }
     }
-    g_free(prob);
     return choice;
 }

@@ -94,12 +94,12 @@ ref_sample(const HrSamplerParams *p, float *l, int n)
     return choice;
 }
 
-/* A large vocabulary (with ties): the same draws as the full sort, for the
- * app's defaults and each filter alone. */
+/* A large vocabulary (with ties; Llama-3's 128,256 tokens): the same draws
+ * as the full sort, for the app's defaults and each filter alone. */
 static void
 check_large_vocab(void)
 {
-    enum { N = 49152 };
+    enum { N = 128256 };
     static const struct { int top_k; float top_p, min_p; } cfgs[] = {
         { 40, 0.95f, 0.05f }, { 0, 0.9f, 0.0f }, { 0, 1.0f, 0.1f }, { 0, 1.0f, 0.0f }, { 5, 1.0f, 0.0f },
         { 0, 0.999f, 0.0f },
