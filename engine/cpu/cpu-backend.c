@@ -1,4 +1,5 @@
-/* cpu-backend.c — the CPU backend: a plain, exact FP32 forward pass.
+/* cpu-backend.c — the CPU backend: the ops of ops.h on the host, an exact
+ * FP32 forward pass (the model itself is llama.c).
  *
  * This is the oracle the GPU backends are tested against, so clarity wins
  * over speed here: weights are used in place from the mmap'd safetensors
@@ -6,6 +7,8 @@
  * KV cache is FP16 or FP32 (reference mode). AWQ (AutoAWQ GEMM) linears are
  * repacked once at load into HrQMat (4-bit, row-major, zero folded per
  * group) and dequantized inside the matmul; there is no dequantized copy.
+ * A compiled node list is the list itself: run() interprets it, each op
+ * splitting its work over the thread pool.
  */
 #include <math.h>
 #include <pthread.h>
@@ -23,6 +26,7 @@
 #include "gguf-blocks.h"
 #include "gguf.h"
 #include "hr-half.h"
+#include "llama.h"
 
 /* A linear layer: dense (used in place), 4-bit (AWQ, GGUF Q4_0/Q4_1/Q4_K;
  * repacked at load), int8 values with a scale per 32 or 16 and for some an
@@ -36,42 +40,42 @@ typedef struct {
     int rows, cols;
 } CpuLinear;
 
-typedef struct {
-    CpuLinear wq, wk, wv, wo;   /* [n_heads*hd, dim], [kv*hd, dim] x2, [dim, n_heads*hd] */
-    float *bq, *bk, *bv;        /* biases or NULL (Qwen2) */
-    CpuLinear w_gate, w_up, w_down; /* [hidden, dim] x2, [dim, hidden] */
-    float *attn_norm;           /* [dim] */
-    float *ffn_norm;            /* [dim] */
-    void *k_cache, *v_cache;    /* [context_len, kv*hd] in kv_type */
-} CpuLayer;
+struct HrOpsWeight {
+    HrWeightRole role;
+    CpuLinear lin;              /* EMBED, LM_HEAD, LINEAR */
+    /* LM_HEAD: the lm_head rounded to int8 per block of 32 (4-bit models,
+     * unless HEARTH_CPU_EXACT): decode reads it instead of the FP16 rows,
+     * half the bytes; prefill with every row's logits (perplexity) keeps
+     * the rows. */
+    HrQ8Mat *lm_q8;
+    float *vec;                 /* VECTOR */
+};
+
+struct HrOpsBuffer {
+    void *data;                 /* FP32 [max_tokens, width], or a KV cache [context, kv_dim] */
+};
 
 typedef struct {
     HrModelConfig cfg;
     HrBackendOptions opt;
-    HrMat embed;                /* [vocab, dim] */
-    const HrTensor *embed_blocks; /* the embedding when GGUF block-quantized */
-    HrMat lm_head;              /* [vocab, dim], == embed when tied */
-    CpuLinear lm_ggml;          /* the lm_head when GGUF block-quantized */
-    /* The lm_head rounded to int8 per block of 32 (4-bit models, unless
-     * HEARTH_CPU_EXACT): decode reads it instead of lm_head, half the bytes
-     * of FP16; prefill with every row's logits (perplexity) keeps lm_head. */
-    HrQ8Mat *lm_q8;
-    size_t decode_weight_bytes; /* what one decode step reads */
-    float *final_norm;          /* [dim] */
-    CpuLayer *layers;
     HrThreadPool *pool;
+    int max_tokens;
+    GPtrArray *weights, *buffers, *progs; /* owned */
     float *inv_freq;            /* [hd/2] */
-    /* scratch, sized for CHUNK tokens */
-    float *x, *xb, *q, *k, *v, *att_out, *hb, *hb2, *scores;
-    float *logits;              /* [logits_rows, vocab] */
-    int logits_rows;            /* rows valid after the last forward */
-    int logits_cap;
+    /* the ops' own scratch: the q|k|v outputs before they are laid side by
+     * side, up's output beside gate's, a row of scores per query head */
+    float *tqkv, *hb2, *scores;
     size_t scratch_bytes;
     size_t kv_bytes;
     size_t weight_bytes;
-    double load_read_s, load_convert_s;
+    size_t decode_weight_bytes; /* what one decode step reads */
     GPtrArray *aligned_copies;  /* weights whose mapped bytes were misaligned */
 } CpuCtx;
+
+typedef struct {
+    HrNode *nodes;
+    int n_nodes;
+} CpuProg;
 
 /* Prefill runs in chunks of this many tokens: each chunk reads (and for
  * 4-bit weights dequantizes) every matrix once, so larger chunks amortize
@@ -90,16 +94,11 @@ take_mat(CpuCtx *c, const HrTensorSet *ts, const char *name, int64_t rows, int64
     if (t->dtype != HR_DTYPE_F32 && t->dtype != HR_DTYPE_F16 && t->dtype != HR_DTYPE_BF16)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; the CPU backend "
                             "reads F32, F16 or BF16 here", t->file, name, hr_dtype_name(t->dtype));
-    bool ok = (cols == 0) ? (t->n_dims == 1 && t->shape[0] == rows)
-                          : (t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols);
-    if (!ok) {
+    if (t->n_dims != 2 || t->shape[0] != rows || t->shape[1] != cols) {
         char shape[128] = "";
         for (int i = 0; i < t->n_dims; i++)
             g_snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%" G_GINT64_FORMAT,
                        i ? ", " : "", t->shape[i]);
-        if (cols == 0)
-            return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; the config needs [%" G_GINT64_FORMAT "]",
-                                t->file, name, shape, rows);
         return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; the config needs [%"
                             G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]", t->file, name, shape, rows, cols);
     }
@@ -114,10 +113,11 @@ take_mat(CpuCtx *c, const HrTensorSet *ts, const char *name, int64_t rows, int64
     }
     m->dtype = t->dtype;
     m->rows = (int)rows;
-    m->cols = cols ? (int)cols : 1;
+    m->cols = (int)cols;
     *bytes += t->n_bytes;
     return HR_OK;
 }
+
 
 static HrStatus
 check_awq_tensor(const HrTensor *t, const char *name, HrDType dt, int64_t d0, int64_t d1, HrError *err)
@@ -400,6 +400,8 @@ take_linear(CpuCtx *c, const HrTensorSet *ts, const char *prefix, int64_t rows, 
             size_t *bytes, HrError *err)
 {
     char name[160];
+    lin->rows = (int)rows;
+    lin->cols = (int)cols;
     g_snprintf(name, sizeof name, "%s.qweight", prefix);
     if (hr_tensor_set_find(ts, name)) {
         if (!c->cfg.awq)
@@ -440,67 +442,6 @@ free_linear(CpuLinear *lin)
     }
 }
 
-/* 1-D vectors (norm weights, biases) are converted to FP32 copies. */
-static HrStatus
-take_vec(CpuCtx *c, const HrTensorSet *ts, const char *name, int64_t n, float **out, size_t *bytes, HrError *err)
-{
-    HrMat m;
-    HrStatus st = take_mat(c, ts, name, n, 0, &m, bytes, err);
-    if (st != HR_OK)
-        return st;
-    *out = g_new(float, n);
-    hr_mat_row_f32(&m, 0, *out, (int)n); /* a 1-D tensor is one row of n */
-    return HR_OK;
-}
-
-static void
-cpu_destroy(void *p)
-{
-    CpuCtx *c = p;
-    if (!c)
-        return;
-    if (c->lm_q8) {
-        hr_q8mat_free(c->lm_q8);
-        g_free(c->lm_q8);
-    }
-    free_linear(&c->lm_ggml);
-    if (c->layers) {
-        for (int l = 0; l < c->cfg.n_layers; l++) {
-            CpuLayer *L = &c->layers[l];
-            free_linear(&L->wq);
-            free_linear(&L->wk);
-            free_linear(&L->wv);
-            free_linear(&L->wo);
-            free_linear(&L->w_gate);
-            free_linear(&L->w_up);
-            free_linear(&L->w_down);
-            g_free(L->bq);
-            g_free(L->bk);
-            g_free(L->bv);
-            g_free(L->attn_norm);
-            g_free(L->ffn_norm);
-            free(L->k_cache);
-            free(L->v_cache);
-        }
-        g_free(c->layers);
-    }
-    hr_pool_free(c->pool);
-    if (c->aligned_copies)
-        g_ptr_array_unref(c->aligned_copies);
-    g_free(c->final_norm);
-    g_free(c->inv_freq);
-    g_free(c->x);
-    g_free(c->xb);
-    g_free(c->q);
-    g_free(c->k);
-    g_free(c->v);
-    g_free(c->att_out);
-    g_free(c->hb);
-    g_free(c->hb2);
-    g_free(c->scores);
-    g_free(c->logits);
-    g_free(c);
-}
 
 void
 hr_rope_inv_freq(const HrModelConfig *cfg, float *inv_freq)
@@ -543,175 +484,248 @@ want_lm_q8(const HrModelConfig *cfg, const HrMat *m)
     return cfg->awq && (size_t)m->rows * (size_t)m->cols >= ((size_t)1 << 24);
 }
 
-/* madvise the whole pages covering [p, p + n). */
+
+/* ---- device, weights, buffers --------------------------------------------------------- */
+
 static void
-advise_range(const void *p, size_t n, int advice)
+free_weight(void *p)
 {
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)p & ~(page - 1), b = ((uintptr_t)p + n + page - 1) & ~(page - 1);
-    if (n && b > a)
-        (void)madvise((void *)a, b - a, advice);
+    HrOpsWeight *w = p;
+    free_linear(&w->lin);
+    if (w->lm_q8) {
+        hr_q8mat_free(w->lm_q8);
+        g_free(w->lm_q8);
+    }
+    g_free(w->vec);
+    g_free(w);
 }
 
-/* Reading, layer by layer (layer -1: the tensors outside the layers): the
- * pages of the layer about to be converted are populated (mapped, and read
- * from disk when the cache is cold: the reading time), and the next layer's
- * are handed to the kernel's read-ahead so that the disk works while the
- * pool converts this one. Failures only cost speed (an old kernel without
- * MADV_POPULATE_READ pages in as the conversion touches the bytes). */
 static void
-page_in_layer(CpuCtx *c, const HrTensorSet *ts, int layer, bool ahead)
+free_buffer(void *p)
 {
-    const gint64 t0 = g_get_monotonic_time();
-    /* An untied embedding table is read a row per token, never whole. */
-    const bool skip_embed = hr_tensor_set_find(ts, "lm_head.weight") != NULL;
-    for (size_t i = 0; i < hr_tensor_set_count(ts); i++) {
-        const HrTensor *t = hr_tensor_set_get(ts, i);
-        const int l = hr_tensor_layer(t->name);
-        if (skip_embed && strcmp(t->name, "model.embed_tokens.weight") == 0)
-            continue;
-        if (l == layer)
-#ifdef MADV_POPULATE_READ
-            advise_range(t->data, t->n_bytes, MADV_POPULATE_READ);
-#else
-            advise_range(t->data, t->n_bytes, MADV_WILLNEED);
-#endif
-        else if (ahead && l == layer + 1)
-            advise_range(t->data, t->n_bytes, MADV_WILLNEED);
-    }
-    c->load_read_s += (double)(g_get_monotonic_time() - t0) / 1e6;
+    HrOpsBuffer *b = p;
+    free(b->data);
+    g_free(b);
+}
+
+static void
+free_prog(void *p)
+{
+    CpuProg *g = p;
+    g_free(g->nodes);
+    g_free(g);
+}
+
+static void
+cpu_close(void *p)
+{
+    CpuCtx *c = p;
+    if (!c)
+        return;
+    g_ptr_array_unref(c->progs);
+    g_ptr_array_unref(c->buffers);
+    g_ptr_array_unref(c->weights);
+    g_ptr_array_unref(c->aligned_copies);
+    hr_pool_free(c->pool);
+    g_free(c->inv_freq);
+    g_free(c->tqkv);
+    g_free(c->hb2);
+    g_free(c->scores);
+    g_free(c);
 }
 
 static HrStatus
-cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptions *opt,
-           HrProgressFunc progress, void *user, void **ctx_out, HrError *err)
+cpu_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSet *ts, const HrWeightSpec *weights,
+         int n_weights, void **dev_out, HrOpsLimits *limits, HrError *err)
 {
-    *ctx_out = NULL;
-    if (opt->context_len < 1)
-        return hr_error_set(err, HR_ERR_INVALID_ARG, "context length must be positive");
+    (void)ts;
+    (void)weights;
+    (void)n_weights;
+    (void)err;
     CpuCtx *c = g_new0(CpuCtx, 1);
-    c->aligned_copies = g_ptr_array_new_with_free_func(g_free);
     c->cfg = *cfg;
     c->opt = *opt;
+    c->max_tokens = CHUNK;
     c->pool = hr_pool_new(opt->n_threads);
-    const gint64 t_start = g_get_monotonic_time();
-    page_in_layer(c, ts, -1, false);
-    const int dim = cfg->dim, hd = cfg->head_dim;
-    const int q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd;
-    const HrTensor *te = hr_tensor_set_find(ts, "model.embed_tokens.weight");
-    const HrTensor *tl = hr_tensor_set_find(ts, "lm_head.weight");
-    HrStatus st = HR_OK;
-    if (te && te->dtype == HR_DTYPE_GGML) {
-        /* GGUF: rows decoded as they are gathered; the bytes count below */
-        int block = 0;
-        size_t block_bytes = 0;
-        if (!hr_ggml_dequant_supported(te->ggml_type) || !hr_ggml_type_block(te->ggml_type, &block, &block_bytes))
-            st = hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: tensor '%s' is %s, which Hearth does not read yet",
-                              te->file, te->name, hr_tensor_type_name(te));
-        else if (te->n_dims != 2 || te->shape[0] != cfg->vocab_size || te->shape[1] != dim)
-            st = hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' is not [%d, %d] as the config needs", te->file,
-                              te->name, cfg->vocab_size, dim);
-        c->embed_blocks = te;
-        c->weight_bytes += te->n_bytes;
-    } else {
-        st = take_mat(c, ts, "model.embed_tokens.weight", cfg->vocab_size, dim, &c->embed, &c->weight_bytes, err);
-    }
-    const size_t embed_bytes = c->weight_bytes;
-    size_t lm_bytes = 0; /* an untied lm_head's */
-    if (st == HR_OK)
-        st = take_vec(c, ts, "model.norm.weight", dim, &c->final_norm, &c->weight_bytes, err);
-    if (st == HR_OK) {
-        const size_t before = c->weight_bytes;
-        const HrTensor *lt = tl ? tl : cfg->tie_embeddings ? te : NULL;
-        if (lt && lt->dtype == HR_DTYPE_GGML)
-            st = take_ggml(c, lt, cfg->vocab_size, dim, &c->lm_ggml, &c->weight_bytes, err);
-        else if (tl)
-            st = take_mat(c, ts, "lm_head.weight", cfg->vocab_size, dim, &c->lm_head, &c->weight_bytes, err);
-        else if (cfg->tie_embeddings)
-            c->lm_head = c->embed;
-        else
-            st = hr_error_set(err, HR_ERR_FORMAT, "tensor 'lm_head.weight' is missing and the config "
-                              "does not tie the embeddings (tie_word_embeddings is false)");
-        lm_bytes = c->weight_bytes - before;
-    }
-    size_t kv_elem = opt->kv_type == HR_KV_F32 ? sizeof(float) : sizeof(uint16_t);
-    size_t cache_bytes = (size_t)opt->context_len * (size_t)kv_dim * kv_elem;
-    c->layers = g_new0(CpuLayer, cfg->n_layers);
-    for (int l = 0; st == HR_OK && l < cfg->n_layers; l++) {
-        CpuLayer *L = &c->layers[l];
-        char name[128];
-        page_in_layer(c, ts, l, l + 1 < cfg->n_layers);
-#define LNAME(suffix) (g_snprintf(name, sizeof name, "model.layers.%d." suffix, l), name)
-        if ((st = take_vec(c, ts, LNAME("input_layernorm.weight"), dim, &L->attn_norm, &c->weight_bytes, err)) ||
-            (st = take_vec(c, ts, LNAME("post_attention_layernorm.weight"), dim, &L->ffn_norm, &c->weight_bytes, err)) ||
-            (st = take_linear(c, ts, LNAME("self_attn.q_proj"), q_dim, dim, &L->wq, &c->weight_bytes, err)) ||
-            (st = take_linear(c, ts, LNAME("self_attn.k_proj"), kv_dim, dim, &L->wk, &c->weight_bytes, err)) ||
-            (st = take_linear(c, ts, LNAME("self_attn.v_proj"), kv_dim, dim, &L->wv, &c->weight_bytes, err)) ||
-            (st = take_linear(c, ts, LNAME("self_attn.o_proj"), dim, q_dim, &L->wo, &c->weight_bytes, err)) ||
-            (st = take_linear(c, ts, LNAME("mlp.gate_proj"), cfg->hidden_dim, dim, &L->w_gate, &c->weight_bytes, err)) ||
-            (st = take_linear(c, ts, LNAME("mlp.up_proj"), cfg->hidden_dim, dim, &L->w_up, &c->weight_bytes, err)) ||
-            (st = take_linear(c, ts, LNAME("mlp.down_proj"), dim, cfg->hidden_dim, &L->w_down, &c->weight_bytes, err)))
-            break;
-        if (cfg->qkv_bias &&
-            ((st = take_vec(c, ts, LNAME("self_attn.q_proj.bias"), q_dim, &L->bq, &c->weight_bytes, err)) ||
-             (st = take_vec(c, ts, LNAME("self_attn.k_proj.bias"), kv_dim, &L->bk, &c->weight_bytes, err)) ||
-             (st = take_vec(c, ts, LNAME("self_attn.v_proj.bias"), kv_dim, &L->bv, &c->weight_bytes, err))))
-            break;
-#undef LNAME
-        L->k_cache = calloc(1, cache_bytes);
-        L->v_cache = calloc(1, cache_bytes);
-        if (!L->k_cache || !L->v_cache) {
-            st = hr_error_set(err, HR_ERR_NOMEM, "cannot allocate the KV cache: %zu MiB needed",
-                              2 * cache_bytes * (size_t)cfg->n_layers >> 20);
-            break;
-        }
-        c->kv_bytes += 2 * cache_bytes;
-        if (progress && !progress((double)(l + 1) / cfg->n_layers, "layers", user)) {
-            st = hr_error_set(err, HR_ERR_CANCELLED, "loading was cancelled");
-            break;
-        }
-    }
-    if (st != HR_OK) {
-        cpu_destroy(c);
-        return st;
-    }
-    /* Decode reads every layer, the final norm and the lm_head, not the
-     * embedding table (one row of it). */
-    c->decode_weight_bytes = c->weight_bytes - embed_bytes - lm_bytes +
-                             (size_t)c->lm_head.rows * (size_t)c->lm_head.cols * hr_dtype_size(c->lm_head.dtype);
-    if (c->lm_ggml.rows) {
-        /* GGUF: every layer and the lm_head as repacked (counted in lm_bytes) */
-        c->decode_weight_bytes = c->weight_bytes - embed_bytes;
-    } else if (want_lm_q8(cfg, &c->lm_head)) {
-        c->lm_q8 = g_new0(HrQ8Mat, 1);
-        hr_q8mat_from(c->pool, &c->lm_head, c->lm_q8);
-        const size_t fp = (size_t)c->lm_head.rows * (size_t)c->lm_head.cols * hr_dtype_size(c->lm_head.dtype);
-        const size_t q8 = hr_q8mat_bytes(c->lm_q8);
-        c->decode_weight_bytes = c->decode_weight_bytes - fp + q8;
-        c->weight_bytes = c->weight_bytes - lm_bytes + q8;
-        /* Its FP pages in the mapped file are read again only for a prefill
-         * that wants every row's logits (or the rows a tied embedding gathers). */
-        const HrTensor *t = hr_tensor_set_find(ts, lm_bytes ? "lm_head.weight" : "model.embed_tokens.weight");
-        if (t && t->data == c->lm_head.data)
-            drop_pages(t->data, (int64_t)fp);
-    }
-    c->load_convert_s = (double)(g_get_monotonic_time() - t_start) / 1e6 - c->load_read_s;
+    c->weights = g_ptr_array_new_with_free_func(free_weight);
+    c->buffers = g_ptr_array_new_with_free_func(free_buffer);
+    c->progs = g_ptr_array_new_with_free_func(free_prog);
+    c->aligned_copies = g_ptr_array_new_with_free_func(g_free);
+    const int hd = cfg->head_dim;
+    const size_t qkv_dim = (size_t)(cfg->n_heads + 2 * cfg->n_kv_heads) * (size_t)hd;
     c->inv_freq = g_new(float, hd / 2);
     hr_rope_inv_freq(cfg, c->inv_freq);
-    c->x = g_new(float, (size_t)CHUNK * dim);
-    c->xb = g_new(float, (size_t)CHUNK * MAX(dim, q_dim));
-    c->q = g_new(float, (size_t)CHUNK * q_dim);
-    c->k = g_new(float, (size_t)CHUNK * kv_dim);
-    c->v = g_new(float, (size_t)CHUNK * kv_dim);
-    c->att_out = g_new(float, (size_t)CHUNK * q_dim);
-    c->hb = g_new(float, (size_t)CHUNK * cfg->hidden_dim);
-    c->hb2 = g_new(float, (size_t)CHUNK * cfg->hidden_dim);
-    c->scores = g_new(float, (size_t)cfg->n_heads * opt->context_len);
-    c->scratch_bytes = sizeof(float) * ((size_t)CHUNK * (2 * (size_t)dim + (size_t)MAX(dim, q_dim) + 2 * (size_t)q_dim +
-                                        2 * (size_t)kv_dim + 2 * (size_t)cfg->hidden_dim) + (size_t)cfg->n_heads * opt->context_len);
-    *ctx_out = c;
+    c->tqkv = g_new(float, (size_t)CHUNK * qkv_dim);
+    c->hb2 = g_new(float, (size_t)CHUNK * (size_t)cfg->hidden_dim);
+    c->scores = g_new(float, (size_t)cfg->n_heads * (size_t)opt->context_len);
+    c->scratch_bytes = sizeof(float) * ((size_t)CHUNK * (qkv_dim + (size_t)cfg->hidden_dim) +
+                                        (size_t)cfg->n_heads * (size_t)opt->context_len);
+    limits->max_tokens = CHUNK;
+    limits->max_logit_rows = CHUNK;
+    *dev_out = c;
     return HR_OK;
 }
+
+/* The embedding: dense rows used in place, or GGUF blocks decoded as they
+ * are gathered. */
+static HrStatus
+take_embed(CpuCtx *c, const HrTensorSet *ts, const HrWeightSpec *s, HrOpsWeight *w, HrError *err)
+{
+    const HrTensor *t = hr_tensor_set_find(ts, s->name);
+    if (!t || t->dtype != HR_DTYPE_GGML)
+        return take_mat(c, ts, s->name, s->rows, s->cols, &w->lin.dense, &c->weight_bytes, err);
+    int block = 0;
+    size_t block_bytes = 0;
+    if (!hr_ggml_dequant_supported(t->ggml_type) || !hr_ggml_type_block(t->ggml_type, &block, &block_bytes))
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: tensor '%s' is %s, which Hearth does not read yet",
+                            t->file, t->name, hr_tensor_type_name(t));
+    if (t->n_dims != 2 || t->shape[0] != s->rows || t->shape[1] != s->cols)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' is not [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                            "] as the config needs", t->file, t->name, s->rows, s->cols);
+    w->lin.blocks = t;
+    w->lin.rows = (int)s->rows;
+    w->lin.cols = (int)s->cols;
+    c->weight_bytes += t->n_bytes;
+    return HR_OK;
+}
+
+/* The lm_head: GGUF blocks repacked like a linear; dense rows in place (the
+ * embedding's when tied), read by decode as int8 when want_lm_q8(). */
+static HrStatus
+take_lm_head(CpuCtx *c, const HrTensorSet *ts, const HrWeightSpec *s, HrOpsWeight *tied_to, HrOpsWeight *w,
+             HrError *err)
+{
+    const HrTensor *t = hr_tensor_set_find(ts, s->name);
+    if (t && t->dtype == HR_DTYPE_GGML) {
+        size_t bytes = 0;
+        HrStatus st = take_ggml(c, t, s->rows, s->cols, &w->lin, &bytes, err);
+        c->weight_bytes += bytes;
+        c->decode_weight_bytes += bytes;
+        return st;
+    }
+    size_t bytes = 0;
+    if (tied_to) {
+        w->lin.dense = tied_to->lin.dense;
+    } else {
+        HrStatus st = take_mat(c, ts, s->name, s->rows, s->cols, &w->lin.dense, &bytes, err);
+        if (st != HR_OK)
+            return st;
+    }
+    const HrMat *m = &w->lin.dense;
+    const size_t fp = (size_t)m->rows * (size_t)m->cols * hr_dtype_size(m->dtype);
+    if (!want_lm_q8(&c->cfg, m)) {
+        c->weight_bytes += bytes;
+        c->decode_weight_bytes += fp;
+        return HR_OK;
+    }
+    w->lm_q8 = g_new0(HrQ8Mat, 1);
+    hr_q8mat_from(c->pool, m, w->lm_q8);
+    const size_t q8 = hr_q8mat_bytes(w->lm_q8);
+    c->decode_weight_bytes += q8;
+    c->weight_bytes += q8; /* the FP rows stay mapped, not resident: */
+    /* their pages in the mapped file are read again only for a prefill that
+     * wants every row's logits (or the rows a tied embedding gathers) */
+    if (t && t->data == m->data)
+        drop_pages(t->data, (int64_t)fp);
+    return HR_OK;
+}
+
+static HrStatus
+cpu_weight(void *p, const HrTensorSet *ts, const HrWeightSpec *s, const float *data, HrOpsWeight *tied_to,
+           HrOpsWeight **out, HrError *err)
+{
+    CpuCtx *c = p;
+    HrOpsWeight *w = g_new0(HrOpsWeight, 1);
+    w->role = s->role;
+    g_ptr_array_add(c->weights, w);
+    *out = w;
+    switch (s->role) {
+    case HR_W_VECTOR:
+        w->vec = g_memdup2(data, sizeof(float) * (size_t)s->rows);
+        c->weight_bytes += sizeof(float) * (size_t)s->rows;
+        c->decode_weight_bytes += sizeof(float) * (size_t)s->rows;
+        return HR_OK;
+    case HR_W_EMBED:
+        return take_embed(c, ts, s, w, err);
+    case HR_W_LM_HEAD:
+        return take_lm_head(c, ts, s, tied_to, w, err);
+    case HR_W_LINEAR: {
+        size_t bytes = 0;
+        HrStatus st = take_linear(c, ts, s->name, s->rows, s->cols, &w->lin, &bytes, err);
+        c->weight_bytes += bytes;
+        c->decode_weight_bytes += bytes;
+        return st;
+    }
+    }
+    return hr_error_set(err, HR_ERR_INVALID_ARG, "weight '%s': unknown role", s->name);
+}
+
+static HrStatus
+cpu_weights_done(void *p, HrError *err)
+{
+    (void)p;
+    (void)err;
+    return HR_OK;
+}
+
+static HrStatus
+cpu_activation(void *p, int64_t width, HrOpsBuffer **out, HrError *err)
+{
+    CpuCtx *c = p;
+    const size_t bytes = sizeof(float) * (size_t)c->max_tokens * (size_t)width;
+    HrOpsBuffer *b = g_new0(HrOpsBuffer, 1);
+    b->data = calloc(1, bytes);
+    if (!b->data) {
+        g_free(b);
+        return hr_error_set(err, HR_ERR_NOMEM, "cannot allocate %zu MiB of activations", bytes >> 20);
+    }
+    g_ptr_array_add(c->buffers, b);
+    c->scratch_bytes += bytes;
+    *out = b;
+    return HR_OK;
+}
+
+static HrStatus
+cpu_kv_cache(void *p, HrOpsBuffer **k_out, HrOpsBuffer **v_out, HrError *err)
+{
+    CpuCtx *c = p;
+    const size_t kv_elem = c->opt.kv_type == HR_KV_F32 ? sizeof(float) : sizeof(uint16_t);
+    const size_t bytes = (size_t)c->opt.context_len * (size_t)(c->cfg.n_kv_heads * c->cfg.head_dim) * kv_elem;
+    HrOpsBuffer *kv[2];
+    for (int i = 0; i < 2; i++) {
+        kv[i] = g_new0(HrOpsBuffer, 1);
+        kv[i]->data = calloc(1, bytes);
+        g_ptr_array_add(c->buffers, kv[i]);
+        if (!kv[i]->data)
+            return hr_error_set(err, HR_ERR_NOMEM, "cannot allocate the KV cache: %zu MiB needed",
+                                2 * bytes * (size_t)c->cfg.n_layers >> 20);
+    }
+    c->kv_bytes += 2 * bytes;
+    *k_out = kv[0];
+    *v_out = kv[1];
+    return HR_OK;
+}
+
+static HrStatus
+cpu_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **prog_out, HrError *err)
+{
+    CpuCtx *c = p;
+    (void)max_tokens;
+    for (int i = 0; i < n_nodes; i++) {
+        const HrNode *nd = &nodes[i];
+        if (nd->op == HR_OP_LINEAR && (nd->n_w < 1 || nd->n_w > 3 || (nd->gate && nd->n_w != 2) ||
+                                       (nd->residual && nd->n_w != 1)))
+            return hr_error_set(err, HR_ERR_INVALID_ARG, "node %d: a linear of %d matrices%s%s", i, nd->n_w,
+                                nd->gate ? " with gate" : "", nd->residual ? " with residual" : "");
+    }
+    CpuProg *g = g_new0(CpuProg, 1);
+    g->nodes = g_memdup2(nodes, sizeof(HrNode) * (size_t)n_nodes);
+    g->n_nodes = n_nodes;
+    g_ptr_array_add(c->progs, g);
+    *prog_out = g;
+    return HR_OK;
+}
+
 
 static void
 rope(float *vec, int n_heads, int hd, int pos, const float *inv_freq)
@@ -741,12 +755,13 @@ kv_store(void *cache, HrKvType type, size_t offset, const float *src, int n)
     }
 }
 
-/* Causal grouped-query attention for tokens t0..t0+n-1 of a chunk at
- * absolute positions pos.., one query head per work item on the pool; each
- * head has its own row of scores. */
+
+/* Causal grouped-query attention for tokens 0..n-1 of a step at absolute
+ * positions pos.., one query head per work item on the pool; each head has
+ * its own row of scores. */
 typedef struct {
     CpuCtx *c;
-    const CpuLayer *L;
+    const HrNode *nd;
     int n, pos;
 } AttendJob;
 
@@ -761,6 +776,8 @@ attend_heads(void *arg, int h0, int h1)
     const float scale = 1.0f / sqrtf((float)hd);
     const bool f16 = c->opt.kv_type != HR_KV_F32;
     const size_t esize = f16 ? 2 : 4;
+    const float *q = j->nd->src->data;
+    float *out = j->nd->dst->data;
     for (int h = h0; h < h1; h++) {
         const size_t kv_off = (size_t)(h / group) * hd * esize;
         float *scores = c->scores + (size_t)h * c->opt.context_len;
@@ -769,127 +786,143 @@ attend_heads(void *arg, int h0, int h1)
             int start = 0;
             if (cfg->sliding_window > 0 && p - cfg->sliding_window + 1 > 0)
                 start = p - cfg->sliding_window + 1;
-            hr_attend_head(c->q + (size_t)t * q_dim + (size_t)h * hd, (const char *)j->L->k_cache + kv_off,
-                           (const char *)j->L->v_cache + kv_off, f16, (size_t)kv_dim, hd, start, p, scale, scores,
-                           c->att_out + (size_t)t * q_dim + (size_t)h * hd);
+            hr_attend_head(q + (size_t)t * q_dim + (size_t)h * hd, (const char *)j->nd->k_cache->data + kv_off,
+                           (const char *)j->nd->v_cache->data + kv_off, f16, (size_t)kv_dim, hd, start, p, scale,
+                           scores, out + (size_t)t * q_dim + (size_t)h * hd);
         }
     }
 }
 
-/* One chunk of n <= CHUNK tokens at positions pos..pos+n-1. */
+/* LINEAR: one matrix straight into dst; gate|up in one pass (4-bit) and
+ * SiLU * up; several matrices (q|k|v) in one pass (4-bit) into the scratch,
+ * then side by side into dst. */
 static void
-forward_chunk(CpuCtx *c, const int32_t *tokens, int n, int pos, float *logits, bool all_logits)
+op_linear(CpuCtx *c, const HrNode *nd, int n)
 {
-    const HrModelConfig *cfg = &c->cfg;
-    const int dim = cfg->dim, hd = cfg->head_dim, hidden = cfg->hidden_dim;
-    const int q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd;
-
-    if (c->embed_blocks) {
-        const size_t row_bytes = c->embed_blocks->n_bytes / (size_t)cfg->vocab_size;
-        for (int t = 0; t < n; t++)
-            hr_ggml_dequant(c->embed_blocks->ggml_type,
-                            (const uint8_t *)c->embed_blocks->data + (size_t)tokens[t] * row_bytes,
-                            c->x + (size_t)t * dim, dim);
+    const float *x = nd->src->data;
+    float *dst = nd->dst->data;
+    const float *bias = nd->bias ? nd->bias->vec : NULL;
+    if (nd->n_w == 1) {
+        linear(c, dst, &nd->w[0]->lin, bias, x, n, nd->residual ? dst : NULL);
+        return;
+    }
+    if (nd->gate) {
+        const CpuLinear *g = &nd->w[0]->lin, *u = &nd->w[1]->lin;
+        if (g->q && u->q) {
+            hr_matmul_q4_multi(c->pool, 2, (float *const[]){ dst, c->hb2 }, (const HrQMat *const[]){ g->q, u->q },
+                               NULL, x, n);
+        } else {
+            linear(c, dst, g, NULL, x, n, NULL);
+            linear(c, c->hb2, u, NULL, x, n, NULL);
+        }
+        for (size_t i = 0; i < (size_t)n * (size_t)g->rows; i++) {
+            float v = dst[i];
+            dst[i] = v / (1.0f + expf(-v)) * c->hb2[i];
+        }
+        return;
+    }
+    float *outs[3];
+    const HrQMat *qs[3];
+    const float *bs[3];
+    bool all_q = true;
+    int width = 0;
+    for (int i = 0; i < nd->n_w; i++) {
+        const CpuLinear *lin = &nd->w[i]->lin;
+        outs[i] = c->tqkv + (size_t)n * (size_t)width;
+        qs[i] = lin->q;
+        bs[i] = bias ? bias + width : NULL;
+        all_q = all_q && lin->q;
+        width += lin->rows;
+    }
+    if (all_q) {
+        hr_matmul_q4_multi(c->pool, nd->n_w, outs, qs, bs, x, n);
     } else {
-        for (int t = 0; t < n; t++)
-            hr_mat_row_f32(&c->embed, tokens[t], c->x + (size_t)t * dim, dim);
+        for (int i = 0; i < nd->n_w; i++)
+            linear(c, outs[i], &nd->w[i]->lin, bs[i], x, n, NULL);
     }
-
-    for (int l = 0; l < cfg->n_layers; l++) {
-        const CpuLayer *L = &c->layers[l];
-        for (int t = 0; t < n; t++)
-            hr_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->attn_norm, dim, cfg->norm_eps);
-        if (L->wq.q && L->wk.q && L->wv.q) { /* one pass for q|k|v */
-            hr_matmul_q4_multi(c->pool, 3, (float *const[]){ c->q, c->k, c->v },
-                               (const HrQMat *const[]){ L->wq.q, L->wk.q, L->wv.q },
-                               (const float *const[]){ L->bq, L->bk, L->bv }, c->xb, n);
-        } else {
-            linear(c, c->q, &L->wq, L->bq, c->xb, n, NULL);
-            linear(c, c->k, &L->wk, L->bk, c->xb, n, NULL);
-            linear(c, c->v, &L->wv, L->bv, c->xb, n, NULL);
+    for (int t = 0; t < n; t++) {
+        int off = 0;
+        for (int i = 0; i < nd->n_w; i++) {
+            const int rows = nd->w[i]->lin.rows;
+            memcpy(dst + (size_t)t * width + off, outs[i] + (size_t)t * rows, sizeof(float) * (size_t)rows);
+            off += rows;
         }
-        for (int t = 0; t < n; t++) {
-            int p = pos + t;
-            rope(c->q + (size_t)t * q_dim, cfg->n_heads, hd, p, c->inv_freq);
-            rope(c->k + (size_t)t * kv_dim, cfg->n_kv_heads, hd, p, c->inv_freq);
-            kv_store(L->k_cache, c->opt.kv_type, (size_t)p * kv_dim, c->k + (size_t)t * kv_dim, kv_dim);
-            kv_store(L->v_cache, c->opt.kv_type, (size_t)p * kv_dim, c->v + (size_t)t * kv_dim, kv_dim);
-        }
-        AttendJob aj = { c, L, n, pos };
-        hr_pool_run(c->pool, attend_heads, &aj, cfg->n_heads, 1);
-        /* x += att_out @ Wo^T (residual in the epilogue) */
-        linear(c, c->x, &L->wo, NULL, c->att_out, n, c->x);
-
-        for (int t = 0; t < n; t++)
-            hr_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->ffn_norm, dim, cfg->norm_eps);
-        if (L->w_gate.q && L->w_up.q) { /* one pass for gate|up */
-            hr_matmul_q4_multi(c->pool, 2, (float *const[]){ c->hb, c->hb2 },
-                               (const HrQMat *const[]){ L->w_gate.q, L->w_up.q }, NULL, c->xb, n);
-        } else {
-            linear(c, c->hb, &L->w_gate, NULL, c->xb, n, NULL);
-            linear(c, c->hb2, &L->w_up, NULL, c->xb, n, NULL);
-        }
-        for (size_t i = 0; i < (size_t)n * hidden; i++) {
-            float g = c->hb[i];
-            c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
-        }
-        linear(c, c->x, &L->w_down, NULL, c->hb, n, c->x);
     }
+}
 
-    if (!logits)
-        return; /* a non-final prefill chunk: only the KV cache matters */
-    int first = all_logits ? 0 : n - 1;
-    for (int t = first; t < n; t++)
-        hr_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, c->final_norm, dim, cfg->norm_eps);
-    if (c->lm_ggml.rows)
-        linear(c, logits, &c->lm_ggml, NULL, c->xb + (size_t)first * dim, n - first, NULL);
-    else if (c->lm_q8 && n - first < 6)
-        hr_matmul_q8w(c->pool, logits, c->lm_q8, NULL, c->xb + (size_t)first * dim, n - first, NULL);
+static void
+op_logits(CpuCtx *c, const HrNode *nd, const HrStep *s)
+{
+    const int first = s->logit_first, rows = s->n - first, dim = c->cfg.dim;
+    if (rows <= 0)
+        return;
+    const HrOpsWeight *w = nd->w[0];
+    const float *x = (const float *)nd->src->data + (size_t)first * dim;
+    if (w->lin.q || w->lin.q8 || w->lin.blocks)
+        linear(c, s->logits, &w->lin, NULL, x, rows, NULL);
+    else if (w->lm_q8 && rows < 6)
+        hr_matmul_q8w(c->pool, s->logits, w->lm_q8, NULL, x, rows, NULL);
     else
-        hr_matmul(c->pool, logits, &c->lm_head, NULL, c->xb + (size_t)first * dim, n - first, NULL);
+        hr_matmul(c->pool, s->logits, &w->lin.dense, NULL, x, rows, NULL);
 }
 
 static HrStatus
-cpu_forward(void *p, const int32_t *tokens, int n_tokens, int pos, bool all_logits, HrError *err)
+cpu_run(void *p, void *prog, const HrStep *s, HrError *err)
 {
     CpuCtx *c = p;
+    const CpuProg *g = prog;
     const HrModelConfig *cfg = &c->cfg;
-    HrStatus bad = hr_backend_check_forward(cfg, c->opt.context_len, tokens, n_tokens, pos, err);
-    if (bad != HR_OK)
-        return bad;
-    int rows = all_logits ? n_tokens : 1;
-    if (rows > c->logits_cap) {
-        g_free(c->logits);
-        c->logits = g_try_malloc((size_t)rows * cfg->vocab_size * sizeof(float));
-        if (!c->logits) {
-            c->logits_cap = 0;
-            return hr_error_set(err, HR_ERR_NOMEM, "forward: no memory for %d rows of logits", rows);
+    const int n = s->n, dim = cfg->dim, hd = cfg->head_dim;
+    const int q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd, qkv_dim = q_dim + 2 * kv_dim;
+    if (n < 1 || n > c->max_tokens)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "run: %d tokens (1 to %d)", n, c->max_tokens);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const HrNode *nd = &g->nodes[i];
+        switch (nd->op) {
+        case HR_OP_EMBED: {
+            const CpuLinear *e = &nd->w[0]->lin;
+            float *x = nd->dst->data;
+            for (int t = 0; t < n; t++) {
+                if (e->blocks)
+                    hr_ggml_dequant(e->blocks->ggml_type,
+                                    (const uint8_t *)e->blocks->data +
+                                        (size_t)s->tokens[t] * (e->blocks->n_bytes / (size_t)cfg->vocab_size),
+                                    x + (size_t)t * dim, dim);
+                else
+                    hr_mat_row_f32(&e->dense, s->tokens[t], x + (size_t)t * dim, dim);
+            }
+            break;
         }
-        c->logits_cap = rows;
-    }
-    for (int done = 0; done < n_tokens; done += CHUNK) {
-        int n = MIN(CHUNK, n_tokens - done);
-        bool last_chunk = done + n == n_tokens;
-        float *dst = all_logits ? c->logits + (size_t)done * cfg->vocab_size : c->logits;
-        /* Non-final chunks in last-only mode still need no logits at all. */
-        if (!all_logits && !last_chunk) {
-            forward_chunk(c, tokens + done, n, pos + done, NULL, false);
-            continue;
+        case HR_OP_RMSNORM:
+            for (int t = nd->logit_rows ? s->logit_first : 0; t < n; t++)
+                hr_rmsnorm((float *)nd->dst->data + (size_t)t * dim, (const float *)nd->src->data + (size_t)t * dim,
+                           nd->w[0]->vec, dim, cfg->norm_eps);
+            break;
+        case HR_OP_LINEAR:
+            op_linear(c, nd, n);
+            break;
+        case HR_OP_ROPE_KV:
+            for (int t = 0; t < n; t++) {
+                const int pos = s->pos + t;
+                float *row = (float *)nd->src->data + (size_t)t * qkv_dim, *q = (float *)nd->dst->data +
+                                                                               (size_t)t * q_dim;
+                memcpy(q, row, sizeof(float) * (size_t)q_dim);
+                rope(q, cfg->n_heads, hd, pos, c->inv_freq);
+                rope(row + q_dim, cfg->n_kv_heads, hd, pos, c->inv_freq);
+                kv_store(nd->k_cache->data, c->opt.kv_type, (size_t)pos * kv_dim, row + q_dim, kv_dim);
+                kv_store(nd->v_cache->data, c->opt.kv_type, (size_t)pos * kv_dim, row + q_dim + kv_dim, kv_dim);
+            }
+            break;
+        case HR_OP_ATTENTION: {
+            AttendJob aj = { c, nd, n, s->pos };
+            hr_pool_run(c->pool, attend_heads, &aj, cfg->n_heads, 1);
+            break;
         }
-        forward_chunk(c, tokens + done, n, pos + done, dst, all_logits);
+        case HR_OP_LOGITS:
+            op_logits(c, nd, s);
+            break;
+        }
     }
-    c->logits_rows = rows;
-    return HR_OK;
-}
-
-static HrStatus
-cpu_get_logits(void *p, int row, float *out, HrError *err)
-{
-    CpuCtx *c = p;
-    HrStatus st = hr_backend_logits_row(&row, c->logits_rows, err);
-    if (st != HR_OK)
-        return st;
-    memcpy(out, c->logits + (size_t)row * c->cfg.vocab_size, sizeof(float) * c->cfg.vocab_size);
     return HR_OK;
 }
 
@@ -899,12 +932,32 @@ cpu_memory(void *p, HrMemoryReport *out)
     CpuCtx *c = p;
     out->weight_bytes = c->weight_bytes;
     out->kv_bytes = c->kv_bytes;
-    out->scratch_bytes = c->scratch_bytes + (size_t)c->logits_cap * c->cfg.vocab_size * sizeof(float);
+    out->scratch_bytes = c->scratch_bytes;
     out->location = "host";
     out->decode_weight_bytes = c->decode_weight_bytes;
-    out->load_read_s = c->load_read_s;
-    out->load_convert_s = c->load_convert_s;
 }
+
+static const HrOps cpu_ops = {
+    .api_version = HR_OPS_API_VERSION,
+    .name = "cpu",
+    .open = cpu_open,
+    .close = cpu_close,
+    .weight = cpu_weight,
+    .weights_done = cpu_weights_done,
+    .activation = cpu_activation,
+    .kv_cache = cpu_kv_cache,
+    .compile = cpu_compile,
+    .run = cpu_run,
+    .memory = cpu_memory,
+};
+
+static HrStatus
+cpu_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptions *opt, HrProgressFunc progress,
+           void *user, void **ctx_out, HrError *err)
+{
+    return hr_llama_create(&cpu_ops, cfg, ts, opt, progress, user, ctx_out, err);
+}
+
 
 /* ---- host GEMM for the quantizer ---------------------------------------------- */
 
@@ -936,17 +989,17 @@ cpu_gemm(void *dev, float *out, const float *w, int N, int K, const float *bias,
 static HrStatus
 cpu_read_bandwidth(void *p, double *bytes_per_s, HrError *err)
 {
-    return hr_cpu_read_bandwidth(((CpuCtx *)p)->pool, bytes_per_s, err);
+    return hr_cpu_read_bandwidth(((CpuCtx *)hr_llama_device(p))->pool, bytes_per_s, err);
 }
 
 const HrBackendOps hr_cpu_backend = {
     .api_version = HR_BACKEND_API_VERSION,
     .name = "cpu",
     .create = cpu_create,
-    .destroy = cpu_destroy,
-    .forward = cpu_forward,
-    .get_logits = cpu_get_logits,
-    .memory = cpu_memory,
+    .destroy = hr_llama_destroy,
+    .forward = hr_llama_forward,
+    .get_logits = hr_llama_get_logits,
+    .memory = hr_llama_memory,
     .gemm_open = cpu_gemm_open,
     .gemm_close = cpu_gemm_close,
     .gemm = cpu_gemm,

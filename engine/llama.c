@@ -1,0 +1,415 @@
+/* llama.c — the Llama family written once over ops.h (see llama.h).
+ *
+ * A block, as transformers' LlamaDecoderLayer / Qwen2DecoderLayer run it:
+ *   xb = rmsnorm(x) * attn_norm
+ *   qkv = [Wq | Wk | Wv] xb (+ the q|k|v bias, Qwen2)
+ *   q, k = RoPE(q, k); k, v -> the cache at the token's position
+ *   att = attention(q, cache)            (GQA; Mistral's sliding window)
+ *   x += Wo att
+ *   xb = rmsnorm(x) * ffn_norm
+ *   hb = silu(Wgate xb) * (Wup xb)
+ *   x += Wdown hb
+ * then the final norm and the lm_head for the rows whose logits are wanted.
+ * Loading walks the checkpoint a layer at a time: the layer's pages are
+ * populated (MADV_POPULATE_READ: the reading time) while the next layer goes
+ * to the kernel's read-ahead, then the backend takes the layer's weights.
+ */
+#include "llama.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "hr-half.h"
+
+typedef struct {
+    HrOpsWeight *attn_norm, *ffn_norm, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *bias;
+    HrOpsBuffer *kc, *vc;
+} LlamaLayer;
+
+typedef struct {
+    const HrOps *ops;
+    void *dev;
+    HrModelConfig cfg;
+    HrBackendOptions opt;
+    HrOpsLimits lim;
+    HrOpsWeight *embed, *lm_head, *final_norm;
+    LlamaLayer *layers;
+    HrOpsBuffer *x, *xb, *qkv, *q, *att, *hb;
+    void *prog_dec, *prog_pre;
+    float *logits;              /* [logits_cap, vocab] */
+    int logits_rows, logits_cap;
+    double load_read_s, load_s;
+} Llama;
+
+/* ---- the weights -------------------------------------------------------------------- */
+
+static void
+add_spec(GArray *a, HrWeightRole role, int layer, const char *name, int64_t rows, int64_t cols)
+{
+    HrWeightSpec s = { .role = role, .layer = layer, .rows = rows, .cols = cols };
+    g_strlcpy(s.name, name, sizeof s.name);
+    g_array_append_val(a, s);
+}
+
+/* Every weight the model takes, in loading order: the embedding, the final
+ * norm and the lm_head, then layer by layer. */
+static HrStatus
+model_specs(const HrModelConfig *cfg, const HrTensorSet *ts, GArray *a, HrError *err)
+{
+    const int64_t dim = cfg->dim, hd = cfg->head_dim, hidden = cfg->hidden_dim, vocab = cfg->vocab_size;
+    const int64_t q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd;
+    add_spec(a, HR_W_EMBED, -1, "model.embed_tokens.weight", vocab, dim);
+    add_spec(a, HR_W_VECTOR, -1, "model.norm.weight", dim, 1);
+    if (hr_tensor_set_find(ts, "lm_head.weight")) {
+        add_spec(a, HR_W_LM_HEAD, -1, "lm_head.weight", vocab, dim);
+    } else if (cfg->tie_embeddings) {
+        add_spec(a, HR_W_LM_HEAD, -1, "model.embed_tokens.weight", vocab, dim);
+        g_array_index(a, HrWeightSpec, a->len - 1).tied = true;
+    } else {
+        return hr_error_set(err, HR_ERR_FORMAT, "tensor 'lm_head.weight' is missing and the config does not tie "
+                            "the embeddings (tie_word_embeddings is false)");
+    }
+    char name[128];
+    for (int l = 0; l < cfg->n_layers; l++) {
+#define LNAME(suffix) (g_snprintf(name, sizeof name, "model.layers.%d." suffix, l), name)
+        add_spec(a, HR_W_VECTOR, l, LNAME("input_layernorm.weight"), dim, 1);
+        add_spec(a, HR_W_VECTOR, l, LNAME("post_attention_layernorm.weight"), dim, 1);
+        add_spec(a, HR_W_LINEAR, l, LNAME("self_attn.q_proj"), q_dim, dim);
+        add_spec(a, HR_W_LINEAR, l, LNAME("self_attn.k_proj"), kv_dim, dim);
+        add_spec(a, HR_W_LINEAR, l, LNAME("self_attn.v_proj"), kv_dim, dim);
+        add_spec(a, HR_W_LINEAR, l, LNAME("self_attn.o_proj"), dim, q_dim);
+        add_spec(a, HR_W_LINEAR, l, LNAME("mlp.gate_proj"), hidden, dim);
+        add_spec(a, HR_W_LINEAR, l, LNAME("mlp.up_proj"), hidden, dim);
+        add_spec(a, HR_W_LINEAR, l, LNAME("mlp.down_proj"), dim, hidden);
+        if (cfg->qkv_bias) /* q|k|v biases as one vector */
+            add_spec(a, HR_W_VECTOR, l, LNAME("self_attn.q_proj.bias"), q_dim + 2 * kv_dim, 1);
+#undef LNAME
+    }
+    return HR_OK;
+}
+
+/* A 1-D F32/F16/BF16 tensor of n values into dst (the bytes may be
+ * misaligned: safetensors does not promise alignment). */
+static HrStatus
+read_vector(const HrTensorSet *ts, const char *name, int64_t n, float *dst, HrError *err)
+{
+    const HrTensor *t = hr_tensor_set_find(ts, name);
+    if (!t)
+        return hr_error_set(err, HR_ERR_FORMAT, "tensor '%s' is missing", name);
+    if (t->dtype != HR_DTYPE_F32 && t->dtype != HR_DTYPE_F16 && t->dtype != HR_DTYPE_BF16)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; vectors are read as F32, F16 "
+                            "or BF16", t->file, name, hr_tensor_type_name(t));
+    if (t->n_dims != 1 || t->shape[0] != n) {
+        char shape[128] = "";
+        for (int i = 0; i < t->n_dims; i++)
+            g_snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%" G_GINT64_FORMAT, i ? ", " : "",
+                       t->shape[i]);
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; the config needs [%" G_GINT64_FORMAT
+                            "]", t->file, name, shape, n);
+    }
+    const uint8_t *p = t->data;
+    for (int64_t i = 0; i < n; i++) {
+        if (t->dtype == HR_DTYPE_F32) {
+            memcpy(&dst[i], p + 4 * i, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            dst[i] = t->dtype == HR_DTYPE_F16 ? hr_f16_to_f32(h) : hr_bf16_to_f32(h);
+        }
+    }
+    return HR_OK;
+}
+
+/* madvise the whole pages covering [p, p + n). */
+static void
+advise_range(const void *p, size_t n, int advice)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)p & ~(page - 1), b = ((uintptr_t)p + n + page - 1) & ~(page - 1);
+    if (n && b > a)
+        (void)madvise((void *)a, b - a, advice);
+}
+
+/* Reading, layer by layer (layer -1: the tensors outside the layers): the
+ * pages of the layer about to be taken are populated (mapped, and read from
+ * disk when the cache is cold: the reading time), and the next layer's are
+ * handed to the kernel's read-ahead so that the disk works while the backend
+ * converts this one. Failures only cost speed (an old kernel without
+ * MADV_POPULATE_READ pages in as the conversion touches the bytes). */
+static void
+page_in_layer(Llama *m, const HrTensorSet *ts, int layer, bool ahead)
+{
+    const gint64 t0 = g_get_monotonic_time();
+    /* An untied embedding table is read a row per token, never whole. */
+    const bool skip_embed = hr_tensor_set_find(ts, "lm_head.weight") != NULL;
+    for (size_t i = 0; i < hr_tensor_set_count(ts); i++) {
+        const HrTensor *t = hr_tensor_set_get(ts, i);
+        const int l = hr_tensor_layer(t->name);
+        if (skip_embed && strcmp(t->name, "model.embed_tokens.weight") == 0)
+            continue;
+        if (l == layer)
+#ifdef MADV_POPULATE_READ
+            advise_range(t->data, t->n_bytes, MADV_POPULATE_READ);
+#else
+            advise_range(t->data, t->n_bytes, MADV_WILLNEED);
+#endif
+        else if (ahead && l == layer + 1)
+            advise_range(t->data, t->n_bytes, MADV_WILLNEED);
+    }
+    m->load_read_s += (double)(g_get_monotonic_time() - t0) / 1e6;
+}
+
+static HrOpsWeight **
+slot_of(Llama *m, const HrWeightSpec *s)
+{
+    if (s->layer < 0)
+        return s->role == HR_W_EMBED ? &m->embed : s->role == HR_W_LM_HEAD ? &m->lm_head : &m->final_norm;
+    LlamaLayer *L = &m->layers[s->layer];
+    const char *suffix = strchr(strchr(s->name, '.') + 1, '.'); /* past "model." */
+    suffix = strchr(suffix + 1, '.') + 1;                        /* past the layer number */
+    static const struct { const char *suffix; size_t off; } slots[] = {
+        { "input_layernorm.weight", offsetof(LlamaLayer, attn_norm) },
+        { "post_attention_layernorm.weight", offsetof(LlamaLayer, ffn_norm) },
+        { "self_attn.q_proj", offsetof(LlamaLayer, wq) },
+        { "self_attn.k_proj", offsetof(LlamaLayer, wk) },
+        { "self_attn.v_proj", offsetof(LlamaLayer, wv) },
+        { "self_attn.o_proj", offsetof(LlamaLayer, wo) },
+        { "mlp.gate_proj", offsetof(LlamaLayer, wg) },
+        { "mlp.up_proj", offsetof(LlamaLayer, wu) },
+        { "mlp.down_proj", offsetof(LlamaLayer, wd) },
+        { "self_attn.q_proj.bias", offsetof(LlamaLayer, bias) },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(slots); i++) {
+        if (strcmp(suffix, slots[i].suffix) == 0)
+            return (HrOpsWeight **)((char *)L + slots[i].off);
+    }
+    g_assert_not_reached();
+}
+
+static HrStatus
+take_weight(Llama *m, const HrTensorSet *ts, const HrWeightSpec *s, HrError *err)
+{
+    const HrModelConfig *cfg = &m->cfg;
+    float *data = NULL;
+    HrStatus st = HR_OK;
+    if (s->role == HR_W_VECTOR) {
+        data = g_new(float, s->rows);
+        if (g_str_has_suffix(s->name, "q_proj.bias")) { /* q | k | v */
+            const int64_t q_dim = (int64_t)cfg->n_heads * cfg->head_dim, kv_dim = (int64_t)cfg->n_kv_heads *
+                                                                                   cfg->head_dim;
+            char name[128];
+            g_strlcpy(name, s->name, sizeof name);
+            char *p = strstr(name, "q_proj.bias");
+            st = read_vector(ts, name, q_dim, data, err);
+            if (st == HR_OK) {
+                *p = 'k';
+                st = read_vector(ts, name, kv_dim, data + q_dim, err);
+            }
+            if (st == HR_OK) {
+                *p = 'v';
+                st = read_vector(ts, name, kv_dim, data + q_dim + kv_dim, err);
+            }
+        } else {
+            st = read_vector(ts, s->name, s->rows, data, err);
+        }
+    }
+    if (st == HR_OK)
+        st = m->ops->weight(m->dev, ts, s, data, s->tied ? m->embed : NULL, slot_of(m, s), err);
+    g_free(data);
+    return st;
+}
+
+/* ---- the step ----------------------------------------------------------------------- */
+
+static void
+node(GArray *a, HrNode n)
+{
+    g_array_append_val(a, n);
+}
+
+/* The nodes of one step (the same list for decode and prefill). */
+static GArray *
+model_nodes(Llama *m)
+{
+    GArray *a = g_array_new(FALSE, FALSE, sizeof(HrNode));
+    node(a, (HrNode){ .op = HR_OP_EMBED, .dst = m->x, .w = { m->embed } });
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const LlamaLayer *L = &m->layers[l];
+        node(a, (HrNode){ .op = HR_OP_RMSNORM, .src = m->x, .dst = m->xb, .w = { L->attn_norm } });
+        node(a, (HrNode){ .op = HR_OP_LINEAR, .src = m->xb, .dst = m->qkv, .w = { L->wq, L->wk, L->wv }, .n_w = 3,
+                          .bias = L->bias });
+        node(a, (HrNode){ .op = HR_OP_ROPE_KV, .src = m->qkv, .dst = m->q, .k_cache = L->kc, .v_cache = L->vc });
+        node(a, (HrNode){ .op = HR_OP_ATTENTION, .src = m->q, .dst = m->att, .k_cache = L->kc, .v_cache = L->vc });
+        node(a, (HrNode){ .op = HR_OP_LINEAR, .src = m->att, .dst = m->x, .w = { L->wo }, .n_w = 1,
+                          .residual = true });
+        node(a, (HrNode){ .op = HR_OP_RMSNORM, .src = m->x, .dst = m->xb, .w = { L->ffn_norm } });
+        node(a, (HrNode){ .op = HR_OP_LINEAR, .src = m->xb, .dst = m->hb, .w = { L->wg, L->wu }, .n_w = 2,
+                          .gate = true });
+        node(a, (HrNode){ .op = HR_OP_LINEAR, .src = m->hb, .dst = m->x, .w = { L->wd }, .n_w = 1,
+                          .residual = true });
+    }
+    node(a, (HrNode){ .op = HR_OP_RMSNORM, .src = m->x, .dst = m->xb, .w = { m->final_norm }, .logit_rows = true });
+    node(a, (HrNode){ .op = HR_OP_LOGITS, .src = m->xb, .w = { m->lm_head } });
+    return a;
+}
+
+/* ---- create / destroy --------------------------------------------------------------- */
+
+void
+hr_llama_destroy(void *p)
+{
+    Llama *m = p;
+    if (!m)
+        return;
+    if (m->dev)
+        m->ops->close(m->dev); /* frees every weight, buffer and program */
+    g_free(m->layers);
+    g_free(m->logits);
+    g_free(m);
+}
+
+HrStatus
+hr_llama_create(const HrOps *ops, const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptions *opt,
+                HrProgressFunc progress, void *user, void **ctx_out, HrError *err)
+{
+    *ctx_out = NULL;
+    if (opt->context_len < 1)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "context length must be positive");
+    if (ops->api_version != HR_OPS_API_VERSION)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "backend '%s' implements ops version %u, not %u", ops->name,
+                            ops->api_version, HR_OPS_API_VERSION);
+    Llama *m = g_new0(Llama, 1);
+    m->ops = ops;
+    m->cfg = *cfg;
+    m->opt = *opt;
+    m->layers = g_new0(LlamaLayer, cfg->n_layers);
+    const gint64 t_start = g_get_monotonic_time();
+    GArray *specs = g_array_new(FALSE, FALSE, sizeof(HrWeightSpec));
+    HrStatus st = model_specs(cfg, ts, specs, err);
+    if (st == HR_OK)
+        st = ops->open(cfg, opt, ts, (const HrWeightSpec *)specs->data, (int)specs->len, &m->dev, &m->lim, err);
+
+    /* Progress by the checkpoint bytes each weight stands for. */
+    double total = 0.0, done = 0.0;
+    for (guint i = 0; i < specs->len; i++)
+        total += (double)g_array_index(specs, HrWeightSpec, i).rows * (double)g_array_index(specs, HrWeightSpec,
+                                                                                           i).cols;
+    int paged = -2;
+    for (guint i = 0; st == HR_OK && i < specs->len; i++) {
+        const HrWeightSpec *s = &g_array_index(specs, HrWeightSpec, i);
+        if (s->layer != paged) {
+            page_in_layer(m, ts, s->layer, s->layer + 1 < cfg->n_layers);
+            paged = s->layer;
+        }
+        st = take_weight(m, ts, s, err);
+        done += (double)s->rows * (double)s->cols;
+        if (st == HR_OK && progress && !progress(total > 0 ? done / total : 1.0, "weights", user))
+            st = hr_error_set(err, HR_ERR_CANCELLED, "loading was cancelled");
+    }
+    g_array_unref(specs);
+    if (st == HR_OK)
+        st = ops->weights_done(m->dev, err);
+    m->load_s = (double)(g_get_monotonic_time() - t_start) / 1e6;
+
+    const int64_t dim = cfg->dim, hd = cfg->head_dim;
+    const int64_t q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd;
+    for (int l = 0; st == HR_OK && l < cfg->n_layers; l++)
+        st = ops->kv_cache(m->dev, &m->layers[l].kc, &m->layers[l].vc, err);
+    if (st == HR_OK &&
+        ((st = ops->activation(m->dev, dim, &m->x, err)) || (st = ops->activation(m->dev, dim, &m->xb, err)) ||
+         (st = ops->activation(m->dev, q_dim + 2 * kv_dim, &m->qkv, err)) ||
+         (st = ops->activation(m->dev, q_dim, &m->q, err)) || (st = ops->activation(m->dev, q_dim, &m->att, err)) ||
+         (st = ops->activation(m->dev, cfg->hidden_dim, &m->hb, err)))) {
+    }
+    if (st == HR_OK) {
+        GArray *nodes = model_nodes(m);
+        st = ops->compile(m->dev, (const HrNode *)nodes->data, (int)nodes->len, 1, &m->prog_dec, err);
+        if (st == HR_OK)
+            st = ops->compile(m->dev, (const HrNode *)nodes->data, (int)nodes->len, m->lim.max_tokens, &m->prog_pre,
+                              err);
+        g_array_unref(nodes);
+    }
+    if (st != HR_OK) {
+        hr_llama_destroy(m);
+        return st;
+    }
+    *ctx_out = m;
+    return HR_OK;
+}
+
+/* ---- forward ------------------------------------------------------------------------ */
+
+HrStatus
+hr_llama_forward(void *p, const int32_t *tokens, int n_tokens, int pos, bool all_logits, HrError *err)
+{
+    Llama *m = p;
+    const HrModelConfig *cfg = &m->cfg;
+    HrStatus bad = hr_backend_check_forward(cfg, m->opt.context_len, tokens, n_tokens, pos, err);
+    if (bad != HR_OK)
+        return bad;
+    const int rows = all_logits ? n_tokens : 1;
+    if (rows > m->logits_cap) {
+        g_free(m->logits);
+        m->logits = g_try_malloc((size_t)rows * (size_t)cfg->vocab_size * sizeof(float));
+        if (!m->logits) {
+            m->logits_cap = 0;
+            return hr_error_set(err, HR_ERR_NOMEM, "forward: no memory for %d rows of logits", rows);
+        }
+        m->logits_cap = rows;
+    }
+    m->logits_rows = 0;
+    /* every row's logits: chunks of at most the rows one step returns */
+    const int step = all_logits ? MIN(m->lim.max_tokens, m->lim.max_logit_rows) : m->lim.max_tokens;
+    for (int done = 0; done < n_tokens; done += step) {
+        const int n = MIN(step, n_tokens - done);
+        const bool last = done + n == n_tokens;
+        HrStep s = {
+            .tokens = tokens + done, .n = n, .pos = pos + done,
+            .logit_first = all_logits ? 0 : last ? n - 1 : n,
+            .logits = all_logits ? m->logits + (size_t)done * (size_t)cfg->vocab_size : m->logits,
+        };
+        HrStatus st = m->ops->run(m->dev, n == 1 ? m->prog_dec : m->prog_pre, &s, err);
+        if (st != HR_OK)
+            return st;
+    }
+    m->logits_rows = rows;
+    return HR_OK;
+}
+
+HrStatus
+hr_llama_get_logits(void *p, int row, float *out, HrError *err)
+{
+    Llama *m = p;
+    HrStatus st = hr_backend_logits_row(&row, m->logits_rows, err);
+    if (st != HR_OK)
+        return st;
+    memcpy(out, m->logits + (size_t)row * (size_t)m->cfg.vocab_size, sizeof(float) * (size_t)m->cfg.vocab_size);
+    return HR_OK;
+}
+
+void
+hr_llama_memory(void *p, HrMemoryReport *out)
+{
+    Llama *m = p;
+    memset(out, 0, sizeof *out);
+    m->ops->memory(m->dev, out);
+    out->scratch_bytes += (size_t)m->logits_cap * (size_t)m->cfg.vocab_size * sizeof(float);
+    out->load_read_s = m->load_read_s;
+    out->load_convert_s = MAX(0.0, m->load_s - m->load_read_s - out->load_upload_s);
+}
+
+void *
+hr_llama_device(void *ctx)
+{
+    return ((Llama *)ctx)->dev;
+}
+
+int
+hr_llama_last_argmax(void *ctx)
+{
+    Llama *m = ctx;
+    return m->ops->last_argmax ? m->ops->last_argmax(m->dev) : -1;
+}

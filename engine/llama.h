@@ -1,0 +1,26 @@
+/* llama.h — the Llama family (Llama 2/3, Mistral, Qwen2, SmolLM2), written
+ * once over the op-level interface (ops.h): the weights it takes, the nodes
+ * of a step, prompts in chunks and the logits rows that come back.
+ *
+ * A backend that implements HrOps gets the whole-model interface of
+ * backend.h from these functions: its create() calls hr_llama_create() with
+ * its op table, and destroy/forward/get_logits/memory are these.
+ */
+#pragma once
+
+#include "backend.h"
+#include "ops.h"
+
+HrStatus hr_llama_create(const HrOps *ops, const HrModelConfig *cfg, const HrTensorSet *ts,
+                         const HrBackendOptions *opt, HrProgressFunc progress, void *user, void **ctx_out,
+                         HrError *err);
+void hr_llama_destroy(void *ctx);
+HrStatus hr_llama_forward(void *ctx, const int32_t *tokens, int n_tokens, int pos, bool all_logits, HrError *err);
+HrStatus hr_llama_get_logits(void *ctx, int row, float *out, HrError *err);
+void hr_llama_memory(void *ctx, HrMemoryReport *out);
+
+/* The backend's device of a context hr_llama_create() made (for a
+ * backend's own extras: bandwidth, tests' hooks). */
+void *hr_llama_device(void *ctx);
+/* The device's greedy token of the last one-token step, or -1. */
+int hr_llama_last_argmax(void *ctx);

@@ -1,0 +1,125 @@
+/* ops.h — the op-level backend interface: what a compute device does, at
+ * the grain of ops on tensors that live on it.
+ *
+ * The model itself — which tensors a Llama/Mistral/Qwen2 checkpoint has,
+ * what order the ops of a block run in, how a prompt is cut into chunks and
+ * which rows of logits come back — is written once, in llama.c, over this
+ * table. A backend implements the ops and keeps everything in its own
+ * layout: it takes each weight from the checkpoint (repacking as its kernels
+ * want), allocates activations and the KV cache, and turns the model's list
+ * of nodes into something it runs per step (the CPU interprets the list; the
+ * Vulkan backend records one command buffer per list and replays it).
+ *
+ * Shapes: an activation is FP32 [max_tokens, width] (row t holds token t of
+ * the step); a KV cache is [context, n_kv_heads * head_dim] per layer in the
+ * backend's KV type. Per step the backend is given the tokens, their
+ * positions and the first token whose logits are wanted; every op reads
+ * them at run time, so one compiled list serves every step.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+#define HR_OPS_API_VERSION 1
+
+/* A weight or an activation/KV buffer, in the backend's own layout. The
+ * backend owns them all and frees them in close(). */
+typedef struct HrOpsWeight HrOpsWeight;
+typedef struct HrOpsBuffer HrOpsBuffer;
+
+typedef enum {
+    HR_W_EMBED,     /* [vocab, dim] table rows gathered by token (model.embed_tokens.weight) */
+    HR_W_LM_HEAD,   /* [vocab, dim] the output projection (lm_head.weight, or the embedding when tied) */
+    HR_W_LINEAR,    /* [rows, cols] a linear layer: `name` is its prefix (AWQ qweight/qzeros/scales,
+                       or `name`.weight dense or GGUF blocks) */
+    HR_W_VECTOR,    /* FP32 [rows] given by the model (norm weights, biases); never read from ts */
+} HrWeightRole;
+
+/* One weight of the model, as the model names it. */
+typedef struct {
+    HrWeightRole role;
+    int layer;                  /* -1: outside the layers */
+    char name[128];
+    int64_t rows, cols;         /* VECTOR: rows = its length, cols = 1 */
+    bool tied;                  /* LM_HEAD: the embedding's own tensor (name is the embedding's) */
+} HrWeightSpec;
+
+typedef enum {
+    HR_OP_EMBED,      /* dst[t] = row tokens[t] of w[0] */
+    HR_OP_RMSNORM,    /* dst[t] = src[t] / rms(src[t]) * w[0] (FP32 vector); logit_rows: only
+                         t >= logit_first (the final norm) */
+    HR_OP_LINEAR,     /* n_w matrices over src: dst[t, out_offset_i + r] = w_i[r] . src[t] + bias;
+                         outputs of w[0..n_w) side by side (out_offset_i = sum of the earlier
+                         rows); bias: FP32, the outputs' whole length, or NULL;
+                         residual: dst += instead of =; gate (n_w = 2): dst = silu(w0 x) * (w1 x) */
+    HR_OP_ROPE_KV,    /* src [T, q | k | v] (q_dim + 2 kv_dim): RoPE on q and k at positions
+                         pos + t; q -> dst [T, q_dim]; k, v -> the caches at pos + t */
+    HR_OP_ATTENTION,  /* dst[t] = causal attention of src[t] (q) over the caches at positions
+                         [max(0, p - window + 1), p], p = pos + t, GQA head h -> kv head
+                         h / (n_heads / n_kv_heads) */
+    HR_OP_LOGITS,     /* the step's logits rows: w[0] (LM_HEAD) . src[t] for t >= logit_first */
+} HrOpKind;
+
+typedef struct {
+    HrOpKind op;
+    HrOpsBuffer *src, *dst;
+    HrOpsWeight *w[3];          /* LINEAR: w[0..n_w); others: w[0] */
+    int n_w;
+    HrOpsWeight *bias;          /* LINEAR */
+    HrOpsBuffer *k_cache, *v_cache;
+    bool residual, gate, logit_rows;
+} HrNode;
+
+/* What one step computes: tokens [n] at positions pos..pos+n-1; the logits
+ * of tokens logit_first..n-1 go to logits[(t - logit_first) * vocab]
+ * (logit_first == n: none). */
+typedef struct {
+    const int32_t *tokens;
+    int n, pos, logit_first;
+    float *logits;
+} HrStep;
+
+/* What a device can do for the model, decided in open(). */
+typedef struct {
+    int max_tokens;             /* tokens per step (the prefill chunk) */
+    int max_logit_rows;         /* logits rows one step may return (<= max_tokens) */
+} HrOpsLimits;
+
+typedef struct {
+    uint32_t api_version;       /* HR_OPS_API_VERSION */
+    const char *name;
+
+    /* A device for this model: weights is every weight the model will take
+     * (for sizing before anything is allocated); limits out. */
+    HrStatus (*open)(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSet *ts,
+                     const HrWeightSpec *weights, int n_weights, void **dev_out, HrOpsLimits *limits,
+                     HrError *err);
+    void (*close)(void *dev);
+
+    /* Take one weight (data: the FP32 values of a VECTOR; tied_to: the
+     * embedding, for a tied LM_HEAD). */
+    HrStatus (*weight)(void *dev, const HrTensorSet *ts, const HrWeightSpec *spec, const float *data,
+                       HrOpsWeight *tied_to, HrOpsWeight **out, HrError *err);
+    /* All weights taken: finish uploads, free loading scratch. */
+    HrStatus (*weights_done)(void *dev, HrError *err);
+
+    /* An FP32 activation [max_tokens, width]. */
+    HrStatus (*activation)(void *dev, int64_t width, HrOpsBuffer **out, HrError *err);
+    /* One layer's K and V caches. */
+    HrStatus (*kv_cache)(void *dev, HrOpsBuffer **k_out, HrOpsBuffer **v_out, HrError *err);
+
+    /* A node list made runnable for steps of up to max_tokens tokens. */
+    HrStatus (*compile)(void *dev, const HrNode *nodes, int n_nodes, int max_tokens, void **prog_out,
+                        HrError *err);
+    HrStatus (*run)(void *dev, void *prog, const HrStep *step, HrError *err);
+
+    /* Sizes and load times (weight, KV and scratch bytes, decode bytes,
+     * location, upload time); the model fills in the rest. */
+    void (*memory)(void *dev, HrMemoryReport *out);
+    /* Optional: the greedy token of the last one-token step, computed on the
+     * device, or -1. */
+    int (*last_argmax)(void *dev);
+} HrOps;
