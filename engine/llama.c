@@ -286,11 +286,12 @@ hr_llama_create(const HrOps *ops, const HrModelConfig *cfg, const HrTensorSet *t
     m->cfg = *cfg;
     m->opt = *opt;
     m->layers = g_new0(LlamaLayer, cfg->n_layers);
-    const gint64 t_start = g_get_monotonic_time();
     GArray *specs = g_array_new(FALSE, FALSE, sizeof(HrWeightSpec));
     HrStatus st = model_specs(cfg, ts, specs, err);
     if (st == HR_OK)
         st = ops->open(cfg, opt, ts, (const HrWeightSpec *)specs->data, (int)specs->len, &m->dev, &m->lim, err);
+    /* the load time: reading, converting and uploading (device set-up is not) */
+    const gint64 t_start = g_get_monotonic_time();
 
     /* Progress by the checkpoint bytes each weight stands for. */
     double total = 0.0, done = 0.0;
