@@ -19,6 +19,12 @@
 // shared-memory tree. Up to three matrices share a dispatch (q/k/v: rows
 // are concatenated in the output); GATE=1 computes gate and up rows
 // together and writes silu(gate) * up.
+// WIDE=1 (a build of its own; 4-bit decode, K a multiple of 32, groups of 32
+// or more; chosen by the host, engine/vulkan/vk-kernels.c): threads stride
+// over 32-input units
+// instead, each read with one 16-byte load of weights, 8 vec4 loads of
+// activations and one scale-table entry (a quarter of the loads of 8-input
+// units), FP32 throughout.
 // USE_FP16=1 (devices with shaderFloat16, opt-in): for FP16 and 4-bit
 // weights (int8 products could leave FP16's range) the products of each
 // 8-input unit are formed and summed in FP16 (activations rounded to FP16),
@@ -38,6 +44,9 @@ layout(constant_id = 1) const uint ROWS = 2;    // output rows per workgroup
 layout(constant_id = 2) const uint NT = 1;      // tokens per workgroup
 layout(constant_id = 3) const uint QUANT = 1;   // 0: FP16, 1: 4-bit, 2: int8
 layout(constant_id = 4) const uint GATE = 0;    // 1: silu(W0 x) * (W1 x)
+#ifndef WIDE
+#define WIDE 0
+#endif
 
 const uint NMAT = GATE + 1u;
 const uint NOUT = ROWS * NT;
@@ -52,6 +61,13 @@ layout(std430, set = 0, binding = 3) readonly buffer W1 { uint w1[]; };
 layout(std430, set = 0, binding = 4) readonly buffer W2 { uint w2[]; };
 layout(std430, set = 0, binding = 5) readonly buffer B { float bias[]; };
 layout(std430, set = 0, binding = 6) readonly buffer P { HrStepParams prm; };
+#if WIDE
+// the same buffers read 16 bytes at a time
+layout(std430, set = 0, binding = 0) readonly buffer X4 { vec4 x4[]; };
+layout(std430, set = 0, binding = 2) readonly buffer W04 { uvec4 w0v[]; };
+layout(std430, set = 0, binding = 3) readonly buffer W14 { uvec4 w1v[]; };
+layout(std430, set = 0, binding = 4) readonly buffer W24 { uvec4 w2v[]; };
+#endif
 
 layout(push_constant) uniform Push {
     uint n0, n1, n2;            // rows of each matrix (n1 = n2 = 0: one matrix)
@@ -75,6 +91,17 @@ uint wload(uint m, uint i)
         return w1[i];
     return w2[i];
 }
+
+#if WIDE
+uvec4 wload4(uint m, uint i)
+{
+    if (m == 0u)
+        return w0v[i];
+    if (m == 1u)
+        return w1v[i];
+    return w2v[i];
+}
+#endif
 
 #include "weights.glsl"
 
@@ -100,6 +127,40 @@ void main()
     for (uint i = 0u; i < NACC; i++)
         acc[i] = 0.0;
 
+#if WIDE
+    // 32-input units of one token (the host checked k % 32 == 0,
+    // x_stride % 4 == 0 and groups of a multiple of 32 inputs).
+    const uint units32 = pc.k / 32u;
+    const uint xrow4 = t0 * pc.x_stride / 4u, kw4 = pc.kw / 4u;
+    for (uint u = tid; u < units32; u += WG) {
+        vec4 xv4[8];
+        vec4 xs = vec4(0.0);
+        for (uint i = 0u; i < 8u; i++) {
+            xv4[i] = x4[xrow4 + u * 8u + i];
+            xs += xv4[i];
+        }
+        const float sx = dot(xs, vec4(1.0));
+        for (uint r = 0u; r < ROWS; r++) {
+            const uint row = r0 + r;
+            if (row >= nrows)
+                break;
+            for (uint g = 0u; g < NMAT; g++) {
+                const uint m = GATE == 1u ? g : mat;
+                const uint soff = m == 0u ? pc.soff0 : (m == 1u ? pc.soff1 : pc.soff2);
+                const vec2 sb = wscale(m, soff, row * pc.ng + (pc.ng == 1u ? 0u : u * 32u / pc.gsize), pc.sfmt);
+                const uvec4 wq = wload4(m, row * kw4 + u);
+                float qx = 0.0;
+                for (uint j = 0u; j < 4u; j++) {
+                    const uint w = wq[j];
+                    qx += dot(vec4(uvec4(w, w >> 4, w >> 8, w >> 12) & 15u), xv4[2u * j]) +
+                          dot(vec4(uvec4(w >> 16, w >> 20, w >> 24, w >> 28) & 15u), xv4[2u * j + 1u]);
+                }
+                acc[g * ROWS + r] += sb.x * qx + sb.y * sx;
+            }
+        }
+    }
+
+#else
     const uint units = (pc.k + 7u) / 8u;
     for (uint u = tid; u < units; u += WG) {
         const uint kb = u * 8u;
@@ -180,6 +241,8 @@ void main()
             }
         }
     }
+
+#endif
 
     // Reduce the NACC partial sums over the workgroup.
 #if USE_SUBGROUP

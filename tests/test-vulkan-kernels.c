@@ -43,6 +43,7 @@ static HrVkKernels *kern;
 static GRand *rng;
 static const char *cfg_label;
 static float gemv_tol = 1e-5f;   /* GEMV/GEMM tolerance of the current config */
+static int n_wide;               /* GEMVs that ran the 32-input-unit kernel */
 static GHashTable *worst;   /* kernel name -> largest |diff| / (1 + max |cpu|) seen */
 
 /* ---- helpers -------------------------------------------------------------------- */
@@ -334,6 +335,13 @@ test_gemv_one(int N, int K, int ng, bool quant, uint32_t ggml, int T, bool prefi
     HrVkGemvArgs a = { .w = { &m.w }, .prefill = prefill, .x = bx, .out = bo, .bias = bb, .params = bp,
                        .x_stride = (uint32_t)K, .o_stride = (uint32_t)N, .max_tokens = (uint32_t)T };
     HR_CHECK(hr_vk_make_gemv(kern, &a, &d, &err) == HR_OK, "%s", err.message);
+    /* HEARTH_VULKAN_GEMV=wide: 4-bit decode with K % 32 == 0 and groups of
+     * 32 or more takes the 32-input-unit kernel, everything else not */
+    const bool want_wide = hr_vk_kernels_config(kern)->gemv_wide && !prefill && m.w.kind == HR_VK_W_Q4 &&
+                           K % 32 == 0 && (m.w.ng == 1 || m.w.gsize % 32 == 0);
+    HR_CHECK((d.kernel == HR_VK_K_GEMV_WIDE) == want_wide, "%s: kernel %d, wide %d", what, (int)d.kernel,
+             (int)want_wide);
+    n_wide += d.kernel == HR_VK_K_GEMV_WIDE;
     run(&d, 1);
     mat_ref(&m, ref, bias, x, T, NULL);
     close_enough(what, bo->mapped, ref, (size_t)T * N, gemv_tol);
@@ -798,8 +806,11 @@ main(void)
     gpu_like.gemm_tn = 4;
     HrVkKernelConfig fp16 = dev_cfg;
     fp16.fp16_math = true;
+    HrVkKernelConfig wide = dev_cfg, gpu_wide = gpu_like;   /* 4-bit decode in 32-input units */
+    wide.gemv_wide = gpu_wide.gemv_wide = true;
     struct { const char *label; HrVkKernelConfig *cfg; } cfgs[] = {
         { "device", &dev_cfg }, { "no-subgroup", &no_sg }, { "gpu-like", &gpu_like }, { "fp16-math", &fp16 },
+        { "wide", &wide }, { "gpu-like-wide", &gpu_wide },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(cfgs); i++) {
         if (i == 1 && !dev_cfg.subgroup)
@@ -813,15 +824,17 @@ main(void)
             continue;
         cfg_label = cfgs[i].label;
         const HrVkKernelConfig *kc = cfgs[i].cfg;
-        printf("config %s: wg %u, rows %u, nt %u, split %u x %u queries, subgroup %d, fp16 math %d, gemm %d (%ux%u tile, %ux%u "
-               "per thread)\n", cfg_label, kc->wg, kc->gemv_rows, kc->gemv_nt, kc->attn_split, kc->attn_qt, kc->subgroup,
-               kc->fp16_math, kc->gemm, kc->gemm_bm, kc->gemm_bn, kc->gemm_tm, kc->gemm_tn);
+        printf("config %s: wg %u, rows %u, nt %u, split %u x %u queries, subgroup %d, fp16 math %d, wide %d, gemm %d (%ux%u "
+               "tile, %ux%u per thread)\n", cfg_label, kc->wg, kc->gemv_rows, kc->gemv_nt, kc->attn_split, kc->attn_qt,
+               kc->subgroup, kc->fp16_math, kc->gemv_wide, kc->gemm, kc->gemm_bm, kc->gemm_bn, kc->gemm_tm, kc->gemm_tn);
         HrError err = { 0 };
         if (hr_vk_kernels_new(ctx, cfgs[i].cfg, &kern, &err) != HR_OK) {
             HR_CHECK(false, "kernels: %s", err.message);
             continue;
         }
+        n_wide = 0;
         run_all();
+        HR_CHECK((n_wide > 0) == kc->gemv_wide, "[%s] %d GEMVs ran the 32-input-unit kernel", cfg_label, n_wide);
         hr_vk_kernels_free(kern);
         kern = NULL;
     }

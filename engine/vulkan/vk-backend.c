@@ -876,10 +876,10 @@ vk_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **pro
         st = add_node(c, g->ds, &nodes[i], prefill, T, err);
     if (st == HR_OK)
         st = record(c, g->ds, &g->cb, err);
-    if (st == HR_OK) {
+    if (st == HR_OK && prefill)   /* the model compiles decode, then prefill: every pipeline is built */
         hr_vk_context_save_pipeline_cache(c->vk);
+    if (st == HR_OK)
         *prog_out = g;
-    }
     return st;
 }
 

@@ -426,6 +426,8 @@ hr_vk_bench_linear(HrVkKernels *k, HrVkContext *ctx, const HrVkLinearBenchArgs *
                             .max_tokens = (uint32_t)a->tokens };
         st = hr_vk_make_gemv(k, &ga, &d[c], err);
     }
+    if (st == HR_OK && d[0].kernel == HR_VK_K_GEMV_WIDE)
+        info->kernel = "gemv-wide";
 
     /* Size the run: one pass over the copies (at least 4 calls), timed. */
     long calls = (long)MAX(copies, (size_t)4);

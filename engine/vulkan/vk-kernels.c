@@ -49,6 +49,12 @@ static const uint32_t gemv_f16a_spv[] =
 static const uint32_t gemv_sg_f16a_spv[] =
 #include "gemv_sg_f16a.spv.h"
     ;
+static const uint32_t gemv_wide_spv[] =
+#include "gemv_wide.spv.h"
+    ;
+static const uint32_t gemv_sg_wide_spv[] =
+#include "gemv_sg_wide.spv.h"
+    ;
 
 enum { POOL_SETS = 128, MAX_BINDINGS = 8 };
 
@@ -91,6 +97,8 @@ hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig 
     cfg->subgroup = caps->subgroup_arithmetic;
     const char *f16 = g_getenv("HEARTH_VULKAN_FP16_MATH");
     cfg->fp16_math = caps->shader_float16 && f16 && f16[0] == '1';
+    const char *gv = g_getenv("HEARTH_VULKAN_GEMV");
+    cfg->gemv_wide = gv && strcmp(gv, "wide") == 0;
     /* The GEMV keeps wg * rows * tokens * 2 partial sums in shared memory;
      * attention keeps split + max_hd + wg floats. */
     uint32_t shared = caps->max_shared_memory ? caps->max_shared_memory : 16384;
@@ -195,6 +203,12 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
         uint32_t kind = v >> 2, gate = (v >> 1) & 1, prefill = v & 1;
         uint32_t spec[5] = { wg, cfg->gemv_rows, prefill ? cfg->gemv_nt : 1, kind, gate };
         st = hr_vk_pipeline_new(ctx, gemv_code, gemv_bytes, 7, 15 * 4, spec, 5, &k->pipes[HR_VK_K_GEMV + v], err);
+    }
+    for (uint32_t gate = 0; st == HR_OK && cfg->gemv_wide && gate < 2; gate++) {
+        uint32_t spec[5] = { wg, cfg->gemv_rows, 1, HR_VK_W_Q4, gate };
+        st = hr_vk_pipeline_new(ctx, cfg->subgroup ? gemv_sg_wide_spv : gemv_wide_spv,
+                                cfg->subgroup ? sizeof gemv_sg_wide_spv : sizeof gemv_wide_spv, 7, 15 * 4, spec, 5,
+                                &k->pipes[HR_VK_K_GEMV_WIDE + gate], err);
     }
     for (uint32_t v = 0; st == HR_OK && cfg->gemm && v < 6; v++) {
         uint32_t threads = (cfg->gemm_bm / cfg->gemm_tm) * (cfg->gemm_bn / cfg->gemm_tn);
@@ -600,8 +614,13 @@ hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError 
     HrVkBuffer *b[7] = { a->x, a->out, (HrVkBuffer *)&w0->buf, (HrVkBuffer *)&w1->buf, (HrVkBuffer *)&w2->buf,
                          a->bias, a->params };
     const bool gemm = a->prefill && k->cfg.gemm;
+    /* 32-input units: 4-bit, one token, whole 16-byte units in every row and
+     * activation row, a scale entry per unit */
+    const bool wide = k->cfg.gemv_wide && !a->prefill && w0->kind == HR_VK_W_Q4 && w0->k % 32 == 0 &&
+                      w0->kw % 4 == 0 && a->x_stride % 4 == 0 && (w0->ng == 1 || w0->gsize % 32 == 0);
     HrVkKernelId id = gemm ? HR_VK_K_GEMM + w0->kind * 2 + (a->gate ? 1 : 0)
-                           : HR_VK_K_GEMV + w0->kind * 4 + (a->gate ? 2 : 0) + (a->prefill ? 1 : 0);
+                      : wide ? HR_VK_K_GEMV_WIDE + (a->gate ? 1 : 0)
+                             : HR_VK_K_GEMV + w0->kind * 4 + (a->gate ? 2 : 0) + (a->prefill ? 1 : 0);
     HrStatus st = alloc_set(k, id, b, 7, d, err);
     uint32_t n1 = (!a->gate && a->w[1]) ? a->w[1]->n : 0;
     uint32_t n2 = (!a->gate && a->w[2]) ? a->w[2]->n : 0;

@@ -52,7 +52,8 @@ typedef enum {
     HR_VK_K_ATTN_PREFILL,  /* attn.comp with attn_qt query tokens per workgroup */
     HR_VK_K_GEMV,          /* + kind*4 + gate*2 + prefill: 12 pipelines */
     HR_VK_K_GEMM = HR_VK_K_GEMV + 12,  /* + kind*2 + gate: 6 pipelines */
-    HR_VK_K_COUNT = HR_VK_K_GEMM + 6,
+    HR_VK_K_GEMV_WIDE = HR_VK_K_GEMM + 6,  /* 4-bit decode in 32-input units, + gate: 2 pipelines */
+    HR_VK_K_COUNT = HR_VK_K_GEMV_WIDE + 2,
 } HrVkKernelId;
 
 typedef struct {
@@ -65,6 +66,8 @@ typedef struct {
     uint32_t attn_qt;       /* query tokens per attention workgroup in prefill */
     uint32_t max_hd;        /* largest head_dim the attention kernel takes */
     bool subgroup;          /* subgroup-arithmetic variants */
+    bool gemv_wide;         /* 4-bit decode GEMV in 32-input units (16-byte loads) where the shape allows;
+                               HEARTH_VULKAN_GEMV=wide (opt-in until measured on a GPU) */
     bool fp16_math;         /* decode GEMV forms its products in FP16 (shaderFloat16 devices,
                                HEARTH_VULKAN_FP16_MATH=1; off by default: decode is bound by
                                memory, not arithmetic, and FP32 keeps the CPU's accuracy) */
