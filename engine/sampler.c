@@ -7,6 +7,9 @@
 
 #include <glib.h>
 
+#include "cpu-exp.h"
+#include "cpu-kernels.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define SAMPLER_X86 1
@@ -96,24 +99,6 @@ hr_sampler_accept(HrSampler *s, int32_t token)
 
 /* ---- whole-vocabulary passes (AVX-512 where the CPU has it) ------------------------- */
 
-static bool
-use_avx512(void)
-{
-#ifdef SAMPLER_X86
-    static gsize once = 0;
-    static bool yes;
-    if (g_once_init_enter(&once)) {
-        __builtin_cpu_init();
-        yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") && !g_getenv("HEARTH_CPU_SCALAR");
-        g_once_init_leave(&once, 1);
-    }
-    return yes;
-#else
-    return false;
-#endif
-}
-
 #ifdef SAMPLER_X86
 SAMPLER_AVX512 static float
 max_avx512(const float *x, int n)
@@ -128,10 +113,9 @@ max_avx512(const float *x, int n)
     return best;
 }
 
-/* sum_i e^((x[i] - max) * inv_t): e^r by the range reduction n = rint(r
- * log2 e), a degree-7 polynomial and 2^n (within 2 ulp of expf; below
- * e^-87 counts as 0, a term 1e-38 of the largest); blocks of 1024 summed
- * in FP32 lanes, the blocks in double. */
+/* sum_i e^((x[i] - max) * inv_t), e^r by hr_exp16 (cpu-exp.h; within 2 ulp
+ * of expf; below e^-87 counts as 0, a term 1e-38 of the largest); blocks
+ * of 1024 summed in FP32 lanes, the blocks in double. */
 SAMPLER_AVX512 static double
 exp_sum_avx512(const float *x, int n, float max, float inv_t)
 {
@@ -143,20 +127,8 @@ exp_sum_avx512(const float *x, int n, float max, float inv_t)
         for (int end = MIN(n, i + 1024); i + 16 <= end; i += 16) {
             __m512 r = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmax), vt);
             __mmask16 live = _mm512_cmp_ps_mask(r, lo, _CMP_GE_OQ);
-            r = _mm512_max_ps(r, lo);
-            __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(r, _mm512_set1_ps(1.44269504088896341f)),
-                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            __m512 f = _mm512_fmadd_ps(k, _mm512_set1_ps(-0.693145751953125f), r);
-            f = _mm512_fmadd_ps(k, _mm512_set1_ps(-1.428606765330187045e-06f), f);
-            __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 720.0f));
-            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 120.0f));
-            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 24.0f));
-            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 6.0f));
-            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.5f));
-            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-            acc = _mm512_mask_add_ps(acc, live, acc, _mm512_scalef_ps(p, k));
+            /* clamped at -87: e^-87 is still a normal float (no denormal assists) */
+            acc = _mm512_mask_add_ps(acc, live, acc, hr_exp16(_mm512_max_ps(r, lo)));
         }
         total += (double)_mm512_reduce_add_ps(acc);
     }
@@ -188,7 +160,7 @@ static float
 max_of(const float *x, int n)
 {
 #ifdef SAMPLER_X86
-    if (use_avx512())
+    if (hr_cpu_avx512())
         return max_avx512(x, n);
 #endif
     float best = x[0];
@@ -201,7 +173,7 @@ static double
 exp_sum(const float *x, int n, float max, float inv_t)
 {
 #ifdef SAMPLER_X86
-    if (use_avx512())
+    if (hr_cpu_avx512())
         return exp_sum_avx512(x, n, max, inv_t);
 #endif
     double total = 0.0;
@@ -250,7 +222,7 @@ top_m(const float *v, int n, int m, int *idx)
 #ifdef SAMPLER_X86
             /* nothing enters a full heap unless it beats the root's value
              * (a tie with a lower id never comes later): jump to the next */
-            if (use_avx512())
+            if (hr_cpu_avx512())
                 i = next_above_avx512(v, i + 1, n, v[idx[0]]) - 1;
 #endif
             continue;

@@ -6,6 +6,9 @@
 
 #include <glib.h>
 
+#include "cpu-exp.h"
+#include "cpu-kernels.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define AWQ_X86 1
@@ -19,33 +22,8 @@ enum { ATT_QB = 4 }; /* query rows per attention item (their scores share the K 
  * and they are below FP32's resolution of any sum they join. */
 #define ATT_FLUSH -69.0f
 
-static bool
-use_avx512(void)
-{
-#ifdef AWQ_X86
-    static gsize once = 0;
-    static bool yes;
-    if (g_once_init_enter(&once)) {
-        __builtin_cpu_init();
-        yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") && !g_getenv("HEARTH_CPU_SCALAR");
-        g_once_init_leave(&once, 1);
-    }
-    return yes;
-#else
-    return false;
-#endif
-}
-
 /* ---- exp ------------------------------------------------------------------------ */
 
-#define EXP_LOG2E 1.44269504088896341f
-#define EXP_LN2_HI 0.693145751953125f
-#define EXP_LN2_LO 1.428606765330187045e-06f
-/* clamping keeps n an exact integer in range; e^-104 underflows to 0 and
- * e^89 overflows to inf as expf does */
-#define EXP_LO -104.0f
-#define EXP_HI 89.0f
 
 float
 hr_awq_exp_ref(float x)
@@ -67,27 +45,6 @@ hr_awq_exp_ref(float x)
     return ldexpf(p, (int)n);
 }
 
-#ifdef AWQ_X86
-AWQ_AVX512 static inline __m512
-exp16(__m512 x)
-{
-    __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-    __m512 c = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(c, _mm512_set1_ps(EXP_LOG2E)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-EXP_LN2_HI), c);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(-EXP_LN2_LO), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_mask_mov_ps(_mm512_scalef_ps(p, n), nan, x);
-}
-#endif
 
 /* ---- SiLU * up -------------------------------------------------------------------- */
 
@@ -107,13 +64,13 @@ silu_avx512(float *g, const float *u, size_t n)
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512 x = _mm512_loadu_ps(g + i);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        __m512 e = hr_exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
         _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
     }
     if (i < n) {
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
         __m512 x = _mm512_maskz_loadu_ps(m, g + i);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        __m512 e = hr_exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
         _mm512_mask_storeu_ps(g + i, m,
                               _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, u + i)));
     }
@@ -126,7 +83,7 @@ silu_range(void *arg, int start, int end)
     SiluJob *J = arg;
     size_t a = (size_t)start * SILU_BLOCK, b = MIN((size_t)end * SILU_BLOCK, J->n);
 #ifdef AWQ_X86
-    if (use_avx512()) {
+    if (hr_cpu_avx512()) {
         silu_avx512(J->g + a, J->u + a, b - a);
         return;
     }
@@ -139,7 +96,7 @@ void
 hr_awq_silu_mul(HrThreadPool *pool, float *g, const float *u, size_t n)
 {
     SiluJob J = { g, u, n };
-    use_avx512();
+    hr_cpu_avx512();
     hr_pool_run(pool, silu_range, &J, (int)((n + SILU_BLOCK - 1) / SILU_BLOCK), 1);
 }
 
@@ -293,7 +250,7 @@ attn_item_avx512(const AttnJob *J, int w, int hq, int t0, int nq, float *sc)
             m &= _mm512_cmp_ps_mask(x, _mm512_set1_ps(ATT_FLUSH), _CMP_GE_OQ);
             /* (the exp of a flushed lane is not computed: x is raised to the
              * threshold first, or it would make denormals of its own) */
-            __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_max_ps(x, _mm512_set1_ps(ATT_FLUSH))));
+            __m512 e = _mm512_maskz_mov_ps(m, hr_exp16(_mm512_max_ps(x, _mm512_set1_ps(ATT_FLUSH))));
             _mm512_storeu_ps(s + u0, e);
             sum = _mm512_add_ps(sum, e);
         }
@@ -346,7 +303,7 @@ attn_range(void *arg, int start, int end)
         int w = it / (J->nh * nqb), hq = it / nqb % J->nh, qb = it % nqb;
         int t0 = qb * ATT_QB, nq = MIN(ATT_QB, J->L - t0);
 #ifdef AWQ_X86
-        if (use_avx512()) {
+        if (hr_cpu_avx512()) {
             attn_item_avx512(J, w, hq, t0, nq, sc);
             continue;
         }
@@ -361,7 +318,7 @@ hr_awq_attention(HrThreadPool *pool, const float *q, const float *k, const float
                  int nh, int nkv, int hd, float scale, float *kt, float *vt)
 {
     AttnJob J = { q, k, v, out, kt, vt, n_win, L, pad16(L), nh, nkv, hd, scale };
-    use_avx512();
+    hr_cpu_avx512();
     hr_pool_run(pool, attn_transpose_range, &J, n_win * nkv, 1);
     hr_pool_run(pool, attn_range, &J, n_win * nh * ((L + ATT_QB - 1) / ATT_QB), 1);
 }
@@ -411,7 +368,7 @@ reduce_range(void *arg, int start, int end)
     for (int r = start; r < end; r++) {
         const float *a = J->a + (size_t)r * J->cols, *b = J->b + (size_t)r * J->cols;
 #ifdef AWQ_X86
-        if (use_avx512()) {
+        if (hr_cpu_avx512()) {
             J->rows[r] = reduce_row_avx512(a, b, J->cols, J->diff);
             continue;
         }
@@ -429,7 +386,7 @@ static double
 reduce(HrThreadPool *pool, const float *a, const float *b, size_t rows, size_t cols, bool diff)
 {
     ReduceJob J = { a, b, cols, g_new(double, rows ? rows : 1), diff };
-    use_avx512();
+    hr_cpu_avx512();
     hr_pool_run(pool, reduce_range, &J, (int)rows, 1);
     double s = 0.0;
     for (size_t r = 0; r < rows; r++)

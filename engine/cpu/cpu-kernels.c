@@ -210,6 +210,16 @@ have_avx512(void)
 }
 #endif
 
+bool
+hr_cpu_avx512(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    return have_avx512();
+#else
+    return false;
+#endif
+}
+
 /* Decode (n == 1) in AVX-512: 64 weights per step in four independent
  * chains. F16 and BF16 rows are converted in registers; this is the FP16
  * lm_head of most AWQ checkpoints, often the largest single read of a step. */

@@ -198,6 +198,10 @@ void hr_dot_rows_f32(const float *w, const float *x, int cols, int n, float *dot
  * stored (no int8 rounding anywhere on the CPU). */
 bool hr_cpu_exact(void);
 
+/* Whether the CPU has AVX-512 F/VL/BW/DQ with AVX2, FMA and F16C (false
+ * with HEARTH_CPU_SCALAR=1: every vector path off). */
+bool hr_cpu_avx512(void);
+
 /* Attention of one query head q[hd] over cache rows start..p: score_j =
  * q . K_j * scale, softmax over j, out[hd] = sum_j w_j V_j. Row j of K and
  * V is at element j * stride of k and v, FP16 when f16 else FP32. scores is
