@@ -235,24 +235,27 @@ static GArray *
 model_nodes(Llama *m)
 {
     GArray *a = g_array_new(FALSE, FALSE, sizeof(HrNode));
-    node(a, (HrNode){ .op = HR_OP_EMBED, .dst = m->x, .w = { m->embed } });
+    node(a, (HrNode){ .op = HR_OP_EMBED, .layer = -1, .dst = m->x, .w = { m->embed } });
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const LlamaLayer *L = &m->layers[l];
-        node(a, (HrNode){ .op = HR_OP_RMSNORM, .src = m->x, .dst = m->xb, .w = { L->attn_norm } });
-        node(a, (HrNode){ .op = HR_OP_LINEAR, .src = m->xb, .dst = m->qkv, .w = { L->wq, L->wk, L->wv }, .n_w = 3,
-                          .bias = L->bias });
-        node(a, (HrNode){ .op = HR_OP_ROPE_KV, .src = m->qkv, .dst = m->q, .k_cache = L->kc, .v_cache = L->vc });
-        node(a, (HrNode){ .op = HR_OP_ATTENTION, .src = m->q, .dst = m->att, .k_cache = L->kc, .v_cache = L->vc });
-        node(a, (HrNode){ .op = HR_OP_LINEAR, .src = m->att, .dst = m->x, .w = { L->wo }, .n_w = 1,
+        node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = l, .src = m->x, .dst = m->xb, .w = { L->attn_norm } });
+        node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->xb, .dst = m->qkv, .w = { L->wq, L->wk, L->wv },
+                          .n_w = 3, .bias = L->bias });
+        node(a, (HrNode){ .op = HR_OP_ROPE_KV, .layer = l, .src = m->qkv, .dst = m->q, .k_cache = L->kc,
+                          .v_cache = L->vc });
+        node(a, (HrNode){ .op = HR_OP_ATTENTION, .layer = l, .src = m->q, .dst = m->att, .k_cache = L->kc,
+                          .v_cache = L->vc });
+        node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->att, .dst = m->x, .w = { L->wo }, .n_w = 1,
                           .residual = true });
-        node(a, (HrNode){ .op = HR_OP_RMSNORM, .src = m->x, .dst = m->xb, .w = { L->ffn_norm } });
-        node(a, (HrNode){ .op = HR_OP_LINEAR, .src = m->xb, .dst = m->hb, .w = { L->wg, L->wu }, .n_w = 2,
-                          .gate = true });
-        node(a, (HrNode){ .op = HR_OP_LINEAR, .src = m->hb, .dst = m->x, .w = { L->wd }, .n_w = 1,
+        node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = l, .src = m->x, .dst = m->xb, .w = { L->ffn_norm } });
+        node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->xb, .dst = m->hb, .w = { L->wg, L->wu },
+                          .n_w = 2, .gate = true });
+        node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->hb, .dst = m->x, .w = { L->wd }, .n_w = 1,
                           .residual = true });
     }
-    node(a, (HrNode){ .op = HR_OP_RMSNORM, .src = m->x, .dst = m->xb, .w = { m->final_norm }, .logit_rows = true });
-    node(a, (HrNode){ .op = HR_OP_LOGITS, .src = m->xb, .w = { m->lm_head } });
+    node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = -1, .src = m->x, .dst = m->xb, .w = { m->final_norm },
+                      .logit_rows = true });
+    node(a, (HrNode){ .op = HR_OP_LOGITS, .layer = -1, .src = m->xb, .w = { m->lm_head } });
     return a;
 }
 

@@ -65,6 +65,7 @@ typedef enum {
 
 typedef struct {
     HrOpKind op;
+    int layer;                  /* the block it belongs to (-1: none), for messages */
     HrOpsBuffer *src, *dst;
     HrOpsWeight *w[3];          /* LINEAR: w[0..n_w); others: w[0] */
     int n_w;

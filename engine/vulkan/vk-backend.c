@@ -772,9 +772,9 @@ add_linear(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, uint32_t T, HrE
         return add(ds, hr_vk_make_gemv(c->kern, &a, &d, err), &d);
     }
     if (nd->gate)
-        return hr_error_set(err, HR_ERR_UNSUPPORTED, "gate_proj and up_proj are stored differently (one "
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "layer %d: gate_proj and up_proj are stored differently (one "
                             "quantized, other group sizes, or other GGUF types); the Vulkan backend fuses them "
-                            "(use the CPU backend for this model)");
+                            "(use the CPU backend for this model)", nd->layer);
     HrStatus st = HR_OK;
     uint32_t off = 0;
     for (int i = 0; st == HR_OK && i < nd->n_w; i++) {
