@@ -5,7 +5,8 @@
  *    linear: Q4_0, Q4_1, Q4_K for q, k, v (three GEMVs), Q5_0 o_proj, Q5_K
  *    gate/up (fused), Q6_K down_proj, a Q5_1 embedding and a Q8_0 untied
  *    lm_head; tests/reference/make_gguf_tiny_model.py): the device schedule
- *    below, with and without the table in row slices;
+ *    below, with and without the table in row slices; and llama-gate-up.gguf,
+ *    the same with gate Q4_K beside up Q6_K (not fusable: run apart);
  *  - SmolLM2-135M-Instruct's GGUF (Q4_1 linears -> the 4-bit layout with
  *    FP16 offsets; the Q8_0 embedding, tied to the lm_head -> the int8
  *    layout, gathered by embed.comp and read by the lm_head GEMV):
@@ -234,6 +235,9 @@ main(void)
         g_setenv("HEARTH_VULKAN_MAX_BINDING_BYTES", "4096", TRUE);   /* 12-14 rows a slice */
         check_schedule(tiny, "tiny llama sliced", false);
         g_unsetenv("HEARTH_VULKAN_MAX_BINDING_BYTES");
+        /* gate Q4_K beside up Q6_K: two GEMVs and silu_mul.comp, not the fused pass */
+        g_autofree char *gate_up = g_build_filename(HEARTH_FIXTURES, "gguf-tiny", "llama-gate-up.gguf", NULL);
+        check_schedule(gate_up, "tiny llama, gate/up apart", true);
     }
     g_autofree char *gguf = gguf_path();
     if (!gguf && hr_test_result() != 0)

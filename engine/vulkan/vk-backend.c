@@ -88,6 +88,7 @@ typedef struct {
     HrVkKernels *kern;
     uint64_t max_binding;          /* bytes one storage binding may span */
     HrVkBuffer rope_tab, part;
+    HrVkBuffer up_out;             /* up_proj's output when gate and up run apart */
     HrVkBuffer params, tokens, logits, argmax;     /* host-visible */
     uint32_t chunk;                /* prompt tokens per prefill submit */
     uint32_t logit_rows;           /* rows of the logits buffer */
@@ -467,7 +468,7 @@ vk_close(void *p)
             hr_vk_buffer_free(c->vk, &b->buf);
             g_free(b);
         }
-        HrVkBuffer *bs[] = { &c->rope_tab, &c->part, &c->params, &c->tokens, &c->logits, &c->argmax };
+        HrVkBuffer *bs[] = { &c->rope_tab, &c->part, &c->up_out, &c->params, &c->tokens, &c->logits, &c->argmax };
         for (size_t i = 0; i < G_N_ELEMENTS(bs); i++)
             hr_vk_buffer_free(c->vk, bs[i]);
         hr_vk_kernels_free(c->kern);
@@ -771,11 +772,28 @@ add_linear(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, uint32_t T, HrE
             a.w[i] = &nd->w[i]->w;
         return add(ds, hr_vk_make_gemv(c->kern, &a, &d, err), &d);
     }
-    if (nd->gate)
-        return hr_error_set(err, HR_ERR_UNSUPPORTED, "layer %d: gate_proj and up_proj are stored differently (one "
-                            "quantized, other group sizes, or other GGUF types); the Vulkan backend fuses them "
-                            "(use the CPU backend for this model)", nd->layer);
     HrStatus st = HR_OK;
+    if (nd->gate) {
+        /* stored differently (one quantized, other group sizes or GGUF
+         * types): gate into dst, up into the scratch, then SiLU(gate) * up */
+        const uint32_t width = nd->w[0]->w.n;
+        if (!c->up_out.buffer) {
+            st = new_device(c, &c->up_out, (size_t)c->chunk * width * 4, "activations", err);
+            c->scratch_bytes += (size_t)c->chunk * width * 4;
+        }
+        a.gate = false;
+        a.o_stride = width;
+        a.w[0] = &nd->w[0]->w;
+        if (st == HR_OK)
+            st = add(ds, hr_vk_make_gemv(c->kern, &a, &d, err), &d);
+        a.w[0] = &nd->w[1]->w;
+        a.out = &c->up_out;
+        if (st == HR_OK)
+            st = add(ds, hr_vk_make_gemv(c->kern, &a, &d, err), &d);
+        if (st == HR_OK)
+            st = add(ds, hr_vk_make_silu_mul(c->kern, &nd->dst->buf, &c->up_out, &c->params, width, T, &d, err), &d);
+        return st;
+    }
     uint32_t off = 0;
     for (int i = 0; st == HR_OK && i < nd->n_w; i++) {
         a.w[0] = &nd->w[i]->w;

@@ -31,6 +31,9 @@ static const uint32_t attn_sg_spv[] =
 static const uint32_t attn_combine_spv[] =
 #include "attn_combine.spv.h"
     ;
+static const uint32_t silu_mul_spv[] =
+#include "silu_mul.spv.h"
+    ;
 static const uint32_t argmax_spv[] =
 #include "argmax.spv.h"
     ;
@@ -187,6 +190,7 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
           cfg->subgroup ? sizeof attn_sg_spv : sizeof attn_spv, 5, 24, attn_pre_spec, 4 },
         { HR_VK_K_ATTN_COMBINE, attn_combine_spv, sizeof attn_combine_spv, 3, 12, one, 1 },
         { HR_VK_K_ARGMAX, argmax_spv, sizeof argmax_spv, 2, 8, one, 1 },
+        { HR_VK_K_SILU_MUL, silu_mul_spv, sizeof silu_mul_spv, 3, 4, one, 1 },
     };
     for (size_t i = 0; st == HR_OK && i < G_N_ELEMENTS(defs); i++)
         st = hr_vk_pipeline_new(ctx, defs[i].spv, defs[i].bytes, defs[i].bindings, defs[i].push, defs[i].spec,
@@ -721,6 +725,20 @@ hr_vk_make_argmax(HrVkKernels *k, HrVkBuffer *v, uint32_t offset, uint32_t n, Hr
     d->push[0] = n;
     d->push[1] = offset;
     d->groups[0] = d->groups[1] = d->groups[2] = 1;
+    return st;
+}
+
+HrStatus
+hr_vk_make_silu_mul(HrVkKernels *k, HrVkBuffer *g, HrVkBuffer *u, HrVkBuffer *params, uint32_t width,
+                    uint32_t max_tokens, HrVkDispatch *d, HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    HrVkBuffer *b[3] = { g, u, params };
+    HrStatus st = alloc_set(k, HR_VK_K_SILU_MUL, b, 3, d, err);
+    d->push[0] = width;
+    d->groups[0] = div_up(width, k->cfg.wg);
+    d->groups[1] = max_tokens;
+    d->groups[2] = 1;
     return st;
 }
 

@@ -50,6 +50,7 @@ typedef enum {
     HR_VK_K_ATTN_COMBINE,
     HR_VK_K_ARGMAX,
     HR_VK_K_ATTN_PREFILL,  /* attn.comp with attn_qt query tokens per workgroup */
+    HR_VK_K_SILU_MUL,
     HR_VK_K_GEMV,          /* + kind*4 + gate*2 + prefill: 12 pipelines */
     HR_VK_K_GEMM = HR_VK_K_GEMV + 12,  /* + kind*2 + gate: 6 pipelines */
     HR_VK_K_GEMV_WIDE = HR_VK_K_GEMM + 6,  /* 4-bit decode in 32-input units, + gate: 2 pipelines */
@@ -195,6 +196,10 @@ HrStatus hr_vk_make_argmax(HrVkKernels *k, HrVkBuffer *v, uint32_t offset, uint3
                            HrVkDispatch *d, HrError *err);
 
 /* Record one dispatch (bind, push, dispatch). */
+/* g[t, i] = silu(g[t, i]) * u[t, i] for i < width, t < params.n_tokens
+ * (the gate|up epilogue of gate and up run as two GEMVs). */
+HrStatus hr_vk_make_silu_mul(HrVkKernels *k, HrVkBuffer *g, HrVkBuffer *u, HrVkBuffer *params, uint32_t width,
+                             uint32_t max_tokens, HrVkDispatch *d, HrError *err);
 void hr_vk_record(HrVkKernels *k, VkCommandBuffer cb, const HrVkDispatch *d);
 /* Shader writes -> shader reads (and transfers) of the next dispatch. */
 void hr_vk_record_barrier(VkCommandBuffer cb);

@@ -10,8 +10,10 @@ has a sign, as make_gguf_block_fixtures.py makes them), one type per linear
 so that q|k|v are stored differently (three GEMVs) and gate/up alike (fused):
   attn_q Q4_0, attn_k Q4_1, attn_v Q4_K, attn_output Q5_0,
   ffn_gate Q5_K, ffn_up Q5_K, ffn_down Q6_K, token_embd Q5_1, output Q8_0,
-norms F32 near 1. Nothing here is a trained model: the tests compare
-backends on the same weights.
+norms F32 near 1. And llama-gate-up.gguf, the same but for gate and up
+stored differently (ffn_gate Q4_K, ffn_up Q6_K: a 4-bit and an int8
+matrix, which a backend cannot read in one fused pass). Nothing here is a
+trained model: the tests compare backends on the same weights.
 
 Needs Python 3 with `gguf` and `numpy` (pip install gguf numpy), outside the
 build. Deterministic (fixed seed).
@@ -53,12 +55,11 @@ def blocks(rng, qt, rows, cols):
     return raw.reshape(rows, cols // block * size)
 
 
-def main():
-    rng = np.random.default_rng(23)
-    os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, "llama-mixed.gguf")
+def write(file, seed, label, gate, up):
+    rng = np.random.default_rng(seed)
+    path = os.path.join(OUT, file)
     w = GGUFWriter(path, "llama")
-    w.add_name("hearth tiny mixed")
+    w.add_name(label)
     w.add_block_count(1)
     w.add_context_length(512)
     w.add_embedding_length(DIM)
@@ -93,14 +94,20 @@ def main():
     mat("blk.0.attn_k.weight", Q.Q4_1, KV * HD, DIM)
     mat("blk.0.attn_v.weight", Q.Q4_K, KV * HD, DIM)
     mat("blk.0.attn_output.weight", Q.Q5_0, DIM, HEADS * HD)
-    mat("blk.0.ffn_gate.weight", Q.Q5_K, HIDDEN, DIM)
-    mat("blk.0.ffn_up.weight", Q.Q5_K, HIDDEN, DIM)
+    mat("blk.0.ffn_gate.weight", gate, HIDDEN, DIM)
+    mat("blk.0.ffn_up.weight", up, HIDDEN, DIM)
     mat("blk.0.ffn_down.weight", Q.Q6_K, DIM, HIDDEN)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
     print(path, os.path.getsize(path), "bytes")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    write("llama-mixed.gguf", 23, "hearth tiny mixed", Q.Q5_K, Q.Q5_K)
+    write("llama-gate-up.gguf", 24, "hearth tiny gate-up", Q.Q4_K, Q.Q6_K)
 
 
 if __name__ == "__main__":
