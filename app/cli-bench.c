@@ -29,7 +29,12 @@
  * the matrix packed by the backend's own packers, the backend's GEMV/GEMM
  * dispatches repeated in one command buffer (barriers between, as in a
  * forward step) and timed with GPU timestamps, against the device's read
- * bandwidth from a Vulkan read kernel. */
+ * bandwidth from a Vulkan read kernel.
+ *
+ * --backend cuda (engine/cuda/cuda-kernels-api.cu): the matrix repacked as
+ * the CUDA backend repacks it, its launcher (the GEMV below 8 tokens, the
+ * WMMA GEMM from 8) repeated on the default stream and timed with CUDA
+ * events, against the CUDA read kernel's bandwidth. */
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -47,6 +52,9 @@
 #include "hr-half.h"
 #include "model.h"
 #include "safetensors.h"
+#if HEARTH_HAVE_CUDA
+#include "cuda/hr-cuda-kernels.h"
+#endif
 #if HEARTH_HAVE_VULKAN
 #include "vulkan/vk-bench.h"
 #endif
@@ -435,10 +443,52 @@ out:
 }
 #endif
 
+#if HEARTH_HAVE_CUDA
+/* Every shape on the CUDA device: the read bandwidth (--gemv), then each
+ * linear; 0 or an exit status with the message printed. */
+static int
+linear_cuda(const GemvOpts *o, GArray *shapes, GemvResult *res, double *bw, char **device)
+{
+    char msg[256] = "";
+    double *sec = g_new(double, o->reps);
+    int rc = 1;
+    if (o->tokens == 1 && hr_cuda_bench_read_bandwidth(bw, msg, sizeof msg) != 0) {
+        fprintf(stderr, "hearth-cli bench: --backend cuda: %s\n", msg);
+        goto out;
+    }
+    for (guint i = 0; i < shapes->len; i++) {
+        Shape sh = g_array_index(shapes, Shape, i);
+        HrCudaLinearBench a = { .rows = sh.rows, .cols = sh.cols, .tokens = o->tokens,
+                                .q4 = strcmp(o->weights, "q4") == 0, .group = o->group,
+                                .footprint = (size_t)o->footprint_mb << 20, .min_time = o->min_time,
+                                .reps = o->reps, .path = HR_CUDA_PATH_AUTO };
+        HrCudaLinearBenchInfo info;
+        if (hr_cuda_bench_linear(&a, sec, &info, msg, sizeof msg) != 0) {
+            fprintf(stderr, "hearth-cli bench: --backend cuda: %dx%d: %s\n", sh.rows, sh.cols, msg);
+            goto out;
+        }
+        if (!*device)
+            *device = g_strdup(info.device);
+        for (int r = 0; r < o->reps; r++)
+            sec[r] *= 1e6;
+        res[i].s = sh;
+        res[i].weight_bytes = info.weight_bytes;
+        res[i].copies = info.copies;
+        res[i].calls = info.calls;
+        res[i].kernel = info.kernel;
+        gemv_stats(&res[i], sec, o->reps, o->tokens);
+    }
+    rc = 0;
+out:
+    g_free(sec);
+    return rc;
+}
+#endif
+
 /* Appends the shapes of one --gemv/--gemm value ("RxC[,RxC...]") to shapes;
  * false with the message printed. */
 static bool
-parse_shapes(const GemvOpts *o, char **specs, const char *flag, bool q4, bool vulkan, GArray *shapes)
+parse_shapes(const GemvOpts *o, char **specs, const char *flag, bool q4, bool vulkan, bool gpu, GArray *shapes)
 {
     for (char **sp = specs; *sp; sp++) {
         g_auto(GStrv) parts = g_strsplit(*sp, ",", -1);
@@ -463,9 +513,9 @@ parse_shapes(const GemvOpts *o, char **specs, const char *flag, bool q4, bool vu
                                 "(set --group)\n", flag, s.rows, s.cols, o->group, s.cols);
                 return false;
             }
-            if (q4 && vulkan && s.rows % 8) {
-                fprintf(stderr, "hearth-cli bench: %s %dx%d: 4-bit weights on Vulkan need rows a multiple of 8\n",
-                        flag, s.rows, s.cols);
+            if (q4 && gpu && s.rows % 8) {
+                fprintf(stderr, "hearth-cli bench: %s %dx%d: 4-bit weights on a GPU backend need rows a multiple "
+                                "of 8\n", flag, s.rows, s.cols);
                 return false;
             }
             if (q4 && vulkan && o->group % 8 && o->group != s.cols) {
@@ -489,14 +539,22 @@ bench_gemv(const GemvOpts *o)
     int rc = 2;
     const bool q4 = strcmp(o->weights, "q4") == 0;
     const bool gemm = o->gemm_shapes != NULL;
-    const bool vulkan = strcmp(o->backend, "vulkan") == 0;
+    const bool vulkan = strcmp(o->backend, "vulkan") == 0, cuda = strcmp(o->backend, "cuda") == 0;
+    const bool gpu = vulkan || cuda;
     const char *mode = gemm ? "gemm" : "gemv";
     HrMatmulImpl impl = HR_MATMUL_AUTO;
 
-    if (!vulkan && strcmp(o->backend, "cpu") != 0) {
-        fprintf(stderr, "hearth-cli bench: --gemv and --gemm take --backend cpu or vulkan, not '%s'\n", o->backend);
+    if (!gpu && strcmp(o->backend, "cpu") != 0) {
+        fprintf(stderr, "hearth-cli bench: --gemv and --gemm take --backend cpu, vulkan or cuda, not '%s'\n",
+                o->backend);
         goto out;
     }
+#if !HEARTH_HAVE_CUDA
+    if (cuda) {
+        fprintf(stderr, "hearth-cli bench: --backend cuda: this build has no CUDA backend\n");
+        goto out;
+    }
+#endif
 #if !HEARTH_HAVE_VULKAN
     if (vulkan) {
         fprintf(stderr, "hearth-cli bench: --backend vulkan: this build has no Vulkan backend\n");
@@ -507,7 +565,7 @@ bench_gemv(const GemvOpts *o)
         fprintf(stderr, "hearth-cli bench: --weights must be q4 or f16, not '%s'\n", o->weights);
         goto out;
     }
-    if (vulkan && strcmp(o->impl, "auto") != 0) {
+    if (gpu && strcmp(o->impl, "auto") != 0) {
         fprintf(stderr, "hearth-cli bench: --impl goes with --backend cpu\n");
         goto out;
     }
@@ -534,7 +592,7 @@ bench_gemv(const GemvOpts *o)
         fprintf(stderr, "hearth-cli bench: --group must be even and at least 2, not %d\n", o->group);
         goto out;
     }
-    if (!parse_shapes(o, gemm ? o->gemm_shapes : o->shapes, gemm ? "--gemm" : "--gemv", q4, vulkan, shapes))
+    if (!parse_shapes(o, gemm ? o->gemm_shapes : o->shapes, gemm ? "--gemm" : "--gemv", q4, vulkan, gpu, shapes))
         goto out;
 
     rc = 1;
@@ -546,6 +604,12 @@ bench_gemv(const GemvOpts *o)
 #if HEARTH_HAVE_VULKAN
         if (linear_vulkan(o, shapes, res, &bw, &peak, &device, &gpu_timer) != 0)
             goto out;
+#endif
+    } else if (cuda) {
+#if HEARTH_HAVE_CUDA
+        if (linear_cuda(o, shapes, res, &bw, &device) != 0)
+            goto out;
+        gpu_timer = true;
 #endif
     } else {
         pool = hr_pool_new(n_threads);
@@ -559,7 +623,7 @@ bench_gemv(const GemvOpts *o)
                 goto out;
     }
 
-    const char *impl_name = vulkan ? (shapes->len ? res[0].kernel : mode) : hr_matmul_impl_name(impl);
+    const char *impl_name = gpu ? (shapes->len ? res[0].kernel : mode) : hr_matmul_impl_name(impl);
     char wdesc[32];
     if (q4)
         snprintf(wdesc, sizeof wdesc, "q4 g%d", o->group);
@@ -572,14 +636,14 @@ bench_gemv(const GemvOpts *o)
         hr_cli_json_str(b, "backend", o->backend);
         if (device)
             hr_cli_json_str(b, "device", device);
-        if (vulkan)
+        if (gpu)
             hr_cli_json_str(b, "timer", gpu_timer ? "gpu" : "host");
         hr_cli_json_str(b, "weights", o->weights);
         if (q4) {
             hr_cli_json_int(b, "group", o->group);
         }
         hr_cli_json_str(b, "impl", impl_name);
-        if (!vulkan)
+        if (!gpu)
             hr_cli_json_int(b, "threads", n_threads);
         if (gemm)
             hr_cli_json_int(b, "tokens", o->tokens);
@@ -629,8 +693,11 @@ bench_gemv(const GemvOpts *o)
     } else {
         if (vulkan)
             printf("device     %s (Vulkan; %s timer)\n", device, gpu_timer ? "GPU timestamp" : "host");
-        if (!gemm && vulkan)
-            printf("bandwidth  %.2f GB/s read (Vulkan read kernel, 16-byte loads, best of 5 passes)\n", bw / 1e9);
+        if (cuda)
+            printf("device     %s (CUDA; event timer)\n", device ? device : "?");
+        if (!gemm && gpu)
+            printf("bandwidth  %.2f GB/s read (%s read kernel, 16-byte loads, best of 5 passes)\n", bw / 1e9,
+                   cuda ? "CUDA" : "Vulkan");
         else if (!gemm)
             printf("bandwidth  %.2f GB/s read (%d threads, best of 5 passes over 512 MiB)\n", bw / 1e9, n_threads);
         if (gemm && peak > 0)
@@ -641,7 +708,7 @@ bench_gemv(const GemvOpts *o)
             if (gemm) {
                 printf("gemm       %dx%d %s, %d tokens, %s %s: %.1f us/call median (%.1f .. %.1f over %d reps), "
                        "%.4f TFLOP/s (%.4f .. %.4f) over %.2f MB weights x %d copies", r->s.rows, r->s.cols, wdesc,
-                       o->tokens, vulkan ? "kernel" : "impl", kn, r->us_med, r->us_min, r->us_max, o->reps,
+                       o->tokens, gpu ? "kernel" : "impl", kn, r->us_med, r->us_min, r->us_max, o->reps,
                        r->tf_med, r->tf_min, r->tf_max, (double)r->weight_bytes / 1e6, r->copies);
                 if (peak > 0)
                     printf(" = %.1f %% of the FP32 peak", 100.0 * r->tf_med * 1e12 / peak);
@@ -649,7 +716,7 @@ bench_gemv(const GemvOpts *o)
             } else {
                 printf("gemv       %dx%d %s, %s %s: %.1f us/call median (%.1f .. %.1f over %d reps), "
                        "%.2f GB/s (%.2f .. %.2f) of %.2f MB weights x %d copies = %.1f %% of the read bandwidth\n",
-                       r->s.rows, r->s.cols, wdesc, vulkan ? "kernel" : "impl", kn, r->us_med, r->us_min, r->us_max,
+                       r->s.rows, r->s.cols, wdesc, gpu ? "kernel" : "impl", kn, r->us_med, r->us_min, r->us_max,
                        o->reps, r->gbs_med, r->gbs_min, r->gbs_max, (double)r->weight_bytes / 1e6, r->copies,
                        100.0 * r->gbs_med * 1e9 / bw);
             }

@@ -81,7 +81,15 @@ bad "exclude each other" --gemv 16x128 --gemm 16x128
 bad "--tokens goes with --gemm" --gemv 16x128 --tokens 8
 bad "--tokens must be within" --gemm 16x128 --tokens 0
 bad "'16x' is not ROWSxCOLS" --gemm 16x
-bad "take --backend cpu or vulkan" --gemv 16x128 --backend cuda
+bad "take --backend cpu, vulkan or cuda" --gemv 16x128 --backend metal
+# --backend cuda: a build without CUDA says so (usage error, 2); with CUDA
+# but no device (CI) the run fails (1) naming CUDA; with a device it runs.
+err=$("$cli" bench --gemv 64x128 --backend cuda --reps 1 --min-time 0.01 --footprint 0 2>&1 >/dev/null)
+st=$?
+case "$st:$err" in
+    "2:"*"this build has no CUDA backend"*|"1:"*"--backend cuda:"*|"0:"*) echo "--backend cuda: exit $st ($err)" ;;
+    *) echo "FAIL: bench --gemv --backend cuda exited $st: '$err'"; fail=1 ;;
+esac
 bad "--impl goes with --backend cpu" --gemv 16x128 --backend vulkan --impl scalar
 bad "rows a multiple of 8" --gemv 12x128 --backend vulkan
 bad "multiple of 8 or the column count" --gemv 16x128 --group 4 --backend vulkan

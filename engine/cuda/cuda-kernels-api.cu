@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 extern "C" {
 #include "hr-cuda-kernels.h"
@@ -275,4 +276,215 @@ extern "C" void
 hr_cuda_awq_repack(const HrCudaHostMat *m, uint32_t *q, uint32_t *sz)
 {
     repack_awq_rows(m->qweight, m->qzeros, m->scales, m->rows, m->cols, m->n_groups, 0, m->rows, q, sz);
+}
+
+// ---- benchmarks ------------------------------------------------------------------------
+
+namespace {
+
+// splitmix64: reproducible random bits for the benchmark's weights.
+uint64_t
+bench_bits(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+}  // namespace
+
+extern "C" int
+hr_cuda_bench_read_bandwidth(double *bytes_per_s, char *msg, size_t msg_len)
+{
+    *bytes_per_s = 0.0;
+    size_t free_b = 0, total_b = 0;
+    cudaError_t e = cudaMemGetInfo(&free_b, &total_b);
+    size_t bytes = (size_t)512 << 20;
+    if (e == cudaSuccess && bytes > free_b / 2)
+        bytes = free_b / 2 / 16 * 16;
+    if (e == cudaSuccess && bytes < ((size_t)16 << 20))
+        return bad(msg, msg_len, "bandwidth probe: less than 32 MiB of device memory free");
+    int dev = 0;
+    cudaDeviceProp prop;
+    if (e == cudaSuccess)
+        e = cudaGetDevice(&dev);
+    if (e == cudaSuccess)
+        e = cudaGetDeviceProperties(&prop, dev);
+    Pool pool;
+    pool.e = e;
+    uint4 *buf = pool.alloc<uint4>(bytes / 16);
+    float *sink = pool.alloc<float>(1);
+    if (pool.e == cudaSuccess)
+        pool.e = cudaMemset(buf, 1, bytes);
+    cudaEvent_t e0 = nullptr, e1 = nullptr;
+    if (pool.e == cudaSuccess)
+        pool.e = cudaEventCreate(&e0);
+    if (pool.e == cudaSuccess)
+        pool.e = cudaEventCreate(&e1);
+    double best = 0.0;
+    for (int pass = 0; pool.e == cudaSuccess && pass < 6; pass++) {
+        cudaEventRecord(e0, 0);
+        launch_read_sum(buf, bytes / 16, sink, prop.multiProcessorCount * 8, 0);
+        cudaEventRecord(e1, 0);
+        pool.e = cudaEventSynchronize(e1);
+        float ms = 0.0f;
+        if (pool.e == cudaSuccess)
+            pool.e = cudaEventElapsedTime(&ms, e0, e1);
+        if (pool.e == cudaSuccess && pass > 0 && ms > 0.0f)   // pass 0 warms up
+            best = fmax(best, (double)bytes / ((double)ms / 1e3));
+    }
+    if (e0)
+        cudaEventDestroy(e0);
+    if (e1)
+        cudaEventDestroy(e1);
+    *bytes_per_s = best;
+    return finish(pool, msg, msg_len, "bandwidth probe");
+}
+
+extern "C" int
+hr_cuda_bench_linear(const HrCudaLinearBench *a, double *sec_per_call, HrCudaLinearBenchInfo *info, char *msg,
+                     size_t msg_len)
+{
+    memset(info, 0, sizeof *info);
+    if (a->rows < 1 || a->cols < 1 || a->tokens < 1 || a->reps < 1 || !(a->min_time >= 0))
+        return bad(msg, msg_len, "CUDA bench: rows, cols, tokens and reps must be positive");
+    if (a->q4 && (a->rows % 8 != 0 || a->group < 2 || a->cols % a->group != 0))
+        return bad(msg, msg_len, "CUDA bench: a 4-bit matrix needs rows a multiple of 8 and a group that divides "
+                                 "the columns");
+    int dev = 0;
+    cudaDeviceProp prop;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess)
+        e = cudaGetDeviceProperties(&prop, dev);
+    if (e != cudaSuccess) {
+        snprintf(msg, msg_len, "CUDA bench: %s (CUDA error %d)", cudaGetErrorString(e), (int)e);
+        return (int)e;
+    }
+    memcpy(info->device, prop.name, sizeof info->device - 1);   // prop.name is NUL-terminated within 256
+    info->device[sizeof info->device - 1] = 0;
+    const bool gemv = a->path == HR_CUDA_PATH_GEMV || (a->path == HR_CUDA_PATH_AUTO && a->tokens < 8);
+    info->kernel = gemv ? "gemv" : "wmma";
+
+    // One copy in the device layout, made on the host from random checkpoint tensors.
+    const int N = a->rows, K = a->cols;
+    uint64_t rng = 20261205;
+    DLinear tmpl;
+    memset(&tmpl, 0, sizeof tmpl);
+    tmpl.rows = N;
+    tmpl.cols = K;
+    void *host = nullptr;
+    size_t wbytes = 0;
+    if (a->q4) {
+        const int ng = K / a->group;
+        tmpl.kind = LIN_Q4;
+        tmpl.kw = q4_kw(K);
+        tmpl.ng = ng;
+        tmpl.group = a->group;
+        uint32_t *qw = static_cast<uint32_t *>(malloc(4 * (size_t)K * (size_t)(N / 8)));
+        uint32_t *qz = static_cast<uint32_t *>(malloc(4 * (size_t)ng * (size_t)(N / 8)));
+        uint16_t *sc = static_cast<uint16_t *>(malloc(2 * (size_t)ng * (size_t)N));
+        for (size_t i = 0; i < (size_t)K * (size_t)(N / 8); i++)
+            qw[i] = (uint32_t)bench_bits(&rng);
+        for (size_t i = 0; i < (size_t)ng * (size_t)(N / 8); i++)
+            qz[i] = (uint32_t)bench_bits(&rng);
+        for (size_t i = 0; i < (size_t)ng * (size_t)N; i++)
+            sc[i] = (uint16_t)(0x1c00 + bench_bits(&rng) % 0x0400);   // FP16 in [2^-8, 2^-7)
+        wbytes = 4 * (size_t)N * (size_t)tmpl.kw + 4 * (size_t)N * (size_t)ng;
+        host = malloc(wbytes);
+        repack_awq_rows(qw, qz, sc, N, K, ng, 0, N, static_cast<uint32_t *>(host),
+                        static_cast<uint32_t *>(host) + (size_t)N * tmpl.kw);
+        free(qw);
+        free(qz);
+        free(sc);
+    } else {
+        tmpl.kind = LIN_F16;
+        tmpl.ldw = f16_ldw(K);
+        wbytes = 2 * (size_t)N * (size_t)tmpl.ldw;
+        uint16_t *hw = static_cast<uint16_t *>(malloc(wbytes));
+        for (size_t i = 0; i < (size_t)N * (size_t)tmpl.ldw; i++)
+            hw[i] = (uint16_t)(0x2000 + bench_bits(&rng) % 0x0800) | (bench_bits(&rng) & 0x8000u);
+        host = hw;
+    }
+    info->weight_bytes = wbytes;
+    size_t free_b = 0, total_b = 0;
+    e = cudaMemGetInfo(&free_b, &total_b);
+    size_t copies = a->footprint / wbytes;
+    if (copies > free_b / 2 / wbytes)
+        copies = free_b / 2 / wbytes;
+    if (copies < 1)
+        copies = 1;
+    if (copies > 1024)
+        copies = 1024;
+    info->copies = (int)copies;
+
+    std::vector<void *> bufs;
+    std::vector<DLinear> ds(copies, tmpl);
+    for (size_t c = 0; e == cudaSuccess && c < copies; c++) {
+        void *d = nullptr;
+        e = cudaMalloc(&d, wbytes);
+        if (e != cudaSuccess)
+            break;
+        bufs.push_back(d);
+        e = cudaMemcpy(d, host, wbytes, cudaMemcpyHostToDevice);
+        if (a->q4) {
+            ds[c].q = static_cast<uint32_t *>(d);
+            ds[c].sz = reinterpret_cast<__half2 *>(static_cast<uint32_t *>(d) + (size_t)N * tmpl.kw);
+        } else {
+            ds[c].w = static_cast<__half *>(d);
+        }
+    }
+    free(host);
+    Pool pool;
+    pool.e = e;
+    float *hx = static_cast<float *>(malloc(sizeof(float) * (size_t)a->tokens * (size_t)K));
+    for (size_t i = 0; i < (size_t)a->tokens * (size_t)K; i++)
+        hx[i] = (float)((double)(bench_bits(&rng) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    float *dx = pool.upload(hx, (size_t)a->tokens * (size_t)K);
+    free(hx);
+    float *dout = pool.alloc<float>((size_t)a->tokens * (size_t)N);
+    const GemmPath path = (GemmPath)a->path;
+    cudaEvent_t e0 = nullptr, e1 = nullptr;
+    if (pool.e == cudaSuccess)
+        pool.e = cudaEventCreate(&e0);
+    if (pool.e == cudaSuccess)
+        pool.e = cudaEventCreate(&e1);
+    // Warm-up over every copy, then size a rep: one timed pass (at least 4 calls).
+    long calls = (long)(copies < 4 ? 4 : copies);
+    for (int pass = 0; pool.e == cudaSuccess && pass < 2; pass++) {
+        cudaEventRecord(e0, 0);
+        for (long i = 0; i < calls; i++)
+            launch_linear(ds[(size_t)i % copies], dx, K, a->tokens, nullptr, dout, N, EPI_STORE, path, 0);
+        cudaEventRecord(e1, 0);
+        pool.e = cudaEventSynchronize(e1);
+        if (pool.e == cudaSuccess)
+            pool.e = cudaGetLastError();
+    }
+    float ms = 0.0f;
+    if (pool.e == cudaSuccess)
+        pool.e = cudaEventElapsedTime(&ms, e0, e1);
+    if (pool.e == cudaSuccess && ms > 0.0f) {
+        const double per = (double)ms / 1e3 / (double)calls;
+        const double want = a->min_time / per;
+        if (want > (double)calls)
+            calls = want > 1e6 ? 1000000 : (long)want;
+    }
+    info->calls = calls;
+    for (int r = 0; pool.e == cudaSuccess && r < a->reps; r++) {
+        cudaEventRecord(e0, 0);
+        for (long i = 0; i < calls; i++)
+            launch_linear(ds[(size_t)i % copies], dx, K, a->tokens, nullptr, dout, N, EPI_STORE, path, 0);
+        cudaEventRecord(e1, 0);
+        pool.e = cudaEventSynchronize(e1);
+        if (pool.e == cudaSuccess)
+            pool.e = cudaEventElapsedTime(&ms, e0, e1);
+        sec_per_call[r] = (double)ms / 1e3 / (double)calls;
+    }
+    if (e0)
+        cudaEventDestroy(e0);
+    if (e1)
+        cudaEventDestroy(e1);
+    for (void *d : bufs)
+        cudaFree(d);
+    return finish(pool, msg, msg_len, "CUDA bench");
 }

@@ -65,6 +65,38 @@ int hr_cuda_k_attention(float *out, const float *q, int ldq, const uint16_t *k_c
 
 int hr_cuda_k_argmax(const float *x, int n, int *out, char *msg, size_t msg_len);
 
+/* Benchmarks (hearth-cli bench --gemv/--gemm --backend cuda): one linear
+ * of rows x cols, 4-bit (random AutoAWQ tensors repacked as the backend
+ * does, groups of `group`) or FP16, for `tokens` tokens through the
+ * backend's launcher on `path`; `footprint` bytes of weight copies are
+ * cycled through so that the L2 cache does not hold them; each of the reps
+ * runs enough calls for min_time seconds, timed with CUDA events:
+ * sec_per_call[reps]. */
+typedef struct {
+    int rows, cols, tokens;
+    bool q4;
+    int group;
+    size_t footprint;
+    double min_time;
+    int reps;
+    HrCudaPath path;
+} HrCudaLinearBench;
+
+typedef struct {
+    size_t weight_bytes;        /* one copy, in the device layout */
+    int copies;
+    long calls;                 /* per rep */
+    const char *kernel;         /* "gemv" or "wmma" */
+    char device[128];
+} HrCudaLinearBenchInfo;
+
+int hr_cuda_bench_linear(const HrCudaLinearBench *a, double *sec_per_call, HrCudaLinearBenchInfo *info, char *msg,
+                         size_t msg_len);
+
+/* The device's read bandwidth as the backend's probe measures it (16-byte
+ * loads over 512 MiB, grid-stride, best of 5 passes after a warm-up). */
+int hr_cuda_bench_read_bandwidth(double *bytes_per_s, char *msg, size_t msg_len);
+
 /* Host only (no device needed): the load-time repack of an AutoAWQ matrix
  * into the device's Q4 layout (see cuda-internal.h): q [rows, kw] words,
  * kw = hr_cuda_q4_words(cols), and sz [rows, n_groups] as {scale, zero}
