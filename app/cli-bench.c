@@ -461,7 +461,10 @@ linear_cuda(const GemvOpts *o, GArray *shapes, GemvResult *res, double *bw, char
         HrCudaLinearBench a = { .rows = sh.rows, .cols = sh.cols, .tokens = o->tokens,
                                 .q4 = strcmp(o->weights, "q4") == 0, .group = o->group,
                                 .footprint = (size_t)o->footprint_mb << 20, .min_time = o->min_time,
-                                .reps = o->reps, .path = HR_CUDA_PATH_AUTO };
+                                .reps = o->reps,
+                                .path = strcmp(o->impl, "gemv") == 0   ? HR_CUDA_PATH_GEMV
+                                        : strcmp(o->impl, "wmma") == 0 ? HR_CUDA_PATH_WMMA
+                                                                       : HR_CUDA_PATH_AUTO };
         HrCudaLinearBenchInfo info;
         if (hr_cuda_bench_linear(&a, sec, &info, msg, sizeof msg) != 0) {
             fprintf(stderr, "hearth-cli bench: --backend cuda: %dx%d: %s\n", sh.rows, sh.cols, msg);
@@ -565,11 +568,13 @@ bench_gemv(const GemvOpts *o)
         fprintf(stderr, "hearth-cli bench: --weights must be q4 or f16, not '%s'\n", o->weights);
         goto out;
     }
-    if (gpu && strcmp(o->impl, "auto") != 0) {
-        fprintf(stderr, "hearth-cli bench: --impl goes with --backend cpu\n");
+    /* CUDA: --impl picks the launcher's path (auto: the GEMV below 8 tokens, WMMA from 8) */
+    const bool cuda_impl = strcmp(o->impl, "gemv") == 0 || strcmp(o->impl, "wmma") == 0;
+    if (gpu && strcmp(o->impl, "auto") != 0 && !(cuda && cuda_impl)) {
+        fprintf(stderr, "hearth-cli bench: --impl goes with --backend cpu (and gemv or wmma with --backend cuda)\n");
         goto out;
     }
-    if (!impl_from_name(o->impl, &impl)) {
+    if (!(cuda && cuda_impl) && !impl_from_name(o->impl, &impl)) {
         g_autofree char *names = impl_names(true);
         fprintf(stderr, "hearth-cli bench: unknown --impl '%s' (one of: %s)\n", o->impl, names);
         goto out;
