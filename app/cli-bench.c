@@ -378,6 +378,24 @@ out:
     return rc;
 }
 
+#if HEARTH_HAVE_VULKAN || HEARTH_HAVE_CUDA
+/* One shape's result from a GPU bench: sec[reps] seconds per call (scaled
+ * to microseconds here). */
+static void
+gpu_result(GemvResult *r, Shape sh, size_t weight_bytes, int copies, long calls, const char *kernel, double *sec,
+           const GemvOpts *o)
+{
+    for (int i = 0; i < o->reps; i++)
+        sec[i] *= 1e6;
+    r->s = sh;
+    r->weight_bytes = weight_bytes;
+    r->copies = copies;
+    r->calls = calls;
+    r->kernel = kernel;
+    gemv_stats(r, sec, o->reps, o->tokens);
+}
+#endif
+
 #if HEARTH_HAVE_VULKAN
 /* Every shape on the Vulkan device: the read bandwidth (--gemv) or the FP32
  * peak (--gemm), then each linear; 0 or an exit status with the message
@@ -419,15 +437,8 @@ linear_vulkan(const GemvOpts *o, GArray *shapes, GemvResult *res, double *bw, do
             fprintf(stderr, "hearth-cli bench: %dx%d: %s\n", sh.rows, sh.cols, err.message);
             goto out;
         }
-        for (int r = 0; r < o->reps; r++)
-            sec[r] *= 1e6;
-        res[i].s = sh;
-        res[i].weight_bytes = info.weight_bytes;
-        res[i].copies = info.copies;
-        res[i].calls = info.calls;
-        res[i].kernel = info.kernel;
+        gpu_result(&res[i], sh, info.weight_bytes, info.copies, info.calls, info.kernel, sec, o);
         *gpu_timer = info.gpu_timer;
-        gemv_stats(&res[i], sec, o->reps, o->tokens);
     }
     uint32_t msgs = hr_vk_context_validation_messages(ctx);
     if (msgs) {
@@ -472,14 +483,7 @@ linear_cuda(const GemvOpts *o, GArray *shapes, GemvResult *res, double *bw, char
         }
         if (!*device)
             *device = g_strdup(info.device);
-        for (int r = 0; r < o->reps; r++)
-            sec[r] *= 1e6;
-        res[i].s = sh;
-        res[i].weight_bytes = info.weight_bytes;
-        res[i].copies = info.copies;
-        res[i].calls = info.calls;
-        res[i].kernel = info.kernel;
-        gemv_stats(&res[i], sec, o->reps, o->tokens);
+        gpu_result(&res[i], sh, info.weight_bytes, info.copies, info.calls, info.kernel, sec, o);
     }
     rc = 0;
 out:

@@ -449,9 +449,8 @@ hr_cuda_bench_linear(const HrCudaLinearBench *a, double *sec_per_call, HrCudaLin
         pool.e = cudaEventCreate(&e0);
     if (pool.e == cudaSuccess)
         pool.e = cudaEventCreate(&e1);
-    // Warm-up over every copy, then size a rep: one timed pass (at least 4 calls).
-    long calls = (long)(copies < 4 ? 4 : copies);
-    for (int pass = 0; pool.e == cudaSuccess && pass < 2; pass++) {
+    // `calls` launches over the copies between two events; ms out.
+    auto timed = [&](long calls, float *ms) {
         cudaEventRecord(e0, 0);
         for (long i = 0; i < calls; i++)
             launch_linear(ds[(size_t)i % copies], dx, K, a->tokens, nullptr, dout, N, EPI_STORE, path, 0);
@@ -459,25 +458,22 @@ hr_cuda_bench_linear(const HrCudaLinearBench *a, double *sec_per_call, HrCudaLin
         pool.e = cudaEventSynchronize(e1);
         if (pool.e == cudaSuccess)
             pool.e = cudaGetLastError();
-    }
+        if (pool.e == cudaSuccess)
+            pool.e = cudaEventElapsedTime(ms, e0, e1);
+    };
+    // Warm-up over every copy, then size a rep from one timed pass (at least 4 calls).
+    long calls = (long)(copies < 4 ? 4 : copies);
     float ms = 0.0f;
-    if (pool.e == cudaSuccess)
-        pool.e = cudaEventElapsedTime(&ms, e0, e1);
+    for (int pass = 0; pool.e == cudaSuccess && pass < 2; pass++)
+        timed(calls, &ms);
     if (pool.e == cudaSuccess && ms > 0.0f) {
-        const double per = (double)ms / 1e3 / (double)calls;
-        const double want = a->min_time / per;
+        const double want = a->min_time / ((double)ms / 1e3 / (double)calls);
         if (want > (double)calls)
             calls = want > 1e6 ? 1000000 : (long)want;
     }
     info->calls = calls;
     for (int r = 0; pool.e == cudaSuccess && r < a->reps; r++) {
-        cudaEventRecord(e0, 0);
-        for (long i = 0; i < calls; i++)
-            launch_linear(ds[(size_t)i % copies], dx, K, a->tokens, nullptr, dout, N, EPI_STORE, path, 0);
-        cudaEventRecord(e1, 0);
-        pool.e = cudaEventSynchronize(e1);
-        if (pool.e == cudaSuccess)
-            pool.e = cudaEventElapsedTime(&ms, e0, e1);
+        timed(calls, &ms);
         sec_per_call[r] = (double)ms / 1e3 / (double)calls;
     }
     if (e0)
