@@ -46,46 +46,56 @@ typedef struct {
 
 /* ---- the weights -------------------------------------------------------------------- */
 
+/* The weights the model takes, in loading order, and where each goes. */
+typedef struct {
+    GArray *specs;              /* HrWeightSpec */
+    GPtrArray *slots;           /* HrOpsWeight ** in the Llama, one per spec */
+} SpecList;
+
 static void
-add_spec(GArray *a, HrWeightRole role, int layer, const char *name, int64_t rows, int64_t cols)
+add_spec(SpecList *a, HrOpsWeight **slot, HrWeightRole role, int layer, const char *name, int64_t rows,
+         int64_t cols)
 {
     HrWeightSpec s = { .role = role, .layer = layer, .rows = rows, .cols = cols };
     g_strlcpy(s.name, name, sizeof s.name);
-    g_array_append_val(a, s);
+    g_array_append_val(a->specs, s);
+    g_ptr_array_add(a->slots, slot);
 }
 
 /* Every weight the model takes, in loading order: the embedding, the final
  * norm and the lm_head, then layer by layer. */
 static HrStatus
-model_specs(const HrModelConfig *cfg, const HrTensorSet *ts, GArray *a, HrError *err)
+model_specs(Llama *m, const HrTensorSet *ts, SpecList *a, HrError *err)
 {
+    const HrModelConfig *cfg = &m->cfg;
     const int64_t dim = cfg->dim, hd = cfg->head_dim, hidden = cfg->hidden_dim, vocab = cfg->vocab_size;
     const int64_t q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd;
-    add_spec(a, HR_W_EMBED, -1, "model.embed_tokens.weight", vocab, dim);
-    add_spec(a, HR_W_VECTOR, -1, "model.norm.weight", dim, 1);
+    add_spec(a, &m->embed, HR_W_EMBED, -1, "model.embed_tokens.weight", vocab, dim);
+    add_spec(a, &m->final_norm, HR_W_VECTOR, -1, "model.norm.weight", dim, 1);
     if (hr_tensor_set_find(ts, "lm_head.weight")) {
-        add_spec(a, HR_W_LM_HEAD, -1, "lm_head.weight", vocab, dim);
+        add_spec(a, &m->lm_head, HR_W_LM_HEAD, -1, "lm_head.weight", vocab, dim);
     } else if (cfg->tie_embeddings) {
-        add_spec(a, HR_W_LM_HEAD, -1, "model.embed_tokens.weight", vocab, dim);
-        g_array_index(a, HrWeightSpec, a->len - 1).tied = true;
+        add_spec(a, &m->lm_head, HR_W_LM_HEAD, -1, "model.embed_tokens.weight", vocab, dim);
+        g_array_index(a->specs, HrWeightSpec, a->specs->len - 1).tied = true;
     } else {
         return hr_error_set(err, HR_ERR_FORMAT, "tensor 'lm_head.weight' is missing and the config does not tie "
                             "the embeddings (tie_word_embeddings is false)");
     }
     char name[128];
     for (int l = 0; l < cfg->n_layers; l++) {
+        LlamaLayer *L = &m->layers[l];
 #define LNAME(suffix) (g_snprintf(name, sizeof name, "model.layers.%d." suffix, l), name)
-        add_spec(a, HR_W_VECTOR, l, LNAME("input_layernorm.weight"), dim, 1);
-        add_spec(a, HR_W_VECTOR, l, LNAME("post_attention_layernorm.weight"), dim, 1);
-        add_spec(a, HR_W_LINEAR, l, LNAME("self_attn.q_proj"), q_dim, dim);
-        add_spec(a, HR_W_LINEAR, l, LNAME("self_attn.k_proj"), kv_dim, dim);
-        add_spec(a, HR_W_LINEAR, l, LNAME("self_attn.v_proj"), kv_dim, dim);
-        add_spec(a, HR_W_LINEAR, l, LNAME("self_attn.o_proj"), dim, q_dim);
-        add_spec(a, HR_W_LINEAR, l, LNAME("mlp.gate_proj"), hidden, dim);
-        add_spec(a, HR_W_LINEAR, l, LNAME("mlp.up_proj"), hidden, dim);
-        add_spec(a, HR_W_LINEAR, l, LNAME("mlp.down_proj"), dim, hidden);
-        if (cfg->qkv_bias) /* q|k|v biases as one vector */
-            add_spec(a, HR_W_VECTOR, l, LNAME("self_attn.q_proj.bias"), q_dim + 2 * kv_dim, 1);
+        add_spec(a, &L->attn_norm, HR_W_VECTOR, l, LNAME("input_layernorm.weight"), dim, 1);
+        add_spec(a, &L->ffn_norm, HR_W_VECTOR, l, LNAME("post_attention_layernorm.weight"), dim, 1);
+        add_spec(a, &L->wq, HR_W_LINEAR, l, LNAME("self_attn.q_proj"), q_dim, dim);
+        add_spec(a, &L->wk, HR_W_LINEAR, l, LNAME("self_attn.k_proj"), kv_dim, dim);
+        add_spec(a, &L->wv, HR_W_LINEAR, l, LNAME("self_attn.v_proj"), kv_dim, dim);
+        add_spec(a, &L->wo, HR_W_LINEAR, l, LNAME("self_attn.o_proj"), dim, q_dim);
+        add_spec(a, &L->wg, HR_W_LINEAR, l, LNAME("mlp.gate_proj"), hidden, dim);
+        add_spec(a, &L->wu, HR_W_LINEAR, l, LNAME("mlp.up_proj"), hidden, dim);
+        add_spec(a, &L->wd, HR_W_LINEAR, l, LNAME("mlp.down_proj"), dim, hidden);
+        if (cfg->qkv_bias) /* the q|k|v biases as one vector (take_weight reads the three) */
+            add_spec(a, &L->bias, HR_W_VECTOR, l, LNAME("self_attn.q_proj.bias"), q_dim + 2 * kv_dim, 1);
 #undef LNAME
     }
     return HR_OK;
@@ -162,42 +172,15 @@ page_in_layer(Llama *m, const HrTensorSet *ts, int layer, bool ahead)
     m->load_read_s += (double)(g_get_monotonic_time() - t0) / 1e6;
 }
 
-static HrOpsWeight **
-slot_of(Llama *m, const HrWeightSpec *s)
-{
-    if (s->layer < 0)
-        return s->role == HR_W_EMBED ? &m->embed : s->role == HR_W_LM_HEAD ? &m->lm_head : &m->final_norm;
-    LlamaLayer *L = &m->layers[s->layer];
-    const char *suffix = strchr(strchr(s->name, '.') + 1, '.'); /* past "model." */
-    suffix = strchr(suffix + 1, '.') + 1;                        /* past the layer number */
-    static const struct { const char *suffix; size_t off; } slots[] = {
-        { "input_layernorm.weight", offsetof(LlamaLayer, attn_norm) },
-        { "post_attention_layernorm.weight", offsetof(LlamaLayer, ffn_norm) },
-        { "self_attn.q_proj", offsetof(LlamaLayer, wq) },
-        { "self_attn.k_proj", offsetof(LlamaLayer, wk) },
-        { "self_attn.v_proj", offsetof(LlamaLayer, wv) },
-        { "self_attn.o_proj", offsetof(LlamaLayer, wo) },
-        { "mlp.gate_proj", offsetof(LlamaLayer, wg) },
-        { "mlp.up_proj", offsetof(LlamaLayer, wu) },
-        { "mlp.down_proj", offsetof(LlamaLayer, wd) },
-        { "self_attn.q_proj.bias", offsetof(LlamaLayer, bias) },
-    };
-    for (size_t i = 0; i < G_N_ELEMENTS(slots); i++) {
-        if (strcmp(suffix, slots[i].suffix) == 0)
-            return (HrOpsWeight **)((char *)L + slots[i].off);
-    }
-    g_assert_not_reached();
-}
-
 static HrStatus
-take_weight(Llama *m, const HrTensorSet *ts, const HrWeightSpec *s, HrError *err)
+take_weight(Llama *m, const HrTensorSet *ts, const HrWeightSpec *s, HrOpsWeight **slot, HrError *err)
 {
     const HrModelConfig *cfg = &m->cfg;
     float *data = NULL;
     HrStatus st = HR_OK;
     if (s->role == HR_W_VECTOR) {
         data = g_new(float, s->rows);
-        if (g_str_has_suffix(s->name, "q_proj.bias")) { /* q | k | v */
+        if (s->layer >= 0 && slot == &m->layers[s->layer].bias) { /* q | k | v */
             const int64_t q_dim = (int64_t)cfg->n_heads * cfg->head_dim, kv_dim = (int64_t)cfg->n_kv_heads *
                                                                                    cfg->head_dim;
             char name[128];
@@ -217,7 +200,7 @@ take_weight(Llama *m, const HrTensorSet *ts, const HrWeightSpec *s, HrError *err
         }
     }
     if (st == HR_OK)
-        st = m->ops->weight(m->dev, ts, s, data, s->tied ? m->embed : NULL, slot_of(m, s), err);
+        st = m->ops->weight(m->dev, ts, s, data, s->tied ? m->embed : NULL, slot, err);
     g_free(data);
     return st;
 }
@@ -289,8 +272,9 @@ hr_llama_create(const HrOps *ops, const HrModelConfig *cfg, const HrTensorSet *t
     m->cfg = *cfg;
     m->opt = *opt;
     m->layers = g_new0(LlamaLayer, cfg->n_layers);
-    GArray *specs = g_array_new(FALSE, FALSE, sizeof(HrWeightSpec));
-    HrStatus st = model_specs(cfg, ts, specs, err);
+    SpecList list = { g_array_new(FALSE, FALSE, sizeof(HrWeightSpec)), g_ptr_array_new() };
+    GArray *specs = list.specs;
+    HrStatus st = model_specs(m, ts, &list, err);
     if (st == HR_OK)
         st = ops->open(cfg, opt, ts, (const HrWeightSpec *)specs->data, (int)specs->len, &m->dev, &m->lim, err);
     /* the load time: reading, converting and uploading (device set-up is not) */
@@ -308,12 +292,13 @@ hr_llama_create(const HrOps *ops, const HrModelConfig *cfg, const HrTensorSet *t
             page_in_layer(m, ts, s->layer, s->layer + 1 < cfg->n_layers);
             paged = s->layer;
         }
-        st = take_weight(m, ts, s, err);
+        st = take_weight(m, ts, s, g_ptr_array_index(list.slots, i), err);
         done += (double)s->rows * (double)s->cols;
         if (st == HR_OK && progress && !progress(total > 0 ? done / total : 1.0, "weights", user))
             st = hr_error_set(err, HR_ERR_CANCELLED, "loading was cancelled");
     }
     g_array_unref(specs);
+    g_ptr_array_unref(list.slots);
     if (st == HR_OK)
         st = ops->weights_done(m->dev, err);
     m->load_s = (double)(g_get_monotonic_time() - t_start) / 1e6;
