@@ -4,7 +4,10 @@
  * slot order {0,4,1,5,2,6,3,7}, rows padded with zero words to
  * hr_cuda_q4_words(cols), and {scale, FP16(zero)} pairs. This is what lets
  * a device session switch cuda-repack.cu to awq-layout.c (issue 19) with
- * the layout proven identical here. */
+ * the layout proven identical here; and that the backend's opt-in
+ * HEARTH_CUDA_REPACK=layout path (repack_awq_rows_layout: that
+ * transposition on a thread pool, padding words zeroed) writes exactly the
+ * words of the current repack. */
 #include <string.h>
 
 #include "awq-layout.h"
@@ -33,6 +36,16 @@ main(void)
         const int kw = hr_cuda_q4_words(K);
         uint32_t *q = g_new(uint32_t, (size_t)N * kw), *sz = g_new(uint32_t, (size_t)N * ng);
         hr_cuda_awq_repack(&m, q, sz);
+        /* the backend's HEARTH_CUDA_REPACK=layout path, on 2 threads: the same words */
+        uint32_t *q3 = g_new(uint32_t, (size_t)N * kw), *sz3 = g_new(uint32_t, (size_t)N * ng);
+        memset(q3, 0xa5, sizeof(uint32_t) * (size_t)N * kw); /* padding must be written, not inherited */
+        hr_cuda_awq_repack_layout(&m, 2, q3, sz3);
+        HR_CHECK(memcmp(q, q3, sizeof(uint32_t) * (size_t)N * kw) == 0, "%dx%d: the layout repack's words differ",
+                 N, K);
+        HR_CHECK(memcmp(sz, sz3, sizeof(uint32_t) * (size_t)N * ng) == 0,
+                 "%dx%d: the layout repack's scale/zero pairs differ", N, K);
+        g_free(q3);
+        g_free(sz3);
 
         uint32_t *q2 = g_new0(uint32_t, (size_t)N * kw);
         hr_awq_unpack_rows(qw, N, K, 0, N, cuda_slot, (uint8_t *)q2, 4 * (size_t)kw);

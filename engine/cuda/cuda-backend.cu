@@ -318,6 +318,7 @@ struct Stager {
     cudaEvent_t ev[2];
     int cur;
     cudaStream_t s;
+    HrThreadPool *pool;   // HEARTH_CUDA_REPACK=layout: the shared transposition on this pool
 };
 
 void *
@@ -370,7 +371,11 @@ upload_group(Stager &st, const LinGroup &g, HrError *err)
                 const int r1 = r0 + per < s.rows ? r0 + per : s.rows;
                 uint32_t *hq = static_cast<uint32_t *>(stage_begin(st));
                 uint32_t *hsz = hq + (size_t)(r1 - r0) * (size_t)d.kw;
-                repack_awq_rows(s.qw->data, s.qz->data, s.sc->data, s.rows, s.cols, s.ng, r0, r1, hq, hsz);
+                if (st.pool)
+                    repack_awq_rows_layout(st.pool, s.qw->data, s.qz->data, s.sc->data, s.rows, s.cols, s.ng, r0,
+                                           r1, hq, hsz);
+                else
+                    repack_awq_rows(s.qw->data, s.qz->data, s.sc->data, s.rows, s.cols, s.ng, r0, r1, hq, hsz);
                 CK(cudaMemcpyAsync(d.q + (size_t)(row_off + r0) * d.kw, hq, 4 * (size_t)(r1 - r0) * d.kw,
                                    cudaMemcpyHostToDevice, st.s));
                 CK(cudaMemcpyAsync(d.sz + (size_t)(row_off + r0) * d.ng, hsz, 4 * (size_t)(r1 - r0) * d.ng,
@@ -582,6 +587,10 @@ upload_model(Ctx *c, HrProgressFunc progress, void *user, HrError *err)
     const HrModelConfig &cfg = c->cfg;
     Stager st = {};
     st.s = c->s;
+    /* Opt-in until a device run confirms it (the words are the same: test-cuda-repack) */
+    const char *rp = getenv("HEARTH_CUDA_REPACK");
+    if (rp && strcmp(rp, "layout") == 0)
+        st.pool = hr_pool_new(0);
     HrStatus rc = HR_OK;
     for (int i = 0; i < 2; i++) {
         cudaError_t e = cudaMallocHost(&st.buf[i], STAGE_BYTES);
@@ -649,6 +658,8 @@ upload_model(Ctx *c, HrProgressFunc progress, void *user, HrError *err)
         if (st.buf[i])
             cudaFreeHost(st.buf[i]);
     }
+    if (st.pool)
+        hr_pool_free(st.pool);
     return rc;
 }
 

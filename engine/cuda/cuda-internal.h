@@ -28,6 +28,10 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+extern "C" {
+#include "cpu-threads.h"
+}
+
 namespace hrcuda {
 
 enum { LIN_F16 = 0, LIN_Q4 = 1 };
@@ -92,6 +96,12 @@ void launch_read_sum(const uint4 *buf, size_t n, float *out, int n_blocks, cudaS
 // q [r1-r0, kw] words and sz [r1-r0, ng] half2 (as raw bits).
 void repack_awq_rows(const void *qweight, const void *qzeros, const void *scales, int N, int K, int ng, int r0,
                      int r1, uint32_t *q, uint32_t *sz);
+// The same words through the shared transposition (engine/awq-layout.c,
+// CUDA's slot order), rows split over pool. Identical output (checked on the
+// host by tests/test-cuda-repack.c); the backend uses it with
+// HEARTH_CUDA_REPACK=layout until a device run makes it the default.
+void repack_awq_rows_layout(HrThreadPool *pool, const void *qweight, const void *qzeros, const void *scales, int N,
+                            int K, int ng, int r0, int r1, uint32_t *q, uint32_t *sz);
 // Dense rows [r0, r1) of an F32/F16/BF16 matrix [N, K] (dtype as HrDType) to
 // FP16 rows of ldw halves.
 void convert_rows_f16(const void *src, int dtype, int K, int ldw, int r0, int r1, uint16_t *dst);

@@ -278,6 +278,15 @@ hr_cuda_awq_repack(const HrCudaHostMat *m, uint32_t *q, uint32_t *sz)
     repack_awq_rows(m->qweight, m->qzeros, m->scales, m->rows, m->cols, m->n_groups, 0, m->rows, q, sz);
 }
 
+extern "C" void
+hr_cuda_awq_repack_layout(const HrCudaHostMat *m, int n_threads, uint32_t *q, uint32_t *sz)
+{
+    HrThreadPool *pool = hr_pool_new(n_threads);
+    repack_awq_rows_layout(pool, m->qweight, m->qzeros, m->scales, m->rows, m->cols, m->n_groups, 0, m->rows, q,
+                           sz);
+    hr_pool_free(pool);
+}
+
 // ---- benchmarks ------------------------------------------------------------------------
 
 namespace {

@@ -6,6 +6,8 @@
 #include <cstring>
 
 extern "C" {
+#include "awq-layout.h"
+#include "cpu-threads.h"
 #include "hr-half.h"
 #include "safetensors.h"
 }
@@ -65,6 +67,49 @@ repack_awq_rows(const void *qweight, const void *qzeros, const void *scales, int
             }
         }
     }
+}
+
+namespace {
+
+struct LayoutJob {
+    const void *qweight, *qzeros, *scales;
+    int N, K, ng, r0, r1;
+    uint32_t *q, *sz;
+};
+
+enum { LAYOUT_ROWS = 64 };   // rows per work item (a multiple of 8)
+
+void
+layout_range(void *arg, int start, int end)
+{
+    const LayoutJob *J = static_cast<const LayoutJob *>(arg);
+    const int a = J->r0 + LAYOUT_ROWS * start;
+    const int b = J->r0 + LAYOUT_ROWS * end < J->r1 ? J->r0 + LAYOUT_ROWS * end : J->r1;
+    const int kw = q4_kw(J->K), used = (J->K + 7) / 8;
+    uint32_t *q = J->q + (size_t)(a - J->r0) * (size_t)kw;
+    for (int r = 0; r < b - a; r++)   // the padding words past the inputs
+        memset(q + (size_t)r * (size_t)kw + used, 0, sizeof(uint32_t) * (size_t)(kw - used));
+    hr_awq_unpack_rows(J->qweight, J->N, J->K, a, b, kSlot, reinterpret_cast<uint8_t *>(q), 4 * (size_t)kw);
+    const size_t n = (size_t)(b - a) * (size_t)J->ng;
+    uint8_t *z = static_cast<uint8_t *>(malloc(n));
+    uint16_t *sc = static_cast<uint16_t *>(malloc(2 * n));
+    hr_awq_unpack_zeros(J->qzeros, J->N, J->ng, a, b, z);
+    hr_awq_unpack_scales(J->scales, J->N, J->ng, a, b, sc);
+    uint32_t *sz = J->sz + (size_t)(a - J->r0) * (size_t)J->ng;
+    for (size_t i = 0; i < n; i++)
+        sz[i] = (uint32_t)sc[i] | ((uint32_t)hr_f32_to_f16((float)z[i]) << 16);
+    free(z);
+    free(sc);
+}
+
+}  // namespace
+
+void
+repack_awq_rows_layout(HrThreadPool *pool, const void *qweight, const void *qzeros, const void *scales, int N, int K,
+                       int ng, int r0, int r1, uint32_t *q, uint32_t *sz)
+{
+    LayoutJob job = { qweight, qzeros, scales, N, K, ng, r0, r1, q, sz };
+    hr_pool_run(pool, layout_range, &job, (r1 - r0 + LAYOUT_ROWS - 1) / LAYOUT_ROWS, 1);
 }
 
 void

@@ -103,6 +103,9 @@ int hr_cuda_bench_read_bandwidth(double *bytes_per_s, char *msg, size_t msg_len)
  * FP16 pairs (scale in the low 16 bits). */
 int hr_cuda_q4_words(int cols);
 void hr_cuda_awq_repack(const HrCudaHostMat *m, uint32_t *q, uint32_t *sz);
+/* The same through engine/awq-layout.c on a pool of n_threads
+ * (HEARTH_CUDA_REPACK=layout in the backend): the same words. */
+void hr_cuda_awq_repack_layout(const HrCudaHostMat *m, int n_threads, uint32_t *q, uint32_t *sz);
 
 #ifdef __cplusplus
 }
