@@ -22,7 +22,7 @@
 
 #include <glib.h>
 
-#include "hr-half.h"
+#include "cpu-kernels.h"
 
 typedef struct {
     HrOpsWeight *attn_norm, *ffn_norm, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *bias;
@@ -101,8 +101,7 @@ model_specs(Llama *m, const HrTensorSet *ts, SpecList *a, HrError *err)
     return HR_OK;
 }
 
-/* A 1-D F32/F16/BF16 tensor of n values into dst (the bytes may be
- * misaligned: safetensors does not promise alignment). */
+/* A 1-D F32/F16/BF16 tensor of n values into dst. */
 static HrStatus
 read_vector(const HrTensorSet *ts, const char *name, int64_t n, float *dst, HrError *err)
 {
@@ -120,16 +119,11 @@ read_vector(const HrTensorSet *ts, const char *name, int64_t n, float *dst, HrEr
         return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; the config needs [%" G_GINT64_FORMAT
                             "]", t->file, name, shape, n);
     }
-    const uint8_t *p = t->data;
-    for (int64_t i = 0; i < n; i++) {
-        if (t->dtype == HR_DTYPE_F32) {
-            memcpy(&dst[i], p + 4 * i, 4);
-        } else {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            dst[i] = t->dtype == HR_DTYPE_F16 ? hr_f16_to_f32(h) : hr_bf16_to_f32(h);
-        }
-    }
+    /* one row of n; misaligned bytes (safetensors does not promise alignment) copied first */
+    void *copy = (uintptr_t)t->data % hr_dtype_size(t->dtype) ? g_memdup2(t->data, t->n_bytes) : NULL;
+    const HrMat m = { copy ? copy : t->data, t->dtype, 1, (int)n };
+    hr_mat_row_f32(&m, 0, dst, (int)n);
+    g_free(copy);
     return HR_OK;
 }
 

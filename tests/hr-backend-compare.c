@@ -7,6 +7,39 @@
 
 #include "hr-test.h"
 
+bool
+hr_cmp_load(const char *dir, HrModelConfig *cfg, HrTensorSet **ts)
+{
+    HrError err = { 0 };
+    *ts = NULL;
+    if (hr_model_config_load(dir, cfg, &err) == HR_OK && hr_tensor_set_open_dir(dir, ts, &err) == HR_OK)
+        return true;
+    HR_CHECK(false, "%s: %s", dir, err.message);
+    hr_error_clear(&err);
+    hr_tensor_set_free(*ts);
+    *ts = NULL;
+    return false;
+}
+
+bool
+hr_cmp_create(const char *label, const HrModelConfig *cfg, HrTensorSet *ts, const HrBackendOptions *bopt,
+              HrCmpRun *cpu, HrCmpRun *dev)
+{
+    HrError err = { 0 };
+    HrCmpRun *runs[2] = { cpu, dev };
+    for (int i = 0; i < 2; i++) {
+        if (runs[i]->ops->create(cfg, ts, bopt, NULL, NULL, &runs[i]->ctx, &err) != HR_OK) {
+            HR_CHECK(false, "%s: %s: %s", label, runs[i]->ops->name, err.message);
+            hr_error_clear(&err);
+            if (i == 1)
+                cpu->ops->destroy(cpu->ctx);
+            hr_tensor_set_free(ts);
+            return false;
+        }
+    }
+    return true;
+}
+
 int
 hr_cmp_argmax(const float *v, int n, float *gap)
 {

@@ -21,6 +21,16 @@ typedef struct {
     int vocab;
 } HrCmpStats;
 
+/* dir's config and tensors; false (a failed check, nothing left open) when
+ * they do not load. */
+bool hr_cmp_load(const char *dir, HrModelConfig *cfg, HrTensorSet **ts);
+
+/* cpu and dev (their ops set, ctx NULL) created for the model with bopt;
+ * false when one fails: a failed check naming the backend, whatever was
+ * created destroyed and ts freed. */
+bool hr_cmp_create(const char *label, const HrModelConfig *cfg, HrTensorSet *ts, const HrBackendOptions *bopt,
+                   HrCmpRun *cpu, HrCmpRun *dev);
+
 /* Index of the largest value; *gap = largest - second largest. */
 int hr_cmp_argmax(const float *v, int n, float *gap);
 

@@ -53,24 +53,32 @@ on_log(const char *line, void *user)
     printf("  %s: %s\n", (const char *)user, line);
 }
 
+/* AWQ with groups of 32 on ns windows of L calibration tokens. */
+static void
+awq_options(HrQuantOptions *opt, const int32_t *tokens, int ns, int L)
+{
+    hr_quant_options_init(opt);
+    opt->method = HR_QUANT_AWQ;
+    opt->group_size = 32;
+    opt->calib_tokens = tokens;
+    opt->n_calib_tokens = (size_t)ns * L;
+    opt->samples = ns;
+    opt->seqlen = L;
+}
+
 static bool
 quantize_bits(const char *in, const char *out, HrQuantMethod method, bool fold_only, bool per_channel,
               const int32_t *tokens, int ns, int L, const char *label, int fake_bits)
 {
     HrQuantOptions opt;
-    hr_quant_options_init(&opt);
+    awq_options(&opt, tokens, ns, L);
     if (fake_bits) {
         opt.fake_quant = true;
         opt.bits = fake_bits;
     }
     opt.method = method;
-    opt.group_size = 32;
     opt.per_channel_fallback = per_channel;
     opt.awq_fold_only = fold_only;
-    opt.calib_tokens = tokens;
-    opt.n_calib_tokens = (size_t)ns * L;
-    opt.samples = ns;
-    opt.seqlen = L;
     opt.log = on_log;
     HrError err = { 0 };
     HrStatus st = hr_quantize_model(in, out, &opt, NULL, (void *)label, &err);
@@ -257,13 +265,7 @@ stage_check(const char *tmp)
         tokens[i] = 3 + (i * 37) % 250;
     for (int cancel = 0; cancel < 2; cancel++) {
         HrQuantOptions opt;
-        hr_quant_options_init(&opt);
-        opt.method = HR_QUANT_AWQ;
-        opt.group_size = 32;
-        opt.calib_tokens = tokens;
-        opt.n_calib_tokens = NS * L;
-        opt.samples = NS;
-        opt.seqlen = L;
+        awq_options(&opt, tokens, NS, L);
         opt.stage = on_stage;
         StageLog log = { 0, cancel ? 1 : -2, 0.0, true, false, false, false };
         g_autofree char *out = g_strdup_printf("%s/stage-%d", tmp, cancel);
@@ -461,13 +463,7 @@ gemm_op_check(const char *fixture, const char *tmp)
         if (op)
             g_setenv("HEARTH_AWQ_GEMM_OP", "1", TRUE);
         HrQuantOptions opt;
-        hr_quant_options_init(&opt);
-        opt.method = HR_QUANT_AWQ;
-        opt.group_size = 32;
-        opt.calib_tokens = tokens;
-        opt.n_calib_tokens = NS * L;
-        opt.samples = NS;
-        opt.seqlen = L;
+        awq_options(&opt, tokens, NS, L);
         opt.log = collect_log;
         g_autofree char *out = g_strdup_printf("%s/gemm-op-%s-%d", tmp, fixture, op);
         HrError err = { 0 };

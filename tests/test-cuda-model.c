@@ -73,26 +73,13 @@ check_model(const char *dir, const char *label, float tol, int context, bool lon
 {
     HrModelConfig cfg;
     HrTensorSet *ts = NULL;
-    HrError err = { 0 };
-    if (hr_model_config_load(dir, &cfg, &err) != HR_OK || hr_tensor_set_open_dir(dir, &ts, &err) != HR_OK) {
-        HR_CHECK(false, "%s: %s", dir, err.message);
-        hr_tensor_set_free(ts);
+    if (!hr_cmp_load(dir, &cfg, &ts))
         return;
-    }
     context = MIN(context, cfg.max_pos);
     HrBackendOptions bopt = { .context_len = context, .kv_type = HR_KV_F16, .n_threads = 1 };
     HrCmpRun cpu = { &hr_cpu_backend, NULL }, dev = { &hr_cuda_backend, NULL };
-    if (cpu.ops->create(&cfg, ts, &bopt, NULL, NULL, &cpu.ctx, &err) != HR_OK) {
-        HR_CHECK(false, "%s: cpu: %s", label, err.message);
-        hr_tensor_set_free(ts);
+    if (!hr_cmp_create(label, &cfg, ts, &bopt, &cpu, &dev))
         return;
-    }
-    if (dev.ops->create(&cfg, ts, &bopt, NULL, NULL, &dev.ctx, &err) != HR_OK) {
-        HR_CHECK(false, "%s: cuda: %s", label, err.message);
-        cpu.ops->destroy(cpu.ctx);
-        hr_tensor_set_free(ts);
-        return;
-    }
     HrMemoryReport mem;
     dev.ops->memory(dev.ctx, &mem);
     HR_CHECK(mem.location && g_str_has_prefix(mem.location, "device"), "location %s", mem.location);
@@ -140,12 +127,9 @@ check_refusals(const char *dir)
 {
     HrModelConfig cfg;
     HrTensorSet *ts = NULL;
-    HrError err = { 0 };
-    if (hr_model_config_load(dir, &cfg, &err) != HR_OK || hr_tensor_set_open_dir(dir, &ts, &err) != HR_OK) {
-        HR_CHECK(false, "%s: %s", dir, err.message);
-        hr_tensor_set_free(ts);
+    if (!hr_cmp_load(dir, &cfg, &ts))
         return;
-    }
+    HrError err = { 0 };
     HrBackendOptions bopt = { .context_len = 64, .kv_type = HR_KV_F16 };
     void *ctx = NULL;
     g_setenv("HEARTH_CUDA_MAX_MEMORY_MIB", "0", TRUE);

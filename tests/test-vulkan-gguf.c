@@ -190,22 +190,12 @@ check_schedule(const char *gguf, const char *label, bool long_run)
 {
     HrModelConfig cfg;
     HrTensorSet *ts = NULL;
-    HrError err = { 0 };
-    if (hr_model_config_load(gguf, &cfg, &err) != HR_OK || hr_tensor_set_open_dir(gguf, &ts, &err) != HR_OK) {
-        HR_CHECK(false, "%s: %s", gguf, err.message);
-        hr_tensor_set_free(ts);
+    if (!hr_cmp_load(gguf, &cfg, &ts))
         return;
-    }
     HrBackendOptions bopt = { .context_len = 512, .kv_type = HR_KV_F16, .n_threads = 2 };
     HrCmpRun cpu = { &hr_cpu_backend, NULL }, vk = { &hr_vulkan_backend, NULL };
-    if (cpu.ops->create(&cfg, ts, &bopt, NULL, NULL, &cpu.ctx, &err) != HR_OK ||
-        vk.ops->create(&cfg, ts, &bopt, NULL, NULL, &vk.ctx, &err) != HR_OK) {
-        HR_CHECK(false, "%s: %s", label, err.message);
-        if (cpu.ctx)
-            cpu.ops->destroy(cpu.ctx);
-        hr_tensor_set_free(ts);
+    if (!hr_cmp_create(label, &cfg, ts, &bopt, &cpu, &vk))
         return;
-    }
     HrCmpStats s = { .label = label, .device = "vulkan", .tol = LOGIT_TOL, .vocab = cfg.vocab_size };
     GRand *rng = g_rand_new_with_seed(23);
     int32_t tok[400];

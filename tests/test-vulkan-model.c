@@ -43,26 +43,13 @@ check_model(const char *dir, const char *label, float tol, int context, bool lon
 {
     HrModelConfig cfg;
     HrTensorSet *ts = NULL;
-    HrError err = { 0 };
-    if (hr_model_config_load(dir, &cfg, &err) != HR_OK || hr_tensor_set_open_dir(dir, &ts, &err) != HR_OK) {
-        HR_CHECK(false, "%s: %s", dir, err.message);
-        hr_tensor_set_free(ts);
+    if (!hr_cmp_load(dir, &cfg, &ts))
         return;
-    }
     context = MIN(context, cfg.max_pos);
     HrBackendOptions bopt = { .context_len = context, .kv_type = HR_KV_F16, .n_threads = 1 };
     HrCmpRun cpu = { &hr_cpu_backend, NULL }, vk = { &hr_vulkan_backend, NULL };
-    if (cpu.ops->create(&cfg, ts, &bopt, NULL, NULL, &cpu.ctx, &err) != HR_OK) {
-        HR_CHECK(false, "%s: cpu: %s", label, err.message);
-        hr_tensor_set_free(ts);
+    if (!hr_cmp_create(label, &cfg, ts, &bopt, &cpu, &vk))
         return;
-    }
-    if (vk.ops->create(&cfg, ts, &bopt, NULL, NULL, &vk.ctx, &err) != HR_OK) {
-        HR_CHECK(false, "%s: vulkan: %s", label, err.message);
-        cpu.ops->destroy(cpu.ctx);
-        hr_tensor_set_free(ts);
-        return;
-    }
     HrMemoryReport mem;
     vk.ops->memory(vk.ctx, &mem);
     HR_CHECK(mem.location && g_str_has_prefix(mem.location, "device"), "location %s", mem.location);
@@ -134,24 +121,14 @@ check_long_prompt(const char *dir, const char *label, float tol)
 {
     HrModelConfig cfg;
     HrTensorSet *ts = NULL;
-    HrError err = { 0 };
-    if (hr_model_config_load(dir, &cfg, &err) != HR_OK || hr_tensor_set_open_dir(dir, &ts, &err) != HR_OK) {
-        HR_CHECK(false, "%s: %s", dir, err.message);
-        hr_tensor_set_free(ts);
+    if (!hr_cmp_load(dir, &cfg, &ts))
         return;
-    }
     enum { N = 1200, CTX = 1232 };
     HR_CHECK(cfg.max_pos >= CTX, "%s: max_pos %d", label, cfg.max_pos);
     HrBackendOptions bopt = { .context_len = CTX, .kv_type = HR_KV_F16, .n_threads = 1 };
     HrCmpRun cpu = { &hr_cpu_backend, NULL }, vk = { &hr_vulkan_backend, NULL };
-    if (cpu.ops->create(&cfg, ts, &bopt, NULL, NULL, &cpu.ctx, &err) != HR_OK ||
-        vk.ops->create(&cfg, ts, &bopt, NULL, NULL, &vk.ctx, &err) != HR_OK) {
-        HR_CHECK(false, "%s: %s", label, err.message);
-        if (cpu.ctx)
-            cpu.ops->destroy(cpu.ctx);
-        hr_tensor_set_free(ts);
+    if (!hr_cmp_create(label, &cfg, ts, &bopt, &cpu, &vk))
         return;
-    }
     HrCmpStats s = { .label = label, .device = "vulkan", .tol = tol, .vocab = cfg.vocab_size };
     GRand *rng = g_rand_new_with_seed(7);
     int32_t *tok = g_new(int32_t, N + 8);
@@ -185,12 +162,9 @@ check_out_of_memory(const char *dir)
 {
     HrModelConfig cfg;
     HrTensorSet *ts = NULL;
-    HrError err = { 0 };
-    if (hr_model_config_load(dir, &cfg, &err) != HR_OK || hr_tensor_set_open_dir(dir, &ts, &err) != HR_OK) {
-        HR_CHECK(false, "%s: %s", dir, err.message);
-        hr_tensor_set_free(ts);
+    if (!hr_cmp_load(dir, &cfg, &ts))
         return;
-    }
+    HrError err = { 0 };
     HrBackendOptions bopt = { .context_len = 64, .kv_type = HR_KV_F16 };
     void *ctx = NULL;
     g_setenv("HEARTH_VULKAN_MAX_MEMORY_MIB", "0", TRUE);

@@ -794,8 +794,9 @@ attend_heads(void *arg, int h0, int h1)
 }
 
 /* LINEAR: one matrix straight into dst; gate|up in one pass (4-bit) and
- * SiLU * up; several matrices (q|k|v) in one pass (4-bit) into the scratch,
- * then side by side into dst. */
+ * SiLU * up; several matrices (q|k|v) in one pass (4-bit), for one token
+ * straight into dst's row, for more into the scratch, then side by side
+ * into dst. */
 static void
 op_linear(CpuCtx *c, const HrNode *nd, int n)
 {
@@ -828,7 +829,8 @@ op_linear(CpuCtx *c, const HrNode *nd, int n)
     int width = 0;
     for (int i = 0; i < nd->n_w; i++) {
         const CpuLinear *lin = &nd->w[i]->lin;
-        outs[i] = c->tqkv + (size_t)n * (size_t)width;
+        /* one token: its row of dst is the outputs side by side already */
+        outs[i] = n == 1 ? dst + width : c->tqkv + (size_t)n * (size_t)width;
         qs[i] = lin->q;
         bs[i] = bias ? bias + width : NULL;
         all_q = all_q && lin->q;
@@ -840,7 +842,7 @@ op_linear(CpuCtx *c, const HrNode *nd, int n)
         for (int i = 0; i < nd->n_w; i++)
             linear(c, outs[i], &nd->w[i]->lin, bs[i], x, n, NULL);
     }
-    for (int t = 0; t < n; t++) {
+    for (int t = 0; n > 1 && t < n; t++) {
         int off = 0;
         for (int i = 0; i < nd->n_w; i++) {
             const int rows = nd->w[i]->lin.rows;
