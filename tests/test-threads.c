@@ -79,9 +79,74 @@ check_adaptive(void)
     hr_pool_free(pool);
 }
 
+/* Back-to-back jobs of two kinds with different chunk counts, each with
+ * its own function and argument: a worker that read the state of a job
+ * whose chunks were all claimed must not claim a chunk of it once the
+ * caller has begun to post the next one (it would run the old or new
+ * function on the wrong argument, after the caller returned: a
+ * use-after-return of the caller's stack). Each function checks that its
+ * argument is its own kind, and each job's items are counted exactly. */
+typedef struct {
+    int tag;
+    int n;
+    atomic_int *hits;
+} Kind;
+
+static atomic_int wrong_kind;
+
+static void
+kind_a(void *arg, int start, int end)
+{
+    Kind *k = arg;
+    if (k->tag != 0xA || end > k->n)
+        atomic_fetch_add(&wrong_kind, 1);
+    else
+        for (int i = start; i < end; i++)
+            atomic_fetch_add(&k->hits[i], 1);
+}
+
+static void
+kind_b(void *arg, int start, int end)
+{
+    Kind *k = arg;
+    if (k->tag != 0xB || end > k->n)
+        atomic_fetch_add(&wrong_kind, 1);
+    else
+        for (int i = start; i < end; i++)
+            atomic_fetch_add(&k->hits[i], 1);
+}
+
+static void
+check_back_to_back(int threads, int jobs)
+{
+    HrThreadPool *pool = hr_pool_new(threads);
+    hr_pool_set_adaptive(pool, false);
+    atomic_int *ha = g_new0(atomic_int, 64), *hb = g_new0(atomic_int, 7);
+    int bad = 0, j = 0;
+    for (; j < jobs && !bad; j++) {
+        Kind a = { 0xA, 64, ha }, b = { 0xB, 7, hb };
+        hr_pool_run(pool, kind_a, &a, a.n, 1);
+        hr_pool_run(pool, kind_b, &b, b.n, 1);
+        /* the argument dies here: a late chunk would see another tag */
+        a.tag = b.tag = 0;
+        for (int i = 0; i < 64 && !bad; i++)
+            bad = atomic_load(&ha[i]) != j + 1;
+        for (int i = 0; i < 7 && !bad; i++)
+            bad = atomic_load(&hb[i]) != j + 1;
+    }
+    HR_CHECK(!bad && atomic_load(&wrong_kind) == 0,
+             "%d threads, back-to-back job pairs: items counted wrong after pair %d of %d, or a chunk run with "
+             "another job's argument (%d times)", threads, j, jobs, atomic_load(&wrong_kind));
+    g_free(ha);
+    g_free(hb);
+    hr_pool_free(pool);
+}
+
 int
 main(void)
 {
+    check_back_to_back(2, 200000);
+    check_back_to_back(3, 100000);
     const int threads[] = { 1, 2, 3, 8 };
     const int sizes[] = { 1, 2, 7, 16, 17, 100, 1000, 4097 };
     const int aligns[] = { 1, 4, 16 };

@@ -64,8 +64,8 @@ struct HrThreadPool {
      * in `state`, and used only when its claim (a CAS on `state`) succeeds. */
     HrRangeFunc fn;
     void *arg;
-    int n, chunk, n_chunks;     /* items, items per chunk (a multiple of align), chunks */
-    uint64_t state;             /* generation << 32 | next chunk to claim */
+    int n, chunk;               /* items, items per chunk (a multiple of align) */
+    uint64_t state;             /* generation << 32 | chunks << 16 | next chunk to claim */
     int finished;               /* chunks finished in this generation */
 
     /* Sleeping. */
@@ -106,6 +106,20 @@ futex_wake_all(uint32_t *addr)
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
+/* The state word: generation << 32 | chunks << 16 | next chunk to claim.
+ * The job's chunk count lives in the word the claim compares, so a claim
+ * can only succeed on a chunk that exists in a live job: a worker that read
+ * the state of a job whose chunks were all claimed cannot take one once
+ * the caller has begun to write the next job's fields (before, the count
+ * was read from those fields and the claim could succeed on the old
+ * generation with the new count: a chunk of a finished job, run on
+ * whatever argument was there, counted into the next job). */
+#define STATE(gen, chunks) ((uint64_t)(gen) << 32 | (uint64_t)(chunks) << 16)
+#define STATE_GEN(s) ((uint32_t)((s) >> 32))
+#define STATE_CHUNKS(s) ((uint32_t)((s) >> 16) & 0xffffu)
+#define STATE_NEXT(s) ((uint32_t)(s) & 0xffffu)
+#define MAX_CHUNKS 0xffff
+
 /* Claim and run chunks of generation gen until none is left. thread: for
  * the test hook. */
 static void
@@ -113,22 +127,23 @@ run_chunks(HrThreadPool *p, uint32_t gen, int thread)
 {
     for (;;) {
         uint64_t s = __atomic_load_n(&p->state, __ATOMIC_ACQUIRE);
-        if ((uint32_t)(s >> 32) != gen)
+        if (STATE_GEN(s) != gen)
             return;
-        uint32_t k = (uint32_t)s;
-        HrRangeFunc fn = LOAD(p->fn);
-        void *arg = LOAD(p->arg);
-        int n = LOAD(p->n), chunk = LOAD(p->chunk), n_chunks = LOAD(p->n_chunks);
-        if (k >= (uint32_t)n_chunks)
+        uint32_t k = STATE_NEXT(s), n_chunks = STATE_CHUNKS(s);
+        if (k >= n_chunks)
             return;
         if (!__atomic_compare_exchange_n(&p->state, &s, s + 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             continue;
-        /* Claimed: the job cannot change before this chunk is finished. */
+        /* Claimed chunk k of a live job: the caller cannot post another
+         * before this chunk is counted, so the fields are this job's. */
+        HrRangeFunc fn = LOAD(p->fn);
+        void *arg = LOAD(p->arg);
+        int n = LOAD(p->n), chunk = LOAD(p->chunk);
         if (p->hook)
             p->hook(p->hook_user, thread, (int)k);
         int start = (int)k * chunk, end = start + chunk < n ? start + chunk : n;
         fn(arg, start, end);
-        if (__atomic_add_fetch(&p->finished, 1, __ATOMIC_SEQ_CST) == n_chunks &&
+        if (__atomic_add_fetch(&p->finished, 1, __ATOMIC_SEQ_CST) == (int)n_chunks &&
             __atomic_load_n(&p->caller_sleeping, __ATOMIC_SEQ_CST)) {
             __atomic_add_fetch(&p->done_seq, 1, __ATOMIC_RELEASE);
             futex_wake_all(&p->done_seq);
@@ -366,17 +381,16 @@ hr_pool_run(HrThreadPool *p, HrRangeFunc fn, void *arg, int n, int align)
     }
     gint64 t0 = g_get_monotonic_time();
     int blocks = (n + align - 1) / align;
-    int want = MIN(blocks, active * CHUNKS_PER_THREAD);
+    int want = MIN(MIN(blocks, active * CHUNKS_PER_THREAD), MAX_CHUNKS);
     int per = (blocks + want - 1) / want;
     STORE(p->fn, fn);
     STORE(p->arg, arg);
     STORE(p->n, n);
     STORE(p->chunk, per * align);
     int n_chunks = (blocks + per - 1) / per;
-    STORE(p->n_chunks, n_chunks);
     __atomic_store_n(&p->finished, 0, __ATOMIC_RELAXED);
-    uint32_t gen = (uint32_t)(p->state >> 32) + 1;
-    __atomic_store_n(&p->state, (uint64_t)gen << 32, __ATOMIC_SEQ_CST);
+    uint32_t gen = STATE_GEN(p->state) + 1;
+    __atomic_store_n(&p->state, STATE(gen, n_chunks), __ATOMIC_SEQ_CST);
     if (active > 1 && __atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST) > 0) {
         __atomic_add_fetch(&p->wake_seq, 1, __ATOMIC_RELEASE);
         futex_wake_all(&p->wake_seq);
