@@ -21,7 +21,9 @@
  * (20x fewer FLOPs for SmolLM2's down_proj at 128 x 512). On the CPU
  * backend the GEMMs run on the search's own pool (one pool, no second set
  * of threads) and attention, SiLU, RoPE, norms and the losses run there
- * too, vectorised (engine/cpu/cpu-awq.c). */
+ * too, vectorised (engine/cpu/cpu-awq.c). Where the CPU has AMX, the larger
+ * GEMMs run on its tiles with FP32 split in two BF16 parts
+ * (engine/cpu/cpu-amx.h), each block forward's weights split once. */
 #include <math.h>
 #include <string.h>
 
@@ -29,6 +31,7 @@
 
 #include "awq-private.h"
 #include "backend.h"
+#include "cpu-amx.h"
 #include "cpu-awq.h"
 #include "cpu-kernels.h"
 #include "hr-half.h"
@@ -55,6 +58,16 @@ typedef struct {
     int L;            /* tokens per sample */
     int chunk;        /* samples per chunk */
     bool trace;       /* HEARTH_AWQ_TRACE set: every ratio's loss to stderr */
+    bool amx;         /* the CPU's GEMMs on AMX tiles (engine/cpu/cpu-amx.h) */
+    /* weights split for AMX once and reused while packing is on (a block
+     * forward over every chunk; the Gram loss's C over the ratios) */
+    bool packing;
+    int n_packed;
+    struct {
+        const float *w;
+        int N, K;
+        HrAmxWeights *p;
+    } packed[8];
     /* chunk scratch, allocated once: q, att [ct, qd]; k, v [ct, kvd];
      * kt, vt (CPU attention); gt, up [ct, H] */
     float *q, *k, *v, *att, *kt, *vt, *gt, *up;
@@ -64,14 +77,58 @@ typedef struct {
     float *ln1, *ln2, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *bq, *bk, *bv;
 } LW;
 
+/* Smaller products run the FP32 GEMM: splitting x per call, and W per
+ * call where it is not packed, cost more than the tiles save (stories260K,
+ * 64 to 172 rows and inputs, was 7 % slower on AMX; the clip search's
+ * 128-input products on 512+ rows are 2x faster). */
+#define AMX_MIN_K 128
+#define AMX_MIN_N 256
+
+/* Weights passed to mm() between packing_begin() and packing_end() must not
+ * change: each is split for AMX once, on first use. */
+static void
+packing_begin(Ctx *c)
+{
+    c->packing = c->amx;
+}
+
+static void
+packing_end(Ctx *c)
+{
+    for (int i = 0; i < c->n_packed; i++)
+        hr_amx_free(c->packed[i].p);
+    c->n_packed = 0;
+    c->packing = false;
+}
+
 /* out[T, N] = x[T, K] . w[N, K]^T (+ bias) on the backend (the CPU's on
- * the search's pool); after a failure every later call does nothing and
- * c->st/c->err tell why. */
+ * the search's pool: on AMX tiles where the CPU has them, FP32 split in two
+ * BF16 parts, about 2^-16 relative per product); after a failure every
+ * later call does nothing and c->st/c->err tell why. */
 static void
 mm(Ctx *c, float *out, const float *w, int N, int K, const float *bias, const float *x, int T)
 {
     if (c->st != HR_OK)
         return;
+    if (c->amx && K >= AMX_MIN_K && N >= AMX_MIN_N) {
+        const HrAmxWeights *p = NULL;
+        for (int i = 0; c->packing && i < c->n_packed && !p; i++) {
+            if (c->packed[i].w == w && c->packed[i].N == N && c->packed[i].K == K)
+                p = c->packed[i].p;
+        }
+        if (!p && c->packing && c->n_packed < (int)G_N_ELEMENTS(c->packed)) {
+            p = c->packed[c->n_packed].p = hr_amx_pack(c->pool, w, N, K);
+            c->packed[c->n_packed].w = w;
+            c->packed[c->n_packed].N = N;
+            c->packed[c->n_packed].K = K;
+            c->n_packed++;
+        }
+        if (p)
+            hr_amx_matmul_packed(c->pool, out, p, bias, x, T);
+        else
+            hr_amx_matmul(c->pool, out, w, N, K, bias, x, T);
+        return;
+    }
     if (c->cpu) {
         HrMat m = { w, HR_DTYPE_F32, N, K };
         hr_matmul(c->pool, out, &m, bias, x, T, NULL);
@@ -272,6 +329,7 @@ typedef enum { G_QKV, G_VO, G_GATEUP, G_DOWN } GroupKind;
 static void
 run_group(Ctx *c, GroupKind kind, const LW *w, const float *x, int T, float *out)
 {
+    packing_begin(c);
     switch (kind) {
     case G_QKV:
         attn_block(c, w, x, T, out, NULL);
@@ -283,6 +341,7 @@ run_group(Ctx *c, GroupKind kind, const LW *w, const float *x, int T, float *out
     case G_DOWN: /* single linears: the Gram loss, never run */
         break;
     }
+    packing_end(c);
 }
 
 void
@@ -439,6 +498,8 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
         fq[j] = g_new(float, (size_t)gr->N[j] * K);
     }
     float *cand = g_new(float, (size_t)K);
+    if (single)
+        packing_begin(c); /* C, the only "weights" of the ratios' products */
     int best = -1;
     *best_loss = INFINITY;
     *loss0 = NAN;
@@ -484,6 +545,7 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
             memcpy(s, cand, sizeof(float) * K);
         }
     }
+    packing_end(c);
     if (best < 0) {
         for (int k = 0; k < K; k++)
             s[k] = 1.0f;
@@ -738,7 +800,12 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     HrAwqState *S = g_new0(HrAwqState, 1);
     Ctx c = { .cfg = cfg, .opt = opt, .pool = hr_pool_new(0), .be = be, .dev = dev, .cpu = cpu,
               .inv_freq = g_new(float, (size_t)hd / 2), .L = seqlen, .chunk = 1,
-              .trace = g_getenv("HEARTH_AWQ_TRACE") != NULL };
+              .trace = g_getenv("HEARTH_AWQ_TRACE") != NULL, .amx = cpu && hr_cpu_amx() };
+    /* The search's jobs are few and long (an AMX product is a handful of
+     * items of milliseconds each): the tail of one is no sign of a busy
+     * core, and the adaptive width, made for decode's short jobs, would
+     * narrow the pool to one thread on it. */
+    hr_pool_set_adaptive(c.pool, false);
     hr_rope_inv_freq(cfg, c.inv_freq);
     c.rope_cos = g_new(float, (size_t)seqlen * (hd / 2));
     c.rope_sin = g_new(float, (size_t)seqlen * (hd / 2));
@@ -822,6 +889,16 @@ hr_awq_progress(HrAwqState *S, double f)
     return S->last_f;
 }
 
+/* HEARTH_AWQ_TRACE: the seconds since *t for a phase of the layer. */
+static void
+trace_phase(const Ctx *c, const char *what, gint64 *t)
+{
+    gint64 now = g_get_monotonic_time();
+    if (c->trace)
+        g_printerr("awq-trace: %s %.2f s\n", what, (double)(now - *t) / 1e6);
+    *t = now;
+}
+
 /* The sticky backend failure, if any, as this call's error. */
 static HrStatus
 backend_failed(Ctx *c, HrError *err)
@@ -876,12 +953,16 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
             goto done;
         }
         /* FP forward of the layer: caches and the next input */
+        packing_begin(cp);
         rmsnorm_rows(cp, h1, x, w.ln1, T, D);
         attn_block(cp, &w, h1, T, S->r1, a);
         add_rows(cp, y, x, S->r1, T, D);
         rmsnorm_rows(cp, h2, y, w.ln2, T, D);
         mlp_block(cp, &w, h2, T, S->r2, act);
         add_rows(cp, y, S->r2, NULL, T, D);
+        packing_end(cp);
+        gint64 t_phase = t_layer;
+        trace_phase(cp, "forward", &t_phase);
         if ((st = backend_failed(cp, err)) != HR_OK)
             goto done;
 
@@ -904,6 +985,7 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
             fold_group(cp, &gr, s, h1, T);
             for (int k = 0; k < D; k++)
                 w.ln1[k] /= s[k];
+            trace_phase(cp, "qkv search", &t_phase);
             g_string_append_printf(line, " qkv a=%.2f loss %.3g (a=0 %.3g)", bi / (double)N_GRID, best_loss, loss0);
             if (bi < 0)
                 g_string_append(line, " [warning: NaN/inf loss for every ratio, s=1]");
@@ -917,6 +999,7 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
             Group gr = { { &w.wo }, { D }, 1, qd, go, G_VO };
             bi = search_group(cp, &w, &gr, a, T, D, NULL, NULL, s, &best_loss, &loss0);
             fold_group(cp, &gr, s, a, T);
+            trace_phase(cp, "vo search", &t_phase);
             for (int r = 0; r < kvd; r++) {
                 for (int k = 0; k < D; k++)
                     w.wv[(size_t)r * D + k] /= s[r];
@@ -938,6 +1021,7 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
             fold_group(cp, &gr, s, h2, T);
             for (int k = 0; k < D; k++)
                 w.ln2[k] /= s[k];
+            trace_phase(cp, "gateup search", &t_phase);
             g_string_append_printf(line, " gateup a=%.2f loss %.3g (a=0 %.3g)", bi / (double)N_GRID, best_loss,
                                    loss0);
             if (bi < 0)
@@ -952,6 +1036,7 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
             Group gr = { { &w.wd }, { D }, 1, H, gd, G_DOWN };
             bi = search_group(cp, &w, &gr, act, T, D, NULL, NULL, s, &best_loss, &loss0);
             fold_group(cp, &gr, s, act, T);
+            trace_phase(cp, "down search", &t_phase);
             for (int r = 0; r < H; r++)
                 for (int k = 0; k < D; k++)
                     w.wu[(size_t)r * D + k] /= s[r];
@@ -980,6 +1065,7 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
             }
             if (gd)
                 clip_linear(cp, w.wd, D, H, gd, act, T);
+            trace_phase(cp, "clip search", &t_phase);
         }
         g_string_append_printf(line, " (%.1f s)", (double)(g_get_monotonic_time() - t_layer) / 1e6);
         if (opt->log)

@@ -1,0 +1,37 @@
+/* cpu-amx.h — an FP32 GEMM on Intel AMX tiles, for the AWQ search.
+ *
+ * AMX multiplies BF16 tiles into FP32 accumulators at about 30x the FP32
+ * FMA rate of AVX-512 on one core. A BF16 value keeps 8 bits of a float's
+ * 24, too few for the search's losses, so every operand is split into two
+ * BF16 parts, a = a_hi + a_lo (a_hi = a rounded to BF16, a_lo = the rest
+ * rounded to BF16: 16 bits of the significand), and each product is
+ * a_hi b_hi + a_hi b_lo + a_lo b_hi, accumulated in FP32: three tile
+ * products per pair of tiles. The dropped a_lo b_lo and the rounding of the
+ * low parts leave a relative error of about 2^-16 per product (FP32: 2^-24);
+ * FP16 and BF16 weights (11 and 8 significant bits) are split exactly. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "cpu-threads.h"
+
+/* The CPU has AMX-BF16 and AVX512-BF16, the kernel let this process use
+ * the tile registers (arch_prctl), and neither HEARTH_CPU_SCALAR nor
+ * HEARTH_CPU_NO_AMX is set. Asked once; thread-safe. */
+bool hr_cpu_amx(void);
+
+/* out[t, n] = (bias ? bias[n] : 0) + sum_k x[t, k] w[n, k] for t < T,
+ * n < N, computed as above. x [T, K] and w [N, K] are row-major FP32; any
+ * T, N, K >= 1. Each output is one fixed sequence of tile products, so the
+ * result does not depend on the pool's width. Only when hr_cpu_amx(). */
+void hr_amx_matmul(HrThreadPool *pool, float *out, const float *w, int N, int K, const float *bias,
+                   const float *x, int T);
+
+/* W split and laid out as tiles once (N x K x 4 bytes), for several
+ * products with the same weights: hr_amx_matmul() is pack, product, free.
+ * Only when hr_cpu_amx(). */
+typedef struct HrAmxWeights HrAmxWeights;
+HrAmxWeights *hr_amx_pack(HrThreadPool *pool, const float *w, int N, int K);
+void hr_amx_matmul_packed(HrThreadPool *pool, float *out, const HrAmxWeights *w, const float *bias,
+                          const float *x, int T);
+void hr_amx_free(HrAmxWeights *w);

@@ -1,0 +1,71 @@
+/* bench-amx — the AWQ search's GEMM on the CPU: the FP32 AVX-512 GEMM
+ * (hr_matmul) against the AMX split-BF16 GEMM (hr_amx_matmul_packed, the
+ * weights split once, as the search does per ratio), on the shapes of a
+ * Llama-3.2-1B layer with 512 tokens per call (one calibration window).
+ * Alternates the two, three rounds, and prints ms and GFLOP/s (2 T N K per
+ * product) per call; asserts nothing. Use a release build on a quiet
+ * machine; HEARTH_POOL_FIXED=1 keeps the pool's width fixed:
+ *
+ *   HEARTH_POOL_FIXED=1 ./build-rel/tests/bench-amx [THREADS]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <glib.h>
+
+#include "cpu-amx.h"
+#include "cpu-kernels.h"
+
+int
+main(int argc, char **argv)
+{
+    if (!hr_cpu_amx()) {
+        printf("bench-amx: no AMX-BF16 on this CPU (or HEARTH_CPU_NO_AMX is set)\n");
+        return 0;
+    }
+    const int threads = argc > 1 ? atoi(argv[1]) : 0;
+    HrThreadPool *pool = hr_pool_new(threads);
+    static const struct {
+        const char *what;
+        int N, K;
+    } shapes[] = {
+        { "q_proj / o_proj 2048 x 2048", 2048, 2048 },
+        { "gate_proj / up_proj 8192 x 2048", 8192, 2048 },
+        { "down_proj 2048 x 8192", 2048, 8192 },
+    };
+    const int T = 512;
+    GRand *rng = g_rand_new_with_seed(1);
+    printf("%d threads, %d tokens per call\n", hr_pool_size(pool), T);
+    for (size_t s = 0; s < G_N_ELEMENTS(shapes); s++) {
+        const int N = shapes[s].N, K = shapes[s].K;
+        float *w = g_new(float, (size_t)N * K), *x = g_new(float, (size_t)T * K), *out = g_new(float, (size_t)T * N);
+        for (size_t i = 0; i < (size_t)N * K; i++)
+            w[i] = (float)g_rand_double_range(rng, -0.05, 0.05);
+        for (size_t i = 0; i < (size_t)T * K; i++)
+            x[i] = (float)g_rand_double_range(rng, -2.0, 2.0);
+        HrMat m = { w, HR_DTYPE_F32, N, K };
+        gint64 t0 = g_get_monotonic_time();
+        HrAmxWeights *pw = hr_amx_pack(pool, w, N, K);
+        double pack_ms = (double)(g_get_monotonic_time() - t0) / 1e3;
+        const double gflop = 2.0 * T * N * K / 1e9;
+        hr_matmul(pool, out, &m, NULL, x, T, NULL); /* first touch of out */
+        printf("%s (split once: %.1f ms)\n", shapes[s].what, pack_ms);
+        for (int round = 0; round < 3; round++) {
+            t0 = g_get_monotonic_time();
+            hr_matmul(pool, out, &m, NULL, x, T, NULL);
+            gint64 t1 = g_get_monotonic_time();
+            hr_amx_matmul_packed(pool, out, pw, NULL, x, T);
+            gint64 t2 = g_get_monotonic_time();
+            double a = (double)(t1 - t0) / 1e3, b = (double)(t2 - t1) / 1e3;
+            printf("  round %d: fp32 %.1f ms %.0f GFLOP/s | amx %.1f ms %.0f GFLOP/s (%.2fx)\n", round + 1, a,
+                   gflop / a * 1e3, b, gflop / b * 1e3, a / b);
+        }
+        hr_amx_free(pw);
+        g_free(w);
+        g_free(x);
+        g_free(out);
+    }
+    g_rand_free(rng);
+    hr_pool_free(pool);
+    return 0;
+}
