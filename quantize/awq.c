@@ -545,7 +545,8 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
             memcpy(s, cand, sizeof(float) * K);
         }
     }
-    packing_end(c);
+    if (single)
+        packing_end(c);
     if (best < 0) {
         for (int k = 0; k < K; k++)
             s[k] = 1.0f;

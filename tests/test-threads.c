@@ -95,10 +95,9 @@ typedef struct {
 static atomic_int wrong_kind;
 
 static void
-kind_a(void *arg, int start, int end)
+count_kind(Kind *k, int tag, int start, int end)
 {
-    Kind *k = arg;
-    if (k->tag != 0xA || end > k->n)
+    if (k->tag != tag || end > k->n)
         atomic_fetch_add(&wrong_kind, 1);
     else
         for (int i = start; i < end; i++)
@@ -106,14 +105,15 @@ kind_a(void *arg, int start, int end)
 }
 
 static void
+kind_a(void *arg, int start, int end)
+{
+    count_kind(arg, 0xA, start, end);
+}
+
+static void
 kind_b(void *arg, int start, int end)
 {
-    Kind *k = arg;
-    if (k->tag != 0xB || end > k->n)
-        atomic_fetch_add(&wrong_kind, 1);
-    else
-        for (int i = start; i < end; i++)
-            atomic_fetch_add(&k->hits[i], 1);
+    count_kind(arg, 0xB, start, end);
 }
 
 static void

@@ -144,15 +144,9 @@ uploader_init(VkCtx *c, HrError *err)
     HrStatus st = hr_vk_buffer_new_host(c->vk, RING * RING_SEGMENT, &u->staging, err);
     if (st != HR_OK)
         return st;
-    VkCommandBufferAllocateInfo ai = {
-        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-        .commandPool = hr_vk_context_command_pool(c->vk),
-        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
-        .commandBufferCount = RING,
-    };
-    VkResult r = vkAllocateCommandBuffers(dev, &ai, u->cb);
-    if (r != VK_SUCCESS)
-        return hr_vk_context_vk_fail(err, r, "vkAllocateCommandBuffers");
+    if ((st = hr_vk_context_command_buffers(c->vk, RING, u->cb, err)) != HR_OK)
+        return st;
+    VkResult r;
     for (int i = 0; i < RING; i++) {
         VkFenceCreateInfo fci = { .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO };
         r = vkCreateFence(dev, &fci, NULL, &u->fence[i]);
@@ -853,16 +847,9 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, uint32_t T, HrErr
 static HrStatus
 record(VkCtx *c, GArray *ds, VkCommandBuffer *cb_out, HrError *err)
 {
-    VkDevice dev = hr_vk_context_device(c->vk);
-    VkCommandBufferAllocateInfo ai = {
-        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-        .commandPool = hr_vk_context_command_pool(c->vk),
-        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
-        .commandBufferCount = 1,
-    };
-    VkResult r = vkAllocateCommandBuffers(dev, &ai, cb_out);
-    if (r != VK_SUCCESS)
-        return hr_vk_context_vk_fail(err, r, "vkAllocateCommandBuffers");
+    HrStatus st = hr_vk_context_command_buffers(c->vk, 1, cb_out, err);
+    if (st != HR_OK)
+        return st;
     VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
     vkBeginCommandBuffer(*cb_out, &bi);
     /* Uploads (and host writes of params/tokens) before this submit. */
@@ -873,7 +860,7 @@ record(VkCtx *c, GArray *ds, VkCommandBuffer *cb_out, HrError *err)
         hr_vk_record(c->kern, *cb_out, &g_array_index(ds, HrVkDispatch, i));
     }
     hr_vk_record_host_barrier(*cb_out);
-    r = vkEndCommandBuffer(*cb_out);
+    VkResult r = vkEndCommandBuffer(*cb_out);
     if (r != VK_SUCCESS)
         return hr_vk_context_vk_fail(err, r, "vkEndCommandBuffer");
     return HR_OK;

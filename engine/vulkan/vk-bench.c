@@ -43,17 +43,11 @@ hr_vk_timer_new(HrVkContext *ctx, HrVkTimer **out, VkCommandBuffer *cb, HrError 
     VkDevice dev = hr_vk_context_device(ctx);
     HrVkTimer *t = g_new0(HrVkTimer, 1);
     t->ctx = ctx;
-    VkCommandBufferAllocateInfo ai = {
-        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-        .commandPool = hr_vk_context_command_pool(ctx),
-        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
-        .commandBufferCount = 1,
-    };
-    VkResult r = vkAllocateCommandBuffers(dev, &ai, &t->cb);
-    if (r != VK_SUCCESS) {
+    HrStatus st = hr_vk_context_command_buffers(ctx, 1, &t->cb, err);
+    if (st != HR_OK) {
         t->cb = VK_NULL_HANDLE;
         hr_vk_timer_free(t);
-        return hr_vk_context_vk_fail(err, r, "vkAllocateCommandBuffers");
+        return st;
     }
     const HrVkCaps *caps = hr_vk_context_caps(ctx);
     if (caps->timestamp_bits > 0 && caps->timestamp_period > 0) {

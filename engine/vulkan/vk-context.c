@@ -767,16 +767,10 @@ hr_vk_dispatch_sync(HrVkContext *ctx, HrVkPipeline *pipe,
     g_free(writes);
     g_free(infos);
 
-    VkCommandBufferAllocateInfo cbai = {
-        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-        .commandPool = ctx->cmd_pool,
-        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
-        .commandBufferCount = 1,
-    };
     VkCommandBuffer cb;
-    VkResult r = vkAllocateCommandBuffers(ctx->device, &cbai, &cb);
-    if (r != VK_SUCCESS)
-        return vk_fail(err, r, "vkAllocateCommandBuffers");
+    HrStatus st = hr_vk_context_command_buffers(ctx, 1, &cb, err);
+    if (st != HR_OK)
+        return st;
     VkCommandBufferBeginInfo bi = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
         .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
@@ -795,7 +789,7 @@ hr_vk_dispatch_sync(HrVkContext *ctx, HrVkPipeline *pipe,
     };
     vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT,
                          0, 1, &mb, 0, NULL, 0, NULL);
-    r = vkEndCommandBuffer(cb);
+    VkResult r = vkEndCommandBuffer(cb);
     if (r == VK_SUCCESS) {
         VkSubmitInfo si = {
             .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
@@ -825,6 +819,19 @@ VkCommandPool
 hr_vk_context_command_pool(const HrVkContext *ctx)
 {
     return ctx->cmd_pool;
+}
+
+HrStatus
+hr_vk_context_command_buffers(const HrVkContext *ctx, uint32_t n, VkCommandBuffer *cbs, HrError *err)
+{
+    VkCommandBufferAllocateInfo ai = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+        .commandPool = ctx->cmd_pool,
+        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+        .commandBufferCount = n,
+    };
+    VkResult r = vkAllocateCommandBuffers(ctx->device, &ai, cbs);
+    return r == VK_SUCCESS ? HR_OK : vk_fail(err, r, "vkAllocateCommandBuffers");
 }
 
 HrStatus

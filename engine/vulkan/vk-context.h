@@ -103,6 +103,8 @@ HrStatus hr_vk_dispatch_sync(HrVkContext *ctx, HrVkPipeline *pipe,
 /* ---- for the backend (vk-backend.c, vk-kernels.c) ---------------------------------- */
 VkDevice hr_vk_context_device(const HrVkContext *ctx);
 VkCommandPool hr_vk_context_command_pool(const HrVkContext *ctx);
+/* n primary command buffers from the context's pool into cbs. */
+HrStatus hr_vk_context_command_buffers(const HrVkContext *ctx, uint32_t n, VkCommandBuffer *cbs, HrError *err);
 /* Sets err from a failed VkResult (NOMEM for out-of-memory results). */
 HrStatus hr_vk_context_vk_fail(HrError *err, VkResult r, const char *what);
 /* Device-local bytes still available: VK_EXT_memory_budget's budget minus

@@ -782,16 +782,10 @@ HrStatus
 hr_vk_run(HrVkKernels *k, const HrVkDispatch *d, uint32_t n, HrError *err)
 {
     VkDevice dev = hr_vk_context_device(k->ctx);
-    VkCommandBufferAllocateInfo ai = {
-        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-        .commandPool = hr_vk_context_command_pool(k->ctx),
-        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
-        .commandBufferCount = 1,
-    };
     VkCommandBuffer cb;
-    VkResult r = vkAllocateCommandBuffers(dev, &ai, &cb);
-    if (r != VK_SUCCESS)
-        return hr_vk_context_vk_fail(err, r, "vkAllocateCommandBuffers");
+    HrStatus st = hr_vk_context_command_buffers(k->ctx, 1, &cb, err);
+    if (st != HR_OK)
+        return st;
     VkCommandBufferBeginInfo bi = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
         .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
@@ -803,8 +797,8 @@ hr_vk_run(HrVkKernels *k, const HrVkDispatch *d, uint32_t n, HrError *err)
         hr_vk_record(k, cb, &d[i]);
     }
     hr_vk_record_host_barrier(cb);
-    r = vkEndCommandBuffer(cb);
-    HrStatus st = r == VK_SUCCESS ? hr_vk_submit_wait(k->ctx, cb, err)
+    VkResult r = vkEndCommandBuffer(cb);
+    st = r == VK_SUCCESS ? hr_vk_submit_wait(k->ctx, cb, err)
                                   : hr_vk_context_vk_fail(err, r, "vkEndCommandBuffer");
     vkFreeCommandBuffers(dev, hr_vk_context_command_pool(k->ctx), 1, &cb);
     return st;
