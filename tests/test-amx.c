@@ -3,9 +3,13 @@
  * block (rows, inputs, tokens; more than one block of 512 inputs and of 512
  * tokens), with and without bias, serial and on pools of 2 and 3 threads
  * (bit-identical to serial), one packed matrix used for several products,
- * and FP16-exact weights (split exactly). A control checks that the
- * comparison catches a wrong result. Exits 77 on a CPU without AMX. */
+ * and FP16-exact weights (split exactly). The BF16 form
+ * (hr_amx_pack_bf16 + hr_amx_matmul_packed_add): out += x W^T with both
+ * rounded to BF16, against the same sum in double over the rounded
+ * operands, on the same shapes. A control checks that the comparison
+ * catches a wrong result. Exits 77 on a CPU without AMX. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -85,6 +89,70 @@ check_shape(GRand *rng, HrThreadPool *p2, HrThreadPool *p3, int N, int K, int T,
     g_free(o3);
 }
 
+static float
+bf16_round(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* out = base + x W^T in the BF16 form: the products of the rounded
+ * operands are exact in FP32, so only the FP32 sums differ from double. */
+static void
+check_bf16(GRand *rng, HrThreadPool *p2, HrThreadPool *p3, int N, int K, int T)
+{
+    float *w = g_new(float, (size_t)N * K), *x = g_new(float, (size_t)T * K), *base = g_new(float, (size_t)T * N);
+    fill(rng, w, (size_t)N * K, 0.1);
+    fill(rng, x, (size_t)T * K, 2.0);
+    fill(rng, base, (size_t)T * N, 1.0);
+    float *wr = g_new(float, (size_t)N * K), *xr = g_new(float, (size_t)T * K);
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        wr[i] = bf16_round(w[i]);
+    for (size_t i = 0; i < (size_t)T * K; i++)
+        xr[i] = bf16_round(x[i]);
+    float *o[3];
+    HrThreadPool *pools[3] = { NULL, p2, p3 };
+    HrAmxWeights *pw = hr_amx_pack_bf16(p2, w, N, K);
+    for (int i = 0; i < 3; i++) {
+        /* base in place (serial) and from its own array (the pools) */
+        o[i] = i == 0 ? g_memdup2(base, sizeof(float) * (size_t)T * N) : g_new(float, (size_t)T * N);
+        hr_amx_matmul_packed_add(pools[i], o[i], i == 0 ? o[i] : base, pw, x, T);
+    }
+    hr_amx_free(pw);
+    /* the reference over the rounded operands, base as the bias of row t */
+    double worst = 0.0;
+    for (int t = 0; t < T; t++) {
+        for (int n = 0; n < N; n++) {
+            double sum = base[(size_t)t * N + n], m = fabs(sum);
+            for (int k = 0; k < K; k++) {
+                double p = (double)xr[(size_t)t * K + k] * wr[(size_t)n * K + k];
+                sum += p;
+                m += fabs(p);
+            }
+            double e = fabs(o[0][(size_t)t * N + n] - sum) / (m > 0.0 ? m : 1.0);
+            if (!(e <= worst))
+                worst = isnan(e) ? INFINITY : e;
+        }
+    }
+    const bool ok = worst <= REL_TOL;
+    const size_t bytes = sizeof(float) * (size_t)T * N;
+    const bool same = memcmp(o[0], o[1], bytes) == 0 && memcmp(o[0], o[2], bytes) == 0;
+    printf("%s bf16 add N=%d K=%d T=%d: worst %.2e of the magnitudes, pools %s\n", ok && same ? "ok  " : "FAIL", N, K,
+           T, worst, same ? "bit-identical" : "DIFFER");
+    if (!ok || !same)
+        failures++;
+    for (int i = 0; i < 3; i++)
+        g_free(o[i]);
+    g_free(w);
+    g_free(x);
+    g_free(wr);
+    g_free(xr);
+    g_free(base);
+}
+
 /* The comparison must catch a product that dropped one input. */
 static void
 control(GRand *rng)
@@ -120,6 +188,11 @@ main(void)
     check_shape(rng, p2, p3, 96, 200, 1100, false, false);  /* 3 blocks of tokens */
     check_shape(rng, p2, p3, 1030, 64, 40, true, false);    /* groups of panels and a tail panel */
     check_shape(rng, p2, p3, 64, 576, 48, false, true);
+    check_bf16(rng, p2, p3, 1, 1, 1);
+    check_bf16(rng, p2, p3, 33, 31, 17);
+    check_bf16(rng, p2, p3, 300, 1100, 37);
+    check_bf16(rng, p2, p3, 96, 200, 1100);
+    check_bf16(rng, p2, p3, 1030, 64, 40);
     hr_pool_free(p2);
     hr_pool_free(p3);
     g_rand_free(rng);

@@ -1,6 +1,7 @@
 /* bench-amx — the AWQ search's GEMM on the CPU: the FP32 AVX-512 GEMM
  * (hr_matmul) against the AMX split-BF16 GEMM (hr_amx_matmul_packed, the
- * weights split once, as the search does per ratio), on the shapes of a
+ * weights split once, as the search does per ratio) and its BF16 form
+ * (hr_amx_pack_bf16, one tile product per pair of tiles), on the shapes of a
  * Llama-3.2-1B layer with 512 tokens per call (one calibration window).
  * Alternates the two, three rounds, and prints ms and GFLOP/s (2 T N K per
  * product) per call; asserts nothing. Use a release build on a quiet
@@ -47,6 +48,7 @@ main(int argc, char **argv)
         gint64 t0 = g_get_monotonic_time();
         HrAmxWeights *pw = hr_amx_pack(pool, w, N, K);
         double pack_ms = (double)(g_get_monotonic_time() - t0) / 1e3;
+        HrAmxWeights *pb = hr_amx_pack_bf16(pool, w, N, K);
         const double gflop = 2.0 * T * N * K / 1e9;
         hr_matmul(pool, out, &m, NULL, x, T, NULL); /* first touch of out */
         printf("%s (split once: %.1f ms)\n", shapes[s].what, pack_ms);
@@ -56,11 +58,15 @@ main(int argc, char **argv)
             gint64 t1 = g_get_monotonic_time();
             hr_amx_matmul_packed(pool, out, pw, NULL, x, T);
             gint64 t2 = g_get_monotonic_time();
-            double a = (double)(t1 - t0) / 1e3, b = (double)(t2 - t1) / 1e3;
-            printf("  round %d: fp32 %.1f ms %.0f GFLOP/s | amx %.1f ms %.0f GFLOP/s (%.2fx)\n", round + 1, a,
-                   gflop / a * 1e3, b, gflop / b * 1e3, a / b);
+            hr_amx_matmul_packed_add(pool, out, out, pb, x, T);
+            gint64 t3 = g_get_monotonic_time();
+            double a = (double)(t1 - t0) / 1e3, b = (double)(t2 - t1) / 1e3, c = (double)(t3 - t2) / 1e3;
+            printf("  round %d: fp32 %.1f ms %.0f GFLOP/s | amx %.1f ms %.0f GFLOP/s (%.2fx) | amx bf16 %.1f ms %.0f "
+                   "GFLOP/s (%.2fx)\n",
+                   round + 1, a, gflop / a * 1e3, b, gflop / b * 1e3, a / b, c, gflop / c * 1e3, a / c);
         }
         hr_amx_free(pw);
+        hr_amx_free(pb);
         g_free(w);
         g_free(x);
         g_free(out);
