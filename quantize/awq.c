@@ -23,7 +23,12 @@
  * of threads) and attention, SiLU, RoPE, norms and the losses run there
  * too, vectorised (engine/cpu/cpu-awq.c). Where the CPU has AMX, the larger
  * GEMMs run on its tiles with FP32 split in two BF16 parts
- * (engine/cpu/cpu-amx.h), each block forward's weights split once. */
+ * (engine/cpu/cpu-amx.h), each block forward's weights split once, and the
+ * ratios are scored in difference form (loss_delta): the FP forward
+ * records every linear's output, and a ratio's products are x (W_q - W)^T
+ * on plain BF16 tiles, a third of the tile products; a single linear takes
+ * that form or the Gram form, whichever is cheaper. HEARTH_AWQ_DIRECT=1
+ * keeps the direct form (tests/test-awq-forms.sh compares the two). */
 #include <math.h>
 #include <string.h>
 
@@ -71,6 +76,15 @@ typedef struct {
     /* chunk scratch, allocated once: q, att [ct, qd]; k, v [ct, kvd];
      * kt, vt (CPU attention); gt, up [ct, H] */
     float *q, *k, *v, *att, *kt, *vt, *gt, *up;
+    /* The difference form (loss_delta; delta: on, AMX only): while
+     * recording is set the FP forward records each linear's output where
+     * its array exists (q, k, v [T, qd/kvd] before RoPE; gate, up [T, H]
+     * before SiLU; NULL where that group is not searched in this form);
+     * ref_a [T, qd] and ref_h [T, H] are the inputs of o_proj and
+     * down_proj (HrAwqState's a and act). */
+    bool delta, recording;
+    float *ref_q, *ref_k, *ref_v, *ref_g, *ref_u;
+    const float *ref_a, *ref_h;
 } Ctx;
 
 typedef struct {
@@ -301,6 +315,11 @@ attn_block(Ctx *c, const LW *w, const float *h, int T, float *out, float *a_out)
         mm(c, q, w->wq, qd, D, w->bq, x, n);
         mm(c, k, w->wk, kvd, D, w->bk, x, n);
         mm(c, v, w->wv, kvd, D, w->bv, x, n);
+        if (c->recording && c->ref_q) {
+            memcpy(c->ref_q + (size_t)t0 * qd, q, sizeof(float) * n * qd);
+            memcpy(c->ref_k + (size_t)t0 * kvd, k, sizeof(float) * n * kvd);
+            memcpy(c->ref_v + (size_t)t0 * kvd, v, sizeof(float) * n * kvd);
+        }
         rope_rows(c, q, n, cfg->n_heads);
         rope_rows(c, k, n, cfg->n_kv_heads);
         attention(c, q, k, v, a, n);
@@ -319,6 +338,10 @@ mlp_block(Ctx *c, const LW *w, const float *h, int T, float *out, float *act_out
         float *gt = act_out ? act_out + (size_t)t0 * H : c->gt;
         mm(c, gt, w->wg, H, D, NULL, x, n);
         mm(c, c->up, w->wu, H, D, NULL, x, n);
+        if (c->recording && c->ref_g) {
+            memcpy(c->ref_g + (size_t)t0 * H, gt, sizeof(float) * n * H);
+            memcpy(c->ref_u + (size_t)t0 * H, c->up, sizeof(float) * n * H);
+        }
         hr_awq_silu_mul(c->pool, gt, c->up, (size_t)n * H);
         mm(c, out + (size_t)t0 * D, w->wd, D, H, NULL, gt, n);
     }
@@ -454,6 +477,81 @@ gram(Ctx *c, const float *x, int T, int K)
     return C;
 }
 
+static void
+sub_range(void *arg, int start, int end)
+{
+    RowJob *J = arg;
+    for (size_t e = (size_t)start * J->cols; e < (size_t)end * J->cols; e++)
+        J->v[e] -= J->a[e];
+}
+
+/* out -= a, [T, D] */
+static void
+sub_rows(Ctx *c, float *out, const float *a, int T, int D)
+{
+    RowJob J = { c, out, a, NULL, 0, D };
+    hr_pool_run(c->pool, sub_range, &J, T, 16);
+}
+
+/* The loss of one ratio in difference form (CPU with AMX): the sum over
+ * the tokens of |output with W_q - output with W|^2, dW = W_q - W per
+ * linear of the group.
+ *   - A single linear (v -> o, up -> down): its output error is x dW^T.
+ *   - A block (q,k,v; gate,up): each linear's output is its recorded FP
+ *     output plus x dW^T; the block runs on those, and its last linear
+ *     (o_proj, down_proj, not quantized here: last) is applied to the
+ *     difference of its inputs from the recorded ones (ref_a, ref_h).
+ * Why: the direct form subtracts two outputs that agree to a few bits, so
+ * it needs ~2^-16 per product (three BF16 tile products per pair of tiles,
+ * hr_amx_pack). Here every product is part of a difference, so a BF16
+ * product (one tile product, hr_amx_pack_bf16) errs by ~2^-8 of the
+ * difference itself, and nearly all of that is noise that cancels in the
+ * sum over the rows and tokens: the losses stay within ~1e-4 of FP32's
+ * (quantize/README.md, "The difference form"). */
+static double
+loss_delta(Ctx *c, const Group *gr, float *const dW[3], const HrAmxWeights *last, const float *x, int T, float *d)
+{
+    const HrModelConfig *cfg = c->cfg;
+    const int D = cfg->dim, hd = cfg->head_dim, qd = cfg->n_heads * hd, kvd = cfg->n_kv_heads * hd;
+    const int H = cfg->hidden_dim, ct = c->chunk * c->L, K = gr->K;
+    HrAmxWeights *e[3] = { NULL, NULL, NULL };
+    for (int j = 0; j < gr->n_lin; j++)
+        e[j] = hr_amx_pack_bf16(c->pool, dW[j], gr->N[j], K);
+    double loss = 0.0;
+    for (int t0 = 0; t0 < T; t0 += ct) {
+        const int n = MIN(ct, T - t0);
+        const float *xc = x + (size_t)t0 * K;
+        int cols = D;
+        switch (gr->kind) {
+        case G_QKV:
+            hr_amx_matmul_packed_add(c->pool, c->q, c->ref_q + (size_t)t0 * qd, e[0], xc, n);
+            hr_amx_matmul_packed_add(c->pool, c->k, c->ref_k + (size_t)t0 * kvd, e[1], xc, n);
+            hr_amx_matmul_packed_add(c->pool, c->v, c->ref_v + (size_t)t0 * kvd, e[2], xc, n);
+            rope_rows(c, c->q, n, cfg->n_heads);
+            rope_rows(c, c->k, n, cfg->n_kv_heads);
+            attention(c, c->q, c->k, c->v, c->att, n);
+            sub_rows(c, c->att, c->ref_a + (size_t)t0 * qd, n, qd);
+            hr_amx_matmul_packed(c->pool, d, last, NULL, c->att, n);
+            break;
+        case G_GATEUP:
+            hr_amx_matmul_packed_add(c->pool, c->gt, c->ref_g + (size_t)t0 * H, e[0], xc, n);
+            hr_amx_matmul_packed_add(c->pool, c->up, c->ref_u + (size_t)t0 * H, e[1], xc, n);
+            hr_awq_silu_mul_sub(c->pool, c->gt, c->up, c->ref_h + (size_t)t0 * H, (size_t)n * H);
+            hr_amx_matmul_packed(c->pool, d, last, NULL, c->gt, n);
+            break;
+        case G_VO:
+        case G_DOWN:
+            hr_amx_matmul_packed(c->pool, d, e[0], NULL, xc, n);
+            cols = gr->N[0];
+            break;
+        }
+        loss += hr_awq_dot(c->pool, d, d, (size_t)n, (size_t)cols);
+    }
+    for (int j = 0; j < 3; j++)
+        hr_amx_free(e[j]);
+    return loss;
+}
+
 /* Search the scales of a group; returns the best ratio index (-1 when every
  * loss was NaN/inf: s = 1) and its loss in *best_loss, the loss at ratio 0
  * in *loss0; s[K] receives the scales. ref [T, D_out] is the group's FP
@@ -490,16 +588,32 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
     for (int k = 0; k < K; k++)
         wbar[k] = (float)(wsum[k] / rows);
 
-    float *C = single ? gram(c, x, T, K) : NULL;
-    float *P = single ? g_new(float, (size_t)gr->N[0] * K) : NULL;
+    /* The difference form (loss_delta) where the products run on AMX. For
+     * a single linear it costs T N K one-tile products per ratio, against
+     * the Gram form's N K^2 per ratio plus T K^2 / 2 for C, at three tile
+     * products each: the cheaper wins (Llama-3.2-1B's down_proj at 32 x
+     * 512: the difference form; SmolLM2's at 128 x 512: Gram). */
+    const bool delta = c->delta && K >= AMX_MIN_K &&
+                       (gr->kind == G_QKV ? c->ref_q != NULL : gr->kind == G_GATEUP ? c->ref_g != NULL : true) &&
+                       (!single || (double)N_GRID * T * gr->N[0] * K <
+                                       3.0 * ((double)N_GRID * gr->N[0] * K * K + 0.5 * (double)T * K * K));
+    const bool use_gram = single && !delta;
+    float *C = use_gram ? gram(c, x, T, K) : NULL;
+    float *P = use_gram ? g_new(float, (size_t)gr->N[0] * K) : NULL;
     float *orig[3], *fq[3];
     for (int j = 0; j < gr->n_lin; j++) {
         orig[j] = *gr->lin[j];
         fq[j] = g_new(float, (size_t)gr->N[j] * K);
     }
     float *cand = g_new(float, (size_t)K);
-    if (single)
+    if (use_gram)
         packing_begin(c); /* C, the only "weights" of the ratios' products */
+    HrAmxWeights *last = NULL;
+    if (delta && !single) {
+        const int qd = c->cfg->n_heads * c->cfg->head_dim;
+        last = gr->kind == G_QKV ? hr_amx_pack_bf16(c->pool, w->wo, D_out, qd)
+                                 : hr_amx_pack_bf16(c->pool, w->wd, D_out, c->cfg->hidden_dim);
+    }
     int best = -1;
     *best_loss = INFINITY;
     *loss0 = NAN;
@@ -518,11 +632,13 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
         for (int k = 0; k < K; k++)
             cand[k] /= norm;
         for (int j = 0; j < gr->n_lin; j++) {
-            ScaleQuantArgs A = { orig[j], fq[j], cand, K, g, c->opt->bits, single };
+            ScaleQuantArgs A = { orig[j], fq[j], cand, K, g, c->opt->bits, single || delta };
             hr_pool_run(c->pool, scale_quant_range, &A, gr->N[j], 1);
         }
         double loss;
-        if (single) {
+        if (delta) {
+            loss = loss_delta(c, gr, fq, last, x, T, out);
+        } else if (single) {
             /* dW = fq[0]; sum_n dW_n C dW_n^T (C symmetric) */
             mm(c, P, C, K, K, NULL, fq[0], gr->N[0]);
             loss = hr_awq_dot(c->pool, P, fq[0], (size_t)gr->N[0], (size_t)K);
@@ -545,8 +661,9 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
             memcpy(s, cand, sizeof(float) * K);
         }
     }
-    if (single)
+    if (use_gram)
         packing_end(c);
+    hr_amx_free(last);
     if (best < 0) {
         for (int k = 0; k < K; k++)
             s[k] = 1.0f;
@@ -760,6 +877,11 @@ hr_awq_free(HrAwqState *S)
     g_free(S->c.vt);
     g_free(S->c.gt);
     g_free(S->c.up);
+    g_free(S->c.ref_q);
+    g_free(S->c.ref_k);
+    g_free(S->c.ref_v);
+    g_free(S->c.ref_g);
+    g_free(S->c.ref_u);
     hr_pool_free(S->c.pool);
     if (S->c.dev)
         S->c.be->gemm_close(S->c.dev);
@@ -855,6 +977,37 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
         hr_awq_free(S);
         return hr_error_set(err, HR_ERR_NOMEM, "awq: not enough memory for the calibration activations "
                             "(%zu MiB for %d tokens); use fewer --samples or a shorter --seqlen", mb, T);
+    }
+    /* The difference form (AMX only). A block group needs the records of
+     * its linears' outputs, taken only where that group will be searched
+     * in this form; without the memory for them it keeps the direct form. */
+    if (S->c.amx && !g_getenv("HEARTH_AWQ_DIRECT")) {
+        Ctx *cs = &S->c;
+        const int kvd = cfg->n_kv_heads * hd;
+        cs->delta = true;
+        if (D >= AMX_MIN_K && hr_quant_linear_group(opt, qd, D) && hr_quant_linear_group(opt, kvd, D)) {
+            cs->ref_q = g_try_new(float, (size_t)T * qd);
+            cs->ref_k = g_try_new(float, (size_t)T * kvd);
+            cs->ref_v = g_try_new(float, (size_t)T * kvd);
+            if (!cs->ref_q || !cs->ref_k || !cs->ref_v) {
+                g_clear_pointer(&cs->ref_q, g_free);
+                g_clear_pointer(&cs->ref_k, g_free);
+                g_clear_pointer(&cs->ref_v, g_free);
+            }
+        }
+        if (D >= AMX_MIN_K && hr_quant_linear_group(opt, H, D)) {
+            cs->ref_g = g_try_new(float, (size_t)T * H);
+            cs->ref_u = g_try_new(float, (size_t)T * H);
+            if (!cs->ref_g || !cs->ref_u) {
+                g_clear_pointer(&cs->ref_g, g_free);
+                g_clear_pointer(&cs->ref_u, g_free);
+            }
+        }
+        cs->ref_a = S->a;
+        cs->ref_h = S->act;
+        if (cs->trace)
+            g_printerr("awq-trace: difference form (records of q,k,v: %s; of gate,up: %s)\n", cs->ref_q ? "yes" : "no",
+                       cs->ref_g ? "yes" : "no");
     }
     for (int t = 0; t < T; t++)
         hr_mat_row_f32(&em, tokens[t], S->x + (size_t)t * D, D);
@@ -955,12 +1108,14 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
         }
         /* FP forward of the layer: caches and the next input */
         packing_begin(cp);
+        cp->recording = cp->delta;
         rmsnorm_rows(cp, h1, x, w.ln1, T, D);
         attn_block(cp, &w, h1, T, S->r1, a);
         add_rows(cp, y, x, S->r1, T, D);
         rmsnorm_rows(cp, h2, y, w.ln2, T, D);
         mlp_block(cp, &w, h2, T, S->r2, act);
         add_rows(cp, y, S->r2, NULL, T, D);
+        cp->recording = false;
         packing_end(cp);
         gint64 t_phase = t_layer;
         trace_phase(cp, "forward", &t_phase);
@@ -998,7 +1153,7 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
                 goto done;
             }
             Group gr = { { &w.wo }, { D }, 1, qd, go, G_VO };
-            bi = search_group(cp, &w, &gr, a, T, D, NULL, NULL, s, &best_loss, &loss0);
+            bi = search_group(cp, &w, &gr, a, T, D, NULL, S->out, s, &best_loss, &loss0);
             fold_group(cp, &gr, s, a, T);
             trace_phase(cp, "vo search", &t_phase);
             for (int r = 0; r < kvd; r++) {
@@ -1035,7 +1190,7 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
                 goto done;
             }
             Group gr = { { &w.wd }, { D }, 1, H, gd, G_DOWN };
-            bi = search_group(cp, &w, &gr, act, T, D, NULL, NULL, s, &best_loss, &loss0);
+            bi = search_group(cp, &w, &gr, act, T, D, NULL, S->out, s, &best_loss, &loss0);
             fold_group(cp, &gr, s, act, T);
             trace_phase(cp, "down search", &t_phase);
             for (int r = 0; r < H; r++)

@@ -389,6 +389,24 @@ kernels_check(void)
     }
     HR_CHECK(se < 1e-6, "silu*up: relative error %g", se);
     HR_CHECK(memcmp(g[0], g[1], sizeof g[0]) == 0, "silu*up: 1 and 2 threads differ");
+    /* the fused form with a subtrahend (the difference form's gate,up):
+     * the same bits as the two steps */
+    {
+        float g2[NS], sub[NS];
+        r = r_silu;
+        for (int i = 0; i < NS; i++) {
+            g2[i] = 24.0f * RNDF();
+            (void)RNDF();
+            sub[i] = g[0][i] * 0.75f;
+        }
+        hr_awq_silu_mul_sub(pools[1], g2, u, sub, NS);
+        int bad = 0;
+        for (int i = 0; i < NS; i++) {
+            const float want = g[0][i] - sub[i];
+            bad += memcmp(&g2[i], &want, sizeof want) != 0;
+        }
+        HR_CHECK(bad == 0, "silu*up - sub: %d of %d differ from the two steps", bad, NS);
+    }
 
     /* attention: GQA (4 query heads on 2 KV heads), L = 37 */
     const int shapes[2][2] = { { 8, 37 }, { 64, 37 } };

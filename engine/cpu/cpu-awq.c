@@ -51,6 +51,7 @@ hr_awq_exp_ref(float x)
 typedef struct {
     float *g;
     const float *u;
+    const float *sub;   /* NULL, or subtracted from each result */
     size_t n;
 } SiluJob;
 
@@ -58,21 +59,22 @@ enum { SILU_BLOCK = 4096 };
 
 #ifdef AWQ_X86
 AWQ_AVX512 static void
-silu_avx512(float *g, const float *u, size_t n)
+silu_avx512(float *g, const float *u, const float *sub, size_t n)
 {
     const __m512 one = _mm512_set1_ps(1.0f);
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512 x = _mm512_loadu_ps(g + i);
         __m512 e = hr_exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
-        _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
+        __m512 r = _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i));
+        _mm512_storeu_ps(g + i, sub ? _mm512_sub_ps(r, _mm512_loadu_ps(sub + i)) : r);
     }
     if (i < n) {
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
         __m512 x = _mm512_maskz_loadu_ps(m, g + i);
         __m512 e = hr_exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
-        _mm512_mask_storeu_ps(g + i, m,
-                              _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, u + i)));
+        __m512 r = _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, u + i));
+        _mm512_mask_storeu_ps(g + i, m, sub ? _mm512_sub_ps(r, _mm512_maskz_loadu_ps(m, sub + i)) : r);
     }
 }
 #endif
@@ -84,18 +86,26 @@ silu_range(void *arg, int start, int end)
     size_t a = (size_t)start * SILU_BLOCK, b = MIN((size_t)end * SILU_BLOCK, J->n);
 #ifdef AWQ_X86
     if (hr_cpu_avx512()) {
-        silu_avx512(J->g + a, J->u + a, b - a);
+        silu_avx512(J->g + a, J->u + a, J->sub ? J->sub + a : NULL, b - a);
         return;
     }
 #endif
-    for (size_t i = a; i < b; i++)
-        J->g[i] = J->g[i] / (1.0f + hr_awq_exp_ref(-J->g[i])) * J->u[i];
+    for (size_t i = a; i < b; i++) {
+        const float r = J->g[i] / (1.0f + hr_awq_exp_ref(-J->g[i])) * J->u[i];
+        J->g[i] = J->sub ? r - J->sub[i] : r;
+    }
 }
 
 void
 hr_awq_silu_mul(HrThreadPool *pool, float *g, const float *u, size_t n)
 {
-    SiluJob J = { g, u, n };
+    hr_awq_silu_mul_sub(pool, g, u, NULL, n);
+}
+
+void
+hr_awq_silu_mul_sub(HrThreadPool *pool, float *g, const float *u, const float *sub, size_t n)
+{
+    SiluJob J = { g, u, sub, n };
     hr_cpu_avx512();
     hr_pool_run(pool, silu_range, &J, (int)((n + SILU_BLOCK - 1) / SILU_BLOCK), 1);
 }

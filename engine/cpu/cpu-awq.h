@@ -17,6 +17,9 @@ float hr_awq_exp_ref(float x);
 
 /* g[i] = g[i] / (1 + e^-g[i]) * u[i] (SiLU(gate) * up) for i < n. */
 void hr_awq_silu_mul(HrThreadPool *pool, float *g, const float *u, size_t n);
+/* g[i] = silu(g[i]) * u[i] - sub[i] (sub NULL: hr_awq_silu_mul), the same
+ * bits as the two steps */
+void hr_awq_silu_mul_sub(HrThreadPool *pool, float *g, const float *u, const float *sub, size_t n);
 
 /* Floats of scratch hr_awq_attention() needs for kt and vt (each). */
 size_t hr_awq_attention_scratch(int n_win, int L, int nkv, int hd);
