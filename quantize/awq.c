@@ -30,6 +30,7 @@
  * that form or the Gram form, whichever is cheaper. HEARTH_AWQ_DIRECT=1
  * keeps the direct form (tests/test-awq-forms.sh compares the two). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <glib.h>
@@ -149,6 +150,32 @@ mm(Ctx *c, float *out, const float *w, int N, int K, const float *bias, const fl
         return;
     }
     c->st = c->be->gemm(c->dev, out, w, N, K, bias, x, T, &c->err);
+}
+
+/* The big float arrays are 64-byte aligned: glibc serves large blocks 16
+ * bytes into a page, so every 64-byte vector or tile-row load would
+ * straddle two cache lines (measured: the SiLU pass and the GEMMs' write-out
+ * took twice as long). g_free() frees them (it is free()). */
+static float *
+try_floats(size_t n)
+{
+    void *p = NULL;
+    return posix_memalign(&p, 64, MAX(n, (size_t)1) * sizeof(float)) == 0 ? p : NULL;
+}
+
+static float *
+floats(size_t n)
+{
+    float *p = try_floats(n);
+    if (!p)
+        g_error("awq: out of memory for %zu floats", n);
+    return p;
+}
+
+static float *
+floats0(size_t n)
+{
+    return memset(floats(n), 0, n * sizeof(float));
 }
 
 /* ---- element-wise work on the pool ------------------------------------------------- */
@@ -452,8 +479,8 @@ transpose_range(void *arg, int start, int end)
 static float *
 gram(Ctx *c, const float *x, int T, int K)
 {
-    float *C = g_new0(float, (size_t)K * K), *xt = g_new(float, (size_t)K * GRAM_TOKENS);
-    float *part = g_new(float, (size_t)GRAM_BLOCK * K);
+    float *C = floats0((size_t)K * K), *xt = floats((size_t)K * GRAM_TOKENS);
+    float *part = floats((size_t)GRAM_BLOCK * K);
     for (int t0 = 0; t0 < T; t0 += GRAM_TOKENS) {
         ColJob J = { .x = x, .xt = xt, .T = T, .K = K, .t0 = t0, .tc = MIN(GRAM_TOKENS, T - t0) };
         hr_pool_run(c->pool, transpose_range, &J, K, 16);
@@ -599,11 +626,11 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
                                        3.0 * ((double)N_GRID * gr->N[0] * K * K + 0.5 * (double)T * K * K));
     const bool use_gram = single && !delta;
     float *C = use_gram ? gram(c, x, T, K) : NULL;
-    float *P = use_gram ? g_new(float, (size_t)gr->N[0] * K) : NULL;
+    float *P = use_gram ? floats((size_t)gr->N[0] * K) : NULL;
     float *orig[3], *fq[3];
     for (int j = 0; j < gr->n_lin; j++) {
         orig[j] = *gr->lin[j];
-        fq[j] = g_new(float, (size_t)gr->N[j] * K);
+        fq[j] = floats((size_t)gr->N[j] * K);
     }
     float *cand = g_new(float, (size_t)K);
     if (use_gram)
@@ -773,8 +800,8 @@ clip_linear(Ctx *c, float *W, int N, int K, int g, const float *x, int T)
 {
     int step = MAX(1, T / CLIP_TOKENS);
     int nt = MIN((T + step - 1) / step, CLIP_TOKENS);
-    float *xg = g_new(float, (size_t)nt * g), *wg = g_new(float, (size_t)N * g), *cw = g_new(float, (size_t)N * g);
-    float *org = g_new(float, (size_t)nt * N), *out = g_new(float, (size_t)nt * N);
+    float *xg = floats((size_t)nt * g), *wg = floats((size_t)N * g), *cw = floats((size_t)N * g);
+    float *org = floats((size_t)nt * N), *out = floats((size_t)nt * N);
     float *m0 = g_new(float, N), *lim = g_new(float, N), *best_m = g_new(float, N);
     double *best = g_new(double, N), *errs = g_new0(double, N);
     for (int g0 = 0; g0 < K; g0 += g) {
@@ -831,7 +858,7 @@ load_f32(const HrTensorSet *ts, const char *name, int64_t numel)
         return NULL;
     int64_t rows = t->n_dims == 2 ? t->shape[0] : 1, cols = numel / rows;
     HrMat m = { t->data, t->dtype, (int)rows, (int)cols };
-    float *f = g_new(float, (size_t)numel);
+    float *f = floats((size_t)numel);
     for (int64_t r = 0; r < rows; r++)
         hr_mat_row_f32(&m, (int)r, f + r * cols, (int)cols);
     return f;
@@ -944,15 +971,15 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     c.chunk = (int)CLAMP((cpu ? 1 << 22 : 1 << 20) / ((int64_t)seqlen * MAX(qd, H)), 1, n_samples);
     {
         const size_t ct = (size_t)c.chunk * seqlen, kvd = (size_t)cfg->n_kv_heads * hd;
-        c.q = g_new(float, ct * qd);
-        c.att = g_new(float, ct * qd);
-        c.k = g_new(float, ct * kvd);
-        c.v = g_new(float, ct * kvd);
-        c.gt = g_new(float, ct * H);
-        c.up = g_new(float, ct * H);
+        c.q = floats(ct * qd);
+        c.att = floats(ct * qd);
+        c.k = floats(ct * kvd);
+        c.v = floats(ct * kvd);
+        c.gt = floats(ct * H);
+        c.up = floats(ct * H);
         if (cpu) {
-            c.kt = g_new(float, hr_awq_attention_scratch(c.chunk, seqlen, cfg->n_kv_heads, hd));
-            c.vt = g_new(float, hr_awq_attention_scratch(c.chunk, seqlen, cfg->n_kv_heads, hd));
+            c.kt = floats(hr_awq_attention_scratch(c.chunk, seqlen, cfg->n_kv_heads, hd));
+            c.vt = floats(hr_awq_attention_scratch(c.chunk, seqlen, cfg->n_kv_heads, hd));
         }
     }
     S->c = c;
@@ -962,15 +989,15 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     S->T = T;
     /* The calibration activations are the search's big allocations: an
      * error, not an abort, when the machine cannot hold them. */
-    S->x = g_try_new(float, (size_t)T * D);
-    S->y = g_try_new(float, (size_t)T * D);
-    S->h1 = g_try_new(float, (size_t)T * D);
-    S->h2 = g_try_new(float, (size_t)T * D);
-    S->a = g_try_new(float, (size_t)T * qd);
-    S->act = g_try_new(float, (size_t)T * H);
-    S->r1 = g_try_new(float, (size_t)T * D);
-    S->r2 = g_try_new(float, (size_t)T * D);
-    S->out = g_try_new(float, (size_t)T * D);
+    S->x = try_floats((size_t)T * D);
+    S->y = try_floats((size_t)T * D);
+    S->h1 = try_floats((size_t)T * D);
+    S->h2 = try_floats((size_t)T * D);
+    S->a = try_floats((size_t)T * qd);
+    S->act = try_floats((size_t)T * H);
+    S->r1 = try_floats((size_t)T * D);
+    S->r2 = try_floats((size_t)T * D);
+    S->out = try_floats((size_t)T * D);
     S->s = g_try_new(float, (size_t)MAX(MAX(D, qd), H));
     if (!S->x || !S->y || !S->h1 || !S->h2 || !S->a || !S->act || !S->r1 || !S->r2 || !S->out || !S->s) {
         size_t mb = ((size_t)T * (7 * (size_t)D + (size_t)qd + (size_t)H) * sizeof(float)) >> 20;
@@ -986,9 +1013,9 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
         const int kvd = cfg->n_kv_heads * hd;
         cs->delta = true;
         if (D >= AMX_MIN_K && hr_quant_linear_group(opt, qd, D) && hr_quant_linear_group(opt, kvd, D)) {
-            cs->ref_q = g_try_new(float, (size_t)T * qd);
-            cs->ref_k = g_try_new(float, (size_t)T * kvd);
-            cs->ref_v = g_try_new(float, (size_t)T * kvd);
+            cs->ref_q = try_floats((size_t)T * qd);
+            cs->ref_k = try_floats((size_t)T * kvd);
+            cs->ref_v = try_floats((size_t)T * kvd);
             if (!cs->ref_q || !cs->ref_k || !cs->ref_v) {
                 g_clear_pointer(&cs->ref_q, g_free);
                 g_clear_pointer(&cs->ref_k, g_free);
@@ -996,8 +1023,8 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
             }
         }
         if (D >= AMX_MIN_K && hr_quant_linear_group(opt, H, D)) {
-            cs->ref_g = g_try_new(float, (size_t)T * H);
-            cs->ref_u = g_try_new(float, (size_t)T * H);
+            cs->ref_g = try_floats((size_t)T * H);
+            cs->ref_u = try_floats((size_t)T * H);
             if (!cs->ref_g || !cs->ref_u) {
                 g_clear_pointer(&cs->ref_g, g_free);
                 g_clear_pointer(&cs->ref_u, g_free);
