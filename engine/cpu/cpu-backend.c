@@ -53,7 +53,20 @@ struct HrOpsWeight {
 
 struct HrOpsBuffer {
     void *data;                 /* FP32 [max_tokens, width], or a KV cache [context, kv_dim] */
+    void *alloc;                /* what data is carved from (calloc'd) */
 };
+
+/* n zero bytes at a 64-byte boundary: glibc serves large blocks 16 bytes
+ * into a page, where every 64-byte vector load would straddle two cache
+ * lines. calloc keeps the pages lazy (a long context's KV cache is not
+ * touched until used). */
+static bool
+buffer_alloc(HrOpsBuffer *b, size_t bytes)
+{
+    b->alloc = calloc(1, bytes + 64);
+    b->data = b->alloc ? (void *)(((uintptr_t)b->alloc + 63) & ~(uintptr_t)63) : NULL;
+    return b->alloc != NULL;
+}
 
 typedef struct {
     HrModelConfig cfg;
@@ -504,7 +517,7 @@ static void
 free_buffer(void *p)
 {
     HrOpsBuffer *b = p;
-    free(b->data);
+    free(b->alloc);
     g_free(b);
 }
 
@@ -528,9 +541,9 @@ cpu_close(void *p)
     g_ptr_array_unref(c->aligned_copies);
     hr_pool_free(c->pool);
     g_free(c->inv_freq);
-    g_free(c->tqkv);
-    g_free(c->hb2);
-    g_free(c->scores);
+    g_aligned_free(c->tqkv);
+    g_aligned_free(c->hb2);
+    g_aligned_free(c->scores);
     g_free(c);
 }
 
@@ -555,9 +568,9 @@ cpu_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSe
     const size_t qkv_dim = (size_t)(cfg->n_heads + 2 * cfg->n_kv_heads) * (size_t)hd;
     c->inv_freq = g_new(float, hd / 2);
     hr_rope_inv_freq(cfg, c->inv_freq);
-    c->tqkv = g_new(float, (size_t)CHUNK * qkv_dim);
-    c->hb2 = g_new(float, (size_t)CHUNK * (size_t)cfg->hidden_dim);
-    c->scores = g_new(float, (size_t)cfg->n_heads * (size_t)opt->context_len);
+    c->tqkv = g_aligned_alloc((size_t)CHUNK * qkv_dim, sizeof(float), 64);
+    c->hb2 = g_aligned_alloc((size_t)CHUNK * (size_t)cfg->hidden_dim, sizeof(float), 64);
+    c->scores = g_aligned_alloc((size_t)cfg->n_heads * (size_t)opt->context_len, sizeof(float), 64);
     c->scratch_bytes = sizeof(float) * ((size_t)CHUNK * (qkv_dim + (size_t)cfg->hidden_dim) +
                                         (size_t)cfg->n_heads * (size_t)opt->context_len);
     limits->max_tokens = CHUNK;
@@ -674,8 +687,7 @@ cpu_activation(void *p, int64_t width, HrOpsBuffer **out, HrError *err)
     CpuCtx *c = p;
     const size_t bytes = sizeof(float) * (size_t)c->max_tokens * (size_t)width;
     HrOpsBuffer *b = g_new0(HrOpsBuffer, 1);
-    b->data = calloc(1, bytes);
-    if (!b->data) {
+    if (!buffer_alloc(b, bytes)) {
         g_free(b);
         return hr_error_set(err, HR_ERR_NOMEM, "cannot allocate %zu MiB of activations", bytes >> 20);
     }
@@ -694,9 +706,9 @@ cpu_kv_cache(void *p, HrOpsBuffer **k_out, HrOpsBuffer **v_out, HrError *err)
     HrOpsBuffer *kv[2];
     for (int i = 0; i < 2; i++) {
         kv[i] = g_new0(HrOpsBuffer, 1);
-        kv[i]->data = calloc(1, bytes);
+        const bool ok = buffer_alloc(kv[i], bytes);
         g_ptr_array_add(c->buffers, kv[i]);
-        if (!kv[i]->data)
+        if (!ok)
             return hr_error_set(err, HR_ERR_NOMEM, "cannot allocate the KV cache: %zu MiB needed",
                                 2 * bytes * (size_t)c->cfg.n_layers >> 20);
     }
