@@ -152,24 +152,19 @@ mm(Ctx *c, float *out, const float *w, int N, int K, const float *bias, const fl
     c->st = c->be->gemm(c->dev, out, w, N, K, bias, x, T, &c->err);
 }
 
-/* The big float arrays are 64-byte aligned: glibc serves large blocks 16
- * bytes into a page, so every 64-byte vector or tile-row load would
- * straddle two cache lines (measured: the SiLU pass and the GEMMs' write-out
- * took twice as long). g_free() frees them (it is free()). */
+/* The big float arrays are 64-byte aligned (hr_alloc64; misaligned, the
+ * SiLU pass and the GEMMs' write-out took twice as long); g_free() frees
+ * them. */
 static float *
 try_floats(size_t n)
 {
-    void *p = NULL;
-    return posix_memalign(&p, 64, MAX(n, (size_t)1) * sizeof(float)) == 0 ? p : NULL;
+    return hr_try_alloc64(n * sizeof(float));
 }
 
 static float *
 floats(size_t n)
 {
-    float *p = try_floats(n);
-    if (!p)
-        g_error("awq: out of memory for %zu floats", n);
-    return p;
+    return hr_alloc64(n * sizeof(float));
 }
 
 static float *
@@ -185,6 +180,7 @@ typedef struct {
     float *v;
     const float *a, *b;
     int n_heads, cols;
+    float sign;     /* add_range without b: v += sign * a */
 } RowJob;
 
 static void
@@ -236,13 +232,22 @@ add_range(void *arg, int start, int end)
 {
     RowJob *J = arg;
     for (size_t e = (size_t)start * J->cols; e < (size_t)end * J->cols; e++)
-        J->v[e] = J->b ? J->a[e] + J->b[e] : J->v[e] + J->a[e];
+        J->v[e] = J->b ? J->a[e] + J->b[e] : J->v[e] + J->sign * J->a[e];
 }
 
+/* out = a + b, or out += a where b is NULL; [T, D] */
 static void
 add_rows(Ctx *c, float *out, const float *a, const float *b, int T, int D)
 {
-    RowJob J = { c, out, a, b, 0, D };
+    RowJob J = { c, out, a, b, 0, D, 1.0f };
+    hr_pool_run(c->pool, add_range, &J, T, 16);
+}
+
+/* out -= a, [T, D] (a product with -1 is exact: the bits of out - a) */
+static void
+sub_rows(Ctx *c, float *out, const float *a, int T, int D)
+{
+    RowJob J = { c, out, a, NULL, 0, D, -1.0f };
     hr_pool_run(c->pool, add_range, &J, T, 16);
 }
 
@@ -502,22 +507,6 @@ gram(Ctx *c, const float *x, int T, int K)
     g_free(xt);
     g_free(part);
     return C;
-}
-
-static void
-sub_range(void *arg, int start, int end)
-{
-    RowJob *J = arg;
-    for (size_t e = (size_t)start * J->cols; e < (size_t)end * J->cols; e++)
-        J->v[e] -= J->a[e];
-}
-
-/* out -= a, [T, D] */
-static void
-sub_rows(Ctx *c, float *out, const float *a, int T, int D)
-{
-    RowJob J = { c, out, a, NULL, 0, D };
-    hr_pool_run(c->pool, sub_range, &J, T, 16);
 }
 
 /* The loss of one ratio in difference form (CPU with AMX): the sum over

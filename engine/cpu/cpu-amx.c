@@ -127,14 +127,23 @@ transpose16(__m512i r[16])
     }
 }
 
+/* 32 floats of src, n of them valid (the rest read as 0), in two vectors */
+AMX_FN static inline void
+load32(const float *src, int n, __m512 *a0, __m512 *a1)
+{
+    const __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << (n > 0 ? n : 0)) - 1);
+    const __mmask16 m1 = n >= 32 ? 0xffff : (__mmask16)(n > 16 ? (1u << (n - 16)) - 1 : 0);
+    *a0 = _mm512_maskz_loadu_ps(m0, src);
+    *a1 = _mm512_maskz_loadu_ps(m1, src + 16);
+}
+
 /* 32 floats of src (n valid, the rest 0) -> 32 BF16 high parts and 32 low
  * parts, in input order. */
 AMX_FN static inline void
 split32(const float *src, int n, __m512i *hi, __m512i *lo)
 {
-    const __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << (n > 0 ? n : 0)) - 1);
-    const __mmask16 m1 = n >= 32 ? 0xffff : (__mmask16)(n > 16 ? (1u << (n - 16)) - 1 : 0);
-    __m512 a0 = _mm512_maskz_loadu_ps(m0, src), a1 = _mm512_maskz_loadu_ps(m1, src + 16);
+    __m512 a0, a1;
+    load32(src, n, &a0, &a1);
     __m512bh h = _mm512_cvtne2ps_pbh(a1, a0);
     __m512i hw = (__m512i)h;
     __m512 h0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(hw)), 16));
@@ -147,9 +156,8 @@ split32(const float *src, int n, __m512i *hi, __m512i *lo)
 AMX_FN static inline __m512i
 round32(const float *src, int n)
 {
-    const __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << (n > 0 ? n : 0)) - 1);
-    const __mmask16 m1 = n >= 32 ? 0xffff : (__mmask16)(n > 16 ? (1u << (n - 16)) - 1 : 0);
-    __m512 a0 = _mm512_maskz_loadu_ps(m0, src), a1 = _mm512_maskz_loadu_ps(m1, src + 16);
+    __m512 a0, a1;
+    load32(src, n, &a0, &a1);
     return (__m512i)_mm512_cvtne2ps_pbh(a1, a0);
 }
 

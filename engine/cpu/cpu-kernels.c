@@ -21,15 +21,19 @@ fill_f16_table(void)
         f16_table[i] = hr_f16_to_f32((uint16_t)i);
 }
 
-/* Scratch at a 64-byte boundary (freed with g_free): glibc serves blocks over
- * its mmap threshold 16 bytes into a page, where every 64-byte load would
- * straddle two cache lines. */
-static void *
-scratch_alloc(size_t bytes)
+void *
+hr_try_alloc64(size_t bytes)
 {
     void *p = NULL;
-    if (posix_memalign(&p, 64, bytes ? bytes : 1) != 0)
-        g_error("cannot allocate %zu bytes of scratch", bytes);
+    return posix_memalign(&p, 64, bytes ? bytes : 1) == 0 ? p : NULL;
+}
+
+void *
+hr_alloc64(size_t bytes)
+{
+    void *p = hr_try_alloc64(bytes);
+    if (!p)
+        g_error("cannot allocate %zu bytes", bytes);
     return p;
 }
 
@@ -1604,7 +1608,7 @@ q8_run(HrThreadPool *pool, int count, float *const *out, const HrQMat *const *w,
     const size_t cols = (size_t)w[0]->cols, ng = (size_t)w[0]->n_groups;
     const size_t per = cols + sizeof(float) * (cols / 8 + ng);
     _Alignas(64) uint8_t stack[32768];
-    uint8_t *buf = per * (size_t)n <= sizeof stack ? stack : scratch_alloc(per * (size_t)n);
+    uint8_t *buf = per * (size_t)n <= sizeof stack ? stack : hr_alloc64(per * (size_t)n);
     Q8Act act_stack[GEMM_MIN_N];
     Q8Act *act = n <= GEMM_MIN_N ? act_stack : g_new(Q8Act, n);
     for (int t = 0; t < n; t++) {
@@ -2159,7 +2163,7 @@ q8p_panels(void *arg, int p0, int p1)
     const size_t wbytes = (size_t)Q8P_ROWS * (size_t)cols;
     const size_t need = wbytes + sizeof(float) * Q8P_ROWS * (size_t)(cols / bl);
     _Alignas(64) uint8_t stack[49152];
-    uint8_t *buf = need <= sizeof stack ? stack : scratch_alloc(need);
+    uint8_t *buf = need <= sizeof stack ? stack : hr_alloc64(need);
     uint32_t *wp = (uint32_t *)buf;
     float *dwp = (float *)(buf + wbytes);
     const int tmax = j->vnni ? Q8P_T512 : Q8P_T256;

@@ -13,6 +13,12 @@
  * when a step reads hundreds of MB). Free with g_free(). Aborts on
  * exhaustion as g_malloc does. */
 void *hr_weights_alloc(size_t bytes);
+/* bytes at a 64-byte boundary, freed with g_free(): glibc serves blocks over
+ * its mmap threshold 16 bytes into a page, where every 64-byte vector or
+ * tile-row load would straddle two cache lines. hr_try_alloc64 returns NULL
+ * when the memory is not there; hr_alloc64 aborts, as g_malloc does. */
+void *hr_try_alloc64(size_t bytes);
+void *hr_alloc64(size_t bytes);
 
 /* A row-major matrix used in place (e.g. inside an mmap'd file). */
 typedef struct {
