@@ -278,12 +278,12 @@ hr_sampler_sample(HrSampler *s, float *logits)
      * vocabulary without top-k, as transformers computes it. */
     int keep = p->top_k > 0 && p->top_k < n ? p->top_k : n;
     const bool need_all = keep == n && !(p->top_p < 1.0f && p->top_p > 0.0f) && !(p->min_p > 0.0f);
-    int m = MIN(keep, 64);
+    int m = keep < n ? keep : MIN(n, 64);
     top_m(logits, n, m, s->idx);
     float max = logits[s->idx[0]];
     double sum = 0.0;
     if (keep < n) {
-        m = keep; /* top_m gave exactly the top-k */
+        /* top_m gave exactly the top-k */
         for (int i = 0; i < keep; i++)
             sum += expf((logits[s->idx[i]] - max) * inv_t);
     } else {

@@ -95,14 +95,15 @@ ref_sample(const HrSamplerParams *p, float *l, int n)
 }
 
 /* A large vocabulary (with ties; Llama-3's 128,256 tokens): the same draws
- * as the full sort, for the app's defaults and each filter alone. */
+ * as the full sort, for the app's defaults, each filter alone, and top-k
+ * above 64 (the heap's first size). */
 static void
 check_large_vocab(void)
 {
     enum { N = 128256 };
     static const struct { int top_k; float top_p, min_p; } cfgs[] = {
         { 40, 0.95f, 0.05f }, { 0, 0.9f, 0.0f }, { 0, 1.0f, 0.1f }, { 0, 1.0f, 0.0f }, { 5, 1.0f, 0.0f },
-        { 0, 0.999f, 0.0f },
+        { 0, 0.999f, 0.0f }, { 100, 1.0f, 0.0f }, { 1000, 0.95f, 0.05f },
     };
     GRand *rng = g_rand_new_with_seed(99);
     float *logits = g_new(float, N), *a = g_new(float, N), *b = g_new(float, N);
