@@ -3,9 +3,12 @@
  *
  * Each repetition evaluates -p random prompt tokens from an empty cache
  * (prefill; the first token differs per repetition so no KV prefix is
- * reused), then -n greedy decode steps. Reported: prefill tokens/s, time to
- * first token (prefill + reading the logits), decode tokens/s (median and
- * min..max over repetitions), peak host RSS, the backend's memory report,
+ * reused), then -n greedy (or --temp ... sampled) decode steps, each drawn
+ * as hr_generate draws: from the device's candidates where the backend
+ * computes them, else from the whole row of logits. Reported: prefill
+ * tokens/s, time to first token (prefill + the first draw), decode tokens/s
+ * (median and min..max over repetitions), where the draws were made, peak
+ * host RSS, the backend's memory report,
  * the bytes one decode step reads (resident weights the step touches + the
  * KV cache at the mean decode position) and, measured in the same run, the
  * device's read bandwidth, so decode tokens/s can be read as a fraction of
@@ -89,16 +92,6 @@ max_of(const double *v, int n)
     for (int i = 1; i < n; i++)
         m = fmax(m, v[i]);
     return m;
-}
-
-static int
-argmax(const float *v, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[b])
-            b = i;
-    return b;
 }
 
 /* Bytes of the embedding table when a separate lm_head exists: a decode
@@ -811,7 +804,6 @@ hr_cli_bench(int argc, char **argv)
     int rc = 2;
     HrModel *model = NULL;
     HrSampler *sampler = NULL;
-    float *logits = NULL;
     int32_t *toks = NULL;
     double *pre = NULL, *dec = NULL, *ttft = NULL;
     HrError err = { 0 };
@@ -893,12 +885,14 @@ hr_cli_bench(int argc, char **argv)
     }
     const int V = cfg->vocab_size;
     const bool sampled = samp.temp > 0 || samp.top_k > 0 || samp.top_p < 1 || samp.min_p > 0 || samp.rep != 1;
-    if (sampled) {
-        HrSamplerParams sp;
+    /* greedy unless asked: the draw goes the way hr_generate's does (on the
+     * device where the backend can), so it is part of the figures */
+    HrSamplerParams sp;
+    hr_sampler_params_init(&sp);
+    if (sampled)
         hr_cli_sampling_params(&samp, 1, &sp);
-        sampler = hr_sampler_new(&sp, V);
-    }
-    logits = g_new(float, V);
+    sampler = hr_sampler_new(&sp, V);
+    hr_model_attach_sampler(model, sampler);
     toks = g_new(int32_t, (size_t)n_prompt + n_gen);
     pre = g_new(double, reps);
     dec = g_new(double, reps);
@@ -912,13 +906,12 @@ hr_cli_bench(int argc, char **argv)
             toks[i] = (int32_t)(x % (guint32)V);
         }
         toks[0] = (int32_t)((r + 1) % V); /* a new first token: no cached prefix */
-        if (sampler) {
-            hr_sampler_reset(sampler);
-            for (int i = 0; i < n_prompt; i++)
-                hr_sampler_accept(sampler, toks[i]);
-        }
+        hr_sampler_reset(sampler);
+        for (int i = 0; i < n_prompt; i++)
+            hr_sampler_accept(sampler, toks[i]);
         gint64 t0 = g_get_monotonic_time();
-        if (hr_model_eval(model, toks, n_prompt, &err) != HR_OK || hr_model_logits(model, logits, &err) != HR_OK) {
+        int32_t t;
+        if (hr_model_eval(model, toks, n_prompt, &err) != HR_OK || hr_model_sample(model, sampler, &t, &err) != HR_OK) {
             fprintf(stderr, "hearth-cli bench: prefill: %s\n", err.message);
             goto out;
         }
@@ -926,10 +919,8 @@ hr_cli_bench(int argc, char **argv)
         ttft[r] = (double)(t1 - t0) / 1e3;
         pre[r] = n_prompt / ((double)(t1 - t0) / 1e6);
         for (int i = 0; i < n_gen; i++) {
-            int32_t t = sampler ? hr_sampler_sample(sampler, logits) : argmax(logits, V);
-            if (sampler)
-                hr_sampler_accept(sampler, t);
-            if (hr_model_append(model, &t, 1, &err) != HR_OK || hr_model_logits(model, logits, &err) != HR_OK) {
+            hr_sampler_accept(sampler, t);
+            if (hr_model_append(model, &t, 1, &err) != HR_OK || hr_model_sample(model, sampler, &t, &err) != HR_OK) {
                 fprintf(stderr, "hearth-cli bench: decode: %s\n", err.message);
                 goto out;
             }
@@ -937,6 +928,9 @@ hr_cli_bench(int argc, char **argv)
         dec[r] = n_gen / ((double)(g_get_monotonic_time() - t1) / 1e6);
     }
 
+    hr_model_attach_sampler(model, NULL);
+    uint64_t draws_dev, draws_host;
+    hr_model_sample_counts(model, &draws_dev, &draws_host);
     HrMemoryReport mem = { 0 };
     hr_model_memory(model, &mem);
     const size_t kv_elem = mopt.kv_type == HR_KV_F32 ? 4 : 2;
@@ -967,7 +961,9 @@ hr_cli_bench(int argc, char **argv)
         hr_cli_json_int(b, "gen_tokens", n_gen);
         hr_cli_json_int(b, "reps", reps);
         json_builder_set_member_name(b, "sampled");
-        json_builder_add_boolean_value(b, sampler != NULL);
+        json_builder_add_boolean_value(b, sampled);
+        hr_cli_json_int(b, "device_draws", (gint64)draws_dev);
+        hr_cli_json_int(b, "host_draws", (gint64)draws_host);
         hr_cli_json_double(b, "load_s", load_s);
         hr_cli_json_double(b, "load_read_s", mem.load_read_s);
         hr_cli_json_double(b, "load_convert_s", mem.load_convert_s);
@@ -999,8 +995,9 @@ hr_cli_bench(int argc, char **argv)
                    MAX(0.0, load_s - mem.load_read_s - mem.load_convert_s - mem.load_upload_s));
         printf("prefill   %d tokens: %.1f tok/s median (%.1f .. %.1f over %d reps), time to first token %.1f ms\n",
                n_prompt, pre_med, min_of(pre, reps), max_of(pre, reps), reps, ttft_med);
-        printf("decode    %d tokens%s: %.2f tok/s median (%.2f .. %.2f)\n", n_gen, sampler ? " (sampled)" : "",
-               dec_med, min_of(dec, reps), max_of(dec, reps));
+        printf("decode    %d tokens%s: %.2f tok/s median (%.2f .. %.2f); draws: %llu from the device's "
+               "candidates, %llu from the whole row\n", n_gen, sampled ? " (sampled)" : "", dec_med, min_of(dec, reps),
+               max_of(dec, reps), (unsigned long long)draws_dev, (unsigned long long)draws_host);
         printf("roofline  %.1f MB read per decoded token (weights + KV at position %.0f); read bandwidth ", step_bytes / 1e6,
                mean_pos);
         if (bw > 0)
@@ -1016,7 +1013,6 @@ hr_cli_bench(int argc, char **argv)
 out:
     hr_sampler_free(sampler);
     hr_model_free(model);
-    g_free(logits);
     g_free(toks);
     g_free(pre);
     g_free(dec);

@@ -18,10 +18,11 @@
 #include <stdint.h>
 
 #include "hr-status.h"
+#include "sampler.h"
 #include "model-config.h"
 #include "safetensors.h"
 
-#define HR_BACKEND_API_VERSION 1
+#define HR_BACKEND_API_VERSION 2
 
 typedef enum {
     HR_KV_F16,   /* default: half the memory, what the GPU backends use */
@@ -92,6 +93,19 @@ typedef struct {
     /* Optional: measure the device's memory read bandwidth (bytes/s) the
      * way the decode kernels read weights, for the bench's roofline. */
     HrStatus (*read_bandwidth)(void *ctx, double *bytes_per_s, HrError *err);
+
+    /* Optional (NULL: the host always draws from the whole row of logits):
+     * the next forward() of one token also does spec's vocabulary-wide part
+     * of a draw on the device (sampler.h: the repetition penalty in place,
+     * the best HR_CANDIDATES_MAX logits, the softmax's denominator), and its
+     * logits stay on the device until get_logits asks for them. spec (and
+     * its seen ids) must stay valid until that forward returns; NULL = none.
+     * One forward uses it, then it is cleared. */
+    void (*set_sample)(void *ctx, const HrSampleSpec *spec);
+    /* The candidates of the last forward(), when it ran with a spec; else
+     * HR_ERR_UNSUPPORTED. get_logits after such a forward returns the logits
+     * with the penalty applied. */
+    HrStatus (*candidates)(void *ctx, HrCandidates *out, HrError *err);
 } HrBackendOps;
 
 /* The CPU backend: the reference every other backend is tested against. */

@@ -150,16 +150,16 @@ hr_generate(HrModel *m, const HrTokenizer *tok, HrSampler *s, const int32_t *pro
     Emitter e = { g_string_new(NULL), opt->stop_strings, on_text, user, false };
     HrDetokenizer *detok = tok ? hr_detokenizer_new(tok, true) : NULL;
     GString *piece = g_string_new(NULL);
-    float *logits = g_new(float, cfg->vocab_size);
+    hr_model_attach_sampler(m, s);
     stats->reason = HR_STOP_LENGTH;
     for (int i = 0; i < opt->max_new_tokens; i++) {
         if (cancelled(opt)) {
             stats->reason = HR_STOP_CANCELLED;
             break;
         }
-        if ((st = hr_model_logits(m, logits, err)) != HR_OK)
+        int32_t next;
+        if ((st = hr_model_sample(m, s, &next, err)) != HR_OK)
             break;
-        int32_t next = hr_sampler_sample(s, logits);
         if (i == 0)
             stats->ttft_s = (double)(g_get_monotonic_time() - t0) / 1e6;
         if (!opt->ignore_eos && is_stop_id(opt, cfg, next)) {
@@ -200,7 +200,7 @@ hr_generate(HrModel *m, const HrTokenizer *tok, HrSampler *s, const int32_t *pro
         emit(&e, e.pending->str, e.pending->len, -1);
     }
     stats->decode_s = (double)(g_get_monotonic_time() - t1) / 1e6;
-    g_free(logits);
+    hr_model_attach_sampler(m, NULL);
     g_string_free(piece, TRUE);
     g_string_free(e.pending, TRUE);
     hr_detokenizer_free(detok);

@@ -41,6 +41,9 @@ typedef struct {
     void *prog_dec, *prog_pre;
     float *logits;              /* [logits_cap, vocab] */
     int logits_rows, logits_cap;
+    HrSampleSpec spec;          /* for the next one-token forward (set_sample) */
+    bool have_spec;
+    bool sampled;               /* the last forward drew candidates; its logits are on the device */
     double load_read_s, load_s;
 } Llama;
 
@@ -333,6 +336,20 @@ hr_llama_forward(void *p, const int32_t *tokens, int n_tokens, int pos, bool all
     HrStatus bad = hr_backend_check_forward(cfg, m->opt.context_len, tokens, n_tokens, pos, err);
     if (bad != HR_OK)
         return bad;
+    const bool sample = m->have_spec && n_tokens == 1 && !all_logits;
+    m->have_spec = false;
+    m->sampled = false;
+    m->logits_rows = 0;
+    if (sample) {
+        /* the logits stay on the device; the step returns its candidates */
+        HrStep s = { .tokens = tokens, .n = 1, .pos = pos, .logit_first = 0, .logits = NULL, .sample = &m->spec };
+        HrStatus st = m->ops->run(m->dev, m->prog_dec, &s, err);
+        if (st != HR_OK)
+            return st;
+        m->sampled = true;
+        m->logits_rows = 1;
+        return HR_OK;
+    }
     const int rows = all_logits ? n_tokens : 1;
     if (rows > m->logits_cap) {
         g_free(m->logits);
@@ -343,7 +360,6 @@ hr_llama_forward(void *p, const int32_t *tokens, int n_tokens, int pos, bool all
         }
         m->logits_cap = rows;
     }
-    m->logits_rows = 0;
     /* every row's logits: chunks of at most the rows one step returns */
     const int step = all_logits ? MIN(m->lim.max_tokens, m->lim.max_logit_rows) : m->lim.max_tokens;
     for (int done = 0; done < n_tokens; done += step) {
@@ -369,6 +385,8 @@ hr_llama_get_logits(void *p, int row, float *out, HrError *err)
     HrStatus st = hr_backend_logits_row(&row, m->logits_rows, err);
     if (st != HR_OK)
         return st;
+    if (m->sampled)
+        return m->ops->read_logits(m->dev, out, err);
     memcpy(out, m->logits + (size_t)row * (size_t)m->cfg.vocab_size, sizeof(float) * (size_t)m->cfg.vocab_size);
     return HR_OK;
 }
@@ -388,6 +406,24 @@ void *
 hr_llama_device(void *ctx)
 {
     return ((Llama *)ctx)->dev;
+}
+
+void
+hr_llama_set_sample(void *ctx, const HrSampleSpec *spec)
+{
+    Llama *m = ctx;
+    m->have_spec = spec && m->lim.draws && m->ops->candidates && m->ops->read_logits;
+    if (m->have_spec)
+        m->spec = *spec;
+}
+
+HrStatus
+hr_llama_candidates(void *ctx, HrCandidates *out, HrError *err)
+{
+    Llama *m = ctx;
+    if (!m->sampled)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "the last step drew no candidates");
+    return m->ops->candidates(m->dev, out, err);
 }
 
 int

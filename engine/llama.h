@@ -18,6 +18,10 @@ void hr_llama_destroy(void *ctx);
 HrStatus hr_llama_forward(void *ctx, const int32_t *tokens, int n_tokens, int pos, bool all_logits, HrError *err);
 HrStatus hr_llama_get_logits(void *ctx, int row, float *out, HrError *err);
 void hr_llama_memory(void *ctx, HrMemoryReport *out);
+/* backend.h's set_sample and candidates, for ops backends that have
+ * candidates and read_logits (others: set_sample does nothing). */
+void hr_llama_set_sample(void *ctx, const HrSampleSpec *spec);
+HrStatus hr_llama_candidates(void *ctx, HrCandidates *out, HrError *err);
 
 /* The backend's device of a context hr_llama_create() made (for a
  * backend's own extras: bandwidth, tests' hooks). */

@@ -24,6 +24,9 @@ struct HrModel {
     int context_len;
     int32_t *cached;       /* [context_len] tokens whose KV entries are valid */
     int n_cached;
+    HrSampler *sampler;    /* attached: one-token steps draw on the device */
+    float *row;            /* [vocab] hr_model_sample's logits when the host draws */
+    uint64_t draws_device, draws_host;
 };
 
 void
@@ -270,6 +273,7 @@ hr_model_free(HrModel *m)
         m->ops->destroy(m->ctx);
     hr_tensor_set_free(m->weights);
     g_free(m->cached);
+    g_free(m->row);
     g_free(m);
 }
 
@@ -318,6 +322,65 @@ hr_model_common_prefix(const HrModel *m, const int32_t *tokens, int n)
     return common;
 }
 
+/* The attached sampler's device part of its next draw, when the backend
+ * takes one. */
+static bool
+device_spec(HrModel *m, HrSampleSpec *spec)
+{
+    return m->sampler && m->ops->set_sample && m->ops->candidates && hr_sampler_device_spec(m->sampler, spec);
+}
+
+void
+hr_model_attach_sampler(HrModel *m, HrSampler *s)
+{
+    const char *e = g_getenv("HEARTH_DEVICE_SAMPLING");
+    m->sampler = e && strcmp(e, "0") == 0 ? NULL : s;
+}
+
+HrStatus
+hr_model_sample(HrModel *m, HrSampler *s, int32_t *out, HrError *err)
+{
+    if (!m->row)
+        m->row = g_new(float, m->cfg.vocab_size);
+    if (m->ops->candidates) {
+        HrCandidates c;
+        HrError cerr = { 0 };
+        HrStatus st = m->ops->candidates(m->ctx, &c, &cerr);
+        if (st == HR_OK) {
+            int32_t t = hr_sampler_sample_candidates(s, &c);
+            if (t >= 0) {
+                m->draws_device++;
+                *out = t;
+                return HR_OK;
+            }
+            /* the candidates cannot decide: the whole row, penalised on the device already */
+            m->draws_host++;
+            if ((st = hr_model_logits(m, m->row, err)) != HR_OK)
+                return st;
+            *out = hr_sampler_sample_penalized(s, m->row);
+            return HR_OK;
+        }
+        if (st != HR_ERR_UNSUPPORTED) {
+            if (err)
+                *err = cerr;
+            return st;
+        }
+    }
+    m->draws_host++;
+    HrStatus st = hr_model_logits(m, m->row, err);
+    if (st != HR_OK)
+        return st;
+    *out = hr_sampler_sample(s, m->row);
+    return HR_OK;
+}
+
+void
+hr_model_sample_counts(const HrModel *m, uint64_t *device, uint64_t *host)
+{
+    *device = m->draws_device;
+    *host = m->draws_host;
+}
+
 HrStatus
 hr_model_eval(HrModel *m, const int32_t *tokens, int n, HrError *err)
 {
@@ -330,6 +393,9 @@ hr_model_eval(HrModel *m, const int32_t *tokens, int n, HrError *err)
     if (common == n)
         common = n - 1;
     m->n_cached = common; /* entries past here are about to be overwritten */
+    HrSampleSpec spec;
+    if (n - common == 1 && device_spec(m, &spec))
+        m->ops->set_sample(m->ctx, &spec);
     HrStatus st = m->ops->forward(m->ctx, tokens + common, n - common, common, false, err);
     if (st != HR_OK)
         return st;
@@ -345,6 +411,9 @@ hr_model_append(HrModel *m, const int32_t *tokens, int n, HrError *err)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "nothing to evaluate");
     if (m->n_cached + n > m->context_len)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "the context of %d tokens is full", m->context_len);
+    HrSampleSpec spec;
+    if (n == 1 && device_spec(m, &spec))
+        m->ops->set_sample(m->ctx, &spec);
     HrStatus st = m->ops->forward(m->ctx, tokens, n, m->n_cached, false, err);
     if (st != HR_OK)
         return st;

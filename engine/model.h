@@ -53,6 +53,23 @@ int hr_model_n_cached(const HrModel *m);
 /* Logits of the last evaluated token, into out[vocab_size]. */
 HrStatus hr_model_logits(HrModel *m, float *out, HrError *err);
 
+/* Draw the next token with s from the last evaluated token's logits. When s
+ * is attached and the backend draws on the device (backend.h set_sample),
+ * only its candidates cross to the host; otherwise the whole row does. */
+HrStatus hr_model_sample(HrModel *m, HrSampler *s, int32_t *out, HrError *err);
+
+/* Attach s (NULL: detach) so that every later one-token step also does the
+ * device part of s's next draw, for hr_model_sample, where the backend
+ * draws on its device (Vulkan: on a discrete GPU, whose rows would cross
+ * PCIe). The sampler must outlive the attachment. HEARTH_DEVICE_SAMPLING=0
+ * keeps every draw on the host; =1 draws on any device that can (tests:
+ * lavapipe). */
+void hr_model_attach_sampler(HrModel *m, HrSampler *s);
+
+/* Draws so far that took the device's candidates, and those that took the
+ * whole row. */
+void hr_model_sample_counts(const HrModel *m, uint64_t *device, uint64_t *host);
+
 /* Run tokens[0..n) from position 0 keeping every row's logits (perplexity,
  * tests); rows are read with hr_model_logits_row. Invalidates the cache. */
 HrStatus hr_model_eval_all(HrModel *m, const int32_t *tokens, int n, HrError *err);

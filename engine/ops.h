@@ -23,7 +23,7 @@
 
 #include "backend.h"
 
-#define HR_OPS_API_VERSION 1
+#define HR_OPS_API_VERSION 2
 
 /* A weight or an activation/KV buffer, in the backend's own layout. The
  * backend owns them all and frees them in close(). */
@@ -76,17 +76,22 @@ typedef struct {
 
 /* What one step computes: tokens [n] at positions pos..pos+n-1; the logits
  * of tokens logit_first..n-1 go to logits[(t - logit_first) * vocab]
- * (logit_first == n: none). */
+ * (logit_first == n: none). sample (only with the backend's candidates op;
+ * n = 1, logit_first = 0, logits = NULL): the step also does the draw's
+ * device part (sampler.h), and its logits stay on the device for
+ * read_logits. */
 typedef struct {
     const int32_t *tokens;
     int n, pos, logit_first;
     float *logits;
+    const HrSampleSpec *sample;
 } HrStep;
 
 /* What a device can do for the model, decided in open(). */
 typedef struct {
     int max_tokens;             /* tokens per step (the prefill chunk) */
     int max_logit_rows;         /* logits rows one step may return (<= max_tokens) */
+    bool draws;                 /* one-token steps take sample specs (candidates, read_logits) */
 } HrOpsLimits;
 
 typedef struct {
@@ -123,4 +128,9 @@ typedef struct {
     /* Optional: the greedy token of the last one-token step, computed on the
      * device, or -1. */
     int (*last_argmax)(void *dev);
+    /* Optional, both or neither, used where open() set limits->draws: the
+     * candidates of the last step run with a sample spec, and that step's
+     * logits row (penalised) copied to out. */
+    HrStatus (*candidates)(void *dev, HrCandidates *out, HrError *err);
+    HrStatus (*read_logits)(void *dev, float *out, HrError *err);
 } HrOps;

@@ -24,6 +24,7 @@ struct HrSampler {
     GArray *seen_ids;   /* int32: the same tokens, once each (the penalty visits only these) */
     int *idx;           /* [vocab] scratch for sorting */
     float *prob;        /* [vocab] the candidates' probabilities (no allocation per token) */
+    float *val;         /* [vocab] the candidates' logits, in order */
 };
 
 void
@@ -63,6 +64,7 @@ hr_sampler_new(const HrSamplerParams *p, int vocab_size)
     s->seen_ids = g_array_new(FALSE, FALSE, sizeof(int32_t));
     s->idx = g_new(int, vocab_size);
     s->prob = g_new(float, MAX(vocab_size, 1));
+    s->val = g_new(float, MAX(vocab_size, 1));
     hr_sampler_reset(s);
     return s;
 }
@@ -76,6 +78,7 @@ hr_sampler_free(HrSampler *s)
     g_array_unref(s->seen_ids);
     g_free(s->idx);
     g_free(s->prob);
+    g_free(s->val);
     g_free(s);
 }
 
@@ -253,13 +256,67 @@ top_m(const float *v, int n, int m, int *idx)
     g_qsort_with_data(idx, size, sizeof(int), cmp_desc, (gpointer)v);
 }
 
-int32_t
-hr_sampler_sample(HrSampler *s, float *logits)
+/* The candidates' probabilities, top-p's and min-p's cuts, and the draw:
+ * vals[0..keep) are the candidates' logits in order (vals[0] = max), sum
+ * the softmax's denominator. Returns the chosen candidate's index. */
+static int
+draw(HrSampler *s, const float *vals, int keep, float max, double sum, float inv_t)
+{
+    const HrSamplerParams *p = &s->p;
+    float *prob = s->prob;
+    for (int i = 0; i < keep; i++)
+        prob[i] = (float)(expf((vals[i] - max) * inv_t) / sum);
+
+    if (p->top_p < 1.0f && p->top_p > 0.0f) {
+        /* Smallest prefix whose mass reaches top_p (always at least one). */
+        double cum = 0.0;
+        int k = 0;
+        while (k < keep) {
+            cum += prob[k++];
+            if (cum >= p->top_p)
+                break;
+        }
+        keep = k;
+    }
+    if (p->min_p > 0.0f) {
+        /* The candidates are sorted and reach past the threshold (or are all
+         * of them), so the first one below it ends the list. */
+        float threshold = p->min_p * prob[0];
+        int k = 1;
+        while (k < keep && prob[k] >= threshold)
+            k++;
+        keep = k;
+    }
+
+    double total = 0.0;
+    for (int i = 0; i < keep; i++)
+        total += prob[i];
+    double r = next_uniform(&s->rng) * total;
+    int choice = keep - 1;
+    double cum = 0.0;
+    for (int i = 0; i < keep; i++) {
+        cum += prob[i];
+        if (r < cum) {
+            choice = i;
+            break;
+        }
+    }
+    return choice;
+}
+
+static bool
+penalty_on(const HrSamplerParams *p)
+{
+    return p->repetition_penalty != 1.0f && p->repetition_penalty > 0.0f;
+}
+
+static int32_t
+sample(HrSampler *s, float *logits, bool penalize)
 {
     const int n = s->vocab;
     const HrSamplerParams *p = &s->p;
 
-    if (p->repetition_penalty != 1.0f && p->repetition_penalty > 0.0f) {
+    if (penalize && penalty_on(p)) {
         for (guint j = 0; j < s->seen_ids->len; j++) {
             const int32_t i = g_array_index(s->seen_ids, int32_t, j);
             logits[i] = logits[i] > 0.0f ? logits[i] / p->repetition_penalty : logits[i] * p->repetition_penalty;
@@ -278,7 +335,7 @@ hr_sampler_sample(HrSampler *s, float *logits)
      * vocabulary without top-k, as transformers computes it. */
     int keep = p->top_k > 0 && p->top_k < n ? p->top_k : n;
     const bool need_all = keep == n && !(p->top_p < 1.0f && p->top_p > 0.0f) && !(p->min_p > 0.0f);
-    int m = keep < n ? keep : MIN(n, 64);
+    int m = keep < n ? keep : MIN(n, HR_CANDIDATES_MAX);
     top_m(logits, n, m, s->idx);
     float max = logits[s->idx[0]];
     double sum = 0.0;
@@ -327,43 +384,95 @@ hr_sampler_sample(HrSampler *s, float *logits)
         }
         keep = m;
     }
-    float *prob = s->prob;
     for (int i = 0; i < keep; i++)
-        prob[i] = (float)(expf((logits[s->idx[i]] - max) * inv_t) / sum);
+        s->val[i] = logits[s->idx[i]];
+    return s->idx[draw(s, s->val, keep, max, sum, inv_t)];
+}
 
-    if (p->top_p < 1.0f && p->top_p > 0.0f) {
-        /* Smallest prefix whose mass reaches top_p (always at least one). */
-        double cum = 0.0;
-        int k = 0;
-        while (k < keep) {
-            cum += prob[k++];
-            if (cum >= p->top_p)
-                break;
-        }
-        keep = k;
-    }
-    if (p->min_p > 0.0f) {
-        /* The candidates are sorted and reach past the threshold (or are all
-         * of them), so the first one below it ends the list. */
-        float threshold = p->min_p * prob[0];
-        int k = 1;
-        while (k < keep && prob[k] >= threshold)
-            k++;
-        keep = k;
-    }
+int32_t
+hr_sampler_sample(HrSampler *s, float *logits)
+{
+    return sample(s, logits, true);
+}
 
-    double total = 0.0;
-    for (int i = 0; i < keep; i++)
-        total += prob[i];
-    double r = next_uniform(&s->rng) * total;
-    int32_t choice = s->idx[keep - 1];
-    double cum = 0.0;
-    for (int i = 0; i < keep; i++) {
-        cum += prob[i];
-        if (r < cum) {
-            choice = s->idx[i];
-            break;
+int32_t
+hr_sampler_sample_penalized(HrSampler *s, float *logits)
+{
+    return sample(s, logits, false);
+}
+
+bool
+hr_sampler_device_spec(const HrSampler *s, HrSampleSpec *spec)
+{
+    const HrSamplerParams *p = &s->p;
+    const bool greedy = !(p->temperature > 0.0f);
+    if (!greedy && p->top_k > HR_CANDIDATES_MAX && p->top_k < s->vocab)
+        return false;
+    spec->inv_t = greedy ? 0.0f : 1.0f / p->temperature;
+    spec->penalty = penalty_on(p) ? p->repetition_penalty : 1.0f;
+    spec->seen = (const int32_t *)(const void *)s->seen_ids->data;
+    spec->n_seen = penalty_on(p) ? (int)s->seen_ids->len : 0;
+    return true;
+}
+
+/* The same decisions as sample() above, from the device's candidates: each
+ * branch there that fits inside HR_CANDIDATES_MAX candidates is taken here
+ * with the same arithmetic; the others answer -1. */
+int32_t
+hr_sampler_sample_candidates(HrSampler *s, const HrCandidates *c)
+{
+    const int n = s->vocab;
+    const HrSamplerParams *p = &s->p;
+    if (!c->finite || c->n < 1 || c->n != MIN(n, HR_CANDIDATES_MAX))
+        return -1;
+    if (!(p->temperature > 0.0f))
+        return c->ids[0];
+    const float inv_t = 1.0f / p->temperature;
+    int keep = p->top_k > 0 && p->top_k < n ? p->top_k : n;
+    const bool use_p = p->top_p < 1.0f && p->top_p > 0.0f;
+    const bool need_all = keep == n && !use_p && !(p->min_p > 0.0f);
+    const float max = c->vals[0];
+    double sum = 0.0;
+    if (keep < n) {
+        if (keep > c->n)
+            return -1;
+        for (int i = 0; i < keep; i++)
+            sum += expf((c->vals[i] - max) * inv_t);
+    } else {
+        sum = c->sum;
+        if (!(sum >= 1.0) || !isfinite(sum))
+            return -1; /* the maximum's own term is 1 */
+        if (need_all) {
+            uint64_t rng = s->rng; /* committed only when the draw lands inside */
+            const double r = next_uniform(&rng);
+            double cum = 0.0;
+            for (int i = 0; i < c->n; i++) {
+                cum += (float)(expf((c->vals[i] - max) * inv_t) / sum);
+                if (r < cum) {
+                    s->rng = rng;
+                    return c->ids[i];
+                }
+            }
+            if (c->n == n) {
+                s->rng = rng;
+                return c->ids[n - 1];
+            }
+            return -1;
         }
+        if (c->n < n) {
+            bool enough;
+            if (use_p) {
+                double mass = 0.0;
+                for (int i = 0; i < c->n; i++)
+                    mass += expf((c->vals[i] - max) * inv_t);
+                enough = mass / sum >= p->top_p;
+            } else {
+                enough = expf((c->vals[c->n - 1] - max) * inv_t) < p->min_p;
+            }
+            if (!enough)
+                return -1;
+        }
+        keep = c->n;
     }
-    return choice;
+    return c->ids[draw(s, c->vals, keep, max, sum, inv_t)];
 }

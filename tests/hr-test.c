@@ -45,6 +45,25 @@ hr_test_assets_dir(void)
     return dir;
 }
 
+char *
+hr_test_smollm2_gguf(void)
+{
+    const char *env = getenv("HEARTH_SMOLLM2_GGUF");
+    if (env && *env)
+        return g_strdup(env);
+    char *cands[2] = {
+        g_build_filename(g_get_user_cache_dir(), "hearth-test-models", "SmolLM2-135M-Instruct.Q4_1.gguf", NULL),
+        g_build_filename(g_get_home_dir(), ".cache", "hearth-test-models", "SmolLM2-135M-Instruct.Q4_1.gguf", NULL),
+    };
+    char *found = NULL;
+    for (int i = 0; i < 2; i++) {
+        if (!found && g_file_test(cands[i], G_FILE_TEST_IS_REGULAR))
+            found = g_strdup(cands[i]);
+        g_free(cands[i]);
+    }
+    return found;
+}
+
 void
 hr_test_skip(const char *fmt, ...)
 {

@@ -24,6 +24,13 @@ char *hr_test_assets_dir(void);
  * reason if it does not exist. Caller frees. */
 char *hr_test_asset(const char *relative);
 
+/* SmolLM2-135M-Instruct's GGUF (Q4_1, Q8_0 embedding): $HEARTH_SMOLLM2_GGUF,
+ * else hearth-test-models/SmolLM2-135M-Instruct.Q4_1.gguf under
+ * $XDG_CACHE_HOME or ~/.cache (tests/reference/get-smollm2 leaves it there;
+ * meson points the Vulkan tests' XDG_CACHE_HOME into the build dir, hence
+ * both); NULL when absent. Caller frees. */
+char *hr_test_smollm2_gguf(void);
+
 /* Exit 77 with a reason (printf-style). */
 void hr_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 

@@ -96,7 +96,7 @@ ref_sample(const HrSamplerParams *p, float *l, int n)
 
 /* A large vocabulary (with ties; Llama-3's 128,256 tokens): the same draws
  * as the full sort, for the app's defaults, each filter alone, and top-k
- * above 64 (the heap's first size). */
+ * above the 64 candidates a device returns. */
 static void
 check_large_vocab(void)
 {
@@ -134,6 +134,105 @@ check_large_vocab(void)
     g_free(logits);
     g_free(a);
     g_free(b);
+}
+
+/* Draws from a device's candidates (hr_sampler_sample_candidates), made
+ * here as a device makes them: the 64 best after the repetition penalty and
+ * the denominator over the whole row. Each setting and seed: either the
+ * candidates decide, and the token is the host's draw from the whole row;
+ * or they answer -1 without touching the random state, and the whole-row
+ * draw of hr_sampler_sample_penalized is the host's draw. */
+static void
+check_candidates(void)
+{
+    enum { N = 49152 };
+    static const struct { float temp; int top_k; float top_p, min_p, rep; bool decides; } cfgs[] = {
+        { 0.0f, 0, 1.0f, 0.0f, 1.0f, true }, { 0.0f, 0, 1.0f, 0.0f, 1.3f, true },
+        { 0.7f, 40, 0.95f, 0.05f, 1.1f, true }, { 0.7f, 64, 1.0f, 0.0f, 1.0f, true },
+        { 0.8f, 0, 0.9f, 0.0f, 1.0f, false }, { 0.9f, 0, 1.0f, 0.1f, 1.2f, false },
+        { 1.0f, 0, 1.0f, 0.0f, 1.0f, false }, { 0.3f, 0, 0.5f, 0.0f, 1.0f, false },
+    };
+    GRand *rng = g_rand_new_with_seed(5);
+    float *logits = g_new(float, N), *a = g_new(float, N), *b = g_new(float, N);
+    for (int i = 0; i < N; i++)
+        logits[i] = (float)(g_rand_int_range(rng, 0, 3000) / 300.0); /* ties */
+    for (int i = 0; i < 40; i++)
+        logits[g_rand_int_range(rng, 0, N)] += 6.0f;                /* a peaked head */
+    int *idx = g_new(int, N);
+    int decided = 0, total = 0;
+    for (size_t c = 0; c < G_N_ELEMENTS(cfgs); c++) {
+        for (uint64_t seed = 0; seed < 30; seed++) {
+            HrSamplerParams p;
+            hr_sampler_params_init(&p);
+            p.temperature = cfgs[c].temp;
+            p.top_k = cfgs[c].top_k;
+            p.top_p = cfgs[c].top_p;
+            p.min_p = cfgs[c].min_p;
+            p.repetition_penalty = cfgs[c].rep;
+            p.seed = seed;
+            HrSampler *host = hr_sampler_new(&p, N), *dev = hr_sampler_new(&p, N);
+            for (int i = 0; i < 200; i++) {
+                hr_sampler_accept(host, (int32_t)(i * 97 % N));
+                hr_sampler_accept(dev, (int32_t)(i * 97 % N));
+            }
+            HrSampleSpec spec;
+            HR_CHECK(hr_sampler_device_spec(dev, &spec), "config %zu: no device spec", c);
+            memcpy(a, logits, sizeof(float) * N);
+            memcpy(b, logits, sizeof(float) * N);
+            /* the device's part */
+            for (int i = 0; i < spec.n_seen; i++) {
+                float x = b[spec.seen[i]];
+                b[spec.seen[i]] = x > 0.0f ? x / spec.penalty : x * spec.penalty;
+            }
+            for (int i = 0; i < N; i++)
+                idx[i] = i;
+            g_qsort_with_data(idx, N, sizeof(int), ref_cmp, b);
+            HrCandidates cand = { .n = HR_CANDIDATES_MAX, .finite = true };
+            for (int i = 0; i < HR_CANDIDATES_MAX; i++) {
+                cand.ids[i] = idx[i];
+                cand.vals[i] = b[idx[i]];
+            }
+            for (int i = 0; i < N && spec.inv_t > 0.0f; i++)
+                cand.sum += exp(((double)b[i] - cand.vals[0]) * spec.inv_t);
+            int32_t want = hr_sampler_sample(host, a);
+            int32_t got = hr_sampler_sample_candidates(dev, &cand);
+            total++;
+            if (got >= 0)
+                decided++;
+            else
+                HR_CHECK(!cfgs[c].decides, "config %zu seed %d: the candidates did not decide", c, (int)seed);
+            if (got < 0)
+                got = hr_sampler_sample_penalized(dev, b);
+            HR_CHECK(got == want, "config %zu seed %d: drew %d, the host %d", c, (int)seed, got, want);
+            hr_sampler_free(host);
+            hr_sampler_free(dev);
+        }
+    }
+    /* more than 64 kept: no spec */
+    HrSamplerParams p;
+    hr_sampler_params_init(&p);
+    p.temperature = 0.7f;
+    p.top_k = 65;
+    HrSampler *s = hr_sampler_new(&p, N);
+    HrSampleSpec spec;
+    HR_CHECK(!hr_sampler_device_spec(s, &spec), "top-k 65 got a device spec");
+    hr_sampler_free(s);
+    /* a non-finite row never decides */
+    p.top_k = 40;
+    s = hr_sampler_new(&p, N);
+    HrCandidates cand = { .n = HR_CANDIDATES_MAX, .finite = false };
+    for (int i = 0; i < HR_CANDIDATES_MAX; i++)
+        cand.ids[i] = i;
+    HR_CHECK(hr_sampler_sample_candidates(s, &cand) == -1, "drew from a non-finite row");
+    hr_sampler_free(s);
+    printf("device candidates: %d of %d draws decided by them, every draw equal to the host's\n", decided, total);
+    HR_CHECK(decided > total / 2 && decided < total, "%d of %d decided: the test misses one of the paths", decided,
+             total);
+    g_rand_free(rng);
+    g_free(logits);
+    g_free(a);
+    g_free(b);
+    g_free(idx);
 }
 
 int
@@ -251,5 +350,6 @@ main(void)
     HR_CHECK(memcmp(a, b, sizeof a) == 0, "reset did not replay the seed");
     HR_CHECK(memcmp(a, c, sizeof a) != 0, "different seeds gave the same 64 draws");
     check_large_vocab();
+    check_candidates();
     return hr_test_result();
 }

@@ -50,27 +50,6 @@
 #define LOGIT_TOL 1e-3f
 #define GREEDY_N 40
 
-static char *
-gguf_path(void)
-{
-    const char *env = getenv("HEARTH_SMOLLM2_GGUF");
-    if (env && *env)
-        return g_strdup(env);
-    /* meson points XDG_CACHE_HOME of the Vulkan tests into the build dir
-     * (pipeline caches), so look under the home cache as well */
-    char *cands[2] = {
-        g_build_filename(g_get_user_cache_dir(), "hearth-test-models", "SmolLM2-135M-Instruct.Q4_1.gguf", NULL),
-        g_build_filename(g_get_home_dir(), ".cache", "hearth-test-models", "SmolLM2-135M-Instruct.Q4_1.gguf", NULL),
-    };
-    char *found = NULL;
-    for (int i = 0; i < 2; i++) {
-        if (!found && g_file_test(cands[i], G_FILE_TEST_IS_REGULAR))
-            found = g_strdup(cands[i]);
-        g_free(cands[i]);
-    }
-    return found;
-}
-
 static HrModel *
 load(const char *path, const char *backend)
 {
@@ -229,7 +208,7 @@ main(void)
         g_autofree char *gate_up = g_build_filename(HEARTH_FIXTURES, "gguf-tiny", "llama-gate-up.gguf", NULL);
         check_schedule(gate_up, "tiny llama, gate/up apart", true);
     }
-    g_autofree char *gguf = gguf_path();
+    g_autofree char *gguf = hr_test_smollm2_gguf();
     if (!gguf && hr_test_result() != 0)
         return hr_test_result();
     if (!gguf)

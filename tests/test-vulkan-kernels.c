@@ -24,6 +24,13 @@
  *   GEMV/RMSNorm/RoPE: |gpu - cpu| <= 2e-4 * (1 + max |cpu|)
  *   attention:         |gpu - cpu| <= 1e-4 * (1 + max |cpu|)  (same FP16 cache)
  *   embed, KV-cache contents, argmax: exact.
+ *
+ * The draw's device part (penalize.comp, topk.comp's passes): rows of
+ * 1 .. 151,936 logits across the 1024-value workgroup boundaries, with
+ * ties in every workgroup, a repetition penalty over a few hundred ids, and
+ * a NaN or an Inf: the 64 best ids and their values exactly as a full sort
+ * on the host gives them (value descending, lower id first), the not-finite
+ * flag exactly, the softmax's denominator within 1e-5 of a double sum.
  */
 #include <math.h>
 #include <string.h>
@@ -679,6 +686,17 @@ test_rope_attn(int n_heads, int n_kv, int hd, int context, int pos, int T, int w
     g_free(scores);
 }
 
+/* value descending, lower index first among equals */
+static int
+cmp_logit_desc(const void *a, const void *b, void *user)
+{
+    const float *v = user;
+    const int x = *(const int *)a, y = *(const int *)b;
+    if (v[x] != v[y])
+        return v[x] > v[y] ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
 static void
 test_argmax(int n, bool ties)
 {
@@ -697,6 +715,105 @@ test_argmax(int n, bool ties)
     HR_CHECK(got == (uint32_t)want, "[%s] argmax n=%d: %u, expected %d", cfg_label, n, got, want);
     freebuf(bv);
     freebuf(bo);
+    g_free(v);
+}
+
+/* pattern 0: random; 1: eight levels (ties everywhere); 2: random with a NaN;
+ * 3: random with an Inf */
+static void
+test_topk(int n, int pattern, float penalty, float inv_t)
+{
+    float *v = randv((size_t)n, 8.0f);
+    if (pattern == 1) {
+        for (int i = 0; i < n; i++)
+            v[i] = (float)g_rand_int_range(rng, -4, 4);
+    }
+    if (pattern >= 2)
+        v[g_rand_int_range(rng, 0, n)] = pattern == 2 ? NAN : INFINITY;
+    /* distinct seen ids */
+    int n_seen = MIN(n, 300);
+    uint32_t *seen = g_new(uint32_t, (size_t)MAX(n_seen, 1));
+    uint8_t *is_seen = g_new0(uint8_t, (size_t)n);
+    for (int i = 0; i < n_seen;) {
+        uint32_t t = (uint32_t)g_rand_int_range(rng, 0, n);
+        if (!is_seen[t]) {
+            is_seen[t] = 1;
+            seen[i++] = t;
+        }
+    }
+    HrVkStepParams prm = { 0, 1, 0, 1, 1, (uint32_t)n_seen, penalty, inv_t };
+    const uint32_t g1 = hr_vk_topk_groups((uint32_t)n), K = HR_VK_TOPK_K;
+    HrVkBuffer *bl = hostbuf((size_t)n * 4, v), *bs = hostbuf((size_t)MAX(n_seen, 1) * 4, seen),
+               *bp = hostbuf(sizeof prm, &prm), *bst = hostbuf(g1 * 12, NULL),
+               *bres = hostbuf(HR_VK_TOPK_RES_WORDS * 4, NULL);
+    HrVkBuffer *cv[2] = { hostbuf(g1 * K * 4, NULL), hostbuf(g1 * K * 4, NULL) };
+    HrVkBuffer *ci[2] = { hostbuf(g1 * K * 4, NULL), hostbuf(g1 * K * 4, NULL) };
+    HrVkDispatch d[8];
+    uint32_t nd = 0;
+    HrError err = { 0 };
+    HR_CHECK(hr_vk_make_penalize(kern, bl, bs, bp, (uint32_t)n, &d[nd++], &err) == HR_OK, "%s", err.message);
+    uint32_t m = (uint32_t)n;
+    for (int pass = 0; nd < G_N_ELEMENTS(d); pass++) {
+        const bool last = hr_vk_topk_groups(m) == 1;
+        HR_CHECK(hr_vk_make_topk(kern, pass == 0 ? bl : cv[(pass + 1) % 2], ci[(pass + 1) % 2], cv[pass % 2],
+                                 ci[pass % 2], bst, bp, bres, m, pass == 0, last, g1, &d[nd++], &err) == HR_OK, "%s",
+                 err.message);
+        if (last)
+            break;
+        m = hr_vk_topk_groups(m) * K;
+    }
+    run(d, nd);
+
+    /* the host's answer: penalise, then a full sort */
+    bool bad = false;
+    for (int i = 0; i < n_seen; i++) {
+        float x = v[seen[i]];
+        v[seen[i]] = x > 0.0f ? x / penalty : x * penalty;
+    }
+    int *idx = g_new(int, (size_t)n);
+    for (int i = 0; i < n; i++) {
+        idx[i] = i;
+        if (!isfinite(v[i])) {
+            bad = true;
+            v[i] = -INFINITY;
+        }
+    }
+    g_qsort_with_data(idx, n, sizeof(int), cmp_logit_desc, v);
+    const uint32_t *res = bres->mapped;
+    const int nk = MIN(n, (int)K);
+    int id_bad = 0, val_bad = 0;
+    for (int i = 0; i < nk; i++) {
+        float got;
+        memcpy(&got, &res[K + (uint32_t)i], 4);
+        id_bad += res[i] != (uint32_t)idx[i];
+        val_bad += memcmp(&got, &v[idx[i]], 4) != 0;
+    }
+    HR_CHECK(id_bad == 0 && val_bad == 0, "[%s] topk n=%d pattern %d: %d ids and %d values differ from the sort",
+             cfg_label, n, pattern, id_bad, val_bad);
+    HR_CHECK((res[2 * K + 2] != 0) == bad, "[%s] topk n=%d pattern %d: not-finite flag %u", cfg_label, n, pattern,
+             res[2 * K + 2]);
+    if (inv_t > 0.0f && !bad) {
+        double want = 0.0;
+        const float mx = v[idx[0]];
+        for (int i = 0; i < n; i++)
+            want += exp(((double)v[i] - mx) * inv_t);
+        float got;
+        memcpy(&got, &res[2 * K + 1], 4);
+        HR_CHECK(fabs(got - want) <= 1e-5 * want, "[%s] topk n=%d pattern %d: sum %.8g, double %.8g", cfg_label, n,
+                 pattern, (double)got, want);
+    }
+    for (int i = 0; i < 2; i++) {
+        freebuf(cv[i]);
+        freebuf(ci[i]);
+    }
+    freebuf(bl);
+    freebuf(bs);
+    freebuf(bp);
+    freebuf(bst);
+    freebuf(bres);
+    g_free(idx);
+    g_free(seen);
+    g_free(is_seen);
     g_free(v);
 }
 
@@ -774,6 +891,11 @@ run_all(void)
     test_argmax(512, false);
     test_argmax(50001, true);
     test_argmax(7, false);
+    const int topk_n[] = { 1, 5, 64, 100, 1023, 1024, 1025, 4099, 49152, 128256, 151936 };
+    for (size_t i = 0; i < G_N_ELEMENTS(topk_n); i++) {
+        for (int pattern = 0; pattern < 4; pattern++)
+            test_topk(topk_n[i], pattern, pattern == 1 ? 1.0f : 1.3f, pattern == 3 ? 0.0f : 1.0f / 0.7f);
+    }
 }
 
 int

@@ -369,6 +369,11 @@ main(void)
     g_setenv("HEARTH_VULKAN_MAX_BINDING_BYTES", "10000", TRUE);
     check_model(f16, "stories260K/hf_f16 sliced", 1e-3f, 512, false);
     g_unsetenv("HEARTH_VULKAN_MAX_BINDING_BYTES");
+    /* As a discrete GPU runs it: each decode row written on the device, then
+     * copied to the host at the end of the step (the draw's kernels idle). */
+    g_setenv("HEARTH_DEVICE_SAMPLING", "1", TRUE);
+    check_model(f16, "stories260K/hf_f16 device row", 1e-3f, 512, false);
+    g_unsetenv("HEARTH_DEVICE_SAMPLING");
     /* The opt-in FP16-arithmetic decode GEMV (where the device has it). */
     g_setenv("HEARTH_VULKAN_FP16_MATH", "1", TRUE);
     check_model(f16, "stories260K/hf_f16 fp16-math", 1e-2f, 512, false);

@@ -21,6 +21,13 @@
  *             [LROWS, vocab] (the lm_head writes the rows from logit_first
  *             on, from row 0) and the argmax result: host-visible and
  *             host-cached, so reading them is not an uncached PCIe read.
+ *             On a device that draws (a discrete GPU, whose rows would
+ *             cross PCIe; HEARTH_DEVICE_SAMPLING=1 anywhere, =0 nowhere) a
+ *             decode step's row is written to a device-local row instead
+ *             and copied to the host at the end of the step, unless the
+ *             step draws on the device (a sample spec: penalize.comp and
+ *             topk.comp read the row there and only their ~520-byte result
+ *             crosses; the row follows only when the host asks for it).
  * CHUNK: up to CHUNK_MAX (512) prompt tokens a submit, so each weight is read
  * once per 512 tokens; halved until the scratch fits the device memory
  * budget beside the weights and KV cache and every buffer fits a binding
@@ -28,7 +35,9 @@
  * LROWS = min(CHUNK, the rows 64 MiB of logits hold): the model asks every
  * row's logits (perplexity) in steps of LROWS.
  * Execution: a node list compiles to a list of dispatches recorded once into
- * a command buffer — for one token (GEMV kernels, then the device argmax) or
+ * a command buffer — for one token (GEMV kernels, the device argmax, and
+ * on a device that draws the draw's kernels, in two command buffers: with
+ * and without the row's copy to the host) or
  * for up to CHUNK tokens (the tiled GEMM or the GEMV kernels with several
  * tokens per workgroup) — and each step writes the params and token ids,
  * submits it and waits.
@@ -78,7 +87,8 @@ typedef struct {
 typedef struct {
     GArray *ds;                    /* HrVkDispatch */
     VkCommandBuffer cb;
-    bool decode;                   /* one token: the argmax runs too */
+    VkCommandBuffer cb_draw;       /* decode: the same without copying the row to the host */
+    bool decode;                   /* one token: the argmax and the draw's kernels run too */
 } VkProg;
 
 typedef struct {
@@ -90,6 +100,18 @@ typedef struct {
     HrVkBuffer rope_tab, part;
     HrVkBuffer up_out;             /* up_proj's output when gate and up run apart */
     HrVkBuffer params, tokens, logits, argmax;     /* host-visible */
+    /* the draw's device part (one-token steps with a sample spec): the seen
+     * ids (host-visible), topk.comp's pass outputs in two pairs (values,
+     * ids), its pass-1 stats, and the result (host-cached) */
+    HrVkBuffer seen, cand_v[2], cand_i[2], topk_stats, topk_res;
+    bool draws;                    /* one-token steps draw on the device (a discrete GPU, or
+                                      HEARTH_DEVICE_SAMPLING=1); else the decode row goes
+                                      straight to the host buffer, as in prefill */
+    bool sampled;                  /* the last step ran with a sample spec */
+    /* a decode step's logits row, on the device: the draw's kernels read it
+     * there, and it crosses to `logits` only when asked (cb_fetch) */
+    HrVkBuffer logits_dec;
+    VkCommandBuffer cb_fetch;
     uint32_t chunk;                /* prompt tokens per prefill submit */
     uint32_t logit_rows;           /* rows of the logits buffer */
     size_t kv_one;                 /* bytes of one layer's K (or V) cache */
@@ -101,6 +123,8 @@ typedef struct {
     HrThreadPool *pool;                            /* repacking at load (freed once loaded) */
     double load_upload_s;          /* time in upload() and waiting for the last copies */
 } VkCtx;
+
+static HrStatus record_fetch(VkCtx *c, HrError *err);
 
 /* ---- sizes ---------------------------------------------------------------------------- */
 
@@ -452,6 +476,8 @@ vk_close(void *p)
             VkProg *g = g_ptr_array_index(c->progs, i);
             if (g->cb)
                 vkFreeCommandBuffers(dev, hr_vk_context_command_pool(c->vk), 1, &g->cb);
+            if (g->cb_draw)
+                vkFreeCommandBuffers(dev, hr_vk_context_command_pool(c->vk), 1, &g->cb_draw);
             g_array_unref(g->ds);
             g_free(g);
         }
@@ -462,7 +488,12 @@ vk_close(void *p)
             hr_vk_buffer_free(c->vk, &b->buf);
             g_free(b);
         }
-        HrVkBuffer *bs[] = { &c->rope_tab, &c->part, &c->up_out, &c->params, &c->tokens, &c->logits, &c->argmax };
+        if (c->cb_fetch)
+            vkFreeCommandBuffers(dev, hr_vk_context_command_pool(c->vk), 1, &c->cb_fetch);
+        HrVkBuffer *bs[] = { &c->rope_tab, &c->part, &c->up_out, &c->params, &c->tokens, &c->logits, &c->argmax,
+                             &c->logits_dec,
+                             &c->seen, &c->cand_v[0], &c->cand_v[1], &c->cand_i[0], &c->cand_i[1],
+                             &c->topk_stats, &c->topk_res };
         for (size_t i = 0; i < G_N_ELEMENTS(bs); i++)
             hr_vk_buffer_free(c->vk, bs[i]);
         hr_vk_kernels_free(c->kern);
@@ -648,7 +679,21 @@ vk_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSet
          (st = alloc_host(c, &c->logits, LR * (size_t)vocab * 4, true, err)) ||
          (st = alloc_host(c, &c->argmax, 16, true, err)))) {
     }
-    c->scratch_bytes = part_bytes + LR * (size_t)vocab * 4;
+    const char *ds_env = g_getenv("HEARTH_DEVICE_SAMPLING");
+    c->draws = ds_env && *ds_env ? strcmp(ds_env, "0") != 0 : caps->type == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+    const size_t topk_g = hr_vk_topk_groups((uint32_t)vocab);
+    if (st == HR_OK && c->draws &&
+        ((st = alloc_host(c, &c->seen, (size_t)vocab * 4, false, err)) ||
+         (st = new_device(c, &c->cand_v[0], topk_g * HR_VK_TOPK_K * 4, "sampling candidates", err)) ||
+         (st = new_device(c, &c->cand_v[1], topk_g * HR_VK_TOPK_K * 4, "sampling candidates", err)) ||
+         (st = new_device(c, &c->cand_i[0], topk_g * HR_VK_TOPK_K * 4, "sampling candidates", err)) ||
+         (st = new_device(c, &c->cand_i[1], topk_g * HR_VK_TOPK_K * 4, "sampling candidates", err)) ||
+         (st = new_device(c, &c->topk_stats, topk_g * 3 * 4, "sampling candidates", err)) ||
+         (st = alloc_host(c, &c->topk_res, HR_VK_TOPK_RES_WORDS * 4, true, err)) ||
+         (st = new_device(c, &c->logits_dec, (size_t)vocab * 4, "logits", err)) ||
+         (st = record_fetch(c, err)))) {
+    }
+    c->scratch_bytes = part_bytes + (LR + c->draws) * (size_t)vocab * 4;
     if (st != HR_OK) {
         if (st == HR_ERR_NOMEM)
             hr_error_prefix(err, "Vulkan: out of device memory (the model needs %.1f MiB, %.1f MiB %s): ",
@@ -659,6 +704,7 @@ vk_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSet
     }
     limits->max_tokens = (int)c->chunk;
     limits->max_logit_rows = (int)LR;
+    limits->draws = c->draws;
     *dev_out = c;
     return HR_OK;
 }
@@ -798,6 +844,33 @@ add_linear(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, uint32_t T, HrE
     return st;
 }
 
+/* After a one-token step's logits: the repetition penalty, the device argmax
+ * (greedy without a spec: tests, bench), and topk.comp's passes, which
+ * return at once unless the step has a sample spec. */
+static HrStatus
+add_sample(VkCtx *c, GArray *ds, HrError *err)
+{
+    HrVkKernels *k = c->kern;
+    const uint32_t vocab = (uint32_t)c->cfg.vocab_size;
+    HrVkDispatch d;
+    HrStatus st = add(ds, hr_vk_make_penalize(k, &c->logits_dec, &c->seen, &c->params, vocab, &d, err), &d);
+    if (st == HR_OK)
+        st = add(ds, hr_vk_make_argmax(k, &c->logits_dec, 0, vocab, &c->argmax, &d, err), &d);
+    const uint32_t g1 = hr_vk_topk_groups(vocab);
+    uint32_t n = vocab;
+    for (int pass = 0; st == HR_OK; pass++) {
+        const bool first = pass == 0, last = hr_vk_topk_groups(n) == 1;
+        /* pass p writes pair p % 2 and reads pair (p - 1) % 2 */
+        HrVkBuffer *vin = first ? &c->logits_dec : &c->cand_v[(pass + 1) % 2];
+        st = add(ds, hr_vk_make_topk(k, vin, &c->cand_i[(pass + 1) % 2], &c->cand_v[pass % 2], &c->cand_i[pass % 2],
+                                     &c->topk_stats, &c->params, &c->topk_res, n, first, last, g1, &d, err), &d);
+        if (last)
+            break;
+        n = hr_vk_topk_groups(n) * HR_VK_TOPK_K;
+    }
+    return st;
+}
+
 static HrStatus
 add_node(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, uint32_t T, HrError *err)
 {
@@ -832,20 +905,47 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, uint32_t T, HrErr
     case HR_OP_LOGITS:
         for (int i = 0; st == HR_OK && i < nd->w[0]->n_slices; i++) {
             HrVkGemvArgs a = { .w = { &nd->w[0]->slices[i] }, .logit_rows = true, .prefill = prefill,
-                               .x = &nd->src->buf, .out = &c->logits, .params = &c->params,
+                               .x = &nd->src->buf, .out = prefill || !c->draws ? &c->logits : &c->logits_dec,
+                               .params = &c->params,
                                .x_stride = nd->src->width, .o_stride = (uint32_t)cfg->vocab_size,
                                .out_row_offset = (uint32_t)i * nd->w[0]->slice_rows, .max_tokens = T };
             st = add(ds, hr_vk_make_gemv(k, &a, &d, err), &d);
         }
-        if (st == HR_OK && !prefill)
+        if (st == HR_OK && !prefill && c->draws)
+            st = add_sample(c, ds, err);
+        else if (st == HR_OK && !prefill)
             st = add(ds, hr_vk_make_argmax(k, &c->logits, 0, (uint32_t)cfg->vocab_size, &c->argmax, &d, err), &d);
         return st;
     }
     return hr_error_set(err, HR_ERR_INVALID_ARG, "unknown op %d", (int)nd->op);
 }
 
+/* The decode row, device -> host (after the dispatches before it). */
+static void
+record_row_copy(VkCtx *c, VkCommandBuffer cb)
+{
+    hr_vk_record_barrier(cb);
+    VkBufferCopy r = { 0, 0, (VkDeviceSize)c->cfg.vocab_size * 4 };
+    vkCmdCopyBuffer(cb, c->logits_dec.buffer, c->logits.buffer, 1, &r);
+}
+
 static HrStatus
-record(VkCtx *c, GArray *ds, VkCommandBuffer *cb_out, HrError *err)
+record_fetch(VkCtx *c, HrError *err)
+{
+    HrStatus st = hr_vk_context_command_buffers(c->vk, 1, &c->cb_fetch, err);
+    if (st != HR_OK)
+        return st;
+    VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
+    vkBeginCommandBuffer(c->cb_fetch, &bi);
+    record_row_copy(c, c->cb_fetch);
+    hr_vk_record_host_barrier(c->cb_fetch);
+    VkResult r = vkEndCommandBuffer(c->cb_fetch);
+    return r == VK_SUCCESS ? HR_OK : hr_vk_context_vk_fail(err, r, "vkEndCommandBuffer");
+}
+
+/* copy_row: a decode list, whose logits row is copied to the host at the end. */
+static HrStatus
+record(VkCtx *c, GArray *ds, bool copy_row, VkCommandBuffer *cb_out, HrError *err)
 {
     HrStatus st = hr_vk_context_command_buffers(c->vk, 1, cb_out, err);
     if (st != HR_OK)
@@ -859,6 +959,8 @@ record(VkCtx *c, GArray *ds, VkCommandBuffer *cb_out, HrError *err)
             hr_vk_record_barrier(*cb_out);
         hr_vk_record(c->kern, *cb_out, &g_array_index(ds, HrVkDispatch, i));
     }
+    if (copy_row)
+        record_row_copy(c, *cb_out);
     hr_vk_record_host_barrier(*cb_out);
     VkResult r = vkEndCommandBuffer(*cb_out);
     if (r != VK_SUCCESS)
@@ -880,7 +982,9 @@ vk_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **pro
     for (int i = 0; st == HR_OK && i < n_nodes; i++)
         st = add_node(c, g->ds, &nodes[i], prefill, T, err);
     if (st == HR_OK)
-        st = record(c, g->ds, &g->cb, err);
+        st = record(c, g->ds, !prefill && c->draws, &g->cb, err);
+    if (st == HR_OK && !prefill && c->draws)
+        st = record(c, g->ds, false, &g->cb_draw, err);
     if (st == HR_OK && prefill)   /* the model compiles decode, then prefill: every pipeline is built */
         hr_vk_context_save_pipeline_cache(c->vk);
     if (st == HR_OK)
@@ -895,15 +999,26 @@ vk_run(void *p, void *prog, const HrStep *s, HrError *err)
     const VkProg *g = prog;
     if (s->n < 1 || s->n > (g->decode ? 1 : (int)c->chunk) || s->n - s->logit_first > (int)c->logit_rows)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "run: %d tokens, %d logits rows", s->n, s->n - s->logit_first);
-    HrVkStepParams prm = { (uint32_t)s->pos, (uint32_t)s->n, (uint32_t)s->logit_first, (uint32_t)(s->pos + s->n) };
+    const HrSampleSpec *sp = s->sample;
+    if (sp && (!c->draws || !g->decode || s->n != 1 || s->logit_first != 0 || sp->n_seen < 0 ||
+               sp->n_seen > c->cfg.vocab_size || (sp->n_seen > 0 && !sp->seen)))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "run: a sample spec needs one token and at most the vocabulary's "
+                            "ids");
+    HrVkStepParams prm = { (uint32_t)s->pos, (uint32_t)s->n, (uint32_t)s->logit_first, (uint32_t)(s->pos + s->n),
+                           sp != NULL, sp ? (uint32_t)sp->n_seen : 0, sp ? sp->penalty : 1.0f,
+                           sp ? sp->inv_t : 0.0f };
     memcpy(c->params.mapped, &prm, sizeof prm);
     memcpy(c->tokens.mapped, s->tokens, (size_t)s->n * 4);
+    if (sp && sp->n_seen > 0)
+        memcpy(c->seen.mapped, sp->seen, (size_t)sp->n_seen * 4);
     c->last_argmax = -1;
-    HrStatus st = hr_vk_submit_wait(c->vk, g->cb, err);
+    c->sampled = false;
+    HrStatus st = hr_vk_submit_wait(c->vk, sp ? g->cb_draw : g->cb, err);
     if (st != HR_OK)
         return st;
+    c->sampled = sp != NULL;
     const int rows = s->n - s->logit_first; /* the lm_head wrote them from row 0 */
-    if (rows > 0)
+    if (rows > 0 && s->logits)
         memcpy(s->logits, c->logits.mapped, (size_t)rows * (size_t)c->cfg.vocab_size * 4);
     if (g->decode && rows == 1)
         c->last_argmax = (int)((const uint32_t *)c->argmax.mapped)[0];
@@ -928,6 +1043,40 @@ vk_last_argmax(void *p)
     return ((VkCtx *)p)->last_argmax;
 }
 
+static HrStatus
+vk_candidates(void *p, HrCandidates *out, HrError *err)
+{
+    VkCtx *c = p;
+    if (!c->sampled)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "the last step drew no candidates");
+    const uint32_t *r = c->topk_res.mapped;
+    const int n = MIN(c->cfg.vocab_size, (int)HR_VK_TOPK_K);
+    out->n = n;
+    for (int i = 0; i < n; i++) {
+        out->ids[i] = (int32_t)r[i];
+        memcpy(&out->vals[i], &r[HR_VK_TOPK_K + (uint32_t)i], 4);
+    }
+    float sum;
+    memcpy(&sum, &r[2 * HR_VK_TOPK_K + 1], 4);
+    out->sum = sum;
+    out->finite = r[2 * HR_VK_TOPK_K + 2] == 0;
+    for (int i = 0; i < n && out->finite; i++)  /* a device answer outside the row is not trusted */
+        out->finite = out->ids[i] >= 0 && out->ids[i] < c->cfg.vocab_size;
+    return HR_OK;
+}
+
+static HrStatus
+vk_read_logits(void *p, float *out, HrError *err)
+{
+    VkCtx *c = p;
+    if (!c->sampled)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "read_logits: the last step kept no logits on the device");
+    HrStatus st = hr_vk_submit_wait(c->vk, c->cb_fetch, err);
+    if (st == HR_OK)
+        memcpy(out, c->logits.mapped, (size_t)c->cfg.vocab_size * 4);
+    return st;
+}
+
 static const HrOps vk_ops = {
     .api_version = HR_OPS_API_VERSION,
     .name = "vulkan",
@@ -941,6 +1090,8 @@ static const HrOps vk_ops = {
     .run = vk_run,
     .memory = vk_memory,
     .last_argmax = vk_last_argmax,
+    .candidates = vk_candidates,
+    .read_logits = vk_read_logits,
 };
 
 /* ---- the whole-model interface (llama.c over vk_ops) ------------------------------------- */
@@ -992,4 +1143,6 @@ const HrBackendOps hr_vulkan_backend = {
     .get_logits = hr_llama_get_logits,
     .memory = hr_llama_memory,
     .read_bandwidth = vk_read_bandwidth,
+    .set_sample = hr_llama_set_sample,
+    .candidates = hr_llama_candidates,
 };

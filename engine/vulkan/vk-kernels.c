@@ -37,6 +37,12 @@ static const uint32_t silu_mul_spv[] =
 static const uint32_t argmax_spv[] =
 #include "argmax.spv.h"
     ;
+static const uint32_t penalize_spv[] =
+#include "penalize.spv.h"
+    ;
+static const uint32_t topk_spv[] =
+#include "topk.spv.h"
+    ;
 static const uint32_t gemm_spv[] =
 #include "gemm.spv.h"
     ;
@@ -191,6 +197,8 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
         { HR_VK_K_ATTN_COMBINE, attn_combine_spv, sizeof attn_combine_spv, 3, 12, one, 1 },
         { HR_VK_K_ARGMAX, argmax_spv, sizeof argmax_spv, 2, 8, one, 1 },
         { HR_VK_K_SILU_MUL, silu_mul_spv, sizeof silu_mul_spv, 3, 4, one, 1 },
+        { HR_VK_K_PENALIZE, penalize_spv, sizeof penalize_spv, 3, 4, one, 1 },
+        { HR_VK_K_TOPK, topk_spv, sizeof topk_spv, 7, 16, one, 1 },
     };
     for (size_t i = 0; st == HR_OK && i < G_N_ELEMENTS(defs); i++)
         st = hr_vk_pipeline_new(ctx, defs[i].spv, defs[i].bytes, defs[i].bindings, defs[i].push, defs[i].spec,
@@ -725,6 +733,41 @@ hr_vk_make_argmax(HrVkKernels *k, HrVkBuffer *v, uint32_t offset, uint32_t n, Hr
     d->push[0] = n;
     d->push[1] = offset;
     d->groups[0] = d->groups[1] = d->groups[2] = 1;
+    return st;
+}
+
+uint32_t
+hr_vk_topk_groups(uint32_t n)
+{
+    return div_up(n, HR_VK_TOPK_CH);
+}
+
+HrStatus
+hr_vk_make_penalize(HrVkKernels *k, HrVkBuffer *logits, HrVkBuffer *seen, HrVkBuffer *params, uint32_t vocab,
+                    HrVkDispatch *d, HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    HrVkBuffer *b[3] = { logits, seen, params };
+    HrStatus st = alloc_set(k, HR_VK_K_PENALIZE, b, 3, d, err);
+    d->push[0] = vocab;
+    d->groups[0] = d->groups[1] = d->groups[2] = 1;
+    return st;
+}
+
+HrStatus
+hr_vk_make_topk(HrVkKernels *k, HrVkBuffer *vin, HrVkBuffer *iin, HrVkBuffer *vout, HrVkBuffer *iout,
+                HrVkBuffer *stats, HrVkBuffer *params, HrVkBuffer *res, uint32_t n, bool first, bool last,
+                uint32_t n_stats, HrVkDispatch *d, HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    HrVkBuffer *b[7] = { vin, iin, vout, iout, stats, params, res };
+    HrStatus st = alloc_set(k, HR_VK_K_TOPK, b, 7, d, err);
+    d->push[0] = n;
+    d->push[1] = first;
+    d->push[2] = last;
+    d->push[3] = n_stats;
+    d->groups[0] = hr_vk_topk_groups(n);
+    d->groups[1] = d->groups[2] = 1;
     return st;
 }
 

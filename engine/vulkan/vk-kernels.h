@@ -40,6 +40,8 @@
 
 typedef struct {
     uint32_t pos, n_tokens, logit_first, seq_len;
+    uint32_t draw, n_seen;         /* the draw's device part (shaders/params.glsl) */
+    float penalty, inv_t;
 } HrVkStepParams;
 
 typedef enum {
@@ -51,6 +53,8 @@ typedef enum {
     HR_VK_K_ARGMAX,
     HR_VK_K_ATTN_PREFILL,  /* attn.comp with attn_qt query tokens per workgroup */
     HR_VK_K_SILU_MUL,
+    HR_VK_K_PENALIZE,
+    HR_VK_K_TOPK,
     HR_VK_K_GEMV,          /* + kind*4 + gate*2 + prefill: 12 pipelines */
     HR_VK_K_GEMM = HR_VK_K_GEMV + 12,  /* + kind*2 + gate: 6 pipelines */
     HR_VK_K_GEMV_WIDE = HR_VK_K_GEMM + 6,  /* 4-bit decode in 32-input units, + gate: 2 pipelines */
@@ -194,6 +198,26 @@ uint32_t hr_vk_attn_splits(const HrVkKernels *k, uint32_t context);
 /* out[0] = argmax of v[offset .. offset+n), out[1] = its value's bits. */
 HrStatus hr_vk_make_argmax(HrVkKernels *k, HrVkBuffer *v, uint32_t offset, uint32_t n, HrVkBuffer *out,
                            HrVkDispatch *d, HrError *err);
+
+/* The device part of a draw (sampler.h), run when params.draw is set:
+ * penalize.comp applies the repetition penalty to logits[0..vocab) in place
+ * for the ids in seen[0..params.n_seen); topk.comp, in passes, finds the
+ * HR_VK_TOPK_K best and the softmax's denominator. Pass 1 reads the row
+ * with hr_vk_topk_groups(vocab) workgroups; pass p + 1 reads pass p's
+ * groups * K pairs; the pass with one workgroup is the last and writes res:
+ * ids[K] | value bits[K] | max bits | sum bits | not-finite flag. */
+#define HR_VK_TOPK_CH 1024u
+#define HR_VK_TOPK_K 64u
+#define HR_VK_TOPK_RES_WORDS (2u * HR_VK_TOPK_K + 3u)
+uint32_t hr_vk_topk_groups(uint32_t n);
+HrStatus hr_vk_make_penalize(HrVkKernels *k, HrVkBuffer *logits, HrVkBuffer *seen, HrVkBuffer *params,
+                             uint32_t vocab, HrVkDispatch *d, HrError *err);
+/* One topk.comp pass over n inputs (first: the logits row, ids implicit; else
+ * vin/iin pairs), writing vout/iout (not last) or res (last); stats holds
+ * 3 floats per pass-1 workgroup, n_stats of them. */
+HrStatus hr_vk_make_topk(HrVkKernels *k, HrVkBuffer *vin, HrVkBuffer *iin, HrVkBuffer *vout, HrVkBuffer *iout,
+                         HrVkBuffer *stats, HrVkBuffer *params, HrVkBuffer *res, uint32_t n, bool first, bool last,
+                         uint32_t n_stats, HrVkDispatch *d, HrError *err);
 
 /* Record one dispatch (bind, push, dispatch). */
 /* g[t, i] = silu(g[t, i]) * u[t, i] for i < width, t < params.n_tokens

@@ -1,0 +1,160 @@
+/* The draw's device part on Vulkan (penalize.comp, topk.comp; sampler.h's
+ * candidates) against the host's draw from the whole row, on the same
+ * Vulkan model: both sides see the same logits, so for every sampling
+ * setting the token sequences must be equal.
+ *
+ * Per model and setting: a prompt, then 40 draws (SmolLM2: 16, and only
+ * greedy with a penalty, the app's defaults, top-p and no filter) with the
+ * sampler attached (hr_model_attach_sampler: one-token steps return
+ * candidates) and as many without (every row copied to the host), from the
+ * same seed. Checked: the
+ * sequences are equal; where the candidates always decide (greedy, with and
+ * without a repetition penalty; the app's defaults; top-k 64) every draw
+ * after the first (which comes from the prompt's last row) took them; with
+ * top-k 65 none did (hr_sampler_device_spec refuses). Settings without a
+ * top-k (top-p, min-p, none) take the candidates where their mass decides
+ * the draw and the whole row otherwise; both kinds are counted and printed.
+ *
+ * Models: stories260K FP16 (vocab 512: topk.comp's single pass) and
+ * SmolLM2-135M's GGUF when present (vocab 49,152: three passes).
+ * Draws on the device are forced on (HEARTH_DEVICE_SAMPLING=1: by default
+ * only a discrete GPU draws there). Validation layer on, zero messages
+ * allowed. SKIPs without a Vulkan driver or stories260K.
+ */
+#include <math.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "hr-test.h"
+#include "model.h"
+#include "vulkan/vk-backend.h"
+#include "vulkan/vk-context.h"
+
+#define N_MAX 40
+
+typedef struct {
+    const char *label;
+    float temp, top_p, min_p, rep;
+    int top_k;
+    int all_device;   /* 1: every draw after the first from the candidates; 0: none; -1: either */
+} Setting;
+
+static const Setting settings[] = {
+    { "greedy", 0.0f, 1.0f, 0.0f, 1.0f, 0, 1 },
+    { "greedy, penalty 1.3", 0.0f, 1.0f, 0.0f, 1.3f, 0, 1 },
+    { "app defaults", 0.7f, 0.95f, 0.05f, 1.1f, 40, 1 },
+    { "top-k 64, penalty 1.2", 0.7f, 1.0f, 0.0f, 1.2f, 64, 1 },
+    { "top-k 65", 0.7f, 1.0f, 0.0f, 1.0f, 65, 0 },
+    { "top-p 0.9", 0.8f, 0.9f, 0.0f, 1.0f, 0, -1 },
+    { "min-p 0.1, penalty 1.1", 0.9f, 1.0f, 0.1f, 1.1f, 0, -1 },
+    { "no filter", 1.0f, 1.0f, 0.0f, 1.0f, 0, -1 },
+};
+
+/* Draw n_draws tokens after the prompt; returns the draws that took the
+ * candidates. */
+static uint64_t
+draws(HrModel *m, const Setting *st, bool device, const int32_t *prompt, int n_prompt, int32_t *out, int n_draws)
+{
+    const int V = hr_model_config(m)->vocab_size;
+    HrSamplerParams p;
+    hr_sampler_params_init(&p);
+    p.temperature = st->temp;
+    p.top_k = st->top_k;
+    p.top_p = st->top_p;
+    p.min_p = st->min_p;
+    p.repetition_penalty = st->rep;
+    p.seed = 7;
+    HrSampler *s = hr_sampler_new(&p, V);
+    HrError err = { 0 };
+    /* another first token: the prompt then runs whole, through the same
+     * prefill kernels on both sides */
+    int32_t other = (prompt[0] + 1) % V;
+    HR_CHECK(hr_model_eval(m, &other, 1, &err) == HR_OK, "%s", err.message);
+    for (int i = 0; i < n_prompt; i++)
+        hr_sampler_accept(s, prompt[i]);
+    if (device)
+        hr_model_attach_sampler(m, s);
+    uint64_t d0, h0, d1, h1;
+    hr_model_sample_counts(m, &d0, &h0);
+    int32_t t = -1;
+    HR_CHECK(hr_model_eval(m, prompt, n_prompt, &err) == HR_OK && hr_model_sample(m, s, &t, &err) == HR_OK, "%s",
+             err.message);
+    for (int i = 0; i < n_draws && t >= 0; i++) {
+        out[i] = t;
+        hr_sampler_accept(s, t);
+        if (i + 1 < n_draws)
+            HR_CHECK(hr_model_append(m, &t, 1, &err) == HR_OK && hr_model_sample(m, s, &t, &err) == HR_OK, "%s",
+                     err.message);
+    }
+    hr_model_attach_sampler(m, NULL);
+    hr_model_sample_counts(m, &d1, &h1);
+    HR_CHECK(d1 - d0 + h1 - h0 == (uint64_t)n_draws, "%llu draws counted", (unsigned long long)(d1 - d0 + h1 - h0));
+    hr_sampler_free(s);
+    return d1 - d0;
+}
+
+/* every setting with n_draws draws, or (quick: lavapipe decodes SmolLM2 at
+ * ~3 tokens/s) the ones that take each path of the host's code */
+static void
+check_model(const char *path, const char *label, int n_draws, bool quick)
+{
+    HrModelOptions opt;
+    hr_model_options_init(&opt);
+    opt.backend = "vulkan";
+    opt.context_len = 256;
+    opt.n_threads = 2;
+    HrModel *m = NULL;
+    HrError err = { 0 };
+    if (hr_model_load(path, &opt, &m, &err) != HR_OK) {
+        HR_CHECK(false, "%s: %s", path, err.message);
+        return;
+    }
+    const int V = hr_model_config(m)->vocab_size;
+    int32_t prompt[24];
+    for (int i = 0; i < 24; i++)
+        prompt[i] = (int32_t)((1 + 37 * i) % V);
+    for (size_t i = 0; i < G_N_ELEMENTS(settings); i++) {
+        const Setting *st = &settings[i];
+        if (quick && i != 1 && i != 2 && i != 5 && i != 7)
+            continue;
+        int32_t a[N_MAX] = { 0 }, b[N_MAX] = { 0 };
+        uint64_t on_device = draws(m, st, true, prompt, 24, a, n_draws);
+        uint64_t host_side = draws(m, st, false, prompt, 24, b, n_draws);
+        int same = 0;
+        while (same < n_draws && a[same] == b[same])
+            same++;
+        printf("%s, %s: %llu of %d draws from the candidates; sequences equal for %d tokens\n", label, st->label,
+               (unsigned long long)on_device, n_draws, same);
+        HR_CHECK(same == n_draws, "%s, %s: the sequences differ at token %d (%d vs %d)", label, st->label, same,
+                 same < n_draws ? a[same] : 0, same < n_draws ? b[same] : 0);
+        HR_CHECK(host_side == 0, "%s, %s: %llu candidate draws without the sampler attached", label, st->label,
+                 (unsigned long long)host_side);
+        if (st->all_device == 1)
+            HR_CHECK(on_device == (uint64_t)n_draws - 1, "%s, %s: %llu candidate draws, expected %d", label, st->label,
+                     (unsigned long long)on_device, n_draws - 1);
+        else if (st->all_device == 0)
+            HR_CHECK(on_device == 0, "%s, %s: %llu candidate draws, expected none", label, st->label,
+                     (unsigned long long)on_device);
+    }
+    uint32_t msgs = hr_vulkan_backend_validation_messages(hr_model_backend_ctx(m));
+    HR_CHECK(msgs == 0, "%s: the validation layer reported %u message(s)", label, msgs);
+    hr_model_free(m);
+}
+
+int
+main(void)
+{
+    g_setenv("HEARTH_VULKAN_VALIDATION", "1", TRUE);
+    g_setenv("HEARTH_VULKAN_ALLOW_CPU", "1", TRUE);   /* lavapipe is what CI has */
+    g_setenv("HEARTH_DEVICE_SAMPLING", "1", TRUE);     /* lavapipe is not a discrete GPU */
+    hr_vk_context_free(hr_test_vulkan_context(false)); /* SKIP without a Vulkan driver */
+    g_autofree char *stories = hr_test_asset("models/stories260K/hf_f16");
+    check_model(stories, "stories260K", N_MAX, false);
+    g_autofree char *gguf = hr_test_smollm2_gguf();
+    if (gguf)
+        check_model(gguf, "smollm2 Q4_1/Q8_0", 16, true);
+    else
+        printf("SmolLM2's GGUF not found: checked stories260K only\n");
+    return hr_test_result();
+}
