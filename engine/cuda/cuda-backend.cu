@@ -1000,4 +1000,6 @@ extern "C" const HrBackendOps hr_cuda_backend = {
     cuda_gemm_close,
     cuda_gemm,
     cuda_read_bandwidth,
+    nullptr, /* set_sample: no device draw yet; every draw reads the row */
+    nullptr, /* candidates */
 };
