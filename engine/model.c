@@ -346,6 +346,9 @@ hr_model_sample(HrModel *m, HrSampler *s, int32_t *out, HrError *err)
         HrCandidates c;
         HrError cerr = { 0 };
         HrStatus st = m->ops->candidates(m->ctx, &c, &cerr);
+        if (st == HR_OK && s != m->sampler)
+            /* the step drew (and penalised) for the attached sampler */
+            return hr_error_set(err, HR_ERR_INVALID_ARG, "hr_model_sample: not the sampler attached to the model");
         if (st == HR_OK) {
             int32_t t = hr_sampler_sample_candidates(s, &c);
             if (t >= 0) {

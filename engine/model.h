@@ -55,7 +55,9 @@ HrStatus hr_model_logits(HrModel *m, float *out, HrError *err);
 
 /* Draw the next token with s from the last evaluated token's logits. When s
  * is attached and the backend draws on the device (backend.h set_sample),
- * only its candidates cross to the host; otherwise the whole row does. */
+ * only its candidates cross to the host; otherwise the whole row does. A
+ * step that drew on the device can only be drawn from with the sampler
+ * attached then (HR_ERR_INVALID_ARG otherwise). */
 HrStatus hr_model_sample(HrModel *m, HrSampler *s, int32_t *out, HrError *err);
 
 /* Attach s (NULL: detach) so that every later one-token step also does the

@@ -11,7 +11,8 @@
  * sequences are equal; where the candidates always decide (greedy, with and
  * without a repetition penalty; the app's defaults; top-k 64) every draw
  * after the first (which comes from the prompt's last row) took them; with
- * top-k 65 none did (hr_sampler_device_spec refuses). Settings without a
+ * top-k 65 none did (hr_sampler_device_spec refuses). A step drawn for one
+ * sampler refuses to be drawn from with another. Settings without a
  * top-k (top-p, min-p, none) take the candidates where their mass decides
  * the draw and the whole row otherwise; both kinds are counted and printed.
  *
@@ -136,6 +137,21 @@ check_model(const char *path, const char *label, int n_draws, bool quick)
         else if (st->all_device == 0)
             HR_CHECK(on_device == 0, "%s, %s: %llu candidate draws, expected none", label, st->label,
                      (unsigned long long)on_device);
+    }
+    {   /* a step drawn for one sampler is not drawn from with another */
+        HrSamplerParams p;
+        hr_sampler_params_init(&p);
+        HrSampler *a = hr_sampler_new(&p, V), *b = hr_sampler_new(&p, V);
+        hr_model_attach_sampler(m, a);
+        int32_t t = prompt[3];
+        HR_CHECK(hr_model_eval(m, prompt, 3, &err) == HR_OK && hr_model_append(m, &t, 1, &err) == HR_OK, "%s",
+                 err.message);
+        HR_CHECK(hr_model_sample(m, b, &t, &err) == HR_ERR_INVALID_ARG, "%s: another sampler drew from the step",
+                 label);
+        HR_CHECK(hr_model_sample(m, a, &t, &err) == HR_OK && t >= 0 && t < V, "%s: %s", label, err.message);
+        hr_model_attach_sampler(m, NULL);
+        hr_sampler_free(a);
+        hr_sampler_free(b);
     }
     uint32_t msgs = hr_vulkan_backend_validation_messages(hr_model_backend_ctx(m));
     HR_CHECK(msgs == 0, "%s: the validation layer reported %u message(s)", label, msgs);
