@@ -340,8 +340,7 @@ hr_model_attach_sampler(HrModel *m, HrSampler *s)
 HrStatus
 hr_model_sample(HrModel *m, HrSampler *s, int32_t *out, HrError *err)
 {
-    if (!m->row)
-        m->row = g_new(float, m->cfg.vocab_size);
+    bool penalized = false; /* the row comes from a step that drew on the device */
     if (m->ops->candidates) {
         HrCandidates c;
         HrError cerr = { 0 };
@@ -350,30 +349,26 @@ hr_model_sample(HrModel *m, HrSampler *s, int32_t *out, HrError *err)
             /* the step drew (and penalised) for the attached sampler */
             return hr_error_set(err, HR_ERR_INVALID_ARG, "hr_model_sample: not the sampler attached to the model");
         if (st == HR_OK) {
-            int32_t t = hr_sampler_sample_candidates(s, &c);
+            const int32_t t = hr_sampler_sample_candidates(s, &c);
             if (t >= 0) {
                 m->draws_device++;
                 *out = t;
                 return HR_OK;
             }
-            /* the candidates cannot decide: the whole row, penalised on the device already */
-            m->draws_host++;
-            if ((st = hr_model_logits(m, m->row, err)) != HR_OK)
-                return st;
-            *out = hr_sampler_sample_penalized(s, m->row);
-            return HR_OK;
-        }
-        if (st != HR_ERR_UNSUPPORTED) {
+            penalized = true; /* the candidates cannot decide: the whole row */
+        } else if (st != HR_ERR_UNSUPPORTED) {
             if (err)
                 *err = cerr;
             return st;
         }
     }
     m->draws_host++;
+    if (!m->row)
+        m->row = g_new(float, m->cfg.vocab_size);
     HrStatus st = hr_model_logits(m, m->row, err);
     if (st != HR_OK)
         return st;
-    *out = hr_sampler_sample(s, m->row);
+    *out = penalized ? hr_sampler_sample_penalized(s, m->row) : hr_sampler_sample(s, m->row);
     return HR_OK;
 }
 

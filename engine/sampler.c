@@ -310,6 +310,49 @@ penalty_on(const HrSamplerParams *p)
     return p->repetition_penalty != 1.0f && p->repetition_penalty > 0.0f;
 }
 
+/* sum_i e^((vals[i] - max) * inv_t) over the first m candidates. */
+static double
+head_sum(const float *vals, int m, float max, float inv_t)
+{
+    double sum = 0.0;
+    for (int i = 0; i < m; i++)
+        sum += expf((vals[i] - max) * inv_t);
+    return sum;
+}
+
+/* No filter: the candidate among the first m where the cumulative
+ * probability passes r, or -1 when r lies beyond them. */
+static int
+walk(const float *vals, int m, float max, double sum, float inv_t, double r)
+{
+    double cum = 0.0;
+    for (int i = 0; i < m; i++) {
+        cum += (float)(expf((vals[i] - max) * inv_t) / sum);
+        if (r < cum)
+            return i;
+    }
+    return -1;
+}
+
+/* Without top-k: do the first m candidates hold everything top-p (its mass)
+ * or min-p alone (the last of them already below the cut) can keep? */
+static bool
+covers(const HrSamplerParams *p, const float *vals, int m, float max, double sum, float inv_t)
+{
+    if (p->top_p < 1.0f && p->top_p > 0.0f)
+        return head_sum(vals, m, max, inv_t) / sum >= p->top_p;
+    return expf((vals[m - 1] - max) * inv_t) < p->min_p;
+}
+
+/* The m best candidates into s->idx, their logits into s->val. */
+static void
+best_m(HrSampler *s, const float *logits, int m)
+{
+    top_m(logits, s->vocab, m, s->idx);
+    for (int i = 0; i < m; i++)
+        s->val[i] = logits[s->idx[i]];
+}
+
 static int32_t
 sample(HrSampler *s, float *logits, bool penalize)
 {
@@ -336,13 +379,11 @@ sample(HrSampler *s, float *logits, bool penalize)
     int keep = p->top_k > 0 && p->top_k < n ? p->top_k : n;
     const bool need_all = keep == n && !(p->top_p < 1.0f && p->top_p > 0.0f) && !(p->min_p > 0.0f);
     int m = keep < n ? keep : MIN(n, HR_CANDIDATES_MAX);
-    top_m(logits, n, m, s->idx);
-    float max = logits[s->idx[0]];
-    double sum = 0.0;
+    best_m(s, logits, m);
+    const float max = s->val[0];
+    double sum;
     if (keep < n) {
-        /* top_m gave exactly the top-k */
-        for (int i = 0; i < keep; i++)
-            sum += expf((logits[s->idx[i]] - max) * inv_t);
+        sum = head_sum(s->val, keep, max, inv_t); /* best_m gave exactly the top-k */
     } else {
         sum = exp_sum(logits, n, max, inv_t);
         if (need_all) {
@@ -352,40 +393,21 @@ sample(HrSampler *s, float *logits, bool penalize)
              * to 1, which stands for their total. */
             const double r = next_uniform(&s->rng);
             for (;;) {
-                double cum = 0.0;
-                for (int i = 0; i < m; i++) {
-                    cum += (float)(expf((logits[s->idx[i]] - max) * inv_t) / sum);
-                    if (r < cum)
-                        return s->idx[i];
-                }
+                const int i = walk(s->val, m, max, sum, inv_t, r);
+                if (i >= 0)
+                    return s->idx[i];
                 if (m == n)
                     return s->idx[n - 1];
                 m = MIN(4 * m, n);
-                top_m(logits, n, m, s->idx);
+                best_m(s, logits, m);
             }
         }
-        const bool use_p = p->top_p < 1.0f && p->top_p > 0.0f;
-        while (m < n) {
-            /* Enough candidates when they hold top_p's mass, or (min-p
-             * alone) when the last of them is already below min-p. */
-            bool enough;
-            if (use_p) {
-                double mass = 0.0;
-                for (int i = 0; i < m; i++)
-                    mass += expf((logits[s->idx[i]] - max) * inv_t);
-                enough = mass / sum >= p->top_p;
-            } else {
-                enough = expf((logits[s->idx[m - 1]] - max) * inv_t) < p->min_p;
-            }
-            if (enough)
-                break;
+        while (m < n && !covers(p, s->val, m, max, sum, inv_t)) {
             m = MIN(4 * m, n);
-            top_m(logits, n, m, s->idx);
+            best_m(s, logits, m);
         }
         keep = m;
     }
-    for (int i = 0; i < keep; i++)
-        s->val[i] = logits[s->idx[i]];
     return s->idx[draw(s, s->val, keep, max, sum, inv_t)];
 }
 
@@ -417,7 +439,7 @@ hr_sampler_device_spec(const HrSampler *s, HrSampleSpec *spec)
 
 /* The same decisions as sample() above, from the device's candidates: each
  * branch there that fits inside HR_CANDIDATES_MAX candidates is taken here
- * with the same arithmetic; the others answer -1. */
+ * with the same helpers; the others answer -1. */
 int32_t
 hr_sampler_sample_candidates(HrSampler *s, const HrCandidates *c)
 {
@@ -429,49 +451,29 @@ hr_sampler_sample_candidates(HrSampler *s, const HrCandidates *c)
         return c->ids[0];
     const float inv_t = 1.0f / p->temperature;
     int keep = p->top_k > 0 && p->top_k < n ? p->top_k : n;
-    const bool use_p = p->top_p < 1.0f && p->top_p > 0.0f;
-    const bool need_all = keep == n && !use_p && !(p->min_p > 0.0f);
+    const bool need_all = keep == n && !(p->top_p < 1.0f && p->top_p > 0.0f) && !(p->min_p > 0.0f);
     const float max = c->vals[0];
-    double sum = 0.0;
+    double sum;
     if (keep < n) {
         if (keep > c->n)
             return -1;
-        for (int i = 0; i < keep; i++)
-            sum += expf((c->vals[i] - max) * inv_t);
+        sum = head_sum(c->vals, keep, max, inv_t);
     } else {
         sum = c->sum;
         if (!(sum >= 1.0) || !isfinite(sum))
             return -1; /* the maximum's own term is 1 */
         if (need_all) {
             uint64_t rng = s->rng; /* committed only when the draw lands inside */
-            const double r = next_uniform(&rng);
-            double cum = 0.0;
-            for (int i = 0; i < c->n; i++) {
-                cum += (float)(expf((c->vals[i] - max) * inv_t) / sum);
-                if (r < cum) {
-                    s->rng = rng;
-                    return c->ids[i];
-                }
-            }
-            if (c->n == n) {
-                s->rng = rng;
-                return c->ids[n - 1];
-            }
-            return -1;
-        }
-        if (c->n < n) {
-            bool enough;
-            if (use_p) {
-                double mass = 0.0;
-                for (int i = 0; i < c->n; i++)
-                    mass += expf((c->vals[i] - max) * inv_t);
-                enough = mass / sum >= p->top_p;
-            } else {
-                enough = expf((c->vals[c->n - 1] - max) * inv_t) < p->min_p;
-            }
-            if (!enough)
+            int i = walk(c->vals, c->n, max, sum, inv_t, next_uniform(&rng));
+            if (i < 0 && c->n == n)
+                i = n - 1;
+            if (i < 0)
                 return -1;
+            s->rng = rng;
+            return c->ids[i];
         }
+        if (c->n < n && !covers(p, c->vals, c->n, max, sum, inv_t))
+            return -1;
         keep = c->n;
     }
     return c->ids[draw(s, c->vals, keep, max, sum, inv_t)];
