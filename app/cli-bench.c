@@ -466,9 +466,11 @@ linear_cuda(const GemvOpts *o, GArray *shapes, GemvResult *res, double *bw, char
                                 .q4 = strcmp(o->weights, "q4") == 0, .group = o->group,
                                 .footprint = (size_t)o->footprint_mb << 20, .min_time = o->min_time,
                                 .reps = o->reps,
-                                .path = strcmp(o->impl, "gemv") == 0   ? HR_CUDA_PATH_GEMV
-                                        : strcmp(o->impl, "wmma") == 0 ? HR_CUDA_PATH_WMMA
-                                                                       : HR_CUDA_PATH_AUTO };
+                                .path = strcmp(o->impl, "gemv") == 0     ? HR_CUDA_PATH_GEMV
+                                        : strcmp(o->impl, "wmma") == 0   ? HR_CUDA_PATH_WMMA
+                                        : strcmp(o->impl, "q8") == 0     ? HR_CUDA_PATH_Q8
+                                        : strcmp(o->impl, "cublas") == 0 ? HR_CUDA_PATH_CUBLAS
+                                                                         : HR_CUDA_PATH_AUTO };
         HrCudaLinearBenchInfo info;
         if (hr_cuda_bench_linear(&a, sec, &info, msg, sizeof msg) != 0) {
             fprintf(stderr, "hearth-cli bench: --backend cuda: %dx%d: %s\n", sh.rows, sh.cols, msg);
@@ -565,10 +567,13 @@ bench_gemv(const GemvOpts *o)
         fprintf(stderr, "hearth-cli bench: --weights must be q4 or f16, not '%s'\n", o->weights);
         goto out;
     }
-    /* CUDA: --impl picks the launcher's path (auto: the GEMV below 8 tokens, WMMA from 8) */
-    const bool cuda_impl = strcmp(o->impl, "gemv") == 0 || strcmp(o->impl, "wmma") == 0;
+    /* CUDA: --impl picks the launcher's path (auto: the GEMV below 8 tokens, WMMA from 8; q8: the
+     * GEMV on int8 activations; cublas: dequantize to FP16 + cublasGemmEx) */
+    const bool cuda_impl = strcmp(o->impl, "gemv") == 0 || strcmp(o->impl, "wmma") == 0 ||
+                           strcmp(o->impl, "q8") == 0 || strcmp(o->impl, "cublas") == 0;
     if (gpu && strcmp(o->impl, "auto") != 0 && !(cuda && cuda_impl)) {
-        fprintf(stderr, "hearth-cli bench: --impl goes with --backend cpu (and gemv or wmma with --backend cuda)\n");
+        fprintf(stderr, "hearth-cli bench: --impl goes with --backend cpu (and gemv, wmma, q8 or cublas with "
+                        "--backend cuda)\n");
         goto out;
     }
     if (!(cuda && cuda_impl) && !impl_from_name(o->impl, &impl)) {
@@ -799,7 +804,11 @@ hr_cli_bench(int argc, char **argv)
         "--backend vulkan (with --gemv or --gemm): the same on the Vulkan device, through the backend's own\n"
         "packing and kernels, timed with GPU timestamps, beside the device's read bandwidth (--gemv) or FP32\n"
         "multiply-add peak (--gemm) measured in the same run. 4-bit weights there need ROWS a multiple of 8 and\n"
-        "a group that is a multiple of 8 (or COLS). --impl and --threads are the CPU's.");
+        "a group that is a multiple of 8 (or COLS). --impl and --threads are the CPU's.\n"
+        "\n"
+        "--backend cuda (with --gemv or --gemm): the same through the CUDA backend's launcher; --impl picks its\n"
+        "path: gemv, wmma, q8 (the 4-bit GEMV on int8 activations) or cublas (the matrix dequantized to FP16,\n"
+        "then cublasGemmEx), default auto.");
     g_autoptr(GError) error = NULL;
     int rc = 2;
     HrModel *model = NULL;

@@ -13,7 +13,11 @@
  *    positions up to 300: sincosf vs sinf/cosf) — the KV cache written by
  *    rope_kv must equal the FP16 rounding of the CPU's rotated k and v
  *    within one FP16 ulp;
- *  - embedding and argmax: exact.
+ *  - embedding and argmax: exact;
+ *  - the opt-in paths: the q8 GEMV at 1e-4 against the CPU on the activations
+ *    rounded as the device rounds them (hr_cuda_q8_gemv_host); cuBLAS at 4e-3
+ *    (FP16 operands, as WMMA); the tiled attention at 1e-4; the fused
+ *    RMSNorm's rounding exactly d * rne(x / d) per block of 32.
  */
 #include <math.h>
 #include <string.h>
@@ -140,7 +144,55 @@ rand_vec(size_t n, float a, float b)
     return v;
 }
 
-static const char *path_name[] = { "auto", "gemv", "wmma" };
+static const char *path_name[] = { "auto", "gemv", "wmma", "q8", "cublas" };
+enum { LAST_PATH = HR_CUDA_PATH_CUBLAS };
+
+static float
+path_tol(int path)
+{
+    return path == HR_CUDA_PATH_GEMV || path == HR_CUDA_PATH_Q8 ? 1e-4f : 4e-3f;
+}
+
+/* Whether the API can run the path here (cuBLAS opened at run time: a device
+ * machine without libcublas skips that path, and says so once). */
+static bool
+path_runs(int path)
+{
+    static int blas = -1;
+    if (path != HR_CUDA_PATH_CUBLAS)
+        return true;
+    if (blas < 0) {
+        uint16_t w[8 * 8] = { 0 };
+        float x[8] = { 0 }, out[8];
+        HrCudaHostMat m = { .rows = 8, .cols = 8, .w = w, .dtype = HR_DTYPE_F16 };
+        const HrCudaHostMat *mats[1] = { &m };
+        char msg[256] = "";
+        const int rc = hr_cuda_k_linear(mats, 1, NULL, x, 1, NULL, out, HR_CUDA_PATH_CUBLAS, msg, sizeof msg);
+        blas = !(rc == -1 && strncmp(msg, "cuBLAS", 6) == 0);
+        if (!blas)
+            printf("the cuBLAS path is not checked: %s\n", msg);
+    }
+    return blas == 1;
+}
+
+/* The activations a path multiplies: x itself; for the int8 GEMV on an AWQ
+ * matrix whose groups fall on blocks of 32, x rounded per block of 32 as the
+ * device rounds it (hr_cuda_q8_gemv_host), so the comparison stays at the
+ * FP32 summation-order tolerance. */
+static const float *
+path_x(const HrCudaHostMat *m, int path, const float *x, int T, int K, float *buf)
+{
+    if (path != HR_CUDA_PATH_Q8 || !m->awq)
+        return x;
+    float *tmp = g_new(float, (size_t)m->rows);
+    for (int t = 0; t < T; t++)
+        if (hr_cuda_q8_gemv_host(m, x + (size_t)t * K, buf + (size_t)t * K, tmp) != 0) {
+            g_free(tmp);
+            return x;
+        }
+    g_free(tmp);
+    return buf;
+}
 
 /* One linear at one shape, every path, with and without bias/residual. */
 static void
@@ -152,18 +204,23 @@ check_linear(bool awq, int N, int K, int group, int T)
     float *ref = g_new(float, (size_t)T * N), *out = g_new(float, (size_t)T * N);
     const HrCudaHostMat *mats[1] = { &m.h };
     char msg[256];
-    for (int path = 1; path <= 2; path++) {
+    float *xb = g_new(float, (size_t)T * K);
+    for (int path = 1; path <= LAST_PATH; path++) {
+        if (!path_runs(path))
+            continue;
+        const float *xp = path_x(&m.h, path, x, T, K, xb);
         for (int v = 0; v < 2; v++) {
             const float *b = v ? bias : NULL, *r = v ? res : NULL;
-            cpu_linear(&m, ref, b, x, T, r);
+            cpu_linear(&m, ref, b, xp, T, r);
             int rc = hr_cuda_k_linear(mats, 1, b, x, T, r, out, (HrCudaPath)path, msg, sizeof msg);
-            HR_CHECK(rc == 0, "linear: %s", msg);
-            float e = rel_err(out, ref, (size_t)T * N), tol = path == 1 ? 1e-4f : 4e-3f;
+            HR_CHECK(rc == 0, "linear %s: %s", path_name[path], msg);
+            float e = rel_err(out, ref, (size_t)T * N), tol = path_tol(path);
             HR_CHECK(e <= tol, "%s linear [%d, %d] g%d T=%d %s%s: error %g > %g", awq ? "awq" : "f16", N, K, group, T,
                      path_name[path], v ? " +bias +residual" : "", (double)e, (double)tol);
         }
     }
     g_free(x);
+    g_free(xb);
     g_free(bias);
     g_free(res);
     g_free(ref);
@@ -182,20 +239,23 @@ check_qkv(bool awq, int dim, int q_dim, int kv_dim, int group, int T)
     const int R = q_dim + 2 * kv_dim;
     float *x = rand_vec((size_t)T * dim, -1, 1), *bias = rand_vec((size_t)R, -1, 1);
     float *ref = g_new(float, (size_t)T * R), *out = g_new(float, (size_t)T * R);
-    float *part = g_new(float, (size_t)T * q_dim);
-    int off = 0;
-    for (int i = 0; i < 3; i++) {
-        cpu_linear(&m[i], part, bias + off, x, T, NULL);
-        for (int t = 0; t < T; t++)
-            memcpy(ref + (size_t)t * R + off, part + (size_t)t * m[i].h.rows, sizeof(float) * m[i].h.rows);
-        off += m[i].h.rows;
-    }
+    float *part = g_new(float, (size_t)T * q_dim), *xb = g_new(float, (size_t)T * dim);
     const HrCudaHostMat *mats[3] = { &m[0].h, &m[1].h, &m[2].h };
     char msg[256];
-    for (int path = 1; path <= 2; path++) {
+    for (int path = 1; path <= LAST_PATH; path++) {
+        if (!path_runs(path))
+            continue;
+        const float *xp = path_x(&m[0].h, path, x, T, dim, xb);
+        int off = 0;
+        for (int i = 0; i < 3; i++) {
+            cpu_linear(&m[i], part, bias + off, xp, T, NULL);
+            for (int t = 0; t < T; t++)
+                memcpy(ref + (size_t)t * R + off, part + (size_t)t * m[i].h.rows, sizeof(float) * m[i].h.rows);
+            off += m[i].h.rows;
+        }
         int rc = hr_cuda_k_linear(mats, 3, bias, x, T, NULL, out, (HrCudaPath)path, msg, sizeof msg);
-        HR_CHECK(rc == 0, "qkv: %s", msg);
-        float e = rel_err(out, ref, (size_t)T * R), tol = path == 1 ? 1e-4f : 4e-3f;
+        HR_CHECK(rc == 0, "qkv %s: %s", path_name[path], msg);
+        float e = rel_err(out, ref, (size_t)T * R), tol = path_tol(path);
         HR_CHECK(e <= tol, "%s qkv dim %d T=%d %s: error %g", awq ? "awq" : "f16", dim, T, path_name[path], (double)e);
     }
     for (int i = 0; i < 3; i++)
@@ -205,6 +265,7 @@ check_qkv(bool awq, int dim, int q_dim, int kv_dim, int group, int T)
     g_free(ref);
     g_free(out);
     g_free(part);
+    g_free(xb);
 }
 
 static void
@@ -215,20 +276,25 @@ check_gate_up(bool awq, int dim, int H, int group, int T)
     mat_make(&u, awq, H, dim, group);
     float *x = rand_vec((size_t)T * dim, -1, 1);
     float *a = g_new(float, (size_t)T * H), *b = g_new(float, (size_t)T * H), *out = g_new(float, (size_t)T * H);
-    cpu_linear(&g, a, NULL, x, T, NULL);
-    cpu_linear(&u, b, NULL, x, T, NULL);
-    for (size_t i = 0; i < (size_t)T * H; i++)
-        a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+    float *xb = g_new(float, (size_t)T * dim);
     char msg[256];
-    for (int path = 1; path <= 2; path++) {
+    for (int path = 1; path <= LAST_PATH; path++) {
+        if (!path_runs(path))
+            continue;
+        const float *xp = path_x(&g.h, path, x, T, dim, xb);
+        cpu_linear(&g, a, NULL, xp, T, NULL);
+        cpu_linear(&u, b, NULL, xp, T, NULL);
+        for (size_t i = 0; i < (size_t)T * H; i++)
+            a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
         int rc = hr_cuda_k_gate_up(&g.h, &u.h, x, T, out, (HrCudaPath)path, msg, sizeof msg);
-        HR_CHECK(rc == 0, "gate_up: %s", msg);
-        float e = rel_err(out, a, (size_t)T * H), tol = path == 1 ? 1e-4f : 4e-3f;
+        HR_CHECK(rc == 0, "gate_up %s: %s", path_name[path], msg);
+        float e = rel_err(out, a, (size_t)T * H), tol = path_tol(path);
         HR_CHECK(e <= tol, "%s gate_up [%d, %d] T=%d %s: error %g", awq ? "awq" : "f16", H, dim, T, path_name[path],
                  (double)e);
     }
     mat_free(&g);
     mat_free(&u);
+    g_free(xb);
     g_free(x);
     g_free(a);
     g_free(b);
@@ -246,6 +312,26 @@ check_rmsnorm(int T, int dim)
     HR_CHECK(hr_cuda_k_rmsnorm(out, x, w, T, dim, 1e-5f, msg, sizeof msg) == 0, "rmsnorm: %s", msg);
     float e = rel_err(out, ref, (size_t)T * dim);
     HR_CHECK(e <= 1e-5f, "rmsnorm T=%d dim=%d: error %g", T, dim, (double)e);
+    /* the q8 path's fused norm: the same output, and its rounding of it per block of 32 */
+    float *xr = g_new(float, (size_t)T * dim);
+    HR_CHECK(hr_cuda_k_rmsnorm_q8(out, xr, x, w, T, dim, 1e-5f, msg, sizeof msg) == 0, "rmsnorm_q8: %s", msg);
+    e = rel_err(out, ref, (size_t)T * dim);
+    HR_CHECK(e <= 1e-5f, "rmsnorm_q8 T=%d dim=%d: error %g", T, dim, (double)e);
+    int bad = 0;
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b * 32 < dim; b++) {
+            const float *o = out + (size_t)t * dim;
+            float amax = 0.0f;
+            for (int k = b * 32; k < dim && k < b * 32 + 32; k++)
+                amax = fmaxf(amax, fabsf(o[k]));
+            const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+            for (int k = b * 32; k < dim && k < b * 32 + 32; k++) {
+                const float expect = amax / 127.0f * nearbyintf(o[k] * id);
+                bad += fabsf(xr[(size_t)t * dim + k] - expect) > 1e-6f * fmaxf(1.0f, amax);
+            }
+        }
+    HR_CHECK(bad == 0, "rmsnorm_q8 T=%d dim=%d: %d values rounded otherwise than per block of 32", T, dim, bad);
+    g_free(xr);
     g_free(x);
     g_free(w);
     g_free(ref);
@@ -379,6 +465,18 @@ check_attention(int nh, int nkv, int hd, int pos, int T, int ctx, int window, in
     float e = rel_err(out, ref, (size_t)T * nh * hd);
     HR_CHECK(e <= 1e-4f, "attention heads %d/%d hd %d pos %d T %d window %d split %d: error %g", nh, nkv, hd, pos, T,
              window, split_len, (double)e);
+    /* the tiled kernel (HEARTH_CUDA_ATTN=tiled) where it takes the shape */
+    if (nh / nkv <= 8 && hd % 8 == 0) {
+        memset(out, 0, sizeof(float) * (size_t)T * nh * hd);
+        HR_CHECK(hr_cuda_k_attention_tiled(out, q, ldq, kc, vc, ctx, pos, T, nh, nkv, hd, window, split_len, msg,
+                                           sizeof msg) == 0, "attention (tiled): %s", msg);
+        e = rel_err(out, ref, (size_t)T * nh * hd);
+        HR_CHECK(e <= 1e-4f, "tiled attention heads %d/%d hd %d pos %d T %d window %d split %d: error %g", nh, nkv, hd,
+                 pos, T, window, split_len, (double)e);
+    } else {
+        HR_CHECK(hr_cuda_k_attention_tiled(out, q, ldq, kc, vc, ctx, pos, T, nh, nkv, hd, window, split_len, msg,
+                                           sizeof msg) == -1, "the tiled attention took heads %d/%d hd %d", nh, nkv, hd);
+    }
     g_free(kc);
     g_free(vc);
     g_free(q);
@@ -508,6 +606,12 @@ main(void)
     check_attention(32, 8, 128, 1000, 1, 1024, 0, 128);
     check_attention(4, 2, 256, 70, 5, 128, 0, 32);
     check_attention(8, 4, 8, 100, 6, 256, 30, 16);   /* sliding window */
+    /* the tiled kernel's cases: GQA groups of 8, several tiles a split, a window inside a tile */
+    check_attention(32, 4, 128, 1000, 1, 1024, 0, 64);
+    check_attention(32, 4, 128, 700, 12, 1024, 0, 512);
+    check_attention(8, 2, 64, 150, 3, 256, 40, 64);
+    check_attention(14, 2, 64, 63, 2, 128, 0, 64);
+    check_attention(16, 1, 64, 5, 1, 64, 0, 64);      /* a group of 16: the tiled kernel refuses it */
 
     check_argmax(512);
     check_argmax(32000);

@@ -12,7 +12,9 @@
  * (each backend feeding back its own choice) that must be identical, and for
  * stories260K a 300-token prefill across chunks and attention splits
  * followed by decode. stories260K also runs with HEARTH_CUDA_GEMM=simple
- * (GEMV fallback for prefill) and HEARTH_CUDA_GRAPH=0.
+ * (GEMV fallback for prefill) and HEARTH_CUDA_GRAPH=0; then the opt-in paths
+ * (HEARTH_CUDA_ATTN=tiled, HEARTH_CUDA_GEMM=cublas, HEARTH_CUDA_GEMV=q8: the
+ * last at 2e-2, its activations rounded to int8 per block of 32).
  *
  * Tolerance, per logits row: max |cuda - cpu| <= tol * (max - min of the CPU
  * row): tol = 5e-3 when both run the same weights (FP16, AWQ; prefill rounds
@@ -261,6 +263,28 @@ main(void)
         HR_CHECK(false, "quantize: %s", err.message);
     else
         check_model(tmp, "stories260K AWQ rtn g32", 5e-3f, 512, true);
+
+    /* The opt-in paths (engine/cuda/README.md), each against the same CPU
+     * oracle: the tiled attention (on every fixture too: GQA, Qwen2's bias,
+     * Mistral's sliding window), the cuBLAS prefill, and the int8-activation
+     * decode GEMV, whose rounding of the activations (as the CPU's default
+     * decode rounds them) is allowed 2e-2 of the row's range. */
+    g_setenv("HEARTH_CUDA_ATTN", "tiled", TRUE);
+    for (size_t i = 0; i < G_N_ELEMENTS(fixtures); i++) {
+        g_autofree char *dir = g_build_filename(HEARTH_FIXTURES, "hf-tiny", fixtures[i], "f32", NULL);
+        g_autofree char *label = g_strdup_printf("%s/f32 tiled-attention", fixtures[i]);
+        check_model(dir, label, 1e-2f, 128, false);
+    }
+    check_model(f16, "stories260K/hf_f16 tiled-attention", 5e-3f, 512, true);
+    g_setenv("HEARTH_CUDA_GEMM", "cublas", TRUE);
+    check_model(f16, "stories260K/hf_f16 cublas tiled", 5e-3f, 512, true);
+    check_model(tmp, "stories260K AWQ cublas tiled", 5e-3f, 512, true);
+    g_unsetenv("HEARTH_CUDA_GEMM");
+    g_setenv("HEARTH_CUDA_GEMV", "q8", TRUE);
+    check_model(tmp, "stories260K AWQ q8 tiled", 2e-2f, 512, true);
+    g_unsetenv("HEARTH_CUDA_ATTN");
+    check_model(tmp, "stories260K AWQ q8", 2e-2f, 512, false);
+    g_unsetenv("HEARTH_CUDA_GEMV");
     remove_dir(tmp);
     return hr_test_result();
 }

@@ -3,7 +3,8 @@
 //
 // Memory: everything the model needs on the device (weights in the layouts
 // of cuda-internal.h, the FP16 KV cache for context_len positions, scratch
-// activations for a chunk of 64 tokens) is laid out by one planning pass
+// activations for a chunk of 64 tokens, 512 with the cuBLAS route) is laid
+// out by one planning pass
 // that runs twice: first only to add up the bytes (checked against
 // cudaMemGetInfo before anything is allocated; the error quotes needed vs
 // free), then to hand out pointers into a single cudaMalloc arena, so a
@@ -43,10 +44,11 @@ namespace {
 
 enum {
     CHUNK = 64,            // tokens per forward chunk (scratch is sized for it)
+    CHUNK_BLAS = 512,      // ... with the cuBLAS route (each chunk dequantizes every matrix once)
     DECODE_SPLIT = 128,    // positions per flash-decoding split
     PREFILL_SPLITS = 8,    // splits per query in a prefill chunk
     STEP_SLOTS = 8,        // pinned host slots for d_step
-    STEP_INTS = 2 + CHUNK, // pos, n_tokens, ids
+    Q8_ROWS = 8,           // tokens the int8-activation scratch holds (the GEMV runs below 8)
 };
 const size_t STAGE_BYTES = (size_t)16 << 20;
 const size_t RESERVE_BYTES = (size_t)256 << 20;   // CUDA context, graph, allocator slack
@@ -118,13 +120,18 @@ struct Ctx {
     const float *logits_src;
     int logits_rows;
     // step slots
-    int *h_step;                          // pinned [STEP_SLOTS][STEP_INTS]
+    int *h_step;                          // pinned [STEP_SLOTS][step_ints]
     cudaEvent_t step_ev[STEP_SLOTS];
     int step_next;
     // graph
     cudaGraph_t graph;
     cudaGraphExec_t graph_exec;
     GemmPath path;
+    // opt-in paths (engine/cuda/README.md); chunk: tokens per forward chunk
+    int chunk, step_ints;   // step_ints = 2 + chunk: pos, n_tokens, ids
+    bool q8, attn_tiled;
+    int dec_split_len;
+    LinWork wk;
 };
 
 // ---- planning ------------------------------------------------------------------
@@ -298,14 +305,58 @@ assign_all(Ctx *c, Arena &a)
         L.kc = a.take<__half>((size_t)ctx * (size_t)c->kv_dim, kb);
         L.vc = a.take<__half>((size_t)ctx * (size_t)c->kv_dim, kb);
     }
-    c->d_step = a.take<int>(STEP_INTS, sb);
-    c->x = a.take<float>((size_t)CHUNK * dim, sb);
-    c->xn = a.take<float>((size_t)CHUNK * dim, sb);
-    c->qkv = a.take<float>((size_t)CHUNK * c->qkv_dim, sb);
-    c->att = a.take<float>((size_t)CHUNK * c->q_dim, sb);
-    c->gu = a.take<float>((size_t)CHUNK * 2 * H, sb);
-    c->hb = a.take<float>((size_t)CHUNK * H, sb);
-    const size_t part_rows = (size_t)(CHUNK * PREFILL_SPLITS > c->dec_splits ? CHUNK * PREFILL_SPLITS : c->dec_splits);
+    const size_t CH = (size_t)c->chunk;
+    c->d_step = a.take<int>((size_t)c->step_ints, sb);
+    c->x = a.take<float>(CH * dim, sb);
+    c->xn = a.take<float>(CH * dim, sb);
+    c->qkv = a.take<float>(CH * c->qkv_dim, sb);
+    c->att = a.take<float>(CH * c->q_dim, sb);
+    c->gu = a.take<float>(CH * 2 * H, sb);
+    c->hb = a.take<float>(CH * H, sb);
+    // the opt-in paths' scratch, sized for the widest 4-bit matrix
+    const int widest = dim > H ? dim : H;
+    size_t max_kp = 0, max_wh = 0, max_ldh = (size_t)f16_ldw(widest > c->q_dim ? widest : c->q_dim);
+    for (int l = 0; l < cfg.n_layers; l++) {
+        const Layer &L = c->layers[l];
+        const LinGroup *gs[] = { &L.qkv[0], &L.qkv[1], &L.qkv[2], &L.o, &L.gu[0], &L.gu[1], &L.down };
+        const bool used[] = { true, L.n_qkv > 1, L.n_qkv > 2, true, true, L.n_gu > 1, true };
+        for (int i = 0; i < 7; i++) {
+            const DLinear &d = gs[i]->d;
+            if (!used[i] || d.kind != LIN_Q4)
+                continue;
+            max_kp = (size_t)d.kw * 8 > max_kp ? (size_t)d.kw * 8 : max_kp;
+            max_wh = (size_t)d.rows * d.kw * 8 > max_wh ? (size_t)d.rows * d.kw * 8 : max_wh;
+        }
+    }
+    c->wk.xq = nullptr;
+    c->wk.xs = nullptr;
+    c->wk.xq_rows = 0;
+    c->wk.pre_x = nullptr;
+    c->wk.pre_xq = nullptr;
+    c->wk.pre_xs = nullptr;
+    c->wk.fast_gemv = c->q8;
+    if (c->q8 && max_kp > 0) {
+        c->wk.xq = a.take<int8_t>(Q8_ROWS * max_kp, sb);
+        c->wk.xs = a.take<float2>(Q8_ROWS * (max_kp / 32), sb);
+        c->wk.xq_rows = Q8_ROWS;
+        // the normed activations (inputs of q|k|v, gate|up, lm_head), rounded by the norm itself
+        const size_t kp = (size_t)q4_kw(dim) * 8;
+        c->wk.pre_x = c->xn;
+        c->wk.pre_cols = dim;
+        c->wk.pre_xq = a.take<int8_t>(Q8_ROWS * kp, sb);
+        c->wk.pre_xs = a.take<float2>(Q8_ROWS * (kp / 32), sb);
+    }
+    c->wk.wh = nullptr;
+    c->wk.xh = nullptr;
+    c->wk.wh_halves = c->wk.xh_halves = 0;
+    if (c->wk.blas) {
+        c->wk.wh = max_wh ? a.take<__half>(max_wh, sb) : nullptr;
+        c->wk.wh_halves = max_wh;
+        c->wk.xh = a.take<__half>(CH * max_ldh, sb);
+        c->wk.xh_halves = CH * max_ldh;
+    }
+    const size_t part_rows = (size_t)(c->chunk * PREFILL_SPLITS > c->dec_splits ? c->chunk * PREFILL_SPLITS
+                                                                                  : c->dec_splits);
     c->part = a.take<float>(part_rows * (size_t)cfg.n_heads * (size_t)(hd + 2), sb);
     c->logits1 = a.take<float>((size_t)cfg.vocab_size, sb);
     c->d_argmax = a.take<int>(1, sb);
@@ -409,9 +460,23 @@ run_group(Ctx *c, const LinGroup *g, int n, const float *x, int ldx, int T, cons
 {
     int off = 0;
     for (int i = 0; i < n; i++) {
-        launch_linear(g[i].d, x, ldx, T, bias ? bias + off : nullptr, out + off, ldo, epi, c->path, c->s);
+        launch_linear(g[i].d, x, ldx, T, bias ? bias + off : nullptr, out + off, ldo, epi, c->path, c->s, &c->wk);
         off += g[i].d.rows;
     }
+}
+
+// RMSNorm into c->xn; on the q8 GEMV path the norm also rounds its output
+// for the linears that read xn (LinWork.pre_x).
+void
+norm(Ctx *c, const float *x, const float *w, int T)
+{
+    const HrModelConfig &cfg = c->cfg;
+    const bool gemv = c->path == PATH_GEMV || (c->path == PATH_AUTO && T < 8);
+    if (c->wk.pre_xq && gemv && T <= c->wk.xq_rows)
+        launch_rmsnorm_q8(x, w, c->xn, T, cfg.dim, cfg.norm_eps, q4_kw(cfg.dim) * 8, c->wk.pre_xq, c->wk.pre_xs,
+                          c->s);
+    else
+        launch_rmsnorm(x, w, c->xn, T, cfg.dim, cfg.norm_eps, c->s);
 }
 
 // One chunk of T tokens whose ids/position are in d_step; logits (when not
@@ -423,33 +488,37 @@ run_chunk(Ctx *c, int T, float *logits, bool all)
     const int dim = cfg.dim, H = cfg.hidden_dim, hd = cfg.head_dim;
     cudaStream_t s = c->s;
     const bool decode = T == 1;
-    const int split_len = decode ? DECODE_SPLIT : c->pre_split_len;
+    const int split_len = decode ? c->dec_split_len : c->pre_split_len;
     const int max_splits = decode ? c->dec_splits : PREFILL_SPLITS;
     launch_embed(c->embed.w, c->embed.ldw, c->d_step + 2, T, dim, c->x, s);
     for (int l = 0; l < cfg.n_layers; l++) {
         Layer &L = c->layers[l];
-        launch_rmsnorm(c->x, L.attn_norm, c->xn, T, dim, cfg.norm_eps, s);
+        norm(c, c->x, L.attn_norm, T);
         run_group(c, L.qkv, L.n_qkv, c->xn, dim, T, L.bqkv, c->qkv, c->qkv_dim, EPI_STORE);
         launch_rope_kv(c->qkv, L.kc, L.vc, c->inv_freq, c->d_step, T, cfg.n_heads, cfg.n_kv_heads, hd, s);
-        launch_attention(c->qkv, c->qkv_dim, L.kc, L.vc, c->part, c->att, c->d_step, T, cfg.n_heads, cfg.n_kv_heads,
-                         hd, cfg.sliding_window, split_len, max_splits, s);
-        launch_linear(L.o.d, c->att, c->q_dim, T, nullptr, c->x, dim, EPI_RESIDUAL, c->path, s);
-        launch_rmsnorm(c->x, L.ffn_norm, c->xn, T, dim, cfg.norm_eps, s);
+        if (c->attn_tiled)
+            launch_attention_tiled(c->qkv, c->qkv_dim, L.kc, L.vc, c->part, c->att, c->d_step, T, cfg.n_heads,
+                                   cfg.n_kv_heads, hd, cfg.sliding_window, split_len, max_splits, s);
+        else
+            launch_attention(c->qkv, c->qkv_dim, L.kc, L.vc, c->part, c->att, c->d_step, T, cfg.n_heads,
+                             cfg.n_kv_heads, hd, cfg.sliding_window, split_len, max_splits, s);
+        launch_linear(L.o.d, c->att, c->q_dim, T, nullptr, c->x, dim, EPI_RESIDUAL, c->path, s, &c->wk);
+        norm(c, c->x, L.ffn_norm, T);
         const bool gemv = c->path == PATH_GEMV || (c->path == PATH_AUTO && T < 8);
         if (L.n_gu == 1 && gemv) {
-            launch_linear(L.gu[0].d, c->xn, dim, T, nullptr, c->hb, H, EPI_SILU_MUL, c->path, s);
+            launch_linear(L.gu[0].d, c->xn, dim, T, nullptr, c->hb, H, EPI_SILU_MUL, c->path, s, &c->wk);
         } else {
             run_group(c, L.gu, L.n_gu, c->xn, dim, T, nullptr, c->gu, 2 * H, EPI_STORE);
             launch_silu_mul(c->gu, H, T, c->hb, s);
         }
-        launch_linear(L.down.d, c->hb, H, T, nullptr, c->x, dim, EPI_RESIDUAL, c->path, s);
+        launch_linear(L.down.d, c->hb, H, T, nullptr, c->x, dim, EPI_RESIDUAL, c->path, s, &c->wk);
     }
     if (!logits)
         return;
     const int rows = all ? T : 1;
     const float *xs = c->x + (size_t)(all ? 0 : T - 1) * dim;
-    launch_rmsnorm(xs, c->final_norm, c->xn, rows, dim, cfg.norm_eps, s);
-    launch_linear(c->lm_head, c->xn, dim, rows, nullptr, logits, cfg.vocab_size, EPI_STORE, c->path, s);
+    norm(c, xs, c->final_norm, rows);
+    launch_linear(c->lm_head, c->xn, dim, rows, nullptr, logits, cfg.vocab_size, EPI_STORE, c->path, s, &c->wk);
     launch_argmax(logits + (size_t)(rows - 1) * cfg.vocab_size, cfg.vocab_size, c->d_argmax, s);
 }
 
@@ -459,7 +528,7 @@ put_step(Ctx *c, const int32_t *tokens, int T, int pos, HrError *err)
     const int slot = c->step_next;
     c->step_next = (slot + 1) % STEP_SLOTS;
     CK(cudaEventSynchronize(c->step_ev[slot]));   // the copy that last used it is done
-    int *h = c->h_step + (size_t)slot * STEP_INTS;
+    int *h = c->h_step + (size_t)slot * c->step_ints;
     h[0] = pos;
     h[1] = T;
     memcpy(h + 2, tokens, sizeof(int) * (size_t)T);
@@ -512,6 +581,7 @@ cuda_destroy(void *p)
         cudaFreeHost(c->h_step);
     cudaFree(c->logits_all);
     cudaFree(c->arena);
+    blas_close(c->wk.blas);
     if (c->s)
         cudaStreamDestroy(c->s);
     free(c->layers);
@@ -705,15 +775,37 @@ cuda_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOpti
     c->q_dim = cfg->n_heads * cfg->head_dim;
     c->kv_dim = cfg->n_kv_heads * cfg->head_dim;
     c->qkv_dim = c->q_dim + 2 * c->kv_dim;
-    c->dec_splits = (opt->context_len + DECODE_SPLIT - 1) / DECODE_SPLIT;
-    c->pre_split_len = (opt->context_len + PREFILL_SPLITS - 1) / PREFILL_SPLITS;
     c->layers = static_cast<Layer *>(calloc((size_t)cfg->n_layers, sizeof(Layer)));
     const char *gemm = getenv("HEARTH_CUDA_GEMM");
     c->path = PATH_AUTO;
+    c->chunk = CHUNK;
     if (gemm && strcmp(gemm, "simple") == 0)
         c->path = PATH_GEMV;
     else if (gemm && strcmp(gemm, "wmma") == 0)
         c->path = PATH_WMMA;
+    // Opt-in paths written without a device (engine/cuda/README.md): each
+    // becomes the default only after a device run has checked it against the
+    // CPU and measured it.
+    if (gemm && strcmp(gemm, "cublas") == 0) {
+        char why[256];
+        c->wk.blas = blas_open(why, sizeof why);
+        if (!c->wk.blas) {
+            cuda_destroy(c);
+            return hr_error_set(err, HR_ERR_DEVICE, "HEARTH_CUDA_GEMM=cublas: %s", why);
+        }
+        c->chunk = CHUNK_BLAS;
+    }
+    const int chunk_env = env_int("HEARTH_CUDA_CHUNK", 0);
+    if (chunk_env > 0)
+        c->chunk = chunk_env < 4096 ? chunk_env : 4096;
+    c->step_ints = 2 + c->chunk;
+    const char *gv = getenv("HEARTH_CUDA_GEMV");
+    c->q8 = gv && strcmp(gv, "q8") == 0;
+    const char *at = getenv("HEARTH_CUDA_ATTN");
+    c->attn_tiled = at && strcmp(at, "tiled") == 0 && attention_tiled_ok(cfg->n_heads, cfg->n_kv_heads, cfg->head_dim);
+    c->dec_split_len = c->attn_tiled ? (int)ATT_TILE : (int)DECODE_SPLIT;
+    c->dec_splits = (opt->context_len + c->dec_split_len - 1) / c->dec_split_len;
+    c->pre_split_len = (opt->context_len + PREFILL_SPLITS - 1) / PREFILL_SPLITS;
 
     HrStatus st = plan_model(c, ts, err);
     if (st != HR_OK) {
@@ -747,7 +839,7 @@ cuda_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOpti
     if (e == cudaSuccess)
         e = cudaMalloc(&c->arena, need);
     if (e == cudaSuccess)
-        e = cudaMallocHost(&c->h_step, sizeof(int) * STEP_SLOTS * STEP_INTS);
+        e = cudaMallocHost(&c->h_step, sizeof(int) * STEP_SLOTS * (size_t)c->step_ints);
     for (int i = 0; e == cudaSuccess && i < STEP_SLOTS; i++)
         e = cudaEventCreateWithFlags(&c->step_ev[i], cudaEventDisableTiming);
     if (e == cudaSuccess)
@@ -793,8 +885,8 @@ cuda_forward(void *p, const int32_t *tokens, int n_tokens, int pos, bool all_log
         c->logits_all_cap = n_tokens;
     }
     HrStatus st;
-    for (int done = 0; done < n_tokens; done += CHUNK) {
-        const int T = n_tokens - done < CHUNK ? n_tokens - done : CHUNK;
+    for (int done = 0; done < n_tokens; done += c->chunk) {
+        const int T = n_tokens - done < c->chunk ? n_tokens - done : c->chunk;
         const bool last = done + T == n_tokens;
         if ((st = put_step(c, tokens + done, T, pos + done, err)))
             return st;

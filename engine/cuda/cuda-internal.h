@@ -55,9 +55,40 @@ enum Epilogue {
 };
 
 enum GemmPath {
-    PATH_AUTO = 0,     // GEMV for T < 8 tokens, tensor-core GEMM otherwise
+    PATH_AUTO = 0,     // GEMV for T < 8 tokens, else cuBLAS when LinWork has it, else WMMA
     PATH_GEMV = 1,     // the GEMV kernel over gridDim.y = T (the simple fallback)
     PATH_WMMA = 2,     // WMMA m16n16k16 fp16 x fp16 -> fp32
+    PATH_CUBLAS = 3,   // 4-bit matrix dequantized to FP16 scratch, x to FP16, cublasGemmEx (FP32 out)
+};
+
+// What launch_linear may use beyond its arguments (the backend owns it; all
+// optional). Opt-in until a device run has checked them (engine/cuda/README.md):
+//  xq/xs: int8 activations (cuda-device.h) for the 4-bit decode GEMV: with
+//   them the GEMV path runs k_gemv_q4q8 on 4-bit matrices whose groups are a
+//   multiple of 32 inputs (or one per row), for up to xq_rows tokens; rows of
+//   kw*8 bytes and kw/4 {d, d*sum} (HEARTH_CUDA_GEMV=q8).
+//  blas, wh, xh: the cuBLAS route (HEARTH_CUDA_GEMM=cublas): wh holds one
+//   dequantized matrix [rows, kw*8] halves, xh the FP16 activations [T, ldw].
+//  pre_x/pre_cols/pre_xq/pre_xs: activations already rounded (by
+//   launch_rmsnorm_q8): a linear whose x is pre_x and whose cols are pre_cols
+//   reads pre_xq/pre_xs instead of rounding x again.
+//  fast_gemv: the decode GEMVs of cuda-decode.cu (HEARTH_CUDA_GEMV=q8): q8 on
+//   4-bit matrices (with xq/xs), k_gemv_f16b on FP16 ones.
+struct Blas;
+struct LinWork {
+    bool fast_gemv;
+    int8_t *xq;
+    float2 *xs;
+    int xq_rows;   // tokens xq/xs hold (each row as wide as the widest matrix's kw*8)
+    const float *pre_x;
+    int pre_cols;
+    int8_t *pre_xq;
+    float2 *pre_xs;
+    Blas *blas;
+    __half *wh;
+    size_t wh_halves;
+    __half *xh;
+    size_t xh_halves;
 };
 
 // Sizes of the device layouts.
@@ -69,7 +100,65 @@ inline int f16_ldw(int K) { return (K + 7) / 8 * 8; }
 // out[t, 0..rows_out) with out row stride ldo; x [T, ldx].
 // EPI_SILU_MUL: W has 2*rows_out rows (gate then up), out is [T, rows_out].
 void launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo,
-                   Epilogue epi, GemmPath path, cudaStream_t s);
+                   Epilogue epi, GemmPath path, cudaStream_t s, const LinWork *wk = nullptr);
+
+// ---- cuda-decode.cu: the decode kernels written for memory speed (issue 17) ----
+
+// Whether the int8-activation GEMV takes this matrix (4-bit, groups a
+// multiple of 32 inputs or one per row).
+bool q8_gemv_ok(const DLinear &w);
+// x [T, ldx] FP32 -> xq [T, Kp] int8 (Kp = kw*8, zero past K), xs [T, Kp/32].
+void launch_quant_q8(const float *x, int ldx, int K, int Kp, int T, int8_t *xq, float2 *xs, cudaStream_t s);
+// The FP16 decode GEMV with 8 loads a lane in flight (as launch_linear's GEMV
+// path for LIN_F16).
+void launch_gemv_f16b(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo,
+                      Epilogue epi, cudaStream_t s);
+// RMSNorm (as launch_rmsnorm) that also rounds its output for the q8 GEMV:
+// xq [T, Kp], xs [T, Kp/32] as launch_quant_q8 would from out.
+void launch_rmsnorm_q8(const float *x, const float *w, float *out, int T, int dim, float eps, int Kp, int8_t *xq,
+                       float2 *xs, cudaStream_t s);
+void launch_gemv_q8(const DLinear &w, const int8_t *xq, const float2 *xs, int T, const float *bias, float *out,
+                    int ldo, Epilogue epi, cudaStream_t s);
+// Attention in tiles of ATT_TILE keys: a block serves 8/G consecutive queries
+// times the G query heads of one KV head (GQA groups up to 8) for one split
+// of the sequence, each K/V row loaded once per tile for all of them (16-byte
+// K loads, 4 threads a key; 4-byte V loads), per-row causal and window masks;
+// the partials are those of launch_attention, merged by its combine kernel.
+enum { ATT_TILE = 64, ATT_TILE_MAX_G = 8 };
+bool attention_tiled_ok(int n_heads, int n_kv, int hd);
+void launch_attention_tiled(const float *q, int ldq, const __half *k_cache, const __half *v_cache, float *part,
+                            float *out, const int *step, int T, int n_heads, int n_kv, int hd, int window,
+                            int split_len, int max_splits, cudaStream_t s);
+// The combine kernel alone (cuda-kernels.cu), for the tiled attention.
+void launch_attention_combine(const float *part, float *out, const int *step, int T, int n_heads, int hd,
+                              int split_len, int max_splits, cudaStream_t s);
+
+// ---- cuda-blas.cu: cuBLAS, opened at run time ----------------------------------
+
+// libcublas opened with dlopen (no link-time dependency: a machine without the
+// CUDA toolkit still runs Hearth); NULL with a reason in msg when it is not
+// there or fails.
+Blas *blas_open(char *msg, size_t msg_len);
+void blas_close(Blas *b);
+// cublasGemmEx's operands for one linear (column-major, as BLAS): C [m, n]
+// (ldc) = op(A) op(B) + beta C, op = transpose where trans_*.
+struct BlasArgs {
+    bool trans_a, trans_b;
+    int m, n, k;
+    const __half *A;
+    int lda;
+    const __half *B;
+    int ldb;
+    float beta;
+    float *C;
+    int ldc;
+};
+BlasArgs blas_args(const DLinear &w, const __half *W, int lda, const __half *xh, int ldh, int T, float *out, int ldo,
+                   Epilogue epi);
+// The cuBLAS route for one linear (not EPI_SILU_MUL); false if it could not
+// run (the caller falls back).
+bool launch_linear_blas(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo,
+                        Epilogue epi, const LinWork &wk, cudaStream_t s);
 void launch_silu_mul(const float *gu, int H, int T, float *out, cudaStream_t s);
 void launch_embed(const __half *table, int ldw, const int *ids, int T, int dim, float *x, cudaStream_t s);
 void launch_rmsnorm(const float *x, const float *w, float *out, int T, int dim, float eps, cudaStream_t s);

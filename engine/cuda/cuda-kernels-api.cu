@@ -1,6 +1,8 @@
 // cuda-kernels-api.cu — hr-cuda-kernels.h: each kernel on host buffers.
+#include "cuda-device.h"
 #include "cuda-internal.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -121,6 +123,48 @@ make_linear(Pool &pool, const HrCudaHostMat *const *mats, int n, DLinear *d)
     return true;
 }
 
+// The launcher's path and workspace for an API path (the backend's LinWork
+// for one matrix and T tokens); the cuBLAS library closed at the end.
+struct ApiWork {
+    LinWork wk;
+    GemmPath path;
+    ApiWork() : path(PATH_AUTO) { memset(&wk, 0, sizeof wk); }
+    ~ApiWork() { blas_close(wk.blas); }
+    ApiWork(const ApiWork &) = delete;
+    ApiWork &operator=(const ApiWork &) = delete;
+    // false with msg when the path cannot run here
+    bool setup(Pool &pool, HrCudaPath p, const DLinear &d, int T, char *msg, size_t len)
+    {
+        switch (p) {
+        case HR_CUDA_PATH_GEMV: path = PATH_GEMV; break;
+        case HR_CUDA_PATH_WMMA: path = PATH_WMMA; break;
+        case HR_CUDA_PATH_Q8: path = PATH_GEMV; break;
+        case HR_CUDA_PATH_CUBLAS: path = PATH_CUBLAS; break;
+        default: path = PATH_AUTO; break;
+        }
+        wk.fast_gemv = p == HR_CUDA_PATH_Q8;
+        if (p == HR_CUDA_PATH_Q8 && d.kind == LIN_Q4) {
+            const size_t kp = (size_t)d.kw * 8;
+            wk.xq = pool.alloc<int8_t>((size_t)T * kp);
+            wk.xs = pool.alloc<float2>((size_t)T * (kp / 32));
+            wk.xq_rows = T;
+        }
+        if (p == HR_CUDA_PATH_CUBLAS) {
+            wk.blas = blas_open(msg, len);
+            if (!wk.blas)
+                return false;
+            const size_t ldh = (size_t)f16_ldw(d.cols);
+            wk.xh = pool.alloc<__half>((size_t)T * ldh);
+            wk.xh_halves = (size_t)T * ldh;
+            if (d.kind == LIN_Q4) {
+                wk.wh = pool.alloc<__half>((size_t)d.rows * d.kw * 8);
+                wk.wh_halves = (size_t)d.rows * d.kw * 8;
+            }
+        }
+        return true;
+    }
+};
+
 }  // namespace
 
 extern "C" int
@@ -137,11 +181,14 @@ hr_cuda_k_linear(const HrCudaHostMat *const *mats, int n, const float *bias, con
     float *dx = pool.upload(x, (size_t)T * K);
     float *db = bias ? pool.upload(bias, (size_t)R) : nullptr;
     float *dout = pool.alloc<float>((size_t)T * R);
+    ApiWork aw;
+    if (!aw.setup(pool, path, d, T, msg, msg_len))
+        return -1;
     if (pool.e == cudaSuccess) {
         if (residual)
             pool.e = cudaMemcpy(dout, residual, sizeof(float) * (size_t)T * R, cudaMemcpyHostToDevice);
         if (pool.e == cudaSuccess)
-            launch_linear(d, dx, K, T, db, dout, R, residual ? EPI_RESIDUAL : EPI_STORE, (GemmPath)path, 0);
+            launch_linear(d, dx, K, T, db, dout, R, residual ? EPI_RESIDUAL : EPI_STORE, aw.path, 0, &aw.wk);
     }
     pool.download(out, dout, (size_t)T * R);
     return finish(pool, msg, msg_len, "linear");
@@ -162,12 +209,15 @@ hr_cuda_k_gate_up(const HrCudaHostMat *gate, const HrCudaHostMat *up, const floa
     float *dx = pool.upload(x, (size_t)T * K);
     float *dout = pool.alloc<float>((size_t)T * H);
     float *dgu = pool.alloc<float>((size_t)T * 2 * H);
+    ApiWork aw;
+    if (!aw.setup(pool, path, d, T, msg, msg_len))
+        return -1;
     if (pool.e == cudaSuccess) {
-        const bool gemv = path == HR_CUDA_PATH_GEMV || (path == HR_CUDA_PATH_AUTO && T < 8);
+        const bool gemv = path == HR_CUDA_PATH_GEMV || path == HR_CUDA_PATH_Q8 || (path == HR_CUDA_PATH_AUTO && T < 8);
         if (gemv) {
-            launch_linear(d, dx, K, T, nullptr, dout, H, EPI_SILU_MUL, PATH_GEMV, 0);
+            launch_linear(d, dx, K, T, nullptr, dout, H, EPI_SILU_MUL, PATH_GEMV, 0, &aw.wk);
         } else {
-            launch_linear(d, dx, K, T, nullptr, dgu, 2 * H, EPI_STORE, (GemmPath)path, 0);
+            launch_linear(d, dx, K, T, nullptr, dgu, 2 * H, EPI_STORE, aw.path, 0, &aw.wk);
             launch_silu_mul(dgu, H, T, dout, 0);
         }
     }
@@ -186,6 +236,31 @@ hr_cuda_k_rmsnorm(float *out, const float *x, const float *w, int T, int dim, fl
         launch_rmsnorm(dx, dw, dout, T, dim, eps, 0);
     pool.download(out, dout, (size_t)T * dim);
     return finish(pool, msg, msg_len, "rmsnorm");
+}
+
+extern "C" int
+hr_cuda_k_rmsnorm_q8(float *out, float *xr, const float *x, const float *w, int T, int dim, float eps, char *msg,
+                     size_t msg_len)
+{
+    Pool pool;
+    const int kp = q4_kw(dim) * 8, nb = kp / 32;
+    float *dx = pool.upload(x, (size_t)T * dim);
+    float *dw = pool.upload(w, (size_t)dim);
+    float *dout = pool.alloc<float>((size_t)T * dim);
+    int8_t *dq = pool.alloc<int8_t>((size_t)T * kp);
+    float2 *ds = pool.alloc<float2>((size_t)T * nb);
+    if (pool.e == cudaSuccess)
+        launch_rmsnorm_q8(dx, dw, dout, T, dim, eps, kp, dq, ds, 0);
+    pool.download(out, dout, (size_t)T * dim);
+    std::vector<int8_t> hq((size_t)T * kp);
+    std::vector<float2> hs((size_t)T * nb);
+    pool.download(hq.data(), dq, hq.size());
+    pool.download(hs.data(), ds, hs.size());
+    for (int t = 0; pool.e == cudaSuccess && t < T; t++)
+        for (int k = 0; k < dim; k++)
+            xr[(size_t)t * dim + k] = hs[(size_t)t * nb + k / 32].x *
+                                      (float)hq[(size_t)t * kp + (k & ~7) + q8_pos(k & 7)];
+    return finish(pool, msg, msg_len, "rmsnorm_q8");
 }
 
 extern "C" int
@@ -255,6 +330,30 @@ hr_cuda_k_attention(float *out, const float *q, int ldq, const uint16_t *k_cache
 }
 
 extern "C" int
+hr_cuda_k_attention_tiled(float *out, const float *q, int ldq, const uint16_t *k_cache, const uint16_t *v_cache,
+                          int ctx, int pos, int T, int n_heads, int n_kv, int hd, int window, int split_len, char *msg,
+                          size_t msg_len)
+{
+    if (pos < 0 || pos + T > ctx || split_len < 1 || n_kv < 1 || n_heads % n_kv ||
+        !attention_tiled_ok(n_heads, n_kv, hd))
+        return bad(msg, msg_len, "attention (tiled): bad arguments or a shape it does not take");
+    Pool pool;
+    const size_t cache = (size_t)ctx * n_kv * hd;
+    const int max_splits = (ctx + split_len - 1) / split_len;
+    int step[2] = { pos, T };
+    int *dstep = pool.upload(step, 2);
+    float *dq = pool.upload(q, (size_t)T * ldq);
+    uint16_t *dk = pool.upload(k_cache, cache), *dv = pool.upload(v_cache, cache);
+    float *dpart = pool.alloc<float>((size_t)T * n_heads * max_splits * (hd + 2));
+    float *dout = pool.alloc<float>((size_t)T * n_heads * hd);
+    if (pool.e == cudaSuccess)
+        launch_attention_tiled(dq, ldq, reinterpret_cast<__half *>(dk), reinterpret_cast<__half *>(dv), dpart, dout,
+                               dstep, T, n_heads, n_kv, hd, window, split_len, max_splits, 0);
+    pool.download(out, dout, (size_t)T * n_heads * hd);
+    return finish(pool, msg, msg_len, "attention (tiled)");
+}
+
+extern "C" int
 hr_cuda_k_argmax(const float *x, int n, int *out, char *msg, size_t msg_len)
 {
     Pool pool;
@@ -285,6 +384,56 @@ hr_cuda_awq_repack_layout(const HrCudaHostMat *m, int n_threads, uint32_t *q, ui
     repack_awq_rows_layout(pool, m->qweight, m->qzeros, m->scales, m->rows, m->cols, m->n_groups, 0, m->rows, q,
                            sz);
     hr_pool_free(pool);
+}
+
+extern "C" int
+hr_cuda_q8_gemv_host(const HrCudaHostMat *m, const float *x, float *xq_out, float *out)
+{
+    if (!m->awq || m->n_groups < 1 || m->cols % m->n_groups != 0)
+        return -1;
+    const int N = m->rows, K = m->cols, ng = m->n_groups, group = K / ng;
+    if (ng > 1 && group % 32 != 0)
+        return -1;
+    const int kw = q4_kw(K), nb = kw / 4, Kp = kw * 8;
+    std::vector<uint32_t> q((size_t)N * kw), sz((size_t)N * ng);
+    repack_awq_rows(m->qweight, m->qzeros, m->scales, N, K, ng, 0, N, q.data(), sz.data());
+    // x rounded per block of 32 as k_quant_q8 does, in the byte order of cuda-device.h
+    std::vector<int8_t> xq((size_t)Kp, 0);
+    std::vector<float2> xs((size_t)nb);
+    for (int b = 0; b < nb; b++) {
+        float amax = 0.0f;
+        for (int i = 0; i < 32; i++) {
+            const int k = b * 32 + i;
+            amax = fmaxf(amax, k < K ? fabsf(x[k]) : 0.0f);
+        }
+        const float id = amax > 0.0f ? 127.0f / amax : 0.0f, d = amax / 127.0f;
+        int sum = 0;
+        for (int i = 0; i < 32; i++) {
+            const int k = b * 32 + i;
+            const int v = (int)nearbyintf((k < K ? x[k] : 0.0f) * id);
+            sum += v;
+            xq[(size_t)b * 32 + (i & ~7) + q8_pos(i & 7)] = (int8_t)v;
+            if (k < K)
+                xq_out[k] = d * (float)v;
+        }
+        xs[b] = make_float2(d, d * (float)sum);
+    }
+    for (int n = 0; n < N; n++) {
+        float acc = 0.0f;
+        for (int c = 0; c < nb; c++) {
+            uint4 w, xa, xb;
+            memcpy(&w, &q[(size_t)n * kw + 4 * (size_t)c], 16);
+            memcpy(&xa, &xq[(size_t)c * 32], 16);
+            memcpy(&xb, &xq[(size_t)c * 32 + 16], 16);
+            const uint32_t e = sz[(size_t)n * ng + (ng == 1 ? 0 : c * 32 / group)];
+            __half_raw sr, zr;
+            sr.x = (unsigned short)(e & 0xffffu);
+            zr.x = (unsigned short)(e >> 16);
+            acc += q4q8_block(q4q8_dot32(w, xa, xb), xs[c], __half2float(__half(sr)), __half2float(__half(zr)));
+        }
+        out[n] = acc;
+    }
+    return 0;
 }
 
 // ---- benchmarks ------------------------------------------------------------------------
@@ -372,8 +521,11 @@ hr_cuda_bench_linear(const HrCudaLinearBench *a, double *sec_per_call, HrCudaLin
     }
     memcpy(info->device, prop.name, sizeof info->device - 1);   // prop.name is NUL-terminated within 256
     info->device[sizeof info->device - 1] = 0;
-    const bool gemv = a->path == HR_CUDA_PATH_GEMV || (a->path == HR_CUDA_PATH_AUTO && a->tokens < 8);
-    info->kernel = gemv ? "gemv" : "wmma";
+    const bool gemv = a->path == HR_CUDA_PATH_GEMV || a->path == HR_CUDA_PATH_Q8 ||
+                      (a->path == HR_CUDA_PATH_AUTO && a->tokens < 8);
+    info->kernel = a->path == HR_CUDA_PATH_CUBLAS ? "cublas"
+                   : gemv ? (a->path == HR_CUDA_PATH_Q8 ? (a->q4 ? "gemv-q8" : "gemv-f16b") : "gemv")
+                          : "wmma";
 
     // One copy in the device layout, made on the host from random checkpoint tensors.
     const int N = a->rows, K = a->cols;
@@ -452,7 +604,13 @@ hr_cuda_bench_linear(const HrCudaLinearBench *a, double *sec_per_call, HrCudaLin
     float *dx = pool.upload(hx, (size_t)a->tokens * (size_t)K);
     free(hx);
     float *dout = pool.alloc<float>((size_t)a->tokens * (size_t)N);
-    const GemmPath path = (GemmPath)a->path;
+    ApiWork aw;
+    if (!aw.setup(pool, a->path, tmpl, a->tokens, msg, msg_len)) {
+        for (void *d : bufs)
+            cudaFree(d);
+        return -1;
+    }
+    const GemmPath path = aw.path;
     cudaEvent_t e0 = nullptr, e1 = nullptr;
     if (pool.e == cudaSuccess)
         pool.e = cudaEventCreate(&e0);
@@ -462,7 +620,7 @@ hr_cuda_bench_linear(const HrCudaLinearBench *a, double *sec_per_call, HrCudaLin
     auto timed = [&](long calls, float *ms) {
         cudaEventRecord(e0, 0);
         for (long i = 0; i < calls; i++)
-            launch_linear(ds[(size_t)i % copies], dx, K, a->tokens, nullptr, dout, N, EPI_STORE, path, 0);
+            launch_linear(ds[(size_t)i % copies], dx, K, a->tokens, nullptr, dout, N, EPI_STORE, path, 0, &aw.wk);
         cudaEventRecord(e1, 0);
         pool.e = cudaEventSynchronize(e1);
         if (pool.e == cudaSuccess)

@@ -25,6 +25,7 @@
 //  k_gemm_f32       grid (ceil(N/64), ceil(T/64)), block 256, 4x4 per thread.
 //  k_read_sum       grid n_blocks, block 256, grid-stride 128-bit loads.
 #include "cuda-internal.h"
+#include "cuda-device.h"
 
 #include <cfloat>
 #include <mma.h>
@@ -32,34 +33,6 @@
 namespace hrcuda {
 
 // ---- 4-bit dequantization ----------------------------------------------------
-
-__device__ __forceinline__ uint32_t
-and_or(uint32_t a, uint32_t mask, uint32_t bits)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 750
-    uint32_t d;
-    // lop3 with immLut 0xEA = (a & b) | c
-    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(a), "r"(mask), "r"(bits));
-    return d;
-#else
-    return (a & mask) | bits;
-#endif
-}
-
-__device__ __forceinline__ __half2
-u32_as_half2(uint32_t u)
-{
-    __half2 h;
-    memcpy(&h, &u, 4);
-    return h;
-}
-
-// Inputs (2j, 2j+1) of an interleaved word as the half2 1024 + q.
-__device__ __forceinline__ __half2
-nibble_pair(uint32_t w, int j)
-{
-    return u32_as_half2(and_or(w >> (4 * j), 0x000F000Fu, 0x64006400u));
-}
 
 // Eight dequantized nibbles (exact integers 0..15) as floats, input order.
 __device__ __forceinline__ void
@@ -72,35 +45,6 @@ dq8_f32(uint32_t w, float f[8])
         f[2 * j] = v.x;
         f[2 * j + 1] = v.y;
     }
-}
-
-// Eight weights s*(q - z) as halves, input order: (1024+q) - (1024+z) is exact.
-__device__ __forceinline__ void
-dq8_h(uint32_t w, __half2 sz, __half2 out[4])
-{
-    const __half2 s2 = __half2half2(__low2half(sz));
-    const __half2 z2 = __hadd2(__half2half2(__high2half(sz)), __float2half2_rn(1024.0f));
-#pragma unroll
-    for (int j = 0; j < 4; j++)
-        out[j] = __hmul2(__hsub2(nibble_pair(w, j), z2), s2);
-}
-
-__device__ __forceinline__ float
-warp_sum(float v)
-{
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-__device__ __forceinline__ float
-warp_max(float v)
-{
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1)
-        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
 }
 
 // x[k..k+8) with zeros past K; 128-bit loads when aligned and whole.
@@ -325,11 +269,29 @@ k_silu_mul(const float *__restrict__ gu, int H, int T, float *__restrict__ out)
 
 void
 launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo, Epilogue epi,
-              GemmPath path, cudaStream_t s)
+              GemmPath path, cudaStream_t s, const LinWork *wk)
 {
     const int rows_out = epi == EPI_SILU_MUL ? w.rows / 2 : w.rows;
     if (path == PATH_AUTO)
-        path = T < 8 ? PATH_GEMV : PATH_WMMA;
+        path = T < 8 ? PATH_GEMV : (wk && wk->blas ? PATH_CUBLAS : PATH_WMMA);
+    if (path == PATH_CUBLAS) {
+        if (epi != EPI_SILU_MUL && wk && launch_linear_blas(w, x, ldx, T, bias, out, ldo, epi, *wk, s))
+            return;
+        path = epi == EPI_SILU_MUL ? PATH_GEMV : PATH_WMMA;
+    }
+    if (path == PATH_GEMV && wk && wk->fast_gemv && w.kind == LIN_F16) {
+        launch_gemv_f16b(w, x, ldx, T, bias, out, ldo, epi, s);
+        return;
+    }
+    if (path == PATH_GEMV && wk && wk->fast_gemv && wk->xq && q8_gemv_ok(w) && T <= wk->xq_rows) {
+        if (wk->pre_xq && x == wk->pre_x && w.cols == wk->pre_cols) {   // rounded by launch_rmsnorm_q8
+            launch_gemv_q8(w, wk->pre_xq, wk->pre_xs, T, bias, out, ldo, epi, s);
+            return;
+        }
+        launch_quant_q8(x, ldx, w.cols, w.kw * 8, T, wk->xq, wk->xs, s);
+        launch_gemv_q8(w, wk->xq, wk->xs, T, bias, out, ldo, epi, s);
+        return;
+    }
     if (path == PATH_WMMA && epi != EPI_SILU_MUL) {
         dim3 grid((unsigned)((w.rows + GN - 1) / GN), (unsigned)((T + GM - 1) / GM));
         if (w.kind == LIN_Q4)
@@ -556,6 +518,13 @@ launch_attention(const float *q, int ldq, const __half *k_cache, const __half *v
     dim3 g1((unsigned)n_heads, (unsigned)max_splits, (unsigned)T);
     k_attn_partial<<<g1, 128, 0, s>>>(q, ldq, k_cache, v_cache, part, step, n_heads, n_kv, hd, window, split_len,
                                       max_splits);
+    launch_attention_combine(part, out, step, T, n_heads, hd, split_len, max_splits, s);
+}
+
+void
+launch_attention_combine(const float *part, float *out, const int *step, int T, int n_heads, int hd, int split_len,
+                         int max_splits, cudaStream_t s)
+{
     dim3 g2((unsigned)n_heads, (unsigned)T);
     k_attn_combine<<<g2, 128, 0, s>>>(part, out, step, n_heads, hd, split_len, max_splits);
 }

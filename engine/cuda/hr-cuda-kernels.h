@@ -31,6 +31,9 @@ typedef enum {
     HR_CUDA_PATH_AUTO = 0,      /* GEMV below 8 tokens, tensor-core GEMM from 8 */
     HR_CUDA_PATH_GEMV = 1,      /* the GEMV kernel per token (the simple fallback) */
     HR_CUDA_PATH_WMMA = 2,      /* WMMA GEMM (dequantizing tile loader) */
+    /* Opt-in paths, written without a device (engine/cuda/README.md): */
+    HR_CUDA_PATH_Q8 = 3,        /* 4-bit GEMV on int8 activations (HEARTH_CUDA_GEMV=q8); FP16 weights: GEMV */
+    HR_CUDA_PATH_CUBLAS = 4,    /* dequantize to FP16 + cublasGemmEx (HEARTH_CUDA_GEMM=cublas) */
 } HrCudaPath;
 
 /* out[T, R] = (residual ? residual : 0) + (bias ? bias : 0) + x[T, K] . W^T,
@@ -47,6 +50,12 @@ int hr_cuda_k_gate_up(const HrCudaHostMat *gate, const HrCudaHostMat *up, const 
 int hr_cuda_k_rmsnorm(float *out, const float *x, const float *w, int T, int dim, float eps, char *msg,
                       size_t msg_len);
 
+/* The q8 path's fused RMSNorm (HEARTH_CUDA_GEMV=q8): out as hr_cuda_k_rmsnorm,
+ * and xr[T, dim] the rounded values it stores for the GEMV (d * xq, back in
+ * input order). */
+int hr_cuda_k_rmsnorm_q8(float *out, float *xr, const float *x, const float *w, int T, int dim, float eps, char *msg,
+                         size_t msg_len);
+
 /* out[T, dim] = table[ids[t]] (table converted to FP16 as the backend stores it). */
 int hr_cuda_k_embed(float *out, const void *table, HrDType dtype, int vocab, int dim, const int32_t *ids, int T,
                     char *msg, size_t msg_len);
@@ -62,6 +71,12 @@ int hr_cuda_k_rope_kv(float *qkv, uint16_t *k_cache, uint16_t *v_cache, int ctx,
 int hr_cuda_k_attention(float *out, const float *q, int ldq, const uint16_t *k_cache, const uint16_t *v_cache, int ctx,
                         int pos, int T, int n_heads, int n_kv, int hd, int window, int split_len, char *msg,
                         size_t msg_len);
+
+/* The same with the tiled kernel (HEARTH_CUDA_ATTN=tiled): -1 when it does
+ * not take the shape (GQA groups above 8, head_dim not a multiple of 8). */
+int hr_cuda_k_attention_tiled(float *out, const float *q, int ldq, const uint16_t *k_cache, const uint16_t *v_cache,
+                              int ctx, int pos, int T, int n_heads, int n_kv, int hd, int window, int split_len,
+                              char *msg, size_t msg_len);
 
 int hr_cuda_k_argmax(const float *x, int n, int *out, char *msg, size_t msg_len);
 
@@ -106,6 +121,15 @@ void hr_cuda_awq_repack(const HrCudaHostMat *m, uint32_t *q, uint32_t *sz);
 /* The same through engine/awq-layout.c on a pool of n_threads
  * (HEARTH_CUDA_REPACK=layout in the backend): the same words. */
 void hr_cuda_awq_repack_layout(const HrCudaHostMat *m, int n_threads, uint32_t *q, uint32_t *sz);
+
+/* Host only: the int8-activation GEMV's arithmetic (engine/cuda/cuda-device.h)
+ * run on the host over the device layout of an AWQ matrix: x [cols] is
+ * rounded per block of 32 as the device does (xq_out [cols rounded up to 32]
+ * gets the values dequantized, d * xq, in input order), then out[rows] =
+ * W . (d * xq) through the same dp4a order and per-block scaling. The
+ * matrix's groups must be a multiple of 32 inputs (or one per row); returns
+ * -1 otherwise. */
+int hr_cuda_q8_gemv_host(const HrCudaHostMat *m, const float *x, float *xq_out, float *out);
 
 #ifdef __cplusplus
 }

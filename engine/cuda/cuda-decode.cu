@@ -1,0 +1,545 @@
+// cuda-decode.cu — decode kernels written to read the weights and the KV
+// cache at memory speed (issue 17). Opt-in until a device run has checked and
+// measured them (engine/cuda/README.md): written in a session without a GPU,
+// compiled only.
+//
+//  k_rmsnorm_q8      grid T, block 256: RMSNorm whose output is also rounded
+//                    as k_quant_q8 rounds (the q|k|v and gate|up inputs).
+//  k_quant_q8        grid (ceil(nb/8), T), block 256: a warp per block of 32
+//                    inputs: max |x|, d = max/127, xq = rne(x/d) in the byte
+//                    order of cuda-device.h, {d, d*sum(xq)}.
+//  k_gemv_q4q8<EPI>  grid (ceil(rows_out/(4*LR)), T), block 128: a warp per
+//                    LR output rows (2, or 1 gate|up pair); each lane takes
+//                    128-bit weight loads 32 blocks apart, 4 per row in
+//                    flight (8 for two rows), meets each with its 32 int8
+//                    activations (two 128-bit loads, L1) in 8 dp4a, scales
+//                    once per 32 inputs; warp reduction, epilogue.
+//  k_gemv_f16b<EPI>  as k_gemv_q4q8 for FP16 rows (16-byte loads of 8 halves,
+//                    FP32 activations from L1).
+//  k_attn_tiled      grid (n_kv, max_splits, ceil(T / (8/G))), block 128:
+//                    8/G consecutive queries x one KV head's G query heads
+//                    (G <= 8) over one split, in tiles of 64 keys: scores by
+//                    4 threads a key (16-byte K loads, the rows' q in shared
+//                    memory, per-row causal/window masks), online softmax
+//                    per row by a warp, P.V by threads over pairs of
+//                    dimensions; writes the same (max, sum, acc[hd])
+//                    partials as k_attn_partial.
+#include "cuda-device.h"
+#include "cuda-internal.h"
+
+#include <cfloat>
+
+// HEARTH_CUDA_EMU: tests/test-cuda-emu.cpp compiles this file for the host
+// (tests/cuda-emu.h) and runs the kernels there; the launchers stay out.
+
+namespace hrcuda {
+
+// ---- int8 activations -------------------------------------------------------------
+
+__global__ void __launch_bounds__(256)
+k_quant_q8(const float *__restrict__ x, int ldx, int K, int Kp, int8_t *__restrict__ xq, float2 *__restrict__ xs)
+{
+    const int lane = threadIdx.x & 31, t = blockIdx.y;
+    const int b = blockIdx.x * 8 + (threadIdx.x >> 5), nb = Kp / 32;
+    if (b >= nb)
+        return;   // the whole warp
+    const int k = b * 32 + lane;
+    const float v = k < K ? x[(size_t)t * ldx + k] : 0.0f;
+    const float amax = warp_max(fabsf(v));
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const int q = __float2int_rn(v * id);
+    const int sum = warp_sum_i(q);
+    xq[(size_t)t * Kp + b * 32 + (lane & ~7) + q8_pos(lane & 7)] = (int8_t)q;
+    if (lane == 0) {
+        const float d = amax / 127.0f;
+        xs[(size_t)t * nb + b] = make_float2(d, d * (float)sum);
+    }
+}
+
+#ifndef HEARTH_CUDA_EMU
+void
+launch_quant_q8(const float *x, int ldx, int K, int Kp, int T, int8_t *xq, float2 *xs, cudaStream_t s)
+{
+    const int nb = Kp / 32;
+    dim3 grid((unsigned)((nb + 7) / 8), (unsigned)T);
+    k_quant_q8<<<grid, 256, 0, s>>>(x, ldx, K, Kp, xq, xs);
+}
+#endif
+
+// A block per token: the sum of squares, then a warp per block of 32 outputs
+// (out = x * r * w, as k_rmsnorm) rounded as k_quant_q8 rounds.
+__global__ void __launch_bounds__(256)
+k_rmsnorm_q8(const float *__restrict__ x, const float *__restrict__ w, float *__restrict__ out, int dim, float eps,
+             int Kp, int8_t *__restrict__ xq, float2 *__restrict__ xs)
+{
+    __shared__ float part[8];
+    const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const float *xr = x + (size_t)t * dim;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < dim; i += 256)
+        ss = fmaf(xr[i], xr[i], ss);
+    ss = warp_sum(ss);
+    if (lane == 0)
+        part[warp] = ss;
+    __syncthreads();
+    ss = warp_sum(lane < 8 ? part[lane] : 0.0f);
+    const float r = 1.0f / sqrtf(ss / (float)dim + eps);
+    const int nb = Kp / 32;
+    for (int b = warp; b < nb; b += 8) {
+        const int k = b * 32 + lane;
+        const float v = k < dim ? xr[k] * r * w[k] : 0.0f;
+        if (k < dim)
+            out[(size_t)t * dim + k] = v;
+        const float amax = warp_max(fabsf(v));
+        const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        const int q = __float2int_rn(v * id);
+        const int sum = warp_sum_i(q);
+        xq[(size_t)t * Kp + b * 32 + (lane & ~7) + q8_pos(lane & 7)] = (int8_t)q;
+        if (lane == 0) {
+            const float d = amax / 127.0f;
+            xs[(size_t)t * nb + b] = make_float2(d, d * (float)sum);
+        }
+    }
+}
+
+#ifndef HEARTH_CUDA_EMU
+void
+launch_rmsnorm_q8(const float *x, const float *w, float *out, int T, int dim, float eps, int Kp, int8_t *xq,
+                  float2 *xs, cudaStream_t s)
+{
+    k_rmsnorm_q8<<<T, 256, 0, s>>>(x, w, out, dim, eps, Kp, xq, xs);
+}
+#endif
+
+bool
+q8_gemv_ok(const DLinear &w)
+{
+    return w.kind == LIN_Q4 && (w.ng == 1 || w.group % 32 == 0);
+}
+
+// ---- the 4-bit x int8 GEMV ----------------------------------------------------------
+
+enum { Q8_UNROLL = 4 };
+
+// log2(group / 32) when that is a whole power of two (the kernel's group of a
+// block is then a shift), else -1 (a division).
+int
+q8_group_shift(const DLinear &w)
+{
+    int gshift = -1;
+    if (w.ng > 1) {
+        const int b = w.group / 32;
+        if (b > 0 && (b & (b - 1)) == 0)
+            for (gshift = 0; (1 << gshift) < b; gshift++) {
+            }
+    }
+    return gshift;
+}
+
+template <int EPI>
+__global__ void __launch_bounds__(128)
+k_gemv_q4q8(DLinear w, const int8_t *__restrict__ xq, const float2 *__restrict__ xs, int gshift,
+            const float *__restrict__ bias, float *out, int ldo, int rows_out)
+{
+    constexpr int NR = 2;                            // physical rows per warp
+    constexpr int LR = EPI == EPI_SILU_MUL ? 1 : 2;  // output rows per warp
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, t = blockIdx.y;
+    const int r0 = (blockIdx.x * 4 + warp) * LR;
+    if (r0 >= rows_out)
+        return;
+    const int nvec = w.kw / 4;   // 32-input blocks a row
+    const uint4 *qr[NR];
+    const __half2 *szr[NR];
+#pragma unroll
+    for (int p = 0; p < NR; p++) {
+        // gate|up: the gate row and its up row; else two neighbours (the
+        // second clamped at the end: computed, not written)
+        const int r = EPI == EPI_SILU_MUL ? r0 + p * rows_out : min(r0 + p, rows_out - 1);
+        qr[p] = reinterpret_cast<const uint4 *>(w.q + (size_t)r * w.kw);
+        szr[p] = w.sz + (size_t)r * w.ng;
+    }
+    const uint4 *xv = reinterpret_cast<const uint4 *>(xq + (size_t)t * w.kw * 8);
+    const float2 *xsr = xs + (size_t)t * nvec;
+    float acc[NR];
+#pragma unroll
+    for (int p = 0; p < NR; p++)
+        acc[p] = 0.0f;
+    for (int c0 = lane; c0 < nvec; c0 += 32 * Q8_UNROLL) {
+        uint4 wv[Q8_UNROLL][NR];
+#pragma unroll
+        for (int u = 0; u < Q8_UNROLL; u++) {
+            const int c = c0 + 32 * u;
+#pragma unroll
+            for (int p = 0; p < NR; p++)
+                wv[u][p] = c < nvec ? __ldg(qr[p] + c) : make_uint4(0u, 0u, 0u, 0u);
+        }
+#pragma unroll
+        for (int u = 0; u < Q8_UNROLL; u++) {
+            const int c = c0 + 32 * u;
+            if (c < nvec) {
+                const uint4 xa = __ldg(xv + 2 * c), xb = __ldg(xv + 2 * c + 1);
+                const float2 ds = __ldg(xsr + c);
+                const int g = w.ng == 1 ? 0 : (gshift >= 0 ? c >> gshift : c * 32 / w.group);
+#pragma unroll
+                for (int p = 0; p < NR; p++) {
+                    const float2 sz = __half22float2(__ldg(szr[p] + g));
+                    acc[p] += q4q8_block(q4q8_dot32(wv[u][p], xa, xb), ds, sz.x, sz.y);
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int p = 0; p < NR; p++)
+        acc[p] = warp_sum(acc[p]);
+    if (lane != 0)
+        return;
+    if constexpr (EPI == EPI_SILU_MUL) {
+        out[(size_t)t * ldo + r0] = acc[0] / (1.0f + expf(-acc[0])) * acc[1];
+    } else {
+#pragma unroll
+        for (int p = 0; p < LR; p++) {
+            const int r = r0 + p;
+            if (r < rows_out) {
+                const float a = acc[p] + (bias ? bias[r] : 0.0f);
+                float *o = out + (size_t)t * ldo + r;
+                *o = EPI == EPI_RESIDUAL ? *o + a : a;
+            }
+        }
+    }
+}
+
+#ifndef HEARTH_CUDA_EMU
+void
+launch_gemv_q8(const DLinear &w, const int8_t *xq, const float2 *xs, int T, const float *bias, float *out, int ldo,
+               Epilogue epi, cudaStream_t s)
+{
+    const int rows_out = epi == EPI_SILU_MUL ? w.rows / 2 : w.rows;
+    const int lr = epi == EPI_SILU_MUL ? 1 : 2;
+    const int gshift = q8_group_shift(w);
+    dim3 grid((unsigned)((rows_out + 4 * lr - 1) / (4 * lr)), (unsigned)T);
+    switch (epi) {
+    case EPI_STORE:
+        k_gemv_q4q8<EPI_STORE><<<grid, 128, 0, s>>>(w, xq, xs, gshift, bias, out, ldo, rows_out);
+        break;
+    case EPI_RESIDUAL:
+        k_gemv_q4q8<EPI_RESIDUAL><<<grid, 128, 0, s>>>(w, xq, xs, gshift, bias, out, ldo, rows_out);
+        break;
+    case EPI_SILU_MUL:
+        k_gemv_q4q8<EPI_SILU_MUL><<<grid, 128, 0, s>>>(w, xq, xs, gshift, bias, out, ldo, rows_out);
+        break;
+    }
+}
+#endif
+
+// ---- the FP16 GEMV with loads in flight ----------------------------------------------
+
+// x[k..k+8) with zeros past K; two 128-bit loads when aligned and whole.
+__device__ __forceinline__ void
+x8_f32(const float *xr, int k, int K, bool vec, float f[8])
+{
+    if (vec && k + 8 <= K) {
+        const float4 a = __ldg(reinterpret_cast<const float4 *>(xr + k));
+        const float4 b = __ldg(reinterpret_cast<const float4 *>(xr + k + 4));
+        f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w;
+        f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+    } else {
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            f[e] = k + e < K ? xr[k + e] : 0.0f;
+    }
+}
+
+// As k_gemv_q4q8, for FP16 rows of ldw halves (lm_head, embeddings tied to it,
+// dense checkpoints): 8 weight loads of 16 bytes per lane in flight, FP32
+// activations (L1) and accumulation.
+template <int EPI>
+__global__ void __launch_bounds__(128)
+k_gemv_f16b(DLinear w, const float *__restrict__ x, int ldx, const float *__restrict__ bias, float *out, int ldo,
+            int rows_out)
+{
+    constexpr int NR = 2;
+    constexpr int LR = EPI == EPI_SILU_MUL ? 1 : 2;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, t = blockIdx.y;
+    const int r0 = (blockIdx.x * 4 + warp) * LR;
+    if (r0 >= rows_out)
+        return;
+    const int K = w.cols, nvec = w.ldw / 8;
+    const float *xr = x + (size_t)t * ldx;
+    const bool vec = (ldx % 4 == 0) && ((reinterpret_cast<uintptr_t>(x) & 15) == 0);
+    const uint4 *wr[NR];
+#pragma unroll
+    for (int p = 0; p < NR; p++) {
+        const int r = EPI == EPI_SILU_MUL ? r0 + p * rows_out : min(r0 + p, rows_out - 1);
+        wr[p] = reinterpret_cast<const uint4 *>(w.w + (size_t)r * w.ldw);
+    }
+    float acc[NR];
+#pragma unroll
+    for (int p = 0; p < NR; p++)
+        acc[p] = 0.0f;
+    for (int c0 = lane; c0 < nvec; c0 += 32 * Q8_UNROLL) {
+        uint4 wv[Q8_UNROLL][NR];
+#pragma unroll
+        for (int u = 0; u < Q8_UNROLL; u++) {
+            const int c = c0 + 32 * u;
+#pragma unroll
+            for (int p = 0; p < NR; p++)
+                wv[u][p] = c < nvec ? __ldg(wr[p] + c) : make_uint4(0u, 0u, 0u, 0u);
+        }
+#pragma unroll
+        for (int u = 0; u < Q8_UNROLL; u++) {
+            const int c = c0 + 32 * u;
+            if (c < nvec) {
+                float xf[8];
+                x8_f32(xr, c * 8, K, vec, xf);
+#pragma unroll
+                for (int p = 0; p < NR; p++) {
+                    const uint32_t wd[4] = { wv[u][p].x, wv[u][p].y, wv[u][p].z, wv[u][p].w };
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const float2 f = __half22float2(u32_as_half2(wd[i]));
+                        acc[p] = fmaf(f.x, xf[2 * i], acc[p]);
+                        acc[p] = fmaf(f.y, xf[2 * i + 1], acc[p]);
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int p = 0; p < NR; p++)
+        acc[p] = warp_sum(acc[p]);
+    if (lane != 0)
+        return;
+    if constexpr (EPI == EPI_SILU_MUL) {
+        out[(size_t)t * ldo + r0] = acc[0] / (1.0f + expf(-acc[0])) * acc[1];
+    } else {
+#pragma unroll
+        for (int p = 0; p < LR; p++) {
+            const int r = r0 + p;
+            if (r < rows_out) {
+                const float a = acc[p] + (bias ? bias[r] : 0.0f);
+                float *o = out + (size_t)t * ldo + r;
+                *o = EPI == EPI_RESIDUAL ? *o + a : a;
+            }
+        }
+    }
+}
+
+#ifndef HEARTH_CUDA_EMU
+void
+launch_gemv_f16b(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo,
+                 Epilogue epi, cudaStream_t s)
+{
+    const int rows_out = epi == EPI_SILU_MUL ? w.rows / 2 : w.rows;
+    const int lr = epi == EPI_SILU_MUL ? 1 : 2;
+    dim3 grid((unsigned)((rows_out + 4 * lr - 1) / (4 * lr)), (unsigned)T);
+    switch (epi) {
+    case EPI_STORE:
+        k_gemv_f16b<EPI_STORE><<<grid, 128, 0, s>>>(w, x, ldx, bias, out, ldo, rows_out);
+        break;
+    case EPI_RESIDUAL:
+        k_gemv_f16b<EPI_RESIDUAL><<<grid, 128, 0, s>>>(w, x, ldx, bias, out, ldo, rows_out);
+        break;
+    case EPI_SILU_MUL:
+        k_gemv_f16b<EPI_SILU_MUL><<<grid, 128, 0, s>>>(w, x, ldx, bias, out, ldo, rows_out);
+        break;
+    }
+}
+#endif
+
+// ---- tiled attention ------------------------------------------------------------------
+
+enum { AT_MAX_HD = 256, AT_THREADS = 128 };
+
+bool
+attention_tiled_ok(int n_heads, int n_kv, int hd)
+{
+    return n_kv >= 1 && n_heads % n_kv == 0 && n_heads / n_kv <= ATT_TILE_MAX_G && hd % 8 == 0 && hd >= 8 &&
+           hd <= AT_MAX_HD;
+}
+
+// A block's rows: QT = 8 / G consecutive queries x the G query heads of its
+// KV head (row i = query i / G, head i % G), so in prefill each K/V row loaded
+// serves up to 8 (query, head) pairs; per-row causal and window masks.
+__global__ void __launch_bounds__(AT_THREADS)
+k_attn_tiled(const float *__restrict__ q, int ldq, const __half *__restrict__ k_cache,
+             const __half *__restrict__ v_cache, float *__restrict__ part, const int *__restrict__ step, int T,
+             int n_heads, int n_kv, int hd, int window, int split_len, int max_splits)
+{
+    constexpr int MR = ATT_TILE_MAX_G;
+    __shared__ float sq[MR][AT_MAX_HD];   // the rows' queries, pre-scaled
+    __shared__ float sp[MR][ATT_TILE];    // a tile's scores, then e^(s - m)
+    __shared__ float sred[MR][2 * AT_THREADS];
+    __shared__ float s_m[MR], s_l[MR], s_corr[MR];
+    const int kvh = blockIdx.x, spl = blockIdx.y;
+    const int G = n_heads / n_kv, QT = MR / G, t0 = blockIdx.z * QT;
+    const int nq = min(QT, T - t0), nrow = nq * G;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int p_first = step[0] + t0, p_last = p_first + nq - 1;
+    const int j_begin = spl * split_len;
+    if (nq <= 0 || j_begin > p_last)
+        return;   // past these queries: the combine kernel does not read it
+    const int j_end = min(j_begin + split_len, p_last + 1);
+    const int start = max(j_begin, window > 0 ? max(0, p_first - window + 1) : 0);
+    const int kv_dim = n_kv * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int i = tid; i < nrow * hd; i += AT_THREADS) {
+        const int row = i / hd, d = i % hd, qt = row / G, g = row % G;
+        sq[row][d] = q[(size_t)(t0 + qt) * ldq + (size_t)(kvh * G + g) * hd + d] * scale;
+    }
+    if (tid < MR) {
+        s_m[tid] = -INFINITY;
+        s_l[tid] = 0.0f;
+    }
+    // P.V: thread (pc, r) owns dimensions 2pc, 2pc+1 for keys r, r+R, ...
+    const int P = hd / 2, R = AT_THREADS / P, pc = tid % P, r = tid / P;
+    float2 acc[MR];
+#pragma unroll
+    for (int i = 0; i < MR; i++)
+        acc[i] = make_float2(0.0f, 0.0f);
+    // scores: 4 threads a key (kl), 32 keys a pass (kk)
+    const int kl = tid & 3, kk = tid >> 2, nch = hd / 8;
+    const __half *kbase = k_cache + (size_t)kvh * hd;
+    const __half *vbase = v_cache + (size_t)kvh * hd;
+    __syncthreads();
+    for (int j0 = start; j0 < j_end; j0 += ATT_TILE) {
+        const int n = min((int)ATT_TILE, j_end - j0);
+        // every K load of the tile first (up to 8 per key a thread, 2 keys)
+        constexpr int PASSES = ATT_TILE / 32, CPL = AT_MAX_HD / 8 / 4;
+        uint4 kv[PASSES][CPL];
+#pragma unroll
+        for (int pass = 0; pass < PASSES; pass++) {
+            const int jj = kk + 32 * pass;
+            const __half *kr = kbase + (size_t)(j0 + min(jj, n - 1)) * kv_dim;
+#pragma unroll
+            for (int i = 0; i < CPL; i++) {
+                const int ch = kl + 4 * i;
+                kv[pass][i] = jj < n && ch < nch ? __ldg(reinterpret_cast<const uint4 *>(kr + ch * 8))
+                                                 : make_uint4(0u, 0u, 0u, 0u);
+            }
+        }
+#pragma unroll
+        for (int pass = 0; pass < PASSES; pass++) {
+            const int jj = kk + 32 * pass;
+            float sc[MR];
+#pragma unroll
+            for (int i = 0; i < MR; i++)
+                sc[i] = 0.0f;
+#pragma unroll
+            for (int c = 0; c < CPL; c++) {
+                const int ch = kl + 4 * c;
+                if (ch < nch) {
+                    const uint32_t wd[4] = { kv[pass][c].x, kv[pass][c].y, kv[pass][c].z, kv[pass][c].w };
+                    float kf[8];
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        const float2 f = __half22float2(u32_as_half2(wd[e]));
+                        kf[2 * e] = f.x;
+                        kf[2 * e + 1] = f.y;
+                    }
+#pragma unroll
+                    for (int i = 0; i < MR; i++)
+                        if (i < nrow)
+#pragma unroll
+                            for (int e = 0; e < 8; e++)
+                                sc[i] = fmaf(sq[i][ch * 8 + e], kf[e], sc[i]);
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < MR; i++) {
+                sc[i] += __shfl_xor_sync(0xffffffffu, sc[i], 1);
+                sc[i] += __shfl_xor_sync(0xffffffffu, sc[i], 2);
+            }
+            if (kl == 0 && jj < n) {
+                const int j = j0 + jj;
+#pragma unroll
+                for (int i = 0; i < MR; i++)
+                    if (i < nrow) {
+                        const int pi = p_first + i / G;   // this row's position: causal and window masks
+                        const bool keep = j <= pi && (window <= 0 || j > pi - window);
+                        sp[i][jj] = keep ? sc[i] : -INFINITY;
+                    }
+            }
+        }
+        __syncthreads();
+        // online softmax, a warp per row; a row with nothing unmasked yet keeps m = -inf, l = 0
+        for (int i = warp; i < nrow; i += AT_THREADS / 32) {
+            const float v0 = lane < n ? sp[i][lane] : -INFINITY;
+            const float v1 = lane + 32 < n ? sp[i][lane + 32] : -INFINITY;
+            const float m_old = s_m[i], m_new = fmaxf(m_old, warp_max(fmaxf(v0, v1)));
+            const bool none = m_new == -INFINITY;
+            const float e0 = !none && lane < n ? expf(v0 - m_new) : 0.0f;
+            const float e1 = !none && lane + 32 < n ? expf(v1 - m_new) : 0.0f;
+            if (lane < n)
+                sp[i][lane] = e0;
+            if (lane + 32 < n)
+                sp[i][lane + 32] = e1;
+            const float sum = warp_sum(e0 + e1);
+            if (lane == 0) {
+                const float corr = m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
+                s_corr[i] = corr;
+                s_l[i] = s_l[i] * corr + sum;
+                s_m[i] = m_new;
+            }
+        }
+        __syncthreads();
+        if (r < R) {
+#pragma unroll
+            for (int i = 0; i < MR; i++)
+                if (i < nrow) {
+                    acc[i].x *= s_corr[i];
+                    acc[i].y *= s_corr[i];
+                }
+#pragma unroll 4
+            for (int jj = r; jj < n; jj += R) {
+                const float2 v = __half22float2(
+                    *reinterpret_cast<const __half2 *>(vbase + (size_t)(j0 + jj) * kv_dim + 2 * pc));
+#pragma unroll
+                for (int i = 0; i < MR; i++)
+                    if (i < nrow) {
+                        const float pj = sp[i][jj];
+                        acc[i].x = fmaf(pj, v.x, acc[i].x);
+                        acc[i].y = fmaf(pj, v.y, acc[i].y);
+                    }
+            }
+        }
+        __syncthreads();   // sp is rewritten by the next tile
+    }
+    if (r < R)
+#pragma unroll
+        for (int i = 0; i < MR; i++)
+            if (i < nrow) {
+                sred[i][r * hd + 2 * pc] = acc[i].x;
+                sred[i][r * hd + 2 * pc + 1] = acc[i].y;
+            }
+    __syncthreads();
+    for (int k = tid; k < nrow * hd; k += AT_THREADS) {
+        const int row = k / hd, d = k % hd, qt = row / G, g = row % G;
+        float a = 0.0f;
+        for (int rr = 0; rr < R; rr++)
+            a += sred[row][rr * hd + d];
+        float *o = part + (((size_t)(t0 + qt) * n_heads + kvh * G + g) * max_splits + spl) * (size_t)(hd + 2);
+        o[2 + d] = a;
+    }
+    if (tid < nrow) {
+        const int qt = tid / G, g = tid % G;
+        float *o = part + (((size_t)(t0 + qt) * n_heads + kvh * G + g) * max_splits + spl) * (size_t)(hd + 2);
+        o[0] = s_m[tid];
+        o[1] = s_l[tid];
+    }
+}
+
+#ifndef HEARTH_CUDA_EMU
+void
+launch_attention_tiled(const float *q, int ldq, const __half *k_cache, const __half *v_cache, float *part, float *out,
+                       const int *step, int T, int n_heads, int n_kv, int hd, int window, int split_len,
+                       int max_splits, cudaStream_t s)
+{
+    const int qt = ATT_TILE_MAX_G / (n_heads / n_kv);
+    dim3 g1((unsigned)n_kv, (unsigned)max_splits, (unsigned)((T + qt - 1) / qt));
+    k_attn_tiled<<<g1, AT_THREADS, 0, s>>>(q, ldq, k_cache, v_cache, part, step, T, n_heads, n_kv, hd, window,
+                                           split_len, max_splits);
+    launch_attention_combine(part, out, step, T, n_heads, hd, split_len, max_splits, s);
+}
+#endif
+
+}  // namespace hrcuda

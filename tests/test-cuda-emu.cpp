@@ -1,0 +1,506 @@
+/* test-cuda-emu.cpp — the opt-in CUDA decode kernels (engine/cuda/cuda-decode.cu:
+ * HEARTH_CUDA_GEMV=q8, HEARTH_CUDA_ATTN=tiled) run on the host through
+ * tests/cuda-emu.h, in CI, without a GPU, against double-precision references:
+ *  - k_quant_q8 + k_gemv_q4q8 for each epilogue (store with bias, residual,
+ *    gate|up SiLU·mul), groups of 32/64/128 and one per row, K not a multiple
+ *    of 32, rows not a multiple of the warp's two, 1 and 3 tokens: within
+ *    1e-5 of the reference on the activations rounded per block of 32
+ *    (d = max|x|/127, round to nearest even), the rounding within half a step;
+ *  - k_gemv_f16b (FP16 rows) for each epilogue, K not a multiple of 8, x rows
+ *    wider than K with NaN past it, unaligned rows: within 1e-5;
+ *  - k_rmsnorm_q8: the norm within 1e-5, and its rounding as k_quant_q8's;
+ *  - k_attn_tiled: the partials merged as k_attn_combine merges them, within
+ *    1e-4 of exact causal attention over the FP16 cache: GQA groups 1 to 8,
+ *    head_dim 8 to 256, several queries a block, splits of one and several
+ *    tiles, sliding windows that start inside a tile;
+ *  - the cuBLAS prefill route (HEARTH_CUDA_GEMM=cublas, cuda-blas.cu): the
+ *    dequantizing kernel writes FP16(s * (q - z)) for every weight, and
+ *    cublasGemmEx's arguments (blas_args), applied by a column-major
+ *    reference GEMM as BLAS defines them, give x W^T (+ residual) + bias
+ *    within 4e-3 (FP16 operands, as the WMMA path).
+ * The device layout of the 4-bit weights is built here from nibbles, apart
+ * from the backend's repack, following cuda-internal.h. */
+#include "cuda-emu.h"
+
+#define HEARTH_CUDA_EMU 1
+#include "cuda/cuda-blas.cu"
+#include "cuda/cuda-decode.cu"
+
+#include <cstdio>
+#include <random>
+
+using namespace hrcuda;
+
+static int failures = 0;
+#define CHECK(cond, ...)                                                               \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);   \
+            fprintf(stderr, __VA_ARGS__);                                              \
+            fputc('\n', stderr);                                                       \
+            failures++;                                                                \
+        }                                                                              \
+    } while (0)
+
+static std::mt19937 rng(17);
+
+static float
+frand(float a, float b)
+{
+    return std::uniform_real_distribution<float>(a, b)(rng);
+}
+
+static uint16_t
+f16_bits(float v)
+{
+    __half h = __float2half_rn(v);
+    __half_raw r = h;
+    return r.x;
+}
+
+static float
+f16_val(uint16_t u)
+{
+    __half_raw r;
+    r.x = u;
+    return __half2float(__half(r));
+}
+
+/* A 4-bit matrix: nibbles, zeros and FP16 scales, and its device layout. */
+struct Q4 {
+    int N, K, group, ng, kw;
+    std::vector<uint8_t> q, z;      // [N][K], [N][ng]
+    std::vector<uint16_t> s;        // [N][ng]
+    std::vector<uint32_t> words;    // [N][kw]
+    std::vector<uint32_t> sz;       // [N][ng] {scale, zero}
+    DLinear d;
+    double w(int n, int k) const
+    {
+        const int g = k / group;
+        return (double)f16_val(s[(size_t)n * ng + g]) * ((int)q[(size_t)n * K + k] - (int)z[(size_t)n * ng + g]);
+    }
+};
+
+static void
+q4_make(Q4 &m, int N, int K, int group)
+{
+    static const int slot_of[8] = { 0, 4, 1, 5, 2, 6, 3, 7 };   // input e at bits 4*slot_of[e]
+    m.N = N;
+    m.K = K;
+    m.group = group;
+    m.ng = K / group;
+    m.kw = q4_kw(K);
+    m.q.assign((size_t)N * K, 0);
+    m.z.assign((size_t)N * m.ng, 0);
+    m.s.assign((size_t)N * m.ng, 0);
+    m.words.assign((size_t)N * m.kw, 0);
+    m.sz.assign((size_t)N * m.ng, 0);
+    for (int n = 0; n < N; n++) {
+        for (int k = 0; k < K; k++) {
+            const uint8_t v = (uint8_t)(rng() & 15);
+            m.q[(size_t)n * K + k] = v;
+            m.words[(size_t)n * m.kw + k / 8] |= (uint32_t)v << (4 * slot_of[k % 8]);
+        }
+        for (int g = 0; g < m.ng; g++) {
+            const uint8_t z = (uint8_t)(rng() & 15);
+            const uint16_t sc = f16_bits(frand(0.005f, 0.05f));
+            m.z[(size_t)n * m.ng + g] = z;
+            m.s[(size_t)n * m.ng + g] = sc;
+            m.sz[(size_t)n * m.ng + g] = (uint32_t)sc | (uint32_t)f16_bits((float)z) << 16;
+        }
+    }
+    memset(&m.d, 0, sizeof m.d);
+    m.d.kind = LIN_Q4;
+    m.d.rows = N;
+    m.d.cols = K;
+    m.d.q = m.words.data();
+    m.d.sz = reinterpret_cast<__half2 *>(m.sz.data());
+    m.d.kw = m.kw;
+    m.d.group = group;
+    m.d.ng = m.ng;
+}
+
+/* x rounded as the kernels round it: per block of 32, d = max|x|/127. */
+static std::vector<double>
+round_q8(const float *x, int K)
+{
+    std::vector<double> r((size_t)K);
+    for (int b = 0; b * 32 < K; b++) {
+        float amax = 0.0f;
+        for (int k = b * 32; k < K && k < b * 32 + 32; k++)
+            amax = fmaxf(amax, fabsf(x[k]));
+        const float id = amax > 0.0f ? 127.0f / amax : 0.0f, d = amax / 127.0f;
+        for (int k = b * 32; k < K && k < b * 32 + 32; k++)
+            r[(size_t)k] = (double)d * nearbyintf(x[k] * id);
+    }
+    return r;
+}
+
+static void
+emu_quant(const float *x, int ldx, int K, int Kp, int T, int8_t *xq, float2 *xs)
+{
+    const int nb = Kp / 32;
+    hremu::launch(dim3((unsigned)((nb + 7) / 8), (unsigned)T), dim3(256), [&] { k_quant_q8(x, ldx, K, Kp, xq, xs); });
+}
+
+static void
+emu_gemv(const DLinear &w, const int8_t *xq, const float2 *xs, int T, const float *bias, float *out, int ldo,
+         Epilogue epi)
+{
+    const int rows_out = epi == EPI_SILU_MUL ? w.rows / 2 : w.rows, lr = epi == EPI_SILU_MUL ? 1 : 2;
+    const int gshift = q8_group_shift(w);
+    const dim3 grid((unsigned)((rows_out + 4 * lr - 1) / (4 * lr)), (unsigned)T);
+    hremu::launch(grid, dim3(128), [&] {
+        if (epi == EPI_STORE)
+            k_gemv_q4q8<EPI_STORE>(w, xq, xs, gshift, bias, out, ldo, rows_out);
+        else if (epi == EPI_RESIDUAL)
+            k_gemv_q4q8<EPI_RESIDUAL>(w, xq, xs, gshift, bias, out, ldo, rows_out);
+        else
+            k_gemv_q4q8<EPI_SILU_MUL>(w, xq, xs, gshift, bias, out, ldo, rows_out);
+    });
+}
+
+static void
+check_gemv(int N, int K, int group, int T, Epilogue epi)
+{
+    Q4 m;
+    q4_make(m, epi == EPI_SILU_MUL ? 2 * N : N, K, group);
+    const int Kp = m.kw * 8, rows_out = N;
+    std::vector<float> x((size_t)T * K), bias((size_t)N), out((size_t)T * N), res((size_t)T * N);
+    for (auto &v : x)
+        v = frand(-1.0f, 1.0f) * (rng() % 9 == 0 ? 30.0f : 1.0f);
+    for (auto &v : bias)
+        v = frand(-1.0f, 1.0f);
+    for (auto &v : res)
+        v = frand(-1.0f, 1.0f);
+    out = res;
+    std::vector<int8_t> xq((size_t)T * Kp, 0x5a);   // garbage the kernel must overwrite
+    std::vector<float2> xs((size_t)T * (Kp / 32));
+    emu_quant(x.data(), K, K, Kp, T, xq.data(), xs.data());
+    const float *b = epi == EPI_STORE ? bias.data() : (epi == EPI_RESIDUAL ? bias.data() : nullptr);
+    emu_gemv(m.d, xq.data(), xs.data(), T, b, out.data(), N, epi);
+    double worst = 0.0, mx = 1.0;
+    for (int t = 0; t < T; t++) {
+        const std::vector<double> xr = round_q8(x.data() + (size_t)t * K, K);
+        // the rounding: within half a step per block
+        for (int k = 0; k < K; k++) {
+            float amax = 0.0f;
+            for (int j = k / 32 * 32; j < K && j < k / 32 * 32 + 32; j++)
+                amax = fmaxf(amax, fabsf(x[(size_t)t * K + j]));
+            CHECK(fabs(xr[(size_t)k] - x[(size_t)t * K + k]) <= amax / 254.0 * 1.0001, "rounding of x[%d]", k);
+        }
+        for (int r = 0; r < rows_out; r++) {
+            double a = 0.0, u = 0.0;
+            for (int k = 0; k < K; k++)
+                a += m.w(r, k) * xr[(size_t)k];
+            double ref;
+            if (epi == EPI_SILU_MUL) {
+                for (int k = 0; k < K; k++)
+                    u += m.w(r + N, k) * xr[(size_t)k];
+                ref = a / (1.0 + exp(-a)) * u;
+            } else {
+                ref = a + (b ? bias[(size_t)r] : 0.0) + (epi == EPI_RESIDUAL ? res[(size_t)t * N + r] : 0.0);
+            }
+            mx = fmax(mx, fabs(ref));
+            worst = fmax(worst, fabs(ref - (double)out[(size_t)t * N + r]));
+        }
+    }
+    static const char *names[] = { "store+bias", "residual+bias", "silu*mul" };
+    CHECK(worst / mx <= 1e-5, "q8 GEMV %dx%d g%d T=%d %s: error %g of %g", N, K, group, T, names[epi], worst, mx);
+    printf("q8 GEMV   %4d x %4d  group %4d  T %d  %-13s  max |emu - ref| / max %.1e\n", N, K, group, T, names[epi],
+           worst / mx);
+}
+
+/* k_gemv_f16b: FP16 rows of ldw halves (zero padded), x rows of ldx >= K
+ * floats whose tail past K is NaN (must never be read into a sum). */
+static void
+check_gemv_f16(int N, int K, int T, int ldx, Epilogue epi)
+{
+    const int R = epi == EPI_SILU_MUL ? 2 * N : N, ldw = f16_ldw(K);
+    std::vector<uint16_t> w((size_t)R * ldw, 0);
+    for (int r = 0; r < R; r++)
+        for (int k = 0; k < K; k++)
+            w[(size_t)r * ldw + k] = f16_bits(frand(-0.5f, 0.5f));
+    std::vector<float> x((size_t)T * ldx, NAN), bias((size_t)N), out((size_t)T * N), res((size_t)T * N);
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < K; k++)
+            x[(size_t)t * ldx + k] = frand(-1.0f, 1.0f);
+    for (auto &v : bias)
+        v = frand(-1.0f, 1.0f);
+    for (auto &v : res)
+        v = frand(-1.0f, 1.0f);
+    out = res;
+    DLinear d;
+    memset(&d, 0, sizeof d);
+    d.kind = LIN_F16;
+    d.rows = R;
+    d.cols = K;
+    d.w = reinterpret_cast<__half *>(w.data());
+    d.ldw = ldw;
+    const float *b = epi == EPI_SILU_MUL ? nullptr : bias.data();
+    const int rows_out = N, lr = epi == EPI_SILU_MUL ? 1 : 2;
+    hremu::launch(dim3((unsigned)((rows_out + 4 * lr - 1) / (4 * lr)), (unsigned)T), dim3(128), [&] {
+        if (epi == EPI_STORE)
+            k_gemv_f16b<EPI_STORE>(d, x.data(), ldx, b, out.data(), N, rows_out);
+        else if (epi == EPI_RESIDUAL)
+            k_gemv_f16b<EPI_RESIDUAL>(d, x.data(), ldx, b, out.data(), N, rows_out);
+        else
+            k_gemv_f16b<EPI_SILU_MUL>(d, x.data(), ldx, b, out.data(), N, rows_out);
+    });
+    double worst = 0.0, mx = 1.0;
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < N; r++) {
+            double a = 0.0, u = 0.0;
+            for (int k = 0; k < K; k++) {
+                a += (double)f16_val(w[(size_t)r * ldw + k]) * x[(size_t)t * ldx + k];
+                if (epi == EPI_SILU_MUL)
+                    u += (double)f16_val(w[(size_t)(r + N) * ldw + k]) * x[(size_t)t * ldx + k];
+            }
+            const double ref = epi == EPI_SILU_MUL ? a / (1.0 + exp(-a)) * u
+                                                   : a + bias[(size_t)r] + (epi == EPI_RESIDUAL ? res[(size_t)t * N + r] : 0.0);
+            mx = fmax(mx, fabs(ref));
+            const double e = fabs(ref - (double)out[(size_t)t * N + r]);
+            worst = std::isnan(e) ? INFINITY : fmax(worst, e);
+        }
+    static const char *names[] = { "store+bias", "residual+bias", "silu*mul" };
+    CHECK(worst / mx <= 1e-5, "f16 GEMV %dx%d T=%d ldx %d %s: error %g of %g", N, K, T, ldx, names[epi], worst, mx);
+    printf("f16 GEMV  %4d x %4d  ldx %4d  T %d  %-13s  max |emu - ref| / max %.1e\n", N, K, ldx, T, names[epi],
+           worst / mx);
+}
+
+static void
+check_rmsnorm_q8(int T, int dim)
+{
+    const int Kp = q4_kw(dim) * 8, nb = Kp / 32;
+    std::vector<float> x((size_t)T * dim), w((size_t)dim), out((size_t)T * dim);
+    for (auto &v : x)
+        v = frand(-3.0f, 3.0f);
+    for (auto &v : w)
+        v = frand(0.5f, 1.5f);
+    std::vector<int8_t> xq((size_t)T * Kp, 0x5a);
+    std::vector<float2> xs((size_t)T * nb);
+    hremu::launch(dim3((unsigned)T), dim3(256),
+                  [&] { k_rmsnorm_q8(x.data(), w.data(), out.data(), dim, 1e-5f, Kp, xq.data(), xs.data()); });
+    int bad = 0;
+    double worst = 0.0;
+    for (int t = 0; t < T; t++) {
+        double ss = 0.0;
+        for (int k = 0; k < dim; k++)
+            ss += (double)x[(size_t)t * dim + k] * x[(size_t)t * dim + k];
+        const double r = 1.0 / sqrt(ss / dim + 1e-5);
+        for (int k = 0; k < dim; k++)
+            worst = fmax(worst, fabs(x[(size_t)t * dim + k] * r * w[(size_t)k] - out[(size_t)t * dim + k]));
+        const std::vector<double> xr = round_q8(out.data() + (size_t)t * dim, dim);
+        for (int k = 0; k < dim; k++) {
+            const double got = (double)xs[(size_t)t * nb + k / 32].x *
+                               xq[(size_t)t * Kp + (k & ~7) + q8_pos(k & 7)];
+            bad += fabs(got - xr[(size_t)k]) > 1e-6 * fmax(1.0, fabs(xr[(size_t)k]));
+        }
+        for (int k = dim; k < Kp; k++)   // padding rounds to zero
+            bad += xq[(size_t)t * Kp + (k & ~7) + q8_pos(k & 7)] != 0;
+    }
+    CHECK(worst <= 1e-5 * 8, "rmsnorm_q8 T=%d dim=%d: error %g", T, dim, worst);
+    CHECK(bad == 0, "rmsnorm_q8 T=%d dim=%d: %d values rounded otherwise", T, dim, bad);
+    printf("rmsnorm_q8  T %d  dim %4d  max |emu - ref| %.1e, %d rounded otherwise\n", T, dim, worst, bad);
+}
+
+/* Exact causal attention over the FP16 cache, in double. */
+static void
+ref_attention(std::vector<double> &out, const float *q, int ldq, const uint16_t *kc, const uint16_t *vc, int pos,
+              int T, int nh, int nkv, int hd, int window)
+{
+    const int kv_dim = nkv * hd, G = nh / nkv;
+    out.assign((size_t)T * nh * hd, 0.0);
+    for (int t = 0; t < T; t++) {
+        const int p = pos + t, start = window > 0 && p - window + 1 > 0 ? p - window + 1 : 0;
+        for (int h = 0; h < nh; h++) {
+            const int kvh = h / G;
+            std::vector<double> sc((size_t)p + 1);
+            double mx = -INFINITY, sum = 0.0;
+            for (int j = start; j <= p; j++) {
+                double s = 0.0;
+                for (int d = 0; d < hd; d++)
+                    s += (double)q[(size_t)t * ldq + (size_t)h * hd + d] *
+                         f16_val(kc[(size_t)j * kv_dim + (size_t)kvh * hd + d]);
+                sc[(size_t)j] = s / sqrt((double)hd);
+                mx = fmax(mx, sc[(size_t)j]);
+            }
+            for (int j = start; j <= p; j++)
+                sum += sc[(size_t)j] = exp(sc[(size_t)j] - mx);
+            for (int d = 0; d < hd; d++) {
+                double a = 0.0;
+                for (int j = start; j <= p; j++)
+                    a += sc[(size_t)j] / sum * f16_val(vc[(size_t)j * kv_dim + (size_t)kvh * hd + d]);
+                out[((size_t)t * nh + h) * hd + d] = a;
+            }
+        }
+    }
+}
+
+static void
+check_attention(int nh, int nkv, int hd, int pos, int T, int ctx, int window, int split_len)
+{
+    const int kv_dim = nkv * hd, ldq = (nh + 2 * nkv) * hd, max_splits = (ctx + split_len - 1) / split_len;
+    std::vector<uint16_t> kc((size_t)ctx * kv_dim), vc((size_t)ctx * kv_dim);
+    for (auto &v : kc)
+        v = f16_bits(frand(-2.0f, 2.0f));
+    for (auto &v : vc)
+        v = f16_bits(frand(-2.0f, 2.0f));
+    std::vector<float> q((size_t)T * ldq), part((size_t)T * nh * max_splits * (hd + 2), NAN);
+    for (auto &v : q)
+        v = frand(-2.0f, 2.0f);
+    int step[2] = { pos, T };
+    const int G = nh / nkv, QT = ATT_TILE_MAX_G / G;
+    hremu::launch(dim3((unsigned)nkv, (unsigned)max_splits, (unsigned)((T + QT - 1) / QT)), dim3(128), [&] {
+        k_attn_tiled(q.data(), ldq, reinterpret_cast<const __half *>(kc.data()),
+                     reinterpret_cast<const __half *>(vc.data()), part.data(), step, T, nh, nkv, hd, window,
+                     split_len, max_splits);
+    });
+    // merged as k_attn_combine merges the splits up to the query's position
+    std::vector<double> ref;
+    ref_attention(ref, q.data(), ldq, kc.data(), vc.data(), pos, T, nh, nkv, hd, window);
+    double worst = 0.0;
+    int nan_read = 0;
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < nh; h++) {
+            const int p = pos + t, n_splits = min(max_splits, p / split_len + 1);
+            const float *base = part.data() + ((size_t)t * nh + h) * max_splits * (size_t)(hd + 2);
+            float M = -INFINITY;
+            for (int s = 0; s < n_splits; s++) {
+                nan_read += std::isnan(base[(size_t)s * (hd + 2)]);
+                M = fmaxf(M, base[(size_t)s * (hd + 2)]);
+            }
+            double L = 0.0;
+            for (int s = 0; s < n_splits; s++) {
+                const float ms = base[(size_t)s * (hd + 2)];
+                if (ms != -INFINITY)
+                    L += base[(size_t)s * (hd + 2) + 1] * exp((double)ms - M);
+            }
+            for (int d = 0; d < hd; d++) {
+                double a = 0.0;
+                for (int s = 0; s < n_splits; s++) {
+                    const float ms = base[(size_t)s * (hd + 2)];
+                    if (ms != -INFINITY)
+                        a += base[(size_t)s * (hd + 2) + 2 + d] * exp((double)ms - M);
+                }
+                worst = fmax(worst, fabs(a / L - ref[((size_t)t * nh + h) * hd + d]));
+            }
+        }
+    CHECK(nan_read == 0, "tiled attention: %d partials the combine reads were never written", nan_read);
+    CHECK(worst <= 1e-4 * 2.0, "tiled attention heads %d/%d hd %d pos %d T %d window %d split %d: error %g", nh, nkv,
+          hd, pos, T, window, split_len, worst);
+    printf("attention %2d/%d heads  hd %3d  pos %4d  T %2d  window %3d  split %4d  max |emu - ref| %.1e\n", nh, nkv,
+           hd, pos, T, window, split_len, worst);
+}
+
+/* C = op(A) op(B) + beta C, column-major as BLAS defines it, FP16 operands. */
+static void
+ref_gemm(const BlasArgs &g)
+{
+    for (int j = 0; j < g.n; j++)
+        for (int i = 0; i < g.m; i++) {
+            double acc = 0.0;
+            for (int l = 0; l < g.k; l++) {
+                const __half a = g.trans_a ? g.A[l + (size_t)i * g.lda] : g.A[i + (size_t)l * g.lda];
+                const __half b = g.trans_b ? g.B[j + (size_t)l * g.ldb] : g.B[l + (size_t)j * g.ldb];
+                acc += (double)__half2float(a) * __half2float(b);
+            }
+            float &c = g.C[i + (size_t)j * g.ldc];
+            c = (float)(acc + (g.beta != 0.0f ? (double)g.beta * c : 0.0));
+        }
+}
+
+static void
+check_blas_route(int N, int K, int group, int T, bool residual, bool with_bias)
+{
+    Q4 m;
+    q4_make(m, N, K, group);
+    const int lda = m.kw * 8, ldh = f16_ldw(K), ldo = N + 3;   // out a column slice of a wider row
+    std::vector<__half> wh((size_t)N * lda), xh((size_t)T * ldh);
+    std::vector<float> x((size_t)T * K), bias((size_t)N), out((size_t)T * ldo), res((size_t)T * ldo);
+    for (auto &v : x)
+        v = frand(-1.0f, 1.0f);
+    for (auto &v : bias)
+        v = frand(-1.0f, 1.0f);
+    for (auto &v : res)
+        v = frand(-1.0f, 1.0f);
+    out = res;
+    const size_t words = (size_t)N * m.kw;
+    hremu::launch(dim3((unsigned)((words + 255) / 256)), dim3(256), [&] { k_dequant_q4(m.d, wh.data()); });
+    int bad = 0;
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            const int g = k / group;
+            const float v = f16_val(m.s[(size_t)n * m.ng + g]) *
+                            (float)((int)m.q[(size_t)n * K + k] - (int)m.z[(size_t)n * m.ng + g]);
+            __half_raw r = wh[(size_t)n * lda + k];
+            bad += r.x != f16_bits(v);
+        }
+    CHECK(bad == 0, "dequant %dx%d g%d: %d weights differ from FP16(s * (q - z))", N, K, group, bad);
+    hremu::launch(dim3((unsigned)((ldh + 255) / 256), (unsigned)T), dim3(256),
+                  [&] { k_f32_to_f16(x.data(), K, K, ldh, xh.data()); });
+    const BlasArgs g = blas_args(m.d, wh.data(), lda, xh.data(), ldh, T, out.data(), ldo,
+                                 residual ? EPI_RESIDUAL : EPI_STORE);
+    ref_gemm(g);
+    if (with_bias)
+        hremu::launch(dim3((unsigned)(((size_t)T * N + 255) / 256)), dim3(256),
+                      [&] { k_add_bias(out.data(), ldo, T, N, bias.data()); });
+    double worst = 0.0, mx = 1.0;
+    int outside = 0;
+    for (int t = 0; t < T; t++) {
+        for (int n = 0; n < N; n++) {
+            double a = 0.0;
+            for (int k = 0; k < K; k++)
+                a += m.w(n, k) * (double)x[(size_t)t * K + k];
+            a += (with_bias ? bias[(size_t)n] : 0.0) + (residual ? res[(size_t)t * ldo + n] : 0.0);
+            mx = fmax(mx, fabs(a));
+            worst = fmax(worst, fabs(a - (double)out[(size_t)t * ldo + n]));
+        }
+        for (int n = N; n < ldo; n++)   // the columns past the slice are untouched
+            outside += out[(size_t)t * ldo + n] != res[(size_t)t * ldo + n];
+    }
+    CHECK(outside == 0, "cuBLAS route: %d values outside the output slice written", outside);
+    CHECK(worst / mx <= 4e-3, "cuBLAS route %dx%d g%d T=%d%s%s: error %g of %g", N, K, group, T,
+          residual ? " residual" : "", with_bias ? " bias" : "", worst, mx);
+    printf("cuBLAS route %4d x %4d  group %3d  T %2d%s%s  max |emu - ref| / max %.1e\n", N, K, group, T,
+           residual ? "  residual" : "", with_bias ? "  bias" : "", worst / mx);
+}
+
+int
+main()
+{
+    check_gemv(64, 256, 128, 1, EPI_STORE);
+    check_gemv(64, 256, 32, 3, EPI_RESIDUAL);
+    check_gemv(40, 172, 172, 1, EPI_STORE);      // one group a row, K not a multiple of 32
+    check_gemv(38, 192, 64, 2, EPI_RESIDUAL);    // rows not a multiple of 2 per warp or 8 per block
+    check_gemv(24, 384, 96, 1, EPI_STORE);       // group 96: a division, not a shift
+    check_gemv(48, 4096, 128, 1, EPI_SILU_MUL);  // 4 blocks of 32 a lane: one batch of 4 loads
+    check_gemv(16, 11008, 128, 1, EPI_STORE);    // 344 blocks: batches with a partial tail
+    check_gemv(20, 320, 64, 3, EPI_SILU_MUL);
+    check_gemv_f16(64, 256, 1, 256, EPI_STORE);
+    check_gemv_f16(37, 172, 3, 180, EPI_RESIDUAL);     // K % 8 != 0, x rows wider than K
+    check_gemv_f16(16, 4100, 1, 4101, EPI_STORE);      // unaligned x rows: scalar loads
+    check_gemv_f16(24, 2048, 2, 2048, EPI_SILU_MUL);
+    check_rmsnorm_q8(1, 64);
+    check_rmsnorm_q8(3, 172);
+    check_rmsnorm_q8(2, 4096);
+    check_attention(8, 4, 8, 0, 1, 64, 0, 64);           // stories260K's heads, the first position
+    check_attention(8, 4, 8, 40, 1, 64, 0, 64);
+    check_attention(8, 4, 8, 0, 20, 64, 0, 8);           // prefill, 4 queries a block, splits of 8
+    check_attention(8, 4, 8, 300, 12, 512, 0, 64);
+    check_attention(8, 8, 64, 200, 1, 256, 0, 64);       // MHA, hd 64
+    check_attention(32, 32, 128, 130, 9, 256, 0, 32);    // 8 queries a block, Llama-2's heads
+    check_attention(32, 4, 128, 1000, 1, 1024, 0, 64);   // a GQA group of 8
+    check_attention(32, 8, 128, 700, 6, 1024, 0, 512);   // splits of 8 tiles, 2 queries a block
+    check_attention(4, 2, 256, 70, 5, 128, 0, 32);       // hd 256
+    check_attention(8, 2, 64, 150, 3, 256, 40, 64);      // sliding window inside a tile
+    check_attention(8, 4, 8, 100, 6, 256, 30, 16);
+    check_attention(14, 2, 64, 63, 2, 128, 0, 64);       // G = 7: one query a block
+    check_attention(8, 8, 80, 33, 10, 64, 0, 16);        // hd 80: idle threads in P.V
+    check_blas_route(40, 256, 128, 9, false, true);
+    check_blas_route(24, 172, 172, 16, true, false);   // K not a multiple of 8 or 32: padding never read
+    check_blas_route(64, 96, 32, 3, true, true);
+    if (failures)
+        fprintf(stderr, "%d checks failed\n", failures);
+    return failures ? 1 : 0;
+}
