@@ -1,14 +1,16 @@
 /* test-cuda-emu.cpp — the opt-in CUDA decode kernels (engine/cuda/cuda-decode.cu:
  * HEARTH_CUDA_GEMV=q8, HEARTH_CUDA_ATTN=tiled) run on the host through
  * tests/cuda-emu.h, in CI, without a GPU, against double-precision references:
- *  - k_quant_q8 + k_gemv_q4q8 for each epilogue (store with bias, residual,
+ *  - k_quant_q8 + k_gemv_fast for each epilogue (store with bias, residual,
  *    gate|up SiLU·mul), groups of 32/64/128 and one per row, K not a multiple
  *    of 32, rows not a multiple of the warp's two, 1 and 3 tokens: within
  *    1e-5 of the reference on the activations rounded per block of 32
  *    (d = max|x|/127, round to nearest even), the rounding within half a step;
- *  - k_gemv_f16b (FP16 rows) for each epilogue, K not a multiple of 8, x rows
+ *  - k_gemv_fast (FP16 rows) for each epilogue, K not a multiple of 8, x rows
  *    wider than K with NaN past it, unaligned rows: within 1e-5;
  *  - k_rmsnorm_q8: the norm within 1e-5, and its rounding as k_quant_q8's;
+ *  - k_rope_kv_wide: q and k rotated within 2e-4 of a double reference, the
+ *    caches' rows written with their FP16 values and no other row touched;
  *  - k_attn_tiled: the partials merged as k_attn_combine merges them, within
  *    1e-4 of exact causal attention over the FP16 cache: GQA groups 1 to 8,
  *    head_dim 8 to 256, several queries a block, splits of one and several
@@ -152,11 +154,11 @@ emu_gemv(const DLinear &w, const int8_t *xq, const float2 *xs, int T, const floa
     const dim3 grid((unsigned)((rows_out + 4 * lr - 1) / (4 * lr)), (unsigned)T);
     hremu::launch(grid, dim3(128), [&] {
         if (epi == EPI_STORE)
-            k_gemv_q4q8<EPI_STORE>(w, xq, xs, gshift, bias, out, ldo, rows_out);
+            k_gemv_fast<EPI_STORE, true>(w, xq, xs, gshift, nullptr, 0, bias, out, ldo, rows_out);
         else if (epi == EPI_RESIDUAL)
-            k_gemv_q4q8<EPI_RESIDUAL>(w, xq, xs, gshift, bias, out, ldo, rows_out);
+            k_gemv_fast<EPI_RESIDUAL, true>(w, xq, xs, gshift, nullptr, 0, bias, out, ldo, rows_out);
         else
-            k_gemv_q4q8<EPI_SILU_MUL>(w, xq, xs, gshift, bias, out, ldo, rows_out);
+            k_gemv_fast<EPI_SILU_MUL, true>(w, xq, xs, gshift, nullptr, 0, bias, out, ldo, rows_out);
     });
 }
 
@@ -211,7 +213,7 @@ check_gemv(int N, int K, int group, int T, Epilogue epi)
            worst / mx);
 }
 
-/* k_gemv_f16b: FP16 rows of ldw halves (zero padded), x rows of ldx >= K
+/* k_gemv_fast: FP16 rows of ldw halves (zero padded), x rows of ldx >= K
  * floats whose tail past K is NaN (must never be read into a sum). */
 static void
 check_gemv_f16(int N, int K, int T, int ldx, Epilogue epi)
@@ -241,11 +243,11 @@ check_gemv_f16(int N, int K, int T, int ldx, Epilogue epi)
     const int rows_out = N, lr = epi == EPI_SILU_MUL ? 1 : 2;
     hremu::launch(dim3((unsigned)((rows_out + 4 * lr - 1) / (4 * lr)), (unsigned)T), dim3(128), [&] {
         if (epi == EPI_STORE)
-            k_gemv_f16b<EPI_STORE>(d, x.data(), ldx, b, out.data(), N, rows_out);
+            k_gemv_fast<EPI_STORE, false>(d, nullptr, nullptr, -1, x.data(), ldx, b, out.data(), N, rows_out);
         else if (epi == EPI_RESIDUAL)
-            k_gemv_f16b<EPI_RESIDUAL>(d, x.data(), ldx, b, out.data(), N, rows_out);
+            k_gemv_fast<EPI_RESIDUAL, false>(d, nullptr, nullptr, -1, x.data(), ldx, b, out.data(), N, rows_out);
         else
-            k_gemv_f16b<EPI_SILU_MUL>(d, x.data(), ldx, b, out.data(), N, rows_out);
+            k_gemv_fast<EPI_SILU_MUL, false>(d, nullptr, nullptr, -1, x.data(), ldx, b, out.data(), N, rows_out);
     });
     double worst = 0.0, mx = 1.0;
     for (int t = 0; t < T; t++)
@@ -302,6 +304,57 @@ check_rmsnorm_q8(int T, int dim)
     CHECK(worst <= 1e-5 * 8, "rmsnorm_q8 T=%d dim=%d: error %g", T, dim, worst);
     CHECK(bad == 0, "rmsnorm_q8 T=%d dim=%d: %d values rounded otherwise", T, dim, bad);
     printf("rmsnorm_q8  T %d  dim %4d  max |emu - ref| %.1e, %d rounded otherwise\n", T, dim, worst, bad);
+}
+
+/* k_rope_kv_wide: rotate-half RoPE of q and k in place (double reference),
+ * k and v written to the FP16 caches at pos + t, nothing else touched. */
+static void
+check_rope_wide(int nh, int nkv, int hd, int pos, int T, int ctx)
+{
+    const int half = hd / 2, q_dim = nh * hd, kv_dim = nkv * hd, ld = q_dim + 2 * kv_dim;
+    std::vector<float> inv((size_t)half), qkv((size_t)T * ld);
+    for (int i = 0; i < half; i++)
+        inv[(size_t)i] = powf(10000.0f, -2.0f * (float)i / (float)hd);
+    for (auto &v : qkv)
+        v = frand(-2.0f, 2.0f);
+    const std::vector<float> orig = qkv;
+    std::vector<uint16_t> kc((size_t)ctx * kv_dim, 0x7e00), vc((size_t)ctx * kv_dim, 0x7e00);   // NaN: unwritten
+    int step[2] = { pos, T };
+    hremu::launch(dim3((unsigned)T, (unsigned)(nh + 2 * nkv)), dim3((unsigned)((half + 31) / 32 * 32)), [&] {
+        k_rope_kv_wide(qkv.data(), reinterpret_cast<__half *>(kc.data()), reinterpret_cast<__half *>(vc.data()),
+                       inv.data(), step, nh, nkv, hd);
+    });
+    double worst = 0.0;
+    int bad = 0;
+    for (int t = 0; t < T; t++) {
+        const float *o = orig.data() + (size_t)t * ld;
+        const float *r = qkv.data() + (size_t)t * ld;
+        const int p = pos + t;
+        for (int h = 0; h < nh + nkv; h++)
+            for (int i = 0; i < half; i++) {
+                const double a = (double)p * inv[(size_t)i], c = cos(a), sn = sin(a);
+                const double x0 = o[(size_t)h * hd + i], x1 = o[(size_t)h * hd + i + half];
+                const double y0 = x0 * c - x1 * sn, y1 = x1 * c + x0 * sn;
+                worst = fmax(worst, fmax(fabs(y0 - r[(size_t)h * hd + i]), fabs(y1 - r[(size_t)h * hd + i + half])));
+                if (h >= nh) {
+                    const size_t at = (size_t)p * kv_dim + (size_t)(h - nh) * hd;
+                    bad += kc[at + i] != f16_bits(r[(size_t)h * hd + i]);
+                    bad += kc[at + i + half] != f16_bits(r[(size_t)h * hd + i + half]);
+                }
+            }
+        for (int i = 0; i < kv_dim; i++) {
+            bad += r[q_dim + kv_dim + i] != o[q_dim + kv_dim + i];   // v is not rotated
+            bad += vc[(size_t)p * kv_dim + i] != f16_bits(o[q_dim + kv_dim + i]);
+        }
+    }
+    for (int j = 0; j < ctx; j++)   // rows outside pos .. pos+T-1 untouched
+        if (j < pos || j >= pos + T)
+            for (int i = 0; i < kv_dim; i++)
+                bad += kc[(size_t)j * kv_dim + i] != 0x7e00 || vc[(size_t)j * kv_dim + i] != 0x7e00;
+    CHECK(worst <= 2e-4, "rope (wide) %d/%d hd %d pos %d T %d: error %g", nh, nkv, hd, pos, T, worst);
+    CHECK(bad == 0, "rope (wide) %d/%d hd %d pos %d T %d: %d cache or v values wrong", nh, nkv, hd, pos, T, bad);
+    printf("rope wide %2d/%d heads  hd %3d  pos %4d  T %2d  max |emu - ref| %.1e, %d cache values wrong\n", nh, nkv,
+           hd, pos, T, worst, bad);
 }
 
 /* Exact causal attention over the FP16 cache, in double. */
@@ -484,6 +537,10 @@ main()
     check_rmsnorm_q8(1, 64);
     check_rmsnorm_q8(3, 172);
     check_rmsnorm_q8(2, 4096);
+    check_rope_wide(8, 4, 8, 0, 1, 64);
+    check_rope_wide(8, 4, 8, 5, 20, 64);
+    check_rope_wide(32, 8, 128, 250, 3, 512);
+    check_rope_wide(4, 2, 256, 40, 2, 64);
     check_attention(8, 4, 8, 0, 1, 64, 0, 64);           // stories260K's heads, the first position
     check_attention(8, 4, 8, 40, 1, 64, 0, 64);
     check_attention(8, 4, 8, 0, 20, 64, 0, 8);           // prefill, 4 queries a block, splits of 8

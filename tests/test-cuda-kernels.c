@@ -382,7 +382,7 @@ ref_rope(float *v, int n_heads, int hd, int pos, const float *inv_freq)
 }
 
 static void
-check_rope_kv(int n_heads, int n_kv, int hd, int pos, int T, int ctx)
+check_rope_kv(int n_heads, int n_kv, int hd, int pos, int T, int ctx, bool wide)
 {
     HrModelConfig cfg = { 0 };
     cfg.head_dim = hd;
@@ -393,7 +393,8 @@ check_rope_kv(int n_heads, int n_kv, int hd, int pos, int T, int ctx)
     float *qkv = rand_vec((size_t)T * ld, -2, 2), *ref = g_memdup2(qkv, sizeof(float) * (size_t)T * ld);
     uint16_t *kc = g_new0(uint16_t, (size_t)ctx * kv_dim), *vc = g_new0(uint16_t, (size_t)ctx * kv_dim);
     char msg[256];
-    HR_CHECK(hr_cuda_k_rope_kv(qkv, kc, vc, ctx, inv, pos, T, n_heads, n_kv, hd, msg, sizeof msg) == 0, "rope: %s", msg);
+    HR_CHECK((wide ? hr_cuda_k_rope_kv_wide : hr_cuda_k_rope_kv)(qkv, kc, vc, ctx, inv, pos, T, n_heads, n_kv, hd, msg,
+                                                                 sizeof msg) == 0, "rope: %s", msg);
     int bad_cache = 0;
     for (int t = 0; t < T; t++) {
         float *r = ref + (size_t)t * ld;
@@ -405,7 +406,7 @@ check_rope_kv(int n_heads, int n_kv, int hd, int pos, int T, int ctx)
         }
     }
     float e = rel_err(qkv, ref, (size_t)T * ld);
-    HR_CHECK(e <= 1e-4f, "rope hd %d pos %d T %d: error %g", hd, pos, T, (double)e);
+    HR_CHECK(e <= 1e-4f, "rope%s hd %d pos %d T %d: error %g", wide ? " (wide)" : "", hd, pos, T, (double)e);
     HR_CHECK(bad_cache == 0, "rope kv cache: %d wrong", bad_cache);
     g_free(inv);
     g_free(qkv);
@@ -593,9 +594,12 @@ main(void)
     check_embed(300, 37, HR_DTYPE_F32);
     check_embed(100, 64, HR_DTYPE_BF16);
 
-    check_rope_kv(8, 4, 8, 0, 1, 64);
-    check_rope_kv(8, 4, 8, 5, 20, 64);
-    check_rope_kv(32, 8, 128, 250, 50, 512);
+    for (int wide = 0; wide < 2; wide++) {   /* wide: HEARTH_CUDA_ATTN=tiled's kernel */
+        check_rope_kv(8, 4, 8, 0, 1, 64, wide);
+        check_rope_kv(8, 4, 8, 5, 20, 64, wide);
+        check_rope_kv(32, 8, 128, 250, 50, 512, wide);
+        check_rope_kv(14, 2, 64, 100, 3, 128, wide);
+    }
 
     /* decode (T = 1) and prefill chunks, single and many splits, GQA, window */
     check_attention(8, 4, 8, 0, 1, 64, 0, 128);

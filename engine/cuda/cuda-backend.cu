@@ -495,7 +495,10 @@ run_chunk(Ctx *c, int T, float *logits, bool all)
         Layer &L = c->layers[l];
         norm(c, c->x, L.attn_norm, T);
         run_group(c, L.qkv, L.n_qkv, c->xn, dim, T, L.bqkv, c->qkv, c->qkv_dim, EPI_STORE);
-        launch_rope_kv(c->qkv, L.kc, L.vc, c->inv_freq, c->d_step, T, cfg.n_heads, cfg.n_kv_heads, hd, s);
+        if (c->attn_tiled)
+            launch_rope_kv_wide(c->qkv, L.kc, L.vc, c->inv_freq, c->d_step, T, cfg.n_heads, cfg.n_kv_heads, hd, s);
+        else
+            launch_rope_kv(c->qkv, L.kc, L.vc, c->inv_freq, c->d_step, T, cfg.n_heads, cfg.n_kv_heads, hd, s);
         if (c->attn_tiled)
             launch_attention_tiled(c->qkv, c->qkv_dim, L.kc, L.vc, c->part, c->att, c->d_step, T, cfg.n_heads,
                                    cfg.n_kv_heads, hd, cfg.sliding_window, split_len, max_splits, s);

@@ -8,14 +8,17 @@
 //  k_quant_q8        grid (ceil(nb/8), T), block 256: a warp per block of 32
 //                    inputs: max |x|, d = max/127, xq = rne(x/d) in the byte
 //                    order of cuda-device.h, {d, d*sum(xq)}.
-//  k_gemv_q4q8<EPI>  grid (ceil(rows_out/(4*LR)), T), block 128: a warp per
+//  k_gemv_fast<EPI, Q4=true>  (the q8 GEMV)
+//                    grid (ceil(rows_out/(4*LR)), T), block 128: a warp per
 //                    LR output rows (2, or 1 gate|up pair); each lane takes
 //                    128-bit weight loads 32 blocks apart, 4 per row in
 //                    flight (8 for two rows), meets each with its 32 int8
 //                    activations (two 128-bit loads, L1) in 8 dp4a, scales
 //                    once per 32 inputs; warp reduction, epilogue.
-//  k_gemv_f16b<EPI>  as k_gemv_q4q8 for FP16 rows (16-byte loads of 8 halves,
-//                    FP32 activations from L1).
+//  k_gemv_fast<EPI, Q4=false>  the same for FP16 rows (16-byte loads of 8
+//                    halves, FP32 activations from L1).
+//  k_rope_kv_wide    grid (T, n_heads + 2*n_kv), block hd/2 (to 32): a head a
+//                    block, a rotated pair (or two v values) a thread.
 //  k_attn_tiled      grid (n_kv, max_splits, ceil(T / (8/G))), block 128:
 //                    8/G consecutive queries x one KV head's G query heads
 //                    (G <= 8) over one split, in tiles of 64 keys: scores by
@@ -48,7 +51,7 @@ k_quant_q8(const float *__restrict__ x, int ldx, int K, int Kp, int8_t *__restri
     const float amax = warp_max(fabsf(v));
     const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
     const int q = __float2int_rn(v * id);
-    const int sum = warp_sum_i(q);
+    const int sum = warp_sum(q);
     xq[(size_t)t * Kp + b * 32 + (lane & ~7) + q8_pos(lane & 7)] = (int8_t)q;
     if (lane == 0) {
         const float d = amax / 127.0f;
@@ -93,7 +96,7 @@ k_rmsnorm_q8(const float *__restrict__ x, const float *__restrict__ w, float *__
         const float amax = warp_max(fabsf(v));
         const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
         const int q = __float2int_rn(v * id);
-        const int sum = warp_sum_i(q);
+        const int sum = warp_sum(q);
         xq[(size_t)t * Kp + b * 32 + (lane & ~7) + q8_pos(lane & 7)] = (int8_t)q;
         if (lane == 0) {
             const float d = amax / 127.0f;
@@ -121,6 +124,31 @@ q8_gemv_ok(const DLinear &w)
 
 enum { Q8_UNROLL = 4 };
 
+// The decode GEMVs' end: a warp's two sums reduced, then stored (+ bias),
+// added to out (+ bias), or, for a gate|up pair, silu(gate) * up.
+template <int EPI>
+__device__ __forceinline__ void
+gemv_epilogue(float acc[2], int lane, int t, int r0, int rows_out, const float *bias, float *out, int ldo)
+{
+    acc[0] = warp_sum(acc[0]);
+    acc[1] = warp_sum(acc[1]);
+    if (lane != 0)
+        return;
+    if constexpr (EPI == EPI_SILU_MUL) {
+        out[(size_t)t * ldo + r0] = acc[0] / (1.0f + expf(-acc[0])) * acc[1];
+    } else {
+#pragma unroll
+        for (int p = 0; p < 2; p++) {
+            const int r = r0 + p;
+            if (r < rows_out) {
+                const float a = acc[p] + (bias ? bias[r] : 0.0f);
+                float *o = out + (size_t)t * ldo + r;
+                *o = EPI == EPI_RESIDUAL ? *o + a : a;
+            }
+        }
+    }
+}
+
 // log2(group / 32) when that is a whole power of two (the kernel's group of a
 // block is then a shift), else -1 (a division).
 int
@@ -136,10 +164,13 @@ q8_group_shift(const DLinear &w)
     return gshift;
 }
 
-template <int EPI>
+// One kernel for both weight formats (Q4: 4-bit rows on int8 activations;
+// else FP16 rows on FP32 activations): a warp's two rows, each lane's 128-bit
+// weight loads 32 apart, Q8_UNROLL of them a row issued before any is used.
+template <int EPI, bool Q4>
 __global__ void __launch_bounds__(128)
-k_gemv_q4q8(DLinear w, const int8_t *__restrict__ xq, const float2 *__restrict__ xs, int gshift,
-            const float *__restrict__ bias, float *out, int ldo, int rows_out)
+k_gemv_fast(DLinear w, const int8_t *__restrict__ xq, const float2 *__restrict__ xs, int gshift,
+            const float *__restrict__ x, int ldx, const float *__restrict__ bias, float *out, int ldo, int rows_out)
 {
     constexpr int NR = 2;                            // physical rows per warp
     constexpr int LR = EPI == EPI_SILU_MUL ? 1 : 2;  // output rows per warp
@@ -147,131 +178,23 @@ k_gemv_q4q8(DLinear w, const int8_t *__restrict__ xq, const float2 *__restrict__
     const int r0 = (blockIdx.x * 4 + warp) * LR;
     if (r0 >= rows_out)
         return;
-    const int nvec = w.kw / 4;   // 32-input blocks a row
-    const uint4 *qr[NR];
+    // 128-bit units a row: Q4 32 inputs, FP16 8
+    const int nvec = Q4 ? w.kw / 4 : w.ldw / 8, row_units = nvec;
+    const uint4 *base = Q4 ? reinterpret_cast<const uint4 *>(w.q) : reinterpret_cast<const uint4 *>(w.w);
+    const uint4 *wr[NR];
     const __half2 *szr[NR];
 #pragma unroll
     for (int p = 0; p < NR; p++) {
         // gate|up: the gate row and its up row; else two neighbours (the
         // second clamped at the end: computed, not written)
         const int r = EPI == EPI_SILU_MUL ? r0 + p * rows_out : min(r0 + p, rows_out - 1);
-        qr[p] = reinterpret_cast<const uint4 *>(w.q + (size_t)r * w.kw);
-        szr[p] = w.sz + (size_t)r * w.ng;
+        wr[p] = base + (size_t)r * row_units;
+        szr[p] = Q4 ? w.sz + (size_t)r * w.ng : nullptr;
     }
-    const uint4 *xv = reinterpret_cast<const uint4 *>(xq + (size_t)t * w.kw * 8);
-    const float2 *xsr = xs + (size_t)t * nvec;
-    float acc[NR];
-#pragma unroll
-    for (int p = 0; p < NR; p++)
-        acc[p] = 0.0f;
-    for (int c0 = lane; c0 < nvec; c0 += 32 * Q8_UNROLL) {
-        uint4 wv[Q8_UNROLL][NR];
-#pragma unroll
-        for (int u = 0; u < Q8_UNROLL; u++) {
-            const int c = c0 + 32 * u;
-#pragma unroll
-            for (int p = 0; p < NR; p++)
-                wv[u][p] = c < nvec ? __ldg(qr[p] + c) : make_uint4(0u, 0u, 0u, 0u);
-        }
-#pragma unroll
-        for (int u = 0; u < Q8_UNROLL; u++) {
-            const int c = c0 + 32 * u;
-            if (c < nvec) {
-                const uint4 xa = __ldg(xv + 2 * c), xb = __ldg(xv + 2 * c + 1);
-                const float2 ds = __ldg(xsr + c);
-                const int g = w.ng == 1 ? 0 : (gshift >= 0 ? c >> gshift : c * 32 / w.group);
-#pragma unroll
-                for (int p = 0; p < NR; p++) {
-                    const float2 sz = __half22float2(__ldg(szr[p] + g));
-                    acc[p] += q4q8_block(q4q8_dot32(wv[u][p], xa, xb), ds, sz.x, sz.y);
-                }
-            }
-        }
-    }
-#pragma unroll
-    for (int p = 0; p < NR; p++)
-        acc[p] = warp_sum(acc[p]);
-    if (lane != 0)
-        return;
-    if constexpr (EPI == EPI_SILU_MUL) {
-        out[(size_t)t * ldo + r0] = acc[0] / (1.0f + expf(-acc[0])) * acc[1];
-    } else {
-#pragma unroll
-        for (int p = 0; p < LR; p++) {
-            const int r = r0 + p;
-            if (r < rows_out) {
-                const float a = acc[p] + (bias ? bias[r] : 0.0f);
-                float *o = out + (size_t)t * ldo + r;
-                *o = EPI == EPI_RESIDUAL ? *o + a : a;
-            }
-        }
-    }
-}
-
-#ifndef HEARTH_CUDA_EMU
-void
-launch_gemv_q8(const DLinear &w, const int8_t *xq, const float2 *xs, int T, const float *bias, float *out, int ldo,
-               Epilogue epi, cudaStream_t s)
-{
-    const int rows_out = epi == EPI_SILU_MUL ? w.rows / 2 : w.rows;
-    const int lr = epi == EPI_SILU_MUL ? 1 : 2;
-    const int gshift = q8_group_shift(w);
-    dim3 grid((unsigned)((rows_out + 4 * lr - 1) / (4 * lr)), (unsigned)T);
-    switch (epi) {
-    case EPI_STORE:
-        k_gemv_q4q8<EPI_STORE><<<grid, 128, 0, s>>>(w, xq, xs, gshift, bias, out, ldo, rows_out);
-        break;
-    case EPI_RESIDUAL:
-        k_gemv_q4q8<EPI_RESIDUAL><<<grid, 128, 0, s>>>(w, xq, xs, gshift, bias, out, ldo, rows_out);
-        break;
-    case EPI_SILU_MUL:
-        k_gemv_q4q8<EPI_SILU_MUL><<<grid, 128, 0, s>>>(w, xq, xs, gshift, bias, out, ldo, rows_out);
-        break;
-    }
-}
-#endif
-
-// ---- the FP16 GEMV with loads in flight ----------------------------------------------
-
-// x[k..k+8) with zeros past K; two 128-bit loads when aligned and whole.
-__device__ __forceinline__ void
-x8_f32(const float *xr, int k, int K, bool vec, float f[8])
-{
-    if (vec && k + 8 <= K) {
-        const float4 a = __ldg(reinterpret_cast<const float4 *>(xr + k));
-        const float4 b = __ldg(reinterpret_cast<const float4 *>(xr + k + 4));
-        f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w;
-        f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
-    } else {
-#pragma unroll
-        for (int e = 0; e < 8; e++)
-            f[e] = k + e < K ? xr[k + e] : 0.0f;
-    }
-}
-
-// As k_gemv_q4q8, for FP16 rows of ldw halves (lm_head, embeddings tied to it,
-// dense checkpoints): 8 weight loads of 16 bytes per lane in flight, FP32
-// activations (L1) and accumulation.
-template <int EPI>
-__global__ void __launch_bounds__(128)
-k_gemv_f16b(DLinear w, const float *__restrict__ x, int ldx, const float *__restrict__ bias, float *out, int ldo,
-            int rows_out)
-{
-    constexpr int NR = 2;
-    constexpr int LR = EPI == EPI_SILU_MUL ? 1 : 2;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, t = blockIdx.y;
-    const int r0 = (blockIdx.x * 4 + warp) * LR;
-    if (r0 >= rows_out)
-        return;
-    const int K = w.cols, nvec = w.ldw / 8;
-    const float *xr = x + (size_t)t * ldx;
-    const bool vec = (ldx % 4 == 0) && ((reinterpret_cast<uintptr_t>(x) & 15) == 0);
-    const uint4 *wr[NR];
-#pragma unroll
-    for (int p = 0; p < NR; p++) {
-        const int r = EPI == EPI_SILU_MUL ? r0 + p * rows_out : min(r0 + p, rows_out - 1);
-        wr[p] = reinterpret_cast<const uint4 *>(w.w + (size_t)r * w.ldw);
-    }
+    const uint4 *xv = Q4 ? reinterpret_cast<const uint4 *>(xq + (size_t)t * w.kw * 8) : nullptr;
+    const float2 *xsr = Q4 ? xs + (size_t)t * nvec : nullptr;
+    const float *xr = Q4 ? nullptr : x + (size_t)t * ldx;
+    const bool vec = !Q4 && (ldx % 4 == 0) && ((reinterpret_cast<uintptr_t>(x) & 15) == 0);
     float acc[NR];
 #pragma unroll
     for (int p = 0; p < NR; p++)
@@ -288,9 +211,20 @@ k_gemv_f16b(DLinear w, const float *__restrict__ x, int ldx, const float *__rest
 #pragma unroll
         for (int u = 0; u < Q8_UNROLL; u++) {
             const int c = c0 + 32 * u;
-            if (c < nvec) {
+            if (c >= nvec)
+                continue;
+            if constexpr (Q4) {
+                const uint4 xa = __ldg(xv + 2 * c), xb = __ldg(xv + 2 * c + 1);
+                const float2 ds = __ldg(xsr + c);
+                const int g = w.ng == 1 ? 0 : (gshift >= 0 ? c >> gshift : c * 32 / w.group);
+#pragma unroll
+                for (int p = 0; p < NR; p++) {
+                    const float2 sz = __half22float2(__ldg(szr[p] + g));
+                    acc[p] += q4q8_block(q4q8_dot32(wv[u][p], xa, xb), ds, sz.x, sz.y);
+                }
+            } else {
                 float xf[8];
-                x8_f32(xr, c * 8, K, vec, xf);
+                load_x8(xr, c * 8, w.cols, vec, xf);
 #pragma unroll
                 for (int p = 0; p < NR; p++) {
                     const uint32_t wd[4] = { wv[u][p].x, wv[u][p].y, wv[u][p].z, wv[u][p].w };
@@ -304,45 +238,92 @@ k_gemv_f16b(DLinear w, const float *__restrict__ x, int ldx, const float *__rest
             }
         }
     }
-#pragma unroll
-    for (int p = 0; p < NR; p++)
-        acc[p] = warp_sum(acc[p]);
-    if (lane != 0)
+    gemv_epilogue<EPI>(acc, lane, t, r0, rows_out, bias, out, ldo);
+}
+
+#ifndef HEARTH_CUDA_EMU
+namespace {
+
+// Q4 with (xq, xs) or FP16 with x.
+void
+launch_gemv_fast(const DLinear &w, const int8_t *xq, const float2 *xs, const float *x, int ldx, int T,
+                 const float *bias, float *out, int ldo, Epilogue epi, cudaStream_t s)
+{
+    const int rows_out = epi == EPI_SILU_MUL ? w.rows / 2 : w.rows;
+    const int lr = epi == EPI_SILU_MUL ? 1 : 2;
+    const int gshift = w.kind == LIN_Q4 ? q8_group_shift(w) : -1;
+    dim3 grid((unsigned)((rows_out + 4 * lr - 1) / (4 * lr)), (unsigned)T);
+#define HR_FAST(E, Q) k_gemv_fast<E, Q><<<grid, 128, 0, s>>>(w, xq, xs, gshift, x, ldx, bias, out, ldo, rows_out)
+    const bool q4 = w.kind == LIN_Q4;
+    switch (epi) {
+    case EPI_STORE: q4 ? HR_FAST(EPI_STORE, true) : HR_FAST(EPI_STORE, false); break;
+    case EPI_RESIDUAL: q4 ? HR_FAST(EPI_RESIDUAL, true) : HR_FAST(EPI_RESIDUAL, false); break;
+    case EPI_SILU_MUL: q4 ? HR_FAST(EPI_SILU_MUL, true) : HR_FAST(EPI_SILU_MUL, false); break;
+    }
+#undef HR_FAST
+}
+
+}  // namespace
+
+void
+launch_gemv_q8(const DLinear &w, const int8_t *xq, const float2 *xs, int T, const float *bias, float *out, int ldo,
+               Epilogue epi, cudaStream_t s)
+{
+    launch_gemv_fast(w, xq, xs, nullptr, 0, T, bias, out, ldo, epi, s);
+}
+
+void
+launch_gemv_f16b(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo,
+                 Epilogue epi, cudaStream_t s)
+{
+    launch_gemv_fast(w, nullptr, nullptr, x, ldx, T, bias, out, ldo, epi, s);
+}
+#endif
+
+// ---- RoPE + KV write, a block per head -------------------------------------------------
+
+// grid (T, n_heads + 2*n_kv), block hd/2 rounded up to 32: block y < n_heads
+// rotates q head y in place; the next n_kv rotate a k head and write it to the
+// K cache; the last n_kv write a v head to the V cache. One pair (or two
+// values of v) a thread: the same arithmetic as k_rope_kv, spread over
+// (heads x tokens) blocks instead of one block a token.
+__global__ void
+k_rope_kv_wide(float *qkv, __half *__restrict__ k_cache, __half *__restrict__ v_cache,
+               const float *__restrict__ inv_freq, const int *__restrict__ step, int n_heads, int n_kv, int hd)
+{
+    const int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = hd / 2;
+    if (i >= half)
         return;
-    if constexpr (EPI == EPI_SILU_MUL) {
-        out[(size_t)t * ldo + r0] = acc[0] / (1.0f + expf(-acc[0])) * acc[1];
-    } else {
-#pragma unroll
-        for (int p = 0; p < LR; p++) {
-            const int r = r0 + p;
-            if (r < rows_out) {
-                const float a = acc[p] + (bias ? bias[r] : 0.0f);
-                float *o = out + (size_t)t * ldo + r;
-                *o = EPI == EPI_RESIDUAL ? *o + a : a;
-            }
-        }
+    const int pos = step[0] + t, q_dim = n_heads * hd, kv_dim = n_kv * hd, ld = q_dim + 2 * kv_dim;
+    float *row = qkv + (size_t)t * ld;
+    if (h >= n_heads + n_kv) {   // v: copied to the cache
+        const int c = (h - n_heads - n_kv) * hd;
+        v_cache[(size_t)pos * kv_dim + c + i] = __float2half_rn(row[q_dim + kv_dim + c + i]);
+        v_cache[(size_t)pos * kv_dim + c + i + half] = __float2half_rn(row[q_dim + kv_dim + c + i + half]);
+        return;
+    }
+    float sn, cs;
+    sincosf((float)pos * inv_freq[i], &sn, &cs);
+    float *v = row + (size_t)h * hd;   // k heads follow the q heads
+    const float x0 = v[i], x1 = v[i + half];
+    const float y0 = x0 * cs - x1 * sn, y1 = x1 * cs + x0 * sn;
+    v[i] = y0;
+    v[i + half] = y1;
+    if (h >= n_heads) {
+        const int c = (h - n_heads) * hd;
+        k_cache[(size_t)pos * kv_dim + c + i] = __float2half_rn(y0);
+        k_cache[(size_t)pos * kv_dim + c + i + half] = __float2half_rn(y1);
     }
 }
 
 #ifndef HEARTH_CUDA_EMU
 void
-launch_gemv_f16b(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo,
-                 Epilogue epi, cudaStream_t s)
+launch_rope_kv_wide(float *qkv, __half *k_cache, __half *v_cache, const float *inv_freq, const int *step, int T,
+                    int n_heads, int n_kv, int hd, cudaStream_t s)
 {
-    const int rows_out = epi == EPI_SILU_MUL ? w.rows / 2 : w.rows;
-    const int lr = epi == EPI_SILU_MUL ? 1 : 2;
-    dim3 grid((unsigned)((rows_out + 4 * lr - 1) / (4 * lr)), (unsigned)T);
-    switch (epi) {
-    case EPI_STORE:
-        k_gemv_f16b<EPI_STORE><<<grid, 128, 0, s>>>(w, x, ldx, bias, out, ldo, rows_out);
-        break;
-    case EPI_RESIDUAL:
-        k_gemv_f16b<EPI_RESIDUAL><<<grid, 128, 0, s>>>(w, x, ldx, bias, out, ldo, rows_out);
-        break;
-    case EPI_SILU_MUL:
-        k_gemv_f16b<EPI_SILU_MUL><<<grid, 128, 0, s>>>(w, x, ldx, bias, out, ldo, rows_out);
-        break;
-    }
+    const int threads = (hd / 2 + 31) / 32 * 32;
+    dim3 grid((unsigned)T, (unsigned)(n_heads + 2 * n_kv));
+    k_rope_kv_wide<<<grid, threads, 0, s>>>(qkv, k_cache, v_cache, inv_freq, step, n_heads, n_kv, hd);
 }
 #endif
 

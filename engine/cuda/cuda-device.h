@@ -51,8 +51,9 @@ dq8_h(uint32_t w, __half2 sz, __half2 out[4])
         out[j] = __hmul2(__hsub2(nibble_pair(w, j), z2), s2);
 }
 
-__device__ __forceinline__ float
-warp_sum(float v)
+template <typename T>
+__device__ __forceinline__ T
+warp_sum(T v)
 {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1)
@@ -60,13 +61,20 @@ warp_sum(float v)
     return v;
 }
 
-__device__ __forceinline__ int
-warp_sum_i(int v)
+// x[k..k+8) with zeros past K; 128-bit loads when aligned and whole.
+__device__ __forceinline__ void
+load_x8(const float *xr, int k, int K, bool vec, float f[8])
 {
+    if (vec && k + 8 <= K) {
+        float4 a = *reinterpret_cast<const float4 *>(xr + k);
+        float4 b = *reinterpret_cast<const float4 *>(xr + k + 4);
+        f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w;
+        f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+    } else {
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
+        for (int e = 0; e < 8; e++)
+            f[e] = k + e < K ? xr[k + e] : 0.0f;
+    }
 }
 
 __device__ __forceinline__ float

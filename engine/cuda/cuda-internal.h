@@ -64,7 +64,7 @@ enum GemmPath {
 // What launch_linear may use beyond its arguments (the backend owns it; all
 // optional). Opt-in until a device run has checked them (engine/cuda/README.md):
 //  xq/xs: int8 activations (cuda-device.h) for the 4-bit decode GEMV: with
-//   them the GEMV path runs k_gemv_q4q8 on 4-bit matrices whose groups are a
+//   them the GEMV path runs k_gemv_fast on 4-bit matrices whose groups are a
 //   multiple of 32 inputs (or one per row), for up to xq_rows tokens; rows of
 //   kw*8 bytes and kw/4 {d, d*sum} (HEARTH_CUDA_GEMV=q8).
 //  blas, wh, xh: the cuBLAS route (HEARTH_CUDA_GEMM=cublas): wh holds one
@@ -73,7 +73,7 @@ enum GemmPath {
 //   launch_rmsnorm_q8): a linear whose x is pre_x and whose cols are pre_cols
 //   reads pre_xq/pre_xs instead of rounding x again.
 //  fast_gemv: the decode GEMVs of cuda-decode.cu (HEARTH_CUDA_GEMV=q8): q8 on
-//   4-bit matrices (with xq/xs), k_gemv_f16b on FP16 ones.
+//   4-bit matrices (with xq/xs), k_gemv_fast on FP16 ones.
 struct Blas;
 struct LinWork {
     bool fast_gemv;
@@ -126,6 +126,9 @@ void launch_gemv_q8(const DLinear &w, const int8_t *xq, const float2 *xs, int T,
 // the partials are those of launch_attention, merged by its combine kernel.
 enum { ATT_TILE = 64, ATT_TILE_MAX_G = 8 };
 bool attention_tiled_ok(int n_heads, int n_kv, int hd);
+// launch_rope_kv with a block per head and token (HEARTH_CUDA_ATTN=tiled).
+void launch_rope_kv_wide(float *qkv, __half *k_cache, __half *v_cache, const float *inv_freq, const int *step, int T,
+                         int n_heads, int n_kv, int hd, cudaStream_t s);
 void launch_attention_tiled(const float *q, int ldq, const __half *k_cache, const __half *v_cache, float *part,
                             float *out, const int *step, int T, int n_heads, int n_kv, int hd, int window,
                             int split_len, int max_splits, cudaStream_t s);

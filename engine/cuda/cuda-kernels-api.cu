@@ -284,8 +284,10 @@ hr_cuda_k_embed(float *out, const void *table, HrDType dtype, int vocab, int dim
     return finish(pool, msg, msg_len, "embed");
 }
 
-extern "C" int
-hr_cuda_k_rope_kv(float *qkv, uint16_t *k_cache, uint16_t *v_cache, int ctx, const float *inv_freq, int pos, int T,
+namespace {
+
+int
+rope_api(bool wide, float *qkv, uint16_t *k_cache, uint16_t *v_cache, int ctx, const float *inv_freq, int pos, int T,
                   int n_heads, int n_kv, int hd, char *msg, size_t msg_len)
 {
     if (pos < 0 || pos + T > ctx)
@@ -298,7 +300,7 @@ hr_cuda_k_rope_kv(float *qkv, uint16_t *k_cache, uint16_t *v_cache, int ctx, con
     uint16_t *dk = pool.upload(k_cache, cache), *dv = pool.upload(v_cache, cache);
     float *df = pool.upload(inv_freq, (size_t)hd / 2);
     if (pool.e == cudaSuccess)
-        launch_rope_kv(dqkv, reinterpret_cast<__half *>(dk), reinterpret_cast<__half *>(dv), df, dstep, T, n_heads,
+        (wide ? launch_rope_kv_wide : launch_rope_kv)(dqkv, reinterpret_cast<__half *>(dk), reinterpret_cast<__half *>(dv), df, dstep, T, n_heads,
                        n_kv, hd, 0);
     pool.download(qkv, dqkv, (size_t)T * ld);
     pool.download(k_cache, dk, cache);
@@ -306,13 +308,32 @@ hr_cuda_k_rope_kv(float *qkv, uint16_t *k_cache, uint16_t *v_cache, int ctx, con
     return finish(pool, msg, msg_len, "rope_kv");
 }
 
+}  // namespace
+
 extern "C" int
-hr_cuda_k_attention(float *out, const float *q, int ldq, const uint16_t *k_cache, const uint16_t *v_cache, int ctx,
-                    int pos, int T, int n_heads, int n_kv, int hd, int window, int split_len, char *msg,
-                    size_t msg_len)
+hr_cuda_k_rope_kv(float *qkv, uint16_t *k_cache, uint16_t *v_cache, int ctx, const float *inv_freq, int pos, int T,
+                  int n_heads, int n_kv, int hd, char *msg, size_t msg_len)
 {
-    if (pos < 0 || pos + T > ctx || split_len < 1 || hd > 256 || n_kv < 1 || n_heads % n_kv)
-        return bad(msg, msg_len, "attention: bad arguments");
+    return rope_api(false, qkv, k_cache, v_cache, ctx, inv_freq, pos, T, n_heads, n_kv, hd, msg, msg_len);
+}
+
+extern "C" int
+hr_cuda_k_rope_kv_wide(float *qkv, uint16_t *k_cache, uint16_t *v_cache, int ctx, const float *inv_freq, int pos,
+                       int T, int n_heads, int n_kv, int hd, char *msg, size_t msg_len)
+{
+    return rope_api(true, qkv, k_cache, v_cache, ctx, inv_freq, pos, T, n_heads, n_kv, hd, msg, msg_len);
+}
+
+namespace {
+
+int
+attention_api(bool tiled, float *out, const float *q, int ldq, const uint16_t *k_cache, const uint16_t *v_cache,
+              int ctx, int pos, int T, int n_heads, int n_kv, int hd, int window, int split_len, char *msg,
+              size_t msg_len)
+{
+    if (pos < 0 || pos + T > ctx || split_len < 1 || hd > 256 || n_kv < 1 || n_heads % n_kv ||
+        (tiled && !attention_tiled_ok(n_heads, n_kv, hd)))
+        return bad(msg, msg_len, "attention: bad arguments (or a shape the tiled kernel does not take)");
     Pool pool;
     const size_t cache = (size_t)ctx * n_kv * hd;
     const int max_splits = (ctx + split_len - 1) / split_len;
@@ -322,11 +343,25 @@ hr_cuda_k_attention(float *out, const float *q, int ldq, const uint16_t *k_cache
     uint16_t *dk = pool.upload(k_cache, cache), *dv = pool.upload(v_cache, cache);
     float *dpart = pool.alloc<float>((size_t)T * n_heads * max_splits * (hd + 2));
     float *dout = pool.alloc<float>((size_t)T * n_heads * hd);
-    if (pool.e == cudaSuccess)
-        launch_attention(dq, ldq, reinterpret_cast<__half *>(dk), reinterpret_cast<__half *>(dv), dpart, dout, dstep,
-                         T, n_heads, n_kv, hd, window, split_len, max_splits, 0);
+    const __half *hk = reinterpret_cast<__half *>(dk), *hv = reinterpret_cast<__half *>(dv);
+    if (pool.e == cudaSuccess && tiled)
+        launch_attention_tiled(dq, ldq, hk, hv, dpart, dout, dstep, T, n_heads, n_kv, hd, window, split_len,
+                               max_splits, 0);
+    else if (pool.e == cudaSuccess)
+        launch_attention(dq, ldq, hk, hv, dpart, dout, dstep, T, n_heads, n_kv, hd, window, split_len, max_splits, 0);
     pool.download(out, dout, (size_t)T * n_heads * hd);
-    return finish(pool, msg, msg_len, "attention");
+    return finish(pool, msg, msg_len, tiled ? "attention (tiled)" : "attention");
+}
+
+}  // namespace
+
+extern "C" int
+hr_cuda_k_attention(float *out, const float *q, int ldq, const uint16_t *k_cache, const uint16_t *v_cache, int ctx,
+                    int pos, int T, int n_heads, int n_kv, int hd, int window, int split_len, char *msg,
+                    size_t msg_len)
+{
+    return attention_api(false, out, q, ldq, k_cache, v_cache, ctx, pos, T, n_heads, n_kv, hd, window, split_len, msg,
+                         msg_len);
 }
 
 extern "C" int
@@ -334,23 +369,8 @@ hr_cuda_k_attention_tiled(float *out, const float *q, int ldq, const uint16_t *k
                           int ctx, int pos, int T, int n_heads, int n_kv, int hd, int window, int split_len, char *msg,
                           size_t msg_len)
 {
-    if (pos < 0 || pos + T > ctx || split_len < 1 || n_kv < 1 || n_heads % n_kv ||
-        !attention_tiled_ok(n_heads, n_kv, hd))
-        return bad(msg, msg_len, "attention (tiled): bad arguments or a shape it does not take");
-    Pool pool;
-    const size_t cache = (size_t)ctx * n_kv * hd;
-    const int max_splits = (ctx + split_len - 1) / split_len;
-    int step[2] = { pos, T };
-    int *dstep = pool.upload(step, 2);
-    float *dq = pool.upload(q, (size_t)T * ldq);
-    uint16_t *dk = pool.upload(k_cache, cache), *dv = pool.upload(v_cache, cache);
-    float *dpart = pool.alloc<float>((size_t)T * n_heads * max_splits * (hd + 2));
-    float *dout = pool.alloc<float>((size_t)T * n_heads * hd);
-    if (pool.e == cudaSuccess)
-        launch_attention_tiled(dq, ldq, reinterpret_cast<__half *>(dk), reinterpret_cast<__half *>(dv), dpart, dout,
-                               dstep, T, n_heads, n_kv, hd, window, split_len, max_splits, 0);
-    pool.download(out, dout, (size_t)T * n_heads * hd);
-    return finish(pool, msg, msg_len, "attention (tiled)");
+    return attention_api(true, out, q, ldq, k_cache, v_cache, ctx, pos, T, n_heads, n_kv, hd, window, split_len, msg,
+                         msg_len);
 }
 
 extern "C" int

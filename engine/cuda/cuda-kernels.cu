@@ -47,22 +47,6 @@ dq8_f32(uint32_t w, float f[8])
     }
 }
 
-// x[k..k+8) with zeros past K; 128-bit loads when aligned and whole.
-__device__ __forceinline__ void
-load_x8(const float *xr, int k, int K, bool vec, float f[8])
-{
-    if (vec && k + 8 <= K) {
-        float4 a = *reinterpret_cast<const float4 *>(xr + k);
-        float4 b = *reinterpret_cast<const float4 *>(xr + k + 4);
-        f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w;
-        f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
-    } else {
-#pragma unroll
-        for (int e = 0; e < 8; e++)
-            f[e] = k + e < K ? xr[k + e] : 0.0f;
-    }
-}
-
 // ---- GEMV (decode) -----------------------------------------------------------
 
 // One row's dot product, partial per lane (not yet reduced).

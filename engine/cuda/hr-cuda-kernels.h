@@ -65,6 +65,10 @@ int hr_cuda_k_embed(float *out, const void *table, HrDType dtype, int vocab, int
 int hr_cuda_k_rope_kv(float *qkv, uint16_t *k_cache, uint16_t *v_cache, int ctx, const float *inv_freq, int pos, int T,
                       int n_heads, int n_kv, int hd, char *msg, size_t msg_len);
 
+/* The same with the kernel of HEARTH_CUDA_ATTN=tiled (a block per head and token). */
+int hr_cuda_k_rope_kv_wide(float *qkv, uint16_t *k_cache, uint16_t *v_cache, int ctx, const float *inv_freq, int pos,
+                           int T, int n_heads, int n_kv, int hd, char *msg, size_t msg_len);
+
 /* out[T, n_heads*hd]: causal GQA attention of q (row stride ldq) at
  * positions pos+t over the FP16 caches, split over the sequence in pieces of
  * split_len positions (flash-decoding) and combined. */

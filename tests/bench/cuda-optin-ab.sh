@@ -1,0 +1,77 @@
+#!/bin/bash
+# The CUDA opt-in paths (engine/cuda/README.md) checked and measured in one device call, against the
+# defaults in the same run. Runs ON the GPU machine, from the project root there, after
+# ../shared/gpu/prepare.sh here:
+#
+#   device run:  command "bash tests/bench/cuda-optin-ab.sh"   carry [".gpu"]   timeout_s 560
+#
+# 1. the test stage of .gpu/device-run.sh (test-cuda-kernels and test-cuda-model cover the opt-in
+#    paths too; greedy ids against the CPU), which also unpacks the binaries to /tmp/hw;
+# 2. kernel level: --gemv with --impl gemv against q8 (4-bit and FP16), --gemm with wmma against
+#    cublas, each beside the read bandwidth / in TFLOP/s;
+# 3. model level, alternated A B A B: the defaults against HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled
+#    HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout on the Llama-2-7B, Llama-3-8B and
+#    Llama-3.2-1B AWQ shapes, then each path alone on the 7B.
+# Everything lands in $OUT/optin.txt (and $OUT/summary.txt from step 1).
+set -u
+OUT=${OUT:-/tmp/out}; mkdir -p $OUT
+T0=$(date +%s); DEADLINE=$((T0 + ${BUDGET:-520}))
+left() { echo $((DEADLINE - $(date +%s))); }
+R=$OUT/optin.txt; : > $R
+say() { echo "$*" | tee -a $R; }
+
+H=/tmp/hw/bin
+( for s in llama-2-7b llama-3-8b llama-3.2-1b; do
+    [ -d /tmp/m-$s ] || $H/hr-make-random-model --shape $s --awq 128 --out /tmp/m-$s >/dev/null 2>&1 || true
+  done ) 2>/dev/null &
+MK=$!
+STAGES=test BUDGET=200 bash .gpu/device-run.sh > $OUT/test-stage.log 2>&1
+say "== test stage: $(grep -E 'exit|greedy' $OUT/summary.txt | tr '\n' ';')"
+export PATH=/usr/local/cuda/bin:$PATH LD_LIBRARY_PATH=/tmp/hw/lib:/usr/local/cuda/lib64
+[ -x $H/hearth-cli ] || { say "no /tmp/hw/bin/hearth-cli: the test stage did not unpack"; exit 1; }
+
+say "== kernels (GB/s of weight bytes; fraction of the read bandwidth)"
+for impl in gemv q8; do
+  for w in q4 f16; do
+    [ $(left) -lt 200 ] && break
+    say "-- --impl $impl --weights $w"
+    timeout 60 $H/hearth-cli bench --gemv 4096x4096,11008x4096,4096x11008,14336x4096,128256x4096 --weights $w \
+      --backend cuda --impl $impl --reps 3 2>&1 | tail -7 | tee -a $R
+  done
+done
+for impl in wmma cublas; do
+  [ $(left) -lt 180 ] && break
+  say "-- --gemm --impl $impl --tokens 512"
+  timeout 60 $H/hearth-cli bench --gemm 4096x4096,11008x4096,4096x11008 --tokens 512 --backend cuda --impl $impl \
+    --reps 3 2>&1 | tail -5 | tee -a $R
+done
+
+wait $MK 2>/dev/null
+one() {   # model, prompt, env...
+  local m=$1 p=$2; shift 2
+  env "$@" timeout 100 $H/hearth-cli bench -m /tmp/m-$m --backend cuda -p $p -n 128 --reps 2 --json 2>&1 |
+    python3 -c "import json,sys;t=sys.stdin.read()
+try:
+  d=json.loads(t[t.index('{'):]);print('prefill %7.0f t/s  ttft %6.1f ms  decode %6.1f t/s  load %5.1f s'%(d['prefill_tok_s'],d['ttft_ms'],d['decode_tok_s'],d['load_s']))
+except Exception: print('FAILED', t[-300:].replace(chr(10),' '))"
+}
+ALL="HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout"
+say "== models, A = defaults, B = $ALL (alternated)"
+for m in llama-2-7b llama-3-8b llama-3.2-1b; do
+  for p in 512; do
+    for round in 1 2; do
+      [ $(left) -lt 60 ] && { say "skip $m round $round: time"; continue; }
+      say "$m p=$p A: $(one $m $p HEARTH_NONE=1)"
+      say "$m p=$p B: $(one $m $p $ALL)"
+    done
+  done
+done
+say "== each path alone, llama-2-7b p=512"
+for e in HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout; do
+  [ $(left) -lt 40 ] && { say "skip $e: time"; continue; }
+  say "$e: $(one llama-2-7b 512 $e)"
+done
+say "== long context, llama-2-7b p=2048: A then B"
+[ $(left) -gt 60 ] && say "A: $(one llama-2-7b 2048 HEARTH_NONE=1)"
+[ $(left) -gt 40 ] && say "B: $(one llama-2-7b 2048 $ALL)"
+echo; echo "===== optin ====="; cat $R
