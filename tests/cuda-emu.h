@@ -88,6 +88,12 @@ __shfl_xor_sync(unsigned, int v, int o)
     return (int)hremu::exchange((uint32_t)v, (int)(threadIdx.x & 31) ^ o);
 }
 
+inline int
+atomicOr(int *p, int v)
+{
+    return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST);
+}
+
 template <typename T>
 inline T
 __ldg(const T *p)

@@ -15,6 +15,9 @@
  *    1e-4 of exact causal attention over the FP16 cache: GQA groups 1 to 8,
  *    head_dim 8 to 256, several queries a block, splits of one and several
  *    tiles, sliding windows that start inside a tile;
+ *  - the draw's kernels (cuda-sample.cu, HEARTH_DEVICE_SAMPLING=1): the
+ *    penalty bit for bit as the host's, the 64 best exactly as a stable sort
+ *    of the row, the softmax's sum within 1e-5, over one to three passes;
  *  - the cuBLAS prefill route (HEARTH_CUDA_GEMM=cublas, cuda-blas.cu): the
  *    dequantizing kernel writes FP16(s * (q - z)) for every weight, and
  *    cublasGemmEx's arguments (blas_args), applied by a column-major
@@ -27,8 +30,11 @@
 #define HEARTH_CUDA_EMU 1
 #include "cuda/cuda-blas.cu"
 #include "cuda/cuda-decode.cu"
+#include "cuda/cuda-sample.cu"
 
+#include <algorithm>
 #include <cstdio>
+#include <numeric>
 #include <random>
 
 using namespace hrcuda;
@@ -519,6 +525,73 @@ check_blas_route(int N, int K, int group, int T, bool residual, bool with_bias)
            residual ? "  residual" : "", with_bias ? "  bias" : "", worst / mx);
 }
 
+/* The draw's kernels (cuda-sample.cu) over a row of V logits: the penalty in
+ * place (exactly the host's formula), then the passes of topk_passes: the
+ * 64 best (value descending, lower id first on ties) exactly, the sum of
+ * e^((v - max) * inv_t) within 1e-5, the not-finite flag. */
+static void
+check_sample(int V, float inv_t, float penalty, int n_seen, bool with_nan)
+{
+    std::vector<float> row((size_t)V);
+    for (auto &v : row)
+        v = (float)(int)frand(-400.0f, 400.0f) / 16.0f;   // coarse values: many ties
+    if (with_nan)
+        row[(size_t)V / 3] = NAN;
+    std::vector<int32_t> seen((size_t)n_seen);
+    std::vector<int32_t> all((size_t)V);
+    std::iota(all.begin(), all.end(), 0);
+    std::shuffle(all.begin(), all.end(), rng);
+    for (int i = 0; i < n_seen; i++)
+        seen[(size_t)i] = all[(size_t)i];
+    std::vector<float> ref = row, dev = row;
+    for (int i = 0; i < n_seen; i++) {
+        float &x = ref[(size_t)seen[(size_t)i]];
+        x = x > 0.0f ? x / penalty : x * penalty;
+    }
+    SampleParams prm = { inv_t, penalty, n_seen, 1 };
+    const int g0 = topk_blocks(V);
+    std::vector<float> cv0((size_t)g0 * TOPK_K), cv1((size_t)g0 * TOPK_K), stats((size_t)3 * g0);
+    std::vector<uint32_t> ci0((size_t)g0 * TOPK_K), ci1((size_t)g0 * TOPK_K);
+    float *cand_v[2] = { cv0.data(), cv1.data() };
+    uint32_t *cand_i[2] = { ci0.data(), ci1.data() };
+    TopkRes res;
+    memset(&res, 0xff, sizeof res);
+    hremu::launch(dim3(1), dim3(256), [&] { k_penalize(dev.data(), seen.data(), &prm, V); });
+    int passes = 0;
+    topk_passes(V, dev.data(), cand_v, cand_i,
+                [&](int g, const float *vin, const uint32_t *iin, int n, int first, int last, int n_stats,
+                    float *vout, uint32_t *iout) {
+                    passes++;
+                    hremu::launch(dim3((unsigned)g), dim3(TOPK_THREADS), [&] {
+                        k_topk(vin, iin, n, first, last, n_stats, vout, iout, stats.data(), &prm, &res);
+                    });
+                });
+    int bad = 0;
+    for (int i = 0; i < V; i++)   // the penalised row, bit for bit (NaN stays NaN)
+        bad += !(dev[(size_t)i] == ref[(size_t)i] || (std::isnan(dev[(size_t)i]) && std::isnan(ref[(size_t)i])));
+    CHECK(bad == 0, "penalty: %d values differ from the host's", bad);
+    std::vector<int> order((size_t)V);
+    std::iota(order.begin(), order.end(), 0);
+    auto key = [&](int i) { return std::isnan(ref[(size_t)i]) ? -INFINITY : ref[(size_t)i]; };
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return key(a) > key(b); });
+    const int n = std::min(V, (int)TOPK_K);
+    int wrong = 0;
+    for (int i = 0; i < n; i++)
+        wrong += res.ids[i] != (uint32_t)order[(size_t)i] || res.vals[i] != key(order[(size_t)i]);
+    double sum = 0.0;
+    const double mx = key(order[0]);
+    for (int i = 0; i < V; i++)
+        if (!std::isnan(ref[(size_t)i]))
+            sum += exp(((double)ref[(size_t)i] - mx) * inv_t);
+    CHECK(wrong == 0, "top-k V=%d: %d of the %d candidates differ from the sorted row", V, wrong, n);
+    CHECK(res.bad == (with_nan ? 1 : 0), "top-k V=%d: not-finite flag %d", V, res.bad);
+    if (inv_t > 0.0f)
+        CHECK(fabs(res.sum - sum) <= 1e-5 * sum, "top-k V=%d: sum %g, expected %g", V, (double)res.sum, sum);
+    printf("draw      V %6d  inv_t %.2f  penalty %.2f  seen %4d%s  %d passes  candidates %s, sum rel. error %.1e\n", V,
+           inv_t, penalty, n_seen, with_nan ? "  NaN" : "", passes, wrong ? "WRONG" : "exact",
+           inv_t > 0.0f ? fabs(res.sum - sum) / sum : 0.0);
+}
+
 int
 main()
 {
@@ -554,6 +627,11 @@ main()
     check_attention(8, 4, 8, 100, 6, 256, 30, 16);
     check_attention(14, 2, 64, 63, 2, 128, 0, 64);       // G = 7: one query a block
     check_attention(8, 8, 80, 33, 10, 64, 0, 16);        // hd 80: idle threads in P.V
+    check_sample(512, 1.0f / 0.7f, 1.3f, 40, false);    // stories260K's vocabulary: one pass
+    check_sample(49152, 1.0f / 0.8f, 1.1f, 300, false);  // SmolLM2's: 48 -> 3 -> 1 blocks
+    check_sample(5000, 0.0f, 1.0f, 0, false);            // greedy, no penalty: no sum
+    check_sample(3000, 1.0f, 1.2f, 10, true);            // a NaN: flagged
+    check_sample(40, 1.0f, 1.0f, 0, false);              // fewer logits than candidates
     check_blas_route(40, 256, 128, 9, false, true);
     check_blas_route(24, 172, 172, 16, true, false);   // K not a multiple of 8 or 32: padding never read
     check_blas_route(64, 96, 32, 3, true, true);

@@ -40,6 +40,8 @@ extern "C" {
 
 using namespace hrcuda;
 
+static_assert((int)TOPK_K == HR_CANDIDATES_MAX, "the device keeps as many candidates as the sampler takes");
+
 namespace {
 
 enum {
@@ -132,6 +134,19 @@ struct Ctx {
     bool q8, attn_tiled;
     int dec_split_len;
     LinWork wk;
+    // the device part of a draw (HEARTH_DEVICE_SAMPLING=1, opt-in; engine/sampler.h)
+    bool draws, have_spec, sampled;
+    HrSampleSpec spec;
+    SampleParams *d_prm;
+    int32_t *d_seen;                      // [vocab]: distinct ids
+    float *cand_v[2];
+    uint32_t *cand_i[2];
+    float *topk_stats;
+    TopkRes *d_res;
+    char *h_sample;                       // pinned: SampleParams | TopkRes | seen [vocab]
+    cudaEvent_t sample_ev;                // the last copy out of h_sample's seen ids
+    cudaGraph_t graph_s;                  // the decode step with the draw
+    cudaGraphExec_t graph_exec_s;
 };
 
 // ---- planning ------------------------------------------------------------------
@@ -360,6 +375,17 @@ assign_all(Ctx *c, Arena &a)
     c->part = a.take<float>(part_rows * (size_t)cfg.n_heads * (size_t)(hd + 2), sb);
     c->logits1 = a.take<float>((size_t)cfg.vocab_size, sb);
     c->d_argmax = a.take<int>(1, sb);
+    if (c->draws) {
+        const size_t g0 = (size_t)topk_blocks(cfg.vocab_size);
+        c->d_prm = a.take<SampleParams>(1, sb);
+        c->d_seen = a.take<int32_t>((size_t)cfg.vocab_size, sb);
+        for (int i = 0; i < 2; i++) {
+            c->cand_v[i] = a.take<float>(g0 * TOPK_K, sb);
+            c->cand_i[i] = a.take<uint32_t>(g0 * TOPK_K, sb);
+        }
+        c->topk_stats = a.take<float>(3 * g0, sb);
+        c->d_res = a.take<TopkRes>(1, sb);
+    }
 }
 
 // ---- upload ----------------------------------------------------------------------
@@ -540,27 +566,71 @@ put_step(Ctx *c, const int32_t *tokens, int T, int pos, HrError *err)
     return HR_OK;
 }
 
+// The draw's kernels after a decode step: the penalty on logits1, the top-k
+// passes into d_res.
+void
+run_sample(Ctx *c)
+{
+    launch_sample(c->logits1, c->cfg.vocab_size, c->d_seen, c->d_prm, c->cand_v, c->cand_i, c->topk_stats, c->d_res,
+                  c->s);
+}
+
+// The decode step (and, with sample, the draw's kernels) captured as a graph.
+void
+capture_one(Ctx *c, bool sample, cudaGraph_t *graph, cudaGraphExec_t *exec)
+{
+    *graph = nullptr;
+    *exec = nullptr;
+    if (cudaStreamBeginCapture(c->s, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    run_chunk(c, 1, c->logits1, false);
+    if (sample)
+        run_sample(c);
+    cudaGraph_t g = nullptr;
+    cudaError_t e = cudaStreamEndCapture(c->s, &g);
+    if (e == cudaSuccess && g && cudaGraphInstantiate(exec, g, 0) == cudaSuccess) {
+        *graph = g;
+        return;
+    }
+    cudaGetLastError();
+    if (g)
+        cudaGraphDestroy(g);
+    *exec = nullptr;
+}
+
 void
 capture_graph(Ctx *c)
 {
     const char *env = getenv("HEARTH_CUDA_GRAPH");
     if (env && strcmp(env, "0") == 0)
         return;
-    if (cudaStreamBeginCapture(c->s, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
-        cudaGetLastError();
-        return;
-    }
-    run_chunk(c, 1, c->logits1, false);
-    cudaGraph_t g = nullptr;
-    cudaError_t e = cudaStreamEndCapture(c->s, &g);
-    if (e == cudaSuccess && g && cudaGraphInstantiate(&c->graph_exec, g, 0) == cudaSuccess) {
-        c->graph = g;
-        return;
-    }
-    cudaGetLastError();
-    if (g)
-        cudaGraphDestroy(g);
-    c->graph_exec = nullptr;
+    capture_one(c, false, &c->graph, &c->graph_exec);
+    if (c->draws && c->graph_exec)
+        capture_one(c, true, &c->graph_s, &c->graph_exec_s);
+}
+
+// The step's draw into device memory: its parameters and seen ids through
+// the pinned buffer (reused once the previous copy has left it).
+HrStatus
+put_sample(Ctx *c, HrError *err)
+{
+    CK(cudaEventSynchronize(c->sample_ev));
+    SampleParams *hp = reinterpret_cast<SampleParams *>(c->h_sample);
+    int32_t *hs = reinterpret_cast<int32_t *>(c->h_sample + sizeof(SampleParams) + sizeof(TopkRes));
+    const int n = c->spec.n_seen < c->cfg.vocab_size ? c->spec.n_seen : c->cfg.vocab_size;
+    hp->inv_t = c->spec.inv_t;
+    hp->penalty = c->spec.penalty;
+    hp->n_seen = n > 0 && c->spec.seen ? n : 0;
+    hp->draw = 1;
+    if (hp->n_seen)
+        memcpy(hs, c->spec.seen, sizeof(int32_t) * (size_t)hp->n_seen);
+    CK(cudaMemcpyAsync(c->d_prm, hp, sizeof *hp, cudaMemcpyHostToDevice, c->s));
+    if (hp->n_seen)
+        CK(cudaMemcpyAsync(c->d_seen, hs, sizeof(int32_t) * (size_t)hp->n_seen, cudaMemcpyHostToDevice, c->s));
+    CK(cudaEventRecord(c->sample_ev, c->s));
+    return HR_OK;
 }
 
 // ---- ops -----------------------------------------------------------------------------
@@ -577,6 +647,14 @@ cuda_destroy(void *p)
         cudaGraphExecDestroy(c->graph_exec);
     if (c->graph)
         cudaGraphDestroy(c->graph);
+    if (c->graph_exec_s)
+        cudaGraphExecDestroy(c->graph_exec_s);
+    if (c->graph_s)
+        cudaGraphDestroy(c->graph_s);
+    if (c->sample_ev)
+        cudaEventDestroy(c->sample_ev);
+    if (c->h_sample)
+        cudaFreeHost(c->h_sample);
     for (int i = 0; i < STEP_SLOTS; i++)
         if (c->step_ev[i])
             cudaEventDestroy(c->step_ev[i]);
@@ -807,6 +885,9 @@ cuda_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOpti
     const char *at = getenv("HEARTH_CUDA_ATTN");
     c->attn_tiled = at && strcmp(at, "tiled") == 0 && attention_tiled_ok(cfg->n_heads, cfg->n_kv_heads, cfg->head_dim);
     c->dec_split_len = c->attn_tiled ? (int)ATT_TILE : (int)DECODE_SPLIT;
+    // opt-in until a device run has checked it: HEARTH_DEVICE_SAMPLING=1 (as on Vulkan, =0 never)
+    const char *ds = getenv("HEARTH_DEVICE_SAMPLING");
+    c->draws = ds && strcmp(ds, "1") == 0;
     c->dec_splits = (opt->context_len + c->dec_split_len - 1) / c->dec_split_len;
     c->pre_split_len = (opt->context_len + PREFILL_SPLITS - 1) / PREFILL_SPLITS;
 
@@ -845,6 +926,11 @@ cuda_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOpti
         e = cudaMallocHost(&c->h_step, sizeof(int) * STEP_SLOTS * (size_t)c->step_ints);
     for (int i = 0; e == cudaSuccess && i < STEP_SLOTS; i++)
         e = cudaEventCreateWithFlags(&c->step_ev[i], cudaEventDisableTiming);
+    if (e == cudaSuccess && c->draws)
+        e = cudaMallocHost(&c->h_sample, sizeof(SampleParams) + sizeof(TopkRes) +
+                                             sizeof(int32_t) * (size_t)cfg->vocab_size);
+    if (e == cudaSuccess && c->draws)
+        e = cudaEventCreateWithFlags(&c->sample_ev, cudaEventDisableTiming);
     if (e == cudaSuccess)
         e = cudaMemsetAsync(c->arena, 0, need, c->s);
     if (e != cudaSuccess) {
@@ -879,6 +965,14 @@ cuda_forward(void *p, const int32_t *tokens, int n_tokens, int pos, bool all_log
     if (bad != HR_OK)
         return bad;
     c->logits_rows = 0;
+    c->sampled = false;
+    const bool draw = c->have_spec && n_tokens == 1 && !all_logits;
+    c->have_spec = false;
+    if (draw) {
+        HrStatus sst = put_sample(c, err);
+        if (sst != HR_OK)
+            return sst;
+    }
     if (all_logits && n_tokens > c->logits_all_cap) {
         CK(cudaStreamSynchronize(c->s));
         cudaFree(c->logits_all);
@@ -893,14 +987,17 @@ cuda_forward(void *p, const int32_t *tokens, int n_tokens, int pos, bool all_log
         const bool last = done + T == n_tokens;
         if ((st = put_step(c, tokens + done, T, pos + done, err)))
             return st;
-        if (T == 1 && !all_logits && c->graph_exec) {
-            CK(cudaGraphLaunch(c->graph_exec, c->s));
+        if (T == 1 && !all_logits && c->graph_exec && (!draw || c->graph_exec_s)) {
+            CK(cudaGraphLaunch(draw ? c->graph_exec_s : c->graph_exec, c->s));
             continue;
         }
         float *dst = all_logits ? c->logits_all + (size_t)done * cfg.vocab_size : (last ? c->logits1 : nullptr);
         run_chunk(c, T, dst, all_logits);
+        if (draw)
+            run_sample(c);
     }
     CK(cudaGetLastError());
+    c->sampled = draw;
     c->logits_src = all_logits ? c->logits_all : c->logits1;
     c->logits_rows = all_logits ? n_tokens : 1;
     return HR_OK;
@@ -916,6 +1013,36 @@ cuda_get_logits(void *p, int row, float *out, HrError *err)
     const size_t V = (size_t)c->cfg.vocab_size;
     CK(cudaMemcpyAsync(out, c->logits_src + (size_t)row * V, sizeof(float) * V, cudaMemcpyDeviceToHost, c->s));
     CK(cudaStreamSynchronize(c->s));
+    return HR_OK;
+}
+
+void
+cuda_set_sample(void *p, const HrSampleSpec *spec)
+{
+    Ctx *c = static_cast<Ctx *>(p);
+    c->have_spec = c->draws && spec;
+    if (c->have_spec)
+        c->spec = *spec;
+}
+
+HrStatus
+cuda_candidates(void *p, HrCandidates *out, HrError *err)
+{
+    Ctx *c = static_cast<Ctx *>(p);
+    if (!c->sampled)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "the last step drew no candidates");
+    TopkRes *r = reinterpret_cast<TopkRes *>(c->h_sample + sizeof(SampleParams));
+    CK(cudaMemcpyAsync(r, c->d_res, sizeof *r, cudaMemcpyDeviceToHost, c->s));
+    CK(cudaStreamSynchronize(c->s));
+    const int n = c->cfg.vocab_size < (int)TOPK_K ? c->cfg.vocab_size : (int)TOPK_K;
+    out->n = n;
+    out->sum = r->sum;
+    out->finite = r->bad == 0;
+    for (int i = 0; i < n; i++) {
+        out->ids[i] = (int32_t)r->ids[i];
+        out->vals[i] = r->vals[i];
+        out->finite = out->finite && r->ids[i] < (uint32_t)c->cfg.vocab_size;   // an answer outside the row is not trusted
+    }
     return HR_OK;
 }
 
@@ -1095,6 +1222,6 @@ extern "C" const HrBackendOps hr_cuda_backend = {
     cuda_gemm_close,
     cuda_gemm,
     cuda_read_bandwidth,
-    nullptr, /* set_sample: no device draw yet; every draw reads the row */
-    nullptr, /* candidates */
+    cuda_set_sample, /* opt-in (HEARTH_DEVICE_SAMPLING=1); otherwise every draw reads the row */
+    cuda_candidates,
 };

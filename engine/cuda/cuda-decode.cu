@@ -39,6 +39,22 @@ namespace hrcuda {
 
 // ---- int8 activations -------------------------------------------------------------
 
+// A warp rounds one block of 32 values (lane i holds input i): d = max|v|/127,
+// q = rne(v/d) stored at its byte in the order of cuda-device.h, {d, d*sum(q)}.
+__device__ __forceinline__ void
+round_block32(float v, int lane, int8_t *xq_block, float2 *xs_entry)
+{
+    const float amax = warp_max(fabsf(v));
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const int q = __float2int_rn(v * id);
+    const int sum = warp_sum(q);
+    xq_block[(lane & ~7) + q8_pos(lane & 7)] = (int8_t)q;
+    if (lane == 0) {
+        const float d = amax / 127.0f;
+        *xs_entry = make_float2(d, d * (float)sum);
+    }
+}
+
 __global__ void __launch_bounds__(256)
 k_quant_q8(const float *__restrict__ x, int ldx, int K, int Kp, int8_t *__restrict__ xq, float2 *__restrict__ xs)
 {
@@ -48,15 +64,7 @@ k_quant_q8(const float *__restrict__ x, int ldx, int K, int Kp, int8_t *__restri
         return;   // the whole warp
     const int k = b * 32 + lane;
     const float v = k < K ? x[(size_t)t * ldx + k] : 0.0f;
-    const float amax = warp_max(fabsf(v));
-    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-    const int q = __float2int_rn(v * id);
-    const int sum = warp_sum(q);
-    xq[(size_t)t * Kp + b * 32 + (lane & ~7) + q8_pos(lane & 7)] = (int8_t)q;
-    if (lane == 0) {
-        const float d = amax / 127.0f;
-        xs[(size_t)t * nb + b] = make_float2(d, d * (float)sum);
-    }
+    round_block32(v, lane, xq + (size_t)t * Kp + b * 32, xs + (size_t)t * nb + b);
 }
 
 #ifndef HEARTH_CUDA_EMU
@@ -93,15 +101,7 @@ k_rmsnorm_q8(const float *__restrict__ x, const float *__restrict__ w, float *__
         const float v = k < dim ? xr[k] * r * w[k] : 0.0f;
         if (k < dim)
             out[(size_t)t * dim + k] = v;
-        const float amax = warp_max(fabsf(v));
-        const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-        const int q = __float2int_rn(v * id);
-        const int sum = warp_sum(q);
-        xq[(size_t)t * Kp + b * 32 + (lane & ~7) + q8_pos(lane & 7)] = (int8_t)q;
-        if (lane == 0) {
-            const float d = amax / 127.0f;
-            xs[(size_t)t * nb + b] = make_float2(d, d * (float)sum);
-        }
+        round_block32(v, lane, xq + (size_t)t * Kp + b * 32, xs + (size_t)t * nb + b);
     }
 }
 

@@ -136,6 +136,28 @@ void launch_attention_tiled(const float *q, int ldq, const __half *k_cache, cons
 void launch_attention_combine(const float *part, float *out, const int *step, int T, int n_heads, int hd,
                               int split_len, int max_splits, cudaStream_t s);
 
+// ---- cuda-sample.cu: the device part of a draw (engine/sampler.h) ----------------
+
+// A step's draw, in device memory (filled by the host before the step).
+struct SampleParams {
+    float inv_t;     // 1 / temperature; 0: greedy (no denominator)
+    float penalty;   // 1: none
+    int n_seen;      // distinct seen ids in the seen buffer
+    int draw;        // 0: the kernels do nothing
+};
+enum { TOPK_CH = 1024, TOPK_K = 64 };   // values a block sorts, kept a block (= HR_CANDIDATES_MAX)
+struct TopkRes {
+    uint32_t ids[TOPK_K];   // best first; 0xffffffff past the vocabulary
+    float vals[TOPK_K];
+    float max, sum;         // sum of e^((v - max) * inv_t) over the row
+    int bad;                // a logit was not finite
+};
+// first-pass blocks for a row of vocab logits (cand_v/cand_i hold 64 a block, stats 3)
+int topk_blocks(int vocab);
+// penalty in place on logits, then the top-k passes into res
+void launch_sample(float *logits, int vocab, const int32_t *seen, const SampleParams *prm, float *cand_v[2],
+                   uint32_t *cand_i[2], float *stats, TopkRes *res, cudaStream_t s);
+
 // ---- cuda-blas.cu: cuBLAS, opened at run time ----------------------------------
 
 // libcublas opened with dlopen (no link-time dependency: a machine without the

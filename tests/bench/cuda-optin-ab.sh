@@ -1,8 +1,9 @@
 #!/bin/bash
 # The CUDA opt-in paths (engine/cuda/README.md) checked and measured in one device call, against the
 # defaults in the same run. Runs ON the GPU machine, from the project root there, after
-# ../shared/gpu/prepare.sh here:
+# ../shared/gpu/prepare.sh here and one copy it does not make:
 #
+#   ../shared/gpu/prepare.sh && cp build-gpu/tests/test-cuda-sample .gpu/
 #   device run:  command "bash tests/bench/cuda-optin-ab.sh"   carry [".gpu"]   timeout_s 560
 #
 # 1. the test stage of .gpu/device-run.sh (test-cuda-kernels and test-cuda-model cover the opt-in
@@ -29,6 +30,11 @@ STAGES=test BUDGET=200 bash .gpu/device-run.sh > $OUT/test-stage.log 2>&1
 say "== test stage: $(grep -E 'exit|greedy' $OUT/summary.txt | tr '\n' ';')"
 export PATH=/usr/local/cuda/bin:$PATH LD_LIBRARY_PATH=/tmp/hw/lib:/usr/local/cuda/lib64
 [ -x $H/hearth-cli ] || { say "no /tmp/hw/bin/hearth-cli: the test stage did not unpack"; exit 1; }
+if [ -x .gpu/test-cuda-sample ]; then   # the draw on the device against the host's (HEARTH_DEVICE_SAMPLING=1)
+  HEARTH_ASSETS=.gpu/assets timeout 120 .gpu/test-cuda-sample > $OUT/cuda-sample.log 2>&1
+  say "test-cuda-sample exit $? ($(grep -c 'sequences equal' $OUT/cuda-sample.log) settings run)"
+  tail -3 $OUT/cuda-sample.log
+fi
 
 say "== kernels (GB/s of weight bytes; fraction of the read bandwidth)"
 for impl in gemv q8; do
@@ -55,7 +61,7 @@ try:
   d=json.loads(t[t.index('{'):]);print('prefill %7.0f t/s  ttft %6.1f ms  decode %6.1f t/s  load %5.1f s'%(d['prefill_tok_s'],d['ttft_ms'],d['decode_tok_s'],d['load_s']))
 except Exception: print('FAILED', t[-300:].replace(chr(10),' '))"
 }
-ALL="HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout"
+ALL="HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout HEARTH_DEVICE_SAMPLING=1"
 say "== models, A = defaults, B = $ALL (alternated)"
 for m in llama-2-7b llama-3-8b llama-3.2-1b; do
   for p in 512; do
@@ -70,6 +76,13 @@ say "== each path alone, llama-2-7b p=512"
 for e in HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout; do
   [ $(left) -lt 40 ] && { say "skip $e: time"; continue; }
   say "$e: $(one llama-2-7b 512 $e)"
+done
+say "== the draw at the app's settings, llama-3-8b (128K vocabulary): host, device, host, device"
+APP="--temp 0.7 --top-k 40 --top-p 0.95 --min-p 0.05 --repeat-penalty 1.1"
+for d in 0 1 0 1; do
+  [ $(left) -lt 50 ] && break
+  say "HEARTH_DEVICE_SAMPLING=$d: $(HEARTH_DEVICE_SAMPLING=$d timeout 100 $H/hearth-cli bench -m /tmp/m-llama-3-8b \
+      --backend cuda -p 128 -n 128 --reps 2 $APP 2>&1 | grep -i -E 'decode|draws' | tr '\n' ' ')"
 done
 say "== long context, llama-2-7b p=2048: A then B"
 [ $(left) -gt 60 ] && say "A: $(one llama-2-7b 2048 HEARTH_NONE=1)"

@@ -1,7 +1,9 @@
-/* The draw's device part on Vulkan (penalize.comp, topk.comp; sampler.h's
- * candidates) against the host's draw from the whole row, on the same
- * Vulkan model: both sides see the same logits, so for every sampling
- * setting the token sequences must be equal.
+/* The draw's device part (sampler.h's candidates) against the host's draw
+ * from the whole row, on the same device model: both sides see the same
+ * logits, so for every sampling setting the token sequences must be equal.
+ * Built twice: test-vulkan-sample (penalize.comp, topk.comp) and, with
+ * HR_SAMPLE_CUDA, test-cuda-sample (engine/cuda/cuda-sample.cu; SKIP without
+ * a CUDA device; stories260K only, as CUDA does not read GGUF).
  *
  * Per model and setting: a prompt, then 40 draws (SmolLM2: 16, and only
  * greedy with a penalty, the app's defaults, top-p and no filter) with the
@@ -29,8 +31,14 @@
 
 #include "hr-test.h"
 #include "model.h"
+#ifdef HR_SAMPLE_CUDA
+#include "cuda/hr-cuda.h"
+#define BACKEND "cuda"
+#else
 #include "vulkan/vk-backend.h"
 #include "vulkan/vk-context.h"
+#define BACKEND "vulkan"
+#endif
 
 #define N_MAX 40
 
@@ -102,7 +110,7 @@ check_model(const char *path, const char *label, int n_draws, bool quick)
 {
     HrModelOptions opt;
     hr_model_options_init(&opt);
-    opt.backend = "vulkan";
+    opt.backend = BACKEND;
     opt.context_len = 256;
     opt.n_threads = 2;
     HrModel *m = NULL;
@@ -153,14 +161,29 @@ check_model(const char *path, const char *label, int n_draws, bool quick)
         hr_sampler_free(a);
         hr_sampler_free(b);
     }
+#ifndef HR_SAMPLE_CUDA
     uint32_t msgs = hr_vulkan_backend_validation_messages(hr_model_backend_ctx(m));
     HR_CHECK(msgs == 0, "%s: the validation layer reported %u message(s)", label, msgs);
+#endif
     hr_model_free(m);
 }
 
 int
 main(void)
 {
+#ifdef HR_SAMPLE_CUDA
+    /* opt-in on CUDA until a device run has checked it */
+    g_setenv("HEARTH_DEVICE_SAMPLING", "1", TRUE);
+    int count = 0;
+    char msg[256] = "";
+    if (hr_cuda_device_count(&count, msg, sizeof msg) != 0 || count == 0)
+        hr_test_skip("no CUDA device (%s)", msg[0] ? msg : "cudaGetDeviceCount found none");
+    g_autofree char *stories = hr_test_asset("models/stories260K/hf_f16");
+    check_model(stories, "stories260K", N_MAX, false);
+    g_setenv("HEARTH_CUDA_GRAPH", "0", TRUE);   /* the same kernels launched one by one */
+    check_model(stories, "stories260K, no graph", N_MAX, true);
+    return hr_test_result();
+#else
     g_setenv("HEARTH_VULKAN_VALIDATION", "1", TRUE);
     g_setenv("HEARTH_VULKAN_ALLOW_CPU", "1", TRUE);   /* lavapipe is what CI has */
     g_setenv("HEARTH_DEVICE_SAMPLING", "1", TRUE);     /* lavapipe is not a discrete GPU */
@@ -173,4 +196,5 @@ main(void)
     else
         printf("SmolLM2's GGUF not found: checked stories260K only\n");
     return hr_test_result();
+#endif
 }
