@@ -20,6 +20,7 @@
 #include <functional>
 #include <pthread.h>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <cuda_fp16.h>
@@ -106,6 +107,111 @@ __float2int_rn(float x)
 {
     return (int)nearbyintf(x);
 }
+
+namespace hremu {
+inline void
+warp_sync()
+{
+    pthread_barrier_wait(&(*g_warps)[(size_t)t_warp].bar);
+}
+}  // namespace hremu
+
+inline void
+__syncwarp(unsigned = 0xffffffffu)
+{
+    hremu::warp_sync();
+}
+
+/* nvcuda::wmma for kernels that use it through the API only (fill, load,
+ * store, mma; never a fragment's elements, whose mapping to threads is
+ * unspecified): every thread of the warp holds the whole tile, mma_sync
+ * multiplies it in FP32 (products of halves are exact there), and a store is
+ * written once by lane 0, then the warp waits for it. */
+namespace nvcuda {
+namespace wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+template <typename Use, int M, int N, int K, typename T, typename Layout = void>
+struct fragment {
+    static constexpr int R = std::is_same<Use, matrix_b>::value ? K : M;
+    static constexpr int C = std::is_same<Use, matrix_a>::value ? K : N;
+    float v[R][C];
+};
+
+template <typename Use, int M, int N, int K, typename T, typename L>
+inline void
+fill_fragment(fragment<Use, M, N, K, T, L> &f, float value)
+{
+    for (int i = 0; i < f.R; i++)
+        for (int j = 0; j < f.C; j++)
+            f.v[i][j] = value;
+}
+
+inline float
+emu_f(const __half &h)
+{
+    return __half2float(h);
+}
+
+inline float
+emu_f(float x)
+{
+    return x;
+}
+
+template <typename Use, int M, int N, int K, typename T, typename L, typename P>
+inline void
+load_matrix_sync(fragment<Use, M, N, K, T, L> &f, const P *p, unsigned ldm)
+{
+    // matrix_a [M][K], matrix_b [K][N]: element (r, c) at p[r*ldm + c] row-major, p[c*ldm + r] col-major
+    const bool row = std::is_same<L, row_major>::value;
+    for (int r = 0; r < f.R; r++)
+        for (int c = 0; c < f.C; c++)
+            f.v[r][c] = emu_f(row ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r]);
+}
+
+template <int M, int N, int K, typename T>
+inline void
+load_matrix_sync(fragment<accumulator, M, N, K, T> &f, const float *p, unsigned ldm, layout_t l)
+{
+    for (int r = 0; r < M; r++)
+        for (int c = 0; c < N; c++)
+            f.v[r][c] = l == mem_row_major ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r];
+}
+
+template <int M, int N, int K, typename T>
+inline void
+store_matrix_sync(float *p, const fragment<accumulator, M, N, K, T> &f, unsigned ldm, layout_t l)
+{
+    if ((hremu::t_thread.x & 31) == 0)
+        for (int r = 0; r < M; r++)
+            for (int c = 0; c < N; c++)
+                (l == mem_row_major ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r]) = f.v[r][c];
+    hremu::warp_sync();
+}
+
+template <int M, int N, int K, typename TA, typename LA, typename TB, typename LB, typename TC>
+inline void
+mma_sync(fragment<accumulator, M, N, K, TC> &d, const fragment<matrix_a, M, N, K, TA, LA> &a,
+         const fragment<matrix_b, M, N, K, TB, LB> &b, const fragment<accumulator, M, N, K, TC> &c)
+{
+    float out[M][N];
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float acc = c.v[i][j];
+            for (int k = 0; k < K; k++)
+                acc += a.v[i][k] * b.v[k][j];
+            out[i][j] = acc;
+        }
+    memcpy(d.v, out, sizeof out);
+}
+}  // namespace wmma
+}  // namespace nvcuda
 
 namespace hremu {
 /* Runs kernel() as grid x block; block.x a multiple of 32, block.y = block.z = 1. */

@@ -18,6 +18,10 @@
  *  - the draw's kernels (cuda-sample.cu, HEARTH_DEVICE_SAMPLING=1): the
  *    penalty bit for bit as the host's, the 64 best exactly as a stable sort
  *    of the row, the softmax's sum within 1e-5, over one to three passes;
+ *  - k_attn_tc (cuda-attn-tc.cu): the tensor-core prefill attention within
+ *    4e-3 of exact attention (FP16 operands), several query tiles, GQA,
+ *    windows; its WMMA runs through the emulator's API-level WMMA, which
+ *    k_gemm_wmma (the default prefill GEMM, proven on a device) checks first;
  *  - the cuBLAS prefill route (HEARTH_CUDA_GEMM=cublas, cuda-blas.cu): the
  *    dequantizing kernel writes FP16(s * (q - z)) for every weight, and
  *    cublasGemmEx's arguments (blas_args), applied by a column-major
@@ -30,6 +34,8 @@
 #define HEARTH_CUDA_EMU 1
 #include "cuda/cuda-blas.cu"
 #include "cuda/cuda-decode.cu"
+#include "cuda/cuda-kernels.cu"
+#include "cuda/cuda-attn-tc.cu"
 #include "cuda/cuda-sample.cu"
 
 #include <algorithm>
@@ -126,6 +132,14 @@ q4_make(Q4 &m, int N, int K, int group)
     m.d.kw = m.kw;
     m.d.group = group;
     m.d.ng = m.ng;
+}
+
+/* Every element uniform in [-1, 1). */
+static void
+fill_uniform(std::vector<float> &v)
+{
+    for (auto &e : v)
+        e = frand(-1.0f, 1.0f);
 }
 
 /* x rounded as the kernels round it: per block of 32, d = max|x|/127. */
@@ -363,6 +377,21 @@ check_rope_wide(int nh, int nkv, int hd, int pos, int T, int ctx)
            hd, pos, T, worst, bad);
 }
 
+/* Random FP16 K and V caches of `cache` values and queries of `nq`, in [-2, 2). */
+static void
+attention_inputs(std::vector<uint16_t> &kc, std::vector<uint16_t> &vc, std::vector<float> &q, size_t cache, size_t nq)
+{
+    kc.resize(cache);
+    vc.resize(cache);
+    q.resize(nq);
+    for (auto &v : kc)
+        v = f16_bits(frand(-2.0f, 2.0f));
+    for (auto &v : vc)
+        v = f16_bits(frand(-2.0f, 2.0f));
+    for (auto &v : q)
+        v = frand(-2.0f, 2.0f);
+}
+
 /* Exact causal attention over the FP16 cache, in double. */
 static void
 ref_attention(std::vector<double> &out, const float *q, int ldq, const uint16_t *kc, const uint16_t *vc, int pos,
@@ -400,14 +429,9 @@ static void
 check_attention(int nh, int nkv, int hd, int pos, int T, int ctx, int window, int split_len)
 {
     const int kv_dim = nkv * hd, ldq = (nh + 2 * nkv) * hd, max_splits = (ctx + split_len - 1) / split_len;
-    std::vector<uint16_t> kc((size_t)ctx * kv_dim), vc((size_t)ctx * kv_dim);
-    for (auto &v : kc)
-        v = f16_bits(frand(-2.0f, 2.0f));
-    for (auto &v : vc)
-        v = f16_bits(frand(-2.0f, 2.0f));
-    std::vector<float> q((size_t)T * ldq), part((size_t)T * nh * max_splits * (hd + 2), NAN);
-    for (auto &v : q)
-        v = frand(-2.0f, 2.0f);
+    std::vector<uint16_t> kc, vc;
+    std::vector<float> q, part((size_t)T * nh * max_splits * (hd + 2), NAN);
+    attention_inputs(kc, vc, q, (size_t)ctx * kv_dim, (size_t)T * ldq);
     int step[2] = { pos, T };
     const int G = nh / nkv, QT = ATT_TILE_MAX_G / G;
     hremu::launch(dim3((unsigned)nkv, (unsigned)max_splits, (unsigned)((T + QT - 1) / QT)), dim3(128), [&] {
@@ -477,12 +501,9 @@ check_blas_route(int N, int K, int group, int T, bool residual, bool with_bias)
     const int lda = m.kw * 8, ldh = f16_ldw(K), ldo = N + 3;   // out a column slice of a wider row
     std::vector<__half> wh((size_t)N * lda), xh((size_t)T * ldh);
     std::vector<float> x((size_t)T * K), bias((size_t)N), out((size_t)T * ldo), res((size_t)T * ldo);
-    for (auto &v : x)
-        v = frand(-1.0f, 1.0f);
-    for (auto &v : bias)
-        v = frand(-1.0f, 1.0f);
-    for (auto &v : res)
-        v = frand(-1.0f, 1.0f);
+    fill_uniform(x);
+    fill_uniform(bias);
+    fill_uniform(res);
     out = res;
     const size_t words = (size_t)N * m.kw;
     hremu::launch(dim3((unsigned)((words + 255) / 256)), dim3(256), [&] { k_dequant_q4(m.d, wh.data()); });
@@ -592,9 +613,75 @@ check_sample(int V, float inv_t, float penalty, int n_seen, bool with_nan)
            inv_t > 0.0f ? fabs(res.sum - sum) / sum : 0.0);
 }
 
+/* k_attn_tc: the tensor-core prefill attention against exact attention over
+ * the FP16 cache, within 2e-3 (Q and P rounded to FP16 for the products). */
+static void
+check_attention_tc(int nh, int nkv, int hd, int pos, int T, int ctx, int window)
+{
+    const int kv_dim = nkv * hd, ldq = (nh + 2 * nkv) * hd;
+    std::vector<uint16_t> kc, vc;
+    std::vector<float> q, out((size_t)T * nh * hd, NAN);
+    attention_inputs(kc, vc, q, (size_t)ctx * kv_dim, (size_t)T * ldq);
+    int step[2] = { pos, T };
+    hremu::launch(dim3((unsigned)nh, (unsigned)((T + TC_Q - 1) / TC_Q)), dim3(TC_THREADS), [&] {
+        const __half *k = reinterpret_cast<const __half *>(kc.data()), *v = reinterpret_cast<const __half *>(vc.data());
+        if (hd == 64)
+            k_attn_tc<64>(q.data(), ldq, k, v, out.data(), step, T, nh, nkv, window);
+        else
+            k_attn_tc<128>(q.data(), ldq, k, v, out.data(), step, T, nh, nkv, window);
+    });
+    std::vector<double> ref;
+    ref_attention(ref, q.data(), ldq, kc.data(), vc.data(), pos, T, nh, nkv, hd, window);
+    double worst = 0.0;
+    for (size_t i = 0; i < ref.size(); i++) {
+        const double e = fabs(ref[i] - (double)out[i]);
+        worst = std::isnan(e) ? INFINITY : fmax(worst, e);
+    }
+    CHECK(worst <= 2e-3 * 2.0, "tc attention heads %d/%d hd %d pos %d T %d window %d: error %g", nh, nkv, hd, pos, T,
+          window, worst);
+    printf("tc attention %2d/%d heads  hd %3d  pos %4d  T %3d  window %3d  max |emu - ref| %.1e\n", nh, nkv, hd, pos, T,
+           window, worst);
+}
+
+/* The default prefill GEMM (k_gemm_wmma, cuda-kernels.cu), which a device run
+ * has proven (../shared/gpu/BASELINE.md): this holds the emulator's WMMA to a
+ * kernel known to be right, before any new kernel relies on it. */
+static void
+check_gemm_wmma(int N, int K, int group, int T, bool residual)
+{
+    Q4 m;
+    q4_make(m, N, K, group);
+    std::vector<float> x((size_t)T * K), bias((size_t)N), out((size_t)T * N), res((size_t)T * N);
+    fill_uniform(x);
+    fill_uniform(bias);
+    fill_uniform(res);
+    out = res;
+    hremu::launch(dim3((unsigned)((N + GN - 1) / GN), (unsigned)((T + GM - 1) / GM)), dim3(128), [&] {
+        k_gemm_wmma<LIN_Q4>(m.d, x.data(), K, T, bias.data(), out.data(), N, residual ? EPI_RESIDUAL : EPI_STORE);
+    });
+    double worst = 0.0, mx = 1.0;
+    for (int t = 0; t < T; t++)
+        for (int n = 0; n < N; n++) {
+            double a = bias[(size_t)n] + (residual ? res[(size_t)t * N + n] : 0.0);
+            for (int k = 0; k < K; k++)
+                a += m.w(n, k) * x[(size_t)t * K + k];
+            mx = fmax(mx, fabs(a));
+            worst = fmax(worst, fabs(a - (double)out[(size_t)t * N + n]));
+        }
+    CHECK(worst / mx <= 4e-3, "wmma GEMM %dx%d g%d T=%d: error %g of %g", N, K, group, T, worst, mx);
+    printf("wmma GEMM %4d x %4d  group %3d  T %3d%s  max |emu - ref| / max %.1e\n", N, K, group, T,
+           residual ? "  residual" : "", worst / mx);
+}
+
 int
 main()
 {
+    check_gemm_wmma(64, 128, 32, 20, false);
+    check_gemm_wmma(72, 172, 172, 70, true);      // tails in every direction
+    check_attention_tc(4, 2, 64, 0, 40, 64, 0);          // a prompt from the start: two query tiles, a tail
+    check_attention_tc(2, 2, 128, 70, 33, 128, 0);       // after 70 cached tokens
+    check_attention_tc(4, 1, 64, 10, 50, 64, 20);        // GQA 4, a sliding window
+    check_attention_tc(2, 1, 128, 300, 16, 512, 0);
     check_gemv(64, 256, 128, 1, EPI_STORE);
     check_gemv(64, 256, 32, 3, EPI_RESIDUAL);
     check_gemv(40, 172, 172, 1, EPI_STORE);      // one group a row, K not a multiple of 32

@@ -16,7 +16,8 @@
  *  - embedding and argmax: exact;
  *  - the opt-in paths: the q8 GEMV at 1e-4 against the CPU on the activations
  *    rounded as the device rounds them (hr_cuda_q8_gemv_host); cuBLAS at 4e-3
- *    (FP16 operands, as WMMA); the tiled attention at 1e-4; the fused
+ *    (FP16 operands, as WMMA); the tiled attention at 1e-4, the tensor-core
+ *    prefill attention at 4e-3; the fused
  *    RMSNorm's rounding exactly d * rne(x / d) per block of 32.
  */
 #include <math.h>
@@ -478,6 +479,15 @@ check_attention(int nh, int nkv, int hd, int pos, int T, int ctx, int window, in
         HR_CHECK(hr_cuda_k_attention_tiled(out, q, ldq, kc, vc, ctx, pos, T, nh, nkv, hd, window, split_len, msg,
                                            sizeof msg) == -1, "the tiled attention took heads %d/%d hd %d", nh, nkv, hd);
     }
+    /* the tensor-core prefill kernel where it takes the shape (FP16 Q and P: 4e-3) */
+    if (hd == 64 || hd == 128) {
+        memset(out, 0, sizeof(float) * (size_t)T * nh * hd);
+        HR_CHECK(hr_cuda_k_attention_tc(out, q, ldq, kc, vc, ctx, pos, T, nh, nkv, hd, window, msg, sizeof msg) == 0,
+                 "attention (tensor cores): %s", msg);
+        e = rel_err(out, ref, (size_t)T * nh * hd);
+        HR_CHECK(e <= 4e-3f, "tc attention heads %d/%d hd %d pos %d T %d window %d: error %g", nh, nkv, hd, pos, T,
+                 window, (double)e);
+    }
     g_free(kc);
     g_free(vc);
     g_free(q);
@@ -616,6 +626,10 @@ main(void)
     check_attention(8, 2, 64, 150, 3, 256, 40, 64);
     check_attention(14, 2, 64, 63, 2, 128, 0, 64);
     check_attention(16, 1, 64, 5, 1, 64, 0, 64);      /* a group of 16: the tiled kernel refuses it */
+    /* prefill-sized chunks for the tensor-core kernel */
+    check_attention(32, 8, 128, 0, 100, 256, 0, 64);
+    check_attention(8, 2, 64, 200, 64, 512, 0, 64);
+    check_attention(8, 8, 64, 40, 37, 128, 24, 16);  /* sliding window */
 
     check_argmax(512);
     check_argmax(32000);

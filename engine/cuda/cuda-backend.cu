@@ -525,7 +525,10 @@ run_chunk(Ctx *c, int T, float *logits, bool all)
             launch_rope_kv_wide(c->qkv, L.kc, L.vc, c->inv_freq, c->d_step, T, cfg.n_heads, cfg.n_kv_heads, hd, s);
         else
             launch_rope_kv(c->qkv, L.kc, L.vc, c->inv_freq, c->d_step, T, cfg.n_heads, cfg.n_kv_heads, hd, s);
-        if (c->attn_tiled)
+        if (c->attn_tiled && T >= 16 && attention_tc_ok(cfg.n_heads, cfg.n_kv_heads, hd))
+            launch_attention_tc(c->qkv, c->qkv_dim, L.kc, L.vc, c->att, c->d_step, T, cfg.n_heads, cfg.n_kv_heads, hd,
+                                cfg.sliding_window, s);
+        else if (c->attn_tiled)
             launch_attention_tiled(c->qkv, c->qkv_dim, L.kc, L.vc, c->part, c->att, c->d_step, T, cfg.n_heads,
                                    cfg.n_kv_heads, hd, cfg.sliding_window, split_len, max_splits, s);
         else

@@ -126,6 +126,13 @@ void launch_gemv_q8(const DLinear &w, const int8_t *xq, const float2 *xs, int T,
 // the partials are those of launch_attention, merged by its combine kernel.
 enum { ATT_TILE = 64, ATT_TILE_MAX_G = 8 };
 bool attention_tiled_ok(int n_heads, int n_kv, int hd);
+// Prefill attention on the tensor cores (cuda-attn-tc.cu; HEARTH_CUDA_ATTN=tiled
+// for 16 tokens and more): 32 queries of one head a block, keys in tiles of
+// 32, FP16 WMMA products with FP32 accumulation, out [T, n_heads*hd] written
+// directly (no partials). head_dim 64 or 128.
+bool attention_tc_ok(int n_heads, int n_kv, int hd);
+void launch_attention_tc(const float *q, int ldq, const __half *k_cache, const __half *v_cache, float *out,
+                         const int *step, int T, int n_heads, int n_kv, int hd, int window, cudaStream_t s);
 // launch_rope_kv with a block per head and token (HEARTH_CUDA_ATTN=tiled).
 void launch_rope_kv_wide(float *qkv, __half *k_cache, __half *v_cache, const float *inv_freq, const int *step, int T,
                          int n_heads, int n_kv, int hd, cudaStream_t s);

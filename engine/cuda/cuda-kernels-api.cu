@@ -326,13 +326,14 @@ hr_cuda_k_rope_kv_wide(float *qkv, uint16_t *k_cache, uint16_t *v_cache, int ctx
 
 namespace {
 
+// impl 0: default, 1: tiled, 2: tensor cores (prefill; split_len unused)
 int
-attention_api(bool tiled, float *out, const float *q, int ldq, const uint16_t *k_cache, const uint16_t *v_cache,
+attention_api(int impl, float *out, const float *q, int ldq, const uint16_t *k_cache, const uint16_t *v_cache,
               int ctx, int pos, int T, int n_heads, int n_kv, int hd, int window, int split_len, char *msg,
               size_t msg_len)
 {
     if (pos < 0 || pos + T > ctx || split_len < 1 || hd > 256 || n_kv < 1 || n_heads % n_kv ||
-        (tiled && !attention_tiled_ok(n_heads, n_kv, hd)))
+        (impl == 1 && !attention_tiled_ok(n_heads, n_kv, hd)) || (impl == 2 && !attention_tc_ok(n_heads, n_kv, hd)))
         return bad(msg, msg_len, "attention: bad arguments (or a shape the tiled kernel does not take)");
     Pool pool;
     const size_t cache = (size_t)ctx * n_kv * hd;
@@ -344,13 +345,15 @@ attention_api(bool tiled, float *out, const float *q, int ldq, const uint16_t *k
     float *dpart = pool.alloc<float>((size_t)T * n_heads * max_splits * (hd + 2));
     float *dout = pool.alloc<float>((size_t)T * n_heads * hd);
     const __half *hk = reinterpret_cast<__half *>(dk), *hv = reinterpret_cast<__half *>(dv);
-    if (pool.e == cudaSuccess && tiled)
+    if (pool.e == cudaSuccess && impl == 2)
+        launch_attention_tc(dq, ldq, hk, hv, dout, dstep, T, n_heads, n_kv, hd, window, 0);
+    else if (pool.e == cudaSuccess && impl == 1)
         launch_attention_tiled(dq, ldq, hk, hv, dpart, dout, dstep, T, n_heads, n_kv, hd, window, split_len,
                                max_splits, 0);
     else if (pool.e == cudaSuccess)
         launch_attention(dq, ldq, hk, hv, dpart, dout, dstep, T, n_heads, n_kv, hd, window, split_len, max_splits, 0);
     pool.download(out, dout, (size_t)T * n_heads * hd);
-    return finish(pool, msg, msg_len, tiled ? "attention (tiled)" : "attention");
+    return finish(pool, msg, msg_len, impl == 2 ? "attention (tensor cores)" : impl == 1 ? "attention (tiled)" : "attention");
 }
 
 }  // namespace
@@ -360,7 +363,7 @@ hr_cuda_k_attention(float *out, const float *q, int ldq, const uint16_t *k_cache
                     int pos, int T, int n_heads, int n_kv, int hd, int window, int split_len, char *msg,
                     size_t msg_len)
 {
-    return attention_api(false, out, q, ldq, k_cache, v_cache, ctx, pos, T, n_heads, n_kv, hd, window, split_len, msg,
+    return attention_api(0, out, q, ldq, k_cache, v_cache, ctx, pos, T, n_heads, n_kv, hd, window, split_len, msg,
                          msg_len);
 }
 
@@ -369,8 +372,15 @@ hr_cuda_k_attention_tiled(float *out, const float *q, int ldq, const uint16_t *k
                           int ctx, int pos, int T, int n_heads, int n_kv, int hd, int window, int split_len, char *msg,
                           size_t msg_len)
 {
-    return attention_api(true, out, q, ldq, k_cache, v_cache, ctx, pos, T, n_heads, n_kv, hd, window, split_len, msg,
+    return attention_api(1, out, q, ldq, k_cache, v_cache, ctx, pos, T, n_heads, n_kv, hd, window, split_len, msg,
                          msg_len);
+}
+
+extern "C" int
+hr_cuda_k_attention_tc(float *out, const float *q, int ldq, const uint16_t *k_cache, const uint16_t *v_cache, int ctx,
+                       int pos, int T, int n_heads, int n_kv, int hd, int window, char *msg, size_t msg_len)
+{
+    return attention_api(2, out, q, ldq, k_cache, v_cache, ctx, pos, T, n_heads, n_kv, hd, window, 1, msg, msg_len);
 }
 
 extern "C" int

@@ -82,6 +82,12 @@ int hr_cuda_k_attention_tiled(float *out, const float *q, int ldq, const uint16_
                               int ctx, int pos, int T, int n_heads, int n_kv, int hd, int window, int split_len,
                               char *msg, size_t msg_len);
 
+/* The same with the tensor-core prefill kernel (HEARTH_CUDA_ATTN=tiled, 16
+ * tokens and more): -1 unless head_dim is 64 or 128. */
+int hr_cuda_k_attention_tc(float *out, const float *q, int ldq, const uint16_t *k_cache, const uint16_t *v_cache,
+                           int ctx, int pos, int T, int n_heads, int n_kv, int hd, int window, char *msg,
+                           size_t msg_len);
+
 int hr_cuda_k_argmax(const float *x, int n, int *out, char *msg, size_t msg_len);
 
 /* Benchmarks (hearth-cli bench --gemv/--gemm --backend cuda): one linear
