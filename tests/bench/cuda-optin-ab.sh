@@ -8,6 +8,8 @@
 #
 # 1. the test stage of .gpu/device-run.sh (test-cuda-kernels and test-cuda-model cover the opt-in
 #    paths too; greedy ids against the CPU), which also unpacks the binaries to /tmp/hw;
+#    Then greedy ids of a 2-layer SmolLM2-shaped AWQ model (head_dim 64, so the tensor-core prefill
+#    attention runs) from the CPU, CUDA's defaults and CUDA with the opt-ins: how long each agrees.
 # 2. kernel level: --gemv with --impl gemv against q8 (4-bit and FP16), --gemm with wmma against
 #    cublas, each beside the read bandwidth / in TFLOP/s;
 # 3. model level, alternated A B A B: the defaults against HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled
@@ -35,6 +37,20 @@ if [ -x .gpu/test-cuda-sample ]; then   # the draw on the device against the hos
   say "test-cuda-sample exit $? ($(grep -c 'sequences equal' $OUT/cuda-sample.log) settings run)"
   tail -3 $OUT/cuda-sample.log
 fi
+
+# greedy ids of a 2-layer SmolLM2-shaped AWQ model (head_dim 64: the tensor-core prefill attention runs,
+# which test-cuda-model's fixtures do not reach): CPU (exact), CUDA default, CUDA with every opt-in
+$H/hr-make-random-model --shape smollm2-135m --layers 2 --awq 64 --out /tmp/m-s2 >/dev/null 2>&1
+P=$(seq -s, 1 40)
+A=$(HEARTH_CPU_EXACT=1 timeout 60 $H/hearth-cli generate -m /tmp/m-s2 --prompt-ids=$P -n 32 --ids --backend cpu 2>&1 | tail -1)
+B=$(timeout 60 $H/hearth-cli generate -m /tmp/m-s2 --prompt-ids=$P -n 32 --ids --backend cuda 2>&1 | tail -1)
+C=$(HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas timeout 60 $H/hearth-cli generate -m /tmp/m-s2 \
+    --prompt-ids=$P -n 32 --ids --backend cuda 2>&1 | tail -1)
+same() { python3 -c "import sys;a,b=sys.argv[1].split(),sys.argv[2].split();n=0
+while n<min(len(a),len(b)) and a[n]==b[n]: n+=1
+print(n)" "$1" "$2"; }
+say "greedy ids, 2-layer SmolLM2-shaped AWQ: cuda default == cpu for $(same "$A" "$B") of 32, cuda opt-ins == cpu for $(same "$A" "$C") of 32"
+echo "cpu:     $A" >> $R; echo "default: $B" >> $R; echo "opt-ins: $C" >> $R
 
 say "== kernels (GB/s of weight bytes; fraction of the read bandwidth)"
 for impl in gemv q8; do
