@@ -14,7 +14,9 @@
  * followed by decode. stories260K also runs with HEARTH_CUDA_GEMM=simple
  * (GEMV fallback for prefill) and HEARTH_CUDA_GRAPH=0; then the opt-in paths
  * (HEARTH_CUDA_ATTN=tiled, HEARTH_CUDA_GEMM=cublas, HEARTH_CUDA_GEMV=q8: the
- * last at 2e-2, its activations rounded to int8 per block of 32).
+ * last at 2e-2, its activations rounded to int8 per block of 32); and a
+ * 2-layer SmolLM2-shaped random AWQ model (head_dim 64) made by
+ * hr-make-random-model, on which the tensor-core prefill attention runs.
  *
  * Tolerance, per logits row: max |cuda - cpu| <= tol * (max - min of the CPU
  * row): tol = 5e-3 when both run the same weights (FP16, AWQ; prefill rounds
@@ -207,6 +209,45 @@ remove_dir(const char *dir)
     g_rmdir(dir);
 }
 
+/* A 2-layer SmolLM2-shaped AWQ g64 model (head_dim 64, GQA 3) from
+ * hr-make-random-model, beside this executable in the build tree and in the
+ * device bundle: the shape on which the opt-in tensor-core prefill attention
+ * (the 300-token prefill) and the q8 GEMV with groups of 64 run, which the
+ * fixtures above (head_dim 16 and 8) do not reach. Skipped, with a line,
+ * when the tool is not there. */
+static void
+check_random_smollm2(void)
+{
+    g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+    g_autofree char *bindir = self ? g_path_get_dirname(self) : NULL;
+    g_autofree char *tool = bindir ? g_build_filename(bindir, "hr-make-random-model", NULL) : NULL;
+    if (!tool || !g_file_test(tool, G_FILE_TEST_IS_EXECUTABLE)) {
+        printf("hr-make-random-model not beside the test: the SmolLM2-shaped checks are skipped\n");
+        return;
+    }
+    g_autofree char *tmp = g_dir_make_tmp("hearth-cuda-s2-XXXXXX", NULL);
+    g_autofree char *out = g_build_filename(tmp, "m", NULL);
+    const char *argv[] = { tool, "--shape", "smollm2-135m", "--layers", "2", "--awq", "64", "--out", out, NULL };
+    int status = -1;
+    g_autoptr(GError) gerr = NULL;
+    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                      NULL, NULL, &status, &gerr) ||
+        !g_spawn_check_wait_status(status, NULL)) {
+        HR_CHECK(false, "hr-make-random-model failed: %s", gerr ? gerr->message : "exit status");
+    } else {
+        /* the schedule's first prefill is 20 tokens: the tensor-core kernel's; the long run adds 300 */
+        check_model(out, "smollm2-shape AWQ g64", 5e-3f, 128, false);
+        g_setenv("HEARTH_CUDA_ATTN", "tiled", TRUE);
+        check_model(out, "smollm2-shape AWQ g64 tiled+tc", 5e-3f, 512, true);
+        g_setenv("HEARTH_CUDA_GEMV", "q8", TRUE);
+        check_model(out, "smollm2-shape AWQ g64 q8 tiled+tc", 2e-2f, 128, false);
+        g_unsetenv("HEARTH_CUDA_GEMV");
+        g_unsetenv("HEARTH_CUDA_ATTN");
+        remove_dir(out);
+    }
+    g_rmdir(tmp);
+}
+
 int
 main(void)
 {
@@ -286,5 +327,6 @@ main(void)
     check_model(tmp, "stories260K AWQ q8", 2e-2f, 512, false);
     g_unsetenv("HEARTH_CUDA_GEMV");
     remove_dir(tmp);
+    check_random_smollm2();
     return hr_test_result();
 }
