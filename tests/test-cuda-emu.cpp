@@ -22,6 +22,9 @@
  *    4e-3 of exact attention (FP16 operands), several query tiles, GQA,
  *    windows; its WMMA runs through the emulator's API-level WMMA, which
  *    k_gemm_wmma (the default prefill GEMM, proven on a device) checks first;
+ *  - the default kernels a device run has proven (k_gemv, k_attn_partial +
+ *    k_attn_combine, k_rope_kv, k_argmax), so that an edit of them made
+ *    without a device is checked too;
  *  - the cuBLAS prefill route (HEARTH_CUDA_GEMM=cublas, cuda-blas.cu): the
  *    dequantizing kernel writes FP16(s * (q - z)) for every weight, and
  *    cublasGemmEx's arguments (blas_args), applied by a column-major
@@ -329,7 +332,7 @@ check_rmsnorm_q8(int T, int dim)
 /* k_rope_kv_wide: rotate-half RoPE of q and k in place (double reference),
  * k and v written to the FP16 caches at pos + t, nothing else touched. */
 static void
-check_rope_wide(int nh, int nkv, int hd, int pos, int T, int ctx)
+check_rope_wide(int nh, int nkv, int hd, int pos, int T, int ctx, bool wide = true)
 {
     const int half = hd / 2, q_dim = nh * hd, kv_dim = nkv * hd, ld = q_dim + 2 * kv_dim;
     std::vector<float> inv((size_t)half), qkv((size_t)T * ld);
@@ -340,10 +343,12 @@ check_rope_wide(int nh, int nkv, int hd, int pos, int T, int ctx)
     const std::vector<float> orig = qkv;
     std::vector<uint16_t> kc((size_t)ctx * kv_dim, 0x7e00), vc((size_t)ctx * kv_dim, 0x7e00);   // NaN: unwritten
     int step[2] = { pos, T };
-    hremu::launch(dim3((unsigned)T, (unsigned)(nh + 2 * nkv)), dim3((unsigned)((half + 31) / 32 * 32)), [&] {
-        k_rope_kv_wide(qkv.data(), reinterpret_cast<__half *>(kc.data()), reinterpret_cast<__half *>(vc.data()),
-                       inv.data(), step, nh, nkv, hd);
-    });
+    __half *hk = reinterpret_cast<__half *>(kc.data()), *hv = reinterpret_cast<__half *>(vc.data());
+    if (wide)
+        hremu::launch(dim3((unsigned)T, (unsigned)(nh + 2 * nkv)), dim3((unsigned)((half + 31) / 32 * 32)),
+                      [&] { k_rope_kv_wide(qkv.data(), hk, hv, inv.data(), step, nh, nkv, hd); });
+    else   // the default kernel (cuda-kernels.cu), held to the same checks
+        hremu::launch(dim3((unsigned)T), dim3(128), [&] { k_rope_kv(qkv.data(), hk, hv, inv.data(), step, nh, nkv, hd); });
     double worst = 0.0;
     int bad = 0;
     for (int t = 0; t < T; t++) {
@@ -373,8 +378,8 @@ check_rope_wide(int nh, int nkv, int hd, int pos, int T, int ctx)
                 bad += kc[(size_t)j * kv_dim + i] != 0x7e00 || vc[(size_t)j * kv_dim + i] != 0x7e00;
     CHECK(worst <= 2e-4, "rope (wide) %d/%d hd %d pos %d T %d: error %g", nh, nkv, hd, pos, T, worst);
     CHECK(bad == 0, "rope (wide) %d/%d hd %d pos %d T %d: %d cache or v values wrong", nh, nkv, hd, pos, T, bad);
-    printf("rope wide %2d/%d heads  hd %3d  pos %4d  T %2d  max |emu - ref| %.1e, %d cache values wrong\n", nh, nkv,
-           hd, pos, T, worst, bad);
+    printf("rope %s %2d/%d heads  hd %3d  pos %4d  T %2d  max |emu - ref| %.1e, %d cache values wrong\n",
+           wide ? "wide" : "default", nh, nkv, hd, pos, T, worst, bad);
 }
 
 /* Random FP16 K and V caches of `cache` values and queries of `nq`, in [-2, 2). */
@@ -673,6 +678,86 @@ check_gemm_wmma(int N, int K, int group, int T, bool residual)
            residual ? "  residual" : "", worst / mx);
 }
 
+/* The default decode GEMV (k_gemv, cuda-kernels.cu: FP32 activations) on the
+ * 4-bit layout, each epilogue, against double: so an edit of the default
+ * kernels made without a device is checked here too. */
+static void
+check_default_gemv(int N, int K, int group, int T, Epilogue epi)
+{
+    Q4 m;
+    q4_make(m, epi == EPI_SILU_MUL ? 2 * N : N, K, group);
+    std::vector<float> x((size_t)T * K), bias((size_t)N), out((size_t)T * N), res((size_t)T * N);
+    fill_uniform(x);
+    fill_uniform(bias);
+    fill_uniform(res);
+    out = res;
+    const float *b = epi == EPI_SILU_MUL ? nullptr : bias.data();
+    hremu::launch(dim3((unsigned)((N + 3) / 4), (unsigned)T), dim3(128), [&] {
+        if (epi == EPI_STORE)
+            k_gemv<LIN_Q4, EPI_STORE>(m.d, x.data(), K, b, out.data(), N, N);
+        else if (epi == EPI_RESIDUAL)
+            k_gemv<LIN_Q4, EPI_RESIDUAL>(m.d, x.data(), K, b, out.data(), N, N);
+        else
+            k_gemv<LIN_Q4, EPI_SILU_MUL>(m.d, x.data(), K, b, out.data(), N, N);
+    });
+    double worst = 0.0, mx = 1.0;
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < N; r++) {
+            double a = 0.0, u = 0.0;
+            for (int k = 0; k < K; k++) {
+                a += m.w(r, k) * x[(size_t)t * K + k];
+                if (epi == EPI_SILU_MUL)
+                    u += m.w(r + N, k) * x[(size_t)t * K + k];
+            }
+            const double ref = epi == EPI_SILU_MUL ? a / (1.0 + exp(-a)) * u
+                                                   : a + bias[(size_t)r] + (epi == EPI_RESIDUAL ? res[(size_t)t * N + r] : 0.0);
+            mx = fmax(mx, fabs(ref));
+            worst = fmax(worst, fabs(ref - (double)out[(size_t)t * N + r]));
+        }
+    CHECK(worst / mx <= 1e-5, "default GEMV %dx%d g%d T=%d epi %d: error %g of %g", N, K, group, T, (int)epi, worst, mx);
+    printf("default GEMV %4d x %4d  group %3d  T %d  epi %d  max |emu - ref| / max %.1e\n", N, K, group, T, (int)epi,
+           worst / mx);
+}
+
+/* The default attention (k_attn_partial + k_attn_combine) and argmax. */
+static void
+check_default_attention(int nh, int nkv, int hd, int pos, int T, int ctx, int window, int split_len)
+{
+    const int kv_dim = nkv * hd, ldq = (nh + 2 * nkv) * hd, max_splits = (ctx + split_len - 1) / split_len;
+    std::vector<uint16_t> kc, vc;
+    std::vector<float> q, part((size_t)T * nh * max_splits * (hd + 2), NAN), out((size_t)T * nh * hd, NAN);
+    attention_inputs(kc, vc, q, (size_t)ctx * kv_dim, (size_t)T * ldq);
+    int step[2] = { pos, T };
+    const __half *hk = reinterpret_cast<const __half *>(kc.data()), *hv = reinterpret_cast<const __half *>(vc.data());
+    hremu::launch(dim3((unsigned)nh, (unsigned)max_splits, (unsigned)T), dim3(128), [&] {
+        k_attn_partial(q.data(), ldq, hk, hv, part.data(), step, nh, nkv, hd, window, split_len, max_splits);
+    });
+    hremu::launch(dim3((unsigned)nh, (unsigned)T), dim3(128),
+                  [&] { k_attn_combine(part.data(), out.data(), step, nh, hd, split_len, max_splits); });
+    std::vector<double> ref;
+    ref_attention(ref, q.data(), ldq, kc.data(), vc.data(), pos, T, nh, nkv, hd, window);
+    double worst = 0.0;
+    for (size_t i = 0; i < ref.size(); i++) {
+        const double e = fabs(ref[i] - (double)out[i]);
+        worst = std::isnan(e) ? INFINITY : fmax(worst, e);
+    }
+    CHECK(worst <= 2e-4, "default attention %d/%d hd %d pos %d T %d: error %g", nh, nkv, hd, pos, T, worst);
+    printf("default attention %2d/%d heads  hd %3d  pos %4d  T %2d  window %2d  max |emu - ref| %.1e\n", nh, nkv, hd,
+           pos, T, window, worst);
+}
+
+static void
+check_default_argmax(int n)
+{
+    std::vector<float> x((size_t)n);
+    fill_uniform(x);
+    x[(size_t)n / 3] = 5.0f;   // ties: the first index wins
+    x[(size_t)n - 1] = 5.0f;
+    int got = -1;
+    hremu::launch(dim3(1), dim3(1024), [&] { k_argmax(x.data(), n, &got); });
+    CHECK(got == n / 3, "default argmax n=%d: %d, expected %d", n, got, n / 3);
+}
+
 int
 main()
 {
@@ -697,6 +782,13 @@ main()
     check_rmsnorm_q8(1, 64);
     check_rmsnorm_q8(3, 172);
     check_rmsnorm_q8(2, 4096);
+    check_default_gemv(40, 256, 128, 2, EPI_STORE);
+    check_default_gemv(24, 172, 172, 1, EPI_RESIDUAL);
+    check_default_gemv(16, 320, 64, 1, EPI_SILU_MUL);
+    check_default_attention(8, 4, 8, 40, 3, 64, 0, 16);
+    check_default_attention(8, 2, 64, 150, 2, 256, 40, 64);
+    check_default_argmax(5000);
+    check_rope_wide(32, 8, 128, 250, 3, 512, false);
     check_rope_wide(8, 4, 8, 0, 1, 64);
     check_rope_wide(8, 4, 8, 5, 20, 64);
     check_rope_wide(32, 8, 128, 250, 3, 512);
