@@ -397,6 +397,18 @@ attention_inputs(std::vector<uint16_t> &kc, std::vector<uint16_t> &vc, std::vect
         v = frand(-2.0f, 2.0f);
 }
 
+/* max |ref - out|, infinite where out is NaN. */
+static double
+max_error(const std::vector<double> &ref, const std::vector<float> &out)
+{
+    double worst = 0.0;
+    for (size_t i = 0; i < ref.size(); i++) {
+        const double e = fabs(ref[i] - (double)out[i]);
+        worst = std::isnan(e) ? INFINITY : fmax(worst, e);
+    }
+    return worst;
+}
+
 /* Exact causal attention over the FP16 cache, in double. */
 static void
 ref_attention(std::vector<double> &out, const float *q, int ldq, const uint16_t *kc, const uint16_t *vc, int pos,
@@ -637,11 +649,7 @@ check_attention_tc(int nh, int nkv, int hd, int pos, int T, int ctx, int window)
     });
     std::vector<double> ref;
     ref_attention(ref, q.data(), ldq, kc.data(), vc.data(), pos, T, nh, nkv, hd, window);
-    double worst = 0.0;
-    for (size_t i = 0; i < ref.size(); i++) {
-        const double e = fabs(ref[i] - (double)out[i]);
-        worst = std::isnan(e) ? INFINITY : fmax(worst, e);
-    }
+    const double worst = max_error(ref, out);
     CHECK(worst <= 2e-3 * 2.0, "tc attention heads %d/%d hd %d pos %d T %d window %d: error %g", nh, nkv, hd, pos, T,
           window, worst);
     printf("tc attention %2d/%d heads  hd %3d  pos %4d  T %3d  window %3d  max |emu - ref| %.1e\n", nh, nkv, hd, pos, T,
@@ -736,11 +744,7 @@ check_default_attention(int nh, int nkv, int hd, int pos, int T, int ctx, int wi
                   [&] { k_attn_combine(part.data(), out.data(), step, nh, hd, split_len, max_splits); });
     std::vector<double> ref;
     ref_attention(ref, q.data(), ldq, kc.data(), vc.data(), pos, T, nh, nkv, hd, window);
-    double worst = 0.0;
-    for (size_t i = 0; i < ref.size(); i++) {
-        const double e = fabs(ref[i] - (double)out[i]);
-        worst = std::isnan(e) ? INFINITY : fmax(worst, e);
-    }
+    const double worst = max_error(ref, out);
     CHECK(worst <= 2e-4, "default attention %d/%d hd %d pos %d T %d: error %g", nh, nkv, hd, pos, T, worst);
     printf("default attention %2d/%d heads  hd %3d  pos %4d  T %2d  window %2d  max |emu - ref| %.1e\n", nh, nkv, hd,
            pos, T, window, worst);

@@ -491,13 +491,20 @@ run_group(Ctx *c, const LinGroup *g, int n, const float *x, int ldx, int T, cons
     }
 }
 
+// Whether a chunk of T tokens runs its linears as GEMVs (launch_linear's choice).
+bool
+gemv_path(const Ctx *c, int T)
+{
+    return c->path == PATH_GEMV || (c->path == PATH_AUTO && T < 8);
+}
+
 // RMSNorm into c->xn; on the q8 GEMV path the norm also rounds its output
 // for the linears that read xn (LinWork.pre_x).
 void
 norm(Ctx *c, const float *x, const float *w, int T)
 {
     const HrModelConfig &cfg = c->cfg;
-    const bool gemv = c->path == PATH_GEMV || (c->path == PATH_AUTO && T < 8);
+    const bool gemv = gemv_path(c, T);
     if (c->wk.pre_xq && gemv && T <= c->wk.xq_rows)
         launch_rmsnorm_q8(x, w, c->xn, T, cfg.dim, cfg.norm_eps, q4_kw(cfg.dim) * 8, c->wk.pre_xq, c->wk.pre_xs,
                           c->s);
@@ -536,7 +543,7 @@ run_chunk(Ctx *c, int T, float *logits, bool all)
                              cfg.n_kv_heads, hd, cfg.sliding_window, split_len, max_splits, s);
         launch_linear(L.o.d, c->att, c->q_dim, T, nullptr, c->x, dim, EPI_RESIDUAL, c->path, s, &c->wk);
         norm(c, c->x, L.ffn_norm, T);
-        const bool gemv = c->path == PATH_GEMV || (c->path == PATH_AUTO && T < 8);
+        const bool gemv = gemv_path(c, T);
         if (L.n_gu == 1 && gemv) {
             launch_linear(L.gu[0].d, c->xn, dim, T, nullptr, c->hb, H, EPI_SILU_MUL, c->path, s, &c->wk);
         } else {

@@ -179,7 +179,7 @@ k_gemv_fast(DLinear w, const int8_t *__restrict__ xq, const float2 *__restrict__
     if (r0 >= rows_out)
         return;
     // 128-bit units a row: Q4 32 inputs, FP16 8
-    const int nvec = Q4 ? w.kw / 4 : w.ldw / 8, row_units = nvec;
+    const int nvec = Q4 ? w.kw / 4 : w.ldw / 8;
     const uint4 *base = Q4 ? reinterpret_cast<const uint4 *>(w.q) : reinterpret_cast<const uint4 *>(w.w);
     const uint4 *wr[NR];
     const __half2 *szr[NR];
@@ -188,7 +188,7 @@ k_gemv_fast(DLinear w, const int8_t *__restrict__ xq, const float2 *__restrict__
         // gate|up: the gate row and its up row; else two neighbours (the
         // second clamped at the end: computed, not written)
         const int r = EPI == EPI_SILU_MUL ? r0 + p * rows_out : min(r0 + p, rows_out - 1);
-        wr[p] = base + (size_t)r * row_units;
+        wr[p] = base + (size_t)r * nvec;
         szr[p] = Q4 ? w.sz + (size_t)r * w.ng : nullptr;
     }
     const uint4 *xv = Q4 ? reinterpret_cast<const uint4 *>(xq + (size_t)t * w.kw * 8) : nullptr;
@@ -242,9 +242,6 @@ k_gemv_fast(DLinear w, const int8_t *__restrict__ xq, const float2 *__restrict__
 }
 
 #ifndef HEARTH_CUDA_EMU
-namespace {
-
-// Q4 with (xq, xs) or FP16 with x.
 void
 launch_gemv_fast(const DLinear &w, const int8_t *xq, const float2 *xs, const float *x, int ldx, int T,
                  const float *bias, float *out, int ldo, Epilogue epi, cudaStream_t s)
@@ -261,22 +258,6 @@ launch_gemv_fast(const DLinear &w, const int8_t *xq, const float2 *xs, const flo
     case EPI_SILU_MUL: q4 ? HR_FAST(EPI_SILU_MUL, true) : HR_FAST(EPI_SILU_MUL, false); break;
     }
 #undef HR_FAST
-}
-
-}  // namespace
-
-void
-launch_gemv_q8(const DLinear &w, const int8_t *xq, const float2 *xs, int T, const float *bias, float *out, int ldo,
-               Epilogue epi, cudaStream_t s)
-{
-    launch_gemv_fast(w, xq, xs, nullptr, 0, T, bias, out, ldo, epi, s);
-}
-
-void
-launch_gemv_f16b(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo,
-                 Epilogue epi, cudaStream_t s)
-{
-    launch_gemv_fast(w, nullptr, nullptr, x, ldx, T, bias, out, ldo, epi, s);
 }
 #endif
 

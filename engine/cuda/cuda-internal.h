@@ -109,16 +109,14 @@ void launch_linear(const DLinear &w, const float *x, int ldx, int T, const float
 bool q8_gemv_ok(const DLinear &w);
 // x [T, ldx] FP32 -> xq [T, Kp] int8 (Kp = kw*8, zero past K), xs [T, Kp/32].
 void launch_quant_q8(const float *x, int ldx, int K, int Kp, int T, int8_t *xq, float2 *xs, cudaStream_t s);
-// The FP16 decode GEMV with 8 loads a lane in flight (as launch_linear's GEMV
-// path for LIN_F16).
-void launch_gemv_f16b(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo,
-                      Epilogue epi, cudaStream_t s);
 // RMSNorm (as launch_rmsnorm) that also rounds its output for the q8 GEMV:
 // xq [T, Kp], xs [T, Kp/32] as launch_quant_q8 would from out.
 void launch_rmsnorm_q8(const float *x, const float *w, float *out, int T, int dim, float eps, int Kp, int8_t *xq,
                        float2 *xs, cudaStream_t s);
-void launch_gemv_q8(const DLinear &w, const int8_t *xq, const float2 *xs, int T, const float *bias, float *out,
-                    int ldo, Epilogue epi, cudaStream_t s);
+// The decode GEMVs of cuda-decode.cu (k_gemv_fast): a 4-bit w on int8
+// activations (xq, xs), or an FP16 w on FP32 x [T, ldx].
+void launch_gemv_fast(const DLinear &w, const int8_t *xq, const float2 *xs, const float *x, int ldx, int T,
+                      const float *bias, float *out, int ldo, Epilogue epi, cudaStream_t s);
 // Attention in tiles of ATT_TILE keys: a block serves 8/G consecutive queries
 // times the G query heads of one KV head (GQA groups up to 8) for one split
 // of the sequence, each K/V row loaded once per tile for all of them (16-byte

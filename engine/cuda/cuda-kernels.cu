@@ -267,16 +267,16 @@ launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bia
         path = epi == EPI_SILU_MUL ? PATH_GEMV : PATH_WMMA;
     }
     if (path == PATH_GEMV && wk && wk->fast_gemv && w.kind == LIN_F16) {
-        launch_gemv_f16b(w, x, ldx, T, bias, out, ldo, epi, s);
+        launch_gemv_fast(w, nullptr, nullptr, x, ldx, T, bias, out, ldo, epi, s);
         return;
     }
     if (path == PATH_GEMV && wk && wk->fast_gemv && wk->xq && q8_gemv_ok(w) && T <= wk->xq_rows) {
         if (wk->pre_xq && x == wk->pre_x && w.cols == wk->pre_cols) {   // rounded by launch_rmsnorm_q8
-            launch_gemv_q8(w, wk->pre_xq, wk->pre_xs, T, bias, out, ldo, epi, s);
+            launch_gemv_fast(w, wk->pre_xq, wk->pre_xs, nullptr, 0, T, bias, out, ldo, epi, s);
             return;
         }
         launch_quant_q8(x, ldx, w.cols, w.kw * 8, T, wk->xq, wk->xs, s);
-        launch_gemv_q8(w, wk->xq, wk->xs, T, bias, out, ldo, epi, s);
+        launch_gemv_fast(w, wk->xq, wk->xs, nullptr, 0, T, bias, out, ldo, epi, s);
         return;
     }
     if (path == PATH_WMMA && epi != EPI_SILU_MUL) {
