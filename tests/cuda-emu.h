@@ -1,10 +1,12 @@
 /* cuda-emu.h — just enough of CUDA's execution model on the host to run the
- * CUDA backend's kernel source (tests/test-cuda-emu.cpp). A launch runs the
- * grid's blocks one after another; the block's threads are real threads, so
- * __syncthreads is a barrier over the block and a warp shuffle is an
- * exchange through memory between the 32 threads of a warp (both with
- * pthread barriers); __shared__ variables are static (one block at a time
- * uses them). The kernels' own code runs unchanged: their indexing, masks,
+ * CUDA backend's kernel source (tests/test-cuda-emu.cpp), and with
+ * tests/cuda-emu-runtime.cpp the backend itself (test-cuda-emu-model). A
+ * launch runs the grid's blocks one after another; the block's threads are
+ * fibers on the launching thread, each with its own stack, switched at
+ * barriers: __syncthreads is a barrier over the block and a warp shuffle is
+ * an exchange through memory between the 32 threads of a warp, with a warp
+ * barrier on each side; __shared__ variables are static (one block at a
+ * time uses them). The kernels' own code runs unchanged: their indexing, masks,
  * byte orders and reductions are exercised, on host memory, under the
  * sanitizers of the build. What it cannot show: speed, the memory model of
  * a real GPU (races the barriers hide), and warps that diverge around a
@@ -18,7 +20,6 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
-#include <pthread.h>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -34,26 +35,32 @@ using std::max;
 using std::min;
 
 namespace hremu {
-inline thread_local uint3 t_thread, t_block;
+/* The emulated thread running now, and the launch's shape (one launch at a
+ * time; every emulated thread runs as a fiber on the launching thread). */
+inline uint3 t_thread, t_block;
 inline dim3 g_block_dim, g_grid_dim;
-inline thread_local int t_warp;
-struct Warp {
-    pthread_barrier_t bar;
-    uint32_t v[32];
-};
-inline std::vector<Warp> *g_warps;
-inline pthread_barrier_t g_block_bar;
+inline int t_warp;
+/* A warp's values in a shuffle, by thread, in two sets used in turn: a
+ * thread writes the set of its exchange's parity, the warp barrier makes
+ * every write visible, and the next exchange writes the other set, so a set
+ * is not overwritten before the whole warp has passed the barrier after it. */
+inline uint32_t g_lane_v[2][1024];
+inline uint8_t g_lane_parity[1024], g_mma_parity[1024];
+
+/* Fiber barriers (tests/cuda-emu-runtime.cpp): over the block, and over the
+ * current thread's warp. */
+void block_barrier();
+void warp_barrier();
 
 inline uint32_t
 exchange(uint32_t v, int src_lane)
 {
-    Warp &w = (*g_warps)[(size_t)t_warp];
-    const int lane = (int)(t_thread.x & 31);
-    w.v[lane] = v;
-    pthread_barrier_wait(&w.bar);
-    const uint32_t r = w.v[src_lane & 31];
-    pthread_barrier_wait(&w.bar);
-    return r;
+    const int tid = (int)t_thread.x, base = t_warp * 32;
+    const int set = g_lane_parity[tid];
+    g_lane_parity[tid] = (uint8_t)(set ^ 1);
+    g_lane_v[set][tid] = v;
+    warp_barrier();
+    return g_lane_v[set][base + (src_lane & 31)];
 }
 }  // namespace hremu
 
@@ -69,7 +76,7 @@ exchange(uint32_t v, int src_lane)
 inline void
 __syncthreads()
 {
-    pthread_barrier_wait(&hremu::g_block_bar);
+    hremu::block_barrier();
 }
 
 inline float
@@ -108,25 +115,17 @@ __float2int_rn(float x)
     return (int)nearbyintf(x);
 }
 
-namespace hremu {
-inline void
-warp_sync()
-{
-    pthread_barrier_wait(&(*g_warps)[(size_t)t_warp].bar);
-}
-}  // namespace hremu
-
 inline void
 __syncwarp(unsigned = 0xffffffffu)
 {
-    hremu::warp_sync();
+    hremu::warp_barrier();
 }
 
 /* nvcuda::wmma for kernels that use it through the API only (fill, load,
  * store, mma; never a fragment's elements, whose mapping to threads is
  * unspecified): every thread of the warp holds the whole tile, mma_sync
- * multiplies it in FP32 (products of halves are exact there), and a store is
- * written once by lane 0, then the warp waits for it. */
+ * multiplies it in FP32 once for the warp (products of halves are exact
+ * there), and a store is written once by lane 0, then the warp waits for it. */
 namespace nvcuda {
 namespace wmma {
 struct matrix_a {};
@@ -192,7 +191,7 @@ store_matrix_sync(float *p, const fragment<accumulator, M, N, K, T> &f, unsigned
         for (int r = 0; r < M; r++)
             for (int c = 0; c < N; c++)
                 (l == mem_row_major ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r]) = f.v[r][c];
-    hremu::warp_sync();
+    hremu::warp_barrier();
 }
 
 template <int M, int N, int K, typename TA, typename LA, typename TB, typename LB, typename TC>
@@ -200,50 +199,57 @@ inline void
 mma_sync(fragment<accumulator, M, N, K, TC> &d, const fragment<matrix_a, M, N, K, TA, LA> &a,
          const fragment<matrix_b, M, N, K, TB, LB> &b, const fragment<accumulator, M, N, K, TC> &c)
 {
-    float out[M][N];
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            float acc = c.v[i][j];
-            for (int k = 0; k < K; k++)
-                acc += a.v[i][k] * b.v[k][j];
-            out[i][j] = acc;
-        }
-    memcpy(d.v, out, sizeof out);
+    /* The warp's fragments are equal (warp-collective loads), so lane 0
+     * multiplies and the warp copies its product, through one of two buffers
+     * used in turn (as the shuffles' exchange). */
+    static_assert(M * N <= 256, "fragment size");
+    static float out[2][32][256];
+    const int tid = (int)hremu::t_thread.x, set = hremu::g_mma_parity[tid];
+    hremu::g_mma_parity[tid] = (uint8_t)(set ^ 1);
+    float *o = out[set][hremu::t_warp];
+    if ((tid & 31) == 0)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                float acc = c.v[i][j];
+                for (int k = 0; k < K; k++)
+                    acc += a.v[i][k] * b.v[k][j];
+                o[i * N + j] = acc;
+            }
+    hremu::warp_barrier();
+    memcpy(d.v, o, sizeof(float) * M * N);
 }
 }  // namespace wmma
 }  // namespace nvcuda
 
 namespace hremu {
-/* Runs kernel() as grid x block; block.x a multiple of 32, block.y = block.z = 1. */
-inline void
-launch(dim3 grid, dim3 block, const std::function<void()> &kernel)
-{
-    const int nt = (int)block.x, nw = (nt + 31) / 32;
-    g_block_dim = block;
-    g_grid_dim = grid;
-    std::vector<Warp> warps((size_t)nw);
-    for (auto &w : warps)
-        pthread_barrier_init(&w.bar, nullptr, 32);
-    g_warps = &warps;
-    pthread_barrier_init(&g_block_bar, nullptr, (unsigned)nt);
-    std::vector<std::thread> threads;
-    for (int tid = 0; tid < nt; tid++)
-        threads.emplace_back([&, tid] {
-            t_thread = make_uint3((unsigned)tid, 0, 0);
-            t_warp = tid / 32;
-            for (unsigned z = 0; z < grid.z; z++)
-                for (unsigned y = 0; y < grid.y; y++)
-                    for (unsigned x = 0; x < grid.x; x++) {
-                        t_block = make_uint3(x, y, z);
-                        kernel();
-                        pthread_barrier_wait(&g_block_bar);   // the next block reuses __shared__
-                    }
-        });
-    for (auto &t : threads)
-        t.join();
-    pthread_barrier_destroy(&g_block_bar);
-    for (auto &w : warps)
-        pthread_barrier_destroy(&w.bar);
-    g_warps = nullptr;
-}
+/* Runs kernel() as grid x block (block.x a multiple of 32, block.y = block.z
+ * = 1) on a pool of worker threads kept between launches
+ * (tests/cuda-emu-runtime.cpp); returns when every block has run. */
+void launch(dim3 grid, dim3 block, const std::function<void()> &kernel);
+/* A launch on a stream: run now, or recorded into the graph the stream is
+ * capturing (HR_LAUNCH in engine/cuda/cuda-internal.h). */
+void launch_on(cudaStream_t s, dim3 grid, dim3 block, std::function<void()> kernel);
+
+/* What the emulated device has: its memory (cudaMemGetInfo, and cudaMalloc
+ * fails with cudaErrorMemoryAllocation past it) and the counters a test may
+ * read. */
+struct Stats {
+    size_t total_bytes;       /* HEARTH_CUDA_EMU_MIB, default 2048 */
+    size_t allocated_bytes;
+    long launches, graph_launches, graph_ops;
+};
+Stats &stats();
+}  // namespace hremu
+
+/* cuBLAS's four functions that cuda-blas.cu opens, as a reference on the host
+ * (column-major, FP16 A and B, FP32 C, FP32 compute). */
+#include <cublas_api.h>
+namespace hremu {
+cublasStatus_t cublas_create(cublasHandle_t *h);
+cublasStatus_t cublas_destroy(cublasHandle_t h);
+cublasStatus_t cublas_set_stream(cublasHandle_t h, cudaStream_t s);
+cublasStatus_t cublas_gemm_ex(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                              const void *alpha, const void *A, cudaDataType at, int lda, const void *B,
+                              cudaDataType bt, int ldb, const void *beta, void *C, cudaDataType ct, int ldc,
+                              cublasComputeType_t comp, cublasGemmAlgo_t algo);
 }  // namespace hremu

@@ -151,17 +151,15 @@ k_attn_tc(const float *__restrict__ q, int ldq, const __half *__restrict__ k_cac
     }
 }
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_attention_tc(const float *q, int ldq, const __half *k_cache, const __half *v_cache, float *out,
                     const int *step, int T, int n_heads, int n_kv, int hd, int window, cudaStream_t s)
 {
     dim3 grid((unsigned)n_heads, (unsigned)((T + TC_Q - 1) / TC_Q));
     if (hd == 64)
-        k_attn_tc<64><<<grid, TC_THREADS, 0, s>>>(q, ldq, k_cache, v_cache, out, step, T, n_heads, n_kv, window);
+        HR_LAUNCH(grid, TC_THREADS, s, (k_attn_tc<64>), q, ldq, k_cache, v_cache, out, step, T, n_heads, n_kv, window);
     else
-        k_attn_tc<128><<<grid, TC_THREADS, 0, s>>>(q, ldq, k_cache, v_cache, out, step, T, n_heads, n_kv, window);
+        HR_LAUNCH(grid, TC_THREADS, s, (k_attn_tc<128>), q, ldq, k_cache, v_cache, out, step, T, n_heads, n_kv, window);
 }
-#endif
 
 }  // namespace hrcuda

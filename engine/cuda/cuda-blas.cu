@@ -18,8 +18,8 @@
 #include "cuda-internal.h"
 
 #include <cstdio>
-// HEARTH_CUDA_EMU: tests/test-cuda-emu.cpp runs the kernels and blas_args on
-// the host; the launcher and its <<<...>>> stay out.
+// HEARTH_CUDA_EMU (tests/cuda-emu.h): the four cuBLAS functions are the
+// emulator's, a reference GEMM on the host as BLAS defines it.
 #include <cublas_api.h>
 #include <dlfcn.h>
 
@@ -44,6 +44,18 @@ struct Blas {
 Blas *
 blas_open(char *msg, size_t msg_len)
 {
+#ifdef HEARTH_CUDA_EMU
+    Blas *e = new Blas();
+    e->lib = nullptr;
+    e->create = hremu::cublas_create;
+    e->destroy = hremu::cublas_destroy;
+    e->set_stream = hremu::cublas_set_stream;
+    e->gemm_ex = hremu::cublas_gemm_ex;
+    e->create(&e->h);
+    (void)msg;
+    (void)msg_len;
+    return e;
+#endif
     static const char *const names[] = { "libcublas.so.13", "libcublas.so.12", "libcublas.so" };
     void *lib = nullptr;
     for (const char *n : names)
@@ -79,7 +91,8 @@ blas_close(Blas *b)
         return;
     if (b->h)
         b->destroy(b->h);
-    dlclose(b->lib);
+    if (b->lib)
+        dlclose(b->lib);
     delete b;
 }
 
@@ -139,7 +152,6 @@ blas_args(const DLinear &w, const __half *W, int lda, const __half *xh, int ldh,
     return a;
 }
 
-#ifndef HEARTH_CUDA_EMU
 bool
 launch_linear_blas(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo,
                    Epilogue epi, const LinWork &wk, cudaStream_t s)
@@ -156,14 +168,14 @@ launch_linear_blas(const DLinear &w, const float *x, int ldx, int T, const float
         if (!wk.wh || (size_t)N * lda > wk.wh_halves)
             return false;
         const size_t words = (size_t)N * w.kw;
-        k_dequant_q4<<<(unsigned)((words + 255) / 256), 256, 0, s>>>(w, wk.wh);
+        HR_LAUNCH((unsigned)((words + 255) / 256), 256, s, k_dequant_q4, w, wk.wh);
         W = wk.wh;
     } else {
         W = w.w;
         lda = w.ldw;
     }
     dim3 gx((unsigned)((ldh + 255) / 256), (unsigned)T);
-    k_f32_to_f16<<<gx, 256, 0, s>>>(x, ldx, K, ldh, wk.xh);
+    HR_LAUNCH(gx, 256, s, k_f32_to_f16, x, ldx, K, ldh, wk.xh);
     const BlasArgs g = blas_args(w, W, lda, wk.xh, ldh, T, out, ldo, epi);
     const float alpha = 1.0f;
     Blas *b = wk.blas;
@@ -174,10 +186,9 @@ launch_linear_blas(const DLinear &w, const float *x, int ldx, int T, const float
         return false;   // nothing written yet: the caller's fallback computes it all
     if (bias) {
         const size_t n = (size_t)T * N;
-        k_add_bias<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(out, ldo, T, N, bias);
+        HR_LAUNCH((unsigned)((n + 255) / 256), 256, s, k_add_bias, out, ldo, T, N, bias);
     }
     return true;
 }
-#endif
 
 }  // namespace hrcuda

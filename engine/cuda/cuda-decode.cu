@@ -32,9 +32,6 @@
 
 #include <cfloat>
 
-// HEARTH_CUDA_EMU: tests/test-cuda-emu.cpp compiles this file for the host
-// (tests/cuda-emu.h) and runs the kernels there; the launchers stay out.
-
 namespace hrcuda {
 
 // ---- int8 activations -------------------------------------------------------------
@@ -67,15 +64,13 @@ k_quant_q8(const float *__restrict__ x, int ldx, int K, int Kp, int8_t *__restri
     round_block32(v, lane, xq + (size_t)t * Kp + b * 32, xs + (size_t)t * nb + b);
 }
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_quant_q8(const float *x, int ldx, int K, int Kp, int T, int8_t *xq, float2 *xs, cudaStream_t s)
 {
     const int nb = Kp / 32;
     dim3 grid((unsigned)((nb + 7) / 8), (unsigned)T);
-    k_quant_q8<<<grid, 256, 0, s>>>(x, ldx, K, Kp, xq, xs);
+    HR_LAUNCH(grid, 256, s, k_quant_q8, x, ldx, K, Kp, xq, xs);
 }
-#endif
 
 // A block per token: the sum of squares, then a warp per block of 32 outputs
 // (out = x * r * w, as k_rmsnorm) rounded as k_quant_q8 rounds.
@@ -105,14 +100,12 @@ k_rmsnorm_q8(const float *__restrict__ x, const float *__restrict__ w, float *__
     }
 }
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_rmsnorm_q8(const float *x, const float *w, float *out, int T, int dim, float eps, int Kp, int8_t *xq,
                   float2 *xs, cudaStream_t s)
 {
-    k_rmsnorm_q8<<<T, 256, 0, s>>>(x, w, out, dim, eps, Kp, xq, xs);
+    HR_LAUNCH(T, 256, s, k_rmsnorm_q8, x, w, out, dim, eps, Kp, xq, xs);
 }
-#endif
 
 bool
 q8_gemv_ok(const DLinear &w)
@@ -241,7 +234,6 @@ k_gemv_fast(DLinear w, const int8_t *__restrict__ xq, const float2 *__restrict__
     gemv_epilogue<EPI>(acc, lane, t, r0, rows_out, bias, out, ldo);
 }
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_gemv_fast(const DLinear &w, const int8_t *xq, const float2 *xs, const float *x, int ldx, int T,
                  const float *bias, float *out, int ldo, Epilogue epi, cudaStream_t s)
@@ -250,7 +242,7 @@ launch_gemv_fast(const DLinear &w, const int8_t *xq, const float2 *xs, const flo
     const int lr = epi == EPI_SILU_MUL ? 1 : 2;
     const int gshift = w.kind == LIN_Q4 ? q8_group_shift(w) : -1;
     dim3 grid((unsigned)((rows_out + 4 * lr - 1) / (4 * lr)), (unsigned)T);
-#define HR_FAST(E, Q) k_gemv_fast<E, Q><<<grid, 128, 0, s>>>(w, xq, xs, gshift, x, ldx, bias, out, ldo, rows_out)
+#define HR_FAST(E, Q) HR_LAUNCH(grid, 128, s, (k_gemv_fast<E, Q>), w, xq, xs, gshift, x, ldx, bias, out, ldo, rows_out)
     const bool q4 = w.kind == LIN_Q4;
     switch (epi) {
     case EPI_STORE: q4 ? HR_FAST(EPI_STORE, true) : HR_FAST(EPI_STORE, false); break;
@@ -259,7 +251,6 @@ launch_gemv_fast(const DLinear &w, const int8_t *xq, const float2 *xs, const flo
     }
 #undef HR_FAST
 }
-#endif
 
 // ---- RoPE + KV write, a block per head -------------------------------------------------
 
@@ -297,16 +288,14 @@ k_rope_kv_wide(float *qkv, __half *__restrict__ k_cache, __half *__restrict__ v_
     }
 }
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_rope_kv_wide(float *qkv, __half *k_cache, __half *v_cache, const float *inv_freq, const int *step, int T,
                     int n_heads, int n_kv, int hd, cudaStream_t s)
 {
     const int threads = (hd / 2 + 31) / 32 * 32;
     dim3 grid((unsigned)T, (unsigned)(n_heads + 2 * n_kv));
-    k_rope_kv_wide<<<grid, threads, 0, s>>>(qkv, k_cache, v_cache, inv_freq, step, n_heads, n_kv, hd);
+    HR_LAUNCH(grid, threads, s, k_rope_kv_wide, qkv, k_cache, v_cache, inv_freq, step, n_heads, n_kv, hd);
 }
-#endif
 
 // ---- tiled attention ------------------------------------------------------------------
 
@@ -490,7 +479,6 @@ k_attn_tiled(const float *__restrict__ q, int ldq, const __half *__restrict__ k_
     }
 }
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_attention_tiled(const float *q, int ldq, const __half *k_cache, const __half *v_cache, float *part, float *out,
                        const int *step, int T, int n_heads, int n_kv, int hd, int window, int split_len,
@@ -498,10 +486,9 @@ launch_attention_tiled(const float *q, int ldq, const __half *k_cache, const __h
 {
     const int qt = ATT_TILE_MAX_G / (n_heads / n_kv);
     dim3 g1((unsigned)n_kv, (unsigned)max_splits, (unsigned)((T + qt - 1) / qt));
-    k_attn_tiled<<<g1, AT_THREADS, 0, s>>>(q, ldq, k_cache, v_cache, part, step, T, n_heads, n_kv, hd, window,
+    HR_LAUNCH(g1, AT_THREADS, s, k_attn_tiled, q, ldq, k_cache, v_cache, part, step, T, n_heads, n_kv, hd, window,
                                            split_len, max_splits);
     launch_attention_combine(part, out, step, T, n_heads, hd, split_len, max_splits, s);
 }
-#endif
 
 }  // namespace hrcuda

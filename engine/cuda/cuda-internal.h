@@ -32,6 +32,18 @@ extern "C" {
 #include "cpu-threads.h"
 }
 
+// Every kernel launch goes through HR_LAUNCH(grid, block, stream, kernel,
+// args...) (no dynamic shared memory; a template kernel in parentheses).
+// With HEARTH_CUDA_EMU (tests/cuda-emu.h) the CUDA files compile for the
+// host and a launch runs the kernel there, in stream order, or is recorded
+// into the graph a capturing stream is building.
+#ifdef HEARTH_CUDA_EMU
+#define HR_LAUNCH(grid, block, stream, kernel, ...) \
+    hremu::launch_on((stream), dim3(grid), dim3(block), [=] { kernel(__VA_ARGS__); })
+#else
+#define HR_LAUNCH(grid, block, stream, kernel, ...) kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__)
+#endif
+
 namespace hrcuda {
 
 enum { LIN_F16 = 0, LIN_Q4 = 1 };

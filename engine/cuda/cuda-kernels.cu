@@ -253,7 +253,6 @@ k_silu_mul(const float *__restrict__ gu, int H, int T, float *__restrict__ out)
     out[i] = g / (1.0f + expf(-g)) * u;
 }
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo, Epilogue epi,
               GemmPath path, cudaStream_t s, const LinWork *wk)
@@ -282,17 +281,17 @@ launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bia
     if (path == PATH_WMMA && epi != EPI_SILU_MUL) {
         dim3 grid((unsigned)((w.rows + GN - 1) / GN), (unsigned)((T + GM - 1) / GM));
         if (w.kind == LIN_Q4)
-            k_gemm_wmma<LIN_Q4><<<grid, 128, 0, s>>>(w, x, ldx, T, bias, out, ldo, (int)epi);
+            HR_LAUNCH(grid, 128, s, (k_gemm_wmma<LIN_Q4>), w, x, ldx, T, bias, out, ldo, (int)epi);
         else
-            k_gemm_wmma<LIN_F16><<<grid, 128, 0, s>>>(w, x, ldx, T, bias, out, ldo, (int)epi);
+            HR_LAUNCH(grid, 128, s, (k_gemm_wmma<LIN_F16>), w, x, ldx, T, bias, out, ldo, (int)epi);
         return;
     }
     dim3 grid((unsigned)((rows_out + 3) / 4), (unsigned)T);
 #define HR_GEMV(KIND)                                                                         \
     switch (epi) {                                                                            \
-    case EPI_STORE: k_gemv<KIND, EPI_STORE><<<grid, 128, 0, s>>>(w, x, ldx, bias, out, ldo, rows_out); break; \
-    case EPI_RESIDUAL: k_gemv<KIND, EPI_RESIDUAL><<<grid, 128, 0, s>>>(w, x, ldx, bias, out, ldo, rows_out); break; \
-    case EPI_SILU_MUL: k_gemv<KIND, EPI_SILU_MUL><<<grid, 128, 0, s>>>(w, x, ldx, bias, out, ldo, rows_out); break; \
+    case EPI_STORE: HR_LAUNCH(grid, 128, s, (k_gemv<KIND, EPI_STORE>), w, x, ldx, bias, out, ldo, rows_out); break; \
+    case EPI_RESIDUAL: HR_LAUNCH(grid, 128, s, (k_gemv<KIND, EPI_RESIDUAL>), w, x, ldx, bias, out, ldo, rows_out); break; \
+    case EPI_SILU_MUL: HR_LAUNCH(grid, 128, s, (k_gemv<KIND, EPI_SILU_MUL>), w, x, ldx, bias, out, ldo, rows_out); break; \
     }
     if (w.kind == LIN_Q4) {
         HR_GEMV(LIN_Q4)
@@ -301,16 +300,13 @@ launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bia
     }
 #undef HR_GEMV
 }
-#endif
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_silu_mul(const float *gu, int H, int T, float *out, cudaStream_t s)
 {
     const size_t n = (size_t)H * T;
-    k_silu_mul<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(gu, H, T, out);
+    HR_LAUNCH((unsigned)((n + 255) / 256), 256, s, k_silu_mul, gu, H, T, out);
 }
-#endif
 
 // ---- embedding, RMSNorm --------------------------------------------------------
 
@@ -323,13 +319,11 @@ k_embed(const __half *__restrict__ table, int ldw, const int *__restrict__ ids, 
         x[(size_t)t * dim + i] = __half2float(row[i]);
 }
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_embed(const __half *table, int ldw, const int *ids, int T, int dim, float *x, cudaStream_t s)
 {
-    k_embed<<<T, 256, 0, s>>>(table, ldw, ids, dim, x);
+    HR_LAUNCH(T, 256, s, k_embed, table, ldw, ids, dim, x);
 }
-#endif
 
 // Sum over a block of blockDim.x (multiple of 32, <= 1024) threads; every thread gets it.
 __device__ float
@@ -359,13 +353,11 @@ k_rmsnorm(const float *__restrict__ x, const float *__restrict__ w, float *__res
         out[(size_t)blockIdx.x * dim + i] = xr[i] * r * w[i];
 }
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_rmsnorm(const float *x, const float *w, float *out, int T, int dim, float eps, cudaStream_t s)
 {
-    k_rmsnorm<<<T, 256, 0, s>>>(x, w, out, dim, eps);
+    HR_LAUNCH(T, 256, s, k_rmsnorm, x, w, out, dim, eps);
 }
-#endif
 
 // ---- RoPE + KV-cache write --------------------------------------------------------
 
@@ -393,14 +385,12 @@ k_rope_kv(float *qkv, __half *__restrict__ k_cache, __half *__restrict__ v_cache
     }
 }
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_rope_kv(float *qkv, __half *k_cache, __half *v_cache, const float *inv_freq, const int *step, int T, int n_heads,
                int n_kv, int hd, cudaStream_t s)
 {
-    k_rope_kv<<<T, 128, 0, s>>>(qkv, k_cache, v_cache, inv_freq, step, n_heads, n_kv, hd);
+    HR_LAUNCH(T, 128, s, k_rope_kv, qkv, k_cache, v_cache, inv_freq, step, n_heads, n_kv, hd);
 }
-#endif
 
 // ---- attention ---------------------------------------------------------------------
 
@@ -506,28 +496,24 @@ k_attn_combine(const float *__restrict__ part, float *__restrict__ out, const in
     }
 }
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_attention(const float *q, int ldq, const __half *k_cache, const __half *v_cache, float *part, float *out,
                  const int *step, int T, int n_heads, int n_kv, int hd, int window, int split_len, int max_splits,
                  cudaStream_t s)
 {
     dim3 g1((unsigned)n_heads, (unsigned)max_splits, (unsigned)T);
-    k_attn_partial<<<g1, 128, 0, s>>>(q, ldq, k_cache, v_cache, part, step, n_heads, n_kv, hd, window, split_len,
+    HR_LAUNCH(g1, 128, s, k_attn_partial, q, ldq, k_cache, v_cache, part, step, n_heads, n_kv, hd, window, split_len,
                                       max_splits);
     launch_attention_combine(part, out, step, T, n_heads, hd, split_len, max_splits, s);
 }
-#endif
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_attention_combine(const float *part, float *out, const int *step, int T, int n_heads, int hd, int split_len,
                          int max_splits, cudaStream_t s)
 {
     dim3 g2((unsigned)n_heads, (unsigned)T);
-    k_attn_combine<<<g2, 128, 0, s>>>(part, out, step, n_heads, hd, split_len, max_splits);
+    HR_LAUNCH(g2, 128, s, k_attn_combine, part, out, step, n_heads, hd, split_len, max_splits);
 }
-#endif
 
 // ---- argmax --------------------------------------------------------------------------
 
@@ -570,13 +556,11 @@ k_argmax(const float *__restrict__ x, int n, int *__restrict__ out)
     }
 }
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_argmax(const float *x, int n, int *out, cudaStream_t s)
 {
-    k_argmax<<<1, 1024, 0, s>>>(x, n, out);
+    HR_LAUNCH(1, 1024, s, k_argmax, x, n, out);
 }
-#endif
 
 // ---- FP32 GEMM for the quantizer ---------------------------------------------------------
 
@@ -624,14 +608,12 @@ k_gemm_f32(const float *__restrict__ w, int N, int K, const float *__restrict__ 
     }
 }
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_gemm_f32(const float *w, int N, int K, const float *bias, const float *x, int T, float *out, cudaStream_t s)
 {
     dim3 grid((unsigned)((N + 63) / 64), (unsigned)((T + 63) / 64));
-    k_gemm_f32<<<grid, 256, 0, s>>>(w, N, K, bias, x, T, out);
+    HR_LAUNCH(grid, 256, s, k_gemm_f32, w, N, K, bias, x, T, out);
 }
-#endif
 
 // ---- bandwidth probe ------------------------------------------------------------------
 
@@ -647,12 +629,10 @@ k_read_sum(const uint4 *__restrict__ buf, size_t n, float *out)
         out[0] = (float)acc;
 }
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_read_sum(const uint4 *buf, size_t n, float *out, int n_blocks, cudaStream_t s)
 {
-    k_read_sum<<<n_blocks, 256, 0, s>>>(buf, n, out);
+    HR_LAUNCH(n_blocks, 256, s, k_read_sum, buf, n, out);
 }
-#endif
 
 }  // namespace hrcuda

@@ -180,18 +180,16 @@ topk_passes(int vocab, const float *logits, float *cand_v[2], uint32_t *cand_i[2
     }
 }
 
-#ifndef HEARTH_CUDA_EMU
 void
 launch_sample(float *logits, int vocab, const int32_t *seen, const SampleParams *prm, float *cand_v[2],
               uint32_t *cand_i[2], float *stats, TopkRes *res, cudaStream_t s)
 {
-    k_penalize<<<1, 256, 0, s>>>(logits, seen, prm, vocab);
+    HR_LAUNCH(1, 256, s, k_penalize, logits, seen, prm, vocab);
     topk_passes(vocab, logits, cand_v, cand_i,
                 [&](int g, const float *vin, const uint32_t *iin, int n, int first, int last, int n_stats,
                     float *vout, uint32_t *iout) {
-                    k_topk<<<g, TOPK_THREADS, 0, s>>>(vin, iin, n, first, last, n_stats, vout, iout, stats, prm, res);
+                    HR_LAUNCH(g, TOPK_THREADS, s, k_topk, vin, iin, n, first, last, n_stats, vout, iout, stats, prm, res);
                 });
 }
-#endif
 
 }  // namespace hrcuda

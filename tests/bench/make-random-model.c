@@ -4,7 +4,7 @@
  *
  *   hr-make-random-model --shape NAME --out DIR
  *                        [--seed N] [--dtype f16|bf16|f32] [--awq G]
- *                        [--tokenizer DIR] [--layers N] [--threads N]
+ *                        [--tokenizer DIR] [--layers N] [--threads N] [--vocab N]
  *
  * NAME is one of SHAPES below: tiny, llama-3.2-1b, llama-3.2-3b, llama-3-8b,
  * llama-2-7b, qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-7b, smollm2-135m.
@@ -527,7 +527,7 @@ main(int argc, char **argv)
 {
     g_autofree char *shape_name = NULL, *out_dir = NULL, *dtype_name = NULL, *tok_dir = NULL;
     gint64 seed = 0;
-    int awq_g = 0, layers = 0, threads = 0;
+    int awq_g = 0, layers = 0, threads = 0, vocab = 0;
     GString *names = g_string_new(NULL);
     for (size_t i = 0; i < G_N_ELEMENTS(SHAPES); i++)
         g_string_append_printf(names, "%s%s", i ? ", " : "", SHAPES[i].name);
@@ -543,6 +543,8 @@ main(int argc, char **argv)
           "DIR" },
         { "layers", 0, 0, G_OPTION_ARG_INT, &layers, "Only the first N decoder layers (default: all)", "N" },
         { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "Fill threads (default: all cores)", "N" },
+        { "vocab", 0, 0, G_OPTION_ARG_INT, &vocab, "Vocabulary size instead of the shape's (a smaller test model)",
+          "N" },
         { NULL },
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("— write a Llama model with random weights");
@@ -561,6 +563,14 @@ main(int argc, char **argv)
             sh = &SHAPES[i];
     if (!sh)
         return usage_error(ctx, unknown_shape);
+    Shape custom;
+    if (vocab < 0 || (vocab > 0 && vocab % 8 != 0))
+        return usage_error(ctx, "--vocab must be a positive multiple of 8");
+    if (vocab > 0) {
+        custom = *sh;
+        custom.vocab = vocab;
+        sh = &custom;
+    }
 
     HrDType dt = HR_DTYPE_F16;
     if (dtype_name) {

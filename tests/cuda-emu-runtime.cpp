@@ -1,0 +1,762 @@
+/* cuda-emu-runtime.cpp — the part of the CUDA runtime the CUDA backend calls,
+ * on the host, for tests/cuda-emu.h: with it the backend's own host code
+ * (planning, upload, forward, graph capture and replay, read-back) runs in
+ * CI on the emulated kernels (tests/test-cuda-emu-model.c).
+ *
+ * Device memory is host memory; every call is synchronous, so a stream is
+ * only a name, and an event is a time. A stream between
+ * cudaStreamBeginCapture and cudaStreamEndCapture records its launches,
+ * copies and sets instead of running them; cudaGraphLaunch replays the
+ * record in order, reading host pointers at replay time as a graph's copy
+ * nodes do. The device reports compute capability 8.0, the memory of
+ * HEARTH_CUDA_EMU_MIB (default 2048) and refuses allocations beyond it, so
+ * the backend's out-of-memory paths run too. Functions are defined with the
+ * toolkit's own declarations (cuda_runtime_api.h) and take the place of
+ * cudart's (a test links cudart for the engine's nvcc-compiled backend; a
+ * function missing here would reach it and fail with "no driver"). */
+#include "cuda-emu.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <time.h>
+#ifndef __x86_64__
+#include <ucontext.h>
+#endif
+
+struct CUstream_st {
+    bool capturing;
+    struct CUgraph_st *graph;
+};
+struct CUgraph_st {
+    std::vector<std::function<void()>> ops;
+};
+struct CUgraphExec_st {
+    std::vector<std::function<void()>> ops;
+};
+struct CUevent_st {
+    double ms;
+};
+
+namespace hremu {
+
+namespace {
+
+/* Fibers: the emulated threads of a block, each on a stack of its own,
+ * switched by a few instructions (x86-64 below; ucontext elsewhere). They
+ * live as long as the program and serve every launch: fiber i runs thread i
+ * of each block, so a kernel's frames always return normally (what ASan's
+ * stack bookkeeping needs; the switches are annotated for it). */
+enum { FIBER_STACK = 256 << 10, MAX_THREADS = 1024 };
+
+struct Fiber {
+    void *sp;              /* saved stack pointer while switched out */
+    char *stack;
+    int tid;
+    bool done;             /* finished the current launch */
+    int wait;              /* 0 running, 1 at a block barrier, 2 at a warp barrier */
+    unsigned long gen;     /* the barrier generation it waits to pass */
+#ifndef __x86_64__
+    ucontext_t uc;
+#endif
+};
+
+struct Sched {
+    Fiber *fibers[MAX_THREADS];
+    int n_fibers;
+    Fiber *cur;
+    void *main_sp;
+#ifndef __x86_64__
+    ucontext_t main_uc;
+#endif
+    bool switch_from_main;
+    const void *main_stack_bottom;
+    size_t main_stack_size;
+    const std::function<void()> *kernel;
+    int nt;
+    int left;              /* threads not finished with the launch */
+    int block_count;
+    unsigned long block_gen;
+    int warp_count[MAX_THREADS / 32];
+    unsigned long warp_gen[MAX_THREADS / 32];
+};
+
+Sched g_sched;
+
+#ifdef __SANITIZE_ADDRESS__
+extern "C" void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
+extern "C" void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old, size_t *size_old);
+#endif
+
+#ifdef __x86_64__
+extern "C" void hremu_switch(void **save_sp, void *to_sp);
+/* Saves the callee-saved registers, MXCSR and the x87 control word on the
+ * current stack, stores its pointer to *save_sp, and resumes to_sp. */
+asm(R"(
+    .text
+    .p2align 4
+    .globl hremu_switch
+    .type hremu_switch, @function
+hremu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size hremu_switch, .-hremu_switch
+    .section .note.GNU-stack,"",@progbits
+    .text
+)");
+#endif
+
+#ifdef __SANITIZE_ADDRESS__
+/* ASan's side of a switch, on the stack just resumed; the launching
+ * thread's stack is learnt from a switch that leaves it. */
+void
+asan_resumed(void *fake)
+{
+    Sched &S = g_sched;
+    if (S.switch_from_main)
+        __sanitizer_finish_switch_fiber(fake, &S.main_stack_bottom, &S.main_stack_size);
+    else
+        __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+}
+#endif
+
+/* Switches from the running fiber (nullptr: the launching thread) to `to`
+ * (nullptr: back to the launching thread). */
+void
+switch_to(Fiber *from, Fiber *to)
+{
+    Sched &S = g_sched;
+    S.cur = to;
+    if (to) {
+        t_thread = make_uint3((unsigned)to->tid, 0, 0);
+        t_warp = to->tid / 32;
+    }
+#ifdef __SANITIZE_ADDRESS__
+    void *fake = nullptr;
+    S.switch_from_main = from == nullptr;
+    __sanitizer_start_switch_fiber(&fake, to ? to->stack : S.main_stack_bottom,
+                                   to ? (size_t)FIBER_STACK : S.main_stack_size);
+#endif
+#ifdef __x86_64__
+    hremu_switch(from ? &from->sp : &S.main_sp, to ? to->sp : S.main_sp);
+#else
+    swapcontext(from ? &from->uc : &S.main_uc, to ? &to->uc : &S.main_uc);
+#endif
+#ifdef __SANITIZE_ADDRESS__
+    asan_resumed(fake);
+#endif
+    S.cur = from;
+    if (from) {
+        t_thread = make_uint3((unsigned)from->tid, 0, 0);
+        t_warp = from->tid / 32;
+    }
+}
+
+bool released(const Fiber *f);
+
+/* The next thread that can run, or nullptr: after tid in its own warp
+ * first (a warp barrier opens when the rest of the warp arrives), then the
+ * other threads in order. */
+Fiber *
+pick(int tid)
+{
+    const Sched &S = g_sched;
+    const int base = tid & ~31;
+    for (int k = 1; k < 32; k++) {
+        Fiber *f = S.fibers[base + ((tid + k) & 31)];
+        if (!f->done && released(f))
+            return f;
+    }
+    for (int i = base + 32; i < S.nt; i++)
+        if (!S.fibers[i]->done && released(S.fibers[i]))
+            return S.fibers[i];
+    for (int i = 0; i < base; i++)
+        if (!S.fibers[i]->done && released(S.fibers[i]))
+            return S.fibers[i];
+    return nullptr;
+}
+
+[[noreturn]] void
+deadlock()
+{
+    fprintf(stderr, "cuda-emu: deadlock: threads wait at barriers that cannot open\n");
+    abort();
+}
+
+/* The running fiber waits until its barrier opens, running the others. */
+void
+wait_released(Fiber *f)
+{
+    while (!released(f)) {
+        Fiber *n = pick(f->tid);
+        if (!n)
+            deadlock();
+        switch_to(f, n);
+    }
+}
+
+[[noreturn]] void
+fiber_main()
+{
+    Sched &S = g_sched;
+#ifdef __SANITIZE_ADDRESS__
+    asan_resumed(nullptr);
+#endif
+    for (;;) {
+        Fiber *f = S.cur;
+        const dim3 grid = g_grid_dim;
+        for (unsigned z = 0; z < grid.z; z++)
+            for (unsigned y = 0; y < grid.y; y++)
+                for (unsigned x = 0; x < grid.x; x++) {
+                    t_block = make_uint3(x, y, z);
+                    (*S.kernel)();
+                    block_barrier();   // the next block reuses __shared__
+                }
+        f->done = true;
+        Fiber *n = --S.left ? pick(f->tid) : nullptr;
+        if (S.left && !n)
+            deadlock();
+        switch_to(f, n);   // resumed by the next launch
+    }
+}
+
+#ifndef __x86_64__
+void
+fiber_entry_uc()
+{
+    fiber_main();
+}
+#endif
+
+Fiber *
+new_fiber(int tid)
+{
+    Fiber *f = new Fiber();
+    f->tid = tid;
+    f->stack = static_cast<char *>(aligned_alloc(64, FIBER_STACK));
+#ifdef __x86_64__
+    /* the frame hremu_switch pops: control words, r15..r12, rbx, rbp, then
+     * the return address (fiber_main), which leaves rsp at 8 mod 16 as a
+     * function's entry expects */
+    uintptr_t top = ((uintptr_t)f->stack + FIBER_STACK) & ~(uintptr_t)15;
+    uint64_t *sp = (uint64_t *)(top - 16);
+    *sp = (uint64_t)(uintptr_t)&fiber_main;
+    for (int i = 0; i < 6; i++)
+        *--sp = 0;
+    --sp;
+    const uint32_t mxcsr = 0x1F80, fcw = 0x037F;
+    memcpy((char *)sp, &mxcsr, 4);
+    memcpy((char *)sp + 4, &fcw, 4);
+    f->sp = sp;
+#else
+    getcontext(&f->uc);
+    f->uc.uc_stack.ss_sp = f->stack;
+    f->uc.uc_stack.ss_size = FIBER_STACK;
+    f->uc.uc_link = nullptr;
+    makecontext(&f->uc, fiber_entry_uc, 0);
+#endif
+    return f;
+}
+
+bool
+released(const Fiber *f)
+{
+    const Sched &S = g_sched;
+    if (f->wait == 1)
+        return S.block_gen != f->gen;
+    if (f->wait == 2)
+        return S.warp_gen[f->tid / 32] != f->gen;
+    return true;
+}
+
+std::mutex g_launch_m;   // one launch at a time (the __shared__ statics, the globals)
+
+}  // namespace
+
+void
+block_barrier()
+{
+    Sched &S = g_sched;
+    Fiber *f = S.cur;
+    f->wait = 1;
+    f->gen = S.block_gen;
+    if (++S.block_count == S.nt) {
+        S.block_count = 0;
+        S.block_gen++;
+    }
+    wait_released(f);
+    f->wait = 0;
+}
+
+void
+warp_barrier()
+{
+    Sched &S = g_sched;
+    Fiber *f = S.cur;
+    const int w = f->tid / 32;
+    f->wait = 2;
+    f->gen = S.warp_gen[w];
+    if (++S.warp_count[w] == 32) {
+        S.warp_count[w] = 0;
+        S.warp_gen[w]++;
+    }
+    wait_released(f);
+    f->wait = 0;
+}
+
+Stats &
+stats()
+{
+    static Stats s = [] {
+        Stats z = {};
+        const char *e = getenv("HEARTH_CUDA_EMU_MIB");
+        z.total_bytes = (size_t)(e ? atol(e) : 2048) << 20;
+        return z;
+    }();
+    return s;
+}
+
+void
+launch(dim3 grid, dim3 block, const std::function<void()> &kernel)
+{
+    std::lock_guard<std::mutex> one(g_launch_m);
+    const int nt = (int)block.x;
+    if (nt <= 0 || nt % 32 || block.y != 1 || block.z != 1 || nt > MAX_THREADS) {
+        fprintf(stderr, "cuda-emu: unsupported block %ux%ux%u\n", block.x, block.y, block.z);
+        abort();
+    }
+    if (grid.x == 0 || grid.y == 0 || grid.z == 0)
+        return;
+    Sched &S = g_sched;
+    while (S.n_fibers < nt) {
+        S.fibers[S.n_fibers] = new_fiber(S.n_fibers);
+        S.n_fibers++;
+    }
+    g_block_dim = block;
+    g_grid_dim = grid;
+    S.kernel = &kernel;
+    S.nt = nt;
+    S.block_count = 0;
+    for (int w = 0; w < nt / 32; w++)
+        S.warp_count[w] = 0;
+    for (int i = 0; i < nt; i++) {
+        S.fibers[i]->done = false;
+        S.fibers[i]->wait = 0;
+        g_lane_parity[i] = 0;
+        g_mma_parity[i] = 0;
+    }
+    /* Thread 0 starts; a thread that waits at a barrier, or has finished,
+     * hands over to the next one that can run; the last to finish comes
+     * back here. */
+    S.left = nt;
+    switch_to(nullptr, S.fibers[0]);
+    S.kernel = nullptr;
+    stats().launches++;
+}
+
+bool
+capturing(cudaStream_t s)
+{
+    return s && s->capturing;
+}
+
+void
+launch_on(cudaStream_t s, dim3 grid, dim3 block, std::function<void()> kernel)
+{
+    if (capturing(s))
+        s->graph->ops.push_back([grid, block, kernel] { launch(grid, block, kernel); });
+    else
+        launch(grid, block, kernel);
+}
+
+namespace {
+
+struct BlasHandle {
+    cudaStream_t s;
+};
+
+float
+elem(const void *p, cudaDataType t, size_t i)
+{
+    return t == CUDA_R_16F ? __half2float(((const __half *)p)[i]) : ((const float *)p)[i];
+}
+
+}  // namespace
+
+cublasStatus_t
+cublas_create(cublasHandle_t *h)
+{
+    *h = (cublasHandle_t) new BlasHandle();
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t
+cublas_destroy(cublasHandle_t h)
+{
+    delete (BlasHandle *)h;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t
+cublas_set_stream(cublasHandle_t h, cudaStream_t s)
+{
+    ((BlasHandle *)h)->s = s;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* C = alpha op(A) op(B) + beta C, column-major, as the BLAS reference defines
+ * it; FP32 output with FP32 (here double) accumulation. */
+cublasStatus_t
+cublas_gemm_ex(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
+               const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb, const void *beta,
+               void *C, cudaDataType ct, int ldc, cublasComputeType_t comp, cublasGemmAlgo_t algo)
+{
+    (void)algo;
+    if (ct != CUDA_R_32F || comp != CUBLAS_COMPUTE_32F || (at != CUDA_R_16F && at != CUDA_R_32F) ||
+        (bt != CUDA_R_16F && bt != CUDA_R_32F) || m < 0 || n < 0 || k < 0)
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    const float a = *(const float *)alpha, b = *(const float *)beta;
+    auto run = [=] {
+        float *c = (float *)C;
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < m; i++) {
+                double acc = 0;
+                for (int l = 0; l < k; l++) {
+                    const size_t ia = ta == CUBLAS_OP_N ? (size_t)l * lda + i : (size_t)i * lda + l;
+                    const size_t ib = tb == CUBLAS_OP_N ? (size_t)j * ldb + l : (size_t)l * ldb + j;
+                    acc += (double)elem(A, at, ia) * elem(B, bt, ib);
+                }
+                float &o = c[(size_t)j * ldc + i];
+                o = (float)(a * acc + (b != 0.0f ? (double)b * o : 0.0));
+            }
+    };
+    cudaStream_t s = ((BlasHandle *)h)->s;
+    if (capturing(s))
+        s->graph->ops.push_back(run);
+    else
+        run();
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+}  // namespace hremu
+
+using hremu::stats;
+
+namespace {
+
+std::mutex g_mem_m;
+std::map<void *, size_t> g_device_allocs;
+
+double
+now_ms()
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* A copy or set on a stream: now, or into its graph. */
+cudaError_t
+on_stream(cudaStream_t s, std::function<void()> op)
+{
+    if (hremu::capturing(s))
+        s->graph->ops.push_back(std::move(op));
+    else
+        op();
+    return cudaSuccess;
+}
+
+}  // namespace
+
+extern "C" {
+
+cudaError_t CUDARTAPI
+cudaGetDeviceCount(int *count)
+{
+    *count = 1;
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaSetDevice(int device)
+{
+    return device == 0 ? cudaSuccess : cudaErrorInvalidDevice;
+}
+
+cudaError_t CUDARTAPI
+cudaGetDevice(int *device)
+{
+    *device = 0;
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaGetDeviceProperties(cudaDeviceProp *prop, int device)
+{
+    if (device != 0)
+        return cudaErrorInvalidDevice;
+    memset(prop, 0, sizeof *prop);
+    snprintf(prop->name, sizeof prop->name, "Hearth CUDA emulator (host)");
+    prop->major = 8;
+    prop->minor = 0;
+    prop->multiProcessorCount = 4;
+    prop->totalGlobalMem = stats().total_bytes;
+    prop->warpSize = 32;
+    prop->maxThreadsPerBlock = 1024;
+    prop->sharedMemPerBlock = 48 << 10;
+    prop->l2CacheSize = 4 << 20;
+    prop->memoryBusWidth = 256;
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaMemGetInfo(size_t *free_b, size_t *total_b)
+{
+    std::lock_guard<std::mutex> lk(g_mem_m);
+    *total_b = stats().total_bytes;
+    *free_b = stats().total_bytes - stats().allocated_bytes;
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaMalloc(void **p, size_t bytes)
+{
+    std::lock_guard<std::mutex> lk(g_mem_m);
+    *p = nullptr;
+    if (bytes > stats().total_bytes - stats().allocated_bytes)
+        return cudaErrorMemoryAllocation;
+    void *m = aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
+    if (!m)
+        return cudaErrorMemoryAllocation;
+    memset(m, 0xA5, (bytes + 255) / 256 * 256 + 256);   // device memory starts as garbage
+    g_device_allocs[m] = bytes;
+    stats().allocated_bytes += bytes;
+    *p = m;
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaFree(void *p)
+{
+    if (!p)
+        return cudaSuccess;
+    std::lock_guard<std::mutex> lk(g_mem_m);
+    auto it = g_device_allocs.find(p);
+    if (it == g_device_allocs.end())
+        return cudaErrorInvalidValue;
+    stats().allocated_bytes -= it->second;
+    g_device_allocs.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaMallocHost(void **p, size_t bytes)
+{
+    *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+
+cudaError_t CUDARTAPI
+cudaHostAlloc(void **p, size_t bytes, unsigned int)
+{
+    return cudaMallocHost(p, bytes);
+}
+
+cudaError_t CUDARTAPI
+cudaFreeHost(void *p)
+{
+    free(p);
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind)
+{
+    memmove(dst, src, n);
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcpyKind, cudaStream_t s)
+{
+    return on_stream(s, [=] { memmove(dst, src, n); });
+}
+
+cudaError_t CUDARTAPI
+cudaMemset(void *dst, int v, size_t n)
+{
+    memset(dst, v, n);
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s)
+{
+    return on_stream(s, [=] { memset(dst, v, n); });
+}
+
+cudaError_t CUDARTAPI
+cudaStreamCreate(cudaStream_t *s)
+{
+    *s = new CUstream_st();
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int)
+{
+    return cudaStreamCreate(s);
+}
+
+cudaError_t CUDARTAPI
+cudaStreamDestroy(cudaStream_t s)
+{
+    if (s && s->capturing)
+        delete s->graph;
+    delete s;
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaStreamSynchronize(cudaStream_t s)
+{
+    return hremu::capturing(s) ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaDeviceSynchronize(void)
+{
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode)
+{
+    if (!s || s->capturing)
+        return cudaErrorIllegalState;
+    s->capturing = true;
+    s->graph = new CUgraph_st();
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g)
+{
+    if (!s || !s->capturing)
+        return cudaErrorIllegalState;
+    s->capturing = false;
+    *g = s->graph;
+    s->graph = nullptr;
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned long long)
+{
+    *exec = new CUgraphExec_st{ g->ops };
+    stats().graph_ops += (long)g->ops.size();
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s)
+{
+    if (hremu::capturing(s))
+        return cudaErrorStreamCaptureUnsupported;
+    for (auto &op : exec->ops)
+        op();
+    stats().graph_launches++;
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaGraphDestroy(cudaGraph_t g)
+{
+    delete g;
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaGraphExecDestroy(cudaGraphExec_t e)
+{
+    delete e;
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaEventCreate(cudaEvent_t *e)
+{
+    *e = new CUevent_st{ 0.0 };
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaEventCreateWithFlags(cudaEvent_t *e, unsigned int)
+{
+    return cudaEventCreate(e);
+}
+
+cudaError_t CUDARTAPI
+cudaEventDestroy(cudaEvent_t e)
+{
+    delete e;
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaEventRecord(cudaEvent_t e, cudaStream_t s)
+{
+    return on_stream(s, [e] { e->ms = now_ms(); });
+}
+
+cudaError_t CUDARTAPI
+cudaEventSynchronize(cudaEvent_t)
+{
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
+{
+    *ms = (float)(b->ms - a->ms);
+    return cudaSuccess;
+}
+
+cudaError_t CUDARTAPI
+cudaGetLastError(void)
+{
+    return cudaSuccess;
+}
+
+const char *CUDARTAPI
+cudaGetErrorString(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorMemoryAllocation: return "out of memory (emulated device)";
+    default: return "error (emulated device)";
+    }
+}
+
+}  // extern "C"
