@@ -115,6 +115,11 @@ extern const HrBackendOps hr_cpu_backend;
  * NULL when not built in. "auto" picks CUDA when built and a device
  * answers, else Vulkan on a real GPU, else the CPU (probed once). */
 const HrBackendOps *hr_backend_find(const char *name);
+/* From now on hr_backend_find(ops->name) answers ops instead of the built-in
+ * backend of that name (a test puts the CUDA backend compiled for the host
+ * emulator in the place of "cuda": test-cuda-emu-sample). Not thread-safe:
+ * call it before any lookup. */
+void hr_backend_register(const HrBackendOps *ops);
 /* get_logits' row argument: a negative row means the last of n_rows; any
  * other row outside [0, n_rows) is HR_ERR_INVALID_ARG. *row is resolved. */
 HrStatus hr_backend_logits_row(int *row, int n_rows, HrError *err);

@@ -127,9 +127,25 @@ hr_backend_auto_reason(void)
     return auto_reason;
 }
 
+static const HrBackendOps *registered[4];
+
+void
+hr_backend_register(const HrBackendOps *ops)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(registered); i++)
+        if (!registered[i] || strcmp(registered[i]->name, ops->name) == 0) {
+            registered[i] = ops;
+            return;
+        }
+    g_error("hr_backend_register: more than %zu backends", G_N_ELEMENTS(registered));
+}
+
 const HrBackendOps *
 hr_backend_find(const char *name)
 {
+    for (size_t i = 0; name && i < G_N_ELEMENTS(registered) && registered[i]; i++)
+        if (strcmp(registered[i]->name, name) == 0)
+            return registered[i];
     if (name && strcmp(name, "auto") == 0) {
         static GOnce once = G_ONCE_INIT;
         return g_once(&once, pick_auto, NULL);

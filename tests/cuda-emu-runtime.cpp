@@ -760,3 +760,27 @@ cudaGetErrorString(cudaError_t e)
 }
 
 }  // extern "C"
+
+/* An nvcc-compiled kernel launched here means the engine's real backend ran
+ * where the emulated one was meant to (its kernels would silently not run):
+ * stop loudly. nvcc's launch stubs call __cudaLaunchKernel (CUDA 13) or
+ * cudaLaunchKernel. */
+[[noreturn]] static void
+real_kernel_launched()
+{
+    fprintf(stderr, "cuda-emu: a kernel compiled by nvcc was launched: the real CUDA backend ran, not the emulated "
+                    "one (hr_backend_register it, or call hr_cuda_emu_backend)\n");
+    abort();
+}
+
+extern "C" cudaError_t CUDARTAPI
+cudaLaunchKernel(const void *, dim3, dim3, void **, size_t, cudaStream_t)
+{
+    real_kernel_launched();
+}
+
+extern "C" void
+__cudaLaunchKernel(void)
+{
+    real_kernel_launched();
+}

@@ -3,7 +3,9 @@
  * logits, so for every sampling setting the token sequences must be equal.
  * Built twice: test-vulkan-sample (penalize.comp, topk.comp) and, with
  * HR_SAMPLE_CUDA, test-cuda-sample (engine/cuda/cuda-sample.cu; SKIP without
- * a CUDA device; stories260K only, as CUDA does not read GGUF).
+ * a CUDA device; stories260K only, as CUDA does not read GGUF), and with
+ * HR_CUDA_EMU_MODEL as well, test-cuda-emu-sample: the same on the CUDA
+ * backend compiled for the host (tests/cuda-emu.h), in CI.
  *
  * Per model and setting: a prompt, then 40 draws (SmolLM2: 16, and only
  * greedy with a penalty, the app's defaults, top-p and no filter) with the
@@ -33,6 +35,7 @@
 #include "model.h"
 #ifdef HR_SAMPLE_CUDA
 #include "cuda/hr-cuda.h"
+#include "cuda/hr-cuda-backend.h"
 #define BACKEND "cuda"
 #else
 #include "vulkan/vk-backend.h"
@@ -174,14 +177,20 @@ main(void)
 #ifdef HR_SAMPLE_CUDA
     /* opt-in on CUDA until a device run has checked it */
     g_setenv("HEARTH_DEVICE_SAMPLING", "1", TRUE);
+#ifdef HR_CUDA_EMU_MODEL
+    /* test-cuda-emu-sample: "cuda" is the backend compiled for the host */
+    hr_backend_register(&hr_cuda_backend);
+#endif
     int count = 0;
     char msg[256] = "";
     if (hr_cuda_device_count(&count, msg, sizeof msg) != 0 || count == 0)
         hr_test_skip("no CUDA device (%s)", msg[0] ? msg : "cudaGetDeviceCount found none");
     g_autofree char *stories = hr_test_asset("models/stories260K/hf_f16");
     check_model(stories, "stories260K", N_MAX, false);
+#ifndef HR_CUDA_EMU_MODEL /* the emulator (CI) runs the graph's path only */
     g_setenv("HEARTH_CUDA_GRAPH", "0", TRUE);   /* the same kernels launched one by one */
     check_model(stories, "stories260K, no graph", N_MAX, true);
+#endif
     return hr_test_result();
 #else
     g_setenv("HEARTH_VULKAN_VALIDATION", "1", TRUE);
