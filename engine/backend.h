@@ -22,7 +22,7 @@
 #include "model-config.h"
 #include "safetensors.h"
 
-#define HR_BACKEND_API_VERSION 2
+#define HR_BACKEND_API_VERSION 3
 
 typedef enum {
     HR_KV_F16,   /* default: half the memory, what the GPU backends use */
@@ -106,6 +106,11 @@ typedef struct {
      * HR_ERR_UNSUPPORTED. get_logits after such a forward returns the logits
      * with the penalty applied. */
     HrStatus (*candidates)(void *ctx, HrCandidates *out, HrError *err);
+
+    /* Optional: whether create() reads GGUF block tensors of this type (a
+     * GGUF type number); NULL: none. The CPU backend reads every type the
+     * loader takes and leaves it NULL. */
+    bool (*takes_ggml)(uint32_t ggml_type);
 } HrBackendOps;
 
 /* The CPU backend: the reference every other backend is tested against. */

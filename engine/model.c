@@ -164,19 +164,15 @@ hr_backend_find(const char *name)
 }
 
 /* The first GGUF block tensor of ts that backend ops does not read, or
- * NULL: the CPU reads every type the loader takes, the Vulkan backend those
- * its kernels take (vk-kernels.h), CUDA none yet. */
+ * NULL: the CPU reads every type the loader takes, the others say
+ * (takes_ggml: Vulkan those its kernels take, CUDA with HEARTH_CUDA_GGUF=1). */
 static const HrTensor *
 unread_blocks(const HrBackendOps *ops, const HrTensorSet *ts)
 {
     for (size_t i = 0; ops != &hr_cpu_backend && i < hr_tensor_set_count(ts); i++) {
         const HrTensor *t = hr_tensor_set_get(ts, i);
-        if (t->dtype != HR_DTYPE_GGML)
+        if (t->dtype != HR_DTYPE_GGML || (ops->takes_ggml && ops->takes_ggml(t->ggml_type)))
             continue;
-#if HEARTH_HAVE_VULKAN
-        if (ops == &hr_vulkan_backend && hr_vulkan_backend_takes_ggml(t->ggml_type))
-            continue;
-#endif
         return t;
     }
     return NULL;
@@ -237,8 +233,8 @@ hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError
         st = check_layers_present(&m->cfg, m->weights, err);
     if (st == HR_OK) {
         /* GGUF block-quantized weights the chosen GPU backend cannot read:
-         * "auto" takes Vulkan on a GPU when that reads them all (CUDA does
-         * not read GGUF blocks yet), else the CPU; a named GPU backend says
+         * "auto" takes Vulkan on a GPU when that reads them all (CUDA reads
+         * them only with HEARTH_CUDA_GGUF=1), else the CPU; a named GPU backend says
          * which tensor and type. */
         const HrTensor *blocks = unread_blocks(ops, m->weights);
         const bool is_auto = opt->backend && strcmp(opt->backend, "auto") == 0;

@@ -25,6 +25,10 @@
  * the CPU's top two are closer than twice the row's difference; the device
  * argmax equals the argmax of the logits read back.
  *
+ * GGUF (opt-in, HEARTH_CUDA_GGUF=1): the gguf-tiny fixtures (every block
+ * type the backend reads; gate and up stored differently) and, on a device,
+ * SmolLM2-135M-Instruct's GGUF when present; refused by name without it.
+ *
  * Built a second time as test-cuda-emu-model (HR_CUDA_EMU_MODEL): the same
  * checks on the CUDA backend compiled for the host (tests/cuda-emu.h,
  * tests/cuda-emu-runtime.cpp: emulated kernels, memory, streams and graphs),
@@ -170,6 +174,28 @@ check_refusals(const char *dir)
     hr_tensor_set_free(ts);
 }
 
+/* A GGUF file without HEARTH_CUDA_GGUF=1: refused by name. */
+static void
+check_gguf_refusal(const char *path)
+{
+    HrModelConfig cfg;
+    HrTensorSet *ts = NULL;
+    if (!hr_cmp_load(path, &cfg, &ts))
+        return;
+    HrError err = { 0 };
+    HrBackendOptions bopt = { .context_len = 64, .kv_type = HR_KV_F16 };
+    void *ctx = NULL;
+    g_unsetenv("HEARTH_CUDA_GGUF");
+    HrStatus st = hr_cuda_backend.create(&cfg, ts, &bopt, NULL, NULL, &ctx, &err);
+    HR_CHECK(st == HR_ERR_UNSUPPORTED && ctx == NULL && strstr(err.message, "GGUF") &&
+                 strstr(err.message, "HEARTH_CUDA_GGUF=1"),
+             "%s without HEARTH_CUDA_GGUF: status %d: %s", path, (int)st, st != HR_OK ? err.message : "");
+    HR_CHECK(hr_cuda_backend.takes_ggml && !hr_cuda_backend.takes_ggml(2), "takes_ggml(Q4_0) without the variable");
+    if (ctx)
+        hr_cuda_backend.destroy(ctx);
+    hr_tensor_set_free(ts);
+}
+
 /* The quantizer's host GEMM on the device against the CPU's. */
 static void
 check_gemm(void)
@@ -292,6 +318,28 @@ main(void)
             g_autofree char *label = g_strdup_printf("%s/%s", fixtures[i], variant);
             check_model(dir, label, 1e-2f, 128, false);
         }
+    }
+
+    /* GGUF blocks (cuda-gguf.cu, opt-in: HEARTH_CUDA_GGUF=1): one file with
+     * every block type the backend reads (Q4_0, Q4_1, Q4_K as 4-bit groups
+     * with FP32 scale and offset; Q5_0, Q5_1, Q5_K, Q6_K, Q8_0 as int8 with
+     * FP32 scales) and one with gate and up stored differently; without the
+     * variable, a clear refusal naming the tensor and its type. */
+    static const char *ggufs[] = { "llama-mixed.gguf", "llama-gate-up.gguf" };
+    for (size_t i = 0; i < G_N_ELEMENTS(ggufs); i++) {
+        g_autofree char *path = g_build_filename(HEARTH_FIXTURES, "gguf-tiny", ggufs[i], NULL);
+        g_autofree char *label = g_strdup_printf("gguf-tiny/%s", ggufs[i]);
+        check_gguf_refusal(path);
+        g_setenv("HEARTH_CUDA_GGUF", "1", TRUE);
+        check_model(path, label, 5e-3f, 128, false);
+        g_unsetenv("HEARTH_CUDA_GGUF");
+    }
+    if (!EMU) {   /* SmolLM2-135M-Instruct's own GGUF (Q4_1, Q8_0 embedding), when present */
+        g_autofree char *smol = hr_test_smollm2_gguf();
+        g_setenv("HEARTH_CUDA_GGUF", "1", TRUE);
+        if (smol)
+            check_model(smol, "smollm2 GGUF Q4_1/Q8_0", 5e-3f, 512, true);
+        g_unsetenv("HEARTH_CUDA_GGUF");
     }
 
     g_autofree char *assets = hr_test_assets_dir();

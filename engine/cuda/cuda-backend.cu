@@ -34,6 +34,8 @@
 
 extern "C" {
 #include "cpu-kernels.h"
+#include "gguf-blocks.h"
+#include "gguf.h"
 #include "hr-cuda-backend.h"
 #include "hr-half.h"
 }
@@ -74,8 +76,10 @@ cuda_fail(HrError *err, cudaError_t e, const char *what)
 struct SrcLinear {
     int kind;
     int rows, cols, ng;
-    const HrTensor *w;                  // dense
+    const HrTensor *w;                  // dense, or GGUF blocks (LIN_Q4F, LIN_I8)
     const HrTensor *qw, *qz, *sc;       // AWQ
+    int per;                            // LIN_I8: inputs per scale
+    bool off;                           // LIN_I8: an offset per 32
 };
 
 // A device matrix made of 1..3 source linears stacked by rows.
@@ -103,7 +107,8 @@ struct Ctx {
     int device;
     cudaStream_t s;
     Layer *layers;
-    const HrTensor *t_embed, *t_lm_head, *t_final_norm;
+    SrcLinear s_embed, s_lm_head;
+    const HrTensor *t_final_norm;
     DLinear embed, lm_head;               // F16 [vocab, ldw]; lm_head may alias embed
     bool tied;
     float *final_norm, *inv_freq;
@@ -182,6 +187,56 @@ check_awq(const HrTensor *t, const char *name, HrDType dt, int64_t d0, int64_t d
     return HR_OK;
 }
 
+// The GGUF block types the CUDA backend reads (cuda-gguf.cu): 4-bit groups
+// of 32 (LIN_Q4F) and int8-exact types (LIN_I8). Opt-in until a device run
+// has checked them: HEARTH_CUDA_GGUF=1.
+bool
+ggml_q4f(uint32_t type)
+{
+    return type == HR_GGML_Q4_0 || type == HR_GGML_Q4_1 || type == HR_GGML_Q4_K;
+}
+
+bool
+takes_ggml(uint32_t type)
+{
+    const char *e = getenv("HEARTH_CUDA_GGUF");
+    return e && strcmp(e, "1") == 0 && (ggml_q4f(type) || hr_ggml_q8_per(type) > 0);
+}
+
+// A matrix [rows, cols] that is not AWQ: dense (stored as FP16 rows) or GGUF blocks.
+HrStatus
+plan_matrix(const HrTensorSet *ts, const char *name, int rows, int cols, SrcLinear *L, HrError *err)
+{
+    memset(L, 0, sizeof *L);
+    L->rows = rows;
+    L->cols = cols;
+    const HrTensor *t = hr_tensor_set_find(ts, name);
+    if (!t || t->dtype != HR_DTYPE_GGML) {
+        L->kind = LIN_F16;
+        return find_dense(ts, name, rows, cols, &L->w, err);
+    }
+    int block = 0;
+    size_t block_bytes = 0;
+    if (!takes_ggml(t->ggml_type) || !hr_ggml_type_block(t->ggml_type, &block, &block_bytes))
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: tensor '%s' is GGUF %s, which the CUDA backend does not "
+                            "read%s", t->file, name, hr_tensor_type_name(t),
+                            getenv("HEARTH_CUDA_GGUF") ? "" : " (HEARTH_CUDA_GGUF=1 opts in to the GGUF kernels)");
+    if (t->n_dims != 2 || t->shape[0] != rows || t->shape[1] != cols || cols % block != 0 ||
+        t->n_bytes < (size_t)rows * (size_t)(cols / block) * block_bytes)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: GGUF tensor '%s' is not [%d, %d] in whole blocks of %d", t->file,
+                            name, rows, cols, block);
+    L->w = t;
+    if (ggml_q4f(t->ggml_type)) {
+        L->kind = LIN_Q4F;
+        L->ng = cols / 32;
+    } else {
+        L->kind = LIN_I8;
+        L->per = hr_ggml_q8_per(t->ggml_type);
+        L->off = hr_ggml_q8_has_offset(t->ggml_type);
+    }
+    return HR_OK;
+}
+
 HrStatus
 plan_linear(const Ctx *c, const HrTensorSet *ts, const char *prefix, int rows, int cols, SrcLinear *L, HrError *err)
 {
@@ -223,8 +278,7 @@ plan_linear(const Ctx *c, const HrTensorSet *ts, const char *prefix, int rows, i
         return HR_OK;
     }
     snprintf(wn, sizeof wn, "%s.weight", prefix);
-    L->kind = LIN_F16;
-    return find_dense(ts, wn, rows, cols, &L->w, err);
+    return plan_matrix(ts, wn, rows, cols, L, err);
 }
 
 // Stack sources into groups: all in one when their formats agree.
@@ -233,7 +287,8 @@ group_linears(const SrcLinear *src, int n, LinGroup *groups, int *n_groups)
 {
     bool same = true;
     for (int i = 1; i < n; i++)
-        same = same && src[i].kind == src[0].kind && src[i].ng == src[0].ng && src[i].cols == src[0].cols;
+        same = same && src[i].kind == src[0].kind && src[i].ng == src[0].ng && src[i].cols == src[0].cols &&
+               src[i].per == src[0].per && src[i].off == src[0].off;
     if (same) {
         *n_groups = 1;
         memset(&groups[0], 0, sizeof groups[0]);
@@ -260,6 +315,12 @@ group_linears(const SrcLinear *src, int n, LinGroup *groups, int *n_groups)
             d.kw = q4_kw(d.cols);
             d.ng = s0.ng;
             d.group = d.cols / d.ng;
+        } else if (d.kind == LIN_Q4F) {
+            d.ng = d.cols / 32;
+            d.group = 32;
+        } else if (d.kind == LIN_I8) {
+            d.per = s0.per;
+            d.ng = s0.off ? d.cols / 32 : 0;   // offsets per 32, or none
         } else {
             d.ldw = f16_ldw(d.cols);
         }
@@ -284,9 +345,17 @@ struct Arena {
 void
 assign_linear(Arena &a, DLinear &d, size_t *acct)
 {
+    const size_t R = (size_t)d.rows, K = (size_t)d.cols;
     if (d.kind == LIN_Q4) {
         d.q = a.take<uint32_t>((size_t)d.rows * (size_t)d.kw, acct);
         d.sz = a.take<__half2>((size_t)d.rows * (size_t)d.ng, acct);
+    } else if (d.kind == LIN_Q4F) {
+        d.nib = a.take<uint8_t>(R * K / 2, acct);
+        d.so = a.take<float2>(R * (K / 32), acct);
+    } else if (d.kind == LIN_I8) {
+        d.q8 = a.take<int8_t>(R * K, acct);
+        d.s8 = a.take<float>(R * (K / d.per), acct);
+        d.o8 = d.ng ? a.take<float>(R * (size_t)d.ng, acct) : nullptr;
     } else {
         d.w = a.take<__half>((size_t)d.rows * (size_t)d.ldw, acct);
     }
@@ -432,6 +501,58 @@ upload_vec_f32(Stager &st, const HrTensor *t, int n, float *dst, int at, HrError
     return HR_OK;
 }
 
+// GGUF rows decoded into the LIN_Q4F / LIN_I8 layout (gguf-blocks.h gives
+// ggml's own factors), staged a batch of rows at a time.
+HrStatus
+upload_ggml(Stager &st, const DLinear &d, const SrcLinear &s, int row_off, HrError *err)
+{
+    const HrTensor *t = s.w;
+    int block = 0;
+    size_t block_bytes = 0;
+    hr_ggml_type_block(t->ggml_type, &block, &block_bytes);
+    const size_t K = (size_t)s.cols, src_row = K / (size_t)block * block_bytes;
+    const size_t n_sc = d.kind == LIN_I8 ? K / (size_t)d.per : 0, n_off = d.kind == LIN_I8 ? (size_t)d.ng : 0;
+    const size_t row_bytes = d.kind == LIN_Q4F ? K / 2 + 8 * (K / 32) + 8 * (K / 32)   // nibbles, float2, scratch
+                                               : K + 4 * n_sc + 4 * n_off;
+    const int per = (int)((STAGE_BYTES - 64) / row_bytes);   // 64: the sections' alignment
+    if (per < 1)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "GGUF rows of %d inputs are too wide to stage", s.cols);
+    for (int r0 = 0; r0 < s.rows; r0 += per) {
+        const int r1 = r0 + per < s.rows ? r0 + per : s.rows;
+        const size_t n = (size_t)(r1 - r0);
+        char *h = static_cast<char *>(stage_begin(st));
+        const uint8_t *src = static_cast<const uint8_t *>(t->data) + (size_t)r0 * src_row;
+        const size_t dst = (size_t)(row_off + r0);
+        if (d.kind == LIN_Q4F) {
+            uint8_t *nib = reinterpret_cast<uint8_t *>(h);
+            float2 *so = reinterpret_cast<float2 *>(h + (n * K / 2 + 15) / 16 * 16);
+            float *sc = reinterpret_cast<float *>(so + n * (K / 32)), *of = sc + K / 32;
+            for (size_t r = 0; r < n; r++) {
+                hr_ggml_q4_groups(t->ggml_type, src + r * src_row, (int64_t)K, nib + r * (K / 2), sc, of);
+                for (size_t g = 0; g < K / 32; g++)
+                    so[r * (K / 32) + g] = make_float2(sc[g], of[g]);
+            }
+            CK(cudaMemcpyAsync(d.nib + dst * (K / 2), nib, n * (K / 2), cudaMemcpyHostToDevice, st.s));
+            CK(cudaMemcpyAsync(d.so + dst * (K / 32), so, sizeof(float2) * n * (K / 32), cudaMemcpyHostToDevice,
+                               st.s));
+        } else {
+            int8_t *q = reinterpret_cast<int8_t *>(h);
+            float *sc = reinterpret_cast<float *>(h + (n * K + 15) / 16 * 16), *of = sc + n * n_sc;
+            for (size_t r = 0; r < n; r++) {
+                int got = 0;
+                hr_ggml_q8_groups(t->ggml_type, src + r * src_row, (int64_t)K, q + r * K, sc + r * n_sc,
+                                  n_off ? of + r * n_off : nullptr, &got);
+            }
+            CK(cudaMemcpyAsync(d.q8 + dst * K, q, n * K, cudaMemcpyHostToDevice, st.s));
+            CK(cudaMemcpyAsync(d.s8 + dst * n_sc, sc, sizeof(float) * n * n_sc, cudaMemcpyHostToDevice, st.s));
+            if (n_off)
+                CK(cudaMemcpyAsync(d.o8 + dst * n_off, of, sizeof(float) * n * n_off, cudaMemcpyHostToDevice, st.s));
+        }
+        CK(stage_end(st));
+    }
+    return HR_OK;
+}
+
 HrStatus
 upload_group(Stager &st, const LinGroup &g, HrError *err)
 {
@@ -459,6 +580,10 @@ upload_group(Stager &st, const LinGroup &g, HrError *err)
                                    cudaMemcpyHostToDevice, st.s));
                 CK(stage_end(st));
             }
+        } else if (gguf_kind(d.kind)) {
+            HrStatus gst = upload_ggml(st, d, s, row_off, err);
+            if (gst != HR_OK)
+                return gst;
         } else {
             const size_t row_bytes = 2 * (size_t)d.ldw;
             int per = (int)(STAGE_BYTES / row_bytes);
@@ -523,7 +648,7 @@ run_chunk(Ctx *c, int T, float *logits, bool all)
     const bool decode = T == 1;
     const int split_len = decode ? c->dec_split_len : c->pre_split_len;
     const int max_splits = decode ? c->dec_splits : PREFILL_SPLITS;
-    launch_embed(c->embed.w, c->embed.ldw, c->d_step + 2, T, dim, c->x, s);
+    launch_embed_linear(c->embed, c->d_step + 2, T, dim, c->x, s);
     for (int l = 0; l < cfg.n_layers; l++) {
         Layer &L = c->layers[l];
         norm(c, c->x, L.attn_norm, T);
@@ -693,12 +818,12 @@ plan_model(Ctx *c, const HrTensorSet *ts, HrError *err)
     const HrModelConfig &cfg = c->cfg;
     const int dim = cfg.dim;
     HrStatus st;
-    if ((st = find_dense(ts, "model.embed_tokens.weight", cfg.vocab_size, dim, &c->t_embed, err)) ||
+    if ((st = plan_matrix(ts, "model.embed_tokens.weight", cfg.vocab_size, dim, &c->s_embed, err)) ||
         (st = find_dense(ts, "model.norm.weight", dim, 0, &c->t_final_norm, err)))
         return st;
     c->tied = false;
     if (hr_tensor_set_find(ts, "lm_head.weight")) {
-        if ((st = find_dense(ts, "lm_head.weight", cfg.vocab_size, dim, &c->t_lm_head, err)))
+        if ((st = plan_matrix(ts, "lm_head.weight", cfg.vocab_size, dim, &c->s_lm_head, err)))
             return st;
     } else if (cfg.tie_embeddings) {
         c->tied = true;
@@ -706,12 +831,15 @@ plan_model(Ctx *c, const HrTensorSet *ts, HrError *err)
         return hr_error_set(err, HR_ERR_FORMAT, "tensor 'lm_head.weight' is missing and the config does not tie "
                             "the embeddings (tie_word_embeddings is false)");
     }
-    c->embed = DLinear{};
-    c->embed.kind = LIN_F16;
-    c->embed.rows = cfg.vocab_size;
-    c->embed.cols = dim;
-    c->embed.ldw = f16_ldw(dim);
+    LinGroup g;
+    int one;
+    group_linears(&c->s_embed, 1, &g, &one);
+    c->embed = g.d;
     c->lm_head = c->embed;
+    if (!c->tied) {
+        group_linears(&c->s_lm_head, 1, &g, &one);
+        c->lm_head = g.d;
+    }
     for (int l = 0; l < cfg.n_layers; l++) {
         Layer &L = c->layers[l];
         char name[160];
@@ -766,14 +894,11 @@ upload_model(Ctx *c, HrProgressFunc progress, void *user, HrError *err)
         LinGroup eg = {};
         eg.d = c->embed;
         eg.n_src = 1;
-        eg.src[0].kind = LIN_F16;
-        eg.src[0].rows = cfg.vocab_size;
-        eg.src[0].cols = cfg.dim;
-        eg.src[0].w = c->t_embed;
+        eg.src[0] = c->s_embed;
         rc = upload_group(st, eg, err);
         if (rc == HR_OK && !c->tied) {
             eg.d = c->lm_head;
-            eg.src[0].w = c->t_lm_head;
+            eg.src[0] = c->s_lm_head;
             rc = upload_group(st, eg, err);
         }
         if (rc == HR_OK)
@@ -1234,4 +1359,5 @@ extern "C" const HrBackendOps hr_cuda_backend = {
     cuda_read_bandwidth,
     cuda_set_sample, /* opt-in (HEARTH_DEVICE_SAMPLING=1); otherwise every draw reads the row */
     cuda_candidates,
+    takes_ggml,      /* opt-in (HEARTH_CUDA_GGUF=1) */
 };

@@ -46,7 +46,8 @@ extern "C" {
 
 namespace hrcuda {
 
-enum { LIN_F16 = 0, LIN_Q4 = 1 };
+// LIN_Q4F and LIN_I8: GGUF block weights (cuda-gguf.cu), without a lossy step.
+enum { LIN_F16 = 0, LIN_Q4 = 1, LIN_Q4F = 2, LIN_I8 = 3 };
 
 struct DLinear {
     int kind;          // LIN_F16 or LIN_Q4
@@ -58,6 +59,19 @@ struct DLinear {
     // F16
     __half *w;         // [rows, ldw]
     int ldw;
+    // Q4F (GGUF Q4_0, Q4_1, Q4_K): per row cols/2 bytes, value k in the low
+    // nibble of byte k/2 when k is even, the high one when odd; per (row,
+    // group of 32) {scale, offset} in FP32, W = scale*q + offset: ggml's own
+    // factors (Q4_0: d, -8d; Q4_1: d, m; Q4_K: d*sc, -dmin*m), exact in FP32.
+    uint8_t *nib;      // [rows, cols/2]
+    float2 *so;        // [rows, cols/32]
+    // I8 (GGUF Q8_0, Q5_0, Q5_1, Q5_K, Q6_K): int8 values, an FP32 scale per
+    // `per` inputs (32; 16 for Q6_K), for Q5_1/Q5_K an FP32 offset per 32
+    // (ng = cols/32 then, else 0). W = scale*q (+ offset).
+    int8_t *q8;        // [rows, cols]
+    float *s8;         // [rows, cols/per]
+    float *o8;         // [rows, cols/32] or NULL
+    int per;
 };
 
 enum Epilogue {
@@ -113,6 +127,15 @@ inline int f16_ldw(int K) { return (K + 7) / 8 * 8; }
 // EPI_SILU_MUL: W has 2*rows_out rows (gate then up), out is [T, rows_out].
 void launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo,
                    Epilogue epi, GemmPath path, cudaStream_t s, const LinWork *wk = nullptr);
+
+// ---- cuda-gguf.cu: GGUF block weights (issue 23) ------------------------------
+// Whether the kind is one of the GGUF layouts (launch_linear hands them to
+// launch_gemv_gguf for every T: one warp a row, gridDim.y = T).
+inline bool gguf_kind(int kind) { return kind == LIN_Q4F || kind == LIN_I8; }
+void launch_gemv_gguf(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo,
+                      Epilogue epi, cudaStream_t s);
+// x[t] = row ids[t] of an embedding table of any kind (F16 through launch_embed).
+void launch_embed_linear(const DLinear &table, const int *ids, int T, int dim, float *x, cudaStream_t s);
 
 // ---- cuda-decode.cu: the decode kernels written for memory speed (issue 17) ----
 

@@ -257,6 +257,10 @@ void
 launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo, Epilogue epi,
               GemmPath path, cudaStream_t s, const LinWork *wk)
 {
+    if (gguf_kind(w.kind)) {   // GGUF blocks: their own GEMV for every T (cuda-gguf.cu)
+        launch_gemv_gguf(w, x, ldx, T, bias, out, ldo, epi, s);
+        return;
+    }
     const int rows_out = epi == EPI_SILU_MUL ? w.rows / 2 : w.rows;
     if (path == PATH_AUTO)
         path = T < 8 ? PATH_GEMV : (wk && wk->blas ? PATH_CUBLAS : PATH_WMMA);

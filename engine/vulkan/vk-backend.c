@@ -1145,4 +1145,5 @@ const HrBackendOps hr_vulkan_backend = {
     .read_bandwidth = vk_read_bandwidth,
     .set_sample = hr_llama_set_sample,
     .candidates = hr_llama_candidates,
+    .takes_ggml = hr_vulkan_backend_takes_ggml,
 };
