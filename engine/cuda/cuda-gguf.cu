@@ -13,8 +13,10 @@
 //                a group of 32 inputs at a time (16 or 32 weight bytes, 32
 //                activations), per group acc += s*Σ q·x + o*Σ x; the warp's
 //                sum by shuffles; epilogues as k_gemv (store + bias,
-//                residual, gate|up SiLU·mul). Prefill runs it with
-//                gridDim.y = T (no tensor-core path for these kinds yet).
+//                residual, gate|up SiLU·mul), for steps below 8 tokens.
+//                Prefill of 8 tokens and more: k_gemm_wmma's GGUF
+//                tile loader (cuda-kernels.cu), s*q + o in FP32 rounded to
+//                FP16 in shared memory as the 4-bit AWQ loader does.
 //  k_embed_gguf  grid T, block 256: one table row decoded to FP32.
 #include "cuda-device.h"
 #include "cuda-internal.h"

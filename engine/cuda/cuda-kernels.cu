@@ -195,6 +195,42 @@ k_gemm_wmma(DLinear w, const float *__restrict__ x, int ldx, int T, const float 
                 memcpy(&u, h, 16);
                 *reinterpret_cast<uint4 *>(&sB[r * GLD + wd * 8]) = u;
             }
+        } else if (KIND == LIN_Q4F || KIND == LIN_I8) {
+            // GGUF blocks (cuda-gguf.cu): 8 inputs of one row a step, s*q + o
+            // in FP32, rounded to FP16 here only (as the 4-bit path above)
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                const int idx = tid * 2 + i, r = idx >> 2, wd = idx & 3, n = n0 + r;
+                const int k = k0 + wd * 8;   // K is whole groups of 32: k < K
+                float v[8];
+                if (n >= N) {
+#pragma unroll
+                    for (int j = 0; j < 8; j++)
+                        v[j] = 0.0f;
+                } else if (KIND == LIN_Q4F) {
+                    const uint32_t word = *reinterpret_cast<const uint32_t *>(w.nib + (size_t)n * (K / 2) + k / 2);
+                    const float2 so = w.so[(size_t)n * (K / 32) + k / 32];
+#pragma unroll
+                    for (int j = 0; j < 8; j++)
+                        v[j] = so.x * (float)((word >> (4 * j)) & 15u) + so.y;
+                } else {
+                    const uint2 u = *reinterpret_cast<const uint2 *>(w.q8 + (size_t)n * K + k);
+                    int8_t q[8];
+                    memcpy(q, &u, 8);
+                    const float sc = w.s8[(size_t)n * (K / w.per) + k / w.per];
+                    const float of = w.o8 ? w.o8[(size_t)n * (K / 32) + k / 32] : 0.0f;
+#pragma unroll
+                    for (int j = 0; j < 8; j++)
+                        v[j] = sc * (float)q[j] + of;
+                }
+                __half2 h[4];
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    h[j] = __floats2half2_rn(v[2 * j], v[2 * j + 1]);
+                uint4 u;
+                memcpy(&u, h, 16);
+                *reinterpret_cast<uint4 *>(&sB[r * GLD + wd * 8]) = u;
+            }
         } else {
             const int r = tid >> 1, c0 = (tid & 1) * 16, n = n0 + r;
 #pragma unroll
@@ -257,7 +293,17 @@ void
 launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo, Epilogue epi,
               GemmPath path, cudaStream_t s, const LinWork *wk)
 {
-    if (gguf_kind(w.kind)) {   // GGUF blocks: their own GEMV for every T (cuda-gguf.cu)
+    if (gguf_kind(w.kind)) {   // GGUF blocks (cuda-gguf.cu): their GEMV, or the WMMA GEMM for prefill
+        if (path == PATH_AUTO || path == PATH_CUBLAS)   // (no cuBLAS route for them yet)
+            path = T < 8 ? PATH_GEMV : PATH_WMMA;
+        if (path == PATH_WMMA && epi != EPI_SILU_MUL) {
+            dim3 grid((unsigned)((w.rows + GN - 1) / GN), (unsigned)((T + GM - 1) / GM));
+            if (w.kind == LIN_Q4F)
+                HR_LAUNCH(grid, 128, s, (k_gemm_wmma<LIN_Q4F>), w, x, ldx, T, bias, out, ldo, (int)epi);
+            else
+                HR_LAUNCH(grid, 128, s, (k_gemm_wmma<LIN_I8>), w, x, ldx, T, bias, out, ldo, (int)epi);
+            return;
+        }
         launch_gemv_gguf(w, x, ldx, T, bias, out, ldo, epi, s);
         return;
     }
