@@ -6,5 +6,4 @@
 #include "cuda/cuda-kernels.cu"
 #include "cuda/cuda-attn-tc.cu"
 #include "cuda/cuda-sample.cu"
-#include "cuda/cuda-gguf.cu"
 #include "cuda/cuda-repack.cu"

@@ -40,7 +40,6 @@
 #include "cuda/cuda-kernels.cu"
 #include "cuda/cuda-attn-tc.cu"
 #include "cuda/cuda-sample.cu"
-#include "cuda/cuda-gguf.cu"
 
 #include <algorithm>
 #include <cstdio>

@@ -187,7 +187,7 @@ check_awq(const HrTensor *t, const char *name, HrDType dt, int64_t d0, int64_t d
     return HR_OK;
 }
 
-// The GGUF block types the CUDA backend reads (cuda-gguf.cu): 4-bit groups
+// The GGUF block types the CUDA backend reads (cuda-gguf.h): 4-bit groups
 // of 32 (LIN_Q4F) and int8-exact types (LIN_I8). Opt-in until a device run
 // has checked them: HEARTH_CUDA_GGUF=1.
 bool

@@ -46,7 +46,7 @@ extern "C" {
 
 namespace hrcuda {
 
-// LIN_Q4F and LIN_I8: GGUF block weights (cuda-gguf.cu), without a lossy step.
+// LIN_Q4F and LIN_I8: GGUF block weights (cuda-gguf.h), without a lossy step.
 enum { LIN_F16 = 0, LIN_Q4 = 1, LIN_Q4F = 2, LIN_I8 = 3 };
 
 struct DLinear {
@@ -128,12 +128,10 @@ inline int f16_ldw(int K) { return (K + 7) / 8 * 8; }
 void launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo,
                    Epilogue epi, GemmPath path, cudaStream_t s, const LinWork *wk = nullptr);
 
-// ---- cuda-gguf.cu: GGUF block weights (issue 23) ------------------------------
-// Whether the kind is one of the GGUF layouts (launch_linear hands them to
-// launch_gemv_gguf for every T: one warp a row, gridDim.y = T).
+// ---- GGUF block weights (cuda-gguf.h, issue 23) --------------------------------
+// Whether the kind is one of the GGUF layouts (launch_linear: k_gemv below 8
+// tokens, k_gemm_wmma's GGUF loader from 8; no cuBLAS route).
 inline bool gguf_kind(int kind) { return kind == LIN_Q4F || kind == LIN_I8; }
-void launch_gemv_gguf(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo,
-                      Epilogue epi, cudaStream_t s);
 // x[t] = row ids[t] of an embedding table of any kind (F16 through launch_embed).
 void launch_embed_linear(const DLinear &table, const int *ids, int T, int dim, float *x, cudaStream_t s);
 

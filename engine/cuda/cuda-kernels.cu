@@ -26,6 +26,7 @@
 //  k_read_sum       grid n_blocks, block 256, grid-stride 128-bit loads.
 #include "cuda-internal.h"
 #include "cuda-device.h"
+#include "cuda-gguf.h"
 
 #include <cfloat>
 #ifndef HEARTH_CUDA_EMU   // tests/cuda-emu.h brings its own nvcuda::wmma
@@ -118,11 +119,14 @@ k_gemv(DLinear w, const float *__restrict__ x, int ldx, const float *__restrict_
     const int K = w.cols;
     const float *xr = x + (size_t)t * ldx;
     const bool vec = (ldx % 4 == 0) && ((reinterpret_cast<uintptr_t>(x) & 15) == 0);
-    float a = KIND == LIN_Q4 ? row_dot_q4(w, row, xr, K, vec, lane) : row_dot_f16(w, row, xr, K, vec, lane);
+    float a = KIND == LIN_Q4    ? row_dot_q4(w, row, xr, K, vec, lane)
+              : KIND == LIN_F16 ? row_dot_f16(w, row, xr, K, vec, lane)
+                                : row_dot_gguf<KIND>(w, row, xr, lane);
     a = warp_sum(a);
     if (EPI == EPI_SILU_MUL) {
-        float b = KIND == LIN_Q4 ? row_dot_q4(w, row + rows_out, xr, K, vec, lane)
-                                 : row_dot_f16(w, row + rows_out, xr, K, vec, lane);
+        float b = KIND == LIN_Q4    ? row_dot_q4(w, row + rows_out, xr, K, vec, lane)
+                  : KIND == LIN_F16 ? row_dot_f16(w, row + rows_out, xr, K, vec, lane)
+                                    : row_dot_gguf<KIND>(w, row + rows_out, xr, lane);
         b = warp_sum(b);
         if (lane == 0)
             out[(size_t)t * ldo + row] = a / (1.0f + expf(-a)) * b;
@@ -196,7 +200,7 @@ k_gemm_wmma(DLinear w, const float *__restrict__ x, int ldx, int T, const float 
                 *reinterpret_cast<uint4 *>(&sB[r * GLD + wd * 8]) = u;
             }
         } else if (KIND == LIN_Q4F || KIND == LIN_I8) {
-            // GGUF blocks (cuda-gguf.cu): 8 inputs of one row a step, s*q + o
+            // GGUF blocks (cuda-gguf.h): 8 inputs of one row a step, s*q + o
             // in FP32, rounded to FP16 here only (as the 4-bit path above)
 #pragma unroll
             for (int i = 0; i < 2; i++) {
@@ -293,7 +297,7 @@ void
 launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo, Epilogue epi,
               GemmPath path, cudaStream_t s, const LinWork *wk)
 {
-    if (gguf_kind(w.kind)) {   // GGUF blocks (cuda-gguf.cu): their GEMV, or the WMMA GEMM for prefill
+    if (gguf_kind(w.kind)) {   // GGUF blocks (cuda-gguf.h): the GEMV, or the WMMA GEMM for prefill
         if (path == PATH_AUTO || path == PATH_CUBLAS)   // (no cuBLAS route for them yet)
             path = T < 8 ? PATH_GEMV : PATH_WMMA;
         if (path == PATH_WMMA && epi != EPI_SILU_MUL) {
@@ -304,8 +308,7 @@ launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bia
                 HR_LAUNCH(grid, 128, s, (k_gemm_wmma<LIN_I8>), w, x, ldx, T, bias, out, ldo, (int)epi);
             return;
         }
-        launch_gemv_gguf(w, x, ldx, T, bias, out, ldo, epi, s);
-        return;
+        path = PATH_GEMV;
     }
     const int rows_out = epi == EPI_SILU_MUL ? w.rows / 2 : w.rows;
     if (path == PATH_AUTO)
@@ -345,6 +348,10 @@ launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bia
     }
     if (w.kind == LIN_Q4) {
         HR_GEMV(LIN_Q4)
+    } else if (w.kind == LIN_Q4F) {
+        HR_GEMV(LIN_Q4F)
+    } else if (w.kind == LIN_I8) {
+        HR_GEMV(LIN_I8)
     } else {
         HR_GEMV(LIN_F16)
     }
@@ -373,6 +380,18 @@ void
 launch_embed(const __half *table, int ldw, const int *ids, int T, int dim, float *x, cudaStream_t s)
 {
     HR_LAUNCH(T, 256, s, k_embed, table, ldw, ids, dim, x);
+}
+
+// x[t] = row ids[t] of a table of any kind (GGUF rows decoded: cuda-gguf.h).
+void
+launch_embed_linear(const DLinear &table, const int *ids, int T, int dim, float *x, cudaStream_t s)
+{
+    if (table.kind == LIN_Q4F)
+        HR_LAUNCH(T, 256, s, (k_embed_gguf<LIN_Q4F>), table, ids, dim, x);
+    else if (table.kind == LIN_I8)
+        HR_LAUNCH(T, 256, s, (k_embed_gguf<LIN_I8>), table, ids, dim, x);
+    else
+        launch_embed(table.w, table.ldw, ids, T, dim, x, s);
 }
 
 // Sum over a block of blockDim.x (multiple of 32, <= 1024) threads; every thread gets it.
