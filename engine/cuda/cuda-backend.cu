@@ -109,7 +109,7 @@ struct Ctx {
     Layer *layers;
     SrcLinear s_embed, s_lm_head;
     const HrTensor *t_final_norm;
-    DLinear embed, lm_head;               // F16 [vocab, ldw]; lm_head may alias embed
+    DLinear embed, lm_head;               // [vocab, dim], F16 or GGUF kinds; lm_head may alias embed
     bool tied;
     float *final_norm, *inv_freq;
     int q_dim, kv_dim, qkv_dim;
