@@ -26,7 +26,8 @@
  * argmax equals the argmax of the logits read back.
  *
  * GGUF (opt-in, HEARTH_CUDA_GGUF=1): the gguf-tiny fixtures (every block
- * type the backend reads; gate and up stored differently) and, on a device,
+ * type the backend reads; gate and up stored differently; the first again
+ * with every opt-in path) and, on a device,
  * SmolLM2-135M-Instruct's GGUF when present; refused by name without it.
  *
  * Built a second time as test-cuda-emu-model (HR_CUDA_EMU_MODEL): the same
@@ -336,6 +337,16 @@ main(void)
         check_gguf_refusal(path);
         g_setenv("HEARTH_CUDA_GGUF", "1", TRUE);
         check_model(path, label, 5e-3f, 128, false);
+        if (i == 0) {   /* with every opt-in path: Q4_0 is the AWQ layout exactly, so q8 and cuBLAS take it */
+            g_setenv("HEARTH_CUDA_GEMV", "q8", TRUE);
+            g_setenv("HEARTH_CUDA_ATTN", "tiled", TRUE);
+            g_setenv("HEARTH_CUDA_GEMM", "cublas", TRUE);
+            g_autofree char *all = g_strdup_printf("%s q8 tiled cublas", label);
+            check_model(path, all, 2e-2f, 128, false);
+            g_unsetenv("HEARTH_CUDA_GEMV");
+            g_unsetenv("HEARTH_CUDA_ATTN");
+            g_unsetenv("HEARTH_CUDA_GEMM");
+        }
         g_unsetenv("HEARTH_CUDA_GGUF");
     }
     if (!EMU) {   /* SmolLM2-135M-Instruct's own GGUF (Q4_1, Q8_0 embedding), when present */

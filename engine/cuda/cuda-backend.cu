@@ -203,9 +203,11 @@ takes_ggml(uint32_t type)
     return e && strcmp(e, "1") == 0 && (ggml_q4f(type) || hr_ggml_q8_per(type) > 0);
 }
 
-// A matrix [rows, cols] that is not AWQ: dense (stored as FP16 rows) or GGUF blocks.
+// A matrix [rows, cols] that is not AWQ: dense (stored as FP16 rows) or GGUF
+// blocks; table: the embedding (gathered by launch_embed_linear, which has
+// no Q4 kind).
 HrStatus
-plan_matrix(const HrTensorSet *ts, const char *name, int rows, int cols, SrcLinear *L, HrError *err)
+plan_matrix(const HrTensorSet *ts, const char *name, int rows, int cols, bool table, SrcLinear *L, HrError *err)
 {
     memset(L, 0, sizeof *L);
     L->rows = rows;
@@ -226,7 +228,12 @@ plan_matrix(const HrTensorSet *ts, const char *name, int rows, int cols, SrcLine
         return hr_error_set(err, HR_ERR_FORMAT, "%s: GGUF tensor '%s' is not [%d, %d] in whole blocks of %d", t->file,
                             name, rows, cols, block);
     L->w = t;
-    if (ggml_q4f(t->ggml_type)) {
+    if (t->ggml_type == HR_GGML_Q4_0 && rows % 8 == 0 && !table) {
+        // Q4_0 is the AWQ layout's s * (q - z) exactly (s = d, z = 8): every
+        // 4-bit kernel and opt-in path applies (cuda-repack.cu repack_q4_0_rows)
+        L->kind = LIN_Q4;
+        L->ng = cols / 32;
+    } else if (ggml_q4f(t->ggml_type)) {
         L->kind = LIN_Q4F;
         L->ng = cols / 32;
     } else {
@@ -278,7 +285,7 @@ plan_linear(const Ctx *c, const HrTensorSet *ts, const char *prefix, int rows, i
         return HR_OK;
     }
     snprintf(wn, sizeof wn, "%s.weight", prefix);
-    return plan_matrix(ts, wn, rows, cols, L, err);
+    return plan_matrix(ts, wn, rows, cols, false, L, err);
 }
 
 // Stack sources into groups: all in one when their formats agree.
@@ -569,7 +576,11 @@ upload_group(Stager &st, const LinGroup &g, HrError *err)
                 const int r1 = r0 + per < s.rows ? r0 + per : s.rows;
                 uint32_t *hq = static_cast<uint32_t *>(stage_begin(st));
                 uint32_t *hsz = hq + (size_t)(r1 - r0) * (size_t)d.kw;
-                if (st.pool)
+                if (!s.qw) {   // GGUF Q4_0
+                    if (!repack_q4_0_rows(s.w->data, s.cols, r0, r1, hq, hsz))
+                        return hr_error_set(err, HR_ERR_FORMAT, "%s: GGUF Q4_0 tensor '%s' does not map onto 4-bit "
+                                            "groups exactly", s.w->file, s.w->name);
+                } else if (st.pool)
                     repack_awq_rows_layout(st.pool, s.qw->data, s.qz->data, s.sc->data, s.rows, s.cols, s.ng, r0,
                                            r1, hq, hsz);
                 else
@@ -818,12 +829,12 @@ plan_model(Ctx *c, const HrTensorSet *ts, HrError *err)
     const HrModelConfig &cfg = c->cfg;
     const int dim = cfg.dim;
     HrStatus st;
-    if ((st = plan_matrix(ts, "model.embed_tokens.weight", cfg.vocab_size, dim, &c->s_embed, err)) ||
+    if ((st = plan_matrix(ts, "model.embed_tokens.weight", cfg.vocab_size, dim, true, &c->s_embed, err)) ||
         (st = find_dense(ts, "model.norm.weight", dim, 0, &c->t_final_norm, err)))
         return st;
     c->tied = false;
     if (hr_tensor_set_find(ts, "lm_head.weight")) {
-        if ((st = plan_matrix(ts, "lm_head.weight", cfg.vocab_size, dim, &c->s_lm_head, err)))
+        if ((st = plan_matrix(ts, "lm_head.weight", cfg.vocab_size, dim, false, &c->s_lm_head, err)))
             return st;
     } else if (cfg.tie_embeddings) {
         c->tied = true;

@@ -1,5 +1,7 @@
 // cuda-gguf.h — GGUF block weights on CUDA (issue 23), without a lossy step:
-// the 4-bit types (Q4_0, Q4_1, Q4_K) as nibbles with an FP32 scale and
+// Q4_0 linears in the AWQ Q4 layout, exactly ({d, 8} per 32: cuda-repack.cu),
+// so every 4-bit kernel and opt-in path takes them; the other 4-bit types
+// (Q4_1, Q4_K; and a Q4_0 embedding) as nibbles with an FP32 scale and
 // offset per group of 32 (LIN_Q4F), the int8-exact types (Q8_0, Q5_0, Q5_1,
 // Q5_K, Q6_K) as int8 with an FP32 scale per 32 or 16 and, for Q5_1/Q5_K, an
 // FP32 offset per 32 (LIN_I8); the factors are ggml's own, decoded at load

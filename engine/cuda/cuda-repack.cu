@@ -8,6 +8,8 @@
 extern "C" {
 #include "awq-layout.h"
 #include "cpu-threads.h"
+#include "gguf-blocks.h"
+#include "gguf.h"
 #include "hr-half.h"
 #include "safetensors.h"
 }
@@ -103,6 +105,35 @@ layout_range(void *arg, int start, int end)
 }
 
 }  // namespace
+
+// GGUF Q4_0 rows: v = d * (q - 8) is the Q4 layout's s * (q - z) with s = d
+// (an FP16 number in the file) and z = 8, exactly.
+bool
+repack_q4_0_rows(const void *src, int K, int r0, int r1, uint32_t *q, uint32_t *sz)
+{
+    const size_t row_bytes = (size_t)(K / 32) * 18, ng = (size_t)(K / 32), kw = (size_t)q4_kw(K);
+    uint8_t *nib = static_cast<uint8_t *>(malloc((size_t)K / 2));
+    float *sc = static_cast<float *>(malloc(sizeof(float) * 2 * ng)), *of = sc + ng;
+    bool exact = true;
+    const uint32_t z8 = (uint32_t)hr_f32_to_f16(8.0f) << 16;
+    for (int r = r0; r < r1; r++) {
+        uint32_t *qr = q + (size_t)(r - r0) * kw;
+        memset(qr, 0, sizeof(uint32_t) * kw);
+        hr_ggml_q4_groups(HR_GGML_Q4_0, static_cast<const uint8_t *>(src) + (size_t)r * row_bytes, K, nib, sc, of);
+        for (int k = 0; k < K; k++) {
+            const uint32_t v = (k & 1) ? nib[k / 2] >> 4 : nib[k / 2] & 15u;
+            qr[k / 8] |= v << (4 * kSlot[k % 8]);
+        }
+        for (size_t g = 0; g < ng; g++) {
+            const uint16_t d = hr_f32_to_f16(sc[g]);
+            exact = exact && hr_f16_to_f32(d) == sc[g] && of[g] == -8.0f * sc[g];
+            sz[(size_t)(r - r0) * ng + g] = (uint32_t)d | z8;
+        }
+    }
+    free(nib);
+    free(sc);
+    return exact;
+}
 
 void
 repack_awq_rows_layout(HrThreadPool *pool, const void *qweight, const void *qzeros, const void *scales, int N, int K,
