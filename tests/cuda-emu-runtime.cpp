@@ -371,7 +371,6 @@ launch(dim3 grid, dim3 block, const std::function<void()> &kernel)
     S.left = nt;
     switch_to(nullptr, S.fibers[0]);
     S.kernel = nullptr;
-    stats().launches++;
 }
 
 bool
@@ -675,7 +674,6 @@ cudaError_t CUDARTAPI
 cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned long long)
 {
     *exec = new CUgraphExec_st{ g->ops };
-    stats().graph_ops += (long)g->ops.size();
     return cudaSuccess;
 }
 
@@ -686,7 +684,6 @@ cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s)
         return cudaErrorStreamCaptureUnsupported;
     for (auto &op : exec->ops)
         op();
-    stats().graph_launches++;
     return cudaSuccess;
 }
 

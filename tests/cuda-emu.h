@@ -20,7 +20,6 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
-#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -223,20 +222,18 @@ mma_sync(fragment<accumulator, M, N, K, TC> &d, const fragment<matrix_a, M, N, K
 
 namespace hremu {
 /* Runs kernel() as grid x block (block.x a multiple of 32, block.y = block.z
- * = 1) on a pool of worker threads kept between launches
+ * = 1), its threads as fibers on the calling thread
  * (tests/cuda-emu-runtime.cpp); returns when every block has run. */
 void launch(dim3 grid, dim3 block, const std::function<void()> &kernel);
 /* A launch on a stream: run now, or recorded into the graph the stream is
  * capturing (HR_LAUNCH in engine/cuda/cuda-internal.h). */
 void launch_on(cudaStream_t s, dim3 grid, dim3 block, std::function<void()> kernel);
 
-/* What the emulated device has: its memory (cudaMemGetInfo, and cudaMalloc
- * fails with cudaErrorMemoryAllocation past it) and the counters a test may
- * read. */
+/* The emulated device's memory (cudaMemGetInfo; cudaMalloc fails with
+ * cudaErrorMemoryAllocation past it). */
 struct Stats {
     size_t total_bytes;       /* HEARTH_CUDA_EMU_MIB, default 2048 */
     size_t allocated_bytes;
-    long launches, graph_launches, graph_ops;
 };
 Stats &stats();
 }  // namespace hremu

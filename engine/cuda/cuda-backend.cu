@@ -519,9 +519,10 @@ upload_ggml(Stager &st, const DLinear &d, const SrcLinear &s, int row_off, HrErr
     hr_ggml_type_block(t->ggml_type, &block, &block_bytes);
     const size_t K = (size_t)s.cols, src_row = K / (size_t)block * block_bytes;
     const size_t n_sc = d.kind == LIN_I8 ? K / (size_t)d.per : 0, n_off = d.kind == LIN_I8 ? (size_t)d.ng : 0;
-    const size_t row_bytes = d.kind == LIN_Q4F ? K / 2 + 8 * (K / 32) + 8 * (K / 32)   // nibbles, float2, scratch
-                                               : K + 4 * n_sc + 4 * n_off;
-    const int per = (int)((STAGE_BYTES - 64) / row_bytes);   // 64: the sections' alignment
+    // per row: nibbles and {scale, offset}, or int8, scales and offsets; beside
+    // them one row's FP32 scales and offsets (Q4F) and the sections' alignment
+    const size_t row_bytes = d.kind == LIN_Q4F ? K / 2 + 8 * (K / 32) : K + 4 * n_sc + 4 * n_off;
+    const int per = (int)((STAGE_BYTES - 8 * (K / 32) - 64) / row_bytes);
     if (per < 1)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "GGUF rows of %d inputs are too wide to stage", s.cols);
     for (int r0 = 0; r0 < s.rows; r0 += per) {
@@ -576,11 +577,9 @@ upload_group(Stager &st, const LinGroup &g, HrError *err)
                 const int r1 = r0 + per < s.rows ? r0 + per : s.rows;
                 uint32_t *hq = static_cast<uint32_t *>(stage_begin(st));
                 uint32_t *hsz = hq + (size_t)(r1 - r0) * (size_t)d.kw;
-                if (!s.qw) {   // GGUF Q4_0
-                    if (!repack_q4_0_rows(s.w->data, s.cols, r0, r1, hq, hsz))
-                        return hr_error_set(err, HR_ERR_FORMAT, "%s: GGUF Q4_0 tensor '%s' does not map onto 4-bit "
-                                            "groups exactly", s.w->file, s.w->name);
-                } else if (st.pool)
+                if (!s.qw)   // GGUF Q4_0
+                    repack_q4_0_rows(s.w->data, s.cols, r0, r1, hq, hsz);
+                else if (st.pool)
                     repack_awq_rows_layout(st.pool, s.qw->data, s.qz->data, s.sc->data, s.rows, s.cols, s.ng, r0,
                                            r1, hq, hsz);
                 else

@@ -45,38 +45,25 @@ group_dot(const DLinear &w, int r, int g, const float *__restrict__ x)
             }
         const float2 so = w.so[(size_t)r * (w.cols / 32) + g];
         return so.x * qx + so.y * sx;
-    } else {
+    } else {   // LIN_I8
         const int8_t *q = w.q8 + (size_t)r * w.cols + 32 * g;
         const uint4 u0 = *reinterpret_cast<const uint4 *>(q), u1 = *reinterpret_cast<const uint4 *>(q + 16);
         int8_t v[32];
         memcpy(v, &u0, 16);
         memcpy(v + 16, &u1, 16);
-        float acc;
-        if (w.per == 16) {
-            float a0 = 0.0f, a1 = 0.0f;
+        float a0 = 0.0f, a1 = 0.0f;   // inputs 0..15, 16..31
 #pragma unroll
-            for (int k = 0; k < 16; k++) {
-                a0 += (float)v[k] * xg[k];
-                a1 += (float)v[k + 16] * xg[k + 16];
-            }
-            const float *sc = w.s8 + (size_t)r * (w.cols / 16) + 2 * g;
-            acc = sc[0] * a0 + sc[1] * a1;
-        } else {
-#pragma unroll
-            for (int k = 0; k < 32; k++)
-                qx += (float)v[k] * xg[k];
-            acc = w.s8[(size_t)r * (w.cols / 32) + g] * qx;
+        for (int k = 0; k < 16; k++) {
+            a0 += (float)v[k] * xg[k];
+            a1 += (float)v[k + 16] * xg[k + 16];
+            sx += xg[k] + xg[k + 16];
         }
-        if (w.o8) {
-#pragma unroll
-            for (int k = 0; k < 32; k++)
-                sx += xg[k];
-            acc += w.o8[(size_t)r * (w.cols / 32) + g] * sx;
-        }
-        return acc;
+        const float acc = w.per == 16 ? w.s8[(size_t)r * (w.cols / 16) + 2 * g] * a0 +
+                                            w.s8[(size_t)r * (w.cols / 16) + 2 * g + 1] * a1
+                                      : w.s8[(size_t)r * (w.cols / 32) + g] * (a0 + a1);
+        return w.o8 ? acc + w.o8[(size_t)r * (w.cols / 32) + g] * sx : acc;
     }
 }
-
 
 // Σ w·x over row r, this lane's groups (the warp sums the lanes).
 template <int KIND>

@@ -255,9 +255,8 @@ void repack_awq_rows(const void *qweight, const void *qzeros, const void *scales
 void repack_awq_rows_layout(HrThreadPool *pool, const void *qweight, const void *qzeros, const void *scales, int N,
                             int K, int ng, int r0, int r1, uint32_t *q, uint32_t *sz);
 // GGUF Q4_0 rows [r0, r1) of a [N, K] tensor (K a multiple of 32) in the Q4
-// layout, groups of 32 with {d, 8}; false if a value did not map exactly
-// (it always does: d is FP16 in the file).
-bool repack_q4_0_rows(const void *src, int K, int r0, int r1, uint32_t *q, uint32_t *sz);
+// layout, groups of 32 with {d, 8}: exact, as d is an FP16 number in the file.
+void repack_q4_0_rows(const void *src, int K, int r0, int r1, uint32_t *q, uint32_t *sz);
 // Dense rows [r0, r1) of an F32/F16/BF16 matrix [N, K] (dtype as HrDType) to
 // FP16 rows of ldw halves.
 void convert_rows_f16(const void *src, int dtype, int K, int ldw, int r0, int r1, uint16_t *dst);

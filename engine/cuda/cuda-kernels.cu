@@ -297,19 +297,9 @@ void
 launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bias, float *out, int ldo, Epilogue epi,
               GemmPath path, cudaStream_t s, const LinWork *wk)
 {
-    if (gguf_kind(w.kind)) {   // GGUF blocks (cuda-gguf.h): the GEMV, or the WMMA GEMM for prefill
-        if (path == PATH_AUTO || path == PATH_CUBLAS)   // (no cuBLAS route for them yet)
-            path = T < 8 ? PATH_GEMV : PATH_WMMA;
-        if (path == PATH_WMMA && epi != EPI_SILU_MUL) {
-            dim3 grid((unsigned)((w.rows + GN - 1) / GN), (unsigned)((T + GM - 1) / GM));
-            if (w.kind == LIN_Q4F)
-                HR_LAUNCH(grid, 128, s, (k_gemm_wmma<LIN_Q4F>), w, x, ldx, T, bias, out, ldo, (int)epi);
-            else
-                HR_LAUNCH(grid, 128, s, (k_gemm_wmma<LIN_I8>), w, x, ldx, T, bias, out, ldo, (int)epi);
-            return;
-        }
-        path = PATH_GEMV;
-    }
+    // GGUF blocks (cuda-gguf.h): k_gemv or k_gemm_wmma below; no cuBLAS route for them yet
+    if (gguf_kind(w.kind) && (path == PATH_AUTO || path == PATH_CUBLAS))
+        path = T < 8 ? PATH_GEMV : PATH_WMMA;
     const int rows_out = epi == EPI_SILU_MUL ? w.rows / 2 : w.rows;
     if (path == PATH_AUTO)
         path = T < 8 ? PATH_GEMV : (wk && wk->blas ? PATH_CUBLAS : PATH_WMMA);
@@ -335,6 +325,10 @@ launch_linear(const DLinear &w, const float *x, int ldx, int T, const float *bia
         dim3 grid((unsigned)((w.rows + GN - 1) / GN), (unsigned)((T + GM - 1) / GM));
         if (w.kind == LIN_Q4)
             HR_LAUNCH(grid, 128, s, (k_gemm_wmma<LIN_Q4>), w, x, ldx, T, bias, out, ldo, (int)epi);
+        else if (w.kind == LIN_Q4F)
+            HR_LAUNCH(grid, 128, s, (k_gemm_wmma<LIN_Q4F>), w, x, ldx, T, bias, out, ldo, (int)epi);
+        else if (w.kind == LIN_I8)
+            HR_LAUNCH(grid, 128, s, (k_gemm_wmma<LIN_I8>), w, x, ldx, T, bias, out, ldo, (int)epi);
         else
             HR_LAUNCH(grid, 128, s, (k_gemm_wmma<LIN_F16>), w, x, ldx, T, bias, out, ldo, (int)epi);
         return;
