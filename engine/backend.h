@@ -22,7 +22,7 @@
 #include "model-config.h"
 #include "safetensors.h"
 
-#define HR_BACKEND_API_VERSION 3
+#define HR_BACKEND_API_VERSION 4
 
 typedef enum {
     HR_KV_F16,   /* default: half the memory, what the GPU backends use */
@@ -111,6 +111,10 @@ typedef struct {
      * GGUF type number); NULL: none. The CPU backend reads every type the
      * loader takes and leaves it NULL. */
     bool (*takes_ggml)(uint32_t ggml_type);
+
+    /* Optional: the backend's op table (ops.h), for the quantizer's block
+     * forward on the device (quantize/awq-device.c); NULL: none. */
+    const struct HrOps *ops;
 } HrBackendOps;
 
 /* The CPU backend: the reference every other backend is tested against. */

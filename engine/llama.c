@@ -59,7 +59,10 @@ static void
 add_spec(SpecList *a, HrOpsWeight **slot, HrWeightRole role, int layer, const char *name, int64_t rows,
          int64_t cols)
 {
-    HrWeightSpec s = { .role = role, .layer = layer, .rows = rows, .cols = cols };
+    /* k and v run with q, up with gate (model_nodes) */
+    const bool stack = g_str_has_suffix(name, "k_proj") || g_str_has_suffix(name, "v_proj") ||
+                       g_str_has_suffix(name, "up_proj");
+    HrWeightSpec s = { .role = role, .layer = layer, .rows = rows, .cols = cols, .stack = stack };
     g_strlcpy(s.name, name, sizeof s.name);
     g_array_append_val(a->specs, s);
     g_ptr_array_add(a->slots, slot);

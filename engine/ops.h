@@ -23,7 +23,7 @@
 
 #include "backend.h"
 
-#define HR_OPS_API_VERSION 2
+#define HR_OPS_API_VERSION 4
 
 /* A weight or an activation/KV buffer, in the backend's own layout. The
  * backend owns them all and frees them in close(). */
@@ -45,6 +45,8 @@ typedef struct {
     char name[128];
     int64_t rows, cols;         /* VECTOR: rows = its length, cols = 1 */
     bool tied;                  /* LM_HEAD: the embedding's own tensor (name is the embedding's) */
+    bool stack;                 /* LINEAR: the model runs it in one LINEAR node with the specs before it
+                                   (q|k|v, gate|up); a backend may store them as one matrix */
 } HrWeightSpec;
 
 typedef enum {
@@ -94,7 +96,7 @@ typedef struct {
     bool draws;                 /* one-token steps take sample specs (candidates, read_logits) */
 } HrOpsLimits;
 
-typedef struct {
+typedef struct HrOps {
     uint32_t api_version;       /* HR_OPS_API_VERSION */
     const char *name;
 
@@ -133,4 +135,14 @@ typedef struct {
      * logits row (penalised) copied to out. */
     HrStatus (*candidates)(void *dev, HrCandidates *out, HrError *err);
     HrStatus (*read_logits)(void *dev, float *out, HrError *err);
+
+    /* Optional, all three or none: what the quantizer's block forward needs
+     * (quantize/awq-device.c runs a layer's attention and MLP here, with
+     * the weights it searches). set_weight: new values for a taken LINEAR
+     * (taken from an F32 tensor) or VECTOR weight, FP32 in the shape it was
+     * taken with; write / read: rows [0, n) of an activation from / to the
+     * host. */
+    HrStatus (*set_weight)(void *dev, HrOpsWeight *w, const float *data, HrError *err);
+    HrStatus (*write)(void *dev, HrOpsBuffer *b, const float *data, int n, HrError *err);
+    HrStatus (*read)(void *dev, HrOpsBuffer *b, float *data, int n, HrError *err);
 } HrOps;

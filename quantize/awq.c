@@ -35,6 +35,7 @@
 
 #include <glib.h>
 
+#include "awq-device.h"
 #include "awq-private.h"
 #include "backend.h"
 #include "cpu-amx.h"
@@ -86,6 +87,12 @@ typedef struct {
     bool delta, recording;
     float *ref_q, *ref_k, *ref_v, *ref_g, *ref_u;
     const float *ref_a, *ref_h;
+    /* HEARTH_AWQ_DEVICE=1: the block forwards of the q,k,v and gate,up
+     * searches on the chosen backend's device (awq-device.c), the rest on
+     * the CPU; dref [T, D] their reference output computed there too (the
+     * device's rounding on both sides of the loss); bias_cat q|k|v's bias */
+    HrAwqDevice *odev;
+    float *dref, *bias_cat;
 } Ctx;
 
 typedef struct {
@@ -381,9 +388,33 @@ mlp_block(Ctx *c, const LW *w, const float *h, int T, float *out, float *act_out
 
 typedef enum { G_QKV, G_VO, G_GATEUP, G_DOWN } GroupKind;
 
+/* The block of a group on the device (awq-device.c); failures are sticky
+ * as mm()'s. */
+static void
+run_group_device(Ctx *c, GroupKind kind, const LW *w, const float *x, int T, float *out)
+{
+    if (c->st != HR_OK)
+        return;
+    const int hd = c->cfg->head_dim, qd = c->cfg->n_heads * hd, kvd = c->cfg->n_kv_heads * hd;
+    if (kind == G_QKV) {
+        if (c->cfg->qkv_bias) {
+            memcpy(c->bias_cat, w->bq, sizeof(float) * qd);
+            memcpy(c->bias_cat + qd, w->bk, sizeof(float) * kvd);
+            memcpy(c->bias_cat + qd + kvd, w->bv, sizeof(float) * kvd);
+        }
+        c->st = hr_awq_device_attn(c->odev, w->wq, w->wk, w->wv, c->bias_cat, w->wo, x, T, out, &c->err);
+    } else if (kind == G_GATEUP) {
+        c->st = hr_awq_device_mlp(c->odev, w->wg, w->wu, w->wd, x, T, out, &c->err);
+    }
+}
+
 static void
 run_group(Ctx *c, GroupKind kind, const LW *w, const float *x, int T, float *out)
 {
+    if (c->odev) {
+        run_group_device(c, kind, w, x, T, out);
+        return;
+    }
     packing_begin(c);
     switch (kind) {
     case G_QKV:
@@ -624,6 +655,11 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
     float *cand = g_new(float, (size_t)K);
     if (use_gram)
         packing_begin(c); /* C, the only "weights" of the ratios' products */
+    if (c->odev && !single && !delta) {
+        /* the reference through the same device arithmetic as the ratios */
+        run_group(c, gr->kind, w, x, T, c->dref);
+        ref = c->dref;
+    }
     HrAmxWeights *last = NULL;
     if (delta && !single) {
         const int qd = c->cfg->n_heads * c->cfg->head_dim;
@@ -899,6 +935,9 @@ hr_awq_free(HrAwqState *S)
     g_free(S->c.ref_g);
     g_free(S->c.ref_u);
     hr_pool_free(S->c.pool);
+    hr_awq_device_free(S->c.odev);
+    g_free(S->c.dref);
+    g_free(S->c.bias_cat);
     if (S->c.dev)
         S->c.be->gemm_close(S->c.dev);
     g_free(S);
@@ -925,6 +964,19 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     if (!be)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "awq: backend \"%s\" is not available in this build",
                             opt->backend);
+    /* HEARTH_AWQ_DEVICE=1 (opt-in until measured on a GPU): the block
+     * forwards on the backend's device through its op table, everything
+     * else on the CPU */
+    HrAwqDevice *odev = NULL;
+    const char *dv = g_getenv("HEARTH_AWQ_DEVICE");
+    if (dv && strcmp(dv, "1") == 0) {
+        HrStatus st = hr_awq_device_open(be->ops, cfg, seqlen, &odev, err);
+        if (st != HR_OK) {
+            hr_error_prefix(err, "awq: HEARTH_AWQ_DEVICE=1 with backend \"%s\": ", be->name);
+            return st;
+        }
+        be = &hr_cpu_backend;
+    }
     if (!be->gemm) /* a backend without host GEMMs: the search runs on the CPU */
         be = &hr_cpu_backend;
     /* HEARTH_AWQ_GEMM_OP=1 (tests): the CPU backend through its gemm op,
@@ -933,13 +985,21 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     void *dev = NULL;
     if (!cpu) {
         HrStatus st = be->gemm_open(0, &dev, err);
-        if (st != HR_OK)
+        if (st != HR_OK) {
+            hr_awq_device_free(odev);
             return st;
+        }
     }
     HrAwqState *S = g_new0(HrAwqState, 1);
     Ctx c = { .cfg = cfg, .opt = opt, .pool = hr_pool_new(0), .be = be, .dev = dev, .cpu = cpu,
               .inv_freq = g_new(float, (size_t)hd / 2), .L = seqlen, .chunk = 1,
-              .trace = g_getenv("HEARTH_AWQ_TRACE") != NULL, .amx = cpu && hr_cpu_amx() };
+              .trace = g_getenv("HEARTH_AWQ_TRACE") != NULL, .amx = cpu && hr_cpu_amx(), .odev = odev };
+    if (odev) {
+        c.dref = hr_try_alloc64((size_t)T * D * sizeof(float));
+        c.bias_cat = g_new0(float, (size_t)qd + 2 * (size_t)cfg->n_kv_heads * hd);
+        if (c.trace)
+            g_printerr("awq-trace: the q,k,v and gate,up block forwards on %s\n", hr_awq_device_name(odev));
+    }
     /* The search's jobs are few and long (an AMX product is a handful of
      * items of milliseconds each): the tail of one is no sign of a busy
      * core, and the adaptive width, made for decode's short jobs, would
@@ -988,7 +1048,8 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     S->r2 = try_floats((size_t)T * D);
     S->out = try_floats((size_t)T * D);
     S->s = g_try_new(float, (size_t)MAX(MAX(D, qd), H));
-    if (!S->x || !S->y || !S->h1 || !S->h2 || !S->a || !S->act || !S->r1 || !S->r2 || !S->out || !S->s) {
+    if (!S->x || !S->y || !S->h1 || !S->h2 || !S->a || !S->act || !S->r1 || !S->r2 || !S->out || !S->s ||
+        (S->c.odev && !S->c.dref)) {
         size_t mb = ((size_t)T * (7 * (size_t)D + (size_t)qd + (size_t)H) * sizeof(float)) >> 20;
         hr_awq_free(S);
         return hr_error_set(err, HR_ERR_NOMEM, "awq: not enough memory for the calibration activations "
@@ -1001,7 +1062,8 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
         Ctx *cs = &S->c;
         const int kvd = cfg->n_kv_heads * hd;
         cs->delta = true;
-        if (D >= AMX_MIN_K && hr_quant_linear_group(opt, qd, D) && hr_quant_linear_group(opt, kvd, D)) {
+        /* (with the device's block forward, the blocks keep the direct form) */
+        if (!cs->odev && D >= AMX_MIN_K && hr_quant_linear_group(opt, qd, D) && hr_quant_linear_group(opt, kvd, D)) {
             cs->ref_q = try_floats((size_t)T * qd);
             cs->ref_k = try_floats((size_t)T * kvd);
             cs->ref_v = try_floats((size_t)T * kvd);
@@ -1011,7 +1073,7 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
                 g_clear_pointer(&cs->ref_v, g_free);
             }
         }
-        if (D >= AMX_MIN_K && hr_quant_linear_group(opt, H, D)) {
+        if (!cs->odev && D >= AMX_MIN_K && hr_quant_linear_group(opt, H, D)) {
             cs->ref_g = try_floats((size_t)T * H);
             cs->ref_u = try_floats((size_t)T * H);
             if (!cs->ref_g || !cs->ref_u) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <glib.h>
+#include <glib/gstdio.h>
 
 #include "hearth-config.h"
 
@@ -92,6 +93,24 @@ hr_test_asset(const char *relative)
         hr_test_skip("asset %s is absent", copy);
     }
     return path;
+}
+
+void
+hr_test_rmtree(const char *dir)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    if (!d)
+        return;
+    const char *n;
+    while ((n = g_dir_read_name(d))) {
+        g_autofree char *p = g_build_filename(dir, n, NULL);
+        if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
+            hr_test_rmtree(p);
+        else
+            g_unlink(p);
+    }
+    g_dir_close(d);
+    g_rmdir(dir);
 }
 
 int

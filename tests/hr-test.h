@@ -53,6 +53,8 @@ GString *hr_test_json_bytes(JsonObject *o, const char *member);
 bool hr_test_utf8_valid(const char *s, size_t n);
 
 extern int hr_test_failures;
+/* Remove dir and everything under it (symlinks are removed, not followed). */
+void hr_test_rmtree(const char *dir);
 int hr_test_result(void);
 
 #include "hearth-config.h"

@@ -304,24 +304,6 @@ check_per_channel_config(const char *dir, int n_expected)
              path, n_expected);
 }
 
-static void
-rm_rf(const char *dir)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    if (!d)
-        return;
-    const char *n;
-    while ((n = g_dir_read_name(d))) {
-        g_autofree char *p = g_build_filename(dir, n, NULL);
-        if (g_file_test(p, G_FILE_TEST_IS_DIR))
-            rm_rf(p);
-        else
-            g_unlink(p);
-    }
-    g_dir_close(d);
-    g_rmdir(dir);
-}
-
 /* A copy of an AWQ checkpoint without one tensor, and with config_json as
  * its config; loading it must fail with `want` in the message. */
 typedef struct {
@@ -485,6 +467,6 @@ main(void)
     } else {
         printf("stories260K not found: skipped that part\n");
     }
-    rm_rf(tmp);
+    hr_test_rmtree(tmp);
     return hr_test_result();
 }

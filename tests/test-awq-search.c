@@ -27,6 +27,7 @@
 #include <glib/gstdio.h>
 
 #include "awq-private.h"
+#include "hr-awq-log.h"
 #include "cpu-awq.h"
 #include "hr-test.h"
 #include "hr-half.h"
@@ -460,38 +461,17 @@ kernels_check(void)
 }
 
 static void
-collect_log(const char *line, void *user)
-{
-    /* the layer line without its "(1.2 s)" */
-    const char *t = strrchr(line, '(');
-    g_string_append_len(user, line, t ? t - line : (gssize)strlen(line));
-    g_string_append_c(user, '\n');
-}
-
-static void
 gemm_op_check(const char *fixture, const char *tmp)
 {
-    g_autofree char *in = g_build_filename(HEARTH_FIXTURES, "hf-tiny", fixture, "f32", NULL);
-    enum { NS = 4, L = 32 };
-    int32_t tokens[NS * L];
-    for (int i = 0; i < NS * L; i++)
-        tokens[i] = 3 + (i * 53) % 250;
-    GString *logs[2] = { g_string_new(NULL), g_string_new(NULL) };
-    for (int op = 0; op < 2; op++) {
-        if (op)
-            g_setenv("HEARTH_AWQ_GEMM_OP", "1", TRUE);
-        HrQuantOptions opt;
-        awq_options(&opt, tokens, NS, L);
-        opt.log = collect_log;
-        g_autofree char *out = g_strdup_printf("%s/gemm-op-%s-%d", tmp, fixture, op);
-        HrError err = { 0 };
-        HR_CHECK(hr_quantize_model(in, out, &opt, NULL, logs[op], &err) == HR_OK, "%s", err.message);
-        g_unsetenv("HEARTH_AWQ_GEMM_OP");
-    }
-    HR_CHECK(logs[0]->len > 0 && strcmp(logs[0]->str, logs[1]->str) == 0, "%s: gemm-op path chose differently:\n%s---\n%s",
-             fixture, logs[0]->str, logs[1]->str);
-    g_string_free(logs[0], TRUE);
-    g_string_free(logs[1], TRUE);
+    GString *a = hr_awq_test_log(fixture, tmp, "cpu", "cpu", NULL);
+    GString *b = hr_awq_test_log(fixture, tmp, "gemm-op", "cpu", "HEARTH_AWQ_GEMM_OP");
+    if (a && b)
+        HR_CHECK(strcmp(a->str, b->str) == 0, "%s: gemm-op path chose differently:\n%s---\n%s", fixture, a->str,
+                 b->str);
+    if (a)
+        g_string_free(a, TRUE);
+    if (b)
+        g_string_free(b, TRUE);
 }
 
 int

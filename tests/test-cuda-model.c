@@ -235,21 +235,6 @@ check_gemm(void)
     g_rand_free(r);
 }
 
-static void
-remove_dir(const char *dir)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    if (!d)
-        return;
-    const char *name;
-    while ((name = g_dir_read_name(d))) {
-        g_autofree char *p = g_build_filename(dir, name, NULL);
-        g_unlink(p);
-    }
-    g_dir_close(d);
-    g_rmdir(dir);
-}
-
 /* A 2-layer SmolLM2-shaped AWQ g64 model (head_dim 64, GQA 3) from
  * hr-make-random-model, beside this executable in the build tree and in the
  * device bundle: the shape on which the opt-in tensor-core prefill attention
@@ -288,7 +273,7 @@ check_random_smollm2(void)
         check_model(out, "smollm2-shape AWQ g64 q8 tiled+tc", 2e-2f, 128, false);
         g_unsetenv("HEARTH_CUDA_GEMV");
         g_unsetenv("HEARTH_CUDA_ATTN");
-        remove_dir(out);
+        hr_test_rmtree(out);
     }
     g_rmdir(tmp);
 }
@@ -407,7 +392,7 @@ main(void)
     g_unsetenv("HEARTH_CUDA_ATTN");
     check_model(tmp, "stories260K AWQ q8", 2e-2f, 512, false);
     g_unsetenv("HEARTH_CUDA_GEMV");
-    remove_dir(tmp);
+    hr_test_rmtree(tmp);
     check_random_smollm2();
     return hr_test_result();
 }

@@ -185,21 +185,6 @@ check_out_of_memory(const char *dir)
     hr_tensor_set_free(ts);
 }
 
-static void
-remove_dir(const char *dir)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    if (!d)
-        return;
-    const char *name;
-    while ((name = g_dir_read_name(d))) {
-        g_autofree char *p = g_build_filename(dir, name, NULL);
-        g_unlink(p);
-    }
-    g_dir_close(d);
-    g_rmdir(dir);
-}
-
 /* The pipeline cache file the backend writes under the user cache dir
  * (meson points XDG_CACHE_HOME into the build dir). */
 static void
@@ -294,10 +279,10 @@ check_mixed_groups(const char *f32, const char *tmp)
         check_model(mixed, "llama3-rope AWQ k_proj g64 beside q/v g32", 1e-3f, 64, false);
     if (write_mixed_groups(g32, g64, mixed2, "model.layers.0.mlp.up_proj."))
         check_model(mixed2, "llama3-rope AWQ up_proj g64 beside gate g32", 1e-3f, 64, false);
-    remove_dir(g32);
-    remove_dir(g64);
-    remove_dir(mixed);
-    remove_dir(mixed2);
+    hr_test_rmtree(g32);
+    hr_test_rmtree(g64);
+    hr_test_rmtree(mixed);
+    hr_test_rmtree(mixed2);
 }
 
 int
@@ -362,7 +347,7 @@ main(void)
         } else {
             HR_CHECK(false, "could not write the max_pos 2048 copy of %s", f16);
         }
-        remove_dir(ltmp);
+        hr_test_rmtree(ltmp);
     }
     /* Embedding and tied lm_head split into 7 row slices (as a table larger
      * than maxStorageBufferRange would be). */
@@ -390,6 +375,6 @@ main(void)
         HR_CHECK(false, "quantize: %s", err.message);
     else
         check_model(tmp, "stories260K AWQ rtn g32", 1e-3f, 512, true);
-    remove_dir(tmp);
+    hr_test_rmtree(tmp);
     return hr_test_result();
 }

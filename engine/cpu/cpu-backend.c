@@ -49,11 +49,14 @@ struct HrOpsWeight {
      * the rows. */
     HrQ8Mat *lm_q8;
     float *vec;                 /* VECTOR */
+    size_t n_vec;               /* its length */
+    float *values;              /* LINEAR after set_weight: its own copy (freed with aligned_copies) */
 };
 
 struct HrOpsBuffer {
     void *data;                 /* FP32 [max_tokens, width], or a KV cache [context, kv_dim] */
     void *alloc;                /* what data is carved from (calloc'd) */
+    size_t width;               /* an activation's */
 };
 
 /* n zero bytes at a 64-byte boundary: glibc serves large blocks 16 bytes
@@ -655,6 +658,7 @@ cpu_weight(void *p, const HrTensorSet *ts, const HrWeightSpec *s, const float *d
     switch (s->role) {
     case HR_W_VECTOR:
         w->vec = g_memdup2(data, sizeof(float) * (size_t)s->rows);
+        w->n_vec = (size_t)s->rows;
         c->weight_bytes += sizeof(float) * (size_t)s->rows;
         c->decode_weight_bytes += sizeof(float) * (size_t)s->rows;
         return HR_OK;
@@ -693,6 +697,7 @@ cpu_activation(void *p, int64_t width, HrOpsBuffer **out, HrError *err)
     }
     g_ptr_array_add(c->buffers, b);
     c->scratch_bytes += bytes;
+    b->width = (size_t)width;
     *out = b;
     return HR_OK;
 }
@@ -951,6 +956,48 @@ cpu_memory(void *p, HrMemoryReport *out)
     out->decode_weight_bytes = c->decode_weight_bytes;
 }
 
+/* The quantizer's block forward (ops.h): a dense F32 linear takes its new
+ * values into a copy of its own (the first time), never into the tensor it
+ * was taken from. */
+static HrStatus
+cpu_set_weight(void *p, HrOpsWeight *w, const float *data, HrError *err)
+{
+    CpuCtx *c = p;
+    if (w->role == HR_W_VECTOR) {
+        memcpy(w->vec, data, sizeof(float) * w->n_vec);
+        return HR_OK;
+    }
+    CpuLinear *l = &w->lin;
+    if (w->role != HR_W_LINEAR || l->q || l->q8 || l->blocks || l->dense.dtype != HR_DTYPE_F32)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "set_weight: only a linear taken from an F32 tensor");
+    const size_t bytes = sizeof(float) * (size_t)l->rows * (size_t)l->cols;
+    if (!w->values) {   /* (never the taken tensor's bytes, which its owner may free) */
+        w->values = g_malloc(bytes);
+        g_ptr_array_add(c->aligned_copies, w->values);
+        l->dense.data = w->values;
+    }
+    memcpy(w->values, data, bytes);
+    return HR_OK;
+}
+
+static HrStatus
+cpu_write(void *p, HrOpsBuffer *b, const float *data, int n, HrError *err)
+{
+    (void)p;
+    (void)err;
+    memcpy(b->data, data, sizeof(float) * (size_t)n * b->width);
+    return HR_OK;
+}
+
+static HrStatus
+cpu_read(void *p, HrOpsBuffer *b, float *data, int n, HrError *err)
+{
+    (void)p;
+    (void)err;
+    memcpy(data, b->data, sizeof(float) * (size_t)n * b->width);
+    return HR_OK;
+}
+
 static const HrOps cpu_ops = {
     .api_version = HR_OPS_API_VERSION,
     .name = "cpu",
@@ -963,6 +1010,9 @@ static const HrOps cpu_ops = {
     .compile = cpu_compile,
     .run = cpu_run,
     .memory = cpu_memory,
+    .set_weight = cpu_set_weight,
+    .write = cpu_write,
+    .read = cpu_read,
 };
 
 static HrStatus
@@ -1018,4 +1068,5 @@ const HrBackendOps hr_cpu_backend = {
     .gemm_close = cpu_gemm_close,
     .gemm = cpu_gemm,
     .read_bandwidth = cpu_read_bandwidth,
+    .ops = &cpu_ops,
 };

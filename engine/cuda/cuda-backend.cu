@@ -1,5 +1,9 @@
 // cuda-backend.cu — the CUDA backend: a whole Llama-family model on one
-// NVIDIA GPU behind the HrBackendOps table.
+// NVIDIA GPU behind the HrBackendOps table, by one of two front ends over
+// the same planning, upload, launches and graphs: the model written here in
+// CUDA (the default, described below), or the op table of engine/ops.h under
+// engine/llama.c's forward (HEARTH_CUDA_OPS=1; its section near the end),
+// which replaces the first once a device run has checked it.
 //
 // Memory: everything the model needs on the device (weights in the layouts
 // of cuda-internal.h, the FP16 KV cache for context_len positions, scratch
@@ -31,6 +35,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <vector>
 
 extern "C" {
 #include "cpu-kernels.h"
@@ -38,6 +44,7 @@ extern "C" {
 #include "gguf.h"
 #include "hr-cuda-backend.h"
 #include "hr-half.h"
+#include "llama.h"
 }
 
 using namespace hrcuda;
@@ -368,6 +375,9 @@ assign_linear(Arena &a, DLinear &d, size_t *acct)
     }
 }
 
+void assign_path_scratch(Ctx *c, Arena &a, const std::vector<const DLinear *> &lins, const float *pre_x,
+                         int logit_rows);
+
 void
 assign_all(Ctx *c, Arena &a)
 {
@@ -405,19 +415,38 @@ assign_all(Ctx *c, Arena &a)
     c->gu = a.take<float>(CH * 2 * H, sb);
     c->hb = a.take<float>(CH * H, sb);
     // the opt-in paths' scratch, sized for the widest 4-bit matrix
-    const int widest = dim > H ? dim : H;
-    size_t max_kp = 0, max_wh = 0, max_ldh = (size_t)f16_ldw(widest > c->q_dim ? widest : c->q_dim);
+    std::vector<const DLinear *> lins;
     for (int l = 0; l < cfg.n_layers; l++) {
         const Layer &L = c->layers[l];
         const LinGroup *gs[] = { &L.qkv[0], &L.qkv[1], &L.qkv[2], &L.o, &L.gu[0], &L.gu[1], &L.down };
         const bool used[] = { true, L.n_qkv > 1, L.n_qkv > 2, true, true, L.n_gu > 1, true };
-        for (int i = 0; i < 7; i++) {
-            const DLinear &d = gs[i]->d;
-            if (!used[i] || d.kind != LIN_Q4)
-                continue;
-            max_kp = (size_t)d.kw * 8 > max_kp ? (size_t)d.kw * 8 : max_kp;
-            max_wh = (size_t)d.rows * d.kw * 8 > max_wh ? (size_t)d.rows * d.kw * 8 : max_wh;
-        }
+        for (int i = 0; i < 7; i++)
+            if (used[i])
+                lins.push_back(&gs[i]->d);
+    }
+    assign_path_scratch(c, a, lins, c->xn, 1);
+}
+
+// The scratch of the paths and the draw, beside the model's activations:
+// the q8 GEMV's int8 activations (pre_x: the buffer the RMSNorms write,
+// rounded by the norm itself), the cuBLAS route's FP16 operands, attention
+// partials, logit_rows rows of logits (logits1), the argmax and the draw's
+// candidates. lins: every matrix the layers run (the widest 4-bit one sizes
+// the paths' scratch).
+void
+assign_path_scratch(Ctx *c, Arena &a, const std::vector<const DLinear *> &lins, const float *pre_x, int logit_rows)
+{
+    const HrModelConfig &cfg = c->cfg;
+    const int dim = cfg.dim, H = cfg.hidden_dim, hd = cfg.head_dim;
+    size_t *sb = &c->scratch_bytes;
+    const size_t CH = (size_t)c->chunk;
+    const int widest = dim > H ? dim : H;
+    size_t max_kp = 0, max_wh = 0, max_ldh = (size_t)f16_ldw(widest > c->q_dim ? widest : c->q_dim);
+    for (const DLinear *d : lins) {
+        if (d->kind != LIN_Q4)
+            continue;
+        max_kp = (size_t)d->kw * 8 > max_kp ? (size_t)d->kw * 8 : max_kp;
+        max_wh = (size_t)d->rows * d->kw * 8 > max_wh ? (size_t)d->rows * d->kw * 8 : max_wh;
     }
     c->wk.xq = nullptr;
     c->wk.xs = nullptr;
@@ -432,7 +461,7 @@ assign_all(Ctx *c, Arena &a)
         c->wk.xq_rows = Q8_ROWS;
         // the normed activations (inputs of q|k|v, gate|up, lm_head), rounded by the norm itself
         const size_t kp = (size_t)q4_kw(dim) * 8;
-        c->wk.pre_x = c->xn;
+        c->wk.pre_x = pre_x;
         c->wk.pre_cols = dim;
         c->wk.pre_xq = a.take<int8_t>(Q8_ROWS * kp, sb);
         c->wk.pre_xs = a.take<float2>(Q8_ROWS * (kp / 32), sb);
@@ -449,7 +478,7 @@ assign_all(Ctx *c, Arena &a)
     const size_t part_rows = (size_t)(c->chunk * PREFILL_SPLITS > c->dec_splits ? c->chunk * PREFILL_SPLITS
                                                                                   : c->dec_splits);
     c->part = a.take<float>(part_rows * (size_t)cfg.n_heads * (size_t)(hd + 2), sb);
-    c->logits1 = a.take<float>((size_t)cfg.vocab_size, sb);
+    c->logits1 = a.take<float>((size_t)logit_rows * (size_t)cfg.vocab_size, sb);
     c->d_argmax = a.take<int>(1, sb);
     if (c->draws) {
         const size_t g0 = (size_t)topk_blocks(cfg.vocab_size);
@@ -561,54 +590,60 @@ upload_ggml(Stager &st, const DLinear &d, const SrcLinear &s, int row_off, HrErr
     return HR_OK;
 }
 
+// Source s into rows [row_off, row_off + s.rows) of the device matrix d.
+HrStatus
+upload_src(Stager &st, const DLinear &d, const SrcLinear &s, int row_off, HrError *err)
+{
+    if (d.kind == LIN_Q4) {
+        const size_t row_bytes = 4 * (size_t)d.kw + 4 * (size_t)d.ng;
+        int per = (int)(STAGE_BYTES / row_bytes) / 8 * 8;
+        if (per < 8)
+            return hr_error_set(err, HR_ERR_UNSUPPORTED, "AWQ rows of %d inputs are too wide to stage", d.cols);
+        for (int r0 = 0; r0 < s.rows; r0 += per) {
+            const int r1 = r0 + per < s.rows ? r0 + per : s.rows;
+            uint32_t *hq = static_cast<uint32_t *>(stage_begin(st));
+            uint32_t *hsz = hq + (size_t)(r1 - r0) * (size_t)d.kw;
+            if (!s.qw)   // GGUF Q4_0
+                repack_q4_0_rows(s.w->data, s.cols, r0, r1, hq, hsz);
+            else if (st.pool)
+                repack_awq_rows_layout(st.pool, s.qw->data, s.qz->data, s.sc->data, s.rows, s.cols, s.ng, r0, r1,
+                                       hq, hsz);
+            else
+                repack_awq_rows(s.qw->data, s.qz->data, s.sc->data, s.rows, s.cols, s.ng, r0, r1, hq, hsz);
+            CK(cudaMemcpyAsync(d.q + (size_t)(row_off + r0) * d.kw, hq, 4 * (size_t)(r1 - r0) * d.kw,
+                               cudaMemcpyHostToDevice, st.s));
+            CK(cudaMemcpyAsync(d.sz + (size_t)(row_off + r0) * d.ng, hsz, 4 * (size_t)(r1 - r0) * d.ng,
+                               cudaMemcpyHostToDevice, st.s));
+            CK(stage_end(st));
+        }
+        return HR_OK;
+    }
+    if (gguf_kind(d.kind))
+        return upload_ggml(st, d, s, row_off, err);
+    const size_t row_bytes = 2 * (size_t)d.ldw;
+    int per = (int)(STAGE_BYTES / row_bytes);
+    if (per < 1)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "rows of %d inputs are too wide to stage", d.cols);
+    for (int r0 = 0; r0 < s.rows; r0 += per) {
+        const int r1 = r0 + per < s.rows ? r0 + per : s.rows;
+        uint16_t *h = static_cast<uint16_t *>(stage_begin(st));
+        convert_rows_f16(s.w->data, (int)s.w->dtype, s.cols, d.ldw, r0, r1, h);
+        CK(cudaMemcpyAsync(d.w + (size_t)(row_off + r0) * d.ldw, h, row_bytes * (size_t)(r1 - r0),
+                           cudaMemcpyHostToDevice, st.s));
+        CK(stage_end(st));
+    }
+    return HR_OK;
+}
+
 HrStatus
 upload_group(Stager &st, const LinGroup &g, HrError *err)
 {
-    const DLinear &d = g.d;
     int row_off = 0;
     for (int i = 0; i < g.n_src; i++) {
-        const SrcLinear &s = g.src[i];
-        if (d.kind == LIN_Q4) {
-            const size_t row_bytes = 4 * (size_t)d.kw + 4 * (size_t)d.ng;
-            int per = (int)(STAGE_BYTES / row_bytes) / 8 * 8;
-            if (per < 8)
-                return hr_error_set(err, HR_ERR_UNSUPPORTED, "AWQ rows of %d inputs are too wide to stage", d.cols);
-            for (int r0 = 0; r0 < s.rows; r0 += per) {
-                const int r1 = r0 + per < s.rows ? r0 + per : s.rows;
-                uint32_t *hq = static_cast<uint32_t *>(stage_begin(st));
-                uint32_t *hsz = hq + (size_t)(r1 - r0) * (size_t)d.kw;
-                if (!s.qw)   // GGUF Q4_0
-                    repack_q4_0_rows(s.w->data, s.cols, r0, r1, hq, hsz);
-                else if (st.pool)
-                    repack_awq_rows_layout(st.pool, s.qw->data, s.qz->data, s.sc->data, s.rows, s.cols, s.ng, r0,
-                                           r1, hq, hsz);
-                else
-                    repack_awq_rows(s.qw->data, s.qz->data, s.sc->data, s.rows, s.cols, s.ng, r0, r1, hq, hsz);
-                CK(cudaMemcpyAsync(d.q + (size_t)(row_off + r0) * d.kw, hq, 4 * (size_t)(r1 - r0) * d.kw,
-                                   cudaMemcpyHostToDevice, st.s));
-                CK(cudaMemcpyAsync(d.sz + (size_t)(row_off + r0) * d.ng, hsz, 4 * (size_t)(r1 - r0) * d.ng,
-                                   cudaMemcpyHostToDevice, st.s));
-                CK(stage_end(st));
-            }
-        } else if (gguf_kind(d.kind)) {
-            HrStatus gst = upload_ggml(st, d, s, row_off, err);
-            if (gst != HR_OK)
-                return gst;
-        } else {
-            const size_t row_bytes = 2 * (size_t)d.ldw;
-            int per = (int)(STAGE_BYTES / row_bytes);
-            if (per < 1)
-                return hr_error_set(err, HR_ERR_UNSUPPORTED, "rows of %d inputs are too wide to stage", d.cols);
-            for (int r0 = 0; r0 < s.rows; r0 += per) {
-                const int r1 = r0 + per < s.rows ? r0 + per : s.rows;
-                uint16_t *h = static_cast<uint16_t *>(stage_begin(st));
-                convert_rows_f16(s.w->data, (int)s.w->dtype, s.cols, d.ldw, r0, r1, h);
-                CK(cudaMemcpyAsync(d.w + (size_t)(row_off + r0) * d.ldw, h, row_bytes * (size_t)(r1 - r0),
-                                   cudaMemcpyHostToDevice, st.s));
-                CK(stage_end(st));
-            }
-        }
-        row_off += s.rows;
+        HrStatus rc = upload_src(st, g.d, g.src[i], row_off, err);
+        if (rc != HR_OK)
+            return rc;
+        row_off += g.src[i].rows;
     }
     return HR_OK;
 }
@@ -720,21 +755,21 @@ run_sample(Ctx *c)
                   c->s);
 }
 
-// The decode step (and, with sample, the draw's kernels) captured as a graph.
+// What run() launches on stream s, captured as a graph (exec NULL when
+// capture or instantiation fails: the caller launches kernel by kernel).
+template <class Run>
 void
-capture_one(Ctx *c, bool sample, cudaGraph_t *graph, cudaGraphExec_t *exec)
+capture(cudaStream_t s, Run run, cudaGraph_t *graph, cudaGraphExec_t *exec)
 {
     *graph = nullptr;
     *exec = nullptr;
-    if (cudaStreamBeginCapture(c->s, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+    if (cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
         cudaGetLastError();
         return;
     }
-    run_chunk(c, 1, c->logits1, false);
-    if (sample)
-        run_sample(c);
+    run();
     cudaGraph_t g = nullptr;
-    cudaError_t e = cudaStreamEndCapture(c->s, &g);
+    cudaError_t e = cudaStreamEndCapture(s, &g);
     if (e == cudaSuccess && g && cudaGraphInstantiate(exec, g, 0) == cudaSuccess) {
         *graph = g;
         return;
@@ -745,11 +780,28 @@ capture_one(Ctx *c, bool sample, cudaGraph_t *graph, cudaGraphExec_t *exec)
     *exec = nullptr;
 }
 
+// The decode step (and, with sample, the draw's kernels) captured as a graph.
+void
+capture_one(Ctx *c, bool sample, cudaGraph_t *graph, cudaGraphExec_t *exec)
+{
+    capture(c->s, [c, sample] {
+        run_chunk(c, 1, c->logits1, false);
+        if (sample)
+            run_sample(c);
+    }, graph, exec);
+}
+
+bool
+graphs_on()
+{
+    const char *env = getenv("HEARTH_CUDA_GRAPH");
+    return !(env && strcmp(env, "0") == 0);
+}
+
 void
 capture_graph(Ctx *c)
 {
-    const char *env = getenv("HEARTH_CUDA_GRAPH");
-    if (env && strcmp(env, "0") == 0)
+    if (!graphs_on())
         return;
     capture_one(c, false, &c->graph, &c->graph_exec);
     if (c->draws && c->graph_exec)
@@ -778,14 +830,12 @@ put_sample(Ctx *c, HrError *err)
     return HR_OK;
 }
 
-// ---- ops -----------------------------------------------------------------------------
+// ---- the whole-model entry points ----------------------------------------------------
 
+// Everything c holds on the device and in pinned memory (not c itself).
 void
-cuda_destroy(void *p)
+release(Ctx *c)
 {
-    Ctx *c = static_cast<Ctx *>(p);
-    if (!c)
-        return;
     if (c->s)
         cudaStreamSynchronize(c->s);
     if (c->graph_exec)
@@ -812,7 +862,24 @@ cuda_destroy(void *p)
         cudaStreamDestroy(c->s);
     free(c->layers);
     cudaGetLastError();
+}
+
+void
+cuda_destroy(void *p)
+{
+    Ctx *c = static_cast<Ctx *>(p);
+    if (!c)
+        return;
+    release(c);
     free(c);
+}
+
+double
+now_s()
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
 int
@@ -959,11 +1026,12 @@ upload_model(Ctx *c, HrProgressFunc progress, void *user, HrError *err)
     return rc;
 }
 
+// The checks every model starts with, and the device chosen
+// (HEARTH_CUDA_DEVICE) made current.
 HrStatus
-cuda_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptions *opt, HrProgressFunc progress,
-            void *user, void **ctx_out, HrError *err)
+open_device(const HrModelConfig *cfg, const HrBackendOptions *opt, int *device_out, cudaDeviceProp *prop,
+            HrError *err)
 {
-    *ctx_out = nullptr;
     if (opt->context_len < 1)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "context length must be positive");
     if (opt->kv_type != HR_KV_F16)
@@ -984,24 +1052,27 @@ cuda_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOpti
     if (device < 0 || device >= n_dev)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "HEARTH_CUDA_DEVICE=%d but there are %d CUDA devices", device,
                             n_dev);
-    cudaDeviceProp prop;
-    e = cudaGetDeviceProperties(&prop, device);
+    e = cudaGetDeviceProperties(prop, device);
     if (e == cudaSuccess)
         e = cudaSetDevice(device);
     if (e != cudaSuccess)
         return cuda_fail(err, e, "cudaGetDeviceProperties");
-    if (prop.major < 7 || (prop.major == 7 && prop.minor < 5))
+    if (prop->major < 7 || (prop->major == 7 && prop->minor < 5))
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s has compute capability %d.%d; the CUDA backend needs 7.5 "
-                            "(Turing) or newer", prop.name, prop.major, prop.minor);
+                            "(Turing) or newer", prop->name, prop->major, prop->minor);
+    *device_out = device;
+    return HR_OK;
+}
 
-    Ctx *c = static_cast<Ctx *>(calloc(1, sizeof(Ctx)));
-    c->cfg = *cfg;
-    c->opt = *opt;
-    c->device = device;
+// The shapes and the paths the environment picks (engine/cuda/README.md);
+// c->cfg and c->opt are set.
+HrStatus
+configure(Ctx *c, HrError *err)
+{
+    const HrModelConfig *cfg = &c->cfg;
     c->q_dim = cfg->n_heads * cfg->head_dim;
     c->kv_dim = cfg->n_kv_heads * cfg->head_dim;
     c->qkv_dim = c->q_dim + 2 * c->kv_dim;
-    c->layers = static_cast<Layer *>(calloc((size_t)cfg->n_layers, sizeof(Layer)));
     const char *gemm = getenv("HEARTH_CUDA_GEMM");
     c->path = PATH_AUTO;
     c->chunk = CHUNK;
@@ -1015,10 +1086,8 @@ cuda_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOpti
     if (gemm && strcmp(gemm, "cublas") == 0) {
         char why[256];
         c->wk.blas = blas_open(why, sizeof why);
-        if (!c->wk.blas) {
-            cuda_destroy(c);
+        if (!c->wk.blas)
             return hr_error_set(err, HR_ERR_DEVICE, "HEARTH_CUDA_GEMM=cublas: %s", why);
-        }
         c->chunk = CHUNK_BLAS;
     }
     const int chunk_env = env_int("HEARTH_CUDA_CHUNK", 0);
@@ -1033,67 +1102,97 @@ cuda_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOpti
     // opt-in until a device run has checked it: HEARTH_DEVICE_SAMPLING=1 (as on Vulkan, =0 never)
     const char *ds = getenv("HEARTH_DEVICE_SAMPLING");
     c->draws = ds && strcmp(ds, "1") == 0;
-    c->dec_splits = (opt->context_len + c->dec_split_len - 1) / c->dec_split_len;
-    c->pre_split_len = (opt->context_len + PREFILL_SPLITS - 1) / PREFILL_SPLITS;
+    c->dec_splits = (c->opt.context_len + c->dec_split_len - 1) / c->dec_split_len;
+    c->pre_split_len = (c->opt.context_len + PREFILL_SPLITS - 1) / PREFILL_SPLITS;
+    return HR_OK;
+}
 
-    HrStatus st = plan_model(c, ts, err);
-    if (st != HR_OK) {
-        cuda_destroy(c);
-        return st;
-    }
-    Arena dry = { nullptr, 0 };
-    assign_all(c, dry);
-    const size_t need = dry.off;
+// need bytes (the arena, and what will be allocated beside it) against what
+// the device has free (HEARTH_CUDA_MAX_MEMORY_MIB caps it); the message
+// quotes the split c's byte counts hold.
+HrStatus
+check_memory(const Ctx *c, const cudaDeviceProp &prop, size_t need, HrError *err)
+{
     size_t free_b = 0, total_b = 0;
-    e = cudaMemGetInfo(&free_b, &total_b);
-    if (e != cudaSuccess) {
-        st = cuda_fail(err, e, "cudaMemGetInfo");
-        cuda_destroy(c);
-        return st;
-    }
+    cudaError_t e = cudaMemGetInfo(&free_b, &total_b);
+    if (e != cudaSuccess)
+        return cuda_fail(err, e, "cudaMemGetInfo");
     const int cap_mib = env_int("HEARTH_CUDA_MAX_MEMORY_MIB", -1);
     if (cap_mib >= 0 && (size_t)cap_mib << 20 < free_b)
         free_b = (size_t)cap_mib << 20;
-    if (need + RESERVE_BYTES > free_b) {
-        st = hr_error_set(err, HR_ERR_NOMEM, "%s: the model needs %zu MiB (%zu bytes) of device memory (weights "
-                          "%zu MiB, KV cache %zu MiB for %d positions, scratch %zu MiB, + %zu MiB reserve) but only "
-                          "%zu MiB (%zu bytes) of %zu MiB are free%s", prop.name, (need + RESERVE_BYTES) >> 20,
-                          need + RESERVE_BYTES, c->weight_bytes >> 20, c->kv_bytes >> 20, opt->context_len,
-                          c->scratch_bytes >> 20, RESERVE_BYTES >> 20, free_b >> 20, free_b, total_b >> 20,
-                          cap_mib >= 0 ? " (capped by HEARTH_CUDA_MAX_MEMORY_MIB)" : "");
-        cuda_destroy(c);
-        return st;
-    }
-    e = cudaStreamCreateWithFlags(&c->s, cudaStreamNonBlocking);
+    if (need + RESERVE_BYTES <= free_b)
+        return HR_OK;
+    return hr_error_set(err, HR_ERR_NOMEM, "%s: the model needs %zu MiB (%zu bytes) of device memory (weights "
+                        "%zu MiB, KV cache %zu MiB for %d positions, scratch %zu MiB, + %zu MiB reserve) but only "
+                        "%zu MiB (%zu bytes) of %zu MiB are free%s", prop.name, (need + RESERVE_BYTES) >> 20,
+                        need + RESERVE_BYTES, c->weight_bytes >> 20, c->kv_bytes >> 20, c->opt.context_len,
+                        c->scratch_bytes >> 20, RESERVE_BYTES >> 20, free_b >> 20, free_b, total_b >> 20,
+                        cap_mib >= 0 ? " (capped by HEARTH_CUDA_MAX_MEMORY_MIB)" : "");
+}
+
+// The stream, the arena of `bytes` (zeroed), the pinned step slots and the
+// draw's pinned buffer.
+HrStatus
+alloc_runtime(Ctx *c, size_t bytes, HrError *err)
+{
+    cudaError_t e = cudaStreamCreateWithFlags(&c->s, cudaStreamNonBlocking);
     if (e == cudaSuccess)
-        e = cudaMalloc(&c->arena, need);
+        e = cudaMalloc(&c->arena, bytes);
     if (e == cudaSuccess)
         e = cudaMallocHost(&c->h_step, sizeof(int) * STEP_SLOTS * (size_t)c->step_ints);
     for (int i = 0; e == cudaSuccess && i < STEP_SLOTS; i++)
         e = cudaEventCreateWithFlags(&c->step_ev[i], cudaEventDisableTiming);
     if (e == cudaSuccess && c->draws)
         e = cudaMallocHost(&c->h_sample, sizeof(SampleParams) + sizeof(TopkRes) +
-                                             sizeof(int32_t) * (size_t)cfg->vocab_size);
+                                             sizeof(int32_t) * (size_t)c->cfg.vocab_size);
     if (e == cudaSuccess && c->draws)
         e = cudaEventCreateWithFlags(&c->sample_ev, cudaEventDisableTiming);
     if (e == cudaSuccess)
-        e = cudaMemsetAsync(c->arena, 0, need, c->s);
-    if (e != cudaSuccess) {
-        st = cuda_fail(err, e, "allocating device memory");
-        cuda_destroy(c);
+        e = cudaMemsetAsync(c->arena, 0, bytes, c->s);
+    if (e != cudaSuccess)
+        return cuda_fail(err, e, "allocating device memory");
+    return HR_OK;
+}
+
+HrStatus
+cuda_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptions *opt, HrProgressFunc progress,
+            void *user, void **ctx_out, HrError *err)
+{
+    *ctx_out = nullptr;
+    int device = 0;
+    cudaDeviceProp prop;
+    HrStatus st = open_device(cfg, opt, &device, &prop, err);
+    if (st != HR_OK)
         return st;
+    Ctx *c = static_cast<Ctx *>(calloc(1, sizeof(Ctx)));
+    c->cfg = *cfg;
+    c->opt = *opt;
+    c->device = device;
+    c->layers = static_cast<Layer *>(calloc((size_t)cfg->n_layers, sizeof(Layer)));
+    st = configure(c, err);
+    if (st == HR_OK)
+        st = plan_model(c, ts, err);
+    size_t need = 0;
+    if (st == HR_OK) {
+        Arena dry = { nullptr, 0 };
+        assign_all(c, dry);
+        need = dry.off;
+        st = check_memory(c, prop, need, err);
     }
-    Arena real = { c->arena, 0 };
-    assign_all(c, real);
-    st = upload_model(c, progress, user, err);
+    if (st == HR_OK)
+        st = alloc_runtime(c, need, err);
+    if (st == HR_OK) {
+        Arena real = { c->arena, 0 };
+        assign_all(c, real);
+        st = upload_model(c, progress, user, err);
+    }
+    if (st == HR_OK) {
+        capture_graph(c);
+        cudaError_t e = cudaStreamSynchronize(c->s);
+        if (e != cudaSuccess)
+            st = cuda_fail(err, e, "after loading");
+    }
     if (st != HR_OK) {
-        cuda_destroy(c);
-        return st;
-    }
-    capture_graph(c);
-    e = cudaStreamSynchronize(c->s);
-    if (e != cudaSuccess) {
-        st = cuda_fail(err, e, "after loading");
         cuda_destroy(c);
         return st;
     }
@@ -1334,12 +1433,942 @@ cuda_read_bandwidth(void *p, double *bytes_per_s, HrError *err)
     return HR_OK;
 }
 
+// ---- the op-level interface (engine/ops.h, engine/llama.c) -------------------------------
+//
+// The same device, kernels, paths and graphs as the whole-model backend
+// above, under the model written once in llama.c: open() plans every weight
+// the model will take (the q|k|v and gate|up specs the model marks `stack`
+// become one matrix when their formats agree, as plan_model groups them) and
+// checks the memory; weight() uploads each into its planned place; compile()
+// resolves a node list into launches; run() launches them, and replays the
+// one-token list as a CUDA graph (captured on its first step). Opt-in until a
+// device run has checked it: HEARTH_CUDA_OPS=1.
+
+}  // namespace
+
+struct HrOpsWeight {
+    HrWeightRole role;
+    float *vec;              // VECTOR [n]
+    int n;
+    int group, part;         // LINEAR: its matrix (OpsDev::groups) and its source there
+    hrcuda::DLinear d;       // EMBED, LM_HEAD
+};
+
+struct HrOpsBuffer {
+    float *act;              // activation [max_tokens, width]
+    __half *kv;              // one layer's K or V cache [context, kv_dim]
+    int width;
+};
+
+namespace {
+
+// What open() planned for one weight spec, in the order the model takes them.
+struct Planned {
+    HrWeightRole role;
+    char name[128];
+    int group, part, row_off;  // EMBED, LM_HEAD (not tied), LINEAR: the matrix, its source, the rows before it
+    float *vec;                // VECTOR
+    int n;
+};
+
+// A node with its operands resolved to device pointers.
+struct CNode {
+    HrNode n;
+    const float *x;            // src (for ATTENTION and LINEAR maybe q inside q|k|v: ldx is then its width)
+    int ldx;
+    float *y;                  // dst
+    int ldy;
+    DLinear lin[3];            // LINEAR: one launch each, outputs side by side (off)
+    int off[3], n_lin;
+    bool fused_gate;           // gate over one stacked [gate; up] matrix: the GEMV's SiLU·mul epilogue applies
+    const float *bias;
+    const float *norm_w;       // RMSNORM
+    __half *kc, *vc;
+};
+
+struct Prog {
+    std::vector<CNode> nodes;
+    bool decode;
+    bool tried;                // graphs captured (or failed) on the first one-token step
+    cudaGraph_t graph, graph_s;
+    cudaGraphExec_t exec, exec_s;
+};
+
+struct OpsDev {
+    Ctx c;                     // the device and the paths' scratch (the whole-model fields stay empty)
+    cudaDeviceProp prop;
+    std::vector<LinGroup> groups;
+    std::vector<Planned> plan;
+    size_t next;               // the plan entry weight() takes next
+    std::vector<HrOpsWeight *> weights;
+    std::vector<HrOpsBuffer *> buffers;
+    std::vector<Prog *> progs;
+    Stager st;
+    size_t widest_run;         // rows of the widest run of stacked specs
+    float *gu;                 // [chunk, widest_run]: gate|up outputs before SiLU·mul
+    float *logits;             // [logit_rows, vocab] (= c.logits1)
+    int logit_rows;
+    bool argmax_ok;            // the last step computed d_argmax
+    bool graphed;
+    double upload_s;
+    HrThreadPool *pool;        // set_weight's conversions (made on first use)
+};
+
+void
+ops_close(void *p)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    if (!d)
+        return;
+    Ctx *c = &d->c;
+    if (c->s)
+        cudaStreamSynchronize(c->s);
+    for (Prog *g : d->progs) {
+        if (g->exec)
+            cudaGraphExecDestroy(g->exec);
+        if (g->graph)
+            cudaGraphDestroy(g->graph);
+        if (g->exec_s)
+            cudaGraphExecDestroy(g->exec_s);
+        if (g->graph_s)
+            cudaGraphDestroy(g->graph_s);
+        delete g;
+    }
+    for (HrOpsBuffer *b : d->buffers) {
+        cudaFree(b->act);
+        cudaFree(b->kv);
+        delete b;
+    }
+    for (HrOpsWeight *w : d->weights)
+        delete w;
+    for (int i = 0; i < 2; i++) {
+        if (d->st.ev[i])
+            cudaEventDestroy(d->st.ev[i]);
+        if (d->st.buf[i])
+            cudaFreeHost(d->st.buf[i]);
+    }
+    if (d->st.pool)
+        hr_pool_free(d->st.pool);
+    if (d->pool)
+        hr_pool_free(d->pool);
+    release(c);
+    delete d;
+}
+
+// Every matrix the model will take, grouped; the place of each spec.
+HrStatus
+plan_ops(OpsDev *d, const HrTensorSet *ts, const HrWeightSpec *specs, int n, HrError *err)
+{
+    Ctx *c = &d->c;
+    d->plan.resize((size_t)n);
+    for (int i = 0; i < n; i++) {
+        Planned &p = d->plan[(size_t)i];
+        p.role = specs[i].role;
+        snprintf(p.name, sizeof p.name, "%s", specs[i].name);
+        p.group = -1;
+        p.n = (int)specs[i].rows;
+        if (specs[i].rows < 1 || specs[i].cols < 1 || specs[i].rows > (1 << 30) || specs[i].cols > (1 << 30))
+            return hr_error_set(err, HR_ERR_INVALID_ARG, "weight '%s' has the shape [%lld, %lld]", specs[i].name,
+                                (long long)specs[i].rows, (long long)specs[i].cols);
+    }
+    for (int i = 0; i < n; i++) {
+        const HrWeightSpec &s = specs[i];
+        if (s.role == HR_W_VECTOR || (s.role == HR_W_LM_HEAD && s.tied))
+            continue;
+        if (s.role == HR_W_LINEAR && s.stack) {
+            if (d->plan[(size_t)i].group < 0)
+                return hr_error_set(err, HR_ERR_INVALID_ARG, "weight '%s' is stacked under no matrix", s.name);
+            continue;   // planned with the spec it stacks under
+        }
+        int m = 1;
+        while (s.role == HR_W_LINEAR && i + m < n && specs[i + m].role == HR_W_LINEAR && specs[i + m].stack)
+            m++;
+        if (m > 3)
+            return hr_error_set(err, HR_ERR_UNSUPPORTED, "CUDA: %d matrices stacked from '%s' (3 at most)", m,
+                                s.name);
+        SrcLinear src[3];
+        for (int j = 0; j < m; j++) {
+            const HrWeightSpec &sj = specs[i + j];
+            HrStatus st = s.role == HR_W_LINEAR
+                              ? plan_linear(c, ts, sj.name, (int)sj.rows, (int)sj.cols, &src[j], err)
+                              : plan_matrix(ts, sj.name, (int)sj.rows, (int)sj.cols, s.role == HR_W_EMBED, &src[j],
+                                            err);
+            if (st != HR_OK)
+                return st;
+        }
+        LinGroup g[3];
+        int ng = 0;
+        group_linears(src, m, g, &ng);
+        const int base = (int)d->groups.size();
+        for (int k = 0; k < ng; k++)
+            d->groups.push_back(g[k]);
+        int off = 0;
+        for (int j = 0; j < m; j++)
+            off += src[j].rows;
+        if (m > 1 && (size_t)off > d->widest_run)
+            d->widest_run = (size_t)off;
+        off = 0;
+        for (int j = 0; j < m; j++) {
+            Planned &p = d->plan[(size_t)(i + j)];
+            p.group = ng == 1 ? base : base + j;
+            p.part = ng == 1 ? j : 0;
+            p.row_off = ng == 1 ? off : 0;
+            off += src[j].rows;
+        }
+    }
+    return HR_OK;
+}
+
+// Weights, vectors and scratch into the arena (base NULL: only counted).
+void
+assign_ops(OpsDev *d, Arena &a)
+{
+    Ctx *c = &d->c;
+    const HrModelConfig &cfg = c->cfg;
+    c->weight_bytes = c->scratch_bytes = 0;
+    std::vector<const DLinear *> lins;
+    for (LinGroup &g : d->groups) {
+        assign_linear(a, g.d, &c->weight_bytes);
+        lins.push_back(&g.d);
+    }
+    for (Planned &p : d->plan)
+        if (p.role == HR_W_VECTOR)
+            p.vec = a.take<float>((size_t)p.n, &c->weight_bytes);
+    c->inv_freq = a.take<float>((size_t)cfg.head_dim / 2, &c->weight_bytes);
+    c->d_step = a.take<int>((size_t)c->step_ints, &c->scratch_bytes);
+    d->gu = d->widest_run ? a.take<float>((size_t)c->chunk * d->widest_run, &c->scratch_bytes) : nullptr;
+    assign_path_scratch(c, a, lins, nullptr, d->logit_rows);   // pre_x: compile() finds the norms' buffer
+    d->logits = c->logits1;
+}
+
+HrStatus
+ops_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSet *ts, const HrWeightSpec *specs,
+         int n_specs, void **dev_out, HrOpsLimits *limits, HrError *err)
+{
+    *dev_out = nullptr;
+    int device = 0;
+    cudaDeviceProp prop;
+    HrStatus st = open_device(cfg, opt, &device, &prop, err);
+    if (st != HR_OK)
+        return st;
+    OpsDev *d = new OpsDev();
+    Ctx *c = &d->c;
+    c->cfg = *cfg;
+    c->opt = *opt;
+    c->device = device;
+    d->prop = prop;
+    st = configure(c, err);
+    // logits rows one step returns: the chunk's, up to 64 MiB (at least one)
+    const size_t lr = ((size_t)64 << 20) / ((size_t)cfg->vocab_size * sizeof(float));
+    d->logit_rows = (int)(lr < 1 ? 1 : lr < (size_t)c->chunk ? lr : (size_t)c->chunk);
+    if (st == HR_OK)
+        st = plan_ops(d, ts, specs, n_specs, err);
+    size_t arena = 0;
+    if (st == HR_OK) {
+        Arena dry = { nullptr, 0 };
+        assign_ops(d, dry);
+        arena = dry.off;
+        // the KV caches and the model's activations (x, xb, q|k|v, q, att,
+        // hidden) are allocated as the model asks for them; counted here
+        c->kv_bytes = (size_t)cfg->n_layers * 2 * (size_t)opt->context_len * (size_t)c->kv_dim * sizeof(__half);
+        const size_t act = (size_t)c->chunk * (size_t)(2 * cfg->dim + c->qkv_dim + 2 * c->q_dim + cfg->hidden_dim) *
+                           sizeof(float);
+        c->scratch_bytes += act;
+        st = check_memory(c, prop, arena + c->kv_bytes + act, err);
+        c->kv_bytes = 0;
+        c->scratch_bytes -= act;
+    }
+    if (st == HR_OK)
+        st = alloc_runtime(c, arena, err);
+    if (st == HR_OK) {
+        Arena real = { c->arena, 0 };
+        assign_ops(d, real);
+        d->st.s = c->s;
+        const char *rp = getenv("HEARTH_CUDA_REPACK");
+        if (rp && strcmp(rp, "layout") == 0)
+            d->st.pool = hr_pool_new(0);
+        for (int i = 0; st == HR_OK && i < 2; i++) {
+            cudaError_t e = cudaMallocHost(&d->st.buf[i], STAGE_BYTES);
+            if (e == cudaSuccess)
+                e = cudaEventCreateWithFlags(&d->st.ev[i], cudaEventDisableTiming);
+            if (e != cudaSuccess)
+                st = cuda_fail(err, e, "pinned staging buffer");
+        }
+    }
+    if (st == HR_OK) {
+        float *h = static_cast<float *>(stage_begin(d->st));
+        hr_rope_inv_freq(cfg, h);
+        cudaError_t e = cudaMemcpyAsync(c->inv_freq, h, sizeof(float) * (size_t)(cfg->head_dim / 2),
+                                        cudaMemcpyHostToDevice, c->s);
+        if (e == cudaSuccess)
+            e = stage_end(d->st);
+        if (e != cudaSuccess)
+            st = cuda_fail(err, e, "upload");
+    }
+    if (st != HR_OK) {
+        ops_close(d);
+        return st;
+    }
+    limits->max_tokens = c->chunk;
+    limits->max_logit_rows = d->logit_rows;
+    limits->draws = c->draws;
+    *dev_out = d;
+    return HR_OK;
+}
+
+HrStatus
+ops_weight(void *p, const HrTensorSet *ts, const HrWeightSpec *s, const float *data, HrOpsWeight *tied_to,
+           HrOpsWeight **out, HrError *err)
+{
+    (void)ts;   // the planned sources point into it (the model passes open()'s set)
+    OpsDev *d = static_cast<OpsDev *>(p);
+    if (d->next >= d->plan.size() || d->plan[d->next].role != s->role || strcmp(d->plan[d->next].name, s->name) != 0)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: weight '%s' was not planned at this place", s->name);
+    const Planned &pl = d->plan[d->next++];
+    HrOpsWeight *w = new HrOpsWeight();
+    d->weights.push_back(w);
+    *out = w;
+    w->role = s->role;
+    w->group = pl.group;
+    w->part = pl.part;
+    w->n = pl.n;
+    switch (s->role) {
+    case HR_W_VECTOR: {
+        if (!data || (size_t)pl.n * sizeof(float) > STAGE_BYTES)
+            return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: vector '%s' has no data or is too long", s->name);
+        float *h = static_cast<float *>(stage_begin(d->st));
+        memcpy(h, data, sizeof(float) * (size_t)pl.n);
+        CK(cudaMemcpyAsync(pl.vec, h, sizeof(float) * (size_t)pl.n, cudaMemcpyHostToDevice, d->c.s));
+        CK(stage_end(d->st));
+        w->vec = pl.vec;
+        return HR_OK;
+    }
+    case HR_W_LM_HEAD:
+        if (s->tied) {
+            if (!tied_to || tied_to->role != HR_W_EMBED)
+                return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: the tied lm_head has no embedding");
+            w->d = tied_to->d;
+            return HR_OK;
+        }
+        [[fallthrough]];
+    case HR_W_EMBED: {
+        const LinGroup &g = d->groups[(size_t)pl.group];
+        w->d = g.d;
+        return upload_group(d->st, g, err);
+    }
+    case HR_W_LINEAR: {
+        const LinGroup &g = d->groups[(size_t)pl.group];
+        return upload_src(d->st, g.d, g.src[pl.part], pl.row_off, err);
+    }
+    }
+    return hr_error_set(err, HR_ERR_INVALID_ARG, "weight '%s': unknown role", s->name);
+}
+
+HrStatus
+ops_weights_done(void *p, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    if (d->next != d->plan.size())
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: %zu of %zu planned weights were taken", d->next,
+                            d->plan.size());
+    const double t0 = now_s();
+    CK(cudaStreamSynchronize(d->c.s));
+    d->upload_s += now_s() - t0;
+    for (int i = 0; i < 2; i++) {
+        cudaEventDestroy(d->st.ev[i]);
+        cudaFreeHost(d->st.buf[i]);
+        d->st.ev[i] = nullptr;
+        d->st.buf[i] = nullptr;
+    }
+    if (d->st.pool)
+        hr_pool_free(d->st.pool);
+    d->st.pool = nullptr;
+    return HR_OK;
+}
+
+HrStatus
+ops_activation(void *p, int64_t width, HrOpsBuffer **out, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    Ctx *c = &d->c;
+    if (width < 1 || width > (1 << 24))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: an activation %lld wide", (long long)width);
+    HrOpsBuffer *b = new HrOpsBuffer();
+    d->buffers.push_back(b);
+    *out = b;
+    b->width = (int)width;
+    const size_t bytes = (size_t)c->chunk * (size_t)width * sizeof(float);
+    CK(cudaMalloc(&b->act, bytes));
+    CK(cudaMemsetAsync(b->act, 0, bytes, c->s));
+    c->scratch_bytes += bytes;
+    return HR_OK;
+}
+
+HrStatus
+ops_kv_cache(void *p, HrOpsBuffer **k_out, HrOpsBuffer **v_out, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    Ctx *c = &d->c;
+    const size_t bytes = (size_t)c->opt.context_len * (size_t)c->kv_dim * sizeof(__half);
+    HrOpsBuffer **outs[2] = { k_out, v_out };
+    for (int i = 0; i < 2; i++) {
+        HrOpsBuffer *b = new HrOpsBuffer();
+        d->buffers.push_back(b);
+        *outs[i] = b;
+        b->width = c->kv_dim;
+        CK(cudaMalloc(&b->kv, bytes));
+        CK(cudaMemsetAsync(b->kv, 0, bytes, c->s));
+        c->kv_bytes += bytes;
+    }
+    return HR_OK;
+}
+
+// Rows [row_off, row_off + rows) of a device matrix, as a matrix.
+DLinear
+sub_linear(const DLinear &g, int row_off, int rows)
+{
+    DLinear v = g;
+    v.rows = rows;
+    const size_t r = (size_t)row_off, K = (size_t)g.cols;
+    if (g.kind == LIN_Q4) {
+        v.q += r * (size_t)g.kw;
+        v.sz += r * (size_t)g.ng;
+    } else if (g.kind == LIN_Q4F) {
+        v.nib += r * (K / 2);
+        v.so += r * (K / 32);
+    } else if (g.kind == LIN_I8) {
+        v.q8 += r * K;
+        v.s8 += r * (K / (size_t)g.per);
+        if (v.o8)
+            v.o8 += r * (size_t)g.ng;
+    } else {
+        v.w += r * (size_t)g.ldw;
+    }
+    return v;
+}
+
+// A LINEAR node's launches: its matrices as one launch where they are one
+// stacked group, else one each (a view of the group's rows).
+HrStatus
+resolve_linear(OpsDev *d, CNode &cn, HrError *err)
+{
+    const HrNode &n = cn.n;
+    if (n.n_w < 1 || n.n_w > 3 || (n.gate && n.n_w != 2))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: a linear of %d matrices%s", n.n_w,
+                            n.gate ? " with the gate" : "");
+    for (int i = 0; i < n.n_w; i++)
+        if (!n.w[i] || n.w[i]->role != HR_W_LINEAR)
+            return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: linear node (layer %d): matrix %d is not a linear",
+                                n.layer, i);
+    const LinGroup &g0 = d->groups[(size_t)n.w[0]->group];
+    bool one = g0.n_src == n.n_w && n.w[0]->part == 0;
+    for (int i = 1; one && i < n.n_w; i++)
+        one = n.w[i]->group == n.w[0]->group && n.w[i]->part == i;
+    int total = 0;
+    if (one) {
+        cn.n_lin = 1;
+        cn.lin[0] = g0.d;
+        cn.off[0] = 0;
+        total = g0.d.rows;
+    } else {
+        cn.n_lin = n.n_w;
+        for (int i = 0; i < n.n_w; i++) {
+            const LinGroup &g = d->groups[(size_t)n.w[i]->group];
+            int row_off = 0;
+            for (int j = 0; j < n.w[i]->part; j++)
+                row_off += g.src[j].rows;
+            cn.lin[i] = g.n_src == 1 ? g.d : sub_linear(g.d, row_off, g.src[n.w[i]->part].rows);
+            cn.off[i] = total;
+            total += cn.lin[i].rows;
+        }
+    }
+    cn.fused_gate = n.gate && one;
+    for (int i = 0; i < cn.n_lin; i++)
+        if (cn.lin[i].cols > cn.ldx)
+            return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: linear (layer %d) of %d inputs over an activation %d "
+                                "wide", n.layer, cn.lin[i].cols, cn.ldx);
+    if (n.gate ? (cn.n_lin == 2 && cn.lin[0].rows != cn.lin[1].rows) || total / 2 != cn.ldy : total > cn.ldy)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: linear (layer %d) of %d outputs into an activation %d "
+                            "wide", n.layer, n.gate ? total / 2 : total, cn.ldy);
+    if (n.gate && (!d->gu || (size_t)total > d->widest_run))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: a gate over matrices the model did not stack");
+    if (n.bias && (n.bias->role != HR_W_VECTOR || n.bias->n != total || n.gate))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: linear (layer %d): the bias is not %d long", n.layer,
+                            total);
+    cn.bias = n.bias ? n.bias->vec : nullptr;
+    return HR_OK;
+}
+
+HrStatus
+ops_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **prog_out, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    Ctx *c = &d->c;
+    const HrModelConfig &cfg = c->cfg;
+    Prog *g = new Prog();
+    d->progs.push_back(g);
+    g->decode = max_tokens == 1;
+    // ROPE_KV leaves q inside q|k|v (the kernels rotate it in place): a view
+    // of q's buffer there, valid until q|k|v is written again.
+    struct View {
+        const HrOpsBuffer *buf, *base;
+        bool stale;
+    };
+    std::vector<View> views;
+    const float *pre_x = nullptr;
+    bool pre_ok = true;
+    for (int i = 0; i < n_nodes; i++) {
+        CNode cn = {};
+        cn.n = nodes[i];
+        const HrNode &n = cn.n;
+        if (n.src) {
+            cn.x = n.src->act;
+            cn.ldx = n.src->width;
+            for (const View &v : views) {
+                if (v.buf != n.src)
+                    continue;
+                if (v.stale || (n.op != HR_OP_ATTENTION && n.op != HR_OP_LINEAR))
+                    return hr_error_set(err, HR_ERR_UNSUPPORTED, "CUDA: node %d reads q after q|k|v changed", i);
+                cn.x = v.base->act;
+                cn.ldx = v.base->width;
+            }
+            if (!cn.x)
+                return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: node %d reads a KV cache as an activation", i);
+        }
+        if (n.dst) {
+            cn.y = n.dst->act;
+            cn.ldy = n.dst->width;
+            if (!cn.y)
+                return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: node %d writes a KV cache as an activation", i);
+            for (size_t j = 0; j < views.size();) {
+                if (views[j].buf == n.dst) {
+                    views.erase(views.begin() + (long)j);   // dst holds its own values again
+                    continue;
+                }
+                if (views[j].base == n.dst)
+                    views[j].stale = true;
+                j++;
+            }
+        }
+        if (n.k_cache || n.v_cache) {
+            if (!n.k_cache || !n.v_cache || !n.k_cache->kv || !n.v_cache->kv)
+                return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: node %d needs both KV caches", i);
+            cn.kc = n.k_cache->kv;
+            cn.vc = n.v_cache->kv;
+        }
+        const bool need_src = n.op != HR_OP_EMBED, need_dst = n.op != HR_OP_LOGITS;
+        if ((need_src && !n.src) || (need_dst && !n.dst))
+            return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: node %d lacks an operand", i);
+        HrStatus st = HR_OK;
+        switch (n.op) {
+        case HR_OP_EMBED:
+            if (!n.w[0] || n.w[0]->role != HR_W_EMBED || cn.ldy != cfg.dim)
+                st = hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: embed node %d", i);
+            break;
+        case HR_OP_RMSNORM:
+            if (!n.w[0] || n.w[0]->role != HR_W_VECTOR || n.w[0]->n != cfg.dim || cn.ldx != cfg.dim ||
+                cn.ldy != cfg.dim)
+                st = hr_error_set(err, HR_ERR_UNSUPPORTED, "CUDA: RMSNorm node %d is not %d wide", i, cfg.dim);
+            cn.norm_w = n.w[0] ? n.w[0]->vec : nullptr;
+            pre_ok = pre_ok && (!pre_x || pre_x == cn.y);
+            pre_x = cn.y;
+            break;
+        case HR_OP_LINEAR:
+            st = resolve_linear(d, cn, err);
+            break;
+        case HR_OP_ROPE_KV:
+            if (cn.ldx != c->qkv_dim || cn.ldy != c->q_dim || !cn.kc)
+                st = hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: RoPE node %d: q|k|v %d wide into q %d", i, cn.ldx,
+                                  cn.ldy);
+            else
+                views.push_back(View{ n.dst, n.src, false });
+            break;
+        case HR_OP_ATTENTION:
+            if (cn.ldy != c->q_dim || !cn.kc)
+                st = hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: attention node %d", i);
+            break;
+        case HR_OP_LOGITS:
+            if (!n.w[0] || n.w[0]->role != HR_W_LM_HEAD || cn.ldx != cfg.dim)
+                st = hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: logits node %d", i);
+            break;
+        }
+        if (st != HR_OK)
+            return st;
+        g->nodes.push_back(cn);
+    }
+    // the q8 GEMV's pre-rounded activations: the one buffer every RMSNorm writes
+    if (c->wk.pre_xq)
+        c->wk.pre_x = pre_ok ? pre_x : nullptr;
+    *prog_out = g;
+    return HR_OK;
+}
+
+// The launches of one step of T tokens (ids and positions in d_step); the
+// logits rows of tokens logit_first..T-1 into d->logits from row 0 and the
+// last one's argmax; with sample, the draw's kernels after them.
+void
+interpret(OpsDev *d, const Prog *g, int T, int logit_first, bool sample)
+{
+    Ctx *c = &d->c;
+    const HrModelConfig &cfg = c->cfg;
+    cudaStream_t s = c->s;
+    const int hd = cfg.head_dim;
+    const bool decode = T == 1;
+    const bool gemv = gemv_path(c, T);
+    for (const CNode &cn : g->nodes) {
+        const HrNode &n = cn.n;
+        switch (n.op) {
+        case HR_OP_EMBED:
+            launch_embed_linear(n.w[0]->d, c->d_step + 2, T, cfg.dim, cn.y, s);
+            break;
+        case HR_OP_RMSNORM: {
+            const int first = n.logit_rows ? logit_first : 0, rows = T - first;
+            if (rows <= 0)
+                break;
+            const float *x = cn.x + (size_t)first * cn.ldx;
+            float *y = cn.y + (size_t)first * cn.ldy;
+            if (c->wk.pre_xq && y == c->wk.pre_x && gemv_path(c, rows) && rows <= c->wk.xq_rows)
+                launch_rmsnorm_q8(x, cn.norm_w, y, rows, cfg.dim, cfg.norm_eps, q4_kw(cfg.dim) * 8, c->wk.pre_xq,
+                                  c->wk.pre_xs, s);
+            else
+                launch_rmsnorm(x, cn.norm_w, y, rows, cfg.dim, cfg.norm_eps, s);
+            break;
+        }
+        case HR_OP_LINEAR: {
+            const Epilogue epi = n.residual ? EPI_RESIDUAL : EPI_STORE;
+            if (n.gate && cn.fused_gate && gemv) {
+                launch_linear(cn.lin[0], cn.x, cn.ldx, T, nullptr, cn.y, cn.ldy, EPI_SILU_MUL, c->path, s, &c->wk);
+            } else if (n.gate) {
+                const int H = cn.ldy;
+                for (int i = 0; i < cn.n_lin; i++)
+                    launch_linear(cn.lin[i], cn.x, cn.ldx, T, nullptr, d->gu + cn.off[i], 2 * H, EPI_STORE, c->path,
+                                  s, &c->wk);
+                launch_silu_mul(d->gu, H, T, cn.y, s);
+            } else {
+                for (int i = 0; i < cn.n_lin; i++)
+                    launch_linear(cn.lin[i], cn.x, cn.ldx, T, cn.bias ? cn.bias + cn.off[i] : nullptr, cn.y + cn.off[i],
+                                  cn.ldy, epi, c->path, s, &c->wk);
+            }
+            break;
+        }
+        case HR_OP_ROPE_KV:
+            // q and k rotated in place in q|k|v (src); q is read there (compile()'s view)
+            if (c->attn_tiled)
+                launch_rope_kv_wide(const_cast<float *>(cn.x), cn.kc, cn.vc, c->inv_freq, c->d_step, T, cfg.n_heads,
+                                    cfg.n_kv_heads, hd, s);
+            else
+                launch_rope_kv(const_cast<float *>(cn.x), cn.kc, cn.vc, c->inv_freq, c->d_step, T, cfg.n_heads,
+                               cfg.n_kv_heads, hd, s);
+            break;
+        case HR_OP_ATTENTION: {
+            const int split_len = decode ? c->dec_split_len : c->pre_split_len;
+            const int max_splits = decode ? c->dec_splits : PREFILL_SPLITS;
+            if (c->attn_tiled && T >= 16 && attention_tc_ok(cfg.n_heads, cfg.n_kv_heads, hd))
+                launch_attention_tc(cn.x, cn.ldx, cn.kc, cn.vc, cn.y, c->d_step, T, cfg.n_heads, cfg.n_kv_heads, hd,
+                                    cfg.sliding_window, s);
+            else if (c->attn_tiled)
+                launch_attention_tiled(cn.x, cn.ldx, cn.kc, cn.vc, c->part, cn.y, c->d_step, T, cfg.n_heads,
+                                       cfg.n_kv_heads, hd, cfg.sliding_window, split_len, max_splits, s);
+            else
+                launch_attention(cn.x, cn.ldx, cn.kc, cn.vc, c->part, cn.y, c->d_step, T, cfg.n_heads, cfg.n_kv_heads,
+                                 hd, cfg.sliding_window, split_len, max_splits, s);
+            break;
+        }
+        case HR_OP_LOGITS: {
+            const int rows = T - logit_first;
+            if (rows <= 0)
+                break;
+            launch_linear(n.w[0]->d, cn.x + (size_t)logit_first * cn.ldx, cn.ldx, rows, nullptr, d->logits,
+                          cfg.vocab_size, EPI_STORE, c->path, s, &c->wk);
+            launch_argmax(d->logits + (size_t)(rows - 1) * cfg.vocab_size, cfg.vocab_size, c->d_argmax, s);
+            break;
+        }
+        }
+    }
+    if (sample)
+        run_sample(c);
+}
+
+HrStatus
+ops_run(void *p, void *prog, const HrStep *s, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    Ctx *c = &d->c;
+    Prog *g = static_cast<Prog *>(prog);
+    if (s->n < 1 || s->n > (g->decode ? 1 : c->chunk) || s->logit_first < 0 || s->logit_first > s->n ||
+        s->n - s->logit_first > d->logit_rows)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "run: %d tokens, %d logits rows", s->n, s->n - s->logit_first);
+    const HrSampleSpec *sp = s->sample;
+    if (sp && (!c->draws || !g->decode || s->logit_first != 0 || sp->n_seen < 0 || sp->n_seen > c->cfg.vocab_size ||
+               (sp->n_seen > 0 && !sp->seen)))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "run: a sample spec needs one token and at most the vocabulary's "
+                            "ids");
+    d->argmax_ok = false;
+    c->sampled = false;
+    HrStatus st;
+    if (sp) {
+        c->spec = *sp;
+        if ((st = put_sample(c, err)) != HR_OK)
+            return st;
+    }
+    if ((st = put_step(c, s->tokens, s->n, s->pos, err)) != HR_OK)
+        return st;
+    const bool graphable = g->decode && s->logit_first == 0 && graphs_on();
+    if (graphable && !g->tried) {
+        g->tried = true;
+        capture(c->s, [d, g] { interpret(d, g, 1, 0, false); }, &g->graph, &g->exec);
+        if (c->draws && g->exec)
+            capture(c->s, [d, g] { interpret(d, g, 1, 0, true); }, &g->graph_s, &g->exec_s);
+        d->graphed = g->exec != nullptr;
+    }
+    cudaGraphExec_t exec = sp ? g->exec_s : g->exec;
+    if (graphable && exec)
+        CK(cudaGraphLaunch(exec, c->s));
+    else
+        interpret(d, g, s->n, s->logit_first, sp != nullptr);
+    CK(cudaGetLastError());
+    const int rows = s->n - s->logit_first;
+    if (rows > 0 && s->logits) {
+        CK(cudaMemcpyAsync(s->logits, d->logits, sizeof(float) * (size_t)rows * (size_t)c->cfg.vocab_size,
+                           cudaMemcpyDeviceToHost, c->s));
+        CK(cudaStreamSynchronize(c->s));
+    }
+    c->sampled = sp != nullptr;
+    d->argmax_ok = rows > 0;
+    return HR_OK;
+}
+
+void
+ops_memory(void *p, HrMemoryReport *out)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    out->weight_bytes = d->c.weight_bytes;
+    out->kv_bytes = d->c.kv_bytes;
+    out->scratch_bytes = d->c.scratch_bytes;
+    out->location = "device";
+    out->load_upload_s = d->upload_s;
+}
+
+int
+ops_last_argmax(void *p)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    if (!d->argmax_ok)
+        return -1;
+    int v = -1;
+    if (cudaMemcpyAsync(&v, d->c.d_argmax, sizeof v, cudaMemcpyDeviceToHost, d->c.s) != cudaSuccess ||
+        cudaStreamSynchronize(d->c.s) != cudaSuccess) {
+        cudaGetLastError();
+        return -1;
+    }
+    return v;
+}
+
+HrStatus
+ops_candidates(void *p, HrCandidates *out, HrError *err)
+{
+    return cuda_candidates(&static_cast<OpsDev *>(p)->c, out, err);
+}
+
+HrStatus
+ops_read_logits(void *p, float *out, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    if (!d->c.sampled)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "read_logits: the last step kept no logits on the device");
+    CK(cudaMemcpyAsync(out, d->logits, sizeof(float) * (size_t)d->c.cfg.vocab_size, cudaMemcpyDeviceToHost,
+                       d->c.s));
+    CK(cudaStreamSynchronize(d->c.s));
+    return HR_OK;
+}
+
+// The quantizer's block forward (ops.h): a dense linear takes FP32 rows
+// (rounded to FP16 as at load), a vector FP32 values; activations cross in
+// stream order (read synchronizes).
+HrStatus
+ops_set_weight(void *p, HrOpsWeight *w, const float *data, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    Ctx *c = &d->c;
+    if (w->role == HR_W_VECTOR) {
+        CK(cudaMemcpyAsync(w->vec, data, sizeof(float) * (size_t)w->n, cudaMemcpyHostToDevice, c->s));
+        return HR_OK;
+    }
+    if (w->role != HR_W_LINEAR || d->groups[(size_t)w->group].d.kind != LIN_F16)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "set_weight: only a dense linear or a vector");
+    const LinGroup &g = d->groups[(size_t)w->group];
+    const SrcLinear &src = g.src[w->part];
+    int row_off = 0;
+    for (int j = 0; j < w->part; j++)
+        row_off += g.src[j].rows;
+    const DLinear &dl = g.d;
+    std::vector<uint16_t> h((size_t)src.rows * (size_t)dl.ldw);
+    if (!d->pool)
+        d->pool = hr_pool_new(0);
+    struct Job {
+        const float *data;
+        int cols, ldw;
+        uint16_t *h;
+    } job = { data, src.cols, dl.ldw, h.data() };
+    hr_pool_run(d->pool, [](void *arg, int r0, int r1) {
+        const Job *j = static_cast<const Job *>(arg);
+        convert_rows_f16(j->data, (int)HR_DTYPE_F32, j->cols, j->ldw, r0, r1, j->h + (size_t)r0 * (size_t)j->ldw);
+    }, &job, src.rows, 64);
+    CK(cudaMemcpyAsync(dl.w + (size_t)row_off * dl.ldw, h.data(), 2 * h.size(), cudaMemcpyHostToDevice, c->s));
+    CK(cudaStreamSynchronize(c->s));   // h is freed on return
+    return HR_OK;
+}
+
+HrStatus
+ops_write(void *p, HrOpsBuffer *b, const float *data, int n, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    if (!b->act || n < 0 || n > d->c.chunk)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "write: %d rows into an activation of %d", n, d->c.chunk);
+    CK(cudaMemcpyAsync(b->act, data, sizeof(float) * (size_t)n * (size_t)b->width, cudaMemcpyHostToDevice, d->c.s));
+    return HR_OK;
+}
+
+HrStatus
+ops_read(void *p, HrOpsBuffer *b, float *data, int n, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    if (!b->act || n < 0 || n > d->c.chunk)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "read: %d rows of an activation of %d", n, d->c.chunk);
+    CK(cudaMemcpyAsync(data, b->act, sizeof(float) * (size_t)n * (size_t)b->width, cudaMemcpyDeviceToHost, d->c.s));
+    CK(cudaStreamSynchronize(d->c.s));
+    return HR_OK;
+}
+
+const HrOps cuda_ops = {
+    HR_OPS_API_VERSION,
+    "cuda",
+    ops_open,
+    ops_close,
+    ops_weight,
+    ops_weights_done,
+    ops_activation,
+    ops_kv_cache,
+    ops_compile,
+    ops_run,
+    ops_memory,
+    ops_last_argmax,
+    ops_candidates,
+    ops_read_logits,
+    ops_set_weight,
+    ops_write,
+    ops_read,
+};
+
+// ---- the whole-model interface: the backend above, or llama.c over cuda_ops --------------
+
+// A model made by either (HEARTH_CUDA_OPS=1: llama.c).
+struct Handle {
+    Ctx *c;        // the whole-model backend's context, or the ops device's
+    void *llama;   // llama.c's context, or NULL
+};
+
+bool
+ops_wanted()
+{
+    const char *e = getenv("HEARTH_CUDA_OPS");
+    return e && strcmp(e, "1") == 0;
+}
+
+HrStatus
+h_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptions *opt, HrProgressFunc progress,
+         void *user, void **ctx_out, HrError *err)
+{
+    *ctx_out = nullptr;
+    Handle *h = static_cast<Handle *>(calloc(1, sizeof(Handle)));
+    HrStatus st;
+    if (ops_wanted()) {
+        st = hr_llama_create(&cuda_ops, cfg, ts, opt, progress, user, &h->llama, err);
+        if (st == HR_OK)
+            h->c = &static_cast<OpsDev *>(hr_llama_device(h->llama))->c;
+    } else {
+        void *c = nullptr;
+        st = cuda_create(cfg, ts, opt, progress, user, &c, err);
+        h->c = static_cast<Ctx *>(c);
+    }
+    if (st != HR_OK) {
+        free(h);
+        return st;
+    }
+    *ctx_out = h;
+    return HR_OK;
+}
+
+void
+h_destroy(void *p)
+{
+    Handle *h = static_cast<Handle *>(p);
+    if (!h)
+        return;
+    if (h->llama)
+        hr_llama_destroy(h->llama);
+    else
+        cuda_destroy(h->c);
+    free(h);
+}
+
+HrStatus
+h_forward(void *p, const int32_t *tokens, int n_tokens, int pos, bool all_logits, HrError *err)
+{
+    Handle *h = static_cast<Handle *>(p);
+    return h->llama ? hr_llama_forward(h->llama, tokens, n_tokens, pos, all_logits, err)
+                    : cuda_forward(h->c, tokens, n_tokens, pos, all_logits, err);
+}
+
+HrStatus
+h_get_logits(void *p, int row, float *out, HrError *err)
+{
+    Handle *h = static_cast<Handle *>(p);
+    return h->llama ? hr_llama_get_logits(h->llama, row, out, err) : cuda_get_logits(h->c, row, out, err);
+}
+
+void
+h_memory(void *p, HrMemoryReport *out)
+{
+    Handle *h = static_cast<Handle *>(p);
+    if (h->llama)
+        hr_llama_memory(h->llama, out);
+    else
+        cuda_memory(h->c, out);
+}
+
+HrStatus
+h_read_bandwidth(void *p, double *bytes_per_s, HrError *err)
+{
+    return cuda_read_bandwidth(static_cast<Handle *>(p)->c, bytes_per_s, err);
+}
+
+void
+h_set_sample(void *p, const HrSampleSpec *spec)
+{
+    Handle *h = static_cast<Handle *>(p);
+    if (h->llama)
+        hr_llama_set_sample(h->llama, spec);
+    else
+        cuda_set_sample(h->c, spec);
+}
+
+HrStatus
+h_candidates(void *p, HrCandidates *out, HrError *err)
+{
+    Handle *h = static_cast<Handle *>(p);
+    return h->llama ? hr_llama_candidates(h->llama, out, err) : cuda_candidates(h->c, out, err);
+}
+
 }  // namespace
 
 extern "C" int
 hr_cuda_backend_last_argmax(void *p)
 {
-    Ctx *c = static_cast<Ctx *>(p);
+    Handle *h = static_cast<Handle *>(p);
+    if (h->llama)
+        return hr_llama_last_argmax(h->llama);
+    Ctx *c = h->c;
     int v = -1;
     if (cudaMemcpyAsync(&v, c->d_argmax, sizeof v, cudaMemcpyDeviceToHost, c->s) != cudaSuccess ||
         cudaStreamSynchronize(c->s) != cudaSuccess) {
@@ -1352,22 +2381,24 @@ hr_cuda_backend_last_argmax(void *p)
 extern "C" int
 hr_cuda_backend_uses_graph(void *p)
 {
-    return static_cast<Ctx *>(p)->graph_exec != nullptr;
+    Handle *h = static_cast<Handle *>(p);
+    return h->llama ? static_cast<OpsDev *>(hr_llama_device(h->llama))->graphed : h->c->graph_exec != nullptr;
 }
 
 extern "C" const HrBackendOps hr_cuda_backend = {
     HR_BACKEND_API_VERSION,
     "cuda",
-    cuda_create,
-    cuda_destroy,
-    cuda_forward,
-    cuda_get_logits,
-    cuda_memory,
+    h_create,
+    h_destroy,
+    h_forward,
+    h_get_logits,
+    h_memory,
     cuda_gemm_open,
     cuda_gemm_close,
     cuda_gemm,
-    cuda_read_bandwidth,
-    cuda_set_sample, /* opt-in (HEARTH_DEVICE_SAMPLING=1); otherwise every draw reads the row */
-    cuda_candidates,
+    h_read_bandwidth,
+    h_set_sample,    /* opt-in (HEARTH_DEVICE_SAMPLING=1); otherwise every draw reads the row */
+    h_candidates,
     takes_ggml,      /* opt-in (HEARTH_CUDA_GGUF=1) */
+    &cuda_ops,       /* the quantizer's block forward (HEARTH_AWQ_DEVICE=1) */
 };

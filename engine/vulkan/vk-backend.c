@@ -69,6 +69,7 @@ struct HrOpsWeight {
     uint32_t slice_rows;
     bool shared;                   /* a tied lm_head: the embedding's slices */
     HrVkBuffer vec;                /* VECTOR */
+    size_t n_vec;                  /* its floats */
 };
 
 struct HrOpsBuffer {
@@ -112,6 +113,10 @@ typedef struct {
      * there, and it crosses to `logits` only when asked (cb_fetch) */
     HrVkBuffer logits_dec;
     VkCommandBuffer cb_fetch;
+    /* the quantizer's reads of activations (vk_read): a host-cached buffer,
+     * grown to the largest read, and its copy's command buffer */
+    HrVkBuffer io_rb;
+    VkCommandBuffer cb_io;
     uint32_t chunk;                /* prompt tokens per prefill submit */
     uint32_t logit_rows;           /* rows of the logits buffer */
     size_t kv_one;                 /* bytes of one layer's K (or V) cache */
@@ -490,10 +495,12 @@ vk_close(void *p)
         }
         if (c->cb_fetch)
             vkFreeCommandBuffers(dev, hr_vk_context_command_pool(c->vk), 1, &c->cb_fetch);
+        if (c->cb_io)
+            vkFreeCommandBuffers(dev, hr_vk_context_command_pool(c->vk), 1, &c->cb_io);
         HrVkBuffer *bs[] = { &c->rope_tab, &c->part, &c->up_out, &c->params, &c->tokens, &c->logits, &c->argmax,
                              &c->logits_dec,
                              &c->seen, &c->cand_v[0], &c->cand_v[1], &c->cand_i[0], &c->cand_i[1],
-                             &c->topk_stats, &c->topk_res };
+                             &c->topk_stats, &c->topk_res, &c->io_rb };
         for (size_t i = 0; i < G_N_ELEMENTS(bs); i++)
             hr_vk_buffer_free(c->vk, bs[i]);
         hr_vk_kernels_free(c->kern);
@@ -721,6 +728,7 @@ vk_weight(void *p, const HrTensorSet *ts, const HrWeightSpec *s, const float *da
     switch (s->role) {
     case HR_W_VECTOR: {
         HrStatus st = upload_new(c, &w->vec, data, (size_t)s->rows * 4, s->name, err);
+        w->n_vec = (size_t)s->rows;
         c->weight_bytes += (size_t)s->rows * 4;
         return st;
     }
@@ -1077,6 +1085,72 @@ vk_read_logits(void *p, float *out, HrError *err)
     return st;
 }
 
+/* The quantizer's block forward (ops.h): new values go through the staging
+ * ring (waited for, so the next submit sees them), a read through io_rb. */
+static HrStatus
+vk_set_weight(void *p, HrOpsWeight *w, const float *data, HrError *err)
+{
+    VkCtx *c = p;
+    HrStatus st;
+    if (w->role == HR_W_VECTOR) {
+        st = upload_bytes(c, &w->vec, data, w->n_vec * 4, err);
+    } else if (w->role == HR_W_LINEAR && w->w.kind == HR_VK_W_F16) {
+        HrVkWeight shape;
+        size_t n_words;
+        uint32_t *words = hr_vk_pack_f16(data, HR_DTYPE_F32, (int)w->w.n, (int)w->w.k, NULL, &shape, &n_words);
+        st = n_words * 4 <= (size_t)w->w.buf.size ? upload_bytes(c, &w->w.buf, words, n_words * 4, err)
+                                                   : hr_error_set(err, HR_ERR_INVALID_ARG, "set_weight: size");
+        g_free(words);
+    } else {
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "set_weight: only a dense linear or a vector");
+    }
+    return st == HR_OK ? uploader_finish(c, err) : st;
+}
+
+static HrStatus
+vk_write(void *p, HrOpsBuffer *b, const float *data, int n, HrError *err)
+{
+    VkCtx *c = p;
+    if (n < 0 || (uint32_t)n > c->chunk || !b->width)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "write: %d rows into an activation of %u", n, c->chunk);
+    HrStatus st = upload_bytes(c, &b->buf, data, (size_t)n * b->width * 4, err);
+    return st == HR_OK ? uploader_finish(c, err) : st;
+}
+
+static HrStatus
+vk_read(void *p, HrOpsBuffer *b, float *data, int n, HrError *err)
+{
+    VkCtx *c = p;
+    if (n < 0 || (uint32_t)n > c->chunk || !b->width)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "read: %d rows of an activation of %u", n, c->chunk);
+    const size_t bytes = (size_t)n * b->width * 4;
+    if (!bytes)
+        return HR_OK;
+    HrStatus st = HR_OK;
+    if (c->io_rb.size < bytes) {
+        hr_vk_buffer_free(c->vk, &c->io_rb);
+        st = alloc_host(c, &c->io_rb, (size_t)c->chunk * b->width * 4, true, err);
+    }
+    if (st == HR_OK && !c->cb_io)
+        st = hr_vk_context_command_buffers(c->vk, 1, &c->cb_io, err);
+    if (st != HR_OK)
+        return st;
+    VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT };
+    vkBeginCommandBuffer(c->cb_io, &bi);
+    hr_vk_record_barrier(c->cb_io);
+    VkBufferCopy region = { 0, 0, (VkDeviceSize)bytes };
+    vkCmdCopyBuffer(c->cb_io, b->buf.buffer, c->io_rb.buffer, 1, &region);
+    hr_vk_record_host_barrier(c->cb_io);
+    VkResult r = vkEndCommandBuffer(c->cb_io);
+    if (r != VK_SUCCESS)
+        return hr_vk_context_vk_fail(err, r, "vkEndCommandBuffer");
+    st = hr_vk_submit_wait(c->vk, c->cb_io, err);
+    if (st == HR_OK)
+        memcpy(data, c->io_rb.mapped, bytes);
+    return st;
+}
+
 static const HrOps vk_ops = {
     .api_version = HR_OPS_API_VERSION,
     .name = "vulkan",
@@ -1092,6 +1166,9 @@ static const HrOps vk_ops = {
     .last_argmax = vk_last_argmax,
     .candidates = vk_candidates,
     .read_logits = vk_read_logits,
+    .set_weight = vk_set_weight,
+    .write = vk_write,
+    .read = vk_read,
 };
 
 /* ---- the whole-model interface (llama.c over vk_ops) ------------------------------------- */
@@ -1146,4 +1223,5 @@ const HrBackendOps hr_vulkan_backend = {
     .set_sample = hr_llama_set_sample,
     .candidates = hr_llama_candidates,
     .takes_ggml = hr_vulkan_backend_takes_ggml,
+    .ops = &vk_ops,
 };

@@ -12,9 +12,10 @@
 #    attention runs) from the CPU, CUDA's defaults and CUDA with the opt-ins: how long each agrees.
 # 2. kernel level: --gemv with --impl gemv against q8 (4-bit and FP16), --gemm with wmma against
 #    cublas, each beside the read bandwidth / in TFLOP/s;
+#    test-cuda-model again with HEARTH_CUDA_OPS=1 (the op table under engine/llama.c).
 # 3. model level, alternated A B A B: the defaults against HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled
 #    HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout on the Llama-2-7B, Llama-3-8B and
-#    Llama-3.2-1B AWQ shapes, then each path alone on the 7B.
+#    Llama-3.2-1B AWQ shapes, then each path alone on the 7B (HEARTH_CUDA_OPS=1 first).
 # Everything lands in $OUT/optin.txt (and $OUT/summary.txt from step 1).
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
@@ -41,6 +42,11 @@ if [ -x .gpu/test-cuda-sample ]; then   # the draw on the device against the hos
   say "test-cuda-sample exit $? ($(grep -c 'sequences equal' $OUT/cuda-sample.log) settings run)"
   tail -3 $OUT/cuda-sample.log
 fi
+
+# the op table under engine/llama.c (HEARTH_CUDA_OPS=1): the same checks against the CPU
+HEARTH_CUDA_OPS=1 HEARTH_ASSETS=.gpu/assets timeout 150 $H/test-cuda-model > $OUT/cuda-model-ops.log 2>&1
+say "test-cuda-model HEARTH_CUDA_OPS=1 exit $? ($(grep -c 'greedy ids equal' $OUT/cuda-model-ops.log) models, \
+$(grep -c 'check failed' $OUT/cuda-model-ops.log) failed checks)"; tail -4 $OUT/cuda-model-ops.log | tee -a $R
 
 # greedy ids of a 2-layer SmolLM2-shaped AWQ model (head_dim 64: the tensor-core prefill attention runs,
 # which test-cuda-model's fixtures do not reach): CPU (exact), CUDA default, CUDA with every opt-in
@@ -93,7 +99,7 @@ for m in llama-2-7b llama-3-8b llama-3.2-1b; do
   done
 done
 say "== each path alone, llama-2-7b p=512"
-for e in HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout; do
+for e in HEARTH_CUDA_OPS=1 HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout; do
   [ $(left) -lt 40 ] && { say "skip $e: time"; continue; }
   say "$e: $(one llama-2-7b 512 $e)"
 done
@@ -107,4 +113,13 @@ done
 say "== long context, llama-2-7b p=2048: A then B"
 [ $(left) -gt 60 ] && say "A: $(one llama-2-7b 2048 HEARTH_NONE=1)"
 [ $(left) -gt 40 ] && say "B: $(one llama-2-7b 2048 $ALL)"
+say "== the AWQ search's block forwards on the device (HEARTH_AWQ_DEVICE=1): one Llama-2-7B layer, 32 x 512"
+if [ $(left) -gt 90 ]; then
+  $H/hr-make-random-model --shape llama-2-7b --layers 1 --out /tmp/q7b1 --tokenizer .gpu/assets/tokenizers/spm32k-llama2 \
+    >/dev/null 2>&1
+  s=$(date +%s)
+  HEARTH_AWQ_DEVICE=1 HEARTH_AWQ_TRACE=1 timeout $(( $(left) - 10 )) $H/hearth-cli quantize --method awq --backend cuda \
+    -i /tmp/q7b1 -o /tmp/q7b1-awq --calib .gpu/calibration.txt --samples 32 --seqlen 512 > $OUT/quant-device.log 2>&1
+  say "exit $? after $(( $(date +%s) - s )) s: $(grep -E 'awq-trace: [a-z ]+ [0-9.]+ s$|awq: layer' $OUT/quant-device.log | tr '\n' ';')"
+fi
 echo; echo "===== optin ====="; cat $R
