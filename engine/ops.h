@@ -145,4 +145,21 @@ typedef struct HrOps {
     HrStatus (*set_weight)(void *dev, HrOpsWeight *w, const float *data, HrError *err);
     HrStatus (*write)(void *dev, HrOpsBuffer *b, const float *data, int n, HrError *err);
     HrStatus (*read)(void *dev, HrOpsBuffer *b, float *data, int n, HrError *err);
+
+    /* Optional, all five or none (with the three above): what the quantizer
+     * keeps on the device across steps, so that a block forward's inputs and
+     * outputs never cross to the host (its calibration inputs, the block's
+     * reference output). tensor: FP32 [rows, width], zeroed, with a double
+     * per row for sq_diff; tensor_write: its rows [row0, row0 + n) from the
+     * host; copy_rows: rows [0, n) of activation a to (to_tensor) or from
+     * the tensor's rows [row0, row0 + n), of equal widths; sq_diff: for each
+     * row r < n of a, the sum over its columns of (a[r] - t[row0 + r])^2 into
+     * the tensor's row value row0 + r; sq_total: those row values summed in
+     * row order. */
+    HrStatus (*tensor)(void *dev, int64_t rows, int64_t width, HrOpsBuffer **out, HrError *err);
+    HrStatus (*tensor_write)(void *dev, HrOpsBuffer *t, int64_t row0, const float *data, int64_t n, HrError *err);
+    HrStatus (*copy_rows)(void *dev, HrOpsBuffer *a, HrOpsBuffer *t, int64_t row0, int n, bool to_tensor,
+                          HrError *err);
+    HrStatus (*sq_diff)(void *dev, HrOpsBuffer *a, HrOpsBuffer *t, int64_t row0, int n, HrError *err);
+    HrStatus (*sq_total)(void *dev, HrOpsBuffer *t, double *out, HrError *err);
 } HrOps;

@@ -1,12 +1,17 @@
-/* awq-device.c — the AWQ search's block forward on a device, through the
+/* awq-device.c — the AWQ scale search's forwards on a device, through the
  * op table the model runs on (engine/ops.h): one decoder layer's attention
  * (q|k|v with its bias, RoPE, causal attention, o_proj) and MLP (gate|up,
- * SiLU·mul, down_proj) as two node lists of the same ops as inference,
- * over weights whose values the search replaces for every ratio
- * (set_weight). Each calibration sample is a sequence of its own: its
- * tokens go in as steps at positions 0.., so the KV cache and the causal
- * mask are inference's. The outputs come back to the host, where awq.c
- * takes their loss against the reference.
+ * SiLU·mul, down_proj), and o_proj and down_proj alone, as node lists of
+ * the same ops as inference, over weights whose values the search replaces
+ * for every ratio (set_weight). Each calibration sample is a sequence of its
+ * own: its tokens go in as steps at positions 0.., so the KV cache and the
+ * causal mask are inference's.
+ *
+ * Where the op table keeps tensors (hr_awq_device_resident), a group's
+ * inputs and its reference output stay on the device and the loss is summed
+ * there (sq_diff), one number back per ratio; the single linears' loss is
+ * x (W_q - W)^T against their output at W = 0. Elsewhere the inputs go and
+ * the outputs come back every step, and awq.c takes the loss.
  *
  * The device opens once per search with a one-layer model of the layer's
  * shapes, its weights taken from zeros in an in-memory F32 tensor set, so
@@ -32,6 +37,14 @@ struct HrAwqDevice {
     HrOpsBuffer *x, *qkv, *q, *att, *hb, *out, *kc, *vc;
     void *attn, *mlp;
     int32_t *zeros;             /* the steps' token ids (no embedding runs) */
+    /* with the tensor ops: a group's inputs and reference output kept on
+     * the device, [T, D] each (allocated for the first T) */
+    HrOpsBuffer *xs, *refs;
+    int T;
+    /* the single-linear searches (o_proj over att, down_proj over hb) and
+     * their inputs [T, qd] / [T, H] on the device */
+    void *single[2];
+    HrOpsBuffer *xs1[2];
 };
 
 void
@@ -123,9 +136,17 @@ hr_awq_device_open(const HrOps *ops, const HrModelConfig *cfg, int seqlen, HrAwq
               .gate = true },
             { .op = HR_OP_LINEAR, .layer = 0, .src = d->hb, .dst = d->out, .w = { d->w[W_D] }, .n_w = 1 },
         };
+        const HrNode one_o[] = { { .op = HR_OP_LINEAR, .layer = 0, .src = d->att, .dst = d->out,
+                                   .w = { d->w[W_O] }, .n_w = 1 } };
+        const HrNode one_d[] = { { .op = HR_OP_LINEAR, .layer = 0, .src = d->hb, .dst = d->out,
+                                   .w = { d->w[W_D] }, .n_w = 1 } };
         st = ops->compile(d->dev, attn, G_N_ELEMENTS(attn), d->lim.max_tokens, &d->attn, err);
         if (st == HR_OK)
             st = ops->compile(d->dev, mlp, G_N_ELEMENTS(mlp), d->lim.max_tokens, &d->mlp, err);
+        if (st == HR_OK)
+            st = ops->compile(d->dev, one_o, 1, d->lim.max_tokens, &d->single[0], err);
+        if (st == HR_OK)
+            st = ops->compile(d->dev, one_d, 1, d->lim.max_tokens, &d->single[1], err);
     }
     if (st != HR_OK) {
         hr_awq_device_free(d);
@@ -162,28 +183,136 @@ run_samples(HrAwqDevice *d, void *prog, const float *x, int d_in, int T, float *
     return st;
 }
 
+/* The block's weights: attention q, k, v, o (and q|k|v's bias), or MLP
+ * gate, up, down. */
+static HrStatus
+set_block(HrAwqDevice *d, bool mlp, const float *const w[4], const float *bias, HrError *err)
+{
+    const HrOps *o = d->ops;
+    const int first = mlp ? W_G : W_Q, n = mlp ? 3 : 4;
+    for (int i = 0; i < n; i++) {
+        HrStatus st = o->set_weight(d->dev, d->w[first + i], w[i], err);
+        if (st != HR_OK)
+            return st;
+    }
+    if (!mlp && d->cfg.qkv_bias)
+        return o->set_weight(d->dev, d->w[W_BIAS], bias, err);
+    return HR_OK;
+}
+
 HrStatus
 hr_awq_device_attn(HrAwqDevice *d, const float *wq, const float *wk, const float *wv, const float *bias,
                    const float *wo, const float *x, int T, float *out, HrError *err)
 {
-    const HrOps *o = d->ops;
-    HrStatus st;
-    if ((st = o->set_weight(d->dev, d->w[W_Q], wq, err)) || (st = o->set_weight(d->dev, d->w[W_K], wk, err)) ||
-        (st = o->set_weight(d->dev, d->w[W_V], wv, err)) || (st = o->set_weight(d->dev, d->w[W_O], wo, err)))
-        return st;
-    if (d->cfg.qkv_bias && (st = o->set_weight(d->dev, d->w[W_BIAS], bias, err)))
-        return st;
-    return run_samples(d, d->attn, x, d->cfg.dim, T, out, err);
+    const float *const w[4] = { wq, wk, wv, wo };
+    HrStatus st = set_block(d, false, w, bias, err);
+    return st != HR_OK ? st : run_samples(d, d->attn, x, d->cfg.dim, T, out, err);
 }
 
 HrStatus
 hr_awq_device_mlp(HrAwqDevice *d, const float *wg, const float *wu, const float *wd, const float *x, int T,
                   float *out, HrError *err)
 {
+    const float *const w[4] = { wg, wu, wd, NULL };
+    HrStatus st = set_block(d, true, w, NULL, err);
+    return st != HR_OK ? st : run_samples(d, d->mlp, x, d->cfg.dim, T, out, err);
+}
+
+bool
+hr_awq_device_resident(const HrAwqDevice *d)
+{
     const HrOps *o = d->ops;
-    HrStatus st;
-    if ((st = o->set_weight(d->dev, d->w[W_G], wg, err)) || (st = o->set_weight(d->dev, d->w[W_U], wu, err)) ||
-        (st = o->set_weight(d->dev, d->w[W_D], wd, err)))
+    return o->tensor && o->tensor_write && o->copy_rows && o->sq_diff && o->sq_total;
+}
+
+/* Every step of the T tokens of tensor xs (into activation in) through
+ * prog; after each, the output rows go to refs (loss false) or into refs'
+ * row values as their squared distance from it (loss true). */
+static HrStatus
+run_resident(HrAwqDevice *d, void *prog, HrOpsBuffer *in, HrOpsBuffer *xs, bool loss, HrError *err)
+{
+    const HrOps *o = d->ops;
+    const int L = d->L, step = d->lim.max_tokens;
+    HrStatus st = HR_OK;
+    for (int s0 = 0; st == HR_OK && s0 < d->T; s0 += L) {
+        for (int p = 0; st == HR_OK && p < L && s0 + p < d->T; p += step) {
+            const int n = MIN(step, MIN(L - p, d->T - s0 - p));
+            const HrStep s = { .tokens = d->zeros, .n = n, .pos = p, .logit_first = n };
+            if ((st = o->copy_rows(d->dev, in, xs, s0 + p, n, false, err)) == HR_OK &&
+                (st = o->run(d->dev, prog, &s, err)) == HR_OK)
+                st = loss ? o->sq_diff(d->dev, d->out, d->refs, s0 + p, n, err)
+                          : o->copy_rows(d->dev, d->out, d->refs, s0 + p, n, true, err);
+        }
+    }
+    return st;
+}
+
+/* The tensors of the first call's T (the group inputs and references). */
+static HrStatus
+ensure_tensors(HrAwqDevice *d, int T, HrError *err)
+{
+    HrStatus st = HR_OK;
+    if (!d->xs) {
+        if ((st = d->ops->tensor(d->dev, T, d->cfg.dim, &d->xs, err)) ||
+            (st = d->ops->tensor(d->dev, T, d->cfg.dim, &d->refs, err)))
+            return st;
+        d->T = T;
+    }
+    if (T != d->T)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: the device holds %d tokens, not %d", d->T, T);
+    return HR_OK;
+}
+
+HrStatus
+hr_awq_device_begin(HrAwqDevice *d, bool mlp, const float *const w[4], const float *bias, const float *x, int T,
+                    HrError *err)
+{
+    const HrOps *o = d->ops;
+    HrStatus st = ensure_tensors(d, T, err);
+    if (st != HR_OK)
         return st;
-    return run_samples(d, d->mlp, x, d->cfg.dim, T, out, err);
+    if ((st = o->tensor_write(d->dev, d->xs, 0, x, T, err)) || (st = set_block(d, mlp, w, bias, err)))
+        return st;
+    return run_resident(d, mlp ? d->mlp : d->attn, d->x, d->xs, false, err);
+}
+
+HrStatus
+hr_awq_device_loss(HrAwqDevice *d, bool mlp, const float *const w[4], const float *bias, double *loss,
+                   HrError *err)
+{
+    HrStatus st = set_block(d, mlp, w, bias, err);
+    if (st == HR_OK)
+        st = run_resident(d, mlp ? d->mlp : d->attn, d->x, d->xs, true, err);
+    return st == HR_OK ? d->ops->sq_total(d->dev, d->refs, loss, err) : st;
+}
+
+HrStatus
+hr_awq_device_single_begin(HrAwqDevice *d, bool down, const float *x, int T, HrError *err)
+{
+    const HrOps *o = d->ops;
+    const int D = d->cfg.dim, K = down ? d->cfg.hidden_dim : d->cfg.n_heads * d->cfg.head_dim;
+    HrStatus st = ensure_tensors(d, T, err);
+    if (st == HR_OK && !d->xs1[down])
+        st = o->tensor(d->dev, T, K, &d->xs1[down], err);
+    if (st == HR_OK)
+        st = o->tensor_write(d->dev, d->xs1[down], 0, x, T, err);
+    /* the reference of x dW^T is 0: the linear with zeros */
+    float *zeros = st == HR_OK ? g_try_new0(float, (size_t)D * (size_t)K) : NULL;
+    if (st == HR_OK && !zeros)
+        st = hr_error_set(err, HR_ERR_NOMEM, "awq: no memory for a [%d, %d] matrix", D, K);
+    if (st == HR_OK)
+        st = o->set_weight(d->dev, d->w[down ? W_D : W_O], zeros, err);
+    g_free(zeros);
+    if (st == HR_OK)
+        st = run_resident(d, d->single[down], down ? d->hb : d->att, d->xs1[down], false, err);
+    return st;
+}
+
+HrStatus
+hr_awq_device_single_loss(HrAwqDevice *d, bool down, const float *dw, double *loss, HrError *err)
+{
+    HrStatus st = d->ops->set_weight(d->dev, d->w[down ? W_D : W_O], dw, err);
+    if (st == HR_OK)
+        st = run_resident(d, d->single[down], down ? d->hb : d->att, d->xs1[down], true, err);
+    return st == HR_OK ? d->ops->sq_total(d->dev, d->refs, loss, err) : st;
 }

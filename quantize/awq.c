@@ -89,8 +89,10 @@ typedef struct {
     const float *ref_a, *ref_h;
     /* HEARTH_AWQ_DEVICE=1: the block forwards of the q,k,v and gate,up
      * searches on the chosen backend's device (awq-device.c), the rest on
-     * the CPU; dref [T, D] their reference output computed there too (the
-     * device's rounding on both sides of the loss); bias_cat q|k|v's bias */
+     * the CPU. Their reference output is computed there too (the device's
+     * rounding on both sides of the loss) and stays there with the inputs
+     * where the device keeps tensors; else it comes back into dref [T, D].
+     * bias_cat: q|k|v's bias. */
     HrAwqDevice *odev;
     float *dref, *bias_cat;
 } Ctx;
@@ -408,6 +410,26 @@ run_group_device(Ctx *c, GroupKind kind, const LW *w, const float *x, int T, flo
     }
 }
 
+/* The resident form (hr_awq_device_resident): begin puts the group's
+ * inputs and its reference output on the device, loss the sum of squared
+ * differences of the block with the weights in w now. */
+static void
+device_resident(Ctx *c, GroupKind kind, const LW *w, const float *x, int T, double *loss)
+{
+    if (c->st != HR_OK)
+        return;
+    const bool mlp = kind == G_GATEUP;
+    const int hd = c->cfg->head_dim, qd = c->cfg->n_heads * hd, kvd = c->cfg->n_kv_heads * hd;
+    if (!mlp && c->cfg->qkv_bias) {
+        memcpy(c->bias_cat, w->bq, sizeof(float) * qd);
+        memcpy(c->bias_cat + qd, w->bk, sizeof(float) * kvd);
+        memcpy(c->bias_cat + qd + kvd, w->bv, sizeof(float) * kvd);
+    }
+    const float *const wa[4] = { w->wq, w->wk, w->wv, w->wo }, *const wm[4] = { w->wg, w->wu, w->wd, NULL };
+    c->st = loss ? hr_awq_device_loss(c->odev, mlp, mlp ? wm : wa, c->bias_cat, loss, &c->err)
+                 : hr_awq_device_begin(c->odev, mlp, mlp ? wm : wa, c->bias_cat, x, T, &c->err);
+}
+
 static void
 run_group(Ctx *c, GroupKind kind, const LW *w, const float *x, int T, float *out)
 {
@@ -640,11 +662,14 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
      * the Gram form's N K^2 per ratio plus T K^2 / 2 for C, at three tile
      * products each: the cheaper wins (Llama-3.2-1B's down_proj at 32 x
      * 512: the difference form; SmolLM2's at 128 x 512: Gram). */
-    const bool delta = c->delta && K >= AMX_MIN_K &&
+    /* On a device that keeps tensors a single linear's loss is x dW^T
+     * there (its difference form as one LINEAR node), no Gram matrix. */
+    const bool dev_single = single && c->odev && hr_awq_device_resident(c->odev);
+    const bool delta = !dev_single && c->delta && K >= AMX_MIN_K &&
                        (gr->kind == G_QKV ? c->ref_q != NULL : gr->kind == G_GATEUP ? c->ref_g != NULL : true) &&
                        (!single || (double)N_GRID * T * gr->N[0] * K <
                                        3.0 * ((double)N_GRID * gr->N[0] * K * K + 0.5 * (double)T * K * K));
-    const bool use_gram = single && !delta;
+    const bool use_gram = single && !delta && !dev_single;
     float *C = use_gram ? gram(c, x, T, K) : NULL;
     float *P = use_gram ? floats((size_t)gr->N[0] * K) : NULL;
     float *orig[3], *fq[3];
@@ -655,8 +680,14 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
     float *cand = g_new(float, (size_t)K);
     if (use_gram)
         packing_begin(c); /* C, the only "weights" of the ratios' products */
-    if (c->odev && !single && !delta) {
-        /* the reference through the same device arithmetic as the ratios */
+    /* on the device: the reference through the same arithmetic as the
+     * ratios, kept there where the device can (resident) */
+    const bool resident = c->odev && !single && !delta && hr_awq_device_resident(c->odev);
+    if (dev_single && c->st == HR_OK)
+        c->st = hr_awq_device_single_begin(c->odev, gr->kind == G_DOWN, x, T, &c->err);
+    if (resident) {
+        device_resident(c, gr->kind, w, x, T, NULL);
+    } else if (c->odev && !single && !delta) {
         run_group(c, gr->kind, w, x, T, c->dref);
         ref = c->dref;
     }
@@ -687,8 +718,11 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
             ScaleQuantArgs A = { orig[j], fq[j], cand, K, g, c->opt->bits, single || delta };
             hr_pool_run(c->pool, scale_quant_range, &A, gr->N[j], 1);
         }
-        double loss;
-        if (delta) {
+        double loss = NAN;
+        if (dev_single) {
+            if (c->st == HR_OK)
+                c->st = hr_awq_device_single_loss(c->odev, gr->kind == G_DOWN, fq[0], &loss, &c->err);
+        } else if (delta) {
             loss = loss_delta(c, gr, fq, last, x, T, out);
         } else if (single) {
             /* dW = fq[0]; sum_n dW_n C dW_n^T (C symmetric) */
@@ -697,10 +731,15 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
         } else {
             for (int j = 0; j < gr->n_lin; j++)
                 *gr->lin[j] = fq[j];
-            run_group(c, gr->kind, w, x, T, out);
+            loss = NAN;
+            if (resident) {
+                device_resident(c, gr->kind, w, x, T, &loss);
+            } else {
+                run_group(c, gr->kind, w, x, T, out);
+                loss = hr_awq_sq_diff(c->pool, out, ref, (size_t)T, (size_t)D_out);
+            }
             for (int j = 0; j < gr->n_lin; j++)
                 *gr->lin[j] = orig[j];
-            loss = hr_awq_sq_diff(c->pool, out, ref, (size_t)T, (size_t)D_out);
         }
         loss /= (double)T * D_out;
         if (c->trace)
@@ -995,10 +1034,12 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
               .inv_freq = g_new(float, (size_t)hd / 2), .L = seqlen, .chunk = 1,
               .trace = g_getenv("HEARTH_AWQ_TRACE") != NULL, .amx = cpu && hr_cpu_amx(), .odev = odev };
     if (odev) {
-        c.dref = hr_try_alloc64((size_t)T * D * sizeof(float));
+        if (!hr_awq_device_resident(odev))   /* the reference comes to the host */
+            c.dref = hr_try_alloc64((size_t)T * D * sizeof(float));
         c.bias_cat = g_new0(float, (size_t)qd + 2 * (size_t)cfg->n_kv_heads * hd);
         if (c.trace)
-            g_printerr("awq-trace: the q,k,v and gate,up block forwards on %s\n", hr_awq_device_name(odev));
+            g_printerr("awq-trace: the block forwards%s on %s\n",
+                       hr_awq_device_resident(odev) ? " and the single linears' losses" : "", hr_awq_device_name(odev));
     }
     /* The search's jobs are few and long (an AMX product is a handful of
      * items of milliseconds each): the tail of one is no sign of a busy
@@ -1049,7 +1090,7 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     S->out = try_floats((size_t)T * D);
     S->s = g_try_new(float, (size_t)MAX(MAX(D, qd), H));
     if (!S->x || !S->y || !S->h1 || !S->h2 || !S->a || !S->act || !S->r1 || !S->r2 || !S->out || !S->s ||
-        (S->c.odev && !S->c.dref)) {
+        (S->c.odev && !hr_awq_device_resident(S->c.odev) && !S->c.dref)) {
         size_t mb = ((size_t)T * (7 * (size_t)D + (size_t)qd + (size_t)H) * sizeof(float)) >> 20;
         hr_awq_free(S);
         return hr_error_set(err, HR_ERR_NOMEM, "awq: not enough memory for the calibration activations "

@@ -54,9 +54,12 @@ struct HrOpsWeight {
 };
 
 struct HrOpsBuffer {
-    void *data;                 /* FP32 [max_tokens, width], or a KV cache [context, kv_dim] */
+    void *data;                 /* FP32 [max_tokens, width], or a KV cache [context, kv_dim], or a
+                                   tensor [rows, width] */
     void *alloc;                /* what data is carved from (calloc'd) */
-    size_t width;               /* an activation's */
+    size_t width;               /* an activation's or a tensor's */
+    int64_t rows;               /* a tensor's */
+    double *row_sums;           /* a tensor's (sq_diff) */
 };
 
 /* n zero bytes at a 64-byte boundary: glibc serves large blocks 16 bytes
@@ -521,6 +524,7 @@ free_buffer(void *p)
 {
     HrOpsBuffer *b = p;
     free(b->alloc);
+    g_free(b->row_sums);
     g_free(b);
 }
 
@@ -998,6 +1002,89 @@ cpu_read(void *p, HrOpsBuffer *b, float *data, int n, HrError *err)
     return HR_OK;
 }
 
+static HrStatus
+cpu_tensor(void *p, int64_t rows, int64_t width, HrOpsBuffer **out, HrError *err)
+{
+    CpuCtx *c = p;
+    HrOpsBuffer *b = g_new0(HrOpsBuffer, 1);
+    if (rows < 1 || width < 1 || !buffer_alloc(b, sizeof(float) * (size_t)rows * (size_t)width) ||
+        !(b->row_sums = g_try_new0(double, (size_t)rows))) {
+        free(b->alloc);
+        g_free(b);
+        return hr_error_set(err, HR_ERR_NOMEM, "cannot allocate a tensor of %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT,
+                            rows, width);
+    }
+    b->width = (size_t)width;
+    b->rows = rows;
+    g_ptr_array_add(c->buffers, b);
+    c->scratch_bytes += sizeof(float) * (size_t)rows * (size_t)width;
+    *out = b;
+    return HR_OK;
+}
+
+static bool
+rows_ok(const HrOpsBuffer *t, int64_t row0, int64_t n)
+{
+    return t->rows > 0 && row0 >= 0 && n >= 0 && row0 + n <= t->rows;
+}
+
+static HrStatus
+cpu_tensor_write(void *p, HrOpsBuffer *t, int64_t row0, const float *data, int64_t n, HrError *err)
+{
+    (void)p;
+    if (!rows_ok(t, row0, n))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "tensor_write: rows %" G_GINT64_FORMAT "+%" G_GINT64_FORMAT
+                            " of %" G_GINT64_FORMAT, row0, n, t->rows);
+    memcpy((float *)t->data + (size_t)row0 * t->width, data, sizeof(float) * (size_t)n * t->width);
+    return HR_OK;
+}
+
+static HrStatus
+cpu_copy_rows(void *p, HrOpsBuffer *a, HrOpsBuffer *t, int64_t row0, int n, bool to_tensor, HrError *err)
+{
+    CpuCtx *c = p;
+    if (!rows_ok(t, row0, n) || n > c->max_tokens || a->width != t->width)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "copy_rows: %d rows at %" G_GINT64_FORMAT, n, row0);
+    float *tr = (float *)t->data + (size_t)row0 * t->width;
+    const size_t bytes = sizeof(float) * (size_t)n * t->width;
+    if (to_tensor)
+        memcpy(tr, a->data, bytes);
+    else
+        memcpy(a->data, tr, bytes);
+    return HR_OK;
+}
+
+static HrStatus
+cpu_sq_diff(void *p, HrOpsBuffer *a, HrOpsBuffer *t, int64_t row0, int n, HrError *err)
+{
+    CpuCtx *c = p;
+    if (!rows_ok(t, row0, n) || n > c->max_tokens || a->width != t->width)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "sq_diff: %d rows at %" G_GINT64_FORMAT, n, row0);
+    for (int r = 0; r < n; r++) {
+        const float *x = (const float *)a->data + (size_t)r * a->width;
+        const float *y = (const float *)t->data + (size_t)(row0 + r) * t->width;
+        double sum = 0.0;
+        for (size_t k = 0; k < a->width; k++) {
+            const double d = (double)x[k] - y[k];
+            sum += d * d;
+        }
+        t->row_sums[row0 + r] = sum;
+    }
+    return HR_OK;
+}
+
+static HrStatus
+cpu_sq_total(void *p, HrOpsBuffer *t, double *out, HrError *err)
+{
+    (void)p;
+    (void)err;
+    double sum = 0.0;
+    for (int64_t r = 0; r < t->rows; r++)
+        sum += t->row_sums[r];
+    *out = sum;
+    return HR_OK;
+}
+
 static const HrOps cpu_ops = {
     .api_version = HR_OPS_API_VERSION,
     .name = "cpu",
@@ -1013,6 +1100,11 @@ static const HrOps cpu_ops = {
     .set_weight = cpu_set_weight,
     .write = cpu_write,
     .read = cpu_read,
+    .tensor = cpu_tensor,
+    .tensor_write = cpu_tensor_write,
+    .copy_rows = cpu_copy_rows,
+    .sq_diff = cpu_sq_diff,
+    .sq_total = cpu_sq_total,
 };
 
 static HrStatus

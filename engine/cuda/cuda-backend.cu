@@ -1455,9 +1455,11 @@ struct HrOpsWeight {
 };
 
 struct HrOpsBuffer {
-    float *act;              // activation [max_tokens, width]
+    float *act;              // activation [max_tokens, width], or a tensor [rows, width]
     __half *kv;              // one layer's K or V cache [context, kv_dim]
     int width;
+    int64_t rows;            // a tensor's
+    double *sums;            // a tensor's row values (sq_diff), on the device
 };
 
 namespace {
@@ -1537,6 +1539,7 @@ ops_close(void *p)
     for (HrOpsBuffer *b : d->buffers) {
         cudaFree(b->act);
         cudaFree(b->kv);
+        cudaFree(b->sums);
         delete b;
     }
     for (HrOpsWeight *w : d->weights)
@@ -2240,6 +2243,84 @@ ops_read(void *p, HrOpsBuffer *b, float *data, int n, HrError *err)
     return HR_OK;
 }
 
+HrStatus
+ops_tensor(void *p, int64_t rows, int64_t width, HrOpsBuffer **out, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    Ctx *c = &d->c;
+    if (rows < 1 || width < 1 || width > (1 << 24))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: a tensor of %lld x %lld", (long long)rows,
+                            (long long)width);
+    HrOpsBuffer *b = new HrOpsBuffer();
+    d->buffers.push_back(b);
+    *out = b;
+    b->width = (int)width;
+    b->rows = rows;
+    const size_t bytes = (size_t)rows * (size_t)width * sizeof(float);
+    CK(cudaMalloc(&b->act, bytes));
+    CK(cudaMalloc(&b->sums, (size_t)rows * sizeof(double)));
+    CK(cudaMemsetAsync(b->act, 0, bytes, c->s));
+    CK(cudaMemsetAsync(b->sums, 0, (size_t)rows * sizeof(double), c->s));
+    c->scratch_bytes += bytes + (size_t)rows * sizeof(double);
+    return HR_OK;
+}
+
+bool
+tensor_rows(const HrOpsBuffer *t, int64_t row0, int64_t n)
+{
+    return t->sums && row0 >= 0 && n >= 0 && row0 + n <= t->rows;
+}
+
+HrStatus
+ops_tensor_write(void *p, HrOpsBuffer *t, int64_t row0, const float *data, int64_t n, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    if (!tensor_rows(t, row0, n))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "tensor_write: rows %lld+%lld", (long long)row0, (long long)n);
+    CK(cudaMemcpyAsync(t->act + (size_t)row0 * (size_t)t->width, data, sizeof(float) * (size_t)n * (size_t)t->width,
+                       cudaMemcpyHostToDevice, d->c.s));
+    return HR_OK;
+}
+
+HrStatus
+ops_copy_rows(void *p, HrOpsBuffer *a, HrOpsBuffer *t, int64_t row0, int n, bool to_tensor, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    if (!tensor_rows(t, row0, n) || !a->act || a->sums || n > d->c.chunk || a->width != t->width)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "copy_rows: %d rows at %lld", n, (long long)row0);
+    float *tr = t->act + (size_t)row0 * (size_t)t->width;
+    const size_t bytes = sizeof(float) * (size_t)n * (size_t)t->width;
+    CK(cudaMemcpyAsync(to_tensor ? tr : a->act, to_tensor ? a->act : tr, bytes, cudaMemcpyDeviceToDevice, d->c.s));
+    return HR_OK;
+}
+
+HrStatus
+ops_sq_diff(void *p, HrOpsBuffer *a, HrOpsBuffer *t, int64_t row0, int n, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    if (!tensor_rows(t, row0, n) || !a->act || a->sums || n > d->c.chunk || a->width != t->width)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "sq_diff: %d rows at %lld", n, (long long)row0);
+    launch_sq_diff(a->act, t->act + (size_t)row0 * (size_t)t->width, t->width, n, t->sums + row0, d->c.s);
+    CK(cudaGetLastError());
+    return HR_OK;
+}
+
+HrStatus
+ops_sq_total(void *p, HrOpsBuffer *t, double *out, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    if (!t->sums)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "sq_total: not a tensor");
+    std::vector<double> h((size_t)t->rows);
+    CK(cudaMemcpyAsync(h.data(), t->sums, sizeof(double) * h.size(), cudaMemcpyDeviceToHost, d->c.s));
+    CK(cudaStreamSynchronize(d->c.s));
+    double sum = 0.0;
+    for (double v : h)
+        sum += v;
+    *out = sum;
+    return HR_OK;
+}
+
 const HrOps cuda_ops = {
     HR_OPS_API_VERSION,
     "cuda",
@@ -2258,6 +2339,11 @@ const HrOps cuda_ops = {
     ops_set_weight,
     ops_write,
     ops_read,
+    ops_tensor,
+    ops_tensor_write,
+    ops_copy_rows,
+    ops_sq_diff,
+    ops_sq_total,
 };
 
 // ---- the whole-model interface: the backend above, or llama.c over cuda_ops --------------

@@ -236,6 +236,9 @@ void launch_attention(const float *q, int ldq, const __half *k_cache, const __ha
                       float *out, const int *step, int T, int n_heads, int n_kv, int hd, int window, int split_len,
                       int max_splits, cudaStream_t s);
 void launch_argmax(const float *x, int n, int *out, cudaStream_t s);
+// sums[r] = sum over k < width of (a[r, k] - t[r, k])^2 in double, rows r < n
+// (a and t row-major with stride width).
+void launch_sq_diff(const float *a, const float *t, int width, int n, double *sums, cudaStream_t s);
 // out[T, N] = x[T, K] . W[N, K]^T (+ bias), all FP32 (the quantizer's GEMM).
 void launch_gemm_f32(const float *w, int N, int K, const float *bias, const float *x, int T, float *out,
                      cudaStream_t s);

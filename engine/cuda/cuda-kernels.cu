@@ -22,6 +22,8 @@
 //                   writes (max, sum, acc[hd]). Splits past the query exit.
 //  k_attn_combine   grid (heads, T), block 128: merges the splits.
 //  k_argmax         grid 1, block 1024.
+//  k_sq_diff        grid n, block 256: per row, sum of (a - t)^2 in double (the
+//                   quantizer's loss against a reference kept on the device).
 //  k_gemm_f32       grid (ceil(N/64), ceil(T/64)), block 256, 4x4 per thread.
 //  k_read_sum       grid n_blocks, block 256, grid-stride 128-bit loads.
 #include "cuda-internal.h"
@@ -623,6 +625,36 @@ void
 launch_argmax(const float *x, int n, int *out, cudaStream_t s)
 {
     HR_LAUNCH(1, 1024, s, k_argmax, x, n, out);
+}
+
+// ---- the quantizer's loss ----------------------------------------------------------------
+
+__global__ void __launch_bounds__(256)
+k_sq_diff(const float *__restrict__ a, const float *__restrict__ t, int width, double *__restrict__ sums)
+{
+    __shared__ double part[256];
+    const float *ar = a + (size_t)blockIdx.x * width, *tr = t + (size_t)blockIdx.x * width;
+    double acc = 0.0;
+    for (int k = threadIdx.x; k < width; k += blockDim.x) {
+        const double d = (double)ar[k] - (double)tr[k];
+        acc += d * d;
+    }
+    part[threadIdx.x] = acc;
+    __syncthreads();
+    for (int o = blockDim.x / 2; o > 0; o >>= 1) {   // a fixed tree: the same sum every run
+        if ((int)threadIdx.x < o)
+            part[threadIdx.x] += part[threadIdx.x + o];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0)
+        sums[blockIdx.x] = part[0];
+}
+
+void
+launch_sq_diff(const float *a, const float *t, int width, int n, double *sums, cudaStream_t s)
+{
+    if (n > 0)
+        HR_LAUNCH((unsigned)n, 256, s, k_sq_diff, a, t, width, sums);
 }
 
 // ---- FP32 GEMM for the quantizer ---------------------------------------------------------

@@ -113,12 +113,12 @@ done
 say "== long context, llama-2-7b p=2048: A then B"
 [ $(left) -gt 60 ] && say "A: $(one llama-2-7b 2048 HEARTH_NONE=1)"
 [ $(left) -gt 40 ] && say "B: $(one llama-2-7b 2048 $ALL)"
-say "== the AWQ search's block forwards on the device (HEARTH_AWQ_DEVICE=1): one Llama-2-7B layer, 32 x 512"
+say "== the AWQ scale search on the device (HEARTH_AWQ_DEVICE=1, cuBLAS steps of 512): one Llama-2-7B layer, 32 x 512"
 if [ $(left) -gt 90 ]; then
   $H/hr-make-random-model --shape llama-2-7b --layers 1 --out /tmp/q7b1 --tokenizer .gpu/assets/tokenizers/spm32k-llama2 \
     >/dev/null 2>&1
   s=$(date +%s)
-  HEARTH_AWQ_DEVICE=1 HEARTH_AWQ_TRACE=1 timeout $(( $(left) - 10 )) $H/hearth-cli quantize --method awq --backend cuda \
+  HEARTH_AWQ_DEVICE=1 HEARTH_CUDA_GEMM=cublas HEARTH_AWQ_TRACE=1 timeout $(( $(left) - 10 )) $H/hearth-cli quantize --method awq --backend cuda \
     -i /tmp/q7b1 -o /tmp/q7b1-awq --calib .gpu/calibration.txt --samples 32 --seqlen 512 > $OUT/quant-device.log 2>&1
   say "exit $? after $(( $(date +%s) - s )) s: $(grep -E 'awq-trace: [a-z ]+ [0-9.]+ s$|awq: layer' $OUT/quant-device.log | tr '\n' ';')"
 fi
