@@ -163,21 +163,31 @@ hr_awq_device_name(const HrAwqDevice *d)
     return d->ops->name;
 }
 
-/* out[T, D] = prog over x[T, D_in], a sample of L tokens at a time, each
- * in steps of the device's max_tokens at positions 0.. */
+/* prog over T tokens, a sample of L at a time, each in steps of the
+ * device's max_tokens at positions 0... A step's input comes into
+ * activation `in` from the host (x [T, in's width]) or from tensor xs; its
+ * output goes to the host (out [T, D]), or to refs (loss false) or into
+ * refs' row values as its squared distance from them (loss true). */
 static HrStatus
-run_samples(HrAwqDevice *d, void *prog, const float *x, int d_in, int T, float *out, HrError *err)
+run_steps(HrAwqDevice *d, void *prog, int T, HrOpsBuffer *in, const float *x, int d_in, HrOpsBuffer *xs,
+          float *out, bool loss, HrError *err)
 {
+    const HrOps *o = d->ops;
     const int L = d->L, D = d->cfg.dim, step = d->lim.max_tokens;
     HrStatus st = HR_OK;
     for (int s0 = 0; st == HR_OK && s0 < T; s0 += L) {
         for (int p = 0; st == HR_OK && p < L && s0 + p < T; p += step) {
             const int n = MIN(step, MIN(L - p, T - s0 - p));
-            const size_t t = (size_t)(s0 + p);
+            const int t = s0 + p;
             const HrStep s = { .tokens = d->zeros, .n = n, .pos = p, .logit_first = n };
-            if ((st = d->ops->write(d->dev, d->x, x + t * (size_t)d_in, n, err)) == HR_OK &&
-                (st = d->ops->run(d->dev, prog, &s, err)) == HR_OK)
-                st = d->ops->read(d->dev, d->out, out + t * (size_t)D, n, err);
+            st = xs ? o->copy_rows(d->dev, in, xs, t, n, false, err)
+                    : o->write(d->dev, in, x + (size_t)t * (size_t)d_in, n, err);
+            if (st == HR_OK)
+                st = o->run(d->dev, prog, &s, err);
+            if (st == HR_OK)
+                st = out ? o->read(d->dev, d->out, out + (size_t)t * (size_t)D, n, err)
+                   : loss ? o->sq_diff(d->dev, d->out, d->refs, t, n, err)
+                          : o->copy_rows(d->dev, d->out, d->refs, t, n, true, err);
         }
     }
     return st;
@@ -206,7 +216,7 @@ hr_awq_device_attn(HrAwqDevice *d, const float *wq, const float *wk, const float
 {
     const float *const w[4] = { wq, wk, wv, wo };
     HrStatus st = set_block(d, false, w, bias, err);
-    return st != HR_OK ? st : run_samples(d, d->attn, x, d->cfg.dim, T, out, err);
+    return st != HR_OK ? st : run_steps(d, d->attn, T, d->x, x, d->cfg.dim, NULL, out, false, err);
 }
 
 HrStatus
@@ -215,7 +225,7 @@ hr_awq_device_mlp(HrAwqDevice *d, const float *wg, const float *wu, const float 
 {
     const float *const w[4] = { wg, wu, wd, NULL };
     HrStatus st = set_block(d, true, w, NULL, err);
-    return st != HR_OK ? st : run_samples(d, d->mlp, x, d->cfg.dim, T, out, err);
+    return st != HR_OK ? st : run_steps(d, d->mlp, T, d->x, x, d->cfg.dim, NULL, out, false, err);
 }
 
 bool
@@ -225,26 +235,11 @@ hr_awq_device_resident(const HrAwqDevice *d)
     return o->tensor && o->tensor_write && o->copy_rows && o->sq_diff && o->sq_total;
 }
 
-/* Every step of the T tokens of tensor xs (into activation in) through
- * prog; after each, the output rows go to refs (loss false) or into refs'
- * row values as their squared distance from it (loss true). */
+/* The steps over the device's T tokens of tensor xs (into activation in). */
 static HrStatus
 run_resident(HrAwqDevice *d, void *prog, HrOpsBuffer *in, HrOpsBuffer *xs, bool loss, HrError *err)
 {
-    const HrOps *o = d->ops;
-    const int L = d->L, step = d->lim.max_tokens;
-    HrStatus st = HR_OK;
-    for (int s0 = 0; st == HR_OK && s0 < d->T; s0 += L) {
-        for (int p = 0; st == HR_OK && p < L && s0 + p < d->T; p += step) {
-            const int n = MIN(step, MIN(L - p, d->T - s0 - p));
-            const HrStep s = { .tokens = d->zeros, .n = n, .pos = p, .logit_first = n };
-            if ((st = o->copy_rows(d->dev, in, xs, s0 + p, n, false, err)) == HR_OK &&
-                (st = o->run(d->dev, prog, &s, err)) == HR_OK)
-                st = loss ? o->sq_diff(d->dev, d->out, d->refs, s0 + p, n, err)
-                          : o->copy_rows(d->dev, d->out, d->refs, s0 + p, n, true, err);
-        }
-    }
-    return st;
+    return run_steps(d, prog, d->T, in, NULL, 0, xs, NULL, loss, err);
 }
 
 /* The tensors of the first call's T (the group inputs and references). */

@@ -390,6 +390,20 @@ mlp_block(Ctx *c, const LW *w, const float *h, int T, float *out, float *act_out
 
 typedef enum { G_QKV, G_VO, G_GATEUP, G_DOWN } GroupKind;
 
+/* q|k|v's bias side by side in c->bias_cat, as the device takes it (NULL
+ * without one). */
+static const float *
+qkv_bias(Ctx *c, const LW *w)
+{
+    if (!c->cfg->qkv_bias)
+        return NULL;
+    const int hd = c->cfg->head_dim, qd = c->cfg->n_heads * hd, kvd = c->cfg->n_kv_heads * hd;
+    memcpy(c->bias_cat, w->bq, sizeof(float) * qd);
+    memcpy(c->bias_cat + qd, w->bk, sizeof(float) * kvd);
+    memcpy(c->bias_cat + qd + kvd, w->bv, sizeof(float) * kvd);
+    return c->bias_cat;
+}
+
 /* The block of a group on the device (awq-device.c); failures are sticky
  * as mm()'s. */
 static void
@@ -397,14 +411,8 @@ run_group_device(Ctx *c, GroupKind kind, const LW *w, const float *x, int T, flo
 {
     if (c->st != HR_OK)
         return;
-    const int hd = c->cfg->head_dim, qd = c->cfg->n_heads * hd, kvd = c->cfg->n_kv_heads * hd;
     if (kind == G_QKV) {
-        if (c->cfg->qkv_bias) {
-            memcpy(c->bias_cat, w->bq, sizeof(float) * qd);
-            memcpy(c->bias_cat + qd, w->bk, sizeof(float) * kvd);
-            memcpy(c->bias_cat + qd + kvd, w->bv, sizeof(float) * kvd);
-        }
-        c->st = hr_awq_device_attn(c->odev, w->wq, w->wk, w->wv, c->bias_cat, w->wo, x, T, out, &c->err);
+        c->st = hr_awq_device_attn(c->odev, w->wq, w->wk, w->wv, qkv_bias(c, w), w->wo, x, T, out, &c->err);
     } else if (kind == G_GATEUP) {
         c->st = hr_awq_device_mlp(c->odev, w->wg, w->wu, w->wd, x, T, out, &c->err);
     }
@@ -419,15 +427,10 @@ device_resident(Ctx *c, GroupKind kind, const LW *w, const float *x, int T, doub
     if (c->st != HR_OK)
         return;
     const bool mlp = kind == G_GATEUP;
-    const int hd = c->cfg->head_dim, qd = c->cfg->n_heads * hd, kvd = c->cfg->n_kv_heads * hd;
-    if (!mlp && c->cfg->qkv_bias) {
-        memcpy(c->bias_cat, w->bq, sizeof(float) * qd);
-        memcpy(c->bias_cat + qd, w->bk, sizeof(float) * kvd);
-        memcpy(c->bias_cat + qd + kvd, w->bv, sizeof(float) * kvd);
-    }
+    const float *bias = mlp ? NULL : qkv_bias(c, w);
     const float *const wa[4] = { w->wq, w->wk, w->wv, w->wo }, *const wm[4] = { w->wg, w->wu, w->wd, NULL };
-    c->st = loss ? hr_awq_device_loss(c->odev, mlp, mlp ? wm : wa, c->bias_cat, loss, &c->err)
-                 : hr_awq_device_begin(c->odev, mlp, mlp ? wm : wa, c->bias_cat, x, T, &c->err);
+    c->st = loss ? hr_awq_device_loss(c->odev, mlp, mlp ? wm : wa, bias, loss, &c->err)
+                 : hr_awq_device_begin(c->odev, mlp, mlp ? wm : wa, bias, x, T, &c->err);
 }
 
 static void
