@@ -46,6 +46,13 @@ hr_test_assets_dir(void)
     return dir;
 }
 
+bool
+hr_test_full(void)
+{
+    const char *v = getenv("HEARTH_TEST_FULL");
+    return v && atoi(v) > 0;
+}
+
 char *
 hr_test_smollm2_gguf(void)
 {

@@ -31,6 +31,11 @@ char *hr_test_asset(const char *relative);
  * both); NULL when absent. Caller frees. */
 char *hr_test_smollm2_gguf(void);
 
+/* HEARTH_TEST_FULL=1: the slow tests' whole schedule, by hand. Without it
+ * (CI) they leave out the parts another test already covers (each says
+ * which). */
+bool hr_test_full(void);
+
 /* Exit 77 with a reason (printf-style). */
 void hr_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
