@@ -84,3 +84,14 @@ hr_f32_to_f16(float f)
     uint32_t r = abs + 0xfffu + ((abs >> 13) & 1u); /* round mantissa to 10 bits */
     return (uint16_t)(sign | (((r >> 23) - 112) << 10) | ((r >> 13) & 0x3ffu));
 }
+
+/* The smallest FP16 >= s (s positive and finite): the RTN scale, rounded up
+ * so that no weight of its group leaves the quantized range. */
+static inline uint16_t
+hr_f16_round_up(float s)
+{
+    uint16_t h = hr_f32_to_f16(s);
+    if (hr_f16_to_f32(h) < s && (h & 0x7c00u) != 0x7c00u)
+        h++;
+    return h;
+}

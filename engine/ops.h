@@ -23,7 +23,7 @@
 
 #include "backend.h"
 
-#define HR_OPS_API_VERSION 4
+#define HR_OPS_API_VERSION 5
 
 /* A weight or an activation/KV buffer, in the backend's own layout. The
  * backend owns them all and frees them in close(). */
@@ -162,4 +162,24 @@ typedef struct HrOps {
                           HrError *err);
     HrStatus (*sq_diff)(void *dev, HrOpsBuffer *a, HrOpsBuffer *t, int64_t row0, int n, HrError *err);
     HrStatus (*sq_total)(void *dev, HrOpsBuffer *t, double *out, HrError *err);
+
+    /* Optional (with the tensor ops): an AWQ candidate made where it runs,
+     * so the search's weights never cross to the device again. w (a LINEAR
+     * taken from an F32 tensor, as set_weight's) = Q(t diag(s)) diag(s)^-1,
+     * minus t when delta, for t a tensor of w's shape holding the FP32
+     * weights, s [w's cols] from the host and Q the round-to-nearest fake
+     * quantization in groups of `group` columns at `bits` bits
+     * (cpu-awq.h's hr_awq_fake_quant_row, the same IEEE operations). */
+    HrStatus (*scale_quant)(void *dev, HrOpsWeight *w, HrOpsBuffer *t, const float *s, int group, int bits,
+                            bool delta, HrError *err);
+
+    /* Optional (with the tensor ops): the AWQ clip search of one linear
+     * where it runs (cpu-awq.h's hr_awq_clip_search defines it): w a tensor
+     * [N, K] of its FP32 weights, x a tensor [nt, K] of inputs, groups of
+     * `group` (at most 256) along K, `steps` limits m0 (1 - s / grid); the
+     * limit of the least error per (row, group) to lim [N * K / group] on the
+     * host. The sums may be taken in another order or precision than the
+     * reference's (CUDA: FP32), so a near tie may go the other way. */
+    HrStatus (*clip_search)(void *dev, HrOpsBuffer *w, HrOpsBuffer *x, int group, int bits, int steps, int grid,
+                            float *lim, HrError *err);
 } HrOps;

@@ -7,11 +7,17 @@
  * own: its tokens go in as steps at positions 0.., so the KV cache and the
  * causal mask are inference's.
  *
- * Where the op table keeps tensors (hr_awq_device_resident), a group's
- * inputs and its reference output stay on the device and the loss is summed
- * there (sq_diff), one number back per ratio; the single linears' loss is
- * x (W_q - W)^T against their output at W = 0. Elsewhere the inputs go and
- * the outputs come back every step, and awq.c takes the loss.
+ * Where the op table keeps tensors (hr_awq_device_resident: the CPU, CUDA
+ * and Vulkan tables), a group's inputs and its reference output stay on the
+ * device and the loss is summed there (sq_diff), one number back per ratio;
+ * the single linears' loss is x (W_q - W)^T against their output at W = 0.
+ * Where it also has scale_quant (hr_awq_device_quantizes), the candidates
+ * are made there from the group's FP32 weights, kept as tensors: per ratio
+ * only s crosses; and where it has clip_search, the clip search runs there
+ * (hr_awq_device_clip). The layer's FP forward runs there too, as one node
+ * list of the whole layer (hr_awq_device_forward), its groups' inputs
+ * coming back. Elsewhere the inputs go and the outputs come back every
+ * step, and awq.c takes the loss.
  *
  * The device opens once per search with a one-layer model of the layer's
  * shapes, its weights taken from zeros in an in-memory F32 tensor set, so
@@ -25,7 +31,8 @@
 
 #include "safetensors.h"
 
-enum { W_Q, W_K, W_V, W_O, W_G, W_U, W_D, W_BIAS, W_N };
+enum { W_Q = HR_AWQ_LIN_Q, W_K = HR_AWQ_LIN_K, W_V = HR_AWQ_LIN_V, W_O = HR_AWQ_LIN_O, W_G = HR_AWQ_LIN_GATE,
+       W_U = HR_AWQ_LIN_UP, W_D = HR_AWQ_LIN_DOWN, W_BIAS, W_LN1, W_LN2, W_N };
 
 struct HrAwqDevice {
     const HrOps *ops;
@@ -34,8 +41,9 @@ struct HrAwqDevice {
     HrModelConfig cfg;
     int L;
     HrOpsWeight *w[W_N];
-    HrOpsBuffer *x, *qkv, *q, *att, *hb, *out, *kc, *vc;
+    HrOpsBuffer *x, *qkv, *q, *att, *hb, *out, *kc, *vc, *h1, *h2;
     void *attn, *mlp;
+    void *fwd;                  /* the whole layer (hr_awq_device_forward), x -> x */
     int32_t *zeros;             /* the steps' token ids (no embedding runs) */
     /* with the tensor ops: a group's inputs and reference output kept on
      * the device, [T, D] each (allocated for the first T) */
@@ -45,6 +53,12 @@ struct HrAwqDevice {
      * their inputs [T, qd] / [T, H] on the device */
     void *single[2];
     HrOpsBuffer *xs1[2];
+    /* the searched linears' FP weights, [rows, cols] tensors by W_ slot
+     * (made on first use), from which scale_quant makes the candidates */
+    HrOpsBuffer *fp[W_D + 1];
+    /* the clip search's inputs [nt, K] by W_ slot (made on first use) */
+    HrOpsBuffer *cx[W_D + 1];
+    int cx_rows;
 };
 
 void
@@ -68,6 +82,18 @@ add_f32(HrTensorSet *ts, const char *name, int64_t rows, int64_t cols, HrError *
     return hr_tensor_set_add_tensor(ts, &t, err);
 }
 
+/* [rows, cols] of slot i, the layer's shapes */
+static void
+slot_shape(const HrAwqDevice *d, int i, int64_t *rows, int64_t *cols)
+{
+    const HrModelConfig *c = &d->cfg;
+    const int64_t D = c->dim, H = c->hidden_dim, qd = (int64_t)c->n_heads * c->head_dim;
+    const int64_t kvd = (int64_t)c->n_kv_heads * c->head_dim;
+    const int64_t shape[][2] = { { qd, D }, { kvd, D }, { kvd, D }, { D, qd }, { H, D }, { H, D }, { D, H } };
+    *rows = shape[i][0];
+    *cols = shape[i][1];
+}
+
 HrStatus
 hr_awq_device_open(const HrOps *ops, const HrModelConfig *cfg, int seqlen, HrAwqDevice **out, HrError *err)
 {
@@ -87,29 +113,36 @@ hr_awq_device_open(const HrOps *ops, const HrModelConfig *cfg, int seqlen, HrAwq
     static const char *const tensors[] = { "l.q_proj.weight", "l.k_proj.weight", "l.v_proj.weight",
                                            "l.o_proj.weight", "l.gate_proj.weight", "l.up_proj.weight",
                                            "l.down_proj.weight" };
-    const int64_t shape[][2] = { { qd, D }, { kvd, D }, { kvd, D }, { D, qd }, { H, D }, { H, D }, { D, H } };
     HrTensorSet *ts = hr_tensor_set_new();
     HrWeightSpec specs[W_N];
-    int n = 0;
+    int slot[W_N], n = 0;   /* slot[i]: the W_ entry of specs[i] */
     HrStatus st = HR_OK;
     for (int i = 0; st == HR_OK && i < W_D + 1; i++) {
-        st = add_f32(ts, tensors[i], shape[i][0], shape[i][1], err);
-        specs[n] = (HrWeightSpec){ .role = HR_W_LINEAR, .layer = 0, .rows = shape[i][0], .cols = shape[i][1],
+        int64_t rows, cols;
+        slot_shape(d, i, &rows, &cols);
+        st = add_f32(ts, tensors[i], rows, cols, err);
+        specs[n] = (HrWeightSpec){ .role = HR_W_LINEAR, .layer = 0, .rows = rows, .cols = cols,
                                    .stack = i == W_K || i == W_V || i == W_U };
         g_strlcpy(specs[n].name, names[i], sizeof specs[n].name);
-        n++;
+        slot[n++] = i;
     }
     if (cfg->qkv_bias) {
         specs[n] = (HrWeightSpec){ .role = HR_W_VECTOR, .layer = 0, .rows = qd + 2 * kvd, .cols = 1 };
         g_strlcpy(specs[n].name, "l.qkv_bias", sizeof specs[n].name);
-        n++;
+        slot[n++] = W_BIAS;
+    }
+    for (int i = 0; i < 2; i++) {   /* the norms, for the layer's forward */
+        specs[n] = (HrWeightSpec){ .role = HR_W_VECTOR, .layer = 0, .rows = D, .cols = 1 };
+        g_strlcpy(specs[n].name, i ? "l.post_attention_layernorm" : "l.input_layernorm", sizeof specs[n].name);
+        slot[n++] = i ? W_LN2 : W_LN1;
     }
     const HrBackendOptions bo = { .context_len = seqlen, .kv_type = HR_KV_F16, .n_threads = 0 };
     if (st == HR_OK)
         st = ops->open(&d->cfg, &bo, ts, specs, n, &d->dev, &d->lim, err);
-    float *zb = g_new0(float, (size_t)(qd + 2 * kvd));
+    float *zb = g_new0(float, (size_t)MAX(qd + 2 * kvd, D));
     for (int i = 0; st == HR_OK && i < n; i++)
-        st = ops->weight(d->dev, ts, &specs[i], specs[i].role == HR_W_VECTOR ? zb : NULL, NULL, &d->w[i], err);
+        st = ops->weight(d->dev, ts, &specs[i], specs[i].role == HR_W_VECTOR ? zb : NULL, NULL, &d->w[slot[i]],
+                         err);
     g_free(zb);
     if (st == HR_OK)
         st = ops->weights_done(d->dev, err);
@@ -121,7 +154,8 @@ hr_awq_device_open(const HrOps *ops, const HrModelConfig *cfg, int seqlen, HrAwq
         ((st = ops->kv_cache(d->dev, &d->kc, &d->vc, err)) || (st = ops->activation(d->dev, D, &d->x, err)) ||
          (st = ops->activation(d->dev, qd + 2 * kvd, &d->qkv, err)) ||
          (st = ops->activation(d->dev, qd, &d->q, err)) || (st = ops->activation(d->dev, qd, &d->att, err)) ||
-         (st = ops->activation(d->dev, H, &d->hb, err)) || (st = ops->activation(d->dev, D, &d->out, err)))) {
+         (st = ops->activation(d->dev, H, &d->hb, err)) || (st = ops->activation(d->dev, D, &d->out, err)) ||
+         (st = ops->activation(d->dev, D, &d->h1, err)) || (st = ops->activation(d->dev, D, &d->h2, err)))) {
     }
     if (st == HR_OK) {
         const HrNode attn[] = {
@@ -140,7 +174,25 @@ hr_awq_device_open(const HrOps *ops, const HrModelConfig *cfg, int seqlen, HrAwq
                                    .w = { d->w[W_O] }, .n_w = 1 } };
         const HrNode one_d[] = { { .op = HR_OP_LINEAR, .layer = 0, .src = d->hb, .dst = d->out,
                                    .w = { d->w[W_D] }, .n_w = 1 } };
-        st = ops->compile(d->dev, attn, G_N_ELEMENTS(attn), d->lim.max_tokens, &d->attn, err);
+        /* the layer as inference runs it, x -> x: the search's inputs read
+         * from h1, att, h2 and hb on the way */
+        const HrNode fwd[] = {
+            { .op = HR_OP_RMSNORM, .layer = 0, .src = d->x, .dst = d->h1, .w = { d->w[W_LN1] } },
+            { .op = HR_OP_LINEAR, .layer = 0, .src = d->h1, .dst = d->qkv, .w = { d->w[W_Q], d->w[W_K], d->w[W_V] },
+              .n_w = 3, .bias = cfg->qkv_bias ? d->w[W_BIAS] : NULL },
+            { .op = HR_OP_ROPE_KV, .layer = 0, .src = d->qkv, .dst = d->q, .k_cache = d->kc, .v_cache = d->vc },
+            { .op = HR_OP_ATTENTION, .layer = 0, .src = d->q, .dst = d->att, .k_cache = d->kc, .v_cache = d->vc },
+            { .op = HR_OP_LINEAR, .layer = 0, .src = d->att, .dst = d->x, .w = { d->w[W_O] }, .n_w = 1,
+              .residual = true },
+            { .op = HR_OP_RMSNORM, .layer = 0, .src = d->x, .dst = d->h2, .w = { d->w[W_LN2] } },
+            { .op = HR_OP_LINEAR, .layer = 0, .src = d->h2, .dst = d->hb, .w = { d->w[W_G], d->w[W_U] }, .n_w = 2,
+              .gate = true },
+            { .op = HR_OP_LINEAR, .layer = 0, .src = d->hb, .dst = d->x, .w = { d->w[W_D] }, .n_w = 1,
+              .residual = true },
+        };
+        st = ops->compile(d->dev, fwd, G_N_ELEMENTS(fwd), d->lim.max_tokens, &d->fwd, err);
+        if (st == HR_OK)
+            st = ops->compile(d->dev, attn, G_N_ELEMENTS(attn), d->lim.max_tokens, &d->attn, err);
         if (st == HR_OK)
             st = ops->compile(d->dev, mlp, G_N_ELEMENTS(mlp), d->lim.max_tokens, &d->mlp, err);
         if (st == HR_OK)
@@ -310,4 +362,133 @@ hr_awq_device_single_loss(HrAwqDevice *d, bool down, const float *dw, double *lo
     if (st == HR_OK)
         st = run_resident(d, d->single[down], down ? d->hb : d->att, d->xs1[down], true, err);
     return st == HR_OK ? d->ops->sq_total(d->dev, d->refs, loss, err) : st;
+}
+
+bool
+hr_awq_device_quantizes(const HrAwqDevice *d)
+{
+    return hr_awq_device_resident(d) && d->ops->scale_quant;
+}
+
+/* The group's linears (W_ slots first..first + n) and whether its loss is
+ * a single linear's (its candidates are W_q - W). */
+static void
+quant_slots(HrAwqDevGroup g, int *first, int *n, bool *single)
+{
+    static const int slot[] = { W_Q, W_G, W_O, W_D }, count[] = { 3, 2, 1, 1 };
+    *first = slot[g];
+    *n = count[g];
+    *single = g == HR_AWQ_DEV_O || g == HR_AWQ_DEV_DOWN;
+}
+
+HrStatus
+hr_awq_device_quant_begin(HrAwqDevice *d, HrAwqDevGroup g, const float *const w[3], HrError *err)
+{
+    int first, n;
+    bool single;
+    quant_slots(g, &first, &n, &single);
+    HrStatus st = HR_OK;
+    for (int j = 0; st == HR_OK && j < n; j++) {
+        int64_t rows, cols;
+        slot_shape(d, first + j, &rows, &cols);
+        if (!d->fp[first + j])
+            st = d->ops->tensor(d->dev, rows, cols, &d->fp[first + j], err);
+        if (st == HR_OK)
+            st = d->ops->tensor_write(d->dev, d->fp[first + j], 0, w[j], rows, err);
+    }
+    return st;
+}
+
+HrStatus
+hr_awq_device_quant_loss(HrAwqDevice *d, HrAwqDevGroup g, const float *s, int group, int bits, double *loss,
+                         HrError *err)
+{
+    int first, n;
+    bool single;
+    quant_slots(g, &first, &n, &single);
+    HrStatus st = HR_OK;
+    for (int j = 0; st == HR_OK && j < n; j++) {
+        if (!d->fp[first + j])
+            return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: the group's weights are not on the device");
+        st = d->ops->scale_quant(d->dev, d->w[first + j], d->fp[first + j], s, group, bits, single, err);
+    }
+    if (st != HR_OK)
+        return st;
+    const bool down = g == HR_AWQ_DEV_DOWN;
+    st = single ? run_resident(d, d->single[down], down ? d->hb : d->att, d->xs1[down], true, err)
+                : run_resident(d, g == HR_AWQ_DEV_GATEUP ? d->mlp : d->attn, d->x, d->xs, true, err);
+    return st == HR_OK ? d->ops->sq_total(d->dev, d->refs, loss, err) : st;
+}
+
+bool
+hr_awq_device_clips(const HrAwqDevice *d)
+{
+    return hr_awq_device_resident(d) && d->ops->clip_search;
+}
+
+HrStatus
+hr_awq_device_clip(HrAwqDevice *d, HrAwqLinear lin, const float *w, const float *x, int step, int nt, int g, int bits,
+                   int steps, int grid, float *lim, HrError *err)
+{
+    const HrOps *o = d->ops;
+    int64_t rows, cols;
+    slot_shape(d, lin, &rows, &cols);
+    if (d->cx_rows && nt != d->cx_rows)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: the clip search holds %d tokens, not %d", d->cx_rows, nt);
+    HrStatus st = HR_OK;
+    if (!d->fp[lin])
+        st = o->tensor(d->dev, rows, cols, &d->fp[lin], err);
+    if (st == HR_OK && !d->cx[lin])
+        st = o->tensor(d->dev, nt, cols, &d->cx[lin], err);
+    if (st != HR_OK)
+        return st;
+    d->cx_rows = nt;
+    float *xs = g_try_new(float, (size_t)nt * (size_t)cols);
+    if (!xs)
+        return hr_error_set(err, HR_ERR_NOMEM, "awq: no memory for the clip search's %d inputs", nt);
+    for (int t = 0; t < nt; t++)
+        memcpy(xs + (size_t)t * cols, x + (size_t)t * step * cols, sizeof(float) * (size_t)cols);
+    st = o->tensor_write(d->dev, d->cx[lin], 0, xs, nt, err);
+    g_free(xs);
+    if (st == HR_OK)
+        st = o->tensor_write(d->dev, d->fp[lin], 0, w, rows, err);
+    return st == HR_OK ? o->clip_search(d->dev, d->fp[lin], d->cx[lin], g, bits, steps, grid, lim, err) : st;
+}
+
+bool
+hr_awq_device_forwards(const HrAwqDevice *d)
+{
+    return hr_awq_device_resident(d);
+}
+
+HrStatus
+hr_awq_device_forward(HrAwqDevice *d, const float *const w[7], const float *bias, const float *ln1, const float *ln2,
+                      const float *x, int T, float *h1, float *a, float *h2, float *act, float *y, HrError *err)
+{
+    const HrOps *o = d->ops;
+    HrStatus st = HR_OK;
+    for (int i = 0; st == HR_OK && i < 7; i++)
+        st = o->set_weight(d->dev, d->w[i], w[i], err);
+    if (st == HR_OK && d->cfg.qkv_bias)
+        st = o->set_weight(d->dev, d->w[W_BIAS], bias, err);
+    if (st == HR_OK)
+        st = o->set_weight(d->dev, d->w[W_LN1], ln1, err);
+    if (st == HR_OK)
+        st = o->set_weight(d->dev, d->w[W_LN2], ln2, err);
+    const int L = d->L, step = d->lim.max_tokens;
+    const size_t D = (size_t)d->cfg.dim, qd = (size_t)d->cfg.n_heads * d->cfg.head_dim;
+    const size_t H = (size_t)d->cfg.hidden_dim;
+    for (int s0 = 0; st == HR_OK && s0 < T; s0 += L) {
+        for (int p = 0; st == HR_OK && p < L && s0 + p < T; p += step) {
+            const int n = MIN(step, MIN(L - p, T - s0 - p));
+            const size_t t = (size_t)(s0 + p);
+            const HrStep s = { .tokens = d->zeros, .n = n, .pos = p, .logit_first = n };
+            if ((st = o->write(d->dev, d->x, x + t * D, n, err)) || (st = o->run(d->dev, d->fwd, &s, err)) ||
+                (st = o->read(d->dev, d->h1, h1 + t * D, n, err)) || (st = o->read(d->dev, d->att, a + t * qd, n, err)) ||
+                (st = o->read(d->dev, d->h2, h2 + t * D, n, err)) || (st = o->read(d->dev, d->hb, act + t * H, n, err)) ||
+                (st = o->read(d->dev, d->x, y + t * D, n, err))) {
+            }
+        }
+    }
+    return st;
 }

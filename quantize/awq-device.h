@@ -41,3 +41,44 @@ HrStatus hr_awq_device_loss(HrAwqDevice *d, bool mlp, const float *const w[4], c
  * returns the sum over the tokens of |x dW^T|^2 for dW [D, K] (W_q - W). */
 HrStatus hr_awq_device_single_begin(HrAwqDevice *d, bool down, const float *x, int T, HrError *err);
 HrStatus hr_awq_device_single_loss(HrAwqDevice *d, bool down, const float *dw, double *loss, HrError *err);
+
+/* The groups of the scale search, by the linears it scales: q, k, v (the
+ * attention block's loss), gate, up (the MLP's), o_proj alone (v -> o) and
+ * down_proj alone (up -> down). */
+typedef enum { HR_AWQ_DEV_QKV, HR_AWQ_DEV_GATEUP, HR_AWQ_DEV_O, HR_AWQ_DEV_DOWN } HrAwqDevGroup;
+
+/* Whether the device also makes the candidates (the op table's
+ * scale_quant, with the tensor ops): then, after the group's begin above,
+ * quant_begin puts the FP weights of its linears (w: 3, 2, 1 or 1 [N, K]
+ * matrices, in the order of the group's name) on the device once, and each
+ * quant_loss scales them by s [K], fake-quantizes them in groups of
+ * `group` at `bits` bits, divides by s there and returns the group's loss
+ * as loss() / single_loss() would for those weights. */
+bool hr_awq_device_quantizes(const HrAwqDevice *d);
+HrStatus hr_awq_device_quant_begin(HrAwqDevice *d, HrAwqDevGroup g, const float *const w[3], HrError *err);
+HrStatus hr_awq_device_quant_loss(HrAwqDevice *d, HrAwqDevGroup g, const float *s, int group, int bits,
+                                  double *loss, HrError *err);
+
+/* The linears of the layer, for the clip search. */
+typedef enum { HR_AWQ_LIN_Q, HR_AWQ_LIN_K, HR_AWQ_LIN_V, HR_AWQ_LIN_O, HR_AWQ_LIN_GATE, HR_AWQ_LIN_UP,
+               HR_AWQ_LIN_DOWN } HrAwqLinear;
+
+/* Whether the device runs the clip search (the op table's clip_search,
+ * with the tensor ops). clip: the search of linear lin, its weights w
+ * [N, K] now, over nt inputs, rows 0, step, 2 step, ... of x [., K], in
+ * groups of g (at most 256) at `bits` bits, `steps` limits m0 (1 - s /
+ * grid): the chosen limit of each (row, group) into lim [N, K / g]. */
+bool hr_awq_device_clips(const HrAwqDevice *d);
+HrStatus hr_awq_device_clip(HrAwqDevice *d, HrAwqLinear lin, const float *w, const float *x, int step, int nt, int g,
+                            int bits, int steps, int grid, float *lim, HrError *err);
+
+/* Whether the device runs the layer's FP forward too (where it keeps
+ * tensors). forward: the layer as inference runs it, with its FP weights w
+ * (q, k, v, o, gate, up, down), q|k|v's bias and the two norms, over x
+ * [T, D] in samples of seqlen: the inputs of the search's groups h1 = ln1(x)
+ * [T, D], a = attention [T, qd], h2 = ln2(x + o(a)) [T, D], act =
+ * silu(gate h2) up h2 [T, H], and the next layer's input y [T, D]. */
+bool hr_awq_device_forwards(const HrAwqDevice *d);
+HrStatus hr_awq_device_forward(HrAwqDevice *d, const float *const w[7], const float *bias, const float *ln1,
+                               const float *ln2, const float *x, int T, float *h1, float *a, float *h2, float *act,
+                               float *y, HrError *err);

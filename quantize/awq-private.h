@@ -10,10 +10,6 @@
  * output channel, with per_channel_fallback), or 0 (kept FP16). */
 int hr_quant_linear_group(const HrQuantOptions *opt, int64_t N, int64_t K);
 
-/* RTN quantize (bits) then dequantize one row w [K] (groups of g) into out
- * (may be w), as hr_rtn_quantize_bits() does it, allocating nothing. */
-void hr_rtn_fake_quant_row(const float *w, int K, int g, int bits, float *out);
-
 /* RTN quantize (bits) then dequantize w [N, K] into out (may be w). */
 void hr_awq_fake_quant(const float *w, int N, int K, int g, int bits, float *out);
 

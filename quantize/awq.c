@@ -65,6 +65,7 @@ typedef struct {
     int L;            /* tokens per sample */
     int chunk;        /* samples per chunk */
     bool trace;       /* HEARTH_AWQ_TRACE set: every ratio's loss to stderr */
+    bool dev_forward; /* the layers' FP forward on odev (HEARTH_AWQ_DEVICE_FORWARD=0: on the host) */
     bool amx;         /* the CPU's GEMMs on AMX tiles (engine/cpu/cpu-amx.h) */
     /* weights split for AMX once and reused while packing is on (a block
      * forward over every chunk; the Gram loss's C over the ratios) */
@@ -459,7 +460,7 @@ void
 hr_awq_fake_quant(const float *w, int N, int K, int g, int bits, float *out)
 {
     for (int n = 0; n < N; n++)
-        hr_rtn_fake_quant_row(w + (size_t)n * K, K, g, bits, out + (size_t)n * K);
+        hr_awq_fake_quant_row(w + (size_t)n * K, K, g, bits, out + (size_t)n * K);
 }
 
 typedef struct {
@@ -470,34 +471,6 @@ typedef struct {
     int g;
     GroupKind kind;
 } Group;
-
-typedef struct {
-    const float *w;     /* [N, K] */
-    float *out;         /* [N, K] */
-    const float *s;     /* [K] */
-    int K, g, bits;
-    bool delta;         /* out -= w afterwards (the Gram loss wants W_q - W) */
-} ScaleQuantArgs;
-
-/* Rows of W*diag(s), fake-quantized, divided back by s. */
-static void
-scale_quant_range(void *arg, int start, int end)
-{
-    ScaleQuantArgs *A = arg;
-    for (int n = start; n < end; n++) {
-        const float *w = A->w + (size_t)n * A->K;
-        float *o = A->out + (size_t)n * A->K;
-        for (int k = 0; k < A->K; k++)
-            o[k] = w[k] * A->s[k];
-        hr_rtn_fake_quant_row(o, A->K, A->g, A->bits, o);
-        for (int k = 0; k < A->K; k++)
-            o[k] /= A->s[k];
-        if (A->delta) {
-            for (int k = 0; k < A->K; k++)
-                o[k] -= w[k];
-        }
-    }
-}
 
 typedef struct {
     const float *x;     /* [T, K] */
@@ -675,7 +648,7 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
     const bool use_gram = single && !delta && !dev_single;
     float *C = use_gram ? gram(c, x, T, K) : NULL;
     float *P = use_gram ? floats((size_t)gr->N[0] * K) : NULL;
-    float *orig[3], *fq[3];
+    float *orig[3] = { NULL }, *fq[3] = { NULL };
     for (int j = 0; j < gr->n_lin; j++) {
         orig[j] = *gr->lin[j];
         fq[j] = floats((size_t)gr->N[j] * K);
@@ -686,6 +659,13 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
     /* on the device: the reference through the same arithmetic as the
      * ratios, kept there where the device can (resident) */
     const bool resident = c->odev && !single && !delta && hr_awq_device_resident(c->odev);
+    /* and where it can, the device makes the candidates from the FP
+     * weights it keeps: only s [K] crosses per ratio */
+    const bool dev_quant = (dev_single || resident) && hr_awq_device_quantizes(c->odev);
+    const HrAwqDevGroup dgroup = gr->kind == G_QKV      ? HR_AWQ_DEV_QKV
+                                 : gr->kind == G_GATEUP ? HR_AWQ_DEV_GATEUP
+                                 : gr->kind == G_VO     ? HR_AWQ_DEV_O
+                                                        : HR_AWQ_DEV_DOWN;
     if (dev_single && c->st == HR_OK)
         c->st = hr_awq_device_single_begin(c->odev, gr->kind == G_DOWN, x, T, &c->err);
     if (resident) {
@@ -694,6 +674,9 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
         run_group(c, gr->kind, w, x, T, c->dref);
         ref = c->dref;
     }
+    if (dev_quant && c->st == HR_OK)
+        c->st = hr_awq_device_quant_begin(c->odev, dgroup, (const float *const[3]){ orig[0], orig[1], orig[2] },
+                                          &c->err);
     HrAmxWeights *last = NULL;
     if (delta && !single) {
         const int qd = c->cfg->n_heads * c->cfg->head_dim;
@@ -717,12 +700,13 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
         float norm = sqrtf(mx * mn);
         for (int k = 0; k < K; k++)
             cand[k] /= norm;
-        for (int j = 0; j < gr->n_lin; j++) {
-            ScaleQuantArgs A = { orig[j], fq[j], cand, K, g, c->opt->bits, single || delta };
-            hr_pool_run(c->pool, scale_quant_range, &A, gr->N[j], 1);
-        }
+        for (int j = 0; j < gr->n_lin && !dev_quant; j++)
+            hr_awq_scale_quant(c->pool, orig[j], gr->N[j], K, cand, g, c->opt->bits, single || delta, fq[j]);
         double loss = NAN;
-        if (dev_single) {
+        if (dev_quant) {
+            if (c->st == HR_OK)
+                c->st = hr_awq_device_quant_loss(c->odev, dgroup, cand, g, c->opt->bits, &loss, &c->err);
+        } else if (dev_single) {
             if (c->st == HR_OK)
                 c->st = hr_awq_device_single_loss(c->odev, gr->kind == G_DOWN, fq[0], &loss, &c->err);
         } else if (delta) {
@@ -831,7 +815,7 @@ clip_rows_range(void *arg, int start, int end)
         const float m = A->lim[n];
         for (int i = 0; i < A->g; i++)
             d[i] = fminf(fmaxf(w[i], -m), m);
-        hr_rtn_fake_quant_row(d, A->g, A->g, A->bits, d);
+        hr_awq_fake_quant_row(d, A->g, A->g, A->bits, d);
     }
 }
 
@@ -863,10 +847,28 @@ clip_err_range(void *arg, int start, int end)
  * are one GEMM on the backend ([nt, g] x [N, g]^T); per row the factor with
  * the lowest squared error against the unclipped partial outputs wins. */
 static void
-clip_linear(Ctx *c, float *W, int N, int K, int g, const float *x, int T)
+clip_linear(Ctx *c, HrAwqLinear lin, float *W, int N, int K, int g, const float *x, int T)
 {
     int step = MAX(1, T / CLIP_TOKENS);
     int nt = MIN((T + step - 1) / step, CLIP_TOKENS);
+    if (c->odev && hr_awq_device_clips(c->odev) && g <= 256) {
+        /* on the device (the Gram form there), the limits back */
+        if (c->st != HR_OK)
+            return;
+        const int ng = K / g;
+        float *lim = g_new(float, (size_t)N * ng);
+        c->st = hr_awq_device_clip(c->odev, lin, W, x, step, nt, g, c->opt->bits, CLIP_STEPS, CLIP_GRID, lim,
+                                   &c->err);
+        for (int n = 0; c->st == HR_OK && n < N; n++) {
+            float *w = W + (size_t)n * K;
+            for (int k = 0; k < K; k++) {
+                const float m = lim[(size_t)n * ng + k / g];
+                w[k] = fminf(fmaxf(w[k], -m), m);
+            }
+        }
+        g_free(lim);
+        return;
+    }
     float *xg = floats((size_t)nt * g), *wg = floats((size_t)N * g), *cw = floats((size_t)N * g);
     float *org = floats((size_t)nt * N), *out = floats((size_t)nt * N);
     float *m0 = g_new(float, N), *lim = g_new(float, N), *best_m = g_new(float, N);
@@ -1041,8 +1043,14 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
             c.dref = hr_try_alloc64((size_t)T * D * sizeof(float));
         c.bias_cat = g_new0(float, (size_t)qd + 2 * (size_t)cfg->n_kv_heads * hd);
         if (c.trace)
-            g_printerr("awq-trace: the block forwards%s on %s\n",
-                       hr_awq_device_resident(odev) ? " and the single linears' losses" : "", hr_awq_device_name(odev));
+            g_printerr("awq-trace: the block forwards%s%s%s on %s\n",
+                       hr_awq_device_resident(odev) ? ", the single linears' losses" : "",
+                       hr_awq_device_quantizes(odev) ? ", the candidates" : "",
+                       hr_awq_device_clips(odev) ? ", the clip search" : "", hr_awq_device_name(odev));
+        const char *fw = g_getenv("HEARTH_AWQ_DEVICE_FORWARD");
+        c.dev_forward = hr_awq_device_forwards(odev) && !(fw && strcmp(fw, "0") == 0);
+        if (c.trace && c.dev_forward)
+            g_printerr("awq-trace: the layers' FP forward on %s\n", hr_awq_device_name(odev));
     }
     /* The search's jobs are few and long (an AMX product is a handful of
      * items of milliseconds each): the tail of one is no sign of a busy
@@ -1088,13 +1096,18 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     S->h2 = try_floats((size_t)T * D);
     S->a = try_floats((size_t)T * qd);
     S->act = try_floats((size_t)T * H);
-    S->r1 = try_floats((size_t)T * D);
-    S->r2 = try_floats((size_t)T * D);
-    S->out = try_floats((size_t)T * D);
+    /* the blocks' outputs and the loss scratch: for the host's forward and
+     * losses only (a device that runs the forward keeps its own) */
+    const bool host = !S->c.dev_forward;
+    if (host) {
+        S->r1 = try_floats((size_t)T * D);
+        S->r2 = try_floats((size_t)T * D);
+        S->out = try_floats((size_t)T * D);
+    }
     S->s = g_try_new(float, (size_t)MAX(MAX(D, qd), H));
-    if (!S->x || !S->y || !S->h1 || !S->h2 || !S->a || !S->act || !S->r1 || !S->r2 || !S->out || !S->s ||
+    if (!S->x || !S->y || !S->h1 || !S->h2 || !S->a || !S->act || (host && (!S->r1 || !S->r2 || !S->out)) || !S->s ||
         (S->c.odev && !hr_awq_device_resident(S->c.odev) && !S->c.dref)) {
-        size_t mb = ((size_t)T * (7 * (size_t)D + (size_t)qd + (size_t)H) * sizeof(float)) >> 20;
+        size_t mb = ((size_t)T * ((host ? 7 : 4) * (size_t)D + (size_t)qd + (size_t)H) * sizeof(float)) >> 20;
         hr_awq_free(S);
         return hr_error_set(err, HR_ERR_NOMEM, "awq: not enough memory for the calibration activations "
                             "(%zu MiB for %d tokens); use fewer --samples or a shorter --seqlen", mb, T);
@@ -1228,17 +1241,26 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
             st = hr_error_set(err, HR_ERR_CANCELLED, "quantization was cancelled");
             goto done;
         }
-        /* FP forward of the layer: caches and the next input */
-        packing_begin(cp);
-        cp->recording = cp->delta;
-        rmsnorm_rows(cp, h1, x, w.ln1, T, D);
-        attn_block(cp, &w, h1, T, S->r1, a);
-        add_rows(cp, y, x, S->r1, T, D);
-        rmsnorm_rows(cp, h2, y, w.ln2, T, D);
-        mlp_block(cp, &w, h2, T, S->r2, act);
-        add_rows(cp, y, S->r2, NULL, T, D);
-        cp->recording = false;
-        packing_end(cp);
+        /* FP forward of the layer: caches and the next input (on the
+         * device, where the search keeps its data there: the blocks'
+         * outputs r1, r2 are then not needed, the device makes its own
+         * references) */
+        if (cp->dev_forward) {
+            const float *const wl[7] = { w.wq, w.wk, w.wv, w.wo, w.wg, w.wu, w.wd };
+            cp->st = hr_awq_device_forward(cp->odev, wl, qkv_bias(cp, &w), w.ln1, w.ln2, x, T, h1, a, h2, act, y,
+                                           &cp->err);
+        } else {
+            packing_begin(cp);
+            cp->recording = cp->delta;
+            rmsnorm_rows(cp, h1, x, w.ln1, T, D);
+            attn_block(cp, &w, h1, T, S->r1, a);
+            add_rows(cp, y, x, S->r1, T, D);
+            rmsnorm_rows(cp, h2, y, w.ln2, T, D);
+            mlp_block(cp, &w, h2, T, S->r2, act);
+            add_rows(cp, y, S->r2, NULL, T, D);
+            cp->recording = false;
+            packing_end(cp);
+        }
         gint64 t_phase = t_layer;
         trace_phase(cp, "forward", &t_phase);
         if ((st = backend_failed(cp, err)) != HR_OK)
@@ -1334,15 +1356,15 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
         }
         if (!opt->awq_fold_only) {
             if (gv)
-                clip_linear(cp, w.wv, kvd, D, gv, h1, T);
+                clip_linear(cp, HR_AWQ_LIN_V, w.wv, kvd, D, gv, h1, T);
             if (go)
-                clip_linear(cp, w.wo, D, qd, go, a, T);
+                clip_linear(cp, HR_AWQ_LIN_O, w.wo, D, qd, go, a, T);
             if (gg) {
-                clip_linear(cp, w.wg, H, D, gg, h2, T);
-                clip_linear(cp, w.wu, H, D, gg, h2, T);
+                clip_linear(cp, HR_AWQ_LIN_GATE, w.wg, H, D, gg, h2, T);
+                clip_linear(cp, HR_AWQ_LIN_UP, w.wu, H, D, gg, h2, T);
             }
             if (gd)
-                clip_linear(cp, w.wd, D, H, gd, act, T);
+                clip_linear(cp, HR_AWQ_LIN_DOWN, w.wd, D, H, gd, act, T);
             trace_phase(cp, "clip search", &t_phase);
         }
         g_string_append_printf(line, " (%.1f s)", (double)(g_get_monotonic_time() - t_layer) / 1e6);

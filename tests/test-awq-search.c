@@ -361,7 +361,7 @@ kernels_check(void)
                 fd[n * FK + k] = ((float)qT[(size_t)k * FR + n] - (float)z[gi]) * hr_f16_to_f32(sc[gi]);
             }
         for (int n = 0; n < FR; n++) {
-            hr_rtn_fake_quant_row(fw + n * FK, FK, g, bits, fo);
+            hr_awq_fake_quant_row(fw + n * FK, FK, g, bits, fo);
             HR_CHECK(memcmp(fo, fd + n * FK, sizeof(float) * FK) == 0, "fake quant row %d g %d bits %d differs", n, g,
                      bits);
         }

@@ -22,6 +22,10 @@
  *    4e-3 of exact attention (FP16 operands), several query tiles, GQA,
  *    windows; its WMMA runs through the emulator's API-level WMMA, which
  *    k_gemm_wmma (the default prefill GEMM, proven on a device) checks first;
+ *  - k_scale_quant (the AWQ search's candidates): bit for bit the CPU's
+ *    arithmetic, FP16-rounded; k_clip_gram + k_clip_search (its clip
+ *    search): each limit one of the steps', its error within 1e-4 of the
+ *    least of a double reference;
  *  - the default kernels a device run has proven (k_gemv, k_attn_partial +
  *    k_attn_combine, k_rope_kv, k_argmax), so that an edit of them made
  *    without a device is checked too;
@@ -762,6 +766,146 @@ check_default_argmax(int n)
     CHECK(got == n / 3, "default argmax n=%d: %d, expected %d", n, got, n / 3);
 }
 
+/* One group fake-quantized in place as the CPU's hr_awq_fake_quant_row. */
+static void
+ref_fake_quant_group(float *v, int g, float qmax)
+{
+    float mn = 0.0f, mx = 0.0f;
+    for (int i = 0; i < g; i++) {
+        mn = fminf(mn, v[i]);
+        mx = fmaxf(mx, v[i]);
+    }
+    float sc = (mx - mn) / qmax;
+    if (!(sc >= 1e-7f))
+        sc = 1e-7f;
+    uint16_t h = f16_bits(sc);
+    if (f16_val(h) < sc && (h & 0x7c00u) != 0x7c00u)
+        h++;
+    sc = f16_val(h);
+    const float z = fminf(fmaxf(-roundf(mn / sc), 0.0f), qmax);
+    for (int i = 0; i < g; i++) {
+        const float q = fminf(fmaxf(roundf(v[i] / sc) + z, 0.0f), qmax);
+        v[i] = (q - z) * sc;
+    }
+}
+
+/* k_scale_quant (the AWQ search's candidates on the device, HEARTH_AWQ_DEVICE=1)
+ * bit for bit against the CPU's arithmetic, written out here as cpu-awq.c's
+ * hr_awq_fake_quant_row has it: v = t s, each group's range with 0, its
+ * scale rounded up to FP16, its zero point, ((round(v / scale) + z) clamped
+ * - z) * scale / s (- t), then FP16 (round to nearest even). Rows include a
+ * group of zeros, one with no negative value and one of a single value. */
+static void
+check_scale_quant(int rows, int K, int group, int bits, bool delta)
+{
+    std::vector<float> t((size_t)rows * K), s((size_t)K);
+    fill_uniform(t);
+    for (int k = 0; k < K; k++)
+        s[(size_t)k] = std::exp(frand(-4.0f, 4.0f));
+    for (int i = 0; i < group; i++) {
+        t[(size_t)i] = 0.0f;                                            // row 0, group 0: zeros
+        t[(size_t)K + i] = std::fabs(t[(size_t)K + i]);                 // row 1: no negative value
+        t[(size_t)2 * K + (K - group) + i] = 0.25f / s[(size_t)(K - group + i)];   // row 2's last: one value
+    }
+    const int ldw = K + 8;
+    std::vector<__half> w((size_t)rows * ldw, __float2half_rn(-7.0f));
+    hremu::launch(dim3((unsigned)rows), dim3(128), [&] {
+        k_scale_quant(t.data(), K, s.data(), group, (float)((1 << bits) - 1), delta ? 1 : 0, w.data(), ldw);
+    });
+    const float qmax = (float)((1 << bits) - 1);
+    int wrong = 0, pad = 0;
+    std::vector<float> v((size_t)group);
+    for (int n = 0; n < rows; n++) {
+        const float *tr = &t[(size_t)n * K];
+        for (int g0 = 0; g0 < K; g0 += group) {
+            for (int i = 0; i < group; i++)
+                v[(size_t)i] = tr[g0 + i] * s[(size_t)(g0 + i)];
+            ref_fake_quant_group(v.data(), group, qmax);
+            for (int i = 0; i < group; i++) {
+                float o = v[(size_t)i] / s[(size_t)(g0 + i)];
+                if (delta)
+                    o = o - tr[g0 + i];
+                const __half_raw got = w[(size_t)n * ldw + g0 + i];
+                wrong += got.x != f16_bits(o);
+            }
+        }
+        for (int k = K; k < ldw; k++)
+            pad += __half2float(w[(size_t)n * ldw + k]) != -7.0f;
+    }
+    CHECK(wrong == 0, "scale_quant %dx%d g%d %d bits%s: %d of %d values differ from the CPU's", rows, K, group, bits,
+          delta ? " delta" : "", wrong, rows * K);
+    CHECK(pad == 0, "scale_quant: %d values written past the row", pad);
+    printf("scale_quant %3dx%-4d g%-3d %d bits%-6s bit-identical to the CPU's arithmetic: %s\n", rows, K, group, bits,
+           delta ? " delta" : "", wrong ? "no" : "yes");
+}
+
+/* k_clip_gram + k_clip_search (the AWQ clip search on the device) against
+ * the direct form in double: per (row, group) every limit's error sum over
+ * t of (x_g . (Q(clamp(w_g, m)) - w_g))^2; the device's limit must be one of
+ * the step limits, bit for bit, and its error within 1e-4 of the least
+ * (FP32 sums may break a near tie the other way). Rows carry an outlier so
+ * that clipping pays; N is not a multiple of the block's 4 rows. */
+static void
+check_clip_search(int N, int K, int g, int nt, int bits)
+{
+    const int steps = 10, grid = 20, ng = K / g;
+    const float qmax = (float)((1 << bits) - 1);
+    std::vector<float> w((size_t)N * K), x((size_t)nt * K), C((size_t)K * g, NAN), lim((size_t)N * ng, NAN);
+    fill_uniform(w);
+    fill_uniform(x);
+    for (int n = 0; n < N; n++)
+        w[(size_t)n * K + (size_t)(n * 7 % K)] *= 6.0f;
+    hremu::launch(dim3((unsigned)ng, (unsigned)g), dim3(128), [&] { k_clip_gram(x.data(), nt, K, g, C.data()); });
+    hremu::launch(dim3((unsigned)ng, (unsigned)((N + 3) / 4)), dim3(128), [&] {
+        k_clip_search(w.data(), N, K, C.data(), g, qmax, steps, grid, lim.data());
+    });
+    int argmin_same = 0, not_a_limit = 0, clipped = 0;
+    double worst = 0.0;
+    std::vector<float> cw((size_t)g);
+    for (int n = 0; n < N; n++) {
+        for (int gi = 0; gi < ng; gi++) {
+            const float *wr = &w[(size_t)n * K + (size_t)gi * g];
+            float m0 = 0.0f;
+            for (int i = 0; i < g; i++)
+                m0 = fmaxf(m0, fabsf(wr[i]));
+            double errs[16], best = INFINITY;
+            int s_best = 0, s_dev = -1;
+            for (int st = 0; st < steps; st++) {
+                const float m = m0 * (1.0f - (float)st / (float)grid);
+                for (int i = 0; i < g; i++)
+                    cw[(size_t)i] = fminf(fmaxf(wr[i], -m), m);
+                ref_fake_quant_group(cw.data(), g, qmax);
+                double e = 0.0;
+                for (int t = 0; t < nt; t++) {
+                    double dot = 0.0;
+                    for (int i = 0; i < g; i++)
+                        dot += (double)x[(size_t)t * K + (size_t)gi * g + i] * ((double)cw[(size_t)i] - wr[i]);
+                    e += dot * dot;
+                }
+                errs[st] = e;
+                if (e < best) {
+                    best = e;
+                    s_best = st;
+                }
+                if (lim[(size_t)n * ng + gi] == m && s_dev < 0)
+                    s_dev = st;
+            }
+            if (s_dev < 0) {
+                not_a_limit++;
+                continue;
+            }
+            argmin_same += s_dev == s_best;
+            clipped += s_best > 0;
+            worst = std::max(worst, (errs[s_dev] - best) / std::max(best, 1e-30));
+        }
+    }
+    CHECK(not_a_limit == 0, "clip search %dx%d g%d: %d limits are none of the steps'", N, K, g, not_a_limit);
+    CHECK(worst <= 1e-4, "clip search %dx%d g%d: a chosen limit's error %.2e above the least", N, K, g, worst);
+    CHECK(clipped > 0, "clip search %dx%d g%d: no group is clipped (the test shows nothing)", N, K, g);
+    printf("clip search %3dx%-4d g%-3d %3d tokens: %d of %d limits the double reference's (%d clipped), worst "
+           "error %.1e above the least\n", N, K, g, nt, argmin_same, N * ng, clipped, worst);
+}
+
 int
 main()
 {
@@ -792,6 +936,14 @@ main()
     check_default_attention(8, 4, 8, 40, 3, 64, 0, 16);
     check_default_attention(8, 2, 64, 150, 2, 256, 40, 64);
     check_default_argmax(5000);
+    check_scale_quant(5, 256, 32, 4, false);
+    check_scale_quant(4, 384, 128, 4, true);
+    check_scale_quant(3, 320, 64, 3, false);
+    check_scale_quant(6, 80, 16, 4, true);      // groups narrower than a warp
+    check_clip_search(10, 256, 64, 40, 4);
+    check_clip_search(5, 256, 128, 64, 4);
+    check_clip_search(3, 96, 32, 17, 3);
+    check_clip_search(2, 512, 256, 8, 4);         // the largest group the kernel takes
     check_rope_wide(32, 8, 128, 250, 3, 512, false);
     check_rope_wide(8, 4, 8, 0, 1, 64);
     check_rope_wide(8, 4, 8, 5, 20, 64);

@@ -20,6 +20,12 @@
  * except Q6_K's (d*sc)*q and Q5_1/Q5_K's centred values: 1e-6 * (1 + |w|)).
  * A type the kernels do not read (Q2_K) is refused by name.
  *
+ * The AWQ search's kernels: scale_quant.comp against the CPU's fake
+ * quantization (bit for bit on lavapipe; elsewhere a value may sit one
+ * quantization step away), sq_diff.comp's row sums within 1e-5 of double,
+ * clip_gram.comp + clip_search.comp's limits on the steps' grid and 95 %
+ * the CPU reference's (hr_awq_clip_search).
+ *
  * Tolerances (the GPU sums in another order, in FP32 like the CPU):
  *   GEMV/RMSNorm/RoPE: |gpu - cpu| <= 2e-4 * (1 + max |cpu|)
  *   attention:         |gpu - cpu| <= 1e-4 * (1 + max |cpu|)  (same FP16 cache)
@@ -37,6 +43,7 @@
 
 #include <glib.h>
 
+#include "cpu-awq.h"
 #include "cpu-kernels.h"
 #include "gguf-blocks.h"
 #include "gguf.h"
@@ -819,9 +826,178 @@ test_topk(int n, int pattern, float penalty, float inv_t)
 
 /* ---- driver ------------------------------------------------------------------------------ */
 
+/* The AWQ search's kernels (quantize/awq-device.c on Vulkan):
+ * scale_quant.comp against the CPU's arithmetic (hr_awq_fake_quant_row on
+ * t s, divided by s, minus t when delta), FP16-rounded: every value equal
+ * or one quantization step apart (a division rounded otherwise on a
+ * device, a tie broken otherwise), and on lavapipe all equal; nothing
+ * written past a row. sq_diff.comp: each row's sum of squares within 1e-5
+ * of a double sum, only rows [row0, row0 + n) written. */
+static void
+test_scale_quant(int N, int K, int group, int bits, bool delta)
+{
+    float *t = randv((size_t)N * K, 1.0f), *s = g_new(float, (size_t)K);
+    for (int k = 0; k < K; k++)
+        s[k] = expf((float)g_rand_double_range(rng, -4.0, 4.0));
+    for (int i = 0; i < group; i++)
+        t[i] = 0.0f;   /* a group of zeros */
+    HrVkWeight w = { .kind = HR_VK_W_F16, .n = (uint32_t)N, .k = (uint32_t)K, .kw = (uint32_t)(K + 7) / 8 * 4 };
+    const size_t words = (size_t)N * w.kw;
+    uint32_t *init = g_new(uint32_t, words);
+    for (size_t i = 0; i < words; i++)
+        init[i] = 0x5a5a5a5au;
+    HrVkBuffer *tb = hostbuf((size_t)N * K * 4, t), *sb = hostbuf((size_t)K * 4, s), *wb = hostbuf(words * 4, init);
+    w.buf = *wb;
+    HrVkDispatch d;
+    HrError err = { 0 };
+    HR_CHECK(hr_vk_make_scale_quant(kern, tb, sb, &w, (uint32_t)group, (uint32_t)bits, delta, &d, &err) == HR_OK,
+             "scale_quant: %s", err.message);
+    run(&d, 1);
+    const uint16_t *got = wb->mapped;
+    float *ref = g_new(float, (size_t)K);
+    int equal = 0, step = 0, pad = 0;
+    for (int n = 0; n < N; n++) {
+        for (int k = 0; k < K; k++)
+            ref[k] = t[(size_t)n * K + k] * s[k];
+        hr_awq_fake_quant_row(ref, K, group, bits, ref);
+        for (int k = 0; k < K; k++) {
+            float v = ref[k] / s[k];
+            if (delta)
+                v -= t[(size_t)n * K + k];
+            const uint16_t g16 = got[(size_t)n * w.kw * 2 + k];
+            if (g16 == hr_f32_to_f16(v)) {
+                equal++;
+                continue;
+            }
+            /* one step: the group's scale over s, at most (range + 0) / qmax / s */
+            float mn = 0.0f, mx = 0.0f;
+            const int g0 = k / group * group;
+            for (int i = g0; i < g0 + group; i++) {
+                mn = fminf(mn, t[(size_t)n * K + i] * s[i]);
+                mx = fmaxf(mx, t[(size_t)n * K + i] * s[i]);
+            }
+            const float one = (mx - mn) / (float)((1 << bits) - 1) / s[k];
+            step += fabsf(hr_f16_to_f32(g16) - v) <= 1.01f * one + 1e-3f * fabsf(v);
+        }
+        for (int k = K; k < (int)w.kw * 2; k++)
+            pad += got[(size_t)n * w.kw * 2 + k] != 0x5a5a;
+    }
+    const bool lavapipe = strstr(hr_vk_context_caps(ctx)->name, "llvmpipe") != NULL;
+    HR_CHECK(equal + step == N * K && pad == 0 && (!lavapipe || equal == N * K),
+             "[%s] scale_quant %dx%d g%d %d bits%s: %d of %d equal, %d one step apart, %d written past a row",
+             cfg_label, N, K, group, bits, delta ? " delta" : "", equal, N * K, step, pad);
+    printf("[%s] scale_quant %dx%d g%d %d bits%s: %d of %d values equal to the CPU's\n", cfg_label, N, K, group, bits,
+           delta ? " delta" : "", equal, N * K);
+    freebuf(tb);
+    freebuf(sb);
+    freebuf(wb);
+    g_free(init);
+    g_free(ref);
+    g_free(t);
+    g_free(s);
+}
+
+static void
+test_sq_diff(int width, int rows, int n, int row0)
+{
+    float *a = randv((size_t)n * width, 2.0f), *t = randv((size_t)rows * width, 2.0f);
+    float *init = g_new(float, (size_t)rows);
+    for (int r = 0; r < rows; r++)
+        init[r] = -1.0f;
+    HrVkBuffer *ab = hostbuf((size_t)n * width * 4, a), *tb = hostbuf((size_t)rows * width * 4, t);
+    HrVkBuffer *sb = hostbuf((size_t)rows * 4, init);
+    HrVkDispatch d;
+    HrError err = { 0 };
+    HR_CHECK(hr_vk_make_sq_diff(kern, ab, tb, sb, (uint32_t)width, &d, &err) == HR_OK, "sq_diff: %s", err.message);
+    hr_vk_set_sq_diff(&d, (uint32_t)n, (uint32_t)row0);
+    run(&d, 1);
+    const float *got = sb->mapped;
+    int bad = 0;
+    for (int r = 0; r < rows; r++) {
+        if (r < row0 || r >= row0 + n) {
+            bad += got[r] != -1.0f;
+            continue;
+        }
+        double sum = 0.0;
+        for (int k = 0; k < width; k++) {
+            const double e = (double)a[(size_t)(r - row0) * width + k] - t[(size_t)r * width + k];
+            sum += e * e;
+        }
+        bad += !(fabs(got[r] - sum) <= 1e-5 * sum);
+    }
+    HR_CHECK(bad == 0, "[%s] sq_diff width %d, rows %d+%d of %d: %d rows wrong", cfg_label, width, row0, n, rows, bad);
+    freebuf(ab);
+    freebuf(tb);
+    freebuf(sb);
+    g_free(a);
+    g_free(t);
+    g_free(init);
+}
+
+/* clip_gram.comp + clip_search.comp against hr_awq_clip_search (the CPU
+ * reference, double sums): every limit one of the step limits m0 (1 - s /
+ * 20), and (FP32 sums may break a near tie the other way) at least 95 % the
+ * reference's; rows carry an outlier so that clipping pays. */
+static void
+test_clip_search(int N, int K, int g, int nt)
+{
+    float *w = randv((size_t)N * K, 1.0f), *x = randv((size_t)nt * K, 1.0f);
+    for (int n = 0; n < N; n++)
+        w[(size_t)n * K + (size_t)(n * 7 % K)] *= 6.0f;
+    const int ng = K / g;
+    HrVkBuffer *wb = hostbuf((size_t)N * K * 4, w), *xb = hostbuf((size_t)nt * K * 4, x);
+    HrVkBuffer *cb = hostbuf((size_t)K * g * 4, NULL), *lb = hostbuf((size_t)N * ng * 4, NULL);
+    HrVkDispatch d[2];
+    HrError err = { 0 };
+    HR_CHECK(hr_vk_make_clip(kern, xb, cb, wb, lb, (uint32_t)K, (uint32_t)g, (uint32_t)nt, (uint32_t)N, 4, 10, 20, d,
+                             &err) == HR_OK, "clip: %s", err.message);
+    run(d, 2);
+    float *ref = g_new(float, (size_t)N * ng);
+    HrThreadPool *pool = hr_pool_new(1);
+    hr_awq_clip_search(pool, w, N, K, x, nt, g, 4, 10, 20, ref);
+    hr_pool_free(pool);
+    const float *got = lb->mapped;
+    int same = 0, off_grid = 0, clipped = 0;
+    for (int n = 0; n < N; n++) {
+        for (int gi = 0; gi < ng; gi++) {
+            float m0 = 0.0f;
+            for (int i = 0; i < g; i++)
+                m0 = fmaxf(m0, fabsf(w[(size_t)n * K + (size_t)gi * g + i]));
+            bool on = false;
+            for (int st = 0; st < 10; st++)
+                on |= got[(size_t)n * ng + gi] == m0 * (1.0f - (float)st / 20.0f);
+            off_grid += !on;
+            same += got[(size_t)n * ng + gi] == ref[(size_t)n * ng + gi];
+            clipped += ref[(size_t)n * ng + gi] < m0;
+        }
+    }
+    HR_CHECK(off_grid == 0 && same * 100 >= N * ng * 95 && clipped > 0,
+             "[%s] clip search %dx%d g%d: %d limits off the steps, %d of %d the reference's, %d clipped", cfg_label, N,
+             K, g, off_grid, same, N * ng, clipped);
+    printf("[%s] clip search %dx%d g%d over %d tokens: %d of %d limits the reference's (%d clipped)\n", cfg_label, N, K,
+           g, nt, same, N * ng, clipped);
+    freebuf(wb);
+    freebuf(xb);
+    freebuf(cb);
+    freebuf(lb);
+    g_free(ref);
+    g_free(w);
+    g_free(x);
+}
+
 static void
 run_all(void)
 {
+    test_clip_search(10, 256, 64, 40);
+    test_clip_search(3, 96, 32, 17);
+    test_clip_search(2, 512, 256, 8);
+    test_scale_quant(5, 256, 32, 4, false);
+    test_scale_quant(3, 384, 128, 4, true);
+    test_scale_quant(4, 176, 16, 3, false);   /* groups of 16, 3 bits */
+    test_scale_quant(2, 100, 10, 4, true);    /* a row of 100 in a stride of 104 */
+    test_sq_diff(64, 40, 16, 16);
+    test_sq_diff(4096, 5, 3, 2);
+    test_sq_diff(172, 3, 1, 0);
     /* stories260K shapes: dim 64, q 64, kv 32, hidden 172 (FP16: not a multiple of 8), vocab 512 */
     int T_list[4] = { 1, 5, 13, 40 };
     for (int ti = 0; ti < 4; ti++) {

@@ -8,6 +8,7 @@
 
 #include "cpu-exp.h"
 #include "cpu-kernels.h"
+#include "hr-half.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -415,4 +416,205 @@ double
 hr_awq_dot(HrThreadPool *pool, const float *a, const float *b, size_t rows, size_t cols)
 {
     return reduce(pool, a, b, rows, cols, false);
+}
+
+/* ---- fake quantization ----------------------------------------------------------- */
+
+#ifdef AWQ_X86
+
+static bool
+fake_quant_avx512(void)
+{
+    static gsize once = 0;
+    static bool yes;
+    if (g_once_init_enter(&once)) {
+        __builtin_cpu_init();
+        yes = __builtin_cpu_supports("avx512f") && !g_getenv("HEARTH_CPU_SCALAR");
+        g_once_init_leave(&once, 1);
+    }
+    return yes;
+}
+
+/* hr_awq_fake_quant_row for g % 16 == 0, the same bits: min/max are exact
+ * in any order, w / s and the clamps are the same IEEE operations, and
+ * roundf (half away from zero) is trunc(y) + sign(y) where |y - trunc(y)| >= 0.5
+ * (y - trunc(y) is exact). */
+__attribute__((target("avx512f"))) static void
+fake_quant_row_avx512(const float *w, int K, int g, int bits, float *out)
+{
+    const float qmax = (float)((1 << bits) - 1);
+    const __m512 zero = _mm512_setzero_ps(), half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+    const __m512 vqmax = _mm512_set1_ps(qmax);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    for (int g0 = 0; g0 + g <= K; g0 += g) {
+        const float *wg = w + g0;
+        __m512 vmn = zero, vmx = zero;
+        for (int i = 0; i < g; i += 16) {
+            __m512 v = _mm512_loadu_ps(wg + i);
+            vmn = _mm512_min_ps(v, vmn);  /* a NaN weight is skipped, as fminf does */
+            vmx = _mm512_max_ps(v, vmx);
+        }
+        float mn = _mm512_reduce_min_ps(vmn), mx = _mm512_reduce_max_ps(vmx);
+        float s = (mx - mn) / qmax;
+        if (!(s >= 1e-7f))
+            s = 1e-7f;
+        s = hr_f16_to_f32(hr_f16_round_up(s));
+        float z = fminf(fmaxf(-roundf(mn / s), 0.0f), qmax);
+        const __m512 vs = _mm512_set1_ps(s), vz = _mm512_set1_ps(z);
+        for (int i = 0; i < g; i += 16) {
+            __m512 y = _mm512_div_ps(_mm512_loadu_ps(wg + i), vs);
+            __m512 t = _mm512_roundscale_ps(y, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(y, t)), half, _CMP_GE_OQ);
+            __m512 sg = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(_mm512_castps_si512(y), sign),
+                                                            _mm512_castps_si512(one)));
+            t = _mm512_mask_add_ps(t, up, t, sg);
+            __m512 q = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(t, vz), zero), vqmax);
+            _mm512_storeu_ps(out + g0 + i, _mm512_mul_ps(_mm512_sub_ps(q, vz), vs));
+        }
+    }
+}
+#endif
+
+void
+hr_awq_fake_quant_row(const float *w, int K, int g, int bits, float *out)
+{
+    const float qmax = (float)((1 << bits) - 1);
+#ifdef AWQ_X86
+    if (g % 16 == 0 && fake_quant_avx512()) {
+        fake_quant_row_avx512(w, K, g, bits, out);
+        return;
+    }
+#endif
+    for (int g0 = 0; g0 + g <= K; g0 += g) {
+        const float *wg = w + g0;
+        float mn = 0.0f, mx = 0.0f;
+        for (int i = 0; i < g; i++) {
+            mn = fminf(mn, wg[i]);
+            mx = fmaxf(mx, wg[i]);
+        }
+        float s = (mx - mn) / qmax;
+        if (!(s >= 1e-7f))
+            s = 1e-7f;
+        s = hr_f16_to_f32(hr_f16_round_up(s));
+        float z = fminf(fmaxf(-roundf(mn / s), 0.0f), qmax);
+        for (int i = 0; i < g; i++) {
+            float q = fminf(fmaxf(roundf(wg[i] / s) + z, 0.0f), qmax);
+            out[g0 + i] = (q - z) * s;
+        }
+    }
+}
+
+/* ---- clip search ---------------------------------------------------------------- */
+
+typedef struct {
+    const float *x, *w;
+    int K, nt, g, g0, bits, steps, grid, ng, gi;
+    double *C;          /* [g, g] */
+    float *lim;
+} ClipJob;
+
+/* rows i of the group's Gram matrix, t in order */
+static void
+clip_gram_rows(void *arg, int start, int end)
+{
+    ClipJob *J = arg;
+    for (int i = start; i < end; i++) {
+        double *ci = J->C + (size_t)i * J->g;
+        for (int j = 0; j < J->g; j++)
+            ci[j] = 0.0;
+        for (int t = 0; t < J->nt; t++) {
+            const float *xt = J->x + (size_t)t * J->K + J->g0;
+            const double xi = xt[i];
+            for (int j = 0; j < J->g; j++)
+                ci[j] += xi * xt[j];
+        }
+    }
+}
+
+static void
+clip_rows(void *arg, int start, int end)
+{
+    ClipJob *J = arg;
+    const int g = J->g;
+    float *cw = g_new(float, (size_t)g);
+    double *d = g_new(double, (size_t)g);
+    for (int n = start; n < end; n++) {
+        const float *w = J->w + (size_t)n * J->K + J->g0;
+        float m0 = 0.0f;
+        for (int i = 0; i < g; i++)
+            m0 = fmaxf(m0, fabsf(w[i]));
+        float best_m = m0;
+        double best = INFINITY;
+        for (int s = 0; s < J->steps; s++) {
+            const float m = m0 * (1.0f - (float)s / (float)J->grid);
+            for (int i = 0; i < g; i++)
+                cw[i] = fminf(fmaxf(w[i], -m), m);
+            hr_awq_fake_quant_row(cw, g, g, J->bits, cw);
+            for (int i = 0; i < g; i++)
+                d[i] = (double)cw[i] - w[i];
+            double err = 0.0;
+            for (int i = 0; i < g; i++) {
+                const double *ci = J->C + (size_t)i * g;
+                double r = 0.0;
+                for (int j = 0; j < g; j++)
+                    r += ci[j] * d[j];
+                err += d[i] * r;
+            }
+            if (err < best) {
+                best = err;
+                best_m = m;
+            }
+        }
+        J->lim[(size_t)n * J->ng + J->gi] = best_m;
+    }
+    g_free(cw);
+    g_free(d);
+}
+
+void
+hr_awq_clip_search(HrThreadPool *pool, const float *w, int N, int K, const float *x, int nt, int g, int bits,
+                   int steps, int grid, float *lim)
+{
+    ClipJob J = { .x = x, .w = w, .K = K, .nt = nt, .g = g, .bits = bits, .steps = steps, .grid = grid,
+                  .ng = K / g, .C = g_new(double, (size_t)g * g), .lim = lim };
+    for (J.gi = 0; J.gi < J.ng; J.gi++) {
+        J.g0 = J.gi * g;
+        hr_pool_run(pool, clip_gram_rows, &J, g, 4);
+        hr_pool_run(pool, clip_rows, &J, N, 4);
+    }
+    g_free(J.C);
+}
+
+typedef struct {
+    const float *w, *s;
+    float *out;
+    int K, g, bits;
+    bool delta;
+} ScaleQuantJob;
+
+static void
+scale_quant_rows(void *arg, int start, int end)
+{
+    const ScaleQuantJob *J = arg;
+    for (int n = start; n < end; n++) {
+        const float *w = J->w + (size_t)n * J->K;
+        float *o = J->out + (size_t)n * J->K;
+        for (int k = 0; k < J->K; k++)
+            o[k] = w[k] * J->s[k];
+        hr_awq_fake_quant_row(o, J->K, J->g, J->bits, o);
+        for (int k = 0; k < J->K; k++)
+            o[k] /= J->s[k];
+        if (J->delta) {
+            for (int k = 0; k < J->K; k++)
+                o[k] -= w[k];
+        }
+    }
+}
+
+void
+hr_awq_scale_quant(HrThreadPool *pool, const float *w, int N, int K, const float *s, int g, int bits, bool delta,
+                   float *out)
+{
+    ScaleQuantJob J = { w, s, out, K, g, bits, delta };
+    hr_pool_run(pool, scale_quant_rows, &J, N, 1);
 }

@@ -6,6 +6,7 @@
  * reductions are summed per row, then the rows in order. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cpu-threads.h"
@@ -38,3 +39,26 @@ double hr_awq_sq_diff(HrThreadPool *pool, const float *a, const float *b, size_t
 
 /* sum_i a[i] * b[i] in double, the same way. */
 double hr_awq_dot(HrThreadPool *pool, const float *a, const float *b, size_t rows, size_t cols);
+
+/* RTN quantize (bits, asymmetric: each group's range includes 0, its scale
+ * rounded up to FP16, its zero point rounded and clamped) then dequantize
+ * one row w [K] in groups of g into out (may be w), allocating nothing: the
+ * candidates of the AWQ search, as quantize/rtn.c writes checkpoints. */
+void hr_awq_fake_quant_row(const float *w, int K, int g, int bits, float *out);
+
+/* out [N, K] = Q(w diag(s)) diag(s)^-1, minus w when delta (the AWQ
+ * search's candidates; Q: hr_awq_fake_quant_row per row), rows over the
+ * pool. */
+void hr_awq_scale_quant(HrThreadPool *pool, const float *w, int N, int K, const float *s, int g, int bits, bool delta,
+                        float *out);
+
+/* The AWQ clip search of one linear w [N, K] (groups of g along K) over nt
+ * inputs x [nt, K], in the Gram form: per group, C = sum over t of
+ * x_g^T x_g (double, t in order); per row and step s < steps the limit
+ * m = m0 (1 - s / grid) (m0 = max |w_g|, FP32 as the host's search writes
+ * it), d = Q(clamp(w_g, -m, m)) - w_g (Q: hr_awq_fake_quant_row, the group
+ * as one), and the error d^T C d (double) = sum over t of (x_g . d)^2; the
+ * limit of the least error (the first on ties) goes to lim[n * (K / g) + gi].
+ * The reference of the op tables' clip_search (ops.h). */
+void hr_awq_clip_search(HrThreadPool *pool, const float *w, int N, int K, const float *x, int nt, int g, int bits,
+                        int steps, int grid, float *lim);

@@ -21,6 +21,7 @@
 
 #include "awq-layout.h"
 #include "backend.h"
+#include "cpu-awq.h"
 #include "cpu-bandwidth.h"
 #include "cpu-kernels.h"
 #include "gguf-blocks.h"
@@ -960,6 +961,18 @@ cpu_memory(void *p, HrMemoryReport *out)
     out->decode_weight_bytes = c->decode_weight_bytes;
 }
 
+/* A dense F32 linear's own values (set_weight's copy), made the first time. */
+static float *
+own_values(CpuCtx *c, HrOpsWeight *w)
+{
+    if (!w->values) {   /* (never the taken tensor's bytes, which its owner may free) */
+        w->values = g_malloc(sizeof(float) * (size_t)w->lin.rows * (size_t)w->lin.cols);
+        g_ptr_array_add(c->aligned_copies, w->values);
+        w->lin.dense.data = w->values;
+    }
+    return w->values;
+}
+
 /* The quantizer's block forward (ops.h): a dense F32 linear takes its new
  * values into a copy of its own (the first time), never into the tensor it
  * was taken from. */
@@ -974,13 +987,38 @@ cpu_set_weight(void *p, HrOpsWeight *w, const float *data, HrError *err)
     CpuLinear *l = &w->lin;
     if (w->role != HR_W_LINEAR || l->q || l->q8 || l->blocks || l->dense.dtype != HR_DTYPE_F32)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "set_weight: only a linear taken from an F32 tensor");
-    const size_t bytes = sizeof(float) * (size_t)l->rows * (size_t)l->cols;
-    if (!w->values) {   /* (never the taken tensor's bytes, which its owner may free) */
-        w->values = g_malloc(bytes);
-        g_ptr_array_add(c->aligned_copies, w->values);
-        l->dense.data = w->values;
-    }
-    memcpy(w->values, data, bytes);
+    memcpy(own_values(c, w), data, sizeof(float) * (size_t)l->rows * (size_t)l->cols);
+    return HR_OK;
+}
+
+static HrStatus
+cpu_scale_quant(void *p, HrOpsWeight *w, HrOpsBuffer *t, const float *s, int group, int bits, bool delta,
+                HrError *err)
+{
+    CpuCtx *c = p;
+    CpuLinear *l = &w->lin;
+    if (w->role != HR_W_LINEAR || l->q || l->q8 || l->blocks || l->dense.dtype != HR_DTYPE_F32)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "scale_quant: only a linear taken from an F32 tensor");
+    if (!t->row_sums || t->rows != l->rows || t->width != (size_t)l->cols || group < 1 || l->cols % group ||
+        bits < 2 || bits > 8)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "scale_quant: a [%" G_GINT64_FORMAT ", %zu] tensor for a [%d, %d] "
+                            "linear, groups of %d, %d bits", t->rows, t->width, l->rows, l->cols, group, bits);
+    hr_awq_scale_quant(c->pool, t->data, l->rows, l->cols, s, group, bits, delta, own_values(c, w));
+    return HR_OK;
+}
+
+static HrStatus
+cpu_clip_search(void *p, HrOpsBuffer *w, HrOpsBuffer *x, int group, int bits, int steps, int grid, float *lim,
+                HrError *err)
+{
+    CpuCtx *c = p;
+    if (!w->row_sums || !x->row_sums || w->width != x->width || group < 1 || group > 256 || w->width % (size_t)group ||
+        bits < 2 || bits > 8 || steps < 1 || grid < 1)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "clip_search: a [%" G_GINT64_FORMAT ", %zu] weight over "
+                            "[%" G_GINT64_FORMAT ", %zu] inputs, groups of %d", w->rows, w->width, x->rows, x->width,
+                            group);
+    hr_awq_clip_search(c->pool, w->data, (int)w->rows, (int)w->width, x->data, (int)x->rows, group, bits, steps, grid,
+                       lim);
     return HR_OK;
 }
 
@@ -1105,6 +1143,8 @@ static const HrOps cpu_ops = {
     .copy_rows = cpu_copy_rows,
     .sq_diff = cpu_sq_diff,
     .sq_total = cpu_sq_total,
+    .scale_quant = cpu_scale_quant,
+    .clip_search = cpu_clip_search,
 };
 
 static HrStatus

@@ -1514,6 +1514,8 @@ struct OpsDev {
     bool graphed;
     double upload_s;
     HrThreadPool *pool;        // set_weight's conversions (made on first use)
+    float *qs;                 // scale_quant's s (made on first use, qs_cap floats)
+    int qs_cap;
 };
 
 void
@@ -1536,6 +1538,7 @@ ops_close(void *p)
             cudaGraphDestroy(g->graph_s);
         delete g;
     }
+    cudaFree(d->qs);
     for (HrOpsBuffer *b : d->buffers) {
         cudaFree(b->act);
         cudaFree(b->kv);
@@ -2321,6 +2324,71 @@ ops_sq_total(void *p, HrOpsBuffer *t, double *out, HrError *err)
     return HR_OK;
 }
 
+HrStatus
+ops_scale_quant(void *p, HrOpsWeight *w, HrOpsBuffer *t, const float *s, int group, int bits, bool delta,
+                HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    Ctx *c = &d->c;
+    if (w->role != HR_W_LINEAR || d->groups[(size_t)w->group].d.kind != LIN_F16)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "scale_quant: only a dense linear");
+    const LinGroup &g = d->groups[(size_t)w->group];
+    const SrcLinear &src = g.src[w->part];
+    if (!t->sums || t->rows != src.rows || t->width != src.cols || group < 1 || src.cols % group || bits < 2 ||
+        bits > 8)
+        return hr_error_set(err, HR_ERR_INVALID_ARG,
+                            "scale_quant: a [%lld, %d] tensor for a [%d, %d] linear, groups of %d, %d bits",
+                            (long long)t->rows, t->width, src.rows, src.cols, group, bits);
+    int row_off = 0;
+    for (int j = 0; j < w->part; j++)
+        row_off += g.src[j].rows;
+    if (d->qs_cap < src.cols) {
+        CK(cudaStreamSynchronize(c->s));   // the last kernel may still read the old one
+        cudaFree(d->qs);
+        d->qs = nullptr;
+        d->qs_cap = 0;
+        CK(cudaMalloc(&d->qs, sizeof(float) * (size_t)src.cols));
+        d->qs_cap = src.cols;
+    }
+    // (pageable: the call returns once s is staged, so the caller may free it)
+    CK(cudaMemcpyAsync(d->qs, s, sizeof(float) * (size_t)src.cols, cudaMemcpyHostToDevice, c->s));
+    const DLinear &dl = g.d;
+    launch_scale_quant(t->act, src.rows, src.cols, d->qs, group, bits, delta, dl.w + (size_t)row_off * dl.ldw, dl.ldw,
+                       c->s);
+    CK(cudaGetLastError());
+    return HR_OK;
+}
+
+HrStatus
+ops_clip_search(void *p, HrOpsBuffer *w, HrOpsBuffer *x, int group, int bits, int steps, int grid, float *lim,
+                HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    Ctx *c = &d->c;
+    if (!w->sums || !x->sums || w->width != x->width || group < 1 || group > 256 || w->width % group || bits < 2 ||
+        bits > 8 || steps < 1 || grid < 1)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "clip_search: a [%lld, %d] weight over [%lld, %d] inputs, "
+                            "groups of %d", (long long)w->rows, w->width, (long long)x->rows, x->width, group);
+    const size_t n_lim = (size_t)w->rows * (size_t)(w->width / group);
+    float *C = nullptr, *dl = nullptr;
+    CK(cudaMalloc(&C, sizeof(float) * (size_t)w->width * (size_t)group));
+    if (cudaMalloc(&dl, sizeof(float) * n_lim) != cudaSuccess) {
+        cudaFree(C);
+        return hr_error_set(err, HR_ERR_NOMEM, "clip_search: no device memory for %zu limits", n_lim);
+    }
+    launch_clip_search(w->act, (int)w->rows, w->width, x->act, (int)x->rows, group, bits, steps, grid, C, dl, c->s);
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(lim, dl, sizeof(float) * n_lim, cudaMemcpyDeviceToHost, c->s);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(c->s);
+    cudaFree(C);
+    cudaFree(dl);
+    if (e != cudaSuccess)
+        return cuda_fail(err, e, "clip_search");
+    return HR_OK;
+}
+
 const HrOps cuda_ops = {
     HR_OPS_API_VERSION,
     "cuda",
@@ -2344,6 +2412,8 @@ const HrOps cuda_ops = {
     ops_copy_rows,
     ops_sq_diff,
     ops_sq_total,
+    ops_scale_quant,
+    ops_clip_search,
 };
 
 // ---- the whole-model interface: the backend above, or llama.c over cuda_ops --------------

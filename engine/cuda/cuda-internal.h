@@ -239,6 +239,17 @@ void launch_argmax(const float *x, int n, int *out, cudaStream_t s);
 // sums[r] = sum over k < width of (a[r, k] - t[r, k])^2 in double, rows r < n
 // (a and t row-major with stride width).
 void launch_sq_diff(const float *a, const float *t, int width, int n, double *sums, cudaStream_t s);
+// w[r, k] (FP16, row stride ldw) = Q(t[r] diag(s)) diag(s)^-1 (- t[r] when
+// delta) for rows r < rows, t [rows, K] FP32, s [K], Q the RTN fake
+// quantization in groups of `group` at `bits` bits (the CPU's
+// hr_awq_fake_quant_row): the AWQ search's candidates on the device.
+void launch_scale_quant(const float *t, int rows, int K, const float *s, int group, int bits, bool delta, __half *w,
+                        int ldw, cudaStream_t st);
+// The AWQ clip search (cpu-awq.h's hr_awq_clip_search; errors in FP32) of
+// w [N, K] over x [nt, K] in groups of g <= 256: C scratch of K * g floats,
+// lim [N, K / g] the chosen limits.
+void launch_clip_search(const float *w, int N, int K, const float *x, int nt, int g, int bits, int steps, int grid,
+                        float *C, float *lim, cudaStream_t st);
 // out[T, N] = x[T, K] . W[N, K]^T (+ bias), all FP32 (the quantizer's GEMM).
 void launch_gemm_f32(const float *w, int N, int K, const float *bias, const float *x, int T, float *out,
                      cudaStream_t s);

@@ -24,6 +24,12 @@
 //  k_argmax         grid 1, block 1024.
 //  k_sq_diff        grid n, block 256: per row, sum of (a - t)^2 in double (the
 //                   quantizer's loss against a reference kept on the device).
+//  k_scale_quant    grid rows, block 128: a warp per group of the row in turn;
+//                   the AWQ candidate Q(t diag(s)) diag(s)^-1 (- t) as FP16.
+//  k_clip_gram      grid (K/g, g), block 128: row i of group gi's Gram matrix
+//                   (double sums, t in order, stored FP32).
+//  k_clip_search    grid (K/g, ceil(N/4)), block 128: a warp per (row, group),
+//                   each clamp limit's error d^T C d in FP32.
 //  k_gemm_f32       grid (ceil(N/64), ceil(T/64)), block 256, 4x4 per thread.
 //  k_read_sum       grid n_blocks, block 256, grid-stride 128-bit loads.
 #include "cuda-internal.h"
@@ -655,6 +661,160 @@ launch_sq_diff(const float *a, const float *t, int width, int n, double *sums, c
 {
     if (n > 0)
         HR_LAUNCH((unsigned)n, 256, s, k_sq_diff, a, t, width, sums);
+}
+
+// A group's RTN scale and zero point from its range (with 0), as the CPU's
+// hr_awq_fake_quant_row: (max - min) / qmax, at least 1e-7, rounded up to
+// FP16; z = -round(min / scale) clamped to [0, qmax].
+__device__ __forceinline__ void
+fq_params(float mn, float mx, float qmax, float *sc_out, float *z_out)
+{
+    float sc = (mx - mn) / qmax;
+    if (!(sc >= 1e-7f))
+        sc = 1e-7f;
+    sc = __half2float(__float2half_ru(sc));   // the smallest FP16 >= sc
+    *sc_out = sc;
+    *z_out = fminf(fmaxf(-roundf(mn / sc), 0.0f), qmax);
+}
+
+// The warp's min and max (with 0) of its lanes' mn, mx, in every lane.
+__device__ __forceinline__ void
+warp_range(float *mn, float *mx)
+{
+    for (int o = 16; o > 0; o >>= 1) {
+        *mn = fminf(*mn, __shfl_xor_sync(0xffffffffu, *mn, o));
+        *mx = fmaxf(*mx, __shfl_xor_sync(0xffffffffu, *mx, o));
+    }
+}
+
+// v quantized and back: (clamp(round(v / sc) + z, 0, qmax) - z) * sc.
+__device__ __forceinline__ float
+fq_value(float v, float sc, float z, float qmax)
+{
+    const float q = fminf(fmaxf(roundf(v / sc) + z, 0.0f), qmax);
+    return (q - z) * sc;
+}
+
+// One row per block, a warp per group of `group` columns in turn: v = t * s,
+// the group's range with 0, its scale (max - min) / qmax (at least 1e-7)
+// rounded up to FP16, its zero point, then ((round(v / scale) + z clamped)
+// - z) * scale / s (- t): the very IEEE operations of the CPU's
+// hr_awq_fake_quant_row (no product here meets a sum, so no FMA forms).
+__global__ void __launch_bounds__(128)
+k_scale_quant(const float *__restrict__ t, int K, const float *__restrict__ s, int group, float qmax, int delta,
+              __half *__restrict__ w, int ldw)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const float *tr = t + (size_t)blockIdx.x * K;
+    __half *wr = w + (size_t)blockIdx.x * ldw;
+    for (int g0 = warp * group; g0 < K; g0 += 4 * group) {
+        float mn = 0.0f, mx = 0.0f;
+        for (int i = lane; i < group; i += 32) {
+            const float v = tr[g0 + i] * s[g0 + i];
+            mn = fminf(mn, v);
+            mx = fmaxf(mx, v);
+        }
+        warp_range(&mn, &mx);
+        float sc, z;
+        fq_params(mn, mx, qmax, &sc, &z);
+        for (int i = lane; i < group; i += 32) {
+            float o = fq_value(tr[g0 + i] * s[g0 + i], sc, z, qmax);
+            o = o / s[g0 + i];
+            if (delta)
+                o = o - tr[g0 + i];
+            wr[g0 + i] = __float2half_rn(o);
+        }
+    }
+}
+
+void
+launch_scale_quant(const float *t, int rows, int K, const float *s, int group, int bits, bool delta, __half *w,
+                   int ldw, cudaStream_t st)
+{
+    if (rows > 0)
+        HR_LAUNCH((unsigned)rows, 128, st, k_scale_quant, t, K, s, group, (float)((1 << bits) - 1), delta ? 1 : 0,
+                  w, ldw);
+}
+
+// The clip search (cpu-awq.h's hr_awq_clip_search, in FP32 here): C[gi] =
+// sum over t of x_g^T x_g, a block per (group, row i), the sums in double.
+__global__ void __launch_bounds__(128)
+k_clip_gram(const float *__restrict__ x, int nt, int K, int g, float *__restrict__ C)
+{
+    const int gi = blockIdx.x, i = blockIdx.y, g0 = gi * g;
+    for (int j = threadIdx.x; j < g; j += blockDim.x) {
+        double acc = 0.0;
+        for (int t = 0; t < nt; t++)
+            acc += (double)x[(size_t)t * K + g0 + i] * (double)x[(size_t)t * K + g0 + j];
+        C[((size_t)gi * g + i) * g + j] = (float)acc;
+    }
+}
+
+// A warp per (row, group): per limit m = m0 (1 - s / grid), d = Q(clamp(w, m))
+// - w in shared memory, then err = sum_j d_j (sum_i C[i][j] d_i) (C is
+// symmetric; lane j reads row i's C[i][j], coalesced), reduced over the warp.
+// g <= 256.
+__global__ void __launch_bounds__(128)
+k_clip_search(const float *__restrict__ w, int N, int K, const float *__restrict__ C, int g, float qmax, int steps,
+              int grid, float *__restrict__ lim)
+{
+    __shared__ float sw[4][256], sd[4][256];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int gi = blockIdx.x, n = blockIdx.y * 4 + warp, ng = K / g;
+    if (n >= N)   // (a whole warp: no shuffle below is left half-done)
+        return;
+    const float *wr = w + (size_t)n * K + (size_t)gi * g;
+    const float *Cg = C + (size_t)gi * g * g;
+    float m0 = 0.0f;
+    for (int i = lane; i < g; i += 32) {
+        sw[warp][i] = wr[i];
+        m0 = fmaxf(m0, fabsf(wr[i]));
+    }
+    for (int o = 16; o > 0; o >>= 1)
+        m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, o));
+    float best = INFINITY, best_m = m0;
+    for (int s = 0; s < steps; s++) {
+        const float m = m0 * (1.0f - (float)s / (float)grid);
+        float mn = 0.0f, mx = 0.0f;
+        for (int i = lane; i < g; i += 32) {
+            const float v = fminf(fmaxf(sw[warp][i], -m), m);
+            mn = fminf(mn, v);
+            mx = fmaxf(mx, v);
+        }
+        warp_range(&mn, &mx);
+        float sc, z;
+        fq_params(mn, mx, qmax, &sc, &z);
+        for (int i = lane; i < g; i += 32)
+            sd[warp][i] = fq_value(fminf(fmaxf(sw[warp][i], -m), m), sc, z, qmax) - sw[warp][i];
+        __syncwarp();
+        float err = 0.0f;
+        for (int j = lane; j < g; j += 32) {
+            float r = 0.0f;
+            for (int i = 0; i < g; i++)
+                r += Cg[(size_t)i * g + j] * sd[warp][i];
+            err += r * sd[warp][j];
+        }
+        for (int o = 16; o > 0; o >>= 1)
+            err += __shfl_xor_sync(0xffffffffu, err, o);
+        if (err < best) {   // every lane holds the same sum: the same choice
+            best = err;
+            best_m = m;
+        }
+        __syncwarp();   // sd is rewritten by the next step
+    }
+    if (lane == 0)
+        lim[(size_t)n * ng + gi] = best_m;
+}
+
+void
+launch_clip_search(const float *w, int N, int K, const float *x, int nt, int g, int bits, int steps, int grid,
+                   float *C, float *lim, cudaStream_t st)
+{
+    if (N < 1 || K < g || nt < 1)
+        return;
+    HR_LAUNCH(dim3((unsigned)(K / g), (unsigned)g), 128, st, k_clip_gram, x, nt, K, g, C);
+    HR_LAUNCH(dim3((unsigned)(K / g), (unsigned)((N + 3) / 4)), 128, st, k_clip_search, w, N, K, C, g,
+              (float)((1 << bits) - 1), steps, grid, lim);
 }
 
 // ---- FP32 GEMM for the quantizer ---------------------------------------------------------

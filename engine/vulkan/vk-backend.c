@@ -70,11 +70,17 @@ struct HrOpsWeight {
     bool shared;                   /* a tied lm_head: the embedding's slices */
     HrVkBuffer vec;                /* VECTOR */
     size_t n_vec;                  /* its floats */
+    HrVkDispatch sq;               /* scale_quant's dispatch (made for tensor sq_t) */
+    HrOpsBuffer *sq_t;
 };
 
 struct HrOpsBuffer {
     HrVkBuffer buf;
-    uint32_t width;                /* activations: floats per token */
+    uint32_t width;                /* activations and tensors: floats per row */
+    int64_t rows;                  /* a tensor's (the quantizer's) */
+    HrVkBuffer sums;               /* a tensor's row values (sq_diff), FP32 */
+    HrVkDispatch sq;               /* sq_diff's dispatch (made for activation sq_a) */
+    HrOpsBuffer *sq_a;
 };
 
 typedef struct {
@@ -117,6 +123,7 @@ typedef struct {
      * grown to the largest read, and its copy's command buffer */
     HrVkBuffer io_rb;
     VkCommandBuffer cb_io;
+    HrVkBuffer qs;                 /* scale_quant's s (made on first use, the widest linear's) */
     uint32_t chunk;                /* prompt tokens per prefill submit */
     uint32_t logit_rows;           /* rows of the logits buffer */
     size_t kv_one;                 /* bytes of one layer's K (or V) cache */
@@ -240,8 +247,17 @@ upload(VkCtx *c, HrVkBuffer *dst, const void *src, size_t bytes, HrError *err)
     return st;
 }
 
+static HrStatus upload_at(VkCtx *c, HrVkBuffer *dst, size_t dst_off, const void *src, size_t bytes, HrError *err);
+
 static HrStatus
 upload_bytes(VkCtx *c, HrVkBuffer *dst, const void *src, size_t bytes, HrError *err)
+{
+    return upload_at(c, dst, 0, src, bytes, err);
+}
+
+/* ... to bytes [dst_off, dst_off + bytes) of dst */
+static HrStatus
+upload_at(VkCtx *c, HrVkBuffer *dst, size_t dst_off, const void *src, size_t bytes, HrError *err)
 {
     Uploader *u = &c->up;
     for (size_t off = 0; off < bytes; off += RING_SEGMENT) {
@@ -257,7 +273,7 @@ upload_bytes(VkCtx *c, HrVkBuffer *dst, const void *src, size_t bytes, HrError *
             .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
         };
         vkBeginCommandBuffer(u->cb[i], &bi);
-        VkBufferCopy region = { .srcOffset = (VkDeviceSize)i * RING_SEGMENT, .dstOffset = off, .size = n };
+        VkBufferCopy region = { .srcOffset = (VkDeviceSize)i * RING_SEGMENT, .dstOffset = dst_off + off, .size = n };
         vkCmdCopyBuffer(u->cb[i], u->staging.buffer, dst->buffer, 1, &region);
         VkResult r = vkEndCommandBuffer(u->cb[i]);
         if (r != VK_SUCCESS)
@@ -491,6 +507,7 @@ vk_close(void *p)
         for (guint i = 0; c->buffers && i < c->buffers->len; i++) {
             HrOpsBuffer *b = g_ptr_array_index(c->buffers, i);
             hr_vk_buffer_free(c->vk, &b->buf);
+            hr_vk_buffer_free(c->vk, &b->sums);
             g_free(b);
         }
         if (c->cb_fetch)
@@ -500,7 +517,7 @@ vk_close(void *p)
         HrVkBuffer *bs[] = { &c->rope_tab, &c->part, &c->up_out, &c->params, &c->tokens, &c->logits, &c->argmax,
                              &c->logits_dec,
                              &c->seen, &c->cand_v[0], &c->cand_v[1], &c->cand_i[0], &c->cand_i[1],
-                             &c->topk_stats, &c->topk_res, &c->io_rb };
+                             &c->topk_stats, &c->topk_res, &c->io_rb, &c->qs };
         for (size_t i = 0; i < G_N_ELEMENTS(bs); i++)
             hr_vk_buffer_free(c->vk, bs[i]);
         hr_vk_kernels_free(c->kern);
@@ -1117,19 +1134,16 @@ vk_write(void *p, HrOpsBuffer *b, const float *data, int n, HrError *err)
     return st == HR_OK ? uploader_finish(c, err) : st;
 }
 
+/* bytes [off, off + bytes) of a device buffer to the host, through io_rb */
 static HrStatus
-vk_read(void *p, HrOpsBuffer *b, float *data, int n, HrError *err)
+read_back(VkCtx *c, const HrVkBuffer *src, size_t off, void *data, size_t bytes, HrError *err)
 {
-    VkCtx *c = p;
-    if (n < 0 || (uint32_t)n > c->chunk || !b->width)
-        return hr_error_set(err, HR_ERR_INVALID_ARG, "read: %d rows of an activation of %u", n, c->chunk);
-    const size_t bytes = (size_t)n * b->width * 4;
     if (!bytes)
         return HR_OK;
     HrStatus st = HR_OK;
     if (c->io_rb.size < bytes) {
         hr_vk_buffer_free(c->vk, &c->io_rb);
-        st = alloc_host(c, &c->io_rb, (size_t)c->chunk * b->width * 4, true, err);
+        st = alloc_host(c, &c->io_rb, bytes, true, err);
     }
     if (st == HR_OK && !c->cb_io)
         st = hr_vk_context_command_buffers(c->vk, 1, &c->cb_io, err);
@@ -1139,8 +1153,8 @@ vk_read(void *p, HrOpsBuffer *b, float *data, int n, HrError *err)
                                     .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT };
     vkBeginCommandBuffer(c->cb_io, &bi);
     hr_vk_record_barrier(c->cb_io);
-    VkBufferCopy region = { 0, 0, (VkDeviceSize)bytes };
-    vkCmdCopyBuffer(c->cb_io, b->buf.buffer, c->io_rb.buffer, 1, &region);
+    VkBufferCopy region = { (VkDeviceSize)off, 0, (VkDeviceSize)bytes };
+    vkCmdCopyBuffer(c->cb_io, src->buffer, c->io_rb.buffer, 1, &region);
     hr_vk_record_host_barrier(c->cb_io);
     VkResult r = vkEndCommandBuffer(c->cb_io);
     if (r != VK_SUCCESS)
@@ -1148,6 +1162,186 @@ vk_read(void *p, HrOpsBuffer *b, float *data, int n, HrError *err)
     st = hr_vk_submit_wait(c->vk, c->cb_io, err);
     if (st == HR_OK)
         memcpy(data, c->io_rb.mapped, bytes);
+    return st;
+}
+
+static HrStatus
+vk_read(void *p, HrOpsBuffer *b, float *data, int n, HrError *err)
+{
+    VkCtx *c = p;
+    if (n < 0 || (uint32_t)n > c->chunk || !b->width || b->rows)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "read: %d rows of an activation of %u", n, c->chunk);
+    return read_back(c, &b->buf, 0, data, (size_t)n * b->width * 4, err);
+}
+
+/* The quantizer's tensors (ops.h): device buffers [rows, width] with a
+ * float per row for sq_diff. */
+static HrStatus
+vk_tensor(void *p, int64_t rows, int64_t width, HrOpsBuffer **out, HrError *err)
+{
+    VkCtx *c = p;
+    if (rows < 1 || width < 1 || width > UINT32_MAX / 4 || (uint64_t)rows * (uint64_t)width * 4 > c->max_binding)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan: a tensor of %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT
+                            " (bindings of at most %" G_GUINT64_FORMAT " bytes)", rows, width, c->max_binding);
+    HrOpsBuffer *b = g_new0(HrOpsBuffer, 1);
+    g_ptr_array_add(c->buffers, b);
+    *out = b;
+    b->width = (uint32_t)width;
+    b->rows = rows;
+    const size_t bytes = (size_t)rows * (size_t)width * 4;
+    c->scratch_bytes += bytes + (size_t)rows * 4;
+    HrStatus st = new_device(c, &b->buf, bytes, "a tensor", err);
+    if (st == HR_OK)
+        st = new_device(c, &b->sums, (size_t)rows * 4, "a tensor", err);
+    return st;
+}
+
+static bool
+tensor_rows(const HrOpsBuffer *t, int64_t row0, int64_t n)
+{
+    return t->rows > 0 && row0 >= 0 && n >= 0 && row0 + n <= t->rows;
+}
+
+static HrStatus
+vk_tensor_write(void *p, HrOpsBuffer *t, int64_t row0, const float *data, int64_t n, HrError *err)
+{
+    VkCtx *c = p;
+    if (!tensor_rows(t, row0, n))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "tensor_write: rows %" G_GINT64_FORMAT "+%" G_GINT64_FORMAT,
+                            row0, n);
+    HrStatus st = upload_at(c, &t->buf, (size_t)row0 * t->width * 4, data, (size_t)n * t->width * 4, err);
+    return st == HR_OK ? uploader_finish(c, err) : st;
+}
+
+/* an activation's rows against a tensor's: the same width, at most a step */
+static bool
+rows_pair(const VkCtx *c, const HrOpsBuffer *a, const HrOpsBuffer *t, int64_t row0, int n)
+{
+    return tensor_rows(t, row0, n) && !a->rows && a->width == t->width && (uint32_t)n <= c->chunk;
+}
+
+static HrStatus
+vk_copy_rows(void *p, HrOpsBuffer *a, HrOpsBuffer *t, int64_t row0, int n, bool to_tensor, HrError *err)
+{
+    VkCtx *c = p;
+    if (!rows_pair(c, a, t, row0, n))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "copy_rows: %d rows at %" G_GINT64_FORMAT, n, row0);
+    if (!n)
+        return HR_OK;
+    VkCommandBuffer cb;
+    HrStatus st = hr_vk_context_command_buffers(c->vk, 1, &cb, err);
+    if (st != HR_OK)
+        return st;
+    VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT };
+    vkBeginCommandBuffer(cb, &bi);
+    hr_vk_record_barrier(cb);
+    const VkDeviceSize at = (VkDeviceSize)row0 * t->width * 4, bytes = (VkDeviceSize)n * t->width * 4;
+    VkBufferCopy region = { to_tensor ? 0 : at, to_tensor ? at : 0, bytes };
+    vkCmdCopyBuffer(cb, to_tensor ? a->buf.buffer : t->buf.buffer, to_tensor ? t->buf.buffer : a->buf.buffer, 1,
+                    &region);
+    hr_vk_record_barrier(cb);
+    VkResult r = vkEndCommandBuffer(cb);
+    st = r == VK_SUCCESS ? hr_vk_submit_wait(c->vk, cb, err) : hr_vk_context_vk_fail(err, r, "vkEndCommandBuffer");
+    vkFreeCommandBuffers(hr_vk_context_device(c->vk), hr_vk_context_command_pool(c->vk), 1, &cb);
+    return st;
+}
+
+static HrStatus
+vk_sq_diff(void *p, HrOpsBuffer *a, HrOpsBuffer *t, int64_t row0, int n, HrError *err)
+{
+    VkCtx *c = p;
+    if (!rows_pair(c, a, t, row0, n))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "sq_diff: %d rows at %" G_GINT64_FORMAT, n, row0);
+    if (!n)
+        return HR_OK;
+    if (t->sq_a != a) {   /* one descriptor set per pair, made once */
+        HrStatus st = hr_vk_make_sq_diff(c->kern, &a->buf, &t->buf, &t->sums, t->width, &t->sq, err);
+        if (st != HR_OK)
+            return st;
+        t->sq_a = a;
+    }
+    hr_vk_set_sq_diff(&t->sq, (uint32_t)n, (uint32_t)row0);
+    return hr_vk_run(c->kern, &t->sq, 1, err);
+}
+
+static HrStatus
+vk_sq_total(void *p, HrOpsBuffer *t, double *out, HrError *err)
+{
+    VkCtx *c = p;
+    if (!t->rows)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "sq_total: not a tensor");
+    float *v = g_try_new(float, (size_t)t->rows);
+    if (!v)
+        return hr_error_set(err, HR_ERR_NOMEM, "sq_total: %" G_GINT64_FORMAT " rows", t->rows);
+    HrStatus st = read_back(c, &t->sums, 0, v, (size_t)t->rows * 4, err);
+    double sum = 0.0;
+    for (int64_t r = 0; r < t->rows; r++)
+        sum += v[r];
+    g_free(v);
+    *out = sum;
+    return st;
+}
+
+static HrStatus
+vk_scale_quant(void *p, HrOpsWeight *w, HrOpsBuffer *t, const float *s, int group, int bits, bool delta,
+               HrError *err)
+{
+    VkCtx *c = p;
+    if (w->role != HR_W_LINEAR || w->w.kind != HR_VK_W_F16)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "scale_quant: only a dense linear");
+    if (t->rows != (int64_t)w->w.n || t->width != w->w.k || group < 2 || group % 2 || w->w.k % (uint32_t)group ||
+        bits < 2 || bits > 8)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "scale_quant: a [%" G_GINT64_FORMAT ", %u] tensor for a [%u, %u] "
+                            "linear, groups of %d, %d bits", t->rows, t->width, w->w.n, w->w.k, group, bits);
+    HrStatus st = HR_OK;
+    if (!c->qs.buffer) {   /* the widest input a linear of the model has */
+        const HrModelConfig *m = &c->cfg;
+        const size_t cols = (size_t)MAX(MAX(m->dim, m->hidden_dim), m->n_heads * m->head_dim);
+        st = new_device(c, &c->qs, cols * 4, "scale_quant", err);
+    }
+    if (st == HR_OK && (size_t)w->w.k * 4 > c->qs.size)
+        st = hr_error_set(err, HR_ERR_INVALID_ARG, "scale_quant: %u inputs", w->w.k);
+    if (st == HR_OK)
+        st = upload_bytes(c, &c->qs, s, (size_t)w->w.k * 4, err);
+    if (st == HR_OK)
+        st = uploader_finish(c, err);
+    if (st == HR_OK && w->sq_t != t) {   /* one descriptor set per pair, made once */
+        st = hr_vk_make_scale_quant(c->kern, &t->buf, &c->qs, &w->w, (uint32_t)group, (uint32_t)bits, delta, &w->sq,
+                                    err);
+        if (st == HR_OK)
+            w->sq_t = t;
+    }
+    if (st != HR_OK)
+        return st;
+    hr_vk_set_scale_quant(c->kern, &w->sq, &w->w, (uint32_t)group, (uint32_t)bits, delta);   /* (checked above) */
+    return hr_vk_run(c->kern, &w->sq, 1, err);
+}
+
+static HrStatus
+vk_clip_search(void *p, HrOpsBuffer *w, HrOpsBuffer *x, int group, int bits, int steps, int grid, float *lim,
+               HrError *err)
+{
+    VkCtx *c = p;
+    if (!w->rows || !x->rows || w->width != x->width || group < 1 || group > 256 || w->width % (uint32_t)group ||
+        w->rows > 65535 || bits < 2 || bits > 8 || steps < 1 || grid < 1)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "clip_search: a [%" G_GINT64_FORMAT ", %u] weight over [%"
+                            G_GINT64_FORMAT ", %u] inputs, groups of %d", w->rows, w->width, x->rows, x->width, group);
+    const size_t n_lim = (size_t)w->rows * (w->width / (uint32_t)group);
+    HrVkBuffer C = { 0 }, L = { 0 };
+    HrVkDispatch d[2];
+    HrStatus st = new_device(c, &C, (size_t)w->width * (size_t)group * 4, "the clip search", err);
+    if (st == HR_OK)
+        st = new_device(c, &L, n_lim * 4, "the clip search", err);
+    if (st == HR_OK)
+        st = hr_vk_make_clip(c->kern, &x->buf, &C, &w->buf, &L, w->width, (uint32_t)group, (uint32_t)x->rows,
+                             (uint32_t)w->rows, (uint32_t)bits, (uint32_t)steps, (uint32_t)grid, d, err);
+    if (st == HR_OK)
+        st = hr_vk_run(c->kern, d, 2, err);
+    if (st == HR_OK)
+        st = read_back(c, &L, 0, lim, n_lim * 4, err);
+    hr_vk_buffer_free(c->vk, &C);
+    hr_vk_buffer_free(c->vk, &L);
     return st;
 }
 
@@ -1169,6 +1363,13 @@ static const HrOps vk_ops = {
     .set_weight = vk_set_weight,
     .write = vk_write,
     .read = vk_read,
+    .tensor = vk_tensor,
+    .tensor_write = vk_tensor_write,
+    .copy_rows = vk_copy_rows,
+    .sq_diff = vk_sq_diff,
+    .sq_total = vk_sq_total,
+    .scale_quant = vk_scale_quant,
+    .clip_search = vk_clip_search,
 };
 
 /* ---- the whole-model interface (llama.c over vk_ops) ------------------------------------- */

@@ -43,6 +43,18 @@ static const uint32_t penalize_spv[] =
 static const uint32_t topk_spv[] =
 #include "topk.spv.h"
     ;
+static const uint32_t sq_diff_spv[] =
+#include "sq_diff.spv.h"
+    ;
+static const uint32_t scale_quant_spv[] =
+#include "scale_quant.spv.h"
+    ;
+static const uint32_t clip_gram_spv[] =
+#include "clip_gram.spv.h"
+    ;
+static const uint32_t clip_search_spv[] =
+#include "clip_search.spv.h"
+    ;
 static const uint32_t gemm_spv[] =
 #include "gemm.spv.h"
     ;
@@ -199,6 +211,10 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
         { HR_VK_K_SILU_MUL, silu_mul_spv, sizeof silu_mul_spv, 3, 4, one, 1 },
         { HR_VK_K_PENALIZE, penalize_spv, sizeof penalize_spv, 3, 4, one, 1 },
         { HR_VK_K_TOPK, topk_spv, sizeof topk_spv, 7, 16, one, 1 },
+        { HR_VK_K_SQ_DIFF, sq_diff_spv, sizeof sq_diff_spv, 3, 12, one, 1 },
+        { HR_VK_K_SCALE_QUANT, scale_quant_spv, sizeof scale_quant_spv, 3, 24, one, 1 },
+        { HR_VK_K_CLIP_GRAM, clip_gram_spv, sizeof clip_gram_spv, 2, 12, one, 1 },
+        { HR_VK_K_CLIP_SEARCH, clip_search_spv, sizeof clip_search_spv, 3, 24, one, 1 },
     };
     for (size_t i = 0; st == HR_OK && i < G_N_ELEMENTS(defs); i++)
         st = hr_vk_pipeline_new(ctx, defs[i].spv, defs[i].bytes, defs[i].bindings, defs[i].push, defs[i].spec,
@@ -785,6 +801,98 @@ hr_vk_make_silu_mul(HrVkKernels *k, HrVkBuffer *g, HrVkBuffer *u, HrVkBuffer *pa
     return st;
 }
 
+HrStatus
+hr_vk_make_sq_diff(HrVkKernels *k, HrVkBuffer *a, HrVkBuffer *t, HrVkBuffer *sums, uint32_t width, HrVkDispatch *d,
+                   HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    HrVkBuffer *b[3] = { a, t, sums };
+    HrStatus st = alloc_set(k, HR_VK_K_SQ_DIFF, b, 3, d, err);
+    d->push[0] = width;
+    hr_vk_set_sq_diff(d, 0, 0);
+    return st;
+}
+
+void
+hr_vk_set_sq_diff(HrVkDispatch *d, uint32_t n, uint32_t row0)
+{
+    d->push[1] = n;
+    d->push[2] = row0;
+    d->groups[0] = MAX(n, 1u);
+    d->groups[1] = d->groups[2] = 1;
+}
+
+static bool
+scale_quant_ok(const HrVkWeight *w, uint32_t group, uint32_t bits)
+{
+    return w->kind == HR_VK_W_F16 && group >= 2 && group % 2 == 0 && w->k % group == 0 && bits >= 2 && bits <= 8 &&
+           w->n <= 65535u;   /* (the least maxComputeWorkGroupCount[1] a device has) */
+}
+
+HrStatus
+hr_vk_make_scale_quant(HrVkKernels *k, HrVkBuffer *t, HrVkBuffer *s, HrVkWeight *w, uint32_t group, uint32_t bits,
+                       bool delta, HrVkDispatch *d, HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    if (!scale_quant_ok(w, group, bits))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "scale_quant: a [%u, %u] FP16 weight in groups of %u, %u bits",
+                            w->n, w->k, group, bits);
+    HrVkBuffer *b[3] = { t, s, &w->buf };
+    HrStatus st = alloc_set(k, HR_VK_K_SCALE_QUANT, b, 3, d, err);
+    d->push[0] = w->k;
+    d->push[3] = w->kw;
+    d->push[4] = w->n;
+    hr_vk_set_scale_quant(k, d, w, group, bits, delta);
+    return st;
+}
+
+bool
+hr_vk_set_scale_quant(const HrVkKernels *k, HrVkDispatch *d, const HrVkWeight *w, uint32_t group, uint32_t bits,
+                      bool delta)
+{
+    if (!scale_quant_ok(w, group, bits))
+        return false;
+    const float qmax = (float)((1u << bits) - 1u);
+    d->push[1] = group;
+    d->push[2] = delta;
+    memcpy(&d->push[5], &qmax, 4);
+    d->groups[0] = div_up(w->k / group, k->cfg.wg);
+    d->groups[1] = w->n;
+    d->groups[2] = 1;
+    return true;
+}
+
+HrStatus
+hr_vk_make_clip(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *c, HrVkBuffer *w, HrVkBuffer *lim, uint32_t K, uint32_t g,
+                uint32_t nt, uint32_t rows, uint32_t bits, uint32_t steps, uint32_t grid, HrVkDispatch d[2],
+                HrError *err)
+{
+    memset(d, 0, 2 * sizeof *d);
+    if (g < 1 || g > 256 || K % g || K / g > 65535u || rows > 65535u || bits < 2 || bits > 8 || !steps || !grid)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "clip search: %u rows of %u in groups of %u", rows, K, g);
+    HrVkBuffer *bg[2] = { x, c }, *bs[3] = { w, c, lim };
+    HrStatus st = alloc_set(k, HR_VK_K_CLIP_GRAM, bg, 2, &d[0], err);
+    if (st == HR_OK)
+        st = alloc_set(k, HR_VK_K_CLIP_SEARCH, bs, 3, &d[1], err);
+    d[0].push[0] = K;
+    d[0].push[1] = g;
+    d[0].push[2] = nt;
+    d[0].groups[0] = K / g;
+    d[0].groups[1] = g;
+    d[0].groups[2] = 1;
+    const float qmax = (float)((1u << bits) - 1u);
+    d[1].push[0] = K;
+    d[1].push[1] = g;
+    d[1].push[2] = steps;
+    d[1].push[3] = grid;
+    d[1].push[4] = rows;
+    memcpy(&d[1].push[5], &qmax, 4);
+    d[1].groups[0] = K / g;
+    d[1].groups[1] = rows;
+    d[1].groups[2] = 1;
+    return st;
+}
+
 void
 hr_vk_record(HrVkKernels *k, VkCommandBuffer cb, const HrVkDispatch *d)
 {
@@ -835,8 +943,7 @@ hr_vk_run(HrVkKernels *k, const HrVkDispatch *d, uint32_t n, HrError *err)
     };
     vkBeginCommandBuffer(cb, &bi);
     for (uint32_t i = 0; i < n; i++) {
-        if (i > 0)
-            hr_vk_record_barrier(cb);
+        hr_vk_record_barrier(cb);   /* (the first: after the last submit's writes) */
         hr_vk_record(k, cb, &d[i]);
     }
     hr_vk_record_host_barrier(cb);

@@ -55,6 +55,10 @@ typedef enum {
     HR_VK_K_SILU_MUL,
     HR_VK_K_PENALIZE,
     HR_VK_K_TOPK,
+    HR_VK_K_SQ_DIFF,
+    HR_VK_K_SCALE_QUANT,
+    HR_VK_K_CLIP_GRAM,
+    HR_VK_K_CLIP_SEARCH,
     HR_VK_K_GEMV,          /* + kind*4 + gate*2 + prefill: 12 pipelines */
     HR_VK_K_GEMM = HR_VK_K_GEMV + 12,  /* + kind*2 + gate: 6 pipelines */
     HR_VK_K_GEMV_WIDE = HR_VK_K_GEMM + 6,  /* 4-bit decode in 32-input units, + gate: 2 pipelines */
@@ -224,10 +228,31 @@ HrStatus hr_vk_make_topk(HrVkKernels *k, HrVkBuffer *vin, HrVkBuffer *iin, HrVkB
  * (the gate|up epilogue of gate and up run as two GEMVs). */
 HrStatus hr_vk_make_silu_mul(HrVkKernels *k, HrVkBuffer *g, HrVkBuffer *u, HrVkBuffer *params, uint32_t width,
                              uint32_t max_tokens, HrVkDispatch *d, HrError *err);
+/* The AWQ search's loss (sq_diff.comp): sums[row0 + r] = sum over the
+ * width columns of (a[r] - t[row0 + r])^2 for r < n. The dispatch is made
+ * once per (a, t, sums); hr_vk_set_sq_diff sets n and row0 before a run. */
+HrStatus hr_vk_make_sq_diff(HrVkKernels *k, HrVkBuffer *a, HrVkBuffer *t, HrVkBuffer *sums, uint32_t width,
+                            HrVkDispatch *d, HrError *err);
+void hr_vk_set_sq_diff(HrVkDispatch *d, uint32_t n, uint32_t row0);
+/* The AWQ search's candidate (scale_quant.comp): the FP16 weight w (n rows
+ * of k) = Q(t diag(s)) diag(s)^-1 (- t when delta), t [n, k] FP32, s [k],
+ * in groups of `group` (even, dividing k) at `bits` bits. */
+HrStatus hr_vk_make_scale_quant(HrVkKernels *k, HrVkBuffer *t, HrVkBuffer *s, HrVkWeight *w, uint32_t group,
+                                uint32_t bits, bool delta, HrVkDispatch *d, HrError *err);
+/* Another group, bits or delta for the same (t, s, w); false when w cannot
+ * take them. */
+bool hr_vk_set_scale_quant(const HrVkKernels *k, HrVkDispatch *d, const HrVkWeight *w, uint32_t group, uint32_t bits,
+                           bool delta);
+/* The AWQ clip search (clip_gram.comp, then clip_search.comp; cpu-awq.h's
+ * hr_awq_clip_search in FP32) of w [rows, K] over x [nt, K] in groups of g
+ * (at most 256, dividing K): C scratch of K * g floats, lim [rows, K / g]. */
+HrStatus hr_vk_make_clip(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *c, HrVkBuffer *w, HrVkBuffer *lim, uint32_t K,
+                         uint32_t g, uint32_t nt, uint32_t rows, uint32_t bits, uint32_t steps, uint32_t grid,
+                         HrVkDispatch d[2], HrError *err);
 void hr_vk_record(HrVkKernels *k, VkCommandBuffer cb, const HrVkDispatch *d);
 /* Shader writes -> shader reads (and transfers) of the next dispatch. */
 void hr_vk_record_barrier(VkCommandBuffer cb);
 /* Shader writes -> host reads. */
 void hr_vk_record_host_barrier(VkCommandBuffer cb);
-/* One-shot: record n dispatches with barriers between, submit, wait (tests). */
+/* One-shot: record n dispatches, each after a barrier, submit, wait. */
 HrStatus hr_vk_run(HrVkKernels *k, const HrVkDispatch *d, uint32_t n, HrError *err);

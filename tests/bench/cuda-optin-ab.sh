@@ -113,7 +113,7 @@ done
 say "== long context, llama-2-7b p=2048: A then B"
 [ $(left) -gt 60 ] && say "A: $(one llama-2-7b 2048 HEARTH_NONE=1)"
 [ $(left) -gt 40 ] && say "B: $(one llama-2-7b 2048 $ALL)"
-say "== the AWQ scale search on the device (HEARTH_AWQ_DEVICE=1, cuBLAS steps of 512): one Llama-2-7B layer, 32 x 512"
+say "== the AWQ search on the device (HEARTH_AWQ_DEVICE=1: forward, candidates, losses, clip; cuBLAS steps of 512): one Llama-2-7B layer, 32 x 512"
 if [ $(left) -gt 90 ]; then
   $H/hr-make-random-model --shape llama-2-7b --layers 1 --out /tmp/q7b1 --tokenizer .gpu/assets/tokenizers/spm32k-llama2 \
     >/dev/null 2>&1
