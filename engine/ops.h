@@ -175,11 +175,20 @@ typedef struct HrOps {
 
     /* Optional (with the tensor ops): the AWQ clip search of one linear
      * where it runs (cpu-awq.h's hr_awq_clip_search defines it): w a tensor
-     * [N, K] of its FP32 weights, x a tensor [nt, K] of inputs, groups of
+     * [N, K] of its FP32 weights, x a tensor [., K] of inputs of which
+     * rows 0, step, ..., (nt - 1) step are used, groups of
      * `group` (at most 256) along K, `steps` limits m0 (1 - s / grid); the
      * limit of the least error per (row, group) to lim [N * K / group] on the
      * host. The sums may be taken in another order or precision than the
      * reference's (CUDA: FP32), so a near tie may go the other way. */
-    HrStatus (*clip_search)(void *dev, HrOpsBuffer *w, HrOpsBuffer *x, int group, int bits, int steps, int grid,
-                            float *lim, HrError *err);
+    HrStatus (*clip_search)(void *dev, HrOpsBuffer *w, HrOpsBuffer *x, int nt, int step, int group, int bits,
+                            int steps, int grid, float *lim, HrError *err);
+
+    /* Optional, both or neither (with the tensor ops): what the search does
+     * to the inputs it keeps on the device. col_abs_sum: out[k] = the sum
+     * over the tensor's rows, in order, of |t[r, k]| (each column's sum in
+     * double on the CPU and CUDA, FP32 on Vulkan); scale_cols: t[r, k] /=
+     * s[k] for every row, s [width] from the host (the fold). */
+    HrStatus (*col_abs_sum)(void *dev, HrOpsBuffer *t, double *out, HrError *err);
+    HrStatus (*scale_cols)(void *dev, HrOpsBuffer *t, const float *s, HrError *err);
 } HrOps;

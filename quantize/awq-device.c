@@ -31,6 +31,8 @@
 
 #include "safetensors.h"
 
+enum { K_X, K_Y, K_H1 = 2 + HR_AWQ_ACT_H1, K_A = 2 + HR_AWQ_ACT_A, K_H2 = 2 + HR_AWQ_ACT_H2,
+       K_ACT = 2 + HR_AWQ_ACT_ACT, K_N };
 enum { W_Q = HR_AWQ_LIN_Q, W_K = HR_AWQ_LIN_K, W_V = HR_AWQ_LIN_V, W_O = HR_AWQ_LIN_O, W_G = HR_AWQ_LIN_GATE,
        W_U = HR_AWQ_LIN_UP, W_D = HR_AWQ_LIN_DOWN, W_BIAS, W_LN1, W_LN2, W_N };
 
@@ -59,6 +61,11 @@ struct HrAwqDevice {
     /* the clip search's inputs [nt, K] by W_ slot (made on first use) */
     HrOpsBuffer *cx[W_D + 1];
     int cx_rows;
+    /* hr_awq_device_keep: the layer's activations kept here, [T, .] each:
+     * its input and output (swapped after each forward) and the groups'
+     * inputs; cur, cur1: the tensors the last begins took */
+    HrOpsBuffer *kept[K_N];
+    HrOpsBuffer *cur, *cur1[2];
 };
 
 void
@@ -294,19 +301,21 @@ run_resident(HrAwqDevice *d, void *prog, HrOpsBuffer *in, HrOpsBuffer *xs, bool 
     return run_steps(d, prog, d->T, in, NULL, 0, xs, NULL, loss, err);
 }
 
-/* The tensors of the first call's T (the group inputs and references). */
+/* The tensors of the first call's T: the references, and the group
+ * inputs written from the host (unless kept: the forward's). */
 static HrStatus
-ensure_tensors(HrAwqDevice *d, int T, HrError *err)
+ensure_tensors(HrAwqDevice *d, int T, bool kept, HrError *err)
 {
     HrStatus st = HR_OK;
-    if (!d->xs) {
-        if ((st = d->ops->tensor(d->dev, T, d->cfg.dim, &d->xs, err)) ||
-            (st = d->ops->tensor(d->dev, T, d->cfg.dim, &d->refs, err)))
-            return st;
-        d->T = T;
-    }
-    if (T != d->T)
+    if (d->T && T != d->T)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: the device holds %d tokens, not %d", d->T, T);
+    if (kept && !d->kept[K_X])
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: no activations kept on the device");
+    if (!d->refs && (st = d->ops->tensor(d->dev, T, d->cfg.dim, &d->refs, err)))
+        return st;
+    if (!kept && !d->xs && (st = d->ops->tensor(d->dev, T, d->cfg.dim, &d->xs, err)))
+        return st;
+    d->T = T;
     return HR_OK;
 }
 
@@ -315,12 +324,13 @@ hr_awq_device_begin(HrAwqDevice *d, bool mlp, const float *const w[4], const flo
                     HrError *err)
 {
     const HrOps *o = d->ops;
-    HrStatus st = ensure_tensors(d, T, err);
+    HrStatus st = ensure_tensors(d, T, !x, err);
     if (st != HR_OK)
         return st;
-    if ((st = o->tensor_write(d->dev, d->xs, 0, x, T, err)) || (st = set_block(d, mlp, w, bias, err)))
+    d->cur = x ? d->xs : d->kept[mlp ? K_H2 : K_H1];
+    if ((x && (st = o->tensor_write(d->dev, d->xs, 0, x, T, err))) || (st = set_block(d, mlp, w, bias, err)))
         return st;
-    return run_resident(d, mlp ? d->mlp : d->attn, d->x, d->xs, false, err);
+    return run_resident(d, mlp ? d->mlp : d->attn, d->x, d->cur, false, err);
 }
 
 HrStatus
@@ -329,7 +339,7 @@ hr_awq_device_loss(HrAwqDevice *d, bool mlp, const float *const w[4], const floa
 {
     HrStatus st = set_block(d, mlp, w, bias, err);
     if (st == HR_OK)
-        st = run_resident(d, mlp ? d->mlp : d->attn, d->x, d->xs, true, err);
+        st = run_resident(d, mlp ? d->mlp : d->attn, d->x, d->cur, true, err);
     return st == HR_OK ? d->ops->sq_total(d->dev, d->refs, loss, err) : st;
 }
 
@@ -338,11 +348,12 @@ hr_awq_device_single_begin(HrAwqDevice *d, bool down, const float *x, int T, HrE
 {
     const HrOps *o = d->ops;
     const int D = d->cfg.dim, K = down ? d->cfg.hidden_dim : d->cfg.n_heads * d->cfg.head_dim;
-    HrStatus st = ensure_tensors(d, T, err);
-    if (st == HR_OK && !d->xs1[down])
+    HrStatus st = ensure_tensors(d, T, !x, err);
+    if (st == HR_OK && x && !d->xs1[down])
         st = o->tensor(d->dev, T, K, &d->xs1[down], err);
-    if (st == HR_OK)
+    if (st == HR_OK && x)
         st = o->tensor_write(d->dev, d->xs1[down], 0, x, T, err);
+    d->cur1[down] = x ? d->xs1[down] : d->kept[down ? K_ACT : K_A];
     /* the reference of x dW^T is 0: the linear with zeros */
     float *zeros = st == HR_OK ? g_try_new0(float, (size_t)D * (size_t)K) : NULL;
     if (st == HR_OK && !zeros)
@@ -351,7 +362,7 @@ hr_awq_device_single_begin(HrAwqDevice *d, bool down, const float *x, int T, HrE
         st = o->set_weight(d->dev, d->w[down ? W_D : W_O], zeros, err);
     g_free(zeros);
     if (st == HR_OK)
-        st = run_resident(d, d->single[down], down ? d->hb : d->att, d->xs1[down], false, err);
+        st = run_resident(d, d->single[down], down ? d->hb : d->att, d->cur1[down], false, err);
     return st;
 }
 
@@ -360,7 +371,7 @@ hr_awq_device_single_loss(HrAwqDevice *d, bool down, const float *dw, double *lo
 {
     HrStatus st = d->ops->set_weight(d->dev, d->w[down ? W_D : W_O], dw, err);
     if (st == HR_OK)
-        st = run_resident(d, d->single[down], down ? d->hb : d->att, d->xs1[down], true, err);
+        st = run_resident(d, d->single[down], down ? d->hb : d->att, d->cur1[down], true, err);
     return st == HR_OK ? d->ops->sq_total(d->dev, d->refs, loss, err) : st;
 }
 
@@ -415,8 +426,8 @@ hr_awq_device_quant_loss(HrAwqDevice *d, HrAwqDevGroup g, const float *s, int gr
     if (st != HR_OK)
         return st;
     const bool down = g == HR_AWQ_DEV_DOWN;
-    st = single ? run_resident(d, d->single[down], down ? d->hb : d->att, d->xs1[down], true, err)
-                : run_resident(d, g == HR_AWQ_DEV_GATEUP ? d->mlp : d->attn, d->x, d->xs, true, err);
+    st = single ? run_resident(d, d->single[down], down ? d->hb : d->att, d->cur1[down], true, err)
+                : run_resident(d, g == HR_AWQ_DEV_GATEUP ? d->mlp : d->attn, d->x, d->cur, true, err);
     return st == HR_OK ? d->ops->sq_total(d->dev, d->refs, loss, err) : st;
 }
 
@@ -433,6 +444,19 @@ hr_awq_device_clip(HrAwqDevice *d, HrAwqLinear lin, const float *w, const float 
     const HrOps *o = d->ops;
     int64_t rows, cols;
     slot_shape(d, lin, &rows, &cols);
+    if (!x) {   /* the input kept here: v's h1, o's a, gate's and up's h2, down's act */
+        static const int in[] = { K_H1, K_H1, K_H1, K_A, K_H2, K_H2, K_ACT };
+        HrStatus st = HR_OK;
+        if (!d->kept[K_X])
+            return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: no activations kept on the device");
+        if (!d->fp[lin])
+            st = o->tensor(d->dev, rows, cols, &d->fp[lin], err);
+        if (st == HR_OK)
+            st = o->tensor_write(d->dev, d->fp[lin], 0, w, rows, err);
+        return st == HR_OK ? o->clip_search(d->dev, d->fp[lin], d->kept[in[lin]], nt, step, g, bits, steps, grid, lim,
+                                            err)
+                           : st;
+    }
     if (d->cx_rows && nt != d->cx_rows)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: the clip search holds %d tokens, not %d", d->cx_rows, nt);
     HrStatus st = HR_OK;
@@ -452,7 +476,25 @@ hr_awq_device_clip(HrAwqDevice *d, HrAwqLinear lin, const float *w, const float 
     g_free(xs);
     if (st == HR_OK)
         st = o->tensor_write(d->dev, d->fp[lin], 0, w, rows, err);
-    return st == HR_OK ? o->clip_search(d->dev, d->fp[lin], d->cx[lin], g, bits, steps, grid, lim, err) : st;
+    return st == HR_OK ? o->clip_search(d->dev, d->fp[lin], d->cx[lin], nt, 1, g, bits, steps, grid, lim, err) : st;
+}
+
+/* The whole layer's FP weights, biases and norms. */
+static HrStatus
+set_forward(HrAwqDevice *d, const float *const w[7], const float *bias, const float *ln1, const float *ln2,
+            HrError *err)
+{
+    const HrOps *o = d->ops;
+    HrStatus st = HR_OK;
+    for (int i = 0; st == HR_OK && i < 7; i++)
+        st = o->set_weight(d->dev, d->w[i], w[i], err);
+    if (st == HR_OK && d->cfg.qkv_bias)
+        st = o->set_weight(d->dev, d->w[W_BIAS], bias, err);
+    if (st == HR_OK)
+        st = o->set_weight(d->dev, d->w[W_LN1], ln1, err);
+    if (st == HR_OK)
+        st = o->set_weight(d->dev, d->w[W_LN2], ln2, err);
+    return st;
 }
 
 bool
@@ -466,15 +508,7 @@ hr_awq_device_forward(HrAwqDevice *d, const float *const w[7], const float *bias
                       const float *x, int T, float *h1, float *a, float *h2, float *act, float *y, HrError *err)
 {
     const HrOps *o = d->ops;
-    HrStatus st = HR_OK;
-    for (int i = 0; st == HR_OK && i < 7; i++)
-        st = o->set_weight(d->dev, d->w[i], w[i], err);
-    if (st == HR_OK && d->cfg.qkv_bias)
-        st = o->set_weight(d->dev, d->w[W_BIAS], bias, err);
-    if (st == HR_OK)
-        st = o->set_weight(d->dev, d->w[W_LN1], ln1, err);
-    if (st == HR_OK)
-        st = o->set_weight(d->dev, d->w[W_LN2], ln2, err);
+    HrStatus st = set_forward(d, w, bias, ln1, ln2, err);
     const int L = d->L, step = d->lim.max_tokens;
     const size_t D = (size_t)d->cfg.dim, qd = (size_t)d->cfg.n_heads * d->cfg.head_dim;
     const size_t H = (size_t)d->cfg.hidden_dim;
@@ -491,4 +525,88 @@ hr_awq_device_forward(HrAwqDevice *d, const float *const w[7], const float *bias
         }
     }
     return st;
+}
+
+bool
+hr_awq_device_keeps(const HrAwqDevice *d)
+{
+    const HrOps *o = d->ops;
+    return hr_awq_device_resident(d) && o->clip_search && o->scale_quant && o->col_abs_sum && o->scale_cols;
+}
+
+HrStatus
+hr_awq_device_keep(HrAwqDevice *d, int T, HrError *err)
+{
+    const int64_t D = d->cfg.dim, qd = (int64_t)d->cfg.n_heads * d->cfg.head_dim, H = d->cfg.hidden_dim;
+    const int64_t width[K_N] = { D, D, D, qd, D, H };
+    if (!hr_awq_device_keeps(d))
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "awq: %s cannot keep the search's activations", d->ops->name);
+    if (d->T && T != d->T)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: the device holds %d tokens, not %d", d->T, T);
+    HrStatus st = HR_OK;
+    for (int i = 0; st == HR_OK && i < K_N; i++)
+        if (!d->kept[i])
+            st = d->ops->tensor(d->dev, T, width[i], &d->kept[i], err);
+    if (st == HR_OK)
+        d->T = T;
+    return st;
+}
+
+HrStatus
+hr_awq_device_forward_kept(HrAwqDevice *d, const float *const w[7], const float *bias, const float *ln1,
+                           const float *ln2, const float *x, HrError *err)
+{
+    const HrOps *o = d->ops;
+    if (!d->kept[K_X])
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: no activations kept on the device");
+    HrStatus st = set_forward(d, w, bias, ln1, ln2, err);
+    if (st == HR_OK && x)
+        st = o->tensor_write(d->dev, d->kept[K_X], 0, x, d->T, err);
+    const int L = d->L, step = d->lim.max_tokens, T = d->T;
+    for (int s0 = 0; st == HR_OK && s0 < T; s0 += L) {
+        for (int p = 0; st == HR_OK && p < L && s0 + p < T; p += step) {
+            const int n = MIN(step, MIN(L - p, T - s0 - p));
+            const int64_t t = s0 + p;
+            const HrStep s = { .tokens = d->zeros, .n = n, .pos = p, .logit_first = n };
+            HrOpsBuffer *const *k = d->kept;
+            if ((st = o->copy_rows(d->dev, d->x, k[K_X], t, n, false, err)) || (st = o->run(d->dev, d->fwd, &s, err)) ||
+                (st = o->copy_rows(d->dev, d->h1, k[K_H1], t, n, true, err)) ||
+                (st = o->copy_rows(d->dev, d->att, k[K_A], t, n, true, err)) ||
+                (st = o->copy_rows(d->dev, d->h2, k[K_H2], t, n, true, err)) ||
+                (st = o->copy_rows(d->dev, d->hb, k[K_ACT], t, n, true, err)) ||
+                (st = o->copy_rows(d->dev, d->x, k[K_Y], t, n, true, err))) {
+            }
+        }
+    }
+    if (st == HR_OK) {   /* the output is the next layer's input */
+        HrOpsBuffer *sw = d->kept[K_X];
+        d->kept[K_X] = d->kept[K_Y];
+        d->kept[K_Y] = sw;
+    }
+    return st;
+}
+
+HrStatus
+hr_awq_device_col_mean(HrAwqDevice *d, HrAwqAct which, float *mean, HrError *err)
+{
+    HrOpsBuffer *t = d->kept[2 + which];
+    if (!t)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: no activations kept on the device");
+    int64_t K = which == HR_AWQ_ACT_A ? (int64_t)d->cfg.n_heads * d->cfg.head_dim
+                : which == HR_AWQ_ACT_ACT ? d->cfg.hidden_dim : d->cfg.dim;
+    double *sum = g_new(double, (size_t)K);
+    HrStatus st = d->ops->col_abs_sum(d->dev, t, sum, err);
+    for (int64_t k = 0; st == HR_OK && k < K; k++)
+        mean[k] = (float)(sum[k] / d->T);
+    g_free(sum);
+    return st;
+}
+
+HrStatus
+hr_awq_device_fold(HrAwqDevice *d, HrAwqAct which, const float *s, HrError *err)
+{
+    HrOpsBuffer *t = d->kept[2 + which];
+    if (!t)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: no activations kept on the device");
+    return d->ops->scale_cols(d->dev, t, s, err);
 }

@@ -73,7 +73,7 @@ HrStatus hr_awq_device_clip(HrAwqDevice *d, HrAwqLinear lin, const float *w, con
                             int bits, int steps, int grid, float *lim, HrError *err);
 
 /* Whether the device runs the layer's FP forward too (where it keeps
- * tensors). forward: the layer as inference runs it, with its FP weights w
+ * tensors): the outputs to the host here, or kept (below). forward: the layer as inference runs it, with its FP weights w
  * (q, k, v, o, gate, up, down), q|k|v's bias and the two norms, over x
  * [T, D] in samples of seqlen: the inputs of the search's groups h1 = ln1(x)
  * [T, D], a = attention [T, qd], h2 = ln2(x + o(a)) [T, D], act =
@@ -82,3 +82,20 @@ bool hr_awq_device_forwards(const HrAwqDevice *d);
 HrStatus hr_awq_device_forward(HrAwqDevice *d, const float *const w[7], const float *bias, const float *ln1,
                                const float *ln2, const float *x, int T, float *h1, float *a, float *h2, float *act,
                                float *y, HrError *err);
+
+/* The layer's activations kept on the device (the op table's col_abs_sum
+ * and scale_cols, with everything above): keep allocates them for T tokens
+ * (fails, leaving the device as it was, where they do not fit);
+ * forward_kept runs the layer's FP forward from the input kept there (x:
+ * the first layer's, from the host; NULL: the last forward's output) into
+ * them; then the begins above and clip take x = NULL (the kept input of
+ * their group), col_mean gives a kept input's mean |x| per column and fold
+ * divides its columns by s. Nothing of T crosses to the host. Where keep
+ * fails (the tensors do not fit) the search keeps them on the host. */
+typedef enum { HR_AWQ_ACT_H1, HR_AWQ_ACT_A, HR_AWQ_ACT_H2, HR_AWQ_ACT_ACT } HrAwqAct;
+bool hr_awq_device_keeps(const HrAwqDevice *d);
+HrStatus hr_awq_device_keep(HrAwqDevice *d, int T, HrError *err);
+HrStatus hr_awq_device_forward_kept(HrAwqDevice *d, const float *const w[7], const float *bias, const float *ln1,
+                                    const float *ln2, const float *x, HrError *err);
+HrStatus hr_awq_device_col_mean(HrAwqDevice *d, HrAwqAct which, float *mean, HrError *err);
+HrStatus hr_awq_device_fold(HrAwqDevice *d, HrAwqAct which, const float *s, HrError *err);

@@ -66,6 +66,7 @@ typedef struct {
     int chunk;        /* samples per chunk */
     bool trace;       /* HEARTH_AWQ_TRACE set: every ratio's loss to stderr */
     bool dev_forward; /* the layers' FP forward on odev (HEARTH_AWQ_DEVICE_FORWARD=0: on the host) */
+    bool dev_keep;    /* and the layer's activations kept there (hr_awq_device_keep): x = NULL below */
     bool amx;         /* the CPU's GEMMs on AMX tiles (engine/cpu/cpu-amx.h) */
     /* weights split for AMX once and reused while packing is on (a block
      * forward over every chunk; the Gram loss's C over the ratios) */
@@ -474,25 +475,11 @@ typedef struct {
 
 typedef struct {
     const float *x;     /* [T, K] */
-    double *sum;        /* [K] */
     float *xt;          /* [K, tc] */
     int T, K, t0, tc;
     const float *s;
     float *w;
 } ColJob;
-
-/* sum[k] += |x[t, k]| over all t, for a block of 16 columns, t in order */
-static void
-abs_sum_range(void *arg, int start, int end)
-{
-    ColJob *J = arg;
-    const int k0 = start * 16, k1 = MIN(end * 16, J->K);
-    for (size_t t = 0; t < (size_t)J->T; t++) {
-        const float *r = J->x + t * J->K;
-        for (int k = k0; k < k1; k++)
-            J->sum[k] += fabsf(r[k]);
-    }
-}
 
 /* xt[k, i] = x[t0 + i, k] */
 static void
@@ -597,6 +584,13 @@ loss_delta(Ctx *c, const Group *gr, float *const dW[3], const HrAmxWeights *last
     return loss;
 }
 
+/* The device's kept input of a group. */
+static HrAwqAct
+group_act(GroupKind kind)
+{
+    return kind == G_QKV ? HR_AWQ_ACT_H1 : kind == G_VO ? HR_AWQ_ACT_A : kind == G_GATEUP ? HR_AWQ_ACT_H2 : HR_AWQ_ACT_ACT;
+}
+
 /* Search the scales of a group; returns the best ratio index (-1 when every
  * loss was NaN/inf: s = 1) and its loss in *best_loss, the loss at ratio 0
  * in *loss0; s[K] receives the scales. ref [T, D_out] is the group's FP
@@ -609,11 +603,14 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
     const int K = gr->K, g = gr->g;
     const bool single = gr->kind == G_VO || gr->kind == G_DOWN;
     double *xsum = g_new0(double, (size_t)K);
-    ColJob XJ = { .x = x, .sum = xsum, .T = T, .K = K };
-    hr_pool_run(c->pool, abs_sum_range, &XJ, (K + 15) / 16, 1);
     float *xbar = g_new(float, (size_t)K), *wbar = g_new0(float, (size_t)K);
-    for (int k = 0; k < K; k++)
-        xbar[k] = (float)(xsum[k] / T);
+    if (x) {
+        hr_awq_col_abs_sum(c->pool, x, (size_t)T, (size_t)K, xsum);
+        for (int k = 0; k < K; k++)
+            xbar[k] = (float)(xsum[k] / T);
+    } else if (c->st == HR_OK) {   /* kept on the device */
+        c->st = hr_awq_device_col_mean(c->odev, group_act(gr->kind), xbar, &c->err);
+    }
     /* wbar: mean over all output rows of |w| / max |w| in its group */
     int rows = 0;
     double *wsum = g_new0(double, (size_t)K);
@@ -648,14 +645,6 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
     const bool use_gram = single && !delta && !dev_single;
     float *C = use_gram ? gram(c, x, T, K) : NULL;
     float *P = use_gram ? floats((size_t)gr->N[0] * K) : NULL;
-    float *orig[3] = { NULL }, *fq[3] = { NULL };
-    for (int j = 0; j < gr->n_lin; j++) {
-        orig[j] = *gr->lin[j];
-        fq[j] = floats((size_t)gr->N[j] * K);
-    }
-    float *cand = g_new(float, (size_t)K);
-    if (use_gram)
-        packing_begin(c); /* C, the only "weights" of the ratios' products */
     /* on the device: the reference through the same arithmetic as the
      * ratios, kept there where the device can (resident) */
     const bool resident = c->odev && !single && !delta && hr_awq_device_resident(c->odev);
@@ -666,6 +655,14 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
                                  : gr->kind == G_GATEUP ? HR_AWQ_DEV_GATEUP
                                  : gr->kind == G_VO     ? HR_AWQ_DEV_O
                                                         : HR_AWQ_DEV_DOWN;
+    float *orig[3] = { NULL }, *fq[3] = { NULL };
+    for (int j = 0; j < gr->n_lin; j++) {
+        orig[j] = *gr->lin[j];
+        fq[j] = dev_quant ? NULL : floats((size_t)gr->N[j] * K);   /* (the device makes them) */
+    }
+    float *cand = g_new(float, (size_t)K);
+    if (use_gram)
+        packing_begin(c); /* C, the only "weights" of the ratios' products */
     if (dev_single && c->st == HR_OK)
         c->st = hr_awq_device_single_begin(c->odev, gr->kind == G_DOWN, x, T, &c->err);
     if (resident) {
@@ -762,34 +759,35 @@ typedef struct {
     float *m;           /* [rows, K] */
     const float *s;     /* [K] */
     int K;
-    bool divide;
 } FoldJob;
 
+/* rows of m *= s (per column) */
 static void
 fold_range(void *arg, int start, int end)
 {
     FoldJob *J = arg;
     for (int r = start; r < end; r++) {
         float *row = J->m + (size_t)r * J->K;
-        for (int k = 0; k < J->K; k++) {
-            if (J->divide)
-                row[k] /= J->s[k];
-            else
-                row[k] *= J->s[k];
-        }
+        for (int k = 0; k < J->K; k++)
+            row[k] *= J->s[k];
     }
 }
 
-/* Fold: linears' input columns *= s, the cached input /= s. */
+/* Fold: linears' input columns *= s, the cached input /= s (x NULL: the
+ * input kept on the device). */
 static void
 fold_group(Ctx *c, const Group *gr, const float *s, float *x, int T)
 {
     for (int j = 0; j < gr->n_lin; j++) {
-        FoldJob J = { *gr->lin[j], s, gr->K, false };
+        FoldJob J = { *gr->lin[j], s, gr->K };
         hr_pool_run(c->pool, fold_range, &J, gr->N[j], 16);
     }
-    FoldJob J = { x, s, gr->K, true };
-    hr_pool_run(c->pool, fold_range, &J, T, 16);
+    if (!x) {
+        if (c->st == HR_OK)
+            c->st = hr_awq_device_fold(c->odev, group_act(gr->kind), s, &c->err);
+        return;
+    }
+    hr_awq_div_cols(c->pool, x, (size_t)T, (size_t)gr->K, s);
 }
 
 typedef struct {
@@ -851,7 +849,7 @@ clip_linear(Ctx *c, HrAwqLinear lin, float *W, int N, int K, int g, const float 
 {
     int step = MAX(1, T / CLIP_TOKENS);
     int nt = MIN((T + step - 1) / step, CLIP_TOKENS);
-    if (c->odev && hr_awq_device_clips(c->odev) && g <= 256) {
+    if (c->odev && hr_awq_device_clips(c->odev) && (g <= 256 || !x)) {
         /* on the device (the Gram form there), the limits back */
         if (c->st != HR_OK)
             return;
@@ -1051,6 +1049,21 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
         c.dev_forward = hr_awq_device_forwards(odev) && !(fw && strcmp(fw, "0") == 0);
         if (c.trace && c.dev_forward)
             g_printerr("awq-trace: the layers' FP forward on %s\n", hr_awq_device_name(odev));
+        /* and the activations kept there, where every clip search can run
+         * there too (groups of at most 256) and they fit */
+        const int kvd = cfg->n_kv_heads * hd;
+        const int gs[] = { hr_quant_linear_group(opt, kvd, D), hr_quant_linear_group(opt, D, qd),
+                           hr_quant_linear_group(opt, H, D), hr_quant_linear_group(opt, D, H) };
+        bool narrow = true;
+        for (size_t i = 0; i < G_N_ELEMENTS(gs); i++)
+            narrow &= gs[i] <= 256;
+        const char *kp = g_getenv("HEARTH_AWQ_DEVICE_KEEP");   /* 0: on the host (tests) */
+        if (c.dev_forward && narrow && hr_awq_device_keeps(odev) && !(kp && strcmp(kp, "0") == 0)) {
+            HrError e = { 0 };
+            c.dev_keep = hr_awq_device_keep(odev, T, &e) == HR_OK;
+            if (c.trace)
+                g_printerr("awq-trace: the activations %s\n", c.dev_keep ? "kept on the device" : e.message);
+        }
     }
     /* The search's jobs are few and long (an AMX product is a handful of
      * items of milliseconds each): the tail of one is no sign of a busy
@@ -1090,12 +1103,17 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     S->T = T;
     /* The calibration activations are the search's big allocations: an
      * error, not an abort, when the machine cannot hold them. */
+    /* (kept on the device: only the first layer's input, on the host until
+     * the first forward has taken it) */
+    const bool keep = S->c.dev_keep;
     S->x = try_floats((size_t)T * D);
-    S->y = try_floats((size_t)T * D);
-    S->h1 = try_floats((size_t)T * D);
-    S->h2 = try_floats((size_t)T * D);
-    S->a = try_floats((size_t)T * qd);
-    S->act = try_floats((size_t)T * H);
+    if (!keep) {
+        S->y = try_floats((size_t)T * D);
+        S->h1 = try_floats((size_t)T * D);
+        S->h2 = try_floats((size_t)T * D);
+        S->a = try_floats((size_t)T * qd);
+        S->act = try_floats((size_t)T * H);
+    }
     /* the blocks' outputs and the loss scratch: for the host's forward and
      * losses only (a device that runs the forward keeps its own) */
     const bool host = !S->c.dev_forward;
@@ -1105,7 +1123,8 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
         S->out = try_floats((size_t)T * D);
     }
     S->s = g_try_new(float, (size_t)MAX(MAX(D, qd), H));
-    if (!S->x || !S->y || !S->h1 || !S->h2 || !S->a || !S->act || (host && (!S->r1 || !S->r2 || !S->out)) || !S->s ||
+    if (!S->x || (!keep && (!S->y || !S->h1 || !S->h2 || !S->a || !S->act)) ||
+        (host && (!S->r1 || !S->r2 || !S->out)) || !S->s ||
         (S->c.odev && !hr_awq_device_resident(S->c.odev) && !S->c.dref)) {
         size_t mb = ((size_t)T * ((host ? 7 : 4) * (size_t)D + (size_t)qd + (size_t)H) * sizeof(float)) >> 20;
         hr_awq_free(S);
@@ -1245,7 +1264,11 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
          * device, where the search keeps its data there: the blocks'
          * outputs r1, r2 are then not needed, the device makes its own
          * references) */
-        if (cp->dev_forward) {
+        if (cp->dev_keep) {   /* x: the first layer's input, then the last output kept there */
+            const float *const wl[7] = { w.wq, w.wk, w.wv, w.wo, w.wg, w.wu, w.wd };
+            cp->st = hr_awq_device_forward_kept(cp->odev, wl, qkv_bias(cp, &w), w.ln1, w.ln2, x, &cp->err);
+            g_clear_pointer(&S->x, g_free);
+        } else if (cp->dev_forward) {
             const float *const wl[7] = { w.wq, w.wk, w.wv, w.wo, w.wg, w.wu, w.wd };
             cp->st = hr_awq_device_forward(cp->odev, wl, qkv_bias(cp, &w), w.ln1, w.ln2, x, T, h1, a, h2, act, y,
                                            &cp->err);

@@ -25,7 +25,8 @@
  *  - k_scale_quant (the AWQ search's candidates): bit for bit the CPU's
  *    arithmetic, FP16-rounded; k_clip_gram + k_clip_search (its clip
  *    search): each limit one of the steps', its error within 1e-4 of the
- *    least of a double reference;
+ *    least of a double reference; k_col_abs_sum and k_div_cols bit for bit
+ *    the host's;
  *  - the default kernels a device run has proven (k_gemv, k_attn_partial +
  *    k_attn_combine, k_rope_kv, k_argmax), so that an edit of them made
  *    without a device is checked too;
@@ -855,7 +856,7 @@ check_clip_search(int N, int K, int g, int nt, int bits)
     fill_uniform(x);
     for (int n = 0; n < N; n++)
         w[(size_t)n * K + (size_t)(n * 7 % K)] *= 6.0f;
-    hremu::launch(dim3((unsigned)ng, (unsigned)g), dim3(128), [&] { k_clip_gram(x.data(), nt, K, g, C.data()); });
+    hremu::launch(dim3((unsigned)ng, (unsigned)g), dim3(128), [&] { k_clip_gram(x.data(), nt, (size_t)K, g, C.data()); });
     hremu::launch(dim3((unsigned)ng, (unsigned)((N + 3) / 4)), dim3(128), [&] {
         k_clip_search(w.data(), N, K, C.data(), g, qmax, steps, grid, lim.data());
     });
@@ -906,6 +907,35 @@ check_clip_search(int N, int K, int g, int nt, int bits)
            "error %.1e above the least\n", N, K, g, nt, argmin_same, N * ng, clipped, worst);
 }
 
+/* k_col_abs_sum and k_div_cols (the AWQ search's inputs kept on the
+ * device): the column sums of |t| in double, rows in order, equal to the
+ * host's bit for bit; t / s exact. */
+static void
+check_col_ops(int rows, int width)
+{
+    std::vector<float> t((size_t)rows * width), s((size_t)width), t0;
+    fill_uniform(t);
+    for (int k = 0; k < width; k++)
+        s[(size_t)k] = std::exp(frand(-3.0f, 3.0f));
+    t0 = t;
+    std::vector<double> sum((size_t)width, -1.0);
+    hremu::launch(dim3((unsigned)((width + 127) / 128)), dim3(128),
+                  [&] { k_col_abs_sum(t.data(), rows, width, sum.data()); });
+    hremu::launch(dim3((unsigned)rows), dim3(256), [&] { k_div_cols(t.data(), width, s.data()); });
+    int bad_sum = 0, bad_div = 0;
+    for (int k = 0; k < width; k++) {
+        double ref = 0.0;
+        for (int r = 0; r < rows; r++)
+            ref += fabsf(t0[(size_t)r * width + k]);
+        bad_sum += sum[(size_t)k] != ref;
+        for (int r = 0; r < rows; r++)
+            bad_div += t[(size_t)r * width + k] != t0[(size_t)r * width + k] / s[(size_t)k];
+    }
+    CHECK(bad_sum == 0 && bad_div == 0, "col ops %dx%d: %d sums, %d quotients differ", rows, width, bad_sum, bad_div);
+    printf("col ops %4dx%-4d column |t| sums and t / s equal to the host's: %s\n", rows, width,
+           bad_sum || bad_div ? "no" : "yes");
+}
+
 int
 main()
 {
@@ -940,6 +970,8 @@ main()
     check_scale_quant(4, 384, 128, 4, true);
     check_scale_quant(3, 320, 64, 3, false);
     check_scale_quant(6, 80, 16, 4, true);      // groups narrower than a warp
+    check_col_ops(300, 200);
+    check_col_ops(7, 1030);
     check_clip_search(10, 256, 64, 40, 4);
     check_clip_search(5, 256, 128, 64, 4);
     check_clip_search(3, 96, 32, 17, 3);

@@ -949,12 +949,12 @@ test_clip_search(int N, int K, int g, int nt)
     HrVkBuffer *cb = hostbuf((size_t)K * g * 4, NULL), *lb = hostbuf((size_t)N * ng * 4, NULL);
     HrVkDispatch d[2];
     HrError err = { 0 };
-    HR_CHECK(hr_vk_make_clip(kern, xb, cb, wb, lb, (uint32_t)K, (uint32_t)g, (uint32_t)nt, (uint32_t)N, 4, 10, 20, d,
-                             &err) == HR_OK, "clip: %s", err.message);
+    HR_CHECK(hr_vk_make_clip(kern, xb, cb, wb, lb, (uint32_t)K, (uint32_t)g, (uint32_t)nt, (uint32_t)K, (uint32_t)N, 4,
+                             10, 20, d, &err) == HR_OK, "clip: %s", err.message);
     run(d, 2);
     float *ref = g_new(float, (size_t)N * ng);
     HrThreadPool *pool = hr_pool_new(1);
-    hr_awq_clip_search(pool, w, N, K, x, nt, g, 4, 10, 20, ref);
+    hr_awq_clip_search(pool, w, N, K, x, (size_t)K, nt, g, 4, 10, 20, ref);
     hr_pool_free(pool);
     const float *got = lb->mapped;
     int same = 0, off_grid = 0, clipped = 0;

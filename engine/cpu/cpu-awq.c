@@ -508,6 +508,7 @@ hr_awq_fake_quant_row(const float *w, int K, int g, int bits, float *out)
 
 typedef struct {
     const float *x, *w;
+    size_t ldx;
     int K, nt, g, g0, bits, steps, grid, ng, gi;
     double *C;          /* [g, g] */
     float *lim;
@@ -523,7 +524,7 @@ clip_gram_rows(void *arg, int start, int end)
         for (int j = 0; j < J->g; j++)
             ci[j] = 0.0;
         for (int t = 0; t < J->nt; t++) {
-            const float *xt = J->x + (size_t)t * J->K + J->g0;
+            const float *xt = J->x + (size_t)t * J->ldx + J->g0;
             const double xi = xt[i];
             for (int j = 0; j < J->g; j++)
                 ci[j] += xi * xt[j];
@@ -572,10 +573,10 @@ clip_rows(void *arg, int start, int end)
 }
 
 void
-hr_awq_clip_search(HrThreadPool *pool, const float *w, int N, int K, const float *x, int nt, int g, int bits,
-                   int steps, int grid, float *lim)
+hr_awq_clip_search(HrThreadPool *pool, const float *w, int N, int K, const float *x, size_t ldx, int nt, int g,
+                   int bits, int steps, int grid, float *lim)
 {
-    ClipJob J = { .x = x, .w = w, .K = K, .nt = nt, .g = g, .bits = bits, .steps = steps, .grid = grid,
+    ClipJob J = { .x = x, .w = w, .ldx = ldx, .K = K, .nt = nt, .g = g, .bits = bits, .steps = steps, .grid = grid,
                   .ng = K / g, .C = g_new(double, (size_t)g * g), .lim = lim };
     for (J.gi = 0; J.gi < J.ng; J.gi++) {
         J.g0 = J.gi * g;
@@ -617,4 +618,51 @@ hr_awq_scale_quant(HrThreadPool *pool, const float *w, int N, int K, const float
 {
     ScaleQuantJob J = { w, s, out, K, g, bits, delta };
     hr_pool_run(pool, scale_quant_rows, &J, N, 1);
+}
+
+typedef struct {
+    float *t;
+    const float *s;
+    double *sum;
+    size_t rows, width;
+} ColJob;
+
+/* columns [16 start, 16 end): sum over the rows in order of |t| */
+static void
+col_abs_range(void *arg, int start, int end)
+{
+    ColJob *J = arg;
+    const size_t k0 = (size_t)start * 16, k1 = MIN((size_t)end * 16, J->width);
+    for (size_t k = k0; k < k1; k++)
+        J->sum[k] = 0.0;
+    for (size_t r = 0; r < J->rows; r++) {
+        const float *row = J->t + r * J->width;
+        for (size_t k = k0; k < k1; k++)
+            J->sum[k] += fabsf(row[k]);
+    }
+}
+
+void
+hr_awq_col_abs_sum(HrThreadPool *pool, const float *t, size_t rows, size_t width, double *sum)
+{
+    ColJob J = { (float *)t, NULL, sum, rows, width };
+    hr_pool_run(pool, col_abs_range, &J, (int)((width + 15) / 16), 1);
+}
+
+static void
+div_cols_range(void *arg, int start, int end)
+{
+    ColJob *J = arg;
+    for (size_t r = (size_t)start; r < (size_t)end; r++) {
+        float *row = J->t + r * J->width;
+        for (size_t k = 0; k < J->width; k++)
+            row[k] /= J->s[k];
+    }
+}
+
+void
+hr_awq_div_cols(HrThreadPool *pool, float *t, size_t rows, size_t width, const float *s)
+{
+    ColJob J = { t, s, NULL, rows, width };
+    hr_pool_run(pool, div_cols_range, &J, (int)rows, 16);
 }

@@ -53,12 +53,18 @@ void hr_awq_scale_quant(HrThreadPool *pool, const float *w, int N, int K, const 
                         float *out);
 
 /* The AWQ clip search of one linear w [N, K] (groups of g along K) over nt
- * inputs x [nt, K], in the Gram form: per group, C = sum over t of
+ * inputs x [nt, K] (rows ldx floats apart), in the Gram form: per group, C = sum over t of
  * x_g^T x_g (double, t in order); per row and step s < steps the limit
  * m = m0 (1 - s / grid) (m0 = max |w_g|, FP32 as the host's search writes
  * it), d = Q(clamp(w_g, -m, m)) - w_g (Q: hr_awq_fake_quant_row, the group
  * as one), and the error d^T C d (double) = sum over t of (x_g . d)^2; the
  * limit of the least error (the first on ties) goes to lim[n * (K / g) + gi].
  * The reference of the op tables' clip_search (ops.h). */
-void hr_awq_clip_search(HrThreadPool *pool, const float *w, int N, int K, const float *x, int nt, int g, int bits,
-                        int steps, int grid, float *lim);
+void hr_awq_clip_search(HrThreadPool *pool, const float *w, int N, int K, const float *x, size_t ldx, int nt, int g,
+                        int bits, int steps, int grid, float *lim);
+
+/* sum[k] = the sum over the rows of t [rows, width], in order, of |t[r, k]|
+ * (double): the search's mean |x| per input. */
+void hr_awq_col_abs_sum(HrThreadPool *pool, const float *t, size_t rows, size_t width, double *sum);
+/* t[r, k] /= s[k] (the fold of the search's cached inputs). */
+void hr_awq_div_cols(HrThreadPool *pool, float *t, size_t rows, size_t width, const float *s);

@@ -1008,17 +1008,37 @@ cpu_scale_quant(void *p, HrOpsWeight *w, HrOpsBuffer *t, const float *s, int gro
 }
 
 static HrStatus
-cpu_clip_search(void *p, HrOpsBuffer *w, HrOpsBuffer *x, int group, int bits, int steps, int grid, float *lim,
-                HrError *err)
+cpu_clip_search(void *p, HrOpsBuffer *w, HrOpsBuffer *x, int nt, int step, int group, int bits, int steps, int grid,
+                float *lim, HrError *err)
 {
     CpuCtx *c = p;
     if (!w->row_sums || !x->row_sums || w->width != x->width || group < 1 || group > 256 || w->width % (size_t)group ||
-        bits < 2 || bits > 8 || steps < 1 || grid < 1)
+        bits < 2 || bits > 8 || steps < 1 || grid < 1 || nt < 1 || step < 1 || (int64_t)(nt - 1) * step >= x->rows)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "clip_search: a [%" G_GINT64_FORMAT ", %zu] weight over "
                             "[%" G_GINT64_FORMAT ", %zu] inputs, groups of %d", w->rows, w->width, x->rows, x->width,
                             group);
-    hr_awq_clip_search(c->pool, w->data, (int)w->rows, (int)w->width, x->data, (int)x->rows, group, bits, steps, grid,
-                       lim);
+    hr_awq_clip_search(c->pool, w->data, (int)w->rows, (int)w->width, x->data, (size_t)step * x->width, nt, group,
+                       bits, steps, grid, lim);
+    return HR_OK;
+}
+
+static HrStatus
+cpu_col_abs_sum(void *p, HrOpsBuffer *t, double *out, HrError *err)
+{
+    CpuCtx *c = p;
+    if (!t->row_sums)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "col_abs_sum: not a tensor");
+    hr_awq_col_abs_sum(c->pool, t->data, (size_t)t->rows, t->width, out);
+    return HR_OK;
+}
+
+static HrStatus
+cpu_scale_cols(void *p, HrOpsBuffer *t, const float *s, HrError *err)
+{
+    CpuCtx *c = p;
+    if (!t->row_sums)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "scale_cols: not a tensor");
+    hr_awq_div_cols(c->pool, t->data, (size_t)t->rows, t->width, s);
     return HR_OK;
 }
 
@@ -1145,6 +1165,8 @@ static const HrOps cpu_ops = {
     .sq_total = cpu_sq_total,
     .scale_quant = cpu_scale_quant,
     .clip_search = cpu_clip_search,
+    .col_abs_sum = cpu_col_abs_sum,
+    .scale_cols = cpu_scale_cols,
 };
 
 static HrStatus

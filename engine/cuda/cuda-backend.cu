@@ -2360,13 +2360,13 @@ ops_scale_quant(void *p, HrOpsWeight *w, HrOpsBuffer *t, const float *s, int gro
 }
 
 HrStatus
-ops_clip_search(void *p, HrOpsBuffer *w, HrOpsBuffer *x, int group, int bits, int steps, int grid, float *lim,
-                HrError *err)
+ops_clip_search(void *p, HrOpsBuffer *w, HrOpsBuffer *x, int nt, int step, int group, int bits, int steps, int grid,
+                float *lim, HrError *err)
 {
     OpsDev *d = static_cast<OpsDev *>(p);
     Ctx *c = &d->c;
     if (!w->sums || !x->sums || w->width != x->width || group < 1 || group > 256 || w->width % group || bits < 2 ||
-        bits > 8 || steps < 1 || grid < 1)
+        bits > 8 || steps < 1 || grid < 1 || nt < 1 || step < 1 || (int64_t)(nt - 1) * step >= x->rows)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "clip_search: a [%lld, %d] weight over [%lld, %d] inputs, "
                             "groups of %d", (long long)w->rows, w->width, (long long)x->rows, x->width, group);
     const size_t n_lim = (size_t)w->rows * (size_t)(w->width / group);
@@ -2376,7 +2376,8 @@ ops_clip_search(void *p, HrOpsBuffer *w, HrOpsBuffer *x, int group, int bits, in
         cudaFree(C);
         return hr_error_set(err, HR_ERR_NOMEM, "clip_search: no device memory for %zu limits", n_lim);
     }
-    launch_clip_search(w->act, (int)w->rows, w->width, x->act, (int)x->rows, group, bits, steps, grid, C, dl, c->s);
+    launch_clip_search(w->act, (int)w->rows, w->width, x->act, (size_t)step * (size_t)x->width, nt, group, bits, steps,
+                       grid, C, dl, c->s);
     cudaError_t e = cudaGetLastError();
     if (e == cudaSuccess)
         e = cudaMemcpyAsync(lim, dl, sizeof(float) * n_lim, cudaMemcpyDeviceToHost, c->s);
@@ -2387,6 +2388,43 @@ ops_clip_search(void *p, HrOpsBuffer *w, HrOpsBuffer *x, int group, int bits, in
     if (e != cudaSuccess)
         return cuda_fail(err, e, "clip_search");
     return HR_OK;
+}
+
+HrStatus
+ops_col_abs_sum(void *p, HrOpsBuffer *t, double *out, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    if (!t->sums)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "col_abs_sum: not a tensor");
+    double *ds = nullptr;
+    CK(cudaMalloc(&ds, sizeof(double) * (size_t)t->width));
+    launch_col_abs_sum(t->act, t->rows, t->width, ds, d->c.s);
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(out, ds, sizeof(double) * (size_t)t->width, cudaMemcpyDeviceToHost, d->c.s);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(d->c.s);
+    cudaFree(ds);
+    return e == cudaSuccess ? HR_OK : cuda_fail(err, e, "col_abs_sum");
+}
+
+HrStatus
+ops_scale_cols(void *p, HrOpsBuffer *t, const float *s, HrError *err)
+{
+    OpsDev *d = static_cast<OpsDev *>(p);
+    if (!t->sums)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "scale_cols: not a tensor");
+    float *ds = nullptr;
+    CK(cudaMalloc(&ds, sizeof(float) * (size_t)t->width));
+    cudaError_t e = cudaMemcpyAsync(ds, s, sizeof(float) * (size_t)t->width, cudaMemcpyHostToDevice, d->c.s);
+    if (e == cudaSuccess) {
+        launch_div_cols(t->act, t->rows, t->width, ds, d->c.s);
+        e = cudaGetLastError();
+    }
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(d->c.s);   // ds is freed below
+    cudaFree(ds);
+    return e == cudaSuccess ? HR_OK : cuda_fail(err, e, "scale_cols");
 }
 
 const HrOps cuda_ops = {
@@ -2414,6 +2452,8 @@ const HrOps cuda_ops = {
     ops_sq_total,
     ops_scale_quant,
     ops_clip_search,
+    ops_col_abs_sum,
+    ops_scale_cols,
 };
 
 // ---- the whole-model interface: the backend above, or llama.c over cuda_ops --------------

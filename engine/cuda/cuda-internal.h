@@ -246,10 +246,14 @@ void launch_sq_diff(const float *a, const float *t, int width, int n, double *su
 void launch_scale_quant(const float *t, int rows, int K, const float *s, int group, int bits, bool delta, __half *w,
                         int ldw, cudaStream_t st);
 // The AWQ clip search (cpu-awq.h's hr_awq_clip_search; errors in FP32) of
-// w [N, K] over x [nt, K] in groups of g <= 256: C scratch of K * g floats,
-// lim [N, K / g] the chosen limits.
-void launch_clip_search(const float *w, int N, int K, const float *x, int nt, int g, int bits, int steps, int grid,
-                        float *C, float *lim, cudaStream_t st);
+// w [N, K] over x [nt, K] (rows ldx floats apart) in groups of g <= 256: C
+// scratch of K * g floats, lim [N, K / g] the chosen limits.
+void launch_clip_search(const float *w, int N, int K, const float *x, size_t ldx, int nt, int g, int bits, int steps,
+                        int grid, float *C, float *lim, cudaStream_t st);
+// sum[k] = the sum over the rows of t [rows, width], in order, of |t[r, k]|.
+void launch_col_abs_sum(const float *t, int64_t rows, int width, double *sum, cudaStream_t st);
+// t[r, k] /= s[k] for every row.
+void launch_div_cols(float *t, int64_t rows, int width, const float *s, cudaStream_t st);
 // out[T, N] = x[T, K] . W[N, K]^T (+ bias), all FP32 (the quantizer's GEMM).
 void launch_gemm_f32(const float *w, int N, int K, const float *bias, const float *x, int T, float *out,
                      cudaStream_t s);

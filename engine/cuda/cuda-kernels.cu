@@ -26,6 +26,8 @@
 //                   quantizer's loss against a reference kept on the device).
 //  k_scale_quant    grid rows, block 128: a warp per group of the row in turn;
 //                   the AWQ candidate Q(t diag(s)) diag(s)^-1 (- t) as FP16.
+//  k_col_abs_sum    grid ceil(width/128), block 128: a column's sum of |t| a thread.
+//  k_div_cols       grid rows, block 256: t[r] /= s (the fold of the search's inputs).
 //  k_clip_gram      grid (K/g, g), block 128: row i of group gi's Gram matrix
 //                   (double sums, t in order, stored FP32).
 //  k_clip_search    grid (K/g, ceil(N/4)), block 128: a warp per (row, group),
@@ -739,13 +741,13 @@ launch_scale_quant(const float *t, int rows, int K, const float *s, int group, i
 // The clip search (cpu-awq.h's hr_awq_clip_search, in FP32 here): C[gi] =
 // sum over t of x_g^T x_g, a block per (group, row i), the sums in double.
 __global__ void __launch_bounds__(128)
-k_clip_gram(const float *__restrict__ x, int nt, int K, int g, float *__restrict__ C)
+k_clip_gram(const float *__restrict__ x, int nt, size_t ldx, int g, float *__restrict__ C)
 {
     const int gi = blockIdx.x, i = blockIdx.y, g0 = gi * g;
     for (int j = threadIdx.x; j < g; j += blockDim.x) {
         double acc = 0.0;
         for (int t = 0; t < nt; t++)
-            acc += (double)x[(size_t)t * K + g0 + i] * (double)x[(size_t)t * K + g0 + j];
+            acc += (double)x[(size_t)t * ldx + g0 + i] * (double)x[(size_t)t * ldx + g0 + j];
         C[((size_t)gi * g + i) * g + j] = (float)acc;
     }
 }
@@ -807,14 +809,50 @@ k_clip_search(const float *__restrict__ w, int N, int K, const float *__restrict
 }
 
 void
-launch_clip_search(const float *w, int N, int K, const float *x, int nt, int g, int bits, int steps, int grid,
-                   float *C, float *lim, cudaStream_t st)
+launch_clip_search(const float *w, int N, int K, const float *x, size_t ldx, int nt, int g, int bits, int steps,
+                   int grid, float *C, float *lim, cudaStream_t st)
 {
     if (N < 1 || K < g || nt < 1)
         return;
-    HR_LAUNCH(dim3((unsigned)(K / g), (unsigned)g), 128, st, k_clip_gram, x, nt, K, g, C);
+    HR_LAUNCH(dim3((unsigned)(K / g), (unsigned)g), 128, st, k_clip_gram, x, nt, ldx, g, C);
     HR_LAUNCH(dim3((unsigned)(K / g), (unsigned)((N + 3) / 4)), 128, st, k_clip_search, w, N, K, C, g,
               (float)((1 << bits) - 1), steps, grid, lim);
+}
+
+// The search's inputs kept on the device: per column the sum over the rows,
+// in order, of |t| (a thread per column, double), and the fold t[r] /= s.
+__global__ void __launch_bounds__(128)
+k_col_abs_sum(const float *__restrict__ t, int64_t rows, int width, double *__restrict__ sum)
+{
+    const int k = blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= width)
+        return;
+    double acc = 0.0;
+    for (int64_t r = 0; r < rows; r++)
+        acc += fabsf(t[(size_t)r * width + k]);
+    sum[k] = acc;
+}
+
+__global__ void __launch_bounds__(256)
+k_div_cols(float *__restrict__ t, int width, const float *__restrict__ s)
+{
+    float *row = t + (size_t)blockIdx.x * width;
+    for (int k = threadIdx.x; k < width; k += blockDim.x)
+        row[k] = row[k] / s[k];
+}
+
+void
+launch_col_abs_sum(const float *t, int64_t rows, int width, double *sum, cudaStream_t st)
+{
+    if (width > 0)
+        HR_LAUNCH((unsigned)((width + 127) / 128), 128, st, k_col_abs_sum, t, rows, width, sum);
+}
+
+void
+launch_div_cols(float *t, int64_t rows, int width, const float *s, cudaStream_t st)
+{
+    if (rows > 0)
+        HR_LAUNCH((unsigned)rows, 256, st, k_div_cols, t, width, s);
 }
 
 // ---- FP32 GEMM for the quantizer ---------------------------------------------------------

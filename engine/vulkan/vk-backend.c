@@ -1319,12 +1319,13 @@ vk_scale_quant(void *p, HrOpsWeight *w, HrOpsBuffer *t, const float *s, int grou
 }
 
 static HrStatus
-vk_clip_search(void *p, HrOpsBuffer *w, HrOpsBuffer *x, int group, int bits, int steps, int grid, float *lim,
-               HrError *err)
+vk_clip_search(void *p, HrOpsBuffer *w, HrOpsBuffer *x, int nt, int step, int group, int bits, int steps, int grid,
+               float *lim, HrError *err)
 {
     VkCtx *c = p;
     if (!w->rows || !x->rows || w->width != x->width || group < 1 || group > 256 || w->width % (uint32_t)group ||
-        w->rows > 65535 || bits < 2 || bits > 8 || steps < 1 || grid < 1)
+        w->rows > 65535 || bits < 2 || bits > 8 || steps < 1 || grid < 1 || nt < 1 || step < 1 ||
+        (int64_t)(nt - 1) * step >= x->rows)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "clip_search: a [%" G_GINT64_FORMAT ", %u] weight over [%"
                             G_GINT64_FORMAT ", %u] inputs, groups of %d", w->rows, w->width, x->rows, x->width, group);
     const size_t n_lim = (size_t)w->rows * (w->width / (uint32_t)group);
@@ -1334,8 +1335,9 @@ vk_clip_search(void *p, HrOpsBuffer *w, HrOpsBuffer *x, int group, int bits, int
     if (st == HR_OK)
         st = new_device(c, &L, n_lim * 4, "the clip search", err);
     if (st == HR_OK)
-        st = hr_vk_make_clip(c->kern, &x->buf, &C, &w->buf, &L, w->width, (uint32_t)group, (uint32_t)x->rows,
-                             (uint32_t)w->rows, (uint32_t)bits, (uint32_t)steps, (uint32_t)grid, d, err);
+        st = hr_vk_make_clip(c->kern, &x->buf, &C, &w->buf, &L, w->width, (uint32_t)group, (uint32_t)nt,
+                             (uint32_t)step * x->width, (uint32_t)w->rows, (uint32_t)bits, (uint32_t)steps,
+                             (uint32_t)grid, d, err);
     if (st == HR_OK)
         st = hr_vk_run(c->kern, d, 2, err);
     if (st == HR_OK)
@@ -1343,6 +1345,51 @@ vk_clip_search(void *p, HrOpsBuffer *w, HrOpsBuffer *x, int group, int bits, int
     hr_vk_buffer_free(c->vk, &C);
     hr_vk_buffer_free(c->vk, &L);
     return st;
+}
+
+/* col_abs_sum (the sums to out) and scale_cols (s in): the vector through a
+ * device buffer of width floats, made and freed per call (a few per group
+ * of the search) */
+static HrStatus
+col_op(VkCtx *c, HrOpsBuffer *t, const float *s, float *out, HrError *err)
+{
+    const bool divide = s != NULL;
+    if (!t->rows)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "%s: not a tensor", divide ? "scale_cols" : "col_abs_sum");
+    HrVkBuffer v = { 0 };
+    HrVkDispatch d;
+    HrStatus st = new_device(c, &v, (size_t)t->width * 4, "the search's columns", err);
+    if (st == HR_OK && divide)
+        st = upload_bytes(c, &v, s, (size_t)t->width * 4, err);
+    if (st == HR_OK && divide)
+        st = uploader_finish(c, err);
+    if (st == HR_OK)
+        st = hr_vk_make_col_op(c->kern, &t->buf, &v, (uint32_t)t->rows, t->width, divide, &d, err);
+    if (st == HR_OK)
+        st = hr_vk_run(c->kern, &d, 1, err);
+    if (st == HR_OK && !divide)
+        st = read_back(c, &v, 0, out, (size_t)t->width * 4, err);
+    hr_vk_buffer_free(c->vk, &v);
+    return st;
+}
+
+static HrStatus
+vk_col_abs_sum(void *p, HrOpsBuffer *t, double *out, HrError *err)
+{
+    float *v = g_try_new(float, t->width ? t->width : 1);
+    if (!v)
+        return hr_error_set(err, HR_ERR_NOMEM, "col_abs_sum: %u columns", t->width);
+    HrStatus st = col_op(p, t, NULL, v, err);
+    for (uint32_t k = 0; st == HR_OK && k < t->width; k++)
+        out[k] = v[k];
+    g_free(v);
+    return st;
+}
+
+static HrStatus
+vk_scale_cols(void *p, HrOpsBuffer *t, const float *s, HrError *err)
+{
+    return col_op(p, t, s, NULL, err);
 }
 
 static const HrOps vk_ops = {
@@ -1370,6 +1417,8 @@ static const HrOps vk_ops = {
     .sq_total = vk_sq_total,
     .scale_quant = vk_scale_quant,
     .clip_search = vk_clip_search,
+    .col_abs_sum = vk_col_abs_sum,
+    .scale_cols = vk_scale_cols,
 };
 
 /* ---- the whole-model interface (llama.c over vk_ops) ------------------------------------- */

@@ -55,6 +55,9 @@ static const uint32_t clip_gram_spv[] =
 static const uint32_t clip_search_spv[] =
 #include "clip_search.spv.h"
     ;
+static const uint32_t col_ops_spv[] =
+#include "col_ops.spv.h"
+    ;
 static const uint32_t gemm_spv[] =
 #include "gemm.spv.h"
     ;
@@ -188,6 +191,7 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
     HrStatus st = hr_vk_buffer_new_host(ctx, 256, &k->dummy, err);
     const uint32_t wg = cfg->wg;
     const uint32_t one[1] = { wg };
+    const uint32_t col_sum_spec[2] = { wg, 0 }, col_div_spec[2] = { wg, 1 };
     const uint32_t attn_spec[4] = { wg, cfg->attn_split, cfg->max_hd, 1 };
     const uint32_t attn_pre_spec[4] = { wg, cfg->attn_split, cfg->max_hd, cfg->attn_qt };
     struct {
@@ -213,7 +217,9 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
         { HR_VK_K_TOPK, topk_spv, sizeof topk_spv, 7, 16, one, 1 },
         { HR_VK_K_SQ_DIFF, sq_diff_spv, sizeof sq_diff_spv, 3, 12, one, 1 },
         { HR_VK_K_SCALE_QUANT, scale_quant_spv, sizeof scale_quant_spv, 3, 24, one, 1 },
-        { HR_VK_K_CLIP_GRAM, clip_gram_spv, sizeof clip_gram_spv, 2, 12, one, 1 },
+        { HR_VK_K_CLIP_GRAM, clip_gram_spv, sizeof clip_gram_spv, 2, 16, one, 1 },
+        { HR_VK_K_COL_ABS_SUM, col_ops_spv, sizeof col_ops_spv, 2, 8, col_sum_spec, 2 },
+        { HR_VK_K_DIV_COLS, col_ops_spv, sizeof col_ops_spv, 2, 8, col_div_spec, 2 },
         { HR_VK_K_CLIP_SEARCH, clip_search_spv, sizeof clip_search_spv, 3, 24, one, 1 },
     };
     for (size_t i = 0; st == HR_OK && i < G_N_ELEMENTS(defs); i++)
@@ -864,8 +870,8 @@ hr_vk_set_scale_quant(const HrVkKernels *k, HrVkDispatch *d, const HrVkWeight *w
 
 HrStatus
 hr_vk_make_clip(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *c, HrVkBuffer *w, HrVkBuffer *lim, uint32_t K, uint32_t g,
-                uint32_t nt, uint32_t rows, uint32_t bits, uint32_t steps, uint32_t grid, HrVkDispatch d[2],
-                HrError *err)
+                uint32_t nt, uint32_t ldx, uint32_t rows, uint32_t bits, uint32_t steps, uint32_t grid,
+                HrVkDispatch d[2], HrError *err)
 {
     memset(d, 0, 2 * sizeof *d);
     if (g < 1 || g > 256 || K % g || K / g > 65535u || rows > 65535u || bits < 2 || bits > 8 || !steps || !grid)
@@ -877,6 +883,7 @@ hr_vk_make_clip(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *c, HrVkBuffer *w, HrV
     d[0].push[0] = K;
     d[0].push[1] = g;
     d[0].push[2] = nt;
+    d[0].push[3] = ldx;
     d[0].groups[0] = K / g;
     d[0].groups[1] = g;
     d[0].groups[2] = 1;
@@ -890,6 +897,21 @@ hr_vk_make_clip(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *c, HrVkBuffer *w, HrV
     d[1].groups[0] = K / g;
     d[1].groups[1] = rows;
     d[1].groups[2] = 1;
+    return st;
+}
+
+HrStatus
+hr_vk_make_col_op(HrVkKernels *k, HrVkBuffer *t, HrVkBuffer *s, uint32_t rows, uint32_t width, bool divide,
+                  HrVkDispatch *d, HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    HrVkBuffer *b[2] = { t, s };
+    HrStatus st = alloc_set(k, divide ? HR_VK_K_DIV_COLS : HR_VK_K_COL_ABS_SUM, b, 2, d, err);
+    d->push[0] = rows;
+    d->push[1] = width;
+    d->groups[0] = div_up(width, k->cfg.wg);
+    d->groups[1] = divide ? MIN(rows, 65535u) : 1;
+    d->groups[2] = divide ? div_up(rows, 65535u) : 1;
     return st;
 }
 

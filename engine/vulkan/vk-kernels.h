@@ -59,6 +59,8 @@ typedef enum {
     HR_VK_K_SCALE_QUANT,
     HR_VK_K_CLIP_GRAM,
     HR_VK_K_CLIP_SEARCH,
+    HR_VK_K_COL_ABS_SUM,
+    HR_VK_K_DIV_COLS,
     HR_VK_K_GEMV,          /* + kind*4 + gate*2 + prefill: 12 pipelines */
     HR_VK_K_GEMM = HR_VK_K_GEMV + 12,  /* + kind*2 + gate: 6 pipelines */
     HR_VK_K_GEMV_WIDE = HR_VK_K_GEMM + 6,  /* 4-bit decode in 32-input units, + gate: 2 pipelines */
@@ -247,8 +249,13 @@ bool hr_vk_set_scale_quant(const HrVkKernels *k, HrVkDispatch *d, const HrVkWeig
  * hr_awq_clip_search in FP32) of w [rows, K] over x [nt, K] in groups of g
  * (at most 256, dividing K): C scratch of K * g floats, lim [rows, K / g]. */
 HrStatus hr_vk_make_clip(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *c, HrVkBuffer *w, HrVkBuffer *lim, uint32_t K,
-                         uint32_t g, uint32_t nt, uint32_t rows, uint32_t bits, uint32_t steps, uint32_t grid,
-                         HrVkDispatch d[2], HrError *err);
+                         uint32_t g, uint32_t nt, uint32_t ldx, uint32_t rows, uint32_t bits, uint32_t steps,
+                         uint32_t grid, HrVkDispatch d[2], HrError *err);
+/* The search's inputs on the device (col_ops.comp): divide false: sum[k] =
+ * the sum over the rows of t [rows, width] of |t[r, k]| (FP32); true:
+ * t[r, k] /= s[k] (s: the second buffer). */
+HrStatus hr_vk_make_col_op(HrVkKernels *k, HrVkBuffer *t, HrVkBuffer *s, uint32_t rows, uint32_t width, bool divide,
+                           HrVkDispatch *d, HrError *err);
 void hr_vk_record(HrVkKernels *k, VkCommandBuffer cb, const HrVkDispatch *d);
 /* Shader writes -> shader reads (and transfers) of the next dispatch. */
 void hr_vk_record_barrier(VkCommandBuffer cb);
