@@ -96,6 +96,14 @@ typedef struct {
     bool draws;                 /* one-token steps take sample specs (candidates, read_logits) */
 } HrOpsLimits;
 
+/* Whether rows [row0, row0 + n) lie in a tensor of `rows` rows (the
+ * tensor ops' bounds, every backend's). */
+static inline bool
+hr_ops_rows_in(int64_t rows, int64_t row0, int64_t n)
+{
+    return rows > 0 && row0 >= 0 && n >= 0 && row0 + n <= rows;
+}
+
 typedef struct HrOps {
     uint32_t api_version;       /* HR_OPS_API_VERSION */
     const char *name;

@@ -392,6 +392,16 @@ quant_slots(HrAwqDevGroup g, int *first, int *n, bool *single)
     *single = g == HR_AWQ_DEV_O || g == HR_AWQ_DEV_DOWN;
 }
 
+/* Slot i's FP32 weights w into its tensor (made the first time). */
+static HrStatus
+put_fp(HrAwqDevice *d, int i, const float *w, HrError *err)
+{
+    int64_t rows, cols;
+    slot_shape(d, i, &rows, &cols);
+    HrStatus st = d->fp[i] ? HR_OK : d->ops->tensor(d->dev, rows, cols, &d->fp[i], err);
+    return st == HR_OK ? d->ops->tensor_write(d->dev, d->fp[i], 0, w, rows, err) : st;
+}
+
 HrStatus
 hr_awq_device_quant_begin(HrAwqDevice *d, HrAwqDevGroup g, const float *const w[3], HrError *err)
 {
@@ -399,14 +409,8 @@ hr_awq_device_quant_begin(HrAwqDevice *d, HrAwqDevGroup g, const float *const w[
     bool single;
     quant_slots(g, &first, &n, &single);
     HrStatus st = HR_OK;
-    for (int j = 0; st == HR_OK && j < n; j++) {
-        int64_t rows, cols;
-        slot_shape(d, first + j, &rows, &cols);
-        if (!d->fp[first + j])
-            st = d->ops->tensor(d->dev, rows, cols, &d->fp[first + j], err);
-        if (st == HR_OK)
-            st = d->ops->tensor_write(d->dev, d->fp[first + j], 0, w[j], rows, err);
-    }
+    for (int j = 0; st == HR_OK && j < n; j++)
+        st = put_fp(d, first + j, w[j], err);
     return st;
 }
 
@@ -441,42 +445,33 @@ HrStatus
 hr_awq_device_clip(HrAwqDevice *d, HrAwqLinear lin, const float *w, const float *x, int step, int nt, int g, int bits,
                    int steps, int grid, float *lim, HrError *err)
 {
+    /* the input kept here (v's h1, o's a, gate's and up's h2, down's act),
+     * or the nt sampled rows of x uploaded */
+    static const int kept_in[] = { K_H1, K_H1, K_H1, K_A, K_H2, K_H2, K_ACT };
     const HrOps *o = d->ops;
     int64_t rows, cols;
     slot_shape(d, lin, &rows, &cols);
-    if (!x) {   /* the input kept here: v's h1, o's a, gate's and up's h2, down's act */
-        static const int in[] = { K_H1, K_H1, K_H1, K_A, K_H2, K_H2, K_ACT };
-        HrStatus st = HR_OK;
-        if (!d->kept[K_X])
-            return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: no activations kept on the device");
-        if (!d->fp[lin])
-            st = o->tensor(d->dev, rows, cols, &d->fp[lin], err);
-        if (st == HR_OK)
-            st = o->tensor_write(d->dev, d->fp[lin], 0, w, rows, err);
-        return st == HR_OK ? o->clip_search(d->dev, d->fp[lin], d->kept[in[lin]], nt, step, g, bits, steps, grid, lim,
-                                            err)
-                           : st;
-    }
-    if (d->cx_rows && nt != d->cx_rows)
+    if (!x && !d->kept[K_X])
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: no activations kept on the device");
+    if (x && d->cx_rows && nt != d->cx_rows)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: the clip search holds %d tokens, not %d", d->cx_rows, nt);
-    HrStatus st = HR_OK;
-    if (!d->fp[lin])
-        st = o->tensor(d->dev, rows, cols, &d->fp[lin], err);
-    if (st == HR_OK && !d->cx[lin])
-        st = o->tensor(d->dev, nt, cols, &d->cx[lin], err);
+    HrStatus st = put_fp(d, lin, w, err);
+    if (st == HR_OK && x) {
+        if (!d->cx[lin] && (st = o->tensor(d->dev, nt, cols, &d->cx[lin], err)) != HR_OK)
+            return st;
+        d->cx_rows = nt;
+        float *xs = g_try_new(float, (size_t)nt * (size_t)cols);
+        if (!xs)
+            return hr_error_set(err, HR_ERR_NOMEM, "awq: no memory for the clip search's %d inputs", nt);
+        for (int t = 0; t < nt; t++)
+            memcpy(xs + (size_t)t * cols, x + (size_t)t * step * cols, sizeof(float) * (size_t)cols);
+        st = o->tensor_write(d->dev, d->cx[lin], 0, xs, nt, err);
+        g_free(xs);
+    }
     if (st != HR_OK)
         return st;
-    d->cx_rows = nt;
-    float *xs = g_try_new(float, (size_t)nt * (size_t)cols);
-    if (!xs)
-        return hr_error_set(err, HR_ERR_NOMEM, "awq: no memory for the clip search's %d inputs", nt);
-    for (int t = 0; t < nt; t++)
-        memcpy(xs + (size_t)t * cols, x + (size_t)t * step * cols, sizeof(float) * (size_t)cols);
-    st = o->tensor_write(d->dev, d->cx[lin], 0, xs, nt, err);
-    g_free(xs);
-    if (st == HR_OK)
-        st = o->tensor_write(d->dev, d->fp[lin], 0, w, rows, err);
-    return st == HR_OK ? o->clip_search(d->dev, d->fp[lin], d->cx[lin], nt, 1, g, bits, steps, grid, lim, err) : st;
+    return x ? o->clip_search(d->dev, d->fp[lin], d->cx[lin], nt, 1, g, bits, steps, grid, lim, err)
+             : o->clip_search(d->dev, d->fp[lin], d->kept[kept_in[lin]], nt, step, g, bits, steps, grid, lim, err);
 }
 
 /* The whole layer's FP weights, biases and norms. */
@@ -503,28 +498,52 @@ hr_awq_device_forwards(const HrAwqDevice *d)
     return hr_awq_device_resident(d);
 }
 
+/* Slot K_ i's width. */
+static int64_t
+kept_width(const HrAwqDevice *d, int i)
+{
+    const int64_t D = d->cfg.dim, qd = (int64_t)d->cfg.n_heads * d->cfg.head_dim, H = d->cfg.hidden_dim;
+    return i == K_A ? qd : i == K_ACT ? H : D;
+}
+
+/* The layer's forward in steps: its input from the host (x) or the kept
+ * input; its outputs h1, a, h2, act and y to the host (out) or kept. */
+static HrStatus
+forward_steps(HrAwqDevice *d, const float *x, float *const out[5], HrError *err)
+{
+    const HrOps *o = d->ops;
+    HrOpsBuffer *const act[5] = { d->h1, d->att, d->h2, d->hb, d->x };
+    static const int slot[5] = { K_H1, K_A, K_H2, K_ACT, K_Y };
+    const int L = d->L, step = d->lim.max_tokens, T = d->T;
+    const size_t D = (size_t)d->cfg.dim;
+    HrStatus st = HR_OK;
+    for (int s0 = 0; st == HR_OK && s0 < T; s0 += L) {
+        for (int p = 0; st == HR_OK && p < L && s0 + p < T; p += step) {
+            const int n = MIN(step, MIN(L - p, T - s0 - p));
+            const int64_t t = s0 + p;
+            const HrStep s = { .tokens = d->zeros, .n = n, .pos = p, .logit_first = n };
+            st = x ? o->write(d->dev, d->x, x + (size_t)t * D, n, err)
+                   : o->copy_rows(d->dev, d->x, d->kept[K_X], t, n, false, err);
+            if (st == HR_OK)
+                st = o->run(d->dev, d->fwd, &s, err);
+            for (int i = 0; st == HR_OK && i < 5; i++)
+                st = out ? o->read(d->dev, act[i], out[i] + (size_t)t * (size_t)kept_width(d, slot[i]), n, err)
+                         : o->copy_rows(d->dev, act[i], d->kept[slot[i]], t, n, true, err);
+        }
+    }
+    return st;
+}
+
 HrStatus
 hr_awq_device_forward(HrAwqDevice *d, const float *const w[7], const float *bias, const float *ln1, const float *ln2,
                       const float *x, int T, float *h1, float *a, float *h2, float *act, float *y, HrError *err)
 {
-    const HrOps *o = d->ops;
+    if (d->T && T != d->T)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: the device holds %d tokens, not %d", d->T, T);
+    d->T = T;
+    float *const out[5] = { h1, a, h2, act, y };
     HrStatus st = set_forward(d, w, bias, ln1, ln2, err);
-    const int L = d->L, step = d->lim.max_tokens;
-    const size_t D = (size_t)d->cfg.dim, qd = (size_t)d->cfg.n_heads * d->cfg.head_dim;
-    const size_t H = (size_t)d->cfg.hidden_dim;
-    for (int s0 = 0; st == HR_OK && s0 < T; s0 += L) {
-        for (int p = 0; st == HR_OK && p < L && s0 + p < T; p += step) {
-            const int n = MIN(step, MIN(L - p, T - s0 - p));
-            const size_t t = (size_t)(s0 + p);
-            const HrStep s = { .tokens = d->zeros, .n = n, .pos = p, .logit_first = n };
-            if ((st = o->write(d->dev, d->x, x + t * D, n, err)) || (st = o->run(d->dev, d->fwd, &s, err)) ||
-                (st = o->read(d->dev, d->h1, h1 + t * D, n, err)) || (st = o->read(d->dev, d->att, a + t * qd, n, err)) ||
-                (st = o->read(d->dev, d->h2, h2 + t * D, n, err)) || (st = o->read(d->dev, d->hb, act + t * H, n, err)) ||
-                (st = o->read(d->dev, d->x, y + t * D, n, err))) {
-            }
-        }
-    }
-    return st;
+    return st == HR_OK ? forward_steps(d, x, out, err) : st;
 }
 
 bool
@@ -537,8 +556,6 @@ hr_awq_device_keeps(const HrAwqDevice *d)
 HrStatus
 hr_awq_device_keep(HrAwqDevice *d, int T, HrError *err)
 {
-    const int64_t D = d->cfg.dim, qd = (int64_t)d->cfg.n_heads * d->cfg.head_dim, H = d->cfg.hidden_dim;
-    const int64_t width[K_N] = { D, D, D, qd, D, H };
     if (!hr_awq_device_keeps(d))
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "awq: %s cannot keep the search's activations", d->ops->name);
     if (d->T && T != d->T)
@@ -546,7 +563,7 @@ hr_awq_device_keep(HrAwqDevice *d, int T, HrError *err)
     HrStatus st = HR_OK;
     for (int i = 0; st == HR_OK && i < K_N; i++)
         if (!d->kept[i])
-            st = d->ops->tensor(d->dev, T, width[i], &d->kept[i], err);
+            st = d->ops->tensor(d->dev, T, kept_width(d, i), &d->kept[i], err);
     if (st == HR_OK)
         d->T = T;
     return st;
@@ -556,28 +573,11 @@ HrStatus
 hr_awq_device_forward_kept(HrAwqDevice *d, const float *const w[7], const float *bias, const float *ln1,
                            const float *ln2, const float *x, HrError *err)
 {
-    const HrOps *o = d->ops;
     if (!d->kept[K_X])
         return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: no activations kept on the device");
     HrStatus st = set_forward(d, w, bias, ln1, ln2, err);
-    if (st == HR_OK && x)
-        st = o->tensor_write(d->dev, d->kept[K_X], 0, x, d->T, err);
-    const int L = d->L, step = d->lim.max_tokens, T = d->T;
-    for (int s0 = 0; st == HR_OK && s0 < T; s0 += L) {
-        for (int p = 0; st == HR_OK && p < L && s0 + p < T; p += step) {
-            const int n = MIN(step, MIN(L - p, T - s0 - p));
-            const int64_t t = s0 + p;
-            const HrStep s = { .tokens = d->zeros, .n = n, .pos = p, .logit_first = n };
-            HrOpsBuffer *const *k = d->kept;
-            if ((st = o->copy_rows(d->dev, d->x, k[K_X], t, n, false, err)) || (st = o->run(d->dev, d->fwd, &s, err)) ||
-                (st = o->copy_rows(d->dev, d->h1, k[K_H1], t, n, true, err)) ||
-                (st = o->copy_rows(d->dev, d->att, k[K_A], t, n, true, err)) ||
-                (st = o->copy_rows(d->dev, d->h2, k[K_H2], t, n, true, err)) ||
-                (st = o->copy_rows(d->dev, d->hb, k[K_ACT], t, n, true, err)) ||
-                (st = o->copy_rows(d->dev, d->x, k[K_Y], t, n, true, err))) {
-            }
-        }
-    }
+    if (st == HR_OK)
+        st = forward_steps(d, x, NULL, err);
     if (st == HR_OK) {   /* the output is the next layer's input */
         HrOpsBuffer *sw = d->kept[K_X];
         d->kept[K_X] = d->kept[K_Y];
@@ -592,8 +592,7 @@ hr_awq_device_col_mean(HrAwqDevice *d, HrAwqAct which, float *mean, HrError *err
     HrOpsBuffer *t = d->kept[2 + which];
     if (!t)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "awq: no activations kept on the device");
-    int64_t K = which == HR_AWQ_ACT_A ? (int64_t)d->cfg.n_heads * d->cfg.head_dim
-                : which == HR_AWQ_ACT_ACT ? d->cfg.hidden_dim : d->cfg.dim;
+    const int64_t K = kept_width(d, 2 + which);
     double *sum = g_new(double, (size_t)K);
     HrStatus st = d->ops->col_abs_sum(d->dev, t, sum, err);
     for (int64_t k = 0; st == HR_OK && k < K; k++)

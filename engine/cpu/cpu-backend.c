@@ -1080,17 +1080,11 @@ cpu_tensor(void *p, int64_t rows, int64_t width, HrOpsBuffer **out, HrError *err
     return HR_OK;
 }
 
-static bool
-rows_ok(const HrOpsBuffer *t, int64_t row0, int64_t n)
-{
-    return t->rows > 0 && row0 >= 0 && n >= 0 && row0 + n <= t->rows;
-}
-
 static HrStatus
 cpu_tensor_write(void *p, HrOpsBuffer *t, int64_t row0, const float *data, int64_t n, HrError *err)
 {
     (void)p;
-    if (!rows_ok(t, row0, n))
+    if (!hr_ops_rows_in(t->rows, row0, n))
         return hr_error_set(err, HR_ERR_INVALID_ARG, "tensor_write: rows %" G_GINT64_FORMAT "+%" G_GINT64_FORMAT
                             " of %" G_GINT64_FORMAT, row0, n, t->rows);
     memcpy((float *)t->data + (size_t)row0 * t->width, data, sizeof(float) * (size_t)n * t->width);
@@ -1101,7 +1095,7 @@ static HrStatus
 cpu_copy_rows(void *p, HrOpsBuffer *a, HrOpsBuffer *t, int64_t row0, int n, bool to_tensor, HrError *err)
 {
     CpuCtx *c = p;
-    if (!rows_ok(t, row0, n) || n > c->max_tokens || a->width != t->width)
+    if (!hr_ops_rows_in(t->rows, row0, n) || n > c->max_tokens || a->width != t->width)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "copy_rows: %d rows at %" G_GINT64_FORMAT, n, row0);
     float *tr = (float *)t->data + (size_t)row0 * t->width;
     const size_t bytes = sizeof(float) * (size_t)n * t->width;
@@ -1116,7 +1110,7 @@ static HrStatus
 cpu_sq_diff(void *p, HrOpsBuffer *a, HrOpsBuffer *t, int64_t row0, int n, HrError *err)
 {
     CpuCtx *c = p;
-    if (!rows_ok(t, row0, n) || n > c->max_tokens || a->width != t->width)
+    if (!hr_ops_rows_in(t->rows, row0, n) || n > c->max_tokens || a->width != t->width)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "sq_diff: %d rows at %" G_GINT64_FORMAT, n, row0);
     for (int r = 0; r < n; r++) {
         const float *x = (const float *)a->data + (size_t)r * a->width;

@@ -2271,7 +2271,7 @@ ops_tensor(void *p, int64_t rows, int64_t width, HrOpsBuffer **out, HrError *err
 bool
 tensor_rows(const HrOpsBuffer *t, int64_t row0, int64_t n)
 {
-    return t->sums && row0 >= 0 && n >= 0 && row0 + n <= t->rows;
+    return t->sums && hr_ops_rows_in(t->rows, row0, n);
 }
 
 HrStatus

@@ -123,7 +123,7 @@ typedef struct {
      * grown to the largest read, and its copy's command buffer */
     HrVkBuffer io_rb;
     VkCommandBuffer cb_io;
-    HrVkBuffer qs;                 /* scale_quant's s (made on first use, the widest linear's) */
+    HrVkBuffer qs;                 /* the quantizer's vector: scale_quant's s, the column ops' (ensure_qs) */
     uint32_t chunk;                /* prompt tokens per prefill submit */
     uint32_t logit_rows;           /* rows of the logits buffer */
     size_t kv_one;                 /* bytes of one layer's K (or V) cache */
@@ -1196,17 +1196,11 @@ vk_tensor(void *p, int64_t rows, int64_t width, HrOpsBuffer **out, HrError *err)
     return st;
 }
 
-static bool
-tensor_rows(const HrOpsBuffer *t, int64_t row0, int64_t n)
-{
-    return t->rows > 0 && row0 >= 0 && n >= 0 && row0 + n <= t->rows;
-}
-
 static HrStatus
 vk_tensor_write(void *p, HrOpsBuffer *t, int64_t row0, const float *data, int64_t n, HrError *err)
 {
     VkCtx *c = p;
-    if (!tensor_rows(t, row0, n))
+    if (!hr_ops_rows_in(t->rows, row0, n))
         return hr_error_set(err, HR_ERR_INVALID_ARG, "tensor_write: rows %" G_GINT64_FORMAT "+%" G_GINT64_FORMAT,
                             row0, n);
     HrStatus st = upload_at(c, &t->buf, (size_t)row0 * t->width * 4, data, (size_t)n * t->width * 4, err);
@@ -1217,7 +1211,7 @@ vk_tensor_write(void *p, HrOpsBuffer *t, int64_t row0, const float *data, int64_
 static bool
 rows_pair(const VkCtx *c, const HrOpsBuffer *a, const HrOpsBuffer *t, int64_t row0, int n)
 {
-    return tensor_rows(t, row0, n) && !a->rows && a->width == t->width && (uint32_t)n <= c->chunk;
+    return hr_ops_rows_in(t->rows, row0, n) && !a->rows && a->width == t->width && (uint32_t)n <= c->chunk;
 }
 
 static HrStatus
@@ -1283,6 +1277,21 @@ vk_sq_total(void *p, HrOpsBuffer *t, double *out, HrError *err)
     return st;
 }
 
+/* c->qs, the quantizer's vector of one row's width (made the first time, as
+ * wide as the widest input a linear of the model has), for n floats */
+static HrStatus
+ensure_qs(VkCtx *c, uint32_t n, HrError *err)
+{
+    if (!c->qs.buffer) {
+        const HrModelConfig *m = &c->cfg;
+        const size_t cols = (size_t)MAX(MAX(m->dim, m->hidden_dim), m->n_heads * m->head_dim);
+        HrStatus st = new_device(c, &c->qs, cols * 4, "the quantizer's vector", err);
+        if (st != HR_OK)
+            return st;
+    }
+    return (size_t)n * 4 <= c->qs.size ? HR_OK : hr_error_set(err, HR_ERR_INVALID_ARG, "a vector of %u floats", n);
+}
+
 static HrStatus
 vk_scale_quant(void *p, HrOpsWeight *w, HrOpsBuffer *t, const float *s, int group, int bits, bool delta,
                HrError *err)
@@ -1294,14 +1303,7 @@ vk_scale_quant(void *p, HrOpsWeight *w, HrOpsBuffer *t, const float *s, int grou
         bits < 2 || bits > 8)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "scale_quant: a [%" G_GINT64_FORMAT ", %u] tensor for a [%u, %u] "
                             "linear, groups of %d, %d bits", t->rows, t->width, w->w.n, w->w.k, group, bits);
-    HrStatus st = HR_OK;
-    if (!c->qs.buffer) {   /* the widest input a linear of the model has */
-        const HrModelConfig *m = &c->cfg;
-        const size_t cols = (size_t)MAX(MAX(m->dim, m->hidden_dim), m->n_heads * m->head_dim);
-        st = new_device(c, &c->qs, cols * 4, "scale_quant", err);
-    }
-    if (st == HR_OK && (size_t)w->w.k * 4 > c->qs.size)
-        st = hr_error_set(err, HR_ERR_INVALID_ARG, "scale_quant: %u inputs", w->w.k);
+    HrStatus st = ensure_qs(c, w->w.k, err);
     if (st == HR_OK)
         st = upload_bytes(c, &c->qs, s, (size_t)w->w.k * 4, err);
     if (st == HR_OK)
@@ -1347,29 +1349,26 @@ vk_clip_search(void *p, HrOpsBuffer *w, HrOpsBuffer *x, int nt, int step, int gr
     return st;
 }
 
-/* col_abs_sum (the sums to out) and scale_cols (s in): the vector through a
- * device buffer of width floats, made and freed per call (a few per group
- * of the search) */
+/* col_abs_sum (the sums to out) and scale_cols (s in), the vector in
+ * c->qs */
 static HrStatus
 col_op(VkCtx *c, HrOpsBuffer *t, const float *s, float *out, HrError *err)
 {
     const bool divide = s != NULL;
     if (!t->rows)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "%s: not a tensor", divide ? "scale_cols" : "col_abs_sum");
-    HrVkBuffer v = { 0 };
     HrVkDispatch d;
-    HrStatus st = new_device(c, &v, (size_t)t->width * 4, "the search's columns", err);
+    HrStatus st = ensure_qs(c, t->width, err);
     if (st == HR_OK && divide)
-        st = upload_bytes(c, &v, s, (size_t)t->width * 4, err);
+        st = upload_bytes(c, &c->qs, s, (size_t)t->width * 4, err);
     if (st == HR_OK && divide)
         st = uploader_finish(c, err);
     if (st == HR_OK)
-        st = hr_vk_make_col_op(c->kern, &t->buf, &v, (uint32_t)t->rows, t->width, divide, &d, err);
+        st = hr_vk_make_col_op(c->kern, &t->buf, &c->qs, (uint32_t)t->rows, t->width, divide, &d, err);
     if (st == HR_OK)
         st = hr_vk_run(c->kern, &d, 1, err);
     if (st == HR_OK && !divide)
-        st = read_back(c, &v, 0, out, (size_t)t->width * 4, err);
-    hr_vk_buffer_free(c->vk, &v);
+        st = read_back(c, &c->qs, 0, out, (size_t)t->width * 4, err);
     return st;
 }
 
