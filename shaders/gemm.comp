@@ -3,24 +3,30 @@
 // tokens, tiled through shared memory. A workgroup owns a BM-row x BN-token
 // tile; per BK-wide slice of K it dequantizes BM x BK weights (4-bit, int8
 // or FP16, the layouts of gemv.comp) and stages BN x BK activations in shared
-// memory, then each thread accumulates a TM x TN register block. Same
-// epilogues and multi-matrix rules as gemv.comp (q/k/v in one dispatch,
-// gate+up with silu*mul, residual, bias, lm_head rows from logit_first).
+// memory, both K-major, then each thread accumulates a TM x TN register
+// block: rows ty*TM .. +TM (one value for all the threads of a row group: a
+// broadcast read) and tokens tx, tx + NX, .. (NX = BN/TN: neighbouring
+// threads read neighbouring words, no bank conflict). Same epilogues and
+// multi-matrix rules as gemv.comp (q/k/v in one dispatch, gate+up with
+// silu*mul, residual, bias, lm_head rows from logit_first).
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 128;    // (BM/TM) * (BN/TN)
-layout(constant_id = 1) const uint BM = 64;     // rows per tile
-layout(constant_id = 2) const uint BN = 32;     // tokens per tile
+layout(constant_id = 1) const uint BM = 128;    // rows per tile
+layout(constant_id = 2) const uint BN = 64;     // tokens per tile
 layout(constant_id = 3) const uint BK = 32;     // K slice (multiple of 8)
-layout(constant_id = 4) const uint TM = 4;      // rows per thread
-layout(constant_id = 5) const uint TN = 4;      // tokens per thread
+layout(constant_id = 4) const uint TM = 8;      // rows per thread
+layout(constant_id = 5) const uint TN = 8;      // tokens per thread
 layout(constant_id = 6) const uint QUANT = 1;   // 0: FP16, 1: 4-bit, 2: int8
 layout(constant_id = 7) const uint GATE = 0;
 
-const uint LD = BK + 1u;                        // padded shared row
-const uint WT = BM * LD;
+const uint LDW = BM + 1u;                       // padded K-major rows
+const uint LDX = BN + 1u;
+const uint WT = BK * LDW;
 const uint NMAT = GATE + 1u;
+const uint NX = BN / TN;                        // threads along the tokens
 
 #include "params.glsl"
 
@@ -45,7 +51,7 @@ layout(push_constant) uniform Push {
 } pc;
 
 shared float ws[WT * NMAT];
-shared float xs[BN * LD];
+shared float xs[BK * LDX];
 
 uint wload(uint m, uint i)
 {
@@ -76,9 +82,9 @@ void main()
     if (t0 >= n_tok)
         return;
 
-    const uint tx = tid % (BN / TN), ty = tid / (BN / TN);
+    const uint tx = tid % NX, ty = tid / NX;
     float acc[TM * TN * NMAT];
-    for (uint i = 0u; i < TM * TN * NMAT; i++)
+    [[unroll]] for (uint i = 0u; i < TM * TN * NMAT; i++)
         acc[i] = 0.0;
 
     for (uint kb = 0u; kb < pc.k; kb += BK) {
@@ -88,6 +94,8 @@ void main()
             if (QUANT != 0u) {
                 const uint soff = m == 0u ? pc.soff0 : (m == 1u ? pc.soff1 : pc.soff2);
                 for (uint idx = tid; idx < BM * (BK / 8u); idx += WG) {
+                    // a row's units to neighbouring threads (coalesced loads;
+                    // their K-major stores land in distinct banks)
                     const uint r = idx / (BK / 8u), u = idx % (BK / 8u);
                     const uint row = r0 + r, unit = kb / 8u + u;
                     vec4 qa = vec4(0.0), qb = vec4(0.0);
@@ -98,10 +106,10 @@ void main()
                         qa = sb.x * qa + sb.y;
                         qb = sb.x * qb + sb.y;
                     }
-                    const uint o = g * WT + r * LD + u * 8u;
-                    for (uint i = 0u; i < 4u; i++) {
-                        ws[o + i] = qa[i];
-                        ws[o + 4u + i] = qb[i];
+                    const uint o = g * WT + u * 8u * LDW + r;
+                    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                        ws[o + i * LDW] = qa[i];
+                        ws[o + (4u + i) * LDW] = qb[i];
                     }
                 }
             } else {
@@ -111,8 +119,8 @@ void main()
                     vec2 v = vec2(0.0);
                     if (row < nrows && wi < pc.kw)
                         v = unpackHalf2x16(wload(m, row * pc.kw + wi));
-                    ws[g * WT + r * LD + 2u * pr] = v.x;
-                    ws[g * WT + r * LD + 2u * pr + 1u] = v.y;
+                    ws[g * WT + 2u * pr * LDW + r] = v.x;
+                    ws[g * WT + (2u * pr + 1u) * LDW + r] = v.y;
                 }
             }
         }
@@ -121,7 +129,7 @@ void main()
             const uint tt = idx / BK, kk = idx % BK;
             const uint kg = kb + kk;
             const uint row = min(t0 + tt, n_tok - 1u);
-            xs[tt * LD + kk] = kg < pc.k ? x[row * pc.x_stride + kg] : 0.0;
+            xs[kk * LDX + tt] = kg < pc.k ? x[row * pc.x_stride + kg] : 0.0;
         }
         barrier();
         // The slice's BK products are summed apart and then added to the
@@ -129,32 +137,32 @@ void main()
         // times more to rounding (measured on SmolLM2, 30 layers: logits
         // 1.9e-3 of their range from the CPU's, 3.5e-4 with this).
         float part[TM * TN * NMAT];
-        for (uint i = 0u; i < TM * TN * NMAT; i++)
+        [[unroll]] for (uint i = 0u; i < TM * TN * NMAT; i++)
             part[i] = 0.0;
         for (uint kk = 0u; kk < BK; kk++) {
             float xv[TN];
-            for (uint j = 0u; j < TN; j++)
-                xv[j] = xs[(tx * TN + j) * LD + kk];
-            for (uint g = 0u; g < NMAT; g++) {
-                for (uint i = 0u; i < TM; i++) {
-                    const float wv = ws[g * WT + (ty * TM + i) * LD + kk];
-                    for (uint j = 0u; j < TN; j++)
+            [[unroll]] for (uint j = 0u; j < TN; j++)
+                xv[j] = xs[kk * LDX + tx + j * NX];
+            [[unroll]] for (uint g = 0u; g < NMAT; g++) {
+                [[unroll]] for (uint i = 0u; i < TM; i++) {
+                    const float wv = ws[g * WT + kk * LDW + ty * TM + i];
+                    [[unroll]] for (uint j = 0u; j < TN; j++)
                         part[(g * TM + i) * TN + j] += wv * xv[j];
                 }
             }
         }
-        for (uint i = 0u; i < TM * TN * NMAT; i++)
+        [[unroll]] for (uint i = 0u; i < TM * TN * NMAT; i++)
             acc[i] += part[i];
         barrier();
     }
 
-    for (uint i = 0u; i < TM; i++) {
+    [[unroll]] for (uint i = 0u; i < TM; i++) {
         const uint row = r0 + ty * TM + i;
         if (row >= nrows)
             continue;
         const uint R = pc.obase + obase + row;
-        for (uint j = 0u; j < TN; j++) {
-            const uint tt = t0 + tx * TN + j;
+        [[unroll]] for (uint j = 0u; j < TN; j++) {
+            const uint tt = t0 + tx + j * NX;
             if (tt >= n_tok)
                 continue;
             float val = acc[i * TN + j];

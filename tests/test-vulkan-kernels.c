@@ -1016,6 +1016,10 @@ run_all(void)
         }
     }
     test_gemv_one(256, 1024, 8, true, 0, 1, false);   /* g = 128, more units than threads */
+    /* prefill across two of the GPU tile's 64 tokens and rows of 128 */
+    test_gemv_one(200, 256, 2, true, 0, 70, true);
+    test_gemv_one(172, 64, 1, false, 0, 70, true);
+    test_gemv_fused(64, 64, 32, 176, 2, true, 0, 70, true);
     /* GGUF blocks: every type, decode and prefill (T = 5 below one GEMM
      * tile, 40 across tiles), rows not a multiple of the workgroup's or
      * tile's, 1 to 16 groups per row (K = 32 .. 512) */
@@ -1098,10 +1102,12 @@ main(void)
     gpu_like.gemv_nt = 8;
     gpu_like.attn_split = 128;
     gpu_like.attn_qt = 8;
-    gpu_like.gemm_bm = 64;
-    gpu_like.gemm_bn = 32;
-    gpu_like.gemm_tm = 4;
-    gpu_like.gemm_tn = 4;
+    gpu_like.gemm_bm = 128;   /* the GPU tile of hr_vk_kernel_config_for */
+    gpu_like.gemm_bn = 64;
+    gpu_like.gemm_tm = 8;
+    gpu_like.gemm_tn = 8;
+    if (caps->max_shared_memory < 40 * 1024)
+        gpu_like.gemm_bk = 16;   /* gate+up's two 128-row tiles of 32 need 37 KB */
     HrVkKernelConfig fp16 = dev_cfg;
     fp16.fp16_math = true;
     HrVkKernelConfig wide = dev_cfg, gpu_wide = gpu_like;   /* 4-bit decode in 32-input units */
@@ -1123,8 +1129,8 @@ main(void)
         cfg_label = cfgs[i].label;
         const HrVkKernelConfig *kc = cfgs[i].cfg;
         printf("config %s: wg %u, rows %u, nt %u, split %u x %u queries, subgroup %d, fp16 math %d, wide %d, gemm %d (%ux%u "
-               "tile, %ux%u per thread)\n", cfg_label, kc->wg, kc->gemv_rows, kc->gemv_nt, kc->attn_split, kc->attn_qt,
-               kc->subgroup, kc->fp16_math, kc->gemv_wide, kc->gemm, kc->gemm_bm, kc->gemm_bn, kc->gemm_tm, kc->gemm_tn);
+               "tile, K slice %u, %ux%u per thread)\n", cfg_label, kc->wg, kc->gemv_rows, kc->gemv_nt, kc->attn_split, kc->attn_qt,
+               kc->subgroup, kc->fp16_math, kc->gemv_wide, kc->gemm, kc->gemm_bm, kc->gemm_bn, kc->gemm_bk, kc->gemm_tm, kc->gemm_tn);
         HrError err = { 0 };
         if (hr_vk_kernels_new(ctx, cfgs[i].cfg, &kern, &err) != HR_OK) {
             HR_CHECK(false, "kernels: %s", err.message);

@@ -3,6 +3,7 @@
 #include "vk-kernels.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "awq-layout.h"
@@ -100,6 +101,26 @@ pow2_floor(uint32_t v)
     return p;
 }
 
+/* The GEMM's tile for one variant: gate+up (two blocks of sums a thread)
+ * takes half the tokens per thread of the others, the same threads. */
+static void
+gemm_tile(const HrVkKernelConfig *cfg, bool gate, uint32_t *bn, uint32_t *tn)
+{
+    *tn = gate && cfg->gemm_tn > 1 ? cfg->gemm_tn / 2 : cfg->gemm_tn;
+    *bn = cfg->gemm_bn / cfg->gemm_tn * *tn;
+}
+
+/* Shared bytes the GEMM's larger variant needs: K-major tiles of BK rows,
+ * padded by one float (gemm.comp). */
+static size_t
+gemm_shared(const HrVkKernelConfig *cfg)
+{
+    uint32_t bng, tng;
+    gemm_tile(cfg, true, &bng, &tng);
+    size_t k = cfg->gemm_bk;
+    return MAX(k * (cfg->gemm_bm + 1) + k * (cfg->gemm_bn + 1), 2 * k * (cfg->gemm_bm + 1) + k * (bng + 1)) * 4;
+}
+
 void
 hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig *cfg)
 {
@@ -135,21 +156,33 @@ hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig 
         cfg->attn_split /= 2;
     while (cfg->attn_qt > 1 && (size_t)(cfg->attn_qt * (cfg->attn_split + cfg->max_hd) + cfg->wg) * 4 > shared)
         cfg->attn_qt /= 2;
-    /* GEMM tiles: 64 rows x 32 tokens, 4x4 per thread (128 threads) on
-     * GPUs; 32 x 16 (32 threads) on a CPU device. Shared: two weight tiles
-     * (gate+up) and one activation tile of BK+1 floats per row. */
+    /* GEMM tiles: 8 x 8 sums per thread (4 shared loads per 16
+     * multiply-adds), 128 threads: 128 rows x 64 tokens on GPUs; 64 x 128 on
+     * a CPU device (lavapipe: 2.1x the prefill of 32 x 16 with 4 x 4, SmolLM2
+     * at 256 tokens). gate+up keeps two blocks of sums per thread, so it
+     * takes half the tokens (gemm_tile). */
     cfg->gemm = true;
-    cfg->gemm_bm = cpu ? 32 : 64;
-    cfg->gemm_bn = cpu ? 16 : 32;
+    cfg->gemm_bm = cpu ? 64 : 128;
+    cfg->gemm_bn = cpu ? 128 : 64;
     cfg->gemm_bk = 32;
-    cfg->gemm_tm = 4;
-    cfg->gemm_tn = 4;
-    while (cfg->gemm_bm > 16 &&
-           (size_t)(2 * cfg->gemm_bm + cfg->gemm_bn) * (cfg->gemm_bk + 1) * 4 > shared)
+    cfg->gemm_tm = 8;
+    cfg->gemm_tn = 8;
+    const char *tile = g_getenv("HEARTH_VULKAN_GEMM_TILE");   /* BM,BN,BK,TM,TN (measurements) */
+    if (tile) {
+        unsigned t[5];
+        if (sscanf(tile, "%u,%u,%u,%u,%u", &t[0], &t[1], &t[2], &t[3], &t[4]) == 5 && t[3] && t[4] &&
+            t[0] % t[3] == 0 && t[1] % t[4] == 0 && t[2] % 8 == 0 && t[2]) {
+            cfg->gemm_bm = t[0];
+            cfg->gemm_bn = t[1];
+            cfg->gemm_bk = t[2];
+            cfg->gemm_tm = t[3];
+            cfg->gemm_tn = t[4];
+        }
+    }
+    while (cfg->gemm_bm > 16 && gemm_shared(cfg) > shared)
         cfg->gemm_bm /= 2;
     uint32_t threads = (cfg->gemm_bm / cfg->gemm_tm) * (cfg->gemm_bn / cfg->gemm_tn);
-    if (threads > caps->max_workgroup_invocations ||
-        (size_t)(2 * cfg->gemm_bm + cfg->gemm_bn) * (cfg->gemm_bk + 1) * 4 > shared)
+    if (threads > caps->max_workgroup_invocations || gemm_shared(cfg) > shared)
         cfg->gemm = false;
 }
 
@@ -184,6 +217,10 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
     if (!caps->storage_16bit)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan: %s lacks storageBuffer16BitAccess, which the "
                             "FP16 KV cache needs; use --backend cpu", caps->name);
+    if (cfg->gemm && gemm_shared(cfg) > (caps->max_shared_memory ? caps->max_shared_memory : 16384))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan GEMM: a %ux%u tile with K slices of %u needs %zu bytes "
+                            "of shared memory; %s has %u", cfg->gemm_bm, cfg->gemm_bn, cfg->gemm_bk,
+                            gemm_shared(cfg), caps->name, caps->max_shared_memory);
     HrVkKernels *k = g_new0(HrVkKernels, 1);
     k->ctx = ctx;
     k->cfg = *cfg;
@@ -245,9 +282,9 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
                                 &k->pipes[HR_VK_K_GEMV_WIDE + gate], err);
     }
     for (uint32_t v = 0; st == HR_OK && cfg->gemm && v < 6; v++) {
-        uint32_t threads = (cfg->gemm_bm / cfg->gemm_tm) * (cfg->gemm_bn / cfg->gemm_tn);
-        uint32_t spec[8] = { threads, cfg->gemm_bm, cfg->gemm_bn, cfg->gemm_bk, cfg->gemm_tm, cfg->gemm_tn,
-                             v >> 1, v & 1 };
+        uint32_t threads = (cfg->gemm_bm / cfg->gemm_tm) * (cfg->gemm_bn / cfg->gemm_tn), bn, tn;
+        gemm_tile(cfg, v & 1, &bn, &tn);
+        uint32_t spec[8] = { threads, cfg->gemm_bm, bn, cfg->gemm_bk, cfg->gemm_tm, tn, v >> 1, v & 1 };
         st = hr_vk_pipeline_new(ctx, gemm_spv, sizeof gemm_spv, 7, 15 * 4, spec, 8, &k->pipes[HR_VK_K_GEMM + v], err);
     }
     if (st != HR_OK) {
@@ -674,8 +711,9 @@ hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError 
     p[12] = (a->residual ? 1u : 0u) | (a->bias ? 2u : 0u) | (a->logit_rows ? 4u : 0u);
     p[13] = a->out_row_offset;
     p[14] = w0->sfmt;
-    uint32_t rows = gemm ? k->cfg.gemm_bm : k->cfg.gemv_rows;
-    uint32_t toks = gemm ? k->cfg.gemm_bn : a->prefill ? k->cfg.gemv_nt : 1;
+    uint32_t rows = gemm ? k->cfg.gemm_bm : k->cfg.gemv_rows, toks = a->prefill ? k->cfg.gemv_nt : 1, tn;
+    if (gemm)
+        gemm_tile(&k->cfg, a->gate, &toks, &tn);
     d->groups[0] = div_up(w0->n, rows) + div_up(n1, rows) + div_up(n2, rows);
     d->groups[1] = div_up(a->max_tokens, toks);
     d->groups[2] = 1;
