@@ -1068,6 +1068,14 @@ run_all(void)
     test_rope_attn(4, 4, 16, 600, 560, 3, 300);  /* sliding window */
     test_rope_attn(4, 2, 16, 600, 250, 11, 0);   /* a query group straddling a split boundary */
     test_rope_attn(4, 2, 16, 600, 250, 13, 7);   /* ... with a short window: empty splits per query */
+    /* prefill tiles: a KV group of 3 heads (5 tokens a 16-row tile), no GQA
+     * across several key tiles, 16 and 32 heads a group (the latter through
+     * attn.comp: more than a tile's rows), head_dim not a multiple of 32 */
+    test_rope_attn(9, 3, 64, 700, 300, 40, 0);
+    test_rope_attn(4, 4, 48, 400, 100, 37, 0);
+    test_rope_attn(16, 1, 8, 300, 100, 5, 0);
+    test_rope_attn(32, 1, 8, 300, 100, 5, 0);
+    test_rope_attn(8, 2, 40, 600, 200, 21, 50);   /* a window inside the block's keys */
     test_argmax(512, false);
     test_argmax(50001, true);
     test_argmax(7, false);
@@ -1096,6 +1104,7 @@ main(void)
     no_sg = dev_cfg;
     no_sg.subgroup = false;
     no_sg.gemm = false;   /* prefill through the several-token GEMV instead */
+    no_sg.attn_bq = 0;    /* and prefill attention through attn.comp's query groups */
     gpu_like = dev_cfg;
     gpu_like.wg = MIN(128u, caps->max_workgroup_invocations);
     gpu_like.gemv_rows = 2;
@@ -1106,12 +1115,14 @@ main(void)
     gpu_like.gemm_bn = 64;
     gpu_like.gemm_tm = 8;
     gpu_like.gemm_tn = 8;
+    gpu_like.attn_bq = 16;    /* prefill attention in tiles (HEARTH_VULKAN_ATTN=tile) */
     if (caps->max_shared_memory < 40 * 1024)
         gpu_like.gemm_bk = 16;   /* gate+up's two 128-row tiles of 32 need 37 KB */
     HrVkKernelConfig fp16 = dev_cfg;
     fp16.fp16_math = true;
     HrVkKernelConfig wide = dev_cfg, gpu_wide = gpu_like;   /* 4-bit decode in 32-input units */
     wide.gemv_wide = gpu_wide.gemv_wide = true;
+    wide.attn_bq = 16;        /* and attention tiles with one group of 32 threads */
     struct { const char *label; HrVkKernelConfig *cfg; } cfgs[] = {
         { "device", &dev_cfg }, { "no-subgroup", &no_sg }, { "gpu-like", &gpu_like }, { "fp16-math", &fp16 },
         { "wide", &wide }, { "gpu-like-wide", &gpu_wide },
@@ -1128,8 +1139,8 @@ main(void)
             continue;
         cfg_label = cfgs[i].label;
         const HrVkKernelConfig *kc = cfgs[i].cfg;
-        printf("config %s: wg %u, rows %u, nt %u, split %u x %u queries, subgroup %d, fp16 math %d, wide %d, gemm %d (%ux%u "
-               "tile, K slice %u, %ux%u per thread)\n", cfg_label, kc->wg, kc->gemv_rows, kc->gemv_nt, kc->attn_split, kc->attn_qt,
+        printf("config %s: wg %u, rows %u, nt %u, split %u x %u queries, attention tiles of %u rows, subgroup %d, fp16 math %d, wide %d, gemm %d (%ux%u "
+               "tile, K slice %u, %ux%u per thread)\n", cfg_label, kc->wg, kc->gemv_rows, kc->gemv_nt, kc->attn_split, kc->attn_qt, kc->attn_bq,
                kc->subgroup, kc->fp16_math, kc->gemv_wide, kc->gemm, kc->gemm_bm, kc->gemm_bn, kc->gemm_bk, kc->gemm_tm, kc->gemm_tn);
         HrError err = { 0 };
         if (hr_vk_kernels_new(ctx, cfgs[i].cfg, &kern, &err) != HR_OK) {

@@ -29,6 +29,9 @@ static const uint32_t attn_spv[] =
 static const uint32_t attn_sg_spv[] =
 #include "attn_sg.spv.h"
     ;
+static const uint32_t attn_tile_spv[] =
+#include "attn_tile.spv.h"
+;
 static const uint32_t attn_combine_spv[] =
 #include "attn_combine.spv.h"
     ;
@@ -121,6 +124,21 @@ gemm_shared(const HrVkKernelConfig *cfg)
     return MAX(k * (cfg->gemm_bm + 1) + k * (cfg->gemm_bn + 1), 2 * k * (cfg->gemm_bm + 1) + k * (bng + 1)) * 4;
 }
 
+/* attn_tile.comp's head_dim bound (a multiple of its 32 lanes) and shared
+ * bytes: Q rows, one K/V tile of 32 keys, the scores, three per-row values. */
+static uint32_t
+attn_tile_hd(const HrVkKernelConfig *cfg)
+{
+    return (cfg->max_hd + 31) / 32 * 32;
+}
+
+static size_t
+attn_tile_shared(const HrVkKernelConfig *cfg)
+{
+    const size_t ld = attn_tile_hd(cfg) + 1, bq = cfg->attn_bq;
+    return (bq * ld + 32 * ld + bq * 33 + 3 * bq) * 4;
+}
+
 void
 hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig *cfg)
 {
@@ -156,6 +174,16 @@ hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig 
         cfg->attn_split /= 2;
     while (cfg->attn_qt > 1 && (size_t)(cfg->attn_qt * (cfg->attn_split + cfg->max_hd) + cfg->wg) * 4 > shared)
         cfg->attn_qt /= 2;
+    /* Prefill attention in tiles (HEARTH_VULKAN_ATTN=tile; opt-in until a
+     * GPU measures it: on lavapipe it is slower than attn.comp's query
+     * groups): 16 rows a workgroup (fewer where shared memory is short), at
+     * least one per group of 32 threads. */
+    const char *at = g_getenv("HEARTH_VULKAN_ATTN");
+    cfg->attn_bq = at && strcmp(at, "tile") == 0 && wg % 32 == 0 ? 16 : 0;
+    while (cfg->attn_bq > wg / 32 && attn_tile_shared(cfg) > shared)
+        cfg->attn_bq /= 2;
+    if (cfg->attn_bq && (cfg->attn_bq < wg / 32 || attn_tile_shared(cfg) > shared))
+        cfg->attn_bq = 0;
     /* GEMM tiles: 8 x 8 sums per thread (4 shared loads per 16
      * multiply-adds), 128 threads: 128 rows x 64 tokens on GPUs; 64 x 128 on
      * a CPU device (lavapipe: 2.1x the prefill of 32 x 16 with 4 x 4, SmolLM2
@@ -231,6 +259,7 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
     const uint32_t col_sum_spec[2] = { wg, 0 }, col_div_spec[2] = { wg, 1 };
     const uint32_t attn_spec[4] = { wg, cfg->attn_split, cfg->max_hd, 1 };
     const uint32_t attn_pre_spec[4] = { wg, cfg->attn_split, cfg->max_hd, cfg->attn_qt };
+    const uint32_t attn_tile_spec[4] = { wg, cfg->attn_split, attn_tile_hd(cfg), cfg->attn_bq };
     struct {
         HrVkKernelId id;
         const uint32_t *spv;
@@ -259,6 +288,13 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
         { HR_VK_K_DIV_COLS, col_ops_spv, sizeof col_ops_spv, 2, 8, col_div_spec, 2 },
         { HR_VK_K_CLIP_SEARCH, clip_search_spv, sizeof clip_search_spv, 3, 24, one, 1 },
     };
+    if (st == HR_OK && cfg->attn_bq &&
+        (cfg->attn_bq % (wg / 32) != 0 || attn_tile_shared(cfg) > (caps->max_shared_memory ? caps->max_shared_memory : 16384)))
+        st = hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan attention tiles of %u rows: not a multiple of %u groups "
+                          "of 32 threads, or more than %s's shared memory", cfg->attn_bq, wg / 32, caps->name);
+    if (st == HR_OK && cfg->attn_bq)
+        st = hr_vk_pipeline_new(ctx, attn_tile_spv, sizeof attn_tile_spv, 5, 24, attn_tile_spec, 4,
+                                &k->pipes[HR_VK_K_ATTN_TILE], err);
     for (size_t i = 0; st == HR_OK && i < G_N_ELEMENTS(defs); i++)
         st = hr_vk_pipeline_new(ctx, defs[i].spv, defs[i].bytes, defs[i].bindings, defs[i].push, defs[i].spec,
                                 defs[i].n_spec, &k->pipes[defs[i].id], err);
@@ -753,7 +789,10 @@ hr_vk_make_attn(HrVkKernels *k, HrVkBuffer *q, HrVkBuffer *kc, HrVkBuffer *vc, H
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan attention: head_dim %u (max %u), %u heads, %u KV heads",
                             hd, k->cfg.max_hd, n_heads, n_kv);
     HrVkBuffer *b[5] = { q, kc, vc, part, params };
-    HrStatus st = alloc_set(k, prefill ? HR_VK_K_ATTN_PREFILL : HR_VK_K_ATTN, b, 5, d, err);
+    /* prefill in tiles where a KV group's query heads fit one workgroup's rows */
+    const uint32_t G = n_heads / n_kv;
+    const bool tile = prefill && k->cfg.attn_bq && G <= k->cfg.attn_bq;
+    HrStatus st = alloc_set(k, tile ? HR_VK_K_ATTN_TILE : prefill ? HR_VK_K_ATTN_PREFILL : HR_VK_K_ATTN, b, 5, d, err);
     float scale = 1.0f / sqrtf((float)hd);
     d->push[0] = n_heads;
     d->push[1] = n_kv;
@@ -762,8 +801,8 @@ hr_vk_make_attn(HrVkKernels *k, HrVkBuffer *q, HrVkBuffer *kc, HrVkBuffer *vc, H
     d->push[4] = window;
     memcpy(&d->push[5], &scale, 4);
     d->groups[0] = hr_vk_attn_splits(k, context);
-    d->groups[1] = n_heads;
-    d->groups[2] = div_up(max_tokens, prefill ? k->cfg.attn_qt : 1);
+    d->groups[1] = tile ? n_kv : n_heads;
+    d->groups[2] = div_up(max_tokens, tile ? MAX(1, k->cfg.attn_bq / G) : prefill ? k->cfg.attn_qt : 1);
     return st;
 }
 

@@ -52,6 +52,7 @@ typedef enum {
     HR_VK_K_ATTN_COMBINE,
     HR_VK_K_ARGMAX,
     HR_VK_K_ATTN_PREFILL,  /* attn.comp with attn_qt query tokens per workgroup */
+    HR_VK_K_ATTN_TILE,     /* attn_tile.comp: prefill attention in tiles (attn_bq rows) */
     HR_VK_K_SILU_MUL,
     HR_VK_K_PENALIZE,
     HR_VK_K_TOPK,
@@ -82,6 +83,9 @@ typedef struct {
     bool fp16_math;         /* decode GEMV forms its products in FP16 (shaderFloat16 devices,
                                HEARTH_VULKAN_FP16_MATH=1; off by default: decode is bound by
                                memory, not arithmetic, and FP32 keeps the CPU's accuracy) */
+    uint32_t attn_bq;       /* prefill attention in tiles (attn_tile.comp): rows (query token x head
+                               of a KV group) per workgroup; 0: attn.comp's attn_qt tokens per head
+                               (HEARTH_VULKAN_ATTN=split, or no room) */
 } HrVkKernelConfig;
 
 typedef struct HrVkKernels HrVkKernels;

@@ -1,0 +1,71 @@
+#!/bin/bash
+# The Vulkan opt-in paths (shaders/README.md) checked and measured in one device call, against the
+# defaults in the same run. Runs ON the GPU machine, from the project root there, after
+# ../shared/gpu/prepare.sh here:
+#
+#   ../shared/gpu/prepare.sh
+#   device run:  command "bash tests/bench/vulkan-optin-ab.sh"   carry [".gpu"]   timeout_s 480
+#
+# 1. correctness: test-vulkan-kernels (its gpu-like config runs the prefill attention tiles and the
+#    128 x 64 GEMM tile), test-vulkan-model with HEARTH_VULKAN_ATTN=tile (greedy ids against the CPU);
+# 2. kernel level: the prefill GEMM (--gemm, 512 tokens) with the default tile against the tile of
+#    before (HEARTH_VULKAN_GEMM_TILE=64,32,32,4,4, on today's shader), TFLOP/s beside the FP32 peak;
+#    the decode GEMV default against HEARTH_VULKAN_GEMV=wide;
+# 3. model level, alternated A B A B: prefill of 512 and 4,096 tokens with the defaults against
+#    HEARTH_VULKAN_ATTN=tile, and decode against HEARTH_VULKAN_GEMV=wide, on the Llama-2-7B and
+#    Llama-3-8B AWQ shapes.
+# Everything lands in $OUT/vulkan-optin.txt (and the unpacking's $OUT/summary.txt).
+set -u
+OUT=${OUT:-/tmp/out}; mkdir -p $OUT
+T0=$(date +%s); DEADLINE=$((T0 + ${BUDGET:-440}))
+left() { echo $((DEADLINE - $(date +%s))); }
+R=$OUT/vulkan-optin.txt; : > $R
+say() { echo "$*" | tee -a $R; }
+
+# device-run.sh with no stage unpacks the binaries to /tmp/hw and the Vulkan loader into /
+STAGES=none BUDGET=60 bash .gpu/device-run.sh > $OUT/unpack.log 2>&1
+H=/tmp/hw/bin
+[ -x $H/hearth-cli ] || { say "no /tmp/hw/bin/hearth-cli: the unpacking failed"; tail -5 $OUT/unpack.log; exit 1; }
+export LD_LIBRARY_PATH=/tmp/hw/lib:/usr/local/cuda/lib64 HEARTH_ASSETS=.gpu/assets
+[ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+( for s in llama-2-7b llama-3-8b; do
+    [ -d /tmp/m-$s ] || $H/hr-make-random-model --shape $s --awq 128 --out /tmp/m-$s >/dev/null 2>&1 || true
+  done ) &
+MK=$!
+
+timeout 150 $H/test-vulkan-kernels > $OUT/vk-kernels.log 2>&1
+say "test-vulkan-kernels exit $? ($(grep -c 'check failed' $OUT/vk-kernels.log) failed checks)"
+grep -E "^config|^device" $OUT/vk-kernels.log | tee -a $R
+HEARTH_VULKAN_ATTN=tile timeout 150 $H/test-vulkan-model > $OUT/vk-model-tile.log 2>&1
+say "test-vulkan-model HEARTH_VULKAN_ATTN=tile exit $? ($(grep -c 'greedy ids equal' $OUT/vk-model-tile.log) rows)"
+tail -4 $OUT/vk-model-tile.log | tee -a $R
+
+say "== the prefill GEMM alone, 512 tokens: default tile, then the tile of before"
+for tile in "" 64,32,32,4,4; do
+  HEARTH_VULKAN_GEMM_TILE=$tile timeout 90 $H/hearth-cli bench --backend vulkan --tokens 512 \
+    --gemm 4096x4096,11008x4096,4096x11008,14336x4096 2>&1 | grep -E "^(peak|gemm)" | sed "s/^/[tile ${tile:-default}] /" | tee -a $R
+done
+say "== the decode GEMV alone: default, then HEARTH_VULKAN_GEMV=wide"
+for gv in "" wide; do
+  HEARTH_VULKAN_GEMV=$gv timeout 90 $H/hearth-cli bench --backend vulkan --gemv 4096x4096,11008x4096,4096x11008 2>&1 |
+    grep -E "^(bandwidth|gemv)" | sed "s/^/[gemv ${gv:-default}] /" | tee -a $R
+done
+
+wait $MK
+say "== models, alternated (A = defaults)"
+for m in llama-2-7b llama-3-8b; do
+  [ -d /tmp/m-$m ] || { say "no model $m"; continue; }
+  for round in 1 2; do
+    for side in A B; do
+      [ $(left) -lt 40 ] && { say "out of time"; break 3; }
+      if [ $side = A ]; then E=""; else E="HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=wide"; fi
+      for p in 512 4096; do
+        r=$(env $E timeout 120 $H/hearth-cli bench -m /tmp/m-$m --backend vulkan -p $p -n 32 --reps 1 \
+            --ctx $((p + 64)) 2>&1 | grep -E "^(prefill|decode)" | sed 's/ median.*first token/, ttft/' | tr '\n' ' ')
+        say "$m $side ${E:-defaults} p=$p: $r"
+      done
+    done
+  done
+done
+say "done in $(( $(date +%s) - T0 )) s"
