@@ -9,7 +9,8 @@
  * decode, a rewind (forward at an earlier position with other tokens), and
  * for stories260K a 300-token prefill across chunks and attention splits
  * followed by decode (with the chunk forced to 64 and 100 tokens by
- * HEARTH_VULKAN_CHUNK, and at the default 512: one chunk), and a
+ * HEARTH_VULKAN_CHUNK, and at the default 512: one chunk; at 100 once more
+ * with the steps shorter than 100 on the short steps' list), and a
  * 1,200-token prompt (stories260K's config with max_position_embeddings
  * raised to 2048, written here): every row's logits over several chunks,
  * the last row of an 1,100-token prompt, then decode — at the default chunk
@@ -336,6 +337,11 @@ main(void)
     check_model(f16, "stories260K/hf_f16 chunk 64", 1e-3f, 512, true);
     g_setenv("HEARTH_VULKAN_CHUNK", "100", TRUE);
     check_model(f16, "stories260K/hf_f16 chunk 100", 1e-3f, 512, true);
+    /* ... with every step shorter than a chunk on the short steps' list
+     * (the several-token GEMV; by default steps of at most 16 tokens) */
+    g_setenv("HEARTH_VULKAN_SHORT", "99", TRUE);
+    check_model(f16, "stories260K/hf_f16 short 99", 1e-3f, 512, true);
+    g_unsetenv("HEARTH_VULKAN_SHORT");
     g_unsetenv("HEARTH_VULKAN_CHUNK");
     {
         g_autofree char *ltmp = g_dir_make_tmp("hearth-vk-long-XXXXXX", NULL);

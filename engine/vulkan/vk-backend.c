@@ -58,6 +58,7 @@
 #include "vk-kernels.h"
 
 enum { CHUNK_MAX = 512, RING = 4 };
+
 #define RING_SEGMENT ((size_t)1 << 20)
 #define LOGITS_MAX_BYTES ((size_t)64 << 20)
 
@@ -94,6 +95,8 @@ typedef struct {
 typedef struct {
     GArray *ds;                    /* HrVkDispatch */
     VkCommandBuffer cb;
+    GArray *ds_short;              /* prefill: the same for steps of at most SHORT tokens, */
+    VkCommandBuffer cb_short;      /* its linears through the several-token GEMV */
     VkCommandBuffer cb_draw;       /* decode: the same without copying the row to the host */
     bool decode;                   /* one token: the argmax and the draw's kernels run too */
 } VkProg;
@@ -137,6 +140,21 @@ typedef struct {
 } VkCtx;
 
 static HrStatus record_fetch(VkCtx *c, HrError *err);
+
+/* Prefill steps of at most 16 tokens (and half the GEMM's token tile) run a
+ * second recorded list, sized for 16, whose linears are the several-token
+ * GEMV (gemv_nt tokens a workgroup): the GEMM's tile of 64 tokens would be
+ * mostly padding (lavapipe, SmolLM2, 16 tokens: 2.2 s against 14.3 s with a
+ * tile of 128). Not more than 16: every list is sized for its most tokens,
+ * and the lm_head's workgroups past the step's rows still cost lavapipe
+ * (a list sized for 64 took 4.8 s for the same 16 tokens). */
+static uint32_t
+short_steps(const VkCtx *c)
+{
+    const HrVkKernelConfig *kc = hr_vk_kernels_config(c->kern);
+    const char *e = g_getenv("HEARTH_VULKAN_SHORT");   /* measurements */
+    return !kc->gemm ? 0 : e ? (uint32_t)MIN(g_ascii_strtoull(e, NULL, 10), CHUNK_MAX) : MIN(16, kc->gemm_bn / 2);
+}
 
 /* ---- sizes ---------------------------------------------------------------------------- */
 
@@ -499,7 +517,11 @@ vk_close(void *p)
                 vkFreeCommandBuffers(dev, hr_vk_context_command_pool(c->vk), 1, &g->cb);
             if (g->cb_draw)
                 vkFreeCommandBuffers(dev, hr_vk_context_command_pool(c->vk), 1, &g->cb_draw);
+            if (g->cb_short)
+                vkFreeCommandBuffers(dev, hr_vk_context_command_pool(c->vk), 1, &g->cb_short);
             g_array_unref(g->ds);
+            if (g->ds_short)
+                g_array_unref(g->ds_short);
             g_free(g);
         }
         for (guint i = 0; c->weights && i < c->weights->len; i++)
@@ -820,7 +842,7 @@ add(GArray *ds, HrStatus st, const HrVkDispatch *d)
 /* A LINEAR node: one dispatch when its matrices are stored alike (q|k|v,
  * gate|up), else one per matrix side by side. */
 static HrStatus
-add_linear(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, uint32_t T, HrError *err)
+add_linear(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, bool gemm, uint32_t T, HrError *err)
 {
     HrVkDispatch d;
     uint32_t rows = 0;
@@ -831,7 +853,8 @@ add_linear(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, uint32_t T, HrE
     }
     HrVkGemvArgs a = { .gate = nd->gate, .residual = nd->residual, .prefill = prefill, .x = &nd->src->buf,
                        .out = &nd->dst->buf, .bias = nd->bias ? &nd->bias->vec : NULL, .params = &c->params,
-                       .x_stride = nd->src->width, .o_stride = nd->gate ? nd->w[0]->w.n : rows, .max_tokens = T };
+                       .x_stride = nd->src->width, .o_stride = nd->gate ? nd->w[0]->w.n : rows, .max_tokens = T,
+                       .no_gemm = !gemm };
     if (alike) {
         for (int i = 0; i < nd->n_w; i++)
             a.w[i] = &nd->w[i]->w;
@@ -897,7 +920,7 @@ add_sample(VkCtx *c, GArray *ds, HrError *err)
 }
 
 static HrStatus
-add_node(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, uint32_t T, HrError *err)
+add_node(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, bool gemm, uint32_t T, HrError *err)
 {
     const HrModelConfig *cfg = &c->cfg;
     const uint32_t hd = (uint32_t)cfg->head_dim, ctxlen = (uint32_t)c->opt.context_len;
@@ -914,7 +937,7 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, uint32_t T, HrErr
         return add(ds, hr_vk_make_rmsnorm(k, &nd->src->buf, &nd->dst->buf, &nd->w[0]->vec, &c->params,
                                           nd->src->width, cfg->norm_eps, nd->logit_rows, T, &d, err), &d);
     case HR_OP_LINEAR:
-        return add_linear(c, ds, nd, prefill, T, err);
+        return add_linear(c, ds, nd, prefill, gemm, T, err);
     case HR_OP_ROPE_KV:
         return add(ds, hr_vk_make_rope_kv(k, &nd->src->buf, &nd->dst->buf, &nd->k_cache->buf, &nd->v_cache->buf,
                                           &c->rope_tab, &c->params, (uint32_t)cfg->n_heads,
@@ -933,7 +956,8 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, uint32_t T, HrErr
                                .x = &nd->src->buf, .out = prefill || !c->draws ? &c->logits : &c->logits_dec,
                                .params = &c->params,
                                .x_stride = nd->src->width, .o_stride = (uint32_t)cfg->vocab_size,
-                               .out_row_offset = (uint32_t)i * nd->w[0]->slice_rows, .max_tokens = T };
+                               .out_row_offset = (uint32_t)i * nd->w[0]->slice_rows, .max_tokens = T,
+                               .no_gemm = !gemm };
             st = add(ds, hr_vk_make_gemv(k, &a, &d, err), &d);
         }
         if (st == HR_OK && !prefill && c->draws)
@@ -1005,9 +1029,17 @@ vk_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **pro
     g_ptr_array_add(c->progs, g);
     HrStatus st = HR_OK;
     for (int i = 0; st == HR_OK && i < n_nodes; i++)
-        st = add_node(c, g->ds, &nodes[i], prefill, T, err);
+        st = add_node(c, g->ds, &nodes[i], prefill, true, T, err);
     if (st == HR_OK)
         st = record(c, g->ds, !prefill && c->draws, &g->cb, err);
+    const uint32_t S = short_steps(c);
+    if (st == HR_OK && prefill && S > 1 && T > S) {
+        g->ds_short = g_array_new(FALSE, FALSE, sizeof(HrVkDispatch));
+        for (int i = 0; st == HR_OK && i < n_nodes; i++)
+            st = add_node(c, g->ds_short, &nodes[i], true, false, S, err);
+        if (st == HR_OK)
+            st = record(c, g->ds_short, false, &g->cb_short, err);
+    }
     if (st == HR_OK && !prefill && c->draws)
         st = record(c, g->ds, false, &g->cb_draw, err);
     if (st == HR_OK && prefill)   /* the model compiles decode, then prefill: every pipeline is built */
@@ -1038,7 +1070,7 @@ vk_run(void *p, void *prog, const HrStep *s, HrError *err)
         memcpy(c->seen.mapped, sp->seen, (size_t)sp->n_seen * 4);
     c->last_argmax = -1;
     c->sampled = false;
-    HrStatus st = hr_vk_submit_wait(c->vk, sp ? g->cb_draw : g->cb, err);
+    HrStatus st = hr_vk_submit_wait(c->vk, sp ? g->cb_draw : g->cb_short && (uint32_t)s->n <= short_steps(c) ? g->cb_short : g->cb, err);
     if (st != HR_OK)
         return st;
     c->sampled = sp != NULL;

@@ -185,13 +185,14 @@ hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig 
     if (cfg->attn_bq && (cfg->attn_bq < wg / 32 || attn_tile_shared(cfg) > shared))
         cfg->attn_bq = 0;
     /* GEMM tiles: 8 x 8 sums per thread (4 shared loads per 16
-     * multiply-adds), 128 threads: 128 rows x 64 tokens on GPUs; 64 x 128 on
-     * a CPU device (lavapipe: 2.1x the prefill of 32 x 16 with 4 x 4, SmolLM2
-     * at 256 tokens). gate+up keeps two blocks of sums per thread, so it
-     * takes half the tokens (gemm_tile). */
+     * multiply-adds): 128 rows x 64 tokens (128 threads) on GPUs; 64 x 64
+     * (64 threads) on a CPU device (lavapipe: 2.3x the GEMM of 32 x 16 with
+     * 4 x 4; 64 x 128 is 10 % faster at 128 tokens and more but pads short
+     * prompts twice as much). gate+up keeps two blocks of sums per thread,
+     * so it takes half the tokens (gemm_tile). */
     cfg->gemm = true;
     cfg->gemm_bm = cpu ? 64 : 128;
-    cfg->gemm_bn = cpu ? 128 : 64;
+    cfg->gemm_bn = 64;
     cfg->gemm_bk = 32;
     cfg->gemm_tm = 8;
     cfg->gemm_tn = 8;
@@ -720,7 +721,7 @@ hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError 
                             "storage type and group layout (gate/up: also the row count)");
     HrVkBuffer *b[7] = { a->x, a->out, (HrVkBuffer *)&w0->buf, (HrVkBuffer *)&w1->buf, (HrVkBuffer *)&w2->buf,
                          a->bias, a->params };
-    const bool gemm = a->prefill && k->cfg.gemm;
+    const bool gemm = a->prefill && k->cfg.gemm && !a->no_gemm;
     /* 32-input units: 4-bit, one token, whole 16-byte units in every row and
      * activation row, a scale entry per unit */
     const bool wide = k->cfg.gemv_wide && !a->prefill && w0->kind == HR_VK_W_Q4 && w0->k % 32 == 0 &&

@@ -185,6 +185,8 @@ typedef struct {
     bool logit_rows;          /* tokens from params.logit_first (lm_head), token logit_first + i
                                  written to output row i */
     bool prefill;             /* a chunk of tokens: tiled GEMM (or GEMV with several tokens per workgroup) */
+    bool no_gemm;             /* prefill through the several-token GEMV even where the GEMM is on
+                                 (a few tokens: the GEMM's token tile would be mostly padding) */
     HrVkBuffer *x, *out, *bias, *params;   /* bias may be NULL */
     uint32_t x_stride, o_stride;
     uint32_t out_row_offset;  /* added to every output row (and bias) index */

@@ -30,7 +30,7 @@ export LD_LIBRARY_PATH=/tmp/hw/lib:/usr/local/cuda/lib64 HEARTH_ASSETS=.gpu/asse
 [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
   export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 ( for s in llama-2-7b llama-3-8b; do
-    [ -d /tmp/m-$s ] || $H/hr-make-random-model --shape $s --awq 128 --out /tmp/m-$s >/dev/null 2>&1 || true
+    [ -d /tmp/m-$s ] || { $H/hr-make-random-model --shape $s --awq 128 --out /tmp/m-$s.part >/dev/null 2>&1 && mv /tmp/m-$s.part /tmp/m-$s; }
   done ) &
 MK=$!
 
