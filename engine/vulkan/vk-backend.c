@@ -39,8 +39,9 @@
  * on a device that draws the draw's kernels, in two command buffers: with
  * and without the row's copy to the host) or
  * for up to CHUNK tokens (the tiled GEMM or the GEMV kernels with several
- * tokens per workgroup) — and each step writes the params and token ids,
- * submits it and waits.
+ * tokens per workgroup; with the GEMM, a second command buffer sized for
+ * short steps runs the several-token GEMV: short_steps) — and each step
+ * writes the params and token ids, submits it and waits.
  */
 #include "vk-backend.h"
 
