@@ -38,6 +38,9 @@
  * The device layout of the 4-bit weights is built here from nibbles, apart
  * from the backend's repack, following cuda-internal.h. */
 #include "cuda-emu.h"
+extern "C" {
+#include "cpu-awq.h"   /* the CPU's fake quantization, the reference */
+}
 
 #define HEARTH_CUDA_EMU 1
 #include "cuda/cuda-blas.cu"
@@ -767,32 +770,9 @@ check_default_argmax(int n)
     CHECK(got == n / 3, "default argmax n=%d: %d, expected %d", n, got, n / 3);
 }
 
-/* One group fake-quantized in place as the CPU's hr_awq_fake_quant_row. */
-static void
-ref_fake_quant_group(float *v, int g, float qmax)
-{
-    float mn = 0.0f, mx = 0.0f;
-    for (int i = 0; i < g; i++) {
-        mn = fminf(mn, v[i]);
-        mx = fmaxf(mx, v[i]);
-    }
-    float sc = (mx - mn) / qmax;
-    if (!(sc >= 1e-7f))
-        sc = 1e-7f;
-    uint16_t h = f16_bits(sc);
-    if (f16_val(h) < sc && (h & 0x7c00u) != 0x7c00u)
-        h++;
-    sc = f16_val(h);
-    const float z = fminf(fmaxf(-roundf(mn / sc), 0.0f), qmax);
-    for (int i = 0; i < g; i++) {
-        const float q = fminf(fmaxf(roundf(v[i] / sc) + z, 0.0f), qmax);
-        v[i] = (q - z) * sc;
-    }
-}
-
 /* k_scale_quant (the AWQ search's candidates on the device, HEARTH_AWQ_DEVICE=1)
- * bit for bit against the CPU's arithmetic, written out here as cpu-awq.c's
- * hr_awq_fake_quant_row has it: v = t s, each group's range with 0, its
+ * bit for bit against the CPU's arithmetic, cpu-awq.c's hr_awq_fake_quant_row
+ * on v = t s: each group's range with 0, its
  * scale rounded up to FP16, its zero point, ((round(v / scale) + z) clamped
  * - z) * scale / s (- t), then FP16 (round to nearest even). Rows include a
  * group of zeros, one with no negative value and one of a single value. */
@@ -813,7 +793,6 @@ check_scale_quant(int rows, int K, int group, int bits, bool delta)
     hremu::launch(dim3((unsigned)rows), dim3(128), [&] {
         k_scale_quant(t.data(), K, s.data(), group, (float)((1 << bits) - 1), delta ? 1 : 0, w.data(), ldw);
     });
-    const float qmax = (float)((1 << bits) - 1);
     int wrong = 0, pad = 0;
     std::vector<float> v((size_t)group);
     for (int n = 0; n < rows; n++) {
@@ -821,7 +800,7 @@ check_scale_quant(int rows, int K, int group, int bits, bool delta)
         for (int g0 = 0; g0 < K; g0 += group) {
             for (int i = 0; i < group; i++)
                 v[(size_t)i] = tr[g0 + i] * s[(size_t)(g0 + i)];
-            ref_fake_quant_group(v.data(), group, qmax);
+            hr_awq_fake_quant_row(v.data(), group, group, bits, v.data());
             for (int i = 0; i < group; i++) {
                 float o = v[(size_t)i] / s[(size_t)(g0 + i)];
                 if (delta)
@@ -875,7 +854,7 @@ check_clip_search(int N, int K, int g, int nt, int bits)
                 const float m = m0 * (1.0f - (float)st / (float)grid);
                 for (int i = 0; i < g; i++)
                     cw[(size_t)i] = fminf(fmaxf(wr[i], -m), m);
-                ref_fake_quant_group(cw.data(), g, qmax);
+                hr_awq_fake_quant_row(cw.data(), g, g, bits, cw.data());
                 double e = 0.0;
                 for (int t = 0; t < nt; t++) {
                     double dot = 0.0;

@@ -59,7 +59,6 @@
 #include "vk-kernels.h"
 
 enum { CHUNK_MAX = 512, RING = 4 };
-
 #define RING_SEGMENT ((size_t)1 << 20)
 #define LOGITS_MAX_BYTES ((size_t)64 << 20)
 
@@ -96,8 +95,9 @@ typedef struct {
 typedef struct {
     GArray *ds;                    /* HrVkDispatch */
     VkCommandBuffer cb;
-    GArray *ds_short;              /* prefill: the same for steps of at most SHORT tokens, */
-    VkCommandBuffer cb_short;      /* its linears through the several-token GEMV */
+    GArray *ds_short;              /* prefill: the same for steps of at most n_short tokens, */
+    VkCommandBuffer cb_short;      /* its linears through the several-token GEMV (short_steps) */
+    uint32_t n_short;
     VkCommandBuffer cb_draw;       /* decode: the same without copying the row to the host */
     bool decode;                   /* one token: the argmax and the draw's kernels run too */
 } VkProg;
@@ -1040,6 +1040,7 @@ vk_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **pro
             st = add_node(c, g->ds_short, &nodes[i], true, false, S, err);
         if (st == HR_OK)
             st = record(c, g->ds_short, false, &g->cb_short, err);
+        g->n_short = S;
     }
     if (st == HR_OK && !prefill && c->draws)
         st = record(c, g->ds, false, &g->cb_draw, err);
@@ -1071,7 +1072,7 @@ vk_run(void *p, void *prog, const HrStep *s, HrError *err)
         memcpy(c->seen.mapped, sp->seen, (size_t)sp->n_seen * 4);
     c->last_argmax = -1;
     c->sampled = false;
-    HrStatus st = hr_vk_submit_wait(c->vk, sp ? g->cb_draw : g->cb_short && (uint32_t)s->n <= short_steps(c) ? g->cb_short : g->cb, err);
+    HrStatus st = hr_vk_submit_wait(c->vk, sp ? g->cb_draw : (uint32_t)s->n <= g->n_short ? g->cb_short : g->cb, err);
     if (st != HR_OK)
         return st;
     c->sampled = sp != NULL;

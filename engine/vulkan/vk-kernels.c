@@ -31,7 +31,7 @@ static const uint32_t attn_sg_spv[] =
     ;
 static const uint32_t attn_tile_spv[] =
 #include "attn_tile.spv.h"
-;
+    ;
 static const uint32_t attn_combine_spv[] =
 #include "attn_combine.spv.h"
     ;
@@ -139,6 +139,14 @@ attn_tile_shared(const HrVkKernelConfig *cfg)
     return (bq * ld + 32 * ld + bq * 33 + 3 * bq) * 4;
 }
 
+/* The device's shared memory per workgroup (16 KiB, Vulkan's minimum, where
+ * it reports none). */
+static uint32_t
+shared_bytes(const HrVkCaps *caps)
+{
+    return caps->max_shared_memory ? caps->max_shared_memory : 16384;
+}
+
 void
 hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig *cfg)
 {
@@ -164,7 +172,7 @@ hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig 
     cfg->gemv_wide = gv && strcmp(gv, "wide") == 0;
     /* The GEMV keeps wg * rows * tokens * 2 partial sums in shared memory;
      * attention keeps split + max_hd + wg floats. */
-    uint32_t shared = caps->max_shared_memory ? caps->max_shared_memory : 16384;
+    const uint32_t shared = shared_bytes(caps);
     while (cfg->gemv_nt > 1 && (size_t)cfg->wg * cfg->gemv_rows * cfg->gemv_nt * 2 * 4 > shared)
         cfg->gemv_nt /= 2;
     while (cfg->gemv_rows > 1 && (size_t)cfg->wg * cfg->gemv_rows * cfg->gemv_nt * 2 * 4 > shared)
@@ -246,7 +254,7 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
     if (!caps->storage_16bit)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan: %s lacks storageBuffer16BitAccess, which the "
                             "FP16 KV cache needs; use --backend cpu", caps->name);
-    if (cfg->gemm && gemm_shared(cfg) > (caps->max_shared_memory ? caps->max_shared_memory : 16384))
+    if (cfg->gemm && gemm_shared(cfg) > shared_bytes(caps))
         return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan GEMM: a %ux%u tile with K slices of %u needs %zu bytes "
                             "of shared memory; %s has %u", cfg->gemm_bm, cfg->gemm_bn, cfg->gemm_bk,
                             gemm_shared(cfg), caps->name, caps->max_shared_memory);
@@ -290,7 +298,7 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
         { HR_VK_K_CLIP_SEARCH, clip_search_spv, sizeof clip_search_spv, 3, 24, one, 1 },
     };
     if (st == HR_OK && cfg->attn_bq &&
-        (cfg->attn_bq % (wg / 32) != 0 || attn_tile_shared(cfg) > (caps->max_shared_memory ? caps->max_shared_memory : 16384)))
+        (cfg->attn_bq % (wg / 32) != 0 || attn_tile_shared(cfg) > shared_bytes(caps)))
         st = hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan attention tiles of %u rows: not a multiple of %u groups "
                           "of 32 threads, or more than %s's shared memory", cfg->attn_bq, wg / 32, caps->name);
     if (st == HR_OK && cfg->attn_bq)
