@@ -57,6 +57,7 @@ static HrVkKernels *kern;
 static GRand *rng;
 static const char *cfg_label;
 static float gemv_tol = 1e-5f;   /* GEMV/GEMM tolerance of the current config */
+static bool linear_only;         /* the current config changes only the prefill linears */
 static int n_wide;               /* GEMVs that ran the 32-input-unit kernel */
 static GHashTable *worst;   /* kernel name -> largest |diff| / (1 + max |cpu|) seen */
 
@@ -121,7 +122,9 @@ close_enough(const char *what, const float *gpu, const float *ref, size_t n, flo
     char key[32];
     g_strlcpy(key, what, sizeof key);
     key[strcspn(key, " ")] = 0;
-    if (rel > 1e-5f && !g_str_has_prefix(key, "gemm") && !g_str_has_prefix(key, "lm_head"))
+    if (rel > 1e-5f && hr_vk_kernels_config(kern)->gemm_coop)
+        g_strlcat(key, "/coop", sizeof key);        /* prefill on matrix units: FP16 operands */
+    else if (rel > 1e-5f && !g_str_has_prefix(key, "gemm") && !g_str_has_prefix(key, "lm_head"))
         g_strlcat(key, "/fp16-math", sizeof key);   /* decode GEMV with FP16 products */
     float *w = g_hash_table_lookup(worst, key);
     if (!w) {
@@ -985,8 +988,9 @@ test_clip_search(int N, int K, int g, int nt)
     g_free(x);
 }
 
+
 static void
-run_all(void)
+run_search_kernels(void)
 {
     test_clip_search(10, 256, 64, 40);
     test_clip_search(3, 96, 32, 17);
@@ -998,6 +1002,11 @@ run_all(void)
     test_sq_diff(64, 40, 16, 16);
     test_sq_diff(4096, 5, 3, 2);
     test_sq_diff(172, 3, 1, 0);
+}
+
+static void
+run_linears(void)
+{
     /* stories260K shapes: dim 64, q 64, kv 32, hidden 172 (FP16: not a multiple of 8), vocab 512 */
     int T_list[4] = { 1, 5, 13, 40 };
     for (int ti = 0; ti < 4; ti++) {
@@ -1055,6 +1064,11 @@ run_all(void)
     }
     test_gemv_one(512, 64, 1, false, 0, 3, true);     /* lm_head */
     test_gemv_logit_rows();
+}
+
+static void
+run_others(void)
+{
     test_rmsnorm(64, 3);
     test_rmsnorm(172, 1);
     test_rmsnorm(1000, 2);
@@ -1084,6 +1098,41 @@ run_all(void)
         for (int pattern = 0; pattern < 4; pattern++)
             test_topk(topk_n[i], pattern, pattern == 1 ? 1.0f : 1.3f, pattern == 3 ? 0.0f : 1.0f / 0.7f);
     }
+}
+
+/* The prefill linears on matrix units (the coop configs, whose emulation
+ * is slow on lavapipe): every storage kind and GGUF type once, tiles crossed
+ * in rows and tokens, the odd shapes, the fused forms and the lm_head rows. */
+static void
+run_coop_linears(void)
+{
+    test_gemv_one(200, 256, 2, true, 0, 70, true);    /* g = 128, two row tiles and two token tiles */
+    test_gemv_one(64, 172, 1, true, 0, 13, true);     /* per channel, K % 8 != 0 */
+    test_gemv_one(40, 200, 5, true, 0, 5, true);      /* g = 40 */
+    test_gemv_one(172, 64, 1, false, 0, 70, true);
+    test_gemv_one(37, 29, 1, false, 0, 13, true);     /* odd everything */
+    test_gemv_fused(64, 64, 32, 176, 2, true, 0, 70, true);
+    test_gemv_fused(64, 64, 32, 172, 1, false, 0, 13, true);
+    static const uint32_t ggml_types[] = { HR_GGML_Q4_0, HR_GGML_Q4_1, HR_GGML_Q4_K, HR_GGML_Q8_0,
+                                           HR_GGML_Q5_0, HR_GGML_Q5_1, HR_GGML_Q5_K, HR_GGML_Q6_K };
+    for (size_t i = 0; i < G_N_ELEMENTS(ggml_types); i++) {
+        test_gemv_one(70, 512, 0, false, ggml_types[i], 40, true);
+        test_gemv_fused(256, 256, 64, 72, 0, false, ggml_types[i], 13, true);
+    }
+    test_gemv_one(512, 64, 1, false, 0, 3, true);     /* lm_head */
+    test_gemv_logit_rows();
+}
+
+static void
+run_all(void)
+{
+    if (linear_only) {
+        run_coop_linears();
+        return;
+    }
+    run_search_kernels();
+    run_linears();
+    run_others();
 }
 
 int
@@ -1123,18 +1172,44 @@ main(void)
     HrVkKernelConfig wide = dev_cfg, gpu_wide = gpu_like;   /* 4-bit decode in 32-input units */
     wide.gemv_wide = gpu_wide.gemv_wide = true;
     wide.attn_bq = 16;        /* and attention tiles with one group of 32 threads */
-    struct { const char *label; HrVkKernelConfig *cfg; } cfgs[] = {
-        { "device", &dev_cfg }, { "no-subgroup", &no_sg }, { "gpu-like", &gpu_like }, { "fp16-math", &fp16 },
-        { "wide", &wide }, { "gpu-like-wide", &gpu_wide },
+    /* Prefill on matrix units: the tiles emulated (HEARTH_VULKAN_GEMM=coop-emu)
+     * in both fragment shapes a device may report, and the real extension
+     * where the device has it (HEARTH_VULKAN_GEMM=coop). */
+    HrVkKernelConfig coop_emu, coop_emu8, coop_real;
+    char *gemm_env = g_strdup(g_getenv("HEARTH_VULKAN_GEMM"));
+    g_setenv("HEARTH_VULKAN_GEMM", "coop-emu", TRUE);
+    hr_vk_kernel_config_for(caps, 64, &coop_emu);
+    g_setenv("HEARTH_VULKAN_GEMM", "coop", TRUE);
+    hr_vk_kernel_config_for(caps, 64, &coop_real);
+    if (gemm_env)
+        g_setenv("HEARTH_VULKAN_GEMM", gemm_env, TRUE);
+    else
+        g_unsetenv("HEARTH_VULKAN_GEMM");
+    g_free(gemm_env);
+    coop_emu8 = coop_emu;
+    coop_emu8.coop_fn = 8;
+    HR_CHECK(coop_emu.gemm_coop == 2 || !caps->shader_float16, "coop-emu not configured on a device with shaderFloat16");
+    if (coop_real.gemm_coop != 1)
+        printf("  no VK_NV_cooperative_matrix FP16 fragments with subgroups of 32: the real matrix-unit GEMM is not run\n");
+    struct { const char *label; HrVkKernelConfig *cfg; bool linear_only; } cfgs[] = {
+        { "device", &dev_cfg, false }, { "no-subgroup", &no_sg, false }, { "gpu-like", &gpu_like, false },
+        { "fp16-math", &fp16, false }, { "wide", &wide, false }, { "gpu-like-wide", &gpu_wide, false },
+        { "coop-emu", &coop_emu, true }, { "coop-emu-16x8", &coop_emu8, true }, { "coop", &coop_real, true },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(cfgs); i++) {
         if (i == 1 && !dev_cfg.subgroup)
             continue;   /* the device config already is the fallback */
         if (i == 3 && (!caps->shader_float16 || dev_cfg.fp16_math))
             continue;   /* no FP16 arithmetic, or the device config already uses it */
+        if ((i == 6 || i == 7) && cfgs[i].cfg->gemm_coop != 2)
+            continue;   /* no shaderFloat16 */
+        if (i == 8 && cfgs[i].cfg->gemm_coop != 1)
+            continue;   /* no matrix units through VK_NV_cooperative_matrix */
+        linear_only = cfgs[i].linear_only;
         /* FP16 products: activations rounded to FP16 (2^-11), products and
-         * 8-term sums in FP16; measured ~3e-4, allowed 2e-3. */
-        gemv_tol = cfgs[i].cfg->fp16_math ? 2e-3f : 1e-5f;
+         * 8-term sums in FP16; measured ~3e-4, allowed 2e-3. Matrix units:
+         * weights and activations rounded to FP16, FP32 sums. */
+        gemv_tol = cfgs[i].cfg->gemm_coop ? 4e-3f : cfgs[i].cfg->fp16_math ? 2e-3f : 1e-5f;
         if ((size_t)cfgs[i].cfg->wg * cfgs[i].cfg->gemv_rows * cfgs[i].cfg->gemv_nt * 8 > caps->max_shared_memory)
             continue;
         cfg_label = cfgs[i].label;
@@ -1142,13 +1217,18 @@ main(void)
         printf("config %s: wg %u, rows %u, nt %u, split %u x %u queries, attention tiles of %u rows, subgroup %d, fp16 math %d, wide %d, gemm %d (%ux%u "
                "tile, K slice %u, %ux%u per thread)\n", cfg_label, kc->wg, kc->gemv_rows, kc->gemv_nt, kc->attn_split, kc->attn_qt, kc->attn_bq,
                kc->subgroup, kc->fp16_math, kc->gemv_wide, kc->gemm, kc->gemm_bm, kc->gemm_bn, kc->gemm_bk, kc->gemm_tm, kc->gemm_tn);
+        if (kc->gemm_coop)
+            printf("  matrix units%s: subgroup parts %ux%u, fragments %ux%ux%u\n", kc->gemm_coop == 2 ? " (emulated)" : "",
+                   kc->coop_wm, kc->coop_wn, kc->coop_fm, kc->coop_fn, kc->coop_fk);
         HrError err = { 0 };
         if (hr_vk_kernels_new(ctx, cfgs[i].cfg, &kern, &err) != HR_OK) {
             HR_CHECK(false, "kernels: %s", err.message);
             continue;
         }
         n_wide = 0;
+        const gint64 t_cfg = g_get_monotonic_time();
         run_all();
+        printf("  config %s: %.1f s\n", cfg_label, (double)(g_get_monotonic_time() - t_cfg) / 1e6);
         HR_CHECK((n_wide > 0) == kc->gemv_wide, "[%s] %d GEMVs ran the 32-input-unit kernel", cfg_label, n_wide);
         hr_vk_kernels_free(kern);
         kern = NULL;

@@ -367,7 +367,7 @@ hr_vk_bench_linear(HrVkKernels *k, HrVkContext *ctx, const HrVkLinearBenchArgs *
                             "and a group that divides the columns and is a multiple of 8 (or all of them); "
                             "group %d", a->rows, a->cols, a->group);
     const HrVkKernelConfig *kc = hr_vk_kernels_config(k);
-    info->kernel = a->tokens == 1 ? "gemv" : kc->gemm ? "gemm" : "gemv-nt";
+    info->kernel = a->tokens == 1 ? "gemv" : !kc->gemm ? "gemv-nt" : kc->gemm_coop == 1 ? "gemm-coop" : kc->gemm_coop ? "gemm-coop-emu" : "gemm";
 
     HrVkWeight tmpl;
     size_t n_words = 0;

@@ -127,8 +127,53 @@ find_compute_queue(VkPhysicalDevice pd, uint32_t *family)
     return found;
 }
 
+/* VK_NV_cooperative_matrix with FP16 x FP16 + FP32 fragments at subgroup
+ * scope in compute shaders, in a shape gemm_coop.comp takes (16x16x16, else
+ * 16x8x16); caps->coop_m stays 0 without one. Its shaders declare the
+ * Vulkan memory model (the extension's scopes), so that feature is needed too. */
 static void
-query_caps(VkPhysicalDevice pd, HrVkCaps *caps)
+query_coop(VkInstance inst, VkPhysicalDevice pd, HrVkCaps *caps)
+{
+    if (caps->api_version < VK_API_VERSION_1_2 || !caps->shader_float16 || !caps->vulkan_memory_model ||
+        !has_device_extension(pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME))
+        return;
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV feat = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV,
+    };
+    VkPhysicalDeviceFeatures2 f2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &feat };
+    vkGetPhysicalDeviceFeatures2(pd, &f2);
+    VkPhysicalDeviceCooperativeMatrixPropertiesNV cp = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV,
+    };
+    VkPhysicalDeviceProperties2 p2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &cp };
+    vkGetPhysicalDeviceProperties2(pd, &p2);
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get = (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
+        vkGetInstanceProcAddr(inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
+    uint32_t n = 0;
+    if (!feat.cooperativeMatrix || !(cp.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) || !get ||
+        get(pd, &n, NULL) != VK_SUCCESS || n == 0)
+        return;
+    VkCooperativeMatrixPropertiesNV *props = g_new0(VkCooperativeMatrixPropertiesNV, n);
+    for (uint32_t i = 0; i < n; i++)
+        props[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+    if (get(pd, &n, props) == VK_SUCCESS) {
+        for (uint32_t i = 0; i < n; i++) {
+            const VkCooperativeMatrixPropertiesNV *q = &props[i];
+            if (q->AType == VK_COMPONENT_TYPE_FLOAT16_NV && q->BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                q->CType == VK_COMPONENT_TYPE_FLOAT32_NV && q->DType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                q->scope == VK_SCOPE_SUBGROUP_NV && q->MSize == 16 && q->KSize == 16 &&
+                (q->NSize == 16 || (q->NSize == 8 && caps->coop_n != 16))) {
+                caps->coop_m = q->MSize;
+                caps->coop_n = q->NSize;
+                caps->coop_k = q->KSize;
+            }
+        }
+    }
+    g_free(props);
+}
+
+static void
+query_caps(VkInstance inst, VkPhysicalDevice pd, HrVkCaps *caps)
 {
     memset(caps, 0, sizeof *caps);
 
@@ -170,9 +215,11 @@ query_caps(VkPhysicalDevice pd, HrVkCaps *caps)
         caps->shader_int8 = f12.shaderInt8;
         caps->storage_8bit = f12.storageBuffer8BitAccess;
         caps->storage_16bit = f11.storageBuffer16BitAccess;
+        caps->vulkan_memory_model = f12.vulkanMemoryModel;
     }
     caps->integer_dot_product = has_device_extension(pd, "VK_KHR_shader_integer_dot_product");
     caps->memory_budget = has_device_extension(pd, "VK_EXT_memory_budget");
+    query_coop(inst, pd, caps);
 
     VkPhysicalDeviceMemoryProperties mem;
     vkGetPhysicalDeviceMemoryProperties(pd, &mem);
@@ -189,7 +236,8 @@ append_caps(GString *out, const HrVkCaps *c)
         "      %s, Vulkan %u.%u.%u, %.1f GiB device-local, subgroup %u%s\n"
         "      fp16 arithmetic %s, 16-bit storage %s, 8-bit storage %s, int8 %s, "
         "integer dot product %s, memory budget %s\n"
-        "      shared memory %u KiB, max storage buffer range %" G_GUINT64_FORMAT " MiB\n",
+        "      shared memory %u KiB, max storage buffer range %" G_GUINT64_FORMAT " MiB, "
+        "cooperative matrix (FP16, NV) %s\n",
         device_type_name(c->type),
         VK_API_VERSION_MAJOR(c->api_version), VK_API_VERSION_MINOR(c->api_version),
         VK_API_VERSION_PATCH(c->api_version),
@@ -198,7 +246,8 @@ append_caps(GString *out, const HrVkCaps *c)
         c->shader_float16 ? "yes" : "no", c->storage_16bit ? "yes" : "no",
         c->storage_8bit ? "yes" : "no", c->shader_int8 ? "yes" : "no",
         c->integer_dot_product ? "yes" : "no", c->memory_budget ? "yes" : "no",
-        c->max_shared_memory / 1024, c->max_storage_buffer_range / (1024 * 1024));
+        c->max_shared_memory / 1024, c->max_storage_buffer_range / (1024 * 1024),
+        c->coop_m ? (c->coop_n == 16 ? "16x16x16" : "16x8x16") : "no");
 }
 
 /* Why a device can't be used at all (NULL when it can). */
@@ -324,7 +373,7 @@ select_device(HrVkContext *ctx, const HrVkOptions *opt, HrError *err)
 
     for (uint32_t i = 0; i < n; i++) {
         uint32_t family = 0;
-        query_caps(pds[i], &caps[i]);
+        query_caps(ctx->instance, pds[i], &caps[i]);
         const char *why = device_unusable_reason(pds[i], &caps[i], &family);
         if (!why && opt->device_index >= 0 && (uint32_t)opt->device_index != i)
             why = "another device was requested by index";
@@ -394,19 +443,30 @@ create_device(HrVkContext *ctx, HrError *err)
         .shaderFloat16 = ctx->caps.shader_float16,
         .shaderInt8 = ctx->caps.shader_int8,
         .storageBuffer8BitAccess = ctx->caps.storage_8bit,
+        .vulkanMemoryModel = ctx->caps.coop_m ? VK_TRUE : VK_FALSE,   /* gemm_coop.comp's memory model */
     };
     VkPhysicalDeviceVulkan11Features f11 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
         .pNext = &f12,
         .storageBuffer16BitAccess = ctx->caps.storage_16bit,
     };
-    const char *exts[1] = { VK_EXT_MEMORY_BUDGET_EXTENSION_NAME };
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV coop = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV,
+        .pNext = &f11,
+        .cooperativeMatrix = VK_TRUE,
+    };
+    const char *exts[2];
+    uint32_t n_ext = 0;
+    if (ctx->caps.memory_budget)
+        exts[n_ext++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+    if (ctx->caps.coop_m)
+        exts[n_ext++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
     VkDeviceCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
-        .pNext = &f11,
+        .pNext = ctx->caps.coop_m ? (const void *)&coop : (const void *)&f11,
         .queueCreateInfoCount = 1,
         .pQueueCreateInfos = &q,
-        .enabledExtensionCount = ctx->caps.memory_budget ? 1 : 0,
+        .enabledExtensionCount = n_ext,
         .ppEnabledExtensionNames = exts,
     };
     VkResult r = vkCreateDevice(ctx->physical, &ci, NULL, &ctx->device);

@@ -32,6 +32,7 @@ typedef struct {
     bool storage_8bit;
     bool shader_int8;
     bool integer_dot_product;
+    bool vulkan_memory_model;   /* enabled only with the cooperative matrix (its shaders declare it) */
     bool memory_budget;
     uint32_t subgroup_size;
     bool subgroup_arithmetic;
@@ -41,6 +42,8 @@ typedef struct {
     uint64_t device_local_bytes;
     float timestamp_period;          /* ns per timestamp tick */
     uint32_t timestamp_bits;         /* valid bits of the chosen queue's timestamps (0: none) */
+    uint32_t coop_m, coop_n, coop_k; /* VK_NV_cooperative_matrix fragment, FP16 x FP16 + FP32 at
+                                        subgroup scope (16x16x16 or 16x8x16; 0: none), enabled */
 } HrVkCaps;
 
 typedef struct HrVkContext HrVkContext;

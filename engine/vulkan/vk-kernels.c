@@ -65,6 +65,12 @@ static const uint32_t col_ops_spv[] =
 static const uint32_t gemm_spv[] =
 #include "gemm.spv.h"
     ;
+static const uint32_t gemm_coop_spv[] =
+#include "gemm_coop.spv.h"
+    ;
+static const uint32_t gemm_coop_emu_spv[] =
+#include "gemm_coop_emu.spv.h"
+    ;
 static const uint32_t gemv_spv[] =
 #include "gemv.spv.h"
     ;
@@ -104,23 +110,53 @@ pow2_floor(uint32_t v)
     return p;
 }
 
-/* The GEMM's tile for one variant: gate+up (two blocks of sums a thread)
- * takes half the tokens per thread of the others, the same threads. */
+/* The GEMM's tile for one variant: gate+up (two blocks of sums a thread, or
+ * two sets of fragments a subgroup) takes half the tokens of the others, the
+ * same threads. *tn: tokens a thread (gemm.comp) or a subgroup (gemm_coop). */
 static void
 gemm_tile(const HrVkKernelConfig *cfg, bool gate, uint32_t *bn, uint32_t *tn)
 {
+    if (cfg->gemm_coop) {
+        *tn = gate ? cfg->coop_wn / 2 : cfg->coop_wn;
+        *bn = gate ? cfg->gemm_bn / 2 : cfg->gemm_bn;
+        return;
+    }
     *tn = gate && cfg->gemm_tn > 1 ? cfg->gemm_tn / 2 : cfg->gemm_tn;
     *bn = cfg->gemm_bn / cfg->gemm_tn * *tn;
 }
 
-/* Shared bytes the GEMM's larger variant needs: K-major tiles of BK rows,
- * padded by one float (gemm.comp). */
+static uint32_t
+gemm_threads(const HrVkKernelConfig *cfg)
+{
+    if (cfg->gemm_coop)
+        return 32 * (cfg->gemm_bm / cfg->coop_wm) * (cfg->gemm_bn / cfg->coop_wn);
+    return (cfg->gemm_bm / cfg->gemm_tm) * (cfg->gemm_bn / cfg->gemm_tn);
+}
+
+/* gemm_coop.comp's tile divides into subgroup parts and those into
+ * fragments (gate+up's half-width parts too). */
+static bool
+coop_tile_ok(const HrVkKernelConfig *cfg)
+{
+    const uint32_t fm = cfg->coop_fm, fn = cfg->coop_fn, fk = cfg->coop_fk, wm = cfg->coop_wm, wn = cfg->coop_wn;
+    return fm && fn && fk && wm && wn && cfg->gemm_bm % wm == 0 && wm % fm == 0 && cfg->gemm_bn % wn == 0 &&
+           wn % (2 * fn) == 0 && cfg->gemm_bk % fk == 0 && cfg->gemm_bk % 8 == 0 && (fm * fn) % 32 == 0;
+}
+
+/* Shared bytes the GEMM's larger variant needs. gemm.comp: K-major tiles of
+ * BK rows, padded by one float. gemm_coop.comp: FP16 rows of BK + 8 for
+ * the weights (two matrices for gate+up) and the tokens, and a fragment of
+ * FP32 a subgroup for the epilogue. */
 static size_t
 gemm_shared(const HrVkKernelConfig *cfg)
 {
     uint32_t bng, tng;
     gemm_tile(cfg, true, &bng, &tng);
     size_t k = cfg->gemm_bk;
+    if (cfg->gemm_coop) {
+        const size_t frag = (size_t)gemm_threads(cfg) / 32 * cfg->coop_fm * cfg->coop_fn * 4;
+        return MAX(cfg->gemm_bm + cfg->gemm_bn, 2 * cfg->gemm_bm + bng) * (k + 8) * 2 + frag;
+    }
     return MAX(k * (cfg->gemm_bm + 1) + k * (cfg->gemm_bn + 1), 2 * k * (cfg->gemm_bm + 1) + k * (bng + 1)) * 4;
 }
 
@@ -154,6 +190,7 @@ hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig 
      * rows per GEMV workgroup. A CPU implementation (lavapipe) runs a
      * workgroup's subgroups one after another and pays for every barrier,
      * so it gets small workgroups and more rows per group. */
+    memset(cfg, 0, sizeof *cfg);
     bool cpu = caps->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
     uint32_t wg = cpu ? 32 : 128;
     if (caps->subgroup_size > wg && caps->subgroup_size <= 1024)
@@ -218,9 +255,41 @@ hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig 
     }
     while (cfg->gemm_bm > 16 && gemm_shared(cfg) > shared)
         cfg->gemm_bm /= 2;
-    uint32_t threads = (cfg->gemm_bm / cfg->gemm_tm) * (cfg->gemm_bn / cfg->gemm_tn);
-    if (threads > caps->max_workgroup_invocations || gemm_shared(cfg) > shared)
+    if (gemm_threads(cfg) > caps->max_workgroup_invocations || gemm_shared(cfg) > shared)
         cfg->gemm = false;
+    /* Prefill on matrix units (HEARTH_VULKAN_GEMM=coop; opt-in until a GPU
+     * measures it): 128 rows x 64 tokens, 4 subgroups of 64 x 32, K slices
+     * of 32; coop-emu runs the same tiles without the extension (tests).
+     * HEARTH_VULKAN_COOP_TILE=BM,BN,WM,WN overrides the tile (measurements).
+     * Where the device cannot take it the tiles above stay. */
+    const char *gm = g_getenv("HEARTH_VULKAN_GEMM");
+    const HrVkKernelConfig tiled = *cfg;
+    if (gm && strcmp(gm, "coop") == 0 && caps->coop_m && caps->subgroup_size == 32)
+        cfg->gemm_coop = 1;
+    else if (gm && strcmp(gm, "coop-emu") == 0 && caps->shader_float16)
+        cfg->gemm_coop = 2;
+    if (cfg->gemm_coop) {
+        cfg->gemm = true;
+        cfg->gemm_bm = 128;
+        cfg->gemm_bn = 64;
+        cfg->gemm_bk = 32;
+        cfg->coop_wm = 64;
+        cfg->coop_wn = 32;
+        cfg->coop_fm = 16;
+        cfg->coop_fn = cfg->gemm_coop == 1 ? caps->coop_n : 16;
+        cfg->coop_fk = 16;
+        const char *ct = g_getenv("HEARTH_VULKAN_COOP_TILE");
+        unsigned t[4];
+        if (ct && sscanf(ct, "%u,%u,%u,%u", &t[0], &t[1], &t[2], &t[3]) == 4) {
+            cfg->gemm_bm = t[0];
+            cfg->gemm_bn = t[1];
+            cfg->coop_wm = t[2];
+            cfg->coop_wn = t[3];
+        }
+        if (!coop_tile_ok(cfg) || gemm_threads(cfg) > caps->max_workgroup_invocations ||
+            gemm_shared(cfg) > shared)
+            *cfg = tiled;
+    }
 }
 
 const HrVkKernelConfig *
@@ -254,6 +323,16 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
     if (!caps->storage_16bit)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan: %s lacks storageBuffer16BitAccess, which the "
                             "FP16 KV cache needs; use --backend cpu", caps->name);
+    if (cfg->gemm && cfg->gemm_coop &&
+        (cfg->gemm_coop > 2 || !coop_tile_ok(cfg) || gemm_threads(cfg) > caps->max_workgroup_invocations ||
+         !caps->shader_float16 ||
+         (cfg->gemm_coop == 1 && (caps->subgroup_size != 32 || !caps->coop_m || cfg->coop_fm != caps->coop_m ||
+                                  cfg->coop_fn != caps->coop_n || cfg->coop_fk != caps->coop_k))))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan GEMM on matrix units: a %ux%u tile of %ux%u parts "
+                            "in %ux%ux%u fragments is not one %s takes (cooperative matrix %ux%ux%u, subgroup %u, "
+                            "at most %u threads)", cfg->gemm_bm, cfg->gemm_bn, cfg->coop_wm, cfg->coop_wn,
+                            cfg->coop_fm, cfg->coop_fn, cfg->coop_fk, caps->name, caps->coop_m, caps->coop_n,
+                            caps->coop_k, caps->subgroup_size, caps->max_workgroup_invocations);
     if (cfg->gemm && gemm_shared(cfg) > shared_bytes(caps))
         return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan GEMM: a %ux%u tile with K slices of %u needs %zu bytes "
                             "of shared memory; %s has %u", cfg->gemm_bm, cfg->gemm_bn, cfg->gemm_bk,
@@ -326,11 +405,21 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
                                 cfg->subgroup ? sizeof gemv_sg_wide_spv : sizeof gemv_wide_spv, 7, 15 * 4, spec, 5,
                                 &k->pipes[HR_VK_K_GEMV_WIDE + gate], err);
     }
-    for (uint32_t v = 0; st == HR_OK && cfg->gemm && v < 6; v++) {
-        uint32_t threads = (cfg->gemm_bm / cfg->gemm_tm) * (cfg->gemm_bn / cfg->gemm_tn), bn, tn;
+    for (uint32_t v = 0; st == HR_OK && cfg->gemm && !cfg->gemm_coop && v < 6; v++) {
+        uint32_t bn, tn;
         gemm_tile(cfg, v & 1, &bn, &tn);
-        uint32_t spec[8] = { threads, cfg->gemm_bm, bn, cfg->gemm_bk, cfg->gemm_tm, tn, v >> 1, v & 1 };
+        uint32_t spec[8] = { gemm_threads(cfg), cfg->gemm_bm, bn, cfg->gemm_bk, cfg->gemm_tm, tn, v >> 1, v & 1 };
         st = hr_vk_pipeline_new(ctx, gemm_spv, sizeof gemm_spv, 7, 15 * 4, spec, 8, &k->pipes[HR_VK_K_GEMM + v], err);
+    }
+    for (uint32_t v = 0; st == HR_OK && cfg->gemm && cfg->gemm_coop && v < 6; v++) {
+        uint32_t bn, wn;
+        gemm_tile(cfg, v & 1, &bn, &wn);
+        uint32_t spec[11] = { gemm_threads(cfg), cfg->gemm_bm, bn, cfg->gemm_bk, cfg->coop_wm, wn, v >> 1, v & 1,
+                              cfg->coop_fm, cfg->coop_fn, cfg->coop_fk };
+        const bool real = cfg->gemm_coop == 1;
+        st = hr_vk_pipeline_new(ctx, real ? gemm_coop_spv : gemm_coop_emu_spv,
+                                real ? sizeof gemm_coop_spv : sizeof gemm_coop_emu_spv, 7, 15 * 4, spec, 11,
+                                &k->pipes[HR_VK_K_GEMM + v], err);
     }
     if (st != HR_OK) {
         hr_vk_kernels_free(k);

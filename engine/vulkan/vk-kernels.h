@@ -74,6 +74,12 @@ typedef struct {
     uint32_t gemv_nt;       /* tokens per GEMV workgroup in prefill (when !gemm) */
     bool gemm;              /* prefill linears through the tiled GEMM (gemm.comp) */
     uint32_t gemm_bm, gemm_bn, gemm_bk, gemm_tm, gemm_tn;   /* tile, K slice, per-thread block */
+    uint32_t gemm_coop;     /* 0: gemm.comp. 1: gemm_coop.comp on VK_NV_cooperative_matrix's matrix units
+                               (HEARTH_VULKAN_GEMM=coop; opt-in until measured on a GPU); 2: the same tiles
+                               with the fragments' work done by hand (HEARTH_VULKAN_GEMM=coop-emu: lavapipe
+                               tests). The tile is gemm_bm x gemm_bn, K slices gemm_bk (gemm_tm/tn unused) */
+    uint32_t coop_wm, coop_wn;              /* rows x tokens a subgroup of 32 computes */
+    uint32_t coop_fm, coop_fn, coop_fk;     /* fragment shape (the device's: 16x16x16 or 16x8x16) */
     uint32_t attn_split;    /* keys per attention workgroup (flash-decoding split) */
     uint32_t attn_qt;       /* query tokens per attention workgroup in prefill */
     uint32_t max_hd;        /* largest head_dim the attention kernel takes */

@@ -7,13 +7,16 @@
 #   device run:  command "bash tests/bench/vulkan-optin-ab.sh"   carry [".gpu"]   timeout_s 480
 #
 # 1. correctness: test-vulkan-kernels (its gpu-like config runs the prefill attention tiles and the
-#    128 x 64 GEMM tile), test-vulkan-model with HEARTH_VULKAN_ATTN=tile (greedy ids against the CPU);
-# 2. kernel level: the prefill GEMM (--gemm, 512 tokens) with the default tile against the tile of
-#    before (HEARTH_VULKAN_GEMM_TILE=64,32,32,4,4, on today's shader), TFLOP/s beside the FP32 peak;
-#    the decode GEMV default against HEARTH_VULKAN_GEMV=wide;
-# 3. model level, alternated A B A B: prefill of 512 and 4,096 tokens with the defaults against
-#    HEARTH_VULKAN_ATTN=tile, and decode against HEARTH_VULKAN_GEMV=wide, on the Llama-2-7B and
-#    Llama-3-8B AWQ shapes.
+#    128 x 64 GEMM tile; its coop config the GEMM on matrix units, VK_NV_cooperative_matrix, where
+#    the device has it), test-vulkan-model with HEARTH_VULKAN_ATTN=tile and with
+#    HEARTH_VULKAN_GEMM=coop (greedy ids against the CPU);
+# 2. kernel level: the prefill GEMM (--gemm, 512 tokens) with the default tile, the tile of before
+#    (HEARTH_VULKAN_GEMM_TILE=64,32,32,4,4, on today's shader), and on matrix units
+#    (HEARTH_VULKAN_GEMM=coop, two tiles), TFLOP/s beside the FP32 peak; the decode GEMV default
+#    against HEARTH_VULKAN_GEMV=wide;
+# 3. model level, alternated A B C A B C: prefill of 512 and 4,096 tokens and decode with the
+#    defaults (A) against HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=wide (B) and against
+#    HEARTH_VULKAN_GEMM=coop (C), on the Llama-2-7B and Llama-3-8B AWQ shapes.
 # Everything lands in $OUT/vulkan-optin.txt (and the unpacking's $OUT/summary.txt).
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
@@ -36,14 +39,22 @@ MK=$!
 
 timeout 150 $H/test-vulkan-kernels > $OUT/vk-kernels.log 2>&1
 say "test-vulkan-kernels exit $? ($(grep -c 'check failed' $OUT/vk-kernels.log) failed checks)"
-grep -E "^config|^device" $OUT/vk-kernels.log | tee -a $R
-HEARTH_VULKAN_ATTN=tile timeout 150 $H/test-vulkan-model > $OUT/vk-model-tile.log 2>&1
-say "test-vulkan-model HEARTH_VULKAN_ATTN=tile exit $? ($(grep -c 'greedy ids equal' $OUT/vk-model-tile.log) rows)"
-tail -4 $OUT/vk-model-tile.log | tee -a $R
+grep -E "^config|^device|matrix|  config" $OUT/vk-kernels.log | tee -a $R
+grep -E "/coop" $OUT/vk-kernels.log | tee -a $R
+for e in HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMM=coop; do
+  env $e timeout 150 $H/test-vulkan-model > $OUT/vk-model-$e.log 2>&1
+  say "test-vulkan-model $e exit $? ($(grep -c 'greedy ids equal' $OUT/vk-model-$e.log) rows)"
+  tail -4 $OUT/vk-model-$e.log | tee -a $R
+done
 
 say "== the prefill GEMM alone, 512 tokens: default tile, then the tile of before"
-for tile in "" 64,32,32,4,4; do
-  HEARTH_VULKAN_GEMM_TILE=$tile timeout 90 $H/hearth-cli bench --backend vulkan --tokens 512 \
+for tile in "" 64,32,32,4,4 coop coop:64,64,32,32; do
+  case $tile in
+    coop) E="HEARTH_VULKAN_GEMM=coop" ;;
+    coop:*) E="HEARTH_VULKAN_GEMM=coop HEARTH_VULKAN_COOP_TILE=${tile#coop:}" ;;
+    *) E="HEARTH_VULKAN_GEMM_TILE=$tile" ;;
+  esac
+  env $E timeout 90 $H/hearth-cli bench --backend vulkan --tokens 512 \
     --gemm 4096x4096,11008x4096,4096x11008,14336x4096 2>&1 | grep -E "^(peak|gemm)" | sed "s/^/[tile ${tile:-default}] /" | tee -a $R
 done
 say "== the decode GEMV alone: default, then HEARTH_VULKAN_GEMV=wide"
@@ -57,9 +68,13 @@ say "== models, alternated (A = defaults)"
 for m in llama-2-7b llama-3-8b; do
   [ -d /tmp/m-$m ] || { say "no model $m"; continue; }
   for round in 1 2; do
-    for side in A B; do
+    for side in A B C; do
       [ $(left) -lt 40 ] && { say "out of time"; break 3; }
-      if [ $side = A ]; then E=""; else E="HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=wide"; fi
+      case $side in
+        A) E="" ;;
+        B) E="HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=wide" ;;
+        C) E="HEARTH_VULKAN_GEMM=coop" ;;
+      esac
       for p in 512 4096; do
         r=$(env $E timeout 120 $H/hearth-cli bench -m /tmp/m-$m --backend vulkan -p $p -n 32 --reps 1 \
             --ctx $((p + 64)) 2>&1 | grep -E "^(prefill|decode)" | sed 's/ median.*first token/, ttft/' | tr '\n' ' ')

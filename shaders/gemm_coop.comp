@@ -1,0 +1,235 @@
+#version 450
+// gemm_coop.comp — prefill on matrix units: out[t, R] (+)= W[R, :] . x[t, :]
+// with VK_NV_cooperative_matrix (FP16 operands, FP32 sums), the operation of
+// gemm.comp. A workgroup owns a BM-row x BN-token tile and NW subgroups of 32,
+// each a WM x WN part of it: (WM/FM) x (WN/FN) accumulator fragments of
+// FM x FN (the fragment shape the device reports, 16x16x16 or 16x8x16). Per
+// BK-wide slice of K the workgroup dequantizes BM x BK weights to FP16 in
+// shared memory (row-major, rows padded to 16-byte multiples: every fragment
+// load starts on a 16-byte boundary) and the BN x BK activations beside them
+// (token-major, read as the column-major K x N operand), then each subgroup
+// runs its fragments' multiply-adds. The epilogue goes through shared memory
+// one fragment per subgroup at a time, so every thread applies gemm.comp's
+// epilogues (SiLU*mul of gate+up, bias, residual, lm_head rows from
+// logit_first) to any element.
+//
+// Built twice: EMU=0 with the extension, EMU=1 without it, where each group
+// of 32 threads does a fragment's work by hand (lane l holds elements l,
+// l + 32, .. of a fragment, row-major; the products of FP16 values are exact
+// in FP32, as on the matrix units): the same tiles, loads and epilogue, so
+// lavapipe tests everything but the three cooperative-matrix calls.
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#if !EMU
+#extension GL_NV_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_KHR_shader_subgroup_basic : require
+#endif
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 128;    // 32 * (BM/WM) * (BN/WN)
+layout(constant_id = 1) const uint BM = 128;    // rows per tile
+layout(constant_id = 2) const uint BN = 64;     // tokens per tile
+layout(constant_id = 3) const uint BK = 32;     // K slice (a multiple of FK and of 8)
+layout(constant_id = 4) const uint WM = 64;     // rows per subgroup
+layout(constant_id = 5) const uint WN = 32;     // tokens per subgroup
+layout(constant_id = 6) const uint QUANT = 1;   // 0: FP16, 1: 4-bit, 2: int8
+layout(constant_id = 7) const uint GATE = 0;
+layout(constant_id = 8) const uint FM = 16;     // fragment rows
+layout(constant_id = 9) const uint FN = 16;     // fragment tokens
+layout(constant_id = 10) const uint FK = 16;    // fragment depth
+
+const uint NMAT = GATE + 1u;
+const uint LDA = BK + 8u;                       // halves a shared row: 16-byte multiple, rows offset in banks
+const uint NWM = BM / WM;                       // subgroups along the rows
+const uint NW = NWM * (BN / WN);
+const uint FRM = WM / FM, FRN = WN / FN;        // fragments a subgroup, each way
+const uint NF = FRM * FRN;
+const uint FE = FM * FN;                        // elements a fragment
+
+#include "params.glsl"
+
+layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 1) buffer O { float o[]; };
+layout(std430, set = 0, binding = 2) readonly buffer W0 { uint w0[]; };
+layout(std430, set = 0, binding = 3) readonly buffer W1 { uint w1[]; };
+layout(std430, set = 0, binding = 4) readonly buffer W2 { uint w2[]; };
+layout(std430, set = 0, binding = 5) readonly buffer B { float bias[]; };
+layout(std430, set = 0, binding = 6) readonly buffer P { HrStepParams prm; };
+
+layout(push_constant) uniform Push {
+    uint n0, n1, n2;
+    uint k;
+    uint kw;
+    uint ng, gsize;
+    uint soff0, soff1, soff2;
+    uint x_stride, o_stride;
+    uint flags;                 // 1: residual, 2: bias, 4: tokens from prm.logit_first, written from output row 0
+    uint obase;
+    uint sfmt;                  // scale table format (QUANT), weights.glsl
+} pc;
+
+shared float16_t ws[NMAT * BM * LDA];
+shared float16_t xs[BN * LDA];
+shared float cs[NW * FE];
+
+uint wload(uint m, uint i)
+{
+    if (m == 0u)
+        return w0[i];
+    if (m == 1u)
+        return w1[i];
+    return w2[i];
+}
+
+#include "weights.glsl"
+
+#if EMU
+const uint EPL = FE / 32u;                      // elements a lane holds
+#define ACC_ELEMS (NMAT * NF * EPL)
+#define UNROLL                                  // plain loops: lavapipe compiles the unrolled ones for minutes
+#else
+#define UNROLL [[unroll]]                       // fragments in registers
+#endif
+
+void main()
+{
+    const uint tid = gl_LocalInvocationID.x;
+    const uint b = gl_WorkGroupID.x;
+    const uint b0 = (pc.n0 + BM - 1u) / BM, b1 = (pc.n1 + BM - 1u) / BM;
+    uint mat, r0, nrows, obase;
+    if (b < b0) {
+        mat = 0u; r0 = b * BM; nrows = pc.n0; obase = 0u;
+    } else if (b < b0 + b1) {
+        mat = 1u; r0 = (b - b0) * BM; nrows = pc.n1; obase = pc.n0;
+    } else {
+        mat = 2u; r0 = (b - b0 - b1) * BM; nrows = pc.n2; obase = pc.n0 + pc.n1;
+    }
+    const uint n_tok = prm.n_tokens;
+    const uint tbase = (pc.flags & 4u) != 0u ? prm.logit_first : 0u;
+    const uint t0 = tbase + gl_WorkGroupID.y * BN;
+    if (t0 >= n_tok)
+        return;
+
+#if EMU
+    const uint warp = tid / 32u, lane = tid % 32u;
+    float acc[ACC_ELEMS];
+    UNROLL for (uint i = 0u; i < ACC_ELEMS; i++)
+        acc[i] = 0.0;
+#else
+    const uint warp = gl_SubgroupID;
+    fcoopmatNV<32, gl_ScopeSubgroup, FM, FN> acc[NMAT * NF];
+    UNROLL for (uint i = 0u; i < NMAT * NF; i++)
+        acc[i] = fcoopmatNV<32, gl_ScopeSubgroup, FM, FN>(0.0);
+#endif
+    const uint wm0 = (warp % NWM) * WM, wn0 = (warp / NWM) * WN;
+    const uint units = (pc.k + 7u) / 8u;        // 8-input units a row (FP16 rows are padded to them too)
+
+    for (uint kb = 0u; kb < pc.k; kb += BK) {
+        // Weights: BM x BK to FP16 (s * q + b in FP32, then rounded).
+        for (uint g = 0u; g < NMAT; g++) {
+            const uint m = GATE == 1u ? g : mat;
+            const uint soff = m == 0u ? pc.soff0 : (m == 1u ? pc.soff1 : pc.soff2);
+            for (uint idx = tid; idx < BM * (BK / 8u); idx += WG) {
+                const uint r = idx / (BK / 8u), u = idx % (BK / 8u);
+                const uint row = r0 + r, unit = kb / 8u + u;
+                vec4 qa = vec4(0.0), qb = vec4(0.0);
+                if (row < nrows && unit < units) {
+                    if (QUANT != 0u) {
+                        const vec2 sb = wscale(m, soff, row * pc.ng + (pc.ng == 1u ? 0u : unit * 8u / pc.gsize),
+                                               pc.sfmt);
+                        wunit(m, row * pc.kw, unit, QUANT, qa, qb);
+                        qa = sb.x * qa + sb.y;
+                        qb = sb.x * qb + sb.y;
+                    } else {
+                        const uint wi = row * pc.kw + unit * 4u;
+                        qa = vec4(unpackHalf2x16(wload(m, wi)), unpackHalf2x16(wload(m, wi + 1u)));
+                        qb = vec4(unpackHalf2x16(wload(m, wi + 2u)), unpackHalf2x16(wload(m, wi + 3u)));
+                    }
+                }
+                const uint o = (g * BM + r) * LDA + u * 8u;
+                [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                    ws[o + i] = float16_t(qa[i]);
+                    ws[o + 4u + i] = float16_t(qb[i]);
+                }
+            }
+        }
+        // Activations: BN x BK (tokens past the step repeat its last one;
+        // their outputs are not written).
+        for (uint idx = tid; idx < BN * BK; idx += WG) {
+            const uint tt = idx / BK, kk = idx % BK;
+            const uint kg = kb + kk;
+            const uint row = min(t0 + tt, n_tok - 1u);
+            xs[tt * LDA + kk] = float16_t(kg < pc.k ? x[row * pc.x_stride + kg] : 0.0);
+        }
+        barrier();
+        UNROLL for (uint kk = 0u; kk < BK; kk += FK) {
+#if EMU
+            UNROLL for (uint g = 0u; g < NMAT; g++) {
+                UNROLL for (uint f = 0u; f < NF; f++) {
+                    const uint abase = (g * BM + wm0 + (f / FRN) * FM) * LDA + kk;
+                    const uint bbase = (wn0 + (f % FRN) * FN) * LDA + kk;
+                    UNROLL for (uint e = 0u; e < EPL; e++) {
+                        const uint p = lane + 32u * e, i = p / FN, j = p % FN;
+                        float s = 0.0;
+                        for (uint q = 0u; q < FK; q++)
+                            s += float(ws[abase + i * LDA + q]) * float(xs[bbase + j * LDA + q]);
+                        acc[(g * NF + f) * EPL + e] += s;
+                    }
+                }
+            }
+#else
+            fcoopmatNV<16, gl_ScopeSubgroup, FK, FN> bm[FRN];
+            UNROLL for (uint fn = 0u; fn < FRN; fn++)
+                coopMatLoadNV(bm[fn], xs, (wn0 + fn * FN) * LDA + kk, LDA, true);   // K x N, column-major
+            UNROLL for (uint g = 0u; g < NMAT; g++) {
+                UNROLL for (uint fm = 0u; fm < FRM; fm++) {
+                    fcoopmatNV<16, gl_ScopeSubgroup, FM, FK> am;
+                    coopMatLoadNV(am, ws, (g * BM + wm0 + fm * FM) * LDA + kk, LDA, false);
+                    UNROLL for (uint fn = 0u; fn < FRN; fn++)
+                        acc[g * NF + fm * FRN + fn] = coopMatMulAddNV(am, bm[fn], acc[g * NF + fm * FRN + fn]);
+                }
+            }
+#endif
+        }
+        barrier();
+    }
+
+    // Epilogue, one fragment a subgroup at a time through cs (row-major).
+    UNROLL for (uint f = 0u; f < NF; f++) {
+#if EMU
+        UNROLL for (uint e = 0u; e < EPL; e++) {
+            float v = acc[f * EPL + e];
+            if (GATE == 1u)
+                v = v / (1.0 + exp(-v)) * acc[(NF + f) * EPL + e];
+            cs[warp * FE + lane + 32u * e] = v;
+        }
+#else
+        fcoopmatNV<32, gl_ScopeSubgroup, FM, FN> r = acc[f];
+        if (GATE == 1u) {
+            for (int i = 0; i < r.length(); i++)
+                r[i] = r[i] / (1.0 + exp(-r[i])) * acc[NF + f][i];
+        }
+        coopMatStoreNV(r, cs, warp * FE, FN, false);
+#endif
+        barrier();
+        for (uint idx = tid; idx < NW * FE; idx += WG) {
+            const uint w = idx / FE, e = idx % FE;
+            const uint row = r0 + (w % NWM) * WM + (f / FRN) * FM + e / FN;
+            const uint tt = t0 + (w / NWM) * WN + (f % FRN) * FN + e % FN;
+            if (row >= nrows || tt >= n_tok)
+                continue;
+            const uint R = pc.obase + obase + row;
+            float val = cs[idx];
+            if ((pc.flags & 2u) != 0u)
+                val += bias[R];
+            const uint oi = (tt - tbase) * pc.o_stride + R;   // lm_head: token logit_first + i to output row i
+            if ((pc.flags & 1u) != 0u)
+                o[oi] += val;
+            else
+                o[oi] = val;
+        }
+        barrier();
+    }
+}
