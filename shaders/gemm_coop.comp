@@ -8,7 +8,10 @@
 // shared memory (row-major, rows padded to 16-byte multiples: every fragment
 // load starts on a 16-byte boundary) and the BN x BK activations beside them
 // (token-major, read as the column-major K x N operand), then each subgroup
-// runs its fragments' multiply-adds. The epilogue goes through shared memory
+// runs its fragments' multiply-adds. With PREFETCH the next slice's global
+// loads (weight words as stored, FP32 activations) are issued into registers
+// before this slice's multiply-adds and land in shared memory after them,
+// so their latency hides behind the matrix units. The epilogue goes through shared memory
 // one fragment per subgroup at a time, so every thread applies gemm.comp's
 // epilogues (SiLU*mul of gate+up, bias, residual, lm_head rows from
 // logit_first) to any element.
@@ -39,6 +42,7 @@ layout(constant_id = 7) const uint GATE = 0;
 layout(constant_id = 8) const uint FM = 16;     // fragment rows
 layout(constant_id = 9) const uint FN = 16;     // fragment tokens
 layout(constant_id = 10) const uint FK = 16;    // fragment depth
+layout(constant_id = 11) const uint PREFETCH = 1; // 1: the next slice's loads in flight during the MMAs
 
 const uint NMAT = GATE + 1u;
 const uint LDA = BK + 8u;                       // halves a shared row: 16-byte multiple, rows offset in banks
@@ -47,6 +51,9 @@ const uint NW = NWM * (BN / WN);
 const uint FRM = WM / FM, FRN = WN / FN;        // fragments a subgroup, each way
 const uint NF = FRM * FRN;
 const uint FE = FM * FN;                        // elements a fragment
+const uint WPU = QUANT == 1u ? 1u : (QUANT == 2u ? 2u : 4u);   // weight words an 8-input unit
+const uint UT = (BM * (BK / 8u) + WG - 1u) / WG;               // weight units a thread loads, per matrix
+const uint XT = (BN * BK + WG - 1u) / WG;                      // activations a thread loads
 
 #include "params.glsl"
 
@@ -93,12 +100,86 @@ const uint EPL = FE / 32u;                      // elements a lane holds
 #define UNROLL [[unroll]]                       // fragments in registers
 #endif
 
+// This workgroup's matrix, rows and tokens (main), and one slice's loads
+// held in registers between fetch() and put().
+uint tid, mat, r0, nrows, t0, n_tok, units;
+uint rw[NMAT * UT * 4u];
+float rx[XT];
+
+// The global loads of the slice at kb: the weight words as stored, the
+// activations as FP32 (tokens past the step repeat its last one; their
+// outputs are not written).
+void fetch(uint kb)
+{
+    UNROLL for (uint g = 0u; g < NMAT; g++) {
+        const uint m = GATE == 1u ? g : mat;
+        UNROLL for (uint i = 0u; i < UT; i++) {
+            const uint idx = tid + i * WG;
+            const uint r = idx / (BK / 8u), u = idx % (BK / 8u);
+            const uint row = r0 + r, unit = kb / 8u + u;
+            UNROLL for (uint w = 0u; w < WPU; w++) {
+                uint v = 0u;
+                if (idx < BM * (BK / 8u) && row < nrows && unit < units)
+                    v = wload(m, row * pc.kw + unit * WPU + w);
+                rw[(g * UT + i) * 4u + w] = v;
+            }
+        }
+    }
+    UNROLL for (uint i = 0u; i < XT; i++) {
+        const uint idx = tid + i * WG;
+        const uint tt = idx / BK, kg = kb + idx % BK;
+        float v = 0.0;
+        if (idx < BN * BK && kg < pc.k)
+            v = x[min(t0 + tt, n_tok - 1u) * pc.x_stride + kg];
+        rx[i] = v;
+    }
+}
+
+// The fetched slice into shared memory: weights dequantized to FP16 (s * q
+// + b in FP32, then rounded), activations rounded to FP16.
+void put(uint kb)
+{
+    UNROLL for (uint g = 0u; g < NMAT; g++) {
+        const uint m = GATE == 1u ? g : mat;
+        const uint soff = m == 0u ? pc.soff0 : (m == 1u ? pc.soff1 : pc.soff2);
+        UNROLL for (uint i = 0u; i < UT; i++) {
+            const uint idx = tid + i * WG;
+            if (idx >= BM * (BK / 8u))
+                continue;
+            const uint r = idx / (BK / 8u), u = idx % (BK / 8u);
+            const uint row = r0 + r, unit = kb / 8u + u, rb = (g * UT + i) * 4u;
+            vec4 qa = vec4(0.0), qb = vec4(0.0);
+            if (row < nrows && unit < units) {
+                if (QUANT != 0u) {
+                    const vec2 sb = wscale(m, soff, row * pc.ng + (pc.ng == 1u ? 0u : unit * 8u / pc.gsize), pc.sfmt);
+                    wdecode(QUANT, rw[rb], rw[rb + 1u], qa, qb);
+                    qa = sb.x * qa + sb.y;
+                    qb = sb.x * qb + sb.y;
+                } else {
+                    qa = vec4(unpackHalf2x16(rw[rb]), unpackHalf2x16(rw[rb + 1u]));
+                    qb = vec4(unpackHalf2x16(rw[rb + 2u]), unpackHalf2x16(rw[rb + 3u]));
+                }
+            }
+            const uint o = (g * BM + r) * LDA + u * 8u;
+            [[unroll]] for (uint j = 0u; j < 4u; j++) {
+                ws[o + j] = float16_t(qa[j]);
+                ws[o + 4u + j] = float16_t(qb[j]);
+            }
+        }
+    }
+    UNROLL for (uint i = 0u; i < XT; i++) {
+        const uint idx = tid + i * WG;
+        if (idx < BN * BK)
+            xs[(idx / BK) * LDA + idx % BK] = float16_t(rx[i]);
+    }
+}
+
 void main()
 {
-    const uint tid = gl_LocalInvocationID.x;
+    tid = gl_LocalInvocationID.x;
     const uint b = gl_WorkGroupID.x;
     const uint b0 = (pc.n0 + BM - 1u) / BM, b1 = (pc.n1 + BM - 1u) / BM;
-    uint mat, r0, nrows, obase;
+    uint obase;
     if (b < b0) {
         mat = 0u; r0 = b * BM; nrows = pc.n0; obase = 0u;
     } else if (b < b0 + b1) {
@@ -106,11 +187,12 @@ void main()
     } else {
         mat = 2u; r0 = (b - b0 - b1) * BM; nrows = pc.n2; obase = pc.n0 + pc.n1;
     }
-    const uint n_tok = prm.n_tokens;
+    n_tok = prm.n_tokens;
     const uint tbase = (pc.flags & 4u) != 0u ? prm.logit_first : 0u;
-    const uint t0 = tbase + gl_WorkGroupID.y * BN;
+    t0 = tbase + gl_WorkGroupID.y * BN;
     if (t0 >= n_tok)
         return;
+    units = (pc.k + 7u) / 8u;                   // 8-input units a row (FP16 rows are padded to them too)
 
 #if EMU
     const uint warp = tid / 32u, lane = tid % 32u;
@@ -124,46 +206,17 @@ void main()
         acc[i] = fcoopmatNV<32, gl_ScopeSubgroup, FM, FN>(0.0);
 #endif
     const uint wm0 = (warp % NWM) * WM, wn0 = (warp / NWM) * WN;
-    const uint units = (pc.k + 7u) / 8u;        // 8-input units a row (FP16 rows are padded to them too)
 
+    if (PREFETCH == 1u)
+        fetch(0u);
     for (uint kb = 0u; kb < pc.k; kb += BK) {
-        // Weights: BM x BK to FP16 (s * q + b in FP32, then rounded).
-        for (uint g = 0u; g < NMAT; g++) {
-            const uint m = GATE == 1u ? g : mat;
-            const uint soff = m == 0u ? pc.soff0 : (m == 1u ? pc.soff1 : pc.soff2);
-            for (uint idx = tid; idx < BM * (BK / 8u); idx += WG) {
-                const uint r = idx / (BK / 8u), u = idx % (BK / 8u);
-                const uint row = r0 + r, unit = kb / 8u + u;
-                vec4 qa = vec4(0.0), qb = vec4(0.0);
-                if (row < nrows && unit < units) {
-                    if (QUANT != 0u) {
-                        const vec2 sb = wscale(m, soff, row * pc.ng + (pc.ng == 1u ? 0u : unit * 8u / pc.gsize),
-                                               pc.sfmt);
-                        wunit(m, row * pc.kw, unit, QUANT, qa, qb);
-                        qa = sb.x * qa + sb.y;
-                        qb = sb.x * qb + sb.y;
-                    } else {
-                        const uint wi = row * pc.kw + unit * 4u;
-                        qa = vec4(unpackHalf2x16(wload(m, wi)), unpackHalf2x16(wload(m, wi + 1u)));
-                        qb = vec4(unpackHalf2x16(wload(m, wi + 2u)), unpackHalf2x16(wload(m, wi + 3u)));
-                    }
-                }
-                const uint o = (g * BM + r) * LDA + u * 8u;
-                [[unroll]] for (uint i = 0u; i < 4u; i++) {
-                    ws[o + i] = float16_t(qa[i]);
-                    ws[o + 4u + i] = float16_t(qb[i]);
-                }
-            }
-        }
-        // Activations: BN x BK (tokens past the step repeat its last one;
-        // their outputs are not written).
-        for (uint idx = tid; idx < BN * BK; idx += WG) {
-            const uint tt = idx / BK, kk = idx % BK;
-            const uint kg = kb + kk;
-            const uint row = min(t0 + tt, n_tok - 1u);
-            xs[tt * LDA + kk] = float16_t(kg < pc.k ? x[row * pc.x_stride + kg] : 0.0);
-        }
+        if (PREFETCH == 0u)
+            fetch(kb);
+        barrier();                              // the last slice's fragments are loaded
+        put(kb);
         barrier();
+        if (PREFETCH == 1u && kb + BK < pc.k)
+            fetch(kb + BK);                     // in flight during this slice's multiply-adds
         UNROLL for (uint kk = 0u; kk < BK; kk += FK) {
 #if EMU
             UNROLL for (uint g = 0u; g < NMAT; g++) {
@@ -193,7 +246,6 @@ void main()
             }
 #endif
         }
-        barrier();
     }
 
     // Epilogue, one fragment a subgroup at a time through cs (row-major).

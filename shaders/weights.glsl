@@ -24,17 +24,25 @@ vec2 wscale(uint m, uint soff, uint e, uint sfmt)
     return vec2(h.x, sfmt == 1u ? h.y : -h.x * float(w >> 16));   // OFF16 | ZERO
 }
 
-// The 8 values of unit u (inputs 8u..8u+7) of the row starting at word rb:
-// kind 1 (4-bit) one word of nibbles, kind 2 (int8) two words of bytes.
-void wunit(uint m, uint rb, uint u, uint kind, out vec4 qa, out vec4 qb)
+// The 8 values of a unit from its words: kind 1 (4-bit) one word of
+// nibbles (wa), kind 2 (int8) two words of bytes (wa, wb).
+void wdecode(uint kind, uint wa, uint wb, out vec4 qa, out vec4 qb)
 {
     if (kind == 1u) {
-        const uint w = wload(m, rb + u);
-        qa = vec4(uvec4(w, w >> 4, w >> 8, w >> 12) & 15u);
-        qb = vec4(uvec4(w >> 16, w >> 20, w >> 24, w >> 28) & 15u);
+        qa = vec4(uvec4(wa, wa >> 4, wa >> 8, wa >> 12) & 15u);
+        qb = vec4(uvec4(wa >> 16, wa >> 20, wa >> 24, wa >> 28) & 15u);
     } else {
         const ivec4 sh = ivec4(24, 16, 8, 0);
-        qa = vec4((ivec4(int(wload(m, rb + 2u * u))) << sh) >> 24);
-        qb = vec4((ivec4(int(wload(m, rb + 2u * u + 1u))) << sh) >> 24);
+        qa = vec4((ivec4(int(wa)) << sh) >> 24);
+        qb = vec4((ivec4(int(wb)) << sh) >> 24);
     }
+}
+
+// The 8 values of unit u (inputs 8u..8u+7) of the row starting at word rb.
+void wunit(uint m, uint rb, uint u, uint kind, out vec4 qa, out vec4 qb)
+{
+    if (kind == 1u)
+        wdecode(kind, wload(m, rb + u), 0u, qa, qb);
+    else
+        wdecode(kind, wload(m, rb + 2u * u), wload(m, rb + 2u * u + 1u), qa, qb);
 }

@@ -59,8 +59,15 @@ check_adaptive(void)
     }
     for (int i = 0; i < n; i++)
         HR_CHECK(atomic_load(&hits[i]) == jobs, "index %d hit %d times in %d jobs", i, atomic_load(&hits[i]), jobs);
-    HR_CHECK(hr_pool_size(pool) < 3, "a thread falling behind in every job: still %d threads after %d jobs",
-             hr_pool_size(pool), jobs);
+    /* On a loaded machine (CI runs two sanitized tests on two cores) the
+     * workers may get no core in time to claim a single chunk: then the
+     * caller did every job alone and nothing fell behind to be dropped. */
+    if (atomic_load(&seen.by_thread[1]) == 0)
+        printf("slow thread: thread 1 never got a chunk in %d jobs (no core for it in time): nothing fell behind\n",
+               jobs);
+    else
+        HR_CHECK(hr_pool_size(pool) < 3, "a thread falling behind in every job: still %d threads after %d jobs",
+                 hr_pool_size(pool), jobs);
     HR_CHECK(hr_pool_threads(pool) == 3, "threads created %d", hr_pool_threads(pool));
     HR_CHECK(atomic_load(&seen.by_thread[0]) > atomic_load(&seen.by_thread[1]),
              "the caller took %d chunks, the slow thread %d", atomic_load(&seen.by_thread[0]),

@@ -1188,6 +1188,7 @@ main(void)
     g_free(gemm_env);
     coop_emu8 = coop_emu;
     coop_emu8.coop_fn = 8;
+    coop_emu8.coop_prefetch = false;   /* each slice loaded just before its use */
     HR_CHECK(coop_emu.gemm_coop == 2 || !caps->shader_float16, "coop-emu not configured on a device with shaderFloat16");
     if (coop_real.gemm_coop != 1)
         printf("  no VK_NV_cooperative_matrix FP16 fragments with subgroups of 32: the real matrix-unit GEMM is not run\n");
@@ -1218,8 +1219,9 @@ main(void)
                "tile, K slice %u, %ux%u per thread)\n", cfg_label, kc->wg, kc->gemv_rows, kc->gemv_nt, kc->attn_split, kc->attn_qt, kc->attn_bq,
                kc->subgroup, kc->fp16_math, kc->gemv_wide, kc->gemm, kc->gemm_bm, kc->gemm_bn, kc->gemm_bk, kc->gemm_tm, kc->gemm_tn);
         if (kc->gemm_coop)
-            printf("  matrix units%s: subgroup parts %ux%u, fragments %ux%ux%u\n", kc->gemm_coop == 2 ? " (emulated)" : "",
-                   kc->coop_wm, kc->coop_wn, kc->coop_fm, kc->coop_fn, kc->coop_fk);
+            printf("  matrix units%s: subgroup parts %ux%u, fragments %ux%ux%u, prefetch %d\n",
+                   kc->gemm_coop == 2 ? " (emulated)" : "", kc->coop_wm, kc->coop_wn, kc->coop_fm, kc->coop_fn,
+                   kc->coop_fk, kc->coop_prefetch);
         HrError err = { 0 };
         if (hr_vk_kernels_new(ctx, cfgs[i].cfg, &kern, &err) != HR_OK) {
             HR_CHECK(false, "kernels: %s", err.message);

@@ -278,6 +278,8 @@ hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig 
         cfg->coop_fm = 16;
         cfg->coop_fn = cfg->gemm_coop == 1 ? caps->coop_n : 16;
         cfg->coop_fk = 16;
+        const char *pf = g_getenv("HEARTH_VULKAN_COOP_PREFETCH");
+        cfg->coop_prefetch = !(pf && pf[0] == '0');
         const char *ct = g_getenv("HEARTH_VULKAN_COOP_TILE");
         unsigned t[4];
         if (ct && sscanf(ct, "%u,%u,%u,%u", &t[0], &t[1], &t[2], &t[3]) == 4) {
@@ -414,11 +416,11 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
     for (uint32_t v = 0; st == HR_OK && cfg->gemm && cfg->gemm_coop && v < 6; v++) {
         uint32_t bn, wn;
         gemm_tile(cfg, v & 1, &bn, &wn);
-        uint32_t spec[11] = { gemm_threads(cfg), cfg->gemm_bm, bn, cfg->gemm_bk, cfg->coop_wm, wn, v >> 1, v & 1,
-                              cfg->coop_fm, cfg->coop_fn, cfg->coop_fk };
+        uint32_t spec[12] = { gemm_threads(cfg), cfg->gemm_bm, bn, cfg->gemm_bk, cfg->coop_wm, wn, v >> 1, v & 1,
+                              cfg->coop_fm, cfg->coop_fn, cfg->coop_fk, cfg->coop_prefetch };
         const bool real = cfg->gemm_coop == 1;
         st = hr_vk_pipeline_new(ctx, real ? gemm_coop_spv : gemm_coop_emu_spv,
-                                real ? sizeof gemm_coop_spv : sizeof gemm_coop_emu_spv, 7, 15 * 4, spec, 11,
+                                real ? sizeof gemm_coop_spv : sizeof gemm_coop_emu_spv, 7, 15 * 4, spec, 12,
                                 &k->pipes[HR_VK_K_GEMM + v], err);
     }
     if (st != HR_OK) {

@@ -80,6 +80,8 @@ typedef struct {
                                tests). The tile is gemm_bm x gemm_bn, K slices gemm_bk (gemm_tm/tn unused) */
     uint32_t coop_wm, coop_wn;              /* rows x tokens a subgroup of 32 computes */
     uint32_t coop_fm, coop_fn, coop_fk;     /* fragment shape (the device's: 16x16x16 or 16x8x16) */
+    bool coop_prefetch;     /* the next K slice's loads in flight during the multiply-adds (default;
+                               HEARTH_VULKAN_COOP_PREFETCH=0 loads each slice just before its use) */
     uint32_t attn_split;    /* keys per attention workgroup (flash-decoding split) */
     uint32_t attn_qt;       /* query tokens per attention workgroup in prefill */
     uint32_t max_hd;        /* largest head_dim the attention kernel takes */

@@ -12,7 +12,8 @@
 #    HEARTH_VULKAN_GEMM=coop (greedy ids against the CPU);
 # 2. kernel level: the prefill GEMM (--gemm, 512 tokens) with the default tile, the tile of before
 #    (HEARTH_VULKAN_GEMM_TILE=64,32,32,4,4, on today's shader), and on matrix units
-#    (HEARTH_VULKAN_GEMM=coop, two tiles), TFLOP/s beside the FP32 peak; the decode GEMV default
+#    (HEARTH_VULKAN_GEMM=coop; without the next slice's loads in flight, HEARTH_VULKAN_COOP_PREFETCH=0;
+#    a 64 x 64 tile), TFLOP/s beside the FP32 peak; the decode GEMV default
 #    against HEARTH_VULKAN_GEMV=wide;
 # 3. model level, alternated A B C A B C: prefill of 512 and 4,096 tokens and decode with the
 #    defaults (A) against HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=wide (B) and against
@@ -48,9 +49,10 @@ for e in HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMM=coop; do
 done
 
 say "== the prefill GEMM alone, 512 tokens: default tile, then the tile of before"
-for tile in "" 64,32,32,4,4 coop coop:64,64,32,32; do
+for tile in "" 64,32,32,4,4 coop coop-noprefetch coop:64,64,32,32; do
   case $tile in
     coop) E="HEARTH_VULKAN_GEMM=coop" ;;
+    coop-noprefetch) E="HEARTH_VULKAN_GEMM=coop HEARTH_VULKAN_COOP_PREFETCH=0" ;;
     coop:*) E="HEARTH_VULKAN_GEMM=coop HEARTH_VULKAN_COOP_TILE=${tile#coop:}" ;;
     *) E="HEARTH_VULKAN_GEMM_TILE=$tile" ;;
   esac
