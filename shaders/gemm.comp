@@ -28,41 +28,11 @@ const uint WT = BK * LDW;
 const uint NMAT = GATE + 1u;
 const uint NX = BN / TN;                        // threads along the tokens
 
-#include "params.glsl"
-
-layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
-layout(std430, set = 0, binding = 1) buffer O { float o[]; };
-layout(std430, set = 0, binding = 2) readonly buffer W0 { uint w0[]; };
-layout(std430, set = 0, binding = 3) readonly buffer W1 { uint w1[]; };
-layout(std430, set = 0, binding = 4) readonly buffer W2 { uint w2[]; };
-layout(std430, set = 0, binding = 5) readonly buffer B { float bias[]; };
-layout(std430, set = 0, binding = 6) readonly buffer P { HrStepParams prm; };
-
-layout(push_constant) uniform Push {
-    uint n0, n1, n2;
-    uint k;
-    uint kw;
-    uint ng, gsize;
-    uint soff0, soff1, soff2;
-    uint x_stride, o_stride;
-    uint flags;                 // 1: residual, 2: bias, 4: tokens from prm.logit_first, written from output row 0
-    uint obase;
-    uint sfmt;                  // scale table format (QUANT), weights.glsl
-} pc;
+#include "linear.glsl"
 
 shared float ws[WT * NMAT];
 shared float xs[BK * LDX];
 
-uint wload(uint m, uint i)
-{
-    if (m == 0u)
-        return w0[i];
-    if (m == 1u)
-        return w1[i];
-    return w2[i];
-}
-
-#include "weights.glsl"
 
 void main()
 {

@@ -55,42 +55,12 @@ const uint WPU = QUANT == 1u ? 1u : (QUANT == 2u ? 2u : 4u);   // weight words a
 const uint UT = (BM * (BK / 8u) + WG - 1u) / WG;               // weight units a thread loads, per matrix
 const uint XT = (BN * BK + WG - 1u) / WG;                      // activations a thread loads
 
-#include "params.glsl"
-
-layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
-layout(std430, set = 0, binding = 1) buffer O { float o[]; };
-layout(std430, set = 0, binding = 2) readonly buffer W0 { uint w0[]; };
-layout(std430, set = 0, binding = 3) readonly buffer W1 { uint w1[]; };
-layout(std430, set = 0, binding = 4) readonly buffer W2 { uint w2[]; };
-layout(std430, set = 0, binding = 5) readonly buffer B { float bias[]; };
-layout(std430, set = 0, binding = 6) readonly buffer P { HrStepParams prm; };
-
-layout(push_constant) uniform Push {
-    uint n0, n1, n2;
-    uint k;
-    uint kw;
-    uint ng, gsize;
-    uint soff0, soff1, soff2;
-    uint x_stride, o_stride;
-    uint flags;                 // 1: residual, 2: bias, 4: tokens from prm.logit_first, written from output row 0
-    uint obase;
-    uint sfmt;                  // scale table format (QUANT), weights.glsl
-} pc;
+#include "linear.glsl"
 
 shared float16_t ws[NMAT * BM * LDA];
 shared float16_t xs[BN * LDA];
 shared float cs[NW * FE];
 
-uint wload(uint m, uint i)
-{
-    if (m == 0u)
-        return w0[i];
-    if (m == 1u)
-        return w1[i];
-    return w2[i];
-}
-
-#include "weights.glsl"
 
 #if EMU
 const uint EPL = FE / 32u;                      // elements a lane holds

@@ -52,15 +52,7 @@ const uint NMAT = GATE + 1u;
 const uint NOUT = ROWS * NT;
 const uint NACC = NOUT * NMAT;
 
-#include "params.glsl"
-
-layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
-layout(std430, set = 0, binding = 1) buffer O { float o[]; };
-layout(std430, set = 0, binding = 2) readonly buffer W0 { uint w0[]; };
-layout(std430, set = 0, binding = 3) readonly buffer W1 { uint w1[]; };
-layout(std430, set = 0, binding = 4) readonly buffer W2 { uint w2[]; };
-layout(std430, set = 0, binding = 5) readonly buffer B { float bias[]; };
-layout(std430, set = 0, binding = 6) readonly buffer P { HrStepParams prm; };
+#include "linear.glsl"
 #if WIDE
 // the same buffers read 16 bytes at a time
 layout(std430, set = 0, binding = 0) readonly buffer X4 { vec4 x4[]; };
@@ -69,28 +61,7 @@ layout(std430, set = 0, binding = 3) readonly buffer W14 { uvec4 w1v[]; };
 layout(std430, set = 0, binding = 4) readonly buffer W24 { uvec4 w2v[]; };
 #endif
 
-layout(push_constant) uniform Push {
-    uint n0, n1, n2;            // rows of each matrix (n1 = n2 = 0: one matrix)
-    uint k;                     // inputs
-    uint kw;                    // words per weight row
-    uint ng, gsize;             // groups per row, inputs per group (QUANT)
-    uint soff0, soff1, soff2;   // word offset of each matrix's scale table (QUANT)
-    uint x_stride, o_stride;    // floats per token row
-    uint flags;                 // 1: o += (residual), 2: + bias, 4: tokens from prm.logit_first, written from output row 0
-    uint obase;                 // added to every output row index
-    uint sfmt;                  // scale table format (QUANT): 0 ZERO, 1 OFF16, 2 F32, 3 F32OFF, 4 K4
-} pc;
-
 shared float red[WG * NACC];
-
-uint wload(uint m, uint i)
-{
-    if (m == 0u)
-        return w0[i];
-    if (m == 1u)
-        return w1[i];
-    return w2[i];
-}
 
 #if WIDE
 uvec4 wload4(uint m, uint i)
@@ -102,8 +73,6 @@ uvec4 wload4(uint m, uint i)
     return w2v[i];
 }
 #endif
-
-#include "weights.glsl"
 
 void main()
 {
