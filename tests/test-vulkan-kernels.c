@@ -988,6 +988,9 @@ test_clip_search(int N, int K, int g, int nt)
     g_free(x);
 }
 
+/* Every GGUF block type the kernels read. */
+static const uint32_t ggml_types[] = { HR_GGML_Q4_0, HR_GGML_Q4_1, HR_GGML_Q4_K, HR_GGML_Q8_0,
+                                       HR_GGML_Q5_0, HR_GGML_Q5_1, HR_GGML_Q5_K, HR_GGML_Q6_K };
 
 static void
 run_search_kernels(void)
@@ -1032,8 +1035,6 @@ run_linears(void)
     /* GGUF blocks: every type, decode and prefill (T = 5 below one GEMM
      * tile, 40 across tiles), rows not a multiple of the workgroup's or
      * tile's, 1 to 16 groups per row (K = 32 .. 512) */
-    static const uint32_t ggml_types[] = { HR_GGML_Q4_0, HR_GGML_Q4_1, HR_GGML_Q4_K, HR_GGML_Q8_0,
-                                           HR_GGML_Q5_0, HR_GGML_Q5_1, HR_GGML_Q5_K, HR_GGML_Q6_K };
     for (size_t i = 0; i < G_N_ELEMENTS(ggml_types); i++) {
         const uint32_t ty = ggml_types[i];
         int block = 0;
@@ -1113,8 +1114,6 @@ run_coop_linears(void)
     test_gemv_one(37, 29, 1, false, 0, 13, true);     /* odd everything */
     test_gemv_fused(64, 64, 32, 176, 2, true, 0, 70, true);
     test_gemv_fused(64, 64, 32, 172, 1, false, 0, 13, true);
-    static const uint32_t ggml_types[] = { HR_GGML_Q4_0, HR_GGML_Q4_1, HR_GGML_Q4_K, HR_GGML_Q8_0,
-                                           HR_GGML_Q5_0, HR_GGML_Q5_1, HR_GGML_Q5_K, HR_GGML_Q6_K };
     for (size_t i = 0; i < G_N_ELEMENTS(ggml_types); i++) {
         test_gemv_one(70, 512, 0, false, ggml_types[i], 40, true);
         test_gemv_fused(256, 256, 64, 72, 0, false, ggml_types[i], 13, true);

@@ -143,6 +143,19 @@ coop_tile_ok(const HrVkKernelConfig *cfg)
            wn % (2 * fn) == 0 && cfg->gemm_bk % fk == 0 && cfg->gemm_bk % 8 == 0 && (fm * fn) % 32 == 0;
 }
 
+/* The device takes gemm_coop.comp as configured: its tile divides, its
+ * threads fit a workgroup, it has FP16 arithmetic, and for the real
+ * extension (1) subgroups of 32 and the configured fragment shape. */
+static bool
+coop_fits(const HrVkKernelConfig *cfg, const HrVkCaps *caps)
+{
+    if (cfg->gemm_coop < 1 || cfg->gemm_coop > 2 || !coop_tile_ok(cfg) || !caps->shader_float16 ||
+        gemm_threads(cfg) > caps->max_workgroup_invocations)
+        return false;
+    return cfg->gemm_coop == 2 || (caps->subgroup_size == 32 && caps->coop_m && cfg->coop_fm == caps->coop_m &&
+                                   cfg->coop_fn == caps->coop_n && cfg->coop_fk == caps->coop_k);
+}
+
 /* Shared bytes the GEMM's larger variant needs. gemm.comp: K-major tiles of
  * BK rows, padded by one float. gemm_coop.comp: FP16 rows of BK + 8 for
  * the weights (two matrices for gate+up) and the tokens, and a fragment of
@@ -264,10 +277,7 @@ hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig 
      * Where the device cannot take it the tiles above stay. */
     const char *gm = g_getenv("HEARTH_VULKAN_GEMM");
     const HrVkKernelConfig tiled = *cfg;
-    if (gm && strcmp(gm, "coop") == 0 && caps->coop_m && caps->subgroup_size == 32)
-        cfg->gemm_coop = 1;
-    else if (gm && strcmp(gm, "coop-emu") == 0 && caps->shader_float16)
-        cfg->gemm_coop = 2;
+    cfg->gemm_coop = !gm ? 0 : strcmp(gm, "coop") == 0 ? 1 : strcmp(gm, "coop-emu") == 0 ? 2 : 0;
     if (cfg->gemm_coop) {
         cfg->gemm = true;
         cfg->gemm_bm = 128;
@@ -288,8 +298,7 @@ hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig 
             cfg->coop_wm = t[2];
             cfg->coop_wn = t[3];
         }
-        if (!coop_tile_ok(cfg) || gemm_threads(cfg) > caps->max_workgroup_invocations ||
-            gemm_shared(cfg) > shared)
+        if (!coop_fits(cfg, caps) || gemm_shared(cfg) > shared)
             *cfg = tiled;
     }
 }
@@ -325,11 +334,7 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
     if (!caps->storage_16bit)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan: %s lacks storageBuffer16BitAccess, which the "
                             "FP16 KV cache needs; use --backend cpu", caps->name);
-    if (cfg->gemm && cfg->gemm_coop &&
-        (cfg->gemm_coop > 2 || !coop_tile_ok(cfg) || gemm_threads(cfg) > caps->max_workgroup_invocations ||
-         !caps->shader_float16 ||
-         (cfg->gemm_coop == 1 && (caps->subgroup_size != 32 || !caps->coop_m || cfg->coop_fm != caps->coop_m ||
-                                  cfg->coop_fn != caps->coop_n || cfg->coop_fk != caps->coop_k))))
+    if (cfg->gemm && cfg->gemm_coop && !coop_fits(cfg, caps))
         return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan GEMM on matrix units: a %ux%u tile of %ux%u parts "
                             "in %ux%ux%u fragments is not one %s takes (cooperative matrix %ux%ux%u, subgroup %u, "
                             "at most %u threads)", cfg->gemm_bm, cfg->gemm_bn, cfg->coop_wm, cfg->coop_wn,
