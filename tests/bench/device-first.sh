@@ -1,0 +1,116 @@
+#!/bin/bash
+# The first call of a device session: every opt-in's correctness and the figures that decide the
+# defaults, for both GPU backends, in ONE call that fits a session's device time (15 minutes in all,
+# a few of them spent starting the machine). cuda-optin-ab.sh and vulkan-optin-ab.sh measure more,
+# but each takes most of a call; run one of them second if time is left. Runs ON the GPU machine:
+#
+#   ../shared/gpu/prepare.sh        (here)
+#   device run:  command "bash tests/bench/device-first.sh"   carry [".gpu"]   timeout_s 540
+#
+# Sections in the order of what the next decision needs; each is skipped when the budget (BUDGET,
+# default 500 s) would not cover it, so a slow device still returns the first ones:
+#   1. CUDA correctness: test-cuda-kernels, test-cuda-model (it checks the opt-in paths against the
+#      CPU too), test-cuda-model under HEARTH_CUDA_OPS=1 (the op table under engine/llama.c);
+#   2. CUDA Llama-2-7B AWQ p=512, alternated: defaults (A) against every opt-in (B);
+#   3. Vulkan correctness: test-vulkan-kernels (its coop config: the GEMM on matrix units), and
+#      test-vulkan-model with HEARTH_VULKAN_GEMM=coop and with HEARTH_VULKAN_ATTN=tile;
+#   4. kernels alone: CUDA GEMV (gemv, q8) and GEMM (wmma, cublas); Vulkan GEMM (default, coop)
+#      and GEMV (default, wide);
+#   5. Vulkan Llama-2-7B AWQ p=512, alternated: defaults (A), wide GEMV + attention tiles (B),
+#      coop GEMM (C);
+#   6. CUDA each opt-in alone on the 7B; Llama-3-8B A/B on CUDA.
+# Everything lands in $OUT/first.txt; logs beside it.
+set -u
+OUT=${OUT:-/tmp/out}; mkdir -p $OUT
+T0=$(date +%s); DEADLINE=$((T0 + ${BUDGET:-500}))
+left() { echo $((DEADLINE - $(date +%s))); }
+R=$OUT/first.txt; : > $R
+say() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a $R; }
+# afford N: true when N seconds are left, else says what is skipped
+afford() { [ $(left) -ge $1 ] && return 0; say "skipped (time): $2"; return 1; }
+
+STAGES=none BUDGET=60 bash .gpu/device-run.sh > $OUT/unpack.log 2>&1
+H=/tmp/hw/bin
+[ -x $H/hearth-cli ] || { say "no $H/hearth-cli: the unpacking failed"; tail -5 $OUT/unpack.log | tee -a $R; exit 1; }
+export PATH=/usr/local/cuda/bin:$PATH LD_LIBRARY_PATH=/tmp/hw/lib:/usr/local/cuda/lib64 HEARTH_ASSETS=.gpu/assets
+[ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+head -1 $OUT/summary.txt 2>/dev/null | tee -a $R
+( for s in llama-2-7b llama-3-8b; do
+    [ -d /tmp/m-$s ] || { $H/hr-make-random-model --shape $s --awq 128 --out /tmp/m-$s.part >/dev/null 2>&1 &&
+                          mv /tmp/m-$s.part /tmp/m-$s; }
+  done ) &
+
+# test NAME TIMEOUT [ENV...]: one test program, its exit code, failed checks and greedy-id lines
+test1() {
+  local t=$1 to=$2; shift 2
+  local log=$OUT/$t${1:+-${1%%=*}}.log
+  env "$@" timeout $to $H/$t > $log 2>&1
+  local rc=$? g; g=$(grep -oE "greedy ids equal [0-9]+/[0-9]+" $log | awk -F'[ /]' '{n++; if ($4 != $5) d++}
+    END {printf "%d rows with greedy ids, %d of them parting", n, d}')
+  say "$t ${*:-(defaults)}: exit $rc ($(grep -c 'check failed' $log) failed checks; $g)"
+  grep -E "check failed|greedy ids part|FAIL" $log | head -3 | tee -a $R
+}
+# bench BACKEND MODEL P ENV...: prefill, ttft, decode, load of one model
+bench1() {
+  local b=$1 m=$2 p=$3; shift 3
+  [ -d /tmp/m-$m ] || { echo "no model $m"; return; }
+  env "$@" timeout 120 $H/hearth-cli bench -m /tmp/m-$m --backend $b -p $p -n 64 --reps 2 --ctx $((p + 128)) \
+    --json 2>&1 | python3 -c "import json,sys;t=sys.stdin.read()
+try:
+  d=json.loads(t[t.index('{'):]);print('prefill %7.0f t/s  ttft %6.1f ms  decode %6.1f t/s  load %5.1f s'%(d['prefill_tok_s'],d['ttft_ms'],d['decode_tok_s'],d['load_s']))
+except Exception: print('FAILED', t[-300:].replace(chr(10),' '))"
+}
+wait_model() { local i=0; while [ ! -d /tmp/m-$1 ] && [ $i -lt ${2:-120} ]; do sleep 2; i=$((i + 2)); done; }
+
+say "== 1. CUDA correctness"
+afford 60 test-cuda-kernels && test1 test-cuda-kernels 60
+afford 120 test-cuda-model && test1 test-cuda-model 120
+afford 100 "test-cuda-model HEARTH_CUDA_OPS=1" && test1 test-cuda-model 100 HEARTH_CUDA_OPS=1
+
+ALL="HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout HEARTH_DEVICE_SAMPLING=1"
+say "== 2. CUDA llama-2-7b p=512, A = defaults, B = $ALL"
+wait_model llama-2-7b 150
+for round in 1 2; do
+  afford 60 "CUDA 7B round $round" || break
+  say "cuda 7b A: $(bench1 cuda llama-2-7b 512 HEARTH_NONE=1)"
+  say "cuda 7b B: $(bench1 cuda llama-2-7b 512 $ALL)"
+done
+
+say "== 3. Vulkan correctness"
+afford 60 test-vulkan-kernels && { test1 test-vulkan-kernels 90; grep -E "^device|matrix|/coop" \
+  $OUT/test-vulkan-kernels.log | head -8 | tee -a $R; }
+afford 50 "test-vulkan-model coop" && test1 test-vulkan-model 90 HEARTH_VULKAN_GEMM=coop
+afford 50 "test-vulkan-model tile" && test1 test-vulkan-model 90 HEARTH_VULKAN_ATTN=tile
+
+say "== 4. kernels alone"
+S="4096x4096,11008x4096,4096x11008"
+# kb LABEL ENV... -- ARGS: one kernel bench; its figure lines, or its last lines when it printed none
+kb() {
+  local label=$1; shift; local e=(); while [ "$1" != -- ]; do e+=("$1"); shift; done; shift
+  afford 40 "$label" || return
+  local o; o=$(env "${e[@]}" timeout 40 $H/hearth-cli bench "$@" 2>&1)
+  { grep -E "^(bandwidth|peak|gemv|gemm) " <<< "$o" || tail -2 <<< "$o"; } | sed "s/^/[$label] /" | tee -a $R
+}
+for impl in gemv q8; do kb "cuda gemv $impl" -- --gemv $S --backend cuda --impl $impl --reps 3; done
+for impl in wmma cublas; do kb "cuda gemm $impl" -- --gemm $S --tokens 512 --backend cuda --impl $impl --reps 3; done
+kb "vulkan gemm" -- --gemm $S --tokens 512 --backend vulkan
+kb "vulkan gemm coop" HEARTH_VULKAN_GEMM=coop -- --gemm $S --tokens 512 --backend vulkan
+kb "vulkan gemv" -- --gemv $S --backend vulkan
+kb "vulkan gemv wide" HEARTH_VULKAN_GEMV=wide -- --gemv $S --backend vulkan
+
+say "== 5. Vulkan llama-2-7b p=512: A defaults, B HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=wide, C HEARTH_VULKAN_GEMM=coop"
+for round in 1 2; do
+  afford 90 "Vulkan 7B round $round" || break
+  say "vulkan 7b A: $(bench1 vulkan llama-2-7b 512 HEARTH_NONE=1)"
+  say "vulkan 7b B: $(bench1 vulkan llama-2-7b 512 HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=wide)"
+  say "vulkan 7b C: $(bench1 vulkan llama-2-7b 512 HEARTH_VULKAN_GEMM=coop)"
+done
+
+say "== 6. CUDA each opt-in alone (7B p=512), then llama-3-8b A/B"
+for e in HEARTH_CUDA_OPS=1 $ALL; do
+  afford 30 "cuda 7b $e" && say "cuda 7b $e: $(bench1 cuda llama-2-7b 512 $e)"
+done
+afford 60 "cuda 8b" && { wait_model llama-3-8b 30; say "cuda 8b A: $(bench1 cuda llama-3-8b 512 HEARTH_NONE=1)";
+  say "cuda 8b B: $(bench1 cuda llama-3-8b 512 $ALL)"; }
+say "done"
