@@ -25,6 +25,14 @@
 // instead, each read with one 16-byte load of weights, 8 vec4 loads of
 // activations and one scale-table entry (a quarter of the loads of 8-input
 // units), FP32 throughout.
+// Q8=1 (a build of its own; 4-bit decode with the WIDE conditions, on
+// devices with VK_KHR_shader_integer_dot_product; chosen by the host): the
+// activations come quantized to int8 per 32 inputs by quant_q8.comp (binding
+// 0 holds its words and block scales instead of x), and each 32-input unit of
+// a row is one 16-byte weight load, two masks per word and 8 packed int8 dot
+// products (OpSDot, 4 products each), then one FP32 scale per unit:
+// s * d * sum q xq + b * d * sum xq. No integer-to-float conversion per
+// weight, where the FP32 builds convert every nibble.
 // USE_FP16=1 (devices with shaderFloat16, opt-in): for FP16 and 4-bit
 // weights (int8 products could leave FP16's range) the products of each
 // 8-input unit are formed and summed in FP16 (activations rounded to FP16),
@@ -47,15 +55,30 @@ layout(constant_id = 4) const uint GATE = 0;    // 1: silu(W0 x) * (W1 x)
 #ifndef WIDE
 #define WIDE 0
 #endif
+#ifndef Q8
+#define Q8 0
+#endif
+#if Q8
+#extension GL_EXT_spirv_intrinsics : require
+// OpSDot (SPV_KHR_integer_dot_product) on two words of 4 signed bytes each:
+// glslang 11 has no GLSL name for it yet
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
+int sdot4x8(uint a, uint b, spirv_literal int packed_4x8);
+#endif
 
 const uint NMAT = GATE + 1u;
 const uint NOUT = ROWS * NT;
 const uint NACC = NOUT * NMAT;
 
 #include "linear.glsl"
-#if WIDE
+#if WIDE || Q8
 // the same buffers read 16 bytes at a time
 layout(std430, set = 0, binding = 0) readonly buffer X4 { vec4 x4[]; };
+#if Q8
+// binding 0 as quant_q8.comp writes it: nb * 2 uvec4 of int8, then nb (d, d * sum xq)
+layout(std430, set = 0, binding = 0) readonly buffer XQ4 { uvec4 xq4[]; };
+layout(std430, set = 0, binding = 0) readonly buffer XQF { vec2 xqf[]; };
+#endif
 layout(std430, set = 0, binding = 2) readonly buffer W04 { uvec4 w0v[]; };
 layout(std430, set = 0, binding = 3) readonly buffer W14 { uvec4 w1v[]; };
 layout(std430, set = 0, binding = 4) readonly buffer W24 { uvec4 w2v[]; };
@@ -63,7 +86,7 @@ layout(std430, set = 0, binding = 4) readonly buffer W24 { uvec4 w2v[]; };
 
 shared float red[WG * NACC];
 
-#if WIDE
+#if WIDE || Q8
 uvec4 wload4(uint m, uint i)
 {
     if (m == 0u)
@@ -96,7 +119,33 @@ void main()
     for (uint i = 0u; i < NACC; i++)
         acc[i] = 0.0;
 
-#if WIDE
+#if Q8
+    // 32-input units of one token (the host checked what WIDE needs); the
+    // decode step's row is the only one in binding 0
+    const uint units32 = pc.k / 32u, kw4 = pc.kw / 4u;
+    const uint M4 = 0x0F0F0F0Fu;
+    for (uint u = tid; u < units32; u += WG) {
+        const uvec4 a0 = xq4[2u * u], a1 = xq4[2u * u + 1u];
+        const vec2 dx = xqf[4u * units32 + u];
+        for (uint r = 0u; r < ROWS; r++) {
+            const uint row = r0 + r;
+            if (row >= nrows)
+                break;
+            for (uint g = 0u; g < NMAT; g++) {
+                const uint m = GATE == 1u ? g : mat;
+                const uint soff = m == 0u ? pc.soff0 : (m == 1u ? pc.soff1 : pc.soff2);
+                const vec2 sb = wscale(m, soff, row * pc.ng + (pc.ng == 1u ? 0u : u * 32u / pc.gsize), pc.sfmt);
+                const uvec4 wq = wload4(m, row * kw4 + u);
+                const int qx = sdot4x8(wq.x & M4, a0.x, 0) + sdot4x8((wq.x >> 4) & M4, a0.y, 0) +
+                               sdot4x8(wq.y & M4, a0.z, 0) + sdot4x8((wq.y >> 4) & M4, a0.w, 0) +
+                               sdot4x8(wq.z & M4, a1.x, 0) + sdot4x8((wq.z >> 4) & M4, a1.y, 0) +
+                               sdot4x8(wq.w & M4, a1.z, 0) + sdot4x8((wq.w >> 4) & M4, a1.w, 0);
+                acc[g * ROWS + r] += sb.x * (dx.x * float(qx)) + sb.y * dx.y;
+            }
+        }
+    }
+
+#elif WIDE
     // 32-input units of one token (the host checked k % 32 == 0,
     // x_stride % 4 == 0 and groups of a multiple of 32 inputs).
     const uint units32 = pc.k / 32u;

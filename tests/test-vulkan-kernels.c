@@ -57,8 +57,11 @@ static HrVkKernels *kern;
 static GRand *rng;
 static const char *cfg_label;
 static float gemv_tol = 1e-5f;   /* GEMV/GEMM tolerance of the current config */
-static bool linear_only;         /* the current config changes only the prefill linears */
+/* what the current config changes, so what it runs: everything, the prefill linears (matrix units),
+ * or the decode linears (int8 activations) */
+static enum { RUN_ALL, RUN_COOP_LINEARS, RUN_Q8_LINEARS } subset;
 static int n_wide;               /* GEMVs that ran the 32-input-unit kernel */
+static int n_q8;                 /* GEMVs that ran on int8 activations */
 static GHashTable *worst;   /* kernel name -> largest |diff| / (1 + max |cpu|) seen */
 
 /* ---- helpers -------------------------------------------------------------------- */
@@ -126,6 +129,8 @@ close_enough(const char *what, const float *gpu, const float *ref, size_t n, flo
         g_strlcat(key, "/coop", sizeof key);        /* prefill on matrix units: FP16 operands */
     else if (rel > 1e-5f && !g_str_has_prefix(key, "gemm") && !g_str_has_prefix(key, "lm_head"))
         g_strlcat(key, "/fp16-math", sizeof key);   /* decode GEMV with FP16 products */
+    else if (hr_vk_kernels_config(kern)->gemv_q8)
+        g_strlcat(key, "/q8", sizeof key);          /* decode GEMV on int8 activations (and its fallbacks) */
     float *w = g_hash_table_lookup(worst, key);
     if (!w) {
         w = g_new0(float, 1);
@@ -330,6 +335,47 @@ mat_ref(const TestMat *m, float *out, const float *bias, const float *x, int T, 
 
 /* ---- GEMV ---------------------------------------------------------------------------- */
 
+/* HEARTH_VULKAN_GEMV=q8, a one-token GEMV whose first matrix w takes int8
+ * activations: the row bx (= x, K floats) quantized on the device, the
+ * result checked against x (d = max|x| / 127 of each block of 32, every
+ * value within d/2, the block's d * sum xq), and x replaced by what the GEMV
+ * then multiplies, d * xq, so the CPU reference sees the same row. NULL (x
+ * kept) where w does not take them. */
+static HrVkBuffer *
+q8_prepare(const HrVkWeight *w, HrVkBuffer *bx, float *x, int K, int T, bool prefill)
+{
+    if (prefill || T != 1 || !hr_vk_gemv_q8(kern, w, (uint32_t)K))
+        return NULL;
+    HrVkBuffer *bq = hostbuf(hr_vk_q8_words((uint32_t)K) * 4, NULL);
+    HrVkDispatch d;
+    HrError err = { 0 };
+    HR_CHECK(hr_vk_make_quant_q8(kern, bx, 0, (uint32_t)K, bq, &d, &err) == HR_OK, "quant_q8: %s", err.message);
+    run(&d, 1);
+    const uint32_t *qw = bq->mapped;
+    const float *qf = (const float *)bq->mapped + (size_t)K / 32 * 8;
+    int bad = 0;
+    for (int b = 0; b < K / 32; b++) {
+        float amax = 0.0f;
+        for (int i = 0; i < 32; i++)
+            amax = fmaxf(amax, fabsf(x[32 * b + i]));
+        const float dq = qf[2 * b];
+        int sum = 0;
+        bad += !(fabsf(dq - amax / 127.0f) <= 1e-6f * amax);
+        for (int i = 0; i < 32; i++) {
+            /* input 8u + j: unit u's even word (j even) or odd word, byte j / 2 */
+            const int u = i / 8, j = i % 8;
+            const int q = (int8_t)(qw[8 * b + 2 * u + (j & 1)] >> (8 * (j >> 1)));
+            bad += !(fabsf(x[32 * b + i] - dq * (float)q) <= 0.5f * dq * (1.0f + 1e-5f)) || q < -127 || q > 127;
+            sum += q;
+            x[32 * b + i] = dq * (float)q;
+        }
+        bad += !(fabsf(qf[2 * b + 1] - dq * (float)sum) <= 1e-6f * fabsf(dq * (float)sum) + 1e-30f);
+    }
+    HR_CHECK(bad == 0, "[%s] quant_q8 of %d inputs: %d values or block scales off", cfg_label, K, bad);
+    n_q8++;
+    return bq;
+}
+
 static void
 test_gemv_one(int N, int K, int ng, bool quant, uint32_t ggml, int T, bool prefill)
 {
@@ -349,13 +395,16 @@ test_gemv_one(int N, int K, int ng, bool quant, uint32_t ggml, int T, bool prefi
 
     /* plain + bias */
     HrVkDispatch d;
+    HrVkBuffer *bq = q8_prepare(&m.w, bx, x, K, T, prefill);
     HrVkGemvArgs a = { .w = { &m.w }, .prefill = prefill, .x = bx, .out = bo, .bias = bb, .params = bp,
-                       .x_stride = (uint32_t)K, .o_stride = (uint32_t)N, .max_tokens = (uint32_t)T };
+                       .x_stride = (uint32_t)K, .o_stride = (uint32_t)N, .max_tokens = (uint32_t)T, .xq = bq };
     HR_CHECK(hr_vk_make_gemv(kern, &a, &d, &err) == HR_OK, "%s", err.message);
+    HR_CHECK((d.kernel == HR_VK_K_GEMV_Q8) == (bq != NULL), "%s: kernel %d, int8 activations %d", what,
+             (int)d.kernel, bq != NULL);
     /* HEARTH_VULKAN_GEMV=wide: 4-bit decode with K % 32 == 0 and groups of
      * 32 or more takes the 32-input-unit kernel, everything else not */
     const bool want_wide = hr_vk_kernels_config(kern)->gemv_wide && !prefill && m.w.kind == HR_VK_W_Q4 &&
-                           K % 32 == 0 && (m.w.ng == 1 || m.w.gsize % 32 == 0);
+                           K % 32 == 0 && (m.w.ng == 1 || m.w.gsize % 32 == 0) && !bq;
     HR_CHECK((d.kernel == HR_VK_K_GEMV_WIDE) == want_wide, "%s: kernel %d, wide %d", what, (int)d.kernel,
              (int)want_wide);
     n_wide += d.kernel == HR_VK_K_GEMV_WIDE;
@@ -374,6 +423,7 @@ test_gemv_one(int N, int K, int ng, bool quant, uint32_t ggml, int T, bool prefi
     close_enough(what, bo->mapped, ref, (size_t)T * N, gemv_tol);
 
     freebuf(bx);
+    freebuf(bq);
     freebuf(bo);
     freebuf(bb);
     freebuf(bp);
@@ -405,12 +455,14 @@ test_gemv_fused(int dim, int q_dim, int kv_dim, int hidden, int ng, bool quant, 
     HrVkBuffer *bh = hostbuf((size_t)T * hidden * 4, NULL);
     HrError err = { 0 };
     HrVkDispatch d[2];
+    HrVkBuffer *bq = q8_prepare(&wq.w, bx, x, dim, T, prefill);
     HrVkGemvArgs a = { .w = { &wq.w, &wk.w, &wv.w }, .prefill = prefill, .x = bx, .out = bo, .bias = bb,
                        .params = bp, .x_stride = (uint32_t)dim, .o_stride = (uint32_t)qkv,
-                       .max_tokens = (uint32_t)T };
+                       .max_tokens = (uint32_t)T, .xq = bq };
     HR_CHECK(hr_vk_make_gemv(kern, &a, &d[0], &err) == HR_OK, "%s", err.message);
     HrVkGemvArgs g = { .w = { &wg.w, &wu.w }, .gate = true, .prefill = prefill, .x = bx, .out = bh, .params = bp,
-                       .x_stride = (uint32_t)dim, .o_stride = (uint32_t)hidden, .max_tokens = (uint32_t)T };
+                       .x_stride = (uint32_t)dim, .o_stride = (uint32_t)hidden, .max_tokens = (uint32_t)T,
+                       .xq = bq };
     HR_CHECK(hr_vk_make_gemv(kern, &g, &d[1], &err) == HR_OK, "%s", err.message);
     run(d, 2);
 
@@ -441,6 +493,7 @@ test_gemv_fused(int dim, int q_dim, int kv_dim, int hidden, int ng, bool quant, 
     for (int i = 0; i < 5; i++)
         mat_free(ms[i]);
     freebuf(bx);
+    freebuf(bq);
     freebuf(bo);
     freebuf(bb);
     freebuf(bp);
@@ -1122,11 +1175,38 @@ run_coop_linears(void)
     test_gemv_logit_rows();
 }
 
+/* The decode linears on int8 activations (the q8 configs): 4-bit matrices
+ * with groups of 32 and 128 and one a row, more units than threads, rows not
+ * a multiple of the workgroup's, the fused forms, every 4-bit GGUF type;
+ * and shapes that fall back to the FP32 GEMV (K % 32 != 0, int8 weights). */
+static void
+run_q8_linears(void)
+{
+    test_gemv_one(64, 64, 2, true, 0, 1, false);      /* g = 32 */
+    test_gemv_one(48, 256, 1, true, 0, 1, false);     /* per channel */
+    test_gemv_one(256, 1024, 8, true, 0, 1, false);   /* g = 128 */
+    test_gemv_one(40, 200, 5, true, 0, 1, false);     /* g = 40: FP32 */
+    test_gemv_fused(64, 64, 32, 176, 2, true, 0, 1, false);
+    test_gemv_fused(256, 256, 64, 72, 2, true, 0, 1, false);
+    for (size_t i = 0; i < G_N_ELEMENTS(ggml_types); i++) {
+        const uint32_t ty = ggml_types[i];
+        if (ty != HR_GGML_Q4_0 && ty != HR_GGML_Q4_1 && ty != HR_GGML_Q4_K && ty != HR_GGML_Q8_0)
+            continue;
+        test_gemv_one(37, ty == HR_GGML_Q4_K ? 256 : 96, 0, false, ty, 1, false);
+        test_gemv_one(70, 512, 0, false, ty, 1, false);
+        test_gemv_fused(256, 256, 64, 72, 0, false, ty, 1, false);
+    }
+}
+
 static void
 run_all(void)
 {
-    if (linear_only) {
+    if (subset == RUN_COOP_LINEARS) {
         run_coop_linears();
+        return;
+    }
+    if (subset == RUN_Q8_LINEARS) {
+        run_q8_linears();
         return;
     }
     run_search_kernels();
@@ -1168,6 +1248,10 @@ main(void)
         gpu_like.gemm_bk = 16;   /* gate+up's two 128-row tiles of 32 need 37 KB */
     HrVkKernelConfig fp16 = dev_cfg;
     fp16.fp16_math = true;
+    HrVkKernelConfig q8 = dev_cfg, gpu_q8 = gpu_like;       /* 4-bit decode on int8 activations */
+    q8.gemv_q8 = gpu_q8.gemv_q8 = caps->integer_dot_product;
+    if (!caps->integer_dot_product)
+        printf("  no shaderIntegerDotProduct: the q8 GEMV is not run\n");
     HrVkKernelConfig wide = dev_cfg, gpu_wide = gpu_like;   /* 4-bit decode in 32-input units */
     wide.gemv_wide = gpu_wide.gemv_wide = true;
     wide.attn_bq = 16;        /* and attention tiles with one group of 32 threads */
@@ -1191,10 +1275,12 @@ main(void)
     HR_CHECK(coop_emu.gemm_coop == 2 || !caps->shader_float16, "coop-emu not configured on a device with shaderFloat16");
     if (coop_real.gemm_coop != 1)
         printf("  no VK_NV_cooperative_matrix FP16 fragments with subgroups of 32: the real matrix-unit GEMM is not run\n");
-    struct { const char *label; HrVkKernelConfig *cfg; bool linear_only; } cfgs[] = {
-        { "device", &dev_cfg, false }, { "no-subgroup", &no_sg, false }, { "gpu-like", &gpu_like, false },
-        { "fp16-math", &fp16, false }, { "wide", &wide, false }, { "gpu-like-wide", &gpu_wide, false },
-        { "coop-emu", &coop_emu, true }, { "coop-emu-16x8", &coop_emu8, true }, { "coop", &coop_real, true },
+    struct { const char *label; HrVkKernelConfig *cfg; int subset; } cfgs[] = {
+        { "device", &dev_cfg, RUN_ALL }, { "no-subgroup", &no_sg, RUN_ALL }, { "gpu-like", &gpu_like, RUN_ALL },
+        { "fp16-math", &fp16, RUN_ALL }, { "wide", &wide, RUN_ALL }, { "gpu-like-wide", &gpu_wide, RUN_ALL },
+        { "coop-emu", &coop_emu, RUN_COOP_LINEARS }, { "coop-emu-16x8", &coop_emu8, RUN_COOP_LINEARS },
+        { "coop", &coop_real, RUN_COOP_LINEARS },
+        { "q8", &q8, RUN_Q8_LINEARS }, { "gpu-like-q8", &gpu_q8, RUN_Q8_LINEARS },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(cfgs); i++) {
         if (i == 1 && !dev_cfg.subgroup)
@@ -1205,7 +1291,9 @@ main(void)
             continue;   /* no shaderFloat16 */
         if (i == 8 && cfgs[i].cfg->gemm_coop != 1)
             continue;   /* no matrix units through VK_NV_cooperative_matrix */
-        linear_only = cfgs[i].linear_only;
+        if (i >= 9 && !cfgs[i].cfg->gemv_q8)
+            continue;   /* no int8 dot products */
+        subset = cfgs[i].subset;
         /* FP16 products: activations rounded to FP16 (2^-11), products and
          * 8-term sums in FP16; measured ~3e-4, allowed 2e-3. Matrix units:
          * weights and activations rounded to FP16, FP32 sums. */
@@ -1226,11 +1314,12 @@ main(void)
             HR_CHECK(false, "kernels: %s", err.message);
             continue;
         }
-        n_wide = 0;
+        n_wide = n_q8 = 0;
         const gint64 t_cfg = g_get_monotonic_time();
         run_all();
         printf("  config %s: %.1f s\n", cfg_label, (double)(g_get_monotonic_time() - t_cfg) / 1e6);
         HR_CHECK((n_wide > 0) == kc->gemv_wide, "[%s] %d GEMVs ran the 32-input-unit kernel", cfg_label, n_wide);
+        HR_CHECK((n_q8 > 0) == kc->gemv_q8, "[%s] %d GEMVs ran on int8 activations", cfg_label, n_q8);
         hr_vk_kernels_free(kern);
         kern = NULL;
     }

@@ -110,6 +110,8 @@ typedef struct {
     uint64_t max_binding;          /* bytes one storage binding may span */
     HrVkBuffer rope_tab, part;
     HrVkBuffer up_out;             /* up_proj's output when gate and up run apart */
+    HrVkBuffer xq;                 /* a decode row as int8 for the q8 GEMV (cfg.gemv_q8), sized for the
+                                      widest input; each linear quantizes its own input into it */
     HrVkBuffer params, tokens, logits, argmax;     /* host-visible */
     /* the draw's device part (one-token steps with a sample spec): the seen
      * ids (host-visible), topk.comp's pass outputs in two pairs (values,
@@ -538,7 +540,7 @@ vk_close(void *p)
         if (c->cb_io)
             vkFreeCommandBuffers(dev, hr_vk_context_command_pool(c->vk), 1, &c->cb_io);
         HrVkBuffer *bs[] = { &c->rope_tab, &c->part, &c->up_out, &c->params, &c->tokens, &c->logits, &c->argmax,
-                             &c->logits_dec,
+                             &c->logits_dec, &c->xq,
                              &c->seen, &c->cand_v[0], &c->cand_v[1], &c->cand_i[0], &c->cand_i[1],
                              &c->topk_stats, &c->topk_res, &c->io_rb, &c->qs };
         for (size_t i = 0; i < G_N_ELEMENTS(bs); i++)
@@ -840,6 +842,34 @@ add(GArray *ds, HrStatus st, const HrVkDispatch *d)
     return st;
 }
 
+/* A decode step's linear on int8 activations (HEARTH_VULKAN_GEMV=q8): the
+ * input row quantized into c->xq first; *xq the buffer for HrVkGemvArgs.xq
+ * (NULL where the first matrix cannot take it: the GEMV reads x). */
+static HrStatus
+add_quant_q8(VkCtx *c, GArray *ds, const HrOpsBuffer *src, const HrVkWeight *w, bool prefill, HrVkBuffer **xq,
+             HrError *err)
+{
+    *xq = NULL;
+    if (prefill || !hr_vk_gemv_q8(c->kern, w, src->width))
+        return HR_OK;
+    HrStatus st = HR_OK;
+    if (!c->xq.buffer) {
+        const HrModelConfig *m = &c->cfg;
+        const uint32_t cols = (uint32_t)MAX(MAX(m->dim, m->hidden_dim), m->n_heads * m->head_dim);
+        const size_t bytes = hr_vk_q8_words((cols + 31) / 32 * 32) * 4;
+        st = new_device(c, &c->xq, bytes, "activations", err);
+        c->scratch_bytes += bytes;
+    }
+    if (st == HR_OK && hr_vk_q8_words(w->k) * 4 > c->xq.size)
+        st = hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan: a linear of %u inputs, wider than the model's", w->k);
+    HrVkDispatch d;
+    if (st == HR_OK)
+        st = add(ds, hr_vk_make_quant_q8(c->kern, (HrVkBuffer *)&src->buf, 0, w->k, &c->xq, &d, err), &d);
+    if (st == HR_OK)
+        *xq = &c->xq;
+    return st;
+}
+
 /* A LINEAR node: one dispatch when its matrices are stored alike (q|k|v,
  * gate|up), else one per matrix side by side. */
 static HrStatus
@@ -856,6 +886,10 @@ add_linear(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, bool gemm, uint
                        .out = &nd->dst->buf, .bias = nd->bias ? &nd->bias->vec : NULL, .params = &c->params,
                        .x_stride = nd->src->width, .o_stride = nd->gate ? nd->w[0]->w.n : rows, .max_tokens = T,
                        .no_gemm = !gemm };
+    /* one quantized row serves every matrix of the node that can take it */
+    HrStatus qst = add_quant_q8(c, ds, nd->src, &nd->w[0]->w, prefill, &a.xq, err);
+    if (qst != HR_OK)
+        return qst;
     if (alike) {
         for (int i = 0; i < nd->n_w; i++)
             a.w[i] = &nd->w[i]->w;
@@ -951,9 +985,12 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, bool gemm, uint32
             st = add(ds, hr_vk_make_attn_combine(k, &c->part, &nd->dst->buf, &c->params, (uint32_t)cfg->n_heads, hd,
                                                  ctxlen, T, &d, err), &d);
         return st;
-    case HR_OP_LOGITS:
+    case HR_OP_LOGITS: {
+        /* a 4-bit lm_head (GGUF) on int8 activations too; decode's one row is row 0 */
+        HrVkBuffer *xq = NULL;
+        st = add_quant_q8(c, ds, nd->src, &nd->w[0]->slices[0], prefill, &xq, err);
         for (int i = 0; st == HR_OK && i < nd->w[0]->n_slices; i++) {
-            HrVkGemvArgs a = { .w = { &nd->w[0]->slices[i] }, .logit_rows = true, .prefill = prefill,
+            HrVkGemvArgs a = { .w = { &nd->w[0]->slices[i] }, .logit_rows = true, .prefill = prefill, .xq = xq,
                                .x = &nd->src->buf, .out = prefill || !c->draws ? &c->logits : &c->logits_dec,
                                .params = &c->params,
                                .x_stride = nd->src->width, .o_stride = (uint32_t)cfg->vocab_size,
@@ -966,6 +1003,7 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, bool gemm, uint32
         else if (st == HR_OK && !prefill)
             st = add(ds, hr_vk_make_argmax(k, &c->logits, 0, (uint32_t)cfg->vocab_size, &c->argmax, &d, err), &d);
         return st;
+    }
     }
     return hr_error_set(err, HR_ERR_INVALID_ARG, "unknown op %d", (int)nd->op);
 }

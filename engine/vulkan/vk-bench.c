@@ -387,7 +387,9 @@ hr_vk_bench_linear(HrVkKernels *k, HrVkContext *ctx, const HrVkLinearBenchArgs *
     HrVkWeight *w = g_new0(HrVkWeight, copies);
     HrVkBuffer **wb = g_new0(HrVkBuffer *, copies);
     HrVkDispatch *d = g_new0(HrVkDispatch, copies);
-    HrVkBuffer x = { 0 }, out = { 0 }, params = { 0 }, readback = { 0 };
+    HrVkBuffer x = { 0 }, out = { 0 }, params = { 0 }, readback = { 0 }, xq = { 0 };
+    HrVkDispatch dq = { 0 };   /* HEARTH_VULKAN_GEMV=q8: the row quantized before every call, as in a step */
+    const bool q8 = a->tokens == 1 && hr_vk_gemv_q8(k, &tmpl, (uint32_t)a->cols);
     HrVkTimer *t = NULL;
     float *xh = NULL;
     HrStatus st = HR_OK;
@@ -414,14 +416,20 @@ hr_vk_bench_linear(HrVkKernels *k, HrVkContext *ctx, const HrVkLinearBenchArgs *
         HrVkStepParams prm = { 0, (uint32_t)a->tokens, 0, (uint32_t)a->tokens };
         memcpy(params.mapped, &prm, sizeof prm);
     }
+    if (st == HR_OK && q8)
+        st = hr_vk_buffer_new_device(ctx, hr_vk_q8_words((uint32_t)a->cols) * 4, &xq, err);
+    if (st == HR_OK && q8)
+        st = hr_vk_make_quant_q8(k, &x, 0, (uint32_t)a->cols, &xq, &dq, err);
     for (size_t c = 0; st == HR_OK && c < copies; c++) {
         HrVkGemvArgs ga = { .w = { &w[c] }, .prefill = a->tokens > 1, .x = &x, .out = &out, .params = &params,
                             .x_stride = (uint32_t)a->cols, .o_stride = (uint32_t)a->rows,
-                            .max_tokens = (uint32_t)a->tokens };
+                            .max_tokens = (uint32_t)a->tokens, .xq = q8 ? &xq : NULL };
         st = hr_vk_make_gemv(k, &ga, &d[c], err);
     }
     if (st == HR_OK && d[0].kernel == HR_VK_K_GEMV_WIDE)
         info->kernel = "gemv-wide";
+    if (st == HR_OK && d[0].kernel == HR_VK_K_GEMV_Q8)
+        info->kernel = "gemv-q8";   /* quant_q8 + the GEMV per call */
 
     /* Size the run: one pass over the copies (at least 4 calls), timed. */
     long calls = (long)MAX(copies, (size_t)4);
@@ -434,6 +442,10 @@ hr_vk_bench_linear(HrVkKernels *k, HrVkContext *ctx, const HrVkLinearBenchArgs *
         for (long i = 0; st == HR_OK && i < calls; i++) {
             if (i > 0)
                 hr_vk_record_barrier(cb);
+            if (q8) {
+                hr_vk_record(k, cb, &dq);
+                hr_vk_record_barrier(cb);
+            }
             hr_vk_record(k, cb, &d[(size_t)i % copies]);
         }
         if (st == HR_OK)
@@ -476,6 +488,7 @@ hr_vk_bench_linear(HrVkKernels *k, HrVkContext *ctx, const HrVkLinearBenchArgs *
     hr_vk_buffer_free(ctx, &params);
     hr_vk_buffer_free(ctx, &out);
     hr_vk_buffer_free(ctx, &x);
+    hr_vk_buffer_free(ctx, &xq);
     for (size_t c = 0; c < copies; c++)
         hr_vk_buffer_free(ctx, &w[c].buf);
     g_free(xh);

@@ -217,7 +217,21 @@ query_caps(VkInstance inst, VkPhysicalDevice pd, HrVkCaps *caps)
         caps->storage_16bit = f11.storageBuffer16BitAccess;
         caps->vulkan_memory_model = f12.vulkanMemoryModel;
     }
-    caps->integer_dot_product = has_device_extension(pd, "VK_KHR_shader_integer_dot_product");
+    /* packed int8 dot products (gemv.comp's Q8 build, OpSDot) */
+    if (has_device_extension(pd, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME)) {
+        VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR df = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR,
+        };
+        VkPhysicalDeviceFeatures2 f2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &df };
+        vkGetPhysicalDeviceFeatures2(pd, &f2);
+        VkPhysicalDeviceShaderIntegerDotProductPropertiesKHR dp = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES_KHR,
+        };
+        VkPhysicalDeviceProperties2 p2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &dp };
+        vkGetPhysicalDeviceProperties2(pd, &p2);
+        caps->integer_dot_product = df.shaderIntegerDotProduct;
+        caps->integer_dot_fast = df.shaderIntegerDotProduct && dp.integerDotProduct4x8BitPackedSignedAccelerated;
+    }
     caps->memory_budget = has_device_extension(pd, "VK_EXT_memory_budget");
     query_coop(inst, pd, caps);
 
@@ -235,7 +249,7 @@ append_caps(GString *out, const HrVkCaps *c)
     g_string_append_printf(out,
         "      %s, Vulkan %u.%u.%u, %.1f GiB device-local, subgroup %u%s\n"
         "      fp16 arithmetic %s, 16-bit storage %s, 8-bit storage %s, int8 %s, "
-        "integer dot product %s, memory budget %s\n"
+        "integer dot product %s%s, memory budget %s\n"
         "      shared memory %u KiB, max storage buffer range %" G_GUINT64_FORMAT " MiB, "
         "cooperative matrix (FP16, NV) %s\n",
         device_type_name(c->type),
@@ -245,7 +259,8 @@ append_caps(GString *out, const HrVkCaps *c)
         c->subgroup_size, c->subgroup_arithmetic ? " (arithmetic)" : "",
         c->shader_float16 ? "yes" : "no", c->storage_16bit ? "yes" : "no",
         c->storage_8bit ? "yes" : "no", c->shader_int8 ? "yes" : "no",
-        c->integer_dot_product ? "yes" : "no", c->memory_budget ? "yes" : "no",
+        c->integer_dot_product ? "yes" : "no", c->integer_dot_fast ? " (accelerated)" : "",
+        c->memory_budget ? "yes" : "no",
         c->max_shared_memory / 1024, c->max_storage_buffer_range / (1024 * 1024),
         c->coop_m ? (c->coop_n == 16 ? "16x16x16" : "16x8x16") : "no");
 }
@@ -450,20 +465,28 @@ create_device(HrVkContext *ctx, HrError *err)
         .pNext = &f12,
         .storageBuffer16BitAccess = ctx->caps.storage_16bit,
     };
+    VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR dot = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR,
+        .pNext = &f11,
+        .shaderIntegerDotProduct = VK_TRUE,
+    };
+    const void *chain = ctx->caps.integer_dot_product ? (const void *)&dot : (const void *)&f11;
     VkPhysicalDeviceCooperativeMatrixFeaturesNV coop = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV,
-        .pNext = &f11,
+        .pNext = (void *)chain,
         .cooperativeMatrix = VK_TRUE,
     };
-    const char *exts[2];
+    const char *exts[3];
     uint32_t n_ext = 0;
     if (ctx->caps.memory_budget)
         exts[n_ext++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
     if (ctx->caps.coop_m)
         exts[n_ext++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+    if (ctx->caps.integer_dot_product)
+        exts[n_ext++] = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
     VkDeviceCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
-        .pNext = ctx->caps.coop_m ? (const void *)&coop : (const void *)&f11,
+        .pNext = ctx->caps.coop_m ? (const void *)&coop : chain,
         .queueCreateInfoCount = 1,
         .pQueueCreateInfos = &q,
         .enabledExtensionCount = n_ext,

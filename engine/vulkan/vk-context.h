@@ -31,7 +31,8 @@ typedef struct {
     bool storage_16bit;
     bool storage_8bit;
     bool shader_int8;
-    bool integer_dot_product;
+    bool integer_dot_product;   /* VK_KHR_shader_integer_dot_product with shaderIntegerDotProduct, enabled */
+    bool integer_dot_fast;      /* its 4x8-bit packed signed dot product is accelerated (one instruction) */
     bool vulkan_memory_model;   /* enabled only with the cooperative matrix (its shaders declare it) */
     bool memory_budget;
     uint32_t subgroup_size;

@@ -89,6 +89,15 @@ static const uint32_t gemv_wide_spv[] =
 static const uint32_t gemv_sg_wide_spv[] =
 #include "gemv_sg_wide.spv.h"
     ;
+static const uint32_t gemv_q8_spv[] =
+#include "gemv_q8.spv.h"
+    ;
+static const uint32_t gemv_sg_q8_spv[] =
+#include "gemv_sg_q8.spv.h"
+    ;
+static const uint32_t quant_q8_spv[] =
+#include "quant_q8.spv.h"
+    ;
 
 enum { POOL_SETS = 128, MAX_BINDINGS = 8 };
 
@@ -220,6 +229,7 @@ hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig 
     cfg->fp16_math = caps->shader_float16 && f16 && f16[0] == '1';
     const char *gv = g_getenv("HEARTH_VULKAN_GEMV");
     cfg->gemv_wide = gv && strcmp(gv, "wide") == 0;
+    cfg->gemv_q8 = gv && strcmp(gv, "q8") == 0 && caps->integer_dot_product;
     /* The GEMV keeps wg * rows * tokens * 2 partial sums in shared memory;
      * attention keeps split + max_hd + wg floats. */
     const uint32_t shared = shared_bytes(caps);
@@ -412,6 +422,18 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
                                 cfg->subgroup ? sizeof gemv_sg_wide_spv : sizeof gemv_wide_spv, 7, 15 * 4, spec, 5,
                                 &k->pipes[HR_VK_K_GEMV_WIDE + gate], err);
     }
+    if (st == HR_OK && cfg->gemv_q8 && !caps->integer_dot_product)
+        st = hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan: int8 dot products were asked for but %s lacks "
+                          "shaderIntegerDotProduct", caps->name);
+    for (uint32_t gate = 0; st == HR_OK && cfg->gemv_q8 && gate < 2; gate++) {
+        uint32_t spec[5] = { wg, cfg->gemv_rows, 1, HR_VK_W_Q4, gate };
+        st = hr_vk_pipeline_new(ctx, cfg->subgroup ? gemv_sg_q8_spv : gemv_q8_spv,
+                                cfg->subgroup ? sizeof gemv_sg_q8_spv : sizeof gemv_q8_spv, 7, 15 * 4, spec, 5,
+                                &k->pipes[HR_VK_K_GEMV_Q8 + gate], err);
+    }
+    if (st == HR_OK && cfg->gemv_q8)
+        st = hr_vk_pipeline_new(ctx, quant_q8_spv, sizeof quant_q8_spv, 2, 8, one, 1, &k->pipes[HR_VK_K_QUANT_Q8],
+                                err);
     for (uint32_t v = 0; st == HR_OK && cfg->gemm && !cfg->gemm_coop && v < 6; v++) {
         uint32_t bn, tn;
         gemm_tile(cfg, v & 1, &bn, &tn);
@@ -812,6 +834,15 @@ hr_vk_make_rmsnorm(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *out, HrVkBuffer *w
     return st;
 }
 
+/* A 4-bit matrix the decode GEMV can read in 32-input units (16-byte loads
+ * of weights and activations, one scale entry a unit). */
+static bool
+units32_ok(const HrVkWeight *w, uint32_t x_stride)
+{
+    return w->kind == HR_VK_W_Q4 && w->k % 32 == 0 && w->kw % 4 == 0 && x_stride % 4 == 0 &&
+           (w->ng == 1 || w->gsize % 32 == 0);
+}
+
 HrStatus
 hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError *err)
 {
@@ -823,14 +854,17 @@ hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError 
         (a->gate && (!a->w[1] || a->w[1]->n != w0->n || a->w[2])))
         return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan GEMV: fused matrices must share input width, "
                             "storage type and group layout (gate/up: also the row count)");
-    HrVkBuffer *b[7] = { a->x, a->out, (HrVkBuffer *)&w0->buf, (HrVkBuffer *)&w1->buf, (HrVkBuffer *)&w2->buf,
-                         a->bias, a->params };
     const bool gemm = a->prefill && k->cfg.gemm && !a->no_gemm;
     /* 32-input units: 4-bit, one token, whole 16-byte units in every row and
-     * activation row, a scale entry per unit */
-    const bool wide = k->cfg.gemv_wide && !a->prefill && w0->kind == HR_VK_W_Q4 && w0->k % 32 == 0 &&
-                      w0->kw % 4 == 0 && a->x_stride % 4 == 0 && (w0->ng == 1 || w0->gsize % 32 == 0);
+     * activation row, a scale entry per unit; on int8 activations where the
+     * caller quantized them */
+    const bool units32 = !a->prefill && units32_ok(w0, a->x_stride);
+    const bool q8 = units32 && k->cfg.gemv_q8 && a->xq;
+    const bool wide = units32 && k->cfg.gemv_wide && !q8;
+    HrVkBuffer *b[7] = { q8 ? a->xq : a->x, a->out, (HrVkBuffer *)&w0->buf, (HrVkBuffer *)&w1->buf,
+                         (HrVkBuffer *)&w2->buf, a->bias, a->params };
     HrVkKernelId id = gemm ? HR_VK_K_GEMM + w0->kind * 2 + (a->gate ? 1 : 0)
+                      : q8   ? HR_VK_K_GEMV_Q8 + (a->gate ? 1 : 0)
                       : wide ? HR_VK_K_GEMV_WIDE + (a->gate ? 1 : 0)
                              : HR_VK_K_GEMV + w0->kind * 4 + (a->gate ? 2 : 0) + (a->prefill ? 1 : 0);
     HrStatus st = alloc_set(k, id, b, 7, d, err);
@@ -858,6 +892,35 @@ hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError 
     d->groups[0] = div_up(w0->n, rows) + div_up(n1, rows) + div_up(n2, rows);
     d->groups[1] = div_up(a->max_tokens, toks);
     d->groups[2] = 1;
+    return st;
+}
+
+bool
+hr_vk_gemv_q8(const HrVkKernels *k, const HrVkWeight *w, uint32_t x_stride)
+{
+    return k->cfg.gemv_q8 && units32_ok(w, x_stride);
+}
+
+size_t
+hr_vk_q8_words(uint32_t K)
+{
+    return (size_t)K / 32 * 10;   /* 8 words of int8 and a (d, d * sum) pair per block */
+}
+
+HrStatus
+hr_vk_make_quant_q8(HrVkKernels *k, HrVkBuffer *x, uint32_t x0, uint32_t K, HrVkBuffer *xq, HrVkDispatch *d,
+                    HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    if (K % 32 != 0 || x0 % 4 != 0 || !k->cfg.gemv_q8)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan int8 activations: %u inputs from float %u (needs a "
+                            "multiple of 32 from a multiple of 4, and HEARTH_VULKAN_GEMV=q8)", K, x0);
+    HrVkBuffer *b[2] = { x, xq };
+    HrStatus st = alloc_set(k, HR_VK_K_QUANT_Q8, b, 2, d, err);
+    d->push[0] = K / 32;
+    d->push[1] = x0;
+    d->groups[0] = div_up(K / 32, k->cfg.wg);
+    d->groups[1] = d->groups[2] = 1;
     return st;
 }
 

@@ -65,7 +65,9 @@ typedef enum {
     HR_VK_K_GEMV,          /* + kind*4 + gate*2 + prefill: 12 pipelines */
     HR_VK_K_GEMM = HR_VK_K_GEMV + 12,  /* + kind*2 + gate: 6 pipelines */
     HR_VK_K_GEMV_WIDE = HR_VK_K_GEMM + 6,  /* 4-bit decode in 32-input units, + gate: 2 pipelines */
-    HR_VK_K_COUNT = HR_VK_K_GEMV_WIDE + 2,
+    HR_VK_K_GEMV_Q8 = HR_VK_K_GEMV_WIDE + 2,  /* 4-bit decode on int8 activations, + gate: 2 pipelines */
+    HR_VK_K_QUANT_Q8 = HR_VK_K_GEMV_Q8 + 2,   /* the activations for it (quant_q8.comp) */
+    HR_VK_K_COUNT,
 } HrVkKernelId;
 
 typedef struct {
@@ -88,6 +90,10 @@ typedef struct {
     bool subgroup;          /* subgroup-arithmetic variants */
     bool gemv_wide;         /* 4-bit decode GEMV in 32-input units (16-byte loads) where the shape allows;
                                HEARTH_VULKAN_GEMV=wide (opt-in until measured on a GPU) */
+    bool gemv_q8;           /* 4-bit decode GEMV on int8 activations (quant_q8.comp, then gemv.comp's Q8
+                               build: packed int8 dot products) where the shape allows, as the CPU's decode;
+                               HEARTH_VULKAN_GEMV=q8 on devices with shaderIntegerDotProduct (opt-in until
+                               measured on a GPU) */
     bool fp16_math;         /* decode GEMV forms its products in FP16 (shaderFloat16 devices,
                                HEARTH_VULKAN_FP16_MATH=1; off by default: decode is bound by
                                memory, not arithmetic, and FP32 keeps the CPU's accuracy) */
@@ -196,11 +202,25 @@ typedef struct {
     bool no_gemm;             /* prefill through the several-token GEMV even where the GEMM is on
                                  (a few tokens: the GEMM's token tile would be mostly padding) */
     HrVkBuffer *x, *out, *bias, *params;   /* bias may be NULL */
+    HrVkBuffer *xq;           /* x quantized by hr_vk_make_quant_q8 (one decode row): the GEMV reads it
+                                 instead of x where hr_vk_gemv_q8() says it can; may be NULL */
     uint32_t x_stride, o_stride;
     uint32_t out_row_offset;  /* added to every output row (and bias) index */
     uint32_t max_tokens;
 } HrVkGemvArgs;
 HrStatus hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError *err);
+/* Whether a one-token GEMV of w over rows of x_stride floats runs on int8
+ * activations (cfg.gemv_q8, a 4-bit w with K % 32 == 0 and groups of a
+ * multiple of 32 inputs or one a row, x_stride % 4 == 0): then the caller
+ * quantizes the row first (hr_vk_make_quant_q8, into a buffer of
+ * hr_vk_q8_words(K) words) and passes it as HrVkGemvArgs.xq. */
+bool hr_vk_gemv_q8(const HrVkKernels *k, const HrVkWeight *w, uint32_t x_stride);
+size_t hr_vk_q8_words(uint32_t K);
+/* x[x0 .. x0 + K) (x0 % 4 == 0, K % 32 == 0) -> xq: int8 per block of 32
+ * (d = max|x| / 127, rounded to nearest even) in the 4-bit words' nibble
+ * order, then (d, d * sum xq) per block (shaders/quant_q8.comp). */
+HrStatus hr_vk_make_quant_q8(HrVkKernels *k, HrVkBuffer *x, uint32_t x0, uint32_t K, HrVkBuffer *xq,
+                             HrVkDispatch *d, HrError *err);
 
 /* rope_tab: [context, head_dim/2] (cos, sin) pairs of FP32. */
 HrStatus hr_vk_make_rope_kv(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *qout, HrVkBuffer *kc, HrVkBuffer *vc,

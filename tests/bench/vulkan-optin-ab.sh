@@ -14,9 +14,9 @@
 #    (HEARTH_VULKAN_GEMM_TILE=64,32,32,4,4, on today's shader), and on matrix units
 #    (HEARTH_VULKAN_GEMM=coop; without the next slice's loads in flight, HEARTH_VULKAN_COOP_PREFETCH=0;
 #    a 64 x 64 tile), TFLOP/s beside the FP32 peak; the decode GEMV default
-#    against HEARTH_VULKAN_GEMV=wide;
+#    against HEARTH_VULKAN_GEMV=wide and =q8 (int8 activations, packed dot products);
 # 3. model level, alternated A B C A B C: prefill of 512 and 4,096 tokens and decode with the
-#    defaults (A) against HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=wide (B) and against
+#    defaults (A) against HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=q8 (B) and against
 #    HEARTH_VULKAN_GEMM=coop (C), on the Llama-2-7B and Llama-3-8B AWQ shapes.
 # Everything lands in $OUT/vulkan-optin.txt (and the unpacking's $OUT/summary.txt).
 set -u
@@ -59,8 +59,8 @@ for tile in "" 64,32,32,4,4 coop coop-noprefetch coop:64,64,32,32; do
   env $E timeout 90 $H/hearth-cli bench --backend vulkan --tokens 512 \
     --gemm 4096x4096,11008x4096,4096x11008,14336x4096 2>&1 | grep -E "^(peak|gemm)" | sed "s/^/[tile ${tile:-default}] /" | tee -a $R
 done
-say "== the decode GEMV alone: default, then HEARTH_VULKAN_GEMV=wide"
-for gv in "" wide; do
+say "== the decode GEMV alone: default, then HEARTH_VULKAN_GEMV=wide and q8"
+for gv in "" wide q8; do
   HEARTH_VULKAN_GEMV=$gv timeout 90 $H/hearth-cli bench --backend vulkan --gemv 4096x4096,11008x4096,4096x11008 2>&1 |
     grep -E "^(bandwidth|gemv)" | sed "s/^/[gemv ${gv:-default}] /" | tee -a $R
 done
@@ -74,7 +74,7 @@ for m in llama-2-7b llama-3-8b; do
       [ $(left) -lt 40 ] && { say "out of time"; break 3; }
       case $side in
         A) E="" ;;
-        B) E="HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=wide" ;;
+        B) E="HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=q8" ;;
         C) E="HEARTH_VULKAN_GEMM=coop" ;;
       esac
       for p in 512 4096; do
