@@ -341,18 +341,11 @@ mat_ref(const TestMat *m, float *out, const float *bias, const float *x, int T, 
  * value within d/2, the block's d * sum xq), and x replaced by what the GEMV
  * then multiplies, d * xq, so the CPU reference sees the same row. NULL (x
  * kept) where w does not take them. */
-static HrVkBuffer *
-q8_prepare(const HrVkWeight *w, HrVkBuffer *bx, float *x, int K, int T, bool prefill)
+static void
+q8_check(const char *what, const void *words, float *x, int K)
 {
-    if (prefill || T != 1 || !hr_vk_gemv_q8(kern, w, (uint32_t)K))
-        return NULL;
-    HrVkBuffer *bq = hostbuf(hr_vk_q8_words((uint32_t)K) * 4, NULL);
-    HrVkDispatch d;
-    HrError err = { 0 };
-    HR_CHECK(hr_vk_make_quant_q8(kern, bx, 0, (uint32_t)K, bq, &d, &err) == HR_OK, "quant_q8: %s", err.message);
-    run(&d, 1);
-    const uint32_t *qw = bq->mapped;
-    const float *qf = (const float *)bq->mapped + (size_t)K / 32 * 8;
+    const uint32_t *qw = words;
+    const float *qf = (const float *)words + (size_t)K / 32 * 8;
     int bad = 0;
     for (int b = 0; b < K / 32; b++) {
         float amax = 0.0f;
@@ -371,7 +364,20 @@ q8_prepare(const HrVkWeight *w, HrVkBuffer *bx, float *x, int K, int T, bool pre
         }
         bad += !(fabsf(qf[2 * b + 1] - dq * (float)sum) <= 1e-6f * fabsf(dq * (float)sum) + 1e-30f);
     }
-    HR_CHECK(bad == 0, "[%s] quant_q8 of %d inputs: %d values or block scales off", cfg_label, K, bad);
+    HR_CHECK(bad == 0, "[%s] %s, int8 row of %d inputs: %d values or block scales off", cfg_label, what, K, bad);
+}
+
+static HrVkBuffer *
+q8_prepare(const HrVkWeight *w, HrVkBuffer *bx, float *x, int K, int T, bool prefill)
+{
+    if (prefill || T != 1 || !hr_vk_gemv_q8(kern, w, (uint32_t)K))
+        return NULL;
+    HrVkBuffer *bq = hostbuf(hr_vk_q8_words((uint32_t)K) * 4, NULL);
+    HrVkDispatch d;
+    HrError err = { 0 };
+    HR_CHECK(hr_vk_make_quant_q8(kern, bx, 0, (uint32_t)K, bq, &d, &err) == HR_OK, "quant_q8: %s", err.message);
+    run(&d, 1);
+    q8_check("quant_q8", bq->mapped, x, K);
     n_q8++;
     return bq;
 }
@@ -559,6 +565,20 @@ test_rmsnorm(int n, int T)
     char what[64];
     g_snprintf(what, sizeof what, "rmsnorm n=%d T=%d", n, T);
     close_enough(what, bo->mapped, ref, (size_t)T * n, 1e-5f);
+    if (T == 1 && n % 32 == 0 && hr_vk_kernels_config(kern)->gemv_q8) {
+        /* the same row, and the int8 row for the next linear */
+        HrVkBuffer *bo8 = hostbuf((size_t)n * 4, NULL), *bq = hostbuf(hr_vk_q8_words((uint32_t)n) * 4, NULL);
+        HR_CHECK(hr_vk_make_rmsnorm_q8(kern, bx, bo8, bw, bp, (uint32_t)n, 1e-5f, bq, &d, &err) == HR_OK, "%s",
+                 err.message);
+        run(&d, 1);
+        g_strlcat(what, " q8", sizeof what);
+        close_enough(what, bo8->mapped, ref, (size_t)n, 1e-5f);
+        float *row = g_memdup2(bo8->mapped, (size_t)n * 4);
+        q8_check(what, bq->mapped, row, n);
+        g_free(row);
+        freebuf(bo8);
+        freebuf(bq);
+    }
     freebuf(bx);
     freebuf(bo);
     freebuf(bw);
@@ -682,6 +702,22 @@ test_rope_attn(int n_heads, int n_kv, int hd, int context, int pos, int T, int w
     HR_CHECK(hr_vk_make_attn_combine(kern, bpart, bo, bp, n_heads, hd, context, T, &d[2], &err) == HR_OK, "%s",
              err.message);
     run(d, 3);
+    if (T == 1 && hd % 32 == 0 && hr_vk_kernels_config(kern)->gemv_q8) {
+        /* the combine again, writing the int8 row for o_proj too: the same output, and its int8 row */
+        HrVkBuffer *bo8 = hostbuf((size_t)q_dim * 4, NULL), *b8 = hostbuf(hr_vk_q8_words((uint32_t)q_dim) * 4, NULL);
+        HrVkDispatch dc;
+        HR_CHECK(hr_vk_make_attn_combine_q8(kern, bpart, bo8, bp, n_heads, hd, context, b8, &dc, &err) == HR_OK, "%s",
+                 err.message);
+        run(&dc, 1);
+        HR_CHECK(memcmp(bo8->mapped, bo->mapped, (size_t)q_dim * 4) == 0, "[%s] %s: combine q8 output differs",
+                 cfg_label, what);
+        float *row = g_memdup2(bo8->mapped, (size_t)q_dim * 4);
+        q8_check(what, b8->mapped, row, q_dim);
+        g_free(row);
+        freebuf(bo8);
+        freebuf(b8);
+        n_q8++;
+    }
 
     /* CPU: rope q and k, write the FP16 cache, attend as cpu-backend.c does. */
     float *q = g_new(float, (size_t)T * q_dim);
@@ -1188,6 +1224,12 @@ run_q8_linears(void)
     test_gemv_one(40, 200, 5, true, 0, 1, false);     /* g = 40: FP32 */
     test_gemv_fused(64, 64, 32, 176, 2, true, 0, 1, false);
     test_gemv_fused(256, 256, 64, 72, 2, true, 0, 1, false);
+    /* the RMSNorm and the attention's combine writing the int8 row too */
+    test_rmsnorm(64, 1);
+    test_rmsnorm(576, 1);
+    test_rope_attn(4, 2, 64, 300, 299, 1, 0);
+    test_rope_attn(8, 8, 32, 40, 17, 1, 0);
+    test_rope_attn(2, 1, 64, 600, 520, 1, 0);
     for (size_t i = 0; i < G_N_ELEMENTS(ggml_types); i++) {
         const uint32_t ty = ggml_types[i];
         if (ty != HR_GGML_Q4_0 && ty != HR_GGML_Q4_1 && ty != HR_GGML_Q4_K && ty != HR_GGML_Q8_0)

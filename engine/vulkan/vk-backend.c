@@ -111,7 +111,10 @@ typedef struct {
     HrVkBuffer rope_tab, part;
     HrVkBuffer up_out;             /* up_proj's output when gate and up run apart */
     HrVkBuffer xq;                 /* a decode row as int8 for the q8 GEMV (cfg.gemv_q8), sized for the
-                                      widest input; each linear quantizes its own input into it */
+                                      widest input: written by the RMSNorm or the attention's combine
+                                      for the linear right after them, else by a quant_q8 dispatch */
+    const HrOpsBuffer *xq_holds;   /* compiling: the buffer the node just added left in xq, for the
+                                      next node only (NULL: none) */
     HrVkBuffer params, tokens, logits, argmax;     /* host-visible */
     /* the draw's device part (one-token steps with a sample spec): the seen
      * ids (host-visible), topk.comp's pass outputs in two pairs (values,
@@ -846,12 +849,8 @@ add(GArray *ds, HrStatus st, const HrVkDispatch *d)
  * input row quantized into c->xq first; *xq the buffer for HrVkGemvArgs.xq
  * (NULL where the first matrix cannot take it: the GEMV reads x). */
 static HrStatus
-add_quant_q8(VkCtx *c, GArray *ds, const HrOpsBuffer *src, const HrVkWeight *w, bool prefill, HrVkBuffer **xq,
-             HrError *err)
+ensure_xq(VkCtx *c, uint32_t k, HrError *err)
 {
-    *xq = NULL;
-    if (prefill || !hr_vk_gemv_q8(c->kern, w, src->width))
-        return HR_OK;
     HrStatus st = HR_OK;
     if (!c->xq.buffer) {
         const HrModelConfig *m = &c->cfg;
@@ -860,10 +859,33 @@ add_quant_q8(VkCtx *c, GArray *ds, const HrOpsBuffer *src, const HrVkWeight *w, 
         st = new_device(c, &c->xq, bytes, "activations", err);
         c->scratch_bytes += bytes;
     }
-    if (st == HR_OK && hr_vk_q8_words(w->k) * 4 > c->xq.size)
-        st = hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan: a linear of %u inputs, wider than the model's", w->k);
+    if (st == HR_OK && hr_vk_q8_words(k) * 4 > c->xq.size)
+        st = hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan: a linear of %u inputs, wider than the model's", k);
+    return st;
+}
+
+/* Whether node nd (decode) can leave its output in c->xq for next, a linear
+ * on int8 activations that reads it. */
+static bool
+q8_feeds(const VkCtx *c, const HrNode *nd, const HrNode *next, bool prefill)
+{
+    return !prefill && next && (next->op == HR_OP_LINEAR || next->op == HR_OP_LOGITS) && next->src == nd->dst &&
+           hr_vk_gemv_q8(c->kern, next->op == HR_OP_LOGITS ? &next->w[0]->slices[0] : &next->w[0]->w,
+                         nd->dst->width);
+}
+
+/* held: the buffer the node before left in c->xq (the RMSNorm's or the
+ * attention's output), or NULL. */
+static HrStatus
+add_quant_q8(VkCtx *c, GArray *ds, const HrOpsBuffer *src, const HrVkWeight *w, bool prefill,
+             const HrOpsBuffer *held, HrVkBuffer **xq, HrError *err)
+{
+    *xq = NULL;
+    if (prefill || !hr_vk_gemv_q8(c->kern, w, src->width))
+        return HR_OK;
+    HrStatus st = ensure_xq(c, w->k, err);
     HrVkDispatch d;
-    if (st == HR_OK)
+    if (st == HR_OK && held != src)
         st = add(ds, hr_vk_make_quant_q8(c->kern, (HrVkBuffer *)&src->buf, 0, w->k, &c->xq, &d, err), &d);
     if (st == HR_OK)
         *xq = &c->xq;
@@ -873,7 +895,8 @@ add_quant_q8(VkCtx *c, GArray *ds, const HrOpsBuffer *src, const HrVkWeight *w, 
 /* A LINEAR node: one dispatch when its matrices are stored alike (q|k|v,
  * gate|up), else one per matrix side by side. */
 static HrStatus
-add_linear(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, bool gemm, uint32_t T, HrError *err)
+add_linear(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, bool gemm, uint32_t T, const HrOpsBuffer *held,
+           HrError *err)
 {
     HrVkDispatch d;
     uint32_t rows = 0;
@@ -887,7 +910,7 @@ add_linear(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, bool gemm, uint
                        .x_stride = nd->src->width, .o_stride = nd->gate ? nd->w[0]->w.n : rows, .max_tokens = T,
                        .no_gemm = !gemm };
     /* one quantized row serves every matrix of the node that can take it */
-    HrStatus qst = add_quant_q8(c, ds, nd->src, &nd->w[0]->w, prefill, &a.xq, err);
+    HrStatus qst = add_quant_q8(c, ds, nd->src, &nd->w[0]->w, prefill, held, &a.xq, err);
     if (qst != HR_OK)
         return qst;
     if (alike) {
@@ -954,14 +977,18 @@ add_sample(VkCtx *c, GArray *ds, HrError *err)
     return st;
 }
 
+/* next: the node after nd (NULL at the end). */
 static HrStatus
-add_node(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, bool gemm, uint32_t T, HrError *err)
+add_node(VkCtx *c, GArray *ds, const HrNode *nd, const HrNode *next, bool prefill, bool gemm, uint32_t T,
+         HrError *err)
 {
     const HrModelConfig *cfg = &c->cfg;
     const uint32_t hd = (uint32_t)cfg->head_dim, ctxlen = (uint32_t)c->opt.context_len;
     HrVkKernels *k = c->kern;
     HrVkDispatch d;
     HrStatus st = HR_OK;
+    const HrOpsBuffer *held = c->xq_holds;   /* for this node only */
+    c->xq_holds = NULL;
     switch (nd->op) {
     case HR_OP_EMBED:
         for (int i = 0; st == HR_OK && i < nd->w[0]->n_slices; i++)
@@ -969,10 +996,18 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, bool gemm, uint32
                                           &nd->dst->buf, &c->params, T, &d, err), &d);
         return st;
     case HR_OP_RMSNORM:
+        if (!nd->logit_rows && q8_feeds(c, nd, next, prefill)) {   /* and the row as int8 for the next linear */
+            st = ensure_xq(c, nd->dst->width, err);
+            if (st == HR_OK)
+                st = add(ds, hr_vk_make_rmsnorm_q8(k, &nd->src->buf, &nd->dst->buf, &nd->w[0]->vec, &c->params,
+                                                   nd->src->width, cfg->norm_eps, &c->xq, &d, err), &d);
+            c->xq_holds = nd->dst;
+            return st;
+        }
         return add(ds, hr_vk_make_rmsnorm(k, &nd->src->buf, &nd->dst->buf, &nd->w[0]->vec, &c->params,
                                           nd->src->width, cfg->norm_eps, nd->logit_rows, T, &d, err), &d);
     case HR_OP_LINEAR:
-        return add_linear(c, ds, nd, prefill, gemm, T, err);
+        return add_linear(c, ds, nd, prefill, gemm, T, held, err);
     case HR_OP_ROPE_KV:
         return add(ds, hr_vk_make_rope_kv(k, &nd->src->buf, &nd->dst->buf, &nd->k_cache->buf, &nd->v_cache->buf,
                                           &c->rope_tab, &c->params, (uint32_t)cfg->n_heads,
@@ -981,6 +1016,14 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, bool gemm, uint32
         st = add(ds, hr_vk_make_attn(k, &nd->src->buf, &nd->k_cache->buf, &nd->v_cache->buf, &c->part, &c->params,
                                      (uint32_t)cfg->n_heads, (uint32_t)cfg->n_kv_heads, hd, ctxlen,
                                      (uint32_t)MAX(cfg->sliding_window, 0), prefill, T, &d, err), &d);
+        if (st == HR_OK && hd % 32 == 0 && hd <= hr_vk_kernels_config(k)->max_hd && q8_feeds(c, nd, next, prefill)) {
+            st = ensure_xq(c, nd->dst->width, err);   /* and the row as int8 for o_proj */
+            if (st == HR_OK)
+                st = add(ds, hr_vk_make_attn_combine_q8(k, &c->part, &nd->dst->buf, &c->params,
+                                                        (uint32_t)cfg->n_heads, hd, ctxlen, &c->xq, &d, err), &d);
+            c->xq_holds = nd->dst;
+            return st;
+        }
         if (st == HR_OK)
             st = add(ds, hr_vk_make_attn_combine(k, &c->part, &nd->dst->buf, &c->params, (uint32_t)cfg->n_heads, hd,
                                                  ctxlen, T, &d, err), &d);
@@ -988,7 +1031,7 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, bool gemm, uint32
     case HR_OP_LOGITS: {
         /* a 4-bit lm_head (GGUF) on int8 activations too; decode's one row is row 0 */
         HrVkBuffer *xq = NULL;
-        st = add_quant_q8(c, ds, nd->src, &nd->w[0]->slices[0], prefill, &xq, err);
+        st = add_quant_q8(c, ds, nd->src, &nd->w[0]->slices[0], prefill, held, &xq, err);
         for (int i = 0; st == HR_OK && i < nd->w[0]->n_slices; i++) {
             HrVkGemvArgs a = { .w = { &nd->w[0]->slices[i] }, .logit_rows = true, .prefill = prefill, .xq = xq,
                                .x = &nd->src->buf, .out = prefill || !c->draws ? &c->logits : &c->logits_dec,
@@ -1067,15 +1110,16 @@ vk_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **pro
     g->decode = !prefill;
     g_ptr_array_add(c->progs, g);
     HrStatus st = HR_OK;
+    c->xq_holds = NULL;
     for (int i = 0; st == HR_OK && i < n_nodes; i++)
-        st = add_node(c, g->ds, &nodes[i], prefill, true, T, err);
+        st = add_node(c, g->ds, &nodes[i], i + 1 < n_nodes ? &nodes[i + 1] : NULL, prefill, true, T, err);
     if (st == HR_OK)
         st = record(c, g->ds, !prefill && c->draws, &g->cb, err);
     const uint32_t S = short_steps(c);
     if (st == HR_OK && prefill && S > 1 && T > S) {
         g->ds_short = g_array_new(FALSE, FALSE, sizeof(HrVkDispatch));
         for (int i = 0; st == HR_OK && i < n_nodes; i++)
-            st = add_node(c, g->ds_short, &nodes[i], true, false, S, err);
+            st = add_node(c, g->ds_short, &nodes[i], i + 1 < n_nodes ? &nodes[i + 1] : NULL, true, false, S, err);
         if (st == HR_OK)
             st = record(c, g->ds_short, false, &g->cb_short, err);
         g->n_short = S;

@@ -98,6 +98,15 @@ static const uint32_t gemv_sg_q8_spv[] =
 static const uint32_t quant_q8_spv[] =
 #include "quant_q8.spv.h"
     ;
+static const uint32_t rmsnorm_q8_spv[] =
+#include "rmsnorm_q8.spv.h"
+    ;
+static const uint32_t rmsnorm_sg_q8_spv[] =
+#include "rmsnorm_sg_q8.spv.h"
+    ;
+static const uint32_t attn_combine_q8_spv[] =
+#include "attn_combine_q8.spv.h"
+    ;
 
 enum { POOL_SETS = 128, MAX_BINDINGS = 8 };
 
@@ -434,6 +443,14 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
     if (st == HR_OK && cfg->gemv_q8)
         st = hr_vk_pipeline_new(ctx, quant_q8_spv, sizeof quant_q8_spv, 2, 8, one, 1, &k->pipes[HR_VK_K_QUANT_Q8],
                                 err);
+    if (st == HR_OK && cfg->gemv_q8)
+        st = hr_vk_pipeline_new(ctx, cfg->subgroup ? rmsnorm_sg_q8_spv : rmsnorm_q8_spv,
+                                cfg->subgroup ? sizeof rmsnorm_sg_q8_spv : sizeof rmsnorm_q8_spv, 5, 12, one, 1,
+                                &k->pipes[HR_VK_K_RMSNORM_Q8], err);
+    const uint32_t combine_q8_spec[2] = { wg, cfg->max_hd };
+    if (st == HR_OK && cfg->gemv_q8)
+        st = hr_vk_pipeline_new(ctx, attn_combine_q8_spv, sizeof attn_combine_q8_spv, 4, 12, combine_q8_spec, 2,
+                                &k->pipes[HR_VK_K_ATTN_COMBINE_Q8], err);
     for (uint32_t v = 0; st == HR_OK && cfg->gemm && !cfg->gemm_coop && v < 6; v++) {
         uint32_t bn, tn;
         gemm_tile(cfg, v & 1, &bn, &tn);
@@ -920,6 +937,39 @@ hr_vk_make_quant_q8(HrVkKernels *k, HrVkBuffer *x, uint32_t x0, uint32_t K, HrVk
     d->push[0] = K / 32;
     d->push[1] = x0;
     d->groups[0] = div_up(K / 32, k->cfg.wg);
+    d->groups[1] = d->groups[2] = 1;
+    return st;
+}
+
+HrStatus
+hr_vk_make_rmsnorm_q8(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *out, HrVkBuffer *w, HrVkBuffer *params, uint32_t n,
+                      float eps, HrVkBuffer *xq, HrVkDispatch *d, HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    if (n % 32 != 0 || !k->cfg.gemv_q8)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan RMSNorm with int8 output: %u values", n);
+    HrVkBuffer *b[5] = { x, out, w, params, xq };
+    HrStatus st = alloc_set(k, HR_VK_K_RMSNORM_Q8, b, 5, d, err);
+    d->push[0] = n;
+    memcpy(&d->push[1], &eps, 4);
+    d->push[2] = 0;
+    d->groups[0] = d->groups[1] = d->groups[2] = 1;
+    return st;
+}
+
+HrStatus
+hr_vk_make_attn_combine_q8(HrVkKernels *k, HrVkBuffer *part, HrVkBuffer *out, HrVkBuffer *params, uint32_t n_heads,
+                           uint32_t hd, uint32_t context, HrVkBuffer *xq, HrVkDispatch *d, HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    if (hd % 32 != 0 || hd > k->cfg.max_hd || !k->cfg.gemv_q8)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan attention combine with int8 output: head_dim %u", hd);
+    HrVkBuffer *b[4] = { part, out, params, xq };
+    HrStatus st = alloc_set(k, HR_VK_K_ATTN_COMBINE_Q8, b, 4, d, err);
+    d->push[0] = n_heads;
+    d->push[1] = hd;
+    d->push[2] = hr_vk_attn_splits(k, context);
+    d->groups[0] = n_heads;
     d->groups[1] = d->groups[2] = 1;
     return st;
 }

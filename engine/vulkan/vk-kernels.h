@@ -67,6 +67,8 @@ typedef enum {
     HR_VK_K_GEMV_WIDE = HR_VK_K_GEMM + 6,  /* 4-bit decode in 32-input units, + gate: 2 pipelines */
     HR_VK_K_GEMV_Q8 = HR_VK_K_GEMV_WIDE + 2,  /* 4-bit decode on int8 activations, + gate: 2 pipelines */
     HR_VK_K_QUANT_Q8 = HR_VK_K_GEMV_Q8 + 2,   /* the activations for it (quant_q8.comp) */
+    HR_VK_K_RMSNORM_Q8,    /* rmsnorm.comp writing them too */
+    HR_VK_K_ATTN_COMBINE_Q8,  /* attn_combine.comp writing them too */
     HR_VK_K_COUNT,
 } HrVkKernelId;
 
@@ -221,6 +223,14 @@ size_t hr_vk_q8_words(uint32_t K);
  * order, then (d, d * sum xq) per block (shaders/quant_q8.comp). */
 HrStatus hr_vk_make_quant_q8(HrVkKernels *k, HrVkBuffer *x, uint32_t x0, uint32_t K, HrVkBuffer *xq,
                              HrVkDispatch *d, HrError *err);
+/* The same row written by the kernel that makes it, one dispatch fewer (decode, one token): the
+ * RMSNorm of n (% 32 == 0) values, and the attention's combine where hd % 32 == 0 (and hd <= the
+ * config's max_hd); out is written as by hr_vk_make_rmsnorm / hr_vk_make_attn_combine. */
+HrStatus hr_vk_make_rmsnorm_q8(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *out, HrVkBuffer *w, HrVkBuffer *params,
+                               uint32_t n, float eps, HrVkBuffer *xq, HrVkDispatch *d, HrError *err);
+HrStatus hr_vk_make_attn_combine_q8(HrVkKernels *k, HrVkBuffer *part, HrVkBuffer *out, HrVkBuffer *params,
+                                    uint32_t n_heads, uint32_t hd, uint32_t context, HrVkBuffer *xq,
+                                    HrVkDispatch *d, HrError *err);
 
 /* rope_tab: [context, head_dim/2] (cos, sin) pairs of FP32. */
 HrStatus hr_vk_make_rope_kv(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *qout, HrVkBuffer *kc, HrVkBuffer *vc,
