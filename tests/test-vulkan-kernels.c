@@ -440,6 +440,77 @@ test_gemv_one(int N, int K, int ng, bool quant, uint32_t ggml, int T, bool prefi
     mat_free(&m);
 }
 
+/* The lm_head rounded to int8 (HEARTH_VULKAN_LM_HEAD=q8, hr_vk_pack_q8):
+ * the same bytes and block scales as the CPU's int8 lm_head
+ * (hr_q8mat_from), rows of zeros and of large values included; then its
+ * decode GEMV and prefill GEMM against the CPU on the rows it stands for. */
+static void
+test_pack_q8(int N, int K, int T)
+{
+    uint16_t *f16 = g_new(uint16_t, (size_t)N * K);
+    for (size_t i = 0; i < (size_t)N * K; i++) {
+        const size_t r = i / (size_t)K;
+        const float scale = r == 1 ? 0.0f : r == 2 ? 3000.0f : 0.2f;   /* a zero row, a large row */
+        f16[i] = hr_f32_to_f16((float)g_rand_double_range(rng, -scale, scale));
+    }
+    HrVkWeight w;
+    size_t n_words = 0;
+    uint32_t *words = hr_vk_pack_q8(f16, HR_DTYPE_F16, N, K, NULL, &w, &n_words);
+    HR_CHECK(n_words == hr_vk_q8_matrix_words(N, K) && w.kind == HR_VK_W_Q8 && w.sfmt == HR_VK_S_F32 &&
+             w.ng == (uint32_t)K / 32, "pack_q8 [%d, %d]: %zu words, kind %d, format %d, %u groups", N, K, n_words,
+             (int)w.kind, (int)w.sfmt, w.ng);
+    HrMat hm = { f16, HR_DTYPE_F16, N, K };
+    float *rows = g_new(float, (size_t)N * K);
+    if (hr_q8mat_supported(&hm)) {
+        HrQ8Mat q8 = { 0 };
+        hr_q8mat_from(NULL, &hm, &q8);
+        int bad = 0;
+        for (int r = 0; r < N; r++) {
+            bad += memcmp((const uint8_t *)(words + (size_t)r * w.kw), q8.q + (size_t)r * K, (size_t)K) != 0;
+            bad += memcmp(words + w.soff + (size_t)r * w.ng, q8.d + (size_t)r * w.ng, 4 * (size_t)w.ng) != 0;
+        }
+        HR_CHECK(bad == 0, "pack_q8 [%d, %d]: %d rows differ from the CPU's int8 lm_head", N, K, bad);
+        hr_q8mat_free(&q8);
+    }
+    for (int r = 0; r < N; r++)   /* the rows the device holds */
+        for (int k = 0; k < K; k++) {
+            float d;
+            memcpy(&d, words + w.soff + (size_t)r * w.ng + (size_t)k / 32, 4);
+            rows[(size_t)r * K + k] = d * (float)((const int8_t *)(words + (size_t)r * w.kw))[k];
+        }
+    HrVkBuffer *bw = hostbuf(n_words * 4, words);
+    w.buf = *bw;
+    g_free(bw);
+    float *x = randv((size_t)T * K, 1.0f), *ref = g_new(float, (size_t)T * N);
+    HrVkBuffer *bx = hostbuf((size_t)T * K * 4, x), *bo = hostbuf((size_t)T * N * 4, NULL);
+    HrVkBuffer *bp = params_buf(0, (uint32_t)T, 0);
+    HrError err = { 0 };
+    HrVkDispatch d;
+    HrVkGemvArgs a = { .w = { &w }, .prefill = T > 1, .x = bx, .out = bo, .params = bp, .x_stride = (uint32_t)K,
+                       .o_stride = (uint32_t)N, .max_tokens = (uint32_t)T };
+    HR_CHECK(hr_vk_make_gemv(kern, &a, &d, &err) == HR_OK, "%s", err.message);
+    run(&d, 1);
+    for (int t = 0; t < T; t++)   /* in double: the large row's sums cancel */
+        for (int r = 0; r < N; r++) {
+            double acc = 0.0;
+            for (int k = 0; k < K; k++)
+                acc += (double)rows[(size_t)r * K + k] * x[(size_t)t * K + k];
+            ref[(size_t)t * N + r] = (float)acc;
+        }
+    char what[64];
+    g_snprintf(what, sizeof what, "lm_head-q8 N=%d K=%d T=%d", N, K, T);
+    close_enough(what, bo->mapped, ref, (size_t)T * N, MAX(gemv_tol, 3e-5f));   /* seen: 2.8e-6 */
+    hr_vk_buffer_free(ctx, &w.buf);
+    freebuf(bx);
+    freebuf(bo);
+    freebuf(bp);
+    g_free(words);
+    g_free(f16);
+    g_free(rows);
+    g_free(x);
+    g_free(ref);
+}
+
 /* q/k/v in one dispatch (with bias), and gate+up with SiLU*mul. */
 static void
 test_gemv_fused(int dim, int q_dim, int kv_dim, int hidden, int ng, bool quant, uint32_t ggml, int T, bool prefill)
@@ -1154,6 +1225,8 @@ run_linears(void)
     }
     test_gemv_one(512, 64, 1, false, 0, 3, true);     /* lm_head */
     test_gemv_logit_rows();
+    test_pack_q8(70, 256, 1);   /* the lm_head as int8 */
+    test_pack_q8(70, 256, 13);
 }
 
 static void

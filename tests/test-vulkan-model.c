@@ -29,9 +29,11 @@
  * coop-emu runs with HEARTH_TEST_FULL=1. The opt-in decode GEMV on int8
  * activations (HEARTH_VULKAN_GEMV=q8, rounded per 32 as the CPU's default
  * decode rounds them, against the exact CPU here) is checked on stories260K
- * AWQ with tol = 1e-2 (seen on lavapipe: 2.3e-3); run with the variable set,
- * every tolerance is at least 3e-2 (seen: 1.8e-2 on the random llama3-rope
- * AWQ fixtures, whose logits span a range of ~3.5).
+ * AWQ with tol = 1e-2 (seen on lavapipe: 2.3e-3), and with the lm_head
+ * rounded to int8 too (HEARTH_VULKAN_LM_HEAD=q8, as the CPU's default decode;
+ * seen 5.8e-3); run with either variable set, every tolerance is at least
+ * 3e-2 (seen: 1.8e-2 on the random llama3-rope AWQ fixtures, whose logits
+ * span a range of ~3.5).
  * The largest relative difference seen per model is printed.
  */
 #include <math.h>
@@ -50,7 +52,7 @@
 
 /* The tolerance under the prefill GEMM's FP16 operands and the decode
  * GEMV's int8 activations (see above). */
-static bool q8_run;   /* the whole run asked for HEARTH_VULKAN_GEMV=q8 */
+static bool q8_run;   /* the whole run asked for HEARTH_VULKAN_GEMV=q8 or HEARTH_VULKAN_LM_HEAD=q8 */
 
 static float
 gemm_tol(float tol)
@@ -316,7 +318,7 @@ main(void)
     /* The CPU backend is the oracle here: FP32 activations, as the GPU has
      * (its int8-activation decode path is checked in test-matmul). */
     g_setenv("HEARTH_CPU_EXACT", "1", TRUE);
-    q8_run = g_strcmp0(g_getenv("HEARTH_VULKAN_GEMV"), "q8") == 0;
+    q8_run = g_strcmp0(g_getenv("HEARTH_VULKAN_GEMV"), "q8") == 0 || g_strcmp0(g_getenv("HEARTH_VULKAN_LM_HEAD"), "q8") == 0;
     g_setenv("HEARTH_VULKAN_VALIDATION", "1", TRUE);
     g_setenv("HEARTH_VULKAN_ALLOW_CPU", "1", TRUE);   /* lavapipe is what CI has */
     hr_vk_context_free(hr_test_vulkan_context(false)); /* SKIP without a Vulkan driver */
@@ -425,6 +427,10 @@ main(void)
         g_autofree char *saved = g_strdup(g_getenv("HEARTH_VULKAN_GEMV"));
         g_setenv("HEARTH_VULKAN_GEMV", "q8", TRUE);
         check_model(tmp, "stories260K AWQ rtn g32 q8", 1e-2f, 512, false);
+        /* and the lm_head rounded to int8 (tied: its own copy beside the embedding's FP16 rows) */
+        g_setenv("HEARTH_VULKAN_LM_HEAD", "q8", TRUE);
+        check_model(tmp, "stories260K AWQ g32 q8 lm_head", 1e-2f, 512, false);
+        g_unsetenv("HEARTH_VULKAN_LM_HEAD");
         if (saved)
             g_setenv("HEARTH_VULKAN_GEMV", saved, TRUE);
         else

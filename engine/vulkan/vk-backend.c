@@ -139,6 +139,8 @@ typedef struct {
     GPtrArray *weights, *buffers, *progs;          /* owned */
     int last_argmax;
     size_t weight_bytes, kv_bytes, scratch_bytes;
+    size_t embed_bytes;            /* the embedding table's (a decode step gathers one row of it) */
+    bool lm_shares_embed;          /* the lm_head reads the embedding table (tied, not rounded apart) */
     char *location;
     Uploader up;
     HrThreadPool *pool;                            /* repacking at load (freed once loaded) */
@@ -171,6 +173,19 @@ f16_bytes(int64_t N, int64_t K)
 }
 
 /* Bytes the device copy of a dense or GGUF [N, K] table takes. */
+/* Whether the lm_head `name` [N, K] goes to the device rounded to int8 per
+ * block of 32 (HEARTH_VULKAN_LM_HEAD=q8, opt-in until measured on a GPU;
+ * 4-bit models, a dense tensor with K % 32 == 0), as the CPU's decode reads
+ * the lm_head of 4-bit models: half the bytes a step reads there. A tied
+ * lm_head then gets its own int8 copy beside the embedding's rows. */
+static bool
+lm_head_q8(const HrModelConfig *cfg, const HrTensorSet *ts, const char *name, int64_t K)
+{
+    const char *e = g_getenv("HEARTH_VULKAN_LM_HEAD");
+    const HrTensor *t = hr_tensor_set_find(ts, name);
+    return cfg->awq && e && strcmp(e, "q8") == 0 && K % 32 == 0 && (!t || t->dtype != HR_DTYPE_GGML);
+}
+
 static size_t
 table_bytes(const HrTensorSet *ts, const char *name, int64_t N, int64_t K)
 {
@@ -450,7 +465,7 @@ take_linear(VkCtx *c, const HrTensorSet *ts, const char *prefix, int64_t N, int6
  * max_binding bytes each: FP16 rows, or GGUF blocks in their 4-bit or int8
  * layout (each slice with its own scale table). */
 static HrStatus
-take_table_sliced(VkCtx *c, const HrTensorSet *ts, const char *name, int64_t N, int64_t K, HrVkWeight **out,
+take_table_sliced(VkCtx *c, const HrTensorSet *ts, const char *name, int64_t N, int64_t K, bool q8, HrVkWeight **out,
                   int *n_out, uint32_t *rows_out, HrError *err)
 {
     const HrTensor *t = hr_tensor_set_find(ts, name);
@@ -472,6 +487,25 @@ take_table_sliced(VkCtx *c, const HrTensorSet *ts, const char *name, int64_t N, 
     HrStatus st = find_dense(ts, name, N, K, &t, err);
     if (st != HR_OK)
         return st;
+    if (q8) {   /* int8 rows, each slice with its own scale table */
+        const size_t elem = t->dtype == HR_DTYPE_F32 ? 4 : 2;
+        const size_t row_bytes = hr_vk_q8_matrix_words(1, K) * 4;
+        const uint32_t rows = (uint32_t)MIN((uint64_t)N, MAX(1, c->max_binding / row_bytes));
+        const int n = (int)(((uint64_t)N + rows - 1) / rows);
+        *out = g_new0(HrVkWeight, n);
+        *n_out = n;
+        *rows_out = rows;
+        for (int i = 0; st == HR_OK && i < n; i++) {
+            const int64_t r0 = (int64_t)i * rows, nr = MIN((int64_t)rows, N - r0);
+            size_t n_words;
+            uint32_t *words = hr_vk_pack_q8((const char *)t->data + (size_t)r0 * (size_t)K * elem, t->dtype, (int)nr,
+                                            (int)K, c->pool, &(*out)[i], &n_words);
+            st = upload_new(c, &(*out)[i].buf, words, n_words * 4, name, err);
+            c->weight_bytes += n_words * 4;
+            g_free(words);
+        }
+        return st;
+    }
     HrVkWeight full;
     size_t n_words;
     uint32_t *words = hr_vk_pack_f16(t->data, t->dtype, (int)N, (int)K, c->pool, &full, &n_words);
@@ -574,7 +608,7 @@ alloc_host(VkCtx *c, HrVkBuffer *b, size_t bytes, bool readback, HrError *err)
 
 /* Bytes the device copy of a weight takes (0 for a tied lm_head). */
 static size_t
-spec_bytes(const HrTensorSet *ts, const HrWeightSpec *s)
+spec_bytes(const HrModelConfig *cfg, const HrTensorSet *ts, const HrWeightSpec *s)
 {
     switch (s->role) {
     case HR_W_VECTOR:
@@ -582,6 +616,8 @@ spec_bytes(const HrTensorSet *ts, const HrWeightSpec *s)
     case HR_W_LINEAR:
         return linear_bytes(ts, s->name, s->rows, s->cols);
     case HR_W_LM_HEAD:
+        if (lm_head_q8(cfg, ts, s->name, s->cols))
+            return hr_vk_q8_matrix_words(s->rows, s->cols) * 4;
         if (s->tied)
             return 0;
         return table_bytes(ts, s->name, s->rows, s->cols);
@@ -656,7 +692,7 @@ vk_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSet
     /* Everything the model needs on the device, checked before allocating. */
     size_t need = 0;
     for (int i = 0; i < n_weights; i++)
-        need += spec_bytes(ts, &weights[i]);
+        need += spec_bytes(cfg, ts, &weights[i]);
     c->kv_one = (size_t)opt->context_len * (size_t)kv_dim * 2;
     need += 2 * c->kv_one * (size_t)cfg->n_layers;
     bool from_budget;
@@ -780,16 +816,26 @@ vk_weight(void *p, const HrTensorSet *ts, const HrWeightSpec *s, const float *da
     case HR_W_LINEAR:
         return take_linear(c, ts, s->name, s->rows, s->cols, &w->w, err);
     case HR_W_LM_HEAD:
+        if (lm_head_q8(&c->cfg, ts, s->name, s->cols))
+            return take_table_sliced(c, ts, s->name, s->rows, s->cols, true, &w->slices, &w->n_slices,
+                                     &w->slice_rows, err);
         if (tied_to) {
             w->slices = tied_to->slices;
             w->n_slices = tied_to->n_slices;
             w->slice_rows = tied_to->slice_rows;
             w->shared = true;
+            c->lm_shares_embed = true;
             return HR_OK;
         }
-        /* fall through */
-    case HR_W_EMBED:
-        return take_table_sliced(c, ts, s->name, s->rows, s->cols, &w->slices, &w->n_slices, &w->slice_rows, err);
+        return take_table_sliced(c, ts, s->name, s->rows, s->cols, false, &w->slices, &w->n_slices, &w->slice_rows,
+                                 err);
+    case HR_W_EMBED: {
+        const size_t before = c->weight_bytes;
+        HrStatus st = take_table_sliced(c, ts, s->name, s->rows, s->cols, false, &w->slices, &w->n_slices,
+                                        &w->slice_rows, err);
+        c->embed_bytes += c->weight_bytes - before;
+        return st;
+    }
     }
     return hr_error_set(err, HR_ERR_INVALID_ARG, "weight '%s': unknown role", s->name);
 }
@@ -1171,6 +1217,7 @@ vk_memory(void *p, HrMemoryReport *out)
 {
     VkCtx *c = p;
     out->weight_bytes = c->weight_bytes;
+    out->decode_weight_bytes = c->weight_bytes - (c->lm_shares_embed ? 0 : c->embed_bytes);
     out->kv_bytes = c->kv_bytes;
     out->scratch_bytes = c->scratch_bytes;
     out->location = c->location;

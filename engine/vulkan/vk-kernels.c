@@ -599,6 +599,81 @@ hr_vk_pack_f16(const void *data, HrDType dtype, int N, int K, HrThreadPool *pool
     return out;
 }
 
+static inline uint32_t
+f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+/* Element i of a dense tensor as FP32. */
+static inline float
+dense_f32(const PackJob *J, size_t i)
+{
+    float f;
+    if (J->dtype == HR_DTYPE_F16)
+        return hr_f16_to_f32(load_u16(J->src, i));
+    if (J->dtype == HR_DTYPE_BF16) {
+        uint32_t bits = (uint32_t)load_u16(J->src, i) << 16;
+        memcpy(&f, &bits, 4);
+        return f;
+    }
+    memcpy(&f, (const char *)J->src + 4 * i, 4);
+    return f;
+}
+
+/* Rows [start, end) rounded to int8 per block of 32: the bytes (input k in
+ * byte k % 4 of word k / 4), then each row's FP32 block scales at soff. */
+static void
+q8_pack_rows(void *arg, int start, int end)
+{
+    const PackJob *J = arg;
+    const size_t K = (size_t)J->K, nb = K / 32;
+    for (size_t n = (size_t)start; n < (size_t)end; n++) {
+        uint8_t *q = (uint8_t *)(J->out + n * J->kw);
+        float v[32];
+        for (size_t b = 0; b < nb; b++) {
+            float amax = 0.0f;
+            for (int i = 0; i < 32; i++) {
+                v[i] = dense_f32(J, n * K + 32 * b + (size_t)i);
+                amax = fmaxf(amax, fabsf(v[i]));
+            }
+            const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+            for (int i = 0; i < 32; i++)
+                q[32 * b + (size_t)i] = (uint8_t)(int8_t)lrintf(v[i] * id);
+            const uint32_t bits = f32_bits(d);
+            J->out[J->soff + n * nb + b] = bits;
+        }
+    }
+}
+
+size_t
+hr_vk_q8_matrix_words(int64_t N, int64_t K)
+{
+    return (size_t)N * (size_t)((K + 7) / 8 * 2) + (size_t)N * (size_t)(K / 32);
+}
+
+uint32_t *
+hr_vk_pack_q8(const void *data, HrDType dtype, int N, int K, HrThreadPool *pool, HrVkWeight *w, size_t *n_words)
+{
+    const size_t kw = (size_t)(K + 7) / 8 * 2;
+    *n_words = hr_vk_q8_matrix_words(N, K);
+    uint32_t *out = g_new0(uint32_t, *n_words);
+    PackJob job = { .src = data, .dtype = dtype, .N = N, .K = K, .kw = kw, .soff = (size_t)N * kw, .out = out };
+    hr_pool_run(pool, q8_pack_rows, &job, N, 16);
+    memset(w, 0, sizeof *w);
+    w->kind = HR_VK_W_Q8;
+    w->sfmt = HR_VK_S_F32;
+    w->n = (uint32_t)N;
+    w->k = (uint32_t)K;
+    w->kw = (uint32_t)kw;
+    w->ng = (uint32_t)(K / 32);
+    w->gsize = 32;
+    w->soff = (uint32_t)job.soff;
+    return out;
+}
+
 /* ---- GGUF blocks ------------------------------------------------------------------- */
 
 bool
@@ -647,14 +722,6 @@ hr_vk_ggml_words(uint32_t type, int64_t N, int64_t K)
     const size_t kw = (size_t)(K + 7) / 8 * (kind == HR_VK_W_Q8 ? 2 : 1);
     const size_t entries = (size_t)N * (size_t)(K / group);
     return (size_t)N * kw + table_words(sfmt, entries);
-}
-
-static inline uint32_t
-f32_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
 }
 
 uint32_t *

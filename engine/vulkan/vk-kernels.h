@@ -166,6 +166,14 @@ uint32_t *hr_vk_pack_awq(const void *qweight, const void *qzeros, const void *sc
  * their rows on pool (NULL: on the caller). */
 uint32_t *hr_vk_pack_f16(const void *data, HrDType dtype, int N, int K, HrThreadPool *pool, HrVkWeight *w,
                          size_t *n_words);
+/* A dense [N, K] F32/F16/BF16 tensor (K % 32 == 0) rounded to the int8
+ * layout above per block of 32, as the CPU rounds the lm_head of 4-bit
+ * models (hr_q8mat_from: d = max|w| / 127, w ~ d * q, nearest even), with an
+ * F32 scale table: half the bytes of FP16 (HEARTH_VULKAN_LM_HEAD=q8). */
+uint32_t *hr_vk_pack_q8(const void *data, HrDType dtype, int N, int K, HrThreadPool *pool, HrVkWeight *w,
+                        size_t *n_words);
+/* Words hr_vk_pack_q8 makes of [N, K]. */
+size_t hr_vk_q8_matrix_words(int64_t N, int64_t K);
 /* Whether hr_vk_pack_ggml() takes GGUF type `type` (Q4_0, Q4_1, Q4_K ->
  * Q4; Q8_0, Q5_0, Q5_1, Q5_K, Q6_K -> Q8). */
 bool hr_vk_ggml_supported(uint32_t type);

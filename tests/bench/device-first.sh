@@ -16,7 +16,7 @@
 #      test-vulkan-model with HEARTH_VULKAN_GEMM=coop and with HEARTH_VULKAN_ATTN=tile;
 #   4. kernels alone: CUDA GEMV (gemv, q8) and GEMM (wmma, cublas); Vulkan GEMM (default, coop)
 #      and GEMV (default, wide, q8);
-#   5. Vulkan Llama-2-7B AWQ p=512, alternated: defaults (A), int8-activation GEMV + attention
+#   5. Vulkan Llama-2-7B AWQ p=512, alternated: defaults (A), int8-activation GEMV, int8 lm_head and attention
 #      tiles (B), coop GEMM (C), wide GEMV (D);
 #   6. CUDA each opt-in alone on the 7B; Llama-3-8B A/B on CUDA.
 # Everything lands in $OUT/first.txt; logs beside it.
@@ -100,11 +100,11 @@ kb "vulkan gemv" -- --gemv $S --backend vulkan
 kb "vulkan gemv wide" HEARTH_VULKAN_GEMV=wide -- --gemv $S --backend vulkan
 kb "vulkan gemv q8" HEARTH_VULKAN_GEMV=q8 -- --gemv $S --backend vulkan
 
-say "== 5. Vulkan llama-2-7b p=512: A defaults, B HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=q8, C HEARTH_VULKAN_GEMM=coop, D HEARTH_VULKAN_GEMV=wide"
+say "== 5. Vulkan llama-2-7b p=512: A defaults, B HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=q8 HEARTH_VULKAN_LM_HEAD=q8, C HEARTH_VULKAN_GEMM=coop, D HEARTH_VULKAN_GEMV=wide"
 for round in 1 2; do
   afford 120 "Vulkan 7B round $round" || break
   say "vulkan 7b A: $(bench1 vulkan llama-2-7b 512 HEARTH_NONE=1)"
-  say "vulkan 7b B: $(bench1 vulkan llama-2-7b 512 HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=q8)"
+  say "vulkan 7b B: $(bench1 vulkan llama-2-7b 512 HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=q8 HEARTH_VULKAN_LM_HEAD=q8)"
   say "vulkan 7b C: $(bench1 vulkan llama-2-7b 512 HEARTH_VULKAN_GEMM=coop)"
   say "vulkan 7b D: $(bench1 vulkan llama-2-7b 512 HEARTH_VULKAN_GEMV=wide)"
 done

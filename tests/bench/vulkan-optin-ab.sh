@@ -16,7 +16,7 @@
 #    a 64 x 64 tile), TFLOP/s beside the FP32 peak; the decode GEMV default
 #    against HEARTH_VULKAN_GEMV=wide and =q8 (int8 activations, packed dot products);
 # 3. model level, alternated A B C A B C: prefill of 512 and 4,096 tokens and decode with the
-#    defaults (A) against HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=q8 (B) and against
+#    defaults (A) against HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=q8 HEARTH_VULKAN_LM_HEAD=q8 (B) and against
 #    HEARTH_VULKAN_GEMM=coop (C), on the Llama-2-7B and Llama-3-8B AWQ shapes.
 # Everything lands in $OUT/vulkan-optin.txt (and the unpacking's $OUT/summary.txt).
 set -u
@@ -74,7 +74,7 @@ for m in llama-2-7b llama-3-8b; do
       [ $(left) -lt 40 ] && { say "out of time"; break 3; }
       case $side in
         A) E="" ;;
-        B) E="HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=q8" ;;
+        B) E="HEARTH_VULKAN_ATTN=tile HEARTH_VULKAN_GEMV=q8 HEARTH_VULKAN_LM_HEAD=q8" ;;
         C) E="HEARTH_VULKAN_GEMM=coop" ;;
       esac
       for p in 512 4096; do
