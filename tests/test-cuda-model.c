@@ -14,7 +14,8 @@
  * followed by decode. stories260K also runs with HEARTH_CUDA_GEMM=simple
  * (GEMV fallback for prefill) and HEARTH_CUDA_GRAPH=0; then the opt-in paths
  * (HEARTH_CUDA_ATTN=tiled, HEARTH_CUDA_GEMM=cublas, HEARTH_CUDA_GEMV=q8: the
- * last at 2e-2, its activations rounded to int8 per block of 32); and a
+ * last at 2e-2, its activations rounded to int8 per block of 32, also with
+ * HEARTH_CUDA_LM_HEAD=q8, the lm_head rounded the same way); and a
  * 2-layer SmolLM2-shaped random AWQ model (head_dim 64) made by
  * hr-make-random-model, on which the tensor-core prefill attention runs.
  *
@@ -396,6 +397,11 @@ main(void)
     check_model(tmp, "stories260K AWQ q8 tiled", 2e-2f, 512, true);
     g_unsetenv("HEARTH_CUDA_ATTN");
     check_model(tmp, "stories260K AWQ q8", 2e-2f, 512, false);
+    /* and the lm_head rounded to int8 per 32 as the CPU's default decode reads
+     * it (HEARTH_CUDA_LM_HEAD=q8; stories260K ties it: a matrix of its own) */
+    g_setenv("HEARTH_CUDA_LM_HEAD", "q8", TRUE);
+    check_model(tmp, "stories260K AWQ q8 lm_head", 2e-2f, 512, false);
+    g_unsetenv("HEARTH_CUDA_LM_HEAD");
     g_unsetenv("HEARTH_CUDA_GEMV");
     hr_test_rmtree(tmp);
     check_random_smollm2();

@@ -45,6 +45,7 @@ extern "C" {
 #include "hr-cuda-backend.h"
 #include "hr-half.h"
 #include "llama.h"
+#include "q8-round.h"
 }
 
 using namespace hrcuda;
@@ -87,6 +88,7 @@ struct SrcLinear {
     const HrTensor *qw, *qz, *sc;       // AWQ
     int per;                            // LIN_I8: inputs per scale
     bool off;                           // LIN_I8: an offset per 32
+    bool round8;                        // LIN_I8 from dense rows, rounded to int8 per 32 at upload (lm_head_q8)
 };
 
 // A device matrix made of 1..3 source linears stacked by rows.
@@ -249,6 +251,32 @@ plan_matrix(const HrTensorSet *ts, const char *name, int rows, int cols, bool ta
         L->off = hr_ggml_q8_has_offset(t->ggml_type);
     }
     return HR_OK;
+}
+
+// The lm_head of a 4-bit model as int8 per block of 32 (HEARTH_CUDA_LM_HEAD=q8,
+// opt-in until a device run has measured it), rounded at upload as the CPU
+// rounds its int8 lm_head (q8-round.h): the LIN_I8 kernels read half the
+// bytes of the FP16 rows a decode step. A tied lm_head then gets its own
+// matrix beside the embedding's rows.
+bool
+lm_head_q8(const HrModelConfig &cfg, const HrTensorSet *ts, const char *name, int cols)
+{
+    const char *e = getenv("HEARTH_CUDA_LM_HEAD");
+    const HrTensor *t = hr_tensor_set_find(ts, name);
+    return cfg.awq && e && strcmp(e, "q8") == 0 && cols % 32 == 0 && t && t->dtype != HR_DTYPE_GGML;
+}
+
+HrStatus
+plan_lm_head(const HrModelConfig &cfg, const HrTensorSet *ts, const char *name, int rows, int cols, SrcLinear *L,
+             HrError *err)
+{
+    HrStatus st = plan_matrix(ts, name, rows, cols, false, L, err);
+    if (st == HR_OK && L->kind == LIN_F16 && lm_head_q8(cfg, ts, name, cols)) {
+        L->kind = LIN_I8;
+        L->per = 32;
+        L->round8 = true;
+    }
+    return st;
 }
 
 HrStatus
@@ -537,15 +565,31 @@ upload_vec_f32(Stager &st, const HrTensor *t, int n, float *dst, int at, HrError
     return HR_OK;
 }
 
+// Element i of a dense F32/F16/BF16 tensor.
+float
+dense_f32(const HrTensor *t, size_t i)
+{
+    if (t->dtype == HR_DTYPE_F32) {
+        float f;
+        memcpy(&f, static_cast<const char *>(t->data) + 4 * i, 4);
+        return f;
+    }
+    uint16_t u;
+    memcpy(&u, static_cast<const char *>(t->data) + 2 * i, 2);
+    return t->dtype == HR_DTYPE_F16 ? hr_f16_to_f32(u) : hr_bf16_to_f32(u);
+}
+
 // GGUF rows decoded into the LIN_Q4F / LIN_I8 layout (gguf-blocks.h gives
-// ggml's own factors), staged a batch of rows at a time.
+// ggml's own factors), or dense rows rounded to int8 (round8), staged a
+// batch of rows at a time.
 HrStatus
 upload_ggml(Stager &st, const DLinear &d, const SrcLinear &s, int row_off, HrError *err)
 {
     const HrTensor *t = s.w;
-    int block = 0;
+    int block = 32;
     size_t block_bytes = 0;
-    hr_ggml_type_block(t->ggml_type, &block, &block_bytes);
+    if (!s.round8)
+        hr_ggml_type_block(t->ggml_type, &block, &block_bytes);
     const size_t K = (size_t)s.cols, src_row = K / (size_t)block * block_bytes;
     const size_t n_sc = d.kind == LIN_I8 ? K / (size_t)d.per : 0, n_off = d.kind == LIN_I8 ? (size_t)d.ng : 0;
     // per row: nibbles and {scale, offset}, or int8, scales and offsets; beside
@@ -576,6 +620,15 @@ upload_ggml(Stager &st, const DLinear &d, const SrcLinear &s, int row_off, HrErr
             int8_t *q = reinterpret_cast<int8_t *>(h);
             float *sc = reinterpret_cast<float *>(h + (n * K + 15) / 16 * 16), *of = sc + n * n_sc;
             for (size_t r = 0; r < n; r++) {
+                if (s.round8) {   // dense rows rounded per 32 (lm_head_q8)
+                    float v[32];
+                    for (size_t b = 0; b < K / 32; b++) {
+                        for (size_t i = 0; i < 32; i++)
+                            v[i] = dense_f32(t, ((size_t)r0 + r) * K + 32 * b + i);
+                        sc[r * n_sc + b] = hr_q8_round32(v, q + r * K + 32 * b);
+                    }
+                    continue;
+                }
                 int got = 0;
                 hr_ggml_q8_groups(t->ggml_type, src + r * src_row, (int64_t)K, q + r * K, sc + r * n_sc,
                                   n_off ? of + r * n_off : nullptr, &got);
@@ -900,7 +953,11 @@ plan_model(Ctx *c, const HrTensorSet *ts, HrError *err)
         return st;
     c->tied = false;
     if (hr_tensor_set_find(ts, "lm_head.weight")) {
-        if ((st = plan_matrix(ts, "lm_head.weight", cfg.vocab_size, dim, false, &c->s_lm_head, err)))
+        if ((st = plan_lm_head(cfg, ts, "lm_head.weight", cfg.vocab_size, dim, &c->s_lm_head, err)))
+            return st;
+    } else if (cfg.tie_embeddings && lm_head_q8(cfg, ts, "model.embed_tokens.weight", dim)) {
+        // its own int8 matrix from the embedding's rows
+        if ((st = plan_lm_head(cfg, ts, "model.embed_tokens.weight", cfg.vocab_size, dim, &c->s_lm_head, err)))
             return st;
     } else if (cfg.tie_embeddings) {
         c->tied = true;
@@ -1579,8 +1636,9 @@ plan_ops(OpsDev *d, const HrTensorSet *ts, const HrWeightSpec *specs, int n, HrE
     }
     for (int i = 0; i < n; i++) {
         const HrWeightSpec &s = specs[i];
-        if (s.role == HR_W_VECTOR || (s.role == HR_W_LM_HEAD && s.tied))
-            continue;
+        if (s.role == HR_W_VECTOR ||
+            (s.role == HR_W_LM_HEAD && s.tied && !lm_head_q8(c->cfg, ts, s.name, (int)s.cols)))
+            continue;   // (a tied lm_head rounded to int8 is a matrix of its own)
         if (s.role == HR_W_LINEAR && s.stack) {
             if (d->plan[(size_t)i].group < 0)
                 return hr_error_set(err, HR_ERR_INVALID_ARG, "weight '%s' is stacked under no matrix", s.name);
@@ -1595,10 +1653,10 @@ plan_ops(OpsDev *d, const HrTensorSet *ts, const HrWeightSpec *specs, int n, HrE
         SrcLinear src[3];
         for (int j = 0; j < m; j++) {
             const HrWeightSpec &sj = specs[i + j];
-            HrStatus st = s.role == HR_W_LINEAR
-                              ? plan_linear(c, ts, sj.name, (int)sj.rows, (int)sj.cols, &src[j], err)
-                              : plan_matrix(ts, sj.name, (int)sj.rows, (int)sj.cols, s.role == HR_W_EMBED, &src[j],
-                                            err);
+            const int rows = (int)sj.rows, cols = (int)sj.cols;
+            HrStatus st = s.role == HR_W_LINEAR    ? plan_linear(c, ts, sj.name, rows, cols, &src[j], err)
+                          : s.role == HR_W_LM_HEAD ? plan_lm_head(c->cfg, ts, sj.name, rows, cols, &src[j], err)
+                                                   : plan_matrix(ts, sj.name, rows, cols, true, &src[j], err);
             if (st != HR_OK)
                 return st;
         }
@@ -1750,7 +1808,7 @@ ops_weight(void *p, const HrTensorSet *ts, const HrWeightSpec *s, const float *d
         return HR_OK;
     }
     case HR_W_LM_HEAD:
-        if (s->tied) {
+        if (s->tied && pl.group < 0) {
             if (!tied_to || tied_to->role != HR_W_EMBED)
                 return hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: the tied lm_head has no embedding");
             w->d = tied_to->d;

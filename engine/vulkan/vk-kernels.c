@@ -10,6 +10,7 @@
 #include "gguf-blocks.h"
 #include "gguf.h"
 #include "hr-half.h"
+#include "q8-round.h"
 
 static const uint32_t embed_spv[] =
 #include "embed.spv.h"
@@ -631,19 +632,12 @@ q8_pack_rows(void *arg, int start, int end)
     const PackJob *J = arg;
     const size_t K = (size_t)J->K, nb = K / 32;
     for (size_t n = (size_t)start; n < (size_t)end; n++) {
-        uint8_t *q = (uint8_t *)(J->out + n * J->kw);
+        int8_t *q = (int8_t *)(J->out + n * J->kw);
         float v[32];
         for (size_t b = 0; b < nb; b++) {
-            float amax = 0.0f;
-            for (int i = 0; i < 32; i++) {
-                v[i] = dense_f32(J, n * K + 32 * b + (size_t)i);
-                amax = fmaxf(amax, fabsf(v[i]));
-            }
-            const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
             for (int i = 0; i < 32; i++)
-                q[32 * b + (size_t)i] = (uint8_t)(int8_t)lrintf(v[i] * id);
-            const uint32_t bits = f32_bits(d);
-            J->out[J->soff + n * nb + b] = bits;
+                v[i] = dense_f32(J, n * K + 32 * b + (size_t)i);
+            J->out[J->soff + n * nb + b] = f32_bits(hr_q8_round32(v, q + 32 * b));
         }
     }
 }

@@ -87,7 +87,7 @@ try:
   d=json.loads(t[t.index('{'):]);print('prefill %7.0f t/s  ttft %6.1f ms  decode %6.1f t/s  load %5.1f s'%(d['prefill_tok_s'],d['ttft_ms'],d['decode_tok_s'],d['load_s']))
 except Exception: print('FAILED', t[-300:].replace(chr(10),' '))"
 }
-ALL="HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout HEARTH_DEVICE_SAMPLING=1"
+ALL="HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout HEARTH_CUDA_LM_HEAD=q8 HEARTH_DEVICE_SAMPLING=1"
 say "== models, A = defaults, B = $ALL (alternated)"
 for m in llama-2-7b llama-3-8b llama-3.2-1b; do
   for p in 512; do

@@ -68,7 +68,7 @@ afford 60 test-cuda-kernels && test1 test-cuda-kernels 60
 afford 120 test-cuda-model && test1 test-cuda-model 120
 afford 100 "test-cuda-model HEARTH_CUDA_OPS=1" && test1 test-cuda-model 100 HEARTH_CUDA_OPS=1
 
-ALL="HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout HEARTH_DEVICE_SAMPLING=1"
+ALL="HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout HEARTH_CUDA_LM_HEAD=q8 HEARTH_DEVICE_SAMPLING=1"
 say "== 2. CUDA llama-2-7b p=512, A = defaults, B = $ALL"
 wait_model llama-2-7b 150
 for round in 1 2; do
