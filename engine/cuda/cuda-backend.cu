@@ -403,6 +403,20 @@ assign_linear(Arena &a, DLinear &d, size_t *acct)
     }
 }
 
+// The bytes assign_linear takes for d (without the arena's alignment).
+size_t
+dlinear_bytes(const DLinear &d)
+{
+    const size_t R = (size_t)d.rows, K = (size_t)d.cols;
+    if (d.kind == LIN_Q4)
+        return R * (size_t)d.kw * 4 + R * (size_t)d.ng * 4;
+    if (d.kind == LIN_Q4F)
+        return R * K / 2 + R * (K / 32) * sizeof(float2);
+    if (d.kind == LIN_I8)
+        return R * K + R * (K / (size_t)d.per) * 4 + R * (size_t)d.ng * 4;
+    return R * (size_t)d.ldw * 2;
+}
+
 void assign_path_scratch(Ctx *c, Arena &a, const std::vector<const DLinear *> &lins, const float *pre_x,
                          int logit_rows);
 
@@ -1352,6 +1366,8 @@ cuda_memory(void *p, HrMemoryReport *out)
 {
     Ctx *c = static_cast<Ctx *>(p);
     out->weight_bytes = c->weight_bytes;
+    // a decode step gathers one row of the embedding table, unless the lm_head is that table
+    out->decode_weight_bytes = c->weight_bytes - (c->tied ? 0 : dlinear_bytes(c->embed));
     out->kv_bytes = c->kv_bytes;
     out->scratch_bytes = c->scratch_bytes + sizeof(float) * (size_t)c->logits_all_cap * (size_t)c->cfg.vocab_size;
     out->location = "device";
@@ -2207,6 +2223,14 @@ ops_memory(void *p, HrMemoryReport *out)
 {
     OpsDev *d = static_cast<OpsDev *>(p);
     out->weight_bytes = d->c.weight_bytes;
+    size_t embed = 0;
+    bool lm_reads_embed = false;
+    for (const Planned &pl : d->plan) {
+        if (pl.role == HR_W_EMBED && pl.group >= 0)
+            embed = dlinear_bytes(d->groups[(size_t)pl.group].d);
+        lm_reads_embed = lm_reads_embed || (pl.role == HR_W_LM_HEAD && pl.group < 0);
+    }
+    out->decode_weight_bytes = d->c.weight_bytes - (lm_reads_embed ? 0 : embed);
     out->kv_bytes = d->c.kv_bytes;
     out->scratch_bytes = d->c.scratch_bytes;
     out->location = "device";
