@@ -25,14 +25,17 @@
 // instead, each read with one 16-byte load of weights, 8 vec4 loads of
 // activations and one scale-table entry (a quarter of the loads of 8-input
 // units), FP32 throughout.
-// Q8=1 (a build of its own; 4-bit decode with the WIDE conditions, on
+// Q8=1 (a build of its own; 4-bit or int8 decode, K a multiple of 32, on
 // devices with VK_KHR_shader_integer_dot_product; chosen by the host): the
 // activations come quantized to int8 per 32 inputs by quant_q8.comp (binding
 // 0 holds its words and block scales instead of x), and each 32-input unit of
 // a row is one 16-byte weight load, two masks per word and 8 packed int8 dot
 // products (OpSDot, 4 products each), then one FP32 scale per unit:
 // s * d * sum q xq + b * d * sum xq. No integer-to-float conversion per
-// weight, where the FP32 builds convert every nibble.
+// weight, where the FP32 builds convert every nibble. int8 weights (GGUF
+// Q8_0, Q5_*, Q6_K with its scale per 16, the int8 lm_head) take two 16-byte
+// loads a unit and 8 dot products against the activations put back in
+// input order once per unit.
 // USE_FP16=1 (devices with shaderFloat16, opt-in): for FP16 and 4-bit
 // weights (int8 products could leave FP16's range) the products of each
 // 8-input unit are formed and summed in FP16 (activations rounded to FP16),
@@ -64,6 +67,17 @@ layout(constant_id = 4) const uint GATE = 0;    // 1: silu(W0 x) * (W1 x)
 // glslang 11 has no GLSL name for it yet
 spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
 int sdot4x8(uint a, uint b, spirv_literal int packed_4x8);
+// From a unit's two activation words as quant_q8.comp writes them (the
+// bytes of inputs 0, 2, 4, 6 in e, of 1, 3, 5, 7 in o), inputs 0..3 and
+// 4..7 in order.
+uint q8_order0(uint e, uint o)
+{
+    return (e & 0xFFu) | ((o & 0xFFu) << 8) | ((e & 0xFF00u) << 8) | ((o & 0xFF00u) << 16);
+}
+uint q8_order1(uint e, uint o)
+{
+    return ((e >> 16) & 0xFFu) | ((o >> 8) & 0xFF00u) | ((e >> 8) & 0xFF0000u) | (o & 0xFF000000u);
+}
 #endif
 
 const uint NMAT = GATE + 1u;
@@ -127,6 +141,13 @@ void main()
     for (uint u = tid; u < units32; u += WG) {
         const uvec4 a0 = xq4[2u * u], a1 = xq4[2u * u + 1u];
         const vec2 dx = xqf[4u * units32 + u];
+        // int8 weights hold their inputs in order: the activations' even and
+        // odd bytes interleaved again, once per unit for all rows
+        uvec4 n0 = uvec4(0u), n1 = uvec4(0u);
+        if (QUANT == 2u) {
+            n0 = uvec4(q8_order0(a0.x, a0.y), q8_order1(a0.x, a0.y), q8_order0(a0.z, a0.w), q8_order1(a0.z, a0.w));
+            n1 = uvec4(q8_order0(a1.x, a1.y), q8_order1(a1.x, a1.y), q8_order0(a1.z, a1.w), q8_order1(a1.z, a1.w));
+        }
         for (uint r = 0u; r < ROWS; r++) {
             const uint row = r0 + r;
             if (row >= nrows)
@@ -134,6 +155,22 @@ void main()
             for (uint g = 0u; g < NMAT; g++) {
                 const uint m = GATE == 1u ? g : mat;
                 const uint soff = m == 0u ? pc.soff0 : (m == 1u ? pc.soff1 : pc.soff2);
+                if (QUANT == 2u) {   // 8 words a unit: inputs 0..15, then 16..31
+                    const uvec4 wa = wload4(m, row * kw4 + 2u * u), wb = wload4(m, row * kw4 + 2u * u + 1u);
+                    const int lo = sdot4x8(wa.x, n0.x, 0) + sdot4x8(wa.y, n0.y, 0) + sdot4x8(wa.z, n0.z, 0) +
+                                   sdot4x8(wa.w, n0.w, 0);
+                    const int hi = sdot4x8(wb.x, n1.x, 0) + sdot4x8(wb.y, n1.y, 0) + sdot4x8(wb.z, n1.z, 0) +
+                                   sdot4x8(wb.w, n1.w, 0);
+                    if (pc.gsize == 16u && pc.ng != 1u) {   // GGUF Q6_K: a scale per 16, no offsets
+                        const vec2 s0 = wscale(m, soff, row * pc.ng + 2u * u, pc.sfmt);
+                        const vec2 s1 = wscale(m, soff, row * pc.ng + 2u * u + 1u, pc.sfmt);
+                        acc[g * ROWS + r] += dx.x * (s0.x * float(lo) + s1.x * float(hi));
+                    } else {
+                        const vec2 sb = wscale(m, soff, row * pc.ng + (pc.ng == 1u ? 0u : u * 32u / pc.gsize), pc.sfmt);
+                        acc[g * ROWS + r] += sb.x * (dx.x * float(lo + hi)) + sb.y * dx.y;
+                    }
+                    continue;
+                }
                 const vec2 sb = wscale(m, soff, row * pc.ng + (pc.ng == 1u ? 0u : u * 32u / pc.gsize), pc.sfmt);
                 const uvec4 wq = wload4(m, row * kw4 + u);
                 const int qx = sdot4x8(wq.x & M4, a0.x, 0) + sdot4x8((wq.x >> 4) & M4, a0.y, 0) +

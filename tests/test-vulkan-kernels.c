@@ -405,8 +405,8 @@ test_gemv_one(int N, int K, int ng, bool quant, uint32_t ggml, int T, bool prefi
     HrVkGemvArgs a = { .w = { &m.w }, .prefill = prefill, .x = bx, .out = bo, .bias = bb, .params = bp,
                        .x_stride = (uint32_t)K, .o_stride = (uint32_t)N, .max_tokens = (uint32_t)T, .xq = bq };
     HR_CHECK(hr_vk_make_gemv(kern, &a, &d, &err) == HR_OK, "%s", err.message);
-    HR_CHECK((d.kernel == HR_VK_K_GEMV_Q8) == (bq != NULL), "%s: kernel %d, int8 activations %d", what,
-             (int)d.kernel, bq != NULL);
+    const bool ran_q8 = d.kernel >= HR_VK_K_GEMV_Q8 && d.kernel < HR_VK_K_QUANT_Q8;
+    HR_CHECK(ran_q8 == (bq != NULL), "%s: kernel %d, int8 activations %d", what, (int)d.kernel, bq != NULL);
     /* HEARTH_VULKAN_GEMV=wide: 4-bit decode with K % 32 == 0 and groups of
      * 32 or more takes the 32-input-unit kernel, everything else not */
     const bool want_wide = hr_vk_kernels_config(kern)->gemv_wide && !prefill && m.w.kind == HR_VK_W_Q4 &&
@@ -484,10 +484,11 @@ test_pack_q8(int N, int K, int T)
     float *x = randv((size_t)T * K, 1.0f), *ref = g_new(float, (size_t)T * N);
     HrVkBuffer *bx = hostbuf((size_t)T * K * 4, x), *bo = hostbuf((size_t)T * N * 4, NULL);
     HrVkBuffer *bp = params_buf(0, (uint32_t)T, 0);
+    HrVkBuffer *bq = q8_prepare(&w, bx, x, K, T, T > 1);   /* the q8 configs: on int8 activations */
     HrError err = { 0 };
     HrVkDispatch d;
     HrVkGemvArgs a = { .w = { &w }, .prefill = T > 1, .x = bx, .out = bo, .params = bp, .x_stride = (uint32_t)K,
-                       .o_stride = (uint32_t)N, .max_tokens = (uint32_t)T };
+                       .o_stride = (uint32_t)N, .max_tokens = (uint32_t)T, .xq = bq };
     HR_CHECK(hr_vk_make_gemv(kern, &a, &d, &err) == HR_OK, "%s", err.message);
     run(&d, 1);
     for (int t = 0; t < T; t++)   /* in double: the large row's sums cancel */
@@ -502,6 +503,7 @@ test_pack_q8(int N, int K, int T)
     close_enough(what, bo->mapped, ref, (size_t)T * N, MAX(gemv_tol, 3e-5f));   /* seen: 2.8e-6 */
     hr_vk_buffer_free(ctx, &w.buf);
     freebuf(bx);
+    freebuf(bq);
     freebuf(bo);
     freebuf(bp);
     g_free(words);
@@ -1303,14 +1305,16 @@ run_q8_linears(void)
     test_rope_attn(4, 2, 64, 300, 299, 1, 0);
     test_rope_attn(8, 8, 32, 40, 17, 1, 0);
     test_rope_attn(2, 1, 64, 600, 520, 1, 0);
-    for (size_t i = 0; i < G_N_ELEMENTS(ggml_types); i++) {
+    for (size_t i = 0; i < G_N_ELEMENTS(ggml_types); i++) {   /* 4-bit and int8 (Q6_K: a scale per 16) */
         const uint32_t ty = ggml_types[i];
-        if (ty != HR_GGML_Q4_0 && ty != HR_GGML_Q4_1 && ty != HR_GGML_Q4_K && ty != HR_GGML_Q8_0)
-            continue;
-        test_gemv_one(37, ty == HR_GGML_Q4_K ? 256 : 96, 0, false, ty, 1, false);
+        int block = 0;
+        size_t bb = 0;
+        hr_ggml_type_block(ty, &block, &bb);
+        test_gemv_one(37, block == 256 ? 256 : 96, 0, false, ty, 1, false);
         test_gemv_one(70, 512, 0, false, ty, 1, false);
         test_gemv_fused(256, 256, 64, 72, 0, false, ty, 1, false);
     }
+    test_pack_q8(70, 256, 1);   /* the int8 lm_head */
 }
 
 static void

@@ -31,7 +31,7 @@
  * decode rounds them, against the exact CPU here) is checked on stories260K
  * AWQ with tol = 1e-2 (seen on lavapipe: 2.3e-3), and with the lm_head
  * rounded to int8 too (HEARTH_VULKAN_LM_HEAD=q8, as the CPU's default decode;
- * seen 5.8e-3); run with either variable set, every tolerance is at least
+ * tol = 2e-2, as CUDA's q8 rows; seen 8.1e-3); run with either variable set, every tolerance is at least
  * 3e-2 (seen: 1.8e-2 on the random llama3-rope AWQ fixtures, whose logits
  * span a range of ~3.5).
  * The largest relative difference seen per model is printed.
@@ -429,7 +429,7 @@ main(void)
         check_model(tmp, "stories260K AWQ rtn g32 q8", 1e-2f, 512, false);
         /* and the lm_head rounded to int8 (tied: its own copy beside the embedding's FP16 rows) */
         g_setenv("HEARTH_VULKAN_LM_HEAD", "q8", TRUE);
-        check_model(tmp, "stories260K AWQ g32 q8 lm_head", 1e-2f, 512, false);
+        check_model(tmp, "stories260K AWQ g32 q8 lm_head", 2e-2f, 512, false);
         g_unsetenv("HEARTH_VULKAN_LM_HEAD");
         if (saved)
             g_setenv("HEARTH_VULKAN_GEMV", saved, TRUE);

@@ -428,7 +428,7 @@ hr_vk_bench_linear(HrVkKernels *k, HrVkContext *ctx, const HrVkLinearBenchArgs *
     }
     if (st == HR_OK && d[0].kernel == HR_VK_K_GEMV_WIDE)
         info->kernel = "gemv-wide";
-    if (st == HR_OK && d[0].kernel == HR_VK_K_GEMV_Q8)
+    if (st == HR_OK && d[0].kernel >= HR_VK_K_GEMV_Q8 && d[0].kernel < HR_VK_K_QUANT_Q8)
         info->kernel = "gemv-q8";   /* quant_q8 + the GEMV per call */
 
     /* Size the run: one pass over the copies (at least 4 calls), timed. */

@@ -435,11 +435,11 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
     if (st == HR_OK && cfg->gemv_q8 && !caps->integer_dot_product)
         st = hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan: int8 dot products were asked for but %s lacks "
                           "shaderIntegerDotProduct", caps->name);
-    for (uint32_t gate = 0; st == HR_OK && cfg->gemv_q8 && gate < 2; gate++) {
-        uint32_t spec[5] = { wg, cfg->gemv_rows, 1, HR_VK_W_Q4, gate };
+    for (uint32_t v = 0; st == HR_OK && cfg->gemv_q8 && v < 4; v++) {   /* 4-bit, int8 weights x gate */
+        uint32_t spec[5] = { wg, cfg->gemv_rows, 1, v >> 1 ? HR_VK_W_Q8 : HR_VK_W_Q4, v & 1 };
         st = hr_vk_pipeline_new(ctx, cfg->subgroup ? gemv_sg_q8_spv : gemv_q8_spv,
                                 cfg->subgroup ? sizeof gemv_sg_q8_spv : sizeof gemv_q8_spv, 7, 15 * 4, spec, 5,
-                                &k->pipes[HR_VK_K_GEMV_Q8 + gate], err);
+                                &k->pipes[HR_VK_K_GEMV_Q8 + v], err);
     }
     if (st == HR_OK && cfg->gemv_q8)
         st = hr_vk_pipeline_new(ctx, quant_q8_spv, sizeof quant_q8_spv, 2, 8, one, 1, &k->pipes[HR_VK_K_QUANT_Q8],
@@ -921,6 +921,17 @@ units32_ok(const HrVkWeight *w, uint32_t x_stride)
            (w->ng == 1 || w->gsize % 32 == 0);
 }
 
+/* ... on int8 activations: the same for 4-bit weights; int8 weights also
+ * (two 16-byte loads a unit, one or two scale entries). */
+static bool
+q8_units_ok(const HrVkWeight *w, uint32_t x_stride)
+{
+    if (w->kind == HR_VK_W_Q8)
+        return w->k % 32 == 0 && w->kw % 8 == 0 && x_stride % 4 == 0 &&
+               (w->ng == 1 || w->gsize % 32 == 0 || w->gsize == 16);
+    return units32_ok(w, x_stride);
+}
+
 HrStatus
 hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError *err)
 {
@@ -936,13 +947,12 @@ hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError 
     /* 32-input units: 4-bit, one token, whole 16-byte units in every row and
      * activation row, a scale entry per unit; on int8 activations where the
      * caller quantized them */
-    const bool units32 = !a->prefill && units32_ok(w0, a->x_stride);
-    const bool q8 = units32 && k->cfg.gemv_q8 && a->xq;
-    const bool wide = units32 && k->cfg.gemv_wide && !q8;
+    const bool q8 = !a->prefill && k->cfg.gemv_q8 && a->xq && q8_units_ok(w0, a->x_stride);
+    const bool wide = !a->prefill && units32_ok(w0, a->x_stride) && k->cfg.gemv_wide && !q8;
     HrVkBuffer *b[7] = { q8 ? a->xq : a->x, a->out, (HrVkBuffer *)&w0->buf, (HrVkBuffer *)&w1->buf,
                          (HrVkBuffer *)&w2->buf, a->bias, a->params };
     HrVkKernelId id = gemm ? HR_VK_K_GEMM + w0->kind * 2 + (a->gate ? 1 : 0)
-                      : q8   ? HR_VK_K_GEMV_Q8 + (a->gate ? 1 : 0)
+                      : q8   ? HR_VK_K_GEMV_Q8 + (w0->kind == HR_VK_W_Q8 ? 2u : 0u) + (a->gate ? 1u : 0u)
                       : wide ? HR_VK_K_GEMV_WIDE + (a->gate ? 1 : 0)
                              : HR_VK_K_GEMV + w0->kind * 4 + (a->gate ? 2 : 0) + (a->prefill ? 1 : 0);
     HrStatus st = alloc_set(k, id, b, 7, d, err);
@@ -976,7 +986,7 @@ hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError 
 bool
 hr_vk_gemv_q8(const HrVkKernels *k, const HrVkWeight *w, uint32_t x_stride)
 {
-    return k->cfg.gemv_q8 && units32_ok(w, x_stride);
+    return k->cfg.gemv_q8 && q8_units_ok(w, x_stride);
 }
 
 size_t

@@ -65,8 +65,8 @@ typedef enum {
     HR_VK_K_GEMV,          /* + kind*4 + gate*2 + prefill: 12 pipelines */
     HR_VK_K_GEMM = HR_VK_K_GEMV + 12,  /* + kind*2 + gate: 6 pipelines */
     HR_VK_K_GEMV_WIDE = HR_VK_K_GEMM + 6,  /* 4-bit decode in 32-input units, + gate: 2 pipelines */
-    HR_VK_K_GEMV_Q8 = HR_VK_K_GEMV_WIDE + 2,  /* 4-bit decode on int8 activations, + gate: 2 pipelines */
-    HR_VK_K_QUANT_Q8 = HR_VK_K_GEMV_Q8 + 2,   /* the activations for it (quant_q8.comp) */
+    HR_VK_K_GEMV_Q8 = HR_VK_K_GEMV_WIDE + 2,  /* decode on int8 activations, + (int8 weights)*2 + gate: 4 */
+    HR_VK_K_QUANT_Q8 = HR_VK_K_GEMV_Q8 + 4,   /* the activations for it (quant_q8.comp) */
     HR_VK_K_RMSNORM_Q8,    /* rmsnorm.comp writing them too */
     HR_VK_K_ATTN_COMBINE_Q8,  /* attn_combine.comp writing them too */
     HR_VK_K_COUNT,
@@ -92,8 +92,9 @@ typedef struct {
     bool subgroup;          /* subgroup-arithmetic variants */
     bool gemv_wide;         /* 4-bit decode GEMV in 32-input units (16-byte loads) where the shape allows;
                                HEARTH_VULKAN_GEMV=wide (opt-in until measured on a GPU) */
-    bool gemv_q8;           /* 4-bit decode GEMV on int8 activations (quant_q8.comp, then gemv.comp's Q8
-                               build: packed int8 dot products) where the shape allows, as the CPU's decode;
+    bool gemv_q8;           /* decode GEMV on int8 activations (quant_q8.comp, then gemv.comp's Q8 build:
+                               packed int8 dot products) for 4-bit and int8 weights where the shape allows,
+                               as the CPU's decode;
                                HEARTH_VULKAN_GEMV=q8 on devices with shaderIntegerDotProduct (opt-in until
                                measured on a GPU) */
     bool fp16_math;         /* decode GEMV forms its products in FP16 (shaderFloat16 devices,
@@ -220,8 +221,8 @@ typedef struct {
 } HrVkGemvArgs;
 HrStatus hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError *err);
 /* Whether a one-token GEMV of w over rows of x_stride floats runs on int8
- * activations (cfg.gemv_q8, a 4-bit w with K % 32 == 0 and groups of a
- * multiple of 32 inputs or one a row, x_stride % 4 == 0): then the caller
+ * activations (cfg.gemv_q8, a 4-bit or int8 w with K % 32 == 0 and groups of
+ * a multiple of 32 inputs, one a row, or (int8) 16, x_stride % 4 == 0): then the caller
  * quantizes the row first (hr_vk_make_quant_q8, into a buffer of
  * hr_vk_q8_words(K) words) and passes it as HrVkGemvArgs.xq. */
 bool hr_vk_gemv_q8(const HrVkKernels *k, const HrVkWeight *w, uint32_t x_stride);
