@@ -579,20 +579,6 @@ upload_vec_f32(Stager &st, const HrTensor *t, int n, float *dst, int at, HrError
     return HR_OK;
 }
 
-// Element i of a dense F32/F16/BF16 tensor.
-float
-dense_f32(const HrTensor *t, size_t i)
-{
-    if (t->dtype == HR_DTYPE_F32) {
-        float f;
-        memcpy(&f, static_cast<const char *>(t->data) + 4 * i, 4);
-        return f;
-    }
-    uint16_t u;
-    memcpy(&u, static_cast<const char *>(t->data) + 2 * i, 2);
-    return t->dtype == HR_DTYPE_F16 ? hr_f16_to_f32(u) : hr_bf16_to_f32(u);
-}
-
 // GGUF rows decoded into the LIN_Q4F / LIN_I8 layout (gguf-blocks.h gives
 // ggml's own factors), or dense rows rounded to int8 (round8), staged a
 // batch of rows at a time.
@@ -605,6 +591,7 @@ upload_ggml(Stager &st, const DLinear &d, const SrcLinear &s, int row_off, HrErr
     if (!s.round8)
         hr_ggml_type_block(t->ggml_type, &block, &block_bytes);
     const size_t K = (size_t)s.cols, src_row = K / (size_t)block * block_bytes;
+    std::vector<float> row(s.round8 ? K : 0);
     const size_t n_sc = d.kind == LIN_I8 ? K / (size_t)d.per : 0, n_off = d.kind == LIN_I8 ? (size_t)d.ng : 0;
     // per row: nibbles and {scale, offset}, or int8, scales and offsets; beside
     // them one row's FP32 scales and offsets (Q4F) and the sections' alignment
@@ -635,12 +622,10 @@ upload_ggml(Stager &st, const DLinear &d, const SrcLinear &s, int row_off, HrErr
             float *sc = reinterpret_cast<float *>(h + (n * K + 15) / 16 * 16), *of = sc + n * n_sc;
             for (size_t r = 0; r < n; r++) {
                 if (s.round8) {   // dense rows rounded per 32 (lm_head_q8)
-                    float v[32];
-                    for (size_t b = 0; b < K / 32; b++) {
-                        for (size_t i = 0; i < 32; i++)
-                            v[i] = dense_f32(t, ((size_t)r0 + r) * K + 32 * b + i);
-                        sc[r * n_sc + b] = hr_q8_round32(v, q + r * K + 32 * b);
-                    }
+                    const HrMat m = { t->data, t->dtype, s.rows, s.cols };
+                    hr_mat_row_f32(&m, r0 + (int)r, row.data(), s.cols);
+                    for (size_t b = 0; b < K / 32; b++)
+                        sc[r * n_sc + b] = hr_q8_round32(row.data() + 32 * b, q + r * K + 32 * b);
                     continue;
                 }
                 int got = 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "awq-layout.h"
+#include "cpu-kernels.h"
 #include "gguf-blocks.h"
 #include "gguf.h"
 #include "hr-half.h"
@@ -608,22 +609,6 @@ f32_bits(float f)
     return u;
 }
 
-/* Element i of a dense tensor as FP32. */
-static inline float
-dense_f32(const PackJob *J, size_t i)
-{
-    float f;
-    if (J->dtype == HR_DTYPE_F16)
-        return hr_f16_to_f32(load_u16(J->src, i));
-    if (J->dtype == HR_DTYPE_BF16) {
-        uint32_t bits = (uint32_t)load_u16(J->src, i) << 16;
-        memcpy(&f, &bits, 4);
-        return f;
-    }
-    memcpy(&f, (const char *)J->src + 4 * i, 4);
-    return f;
-}
-
 /* Rows [start, end) rounded to int8 per block of 32: the bytes (input k in
  * byte k % 4 of word k / 4), then each row's FP32 block scales at soff. */
 static void
@@ -631,15 +616,15 @@ q8_pack_rows(void *arg, int start, int end)
 {
     const PackJob *J = arg;
     const size_t K = (size_t)J->K, nb = K / 32;
+    const HrMat m = { J->src, J->dtype, J->N, J->K };
+    float *row = g_new(float, K);
     for (size_t n = (size_t)start; n < (size_t)end; n++) {
         int8_t *q = (int8_t *)(J->out + n * J->kw);
-        float v[32];
-        for (size_t b = 0; b < nb; b++) {
-            for (int i = 0; i < 32; i++)
-                v[i] = dense_f32(J, n * K + 32 * b + (size_t)i);
-            J->out[J->soff + n * nb + b] = f32_bits(hr_q8_round32(v, q + 32 * b));
-        }
+        hr_mat_row_f32(&m, (int)n, row, J->K);
+        for (size_t b = 0; b < nb; b++)
+            J->out[J->soff + n * nb + b] = f32_bits(hr_q8_round32(row + 32 * b, q + 32 * b));
     }
+    g_free(row);
 }
 
 size_t
