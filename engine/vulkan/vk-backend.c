@@ -172,7 +172,6 @@ f16_bytes(int64_t N, int64_t K)
     return (size_t)N * (size_t)((K + 7) / 8 * 4) * 4;
 }
 
-/* Bytes the device copy of a dense or GGUF [N, K] table takes. */
 /* Whether the lm_head `name` [N, K] goes to the device rounded to int8 per
  * block of 32 (HEARTH_VULKAN_LM_HEAD=q8, opt-in until measured on a GPU;
  * 4-bit models, a dense tensor with K % 32 == 0), as the CPU's decode reads
@@ -186,6 +185,7 @@ lm_head_q8(const HrModelConfig *cfg, const HrTensorSet *ts, const char *name, in
     return cfg->awq && e && strcmp(e, "q8") == 0 && K % 32 == 0 && (!t || t->dtype != HR_DTYPE_GGML);
 }
 
+/* Bytes the device copy of a dense or GGUF [N, K] table takes. */
 static size_t
 table_bytes(const HrTensorSet *ts, const char *name, int64_t N, int64_t K)
 {
@@ -891,9 +891,7 @@ add(GArray *ds, HrStatus st, const HrVkDispatch *d)
     return st;
 }
 
-/* A decode step's linear on int8 activations (HEARTH_VULKAN_GEMV=q8): the
- * input row quantized into c->xq first; *xq the buffer for HrVkGemvArgs.xq
- * (NULL where the first matrix cannot take it: the GEMV reads x). */
+/* c->xq, made on first use for the model's widest input; k inputs must fit. */
 static HrStatus
 ensure_xq(VkCtx *c, uint32_t k, HrError *err)
 {
@@ -920,8 +918,10 @@ q8_feeds(const VkCtx *c, const HrNode *nd, const HrNode *next, bool prefill)
                          nd->dst->width);
 }
 
-/* held: the buffer the node before left in c->xq (the RMSNorm's or the
- * attention's output), or NULL. */
+/* A decode step's linear on int8 activations (HEARTH_VULKAN_GEMV=q8): its
+ * input row quantized into c->xq first, unless the node before left it there
+ * (held: the RMSNorm's or the attention's output, or NULL); *xq the buffer
+ * for HrVkGemvArgs.xq (NULL where matrix w cannot take it: the GEMV reads x). */
 static HrStatus
 add_quant_q8(VkCtx *c, GArray *ds, const HrOpsBuffer *src, const HrVkWeight *w, bool prefill,
              const HrOpsBuffer *held, HrVkBuffer **xq, HrError *err)
@@ -1075,7 +1075,7 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, const HrNode *next, bool prefil
                                                  ctxlen, T, &d, err), &d);
         return st;
     case HR_OP_LOGITS: {
-        /* a 4-bit lm_head (GGUF) on int8 activations too; decode's one row is row 0 */
+        /* a 4-bit or int8 lm_head on int8 activations too; decode's one row is row 0 */
         HrVkBuffer *xq = NULL;
         st = add_quant_q8(c, ds, nd->src, &nd->w[0]->slices[0], prefill, held, &xq, err);
         for (int i = 0; st == HR_OK && i < nd->w[0]->n_slices; i++) {
