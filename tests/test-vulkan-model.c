@@ -29,7 +29,7 @@
  * coop-emu runs with HEARTH_TEST_FULL=1. The opt-in decode GEMV on int8
  * activations (HEARTH_VULKAN_GEMV=q8, rounded per 32 as the CPU's default
  * decode rounds them, against the exact CPU here) is checked on stories260K
- * AWQ with tol = 1e-2 (seen on lavapipe: 2.3e-3), and with the lm_head
+ * AWQ with tol = 1e-2 (seen on lavapipe: 2.3e-3; HEARTH_TEST_FULL=1), and with the lm_head
  * rounded to int8 too (HEARTH_VULKAN_LM_HEAD=q8, as the CPU's default decode;
  * tol = 2e-2, as CUDA's q8 rows; seen 8.1e-3); run with either variable set, every tolerance is at least
  * 3e-2 (seen: 1.8e-2 on the random llama3-rope AWQ fixtures, whose logits
@@ -426,7 +426,8 @@ main(void)
     if (!q8_run) {
         g_autofree char *saved = g_strdup(g_getenv("HEARTH_VULKAN_GEMV"));
         g_setenv("HEARTH_VULKAN_GEMV", "q8", TRUE);
-        check_model(tmp, "stories260K AWQ rtn g32 q8", 1e-2f, 512, false);
+        if (hr_test_full())   /* (CI time: the row below runs the same GEMVs and the int8 lm_head) */
+            check_model(tmp, "stories260K AWQ rtn g32 q8", 1e-2f, 512, false);
         /* and the lm_head rounded to int8 (tied: its own copy beside the embedding's FP16 rows) */
         g_setenv("HEARTH_VULKAN_LM_HEAD", "q8", TRUE);
         check_model(tmp, "stories260K AWQ g32 q8 lm_head", 2e-2f, 512, false);
