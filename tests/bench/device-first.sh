@@ -36,6 +36,7 @@ export PATH=/usr/local/cuda/bin:$PATH LD_LIBRARY_PATH=/tmp/hw/lib:/usr/local/cud
 [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
   export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 head -1 $OUT/summary.txt 2>/dev/null | tee -a $R
+$H/hearth-cli devices 2>&1 | grep -E "integer dot|cooperative" | tee -a $R   # OpSDot accelerated? matrix units?
 ( for s in llama-2-7b llama-3-8b; do
     [ -d /tmp/m-$s ] || { $H/hr-make-random-model --shape $s --awq 128 --out /tmp/m-$s.part >/dev/null 2>&1 &&
                           mv /tmp/m-$s.part /tmp/m-$s; }
