@@ -403,18 +403,15 @@ assign_linear(Arena &a, DLinear &d, size_t *acct)
     }
 }
 
-// The bytes assign_linear takes for d (without the arena's alignment).
+// The bytes assign_linear takes for d (counted on a copy by an arena without a base).
 size_t
 dlinear_bytes(const DLinear &d)
 {
-    const size_t R = (size_t)d.rows, K = (size_t)d.cols;
-    if (d.kind == LIN_Q4)
-        return R * (size_t)d.kw * 4 + R * (size_t)d.ng * 4;
-    if (d.kind == LIN_Q4F)
-        return R * K / 2 + R * (K / 32) * sizeof(float2);
-    if (d.kind == LIN_I8)
-        return R * K + R * (K / (size_t)d.per) * 4 + R * (size_t)d.ng * 4;
-    return R * (size_t)d.ldw * 2;
+    Arena a = { nullptr, 0 };
+    DLinear copy = d;
+    size_t bytes = 0;
+    assign_linear(a, copy, &bytes);
+    return bytes;
 }
 
 void assign_path_scratch(Ctx *c, Arena &a, const std::vector<const DLinear *> &lins, const float *pre_x,
@@ -591,7 +588,8 @@ upload_ggml(Stager &st, const DLinear &d, const SrcLinear &s, int row_off, HrErr
     if (!s.round8)
         hr_ggml_type_block(t->ggml_type, &block, &block_bytes);
     const size_t K = (size_t)s.cols, src_row = K / (size_t)block * block_bytes;
-    std::vector<float> row(s.round8 ? K : 0);
+    std::vector<float> row(s.round8 ? K : 0);   // round8: one dense row as FP32
+    const HrMat dense = { t->data, t->dtype, s.rows, s.cols };
     const size_t n_sc = d.kind == LIN_I8 ? K / (size_t)d.per : 0, n_off = d.kind == LIN_I8 ? (size_t)d.ng : 0;
     // per row: nibbles and {scale, offset}, or int8, scales and offsets; beside
     // them one row's FP32 scales and offsets (Q4F) and the sections' alignment
@@ -622,8 +620,7 @@ upload_ggml(Stager &st, const DLinear &d, const SrcLinear &s, int row_off, HrErr
             float *sc = reinterpret_cast<float *>(h + (n * K + 15) / 16 * 16), *of = sc + n * n_sc;
             for (size_t r = 0; r < n; r++) {
                 if (s.round8) {   // dense rows rounded per 32 (lm_head_q8)
-                    const HrMat m = { t->data, t->dtype, s.rows, s.cols };
-                    hr_mat_row_f32(&m, r0 + (int)r, row.data(), s.cols);
+                    hr_mat_row_f32(&dense, r0 + (int)r, row.data(), s.cols);
                     for (size_t b = 0; b < K / 32; b++)
                         sc[r * n_sc + b] = hr_q8_round32(row.data() + 32 * b, q + r * K + 32 * b);
                     continue;

@@ -112,9 +112,8 @@ typedef struct {
     HrVkBuffer up_out;             /* up_proj's output when gate and up run apart */
     HrVkBuffer xq;                 /* a decode row as int8 for the q8 GEMV (cfg.gemv_q8), sized for the
                                       widest input: written by the RMSNorm or the attention's combine
-                                      for the linear right after them, else by a quant_q8 dispatch */
-    const HrOpsBuffer *xq_holds;   /* compiling: the buffer the node just added left in xq, for the
-                                      next node only (NULL: none) */
+                                      for the linear right after them, else by a quant_q8 dispatch
+                                      (add_node's xq_holds says which buffer it holds) */
     HrVkBuffer params, tokens, logits, argmax;     /* host-visible */
     /* the draw's device part (one-token steps with a sample spec): the seen
      * ids (host-visible), topk.comp's pass outputs in two pairs (values,
@@ -461,9 +460,22 @@ take_linear(VkCtx *c, const HrTensorSet *ts, const char *prefix, int64_t N, int6
     return st;
 }
 
+/* Row slices of N rows of row_bytes each, at most max_binding bytes a
+ * slice: *out (n_out of them, zeroed) and the rows a slice holds. */
+static uint32_t
+plan_slices(const VkCtx *c, int64_t N, size_t row_bytes, HrVkWeight **out, int *n_out, uint32_t *rows_out)
+{
+    const uint32_t rows = (uint32_t)MIN((uint64_t)N, MAX(1, c->max_binding / row_bytes));
+    *n_out = (int)(((uint64_t)N + rows - 1) / rows);
+    *out = g_new0(HrVkWeight, *n_out);
+    *rows_out = rows;
+    return rows;
+}
+
 /* A table read row-wise (embedding, lm_head) as row slices of at most
- * max_binding bytes each: FP16 rows, or GGUF blocks in their 4-bit or int8
- * layout (each slice with its own scale table). */
+ * max_binding bytes each: FP16 rows, GGUF blocks in their 4-bit or int8
+ * layout, or (q8) dense rows rounded to int8 (each slice with its own scale
+ * table). */
 static HrStatus
 take_table_sliced(VkCtx *c, const HrTensorSet *ts, const char *name, int64_t N, int64_t K, bool q8, HrVkWeight **out,
                   int *n_out, uint32_t *rows_out, HrError *err)
@@ -473,13 +485,8 @@ take_table_sliced(VkCtx *c, const HrTensorSet *ts, const char *name, int64_t N, 
         HrStatus st = check_ggml(t, N, K, err);
         if (st != HR_OK)
             return st;
-        const size_t row_bytes = hr_vk_ggml_words(t->ggml_type, 1, K) * 4;
-        const uint32_t rows = (uint32_t)MIN((uint64_t)N, MAX(1, c->max_binding / row_bytes));
-        const int n = (int)(((uint64_t)N + rows - 1) / rows);
-        *out = g_new0(HrVkWeight, n);
-        *n_out = n;
-        *rows_out = rows;
-        for (int i = 0; st == HR_OK && i < n; i++)
+        const uint32_t rows = plan_slices(c, N, hr_vk_ggml_words(t->ggml_type, 1, K) * 4, out, n_out, rows_out);
+        for (int i = 0; st == HR_OK && i < *n_out; i++)
             st = take_ggml_rows(c, t, (int64_t)i * rows, MIN((int64_t)rows, N - (int64_t)i * rows), K, &(*out)[i],
                                 err);
         return st;
@@ -489,13 +496,8 @@ take_table_sliced(VkCtx *c, const HrTensorSet *ts, const char *name, int64_t N, 
         return st;
     if (q8) {   /* int8 rows, each slice with its own scale table */
         const size_t elem = t->dtype == HR_DTYPE_F32 ? 4 : 2;
-        const size_t row_bytes = hr_vk_q8_matrix_words(1, K) * 4;
-        const uint32_t rows = (uint32_t)MIN((uint64_t)N, MAX(1, c->max_binding / row_bytes));
-        const int n = (int)(((uint64_t)N + rows - 1) / rows);
-        *out = g_new0(HrVkWeight, n);
-        *n_out = n;
-        *rows_out = rows;
-        for (int i = 0; st == HR_OK && i < n; i++) {
+        const uint32_t rows = plan_slices(c, N, hr_vk_q8_matrix_words(1, K) * 4, out, n_out, rows_out);
+        for (int i = 0; st == HR_OK && i < *n_out; i++) {
             const int64_t r0 = (int64_t)i * rows, nr = MIN((int64_t)rows, N - r0);
             size_t n_words;
             uint32_t *words = hr_vk_pack_q8((const char *)t->data + (size_t)r0 * (size_t)K * elem, t->dtype, (int)nr,
@@ -510,12 +512,8 @@ take_table_sliced(VkCtx *c, const HrTensorSet *ts, const char *name, int64_t N, 
     size_t n_words;
     uint32_t *words = hr_vk_pack_f16(t->data, t->dtype, (int)N, (int)K, c->pool, &full, &n_words);
     const size_t row_bytes = (size_t)full.kw * 4;
-    const uint32_t rows = (uint32_t)MIN((uint64_t)N, MAX(1, c->max_binding / row_bytes));
-    const int n = (int)(((uint64_t)N + rows - 1) / rows);
-    *out = g_new0(HrVkWeight, n);
-    *n_out = n;
-    *rows_out = rows;
-    for (int i = 0; st == HR_OK && i < n; i++) {
+    const uint32_t rows = plan_slices(c, N, row_bytes, out, n_out, rows_out);
+    for (int i = 0; st == HR_OK && i < *n_out; i++) {
         HrVkWeight *w = &(*out)[i];
         *w = full;
         w->n = (uint32_t)MIN((int64_t)rows, N - (int64_t)i * rows);
@@ -1023,18 +1021,20 @@ add_sample(VkCtx *c, GArray *ds, HrError *err)
     return st;
 }
 
-/* next: the node after nd (NULL at the end). */
+/* next: the node after nd (NULL at the end). *xq_holds: in, the buffer the
+ * node before left in c->xq (NULL: none); out, the one this node leaves
+ * there for next. */
 static HrStatus
 add_node(VkCtx *c, GArray *ds, const HrNode *nd, const HrNode *next, bool prefill, bool gemm, uint32_t T,
-         HrError *err)
+         const HrOpsBuffer **xq_holds, HrError *err)
 {
     const HrModelConfig *cfg = &c->cfg;
     const uint32_t hd = (uint32_t)cfg->head_dim, ctxlen = (uint32_t)c->opt.context_len;
     HrVkKernels *k = c->kern;
     HrVkDispatch d;
     HrStatus st = HR_OK;
-    const HrOpsBuffer *held = c->xq_holds;   /* for this node only */
-    c->xq_holds = NULL;
+    const HrOpsBuffer *held = *xq_holds;   /* for this node only */
+    *xq_holds = NULL;
     switch (nd->op) {
     case HR_OP_EMBED:
         for (int i = 0; st == HR_OK && i < nd->w[0]->n_slices; i++)
@@ -1047,7 +1047,7 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, const HrNode *next, bool prefil
             if (st == HR_OK)
                 st = add(ds, hr_vk_make_rmsnorm_q8(k, &nd->src->buf, &nd->dst->buf, &nd->w[0]->vec, &c->params,
                                                    nd->src->width, cfg->norm_eps, &c->xq, &d, err), &d);
-            c->xq_holds = nd->dst;
+            *xq_holds = nd->dst;
             return st;
         }
         return add(ds, hr_vk_make_rmsnorm(k, &nd->src->buf, &nd->dst->buf, &nd->w[0]->vec, &c->params,
@@ -1067,7 +1067,7 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, const HrNode *next, bool prefil
             if (st == HR_OK)
                 st = add(ds, hr_vk_make_attn_combine_q8(k, &c->part, &nd->dst->buf, &c->params,
                                                         (uint32_t)cfg->n_heads, hd, ctxlen, &c->xq, &d, err), &d);
-            c->xq_holds = nd->dst;
+            *xq_holds = nd->dst;
             return st;
         }
         if (st == HR_OK)
@@ -1156,16 +1156,17 @@ vk_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **pro
     g->decode = !prefill;
     g_ptr_array_add(c->progs, g);
     HrStatus st = HR_OK;
-    c->xq_holds = NULL;
+    const HrOpsBuffer *xq_holds = NULL;
     for (int i = 0; st == HR_OK && i < n_nodes; i++)
-        st = add_node(c, g->ds, &nodes[i], i + 1 < n_nodes ? &nodes[i + 1] : NULL, prefill, true, T, err);
+        st = add_node(c, g->ds, &nodes[i], i + 1 < n_nodes ? &nodes[i + 1] : NULL, prefill, true, T, &xq_holds, err);
     if (st == HR_OK)
         st = record(c, g->ds, !prefill && c->draws, &g->cb, err);
     const uint32_t S = short_steps(c);
     if (st == HR_OK && prefill && S > 1 && T > S) {
         g->ds_short = g_array_new(FALSE, FALSE, sizeof(HrVkDispatch));
         for (int i = 0; st == HR_OK && i < n_nodes; i++)
-            st = add_node(c, g->ds_short, &nodes[i], i + 1 < n_nodes ? &nodes[i + 1] : NULL, true, false, S, err);
+            st = add_node(c, g->ds_short, &nodes[i], i + 1 < n_nodes ? &nodes[i + 1] : NULL, true, false, S,
+                          &xq_holds, err);
         if (st == HR_OK)
             st = record(c, g->ds_short, false, &g->cb_short, err);
         g->n_short = S;

@@ -882,19 +882,27 @@ hr_vk_make_embed(HrVkKernels *k, HrVkBuffer *tokens, const HrVkWeight *emb, uint
     return st;
 }
 
-HrStatus
-hr_vk_make_rmsnorm(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *out, HrVkBuffer *w, HrVkBuffer *params, uint32_t n,
-                   float eps, bool logit_rows, uint32_t max_tokens, HrVkDispatch *d, HrError *err)
+/* xq: the Q8 build's int8 row as well (or NULL). */
+static HrStatus
+make_rmsnorm(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *out, HrVkBuffer *w, HrVkBuffer *params, uint32_t n, float eps,
+             bool logit_rows, uint32_t max_tokens, HrVkBuffer *xq, HrVkDispatch *d, HrError *err)
 {
     memset(d, 0, sizeof *d);
-    HrVkBuffer *b[4] = { x, out, w, params };
-    HrStatus st = alloc_set(k, HR_VK_K_RMSNORM, b, 4, d, err);
+    HrVkBuffer *b[5] = { x, out, w, params, xq };
+    HrStatus st = alloc_set(k, xq ? HR_VK_K_RMSNORM_Q8 : HR_VK_K_RMSNORM, b, xq ? 5 : 4, d, err);
     d->push[0] = n;
     memcpy(&d->push[1], &eps, 4);
     d->push[2] = logit_rows ? 1 : 0;
     d->groups[0] = max_tokens;
     d->groups[1] = d->groups[2] = 1;
     return st;
+}
+
+HrStatus
+hr_vk_make_rmsnorm(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *out, HrVkBuffer *w, HrVkBuffer *params, uint32_t n,
+                   float eps, bool logit_rows, uint32_t max_tokens, HrVkDispatch *d, HrError *err)
+{
+    return make_rmsnorm(k, x, out, w, params, n, eps, logit_rows, max_tokens, NULL, d, err);
 }
 
 /* A 4-bit matrix the decode GEMV can read in 32-input units (16-byte loads
@@ -1004,12 +1012,23 @@ hr_vk_make_rmsnorm_q8(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *out, HrVkBuffer
     memset(d, 0, sizeof *d);
     if (n % 32 != 0 || !k->cfg.gemv_q8)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan RMSNorm with int8 output: %u values", n);
-    HrVkBuffer *b[5] = { x, out, w, params, xq };
-    HrStatus st = alloc_set(k, HR_VK_K_RMSNORM_Q8, b, 5, d, err);
-    d->push[0] = n;
-    memcpy(&d->push[1], &eps, 4);
-    d->push[2] = 0;
-    d->groups[0] = d->groups[1] = d->groups[2] = 1;
+    return make_rmsnorm(k, x, out, w, params, n, eps, false, 1, xq, d, err);
+}
+
+/* xq: the Q8 build's int8 row as well (or NULL). */
+static HrStatus
+make_attn_combine(HrVkKernels *k, HrVkBuffer *part, HrVkBuffer *out, HrVkBuffer *params, uint32_t n_heads,
+                  uint32_t hd, uint32_t context, uint32_t max_tokens, HrVkBuffer *xq, HrVkDispatch *d, HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    HrVkBuffer *b[4] = { part, out, params, xq };
+    HrStatus st = alloc_set(k, xq ? HR_VK_K_ATTN_COMBINE_Q8 : HR_VK_K_ATTN_COMBINE, b, xq ? 4 : 3, d, err);
+    d->push[0] = n_heads;
+    d->push[1] = hd;
+    d->push[2] = hr_vk_attn_splits(k, context);
+    d->groups[0] = n_heads;
+    d->groups[1] = max_tokens;
+    d->groups[2] = 1;
     return st;
 }
 
@@ -1020,14 +1039,7 @@ hr_vk_make_attn_combine_q8(HrVkKernels *k, HrVkBuffer *part, HrVkBuffer *out, Hr
     memset(d, 0, sizeof *d);
     if (hd % 32 != 0 || hd > k->cfg.max_hd || !k->cfg.gemv_q8)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan attention combine with int8 output: head_dim %u", hd);
-    HrVkBuffer *b[4] = { part, out, params, xq };
-    HrStatus st = alloc_set(k, HR_VK_K_ATTN_COMBINE_Q8, b, 4, d, err);
-    d->push[0] = n_heads;
-    d->push[1] = hd;
-    d->push[2] = hr_vk_attn_splits(k, context);
-    d->groups[0] = n_heads;
-    d->groups[1] = d->groups[2] = 1;
-    return st;
+    return make_attn_combine(k, part, out, params, n_heads, hd, context, 1, xq, d, err);
 }
 
 HrStatus
@@ -1084,16 +1096,7 @@ HrStatus
 hr_vk_make_attn_combine(HrVkKernels *k, HrVkBuffer *part, HrVkBuffer *out, HrVkBuffer *params, uint32_t n_heads,
                         uint32_t hd, uint32_t context, uint32_t max_tokens, HrVkDispatch *d, HrError *err)
 {
-    memset(d, 0, sizeof *d);
-    HrVkBuffer *b[3] = { part, out, params };
-    HrStatus st = alloc_set(k, HR_VK_K_ATTN_COMBINE, b, 3, d, err);
-    d->push[0] = n_heads;
-    d->push[1] = hd;
-    d->push[2] = hr_vk_attn_splits(k, context);
-    d->groups[0] = n_heads;
-    d->groups[1] = max_tokens;
-    d->groups[2] = 1;
-    return st;
+    return make_attn_combine(k, part, out, params, n_heads, hd, context, max_tokens, NULL, d, err);
 }
 
 HrStatus
