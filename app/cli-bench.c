@@ -136,7 +136,8 @@ typedef struct {
     long calls;           /* per rep, the last one */
     double us_med, us_min, us_max, gbs_med, gbs_min, gbs_max;
     double tf_med, tf_min, tf_max;   /* TFLOP/s, 2 * rows * cols * tokens per call */
-    const char *kernel;   /* Vulkan: "gemv", "gemm", "gemv-nt" */
+    const char *kernel;   /* Vulkan: "gemv", "gemm 64x64", "gemv-nt", ... (points at kernel_buf) */
+    char kernel_buf[64];
 } GemvResult;
 
 /* Medians and ranges of the per-call times us[reps] into res. */
@@ -384,7 +385,11 @@ gpu_result(GemvResult *r, Shape sh, size_t weight_bytes, int copies, long calls,
     r->weight_bytes = weight_bytes;
     r->copies = copies;
     r->calls = calls;
-    r->kernel = kernel;
+    r->kernel = NULL;
+    if (kernel) {   /* the bench's name may live in its own result struct: a copy */
+        g_strlcpy(r->kernel_buf, kernel, sizeof r->kernel_buf);
+        r->kernel = r->kernel_buf;
+    }
     gemv_stats(r, sec, o->reps, o->tokens);
 }
 #endif

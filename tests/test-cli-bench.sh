@@ -148,7 +148,7 @@ if [ $vk = 1 ]; then
     echo "$json"
     vkcheck "vulkan --gemm"
     positive "$json" $tkeys fp32_peak_tflop_s fraction_of_peak
-    echo "$json" | grep -q '"kernel" : "gemm\(-nt\)*"\|"kernel" : "gemv-nt"' || { echo "FAIL: vulkan --gemm kernel"; fail=1; }
+    echo "$json" | grep -q '"kernel" : "gemm [0-9]*x[0-9]*"\|"kernel" : "gemv-nt"' || { echo "FAIL: vulkan --gemm kernel"; fail=1; }
     text=$(vkrun --gemm 64x256 --tokens 8 --backend vulkan --reps 1 --min-time 0.01 --footprint 0) ||
         { echo "FAIL: vulkan --gemm text exited $?"; fail=1; }
     vkcheck "vulkan --gemm text"

@@ -367,7 +367,13 @@ hr_vk_bench_linear(HrVkKernels *k, HrVkContext *ctx, const HrVkLinearBenchArgs *
                             "and a group that divides the columns and is a multiple of 8 (or all of them); "
                             "group %d", a->rows, a->cols, a->group);
     const HrVkKernelConfig *kc = hr_vk_kernels_config(k);
-    info->kernel = a->tokens == 1 ? "gemv" : !kc->gemm ? "gemv-nt" : kc->gemm_coop == 1 ? "gemm-coop" : kc->gemm_coop ? "gemm-coop-emu" : "gemm";
+    info->kernel = a->tokens == 1 ? "gemv" : !kc->gemm ? "gemv-nt" : info->kernel_buf;
+    if (kc->gemm_coop)   /* the tile too: HEARTH_VULKAN_COOP_TILE falls back to the plain GEMM where it does not fit */
+        g_snprintf(info->kernel_buf, sizeof info->kernel_buf, "%s %ux%u/%ux%u",
+                   kc->gemm_coop == 1 ? "gemm-coop" : "gemm-coop-emu", kc->gemm_bm, kc->gemm_bn, kc->coop_wm,
+                   kc->coop_wn);
+    else
+        g_snprintf(info->kernel_buf, sizeof info->kernel_buf, "gemm %ux%u", kc->gemm_bm, kc->gemm_bn);
 
     HrVkWeight tmpl;
     size_t n_words = 0;

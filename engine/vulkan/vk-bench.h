@@ -58,7 +58,10 @@ typedef struct {
     int copies;
     long calls;          /* dispatches per repetition (one command buffer, barriers between) */
     bool gpu_timer;
-    const char *kernel;  /* which path ran: "gemv", "gemv-nt" (several tokens a workgroup), "gemm" */
+    const char *kernel;  /* which path ran: "gemv", "gemv-nt" (several tokens a workgroup), "gemm" (with its
+                            tile: "gemm 128x64", "gemm-coop 128x64/64x32" rows x tokens / a subgroup's part);
+                            points into kernel_buf or at a literal */
+    char kernel_buf[64];
 } HrVkLinearBenchInfo;
 
 /* Seconds per call of each repetition into sec_per_call[reps]. The output

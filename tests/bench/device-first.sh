@@ -14,8 +14,8 @@
 #   2. CUDA Llama-2-7B AWQ p=512, alternated: defaults (A) against every opt-in (B);
 #   3. Vulkan correctness: test-vulkan-kernels (its coop config: the GEMM on matrix units), and
 #      test-vulkan-model with HEARTH_VULKAN_GEMM=coop and with HEARTH_VULKAN_ATTN=tile;
-#   4. kernels alone: CUDA GEMV (gemv, q8) and GEMM (wmma, cublas); Vulkan GEMM (default, coop)
-#      and GEMV (default, wide, q8);
+#   4. kernels alone: CUDA GEMV (gemv, q8) and GEMM (wmma, cublas); Vulkan GEMM (default, coop with
+#      three tiles) and GEMV (default, wide, q8);
 #   5. Vulkan Llama-2-7B AWQ p=512, alternated: defaults (A), int8-activation GEMV, int8 lm_head and attention
 #      tiles (B), coop GEMM (C), wide GEMV (D);
 #   6. CUDA each opt-in alone on the 7B; Llama-3-8B A/B on CUDA.
@@ -97,6 +97,11 @@ for impl in gemv q8; do kb "cuda gemv $impl" -- --gemv $S --backend cuda --impl 
 for impl in wmma cublas; do kb "cuda gemm $impl" -- --gemm $S --tokens 512 --backend cuda --impl $impl --reps 3; done
 kb "vulkan gemm" -- --gemm $S --tokens 512 --backend vulkan
 kb "vulkan gemm coop" HEARTH_VULKAN_GEMM=coop -- --gemm $S --tokens 512 --backend vulkan
+# the coop tile (rows x tokens / a subgroup's part; the kernel name says which ran: one that does not fit
+# falls back to the plain GEMM): more tokens a tile halves the weight reads, more rows the activation reads
+for t in 128,128,64,64 256,64,64,32; do
+  kb "vulkan gemm coop $t" HEARTH_VULKAN_GEMM=coop HEARTH_VULKAN_COOP_TILE=$t -- --gemm $S --tokens 512 --backend vulkan
+done
 kb "vulkan gemv" -- --gemv $S --backend vulkan
 kb "vulkan gemv wide" HEARTH_VULKAN_GEMV=wide -- --gemv $S --backend vulkan
 kb "vulkan gemv q8" HEARTH_VULKAN_GEMV=q8 -- --gemv $S --backend vulkan
