@@ -16,7 +16,7 @@ struct HrVkContext {
     VkPhysicalDeviceMemoryProperties mem_props;
     HrVkCaps caps;
     GString *report;
-    uint32_t validation_messages;
+    gint validation_messages;   /* atomic: pipelines are created from several threads */
     VkPipelineCache pipeline_cache;
     char *pipeline_cache_path;
     uint8_t pipeline_cache_uuid[VK_UUID_SIZE];
@@ -284,7 +284,7 @@ debug_callback(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
     (void)types;
     HrVkContext *ctx = user;
     if (severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) {
-        ctx->validation_messages++;
+        g_atomic_int_inc(&ctx->validation_messages);
         fprintf(stderr, "Vulkan validation: %s\n", data && data->pMessage ? data->pMessage : "(no text)");
     }
     return VK_FALSE;
@@ -579,7 +579,7 @@ hr_vk_context_selection_report(const HrVkContext *ctx)
 uint32_t
 hr_vk_context_validation_messages(const HrVkContext *ctx)
 {
-    return ctx->validation_messages;
+    return (uint32_t)g_atomic_int_get(&ctx->validation_messages);
 }
 
 void

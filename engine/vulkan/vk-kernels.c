@@ -324,6 +324,63 @@ hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig 
     }
 }
 
+/* Pipelines to create, each with its own result (create_pipes). */
+enum { MAX_PIPE_JOBS = 64, MAX_SPEC = 12 };
+typedef struct {
+    HrVkPipeline *pipe;
+    const uint32_t *spv;
+    size_t bytes;
+    uint32_t bindings, push, spec[MAX_SPEC], n_spec;
+    HrStatus st;
+    HrError err;
+} PipeJob;
+
+typedef struct {
+    HrVkContext *ctx;
+    PipeJob jobs[MAX_PIPE_JOBS];
+    int n;
+} PipeJobs;
+
+static void
+job(PipeJobs *J, HrVkPipeline *pipe, const uint32_t *spv, size_t bytes, uint32_t bindings, uint32_t push,
+    const uint32_t *spec, uint32_t n_spec)
+{
+    g_assert(J->n < MAX_PIPE_JOBS && n_spec <= MAX_SPEC);
+    PipeJob *j = &J->jobs[J->n++];
+    *j = (PipeJob){ .pipe = pipe, .spv = spv, .bytes = bytes, .bindings = bindings, .push = push,
+                    .n_spec = n_spec };
+    memcpy(j->spec, spec, n_spec * sizeof *spec);
+}
+
+static void
+create_range(void *arg, int start, int end)
+{
+    PipeJobs *J = arg;
+    for (int i = start; i < end; i++) {
+        PipeJob *j = &J->jobs[i];
+        j->st = hr_vk_pipeline_new(J->ctx, j->spv, j->bytes, j->bindings, j->push, j->spec, j->n_spec, j->pipe,
+                                   &j->err);
+    }
+}
+
+/* Creates every job's pipeline, several at once (vkCreate* on one device
+ * from several threads is allowed, and the pipeline cache is internally
+ * synchronized); the first failure in the list's order is the error. */
+static HrStatus
+create_pipes(PipeJobs *J, HrError *err)
+{
+    HrThreadPool *pool = hr_pool_new(MIN(J->n, (int)g_get_num_processors()));
+    hr_pool_run(pool, create_range, J, J->n, 1);
+    hr_pool_free(pool);
+    for (int i = 0; i < J->n; i++)
+        if (J->jobs[i].st != HR_OK) {
+            if (err)
+                *err = J->jobs[i].err;
+            return J->jobs[i].st;
+        }
+    return HR_OK;
+}
+
 const HrVkKernelConfig *
 hr_vk_kernels_config(const HrVkKernels *k)
 {
@@ -365,110 +422,100 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
         return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan GEMM: a %ux%u tile with K slices of %u needs %zu bytes "
                             "of shared memory; %s has %u", cfg->gemm_bm, cfg->gemm_bn, cfg->gemm_bk,
                             gemm_shared(cfg), caps->name, caps->max_shared_memory);
+    if (cfg->attn_bq && (cfg->attn_bq % (cfg->wg / 32) != 0 || attn_tile_shared(cfg) > shared_bytes(caps)))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan attention tiles of %u rows: not a multiple of %u "
+                            "groups of 32 threads, or more than %s's shared memory", cfg->attn_bq, cfg->wg / 32,
+                            caps->name);
+    if (cfg->fp16_math && !caps->shader_float16)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan: FP16 arithmetic was asked for but %s lacks "
+                            "shaderFloat16", caps->name);
+    if (cfg->gemv_q8 && !caps->integer_dot_product)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan: int8 dot products were asked for but %s lacks "
+                            "shaderIntegerDotProduct", caps->name);
     HrVkKernels *k = g_new0(HrVkKernels, 1);
     k->ctx = ctx;
     k->cfg = *cfg;
     k->pools = g_array_new(FALSE, FALSE, sizeof(VkDescriptorPool));
     HrStatus st = hr_vk_buffer_new_host(ctx, 256, &k->dummy, err);
+    if (st != HR_OK) {
+        hr_vk_kernels_free(k);
+        return st;
+    }
+
+    /* Every pipeline of the configuration, then all created at once on a
+     * thread pool: a driver compiles each from SPIR-V when it is created
+     * (NVIDIA's and RADV's; lavapipe at the first dispatch), tens of
+     * milliseconds apiece, and a cold start has some fifty of them. */
+    PipeJobs J = { .ctx = ctx };
     const uint32_t wg = cfg->wg;
     const uint32_t one[1] = { wg };
     const uint32_t col_sum_spec[2] = { wg, 0 }, col_div_spec[2] = { wg, 1 };
     const uint32_t attn_spec[4] = { wg, cfg->attn_split, cfg->max_hd, 1 };
     const uint32_t attn_pre_spec[4] = { wg, cfg->attn_split, cfg->max_hd, cfg->attn_qt };
     const uint32_t attn_tile_spec[4] = { wg, cfg->attn_split, attn_tile_hd(cfg), cfg->attn_bq };
-    struct {
-        HrVkKernelId id;
-        const uint32_t *spv;
-        size_t bytes;
-        uint32_t bindings, push;
-        const uint32_t *spec;
-        uint32_t n_spec;
-    } defs[] = {
-        { HR_VK_K_EMBED, embed_spv, sizeof embed_spv, 4, 9 * 4, one, 1 },
-        { HR_VK_K_RMSNORM, cfg->subgroup ? rmsnorm_sg_spv : rmsnorm_spv,
-          cfg->subgroup ? sizeof rmsnorm_sg_spv : sizeof rmsnorm_spv, 4, 12, one, 1 },
-        { HR_VK_K_ROPE_KV, rope_kv_spv, sizeof rope_kv_spv, 6, 12, one, 1 },
-        { HR_VK_K_ATTN, cfg->subgroup ? attn_sg_spv : attn_spv,
-          cfg->subgroup ? sizeof attn_sg_spv : sizeof attn_spv, 5, 24, attn_spec, 4 },
-        { HR_VK_K_ATTN_PREFILL, cfg->subgroup ? attn_sg_spv : attn_spv,
-          cfg->subgroup ? sizeof attn_sg_spv : sizeof attn_spv, 5, 24, attn_pre_spec, 4 },
-        { HR_VK_K_ATTN_COMBINE, attn_combine_spv, sizeof attn_combine_spv, 3, 12, one, 1 },
-        { HR_VK_K_ARGMAX, argmax_spv, sizeof argmax_spv, 2, 8, one, 1 },
-        { HR_VK_K_SILU_MUL, silu_mul_spv, sizeof silu_mul_spv, 3, 4, one, 1 },
-        { HR_VK_K_PENALIZE, penalize_spv, sizeof penalize_spv, 3, 4, one, 1 },
-        { HR_VK_K_TOPK, topk_spv, sizeof topk_spv, 7, 16, one, 1 },
-        { HR_VK_K_SQ_DIFF, sq_diff_spv, sizeof sq_diff_spv, 3, 12, one, 1 },
-        { HR_VK_K_SCALE_QUANT, scale_quant_spv, sizeof scale_quant_spv, 3, 24, one, 1 },
-        { HR_VK_K_CLIP_GRAM, clip_gram_spv, sizeof clip_gram_spv, 2, 16, one, 1 },
-        { HR_VK_K_COL_ABS_SUM, col_ops_spv, sizeof col_ops_spv, 2, 8, col_sum_spec, 2 },
-        { HR_VK_K_DIV_COLS, col_ops_spv, sizeof col_ops_spv, 2, 8, col_div_spec, 2 },
-        { HR_VK_K_CLIP_SEARCH, clip_search_spv, sizeof clip_search_spv, 3, 24, one, 1 },
-    };
-    if (st == HR_OK && cfg->attn_bq &&
-        (cfg->attn_bq % (wg / 32) != 0 || attn_tile_shared(cfg) > shared_bytes(caps)))
-        st = hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan attention tiles of %u rows: not a multiple of %u groups "
-                          "of 32 threads, or more than %s's shared memory", cfg->attn_bq, wg / 32, caps->name);
-    if (st == HR_OK && cfg->attn_bq)
-        st = hr_vk_pipeline_new(ctx, attn_tile_spv, sizeof attn_tile_spv, 5, 24, attn_tile_spec, 4,
-                                &k->pipes[HR_VK_K_ATTN_TILE], err);
-    for (size_t i = 0; st == HR_OK && i < G_N_ELEMENTS(defs); i++)
-        st = hr_vk_pipeline_new(ctx, defs[i].spv, defs[i].bytes, defs[i].bindings, defs[i].push, defs[i].spec,
-                                defs[i].n_spec, &k->pipes[defs[i].id], err);
-    if (st == HR_OK && cfg->fp16_math && !caps->shader_float16)
-        st = hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan: FP16 arithmetic was asked for but %s lacks "
-                          "shaderFloat16", caps->name);
-    const uint32_t *gemv_code = cfg->fp16_math ? (cfg->subgroup ? gemv_sg_f16a_spv : gemv_f16a_spv)
-                                               : (cfg->subgroup ? gemv_sg_spv : gemv_spv);
-    size_t gemv_bytes = cfg->fp16_math ? (cfg->subgroup ? sizeof gemv_sg_f16a_spv : sizeof gemv_f16a_spv)
-                                       : (cfg->subgroup ? sizeof gemv_sg_spv : sizeof gemv_spv);
+#define SPV(name) name, sizeof name
+/* the build with subgroup operations (the _sg_ one) where the configuration asks for it */
+#define SPV_SG(sg, plain) cfg->subgroup ? sg : plain, cfg->subgroup ? sizeof sg : sizeof plain
+    job(&J, &k->pipes[HR_VK_K_EMBED], SPV(embed_spv), 4, 9 * 4, one, 1);
+    job(&J, &k->pipes[HR_VK_K_RMSNORM], SPV_SG(rmsnorm_sg_spv, rmsnorm_spv), 4, 12, one, 1);
+    job(&J, &k->pipes[HR_VK_K_ROPE_KV], SPV(rope_kv_spv), 6, 12, one, 1);
+    job(&J, &k->pipes[HR_VK_K_ATTN], SPV_SG(attn_sg_spv, attn_spv), 5, 24, attn_spec, 4);
+    job(&J, &k->pipes[HR_VK_K_ATTN_PREFILL], SPV_SG(attn_sg_spv, attn_spv), 5, 24, attn_pre_spec, 4);
+    job(&J, &k->pipes[HR_VK_K_ATTN_COMBINE], SPV(attn_combine_spv), 3, 12, one, 1);
+    job(&J, &k->pipes[HR_VK_K_ARGMAX], SPV(argmax_spv), 2, 8, one, 1);
+    job(&J, &k->pipes[HR_VK_K_SILU_MUL], SPV(silu_mul_spv), 3, 4, one, 1);
+    job(&J, &k->pipes[HR_VK_K_PENALIZE], SPV(penalize_spv), 3, 4, one, 1);
+    job(&J, &k->pipes[HR_VK_K_TOPK], SPV(topk_spv), 7, 16, one, 1);
+    job(&J, &k->pipes[HR_VK_K_SQ_DIFF], SPV(sq_diff_spv), 3, 12, one, 1);
+    job(&J, &k->pipes[HR_VK_K_SCALE_QUANT], SPV(scale_quant_spv), 3, 24, one, 1);
+    job(&J, &k->pipes[HR_VK_K_CLIP_GRAM], SPV(clip_gram_spv), 2, 16, one, 1);
+    job(&J, &k->pipes[HR_VK_K_COL_ABS_SUM], SPV(col_ops_spv), 2, 8, col_sum_spec, 2);
+    job(&J, &k->pipes[HR_VK_K_DIV_COLS], SPV(col_ops_spv), 2, 8, col_div_spec, 2);
+    job(&J, &k->pipes[HR_VK_K_CLIP_SEARCH], SPV(clip_search_spv), 3, 24, one, 1);
+    if (cfg->attn_bq)
+        job(&J, &k->pipes[HR_VK_K_ATTN_TILE], SPV(attn_tile_spv), 5, 24, attn_tile_spec, 4);
     /* GEMV: kind (FP16, 4-bit, int8) x gate x prefill; GEMM: kind x gate. */
-    for (uint32_t v = 0; st == HR_OK && v < 12; v++) {
+    for (uint32_t v = 0; v < 12; v++) {
         uint32_t kind = v >> 2, gate = (v >> 1) & 1, prefill = v & 1;
         uint32_t spec[5] = { wg, cfg->gemv_rows, prefill ? cfg->gemv_nt : 1, kind, gate };
-        st = hr_vk_pipeline_new(ctx, gemv_code, gemv_bytes, 7, 15 * 4, spec, 5, &k->pipes[HR_VK_K_GEMV + v], err);
+        if (cfg->fp16_math)
+            job(&J, &k->pipes[HR_VK_K_GEMV + v], SPV_SG(gemv_sg_f16a_spv, gemv_f16a_spv), 7, 15 * 4, spec, 5);
+        else
+            job(&J, &k->pipes[HR_VK_K_GEMV + v], SPV_SG(gemv_sg_spv, gemv_spv), 7, 15 * 4, spec, 5);
     }
-    for (uint32_t gate = 0; st == HR_OK && cfg->gemv_wide && gate < 2; gate++) {
+    for (uint32_t gate = 0; cfg->gemv_wide && gate < 2; gate++) {
         uint32_t spec[5] = { wg, cfg->gemv_rows, 1, HR_VK_W_Q4, gate };
-        st = hr_vk_pipeline_new(ctx, cfg->subgroup ? gemv_sg_wide_spv : gemv_wide_spv,
-                                cfg->subgroup ? sizeof gemv_sg_wide_spv : sizeof gemv_wide_spv, 7, 15 * 4, spec, 5,
-                                &k->pipes[HR_VK_K_GEMV_WIDE + gate], err);
+        job(&J, &k->pipes[HR_VK_K_GEMV_WIDE + gate], SPV_SG(gemv_sg_wide_spv, gemv_wide_spv), 7, 15 * 4, spec, 5);
     }
-    if (st == HR_OK && cfg->gemv_q8 && !caps->integer_dot_product)
-        st = hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan: int8 dot products were asked for but %s lacks "
-                          "shaderIntegerDotProduct", caps->name);
-    for (uint32_t v = 0; st == HR_OK && cfg->gemv_q8 && v < 4; v++) {   /* 4-bit, int8 weights x gate */
+    for (uint32_t v = 0; cfg->gemv_q8 && v < 4; v++) {   /* 4-bit, int8 weights x gate */
         uint32_t spec[5] = { wg, cfg->gemv_rows, 1, v >> 1 ? HR_VK_W_Q8 : HR_VK_W_Q4, v & 1 };
-        st = hr_vk_pipeline_new(ctx, cfg->subgroup ? gemv_sg_q8_spv : gemv_q8_spv,
-                                cfg->subgroup ? sizeof gemv_sg_q8_spv : sizeof gemv_q8_spv, 7, 15 * 4, spec, 5,
-                                &k->pipes[HR_VK_K_GEMV_Q8 + v], err);
+        job(&J, &k->pipes[HR_VK_K_GEMV_Q8 + v], SPV_SG(gemv_sg_q8_spv, gemv_q8_spv), 7, 15 * 4, spec, 5);
     }
-    if (st == HR_OK && cfg->gemv_q8)
-        st = hr_vk_pipeline_new(ctx, quant_q8_spv, sizeof quant_q8_spv, 2, 8, one, 1, &k->pipes[HR_VK_K_QUANT_Q8],
-                                err);
-    if (st == HR_OK && cfg->gemv_q8)
-        st = hr_vk_pipeline_new(ctx, cfg->subgroup ? rmsnorm_sg_q8_spv : rmsnorm_q8_spv,
-                                cfg->subgroup ? sizeof rmsnorm_sg_q8_spv : sizeof rmsnorm_q8_spv, 5, 12, one, 1,
-                                &k->pipes[HR_VK_K_RMSNORM_Q8], err);
     const uint32_t combine_q8_spec[2] = { wg, cfg->max_hd };
-    if (st == HR_OK && cfg->gemv_q8)
-        st = hr_vk_pipeline_new(ctx, attn_combine_q8_spv, sizeof attn_combine_q8_spv, 4, 12, combine_q8_spec, 2,
-                                &k->pipes[HR_VK_K_ATTN_COMBINE_Q8], err);
-    for (uint32_t v = 0; st == HR_OK && cfg->gemm && !cfg->gemm_coop && v < 6; v++) {
+    if (cfg->gemv_q8) {
+        job(&J, &k->pipes[HR_VK_K_QUANT_Q8], SPV(quant_q8_spv), 2, 8, one, 1);
+        job(&J, &k->pipes[HR_VK_K_RMSNORM_Q8], SPV_SG(rmsnorm_sg_q8_spv, rmsnorm_q8_spv), 5, 12, one, 1);
+        job(&J, &k->pipes[HR_VK_K_ATTN_COMBINE_Q8], SPV(attn_combine_q8_spv), 4, 12, combine_q8_spec, 2);
+    }
+    for (uint32_t v = 0; cfg->gemm && !cfg->gemm_coop && v < 6; v++) {
         uint32_t bn, tn;
         gemm_tile(cfg, v & 1, &bn, &tn);
         uint32_t spec[8] = { gemm_threads(cfg), cfg->gemm_bm, bn, cfg->gemm_bk, cfg->gemm_tm, tn, v >> 1, v & 1 };
-        st = hr_vk_pipeline_new(ctx, gemm_spv, sizeof gemm_spv, 7, 15 * 4, spec, 8, &k->pipes[HR_VK_K_GEMM + v], err);
+        job(&J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_spv), 7, 15 * 4, spec, 8);
     }
-    for (uint32_t v = 0; st == HR_OK && cfg->gemm && cfg->gemm_coop && v < 6; v++) {
+    for (uint32_t v = 0; cfg->gemm && cfg->gemm_coop && v < 6; v++) {
         uint32_t bn, wn;
         gemm_tile(cfg, v & 1, &bn, &wn);
         uint32_t spec[12] = { gemm_threads(cfg), cfg->gemm_bm, bn, cfg->gemm_bk, cfg->coop_wm, wn, v >> 1, v & 1,
                               cfg->coop_fm, cfg->coop_fn, cfg->coop_fk, cfg->coop_prefetch };
-        const bool real = cfg->gemm_coop == 1;
-        st = hr_vk_pipeline_new(ctx, real ? gemm_coop_spv : gemm_coop_emu_spv,
-                                real ? sizeof gemm_coop_spv : sizeof gemm_coop_emu_spv, 7, 15 * 4, spec, 12,
-                                &k->pipes[HR_VK_K_GEMM + v], err);
+        if (cfg->gemm_coop == 1)
+            job(&J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_coop_spv), 7, 15 * 4, spec, 12);
+        else
+            job(&J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_coop_emu_spv), 7, 15 * 4, spec, 12);
     }
+#undef SPV
+#undef SPV_SG
+    st = create_pipes(&J, err);
     if (st != HR_OK) {
         hr_vk_kernels_free(k);
         return st;
