@@ -446,7 +446,8 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
      * thread pool: a driver compiles each from SPIR-V when it is created
      * (NVIDIA's and RADV's; lavapipe at the first dispatch), tens of
      * milliseconds apiece, and a configuration has 34 to 44 of them. */
-    PipeJobs J = { .ctx = ctx };
+    g_autofree PipeJobs *J = g_new0(PipeJobs, 1);   /* ~64 error messages: not on the stack */
+    J->ctx = ctx;
     const uint32_t wg = cfg->wg;
     const uint32_t one[1] = { wg };
     const uint32_t col_sum_spec[2] = { wg, 0 }, col_div_spec[2] = { wg, 1 };
@@ -456,52 +457,52 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
 #define SPV(name) name, sizeof name
 /* the build with subgroup operations (the _sg_ one) where the configuration asks for it */
 #define SPV_SG(sg, plain) cfg->subgroup ? sg : plain, cfg->subgroup ? sizeof sg : sizeof plain
-    job(&J, &k->pipes[HR_VK_K_EMBED], SPV(embed_spv), 4, 9 * 4, one, 1);
-    job(&J, &k->pipes[HR_VK_K_RMSNORM], SPV_SG(rmsnorm_sg_spv, rmsnorm_spv), 4, 12, one, 1);
-    job(&J, &k->pipes[HR_VK_K_ROPE_KV], SPV(rope_kv_spv), 6, 12, one, 1);
-    job(&J, &k->pipes[HR_VK_K_ATTN], SPV_SG(attn_sg_spv, attn_spv), 5, 24, attn_spec, 4);
-    job(&J, &k->pipes[HR_VK_K_ATTN_PREFILL], SPV_SG(attn_sg_spv, attn_spv), 5, 24, attn_pre_spec, 4);
-    job(&J, &k->pipes[HR_VK_K_ATTN_COMBINE], SPV(attn_combine_spv), 3, 12, one, 1);
-    job(&J, &k->pipes[HR_VK_K_ARGMAX], SPV(argmax_spv), 2, 8, one, 1);
-    job(&J, &k->pipes[HR_VK_K_SILU_MUL], SPV(silu_mul_spv), 3, 4, one, 1);
-    job(&J, &k->pipes[HR_VK_K_PENALIZE], SPV(penalize_spv), 3, 4, one, 1);
-    job(&J, &k->pipes[HR_VK_K_TOPK], SPV(topk_spv), 7, 16, one, 1);
-    job(&J, &k->pipes[HR_VK_K_SQ_DIFF], SPV(sq_diff_spv), 3, 12, one, 1);
-    job(&J, &k->pipes[HR_VK_K_SCALE_QUANT], SPV(scale_quant_spv), 3, 24, one, 1);
-    job(&J, &k->pipes[HR_VK_K_CLIP_GRAM], SPV(clip_gram_spv), 2, 16, one, 1);
-    job(&J, &k->pipes[HR_VK_K_COL_ABS_SUM], SPV(col_ops_spv), 2, 8, col_sum_spec, 2);
-    job(&J, &k->pipes[HR_VK_K_DIV_COLS], SPV(col_ops_spv), 2, 8, col_div_spec, 2);
-    job(&J, &k->pipes[HR_VK_K_CLIP_SEARCH], SPV(clip_search_spv), 3, 24, one, 1);
+    job(J, &k->pipes[HR_VK_K_EMBED], SPV(embed_spv), 4, 9 * 4, one, 1);
+    job(J, &k->pipes[HR_VK_K_RMSNORM], SPV_SG(rmsnorm_sg_spv, rmsnorm_spv), 4, 12, one, 1);
+    job(J, &k->pipes[HR_VK_K_ROPE_KV], SPV(rope_kv_spv), 6, 12, one, 1);
+    job(J, &k->pipes[HR_VK_K_ATTN], SPV_SG(attn_sg_spv, attn_spv), 5, 24, attn_spec, 4);
+    job(J, &k->pipes[HR_VK_K_ATTN_PREFILL], SPV_SG(attn_sg_spv, attn_spv), 5, 24, attn_pre_spec, 4);
+    job(J, &k->pipes[HR_VK_K_ATTN_COMBINE], SPV(attn_combine_spv), 3, 12, one, 1);
+    job(J, &k->pipes[HR_VK_K_ARGMAX], SPV(argmax_spv), 2, 8, one, 1);
+    job(J, &k->pipes[HR_VK_K_SILU_MUL], SPV(silu_mul_spv), 3, 4, one, 1);
+    job(J, &k->pipes[HR_VK_K_PENALIZE], SPV(penalize_spv), 3, 4, one, 1);
+    job(J, &k->pipes[HR_VK_K_TOPK], SPV(topk_spv), 7, 16, one, 1);
+    job(J, &k->pipes[HR_VK_K_SQ_DIFF], SPV(sq_diff_spv), 3, 12, one, 1);
+    job(J, &k->pipes[HR_VK_K_SCALE_QUANT], SPV(scale_quant_spv), 3, 24, one, 1);
+    job(J, &k->pipes[HR_VK_K_CLIP_GRAM], SPV(clip_gram_spv), 2, 16, one, 1);
+    job(J, &k->pipes[HR_VK_K_COL_ABS_SUM], SPV(col_ops_spv), 2, 8, col_sum_spec, 2);
+    job(J, &k->pipes[HR_VK_K_DIV_COLS], SPV(col_ops_spv), 2, 8, col_div_spec, 2);
+    job(J, &k->pipes[HR_VK_K_CLIP_SEARCH], SPV(clip_search_spv), 3, 24, one, 1);
     if (cfg->attn_bq)
-        job(&J, &k->pipes[HR_VK_K_ATTN_TILE], SPV(attn_tile_spv), 5, 24, attn_tile_spec, 4);
+        job(J, &k->pipes[HR_VK_K_ATTN_TILE], SPV(attn_tile_spv), 5, 24, attn_tile_spec, 4);
     /* GEMV: kind (FP16, 4-bit, int8) x gate x prefill; GEMM: kind x gate. */
     for (uint32_t v = 0; v < 12; v++) {
         uint32_t kind = v >> 2, gate = (v >> 1) & 1, prefill = v & 1;
         uint32_t spec[5] = { wg, cfg->gemv_rows, prefill ? cfg->gemv_nt : 1, kind, gate };
         if (cfg->fp16_math)
-            job(&J, &k->pipes[HR_VK_K_GEMV + v], SPV_SG(gemv_sg_f16a_spv, gemv_f16a_spv), 7, 15 * 4, spec, 5);
+            job(J, &k->pipes[HR_VK_K_GEMV + v], SPV_SG(gemv_sg_f16a_spv, gemv_f16a_spv), 7, 15 * 4, spec, 5);
         else
-            job(&J, &k->pipes[HR_VK_K_GEMV + v], SPV_SG(gemv_sg_spv, gemv_spv), 7, 15 * 4, spec, 5);
+            job(J, &k->pipes[HR_VK_K_GEMV + v], SPV_SG(gemv_sg_spv, gemv_spv), 7, 15 * 4, spec, 5);
     }
     for (uint32_t gate = 0; cfg->gemv_wide && gate < 2; gate++) {
         uint32_t spec[5] = { wg, cfg->gemv_rows, 1, HR_VK_W_Q4, gate };
-        job(&J, &k->pipes[HR_VK_K_GEMV_WIDE + gate], SPV_SG(gemv_sg_wide_spv, gemv_wide_spv), 7, 15 * 4, spec, 5);
+        job(J, &k->pipes[HR_VK_K_GEMV_WIDE + gate], SPV_SG(gemv_sg_wide_spv, gemv_wide_spv), 7, 15 * 4, spec, 5);
     }
     for (uint32_t v = 0; cfg->gemv_q8 && v < 4; v++) {   /* 4-bit, int8 weights x gate */
         uint32_t spec[5] = { wg, cfg->gemv_rows, 1, v >> 1 ? HR_VK_W_Q8 : HR_VK_W_Q4, v & 1 };
-        job(&J, &k->pipes[HR_VK_K_GEMV_Q8 + v], SPV_SG(gemv_sg_q8_spv, gemv_q8_spv), 7, 15 * 4, spec, 5);
+        job(J, &k->pipes[HR_VK_K_GEMV_Q8 + v], SPV_SG(gemv_sg_q8_spv, gemv_q8_spv), 7, 15 * 4, spec, 5);
     }
     const uint32_t combine_q8_spec[2] = { wg, cfg->max_hd };
     if (cfg->gemv_q8) {
-        job(&J, &k->pipes[HR_VK_K_QUANT_Q8], SPV(quant_q8_spv), 2, 8, one, 1);
-        job(&J, &k->pipes[HR_VK_K_RMSNORM_Q8], SPV_SG(rmsnorm_sg_q8_spv, rmsnorm_q8_spv), 5, 12, one, 1);
-        job(&J, &k->pipes[HR_VK_K_ATTN_COMBINE_Q8], SPV(attn_combine_q8_spv), 4, 12, combine_q8_spec, 2);
+        job(J, &k->pipes[HR_VK_K_QUANT_Q8], SPV(quant_q8_spv), 2, 8, one, 1);
+        job(J, &k->pipes[HR_VK_K_RMSNORM_Q8], SPV_SG(rmsnorm_sg_q8_spv, rmsnorm_q8_spv), 5, 12, one, 1);
+        job(J, &k->pipes[HR_VK_K_ATTN_COMBINE_Q8], SPV(attn_combine_q8_spv), 4, 12, combine_q8_spec, 2);
     }
     for (uint32_t v = 0; cfg->gemm && !cfg->gemm_coop && v < 6; v++) {
         uint32_t bn, tn;
         gemm_tile(cfg, v & 1, &bn, &tn);
         uint32_t spec[8] = { gemm_threads(cfg), cfg->gemm_bm, bn, cfg->gemm_bk, cfg->gemm_tm, tn, v >> 1, v & 1 };
-        job(&J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_spv), 7, 15 * 4, spec, 8);
+        job(J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_spv), 7, 15 * 4, spec, 8);
     }
     for (uint32_t v = 0; cfg->gemm && cfg->gemm_coop && v < 6; v++) {
         uint32_t bn, wn;
@@ -509,13 +510,13 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
         uint32_t spec[12] = { gemm_threads(cfg), cfg->gemm_bm, bn, cfg->gemm_bk, cfg->coop_wm, wn, v >> 1, v & 1,
                               cfg->coop_fm, cfg->coop_fn, cfg->coop_fk, cfg->coop_prefetch };
         if (cfg->gemm_coop == 1)
-            job(&J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_coop_spv), 7, 15 * 4, spec, 12);
+            job(J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_coop_spv), 7, 15 * 4, spec, 12);
         else
-            job(&J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_coop_emu_spv), 7, 15 * 4, spec, 12);
+            job(J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_coop_emu_spv), 7, 15 * 4, spec, 12);
     }
 #undef SPV
 #undef SPV_SG
-    st = create_pipes(&J, err);
+    st = create_pipes(J, err);
     if (st != HR_OK) {
         hr_vk_kernels_free(k);
         return st;
