@@ -666,7 +666,8 @@ vk_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSet
         vk_close(c);
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan backend: head_dim %d is too large", cfg->head_dim);
     }
-    st = hr_vk_kernels_new(c->vk, &kcfg, &c->kern, err);
+    c->pool = hr_pool_new(0);   /* the pipelines' creation, then the repacks */
+    st = hr_vk_kernels_new(c->vk, &kcfg, c->pool, &c->kern, err);
     if (st != HR_OK) {
         vk_close(c);
         return st;
@@ -739,7 +740,6 @@ vk_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSet
                             "exceeds the device's storage buffer range (%.1f MiB); use a smaller --ctx",
                             (double)c->kv_one / 1048576.0, opt->context_len, (double)range / 1048576.0);
     }
-    c->pool = hr_pool_new(0);
     st = uploader_init(c, err);
     if (st == HR_OK) {
         /* RoPE cos/sin [context, hd/2], from the CPU backend's frequencies. */
@@ -1145,6 +1145,17 @@ record(VkCtx *c, GArray *ds, bool copy_row, VkCommandBuffer *cb_out, HrError *er
     return HR_OK;
 }
 
+/* The dispatches of a whole node list, in order. */
+static HrStatus
+add_nodes(VkCtx *c, GArray *ds, const HrNode *nodes, int n_nodes, bool prefill, bool gemm, uint32_t T, HrError *err)
+{
+    HrStatus st = HR_OK;
+    const HrOpsBuffer *xq_holds = NULL;
+    for (int i = 0; st == HR_OK && i < n_nodes; i++)
+        st = add_node(c, ds, &nodes[i], i + 1 < n_nodes ? &nodes[i + 1] : NULL, prefill, gemm, T, &xq_holds, err);
+    return st;
+}
+
 static HrStatus
 vk_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **prog_out, HrError *err)
 {
@@ -1155,18 +1166,13 @@ vk_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **pro
     g->ds = g_array_new(FALSE, FALSE, sizeof(HrVkDispatch));
     g->decode = !prefill;
     g_ptr_array_add(c->progs, g);
-    HrStatus st = HR_OK;
-    const HrOpsBuffer *xq_holds = NULL;
-    for (int i = 0; st == HR_OK && i < n_nodes; i++)
-        st = add_node(c, g->ds, &nodes[i], i + 1 < n_nodes ? &nodes[i + 1] : NULL, prefill, true, T, &xq_holds, err);
+    HrStatus st = add_nodes(c, g->ds, nodes, n_nodes, prefill, true, T, err);
     if (st == HR_OK)
         st = record(c, g->ds, !prefill && c->draws, &g->cb, err);
     const uint32_t S = short_steps(c);
     if (st == HR_OK && prefill && S > 1 && T > S) {
         g->ds_short = g_array_new(FALSE, FALSE, sizeof(HrVkDispatch));
-        for (int i = 0; st == HR_OK && i < n_nodes; i++)
-            st = add_node(c, g->ds_short, &nodes[i], i + 1 < n_nodes ? &nodes[i + 1] : NULL, true, false, S,
-                          &xq_holds, err);
+        st = add_nodes(c, g->ds_short, nodes, n_nodes, true, false, S, err);
         if (st == HR_OK)
             st = record(c, g->ds_short, false, &g->cb_short, err);
         g->n_short = S;

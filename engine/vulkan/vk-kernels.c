@@ -367,11 +367,12 @@ create_range(void *arg, int start, int end)
  * from several threads is allowed, and the pipeline cache is internally
  * synchronized); the first failure in the list's order is the error. */
 static HrStatus
-create_pipes(PipeJobs *J, HrError *err)
+create_pipes(PipeJobs *J, HrThreadPool *pool, HrError *err)
 {
-    HrThreadPool *pool = hr_pool_new(MIN(J->n, (int)g_get_num_processors()));
-    hr_pool_run(pool, create_range, J, J->n, 1);
-    hr_pool_free(pool);
+    HrThreadPool *own = pool ? NULL : hr_pool_new(0);
+    hr_pool_run(pool ? pool : own, create_range, J, J->n, 1);
+    if (own)
+        hr_pool_free(own);
     for (int i = 0; i < J->n; i++)
         if (J->jobs[i].st != HR_OK) {
             if (err)
@@ -405,7 +406,8 @@ hr_vk_kernels_free(HrVkKernels *k)
 }
 
 HrStatus
-hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **out, HrError *err)
+hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *pool, HrVkKernels **out,
+                  HrError *err)
 {
     *out = NULL;
     const HrVkCaps *caps = hr_vk_context_caps(ctx);
@@ -516,7 +518,7 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **o
     }
 #undef SPV
 #undef SPV_SG
-    st = create_pipes(J, err);
+    st = create_pipes(J, pool, err);
     if (st != HR_OK) {
         hr_vk_kernels_free(k);
         return st;

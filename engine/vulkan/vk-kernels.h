@@ -151,7 +151,10 @@ typedef struct {
 /* Sizes chosen from the device's caps (workgroup and shared-memory limits,
  * subgroup arithmetic, device type); max_hd = the model's head_dim. */
 void hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig *cfg);
-HrStatus hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **out, HrError *err);
+/* pool: the threads that create the pipelines together (NULL: a pool of its
+ * own for the call). */
+HrStatus hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *pool, HrVkKernels **out,
+                           HrError *err);
 void hr_vk_kernels_free(HrVkKernels *k);
 const HrVkKernelConfig *hr_vk_kernels_config(const HrVkKernels *k);
 
