@@ -16,13 +16,18 @@
  * function missing here would reach it and fail with "no driver"). */
 #include "cuda-emu.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <random>
 #include <time.h>
 #ifndef __x86_64__
 #include <ucontext.h>
+#endif
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
 #endif
 
 struct CUstream_st {
@@ -80,6 +85,15 @@ struct Sched {
     unsigned long block_gen;
     int warp_count[MAX_THREADS / 32];
     unsigned long warp_gen[MAX_THREADS / 32];
+    /* The schedule (HEARTH_CUDA_EMU_ORDER): 0 forward; 1 reverse; 2 shuffle.
+     * Other than forward, threads are tried in order[] (pos[] its inverse)
+     * and the blocks run in blocks[] order. */
+    int mode;
+    unsigned long seed;
+    int order[MAX_THREADS], pos[MAX_THREADS];
+    std::vector<uint3> blocks;
+    bool poison;                 /* shared memory 0xFF before each block (HEARTH_CUDA_EMU_POISON=0: not) */
+    unsigned long blocks_begun;  /* blocks of the launch whose shared memory is poisoned */
 };
 
 Sched g_sched;
@@ -176,12 +190,36 @@ bool released(const Fiber *f);
 
 /* The next thread that can run, or nullptr: after tid in its own warp
  * first (a warp barrier opens when the rest of the warp arrives), then the
- * other threads in order. */
+ * other threads in order; in reverse, the same backwards; shuffled, the next
+ * in the launch's order, whatever its warp (warps then advance together from
+ * one warp barrier to the next). */
 Fiber *
 pick(int tid)
 {
     const Sched &S = g_sched;
     const int base = tid & ~31;
+    if (S.mode == 1) {   // the mirror of forward's order below
+        for (int k = 1; k < 32; k++) {
+            Fiber *f = S.fibers[base + ((tid - k) & 31)];
+            if (!f->done && released(f))
+                return f;
+        }
+        for (int i = base - 1; i >= 0; i--)
+            if (!S.fibers[i]->done && released(S.fibers[i]))
+                return S.fibers[i];
+        for (int i = S.nt - 1; i >= base + 32; i--)
+            if (!S.fibers[i]->done && released(S.fibers[i]))
+                return S.fibers[i];
+        return nullptr;
+    }
+    if (S.mode == 2) {   // the next in the launch's random order, whatever its warp
+        for (int k = 1, p = S.pos[tid]; k < S.nt; k++) {
+            Fiber *f = S.fibers[S.order[(p + k) % S.nt]];
+            if (!f->done && released(f))
+                return f;
+        }
+        return nullptr;
+    }
     for (int k = 1; k < 32; k++) {
         Fiber *f = S.fibers[base + ((tid + k) & 31)];
         if (!f->done && released(f))
@@ -215,6 +253,57 @@ wait_released(Fiber *f)
     }
 }
 
+/* The section of the __shared__ statics (cuda-emu.h); absent in a program
+ * whose kernels declare none. */
+extern "C" char __start_hremu_shared[] __attribute__((weak));
+extern "C" char __stop_hremu_shared[] __attribute__((weak));
+
+/* Sets the __shared__ statics' bytes to 0xFF, leaving alone the bytes ASan
+ * keeps between them (its redzones, which catch an index past an array):
+ * the spans between redzones are found once. */
+void
+poison_shared()
+{
+    char *start = __start_hremu_shared, *end = __stop_hremu_shared;
+    if (!start || start >= end)
+        return;
+    static const std::vector<std::pair<char *, size_t>> spans = [&] {
+        std::vector<std::pair<char *, size_t>> v;
+#ifdef __SANITIZE_ADDRESS__
+        for (char *p = start; p < end;) {
+            char *bad = static_cast<char *>(__asan_region_is_poisoned(p, (size_t)(end - p)));
+            if (bad != p)
+                v.emplace_back(p, (size_t)((bad ? bad : end) - p));
+            if (!bad)
+                break;
+            for (p = bad; p < end && __asan_address_is_poisoned(p); p++) {
+            }
+        }
+#else
+        v.emplace_back(start, (size_t)(end - start));
+#endif
+        return v;
+    }();
+    for (const auto &s : spans)
+        memset(s.first, 0xFF, s.second);
+}
+
+/* Block b of the launch, the k-th this thread begins: the first of the
+ * block's threads to begin it (the others have all passed the barrier that
+ * ended the block before) poisons the shared memory first. */
+void
+run_block(uint3 b, unsigned long k)
+{
+    Sched &S = g_sched;
+    if (S.poison && S.blocks_begun == k) {
+        poison_shared();
+        S.blocks_begun++;
+    }
+    t_block = b;
+    (*S.kernel)();
+    block_barrier();   // the next block reuses __shared__
+}
+
 [[noreturn]] void
 fiber_main()
 {
@@ -225,13 +314,15 @@ fiber_main()
     for (;;) {
         Fiber *f = S.cur;
         const dim3 grid = g_grid_dim;
-        for (unsigned z = 0; z < grid.z; z++)
-            for (unsigned y = 0; y < grid.y; y++)
-                for (unsigned x = 0; x < grid.x; x++) {
-                    t_block = make_uint3(x, y, z);
-                    (*S.kernel)();
-                    block_barrier();   // the next block reuses __shared__
-                }
+        unsigned long k = 0;   // the launch's blocks this thread has begun
+        if (S.mode)
+            for (const uint3 &b : S.blocks)
+                run_block(b, k++);
+        else
+            for (unsigned z = 0; z < grid.z; z++)
+                for (unsigned y = 0; y < grid.y; y++)
+                    for (unsigned x = 0; x < grid.x; x++)
+                        run_block(make_uint3(x, y, z), k++);
         f->done = true;
         Fiber *n = --S.left ? pick(f->tid) : nullptr;
         if (S.left && !n)
@@ -290,6 +381,60 @@ released(const Fiber *f)
 }
 
 std::mutex g_launch_m;   // one launch at a time (the __shared__ statics, the globals)
+
+/* The order of a launch's threads and blocks. A real GPU promises none: its
+ * warps run in any interleaving, the threads of a warp are not in lockstep
+ * (Volta and later), and blocks run in any order, at once or one after
+ * another. Forward order (thread 0 first, blocks by x, y, z) hides a kernel
+ * that reads what another thread or block writes without a barrier between
+ * them; HEARTH_CUDA_EMU_ORDER=reverse runs the warps, the threads of a warp
+ * and the blocks last to first, and shuffle[:SEED] threads and blocks in a
+ * random order drawn anew for each launch (seeded, so a failure repeats), so
+ * such a kernel computes something else and its test fails. Each order
+ * catches what another misses: a thread 0 that reads what the other warps
+ * wrote fails forward, one that overwrites what they still read fails in
+ * reverse. */
+void
+plan_schedule(Sched &S, dim3 grid, int nt)
+{
+    static const int mode = [] {
+        const char *e = getenv("HEARTH_CUDA_EMU_ORDER");
+        if (!e || !*e || !strcmp(e, "forward"))
+            return 0;
+        if (!strcmp(e, "reverse"))
+            return 1;
+        if (!strncmp(e, "shuffle", 7)) {
+            g_sched.seed = e[7] == ':' ? strtoul(e + 8, nullptr, 10) : 1;
+            return 2;
+        }
+        fprintf(stderr, "cuda-emu: HEARTH_CUDA_EMU_ORDER=%s: forward, reverse or shuffle[:SEED]\n", e);
+        abort();
+    }();
+    static const bool poison = [] {
+        const char *e = getenv("HEARTH_CUDA_EMU_POISON");
+        return !e || strcmp(e, "0") != 0;
+    }();
+    S.poison = poison;
+    S.mode = mode;
+    if (!mode)
+        return;
+    for (int i = 0; i < nt; i++)
+        S.order[i] = mode == 1 ? nt - 1 - i : i;
+    S.blocks.clear();
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++)
+                S.blocks.push_back(make_uint3(x, y, z));
+    if (mode == 1) {
+        std::reverse(S.blocks.begin(), S.blocks.end());
+    } else {
+        std::mt19937_64 r(S.seed++);
+        std::shuffle(S.order, S.order + nt, r);
+        std::shuffle(S.blocks.begin(), S.blocks.end(), r);
+    }
+    for (int i = 0; i < nt; i++)
+        S.pos[S.order[i]] = i;
+}
 
 }  // namespace
 
@@ -354,6 +499,7 @@ launch(dim3 grid, dim3 block, const std::function<void()> &kernel)
     if (grid.x == 0 || grid.y == 0 || grid.z == 0)
         return;
     Sched &S = g_sched;
+    plan_schedule(S, grid, nt);
     while (S.n_fibers < nt) {
         S.fibers[S.n_fibers] = new_fiber(S.n_fibers);
         S.n_fibers++;
@@ -375,7 +521,8 @@ launch(dim3 grid, dim3 block, const std::function<void()> &kernel)
      * hands over to the next one that can run; the last to finish comes
      * back here. */
     S.left = nt;
-    switch_to(nullptr, S.fibers[0]);
+    S.blocks_begun = 0;
+    switch_to(nullptr, S.fibers[S.mode ? S.order[0] : 0]);
     S.kernel = nullptr;
 }
 

@@ -6,11 +6,15 @@
  * barriers: __syncthreads is a barrier over the block and a warp shuffle is
  * an exchange through memory between the 32 threads of a warp, with a warp
  * barrier on each side; __shared__ variables are static (one block at a
- * time uses them). The kernels' own code runs unchanged: their indexing, masks,
+ * time uses them). The order of the threads between barriers and of the
+ * blocks is HEARTH_CUDA_EMU_ORDER's (forward, reverse, shuffle:SEED; see
+ * cuda-emu-runtime.cpp), so a barrier a kernel lacks shows in one order or
+ * another. The kernels' own code runs unchanged: their indexing, masks,
  * byte orders and reductions are exercised, on host memory, under the
  * sanitizers of the build. What it cannot show: speed, the memory model of
- * a real GPU (races the barriers hide), and warps that diverge around a
- * shuffle (every kernel here shuffles with all 32 lanes).
+ * a real GPU beyond those orders (a write another thread sees late, torn or
+ * out of order), and warps that diverge around a shuffle (every kernel here
+ * shuffles with all 32 lanes).
  *
  * Include before the kernel source, with HEARTH_CUDA_EMU defined (the .cu
  * files leave out their <<<...>>> launchers then). */
@@ -26,8 +30,13 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+/* __shared__ variables: statics in a section of their own, whose bytes the
+ * runtime sets to 0xFF (NaN as float and half, -1 as int) before each block
+ * runs, as a real block finds its shared memory in no known state: a kernel
+ * that reads what no thread of the block wrote sees NaNs, not the last
+ * block's values that happen to be right. */
 #undef __shared__
-#define __shared__ static
+#define __shared__ static __attribute__((section("hremu_shared")))
 #define __launch_bounds__(...)
 
 using std::max;

@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,20 @@ void hr_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), nor
             hr_test_failures++;                                                         \
         }                                                                               \
     } while (0)
+
+/* The larger of two errors, a NaN counting as the largest: fmax drops a NaN,
+ * so a check on the largest error would pass a result that is all NaN. */
+static inline double
+hr_worse(double worst, double e)
+{
+    return isnan(e) ? (double)INFINITY : e > worst ? e : worst;
+}
+
+static inline float
+hr_worsef(float worst, float e)
+{
+    return isnan(e) ? INFINITY : e > worst ? e : worst;
+}
 
 /* A fixture string: a JSON string, or {"hex": ...} for text with NUL bytes.
  * NULL when the member is absent or null. */

@@ -146,7 +146,7 @@ check_fixture(const char *fixture, const char *tmp, bool exact)
         HR_CHECK(strcmp(a[i].group, b[i].group) == 0, "%s: group %d is %s and %s", fixture, i, a[i].group,
                  b[i].group);
         const double rel = fabs(b[i].loss - a[i].loss) / fmax(a[i].loss, 1e-30);
-        worst = fmax(worst, rel);
+        worst = hr_worse(worst, rel);
         HR_CHECK(rel <= LOSS_TOL, "%s: %s best loss %.6g on the CPU, %.6g with the device", fixture, a[i].group,
                  a[i].loss, b[i].loss);
         same += a[i].a == b[i].a;

@@ -121,7 +121,7 @@ fold_check(const char *fixture, const char *tmp)
         hr_model_logits_row(a, t, la, &err);
         hr_model_logits_row(b, t, lb, &err);
         for (int v = 0; v < V; v++)
-            worst = fmax(worst, fabs((double)la[v] - lb[v]));
+            worst = hr_worse(worst, fabs((double)la[v] - lb[v]));
     }
     printf("%s: fold-only max |logit diff| %.3g\n", fixture, worst);
     HR_CHECK(worst <= 1e-4, "%s: folding changed the logits by %g", fixture, worst);
@@ -327,7 +327,7 @@ kernels_check(void)
     for (int i = 0; i <= 200000; i++) {
         float x = -87.0f + 175.0f * (float)i / 200000.0f;
         double e = exp((double)x), r = fabs((double)hr_awq_exp_ref(x) - e) / e;
-        worst = fmax(worst, r);
+        worst = hr_worse(worst, r);
     }
     printf("kernels: exp max relative error %.3g\n", worst);
     HR_CHECK(worst < 2.5e-7, "exp: relative error %g", worst);
@@ -386,7 +386,7 @@ kernels_check(void)
     r = r_silu;
     for (int i = 0; i < NS; i++) {
         double x = 24.0 * RNDF(), ui = RNDF(), want = x / (1.0 + exp(-x)) * ui;
-        se = fmax(se, fabs(g[0][i] - want) / (fabs(want) + 1e-30));
+        se = hr_worse(se, fabs(g[0][i] - want) / (fabs(want) + 1e-30));
     }
     HR_CHECK(se < 1e-6, "silu*up: relative error %g", se);
     HR_CHECK(memcmp(g[0], g[1], sizeof g[0]) == 0, "silu*up: 1 and 2 threads differ");
@@ -431,7 +431,7 @@ kernels_check(void)
         attention_ref(q, k, v, ref, nw, L, nh, nkv, hd, scale);
         double err = 0.0;
         for (size_t i = 0; i < T * qd; i++)
-            err = fmax(err, fabs(o[0][i] - ref[i]));
+            err = hr_worse(err, fabs(o[0][i] - ref[i]));
         printf("kernels: attention hd %d max |error| %.3g\n", hd, err);
         HR_CHECK(err < 2e-6, "attention hd %d: error %g", hd, err);
         HR_CHECK(memcmp(o[0], o[1], sizeof(float) * T * qd) == 0, "attention: 1 and 2 threads differ");

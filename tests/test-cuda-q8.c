@@ -68,7 +68,7 @@ main(void)
                 acc += (double)hr_f16_to_f32(sc[(size_t)g * N + n]) * (q - z) * (double)xr[k];
             }
             mx = fmax(mx, fabs(acc));
-            worst = fmax(worst, fabs(acc - (double)out[n]));
+            worst = hr_worse(worst, fabs(acc - (double)out[n]));
         }
         HR_CHECK(worst / mx <= 1e-5, "%dx%d g%d: q8 GEMV on the host differs from the reference by %g of %g", N, K,
                  group, worst, mx);

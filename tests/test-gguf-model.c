@@ -99,9 +99,9 @@ main(void)
         double mag = 0.0, d = 0.0;
         for (int v = 0; v < V; v++) {
             mag = fmax(mag, fabs(lb[v]));
-            d = fmax(d, fabs((double)la[v] - lb[v]));
+            d = hr_worse(d, fabs((double)la[v] - lb[v]));
         }
-        worst = fmax(worst, d / mag);
+        worst = hr_worse(worst, d / mag);
     }
     printf("logits: worst |GGUF - FP16 folder| / max|logit| over %d positions = %.3g\n", n, worst);
     HR_CHECK(worst < LOGIT_TOL, "logits differ by %.3g of the largest (limit %g)", worst, LOGIT_TOL);

@@ -753,7 +753,7 @@ run_attention(GRand *rng)
                 }
                 const double err = fabs(out[i] - ref), lim = 2e-5 * mag * sqrt((double)as[c].spread) + 1e-12;
                 bad += !(err <= lim);
-                worst = fmax(worst, err / lim);
+                worst = hr_worse(worst, err / lim);
             }
             checks++;
             HR_CHECK(bad == 0, "attention hd %d positions %d..%d %s: %d of %d outputs off (worst %.3g x tol)", hd, start,
