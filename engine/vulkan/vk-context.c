@@ -306,6 +306,22 @@ instance_has_layer(const char *name)
     return found;
 }
 
+static bool
+layer_has_extension(const char *layer, const char *name)
+{
+    uint32_t n = 0;
+    if (vkEnumerateInstanceExtensionProperties(layer, &n, NULL) != VK_SUCCESS)
+        return false;
+    VkExtensionProperties *props = g_new0(VkExtensionProperties, n ? n : 1);
+    bool found = false;
+    if (vkEnumerateInstanceExtensionProperties(layer, &n, props) == VK_SUCCESS) {
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = strcmp(props[i].extensionName, name) == 0;
+    }
+    g_free(props);
+    return found;
+}
+
 static HrStatus
 create_instance(HrVkContext *ctx, bool validation, HrError *err)
 {
@@ -316,11 +332,20 @@ create_instance(HrVkContext *ctx, bool validation, HrError *err)
                             VK_API_VERSION_MAJOR(api), VK_API_VERSION_MINOR(api));
 
     const char *layers[1] = { VALIDATION_LAYER };
-    const char *exts[1] = { VK_EXT_DEBUG_UTILS_EXTENSION_NAME };
+    const char *exts[2] = { VK_EXT_DEBUG_UTILS_EXTENSION_NAME, VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME };
     if (validation && !instance_has_layer(VALIDATION_LAYER))
         return hr_error_set(err, HR_ERR_DEVICE,
                             "Vulkan: validation was requested but %s is not installed "
                             "(Debian: vulkan-validationlayers)", VALIDATION_LAYER);
+    /* With validation, the layer's synchronization validation too: a missing
+     * or too narrow barrier between two dispatches is a race on a GPU, which
+     * runs them at once, but not on lavapipe, which runs them one after the
+     * other; the layer reports it as a hazard, on any driver.
+     * HEARTH_VULKAN_SYNC_VALIDATION=0 leaves it off (it slows every command). */
+    const char *sv = g_getenv("HEARTH_VULKAN_SYNC_VALIDATION");
+    const bool sync_validation = validation && !(sv && strcmp(sv, "0") == 0) &&
+                                 layer_has_extension(VALIDATION_LAYER, VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME);
+    const VkValidationFeatureEnableEXT sync_enable = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT;
 
     VkApplicationInfo app = {
         .sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
@@ -338,13 +363,20 @@ create_instance(HrVkContext *ctx, bool validation, HrError *err)
         .pfnUserCallback = debug_callback,
         .pUserData = ctx,
     };
+    VkValidationFeaturesEXT features = {
+        .sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT,
+        .enabledValidationFeatureCount = 1,
+        .pEnabledValidationFeatures = &sync_enable,
+    };
+    if (sync_validation)
+        dbg.pNext = &features;
     VkInstanceCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
         .pNext = validation ? &dbg : NULL,
         .pApplicationInfo = &app,
         .enabledLayerCount = validation ? 1 : 0,
         .ppEnabledLayerNames = layers,
-        .enabledExtensionCount = validation ? 1 : 0,
+        .enabledExtensionCount = validation ? (sync_validation ? 2 : 1) : 0,
         .ppEnabledExtensionNames = exts,
     };
     VkResult r = vkCreateInstance(&ci, NULL, &ctx->instance);
