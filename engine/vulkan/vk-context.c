@@ -363,16 +363,17 @@ create_instance(HrVkContext *ctx, bool validation, HrError *err)
         .pfnUserCallback = debug_callback,
         .pUserData = ctx,
     };
+    /* the instance's chain: features (with sync validation), then dbg; dbg
+     * itself also creates the messenger below, so its own pNext stays NULL */
     VkValidationFeaturesEXT features = {
         .sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT,
+        .pNext = &dbg,
         .enabledValidationFeatureCount = 1,
         .pEnabledValidationFeatures = &sync_enable,
     };
-    if (sync_validation)
-        dbg.pNext = &features;
     VkInstanceCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
-        .pNext = validation ? &dbg : NULL,
+        .pNext = sync_validation ? (const void *)&features : validation ? (const void *)&dbg : NULL,
         .pApplicationInfo = &app,
         .enabledLayerCount = validation ? 1 : 0,
         .ppEnabledLayerNames = layers,
