@@ -4,7 +4,8 @@
  * CI on the emulated kernels (tests/test-cuda-emu-model.c).
  *
  * Device memory is host memory; every call is synchronous, so a stream is
- * only a name, and an event is a time. A stream between
+ * only a name, and an event is a time, unless HEARTH_CUDA_EMU_ASYNC=1 defers
+ * a stream's work until the host waits for it (deferred() below). A stream between
  * cudaStreamBeginCapture and cudaStreamEndCapture records its launches,
  * copies and sets instead of running them; cudaGraphLaunch replays the
  * record in order, reading host pointers at replay time as a graph's copy
@@ -17,11 +18,14 @@
 #include "cuda-emu.h"
 
 #include <algorithm>
+#include <deque>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <time.h>
 #ifndef __x86_64__
 #include <ucontext.h>
@@ -33,6 +37,8 @@
 struct CUstream_st {
     bool capturing;
     struct CUgraph_st *graph;
+    bool blocking;                                /* cudaStreamCreate's kind: the legacy stream waits for it */
+    std::deque<std::function<void()>> pending;    /* HEARTH_CUDA_EMU_ASYNC=1: work not run yet */
 };
 struct CUgraph_st {
     std::vector<std::function<void()>> ops;
@@ -42,6 +48,8 @@ struct CUgraphExec_st {
 };
 struct CUevent_st {
     double ms;
+    cudaStream_t stream;   /* where it was last recorded (deferred: done once its turn there came) */
+    bool done;
 };
 
 namespace hremu {
@@ -532,13 +540,66 @@ capturing(cudaStream_t s)
     return s && s->capturing;
 }
 
+/* HEARTH_CUDA_EMU_ASYNC=1: work on a created stream waits in its queue until
+ * something makes the host wait for it (cudaStreamSynchronize, an event's
+ * cudaEventSynchronize up to that event, cudaDeviceSynchronize, cudaFree,
+ * cudaFreeHost, a copy to pageable host memory, work on the legacy stream for
+ * a blocking stream), as a GPU runs it later than the call. A host that reads
+ * a result before it waits, writes a pinned buffer an earlier copy has not
+ * read yet, or relies on one stream's work before another's without an event
+ * then sees what it would see on a device, and its test fails. Otherwise
+ * (the default) every call runs at once. */
+bool
+deferred()
+{
+    static const bool on = [] {
+        const char *e = getenv("HEARTH_CUDA_EMU_ASYNC");
+        return e && *e && strcmp(e, "0") != 0;
+    }();
+    return on;
+}
+
+std::set<cudaStream_t> g_streams;   // the live created streams
+
+void
+flush_stream(cudaStream_t s, const cudaEvent_t until = nullptr)
+{
+    while (!s->pending.empty() && !(until && until->done)) {
+        std::function<void()> op = std::move(s->pending.front());
+        s->pending.pop_front();
+        op();
+    }
+}
+
+void
+flush_all(bool blocking_only)
+{
+    for (cudaStream_t s : g_streams)
+        if (!blocking_only || s->blocking)
+            flush_stream(s);
+}
+
+/* Work on stream s: into its graph while capturing; deferred onto a created
+ * stream's queue; else now (on the legacy stream, after the blocking streams'
+ * work, as the legacy stream waits for theirs). */
+void
+submit(cudaStream_t s, std::function<void()> op)
+{
+    if (capturing(s)) {
+        s->graph->ops.push_back(std::move(op));
+    } else if (deferred() && s) {
+        s->pending.push_back(std::move(op));
+    } else {
+        if (deferred() && !s)
+            flush_all(true);
+        op();
+    }
+}
+
 void
 launch_on(cudaStream_t s, dim3 grid, dim3 block, std::function<void()> kernel)
 {
-    if (capturing(s))
-        s->graph->ops.push_back([grid, block, kernel] { launch(grid, block, kernel); });
-    else
-        launch(grid, block, kernel);
+    submit(s, [grid, block, kernel] { launch(grid, block, kernel); });
 }
 
 namespace {
@@ -602,11 +663,7 @@ cublas_gemm_ex(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int
                 o = (float)(a * acc + (b != 0.0f ? (double)b * o : 0.0));
             }
     };
-    cudaStream_t s = ((BlasHandle *)h)->s;
-    if (capturing(s))
-        s->graph->ops.push_back(run);
-    else
-        run();
+    submit(((BlasHandle *)h)->s, run);
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -627,15 +684,25 @@ now_ms()
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* A copy or set on a stream: now, or into its graph. */
+/* A copy or set on a stream: now, into its graph, or into its queue. */
 cudaError_t
 on_stream(cudaStream_t s, std::function<void()> op)
 {
-    if (hremu::capturing(s))
-        s->graph->ops.push_back(std::move(op));
-    else
-        op();
+    hremu::submit(s, std::move(op));
     return cudaSuccess;
+}
+
+std::map<void *, size_t> g_pinned;   // cudaMallocHost's blocks
+
+/* Whether p lies in one of the blocks of m (base -> bytes). */
+bool
+in_blocks(const std::map<void *, size_t> &m, const void *p)
+{
+    auto it = m.upper_bound(const_cast<void *>(p));
+    if (it == m.begin())
+        return false;
+    --it;
+    return (const char *)p < (const char *)it->first + it->second;
 }
 
 }  // namespace
@@ -712,6 +779,8 @@ cudaFree(void *p)
 {
     if (!p)
         return cudaSuccess;
+    if (hremu::deferred())
+        hremu::flush_all(false);   // cudaFree waits for the device
     std::lock_guard<std::mutex> lk(g_mem_m);
     auto it = g_device_allocs.find(p);
     if (it == g_device_allocs.end())
@@ -726,7 +795,11 @@ cudaError_t CUDARTAPI
 cudaMallocHost(void **p, size_t bytes)
 {
     *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+    if (!*p)
+        return cudaErrorMemoryAllocation;
+    std::lock_guard<std::mutex> lk(g_mem_m);
+    g_pinned[*p] = bytes;
+    return cudaSuccess;
 }
 
 cudaError_t CUDARTAPI
@@ -738,6 +811,12 @@ cudaHostAlloc(void **p, size_t bytes, unsigned int)
 cudaError_t CUDARTAPI
 cudaFreeHost(void *p)
 {
+    if (hremu::deferred())
+        hremu::flush_all(false);   // as cudaFree
+    {
+        std::lock_guard<std::mutex> lk(g_mem_m);
+        g_pinned.erase(p);
+    }
     free(p);
     return cudaSuccess;
 }
@@ -745,19 +824,44 @@ cudaFreeHost(void *p)
 cudaError_t CUDARTAPI
 cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind)
 {
+    if (hremu::deferred())
+        hremu::flush_all(true);   // the legacy stream's copy, after the blocking streams' work
     memmove(dst, src, n);
     return cudaSuccess;
 }
 
+/* Deferred, a copy from pageable host memory takes its bytes at the call (the
+ * driver stages them before returning), and one to pageable host memory
+ * returns only when done (after the stream's earlier work); pinned memory and
+ * device memory are read and written when the stream gets to the copy. */
 cudaError_t CUDARTAPI
 cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcpyKind, cudaStream_t s)
 {
+    if (!hremu::deferred() || !s || hremu::capturing(s))
+        return on_stream(s, [=] { memmove(dst, src, n); });
+    bool src_host, dst_host;
+    {
+        std::lock_guard<std::mutex> lk(g_mem_m);
+        src_host = !in_blocks(g_device_allocs, src) && !in_blocks(g_pinned, src);
+        dst_host = !in_blocks(g_device_allocs, dst) && !in_blocks(g_pinned, dst);
+    }
+    if (dst_host) {
+        hremu::flush_stream(s);
+        memmove(dst, src, n);
+        return cudaSuccess;
+    }
+    if (src_host) {
+        auto bytes = std::make_shared<std::vector<char>>((const char *)src, (const char *)src + n);
+        return on_stream(s, [=] { memcpy(dst, bytes->data(), n); });
+    }
     return on_stream(s, [=] { memmove(dst, src, n); });
 }
 
 cudaError_t CUDARTAPI
 cudaMemset(void *dst, int v, size_t n)
 {
+    if (hremu::deferred())
+        hremu::flush_all(true);
     memset(dst, v, n);
     return cudaSuccess;
 }
@@ -771,21 +875,31 @@ cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s)
 cudaError_t CUDARTAPI
 cudaStreamCreate(cudaStream_t *s)
 {
-    *s = new CUstream_st();
-    return cudaSuccess;
+    return cudaStreamCreateWithFlags(s, cudaStreamDefault);
 }
 
 cudaError_t CUDARTAPI
-cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int)
+cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags)
 {
-    return cudaStreamCreate(s);
+    *s = new CUstream_st();
+    (*s)->blocking = !(flags & cudaStreamNonBlocking);
+    std::lock_guard<std::mutex> lk(g_mem_m);
+    hremu::g_streams.insert(*s);
+    return cudaSuccess;
 }
 
 cudaError_t CUDARTAPI
 cudaStreamDestroy(cudaStream_t s)
 {
-    if (s && s->capturing)
+    if (!s)
+        return cudaSuccess;
+    hremu::flush_stream(s);   // its work still completes
+    if (s->capturing)
         delete s->graph;
+    {
+        std::lock_guard<std::mutex> lk(g_mem_m);
+        hremu::g_streams.erase(s);
+    }
     delete s;
     return cudaSuccess;
 }
@@ -793,12 +907,19 @@ cudaStreamDestroy(cudaStream_t s)
 cudaError_t CUDARTAPI
 cudaStreamSynchronize(cudaStream_t s)
 {
-    return hremu::capturing(s) ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+    if (hremu::capturing(s))
+        return cudaErrorStreamCaptureUnsupported;
+    if (s)
+        hremu::flush_stream(s);
+    else if (hremu::deferred())
+        hremu::flush_all(true);
+    return cudaSuccess;
 }
 
 cudaError_t CUDARTAPI
 cudaDeviceSynchronize(void)
 {
+    hremu::flush_all(false);
     return cudaSuccess;
 }
 
@@ -835,6 +956,13 @@ cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s)
 {
     if (hremu::capturing(s))
         return cudaErrorStreamCaptureUnsupported;
+    if (hremu::deferred() && s) {
+        hremu::submit(s, [ops = exec->ops] {   // a copy: the exec may be destroyed before it runs
+            for (auto &op : ops)
+                op();
+        });
+        return cudaSuccess;
+    }
     for (auto &op : exec->ops)
         op();
     return cudaSuccess;
@@ -857,7 +985,7 @@ cudaGraphExecDestroy(cudaGraphExec_t e)
 cudaError_t CUDARTAPI
 cudaEventCreate(cudaEvent_t *e)
 {
-    *e = new CUevent_st{ 0.0 };
+    *e = new CUevent_st{ 0.0, nullptr, true };
     return cudaSuccess;
 }
 
@@ -877,12 +1005,21 @@ cudaEventDestroy(cudaEvent_t e)
 cudaError_t CUDARTAPI
 cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 {
-    return on_stream(s, [e] { e->ms = now_ms(); });
+    if (hremu::deferred() && s && !hremu::capturing(s)) {
+        e->stream = s;
+        e->done = false;
+    }
+    return on_stream(s, [e] {
+        e->ms = now_ms();
+        e->done = true;
+    });
 }
 
 cudaError_t CUDARTAPI
-cudaEventSynchronize(cudaEvent_t)
+cudaEventSynchronize(cudaEvent_t e)
 {
+    if (e->stream && !e->done)
+        hremu::flush_stream(e->stream, e);
     return cudaSuccess;
 }
 
