@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <random>
 #include <set>
 #include <time.h>
@@ -93,13 +94,13 @@ struct Sched {
     unsigned long block_gen;
     int warp_count[MAX_THREADS / 32];
     unsigned long warp_gen[MAX_THREADS / 32];
-    /* The schedule (HEARTH_CUDA_EMU_ORDER): 0 forward; 1 reverse; 2 shuffle.
-     * Other than forward, threads are tried in order[] (pos[] its inverse)
-     * and the blocks run in blocks[] order. */
+    /* The schedule (HEARTH_CUDA_EMU_ORDER): 0 forward; 1 reverse; 2 shuffle,
+     * whose threads are tried in order[] (pos[] its inverse) and whose k-th
+     * block is the perm[k]-th in x, y, z order. */
     int mode;
     unsigned long seed;
     int order[MAX_THREADS], pos[MAX_THREADS];
-    std::vector<uint3> blocks;
+    std::vector<unsigned> perm;
     bool poison;                 /* shared memory 0xFF before each block (HEARTH_CUDA_EMU_POISON=0: not) */
     unsigned long blocks_begun;  /* blocks of the launch whose shared memory is poisoned */
 };
@@ -322,15 +323,13 @@ fiber_main()
     for (;;) {
         Fiber *f = S.cur;
         const dim3 grid = g_grid_dim;
-        unsigned long k = 0;   // the launch's blocks this thread has begun
-        if (S.mode)
-            for (const uint3 &b : S.blocks)
-                run_block(b, k++);
-        else
-            for (unsigned z = 0; z < grid.z; z++)
-                for (unsigned y = 0; y < grid.y; y++)
-                    for (unsigned x = 0; x < grid.x; x++)
-                        run_block(make_uint3(x, y, z), k++);
+        const unsigned long nb = (unsigned long)grid.x * grid.y * grid.z;
+        for (unsigned long k = 0; k < nb; k++) {
+            const unsigned long i = S.mode == 0 ? k : S.mode == 1 ? nb - 1 - k : S.perm[k];
+            run_block(make_uint3((unsigned)(i % grid.x), (unsigned)(i / grid.x % grid.y),
+                                 (unsigned)(i / grid.x / grid.y)),
+                      k);
+        }
         f->done = true;
         Fiber *n = --S.left ? pick(f->tid) : nullptr;
         if (S.left && !n)
@@ -424,22 +423,14 @@ plan_schedule(Sched &S, dim3 grid, int nt)
     }();
     S.poison = poison;
     S.mode = mode;
-    if (!mode)
+    if (mode != 2)
         return;
-    for (int i = 0; i < nt; i++)
-        S.order[i] = mode == 1 ? nt - 1 - i : i;
-    S.blocks.clear();
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++)
-                S.blocks.push_back(make_uint3(x, y, z));
-    if (mode == 1) {
-        std::reverse(S.blocks.begin(), S.blocks.end());
-    } else {
-        std::mt19937_64 r(S.seed++);
-        std::shuffle(S.order, S.order + nt, r);
-        std::shuffle(S.blocks.begin(), S.blocks.end(), r);
-    }
+    std::iota(S.order, S.order + nt, 0);
+    S.perm.resize((size_t)grid.x * grid.y * grid.z);
+    std::iota(S.perm.begin(), S.perm.end(), 0u);
+    std::mt19937_64 r(S.seed++);
+    std::shuffle(S.order, S.order + nt, r);
+    std::shuffle(S.perm.begin(), S.perm.end(), r);
     for (int i = 0; i < nt; i++)
         S.pos[S.order[i]] = i;
 }
@@ -530,7 +521,7 @@ launch(dim3 grid, dim3 block, const std::function<void()> &kernel)
      * back here. */
     S.left = nt;
     S.blocks_begun = 0;
-    switch_to(nullptr, S.fibers[S.mode ? S.order[0] : 0]);
+    switch_to(nullptr, S.fibers[S.mode == 0 ? 0 : S.mode == 1 ? nt - 1 : S.order[0]]);
     S.kernel = nullptr;
 }
 

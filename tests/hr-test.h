@@ -52,17 +52,12 @@ void hr_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), nor
     } while (0)
 
 /* The larger of two errors, a NaN counting as the largest: fmax drops a NaN,
- * so a check on the largest error would pass a result that is all NaN. */
+ * so a check on the largest error would pass a result that is all NaN.
+ * (For float errors too: the result converts back exactly.) */
 static inline double
 hr_worse(double worst, double e)
 {
     return isnan(e) ? (double)INFINITY : e > worst ? e : worst;
-}
-
-static inline float
-hr_worsef(float worst, float e)
-{
-    return isnan(e) ? INFINITY : e > worst ? e : worst;
 }
 
 /* A fixture string: a JSON string, or {"hex": ...} for text with NUL bytes.

@@ -192,7 +192,7 @@ check_reconstruction(const char *fp_dir, const char *awq_dir, int n_layers, int 
                     float d = fabsf(dq[e] - tensor_at(w, e));
                     if (!(d <= 0.5f * step[e] * 1.0001f + 1e-7f))
                         bad++;
-                    worst = hr_worsef(worst, d / step[e]);
+                    worst = hr_worse(worst, d / step[e]);
                 }
                 HR_CHECK(bad == 0, "%s: %d weights beyond half a step (worst %.3f steps)", prefix, bad, worst);
                 n_q++;

@@ -41,6 +41,7 @@
 extern "C" {
 #include "cpu-awq.h"   /* the CPU's fake quantization, the reference */
 }
+#include "hr-test.h"   /* hr_worse: a NaN counts as the largest error */
 
 #define HEARTH_CUDA_EMU 1
 #include "cuda/cuda-blas.cu"
@@ -68,14 +69,6 @@ static int failures = 0;
     } while (0)
 
 static std::mt19937 rng(17);
-
-/* The larger error, where NaN is the largest (fmax would drop it: a kernel
- * that writes NaN, or leaves memory unwritten, must fail its check). */
-static double
-worse(double worst, double e)
-{
-    return std::isnan(e) ? INFINITY : std::max(worst, e);
-}
 
 static float
 frand(float a, float b)
@@ -243,7 +236,7 @@ check_gemv(int N, int K, int group, int T, Epilogue epi)
                 ref = a + (b ? bias[(size_t)r] : 0.0) + (epi == EPI_RESIDUAL ? res[(size_t)t * N + r] : 0.0);
             }
             mx = fmax(mx, fabs(ref));
-            worst = worse(worst, fabs(ref - (double)out[(size_t)t * N + r]));
+            worst = hr_worse(worst, fabs(ref - (double)out[(size_t)t * N + r]));
         }
     }
     static const char *names[] = { "store+bias", "residual+bias", "silu*mul" };
@@ -301,7 +294,7 @@ check_gemv_f16(int N, int K, int T, int ldx, Epilogue epi)
                                                    : a + bias[(size_t)r] + (epi == EPI_RESIDUAL ? res[(size_t)t * N + r] : 0.0);
             mx = fmax(mx, fabs(ref));
             const double e = fabs(ref - (double)out[(size_t)t * N + r]);
-            worst = worse(worst, e);
+            worst = hr_worse(worst, e);
         }
     static const char *names[] = { "store+bias", "residual+bias", "silu*mul" };
     CHECK(worst / mx <= 1e-5, "f16 GEMV %dx%d T=%d ldx %d %s: error %g of %g", N, K, T, ldx, names[epi], worst, mx);
@@ -330,7 +323,7 @@ check_rmsnorm_q8(int T, int dim)
             ss += (double)x[(size_t)t * dim + k] * x[(size_t)t * dim + k];
         const double r = 1.0 / sqrt(ss / dim + 1e-5);
         for (int k = 0; k < dim; k++)
-            worst = worse(worst, fabs(x[(size_t)t * dim + k] * r * w[(size_t)k] - out[(size_t)t * dim + k]));
+            worst = hr_worse(worst, fabs(x[(size_t)t * dim + k] * r * w[(size_t)k] - out[(size_t)t * dim + k]));
         const std::vector<double> xr = round_q8(out.data() + (size_t)t * dim, dim);
         for (int k = 0; k < dim; k++) {
             const double got = (double)xs[(size_t)t * nb + k / 32].x *
@@ -376,7 +369,7 @@ check_rope_wide(int nh, int nkv, int hd, int pos, int T, int ctx, bool wide = tr
                 const double a = (double)p * inv[(size_t)i], c = cos(a), sn = sin(a);
                 const double x0 = o[(size_t)h * hd + i], x1 = o[(size_t)h * hd + i + half];
                 const double y0 = x0 * c - x1 * sn, y1 = x1 * c + x0 * sn;
-                worst = worse(worst, fmax(fabs(y0 - r[(size_t)h * hd + i]), fabs(y1 - r[(size_t)h * hd + i + half])));
+                worst = hr_worse(worst, fmax(fabs(y0 - r[(size_t)h * hd + i]), fabs(y1 - r[(size_t)h * hd + i + half])));
                 if (h >= nh) {
                     const size_t at = (size_t)p * kv_dim + (size_t)(h - nh) * hd;
                     bad += kc[at + i] != f16_bits(r[(size_t)h * hd + i]);
@@ -420,7 +413,7 @@ max_error(const std::vector<double> &ref, const std::vector<float> &out)
     double worst = 0.0;
     for (size_t i = 0; i < ref.size(); i++) {
         const double e = fabs(ref[i] - (double)out[i]);
-        worst = worse(worst, e);
+        worst = hr_worse(worst, e);
     }
     return worst;
 }
@@ -499,7 +492,7 @@ check_attention(int nh, int nkv, int hd, int pos, int T, int ctx, int window, in
                     if (ms != -INFINITY)
                         a += base[(size_t)s * (hd + 2) + 2 + d] * exp((double)ms - M);
                 }
-                worst = worse(worst, fabs(a / L - ref[((size_t)t * nh + h) * hd + d]));
+                worst = hr_worse(worst, fabs(a / L - ref[((size_t)t * nh + h) * hd + d]));
             }
         }
     CHECK(nan_read == 0, "tiled attention: %d partials the combine reads were never written", nan_read);
@@ -567,7 +560,7 @@ check_blas_route(int N, int K, int group, int T, bool residual, bool with_bias)
                 a += m.w(n, k) * (double)x[(size_t)t * K + k];
             a += (with_bias ? bias[(size_t)n] : 0.0) + (residual ? res[(size_t)t * ldo + n] : 0.0);
             mx = fmax(mx, fabs(a));
-            worst = worse(worst, fabs(a - (double)out[(size_t)t * ldo + n]));
+            worst = hr_worse(worst, fabs(a - (double)out[(size_t)t * ldo + n]));
         }
         for (int n = N; n < ldo; n++)   // the columns past the slice are untouched
             outside += out[(size_t)t * ldo + n] != res[(size_t)t * ldo + n];
@@ -695,7 +688,7 @@ check_gemm_wmma(int N, int K, int group, int T, bool residual)
             for (int k = 0; k < K; k++)
                 a += m.w(n, k) * x[(size_t)t * K + k];
             mx = fmax(mx, fabs(a));
-            worst = worse(worst, fabs(a - (double)out[(size_t)t * N + n]));
+            worst = hr_worse(worst, fabs(a - (double)out[(size_t)t * N + n]));
         }
     CHECK(worst / mx <= 4e-3, "wmma GEMM %dx%d g%d T=%d: error %g of %g", N, K, group, T, worst, mx);
     printf("wmma GEMM %4d x %4d  group %3d  T %3d%s  max |emu - ref| / max %.1e\n", N, K, group, T,
@@ -736,7 +729,7 @@ check_default_gemv(int N, int K, int group, int T, Epilogue epi)
             const double ref = epi == EPI_SILU_MUL ? a / (1.0 + exp(-a)) * u
                                                    : a + bias[(size_t)r] + (epi == EPI_RESIDUAL ? res[(size_t)t * N + r] : 0.0);
             mx = fmax(mx, fabs(ref));
-            worst = worse(worst, fabs(ref - (double)out[(size_t)t * N + r]));
+            worst = hr_worse(worst, fabs(ref - (double)out[(size_t)t * N + r]));
         }
     CHECK(worst / mx <= 1e-5, "default GEMV %dx%d g%d T=%d epi %d: error %g of %g", N, K, group, T, (int)epi, worst, mx);
     printf("default GEMV %4d x %4d  group %3d  T %d  epi %d  max |emu - ref| / max %.1e\n", N, K, group, T, (int)epi,
@@ -884,7 +877,7 @@ check_clip_search(int N, int K, int g, int nt, int bits)
             }
             argmin_same += s_dev == s_best;
             clipped += s_best > 0;
-            worst = worse(worst, (errs[s_dev] - best) / std::max(best, 1e-30));
+            worst = hr_worse(worst, (errs[s_dev] - best) / std::max(best, 1e-30));
         }
     }
     CHECK(not_a_limit == 0, "clip search %dx%d g%d: %d limits are none of the steps'", N, K, g, not_a_limit);

@@ -222,7 +222,7 @@ check_gemm(void)
         HR_CHECK(hr_cuda_backend.gemm(d, o2, w, N, K, b, x, T, &err) == HR_OK, "cuda gemm: %s", err.message);
         float m = 0;
         for (int i = 0; i < T * N; i++)
-            m = hr_worsef(m, fabsf(o1[i] - o2[i]));
+            m = hr_worse(m, fabsf(o1[i] - o2[i]));
         HR_CHECK(m <= 1e-4f, "gemm: max |diff| %g", (double)m);
     }
     if (c)

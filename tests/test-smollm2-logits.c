@@ -149,7 +149,7 @@ check_logits(HrModel *m, const char *fixtures)
             for (int v = 0; v < vocab; v++)
                 if (!in_top[v] && row[v] > out_max)
                     out_max = row[v];
-            p_out = hr_worsef(p_out, out_max - tv[k - 1]);
+            p_out = hr_worse(p_out, out_max - tv[k - 1]);
             for (int j = 0; j < k; j++)
                 in_top[ti[j]] = false;
 
@@ -169,8 +169,8 @@ check_logits(HrModel *m, const char *fixtures)
         HR_CHECK(p_top <= LOGIT_TOL, "prompt %d (%d tokens): top-%d max |err| = %g", p, n, k, p_top);
         HR_CHECK(p_out <= LOGIT_TOL, "prompt %d: an id outside the top-%d exceeds the %d-th value by %g",
                  p, k, k, p_out);
-        worst_top = hr_worsef(worst_top, p_top);
-        worst_outside = hr_worsef(worst_outside, p_out);
+        worst_top = hr_worse(worst_top, p_top);
+        worst_outside = hr_worse(worst_outside, p_out);
         printf("prompt %d (%d tokens): top-%d max |err| %.3g, outside-top margin %.3g, argmax ties %d",
                p, n, k, p_top, p_out, ties);
 
@@ -186,7 +186,7 @@ check_logits(HrModel *m, const char *fixtures)
             }
             HR_CHECK(d_max <= LOGIT_TOL, "prompt %d: last position, all %d logits: max |err| = %g",
                      p, vocab, d_max);
-            worst_last = hr_worsef(worst_last, d_max);
+            worst_last = hr_worse(worst_last, d_max);
             printf(", last row (all %d) max |err| %.3g", vocab, d_max);
         }
         printf("\n");
