@@ -3,7 +3,7 @@
 # Xvfb display and AT-SPI bus, as ../shared/TESTING.md describes.
 # Usage: run-gui-test.sh TEST.py HEARTH_BINARY [OUTPUT_DIR [TEST ARGS...]]
 set -eu
-for tool in xvfb-run dbus-run-session /usr/libexec/at-spi-bus-launcher; do
+for tool in Xvfb dbus-run-session /usr/libexec/at-spi-bus-launcher; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "$tool" ] || { echo "SKIP: $tool is not installed"; exit 77; }
 done
 /usr/bin/python3 -c 'import dogtail' 2>/dev/null || { echo "SKIP: python3-dogtail is not installed"; exit 77; }
@@ -23,7 +23,7 @@ mkdir -p "$HEARTH_GUI_OUT"
 
 test_py=$1; binary=$2
 shift 2; [ $# -gt 0 ] && shift
-dbus-run-session -- xvfb-run -a -s '-screen 0 1280x800x24' sh -c '
+dbus-run-session -- "$(dirname "$0")/with-xvfb.sh" sh -c '
   /usr/libexec/at-spi-bus-launcher --launch-immediately &
   sleep 1
   exec /usr/bin/python3 "$@"

@@ -7,7 +7,7 @@
 # Usage: test-dbus-activation.sh HEARTH_BINARY SERVICE_FILE APP_ID
 set -eu
 binary=$(realpath "$1"); service=$2; app_id=$3
-for tool in xvfb-run dbus-run-session dbus-daemon gdbus; do
+for tool in Xvfb dbus-run-session dbus-daemon gdbus; do
     command -v "$tool" >/dev/null 2>&1 || { echo "SKIP: $tool is not installed"; exit 77; }
 done
 grep -qx "Name=$app_id" "$service" || { echo "FAIL: $service does not name $app_id"; exit 1; }
@@ -65,5 +65,5 @@ done
 echo "FAIL: hearth did not quit on app.quit"
 exit 1
 INNER
-xvfb-run -a -s '-screen 0 1280x800x24' dbus-run-session --config-file="$tmp/session.conf" -- \
+"$(dirname "$0")/with-xvfb.sh" dbus-run-session --config-file="$tmp/session.conf" -- \
     sh "$tmp/inner.sh" "$app_id" "$path"
