@@ -31,7 +31,7 @@ H=/tmp/hw/bin
 MK=$!
 STAGES=test BUDGET=200 bash .gpu/device-run.sh > $OUT/test-stage.log 2>&1
 say "== test stage: $(grep -E 'exit|greedy' $OUT/summary.txt | tr '\n' ';')"
-export PATH=/usr/local/cuda/bin:$PATH LD_LIBRARY_PATH=/tmp/hw/lib:/usr/local/cuda/lib64
+source tests/bench/device-env.sh   # the libraries, HEARTH_ASSETS
 [ -x $H/hearth-cli ] || { say "no /tmp/hw/bin/hearth-cli: the test stage did not unpack"; exit 1; }
 if grep -q "test-cuda-model exit 124" $OUT/summary.txt; then   # device-run.sh allows 150 s; the opt-in checks add some
   HEARTH_ASSETS=.gpu/assets timeout 400 $H/test-cuda-model > $OUT/cuda-model.log 2>&1

@@ -19,22 +19,22 @@
 #   5. Vulkan Llama-2-7B AWQ p=512, alternated: defaults (A), int8-activation GEMV, int8 lm_head and attention
 #      tiles (B), coop GEMM (C), wide GEMV (D);
 #   6. CUDA each opt-in alone on the 7B; Llama-3-8B A/B on CUDA.
-# Everything lands in $OUT/first.txt; logs beside it.
+# Everything lands in $OUT/first.txt; the logs in $OUT/logs.tar.gz (one file: a call brings back 8 files
+# of $OUT at most, and the tests' logs alone are more).
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
 T0=$(date +%s); DEADLINE=$((T0 + ${BUDGET:-500}))
 left() { echo $((DEADLINE - $(date +%s))); }
 R=$OUT/first.txt; : > $R
+L=/tmp/first-logs; rm -rf $L; mkdir -p $L
+trap 'tar czf $OUT/logs.tar.gz -C $L .' EXIT
 say() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a $R; }
 # afford N: true when N seconds are left, else says what is skipped
 afford() { [ $(left) -ge $1 ] && return 0; say "skipped (time): $2"; return 1; }
 
-STAGES=none BUDGET=60 bash .gpu/device-run.sh > $OUT/unpack.log 2>&1
-H=/tmp/hw/bin
-[ -x $H/hearth-cli ] || { say "no $H/hearth-cli: the unpacking failed"; tail -5 $OUT/unpack.log | tee -a $R; exit 1; }
-export PATH=/usr/local/cuda/bin:$PATH LD_LIBRARY_PATH=/tmp/hw/lib:/usr/local/cuda/lib64 HEARTH_ASSETS=.gpu/assets
-[ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
-  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+STAGES=none BUDGET=60 bash .gpu/device-run.sh > $L/unpack.log 2>&1
+source tests/bench/device-env.sh   # H, the libraries, the Vulkan driver and validation layer
+[ -x $H/hearth-cli ] || { say "no $H/hearth-cli: the unpacking failed"; tail -5 $L/unpack.log | tee -a $R; exit 1; }
 head -1 $OUT/summary.txt 2>/dev/null | tee -a $R
 $H/hearth-cli devices 2>&1 | grep -E "integer dot|cooperative" | tee -a $R   # OpSDot accelerated? matrix units?
 ( for s in llama-2-7b llama-3-8b; do
@@ -45,7 +45,7 @@ $H/hearth-cli devices 2>&1 | grep -E "integer dot|cooperative" | tee -a $R   # O
 # test NAME TIMEOUT [ENV...]: one test program, its exit code, failed checks and greedy-id lines
 test1() {
   local t=$1 to=$2; shift 2
-  local log=$OUT/$t${1:+-${1%%=*}}.log
+  local log=$L/$t${1:+-${1%%=*}}.log
   env "$@" timeout $to $H/$t > $log 2>&1
   local rc=$? g; g=$(grep -oE "greedy ids equal [0-9]+/[0-9]+" $log | awk -F'[ /]' '{n++; if ($4 != $5) d++}
     END {printf "%d rows with greedy ids, %d of them parting", n, d}')
@@ -80,7 +80,7 @@ done
 
 say "== 3. Vulkan correctness"
 afford 60 test-vulkan-kernels && { test1 test-vulkan-kernels 90; grep -E "^device|matrix|/coop" \
-  $OUT/test-vulkan-kernels.log | head -8 | tee -a $R; }
+  $L/test-vulkan-kernels.log | head -8 | tee -a $R; }
 afford 50 "test-vulkan-model coop" && test1 test-vulkan-model 90 HEARTH_VULKAN_GEMM=coop
 afford 50 "test-vulkan-model tile" && test1 test-vulkan-model 90 HEARTH_VULKAN_ATTN=tile
 
@@ -90,8 +90,9 @@ S="4096x4096,11008x4096,4096x11008"
 kb() {
   local label=$1; shift; local e=(); while [ "$1" != -- ]; do e+=("$1"); shift; done; shift
   afford 40 "$label" || return
-  local o; o=$(env "${e[@]}" timeout 40 $H/hearth-cli bench "$@" 2>&1)
-  { grep -E "^(bandwidth|peak|gemv|gemm) " <<< "$o" || tail -2 <<< "$o"; } | sed "s/^/[$label] /" | tee -a $R
+  local o rc; o=$(env "${e[@]}" timeout 40 $H/hearth-cli bench "$@" 2>&1); rc=$?
+  { grep -E "^(bandwidth|peak|gemv|gemm) " <<< "$o" ||
+    { [ $rc = 124 ] && echo "timed out after 40 s"; tail -2 <<< "$o" | grep .; }; } | sed "s/^/[$label] /" | tee -a $R
 }
 for impl in gemv q8; do kb "cuda gemv $impl" -- --gemv $S --backend cuda --impl $impl --reps 3; done
 for impl in wmma cublas; do kb "cuda gemm $impl" -- --gemm $S --tokens 512 --backend cuda --impl $impl --reps 3; done

@@ -28,11 +28,8 @@ say() { echo "$*" | tee -a $R; }
 
 # device-run.sh with no stage unpacks the binaries to /tmp/hw and the Vulkan loader into /
 STAGES=none BUDGET=60 bash .gpu/device-run.sh > $OUT/unpack.log 2>&1
-H=/tmp/hw/bin
+source tests/bench/device-env.sh   # H, the libraries, the Vulkan driver and validation layer
 [ -x $H/hearth-cli ] || { say "no /tmp/hw/bin/hearth-cli: the unpacking failed"; tail -5 $OUT/unpack.log; exit 1; }
-export LD_LIBRARY_PATH=/tmp/hw/lib:/usr/local/cuda/lib64 HEARTH_ASSETS=.gpu/assets
-[ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
-  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 ( for s in llama-2-7b llama-3-8b; do
     [ -d /tmp/m-$s ] || { $H/hr-make-random-model --shape $s --awq 128 --out /tmp/m-$s.part >/dev/null 2>&1 && mv /tmp/m-$s.part /tmp/m-$s; }
   done ) &
