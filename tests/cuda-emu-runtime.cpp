@@ -9,7 +9,8 @@
  * cudaStreamBeginCapture and cudaStreamEndCapture records its launches,
  * copies and sets instead of running them; cudaGraphLaunch replays the
  * record in order, reading host pointers at replay time as a graph's copy
- * nodes do. The device reports compute capability 8.0, the memory of
+ * nodes do; a call a driver refuses during a capture stops the program
+ * (capture_violation). The device reports compute capability 8.0, the memory of
  * HEARTH_CUDA_EMU_MIB (default 2048) and refuses allocations beyond it, so
  * the backend's out-of-memory paths run too. Functions are defined with the
  * toolkit's own declarations (cuda_runtime_api.h) and take the place of
@@ -27,6 +28,7 @@
 #include <numeric>
 #include <random>
 #include <set>
+#include <thread>
 #include <time.h>
 #ifndef __x86_64__
 #include <ucontext.h>
@@ -51,6 +53,7 @@ struct CUevent_st {
     double ms;
     cudaStream_t stream;   /* where it was last recorded (deferred: done once its turn there came) */
     bool done;
+    bool captured;         /* last recorded into a capture: a node of a graph, nothing to wait for */
 };
 
 namespace hremu {
@@ -552,6 +555,66 @@ deferred()
 
 std::set<cudaStream_t> g_streams;   // the live created streams
 
+/* Stream capture's rules. While a stream captures, a real driver refuses a
+ * call that would wait for the device or use the legacy stream, and the
+ * capture is invalidated: cudaMalloc, cudaFree and their pinned kin, a
+ * synchronous copy or set, a device synchronize, a synchronize of the
+ * capturing stream or of an event recorded into the capture, work on the
+ * legacy stream while a blocking stream captures, an async copy between the
+ * capturing stream and pageable memory. The backend then decodes without its
+ * graph (capture() falls back), correctly and slower, and no test would see
+ * it; here such a call stops the program with its name. A global-mode
+ * capture restricts every thread, a thread-local one its own thread, a
+ * relaxed one none; the legacy stream and the capturing stream itself are
+ * out of bounds in every mode. */
+struct Capture {
+    cudaStream_t s;
+    cudaStreamCaptureMode mode;
+    std::thread::id thread;
+};
+std::mutex g_cap_m;
+std::vector<Capture> g_captures;
+
+[[noreturn]] void
+capture_violation(const char *what, const Capture &c)
+{
+    fprintf(stderr, "cuda-emu: %s while a stream captures (%s mode): a device refuses it and invalidates the "
+                    "capture, so the graph would be lost\n", what,
+            c.mode == cudaStreamCaptureModeGlobal ? "global" :
+            c.mode == cudaStreamCaptureModeThreadLocal ? "thread-local" : "relaxed");
+    abort();
+}
+
+void
+end_capture(cudaStream_t s)
+{
+    s->capturing = false;
+    std::lock_guard<std::mutex> lk(g_cap_m);
+    g_captures.erase(std::remove_if(g_captures.begin(), g_captures.end(), [s](const Capture &c) { return c.s == s; }),
+                     g_captures.end());
+}
+
+/* A call that may wait for the device, from this thread. */
+void
+check_unsafe(const char *what)
+{
+    std::lock_guard<std::mutex> lk(g_cap_m);
+    for (const Capture &c : g_captures)
+        if (c.mode == cudaStreamCaptureModeGlobal ||
+            (c.mode == cudaStreamCaptureModeThreadLocal && c.thread == std::this_thread::get_id()))
+            capture_violation(what, c);
+}
+
+/* Work on the legacy stream, or a wait for stream s (nullptr: none). */
+void
+check_stream(const char *what, cudaStream_t s, bool legacy)
+{
+    std::lock_guard<std::mutex> lk(g_cap_m);
+    for (const Capture &c : g_captures)
+        if ((legacy && c.s->blocking) || (s && c.s == s))
+            capture_violation(what, c);
+}
+
 void
 flush_stream(cudaStream_t s, const cudaEvent_t until = nullptr)
 {
@@ -576,6 +639,8 @@ flush_all(bool blocking_only)
 void
 submit(cudaStream_t s, std::function<void()> op)
 {
+    if (!s)
+        check_stream("work on the legacy stream", nullptr, true);
     if (capturing(s)) {
         s->graph->ops.push_back(std::move(op));
     } else if (deferred() && s) {
@@ -751,6 +816,7 @@ cudaMemGetInfo(size_t *free_b, size_t *total_b)
 cudaError_t CUDARTAPI
 cudaMalloc(void **p, size_t bytes)
 {
+    hremu::check_unsafe("cudaMalloc");
     std::lock_guard<std::mutex> lk(g_mem_m);
     *p = nullptr;
     if (bytes > stats().total_bytes - stats().allocated_bytes)
@@ -770,6 +836,7 @@ cudaFree(void *p)
 {
     if (!p)
         return cudaSuccess;
+    hremu::check_unsafe("cudaFree");
     if (hremu::deferred())
         hremu::flush_all(false);   // cudaFree waits for the device
     std::lock_guard<std::mutex> lk(g_mem_m);
@@ -785,6 +852,7 @@ cudaFree(void *p)
 cudaError_t CUDARTAPI
 cudaMallocHost(void **p, size_t bytes)
 {
+    hremu::check_unsafe("cudaMallocHost");
     *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!*p)
         return cudaErrorMemoryAllocation;
@@ -802,6 +870,7 @@ cudaHostAlloc(void **p, size_t bytes, unsigned int)
 cudaError_t CUDARTAPI
 cudaFreeHost(void *p)
 {
+    hremu::check_unsafe("cudaFreeHost");
     if (hremu::deferred())
         hremu::flush_all(false);   // as cudaFree
     {
@@ -815,6 +884,8 @@ cudaFreeHost(void *p)
 cudaError_t CUDARTAPI
 cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind)
 {
+    hremu::check_unsafe("cudaMemcpy");
+    hremu::check_stream("cudaMemcpy (the legacy stream)", nullptr, true);
     if (hremu::deferred())
         hremu::flush_all(true);   // the legacy stream's copy, after the blocking streams' work
     memmove(dst, src, n);
@@ -828,6 +899,13 @@ cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind)
 cudaError_t CUDARTAPI
 cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcpyKind, cudaStream_t s)
 {
+    if (hremu::capturing(s)) {
+        std::lock_guard<std::mutex> lk(g_mem_m);
+        const bool src_pageable = !in_blocks(g_device_allocs, src) && !in_blocks(g_pinned, src);
+        const bool dst_pageable = !in_blocks(g_device_allocs, dst) && !in_blocks(g_pinned, dst);
+        if (src_pageable || dst_pageable)
+            hremu::check_stream("cudaMemcpyAsync between the capturing stream and pageable host memory", s, false);
+    }
     if (!hremu::deferred() || !s || hremu::capturing(s))
         return on_stream(s, [=] { memmove(dst, src, n); });
     bool src_host, dst_host;
@@ -851,6 +929,8 @@ cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcpyKind, cudaS
 cudaError_t CUDARTAPI
 cudaMemset(void *dst, int v, size_t n)
 {
+    hremu::check_unsafe("cudaMemset");
+    hremu::check_stream("cudaMemset (the legacy stream)", nullptr, true);
     if (hremu::deferred())
         hremu::flush_all(true);
     memset(dst, v, n);
@@ -885,8 +965,10 @@ cudaStreamDestroy(cudaStream_t s)
     if (!s)
         return cudaSuccess;
     hremu::flush_stream(s);   // its work still completes
-    if (s->capturing)
+    if (s->capturing) {
+        hremu::end_capture(s);
         delete s->graph;
+    }
     {
         std::lock_guard<std::mutex> lk(g_mem_m);
         hremu::g_streams.erase(s);
@@ -898,8 +980,7 @@ cudaStreamDestroy(cudaStream_t s)
 cudaError_t CUDARTAPI
 cudaStreamSynchronize(cudaStream_t s)
 {
-    if (hremu::capturing(s))
-        return cudaErrorStreamCaptureUnsupported;
+    hremu::check_stream("cudaStreamSynchronize", s, !s);
     if (s)
         hremu::flush_stream(s);
     else if (hremu::deferred())
@@ -910,17 +991,24 @@ cudaStreamSynchronize(cudaStream_t s)
 cudaError_t CUDARTAPI
 cudaDeviceSynchronize(void)
 {
+    {
+        std::lock_guard<std::mutex> lk(hremu::g_cap_m);
+        if (!hremu::g_captures.empty())
+            hremu::capture_violation("cudaDeviceSynchronize", hremu::g_captures[0]);
+    }
     hremu::flush_all(false);
     return cudaSuccess;
 }
 
 cudaError_t CUDARTAPI
-cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode)
+cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode mode)
 {
     if (!s || s->capturing)
         return cudaErrorIllegalState;
     s->capturing = true;
     s->graph = new CUgraph_st();
+    std::lock_guard<std::mutex> lk(hremu::g_cap_m);
+    hremu::g_captures.push_back({ s, mode, std::this_thread::get_id() });
     return cudaSuccess;
 }
 
@@ -929,7 +1017,7 @@ cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g)
 {
     if (!s || !s->capturing)
         return cudaErrorIllegalState;
-    s->capturing = false;
+    hremu::end_capture(s);
     *g = s->graph;
     s->graph = nullptr;
     return cudaSuccess;
@@ -976,7 +1064,7 @@ cudaGraphExecDestroy(cudaGraphExec_t e)
 cudaError_t CUDARTAPI
 cudaEventCreate(cudaEvent_t *e)
 {
-    *e = new CUevent_st{ 0.0, nullptr, true };
+    *e = new CUevent_st{ 0.0, nullptr, true, false };
     return cudaSuccess;
 }
 
@@ -1000,6 +1088,7 @@ cudaEventRecord(cudaEvent_t e, cudaStream_t s)
         e->stream = s;
         e->done = false;
     }
+    e->captured = hremu::capturing(s);
     return on_stream(s, [e] {
         e->ms = now_ms();
         e->done = true;
@@ -1009,6 +1098,12 @@ cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 cudaError_t CUDARTAPI
 cudaEventSynchronize(cudaEvent_t e)
 {
+    if (e->captured) {
+        std::lock_guard<std::mutex> lk(hremu::g_cap_m);
+        if (!hremu::g_captures.empty())
+            hremu::capture_violation("cudaEventSynchronize on an event recorded into the capture",
+                                     hremu::g_captures[0]);
+    }
     if (e->stream && !e->done)
         hremu::flush_stream(e->stream, e);
     return cudaSuccess;
