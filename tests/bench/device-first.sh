@@ -5,7 +5,10 @@
 # but each takes most of a call; run one of them second if time is left. Runs ON the GPU machine:
 #
 #   ../shared/gpu/prepare.sh        (here)
-#   device run:  command "bash tests/bench/device-first.sh"   carry [".gpu"]   timeout_s 540
+#   device run:  command "bash tests/bench/device-first.sh"   carry [".gpu"]   timeout_s 540   kind nvidia-h200
+#
+# kind nvidia-h200: the issues' targets and ../shared/gpu/BASELINE.md are H200 figures; a call that names no
+# kind starts an H100 (about 3.35 TB/s against the H200's 4.8), whose figures compare only within the run.
 #
 # Sections in the order of what the next decision needs; each is skipped when the budget (BUDGET,
 # default 500 s) would not cover it, so a slow device still returns the first ones:
