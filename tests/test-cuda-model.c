@@ -136,6 +136,12 @@ check_model(const char *dir, const char *label, float tol, int context, bool lon
             HR_CHECK(same == N_GREEDY, "%s: greedy ids differ from token %d (cpu %d, cuda %d)", label, same,
                      same < N_GREEDY ? a[same] : -1, same < N_GREEDY ? b[same] : -1);
     }
+    /* The decode step runs as a CUDA graph unless HEARTH_CUDA_GRAPH=0: a
+     * capture the driver refused falls back to launches one by one, correct
+     * and slower, which only this shows. */
+    if (context >= 80)
+        HR_CHECK(hr_cuda_backend_uses_graph(dev.ctx) || g_strcmp0(g_getenv("HEARTH_CUDA_GRAPH"), "0") == 0,
+                 "%s: the decode step runs without its CUDA graph (its capture failed)", label);
     printf("%-32s rows %3d  max |dlogit|/range %.2e (tolerance %.0e)  greedy ids equal %d/%d  graph %s\n", label,
            s.rows, (double)s.worst_rel, (double)tol, s.argmax_equal, s.rows,
            hr_cuda_backend_uses_graph(dev.ctx) ? "yes" : "no");
