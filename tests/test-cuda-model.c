@@ -388,6 +388,13 @@ main(void)
         HR_CHECK(false, "quantize: %s", err.message);
     else
         check_model(tmp, "stories260K AWQ rtn g32", 5e-3f, 512, !EMU);
+    /* the load's repack through engine/awq-layout.c on a thread pool
+     * (HEARTH_CUDA_REPACK=layout, opt-in): test-cuda-repack checks its words
+     * against the default repack's; this runs it through the whole upload
+     * (the staging ring, the per-channel fallback's rows) */
+    g_setenv("HEARTH_CUDA_REPACK", "layout", TRUE);
+    check_model(tmp, "stories260K AWQ layout repack", 5e-3f, 512, false);
+    g_unsetenv("HEARTH_CUDA_REPACK");
 
     /* The opt-in paths (engine/cuda/README.md), each against the same CPU
      * oracle: the tiled attention (on every fixture too: GQA, Qwen2's bias,

@@ -87,31 +87,35 @@ try:
   d=json.loads(t[t.index('{'):]);print('prefill %7.0f t/s  ttft %6.1f ms  decode %6.1f t/s  load %5.1f s'%(d['prefill_tok_s'],d['ttft_ms'],d['decode_tok_s'],d['load_s']))
 except Exception: print('FAILED', t[-300:].replace(chr(10),' '))"
 }
-ALL="HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout HEARTH_CUDA_LM_HEAD=q8 HEARTH_DEVICE_SAMPLING=1"
-say "== models, A = defaults, B = $ALL (alternated)"
+# A = the defaults with the parallel repack (LAY: the same words, no kernel changes; the default one took
+# 39-44 s a 7B there, a load per run), B = every opt-in; one load with the default repack, for its figure
+LAY=HEARTH_CUDA_REPACK=layout
+ALL="HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas $LAY HEARTH_CUDA_LM_HEAD=q8 HEARTH_DEVICE_SAMPLING=1"
+say "== llama-2-7b p=512 with the default repack: $(one llama-2-7b 512 HEARTH_NONE=1)"
+say "== models, A = $LAY, B = $ALL (alternated)"
 for m in llama-2-7b llama-3-8b llama-3.2-1b; do
   for p in 512; do
     for round in 1 2; do
       [ $(left) -lt 60 ] && { say "skip $m round $round: time"; continue; }
-      say "$m p=$p A: $(one $m $p HEARTH_NONE=1)"
+      say "$m p=$p A: $(one $m $p $LAY)"
       say "$m p=$p B: $(one $m $p $ALL)"
     done
   done
 done
 say "== each path alone, llama-2-7b p=512"
-for e in HEARTH_CUDA_OPS=1 HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout; do
+for e in HEARTH_CUDA_OPS=1 HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas; do
   [ $(left) -lt 40 ] && { say "skip $e: time"; continue; }
-  say "$e: $(one llama-2-7b 512 $e)"
+  say "$e: $(one llama-2-7b 512 $LAY $e)"
 done
 say "== the draw at the app's settings, llama-3-8b (128K vocabulary): host, device, host, device"
 APP="--temp 0.7 --top-k 40 --top-p 0.95 --min-p 0.05 --repeat-penalty 1.1"
 for d in 0 1 0 1; do
   [ $(left) -lt 50 ] && break
-  say "HEARTH_DEVICE_SAMPLING=$d: $(HEARTH_DEVICE_SAMPLING=$d timeout 100 $H/hearth-cli bench -m /tmp/m-llama-3-8b \
+  say "HEARTH_DEVICE_SAMPLING=$d: $(env $LAY HEARTH_DEVICE_SAMPLING=$d timeout 100 $H/hearth-cli bench -m /tmp/m-llama-3-8b \
       --backend cuda -p 128 -n 128 --reps 2 $APP 2>&1 | grep -i -E 'decode|draws' | tr '\n' ' ')"
 done
 say "== long context, llama-2-7b p=2048: A then B"
-[ $(left) -gt 60 ] && say "A: $(one llama-2-7b 2048 HEARTH_NONE=1)"
+[ $(left) -gt 60 ] && say "A: $(one llama-2-7b 2048 $LAY)"
 [ $(left) -gt 40 ] && say "B: $(one llama-2-7b 2048 $ALL)"
 say "== the AWQ search on the device (HEARTH_AWQ_DEVICE=1: forward, candidates, losses, clip; cuBLAS steps of 512): one Llama-2-7B layer, 32 x 512"
 if [ $(left) -gt 90 ]; then

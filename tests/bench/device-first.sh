@@ -14,7 +14,8 @@
 # default 500 s) would not cover it, so a slow device still returns the first ones:
 #   1. CUDA correctness: test-cuda-kernels, test-cuda-model (it checks the opt-in paths against the
 #      CPU too), test-cuda-model under HEARTH_CUDA_OPS=1 (the op table under engine/llama.c);
-#   2. CUDA Llama-2-7B AWQ p=512, alternated: defaults (A) against every opt-in (B);
+#   2. CUDA Llama-2-7B AWQ p=512: the defaults once (A0, for the load), then alternated the defaults with the
+#      parallel repack (A) against every opt-in (B);
 #   3. Vulkan correctness: test-vulkan-kernels (its coop config: the GEMM on matrix units), and
 #      test-vulkan-model with HEARTH_VULKAN_GEMM=coop and with HEARTH_VULKAN_ATTN=tile;
 #   4. kernels alone: CUDA GEMV (gemv, q8) and GEMM (wmma, cublas); Vulkan GEMM (default, coop with
@@ -72,12 +73,18 @@ afford 60 test-cuda-kernels && test1 test-cuda-kernels 60
 afford 120 test-cuda-model && test1 test-cuda-model 120
 afford 100 "test-cuda-model HEARTH_CUDA_OPS=1" && test1 test-cuda-model 100 HEARTH_CUDA_OPS=1
 
-ALL="HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas HEARTH_CUDA_REPACK=layout HEARTH_CUDA_LM_HEAD=q8 HEARTH_DEVICE_SAMPLING=1"
-say "== 2. CUDA llama-2-7b p=512, A = defaults, B = $ALL"
+# Loads: the default repack (one thread, a nibble at a time) took 39-44 s for a 7B on the H200
+# (BASELINE.md); HEARTH_CUDA_REPACK=layout writes the same words on every core (test-cuda-repack; section 1's
+# test-cuda-model runs it through the whole upload, its "layout repack" row). So A0 alone loads the default
+# way, for the load figure; every other CUDA run adds LAY, which changes no kernel.
+LAY=HEARTH_CUDA_REPACK=layout
+ALL="HEARTH_CUDA_GEMV=q8 HEARTH_CUDA_ATTN=tiled HEARTH_CUDA_GEMM=cublas $LAY HEARTH_CUDA_LM_HEAD=q8 HEARTH_DEVICE_SAMPLING=1"
+say "== 2. CUDA llama-2-7b p=512, A0 = defaults, A = $LAY, B = $ALL"
 wait_model llama-2-7b 150
+afford 90 "CUDA 7B A0" && say "cuda 7b A0: $(bench1 cuda llama-2-7b 512 HEARTH_NONE=1)"
 for round in 1 2; do
   afford 60 "CUDA 7B round $round" || break
-  say "cuda 7b A: $(bench1 cuda llama-2-7b 512 HEARTH_NONE=1)"
+  say "cuda 7b A: $(bench1 cuda llama-2-7b 512 $LAY)"
   say "cuda 7b B: $(bench1 cuda llama-2-7b 512 $ALL)"
 done
 
@@ -119,10 +126,10 @@ for round in 1 2; do
   say "vulkan 7b D: $(bench1 vulkan llama-2-7b 512 HEARTH_VULKAN_GEMV=wide)"
 done
 
-say "== 6. CUDA each opt-in alone (7B p=512), then llama-3-8b A/B"
-for e in HEARTH_CUDA_OPS=1 $ALL; do
-  afford 30 "cuda 7b $e" && say "cuda 7b $e: $(bench1 cuda llama-2-7b 512 $e)"
+say "== 6. CUDA each opt-in alone (7B p=512, with $LAY), then llama-3-8b A/B"
+for e in HEARTH_CUDA_OPS=1 ${ALL/$LAY/}; do
+  afford 30 "cuda 7b $e" && say "cuda 7b $e: $(bench1 cuda llama-2-7b 512 $LAY $e)"
 done
-afford 60 "cuda 8b" && { wait_model llama-3-8b 30; say "cuda 8b A: $(bench1 cuda llama-3-8b 512 HEARTH_NONE=1)";
+afford 60 "cuda 8b" && { wait_model llama-3-8b 30; say "cuda 8b A: $(bench1 cuda llama-3-8b 512 $LAY)";
   say "cuda 8b B: $(bench1 cuda llama-3-8b 512 $ALL)"; }
 say "done"
