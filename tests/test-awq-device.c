@@ -3,9 +3,11 @@
  * against the search on the CPU, on the tiny fixtures (GQA, MHA with v -> o,
  * llama3 RoPE, Qwen2 biases, Mistral's window) at g = 32:
  *  - the CPU backend's op table (every build): FP32 weights, FP16 KV cache;
- *  - HR_AWQ_DEVICE_CUDA (test-awq-device-cuda-emu): the CUDA backend
- *    compiled for the host (tests/cuda-emu.h), registered as "cuda": FP16
- *    weights, as AutoAWQ searches on a GPU;
+ *  - HR_AWQ_DEVICE_CUDA: the CUDA backend, FP16 weights, as AutoAWQ
+ *    searches on a GPU: on a device (test-awq-device-cuda; SKIP without
+ *    one), or compiled for the host (test-awq-device-cuda-emu, with
+ *    HR_AWQ_DEVICE_EMU: tests/cuda-emu.h, registered as "cuda", a shorter
+ *    schedule in CI);
  *  - HR_AWQ_DEVICE_VULKAN (test-awq-device-vulkan): the Vulkan backend
  *    (lavapipe in CI; SKIP without a device), FP16 weights.
  * Per layer and group the best losses must agree within LOSS_TOL (relative;
@@ -22,6 +24,9 @@
 #include <glib.h>
 
 #include "backend.h"
+#ifdef HR_AWQ_DEVICE_CUDA
+#include "cuda/hr-cuda.h"
+#endif
 #include "hr-awq-log.h"
 #include "hr-half.h"
 #include "hr-test.h"
@@ -37,7 +42,7 @@
 #define KEEP_EXACT true
 #endif
 /* (on the emulator by hand only: test-cuda-emu checks its column kernels) */
-#ifdef HR_AWQ_DEVICE_CUDA
+#ifdef HR_AWQ_DEVICE_EMU
 #define KEEP_CHECK hr_test_full()
 #else
 #define KEEP_CHECK true
@@ -181,6 +186,10 @@ main(void)
 {
 #ifdef HR_AWQ_DEVICE_CUDA
     hr_backend_register(&hr_cuda_backend);
+    int count = 0;
+    char msg[256] = "";
+    if (hr_cuda_device_count(&count, msg, sizeof msg) != 0 || count == 0)
+        hr_test_skip("no CUDA device (%s)", msg[0] ? msg : "cudaGetDeviceCount found none");
     /* steps of 16 tokens: each 32-token sample runs as two, the second at
      * position 16 over the first one's KV cache */
     g_setenv("HEARTH_CUDA_CHUNK", "16", TRUE);
@@ -203,7 +212,7 @@ main(void)
      * model's own ops that test-cuda-emu-model checks on these fixtures,
      * also run by hand only (~30 s of CI each under the sanitizers). */
     for (size_t i = 0; i < G_N_ELEMENTS(fixtures); i++) {
-#ifdef HR_AWQ_DEVICE_CUDA
+#ifdef HR_AWQ_DEVICE_EMU
         if ((i == 2 || i == 4) && !hr_test_full())
             continue;
         const bool both = hr_test_full();

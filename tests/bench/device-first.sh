@@ -4,7 +4,8 @@
 # a few of them spent starting the machine). cuda-optin-ab.sh and vulkan-optin-ab.sh measure more,
 # but each takes most of a call; run one of them second if time is left. Runs ON the GPU machine:
 #
-#   ../shared/gpu/prepare.sh        (here)
+#   ../shared/gpu/prepare.sh && cp build-gpu/tests/test-awq-device-cuda .gpu/      (here; the copy is for the
+#                                                      second call, device-second.sh, right after this one)
 #   device run:  command "bash tests/bench/device-first.sh"   carry [".gpu"]   timeout_s 540   kind nvidia-h200
 #
 # kind nvidia-h200: the issues' targets and ../shared/gpu/BASELINE.md are H200 figures; a call that names no
