@@ -4,8 +4,8 @@
 # a few of them spent starting the machine). cuda-optin-ab.sh and vulkan-optin-ab.sh measure more,
 # but each takes most of a call; run one of them second if time is left. Runs ON the GPU machine:
 #
-#   ../shared/gpu/prepare.sh && cp build-gpu/tests/test-awq-device-cuda .gpu/      (here; the copy is for the
-#                                                      second call, device-second.sh, right after this one)
+#   ../shared/gpu/prepare.sh && cp build-gpu/tests/test-awq-device-cuda build-gpu/tests/test-cuda-sample .gpu/
+#          (here; the copies are for the second call, device-second.sh, right after this one)
 #   device run:  command "bash tests/bench/device-first.sh"   carry [".gpu"]   timeout_s 540   kind nvidia-h200
 #
 # kind nvidia-h200: the issues' targets and ../shared/gpu/BASELINE.md are H200 figures; a call that names no
@@ -18,7 +18,8 @@
 #   2. CUDA Llama-2-7B AWQ p=512: the defaults once (A0, for the load), then alternated the defaults with the
 #      parallel repack (A) against every opt-in (B);
 #   3. Vulkan correctness: test-vulkan-kernels (its coop config: the GEMM on matrix units), and
-#      test-vulkan-model with HEARTH_VULKAN_GEMM=coop and with HEARTH_VULKAN_ATTN=tile;
+#      test-vulkan-model with the defaults, with the int8 GEMV and lm_head, with HEARTH_VULKAN_GEMM=coop and
+#      with HEARTH_VULKAN_ATTN=tile;
 #   4. kernels alone: CUDA GEMV (gemv, q8) and GEMM (wmma, cublas); Vulkan GEMM (default, coop with
 #      three tiles) and GEMV (default, wide, q8);
 #   5. Vulkan Llama-2-7B AWQ p=512, alternated: defaults (A), int8-activation GEMV, int8 lm_head and attention
@@ -92,6 +93,10 @@ done
 say "== 3. Vulkan correctness"
 afford 60 test-vulkan-kernels && { test1 test-vulkan-kernels 90; grep -E "^device|matrix|/coop" \
   $L/test-vulkan-kernels.log | head -8 | tee -a $R; }
+# the defaults too: none of today's Vulkan paths has run on a GPU since the baseline (device-run's test stage,
+# which device-first does not run, is where they ran then)
+afford 50 "test-vulkan-model" && test1 test-vulkan-model 90
+afford 50 "test-vulkan-model q8" && test1 test-vulkan-model 90 HEARTH_VULKAN_GEMV=q8 HEARTH_VULKAN_LM_HEAD=q8
 afford 50 "test-vulkan-model coop" && test1 test-vulkan-model 90 HEARTH_VULKAN_GEMM=coop
 afford 50 "test-vulkan-model tile" && test1 test-vulkan-model 90 HEARTH_VULKAN_ATTN=tile
 

@@ -5,11 +5,13 @@
 # machine's start (1-2 minutes) when the first runs with BUDGET=440 (command "BUDGET=440 bash
 # tests/bench/device-first.sh", timeout_s 480): 120 + 480 + 240 s. Runs ON the GPU machine, from the project root:
 #
-#   ../shared/gpu/prepare.sh && cp build-gpu/tests/test-awq-device-cuda .gpu/      (here, before the first call)
+#   ../shared/gpu/prepare.sh && cp build-gpu/tests/test-awq-device-cuda build-gpu/tests/test-cuda-sample .gpu/
+#                                                                             (here, before the first call)
 #   device run:  command "bash tests/bench/device-second.sh"   carry [".gpu"]   timeout_s 240
 #
-# 1. test-awq-device-cuda: the search with its block forwards on the device (HEARTH_AWQ_DEVICE=1) against
-#    the CPU search, on the tiny fixtures (ratios and losses, clip scales), every fixture both ways;
+# 1. test-cuda-sample: the draw's device part (HEARTH_DEVICE_SAMPLING=1) against the host's draw, graph and
+#    no graph; test-awq-device-cuda: the search with its block forwards on the device (HEARTH_AWQ_DEVICE=1)
+#    against the CPU search, on the tiny fixtures (ratios and losses, clip scales), every fixture both ways;
 # 2. the search on the device, one Llama-2-7B layer with the default calibration (128 x 512; issue 20's
 #    target: <= 20 s a layer, a 7B <= 10 minutes, peak host memory <= 8 GB), timed phase by phase;
 # 3. the draw at the app's settings on Llama-3-8B (128K vocabulary) from device-first's model, host
@@ -33,7 +35,14 @@ $H/hr-make-random-model --shape llama-2-7b --layers 1 --out /tmp/q7b1.part \
   --tokenizer .gpu/assets/tokenizers/spm32k-llama2 > $L/make-q7b1.log 2>&1 && rm -rf /tmp/q7b1 && mv /tmp/q7b1.part /tmp/q7b1 &
 MK=$!
 
-say "== 1. the AWQ search's device forwards against the CPU search (test-awq-device-cuda)"
+say "== 1. the draw on the device against the host's (test-cuda-sample); the AWQ search's device forwards against the CPU search (test-awq-device-cuda)"
+if [ ! -x .gpu/test-cuda-sample ]; then
+  say "skipped: .gpu/test-cuda-sample was not copied (see the header)"
+elif [ $(left) -ge 60 ]; then
+  timeout 60 .gpu/test-cuda-sample > $L/cuda-sample.log 2>&1
+  say "test-cuda-sample: exit $? ($(grep -c 'check failed' $L/cuda-sample.log) failed checks)"
+  grep -E "check failed|sequences equal" $L/cuda-sample.log | head -6 | tee -a $R
+fi
 if [ ! -x .gpu/test-awq-device-cuda ]; then
   say "skipped: .gpu/test-awq-device-cuda was not copied (see the header)"
 elif [ $(left) -ge 60 ]; then
