@@ -492,14 +492,13 @@ launch(dim3 grid, dim3 block, const std::function<void()> &kernel)
         fprintf(stderr, "cuda-emu: unsupported block %ux%ux%u\n", block.x, block.y, block.z);
         abort();
     }
-    /* a real device refuses these (cudaErrorInvalidConfiguration): say so here too */
-    if (grid.x > 0x7fffffffu || grid.y > 65535u || grid.z > 65535u) {
-        fprintf(stderr, "cuda-emu: grid %ux%ux%u past the device's limits (2^31-1 x 65535 x 65535)\n", grid.x,
-                grid.y, grid.z);
+    /* a real device refuses these (cudaErrorInvalidConfiguration, an empty
+     * grid too): say so here too */
+    if (grid.x > 0x7fffffffu || grid.y > 65535u || grid.z > 65535u || grid.x == 0 || grid.y == 0 || grid.z == 0) {
+        fprintf(stderr, "cuda-emu: grid %ux%ux%u past the device's limits (1..2^31-1 x 1..65535 x 1..65535)\n",
+                grid.x, grid.y, grid.z);
         abort();
     }
-    if (grid.x == 0 || grid.y == 0 || grid.z == 0)
-        return;
     Sched &S = g_sched;
     plan_schedule(S, grid, nt);
     while (S.n_fibers < nt) {
