@@ -604,6 +604,15 @@ check_unsafe(const char *what)
             capture_violation(what, c);
 }
 
+/* A wait that no capture in progress allows, whatever its mode or thread. */
+void
+check_any(const char *what)
+{
+    std::lock_guard<std::mutex> lk(g_cap_m);
+    if (!g_captures.empty())
+        capture_violation(what, g_captures[0]);
+}
+
 /* Work on the legacy stream, or a wait for stream s (nullptr: none). */
 void
 check_stream(const char *what, cudaStream_t s, bool legacy)
@@ -990,11 +999,7 @@ cudaStreamSynchronize(cudaStream_t s)
 cudaError_t CUDARTAPI
 cudaDeviceSynchronize(void)
 {
-    {
-        std::lock_guard<std::mutex> lk(hremu::g_cap_m);
-        if (!hremu::g_captures.empty())
-            hremu::capture_violation("cudaDeviceSynchronize", hremu::g_captures[0]);
-    }
+    hremu::check_any("cudaDeviceSynchronize");
     hremu::flush_all(false);
     return cudaSuccess;
 }
@@ -1097,12 +1102,8 @@ cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 cudaError_t CUDARTAPI
 cudaEventSynchronize(cudaEvent_t e)
 {
-    if (e->captured) {
-        std::lock_guard<std::mutex> lk(hremu::g_cap_m);
-        if (!hremu::g_captures.empty())
-            hremu::capture_violation("cudaEventSynchronize on an event recorded into the capture",
-                                     hremu::g_captures[0]);
-    }
+    if (e->captured)
+        hremu::check_any("cudaEventSynchronize on an event recorded into the capture");
     if (e->stream && !e->done)
         hremu::flush_stream(e->stream, e);
     return cudaSuccess;

@@ -25,7 +25,7 @@
 
 #include "backend.h"
 #ifdef HR_AWQ_DEVICE_CUDA
-#include "cuda/hr-cuda.h"
+#include "hr-test-cuda.h"
 #endif
 #include "hr-awq-log.h"
 #include "hr-half.h"
@@ -186,10 +186,7 @@ main(void)
 {
 #ifdef HR_AWQ_DEVICE_CUDA
     hr_backend_register(&hr_cuda_backend);
-    int count = 0;
-    char msg[256] = "";
-    if (hr_cuda_device_count(&count, msg, sizeof msg) != 0 || count == 0)
-        hr_test_skip("no CUDA device (%s)", msg[0] ? msg : "cudaGetDeviceCount found none");
+    hr_test_need_cuda();
     /* steps of 16 tokens: each 32-token sample runs as two, the second at
      * position 16 over the first one's KV cache */
     g_setenv("HEARTH_CUDA_CHUNK", "16", TRUE);

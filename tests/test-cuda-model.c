@@ -45,7 +45,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include "cuda/hr-cuda.h"
+#include "hr-test-cuda.h"
 #include "cuda/hr-cuda-backend.h"
 #include "hr-backend-compare.h"
 #include "hr-test.h"
@@ -296,10 +296,8 @@ main(void)
     EMU = !g_getenv("HEARTH_CUDA_EMU_FULL");
     N_GREEDY = EMU ? 24 : N_GREEDY_MAX;
 #endif
-    int count = 0;
+    hr_test_need_cuda();
     char msg[256] = "";
-    if (hr_cuda_device_count(&count, msg, sizeof msg) != 0 || count == 0)
-        hr_test_skip("no CUDA device (%s)", msg[0] ? msg : "cudaGetDeviceCount found none");
     if (hr_cuda_device_describe(0, msg, sizeof msg) == 0)
         printf("device: %s\n", msg);
 

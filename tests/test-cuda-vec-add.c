@@ -1,16 +1,13 @@
 /* The CUDA build end to end: SKIP (77) where no CUDA device is present. */
 #include <glib.h>
 
-#include "cuda/hr-cuda.h"
+#include "hr-test-cuda.h"
 #include "hr-test.h"
 
 int
 main(void)
 {
-    int count = 0;
-    char msg[256] = "";
-    if (hr_cuda_device_count(&count, msg, sizeof msg) != 0 || count == 0)
-        hr_test_skip("no CUDA device (%s)", msg[0] ? msg : "cudaGetDeviceCount found none");
+    hr_test_need_cuda();
 
     const int n = 1 << 20;
     float *a = g_new(float, n), *b = g_new(float, n), *c = g_new0(float, n);
@@ -18,6 +15,7 @@ main(void)
         a[i] = (float)i;
         b[i] = 2.0f * (float)(i % 13);
     }
+    char msg[256] = "";
     int rc = hr_cuda_vec_add(a, b, c, n, msg, sizeof msg);
     HR_CHECK(rc == 0, "vec_add: %s", msg);
     int bad = 0;

@@ -34,7 +34,7 @@
 #include "hr-test.h"
 #include "model.h"
 #ifdef HR_SAMPLE_CUDA
-#include "cuda/hr-cuda.h"
+#include "hr-test-cuda.h"
 #include "cuda/hr-cuda-backend.h"
 #define BACKEND "cuda"
 #else
@@ -184,10 +184,7 @@ main(void)
     /* test-cuda-emu-sample: "cuda" is the backend compiled for the host */
     hr_backend_register(&hr_cuda_backend);
 #endif
-    int count = 0;
-    char msg[256] = "";
-    if (hr_cuda_device_count(&count, msg, sizeof msg) != 0 || count == 0)
-        hr_test_skip("no CUDA device (%s)", msg[0] ? msg : "cudaGetDeviceCount found none");
+    hr_test_need_cuda();
     g_autofree char *stories = hr_test_asset("models/stories260K/hf_f16");
     check_model(stories, "stories260K", N_MAX, false);
 #ifndef HR_CUDA_EMU_MODEL /* the emulator (CI) runs the graph's path only */
