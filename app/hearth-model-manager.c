@@ -431,8 +431,9 @@ start_download(HearthModelManager *self, const char *text)
         toast(self, _("Enter a repository id like owner/name, or owner/name/file.gguf"));
         return;
     }
+    char *again = g_strdup(text);   /* text is download_repo itself on a resume */
     g_free(self->download_repo);
-    self->download_repo = g_strdup(text);
+    self->download_repo = again;
     const char *token = gtk_editable_get_text(GTK_EDITABLE(self->token_row));
     if (token && *token) {
         g_autoptr(GError) error = NULL;

@@ -205,6 +205,35 @@ check_out_of_memory(const char *dir)
     if (ctx)
         hr_vulkan_backend.destroy(ctx);
     hr_error_clear(&err);
+    /* One layer's KV cache past the device's binding range: refused with
+     * both sizes (the message was once written from the freed context). */
+    HrVkOptions vopt;
+    hr_vk_options_init(&vopt);
+    HrVkContext *vk = NULL;
+    if (hr_vk_context_new(&vopt, &vk, &err) == HR_OK) {
+        const uint64_t range = hr_vk_context_caps(vk)->max_storage_buffer_range;
+        hr_vk_context_free(vk);
+        const uint64_t per_pos = (uint64_t)cfg.n_kv_heads * (uint64_t)cfg.head_dim * 2;
+        const uint64_t positions = range / per_pos + 1;
+        /* the check comes after the memory check: only where the caches fit */
+        if (positions <= INT32_MAX && 2 * positions * per_pos * (uint64_t)cfg.n_layers < ((uint64_t)4 << 30)) {
+            bopt.context_len = (int)positions;
+            st = hr_vulkan_backend.create(&cfg, ts, &bopt, NULL, NULL, &ctx, &err);
+            HR_CHECK(st == HR_ERR_UNSUPPORTED && ctx == NULL, "a KV cache past the binding range: status %d",
+                     (int)st);
+            HR_CHECK(st != HR_OK && strstr(err.message, "storage buffer range") && strstr(err.message, "--ctx"),
+                     "message: %s", st != HR_OK ? err.message : "(none)");
+            if (st != HR_OK)
+                printf("KV cache past the binding range: %s\n", err.message);
+            if (ctx)
+                hr_vulkan_backend.destroy(ctx);
+            bopt.context_len = 64;
+        } else {
+            printf("KV cache past the binding range: not checked (%llu positions on this device)\n",
+                   (unsigned long long)positions);
+        }
+    }
+    hr_error_clear(&err);
     /* --kv f32 is refused with a reason */
     bopt.kv_type = HR_KV_F32;
     st = hr_vulkan_backend.create(&cfg, ts, &bopt, NULL, NULL, &ctx, &err);

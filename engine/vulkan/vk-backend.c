@@ -735,10 +735,11 @@ vk_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSet
         return st;
     }
     if (c->kv_one > range) {
-        vk_close(c);
-        return hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan: one layer's KV cache (%.1f MiB for %d positions) "
-                            "exceeds the device's storage buffer range (%.1f MiB); use a smaller --ctx",
-                            (double)c->kv_one / 1048576.0, opt->context_len, (double)range / 1048576.0);
+        st = hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan: one layer's KV cache (%.1f MiB for %d positions) "
+                          "exceeds the device's storage buffer range (%.1f MiB); use a smaller --ctx",
+                          (double)c->kv_one / 1048576.0, opt->context_len, (double)range / 1048576.0);
+        vk_close(c);   /* after the message: it reads c->kv_one */
+        return st;
     }
     st = uploader_init(c, err);
     if (st == HR_OK) {

@@ -11,16 +11,20 @@ import http.server
 import json
 import os
 import threading
+import time
 import urllib.parse
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 class FakeHub:
-    def __init__(self, repos):
-        """repos: {"owner/name": folder}."""
+    def __init__(self, repos, bytes_per_second=None):
+        """repos: {"owner/name": folder}; bytes_per_second: serve file bytes at
+        about that rate (a download slow enough to pause), else at once."""
         self.repos = {r: os.path.abspath(p) for r, p in repos.items()}
         self.requests = []
+        self.ranges = []   # the Range header of each file request ("" without one)
+        self.bytes_per_second = bytes_per_second
         hub = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -65,6 +69,7 @@ class FakeHub:
                         data = fh.read()
                     start = 0
                     rng = self.headers.get("Range")
+                    hub.ranges.append(rng or "")
                     if rng and rng.startswith("bytes=") and rng[6:].split("-")[0].isdigit():
                         start = min(int(rng[6:].split("-")[0]), len(data))
                         self.send_response(206)
@@ -73,7 +78,17 @@ class FakeHub:
                         self.send_response(200)
                     self.send_header("Content-Length", str(len(data) - start))
                     self.end_headers()
-                    self.wfile.write(data[start:])
+                    if not hub.bytes_per_second:
+                        self.wfile.write(data[start:])
+                        return
+                    step = 16384
+                    try:
+                        for at in range(start, len(data), step):
+                            self.wfile.write(data[at:at + step])
+                            self.wfile.flush()
+                            time.sleep(step / hub.bytes_per_second)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass   # the client stopped (paused)
                     return
                 self.send_response(404)
                 self.send_header("Content-Length", "0")
