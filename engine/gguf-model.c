@@ -227,7 +227,12 @@ hr_tensor_set_open_gguf(const char *gguf_file, HrTensorSet **out, HrError *err)
             t.shape[d] = gt->ne[nd - 1 - d];
         if (permuted && suffix && (strcmp(suffix, "attn_q.weight") == 0 || strcmp(suffix, "attn_k.weight") == 0)) {
             const int64_t heads = suffix[5] == 'q' ? n_head : n_head_kv;
-            const int64_t rows = nd == 2 ? t.shape[0] : 0;
+            if (nd != 2) {   /* a 1-D or 3-D q/k once divided by zero rows below */
+                st = hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' has %d dimensions; the q and k projections "
+                                  "are matrices", t.file, gt->name, nd);
+                break;
+            }
+            const int64_t rows = t.shape[0];
             if (heads < 1 || rows % heads != 0 || (rows / heads) % 2 != 0) {
                 st = hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' has %" G_GINT64_FORMAT " rows, which do not "
                                   "split into %" G_GINT64_FORMAT " heads of even size", t.file, gt->name, rows, heads);

@@ -51,6 +51,7 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
+#include "gguf-model.h"
 #include "gguf.h"
 #include "hr-json.h"
 #include "hr-smollm2.h"
@@ -842,6 +843,11 @@ test_open(void)
     g_byte_array_unref(b);
 }
 
+/* llama.cpp permutes the rows of a "llama" file's attn_q/attn_k; a q or k
+ * that is not a matrix is refused by name (a 1-D or 3-D one once divided by
+ * zero rows: SIGFPE). */
+static void test_tensor_set_bad_qk(void);
+
 /* ------------------------------------------------------------ metadata */
 
 /* A tiny byte-level vocabulary: specials, letters, merges up to "hello" and
@@ -982,6 +988,43 @@ tiny_writer(const Tiny *o)
         gw_tensor(w, "output.weight", HR_GGML_Q8_0, 2, ne, NULL);
     }
     return w;
+}
+
+static void
+test_tensor_set_bad_qk(void)
+{
+    char *dir = g_dir_make_tmp("test-gguf-qk-XXXXXX", NULL);
+    g_assert(dir);
+    char *path = g_build_filename(dir, "model.gguf", NULL);
+    static const struct {
+        const char *name;
+        int n_dims;
+        int64_t ne[3];
+    } cases[] = {
+        { "blk.0.attn_q.weight", 1, { 64, 1, 1 } },
+        { "blk.0.attn_k.weight", 3, { 64, 8, 4 } },
+        { "blk.1.attn_q.weight", 2, { 64, 1, 1 } },   /* trailing 1s dropped: one dimension */
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        Gw *w = tiny_writer(&(Tiny){ .embd = true });
+        gw_tensor(w, cases[i].name, HR_GGML_F32, cases[i].n_dims, cases[i].ne, NULL);
+        GByteArray *b = gw_finish(w);
+        gw_free(w);
+        g_assert(g_file_set_contents(path, (const char *)b->data, b->len, NULL));
+        g_byte_array_unref(b);
+        HrTensorSet *ts = NULL;
+        HrError err = { 0 };
+        HrStatus st = hr_tensor_set_open_gguf(path, &ts, &err);
+        HR_CHECK(st == HR_ERR_FORMAT && !ts && strstr(err.message, cases[i].name) && strstr(err.message, "are matrices"),
+                 "%s with %d dimensions: status %d, %s", cases[i].name, cases[i].n_dims, (int)st,
+                 st != HR_OK ? err.message : "(accepted)");
+        hr_tensor_set_free(ts);
+        hr_error_clear(&err);
+    }
+    g_unlink(path);
+    g_rmdir(dir);
+    g_free(path);
+    g_free(dir);
 }
 
 static HrGguf *
@@ -2135,6 +2178,7 @@ main(int argc, char **argv)
     test_keys();
     test_tensors();
     test_open();
+    test_tensor_set_bad_qk();
     test_config();
     test_config_errors();
     test_tokenizer();
