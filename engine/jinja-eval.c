@@ -469,6 +469,11 @@ repeat(JCtx *ctx, int line, Jv *seq, int64_t times)
 {
     if (times < 0)
         times = 0;
+    /* nothing to repeat: no loop of `times` empty appends ('' * 2**62 hung) */
+    if (seq->kind == JV_STRING && seq->u.str.len == 0)
+        return jv_str_gstring(g_string_new(NULL));
+    if (seq->kind != JV_STRING && seq->u.list.n == 0)
+        return seq->u.list.tuple ? jv_tuple_new() : jv_list_new();
     if (seq->kind == JV_STRING) {
         if (seq->u.str.len > 0 && (uint64_t)times > ctx->budget->lim.max_string / seq->u.str.len)
             return jerr(ctx, line, HR_ERR_UNSUPPORTED, "string repetition result too large");

@@ -348,6 +348,9 @@ test_units(const char *dir)
     expect_error("\n{{ nope.attr }}", HR_ERR_FORMAT, "line 2: 'nope' is undefined");
     expect_error("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", HR_ERR_UNSUPPORTED, "nested too deeply");
     expect_error("{{ 'ab' * 100000000000 }}", HR_ERR_UNSUPPORTED, "too large");
+    /* nothing repeated many times is nothing, at once (it looped 2^62 times: a hang) */
+    expect_render("{{ '' * 4611686018427387904 }}|{{ ([] * 4611686018427387904) | length }}|"
+                  "{{ (() * 4611686018427387904) | length }}|{{ 2147483648 * '' }}", NULL, "|0|0|");
     expect_error("{{ range(100000000) | length }}", HR_ERR_UNSUPPORTED, "range");
     expect_error("{{ 9223372036854775807 + 1 }}", HR_ERR_UNSUPPORTED, "overflow");
     expect_error("{{ '%*d' % (1, 2) }}", HR_ERR_UNSUPPORTED, "format character");
