@@ -439,17 +439,23 @@ find_nonfinite_tensor(const HrTensorSet *ts)
 {
     for (size_t i = 0; i < hr_tensor_set_count(ts); i++) {
         const HrTensor *t = hr_tensor_set_get(ts, i);
+        /* byte copies: safetensors does not promise aligned data */
+        const uint8_t *p = t->data;
         if (t->dtype == HR_DTYPE_F32) {
-            const uint32_t *u = t->data;
-            for (size_t j = 0; j < t->n_bytes / 4; j++)
-                if ((u[j] & 0x7f800000u) == 0x7f800000u)
+            for (size_t j = 0; j < t->n_bytes / 4; j++) {
+                uint32_t u;
+                memcpy(&u, p + 4 * j, 4);
+                if ((u & 0x7f800000u) == 0x7f800000u)
                     return t;
+            }
         } else if (t->dtype == HR_DTYPE_F16 || t->dtype == HR_DTYPE_BF16) {
             const uint16_t mask = t->dtype == HR_DTYPE_F16 ? 0x7c00 : 0x7f80;
-            const uint16_t *h = t->data;
-            for (size_t j = 0; j < t->n_bytes / 2; j++)
-                if ((h[j] & mask) == mask)
+            for (size_t j = 0; j < t->n_bytes / 2; j++) {
+                uint16_t h;
+                memcpy(&h, p + 2 * j, 2);
+                if ((h & mask) == mask)
                     return t;
+            }
         }
     }
     return NULL;

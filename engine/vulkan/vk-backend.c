@@ -1441,7 +1441,7 @@ vk_sq_total(void *p, HrOpsBuffer *t, double *out, HrError *err)
         return hr_error_set(err, HR_ERR_NOMEM, "sq_total: %" G_GINT64_FORMAT " rows", t->rows);
     HrStatus st = read_back(c, &t->sums, 0, v, (size_t)t->rows * 4, err);
     double sum = 0.0;
-    for (int64_t r = 0; r < t->rows; r++)
+    for (int64_t r = 0; st == HR_OK && r < t->rows; r++)   /* v is unset when the read failed */
         sum += v[r];
     g_free(v);
     *out = sum;

@@ -1,0 +1,154 @@
+/* fuzz-model.c — libFuzzer entry point for opening a model and running it:
+ * everything between the checkpoint's bytes and the first logits (config,
+ * tensor names, shapes and types against the config, AWQ and GGUF layouts,
+ * the CPU backend's conversions and kernels).
+ *
+ * The input is a whole model (corpus-model/, made by make-model-seeds.py):
+ * a GGUF file as it is (it starts with "GGUF"), or a Hugging Face folder as
+ * config.json, a NUL byte, then model.safetensors. The target writes it to
+ * a private folder ($FUZZ_MODEL_DIR, else the temp dir), opens it with
+ * hr_model_load (the CPU backend, or $FUZZ_MODEL_BACKEND; one thread, a
+ * 16-position context) and, when it opens, runs a 3-token prompt and one
+ * decode step and reads the logits.
+ *
+ * Besides not crashing, it checks the promises: a failed load has a message
+ * and leaves *out NULL; a model that opened has a config that agrees with
+ * itself; a step or its logits that fail (NaN from the weights is found
+ * there) say why.
+ *
+ * Built by meson into fuzz-driver.c (the `model-fuzz` test, structure-aware
+ * mutations from fuzz-model-mutate.c) and by tools/fuzz-model with libFuzzer.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "fuzz-model.h"
+#include "model.h"
+
+int fuzz_model_last_ok;
+
+static char *work_dir;
+
+static void G_GNUC_NORETURN
+fail(const char *what, const char *detail)
+{
+    fprintf(stderr, "fuzz-model: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+    abort();
+}
+
+static void
+cleanup(void)
+{
+    if (!work_dir)
+        return;
+    const char *names[] = { "model.gguf", "config.json", "model.safetensors" };
+    g_autofree char *folder = g_build_filename(work_dir, "folder", NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+        g_autofree char *a = g_build_filename(work_dir, names[i], NULL), *b = g_build_filename(folder, names[i], NULL);
+        g_unlink(a);
+        g_unlink(b);
+    }
+    g_rmdir(folder);
+    g_rmdir(work_dir);
+}
+
+static void
+write_file(const char *path, const uint8_t *data, size_t n)
+{
+    GError *error = NULL;
+    if (!g_file_set_contents(path, (const char *)data, (gssize)n, &error))
+        fail("writing the input", error->message);
+}
+
+/* The input as files; the model path to open. */
+static char *
+lay_out(const uint8_t *data, size_t size)
+{
+    if (!work_dir) {
+        const char *base = g_getenv("FUZZ_MODEL_DIR");   /* a tmpfs is faster */
+        g_autofree char *tmpl = g_build_filename(base ? base : g_get_tmp_dir(), "fuzz-model-XXXXXX", NULL);
+        work_dir = g_mkdtemp(g_steal_pointer(&tmpl));
+        if (!work_dir)
+            fail("making the work folder", g_strerror(errno));
+        g_autofree char *folder = g_build_filename(work_dir, "folder", NULL);
+        if (g_mkdir(folder, 0700) != 0)
+            fail("making the model folder", g_strerror(errno));
+        atexit(cleanup);
+    }
+    if (size >= 4 && memcmp(data, "GGUF", 4) == 0) {
+        char *path = g_build_filename(work_dir, "model.gguf", NULL);
+        write_file(path, data, size);
+        return path;
+    }
+    const uint8_t *nul = memchr(data, 0, size);
+    const size_t cfg_len = nul ? (size_t)(nul - data) : size;
+    char *folder = g_build_filename(work_dir, "folder", NULL);
+    g_autofree char *cfg = g_build_filename(folder, "config.json", NULL);
+    g_autofree char *st = g_build_filename(folder, "model.safetensors", NULL);
+    write_file(cfg, data, cfg_len);
+    write_file(st, nul ? nul + 1 : data + size, nul ? size - cfg_len - 1 : 0);
+    return folder;
+}
+
+static void
+check_config(const HrModelConfig *c)
+{
+    if (c->dim < 1 || c->n_layers < 1 || c->n_heads < 1 || c->n_kv_heads < 1 || c->head_dim < 1 ||
+        c->hidden_dim < 1 || c->vocab_size < 1 || c->max_pos < 1)
+        fail("a loaded model has a size below 1", NULL);
+    if (c->n_heads % c->n_kv_heads != 0)
+        fail("a loaded model's heads are not a multiple of its KV heads", NULL);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    g_autofree char *path = lay_out(data, size);
+    HrModelOptions opt;
+    hr_model_options_init(&opt);
+    const char *backend = g_getenv("FUZZ_MODEL_BACKEND");   /* e.g. vulkan (lavapipe), by hand: slow */
+    opt.backend = backend && *backend ? backend : "cpu";
+    opt.n_threads = 1;
+    opt.context_len = 16;
+    HrModel *m = NULL;
+    HrError err = { 0 };
+    HrStatus st = hr_model_load(path, &opt, &m, &err);
+    fuzz_model_last_ok = st == HR_OK;
+    if (st != HR_OK) {
+        if (m)
+            fail("out set on failure", NULL);
+        if (!err.message[0])
+            fail("a failure without a message", NULL);
+        if (g_getenv("FUZZ_MODEL_VERBOSE"))   /* which checks the inputs reach */
+            fprintf(stderr, "load: %s\n", err.message);
+        hr_error_clear(&err);
+        return 0;
+    }
+    const HrModelConfig *cfg = hr_model_config(m);
+    check_config(cfg);
+    const int vocab = cfg->vocab_size;
+    const int32_t tokens[4] = { 1 % vocab, 2 % vocab, 3 % vocab, (vocab - 1) };
+    const int n = hr_model_context_len(m) >= 4 ? 4 : hr_model_context_len(m);
+    float *logits = g_new(float, (size_t)vocab);
+    /* A step or its logits may fail (weights that make NaN are found there:
+     * "the model is broken"), with a message. */
+    HrStatus s = n >= 2 ? hr_model_eval(m, tokens, n - 1, &err) : HR_ERR_INVALID_ARG;
+    if (s == HR_OK)
+        s = hr_model_logits(m, logits, &err);
+    if (s == HR_OK)
+        s = hr_model_append(m, tokens + n - 1, 1, &err);
+    if (s == HR_OK)
+        s = hr_model_logits(m, logits, &err);
+    if (s != HR_OK && n >= 2 && !err.message[0])
+        fail("a failed step without a message", NULL);
+    hr_error_clear(&err);
+    g_free(logits);
+    hr_model_free(m);
+    return 0;
+}
