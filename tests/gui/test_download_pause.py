@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Pause and resume a download in the Models window: a slow local fake hub
-(tests/gui/fakehub.py) serves one GGUF file of 1.5 MiB at 512 KiB/s; the
+(tests/gui/fakehub.py) serves one GGUF file of 3 MiB at 256 KiB/s; the
 test presses Pause once bytes have arrived, then Resume, and checks the file
 arrives whole, byte for byte, with the second request resuming where the
 first stopped (a Range from a non-zero offset). Resume once freed the
@@ -25,10 +25,10 @@ seed = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "c
 repo_dir = tempfile.mkdtemp(prefix="hearth-pause-repo-")
 name = "slow-qwen2-Q8_0.gguf"
 with open(seed, "rb") as f:
-    payload = f.read() + random.Random(5).randbytes(3 * 512 * 1024)   # bytes past the tensors: any file will do
+    payload = f.read() + random.Random(5).randbytes(3 * 1024 * 1024)   # bytes past the tensors: any file will do
 with open(os.path.join(repo_dir, name), "wb") as f:
     f.write(payload)
-hub = FakeHub({"test/slow-GGUF": repo_dir}, bytes_per_second=512 * 1024)
+hub = FakeHub({"test/slow-GGUF": repo_dir}, bytes_per_second=256 * 1024)
 os.environ["HF_ENDPOINT"] = hub.url
 os.environ["HEARTH_DB"] = os.path.join(os.environ["XDG_DATA_HOME"], "hearth-test.db")
 models = os.path.join(os.environ["XDG_DATA_HOME"], "io.github.hearthchat.Hearth", "models")
@@ -61,7 +61,7 @@ try:
     if os.path.isfile(target):
         fail("the whole file arrived before the pause; the hub is not slow enough to test a resume")
     wait_for(lambda: button(win, "Resume"), 10, "the Resume button").click()
-    wait_for(lambda: [t for t in labels(win) if t == "Download complete"], 30, "the resumed download to complete")
+    wait_for(lambda: [t for t in labels(win) if t == "Download complete"], 90, "the resumed download to complete")
     if proc.poll() is not None:
         fail(f"hearth exited with {proc.returncode} during the resume")
     if not os.path.isfile(target):
