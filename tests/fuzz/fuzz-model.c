@@ -31,6 +31,13 @@
 #include "fuzz-model.h"
 #include "model.h"
 
+#ifdef FUZZ_MODEL_CUDA_EMU
+/* The CUDA backend compiled for the host (tests/cuda-emu-backend.cpp) takes
+ * the name "cuda": its loader's checks, its uploads and its kernels on the
+ * emulator (fuzz-model-cuda-emu-driver, by hand). */
+extern const HrBackendOps hr_cuda_emu_backend;
+#endif
+
 int fuzz_model_last_ok;
 
 static char *work_dir;
@@ -114,6 +121,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hr_model_options_init(&opt);
     const char *backend = g_getenv("FUZZ_MODEL_BACKEND");   /* e.g. vulkan (lavapipe), by hand: slow */
     opt.backend = backend && *backend ? backend : "cpu";
+#ifdef FUZZ_MODEL_CUDA_EMU
+    static gsize registered;
+    if (g_once_init_enter(&registered)) {
+        hr_backend_register(&hr_cuda_emu_backend);
+        g_once_init_leave(&registered, 1);
+    }
+    opt.backend = "cuda";
+#endif
     opt.n_threads = 1;
     opt.context_len = 16;
     HrModel *m = NULL;
