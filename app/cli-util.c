@@ -5,6 +5,7 @@
 
 #include "hearth-cli.h"
 #include "hearth-models.h"
+#include "hr-json.h"
 
 char *
 hr_cli_read_file(const char *path, size_t *len, GError **error)
@@ -61,10 +62,7 @@ void
 hr_cli_json_print(JsonBuilder *b)
 {
     g_autoptr(JsonNode) root = json_builder_get_root(b);
-    g_autoptr(JsonGenerator) gen = json_generator_new();
-    json_generator_set_root(gen, root);
-    json_generator_set_pretty(gen, TRUE);
-    g_autofree char *s = json_generator_to_data(gen, NULL);
+    g_autofree char *s = hr_json_to_text(root, true, NULL);
     printf("%s\n", s);
 }
 

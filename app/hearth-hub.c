@@ -1250,12 +1250,11 @@ write_source(Dl *dl, GError **error)
     json_builder_set_member_name(b, "downloaded");
     json_builder_add_string_value(b, iso);
     json_builder_end_object(b);
-    g_autoptr(JsonGenerator) gen = json_generator_new();
     g_autoptr(JsonNode) root = json_builder_get_root(b);
-    json_generator_set_root(gen, root);
-    json_generator_set_pretty(gen, TRUE);
+    gsize len;
+    g_autofree char *text = hr_json_to_text(root, true, &len);
     g_autofree char *p = g_build_filename(dl->partial, SOURCE_FILE, NULL);
-    if (!json_generator_to_file(gen, p, error)) {
+    if (!g_file_set_contents(p, text, (gssize)len, error)) {
         g_prefix_error(error, "writing %s: ", p);
         return FALSE;
     }

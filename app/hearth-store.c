@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "hearth-config.h"
+#include "hr-json.h"
 
 #define BUSY_TIMEOUT_MS 5000
 #define TRASH_PURGE_AGE_US (60 * G_USEC_PER_SEC)
@@ -1914,12 +1915,9 @@ hearth_store_export_json(HearthStore *store, gint64 conversation_id, GError **er
     json_builder_end_array(b);
 
     JsonNode *root = json_builder_get_root(b);
-    JsonGenerator *gen = json_generator_new();
-    json_generator_set_pretty(gen, TRUE);
-    json_generator_set_indent(gen, 2);
-    json_generator_set_root(gen, root);
-    char *out = json_generator_to_data(gen, NULL);
-    g_object_unref(gen);
+    /* hr_json_to_text, not json-glib's generator, which writes U+001F raw: a
+     * message holding one exported as text no JSON reader takes */
+    char *out = hr_json_to_text(root, true, NULL);
     json_node_unref(root);
     g_object_unref(b);
     hearth_store_conversation_free(c);

@@ -51,6 +51,7 @@
  *   tokenizer.chat_template, added_tokens_decoder.
  */
 #include "gguf.h"
+#include "hr-json.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -70,9 +71,8 @@
 #define MAX_MERGES_BYTES ((uint64_t)256 << 20)
 #define CONFIG_INT_MAX ((int64_t)1 << 30)
 #define LLAMA3_ORIGINAL_CONTEXT 8192
-/* The largest rope_theta or rope factor taken (real ones: up to ~1e8). Past
- * 1e17 json-glib 1.6 would write an integral double as "1e+30.0", which is
- * not JSON; well below that, nothing real is refused. */
+/* The largest rope_theta or rope factor taken (real ones: up to ~1e8);
+ * nothing real is refused. */
 #define MAX_FLOAT_VALUE 1e12
 
 /* GGUF token types (llama.cpp's llama_token_type). */
@@ -230,32 +230,16 @@ member_null(JsonBuilder *b, const char *name)
     json_builder_add_null_value(b);
 }
 
-/* The builder's JSON text. json-glib 1.6's generator escapes every control
- * character in strings except U+001F (an off-by-one), which it writes raw:
- * that is not JSON, and real vocabularies hold it (Llama 2 has a token for
- * it). A raw 0x1f byte can only be inside a string (and never inside a UTF-8
- * sequence), so each one is replaced by its escape. */
+/* The builder's JSON text, by hr_json_to_text: json-glib 1.6's generator
+ * writes U+001F raw (real vocabularies hold it: Llama 2 has a token for it)
+ * and some doubles as "1e+30.0", neither of them JSON. */
 static char *
 builder_text(JsonBuilder *b)
 {
     JsonNode *root = json_builder_get_root(b);
-    JsonGenerator *gen = json_generator_new();
-    json_generator_set_root(gen, root);
-    gsize len = 0;
-    char *text = json_generator_to_data(gen, &len);
-    g_object_unref(gen);
+    char *text = hr_json_to_text(root, false, NULL);
     json_node_unref(root);
-    if (!memchr(text, 0x1f, len))
-        return text;
-    GString *out = g_string_sized_new(len + 64);
-    for (gsize i = 0; i < len; i++) {
-        if (text[i] == 0x1f)
-            g_string_append(out, "\\u001f");
-        else
-            g_string_append_c(out, text[i]);
-    }
-    g_free(text);
-    return g_string_free(out, FALSE);
+    return text;
 }
 
 /* The shortest decimal that reads back as the same float32, as a double

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -573,5 +574,160 @@ hr_file_map(const char *path, const char *kind, const char *empty_hint, void **m
         return hr_error_set(err, HR_ERR_IO, "%s: cannot map %zu bytes: %s", path, len, g_strerror(map_errno));
     *map_out = map;
     *len_out = len;
+    return HR_OK;
+}
+
+/* ---- writing ------------------------------------------------------------------------ */
+
+static void
+write_string(GString *out, const char *s)
+{
+    g_string_append_c(out, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"':
+            g_string_append(out, "\\\"");
+            break;
+        case '\\':
+            g_string_append(out, "\\\\");
+            break;
+        case '\n':
+            g_string_append(out, "\\n");
+            break;
+        case '\r':
+            g_string_append(out, "\\r");
+            break;
+        case '\t':
+            g_string_append(out, "\\t");
+            break;
+        default:
+            if (*p < 0x20 || *p == 0x7f)
+                g_string_append_printf(out, "\\u%04x", *p);
+            else
+                g_string_append_c(out, (char)*p);
+        }
+    }
+    g_string_append_c(out, '"');
+}
+
+static void
+write_double(GString *out, double v)
+{
+    if (!isfinite(v)) {   /* not JSON; the strict reader never makes one */
+        g_string_append(out, "null");
+        return;
+    }
+    char buf[G_ASCII_DTOSTR_BUF_SIZE];
+    g_ascii_formatd(buf, sizeof buf, "%.17g", v);
+    /* the shortest of %.15g..%.17g that reads back as v */
+    for (int prec = 15; prec < 17; prec++) {
+        char fmt[8], b2[G_ASCII_DTOSTR_BUF_SIZE];
+        g_snprintf(fmt, sizeof fmt, "%%.%dg", prec);
+        g_ascii_formatd(b2, sizeof b2, fmt, v);
+        if (g_ascii_strtod(b2, NULL) == v) {
+            memcpy(buf, b2, sizeof buf);
+            break;
+        }
+    }
+    g_string_append(out, buf);
+    if (!strpbrk(buf, ".eE"))   /* still a float when read back: 1.0, not 1 */
+        g_string_append(out, ".0");
+}
+
+static void
+write_node(GString *out, JsonNode *n, bool pretty, int depth)
+{
+    const char *nl = pretty ? "\n" : "";
+    switch (json_node_get_node_type(n)) {
+    case JSON_NODE_NULL:
+        g_string_append(out, "null");
+        return;
+    case JSON_NODE_VALUE:
+        switch (json_node_get_value_type(n)) {
+        case G_TYPE_INT64:
+            g_string_append_printf(out, "%" G_GINT64_FORMAT, json_node_get_int(n));
+            return;
+        case G_TYPE_DOUBLE:
+            write_double(out, json_node_get_double(n));
+            return;
+        case G_TYPE_BOOLEAN:
+            g_string_append(out, json_node_get_boolean(n) ? "true" : "false");
+            return;
+        case G_TYPE_STRING:
+            write_string(out, json_node_get_string(n));
+            return;
+        default:
+            g_string_append(out, "null");
+            return;
+        }
+    case JSON_NODE_ARRAY: {
+        JsonArray *a = json_node_get_array(n);
+        const guint len = json_array_get_length(a);
+        if (len == 0) {
+            g_string_append(out, "[]");
+            return;
+        }
+        g_string_append_printf(out, "[%s", nl);
+        for (guint i = 0; i < len; i++) {
+            if (pretty)
+                g_string_append_printf(out, "%*s", 2 * (depth + 1), "");
+            write_node(out, json_array_get_element(a, i), pretty, depth + 1);
+            g_string_append_printf(out, "%s%s", i + 1 < len ? "," : "", nl);
+        }
+        if (pretty)
+            g_string_append_printf(out, "%*s", 2 * depth, "");
+        g_string_append_c(out, ']');
+        return;
+    }
+    case JSON_NODE_OBJECT: {
+        JsonObject *o = json_node_get_object(n);
+        GList *members = json_object_get_members(o);   /* in insertion order */
+        if (!members) {
+            g_string_append(out, "{}");
+            return;
+        }
+        g_string_append_printf(out, "{%s", nl);
+        for (GList *l = members; l; l = l->next) {
+            if (pretty)
+                g_string_append_printf(out, "%*s", 2 * (depth + 1), "");
+            write_string(out, l->data);
+            g_string_append(out, pretty ? " : " : ":");   /* json-glib's pretty layout */
+            write_node(out, json_object_get_member(o, l->data), pretty, depth + 1);
+            g_string_append_printf(out, "%s%s", l->next ? "," : "", nl);
+        }
+        g_list_free(members);
+        if (pretty)
+            g_string_append_printf(out, "%*s", 2 * depth, "");
+        g_string_append_c(out, '}');
+        return;
+    }
+    }
+}
+
+char *
+hr_json_to_text(JsonNode *node, bool pretty, size_t *len)
+{
+    GString *out = g_string_new(NULL);
+    if (node)
+        write_node(out, node, pretty, 0);
+    else
+        g_string_append(out, "null");
+    if (len)
+        *len = out->len;
+    return g_string_free(out, FALSE);
+}
+
+HrStatus
+hr_json_write_file(JsonNode *node, const char *path, HrError *err)
+{
+    size_t len;
+    g_autofree char *text = hr_json_to_text(node, true, &len);
+    GError *gerr = NULL;
+    /* g_file_set_contents writes a temporary file and renames it: whole or nothing */
+    if (!g_file_set_contents(path, text, (gssize)len, &gerr)) {
+        HrStatus st = hr_error_set(err, HR_ERR_IO, "%s: %s", path, gerr->message);
+        g_error_free(gerr);
+        return st;
+    }
     return HR_OK;
 }

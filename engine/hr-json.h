@@ -67,3 +67,17 @@ HrStatus hr_json_get_string(JsonObject *o, const char *key, const char *def, con
                             HrError *err);
 /* The string in a node, or NULL when the node is not a string. */
 const char *hr_json_node_string(JsonNode *n);
+
+/* JSON text of node (NULL: "null"): what the strict reader above reads back
+ * to the same values. json-glib 1.6's generator does not: it writes a double
+ * whose %.17g has no '.' with ".0" appended ("1e+22.0"), and U+001F raw.
+ * Doubles are the shortest of %.15g-%.17g that read back exactly, with ".0"
+ * where that would read as an integer; control characters are escaped;
+ * members keep their order. pretty: json-glib's layout (2-space indent,
+ * "key" : value), which scripts reading hearth-cli --json match. *len
+ * (may be NULL) is the length; g_free the text. */
+char *hr_json_to_text(JsonNode *node, bool pretty, size_t *len);
+
+/* hr_json_to_text(node, pretty) into path, atomically (a temporary file
+ * renamed over it). */
+HrStatus hr_json_write_file(JsonNode *node, const char *path, HrError *err);

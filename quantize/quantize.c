@@ -279,7 +279,6 @@ write_config(const char *in_dir, const char *out_dir, const HrQuantOptions *opt,
     g_autoptr(JsonParser) p = hr_json_load_file(src, HR_JSON_CONFIG_MAX, true, err);
     if (!p)
         return err ? err->status : HR_ERR_FORMAT;
-    GError *gerr = NULL;
     JsonNode *root = json_parser_get_root(p);
     if (!root || !JSON_NODE_HOLDS_OBJECT(root))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: the top level must be a JSON object", src);
@@ -328,17 +327,9 @@ write_config(const char *in_dir, const char *out_dir, const HrQuantOptions *opt,
         json_object_set_array_member(q, "hearth_per_channel", a);
     }
     json_object_set_object_member(o, "quantization_config", q);
-write:;
-    g_autoptr(JsonGenerator) gen = json_generator_new();
-    json_generator_set_pretty(gen, TRUE);
-    json_generator_set_indent(gen, 2);
-    json_generator_set_root(gen, root);
-    if (!json_generator_to_file(gen, dst, &gerr)) {
-        HrStatus st = hr_error_set(err, HR_ERR_IO, "%s: %s", dst, gerr->message);
-        g_error_free(gerr);
-        return st;
-    }
-    return HR_OK;
+write:
+    /* not json-glib's generator: it writes 1e22 as "1e+22.0", which no reader takes */
+    return hr_json_write_file(root, dst, err);
 }
 
 /* Tokenize the calibration text (or take opt->calib_tokens), cut

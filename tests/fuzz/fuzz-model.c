@@ -30,6 +30,7 @@
 
 #include "fuzz-model.h"
 #include "model.h"
+#include "quantize.h"
 
 #ifdef FUZZ_MODEL_CUDA_EMU
 /* The CUDA backend compiled for the host (tests/cuda-emu-backend.cpp) takes
@@ -41,6 +42,8 @@ extern const HrBackendOps hr_cuda_emu_backend;
 int fuzz_model_last_ok;
 
 static char *work_dir;
+
+static void empty_dir(const char *dir);
 
 static void G_GNUC_NORETURN
 fail(const char *what, const char *detail)
@@ -55,6 +58,9 @@ cleanup(void)
     if (!work_dir)
         return;
     const char *names[] = { "model.gguf", "config.json", "model.safetensors" };
+    g_autofree char *quantized = g_build_filename(work_dir, "quantized", NULL);
+    empty_dir(quantized);
+    g_rmdir(quantized);
     g_autofree char *folder = g_build_filename(work_dir, "folder", NULL);
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         g_autofree char *a = g_build_filename(work_dir, names[i], NULL), *b = g_build_filename(folder, names[i], NULL);
@@ -101,6 +107,68 @@ lay_out(const uint8_t *data, size_t size)
     write_file(cfg, data, cfg_len);
     write_file(st, nul ? nul + 1 : data + size, nul ? size - cfg_len - 1 : 0);
     return folder;
+}
+
+/* Empty dir (the quantizer's output: files only). */
+static void
+empty_dir(const char *dir)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    if (!d)
+        return;
+    const char *name;
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *p = g_build_filename(dir, name, NULL);
+        if (g_unlink(p) != 0)
+            fail("emptying the quantizer's output", p);
+    }
+    g_dir_close(d);
+}
+
+/* FUZZ_MODEL_QUANTIZE=rtn|awq: a folder model that opened is quantized too
+ * (group 32, per-channel fallback on half the inputs; awq with a tiny
+ * calibration), and what the quantizer writes must open and run. */
+static void
+quantize_and_reopen(const char *folder, const HrModelOptions *opt, size_t size)
+{
+    const char *method = g_getenv("FUZZ_MODEL_QUANTIZE");
+    if (!method || !*method || g_str_has_suffix(folder, ".gguf"))
+        return;
+    g_autofree char *out = g_build_filename(work_dir, "quantized", NULL);
+    empty_dir(out);
+    g_rmdir(out);
+    HrQuantOptions q;
+    hr_quant_options_init(&q);
+    q.method = strcmp(method, "awq") == 0 ? HR_QUANT_AWQ : HR_QUANT_RTN;
+    q.group_size = 32;
+    q.per_channel_fallback = size % 2 == 0;
+    static const int32_t calib[32] = { 1, 5, 9, 3, 7, 11, 2, 4, 6, 8, 10, 12, 13, 14, 15, 16,
+                                       17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 1 };
+    q.calib_tokens = calib;
+    q.n_calib_tokens = G_N_ELEMENTS(calib);
+    q.samples = 2;
+    q.seqlen = 8;
+    HrError err = { 0 };
+    const HrStatus st = hr_quantize_model(folder, out, &q, NULL, NULL, &err);
+    if (st != HR_OK) {
+        if (!err.message[0])
+            fail("a failed quantization without a message", NULL);
+        if (g_getenv("FUZZ_MODEL_VERBOSE"))
+            fprintf(stderr, "quantize: %s\n", err.message);
+        hr_error_clear(&err);
+        return;
+    }
+    HrModel *m = NULL;
+    if (hr_model_load(out, opt, &m, &err) != HR_OK)
+        fail("the quantizer wrote a model (of one that opens) that does not open", err.message);
+    const int32_t tokens[3] = { 1, 2, 3 };
+    float *logits = g_new(float, (size_t)hr_model_config(m)->vocab_size);
+    if (hr_model_eval(m, tokens, 3, &err) == HR_OK)
+        (void)hr_model_logits(m, logits, &err);
+    hr_error_clear(&err);
+    g_free(logits);
+    hr_model_free(m);
+    empty_dir(out);
 }
 
 static void
@@ -165,5 +233,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hr_error_clear(&err);
     g_free(logits);
     hr_model_free(m);
+    if (vocab > 3)   /* the calibration's ids */
+        quantize_and_reopen(path, &opt, size);
     return 0;
 }
