@@ -88,6 +88,26 @@ def toplevel(app, name, timeout=20):
     return wait_for(lambda: [w for w in app.children if w.name == name][0], timeout, f"the {name} window")
 
 
+def models_download(app, main, repo):
+    """Main menu → Models…, type repo ("owner/name" or "owner/name/FILE.gguf")
+    into the repository entry and press Download; returns the Models window
+    (or exits when it does not open)."""
+    from dogtail import rawinput
+    open_menu_item(app, main, "Models…")
+    win = toplevel(app, "Models")
+    if win is None:
+        raise SystemExit(1)
+    entry = wait_for(lambda: win.findChild(lambda n: n.roleName == "text" and "Repository" in (n.name or ""),
+                                           retry=False), 10, "the repository entry")
+    entry.click()
+    time.sleep(0.3)
+    rawinput.typeText(repo)
+    time.sleep(0.3)
+    wait_for(lambda: win.findChild(lambda n: n.roleName == "push button" and n.name == "Download", retry=False),
+             10, "the Download button").click()
+    return win
+
+
 def finish(ok_message):
     if failures:
         print(f"{len(failures)} failure(s)")

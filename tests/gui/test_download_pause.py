@@ -13,12 +13,10 @@ import random
 import shutil
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakehub import FakeHub  # noqa: E402
-from hearthgui import fail, finish, labels, open_menu_item, shot, start, stop, toplevel, wait_for  # noqa: E402
-from dogtail import rawinput  # noqa: E402
+from hearthgui import fail, finish, labels, models_download, shot, start, stop, wait_for  # noqa: E402
 
 binary = sys.argv[1]
 seed = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "corpus-gguf", "seed-qwen2.gguf")
@@ -42,17 +40,7 @@ def button(win, label):
 proc, app = start([binary])
 try:
     main = app.child(roleName="frame")
-    open_menu_item(app, main, "Models…")
-    win = toplevel(app, "Models")
-    if win is None:
-        raise SystemExit(1)
-    entry = wait_for(lambda: win.findChild(lambda n: n.roleName == "text" and "Repository" in (n.name or ""),
-                                           retry=False), 10, "the repository entry")
-    entry.click()
-    time.sleep(0.3)
-    rawinput.typeText(f"test/slow-GGUF/{name}")
-    time.sleep(0.3)
-    wait_for(lambda: button(win, "Download"), 10, "the Download button").click()
+    win = models_download(app, main, f"test/slow-GGUF/{name}")
     wait_for(lambda: [t for t in labels(win) if " of " in t and "file 1 of 1" in t and not t.startswith("0 bytes")],
              20, "bytes to arrive")
     wait_for(lambda: button(win, "Pause"), 10, "the Pause button").click()

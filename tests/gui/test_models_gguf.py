@@ -11,12 +11,10 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakehub import FakeHub  # noqa: E402
-from hearthgui import fail, finish, labels, open_menu_item, shot, start, stop, toplevel, wait_for  # noqa: E402
-from dogtail import rawinput  # noqa: E402
+from hearthgui import fail, finish, labels, models_download, shot, start, stop, wait_for  # noqa: E402
 
 binary = sys.argv[1]
 seed = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "corpus-gguf", "seed-qwen2.gguf")
@@ -32,18 +30,7 @@ models = os.path.join(os.environ["XDG_DATA_HOME"], "io.github.hearthchat.Hearth"
 proc, app = start([binary])
 try:
     main = app.child(roleName="frame")
-    open_menu_item(app, main, "Models…")
-    win = toplevel(app, "Models")
-    if win is None:
-        raise SystemExit(1)
-    entry = wait_for(lambda: win.findChild(lambda n: n.roleName == "text" and "Repository" in (n.name or ""),
-                                           retry=False), 10, "the repository entry")
-    entry.click()
-    time.sleep(0.3)
-    rawinput.typeText("test/tiny-GGUF/tiny-qwen2-Q8_0.gguf")
-    time.sleep(0.3)
-    wait_for(lambda: win.findChild(lambda n: n.roleName == "push button" and n.name == "Download", retry=False),
-             10, "the Download button").click()
+    win = models_download(app, main, "test/tiny-GGUF/tiny-qwen2-Q8_0.gguf")
     target = os.path.join(models, "tiny-qwen2-Q8_0", "tiny-qwen2-Q8_0.gguf")
     wait_for(lambda: os.path.isfile(target), 30, "the GGUF file in its own folder")
     fetched = [r for r in hub.requests if "/resolve/" in r]
