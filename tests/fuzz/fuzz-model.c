@@ -11,6 +11,9 @@
  * 16-position context) and, when it opens, runs a 3-token prompt and one
  * decode step and reads the logits.
  *
+ * The Models window's reading of a folder (hearth_model_info_load) runs on
+ * every input too.
+ *
  * Besides not crashing, it checks the promises: a failed load has a message
  * and leaves *out NULL; a model that opened has a config that agrees with
  * itself; a step or its logits that fail (NaN from the weights is found
@@ -29,6 +32,7 @@
 #include <glib/gstdio.h>
 
 #include "fuzz-model.h"
+#include "hearth-models.h"
 #include "model.h"
 #include "quantize.h"
 
@@ -44,6 +48,7 @@ int fuzz_model_last_ok;
 static char *work_dir;
 
 static void empty_dir(const char *dir);
+static void check_info(const char *path);
 
 static void G_GNUC_NORETURN
 fail(const char *what, const char *detail)
@@ -158,6 +163,7 @@ quantize_and_reopen(const char *folder, const HrModelOptions *opt, size_t size)
         hr_error_clear(&err);
         return;
     }
+    check_info(out);
     HrModel *m = NULL;
     if (hr_model_load(out, opt, &m, &err) != HR_OK)
         fail("the quantizer wrote a model (of one that opens) that does not open", err.message);
@@ -169,6 +175,25 @@ quantize_and_reopen(const char *folder, const HrModelOptions *opt, size_t size)
     g_free(logits);
     hr_model_free(m);
     empty_dir(out);
+}
+
+/* What the Models window shows of a model (app/hearth-models.c reads the
+ * config and the weights' headers itself, for every folder it lists): an
+ * error with a message, or an info whose strings are there. */
+static void
+check_info(const char *path)
+{
+    GError *error = NULL;
+    HearthModelInfo *info = hearth_model_info_load(path, &error);
+    if (!info) {
+        if (!error || !error->message[0])
+            fail("hearth_model_info_load failed without a message", NULL);
+        g_error_free(error);
+        return;
+    }
+    if (!info->name || !info->path || !info->format || (!info->supported && !info->problem))
+        fail("a model info without its name, path, format or problem", info->path);
+    hearth_model_info_free(info);
 }
 
 static void
@@ -185,6 +210,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     g_autofree char *path = lay_out(data, size);
+    check_info(path);
     HrModelOptions opt;
     hr_model_options_init(&opt);
     const char *backend = g_getenv("FUZZ_MODEL_BACKEND");   /* e.g. vulkan (lavapipe), by hand: slow */
