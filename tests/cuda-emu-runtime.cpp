@@ -758,6 +758,17 @@ on_stream(cudaStream_t s, std::function<void()> op)
 
 std::map<void *, size_t> g_pinned;   // cudaMallocHost's blocks
 
+/* Fault injection (hr_cuda_emu_fail_alloc_at): the allocation calls counted
+ * since it was set, and which one fails (0: none). */
+long g_alloc_calls, g_fail_at;
+
+/* Whether this allocation is the one to fail; under g_mem_m. */
+bool
+alloc_fails()
+{
+    return g_fail_at > 0 && ++g_alloc_calls == g_fail_at;
+}
+
 /* Whether p lies in one of the blocks of m (base -> bytes). */
 bool
 in_blocks(const std::map<void *, size_t> &m, const void *p)
@@ -827,7 +838,7 @@ cudaMalloc(void **p, size_t bytes)
     hremu::check_unsafe("cudaMalloc");
     std::lock_guard<std::mutex> lk(g_mem_m);
     *p = nullptr;
-    if (bytes > stats().total_bytes - stats().allocated_bytes)
+    if (alloc_fails() || bytes > stats().total_bytes - stats().allocated_bytes)
         return cudaErrorMemoryAllocation;
     void *m = aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
     if (!m)
@@ -861,10 +872,10 @@ cudaError_t CUDARTAPI
 cudaMallocHost(void **p, size_t bytes)
 {
     hremu::check_unsafe("cudaMallocHost");
-    *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    std::lock_guard<std::mutex> lk(g_mem_m);
+    *p = alloc_fails() ? nullptr : aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!*p)
         return cudaErrorMemoryAllocation;
-    std::lock_guard<std::mutex> lk(g_mem_m);
     g_pinned[*p] = bytes;
     return cudaSuccess;
 }
@@ -1156,4 +1167,28 @@ extern "C" void
 __cudaLaunchKernel(void)
 {
     real_kernel_launched();
+}
+
+/* Fault injection for the tests: the n-th device or pinned allocation
+ * (cudaMalloc, cudaMallocHost, cudaHostAlloc) from now fails as out of
+ * memory (n >= 1; 0: none). Returns how many allocations were made since
+ * the last call. */
+extern "C" long
+hr_cuda_emu_fail_alloc_at(long n)
+{
+    std::lock_guard<std::mutex> lk(g_mem_m);
+    const long made = g_alloc_calls;
+    g_alloc_calls = 0;
+    g_fail_at = n;
+    return made;
+}
+
+/* What is allocated now: device bytes and blocks, pinned blocks. */
+extern "C" void
+hr_cuda_emu_memory(size_t *device_bytes, size_t *device_blocks, size_t *pinned_blocks)
+{
+    std::lock_guard<std::mutex> lk(g_mem_m);
+    *device_bytes = stats().allocated_bytes;
+    *device_blocks = g_device_allocs.size();
+    *pinned_blocks = g_pinned.size();
 }

@@ -183,6 +183,112 @@ check_refusals(const char *dir)
     hr_tensor_set_free(ts);
 }
 
+#ifdef HR_CUDA_EMU_MODEL
+long hr_cuda_emu_fail_alloc_at(long n);
+void hr_cuda_emu_memory(size_t *device_bytes, size_t *device_blocks, size_t *pinned_blocks);
+
+/* The device out of memory at any allocation (the emulator's fault
+ * injection): while loading, every one of them in turn must end in an error
+ * with a message, no context and nothing left allocated; while running (a
+ * prompt, decode steps, then a prompt keeping every row's logits, with the
+ * n-th allocation from then failing), in an error or a result, and the
+ * model must still free everything, and run again once memory is back. */
+static void
+check_alloc_failures(const char *dir, const char *label)
+{
+    HrModelConfig cfg;
+    HrTensorSet *ts = NULL;
+    if (!hr_cmp_load(dir, &cfg, &ts))
+        return;
+    HrBackendOptions bopt = { .context_len = 64, .kv_type = HR_KV_F16 };
+    size_t base_bytes, base_blocks, base_pinned;
+    hr_cuda_emu_memory(&base_bytes, &base_blocks, &base_pinned);
+    HrError err = { 0 };
+    void *ctx = NULL;
+    /* loading */
+    hr_cuda_emu_fail_alloc_at(G_MAXLONG);
+    HrStatus st = hr_cuda_backend.create(&cfg, ts, &bopt, NULL, NULL, &ctx, &err);
+    const long n_load = hr_cuda_emu_fail_alloc_at(0);
+    HR_CHECK(st == HR_OK, "%s: %s", label, err.message);
+    if (ctx)
+        hr_cuda_backend.destroy(ctx);
+    ctx = NULL;
+    int refused = 0;
+    for (long n = 1; n <= n_load; n++) {
+        hr_cuda_emu_fail_alloc_at(n);
+        st = hr_cuda_backend.create(&cfg, ts, &bopt, NULL, NULL, &ctx, &err);
+        hr_cuda_emu_fail_alloc_at(0);
+        size_t bytes, blocks, pinned;
+        hr_cuda_emu_memory(&bytes, &blocks, &pinned);
+        HR_CHECK(st != HR_OK && !ctx && err.message[0], "%s: allocation %ld of %ld failing: status %d", label, n,
+                 n_load, (int)st);
+        if (ctx)
+            hr_cuda_backend.destroy(ctx);
+        ctx = NULL;
+        hr_cuda_emu_memory(&bytes, &blocks, &pinned);
+        HR_CHECK(bytes == base_bytes && blocks == base_blocks && pinned == base_pinned,
+                 "%s: allocation %ld failing left %zu bytes in %zu device blocks and %zu pinned blocks", label, n,
+                 bytes - base_bytes, blocks - base_blocks, pinned - base_pinned);
+        refused += st != HR_OK;
+        hr_error_clear(&err);
+    }
+    /* running */
+    int32_t tok[24];
+    for (int i = 0; i < 24; i++)
+        tok[i] = (i * 7 + 3) % cfg.vocab_size;
+    float *lg = g_new(float, cfg.vocab_size);
+    long n_run = 0, run_errors = 0;
+    for (long n = 1;; n++) {
+        st = hr_cuda_backend.create(&cfg, ts, &bopt, NULL, NULL, &ctx, &err);
+        if (st != HR_OK) {
+            HR_CHECK(false, "%s: %s", label, err.message);
+            break;
+        }
+        hr_cuda_emu_fail_alloc_at(n);
+        HrStatus rs = hr_cuda_backend.forward(ctx, tok, 20, 0, false, &err);
+        for (int p = 20; rs == HR_OK && p < 24; p++) {
+            rs = hr_cuda_backend.get_logits(ctx, -1, lg, &err);
+            if (rs == HR_OK)
+                rs = hr_cuda_backend.forward(ctx, &tok[p], 1, p, false, &err);
+        }
+        if (rs == HR_OK)
+            rs = hr_cuda_backend.get_logits(ctx, -1, lg, &err);
+        if (rs == HR_OK)   /* every row's logits (perplexity): a buffer made on first use */
+            rs = hr_cuda_backend.forward(ctx, tok, 24, 0, true, &err);
+        if (rs == HR_OK)
+            rs = hr_cuda_backend.get_logits(ctx, 5, lg, &err);
+        const long made = hr_cuda_emu_fail_alloc_at(0);
+        HR_CHECK(rs == HR_OK || err.message[0], "%s: running with allocation %ld failing: no message", label, n);
+        if (rs != HR_OK) {
+            run_errors++;
+            hr_error_clear(&err);
+            /* memory back: the same model runs again */
+            rs = hr_cuda_backend.forward(ctx, tok, 20, 0, false, &err);
+            if (rs == HR_OK)
+                rs = hr_cuda_backend.get_logits(ctx, -1, lg, &err);
+            HR_CHECK(rs == HR_OK, "%s: after allocation %ld failed while running, the model does not run again: %s",
+                     label, n, err.message);
+            hr_error_clear(&err);
+        }
+        hr_cuda_backend.destroy(ctx);
+        ctx = NULL;
+        size_t bytes, blocks, pinned;
+        hr_cuda_emu_memory(&bytes, &blocks, &pinned);
+        HR_CHECK(bytes == base_bytes && blocks == base_blocks && pinned == base_pinned,
+                 "%s: allocation %ld failing while running left %zu bytes in %zu blocks, %zu pinned", label, n,
+                 bytes - base_bytes, blocks - base_blocks, pinned - base_pinned);
+        if (made < n)   /* fewer allocations than n: every one has been failed in turn */
+            break;
+        n_run = n;
+    }
+    g_free(lg);
+    printf("%-28s out of memory at each of %ld allocations while loading: %d refused, nothing left; "
+           "at each of %ld while running: %ld errors, each run again after; nothing left\n",
+           label, n_load, refused, n_run, run_errors);
+    hr_tensor_set_free(ts);
+}
+#endif
+
 /* A GGUF file without HEARTH_CUDA_GGUF=1: refused by name. */
 static void
 check_gguf_refusal(const char *path)
@@ -305,6 +411,16 @@ main(void)
     {
         g_autofree char *dir = g_build_filename(HEARTH_FIXTURES, "hf-tiny", "llama-gqa-tied", "f32", NULL);
         check_refusals(dir);
+#ifdef HR_CUDA_EMU_MODEL
+        check_alloc_failures(dir, "llama-gqa-tied/f32");
+        g_setenv("HEARTH_CUDA_GEMV", "q8", TRUE);   /* the opt-ins' own buffers and handles */
+        g_setenv("HEARTH_CUDA_ATTN", "tiled", TRUE);
+        g_setenv("HEARTH_CUDA_GEMM", "cublas", TRUE);
+        check_alloc_failures(dir, "llama-gqa-tied q8 tiled cublas");
+        g_unsetenv("HEARTH_CUDA_GEMV");
+        g_unsetenv("HEARTH_CUDA_ATTN");
+        g_unsetenv("HEARTH_CUDA_GEMM");
+#endif
     }
     /* On the emulator with the op-table front end (CI's cuda-emu-model-ops,
      * HEARTH_CUDA_OPS=1), what runs the same upload and kernels as in
