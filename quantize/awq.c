@@ -1213,6 +1213,10 @@ backend_failed(Ctx *c, HrError *err)
 {
     if (c->st == HR_OK)
         return HR_OK;
+    /* with the search's forwards on a device, its failures name the device
+     * themselves ("CUDA: ..."): not the host GEMMs' backend */
+    if (c->odev)
+        return hr_error_set(err, c->st, "awq: %s", c->err.message);
     return hr_error_set(err, c->st, "awq: %s backend: %s", c->be->name, c->err.message);
 }
 
@@ -1389,6 +1393,13 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
             if (gd)
                 clip_linear(cp, HR_AWQ_LIN_DOWN, w.wd, D, H, gd, act, T);
             trace_phase(cp, "clip search", &t_phase);
+            /* a clip search that failed on the device left its linear (and
+             * those after it) unclipped: an error, not a quieter checkpoint
+             * (the last layer's was written as if nothing had happened) */
+            if ((st = backend_failed(cp, err)) != HR_OK) {
+                g_string_free(line, TRUE);
+                goto done;
+            }
         }
         g_string_append_printf(line, " (%.1f s)", (double)(g_get_monotonic_time() - t_layer) / 1e6);
         if (opt->log)

@@ -181,6 +181,97 @@ check_fixture(const char *fixture, const char *tmp, bool exact)
     g_string_free(logs[1], TRUE);
 }
 
+#ifdef HR_AWQ_DEVICE_EMU
+long hr_cuda_emu_fail_alloc_at(long n);
+void hr_cuda_emu_memory(size_t *device_bytes, size_t *device_blocks, size_t *pinned_blocks);
+
+/* Whether the two checkpoints' tensors are the same bytes. */
+static bool
+same_checkpoint(const char *a, const char *b)
+{
+    HrTensorSet *ta = NULL, *tb = NULL;
+    HrError err = { 0 };
+    bool same = hr_tensor_set_open_dir(a, &ta, &err) == HR_OK && hr_tensor_set_open_dir(b, &tb, &err) == HR_OK &&
+                hr_tensor_set_count(ta) == hr_tensor_set_count(tb);
+    for (size_t i = 0; same && i < hr_tensor_set_count(ta); i++) {
+        const HrTensor *x = hr_tensor_set_get(ta, i), *y = hr_tensor_set_find(tb, x->name);
+        same = y && x->n_bytes == y->n_bytes && memcmp(x->data, y->data, x->n_bytes) == 0;
+    }
+    hr_tensor_set_free(ta);
+    hr_tensor_set_free(tb);
+    return same;
+}
+
+/* HR_AWQ_DEVICE_OOM=K (by hand): the device out of memory during the search
+ * on llama-gqa-tied, at K allocations spread over one search's (the first,
+ * the last, and between). The quantizer ends with an error and a message and
+ * writes no checkpoint; or, where it can do without (the activations it
+ * keeps on the device: it keeps them on the host), writes the very
+ * checkpoint of HEARTH_AWQ_DEVICE_KEEP=0. Nothing is left allocated. */
+static void
+check_search_oom(const char *tmp, int k)
+{
+    g_autofree char *in = g_build_filename(HEARTH_FIXTURES, "hf-tiny", "llama-gqa-tied", "f32", NULL);
+    enum { NS = 4, L = 32 };
+    int32_t tokens[NS * L];
+    for (int i = 0; i < NS * L; i++)
+        tokens[i] = 3 + (i * 53) % 250;
+    HrQuantOptions opt;
+    hr_quant_options_init(&opt);
+    opt.method = HR_QUANT_AWQ;
+    opt.group_size = 32;
+    opt.calib_tokens = tokens;
+    opt.n_calib_tokens = (size_t)NS * L;
+    opt.samples = NS;
+    opt.seqlen = L;
+    opt.backend = BACKEND;
+    g_setenv("HEARTH_AWQ_DEVICE", "1", TRUE);
+    size_t b0, k0, p0;
+    hr_cuda_emu_memory(&b0, &k0, &p0);
+    HrError err = { 0 };
+    g_autofree char *out0 = g_strdup_printf("%s/oom-count", tmp);
+    hr_cuda_emu_fail_alloc_at(G_MAXLONG);
+    HrStatus st = hr_quantize_model(in, out0, &opt, NULL, NULL, &err);
+    const long total = hr_cuda_emu_fail_alloc_at(0);
+    HR_CHECK(st == HR_OK, "the search without a failure: %s", err.message);
+    g_autofree char *host = g_strdup_printf("%s/oom-keep-host", tmp);
+    g_setenv("HEARTH_AWQ_DEVICE_KEEP", "0", TRUE);
+    st = hr_quantize_model(in, host, &opt, NULL, NULL, &err);
+    g_unsetenv("HEARTH_AWQ_DEVICE_KEEP");
+    HR_CHECK(st == HR_OK, "the search keeping its activations on the host: %s", err.message);
+    int errors = 0, fallbacks = 0;
+    for (int i = 0; i < k && total > 0; i++) {
+        const long n = k == 1 ? 1 : 1 + (long)((double)(total - 1) * i / (k - 1));
+        g_autofree char *out = g_strdup_printf("%s/oom-%ld", tmp, n);
+        hr_cuda_emu_fail_alloc_at(n);
+        st = hr_quantize_model(in, out, &opt, NULL, NULL, &err);
+        hr_cuda_emu_fail_alloc_at(0);
+        size_t b, bl, p;
+        hr_cuda_emu_memory(&b, &bl, &p);
+        g_autofree char *cfg = g_build_filename(out, "config.json", NULL);
+        if (st == HR_OK) {
+            HR_CHECK(same_checkpoint(out, host), "allocation %ld of %ld failing: a checkpoint written, not the one "
+                                                 "of the search with its activations on the host", n, total);
+            fallbacks++;
+        } else {
+            HR_CHECK(err.message[0] && !g_file_test(cfg, G_FILE_TEST_EXISTS),
+                     "allocation %ld of %ld failing: status %d without a message, or a checkpoint written", n, total,
+                     (int)st);
+        }
+        HR_CHECK(b == b0 && bl == k0 && p == p0, "allocation %ld failing left %zu bytes in %zu blocks, %zu pinned", n,
+                 b - b0, bl - k0, p - p0);
+        if (st != HR_OK) {
+            errors++;
+            printf("allocation %ld of %ld failing: %s\n", n, total, err.message);
+        }
+        hr_error_clear(&err);
+    }
+    g_unsetenv("HEARTH_AWQ_DEVICE");
+    printf("llama-gqa-tied search out of memory at %d of its %ld allocations: %d errors, %d searches kept their "
+           "activations on the host instead (the same checkpoint), nothing left\n", k, total, errors, fallbacks);
+}
+#endif
+
 int
 main(void)
 {
@@ -199,6 +290,13 @@ main(void)
 #endif
     g_autofree char *tmp = g_dir_make_tmp("hearth-awq-device-XXXXXX", NULL);
     HR_CHECK(tmp != NULL, "no temporary directory");
+#ifdef HR_AWQ_DEVICE_EMU
+    if (g_getenv("HR_AWQ_DEVICE_OOM")) {
+        check_search_oom(tmp, atoi(g_getenv("HR_AWQ_DEVICE_OOM")));
+        hr_test_rmtree(tmp);
+        return hr_test_result();
+    }
+#endif
     static const char *const fixtures[] = { "llama-gqa-tied", "llama-linear-rope", "llama3-rope", "qwen2-bias",
                                             "mistral" };
     /* Each fixture with the FP forward on the device (the default), and on
