@@ -9,9 +9,7 @@
 static inline float
 half_at(const uint8_t *p)
 {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return hr_f16_to_f32(h);
+    return hr_f16_to_f32(hr_u16_at(p));
 }
 
 /* Sub-block j's 6-bit scale and min of a Q4_K/Q5_K block (12 bytes at q). */

@@ -4,6 +4,24 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The 16 and 32 bits at p, aligned or not (safetensors and GGUF data need
+ * not be): a plain load on x86. */
+static inline uint16_t
+hr_u16_at(const void *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline uint32_t
+hr_u32_at(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
 static inline float
 hr_bf16_to_f32(uint16_t h)
 {

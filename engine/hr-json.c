@@ -579,8 +579,8 @@ hr_file_map(const char *path, const char *kind, const char *empty_hint, void **m
 
 /* ---- writing ------------------------------------------------------------------------ */
 
-static void
-write_string(GString *out, const char *s)
+void
+hr_json_append_string(GString *out, const char *s)
 {
     g_string_append_c(out, '"');
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -617,17 +617,13 @@ write_double(GString *out, double v)
         g_string_append(out, "null");
         return;
     }
+    /* the shortest of %.15g..%.17g that reads back as v (%.17g always does) */
+    static const char *const fmts[] = { "%.15g", "%.16g", "%.17g" };
     char buf[G_ASCII_DTOSTR_BUF_SIZE];
-    g_ascii_formatd(buf, sizeof buf, "%.17g", v);
-    /* the shortest of %.15g..%.17g that reads back as v */
-    for (int prec = 15; prec < 17; prec++) {
-        char fmt[8], b2[G_ASCII_DTOSTR_BUF_SIZE];
-        g_snprintf(fmt, sizeof fmt, "%%.%dg", prec);
-        g_ascii_formatd(b2, sizeof b2, fmt, v);
-        if (g_ascii_strtod(b2, NULL) == v) {
-            memcpy(buf, b2, sizeof buf);
+    for (size_t i = 0; i < G_N_ELEMENTS(fmts); i++) {
+        g_ascii_formatd(buf, sizeof buf, fmts[i], v);
+        if (g_ascii_strtod(buf, NULL) == v)
             break;
-        }
     }
     g_string_append(out, buf);
     if (!strpbrk(buf, ".eE"))   /* still a float when read back: 1.0, not 1 */
@@ -654,7 +650,7 @@ write_node(GString *out, JsonNode *n, bool pretty, int depth)
             g_string_append(out, json_node_get_boolean(n) ? "true" : "false");
             return;
         case G_TYPE_STRING:
-            write_string(out, json_node_get_string(n));
+            hr_json_append_string(out, json_node_get_string(n));
             return;
         default:
             g_string_append(out, "null");
@@ -690,7 +686,7 @@ write_node(GString *out, JsonNode *n, bool pretty, int depth)
         for (GList *l = members; l; l = l->next) {
             if (pretty)
                 g_string_append_printf(out, "%*s", 2 * (depth + 1), "");
-            write_string(out, l->data);
+            hr_json_append_string(out, l->data);
             g_string_append(out, pretty ? " : " : ":");   /* json-glib's pretty layout */
             write_node(out, json_object_get_member(o, l->data), pretty, depth + 1);
             g_string_append_printf(out, "%s%s", l->next ? "," : "", nl);

@@ -78,6 +78,10 @@ const char *hr_json_node_string(JsonNode *n);
  * (may be NULL) is the length; g_free the text. */
 char *hr_json_to_text(JsonNode *node, bool pretty, size_t *len);
 
+/* s as a JSON string (quotes, escapes) at the end of out: the writer's, and
+ * the safetensors header writer's (quantize/writer.c). */
+void hr_json_append_string(GString *out, const char *s);
+
 /* hr_json_to_text(node, pretty) into path, atomically (a temporary file
  * renamed over it). */
 HrStatus hr_json_write_file(JsonNode *node, const char *path, HrError *err);

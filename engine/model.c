@@ -5,6 +5,7 @@
 #include <glib.h>
 
 #include "hearth-config.h"
+#include "hr-half.h"
 #if HEARTH_HAVE_VULKAN
 #include "vulkan/vk-backend.h"
 #endif
@@ -439,23 +440,17 @@ find_nonfinite_tensor(const HrTensorSet *ts)
 {
     for (size_t i = 0; i < hr_tensor_set_count(ts); i++) {
         const HrTensor *t = hr_tensor_set_get(ts, i);
-        /* byte copies: safetensors does not promise aligned data */
+        /* hr_u*_at: safetensors does not promise aligned data */
         const uint8_t *p = t->data;
         if (t->dtype == HR_DTYPE_F32) {
-            for (size_t j = 0; j < t->n_bytes / 4; j++) {
-                uint32_t u;
-                memcpy(&u, p + 4 * j, 4);
-                if ((u & 0x7f800000u) == 0x7f800000u)
+            for (size_t j = 0; j < t->n_bytes / 4; j++)
+                if ((hr_u32_at(p + 4 * j) & 0x7f800000u) == 0x7f800000u)
                     return t;
-            }
         } else if (t->dtype == HR_DTYPE_F16 || t->dtype == HR_DTYPE_BF16) {
             const uint16_t mask = t->dtype == HR_DTYPE_F16 ? 0x7c00 : 0x7f80;
-            for (size_t j = 0; j < t->n_bytes / 2; j++) {
-                uint16_t h;
-                memcpy(&h, p + 2 * j, 2);
-                if ((h & mask) == mask)
+            for (size_t j = 0; j < t->n_bytes / 2; j++)
+                if ((hr_u16_at(p + 2 * j) & mask) == mask)
                     return t;
-            }
         }
     }
     return NULL;

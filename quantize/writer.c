@@ -6,6 +6,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "hr-json.h"
 #include "quantize.h"
 
 size_t
@@ -15,21 +16,6 @@ hr_out_tensor_bytes(const HrOutTensor *t)
     for (int i = 0; i < t->n_dims; i++)
         n *= (size_t)t->shape[i];
     return n;
-}
-
-static void
-append_json_string(GString *s, const char *str)
-{
-    g_string_append_c(s, '"');
-    for (const char *p = str; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            g_string_append_c(s, '\\');
-        if ((unsigned char)*p < 0x20)
-            g_string_append_printf(s, "\\u%04x", (unsigned char)*p);
-        else
-            g_string_append_c(s, *p);
-    }
-    g_string_append_c(s, '"');
 }
 
 HrStatus
@@ -42,7 +28,7 @@ hr_safetensors_write(const char *path, const HrOutTensor *tensors, size_t n, HrT
         const HrOutTensor *t = &tensors[i];
         size_t nb = hr_out_tensor_bytes(t);
         g_string_append_c(h, ',');
-        append_json_string(h, t->name);
+        hr_json_append_string(h, t->name);
         g_string_append_printf(h, ":{\"dtype\":\"%s\",\"shape\":[", hr_dtype_name(t->dtype));
         for (int d = 0; d < t->n_dims; d++)
             g_string_append_printf(h, "%s%" G_GINT64_FORMAT, d ? "," : "", t->shape[d]);

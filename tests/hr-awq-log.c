@@ -14,23 +14,29 @@ collect(const char *line, void *user)
     g_string_append_c(user, '\n');
 }
 
+void
+hr_awq_test_options(HrQuantOptions *opt, int32_t *tokens, const char *backend)
+{
+    const int n = HR_AWQ_TEST_SAMPLES * HR_AWQ_TEST_SEQLEN;
+    for (int i = 0; i < n; i++)
+        tokens[i] = 3 + (i * 53) % 250;
+    hr_quant_options_init(opt);
+    opt->method = HR_QUANT_AWQ;
+    opt->group_size = 32;
+    opt->calib_tokens = tokens;
+    opt->n_calib_tokens = (size_t)n;
+    opt->samples = HR_AWQ_TEST_SAMPLES;
+    opt->seqlen = HR_AWQ_TEST_SEQLEN;
+    opt->backend = backend;
+}
+
 GString *
 hr_awq_test_log(const char *fixture, const char *tmp, const char *tag, const char *backend, const char *env)
 {
     g_autofree char *in = g_build_filename(HEARTH_FIXTURES, "hf-tiny", fixture, "f32", NULL);
-    enum { NS = 4, L = 32 };
-    int32_t tokens[NS * L];
-    for (int i = 0; i < NS * L; i++)
-        tokens[i] = 3 + (i * 53) % 250;
+    int32_t tokens[HR_AWQ_TEST_SAMPLES * HR_AWQ_TEST_SEQLEN];
     HrQuantOptions opt;
-    hr_quant_options_init(&opt);
-    opt.method = HR_QUANT_AWQ;
-    opt.group_size = 32;
-    opt.calib_tokens = tokens;
-    opt.n_calib_tokens = (size_t)NS * L;
-    opt.samples = NS;
-    opt.seqlen = L;
-    opt.backend = backend;
+    hr_awq_test_options(&opt, tokens, backend);
     opt.log = collect;
     GString *log = g_string_new(NULL);
     g_autofree char *out = g_strdup_printf("%s/%s-%s", tmp, fixture, tag);

@@ -212,19 +212,9 @@ static void
 check_search_oom(const char *tmp, int k)
 {
     g_autofree char *in = g_build_filename(HEARTH_FIXTURES, "hf-tiny", "llama-gqa-tied", "f32", NULL);
-    enum { NS = 4, L = 32 };
-    int32_t tokens[NS * L];
-    for (int i = 0; i < NS * L; i++)
-        tokens[i] = 3 + (i * 53) % 250;
+    int32_t tokens[HR_AWQ_TEST_SAMPLES * HR_AWQ_TEST_SEQLEN];
     HrQuantOptions opt;
-    hr_quant_options_init(&opt);
-    opt.method = HR_QUANT_AWQ;
-    opt.group_size = 32;
-    opt.calib_tokens = tokens;
-    opt.n_calib_tokens = (size_t)NS * L;
-    opt.samples = NS;
-    opt.seqlen = L;
-    opt.backend = BACKEND;
+    hr_awq_test_options(&opt, tokens, BACKEND);
     g_setenv("HEARTH_AWQ_DEVICE", "1", TRUE);
     size_t b0, k0, p0;
     hr_cuda_emu_memory(&b0, &k0, &p0);

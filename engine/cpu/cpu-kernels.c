@@ -60,25 +60,19 @@ hr_mat_row_f32(const HrMat *m, int r, float *dst, int n)
     case HR_DTYPE_F32:
         memcpy(dst, (const float *)m->data + off, sizeof(float) * (size_t)n);
         break;
-    /* 2-byte reads by memcpy: a safetensors tensor need not be aligned
-     * (the quantizer reads checkpoints as they are); a plain load on x86 */
+    /* hr_u16_at: a safetensors tensor need not be aligned (the quantizer
+     * reads checkpoints as they are) */
     case HR_DTYPE_F16: {
         pthread_once(&f16_once, fill_f16_table);
         const uint8_t *src = (const uint8_t *)m->data + 2 * off;
-        for (int i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, src + 2 * i, 2);
-            dst[i] = f16_table[h];
-        }
+        for (int i = 0; i < n; i++)
+            dst[i] = f16_table[hr_u16_at(src + 2 * i)];
         break;
     }
     case HR_DTYPE_BF16: {
         const uint8_t *src = (const uint8_t *)m->data + 2 * off;
-        for (int i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, src + 2 * i, 2);
-            dst[i] = hr_bf16_to_f32(h);
-        }
+        for (int i = 0; i < n; i++)
+            dst[i] = hr_bf16_to_f32(hr_u16_at(src + 2 * i));
         break;
     }
     default:

@@ -33,6 +33,7 @@
 
 #include "fuzz-model.h"
 #include "hearth-models.h"
+#include "hr-test.h"
 #include "model.h"
 #include "quantize.h"
 
@@ -47,7 +48,6 @@ int fuzz_model_last_ok;
 
 static char *work_dir;
 
-static void empty_dir(const char *dir);
 static void check_info(const char *path);
 
 static void G_GNUC_NORETURN
@@ -60,20 +60,8 @@ fail(const char *what, const char *detail)
 static void
 cleanup(void)
 {
-    if (!work_dir)
-        return;
-    const char *names[] = { "model.gguf", "config.json", "model.safetensors" };
-    g_autofree char *quantized = g_build_filename(work_dir, "quantized", NULL);
-    empty_dir(quantized);
-    g_rmdir(quantized);
-    g_autofree char *folder = g_build_filename(work_dir, "folder", NULL);
-    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
-        g_autofree char *a = g_build_filename(work_dir, names[i], NULL), *b = g_build_filename(folder, names[i], NULL);
-        g_unlink(a);
-        g_unlink(b);
-    }
-    g_rmdir(folder);
-    g_rmdir(work_dir);
+    if (work_dir)
+        hr_test_rmtree(work_dir);
 }
 
 static void
@@ -114,22 +102,6 @@ lay_out(const uint8_t *data, size_t size)
     return folder;
 }
 
-/* Empty dir (the quantizer's output: files only). */
-static void
-empty_dir(const char *dir)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    if (!d)
-        return;
-    const char *name;
-    while ((name = g_dir_read_name(d))) {
-        g_autofree char *p = g_build_filename(dir, name, NULL);
-        if (g_unlink(p) != 0)
-            fail("emptying the quantizer's output", p);
-    }
-    g_dir_close(d);
-}
-
 /* FUZZ_MODEL_QUANTIZE=rtn|awq: a folder model that opened is quantized too
  * (group 32, per-channel fallback on half the inputs; awq with a tiny
  * calibration), and what the quantizer writes must open and run. */
@@ -140,8 +112,7 @@ quantize_and_reopen(const char *folder, const HrModelOptions *opt, size_t size)
     if (!method || !*method || g_str_has_suffix(folder, ".gguf"))
         return;
     g_autofree char *out = g_build_filename(work_dir, "quantized", NULL);
-    empty_dir(out);
-    g_rmdir(out);
+    hr_test_rmtree(out);
     HrQuantOptions q;
     hr_quant_options_init(&q);
     q.method = strcmp(method, "awq") == 0 ? HR_QUANT_AWQ : HR_QUANT_RTN;
@@ -174,7 +145,7 @@ quantize_and_reopen(const char *folder, const HrModelOptions *opt, size_t size)
     hr_error_clear(&err);
     g_free(logits);
     hr_model_free(m);
-    empty_dir(out);
+    hr_test_rmtree(out);
 }
 
 /* What the Models window shows of a model (app/hearth-models.c reads the
