@@ -19,9 +19,11 @@
 #include "cuda-emu.h"
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,23 +39,42 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
+namespace hremu {
+/* Objects alive, by kind (hr_cuda_emu_objects): each struct below holds a
+ * Live of its kind. */
+enum { LIVE_STREAM, LIVE_EVENT, LIVE_GRAPH, LIVE_EXEC, LIVE_BLAS, LIVE_N };
+std::atomic<long> g_live[LIVE_N];
+template <int K> struct Live {
+    Live() { g_live[K]++; }
+    Live(const Live &) { g_live[K]++; }
+    ~Live() { g_live[K]--; }
+};
+/* Whether this object's creation is the call to fail (fault injection:
+ * counted with the allocations). */
+bool object_fails();
+}  // namespace hremu
+
 struct CUstream_st {
     bool capturing;
     struct CUgraph_st *graph;
     bool blocking;                                /* cudaStreamCreate's kind: the legacy stream waits for it */
     std::deque<std::function<void()>> pending;    /* HEARTH_CUDA_EMU_ASYNC=1: work not run yet */
+    hremu::Live<hremu::LIVE_STREAM> live;
 };
 struct CUgraph_st {
     std::vector<std::function<void()>> ops;
+    hremu::Live<hremu::LIVE_GRAPH> live;
 };
 struct CUgraphExec_st {
     std::vector<std::function<void()>> ops;
+    hremu::Live<hremu::LIVE_EXEC> live;
 };
 struct CUevent_st {
     double ms;
     cudaStream_t stream;   /* where it was last recorded (deferred: done once its turn there came) */
     bool done;
     bool captured;         /* last recorded into a capture: a node of a graph, nothing to wait for */
+    hremu::Live<hremu::LIVE_EVENT> live;
 };
 
 namespace hremu {
@@ -670,6 +691,7 @@ namespace {
 
 struct BlasHandle {
     cudaStream_t s;
+    Live<LIVE_BLAS> live;
 };
 
 float
@@ -683,6 +705,10 @@ elem(const void *p, cudaDataType t, size_t i)
 cublasStatus_t
 cublas_create(cublasHandle_t *h)
 {
+    if (object_fails()) {
+        *h = nullptr;
+        return CUBLAS_STATUS_ALLOC_FAILED;
+    }
     *h = (cublasHandle_t) new BlasHandle();
     return CUBLAS_STATUS_SUCCESS;
 }
@@ -768,6 +794,17 @@ alloc_fails()
 {
     return g_fail_at > 0 && ++g_alloc_calls == g_fail_at;
 }
+
+}  // namespace
+
+bool
+hremu::object_fails()
+{
+    std::lock_guard<std::mutex> lk(g_mem_m);
+    return alloc_fails();
+}
+
+namespace {
 
 /* Whether p lies in one of the blocks of m (base -> bytes). */
 bool
@@ -971,6 +1008,8 @@ cudaStreamCreate(cudaStream_t *s)
 cudaError_t CUDARTAPI
 cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags)
 {
+    if (hremu::object_fails())
+        return cudaErrorMemoryAllocation;
     *s = new CUstream_st();
     (*s)->blocking = !(flags & cudaStreamNonBlocking);
     std::lock_guard<std::mutex> lk(g_mem_m);
@@ -1041,7 +1080,9 @@ cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g)
 cudaError_t CUDARTAPI
 cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned long long)
 {
-    *exec = new CUgraphExec_st{ g->ops };
+    if (hremu::object_fails())
+        return cudaErrorMemoryAllocation;
+    *exec = new CUgraphExec_st{ g->ops, {} };
     return cudaSuccess;
 }
 
@@ -1079,7 +1120,9 @@ cudaGraphExecDestroy(cudaGraphExec_t e)
 cudaError_t CUDARTAPI
 cudaEventCreate(cudaEvent_t *e)
 {
-    *e = new CUevent_st{ 0.0, nullptr, true, false };
+    if (hremu::object_fails())
+        return cudaErrorMemoryAllocation;
+    *e = new CUevent_st{ 0.0, nullptr, true, false, {} };
     return cudaSuccess;
 }
 
@@ -1170,8 +1213,9 @@ __cudaLaunchKernel(void)
 }
 
 /* Fault injection for the tests: the n-th device or pinned allocation
- * (cudaMalloc, cudaMallocHost, cudaHostAlloc) from now fails as out of
- * memory (n >= 1; 0: none). Returns how many allocations were made since
+ * (cudaMalloc, cudaMallocHost, cudaHostAlloc) or object creation (a stream,
+ * an event, a graph's instantiation, a cuBLAS handle) from now fails as out
+ * of memory (n >= 1; 0: none). Returns how many allocations were made since
  * the last call. */
 extern "C" long
 hr_cuda_emu_fail_alloc_at(long n)
@@ -1181,6 +1225,26 @@ hr_cuda_emu_fail_alloc_at(long n)
     g_alloc_calls = 0;
     g_fail_at = n;
     return made;
+}
+
+/* Objects alive now: streams, events, graphs, graph execs and cuBLAS
+ * handles, with what (when not NULL) naming them by kind. */
+extern "C" long
+hr_cuda_emu_objects(char *what, size_t len)
+{
+    static const char *const names[hremu::LIVE_N] = { "stream", "event", "graph", "graph exec", "cuBLAS handle" };
+    long total = 0;
+    if (what && len)
+        what[0] = '\0';
+    for (int k = 0; k < hremu::LIVE_N; k++) {
+        const long n = hremu::g_live[k];
+        total += n;
+        if (n && what && len) {
+            const size_t used = strlen(what);
+            snprintf(what + used, len - used, "%s%ld %s", used ? ", " : "", n, names[k]);
+        }
+    }
+    return total;
 }
 
 /* What is allocated now: device bytes and blocks, pinned blocks. */

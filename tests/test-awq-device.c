@@ -31,6 +31,9 @@
 #include "hr-half.h"
 #include "hr-test.h"
 #include "quantize.h"
+#ifdef HR_AWQ_VK_FAULT
+#include "vk-fault.h"
+#endif
 #include "safetensors.h"
 
 /* whether the activations kept on the device give the very checkpoint of
@@ -181,10 +184,7 @@ check_fixture(const char *fixture, const char *tmp, bool exact)
     g_string_free(logs[1], TRUE);
 }
 
-#ifdef HR_AWQ_DEVICE_EMU
-long hr_cuda_emu_fail_alloc_at(long n);
-void hr_cuda_emu_memory(size_t *device_bytes, size_t *device_blocks, size_t *pinned_blocks);
-
+#if defined HR_AWQ_DEVICE_EMU || defined HR_AWQ_VK_FAULT
 /* Whether the two checkpoints' tensors are the same bytes. */
 static bool
 same_checkpoint(const char *a, const char *b)
@@ -201,6 +201,11 @@ same_checkpoint(const char *a, const char *b)
     hr_tensor_set_free(tb);
     return same;
 }
+#endif
+
+#ifdef HR_AWQ_DEVICE_EMU
+long hr_cuda_emu_fail_alloc_at(long n);
+void hr_cuda_emu_memory(size_t *device_bytes, size_t *device_blocks, size_t *pinned_blocks);
 
 /* HR_AWQ_DEVICE_OOM=K (by hand): the device out of memory during the search
  * on llama-gqa-tied, at K allocations spread over one search's (the first,
@@ -266,6 +271,82 @@ check_search_oom(const char *tmp, int k)
 }
 #endif
 
+#ifdef HR_AWQ_VK_FAULT
+/* test-awq-device-vulkan-faults (tests/vk-fault.c in front of the Vulkan
+ * loader): the search on llama-gqa-tied with a Vulkan call failing for want
+ * of memory, at each site the first and the last call in turn (HEARTH_TEST_FULL=1: every call). The
+ * quantizer ends with an error and a message and writes no checkpoint; or
+ * writes the checkpoint of the search without a failure, or of the search
+ * with its activations kept on the host (HEARTH_AWQ_DEVICE_KEEP=0), where
+ * it could do without the device's memory. No Vulkan object is left alive,
+ * and the validation layer has nothing to say. */
+static void
+check_search_vk_faults(const char *tmp)
+{
+    g_autofree char *in = g_build_filename(HEARTH_FIXTURES, "hf-tiny", "llama-gqa-tied", "f32", NULL);
+    int32_t tokens[HR_AWQ_TEST_SAMPLES * HR_AWQ_TEST_SEQLEN];
+    HrQuantOptions opt;
+    hr_awq_test_options(&opt, tokens, BACKEND);
+    g_setenv("HEARTH_AWQ_DEVICE", "1", TRUE);
+    HrError err = { 0 };
+    g_autofree char *ref = g_strdup_printf("%s/faults-none", tmp), *host = g_strdup_printf("%s/faults-host", tmp);
+    const int msgs0 = hr_vk_fault_messages();
+    hr_vk_fault_count();
+    HrStatus st = hr_quantize_model(in, ref, &opt, NULL, NULL, &err);
+    int n_sites = 0;
+    g_autofree HrVkFaultSite *sites = hr_vk_fault_sites(&n_sites);
+    HR_CHECK(st == HR_OK, "the search without a failure: %s", err.message);
+    g_setenv("HEARTH_AWQ_DEVICE_KEEP", "0", TRUE);
+    st = hr_quantize_model(in, host, &opt, NULL, NULL, &err);
+    g_unsetenv("HEARTH_AWQ_DEVICE_KEEP");
+    HR_CHECK(st == HR_OK, "the search keeping its activations on the host: %s", err.message);
+    hr_error_clear(&err);
+    const int base = hr_vk_fault_live(NULL, 0);
+    int calls = 0, errors = 0, same = 0, unreached = 0;
+    for (int i = 0; i < n_sites; i++)
+        calls += sites[i].calls;
+    for (int i = 0; i < n_sites; i++) {
+        for (int k = 1; k <= sites[i].calls; k++) {
+            if (!hr_test_full() && k != 1 && k != sites[i].calls)
+                continue;
+            g_autofree char *out = g_strdup_printf("%s/faults-%d-%d", tmp, i, k);
+            g_autofree char *cfg = g_build_filename(out, "config.json", NULL);
+            const int msgs = hr_vk_fault_messages();
+            hr_vk_fault_arm(sites[i].site, k);
+            st = hr_quantize_model(in, out, &opt, NULL, NULL, &err);
+            const char *failed = hr_vk_fault_disarm();
+            if (!failed) {
+                unreached++;
+            } else if (st == HR_OK) {
+                HR_CHECK(same_checkpoint(out, ref) || same_checkpoint(out, host),
+                         "call %d of %d at %s #%d failing: a checkpoint written, not the search's own", k,
+                         sites[i].calls, sites[i].name, i);
+                same++;
+            } else {
+                HR_CHECK(err.message[0] && !g_file_test(cfg, G_FILE_TEST_EXISTS),
+                         "call %d of %d at %s #%d failing: status %d without a message, or a checkpoint written", k,
+                         sites[i].calls, sites[i].name, i, (int)st);
+                if (errors++ == 0)
+                    printf("call %d of %d at %s #%d failing: %s\n", k, sites[i].calls, sites[i].name, i,
+                           err.message);
+            }
+            hr_error_clear(&err);
+            char what[256];
+            HR_CHECK(hr_vk_fault_live(what, sizeof what) == base, "call %d of %d at %s #%d failing: left %s", k,
+                     sites[i].calls, sites[i].name, i, what);
+            HR_CHECK(hr_vk_fault_messages() == msgs, "call %d of %d at %s #%d failing: %d validation message(s)",
+                     k, sites[i].calls, sites[i].name, i, hr_vk_fault_messages() - msgs);
+            hr_test_rmtree(out);
+        }
+    }
+    HR_CHECK(hr_vk_fault_messages() == msgs0, "%d validation message(s)", hr_vk_fault_messages() - msgs0);
+    g_unsetenv("HEARTH_AWQ_DEVICE");
+    printf("llama-gqa-tied search: %d Vulkan calls at %d sites; %s failing: %d errors, %d searches gave the "
+           "checkpoint all the same, %d not reached; nothing left\n", calls, n_sites,
+           hr_test_full() ? "each" : "the first and last at each", errors, same, unreached);
+}
+#endif
+
 int
 main(void)
 {
@@ -284,6 +365,11 @@ main(void)
 #endif
     g_autofree char *tmp = g_dir_make_tmp("hearth-awq-device-XXXXXX", NULL);
     HR_CHECK(tmp != NULL, "no temporary directory");
+#ifdef HR_AWQ_VK_FAULT
+    check_search_vk_faults(tmp);
+    hr_test_rmtree(tmp);
+    return hr_test_result();
+#endif
 #ifdef HR_AWQ_DEVICE_EMU
     if (g_getenv("HR_AWQ_DEVICE_OOM")) {
         check_search_oom(tmp, atoi(g_getenv("HR_AWQ_DEVICE_OOM")));

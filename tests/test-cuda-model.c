@@ -186,10 +186,13 @@ check_refusals(const char *dir)
 #ifdef HR_CUDA_EMU_MODEL
 long hr_cuda_emu_fail_alloc_at(long n);
 void hr_cuda_emu_memory(size_t *device_bytes, size_t *device_blocks, size_t *pinned_blocks);
+long hr_cuda_emu_objects(char *what, size_t len);
 
-/* The device out of memory at any allocation (the emulator's fault
- * injection): while loading, every one of them in turn must end in an error
- * with a message, no context and nothing left allocated; while running (a
+/* The device out of memory at any allocation or object creation (the
+ * emulator's fault injection: streams, events, graphs, cuBLAS handles too;
+ * none may be left either): while loading, every one of them in turn must end in an error
+ * with a message, no context and nothing left allocated (or, the decode
+ * graph's instantiation failing, in a model that runs without a graph); while running (a
  * prompt, decode steps, then a prompt keeping every row's logits, with the
  * n-th allocation from then failing), in an error or a result, and the
  * model must still free everything, and run again once memory is back. */
@@ -203,6 +206,8 @@ check_alloc_failures(const char *dir, const char *label)
     HrBackendOptions bopt = { .context_len = 64, .kv_type = HR_KV_F16 };
     size_t base_bytes, base_blocks, base_pinned;
     hr_cuda_emu_memory(&base_bytes, &base_blocks, &base_pinned);
+    char what[256];
+    const long base_objects = hr_cuda_emu_objects(NULL, 0);
     HrError err = { 0 };
     void *ctx = NULL;
     /* loading */
@@ -213,15 +218,32 @@ check_alloc_failures(const char *dir, const char *label)
     if (ctx)
         hr_cuda_backend.destroy(ctx);
     ctx = NULL;
-    int refused = 0;
+    int refused = 0, survived = 0;
     for (long n = 1; n <= n_load; n++) {
         hr_cuda_emu_fail_alloc_at(n);
         st = hr_cuda_backend.create(&cfg, ts, &bopt, NULL, NULL, &ctx, &err);
         hr_cuda_emu_fail_alloc_at(0);
         size_t bytes, blocks, pinned;
         hr_cuda_emu_memory(&bytes, &blocks, &pinned);
-        HR_CHECK(st != HR_OK && !ctx && err.message[0], "%s: allocation %ld of %ld failing: status %d", label, n,
-                 n_load, (int)st);
+        if (st == HR_OK) {
+            /* what it can do without: the decode step's CUDA graph (instantiating it failed); it runs without */
+            HR_CHECK(!hr_cuda_backend_uses_graph(ctx), "%s: allocation %ld of %ld failing: loaded all the same, "
+                     "with its graph", label, n, n_load);
+            float *row = g_new(float, cfg.vocab_size);
+            const int32_t t3[3] = { 1, 2, 3 };
+            HrStatus rs = hr_cuda_backend.forward(ctx, t3, 3, 0, false, &err);
+            if (rs == HR_OK)
+                rs = hr_cuda_backend.forward(ctx, &t3[2], 1, 3, false, &err);
+            if (rs == HR_OK)
+                rs = hr_cuda_backend.get_logits(ctx, -1, row, &err);
+            HR_CHECK(rs == HR_OK, "%s: allocation %ld of %ld failing: loaded without its graph, but does not run: %s",
+                     label, n, n_load, err.message);
+            g_free(row);
+            survived++;
+        } else {
+            HR_CHECK(!ctx && err.message[0], "%s: allocation %ld of %ld failing: status %d, no message or a context",
+                     label, n, n_load, (int)st);
+        }
         if (ctx)
             hr_cuda_backend.destroy(ctx);
         ctx = NULL;
@@ -229,6 +251,8 @@ check_alloc_failures(const char *dir, const char *label)
         HR_CHECK(bytes == base_bytes && blocks == base_blocks && pinned == base_pinned,
                  "%s: allocation %ld failing left %zu bytes in %zu device blocks and %zu pinned blocks", label, n,
                  bytes - base_bytes, blocks - base_blocks, pinned - base_pinned);
+        HR_CHECK(hr_cuda_emu_objects(what, sizeof what) == base_objects, "%s: allocation %ld failing left %s",
+                 label, n, what);
         refused += st != HR_OK;
         hr_error_clear(&err);
     }
@@ -277,14 +301,16 @@ check_alloc_failures(const char *dir, const char *label)
         HR_CHECK(bytes == base_bytes && blocks == base_blocks && pinned == base_pinned,
                  "%s: allocation %ld failing while running left %zu bytes in %zu blocks, %zu pinned", label, n,
                  bytes - base_bytes, blocks - base_blocks, pinned - base_pinned);
+        HR_CHECK(hr_cuda_emu_objects(what, sizeof what) == base_objects,
+                 "%s: allocation %ld failing while running left %s", label, n, what);
         if (made < n)   /* fewer allocations than n: every one has been failed in turn */
             break;
         n_run = n;
     }
     g_free(lg);
-    printf("%-28s out of memory at each of %ld allocations while loading: %d refused, nothing left; "
-           "at each of %ld while running: %ld errors, each run again after; nothing left\n",
-           label, n_load, refused, n_run, run_errors);
+    printf("%-28s out of memory at each of %ld allocations or creations while loading: %d refused, %d ran "
+           "without a graph, nothing left; at each of %ld while running: %ld errors, each run again after; "
+           "nothing left\n", label, n_load, refused, survived, n_run, run_errors);
     hr_tensor_set_free(ts);
 }
 #endif

@@ -51,9 +51,12 @@ blas_open(char *msg, size_t msg_len)
     e->destroy = hremu::cublas_destroy;
     e->set_stream = hremu::cublas_set_stream;
     e->gemm_ex = hremu::cublas_gemm_ex;
-    e->create(&e->h);
-    (void)msg;
-    (void)msg_len;
+    if (e->create(&e->h) != CUBLAS_STATUS_SUCCESS) {   // (the emulator's fault injection)
+        snprintf(msg, msg_len, "cuBLAS: cublasCreate failed");
+        e->h = nullptr;
+        blas_close(e);
+        return nullptr;
+    }
     return e;
 #endif
     static const char *const names[] = { "libcublas.so.13", "libcublas.so.12", "libcublas.so" };

@@ -306,11 +306,9 @@ upload_at(VkCtx *c, HrVkBuffer *dst, size_t dst_off, const void *src, size_t byt
         if (st != HR_OK)
             return st;
         memcpy((char *)u->staging.mapped + (size_t)i * RING_SEGMENT, (const char *)src + off, n);
-        VkCommandBufferBeginInfo bi = {
-            .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
-            .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
-        };
-        vkBeginCommandBuffer(u->cb[i], &bi);
+        st = hr_vk_begin(u->cb[i], VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT, err);
+        if (st != HR_OK)
+            return st;
         VkBufferCopy region = { .srcOffset = (VkDeviceSize)i * RING_SEGMENT, .dstOffset = dst_off + off, .size = n };
         vkCmdCopyBuffer(u->cb[i], u->staging.buffer, dst->buffer, 1, &region);
         VkResult r = vkEndCommandBuffer(u->cb[i]);
@@ -1113,8 +1111,9 @@ record_fetch(VkCtx *c, HrError *err)
     HrStatus st = hr_vk_context_command_buffers(c->vk, 1, &c->cb_fetch, err);
     if (st != HR_OK)
         return st;
-    VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
-    vkBeginCommandBuffer(c->cb_fetch, &bi);
+    st = hr_vk_begin(c->cb_fetch, 0, err);
+    if (st != HR_OK)
+        return st;
     record_row_copy(c, c->cb_fetch);
     hr_vk_record_host_barrier(c->cb_fetch);
     VkResult r = vkEndCommandBuffer(c->cb_fetch);
@@ -1128,8 +1127,9 @@ record(VkCtx *c, GArray *ds, bool copy_row, VkCommandBuffer *cb_out, HrError *er
     HrStatus st = hr_vk_context_command_buffers(c->vk, 1, cb_out, err);
     if (st != HR_OK)
         return st;
-    VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
-    vkBeginCommandBuffer(*cb_out, &bi);
+    st = hr_vk_begin(*cb_out, 0, err);
+    if (st != HR_OK)
+        return st;
     /* Uploads (and host writes of params/tokens) before this submit. */
     hr_vk_record_barrier(*cb_out);
     for (guint i = 0; i < ds->len; i++) {
@@ -1320,9 +1320,9 @@ read_back(VkCtx *c, const HrVkBuffer *src, size_t off, void *data, size_t bytes,
         st = hr_vk_context_command_buffers(c->vk, 1, &c->cb_io, err);
     if (st != HR_OK)
         return st;
-    VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
-                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT };
-    vkBeginCommandBuffer(c->cb_io, &bi);
+    st = hr_vk_begin(c->cb_io, VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT, err);
+    if (st != HR_OK)
+        return st;
     hr_vk_record_barrier(c->cb_io);
     VkBufferCopy region = { (VkDeviceSize)off, 0, (VkDeviceSize)bytes };
     vkCmdCopyBuffer(c->cb_io, src->buffer, c->io_rb.buffer, 1, &region);
@@ -1397,9 +1397,11 @@ vk_copy_rows(void *p, HrOpsBuffer *a, HrOpsBuffer *t, int64_t row0, int n, bool 
     HrStatus st = hr_vk_context_command_buffers(c->vk, 1, &cb, err);
     if (st != HR_OK)
         return st;
-    VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
-                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT };
-    vkBeginCommandBuffer(cb, &bi);
+    st = hr_vk_begin(cb, VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT, err);
+    if (st != HR_OK) {
+        vkFreeCommandBuffers(hr_vk_context_device(c->vk), hr_vk_context_command_pool(c->vk), 1, &cb);
+        return st;
+    }
     hr_vk_record_barrier(cb);
     const VkDeviceSize at = (VkDeviceSize)row0 * t->width * 4, bytes = (VkDeviceSize)n * t->width * 4;
     VkBufferCopy region = { to_tensor ? 0 : at, to_tensor ? at : 0, bytes };

@@ -59,8 +59,11 @@ hr_vk_timer_new(HrVkContext *ctx, HrVkTimer **out, VkCommandBuffer *cb, HrError 
         if (vkCreateQueryPool(dev, &qi, NULL, &t->qp) != VK_SUCCESS)
             t->qp = VK_NULL_HANDLE;   /* host timing then */
     }
-    VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
-    vkBeginCommandBuffer(t->cb, &bi);
+    st = hr_vk_begin(t->cb, 0, err);
+    if (st != HR_OK) {
+        hr_vk_timer_free(t);
+        return st;
+    }
     if (t->qp)
         vkCmdResetQueryPool(t->cb, t->qp, 0, 2);
     hr_vk_record_barrier(t->cb);

@@ -887,11 +887,11 @@ hr_vk_dispatch_sync(HrVkContext *ctx, HrVkPipeline *pipe,
     HrStatus st = hr_vk_context_command_buffers(ctx, 1, &cb, err);
     if (st != HR_OK)
         return st;
-    VkCommandBufferBeginInfo bi = {
-        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
-        .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
-    };
-    vkBeginCommandBuffer(cb, &bi);
+    st = hr_vk_begin(cb, VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT, err);
+    if (st != HR_OK) {
+        vkFreeCommandBuffers(ctx->device, ctx->cmd_pool, 1, &cb);
+        return st;
+    }
     vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->pipeline);
     vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->layout, 0, 1, &pipe->set, 0, NULL);
     if (pipe->push_size)
@@ -948,6 +948,14 @@ hr_vk_context_command_buffers(const HrVkContext *ctx, uint32_t n, VkCommandBuffe
     };
     VkResult r = vkAllocateCommandBuffers(ctx->device, &ai, cbs);
     return r == VK_SUCCESS ? HR_OK : vk_fail(err, r, "vkAllocateCommandBuffers");
+}
+
+HrStatus
+hr_vk_begin(VkCommandBuffer cb, VkCommandBufferUsageFlags flags, HrError *err)
+{
+    VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, .flags = flags };
+    VkResult r = vkBeginCommandBuffer(cb, &bi);
+    return r == VK_SUCCESS ? HR_OK : vk_fail(err, r, "vkBeginCommandBuffer");
 }
 
 HrStatus

@@ -109,6 +109,9 @@ VkDevice hr_vk_context_device(const HrVkContext *ctx);
 VkCommandPool hr_vk_context_command_pool(const HrVkContext *ctx);
 /* n primary command buffers from the context's pool into cbs. */
 HrStatus hr_vk_context_command_buffers(const HrVkContext *ctx, uint32_t n, VkCommandBuffer *cbs, HrError *err);
+/* vkBeginCommandBuffer with these usage flags; out of memory is an error
+ * (recording into a command buffer that did not begin is undefined). */
+HrStatus hr_vk_begin(VkCommandBuffer cb, VkCommandBufferUsageFlags flags, HrError *err);
 /* Sets err from a failed VkResult (NOMEM for out-of-memory results). */
 HrStatus hr_vk_context_vk_fail(HrError *err, VkResult r, const char *what);
 /* Device-local bytes still available: VK_EXT_memory_budget's budget minus

@@ -1363,11 +1363,11 @@ hr_vk_run(HrVkKernels *k, const HrVkDispatch *d, uint32_t n, HrError *err)
     HrStatus st = hr_vk_context_command_buffers(k->ctx, 1, &cb, err);
     if (st != HR_OK)
         return st;
-    VkCommandBufferBeginInfo bi = {
-        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
-        .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
-    };
-    vkBeginCommandBuffer(cb, &bi);
+    st = hr_vk_begin(cb, VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT, err);
+    if (st != HR_OK) {
+        vkFreeCommandBuffers(dev, hr_vk_context_command_pool(k->ctx), 1, &cb);
+        return st;
+    }
     for (uint32_t i = 0; i < n; i++) {
         hr_vk_record_barrier(cb);   /* (the first: after the last submit's writes) */
         hr_vk_record(k, cb, &d[i]);
