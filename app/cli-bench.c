@@ -889,6 +889,8 @@ hr_cli_bench(int argc, char **argv)
         fprintf(stderr, "hearth-cli bench: %s\n", err.message);
         goto out;
     }
+    if (hr_model_notice(model))
+        fprintf(stderr, "hearth-cli bench: %s\n", hr_model_notice(model));
     double load_s = (double)(g_get_monotonic_time() - t_load) / 1e6;
     const HrModelConfig *cfg = hr_model_config(model);
     const HrBackendOps *ops = hr_model_backend(model);

@@ -248,6 +248,8 @@ hr_cli_chat(int argc, char **argv)
         fprintf(stderr, PFX "%s\n", err.message);
         goto out;
     }
+    if (hr_model_notice(model))
+        fprintf(stderr, PFX "%s\n", hr_model_notice(model));
     if (hr_tokenizer_load(model_dir, &tok, &err) != HR_OK) {
         fprintf(stderr, PFX "%s\n", err.message);
         goto out;

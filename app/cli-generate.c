@@ -134,6 +134,8 @@ hr_cli_generate(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    if (hr_model_notice(model))
+        fprintf(stderr, "hearth-cli generate: %s\n", hr_model_notice(model));
     const HrModelConfig *cfg = hr_model_config(model);
     /* The tokenizer is needed for text in (-p) or text out (no --ids). */
     if (prompt || !print_ids) {

@@ -88,6 +88,8 @@ hr_cli_perplexity(int argc, char **argv)
         fprintf(stderr, "hearth-cli perplexity: %s\n", err.message);
         goto out;
     }
+    if (hr_model_notice(model))
+        fprintf(stderr, "hearth-cli perplexity: %s\n", hr_model_notice(model));
     const int vocab = hr_model_config(model)->vocab_size;
     int32_t bos = -1; /* the token the encoder puts first, if any (llama method) */
     if (llama) {

@@ -63,6 +63,7 @@ struct _HearthEngine {
     int load_threads;          /* CPU threads for the next loads (0: automatic) */
     int context_length;
     int context_used;
+    gboolean on_cpu_instead;   /* the loaded model runs on the CPU: the GPU "auto" chose has too little memory */
     guint next_id;
 };
 
@@ -134,6 +135,7 @@ typedef struct {
     int done, total;           /* EV_PROGRESS: tensors */
     gboolean ok;
     gboolean kept_previous;    /* load failed its checks; the previous model is still loaded */
+    gboolean on_cpu_instead;   /* loaded on the CPU: the GPU "auto" chose has too little memory for it */
     char *error;
     char *model_dir;
     int context_length;
@@ -187,6 +189,7 @@ event_dispatch(gpointer data)
             g_object_notify_by_pspec(G_OBJECT(self), props[PROP_MODEL_NAME]);
         }
         set_state(self, ev->ok ? HEARTH_ENGINE_READY : HEARTH_ENGINE_EMPTY);
+        self->on_cpu_instead = ev->ok && ev->on_cpu_instead;
         g_signal_emit(self, signals[SIG_LOAD_FINISHED], 0, ev->ok, ev->error);
         break;
     case EV_GENERATING:
@@ -362,6 +365,11 @@ worker_load(Shared *s, const Request *r)
     } else {
         ev->ok = TRUE;
         ev->context_length = hr_model_context_len(s->model);
+        if (hr_model_notice(s->model)) {
+            /* "auto" on a GPU without the memory for it: the CPU, said (the window's toast) */
+            ev->on_cpu_instead = TRUE;
+            g_info("%s: %s", r->dir, hr_model_notice(s->model));
+        }
     }
     post(s, ev);
 }
@@ -742,6 +750,12 @@ const char *
 hearth_engine_get_model_dir(HearthEngine *self)
 {
     return self->model_dir;
+}
+
+gboolean
+hearth_engine_runs_on_cpu_instead(HearthEngine *self)
+{
+    return self->on_cpu_instead;
 }
 
 int

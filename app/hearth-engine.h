@@ -43,6 +43,9 @@ HearthEngineState hearth_engine_get_state(HearthEngine *self);
 const char *hearth_engine_get_model_name(HearthEngine *self);
 const char *hearth_engine_get_model_dir(HearthEngine *self);
 int hearth_engine_get_context_length(HearthEngine *self);
+/* The loaded model runs on the CPU although the backend is "auto" and a GPU
+ * was chosen: that GPU has too little memory for it (hr_model_notice). */
+gboolean hearth_engine_runs_on_cpu_instead(HearthEngine *self);
 /* Tokens the last reply's conversation used (prompt + reply). */
 int hearth_engine_get_context_used(HearthEngine *self);
 

@@ -1069,6 +1069,12 @@ on_load_finished(HearthEngine *engine, gboolean ok, const char *message, HearthW
         picker_after_failure(self, self->loading_dir);
     } else {
         gtk_revealer_set_reveal_child(self->banner, FALSE);
+        if (hearth_engine_runs_on_cpu_instead(engine)) {   /* never silently (DESIGN.md) */
+            g_autofree char *name = model_display_name(hearth_engine_get_model_dir(engine));
+            g_autofree char *text = g_strdup_printf(_("“%s” runs on the CPU, more slowly: the graphics card does "
+                                                      "not have enough memory for it"), name);
+            toast(self, text);
+        }
     }
     g_clear_pointer(&self->loading_dir, g_free);
     sync_picker(self);

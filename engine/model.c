@@ -28,6 +28,7 @@ struct HrModel {
     HrSampler *sampler;    /* attached: one-token steps draw on the device */
     float *row;            /* [vocab] hr_model_sample's logits when the host draws */
     uint64_t draws_device, draws_host;
+    char *notice;          /* why the model runs where it runs, when not where asked (hr_model_notice) */
 };
 
 void
@@ -264,6 +265,23 @@ hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError
         };
         LoadProgress lp = { opt->progress, opt->progress_user, (int)MIN(hr_tensor_set_count(m->weights), (size_t)G_MAXINT) };
         st = ops->create(&m->cfg, m->weights, &bopt, opt->progress ? load_progress : NULL, &lp, &m->ctx, err);
+        /* "auto" on a GPU without the memory for this model: the CPU, and
+         * the model says why (hr_model_notice), never silently. */
+        const bool is_auto = opt->backend && strcmp(opt->backend, "auto") == 0;
+        if (st == HR_ERR_NOMEM && is_auto && ops != &hr_cpu_backend) {
+            g_autofree char *gpu_error = g_strdup(err->message);
+            hr_error_clear(err);
+            st = hr_cpu_backend.create(&m->cfg, m->weights, &bopt, opt->progress ? load_progress : NULL, &lp,
+                                       &m->ctx, err);
+            if (st == HR_OK) {
+                m->notice = g_strdup_printf("running on the CPU: the %s backend has too little memory for this "
+                                            "model (%s)", ops->name, gpu_error);
+                ops = &hr_cpu_backend;
+            } else {
+                hr_error_prefix(err, "the %s backend has too little memory for this model (%s), and on the "
+                                "CPU: ", ops->name, gpu_error);
+            }
+        }
         if (st != HR_OK)
             hr_error_prefix(err, "%s: ", dir);
     }
@@ -287,7 +305,14 @@ hr_model_free(HrModel *m)
     hr_tensor_set_free(m->weights);
     g_free(m->cached);
     g_free(m->row);
+    g_free(m->notice);
     g_free(m);
+}
+
+const char *
+hr_model_notice(const HrModel *m)
+{
+    return m->notice;
 }
 
 const HrModelConfig *

@@ -31,6 +31,9 @@ void hr_model_free(HrModel *m);
 
 const HrModelConfig *hr_model_config(const HrModel *m);
 const HrBackendOps *hr_model_backend(const HrModel *m);
+/* Why the model runs where it does when that is not where it was asked to
+ * ("auto" on a GPU without the memory for it: the CPU), or NULL. */
+const char *hr_model_notice(const HrModel *m);
 /* The backend's context, for the optional ops that take it (bench). */
 void *hr_model_backend_ctx(const HrModel *m);
 int hr_model_context_len(const HrModel *m);

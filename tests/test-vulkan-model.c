@@ -44,6 +44,7 @@
 
 #include "hr-backend-compare.h"
 #include "hr-test.h"
+#include "model.h"
 #include "model-config.h"
 #include "quantize.h"
 #include "safetensors.h"
@@ -239,6 +240,57 @@ check_out_of_memory(const char *dir)
     st = hr_vulkan_backend.create(&cfg, ts, &bopt, NULL, NULL, &ctx, &err);
     HR_CHECK(st == HR_ERR_UNSUPPORTED && ctx == NULL, "kv f32: status %d", (int)st);
     hr_tensor_set_free(ts);
+    hr_error_clear(&err);
+
+    /* "auto" (lavapipe here: HEARTH_VULKAN_ALLOW_CPU=1; CUDA where a device
+     * answers) without the device memory for the model: it runs on the CPU,
+     * and says so; the same greedy ids as the CPU backend asked by name. */
+    HrModelOptions mo;
+    hr_model_options_init(&mo);
+    mo.context_len = 64;
+    HrModel *cpu = NULL, *fell = NULL;
+    st = hr_model_load(dir, &mo, &cpu, &err);
+    HR_CHECK(st == HR_OK, "cpu: %s", err.message);
+    hr_error_clear(&err);
+    mo.backend = "auto";
+    g_setenv("HEARTH_VULKAN_MAX_MEMORY_MIB", "0", TRUE);
+    g_setenv("HEARTH_CUDA_MAX_MEMORY_MIB", "0", TRUE);
+    st = hr_model_load(dir, &mo, &fell, &err);
+    g_unsetenv("HEARTH_VULKAN_MAX_MEMORY_MIB");
+    g_unsetenv("HEARTH_CUDA_MAX_MEMORY_MIB");
+    HR_CHECK(st == HR_OK, "auto without the device memory: %s", err.message);
+    hr_error_clear(&err);
+    if (st == HR_OK && cpu) {
+        const char *notice = hr_model_notice(fell);
+        HR_CHECK(hr_model_backend(fell) == &hr_cpu_backend && notice && strstr(notice, "CPU") &&
+                 strstr(notice, "too little memory"), "auto without the device memory: backend %s, notice %s",
+                 hr_model_backend(fell)->name, notice ? notice : "(none)");
+        HR_CHECK(hr_model_notice(cpu) == NULL, "the CPU asked by name has a notice: %s", hr_model_notice(cpu));
+        printf("auto without the device memory: %s\n", notice ? notice : "(no notice)");
+        const int32_t prompt[4] = { 1, 5, 9, 13 };
+        int32_t ids[2][8];
+        HrModel *ms[2] = { cpu, fell };
+        for (int k = 0; k < 2; k++) {
+            int32_t seq[12];
+            memcpy(seq, prompt, sizeof prompt);
+            float *row = g_new(float, cfg.vocab_size);
+            for (int i = 0; i < 8; i++) {
+                HrStatus es = hr_model_eval(ms[k], seq, 4 + i, &err);
+                if (es == HR_OK)
+                    es = hr_model_logits(ms[k], row, &err);
+                HR_CHECK(es == HR_OK, "%s", err.message);
+                int best = 0;
+                for (int v = 1; v < cfg.vocab_size; v++)
+                    best = row[v] > row[best] ? v : best;
+                seq[4 + i] = ids[k][i] = best;
+            }
+            g_free(row);
+        }
+        HR_CHECK(memcmp(ids[0], ids[1], sizeof ids[0]) == 0, "auto on the CPU: other greedy ids than the CPU's");
+    }
+    hr_model_free(cpu);
+    hr_model_free(fell);
+    hr_error_clear(&err);
 }
 
 /* The pipeline cache file the backend writes under the user cache dir

@@ -4,7 +4,10 @@ message, send it, wait for the streamed reply, check it is shown and stored,
 then restart the app and check the conversation is still there.
 
 Usage: test_chat.py HEARTH_BINARY [stories|smollm2]   (run through run-gui-test.sh)
-stories: $HEARTH_ASSETS/models/stories260K/hf_f32, prompt "Once upon a time".
+stories: $HEARTH_ASSETS/models/stories260K/hf_f32, prompt "Once upon a time"; run
+(in meson.build) with "auto" choosing lavapipe but no device memory allowed to it
+(HEARTH_VULKAN_ALLOW_CPU=1, HEARTH_VULKAN_MAX_MEMORY_MIB=0): the model runs on the CPU and a
+toast says so.
 smollm2: the converted SmolLM2-135M-Instruct (tests/reference/get-smollm2),
 asked a question through its chat template. SKIPs (77) when the model is absent."""
 import os
@@ -103,6 +106,13 @@ try:
     send = wait_for(lambda: frame.child(name="Send", roleName="push button"), 30, "the Send button")
     # The model finishes loading when Send becomes enabled.
     wait_for(lambda: send.sensitive, 60, "the model to load")
+    if os.environ.get("HEARTH_VULKAN_MAX_MEMORY_MIB") == "0":
+        # "auto" chose a device (lavapipe, allowed) with no memory allowed: the model runs on the CPU,
+        # and a toast says so
+        notice = wait_for(lambda: [t for t in labels(frame) if "runs on the CPU" in t], 10,
+                          "the toast saying the model runs on the CPU")
+        print(f"notice: {notice}")
+        subprocess.run(["import", "-window", "root", os.path.join(out_dir, "chat-cpu-notice.png")], check=False)
     # GTK 4.8 offers no AT-SPI focus or text editing on a GtkTextView: click
     # into it and type with synthesized key presses, then send with Enter.
     composer.click()
