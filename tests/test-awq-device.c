@@ -291,7 +291,7 @@ check_search_vk_faults(const char *tmp)
     HrError err = { 0 };
     g_autofree char *ref = g_strdup_printf("%s/faults-none", tmp), *host = g_strdup_printf("%s/faults-host", tmp);
     const int msgs0 = hr_vk_fault_messages();
-    hr_vk_fault_count();
+    hr_vk_fault_count(2);
     HrStatus st = hr_quantize_model(in, ref, &opt, NULL, NULL, &err);
     int n_sites = 0;
     g_autofree HrVkFaultSite *sites = hr_vk_fault_sites(&n_sites);

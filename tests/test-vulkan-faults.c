@@ -1,20 +1,25 @@
-/* The Vulkan backend out of memory at any point (tests/vk-fault.c makes the
- * n-th fallible Vulkan call fail; lavapipe, the validation layer on):
+/* The Vulkan backend out of memory at any point (tests/vk-fault.c makes a
+ * chosen fallible Vulkan call fail; lavapipe, the validation layer on):
  *  - while loading, every such call in turn: an error with a message, no
  *    context, and no Vulkan object left alive;
  *  - while running (a prompt, decode steps, a prompt keeping every row's
  *    logits), every call in turn: an error with a message or a result; after
  *    an error the same model runs again once memory is back and gives the
  *    logits it gave before; the validation layer has nothing to say; and
- *    destroying the model leaves no Vulkan object alive.
- * A call's site is its line and its caller's (tests/vk-fault.h). On the
- * random llama-gqa-tied fixture (F32, stored as FP16 on the device) with
- * the defaults, the first and the last call at each site fail in turn; on
- * an RTN AWQ checkpoint of it with the opt-ins that make their own buffers
- * (HEARTH_VULKAN_GEMV=q8, HEARTH_VULKAN_LM_HEAD=q8, HEARTH_VULKAN_GEMM=coop-emu)
- * and draws on the device (HEARTH_DEVICE_SAMPLING=1), the first (CI time:
- * ~2.5 min under the sanitizers for both). HEARTH_TEST_FULL=1: every call
- * at every site, on both. */
+ *    destroying the model leaves no Vulkan object alive;
+ *  - the device lost at the first call of each of a run's sites (every
+ *    fallible call fails from then on): errors, no wait that never ends,
+ *    nothing left, and a new model runs right.
+ * In CI, a site is the engine's line that made the call (tests/vk-fault.h),
+ * and the first call at each site fails, on an RTN AWQ checkpoint of the
+ * random llama-gqa-tied fixture with the opt-ins that make their own
+ * buffers (HEARTH_VULKAN_GEMV=q8, HEARTH_VULKAN_LM_HEAD=q8,
+ * HEARTH_VULKAN_GEMM=coop-emu) and draws on the device
+ * (HEARTH_DEVICE_SAMPLING=1): each load costs ~1.5 s under the sanitizers
+ * with the validation layer. HEARTH_TEST_FULL=1: sites told apart by their
+ * caller's line too, and every call at every site, on that checkpoint and
+ * on the F32 fixture (stored as FP16 on the device) with the defaults
+ * (7.5 min in a debug build). */
 #include <math.h>
 #include <string.h>
 
@@ -119,15 +124,24 @@ static void
 sweep_load(Sweep *w, const HrVkFaultSite *sites, int n_sites)
 {
     for (int i = 0; i < n_sites; i++) {
-        int *ks = g_new(int, MAX(sites[i].calls, 2));
-        const int nk = site_calls(w, &sites[i], ks);
+        int *ks = g_new(int, MAX(sites[i].calls, 2) + 1);
+        int nk = site_calls(w, &sites[i], ks);
+        /* an upload's submit: the device lost there too (the load's cleanup
+         * then waits on a lost device) */
+        const int n_lost = strcmp(sites[i].name, "vkQueueSubmit") == 0;
+        if (n_lost)
+            ks[nk++] = 1;
         for (int j = 0; j < nk; j++) {
-            g_autofree char *what = g_strdup_printf("loading, call %d of %d at %s #%d", ks[j], sites[i].calls,
-                                                    sites[i].name, i);
+            const bool lost = j >= nk - n_lost;
+            g_autofree char *what = g_strdup_printf("loading, call %d of %d at %s #%d%s", ks[j], sites[i].calls,
+                                                    sites[i].name, i, lost ? ", the device lost" : "");
             const int msgs = hr_vk_fault_messages();
             HrError err = { 0 };
             void *ctx = NULL;
-            hr_vk_fault_arm(sites[i].site, ks[j]);
+            if (lost)
+                hr_vk_fault_arm_lost(sites[i].site, ks[j]);
+            else
+                hr_vk_fault_arm(sites[i].site, ks[j]);
             HrStatus st = hr_vulkan_backend.create(w->cfg, w->ts, &w->bopt, NULL, NULL, &ctx, &err);
             const char *failed = hr_vk_fault_disarm();
             if (!failed) {
@@ -195,6 +209,46 @@ sweep_run(Sweep *w, const HrVkFaultSite *sites, int n_sites)
     }
 }
 
+/* The device lost at the first call of each site of a run: the run ends in
+ * an error, and so does the next one (no wait for a fence that never
+ * signals); the model is destroyed with its device lost and leaves
+ * nothing; a model made afterwards (a new device) runs right. */
+static void
+sweep_lost(Sweep *w, const HrVkFaultSite *sites, int n_sites)
+{
+    for (int i = 0; i < n_sites; i++) {
+        g_autofree char *what = g_strdup_printf("the device lost at %s #%d while running", sites[i].name, i);
+        const int msgs = hr_vk_fault_messages();
+        HrError err = { 0 };
+        void *ctx = NULL;
+        HrStatus st = hr_vulkan_backend.create(w->cfg, w->ts, &w->bopt, NULL, NULL, &ctx, &err);
+        HR_CHECK(st == HR_OK, "%s: %s", w->label, err.message);
+        if (st != HR_OK)
+            return;
+        hr_vk_fault_arm_lost(sites[i].site, 1);
+        HrStatus rs = run(ctx, w->tok, w->lg, &err);
+        HR_CHECK(rs != HR_OK && err.message[0], "%s: %s: status %d, no message", w->label, what, (int)rs);
+        if (i == 0)
+            printf("%s: %s: %s\n", w->label, what, err.message);
+        hr_error_clear(&err);
+        rs = run(ctx, w->tok, w->lg, &err);
+        HR_CHECK(rs != HR_OK && err.message[0], "%s: %s, the next run: status %d, no message", w->label, what,
+                 (int)rs);
+        hr_error_clear(&err);
+        hr_vulkan_backend.destroy(ctx);
+        const char *failed = hr_vk_fault_disarm();
+        HR_CHECK(failed != NULL, "%s: %s: not reached", w->label, what);
+        check_clean(w, what, msgs);
+        st = hr_vulkan_backend.create(w->cfg, w->ts, &w->bopt, NULL, NULL, &ctx, &err);
+        g_autofree char *after = g_strdup_printf("%s, then a new model", what);
+        check_ran(w, after, st == HR_OK ? run(ctx, w->tok, w->lg, &err) : st, &err);
+        hr_error_clear(&err);
+        if (ctx)
+            hr_vulkan_backend.destroy(ctx);
+        check_clean(w, after, msgs);
+    }
+}
+
 static void
 check_faults(const char *dir, const char *label, int every)
 {
@@ -216,14 +270,14 @@ check_faults(const char *dir, const char *label, int every)
     HrError err = { 0 };
     void *ctx = NULL;
     const int msgs = hr_vk_fault_messages();
-    hr_vk_fault_count();
+    hr_vk_fault_count(every == 2 ? 2 : 1);
     HrStatus st = hr_vulkan_backend.create(&cfg, ts, &w.bopt, NULL, NULL, &ctx, &err);
     int n_load = 0, n_run = 0;
     g_autofree HrVkFaultSite *load = hr_vk_fault_sites(&n_load);
     HR_CHECK(st == HR_OK, "%s: %s", label, err.message);
     g_autofree HrVkFaultSite *running = NULL;
     if (st == HR_OK) {
-        hr_vk_fault_count();
+        hr_vk_fault_count(every == 2 ? 2 : 1);
         st = run(ctx, tok, want, &err);
         running = hr_vk_fault_sites(&n_run);
         HR_CHECK(st == HR_OK, "%s: %s", label, err.message);
@@ -248,6 +302,9 @@ check_faults(const char *dir, const char *label, int every)
         printf("%-32s running: %d calls at %d sites; %s failing: %d errors (each ran again after), %d survived, "
                "%d not reached; nothing left\n", label, calls, n_run, kinds[every],
                w.failed, w.survived, w.unreached);
+        sweep_lost(&w, running, n_run);
+        printf("%-32s the device lost at the first call of each of the run's %d sites: errors, then a new model "
+               "ran right; nothing left\n", label, n_run);
     }
     g_free(lg);
     g_free(want);
@@ -263,7 +320,8 @@ main(void)
 
     g_autofree char *dir = g_build_filename(HEARTH_FIXTURES, "hf-tiny", "llama-gqa-tied", "f32", NULL);
     const bool full = hr_test_full();
-    check_faults(dir, "llama-gqa-tied/f32", full ? 2 : 1);
+    if (full)
+        check_faults(dir, "llama-gqa-tied/f32", 2);
     /* An AWQ checkpoint of it (the repack on the pool, the int8 lm_head),
      * the opt-ins' own buffers and command buffers, and draws on the device
      * (the candidates' buffers, the decode row fetched by its own command

@@ -25,7 +25,9 @@ static uint64_t armed_site;
 static int armed_k, armed_seen;
 static bool armed_hit;
 static const char *hit_name;
+static bool sticky, lost;   /* the device lost at the armed call: every fallible call fails from then on */
 static bool counting;
+static int site_levels = 2;   /* frames a site is known by (hr_vk_fault_count) */
 static GArray *sites;   /* HrVkFaultSite, while counting */
 
 enum { K_INSTANCE, K_DEVICE, K_BUFFER, K_MEMORY, K_MAPPED, K_DESC_POOL, K_DESC_LAYOUT, K_PIPE_LAYOUT,
@@ -37,9 +39,10 @@ static const char *const kind_names[K_N] = {
 static gint live[K_N];
 
 void
-hr_vk_fault_count(void)
+hr_vk_fault_count(int levels)
 {
     g_mutex_lock(&lock);
+    site_levels = CLAMP(levels, 1, 2);
     if (!sites)
         sites = g_array_new(FALSE, FALSE, sizeof(HrVkFaultSite));
     g_array_set_size(sites, 0);
@@ -69,7 +72,27 @@ hr_vk_fault_arm(uint64_t site, int k)
     armed_seen = 0;
     armed_hit = false;
     hit_name = NULL;
+    sticky = lost = false;
     g_mutex_unlock(&lock);
+}
+
+void
+hr_vk_fault_arm_lost(uint64_t site, int k)
+{
+    hr_vk_fault_arm(site, k);
+    g_mutex_lock(&lock);
+    sticky = true;
+    g_mutex_unlock(&lock);
+}
+
+/* true: the device is lost (a sticky fault was hit) */
+static bool
+is_lost(void)
+{
+    g_mutex_lock(&lock);
+    const bool l = lost;
+    g_mutex_unlock(&lock);
+    return l;
 }
 
 const char *
@@ -79,6 +102,7 @@ hr_vk_fault_disarm(void)
     const char *name = armed_hit ? hit_name : NULL;
     armed_k = 0;
     armed_hit = false;
+    sticky = lost = false;
     g_mutex_unlock(&lock);
     return name;
 }
@@ -100,33 +124,43 @@ hr_vk_fault_live(char *what, size_t len)
     return total;
 }
 
-/* The call's site: its name and the return addresses of the two frames
- * above it (the engine's line that called it, and the line that called that
- * function). Not more: a parallel loop's body is called from the pool's
- * workers and from the calling thread, by different frames. */
+/* The call's site: its name, the engine's line that called it (caller: the
+ * stand-in's return address) and, at two levels, the line that called that
+ * function (the frame after caller in a backtrace, which may begin inside a
+ * sanitizer's interceptor). Not more: a parallel loop's body is called from
+ * the pool's workers and from the calling thread, by different frames. */
 static uint64_t
-site_of(const char *name)
+site_of(const char *name, void *caller, int levels)
 {
-    void *frames[4];
-    const int n = backtrace(frames, G_N_ELEMENTS(frames));
     uint64_t h = 1469598103934665603ull;
     for (const char *p = name; *p; p++)
         h = (h ^ (uint8_t)*p) * 1099511628211ull;
-    for (int i = 2; i < n; i++)   /* 0: site_of, 1: the stand-in */
-        h = (h ^ (uint64_t)(uintptr_t)frames[i]) * 1099511628211ull;
+    h = (h ^ (uint64_t)(uintptr_t)caller) * 1099511628211ull;
+    if (levels < 2)
+        return h;
+    void *frames[10];
+    const int n = backtrace(frames, G_N_ELEMENTS(frames));
+    for (int i = 0; i + 1 < n; i++)
+        if (frames[i] == caller) {
+            h = (h ^ (uint64_t)(uintptr_t)frames[i + 1]) * 1099511628211ull;
+            break;
+        }
     return h;
 }
 
 /* true: this call fails */
 static bool
-fault_now(const char *name)
+fault_now(const char *name, void *caller)
 {
     g_mutex_lock(&lock);
-    const bool want = counting || armed_k > 0;
+    const bool want = counting || armed_k > 0, gone = lost;
+    const int levels = site_levels;
     g_mutex_unlock(&lock);
+    if (gone)
+        return true;
     if (!want)
         return false;
-    const uint64_t site = site_of(name);
+    const uint64_t site = site_of(name, caller, levels);
     bool fail = false;
     g_mutex_lock(&lock);
     if (counting) {
@@ -143,10 +177,14 @@ fault_now(const char *name)
         fail = true;
         armed_hit = true;
         hit_name = name;
+        lost = sticky;
     }
     g_mutex_unlock(&lock);
     return fail;
 }
+
+/* In a stand-in: whether this call fails (its caller: the engine's line) */
+#define FAULT(name) fault_now(name, __builtin_return_address(0))
 
 static void *
 real(const char *name)
@@ -175,7 +213,7 @@ VKAPI_ATTR VkResult VKAPI_CALL
 vkCreateInstance(const VkInstanceCreateInfo *ci, const VkAllocationCallbacks *a, VkInstance *out)
 {
     REAL(vkCreateInstance);
-    if (fault_now("vkCreateInstance"))
+    if (FAULT("vkCreateInstance"))
         return VK_ERROR_OUT_OF_HOST_MEMORY;
     VkResult r = real_fn(ci, a, out);
     COUNTED(K_INSTANCE, r);
@@ -195,7 +233,7 @@ VKAPI_ATTR VkResult VKAPI_CALL
 vkCreateDevice(VkPhysicalDevice pd, const VkDeviceCreateInfo *ci, const VkAllocationCallbacks *a, VkDevice *out)
 {
     REAL(vkCreateDevice);
-    if (fault_now("vkCreateDevice"))
+    if (FAULT("vkCreateDevice"))
         return VK_ERROR_OUT_OF_DEVICE_MEMORY;
     VkResult r = real_fn(pd, ci, a, out);
     COUNTED(K_DEVICE, r);
@@ -217,7 +255,7 @@ vkDestroyDevice(VkDevice h, const VkAllocationCallbacks *a)
                                                   Vk##Type *out)                                             \
     {                                                                                                         \
         REAL(vkCreate##Type);                                                                                 \
-        if (fault_now("vkCreate" #Type))                                                                                      \
+        if (FAULT("vkCreate" #Type))                                                                          \
             return VK_ERROR_OUT_OF_DEVICE_MEMORY;                                                             \
         VkResult r = real_fn(d, ci, a, out);                                                                  \
         COUNTED(kind, r);                                                                                     \
@@ -245,7 +283,7 @@ VKAPI_ATTR VkResult VKAPI_CALL
 vkAllocateMemory(VkDevice d, const VkMemoryAllocateInfo *ai, const VkAllocationCallbacks *a, VkDeviceMemory *out)
 {
     REAL(vkAllocateMemory);
-    if (fault_now("vkAllocateMemory"))
+    if (FAULT("vkAllocateMemory"))
         return VK_ERROR_OUT_OF_DEVICE_MEMORY;
     VkResult r = real_fn(d, ai, a, out);
     COUNTED(K_MEMORY, r);
@@ -265,7 +303,7 @@ VKAPI_ATTR VkResult VKAPI_CALL
 vkMapMemory(VkDevice d, VkDeviceMemory m, VkDeviceSize off, VkDeviceSize size, VkMemoryMapFlags f, void **out)
 {
     REAL(vkMapMemory);
-    if (fault_now("vkMapMemory"))
+    if (FAULT("vkMapMemory"))
         return VK_ERROR_MEMORY_MAP_FAILED;
     VkResult r = real_fn(d, m, off, size, f, out);
     COUNTED(K_MAPPED, r);
@@ -284,7 +322,7 @@ VKAPI_ATTR VkResult VKAPI_CALL
 vkBindBufferMemory(VkDevice d, VkBuffer b, VkDeviceMemory m, VkDeviceSize off)
 {
     REAL(vkBindBufferMemory);
-    if (fault_now("vkBindBufferMemory"))
+    if (FAULT("vkBindBufferMemory"))
         return VK_ERROR_OUT_OF_DEVICE_MEMORY;
     return real_fn(d, b, m, off);
 }
@@ -294,7 +332,7 @@ vkCreateComputePipelines(VkDevice d, VkPipelineCache cache, uint32_t n, const Vk
                          const VkAllocationCallbacks *a, VkPipeline *out)
 {
     REAL(vkCreateComputePipelines);
-    if (fault_now("vkCreateComputePipelines")) {
+    if (FAULT("vkCreateComputePipelines")) {
         for (uint32_t i = 0; i < n; i++)
             out[i] = VK_NULL_HANDLE;
         return VK_ERROR_OUT_OF_DEVICE_MEMORY;
@@ -319,7 +357,7 @@ VKAPI_ATTR VkResult VKAPI_CALL
 vkAllocateDescriptorSets(VkDevice d, const VkDescriptorSetAllocateInfo *ai, VkDescriptorSet *out)
 {
     REAL(vkAllocateDescriptorSets);
-    if (fault_now("vkAllocateDescriptorSets")) {
+    if (FAULT("vkAllocateDescriptorSets")) {
         for (uint32_t i = 0; i < ai->descriptorSetCount; i++)
             out[i] = VK_NULL_HANDLE;
         return VK_ERROR_OUT_OF_POOL_MEMORY;
@@ -331,7 +369,7 @@ VKAPI_ATTR VkResult VKAPI_CALL
 vkAllocateCommandBuffers(VkDevice d, const VkCommandBufferAllocateInfo *ai, VkCommandBuffer *out)
 {
     REAL(vkAllocateCommandBuffers);
-    if (fault_now("vkAllocateCommandBuffers")) {
+    if (FAULT("vkAllocateCommandBuffers")) {
         for (uint32_t i = 0; i < ai->commandBufferCount; i++)
             out[i] = VK_NULL_HANDLE;
         return VK_ERROR_OUT_OF_DEVICE_MEMORY;
@@ -343,7 +381,7 @@ VKAPI_ATTR VkResult VKAPI_CALL
 vkBeginCommandBuffer(VkCommandBuffer cb, const VkCommandBufferBeginInfo *bi)
 {
     REAL(vkBeginCommandBuffer);
-    if (fault_now("vkBeginCommandBuffer"))
+    if (FAULT("vkBeginCommandBuffer"))
         return VK_ERROR_OUT_OF_DEVICE_MEMORY;
     return real_fn(cb, bi);
 }
@@ -354,16 +392,32 @@ vkEndCommandBuffer(VkCommandBuffer cb)
     REAL(vkEndCommandBuffer);
     /* the recording goes on to the end; only the result says it failed */
     VkResult r = real_fn(cb);
-    return fault_now("vkEndCommandBuffer") && r == VK_SUCCESS ? VK_ERROR_OUT_OF_DEVICE_MEMORY : r;
+    return FAULT("vkEndCommandBuffer") && r == VK_SUCCESS ? VK_ERROR_OUT_OF_DEVICE_MEMORY : r;
 }
 
 VKAPI_ATTR VkResult VKAPI_CALL
 vkQueueSubmit(VkQueue q, uint32_t n, const VkSubmitInfo *si, VkFence fence)
 {
     REAL(vkQueueSubmit);
-    if (fault_now("vkQueueSubmit"))
-        return VK_ERROR_OUT_OF_DEVICE_MEMORY;   /* nothing submitted: the fence stays unsignalled */
+    if (FAULT("vkQueueSubmit"))   /* nothing submitted: the fence stays unsignalled */
+        return is_lost() ? VK_ERROR_DEVICE_LOST : VK_ERROR_OUT_OF_DEVICE_MEMORY;
     return real_fn(q, n, si, fence);
+}
+
+/* Waits: not sites of their own; once the device is lost, they say so (a
+ * fence whose submit failed would never signal). */
+VKAPI_ATTR VkResult VKAPI_CALL
+vkWaitForFences(VkDevice d, uint32_t n, const VkFence *f, VkBool32 all, uint64_t timeout)
+{
+    REAL(vkWaitForFences);
+    return is_lost() ? VK_ERROR_DEVICE_LOST : real_fn(d, n, f, all, timeout);
+}
+
+VKAPI_ATTR VkResult VKAPI_CALL
+vkDeviceWaitIdle(VkDevice d)
+{
+    REAL(vkDeviceWaitIdle);
+    return is_lost() ? VK_ERROR_DEVICE_LOST : real_fn(d);
 }
 
 /* Validation messages, counted here too: the backend's messenger is wrapped
