@@ -55,6 +55,25 @@ hr_cmp_argmax(const float *v, int n, float *gap)
     return best;
 }
 
+float
+hr_cmp_rel_diff(const float *ref, const float *x, int n, float *diff_out, float *range_out)
+{
+    float mn = INFINITY, mx = -INFINITY, diff = 0.0f;
+    for (int i = 0; i < n; i++) {
+        mn = fminf(mn, ref[i]);
+        mx = fmaxf(mx, ref[i]);
+        float d = fabsf(ref[i] - x[i]);
+        if (!(d <= diff))
+            diff = isnan(d) ? INFINITY : d;
+    }
+    float range = mx - mn > 0 ? mx - mn : 1.0f;
+    if (diff_out)
+        *diff_out = diff;
+    if (range_out)
+        *range_out = range;
+    return diff / range;
+}
+
 void
 hr_cmp_row(HrCmpStats *s, HrCmpRun *cpu, HrCmpRun *dev, int row, const char *what)
 {
@@ -62,16 +81,8 @@ hr_cmp_row(HrCmpStats *s, HrCmpRun *cpu, HrCmpRun *dev, int row, const char *wha
     HrError err = { 0 };
     HR_CHECK(cpu->ops->get_logits(cpu->ctx, row, a, &err) == HR_OK, "cpu logits: %s", err.message);
     HR_CHECK(dev->ops->get_logits(dev->ctx, row, b, &err) == HR_OK, "%s logits: %s", s->device, err.message);
-    float mn = INFINITY, mx = -INFINITY, diff = 0.0f;
-    for (int i = 0; i < s->vocab; i++) {
-        mn = fminf(mn, a[i]);
-        mx = fmaxf(mx, a[i]);
-        float d = fabsf(a[i] - b[i]);
-        if (!(d <= diff))
-            diff = isnan(d) ? INFINITY : d;
-    }
-    float range = mx - mn > 0 ? mx - mn : 1.0f;
-    float rel = diff / range;
+    float diff, range;
+    const float rel = hr_cmp_rel_diff(a, b, s->vocab, &diff, &range);
     if (rel > s->worst_rel)
         s->worst_rel = rel;
     s->rows++;

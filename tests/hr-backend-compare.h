@@ -31,6 +31,10 @@ bool hr_cmp_load(const char *dir, HrModelConfig *cfg, HrTensorSet **ts);
 bool hr_cmp_create(const char *label, const HrModelConfig *cfg, HrTensorSet *ts, const HrBackendOptions *bopt,
                    HrCmpRun *cpu, HrCmpRun *dev);
 
+/* max |x - ref| over a row (NaN: infinite), relative to ref's range (a
+ * flat row: 1); *diff, *range (when not NULL) get both parts. */
+float hr_cmp_rel_diff(const float *ref, const float *x, int n, float *diff, float *range);
+
 /* Index of the largest value; *gap = largest - second largest. */
 int hr_cmp_argmax(const float *v, int n, float *gap);
 

@@ -57,19 +57,6 @@ run(void *ctx, const int32_t *tok, float *lg, HrError *err)
     return rs;
 }
 
-/* max |a - b| over a logits row, relative to the row's range */
-static float
-rel_diff(const float *a, const float *b, int n)
-{
-    float lo = b[0], hi = b[0], worst = 0;
-    for (int i = 0; i < n; i++) {
-        lo = MIN(lo, b[i]);
-        hi = MAX(hi, b[i]);
-        worst = MAX(worst, fabsf(a[i] - b[i]));
-    }
-    return worst / MAX(hi - lo, 1e-6f);
-}
-
 typedef struct {
     const char *label;
     const HrModelConfig *cfg;
@@ -91,7 +78,7 @@ check_ran(Sweep *w, const char *what, HrStatus rs, const HrError *err)
     HR_CHECK(rs == HR_OK, "%s: %s: the model does not run: %s", w->label, what, err->message);
     if (rs != HR_OK)
         return;
-    const float d = rel_diff(w->lg, w->want, w->cfg->vocab_size);
+    const float d = hr_cmp_rel_diff(w->want, w->lg, w->cfg->vocab_size, NULL, NULL);
     HR_CHECK(d <= 1e-5f, "%s: %s: row 5's logits differ by %g of their range", w->label, what, (double)d);
 }
 

@@ -66,19 +66,6 @@ load(const char *path, const char *backend)
     return m;
 }
 
-static float
-row_rel(const float *cpu, const float *dev, int V)
-{
-    float lo = cpu[0], hi = cpu[0], d = 0.0f;
-    for (int v = 0; v < V; v++) {
-        lo = fminf(lo, cpu[v]);
-        hi = fmaxf(hi, cpu[v]);
-        float e = fabsf(cpu[v] - dev[v]);
-        d = isnan(e) ? INFINITY : fmaxf(d, e);
-    }
-    return d / fmaxf(hi - lo, 1e-6f);
-}
-
 static int
 argmax(const float *v, int V)
 {
@@ -121,7 +108,7 @@ check_chat(const char *gguf)
     for (int t = 0; t < n; t++) {
         hr_model_logits_row(cpu, t, lc, &err);
         hr_model_logits_row(vk, t, lv, &err);
-        worst = fmaxf(worst, row_rel(lc, lv, V));
+        worst = fmaxf(worst, hr_cmp_rel_diff(lc, lv, V, NULL, NULL));
     }
     printf("prompt: %d positions, max |dlogit|/range %.2e\n", n, (double)worst);
     HR_CHECK(worst <= LOGIT_TOL, "prompt logits differ by %.3g of the range (limit %g)", (double)worst,
@@ -139,7 +126,7 @@ check_chat(const char *gguf)
         hr_model_logits(cpu, lc, &err);
         hr_model_logits(vk, lv, &err);
         if (memcmp(sc, sv, (size_t)(n + i) * sizeof *sc) == 0)
-            worst_dec = fmaxf(worst_dec, row_rel(lc, lv, V));
+            worst_dec = fmaxf(worst_dec, hr_cmp_rel_diff(lc, lv, V, NULL, NULL));
         sc[n + i] = argmax(lc, V);
         sv[n + i] = argmax(lv, V);
         equal += sc[n + i] == sv[n + i];
