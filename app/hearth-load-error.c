@@ -45,3 +45,13 @@ hearth_load_error_describe(const char *message, char **summary, char **advice)
     *summary = g_strdup(s);
     *advice = g_strdup(a);
 }
+
+char *
+hearth_quantize_error_text(gboolean out_of_memory, const char *message)
+{
+    const char *m = message ? message : "";
+    if (out_of_memory)
+        return g_strdup(_("Quantization failed: not enough memory for the search. Lower Samples or Sequence "
+                          "Length under Advanced, or close programs that use much memory."));
+    return g_strdup_printf(_("Quantization failed: %s"), m);
+}

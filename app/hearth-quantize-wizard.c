@@ -11,6 +11,7 @@
 #include <glib/gstdio.h>
 
 #include "backend.h"
+#include "hearth-load-error.h"
 #include "chat.h"
 #include "generate.h"
 #include "hearth-hub.h"
@@ -542,6 +543,14 @@ show_stage(HearthQuantizeWizard *self, const StageUpdate *u)
     gtk_label_set_text(self->memory_label, mem);
 }
 
+/* The options page's status line, and its tooltip (the details, or none). */
+static void
+set_status(HearthQuantizeWizard *self, const char *text, const char *details)
+{
+    gtk_label_set_text(self->options_status, text);
+    gtk_widget_set_tooltip_text(GTK_WIDGET(self->options_status), details);
+}
+
 static void
 job_done(GObject *source, GAsyncResult *res, gpointer data)
 {
@@ -552,8 +561,8 @@ job_done(GObject *source, GAsyncResult *res, gpointer data)
         if (j->status == HR_ERR_CANCELLED) {
             adw_toast_overlay_add_toast(self->toasts, adw_toast_new(_("Quantization cancelled; nothing was kept")));
         } else {
-            g_autofree char *msg = g_strdup_printf(_("Quantization failed: %s"), j->error);
-            gtk_label_set_text(self->options_status, msg);
+            g_autofree char *msg = hearth_quantize_error_text(j->status == HR_ERR_NOMEM, j->error);
+            set_status(self, msg, j->status == HR_ERR_NOMEM ? j->error : NULL);
         }
         set_page(self, PAGE_OPTIONS);
         gtk_widget_set_sensitive(GTK_WIDGET(self->start_button), TRUE);
@@ -585,7 +594,7 @@ start_clicked(GtkButton *b, HearthQuantizeWizard *self)
 {
     const char *name = gtk_editable_get_text(GTK_EDITABLE(self->name_row));
     if (!name || !*name || strchr(name, '/') || name[0] == '.') {
-        gtk_label_set_text(self->options_status, _("Give the new model a folder name (no “/”, not starting with “.”)."));
+        set_status(self, _("Give the new model a folder name (no “/”, not starting with “.”)."), NULL);
         return;
     }
     Job *j = g_new0(Job, 1);
@@ -594,7 +603,7 @@ start_clicked(GtkButton *b, HearthQuantizeWizard *self)
     j->final_dir = g_build_filename(self->models_dir, name, NULL);
     j->partial_dir = g_build_filename(self->models_dir, ".partial", name, NULL);
     if (g_file_test(j->final_dir, G_FILE_TEST_EXISTS)) {
-        gtk_label_set_text(self->options_status, _("A model with this name already exists; choose another name."));
+        set_status(self, _("A model with this name already exists; choose another name."), NULL);
         job_unref(j);
         return;
     }
@@ -610,7 +619,7 @@ start_clicked(GtkButton *b, HearthQuantizeWizard *self)
     j->calib = adw_combo_row_get_selected(self->calib_row) == 1 && self->calib_file ? g_strdup(self->calib_file)
                                                                                     : bundled_calibration();
     if (j->opt.method == HR_QUANT_AWQ && !j->calib) {
-        gtk_label_set_text(self->options_status, _("The bundled calibration text is missing; choose a text file."));
+        set_status(self, _("The bundled calibration text is missing; choose a text file."), NULL);
         job_unref(j);
         return;
     }
@@ -625,7 +634,7 @@ start_clicked(GtkButton *b, HearthQuantizeWizard *self)
                                ? g_strdup_printf(_("Device: %s"), be->name)
                                : g_strdup_printf(_("Device: CPU (%u threads)"), g_get_num_processors());
     gtk_label_set_text(self->device_label, dev);
-    gtk_label_set_text(self->options_status, "");
+    set_status(self, "", NULL);
     gtk_label_set_text(self->step_label, _("Starting…"));
     gtk_label_set_text(self->eta_label, "");
     gtk_progress_bar_set_fraction(self->progress, 0.0);

@@ -1,5 +1,6 @@
 /* test-load-error.c — app/hearth-load-error.c: the engine's real messages
- * for the usual broken models map to the plain sentence that fits them. */
+ * for the usual broken models map to the plain sentence that fits them; the
+ * wizard's line for a quantization out of memory says what to change. */
 #include <string.h>
 
 #include "hearth-load-error.h"
@@ -35,5 +36,13 @@ main(void)
         g_free(summary);
         g_free(advice);
     }
+    /* the wizard's line: for want of memory, what to change first; always the quantizer's message */
+    char *oom = hearth_quantize_error_text(TRUE, "awq: CUDA: cudaMalloc(&b->act, bytes): out of memory (error 2)");
+    HR_CHECK(strstr(oom, "not enough memory") && strstr(oom, "Samples") && strstr(oom, "Sequence Length") &&
+             !strstr(oom, "cudaMalloc") && g_utf8_strlen(oom, -1) < 160, "out of memory: %s", oom);
+    char *other = hearth_quantize_error_text(FALSE, "/m: no space left on device");
+    HR_CHECK(strstr(other, "no space left") && !strstr(other, "Samples"), "other: %s", other);
+    g_free(oom);
+    g_free(other);
     return hr_test_result();
 }
