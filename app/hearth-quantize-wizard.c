@@ -11,10 +11,10 @@
 #include <glib/gstdio.h>
 
 #include "backend.h"
-#include "hearth-load-error.h"
 #include "chat.h"
 #include "generate.h"
 #include "hearth-hub.h"
+#include "hearth-load-error.h"
 #include "hearth-model-manager.h"
 #include "hearth-models.h"
 #include "hearth-config.h"

@@ -227,6 +227,7 @@ hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "backend \"%s\" implements interface version %u, "
                             "the engine needs %u", ops->name, ops->api_version, HR_BACKEND_API_VERSION);
 
+    const bool is_auto = opt->backend && strcmp(opt->backend, "auto") == 0;
     HrModel *m = g_new0(HrModel, 1);
     HrStatus st = hr_model_config_load(dir, &m->cfg, err);
     if (st == HR_OK)
@@ -239,7 +240,6 @@ hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError
          * them only with HEARTH_CUDA_GGUF=1), else the CPU; a named GPU backend says
          * which tensor and type. */
         const HrTensor *blocks = unread_blocks(ops, m->weights);
-        const bool is_auto = opt->backend && strcmp(opt->backend, "auto") == 0;
 #if HEARTH_HAVE_VULKAN
         char name[256];
         if (blocks && is_auto && ops != &hr_vulkan_backend && !unread_blocks(&hr_vulkan_backend, m->weights) &&
@@ -267,7 +267,6 @@ hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError
         st = ops->create(&m->cfg, m->weights, &bopt, opt->progress ? load_progress : NULL, &lp, &m->ctx, err);
         /* "auto" on a GPU without the memory for this model: the CPU, and
          * the model says why (hr_model_notice), never silently. */
-        const bool is_auto = opt->backend && strcmp(opt->backend, "auto") == 0;
         if (st == HR_ERR_NOMEM && is_auto && ops != &hr_cpu_backend) {
             g_autofree char *gpu_error = g_strdup(err->message);
             hr_error_clear(err);
