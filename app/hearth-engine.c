@@ -46,6 +46,7 @@ typedef struct {
     /* worker-only */
     HrModel *model;
     HrTokenizer *tok;
+    Request *loaded_with;      /* the load request the model came from (REQ_LOAD fields), to load it again */
     GHashTable *msg_tokens;    /* "role\x1fcontent" -> token count (+1), for trimming by arithmetic */
 } Shared;
 
@@ -63,7 +64,7 @@ struct _HearthEngine {
     int load_threads;          /* CPU threads for the next loads (0: automatic) */
     int context_length;
     int context_used;
-    gboolean on_cpu_instead;   /* the loaded model runs on the CPU: the GPU "auto" chose has too little memory */
+    HearthLoadNote load_note;  /* where the loaded model runs when that is not where it was asked to */
     guint next_id;
 };
 
@@ -119,13 +120,15 @@ shared_unref(Shared *s)
     g_main_context_unref(s->main_context);
     hr_model_free(s->model);
     hr_tokenizer_free(s->tok);
+    if (s->loaded_with)
+        request_free(s->loaded_with);
     g_hash_table_unref(s->msg_tokens);
     g_free(s);
 }
 
 /* ---- main-thread side: events posted by the worker ---------------------- */
 
-typedef enum { EV_PROGRESS, EV_LOADED, EV_TRIMMED, EV_FINISHED, EV_GENERATING } EventType;
+typedef enum { EV_PROGRESS, EV_LOADED, EV_TRIMMED, EV_FINISHED, EV_GENERATING, EV_RELOADING } EventType;
 
 typedef struct {
     Shared *shared;
@@ -135,7 +138,7 @@ typedef struct {
     int done, total;           /* EV_PROGRESS: tensors */
     gboolean ok;
     gboolean kept_previous;    /* load failed its checks; the previous model is still loaded */
-    gboolean on_cpu_instead;   /* loaded on the CPU: the GPU "auto" chose has too little memory for it */
+    HearthLoadNote load_note;  /* EV_LOADED: where the model runs when not where asked, or why it was loaded again */
     char *error;
     char *model_dir;
     int context_length;
@@ -189,11 +192,16 @@ event_dispatch(gpointer data)
             g_object_notify_by_pspec(G_OBJECT(self), props[PROP_MODEL_NAME]);
         }
         set_state(self, ev->ok ? HEARTH_ENGINE_READY : HEARTH_ENGINE_EMPTY);
-        self->on_cpu_instead = ev->ok && ev->on_cpu_instead;
+        self->load_note = ev->ok ? ev->load_note : HEARTH_LOAD_NOTE_NONE;
         g_signal_emit(self, signals[SIG_LOAD_FINISHED], 0, ev->ok, ev->error);
         break;
     case EV_GENERATING:
         set_state(self, HEARTH_ENGINE_GENERATING);
+        break;
+    case EV_RELOADING:
+        /* the worker loads the model again by itself (a device error): a load like the others, of the
+         * same folder, ending in "load-finished" */
+        set_state(self, HEARTH_ENGINE_LOADING);
         break;
     case EV_TRIMMED:
         g_signal_emit(self, signals[SIG_CONTEXT_TRIMMED], 0, ev->id, ev->dropped);
@@ -328,6 +336,52 @@ precheck_model(const char *dir, HrTokenizer **tok, HrError *err)
     return st;
 }
 
+/* The weights of r->dir on backend (NULL: the default) into s->model; r is remembered for a reload. */
+static HrStatus
+load_weights(Shared *s, const Request *r, const char *backend, HrError *err)
+{
+    HrModelOptions opt;
+    hr_model_options_init(&opt);
+    opt.progress = on_progress;
+    opt.progress_user = s;
+    if (backend)
+        opt.backend = backend;
+    opt.context_len = r->context_len;
+    opt.n_threads = r->n_threads;
+    HrStatus st = hr_model_load(r->dir, &opt, &s->model, err);
+    if (st == HR_OK && r != s->loaded_with) {
+        if (s->loaded_with)
+            request_free(s->loaded_with);
+        s->loaded_with = g_new0(Request, 1);
+        s->loaded_with->type = REQ_LOAD;
+        s->loaded_with->dir = g_strdup(r->dir);
+        s->loaded_with->backend = g_strdup(r->backend);
+        s->loaded_with->context_len = r->context_len;
+        s->loaded_with->n_threads = r->n_threads;
+    }
+    return st;
+}
+
+/* ev (EV_LOADED, its load_note set) says how the load of r ended (st, err); when the model says it
+ * runs elsewhere than asked ("auto" on a GPU without the memory for it: the CPU), its note is elsewhere. */
+static void
+post_loaded(Shared *s, Event *ev, const Request *r, HrStatus st, const HrError *err, HearthLoadNote elsewhere)
+{
+    if (st != HR_OK) {
+        ev->ok = FALSE;
+        ev->error = friendly_load_error(r->dir, err);
+        g_clear_pointer(&s->tok, hr_tokenizer_free);
+    } else {
+        ev->ok = TRUE;
+        ev->context_length = hr_model_context_len(s->model);
+        if (hr_model_notice(s->model)) {   /* never silently (the window's toast) */
+            ev->load_note = elsewhere;
+            g_info("%s: %s", r->dir, hr_model_notice(s->model));
+        }
+    }
+    post(s, ev);
+}
+
 static void
 worker_load(Shared *s, const Request *r)
 {
@@ -350,28 +404,34 @@ worker_load(Shared *s, const Request *r)
     g_clear_pointer(&s->tok, hr_tokenizer_free);
     g_hash_table_remove_all(s->msg_tokens);
     s->tok = tok;
-    HrModelOptions opt;
-    hr_model_options_init(&opt);
-    opt.progress = on_progress;
-    opt.progress_user = s;
-    if (r->backend)
-        opt.backend = r->backend;
-    opt.context_len = r->context_len;
-    opt.n_threads = r->n_threads;
-    if (hr_model_load(r->dir, &opt, &s->model, &err) != HR_OK) {
-        ev->ok = FALSE;
-        ev->error = friendly_load_error(r->dir, &err);
-        g_clear_pointer(&s->tok, hr_tokenizer_free);
-    } else {
-        ev->ok = TRUE;
-        ev->context_length = hr_model_context_len(s->model);
-        if (hr_model_notice(s->model)) {
-            /* "auto" on a GPU without the memory for it: the CPU, said (the window's toast) */
-            ev->on_cpu_instead = TRUE;
-            g_info("%s: %s", r->dir, hr_model_notice(s->model));
-        }
+    post_loaded(s, ev, r, load_weights(s, r, r->backend, &err), &err, HEARTH_LOAD_NOTE_CPU_FOR_MEMORY);
+}
+
+/* The device stopped working while the model ran on it (HR_ERR_DEVICE: lost, a driver reset, a kernel
+ * fault): its contexts are gone, so the model is loaded again from the same folder with the same options
+ * (a new device), and where that fails on the CPU; the tokenizer stays. Ends in EV_LOADED like any
+ * load: the window says where the model runs now, or why there is none. (EV_RELOADING went before the
+ * failed reply's EV_FINISHED: the engine is never READY in between.) */
+static void
+reload_after_device_error(Shared *s, const char *device_error)
+{
+    g_clear_pointer(&s->model, hr_model_free);
+    const Request *r = s->loaded_with;
+    Event *ev = g_new0(Event, 1);
+    ev->type = EV_LOADED;
+    HrError err = { 0 };
+    g_message("%s: the device failed while running (%s): loading the model again", r->dir, device_error);
+    atomic_store(&s->cancel, 0);   /* a Stop meant for the failed reply does not stop this (a load asked for
+                                    * meanwhile is queued: it runs next) */
+    HrStatus st = load_weights(s, r, r->backend, &err);
+    ev->load_note = HEARTH_LOAD_NOTE_RELOADED;
+    if (st != HR_OK && st != HR_ERR_CANCELLED) {
+        g_message("%s: loading it again failed (%s): on the CPU", r->dir, err.message);
+        hr_error_clear(&err);
+        st = load_weights(s, r, "cpu", &err);
+        ev->load_note = HEARTH_LOAD_NOTE_CPU_AFTER_DEVICE_ERROR;
     }
-    post(s, ev);
+    post_loaded(s, ev, r, st, &err, HEARTH_LOAD_NOTE_CPU_AFTER_DEVICE_ERROR);
 }
 
 typedef struct {
@@ -580,13 +640,25 @@ worker_generate(Shared *s, const Request *r)
     fin->stats.tokens_per_second = stats.decode_s > 0 ? stats.generated_tokens / stats.decode_s : 0.0;
     fin->stats.time_to_first_token_s = stats.ttft_s;
     fin->context_used = hr_model_n_cached(s->model);
-    if (st != HR_OK) {
+    const gboolean device_failed = st == HR_ERR_DEVICE && s->loaded_with &&
+                                   hr_model_backend(s->model) != &hr_cpu_backend;
+    if (device_failed) {
+        fin->stop_reason = g_strdup("error");
+        fin->error = g_strdup_printf(_("The reply failed: the graphics card stopped working (%s)."), err.message);
+    } else if (st != HR_OK) {
         fin->stop_reason = g_strdup("error");
         fin->error = g_strdup_printf(_("The reply failed: %s"), err.message);
     } else {
         fin->stop_reason = g_strdup(hr_stop_reason_name(stats.reason));
     }
+    if (device_failed) {
+        Event *busy = g_new0(Event, 1);
+        busy->type = EV_RELOADING;
+        post(s, busy);
+    }
     post(s, fin);
+    if (device_failed)
+        reload_after_device_error(s, err.message);
 }
 
 static gpointer
@@ -752,10 +824,10 @@ hearth_engine_get_model_dir(HearthEngine *self)
     return self->model_dir;
 }
 
-gboolean
-hearth_engine_runs_on_cpu_instead(HearthEngine *self)
+HearthLoadNote
+hearth_engine_get_load_note(HearthEngine *self)
 {
-    return self->on_cpu_instead;
+    return self->load_note;
 }
 
 int

@@ -43,9 +43,19 @@ HearthEngineState hearth_engine_get_state(HearthEngine *self);
 const char *hearth_engine_get_model_name(HearthEngine *self);
 const char *hearth_engine_get_model_dir(HearthEngine *self);
 int hearth_engine_get_context_length(HearthEngine *self);
-/* The loaded model runs on the CPU although the backend is "auto" and a GPU
- * was chosen: that GPU has too little memory for it (hr_model_notice). */
-gboolean hearth_engine_runs_on_cpu_instead(HearthEngine *self);
+typedef enum {
+    HEARTH_LOAD_NOTE_NONE,
+    /* runs on the CPU although the backend is "auto" and a GPU was chosen: that GPU has too little memory
+     * for it (hr_model_notice) */
+    HEARTH_LOAD_NOTE_CPU_FOR_MEMORY,
+    /* loaded again by the engine itself: the device stopped working during a reply (the reply failed) */
+    HEARTH_LOAD_NOTE_RELOADED,
+    /* ... and on the CPU: loading it on the device again failed */
+    HEARTH_LOAD_NOTE_CPU_AFTER_DEVICE_ERROR,
+} HearthLoadNote;
+
+/* What the window should say about the last successful load, beyond that it loaded. */
+HearthLoadNote hearth_engine_get_load_note(HearthEngine *self);
 /* Tokens the last reply's conversation used (prompt + reply). */
 int hearth_engine_get_context_used(HearthEngine *self);
 
@@ -55,6 +65,9 @@ int hearth_engine_get_context_used(HearthEngine *self);
  * freed before the weights load. Emits "load-progress" (double) and then
  * "load-finished" (gboolean ok, string error). */
 void hearth_engine_load(HearthEngine *self, const char *dir);
+/* (The engine also loads the model again by itself when the device fails during a reply: that reply
+ * finishes with an error, the state goes to HEARTH_ENGINE_LOADING, and "load-progress" and
+ * "load-finished" follow as for hearth_engine_load, with a load note.) */
 void hearth_engine_unload(HearthEngine *self);
 /* Options for the next loads: backend "auto" (or NULL), "vulkan", "cuda" or
  * "cpu", the context length (0: the model's own, up to 4096) and the CPU

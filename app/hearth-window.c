@@ -234,11 +234,21 @@ struct _HearthWindow {
 G_DEFINE_FINAL_TYPE(HearthWindow, hearth_window, ADW_TYPE_APPLICATION_WINDOW)
 
 static void
-toast(HearthWindow *self, const char *text)
+toast_with_action(HearthWindow *self, const char *text, const char *button, const char *action)
 {
     AdwToast *t = adw_toast_new(text);
+    if (button) {
+        adw_toast_set_button_label(t, button);
+        adw_toast_set_action_name(t, action);
+    }
     adw_toast_overlay_add_toast(self->toast_overlay, t);
     hearth_a11y_watch_toast(GTK_WIDGET(self->toast_overlay), t);
+}
+
+static void
+toast(HearthWindow *self, const char *text)
+{
+    toast_with_action(self, text, NULL, NULL);
 }
 
 static void
@@ -1069,12 +1079,28 @@ on_load_finished(HearthEngine *engine, gboolean ok, const char *message, HearthW
         picker_after_failure(self, self->loading_dir);
     } else {
         gtk_revealer_set_reveal_child(self->banner, FALSE);
-        if (hearth_engine_runs_on_cpu_instead(engine)) {   /* never silently (DESIGN.md) */
-            g_autofree char *name = model_display_name(hearth_engine_get_model_dir(engine));
-            g_autofree char *text = g_strdup_printf(_("“%s” runs on the CPU, more slowly: the graphics card does "
-                                                      "not have enough memory for it"), name);
-            toast(self, text);
+        /* where the model runs when not where asked: never silently (DESIGN.md) */
+        g_autofree char *name = model_display_name(hearth_engine_get_model_dir(engine));
+        g_autofree char *text = NULL;
+        gboolean after_error = FALSE;   /* the reply failed: the toast offers it again */
+        switch (hearth_engine_get_load_note(engine)) {
+        case HEARTH_LOAD_NOTE_CPU_FOR_MEMORY:
+            text = g_strdup_printf(_("“%s” runs on the CPU, more slowly: the graphics card does not have enough "
+                                     "memory for it"), name);
+            break;
+        case HEARTH_LOAD_NOTE_RELOADED:
+            text = g_strdup_printf(_("The graphics card stopped working; “%s” is loaded again"), name);
+            after_error = TRUE;
+            break;
+        case HEARTH_LOAD_NOTE_CPU_AFTER_DEVICE_ERROR:
+            text = g_strdup_printf(_("The graphics card stopped working; “%s” now runs on the CPU"), name);
+            after_error = TRUE;
+            break;
+        case HEARTH_LOAD_NOTE_NONE:
+            break;
         }
+        if (text)
+            toast_with_action(self, text, after_error ? _("Regenerate") : NULL, "win.regenerate");
     }
     g_clear_pointer(&self->loading_dir, g_free);
     sync_picker(self);
@@ -1088,6 +1114,10 @@ on_load_finished(HearthEngine *engine, gboolean ok, const char *message, HearthW
 static void
 on_engine_state(HearthEngine *engine, GParamSpec *pspec, HearthWindow *self)
 {
+    /* a load the engine began by itself (the model again, after a device error): its folder is the one
+     * loading, for an error */
+    if (hearth_engine_get_state(engine) == HEARTH_ENGINE_LOADING && !self->loading_dir)
+        self->loading_dir = g_strdup(hearth_engine_get_model_dir(engine));
     update_send_state(self);
 }
 

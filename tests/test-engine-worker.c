@@ -5,7 +5,10 @@
  *    message (it used to take 36 s before the first token at 1,600 messages);
  *  - a folder that fails its checks (no weights, a chat template that fails)
  *    leaves the previous model loaded and answering;
- *  - loading reports its progress as tensors done of the checkpoint's. */
+ *  - loading reports its progress as tensors done of the checkpoint's.
+ * Built with HR_WORKER_VK_FAULT (engine-worker-device-lost, tests/vk-fault.c in front of the Vulkan
+ * loader), on the Vulkan backend instead: the device lost during a reply, the reply fails and says so, and
+ * the model is loaded again by itself, on a new device, or on the CPU when the device stays lost. */
 #include <string.h>
 
 #include <glib.h>
@@ -13,6 +16,9 @@
 
 #include "hearth-engine.h"
 #include "hr-test.h"
+#ifdef HR_WORKER_VK_FAULT
+#include "vk-fault.h"
+#endif
 
 typedef struct {
     gboolean loaded, load_ok, finished;
@@ -80,6 +86,19 @@ load(HearthEngine *e, Seen *seen, const char *dir)
     return seen->load_ok;
 }
 
+/* An engine whose signals all land in seen. */
+static HearthEngine *
+engine_new(Seen *seen)
+{
+    HearthEngine *e = hearth_engine_new();
+    g_signal_connect(e, "load-finished", G_CALLBACK(on_load_finished), seen);
+    g_signal_connect(e, "reply-delta", G_CALLBACK(on_delta), seen);
+    g_signal_connect(e, "load-progress", G_CALLBACK(on_progress), seen);
+    g_signal_connect(e, "context-trimmed", G_CALLBACK(on_trimmed), seen);
+    g_signal_connect(e, "reply-finished", G_CALLBACK(on_finished), seen);
+    return e;
+}
+
 static JsonNode *
 conversation(int n_messages)
 {
@@ -116,6 +135,101 @@ reply(HearthEngine *e, Seen *seen, int n_messages)
     wait_for(&seen->finished);
 }
 
+#ifdef HR_WORKER_VK_FAULT
+static gboolean
+set_true(gpointer flag)
+{
+    *(gboolean *)flag = TRUE;
+    return G_SOURCE_REMOVE;
+}
+
+/* A reply during which the device is lost at the k-th call of site (until a new device is made when
+ * until_reset): it fails and says so, then the model loads again by itself (progress, load-finished) with
+ * note; the next reply equals want. */
+static void
+lose_device(HearthEngine *e, Seen *seen, const HrVkFaultSite *site, int k, gboolean until_reset,
+            HearthLoadNote note, const char *want)
+{
+    g_autofree char *what = g_strdup_printf("the device lost at %s call %d%s", site->name, k,
+                                            until_reset ? ", then a new device" : " for good");
+    if (until_reset)
+        hr_vk_fault_arm_lost_until_reset(site->site, k);
+    else
+        hr_vk_fault_arm_lost(site->site, k);
+    seen->loaded = FALSE;
+    seen->progress_calls = 0;
+    reply(e, seen, 3);
+    printf("%s: '%s', %s\n", what, seen->text->str, seen->reply_error);
+    HR_CHECK(g_strcmp0(seen->stop_reason, "error") == 0 && seen->reply_error &&
+             strstr(seen->reply_error, "graphics card stopped working") && strstr(seen->reply_error, "DEVICE_LOST"),
+             "%s: stop %s, error %s", what, seen->stop_reason, seen->reply_error);
+    /* never READY (sending allowed) before the model is back */
+    HR_CHECK(seen->loaded || hearth_engine_get_state(e) == HEARTH_ENGINE_LOADING, "%s: state %d after the reply",
+             what, hearth_engine_get_state(e));
+    gboolean expired = FALSE;   /* a load that never comes fails here, not at the test's timeout */
+    const guint timer = g_timeout_add_seconds(100, set_true, &expired);
+    while (!seen->loaded && !expired)
+        g_main_context_iteration(NULL, TRUE);
+    if (!expired)
+        g_source_remove(timer);
+    HR_CHECK(seen->loaded, "%s: no load-finished in 100 s", what);
+    const char *failed = hr_vk_fault_disarm();
+    HR_CHECK(failed && strcmp(failed, site->name) == 0, "%s: the call failed: %s", what, failed);
+    printf("%s: loaded again: %s, note %d, %d progress calls\n", what, seen->load_ok ? "yes" : seen->load_error,
+           (int)hearth_engine_get_load_note(e), seen->progress_calls);
+    HR_CHECK(seen->load_ok && hearth_engine_get_load_note(e) == note && seen->progress_calls > 0 &&
+             hearth_engine_get_state(e) == HEARTH_ENGINE_READY,
+             "%s: load %s, note %d (want %d), %d progress calls, state %d", what,
+             seen->load_ok ? "ok" : seen->load_error, (int)hearth_engine_get_load_note(e), (int)note,
+             seen->progress_calls, hearth_engine_get_state(e));
+    reply(e, seen, 3);
+    HR_CHECK(seen->reply_error == NULL && strcmp(seen->text->str, want) == 0, "%s, the next reply: '%s' (%s), want '%s'",
+             what, seen->text->str, seen->reply_error, want);
+}
+
+int
+main(void)
+{
+    g_autofree char *stories = hr_test_asset("models/stories260K/hf_f32");
+    Seen seen = { .text = g_string_new(NULL) };
+    HearthEngine *e = engine_new(&seen);
+    g_setenv("HEARTH_VULKAN_ALLOW_CPU", "1", TRUE);   /* lavapipe */
+    hearth_engine_set_load_options(e, "vulkan", 0, 0);
+    if (!load(e, &seen, stories)) {
+        printf("SKIP: stories260K on Vulkan: %s\n", seen.load_error);
+        return 77;
+    }
+    HR_CHECK(hearth_engine_get_load_note(e) == HEARTH_LOAD_NOTE_NONE, "note %d", (int)hearth_engine_get_load_note(e));
+    /* the reply, and the Vulkan calls it makes */
+    hr_vk_fault_count(1);
+    reply(e, &seen, 3);
+    int n_sites = 0;
+    g_autofree HrVkFaultSite *sites = hr_vk_fault_sites(&n_sites);
+    g_autofree char *want = g_strdup(seen.text->str);
+    HR_CHECK(seen.reply_error == NULL && *want, "the reply: %s", seen.reply_error);
+    const HrVkFaultSite *submit = NULL;
+    for (int i = 0; i < n_sites && !submit; i++)
+        if (strcmp(sites[i].name, "vkQueueSubmit") == 0)
+            submit = &sites[i];
+    HR_CHECK(submit != NULL, "no vkQueueSubmit in a reply (%d sites)", n_sites);
+    if (submit) {
+        printf("reply '%s': %d submits\n", want, submit->calls);
+        /* halfway through the reply, then a new device: loaded again on Vulkan */
+        lose_device(e, &seen, submit, MAX(submit->calls / 2, 1), TRUE, HEARTH_LOAD_NOTE_RELOADED, want);
+        /* at its first submit and for good: loading again on Vulkan fails, so the CPU */
+        lose_device(e, &seen, submit, 1, FALSE, HEARTH_LOAD_NOTE_CPU_AFTER_DEVICE_ERROR, want);
+        char what[256];
+        const int live = hr_vk_fault_live(what, sizeof what);
+        HR_CHECK(live == 0, "on the CPU now, Vulkan objects alive: %s", what);
+    }
+    g_object_unref(e);
+    g_string_free(seen.text, TRUE);
+    g_free(seen.load_error);
+    g_free(seen.reply_error);
+    g_free(seen.stop_reason);
+    return hr_test_result();
+}
+#else
 /* dir/name -> src/name for each of names. */
 static void
 link_files(const char *dir, const char *src, const char *const *names)
@@ -131,12 +245,7 @@ main(void)
 {
     g_autofree char *stories = hr_test_asset("models/stories260K/hf_f32");
     Seen seen = { .text = g_string_new(NULL) };
-    HearthEngine *e = hearth_engine_new();
-    g_signal_connect(e, "load-finished", G_CALLBACK(on_load_finished), &seen);
-    g_signal_connect(e, "reply-delta", G_CALLBACK(on_delta), &seen);
-    g_signal_connect(e, "load-progress", G_CALLBACK(on_progress), &seen);
-    g_signal_connect(e, "context-trimmed", G_CALLBACK(on_trimmed), &seen);
-    g_signal_connect(e, "reply-finished", G_CALLBACK(on_finished), &seen);
+    HearthEngine *e = engine_new(&seen);
     hearth_engine_set_load_options(e, "cpu", 0, 0);
 
     HR_CHECK(load(e, &seen, stories), "load: %s", seen.load_error);
@@ -214,3 +323,4 @@ main(void)
     g_free(seen.stop_reason);
     return hr_test_result();
 }
+#endif

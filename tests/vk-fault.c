@@ -7,12 +7,14 @@
  * call's own out-of-memory result) without reaching the driver; every other
  * call goes on to the loader (dlsym RTLD_NEXT). They also count the objects
  * alive, by kind, so that a test can see that an error path destroyed what
- * it made. */
+ * it made. The app built with them (hearth-vk-fault, for a GUI test) loses
+ * its device when told through a file (HR_VK_FAULT_LOSE_WHEN, below). */
 #include <dlfcn.h>
 #include <execinfo.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <glib.h>
 #include <vulkan/vulkan.h>
@@ -26,6 +28,7 @@ static int armed_k, armed_seen;
 static bool armed_hit;
 static const char *hit_name;
 static bool sticky, lost;   /* the device lost at the armed call: every fallible call fails from then on */
+static bool reset_on_destroy;   /* ... until a device is destroyed (a GPU reset: a new device works) */
 static bool counting;
 static int site_levels = 2;   /* frames a site is known by (hr_vk_fault_count) */
 static GArray *sites;   /* HrVkFaultSite, while counting */
@@ -72,7 +75,7 @@ hr_vk_fault_arm(uint64_t site, int k)
     armed_seen = 0;
     armed_hit = false;
     hit_name = NULL;
-    sticky = lost = false;
+    sticky = lost = reset_on_destroy = false;
     g_mutex_unlock(&lock);
 }
 
@@ -82,6 +85,15 @@ hr_vk_fault_arm_lost(uint64_t site, int k)
     hr_vk_fault_arm(site, k);
     g_mutex_lock(&lock);
     sticky = true;
+    g_mutex_unlock(&lock);
+}
+
+void
+hr_vk_fault_arm_lost_until_reset(uint64_t site, int k)
+{
+    hr_vk_fault_arm_lost(site, k);
+    g_mutex_lock(&lock);
+    reset_on_destroy = true;
     g_mutex_unlock(&lock);
 }
 
@@ -102,7 +114,7 @@ hr_vk_fault_disarm(void)
     const char *name = armed_hit ? hit_name : NULL;
     armed_k = 0;
     armed_hit = false;
-    sticky = lost = false;
+    sticky = lost = reset_on_destroy = false;
     g_mutex_unlock(&lock);
     return name;
 }
@@ -247,6 +259,12 @@ vkDestroyDevice(VkDevice h, const VkAllocationCallbacks *a)
     if (h)
         g_atomic_int_add(&live[K_DEVICE], -1);
     real_fn(h, a);
+    g_mutex_lock(&lock);
+    if (lost && reset_on_destroy) {   /* the lost device is gone: the next one works */
+        lost = false;
+        armed_k = 0;
+    }
+    g_mutex_unlock(&lock);
 }
 
 /* create/destroy pairs of the form vkCreateX(device, info, alloc, out) */
@@ -395,10 +413,33 @@ vkEndCommandBuffer(VkCommandBuffer cb)
     return FAULT("vkEndCommandBuffer") && r == VK_SUCCESS ? VK_ERROR_OUT_OF_DEVICE_MEMORY : r;
 }
 
+/* HR_VK_FAULT_LOSE_WHEN=FILE: the first submit after FILE appears loses the device (and removes FILE),
+ * until that device is destroyed (hr_vk_fault_arm_lost_until_reset): a process that cannot be armed
+ * through this API, the app, armed from outside. */
+static bool
+lose_when_file_appears(void)
+{
+    static const char *path;
+    static gsize once;
+    if (g_once_init_enter(&once)) {
+        path = g_getenv("HR_VK_FAULT_LOSE_WHEN");
+        g_once_init_leave(&once, 1);
+    }
+    if (!path || unlink(path) != 0)   /* the file is taken by one submit */
+        return false;
+    g_mutex_lock(&lock);
+    lost = sticky = reset_on_destroy = armed_hit = true;
+    hit_name = "vkQueueSubmit";
+    g_mutex_unlock(&lock);
+    return true;
+}
+
 VKAPI_ATTR VkResult VKAPI_CALL
 vkQueueSubmit(VkQueue q, uint32_t n, const VkSubmitInfo *si, VkFence fence)
 {
     REAL(vkQueueSubmit);
+    if (lose_when_file_appears())
+        return VK_ERROR_DEVICE_LOST;
     if (FAULT("vkQueueSubmit"))   /* nothing submitted: the fence stays unsignalled */
         return is_lost() ? VK_ERROR_DEVICE_LOST : VK_ERROR_OUT_OF_DEVICE_MEMORY;
     return real_fn(q, n, si, fence);

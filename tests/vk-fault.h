@@ -28,6 +28,9 @@ void hr_vk_fault_arm(uint64_t site, int k);
  * from then on (submits and waits with VK_ERROR_DEVICE_LOST), until
  * hr_vk_fault_disarm. */
 void hr_vk_fault_arm_lost(uint64_t site, int k);
+/* The same, until a device is destroyed (a GPU reset): the devices made after that work (and
+ * hr_vk_fault_disarm still names the call that failed). */
+void hr_vk_fault_arm_lost_until_reset(uint64_t site, int k);
 /* Nothing fails from now on; the name of the call that failed since
  * hr_vk_fault_arm, NULL if that call was not reached. */
 const char *hr_vk_fault_disarm(void);
