@@ -1,6 +1,7 @@
 /* hearth-load-error.c — see hearth-load-error.h. */
 #include "hearth-load-error.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include <glib/gi18n.h>
@@ -53,5 +54,10 @@ hearth_quantize_error_text(gboolean out_of_memory, const char *message)
     if (out_of_memory)
         return g_strdup(_("Quantization failed: not enough memory for the search. Lower Samples or Sequence "
                           "Length under Advanced, or close programs that use much memory."));
+    /* the quantizer's own check before it writes, or a write that found the disk full (the system's
+     * words, in the same language as this message) */
+    if (has(m, "not enough disk space") || has(m, g_strerror(ENOSPC)))
+        return g_strdup(_("Quantization failed: the disk is full. Free some space where the new model goes, then "
+                          "try again."));
     return g_strdup_printf(_("Quantization failed: %s"), m);
 }

@@ -13,8 +13,8 @@
 void hearth_load_error_describe(const char *message, char **summary, char **advice);
 
 /* The quantization wizard's line for a failed run (translated, g_free):
- * for want of memory (out_of_memory: the quantizer's HR_ERR_NOMEM), what to
- * change, in a line short enough to be read whole (the quantizer's message,
- * which names the device and the call, goes to the line's tooltip);
- * otherwise the quantizer's message. */
+ * for want of memory (out_of_memory: the quantizer's HR_ERR_NOMEM) or of
+ * disk space, what to change, in a line short enough to be read whole (the
+ * quantizer's message, which names the device and the call or the file,
+ * goes to the line's tooltip); otherwise the quantizer's message. */
 char *hearth_quantize_error_text(gboolean out_of_memory, const char *message);

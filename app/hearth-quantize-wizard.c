@@ -562,7 +562,7 @@ job_done(GObject *source, GAsyncResult *res, gpointer data)
             adw_toast_overlay_add_toast(self->toasts, adw_toast_new(_("Quantization cancelled; nothing was kept")));
         } else {
             g_autofree char *msg = hearth_quantize_error_text(j->status == HR_ERR_NOMEM, j->error);
-            set_status(self, msg, j->status == HR_ERR_NOMEM ? j->error : NULL);
+            set_status(self, msg, strstr(msg, j->error) ? NULL : j->error);   /* the details, when not in the line */
         }
         set_page(self, PAGE_OPTIONS);
         gtk_widget_set_sensitive(GTK_WIDGET(self->start_button), TRUE);

@@ -252,11 +252,13 @@ cmp_tensor_layer(gconstpointer a, gconstpointer b)
     return strcmp((*ta)->name, (*tb)->name);
 }
 
+/* *copied: whether it was there to copy (and now is in out_dir). */
 static HrStatus
-copy_if_present(const char *in_dir, const char *out_dir, const char *name, HrError *err)
+copy_if_present(const char *in_dir, const char *out_dir, const char *name, bool *copied, HrError *err)
 {
     g_autofree char *src = g_build_filename(in_dir, name, NULL);
     g_autofree char *dst = g_build_filename(out_dir, name, NULL);
+    *copied = false;
     if (!g_file_test(src, G_FILE_TEST_EXISTS))
         return HR_OK;
     g_autofree char *text = NULL;
@@ -267,6 +269,7 @@ copy_if_present(const char *in_dir, const char *out_dir, const char *name, HrErr
         g_error_free(gerr);
         return st;
     }
+    *copied = true;
     return HR_OK;
 }
 
@@ -530,14 +533,18 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
             st = hr_error_set(err, HR_ERR_IO, "not enough disk space in %s: the checkpoint needs %.1f MB, %.1f MB are free",
                               out_dir, need / 1e6, (double)sv.f_bavail * sv.f_frsize / 1e6);
     }
+    /* the files this run writes, and whether it wrote each: a run that fails takes them away again */
+    static const char *const outputs[] = { "model.safetensors", "config.json", "tokenizer.json",
+                                           "tokenizer_config.json", "generation_config.json",
+                                           "special_tokens_map.json" };
+    bool wrote[G_N_ELEMENTS(outputs)] = { false };
     if (st == HR_OK)
-        st = hr_safetensors_write(path, (const HrOutTensor *)(void *)j.out->data, j.out->len, fill, &j, err);
+        wrote[0] = (st = hr_safetensors_write(path, (const HrOutTensor *)(void *)j.out->data, j.out->len, fill, &j,
+                                              err)) == HR_OK;
     if (st == HR_OK)
-        st = write_config(in_dir, out_dir, opt, not_converted, per_channel, err);
-    static const char *const extra[] = { "tokenizer.json", "tokenizer_config.json", "generation_config.json",
-                                         "special_tokens_map.json" };
-    for (size_t i = 0; st == HR_OK && i < G_N_ELEMENTS(extra); i++)
-        st = copy_if_present(in_dir, out_dir, extra[i], err);
+        wrote[1] = (st = write_config(in_dir, out_dir, opt, not_converted, per_channel, err)) == HR_OK;
+    for (size_t i = 2; st == HR_OK && i < G_N_ELEMENTS(outputs); i++)
+        st = copy_if_present(in_dir, out_dir, outputs[i], &wrote[i], err);
     g_free(j.qzeros);
     g_free(j.scales);
     g_array_unref(j.out);
@@ -546,7 +553,14 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
         g_hash_table_unref(j.over);
     hr_awq_free(j.awq);
     hr_tensor_set_free(ts);
-    if (st != HR_OK && created)
-        g_rmdir(out_dir); /* only when empty: nothing half-written stays behind */
+    if (st != HR_OK) {   /* nothing half-written stays behind: no checkpoint without its config, say */
+        for (size_t i = 0; i < G_N_ELEMENTS(outputs); i++) {
+            g_autofree char *f = g_build_filename(out_dir, outputs[i], NULL);
+            if (wrote[i])
+                g_unlink(f);
+        }
+        if (created)
+            g_rmdir(out_dir);   /* only when empty */
+    }
     return st;
 }

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -63,6 +64,10 @@ hr_safetensors_write(const char *path, const HrOutTensor *tensors, size_t n, HrT
             st = hr_error_set(err, HR_ERR_IO, "%s: write failed: %s", tmp, g_strerror(errno));
         g_free(buf);
     }
+    /* on the disk before it takes the final name: a crash or power cut after the rename must not leave a
+     * model file of the right name with nothing in it */
+    if (st == HR_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0))
+        st = hr_error_set(err, HR_ERR_IO, "%s: write failed: %s", tmp, g_strerror(errno));
     if (fclose(f) != 0 && st == HR_OK)
         st = hr_error_set(err, HR_ERR_IO, "%s: close failed: %s", tmp, g_strerror(errno));
     if (st == HR_OK && g_rename(tmp, path) != 0)

@@ -10,8 +10,10 @@
  *  (d) the per-channel fallback (one group spanning the whole input) loads
  *      and runs, and the config lists those layers.
  * Also: quantization_config values the engine does not run are refused. */
+#include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -383,6 +385,42 @@ check_refusals(void)
     }
 }
 
+/* A full disk (the checkpoint's temporary file is /dev/full) and a failure after the checkpoint (a
+ * directory where a copied file goes): errors that say so, and nothing this run wrote stays behind. */
+static void
+check_write_failures(const char *in, const char *tmp)
+{
+    g_autofree char *out = g_build_filename(tmp, "full-disk", NULL);
+    g_autofree char *part = g_build_filename(out, "model.safetensors.tmp", NULL);
+    g_autofree char *model = g_build_filename(out, "model.safetensors", NULL);
+    g_autofree char *cfg = g_build_filename(out, "config.json", NULL);
+    HR_CHECK(g_mkdir(out, 0700) == 0 && symlink("/dev/full", part) == 0, "making %s", part);
+    HrQuantOptions opt;
+    hr_quant_options_init(&opt);
+    opt.group_size = 32;
+    HrError err = { 0 };
+    HrStatus st = hr_quantize_model(in, out, &opt, NULL, NULL, &err);
+    printf("full disk: %s\n", err.message);
+    HR_CHECK(st == HR_ERR_IO && strstr(err.message, g_strerror(ENOSPC)), "full disk: status %d, %s", (int)st,
+             err.message);
+    HR_CHECK(!g_file_test(part, G_FILE_TEST_EXISTS) && !g_file_test(model, G_FILE_TEST_EXISTS) &&
+             !g_file_test(cfg, G_FILE_TEST_EXISTS), "full disk: files left in %s", out);
+    hr_error_clear(&err);
+
+    /* generation_config.json cannot be written: the checkpoint and config.json written before go again */
+    g_autofree char *gen = g_build_filename(out, "generation_config.json", NULL);
+    HR_CHECK(g_mkdir(gen, 0700) == 0, "making %s", gen);
+    st = hr_quantize_model(in, out, &opt, NULL, NULL, &err);
+    printf("a file that cannot be copied: %s\n", err.message);
+    HR_CHECK(st == HR_ERR_IO && strstr(err.message, "generation_config.json"), "copy: status %d, %s", (int)st,
+             err.message);
+    HR_CHECK(!g_file_test(model, G_FILE_TEST_EXISTS) && !g_file_test(cfg, G_FILE_TEST_EXISTS) &&
+             g_file_test(gen, G_FILE_TEST_IS_DIR), "copy: the checkpoint or its config stays, or the directory went");
+    hr_error_clear(&err);
+    g_rmdir(gen);
+    g_rmdir(out);
+}
+
 int
 main(void)
 {
@@ -391,6 +429,7 @@ main(void)
     g_autofree char *tiny = g_build_filename(HEARTH_FIXTURES, "hf-tiny", "llama-gqa-tied", "f32", NULL);
 
     /* g=32: every linear of the tiny model is quantized. */
+    check_write_failures(tiny, tmp);
     g_autofree char *t32 = quantize_to(tiny, tmp, "tiny-g32", 32, false);
     int n_dense = 0;
     int n_q = check_reconstruction(tiny, t32, 2, &n_dense);

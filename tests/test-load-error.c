@@ -1,6 +1,7 @@
 /* test-load-error.c — app/hearth-load-error.c: the engine's real messages
  * for the usual broken models map to the plain sentence that fits them; the
  * wizard's line for a quantization out of memory says what to change. */
+#include <errno.h>
 #include <string.h>
 
 #include "hearth-load-error.h"
@@ -40,8 +41,15 @@ main(void)
     char *oom = hearth_quantize_error_text(TRUE, "awq: CUDA: cudaMalloc(&b->act, bytes): out of memory (error 2)");
     HR_CHECK(strstr(oom, "not enough memory") && strstr(oom, "Samples") && strstr(oom, "Sequence Length") &&
              !strstr(oom, "cudaMalloc") && g_utf8_strlen(oom, -1) < 160, "out of memory: %s", oom);
-    char *other = hearth_quantize_error_text(FALSE, "/m: no space left on device");
-    HR_CHECK(strstr(other, "no space left") && !strstr(other, "Samples"), "other: %s", other);
+    char *other = hearth_quantize_error_text(FALSE, "/m/config.json: Permission denied");
+    HR_CHECK(strstr(other, "/m/config.json: Permission denied") && !strstr(other, "Samples"), "other: %s", other);
+    /* the disk full: the quantizer's check, or the system's words for ENOSPC */
+    g_autofree char *full = g_strdup_printf("/m/model.safetensors.tmp: write failed: %s", g_strerror(ENOSPC));
+    const char *const disk[] = { full, "not enough disk space in /m: the checkpoint needs 3.9 MB, 0.1 MB are free" };
+    for (size_t i = 0; i < G_N_ELEMENTS(disk); i++) {
+        g_autofree char *t = hearth_quantize_error_text(FALSE, disk[i]);
+        HR_CHECK(strstr(t, "disk is full") && !strstr(t, "/m"), "disk full (%s): %s", disk[i], t);
+    }
     g_free(oom);
     g_free(other);
     return hr_test_result();
