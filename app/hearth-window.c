@@ -209,6 +209,7 @@ struct _HearthWindow {
     GtkStringList *model_names;
     GPtrArray *model_dirs;          /* char*, parallel to model_names */
     char *loading_dir;              /* the folder being loaded, until load-finished */
+    gboolean engine_reloading;      /* ... by the engine itself, after a device error (the folder is fine) */
     GCancellable *search_cancel;    /* the conversation search running in a worker thread */
     gboolean updating_picker;
     gboolean loading_settings;
@@ -1019,6 +1020,7 @@ select_model(HearthWindow *self, const char *dir_arg)
     g_autofree char *dir = g_strdup(dir_arg); /* dir_arg may point into model_dirs */
     g_free(self->loading_dir);
     self->loading_dir = g_strdup(dir);
+    self->engine_reloading = FALSE;
     add_model_dir(self, dir);
     sync_picker(self);
     gtk_progress_bar_set_fraction(self->load_progress, 0.0);
@@ -1076,7 +1078,8 @@ on_load_finished(HearthEngine *engine, gboolean ok, const char *message, HearthW
 {
     if (!ok) {
         show_load_error(self, self->loading_dir, message);
-        picker_after_failure(self, self->loading_dir);
+        if (!self->engine_reloading)
+            picker_after_failure(self, self->loading_dir);
     } else {
         gtk_revealer_set_reveal_child(self->banner, FALSE);
         /* where the model runs when not where asked: never silently (DESIGN.md) */
@@ -1103,6 +1106,7 @@ on_load_finished(HearthEngine *engine, gboolean ok, const char *message, HearthW
             toast_with_action(self, text, after_error ? _("Regenerate") : NULL, "win.regenerate");
     }
     g_clear_pointer(&self->loading_dir, g_free);
+    self->engine_reloading = FALSE;
     sync_picker(self);
     if (ok)
         remember_model(self, hearth_engine_get_model_dir(engine));
@@ -1116,8 +1120,10 @@ on_engine_state(HearthEngine *engine, GParamSpec *pspec, HearthWindow *self)
 {
     /* a load the engine began by itself (the model again, after a device error): its folder is the one
      * loading, for an error */
-    if (hearth_engine_get_state(engine) == HEARTH_ENGINE_LOADING && !self->loading_dir)
+    if (hearth_engine_get_state(engine) == HEARTH_ENGINE_LOADING && !self->loading_dir) {
         self->loading_dir = g_strdup(hearth_engine_get_model_dir(engine));
+        self->engine_reloading = TRUE;
+    }
     update_send_state(self);
 }
 

@@ -135,6 +135,16 @@ reply(HearthEngine *e, Seen *seen, int n_messages)
     wait_for(&seen->finished);
 }
 
+/* dir/name -> src/name for each of names. */
+static void
+link_files(const char *dir, const char *src, const char *const *names)
+{
+    for (const char *const *n = names; *n; n++) {
+        g_autofree char *from = g_build_filename(src, *n, NULL), *to = g_build_filename(dir, *n, NULL);
+        HR_CHECK(symlink(from, to) == 0, "symlink %s", to);
+    }
+}
+
 #ifdef HR_WORKER_VK_FAULT
 static gboolean
 set_true(gpointer flag)
@@ -221,6 +231,29 @@ main(void)
         char what[256];
         const int live = hr_vk_fault_live(what, sizeof what);
         HR_CHECK(live == 0, "on the CPU now, Vulkan objects alive: %s", what);
+
+        /* the folder gone meanwhile: loading again fails on the device and on the CPU, and says why */
+        g_autofree char *tmp = g_dir_make_tmp("hearth-worker-XXXXXX", NULL);
+        const char *files[] = { "config.json", "tokenizer.json", "model.safetensors", NULL };
+        link_files(tmp, stories, files);
+        HR_CHECK(load(e, &seen, tmp), "load %s: %s", tmp, seen.load_error);
+        for (const char *const *n = files; *n; n++) {
+            g_autofree char *f = g_build_filename(tmp, *n, NULL);
+            g_unlink(f);
+        }
+        hr_vk_fault_arm_lost(submit->site, 1);
+        seen.loaded = FALSE;
+        reply(e, &seen, 3);
+        wait_for(&seen.loaded);
+        hr_vk_fault_disarm();
+        printf("the folder gone, then the device lost: %s; loaded again: %s\n", seen.reply_error,
+               seen.load_ok ? "yes" : seen.load_error);
+        HR_CHECK(seen.reply_error && !seen.load_ok && seen.load_error && strstr(seen.load_error, tmp) &&
+                 hearth_engine_get_state(e) == HEARTH_ENGINE_EMPTY,
+                 "the folder gone: reply error %s, load %s, state %d", seen.reply_error,
+                 seen.load_ok ? "ok" : seen.load_error, hearth_engine_get_state(e));
+        HR_CHECK(hr_vk_fault_live(what, sizeof what) == 0, "the folder gone: Vulkan objects alive: %s", what);
+        g_rmdir(tmp);
     }
     g_object_unref(e);
     g_string_free(seen.text, TRUE);
@@ -230,15 +263,6 @@ main(void)
     return hr_test_result();
 }
 #else
-/* dir/name -> src/name for each of names. */
-static void
-link_files(const char *dir, const char *src, const char *const *names)
-{
-    for (const char *const *n = names; *n; n++) {
-        g_autofree char *from = g_build_filename(src, *n, NULL), *to = g_build_filename(dir, *n, NULL);
-        HR_CHECK(symlink(from, to) == 0, "symlink %s", to);
-    }
-}
 
 int
 main(void)
