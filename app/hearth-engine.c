@@ -362,10 +362,11 @@ load_weights(Shared *s, const Request *r, const char *backend, HrError *err)
     return st;
 }
 
-/* ev (EV_LOADED, its load_note set) says how the load of r ended (st, err); when the model says it
- * runs elsewhere than asked ("auto" on a GPU without the memory for it: the CPU), its note is elsewhere. */
+/* ev (EV_LOADED, its load_note set) says how the load of r ended (st, err); when the model runs
+ * elsewhere than asked ("auto" on a GPU without the memory for it, or whose device failed: the CPU), its
+ * note says why, or is after_error's (a reload after a device error). */
 static void
-post_loaded(Shared *s, Event *ev, const Request *r, HrStatus st, const HrError *err, HearthLoadNote elsewhere)
+post_loaded(Shared *s, Event *ev, const Request *r, HrStatus st, const HrError *err, HearthLoadNote after_error)
 {
     if (st != HR_OK) {
         ev->ok = FALSE;
@@ -375,7 +376,9 @@ post_loaded(Shared *s, Event *ev, const Request *r, HrStatus st, const HrError *
         ev->ok = TRUE;
         ev->context_length = hr_model_context_len(s->model);
         if (hr_model_notice(s->model)) {   /* never silently (the window's toast) */
-            ev->load_note = elsewhere;
+            ev->load_note = after_error                                            ? after_error
+                            : hr_model_moved_for(s->model) == HR_ERR_NOMEM ? HEARTH_LOAD_NOTE_CPU_FOR_MEMORY
+                                                                           : HEARTH_LOAD_NOTE_CPU_FOR_DEVICE_ERROR;
             g_info("%s: %s", r->dir, hr_model_notice(s->model));
         }
     }
@@ -404,7 +407,7 @@ worker_load(Shared *s, const Request *r)
     g_clear_pointer(&s->tok, hr_tokenizer_free);
     g_hash_table_remove_all(s->msg_tokens);
     s->tok = tok;
-    post_loaded(s, ev, r, load_weights(s, r, r->backend, &err), &err, HEARTH_LOAD_NOTE_CPU_FOR_MEMORY);
+    post_loaded(s, ev, r, load_weights(s, r, r->backend, &err), &err, HEARTH_LOAD_NOTE_NONE);
 }
 
 /* The device stopped working while the model ran on it (HR_ERR_DEVICE: lost, a driver reset, a kernel

@@ -48,6 +48,8 @@ typedef enum {
     /* runs on the CPU although the backend is "auto" and a GPU was chosen: that GPU has too little memory
      * for it (hr_model_notice) */
     HEARTH_LOAD_NOTE_CPU_FOR_MEMORY,
+    /* ... and its device failed while loading it (lost, a driver error) */
+    HEARTH_LOAD_NOTE_CPU_FOR_DEVICE_ERROR,
     /* loaded again by the engine itself: the device stopped working during a reply (the reply failed) */
     HEARTH_LOAD_NOTE_RELOADED,
     /* ... and on the CPU: loading it on the device again failed */

@@ -1091,6 +1091,10 @@ on_load_finished(HearthEngine *engine, gboolean ok, const char *message, HearthW
             text = g_strdup_printf(_("“%s” runs on the CPU, more slowly: the graphics card does not have enough "
                                      "memory for it"), name);
             break;
+        case HEARTH_LOAD_NOTE_CPU_FOR_DEVICE_ERROR:
+            text = g_strdup_printf(_("“%s” runs on the CPU, more slowly: the graphics card failed while loading "
+                                     "it"), name);
+            break;
         case HEARTH_LOAD_NOTE_RELOADED:
             text = g_strdup_printf(_("The graphics card stopped working; “%s” is loaded again"), name);
             after_error = TRUE;

@@ -29,6 +29,7 @@ struct HrModel {
     float *row;            /* [vocab] hr_model_sample's logits when the host draws */
     uint64_t draws_device, draws_host;
     char *notice;          /* why the model runs where it runs, when not where asked (hr_model_notice) */
+    HrStatus moved_for;    /* ... the GPU backend's failure: HR_ERR_NOMEM or HR_ERR_DEVICE (HR_OK: not moved) */
 };
 
 void
@@ -265,20 +266,26 @@ hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError
         };
         LoadProgress lp = { opt->progress, opt->progress_user, (int)MIN(hr_tensor_set_count(m->weights), (size_t)G_MAXINT) };
         st = ops->create(&m->cfg, m->weights, &bopt, opt->progress ? load_progress : NULL, &lp, &m->ctx, err);
-        /* "auto" on a GPU without the memory for this model: the CPU, and
-         * the model says why (hr_model_notice), never silently. */
-        if (st == HR_ERR_NOMEM && is_auto && ops != &hr_cpu_backend) {
+        /* "auto" on a GPU without the memory for this model, or whose device
+         * fails while loading it (lost, a driver error): the CPU, and the
+         * model says why (hr_model_notice), never silently. */
+        if ((st == HR_ERR_NOMEM || st == HR_ERR_DEVICE) && is_auto && ops != &hr_cpu_backend) {
+            const HrStatus gpu_st = st;
             g_autofree char *gpu_error = g_strdup(err->message);
+            g_autofree char *why = gpu_st == HR_ERR_NOMEM
+                                       ? g_strdup_printf("the %s backend has too little memory for this model (%s)",
+                                                         ops->name, gpu_error)
+                                       : g_strdup_printf("the %s backend's device failed while loading it (%s)",
+                                                         ops->name, gpu_error);
             hr_error_clear(err);
             st = hr_cpu_backend.create(&m->cfg, m->weights, &bopt, opt->progress ? load_progress : NULL, &lp,
                                        &m->ctx, err);
             if (st == HR_OK) {
-                m->notice = g_strdup_printf("running on the CPU: the %s backend has too little memory for this "
-                                            "model (%s)", ops->name, gpu_error);
+                m->notice = g_strdup_printf("running on the CPU: %s", why);
+                m->moved_for = gpu_st;
                 ops = &hr_cpu_backend;
             } else {
-                hr_error_prefix(err, "the %s backend has too little memory for this model (%s), and on the "
-                                "CPU: ", ops->name, gpu_error);
+                hr_error_prefix(err, "%s, and on the CPU: ", why);
             }
         }
         if (st != HR_OK)
@@ -312,6 +319,12 @@ const char *
 hr_model_notice(const HrModel *m)
 {
     return m->notice;
+}
+
+HrStatus
+hr_model_moved_for(const HrModel *m)
+{
+    return m->moved_for;
 }
 
 const HrModelConfig *

@@ -32,8 +32,12 @@ void hr_model_free(HrModel *m);
 const HrModelConfig *hr_model_config(const HrModel *m);
 const HrBackendOps *hr_model_backend(const HrModel *m);
 /* Why the model runs where it does when that is not where it was asked to
- * ("auto" on a GPU without the memory for it: the CPU), or NULL. */
+ * ("auto" on a GPU without the memory for it, or whose device failed while
+ * loading it: the CPU), or NULL. */
 const char *hr_model_notice(const HrModel *m);
+/* Why "auto" moved it to the CPU: HR_ERR_NOMEM (the GPU has too little memory for it), HR_ERR_DEVICE (the
+ * GPU's device failed while loading it), or HR_OK (it runs where asked). */
+HrStatus hr_model_moved_for(const HrModel *m);
 /* The backend's context, for the optional ops that take it (bench). */
 void *hr_model_backend_ctx(const HrModel *m);
 int hr_model_context_len(const HrModel *m);

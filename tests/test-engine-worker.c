@@ -8,7 +8,8 @@
  *  - loading reports its progress as tensors done of the checkpoint's.
  * Built with HR_WORKER_VK_FAULT (engine-worker-device-lost, tests/vk-fault.c in front of the Vulkan
  * loader), on the Vulkan backend instead: the device lost during a reply, the reply fails and says so, and
- * the model is loaded again by itself, on a new device, or on the CPU when the device stays lost. */
+ * the model is loaded again by itself, on a new device, or on the CPU when the device stays lost; and
+ * "auto" with the device lost while loading: the CPU, with a note. */
 #include <string.h>
 
 #include <glib.h>
@@ -254,6 +255,35 @@ main(void)
                  seen.load_ok ? "ok" : seen.load_error, hearth_engine_get_state(e));
         HR_CHECK(hr_vk_fault_live(what, sizeof what) == 0, "the folder gone: Vulkan objects alive: %s", what);
         g_rmdir(tmp);
+    }
+
+    /* "auto" (lavapipe, allowed) and the device lost while loading, at the upload's first submit: the
+     * model loads on the CPU and says why */
+    hearth_engine_set_load_options(e, "auto", 0, 0);
+    hr_vk_fault_count(1);
+    HR_CHECK(load(e, &seen, stories) && hearth_engine_get_load_note(e) == HEARTH_LOAD_NOTE_NONE,
+             "auto: %s, note %d", seen.load_error, (int)hearth_engine_get_load_note(e));
+    int n_load = 0;
+    g_autofree HrVkFaultSite *load_sites = hr_vk_fault_sites(&n_load);
+    const HrVkFaultSite *upload = NULL;
+    for (int i = 0; i < n_load && !upload; i++)
+        if (strcmp(load_sites[i].name, "vkQueueSubmit") == 0)
+            upload = &load_sites[i];
+    HR_CHECK(upload != NULL, "auto: no vkQueueSubmit while loading (%d sites): not on Vulkan?", n_load);
+    if (upload) {
+        hr_vk_fault_arm_lost(upload->site, 1);
+        const gboolean ok = load(e, &seen, stories);
+        const char *failed = hr_vk_fault_disarm();
+        printf("auto, the device lost while loading: %s, note %d\n", ok ? "loaded" : seen.load_error,
+               (int)hearth_engine_get_load_note(e));
+        HR_CHECK(failed && ok && hearth_engine_get_load_note(e) == HEARTH_LOAD_NOTE_CPU_FOR_DEVICE_ERROR,
+                 "auto, the device lost while loading: %s (the call %s), note %d", ok ? "loaded" : seen.load_error,
+                 failed ? failed : "not reached", (int)hearth_engine_get_load_note(e));
+        char what[256];
+        HR_CHECK(hr_vk_fault_live(what, sizeof what) == 0, "auto on the CPU: Vulkan objects alive: %s", what);
+        reply(e, &seen, 3);
+        HR_CHECK(seen.reply_error == NULL && strcmp(seen.text->str, want) == 0, "auto on the CPU: '%s' (%s)",
+                 seen.text->str, seen.reply_error);
     }
     g_object_unref(e);
     g_string_free(seen.text, TRUE);
