@@ -681,10 +681,24 @@ submit(cudaStream_t s, std::function<void()> op)
     }
 }
 
+/* A device failure (hr_cuda_emu_fail_launch_at): the launches run since it was set, the one that faults
+ * (0: none), and the sticky error every call returns from then on, as a real context does after a kernel
+ * fault, until hr_cuda_emu_reset (cudaDeviceReset's part). Nothing runs on a failed device. */
+std::atomic<long> g_launches, g_fail_launch_at;
+std::atomic<int> g_sticky;
+
 void
 launch_on(cudaStream_t s, dim3 grid, dim3 block, std::function<void()> kernel)
 {
-    submit(s, [grid, block, kernel] { launch(grid, block, kernel); });
+    submit(s, [grid, block, kernel] {
+        if (g_sticky)
+            return;
+        if (g_fail_launch_at > 0 && ++g_launches == g_fail_launch_at) {
+            g_sticky = cudaErrorLaunchFailure;
+            return;
+        }
+        launch(grid, block, kernel);
+    });
 }
 
 namespace {
@@ -819,6 +833,16 @@ in_blocks(const std::map<void *, size_t> &m, const void *p)
 
 }  // namespace
 
+/* The call's result on a failed device (hremu::g_sticky): that error. */
+#define STICKY()                                                                                              \
+    do {                                                                                                      \
+        if (hremu::g_sticky)                                                                                  \
+            return (cudaError_t)hremu::g_sticky.load();                                                       \
+    } while (0)
+/* A call that frees or destroys: it does, and says the device failed (what the runtime reclaims on a real
+ * device after that is its own affair; the tests count what the backend gave back). */
+#define STICKY_RESULT() (hremu::g_sticky ? (cudaError_t)hremu::g_sticky.load() : cudaSuccess)
+
 extern "C" {
 
 cudaError_t CUDARTAPI
@@ -831,6 +855,7 @@ cudaGetDeviceCount(int *count)
 cudaError_t CUDARTAPI
 cudaSetDevice(int device)
 {
+    STICKY();
     return device == 0 ? cudaSuccess : cudaErrorInvalidDevice;
 }
 
@@ -863,6 +888,7 @@ cudaGetDeviceProperties(cudaDeviceProp *prop, int device)
 cudaError_t CUDARTAPI
 cudaMemGetInfo(size_t *free_b, size_t *total_b)
 {
+    STICKY();
     std::lock_guard<std::mutex> lk(g_mem_m);
     *total_b = stats().total_bytes;
     *free_b = stats().total_bytes - stats().allocated_bytes;
@@ -873,8 +899,9 @@ cudaError_t CUDARTAPI
 cudaMalloc(void **p, size_t bytes)
 {
     hremu::check_unsafe("cudaMalloc");
-    std::lock_guard<std::mutex> lk(g_mem_m);
     *p = nullptr;
+    STICKY();
+    std::lock_guard<std::mutex> lk(g_mem_m);
     if (alloc_fails() || bytes > stats().total_bytes - stats().allocated_bytes)
         return cudaErrorMemoryAllocation;
     void *m = aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
@@ -902,13 +929,15 @@ cudaFree(void *p)
     stats().allocated_bytes -= it->second;
     g_device_allocs.erase(it);
     free(p);
-    return cudaSuccess;
+    return STICKY_RESULT();
 }
 
 cudaError_t CUDARTAPI
 cudaMallocHost(void **p, size_t bytes)
 {
     hremu::check_unsafe("cudaMallocHost");
+    *p = nullptr;
+    STICKY();
     std::lock_guard<std::mutex> lk(g_mem_m);
     *p = alloc_fails() ? nullptr : aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!*p)
@@ -934,7 +963,7 @@ cudaFreeHost(void *p)
         g_pinned.erase(p);
     }
     free(p);
-    return cudaSuccess;
+    return STICKY_RESULT();
 }
 
 cudaError_t CUDARTAPI
@@ -942,6 +971,7 @@ cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind)
 {
     hremu::check_unsafe("cudaMemcpy");
     hremu::check_stream("cudaMemcpy (the legacy stream)", nullptr, true);
+    STICKY();
     if (hremu::deferred())
         hremu::flush_all(true);   // the legacy stream's copy, after the blocking streams' work
     memmove(dst, src, n);
@@ -955,6 +985,7 @@ cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind)
 cudaError_t CUDARTAPI
 cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcpyKind, cudaStream_t s)
 {
+    STICKY();
     if (hremu::capturing(s)) {
         std::lock_guard<std::mutex> lk(g_mem_m);
         const bool src_pageable = !in_blocks(g_device_allocs, src) && !in_blocks(g_pinned, src);
@@ -987,6 +1018,7 @@ cudaMemset(void *dst, int v, size_t n)
 {
     hremu::check_unsafe("cudaMemset");
     hremu::check_stream("cudaMemset (the legacy stream)", nullptr, true);
+    STICKY();
     if (hremu::deferred())
         hremu::flush_all(true);
     memset(dst, v, n);
@@ -996,6 +1028,7 @@ cudaMemset(void *dst, int v, size_t n)
 cudaError_t CUDARTAPI
 cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s)
 {
+    STICKY();
     return on_stream(s, [=] { memset(dst, v, n); });
 }
 
@@ -1008,6 +1041,7 @@ cudaStreamCreate(cudaStream_t *s)
 cudaError_t CUDARTAPI
 cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags)
 {
+    STICKY();
     if (hremu::object_fails())
         return cudaErrorMemoryAllocation;
     *s = new CUstream_st();
@@ -1032,7 +1066,7 @@ cudaStreamDestroy(cudaStream_t s)
         hremu::g_streams.erase(s);
     }
     delete s;
-    return cudaSuccess;
+    return STICKY_RESULT();
 }
 
 cudaError_t CUDARTAPI
@@ -1043,7 +1077,7 @@ cudaStreamSynchronize(cudaStream_t s)
         hremu::flush_stream(s);
     else if (hremu::deferred())
         hremu::flush_all(true);
-    return cudaSuccess;
+    return STICKY_RESULT();
 }
 
 cudaError_t CUDARTAPI
@@ -1051,12 +1085,13 @@ cudaDeviceSynchronize(void)
 {
     hremu::check_any("cudaDeviceSynchronize");
     hremu::flush_all(false);
-    return cudaSuccess;
+    return STICKY_RESULT();
 }
 
 cudaError_t CUDARTAPI
 cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode mode)
 {
+    STICKY();
     if (!s || s->capturing)
         return cudaErrorIllegalState;
     s->capturing = true;
@@ -1074,12 +1109,17 @@ cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g)
     hremu::end_capture(s);
     *g = s->graph;
     s->graph = nullptr;
-    return cudaSuccess;
+    if (hremu::g_sticky) {   // no graph from a failed device
+        delete *g;
+        *g = nullptr;
+    }
+    return STICKY_RESULT();
 }
 
 cudaError_t CUDARTAPI
 cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned long long)
 {
+    STICKY();
     if (hremu::object_fails())
         return cudaErrorMemoryAllocation;
     *exec = new CUgraphExec_st{ g->ops, {} };
@@ -1089,6 +1129,7 @@ cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned long long)
 cudaError_t CUDARTAPI
 cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s)
 {
+    STICKY();
     if (hremu::capturing(s))
         return cudaErrorStreamCaptureUnsupported;
     if (hremu::deferred() && s) {
@@ -1120,6 +1161,7 @@ cudaGraphExecDestroy(cudaGraphExec_t e)
 cudaError_t CUDARTAPI
 cudaEventCreate(cudaEvent_t *e)
 {
+    STICKY();
     if (hremu::object_fails())
         return cudaErrorMemoryAllocation;
     *e = new CUevent_st{ 0.0, nullptr, true, false, {} };
@@ -1142,6 +1184,7 @@ cudaEventDestroy(cudaEvent_t e)
 cudaError_t CUDARTAPI
 cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 {
+    STICKY();
     if (hremu::deferred() && s && !hremu::capturing(s)) {
         e->stream = s;
         e->done = false;
@@ -1160,7 +1203,7 @@ cudaEventSynchronize(cudaEvent_t e)
         hremu::check_any("cudaEventSynchronize on an event recorded into the capture");
     if (e->stream && !e->done)
         hremu::flush_stream(e->stream, e);
-    return cudaSuccess;
+    return STICKY_RESULT();
 }
 
 cudaError_t CUDARTAPI
@@ -1173,7 +1216,7 @@ cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
 cudaError_t CUDARTAPI
 cudaGetLastError(void)
 {
-    return cudaSuccess;
+    return STICKY_RESULT();   // sticky: not cleared
 }
 
 const char *CUDARTAPI
@@ -1182,6 +1225,7 @@ cudaGetErrorString(cudaError_t e)
     switch (e) {
     case cudaSuccess: return "no error";
     case cudaErrorMemoryAllocation: return "out of memory (emulated device)";
+    case cudaErrorLaunchFailure: return "unspecified launch failure (emulated device)";
     default: return "error (emulated device)";
     }
 }
@@ -1225,6 +1269,26 @@ hr_cuda_emu_fail_alloc_at(long n)
     g_alloc_calls = 0;
     g_fail_at = n;
     return made;
+}
+
+/* Fault injection for the tests: the n-th kernel launch from now (run, or replayed from a graph) faults,
+ * and every call after it returns cudaErrorLaunchFailure (n >= 1; 0: none), until hr_cuda_emu_reset.
+ * Returns how many launches ran since the last call. */
+extern "C" long
+hr_cuda_emu_fail_launch_at(long n)
+{
+    const long ran = hremu::g_launches.exchange(0);
+    hremu::g_fail_launch_at = n;
+    return ran;
+}
+
+/* The device working again (what cudaDeviceReset does for a failed context). */
+extern "C" void
+hr_cuda_emu_reset(void)
+{
+    hremu::g_fail_launch_at = 0;
+    hremu::g_launches = 0;
+    hremu::g_sticky = 0;
 }
 
 /* Objects alive now: streams, events, graphs, graph execs and cuBLAS

@@ -187,6 +187,105 @@ check_refusals(const char *dir)
 long hr_cuda_emu_fail_alloc_at(long n);
 void hr_cuda_emu_memory(size_t *device_bytes, size_t *device_blocks, size_t *pinned_blocks);
 long hr_cuda_emu_objects(char *what, size_t len);
+long hr_cuda_emu_fail_launch_at(long n);
+void hr_cuda_emu_reset(void);
+
+/* A prompt, four decode steps (the graph's, after the first), their logits. */
+static HrStatus
+run_steps(void *ctx, const HrModelConfig *cfg, float *lg, HrError *err)
+{
+    int32_t tok[24];
+    for (int i = 0; i < 24; i++)
+        tok[i] = (i * 7 + 3) % cfg->vocab_size;
+    HrStatus rs = hr_cuda_backend.forward(ctx, tok, 20, 0, false, err);
+    for (int p = 20; rs == HR_OK && p < 24; p++) {
+        rs = hr_cuda_backend.get_logits(ctx, -1, lg, err);
+        if (rs == HR_OK)
+            rs = hr_cuda_backend.forward(ctx, &tok[p], 1, p, false, err);
+    }
+    return rs == HR_OK ? hr_cuda_backend.get_logits(ctx, -1, lg, err) : rs;
+}
+
+/* The device failing while running (a kernel fault: from that launch on, every call returns the sticky
+ * cudaErrorLaunchFailure, the emulator's hr_cuda_emu_fail_launch_at), at the first launch of a run, one
+ * in its middle and its last: the run ends in HR_ERR_DEVICE with a message, so does the next (no wait that
+ * never ends), destroy gives back everything; a new model on the failed device is refused the same way
+ * and leaves nothing; after a reset, a new model gives the logits of before. The app's engine worker
+ * loads the model again on such an error (app/hearth-engine.c). */
+static void
+check_device_failure(const char *dir, const char *label)
+{
+    HrModelConfig cfg;
+    HrTensorSet *ts = NULL;
+    if (!hr_cmp_load(dir, &cfg, &ts))
+        return;
+    HrBackendOptions bopt = { .context_len = 64, .kv_type = HR_KV_F16 };
+    size_t base_bytes, base_blocks, base_pinned, bytes, blocks, pinned;
+    hr_cuda_emu_memory(&base_bytes, &base_blocks, &base_pinned);
+    const long base_objects = hr_cuda_emu_objects(NULL, 0);
+    char what[256];
+    float *want = g_new(float, cfg.vocab_size), *lg = g_new(float, cfg.vocab_size);
+    HrError err = { 0 };
+    void *ctx = NULL;
+    HrStatus st = hr_cuda_backend.create(&cfg, ts, &bopt, NULL, NULL, &ctx, &err);
+    HR_CHECK(st == HR_OK, "%s: %s", label, err.message);
+    long n_launch = 0;
+    if (st == HR_OK) {
+        hr_cuda_emu_fail_launch_at(G_MAXLONG);
+        st = run_steps(ctx, &cfg, want, &err);
+        n_launch = hr_cuda_emu_fail_launch_at(0);
+        HR_CHECK(st == HR_OK && n_launch > 2, "%s: %s (%ld launches)", label, err.message, n_launch);
+        hr_cuda_backend.destroy(ctx);
+    }
+    const long at[3] = { 1, n_launch / 2, n_launch };
+    for (int i = 0; i < 3 && n_launch > 2; i++) {
+        ctx = NULL;
+        st = hr_cuda_backend.create(&cfg, ts, &bopt, NULL, NULL, &ctx, &err);
+        HR_CHECK(st == HR_OK, "%s: %s", label, err.message);
+        if (st != HR_OK)
+            break;
+        hr_cuda_emu_fail_launch_at(at[i]);
+        HrStatus rs = run_steps(ctx, &cfg, lg, &err);
+        if (i == 0)
+            printf("%-28s the device failing at launch %ld of a run: %s\n", label, at[i], err.message);
+        HR_CHECK(rs == HR_ERR_DEVICE && err.message[0], "%s: the device failing at launch %ld of %ld: status %d (%s)",
+                 label, at[i], n_launch, (int)rs, err.message);
+        hr_error_clear(&err);
+        rs = run_steps(ctx, &cfg, lg, &err);
+        HR_CHECK(rs == HR_ERR_DEVICE && err.message[0], "%s: launch %ld failed, the next run: status %d", label,
+                 at[i], (int)rs);
+        hr_error_clear(&err);
+        hr_cuda_backend.destroy(ctx);
+        /* a new model on the failed device */
+        ctx = NULL;
+        st = hr_cuda_backend.create(&cfg, ts, &bopt, NULL, NULL, &ctx, &err);
+        HR_CHECK(st == HR_ERR_DEVICE && !ctx && err.message[0], "%s: a new model on the failed device: status %d",
+                 label, (int)st);
+        if (ctx)
+            hr_cuda_backend.destroy(ctx);
+        hr_error_clear(&err);
+        hr_cuda_emu_memory(&bytes, &blocks, &pinned);
+        HR_CHECK(bytes == base_bytes && blocks == base_blocks && pinned == base_pinned &&
+                 hr_cuda_emu_objects(what, sizeof what) == base_objects,
+                 "%s: the device failing at launch %ld left %zu bytes in %zu blocks, %zu pinned; %s", label, at[i],
+                 bytes - base_bytes, blocks - base_blocks, pinned - base_pinned, what);
+        /* reset: a new model runs as before */
+        hr_cuda_emu_reset();
+        ctx = NULL;
+        st = hr_cuda_backend.create(&cfg, ts, &bopt, NULL, NULL, &ctx, &err);
+        if (st == HR_OK)
+            st = run_steps(ctx, &cfg, lg, &err);
+        HR_CHECK(st == HR_OK && memcmp(lg, want, sizeof(float) * (size_t)cfg.vocab_size) == 0,
+                 "%s: after a reset: %s", label, st == HR_OK ? "other logits" : err.message);
+        hr_error_clear(&err);
+        if (ctx)
+            hr_cuda_backend.destroy(ctx);
+    }
+    hr_cuda_emu_reset();
+    g_free(want);
+    g_free(lg);
+    hr_tensor_set_free(ts);
+}
 
 /* The device out of memory at any allocation or object creation (the
  * emulator's fault injection: streams, events, graphs, cuBLAS handles too;
@@ -439,6 +538,7 @@ main(void)
         check_refusals(dir);
 #ifdef HR_CUDA_EMU_MODEL
         check_alloc_failures(dir, "llama-gqa-tied/f32");
+        check_device_failure(dir, "llama-gqa-tied/f32");
         g_setenv("HEARTH_CUDA_GEMV", "q8", TRUE);   /* the opt-ins' own buffers and handles */
         g_setenv("HEARTH_CUDA_ATTN", "tiled", TRUE);
         g_setenv("HEARTH_CUDA_GEMM", "cublas", TRUE);
