@@ -12,7 +12,9 @@
  * leaves room for a reply, the oldest turns are dropped (never the system
  * prompt). Lines "/reset" (forget the turns), "/exit" and "/help" are
  * commands; EOF quits, with status 0 (1 when a message could not be
- * answered: too long for the context, an engine error). Ctrl-C stops the reply being written,
+ * answered: too long for the context, an engine error; a reply during which the graphics card stopped
+ * working is one, and the model is then loaded again, on the CPU if need be, and the chat goes on).
+ * Ctrl-C stops the reply being written,
  * not the program (at the prompt of a terminal it is ignored; elsewhere it
  * quits as usual). The "> " prompt and the greeting are shown only when
  * stdin is a terminal, so piped output is just the replies.
@@ -154,6 +156,20 @@ on_text(const char *text, size_t len, int32_t token, void *user)
     return true;
 }
 
+/* Threads started by the load (the CPU pool, drivers) inherit a blocked SIGINT, so Ctrl-C reaches this
+ * thread and interrupts its read. */
+static HrStatus
+load_model(const char *dir, const HrModelOptions *opt, HrModel **model, HrError *err)
+{
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    HrStatus st = hr_model_load(dir, opt, model, err);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return st;
+}
+
 static void
 print_help(void)
 {
@@ -236,14 +252,7 @@ hr_cli_chat(int argc, char **argv)
     if (kv && strcmp(kv, "f32") == 0)
         mopt.kv_type = HR_KV_F32;
     HrError err = { 0 };
-    /* Threads started by the load (the CPU pool, drivers) inherit a blocked
-     * SIGINT, so Ctrl-C reaches this thread and interrupts its read. */
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    HrStatus lst = hr_model_load(model_dir, &mopt, &model, &err);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    HrStatus lst = load_model(model_dir, &mopt, &model, &err);
     if (lst != HR_OK) {
         fprintf(stderr, PFX "%s\n", err.message);
         goto out;
@@ -254,7 +263,7 @@ hr_cli_chat(int argc, char **argv)
         fprintf(stderr, PFX "%s\n", err.message);
         goto out;
     }
-    const HrModelConfig *cfg = hr_model_config(model);
+    const HrModelConfig *cfg = hr_model_config(model);   /* (again after a reload) */
     int ctx = hr_model_context_len(model);
     int reserve = MIN(n_new, ctx / 4);
 
@@ -367,6 +376,26 @@ hr_cli_chat(int argc, char **argv)
             g_string_free(rctx.reply, TRUE);
             g_ptr_array_remove_index(conv, conv->len - 1);
             failed = true;
+            /* The device stopped working (lost, a driver reset): the same model again on a new device,
+             * else on the CPU, as the app does; the conversation goes on. */
+            if (st == HR_ERR_DEVICE && hr_model_backend(model) != &hr_cpu_backend) {
+                fprintf(stderr, PFX "the graphics card stopped working: loading the model again\n");
+                g_clear_pointer(&model, hr_model_free);
+                hr_error_clear(&err);
+                if (load_model(model_dir, &mopt, &model, &err) != HR_OK) {
+                    fprintf(stderr, PFX "%s; on the CPU\n", err.message);
+                    hr_error_clear(&err);
+                    mopt.backend = "cpu";
+                    if (load_model(model_dir, &mopt, &model, &err) != HR_OK) {
+                        fprintf(stderr, PFX "%s\n", err.message);
+                        break;
+                    }
+                }
+                if (hr_model_notice(model))
+                    fprintf(stderr, PFX "%s\n", hr_model_notice(model));
+                fprintf(stderr, PFX "the model runs on %s now\n", hr_model_backend(model)->name);
+                cfg = hr_model_config(model);
+            }
             continue;
         }
         /* A stopped reply stays as far as it went (it is what was shown);
