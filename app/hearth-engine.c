@@ -47,6 +47,7 @@ typedef struct {
     HrModel *model;
     HrTokenizer *tok;
     Request *loaded_with;      /* the load request the model came from (REQ_LOAD fields), to load it again */
+    guint loading_id;          /* the load request being run: its events carry it */
     GHashTable *msg_tokens;    /* "role\x1fcontent" -> token count (+1), for trimming by arithmetic */
 } Shared;
 
@@ -66,6 +67,7 @@ struct _HearthEngine {
     int context_used;
     HearthLoadNote load_note;  /* where the loaded model runs when that is not where it was asked to */
     guint next_id;
+    guint load_id;             /* the last load asked for: events of an earlier one are stale */
 };
 
 G_DEFINE_FINAL_TYPE(HearthEngine, hearth_engine, G_TYPE_OBJECT)
@@ -166,6 +168,12 @@ event_dispatch(gpointer data)
     HearthEngine *self = g_weak_ref_get(&ev->shared->owner);
     if (!self)
         return G_SOURCE_REMOVE;
+    /* a load's events after another load was asked for (it finished, or failed, before it was cancelled):
+     * the later load's own events say how things stand */
+    if ((ev->type == EV_PROGRESS || ev->type == EV_LOADED || ev->type == EV_RELOADING) && ev->id != self->load_id) {
+        g_object_unref(self);
+        return G_SOURCE_REMOVE;
+    }
     switch (ev->type) {
     case EV_PROGRESS:
         g_signal_emit(self, signals[SIG_LOAD_PROGRESS], 0, ev->progress, ev->done, ev->total);
@@ -232,11 +240,18 @@ event_free(gpointer data)
     g_free(ev);
 }
 
+/* Always through a source the main thread dispatches, in order (not g_main_context_invoke: while no
+ * thread iterates the main context, it runs the function at once on the calling thread, the worker's,
+ * as it did in tests that iterate by hand; the window's signals would then run on the worker). */
 static void
 post(Shared *s, Event *ev)
 {
     ev->shared = shared_ref(s);
-    g_main_context_invoke_full(s->main_context, G_PRIORITY_DEFAULT, event_dispatch, ev, event_free);
+    GSource *src = g_idle_source_new();
+    g_source_set_priority(src, G_PRIORITY_DEFAULT);
+    g_source_set_callback(src, event_dispatch, ev, event_free);
+    g_source_attach(src, s->main_context);
+    g_source_unref(src);
 }
 
 static void
@@ -274,11 +289,21 @@ on_progress(double progress, int done, int total, void *user)
     Shared *s = user;
     Event *ev = g_new0(Event, 1);
     ev->type = EV_PROGRESS;
+    ev->id = s->loading_id;
     ev->progress = progress;
     ev->done = done;
     ev->total = total;
     post(s, ev);
     return !atomic_load(&s->cancel);
+}
+
+/* The same for a load nothing may cancel (the engine's own reload: a Stop meant for the failed reply
+ * must not stop it, and a load asked for meanwhile waits its turn). */
+static bool
+on_progress_uncancellable(double progress, int done, int total, void *user)
+{
+    on_progress(progress, done, total, user);
+    return true;
 }
 
 static char *
@@ -338,11 +363,11 @@ precheck_model(const char *dir, HrTokenizer **tok, HrError *err)
 
 /* The weights of r->dir on backend (NULL: the default) into s->model; r is remembered for a reload. */
 static HrStatus
-load_weights(Shared *s, const Request *r, const char *backend, HrError *err)
+load_weights(Shared *s, const Request *r, const char *backend, bool cancellable, HrError *err)
 {
     HrModelOptions opt;
     hr_model_options_init(&opt);
-    opt.progress = on_progress;
+    opt.progress = cancellable ? on_progress : on_progress_uncancellable;
     opt.progress_user = s;
     if (backend)
         opt.backend = backend;
@@ -354,6 +379,7 @@ load_weights(Shared *s, const Request *r, const char *backend, HrError *err)
             request_free(s->loaded_with);
         s->loaded_with = g_new0(Request, 1);
         s->loaded_with->type = REQ_LOAD;
+        s->loaded_with->id = r->id;
         s->loaded_with->dir = g_strdup(r->dir);
         s->loaded_with->backend = g_strdup(r->backend);
         s->loaded_with->context_len = r->context_len;
@@ -390,6 +416,7 @@ worker_load(Shared *s, const Request *r)
 {
     Event *ev = g_new0(Event, 1);
     ev->type = EV_LOADED;
+    ev->id = s->loading_id = r->id;
     HrError err = { 0 };
     HrTokenizer *tok = NULL;
     /* A folder that fails the checks costs nothing: the model already loaded
@@ -407,7 +434,7 @@ worker_load(Shared *s, const Request *r)
     g_clear_pointer(&s->tok, hr_tokenizer_free);
     g_hash_table_remove_all(s->msg_tokens);
     s->tok = tok;
-    post_loaded(s, ev, r, load_weights(s, r, r->backend, &err), &err, HEARTH_LOAD_NOTE_NONE);
+    post_loaded(s, ev, r, load_weights(s, r, r->backend, true, &err), &err, HEARTH_LOAD_NOTE_NONE);
 }
 
 /* The device stopped working while the model ran on it (HR_ERR_DEVICE: lost, a driver reset, a kernel
@@ -422,16 +449,15 @@ reload_after_device_error(Shared *s, const char *device_error)
     const Request *r = s->loaded_with;
     Event *ev = g_new0(Event, 1);
     ev->type = EV_LOADED;
+    ev->id = s->loading_id = r->id;   /* the model's own load, unless another has been asked for since */
     HrError err = { 0 };
     g_message("%s: the device failed while running (%s): loading the model again", r->dir, device_error);
-    atomic_store(&s->cancel, 0);   /* a Stop meant for the failed reply does not stop this (a load asked for
-                                    * meanwhile is queued: it runs next) */
-    HrStatus st = load_weights(s, r, r->backend, &err);
+    HrStatus st = load_weights(s, r, r->backend, false, &err);
     ev->load_note = HEARTH_LOAD_NOTE_RELOADED;
-    if (st != HR_OK && st != HR_ERR_CANCELLED) {
+    if (st != HR_OK) {
         g_message("%s: loading it again failed (%s): on the CPU", r->dir, err.message);
         hr_error_clear(&err);
-        st = load_weights(s, r, "cpu", &err);
+        st = load_weights(s, r, "cpu", false, &err);
         ev->load_note = HEARTH_LOAD_NOTE_CPU_AFTER_DEVICE_ERROR;
     }
     post_loaded(s, ev, r, st, &err, HEARTH_LOAD_NOTE_CPU_AFTER_DEVICE_ERROR);
@@ -657,6 +683,7 @@ worker_generate(Shared *s, const Request *r)
     if (device_failed) {
         Event *busy = g_new0(Event, 1);
         busy->type = EV_RELOADING;
+        busy->id = s->loaded_with->id;
         post(s, busy);
     }
     post(s, fin);
@@ -863,6 +890,7 @@ hearth_engine_load(HearthEngine *self, const char *dir)
     set_state(self, HEARTH_ENGINE_LOADING);
     Request *r = g_new0(Request, 1);
     r->type = REQ_LOAD;
+    r->id = self->load_id = self->next_id++;
     r->dir = g_strdup(dir);
     r->backend = g_strdup(self->load_backend);
     r->context_len = self->load_context_len;
@@ -887,6 +915,7 @@ hearth_engine_unload(HearthEngine *self)
     g_clear_pointer(&self->model_name, g_free);
     g_object_notify_by_pspec(G_OBJECT(self), props[PROP_MODEL_NAME]);
     set_state(self, HEARTH_ENGINE_EMPTY);
+    self->load_id = self->next_id++;   /* a load still running: its events are stale */
     Request *r = g_new0(Request, 1);
     r->type = REQ_UNLOAD;
     push(self, r);

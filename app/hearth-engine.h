@@ -65,7 +65,8 @@ int hearth_engine_get_context_used(HearthEngine *self);
  * template are checked first; when they fail, the previous model (if any)
  * stays loaded, with its name and KV cache. Otherwise the previous model is
  * freed before the weights load. Emits "load-progress" (double) and then
- * "load-finished" (gboolean ok, string error). */
+ * "load-finished" (gboolean ok, string error). A load or unload asked for
+ * while one runs cancels it: the earlier load then emits nothing more. */
 void hearth_engine_load(HearthEngine *self, const char *dir);
 /* (The engine also loads the model again by itself when the device fails during a reply: that reply
  * finishes with an error, the state goes to HEARTH_ENGINE_LOADING, and "load-progress" and

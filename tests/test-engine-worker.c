@@ -361,6 +361,35 @@ main(void)
     reply(e, &seen, 3);
     HR_CHECK(seen.reply_error == NULL && seen.text->len > 0, "after a failed load: %s", seen.reply_error);
 
+    /* Another model chosen while one loads: the first load is cancelled, or finishes, or fails, and its
+     * events are stale: only the second one's load-finished comes (the first's "cancelled" used to clear
+     * the new model's name, leaving the engine READY with no folder, and its success made the engine
+     * READY while the second still loaded). */
+    g_autofree char *f16 = hr_test_asset("models/stories260K/hf_f16");
+    int superseded_errors = 0, rounds = 0;
+    for (int i = 0; i < 24; i++) {
+        seen.loaded = FALSE;
+        hearth_engine_load(e, i % 2 ? stories : f16);
+        g_usleep((gulong)(i / 2) * 500);   /* the second load lands at different points of the first */
+        hearth_engine_load(e, i % 2 ? f16 : stories);
+        wait_for(&seen.loaded);
+        if (!seen.load_ok) {
+            superseded_errors++;
+            printf("round %d: the superseded load reported: %s\n", i, seen.load_error);
+            seen.loaded = FALSE;
+            wait_for(&seen.loaded);   /* the second load's own */
+        }
+        rounds++;
+        const char *want = i % 2 ? f16 : stories;
+        HR_CHECK(seen.load_ok && g_strcmp0(hearth_engine_get_model_dir(e), want) == 0 &&
+                     hearth_engine_get_state(e) == HEARTH_ENGINE_READY,
+                 "round %d: the second model: %s, dir %s, state %d", i, seen.load_ok ? "loaded" : seen.load_error,
+                 hearth_engine_get_model_dir(e), hearth_engine_get_state(e));
+    }
+    HR_CHECK(superseded_errors == 0, "%d of %d superseded loads reported a failure", superseded_errors, rounds);
+    reply(e, &seen, 3);
+    HR_CHECK(seen.reply_error == NULL && seen.text->len > 0, "after the switches: %s", seen.reply_error);
+
     g_object_unref(e);
     const char *all[] = { "config.json", "tokenizer.json", "model.safetensors", "tokenizer_config.json", NULL };
     for (const char *const *n = all; *n; n++) {
