@@ -382,14 +382,10 @@ hr_cli_chat(int argc, char **argv)
                 fprintf(stderr, PFX "the graphics card stopped working: loading the model again\n");
                 g_clear_pointer(&model, hr_model_free);
                 hr_error_clear(&err);
+                mopt.cpu_fallback = true;
                 if (load_model(model_dir, &mopt, &model, &err) != HR_OK) {
-                    fprintf(stderr, PFX "%s; on the CPU\n", err.message);
-                    hr_error_clear(&err);
-                    mopt.backend = "cpu";
-                    if (load_model(model_dir, &mopt, &model, &err) != HR_OK) {
-                        fprintf(stderr, PFX "%s\n", err.message);
-                        break;
-                    }
+                    fprintf(stderr, PFX "%s\n", err.message);
+                    break;
                 }
                 if (hr_model_notice(model))
                     fprintf(stderr, PFX "%s\n", hr_model_notice(model));

@@ -297,8 +297,8 @@ on_progress(double progress, int done, int total, void *user)
     return !atomic_load(&s->cancel);
 }
 
-/* The same for a load nothing may cancel (the engine's own reload: a Stop meant for the failed reply
- * must not stop it, and a load asked for meanwhile waits its turn). */
+/* The same for a load nothing may cancel (the engine's own reload after a device error: a Stop meant
+ * for the failed reply must not stop it, and a load asked for meanwhile waits its turn). */
 static bool
 on_progress_uncancellable(double progress, int done, int total, void *user)
 {
@@ -361,16 +361,18 @@ precheck_model(const char *dir, HrTokenizer **tok, HrError *err)
     return st;
 }
 
-/* The weights of r->dir on backend (NULL: the default) into s->model; r is remembered for a reload. */
+/* The weights of r->dir into s->model; r is remembered for a reload. After a device error (reload),
+ * nothing cancels the load and it goes to the CPU where the device fails again. */
 static HrStatus
-load_weights(Shared *s, const Request *r, const char *backend, bool cancellable, HrError *err)
+load_weights(Shared *s, const Request *r, bool reload, HrError *err)
 {
     HrModelOptions opt;
     hr_model_options_init(&opt);
-    opt.progress = cancellable ? on_progress : on_progress_uncancellable;
+    opt.progress = reload ? on_progress_uncancellable : on_progress;
     opt.progress_user = s;
-    if (backend)
-        opt.backend = backend;
+    opt.cpu_fallback = reload;
+    if (r->backend)
+        opt.backend = r->backend;
     opt.context_len = r->context_len;
     opt.n_threads = r->n_threads;
     HrStatus st = hr_model_load(r->dir, &opt, &s->model, err);
@@ -388,11 +390,11 @@ load_weights(Shared *s, const Request *r, const char *backend, bool cancellable,
     return st;
 }
 
-/* ev (EV_LOADED, its load_note set) says how the load of r ended (st, err); when the model runs
- * elsewhere than asked ("auto" on a GPU without the memory for it, or whose device failed: the CPU), its
- * note says why, or is after_error's (a reload after a device error). */
+/* ev (EV_LOADED) says how the load of r ended (st, err), and its note where the model runs when not
+ * where asked ("auto" on a GPU without the memory for it, or whose device failed: the CPU) or, after a
+ * device error (reload), where it runs now. */
 static void
-post_loaded(Shared *s, Event *ev, const Request *r, HrStatus st, const HrError *err, HearthLoadNote after_error)
+post_loaded(Shared *s, Event *ev, const Request *r, HrStatus st, const HrError *err, bool reload)
 {
     if (st != HR_OK) {
         ev->ok = FALSE;
@@ -401,12 +403,14 @@ post_loaded(Shared *s, Event *ev, const Request *r, HrStatus st, const HrError *
     } else {
         ev->ok = TRUE;
         ev->context_length = hr_model_context_len(s->model);
-        if (hr_model_notice(s->model)) {   /* never silently (the window's toast) */
-            ev->load_note = after_error                                            ? after_error
-                            : hr_model_moved_for(s->model) == HR_ERR_NOMEM ? HEARTH_LOAD_NOTE_CPU_FOR_MEMORY
-                                                                           : HEARTH_LOAD_NOTE_CPU_FOR_DEVICE_ERROR;
+        const HrStatus moved = hr_model_moved_for(s->model);   /* never silently (the window's toast) */
+        if (reload)
+            ev->load_note = moved != HR_OK ? HEARTH_LOAD_NOTE_CPU_AFTER_DEVICE_ERROR : HEARTH_LOAD_NOTE_RELOADED;
+        else if (moved != HR_OK)
+            ev->load_note = moved == HR_ERR_NOMEM ? HEARTH_LOAD_NOTE_CPU_FOR_MEMORY
+                                                  : HEARTH_LOAD_NOTE_CPU_FOR_DEVICE_ERROR;
+        if (hr_model_notice(s->model))
             g_info("%s: %s", r->dir, hr_model_notice(s->model));
-        }
     }
     post(s, ev);
 }
@@ -434,14 +438,14 @@ worker_load(Shared *s, const Request *r)
     g_clear_pointer(&s->tok, hr_tokenizer_free);
     g_hash_table_remove_all(s->msg_tokens);
     s->tok = tok;
-    post_loaded(s, ev, r, load_weights(s, r, r->backend, true, &err), &err, HEARTH_LOAD_NOTE_NONE);
+    post_loaded(s, ev, r, load_weights(s, r, false, &err), &err, false);
 }
 
 /* The device stopped working while the model ran on it (HR_ERR_DEVICE: lost, a driver reset, a kernel
  * fault): its contexts are gone, so the model is loaded again from the same folder with the same options
- * (a new device), and where that fails on the CPU; the tokenizer stays. Ends in EV_LOADED like any
- * load: the window says where the model runs now, or why there is none. (EV_RELOADING went before the
- * failed reply's EV_FINISHED: the engine is never READY in between.) */
+ * (a new device), and where the device fails again on the CPU (cpu_fallback); the tokenizer stays. Ends
+ * in EV_LOADED like any load: the window says where the model runs now, or why there is none.
+ * (EV_RELOADING went before the failed reply's EV_FINISHED: the engine is never READY in between.) */
 static void
 reload_after_device_error(Shared *s, const char *device_error)
 {
@@ -452,15 +456,7 @@ reload_after_device_error(Shared *s, const char *device_error)
     ev->id = s->loading_id = r->id;   /* the model's own load, unless another has been asked for since */
     HrError err = { 0 };
     g_message("%s: the device failed while running (%s): loading the model again", r->dir, device_error);
-    HrStatus st = load_weights(s, r, r->backend, false, &err);
-    ev->load_note = HEARTH_LOAD_NOTE_RELOADED;
-    if (st != HR_OK) {
-        g_message("%s: loading it again failed (%s): on the CPU", r->dir, err.message);
-        hr_error_clear(&err);
-        st = load_weights(s, r, "cpu", false, &err);
-        ev->load_note = HEARTH_LOAD_NOTE_CPU_AFTER_DEVICE_ERROR;
-    }
-    post_loaded(s, ev, r, st, &err, HEARTH_LOAD_NOTE_CPU_AFTER_DEVICE_ERROR);
+    post_loaded(s, ev, r, load_weights(s, r, true, &err), &err, true);
 }
 
 typedef struct {

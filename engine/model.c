@@ -269,7 +269,8 @@ hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError
         /* "auto" on a GPU without the memory for this model, or whose device
          * fails while loading it (lost, a driver error): the CPU, and the
          * model says why (hr_model_notice), never silently. */
-        if ((st == HR_ERR_NOMEM || st == HR_ERR_DEVICE) && is_auto && ops != &hr_cpu_backend) {
+        if ((st == HR_ERR_NOMEM || st == HR_ERR_DEVICE) && (is_auto || opt->cpu_fallback) &&
+            ops != &hr_cpu_backend) {
             const HrStatus gpu_st = st;
             g_autofree char *gpu_error = g_strdup(err->message);
             g_autofree char *why = gpu_st == HR_ERR_NOMEM

@@ -18,6 +18,9 @@ typedef struct {
     int context_len;            /* 0: min(max_position_embeddings, 4096) */
     HrKvType kv_type;           /* default HR_KV_F16 */
     int n_threads;              /* 0: one per physical core, adaptive (cpu-threads.h) */
+    bool cpu_fallback;          /* a GPU backend named here that has too little memory for the model or whose
+                                 * device fails while loading it: the CPU instead, with a notice (what "auto"
+                                 * always does; a reload after a device error asks for it) */
     HrLoadProgressFunc progress;
     void *progress_user;
 } HrModelOptions;
@@ -35,7 +38,7 @@ const HrBackendOps *hr_model_backend(const HrModel *m);
  * ("auto" on a GPU without the memory for it, or whose device failed while
  * loading it: the CPU), or NULL. */
 const char *hr_model_notice(const HrModel *m);
-/* Why "auto" moved it to the CPU: HR_ERR_NOMEM (the GPU has too little memory for it), HR_ERR_DEVICE (the
+/* Why "auto" (or cpu_fallback) moved it to the CPU: HR_ERR_NOMEM (the GPU has too little memory for it), HR_ERR_DEVICE (the
  * GPU's device failed while loading it), or HR_OK (it runs where asked). */
 HrStatus hr_model_moved_for(const HrModel *m);
 /* The backend's context, for the optional ops that take it (bench). */

@@ -555,9 +555,10 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
     hr_tensor_set_free(ts);
     if (st != HR_OK) {   /* nothing half-written stays behind: no checkpoint without its config, say */
         for (size_t i = 0; i < G_N_ELEMENTS(outputs); i++) {
-            g_autofree char *f = g_build_filename(out_dir, outputs[i], NULL);
-            if (wrote[i])
+            if (wrote[i]) {
+                g_autofree char *f = g_build_filename(out_dir, outputs[i], NULL);
                 g_unlink(f);
+            }
         }
         if (created)
             g_rmdir(out_dir);   /* only when empty */

@@ -72,6 +72,15 @@ on_finished(HearthEngine *e, guint id, const HearthReplyStats *st, Seen *seen)
 }
 
 static void
+seen_clear(Seen *seen)
+{
+    g_string_free(seen->text, TRUE);
+    g_free(seen->load_error);
+    g_free(seen->reply_error);
+    g_free(seen->stop_reason);
+}
+
+static void
 wait_for(gboolean *flag)
 {
     while (!*flag)
@@ -286,10 +295,7 @@ main(void)
                  seen.text->str, seen.reply_error);
     }
     g_object_unref(e);
-    g_string_free(seen.text, TRUE);
-    g_free(seen.load_error);
-    g_free(seen.reply_error);
-    g_free(seen.stop_reason);
+    seen_clear(&seen);
     return hr_test_result();
 }
 #else
@@ -400,10 +406,7 @@ main(void)
     g_rmdir(noweights);
     g_rmdir(badtpl);
     g_rmdir(tmp);
-    g_string_free(seen.text, TRUE);
-    g_free(seen.load_error);
-    g_free(seen.reply_error);
-    g_free(seen.stop_reason);
+    seen_clear(&seen);
     return hr_test_result();
 }
 #endif
