@@ -169,6 +169,7 @@ hr_cli_quantize(int argc, char **argv)
     gint64 seed = 0;
     gboolean per_channel = FALSE, fold_only = FALSE, fake = FALSE, force = FALSE;
     g_autofree char *tmp_dir = NULL;
+    HearthWorkDir *work = NULL;
     GOptionEntry entries[] = {
         { "input", 'i', 0, G_OPTION_ARG_FILENAME, &in_dir, "Model directory (FP32/FP16/BF16)", "DIR" },
         { "output", 'o', 0, G_OPTION_ARG_FILENAME, &out_dir,
@@ -258,35 +259,37 @@ hr_cli_quantize(int argc, char **argv)
     opt.stage = on_stage;
     HrError err = { 0 };
     rc = 1;
-    /* A sibling temp folder renamed into place at the end: a failure (full
-     * disk, Ctrl-C) never leaves a half-written model under the output name. */
+    /* Written in a sibling folder, held while it is written, and renamed into place at the end: a failure
+     * (full disk, Ctrl-C) never leaves a half-written model under the output name, and what a killed run
+     * left beside it is removed by the next run to the same output. */
     {
         g_autofree char *clean = g_canonicalize_filename(out_dir, NULL);
-        tmp_dir = g_strdup_printf("%s.partial-XXXXXX", clean);
         g_autofree char *parent = g_path_get_dirname(clean);
-        if (g_mkdir_with_parents(parent, 0755) != 0 || !g_mkdtemp_full(tmp_dir, 0755)) {
-            fprintf(stderr, "hearth-cli quantize: cannot create %s: %s\n", tmp_dir, g_strerror(errno));
-            g_clear_pointer(&tmp_dir, g_free);
+        g_autofree char *base = g_path_get_basename(clean);
+        g_autofree char *prefix = g_strdup_printf("%s.partial-", base);
+        hearth_work_dir_sweep(parent, prefix);
+        work = hearth_work_dir_new(parent, prefix, &error);
+        if (!work) {
+            fprintf(stderr, "hearth-cli quantize: %s\n", error->message);
             goto out;
         }
+        tmp_dir = g_build_filename(hearth_work_dir_path(work), "model", NULL);
     }
     if (hr_quantize_model(in_dir, tmp_dir, &opt, NULL, &p, &err) != HR_OK) {
         fprintf(stderr, "hearth-cli quantize: %s\n", err.message);
         goto out;
     }
     if (!move_into_place(tmp_dir, out_dir)) {
-        g_clear_pointer(&tmp_dir, g_free); /* complete: kept where the message says */
+        hearth_work_dir_keep(g_steal_pointer(&work)); /* complete: kept where the message says */
         goto out;
     }
-    g_clear_pointer(&tmp_dir, g_free);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     fprintf(stderr, "quantize: wrote %s in %.1f s, peak RSS %.1f MB\n", out_dir,
             (double)(g_get_monotonic_time() - p.start) / 1e6, (double)ru.ru_maxrss / 1024.0);
     rc = 0;
 out:
-    if (tmp_dir)
-        hearth_models_remove_tree(tmp_dir, NULL);
+    hearth_work_dir_free(work);
     g_free(in_dir);
     g_free(out_dir);
     g_free(method);

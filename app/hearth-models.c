@@ -1,6 +1,8 @@
 /* hearth-models.c — the installed models (see hearth-models.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -651,16 +653,14 @@ hearth_models_import(const char *src, const char *dir, const char *name,
                     "a model named '%s' is already installed in %s", target_name, root);
         return NULL;
     }
-    g_autofree char *partial_root = g_build_filename(root, ".partial", NULL);
-    if (!ensure_dir(partial_root, error))
+    g_autofree char *work_root = g_build_filename(root, ".work", NULL);
+    g_autofree char *prefix = g_strdup_printf("import-%s-", target_name);
+    g_autoptr(HearthWorkDir) work = hearth_work_dir_new(work_root, prefix, error);
+    if (!work)
         return NULL;
-    g_autofree char *tmpl = g_strdup_printf("import-%s-XXXXXX", target_name);
-    g_autofree char *tmp = g_build_filename(partial_root, tmpl, NULL);
-    if (!g_mkdtemp_full(tmp, 0755)) {
-        int e = errno;
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "creating %s: %s", tmp, g_strerror(e));
+    g_autofree char *tmp = g_build_filename(hearth_work_dir_path(work), "model", NULL);
+    if (!ensure_dir(tmp, error))
         return NULL;
-    }
     g_autoptr(GHashTable) seen_size = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g_autoptr(GHashTable) seen_copy = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     CopyState cs = { 0, tree_size_follow(src_abs, seen_size, 0), 0, progress, user_data };
@@ -677,13 +677,10 @@ hearth_models_import(const char *src, const char *dir, const char *name,
     } else {
         copied = copy_tree(src_abs, tmp, &cs, seen_copy, 0, cancellable, error);
     }
-    if (!copied) {
-        hearth_models_remove_tree(tmp, NULL);
+    if (!copied)
         return NULL;
-    }
     if (g_file_test(final_path, G_FILE_TEST_EXISTS) || g_rename(tmp, final_path) != 0) {
         int e = g_file_test(final_path, G_FILE_TEST_EXISTS) ? EEXIST : errno;
-        hearth_models_remove_tree(tmp, NULL);
         if (e == EEXIST)
             g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_EXISTS,
                         "a model named '%s' is already installed in %s", target_name, root);
@@ -751,24 +748,150 @@ hearth_models_delete(const char *dir, const char *name, GError **error)
     }
     /* Move it out of the list first, so that a failure half-way leaves no
      * half model behind under its name. */
-    g_autofree char *partial_root = g_build_filename(root, ".partial", NULL);
-    if (!ensure_dir(partial_root, error))
+    g_autofree char *work_root = g_build_filename(root, ".work", NULL);
+    g_autofree char *prefix = g_strdup_printf("delete-%s-", name);
+    g_autoptr(HearthWorkDir) work = hearth_work_dir_new(work_root, prefix, error);
+    if (!work)
         return FALSE;
-    g_autofree char *tmpl = g_strdup_printf("delete-%s-XXXXXX", name);
-    g_autofree char *trash = g_build_filename(partial_root, tmpl, NULL);
-    if (!g_mkdtemp(trash)) {
-        int e = errno;
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "creating %s: %s", trash, g_strerror(e));
-        return FALSE;
-    }
-    g_autofree char *moved = g_build_filename(trash, name, NULL);
+    g_autofree char *moved = g_build_filename(hearth_work_dir_path(work), name, NULL);
     if (g_rename(path, moved) != 0) {
         int e = errno;
-        g_rmdir(trash);
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "deleting %s: %s", path, g_strerror(e));
         return FALSE;
     }
-    return hearth_models_remove_tree(trash, error);
+    /* out of the list now; a process killed from here on leaves the rest to the next sweep */
+    return hearth_models_remove_tree(moved, error);
+}
+
+/* ---- work that does not resume --------------------------------------------- */
+
+#define WORK_MARK ".hearth-work"
+
+struct HearthWorkDir {
+    char *path;
+    int fd; /* the folder, open and flock'ed: ours while it is held */
+};
+
+HearthWorkDir *
+hearth_work_dir_new(const char *parent, const char *prefix, GError **error)
+{
+    if (!ensure_dir(parent, error))
+        return NULL;
+    g_autofree char *tmpl = g_strdup_printf("%sXXXXXX", prefix);
+    g_autofree char *path = g_build_filename(parent, tmpl, NULL);
+    if (!g_mkdtemp_full(path, 0755)) {
+        int e = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "creating %s: %s", path, g_strerror(e));
+        return NULL;
+    }
+    /* held before it is marked: a sweep only looks at marked folders, so none can take it in between */
+    int fd = g_open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    g_autofree char *mark = g_build_filename(path, WORK_MARK, NULL);
+    int e = 0;
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0 || !g_file_set_contents(mark, "", 0, NULL))
+        e = errno ? errno : EIO;
+    if (e) {
+        if (fd >= 0)
+            close(fd);
+        hearth_models_remove_tree(path, NULL);
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "holding %s: %s", path, g_strerror(e));
+        return NULL;
+    }
+    HearthWorkDir *w = g_new0(HearthWorkDir, 1);
+    w->path = g_steal_pointer(&path);
+    w->fd = fd;
+    return w;
+}
+
+const char *
+hearth_work_dir_path(const HearthWorkDir *w)
+{
+    return w->path;
+}
+
+void
+hearth_work_dir_keep(HearthWorkDir *w)
+{
+    if (!w)
+        return;
+    g_autofree char *mark = g_build_filename(w->path, WORK_MARK, NULL);
+    g_unlink(mark);
+    close(w->fd);
+    g_free(w->path);
+    g_free(w);
+}
+
+void
+hearth_work_dir_free(HearthWorkDir *w)
+{
+    if (!w)
+        return;
+    hearth_models_remove_tree(w->path, NULL); /* still held: no sweep is in it */
+    close(w->fd);
+    g_free(w->path);
+    g_free(w);
+}
+
+guint
+hearth_work_dir_sweep(const char *parent, const char *prefix)
+{
+    GDir *d = g_dir_open(parent, 0, NULL);
+    if (!d)
+        return 0;
+    guint removed = 0;
+    const char *n;
+    while ((n = g_dir_read_name(d))) {
+        if (!g_str_has_prefix(n, prefix))
+            continue;
+        g_autofree char *path = g_build_filename(parent, n, NULL);
+        g_autofree char *mark = g_build_filename(path, WORK_MARK, NULL);
+        GStatBuf st, ms;
+        if (g_lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || g_lstat(mark, &ms) != 0 || !S_ISREG(ms.st_mode))
+            continue; /* not ours, or not marked yet */
+        int fd = g_open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        struct stat fs;
+        /* held: another process is working in it. Else the process that made it is gone. */
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &fs) == 0 && fs.st_dev == st.st_dev &&
+            fs.st_ino == st.st_ino && hearth_models_remove_tree(path, NULL))
+            removed++;
+        close(fd);
+    }
+    g_dir_close(d);
+    return removed;
+}
+
+char *
+hearth_models_work_root(const char *dir)
+{
+    g_autofree char *root = hearth_models_resolve_dir(dir);
+    return g_build_filename(root, ".work", NULL);
+}
+
+guint
+hearth_models_sweep_work(const char *dir)
+{
+    g_autofree char *work = hearth_models_work_root(dir);
+    return hearth_work_dir_sweep(work, "");
+}
+
+static void
+sweep_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+    guint n = hearth_models_sweep_work(data);
+    if (n)
+        g_message("removed %u unfinished import(s), delete(s) or quantization(s) left in %s/.work by a process "
+                  "that ended", n, (const char *)data);
+    g_task_return_boolean(task, TRUE);
+}
+
+void
+hearth_models_sweep_work_async(const char *dir)
+{
+    g_autoptr(GTask) task = g_task_new(NULL, NULL, NULL, NULL);
+    g_task_set_task_data(task, hearth_models_resolve_dir(dir), g_free);
+    g_task_run_in_thread(task, sweep_thread);
 }
 
 /* ---- the curated list ----------------------------------------------------- */

@@ -6,8 +6,8 @@
  * The models dir is `$HEARTH_MODELS_DIR`, else `g_get_user_data_dir()/<app id>/models` (the folder the window uses);
  * every function that takes a `dir` uses that default when it is NULL. A model
  * is a sub-directory in Hugging Face layout (config.json, *.safetensors, the
- * tokenizer files). Names starting with '.' are ours: `.partial/` holds
- * downloads and imports in progress and is never listed as a model.
+ * tokenizer files). Names starting with '.' are ours and never listed as models: `.partial/` holds
+ * downloads in progress (they resume), `.work/` imports, deletes and quantizations in progress.
  */
 #pragma once
 
@@ -91,6 +91,27 @@ gboolean hearth_models_delete(const char *dir, const char *name, GError **error)
 /* Remove a file or directory tree (does not follow symlinks). A missing path
  * is not an error. */
 gboolean hearth_models_remove_tree(const char *path, GError **error);
+
+/* Work that does not resume (an import, a delete, a quantization) happens in a folder of its own, which
+ * its process holds (flock) while it works and marks as ours (a `.hearth-work` file in it). What a killed
+ * process left is then told from work going on in another process: a sweep removes the first, never the
+ * second, and never a folder it did not make. The models folder's work lives in `<models>/.work/`; downloads
+ * resume, and live in `.partial/` instead. */
+typedef struct HearthWorkDir HearthWorkDir;
+/* Creates `parent/<prefix>XXXXXX` (and parent), held and marked. */
+HearthWorkDir *hearth_work_dir_new(const char *parent, const char *prefix, GError **error);
+const char *hearth_work_dir_path(const HearthWorkDir *w);
+/* Removes the folder with whatever is still in it (nothing that was renamed out) and lets it go. */
+void hearth_work_dir_free(HearthWorkDir *w);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(HearthWorkDir, hearth_work_dir_free)
+/* Lets it go and keeps it, unmarked, with what it holds: a result that could not be put in place. */
+void hearth_work_dir_keep(HearthWorkDir *w);
+/* Removes the marked folders `parent/<prefix>*` no process holds; returns how many. */
+guint hearth_work_dir_sweep(const char *parent, const char *prefix);
+/* `<models>/.work`, and the sweep of it (the app runs it when it starts). */
+char *hearth_models_work_root(const char *dir);
+guint hearth_models_sweep_work(const char *dir);
+void hearth_models_sweep_work_async(const char *dir); /* on a worker thread */
 
 /* The curated list of models the app suggests (data/models/recommended.json). */
 typedef struct {

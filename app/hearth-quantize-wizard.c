@@ -171,27 +171,12 @@ bundled_calibration(void)
     return NULL;
 }
 
-static void
-remove_tree(const char *path)
-{
-    g_autoptr(GDir) d = g_dir_open(path, 0, NULL);
-    const char *n;
-    while (d && (n = g_dir_read_name(d))) {
-        g_autofree char *p = g_build_filename(path, n, NULL);
-        if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
-            remove_tree(p);
-        else
-            g_unlink(p);
-    }
-    g_rmdir(path);
-}
-
 /* ---- the job (worker thread) --------------------------------------------------------- */
 
 typedef struct Job {
     gatomicrefcount ref;
     HearthQuantizeWizard *wizard;     /* strong ref while the job runs */
-    char *in_dir, *partial_dir, *final_dir, *calib;
+    char *in_dir, *final_dir, *name, *models_dir, *calib;
     HrQuantOptions opt;
     atomic_int cancel;
     /* results, read on the main thread after the thread ends */
@@ -223,7 +208,8 @@ job_unref(Job *j)
         return;
     g_clear_object(&j->wizard);
     g_free(j->in_dir);
-    g_free(j->partial_dir);
+    g_free(j->name);
+    g_free(j->models_dir);
     g_free(j->final_dir);
     g_free(j->calib);
     g_free(j->answer_orig);
@@ -466,14 +452,25 @@ job_thread(GTask *task, gpointer source, gpointer data, GCancellable *c)
     gint64 t0 = g_get_monotonic_time();
     HrError err = { 0 };
     j->opt.stage = on_quant_stage;
-    g_mkdir_with_parents(j->partial_dir, 0755);
-    j->status = hr_quantize_model(j->in_dir, j->partial_dir, &j->opt, NULL, j, &err);
+    /* written in a folder of its own under the models folder's .work/, held while it is written: the
+     * model appears under its name only when whole, and what a killed app leaves is swept away at the
+     * next start (a quantization does not resume) */
+    g_autoptr(GError) werr = NULL;
+    g_autofree char *work_root = hearth_models_work_root(j->models_dir);
+    g_autofree char *prefix = g_strdup_printf("quantize-%s-", j->name);
+    g_autoptr(HearthWorkDir) work = hearth_work_dir_new(work_root, prefix, &werr);
+    if (!work) {
+        j->status = HR_ERR_IO;
+        g_strlcpy(j->error, werr->message, sizeof j->error);
+        return;
+    }
+    g_autofree char *out = g_build_filename(hearth_work_dir_path(work), "model", NULL);
+    j->status = hr_quantize_model(j->in_dir, out, &j->opt, NULL, j, &err);
     if (j->status == HR_OK && g_file_test(j->final_dir, G_FILE_TEST_EXISTS))
         j->status = hr_error_set(&err, HR_ERR_IO, _("%s already exists"), j->final_dir);
-    if (j->status == HR_OK && g_rename(j->partial_dir, j->final_dir) != 0)
+    if (j->status == HR_OK && g_rename(out, j->final_dir) != 0)
         j->status = hr_error_set(&err, HR_ERR_IO, _("cannot move the model into place: %s"), g_strerror(errno));
     if (j->status != HR_OK) {
-        remove_tree(j->partial_dir);
         g_strlcpy(j->error, err.message, sizeof j->error);
         return;
     }
@@ -601,14 +598,13 @@ start_clicked(GtkButton *b, HearthQuantizeWizard *self)
     g_atomic_ref_count_init(&j->ref);
     j->in_dir = g_strdup(self->source);
     j->final_dir = g_build_filename(self->models_dir, name, NULL);
-    j->partial_dir = g_build_filename(self->models_dir, ".partial", name, NULL);
+    j->name = g_strdup(name);
+    j->models_dir = g_strdup(self->models_dir);
     if (g_file_test(j->final_dir, G_FILE_TEST_EXISTS)) {
         set_status(self, _("A model with this name already exists; choose another name."), NULL);
         job_unref(j);
         return;
     }
-    if (g_file_test(j->partial_dir, G_FILE_TEST_EXISTS))
-        remove_tree(j->partial_dir); /* left by a crash: a quantization does not resume */
     g_mkdir_with_parents(self->models_dir, 0755);
     hr_quant_options_init(&j->opt);
     j->opt.method = adw_combo_row_get_selected(self->method_row) == 0 ? HR_QUANT_AWQ : HR_QUANT_RTN;

@@ -14,6 +14,7 @@
 #include "hearth-message-row.h"
 #include "hearth-message.h"
 #include "hearth-model-manager.h"
+#include "hearth-models.h"
 #include "hearth-quantize-wizard.h"
 #include "hearth-store.h"
 
@@ -977,6 +978,7 @@ static void
 scan_models(HearthWindow *self)
 {
     g_autofree char *root = models_dir(self);
+    hearth_models_sweep_work_async(root); /* what a killed app left, out of the way */
     g_autoptr(GDir) d = g_dir_open(root, 0, NULL);
     const char *name;
     while (d && (name = g_dir_read_name(d))) {

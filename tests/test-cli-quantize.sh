@@ -108,4 +108,26 @@ mkfifo "$tmp/fifo"
 expect_error "a FIFO as calibration text" "not a regular file" "$cli" quantize -i "$model" -o "$tmp/big" --method awq --calib "$tmp/fifo"
 [ -e "$tmp/big" ] && { echo "FAIL: a failed run left $tmp/big behind"; fail=1; }
 ls "$tmp" | grep -q 'partial' && { echo "FAIL: a temporary folder was left behind: $(ls "$tmp")"; fail=1; }
+
+# A run killed part-way (SIGKILL: nothing of its own clean-up runs) leaves its work folder beside the
+# output and nothing under the output name; the next run to that output removes the leftover.
+"$cli" quantize -i "$model" -o "$tmp/killed" --method awq 2>/dev/null &
+pid=$!
+i=0
+while [ $i -lt 2000 ] && ! ls -d "$tmp"/killed.partial-* >/dev/null 2>&1; do sleep 0.005; i=$((i + 1)); done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+if [ -e "$tmp/killed" ]; then
+    echo "note: the run finished before it could be killed; the killed-run check did not run"
+else
+    left=$(ls -d "$tmp"/killed.partial-* 2>/dev/null)
+    [ -n "$left" ] || { echo "FAIL: the killed run left no work folder (the check proves nothing)"; fail=1; }
+    "$cli" quantize -i "$model" -o "$tmp/killed" --method rtn --group-size 32 2>/dev/null || { echo "FAIL: the run after a killed one exited $?"; fail=1; }
+    [ -f "$tmp/killed/model.safetensors" ] || { echo "FAIL: the run after a killed one wrote no model"; fail=1; }
+    if ls -d "$tmp"/killed.partial-* >/dev/null 2>&1; then
+        echo "FAIL: the killed run's folder is still there: $(ls -d "$tmp"/killed.partial-*)"; fail=1
+    else
+        echo "a killed run's leftover ($(basename "$left")) was removed by the next run"
+    fi
+fi
 exit $fail

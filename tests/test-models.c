@@ -4,7 +4,9 @@
  * stories260K when HEARTH_ASSETS has it; import, rename and delete in a
  * temp dir; the curated list in data/models/recommended.json.
  */
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -396,7 +398,7 @@ test_import_rename_delete(void)
     g_assert_cmpint(g_stat(cfg, &sb), ==, 0);
     g_assert_true((sb.st_mode & 0444) == 0444);
     g_free(cfg);
-    char *pdir = g_build_filename(dir, ".partial", NULL);
+    char *pdir = g_build_filename(dir, ".work", NULL);
 
     /* a name already taken */
     char *again = hearth_models_import(src, dir, NULL, NULL, NULL, NULL, &error);
@@ -410,7 +412,7 @@ test_import_rename_delete(void)
     again = hearth_models_import(HEARTH_FIXTURES, dir, "fixtures", NULL, NULL, NULL, &error);
     g_assert_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_A_MODEL);
     g_clear_error(&error);
-    /* cancelled: nothing installed, nothing left in .partial */
+    /* cancelled: nothing installed, nothing left in .work */
     GCancellable *c = g_cancellable_new();
     g_cancellable_cancel(c);
     again = hearth_models_import(src, dir, "cancelled", NULL, NULL, c, &error);
@@ -512,6 +514,116 @@ test_import_rename_delete(void)
     g_free(dir);
 }
 
+/* A child that makes a work folder with a file in it, says where on the pipe, and waits to be killed. */
+static pid_t
+work_child(const char *parent, const char *prefix, char *path, size_t path_size)
+{
+    int fds[2];
+    g_assert_cmpint(pipe(fds), ==, 0);
+    pid_t pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        HearthWorkDir *w = hearth_work_dir_new(parent, prefix, NULL);
+        if (!w)
+            _exit(1);
+        char *f = g_build_filename(hearth_work_dir_path(w), "model.safetensors.tmp", NULL);
+        if (!g_file_set_contents(f, "half a checkpoint", -1, NULL))
+            _exit(1);
+        char where[4096];
+        size_t n = g_strlcpy(where, hearth_work_dir_path(w), sizeof where) + 1;
+        if (n > sizeof where || write(fds[1], where, n) != (ssize_t)n)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    size_t got = 0;
+    ssize_t r;
+    while (got < path_size - 1 && (r = read(fds[0], path + got, path_size - 1 - got)) > 0) {
+        got += (size_t)r;
+        if (memchr(path, '\0', got))
+            break;
+    }
+    close(fds[0]);
+    path[got] = '\0';
+    g_assert_cmpuint(strlen(path), >, 0);
+    return pid;
+}
+
+/* Work that does not resume: what a killed process left is swept, work going on in another process and
+ * folders the sweep did not make are not. */
+static void
+test_work_sweep(void)
+{
+    char *dir = temp_dir();
+    char *work = hearth_models_work_root(dir);
+    GError *error = NULL;
+
+    /* held by this process (another open file description): kept; let go: removed with what it holds */
+    HearthWorkDir *w = hearth_work_dir_new(work, "quantize-x-", &error);
+    g_assert_no_error(error);
+    char *held = g_strdup(hearth_work_dir_path(w));
+    g_assert_true(g_str_has_prefix(held, work));
+    char *inside = g_build_filename(held, "model", NULL);
+    g_assert_cmpint(g_mkdir(inside, 0755), ==, 0);
+    g_assert_cmpuint(hearth_models_sweep_work(dir), ==, 0);
+    g_assert_true(g_file_test(inside, G_FILE_TEST_IS_DIR));
+    hearth_work_dir_free(w);
+    g_assert_false(g_file_test(held, G_FILE_TEST_EXISTS));
+
+    /* another process at work: kept; the same process killed: removed */
+    char path[4096];
+    pid_t pid = work_child(work, "import-y-", path, sizeof path);
+    g_assert_true(g_file_test(path, G_FILE_TEST_IS_DIR));
+    g_assert_cmpuint(hearth_models_sweep_work(dir), ==, 0);
+    g_assert_true(g_file_test(path, G_FILE_TEST_IS_DIR));
+    g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
+    int status;
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFSIGNALED(status));
+    g_assert_true(g_file_test(path, G_FILE_TEST_IS_DIR));
+    g_assert_cmpuint(hearth_models_sweep_work(dir), ==, 1);
+    g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+
+    /* not ours: a folder with the prefix but no mark, a file, a link to a marked folder elsewhere */
+    char *plain = g_build_filename(dir, "out.partial-mine", NULL);
+    g_assert_cmpint(g_mkdir(plain, 0755), ==, 0);
+    char *file = g_build_filename(dir, "out.partial-file", NULL);
+    g_assert_true(g_file_set_contents(file, "x", -1, NULL));
+    pid = work_child(work, "elsewhere-", path, sizeof path);
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    char *link = g_build_filename(dir, "out.partial-link", NULL);
+    g_assert_cmpint(symlink(path, link), ==, 0);
+    g_assert_cmpuint(hearth_work_dir_sweep(dir, "out.partial-"), ==, 0);
+    g_assert_true(g_file_test(plain, G_FILE_TEST_IS_DIR));
+    g_assert_true(g_file_test(file, G_FILE_TEST_IS_REGULAR));
+    g_assert_true(g_file_test(path, G_FILE_TEST_IS_DIR));
+    /* the prefix is honoured */
+    g_assert_cmpuint(hearth_work_dir_sweep(work, "other-"), ==, 0);
+    g_assert_true(g_file_test(path, G_FILE_TEST_IS_DIR));
+    g_assert_cmpuint(hearth_work_dir_sweep(work, "elsewhere-"), ==, 1);
+
+    /* kept: a result that could not be put in place stays, and no sweep takes it */
+    w = hearth_work_dir_new(dir, "out.partial-", &error);
+    g_assert_no_error(error);
+    char *kept = g_strdup(hearth_work_dir_path(w));
+    hearth_work_dir_keep(w);
+    g_assert_cmpuint(hearth_work_dir_sweep(dir, "out.partial-"), ==, 0);
+    g_assert_true(g_file_test(kept, G_FILE_TEST_IS_DIR));
+
+    g_free(kept);
+    g_free(link);
+    g_free(file);
+    g_free(plain);
+    g_free(inside);
+    g_free(held);
+    g_free(work);
+    hearth_models_remove_tree(dir, NULL);
+    g_free(dir);
+}
+
 /* Importing a Hugging Face cache snapshot: a folder of symlinks. */
 static void
 test_import_symlinks(void)
@@ -602,6 +714,7 @@ main(int argc, char **argv)
     g_test_add_func("/models/stories260K", test_stories);
     g_test_add_func("/models/import-rename-delete", test_import_rename_delete);
     g_test_add_func("/models/import-symlinks", test_import_symlinks);
+    g_test_add_func("/models/work-sweep", test_work_sweep);
     g_test_add_func("/models/recommended", test_recommended);
     return g_test_run();
 }

@@ -3,11 +3,15 @@
 models folder; Main menu → Models… lists it with its format, parameter count
 and the memory verdict; "Rename…" renames the folder on disk; "Delete…"
 asks for confirmation and removes it. Saves a screenshot of the window.
+When the window opens, the work a killed process left in the models folder's
+.work/ is swept away; work another process still holds, and a paused download
+in .partial/, are kept.
 
 Usage: test_models.py HEARTH_BINARY   (run through run-gui-test.sh)
 SKIPs (77) when $HEARTH_ASSETS/models/stories260K is absent."""
 import os
 import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -30,8 +34,34 @@ def labels(node):
     return [n.name for n in node.findChildren(lambda n: n.roleName == "label" and n.name)]
 
 
+# What a killed quantization left (marked as our work, held by nobody), an import another process is
+# still doing (marked and held), and a paused download (resumes: never swept).
+dead = os.path.join(models, ".work", "quantize-gone-AAAAAA")
+os.makedirs(os.path.join(dead, "model"))
+open(os.path.join(dead, ".hearth-work"), "w").close()
+with open(os.path.join(dead, "model", "model.safetensors.tmp"), "wb") as f:
+    f.write(b"\0" * 65536)
+live = os.path.join(models, ".work", "import-busy-BBBBBB")
+os.makedirs(live)
+open(os.path.join(live, ".hearth-work"), "w").close()
+holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                           "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
+                           "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(600)", live],
+                          stdout=subprocess.PIPE, text=True)
+if holder.stdout.readline().strip() != "held":
+    fail("the helper process could not hold the work folder")
+paused = os.path.join(models, ".partial", "owner--paused")
+os.makedirs(paused)
+with open(os.path.join(paused, "model.safetensors"), "wb") as f:
+    f.write(b"\0" * 4096)
+
 proc, app = start([binary])
 try:
+    wait_for(lambda: not os.path.exists(dead), 10, "the killed quantization's leftover to be swept")
+    if not os.path.isfile(os.path.join(live, ".hearth-work")):
+        fail("the sweep removed work another process holds")
+    if not os.path.isfile(os.path.join(paused, "model.safetensors")):
+        fail("the sweep removed a paused download")
     main = app.child(roleName="frame")
     open_menu_item(app, main, "Models…")
     win = toplevel(app, "Models")
@@ -69,7 +99,12 @@ try:
         raise SystemExit(1)
     confirm.click()
     wait_for(lambda: not os.path.exists(os.path.join(models, "tiny-stories")), 10, "the folder to be deleted")
+    left = sorted(os.listdir(os.path.join(models, ".work")))
+    if left != ["import-busy-BBBBBB"]:
+        fail(f"the delete left work behind in .work: {left}")
 finally:
     stop(proc)
+    holder.kill()
+    holder.wait()
 
 finish("models window")

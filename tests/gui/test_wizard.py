@@ -3,7 +3,7 @@
 is installed in the models folder; Main menu → Quantize a Model… → pick it →
 Next → Advanced: 8 samples × 128 tokens → Quantize → wait for the result page
 → Start Chatting → the main window loads the 4-bit model → chat with it.
-Checks the checkpoint on disk (quantization_config, no .partial leftovers),
+Checks the checkpoint on disk (quantization_config, no leftovers in .partial or .work),
 that the result page explains the size from what was written ("N× smaller",
 and what stays in 16-bit when it is far from 4×), that Start Chatting opens a
 new conversation with the new model (the conversation open before, written
@@ -130,9 +130,10 @@ try:
         # hidden width 64: the wizard proposes the largest group size dividing it
         if q.get("quant_method") != "awq" or q.get("bits") != 4 or q.get("group_size") != 64:
             fail(f"unexpected quantization_config {q}")
-    partial = os.path.join(models, ".partial")
-    if os.path.isdir(partial) and os.listdir(partial):
-        fail(f"leftovers in {partial}: {os.listdir(partial)}")
+    for hidden in (".partial", ".work"):
+        partial = os.path.join(models, hidden)
+        if os.path.isdir(partial) and os.listdir(partial):
+            fail(f"leftovers in {partial}: {os.listdir(partial)}")
 
     wiz.child(name="Start Chatting", roleName="push button").click()
     composer = wait_for(lambda: main.child(name="Message", roleName="text"), 30, "the composer")
