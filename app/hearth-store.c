@@ -27,6 +27,7 @@ struct _HearthStore {
     gboolean read_only;  /* the file or its folder is not writable: history readable, nothing saved */
     GHashTable *stmts; /* static SQL text (by pointer) -> prepared sqlite3_stmt* */
     guint recovered;
+    GPtrArray *pending; /* PendingEnd*: replies ended while the database could not take them, oldest first */
 };
 
 /* --- schema ---------------------------------------------------------------
@@ -203,9 +204,10 @@ code_for_sqlite(int rc)
     case SQLITE_NOTADB:
     case SQLITE_CORRUPT:
         return HEARTH_STORE_ERROR_CORRUPT;
+    case SQLITE_FULL:
+        return HEARTH_STORE_ERROR_FULL;
     case SQLITE_IOERR:
     case SQLITE_CANTOPEN:
-    case SQLITE_FULL:
     case SQLITE_READONLY:
     case SQLITE_PERM:
         return HEARTH_STORE_ERROR_IO;
@@ -741,6 +743,12 @@ hearth_store_close(HearthStore *store)
 {
     if (!store)
         return;
+    if (store->pending && store->pending->len && store->db) {
+        g_autoptr(GError) error = NULL;
+        if (!hearth_store_flush_pending(store, &error))
+            g_warning("%u finished replies could not be saved: %s", store->pending->len, error->message);
+    }
+    g_clear_pointer(&store->pending, g_ptr_array_unref);
     g_clear_pointer(&store->stmts, g_hash_table_unref);
     if (store->db)
         sqlite3_close(store->db);
@@ -1331,6 +1339,90 @@ hearth_store_message_set_error(HearthStore *store, gint64 id, const char *error_
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text(st, 2, error_text ? error_text : "", -1, SQLITE_TRANSIENT);
     return run_one(store, st, "cannot save the error", "message", id, error);
+}
+
+/* --- a reply's end, kept while the database cannot take it --------------- */
+
+typedef struct {
+    gint64 id;
+    HearthStoreState state;
+    char *content;
+    HearthStoreGenStats stats;
+    char *error_text;
+} PendingEnd;
+
+static void
+pending_end_free(gpointer data)
+{
+    PendingEnd *p = data;
+    g_free(p->content);
+    g_free(p->error_text);
+    g_free(p);
+}
+
+static gboolean
+write_end(HearthStore *store, const PendingEnd *p, GError **error)
+{
+    if (p->state == HEARTH_STORE_STATE_ERROR) /* two writes; again from the first when the second fails */
+        return hearth_store_message_update_content(store, p->id, p->content, -1, -1, error) &&
+               hearth_store_message_set_error(store, p->id, p->error_text, error);
+    return hearth_store_message_finish(store, p->id, p->state, p->content, -1, &p->stats, error);
+}
+
+gboolean
+hearth_store_flush_pending(HearthStore *store, GError **error)
+{
+    while (store->pending && store->pending->len) {
+        GError *local = NULL;
+        if (!write_end(store, store->pending->pdata[0], &local)) {
+            /* gone with its conversation, deleted meanwhile: nothing left to save */
+            if (!g_error_matches(local, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_NOT_FOUND)) {
+                g_propagate_error(error, local);
+                return FALSE;
+            }
+            g_error_free(local);
+        }
+        g_ptr_array_remove_index(store->pending, 0);
+    }
+    return TRUE;
+}
+
+guint
+hearth_store_pending_count(HearthStore *store)
+{
+    return store->pending ? store->pending->len : 0;
+}
+
+gboolean
+hearth_store_message_end(HearthStore *store, gint64 id, HearthStoreState state, const char *content,
+                         const HearthStoreGenStats *stats, const char *error_text, GError **error)
+{
+    if (state != HEARTH_STORE_STATE_COMPLETE && state != HEARTH_STORE_STATE_INTERRUPTED &&
+        state != HEARTH_STORE_STATE_ERROR) {
+        g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_INVALID,
+                    "a reply ends complete, interrupted or with an error");
+        return FALSE;
+    }
+    if (!content || !check_utf8(content, -1, "The message", error) ||
+        !check_utf8(error_text, -1, "The error text", error)) {
+        if (!content)
+            g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_INVALID, "a reply ends with its text");
+        return FALSE;
+    }
+    if (store->read_only) /* nothing is saved; nothing to keep */
+        return write_end(store, &(PendingEnd){ id, state, (char *)content, HEARTH_STORE_GEN_STATS_UNKNOWN,
+                                               (char *)error_text },
+                         error);
+    PendingEnd *p = g_new0(PendingEnd, 1);
+    p->id = id;
+    p->state = state;
+    p->content = g_strdup(content);
+    p->stats = stats ? *stats : HEARTH_STORE_GEN_STATS_UNKNOWN;
+    p->error_text = g_strdup(error_text);
+    if (!store->pending)
+        store->pending = g_ptr_array_new_with_free_func(pending_end_free);
+    g_ptr_array_add(store->pending, p); /* after any still waiting: they are written in order */
+    return hearth_store_flush_pending(store, error);
 }
 
 #define MESSAGE_COLUMNS                                                                        \

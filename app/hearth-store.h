@@ -56,6 +56,7 @@ typedef enum {
     HEARTH_STORE_ERROR_IO,        /* cannot create the folder, open, rename, back up */
     HEARTH_STORE_ERROR_NOT_FOUND, /* no such conversation or message */
     HEARTH_STORE_ERROR_INVALID,   /* invalid UTF-8, embedded NUL, bad enum value */
+    HEARTH_STORE_ERROR_FULL,      /* the disk (or the database's size limit) is full: nothing was written */
 } HearthStoreError;
 
 typedef enum {
@@ -233,6 +234,18 @@ gboolean hearth_store_message_finish(HearthStore *store, gint64 id, HearthStoreS
 /* State ERROR with a message for the user; content kept. */
 gboolean hearth_store_message_set_error(HearthStore *store, gint64 id, const char *error_text,
                                         GError **error);
+
+/* Ends a streamed reply in one call — COMPLETE or INTERRUPTED as hearth_store_message_finish, ERROR with
+ * error_text as hearth_store_message_set_error — and when the database cannot take it (a full disk, a
+ * lock held elsewhere), keeps it, to be written by hearth_store_flush_pending (and a last time by
+ * hearth_store_close), so that the conversation on disk ends as the one on screen. FALSE with error set
+ * when it is kept (hearth_store_pending_count says how many wait) or invalid (not kept). Replies wait
+ * and are written in order; one whose message was deleted meanwhile is dropped. */
+gboolean hearth_store_message_end(HearthStore *store, gint64 id, HearthStoreState state, const char *content,
+                                  const HearthStoreGenStats *stats, const char *error_text, GError **error);
+/* Writes the replies kept by hearth_store_message_end; TRUE when none is left. */
+gboolean hearth_store_flush_pending(HearthStore *store, GError **error);
+guint hearth_store_pending_count(HearthStore *store);
 
 HearthStoreMessage *hearth_store_message_get(HearthStore *store, gint64 id, GError **error);
 

@@ -219,6 +219,8 @@ struct _HearthWindow {
     char *conversation_model;       /* its model (a folder; older conversations: a folder name), or NULL */
     HearthMessage *reply;           /* the assistant message being streamed */
     gboolean reply_save_failed;     /* saving the streamed reply failed (banner shown) */
+    gboolean store_error_shown;     /* the banner says a write to the store failed */
+    guint unsaved_timeout;          /* tries the replies the store keeps (it could not write them) again */
     guint editing_from;             /* editing: the user message whose exchange Send replaces; G_MAXUINT: not editing */
     guint reply_request;
     guint save_timeout;
@@ -256,9 +258,37 @@ toast(HearthWindow *self, const char *text)
 static void
 show_banner(HearthWindow *self, const char *text)
 {
+    self->store_error_shown = FALSE;
     gtk_label_set_text(self->banner_label, text);
     gtk_widget_set_visible(GTK_WIDGET(self->banner_details), FALSE);
     gtk_revealer_set_reveal_child(self->banner, TRUE);
+}
+
+/* A write to the conversation store that failed: what it means, in plain words (a full disk says so and
+ * what to do), SQLite's own message under Technical Details. */
+static void
+show_store_error(HearthWindow *self, const char *what, const GError *error)
+{
+    const char *why = g_error_matches(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_FULL)
+                          ? _("The disk is full: free some space on it.")
+                          : _("The conversation database could not be written.");
+    g_autofree char *text = g_strdup_printf("%s %s", what, why);
+    gtk_label_set_text(self->banner_label, text);
+    gtk_label_set_text(self->banner_detail_label, error->message);
+    gtk_expander_set_expanded(self->banner_details, FALSE);
+    gtk_widget_set_visible(GTK_WIDGET(self->banner_details), TRUE);
+    gtk_revealer_set_reveal_child(self->banner, TRUE);
+    self->store_error_shown = TRUE;
+}
+
+/* A write went through: the banner of an earlier failed one goes, unless replies still wait to be saved. */
+static void
+clear_store_error(HearthWindow *self)
+{
+    if (!self->store_error_shown || (self->store && hearth_store_pending_count(self->store)))
+        return;
+    gtk_revealer_set_reveal_child(self->banner, FALSE);
+    self->store_error_shown = FALSE;
 }
 
 /* A model that did not load: what is wrong and what to do in plain words,
@@ -270,6 +300,7 @@ show_load_error(HearthWindow *self, const char *dir, const char *message)
     hearth_load_error_describe(message, &summary, &advice);
     g_autofree char *name = dir ? g_path_get_basename(dir) : g_strdup("?");
     g_autofree char *text = g_strdup_printf(_("Could not open “%s”. %s %s"), name, summary, advice);
+    self->store_error_shown = FALSE;
     gtk_label_set_text(self->banner_label, text);
     gtk_label_set_text(self->banner_detail_label, message ? message : "");
     gtk_expander_set_expanded(self->banner_details, FALSE);
@@ -771,7 +802,7 @@ start_reply(HearthWindow *self)
     gint64 id = hearth_store_message_append(self->store, self->conversation_id, HEARTH_STORE_ROLE_ASSISTANT,
                                             HEARTH_STORE_STATE_PARTIAL, "", 0, -1, &error);
     if (!id) {
-        show_banner(self, error->message);
+        show_store_error(self, _("The reply could not be started."), error);
         return;
     }
     HearthMessage *reply = hearth_message_new(id, "assistant", "", "partial");
@@ -791,19 +822,47 @@ save_reply_timeout(gpointer data)
             /* Said at once, not when the reply ends (the disk may be full):
              * once per reply; the next second tries again. */
             if (!self->reply_save_failed) {
-                g_autofree char *text = g_strdup_printf(_("The reply is not being saved: %s"), error->message);
-                show_banner(self, text);
+                show_store_error(self, _("The reply is not being saved yet; Hearth keeps trying."), error);
                 self->reply_save_failed = TRUE;
             }
             return G_SOURCE_CONTINUE;
         }
         if (self->reply_save_failed) {
-            gtk_revealer_set_reveal_child(self->banner, FALSE);
+            clear_store_error(self);
             self->reply_save_failed = FALSE;
         }
         self->reply_dirty = FALSE;
     }
     return G_SOURCE_CONTINUE;
+}
+
+/* Replies the store keeps because the database could not take them (a full disk): tried again every two
+ * seconds until they are written; the banner says so meanwhile. */
+static gboolean
+retry_unsaved(gpointer data)
+{
+    HearthWindow *self = data;
+    if (self->store && !hearth_store_flush_pending(self->store, NULL))
+        return G_SOURCE_CONTINUE;
+    self->unsaved_timeout = 0;
+    clear_store_error(self);
+    return G_SOURCE_REMOVE;
+}
+
+static void
+end_reply_in_store(HearthWindow *self, gint64 id, HearthStoreState state, const char *content,
+                   const HearthStoreGenStats *gs, const char *error_text)
+{
+    g_autoptr(GError) error = NULL;
+    if (hearth_store_message_end(self->store, id, state, content, gs, error_text, &error))
+        return;
+    if (!hearth_store_pending_count(self->store)) { /* not kept: it cannot be written at all */
+        toast(self, error->message);
+        return;
+    }
+    show_store_error(self, _("The reply is not saved yet; Hearth keeps trying."), error);
+    if (!self->unsaved_timeout)
+        self->unsaved_timeout = g_timeout_add_seconds(2, retry_unsaved, self);
 }
 
 static void
@@ -839,7 +898,6 @@ on_reply_finished(HearthEngine *engine, guint id, HearthReplyStats *stats, Heart
     g_clear_handle_id(&self->save_timeout, g_source_remove);
     HearthMessage *reply = self->reply;
     gint64 mid = hearth_message_get_id(reply);
-    g_autoptr(GError) error = NULL;
     HearthStoreGenStats gs = { stats->prompt_tokens, stats->generated_tokens, stats->tokens_per_second,
                                stats->time_to_first_token_s * 1000.0 };
     /* The status line is the open conversation's: a reply that finishes after
@@ -851,15 +909,14 @@ on_reply_finished(HearthEngine *engine, guint id, HearthReplyStats *stats, Heart
     }
     self->reply_save_failed = FALSE;
     if (g_strcmp0(stats->stop_reason, "error") == 0) {
-        if (hearth_store_message_update_content(self->store, mid, hearth_message_get_content(reply), -1, -1, &error))
-            hearth_store_message_set_error(self->store, mid, stats->error, &error);
+        end_reply_in_store(self, mid, HEARTH_STORE_STATE_ERROR, hearth_message_get_content(reply), &gs, stats->error);
         hearth_message_set_state(reply, "error");
         hearth_message_set_note(reply, stats->error);
         show_banner(self, stats->error);
     } else {
         gboolean stopped = g_strcmp0(stats->stop_reason, "cancelled") == 0;
-        hearth_store_message_finish(self->store, mid, stopped ? HEARTH_STORE_STATE_INTERRUPTED : HEARTH_STORE_STATE_COMPLETE,
-                                    hearth_message_get_content(reply), -1, &gs, &error);
+        end_reply_in_store(self, mid, stopped ? HEARTH_STORE_STATE_INTERRUPTED : HEARTH_STORE_STATE_COMPLETE,
+                           hearth_message_get_content(reply), &gs, NULL);
         hearth_message_set_state(reply, "complete");
         g_autofree char *note = reply_note(hearth_engine_get_model_dir(self->engine), stats->generated_tokens,
                                            stats->tokens_per_second, stopped);
@@ -869,8 +926,6 @@ on_reply_finished(HearthEngine *engine, guint id, HearthReplyStats *stats, Heart
         if (g_strcmp0(stats->stop_reason, "context full") == 0)
             toast(self, _("The reply stopped because the model’s context is full."));
     }
-    if (error)
-        toast(self, error->message);
     g_clear_object(&self->reply);
     self->reply_request = 0;
     mark_last(self);
@@ -1173,7 +1228,7 @@ send_activated(GtkWidget *widget, const char *name, GVariant *param)
         self->conversation_id = hearth_store_conversation_create(self->store, hearth_engine_get_model_dir(self->engine),
                                                                 &error);
         if (!self->conversation_id) {
-            show_banner(self, error->message);
+            show_store_error(self, _("Your message was not sent; it is still in the box."), error);
             return;
         }
         g_free(self->conversation_model);
@@ -1193,9 +1248,10 @@ send_activated(GtkWidget *widget, const char *name, GVariant *param)
     gint64 id = hearth_store_message_append(self->store, self->conversation_id, HEARTH_STORE_ROLE_USER,
                                             HEARTH_STORE_STATE_COMPLETE, text, -1, -1, &error);
     if (!id) {
-        show_banner(self, error->message);
+        show_store_error(self, _("Your message was not sent; it is still in the box."), error);
         return;
     }
+    clear_store_error(self);
     gtk_text_buffer_set_text(gtk_text_view_get_buffer(self->composer), "", -1);
     g_autoptr(HearthMessage) m = hearth_message_new(id, "user", text, "complete");
     g_list_store_append(self->messages, m);
@@ -1916,6 +1972,7 @@ hearth_window_dispose(GObject *object)
 {
     HearthWindow *self = HEARTH_WINDOW(object);
     g_clear_handle_id(&self->save_timeout, g_source_remove);
+    g_clear_handle_id(&self->unsaved_timeout, g_source_remove); /* closing the store tries a last time */
     g_clear_handle_id(&self->highlight_timeout, g_source_remove);
     g_clear_object(&self->highlighted);
     if (self->scroll_tick && self->message_list)

@@ -1,6 +1,6 @@
 /* The conversation store: conversations, messages, streaming, FTS5 search,
  * export, migrations from every earlier schema version, refusal of newer and
- * corrupt files (left byte-for-byte untouched), recovery after SIGKILL in the
+ * corrupt files (left byte-for-byte untouched), a full disk, recovery after SIGKILL in the
  * middle of a streamed reply, and a 10,000-message conversation. Each case
  * runs in its own temporary directory. */
 #include <errno.h>
@@ -877,6 +877,121 @@ test_read_only(void)
     g_free(dir);
 }
 
+/* A full disk (tests/full-disk.c: writes to the database's files fail with ENOSPC while a file exists):
+ * every kind of write fails with HEARTH_STORE_ERROR_FULL and changes nothing, reading goes on, and once
+ * there is space again the same writes succeed and the file is whole. */
+static void
+test_full_disk(void)
+{
+    char *dir = make_tmp();
+    char *path = g_build_filename(dir, "hearth.db", NULL);
+    char *full = g_build_filename(dir, "the-disk-is-full", NULL);
+    g_setenv("HEARTH_FULL_DISK_WHEN", full, TRUE);
+    g_setenv("HEARTH_FULL_DISK_PATH", path, TRUE);
+    GError *err = NULL;
+    HearthStore *s = open_ok(path);
+    gint64 c = create(s, NULL);
+    append(s, c, HEARTH_STORE_ROLE_USER, "written before the disk filled");
+    gint64 reply = hearth_store_message_append(s, c, HEARTH_STORE_ROLE_ASSISTANT, HEARTH_STORE_STATE_PARTIAL, "half",
+                                               -1, -1, &err);
+    HR_CHECK(reply > 0, "append the reply: %s", err ? err->message : "");
+    g_clear_error(&err);
+
+    HR_CHECK(g_file_set_contents(full, "", 0, NULL), "cannot create %s", full);
+    HR_CHECK(hearth_store_message_append(s, c, HEARTH_STORE_ROLE_USER, HEARTH_STORE_STATE_COMPLETE, "lost?", -1, -1,
+                                         &err) <= 0 &&
+                 g_error_matches(err, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_FULL),
+             "append on a full disk: %s", err ? err->message : "succeeded");
+    g_clear_error(&err);
+    HR_CHECK(!hearth_store_message_update_content(s, reply, "half and more", -1, 3, &err) &&
+                 g_error_matches(err, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_FULL),
+             "update on a full disk: %s", err ? err->message : "succeeded");
+    g_clear_error(&err);
+    HearthStoreGenStats gs = { 5, 7, 100.0, 12.0 };
+    HR_CHECK(!hearth_store_message_finish(s, reply, HEARTH_STORE_STATE_COMPLETE, "half and whole", -1, &gs, &err) &&
+                 g_error_matches(err, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_FULL),
+             "finish on a full disk: %s", err ? err->message : "succeeded");
+    g_clear_error(&err);
+    HR_CHECK(hearth_store_conversation_create(s, NULL, &err) <= 0 &&
+                 g_error_matches(err, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_FULL),
+             "create on a full disk: %s", err ? err->message : "succeeded");
+    g_clear_error(&err);
+    GPtrArray *m = messages_ok(s, c);
+    HR_CHECK(m->len == 2 && msg_at(m, 1) && strcmp(msg_at(m, 1)->content, "half") == 0 &&
+                 msg_at(m, 1)->state == HEARTH_STORE_STATE_PARTIAL,
+             "a full disk changed the conversation: %u messages", m->len);
+    g_ptr_array_unref(m);
+
+    /* a reply's end is kept while the disk is full, in order, and written once there is space */
+    HR_CHECK(!hearth_store_message_end(s, reply, HEARTH_STORE_STATE_COMPLETE, "half and whole", &gs, NULL, &err) &&
+                 g_error_matches(err, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_FULL) &&
+                 hearth_store_pending_count(s) == 1,
+             "end on a full disk: %s, %u kept", err ? err->message : "saved", hearth_store_pending_count(s));
+    g_clear_error(&err);
+    HR_CHECK(!hearth_store_flush_pending(s, &err) && hearth_store_pending_count(s) == 1, "flush on a full disk");
+    g_clear_error(&err);
+    g_unlink(full);
+    gint64 c2 = create(s, NULL);
+    gint64 failed = hearth_store_message_append(s, c2, HEARTH_STORE_ROLE_ASSISTANT, HEARTH_STORE_STATE_PARTIAL, "",
+                                                -1, -1, &err);
+    gint64 deleted = hearth_store_message_append(s, c2, HEARTH_STORE_ROLE_ASSISTANT, HEARTH_STORE_STATE_PARTIAL, "",
+                                                 -1, -1, &err);
+    HR_CHECK(failed > 0 && deleted > 0, "append: %s", err ? err->message : "");
+    g_clear_error(&err);
+    HR_CHECK(g_file_set_contents(full, "", 0, NULL), "cannot create %s", full);
+    HR_CHECK(!hearth_store_message_end(s, failed, HEARTH_STORE_STATE_ERROR, "so far", NULL, "the GPU stopped", &err) &&
+                 hearth_store_pending_count(s) == 2,
+             "an error end on a full disk: %u kept", hearth_store_pending_count(s));
+    g_clear_error(&err);
+    HR_CHECK(!hearth_store_message_end(s, deleted, HEARTH_STORE_STATE_INTERRUPTED, "gone", NULL, NULL, &err) &&
+                 hearth_store_pending_count(s) == 3, "a third kept");
+    g_clear_error(&err);
+    HR_CHECK(!hearth_store_message_end(s, failed, HEARTH_STORE_STATE_PARTIAL, "x", NULL, NULL, &err) &&
+                 g_error_matches(err, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_INVALID) &&
+                 hearth_store_pending_count(s) == 3,
+             "an invalid end is refused, not kept");
+    g_clear_error(&err);
+    g_unlink(full);
+    HR_CHECK(hearth_store_message_delete_after(s, c2, 0, &err) >= 0, "delete: %s", err ? err->message : "");
+    g_clear_error(&err);
+    HR_CHECK(hearth_store_flush_pending(s, &err) && hearth_store_pending_count(s) == 0,
+             "flush once there is space: %s", err ? err->message : "");
+    g_clear_error(&err);
+    append(s, c, HEARTH_STORE_ROLE_USER, "after");
+    /* one more kept when the store closes: closing writes it */
+    gint64 last = hearth_store_message_append(s, c, HEARTH_STORE_ROLE_ASSISTANT, HEARTH_STORE_STATE_PARTIAL, "", -1,
+                                              -1, &err);
+    g_clear_error(&err);
+    HR_CHECK(g_file_set_contents(full, "", 0, NULL), "cannot create %s", full);
+    HR_CHECK(!hearth_store_message_end(s, last, HEARTH_STORE_STATE_COMPLETE, "the last", &gs, NULL, &err),
+             "end on a full disk");
+    g_clear_error(&err);
+    g_unlink(full);
+    hearth_store_close(s);
+    check_integrity(path);
+    s = open_ok(path);
+    m = messages_ok(s, c);
+    HR_CHECK(m->len == 4 && msg_at(m, 1) && strcmp(msg_at(m, 1)->content, "half and whole") == 0 &&
+                 msg_at(m, 1)->state == HEARTH_STORE_STATE_COMPLETE && msg_at(m, 1)->stats.gen_tokens == 7 &&
+                 msg_at(m, 3) && strcmp(msg_at(m, 3)->content, "the last") == 0 &&
+                 msg_at(m, 3)->state == HEARTH_STORE_STATE_COMPLETE,
+             "after the disk had space again: %u messages", m->len);
+    g_ptr_array_unref(m);
+    m = messages_ok(s, c2);
+    HR_CHECK(m->len == 1 && strcmp(msg_at(m, 0)->content, "so far") == 0 &&
+                 msg_at(m, 0)->state == HEARTH_STORE_STATE_ERROR && msg_at(m, 0)->error &&
+                 strcmp(msg_at(m, 0)->error, "the GPU stopped") == 0,
+             "the error end: %u messages", m->len);
+    g_ptr_array_unref(m);
+    hearth_store_close(s);
+    g_unsetenv("HEARTH_FULL_DISK_WHEN");
+    g_unsetenv("HEARTH_FULL_DISK_PATH");
+    g_free(full);
+    g_free(path);
+    rm_rf(dir);
+    g_free(dir);
+}
+
 /* --- export --------------------------------------------------------------- */
 
 static void
@@ -1590,6 +1705,7 @@ main(void)
         { "versions", test_versions },
         { "search", test_search },
         { "read-only", test_read_only },
+        { "full-disk", test_full_disk },
         { "export", test_export },
         { "migrations", test_migrations },
         { "too-new", test_too_new },
