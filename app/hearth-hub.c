@@ -1327,7 +1327,7 @@ hearth_hub_download(const char *repo_id, const HearthHubOptions *opt, GCancellab
     char *lock_path = NULL;
     int lock_fd = -1;
     gboolean locked = FALSE;
-    if (!dl_setup(&dl, repo_id, opt, cancellable, error))
+    if (!dl_setup(&dl, repo_id, opt, cancellable, error) || !hearth_models_ensure_dir(dl.models_dir, error))
         goto out;
     /* Refuse early rather than after the download. */
     name = install_name(repo_id, opt);

@@ -626,6 +626,39 @@ ensure_dir(const char *path, GError **error)
     return TRUE;
 }
 
+/* The default folder is made with its parents; another one (chosen in Preferences, $HEARTH_MODELS_DIR)
+ * only inside a folder that is there: a chosen folder on a drive that is not connected must not become a
+ * folder of gigabytes on the disk its mount point is on. */
+gboolean
+hearth_models_ensure_dir(const char *dir, GError **error)
+{
+    g_autofree char *root = hearth_models_resolve_dir(dir);
+    if (g_file_test(root, G_FILE_TEST_IS_DIR))
+        return TRUE;
+    if (g_file_test(root, G_FILE_TEST_EXISTS)) {
+        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_FOUND,
+                    "the models folder %s is a file, not a folder", root);
+        return FALSE;
+    }
+    g_autofree char *data_default = g_build_filename(g_get_user_data_dir(), HEARTH_APP_ID, "models", NULL);
+    g_autofree char *env_default = hearth_models_default_dir();
+    if (strcmp(root, data_default) == 0 || strcmp(root, env_default) == 0)
+        return ensure_dir(root, error);
+    g_autofree char *parent = g_path_get_dirname(root);
+    if (!g_file_test(parent, G_FILE_TEST_IS_DIR)) {
+        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_FOUND,
+                    "the models folder %s is not there, nor the folder it goes in: if it is on a drive, connect "
+                    "the drive; or choose another models folder", root);
+        return FALSE;
+    }
+    if (g_mkdir(root, 0755) != 0 && errno != EEXIST) {
+        int e = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "creating %s: %s", root, g_strerror(e));
+        return FALSE;
+    }
+    return TRUE;
+}
+
 char *
 hearth_models_import(const char *src, const char *dir, const char *name,
                      HearthModelsCopyProgress progress, gpointer user_data,
@@ -653,6 +686,8 @@ hearth_models_import(const char *src, const char *dir, const char *name,
                     "a model named '%s' is already installed in %s", target_name, root);
         return NULL;
     }
+    if (!hearth_models_ensure_dir(root, error))
+        return NULL;
     g_autofree char *work_root = g_build_filename(root, ".work", NULL);
     g_autofree char *prefix = g_strdup_printf("import-%s-", target_name);
     g_autoptr(HearthWorkDir) work = hearth_work_dir_new(work_root, prefix, error);

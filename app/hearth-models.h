@@ -88,6 +88,11 @@ char *hearth_models_import(const char *src, const char *dir, const char *name,
 gboolean hearth_models_rename(const char *dir, const char *old_name, const char *new_name, GError **error);
 gboolean hearth_models_delete(const char *dir, const char *name, GError **error);
 
+/* The models folder, there to write in: the default one is made (with its parents) when missing; another
+ * one only when the folder it goes in is there (HEARTH_MODELS_ERROR_NOT_FOUND otherwise: a drive that is
+ * not connected). Import, download and the quantization wizard call it before they write. */
+gboolean hearth_models_ensure_dir(const char *dir, GError **error);
+
 /* Remove a file or directory tree (does not follow symlinks). A missing path
  * is not an error. */
 gboolean hearth_models_remove_tree(const char *path, GError **error);

@@ -605,7 +605,12 @@ start_clicked(GtkButton *b, HearthQuantizeWizard *self)
         job_unref(j);
         return;
     }
-    g_mkdir_with_parents(self->models_dir, 0755);
+    g_autoptr(GError) derr = NULL;
+    if (!hearth_models_ensure_dir(self->models_dir, &derr)) {
+        set_status(self, derr->message, NULL);
+        job_unref(j);
+        return;
+    }
     hr_quant_options_init(&j->opt);
     j->opt.method = adw_combo_row_get_selected(self->method_row) == 0 ? HR_QUANT_AWQ : HR_QUANT_RTN;
     static const int groups[] = { 128, 64, 32 };

@@ -219,7 +219,8 @@ struct _HearthWindow {
     char *conversation_model;       /* its model (a folder; older conversations: a folder name), or NULL */
     HearthMessage *reply;           /* the assistant message being streamed */
     gboolean reply_save_failed;     /* saving the streamed reply failed (banner shown) */
-    gboolean store_error_shown;     /* the banner says a write to the store failed */
+    enum { BANNER_OTHER, BANNER_STORE, BANNER_MODELS_DIR } banner_kind; /* what the banner says, when shown */
+    gboolean models_dir_missing_said; /* the chosen models folder is gone, and the banner said so */
     guint unsaved_timeout;          /* tries the replies the store keeps (it could not write them) again */
     guint editing_from;             /* editing: the user message whose exchange Send replaces; G_MAXUINT: not editing */
     guint reply_request;
@@ -258,7 +259,7 @@ toast(HearthWindow *self, const char *text)
 static void
 show_banner(HearthWindow *self, const char *text)
 {
-    self->store_error_shown = FALSE;
+    self->banner_kind = BANNER_OTHER;
     gtk_label_set_text(self->banner_label, text);
     gtk_widget_set_visible(GTK_WIDGET(self->banner_details), FALSE);
     gtk_revealer_set_reveal_child(self->banner, TRUE);
@@ -278,17 +279,17 @@ show_store_error(HearthWindow *self, const char *what, const GError *error)
     gtk_expander_set_expanded(self->banner_details, FALSE);
     gtk_widget_set_visible(GTK_WIDGET(self->banner_details), TRUE);
     gtk_revealer_set_reveal_child(self->banner, TRUE);
-    self->store_error_shown = TRUE;
+    self->banner_kind = BANNER_STORE;
 }
 
 /* A write went through: the banner of an earlier failed one goes, unless replies still wait to be saved. */
 static void
 clear_store_error(HearthWindow *self)
 {
-    if (!self->store_error_shown || (self->store && hearth_store_pending_count(self->store)))
+    if (self->banner_kind != BANNER_STORE || (self->store && hearth_store_pending_count(self->store)))
         return;
     gtk_revealer_set_reveal_child(self->banner, FALSE);
-    self->store_error_shown = FALSE;
+    self->banner_kind = BANNER_OTHER;
 }
 
 /* A model that did not load: what is wrong and what to do in plain words,
@@ -300,7 +301,7 @@ show_load_error(HearthWindow *self, const char *dir, const char *message)
     hearth_load_error_describe(message, &summary, &advice);
     g_autofree char *name = dir ? g_path_get_basename(dir) : g_strdup("?");
     g_autofree char *text = g_strdup_printf(_("Could not open “%s”. %s %s"), name, summary, advice);
-    self->store_error_shown = FALSE;
+    self->banner_kind = BANNER_OTHER;
     gtk_label_set_text(self->banner_label, text);
     gtk_label_set_text(self->banner_detail_label, message ? message : "");
     gtk_expander_set_expanded(self->banner_details, FALSE);
@@ -1033,7 +1034,23 @@ static void
 scan_models(HearthWindow *self)
 {
     g_autofree char *root = models_dir(self);
-    hearth_models_sweep_work_async(root); /* what a killed app left, out of the way */
+    /* a folder chosen in Preferences that is gone (a drive not connected): said, not made again */
+    g_autofree char *chosen = self->settings ? g_settings_get_string(self->settings, "models-folder") : NULL;
+    const gboolean missing = chosen && *chosen && !g_file_test(chosen, G_FILE_TEST_IS_DIR);
+    if (missing && !self->models_dir_missing_said) { /* once: scans come at every return to the window */
+        self->models_dir_missing_said = TRUE;
+        g_autofree char *text = g_strdup_printf(_("The models folder “%s” is not there. If it is on a drive, "
+                                                  "connect the drive; or choose another folder in Preferences."),
+                                                chosen);
+        show_banner(self, text);
+        self->banner_kind = BANNER_MODELS_DIR;
+    } else if (!missing) {
+        self->models_dir_missing_said = FALSE;
+        if (self->banner_kind == BANNER_MODELS_DIR) {
+            gtk_revealer_set_reveal_child(self->banner, FALSE);
+            self->banner_kind = BANNER_OTHER;
+        }
+    }
     g_autoptr(GDir) d = g_dir_open(root, 0, NULL);
     const char *name;
     while (d && (name = g_dir_read_name(d))) {
@@ -2181,11 +2198,29 @@ setup_get_model(HearthWindow *self)
     gtk_stack_add_named(self->main_stack, GTK_WIDGET(self->get_model), "get-model");
 }
 
+/* What a killed app left in the models folder's .work/, out of the way (at start, and for a new folder). */
+static void
+sweep_models_folder(HearthWindow *self)
+{
+    g_autofree char *root = models_dir(self);
+    hearth_models_sweep_work_async(root);
+}
+
+/* Back in the window: models copied into the folder meanwhile, or its drive connected, show. */
+static void
+on_active_changed(HearthWindow *self)
+{
+    if (gtk_window_is_active(GTK_WINDOW(self)))
+        scan_models(self);
+}
+
 static void
 on_models_folder_changed(HearthWindow *self)
 {
     update_empty_page(self);
     setup_get_model(self);
+    sweep_models_folder(self);
+    self->models_dir_missing_said = FALSE;
     scan_models(self);
     update_send_state(self);
 }
@@ -2241,7 +2276,9 @@ hearth_window_new(HearthApplication *app)
     open_store(self);
     reload_conversations(self);
     load_settings_widgets(self, NULL);
+    sweep_models_folder(self);
     scan_models(self);
+    g_signal_connect(self, "notify::is-active", G_CALLBACK(on_active_changed), NULL);
     update_send_state(self);
     const char *model = hearth_application_get_model_dir(app);
     g_autofree char *last = g_settings_get_string(self->settings, "last-model");

@@ -514,6 +514,59 @@ test_import_rename_delete(void)
     g_free(dir);
 }
 
+/* The models folder is made when it is the default one, or when the folder it goes in is there; a chosen one
+ * whose drive is not connected (the folder it goes in is missing too) is refused, and nothing is made. */
+static void
+test_ensure_dir(void)
+{
+    char *dir = temp_dir();
+    GError *error = NULL;
+    char *inside = g_build_filename(dir, "models", NULL);
+    g_assert_true(hearth_models_ensure_dir(inside, &error));
+    g_assert_no_error(error);
+    g_assert_true(g_file_test(inside, G_FILE_TEST_IS_DIR));
+    g_assert_true(hearth_models_ensure_dir(inside, &error)); /* there already */
+
+    char *drive = g_build_filename(dir, "drive", NULL);
+    char *gone = g_build_filename(drive, "models", NULL);
+    g_assert_false(hearth_models_ensure_dir(gone, &error));
+    g_assert_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_FOUND);
+    g_assert_nonnull(strstr(error->message, "not there"));
+    g_clear_error(&error);
+    g_assert_false(g_file_test(drive, G_FILE_TEST_EXISTS));
+    /* nor does an import or a delete make it */
+    char *src = fixture("mistral", "f32");
+    g_assert_null(hearth_models_import(src, gone, NULL, NULL, NULL, NULL, &error));
+    g_assert_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_FOUND);
+    g_clear_error(&error);
+    g_assert_false(hearth_models_delete(gone, "f32", &error));
+    g_clear_error(&error);
+    g_assert_false(g_file_test(drive, G_FILE_TEST_EXISTS));
+
+    /* a file where the folder should be */
+    char *file = g_build_filename(dir, "a-file", NULL);
+    g_assert_true(g_file_set_contents(file, "x", -1, NULL));
+    g_assert_false(hearth_models_ensure_dir(file, &error));
+    g_clear_error(&error);
+
+    /* the default one is made with its parents */
+    char *deep = g_build_filename(dir, "x", "y", "models", NULL);
+    g_setenv("HEARTH_MODELS_DIR", deep, TRUE);
+    g_assert_true(hearth_models_ensure_dir(NULL, &error));
+    g_assert_no_error(error);
+    g_assert_true(g_file_test(deep, G_FILE_TEST_IS_DIR));
+    g_unsetenv("HEARTH_MODELS_DIR");
+
+    g_free(deep);
+    g_free(file);
+    g_free(src);
+    g_free(gone);
+    g_free(drive);
+    g_free(inside);
+    hearth_models_remove_tree(dir, NULL);
+    g_free(dir);
+}
+
 /* A child that makes a work folder with a file in it, says where on the pipe, and waits to be killed. */
 static pid_t
 work_child(const char *parent, const char *prefix, char *path, size_t path_size)
@@ -715,6 +768,7 @@ main(int argc, char **argv)
     g_test_add_func("/models/import-rename-delete", test_import_rename_delete);
     g_test_add_func("/models/import-symlinks", test_import_symlinks);
     g_test_add_func("/models/work-sweep", test_work_sweep);
+    g_test_add_func("/models/ensure-dir", test_ensure_dir);
     g_test_add_func("/models/recommended", test_recommended);
     return g_test_run();
 }
