@@ -908,7 +908,24 @@ guint
 hearth_models_sweep_work(const char *dir)
 {
     g_autofree char *work = hearth_models_work_root(dir);
-    return hearth_work_dir_sweep(work, "");
+    guint n = hearth_work_dir_sweep(work, "");
+    /* Before .work/, imports, deletes and the wizard's quantizations worked in .partial/ beside the
+     * downloads, unmarked, and a killed one stayed there. A download's folder is named after its
+     * repository, "owner--name" (hearth-hub.c): a folder there without "--" is such a leftover. */
+    g_autofree char *root = hearth_models_resolve_dir(dir);
+    g_autofree char *partial = g_build_filename(root, ".partial", NULL);
+    GDir *d = g_dir_open(partial, 0, NULL);
+    const char *name;
+    while (d && (name = g_dir_read_name(d))) {
+        g_autofree char *path = g_build_filename(partial, name, NULL);
+        GStatBuf st;
+        if (!strstr(name, "--") && g_lstat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+            hearth_models_remove_tree(path, NULL))
+            n++;
+    }
+    if (d)
+        g_dir_close(d);
+    return n;
 }
 
 static void

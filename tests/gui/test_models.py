@@ -4,8 +4,8 @@ models folder; Main menu → Models… lists it with its format, parameter count
 and the memory verdict; "Rename…" renames the folder on disk; "Delete…"
 asks for confirmation and removes it. Saves a screenshot of the window.
 When the window opens, the work a killed process left in the models folder's
-.work/ is swept away; work another process still holds, and a paused download
-in .partial/, are kept.
+.work/ is swept away, and what an older Hearth left in .partial/; work another
+process still holds, and a paused download in .partial/, are kept.
 
 Usage: test_models.py HEARTH_BINARY   (run through run-gui-test.sh)
 SKIPs (77) when $HEARTH_ASSETS/models/stories260K is absent."""
@@ -50,6 +50,13 @@ holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
                           stdout=subprocess.PIPE, text=True)
 if holder.stdout.readline().strip() != "held":
     fail("the helper process could not hold the work folder")
+# What an older Hearth left in .partial/ (no .work/ then): a killed import and quantization, swept too.
+old_import = os.path.join(models, ".partial", "import-x-AB12CD")
+old_quant = os.path.join(models, ".partial", "my-4bit-model")
+for d in (old_import, old_quant):
+    os.makedirs(d)
+    with open(os.path.join(d, "model.safetensors"), "wb") as f:
+        f.write(b"\0" * 4096)
 paused = os.path.join(models, ".partial", "owner--paused")
 os.makedirs(paused)
 with open(os.path.join(paused, "model.safetensors"), "wb") as f:
@@ -60,6 +67,8 @@ try:
     wait_for(lambda: not os.path.exists(dead), 10, "the killed quantization's leftover to be swept")
     if not os.path.isfile(os.path.join(live, ".hearth-work")):
         fail("the sweep removed work another process holds")
+    wait_for(lambda: not os.path.exists(old_import) and not os.path.exists(old_quant), 10,
+             "an older Hearth's leftovers in .partial to be swept")
     if not os.path.isfile(os.path.join(paused, "model.safetensors")):
         fail("the sweep removed a paused download")
     main = app.child(roleName="frame")
