@@ -699,6 +699,21 @@ hearth_models_import(const char *src, const char *dir, const char *name,
     g_autoptr(GHashTable) seen_size = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g_autoptr(GHashTable) seen_copy = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     CopyState cs = { 0, tree_size_follow(src_abs, seen_size, 0), 0, progress, user_data };
+    /* refused before the copy rather than when the disk is full */
+    {
+        g_autoptr(GFile) where = g_file_new_for_path(hearth_work_dir_path(work));
+        g_autoptr(GFileInfo) fi = g_file_query_filesystem_info(where, G_FILE_ATTRIBUTE_FILESYSTEM_FREE, NULL, NULL);
+        if (fi && g_file_info_has_attribute(fi, G_FILE_ATTRIBUTE_FILESYSTEM_FREE)) {
+            guint64 free_bytes = g_file_info_get_attribute_uint64(fi, G_FILE_ATTRIBUTE_FILESYSTEM_FREE);
+            if (cs.total + (1u << 20) > free_bytes) {
+                g_autofree char *need = g_format_size(cs.total), *have = g_format_size(free_bytes);
+                g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                            "not enough disk space in %s to import %s: the copy needs %s, %s are free", root,
+                            target_name, need, have);
+                return NULL;
+            }
+        }
+    }
     if (progress)
         progress(0, cs.total, user_data);
     gboolean copied;

@@ -4,6 +4,7 @@
  * stories260K when HEARTH_ASSETS has it; import, rename and delete in a
  * temp dir; the curated list in data/models/recommended.json.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -514,6 +515,76 @@ test_import_rename_delete(void)
     g_free(dir);
 }
 
+static void
+cancel_on_copy(guint64 done, guint64 total, gpointer user_data)
+{
+    if (done > 0)
+        g_cancellable_cancel(user_data);
+}
+
+/* An import larger than the disk's free space is refused before it copies anything: a model folder with a
+ * sparse file of more bytes than are free (it takes no room itself). */
+static void
+test_import_no_space(void)
+{
+    char *dir = temp_dir();
+    char *src = temp_dir();
+    char *fix = fixture("mistral", "f32");
+    GError *error = NULL;
+    const char *files[] = { "config.json", "model.safetensors", "tokenizer.json" };
+    for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
+        char *from = g_build_filename(fix, files[i], NULL), *to = g_build_filename(src, files[i], NULL);
+        char *data;
+        gsize len;
+        if (g_file_get_contents(from, &data, &len, NULL)) {
+            g_assert_true(g_file_set_contents(to, data, (gssize)len, NULL));
+            g_free(data);
+        }
+        g_free(from);
+        g_free(to);
+    }
+    GFile *where = g_file_new_for_path(dir);
+    GFileInfo *fi = g_file_query_filesystem_info(where, G_FILE_ATTRIBUTE_FILESYSTEM_FREE, NULL, NULL);
+    if (!fi || !g_file_info_has_attribute(fi, G_FILE_ATTRIBUTE_FILESYSTEM_FREE)) {
+        g_test_skip("the file system does not say its free space");
+    } else {
+        guint64 free_bytes = g_file_info_get_attribute_uint64(fi, G_FILE_ATTRIBUTE_FILESYSTEM_FREE);
+        char *big = g_build_filename(src, "model-00002-of-00002.safetensors", NULL);
+        int fd = g_open(big, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        g_assert_cmpint(fd, >=, 0);
+        if (ftruncate(fd, (off_t)(free_bytes + ((guint64)1 << 30))) != 0) {
+            g_test_skip("cannot make a sparse file that large here");
+        } else {
+            /* were the check gone, the copy stops at its first bytes instead of filling the disk */
+            GCancellable *stop = g_cancellable_new();
+            char *path = hearth_models_import(src, dir, "too-big", cancel_on_copy, stop, stop, &error);
+            g_object_unref(stop);
+            g_assert_null(path);
+            g_assert_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE);
+            g_assert_nonnull(strstr(error->message, "not enough disk space"));
+            g_clear_error(&error);
+            char *installed = g_build_filename(dir, "too-big", NULL);
+            g_assert_false(g_file_test(installed, G_FILE_TEST_EXISTS));
+            char *work = hearth_models_work_root(dir);
+            GDir *d = g_dir_open(work, 0, NULL);
+            g_assert_true(!d || !g_dir_read_name(d));
+            if (d)
+                g_dir_close(d);
+            g_free(work);
+            g_free(installed);
+        }
+        close(fd);
+        g_free(big);
+    }
+    g_clear_object(&fi);
+    g_object_unref(where);
+    hearth_models_remove_tree(src, NULL);
+    hearth_models_remove_tree(dir, NULL);
+    g_free(fix);
+    g_free(src);
+    g_free(dir);
+}
+
 /* The models folder is made when it is the default one, or when the folder it goes in is there; a chosen one
  * whose drive is not connected (the folder it goes in is missing too) is refused, and nothing is made. */
 static void
@@ -769,6 +840,7 @@ main(int argc, char **argv)
     g_test_add_func("/models/import-symlinks", test_import_symlinks);
     g_test_add_func("/models/work-sweep", test_work_sweep);
     g_test_add_func("/models/ensure-dir", test_ensure_dir);
+    g_test_add_func("/models/import-no-space", test_import_no_space);
     g_test_add_func("/models/recommended", test_recommended);
     return g_test_run();
 }
