@@ -855,7 +855,7 @@ end_reply_in_store(HearthWindow *self, gint64 id, HearthStoreState state, const 
                    const HearthStoreGenStats *gs, const char *error_text)
 {
     g_autoptr(GError) error = NULL;
-    if (hearth_store_message_end(self->store, id, state, content, gs, error_text, &error))
+    if (!self->store || hearth_store_message_end(self->store, id, state, content, gs, error_text, &error))
         return;
     if (!hearth_store_pending_count(self->store)) { /* not kept: it cannot be written at all */
         toast(self, error->message);
