@@ -1425,7 +1425,21 @@ hearth_hub_discard_partial(const char *repo_id, const char *models_dir, GError *
     }
     g_autofree char *root = hearth_models_resolve_dir(models_dir);
     g_autofree char *p = partial_dir(root, repo_id);
-    return hearth_models_remove_tree(p, error);
+    /* not from under a download going on (another window, hearth-cli): it holds <partial>.lock */
+    g_autofree char *lock_path = g_strdup_printf("%s.lock", p);
+    int fd = g_open(lock_path, O_RDWR | O_CLOEXEC, 0);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+        close(fd);
+        g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_IO,
+                    "%s is being downloaded (in another window or by hearth-cli); stop that download first", repo_id);
+        return FALSE;
+    }
+    gboolean ok = hearth_models_remove_tree(p, error);
+    if (fd >= 0) {
+        g_unlink(lock_path);
+        close(fd);
+    }
+    return ok;
 }
 
 /* ---- async ---------------------------------------------------------------- */

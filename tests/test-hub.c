@@ -1307,9 +1307,24 @@ test_discard_partial(void)
     seed_partial(dir, BIG, 1000);
     g_assert_cmpuint(hearth_hub_partial_bytes(REPO, dir), ==, 1000);
     GError *error = NULL;
+    /* a download going on elsewhere holds <partial>.lock: its files are not taken from under it */
+    char *name = hearth_hub_repo_dir_name(REPO);
+    char *lock_path = g_strdup_printf("%s/.partial/%s.lock", dir, name);
+    int fd = g_open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(flock(fd, LOCK_EX | LOCK_NB), ==, 0);
+    g_assert_false(hearth_hub_discard_partial(REPO, dir, &error));
+    g_assert_nonnull(error);
+    g_assert_nonnull(strstr(error->message, "being downloaded"));
+    g_clear_error(&error);
+    g_assert_cmpuint(hearth_hub_partial_bytes(REPO, dir), ==, 1000);
+    close(fd);
     g_assert_true(hearth_hub_discard_partial(REPO, dir, &error));
     g_assert_no_error(error);
     g_assert_cmpuint(hearth_hub_partial_bytes(REPO, dir), ==, 0);
+    g_assert_false(g_file_test(lock_path, G_FILE_TEST_EXISTS));
+    g_free(lock_path);
+    g_free(name);
     hearth_models_remove_tree(dir, NULL);
     g_free(dir);
 }
