@@ -1271,6 +1271,9 @@ finish(Dl *dl, GError **error)
         g_free(final_path);
         return NULL;
     }
+    /* the model it replaces: moved aside into a work folder of its own (held; a killed process's is swept),
+     * put back should the new one not take its place, removed when it has */
+    g_autoptr(HearthWorkDir) aside = NULL;
     g_autofree char *old = NULL;
     if (g_file_test(final_path, G_FILE_TEST_EXISTS)) {
         if (!dl->opt->overwrite) {
@@ -1280,35 +1283,34 @@ finish(Dl *dl, GError **error)
             g_free(final_path);
             return NULL;
         }
-        g_autofree char *tmpl = g_strdup_printf("%s.old-XXXXXX", name);
-        g_autofree char *holder = g_build_filename(dl->models_dir, ".partial", tmpl, NULL);
-        if (!g_mkdtemp(holder)) {
-            int e = errno;
-            g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_IO, "creating %s: %s", holder, g_strerror(e));
+        g_autofree char *work_root = hearth_models_work_root(dl->models_dir);
+        g_autofree char *prefix = g_strdup_printf("replace-%s-", name);
+        GError *werr = NULL;
+        aside = hearth_work_dir_new(work_root, prefix, &werr);
+        if (!aside) {
+            g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_IO, "%s", werr->message);
+            g_error_free(werr);
             g_free(final_path);
             return NULL;
         }
-        old = g_build_filename(holder, name, NULL);
+        old = g_build_filename(hearth_work_dir_path(aside), name, NULL);
         if (g_rename(final_path, old) != 0) {
             int e = errno;
             g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_IO, "moving the old %s aside: %s", final_path,
                         g_strerror(e));
-            g_rmdir(holder);
             g_free(final_path);
             return NULL;
         }
-        g_free(old);
-        old = g_steal_pointer(&holder);
     }
     if (g_rename(dl->partial, final_path) != 0) {
         int e = errno;
+        if (old && g_rename(old, final_path) != 0) /* the old one back in its place */
+            hearth_work_dir_keep(g_steal_pointer(&aside));
         g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_IO, "moving %s to %s: %s", dl->partial, final_path,
                     g_strerror(e));
         g_free(final_path);
         return NULL;
     }
-    if (old)
-        hearth_models_remove_tree(old, NULL);
     return final_path;
 }
 

@@ -807,12 +807,17 @@ test_download(void)
     g_assert_no_error(error);
     check_model_dir(again);
     char *listing = list_dir(dir);
-    g_assert_cmpstr(listing, ==, ".partial acme--tiny");
+    g_assert_cmpstr(listing, ==, ".partial .work acme--tiny");
     g_free(listing);
     char *proot = g_build_filename(dir, ".partial", NULL);
     listing = list_dir(proot);
+    g_assert_cmpstr(listing, ==, "");
+    g_free(listing);
+    char *wroot = g_build_filename(dir, ".work", NULL);
+    listing = list_dir(wroot);
     g_assert_cmpstr(listing, ==, ""); /* the old copy is gone too */
     g_free(listing);
+    g_free(wroot);
 
     g_free(proot);
     g_free(again);
