@@ -221,6 +221,7 @@ struct _HearthWindow {
     gboolean reply_save_failed;     /* saving the streamed reply failed (banner shown) */
     enum { BANNER_OTHER, BANNER_STORE, BANNER_MODELS_DIR } banner_kind; /* what the banner says, when shown */
     gboolean models_dir_missing_said; /* the chosen models folder is gone, and the banner said so */
+    gboolean store_retry;             /* the store did not open for a reason that may pass (a full disk) */
     guint unsaved_timeout;          /* tries the replies the store keeps (it could not write them) again */
     guint editing_from;             /* editing: the user message whose exchange Send replaces; G_MAXUINT: not editing */
     guint reply_request;
@@ -1222,10 +1223,29 @@ composer_text(HearthWindow *self)
     return gtk_text_buffer_get_text(buf, &a, &b, FALSE);
 }
 
+static void open_store(HearthWindow *self);
+
+/* The store that did not open for a reason that may pass (a full disk): opened again, at Send and when the
+ * window is back in front. */
+static void
+retry_store(HearthWindow *self)
+{
+    if (self->store || !self->store_retry)
+        return;
+    self->store_retry = FALSE;
+    open_store(self);
+    if (!self->store)
+        return;
+    clear_store_error(self);
+    reload_conversations(self);
+    update_send_state(self);
+}
+
 static void
 send_activated(GtkWidget *widget, const char *name, GVariant *param)
 {
     HearthWindow *self = HEARTH_WINDOW(widget);
+    retry_store(self);
     if (self->reply || hearth_engine_get_state(self->engine) != HEARTH_ENGINE_READY || !self->store)
         return;
     g_autofree char *text = composer_text(self);
@@ -1964,7 +1984,9 @@ open_store(HearthWindow *self)
     }
     if (!g_error_matches(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_CORRUPT) &&
         !g_error_matches(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_TOO_NEW)) {
-        show_banner(self, error->message);
+        /* tried again when the window is back in front (space freed meanwhile, say) */
+        show_store_error(self, _("The conversations could not be opened; Send tries again."), error);
+        self->store_retry = TRUE;
         return;
     }
     gboolean newer = error->code == HEARTH_STORE_ERROR_TOO_NEW;
@@ -2210,8 +2232,10 @@ sweep_models_folder(HearthWindow *self)
 static void
 on_active_changed(HearthWindow *self)
 {
-    if (gtk_window_is_active(GTK_WINDOW(self)))
-        scan_models(self);
+    if (!gtk_window_is_active(GTK_WINDOW(self)))
+        return;
+    scan_models(self);
+    retry_store(self);
 }
 
 static void

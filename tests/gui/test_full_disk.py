@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A full disk under the conversation database, in the real window: the app built with
 tests/full-disk.c (hearth-full-disk), whose writes to the database fail with ENOSPC while a file
-exists. stories260K replies once; then, with the disk full, a message is sent: the banner says the disk
+exists. At the start the disk is full: the database cannot be made, and the banner says so; with space
+again, Send opens it, and stories260K replies; then, with the disk full, a message is sent: the banner says the disk
 is full and that the message is still in the box, and the database is unchanged. With space again,
 Enter sends the same text (it was kept), and the reply is stored. (A reply whose end the disk refuses
 is kept and written later: /store/full-disk checks it; stories260K replies too fast to catch here.
@@ -51,12 +52,21 @@ def complete_replies():
     return [r for r in rows() if r[0] == "assistant" and r[1] == "complete"]
 
 
+# The disk is full from the start: the database cannot be made. The banner says so; once there is space,
+# Send opens it and sends.
+os.makedirs(os.environ["XDG_DATA_HOME"], exist_ok=True)
+open(full, "w").close()
 proc, app = start([binary, "--model", model])
 try:
     frame = app.child(roleName="frame")
     composer = wait_for(lambda: frame.child(name="Message", roleName="text"), 30, "the composer")
     send = wait_for(lambda: frame.child(name="Send", roleName="push button"), 30, "the Send button")
     wait_for(lambda: send.sensitive, 60, "the model to load")
+    said = wait_for(lambda: banner(frame), 10, "the banner saying the conversations could not be opened")
+    if said and not any("could not be opened" in t for t in said):
+        fail(f"the banner does not say the conversations could not be opened: {said}")
+    shot("full-disk-at-start")
+    os.unlink(full)
     composer.click()
     time.sleep(0.3)
     rawinput.typeText("Once upon a time")
