@@ -171,3 +171,13 @@ def read_keyfile(config_home):
     except FileNotFoundError:
         pass
     return keys
+
+
+def db_messages(db):
+    """The stored messages of the database at db, every conversation's in order: (role, state, content)."""
+    import sqlite3
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT role, state, content FROM messages ORDER BY conversation_id, position").fetchall()
+    finally:
+        con.close()

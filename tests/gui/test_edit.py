@@ -7,12 +7,11 @@ with the edited message and a new reply.
 
 Usage: test_edit.py HEARTH_BINARY   (run through run-gui-test.sh)"""
 import os
-import sqlite3
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hearthgui import fail, finish, labels, shot, start, stop, stories_model, wait_for  # noqa: E402
+from hearthgui import db_messages, fail, finish, labels, shot, start, stop, stories_model, wait_for  # noqa: E402
 from dogtail import rawinput  # noqa: E402
 
 binary = sys.argv[1]
@@ -22,11 +21,7 @@ os.environ["HEARTH_DB"] = db
 
 
 def rows():
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT role, state, content FROM messages ORDER BY conversation_id, position").fetchall()
-    finally:
-        con.close()
+    return db_messages(db)
 
 
 def complete_replies():

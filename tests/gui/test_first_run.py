@@ -10,14 +10,13 @@ Usage: test_first_run.py HEARTH_BINARY   (run through run-gui-test.sh)
 SKIPs (77) when $HEARTH_ASSETS/models/stories260K is absent."""
 import json
 import os
-import sqlite3
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakehub import FakeHub  # noqa: E402
-from hearthgui import fail, finish, labels, shot, start, stop, stories_model, wait_for  # noqa: E402
+from hearthgui import db_messages, fail, finish, labels, shot, start, stop, stories_model, wait_for  # noqa: E402
 from dogtail import rawinput  # noqa: E402
 
 binary = sys.argv[1]
@@ -43,11 +42,7 @@ os.environ["HF_ENDPOINT"] = hub.url
 
 
 def db_rows():
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT role, state, content FROM messages ORDER BY conversation_id, position").fetchall()
-    finally:
-        con.close()
+    return db_messages(db)
 
 
 proc, app = start([binary])

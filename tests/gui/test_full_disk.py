@@ -12,12 +12,11 @@ full-disk-after, not asserted.)
 Usage: test_full_disk.py HEARTH_FULL_DISK_BINARY   (run through run-gui-test.sh)
 SKIPs (77) when $HEARTH_ASSETS/models/stories260K is absent."""
 import os
-import sqlite3
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hearthgui import fail, finish, shot, start, stop, stories_model, wait_for  # noqa: E402
+from hearthgui import db_messages, fail, finish, shot, start, stop, stories_model, wait_for  # noqa: E402
 from dogtail import rawinput  # noqa: E402
 
 # run as "hearth" (the name the accessibility bus shows, from argv[0])
@@ -32,11 +31,7 @@ os.environ["HEARTH_FULL_DISK_PATH"] = db
 
 
 def rows():
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT role, state, content FROM messages ORDER BY conversation_id, position").fetchall()
-    finally:
-        con.close()
+    return db_messages(db)
 
 
 def labels(frame):

@@ -19,8 +19,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hearthgui import add_conversation, fail, finish, labels, open_menu_item, shot, start, stop, toplevel, \
-    stories_model, wait_for  # noqa: E402
+from hearthgui import add_conversation, db_messages, fail, finish, labels, open_menu_item, shot, start, stop, \
+    stories_model, toplevel, wait_for  # noqa: E402
 from dogtail import rawinput  # noqa: E402
 
 binary = sys.argv[1]
@@ -33,11 +33,7 @@ os.environ["HEARTH_DB"] = db
 
 
 def db_rows():
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT role, state, content FROM messages ORDER BY conversation_id, position").fetchall()
-    finally:
-        con.close()
+    return db_messages(db)
 
 
 def conversations():
