@@ -1283,10 +1283,8 @@ finish(Dl *dl, GError **error)
             g_free(final_path);
             return NULL;
         }
-        g_autofree char *work_root = hearth_models_work_root(dl->models_dir);
-        g_autofree char *prefix = g_strdup_printf("replace-%s-", name);
         GError *werr = NULL;
-        aside = hearth_work_dir_new(work_root, prefix, &werr);
+        aside = hearth_models_work_new(dl->models_dir, "replace", name, &werr);
         if (!aside) {
             g_set_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_IO, "%s", werr->message);
             g_error_free(werr);

@@ -688,9 +688,7 @@ hearth_models_import(const char *src, const char *dir, const char *name,
     }
     if (!hearth_models_ensure_dir(root, error))
         return NULL;
-    g_autofree char *work_root = g_build_filename(root, ".work", NULL);
-    g_autofree char *prefix = g_strdup_printf("import-%s-", target_name);
-    g_autoptr(HearthWorkDir) work = hearth_work_dir_new(work_root, prefix, error);
+    g_autoptr(HearthWorkDir) work = hearth_models_work_new(root, "import", target_name, error);
     if (!work)
         return NULL;
     g_autofree char *tmp = g_build_filename(hearth_work_dir_path(work), "model", NULL);
@@ -798,9 +796,7 @@ hearth_models_delete(const char *dir, const char *name, GError **error)
     }
     /* Move it out of the list first, so that a failure half-way leaves no
      * half model behind under its name. */
-    g_autofree char *work_root = g_build_filename(root, ".work", NULL);
-    g_autofree char *prefix = g_strdup_printf("delete-%s-", name);
-    g_autoptr(HearthWorkDir) work = hearth_work_dir_new(work_root, prefix, error);
+    g_autoptr(HearthWorkDir) work = hearth_models_work_new(root, "delete", name, error);
     if (!work)
         return FALSE;
     g_autofree char *moved = g_build_filename(hearth_work_dir_path(work), name, NULL);
@@ -917,6 +913,14 @@ hearth_models_work_root(const char *dir)
 {
     g_autofree char *root = hearth_models_resolve_dir(dir);
     return g_build_filename(root, ".work", NULL);
+}
+
+HearthWorkDir *
+hearth_models_work_new(const char *dir, const char *kind, const char *name, GError **error)
+{
+    g_autofree char *work_root = hearth_models_work_root(dir);
+    g_autofree char *prefix = g_strdup_printf("%s-%s-", kind, name);
+    return hearth_work_dir_new(work_root, prefix, error);
 }
 
 guint

@@ -115,6 +115,8 @@ void hearth_work_dir_keep(HearthWorkDir *w);
 guint hearth_work_dir_sweep(const char *parent, const char *prefix);
 /* `<models>/.work`, and the sweep of it (the app runs it when it starts). */
 char *hearth_models_work_root(const char *dir);
+/* A work folder of the models folder: `<models>/.work/<kind>-<name>-XXXXXX` ("import", "quantize", …). */
+HearthWorkDir *hearth_models_work_new(const char *dir, const char *kind, const char *name, GError **error);
 guint hearth_models_sweep_work(const char *dir);
 void hearth_models_sweep_work_async(const char *dir); /* on a worker thread */
 

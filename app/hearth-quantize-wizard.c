@@ -456,9 +456,7 @@ job_thread(GTask *task, gpointer source, gpointer data, GCancellable *c)
      * model appears under its name only when whole, and what a killed app leaves is swept away at the
      * next start (a quantization does not resume) */
     g_autoptr(GError) werr = NULL;
-    g_autofree char *work_root = hearth_models_work_root(j->models_dir);
-    g_autofree char *prefix = g_strdup_printf("quantize-%s-", j->name);
-    g_autoptr(HearthWorkDir) work = hearth_work_dir_new(work_root, prefix, &werr);
+    g_autoptr(HearthWorkDir) work = hearth_models_work_new(j->models_dir, "quantize", j->name, &werr);
     if (!work) {
         j->status = HR_ERR_IO;
         g_strlcpy(j->error, werr->message, sizeof j->error);

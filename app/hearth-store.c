@@ -1403,12 +1403,12 @@ hearth_store_message_end(HearthStore *store, gint64 id, HearthStoreState state, 
                     "a reply ends complete, interrupted or with an error");
         return FALSE;
     }
-    if (!content || !check_utf8(content, -1, "The message", error) ||
-        !check_utf8(error_text, -1, "The error text", error)) {
-        if (!content)
-            g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_INVALID, "a reply ends with its text");
+    if (!content) {
+        g_set_error(error, HEARTH_STORE_ERROR, HEARTH_STORE_ERROR_INVALID, "a reply ends with its text");
         return FALSE;
     }
+    if (!check_utf8(content, -1, "The message", error) || !check_utf8(error_text, -1, "The error text", error))
+        return FALSE;
     if (store->read_only) /* nothing is saved; nothing to keep */
         return write_end(store, &(PendingEnd){ id, state, (char *)content, HEARTH_STORE_GEN_STATS_UNKNOWN,
                                                (char *)error_text },

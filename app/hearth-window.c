@@ -3,6 +3,8 @@
  * code itself (see hearth-engine.c). */
 #include "hearth-window.h"
 
+#include <glib/gstdio.h>
+
 #include <glib/gi18n.h>
 #include <string.h>
 
@@ -221,6 +223,7 @@ struct _HearthWindow {
     gboolean reply_save_failed;     /* saving the streamed reply failed (banner shown) */
     enum { BANNER_OTHER, BANNER_STORE, BANNER_MODELS_DIR } banner_kind; /* what the banner says, when shown */
     gboolean models_dir_missing_said; /* the chosen models folder is gone, and the banner said so */
+    gint64 models_dir_stamp;          /* the models folder's mtime and inode at the last scan; -1: missing */
     gboolean store_retry;             /* the store did not open for a reason that may pass (a full disk) */
     guint unsaved_timeout;          /* tries the replies the store keeps (it could not write them) again */
     guint editing_from;             /* editing: the user message whose exchange Send replaces; G_MAXUINT: not editing */
@@ -283,14 +286,22 @@ show_store_error(HearthWindow *self, const char *what, const GError *error)
     self->banner_kind = BANNER_STORE;
 }
 
+/* The banner goes when it still says what kind says. */
+static void
+hide_banner_of(HearthWindow *self, unsigned kind)
+{
+    if ((unsigned)self->banner_kind != kind)
+        return;
+    gtk_revealer_set_reveal_child(self->banner, FALSE);
+    self->banner_kind = BANNER_OTHER;
+}
+
 /* A write went through: the banner of an earlier failed one goes, unless replies still wait to be saved. */
 static void
 clear_store_error(HearthWindow *self)
 {
-    if (self->banner_kind != BANNER_STORE || (self->store && hearth_store_pending_count(self->store)))
-        return;
-    gtk_revealer_set_reveal_child(self->banner, FALSE);
-    self->banner_kind = BANNER_OTHER;
+    if (!self->store || !hearth_store_pending_count(self->store))
+        hide_banner_of(self, BANNER_STORE);
 }
 
 /* A model that did not load: what is wrong and what to do in plain words,
@@ -1031,10 +1042,23 @@ is_model_folder(const char *dir)
 
 /* The picker offers the models folder's models and the folders opened from
  * elsewhere before (the "model-folders" setting) that are still there. */
+/* What the models folder was at the last scan: a change of its mtime, inode or presence is a reason to scan
+ * it again when the window comes back to the front (one stat, not a walk of every model). */
+static gint64
+models_dir_stamp(HearthWindow *self)
+{
+    g_autofree char *root = models_dir(self);
+    GStatBuf st;
+    if (g_stat(root, &st) != 0)
+        return -1;
+    return (gint64)st.st_mtime * 1000003 + (gint64)st.st_ino;
+}
+
 static void
 scan_models(HearthWindow *self)
 {
     g_autofree char *root = models_dir(self);
+    self->models_dir_stamp = models_dir_stamp(self);
     /* a folder chosen in Preferences that is gone (a drive not connected): said, not made again */
     g_autofree char *chosen = self->settings ? g_settings_get_string(self->settings, "models-folder") : NULL;
     const gboolean missing = chosen && *chosen && !g_file_test(chosen, G_FILE_TEST_IS_DIR);
@@ -1047,10 +1071,7 @@ scan_models(HearthWindow *self)
         self->banner_kind = BANNER_MODELS_DIR;
     } else if (!missing) {
         self->models_dir_missing_said = FALSE;
-        if (self->banner_kind == BANNER_MODELS_DIR) {
-            gtk_revealer_set_reveal_child(self->banner, FALSE);
-            self->banner_kind = BANNER_OTHER;
-        }
+        hide_banner_of(self, BANNER_MODELS_DIR);
     }
     g_autoptr(GDir) d = g_dir_open(root, 0, NULL);
     const char *name;
@@ -2228,13 +2249,15 @@ sweep_models_folder(HearthWindow *self)
     hearth_models_sweep_work_async(root);
 }
 
-/* Back in the window: models copied into the folder meanwhile, or its drive connected, show. */
+/* Back in the window: models copied into the folder meanwhile, or its drive connected, show (the folder is
+ * scanned again only when it changed). */
 static void
 on_active_changed(HearthWindow *self)
 {
     if (!gtk_window_is_active(GTK_WINDOW(self)))
         return;
-    scan_models(self);
+    if (models_dir_stamp(self) != self->models_dir_stamp)
+        scan_models(self);
     retry_store(self);
 }
 

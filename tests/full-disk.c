@@ -28,6 +28,16 @@ disk_full_for(int fd)
     return strstr(target, match) != NULL;
 }
 
+/* true, with errno ENOSPC, when this write fails */
+static int
+refused(int fd)
+{
+    if (!disk_full_for(fd))
+        return 0;
+    errno = ENOSPC;
+    return 1;
+}
+
 typedef ssize_t (*WriteFn)(int, const void *, size_t);
 typedef ssize_t (*PwriteFn)(int, const void *, size_t, off_t);
 typedef ssize_t (*Pwrite64Fn)(int, const void *, size_t, off64_t);
@@ -38,10 +48,8 @@ write(int fd, const void *buf, size_t n)
     static WriteFn real;
     if (!real)
         real = (WriteFn)dlsym(RTLD_NEXT, "write");
-    if (disk_full_for(fd)) {
-        errno = ENOSPC;
+    if (refused(fd))
         return -1;
-    }
     return real(fd, buf, n);
 }
 
@@ -51,10 +59,8 @@ pwrite(int fd, const void *buf, size_t n, off_t offset)
     static PwriteFn real;
     if (!real)
         real = (PwriteFn)dlsym(RTLD_NEXT, "pwrite");
-    if (disk_full_for(fd)) {
-        errno = ENOSPC;
+    if (refused(fd))
         return -1;
-    }
     return real(fd, buf, n, offset);
 }
 
@@ -64,9 +70,7 @@ pwrite64(int fd, const void *buf, size_t n, off64_t offset)
     static Pwrite64Fn real;
     if (!real)
         real = (Pwrite64Fn)dlsym(RTLD_NEXT, "pwrite64");
-    if (disk_full_for(fd)) {
-        errno = ENOSPC;
+    if (refused(fd))
         return -1;
-    }
     return real(fd, buf, n, offset);
 }
