@@ -6,6 +6,7 @@
 
 #include "hearth-a11y.h"
 #include "hearth-config.h"
+#include "hearth-models.h"
 #include "hr-devices.h"
 
 struct _HearthPreferences {
@@ -90,7 +91,7 @@ bind_int(HearthPreferences *self, const char *key, GtkSpinButton *spin)
 static char *
 default_models_folder(void)
 {
-    return g_build_filename(g_get_user_data_dir(), HEARTH_APP_ID, "models", NULL);
+    return hearth_models_default_dir();
 }
 
 static void

@@ -321,14 +321,13 @@ show_load_error(HearthWindow *self, const char *dir, const char *message)
     gtk_revealer_set_reveal_child(self->banner, TRUE);
 }
 
-/* The models folder: Preferences' choice, else the one in the data folder. */
+/* The models folder: Preferences' choice, else the default one (hearth-cli's too: $HEARTH_MODELS_DIR, else the
+ * one in the data folder). */
 static char *
 models_dir(HearthWindow *self)
 {
     g_autofree char *chosen = self->settings ? g_settings_get_string(self->settings, "models-folder") : NULL;
-    if (chosen && *chosen)
-        return g_steal_pointer(&chosen);
-    return g_build_filename(g_get_user_data_dir(), "io.github.hearthchat.Hearth", "models", NULL);
+    return hearth_models_resolve_dir(chosen);
 }
 
 static char *model_display_name(const char *dir);
