@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <gio/gunixmounts.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
@@ -626,13 +627,75 @@ ensure_dir(const char *path, GError **error)
     return TRUE;
 }
 
+/* path is mount or lies below it */
+static gboolean
+path_under(const char *path, const char *mount)
+{
+    size_t n = strlen(mount);
+    if (n == 1 && mount[0] == '/')
+        return TRUE;
+    return strncmp(path, mount, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+char *
+hearth_models_unmounted_drive(const char *path)
+{
+    if (!path || !g_path_is_absolute(path))
+        return NULL;
+    g_autofree char *canon = g_canonicalize_filename(path, NULL);
+    /* the deepest file system table entry above path (the root's aside) ... */
+    char *found = NULL;
+    GList *points = g_unix_mount_points_get(NULL);
+    for (GList *l = points; l; l = l->next) {
+        const char *mp = g_unix_mount_point_get_mount_path(l->data);
+        if (mp && g_path_is_absolute(mp) && strcmp(mp, "/") != 0 && path_under(canon, mp) &&
+            (!found || strlen(mp) > strlen(found))) {
+            g_free(found);
+            found = g_strdup(mp);
+        }
+    }
+    g_list_free_full(points, (GDestroyNotify)g_unix_mount_point_free);
+    if (!found)
+        return NULL;
+    /* ... counts when nothing is mounted there, nor deeper above path (a drive mounted inside it) */
+    GList *mounts = g_unix_mounts_get(NULL);
+    for (GList *l = mounts; l && found; l = l->next) {
+        const char *mp = g_unix_mount_get_mount_path(l->data);
+        if (mp && path_under(canon, mp) && path_under(mp, found))
+            g_clear_pointer(&found, g_free);
+    }
+    g_list_free_full(mounts, (GDestroyNotify)g_unix_mount_free);
+    return found;
+}
+
+gboolean
+hearth_models_dir_missing(const char *dir)
+{
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
+        return TRUE;
+    g_autofree char *drive = hearth_models_unmounted_drive(dir);
+    return drive != NULL;
+}
+
 /* The default folder is made with its parents; another one (chosen in Preferences, $HEARTH_MODELS_DIR)
- * only inside a folder that is there: a chosen folder on a drive that is not connected must not become a
- * folder of gigabytes on the disk its mount point is on. */
+ * only inside a folder that is there, and not on a drive the file system table names that is not mounted:
+ * a chosen folder on a drive that is not connected must not become a folder of gigabytes on the disk its
+ * mount point is on. */
 gboolean
 hearth_models_ensure_dir(const char *dir, GError **error)
 {
     g_autofree char *root = hearth_models_resolve_dir(dir);
+    g_autofree char *data_default = g_build_filename(g_get_user_data_dir(), HEARTH_APP_ID, "models", NULL);
+    g_autofree char *env_default = hearth_models_default_dir();
+    const gboolean is_default = strcmp(root, data_default) == 0 || strcmp(root, env_default) == 0;
+    g_autofree char *drive = is_default ? NULL : hearth_models_unmounted_drive(root);
+    if (drive) {
+        g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_FOUND,
+                    "the models folder %s is not there: it is on the drive of %s, which is not mounted; connect "
+                    "the drive; or choose another models folder",
+                    root, drive);
+        return FALSE;
+    }
     if (g_file_test(root, G_FILE_TEST_IS_DIR))
         return TRUE;
     if (g_file_test(root, G_FILE_TEST_EXISTS)) {
@@ -640,9 +703,7 @@ hearth_models_ensure_dir(const char *dir, GError **error)
                     "the models folder %s is a file, not a folder", root);
         return FALSE;
     }
-    g_autofree char *data_default = g_build_filename(g_get_user_data_dir(), HEARTH_APP_ID, "models", NULL);
-    g_autofree char *env_default = hearth_models_default_dir();
-    if (strcmp(root, data_default) == 0 || strcmp(root, env_default) == 0)
+    if (is_default)
         return ensure_dir(root, error);
     g_autofree char *parent = g_path_get_dirname(root);
     if (!g_file_test(parent, G_FILE_TEST_IS_DIR)) {

@@ -89,9 +89,18 @@ gboolean hearth_models_rename(const char *dir, const char *old_name, const char 
 gboolean hearth_models_delete(const char *dir, const char *name, GError **error);
 
 /* The models folder, there to write in: the default one is made (with its parents) when missing; another
- * one only when the folder it goes in is there (HEARTH_MODELS_ERROR_NOT_FOUND otherwise: a drive that is
- * not connected). Import, download and the quantization wizard call it before they write. */
+ * one only when the folder it goes in is there and it is not on a drive that is not mounted
+ * (HEARTH_MODELS_ERROR_NOT_FOUND otherwise: a drive that is not connected). Import, download and the
+ * quantization wizard call it before they write. */
 gboolean hearth_models_ensure_dir(const char *dir, GError **error);
+
+/* The mount point of the file system table (fstab; $LIBMOUNT_FSTAB) that the absolute path lies at or below
+ * when nothing is mounted there now: a drive that is not connected, whose empty mount point is still there.
+ * NULL when path is on a mounted file system (the root's entry never counts). */
+char *hearth_models_unmounted_drive(const char *path);
+
+/* A chosen models folder that is not there: missing, not a folder, or on a drive that is not mounted. */
+gboolean hearth_models_dir_missing(const char *dir);
 
 /* Remove a file or directory tree (does not follow symlinks). A missing path
  * is not an error. */

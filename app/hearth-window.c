@@ -1060,7 +1060,7 @@ scan_models(HearthWindow *self)
     self->models_dir_stamp = models_dir_stamp(self);
     /* a folder chosen in Preferences that is gone (a drive not connected): said, not made again */
     g_autofree char *chosen = self->settings ? g_settings_get_string(self->settings, "models-folder") : NULL;
-    const gboolean missing = chosen && *chosen && !g_file_test(chosen, G_FILE_TEST_IS_DIR);
+    const gboolean missing = chosen && *chosen && hearth_models_dir_missing(chosen);
     if (missing && !self->models_dir_missing_said) { /* once: scans come at every return to the window */
         self->models_dir_missing_said = TRUE;
         g_autofree char *text = g_strdup_printf(_("The models folder “%s” is not there. If it is on a drive, "

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <utime.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -638,6 +639,75 @@ test_ensure_dir(void)
     g_free(dir);
 }
 
+/* A chosen folder on a drive the file system table names, whose empty mount point is there but nothing is
+ * mounted on it (an fstab drive that is not connected): not there, and nothing is made in it (it would land
+ * on the disk the mount point is on). A table entry that is mounted (/proc) does not count, nor does the
+ * root's. The table is a file of the test's ($LIBMOUNT_FSTAB, read by GLib's libmount). */
+static void
+test_unmounted_drive(void)
+{
+    char *dir = temp_dir();
+    GError *error = NULL;
+    char *mnt = g_build_filename(dir, "data", NULL);
+    char *models = g_build_filename(mnt, "models", NULL);
+    g_assert_cmpint(g_mkdir(mnt, 0755), ==, 0);
+    char *fstab = g_build_filename(dir, "fstab", NULL);
+    char *table = g_strdup_printf("# a test's table\n"
+                                  "UUID=0a1b2c3d /               ext4 errors=remount-ro 0 1\n"
+                                  "UUID=4e5f6071 %s  ext4 defaults,nofail 0 2\n"
+                                  "proc          /proc           proc defaults 0 0\n"
+                                  "/dev/sdz2     none            swap sw 0 0\n",
+                                  mnt);
+    g_assert_true(g_file_set_contents(fstab, table, -1, NULL));
+    g_setenv("LIBMOUNT_FSTAB", fstab, TRUE);
+
+    char *drive = hearth_models_unmounted_drive(models);
+    g_assert_cmpstr(drive, ==, mnt);
+    g_free(drive);
+    drive = hearth_models_unmounted_drive(mnt);
+    g_assert_cmpstr(drive, ==, mnt);
+    g_free(drive);
+    char *beside = g_strconcat(mnt, "x", NULL); /* a name that starts as the mount point's */
+    g_assert_null(hearth_models_unmounted_drive(beside));
+    g_assert_null(hearth_models_unmounted_drive(dir));
+    g_assert_null(hearth_models_unmounted_drive("/proc/self"));
+    g_assert_true(hearth_models_dir_missing(mnt)); /* there, but an empty mount point */
+    g_assert_false(hearth_models_dir_missing(dir));
+
+    g_assert_false(hearth_models_ensure_dir(models, &error));
+    g_assert_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_FOUND);
+    g_assert_nonnull(strstr(error->message, "not mounted"));
+    g_clear_error(&error);
+    g_assert_false(hearth_models_ensure_dir(mnt, &error));
+    g_clear_error(&error);
+    char *src = fixture("mistral", "f32");
+    g_assert_null(hearth_models_import(src, models, NULL, NULL, NULL, NULL, &error));
+    g_assert_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_FOUND);
+    g_clear_error(&error);
+    g_assert_false(g_file_test(models, G_FILE_TEST_EXISTS));
+
+    /* the drive mounted (here: the table no longer names it): the folder is made inside it */
+    g_assert_true(g_file_set_contents(fstab, "proc /proc proc defaults 0 0\n", -1, NULL));
+    GStatBuf st; /* GLib reads the table again when its mtime (in seconds) changes */
+    g_assert_cmpint(g_stat(fstab, &st), ==, 0);
+    struct utimbuf later = { .actime = st.st_mtime + 5, .modtime = st.st_mtime + 5 };
+    g_assert_cmpint(g_utime(fstab, &later), ==, 0);
+    g_assert_null(hearth_models_unmounted_drive(models));
+    g_assert_true(hearth_models_ensure_dir(models, &error));
+    g_assert_no_error(error);
+    g_assert_true(g_file_test(models, G_FILE_TEST_IS_DIR));
+    g_unsetenv("LIBMOUNT_FSTAB");
+
+    g_free(src);
+    g_free(beside);
+    g_free(table);
+    g_free(fstab);
+    g_free(models);
+    g_free(mnt);
+    hearth_models_remove_tree(dir, NULL);
+    g_free(dir);
+}
+
 /* A child that makes a work folder with a file in it, says where on the pipe, and waits to be killed. */
 static pid_t
 work_child(const char *parent, const char *prefix, char *path, size_t path_size)
@@ -840,6 +910,7 @@ main(int argc, char **argv)
     g_test_add_func("/models/import-symlinks", test_import_symlinks);
     g_test_add_func("/models/work-sweep", test_work_sweep);
     g_test_add_func("/models/ensure-dir", test_ensure_dir);
+    g_test_add_func("/models/unmounted-drive", test_unmounted_drive);
     g_test_add_func("/models/import-no-space", test_import_no_space);
     g_test_add_func("/models/recommended", test_recommended);
     return g_test_run();

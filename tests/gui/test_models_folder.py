@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """A models folder chosen in Preferences on a drive that is not connected: the window says the folder is
 not there (the banner), and nothing makes it (a download or an import there would fill the disk the
-drive's mount point is on); a download asked for from the Models window fails with that reason. Once the
-folder is back with a model in it (the drive connected), the Models window's closing scans it again and
+drive's mount point is on); a download asked for from the Models window fails with that reason. The same
+when the drive's mount point is there, empty, and the file system table names it (an fstab drive that is
+not mounted; the table is the test's own, $LIBMOUNT_FSTAB). Once the folder is back with a model in it
+(the drive connected; here the table no longer names it), the Models window's closing scans it again and
 the model loads.
 
 Usage: test_models_folder.py HEARTH_BINARY   (run through run-gui-test.sh)
@@ -14,6 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hearthgui import fail, finish, labels, models_download, shot, start, stop, stories_model, wait_for  # noqa: E402
+from dogtail import rawinput  # noqa: E402
 
 binary = sys.argv[1]
 src = stories_model()
@@ -26,6 +29,10 @@ with open(keyfile, "w") as f:
     f.write(f"[io/github/hearthchat/Hearth]\nmodels-folder='{folder}'\n")
 # no network: the download must fail on the folder before it asks the hub anything
 os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
+fstab = os.path.join(os.environ["XDG_CONFIG_HOME"], "fstab")
+with open(fstab, "w") as f:
+    f.write(f"UUID=0a1b2c3d {drive} ext4 defaults,nofail 0 2\n")
+os.environ["LIBMOUNT_FSTAB"] = fstab
 
 proc, app = start([binary])
 try:
@@ -42,7 +49,27 @@ try:
     if os.path.exists(drive):
         fail(f"{drive} was made: {list(os.walk(drive))}")
 
+    # The mount point is there, empty: the drive is still not mounted, and a download still fails.
+    os.makedirs(drive)
+    entry = win.findChild(lambda n: n.roleName == "text" and "Repository" in (n.name or ""), retry=False)
+    entry.click()
+    time.sleep(0.3)
+    rawinput.keyCombo("<Control>a")
+    rawinput.typeText("owner/other")
+    wait_for(lambda: win.findChild(lambda n: n.roleName == "push button" and n.name == "Download", retry=False),
+             10, "the Download button").click()
+    why = wait_for(lambda: [t for t in labels(win) if "not mounted" in t], 20,
+                   "the download's error saying the drive is not mounted")
+    shot("models-folder-unmounted")
+    time.sleep(1)
+    if os.listdir(drive):
+        fail(f"something was made on the empty mount point: {list(os.walk(drive))}")
+
     # The drive is connected, with a model on it; closing the Models window scans the folder again.
+    with open(fstab, "w") as f:
+        f.write("")
+    later = os.stat(fstab).st_mtime + 5  # GLib reads the table again when its mtime changes
+    os.utime(fstab, (later, later))
     os.makedirs(folder)
     shutil.copytree(src, os.path.join(folder, "stories260K"))
     win.findChild(lambda n: n.roleName == "push button" and n.name == "Close", retry=False).click()
