@@ -6,8 +6,11 @@
  * dropped connections, a server that ignores Range, 503s, a stalled
  * transfer, a gated repo, a wrong checksum in the listing.
  */
+#include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -19,6 +22,23 @@
 
 #include "hearth-hub.h"
 #include "hearth-models.h"
+
+/* Set by a test: the rename of acme/tiny's finished download folder into its place fails (EIO), as it may on a disk that
+ * goes away. This program's rename() comes first for GLib's g_rename; every other rename goes through. */
+static gboolean fail_install_rename;
+
+int
+rename(const char *from, const char *to)
+{
+    static int (*real)(const char *, const char *);
+    if (!real)
+        real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+    if (fail_install_rename && g_str_has_suffix(from, "/.partial/acme--tiny")) {
+        errno = EIO;
+        return -1;
+    }
+    return real(from, to);
+}
 
 #define REPO "acme/tiny"
 #define GATED_REPO "acme/gated"
@@ -817,6 +837,22 @@ test_download(void)
     listing = list_dir(wroot);
     g_assert_cmpstr(listing, ==, ""); /* the old copy is gone too */
     g_free(listing);
+
+    /* a replace whose new copy cannot take the old one's place puts the old one back, and leaves no work */
+    char *mark = g_build_filename(again, "the-old-one", NULL);
+    g_assert_true(g_file_set_contents(mark, "", 0, NULL));
+    fail_install_rename = TRUE;
+    char *third = hearth_hub_download(REPO, &o, NULL, &error);
+    fail_install_rename = FALSE;
+    g_assert_error(error, HEARTH_HUB_ERROR, HEARTH_HUB_ERROR_IO);
+    g_assert_null(third);
+    g_clear_error(&error);
+    g_assert_true(g_file_test(mark, G_FILE_TEST_IS_REGULAR));
+    check_model_dir(again);
+    listing = list_dir(wroot);
+    g_assert_cmpstr(listing, ==, "");
+    g_free(listing);
+    g_free(mark);
     g_free(wroot);
 
     g_free(proot);
