@@ -23,8 +23,9 @@
 #include "hearth-hub.h"
 #include "hearth-models.h"
 
-/* Set by a test: the rename of acme/tiny's finished download folder into its place fails (EIO), as it may on a disk that
- * goes away. This program's rename() comes first for GLib's g_rename; every other rename goes through. */
+/* Set by a test: the rename of acme/tiny's finished download folder into its place fails (EIO), as it may on
+ * a disk that goes away. This program's rename() comes first for GLib's g_rename; every other rename goes
+ * through. */
 static gboolean fail_install_rename;
 
 int
