@@ -4,10 +4,15 @@ tests/full-disk.c (hearth-full-disk), whose writes to the database fail with ENO
 exists. At the start the disk is full: the database cannot be made, and the banner says so; with space
 again, Send opens it, and stories260K replies; then, with the disk full, a message is sent: the banner says the disk
 is full and that the message is still in the box, and the database is unchanged. With space again,
-Enter sends the same text (it was kept), and the reply is stored. (A reply whose end the disk refuses
-is kept and written later: /store/full-disk checks it; stories260K replies too fast to catch here.
-AT-SPI's "showing" is not reliable in GTK 4.8, so the banner going away is seen in the screenshot
-full-disk-after, not asserted.)
+Enter sends the same text (it was kept), and the reply is stored.
+
+Then a reply whose end the disk refuses: replies are greedy (temperature 0), so a new window on a new
+database, sent the same first message, writes the same first reply; the disk fills at the write that holds
+that reply's end ($HEARTH_FULL_DISK_ARM; stories260K replies too fast to time it from here). The banner says
+the reply is not saved yet, the database holds it unfinished; with space again, the window's retry (every
+two seconds) writes it whole while the window stays open.
+(AT-SPI's "showing" is not reliable in GTK 4.8, so a banner going away is seen in the screenshots
+full-disk-after and full-disk-reply-saved, not asserted.)
 
 Usage: test_full_disk.py HEARTH_FULL_DISK_BINARY   (run through run-gui-test.sh)
 SKIPs (77) when $HEARTH_ASSETS/models/stories260K is absent."""
@@ -28,6 +33,10 @@ full = os.path.join(os.environ["XDG_DATA_HOME"], "the-disk-is-full")
 os.environ["HEARTH_DB"] = db
 os.environ["HEARTH_FULL_DISK_WHEN"] = full
 os.environ["HEARTH_FULL_DISK_PATH"] = db
+keyfile = os.path.join(os.environ["XDG_CONFIG_HOME"], "glib-2.0", "settings", "keyfile")
+os.makedirs(os.path.dirname(keyfile), exist_ok=True)
+with open(keyfile, "w") as f:
+    f.write("[io/github/hearthchat/Hearth]\ntemperature=0.0\n")
 
 
 def rows():
@@ -94,6 +103,44 @@ try:
     if users != ["Once upon a time", "The cat sat"]:
         fail(f"the kept message was not the one sent: {users}")
     shot("full-disk-after")
+    first_reply = complete_replies()[0][2]
+finally:
+    stop(proc)
+
+# A reply whose end the disk refuses, on a new database: kept, and written by the retry once there is space.
+tail = first_reply[-24:]
+if len(tail.strip()) < 8 or tail in "Once upon a time":
+    fail(f"the first reply is too short to recognise its end: {first_reply!r}")
+    finish("full disk")
+db = os.path.join(os.environ["XDG_DATA_HOME"], "hearth-test-2.db")
+os.environ["HEARTH_DB"] = os.environ["HEARTH_FULL_DISK_PATH"] = db
+os.environ["HEARTH_FULL_DISK_ARM"] = tail
+proc, app = start([binary, "--model", model])
+try:
+    frame = app.child(roleName="frame")
+    composer = wait_for(lambda: frame.child(name="Message", roleName="text"), 30, "the composer")
+    send = wait_for(lambda: frame.child(name="Send", roleName="push button"), 30, "the Send button")
+    wait_for(lambda: send.sensitive, 60, "the model to load")
+    composer.click()
+    time.sleep(0.3)
+    rawinput.typeText("Once upon a time")
+    rawinput.pressKey("Return")
+    wait_for(lambda: os.path.exists(full), 60, "the disk to fill at the reply's end")
+    said = wait_for(lambda: [t for t in banner(frame) if "not saved yet" in t], 10,
+                    "the banner saying the reply is not saved yet")
+    shot("full-disk-reply-kept")
+    time.sleep(2.5)  # a retry or more, on a disk still full
+    replies = [r for r in rows() if r[0] == "assistant"]
+    if len(replies) != 1 or replies[0][1] == "complete":
+        fail(f"the database took the reply's end on a full disk: {replies}")
+    if not any(tail in lab for lab in labels(frame)):
+        fail("the reply is not on screen")
+    os.unlink(full)
+    wait_for(lambda: complete_replies(), 10, "the retry to write the reply whole")
+    saved = complete_replies()
+    if saved and saved[0][2] != first_reply:
+        fail(f"the reply written is not the one shown: {saved[0][2]!r} against {first_reply!r}")
+    shot("full-disk-reply-saved")
 finally:
     stop(proc)
 
