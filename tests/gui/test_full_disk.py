@@ -56,16 +56,22 @@ def complete_replies():
     return [r for r in rows() if r[0] == "assistant" and r[1] == "complete"]
 
 
+def loaded_window(app):
+    """The main window, its composer and Send button, once the model has loaded."""
+    frame = app.child(roleName="frame")
+    composer = wait_for(lambda: frame.child(name="Message", roleName="text"), 30, "the composer")
+    send = wait_for(lambda: frame.child(name="Send", roleName="push button"), 30, "the Send button")
+    wait_for(lambda: send.sensitive, 60, "the model to load")
+    return frame, composer, send
+
+
 # The disk is full from the start: the database cannot be made. The banner says so; once there is space,
 # Send opens it and sends.
 os.makedirs(os.environ["XDG_DATA_HOME"], exist_ok=True)
 open(full, "w").close()
 proc, app = start([binary, "--model", model])
 try:
-    frame = app.child(roleName="frame")
-    composer = wait_for(lambda: frame.child(name="Message", roleName="text"), 30, "the composer")
-    send = wait_for(lambda: frame.child(name="Send", roleName="push button"), 30, "the Send button")
-    wait_for(lambda: send.sensitive, 60, "the model to load")
+    frame, composer, send = loaded_window(app)
     said = wait_for(lambda: banner(frame), 10, "the banner saying the conversations could not be opened")
     if said and not any("could not be opened" in t for t in said):
         fail(f"the banner does not say the conversations could not be opened: {said}")
@@ -117,10 +123,7 @@ os.environ["HEARTH_DB"] = os.environ["HEARTH_FULL_DISK_PATH"] = db
 os.environ["HEARTH_FULL_DISK_ARM"] = tail
 proc, app = start([binary, "--model", model])
 try:
-    frame = app.child(roleName="frame")
-    composer = wait_for(lambda: frame.child(name="Message", roleName="text"), 30, "the composer")
-    send = wait_for(lambda: frame.child(name="Send", roleName="push button"), 30, "the Send button")
-    wait_for(lambda: send.sensitive, 60, "the model to load")
+    frame, composer, send = loaded_window(app)
     composer.click()
     time.sleep(0.3)
     rawinput.typeText("Once upon a time")
