@@ -194,6 +194,9 @@ struct _HearthWindow {
     GtkLabel *banner_detail_label;
     GtkStack *main_stack;
     AdwStatusPage *empty_page;
+    GtkFlowBox *suggestions;       /* the start page's example messages, one click into the composer */
+    GtkWidget *small_model_note;   /* the start page's word on a tiny model (the starter), with a way to a larger */
+    GtkLabel *small_model_label;
     HearthGetModel *get_model;     /* the first page while no model is installed */
     GtkProgressBar *load_progress;
     GtkStack *chat_stack;
@@ -1168,6 +1171,71 @@ picker_after_failure(HearthWindow *self, const char *failed)
     self->updating_picker = FALSE;
 }
 
+
+/* A model this small (the starter model) answers quickly and is often wrong: the start page says so and
+ * offers the Models window, whose recommended models each say whether they fit this computer. */
+#define SMALL_MODEL_PARAMS 300000000ull
+
+static void
+update_small_model_note(HearthWindow *self, const char *dir)
+{
+    g_autoptr(HearthModelInfo) info = dir ? hearth_model_info_load(dir, NULL) : NULL;
+    const gboolean small = info && info->n_params > 0 && info->n_params < SMALL_MODEL_PARAMS;
+    if (small) {
+        g_autofree char *name = model_display_name(dir);
+        g_autofree char *text = g_strdup_printf(_("“%s” is a small model: it answers quickly, but often wrongly. "
+                                                  "A larger model gives better answers, if this computer has "
+                                                  "the memory for it."),
+                                                name);
+        gtk_label_set_text(self->small_model_label, text);
+    }
+    gtk_widget_set_visible(self->small_model_note, small);
+}
+
+/* The start page's suggestions: a click puts the message in the composer, to send or change. */
+typedef struct {
+    const char *label; /* the button's */
+    const char *text;  /* what goes into the composer */
+} Suggestion;
+
+static const Suggestion suggestions[] = {
+    { N_("Explain how a rainbow forms"), N_("Explain how a rainbow forms, in a few sentences.") },
+    { N_("Write a palindrome check in Python"),
+      N_("Write a Python function that tells whether a word is a palindrome.") },
+    { N_("Name a small bakery"), N_("Suggest three names for a small bakery in an old town.") },
+    { N_("Summarize a text"), N_("Summarize this text in three sentences:\n\n") },
+};
+
+static void
+on_suggestion_clicked(GtkButton *button, HearthWindow *self)
+{
+    const Suggestion *sg = g_object_get_data(G_OBJECT(button), "suggestion");
+    GtkTextBuffer *buf = gtk_text_view_get_buffer(self->composer);
+    gtk_text_buffer_set_text(buf, _(sg->text), -1);
+    GtkTextIter end;
+    gtk_text_buffer_get_end_iter(buf, &end);
+    gtk_text_buffer_place_cursor(buf, &end);
+    gtk_widget_grab_focus(GTK_WIDGET(self->composer));
+}
+
+static void
+setup_suggestions(HearthWindow *self)
+{
+    for (guint i = 0; i < G_N_ELEMENTS(suggestions); i++) {
+        GtkWidget *button = gtk_button_new_with_label(_(suggestions[i].label));
+        GtkLabel *label = GTK_LABEL(gtk_button_get_child(GTK_BUTTON(button)));
+        gtk_label_set_wrap(label, TRUE);
+        gtk_label_set_justify(label, GTK_JUSTIFY_CENTER);
+        gtk_widget_add_css_class(button, "suggestion");
+        g_autofree char *tip = g_strchomp(g_strdup(_(suggestions[i].text)));
+        gtk_widget_set_tooltip_text(button, tip);
+        g_object_set_data(G_OBJECT(button), "suggestion", (gpointer)&suggestions[i]);
+        g_signal_connect(button, "clicked", G_CALLBACK(on_suggestion_clicked), self);
+        gtk_flow_box_append(self->suggestions, button);
+        gtk_widget_set_focusable(gtk_widget_get_parent(button), FALSE); /* the button takes the focus, not its box */
+    }
+}
+
 static void
 on_load_finished(HearthEngine *engine, gboolean ok, const char *message, HearthWindow *self)
 {
@@ -1209,6 +1277,7 @@ on_load_finished(HearthEngine *engine, gboolean ok, const char *message, HearthW
     sync_picker(self);
     if (ok)
         remember_model(self, hearth_engine_get_model_dir(engine));
+    update_small_model_note(self, ok ? hearth_engine_get_model_dir(engine) : NULL);
     update_send_state(self);
     if (ok)
         gtk_widget_grab_focus(GTK_WIDGET(self->composer));
@@ -2100,7 +2169,7 @@ hearth_window_class_init(HearthWindowClass *klass)
     BIND(search_entry); BIND(sidebar_stack); BIND(no_results_page); BIND(conversation_list); BIND(back_button); BIND(model_picker);
     BIND(settings_button); BIND(system_prompt_view); BIND(temperature_spin); BIND(top_p_spin);
     BIND(max_tokens_spin); BIND(banner); BIND(banner_label); BIND(banner_details); BIND(banner_detail_label);
-    BIND(main_stack); BIND(empty_page);
+    BIND(main_stack); BIND(empty_page); BIND(suggestions); BIND(small_model_note); BIND(small_model_label);
     BIND(load_progress); BIND(chat_stack); BIND(message_scroller); BIND(message_list); BIND(composer);
     BIND(composer_placeholder); BIND(send_stack); BIND(status_label);
 #undef BIND
@@ -2139,6 +2208,7 @@ hearth_window_init(HearthWindow *self)
     gtk_widget_init_template(GTK_WIDGET(self));
     hearth_a11y_fix_mnemonic_buttons(GTK_WIDGET(self));
 
+    setup_suggestions(self);
     self->messages = g_list_store_new(HEARTH_TYPE_MESSAGE);
     self->conversations = g_list_store_new(HEARTH_TYPE_CONVERSATION_ITEM);
     self->model_names = gtk_string_list_new(NULL);
