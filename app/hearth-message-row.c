@@ -1,6 +1,7 @@
 #include "hearth-message-row.h"
 
 #include <glib/gi18n.h>
+#include <string.h>
 
 #include "hearth-markdown.h"
 
@@ -24,14 +25,38 @@ struct _HearthMessageRow {
 
 G_DEFINE_FINAL_TYPE(HearthMessageRow, hearth_message_row, GTK_TYPE_WIDGET)
 
+/* a line that opens a Markdown code fence (```, ~~~) */
+static gboolean
+has_code_fence(const char *text)
+{
+    for (const char *line = text; line && *line;) {
+        const char *p = line;
+        while (*p == ' ' && p - line < 4)
+            p++;
+        if (g_str_has_prefix(p, "```") || g_str_has_prefix(p, "~~~"))
+            return TRUE;
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    return FALSE;
+}
+
+/* Replies are Markdown; the user's own text is shown as typed, unless it holds code (an attached file, a
+ * pasted fence): then it is rendered too, its code highlighted with a Copy button. */
 static void
 update_content(HearthMessageRow *self)
 {
     const char *text = hearth_message_get_content(self->message);
     gboolean assistant = g_strcmp0(hearth_message_get_role(self->message), "assistant") == 0;
-    if (assistant) {
+    gboolean markdown = assistant || has_code_fence(text);
+    gtk_widget_set_visible(GTK_WIDGET(self->user_text), !markdown);
+    gtk_widget_set_visible(self->markdown, markdown);
+    if (markdown) {
         hearth_markdown_view_set_text(HEARTH_MARKDOWN_VIEW(self->markdown), text);
+        gtk_label_set_text(self->user_text, "");
     } else {
+        hearth_markdown_view_set_text(HEARTH_MARKDOWN_VIEW(self->markdown), "");
         gtk_label_set_text(self->user_text, text);
     }
     gtk_accessible_update_property(GTK_ACCESSIBLE(self), GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, text, -1);
@@ -152,8 +177,6 @@ hearth_message_row_bind(HearthMessageRow *self, HearthMessage *message)
     gtk_label_set_text(self->role_label, role_name);
     /* Screen readers: the row is named for who wrote it; its description is the text. */
     gtk_accessible_update_property(GTK_ACCESSIBLE(self), GTK_ACCESSIBLE_PROPERTY_LABEL, role_name, -1);
-    gtk_widget_set_visible(GTK_WIDGET(self->user_text), !assistant);
-    gtk_widget_set_visible(self->markdown, assistant);
     if (assistant) {
         gtk_widget_remove_css_class(self->box, "user-message");
         gtk_widget_add_css_class(self->box, "assistant-message");

@@ -2019,11 +2019,52 @@ hearth_store_export_json(HearthStore *store, gint64 conversation_id, GError **er
 
 /* --- titles --------------------------------------------------------------- */
 
+/* the number of backticks a line opens with, when they make a fence (three or more) */
+static size_t
+fence_run(const char *line)
+{
+    while (*line == ' ')
+        line++;
+    size_t n = strspn(line, "`");
+    return n >= 3 ? n : 0;
+}
+
+/* The first non-blank line outside code fences that is not a file's "name:" line before a fence; NULL when
+ * there is none. */
+static char *
+title_line(const char *text)
+{
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    size_t open = 0; /* the open fence's backticks; 0 outside */
+    for (guint i = 0; lines[i]; i++) {
+        size_t run = fence_run(lines[i]);
+        if (open) {
+            if (run >= open && lines[i][strspn(lines[i], " `")] == '\0')
+                open = 0;
+            continue;
+        }
+        if (run) {
+            open = run;
+            continue;
+        }
+        g_autofree char *trimmed = g_strstrip(g_strdup(lines[i]));
+        if (!*trimmed)
+            continue;
+        if (g_str_has_suffix(trimmed, ":") && lines[i + 1] && fence_run(lines[i + 1]))
+            continue;
+        return g_steal_pointer(&trimmed);
+    }
+    return NULL;
+}
+
 char *
 hearth_store_title_from_text(const char *text)
 {
     if (!text || !g_utf8_validate(text, -1, NULL))
         return g_strdup("");
+    g_autofree char *outside = title_line(text);
+    if (outside)
+        text = outside;
     /* First line with something on it, whitespace and controls collapsed. */
     GString *line = g_string_new(NULL);
     for (const char *p = text; *p; p = g_utf8_next_char(p)) {

@@ -309,7 +309,10 @@ char *hearth_store_export_json(HearthStore *store, gint64 conversation_id, GErro
 
 /* A title from message text: first non-blank line, whitespace collapsed,
  * trimmed, at most 50 characters (cut at a word boundary when one is near,
- * then "…"). Never NULL; "" for blank text. */
+ * then "…"). Lines inside Markdown code fences, and a "name:" line just before
+ * a fence (an attached file), are passed over when the text has a line
+ * outside them (the question asked about the file). Never NULL; "" for blank
+ * text. */
 char *hearth_store_title_from_text(const char *text);
 
 /* The SQL that brings a database from schema version `version - 1` to

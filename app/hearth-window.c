@@ -6,10 +6,12 @@
 #include <glib/gstdio.h>
 
 #include <glib/gi18n.h>
+#include <gtksourceview/gtksource.h>
 #include <string.h>
 
 #include "gguf-model.h"
 #include "hearth-a11y.h"
+#include "hearth-attach.h"
 #include "hearth-engine.h"
 #include "hearth-get-model.h"
 #include "hearth-load-error.h"
@@ -197,6 +199,7 @@ struct _HearthWindow {
     GtkFlowBox *suggestions;       /* the start page's example messages, one click into the composer */
     GtkWidget *small_model_note;   /* the start page's word on a tiny model (the starter), with a way to a larger */
     GtkLabel *small_model_label;
+    GCancellable *attach_cancel;   /* files being read to attach; cancelled when the window goes */
     HearthGetModel *get_model;     /* the first page while no model is installed */
     GtkProgressBar *load_progress;
     GtkStack *chat_stack;
@@ -394,6 +397,7 @@ update_composer(HearthWindow *self)
     GtkTextBuffer *buf = gtk_text_view_get_buffer(self->composer);
     gtk_widget_set_visible(GTK_WIDGET(self->composer_placeholder), gtk_text_buffer_get_char_count(buf) == 0);
     gtk_widget_set_sensitive(GTK_WIDGET(self->composer), st != HEARTH_ENGINE_EMPTY);
+    gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.attach-file", st != HEARTH_ENGINE_EMPTY);
     gtk_widget_set_tooltip_text(GTK_WIDGET(self->composer),
                                 st == HEARTH_ENGINE_EMPTY ? _("Choose a model in the picker above, or open a model "
                                                               "folder, to reply")
@@ -1734,6 +1738,101 @@ export_conversation_activated(GtkWidget *widget, const char *name, GVariant *par
     export_conversation(HEARTH_WINDOW(widget), id, format);
 }
 
+/* ---- attaching text files ------------------------------------------------------- */
+
+/* Each file read goes into the composer at the cursor, as its name and a code fence; what cannot be attached
+ * says why in a toast. */
+static void
+attach_done(GObject *source, GAsyncResult *result, gpointer data)
+{
+    g_autoptr(HearthWindow) self = data;
+    g_autoptr(GPtrArray) read = hearth_attach_read_finish(result, NULL);
+    if (!read) /* cancelled: the window is gone */
+        return;
+    GtkTextBuffer *buf = gtk_text_view_get_buffer(self->composer);
+    GtkSourceLanguageManager *lm = gtk_source_language_manager_get_default();
+    gboolean any = FALSE;
+    gtk_text_buffer_begin_user_action(buf);
+    for (guint i = 0; i < read->len; i++) {
+        const HearthAttachment *a = read->pdata[i];
+        if (a->error) {
+            toast(self, a->error->message);
+            continue;
+        }
+        g_autofree char *type = g_content_type_guess(a->name, (const guchar *)a->text, MIN(strlen(a->text), 4096),
+                                                     NULL);
+        GtkSourceLanguage *lang = gtk_source_language_manager_guess_language(lm, a->name, type);
+        g_autofree char *block = hearth_attach_format(a->name, a->text, lang ? gtk_source_language_get_id(lang) : NULL);
+        GtkTextIter at;
+        gtk_text_buffer_get_iter_at_mark(buf, &at, gtk_text_buffer_get_insert(buf));
+        if (!gtk_text_iter_is_start(&at)) { /* a block starts on a line of its own, after a blank one */
+            GtkTextIter before = at;
+            gtk_text_iter_backward_char(&before);
+            gtk_text_buffer_insert(buf, &at, gtk_text_iter_get_char(&before) == '\n' ? "\n" : "\n\n", -1);
+        }
+        gtk_text_buffer_insert(buf, &at, block, -1);
+        gtk_text_buffer_place_cursor(buf, &at);
+        any = TRUE;
+    }
+    gtk_text_buffer_end_user_action(buf);
+    if (any) {
+        gtk_widget_grab_focus(GTK_WIDGET(self->composer));
+        gtk_text_view_scroll_mark_onscreen(self->composer, gtk_text_buffer_get_insert(buf));
+    }
+}
+
+static void
+attach_files(HearthWindow *self, GFile *const *files, guint n)
+{
+    if (n > 0)
+        hearth_attach_read_async(files, n, self->attach_cancel, attach_done, g_object_ref(self));
+}
+
+static void
+attach_response(GtkNativeDialog *dialog, int response, HearthWindow *self)
+{
+    if (response == GTK_RESPONSE_ACCEPT) {
+        g_autoptr(GListModel) chosen = gtk_file_chooser_get_files(GTK_FILE_CHOOSER(dialog));
+        g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func(g_object_unref);
+        for (guint i = 0; i < g_list_model_get_n_items(chosen); i++)
+            g_ptr_array_add(files, g_list_model_get_item(chosen, i));
+        attach_files(self, (GFile *const *)files->pdata, files->len);
+    }
+    g_object_unref(dialog);
+}
+
+static void
+attach_file_activated(GtkWidget *widget, const char *name, GVariant *param)
+{
+    HearthWindow *self = HEARTH_WINDOW(widget);
+    GtkFileChooserNative *fc = gtk_file_chooser_native_new(_("Attach Text Files"), GTK_WINDOW(self),
+                                                           GTK_FILE_CHOOSER_ACTION_OPEN, _("_Attach"), _("_Cancel"));
+    gtk_file_chooser_set_select_multiple(GTK_FILE_CHOOSER(fc), TRUE);
+    g_autoptr(GtkFileFilter) text = gtk_file_filter_new();
+    gtk_file_filter_set_name(text, _("Text Files"));
+    gtk_file_filter_add_mime_type(text, "text/*");
+    gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(fc), text);
+    g_autoptr(GtkFileFilter) all = gtk_file_filter_new();
+    gtk_file_filter_set_name(all, _("All Files"));
+    gtk_file_filter_add_pattern(all, "*");
+    gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(fc), all);
+    g_signal_connect(fc, "response", G_CALLBACK(attach_response), self);
+    gtk_native_dialog_show(GTK_NATIVE_DIALOG(fc));
+}
+
+/* Files dropped on the chat are attached, while there is a model to write to. */
+static gboolean
+on_files_dropped(GtkDropTarget *target, const GValue *value, double x, double y, HearthWindow *self)
+{
+    if (!G_VALUE_HOLDS(value, GDK_TYPE_FILE_LIST) || !gtk_widget_is_sensitive(GTK_WIDGET(self->composer)))
+        return FALSE;
+    g_autoptr(GPtrArray) files = g_ptr_array_new();
+    for (GSList *l = g_value_get_boxed(value); l; l = l->next)
+        g_ptr_array_add(files, l->data);
+    attach_files(self, (GFile *const *)files->pdata, files->len);
+    return files->len > 0;
+}
+
 static void
 open_model_response(GtkNativeDialog *dialog, int response, HearthWindow *self)
 {
@@ -2103,6 +2202,9 @@ hearth_window_dispose(GObject *object)
     g_clear_handle_id(&self->unsaved_timeout, g_source_remove); /* closing the store tries a last time */
     g_clear_handle_id(&self->highlight_timeout, g_source_remove);
     g_clear_object(&self->highlighted);
+    if (self->attach_cancel)
+        g_cancellable_cancel(self->attach_cancel);
+    g_clear_object(&self->attach_cancel);
     if (self->scroll_tick && self->message_list)
         gtk_widget_remove_tick_callback(GTK_WIDGET(self->message_list), self->scroll_tick);
     self->scroll_tick = 0;
@@ -2190,6 +2292,7 @@ hearth_window_class_init(HearthWindowClass *klass)
     gtk_widget_class_install_action(widget_class, "win.rename-conversation-id", "x", rename_conversation_activated);
     gtk_widget_class_install_action(widget_class, "win.export-conversation", "(xs)", export_conversation_activated);
     gtk_widget_class_install_action(widget_class, "win.open-model", NULL, open_model_activated);
+    gtk_widget_class_install_action(widget_class, "win.attach-file", NULL, attach_file_activated);
     gtk_widget_class_install_action(widget_class, "win.quantize-model", NULL, quantize_model_activated);
     gtk_widget_class_install_action(widget_class, "win.manage-models", NULL, manage_models_activated);
     gtk_widget_class_install_action(widget_class, "win.dismiss-banner", NULL, dismiss_banner_activated);
@@ -2209,6 +2312,10 @@ hearth_window_init(HearthWindow *self)
     hearth_a11y_fix_mnemonic_buttons(GTK_WIDGET(self));
 
     setup_suggestions(self);
+    self->attach_cancel = g_cancellable_new();
+    GtkDropTarget *drop = gtk_drop_target_new(GDK_TYPE_FILE_LIST, GDK_ACTION_COPY);
+    g_signal_connect(drop, "drop", G_CALLBACK(on_files_dropped), self);
+    gtk_widget_add_controller(self->content, GTK_EVENT_CONTROLLER(drop));
     self->messages = g_list_store_new(HEARTH_TYPE_MESSAGE);
     self->conversations = g_list_store_new(HEARTH_TYPE_CONVERSATION_ITEM);
     self->model_names = gtk_string_list_new(NULL);

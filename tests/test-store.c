@@ -280,6 +280,16 @@ test_titles(void)
           "How do I write a function in C that reverses a…" },
         { "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…" },
+        /* an attached file, then the question: the question */
+        { "reverse.py:\n```python\ndef reverse(s):\n    return s[::-1]\n```\nWhat does this do?", "What does this do?" },
+        /* a fence with a longer one inside it, a question after */
+        { "notes.md:\n````markdown\n```c\nint x;\n```\nMore notes\n````\n\n  Summarize it.  ", "Summarize it." },
+        /* a question before the code */
+        { "Why does this fail?\n```\nsegfault\n```", "Why does this fail?" },
+        /* only a file: its first line, as before */
+        { "reverse.py:\n```python\ndef reverse(s):\n```\n", "reverse.py:" },
+        /* a colon line not before a fence is the title */
+        { "Question:\nwhat is 2+2?", "Question:" },
         { "日本語の文章はとても長いのでタイトルに収まらないことがあります。それを確認するためのテストです。以上。",
           "日本語の文章はとても長いのでタイトルに収まらないことがあります。それを確認するためのテストです。以…" },
     };

@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+"""Attaching text files to a message: the composer's Attach button opens a file chooser; a text file chosen
+there goes into the composer as its name and its text in a code fence, a Python file's fence named
+"python"; the message sent and stored is that text with the question typed after it, shown with the
+code highlighted, and the conversation takes the question as its title. A binary file is
+refused with a toast that names it, and the composer keeps what it had. (Dropping files on the chat takes
+the same path after the drop; Xvfb and AT-SPI cannot drag.)
+
+Usage: test_attach.py HEARTH_BINARY   (run through run-gui-test.sh)
+SKIPs (77) when $HEARTH_ASSETS/models/stories260K is absent."""
+import os
+import sqlite3
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hearthgui import db_messages, fail, finish, labels, shot, start, stop, stories_model, toplevel, wait_for  # noqa: E402
+from dogtail import rawinput  # noqa: E402
+
+binary = sys.argv[1]
+model = stories_model()
+db = os.path.join(os.environ["XDG_DATA_HOME"], "hearth-test.db")
+os.environ["HEARTH_DB"] = db
+os.environ["GTK_USE_PORTAL"] = "0"
+# short replies: no "context is full" toast over the composer's buttons
+keyfile = os.path.join(os.environ["XDG_CONFIG_HOME"], "glib-2.0", "settings", "keyfile")
+os.makedirs(os.path.dirname(keyfile), exist_ok=True)
+with open(keyfile, "w") as f:
+    f.write("[io/github/hearthchat/Hearth]\nmax-new-tokens=16\n")
+files = os.path.join(os.environ["XDG_DATA_HOME"], "files")
+os.makedirs(files)
+code = os.path.join(files, "reverse.py")
+with open(code, "w") as f:
+    f.write("def reverse(s):\n    return s[::-1]\n")
+binary_file = os.path.join(files, "photo.jpg")
+with open(binary_file, "wb") as f:
+    f.write(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01")
+ATTACHED = "reverse.py:\n```python\ndef reverse(s):\n    return s[::-1]\n```\n"
+
+
+def choose(app, main, path):
+    """The Attach button, then the file typed into the chooser's location."""
+    main.child(name="Attach Text Files", roleName="push button").click()
+    toplevel(app, "Attach Text Files")
+    time.sleep(0.5)
+    rawinput.keyCombo("<Control>l")
+    time.sleep(0.3)
+    rawinput.typeText(path)
+    time.sleep(0.3)
+    rawinput.pressKey("Return")
+
+
+proc, app = start([binary, "--model", model])
+try:
+    main = app.child(roleName="frame")
+    send = wait_for(lambda: main.child(name="Send", roleName="push button"), 30, "the Send button")
+    wait_for(lambda: send.sensitive, 60, "the model to load")
+    composer = main.child(name="Message", roleName="text")
+
+    choose(app, main, code)
+    wait_for(lambda: composer.text == ATTACHED, 10, "the file in the composer")
+    shot("attach-file")
+    rawinput.typeText("What does this do?")
+    rawinput.pressKey("Return")
+    wait_for(lambda: [r for r in db_messages(db) if r[0] == "assistant" and r[1] == "complete"], 60, "the reply")
+    # the user's message shows the file as highlighted code, the language named in its header
+    wait_for(lambda: [t for t in labels(main) if t == "Python"], 10, "the attached code shown as a Python block")
+    shot("attach-sent")
+    users = [r[2] for r in db_messages(db) if r[0] == "user"]
+    if users != [ATTACHED + "What does this do?"]:
+        fail(f"the message stored is not the file and the question: {users}")
+    # the conversation is named by the question, not by the file's name line
+    con = sqlite3.connect(db)
+    titles = [r[0] for r in con.execute("SELECT title FROM conversations")]
+    con.close()
+    if titles != ["What does this do?"]:
+        fail(f"the conversation's title is not the question: {titles}")
+
+    # A binary file: refused with its name, nothing put in.
+    composer.click()
+    time.sleep(0.3)
+    rawinput.typeText("keep me")
+    choose(app, main, binary_file)
+    wait_for(lambda: [t for t in labels(main) if "photo.jpg" in t and "not a text file" in t], 10,
+             "the toast refusing the binary file")
+    shot("attach-binary")
+    if composer.text != "keep me":
+        fail(f"the composer changed: {composer.text!r}")
+finally:
+    stop(proc)
+
+finish("attach")
