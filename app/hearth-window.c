@@ -1773,6 +1773,14 @@ attach_done(GObject *source, GAsyncResult *result, gpointer data)
         gtk_text_buffer_insert(buf, &at, block, -1);
         gtk_text_buffer_place_cursor(buf, &at);
         any = TRUE;
+        /* at least one token per five bytes in any language: this much cannot fit, and Send would say so */
+        const int ctx = hearth_engine_get_context_length(self->engine);
+        if (ctx > 0 && strlen(a->text) / 5 > (size_t)ctx) {
+            g_autofree char *text = g_strdup_printf(_("“%s” is longer than this model can read at once (%d "
+                                                      "tokens): shorten it before sending."),
+                                                    a->name, ctx);
+            toast(self, text);
+        }
     }
     gtk_text_buffer_end_user_action(buf);
     if (any) {

@@ -3,7 +3,8 @@
 there goes into the composer as its name and its text in a code fence, a Python file's fence named
 "python"; the message sent and stored is that text with the question typed after it, shown with the
 code highlighted, and the conversation takes the question as its title. A binary file is
-refused with a toast that names it, and the composer keeps what it had. (Dropping files on the chat takes
+refused with a toast that names it, and the composer keeps what it had. A text file longer than the model's
+context goes in after what was typed, with a toast that it will not fit as it is. (Dropping files on the chat takes
 the same path after the drop; Xvfb and AT-SPI cannot drag.)
 
 Usage: test_attach.py HEARTH_BINARY   (run through run-gui-test.sh)
@@ -35,12 +36,16 @@ with open(code, "w") as f:
 binary_file = os.path.join(files, "photo.jpg")
 with open(binary_file, "wb") as f:
     f.write(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01")
+long_file = os.path.join(files, "long.txt")
+with open(long_file, "w") as f:
+    f.write("Once upon a time there was a long story. " * 100)
 ATTACHED = "reverse.py:\n```python\ndef reverse(s):\n    return s[::-1]\n```\n"
 
 
 def choose(app, main, path):
     """The Attach button, then the file typed into the chooser's location."""
-    main.child(name="Attach Text Files", roleName="push button").click()
+    # the button's own action, not a click at its place: a toast may lie over it
+    main.child(name="Attach Text Files", roleName="push button").doActionNamed("click")
     toplevel(app, "Attach Text Files")
     time.sleep(0.5)
     rawinput.keyCombo("<Control>l")
@@ -86,6 +91,13 @@ try:
     shot("attach-binary")
     if composer.text != "keep me":
         fail(f"the composer changed: {composer.text!r}")
+
+    # A text longer than the model's context (stories260K: 512 tokens) goes in, with a word that it will not fit.
+    choose(app, main, long_file)
+    wait_for(lambda: [t for t in labels(main) if "long.txt" in t and "longer than this model can read" in t], 10,
+             "the toast saying the file is longer than the context")
+    if not composer.text.startswith("keep me\n\nlong.txt:\n```"):
+        fail(f"the long file is not in the composer after the text: {composer.text[:40]!r}")
 finally:
     stop(proc)
 
