@@ -2506,6 +2506,8 @@ hearth_window_new(HearthApplication *app)
     setup_get_model(self);
     open_store(self);
     reload_conversations(self);
+    if (g_list_model_get_n_items(G_LIST_MODEL(self->conversations)) == 0) /* folded, with nothing to list: the chat */
+        adw_leaflet_set_visible_child(self->leaflet, self->content);
     load_settings_widgets(self, NULL);
     sweep_models_folder(self);
     scan_models(self);

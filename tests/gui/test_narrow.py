@@ -2,11 +2,12 @@
 """The narrow layout (issue 21): GNOME's narrowest window is 360 px wide.
 With the saved size 360×640 the window opens 360 px wide (it used to grow to
 ~440: the model picker's name and the header buttons did not fit), folded:
-the conversation list first; opening a conversation (one with a code block)
-shows it alone with a back button, and the window stays 360 px wide (and
-the code block's Copy button is named "Copy code" once, not "Copy code
-Copy"); with stories260K a message and its reply fit too. Screenshots: narrow-list,
-narrow-code, narrow-chat.
+the conversation list first (but the chat when there is nothing to list, at a
+first start: typing at once sends); opening a conversation (one with a code
+block) shows it alone with a back button, and the window stays 360 px wide
+(and the code block's Copy button is named "Copy code" once, not "Copy code
+Copy"); with stories260K a message and its reply fit too. Screenshots:
+narrow-first-start, narrow-list, narrow-code, narrow-chat.
 
 Usage: test_narrow.py HEARTH_BINARY   (run through run-gui-test.sh)"""
 import os
@@ -14,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hearthgui import add_conversation, bad_button_names, fail, finish, labels, shot, start, stop, wait_for  # noqa: E402
+from hearthgui import add_conversation, bad_button_names, db_messages, fail, finish, labels, shot, start, stop, wait_for  # noqa: E402
 from dogtail import rawinput  # noqa: E402
 import pyatspi  # noqa: E402
 
@@ -28,6 +29,29 @@ settings = os.path.join(os.environ["XDG_CONFIG_HOME"], "glib-2.0", "settings")
 os.makedirs(settings, exist_ok=True)
 with open(os.path.join(settings, "keyfile"), "w", encoding="utf-8") as f:
     f.write(f"[io/github/hearthchat/Hearth]\nwindow-width={WIDTH}\nwindow-height=640\n")
+
+# A first start, nothing to list yet: the window opens on the chat, not on an empty list, and typing at once
+# (no click: the composer has the focus once the model is loaded) sends a message.
+if have_model:
+    first_db = os.path.join(os.environ["XDG_DATA_HOME"], "hearth-first.db")
+    os.environ["HEARTH_DB"] = first_db
+    proc, app = start([binary, "--model", model])
+    try:
+        main = app.child(roleName="frame")
+        send = wait_for(lambda: main.child(name="Send", roleName="push button"), 30, "the Send button")
+        wait_for(lambda: send.sensitive, 60, "the model to load")
+        time.sleep(0.5)
+        shot("narrow-first-start")
+        # AT-SPI's "showing" is not reliable in GTK 4.8; where the leaflet put the chat page is
+        if send.position[0] + send.size[0] > WIDTH:
+            fail(f"the chat page is not the one shown: its Send button is at x = {send.position[0]}")
+        rawinput.typeText("Once upon a time")
+        rawinput.pressKey("Return")
+        wait_for(lambda: [r for r in db_messages(first_db) if r[0] == "user"], 20,
+                 "the message typed at the first start, on the chat page")
+    finally:
+        stop(proc)
+    os.environ["HEARTH_DB"] = db
 
 proc, app = start([binary])
 try:
