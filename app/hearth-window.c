@@ -1283,7 +1283,8 @@ on_load_finished(HearthEngine *engine, gboolean ok, const char *message, HearthW
         remember_model(self, hearth_engine_get_model_dir(engine));
     update_small_model_note(self, ok ? hearth_engine_get_model_dir(engine) : NULL);
     update_send_state(self);
-    if (ok)
+    /* the composer takes the keys, when it is in sight (not behind the list of a folded window) */
+    if (ok && (!adw_leaflet_get_folded(self->leaflet) || adw_leaflet_get_visible_child(self->leaflet) == self->content))
         gtk_widget_grab_focus(GTK_WIDGET(self->composer));
 }
 

@@ -81,6 +81,12 @@ try:
         fail(f"the window is {width(main)} px wide, not {WIDTH}")
     back = main.child(name="Back to chats", roleName="push button")
     shot("narrow-list")
+    if have_model:  # keys typed on the list do not go into the composer out of sight
+        rawinput.typeText("unseen")
+        time.sleep(0.5)
+        composer = main.child(name="Message", roleName="text")
+        if composer.text:
+            fail(f"keys typed on the list went into the composer out of sight: {composer.text!r}")
 
     main.child(name="Code at 360 px", roleName="label").click()
     wait_for(lambda: any("range(1, 11)" in t for t in labels(main)) or
