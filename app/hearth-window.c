@@ -1829,17 +1829,30 @@ attach_file_activated(GtkWidget *widget, const char *name, GVariant *param)
     gtk_native_dialog_show(GTK_NATIVE_DIALOG(fc));
 }
 
-/* Files dropped on the chat are attached, while there is a model to write to. */
+/* Files dropped on the chat: a model (a Hugging Face folder, a .gguf file) is opened, as "Open a Model
+ * Folder…" would; text files are attached, while there is a model to write to. */
 static gboolean
 on_files_dropped(GtkDropTarget *target, const GValue *value, double x, double y, HearthWindow *self)
 {
-    if (!G_VALUE_HOLDS(value, GDK_TYPE_FILE_LIST) || !gtk_widget_is_sensitive(GTK_WIDGET(self->composer)))
+    if (!G_VALUE_HOLDS(value, GDK_TYPE_FILE_LIST))
         return FALSE;
     g_autoptr(GPtrArray) files = g_ptr_array_new();
-    for (GSList *l = g_value_get_boxed(value); l; l = l->next)
-        g_ptr_array_add(files, l->data);
-    attach_files(self, (GFile *const *)files->pdata, files->len);
-    return files->len > 0;
+    g_autofree char *model = NULL;
+    for (GSList *l = g_value_get_boxed(value); l; l = l->next) {
+        g_autofree char *path = g_file_get_path(l->data);
+        const gboolean is_model = path && (g_file_test(path, G_FILE_TEST_IS_DIR) || g_str_has_suffix(path, ".gguf")) &&
+                                  is_model_folder(path);
+        if (is_model && !model)
+            model = g_steal_pointer(&path);
+        else if (!is_model)
+            g_ptr_array_add(files, l->data);
+    }
+    if (model)
+        select_model(self, model);
+    const gboolean attach = files->len > 0 && gtk_widget_is_sensitive(GTK_WIDGET(self->composer));
+    if (attach)
+        attach_files(self, (GFile *const *)files->pdata, files->len);
+    return model || attach;
 }
 
 static void
