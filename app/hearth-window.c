@@ -1784,10 +1784,8 @@ attach_done(GObject *source, GAsyncResult *result, gpointer data)
         }
     }
     gtk_text_buffer_end_user_action(buf);
-    if (any) {
+    if (any)
         gtk_widget_grab_focus(GTK_WIDGET(self->composer));
-        gtk_text_view_scroll_mark_onscreen(self->composer, gtk_text_buffer_get_insert(buf));
-    }
 }
 
 static void

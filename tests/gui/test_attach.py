@@ -4,13 +4,17 @@ there goes into the composer as its name and its text in a code fence, a Python 
 "python"; the message sent and stored is that text with the question typed after it, shown with the
 code highlighted, and the conversation takes the question as its title. A binary file is
 refused with a toast that names it, and the composer keeps what it had. A text file longer than the model's
-context goes in after what was typed, with a toast that it will not fit as it is. (Dropping files on the chat takes
+context goes in after what was typed, with a toast that it will not fit as it is. Dropped on the chat
+(dragged from tests/gui/dragsource.py's window, as from a file manager), a text file is attached the same
+way, and a model folder is opened instead. (Dropping files on the chat takes
 the same path after the drop; Xvfb and AT-SPI cannot drag.)
 
 Usage: test_attach.py HEARTH_BINARY   (run through run-gui-test.sh)
 SKIPs (77) when $HEARTH_ASSETS/models/stories260K is absent."""
 import os
+import shutil
 import sqlite3
+import subprocess
 import sys
 import time
 
@@ -53,6 +57,23 @@ def choose(app, main, path):
     rawinput.typeText(path)
     time.sleep(0.3)
     rawinput.pressKey("Return")
+
+
+dropped_model = os.path.join(files, "dropped-stories")
+shutil.copytree(model, dropped_model)
+
+
+def drop(path):
+    """Drag path from a small window of the test's (top left, over the window's corner) onto the chat."""
+    source = subprocess.Popen(["/usr/bin/python3", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                               "dragsource.py"), path])
+    try:
+        time.sleep(1.5)
+        rawinput.dragWithTrajectory((60, 20), (600, 300))
+        time.sleep(0.5)
+    finally:
+        source.terminate()
+        source.wait()
 
 
 proc, app = start([binary, "--model", model])
@@ -98,6 +119,22 @@ try:
              "the toast saying the file is longer than the context")
     if not composer.text.startswith("keep me\n\nlong.txt:\n```"):
         fail(f"the long file is not in the composer after the text: {composer.text[:40]!r}")
+
+    # Dropped on the chat (dragged from a window of the test's, as from a file manager): a text file is
+    # attached; a model folder is opened.
+    composer.click()
+    time.sleep(0.3)
+    rawinput.keyCombo("<Control>a")
+    rawinput.pressKey("Delete")
+    drop(code)
+    wait_for(lambda: composer.text == ATTACHED, 10, "the dropped file in the composer")
+    drop(dropped_model)
+    wait_for(lambda: main.findChild(lambda n: (n.name or "").startswith("dropped-stories"), retry=False,
+                                    requireResult=False), 20, "the dropped model in the picker")
+    wait_for(lambda: send.sensitive, 60, "the dropped model to load")
+    shot("attach-dropped-model")
+    if composer.text != ATTACHED:
+        fail(f"dropping a model changed the composer: {composer.text[:40]!r}")
 finally:
     stop(proc)
 
