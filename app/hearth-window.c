@@ -1827,6 +1827,41 @@ attach_file_activated(GtkWidget *widget, const char *name, GVariant *param)
     gtk_native_dialog_show(GTK_NATIVE_DIALOG(fc));
 }
 
+/* Files copied in a file manager and pasted into the composer are attached, as dropped ones are (not pasted
+ * as their paths). Anything else pastes as GtkTextView does. */
+static void
+paste_files_done(GObject *source, GAsyncResult *result, gpointer data)
+{
+    g_autoptr(HearthWindow) self = data;
+    const GValue *value = gdk_clipboard_read_value_finish(GDK_CLIPBOARD(source), result, NULL);
+    if (!value || !self->attach_cancel || g_cancellable_is_cancelled(self->attach_cancel))
+        return;
+    g_autoptr(GPtrArray) files = g_ptr_array_new();
+    g_autoptr(GString) uris = g_string_new(NULL); /* what is not a local file (a link) pastes as its address */
+    for (GSList *l = g_value_get_boxed(value); l; l = l->next) {
+        if (g_file_is_native(l->data)) {
+            g_ptr_array_add(files, l->data);
+        } else {
+            g_autofree char *uri = g_file_get_uri(l->data);
+            g_string_append_printf(uris, "%s%s", uris->len ? "\n" : "", uri);
+        }
+    }
+    if (uris->len)
+        gtk_text_buffer_insert_at_cursor(gtk_text_view_get_buffer(self->composer), uris->str, -1);
+    attach_files(self, (GFile *const *)files->pdata, files->len);
+}
+
+static void
+on_composer_paste(GtkTextView *view, HearthWindow *self)
+{
+    GdkClipboard *clipboard = gtk_widget_get_clipboard(GTK_WIDGET(view));
+    if (!gdk_content_formats_contain_gtype(gdk_clipboard_get_formats(clipboard), GDK_TYPE_FILE_LIST))
+        return;
+    g_signal_stop_emission_by_name(view, "paste-clipboard");
+    gdk_clipboard_read_value_async(clipboard, GDK_TYPE_FILE_LIST, G_PRIORITY_DEFAULT, self->attach_cancel,
+                                   paste_files_done, g_object_ref(self));
+}
+
 /* Files dropped on the chat: a model (a Hugging Face folder, a .gguf file) is opened, as "Open a Model
  * Folder…" would; text files are attached, while there is a model to write to. */
 static gboolean
@@ -2386,6 +2421,7 @@ hearth_window_init(HearthWindow *self)
     GtkEventController *keys = gtk_event_controller_key_new();
     gtk_event_controller_set_propagation_phase(keys, GTK_PHASE_CAPTURE);
     g_signal_connect(keys, "key-pressed", G_CALLBACK(on_composer_key), self);
+    g_signal_connect(self->composer, "paste-clipboard", G_CALLBACK(on_composer_paste), self);
     gtk_widget_add_controller(GTK_WIDGET(self->composer), keys);
     g_signal_connect_swapped(gtk_text_view_get_buffer(self->composer), "changed", G_CALLBACK(update_composer), self);
 

@@ -6,7 +6,8 @@ code highlighted, and the conversation takes the question as its title. A binary
 refused with a toast that names it, and the composer keeps what it had. A text file longer than the model's
 context goes in after what was typed, with a toast that it will not fit as it is. Dropped on the chat
 (dragged from tests/gui/dragsource.py's window, as from a file manager), a text file is attached the same
-way, and a model folder is opened instead. (Dropping files on the chat takes
+way, and a model folder is opened instead. Copied in a file manager and pasted, a file is attached and a
+link pastes as its address; copied text still pastes as text. (Dropping files on the chat takes
 the same path after the drop; Xvfb and AT-SPI cannot drag.)
 
 Usage: test_attach.py HEARTH_BINARY   (run through run-gui-test.sh)
@@ -43,6 +44,7 @@ with open(binary_file, "wb") as f:
 long_file = os.path.join(files, "long.txt")
 with open(long_file, "w") as f:
     f.write("Once upon a time there was a long story. " * 100)
+LINK = "https://example.com/page"
 ATTACHED = "reverse.py:\n```python\ndef reverse(s):\n    return s[::-1]\n```\n"
 
 
@@ -135,6 +137,30 @@ try:
     shot("attach-dropped-model")
     if composer.text != ATTACHED:
         fail(f"dropping a model changed the composer: {composer.text[:40]!r}")
+
+    # Copied in a file manager (a file and a link), pasted into the composer: the file is attached, the link
+    # pastes as its address. Text copied and pasted is still text.
+    composer.click()
+    time.sleep(0.3)
+    rawinput.keyCombo("<Control>a")
+    rawinput.pressKey("Delete")
+    source = subprocess.Popen(["/usr/bin/python3", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                               "dragsource.py"), "--copy", code, LINK])
+    try:
+        time.sleep(1.5)
+        composer.click()
+        time.sleep(0.3)
+        rawinput.keyCombo("<Control>v")
+        wait_for(lambda: composer.text == LINK + "\n\n" + ATTACHED, 10, "the pasted file and link in the composer")
+    finally:
+        source.terminate()
+        source.wait()
+    pasted = composer.text
+    rawinput.keyCombo("<Control>a")
+    rawinput.keyCombo("<Control>c")
+    rawinput.pressKey("Delete")
+    rawinput.keyCombo("<Control>v")
+    wait_for(lambda: composer.text == pasted, 10, "text copied and pasted back as text")
 finally:
     stop(proc)
 
