@@ -25,7 +25,13 @@ from dogtail import rawinput  # noqa: E402
 
 binary = sys.argv[1]
 model = stories_model()
-db = os.path.join(os.environ["XDG_DATA_HOME"], "hearth-test.db")
+# The database in a folder of its own: the file chooser, completing a path typed into it, lists the folders on
+# the way and reads the first bytes of files whose names say nothing (the database's -wal and -shm); a close of
+# any descriptor of a file drops the process's POSIX locks on it, SQLite's included, and this test's own reads
+# of the database then took its connection for the last one and removed the write-ahead log under the app:
+# the reply's end, written after that, was lost (app/README.md).
+db = os.path.join(os.environ["XDG_DATA_HOME"], "conversations", "hearth-test.db")
+os.makedirs(os.path.dirname(db))
 os.environ["HEARTH_DB"] = db
 os.environ["GTK_USE_PORTAL"] = "0"
 # short replies: no "context is full" toast over the composer's buttons
@@ -90,7 +96,9 @@ try:
     shot("attach-file")
     rawinput.typeText("What does this do?")
     rawinput.pressKey("Return")
-    wait_for(lambda: [r for r in db_messages(db) if r[0] == "assistant" and r[1] == "complete"], 60, "the reply")
+    if not wait_for(lambda: [r for r in db_messages(db) if r[0] == "assistant" and r[1] == "complete"], 60,
+                    "the reply"):
+        print("stored:", db_messages(db))
     # the user's message shows the file as highlighted code, the language named in its header
     wait_for(lambda: [t for t in labels(main) if t == "Python"], 10, "the attached code shown as a Python block")
     shot("attach-sent")
