@@ -361,12 +361,53 @@ set_not_found(GError **error, const char *what, gint64 id)
 /* --- opening -------------------------------------------------------------- */
 
 char *
+hearth_store_move_to_own_folder(const char *app_dir)
+{
+    char *new_path = g_build_filename(app_dir, "conversations", "hearth.db", NULL);
+    g_autofree char *old_path = g_build_filename(app_dir, "hearth.db", NULL);
+    if (g_file_test(new_path, G_FILE_TEST_EXISTS) || !g_file_test(old_path, G_FILE_TEST_IS_REGULAR))
+        return new_path;
+    /* the write-ahead log folded into the file (recovered first, when a killed app left one); BUSY while another
+     * process has the database open */
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(old_path, &db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+        rc = sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    }
+    sqlite3_close(db); /* the last connection: SQLite removes the -wal and -shm */
+    g_autofree char *wal = g_strconcat(old_path, "-wal", NULL);
+    GStatBuf st;
+    const gboolean no_log = g_stat(wal, &st) != 0 || st.st_size == 0;
+    g_autofree char *new_dir = g_path_get_dirname(new_path);
+    if (rc == SQLITE_OK && no_log && g_mkdir_with_parents(new_dir, 0700) == 0 &&
+        !g_file_test(new_path, G_FILE_TEST_EXISTS) && g_rename(old_path, new_path) == 0) {
+        g_autofree char *shm = g_strconcat(old_path, "-shm", NULL);
+        g_unlink(wal);
+        g_unlink(shm);
+        return new_path;
+    }
+    g_free(new_path);
+    return g_strdup(old_path);
+}
+
+char *
 hearth_store_default_path(void)
 {
     const char *env = g_getenv("HEARTH_DB");
     if (env && *env)
         return g_strdup(env);
-    return g_build_filename(g_get_user_data_dir(), HEARTH_APP_ID, "hearth.db", NULL);
+    /* tried once a process: a later call must not move a database this process has open */
+    static char *decided;
+    G_LOCK_DEFINE_STATIC(decided);
+    G_LOCK(decided);
+    if (!decided) {
+        g_autofree char *app_dir = g_build_filename(g_get_user_data_dir(), HEARTH_APP_ID, NULL);
+        decided = hearth_store_move_to_own_folder(app_dir);
+    }
+    char *path = g_strdup(decided);
+    G_UNLOCK(decided);
+    return path;
 }
 
 /* Single integer from a one-row query on a raw connection; returns the

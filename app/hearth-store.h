@@ -142,8 +142,18 @@ typedef struct _HearthStore HearthStore;
 /* --- opening -------------------------------------------------------------- */
 
 /* The path open(NULL) uses: $HEARTH_DB if set and non-empty, else
- * $XDG_DATA_HOME/io.github.hearthchat.Hearth/hearth.db. Caller frees. */
+ * $XDG_DATA_HOME/io.github.hearthchat.Hearth/conversations/hearth.db, after
+ * hearth_store_move_to_own_folder() on that folder. Caller frees. */
 char *hearth_store_default_path(void);
+
+/* The database in its own folder: app_dir/hearth.db (where Hearth kept it
+ * before, beside models/, a folder file choosers are shown; a chooser listing
+ * it opens and closes the -wal and -shm, which drops the process's POSIX locks
+ * on them, SQLite's) becomes app_dir/conversations/hearth.db, once: its log is
+ * folded in first (checkpoint), and nothing moves when that fails (another
+ * process has it open, it is read-only or damaged) or when the new one exists.
+ * Returns the path to use: the new one, or the old one when it stayed. */
+char *hearth_store_move_to_own_folder(const char *app_dir);
 
 /* Opens (creating the folder and file if needed) and migrates. path: NULL for
  * hearth_store_default_path(). Errors: CORRUPT and TOO_NEW (file untouched;

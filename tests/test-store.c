@@ -1695,9 +1695,76 @@ test_default_path(void)
     HR_CHECK(g_file_test(env_path, G_FILE_TEST_EXISTS), "created at HEARTH_DB");
     g_unsetenv("HEARTH_DB");
     p = hearth_store_default_path();
-    HR_CHECK(g_str_has_suffix(p, "/io.github.hearthchat.Hearth/hearth.db"), "XDG path: %s", p);
+    HR_CHECK(g_str_has_suffix(p, "/io.github.hearthchat.Hearth/conversations/hearth.db") ||
+                 g_str_has_suffix(p, "/io.github.hearthchat.Hearth/hearth.db"), /* an old one that stays */
+             "XDG path: %s", p);
     g_free(p);
     g_free(env_path);
+    rm_rf(dir);
+    g_free(dir);
+}
+
+/* The database moves from beside models/ into a folder of its own, once, with what its write-ahead log held
+ * (a killed app's, here: the log copied aside while the writer had it open); it stays where it is when another
+ * connection has it open or when the new one exists. */
+static void
+test_own_folder(void)
+{
+    char *dir = make_tmp();
+    char *old_path = g_build_filename(dir, "hearth.db", NULL);
+    char *new_path = g_build_filename(dir, "conversations", "hearth.db", NULL);
+    GError *err = NULL;
+
+    /* nothing there: the new path */
+    char *p = hearth_store_move_to_own_folder(dir);
+    HR_CHECK(strcmp(p, new_path) == 0, "a first start uses %s: %s", new_path, p);
+    g_free(p);
+
+    /* an old database with a conversation, open in another connection: it stays */
+    HearthStore *s = hearth_store_open(old_path, &err);
+    HR_CHECK(s != NULL, "open old: %s", err ? err->message : "");
+    g_clear_error(&err);
+    gint64 cid = hearth_store_conversation_create(s, "m", &err);
+    HR_CHECK(cid > 0 && hearth_store_message_append(s, cid, HEARTH_STORE_ROLE_USER, HEARTH_STORE_STATE_COMPLETE,
+                                                    "kept across the move", -1, -1, &err) > 0,
+             "write: %s", err ? err->message : "");
+    g_clear_error(&err);
+    sqlite3 *reader = NULL; /* a reader in the middle of a read: the checkpoint cannot fold the log in */
+    sqlite3_stmt *st = NULL;
+    HR_CHECK(sqlite3_open_v2(old_path, &reader, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+                 sqlite3_prepare_v2(reader, "SELECT * FROM messages", -1, &st, NULL) == SQLITE_OK &&
+                 sqlite3_step(st) == SQLITE_ROW,
+             "a reader holds the database");
+    p = hearth_store_move_to_own_folder(dir);
+    HR_CHECK(strcmp(p, old_path) == 0, "open elsewhere: it stays at %s, not %s", old_path, p);
+    HR_CHECK(!g_file_test(new_path, G_FILE_TEST_EXISTS), "nothing made at the new path");
+    g_free(p);
+    sqlite3_finalize(st);
+    sqlite3_close(reader);
+    hearth_store_close(s);
+
+    /* closed: it moves, the conversation with it, and the old name is gone */
+    p = hearth_store_move_to_own_folder(dir);
+    HR_CHECK(strcmp(p, new_path) == 0, "moved: %s", p);
+    g_free(p);
+    HR_CHECK(!g_file_test(old_path, G_FILE_TEST_EXISTS), "the old file is gone");
+    s = hearth_store_open(new_path, &err);
+    GPtrArray *found = s ? hearth_store_search(s, "across", 10, NULL, NULL, &err) : NULL;
+    HR_CHECK(found && found->len == 1, "the conversation moved with it: %s", err ? err->message : "");
+    g_clear_error(&err);
+    if (found)
+        g_ptr_array_unref(found);
+    hearth_store_close(s);
+
+    /* a new one exists: an old one that turns up is left alone */
+    HR_CHECK(g_file_set_contents(old_path, "not looked at", -1, NULL), "an old file again");
+    p = hearth_store_move_to_own_folder(dir);
+    HR_CHECK(strcmp(p, new_path) == 0, "the new one wins: %s", p);
+    HR_CHECK(g_file_test(old_path, G_FILE_TEST_EXISTS), "the old one is left alone");
+    g_free(p);
+
+    g_free(new_path);
+    g_free(old_path);
     rm_rf(dir);
     g_free(dir);
 }
@@ -1723,6 +1790,7 @@ main(void)
         { "kill-recovery", test_kill_recovery },
         { "large", test_large },
         { "default-path", test_default_path },
+        { "own-folder", test_own_folder },
         { "delete-all", test_delete_all },
     };
     for (guint i = 0; i < G_N_ELEMENTS(tests); i++) {

@@ -25,11 +25,10 @@ from dogtail import rawinput  # noqa: E402
 
 binary = sys.argv[1]
 model = stories_model()
-# The database in a folder of its own: the file chooser, completing a path typed into it, lists the folders on
-# the way and reads the first bytes of files whose names say nothing (the database's -wal and -shm); a close of
-# any descriptor of a file drops the process's POSIX locks on it, SQLite's included, and this test's own reads
-# of the database then took its connection for the last one and removed the write-ahead log under the app:
-# the reply's end, written after that, was lost (app/README.md).
+# The database in a folder of its own, as the app keeps it: the file chooser, completing a path typed into it,
+# reads the first bytes of the files it lists whose names say nothing (a database's -wal and -shm), which drops
+# the app's POSIX locks on them; this test's own reads of the database then removed the write-ahead log under
+# the app, and a reply's end was lost (app/README.md).
 db = os.path.join(os.environ["XDG_DATA_HOME"], "conversations", "hearth-test.db")
 os.makedirs(os.path.dirname(db))
 os.environ["HEARTH_DB"] = db
