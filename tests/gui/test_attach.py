@@ -1,14 +1,13 @@
 #!/usr/bin/python3
-"""Attaching text files to a message: the composer's Attach button opens a file chooser; a text file chosen
-there goes into the composer as its name and its text in a code fence, a Python file's fence named
-"python"; the message sent and stored is that text with the question typed after it, shown with the
-code highlighted, and the conversation takes the question as its title. A binary file is
-refused with a toast that names it, and the composer keeps what it had. A text file longer than the model's
-context goes in after what was typed, with a toast that it will not fit as it is. Dropped on the chat
-(dragged from tests/gui/dragsource.py's window, as from a file manager), a text file is attached the same
-way, and a model folder is opened instead. Copied in a file manager and pasted, a file is attached and a
-link pastes as its address; copied text still pastes as text. (Dropping files on the chat takes
-the same path after the drop; Xvfb and AT-SPI cannot drag.)
+"""Attaching text files to a message: Ctrl+O (or the composer's Attach button) opens a file chooser; a text
+file chosen there goes into the composer as its name and its text in a code fence, a Python file's fence
+named "python"; the message sent and stored is that text with the question typed after it, shown with the
+code highlighted, and the conversation takes the question as its title. A binary file is refused with a
+toast that names it, and the composer keeps what it had. A text file longer than the model's context goes
+in after what was typed, with a toast that it will not fit as it is. Dropped on the chat (dragged from
+tests/gui/dragsource.py's window, as from a file manager), a text file is attached the same way, and a
+model folder is opened instead. Copied in a file manager and pasted, a file is attached and a link pastes
+as its address; copied text still pastes as text.
 
 Usage: test_attach.py HEARTH_BINARY   (run through run-gui-test.sh)
 SKIPs (77) when $HEARTH_ASSETS/models/stories260K is absent."""
@@ -53,10 +52,12 @@ LINK = "https://example.com/page"
 ATTACHED = "reverse.py:\n```python\ndef reverse(s):\n    return s[::-1]\n```\n"
 
 
-def choose(app, main, path):
-    """The Attach button, then the file typed into the chooser's location."""
-    # the button's own action, not a click at its place: a toast may lie over it
-    main.child(name="Attach Text Files", roleName="push button").doActionNamed("click")
+def choose(app, main, path, keyboard=False):
+    """The Attach button (or Ctrl+O), then the file typed into the chooser's location."""
+    if keyboard:
+        rawinput.keyCombo("<Control>o")
+    else:  # the button's own action, not a click at its place: a toast may lie over it
+        main.child(name="Attach Text Files", roleName="push button").doActionNamed("click")
     toplevel(app, "Attach Text Files")
     time.sleep(0.5)
     rawinput.keyCombo("<Control>l")
@@ -90,7 +91,7 @@ try:
     wait_for(lambda: send.sensitive, 60, "the model to load")
     composer = main.child(name="Message", roleName="text")
 
-    choose(app, main, code)
+    choose(app, main, code, keyboard=True)
     wait_for(lambda: composer.text == ATTACHED, 10, "the file in the composer")
     shot("attach-file")
     rawinput.typeText("What does this do?")
