@@ -63,6 +63,7 @@ struct _HearthEngine {
     char *load_backend;
     int load_context_len;
     int load_threads;          /* CPU threads for the next loads (0: automatic) */
+    guint64 n_params;
     int context_length;
     int context_used;
     HearthLoadNote load_note;  /* where the loaded model runs when that is not where it was asked to */
@@ -143,6 +144,7 @@ typedef struct {
     HearthLoadNote load_note;  /* EV_LOADED: where the model runs when not where asked, or why it was loaded again */
     char *error;
     char *model_dir;
+    guint64 n_params;  /* the loaded model's weights, from its shape */
     int context_length;
     int context_used;
     int dropped;
@@ -193,6 +195,7 @@ event_dispatch(gpointer data)
         g_clear_pointer(&self->prev_model_dir, g_free);
         g_clear_pointer(&self->prev_model_name, g_free);
         self->context_length = ev->context_length;
+        self->n_params = ev->ok ? ev->n_params : 0;
         self->context_used = 0;
         if (!ev->ok) {
             g_clear_pointer(&self->model_dir, g_free);
@@ -393,6 +396,17 @@ load_weights(Shared *s, const Request *r, bool reload, HrError *err)
 /* ev (EV_LOADED) says how the load of r ended (st, err), and its note where the model runs when not
  * where asked ("auto" on a GPU without the memory for it, or whose device failed: the CPU) or, after a
  * device error (reload), where it runs now. */
+/* The weights a Llama-shaped model has: embeddings (and a separate lm_head), and per layer the attention's
+ * q, k, v, o and the MLP's gate, up, down (norms and biases are too few to count). */
+static guint64
+config_params(const HrModelConfig *c)
+{
+    const guint64 dim = (guint64)c->dim, q = (guint64)c->n_heads * c->head_dim,
+                  kv = (guint64)c->n_kv_heads * c->head_dim;
+    const guint64 layer = 2 * dim * q + 2 * dim * kv + 3 * dim * (guint64)c->hidden_dim;
+    return (guint64)c->vocab_size * dim * (c->tie_embeddings ? 1 : 2) + (guint64)c->n_layers * layer;
+}
+
 static void
 post_loaded(Shared *s, Event *ev, const Request *r, HrStatus st, const HrError *err, bool reload)
 {
@@ -403,6 +417,7 @@ post_loaded(Shared *s, Event *ev, const Request *r, HrStatus st, const HrError *
     } else {
         ev->ok = TRUE;
         ev->context_length = hr_model_context_len(s->model);
+        ev->n_params = config_params(hr_model_config(s->model));
         const HrStatus moved = hr_model_moved_for(s->model);   /* never silently (the window's toast) */
         if (reload)
             ev->load_note = moved != HR_OK ? HEARTH_LOAD_NOTE_CPU_AFTER_DEVICE_ERROR : HEARTH_LOAD_NOTE_RELOADED;
@@ -854,6 +869,12 @@ HearthLoadNote
 hearth_engine_get_load_note(HearthEngine *self)
 {
     return self->load_note;
+}
+
+guint64
+hearth_engine_get_n_params(HearthEngine *self)
+{
+    return self->n_params;
 }
 
 int

@@ -43,6 +43,8 @@ HearthEngineState hearth_engine_get_state(HearthEngine *self);
 const char *hearth_engine_get_model_name(HearthEngine *self);
 const char *hearth_engine_get_model_dir(HearthEngine *self);
 int hearth_engine_get_context_length(HearthEngine *self);
+/* The loaded model's parameter count, from its shape (0 when none is loaded). */
+guint64 hearth_engine_get_n_params(HearthEngine *self);
 typedef enum {
     HEARTH_LOAD_NOTE_NONE,
     /* runs on the CPU although the backend is "auto" and a GPU was chosen: that GPU has too little memory

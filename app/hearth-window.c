@@ -3,9 +3,8 @@
  * code itself (see hearth-engine.c). */
 #include "hearth-window.h"
 
-#include <glib/gstdio.h>
-
 #include <glib/gi18n.h>
+#include <glib/gstdio.h>
 #include <gtksourceview/gtksource.h>
 #include <string.h>
 
@@ -1046,8 +1045,6 @@ is_model_folder(const char *dir)
     return g_file_test(cfg, G_FILE_TEST_IS_REGULAR) || (hr_gguf_resolve(dir, &gguf, NULL) == HR_OK && gguf);
 }
 
-/* The picker offers the models folder's models and the folders opened from
- * elsewhere before (the "model-folders" setting) that are still there. */
 /* What the models folder was at the last scan: a change of its mtime, inode or presence is a reason to scan
  * it again when the window comes back to the front (one stat, not a walk of every model). */
 static gint64
@@ -1060,6 +1057,8 @@ models_dir_stamp(HearthWindow *self)
     return (gint64)st.st_mtime * 1000003 + (gint64)st.st_ino;
 }
 
+/* The picker offers the models folder's models and the folders opened from
+ * elsewhere before (the "model-folders" setting) that are still there. */
 static void
 scan_models(HearthWindow *self)
 {
@@ -1175,7 +1174,6 @@ picker_after_failure(HearthWindow *self, const char *failed)
     self->updating_picker = FALSE;
 }
 
-
 /* A model this small (the starter model) answers quickly and is often wrong: the start page says so and
  * offers the Models window, whose recommended models each say whether they fit this computer. */
 #define SMALL_MODEL_PARAMS 300000000ull
@@ -1183,8 +1181,8 @@ picker_after_failure(HearthWindow *self, const char *failed)
 static void
 update_small_model_note(HearthWindow *self, const char *dir)
 {
-    g_autoptr(HearthModelInfo) info = dir ? hearth_model_info_load(dir, NULL) : NULL;
-    const gboolean small = info && info->n_params > 0 && info->n_params < SMALL_MODEL_PARAMS;
+    const guint64 n = dir ? hearth_engine_get_n_params(self->engine) : 0; /* from the engine: no file read here */
+    const gboolean small = n > 0 && n < SMALL_MODEL_PARAMS;
     if (small) {
         g_autofree char *name = model_display_name(dir);
         g_autofree char *text = g_strdup_printf(_("“%s” is a small model: it answers quickly, but often wrongly. "
@@ -1760,8 +1758,8 @@ attach_done(GObject *source, GAsyncResult *result, gpointer data)
             toast(self, a->error->message);
             continue;
         }
-        g_autofree char *type = g_content_type_guess(a->name, (const guchar *)a->text, MIN(strlen(a->text), 4096),
-                                                     NULL);
+        const size_t len = strlen(a->text);
+        g_autofree char *type = g_content_type_guess(a->name, (const guchar *)a->text, MIN(len, 4096), NULL);
         GtkSourceLanguage *lang = gtk_source_language_manager_guess_language(lm, a->name, type);
         g_autofree char *block = hearth_attach_format(a->name, a->text, lang ? gtk_source_language_get_id(lang) : NULL);
         GtkTextIter at;
@@ -1776,7 +1774,7 @@ attach_done(GObject *source, GAsyncResult *result, gpointer data)
         any = TRUE;
         /* at least one token per five bytes in any language: this much cannot fit, and Send would say so */
         const int ctx = hearth_engine_get_context_length(self->engine);
-        if (ctx > 0 && strlen(a->text) / 5 > (size_t)ctx) {
+        if (ctx > 0 && len / 5 > (size_t)ctx) {
             g_autofree char *text = g_strdup_printf(_("“%s” is longer than this model can read at once (%d "
                                                       "tokens): shorten it before sending."),
                                                     a->name, ctx);
