@@ -5,6 +5,9 @@
  *   hearth-cli models import SRC_DIR [--name NAME] [--dir DIR]
  *   hearth-cli models rename OLD NEW [--dir DIR]
  *   hearth-cli models recommended [--json]
+ *   hearth-cli models found [--json] [--dir DIR]      models other apps keep here (hearth-found.h)
+ *   hearth-cli models add FOUND [--name NAME] [--dir DIR]
+ *                                         adds one of them by the name `found` shows (links, no copy)
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +16,7 @@
 #include <json-glib/json-glib.h>
 
 #include "hearth-cli.h"
+#include "hearth-found.h"
 #include "hearth-models.h"
 
 typedef struct {
@@ -93,6 +97,76 @@ models_list(ModelsArgs *a)
     return 0;
 }
 
+static int
+models_found(ModelsArgs *a)
+{
+    g_autoptr(GPtrArray) list = hearth_found_scan(a->dir);
+    if (a->json) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        json_builder_begin_array(b);
+        for (guint i = 0; i < list->len; i++) {
+            HearthFoundModel *m = list->pdata[i];
+            json_builder_begin_object(b);
+            hr_cli_json_str(b, "app", m->app);
+            hr_cli_json_str(b, "name", m->name);
+            hr_cli_json_str(b, "path", m->path);
+            hr_cli_json_str(b, "architecture", m->info->architecture);
+            hr_cli_json_str(b, "format", m->info->format);
+            hr_cli_json_int(b, "params", (gint64)m->info->n_params);
+            hr_cli_json_int(b, "weights_bytes", (gint64)m->info->weights_bytes);
+            json_builder_set_member_name(b, "usable");
+            json_builder_add_boolean_value(b, hearth_found_model_usable(m));
+            hr_cli_json_str(b, "problem", m->info->problem);
+            hr_cli_json_str(b, "added", m->added);
+            json_builder_end_object(b);
+        }
+        json_builder_end_array(b);
+        hr_cli_json_print(b);
+        return 0;
+    }
+    if (list->len == 0) {
+        fprintf(stderr, "no models of Ollama, LM Studio, GPT4All, llama.cpp, Jan or the Hugging Face cache here\n");
+        return 0;
+    }
+    printf("%-12s %-48s %8s %-14s %s\n", "APP", "NAME", "PARAMS", "FORMAT", "STATE");
+    for (guint i = 0; i < list->len; i++) {
+        HearthFoundModel *m = list->pdata[i];
+        g_autofree char *params = format_params(m->info->n_params);
+        g_autofree char *state = m->added                      ? g_strdup_printf("added: %s", m->added)
+                                 : hearth_found_model_usable(m) ? g_strdup("can be added")
+                                                                : g_strdup_printf("! %s", m->info->problem
+                                                                                              ? m->info->problem
+                                                                                              : "not supported");
+        printf("%-12s %-48s %8s %-14s %s\n", m->app, m->name, params, m->info->format ? m->info->format : "?",
+               state);
+    }
+    return 0;
+}
+
+static int
+models_add(ModelsArgs *a, const char *which, GError **error)
+{
+    g_autoptr(GPtrArray) list = hearth_found_scan(a->dir);
+    for (guint i = 0; i < list->len; i++) {
+        HearthFoundModel *m = list->pdata[i];
+        if (strcmp(m->name, which) != 0)
+            continue;
+        if (!hearth_found_model_usable(m)) {
+            g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_FORMAT, "%s (%s) cannot run here: %s", which,
+                        m->app, m->info->problem ? m->info->problem : "not supported");
+            return 1;
+        }
+        g_autofree char *path = hearth_found_add(m, a->dir, a->name, error);
+        if (!path)
+            return 1;
+        printf("%s\n", path);
+        return 0;
+    }
+    g_set_error(error, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_NOT_FOUND,
+                "no model named '%s' found (hearth-cli models found lists them)", which);
+    return 1;
+}
+
 static void
 on_import_progress(guint64 done, guint64 total, gpointer user_data)
 {
@@ -121,11 +195,12 @@ hr_cli_models(int argc, char **argv)
           "Models dir (default $HEARTH_MODELS_DIR or ~/.local/share/io.github.hearthchat.Hearth/models)", "DIR" },
         { "json", 0, 0, G_OPTION_ARG_NONE, &a.json, "list, recommended: JSON output", NULL },
         { "ctx", 0, 0, G_OPTION_ARG_INT, &a.ctx, "list: context length of the memory estimate (default 4096)", "N" },
-        { "name", 'n', 0, G_OPTION_ARG_STRING, &a.name, "import: the name to give the model", "NAME" },
+        { "name", 'n', 0, G_OPTION_ARG_STRING, &a.name, "import, add: the name to give the model", "NAME" },
         { NULL },
     };
     g_autoptr(GOptionContext) octx =
-        g_option_context_new("list | delete NAME | import DIR | rename OLD NEW | recommended — installed models");
+        g_option_context_new(
+        "list | delete NAME | import DIR | rename OLD NEW | recommended | found | add FOUND — installed models");
     g_option_context_add_main_entries(octx, entries, NULL);
     g_autoptr(GError) error = NULL;
     int rc = 2;
@@ -134,7 +209,7 @@ hr_cli_models(int argc, char **argv)
         goto out;
     }
     if (argc < 2) {
-        fprintf(stderr, "hearth-cli models: give an action: list, delete, import, rename or recommended\n");
+        fprintf(stderr, "hearth-cli models: give an action: list, delete, import, rename, recommended, found or add\n");
         goto out;
     }
     const char *action = argv[1];
@@ -154,6 +229,10 @@ hr_cli_models(int argc, char **argv)
         rc = path ? 0 : 1;
         if (path)
             printf("%s\n", path);
+    } else if (strcmp(action, "found") == 0 && argc == 2) {
+        rc = models_found(&a);
+    } else if (strcmp(action, "add") == 0 && argc == 3) {
+        rc = models_add(&a, argv[2], &error);
     } else if (strcmp(action, "recommended") == 0 && argc == 2) {
         g_autoptr(GPtrArray) list = hearth_models_load_recommended(NULL, &error);
         rc = list ? 0 : 1;
@@ -185,7 +264,7 @@ hr_cli_models(int argc, char **argv)
         }
     } else {
         fprintf(stderr, "hearth-cli models: usage: models list | delete NAME | import DIR | rename OLD NEW | "
-                        "recommended\n");
+                        "recommended | found | add FOUND\n");
         goto out;
     }
     if (rc != 0 && error)

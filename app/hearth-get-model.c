@@ -3,6 +3,7 @@
 
 #include <glib/gi18n.h>
 
+#include "hearth-found.h"
 #include "hearth-hub.h"
 #include "hearth-model-manager.h"
 #include "hearth-models.h"
@@ -13,6 +14,10 @@ struct _HearthGetModel {
     char *models_dir;
     GPtrArray *rows;          /* Row *, one per recommended model */
     GCancellable *download;   /* the download running, or NULL */
+    AdwStatusPage *status;
+    AdwPreferencesGroup *found;  /* models other apps keep here (hearth-found.h) */
+    GPtrArray *found_models;     /* HearthFoundModel *, the scan's */
+    GCancellable *found_scan;
 };
 
 G_DEFINE_FINAL_TYPE(HearthGetModel, hearth_get_model, ADW_TYPE_BIN)
@@ -125,6 +130,90 @@ download_clicked(GtkButton *b, Row *r)
     hearth_hub_download_async(r->model->repo_id, &opt, self->download, download_done, j);
 }
 
+static GtkWidget *badge(const char *text, const char *css);
+
+/* One that other apps keep here: linked into the models folder (no copy) and opened. */
+static void
+use_found_clicked(GtkButton *b, HearthGetModel *self)
+{
+    guint i = GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(b), "found-index"));
+    const HearthFoundModel *m = g_ptr_array_index(self->found_models, i);
+    AdwActionRow *row = ADW_ACTION_ROW(gtk_widget_get_ancestor(GTK_WIDGET(b), ADW_TYPE_ACTION_ROW));
+    g_autoptr(GError) error = NULL;
+    g_autofree char *path = hearth_found_add(m, self->models_dir, NULL, &error);
+    if (!path) {
+        g_autofree char *msg = g_strdup_printf(_("Could not add it: %s"), error->message);
+        adw_action_row_set_subtitle(row, msg);
+        return;
+    }
+    adw_action_row_set_subtitle(row, _("Opening it…"));
+    gtk_widget_set_sensitive(GTK_WIDGET(b), FALSE);
+    g_signal_emit(self, signals[SIGNAL_MODEL_READY], 0, path);
+}
+
+static void
+found_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+    g_autoptr(GPtrArray) list = hearth_found_scan_finish(res, NULL);
+    HearthGetModel *self = data;
+    if (!list) { /* cancelled: the page went away */
+        g_object_unref(self);
+        return;
+    }
+    self->found_models = g_ptr_array_ref(list);
+    const guint64 ram = hearth_host_memory_bytes();
+    guint shown = 0;
+    gboolean suggested = FALSE;
+    for (guint i = 0; i < list->len; i++) {
+        HearthFoundModel *m = g_ptr_array_index(list, i);
+        if (!hearth_found_model_usable(m) || m->added)
+            continue;
+        shown++;
+        AdwActionRow *row = ADW_ACTION_ROW(adw_action_row_new());
+        adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), m->name);
+        g_autofree char *what = hearth_found_describe(m);
+        adw_action_row_set_subtitle(row, what);
+        adw_action_row_set_subtitle_lines(row, 3);
+        const gboolean fits = ram == 0 || hearth_model_info_fits(m->info, 4096, ram);
+        if (!fits) {
+            GtkWidget *w = badge(_("Too large for this computer"), "warning");
+            g_autofree char *need = g_format_size(hearth_model_info_memory_needed(m->info, 4096));
+            g_autofree char *have = g_format_size(ram);
+            g_autofree char *tip = g_strdup_printf(_("Needs about %s of memory; this computer has %s."), need, have);
+            gtk_widget_set_tooltip_text(w, tip);
+            adw_action_row_add_suffix(row, w);
+        }
+        GtkWidget *b = gtk_button_new_with_label(_("Use"));
+        gtk_widget_set_valign(b, GTK_ALIGN_CENTER);
+        g_autofree char *label = g_strdup_printf(_("Use %s"), m->name);
+        gtk_accessible_update_property(GTK_ACCESSIBLE(b), GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
+        g_autofree char *tip = g_strdup_printf(_("Chat with it here. Its files stay where %s keeps them: no copy."),
+                                               m->app);
+        gtk_widget_set_tooltip_text(b, tip);
+        g_object_set_data(G_OBJECT(b), "found-index", GUINT_TO_POINTER(i));
+        g_signal_connect(b, "clicked", G_CALLBACK(use_found_clicked), self);
+        if (fits && !suggested) { /* a model already here beats a download */
+            gtk_widget_add_css_class(b, "suggested-action");
+            suggested = TRUE;
+            for (guint k = 0; k < self->rows->len; k++)
+                gtk_widget_remove_css_class(GTK_WIDGET(((Row *)g_ptr_array_index(self->rows, k))->button),
+                                            "suggested-action");
+        }
+        adw_action_row_add_suffix(row, b);
+        adw_preferences_group_add(self->found, GTK_WIDGET(row));
+    }
+    g_autofree char *unusable = hearth_found_unusable_text(list);
+    if (unusable)
+        adw_preferences_group_set_description(self->found, unusable);
+    gtk_widget_set_visible(GTK_WIDGET(self->found), shown > 0 || unusable);
+    if (shown > 0)
+        adw_status_page_set_description(self->status,
+                                        _("Hearth runs AI models on this computer. Use one that another app "
+                                          "downloaded, as it is, or download one — after that, your chats stay "
+                                          "here and work offline."));
+    g_object_unref(self);
+}
+
 static GtkWidget *
 badge(const char *text, const char *css)
 {
@@ -157,6 +246,7 @@ static void
 build(HearthGetModel *self)
 {
     GtkWidget *status = adw_status_page_new();
+    self->status = ADW_STATUS_PAGE(status);
     adw_status_page_set_icon_name(ADW_STATUS_PAGE(status), "io.github.hearthchat.Hearth");
     adw_status_page_set_title(ADW_STATUS_PAGE(status), _("Get a Model"));
     adw_status_page_set_description(ADW_STATUS_PAGE(status),
@@ -167,6 +257,13 @@ build(HearthGetModel *self)
     GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 24);
     adw_clamp_set_child(ADW_CLAMP(clamp), box);
     adw_status_page_set_child(ADW_STATUS_PAGE(status), clamp);
+
+    self->found = ADW_PREFERENCES_GROUP(adw_preferences_group_new());
+    adw_preferences_group_set_title(self->found, _("On This Computer"));
+    gtk_widget_set_visible(GTK_WIDGET(self->found), FALSE);
+    gtk_box_append(GTK_BOX(box), GTK_WIDGET(self->found));
+    self->found_scan = g_cancellable_new();
+    hearth_found_scan_async(self->models_dir, self->found_scan, found_done, g_object_ref(self));
 
     GtkWidget *group = adw_preferences_group_new();
     adw_preferences_group_set_title(ADW_PREFERENCES_GROUP(group), _("Recommended"));
@@ -237,6 +334,8 @@ hearth_get_model_dispose(GObject *o)
     HearthGetModel *self = HEARTH_GET_MODEL(o);
     if (self->download) /* paused: the partial files stay for next time */
         g_cancellable_cancel(self->download);
+    if (self->found_scan)
+        g_cancellable_cancel(self->found_scan);
     G_OBJECT_CLASS(hearth_get_model_parent_class)->dispose(o);
 }
 
@@ -247,6 +346,8 @@ hearth_get_model_finalize(GObject *o)
     g_ptr_array_unref(self->rows);
     g_free(self->models_dir);
     g_clear_object(&self->download);
+    g_clear_object(&self->found_scan);
+    g_clear_pointer(&self->found_models, g_ptr_array_unref);
     G_OBJECT_CLASS(hearth_get_model_parent_class)->finalize(o);
 }
 

@@ -28,6 +28,11 @@ struct _HearthModelManager {
     GtkButton *discard_button;
     AdwPasswordEntryRow *token_row;
     AdwPreferencesGroup *recommended;
+    AdwPreferencesGroup *found;    /* models other apps keep here (hearth-found.h) */
+    GPtrArray *found_rows;         /* widgets added to found */
+    GPtrArray *found_models;       /* HearthFoundModel *, the last scan */
+    GCancellable *found_scan;
+    GHashTable *linked_from;       /* installed model name → the app whose files it links */
 
     GCancellable *download;        /* the download running, or NULL */
     char *download_repo;           /* the last download started (resume) */
@@ -40,6 +45,7 @@ enum { SIGNAL_USE_MODEL, SIGNAL_QUANTIZE_MODEL, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
 static void refresh(HearthModelManager *self);
+static void scan_found(HearthModelManager *self);
 
 static void
 toast(HearthModelManager *self, const char *text)
@@ -70,6 +76,46 @@ hearth_format_param_count(guint64 n)
     if (n >= 1000000ull)
         return g_strdup_printf(_("%.0f M parameters"), n / 1e6);
     return g_strdup_printf(_("%.0f K parameters"), n / 1e3);
+}
+
+char *
+hearth_found_describe(const HearthFoundModel *m)
+{
+    g_autofree char *params = hearth_format_param_count(m->info->n_params);
+    g_autofree char *size = g_format_size(m->info->weights_bytes);
+    /* TRANSLATORS: "From Ollama · GGUF Q4_K_M · 3.2 B parameters · 2.0 GB" */
+    return g_strdup_printf(_("From %s · %s · %s · %s"), m->app, m->info->format ? m->info->format : "?", params,
+                           size);
+}
+
+char *
+hearth_found_unusable_text(GPtrArray *found)
+{
+    GString *s = g_string_new(NULL);
+    guint n = 0;
+    for (guint i = 0; i < found->len; i++) {
+        HearthFoundModel *m = g_ptr_array_index(found, i);
+        if (hearth_found_model_usable(m))
+            continue;
+        if (n++ >= 4)
+            continue;
+        /* the architecture when that is what Hearth lacks ("gemma3"); a damaged file by its name alone */
+        const char *arch = m->info->architecture;
+        if (arch && m->info->problem && strstr(m->info->problem, "architecture"))
+            g_string_append_printf(s, "%s%s (%s)", s->len ? ", " : "", m->name, arch);
+        else
+            g_string_append_printf(s, "%s%s", s->len ? ", " : "", m->name);
+    }
+    if (n == 0) {
+        g_string_free(s, TRUE);
+        return NULL;
+    }
+    if (n > 4) {
+        g_autofree char *more = g_strdup_printf(ngettext(" and %u more", " and %u more", n - 4), n - 4);
+        g_string_append(s, more);
+    }
+    g_autofree char *list = g_string_free(s, FALSE);
+    return g_strdup_printf(_("Also found, but Hearth cannot run them yet: %s."), list);
 }
 
 /* ---- installed models --------------------------------------------------------- */
@@ -122,9 +168,13 @@ model_row(const HearthModelInfo *info, guint64 mem)
     adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), info->name);
     GString *sub = g_string_new(NULL);
     g_autofree char *params = hearth_format_param_count(info->n_params);
-    g_autofree char *disk = g_format_size(info->size_on_disk);
+    /* a linked model takes no space here: the size of what it links to */
+    g_autofree char *disk = g_format_size(info->linked_from ? info->weights_bytes : info->size_on_disk);
     g_string_append_printf(sub, "%s · %s · %s · %s", info->architecture ? info->architecture : "?",
                            info->format ? info->format : "?", params, disk);
+    if (info->linked_from)
+        g_string_append_printf(sub, _("\nLinked from %s: its files stay there and take no space here"),
+                               info->linked_from);
     if (info->problem) {
         g_string_append_printf(sub, "\n%s", info->problem);
     } else {
@@ -167,8 +217,12 @@ refresh(HearthModelManager *self)
         return;
     }
     const guint64 mem = hearth_host_memory_bytes();
+    g_hash_table_remove_all(self->linked_from);
     for (guint i = 0; i < list->len; i++) {
-        GtkWidget *row = model_row(g_ptr_array_index(list, i), mem);
+        const HearthModelInfo *info = g_ptr_array_index(list, i);
+        if (info->linked_from)
+            g_hash_table_insert(self->linked_from, g_strdup(info->name), g_strdup(info->linked_from));
+        GtkWidget *row = model_row(info, mem);
         adw_preferences_group_add(self->installed, row);
         g_ptr_array_add(self->installed_rows, row);
     }
@@ -218,6 +272,7 @@ delete_response(AdwMessageDialog *d, const char *response, HearthModelManager *s
     g_autofree char *msg = g_strdup_printf(_("Deleted %s"), model);
     toast(self, msg);
     refresh(self);
+    scan_found(self); /* a linked one can be added again */
 }
 
 static void
@@ -226,7 +281,12 @@ delete_activated(GtkWidget *w, const char *name, GVariant *param)
     HearthModelManager *self = HEARTH_MODEL_MANAGER(w);
     const char *model = g_variant_get_string(param, NULL);
     AdwMessageDialog *d = ADW_MESSAGE_DIALOG(adw_message_dialog_new(GTK_WINDOW(self), _("Delete Model?"), NULL));
-    adw_message_dialog_format_body(d, _("“%s” and its files will be removed from this computer."), model);
+    const char *app = g_hash_table_lookup(self->linked_from, model);
+    if (app)
+        adw_message_dialog_format_body(d, _("“%s” will be removed from Hearth. Its files stay where %s keeps them."),
+                                       model, app);
+    else
+        adw_message_dialog_format_body(d, _("“%s” and its files will be removed from this computer."), model);
     adw_message_dialog_add_responses(d, "cancel", _("_Cancel"), "delete", _("_Delete"), NULL);
     adw_message_dialog_set_response_appearance(d, "delete", ADW_RESPONSE_DESTRUCTIVE);
     adw_message_dialog_set_default_response(d, "cancel");
@@ -360,6 +420,98 @@ import_file_clicked(GtkButton *b, HearthModelManager *self)
     g_object_unref(filter);
     g_signal_connect(fc, "response", G_CALLBACK(import_response), self);
     gtk_native_dialog_show(GTK_NATIVE_DIALOG(fc));
+}
+
+/* ---- models other apps keep here ------------------------------------------------- */
+
+static void
+add_found_activated(GtkWidget *w, const char *name, GVariant *param)
+{
+    HearthModelManager *self = HEARTH_MODEL_MANAGER(w);
+    guint i = g_variant_get_uint32(param);
+    if (!self->found_models || i >= self->found_models->len)
+        return;
+    const HearthFoundModel *m = g_ptr_array_index(self->found_models, i);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *path = hearth_found_add(m, self->models_dir, NULL, &error);
+    if (!path) {
+        g_autofree char *msg = g_strdup_printf(_("Could not add %s: %s"), m->name, error->message);
+        toast(self, msg);
+        return;
+    }
+    g_autofree char *base = g_path_get_basename(path);
+    g_autofree char *msg = g_strdup_printf(_("Added “%s”. Its files stay where %s keeps them."), base, m->app);
+    toast(self, msg);
+    refresh(self);
+    scan_found(self);
+}
+
+static void
+found_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+    g_autoptr(GPtrArray) list = hearth_found_scan_finish(res, NULL);
+    if (!list) { /* cancelled: the window went away, or a newer scan runs */
+        g_object_unref(data);
+        return;
+    }
+    HearthModelManager *self = data;
+    for (guint i = 0; i < self->found_rows->len; i++)
+        adw_preferences_group_remove(self->found, g_ptr_array_index(self->found_rows, i));
+    g_ptr_array_set_size(self->found_rows, 0);
+    g_clear_pointer(&self->found_models, g_ptr_array_unref);
+    self->found_models = g_ptr_array_ref(list);
+    const guint64 mem = hearth_host_memory_bytes();
+    for (guint i = 0; i < list->len; i++) {
+        HearthFoundModel *m = g_ptr_array_index(list, i);
+        if (!hearth_found_model_usable(m) || m->added)
+            continue;
+        AdwActionRow *row = ADW_ACTION_ROW(adw_action_row_new());
+        adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), m->name);
+        GString *sub = g_string_new(NULL);
+        g_autofree char *what = hearth_found_describe(m);
+        g_string_append(sub, what);
+        guint64 need = hearth_model_info_memory_needed(m->info, FIT_CONTEXT);
+        g_autofree char *need_s = g_format_size(need), *mem_s = g_format_size(mem);
+        if (!mem || hearth_model_info_fits(m->info, FIT_CONTEXT, mem))
+            g_string_append_printf(sub, _("\nNeeds %s at %d tokens: fits in this computer's %s"), need_s, FIT_CONTEXT,
+                                   mem_s);
+        else
+            g_string_append_printf(sub, _("\nNeeds %s at %d tokens: more than this computer's %s"), need_s,
+                                   FIT_CONTEXT, mem_s);
+        adw_action_row_set_subtitle(row, sub->str);
+        adw_action_row_set_subtitle_lines(row, 3);
+        g_string_free(sub, TRUE);
+        GtkWidget *b = gtk_button_new_with_label(_("Add"));
+        gtk_widget_set_valign(b, GTK_ALIGN_CENTER);
+        g_autofree char *label = g_strdup_printf(_("Add %s"), m->name);
+        gtk_accessible_update_property(GTK_ACCESSIBLE(b), GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
+        gtk_widget_set_tooltip_text(b, _("Use it in Hearth, without a copy"));
+        gtk_actionable_set_action_name(GTK_ACTIONABLE(b), "manager.add-found");
+        gtk_actionable_set_action_target(GTK_ACTIONABLE(b), "u", i);
+        adw_action_row_add_suffix(row, b);
+        adw_preferences_group_add(self->found, GTK_WIDGET(row));
+        g_ptr_array_add(self->found_rows, row);
+    }
+    g_autofree char *unusable = hearth_found_unusable_text(list);
+    GString *desc = g_string_new(self->found_rows->len ? _("Models other apps downloaded to this computer. Added, "
+                                                           "they are used where they are, with no copy.")
+                                                       : "");
+    if (unusable)
+        g_string_append_printf(desc, "%s%s", desc->len ? " " : "", unusable);
+    adw_preferences_group_set_description(self->found, desc->str);
+    gtk_widget_set_visible(GTK_WIDGET(self->found), desc->len > 0);
+    g_string_free(desc, TRUE);
+    g_object_unref(self);
+}
+
+static void
+scan_found(HearthModelManager *self)
+{
+    if (self->found_scan)
+        g_cancellable_cancel(self->found_scan);
+    g_clear_object(&self->found_scan);
+    self->found_scan = g_cancellable_new();
+    hearth_found_scan_async(self->models_dir, self->found_scan, found_done, g_object_ref(self));
 }
 
 /* ---- downloads ------------------------------------------------------------------ */
@@ -533,6 +685,8 @@ close_request(GtkWindow *w)
         g_cancellable_cancel(self->download);
     if (self->import)
         g_cancellable_cancel(self->import);
+    if (self->found_scan)
+        g_cancellable_cancel(self->found_scan);
     return FALSE;
 }
 
@@ -545,6 +699,10 @@ hearth_model_manager_finalize(GObject *o)
     g_clear_object(&self->download);
     g_clear_object(&self->import);
     g_ptr_array_unref(self->installed_rows);
+    g_ptr_array_unref(self->found_rows);
+    g_clear_pointer(&self->found_models, g_ptr_array_unref);
+    g_clear_object(&self->found_scan);
+    g_hash_table_unref(self->linked_from);
     G_OBJECT_CLASS(hearth_model_manager_parent_class)->finalize(o);
 }
 
@@ -559,6 +717,7 @@ hearth_model_manager_class_init(HearthModelManagerClass *klass)
     gtk_widget_class_install_action(wc, "manager.open-folder", "s", open_folder_activated);
     gtk_widget_class_install_action(wc, "manager.rename", "s", rename_activated);
     gtk_widget_class_install_action(wc, "manager.delete", "s", delete_activated);
+    gtk_widget_class_install_action(wc, "manager.add-found", "u", add_found_activated);
     signals[SIGNAL_USE_MODEL] = g_signal_new("use-model", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                                              NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
     signals[SIGNAL_QUANTIZE_MODEL] = g_signal_new("quantize-model", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
@@ -569,6 +728,8 @@ static void
 hearth_model_manager_init(HearthModelManager *self)
 {
     self->installed_rows = g_ptr_array_new();
+    self->found_rows = g_ptr_array_new();
+    self->linked_from = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     gtk_window_set_title(GTK_WINDOW(self), _("Models"));
     gtk_window_set_default_size(GTK_WINDOW(self), 640, 720);
     GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
@@ -586,6 +747,11 @@ hearth_model_manager_init(HearthModelManager *self)
     self->installed = ADW_PREFERENCES_GROUP(adw_preferences_group_new());
     adw_preferences_group_set_title(self->installed, _("Installed"));
     adw_preferences_page_add(self->page, self->installed);
+
+    self->found = ADW_PREFERENCES_GROUP(adw_preferences_group_new());
+    adw_preferences_group_set_title(self->found, _("On This Computer"));
+    gtk_widget_set_visible(GTK_WIDGET(self->found), FALSE);
+    adw_preferences_page_add(self->page, self->found);
 
     AdwPreferencesGroup *dl = ADW_PREFERENCES_GROUP(adw_preferences_group_new());
     adw_preferences_group_set_title(dl, _("Download from Hugging Face"));
@@ -645,6 +811,7 @@ hearth_model_manager_new(GtkWindow *parent, const char *models_dir)
         gtk_window_set_transient_for(GTK_WINDOW(self), parent);
     self->models_dir = g_strdup(models_dir);
     refresh(self);
+    scan_found(self);
     fill_recommended(self);
     return self;
 }

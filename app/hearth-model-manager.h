@@ -9,6 +9,8 @@
 
 #include <adwaita.h>
 
+#include "hearth-found.h"
+
 G_BEGIN_DECLS
 
 #define HEARTH_TYPE_MODEL_MANAGER (hearth_model_manager_get_type())
@@ -26,5 +28,11 @@ guint64 hearth_host_memory_bytes(void);
 /* " · about 3 min left" / " · about 40 s left" (translated) onto s; nothing
  * when eta_seconds < 0 (unknown). */
 void hearth_append_eta(GString *s, double eta_seconds);
+
+/* A found model's row subtitle: "From Ollama · GGUF Q4_K_M · 3.2 B parameters · 2.0 GB" (translated). */
+char *hearth_found_describe(const HearthFoundModel *m);
+/* "Also found, but Hearth cannot run them yet: gemma3:4b (gemma3), …", or NULL when every found model can
+ * run (translated). */
+char *hearth_found_unusable_text(GPtrArray *found);
 
 G_END_DECLS

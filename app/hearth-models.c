@@ -32,6 +32,7 @@ hearth_model_info_free(HearthModelInfo *info)
     g_free(info->model_type);
     g_free(info->format);
     g_free(info->source_repo);
+    g_free(info->linked_from);
     g_free(info->problem);
     g_free(info);
 }
@@ -264,6 +265,9 @@ read_source(HearthModelInfo *info)
         const char *repo = json_str(json_node_get_object(root), "repo");
         if (repo)
             info->source_repo = g_strdup(repo);
+        const char *app = json_str(json_node_get_object(root), "linked_from");
+        if (app)
+            info->linked_from = g_strdup(app);
     }
 }
 
@@ -318,7 +322,7 @@ gguf_info_load(const char *path, const char *gguf_file, GError **error)
     info->format = g_strdup_printf("GGUF %s", ftn ? ftn : tn ? tn : "?");
     hr_gguf_free(g);
     HrModelConfig mc;
-    if (hr_model_config_load(gguf_file, &mc, &err) == HR_OK) {
+    if (hr_gguf_model_config_load(gguf_file, &mc, &err) == HR_OK) {
         info->supported = TRUE;
         info->n_layers = mc.n_layers;
         info->n_kv_heads = mc.n_kv_heads;
@@ -330,6 +334,12 @@ gguf_info_load(const char *path, const char *gguf_file, GError **error)
     info->size_on_disk = tree_size(info->path);
     read_source(info);
     return info;
+}
+
+HearthModelInfo *
+hearth_model_info_load_gguf(const char *file, GError **error)
+{
+    return gguf_info_load(file, file, error);
 }
 
 HearthModelInfo *
@@ -475,14 +485,22 @@ hearth_models_list(const char *dir, GError **error)
             continue;
         GError *e = NULL;
         HearthModelInfo *info = hearth_model_info_load(p, &e);
-        if (!info && g_error_matches(e, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_FORMAT)) {
-            /* listed, so that it can be seen and deleted */
-            info = g_new0(HearthModelInfo, 1);
-            info->name = g_strdup(n);
-            info->path = g_strdup(p);
-            info->format = g_strdup("unknown");
-            info->size_on_disk = tree_size(p);
-            info->problem = g_strdup(e->message);
+        if (!info) {
+            /* listed, so that it can be seen and deleted: broken, or linked to files another app removed */
+            HearthModelInfo probe = { .path = p };
+            read_source(&probe);
+            if (g_error_matches(e, HEARTH_MODELS_ERROR, HEARTH_MODELS_ERROR_FORMAT) || probe.linked_from) {
+                info = g_new0(HearthModelInfo, 1);
+                info->name = g_strdup(n);
+                info->path = g_strdup(p);
+                info->format = g_strdup("unknown");
+                info->size_on_disk = tree_size(p);
+                info->linked_from = g_steal_pointer(&probe.linked_from);
+                info->problem = info->linked_from
+                                    ? g_strdup_printf("its files, which %s kept, are gone", info->linked_from)
+                                    : g_strdup(e->message);
+            }
+            g_free(probe.source_repo);
         }
         g_clear_error(&e);
         if (info)

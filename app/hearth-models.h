@@ -34,6 +34,7 @@ typedef struct {
     char *model_type;    /* config.json model_type or NULL */
     char *format;        /* "FP16", "BF16", "FP32", "AWQ 4-bit g128", "GPTQ (unsupported)"… */
     char *source_repo;   /* Hugging Face repo id it was downloaded from, or NULL */
+    char *linked_from;   /* the app whose files it links to ("Ollama", …: hearth-found.h), or NULL: its own copy */
     guint64 n_params;    /* sum of numel (AWQ qweight: 8 per int32; qzeros/scales not counted) */
     guint64 weights_bytes; /* bytes of all tensors in the safetensors files */
     guint64 size_on_disk;  /* apparent size of every file under the dir */
@@ -60,10 +61,13 @@ const char *hearth_models_check_name(const char *name);
  * run (unknown architecture, bad weights) still gives an info with
  * `problem` set; one without config.json or weights is an error. */
 HearthModelInfo *hearth_model_info_load(const char *path, GError **error);
+/* The same for one GGUF file whatever its name (Ollama's blobs have no .gguf suffix). */
+HearthModelInfo *hearth_model_info_load_gguf(const char *file, GError **error);
 
 /* Every model in the models dir, sorted by name (GPtrArray of
  * HearthModelInfo, with its free function). A missing dir is an empty list.
- * Sub-directories that are not models are skipped. */
+ * Sub-directories that are not models are skipped, except a linked model whose
+ * files are gone: it is listed with the problem, to be deleted. */
 GPtrArray *hearth_models_list(const char *dir, GError **error);
 
 /* Bytes of the FP16 KV cache for ctx tokens: 2·layers·kv_heads·head_dim·ctx·2. */

@@ -4,7 +4,8 @@ GNOME runtime 48 or newer, the app built with meson from this tree, every
 -D option it passes declared in meson_options.txt (or a meson built-in) with
 a value that option accepts, every downloaded source pinned (git: a commit;
 archive/file: a sha256), and a sandbox with the GPU, the network (model
-downloads), Wayland with an X11 fallback, and no access to the home folder.
+downloads), Wayland with an X11 fallback, and no access to the home folder (only the
+folders where other apps keep models, read-only).
 Standard library only. Usage: check-flatpak-manifest.py MANIFEST MESON_OPTIONS APP_ID"""
 import json
 import re
@@ -106,8 +107,10 @@ for need in ("--device=dri", "--share=network", "--socket=wayland", "--socket=fa
     if need not in args:
         fail(f"finish-args lack {need}")
 for a in args:
-    if re.match(r"--filesystem=(home|host|host-os|~)(?:[/:]|$)", a):
+    if re.fullmatch(r"--filesystem=(home|host|host-os|~|~/|xdg-data|xdg-cache|xdg-config)(?::\w+)?", a):
         fail(f"finish-args give the whole home/host file system: {a} (use the file chooser portal)")
+    elif a.startswith("--filesystem=") and not a.endswith(":ro"):
+        fail(f"finish-args give write access to {a[13:]} (only other apps' model folders, read-only)")
     if a in ("--socket=x11", "--device=all", "--socket=session-bus", "--socket=system-bus"):
         fail(f"finish-args are broader than needed: {a}")
 
