@@ -12,6 +12,7 @@
 #include "hearth-a11y.h"
 #include "hearth-attach.h"
 #include "hearth-engine.h"
+#include "hearth-found.h"
 #include "hearth-get-model.h"
 #include "hearth-load-error.h"
 #include "hearth-message-row.h"
@@ -198,6 +199,10 @@ struct _HearthWindow {
     GtkFlowBox *suggestions;       /* the start page's example messages, one click into the composer */
     GtkWidget *small_model_note;   /* the start page's word on a tiny model (the starter), with a way to a larger */
     GtkLabel *small_model_label;
+    GtkButton *found_use_button;   /* the note's offer of a larger model another app downloaded */
+    GPtrArray *found_models;       /* HearthFoundModel *, the last scan's; found_best indexes it */
+    guint found_best;
+    GCancellable *found_scan;
     GCancellable *attach_cancel;   /* files being read to attach; cancelled when the window goes */
     HearthGetModel *get_model;     /* the first page while no model is installed */
     GtkProgressBar *load_progress;
@@ -1178,6 +1183,62 @@ picker_after_failure(HearthWindow *self, const char *failed)
  * offers the Models window, whose recommended models each say whether they fit this computer. */
 #define SMALL_MODEL_PARAMS 300000000ull
 
+/* The largest model another app downloaded that is not small and fits this computer's memory: the note
+ * offers it by name ("Use llama3.2:3b"), so that a better model is one click away. */
+static void
+found_for_note_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+    g_autoptr(GPtrArray) list = hearth_found_scan_finish(res, NULL);
+    HearthWindow *self = data;
+    if (!list) { /* cancelled: a newer scan, or the window went */
+        g_object_unref(self);
+        return;
+    }
+    const guint64 ram = hearth_host_memory_bytes();
+    int best = -1;
+    for (guint i = 0; i < list->len; i++) {
+        const HearthFoundModel *m = g_ptr_array_index(list, i);
+        if (!hearth_found_model_usable(m) || m->info->n_params < SMALL_MODEL_PARAMS ||
+            (ram && !hearth_model_info_fits(m->info, 4096, ram)))
+            continue;
+        if (best < 0 || m->info->n_params > ((HearthFoundModel *)g_ptr_array_index(list, best))->info->n_params)
+            best = (int)i;
+    }
+    g_clear_pointer(&self->found_models, g_ptr_array_unref);
+    if (best >= 0 && gtk_widget_get_visible(self->small_model_note)) {
+        self->found_models = g_ptr_array_ref(list);
+        self->found_best = (guint)best;
+        const HearthFoundModel *m = g_ptr_array_index(list, best);
+        g_autofree char *params = hearth_format_param_count(m->info->n_params);
+        g_autofree char *more = g_strdup_printf(_("%s (%s), which %s downloaded, is on this computer too."),
+                                                m->name, params, m->app);
+        g_autofree char *text = g_strdup_printf("%s\n%s", gtk_label_get_text(self->small_model_label), more);
+        gtk_label_set_text(self->small_model_label, text);
+        g_autofree char *label = g_strdup_printf(_("Use %s"), m->name);
+        gtk_button_set_label(self->found_use_button, label);
+        gtk_widget_set_visible(GTK_WIDGET(self->found_use_button), TRUE);
+    }
+    g_object_unref(self);
+}
+
+static void
+on_found_use_clicked(HearthWindow *self)
+{
+    if (!self->found_models)
+        return;
+    const HearthFoundModel *m = g_ptr_array_index(self->found_models, self->found_best);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *root = models_dir(self);
+    g_autofree char *path = m->added ? g_strdup(m->added) : hearth_found_add(m, root, NULL, &error);
+    if (!path) {
+        g_autofree char *msg = g_strdup_printf(_("Could not add %s: %s"), m->name, error->message);
+        toast(self, msg);
+        return;
+    }
+    gtk_widget_set_visible(GTK_WIDGET(self->found_use_button), FALSE);
+    select_model(self, path);
+}
+
 static void
 update_small_model_note(HearthWindow *self, const char *dir)
 {
@@ -1191,7 +1252,16 @@ update_small_model_note(HearthWindow *self, const char *dir)
                                                 name);
         gtk_label_set_text(self->small_model_label, text);
     }
+    gtk_widget_set_visible(GTK_WIDGET(self->found_use_button), FALSE);
     gtk_widget_set_visible(self->small_model_note, small);
+    if (self->found_scan)
+        g_cancellable_cancel(self->found_scan);
+    g_clear_object(&self->found_scan);
+    if (small) {
+        self->found_scan = g_cancellable_new();
+        g_autofree char *root = models_dir(self);
+        hearth_found_scan_async(root, self->found_scan, found_for_note_done, g_object_ref(self));
+    }
 }
 
 /* The start page's suggestions: a click puts the message in the composer, to send or change. */
@@ -2287,6 +2357,10 @@ hearth_window_dispose(GObject *object)
     if (self->search_cancel)
         g_cancellable_cancel(self->search_cancel);
     g_clear_object(&self->search_cancel);
+    if (self->found_scan)
+        g_cancellable_cancel(self->found_scan);
+    g_clear_object(&self->found_scan);
+    g_clear_pointer(&self->found_models, g_ptr_array_unref);
     g_clear_pointer(&self->last_status, g_free);
     gtk_widget_dispose_template(GTK_WIDGET(self), HEARTH_TYPE_WINDOW);
     G_OBJECT_CLASS(hearth_window_parent_class)->dispose(object);
@@ -2325,6 +2399,7 @@ hearth_window_class_init(HearthWindowClass *klass)
     BIND(settings_button); BIND(system_prompt_view); BIND(temperature_spin); BIND(top_p_spin);
     BIND(max_tokens_spin); BIND(banner); BIND(banner_label); BIND(banner_details); BIND(banner_detail_label);
     BIND(main_stack); BIND(empty_page); BIND(suggestions); BIND(small_model_note); BIND(small_model_label);
+    BIND(found_use_button);
     BIND(load_progress); BIND(chat_stack); BIND(message_scroller); BIND(message_list); BIND(composer);
     BIND(composer_placeholder); BIND(send_stack); BIND(status_label);
 #undef BIND
@@ -2369,6 +2444,7 @@ hearth_window_init(HearthWindow *self)
     self->attach_cancel = g_cancellable_new();
     GtkDropTarget *drop = gtk_drop_target_new(GDK_TYPE_FILE_LIST, GDK_ACTION_COPY);
     g_signal_connect(drop, "drop", G_CALLBACK(on_files_dropped), self);
+    g_signal_connect_swapped(self->found_use_button, "clicked", G_CALLBACK(on_found_use_clicked), self);
     gtk_widget_add_controller(self->content, GTK_EVENT_CONTROLLER(drop));
     self->messages = g_list_store_new(HEARTH_TYPE_MESSAGE);
     self->conversations = g_list_store_new(HEARTH_TYPE_CONVERSATION_ITEM);

@@ -3,12 +3,16 @@
 change it first), and, for a model as small as the starter one, a word that its answers are often wrong
 with a button to the Models window and its recommended models. stories260K (260K parameters) is small:
 the note names it. A suggestion's text goes into the composer, Enter sends it, and the stored message is
-that text.
+that text. A larger model another app downloaded (here a 410 M-parameter one in the Hugging Face cache,
+its weights a sparse file) is offered by name in the note; its button adds it as links and opens it.
 
 Usage: test_start_page.py HEARTH_BINARY   (run through run-gui-test.sh)
 SKIPs (77) when $HEARTH_ASSETS/models/stories260K is absent."""
+import json
 import os
+import struct
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -23,6 +27,25 @@ SUGGESTIONS = ["Explain how a rainbow forms", "Write a palindrome check in Pytho
                "Summarize a text"]
 RAINBOW = "Explain how a rainbow forms, in a few sentences."
 
+# A larger model in the Hugging Face cache: a Llama config and one 410 M-value FP16 tensor in a sparse file
+# (the offer goes by the files' headers; the weights are never read unless it is opened).
+os.environ["HOME"] = tempfile.mkdtemp(prefix="hearth-start-home-")
+snap = os.path.join(os.environ["XDG_CACHE_HOME"], "huggingface", "hub", "models--acme--Big-Llama", "snapshots",
+                    "89abcdef0123456789abcdef0123456789abcdef")
+os.makedirs(snap)
+with open(os.path.join(snap, "config.json"), "w") as f:
+    json.dump({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048,
+               "intermediate_size": 5632, "num_hidden_layers": 16, "num_attention_heads": 32,
+               "num_key_value_heads": 8, "vocab_size": 200000, "max_position_embeddings": 4096,
+               "rms_norm_eps": 1e-5, "torch_dtype": "float16", "tie_word_embeddings": True}, f)
+n = 200000 * 2048
+header = json.dumps({"model.embed_tokens.weight": {"dtype": "F16", "shape": [200000, 2048],
+                                                    "data_offsets": [0, 2 * n]}}).encode()
+with open(os.path.join(snap, "model.safetensors"), "wb") as f:
+    f.write(struct.pack("<Q", len(header)) + header)
+    f.truncate(8 + len(header) + 2 * n)
+models = os.path.join(os.environ["XDG_DATA_HOME"], "io.github.hearthchat.Hearth", "models")
+
 proc, app = start([binary, "--model", model])
 try:
     main = app.child(roleName="frame")
@@ -34,6 +57,9 @@ try:
     note = wait_for(lambda: [t for t in labels(main) if "small model" in t], 10, "the note on a small model")
     if note and "stories260K" not in note[0]:
         fail(f"the note does not name the model: {note}")
+    wait_for(lambda: [t for t in labels(main) if "acme/Big-Llama (410 M parameters), which Hugging Face downloaded"
+                      in t], 20, "the note's offer of the larger model in the Hugging Face cache")
+    wait_for(lambda: main.child(name="Use acme/Big-Llama", roleName="push button"), 10, "its Use button")
     shot("start-page")
 
     # A suggestion fills the composer; nothing is sent until Enter.
@@ -55,8 +81,16 @@ try:
     larger = wait_for(lambda: main.child(name="Get a Larger Model…", roleName="push button"), 10,
                       "the button to a larger model")
     larger.click()
-    toplevel(app, "Models")
+    win = toplevel(app, "Models")
     shot("start-page-models")
+    win.findChild(lambda n: n.roleName == "push button" and n.name == "Close", retry=False).doActionNamed("click")
+
+    # The offer: one click adds it as links and opens it (its fake weights cannot load: the window says so).
+    main.child(name="Use acme/Big-Llama", roleName="push button").doActionNamed("click")
+    wait_for(lambda: os.path.islink(os.path.join(models, "Big-Llama", "model.safetensors")), 10,
+             "the larger model added as links")
+    wait_for(lambda: [t for t in labels(main) if t.startswith("Could not open “Big-Llama”")], 60,
+             "the window to open the larger model")
 finally:
     stop(proc)
 
