@@ -176,7 +176,13 @@ ollama_model_blob(const char *root, const char *manifest)
         if (strlen(hex) != 64 || strspn(hex, "0123456789abcdef") != 64) /* it becomes a file name */
             return NULL;
         g_autofree char *file = g_strdup_printf("sha256-%s", hex);
-        return g_build_filename(root, "blobs", file, NULL);
+        char *blob = g_build_filename(root, "blobs", file, NULL);
+        if (!g_file_test(blob, G_FILE_TEST_EXISTS)) { /* Ollama before 0.1.33 named them sha256:<hex> */
+            g_free(blob);
+            file[6] = ':';
+            blob = g_build_filename(root, "blobs", file, NULL);
+        }
+        return blob;
     }
     return NULL;
 }

@@ -283,8 +283,8 @@ delete_activated(GtkWidget *w, const char *name, GVariant *param)
     AdwMessageDialog *d = ADW_MESSAGE_DIALOG(adw_message_dialog_new(GTK_WINDOW(self), _("Delete Model?"), NULL));
     const char *app = g_hash_table_lookup(self->linked_from, model);
     if (app)
-        adw_message_dialog_format_body(d, _("“%s” will be removed from Hearth. Its files stay where %s keeps them."),
-                                       model, app);
+        adw_message_dialog_format_body(
+            d, _("“%s” will be removed from Hearth. Its files stay where %s keeps them."), model, app);
     else
         adw_message_dialog_format_body(d, _("“%s” and its files will be removed from this computer."), model);
     adw_message_dialog_add_responses(d, "cancel", _("_Cancel"), "delete", _("_Delete"), NULL);

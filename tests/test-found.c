@@ -68,7 +68,8 @@ ollama_put(const char *root, const char *host, const char *ns, const char *model
     g_autofree char *manifest = g_build_filename(root, "manifests", host, ns, model, tag, NULL);
     g_autofree char *json = g_strdup_printf(
         "{\"schemaVersion\":2,\"layers\":[{\"mediaType\":\"application/vnd.ollama.image.license\",\"digest\":"
-        "\"sha256:%064d\"},{\"mediaType\":\"application/vnd.ollama.image.model\",\"digest\":\"sha256:%s\",\"size\":1}]}",
+        "\"sha256:%064d\"},{\"mediaType\":\"application/vnd.ollama.image.model\",\"digest\":\"sha256:%s\","
+        "\"size\":1}]}",
         0, sha);
     put_file(manifest, json, -1);
     return blob;
@@ -131,11 +132,20 @@ test_ollama(void)
              "{\"layers\":[{\"mediaType\":\"application/vnd.ollama.image.model\",\"digest\":\"sha256:../../x\"}]}", -1);
     g_autofree char *empty = g_build_filename(root, "manifests", "registry.ollama.ai", "library", "empty", "x", NULL);
     put_file(empty, "{\"layers\":[]}", -1);
+    /* an older Ollama's blob name, sha256:<hex> */
+    g_autofree char *legacy =
+        ollama_put(root, "registry.ollama.ai", "library", "legacy", "7b", "seed-llama-bpe-linear.gguf");
+    g_autofree char *legacy_name = g_path_get_basename(legacy);
+    legacy_name[6] = ':';
+    g_autofree char *legacy_dir = g_path_get_dirname(legacy);
+    g_autofree char *legacy_new = g_build_filename(legacy_dir, legacy_name, NULL);
+    g_assert_cmpint(g_rename(legacy, legacy_new), ==, 0);
     g_autofree char *junk = g_build_filename(root, "manifests", "registry.ollama.ai", "library", "junk", "x", NULL);
     put_file(junk, "not json", -1);
 
     g_autoptr(GPtrArray) list = hearth_found_scan(NULL);
-    g_assert_cmpuint(count_app(list, "Ollama"), ==, 4);
+    g_assert_cmpuint(count_app(list, "Ollama"), ==, 5);
+    g_assert_cmpstr(find(list, "Ollama", "legacy:7b")->path, ==, legacy_new);
     /* the blob tiny:latest and tiny:q4 share: once, by the named tag */
     HearthFoundModel *m = find(list, "Ollama", "tiny:q4");
     g_assert_nonnull(m);
