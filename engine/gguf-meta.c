@@ -270,6 +270,7 @@ typedef struct {
 static const ArchInfo archs[] = {
     { "llama", "LlamaForCausalLM", "llama" },
     { "qwen2", "Qwen2ForCausalLM", "qwen2" },
+    { "qwen3", "Qwen3ForCausalLM", "qwen3" },   /* + blk.N.attn_q_norm / attn_k_norm */
 };
 
 typedef struct {
@@ -571,7 +572,7 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
             info = &archs[i];
     if (!info)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' is not supported (supported: "
-                            "llama, qwen2)", f, arch);
+                            "llama, qwen2, qwen3)", f, arch);
     Config c;
     if ((st = read_config(g, arch, &c, err)) != HR_OK)
         return st;
@@ -608,7 +609,7 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
         json_builder_end_object(b);
     }
     member_bool(b, "tie_word_embeddings", c.tie);
-    if (strcmp(arch, "llama") == 0) {
+    if (strcmp(arch, "llama") == 0 || strcmp(arch, "qwen3") == 0) {
         member_bool(b, "attention_bias", c.attn_bias);
         member_bool(b, "mlp_bias", false);
     }

@@ -1,8 +1,10 @@
 /* llama.c — the Llama family written once over ops.h (see llama.h).
  *
- * A block, as transformers' LlamaDecoderLayer / Qwen2DecoderLayer run it:
+ * A block, as transformers' LlamaDecoderLayer / Qwen2DecoderLayer /
+ * Qwen3DecoderLayer run it:
  *   xb = rmsnorm(x) * attn_norm
  *   qkv = [Wq | Wk | Wv] xb (+ the q|k|v bias, Qwen2)
+ *   each q and k head = rmsnorm(head) * q_norm / k_norm (Qwen3)
  *   q, k = RoPE(q, k); k, v -> the cache at the token's position
  *   att = attention(q, cache)            (GQA; Mistral's sliding window)
  *   x += Wo att
@@ -25,7 +27,7 @@
 #include "cpu-kernels.h"
 
 typedef struct {
-    HrOpsWeight *attn_norm, *ffn_norm, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *bias;
+    HrOpsWeight *attn_norm, *ffn_norm, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *bias, *q_norm, *k_norm;
     HrOpsBuffer *kc, *vc;
 } LlamaLayer;
 
@@ -102,6 +104,10 @@ model_specs(Llama *m, const HrTensorSet *ts, SpecList *a, HrError *err)
         add_spec(a, &L->wd, HR_W_LINEAR, l, LNAME("mlp.down_proj"), dim, hidden);
         if (cfg->qkv_bias) /* the q|k|v biases as one vector (take_weight reads the three) */
             add_spec(a, &L->bias, HR_W_VECTOR, l, LNAME("self_attn.q_proj.bias"), q_dim + 2 * kv_dim, 1);
+        if (cfg->qk_norm) {
+            add_spec(a, &L->q_norm, HR_W_VECTOR, l, LNAME("self_attn.q_norm.weight"), hd, 1);
+            add_spec(a, &L->k_norm, HR_W_VECTOR, l, LNAME("self_attn.k_norm.weight"), hd, 1);
+        }
 #undef LNAME
     }
     return HR_OK;
@@ -224,8 +230,8 @@ model_nodes(Llama *m)
         node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = l, .src = m->x, .dst = m->xb, .w = { L->attn_norm } });
         node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->xb, .dst = m->qkv, .w = { L->wq, L->wk, L->wv },
                           .n_w = 3, .bias = L->bias });
-        node(a, (HrNode){ .op = HR_OP_ROPE_KV, .layer = l, .src = m->qkv, .dst = m->q, .k_cache = L->kc,
-                          .v_cache = L->vc });
+        node(a, (HrNode){ .op = HR_OP_ROPE_KV, .layer = l, .src = m->qkv, .dst = m->q, .w = { L->q_norm, L->k_norm },
+                          .n_w = L->q_norm ? 2 : 0, .k_cache = L->kc, .v_cache = L->vc });
         node(a, (HrNode){ .op = HR_OP_ATTENTION, .layer = l, .src = m->q, .dst = m->att, .k_cache = L->kc,
                           .v_cache = L->vc });
         node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->att, .dst = m->x, .w = { L->wo }, .n_w = 1,

@@ -17,6 +17,7 @@ static const struct {
     { "LlamaForCausalLM", HR_ARCH_LLAMA },
     { "MistralForCausalLM", HR_ARCH_MISTRAL },
     { "Qwen2ForCausalLM", HR_ARCH_QWEN2 },
+    { "Qwen3ForCausalLM", HR_ARCH_QWEN3 },
 };
 
 /* Integer member: *out untouched when absent; error when present but not an
@@ -265,7 +266,7 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
     if (!found)
         return hr_error_set(err, HR_ERR_UNSUPPORTED,
                             "%s: architecture \"%s\" is not supported (supported: LlamaForCausalLM, "
-                            "MistralForCausalLM, Qwen2ForCausalLM)", label, arch);
+                            "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)", label, arch);
 
     HrStatus st;
     const char *act;
@@ -311,7 +312,9 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
     if ((st = get_bool(o, "tie_word_embeddings", &cfg->tie_embeddings, label, err)) != HR_OK)
         return st;
     cfg->qkv_bias = cfg->arch == HR_ARCH_QWEN2;
-    if (cfg->arch == HR_ARCH_LLAMA && (st = get_bool(o, "attention_bias", &cfg->qkv_bias, label, err)) != HR_OK)
+    cfg->qk_norm = cfg->arch == HR_ARCH_QWEN3;
+    if ((cfg->arch == HR_ARCH_LLAMA || cfg->arch == HR_ARCH_QWEN3) &&
+        (st = get_bool(o, "attention_bias", &cfg->qkv_bias, label, err)) != HR_OK)
         return st;
     bool mlp_bias = false;
     if ((st = get_bool(o, "mlp_bias", &mlp_bias, label, err)) != HR_OK)
@@ -319,11 +322,12 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
     if (mlp_bias)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: mlp_bias is not supported", label);
 
-    /* Sliding-window attention: Mistral uses it when set; Qwen2 only with
-     * use_sliding_window true. */
+    /* Sliding-window attention: Mistral uses it when set; Qwen2 and Qwen3
+     * only with use_sliding_window true. */
     if (cfg->arch != HR_ARCH_LLAMA) {
         bool use_sw = cfg->arch == HR_ARCH_MISTRAL;
-        if (cfg->arch == HR_ARCH_QWEN2 && (st = get_bool(o, "use_sliding_window", &use_sw, label, err)) != HR_OK)
+        if ((cfg->arch == HR_ARCH_QWEN2 || cfg->arch == HR_ARCH_QWEN3) &&
+            (st = get_bool(o, "use_sliding_window", &use_sw, label, err)) != HR_OK)
             return st;
         if (use_sw && (st = get_int(o, "sliding_window", &cfg->sliding_window, false, 0, label, err)) != HR_OK)
             return st;

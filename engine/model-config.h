@@ -10,6 +10,7 @@ typedef enum {
     HR_ARCH_LLAMA,     /* LlamaForCausalLM (also SmolLM, TinyLlama) */
     HR_ARCH_MISTRAL,   /* MistralForCausalLM */
     HR_ARCH_QWEN2,     /* Qwen2ForCausalLM: q/k/v carry a bias */
+    HR_ARCH_QWEN3,     /* Qwen3ForCausalLM: each q and k head RMS-normalised before RoPE, no bias */
 } HrArch;
 
 typedef enum {
@@ -48,7 +49,8 @@ typedef struct {
     float rope_high_freq_factor;
     int rope_original_max_pos;
     bool tie_embeddings;
-    bool qkv_bias;              /* Qwen2, or Llama's attention_bias */
+    bool qkv_bias;              /* Qwen2, or Llama's and Qwen3's attention_bias */
+    bool qk_norm;               /* Qwen3: self_attn.q_norm / k_norm [head_dim] on every head before RoPE */
     int sliding_window;         /* 0 = none */
     int bos_id;                 /* -1 when absent */
     int n_eos;

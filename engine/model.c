@@ -256,6 +256,20 @@ hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError
                               "(tensor '%s'); use the CPU backend", dir, ops->name,
                               hr_tensor_type_name(blocks), blocks->name);
     }
+#if HEARTH_HAVE_CUDA
+    /* Qwen3's q/k norms have no CUDA kernel yet: "auto" takes Vulkan on a GPU, else the CPU (a named "cuda"
+     * says so when it opens). */
+    if (st == HR_OK && is_auto && ops == &hr_cuda_backend && m->cfg.qk_norm) {
+#if HEARTH_HAVE_VULKAN
+        char gpu[256];
+        ops = !unread_blocks(&hr_vulkan_backend, m->weights) && vulkan_gpu_usable(gpu, sizeof gpu)
+                  ? &hr_vulkan_backend
+                  : &hr_cpu_backend;
+#else
+        ops = &hr_cpu_backend;
+#endif
+    }
+#endif
     if (st == HR_OK) {
         /* The KV cache never holds more positions than the model was made for. */
         m->context_len = opt->context_len > 0 ? MIN(opt->context_len, m->cfg.max_pos) : MIN(m->cfg.max_pos, 4096);

@@ -1,7 +1,7 @@
 /* ops.h — the op-level backend interface: what a compute device does, at
  * the grain of ops on tensors that live on it.
  *
- * The model itself — which tensors a Llama/Mistral/Qwen2 checkpoint has,
+ * The model itself — which tensors a Llama/Mistral/Qwen2/Qwen3 checkpoint has,
  * what order the ops of a block run in, how a prompt is cut into chunks and
  * which rows of logits come back — is written once, in llama.c, over this
  * table. A backend implements the ops and keeps everything in its own
@@ -23,7 +23,7 @@
 
 #include "backend.h"
 
-#define HR_OPS_API_VERSION 5
+#define HR_OPS_API_VERSION 6
 
 /* A weight or an activation/KV buffer, in the backend's own layout. The
  * backend owns them all and frees them in close(). */
@@ -58,7 +58,9 @@ typedef enum {
                          rows); bias: FP32, the outputs' whole length, or NULL;
                          residual: dst += instead of =; gate (n_w = 2): dst = silu(w0 x) * (w1 x) */
     HR_OP_ROPE_KV,    /* src [T, q | k | v] (q_dim + 2 kv_dim): RoPE on q and k at positions
-                         pos + t; q -> dst [T, q_dim]; k, v -> the caches at pos + t */
+                         pos + t; q -> dst [T, q_dim]; k, v -> the caches at pos + t. n_w = 2
+                         (Qwen3): first every q head = rmsnorm(head) * w[0] and every k head =
+                         rmsnorm(head) * w[1] (FP32 vectors [head_dim], eps norm_eps) */
     HR_OP_ATTENTION,  /* dst[t] = causal attention of src[t] (q) over the caches at positions
                          [max(0, p - window + 1), p], p = pos + t, GQA head h -> kv head
                          h / (n_heads / n_kv_heads) */

@@ -34,7 +34,7 @@
 enum { K_X, K_Y, K_H1 = 2 + HR_AWQ_ACT_H1, K_A = 2 + HR_AWQ_ACT_A, K_H2 = 2 + HR_AWQ_ACT_H2,
        K_ACT = 2 + HR_AWQ_ACT_ACT, K_N };
 enum { W_Q = HR_AWQ_LIN_Q, W_K = HR_AWQ_LIN_K, W_V = HR_AWQ_LIN_V, W_O = HR_AWQ_LIN_O, W_G = HR_AWQ_LIN_GATE,
-       W_U = HR_AWQ_LIN_UP, W_D = HR_AWQ_LIN_DOWN, W_BIAS, W_LN1, W_LN2, W_N };
+       W_U = HR_AWQ_LIN_UP, W_D = HR_AWQ_LIN_DOWN, W_BIAS, W_LN1, W_LN2, W_QN, W_KN, W_N };
 
 struct HrAwqDevice {
     const HrOps *ops;
@@ -138,6 +138,13 @@ hr_awq_device_open(const HrOps *ops, const HrModelConfig *cfg, int seqlen, HrAwq
         g_strlcpy(specs[n].name, "l.qkv_bias", sizeof specs[n].name);
         slot[n++] = W_BIAS;
     }
+    if (cfg->qk_norm) {   /* Qwen3's q and k norms, in every forward (hr_awq_device_qk_norm) */
+        for (int i = 0; i < 2; i++) {
+            specs[n] = (HrWeightSpec){ .role = HR_W_VECTOR, .layer = 0, .rows = hd, .cols = 1 };
+            g_strlcpy(specs[n].name, i ? "l.k_norm" : "l.q_norm", sizeof specs[n].name);
+            slot[n++] = i ? W_KN : W_QN;
+        }
+    }
     for (int i = 0; i < 2; i++) {   /* the norms, for the layer's forward */
         specs[n] = (HrWeightSpec){ .role = HR_W_VECTOR, .layer = 0, .rows = D, .cols = 1 };
         g_strlcpy(specs[n].name, i ? "l.post_attention_layernorm" : "l.input_layernorm", sizeof specs[n].name);
@@ -168,7 +175,8 @@ hr_awq_device_open(const HrOps *ops, const HrModelConfig *cfg, int seqlen, HrAwq
         const HrNode attn[] = {
             { .op = HR_OP_LINEAR, .layer = 0, .src = d->x, .dst = d->qkv, .w = { d->w[W_Q], d->w[W_K], d->w[W_V] },
               .n_w = 3, .bias = cfg->qkv_bias ? d->w[W_BIAS] : NULL },
-            { .op = HR_OP_ROPE_KV, .layer = 0, .src = d->qkv, .dst = d->q, .k_cache = d->kc, .v_cache = d->vc },
+            { .op = HR_OP_ROPE_KV, .layer = 0, .src = d->qkv, .dst = d->q, .w = { d->w[W_QN], d->w[W_KN] },
+              .n_w = cfg->qk_norm ? 2 : 0, .k_cache = d->kc, .v_cache = d->vc },
             { .op = HR_OP_ATTENTION, .layer = 0, .src = d->q, .dst = d->att, .k_cache = d->kc, .v_cache = d->vc },
             { .op = HR_OP_LINEAR, .layer = 0, .src = d->att, .dst = d->out, .w = { d->w[W_O] }, .n_w = 1 },
         };
@@ -187,7 +195,8 @@ hr_awq_device_open(const HrOps *ops, const HrModelConfig *cfg, int seqlen, HrAwq
             { .op = HR_OP_RMSNORM, .layer = 0, .src = d->x, .dst = d->h1, .w = { d->w[W_LN1] } },
             { .op = HR_OP_LINEAR, .layer = 0, .src = d->h1, .dst = d->qkv, .w = { d->w[W_Q], d->w[W_K], d->w[W_V] },
               .n_w = 3, .bias = cfg->qkv_bias ? d->w[W_BIAS] : NULL },
-            { .op = HR_OP_ROPE_KV, .layer = 0, .src = d->qkv, .dst = d->q, .k_cache = d->kc, .v_cache = d->vc },
+            { .op = HR_OP_ROPE_KV, .layer = 0, .src = d->qkv, .dst = d->q, .w = { d->w[W_QN], d->w[W_KN] },
+              .n_w = cfg->qk_norm ? 2 : 0, .k_cache = d->kc, .v_cache = d->vc },
             { .op = HR_OP_ATTENTION, .layer = 0, .src = d->q, .dst = d->att, .k_cache = d->kc, .v_cache = d->vc },
             { .op = HR_OP_LINEAR, .layer = 0, .src = d->att, .dst = d->x, .w = { d->w[W_O] }, .n_w = 1,
               .residual = true },
@@ -214,6 +223,15 @@ hr_awq_device_open(const HrOps *ops, const HrModelConfig *cfg, int seqlen, HrAwq
     d->zeros = g_new0(int32_t, (size_t)d->lim.max_tokens);
     *out = d;
     return HR_OK;
+}
+
+HrStatus
+hr_awq_device_qk_norm(HrAwqDevice *d, const float *qn, const float *kn, HrError *err)
+{
+    if (!d->cfg.qk_norm)
+        return HR_OK;
+    HrStatus st = d->ops->set_weight(d->dev, d->w[W_QN], qn, err);
+    return st == HR_OK ? d->ops->set_weight(d->dev, d->w[W_KN], kn, err) : st;
 }
 
 const char *

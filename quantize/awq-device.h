@@ -15,6 +15,10 @@ HrStatus hr_awq_device_open(const HrOps *ops, const HrModelConfig *cfg, int seql
 void hr_awq_device_free(HrAwqDevice *d);
 const char *hr_awq_device_name(const HrAwqDevice *d);
 
+/* Qwen3 (cfg's qk_norm): the layer's q and k norms [head_dim], which every forward below then applies to the
+ * q and k heads before RoPE; nothing for the other architectures. Set once per layer, before its forwards. */
+HrStatus hr_awq_device_qk_norm(HrAwqDevice *d, const float *qn, const float *kn, HrError *err);
+
 /* out[T, D] = o_proj(attention(RoPE(q|k|v of x))) per sample of seqlen
  * tokens, with these FP32 weights (bias: q|k|v's, when the config has one).
  * x [T, D]. */

@@ -97,10 +97,12 @@ typedef struct {
      * bias_cat: q|k|v's bias. */
     HrAwqDevice *odev;
     float *dref, *bias_cat;
+    /* Qwen3: the layer's q and k norms [head_dim] (NULL otherwise) */
+    const float *qn, *kn;
 } Ctx;
 
 typedef struct {
-    float *ln1, *ln2, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *bq, *bk, *bv;
+    float *ln1, *ln2, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *bq, *bk, *bv, *qn, *kn;
 } LW;
 
 /* Smaller products run the FP32 GEMM: splitting x per call, and W per
@@ -342,6 +344,21 @@ attention(Ctx *c, const float *q, const float *k, const float *v, float *a, int 
     g_free(sc);
 }
 
+/* Qwen3: every q head and k head of n tokens RMS-normalised with the layer's q_norm / k_norm (before RoPE,
+ * as the model runs them); nothing for the other architectures. */
+static void
+qk_norm_rows(Ctx *c, float *q, float *k, int n)
+{
+    const HrModelConfig *cfg = c->cfg;
+    if (!c->qn)
+        return;
+    const int hd = cfg->head_dim;
+    for (size_t r = 0; r < (size_t)n * cfg->n_heads; r++)
+        hr_rmsnorm(q + r * hd, q + r * hd, c->qn, hd, cfg->norm_eps);
+    for (size_t r = 0; r < (size_t)n * cfg->n_kv_heads; r++)
+        hr_rmsnorm(k + r * hd, k + r * hd, c->kn, hd, cfg->norm_eps);
+}
+
 /* out[T, D] = o_proj(attention(q,k,v from h)); a_out[T, qd] (optional) the
  * input of o_proj. T = n_samples * L, processed c->chunk samples at a time. */
 static void
@@ -363,6 +380,7 @@ attn_block(Ctx *c, const LW *w, const float *h, int T, float *out, float *a_out)
             memcpy(c->ref_k + (size_t)t0 * kvd, k, sizeof(float) * n * kvd);
             memcpy(c->ref_v + (size_t)t0 * kvd, v, sizeof(float) * n * kvd);
         }
+        qk_norm_rows(c, q, k, n);
         rope_rows(c, q, n, cfg->n_heads);
         rope_rows(c, k, n, cfg->n_kv_heads);
         attention(c, q, k, v, a, n);
@@ -559,6 +577,7 @@ loss_delta(Ctx *c, const Group *gr, float *const dW[3], const HrAmxWeights *last
             hr_amx_matmul_packed_add(c->pool, c->q, c->ref_q + (size_t)t0 * qd, e[0], xc, n);
             hr_amx_matmul_packed_add(c->pool, c->k, c->ref_k + (size_t)t0 * kvd, e[1], xc, n);
             hr_amx_matmul_packed_add(c->pool, c->v, c->ref_v + (size_t)t0 * kvd, e[2], xc, n);
+            qk_norm_rows(c, c->q, c->k, n);   /* (q and k are whole here: the recorded ones plus x dW^T) */
             rope_rows(c, c->q, n, cfg->n_heads);
             rope_rows(c, c->k, n, cfg->n_kv_heads);
             attention(c, c->q, c->k, c->v, c->att, n);
@@ -1251,6 +1270,8 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
             { &w.bq, "self_attn.q_proj.bias", qd, true },
             { &w.bk, "self_attn.k_proj.bias", kvd, true },
             { &w.bv, "self_attn.v_proj.bias", kvd, true },
+            { &w.qn, "self_attn.q_norm.weight", hd, !cfg->qk_norm },
+            { &w.kn, "self_attn.k_norm.weight", hd, !cfg->qk_norm },
         };
         for (size_t i = 0; i < G_N_ELEMENTS(parts); i++) {
             g_snprintf(name, sizeof name, "model.layers.%d.%s", l, parts[i].suffix);
@@ -1259,6 +1280,10 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
                 st = hr_error_set(err, HR_ERR_FORMAT, "awq: %s missing or misshaped", name);
         }
         if (st != HR_OK)
+            goto done;
+        cp->qn = w.qn;
+        cp->kn = w.kn;
+        if (cp->odev && cfg->qk_norm && (st = hr_awq_device_qk_norm(cp->odev, w.qn, w.kn, err)) != HR_OK)
             goto done;
         if (!hr_awq_report(S, "calibrating", 0.0)) {
             st = hr_error_set(err, HR_ERR_CANCELLED, "quantization was cancelled");
@@ -1418,6 +1443,7 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
             S->y = sw;
         }
 done:
+        cp->qn = cp->kn = NULL;
         for (size_t i = 0; i < G_N_ELEMENTS(parts); i++)
             g_free(*parts[i].p);
     }

@@ -484,6 +484,7 @@ main(void)
     fold_check("llama-linear-rope", tmp);
     fold_check("llama3-rope", tmp);
     fold_check("qwen2-bias", tmp);
+    fold_check("qwen3-qknorm", tmp);
     stage_check(tmp);
     gemm_op_check("llama-gqa-tied", tmp);
     gemm_op_check("llama-linear-rope", tmp);
@@ -492,6 +493,7 @@ main(void)
     random_model_ppl("llama3-rope", tmp, &wins, &total);
     random_model_ppl("mistral", tmp, &wins, &total);
     random_model_ppl("qwen2-bias", tmp, &wins, &total);
+    random_model_ppl("qwen3-qknorm", tmp, &wins, &total);
     printf("random models: AWQ better than RTN in %d of %d comparisons\n", wins, total);
 
     g_autofree char *assets = hr_test_assets_dir();

@@ -1,7 +1,8 @@
 /* The CPU forward pass against Hugging Face transformers (the real
  * reference): tiny random models made by tests/reference/make_fixtures.py
  * for Llama (GQA, tied head), Llama-3 rope scaling with explicit head_dim,
- * linear rope scaling, Qwen2 (qkv bias) and Mistral, in FP32 and BF16.
+ * linear rope scaling, Qwen2 (qkv bias), Mistral and Qwen3 (q/k norms, q wider than
+ * the hidden size), in FP32 and BF16.
  *
  * Checks, per model and prompt:
  *  - all-position logits from one prefill: max |err| <= 1e-4 (FP32 KV);
@@ -20,7 +21,7 @@
 #include "safetensors.h"
 
 static const char *models[] = {
-    "llama-gqa-tied", "llama3-rope", "llama-linear-rope", "qwen2-bias", "mistral",
+    "llama-gqa-tied", "llama3-rope", "llama-linear-rope", "qwen2-bias", "mistral", "qwen3-qknorm",
 };
 static const char *variants[] = { "f32", "bf16" };
 

@@ -57,6 +57,8 @@
 #include "hr-smollm2.h"
 #include "hr-test.h"
 #include "model-config.h"
+#include "model.h"
+#include "safetensors.h"
 #include "tokenizer.h"
 
 #define LABEL "test.gguf"
@@ -2163,6 +2165,109 @@ write_seeds(const char *dir)
 
 /* ------------------------------------------------------------ main */
 
+/* llama.cpp's name of a transformers tensor (the reverse of gguf-model.c's map), or NULL. */
+static char *
+gguf_name_of(const char *hf)
+{
+    static const char *const map[][2] = {
+        { "input_layernorm.weight", "attn_norm.weight" },   { "post_attention_layernorm.weight", "ffn_norm.weight" },
+        { "self_attn.q_proj.weight", "attn_q.weight" },     { "self_attn.k_proj.weight", "attn_k.weight" },
+        { "self_attn.v_proj.weight", "attn_v.weight" },     { "self_attn.o_proj.weight", "attn_output.weight" },
+        { "self_attn.q_norm.weight", "attn_q_norm.weight" }, { "self_attn.k_norm.weight", "attn_k_norm.weight" },
+        { "mlp.gate_proj.weight", "ffn_gate.weight" },      { "mlp.up_proj.weight", "ffn_up.weight" },
+        { "mlp.down_proj.weight", "ffn_down.weight" },
+    };
+    if (strcmp(hf, "model.embed_tokens.weight") == 0)
+        return g_strdup("token_embd.weight");
+    if (strcmp(hf, "model.norm.weight") == 0)
+        return g_strdup("output_norm.weight");
+    int layer = hr_tensor_layer(hf);
+    const char *rest = layer >= 0 ? strchr(strchr(hf + strlen("model.layers."), '.'), '.') + 1 : NULL;
+    for (size_t i = 0; rest && i < G_N_ELEMENTS(map); i++)
+        if (strcmp(rest, map[i][0]) == 0)
+            return g_strdup_printf("blk.%d.%s", layer, map[i][1]);
+    return NULL;
+}
+
+/* Qwen3 from a GGUF (issue 23's architectures, and Qwen3's q/k norms): the hf-tiny Qwen3 fixture written as
+ * llama.cpp writes a Qwen3 (qwen3.* keys, blk.N.attn_q_norm / attn_k_norm, q and k not permuted; F32) gives
+ * the config and the logits of the Hugging Face folder it came from. */
+static void
+test_qwen3(void)
+{
+    g_autofree char *dir = g_build_filename(HEARTH_SOURCE_ROOT, "tests", "fixtures", "hf-tiny", "qwen3-qknorm", "f32",
+                                            NULL);
+    HrTensorSet *ts = NULL;
+    HrError err = { 0 };
+    if (hr_tensor_set_open_dir(dir, &ts, &err) != HR_OK) {
+        HR_CHECK(false, "%s", err.message);
+        return;
+    }
+    Gw *w = gw_new(3);
+    gw_str(w, "general.architecture", "qwen3");
+    gw_u32(w, "general.file_type", 0);
+    gw_u32(w, "qwen3.block_count", 2);
+    gw_u32(w, "qwen3.context_length", 128);
+    gw_u32(w, "qwen3.embedding_length", 64);
+    gw_u32(w, "qwen3.feed_forward_length", 128);
+    gw_u32(w, "qwen3.attention.head_count", 4);
+    gw_u32(w, "qwen3.attention.head_count_kv", 2);
+    gw_u32(w, "qwen3.attention.key_length", 32);
+    gw_u32(w, "qwen3.attention.value_length", 32);
+    gw_f32(w, "qwen3.rope.freq_base", 1e6f);
+    gw_f32(w, "qwen3.attention.layer_norm_rms_epsilon", 1e-6f);
+    gw_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    gw_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    for (size_t i = 0; i < hr_tensor_set_count(ts); i++) {
+        const HrTensor *t = hr_tensor_set_get(ts, i);
+        g_autofree char *name = gguf_name_of(t->name);
+        HR_CHECK(name && t->dtype == HR_DTYPE_F32, "tensor %s", t->name);
+        if (!name || t->dtype != HR_DTYPE_F32)
+            continue;
+        int64_t ne[2] = { t->shape[t->n_dims - 1], t->n_dims == 2 ? t->shape[0] : 1 };
+        gw_tensor(w, name, HR_GGML_F32, t->n_dims, ne, t->data);
+    }
+    GByteArray *bytes = gw_finish(w);
+    gw_free(w);
+    g_autofree char *tmp = g_dir_make_tmp("hearth-qwen3-XXXXXX", NULL);
+    g_autofree char *file = g_build_filename(tmp, "qwen3-tiny-F32.gguf", NULL);
+    HR_CHECK(g_file_set_contents(file, (const char *)bytes->data, bytes->len, NULL), "writing %s", file);
+    g_byte_array_unref(bytes);
+
+    HrModelConfig c;
+    HR_CHECK(hr_model_config_load(file, &c, &err) == HR_OK, "qwen3 config: %s", err.message);
+    HR_CHECK(c.arch == HR_ARCH_QWEN3 && c.qk_norm && !c.qkv_bias && c.tie_embeddings && c.head_dim == 32 &&
+                 c.n_heads * c.head_dim == 2 * c.dim,
+             "qwen3 config: arch %d qk_norm %d bias %d tie %d head_dim %d", c.arch, c.qk_norm, c.qkv_bias,
+             c.tie_embeddings, c.head_dim);
+    HrModelOptions opt;
+    hr_model_options_init(&opt);
+    opt.backend = "cpu";
+    opt.kv_type = HR_KV_F32;
+    opt.context_len = 64;
+    HrModel *a = NULL, *b = NULL;
+    HR_CHECK(hr_model_load(dir, &opt, &a, &err) == HR_OK, "folder: %s", err.message);
+    HR_CHECK(hr_model_load(file, &opt, &b, &err) == HR_OK, "gguf: %s", err.message);
+    if (a && b) {
+        const int32_t ids[] = { 1, 17, 200, 3, 99, 42, 7 };
+        float la[256], lb[256];
+        float worst = 0.0f;
+        for (int n = 1; n <= (int)G_N_ELEMENTS(ids); n++) {
+            HR_CHECK(hr_model_eval(a, ids, n, &err) == HR_OK && hr_model_logits(a, la, &err) == HR_OK &&
+                         hr_model_eval(b, ids, n, &err) == HR_OK && hr_model_logits(b, lb, &err) == HR_OK,
+                     "eval: %s", err.message);
+            for (int i = 0; i < 256; i++)
+                worst = fmaxf(worst, fabsf(la[i] - lb[i]));
+        }
+        HR_CHECK(worst <= 1e-5f, "qwen3 GGUF against its folder: max |dlogit| %g", worst);
+    }
+    hr_model_free(a);
+    hr_model_free(b);
+    hr_tensor_set_free(ts);
+    g_unlink(file);
+    g_rmdir(tmp);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2185,5 +2290,6 @@ main(int argc, char **argv)
     test_tokenizer_errors();
     test_spm_merges();
     test_many();
+    test_qwen3();
     return hr_test_result();
 }

@@ -408,7 +408,8 @@ main(void)
         g_autofree char *dir = g_build_filename(HEARTH_FIXTURES, "hf-tiny", "llama-gqa-tied", "f32", NULL);
         check_out_of_memory(dir);
     }
-    static const char *fixtures[] = { "llama-gqa-tied", "llama3-rope", "llama-linear-rope", "qwen2-bias", "mistral" };
+    static const char *fixtures[] = { "llama-gqa-tied", "llama3-rope", "llama-linear-rope", "qwen2-bias", "mistral",
+                                      "qwen3-qknorm" };
     for (size_t i = 0; i < G_N_ELEMENTS(fixtures); i++) {
         for (int v = 0; v < 2; v++) {
             const char *variant = v ? "bf16" : "f32";

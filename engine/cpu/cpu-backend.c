@@ -931,6 +931,13 @@ cpu_run(void *p, void *prog, const HrStep *s, HrError *err)
                 float *row = (float *)nd->src->data + (size_t)t * qkv_dim, *q = (float *)nd->dst->data +
                                                                                (size_t)t * q_dim;
                 memcpy(q, row, sizeof(float) * (size_t)q_dim);
+                if (nd->n_w == 2) { /* Qwen3: every q and k head normalised first */
+                    for (int h = 0; h < cfg->n_heads; h++)
+                        hr_rmsnorm(q + (size_t)h * hd, q + (size_t)h * hd, nd->w[0]->vec, hd, cfg->norm_eps);
+                    for (int h = 0; h < cfg->n_kv_heads; h++)
+                        hr_rmsnorm(row + q_dim + (size_t)h * hd, row + q_dim + (size_t)h * hd, nd->w[1]->vec, hd,
+                                   cfg->norm_eps);
+                }
                 rope(q, cfg->n_heads, hd, pos, c->inv_freq);
                 rope(row + q_dim, cfg->n_kv_heads, hd, pos, c->inv_freq);
                 kv_store(nd->k_cache->data, c->opt.kv_type, (size_t)pos * kv_dim, row + q_dim, kv_dim);

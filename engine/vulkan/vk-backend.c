@@ -1054,6 +1054,11 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, const HrNode *next, bool prefil
     case HR_OP_LINEAR:
         return add_linear(c, ds, nd, prefill, gemm, T, held, err);
     case HR_OP_ROPE_KV:
+        if (nd->n_w == 2 &&   /* Qwen3: every q and k head normalised first */
+            (st = add(ds, hr_vk_make_head_norm(k, &nd->src->buf, &nd->w[0]->vec, &nd->w[1]->vec, &c->params,
+                                               (uint32_t)cfg->n_heads, (uint32_t)cfg->n_kv_heads, hd, cfg->norm_eps,
+                                               T, &d, err), &d)) != HR_OK)
+            return st;
         return add(ds, hr_vk_make_rope_kv(k, &nd->src->buf, &nd->dst->buf, &nd->k_cache->buf, &nd->v_cache->buf,
                                           &c->rope_tab, &c->params, (uint32_t)cfg->n_heads,
                                           (uint32_t)cfg->n_kv_heads, hd, T, &d, err), &d);

@@ -22,6 +22,12 @@ static const uint32_t rmsnorm_spv[] =
 static const uint32_t rmsnorm_sg_spv[] =
 #include "rmsnorm_sg.spv.h"
     ;
+static const uint32_t head_norm_spv[] =
+#include "head_norm.spv.h"
+    ;
+static const uint32_t head_norm_sg_spv[] =
+#include "head_norm_sg.spv.h"
+    ;
 static const uint32_t rope_kv_spv[] =
 #include "rope_kv.spv.h"
     ;
@@ -462,6 +468,7 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *p
     job(J, &k->pipes[HR_VK_K_EMBED], SPV(embed_spv), 4, 9 * 4, one, 1);
     job(J, &k->pipes[HR_VK_K_RMSNORM], SPV_SG(rmsnorm_sg_spv, rmsnorm_spv), 4, 12, one, 1);
     job(J, &k->pipes[HR_VK_K_ROPE_KV], SPV(rope_kv_spv), 6, 12, one, 1);
+    job(J, &k->pipes[HR_VK_K_HEAD_NORM], SPV_SG(head_norm_sg_spv, head_norm_spv), 4, 16, one, 1);
     job(J, &k->pipes[HR_VK_K_ATTN], SPV_SG(attn_sg_spv, attn_spv), 5, 24, attn_spec, 4);
     job(J, &k->pipes[HR_VK_K_ATTN_PREFILL], SPV_SG(attn_sg_spv, attn_spv), 5, 24, attn_pre_spec, 4);
     job(J, &k->pipes[HR_VK_K_ATTN_COMBINE], SPV(attn_combine_spv), 3, 12, one, 1);
@@ -1104,6 +1111,24 @@ hr_vk_make_rope_kv(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *qout, HrVkBuffer
     d->push[1] = n_kv;
     d->push[2] = hd;
     d->groups[0] = div_up((n_heads + 2 * n_kv) * hd, k->cfg.wg);
+    d->groups[1] = max_tokens;
+    d->groups[2] = 1;
+    return st;
+}
+
+HrStatus
+hr_vk_make_head_norm(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *wq, HrVkBuffer *wk, HrVkBuffer *params,
+                     uint32_t n_heads, uint32_t n_kv, uint32_t hd, float eps, uint32_t max_tokens, HrVkDispatch *d,
+                     HrError *err)
+{
+    memset(d, 0, sizeof *d);
+    HrVkBuffer *b[4] = { qkv, wq, wk, params };
+    HrStatus st = alloc_set(k, HR_VK_K_HEAD_NORM, b, 4, d, err);
+    d->push[0] = n_heads;
+    d->push[1] = n_kv;
+    d->push[2] = hd;
+    memcpy(&d->push[3], &eps, 4);
+    d->groups[0] = n_heads + n_kv;
     d->groups[1] = max_tokens;
     d->groups[2] = 1;
     return st;

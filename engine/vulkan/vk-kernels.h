@@ -69,6 +69,7 @@ typedef enum {
     HR_VK_K_QUANT_Q8 = HR_VK_K_GEMV_Q8 + 4,   /* the activations for it (quant_q8.comp) */
     HR_VK_K_RMSNORM_Q8,    /* rmsnorm.comp writing them too */
     HR_VK_K_ATTN_COMBINE_Q8,  /* attn_combine.comp writing them too */
+    HR_VK_K_HEAD_NORM,     /* head_norm.comp: Qwen3's q/k norms */
     HR_VK_K_COUNT,
 } HrVkKernelId;
 
@@ -248,6 +249,10 @@ HrStatus hr_vk_make_attn_combine_q8(HrVkKernels *k, HrVkBuffer *part, HrVkBuffer
 HrStatus hr_vk_make_rope_kv(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *qout, HrVkBuffer *kc, HrVkBuffer *vc,
                             HrVkBuffer *rope_tab, HrVkBuffer *params, uint32_t n_heads, uint32_t n_kv,
                             uint32_t hd, uint32_t max_tokens, HrVkDispatch *d, HrError *err);
+/* Qwen3: every q head (wq) and k head (wk, both FP32 [hd]) of qkv RMS-normalised in place. */
+HrStatus hr_vk_make_head_norm(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *wq, HrVkBuffer *wk, HrVkBuffer *params,
+                              uint32_t n_heads, uint32_t n_kv, uint32_t hd, float eps, uint32_t max_tokens,
+                              HrVkDispatch *d, HrError *err);
 /* part: [max_tokens, n_heads, n_splits, hd + 2] floats; n_splits =
  * ceil(context / attn_split). */
 HrStatus hr_vk_make_attn(HrVkKernels *k, HrVkBuffer *q, HrVkBuffer *kc, HrVkBuffer *vc, HrVkBuffer *part,

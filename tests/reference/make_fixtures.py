@@ -46,6 +46,8 @@ from transformers import (
     MistralForCausalLM,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -127,6 +129,18 @@ MODELS = [
                     num_key_value_heads=1, intermediate_size=128, tie_word_embeddings=False,
                     rope_theta=10000.0, rms_norm_eps=1e-5, max_position_embeddings=128,
                     sliding_window=None, rope_scaling=None),
+    ),
+    dict(
+        # Qwen3: every q and k head RMS-normalised (q_norm, k_norm) before RoPE, no
+        # bias, and head_dim 32 with 4 heads, so q is 128 wide against hidden 64
+        # (as Qwen3-0.6B: 16 x 128 against 1024)
+        name="qwen3-qknorm",
+        cls=Qwen3ForCausalLM, cfg_cls=Qwen3Config,
+        config=dict(COMMON, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                    num_key_value_heads=2, head_dim=32, intermediate_size=128,
+                    tie_word_embeddings=True, rope_theta=1000000.0, rms_norm_eps=1e-6,
+                    max_position_embeddings=128, rope_scaling=None, attention_bias=False,
+                    use_sliding_window=False, sliding_window=None, max_window_layers=2),
     ),
 ]
 
@@ -429,6 +443,9 @@ def np_forward(folder, ids, bug=None):
         q = lin(h, pre + "self_attn.q_proj").reshape(n, H, D)
         k = lin(h, pre + "self_attn.k_proj").reshape(n, KV, D)
         v = lin(h, pre + "self_attn.v_proj").reshape(n, KV, D)
+        if pre + "self_attn.q_norm.weight" in W and bug != "no_qk_norm":   # Qwen3
+            q = rms(q, W[pre + "self_attn.q_norm.weight"])
+            k = rms(k, W[pre + "self_attn.k_norm.weight"])
         if bug != "no_rope":
             q = apply_rope(q, pos, inv_freq, interleaved=(bug == "interleaved_rope"))
             k = apply_rope(k, pos, inv_freq, interleaved=(bug == "interleaved_rope"))
@@ -464,6 +481,8 @@ def bugs_for(spec):
         bugs.append("no_rope_scaling")
     if spec["cls"] is Qwen2ForCausalLM:
         bugs.append("no_bias")
+    if spec["cls"] is Qwen3ForCausalLM:
+        bugs.append("no_qk_norm")
     if not c["tie_word_embeddings"]:
         bugs.append("force_tied")
     return bugs
@@ -477,9 +496,15 @@ def main():
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
           f"safetensors {safetensors.__version__}, numpy {np.__version__}")
     print("prompts:", [len(p) for p in PROMPTS])
+    # --only NAME[,NAME]: those models alone (the others' files are left as they are)
+    only = None
+    if len(sys.argv) == 3 and sys.argv[1] == "--only":
+        only = set(sys.argv[2].split(","))
     report = []
     for mi, spec in enumerate(MODELS):
         name = spec["name"]
+        if only is not None and name not in only:
+            continue
         torch.manual_seed(1000 + mi)
         cfg = tf_config(spec)
         model = spec["cls"](cfg)
