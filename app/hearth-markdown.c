@@ -1601,3 +1601,39 @@ hearth_markdown_view_init(HearthMarkdownView *self)
         g_object_set_data_full(G_OBJECT(display), "hearth-markdown-css", provider, g_object_unref);
     }
 }
+
+const char *
+hearth_markdown_split_thinking(const char *text, char **thinking, gboolean *closed)
+{
+    *thinking = NULL;
+    *closed = FALSE;
+    if (!text)
+        return "";
+    const char *p = text;
+    while (g_ascii_isspace(*p))
+        p++;
+    const char *body, *end;
+    if (g_str_has_prefix(p, "<think>")) {
+        body = p + strlen("<think>");
+        end = strstr(body, "</think>");
+    } else {
+        /* opened by the template (the prompt ends in "<think>"): only its end is in the reply */
+        end = strstr(text, "</think>");
+        if (!end || g_strstr_len(text, end - text, "<think>"))
+            return text;
+        body = text;
+    }
+    const char *stop = end ? end : body + strlen(body);
+    while (body < stop && g_ascii_isspace(*body))
+        body++;
+    while (stop > body && g_ascii_isspace(stop[-1]))
+        stop--;
+    *thinking = g_strndup(body, (gsize)(stop - body));
+    if (!end)
+        return "";
+    *closed = TRUE;
+    const char *answer = end + strlen("</think>");
+    while (g_ascii_isspace(*answer))
+        answer++;
+    return answer;
+}

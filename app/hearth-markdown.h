@@ -43,4 +43,12 @@ char       *hearth_markdown_to_pango(const char *markdown);
  * gtk_source_init() (the view does it). */
 const char *hearth_markdown_language_for_info(const char *info);
 
+/* A reply of a reasoning model (Qwen3, DeepSeek-R1 and its distills) split into its thinking and its answer:
+ * "<think>…</think>answer" (the text may start with white space), or "…</think>answer" where the chat template
+ * opened the block itself (R1's). *thinking gets the reasoning without the tags and outer blank lines
+ * (g_free; NULL when the reply has none); the return value points into text at the answer, its leading white
+ * space skipped (all of text without thinking; "" while the thinking is still being written). *closed tells
+ * whether the block has ended. No GTK needed. */
+const char *hearth_markdown_split_thinking(const char *text, char **thinking, gboolean *closed);
+
 G_END_DECLS

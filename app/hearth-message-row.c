@@ -18,6 +18,12 @@ struct _HearthMessageRow {
     GtkButton *next_version_button;
     GtkLabel *user_text;
     GtkWidget *markdown;       /* HearthMarkdownView for assistant replies */
+    GtkWidget *thinking_box;         /* a reasoning model's thinking, folded away under a toggle */
+    GtkToggleButton *thinking_toggle;
+    GtkImage *thinking_arrow;
+    GtkLabel *thinking_title;
+    GtkRevealer *thinking_revealer;
+    GtkLabel *thinking_label;
     GtkLabel *note_label;
     HearthMessage *message;
     gulong handlers[6];
@@ -50,6 +56,20 @@ update_content(HearthMessageRow *self)
     const char *text = hearth_message_get_content(self->message);
     gboolean assistant = g_strcmp0(hearth_message_get_role(self->message), "assistant") == 0;
     gboolean markdown = assistant || has_code_fence(text);
+    /* a reasoning model's thinking (<think>…</think>) goes into the expander, folded; the answer below */
+    g_autofree char *thinking = NULL;
+    gboolean closed = FALSE;
+    if (assistant)
+        text = hearth_markdown_split_thinking(text, &thinking, &closed);
+    gtk_widget_set_visible(self->thinking_box, thinking != NULL);
+    if (thinking) {
+        const gboolean writing = g_strcmp0(hearth_message_get_state(self->message), "partial") == 0;
+        const char *title = closed ? _("Reasoning") : writing ? _("Thinking…") : _("Reasoning (unfinished)");
+        gtk_label_set_text(self->thinking_title, title);
+        gtk_accessible_update_property(GTK_ACCESSIBLE(self->thinking_toggle), GTK_ACCESSIBLE_PROPERTY_LABEL, title,
+                                       -1);
+        gtk_label_set_text(self->thinking_label, *thinking ? thinking : _("(nothing)"));
+    }
     gtk_widget_set_visible(GTK_WIDGET(self->user_text), !markdown);
     gtk_widget_set_visible(self->markdown, markdown);
     if (markdown) {
@@ -155,6 +175,8 @@ on_notify(GObject *obj, GParamSpec *pspec, gpointer user_data)
     else if (g_str_equal(name, "highlighted"))
         update_highlight(self);
     else {
+        if (g_str_equal(name, "state"))   /* "Thinking…" ends */
+            update_content(self);
         update_note(self);
         update_actions(self);
     }
@@ -171,6 +193,7 @@ hearth_message_row_bind(HearthMessageRow *self, HearthMessage *message)
     if (!message)
         return;
     self->message = g_object_ref(message);
+    gtk_toggle_button_set_active(self->thinking_toggle, FALSE);   /* a row shown anew: its thinking folded */
     const char *role = hearth_message_get_role(message);
     gboolean assistant = g_strcmp0(role, "assistant") == 0;
     const char *role_name = assistant ? _("Assistant") : g_strcmp0(role, "system") == 0 ? _("System") : _("You");
@@ -226,15 +249,33 @@ hearth_message_row_class_init(HearthMessageRowClass *klass)
     gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, next_version_button);
     gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, user_text);
     gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, markdown);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, thinking_box);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, thinking_toggle);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, thinking_arrow);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, thinking_title);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, thinking_revealer);
+    gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, thinking_label);
     gtk_widget_class_bind_template_child(widget_class, HearthMessageRow, note_label);
     gtk_widget_class_set_layout_manager_type(widget_class, GTK_TYPE_BIN_LAYOUT);
     gtk_widget_class_set_accessible_role(widget_class, GTK_ACCESSIBLE_ROLE_GROUP);
 }
 
 static void
+on_thinking_toggled(HearthMessageRow *self)
+{
+    const gboolean open = gtk_toggle_button_get_active(self->thinking_toggle);
+    gtk_image_set_from_icon_name(self->thinking_arrow, open ? "pan-down-symbolic" : "pan-end-symbolic");
+    gtk_accessible_update_state(GTK_ACCESSIBLE(self->thinking_toggle), GTK_ACCESSIBLE_STATE_EXPANDED, open, -1);
+}
+
+static void
 hearth_message_row_init(HearthMessageRow *self)
 {
     gtk_widget_init_template(GTK_WIDGET(self));
+    g_object_bind_property(self->thinking_toggle, "active", self->thinking_revealer, "reveal-child",
+                           G_BINDING_SYNC_CREATE);
+    g_signal_connect_swapped(self->thinking_toggle, "toggled", G_CALLBACK(on_thinking_toggled), self);
+    on_thinking_toggled(self);
 }
 
 GtkWidget *

@@ -15,6 +15,7 @@
 #include "hearth-found.h"
 #include "hearth-get-model.h"
 #include "hearth-load-error.h"
+#include "hearth-markdown.h"
 #include "hearth-message-row.h"
 #include "hearth-message.h"
 #include "hearth-model-manager.h"
@@ -1596,7 +1597,13 @@ copy_message_activated(GtkWidget *widget, const char *name, GVariant *param)
     for (guint i = 0; i < n; i++) {
         g_autoptr(HearthMessage) m = g_list_model_get_item(G_LIST_MODEL(self->messages), i);
         if (hearth_message_get_id(m) == id) {
-            gdk_clipboard_set_text(gtk_widget_get_clipboard(widget), hearth_message_get_content(m));
+            /* a reply's answer, without the thinking before it */
+            g_autofree char *thinking = NULL;
+            gboolean closed;
+            const char *text = hearth_message_get_content(m);
+            if (g_strcmp0(hearth_message_get_role(m), "assistant") == 0)
+                text = hearth_markdown_split_thinking(text, &thinking, &closed);
+            gdk_clipboard_set_text(gtk_widget_get_clipboard(widget), text);
             toast(self, _("Copied to the clipboard"));
             return;
         }

@@ -675,6 +675,37 @@ test_timing(void)
     g_string_free(s, TRUE);
 }
 
+/* A reasoning model's reply: its thinking apart from its answer, while it streams and once whole. */
+static void
+test_thinking(void)
+{
+    static const struct {
+        const char *text, *thinking, *answer;
+        gboolean closed;
+    } cases[] = {
+        { "<think>\nThe user greets.\n</think>\n\nHello!", "The user greets.", "Hello!", TRUE },
+        { "\n<think>\nstep 1\n\nstep 2\n</think>\n\n**Four.**", "step 1\n\nstep 2", "**Four.**", TRUE },
+        { "<think>\nstill going", "still going", "", FALSE },
+        { "<think>", "", "", FALSE },
+        { "<think>\n\n</think>\n\nNo thinking asked for.", "", "No thinking asked for.", TRUE },
+        /* R1: the template opened the block; only its end is in the reply */
+        { "Okay, 2 + 2 is 4.\n</think>\n\nIt is 4.", "Okay, 2 + 2 is 4.", "It is 4.", TRUE },
+        { "Plain answer.", NULL, "Plain answer.", FALSE },
+        { "Use `<think>` tags like <think>this</think>.", NULL, "Use `<think>` tags like <think>this</think>.",
+          FALSE },
+        { "", NULL, "", FALSE },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        char *thinking = NULL;
+        gboolean closed = TRUE;
+        const char *answer = hearth_markdown_split_thinking(cases[i].text, &thinking, &closed);
+        g_assert_cmpstr(thinking, ==, cases[i].thinking);
+        g_assert_cmpstr(answer, ==, cases[i].answer);
+        g_assert_cmpint(closed, ==, cases[i].closed);
+        g_free(thinking);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -695,6 +726,7 @@ main(int argc, char **argv)
     g_test_add_func("/markdown/unfinished", test_unfinished);
     g_test_add_func("/markdown/streaming", test_streaming);
     g_test_add_func("/markdown/timing", test_timing);
+    g_test_add_func("/markdown/thinking", test_thinking);
     int rc = g_test_run();
     gtk_window_destroy(GTK_WINDOW(window));
     return rc;
