@@ -558,8 +558,14 @@ messages_without(JsonArray *all, guint skip, guint *skipped)
  * message, then checked by rendering; a few renders at most, not one per
  * dropped message. */
 static HrStatus
-build_prompt(Shared *s, JsonNode *messages, int reserve, int32_t **ids, size_t *n_ids, int *dropped, HrError *err)
+build_prompt(Shared *s, JsonNode *messages, int reserve, gboolean no_thinking, int32_t **ids, size_t *n_ids,
+             int *dropped, HrError *err)
 {
+    g_autoptr(JsonObject) extra = NULL;
+    if (no_thinking) {
+        extra = json_object_new();
+        json_object_set_boolean_member(extra, "enable_thinking", FALSE);
+    }
     JsonArray *all = json_node_get_array(messages);
     guint n = json_array_get_length(all);
     int ctx = hr_model_context_len(s->model);
@@ -574,7 +580,7 @@ build_prompt(Shared *s, JsonNode *messages, int reserve, int32_t **ids, size_t *
             return hr_error_set(err, HR_ERR_CANCELLED, "cancelled");
         guint skipped = 0;
         JsonNode *node = messages_without(all, skip, &skipped);
-        HrStatus st = hr_chat_render_ex(s->tok, node, true, &s->cancel, NULL, ids, n_ids, NULL, NULL, err);
+        HrStatus st = hr_chat_render_extra(s->tok, node, true, extra, &s->cancel, NULL, ids, n_ids, NULL, NULL, err);
         json_node_unref(node);
         if (st != HR_OK)
             return st;
@@ -635,7 +641,7 @@ worker_generate(Shared *s, const Request *r)
     size_t n_ids = 0;
     int dropped = 0;
     int reserve = MIN(r->params.max_new_tokens, hr_model_context_len(s->model) / 4);
-    HrStatus pst = build_prompt(s, r->messages, reserve, &ids, &n_ids, &dropped, &err);
+    HrStatus pst = build_prompt(s, r->messages, reserve, r->params.no_thinking, &ids, &n_ids, &dropped, &err);
     if (pst == HR_ERR_CANCELLED) {
         fin->stop_reason = g_strdup("cancelled");
         post(s, fin);

@@ -29,6 +29,8 @@ typedef struct {
     double repetition_penalty;
     int max_new_tokens;
     guint64 seed;
+    gboolean no_thinking;      /* a reasoning model that can answer without thinking first does so (its
+                                  template's enable_thinking = false: Qwen3) */
 } HearthGenParams;
 
 void hearth_gen_params_init(HearthGenParams *p);

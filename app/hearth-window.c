@@ -190,6 +190,7 @@ struct _HearthWindow {
     GtkTextView *system_prompt_view;
     GtkSpinButton *temperature_spin;
     GtkSpinButton *top_p_spin;
+    GtkSwitch *thinking_switch;     /* the "thinking" setting (every chat) */
     GtkSpinButton *max_tokens_spin;
     GtkRevealer *banner;
     GtkLabel *banner_label;
@@ -811,6 +812,7 @@ generate_into(HearthWindow *self, HearthMessage *reply)
     p.max_new_tokens = gtk_spin_button_get_value_as_int(self->max_tokens_spin);
     if (self->settings)
         p.seed = (guint64)g_settings_get_int(self->settings, "seed");
+    p.no_thinking = !gtk_switch_get_active(self->thinking_switch);
     self->reply_request = hearth_engine_generate(self->engine, msgs, &p);
     self->reply_conversation = self->conversation_id;
     g_free(self->last_status);
@@ -2403,7 +2405,7 @@ hearth_window_class_init(HearthWindowClass *klass)
 #define BIND(name) gtk_widget_class_bind_template_child(widget_class, HearthWindow, name)
     BIND(toast_overlay); BIND(leaflet); BIND(sidebar); BIND(content); BIND(search_button); BIND(search_bar);
     BIND(search_entry); BIND(sidebar_stack); BIND(no_results_page); BIND(conversation_list); BIND(back_button); BIND(model_picker);
-    BIND(settings_button); BIND(system_prompt_view); BIND(temperature_spin); BIND(top_p_spin);
+    BIND(settings_button); BIND(system_prompt_view); BIND(temperature_spin); BIND(top_p_spin); BIND(thinking_switch);
     BIND(max_tokens_spin); BIND(banner); BIND(banner_label); BIND(banner_details); BIND(banner_detail_label);
     BIND(main_stack); BIND(empty_page); BIND(suggestions); BIND(small_model_note); BIND(small_model_label);
     BIND(found_use_button);
@@ -2606,6 +2608,7 @@ static void
 connect_settings(HearthWindow *self, GSettings *settings)
 {
     self->settings = g_object_ref(settings);
+    g_settings_bind(settings, "thinking", self->thinking_switch, "active", G_SETTINGS_BIND_DEFAULT);
     int w = g_settings_get_int(settings, "window-width");
     int h = g_settings_get_int(settings, "window-height");
     if (w > 0 && h > 0)

@@ -24,8 +24,8 @@ hr_chat_messages_new(const char *system, const char *user)
 }
 
 static HrStatus
-render_with(const char *source, const HrTokenizer *tok, JsonNode *messages, bool add_gen, const atomic_int *cancel,
-            char **out, HrError *err)
+render_with(const char *source, const HrTokenizer *tok, JsonNode *messages, bool add_gen, JsonObject *extra,
+            const atomic_int *cancel, char **out, HrError *err)
 {
     HrChatTemplate *t = NULL;
     HrStatus st = hr_chat_template_new(source, &t, err);
@@ -33,7 +33,7 @@ render_with(const char *source, const HrTokenizer *tok, JsonNode *messages, bool
         return st;
     HrChatTemplateRenderOptions ro = { .cancel = cancel };
     st = hr_chat_template_render_ex(t, messages, add_gen, hr_tokenizer_bos_token(tok), hr_tokenizer_eos_token(tok),
-                                    NULL, &ro, out, err);
+                                    extra, &ro, out, err);
     hr_chat_template_free(t);
     return st;
 }
@@ -49,12 +49,21 @@ HrStatus
 hr_chat_render_ex(const HrTokenizer *tok, JsonNode *messages, bool add_generation_prompt, const atomic_int *cancel,
                   char **text, int32_t **ids, size_t *n_ids, bool *fell_back, HrError *warning, HrError *err)
 {
+    return hr_chat_render_extra(tok, messages, add_generation_prompt, NULL, cancel, text, ids, n_ids, fell_back,
+                                warning, err);
+}
+
+HrStatus
+hr_chat_render_extra(const HrTokenizer *tok, JsonNode *messages, bool add_generation_prompt, JsonObject *extra,
+                     const atomic_int *cancel, char **text, int32_t **ids, size_t *n_ids, bool *fell_back,
+                     HrError *warning, HrError *err)
+{
     const char *source = hr_tokenizer_chat_template(tok);
     char *rendered = NULL;
     bool fallback = false;
     HrStatus st;
     if (source) {
-        st = render_with(source, tok, messages, add_generation_prompt, cancel, &rendered, err);
+        st = render_with(source, tok, messages, add_generation_prompt, extra, cancel, &rendered, err);
         /* A template error raised on purpose (raise_exception: e.g. roles
          * must alternate) is the user's to see; a construct the interpreter
          * lacks falls back to ChatML with a warning. */
@@ -71,7 +80,8 @@ hr_chat_render_ex(const HrTokenizer *tok, JsonNode *messages, bool add_generatio
         fallback = true;
     }
     if (fallback) {
-        st = render_with(hr_chat_template_chatml(), tok, messages, add_generation_prompt, cancel, &rendered, err);
+        st = render_with(hr_chat_template_chatml(), tok, messages, add_generation_prompt, extra, cancel, &rendered,
+                         err);
         if (st != HR_OK)
             return st;
     }

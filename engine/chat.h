@@ -25,6 +25,13 @@ HrStatus hr_chat_render_ex(const HrTokenizer *tok, JsonNode *messages, bool add_
                            const atomic_int *cancel, char **text, int32_t **ids, size_t *n_ids, bool *fell_back,
                            HrError *warning, HrError *err);
 
+/* The same with variables of the template's own besides messages and the tokens (extra, may be NULL), as
+ * transformers' apply_chat_template(**kwargs) passes them: {"enable_thinking": false} asks Qwen3's for an
+ * answer without thinking first. */
+HrStatus hr_chat_render_extra(const HrTokenizer *tok, JsonNode *messages, bool add_generation_prompt,
+                              JsonObject *extra, const atomic_int *cancel, char **text, int32_t **ids, size_t *n_ids,
+                              bool *fell_back, HrError *warning, HrError *err);
+
 /* Convenience: a one-message conversation [{"role": "user", "content": text}]
  * (plus a system message first when system is non-NULL). Caller frees with
  * json_node_unref. */

@@ -20,7 +20,9 @@
 #include <json-glib/json-glib.h>
 
 #include "chat-template.h"
+#include "chat.h"
 #include "hr-test.h"
+#include "tokenizer.h"
 
 /* The instant make_template_fixtures.py froze strftime_now() at. */
 #define FIXED_NOW "2024-09-05T14:07:03"
@@ -780,6 +782,43 @@ test_long_conversations(const char *dir)
     print_usage("long conversations", &counts);
 }
 
+/* The engine's render (chat.c) hands a template variables of its own: Qwen3's enable_thinking = false (the
+ * window's "Think Before Answering" off) ends the prompt with an empty thinking block, as transformers'
+ * apply_chat_template(..., enable_thinking=False) does; without it, the assistant's header alone. */
+static void
+test_qwen3_no_thinking(void)
+{
+    g_autofree char *cfg = hr_test_asset("tokenizers/qwen3/tokenizer_config.json");
+    g_autofree char *dir = g_path_get_dirname(cfg);
+    HrTokenizer *tok = NULL;
+    HrError err = { 0 };
+    if (hr_tokenizer_load(dir, &tok, &err) != HR_OK) {
+        HR_CHECK(false, "qwen3 tokenizer: %s", err.message);
+        return;
+    }
+    JsonNode *msgs = hr_chat_messages_new(NULL, "What is 2+2?");
+    JsonObject *extra = json_object_new();
+    json_object_set_boolean_member(extra, "enable_thinking", FALSE);
+    char *on = NULL, *off = NULL;
+    bool fell_back = true;
+    HR_CHECK(hr_chat_render_extra(tok, msgs, true, NULL, NULL, &on, NULL, NULL, &fell_back, NULL, &err) == HR_OK &&
+                 !fell_back,
+             "render: %s", err.message);
+    HR_CHECK(hr_chat_render_extra(tok, msgs, true, extra, NULL, &off, NULL, NULL, &fell_back, NULL, &err) == HR_OK &&
+                 !fell_back,
+             "render without thinking: %s", err.message);
+    const char *want_on = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n";
+    HR_CHECK(on && strcmp(on, want_on) == 0, "qwen3 prompt: %s", on ? on : "(none)");
+    g_autofree char *want_off = g_strconcat(want_on, "<think>\n\n</think>\n\n", NULL);
+    HR_CHECK(off && strcmp(off, want_off) == 0, "qwen3 prompt without thinking: %s", off ? off : "(none)");
+    printf("qwen3: enable_thinking false through hr_chat_render_extra\n");
+    g_free(on);
+    g_free(off);
+    json_object_unref(extra);
+    json_node_unref(msgs);
+    hr_tokenizer_free(tok);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -798,6 +837,7 @@ main(int argc, char **argv)
         printf("asset templates: %d/%d cases identical to transformers\n", cases.passed, cases.run);
         HR_CHECK(cases.run > 0, "no asset cases found");
         print_usage("asset templates", &cases);
+        test_qwen3_no_thinking();
         return hr_test_result();
     }
     run_fixture_file(dir, "cases.json", false, &cases);

@@ -28,6 +28,7 @@ typedef struct {
     char *reply_error;
     char *stop_reason;
     int dropped;
+    int prompt_tokens;
     GString *text;
 } Seen;
 
@@ -69,6 +70,7 @@ on_finished(HearthEngine *e, guint id, const HearthReplyStats *st, Seen *seen)
     g_free(seen->stop_reason);
     seen->reply_error = g_strdup(st->error);
     seen->stop_reason = g_strdup(st->stop_reason);
+    seen->prompt_tokens = st->prompt_tokens;
 }
 
 static void
@@ -130,10 +132,11 @@ conversation(int n_messages)
 }
 
 static void
-reply(HearthEngine *e, Seen *seen, int n_messages)
+reply_with(HearthEngine *e, Seen *seen, int n_messages, gboolean no_thinking)
 {
     HearthGenParams p;
     hearth_gen_params_init(&p);
+    p.no_thinking = no_thinking;
     p.temperature = 0.0;
     p.max_new_tokens = 8;
     JsonNode *msgs = conversation(n_messages);
@@ -143,6 +146,12 @@ reply(HearthEngine *e, Seen *seen, int n_messages)
     hearth_engine_generate(e, msgs, &p);
     json_node_unref(msgs);
     wait_for(&seen->finished);
+}
+
+static void
+reply(HearthEngine *e, Seen *seen, int n_messages)
+{
+    reply_with(e, seen, n_messages, FALSE);
 }
 
 /* dir/name -> src/name for each of names. */
@@ -354,6 +363,21 @@ main(void)
              "the previous model is gone: %s", hearth_engine_get_model_name(e));
     reply(e, &seen, 3);
     HR_CHECK(seen.reply_error == NULL && seen.text->len > 0, "after a failed load: %s", seen.reply_error);
+
+    /* "Think Before Answering" off reaches the template as enable_thinking = false (Qwen3's variable): this
+     * one adds a line for it, so the prompt is longer by that line's tokens. */
+    g_file_set_contents(tc, "{\"chat_template\": \"{% for m in messages %}{{ m.content }}\\n{% endfor %}"
+                            "{% if enable_thinking is defined and enable_thinking is false %}"
+                            "Once upon a time there was no thinking.\\n{% endif %}\"}", -1, NULL);
+    HR_CHECK(load(e, &seen, badtpl), "a template with enable_thinking: %s", seen.load_error);
+    reply_with(e, &seen, 3, FALSE);
+    const int thinking = seen.prompt_tokens;
+    reply_with(e, &seen, 3, TRUE);
+    printf("enable_thinking: prompt of %d tokens, %d without thinking\n", thinking, seen.prompt_tokens);
+    HR_CHECK(seen.reply_error == NULL && thinking > 0 && seen.prompt_tokens >= thinking + 5,
+             "no_thinking did not reach the template: %d tokens, then %d (%s)", thinking, seen.prompt_tokens,
+             seen.reply_error);
+    HR_CHECK(load(e, &seen, stories), "load: %s", seen.load_error);
 
     /* A chat template that never ends: its budget stops it, the load is
      * refused with a plain message, and the previous model stays. */

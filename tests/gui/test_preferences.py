@@ -178,6 +178,17 @@ try:
     if v is None or abs(v - 1.25) > 1e-6:
         fail(f"a new chat's temperature is {v}, not the default 1.25 from the settings")
 
+    # Think Before Answering: on by default; off in the popover, off in the settings (every chat)
+    activate(button(main, "Chat settings"))
+    think = wait_for(lambda: app.findChild(lambda n: n.name == "Think before answering" and
+                                           n.roleName in ("switch", "toggle button", "check box"), retry=False),
+                     10, "the Think before answering switch in Chat Settings")
+    if think is not None:
+        think.doActionNamed("toggle" if "toggle" in think.actions else "click")   # (a check box with "toggle")
+        wait_for(lambda: read_keys().get("thinking") == "false", 10, "thinking=false in the settings file")
+    rawinput.pressKey("Escape")
+    time.sleep(0.3)
+
     chat(main, "Once upon a time")
     if conversations() != 1:
         fail(f"{conversations()} conversations after one chat")
