@@ -1706,7 +1706,7 @@ test_default_path(void)
 
 /* The database moves from beside models/ into a folder of its own, once, with what its write-ahead log held
  * (a killed app's, here: the log copied aside while the writer had it open); it stays where it is when another
- * connection has it open or when the new one exists. */
+ * connection has it open, when it is damaged, or when the new one exists. */
 static void
 test_own_folder(void)
 {
@@ -1755,6 +1755,27 @@ test_own_folder(void)
     if (found)
         g_ptr_array_unref(found);
     hearth_store_close(s);
+
+    /* a damaged old database (not SQLite's at all) at a fresh start: it stays, byte for byte, and is used where
+     * it is, so that opening it says it is damaged instead of starting empty elsewhere */
+    {
+        char *dir2 = make_tmp();
+        char *old2 = g_build_filename(dir2, "hearth.db", NULL);
+        char *new2 = g_build_filename(dir2, "conversations", "hearth.db", NULL);
+        const char junk[] = "this is not a database, but a user's conversations may be in it";
+        HR_CHECK(g_file_set_contents(old2, junk, -1, NULL), "a damaged old file");
+        p = hearth_store_move_to_own_folder(dir2);
+        HR_CHECK(strcmp(p, old2) == 0, "damaged: it stays at %s, not %s", old2, p);
+        g_free(p);
+        char *bytes = NULL;
+        HR_CHECK(g_file_get_contents(old2, &bytes, NULL, NULL) && strcmp(bytes, junk) == 0, "damaged: untouched");
+        HR_CHECK(!g_file_test(new2, G_FILE_TEST_EXISTS), "damaged: nothing made at the new path");
+        g_free(bytes);
+        g_free(old2);
+        g_free(new2);
+        rm_rf(dir2);
+        g_free(dir2);
+    }
 
     /* a new one exists: an old one that turns up is left alone */
     HR_CHECK(g_file_set_contents(old_path, "not looked at", -1, NULL), "an old file again");
