@@ -99,11 +99,36 @@ gguf_candidate(const char *name)
     return strstr(low, "mmproj") == NULL;
 }
 
+/* A sharded Hugging Face folder with every shard its index names (a download stopped half-way lacks some). */
+static gboolean
+shards_complete(const char *dir)
+{
+    g_autofree char *index = g_build_filename(dir, "model.safetensors.index.json", NULL);
+    if (!g_file_test(index, G_FILE_TEST_EXISTS))
+        return TRUE;
+    g_autoptr(JsonParser) parser = hr_json_load_file_g(index, MAX_MANIFEST * 16, true, NULL);
+    if (!parser)
+        return FALSE;
+    JsonNode *map = json_object_get_member(json_node_get_object(json_parser_get_root(parser)), "weight_map");
+    if (!map || !JSON_NODE_HOLDS_OBJECT(map))
+        return FALSE;
+    g_autoptr(GList) members = json_object_get_members(json_node_get_object(map));
+    for (GList *l = members; l; l = l->next) {
+        const char *file = member_str(json_node_get_object(map), l->data);
+        if (!file || strchr(file, '/'))
+            return FALSE;
+        g_autofree char *p = g_build_filename(dir, file, NULL);
+        if (!g_file_test(p, G_FILE_TEST_IS_REGULAR))
+            return FALSE;
+    }
+    return TRUE;
+}
+
 static void
 add(Scan *s, const char *app, const char *name, const char *path, gboolean gguf)
 {
     g_autofree char *real = real_path(path);
-    if (!real || g_hash_table_contains(s->seen, real))
+    if (!real || g_hash_table_contains(s->seen, real) || (!gguf && !shards_complete(path)))
         return;
     g_autoptr(GError) error = NULL;
     HearthModelInfo *info = gguf ? hearth_model_info_load_gguf(path, &error) : hearth_model_info_load(path, &error);

@@ -233,6 +233,19 @@ test_hf_cache(void)
     g_autofree char *seed2 = corpus("seed-llama-spm.gguf");
     copy_file(seed2, g2);
     copy_file(seed2, g3);
+    /* a sharded download stopped half-way: its index names a shard that is not there */
+    g_autofree char *half = g_build_filename(hub, "models--acme--half", "snapshots",
+                                             "8888888888888888888888888888888888888888", NULL);
+    g_autofree char *half_cfg = g_build_filename(half, "config.json", NULL);
+    g_autofree char *llama_cfg = g_build_filename(llama, "config.json", NULL);
+    g_autofree char *llama_st = g_build_filename(llama, "model.safetensors", NULL);
+    g_autofree char *half_st = g_build_filename(half, "model-00001-of-00002.safetensors", NULL);
+    g_autofree char *half_index = g_build_filename(half, "model.safetensors.index.json", NULL);
+    copy_file(llama_cfg, half_cfg);
+    copy_file(llama_st, half_st);
+    put_file(half_index,
+             "{\"weight_map\": {\"model.embed_tokens.weight\": \"model-00001-of-00002.safetensors\", "
+             "\"lm_head.weight\": \"model-00002-of-00002.safetensors\"}}", -1);
     /* datasets are not models */
     g_autofree char *ds = g_build_filename(hub, "datasets--acme--text", "snapshots", "7", "config.json", NULL);
     put_file(ds, "{}", -1);
