@@ -566,6 +566,29 @@ main(void)
             check_model(dir, label, 1e-2f, 128, false);
         }
     }
+    /* Qwen3's q/k norms: under the op table (k_head_norm before RoPE); the whole-model front end refuses
+     * them with a message that names them */
+    {
+        g_autofree char *dir = g_build_filename(HEARTH_FIXTURES, "hf-tiny", "qwen3-qknorm", "f32", NULL);
+        if (g_strcmp0(g_getenv("HEARTH_CUDA_OPS"), "1") == 0) {
+            check_model(dir, "qwen3-qknorm/f32", 1e-2f, 128, false);
+        } else {
+            HrModelConfig cfg;
+            HrTensorSet *ts = NULL;
+            if (hr_cmp_load(dir, &cfg, &ts)) {
+                HrError err = { 0 };
+                HrBackendOptions bopt = { .context_len = 64, .kv_type = HR_KV_F16 };
+                void *ctx = NULL;
+                HrStatus st = hr_cuda_backend.create(&cfg, ts, &bopt, NULL, NULL, &ctx, &err);
+                HR_CHECK(st == HR_ERR_UNSUPPORTED && ctx == NULL && strstr(err.message, "Qwen3"),
+                         "qwen3 on the whole-model front end: status %d, %s", (int)st,
+                         st != HR_OK ? err.message : "loaded");
+                if (ctx)
+                    hr_cuda_backend.destroy(ctx);
+                hr_tensor_set_free(ts);
+            }
+        }
+    }
 
     /* GGUF blocks (cuda-gguf.cu, opt-in: HEARTH_CUDA_GGUF=1): one file with
      * every block type the backend reads (Q4_0, Q4_1, Q4_K as 4-bit groups

@@ -1539,7 +1539,8 @@ struct CNode {
     int off[3], n_lin;
     bool fused_gate;           // gate over one stacked [gate; up] matrix: the GEMV's SiLU·mul epilogue applies
     const float *bias;
-    const float *norm_w;       // RMSNORM
+    const float *norm_w;       // RMSNORM; ROPE_KV: Qwen3's q norm (with knorm_w), or null
+    const float *knorm_w;      // ROPE_KV: Qwen3's k norm
     __half *kc, *vc;
 };
 
@@ -1708,9 +1709,6 @@ ops_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSe
          int n_specs, void **dev_out, HrOpsLimits *limits, HrError *err)
 {
     *dev_out = nullptr;
-    if (cfg->qk_norm)   // ROPE_KV with n_w = 2 has no kernel here yet (never run on a device)
-        return hr_error_set(err, HR_ERR_UNSUPPORTED, "the CUDA backend does not run Qwen3 yet (its per-head q/k "
-                            "norms); use Vulkan or the CPU");
     int device = 0;
     cudaDeviceProp prop;
     HrStatus st = open_device(cfg, opt, &device, &prop, err);
@@ -2045,8 +2043,15 @@ ops_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **pr
             if (cn.ldx != c->qkv_dim || cn.ldy != c->q_dim || !cn.kc)
                 st = hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: RoPE node %d: q|k|v %d wide into q %d", i, cn.ldx,
                                   cn.ldy);
+            else if (n.n_w == 2 && (!n.w[0] || !n.w[1] || n.w[0]->role != HR_W_VECTOR ||
+                                    n.w[1]->role != HR_W_VECTOR || n.w[0]->n != cfg.head_dim ||
+                                    n.w[1]->n != cfg.head_dim))
+                st = hr_error_set(err, HR_ERR_INVALID_ARG, "CUDA: RoPE node %d: q/k norms not [%d]", i,
+                                  cfg.head_dim);
             else
                 views.push_back(View{ n.dst, n.src, false });
+            cn.norm_w = n.n_w == 2 && n.w[0] ? n.w[0]->vec : nullptr;
+            cn.knorm_w = n.n_w == 2 && n.w[1] ? n.w[1]->vec : nullptr;
             break;
         case HR_OP_ATTENTION:
             if (cn.ldy != c->q_dim || !cn.kc)
@@ -2117,6 +2122,9 @@ interpret(OpsDev *d, const Prog *g, int T, int logit_first, bool sample)
             break;
         }
         case HR_OP_ROPE_KV:
+            if (cn.norm_w)   // Qwen3: every q and k head normalised first
+                launch_head_norm(const_cast<float *>(cn.x), cn.norm_w, cn.knorm_w, T, cfg.n_heads, cfg.n_kv_heads, hd,
+                                 cfg.norm_eps, s);
             // q and k rotated in place in q|k|v (src); q is read there (compile()'s view)
             if (c->attn_tiled)
                 launch_rope_kv_wide(const_cast<float *>(cn.x), cn.kc, cn.vc, c->inv_freq, c->d_step, T, cfg.n_heads,
@@ -2543,9 +2551,11 @@ h_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptions
          void *user, void **ctx_out, HrError *err)
 {
     *ctx_out = nullptr;
-    if (cfg->qk_norm)   // neither front end has Qwen3's q/k norms yet
+    // Qwen3's q/k norms: only under the op table (k_head_norm, HEARTH_CUDA_OPS=1), which has not run on a
+    // device yet either; the whole-model front end has none
+    if (cfg->qk_norm && !ops_wanted())
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "the CUDA backend does not run Qwen3 yet (its per-head q/k "
-                            "norms); use Vulkan or the CPU");
+                            "norms; HEARTH_CUDA_OPS=1 tries them); use Vulkan or the CPU");
     Handle *h = static_cast<Handle *>(calloc(1, sizeof(Handle)));
     HrStatus st;
     if (ops_wanted()) {

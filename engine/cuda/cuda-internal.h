@@ -225,6 +225,9 @@ bool launch_linear_blas(const DLinear &w, const float *x, int ldx, int T, const 
 void launch_silu_mul(const float *gu, int H, int T, float *out, cudaStream_t s);
 void launch_embed(const __half *table, int ldw, const int *ids, int T, int dim, float *x, cudaStream_t s);
 void launch_rmsnorm(const float *x, const float *w, float *out, int T, int dim, float eps, cudaStream_t s);
+// Qwen3: every q head (wq [hd]) and k head (wk) of qkv [T, (nh + 2*nkv)*hd] RMS-normalised in place.
+void launch_head_norm(float *qkv, const float *wq, const float *wk, int T, int n_heads, int n_kv, int hd, float eps,
+                      cudaStream_t s);
 // qkv [T, (nh + 2*nkv)*hd]: rotates q and k in place and writes k, v as FP16
 // to the caches at positions step[0] + t.
 void launch_rope_kv(float *qkv, __half *k_cache, __half *v_cache, const float *inv_freq, const int *step, int T,

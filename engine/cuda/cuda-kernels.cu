@@ -14,6 +14,8 @@
 //                   words straight into shared memory; WMMA m16n16k16 fp16
 //                   with fp32 accumulators; epilogue through shared memory.
 //  k_silu_mul       grid ceil(T*H/256), block 256 (after a GEMM of gate|up).
+//  k_head_norm      grid (q + k heads, T), block 128: Qwen3's q/k norms, a head's
+//                   RMSNorm in place in q|k|v (before k_rope_kv).
 //  k_rope_kv        grid T, block 128: rotate-half RoPE on q and k in place,
 //                   k and v written to the FP16 cache at step[0] + t.
 //  k_attn_partial   grid (heads, max_splits, T), block 128: flash-decoding;
@@ -430,6 +432,31 @@ void
 launch_rmsnorm(const float *x, const float *w, float *out, int T, int dim, float eps, cudaStream_t s)
 {
     HR_LAUNCH(T, 256, s, k_rmsnorm, x, w, out, dim, eps);
+}
+
+// ---- Qwen3's q/k norms -------------------------------------------------------------
+
+__global__ void
+k_head_norm(float *qkv, const float *__restrict__ wq, const float *__restrict__ wk, int n_heads, int n_kv, int hd,
+            float eps)
+{
+    const int j = blockIdx.x, t = blockIdx.y;
+    float *v = qkv + (size_t)t * (size_t)((n_heads + 2 * n_kv) * hd) + (size_t)j * hd;
+    const float *w = j < n_heads ? wq : wk;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < hd; i += blockDim.x)
+        ss = fmaf(v[i], v[i], ss);
+    ss = block_sum(ss);   // (its barriers: every read above before any write below)
+    const float r = 1.0f / sqrtf(ss / (float)hd + eps);
+    for (int i = threadIdx.x; i < hd; i += blockDim.x)
+        v[i] = v[i] * r * w[i];
+}
+
+void
+launch_head_norm(float *qkv, const float *wq, const float *wk, int T, int n_heads, int n_kv, int hd, float eps,
+                 cudaStream_t s)
+{
+    HR_LAUNCH(dim3(n_heads + n_kv, T), 128, s, k_head_norm, qkv, wq, wk, n_heads, n_kv, hd, eps);
 }
 
 // ---- RoPE + KV-cache write --------------------------------------------------------
