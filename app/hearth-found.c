@@ -174,6 +174,44 @@ walk_gguf(Scan *s, const char *app, const char *base, const char *dir, int depth
     }
 }
 
+/* ---- a folder people download into ---------------------------------------------------- */
+
+/* The .gguf files and Hugging Face model folders (config.json) in dir and its sub-folders to depth levels,
+ * named by their path below base: what a browser, `git clone` or `huggingface-cli download --local-dir` left
+ * in the Downloads folder. */
+static void
+walk_models(Scan *s, const char *app, const char *base, const char *dir, int depth)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    if (!d)
+        return;
+    g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+    const char *n;
+    while ((n = g_dir_read_name(d)) && s->entries < MAX_ENTRIES) {
+        s->entries++;
+        if (n[0] != '.')
+            g_ptr_array_add(names, g_strdup(n));
+    }
+    g_dir_close(d);
+    g_ptr_array_sort(names, compare_names);
+    for (guint i = 0; i < names->len; i++) {
+        const char *name = g_ptr_array_index(names, i);
+        g_autofree char *p = g_build_filename(dir, name, NULL);
+        const char *rel = p + strlen(base);
+        while (*rel == '/')
+            rel++;
+        if (g_file_test(p, G_FILE_TEST_IS_DIR)) {
+            g_autofree char *config = g_build_filename(p, "config.json", NULL);
+            if (g_file_test(config, G_FILE_TEST_IS_REGULAR))
+                add(s, app, rel, p, FALSE);
+            else if (depth > 1)
+                walk_models(s, app, base, p, depth - 1);
+        } else if (gguf_candidate(name) && g_file_test(p, G_FILE_TEST_IS_REGULAR)) {
+            add(s, app, rel, p, TRUE);
+        }
+    }
+}
+
 /* ---- Ollama ------------------------------------------------------------------------ */
 
 /* The GGUF blob a manifest names, or NULL. */
@@ -441,6 +479,13 @@ hearth_found_scan(const char *models_dir)
     g_autofree char *jan_old = g_build_filename(home, "jan", "models", NULL);
     walk_gguf(&s, "Jan", jan, jan, 2);
     walk_gguf(&s, "Jan", jan_old, jan_old, 2);
+
+    /* the Downloads folder (by its own name, which is the user's language's) */
+    const char *special = g_get_user_special_dir(G_USER_DIRECTORY_DOWNLOAD);
+    g_autofree char *downloads = special && strcmp(special, home) != 0 ? g_strdup(special)
+                                                                      : g_build_filename(home, "Downloads", NULL);
+    g_autofree char *downloads_name = g_path_get_basename(downloads);
+    walk_models(&s, downloads_name, downloads, downloads, 2);
 
     g_hash_table_destroy(s.seen);
     g_ptr_array_sort(s.found, compare_found);

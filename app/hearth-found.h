@@ -11,6 +11,8 @@
  *   GPT4All       ~/.local/share/nomic.ai/GPT4All/<file>.gguf
  *   llama.cpp     $LLAMA_CACHE, else ~/.cache/llama.cpp/<file>.gguf
  *   Jan           ~/.local/share/Jan/data/llamacpp/models/<id>/<file>.gguf and ~/jan/models/<id>/<file>.gguf
+ *   Downloads     the Downloads folder (XDG's, else ~/Downloads) and its sub-folders: .gguf files and Hugging
+ *                 Face folders (config.json), named for the folder as the user's language calls it
  * (~/.cache and ~/.local/share: $XDG_CACHE_HOME and $XDG_DATA_HOME, or inside Flatpak the host's,
  * $HOST_XDG_CACHE_HOME and $HOST_XDG_DATA_HOME.) Vision projectors (mmproj) and the parts of a split
  * GGUF are passed over; so is a file the same as one already found (Ollama's tags share blobs).
@@ -25,7 +27,7 @@
 G_BEGIN_DECLS
 
 typedef struct {
-    char *app;              /* "Ollama", "LM Studio", "Hugging Face", "GPT4All", "llama.cpp", "Jan" */
+    char *app;              /* "Ollama", "LM Studio", "Hugging Face", "GPT4All", "llama.cpp", "Jan", "Downloads" */
     char *name;             /* what that app calls it: "llama3.2:3b", "Qwen/Qwen2.5-0.5B-Instruct", … */
     char *path;             /* the GGUF file, or the Hugging Face model folder */
     HearthModelInfo *info;  /* what it is; info->problem says why it cannot run here */

@@ -3,7 +3,8 @@
  * Ollama's manifests and blobs (names as `ollama list` gives them, a blob two tags share found once
  * under the informative tag, a digest that is not a plain hash refused, a non-model layer skipped), the
  * Hugging Face hub cache (refs/main, else the newest snapshot; a model folder; a GGUF repository's files;
- * a snapshot without weights passed over), LM Studio, GPT4All, llama.cpp and Jan; vision projectors and
+ * a snapshot without weights passed over), LM Studio, GPT4All, llama.cpp, Jan and the Downloads folder (files
+ * and model folders, two levels down); vision projectors and
  * split parts passed over; what Hearth cannot run reported with why. Adding one: links and no copy, the
  * source file saying so, the same one twice gives the same folder, a taken name gets "-2", the found list
  * then says where it was added; deleting it leaves the other app's file; a link whose file went is listed
@@ -309,11 +310,41 @@ test_other_apps(void)
     copy_file(seed, jan);
     copy_file(seed2, jan_old);
 
+    /* the Downloads folder: a .gguf, a model folder (config.json) and a .gguf one folder down; not deeper, not a
+     * folder without weights, not a projector */
+    g_autofree char *dl_gguf = g_build_filename(home, "Downloads", "Qwen-Q8_0.gguf", NULL);
+    g_autofree char *dl_sub = g_build_filename(home, "Downloads", "models", "sub.gguf", NULL);
+    g_autofree char *dl_deep = g_build_filename(home, "Downloads", "a", "b", "deep.gguf", NULL);
+    g_autofree char *dl_proj = g_build_filename(home, "Downloads", "mmproj-model-f16.gguf", NULL);
+    g_autofree char *dl_dir = g_build_filename(home, "Downloads", "tiny-llama", NULL);
+    g_autofree char *dl_empty = g_build_filename(home, "Downloads", "empty-model", "config.json", NULL);
+    g_autofree char *fix = g_build_filename(HEARTH_FIXTURES, "hf-tiny", "llama-gqa-tied", "f32", NULL);
+    g_autofree char *fix_cfg = g_build_filename(fix, "config.json", NULL);
+    g_autofree char *fix_st = g_build_filename(fix, "model.safetensors", NULL);
+    g_autofree char *dl_cfg = g_build_filename(dl_dir, "config.json", NULL);
+    g_autofree char *dl_st = g_build_filename(dl_dir, "model.safetensors", NULL);
+    g_autofree char *seed3 = corpus("seed-llama-bpe-linear.gguf");
+    g_autofree char *seed4 = corpus("seed-llama3-rope-freqs.gguf");
+    copy_file(seed3, dl_gguf);
+    copy_file(seed4, dl_sub);
+    copy_file(seed3, dl_deep);
+    copy_file(seed3, dl_proj);
+    copy_file(fix_cfg, dl_cfg);
+    copy_file(fix_st, dl_st);
+    copy_file(fix_cfg, dl_empty);
+
     g_autoptr(GPtrArray) list = hearth_found_scan(NULL);
     for (guint i = 0; i < list->len; i++) {
         HearthFoundModel *m = list->pdata[i];
         g_test_message("found: %s %s %s", m->app, m->name, m->path);
     }
+    g_assert_nonnull(find(list, "Downloads", "Qwen-Q8_0.gguf"));
+    g_assert_nonnull(find(list, "Downloads", "models/sub.gguf"));
+    HearthFoundModel *dm = find(list, "Downloads", "tiny-llama");
+    g_assert_nonnull(dm);
+    g_assert_true(hearth_found_model_usable(dm));
+    g_assert_cmpstr(dm->path, ==, dl_dir);
+    g_assert_cmpuint(count_app(list, "Downloads"), ==, 3);
     g_assert_nonnull(find(list, "LM Studio", "pub/Repo-GGUF/Repo-Q4_0.gguf"));
     g_assert_nonnull(find(list, "LM Studio", "p/r/old.gguf"));
     g_assert_cmpuint(count_app(list, "LM Studio"), ==, 2); /* not the projector, not deeper than publisher/repo */
@@ -321,9 +352,9 @@ test_other_apps(void)
     g_assert_cmpuint(count_app(list, "llama.cpp"), ==, 0);
     g_assert_nonnull(find(list, "Jan", "m1/model.gguf"));
     g_assert_nonnull(find(list, "Jan", "m2/m2.gguf"));
-    g_assert_cmpuint(list->len, ==, 5);
+    g_assert_cmpuint(list->len, ==, 8);
     /* by app, then name */
-    g_assert_cmpstr(((HearthFoundModel *)list->pdata[0])->app, ==, "GPT4All");
+    g_assert_cmpstr(((HearthFoundModel *)list->pdata[0])->app, ==, "Downloads");
     g_assert_cmpstr(((HearthFoundModel *)list->pdata[list->len - 1])->app, ==, "LM Studio");
 
     /* inside Flatpak the host's data folder, not the sandbox's */
@@ -438,6 +469,8 @@ main(int argc, char **argv)
     g_autofree char *tmp = g_dir_make_tmp("hearth-found-XXXXXX", NULL);
     home = g_build_filename(tmp, "home", NULL);
     g_setenv("HOME", home, TRUE); /* before GLib reads it */
+    g_autofree char *config = g_build_filename(home, ".config", NULL);
+    g_setenv("XDG_CONFIG_HOME", config, TRUE);   /* no user-dirs.dirs: the Downloads folder is ~/Downloads */
     g_setenv("HEARTH_MODELS_DIR", "/nonexistent/hearth-found-test", TRUE);
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/found/ollama", test_ollama);
