@@ -11,6 +11,42 @@ hr_generate_options_init(HrGenerateOptions *opt)
     opt->max_new_tokens = 256;
 }
 
+void
+hr_think_tracker_init(HrThinkTracker *t, bool opened)
+{
+    memset(t, 0, sizeof *t);
+    t->state = opened ? HR_THINK_THINKING : HR_THINK_UNDECIDED;
+}
+
+HrThinkState
+hr_think_tracker_feed(HrThinkTracker *t, const char *text, size_t len)
+{
+    static const char open[] = "<think>", close[] = "</think>";
+    for (size_t i = 0; i < len && t->state != HR_THINK_ANSWERING; i++) {
+        const char c = text[i];
+        if (t->state == HR_THINK_UNDECIDED) {
+            if (t->n == 0 && g_ascii_isspace(c))
+                continue;
+            t->buf[t->n++] = c;
+            if (t->n == sizeof open - 1 && memcmp(t->buf, open, t->n) == 0) {
+                t->state = HR_THINK_THINKING;
+                t->n = 0;
+            } else if (memcmp(t->buf, open, t->n) != 0) {
+                t->state = HR_THINK_ANSWERING;
+            }
+        } else {   /* thinking: the last sizeof close - 1 characters, for an end split across pieces */
+            if (t->n == sizeof close - 1) {
+                memmove(t->buf, t->buf + 1, t->n - 1);
+                t->n--;
+            }
+            t->buf[t->n++] = c;
+            if (t->n == sizeof close - 1 && memcmp(t->buf, close, t->n) == 0)
+                t->state = HR_THINK_ANSWERING;
+        }
+    }
+    return t->state;
+}
+
 static bool
 is_stop_id(const HrGenerateOptions *opt, const HrModelConfig *cfg, int32_t t)
 {
@@ -152,7 +188,12 @@ hr_generate(HrModel *m, const HrTokenizer *tok, HrSampler *s, const int32_t *pro
     GString *piece = g_string_new(NULL);
     hr_model_attach_sampler(m, s);
     stats->reason = HR_STOP_LENGTH;
-    for (int i = 0; i < opt->max_new_tokens; i++) {
+    /* the tokens that count against max_new_tokens: all of them, or (think_free) the answer's */
+    HrThinkTracker think;
+    hr_think_tracker_init(&think, opt->think_open);
+    const bool think_free = opt->think_free && detok;
+    int counted = 0;
+    for (int i = 0; counted < opt->max_new_tokens; i++) {
         if (cancelled(opt)) {
             stats->reason = HR_STOP_CANCELLED;
             break;
@@ -172,11 +213,16 @@ hr_generate(HrModel *m, const HrTokenizer *tok, HrSampler *s, const int32_t *pro
         if (detok) {
             g_string_truncate(piece, 0);
             hr_detokenizer_push(detok, next, piece);
+            const HrThinkState ts = hr_think_tracker_feed(&think, piece->str, piece->len);
+            counted += !think_free || ts == HR_THINK_ANSWERING;
             stop_string = push_text(&e, piece->str, piece->len, next);
         } else if (on_text) {
             char ids[16];
             int len = g_snprintf(ids, sizeof ids, "%s%d", i ? " " : "", next);
             emit(&e, ids, (size_t)len, next);
+            counted++;
+        } else {
+            counted++;
         }
         if (stop_string) {
             stats->reason = HR_STOP_STRING;

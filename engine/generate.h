@@ -31,7 +31,24 @@ typedef struct {
     const char *const *stop_strings;   /* NULL-terminated; may be NULL */
     atomic_int *cancel;                /* set non-zero from any thread to stop; may be NULL */
     int prefill_chunk;                 /* tokens per prefill step between cancel checks (0 = 256) */
+    /* A reasoning model's thinking (a <think>…</think> block that opens the reply, or from the start when
+     * think_open: the prompt opened it, as DeepSeek-R1's template does) does not count against
+     * max_new_tokens: the answer after it gets them all, and the context bounds the thinking. */
+    bool think_free;
+    bool think_open;
 } HrGenerateOptions;
+
+/* Where a reply is, fed its text as it comes: before its first characters are known, inside a thinking
+ * block, or in the answer (what counts against max_new_tokens with think_free). */
+typedef enum { HR_THINK_UNDECIDED, HR_THINK_THINKING, HR_THINK_ANSWERING } HrThinkState;
+typedef struct {
+    HrThinkState state;
+    char buf[16];       /* UNDECIDED: the first characters, white space skipped; THINKING: the last ones */
+    size_t n;
+} HrThinkTracker;
+/* opened: the prompt opened the block (the reply starts inside it). */
+void hr_think_tracker_init(HrThinkTracker *t, bool opened);
+HrThinkState hr_think_tracker_feed(HrThinkTracker *t, const char *text, size_t len);
 
 typedef struct {
     int prompt_tokens;

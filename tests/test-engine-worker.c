@@ -28,7 +28,7 @@ typedef struct {
     char *reply_error;
     char *stop_reason;
     int dropped;
-    int prompt_tokens;
+    int prompt_tokens, generated_tokens;
     GString *text;
 } Seen;
 
@@ -71,6 +71,7 @@ on_finished(HearthEngine *e, guint id, const HearthReplyStats *st, Seen *seen)
     seen->reply_error = g_strdup(st->error);
     seen->stop_reason = g_strdup(st->stop_reason);
     seen->prompt_tokens = st->prompt_tokens;
+    seen->generated_tokens = st->generated_tokens;
 }
 
 static void
@@ -377,7 +378,22 @@ main(void)
     HR_CHECK(seen.reply_error == NULL && thinking > 0 && seen.prompt_tokens >= thinking + 5,
              "no_thinking did not reach the template: %d tokens, then %d (%s)", thinking, seen.prompt_tokens,
              seen.reply_error);
+    /* A prompt that opens a thinking block (DeepSeek-R1's template ends in "<think>\n"): the reply is thinking
+     * until "</think>", which stories260K never writes, so the 8 tokens of max_new_tokens are not used up by
+     * it; only the end of the story or the context stops it. */
+    g_file_set_contents(tc, "{\"chat_template\": \"{% for m in messages %}{{ m.content }}\\n{% endfor %}"
+                            "<think>\\n\"}", -1, NULL);
+    HR_CHECK(load(e, &seen, badtpl), "a template that opens a thinking block: %s", seen.load_error);
+    reply_with(e, &seen, 3, FALSE);
+    printf("thinking from the prompt: %d tokens (max_new_tokens 8), stop %s\n", seen.generated_tokens,
+           seen.stop_reason);
+    HR_CHECK(seen.reply_error == NULL && seen.generated_tokens > 8 && g_strcmp0(seen.stop_reason, "length") != 0,
+             "the thinking counted against max_new_tokens: %d tokens, stop %s", seen.generated_tokens,
+             seen.stop_reason);
     HR_CHECK(load(e, &seen, stories), "load: %s", seen.load_error);
+    reply_with(e, &seen, 3, FALSE);
+    HR_CHECK(seen.generated_tokens == 8 && g_strcmp0(seen.stop_reason, "length") == 0,
+             "an answer: %d tokens of 8, stop %s", seen.generated_tokens, seen.stop_reason);
 
     /* A chat template that never ends: its budget stops it, the load is
      * refused with a plain message, and the previous model stays. */
