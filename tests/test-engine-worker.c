@@ -380,7 +380,8 @@ main(void)
              seen.reply_error);
     /* A prompt that opens a thinking block (DeepSeek-R1's template ends in "<think>\n"): the reply is thinking
      * until "</think>", which stories260K never writes, so the 8 tokens of max_new_tokens are not used up by
-     * it; only the end of the story or the context stops it. */
+     * it; only the end of the story or the context stops it. The reply starts with the "<think>" the prompt
+     * held, so the window folds it as it comes. */
     g_file_set_contents(tc, "{\"chat_template\": \"{% for m in messages %}{{ m.content }}\\n{% endfor %}"
                             "<think>\\n\"}", -1, NULL);
     HR_CHECK(load(e, &seen, badtpl), "a template that opens a thinking block: %s", seen.load_error);
@@ -390,6 +391,8 @@ main(void)
     HR_CHECK(seen.reply_error == NULL && seen.generated_tokens > 8 && g_strcmp0(seen.stop_reason, "length") != 0,
              "the thinking counted against max_new_tokens: %d tokens, stop %s", seen.generated_tokens,
              seen.stop_reason);
+    HR_CHECK(g_str_has_prefix(seen.text->str, "<think>\n"), "the reply does not open its thinking block: '%.40s'",
+             seen.text->str);
     HR_CHECK(load(e, &seen, stories), "load: %s", seen.load_error);
     reply_with(e, &seen, 3, FALSE);
     HR_CHECK(seen.generated_tokens == 8 && g_strcmp0(seen.stop_reason, "length") == 0,
