@@ -143,44 +143,13 @@ add(Scan *s, const char *app, const char *name, const char *path, gboolean gguf)
     g_ptr_array_add(s->found, m);
 }
 
-/* The .gguf files in dir and below, to depth levels (1: dir itself), named by their path below base. */
-static void
-walk_gguf(Scan *s, const char *app, const char *base, const char *dir, int depth)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    if (!d)
-        return;
-    g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
-    const char *n;
-    while ((n = g_dir_read_name(d)) && s->entries < MAX_ENTRIES) {
-        s->entries++;
-        if (n[0] != '.')
-            g_ptr_array_add(names, g_strdup(n));
-    }
-    g_dir_close(d);
-    g_ptr_array_sort(names, compare_names);
-    for (guint i = 0; i < names->len; i++) {
-        const char *name = g_ptr_array_index(names, i);
-        g_autofree char *p = g_build_filename(dir, name, NULL);
-        if (g_file_test(p, G_FILE_TEST_IS_DIR)) {
-            if (depth > 1)
-                walk_gguf(s, app, base, p, depth - 1);
-        } else if (gguf_candidate(name) && g_file_test(p, G_FILE_TEST_IS_REGULAR)) {
-            const char *rel = p + strlen(base);
-            while (*rel == '/')
-                rel++;
-            add(s, app, rel, p, TRUE);
-        }
-    }
-}
-
 /* ---- a folder people download into ---------------------------------------------------- */
 
-/* The .gguf files and Hugging Face model folders (config.json) in dir and its sub-folders to depth levels,
- * named by their path below base: what a browser, `git clone` or `huggingface-cli download --local-dir` left
- * in the Downloads folder. */
+/* The .gguf files in dir and its sub-folders to depth levels (1: dir itself), named by their path below
+ * base; with folders, Hugging Face model folders (config.json) too: what a browser, `git clone` or
+ * `huggingface-cli download --local-dir` left in the Downloads folder. */
 static void
-walk_models(Scan *s, const char *app, const char *base, const char *dir, int depth)
+walk_models(Scan *s, const char *app, const char *base, const char *dir, int depth, gboolean folders)
 {
     GDir *d = g_dir_open(dir, 0, NULL);
     if (!d)
@@ -202,10 +171,10 @@ walk_models(Scan *s, const char *app, const char *base, const char *dir, int dep
             rel++;
         if (g_file_test(p, G_FILE_TEST_IS_DIR)) {
             g_autofree char *config = g_build_filename(p, "config.json", NULL);
-            if (g_file_test(config, G_FILE_TEST_IS_REGULAR))
+            if (folders && g_file_test(config, G_FILE_TEST_IS_REGULAR))
                 add(s, app, rel, p, FALSE);
             else if (depth > 1)
-                walk_models(s, app, base, p, depth - 1);
+                walk_models(s, app, base, p, depth - 1, folders);
         } else if (gguf_candidate(name) && g_file_test(p, G_FILE_TEST_IS_REGULAR)) {
             add(s, app, rel, p, TRUE);
         }
@@ -376,7 +345,7 @@ scan_hf_cache(Scan *s, const char *root)
         }
         /* a GGUF repository: each file, named owner/name/file */
         Scan sub = { g_ptr_array_new(), s->seen, s->entries };
-        walk_gguf(&sub, "Hugging Face", snap, snap, 2);
+        walk_models(&sub, "Hugging Face", snap, snap, 2, FALSE);
         s->entries = sub.entries;
         for (guint j = 0; j < sub.found->len; j++) {
             HearthFoundModel *m = g_ptr_array_index(sub.found, j);
@@ -465,27 +434,27 @@ hearth_found_scan(const char *models_dir)
 
     g_autofree char *lms = g_build_filename(home, ".lmstudio", "models", NULL);
     g_autofree char *lms_old = g_build_filename(cache, "lm-studio", "models", NULL);
-    walk_gguf(&s, "LM Studio", lms, lms, 3);
-    walk_gguf(&s, "LM Studio", lms_old, lms_old, 3);
+    walk_models(&s, "LM Studio", lms, lms, 3, FALSE);
+    walk_models(&s, "LM Studio", lms_old, lms_old, 3, FALSE);
 
     g_autofree char *gpt4all = g_build_filename(data, "nomic.ai", "GPT4All", NULL);
-    walk_gguf(&s, "GPT4All", gpt4all, gpt4all, 1);
+    walk_models(&s, "GPT4All", gpt4all, gpt4all, 1, FALSE);
 
     const char *llama_env = env_dir("LLAMA_CACHE");
     g_autofree char *llama = llama_env ? g_strdup(llama_env) : g_build_filename(cache, "llama.cpp", NULL);
-    walk_gguf(&s, "llama.cpp", llama, llama, 1);
+    walk_models(&s, "llama.cpp", llama, llama, 1, FALSE);
 
     g_autofree char *jan = g_build_filename(data, "Jan", "data", "llamacpp", "models", NULL);
     g_autofree char *jan_old = g_build_filename(home, "jan", "models", NULL);
-    walk_gguf(&s, "Jan", jan, jan, 2);
-    walk_gguf(&s, "Jan", jan_old, jan_old, 2);
+    walk_models(&s, "Jan", jan, jan, 2, FALSE);
+    walk_models(&s, "Jan", jan_old, jan_old, 2, FALSE);
 
     /* the Downloads folder (by its own name, which is the user's language's) */
     const char *special = g_get_user_special_dir(G_USER_DIRECTORY_DOWNLOAD);
     g_autofree char *downloads = special && strcmp(special, home) != 0 ? g_strdup(special)
                                                                       : g_build_filename(home, "Downloads", NULL);
     g_autofree char *downloads_name = g_path_get_basename(downloads);
-    walk_models(&s, downloads_name, downloads, downloads, 2);
+    walk_models(&s, downloads_name, downloads, downloads, 2, TRUE);
 
     g_hash_table_destroy(s.seen);
     g_ptr_array_sort(s.found, compare_found);
