@@ -2,8 +2,10 @@
  *
  *   hearth-cli chat -m NAME|DIR [--system TEXT] [-n MAX] [--temp T] [--top-k K]
  *       [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S]
- *       [--backend NAME] [--ctx N] [--kv f16|f32] [--stats]
+ *       [--backend NAME] [--ctx N] [--kv f16|f32] [--stats] [--no-think]
  *
+ * A reasoning model's thinking (<think>…</think>) is printed as it comes and does not count against -n; with
+ * --no-think the template is asked for an answer without it (enable_thinking = false: Qwen3).
  * Each line read from stdin is a user turn; the whole conversation (system
  * prompt and turns) is rendered with the model's chat template and the reply
  * streams to stdout as it is generated, followed by a newline. The KV cache
@@ -107,15 +109,16 @@ conv_to_json(const char *system, GPtrArray *conv)
  * for the reply. The last user turn is never dropped: when it alone does not
  * fit, that is an error. *dropped: turns removed from conv. */
 static HrStatus
-build_prompt(const HrTokenizer *tok, int ctx, int reserve, const char *system, GPtrArray *conv, int32_t **ids,
-             size_t *n_ids, int *dropped, bool *warned, HrError *err)
+build_prompt(const HrTokenizer *tok, int ctx, int reserve, const char *system, GPtrArray *conv, JsonObject *extra,
+             int32_t **ids, size_t *n_ids, int *dropped, bool *warned, HrError *err)
 {
     *dropped = 0;
     for (;;) {
         JsonNode *msgs = conv_to_json(system, conv);
         HrError warn = { 0 };
         bool fell_back = false;
-        HrStatus st = hr_chat_render_ex(tok, msgs, true, &cancel_flag, NULL, ids, n_ids, &fell_back, &warn, err);
+        HrStatus st = hr_chat_render_extra(tok, msgs, true, extra, &cancel_flag, NULL, ids, n_ids, &fell_back,
+                                           &warn, err);
         json_node_unref(msgs);
         if (st != HR_OK)
             return st;
@@ -185,7 +188,8 @@ hr_cli_chat(int argc, char **argv)
     HrCliSampling samp = { .temp = 0.7, .top_p = 0.95, .min_p = 0.0, .rep = 1.0, .top_k = 0 };
     GOptionEntry samp_entries[6];
     gint64 seed = 0;
-    gboolean show_stats = FALSE;
+    gboolean show_stats = FALSE, no_think = FALSE;
+    g_autoptr(JsonObject) extra = NULL;   /* (before any goto out) */
     GOptionEntry entries[] = {
         { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir,
           "Model: a name from 'hearth-cli models list' or a directory", "NAME|DIR" },
@@ -196,6 +200,8 @@ hr_cli_chat(int argc, char **argv)
         { "ctx", 0, 0, G_OPTION_ARG_INT, &ctx_len, "Context length (default: min(model, 4096))", "N" },
         { "kv", 0, 0, G_OPTION_ARG_STRING, &kv, "KV cache type: f16 (default) or f32", "TYPE" },
         { "stats", 0, 0, G_OPTION_ARG_NONE, &show_stats, "Print timings to stderr after each reply", NULL },
+        { "no-think", 0, 0, G_OPTION_ARG_NONE, &no_think,
+          "A model that can answer without thinking first (Qwen3) does so", NULL },
         { NULL },
     };
     g_autoptr(GOptionContext) octx = g_option_context_new("— chat with a model (one line per message)");
@@ -274,6 +280,11 @@ hr_cli_chat(int argc, char **argv)
     hr_generate_options_init(&gopt);
     gopt.max_new_tokens = n_new;
     gopt.cancel = &cancel_flag;
+    gopt.think_free = true;   /* -n is the answer's; the context bounds the thinking */
+    if (no_think) {
+        extra = json_object_new();
+        json_object_set_boolean_member(extra, "enable_thinking", FALSE);
+    }
     hr_generate_add_tokenizer_eos(&gopt, model, tok);
 
     interactive = isatty(STDIN_FILENO);
@@ -346,7 +357,8 @@ hr_cli_chat(int argc, char **argv)
         int32_t *ids = NULL;
         size_t n_ids = 0;
         int dropped = 0;
-        HrStatus st = build_prompt(tok, ctx, reserve, system_prompt, conv, &ids, &n_ids, &dropped, &warned, &err);
+        HrStatus st = build_prompt(tok, ctx, reserve, system_prompt, conv, extra, &ids, &n_ids, &dropped, &warned,
+                                   &err);
         if (st != HR_OK) {
             generating = 0;
             if (st != HR_ERR_CANCELLED) {
@@ -364,6 +376,9 @@ hr_cli_chat(int argc, char **argv)
         sp.seed++; /* each reply its own draw, the run still reproducible with --seed */
         ReplyCtx rctx = { g_string_new(NULL) };
         HrGenerateStats stats;
+        gopt.think_open = hr_chat_prompt_opens_thinking(tok, ids, n_ids);
+        if (gopt.think_open)   /* the block the prompt opened, shown and kept whole */
+            on_text("<think>\n", strlen("<think>\n"), -1, &rctx);
         st = hr_generate(model, tok, sampler, ids, (int)n_ids, &gopt, on_text, &rctx, &stats, &err);
         generating = 0;
         hr_sampler_free(sampler);

@@ -676,11 +676,7 @@ worker_generate(Shared *s, const Request *r)
     /* a reasoning model's thinking does not use up the reply's length (only the context bounds it); its
      * template may open the block itself (DeepSeek-R1's prompt ends in "<think>\n") */
     gopt.think_free = TRUE;
-    {
-        const size_t k = MIN(n_ids, (size_t)16);   /* enough ids for "<think>" however it was cut */
-        g_autofree char *tail = hr_tokenizer_decode(s->tok, ids + n_ids - k, k, false);
-        gopt.think_open = tail && g_str_has_suffix(g_strchomp(tail), "<think>");
-    }
+    gopt.think_open = hr_chat_prompt_opens_thinking(s->tok, ids, n_ids);
     hr_generate_add_tokenizer_eos(&gopt, s->model, s->tok);
     DeltaCtx dctx = { s, r->id };
     if (gopt.think_open)   /* the reply as the window folds it, and as the conversation keeps it */

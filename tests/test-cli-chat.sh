@@ -55,6 +55,25 @@ rc=$?
 grep -q "too long for this model's context of 128 tokens" "$tmp/err" || { echo "FAIL: too long a message:"; cat "$tmp/err"; fail=1; }
 grep -q '^turn 1:' "$tmp/err" || { echo "FAIL: no answer after the refused message"; cat "$tmp/err"; fail=1; }
 
+# A reasoning model's template: --no-think reaches it as enable_thinking = false (this one adds a line for
+# it, so the prompt is longer); a prompt it ends inside a thinking block gets a reply that starts with
+# "<think>" and is not cut at -n (stories260K never writes "</think>": only the context stops it).
+think="$tmp/think"
+mkdir "$think"
+for f in config.json tokenizer.json model.safetensors; do ln -s "$model/$f" "$think/$f"; done
+printf '%s' '{"chat_template": "{% for m in messages %}{{ m.content }}\n{% endfor %}{% if enable_thinking is defined and enable_thinking is false %}Once upon a time there was no thinking.\n{% endif %}"}' \
+    >"$think/tokenizer_config.json"
+printf 'Hello\n' | "$cli" chat -m "$think" -n 8 --temp 0 --stats >/dev/null 2>"$tmp/err"
+with=$(sed -n 's/^turn 1: prompt \([0-9]*\) tokens.*/\1/p' "$tmp/err")
+printf 'Hello\n' | "$cli" chat -m "$think" -n 8 --temp 0 --stats --no-think >/dev/null 2>"$tmp/err"
+without=$(sed -n 's/^turn 1: prompt \([0-9]*\) tokens.*/\1/p' "$tmp/err")
+[ -n "$with" ] && [ -n "$without" ] && [ "$without" -ge $((with + 5)) ] ||
+    { echo "FAIL: --no-think did not reach the template: prompt $with, then $without tokens"; fail=1; }
+printf '%s' '{"chat_template": "{% for m in messages %}{{ m.content }}\n{% endfor %}<think>\n"}' >"$think/tokenizer_config.json"
+printf 'Hello\n' | "$cli" chat -m "$think" --ctx 128 -n 8 --temp 0 >"$tmp/out" 2>"$tmp/err"
+head -c 8 "$tmp/out" | grep -q '^<think>' || { echo "FAIL: the reply does not open its thinking block:"; head -c 80 "$tmp/out"; fail=1; }
+[ "$(wc -w <"$tmp/out")" -gt 12 ] || { echo "FAIL: the thinking was cut at -n 8:"; cat "$tmp/out"; fail=1; }
+
 expect_error() { # args: description, expected text, command... (stdin empty)
     desc=$1; text=$2; shift 2
     err=$("$@" 2>&1 >/dev/null </dev/null); rc=$?
