@@ -380,23 +380,33 @@ env_dir(const char *var)
     return v && g_path_is_absolute(v) ? v : NULL;
 }
 
+/* What the models folder links to already: real path of the linked file or folder -> the model's path. Reads
+ * only each model's .hearth-source.json (not the models' headers: hearth_found_add runs in the main loop). */
 static void
 linked_paths(const char *models_dir, GHashTable *by_real)
 {
-    g_autoptr(GPtrArray) list = hearth_models_list(models_dir, NULL);
-    for (guint i = 0; list && i < list->len; i++) {
-        HearthModelInfo *info = g_ptr_array_index(list, i);
-        if (!info->linked_from)
+    g_autofree char *root = hearth_models_resolve_dir(models_dir);
+    GDir *d = g_dir_open(root, 0, NULL);
+    if (!d)
+        return;
+    const char *n;
+    while ((n = g_dir_read_name(d))) {
+        if (n[0] == '.')
             continue;
-        g_autofree char *src = g_build_filename(info->path, SOURCE_FILE, NULL);
+        g_autofree char *model = g_build_filename(root, n, NULL);
+        g_autofree char *src = g_build_filename(model, SOURCE_FILE, NULL);
+        if (!g_file_test(src, G_FILE_TEST_IS_REGULAR))
+            continue;
         g_autoptr(JsonParser) parser = hr_json_load_file_g(src, MAX_MANIFEST, true, NULL);
         if (!parser)
             continue;
-        const char *target = member_str(json_node_get_object(json_parser_get_root(parser)), "linked_path");
-        char *real = target ? real_path(target) : NULL;
+        JsonObject *o = json_node_get_object(json_parser_get_root(parser));
+        const char *target = member_str(o, "linked_path");
+        char *real = target && member_str(o, "linked_from") ? real_path(target) : NULL;
         if (real)
-            g_hash_table_insert(by_real, real, g_strdup(info->path));
+            g_hash_table_insert(by_real, real, g_steal_pointer(&model));
     }
+    g_dir_close(d);
 }
 
 static int
