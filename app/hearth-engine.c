@@ -64,6 +64,8 @@ struct _HearthEngine {
     int load_context_len;
     int load_threads;          /* CPU threads for the next loads (0: automatic) */
     guint64 n_params;
+    float rec[5];              /* the loaded model's recommended temperature, top-p, min-p, repetition penalty,
+                                  top-k (generation_config.json; -1: none) */
     int context_length;
     int context_used;
     HearthLoadNote load_note;  /* where the loaded model runs when that is not where it was asked to */
@@ -145,6 +147,7 @@ typedef struct {
     char *error;
     char *model_dir;
     guint64 n_params;  /* the loaded model's weights, from its shape */
+    float rec[5];      /* its recommended sampling (HearthEngine's) */
     int context_length;
     int context_used;
     int dropped;
@@ -196,6 +199,8 @@ event_dispatch(gpointer data)
         g_clear_pointer(&self->prev_model_name, g_free);
         self->context_length = ev->context_length;
         self->n_params = ev->ok ? ev->n_params : 0;
+        for (int i = 0; i < 5; i++)
+            self->rec[i] = ev->ok ? ev->rec[i] : -1.0f;
         self->context_used = 0;
         if (!ev->ok) {
             g_clear_pointer(&self->model_dir, g_free);
@@ -418,6 +423,10 @@ post_loaded(Shared *s, Event *ev, const Request *r, HrStatus st, const HrError *
         ev->ok = TRUE;
         ev->context_length = hr_model_context_len(s->model);
         ev->n_params = config_params(hr_model_config(s->model));
+        const HrModelConfig *mc = hr_model_config(s->model);
+        const float rec[5] = { mc->rec_temperature, mc->rec_top_p, mc->rec_min_p, mc->rec_repetition_penalty,
+                               (float)mc->rec_top_k };
+        memcpy(ev->rec, rec, sizeof rec);
         const HrStatus moved = hr_model_moved_for(s->model);   /* never silently (the window's toast) */
         if (reload)
             ev->load_note = moved != HR_OK ? HEARTH_LOAD_NOTE_CPU_AFTER_DEVICE_ERROR : HEARTH_LOAD_NOTE_RELOADED;
@@ -850,6 +859,8 @@ hearth_engine_init(HearthEngine *self)
     s->msg_tokens = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     self->shared = s;
     self->next_id = 1;
+    for (int i = 0; i < 5; i++)
+        self->rec[i] = -1.0f;
     self->thread = g_thread_new("hearth-engine", worker_main, shared_ref(s));
 }
 
@@ -887,6 +898,23 @@ guint64
 hearth_engine_get_n_params(HearthEngine *self)
 {
     return self->n_params;
+}
+
+gboolean
+hearth_engine_get_recommended(HearthEngine *self, HearthGenParams *p)
+{
+    gboolean any = FALSE;
+    if (self->rec[0] >= 0)
+        p->temperature = self->rec[0], any = TRUE;
+    if (self->rec[1] >= 0)
+        p->top_p = self->rec[1], any = TRUE;
+    if (self->rec[2] >= 0)
+        p->min_p = self->rec[2], any = TRUE;
+    if (self->rec[3] >= 0)
+        p->repetition_penalty = self->rec[3], any = TRUE;
+    if (self->rec[4] >= 0)
+        p->top_k = (int)self->rec[4], any = TRUE;
+    return any;
 }
 
 int

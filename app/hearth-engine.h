@@ -47,6 +47,9 @@ const char *hearth_engine_get_model_dir(HearthEngine *self);
 int hearth_engine_get_context_length(HearthEngine *self);
 /* The loaded model's parameter count, from its shape (0 when none is loaded). */
 guint64 hearth_engine_get_n_params(HearthEngine *self);
+/* The sampling the loaded model's makers recommend (its generation_config.json: temperature, top-p, top-k,
+ * min-p, repetition penalty) written over p where given; TRUE when any was. */
+gboolean hearth_engine_get_recommended(HearthEngine *self, HearthGenParams *p);
 typedef enum {
     HEARTH_LOAD_NOTE_NONE,
     /* runs on the CPU although the backend is "auto" and a GPU was chosen: that GPU has too little memory

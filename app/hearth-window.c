@@ -562,6 +562,16 @@ load_settings_widgets(HearthWindow *self, const HearthStoreConversation *c)
         d.top_p = g_settings_get_double(self->settings, "top-p");
         d.max_new_tokens = g_settings_get_int(self->settings, "max-new-tokens");
         default_prompt = g_settings_get_string(self->settings, "system-prompt");
+        /* a default the user never set gives way to what the loaded model's makers recommend */
+        HearthGenParams rec = d;
+        if (self->engine && hearth_engine_get_recommended(self->engine, &rec)) {
+            g_autoptr(GVariant) t = g_settings_get_user_value(self->settings, "temperature");
+            g_autoptr(GVariant) p = g_settings_get_user_value(self->settings, "top-p");
+            if (!t)
+                d.temperature = rec.temperature;
+            if (!p)
+                d.top_p = rec.top_p;
+        }
     }
     self->loading_settings = TRUE;
     GtkTextBuffer *buf = gtk_text_view_get_buffer(self->system_prompt_view);
@@ -807,6 +817,7 @@ generate_into(HearthWindow *self, HearthMessage *reply)
     g_autoptr(JsonNode) msgs = conversation_json(self);
     HearthGenParams p;
     hearth_gen_params_init(&p);
+    hearth_engine_get_recommended(self->engine, &p);   /* top-k, min-p, repetition penalty: the model's, if given */
     p.temperature = gtk_spin_button_get_value(self->temperature_spin);
     p.top_p = gtk_spin_button_get_value(self->top_p_spin);
     p.max_new_tokens = gtk_spin_button_get_value_as_int(self->max_tokens_spin);
@@ -1353,6 +1364,8 @@ on_load_finished(HearthEngine *engine, gboolean ok, const char *message, HearthW
     if (ok)
         remember_model(self, hearth_engine_get_model_dir(engine));
     update_small_model_note(self, ok ? hearth_engine_get_model_dir(engine) : NULL);
+    if (ok && !self->conversation_id && !self->reply)   /* a new chat: the model's recommended sampling */
+        load_settings_widgets(self, NULL);
     update_send_state(self);
     /* the composer takes the keys, when it is in sight (not behind the list of a folded window) */
     if (ok && (!adw_leaflet_get_folded(self->leaflet) || adw_leaflet_get_visible_child(self->leaflet) == self->content))

@@ -41,6 +41,23 @@ get_int(JsonObject *o, const char *key, int *out, bool required, int min, const 
     return HR_OK;
 }
 
+/* A number the generation config advises (absent, null or not a number: false). */
+static bool
+advice(JsonObject *o, const char *key, double *out)
+{
+    JsonNode *n = json_object_get_member(o, key);
+    if (!n || !JSON_NODE_HOLDS_VALUE(n))
+        return false;
+    GType t = json_node_get_value_type(n);
+    if (t == G_TYPE_INT64)
+        *out = (double)json_node_get_int(n);
+    else if (t == G_TYPE_DOUBLE)
+        *out = json_node_get_double(n);
+    else
+        return false;
+    return isfinite(*out);
+}
+
 static HrStatus
 get_float(JsonObject *o, const char *key, float *out, const char *label, HrError *err)
 {
@@ -239,6 +256,8 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
     cfg->rope_theta = 10000.0f;
     cfg->norm_eps = 1e-6f;
     cfg->rope_factor = 1.0f;
+    cfg->rec_temperature = cfg->rec_top_p = cfg->rec_min_p = cfg->rec_repetition_penalty = -1.0f;
+    cfg->rec_top_k = -1;
 
     g_autoptr(JsonParser) parser = NULL;
     JsonObject *o = parse_object(&parser, config_json, label, err);
@@ -362,6 +381,17 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
             if (!hr_model_config_is_eos(cfg, geos[i]) && cfg->n_eos < HR_MAX_EOS)
                 cfg->eos_ids[cfg->n_eos++] = geos[i];
         }
+        double v;
+        if (advice(g, "temperature", &v) && v >= 0.0 && v <= 2.0)
+            cfg->rec_temperature = (float)v;
+        if (advice(g, "top_p", &v) && v > 0.0 && v <= 1.0)
+            cfg->rec_top_p = (float)v;
+        if (advice(g, "min_p", &v) && v >= 0.0 && v <= 1.0)
+            cfg->rec_min_p = (float)v;
+        if (advice(g, "repetition_penalty", &v) && v > 0.0 && v <= 10.0)
+            cfg->rec_repetition_penalty = (float)v;
+        if (advice(g, "top_k", &v) && v >= 0.0 && v <= 1e6 && v == floor(v))
+            cfg->rec_top_k = (int)v;
     }
     if (cfg->bos_id >= cfg->vocab_size)
         cfg->bos_id = -1;

@@ -61,6 +61,10 @@ typedef struct {
      * <prefix>.weight (e.g. listed in modules_to_not_convert) is dense. */
     bool awq;
     int awq_group_size;         /* as written; -1 or 0 = per output channel */
+    /* generation_config.json's sampling, as the model's makers recommend it (-1: not given, or out of range:
+     * advice, never a reason to refuse the model) */
+    float rec_temperature, rec_top_p, rec_min_p, rec_repetition_penalty;
+    int rec_top_k;
 } HrModelConfig;
 
 /* Parse DIR/config.json and, when present, DIR/generation_config.json (whose

@@ -56,6 +56,26 @@ main(void)
     HR_CHECK(parse("{\"architectures\": [\"MistralForCausalLM\"], " BASE ", \"sliding_window\": null}",
                    NULL, &c, &err) == HR_OK && c.sliding_window == 0, "mistral null window");
 
+    /* Qwen3: q/k norms, no bias unless attention_bias, and the generation config's recommended sampling
+     * (advice: what is out of range or not a number is left out, never an error). */
+    HR_CHECK(parse("{\"architectures\": [\"Qwen3ForCausalLM\"], " BASE ", \"head_dim\": 32}",
+                   "{\"temperature\": 0.6, \"top_p\": 0.95, \"top_k\": 20, \"do_sample\": true}", &c, &err) == HR_OK &&
+                 c.arch == HR_ARCH_QWEN3 && c.qk_norm && !c.qkv_bias && c.head_dim == 32,
+             "qwen3: %s", err.message);
+    HR_CHECK(c.rec_temperature == 0.6f && c.rec_top_p == 0.95f && c.rec_top_k == 20 && c.rec_min_p < 0 &&
+                 c.rec_repetition_penalty < 0,
+             "recommended sampling: %g %g %d %g %g", c.rec_temperature, c.rec_top_p, c.rec_top_k, c.rec_min_p,
+             c.rec_repetition_penalty);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE "}",
+                   "{\"temperature\": \"hot\", \"top_p\": 3, \"top_k\": 2.5, \"repetition_penalty\": 1.05, \"min_p\": null}",
+                   &c, &err) == HR_OK &&
+                 c.rec_temperature < 0 && c.rec_top_p < 0 && c.rec_top_k < 0 && c.rec_repetition_penalty == 1.05f &&
+                 c.rec_min_p < 0,
+             "bad advice left out: %s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE "}", NULL, &c, &err) == HR_OK &&
+                 c.rec_temperature < 0 && c.rec_top_k < 0 && !c.qk_norm,
+             "no generation config: no advice");
+
     /* Refusals, each naming what is wrong. */
     HR_CHECK(parse("{\"architectures\": [\"GPT2LMHeadModel\"], " BASE "}", NULL, &c, &err) == HR_ERR_UNSUPPORTED &&
              strstr(err.message, "GPT2LMHeadModel"), "unknown arch: %s", err.message);

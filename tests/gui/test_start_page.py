@@ -4,7 +4,8 @@ change it first), and, for a model as small as the starter one, a word that its 
 with a button to the Models window and its recommended models. stories260K (260K parameters) is small:
 the note names it. A suggestion's text goes into the composer, Enter sends it, and the stored message is
 that text. A larger model another app downloaded (here a 410 M-parameter one in the Hugging Face cache,
-its weights a sparse file) is offered by name in the note; its button adds it as links and opens it.
+its weights a sparse file) is offered by name in the note; its button adds it as links and opens it. The
+model's generation_config.json recommends temperature 0.3 and top-p 0.8: a new chat starts with them.
 
 Usage: test_start_page.py HEARTH_BINARY   (run through run-gui-test.sh)
 SKIPs (77) when $HEARTH_ASSETS/models/stories260K is absent."""
@@ -20,7 +21,15 @@ from hearthgui import db_messages, fail, finish, labels, shot, start, stop, stor
 from dogtail import rawinput  # noqa: E402
 
 binary = sys.argv[1]
-model = stories_model()
+# stories260K with a generation_config.json that recommends its sampling, as a model's makers do: a new chat
+# starts with it, the user having set no default of their own
+model = os.path.join(tempfile.mkdtemp(prefix="hearth-start-model-"), "stories260K")
+os.makedirs(model)
+for f in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+    os.symlink(os.path.join(stories_model(), f), os.path.join(model, f))
+with open(os.path.join(model, "generation_config.json"), "w") as f:
+    json.dump({"bos_token_id": 1, "eos_token_id": 2, "do_sample": True, "temperature": 0.3, "top_p": 0.8,
+               "top_k": 20}, f)
 db = os.path.join(os.environ["XDG_DATA_HOME"], "hearth-test.db")
 os.environ["HEARTH_DB"] = db
 SUGGESTIONS = ["Explain how a rainbow forms", "Write a palindrome check in Python", "Name a small bakery",
@@ -60,6 +69,19 @@ try:
     wait_for(lambda: [t for t in labels(main) if "acme/Big-Llama (410 M parameters), which Hugging Face downloaded"
                       in t], 20, "the note's offer of the larger model in the Hugging Face cache")
     wait_for(lambda: main.child(name="Use acme/Big-Llama", roleName="push button"), 10, "its Use button")
+    # the model's recommended sampling in the chat settings of a new chat
+    settings = wait_for(lambda: [n for n in main.findChildren(lambda n: n.roleName in ("push button", "toggle button")
+                                                               and n.name == "Chat settings")
+                                 if "click" in n.actions][0], 10, "the Chat settings button")
+    settings.doActionNamed("click")
+    temp = wait_for(lambda: app.child(name="Temperature", roleName="spin button", retry=False), 10,
+                    "the Temperature spin button")
+    top_p = app.child(name="Top-p", roleName="spin button", retry=False)
+    if temp is None or abs(temp.value - 0.3) > 1e-6 or abs(top_p.value - 0.8) > 1e-6:
+        fail(f"a new chat's sampling is not the model's recommendation (0.3, 0.8): "
+             f"{temp.value if temp else None}, {top_p.value if top_p else None}")
+    rawinput.pressKey("Escape")
+    time.sleep(0.3)
     shot("start-page")
 
     # A suggestion fills the composer; nothing is sent until Enter.
