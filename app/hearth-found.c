@@ -417,6 +417,60 @@ compare_found(gconstpointer a, gconstpointer b)
     return c ? c : g_utf8_collate(x->name, y->name);
 }
 
+static gboolean fill_links(const HearthFoundModel *m, const char *target, const char *dir, const char *name,
+                           GError **error);
+
+/* Linked models whose files the other app replaced (an `ollama pull` of a newer version removes the old blob;
+ * a hub cache cleaned of an old snapshot): each is linked again to what the app now keeps under the same name,
+ * in place, so that it goes on working. A link whose files are still there is left alone. */
+static void
+relink_gone(const char *models_dir, GPtrArray *found)
+{
+    g_autofree char *root = hearth_models_resolve_dir(models_dir);
+    GDir *d = g_dir_open(root, 0, NULL);
+    if (!d)
+        return;
+    g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+    const char *n;
+    while ((n = g_dir_read_name(d)))
+        if (n[0] != '.')
+            g_ptr_array_add(names, g_strdup(n));
+    g_dir_close(d);
+    for (guint i = 0; i < names->len; i++) {
+        const char *name = g_ptr_array_index(names, i);
+        g_autofree char *model = g_build_filename(root, name, NULL);
+        g_autofree char *src = g_build_filename(model, SOURCE_FILE, NULL);
+        if (!g_file_test(src, G_FILE_TEST_IS_REGULAR))
+            continue;
+        g_autoptr(JsonParser) parser = hr_json_load_file_g(src, MAX_MANIFEST, true, NULL);
+        if (!parser)
+            continue;
+        JsonObject *o = json_node_get_object(json_parser_get_root(parser));
+        const char *app = member_str(o, "linked_from"), *was = member_str(o, "linked_name");
+        const char *target = member_str(o, "linked_path");
+        if (!app || !was || !target || g_file_test(target, G_FILE_TEST_EXISTS))
+            continue;
+        const HearthFoundModel *now = NULL;
+        for (guint k = 0; k < found->len && !now; k++) {
+            const HearthFoundModel *m = g_ptr_array_index(found, k);
+            if (strcmp(m->app, app) == 0 && strcmp(m->name, was) == 0 && hearth_found_model_usable(m))
+                now = m;
+        }
+        if (!now)
+            continue;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(HearthWorkDir) work = hearth_models_work_new(root, "relink", name, &error);
+        if (!work)
+            continue;
+        g_autofree char *fresh = g_build_filename(hearth_work_dir_path(work), "model", NULL);
+        g_autofree char *old = g_build_filename(hearth_work_dir_path(work), "old", NULL);
+        g_autofree char *to = g_canonicalize_filename(now->path, NULL);
+        if (g_mkdir(fresh, 0755) == 0 && fill_links(now, to, fresh, name, &error) && g_rename(model, old) == 0 &&
+            g_rename(fresh, model) != 0)
+            (void)g_rename(old, model);   /* put back: it stays as it was */
+    }
+}
+
 GPtrArray *
 hearth_found_scan(const char *models_dir)
 {
@@ -468,6 +522,7 @@ hearth_found_scan(const char *models_dir)
 
     g_hash_table_destroy(s.seen);
     g_ptr_array_sort(s.found, compare_found);
+    relink_gone(models_dir, s.found);
 
     /* what the models folder links to already */
     g_autoptr(GHashTable) linked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
@@ -538,6 +593,54 @@ make_link(const char *target, const char *link, GError **error)
     return TRUE;
 }
 
+/* dir (made, empty) gets links to the model's files (a Hugging Face folder: one per file; a GGUF file: one,
+ * named <name>.gguf, the suffix the loader looks for) and the source file saying where they lead. */
+static gboolean
+fill_links(const HearthFoundModel *m, const char *target, const char *dir, const char *name, GError **error)
+{
+    if (g_file_test(target, G_FILE_TEST_IS_DIR)) {
+        GDir *d = g_dir_open(target, 0, error);
+        if (!d)
+            return FALSE;
+        const char *n;
+        gboolean ok = TRUE;
+        while (ok && (n = g_dir_read_name(d))) {
+            g_autofree char *from = g_build_filename(target, n, NULL);
+            if (n[0] == '.' || !g_file_test(from, G_FILE_TEST_IS_REGULAR))
+                continue;
+            g_autofree char *to = g_build_filename(dir, n, NULL);
+            ok = make_link(from, to, error);
+        }
+        g_dir_close(d);
+        if (!ok)
+            return FALSE;
+    } else {
+        g_autofree char *file = g_strconcat(name, ".gguf", NULL);
+        g_autofree char *to = g_build_filename(dir, file, NULL);
+        if (!make_link(target, to, error))
+            return FALSE;
+    }
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    json_builder_begin_object(b);
+    if (strcmp(m->app, "Hugging Face") == 0 && g_file_test(target, G_FILE_TEST_IS_DIR)) {
+        json_builder_set_member_name(b, "repo");
+        json_builder_add_string_value(b, m->name);
+    }
+    json_builder_set_member_name(b, "linked_from");
+    json_builder_add_string_value(b, m->app);
+    json_builder_set_member_name(b, "linked_name");
+    json_builder_add_string_value(b, m->name);
+    json_builder_set_member_name(b, "linked_path");
+    json_builder_add_string_value(b, target);
+    json_builder_end_object(b);
+    g_autoptr(JsonGenerator) gen = json_generator_new();
+    g_autoptr(JsonNode) node = json_builder_get_root(b);
+    json_generator_set_root(gen, node);
+    json_generator_set_pretty(gen, TRUE);
+    g_autofree char *src = g_build_filename(dir, SOURCE_FILE, NULL);
+    return json_generator_to_file(gen, src, error);
+}
+
 char *
 hearth_found_add(const HearthFoundModel *m, const char *models_dir, const char *name, GError **error)
 {
@@ -583,49 +686,7 @@ hearth_found_add(const HearthFoundModel *m, const char *models_dir, const char *
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "creating %s: %s", tmp, g_strerror(e));
         return NULL;
     }
-    if (g_file_test(target, G_FILE_TEST_IS_DIR)) {
-        /* a Hugging Face folder: a link to each of its files */
-        GDir *d = g_dir_open(target, 0, error);
-        if (!d)
-            return NULL;
-        const char *n;
-        gboolean ok = TRUE;
-        while (ok && (n = g_dir_read_name(d))) {
-            g_autofree char *from = g_build_filename(target, n, NULL);
-            if (n[0] == '.' || !g_file_test(from, G_FILE_TEST_IS_REGULAR))
-                continue;
-            g_autofree char *to = g_build_filename(tmp, n, NULL);
-            ok = make_link(from, to, error);
-        }
-        g_dir_close(d);
-        if (!ok)
-            return NULL;
-    } else {
-        /* a GGUF file, under a name with the suffix the loader looks for */
-        g_autofree char *file = g_strconcat(final_name, ".gguf", NULL);
-        g_autofree char *to = g_build_filename(tmp, file, NULL);
-        if (!make_link(target, to, error))
-            return NULL;
-    }
-    g_autoptr(JsonBuilder) b = json_builder_new();
-    json_builder_begin_object(b);
-    if (strcmp(m->app, "Hugging Face") == 0 && g_file_test(target, G_FILE_TEST_IS_DIR)) {
-        json_builder_set_member_name(b, "repo");
-        json_builder_add_string_value(b, m->name);
-    }
-    json_builder_set_member_name(b, "linked_from");
-    json_builder_add_string_value(b, m->app);
-    json_builder_set_member_name(b, "linked_name");
-    json_builder_add_string_value(b, m->name);
-    json_builder_set_member_name(b, "linked_path");
-    json_builder_add_string_value(b, target);
-    json_builder_end_object(b);
-    g_autoptr(JsonGenerator) gen = json_generator_new();
-    g_autoptr(JsonNode) node = json_builder_get_root(b);
-    json_generator_set_root(gen, node);
-    json_generator_set_pretty(gen, TRUE);
-    g_autofree char *src = g_build_filename(tmp, SOURCE_FILE, NULL);
-    if (!json_generator_to_file(gen, src, error))
+    if (!fill_links(m, target, tmp, final_name, error))
         return NULL;
     if (g_rename(tmp, final_path) != 0) {
         int e = errno;

@@ -8,7 +8,7 @@
  * split parts passed over; what Hearth cannot run reported with why. Adding one: links and no copy, the
  * source file saying so, the same one twice gives the same folder, a taken name gets "-2", the found list
  * then says where it was added; deleting it leaves the other app's file; a link whose file went is listed
- * with a problem. The models are the fuzz corpus's small GGUF files and tests/fixtures/hf-tiny.
+ * with a problem, or linked again to what the app keeps now under the same name. The models are the fuzz corpus's small GGUF files and tests/fixtures/hf-tiny.
  */
 #include <string.h>
 #include <unistd.h>
@@ -463,6 +463,82 @@ test_add(void)
     (void)snap;
 }
 
+/* The other app replaces a model's files: `ollama pull` of a newer version (the manifest names a new blob,
+ * the old one is removed), a hub cache whose snapshot was replaced. The next scan links the model again to what
+ * the app keeps now under the same name, in place; one whose files are still there is left alone, and one
+ * whose name is gone too stays listed as gone. */
+static void
+test_relink(void)
+{
+    reset_home();
+    const char *root = g_getenv("OLLAMA_MODELS");
+    g_autofree char *blob = ollama_put(root, "registry.ollama.ai", "library", "tiny", "1b", "seed-llama-spm.gguf");
+    g_autofree char *keep = ollama_put(root, "registry.ollama.ai", "library", "keep", "1b", "seed-qwen2.gguf");
+    g_autofree char *hub = g_build_filename(g_getenv("XDG_CACHE_HOME"), "huggingface", "hub", NULL);
+    g_autofree char *llama = g_build_filename(HEARTH_FIXTURES, "hf-tiny", "llama-gqa-tied", "f32", NULL);
+    g_autofree char *qwen = g_build_filename(HEARTH_FIXTURES, "hf-tiny", "qwen2-bias", "f32", NULL);
+    g_autofree char *snap = hf_put(hub, "models--acme--tiny", "1111111111111111111111111111111111111111", llama, TRUE);
+    g_autofree char *models = g_build_filename(home, "models", NULL);
+    GError *error = NULL;
+    g_autoptr(GPtrArray) list = hearth_found_scan(models);
+    g_autofree char *p1 = hearth_found_add(find(list, "Ollama", "tiny:1b"), models, NULL, &error);
+    g_assert_no_error(error);
+    g_autofree char *p2 = hearth_found_add(find(list, "Ollama", "keep:1b"), models, NULL, &error);
+    g_assert_no_error(error);
+    g_autofree char *p3 = hearth_found_add(find(list, "Hugging Face", "acme/tiny"), models, NULL, &error);
+    g_assert_no_error(error);
+
+    /* a newer tiny:1b (another file), the old blob removed; the hub's snapshot replaced by a newer one */
+    g_assert_cmpint(g_unlink(blob), ==, 0);
+    g_autofree char *blob2 =
+        ollama_put(root, "registry.ollama.ai", "library", "tiny", "1b", "seed-llama-bpe-linear.gguf");
+    g_autofree char *snap2 = hf_put(hub, "models--acme--tiny", "2222222222222222222222222222222222222222", qwen, TRUE);
+    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", snap);
+    g_assert_cmpint(system(cmd), ==, 0);
+
+    g_autoptr(GPtrArray) after = hearth_found_scan(models);
+    g_autofree char *link = g_build_filename(p1, "tiny-1b.gguf", NULL);
+    g_autofree char *to = g_file_read_link(link, NULL);
+    g_assert_cmpstr(to, ==, blob2);
+    g_assert_cmpstr(find(after, "Ollama", "tiny:1b")->added, ==, p1);
+    g_autofree char *keep_link = g_build_filename(p2, "keep-1b.gguf", NULL);
+    g_autofree char *keep_to = g_file_read_link(keep_link, NULL);
+    g_assert_cmpstr(keep_to, ==, keep);
+    g_assert_cmpstr(find(after, "Hugging Face", "acme/tiny")->added, ==, p3);
+    g_autoptr(GPtrArray) installed = hearth_models_list(models, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(installed->len, ==, 3);
+    for (guint i = 0; i < installed->len; i++) {
+        HearthModelInfo *info = installed->pdata[i];
+        g_assert_null(info->problem);
+        if (strcmp(info->name, "tiny") == 0)
+            g_assert_cmpstr(info->architecture, ==, "Qwen2ForCausalLM");   /* the new snapshot's model */
+    }
+    g_autofree char *work = g_build_filename(models, ".work", NULL);
+    GDir *w = g_dir_open(work, 0, NULL);
+    g_assert_null(w ? g_dir_read_name(w) : NULL);
+    if (w)
+        g_dir_close(w);
+
+    /* the name gone too: nothing to link to, it stays listed as gone */
+    g_assert_cmpint(g_unlink(blob2), ==, 0);
+    g_autofree char *manifest = g_build_filename(root, "manifests", "registry.ollama.ai", "library", "tiny", "1b",
+                                                 NULL);
+    g_assert_cmpint(g_unlink(manifest), ==, 0);
+    g_autoptr(GPtrArray) gone = hearth_found_scan(models);
+    g_assert_null(find(gone, "Ollama", "tiny:1b"));
+    g_autoptr(GPtrArray) listed = hearth_models_list(models, &error);
+    g_assert_no_error(error);
+    gboolean seen = FALSE;
+    for (guint i = 0; i < listed->len; i++) {
+        HearthModelInfo *info = listed->pdata[i];
+        if (strcmp(info->name, "tiny-1b") == 0)
+            seen = info->problem && strstr(info->problem, "are gone");
+    }
+    g_assert_true(seen);
+    (void)snap2;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -477,6 +553,7 @@ main(int argc, char **argv)
     g_test_add_func("/found/hf-cache", test_hf_cache);
     g_test_add_func("/found/other-apps", test_other_apps);
     g_test_add_func("/found/add", test_add);
+    g_test_add_func("/found/relink", test_relink);
     int rc = g_test_run();
     g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", tmp);
     if (system(cmd) != 0)
