@@ -1,14 +1,14 @@
 /* test-found.c — app/hearth-found.c: models other apps keep on this computer, in a home made here.
  *
- * Ollama's manifests and blobs (names as `ollama list` gives them, a blob two tags share found once
- * under the informative tag, a digest that is not a plain hash refused, a non-model layer skipped), the
- * Hugging Face hub cache (refs/main, else the newest snapshot; a model folder; a GGUF repository's files;
- * a snapshot without weights passed over), LM Studio, GPT4All, llama.cpp, Jan and the Downloads folder (files
- * and model folders, two levels down); vision projectors and
- * split parts passed over; what Hearth cannot run reported with why. Adding one: links and no copy, the
- * source file saying so, the same one twice gives the same folder, a taken name gets "-2", the found list
- * then says where it was added; deleting it leaves the other app's file; a link whose file went is listed
- * with a problem, or linked again to what the app keeps now under the same name. The models are the fuzz corpus's small GGUF files and tests/fixtures/hf-tiny.
+ * Ollama's manifests and blobs (names as `ollama list` gives them, a blob two tags share found once under the
+ * informative tag, a digest that is not a plain hash refused, a non-model layer skipped), the Hugging Face hub
+ * cache (refs/main, else the newest snapshot; a model folder; a GGUF repository's files; a snapshot without
+ * weights passed over), LM Studio, GPT4All, llama.cpp, Jan and the Downloads folder (files and model folders,
+ * two levels down); vision projectors and split parts passed over; what Hearth cannot run reported with why.
+ * Adding one: links and no copy, the source file saying so, the same one twice gives the same folder, a taken
+ * name gets "-2", the found list then says where it was added; deleting it leaves the other app's file; a link
+ * whose file went is linked again to what the app keeps now under the same name, or listed with a problem.
+ * The models are the fuzz corpus's small GGUF files and tests/fixtures/hf-tiny.
  */
 #include <string.h>
 #include <unistd.h>
