@@ -420,6 +420,20 @@ compare_found(gconstpointer a, gconstpointer b)
 static gboolean fill_links(const HearthFoundModel *m, const char *target, const char *dir, const char *name,
                            GError **error);
 
+gboolean
+hearth_found_link_gone(const char *model_dir)
+{
+    g_autofree char *src = g_build_filename(model_dir, SOURCE_FILE, NULL);
+    if (!g_file_test(src, G_FILE_TEST_IS_REGULAR))
+        return FALSE;
+    g_autoptr(JsonParser) parser = hr_json_load_file_g(src, MAX_MANIFEST, true, NULL);
+    if (!parser)
+        return FALSE;
+    JsonObject *o = json_node_get_object(json_parser_get_root(parser));
+    const char *target = member_str(o, "linked_path");
+    return member_str(o, "linked_from") && target && !g_file_test(target, G_FILE_TEST_EXISTS);
+}
+
 /* Linked models whose files the other app replaced (an `ollama pull` of a newer version removes the old blob;
  * a hub cache cleaned of an old snapshot): each is linked again to what the app now keeps under the same name,
  * in place, so that it goes on working. A link whose files are still there is left alone. */

@@ -56,4 +56,8 @@ char *hearth_found_model_folder_name(const HearthFoundModel *m);
  * the models folder (caller frees), or NULL with error. */
 char *hearth_found_add(const HearthFoundModel *m, const char *models_dir, const char *name, GError **error);
 
+/* Whether the model folder links to another app's files that are no longer there (a scan may link it again:
+ * hearth_found_scan relinks such folders to what the app now keeps under the same name). */
+gboolean hearth_found_link_gone(const char *model_dir);
+
 G_END_DECLS

@@ -1253,6 +1253,33 @@ on_found_use_clicked(HearthWindow *self)
     select_model(self, path);
 }
 
+/* The last model was linked to another app's files that are gone (an `ollama pull` of a newer version): a scan
+ * links it to what the app keeps now under the same name (hearth-found.c), then it opens as it would have;
+ * when it cannot be linked again, the first model in the picker opens instead. */
+static void
+relinked(GObject *source, GAsyncResult *res, gpointer data)
+{
+    g_autoptr(GPtrArray) list = hearth_found_scan_finish(res, NULL);
+    HearthWindow *self = data;
+    g_autofree char *dir = g_object_steal_data(G_OBJECT(self), "relink-dir");
+    /* (the window may have gone meanwhile: its engine then too) */
+    if (list && dir && self->engine && !hearth_engine_get_model_dir(self->engine) && !self->loading_dir) {
+        if (!hearth_found_link_gone(dir))
+            select_model(self, dir);
+        else if (self->model_dirs->len > 0)
+            select_model(self, g_ptr_array_index(self->model_dirs, 0));
+    }
+    g_object_unref(self);
+}
+
+static void
+relink_then_open(HearthWindow *self, const char *dir)
+{
+    g_object_set_data_full(G_OBJECT(self), "relink-dir", g_strdup(dir), g_free);
+    g_autofree char *root = models_dir(self);
+    hearth_found_scan_async(root, NULL, relinked, g_object_ref(self));
+}
+
 static void
 update_small_model_note(HearthWindow *self, const char *dir)
 {
@@ -2663,6 +2690,8 @@ hearth_window_new(HearthApplication *app)
     g_autofree char *last = g_settings_get_string(self->settings, "last-model");
     if (model)
         select_model(self, model);
+    else if (last && *last && g_path_is_absolute(last) && hearth_found_link_gone(last))
+        relink_then_open(self, last);   /* another app replaced its files since: linked again, then opened */
     else if (last && *last && g_path_is_absolute(last) && is_model_folder(last))
         select_model(self, last);
     else if (self->model_dirs->len > 0)

@@ -7,7 +7,9 @@ Hearth runs and one it cannot. With no model installed, the first page lists the
 "On This Computer" with its app and format, and names the one it cannot run. "Use" adds it as links
 (no byte copied) and opens it; a message gets a reply. The Models window shows it as linked, offers
 the Ollama one, whose "Add" adds it; deleting the linked stories260K asks with words that say its
-files stay, and leaves the hub cache whole. Screenshots of the first page and the Models window.
+files stay, and leaves the hub cache whole. Before that, the hub cache is updated between two starts (a new
+snapshot, the old one cleaned away): the second start links the model again to it and opens it by itself.
+Screenshots of the first page and the Models window.
 
 Usage: test_found_models.py HEARTH_BINARY   (run through run-gui-test.sh)
 SKIPs (77) when $HEARTH_ASSETS/models/stories260K is absent."""
@@ -20,8 +22,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hearthgui import (db_messages, fail, finish, labels, open_menu_item, shot, start, stop, stories_model,  # noqa: E402
-                       toplevel, wait_for)
+from hearthgui import (db_messages, fail, finish, labels, open_menu_item, read_keyfile, shot, start, stop,  # noqa: E402
+                       stories_model, toplevel, wait_for)
 from dogtail import rawinput, tree  # noqa: E402
 
 binary = sys.argv[1]
@@ -104,6 +106,47 @@ try:
     rawinput.pressKey("Return")
     wait_for(lambda: [r for r in db_messages(db) if r[0] == "assistant" and r[1] == "complete" and r[2].strip()], 120,
              "a reply from the linked model")
+finally:
+    stop(proc)
+
+# The hub cache updated meanwhile (a new snapshot of other bytes, refs/main moved, the old snapshot and blobs
+# cleaned): the next start finds the last model's links gone, links it again to the new snapshot and opens it.
+rev2 = "89abcdef0123456789abcdef0123456789abcdef"
+os.makedirs(os.path.join(repo, "snapshots", rev2))
+for name in sorted(os.listdir(src)):
+    data = open(os.path.join(src, name), "rb").read() + (b" " if name.endswith(".json") else b"")
+    sha = hashlib.sha256(data).hexdigest()
+    with open(os.path.join(repo, "blobs", sha), "wb") as f:
+        f.write(data)
+    os.symlink(os.path.join("..", "..", "blobs", sha), os.path.join(repo, "snapshots", rev2, name))
+with open(os.path.join(repo, "refs", "main"), "w") as f:
+    f.write(rev2)
+old_snapshot = os.path.join(repo, "snapshots", rev)
+for name in os.listdir(old_snapshot):
+    target = os.path.realpath(os.path.join(old_snapshot, name))
+    os.unlink(os.path.join(old_snapshot, name))
+    if not name.endswith(".json"):
+        continue
+    os.unlink(target)   # the blobs only the old snapshot used (the weights are the same bytes in both)
+os.rmdir(old_snapshot)
+rev = rev2
+blobs_before = {n: os.path.getsize(os.path.join(repo, "blobs", n)) for n in os.listdir(os.path.join(repo, "blobs"))}
+# another model, first in the picker: the last one used, not the first, is the one to open again
+shutil.copytree(src, os.path.join(models, "aaa-first"))
+
+proc, app = start([binary])
+try:
+    frame = app.child(roleName="frame")
+    send = wait_for(lambda: frame.child(name="Send", roleName="push button"), 30, "the Send button after a restart")
+    wait_for(lambda: send.sensitive, 60, "the linked model, linked again to the new snapshot, to load by itself")
+    target = os.readlink(os.path.join(linked, "config.json"))
+    if rev2 not in target:
+        fail(f"the model was not linked again to the new snapshot: config.json -> {target}")
+    # (the settings file is written a moment after the load)
+    time.sleep(1.5)
+    last = read_keyfile(os.environ["XDG_CONFIG_HOME"]).get("last-model", "")
+    if not last.endswith("stories260K'"):
+        fail(f"the model opened is not the last one used, linked again: last-model {last}")
 
     # The Models window: stories260K installed as linked; tiny:spm offered; Add adds it.
     open_menu_item(app, frame, "Models…")
