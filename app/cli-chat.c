@@ -376,9 +376,6 @@ hr_cli_chat(int argc, char **argv)
         sp.seed++; /* each reply its own draw, the run still reproducible with --seed */
         ReplyCtx rctx = { g_string_new(NULL) };
         HrGenerateStats stats;
-        gopt.think_open = hr_chat_prompt_opens_thinking(tok, ids, n_ids);
-        if (gopt.think_open)   /* the block the prompt opened, shown and kept whole */
-            on_text("<think>\n", strlen("<think>\n"), -1, &rctx);
         st = hr_generate(model, tok, sampler, ids, (int)n_ids, &gopt, on_text, &rctx, &stats, &err);
         generating = 0;
         hr_sampler_free(sampler);

@@ -685,11 +685,8 @@ worker_generate(Shared *s, const Request *r)
     /* a reasoning model's thinking does not use up the reply's length (only the context bounds it); its
      * template may open the block itself (DeepSeek-R1's prompt ends in "<think>\n") */
     gopt.think_free = TRUE;
-    gopt.think_open = hr_chat_prompt_opens_thinking(s->tok, ids, n_ids);
     hr_generate_add_tokenizer_eos(&gopt, s->model, s->tok);
     DeltaCtx dctx = { s, r->id };
-    if (gopt.think_open)   /* the reply as the window folds it, and as the conversation keeps it */
-        on_text("<think>\n", strlen("<think>\n"), -1, &dctx);
     HrGenerateStats stats;
     HrStatus st = hr_generate(s->model, s->tok, sampler, ids, (int)n_ids, &gopt, on_text, &dctx, &stats, &err);
     hr_sampler_free(sampler);

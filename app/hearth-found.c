@@ -380,33 +380,79 @@ env_dir(const char *var)
     return v && g_path_is_absolute(v) ? v : NULL;
 }
 
-/* What the models folder links to already: real path of the linked file or folder -> the model's path. Reads
- * only each model's .hearth-source.json (not the models' headers: hearth_found_add runs in the main loop). */
+/* A model folder of the models folder that links to another app's files (its .hearth-source.json says so). */
+typedef struct {
+    char *model;        /* the folder */
+    char *name;         /* its name in the models folder */
+    char *app, *was, *path;   /* linked_from, linked_name, linked_path (linked_name may be NULL) */
+} Linked;
+
 static void
-linked_paths(const char *models_dir, GHashTable *by_real)
+linked_free(Linked *l)
 {
+    g_free(l->model);
+    g_free(l->name);
+    g_free(l->app);
+    g_free(l->was);
+    g_free(l->path);
+    g_free(l);
+}
+
+/* model's link, or NULL when it is not a linked model. */
+static Linked *
+read_linked(const char *model)
+{
+    g_autofree char *src = g_build_filename(model, SOURCE_FILE, NULL);
+    if (!g_file_test(src, G_FILE_TEST_IS_REGULAR))
+        return NULL;
+    g_autoptr(JsonParser) parser = hr_json_load_file_g(src, MAX_MANIFEST, true, NULL);
+    if (!parser)
+        return NULL;
+    JsonObject *o = json_node_get_object(json_parser_get_root(parser));
+    const char *app = member_str(o, "linked_from"), *path = member_str(o, "linked_path");
+    if (!app || !path)
+        return NULL;
+    Linked *l = g_new0(Linked, 1);
+    l->model = g_strdup(model);
+    l->name = g_path_get_basename(model);
+    l->app = g_strdup(app);
+    l->was = g_strdup(member_str(o, "linked_name"));
+    l->path = g_strdup(path);
+    return l;
+}
+
+/* Every linked model of the models folder (read only from their .hearth-source.json files, not the models'
+ * headers: hearth_found_add runs in the main loop), listed before anything is changed. */
+static GPtrArray *
+read_all_linked(const char *models_dir)
+{
+    GPtrArray *all = g_ptr_array_new_with_free_func((GDestroyNotify)linked_free);
     g_autofree char *root = hearth_models_resolve_dir(models_dir);
     GDir *d = g_dir_open(root, 0, NULL);
     if (!d)
-        return;
+        return all;
     const char *n;
     while ((n = g_dir_read_name(d))) {
-        if (n[0] == '.')
-            continue;
-        g_autofree char *model = g_build_filename(root, n, NULL);
-        g_autofree char *src = g_build_filename(model, SOURCE_FILE, NULL);
-        if (!g_file_test(src, G_FILE_TEST_IS_REGULAR))
-            continue;
-        g_autoptr(JsonParser) parser = hr_json_load_file_g(src, MAX_MANIFEST, true, NULL);
-        if (!parser)
-            continue;
-        JsonObject *o = json_node_get_object(json_parser_get_root(parser));
-        const char *target = member_str(o, "linked_path");
-        char *real = target && member_str(o, "linked_from") ? real_path(target) : NULL;
-        if (real)
-            g_hash_table_insert(by_real, real, g_steal_pointer(&model));
+        g_autofree char *model = n[0] != '.' ? g_build_filename(root, n, NULL) : NULL;
+        Linked *l = model ? read_linked(model) : NULL;
+        if (l)
+            g_ptr_array_add(all, l);
     }
     g_dir_close(d);
+    return all;
+}
+
+/* What the models folder links to already: real path of the linked file or folder -> the model's path. */
+static void
+linked_paths(const char *models_dir, GHashTable *by_real)
+{
+    g_autoptr(GPtrArray) all = read_all_linked(models_dir);
+    for (guint i = 0; i < all->len; i++) {
+        const Linked *l = g_ptr_array_index(all, i);
+        char *real = real_path(l->path);
+        if (real)
+            g_hash_table_insert(by_real, real, g_strdup(l->model));
+    }
 }
 
 static int
@@ -423,15 +469,11 @@ static gboolean fill_links(const HearthFoundModel *m, const char *target, const 
 gboolean
 hearth_found_link_gone(const char *model_dir)
 {
-    g_autofree char *src = g_build_filename(model_dir, SOURCE_FILE, NULL);
-    if (!g_file_test(src, G_FILE_TEST_IS_REGULAR))
-        return FALSE;
-    g_autoptr(JsonParser) parser = hr_json_load_file_g(src, MAX_MANIFEST, true, NULL);
-    if (!parser)
-        return FALSE;
-    JsonObject *o = json_node_get_object(json_parser_get_root(parser));
-    const char *target = member_str(o, "linked_path");
-    return member_str(o, "linked_from") && target && !g_file_test(target, G_FILE_TEST_EXISTS);
+    Linked *l = read_linked(model_dir);
+    const gboolean gone = l && !g_file_test(l->path, G_FILE_TEST_EXISTS);
+    if (l)
+        linked_free(l);
+    return gone;
 }
 
 /* Linked models whose files the other app replaced (an `ollama pull` of a newer version removes the old blob;
@@ -441,47 +483,29 @@ static void
 relink_gone(const char *models_dir, GPtrArray *found)
 {
     g_autofree char *root = hearth_models_resolve_dir(models_dir);
-    GDir *d = g_dir_open(root, 0, NULL);
-    if (!d)
-        return;
-    g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
-    const char *n;
-    while ((n = g_dir_read_name(d)))
-        if (n[0] != '.')
-            g_ptr_array_add(names, g_strdup(n));
-    g_dir_close(d);
-    for (guint i = 0; i < names->len; i++) {
-        const char *name = g_ptr_array_index(names, i);
-        g_autofree char *model = g_build_filename(root, name, NULL);
-        g_autofree char *src = g_build_filename(model, SOURCE_FILE, NULL);
-        if (!g_file_test(src, G_FILE_TEST_IS_REGULAR))
-            continue;
-        g_autoptr(JsonParser) parser = hr_json_load_file_g(src, MAX_MANIFEST, true, NULL);
-        if (!parser)
-            continue;
-        JsonObject *o = json_node_get_object(json_parser_get_root(parser));
-        const char *app = member_str(o, "linked_from"), *was = member_str(o, "linked_name");
-        const char *target = member_str(o, "linked_path");
-        if (!app || !was || !target || g_file_test(target, G_FILE_TEST_EXISTS))
+    g_autoptr(GPtrArray) all = read_all_linked(models_dir);
+    for (guint i = 0; i < all->len; i++) {
+        const Linked *l = g_ptr_array_index(all, i);
+        if (!l->was || g_file_test(l->path, G_FILE_TEST_EXISTS))
             continue;
         const HearthFoundModel *now = NULL;
         for (guint k = 0; k < found->len && !now; k++) {
             const HearthFoundModel *m = g_ptr_array_index(found, k);
-            if (strcmp(m->app, app) == 0 && strcmp(m->name, was) == 0 && hearth_found_model_usable(m))
+            if (strcmp(m->app, l->app) == 0 && strcmp(m->name, l->was) == 0 && hearth_found_model_usable(m))
                 now = m;
         }
         if (!now)
             continue;
         g_autoptr(GError) error = NULL;
-        g_autoptr(HearthWorkDir) work = hearth_models_work_new(root, "relink", name, &error);
+        g_autoptr(HearthWorkDir) work = hearth_models_work_new(root, "relink", l->name, &error);
         if (!work)
             continue;
         g_autofree char *fresh = g_build_filename(hearth_work_dir_path(work), "model", NULL);
         g_autofree char *old = g_build_filename(hearth_work_dir_path(work), "old", NULL);
         g_autofree char *to = g_canonicalize_filename(now->path, NULL);
-        if (g_mkdir(fresh, 0755) == 0 && fill_links(now, to, fresh, name, &error) && g_rename(model, old) == 0 &&
-            g_rename(fresh, model) != 0)
-            (void)g_rename(old, model);   /* put back: it stays as it was */
+        if (g_mkdir(fresh, 0755) == 0 && fill_links(now, to, fresh, l->name, &error) &&
+            g_rename(l->model, old) == 0 && g_rename(fresh, l->model) != 0)
+            (void)g_rename(old, l->model);   /* put back: it stays as it was */
     }
 }
 

@@ -130,7 +130,7 @@ download_clicked(GtkButton *b, Row *r)
     hearth_hub_download_async(r->model->repo_id, &opt, self->download, download_done, j);
 }
 
-static GtkWidget *badge(const char *text, const char *css);
+static GtkWidget *memory_badge(guint64 need, guint64 ram);
 
 /* One that other apps keep here: linked into the models folder (no copy) and opened. */
 static void
@@ -175,14 +175,8 @@ found_done(GObject *source, GAsyncResult *res, gpointer data)
         adw_action_row_set_subtitle(row, what);
         adw_action_row_set_subtitle_lines(row, 3);
         const gboolean fits = ram == 0 || hearth_model_info_fits(m->info, 4096, ram);
-        if (!fits) {
-            GtkWidget *w = badge(_("Too large for this computer"), "warning");
-            g_autofree char *need = g_format_size(hearth_model_info_memory_needed(m->info, 4096));
-            g_autofree char *have = g_format_size(ram);
-            g_autofree char *tip = g_strdup_printf(_("Needs about %s of memory; this computer has %s."), need, have);
-            gtk_widget_set_tooltip_text(w, tip);
-            adw_action_row_add_suffix(row, w);
-        }
+        if (!fits)
+            adw_action_row_add_suffix(row, memory_badge(hearth_model_info_memory_needed(m->info, 4096), ram));
         GtkWidget *b = gtk_button_new_with_label(_("Use"));
         gtk_widget_set_valign(b, GTK_ALIGN_CENTER);
         g_autofree char *label = g_strdup_printf(_("Use %s"), m->name);
@@ -222,6 +216,21 @@ badge(const char *text, const char *css)
     gtk_widget_add_css_class(l, css);
     gtk_widget_set_valign(l, GTK_ALIGN_CENTER);
     return l;
+}
+
+/* "Fits this computer" / "Too large for this computer" for a model that needs `need` bytes, with the figures in
+ * its tooltip (ram 0: unknown, it fits). */
+static GtkWidget *
+memory_badge(guint64 need, guint64 ram)
+{
+    const gboolean fits = ram == 0 || need <= ram;
+    GtkWidget *b = badge(fits ? _("Fits this computer") : _("Too large for this computer"),
+                         fits ? "success" : "warning");
+    g_autofree char *need_s = g_format_size(need), *have = g_format_size(ram);
+    g_autofree char *tip = ram ? g_strdup_printf(_("Needs about %s of memory; this computer has %s."), need_s, have)
+                               : g_strdup_printf(_("Needs about %s of memory."), need_s);
+    gtk_widget_set_tooltip_text(b, tip);
+    return b;
 }
 
 static void
@@ -287,13 +296,7 @@ build(HearthGetModel *self)
         adw_action_row_set_subtitle(r->row, r->subtitle);
         adw_action_row_set_subtitle_lines(r->row, 3);
         const gboolean fits = ram == 0 || m->min_memory_bytes <= ram;
-        GtkWidget *b = badge(fits ? _("Fits this computer") : _("Too large for this computer"),
-                             fits ? "success" : "warning");
-        g_autofree char *need = g_format_size(m->min_memory_bytes), *have = g_format_size(ram);
-        g_autofree char *tip = ram ? g_strdup_printf(_("Needs about %s of memory; this computer has %s."), need, have)
-                                   : g_strdup_printf(_("Needs about %s of memory."), need);
-        gtk_widget_set_tooltip_text(b, tip);
-        adw_action_row_add_suffix(r->row, b);
+        adw_action_row_add_suffix(r->row, memory_badge(m->min_memory_bytes, ram));
         GtkWidget *side = gtk_box_new(GTK_ORIENTATION_VERTICAL, 4);
         gtk_widget_set_valign(side, GTK_ALIGN_CENTER);
         r->button = GTK_BUTTON(gtk_button_new_with_label(_("Download")));

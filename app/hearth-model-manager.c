@@ -161,6 +161,20 @@ model_menu_button(const HearthModelInfo *info)
     return b;
 }
 
+/* "\nNeeds 2.1 GB at 4096 tokens: fits in this computer's 16 GB" (or "more than…") onto sub. */
+static void
+append_memory_verdict(GString *sub, const HearthModelInfo *info, guint64 mem)
+{
+    guint64 need = hearth_model_info_memory_needed(info, FIT_CONTEXT);
+    g_autofree char *need_s = g_format_size(need), *mem_s = g_format_size(mem);
+    if (!mem || hearth_model_info_fits(info, FIT_CONTEXT, mem))
+        g_string_append_printf(sub, _("\nNeeds %s at %d tokens: fits in this computer's %s"), need_s, FIT_CONTEXT,
+                               mem_s);
+    else
+        g_string_append_printf(sub, _("\nNeeds %s at %d tokens: more than this computer's %s"), need_s, FIT_CONTEXT,
+                               mem_s);
+}
+
 static GtkWidget *
 model_row(const HearthModelInfo *info, guint64 mem)
 {
@@ -178,14 +192,7 @@ model_row(const HearthModelInfo *info, guint64 mem)
     if (info->problem) {
         g_string_append_printf(sub, "\n%s", info->problem);
     } else {
-        guint64 need = hearth_model_info_memory_needed(info, FIT_CONTEXT);
-        g_autofree char *need_s = g_format_size(need), *mem_s = g_format_size(mem);
-        if (!mem || hearth_model_info_fits(info, FIT_CONTEXT, mem))
-            g_string_append_printf(sub, _("\nNeeds %s at %d tokens: fits in this computer's %s"), need_s, FIT_CONTEXT,
-                                   mem_s);
-        else
-            g_string_append_printf(sub, _("\nNeeds %s at %d tokens: more than this computer's %s"), need_s,
-                                   FIT_CONTEXT, mem_s);
+        append_memory_verdict(sub, info, mem);
     }
     adw_action_row_set_subtitle(row, sub->str);
     adw_action_row_set_subtitle_lines(row, 3);
@@ -470,14 +477,7 @@ found_done(GObject *source, GAsyncResult *res, gpointer data)
         GString *sub = g_string_new(NULL);
         g_autofree char *what = hearth_found_describe(m);
         g_string_append(sub, what);
-        guint64 need = hearth_model_info_memory_needed(m->info, FIT_CONTEXT);
-        g_autofree char *need_s = g_format_size(need), *mem_s = g_format_size(mem);
-        if (!mem || hearth_model_info_fits(m->info, FIT_CONTEXT, mem))
-            g_string_append_printf(sub, _("\nNeeds %s at %d tokens: fits in this computer's %s"), need_s, FIT_CONTEXT,
-                                   mem_s);
-        else
-            g_string_append_printf(sub, _("\nNeeds %s at %d tokens: more than this computer's %s"), need_s,
-                                   FIT_CONTEXT, mem_s);
+        append_memory_verdict(sub, m->info, mem);
         adw_action_row_set_subtitle(row, sub->str);
         adw_action_row_set_subtitle_lines(row, 3);
         g_string_free(sub, TRUE);

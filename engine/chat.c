@@ -103,15 +103,3 @@ hr_chat_render_extra(const HrTokenizer *tok, JsonNode *messages, bool add_genera
         g_free(rendered);
     return HR_OK;
 }
-
-bool
-hr_chat_prompt_opens_thinking(const HrTokenizer *tok, const int32_t *ids, size_t n_ids)
-{
-    const size_t k = n_ids < 16 ? n_ids : 16;   /* enough ids for "<think>" however it was cut */
-    if (!tok || k == 0)
-        return false;
-    char *tail = hr_tokenizer_decode(tok, ids + n_ids - k, k, false);
-    const bool open = tail && g_str_has_suffix(g_strchomp(tail), "<think>");
-    g_free(tail);
-    return open;
-}

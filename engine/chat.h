@@ -32,10 +32,6 @@ HrStatus hr_chat_render_extra(const HrTokenizer *tok, JsonNode *messages, bool a
                               JsonObject *extra, const atomic_int *cancel, char **text, int32_t **ids, size_t *n_ids,
                               bool *fell_back, HrError *warning, HrError *err);
 
-/* Whether a rendered prompt ends inside an opened thinking block ("<think>", as DeepSeek-R1's template ends
- * its generation prompt): the reply then starts in it (HrGenerateOptions.think_open). */
-bool hr_chat_prompt_opens_thinking(const HrTokenizer *tok, const int32_t *ids, size_t n_ids);
-
 /* Convenience: a one-message conversation [{"role": "user", "content": text}]
  * (plus a system message first when system is non-NULL). Caller frees with
  * json_node_unref. */

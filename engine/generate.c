@@ -47,6 +47,17 @@ hr_think_tracker_feed(HrThinkTracker *t, const char *text, size_t len)
     return t->state;
 }
 
+/* Whether the prompt ends inside an opened thinking block ("<think>", however the tokenizer cut it). */
+static bool
+prompt_opens_thinking(const HrTokenizer *tok, const int32_t *ids, int n_ids)
+{
+    const int k = n_ids < 16 ? n_ids : 16;
+    if (!tok || k <= 0)
+        return false;
+    g_autofree char *tail = hr_tokenizer_decode(tok, ids + n_ids - k, (size_t)k, false);
+    return tail && g_str_has_suffix(g_strchomp(tail), "<think>");
+}
+
 static bool
 is_stop_id(const HrGenerateOptions *opt, const HrModelConfig *cfg, int32_t t)
 {
@@ -190,8 +201,11 @@ hr_generate(HrModel *m, const HrTokenizer *tok, HrSampler *s, const int32_t *pro
     stats->reason = HR_STOP_LENGTH;
     /* the tokens that count against max_new_tokens: all of them, or (think_free) the answer's */
     HrThinkTracker think;
-    hr_think_tracker_init(&think, opt->think_open);
     const bool think_free = opt->think_free && detok;
+    const bool think_open = think_free && prompt_opens_thinking(tok, prompt, n_prompt);
+    hr_think_tracker_init(&think, think_open);
+    if (think_open)
+        emit(&e, "<think>\n", strlen("<think>\n"), -1);
     int counted = 0;
     for (int i = 0; counted < opt->max_new_tokens; i++) {
         if (cancelled(opt)) {

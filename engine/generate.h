@@ -31,11 +31,11 @@ typedef struct {
     const char *const *stop_strings;   /* NULL-terminated; may be NULL */
     atomic_int *cancel;                /* set non-zero from any thread to stop; may be NULL */
     int prefill_chunk;                 /* tokens per prefill step between cancel checks (0 = 256) */
-    /* A reasoning model's thinking (a <think>…</think> block that opens the reply, or from the start when
-     * think_open: the prompt opened it, as DeepSeek-R1's template does) does not count against
-     * max_new_tokens: the answer after it gets them all, and the context bounds the thinking. */
+    /* A reasoning model's thinking (a <think>…</think> block that opens the reply) does not count against
+     * max_new_tokens: the answer after it gets them all, and the context bounds the thinking. A prompt that
+     * ends in "<think>" (DeepSeek-R1's template opens the block itself) starts the reply inside it, and the
+     * reply is given that "<think>\n" first, so it reads as a whole block. */
     bool think_free;
-    bool think_open;
 } HrGenerateOptions;
 
 /* Where a reply is, fed its text as it comes: before its first characters are known, inside a thinking
