@@ -1,23 +1,28 @@
 /* llama.c — the Llama family written once over ops.h (see llama.h).
  *
  * A block, as transformers' LlamaDecoderLayer / Qwen2DecoderLayer /
- * Qwen3DecoderLayer run it:
+ * Qwen3DecoderLayer / Gemma3DecoderLayer run it:
  *   xb = rmsnorm(x) * attn_norm
  *   qkv = [Wq | Wk | Wv] xb (+ the q|k|v bias, Qwen2)
- *   each q and k head = rmsnorm(head) * q_norm / k_norm (Qwen3)
+ *   each q and k head = rmsnorm(head) * q_norm / k_norm (Qwen3, Gemma 3)
  *   q, k = RoPE(q, k); k, v -> the cache at the token's position
  *   att = attention(q, cache)            (GQA; Mistral's sliding window)
- *   x += Wo att
+ *   x += Wo att                          (Gemma: x += rmsnorm(Wo att) * post_attn_norm)
  *   xb = rmsnorm(x) * ffn_norm
- *   hb = silu(Wgate xb) * (Wup xb)
- *   x += Wdown hb
+ *   hb = silu(Wgate xb) * (Wup xb)       (Gemma: gelu_tanh)
+ *   x += Wdown hb                        (Gemma: x += rmsnorm(Wdown hb) * post_ffn_norm)
  * then the final norm and the lm_head for the rows whose logits are wanted.
+ * Gemma 3 also scales the embeddings by sqrt(dim), applies every norm as
+ * (1 + w) (added to the weights here, as llama.cpp's converter does), and
+ * gives its sliding-window layers their own RoPE base (nodes' window and
+ * local_rope); its query_pre_attn_scalar is folded into the q norm.
  * Loading walks the checkpoint a layer at a time: the layer's pages are
  * populated (MADV_POPULATE_READ: the reading time) while the next layer goes
  * to the kernel's read-ahead, then the backend takes the layer's weights.
  */
 #include "llama.h"
 
+#include <math.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -28,6 +33,7 @@
 
 typedef struct {
     HrOpsWeight *attn_norm, *ffn_norm, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *bias, *q_norm, *k_norm;
+    HrOpsWeight *post_attn_norm, *post_ffn_norm;   /* Gemma */
     HrOpsBuffer *kc, *vc;
 } LlamaLayer;
 
@@ -40,6 +46,7 @@ typedef struct {
     HrOpsWeight *embed, *lm_head, *final_norm;
     LlamaLayer *layers;
     HrOpsBuffer *x, *xb, *qkv, *q, *att, *hb;
+    HrOpsBuffer *xo;            /* Gemma: a linear's output before its norm */
     void *prog_dec, *prog_pre;
     float *logits;              /* [logits_cap, vocab] */
     int logits_rows, logits_cap;
@@ -94,7 +101,13 @@ model_specs(Llama *m, const HrTensorSet *ts, SpecList *a, HrError *err)
         LlamaLayer *L = &m->layers[l];
 #define LNAME(suffix) (g_snprintf(name, sizeof name, "model.layers.%d." suffix, l), name)
         add_spec(a, &L->attn_norm, HR_W_VECTOR, l, LNAME("input_layernorm.weight"), dim, 1);
-        add_spec(a, &L->ffn_norm, HR_W_VECTOR, l, LNAME("post_attention_layernorm.weight"), dim, 1);
+        if (cfg->sandwich_norms) {
+            add_spec(a, &L->post_attn_norm, HR_W_VECTOR, l, LNAME("post_attention_layernorm.weight"), dim, 1);
+            add_spec(a, &L->ffn_norm, HR_W_VECTOR, l, LNAME("pre_feedforward_layernorm.weight"), dim, 1);
+            add_spec(a, &L->post_ffn_norm, HR_W_VECTOR, l, LNAME("post_feedforward_layernorm.weight"), dim, 1);
+        } else {
+            add_spec(a, &L->ffn_norm, HR_W_VECTOR, l, LNAME("post_attention_layernorm.weight"), dim, 1);
+        }
         add_spec(a, &L->wq, HR_W_LINEAR, l, LNAME("self_attn.q_proj"), q_dim, dim);
         add_spec(a, &L->wk, HR_W_LINEAR, l, LNAME("self_attn.k_proj"), kv_dim, dim);
         add_spec(a, &L->wv, HR_W_LINEAR, l, LNAME("self_attn.v_proj"), kv_dim, dim);
@@ -203,6 +216,14 @@ take_weight(Llama *m, const HrTensorSet *ts, const HrWeightSpec *s, HrOpsWeight 
             }
         } else {
             st = read_vector(ts, s->name, s->rows, data, err);
+            /* Gemma: every norm is (1 + w); the q norm also carries query_pre_attn_scalar's part
+             * of the scores' scale (the backends divide by sqrt(head_dim)) */
+            const bool is_norm = g_str_has_suffix(s->name, "norm.weight");
+            const bool q_norm = s->layer >= 0 && slot == &m->layers[s->layer].q_norm;
+            const float qs = q_norm && cfg->query_scale > 0.0f && cfg->query_scale != (float)cfg->head_dim
+                                 ? sqrtf((float)cfg->head_dim / cfg->query_scale) : 1.0f;
+            for (int64_t i = 0; st == HR_OK && is_norm && (cfg->norm_plus_one || qs != 1.0f) && i < s->rows; i++)
+                data[i] = (cfg->norm_plus_one ? 1.0f + data[i] : data[i]) * qs;
         }
     }
     if (st == HR_OK)
@@ -223,24 +244,40 @@ node(GArray *a, HrNode n)
 static GArray *
 model_nodes(Llama *m)
 {
+    const HrModelConfig *cfg = &m->cfg;
     GArray *a = g_array_new(FALSE, FALSE, sizeof(HrNode));
-    node(a, (HrNode){ .op = HR_OP_EMBED, .layer = -1, .dst = m->x, .w = { m->embed } });
-    for (int l = 0; l < m->cfg.n_layers; l++) {
+    node(a, (HrNode){ .op = HR_OP_EMBED, .layer = -1, .dst = m->x, .w = { m->embed },
+                      .scale = cfg->embed_scale != 1.0f ? cfg->embed_scale : 0.0f });
+    for (int l = 0; l < cfg->n_layers; l++) {
         const LlamaLayer *L = &m->layers[l];
+        const bool local = hr_model_config_layer_local(cfg, l);
         node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = l, .src = m->x, .dst = m->xb, .w = { L->attn_norm } });
         node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->xb, .dst = m->qkv, .w = { L->wq, L->wk, L->wv },
                           .n_w = 3, .bias = L->bias });
         node(a, (HrNode){ .op = HR_OP_ROPE_KV, .layer = l, .src = m->qkv, .dst = m->q, .w = { L->q_norm, L->k_norm },
-                          .n_w = L->q_norm ? 2 : 0, .k_cache = L->kc, .v_cache = L->vc });
+                          .n_w = L->q_norm ? 2 : 0, .k_cache = L->kc, .v_cache = L->vc,
+                          .local_rope = local && cfg->rope_local_theta > 0.0f });
         node(a, (HrNode){ .op = HR_OP_ATTENTION, .layer = l, .src = m->q, .dst = m->att, .k_cache = L->kc,
-                          .v_cache = L->vc });
-        node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->att, .dst = m->x, .w = { L->wo }, .n_w = 1,
-                          .residual = true });
+                          .v_cache = L->vc, .window = hr_model_config_layer_window(cfg, l) });
+        if (L->post_attn_norm) {
+            node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->att, .dst = m->xo, .w = { L->wo }, .n_w = 1 });
+            node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = l, .src = m->xo, .dst = m->x, .w = { L->post_attn_norm },
+                              .residual = true });
+        } else {
+            node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->att, .dst = m->x, .w = { L->wo }, .n_w = 1,
+                              .residual = true });
+        }
         node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = l, .src = m->x, .dst = m->xb, .w = { L->ffn_norm } });
         node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->xb, .dst = m->hb, .w = { L->wg, L->wu },
-                          .n_w = 2, .gate = true });
-        node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->hb, .dst = m->x, .w = { L->wd }, .n_w = 1,
-                          .residual = true });
+                          .n_w = 2, .gate = true, .act = cfg->act });
+        if (L->post_ffn_norm) {
+            node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->hb, .dst = m->xo, .w = { L->wd }, .n_w = 1 });
+            node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = l, .src = m->xo, .dst = m->x, .w = { L->post_ffn_norm },
+                              .residual = true });
+        } else {
+            node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->hb, .dst = m->x, .w = { L->wd }, .n_w = 1,
+                              .residual = true });
+        }
     }
     node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = -1, .src = m->x, .dst = m->xb, .w = { m->final_norm },
                       .logit_rows = true });
@@ -317,7 +354,8 @@ hr_llama_create(const HrOps *ops, const HrModelConfig *cfg, const HrTensorSet *t
         ((st = ops->activation(m->dev, dim, &m->x, err)) || (st = ops->activation(m->dev, dim, &m->xb, err)) ||
          (st = ops->activation(m->dev, q_dim + 2 * kv_dim, &m->qkv, err)) ||
          (st = ops->activation(m->dev, q_dim, &m->q, err)) || (st = ops->activation(m->dev, q_dim, &m->att, err)) ||
-         (st = ops->activation(m->dev, cfg->hidden_dim, &m->hb, err)))) {
+         (st = ops->activation(m->dev, cfg->hidden_dim, &m->hb, err)) ||
+         (cfg->sandwich_norms && (st = ops->activation(m->dev, dim, &m->xo, err))))) {
     }
     if (st == HR_OK) {
         GArray *nodes = model_nodes(m);

@@ -18,6 +18,7 @@ static const struct {
     { "MistralForCausalLM", HR_ARCH_MISTRAL },
     { "Qwen2ForCausalLM", HR_ARCH_QWEN2 },
     { "Qwen3ForCausalLM", HR_ARCH_QWEN3 },
+    { "Gemma3ForCausalLM", HR_ARCH_GEMMA3 },
 };
 
 /* Integer member: *out untouched when absent; error when present but not an
@@ -217,6 +218,72 @@ parse_rope_scaling(JsonObject *o, HrModelConfig *cfg, const char *label, HrError
     return HR_OK;
 }
 
+/* Gemma 3's own keys (transformers' Gemma3TextConfig, in the layout of the
+ * checkpoints people have: rope_theta for the global layers with
+ * rope_scaling, rope_local_base_freq for the sliding ones, the window's layers
+ * by layer_types or else every sliding_window_pattern-th layer global). */
+static HrStatus
+parse_gemma3(JsonObject *o, HrModelConfig *cfg, const char *label, HrError *err)
+{
+    HrStatus st;
+    cfg->norm_plus_one = true;
+    cfg->sandwich_norms = true;
+    cfg->embed_scale = sqrtf((float)cfg->dim);
+    cfg->query_scale = 256.0f;
+    cfg->rope_local_theta = 10000.0f;
+    cfg->layer_types = true;
+    cfg->sliding_window = 4096;
+    bool holds_one = false;   /* a GGUF's norms (gguf-meta.c says so) */
+    if ((st = get_bool(o, "hearth_norms_hold_one", &holds_one, label, err)) != HR_OK ||
+        (st = get_float(o, "query_pre_attn_scalar", &cfg->query_scale, label, err)) != HR_OK ||
+        (st = get_float(o, "rope_local_base_freq", &cfg->rope_local_theta, label, err)) != HR_OK ||
+        (st = get_int(o, "sliding_window", &cfg->sliding_window, false, 1, label, err)) != HR_OK)
+        return st;
+    cfg->norm_plus_one = !holds_one;
+    if (!(cfg->query_scale > 0.0f) || !(cfg->rope_local_theta > 0.0f))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: query_pre_attn_scalar and rope_local_base_freq must be "
+                            "positive", label);
+    const char *unsupported[] = { "final_logit_softcapping", "attn_logit_softcapping" };
+    for (size_t i = 0; i < G_N_ELEMENTS(unsupported); i++) {
+        JsonNode *n = json_object_get_member(o, unsupported[i]);
+        if (n && !JSON_NODE_HOLDS_NULL(n))
+            return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: %s is not supported (Gemma 2's; Gemma 3 has none)",
+                                label, unsupported[i]);
+    }
+    bool bidi = false;
+    if ((st = get_bool(o, "use_bidirectional_attention", &bidi, label, err)) != HR_OK)
+        return st;
+    if (bidi)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: use_bidirectional_attention is not supported (an "
+                            "embedding model, not a chat model)", label);
+    memset(cfg->local_layers, 0, sizeof cfg->local_layers);
+    JsonNode *lt = json_object_get_member(o, "layer_types");
+    if (lt && !JSON_NODE_HOLDS_NULL(lt)) {
+        JsonArray *a = JSON_NODE_HOLDS_ARRAY(lt) ? json_node_get_array(lt) : NULL;
+        if (!a || json_array_get_length(a) != (guint)cfg->n_layers)
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: \"layer_types\" must list num_hidden_layers (%d) types",
+                                label, cfg->n_layers);
+        for (int l = 0; l < cfg->n_layers; l++) {
+            JsonNode *e = json_array_get_element(a, (guint)l);
+            const char *t = JSON_NODE_HOLDS_VALUE(e) && json_node_get_value_type(e) == G_TYPE_STRING
+                                ? json_node_get_string(e) : "";
+            if (strcmp(t, "sliding_attention") == 0)
+                cfg->local_layers[l / 64] |= (uint64_t)1 << (l % 64);
+            else if (strcmp(t, "full_attention") != 0)
+                return hr_error_set(err, HR_ERR_FORMAT, "%s: \"layer_types\"[%d] must be \"sliding_attention\" or "
+                                    "\"full_attention\"", label, l);
+        }
+    } else {
+        int pattern = 6;
+        if ((st = get_int(o, "sliding_window_pattern", &pattern, false, 1, label, err)) != HR_OK)
+            return st;
+        for (int l = 0; l < cfg->n_layers; l++)
+            if ((l + 1) % pattern != 0)
+                cfg->local_layers[l / 64] |= (uint64_t)1 << (l % 64);
+    }
+    return HR_OK;
+}
+
 /* Every size the backends, the quantizer and the app multiply is checked
  * here, in 64-bit, against limits far above any real model (and every
  * derived one too: q_dim = n_heads x head_dim), so that no product of two of
@@ -285,14 +352,23 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
     if (!found)
         return hr_error_set(err, HR_ERR_UNSUPPORTED,
                             "%s: architecture \"%s\" is not supported (supported: LlamaForCausalLM, "
-                            "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)", label, arch);
+                            "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM)", label, arch);
 
     HrStatus st;
+    const bool gemma = cfg->arch == HR_ARCH_GEMMA3;
     const char *act;
-    if ((st = hr_json_get_string(o, "hidden_act", "silu", &act, label, err)) != HR_OK)
+    /* Gemma's configs say hidden_activation (older ones hidden_act) */
+    if ((st = hr_json_get_string(o, "hidden_act", gemma ? "gelu_pytorch_tanh" : "silu", &act, label, err)) !=
+            HR_OK ||
+        (gemma && (st = hr_json_get_string(o, "hidden_activation", act, &act, label, err)) != HR_OK))
         return st;
-    if (strcmp(act, "silu") != 0)
-        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: hidden_act \"%s\" is not supported (only silu)", label, act);
+    if (strcmp(act, "silu") == 0)
+        cfg->act = HR_ACT_SILU;
+    else if (strcmp(act, "gelu_pytorch_tanh") == 0 || (gemma && strcmp(act, "gelu") == 0))
+        cfg->act = HR_ACT_GELU_TANH; /* (Gemma's "gelu" ran as the tanh form in its own code) */
+    else
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: hidden_act \"%s\" is not supported (silu, "
+                            "gelu_pytorch_tanh)", label, act);
 
     cfg->max_pos = 2048;
     if ((st = get_int(o, "hidden_size", &cfg->dim, true, 1, label, err)) != HR_OK ||
@@ -325,14 +401,17 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
         return hr_error_set(err, HR_ERR_FORMAT, "%s: rope_theta must be positive and rms_norm_eps non-negative", label);
     if ((st = parse_rope_scaling(o, cfg, label, err)) != HR_OK)
         return st;
+    cfg->embed_scale = 1.0f;
+    if (gemma && (st = parse_gemma3(o, cfg, label, err)) != HR_OK)
+        return st;
 
-    /* transformers' Llama/Mistral/Qwen2 configs default to untied heads. */
-    cfg->tie_embeddings = false;
+    /* transformers' Llama/Mistral/Qwen2 configs default to untied heads (Gemma's to tied). */
+    cfg->tie_embeddings = gemma;
     if ((st = get_bool(o, "tie_word_embeddings", &cfg->tie_embeddings, label, err)) != HR_OK)
         return st;
     cfg->qkv_bias = cfg->arch == HR_ARCH_QWEN2;
-    cfg->qk_norm = cfg->arch == HR_ARCH_QWEN3;
-    if ((cfg->arch == HR_ARCH_LLAMA || cfg->arch == HR_ARCH_QWEN3) &&
+    cfg->qk_norm = cfg->arch == HR_ARCH_QWEN3 || gemma;
+    if ((cfg->arch == HR_ARCH_LLAMA || cfg->arch == HR_ARCH_QWEN3 || gemma) &&
         (st = get_bool(o, "attention_bias", &cfg->qkv_bias, label, err)) != HR_OK)
         return st;
     bool mlp_bias = false;
@@ -343,7 +422,7 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
 
     /* Sliding-window attention: Mistral uses it when set; Qwen2 and Qwen3
      * only with use_sliding_window true. */
-    if (cfg->arch != HR_ARCH_LLAMA) {
+    if (cfg->arch != HR_ARCH_LLAMA && !gemma) {
         bool use_sw = cfg->arch == HR_ARCH_MISTRAL;
         if ((cfg->arch == HR_ARCH_QWEN2 || cfg->arch == HR_ARCH_QWEN3) &&
             (st = get_bool(o, "use_sliding_window", &use_sw, label, err)) != HR_OK)
@@ -416,6 +495,20 @@ hr_model_config_load(const char *dir, HrModelConfig *cfg, HrError *err)
     if (st != HR_OK)
         return st;
     return hr_model_config_parse(text, gtext, path, cfg, err);
+}
+
+bool
+hr_model_config_layer_local(const HrModelConfig *cfg, int l)
+{
+    if (!cfg->layer_types)
+        return cfg->sliding_window > 0;
+    return l >= 0 && l < cfg->n_layers && (cfg->local_layers[l / 64] >> (l % 64) & 1);
+}
+
+int
+hr_model_config_layer_window(const HrModelConfig *cfg, int l)
+{
+    return cfg->sliding_window > 0 && hr_model_config_layer_local(cfg, l) ? cfg->sliding_window : 0;
 }
 
 bool

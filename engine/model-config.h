@@ -11,7 +11,16 @@ typedef enum {
     HR_ARCH_MISTRAL,   /* MistralForCausalLM */
     HR_ARCH_QWEN2,     /* Qwen2ForCausalLM: q/k/v carry a bias */
     HR_ARCH_QWEN3,     /* Qwen3ForCausalLM: each q and k head RMS-normalised before RoPE, no bias */
+    HR_ARCH_GEMMA3,    /* Gemma3ForCausalLM (the text model; Gemma3ForConditionalGeneration's text_config):
+                          (1 + w) norms, a norm after attention and after the MLP, GELU-tanh gate,
+                          embeddings times sqrt(hidden_size), q/k norms, sliding-window layers with
+                          their own RoPE base */
 } HrArch;
+
+typedef enum {
+    HR_ACT_SILU,       /* silu(gate) * up */
+    HR_ACT_GELU_TANH,  /* gelu_pytorch_tanh(gate) * up (Gemma) */
+} HrActivation;
 
 typedef enum {
     HR_ROPE_DEFAULT,
@@ -51,7 +60,19 @@ typedef struct {
     bool tie_embeddings;
     bool qkv_bias;              /* Qwen2, or Llama's and Qwen3's attention_bias */
     bool qk_norm;               /* Qwen3: self_attn.q_norm / k_norm [head_dim] on every head before RoPE */
-    int sliding_window;         /* 0 = none */
+    int sliding_window;         /* 0 = none; the layers it applies to: hr_model_config_layer_window */
+    /* Gemma 3 (zero / false elsewhere) */
+    HrActivation act;
+    bool norm_plus_one;         /* norm weights w are applied as (1 + w) (transformers' Gemma3RMSNorm; a
+                                   GGUF holds 1 + w already) */
+    bool sandwich_norms;        /* post_attention_layernorm on the attention's output and
+                                   post_feedforward_layernorm on the MLP's, before each residual add;
+                                   pre_feedforward_layernorm before the MLP */
+    float embed_scale;          /* embeddings times this (1 elsewhere): sqrt(hidden_size) */
+    float query_scale;          /* query_pre_attn_scalar: scores / sqrt(this) (0: / sqrt(head_dim)) */
+    float rope_local_theta;     /* > 0: the sliding-window layers' RoPE base, unscaled (rope_local_base_freq) */
+    bool layer_types;           /* sliding_window and rope_local_theta apply to the local_layers only */
+    uint64_t local_layers[HR_MAX_LAYERS / 64];   /* bit l: layer l is a sliding-window layer */
     int bos_id;                 /* -1 when absent */
     int n_eos;
     int eos_ids[HR_MAX_EOS];
@@ -76,3 +97,10 @@ HrStatus hr_model_config_parse(const char *config_json, const char *generation_j
                                const char *label, HrModelConfig *cfg, HrError *err);
 
 bool hr_model_config_is_eos(const HrModelConfig *cfg, int token);
+
+/* Whether layer l attends through the sliding window (and, with
+ * rope_local_theta, rotates with the local base). */
+bool hr_model_config_layer_local(const HrModelConfig *cfg, int l);
+
+/* Layer l's attention window in positions (0: the whole context). */
+int hr_model_config_layer_window(const HrModelConfig *cfg, int l);

@@ -1,7 +1,7 @@
 /* ops.h — the op-level backend interface: what a compute device does, at
  * the grain of ops on tensors that live on it.
  *
- * The model itself — which tensors a Llama/Mistral/Qwen2/Qwen3 checkpoint has,
+ * The model itself — which tensors a Llama/Mistral/Qwen2/Qwen3/Gemma 3 checkpoint has,
  * what order the ops of a block run in, how a prompt is cut into chunks and
  * which rows of logits come back — is written once, in llama.c, over this
  * table. A backend implements the ops and keeps everything in its own
@@ -23,7 +23,7 @@
 
 #include "backend.h"
 
-#define HR_OPS_API_VERSION 6
+#define HR_OPS_API_VERSION 7
 
 /* A weight or an activation/KV buffer, in the backend's own layout. The
  * backend owns them all and frees them in close(). */
@@ -50,20 +50,23 @@ typedef struct {
 } HrWeightSpec;
 
 typedef enum {
-    HR_OP_EMBED,      /* dst[t] = row tokens[t] of w[0] */
+    HR_OP_EMBED,      /* dst[t] = row tokens[t] of w[0], times scale unless it is 0 (Gemma) */
     HR_OP_RMSNORM,    /* dst[t] = src[t] / rms(src[t]) * w[0] (FP32 vector); logit_rows: only
-                         t >= logit_first (the final norm) */
+                         t >= logit_first (the final norm); residual: dst += instead of = (Gemma's
+                         norms after attention and MLP) */
     HR_OP_LINEAR,     /* n_w matrices over src: dst[t, out_offset_i + r] = w_i[r] . src[t] + bias;
                          outputs of w[0..n_w) side by side (out_offset_i = sum of the earlier
                          rows); bias: FP32, the outputs' whole length, or NULL;
-                         residual: dst += instead of =; gate (n_w = 2): dst = silu(w0 x) * (w1 x) */
+                         residual: dst += instead of =; gate (n_w = 2): dst = act(w0 x) * (w1 x),
+                         act silu or, by the node's act, gelu_pytorch_tanh (Gemma) */
     HR_OP_ROPE_KV,    /* src [T, q | k | v] (q_dim + 2 kv_dim): RoPE on q and k at positions
                          pos + t; q -> dst [T, q_dim]; k, v -> the caches at pos + t. n_w = 2
                          (Qwen3): first every q head = rmsnorm(head) * w[0] and every k head =
-                         rmsnorm(head) * w[1] (FP32 vectors [head_dim], eps norm_eps) */
+                         rmsnorm(head) * w[1] (FP32 vectors [head_dim], eps norm_eps); local_rope:
+                         the base rope_local_theta, unscaled (Gemma's sliding-window layers) */
     HR_OP_ATTENTION,  /* dst[t] = causal attention of src[t] (q) over the caches at positions
-                         [max(0, p - window + 1), p], p = pos + t, GQA head h -> kv head
-                         h / (n_heads / n_kv_heads) */
+                         [max(0, p - window + 1), p] (window 0: [0, p]), p = pos + t, GQA head
+                         h -> kv head h / (n_heads / n_kv_heads); scores scaled by 1 / sqrt(head_dim) */
     HR_OP_LOGITS,     /* the step's logits rows: w[0] (LM_HEAD) . src[t] for t >= logit_first */
 } HrOpKind;
 
@@ -76,6 +79,10 @@ typedef struct {
     HrOpsWeight *bias;          /* LINEAR */
     HrOpsBuffer *k_cache, *v_cache;
     bool residual, gate, logit_rows;
+    HrActivation act;           /* LINEAR with gate */
+    bool local_rope;            /* ROPE_KV */
+    int window;                 /* ATTENTION: the layer's window in positions, 0: none */
+    float scale;                /* EMBED: 0 or the factor */
 } HrNode;
 
 /* What one step computes: tokens [n] at positions pos..pos+n-1; the logits

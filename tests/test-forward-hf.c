@@ -21,7 +21,7 @@
 #include "safetensors.h"
 
 static const char *models[] = {
-    "llama-gqa-tied", "llama3-rope", "llama-linear-rope", "qwen2-bias", "mistral", "qwen3-qknorm",
+    "llama-gqa-tied", "llama3-rope", "llama-linear-rope", "qwen2-bias", "mistral", "qwen3-qknorm", "gemma3",
 };
 static const char *variants[] = { "f32", "bf16" };
 

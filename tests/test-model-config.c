@@ -76,6 +76,37 @@ main(void)
                  c.rec_temperature < 0 && c.rec_top_k < 0 && !c.qk_norm,
              "no generation config: no advice");
 
+    /* Gemma 3 as its checkpoints say it: every sliding_window_pattern-th layer global (the 12 layers of
+     * a pattern of 6: 5 and 11), tied by default, its own defaults, and what it does not run refused. */
+    HR_CHECK(parse("{\"architectures\": [\"Gemma3ForCausalLM\"], \"hidden_size\": 64, \"num_hidden_layers\": 12, "
+                   "\"num_attention_heads\": 4, \"num_key_value_heads\": 1, \"head_dim\": 32, \"intermediate_size\": 128, "
+                   "\"vocab_size\": 256, \"hidden_activation\": \"gelu_pytorch_tanh\", \"sliding_window\": 512, "
+                   "\"sliding_window_pattern\": 6, \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 8.0}, "
+                   "\"final_logit_softcapping\": null}", NULL, &c, &err) == HR_OK,
+             "gemma3: %s", err.message);
+    HR_CHECK(c.arch == HR_ARCH_GEMMA3 && c.act == HR_ACT_GELU_TANH && c.norm_plus_one && c.sandwich_norms &&
+                 c.qk_norm && c.tie_embeddings && c.embed_scale == 8.0f && c.query_scale == 256.0f &&
+                 c.rope_local_theta == 10000.0f && c.rope_scaling == HR_ROPE_LINEAR,
+             "gemma3 fields");
+    for (int l = 0; l < 12; l++)
+        HR_CHECK(hr_model_config_layer_window(&c, l) == (l == 5 || l == 11 ? 0 : 512), "gemma3 layer %d window %d",
+                 l, hr_model_config_layer_window(&c, l));
+    HR_CHECK(parse("{\"architectures\": [\"MistralForCausalLM\"], " BASE ", \"sliding_window\": 32}", NULL, &c,
+                   &err) == HR_OK && hr_model_config_layer_window(&c, 0) == 32 && hr_model_config_layer_window(&c, 1) == 32,
+             "mistral: every layer's window");
+#define GEMMA "{\"architectures\": [\"Gemma3ForCausalLM\"], " BASE
+    HR_CHECK(parse(GEMMA ", \"layer_types\": [\"full_attention\"]}", NULL, &c, &err) == HR_ERR_FORMAT &&
+                 strstr(err.message, "layer_types"), "layer_types count: %s", err.message);
+    HR_CHECK(parse(GEMMA ", \"layer_types\": [\"full_attention\", \"chunked_attention\"]}", NULL, &c, &err) ==
+                 HR_ERR_FORMAT, "layer_types value: %s", err.message);
+    HR_CHECK(parse(GEMMA ", \"final_logit_softcapping\": 30.0}", NULL, &c, &err) == HR_ERR_UNSUPPORTED &&
+                 strstr(err.message, "final_logit_softcapping"), "softcapping: %s", err.message);
+    HR_CHECK(parse(GEMMA ", \"hidden_activation\": \"relu\"}", NULL, &c, &err) == HR_ERR_UNSUPPORTED,
+             "gemma activation: %s", err.message);
+    HR_CHECK(parse(GEMMA ", \"hearth_norms_hold_one\": true}", NULL, &c, &err) == HR_OK && !c.norm_plus_one,
+             "a GGUF's norms: %s", err.message);
+#undef GEMMA
+
     /* Refusals, each naming what is wrong. */
     HR_CHECK(parse("{\"architectures\": [\"GPT2LMHeadModel\"], " BASE "}", NULL, &c, &err) == HR_ERR_UNSUPPORTED &&
              strstr(err.message, "GPT2LMHeadModel"), "unknown arch: %s", err.message);

@@ -82,6 +82,8 @@ typedef struct {
     int max_tokens;
     GPtrArray *weights, *buffers, *progs; /* owned */
     float *inv_freq;            /* [hd/2] */
+    float *inv_freq_local;      /* [hd/2] the sliding-window layers' (Gemma 3), else a copy */
+    float *norm_row;            /* [dim] a residual RMSNORM's output */
     /* the ops' own scratch: the q|k|v outputs before they are laid side by
      * side, up's output beside gate's, a row of scores per query head */
     float *tqkv, *hb2, *scores;
@@ -489,6 +491,24 @@ hr_rope_inv_freq(const HrModelConfig *cfg, float *inv_freq)
     }
 }
 
+void
+hr_rope_inv_freq_local(const HrModelConfig *cfg, float *inv_freq)
+{
+    HrModelConfig local = *cfg;
+    if (cfg->rope_local_theta > 0.0f) {
+        local.rope_theta = cfg->rope_local_theta;
+        local.rope_scaling = HR_ROPE_DEFAULT;
+    }
+    hr_rope_inv_freq(&local, inv_freq);
+}
+
+float
+hr_gelu_tanh(float x)
+{
+    /* 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) */
+    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
 /* Whether decode reads the lm_head as int8: for 4-bit models whose lm_head
  * is large enough to matter (>= 16 Mi weights: 49152 x 576 and up), where it
  * is then a third to a half of a step's bytes. HEARTH_CPU_LM_HEAD=q8 or fp
@@ -549,6 +569,8 @@ cpu_close(void *p)
     g_ptr_array_unref(c->aligned_copies);
     hr_pool_free(c->pool);
     g_free(c->inv_freq);
+    g_free(c->inv_freq_local);
+    g_free(c->norm_row);
     g_aligned_free(c->tqkv);
     g_aligned_free(c->hb2);
     g_aligned_free(c->scores);
@@ -576,6 +598,9 @@ cpu_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSe
     const size_t qkv_dim = (size_t)(cfg->n_heads + 2 * cfg->n_kv_heads) * (size_t)hd;
     c->inv_freq = g_new(float, hd / 2);
     hr_rope_inv_freq(cfg, c->inv_freq);
+    c->inv_freq_local = g_new(float, hd / 2);
+    hr_rope_inv_freq_local(cfg, c->inv_freq_local);
+    c->norm_row = g_new(float, cfg->dim);
     c->tqkv = g_aligned_alloc((size_t)CHUNK * qkv_dim, sizeof(float), 64);
     c->hb2 = g_aligned_alloc((size_t)CHUNK * (size_t)cfg->hidden_dim, sizeof(float), 64);
     c->scores = g_aligned_alloc((size_t)cfg->n_heads * (size_t)opt->context_len, sizeof(float), 64);
@@ -796,6 +821,7 @@ attend_heads(void *arg, int h0, int h1)
     const int hd = cfg->head_dim, kv_dim = cfg->n_kv_heads * hd, q_dim = cfg->n_heads * hd;
     const int group = cfg->n_heads / cfg->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
+    const int window = j->nd->window;
     const bool f16 = c->opt.kv_type != HR_KV_F32;
     const size_t esize = f16 ? 2 : 4;
     const float *q = j->nd->src->data;
@@ -806,8 +832,8 @@ attend_heads(void *arg, int h0, int h1)
         for (int t = 0; t < j->n; t++) {
             const int p = j->pos + t;
             int start = 0;
-            if (cfg->sliding_window > 0 && p - cfg->sliding_window + 1 > 0)
-                start = p - cfg->sliding_window + 1;
+            if (window > 0 && p - window + 1 > 0)
+                start = p - window + 1;
             hr_attend_head(q + (size_t)t * q_dim + (size_t)h * hd, (const char *)j->nd->k_cache->data + kv_off,
                            (const char *)j->nd->v_cache->data + kv_off, f16, (size_t)kv_dim, hd, start, p, scale,
                            scores, out + (size_t)t * q_dim + (size_t)h * hd);
@@ -837,6 +863,11 @@ op_linear(CpuCtx *c, const HrNode *nd, int n)
         } else {
             linear(c, dst, g, NULL, x, n, NULL);
             linear(c, c->hb2, u, NULL, x, n, NULL);
+        }
+        if (nd->act == HR_ACT_GELU_TANH) {
+            for (size_t i = 0; i < (size_t)n * (size_t)g->rows; i++)
+                dst[i] = hr_gelu_tanh(dst[i]) * c->hb2[i];
+            return;
         }
         for (size_t i = 0; i < (size_t)n * (size_t)g->rows; i++) {
             float v = dst[i];
@@ -914,13 +945,19 @@ cpu_run(void *p, void *prog, const HrStep *s, HrError *err)
                                     x + (size_t)t * dim, dim);
                 else
                     hr_mat_row_f32(&e->dense, s->tokens[t], x + (size_t)t * dim, dim);
+                for (int k = 0; nd->scale != 0.0f && k < dim; k++)
+                    x[(size_t)t * dim + k] *= nd->scale;
             }
             break;
         }
         case HR_OP_RMSNORM:
-            for (int t = nd->logit_rows ? s->logit_first : 0; t < n; t++)
-                hr_rmsnorm((float *)nd->dst->data + (size_t)t * dim, (const float *)nd->src->data + (size_t)t * dim,
+            for (int t = nd->logit_rows ? s->logit_first : 0; t < n; t++) {
+                float *d = (float *)nd->dst->data + (size_t)t * dim;
+                hr_rmsnorm(nd->residual ? c->norm_row : d, (const float *)nd->src->data + (size_t)t * dim,
                            nd->w[0]->vec, dim, cfg->norm_eps);
+                for (int k = 0; nd->residual && k < dim; k++)
+                    d[k] += c->norm_row[k];
+            }
             break;
         case HR_OP_LINEAR:
             op_linear(c, nd, n);
@@ -931,15 +968,16 @@ cpu_run(void *p, void *prog, const HrStep *s, HrError *err)
                 float *row = (float *)nd->src->data + (size_t)t * qkv_dim, *q = (float *)nd->dst->data +
                                                                                (size_t)t * q_dim;
                 memcpy(q, row, sizeof(float) * (size_t)q_dim);
-                if (nd->n_w == 2) { /* Qwen3: every q and k head normalised first */
+                if (nd->n_w == 2) { /* Qwen3, Gemma 3: every q and k head normalised first */
                     for (int h = 0; h < cfg->n_heads; h++)
                         hr_rmsnorm(q + (size_t)h * hd, q + (size_t)h * hd, nd->w[0]->vec, hd, cfg->norm_eps);
                     for (int h = 0; h < cfg->n_kv_heads; h++)
                         hr_rmsnorm(row + q_dim + (size_t)h * hd, row + q_dim + (size_t)h * hd, nd->w[1]->vec, hd,
                                    cfg->norm_eps);
                 }
-                rope(q, cfg->n_heads, hd, pos, c->inv_freq);
-                rope(row + q_dim, cfg->n_kv_heads, hd, pos, c->inv_freq);
+                const float *inv = nd->local_rope ? c->inv_freq_local : c->inv_freq;
+                rope(q, cfg->n_heads, hd, pos, inv);
+                rope(row + q_dim, cfg->n_kv_heads, hd, pos, inv);
                 kv_store(nd->k_cache->data, c->opt.kv_type, (size_t)pos * kv_dim, row + q_dim, kv_dim);
                 kv_store(nd->v_cache->data, c->opt.kv_type, (size_t)pos * kv_dim, row + q_dim + kv_dim, kv_dim);
             }

@@ -222,3 +222,8 @@ void hr_rmsnorm(float *out, const float *x, const float *weight, int n, float ep
 /* RoPE inverse frequencies [head_dim/2] with the config's scaling (none,
  * linear, llama3), as the CPU backend uses them (cpu-backend.c). */
 void hr_rope_inv_freq(const HrModelConfig *cfg, float *inv_freq);
+/* The frequencies of the sliding-window layers (rope_local_theta, unscaled:
+ * Gemma 3's), or the global ones when the model has no local base. */
+void hr_rope_inv_freq_local(const HrModelConfig *cfg, float *inv_freq);
+/* gelu_pytorch_tanh(x), as transformers computes it in float32. */
+float hr_gelu_tanh(float x);
