@@ -3,7 +3,8 @@
 // layout of engine/vulkan/vk-kernels.h (FP16 pairs, or 4-bit / int8 with a
 // scale table: w = s*q + b, as the GEMV reads it). One thread per 8 values.
 // A table larger than one storage binding is split into row slices, one
-// dispatch each: this one handles the tokens in [row_begin, row_end).
+// dispatch each: this one handles the tokens in [row_begin, row_end). The
+// rows are multiplied by scale (Gemma's sqrt(dim); 1 elsewhere).
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64;
@@ -18,6 +19,7 @@ layout(push_constant) uniform Push {
     uint dim, kw, row_begin, row_end;
     uint kind;                  // 0 FP16, 1 4-bit, 2 int8 (HrVkWeightKind)
     uint sfmt, ng, gsize, soff; // scale table (kind 1, 2)
+    float scale;                // every value times this (1, or Gemma's sqrt(dim))
 } pc;
 
 uint wload(uint m, uint i)
@@ -48,6 +50,8 @@ void main()
         a = sb.x * a + sb.y;
         b = sb.x * b + sb.y;
     }
+    a *= pc.scale;
+    b *= pc.scale;
     const uint o = t * pc.dim + 8u * u;
     for (uint i = 0u; i < 4u; i++) {
         if (8u * u + i < pc.dim)

@@ -137,8 +137,7 @@ void main()
                 continue;
             float val = acc[i * TN + j];
             if (GATE == 1u) {
-                const float u = acc[(TM + i) * TN + j];
-                val = val / (1.0 + exp(-val)) * u;
+                val = gate_act(val, acc[(TM + i) * TN + j]);
             }
             if ((pc.flags & 2u) != 0u)
                 val += bias[R];

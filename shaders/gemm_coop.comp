@@ -224,14 +224,14 @@ void main()
         UNROLL for (uint e = 0u; e < EPL; e++) {
             float v = acc[f * EPL + e];
             if (GATE == 1u)
-                v = v / (1.0 + exp(-v)) * acc[(NF + f) * EPL + e];
+                v = gate_act(v, acc[(NF + f) * EPL + e]);
             cs[warp * FE + lane + 32u * e] = v;
         }
 #else
         fcoopmatNV<32, gl_ScopeSubgroup, FM, FN> r = acc[f];
         if (GATE == 1u) {
             for (int i = 0; i < r.length(); i++)
-                r[i] = r[i] / (1.0 + exp(-r[i])) * acc[NF + f][i];
+                r[i] = gate_act(r[i], acc[NF + f][i]);
         }
         coopMatStoreNV(r, cs, warp * FE, FN, false);
 #endif

@@ -54,7 +54,7 @@ layout(constant_id = 0) const uint WG = 64;     // power of two
 layout(constant_id = 1) const uint ROWS = 2;    // output rows per workgroup
 layout(constant_id = 2) const uint NT = 1;      // tokens per workgroup
 layout(constant_id = 3) const uint QUANT = 1;   // 0: FP16, 1: 4-bit, 2: int8
-layout(constant_id = 4) const uint GATE = 0;    // 1: silu(W0 x) * (W1 x)
+layout(constant_id = 4) const uint GATE = 0;    // 1: act(W0 x) * (W1 x), act SiLU or GELU-tanh (flags 8)
 #ifndef WIDE
 #define WIDE 0
 #endif
@@ -341,7 +341,7 @@ void main()
         const uint R = pc.obase + obase + row;
         float val = v[0];
         if (GATE == 1u)
-            val = val / (1.0 + exp(-val)) * v[1];
+            val = gate_act(val, v[1]);
         if ((pc.flags & 2u) != 0u)
             val += bias[R];
         // lm_head: token logit_first + i goes to output row i

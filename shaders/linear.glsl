@@ -21,7 +21,8 @@ layout(push_constant) uniform Push {
     uint ng, gsize;             // groups per row, inputs per group (QUANT)
     uint soff0, soff1, soff2;   // word offset of each matrix's scale table (QUANT)
     uint x_stride, o_stride;    // floats per token row
-    uint flags;                 // 1: o += (residual), 2: + bias, 4: tokens from prm.logit_first, written from output row 0
+    uint flags;                 // 1: o += (residual), 2: + bias, 4: tokens from prm.logit_first, written from output row 0,
+                                // 8: the gate's activation is gelu_pytorch_tanh (Gemma), else SiLU
     uint obase;                 // added to every output row index
     uint sfmt;                  // scale table format (QUANT): 0 ZERO, 1 OFF16, 2 F32, 3 F32OFF, 4 K4
 } pc;
@@ -36,3 +37,11 @@ uint wload(uint m, uint i)
 }
 
 #include "weights.glsl"
+
+// The gate|up epilogue: act(g) * u, act SiLU or (flags 8) GELU-tanh.
+float gate_act(float g, float u)
+{
+    if ((pc.flags & 8u) != 0u)
+        return 0.5 * g * (1.0 + tanh(0.7978845608028654 * (g + 0.044715 * g * g * g))) * u;
+    return g / (1.0 + exp(-g)) * u;
+}

@@ -1,5 +1,5 @@
 #version 450
-// rmsnorm.comp — out[t, :] = w * (x[t, :] / sqrt(mean(x^2) + eps)), one
+// rmsnorm.comp — out[t, :] (+)= w * (x[t, :] / sqrt(mean(x^2) + eps)), one
 // workgroup per token (FP32, as transformers' LlamaRMSNorm).
 // Q8=1 (decode, one token; n % 32 == 0): the row also as int8 for the q8
 // GEMV that reads it next (q8.glsl, binding 4), a thread per block of 32, so
@@ -11,7 +11,7 @@ layout(constant_id = 0) const uint WG = 64;
 #include "params.glsl"
 
 layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
-layout(std430, set = 0, binding = 1) writeonly buffer O { float o[]; };
+layout(std430, set = 0, binding = 1) buffer O { float o[]; };
 layout(std430, set = 0, binding = 2) readonly buffer W { float w[]; };
 layout(std430, set = 0, binding = 3) readonly buffer P { HrStepParams prm; };
 #if Q8
@@ -19,7 +19,8 @@ layout(std430, set = 0, binding = 3) readonly buffer P { HrStepParams prm; };
 #include "q8.glsl"
 #endif
 
-layout(push_constant) uniform Push { uint n; float eps; uint flags; } pc;   // flags 1: tokens from logit_first
+// flags 1: tokens from logit_first; 2: o += (Gemma's norms after attention and MLP, added to the residual)
+layout(push_constant) uniform Push { uint n; float eps; uint flags; } pc;
 
 void main()
 {
@@ -33,8 +34,13 @@ void main()
         ss += x[base + i] * x[base + i];
     ss = wg_sum(ss);
     const float inv = 1.0 / sqrt(ss / float(pc.n) + pc.eps);
-    for (uint i = tid; i < pc.n; i += WG)
-        o[base + i] = w[i] * (x[base + i] * inv);
+    if ((pc.flags & 2u) != 0u) {
+        for (uint i = tid; i < pc.n; i += WG)
+            o[base + i] += w[i] * (x[base + i] * inv);
+    } else {
+        for (uint i = tid; i < pc.n; i += WG)
+            o[base + i] = w[i] * (x[base + i] * inv);
+    }
 #if Q8
     for (uint b = tid; b < pc.n / 32u; b += WG) {
         vec4 v[8];

@@ -630,7 +630,7 @@ test_rmsnorm(int n, int T)
     HrVkBuffer *bw = hostbuf((size_t)n * 4, w), *bp = params_buf(0, (uint32_t)T, 0);
     HrError err = { 0 };
     HrVkDispatch d;
-    HR_CHECK(hr_vk_make_rmsnorm(kern, bx, bo, bw, bp, (uint32_t)n, 1e-5f, false, (uint32_t)T, &d, &err) == HR_OK,
+    HR_CHECK(hr_vk_make_rmsnorm(kern, bx, bo, bw, bp, (uint32_t)n, 1e-5f, false, false, (uint32_t)T, &d, &err) == HR_OK,
              "%s", err.message);
     run(&d, 1);
     for (int t = 0; t < T; t++)
@@ -672,7 +672,7 @@ test_embed(int vocab, int dim)
     HrVkBuffer *bp = params_buf(0, T, 0);
     HrError err = { 0 };
     HrVkDispatch d;
-    HR_CHECK(hr_vk_make_embed(kern, bt, &m.w, 0, bx, bp, T, &d, &err) == HR_OK, "%s", err.message);
+    HR_CHECK(hr_vk_make_embed(kern, bt, &m.w, 0, 0.0f, bx, bp, T, &d, &err) == HR_OK, "%s", err.message);
     run(&d, 1);
     const float *x = bx->mapped;
     int bad = 0;
@@ -698,7 +698,7 @@ test_embed_ggml(uint32_t type, int vocab, int dim)
     HrVkBuffer *bp = params_buf(0, T, 0);
     HrError err = { 0 };
     HrVkDispatch d;
-    HR_CHECK(hr_vk_make_embed(kern, bt, &m.w, 0, bx, bp, T, &d, &err) == HR_OK, "%s", err.message);
+    HR_CHECK(hr_vk_make_embed(kern, bt, &m.w, 0, 0.0f, bx, bp, T, &d, &err) == HR_OK, "%s", err.message);
     run(&d, 1);
     const float *x = bx->mapped;
     int bad = 0, inexact = 0;

@@ -1984,6 +1984,10 @@ ops_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **pr
         CNode cn = {};
         cn.n = nodes[i];
         const HrNode &n = cn.n;
+        // Gemma 3's parts (ops version 7) have no kernels here yet
+        if (n.act != HR_ACT_SILU || n.local_rope || n.scale != 0.0f || (n.op == HR_OP_RMSNORM && n.residual))
+            return hr_error_set(err, HR_ERR_UNSUPPORTED, "CUDA: node %d needs Gemma 3's kernels (GELU gate, local "
+                                "RoPE, embedding scale or a norm added to the residual), which this backend lacks", i);
         if (n.src) {
             cn.x = n.src->act;
             cn.ldx = n.src->width;
@@ -2138,13 +2142,13 @@ interpret(OpsDev *d, const Prog *g, int T, int logit_first, bool sample)
             const int max_splits = decode ? c->dec_splits : PREFILL_SPLITS;
             if (c->attn_tiled && T >= 16 && attention_tc_ok(cfg.n_heads, cfg.n_kv_heads, hd))
                 launch_attention_tc(cn.x, cn.ldx, cn.kc, cn.vc, cn.y, c->d_step, T, cfg.n_heads, cfg.n_kv_heads, hd,
-                                    cfg.sliding_window, s);
+                                    cn.n.window, s);
             else if (c->attn_tiled)
                 launch_attention_tiled(cn.x, cn.ldx, cn.kc, cn.vc, c->part, cn.y, c->d_step, T, cfg.n_heads,
-                                       cfg.n_kv_heads, hd, cfg.sliding_window, split_len, max_splits, s);
+                                       cfg.n_kv_heads, hd, cn.n.window, split_len, max_splits, s);
             else
                 launch_attention(cn.x, cn.ldx, cn.kc, cn.vc, c->part, cn.y, c->d_step, T, cfg.n_heads, cfg.n_kv_heads,
-                                 hd, cfg.sliding_window, split_len, max_splits, s);
+                                 hd, cn.n.window, split_len, max_splits, s);
             break;
         }
         case HR_OP_LOGITS: {
@@ -2553,6 +2557,9 @@ h_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptions
     *ctx_out = nullptr;
     // Qwen3's q/k norms: only under the op table (k_head_norm, HEARTH_CUDA_OPS=1), which has not run on a
     // device yet either; the whole-model front end has none
+    if (cfg->arch == HR_ARCH_GEMMA3)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "the CUDA backend does not run Gemma 3 yet (its norms after "
+                            "attention and the MLP, GELU gate and sliding-window layers); use Vulkan or the CPU");
     if (cfg->qk_norm && !ops_wanted())
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "the CUDA backend does not run Qwen3 yet (its per-head q/k "
                             "norms; HEARTH_CUDA_OPS=1 tries them); use Vulkan or the CPU");

@@ -109,6 +109,7 @@ typedef struct {
     HrVkKernels *kern;
     uint64_t max_binding;          /* bytes one storage binding may span */
     HrVkBuffer rope_tab, part;
+    HrVkBuffer rope_tab_local;     /* the sliding-window layers' (Gemma 3: rope_local_theta), or none */
     HrVkBuffer up_out;             /* up_proj's output when gate and up run apart */
     HrVkBuffer xq;                 /* a decode row as int8 for the q8 GEMV (cfg.gemv_q8), sized for the
                                       widest input: written by the RMSNorm or the attention's combine
@@ -572,8 +573,8 @@ vk_close(void *p)
             vkFreeCommandBuffers(dev, hr_vk_context_command_pool(c->vk), 1, &c->cb_fetch);
         if (c->cb_io)
             vkFreeCommandBuffers(dev, hr_vk_context_command_pool(c->vk), 1, &c->cb_io);
-        HrVkBuffer *bs[] = { &c->rope_tab, &c->part, &c->up_out, &c->params, &c->tokens, &c->logits, &c->argmax,
-                             &c->logits_dec, &c->xq,
+        HrVkBuffer *bs[] = { &c->rope_tab, &c->rope_tab_local, &c->part, &c->up_out, &c->params, &c->tokens,
+                             &c->logits, &c->argmax, &c->logits_dec, &c->xq,
                              &c->seen, &c->cand_v[0], &c->cand_v[1], &c->cand_i[0], &c->cand_i[1],
                              &c->topk_stats, &c->topk_res, &c->io_rb, &c->qs };
         for (size_t i = 0; i < G_N_ELEMENTS(bs); i++)
@@ -621,6 +622,31 @@ spec_bytes(const HrModelConfig *cfg, const HrTensorSet *ts, const HrWeightSpec *
         return table_bytes(ts, s->name, s->rows, s->cols);
     }
     return 0;
+}
+
+/* A RoPE table, cos and sin [context, hd/2] of p * inv_freq[i], from the CPU
+ * backend's frequencies (local: the sliding-window layers'). */
+static HrStatus
+upload_rope(VkCtx *c, HrVkBuffer *dst, bool local, HrError *err)
+{
+    const int half = c->cfg.head_dim / 2, n = c->opt.context_len;
+    float *inv = g_new(float, half);
+    if (local)
+        hr_rope_inv_freq_local(&c->cfg, inv);
+    else
+        hr_rope_inv_freq(&c->cfg, inv);
+    float *tab = g_new(float, (size_t)n * (size_t)half * 2);
+    for (int p = 0; p < n; p++) {
+        for (int i = 0; i < half; i++) {
+            float angle = (float)p * inv[i];
+            tab[((size_t)p * half + (size_t)i) * 2] = cosf(angle);
+            tab[((size_t)p * half + (size_t)i) * 2 + 1] = sinf(angle);
+        }
+    }
+    HrStatus st = upload_new(c, dst, tab, (size_t)n * (size_t)half * 8, "RoPE table", err);
+    g_free(tab);
+    g_free(inv);
+    return st;
 }
 
 static HrStatus
@@ -742,20 +768,9 @@ vk_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSet
     st = uploader_init(c, err);
     if (st == HR_OK) {
         /* RoPE cos/sin [context, hd/2], from the CPU backend's frequencies. */
-        const int half = (int)hd / 2;
-        float *inv = g_new(float, half);
-        hr_rope_inv_freq(cfg, inv);
-        float *tab = g_new(float, (size_t)opt->context_len * (size_t)half * 2);
-        for (int p = 0; p < opt->context_len; p++) {
-            for (int i = 0; i < half; i++) {
-                float angle = (float)p * inv[i];
-                tab[((size_t)p * half + (size_t)i) * 2] = cosf(angle);
-                tab[((size_t)p * half + (size_t)i) * 2 + 1] = sinf(angle);
-            }
-        }
-        st = upload_new(c, &c->rope_tab, tab, (size_t)opt->context_len * (size_t)half * 8, "RoPE table", err);
-        g_free(tab);
-        g_free(inv);
+        st = upload_rope(c, &c->rope_tab, false, err);
+        if (st == HR_OK && cfg->rope_local_theta > 0.0f)
+            st = upload_rope(c, &c->rope_tab_local, true, err);
     }
     if (st == HR_OK &&
         ((st = new_device(c, &c->part, part_bytes, "attention partials", err)) ||
@@ -948,7 +963,7 @@ add_linear(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, bool gemm, uint
         rows += nd->w[i]->w.n;
         alike = alike && hr_vk_weights_fusable(&nd->w[0]->w, &nd->w[i]->w);
     }
-    HrVkGemvArgs a = { .gate = nd->gate, .residual = nd->residual, .prefill = prefill, .x = &nd->src->buf,
+    HrVkGemvArgs a = { .gate = nd->gate, .gelu = nd->gate && nd->act == HR_ACT_GELU_TANH, .residual = nd->residual, .prefill = prefill, .x = &nd->src->buf,
                        .out = &nd->dst->buf, .bias = nd->bias ? &nd->bias->vec : NULL, .params = &c->params,
                        .x_stride = nd->src->width, .o_stride = nd->gate ? nd->w[0]->w.n : rows, .max_tokens = T,
                        .no_gemm = !gemm };
@@ -980,7 +995,8 @@ add_linear(VkCtx *c, GArray *ds, const HrNode *nd, bool prefill, bool gemm, uint
         if (st == HR_OK)
             st = add(ds, hr_vk_make_gemv(c->kern, &a, &d, err), &d);
         if (st == HR_OK)
-            st = add(ds, hr_vk_make_silu_mul(c->kern, &nd->dst->buf, &c->up_out, &c->params, width, T, &d, err), &d);
+            st = add(ds, hr_vk_make_silu_mul(c->kern, &nd->dst->buf, &c->up_out, &c->params, width,
+                                             nd->act == HR_ACT_GELU_TANH, T, &d, err), &d);
         return st;
     }
     uint32_t off = 0;
@@ -1038,10 +1054,11 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, const HrNode *next, bool prefil
     case HR_OP_EMBED:
         for (int i = 0; st == HR_OK && i < nd->w[0]->n_slices; i++)
             st = add(ds, hr_vk_make_embed(k, &c->tokens, &nd->w[0]->slices[i], (uint32_t)i * nd->w[0]->slice_rows,
+                                          nd->scale,
                                           &nd->dst->buf, &c->params, T, &d, err), &d);
         return st;
     case HR_OP_RMSNORM:
-        if (!nd->logit_rows && q8_feeds(c, nd, next, prefill)) {   /* and the row as int8 for the next linear */
+        if (!nd->logit_rows && !nd->residual && q8_feeds(c, nd, next, prefill)) {   /* and the row as int8 for the next linear */
             st = ensure_xq(c, nd->dst->width, err);
             if (st == HR_OK)
                 st = add(ds, hr_vk_make_rmsnorm_q8(k, &nd->src->buf, &nd->dst->buf, &nd->w[0]->vec, &c->params,
@@ -1050,7 +1067,8 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, const HrNode *next, bool prefil
             return st;
         }
         return add(ds, hr_vk_make_rmsnorm(k, &nd->src->buf, &nd->dst->buf, &nd->w[0]->vec, &c->params,
-                                          nd->src->width, cfg->norm_eps, nd->logit_rows, T, &d, err), &d);
+                                          nd->src->width, cfg->norm_eps, nd->logit_rows, nd->residual, T, &d, err),
+                   &d);
     case HR_OP_LINEAR:
         return add_linear(c, ds, nd, prefill, gemm, T, held, err);
     case HR_OP_ROPE_KV:
@@ -1060,12 +1078,13 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, const HrNode *next, bool prefil
                                                T, &d, err), &d)) != HR_OK)
             return st;
         return add(ds, hr_vk_make_rope_kv(k, &nd->src->buf, &nd->dst->buf, &nd->k_cache->buf, &nd->v_cache->buf,
-                                          &c->rope_tab, &c->params, (uint32_t)cfg->n_heads,
+                                          nd->local_rope && c->rope_tab_local.buffer ? &c->rope_tab_local : &c->rope_tab,
+                                          &c->params, (uint32_t)cfg->n_heads,
                                           (uint32_t)cfg->n_kv_heads, hd, T, &d, err), &d);
     case HR_OP_ATTENTION:
         st = add(ds, hr_vk_make_attn(k, &nd->src->buf, &nd->k_cache->buf, &nd->v_cache->buf, &c->part, &c->params,
                                      (uint32_t)cfg->n_heads, (uint32_t)cfg->n_kv_heads, hd, ctxlen,
-                                     (uint32_t)MAX(cfg->sliding_window, 0), prefill, T, &d, err), &d);
+                                     (uint32_t)MAX(nd->window, 0), prefill, T, &d, err), &d);
         if (st == HR_OK && hd % 32 == 0 && hd <= hr_vk_kernels_config(k)->max_hd && q8_feeds(c, nd, next, prefill)) {
             st = ensure_xq(c, nd->dst->width, err);   /* and the row as int8 for o_proj */
             if (st == HR_OK)

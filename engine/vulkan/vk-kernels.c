@@ -465,7 +465,7 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *p
 #define SPV(name) name, sizeof name
 /* the build with subgroup operations (the _sg_ one) where the configuration asks for it */
 #define SPV_SG(sg, plain) cfg->subgroup ? sg : plain, cfg->subgroup ? sizeof sg : sizeof plain
-    job(J, &k->pipes[HR_VK_K_EMBED], SPV(embed_spv), 4, 9 * 4, one, 1);
+    job(J, &k->pipes[HR_VK_K_EMBED], SPV(embed_spv), 4, 10 * 4, one, 1);
     job(J, &k->pipes[HR_VK_K_RMSNORM], SPV_SG(rmsnorm_sg_spv, rmsnorm_spv), 4, 12, one, 1);
     job(J, &k->pipes[HR_VK_K_ROPE_KV], SPV(rope_kv_spv), 6, 12, one, 1);
     job(J, &k->pipes[HR_VK_K_HEAD_NORM], SPV_SG(head_norm_sg_spv, head_norm_spv), 4, 16, one, 1);
@@ -473,7 +473,7 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *p
     job(J, &k->pipes[HR_VK_K_ATTN_PREFILL], SPV_SG(attn_sg_spv, attn_spv), 5, 24, attn_pre_spec, 4);
     job(J, &k->pipes[HR_VK_K_ATTN_COMBINE], SPV(attn_combine_spv), 3, 12, one, 1);
     job(J, &k->pipes[HR_VK_K_ARGMAX], SPV(argmax_spv), 2, 8, one, 1);
-    job(J, &k->pipes[HR_VK_K_SILU_MUL], SPV(silu_mul_spv), 3, 4, one, 1);
+    job(J, &k->pipes[HR_VK_K_SILU_MUL], SPV(silu_mul_spv), 3, 8, one, 1);
     job(J, &k->pipes[HR_VK_K_PENALIZE], SPV(penalize_spv), 3, 4, one, 1);
     job(J, &k->pipes[HR_VK_K_TOPK], SPV(topk_spv), 7, 16, one, 1);
     job(J, &k->pipes[HR_VK_K_SQ_DIFF], SPV(sq_diff_spv), 3, 12, one, 1);
@@ -918,8 +918,8 @@ div_up(uint32_t a, uint32_t b)
 }
 
 HrStatus
-hr_vk_make_embed(HrVkKernels *k, HrVkBuffer *tokens, const HrVkWeight *emb, uint32_t row_begin, HrVkBuffer *x,
-                 HrVkBuffer *params, uint32_t max_tokens, HrVkDispatch *d, HrError *err)
+hr_vk_make_embed(HrVkKernels *k, HrVkBuffer *tokens, const HrVkWeight *emb, uint32_t row_begin, float scale,
+                 HrVkBuffer *x, HrVkBuffer *params, uint32_t max_tokens, HrVkDispatch *d, HrError *err)
 {
     memset(d, 0, sizeof *d);
     HrVkBuffer *b[4] = { tokens, (HrVkBuffer *)&emb->buf, x, params };
@@ -933,6 +933,8 @@ hr_vk_make_embed(HrVkKernels *k, HrVkBuffer *tokens, const HrVkWeight *emb, uint
     d->push[6] = emb->ng;
     d->push[7] = emb->gsize;
     d->push[8] = emb->soff;
+    const float f = scale != 0.0f ? scale : 1.0f;
+    memcpy(&d->push[9], &f, 4);
     d->groups[0] = div_up(div_up(emb->k, 8), k->cfg.wg);
     d->groups[1] = max_tokens;
     d->groups[2] = 1;
@@ -942,14 +944,14 @@ hr_vk_make_embed(HrVkKernels *k, HrVkBuffer *tokens, const HrVkWeight *emb, uint
 /* xq: the Q8 build's int8 row as well (or NULL). */
 static HrStatus
 make_rmsnorm(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *out, HrVkBuffer *w, HrVkBuffer *params, uint32_t n, float eps,
-             bool logit_rows, uint32_t max_tokens, HrVkBuffer *xq, HrVkDispatch *d, HrError *err)
+             uint32_t flags, uint32_t max_tokens, HrVkBuffer *xq, HrVkDispatch *d, HrError *err)
 {
     memset(d, 0, sizeof *d);
     HrVkBuffer *b[5] = { x, out, w, params, xq };
     HrStatus st = alloc_set(k, xq ? HR_VK_K_RMSNORM_Q8 : HR_VK_K_RMSNORM, b, xq ? 5 : 4, d, err);
     d->push[0] = n;
     memcpy(&d->push[1], &eps, 4);
-    d->push[2] = logit_rows ? 1 : 0;
+    d->push[2] = flags;
     d->groups[0] = max_tokens;
     d->groups[1] = d->groups[2] = 1;
     return st;
@@ -957,9 +959,10 @@ make_rmsnorm(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *out, HrVkBuffer *w, HrVk
 
 HrStatus
 hr_vk_make_rmsnorm(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *out, HrVkBuffer *w, HrVkBuffer *params, uint32_t n,
-                   float eps, bool logit_rows, uint32_t max_tokens, HrVkDispatch *d, HrError *err)
+                   float eps, bool logit_rows, bool residual, uint32_t max_tokens, HrVkDispatch *d, HrError *err)
 {
-    return make_rmsnorm(k, x, out, w, params, n, eps, logit_rows, max_tokens, NULL, d, err);
+    return make_rmsnorm(k, x, out, w, params, n, eps, (logit_rows ? 1u : 0u) | (residual ? 2u : 0u), max_tokens, NULL,
+                        d, err);
 }
 
 /* A 4-bit matrix the decode GEMV can read in 32-input units (16-byte loads
@@ -1021,7 +1024,7 @@ hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError 
     p[9] = w2->soff;
     p[10] = a->x_stride;
     p[11] = a->o_stride;
-    p[12] = (a->residual ? 1u : 0u) | (a->bias ? 2u : 0u) | (a->logit_rows ? 4u : 0u);
+    p[12] = (a->residual ? 1u : 0u) | (a->bias ? 2u : 0u) | (a->logit_rows ? 4u : 0u) | (a->gelu ? 8u : 0u);
     p[13] = a->out_row_offset;
     p[14] = w0->sfmt;
     uint32_t rows = gemm ? k->cfg.gemm_bm : k->cfg.gemv_rows, toks = a->prefill ? k->cfg.gemv_nt : 1, tn;
@@ -1069,7 +1072,7 @@ hr_vk_make_rmsnorm_q8(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *out, HrVkBuffer
     memset(d, 0, sizeof *d);
     if (n % 32 != 0 || !k->cfg.gemv_q8)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "Vulkan RMSNorm with int8 output: %u values", n);
-    return make_rmsnorm(k, x, out, w, params, n, eps, false, 1, xq, d, err);
+    return make_rmsnorm(k, x, out, w, params, n, eps, 0, 1, xq, d, err);
 }
 
 /* xq: the Q8 build's int8 row as well (or NULL). */
@@ -1223,13 +1226,14 @@ hr_vk_make_topk(HrVkKernels *k, HrVkBuffer *vin, HrVkBuffer *iin, HrVkBuffer *vo
 }
 
 HrStatus
-hr_vk_make_silu_mul(HrVkKernels *k, HrVkBuffer *g, HrVkBuffer *u, HrVkBuffer *params, uint32_t width,
+hr_vk_make_silu_mul(HrVkKernels *k, HrVkBuffer *g, HrVkBuffer *u, HrVkBuffer *params, uint32_t width, bool gelu,
                     uint32_t max_tokens, HrVkDispatch *d, HrError *err)
 {
     memset(d, 0, sizeof *d);
     HrVkBuffer *b[3] = { g, u, params };
     HrStatus st = alloc_set(k, HR_VK_K_SILU_MUL, b, 3, d, err);
     d->push[0] = width;
+    d->push[1] = gelu ? 1u : 0u;
     d->groups[0] = div_up(width, k->cfg.wg);
     d->groups[1] = max_tokens;
     d->groups[2] = 1;

@@ -200,16 +200,19 @@ uint32_t *hr_vk_pack_ggml(const void *data, uint32_t type, int N, int K, HrVkWei
 /* emb (any layout above) holds table rows row_begin .. row_begin + emb->n
  * (a slice when the table exceeds one binding); tokens outside are left to
  * other slices. */
-HrStatus hr_vk_make_embed(HrVkKernels *k, HrVkBuffer *tokens, const HrVkWeight *emb, uint32_t row_begin,
+/* scale: the rows times it (0: as they are; Gemma: sqrt(dim)). */
+HrStatus hr_vk_make_embed(HrVkKernels *k, HrVkBuffer *tokens, const HrVkWeight *emb, uint32_t row_begin, float scale,
                           HrVkBuffer *x, HrVkBuffer *params, uint32_t max_tokens, HrVkDispatch *d, HrError *err);
-/* flags 1: only tokens from params.logit_first. */
+/* logit_rows: only tokens from params.logit_first; residual: out += (Gemma's norms after attention and
+ * MLP). */
 HrStatus hr_vk_make_rmsnorm(HrVkKernels *k, HrVkBuffer *x, HrVkBuffer *out, HrVkBuffer *w, HrVkBuffer *params,
-                            uint32_t n, float eps, bool logit_rows, uint32_t max_tokens, HrVkDispatch *d,
-                            HrError *err);
+                            uint32_t n, float eps, bool logit_rows, bool residual, uint32_t max_tokens,
+                            HrVkDispatch *d, HrError *err);
 
 typedef struct {
     const HrVkWeight *w[3];   /* w[1], w[2] NULL: one matrix; gate: w[0] gate, w[1] up */
     bool gate;                /* out = silu(w0 x) * (w1 x) */
+    bool gelu;                /* gate: gelu_pytorch_tanh instead of SiLU (Gemma) */
     bool residual;            /* out += */
     bool logit_rows;          /* tokens from params.logit_first (lm_head), token logit_first + i
                                  written to output row i */
@@ -287,10 +290,11 @@ HrStatus hr_vk_make_topk(HrVkKernels *k, HrVkBuffer *vin, HrVkBuffer *iin, HrVkB
                          uint32_t n_stats, HrVkDispatch *d, HrError *err);
 
 /* Record one dispatch (bind, push, dispatch). */
-/* g[t, i] = silu(g[t, i]) * u[t, i] for i < width, t < params.n_tokens
- * (the gate|up epilogue of gate and up run as two GEMVs). */
+/* g[t, i] = act(g[t, i]) * u[t, i] for i < width, t < params.n_tokens, act
+ * SiLU or (gelu) gelu_pytorch_tanh (the gate|up epilogue of gate and up run
+ * as two GEMVs). */
 HrStatus hr_vk_make_silu_mul(HrVkKernels *k, HrVkBuffer *g, HrVkBuffer *u, HrVkBuffer *params, uint32_t width,
-                             uint32_t max_tokens, HrVkDispatch *d, HrError *err);
+                             bool gelu, uint32_t max_tokens, HrVkDispatch *d, HrError *err);
 /* The AWQ search's loss (sq_diff.comp): sums[row0 + r] = sum over the
  * width columns of (a[r] - t[row0 + r])^2 for r < n. The dispatch is made
  * once per (a, t, sums); hr_vk_set_sq_diff sets n and row0 before a run. */
