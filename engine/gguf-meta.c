@@ -23,8 +23,14 @@
  *   fitting factor, low_freq_factor and high_freq_factor to that tensor
  *   (original_max_position_embeddings 8192, what the converter assumes) and
  *   accepted only when those values reproduce every divisor.
+ *   gemma3 (Gemma 3's text model; llama.cpp's converter stores its norms
+ *   as 1 + w, said to the config by "hearth_norms_hold_one"): the window
+ *   from .attention.sliding_window, every sixth layer global, the local
+ *   RoPE base 10000 (or .rope.freq_base_swa), query_pre_attn_scalar
+ *   head_dim except in the 62-layer 27B, as llama.cpp assumes them.
  * generation_config.json: bos, and eos = tokenizer.ggml.eos_token_id, then
- *   eot_token_id and eom_token_id when they differ.
+ *   eot_token_id and eom_token_id when they differ (Gemma: <end_of_turn>,
+ *   found by its text).
  *
  * tokenizer.json:
  *   "gpt2": byte-level BPE, vocabulary from tokenizer.ggml.tokens (every
@@ -261,6 +267,22 @@ shortest_f32(double v)
 
 /* ------------------------------------------------------------ config.json */
 
+/* The id of the token whose text is s in tokenizer.ggml.tokens, or -1. */
+static int64_t
+find_token(const HrGguf *g, const char *s, int64_t n_vocab)
+{
+    HrGgufValueType et;
+    size_t count, len, want = strlen(s);
+    if (!hr_gguf_get_array(g, "tokenizer.ggml.tokens", &et, &count) || et != HR_GGUF_STRING)
+        return -1;
+    for (size_t i = 0; i < count && (int64_t)i < n_vocab; i++) {
+        const char *t = hr_gguf_array_str(g, "tokenizer.ggml.tokens", i, &len);
+        if (t && len == want && memcmp(t, s, want) == 0)
+            return (int64_t)i;
+    }
+    return -1;
+}
+
 typedef struct {
     const char *arch;
     const char *hf_arch;
@@ -271,6 +293,7 @@ static const ArchInfo archs[] = {
     { "llama", "LlamaForCausalLM", "llama" },
     { "qwen2", "Qwen2ForCausalLM", "qwen2" },
     { "qwen3", "Qwen3ForCausalLM", "qwen3" },   /* + blk.N.attn_q_norm / attn_k_norm */
+    { "gemma3", "Gemma3ForCausalLM", "gemma3_text" },   /* + the norms after attention and MLP */
 };
 
 typedef struct {
@@ -447,6 +470,9 @@ typedef struct {
     RopeScaling rope;
     bool tie, attn_bias;
     int64_t bos, eos, eot, eom, pad;
+    /* gemma3: what llama.cpp reads or assumes (llama-model.cpp's LLM_ARCH_GEMMA3) */
+    int64_t window, swa_pattern;
+    double local_theta, query_scale;
 } Config;
 
 static HrStatus
@@ -546,12 +572,32 @@ read_config(const HrGguf *g, const char *arch, Config *c, HrError *err)
         return st;
     c->tie = hr_gguf_find(g, "output.weight") == NULL;
     c->attn_bias = hr_gguf_find(g, "blk.0.attn_q.bias") != NULL;
+    if (strcmp(arch, "gemma3") == 0) {
+        /* llama.cpp: the window from attention.sliding_window, every sixth layer global, the local base 10000
+         * unless rope.freq_base_swa says otherwise, and the scores scaled by 1 / sqrt(head_dim) except in the
+         * 62-layer 27B (1 / sqrt(embedding_length / head_count), its query_pre_attn_scalar) */
+        g_autofree char *k_swa = arch_key(arch, "attention.sliding_window");
+        g_autofree char *k_swa_base = arch_key(arch, "rope.freq_base_swa");
+        c->swa_pattern = 6;
+        c->local_theta = 10000.0;
+        if ((st = key_int(g, k_swa, true, 1, CONFIG_INT_MAX, &c->window, NULL, err)) != HR_OK ||
+            (st = key_float(g, k_swa_base, false, &c->local_theta, NULL, err)) != HR_OK)
+            return st;
+        if (!(c->local_theta > 0.0 && c->local_theta <= MAX_FLOAT_VALUE))
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: GGUF key '%s' = %g is out of range (above 0, at most 1e12)",
+                                f, k_swa_base, c->local_theta);
+        c->query_scale = c->n_layers == 62 ? (double)(c->dim / c->n_heads) : (double)c->head_dim;
+    }
     if ((st = key_token_id(g, "tokenizer.ggml.bos_token_id", c->vocab, &c->bos, err)) != HR_OK ||
         (st = key_token_id(g, "tokenizer.ggml.eos_token_id", c->vocab, &c->eos, err)) != HR_OK ||
         (st = key_token_id(g, "tokenizer.ggml.eot_token_id", c->vocab, &c->eot, err)) != HR_OK ||
         (st = key_token_id(g, "tokenizer.ggml.eom_token_id", c->vocab, &c->eom, err)) != HR_OK ||
         (st = key_token_id(g, "tokenizer.ggml.padding_token_id", c->vocab, &c->pad, err)) != HR_OK)
         return st;
+    /* Gemma's turns end with <end_of_turn>, which its GGUFs do not name as eot (llama.cpp finds it by its
+     * text, as here) */
+    if (c->eot < 0 && strcmp(arch, "gemma3") == 0)
+        c->eot = find_token(g, "<end_of_turn>", c->vocab);
     return HR_OK;
 }
 
@@ -572,7 +618,7 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
             info = &archs[i];
     if (!info)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' is not supported (supported: "
-                            "llama, qwen2, qwen3)", f, arch);
+                            "llama, qwen2, qwen3, gemma3)", f, arch);
     Config c;
     if ((st = read_config(g, arch, &c, err)) != HR_OK)
         return st;
@@ -584,7 +630,8 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
     json_builder_add_string_value(b, info->hf_arch);
     json_builder_end_array(b);
     member_string(b, "model_type", info->model_type);
-    member_string(b, "hidden_act", "silu");
+    if (strcmp(arch, "gemma3") != 0)
+        member_string(b, "hidden_act", "silu");
     member_int(b, "hidden_size", c.dim);
     member_int(b, "intermediate_size", c.hidden);
     member_int(b, "num_hidden_layers", c.n_layers);
@@ -609,9 +656,17 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
         json_builder_end_object(b);
     }
     member_bool(b, "tie_word_embeddings", c.tie);
-    if (strcmp(arch, "llama") == 0 || strcmp(arch, "qwen3") == 0) {
+    if (strcmp(arch, "llama") == 0 || strcmp(arch, "qwen3") == 0 || strcmp(arch, "gemma3") == 0) {
         member_bool(b, "attention_bias", c.attn_bias);
         member_bool(b, "mlp_bias", false);
+    }
+    if (strcmp(arch, "gemma3") == 0) {
+        member_string(b, "hidden_activation", "gelu_pytorch_tanh");
+        member_int(b, "sliding_window", c.window);
+        member_int(b, "sliding_window_pattern", c.swa_pattern);
+        member_double(b, "rope_local_base_freq", shortest_f32(c.local_theta));
+        member_double(b, "query_pre_attn_scalar", c.query_scale);
+        member_bool(b, "hearth_norms_hold_one", true);   /* llama.cpp's converter added the 1 of (1 + w) */
     }
     member_int(b, "vocab_size", c.vocab);
     if (c.bos >= 0)

@@ -113,10 +113,19 @@ static const struct {
     { "ffn_down.weight", "mlp.down_proj.weight" },
 };
 
+/* Gemma's norms: llama.cpp calls the pre-MLP norm ffn_norm too */
+static const struct {
+    const char *gguf, *hf;
+} gemma_names[] = {
+    { "ffn_norm.weight", "pre_feedforward_layernorm.weight" },
+    { "post_attention_norm.weight", "post_attention_layernorm.weight" },
+    { "post_ffw_norm.weight", "post_feedforward_layernorm.weight" },
+};
+
 /* The transformers name of a GGUF tensor (g_free), or NULL when the model
  * has no use for it (rope_freqs: the config carries the rope scaling). */
 static char *
-hf_name(const char *name, int *layer, const char **suffix)
+hf_name(const char *name, bool gemma, int *layer, const char **suffix)
 {
     *layer = -1;
     *suffix = NULL;
@@ -131,6 +140,13 @@ hf_name(const char *name, int *layer, const char **suffix)
         char *end = NULL;
         guint64 l = g_ascii_strtoull(p, &end, 10);
         if (end != p && *end == '.' && l < 1u << 20) {
+            for (size_t i = 0; gemma && i < G_N_ELEMENTS(gemma_names); i++) {
+                if (strcmp(end + 1, gemma_names[i].gguf) == 0) {
+                    *layer = (int)l;
+                    *suffix = gemma_names[i].gguf;
+                    return g_strdup_printf("model.layers.%d.%s", (int)l, gemma_names[i].hf);
+                }
+            }
             for (size_t i = 0; i < G_N_ELEMENTS(layer_names); i++) {
                 if (strcmp(end + 1, layer_names[i].gguf) == 0) {
                     *layer = (int)l;
@@ -184,6 +200,7 @@ hr_tensor_set_open_gguf(const char *gguf_file, HrTensorSet **out, HrError *err)
     /* llama.cpp permutes q/k for the "llama" architecture (Llama, Mistral,
      * SmolLM); Qwen2 keeps transformers' order. */
     const bool permuted = arch && strcmp(arch, "llama") == 0;
+    const bool gemma = arch && strcmp(arch, "gemma3") == 0;
     int64_t n_head = 0, n_head_kv = 0;
     if (permuted) {
         g_autofree char *kh = g_strdup_printf("%s.attention.head_count", arch);
@@ -196,7 +213,7 @@ hr_tensor_set_open_gguf(const char *gguf_file, HrTensorSet **out, HrError *err)
         const HrGgufTensor *gt = hr_gguf_tensor(g, i);
         int layer;
         const char *suffix;
-        char *name = hf_name(gt->name, &layer, &suffix);
+        char *name = hf_name(gt->name, gemma, &layer, &suffix);
         if (!name)
             continue;
         hr_tensor_set_keep(set, name, g_free);

@@ -2165,9 +2165,10 @@ write_seeds(const char *dir)
 
 /* ------------------------------------------------------------ main */
 
-/* llama.cpp's name of a transformers tensor (the reverse of gguf-model.c's map), or NULL. */
+/* llama.cpp's name of a transformers tensor (the reverse of gguf-model.c's map), or NULL. gemma: Gemma's
+ * norms (pre_feedforward_layernorm is llama.cpp's ffn_norm there). */
 static char *
-gguf_name_of(const char *hf)
+gguf_name_of(const char *hf, bool gemma)
 {
     static const char *const map[][2] = {
         { "input_layernorm.weight", "attn_norm.weight" },   { "post_attention_layernorm.weight", "ffn_norm.weight" },
@@ -2177,26 +2178,45 @@ gguf_name_of(const char *hf)
         { "mlp.gate_proj.weight", "ffn_gate.weight" },      { "mlp.up_proj.weight", "ffn_up.weight" },
         { "mlp.down_proj.weight", "ffn_down.weight" },
     };
+    static const char *const gemma_map[][2] = {
+        { "post_attention_layernorm.weight", "post_attention_norm.weight" },
+        { "pre_feedforward_layernorm.weight", "ffn_norm.weight" },
+        { "post_feedforward_layernorm.weight", "post_ffw_norm.weight" },
+    };
     if (strcmp(hf, "model.embed_tokens.weight") == 0)
         return g_strdup("token_embd.weight");
     if (strcmp(hf, "model.norm.weight") == 0)
         return g_strdup("output_norm.weight");
     int layer = hr_tensor_layer(hf);
     const char *rest = layer >= 0 ? strchr(strchr(hf + strlen("model.layers."), '.'), '.') + 1 : NULL;
+    for (size_t i = 0; gemma && rest && i < G_N_ELEMENTS(gemma_map); i++)
+        if (strcmp(rest, gemma_map[i][0]) == 0)
+            return g_strdup_printf("blk.%d.%s", layer, gemma_map[i][1]);
     for (size_t i = 0; rest && i < G_N_ELEMENTS(map); i++)
         if (strcmp(rest, map[i][0]) == 0)
             return g_strdup_printf("blk.%d.%s", layer, map[i][1]);
     return NULL;
 }
 
-/* Qwen3 from a GGUF (issue 23's architectures, and Qwen3's q/k norms): the hf-tiny Qwen3 fixture written as
- * llama.cpp writes a Qwen3 (qwen3.* keys, blk.N.attn_q_norm / attn_k_norm, q and k not permuted; F32) gives
- * the config and the logits of the Hugging Face folder it came from. */
+/* An hf-tiny fixture's F32 folder written as llama.cpp writes its architecture (arch.* keys from the
+ * fixture's shape, llama.cpp's tensor names, q and k not permuted; F32; adjust may change a tensor's values
+ * first), the GGUF's config checked by check_cfg, and its logits against those of the folder `ref` (the
+ * fixture's own, or a copy whose config says what the GGUF can). */
+typedef struct {
+    const char *fixture, *arch, *ref;
+    int layers, heads, kv_heads, head_dim, ffn;
+    float theta;
+    void (*keys)(Gw *w);
+    void (*adjust)(const char *hf_name, float *v, int64_t n);
+    bool (*check_cfg)(const HrModelConfig *c);
+} FromFixture;
+
 static void
-test_qwen3(void)
+gguf_from_fixture(const FromFixture *ff)
 {
-    g_autofree char *dir = g_build_filename(HEARTH_SOURCE_ROOT, "tests", "fixtures", "hf-tiny", "qwen3-qknorm", "f32",
+    g_autofree char *dir = g_build_filename(HEARTH_SOURCE_ROOT, "tests", "fixtures", "hf-tiny", ff->fixture, "f32",
                                             NULL);
+    const bool gemma = strcmp(ff->arch, "gemma3") == 0;
     HrTensorSet *ts = NULL;
     HrError err = { 0 };
     if (hr_tensor_set_open_dir(dir, &ts, &err) != HR_OK) {
@@ -2204,52 +2224,65 @@ test_qwen3(void)
         return;
     }
     Gw *w = gw_new(3);
-    gw_str(w, "general.architecture", "qwen3");
+    g_autofree char *k = NULL;
+#define ARCH_U32(key, v) (g_free(k), k = g_strdup_printf("%s." key, ff->arch), gw_u32(w, k, (uint32_t)(v)))
+    gw_str(w, "general.architecture", ff->arch);
     gw_u32(w, "general.file_type", 0);
-    gw_u32(w, "qwen3.block_count", 2);
-    gw_u32(w, "qwen3.context_length", 128);
-    gw_u32(w, "qwen3.embedding_length", 64);
-    gw_u32(w, "qwen3.feed_forward_length", 128);
-    gw_u32(w, "qwen3.attention.head_count", 4);
-    gw_u32(w, "qwen3.attention.head_count_kv", 2);
-    gw_u32(w, "qwen3.attention.key_length", 32);
-    gw_u32(w, "qwen3.attention.value_length", 32);
-    gw_f32(w, "qwen3.rope.freq_base", 1e6f);
-    gw_f32(w, "qwen3.attention.layer_norm_rms_epsilon", 1e-6f);
-    gw_u32(w, "tokenizer.ggml.bos_token_id", 1);
-    gw_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    ARCH_U32("block_count", ff->layers);
+    ARCH_U32("context_length", 128);
+    ARCH_U32("embedding_length", 64);
+    ARCH_U32("feed_forward_length", ff->ffn);
+    ARCH_U32("attention.head_count", ff->heads);
+    ARCH_U32("attention.head_count_kv", ff->kv_heads);
+    ARCH_U32("attention.key_length", ff->head_dim);
+    ARCH_U32("attention.value_length", ff->head_dim);
+#undef ARCH_U32
+    g_free(k);
+    k = g_strdup_printf("%s.rope.freq_base", ff->arch);
+    gw_f32(w, k, ff->theta);
+    g_free(k);
+    k = g_strdup_printf("%s.attention.layer_norm_rms_epsilon", ff->arch);
+    gw_f32(w, k, 1e-6f);
+    gw_u32(w, "tokenizer.ggml.bos_token_id", gemma ? 2 : 1);
+    gw_u32(w, "tokenizer.ggml.eos_token_id", gemma ? 1 : 2);   /* Gemma's <bos> is 2, <eos> 1 */
+    if (ff->keys)
+        ff->keys(w);
+    GPtrArray *copies = g_ptr_array_new_with_free_func(g_free);
     for (size_t i = 0; i < hr_tensor_set_count(ts); i++) {
         const HrTensor *t = hr_tensor_set_get(ts, i);
-        g_autofree char *name = gguf_name_of(t->name);
+        g_autofree char *name = gguf_name_of(t->name, gemma);
         HR_CHECK(name && t->dtype == HR_DTYPE_F32, "tensor %s", t->name);
         if (!name || t->dtype != HR_DTYPE_F32)
             continue;
+        float *v = g_memdup2(t->data, t->n_bytes);
+        g_ptr_array_add(copies, v);
+        if (ff->adjust)
+            ff->adjust(t->name, v, (int64_t)(t->n_bytes / 4));
         int64_t ne[2] = { t->shape[t->n_dims - 1], t->n_dims == 2 ? t->shape[0] : 1 };
-        gw_tensor(w, name, HR_GGML_F32, t->n_dims, ne, t->data);
+        gw_tensor(w, name, HR_GGML_F32, t->n_dims, ne, v);
     }
     GByteArray *bytes = gw_finish(w);
     gw_free(w);
-    g_autofree char *tmp = g_dir_make_tmp("hearth-qwen3-XXXXXX", NULL);
-    g_autofree char *file = g_build_filename(tmp, "qwen3-tiny-F32.gguf", NULL);
+    g_ptr_array_unref(copies);
+    g_autofree char *tmp = g_dir_make_tmp("hearth-gguf-fixture-XXXXXX", NULL);
+    g_autofree char *file = g_strdup_printf("%s/%s-tiny-F32.gguf", tmp, ff->arch);
     HR_CHECK(g_file_set_contents(file, (const char *)bytes->data, bytes->len, NULL), "writing %s", file);
     g_byte_array_unref(bytes);
 
     HrModelConfig c;
-    HR_CHECK(hr_model_config_load(file, &c, &err) == HR_OK, "qwen3 config: %s", err.message);
-    HR_CHECK(c.arch == HR_ARCH_QWEN3 && c.qk_norm && !c.qkv_bias && c.tie_embeddings && c.head_dim == 32 &&
-                 c.n_heads * c.head_dim == 2 * c.dim,
-             "qwen3 config: arch %d qk_norm %d bias %d tie %d head_dim %d", c.arch, c.qk_norm, c.qkv_bias,
-             c.tie_embeddings, c.head_dim);
+    HR_CHECK(hr_model_config_load(file, &c, &err) == HR_OK, "%s config: %s", ff->arch, err.message);
+    HR_CHECK(ff->check_cfg(&c), "%s config: arch %d qk_norm %d bias %d tie %d head_dim %d", ff->arch, c.arch,
+             c.qk_norm, c.qkv_bias, c.tie_embeddings, c.head_dim);
     HrModelOptions opt;
     hr_model_options_init(&opt);
     opt.backend = "cpu";
     opt.kv_type = HR_KV_F32;
     opt.context_len = 64;
     HrModel *a = NULL, *b = NULL;
-    HR_CHECK(hr_model_load(dir, &opt, &a, &err) == HR_OK, "folder: %s", err.message);
+    HR_CHECK(hr_model_load(ff->ref ? ff->ref : dir, &opt, &a, &err) == HR_OK, "folder: %s", err.message);
     HR_CHECK(hr_model_load(file, &opt, &b, &err) == HR_OK, "gguf: %s", err.message);
     if (a && b) {
-        const int32_t ids[] = { 1, 17, 200, 3, 99, 42, 7 };
+        const int32_t ids[] = { 1, 17, 200, 3, 99, 42, 7, 8, 9, 10, 11, 12 };
         float la[256], lb[256];
         float worst = 0.0f;
         for (int n = 1; n <= (int)G_N_ELEMENTS(ids); n++) {
@@ -2259,13 +2292,106 @@ test_qwen3(void)
             for (int i = 0; i < 256; i++)
                 worst = fmaxf(worst, fabsf(la[i] - lb[i]));
         }
-        HR_CHECK(worst <= 1e-5f, "qwen3 GGUF against its folder: max |dlogit| %g", worst);
+        HR_CHECK(worst <= 1e-5f, "%s GGUF against its folder: max |dlogit| %g", ff->arch, worst);
     }
     hr_model_free(a);
     hr_model_free(b);
     hr_tensor_set_free(ts);
     g_unlink(file);
     g_rmdir(tmp);
+}
+
+static bool
+qwen3_cfg(const HrModelConfig *c)
+{
+    return c->arch == HR_ARCH_QWEN3 && c->qk_norm && !c->qkv_bias && c->tie_embeddings && c->head_dim == 32 &&
+           c->n_heads * c->head_dim == 2 * c->dim;
+}
+
+/* Qwen3 from a GGUF (issue 23's architectures, and Qwen3's q/k norms): the hf-tiny Qwen3 fixture written as
+ * llama.cpp writes a Qwen3 (qwen3.* keys, blk.N.attn_q_norm / attn_k_norm) gives the config and the logits of
+ * the Hugging Face folder it came from. */
+static void
+test_qwen3(void)
+{
+    gguf_from_fixture(&(FromFixture){ .fixture = "qwen3-qknorm", .arch = "qwen3", .layers = 2, .heads = 4,
+                                      .kv_heads = 2, .head_dim = 32, .ffn = 128, .theta = 1e6f,
+                                      .check_cfg = qwen3_cfg });
+}
+
+static void
+gemma3_keys(Gw *w)
+{
+    gw_u32(w, "gemma3.attention.sliding_window", 8);
+    gw_str(w, "gemma3.rope.scaling.type", "linear");
+    gw_f32(w, "gemma3.rope.scaling.factor", 2.0f);
+    const char *tokens[256];
+    char names[256][8];
+    for (int i = 0; i < 256; i++) {
+        g_snprintf(names[i], sizeof names[i], "t%d", i);
+        tokens[i] = i == 106 ? "<end_of_turn>" : names[i];
+    }
+    gw_strs(w, "tokenizer.ggml.tokens", tokens, 256);
+}
+
+/* As llama.cpp's converter writes Gemma's norms: 1 + w; and the query_pre_attn_scalar (24) its
+ * format has no key for, in the q norm (llama.cpp scales by 1 / sqrt(head_dim), 32). */
+static void
+gemma3_adjust(const char *hf_name, float *v, int64_t n)
+{
+    if (!g_str_has_suffix(hf_name, "norm.weight"))
+        return;
+    const float qs = g_str_has_suffix(hf_name, "q_norm.weight") ? sqrtf(32.0f / 24.0f) : 1.0f;
+    for (int64_t i = 0; i < n; i++)
+        v[i] = (1.0f + v[i]) * qs;
+}
+
+static bool
+gemma3_cfg(const HrModelConfig *c)
+{
+    bool local = true;
+    for (int l = 0; l < c->n_layers; l++)   /* llama.cpp: every sixth layer global (none of 3) */
+        local = local && hr_model_config_layer_window(c, l) == 8;
+    return c->arch == HR_ARCH_GEMMA3 && c->qk_norm && !c->qkv_bias && c->tie_embeddings && c->head_dim == 32 &&
+           !c->norm_plus_one && c->sandwich_norms && c->act == HR_ACT_GELU_TANH && c->query_scale == 32.0f &&
+           c->rope_local_theta == 10000.0f && c->rope_scaling == HR_ROPE_LINEAR && c->embed_scale == 8.0f && local &&
+           hr_model_config_is_eos(c, 1) && hr_model_config_is_eos(c, 106) && c->n_eos == 2;
+}
+
+/* Gemma 3 from a GGUF (Ollama's gemma3, the most pulled model people have): the hf-tiny Gemma 3 fixture written
+ * as llama.cpp writes one (gemma3.* keys, attention.sliding_window, norms as 1 + w, post_attention_norm,
+ * ffn_norm before the MLP and post_ffw_norm) gives the logits of that folder with the layer pattern the format
+ * implies (every sixth layer global: a copy of its config says sliding_window_pattern 6), and its
+ * <end_of_turn> ends a reply. */
+static void
+test_gemma3(void)
+{
+    g_autofree char *dir = g_build_filename(HEARTH_SOURCE_ROOT, "tests", "fixtures", "hf-tiny", "gemma3", "f32", NULL);
+    g_autofree char *ref = g_dir_make_tmp("hearth-gemma3-ref-XXXXXX", NULL);
+    g_autofree char *cfg_path = g_build_filename(dir, "config.json", NULL);
+    g_autofree char *text = NULL;
+    HR_CHECK(g_file_get_contents(cfg_path, &text, NULL, NULL), "reading %s", cfg_path);
+    JsonParser *p = json_parser_new();
+    HR_CHECK(json_parser_load_from_data(p, text ? text : "{}", -1, NULL), "parsing %s", cfg_path);
+    JsonObject *o = json_node_get_object(json_parser_get_root(p));
+    json_object_remove_member(o, "layer_types");
+    json_object_set_int_member(o, "sliding_window_pattern", 6);
+    JsonGenerator *gen = json_generator_new();
+    json_generator_set_root(gen, json_parser_get_root(p));
+    g_autofree char *out = g_build_filename(ref, "config.json", NULL);
+    HR_CHECK(json_generator_to_file(gen, out, NULL), "writing %s", out);
+    g_object_unref(gen);
+    g_object_unref(p);
+    g_autofree char *st_src = g_build_filename(dir, "model.safetensors", NULL);
+    g_autofree char *st_dst = g_build_filename(ref, "model.safetensors", NULL);
+    HR_CHECK(symlink(st_src, st_dst) == 0, "linking %s", st_dst);
+
+    gguf_from_fixture(&(FromFixture){ .fixture = "gemma3", .arch = "gemma3", .ref = ref, .layers = 3, .heads = 4,
+                                      .kv_heads = 2, .head_dim = 32, .ffn = 128, .theta = 1e6f, .keys = gemma3_keys,
+                                      .adjust = gemma3_adjust, .check_cfg = gemma3_cfg });
+    g_unlink(st_dst);
+    g_unlink(out);
+    g_rmdir(ref);
 }
 
 int
@@ -2291,5 +2417,6 @@ main(int argc, char **argv)
     test_spm_merges();
     test_many();
     test_qwen3();
+    test_gemma3();
     return hr_test_result();
 }

@@ -141,6 +141,7 @@ PUBLISHED = [
     ("mistral-7b-instruct-v0.2", "<s>", "</s>"),
     ("zephyr", "<s>", "</s>"),
     ("gemma-it", "<bos>", "<eos>"),
+    ("gemma-3-it", "<bos>", "<eos>"),
     ("phi-3-mini-instruct", "<s>", "<|endoftext|>"),
     ("smollm2-instruct", "<|im_start|>", "<|im_end|>"),
     ("llama-3.1-instruct", "<|begin_of_text|>", "<|eot_id|>"),
@@ -197,6 +198,11 @@ def extra_cases(name, key, source, bos, eos):
                               {"role": "assistant", "content": "", "tool_calls": [
                                   {"function": {"name": "brave_search", "arguments": {"query": "weather"}}}]}],
                              False, bos, eos, {"builtin_tools": ["brave_search", "code_interpreter", "wolfram_alpha"]}))
+    if name == "gemma-3-it":
+        out.append(make_case(f"{name}/content_parts", key, source,
+                             [{"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+                              {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": " What is it? "}]}],
+                             True, bos, eos))
     if name == "qwen3":
         out.append(make_case(f"{name}/no_thinking", key, source, [U1], True, bos, eos, {"enable_thinking": False}))
         out.append(make_case(f"{name}/thinking_in_content", key, source,
