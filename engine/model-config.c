@@ -19,6 +19,7 @@ static const struct {
     { "Qwen2ForCausalLM", HR_ARCH_QWEN2 },
     { "Qwen3ForCausalLM", HR_ARCH_QWEN3 },
     { "Gemma3ForCausalLM", HR_ARCH_GEMMA3 },
+    { "Gemma3ForConditionalGeneration", HR_ARCH_GEMMA3 },   /* its text_config; the vision tower unused */
 };
 
 /* Integer member: *out untouched when absent; error when present but not an
@@ -218,6 +219,29 @@ parse_rope_scaling(JsonObject *o, HrModelConfig *cfg, const char *label, HrError
     return HR_OK;
 }
 
+/* transformers' Gemma3TextConfig defaults, which an image-text checkpoint's
+ * text_config leaves out (its ids included: bos 2, eos 1). */
+static JsonObject *
+gemma3_text_defaults(void)
+{
+    JsonObject *d = json_object_new();
+    static const struct {
+        const char *key;
+        gint64 v;
+    } ints[] = {
+        { "vocab_size", 262208 },        { "hidden_size", 2304 },         { "intermediate_size", 9216 },
+        { "num_hidden_layers", 26 },     { "num_attention_heads", 8 },    { "num_key_value_heads", 4 },
+        { "head_dim", 256 },             { "max_position_embeddings", 131072 }, { "query_pre_attn_scalar", 256 },
+        { "sliding_window", 4096 },      { "bos_token_id", 2 },           { "eos_token_id", 1 },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(ints); i++)
+        json_object_set_int_member(d, ints[i].key, ints[i].v);
+    json_object_set_double_member(d, "rms_norm_eps", 1e-6);
+    json_object_set_double_member(d, "rope_theta", 1e6);
+    json_object_set_boolean_member(d, "tie_word_embeddings", true);
+    return d;
+}
+
 /* Gemma 3's own keys (transformers' Gemma3TextConfig, in the layout of the
  * checkpoints people have: rope_theta for the global layers with
  * rope_scaling, rope_local_base_freq for the sliding ones, the window's layers
@@ -352,9 +376,26 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
     if (!found)
         return hr_error_set(err, HR_ERR_UNSUPPORTED,
                             "%s: architecture \"%s\" is not supported (supported: LlamaForCausalLM, "
-                            "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM)", label, arch);
+                            "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM, "
+                            "Gemma3ForConditionalGeneration)", label, arch);
 
     HrStatus st;
+    /* Gemma 3's image-text checkpoints (4B and up): the text model's config, which names only what differs from
+     * transformers' Gemma3TextConfig defaults (the ids may stand beside it) */
+    g_autoptr(JsonObject) text = NULL;
+    JsonObject *top = o;
+    if (strcmp(arch, "Gemma3ForConditionalGeneration") == 0) {
+        JsonNode *tn = json_object_get_member(o, "text_config");
+        if (!tn || !JSON_NODE_HOLDS_OBJECT(tn))
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: \"text_config\" is missing or not an object", label);
+        text = gemma3_text_defaults();
+        JsonObject *tc = json_node_get_object(tn);
+        GList *names = json_object_get_members(tc);
+        for (GList *l = names; l; l = l->next)
+            json_object_set_member(text, l->data, json_node_copy(json_object_get_member(tc, l->data)));
+        g_list_free(names);
+        o = text;
+    }
     const bool gemma = cfg->arch == HR_ARCH_GEMMA3;
     const char *act;
     /* Gemma's configs say hidden_activation (older ones hidden_act) */
@@ -441,6 +482,17 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
         cfg->bos_id = bos[0];
     if ((st = get_token_ids(o, "eos_token_id", cfg->eos_ids, &cfg->n_eos, HR_MAX_EOS, label, err)) != HR_OK)
         return st;
+    if (top != o) {   /* the image-text config's own ids, where it has them */
+        int tb[HR_MAX_EOS], nb = 0, te[HR_MAX_EOS], ne = 0;
+        if ((st = get_token_ids(top, "bos_token_id", tb, &nb, HR_MAX_EOS, label, err)) != HR_OK ||
+            (st = get_token_ids(top, "eos_token_id", te, &ne, HR_MAX_EOS, label, err)) != HR_OK)
+            return st;
+        if (nb > 0)
+            cfg->bos_id = tb[0];
+        for (int i = 0; i < ne; i++)
+            if (!hr_model_config_is_eos(cfg, te[i]) && cfg->n_eos < HR_MAX_EOS)
+                cfg->eos_ids[cfg->n_eos++] = te[i];
+    }
 
     if (generation_json) {
         g_autoptr(JsonParser) gp = NULL;

@@ -712,6 +712,45 @@ tensor_set_load_glob(HrTensorSet *set, const char *dir, HrError *err)
     return status;
 }
 
+/* An image-text checkpoint (Gemma 3 4B and up) holds its text model under
+ * language_model.model.* (transformers before 4.52: language_model.lm_head
+ * too) or model.language_model.*: seen as the text model's own names, so the
+ * model, the quantizer and the app read it as a causal LM (the vision
+ * tower's tensors keep theirs, unused). */
+static void
+text_model_names(HrTensorSet *set)
+{
+    static const char *const from[][2] = {
+        { "language_model.model.", "model." },
+        { "language_model.lm_head.", "lm_head." },
+        { "model.language_model.", "model." },
+    };
+    if (hr_tensor_set_find(set, "model.embed_tokens.weight") ||
+        (!hr_tensor_set_find(set, "language_model.model.embed_tokens.weight") &&
+         !hr_tensor_set_find(set, "model.language_model.embed_tokens.weight")))
+        return;
+    for (guint i = 0; i < set->tensors->len; i++) {
+        const HrTensor *t = set->tensors->pdata[i];
+        for (size_t k = 0; k < G_N_ELEMENTS(from); k++) {
+            if (!g_str_has_prefix(t->name, from[k][0]))
+                continue;
+            char *name = g_strconcat(from[k][1], t->name + strlen(from[k][0]), NULL);
+            if (g_hash_table_contains(set->by_name, name)) {   /* both layouts: left as they are */
+                g_free(name);
+                break;
+            }
+            hr_tensor_set_keep(set, name, g_free);
+            HrTensor *copy = g_memdup2(t, sizeof *t);
+            copy->name = name;
+            g_ptr_array_add(set->added, copy);
+            g_hash_table_remove(set->by_name, t->name);
+            g_hash_table_insert(set->by_name, name, copy);
+            set->tensors->pdata[i] = copy;
+            break;
+        }
+    }
+}
+
 HrStatus
 hr_tensor_set_open_dir(const char *dir, HrTensorSet **out, HrError *err)
 {
@@ -745,6 +784,7 @@ hr_tensor_set_open_dir(const char *dir, HrTensorSet **out, HrError *err)
         hr_tensor_set_free(set);
         return status;
     }
+    text_model_names(set);
     *out = set;
     return HR_OK;
 }

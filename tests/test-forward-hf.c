@@ -15,6 +15,9 @@
 #include <string.h>
 
 #include <glib.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <unistd.h>
 
 #include "hr-test.h"
 #include "model.h"
@@ -161,6 +164,72 @@ done:
     hr_safetensors_free(ref);
 }
 
+/* The Gemma 3 fixture as an image-text checkpoint keeps it (Gemma 3 4B and up: Gemma3ForConditionalGeneration,
+ * the text model's config under text_config, its tensors under prefix, e.g. language_model.model.): a copy
+ * whose file only renames the tensors and whose config nests the fixture's, checked against the same logits. */
+static void
+check_image_text(const char *prefix)
+{
+    g_autofree char *src = g_build_filename(HEARTH_FIXTURES, "hf-tiny", "gemma3", "f32", NULL);
+    g_autofree char *tmp = g_dir_make_tmp("hearth-gemma3-it-XXXXXX", NULL);
+    g_autofree char *st_src = g_build_filename(src, "model.safetensors", NULL);
+    g_autofree char *cfg_src = g_build_filename(src, "config.json", NULL);
+    g_autofree char *bytes = NULL, *cfg = NULL;
+    gsize len = 0;
+    uint64_t hlen = 0;
+    HR_CHECK(g_file_get_contents(st_src, &bytes, &len, NULL) && len > 8 && g_file_get_contents(cfg_src, &cfg, NULL,
+                                                                                             NULL), "reading %s", src);
+    if (!bytes || !cfg)
+        return;
+    memcpy(&hlen, bytes, 8);
+    JsonParser *p = json_parser_new();
+    HR_CHECK(json_parser_load_from_data(p, bytes + 8, (gssize)hlen, NULL), "header");
+    JsonObject *h = json_node_get_object(json_parser_get_root(p)), *renamed = json_object_new();
+    GList *names = json_object_get_members(h);
+    for (GList *l = names; l; l = l->next) {
+        const char *n = l->data;
+        g_autofree char *to = g_str_has_prefix(n, "model.") ? g_strconcat(prefix, n + strlen("model."), NULL)
+                                                             : g_strdup(n);
+        json_object_set_member(renamed, to, json_node_copy(json_object_get_member(h, n)));
+    }
+    g_list_free(names);
+    JsonNode *root = json_node_init_object(json_node_alloc(), renamed);
+    g_autofree char *header = json_to_string(root, FALSE);
+    GString *file = g_string_new(NULL);
+    uint64_t new_len = (strlen(header) + 7) / 8 * 8;
+    g_string_append_len(file, (const char *)&new_len, 8);
+    g_string_append(file, header);
+    while (file->len < 8 + new_len)
+        g_string_append_c(file, ' ');
+    g_string_append_len(file, bytes + 8 + hlen, (gssize)(len - 8 - hlen));
+    g_autofree char *st_dst = g_build_filename(tmp, "model.safetensors", NULL);
+    HR_CHECK(g_file_set_contents(st_dst, file->str, (gssize)file->len, NULL), "writing %s", st_dst);
+    g_string_free(file, TRUE);
+    json_node_unref(root);
+    json_object_unref(renamed);
+    g_object_unref(p);
+
+    JsonParser *cp = json_parser_new();
+    HR_CHECK(json_parser_load_from_data(cp, cfg, -1, NULL), "config");
+    JsonNode *text = json_node_copy(json_parser_get_root(cp));
+    json_object_remove_member(json_node_get_object(text), "architectures");
+    g_autofree char *text_json = json_to_string(text, FALSE);
+    json_node_unref(text);
+    g_object_unref(cp);
+    g_autofree char *it = g_strdup_printf("{\"architectures\": [\"Gemma3ForConditionalGeneration\"], \"model_type\": "
+                                          "\"gemma3\", \"vision_config\": {}, \"eos_token_id\": [1, 106], "
+                                          "\"text_config\": %s}", text_json);
+    g_autofree char *cfg_dst = g_build_filename(tmp, "config.json", NULL);
+    g_autofree char *logits_src = g_build_filename(src, "logits.safetensors", NULL);
+    g_autofree char *logits_dst = g_build_filename(tmp, "logits.safetensors", NULL);
+    HR_CHECK(g_file_set_contents(cfg_dst, it, -1, NULL) && symlink(logits_src, logits_dst) == 0, "writing %s", tmp);
+    check_variant(tmp);
+    g_unlink(st_dst);
+    g_unlink(cfg_dst);
+    g_unlink(logits_dst);
+    g_rmdir(tmp);
+}
+
 int
 main(void)
 {
@@ -170,5 +239,7 @@ main(void)
             check_variant(dir);
         }
     }
+    check_image_text("language_model.model.");
+    check_image_text("model.language_model.");
     return hr_test_result();
 }

@@ -94,6 +94,22 @@ main(void)
     HR_CHECK(parse("{\"architectures\": [\"MistralForCausalLM\"], " BASE ", \"sliding_window\": 32}", NULL, &c,
                    &err) == HR_OK && hr_model_config_layer_window(&c, 0) == 32 && hr_model_config_layer_window(&c, 1) == 32,
              "mistral: every layer's window");
+    /* Gemma 3 4B's image-text config: the text model's, naming only what differs from transformers'
+     * defaults, and the ids beside it. */
+    HR_CHECK(parse("{\"architectures\": [\"Gemma3ForConditionalGeneration\"], \"eos_token_id\": [1, 106], "
+                   "\"text_config\": {\"hidden_size\": 2560, \"intermediate_size\": 10240, \"model_type\": \"gemma3_text\", "
+                   "\"num_hidden_layers\": 34, \"rope_scaling\": {\"factor\": 8.0, \"rope_type\": \"linear\"}, "
+                   "\"sliding_window\": 1024}, \"vision_config\": {\"hidden_size\": 1152}}", NULL, &c, &err) == HR_OK,
+             "gemma3 image-text: %s", err.message);
+    HR_CHECK(c.arch == HR_ARCH_GEMMA3 && c.dim == 2560 && c.n_layers == 34 && c.n_heads == 8 && c.n_kv_heads == 4 &&
+                 c.head_dim == 256 && c.vocab_size == 262208 && c.bos_id == 2 && c.n_eos == 2 &&
+                 hr_model_config_is_eos(&c, 1) && hr_model_config_is_eos(&c, 106) && c.tie_embeddings &&
+                 c.rope_theta == 1e6f && c.rope_factor == 8.0f && hr_model_config_layer_window(&c, 0) == 1024 &&
+                 hr_model_config_layer_window(&c, 5) == 0 && c.max_pos == 131072,
+             "gemma3 image-text fields: dim %d heads %d/%d hd %d vocab %d bos %d eos %d", c.dim, c.n_heads,
+             c.n_kv_heads, c.head_dim, c.vocab_size, c.bos_id, c.n_eos);
+    HR_CHECK(parse("{\"architectures\": [\"Gemma3ForConditionalGeneration\"]}", NULL, &c, &err) == HR_ERR_FORMAT &&
+                 strstr(err.message, "text_config"), "image-text without text_config: %s", err.message);
 #define GEMMA "{\"architectures\": [\"Gemma3ForCausalLM\"], " BASE
     HR_CHECK(parse(GEMMA ", \"layer_types\": [\"full_attention\"]}", NULL, &c, &err) == HR_ERR_FORMAT &&
                  strstr(err.message, "layer_types"), "layer_types count: %s", err.message);
