@@ -267,6 +267,20 @@ shortest_f32(double v)
 
 /* ------------------------------------------------------------ config.json */
 
+/* The tokens a model can take: Ollama's Gemma 3 files list more than
+ * token_embd has rows (multimodal tokens such as <image_soft_token>), which no
+ * text can use; the rest are the model's. Elsewhere every token. */
+static size_t
+usable_tokens(const HrGguf *g, size_t n)
+{
+    const char *arch = NULL;
+    const HrGgufTensor *embd = hr_gguf_find(g, "token_embd.weight");
+    if (hr_gguf_get_str(g, "general.architecture", &arch) && strcmp(arch, "gemma3") == 0 && embd &&
+        embd->n_dims == 2 && embd->ne[1] > 0 && (uint64_t)embd->ne[1] < n)
+        return (size_t)embd->ne[1];
+    return n;
+}
+
 /* The id of the token whose text is s in tokenizer.ggml.tokens, or -1. */
 static int64_t
 find_token(const HrGguf *g, const char *s, int64_t n_vocab)
@@ -473,7 +487,28 @@ typedef struct {
     /* gemma3: what llama.cpp reads or assumes (llama-model.cpp's LLM_ARCH_GEMMA3) */
     int64_t window, swa_pattern;
     double local_theta, query_scale;
+    bool *local_layers;    /* attention.sliding_window_pattern as a list (Ollama), else NULL: g_free */
 } Config;
+
+/* Gemma 3's attention.sliding_window_pattern: one bool per layer (Ollama's
+ * newer converter: true for a sliding-window layer), or absent. */
+static HrStatus
+layer_pattern(const HrGguf *g, Config *c, HrError *err)
+{
+    const char *key = "gemma3.attention.sliding_window_pattern";
+    HrGgufValueType t, et;
+    size_t n;
+    if (!hr_gguf_get_type(g, key, &t))
+        return HR_OK;
+    if (!hr_gguf_get_array(g, key, &et, &n) || et != HR_GGUF_BOOL || (int64_t)n != c->n_layers)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: GGUF key '%s' must list a bool for each of the %" PRId64
+                            " layers", hr_gguf_path(g), key, c->n_layers);
+    const uint8_t *d = hr_gguf_array_data(g, key);   /* a byte each */
+    c->local_layers = g_new(bool, n);
+    for (size_t i = 0; i < n; i++)
+        c->local_layers[i] = d[i] != 0;
+    return HR_OK;
+}
 
 static HrStatus
 read_config(const HrGguf *g, const char *arch, Config *c, HrError *err)
@@ -510,12 +545,16 @@ read_config(const HrGguf *g, const char *arch, Config *c, HrError *err)
     if (experts > 0)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: a mixture-of-experts model (%s = %" PRId64 ") is not "
                             "supported", f, k_experts, experts);
-    if ((st = key_float(g, k_eps, true, &c->eps, NULL, err)) != HR_OK)
+    /* Gemma 3 as Ollama writes it: no epsilon (1e-6), the bases as rope.global / rope.local.freq_base */
+    const bool gemma3 = strcmp(arch, "gemma3") == 0;
+    c->eps = 1e-6;
+    if ((st = key_float(g, k_eps, !gemma3, &c->eps, NULL, err)) != HR_OK)
         return st;
     if (!(c->eps >= 0.0 && c->eps <= 1.0))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: GGUF key '%s' = %g is out of range (0 to 1)", f, k_eps, c->eps);
-    c->theta = 10000.0;
-    if ((st = key_float(g, k_theta, false, &c->theta, NULL, err)) != HR_OK)
+    c->theta = gemma3 ? 1e6 : 10000.0;
+    if ((st = key_float(g, k_theta, false, &c->theta, &found, err)) != HR_OK ||
+        (gemma3 && !found && (st = key_float(g, "gemma3.rope.global.freq_base", false, &c->theta, NULL, err)) != HR_OK))
         return st;
     if (!(c->theta > 0.0 && c->theta <= MAX_FLOAT_VALUE))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: GGUF key '%s' = %g is out of range (above 0, at most 1e12)", f,
@@ -564,7 +603,7 @@ read_config(const HrGguf *g, const char *arch, Config *c, HrError *err)
         return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor 'token_embd.weight' is [%" PRId64 ", %" PRId64 "] "
                             "(%d dimensions), not [%s %" PRId64 ", vocabulary %" PRId64 "]", f, embd->ne[0],
                             embd->ne[1], embd->n_dims, k_dim, c->dim, c->vocab);
-    if (have_tokens && (int64_t)n_tokens > c->vocab)
+    if (have_tokens && (int64_t)usable_tokens(g, n_tokens) > c->vocab)
         return hr_error_set(err, HR_ERR_FORMAT, "%s: tokenizer.ggml.tokens has %zu tokens, more than the "
                             "vocabulary size %" PRId64, f, n_tokens, c->vocab);
 
@@ -572,17 +611,28 @@ read_config(const HrGguf *g, const char *arch, Config *c, HrError *err)
         return st;
     c->tie = hr_gguf_find(g, "output.weight") == NULL;
     c->attn_bias = hr_gguf_find(g, "blk.0.attn_q.bias") != NULL;
-    if (strcmp(arch, "gemma3") == 0) {
+    if (gemma3) {
         /* llama.cpp: the window from attention.sliding_window, every sixth layer global, the local base 10000
-         * unless rope.freq_base_swa says otherwise, and the scores scaled by 1 / sqrt(head_dim) except in the
-         * 62-layer 27B (1 / sqrt(embedding_length / head_count), its query_pre_attn_scalar) */
+         * unless rope.freq_base_swa (Ollama: rope.local.freq_base) says otherwise, and the scores scaled by
+         * 1 / sqrt(head_dim) except in the 62-layer 27B (1 / sqrt(embedding_length / head_count), its
+         * query_pre_attn_scalar); Ollama's newer files list which layers slide
+         * (attention.sliding_window_pattern, one bool per layer), and its older ones leave out the 4B-27B's
+         * linear rope scaling by 8 that stretches them to 131072 positions */
         g_autofree char *k_swa = arch_key(arch, "attention.sliding_window");
         g_autofree char *k_swa_base = arch_key(arch, "rope.freq_base_swa");
         c->swa_pattern = 6;
         c->local_theta = 10000.0;
         if ((st = key_int(g, k_swa, true, 1, CONFIG_INT_MAX, &c->window, NULL, err)) != HR_OK ||
-            (st = key_float(g, k_swa_base, false, &c->local_theta, NULL, err)) != HR_OK)
+            (st = key_float(g, k_swa_base, false, &c->local_theta, &found, err)) != HR_OK ||
+            (!found && (st = key_float(g, "gemma3.rope.local.freq_base", false, &c->local_theta, NULL, err)) != HR_OK))
             return st;
+        if ((st = layer_pattern(g, c, err)) != HR_OK)
+            return st;
+        if (!c->rope.any && c->max_pos >= 131072) {
+            c->rope.any = true;
+            c->rope.type = "linear";
+            c->rope.factor = 8.0;
+        }
         if (!(c->local_theta > 0.0 && c->local_theta <= MAX_FLOAT_VALUE))
             return hr_error_set(err, HR_ERR_FORMAT, "%s: GGUF key '%s' = %g is out of range (above 0, at most 1e12)",
                                 f, k_swa_base, c->local_theta);
@@ -620,8 +670,10 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' is not supported (supported: "
                             "llama, qwen2, qwen3, gemma3)", f, arch);
     Config c;
-    if ((st = read_config(g, arch, &c, err)) != HR_OK)
+    if ((st = read_config(g, arch, &c, err)) != HR_OK) {
+        g_free(c.local_layers);
         return st;
+    }
 
     JsonBuilder *b = json_builder_new();
     json_builder_begin_object(b);
@@ -663,7 +715,15 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
     if (strcmp(arch, "gemma3") == 0) {
         member_string(b, "hidden_activation", "gelu_pytorch_tanh");
         member_int(b, "sliding_window", c.window);
-        member_int(b, "sliding_window_pattern", c.swa_pattern);
+        if (c.local_layers) {
+            json_builder_set_member_name(b, "layer_types");
+            json_builder_begin_array(b);
+            for (int64_t l = 0; l < c.n_layers; l++)
+                json_builder_add_string_value(b, c.local_layers[l] ? "sliding_attention" : "full_attention");
+            json_builder_end_array(b);
+        } else {
+            member_int(b, "sliding_window_pattern", c.swa_pattern);
+        }
         member_double(b, "rope_local_base_freq", shortest_f32(c.local_theta));
         member_double(b, "query_pre_attn_scalar", c.query_scale);
         member_bool(b, "hearth_norms_hold_one", true);   /* llama.cpp's converter added the 1 of (1 + w) */
@@ -708,6 +768,7 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
     json_builder_end_object(b);
     *generation_json = builder_text(b);
     g_object_unref(b);
+    g_free(c.local_layers);
     *config_json = config;
     return HR_OK;
 }
@@ -800,11 +861,12 @@ load_vocab(const HrGguf *g, Vocab *v, HrError *err)
     if (n == 0 || n > MAX_TOKENS)
         return hr_error_set(err, HR_ERR_FORMAT, "%s: %s has %zu tokens (1 to %zu are supported)", f, k_tokens, n,
                             MAX_TOKENS);
-    v->n = n;
-    v->tok = g_new(const char *, n);
-    v->type = g_new(int32_t, n);
+    /* the type and score arrays are as long as the tokens', of which the first v->n are read */
+    v->n = usable_tokens(g, n);
+    v->tok = g_new(const char *, v->n);
+    v->type = g_new(int32_t, v->n);
     v->ids = g_hash_table_new(g_str_hash, g_str_equal);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < v->n; i++) {
         if ((st = array_json_str(g, k_tokens, i, &v->tok[i], err)) != HR_OK)
             return st;
         int64_t prev = vocab_id(v, v->tok[i]);
@@ -816,7 +878,7 @@ load_vocab(const HrGguf *g, Vocab *v, HrError *err)
     }
     if ((st = array_key(g, k_types, false, false, &n, &found, err)) != HR_OK)
         return st;
-    for (size_t i = 0; found && i < n; i++) {
+    for (size_t i = 0; found && i < v->n; i++) {
         int64_t t;
         if (!hr_gguf_array_int(g, k_types, i, &t) || t < TOKEN_UNDEFINED || t > TOKEN_BYTE)
             return hr_error_set(err, HR_ERR_FORMAT, "%s: %s[%zu] is not a token type (0 to 6)", f, k_types, i);
@@ -825,8 +887,8 @@ load_vocab(const HrGguf *g, Vocab *v, HrError *err)
     if ((st = array_key(g, k_scores, false, false, &n, &found, err)) != HR_OK)
         return st;
     if (found) {
-        v->score = g_new(double, n);
-        for (size_t i = 0; i < n; i++) {
+        v->score = g_new(double, v->n);
+        for (size_t i = 0; i < v->n; i++) {
             if (!hr_gguf_array_float(g, k_scores, i, &v->score[i]) || !isfinite(v->score[i]))
                 return hr_error_set(err, HR_ERR_FORMAT, "%s: %s[%zu] is not a finite number", f, k_scores, i);
         }

@@ -2204,6 +2204,7 @@ gguf_name_of(const char *hf, bool gemma)
  * fixture's own, or a copy whose config says what the GGUF can). */
 typedef struct {
     const char *fixture, *arch, *ref;
+    bool ollama;                /* Ollama's gemma3 keys: no epsilon, rope.global.freq_base */
     int layers, heads, kv_heads, head_dim, ffn;
     float theta;
     void (*keys)(Gw *w);
@@ -2238,11 +2239,12 @@ gguf_from_fixture(const FromFixture *ff)
     ARCH_U32("attention.value_length", ff->head_dim);
 #undef ARCH_U32
     g_free(k);
-    k = g_strdup_printf("%s.rope.freq_base", ff->arch);
+    k = g_strdup_printf(ff->ollama ? "%s.rope.global.freq_base" : "%s.rope.freq_base", ff->arch);
     gw_f32(w, k, ff->theta);
     g_free(k);
     k = g_strdup_printf("%s.attention.layer_norm_rms_epsilon", ff->arch);
-    gw_f32(w, k, 1e-6f);
+    if (!ff->ollama)
+        gw_f32(w, k, 1e-6f);
     gw_u32(w, "tokenizer.ggml.bos_token_id", gemma ? 2 : 1);
     gw_u32(w, "tokenizer.ggml.eos_token_id", gemma ? 1 : 2);   /* Gemma's <bos> is 2, <eos> 1 */
     if (ff->keys)
@@ -2334,6 +2336,33 @@ gemma3_keys(Gw *w)
     gw_strs(w, "tokenizer.ggml.tokens", tokens, 256);
 }
 
+/* As Ollama writes Gemma 3 (its own converter): the layers that slide as a list of bools, the local base as
+ * rope.local.freq_base, the vision tower's tensors and keys in the same file, and more tokens than the
+ * embedding has rows (the image's). */
+static void
+gemma3_ollama_keys(Gw *w)
+{
+    gw_u32(w, "gemma3.attention.sliding_window", 8);
+    gw_str(w, "gemma3.rope.scaling.type", "linear");
+    gw_f32(w, "gemma3.rope.scaling.factor", 2.0f);
+    gw_f32(w, "gemma3.rope.local.freq_base", 10000.0f);
+    gw_u32(w, "gemma3.mm.tokens_per_image", 256);
+    gw_array_head(w, "gemma3.attention.sliding_window_pattern", HR_GGUF_BOOL, 3);
+    const uint8_t slides[3] = { 1, 0, 1 };   /* the fixture's layer_types */
+    g_byte_array_append(w->kv, slides, 3);
+    const char *tokens[258];
+    char names[258][8];
+    for (int i = 0; i < 258; i++) {
+        g_snprintf(names[i], sizeof names[i], "t%d", i);
+        tokens[i] = i == 106 ? "<end_of_turn>" : i == 257 ? "<image_soft_token>" : names[i];
+    }
+    gw_strs(w, "tokenizer.ggml.tokens", tokens, 258);
+    const float v[4] = { 1, 2, 3, 4 };
+    const int64_t ne[2] = { 4, 1 };
+    gw_tensor(w, "v.patch_embd.weight", HR_GGML_F32, 1, ne, v);
+    gw_tensor(w, "mm.input_projection.weight", HR_GGML_F32, 1, ne, v);
+}
+
 /* As llama.cpp's converter writes Gemma's norms: 1 + w; and the query_pre_attn_scalar (24) its
  * format has no key for, in the q norm (llama.cpp scales by 1 / sqrt(head_dim), 32). */
 static void
@@ -2344,6 +2373,15 @@ gemma3_adjust(const char *hf_name, float *v, int64_t n)
     const float qs = g_str_has_suffix(hf_name, "q_norm.weight") ? sqrtf(32.0f / 24.0f) : 1.0f;
     for (int64_t i = 0; i < n; i++)
         v[i] = (1.0f + v[i]) * qs;
+}
+
+static bool
+gemma3_ollama_cfg(const HrModelConfig *c)
+{
+    return c->arch == HR_ARCH_GEMMA3 && c->norm_eps == 1e-6f && c->rope_theta == 1e6f &&
+           c->rope_local_theta == 10000.0f && hr_model_config_layer_window(c, 0) == 8 &&
+           hr_model_config_layer_window(c, 1) == 0 && hr_model_config_layer_window(c, 2) == 8 &&
+           c->vocab_size == 256 && hr_model_config_is_eos(c, 106);
 }
 
 static bool
@@ -2392,6 +2430,11 @@ test_gemma3(void)
     g_unlink(st_dst);
     g_unlink(out);
     g_rmdir(ref);
+    /* Ollama's: its list of sliding layers is the fixture's own, so the fixture's folder is the reference */
+    gguf_from_fixture(&(FromFixture){ .fixture = "gemma3", .arch = "gemma3", .ollama = true, .layers = 3,
+                                      .heads = 4, .kv_heads = 2, .head_dim = 32, .ffn = 128, .theta = 1e6f,
+                                      .keys = gemma3_ollama_keys, .adjust = gemma3_adjust,
+                                      .check_cfg = gemma3_ollama_cfg });
 }
 
 int
