@@ -46,7 +46,8 @@
  *     qwen2: NFC + the Qwen2 Split regex + ByteLevel
  *   "llama": SentencePiece BPE with byte fallback in the layout of Llama 2's
  *   tokenizer.json (Prepend "▁" + Replace " " -> "▁" unless
- *   tokenizer.ggml.add_space_prefix is false; unk fused), merges derived from
+ *   tokenizer.ggml.add_space_prefix is false, or absent in a gemma3 file;
+ *   unk fused), merges derived from
  *   tokenizer.ggml.scores exactly as transformers' SentencePieceExtractor
  *   does (every split of every token into two tokens, ranked by the token's
  *   score, highest first, ties in token order, then by the ids of the two
@@ -1395,13 +1396,15 @@ read_tokenizer(const HrGguf *g, Vocab *v, TokInfo *ti, HrError *err)
         (st = key_token_id(g, "tokenizer.ggml.unknown_token_id", n, &ti->unk, err)) != HR_OK ||
         (st = key_token_id(g, "tokenizer.ggml.padding_token_id", n, &ti->pad, err)) != HR_OK)
         return st;
-    /* llama.cpp's defaults: BOS for SentencePiece and Llama 3. */
+    /* llama.cpp's defaults: BOS for SentencePiece and Llama 3, a space before the text for SentencePiece;
+     * except Gemma's SentencePiece, which adds none (Ollama's Gemma 3 files do not say so) */
+    const char *arch = NULL;
+    const bool gemma3 = hr_gguf_get_str(g, "general.architecture", &arch) && strcmp(arch, "gemma3") == 0;
     if ((st = key_bool(g, "tokenizer.ggml.add_bos_token", ti->spm || ti->pre == PRE_LLAMA3, &ti->add_bos, err)) ||
         (st = key_bool(g, "tokenizer.ggml.add_eos_token", false, &ti->add_eos, err)) ||
-        (st = key_bool(g, "tokenizer.ggml.add_space_prefix", true, &ti->add_space_prefix, err)) ||
+        (st = key_bool(g, "tokenizer.ggml.add_space_prefix", !gemma3, &ti->add_space_prefix, err)) ||
         (st = key_str(g, "tokenizer.chat_template", false, &ti->chat_template, err)))
         return st;
-    const char *arch = NULL;
     if (hr_gguf_get_str(g, "general.architecture", &arch)) {
         g_autofree char *k_ctx = arch_key(arch, "context_length");
         int64_t ctx;

@@ -1371,6 +1371,13 @@ test_tokenizer(void)
         g_free(s);
         hr_tokenizer_free(t);
     }
+    /* Gemma's SentencePiece puts no space before the text, said or not (Ollama's files do not say it). */
+    t = tokenizer_of(tiny_writer(&(Tiny){ .arch = "gemma3", .tok_model = "llama" }));
+    if (t) {
+        expect_ids(t, "gemma3 spm: no space first", "hello world", false, true, SP_BASE + 8, SP_BASE + 11, SP_WORLD,
+                   -1);
+        hr_tokenizer_free(t);
+    }
 }
 
 static void
