@@ -20,6 +20,9 @@ the file itself (it starts with "GGUF").
   seed-llama-awq.model     the FP16 seed through `HEARTH_CLI quantize --method
                            rtn --group-size 32` (AutoAWQ GEMM layout), when
                            HEARTH_CLI is given
+  seed-gemma3-bf16.model   Gemma3ForCausalLM, BF16: norms after attention and
+                           MLP, q/k norms, layers [sliding, full] with window
+                           4, query_pre_attn_scalar 8, GELU-tanh
   seed-llama-mixed.gguf    llama GGUF: Q4_0 q, Q4_1 k, Q8_0 v, F16 o, Q8_0
                            gate/up, Q4_0 down, F32 norms, Q8_0 token_embd,
                            F16 output, a 32-token "llama" vocabulary
@@ -59,7 +62,7 @@ def f32(x):
     return struct.pack("<f", x)
 
 
-def linears(qwen=False):
+def linears(qwen=False, gemma=False):
     """(name, shape) of every matrix and vector, transformers' names."""
     t = [("model.embed_tokens.weight", (VOCAB, DIM)), ("model.norm.weight", (DIM,))]
     for l in range(LAYERS):
@@ -72,6 +75,9 @@ def linears(qwen=False):
         if qwen:
             t += [(p + "self_attn.q_proj.bias", (HEADS * HD,)), (p + "self_attn.k_proj.bias", (KV * HD,)),
                   (p + "self_attn.v_proj.bias", (KV * HD,))]
+        if gemma:
+            t += [(p + "pre_feedforward_layernorm.weight", (DIM,)), (p + "post_feedforward_layernorm.weight", (DIM,)),
+                  (p + "self_attn.q_norm.weight", (HD,)), (p + "self_attn.k_norm.weight", (HD,))]
     return t
 
 
@@ -87,10 +93,10 @@ def safetensors(tensors):
     return struct.pack("<Q", len(text)) + text + data
 
 
-def folder_model(dtype, qwen=False, untied=False, llama3=False, seed=1):
+def folder_model(dtype, qwen=False, untied=False, llama3=False, gemma=False, seed=1):
     rng = Rng(seed)
     enc = {"F16": f16, "BF16": bf16, "F32": f32}[dtype]
-    names = linears(qwen)
+    names = linears(qwen, gemma)
     if untied:
         names.append(("lm_head.weight", (VOCAB, DIM)))
     tensors = []
@@ -111,6 +117,12 @@ def folder_model(dtype, qwen=False, untied=False, llama3=False, seed=1):
         "torch_dtype": {"F16": "float16", "BF16": "bfloat16", "F32": "float32"}[dtype],
         "bos_token_id": 1, "eos_token_id": 2,
     }
+    if gemma:
+        del cfg["hidden_act"]
+        cfg.update({"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text",
+                    "hidden_activation": "gelu_pytorch_tanh", "head_dim": HD, "query_pre_attn_scalar": 8,
+                    "sliding_window": 4, "layer_types": ["sliding_attention", "full_attention"],
+                    "rope_local_base_freq": 10000.0, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6})
     if llama3:
         cfg["rope_theta"] = 500000.0
         cfg["rope_scaling"] = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
@@ -216,6 +228,7 @@ def main():
     write_folder(os.path.join(OUT, "seed-llama-f16.model"), cfg, st)
     write_folder(os.path.join(OUT, "seed-qwen2-bf16.model"), *folder_model("BF16", qwen=True, untied=True, seed=2))
     write_folder(os.path.join(OUT, "seed-llama-f32.model"), *folder_model("F32", untied=True, llama3=True, seed=4))
+    write_folder(os.path.join(OUT, "seed-gemma3-bf16.model"), *folder_model("BF16", gemma=True, seed=5))
     with open(os.path.join(OUT, "seed-llama-mixed.gguf"), "wb") as f:
         f.write(gguf_model())
     if len(sys.argv) > 1:
