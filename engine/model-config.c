@@ -20,6 +20,7 @@ static const struct {
     { "Qwen3ForCausalLM", HR_ARCH_QWEN3 },
     { "Gemma3ForCausalLM", HR_ARCH_GEMMA3 },
     { "Gemma3ForConditionalGeneration", HR_ARCH_GEMMA3 },   /* its text_config; the vision tower unused */
+    { "Phi3ForCausalLM", HR_ARCH_PHI3 },
 };
 
 /* Integer member: *out untouched when absent; error when present but not an
@@ -173,6 +174,58 @@ parse_object(JsonParser **p, const char *text, const char *label, HrError *err)
     return *p ? json_node_get_object(json_parser_get_root(*p)) : NULL;
 }
 
+/* LongRoPE's factors: a list of rotary_dim / 2 positive numbers. */
+static HrStatus
+get_factors(JsonObject *rs, const char *key, float *out, int n, const char *label, HrError *err)
+{
+    JsonNode *node = json_object_get_member(rs, key);
+    JsonArray *a = node && JSON_NODE_HOLDS_ARRAY(node) ? json_node_get_array(node) : NULL;
+    if (!a || json_array_get_length(a) != (guint)n)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: rope_scaling \"%s\" must list %d numbers (half the rotary "
+                            "dimensions)", label, key, n);
+    for (int i = 0; i < n; i++) {
+        JsonNode *e = json_array_get_element(a, (guint)i);
+        GType t = JSON_NODE_HOLDS_VALUE(e) ? json_node_get_value_type(e) : G_TYPE_INVALID;
+        double v = t == G_TYPE_INT64 ? (double)json_node_get_int(e) : t == G_TYPE_DOUBLE ? json_node_get_double(e)
+                                                                                          : NAN;
+        if (!(v > 0.0 && v < 1e30))
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: rope_scaling \"%s\"[%d] must be a positive number", label,
+                                key, i);
+        out[i] = (float)v;
+    }
+    return HR_OK;
+}
+
+/* LongRoPE (Phi-3): rotary_dim and max_pos are known; the original context
+ * from rope_scaling or the config's top level (Phi-3's), else max_pos; the
+ * attention factor given, else transformers' sqrt(1 + ln f / ln original) for
+ * f = factor, else max_pos / original. */
+static HrStatus
+parse_longrope(JsonObject *o, JsonObject *rs, HrModelConfig *cfg, const char *label, HrError *err)
+{
+    HrStatus st;
+    const int n = hr_model_config_rotary_dim(cfg) / 2;
+    cfg->rope_scaling = HR_ROPE_LONGROPE;
+    cfg->rope_original_max_pos = cfg->max_pos;
+    if ((st = get_int(o, "original_max_position_embeddings", &cfg->rope_original_max_pos, false, 1, label, err)) ||
+        (st = get_int(rs, "original_max_position_embeddings", &cfg->rope_original_max_pos, false, 1, label, err)) ||
+        (st = get_factors(rs, "long_factor", cfg->rope_long, n, label, err)) ||
+        (st = get_factors(rs, "short_factor", cfg->rope_short, n, label, err)))
+        return st;
+    float factor = 0.0f, attn = 0.0f;
+    if ((st = get_float(rs, "factor", &factor, label, err)) != HR_OK ||
+        (st = get_float(rs, "attention_factor", &attn, label, err)) != HR_OK)
+        return st;
+    if (factor <= 0.0f)
+        factor = (float)cfg->max_pos / (float)cfg->rope_original_max_pos;
+    if (attn > 0.0f)
+        cfg->rope_attn_factor = attn;
+    else if (factor > 1.0f && cfg->rope_original_max_pos > 1)
+        cfg->rope_attn_factor = (float)sqrt(1.0 + log((double)factor) / log((double)cfg->rope_original_max_pos));
+    cfg->rope_factor = 1.0f;
+    return HR_OK;
+}
+
 static HrStatus
 parse_rope_scaling(JsonObject *o, HrModelConfig *cfg, const char *label, HrError *err)
 {
@@ -210,9 +263,13 @@ parse_rope_scaling(JsonObject *o, HrModelConfig *cfg, const char *label, HrError
         if (cfg->rope_high_freq_factor <= cfg->rope_low_freq_factor)
             return hr_error_set(err, HR_ERR_FORMAT, "%s: llama3 rope_scaling needs high_freq_factor > low_freq_factor",
                                 label);
+    } else if (strcmp(type, "longrope") == 0 ||
+               (cfg->arch == HR_ARCH_PHI3 && (strcmp(type, "su") == 0 || strcmp(type, "yarn") == 0))) {
+        /* (transformers' Phi3Config reads "su" and "yarn" as longrope) */
+        return parse_longrope(o, rs, cfg, label, err);
     } else {
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: rope_scaling type \"%s\" is not supported "
-                            "(supported: linear, llama3)", label, type);
+                            "(supported: linear, llama3, longrope)", label, type);
     }
     if (cfg->rope_scaling != HR_ROPE_DEFAULT && !(cfg->rope_factor > 0.0f))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: rope_scaling factor must be positive", label);
@@ -377,7 +434,7 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
         return hr_error_set(err, HR_ERR_UNSUPPORTED,
                             "%s: architecture \"%s\" is not supported (supported: LlamaForCausalLM, "
                             "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM, "
-                            "Gemma3ForConditionalGeneration)", label, arch);
+                            "Gemma3ForConditionalGeneration, Phi3ForCausalLM)", label, arch);
 
     HrStatus st;
     /* Gemma 3's image-text checkpoints (4B and up): the text model's config, which names only what differs from
@@ -440,6 +497,15 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
         return st;
     if (!(cfg->rope_theta > 0.0f) || !(cfg->norm_eps >= 0.0f))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: rope_theta must be positive and rms_norm_eps non-negative", label);
+    double partial = 1.0;
+    if (!advice(o, "partial_rotary_factor", &partial) && json_object_has_member(o, "partial_rotary_factor") &&
+        !JSON_NODE_HOLDS_NULL(json_object_get_member(o, "partial_rotary_factor")))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"partial_rotary_factor\" must be a number", label);
+    cfg->rotary_dim = (int)(cfg->head_dim * partial);   /* as transformers truncates it */
+    if (!(partial > 0.0 && partial <= 1.0) || cfg->rotary_dim < 2 || cfg->rotary_dim % 2 != 0)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: partial_rotary_factor %g leaves %d of head_dim %d rotated "
+                            "(an even number from 2 is needed)", label, partial, cfg->rotary_dim, cfg->head_dim);
+    cfg->rope_attn_factor = 1.0f;
     if ((st = parse_rope_scaling(o, cfg, label, err)) != HR_OK)
         return st;
     cfg->embed_scale = 1.0f;
@@ -464,7 +530,7 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
     /* Sliding-window attention: Mistral uses it when set; Qwen2 and Qwen3
      * only with use_sliding_window true. */
     if (cfg->arch != HR_ARCH_LLAMA && !gemma) {
-        bool use_sw = cfg->arch == HR_ARCH_MISTRAL;
+        bool use_sw = cfg->arch == HR_ARCH_MISTRAL || cfg->arch == HR_ARCH_PHI3;
         if ((cfg->arch == HR_ARCH_QWEN2 || cfg->arch == HR_ARCH_QWEN3) &&
             (st = get_bool(o, "use_sliding_window", &use_sw, label, err)) != HR_OK)
             return st;
@@ -547,6 +613,18 @@ hr_model_config_load(const char *dir, HrModelConfig *cfg, HrError *err)
     if (st != HR_OK)
         return st;
     return hr_model_config_parse(text, gtext, path, cfg, err);
+}
+
+int
+hr_model_config_rotary_dim(const HrModelConfig *cfg)
+{
+    return cfg->rotary_dim > 0 && cfg->rotary_dim <= cfg->head_dim ? cfg->rotary_dim : cfg->head_dim;
+}
+
+bool
+hr_model_config_rope_long(const HrModelConfig *cfg, int last_pos)
+{
+    return cfg->rope_scaling == HR_ROPE_LONGROPE && last_pos + 1 > cfg->rope_original_max_pos;
 }
 
 bool

@@ -15,6 +15,8 @@ typedef enum {
                           (1 + w) norms, a norm after attention and after the MLP, GELU-tanh gate,
                           embeddings times sqrt(hidden_size), q/k norms, sliding-window layers with
                           their own RoPE base */
+    HR_ARCH_PHI3,      /* Phi3ForCausalLM (Phi-3, Phi-3.5, Phi-4, Phi-4-mini): q|k|v and gate|up stored as one
+                          matrix each (safetensors.c splits them), LongRoPE, partial rotary */
 } HrArch;
 
 typedef enum {
@@ -26,6 +28,9 @@ typedef enum {
     HR_ROPE_DEFAULT,
     HR_ROPE_LINEAR,    /* positions divided by factor */
     HR_ROPE_LLAMA3,    /* Llama 3.1 frequency-dependent scaling */
+    HR_ROPE_LONGROPE,  /* Phi-3: per-frequency factors, short up to rope_original_max_pos positions and long
+                          past it (chosen per step by its last position, as transformers does per forward),
+                          and cos/sin times rope_attn_factor */
 } HrRopeScaling;
 
 #define HR_MAX_EOS 8
@@ -57,6 +62,10 @@ typedef struct {
     float rope_low_freq_factor;
     float rope_high_freq_factor;
     int rope_original_max_pos;
+    float rope_attn_factor;     /* LongRoPE's cos/sin factor (1 elsewhere) */
+    float rope_short[HR_MAX_HEAD_DIM / 2], rope_long[HR_MAX_HEAD_DIM / 2];   /* LongRoPE: rotary_dim / 2 each */
+    int rotary_dim;             /* the rotated leading part of each head (partial_rotary_factor); 0 or
+                                   head_dim: all of it (hr_model_config_rotary_dim) */
     bool tie_embeddings;
     bool qkv_bias;              /* Qwen2, or Llama's and Qwen3's attention_bias */
     bool qk_norm;               /* Qwen3: self_attn.q_norm / k_norm [head_dim] on every head before RoPE */
@@ -101,6 +110,13 @@ bool hr_model_config_is_eos(const HrModelConfig *cfg, int token);
 /* Whether layer l attends through the sliding window (and, with
  * rope_local_theta, rotates with the local base). */
 bool hr_model_config_layer_local(const HrModelConfig *cfg, int l);
+
+/* The dimensions of each head RoPE rotates (its leading part). */
+int hr_model_config_rotary_dim(const HrModelConfig *cfg);
+
+/* Whether a step whose last token is at position last_pos rotates with
+ * LongRoPE's long factors. */
+bool hr_model_config_rope_long(const HrModelConfig *cfg, int last_pos);
 
 /* Layer l's attention window in positions (0: the whole context). */
 int hr_model_config_layer_window(const HrModelConfig *cfg, int l);

@@ -46,6 +46,7 @@
 
 #include "gguf-model.h"
 #include "gguf.h"
+#include "model-config.h"
 
 #define HEADER_MAX ((uint64_t)100 * 1000 * 1000)  /* 100 MB, as the reference implementation */
 #define INDEX_MAX ((int64_t)100 * 1000 * 1000)
@@ -751,6 +752,102 @@ text_model_names(HrTensorSet *set)
     }
 }
 
+/* Part of a fused linear as a tensor of its own (name kept by the set):
+ * rows [r0, r0 + n) of a row-major matrix or vector as a view; columns of an
+ * AutoAWQ qweight / qzeros (8 outputs a word) or scales as a copy. */
+static HrStatus
+add_part(HrTensorSet *set, const HrTensor *t, const char *name, int64_t r0, int64_t n, HrError *err)
+{
+    HrTensor part = *t;
+    part.name = g_strdup(name);
+    hr_tensor_set_keep(set, (void *)part.name, g_free);
+    const bool packed = g_str_has_suffix(t->name, ".qweight") || g_str_has_suffix(t->name, ".qzeros");
+    if (g_str_has_suffix(t->name, ".weight") || g_str_has_suffix(t->name, ".bias")) {
+        const size_t row = t->n_bytes / (size_t)t->shape[0];
+        part.data = (const uint8_t *)t->data + (size_t)r0 * row;
+        part.n_bytes = (size_t)n * row;
+        part.shape[0] = n;
+    } else {   /* [., N] by columns: scales, or qweight / qzeros 8 a word */
+        const int64_t div = packed ? 8 : 1, c0 = r0 / div, nc = n / div, cols = t->shape[1];
+        const size_t es = hr_dtype_size(t->dtype);
+        if (r0 % div || n % div)
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' cannot be split at output %" PRId64, t->file,
+                                t->name, r0);
+        uint8_t *copy = g_malloc((size_t)t->shape[0] * (size_t)nc * es);
+        for (int64_t r = 0; r < t->shape[0]; r++)
+            memcpy(copy + (size_t)r * (size_t)nc * es, (const uint8_t *)t->data + ((size_t)r * (size_t)cols +
+                                                                                  (size_t)c0) * es,
+                   (size_t)nc * es);
+        hr_tensor_set_keep(set, copy, g_free);
+        part.data = copy;
+        part.n_bytes = (size_t)t->shape[0] * (size_t)nc * es;
+        part.shape[1] = nc;
+    }
+    return hr_tensor_set_add_tensor(set, &part, err);
+}
+
+/* A fused linear of a layer (fused: "self_attn.qkv_proj"), if the set has
+ * it, replaced by its parts (names beside it, rows each). */
+static HrStatus
+split_linear(HrTensorSet *set, int layer, const char *fused, const char *const *names, const int64_t *rows,
+             int n_parts, HrError *err)
+{
+    static const char *const suffix[] = { "weight", "bias", "qweight", "qzeros", "scales" };
+    int64_t total = 0;
+    for (int i = 0; i < n_parts; i++)
+        total += rows[i];
+    for (size_t k = 0; k < G_N_ELEMENTS(suffix); k++) {
+        g_autofree char *name = g_strdup_printf("model.layers.%d.%s.%s", layer, fused, suffix[k]);
+        const HrTensor *t = hr_tensor_set_find(set, name);
+        if (!t)
+            continue;
+        const bool by_cols = k >= 2, packed = k == 2 || k == 3;
+        const int64_t have = by_cols ? (t->n_dims == 2 ? t->shape[1] * (packed ? 8 : 1) : -1) : t->shape[0];
+        if (t->dtype == HR_DTYPE_GGML || (k == 0 && t->n_dims != 2) || (k == 1 && t->n_dims != 1) || have != total)
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' does not hold the %" PRId64 " outputs the config "
+                                "gives its %d parts", t->file, t->name, total, n_parts);
+        g_autofree char *parent = g_strndup(name, strlen(name) - strlen(fused) - strlen(suffix[k]) - 1);
+        int64_t r0 = 0;
+        HrStatus st = HR_OK;
+        for (int i = 0; i < n_parts && st == HR_OK; i++) {
+            g_autofree char *part = g_strdup_printf("%s%s.%s", parent, names[i], suffix[k]);
+            st = add_part(set, t, part, r0, rows[i], err);
+            r0 += rows[i];
+        }
+        if (st != HR_OK)
+            return st;
+        g_hash_table_remove(set->by_name, t->name);
+        g_ptr_array_remove(set->tensors, (gpointer)t);
+    }
+    return HR_OK;
+}
+
+/* Phi-3 keeps q|k|v as self_attn.qkv_proj and gate|up as mlp.gate_up_proj
+ * (rows in that order): seen as the separate linears the rest of the engine
+ * names (dense rows as views; AutoAWQ's packed columns copied). The sizes
+ * come from the folder's config. */
+static HrStatus
+split_fused(HrTensorSet *set, const char *dir, HrError *err)
+{
+    if (!hr_tensor_set_find(set, "model.layers.0.self_attn.qkv_proj.weight") &&
+        !hr_tensor_set_find(set, "model.layers.0.self_attn.qkv_proj.qweight") &&
+        !hr_tensor_set_find(set, "model.layers.0.mlp.gate_up_proj.weight") &&
+        !hr_tensor_set_find(set, "model.layers.0.mlp.gate_up_proj.qweight"))
+        return HR_OK;
+    HrModelConfig cfg;
+    HrStatus st = hr_model_config_load(dir, &cfg, err);
+    const int64_t q = (int64_t)cfg.n_heads * cfg.head_dim, kv = (int64_t)cfg.n_kv_heads * cfg.head_dim;
+    static const char *const qkv[] = { "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj" };
+    static const char *const gate_up[] = { "mlp.gate_proj", "mlp.up_proj" };
+    for (int l = 0; st == HR_OK && l < cfg.n_layers; l++) {
+        st = split_linear(set, l, "self_attn.qkv_proj", qkv, (const int64_t[]){ q, kv, kv }, 3, err);
+        if (st == HR_OK)
+            st = split_linear(set, l, "mlp.gate_up_proj", gate_up, (const int64_t[]){ cfg.hidden_dim, cfg.hidden_dim },
+                              2, err);
+    }
+    return st;
+}
+
 HrStatus
 hr_tensor_set_open_dir(const char *dir, HrTensorSet **out, HrError *err)
 {
@@ -785,6 +882,10 @@ hr_tensor_set_open_dir(const char *dir, HrTensorSet **out, HrError *err)
         return status;
     }
     text_model_names(set);
+    if ((status = split_fused(set, dir, err)) != HR_OK) {
+        hr_tensor_set_free(set);
+        return status;
+    }
     *out = set;
     return HR_OK;
 }

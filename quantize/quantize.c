@@ -451,6 +451,10 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: the AWQ search does not run Gemma 3 yet (its norms after "
                             "attention and the MLP have no scale to fold into); round-to-nearest (rtn) does",
                             in_dir);
+    if (opt->method == HR_QUANT_AWQ &&
+        (cfg.rope_scaling == HR_ROPE_LONGROPE || hr_model_config_rotary_dim(&cfg) != cfg.head_dim))
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: the AWQ search does not run LongRoPE or partial rotary "
+                            "embeddings yet (Phi-3); round-to-nearest (rtn) does", in_dir);
     const bool created = !g_file_test(out_dir, G_FILE_TEST_EXISTS);
     if (g_mkdir_with_parents(out_dir, 0755) != 0)
         return hr_error_set(err, HR_ERR_IO, "cannot create %s: %s", out_dir, g_strerror(errno));

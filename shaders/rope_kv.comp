@@ -2,7 +2,7 @@
 // rope_kv.comp — RoPE (rotate-half) on q and k from the fused q/k/v output,
 // fused with the KV-cache write: q goes to qout (FP32), roped k and v to the
 // FP16 caches at position pos + t. cos/sin come from a table the host
-// computes once (rope_tab[p, i] = (cos, sin) of p * inv_freq[i]).
+// computes once (rope_tab[p, i] = (cos, sin) of p * inv_freq[i], times LongRoPE's attention factor).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_shader_16bit_storage : require
 layout(local_size_x_id = 0) in;
@@ -16,7 +16,9 @@ layout(std430, set = 0, binding = 3) writeonly buffer VC { float16_t vc[]; };
 layout(std430, set = 0, binding = 4) readonly buffer R { vec2 rope_tab[]; };
 layout(std430, set = 0, binding = 5) readonly buffer P { HrStepParams prm; };
 
-layout(push_constant) uniform Push { uint n_heads, n_kv, hd; } pc;
+// rot: the leading dimensions of each head that rotate (partial rotary: the rest pass); long_at > 0
+// (LongRoPE): a step whose last position is at or past long_at reads the table's second set, long_off on
+layout(push_constant) uniform Push { uint n_heads, n_kv, hd, rot, long_at, long_off; } pc;
 
 void main()
 {
@@ -32,15 +34,20 @@ void main()
         vc[p * kv_dim + (e - q_dim - kv_dim)] = float16_t(qkv[src]);
         return;
     }
-    const uint half_ = pc.hd / 2u;
+    const uint half_ = pc.rot / 2u;
     const uint d = e % pc.hd;
-    const uint i = d % half_;
-    const vec2 cs = rope_tab[p * half_ + i];
     float r;
+    if (d >= pc.rot) {           // past the rotary part: as it is
+        r = qkv[src];
+    } else {
+    const uint i = d % half_;
+    const uint set = pc.long_at > 0u && prm.pos + prm.n_tokens > pc.long_at ? pc.long_off : 0u;
+    const vec2 cs = rope_tab[set + p * half_ + i];
     if (d < half_)
         r = qkv[src] * cs.x - qkv[src + half_] * cs.y;
     else
         r = qkv[src] * cs.x + qkv[src - half_] * cs.y;
+    }
     if (e < q_dim)
         qo[t * q_dim + e] = r;
     else

@@ -25,6 +25,7 @@
 
 static const char *models[] = {
     "llama-gqa-tied", "llama3-rope", "llama-linear-rope", "qwen2-bias", "mistral", "qwen3-qknorm", "gemma3",
+    "phi3-longrope",
 };
 static const char *variants[] = { "f32", "bf16" };
 

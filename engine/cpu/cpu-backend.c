@@ -83,6 +83,7 @@ typedef struct {
     GPtrArray *weights, *buffers, *progs; /* owned */
     float *inv_freq;            /* [hd/2] */
     float *inv_freq_local;      /* [hd/2] the sliding-window layers' (Gemma 3), else a copy */
+    float *inv_freq_long;       /* [hd/2] LongRoPE's long set, else a copy */
     float *norm_row;            /* [dim] a residual RMSNORM's output */
     /* the ops' own scratch: the q|k|v outputs before they are laid side by
      * side, up's output beside gate's, a row of scores per query head */
@@ -465,15 +466,20 @@ free_linear(CpuLinear *lin)
 }
 
 
-void
-hr_rope_inv_freq(const HrModelConfig *cfg, float *inv_freq)
+/* The frequencies of rotary_dim / 2 pairs; LongRoPE's long or short set. */
+static void
+inv_freq_of(const HrModelConfig *cfg, bool long_set, float *inv_freq)
 {
-    int half = cfg->head_dim / 2;
+    const int rot = hr_model_config_rotary_dim(cfg), half = rot / 2;
     for (int i = 0; i < half; i++) {
         /* As transformers computes it, in float32. */
-        float f = 1.0f / powf(cfg->rope_theta, (float)(2 * i) / (float)cfg->head_dim);
+        float f = 1.0f / powf(cfg->rope_theta, (float)(2 * i) / (float)rot);
         if (cfg->rope_scaling == HR_ROPE_LINEAR) {
             f /= cfg->rope_factor;
+        } else if (cfg->rope_scaling == HR_ROPE_LONGROPE) {
+            /* 1 / (ext * base^(2i/d)) */
+            f = 1.0f / ((long_set ? cfg->rope_long[i] : cfg->rope_short[i]) * powf(cfg->rope_theta, (float)(2 * i) /
+                                                                                                   (float)rot));
         } else if (cfg->rope_scaling == HR_ROPE_LLAMA3) {
             float old_ctx = (float)cfg->rope_original_max_pos;
             float low_wavelen = old_ctx / cfg->rope_low_freq_factor;
@@ -489,6 +495,24 @@ hr_rope_inv_freq(const HrModelConfig *cfg, float *inv_freq)
         }
         inv_freq[i] = f;
     }
+}
+
+void
+hr_rope_inv_freq(const HrModelConfig *cfg, float *inv_freq)
+{
+    inv_freq_of(cfg, false, inv_freq);
+}
+
+void
+hr_rope_inv_freq_long(const HrModelConfig *cfg, float *inv_freq)
+{
+    inv_freq_of(cfg, cfg->rope_scaling == HR_ROPE_LONGROPE, inv_freq);
+}
+
+float
+hr_rope_attn_factor(const HrModelConfig *cfg)
+{
+    return cfg->rope_scaling == HR_ROPE_LONGROPE && cfg->rope_attn_factor > 0.0f ? cfg->rope_attn_factor : 1.0f;
 }
 
 void
@@ -570,6 +594,7 @@ cpu_close(void *p)
     hr_pool_free(c->pool);
     g_free(c->inv_freq);
     g_free(c->inv_freq_local);
+    g_free(c->inv_freq_long);
     g_free(c->norm_row);
     g_aligned_free(c->tqkv);
     g_aligned_free(c->hb2);
@@ -600,6 +625,8 @@ cpu_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSe
     hr_rope_inv_freq(cfg, c->inv_freq);
     c->inv_freq_local = g_new(float, hd / 2);
     hr_rope_inv_freq_local(cfg, c->inv_freq_local);
+    c->inv_freq_long = g_new(float, hd / 2);
+    hr_rope_inv_freq_long(cfg, c->inv_freq_long);
     c->norm_row = g_new(float, cfg->dim);
     c->tqkv = g_aligned_alloc((size_t)CHUNK * qkv_dim, sizeof(float), 64);
     c->hb2 = g_aligned_alloc((size_t)CHUNK * (size_t)cfg->hidden_dim, sizeof(float), 64);
@@ -774,13 +801,15 @@ cpu_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **pr
 }
 
 
+/* Rotate-half RoPE on the leading rot dimensions of each head (the rest
+ * pass), cos and sin times m (LongRoPE's attention factor, else 1). */
 static void
-rope(float *vec, int n_heads, int hd, int pos, const float *inv_freq)
+rope(float *vec, int n_heads, int hd, int rot, int pos, const float *inv_freq, float m)
 {
-    int half = hd / 2;
+    int half = rot / 2;
     for (int i = 0; i < half; i++) {
         float angle = (float)pos * inv_freq[i];
-        float cs = cosf(angle), sn = sinf(angle);
+        float cs = cosf(angle) * m, sn = sinf(angle) * m;
         for (int h = 0; h < n_heads; h++) {
             float *v = vec + (size_t)h * hd;
             float x0 = v[i], x1 = v[i + half];
@@ -962,7 +991,11 @@ cpu_run(void *p, void *prog, const HrStep *s, HrError *err)
         case HR_OP_LINEAR:
             op_linear(c, nd, n);
             break;
-        case HR_OP_ROPE_KV:
+        case HR_OP_ROPE_KV: {
+            /* LongRoPE: the step's set by its last position, as transformers picks it per forward */
+            const bool long_set = hr_model_config_rope_long(cfg, s->pos + n - 1);
+            const int rot = hr_model_config_rotary_dim(cfg);
+            const float m = hr_rope_attn_factor(cfg);
             for (int t = 0; t < n; t++) {
                 const int pos = s->pos + t;
                 float *row = (float *)nd->src->data + (size_t)t * qkv_dim, *q = (float *)nd->dst->data +
@@ -975,13 +1008,14 @@ cpu_run(void *p, void *prog, const HrStep *s, HrError *err)
                         hr_rmsnorm(row + q_dim + (size_t)h * hd, row + q_dim + (size_t)h * hd, nd->w[1]->vec, hd,
                                    cfg->norm_eps);
                 }
-                const float *inv = nd->local_rope ? c->inv_freq_local : c->inv_freq;
-                rope(q, cfg->n_heads, hd, pos, inv);
-                rope(row + q_dim, cfg->n_kv_heads, hd, pos, inv);
+                const float *inv = nd->local_rope ? c->inv_freq_local : long_set ? c->inv_freq_long : c->inv_freq;
+                rope(q, cfg->n_heads, hd, rot, pos, inv, m);
+                rope(row + q_dim, cfg->n_kv_heads, hd, rot, pos, inv, m);
                 kv_store(nd->k_cache->data, c->opt.kv_type, (size_t)pos * kv_dim, row + q_dim, kv_dim);
                 kv_store(nd->v_cache->data, c->opt.kv_type, (size_t)pos * kv_dim, row + q_dim + kv_dim, kv_dim);
             }
             break;
+        }
         case HR_OP_ATTENTION: {
             AttendJob aj = { c, nd, n, s->pos };
             hr_pool_run(c->pool, attend_heads, &aj, cfg->n_heads, 1);

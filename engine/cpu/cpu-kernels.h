@@ -221,7 +221,13 @@ void hr_rmsnorm(float *out, const float *x, const float *weight, int n, float ep
 
 /* RoPE inverse frequencies [head_dim/2] with the config's scaling (none,
  * linear, llama3), as the CPU backend uses them (cpu-backend.c). */
+/* RoPE's frequencies, hr_model_config_rotary_dim / 2 of them (LongRoPE: the
+ * short set). */
 void hr_rope_inv_freq(const HrModelConfig *cfg, float *inv_freq);
+/* LongRoPE's long set (hr_model_config_rope_long says when), else as above. */
+void hr_rope_inv_freq_long(const HrModelConfig *cfg, float *inv_freq);
+/* What cos and sin are multiplied by (LongRoPE's attention factor, else 1). */
+float hr_rope_attn_factor(const HrModelConfig *cfg);
 /* The frequencies of the sliding-window layers (rope_local_theta, unscaled:
  * Gemma 3's), or the global ones when the model has no local base. */
 void hr_rope_inv_freq_local(const HrModelConfig *cfg, float *inv_freq);

@@ -2560,6 +2560,9 @@ h_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptions
     if (cfg->arch == HR_ARCH_GEMMA3)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "the CUDA backend does not run Gemma 3 yet (its norms after "
                             "attention and the MLP, GELU gate and sliding-window layers); use Vulkan or the CPU");
+    if (cfg->arch == HR_ARCH_PHI3)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "the CUDA backend does not run Phi-3 yet (its LongRoPE and "
+                            "partial rotary embeddings); use Vulkan or the CPU");
     if (cfg->qk_norm && !ops_wanted())
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "the CUDA backend does not run Qwen3 yet (its per-head q/k "
                             "norms; HEARTH_CUDA_OPS=1 tries them); use Vulkan or the CPU");

@@ -624,26 +624,34 @@ spec_bytes(const HrModelConfig *cfg, const HrTensorSet *ts, const HrWeightSpec *
     return 0;
 }
 
-/* A RoPE table, cos and sin [context, hd/2] of p * inv_freq[i], from the CPU
- * backend's frequencies (local: the sliding-window layers'). */
+/* A RoPE table, cos and sin [context, rot/2] of p * inv_freq[i] times
+ * LongRoPE's attention factor, from the CPU backend's frequencies (local: the
+ * sliding-window layers'); LongRoPE's long set after the short one. */
 static HrStatus
 upload_rope(VkCtx *c, HrVkBuffer *dst, bool local, HrError *err)
 {
-    const int half = c->cfg.head_dim / 2, n = c->opt.context_len;
+    const int half = hr_model_config_rotary_dim(&c->cfg) / 2, n = c->opt.context_len;
+    const int sets = !local && c->cfg.rope_scaling == HR_ROPE_LONGROPE ? 2 : 1;
+    const float m = hr_rope_attn_factor(&c->cfg);
     float *inv = g_new(float, half);
-    if (local)
-        hr_rope_inv_freq_local(&c->cfg, inv);
-    else
-        hr_rope_inv_freq(&c->cfg, inv);
-    float *tab = g_new(float, (size_t)n * (size_t)half * 2);
-    for (int p = 0; p < n; p++) {
-        for (int i = 0; i < half; i++) {
-            float angle = (float)p * inv[i];
-            tab[((size_t)p * half + (size_t)i) * 2] = cosf(angle);
-            tab[((size_t)p * half + (size_t)i) * 2 + 1] = sinf(angle);
+    float *tab = g_new(float, (size_t)sets * (size_t)n * (size_t)half * 2);
+    for (int set = 0; set < sets; set++) {
+        if (local)
+            hr_rope_inv_freq_local(&c->cfg, inv);
+        else if (set == 1)
+            hr_rope_inv_freq_long(&c->cfg, inv);
+        else
+            hr_rope_inv_freq(&c->cfg, inv);
+        float *t = tab + (size_t)set * (size_t)n * (size_t)half * 2;
+        for (int p = 0; p < n; p++) {
+            for (int i = 0; i < half; i++) {
+                float angle = (float)p * inv[i];
+                t[((size_t)p * half + (size_t)i) * 2] = cosf(angle) * m;
+                t[((size_t)p * half + (size_t)i) * 2 + 1] = sinf(angle) * m;
+            }
         }
     }
-    HrStatus st = upload_new(c, dst, tab, (size_t)n * (size_t)half * 8, "RoPE table", err);
+    HrStatus st = upload_new(c, dst, tab, (size_t)sets * (size_t)n * (size_t)half * 8, "RoPE table", err);
     g_free(tab);
     g_free(inv);
     return st;
@@ -1079,8 +1087,12 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, const HrNode *next, bool prefil
             return st;
         return add(ds, hr_vk_make_rope_kv(k, &nd->src->buf, &nd->dst->buf, &nd->k_cache->buf, &nd->v_cache->buf,
                                           nd->local_rope && c->rope_tab_local.buffer ? &c->rope_tab_local : &c->rope_tab,
-                                          &c->params, (uint32_t)cfg->n_heads,
-                                          (uint32_t)cfg->n_kv_heads, hd, T, &d, err), &d);
+                                          &c->params, (uint32_t)cfg->n_heads, (uint32_t)cfg->n_kv_heads, hd,
+                                          (uint32_t)hr_model_config_rotary_dim(cfg),
+                                          cfg->rope_scaling == HR_ROPE_LONGROPE && !nd->local_rope
+                                              ? (uint32_t)cfg->rope_original_max_pos : 0,
+                                          ctxlen * (uint32_t)(hr_model_config_rotary_dim(cfg) / 2), T, &d, err),
+                   &d);
     case HR_OP_ATTENTION:
         st = add(ds, hr_vk_make_attn(k, &nd->src->buf, &nd->k_cache->buf, &nd->v_cache->buf, &c->part, &c->params,
                                      (uint32_t)cfg->n_heads, (uint32_t)cfg->n_kv_heads, hd, ctxlen,

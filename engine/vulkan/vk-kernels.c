@@ -467,7 +467,7 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *p
 #define SPV_SG(sg, plain) cfg->subgroup ? sg : plain, cfg->subgroup ? sizeof sg : sizeof plain
     job(J, &k->pipes[HR_VK_K_EMBED], SPV(embed_spv), 4, 10 * 4, one, 1);
     job(J, &k->pipes[HR_VK_K_RMSNORM], SPV_SG(rmsnorm_sg_spv, rmsnorm_spv), 4, 12, one, 1);
-    job(J, &k->pipes[HR_VK_K_ROPE_KV], SPV(rope_kv_spv), 6, 12, one, 1);
+    job(J, &k->pipes[HR_VK_K_ROPE_KV], SPV(rope_kv_spv), 6, 24, one, 1);
     job(J, &k->pipes[HR_VK_K_HEAD_NORM], SPV_SG(head_norm_sg_spv, head_norm_spv), 4, 16, one, 1);
     job(J, &k->pipes[HR_VK_K_ATTN], SPV_SG(attn_sg_spv, attn_spv), 5, 24, attn_spec, 4);
     job(J, &k->pipes[HR_VK_K_ATTN_PREFILL], SPV_SG(attn_sg_spv, attn_spv), 5, 24, attn_pre_spec, 4);
@@ -1105,7 +1105,8 @@ hr_vk_make_attn_combine_q8(HrVkKernels *k, HrVkBuffer *part, HrVkBuffer *out, Hr
 HrStatus
 hr_vk_make_rope_kv(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *qout, HrVkBuffer *kc, HrVkBuffer *vc,
                    HrVkBuffer *rope_tab, HrVkBuffer *params, uint32_t n_heads, uint32_t n_kv, uint32_t hd,
-                   uint32_t max_tokens, HrVkDispatch *d, HrError *err)
+                   uint32_t rot, uint32_t long_at, uint32_t long_off, uint32_t max_tokens, HrVkDispatch *d,
+                   HrError *err)
 {
     memset(d, 0, sizeof *d);
     HrVkBuffer *b[6] = { qkv, qout, kc, vc, rope_tab, params };
@@ -1113,6 +1114,9 @@ hr_vk_make_rope_kv(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *qout, HrVkBuffer
     d->push[0] = n_heads;
     d->push[1] = n_kv;
     d->push[2] = hd;
+    d->push[3] = rot;
+    d->push[4] = long_at;
+    d->push[5] = long_off;
     d->groups[0] = div_up((n_heads + 2 * n_kv) * hd, k->cfg.wg);
     d->groups[1] = max_tokens;
     d->groups[2] = 1;

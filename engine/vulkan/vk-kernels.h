@@ -248,10 +248,13 @@ HrStatus hr_vk_make_attn_combine_q8(HrVkKernels *k, HrVkBuffer *part, HrVkBuffer
                                     uint32_t n_heads, uint32_t hd, uint32_t context, HrVkBuffer *xq,
                                     HrVkDispatch *d, HrError *err);
 
-/* rope_tab: [context, head_dim/2] (cos, sin) pairs of FP32. */
+/* rope_tab: [context, rot/2] (cos, sin) pairs of FP32, rot the leading dimensions of each head that
+ * rotate (hd: all); long_at > 0 (LongRoPE): a second set long_off pairs on, for steps whose last
+ * position is at or past long_at. */
 HrStatus hr_vk_make_rope_kv(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *qout, HrVkBuffer *kc, HrVkBuffer *vc,
                             HrVkBuffer *rope_tab, HrVkBuffer *params, uint32_t n_heads, uint32_t n_kv,
-                            uint32_t hd, uint32_t max_tokens, HrVkDispatch *d, HrError *err);
+                            uint32_t hd, uint32_t rot, uint32_t long_at, uint32_t long_off, uint32_t max_tokens,
+                            HrVkDispatch *d, HrError *err);
 /* Qwen3: every q head (wq) and k head (wk, both FP32 [hd]) of qkv RMS-normalised in place. */
 HrStatus hr_vk_make_head_norm(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *wq, HrVkBuffer *wk, HrVkBuffer *params,
                               uint32_t n_heads, uint32_t n_kv, uint32_t hd, float eps, uint32_t max_tokens,

@@ -50,6 +50,8 @@ from transformers import (
     Qwen3ForCausalLM,
     Gemma3ForCausalLM,
     Gemma3TextConfig,
+    Phi3Config,
+    Phi3ForCausalLM,
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -165,6 +167,22 @@ MODELS = [
         # float32 rounding reaches 1.5e-5 on logits of magnitude 5 (3e-6 relative)
         numpy_tol=4e-5,
     ),
+    dict(
+        # Phi-3 / Phi-4-mini: q|k|v and gate|up each one matrix (qkv_proj, gate_up_proj),
+        # LongRoPE (per-frequency factors, short up to original_max_position_embeddings
+        # 16 and long past it, chosen by the sequence's length as transformers does,
+        # and the attention factor sqrt(1 + ln(128 / 16) / ln 16) on cos and sin),
+        # rotary on half of each head (Phi-4-mini: 0.75), a sliding window of 12 on
+        # every layer, untied
+        name="phi3-longrope",
+        cls=Phi3ForCausalLM, cfg_cls=Phi3Config,
+        config=dict(COMMON, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                    num_key_value_heads=2, intermediate_size=128, tie_word_embeddings=False,
+                    rope_theta=10000.0, rms_norm_eps=1e-5, max_position_embeddings=128,
+                    original_max_position_embeddings=16, partial_rotary_factor=0.5, sliding_window=12, pad_token_id=0,
+                    rope_scaling={"rope_type": "longrope", "long_factor": [1.0, 2.5, 6.0, 14.0],
+                                  "short_factor": [1.0, 1.1, 1.3, 1.6]}),
+    ),
 ]
 
 
@@ -196,6 +214,8 @@ def tf_config(spec):
               "sliding_attention": {"rope_type": "default", "rope_theta": kw.pop("rope_local_base_freq")}}
     if kw.get("hidden_act", "") is None:
         kw.pop("hidden_act")
+    if "partial_rotary_factor" in kw:   # Phi-3: inside the rope parameters
+        rp["partial_rotary_factor"] = kw.pop("partial_rotary_factor")
     cfg = spec["cfg_cls"](rope_parameters=rp, dtype="float32", **kw)
     cfg._attn_implementation = "eager"
     return cfg
@@ -248,7 +268,7 @@ def compute_logits(model):
 
 
 @torch.no_grad()
-def greedy(model):
+def greedy(model, forced=True):
     ids = torch.tensor([PROMPTS[GREEDY_PROMPT]], dtype=torch.long)
     # No EOS stopping at all (eos_token_id=None), so exactly GREEDY_TOKENS are
     # produced even when the model happens to emit an id in its EOS list; no
@@ -257,16 +277,24 @@ def greedy(model):
     gc = GenerationConfig(do_sample=False, max_new_tokens=GREEDY_TOKENS, min_new_tokens=0,
                           eos_token_id=None, pad_token_id=0, bos_token_id=1,
                           num_beams=1, repetition_penalty=1.0)
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=gc)
-    new = out[0, ids.shape[1]:].tolist()
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=gc,
+                         output_scores=True, return_dict_in_generate=True)
+    new = out.sequences[0, ids.shape[1]:].tolist()
     assert len(new) == GREEDY_TOKENS, new
-    # Cross-check with teacher-forced argmax over a full forward pass, and
-    # record how decisive each greedy choice is (top1 - top2 margin).
-    full = torch.tensor([PROMPTS[GREEDY_PROMPT] + new], dtype=torch.long)
-    lg = model(input_ids=full, use_cache=False).logits[0]
-    n = len(PROMPTS[GREEDY_PROMPT])
-    step = lg[n - 1:n - 1 + GREEDY_TOKENS]
-    assert step.argmax(-1).tolist() == new, "generate() and argmax disagree"
+    step = torch.stack([sc[0] for sc in out.scores])
+    assert step.argmax(-1).tolist() == new
+    if forced:
+        # Cross-check with teacher-forced argmax over a full forward pass. (Not
+        # for LongRoPE: transformers picks its long factors by the length of
+        # each forward, so a cached decode past original_max_position_embeddings
+        # keeps the short-factor keys a whole forward would not have.)
+        full = torch.tensor([PROMPTS[GREEDY_PROMPT] + new], dtype=torch.long)
+        lg = model(input_ids=full, use_cache=False).logits[0]
+        n = len(PROMPTS[GREEDY_PROMPT])
+        forced_step = lg[n - 1:n - 1 + GREEDY_TOKENS]
+        assert forced_step.argmax(-1).tolist() == new, "generate() and argmax disagree"
+        step = forced_step
+    # how decisive each greedy choice is (top1 - top2 margin)
     top2 = step.topk(2, dim=-1).values
     margin = float((top2[:, 0] - top2[:, 1]).min())
     return new, margin
@@ -283,6 +311,8 @@ def rewrite_config(path, spec, dtype_name):
     cfg["rope_scaling"] = spec["config"]["rope_scaling"]
     if "rope_local_base_freq" in spec["config"]:
         cfg["rope_local_base_freq"] = spec["config"]["rope_local_base_freq"]
+    if "partial_rotary_factor" in spec["config"]:
+        cfg["partial_rotary_factor"] = spec["config"]["partial_rotary_factor"]
     if spec["config"].get("hidden_act", "") is None:
         cfg.pop("hidden_act", None)
     cfg["torch_dtype"] = dtype_name
@@ -405,6 +435,8 @@ def rope_inv_freq(cfg, head_dim, bug=None):
     if rs is None or bug == "no_rope_scaling":
         return inv
     t = rs.get("rope_type", rs.get("type"))
+    if t == "longrope":   # np_forward's Phi-3 branch
+        return inv
     if t == "linear":
         return inv / rs["factor"]
     if t == "llama3":
@@ -456,6 +488,23 @@ def np_forward(folder, ids, bug=None):
     n = len(ids)
     pos = np.arange(n, dtype=np.float64)
     gemma = cfg["architectures"][0] == "Gemma3ForCausalLM"
+    phi3 = cfg["architectures"][0] == "Phi3ForCausalLM"
+    rot = D
+    mscale = 1.0
+    if phi3:
+        rot = int(D * cfg.get("partial_rotary_factor", 1.0)) if bug != "full_rotary" else D
+        rs = cfg["rope_scaling"]
+        orig = cfg["original_max_position_embeddings"]
+        ext = rs["long_factor"] if n > orig and bug != "short_for_long" else rs["short_factor"]
+        if bug == "full_rotary":
+            ext = (ext * 2)[:D // 2]
+        if bug == "no_rope_scaling":
+            ext = [1.0] * (rot // 2)
+        inv_freq = 1.0 / (np.asarray(ext, dtype=np.float64) *
+                          cfg["rope_theta"] ** (np.arange(0, rot, 2, dtype=np.float64) / rot))
+        factor = cfg["max_position_embeddings"] / orig
+        if bug != "no_attn_factor":
+            mscale = math.sqrt(1 + math.log(factor) / math.log(orig))
     if gemma:
         local_inv = 1.0 / (cfg["rope_local_base_freq"] ** (np.arange(0, D, 2, dtype=np.float64) / D))
         if bug == "global_rope_everywhere":
@@ -471,6 +520,17 @@ def np_forward(folder, ids, bug=None):
         return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
     def lin(x, p):
+        if phi3 and p.endswith(("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")):
+            pre_, name = p.rsplit(".", 1)
+            if name in ("gate_proj", "up_proj"):
+                w = W[pre_ + ".gate_up_proj.weight"]
+                half = w.shape[0] // 2
+                first = name == "gate_proj" if bug != "gate_up_swapped" else name == "up_proj"
+                return x @ (w[:half] if first else w[half:]).T
+            w = W[pre_ + ".qkv_proj.weight"]
+            qd, kvd = H * D, KV * D
+            rows = {"q_proj": (0, qd), "k_proj": (qd, qd + kvd), "v_proj": (qd + kvd, qd + 2 * kvd)}[name]
+            return x @ w[rows[0]:rows[1]].T
         y = x @ W[p + ".weight"].T
         if p + ".bias" in W and bug != "no_bias":
             y = y + W[p + ".bias"]
@@ -492,10 +552,12 @@ def np_forward(folder, ids, bug=None):
             k = rms(k, W[pre + "self_attn.k_norm.weight"])
         if bug != "no_rope":
             inv = local_inv if local else inv_freq
-            q = apply_rope(q, pos, inv, interleaved=(bug == "interleaved_rope"))
-            k = apply_rope(k, pos, inv, interleaved=(bug == "interleaved_rope"))
+            qr = apply_rope(q[..., :rot], pos, inv, interleaved=(bug == "interleaved_rope")) * mscale
+            kr = apply_rope(k[..., :rot], pos, inv, interleaved=(bug == "interleaved_rope")) * mscale
+            q = np.concatenate([qr, q[..., rot:]], axis=-1)
+            k = np.concatenate([kr, k[..., rot:]], axis=-1)
         lmask = mask
-        if local and bug != "no_window":
+        if (local or (phi3 and cfg.get("sliding_window"))) and bug != "no_window":
             w = cfg["sliding_window"]
             lmask = mask + np.tril(np.full((n, n), -np.inf), k=-w)
         att = np.empty((n, H, D))
@@ -535,6 +597,11 @@ def np_forward(folder, ids, bug=None):
     return x @ head.T
 
 
+def longrope(spec):
+    rs = spec["config"].get("rope_scaling")
+    return bool(rs) and rs.get("rope_type", rs.get("type")) == "longrope"
+
+
 def bugs_for(spec):
     c = spec["config"]
     bugs = ["interleaved_rope", "no_rope", "no_norm_weight", "no_causal_mask"]
@@ -546,6 +613,8 @@ def bugs_for(spec):
         bugs.append("no_bias")
     if spec["cls"] in (Qwen3ForCausalLM, Gemma3ForCausalLM):
         bugs.append("no_qk_norm")
+    if spec["cls"] is Phi3ForCausalLM:
+        bugs += ["no_attn_factor", "short_for_long", "full_rotary", "gate_up_swapped", "no_window"]
     if spec["cls"] is Gemma3ForCausalLM:
         bugs += ["no_plus_one", "no_embed_scale", "no_sandwich", "silu_for_gelu", "no_window",
                  "global_rope_everywhere", "head_dim_scale"]
@@ -601,7 +670,7 @@ def main():
                 mf.load_state_dict({k: v.to(torch.float32) for k, v in m.state_dict().items()})
                 mf.eval()
             logits = compute_logits(mf)
-            gids, margin = greedy(mf)
+            gids, margin = greedy(mf, forced=not longrope(spec))
             write_logits(d, spec, variant, logits, gids, margin)
 
             # --- check 1: reload with from_pretrained, bit-for-bit ---
@@ -622,7 +691,7 @@ def main():
             for i in range(len(PROMPTS)):
                 assert np.array_equal(relog[i], stored[f"prompt{i}.logits"]), (name, variant, i)
                 assert stored[f"prompt{i}.ids"].tolist() == PROMPTS[i]
-            regids, _ = greedy(re)
+            regids, _ = greedy(re, forced=not longrope(spec))
             assert regids == stored[f"prompt{GREEDY_PROMPT}.greedy"].tolist()
 
             # --- check 2: independent numpy float64 forward ---
@@ -658,7 +727,7 @@ def main():
         for fn in files:
             total += os.path.getsize(os.path.join(root, fn))
     print(f"total size of {os.path.relpath(OUT, REPO)}: {total / 1e6:.2f} MB")
-    assert total < 6.5e6
+    assert total < 7.5e6
     print("all checks passed")
     return 0
 
