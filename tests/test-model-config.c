@@ -1,5 +1,6 @@
 /* config.json parsing: the fields the engine needs, defaults as transformers
  * has them, and clear refusals. */
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -110,6 +111,31 @@ main(void)
              c.n_kv_heads, c.head_dim, c.vocab_size, c.bos_id, c.n_eos);
     HR_CHECK(parse("{\"architectures\": [\"Gemma3ForConditionalGeneration\"]}", NULL, &c, &err) == HR_ERR_FORMAT &&
                  strstr(err.message, "text_config"), "image-text without text_config: %s", err.message);
+    /* Phi-3.5 / Phi-4-mini: LongRoPE under its old name "su" with the original context at the top level,
+     * partial rotary (0.75 of head_dim 8 is 6: 3 factors each), the window on every layer. */
+    HR_CHECK(parse("{\"architectures\": [\"Phi3ForCausalLM\"], " BASE ", \"max_position_embeddings\": 1024, "
+                   "\"original_max_position_embeddings\": 64, \"partial_rotary_factor\": 0.75, \"sliding_window\": 100, "
+                   "\"rope_scaling\": {\"type\": \"su\", \"long_factor\": [1, 2.5, 4], \"short_factor\": [1, 1, 1.5]}}",
+                   NULL, &c, &err) == HR_OK, "phi3: %s", err.message);
+    HR_CHECK(c.arch == HR_ARCH_PHI3 && c.rope_scaling == HR_ROPE_LONGROPE && c.rope_original_max_pos == 64 &&
+                 hr_model_config_rotary_dim(&c) == 6 && c.rope_long[2] == 4.0f && c.rope_short[2] == 1.5f &&
+                 fabsf(c.rope_attn_factor - sqrtf(1.0f + logf(16.0f) / logf(64.0f))) < 1e-6f &&
+                 hr_model_config_layer_window(&c, 1) == 100 && !hr_model_config_rope_long(&c, 63) &&
+                 hr_model_config_rope_long(&c, 64),
+             "phi3 fields: rot %d attn %g", hr_model_config_rotary_dim(&c), c.rope_attn_factor);
+    HR_CHECK(parse("{\"architectures\": [\"Phi3ForCausalLM\"], " BASE ", \"rope_scaling\": {\"rope_type\": \"longrope\", "
+                   "\"long_factor\": [1, 2], \"short_factor\": [1, 1, 1, 1]}}", NULL, &c, &err) == HR_ERR_FORMAT &&
+                 strstr(err.message, "long_factor"), "longrope factor count: %s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"Phi3ForCausalLM\"], " BASE ", \"partial_rotary_factor\": 0.1}", NULL, &c,
+                   &err) == HR_ERR_FORMAT && strstr(err.message, "partial_rotary_factor"), "partial rotary 0: %s",
+             err.message);
+    HR_CHECK(parse("{\"architectures\": [\"Phi3ForCausalLM\"], " BASE ", \"rope_scaling\": {\"rope_type\": \"longrope\", "
+                   "\"long_factor\": [1, 2, 3, -4], \"short_factor\": [1, 1, 1, 1]}}", NULL, &c, &err) == HR_ERR_FORMAT,
+             "negative factor: %s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE "}", NULL, &c, &err) == HR_OK &&
+                 hr_model_config_rotary_dim(&c) == c.head_dim && c.rope_attn_factor == 1.0f,
+             "llama: all of each head rotates");
+
 #define GEMMA "{\"architectures\": [\"Gemma3ForCausalLM\"], " BASE
     HR_CHECK(parse(GEMMA ", \"layer_types\": [\"full_attention\"]}", NULL, &c, &err) == HR_ERR_FORMAT &&
                  strstr(err.message, "layer_types"), "layer_types count: %s", err.message);
