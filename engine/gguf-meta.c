@@ -309,6 +309,7 @@ static const ArchInfo archs[] = {
     { "qwen2", "Qwen2ForCausalLM", "qwen2" },
     { "qwen3", "Qwen3ForCausalLM", "qwen3" },   /* + blk.N.attn_q_norm / attn_k_norm */
     { "gemma3", "Gemma3ForCausalLM", "gemma3_text" },   /* + the norms after attention and MLP */
+    { "phi3", "Phi3ForCausalLM", "phi3" },               /* + blk.N.attn_qkv, a fused ffn_up, LongRoPE */
 };
 
 typedef struct {
@@ -489,7 +490,66 @@ typedef struct {
     int64_t window, swa_pattern;
     double local_theta, query_scale;
     bool *local_layers;    /* attention.sliding_window_pattern as a list (Ollama), else NULL: g_free */
+    /* phi3 */
+    int64_t rot_dim, phi_window, orig_ctx;
+    double attn_factor;
+    const HrGgufTensor *factors_long, *factors_short;   /* LongRoPE: F32 [rot_dim / 2] each, or NULL */
 } Config;
+
+/* phi3 as llama.cpp's converter writes it: the window from
+ * attention.sliding_window (0: none, Phi-4), and LongRoPE as the
+ * rope_factors_long / rope_factors_short tensors (F32, rot_dim / 2 each) with
+ * rope.scaling.original_context_length and rope.scaling.attn_factor. */
+static HrStatus
+read_phi3(const HrGguf *g, Config *c, HrError *err)
+{
+    const char *f = hr_gguf_path(g);
+    HrStatus st;
+    bool found;
+    c->orig_ctx = c->max_pos;
+    c->attn_factor = 0.0;
+    if ((st = key_int(g, "phi3.attention.sliding_window", false, 0, CONFIG_INT_MAX, &c->phi_window, NULL, err)) ||
+        (st = key_int(g, "phi3.rope.scaling.original_context_length", false, 1, CONFIG_INT_MAX, &c->orig_ctx, NULL,
+                      err)) ||
+        (st = key_float(g, "phi3.rope.scaling.attn_factor", false, &c->attn_factor, &found, err)))
+        return st;
+    if (found && !(c->attn_factor > 0.0 && c->attn_factor <= MAX_FLOAT_VALUE))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: GGUF key 'phi3.rope.scaling.attn_factor' = %g is out of range",
+                            f, c->attn_factor);
+    c->factors_long = hr_gguf_find(g, "rope_factors_long.weight");
+    c->factors_short = hr_gguf_find(g, "rope_factors_short.weight");
+    if (!c->factors_long != !c->factors_short)
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: one of rope_factors_long.weight and rope_factors_short.weight "
+                            "without the other", f);
+    const HrGgufTensor *ts[2] = { c->factors_long, c->factors_short };
+    for (int i = 0; i < 2 && ts[0]; i++) {
+        if (ts[i]->type != HR_GGML_F32 || ts[i]->n_dims != 1 || ts[i]->ne[0] != c->rot_dim / 2)
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' must be F32 [%" PRId64 "] (half the rotary "
+                                "dimensions)", f, ts[i]->name, c->rot_dim / 2);
+        for (int64_t k = 0; k < c->rot_dim / 2; k++) {
+            float v;
+            memcpy(&v, (const uint8_t *)ts[i]->data + 4 * k, 4);
+            if (!(v > 0.0f && v < 1e30f))
+                return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s'[%" PRId64 "] = %g is not a positive factor",
+                                    f, ts[i]->name, k, (double)v);
+        }
+    }
+    return HR_OK;
+}
+
+/* A factors tensor (checked by read_phi3) as a JSON list. */
+static void
+member_factors(JsonBuilder *b, const char *name, const HrGgufTensor *t)
+{
+    json_builder_set_member_name(b, name);
+    json_builder_begin_array(b);
+    for (int64_t k = 0; k < t->ne[0]; k++) {
+        float v;
+        memcpy(&v, (const uint8_t *)t->data + 4 * k, 4);
+        json_builder_add_double_value(b, shortest_f32(v));
+    }
+    json_builder_end_array(b);
+}
 
 /* Gemma 3's attention.sliding_window_pattern: one bool per layer (Ollama's
  * newer converter: true for a sliding-window layer), or absent. */
@@ -578,9 +638,10 @@ read_config(const HrGguf *g, const char *arch, Config *c, HrError *err)
                             "that is not supported", f, k_vlen, v, c->head_dim);
     if ((st = key_int(g, k_rope_dim, false, 1, CONFIG_INT_MAX, &v, &found, err)) != HR_OK)
         return st;
-    if (found && v != c->head_dim)
+    c->rot_dim = found ? v : c->head_dim;
+    if (found && v != c->head_dim && (strcmp(arch, "phi3") != 0 || v > c->head_dim || v % 2 != 0))
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: %s %" PRId64 " is not head_dim %" PRId64 " (partial "
-                            "rotary embeddings are not supported)", f, k_rope_dim, v, c->head_dim);
+                            "rotary embeddings are supported in phi3 only)", f, k_rope_dim, v, c->head_dim);
     if (c->head_dim % 2 != 0)
         return hr_error_set(err, HR_ERR_FORMAT, "%s: head_dim %" PRId64 " must be even for RoPE", f, c->head_dim);
 
@@ -612,6 +673,8 @@ read_config(const HrGguf *g, const char *arch, Config *c, HrError *err)
         return st;
     c->tie = hr_gguf_find(g, "output.weight") == NULL;
     c->attn_bias = hr_gguf_find(g, "blk.0.attn_q.bias") != NULL;
+    if (strcmp(arch, "phi3") == 0 && (st = read_phi3(g, c, err)) != HR_OK)
+        return st;
     if (gemma3) {
         /* llama.cpp: the window from attention.sliding_window, every sixth layer global, the local base 10000
          * unless rope.freq_base_swa (Ollama: rope.local.freq_base) says otherwise, and the scores scaled by
@@ -649,6 +712,8 @@ read_config(const HrGguf *g, const char *arch, Config *c, HrError *err)
      * text, as here) */
     if (c->eot < 0 && strcmp(arch, "gemma3") == 0)
         c->eot = find_token(g, "<end_of_turn>", c->vocab);
+    if (c->eot < 0 && strcmp(arch, "phi3") == 0)   /* Phi-3's and Phi-4's turns end with <|end|> */
+        c->eot = find_token(g, "<|end|>", c->vocab);
     return HR_OK;
 }
 
@@ -669,7 +734,7 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
             info = &archs[i];
     if (!info)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' is not supported (supported: "
-                            "llama, qwen2, qwen3, gemma3)", f, arch);
+                            "llama, qwen2, qwen3, gemma3, phi3)", f, arch);
     Config c;
     if ((st = read_config(g, arch, &c, err)) != HR_OK) {
         g_free(c.local_layers);
@@ -695,7 +760,15 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
     member_double(b, "rms_norm_eps", shortest_f32(c.eps));
     member_double(b, "rope_theta", shortest_f32(c.theta));
     json_builder_set_member_name(b, "rope_scaling");
-    if (!c.rope.any) {
+    if (c.factors_long) {   /* phi3's LongRoPE */
+        json_builder_begin_object(b);
+        member_string(b, "rope_type", "longrope");
+        member_factors(b, "long_factor", c.factors_long);
+        member_factors(b, "short_factor", c.factors_short);
+        if (c.attn_factor > 0.0)
+            member_double(b, "attention_factor", shortest_f32(c.attn_factor));
+        json_builder_end_object(b);
+    } else if (!c.rope.any) {
         json_builder_add_null_value(b);
     } else {
         json_builder_begin_object(b);
@@ -712,6 +785,12 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
     if (strcmp(arch, "llama") == 0 || strcmp(arch, "qwen3") == 0 || strcmp(arch, "gemma3") == 0) {
         member_bool(b, "attention_bias", c.attn_bias);
         member_bool(b, "mlp_bias", false);
+    }
+    if (strcmp(arch, "phi3") == 0) {
+        member_int(b, "original_max_position_embeddings", c.orig_ctx);
+        member_double(b, "partial_rotary_factor", (double)c.rot_dim / (double)c.head_dim);
+        if (c.phi_window > 0)
+            member_int(b, "sliding_window", c.phi_window);
     }
     if (strcmp(arch, "gemma3") == 0) {
         member_string(b, "hidden_activation", "gelu_pytorch_tanh");

@@ -106,6 +106,7 @@ static const struct {
     { "attn_k.bias", "self_attn.k_proj.bias" },
     { "attn_v.bias", "self_attn.v_proj.bias" },
     { "attn_output.weight", "self_attn.o_proj.weight" },
+    { "attn_qkv.weight", "self_attn.qkv_proj.weight" },    /* Phi-3: q|k|v, split by the tensor set */
     { "attn_q_norm.weight", "self_attn.q_norm.weight" },   /* Qwen3 */
     { "attn_k_norm.weight", "self_attn.k_norm.weight" },
     { "ffn_gate.weight", "mlp.gate_proj.weight" },
@@ -125,7 +126,7 @@ static const struct {
 /* The transformers name of a GGUF tensor (g_free), or NULL when the model
  * has no use for it (rope_freqs: the config carries the rope scaling). */
 static char *
-hf_name(const char *name, bool gemma, int *layer, const char **suffix)
+hf_name(const HrGguf *g, const char *name, bool gemma, bool phi3, int *layer, const char **suffix)
 {
     *layer = -1;
     *suffix = NULL;
@@ -147,6 +148,13 @@ hf_name(const char *name, bool gemma, int *layer, const char **suffix)
                     return g_strdup_printf("model.layers.%d.%s", (int)l, gemma_names[i].hf);
                 }
             }
+            /* Phi-3's ffn_up holds gate|up where the layer has no ffn_gate (llama.cpp's converter) */
+            g_autofree char *gate = g_strdup_printf("blk.%d.ffn_gate.weight", (int)l);
+            if (phi3 && strcmp(end + 1, "ffn_up.weight") == 0 && !hr_gguf_find(g, gate)) {
+                *layer = (int)l;
+                *suffix = "ffn_up.weight";
+                return g_strdup_printf("model.layers.%d.mlp.gate_up_proj.weight", (int)l);
+            }
             for (size_t i = 0; i < G_N_ELEMENTS(layer_names); i++) {
                 if (strcmp(end + 1, layer_names[i].gguf) == 0) {
                     *layer = (int)l;
@@ -156,7 +164,8 @@ hf_name(const char *name, bool gemma, int *layer, const char **suffix)
             }
         }
     }
-    if (strcmp(name, "rope_freqs.weight") == 0)
+    if (strcmp(name, "rope_freqs.weight") == 0 || strcmp(name, "rope_factors_long.weight") == 0 ||
+        strcmp(name, "rope_factors_short.weight") == 0)
         return NULL;
     return g_strdup(name); /* kept under its own name; the backends ignore it */
 }
@@ -201,6 +210,7 @@ hr_tensor_set_open_gguf(const char *gguf_file, HrTensorSet **out, HrError *err)
      * SmolLM); Qwen2 keeps transformers' order. */
     const bool permuted = arch && strcmp(arch, "llama") == 0;
     const bool gemma = arch && strcmp(arch, "gemma3") == 0;
+    const bool phi3 = arch && strcmp(arch, "phi3") == 0;
     int64_t n_head = 0, n_head_kv = 0;
     if (permuted) {
         g_autofree char *kh = g_strdup_printf("%s.attention.head_count", arch);
@@ -213,7 +223,7 @@ hr_tensor_set_open_gguf(const char *gguf_file, HrTensorSet **out, HrError *err)
         const HrGgufTensor *gt = hr_gguf_tensor(g, i);
         int layer;
         const char *suffix;
-        char *name = hf_name(gt->name, gemma, &layer, &suffix);
+        char *name = hf_name(g, gt->name, gemma, phi3, &layer, &suffix);
         if (!name)
             continue;
         hr_tensor_set_keep(set, name, g_free);
@@ -262,6 +272,12 @@ hr_tensor_set_open_gguf(const char *gguf_file, HrTensorSet **out, HrError *err)
             t.data = copy;
         }
         st = hr_tensor_set_add_tensor(set, &t, err);
+    }
+    if (st == HR_OK && hr_tensor_set_has_fused(set)) {   /* Phi-3's attn_qkv and gate|up ffn_up */
+        HrModelConfig cfg;
+        st = hr_gguf_model_config_load(gguf_file, &cfg, err);
+        if (st == HR_OK)
+            st = hr_tensor_set_split_fused(set, &cfg, err);
     }
     if (st != HR_OK) {
         hr_tensor_set_free(set);

@@ -44,7 +44,7 @@ typedef enum {
 #define HR_MAX_VOCAB (1 << 22)
 #define HR_MAX_POSITIONS (1 << 24)
 
-typedef struct {
+typedef struct HrModelConfig {
     HrArch arch;
     char arch_name[64];         /* as written in config.json */
     int dim;                    /* hidden_size */

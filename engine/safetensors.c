@@ -803,7 +803,8 @@ split_linear(HrTensorSet *set, int layer, const char *fused, const char *const *
             continue;
         const bool by_cols = k >= 2, packed = k == 2 || k == 3;
         const int64_t have = by_cols ? (t->n_dims == 2 ? t->shape[1] * (packed ? 8 : 1) : -1) : t->shape[0];
-        if (t->dtype == HR_DTYPE_GGML || (k == 0 && t->n_dims != 2) || (k == 1 && t->n_dims != 1) || have != total)
+        if ((t->dtype == HR_DTYPE_GGML && k != 0) || (k == 0 && t->n_dims != 2) || (k == 1 && t->n_dims != 1) ||
+            have != total)
             return hr_error_set(err, HR_ERR_FORMAT, "%s: tensor '%s' does not hold the %" PRId64 " outputs the config "
                                 "gives its %d parts", t->file, t->name, total, n_parts);
         g_autofree char *parent = g_strndup(name, strlen(name) - strlen(fused) - strlen(suffix[k]) - 1);
@@ -822,30 +823,40 @@ split_linear(HrTensorSet *set, int layer, const char *fused, const char *const *
     return HR_OK;
 }
 
-/* Phi-3 keeps q|k|v as self_attn.qkv_proj and gate|up as mlp.gate_up_proj
- * (rows in that order): seen as the separate linears the rest of the engine
- * names (dense rows as views; AutoAWQ's packed columns copied). The sizes
- * come from the folder's config. */
+bool
+hr_tensor_set_has_fused(const HrTensorSet *set)
+{
+    return hr_tensor_set_find(set, "model.layers.0.self_attn.qkv_proj.weight") ||
+           hr_tensor_set_find(set, "model.layers.0.self_attn.qkv_proj.qweight") ||
+           hr_tensor_set_find(set, "model.layers.0.mlp.gate_up_proj.weight") ||
+           hr_tensor_set_find(set, "model.layers.0.mlp.gate_up_proj.qweight");
+}
+
+HrStatus
+hr_tensor_set_split_fused(HrTensorSet *set, const HrModelConfig *cfg, HrError *err)
+{
+    const int64_t q = (int64_t)cfg->n_heads * cfg->head_dim, kv = (int64_t)cfg->n_kv_heads * cfg->head_dim;
+    static const char *const qkv[] = { "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj" };
+    static const char *const gate_up[] = { "mlp.gate_proj", "mlp.up_proj" };
+    HrStatus st = HR_OK;
+    for (int l = 0; st == HR_OK && l < cfg->n_layers; l++) {
+        st = split_linear(set, l, "self_attn.qkv_proj", qkv, (const int64_t[]){ q, kv, kv }, 3, err);
+        if (st == HR_OK)
+            st = split_linear(set, l, "mlp.gate_up_proj", gate_up,
+                              (const int64_t[]){ cfg->hidden_dim, cfg->hidden_dim }, 2, err);
+    }
+    return st;
+}
+
+/* The folder's fused linears split, with its config's sizes. */
 static HrStatus
 split_fused(HrTensorSet *set, const char *dir, HrError *err)
 {
-    if (!hr_tensor_set_find(set, "model.layers.0.self_attn.qkv_proj.weight") &&
-        !hr_tensor_set_find(set, "model.layers.0.self_attn.qkv_proj.qweight") &&
-        !hr_tensor_set_find(set, "model.layers.0.mlp.gate_up_proj.weight") &&
-        !hr_tensor_set_find(set, "model.layers.0.mlp.gate_up_proj.qweight"))
+    if (!hr_tensor_set_has_fused(set))
         return HR_OK;
     HrModelConfig cfg;
     HrStatus st = hr_model_config_load(dir, &cfg, err);
-    const int64_t q = (int64_t)cfg.n_heads * cfg.head_dim, kv = (int64_t)cfg.n_kv_heads * cfg.head_dim;
-    static const char *const qkv[] = { "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj" };
-    static const char *const gate_up[] = { "mlp.gate_proj", "mlp.up_proj" };
-    for (int l = 0; st == HR_OK && l < cfg.n_layers; l++) {
-        st = split_linear(set, l, "self_attn.qkv_proj", qkv, (const int64_t[]){ q, kv, kv }, 3, err);
-        if (st == HR_OK)
-            st = split_linear(set, l, "mlp.gate_up_proj", gate_up, (const int64_t[]){ cfg.hidden_dim, cfg.hidden_dim },
-                              2, err);
-    }
-    return st;
+    return st == HR_OK ? hr_tensor_set_split_fused(set, &cfg, err) : st;
 }
 
 HrStatus

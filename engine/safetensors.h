@@ -92,5 +92,14 @@ void hr_tensor_set_free(HrTensorSet *set);
 size_t hr_tensor_set_count(const HrTensorSet *set);
 const HrTensor *hr_tensor_set_get(const HrTensorSet *set, size_t i);
 const HrTensor *hr_tensor_set_find(const HrTensorSet *set, const char *name);
+
+/* Phi-3 keeps q|k|v as self_attn.qkv_proj and gate|up as mlp.gate_up_proj
+ * (rows in that order): whether the set has them, and each replaced by the
+ * separate linears the rest of the engine names (dense and GGUF rows as
+ * views, AutoAWQ's packed columns copied), sized by cfg. Opening a folder or
+ * a GGUF does this already. */
+struct HrModelConfig;
+bool hr_tensor_set_has_fused(const HrTensorSet *set);
+HrStatus hr_tensor_set_split_fused(HrTensorSet *set, const struct HrModelConfig *cfg, HrError *err);
 /* The decoder layer of a tensor named "model.layers.N.*" (N >= 0), else -1. */
 int hr_tensor_layer(const char *name);

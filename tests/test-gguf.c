@@ -1177,8 +1177,8 @@ static void
 test_config_errors(void)
 {
     Gw *w = gw_new(3);
-    gw_str(w, "general.architecture", "phi3");
-    expect_config_error("phi3", w, HR_ERR_UNSUPPORTED, "GGUF architecture 'phi3' is not supported");
+    gw_str(w, "general.architecture", "phi2");
+    expect_config_error("phi2", w, HR_ERR_UNSUPPORTED, "GGUF architecture 'phi2' is not supported");
     w = gw_new(3);
     expect_config_error("no architecture", w, HR_ERR_FORMAT, "'general.architecture' is missing");
     w = gw_new(3);
@@ -2183,7 +2183,8 @@ gguf_name_of(const char *hf, bool gemma)
         { "self_attn.v_proj.weight", "attn_v.weight" },     { "self_attn.o_proj.weight", "attn_output.weight" },
         { "self_attn.q_norm.weight", "attn_q_norm.weight" }, { "self_attn.k_norm.weight", "attn_k_norm.weight" },
         { "mlp.gate_proj.weight", "ffn_gate.weight" },      { "mlp.up_proj.weight", "ffn_up.weight" },
-        { "mlp.down_proj.weight", "ffn_down.weight" },
+        { "mlp.down_proj.weight", "ffn_down.weight" },      { "self_attn.qkv_proj.weight", "attn_qkv.weight" },
+        { "mlp.gate_up_proj.weight", "ffn_up.weight" },
     };
     static const char *const gemma_map[][2] = {
         { "post_attention_layernorm.weight", "post_attention_norm.weight" },
@@ -2194,6 +2195,8 @@ gguf_name_of(const char *hf, bool gemma)
         return g_strdup("token_embd.weight");
     if (strcmp(hf, "model.norm.weight") == 0)
         return g_strdup("output_norm.weight");
+    if (strcmp(hf, "lm_head.weight") == 0)
+        return g_strdup("output.weight");
     int layer = hr_tensor_layer(hf);
     const char *rest = layer >= 0 ? strchr(strchr(hf + strlen("model.layers."), '.'), '.') + 1 : NULL;
     for (size_t i = 0; gemma && rest && i < G_N_ELEMENTS(gemma_map); i++)
@@ -2213,7 +2216,7 @@ typedef struct {
     const char *fixture, *arch, *ref;
     bool ollama;                /* Ollama's gemma3 keys: no epsilon, rope.global.freq_base */
     int layers, heads, kv_heads, head_dim, ffn;
-    float theta;
+    float theta, eps;           /* eps 0: 1e-6 */
     void (*keys)(Gw *w);
     void (*adjust)(const char *hf_name, float *v, int64_t n);
     bool (*check_cfg)(const HrModelConfig *c);
@@ -2225,9 +2228,11 @@ gguf_from_fixture(const FromFixture *ff)
     g_autofree char *dir = g_build_filename(HEARTH_SOURCE_ROOT, "tests", "fixtures", "hf-tiny", ff->fixture, "f32",
                                             NULL);
     const bool gemma = strcmp(ff->arch, "gemma3") == 0;
-    HrTensorSet *ts = NULL;
+    /* the file's own tensors (Phi-3's fused ones as they are: llama.cpp writes them so) */
+    g_autofree char *st_path = g_build_filename(dir, "model.safetensors", NULL);
+    HrSafetensors *ts = NULL;
     HrError err = { 0 };
-    if (hr_tensor_set_open_dir(dir, &ts, &err) != HR_OK) {
+    if (hr_safetensors_open(st_path, &ts, &err) != HR_OK) {
         HR_CHECK(false, "%s", err.message);
         return;
     }
@@ -2251,14 +2256,14 @@ gguf_from_fixture(const FromFixture *ff)
     g_free(k);
     k = g_strdup_printf("%s.attention.layer_norm_rms_epsilon", ff->arch);
     if (!ff->ollama)
-        gw_f32(w, k, 1e-6f);
+        gw_f32(w, k, ff->eps > 0.0f ? ff->eps : 1e-6f);
     gw_u32(w, "tokenizer.ggml.bos_token_id", gemma ? 2 : 1);
     gw_u32(w, "tokenizer.ggml.eos_token_id", gemma ? 1 : 2);   /* Gemma's <bos> is 2, <eos> 1 */
     if (ff->keys)
         ff->keys(w);
     GPtrArray *copies = g_ptr_array_new_with_free_func(g_free);
-    for (size_t i = 0; i < hr_tensor_set_count(ts); i++) {
-        const HrTensor *t = hr_tensor_set_get(ts, i);
+    for (size_t i = 0; i < hr_safetensors_n_tensors(ts); i++) {
+        const HrTensor *t = hr_safetensors_tensor(ts, i);
         g_autofree char *name = gguf_name_of(t->name, gemma);
         HR_CHECK(name && t->dtype == HR_DTYPE_F32, "tensor %s", t->name);
         if (!name || t->dtype != HR_DTYPE_F32)
@@ -2305,7 +2310,7 @@ gguf_from_fixture(const FromFixture *ff)
     }
     hr_model_free(a);
     hr_model_free(b);
-    hr_tensor_set_free(ts);
+    hr_safetensors_free(ts);
     g_unlink(file);
     g_rmdir(tmp);
 }
@@ -2444,6 +2449,48 @@ test_gemma3(void)
                                       .check_cfg = gemma3_ollama_cfg });
 }
 
+static const float phi3_long[4] = { 1.0f, 2.5f, 6.0f, 14.0f }, phi3_short[4] = { 1.0f, 1.1f, 1.3f, 1.6f };
+
+/* As llama.cpp's converter writes Phi-3 / Phi-4-mini: the rotary dimensions, the window, LongRoPE as two
+ * factor tensors with the original context and the attention factor, and <|end|> among the tokens. */
+static void
+phi3_keys(Gw *w)
+{
+    gw_u32(w, "phi3.rope.dimension_count", 8);
+    gw_u32(w, "phi3.attention.sliding_window", 12);
+    gw_u32(w, "phi3.rope.scaling.original_context_length", 16);
+    gw_f32(w, "phi3.rope.scaling.attn_factor", sqrtf(1.0f + logf(128.0f / 16.0f) / logf(16.0f)));
+    const int64_t ne[1] = { 4 };
+    gw_tensor(w, "rope_factors_long.weight", HR_GGML_F32, 1, ne, phi3_long);
+    gw_tensor(w, "rope_factors_short.weight", HR_GGML_F32, 1, ne, phi3_short);
+    const char *tokens[256];
+    char names[256][8];
+    for (int i = 0; i < 256; i++) {
+        g_snprintf(names[i], sizeof names[i], "t%d", i);
+        tokens[i] = i == 7 ? "<|end|>" : names[i];
+    }
+    gw_strs(w, "tokenizer.ggml.tokens", tokens, 256);
+}
+
+static bool
+phi3_cfg(const HrModelConfig *c)
+{
+    return c->arch == HR_ARCH_PHI3 && hr_model_config_rotary_dim(c) == 8 && c->rope_scaling == HR_ROPE_LONGROPE &&
+           c->rope_original_max_pos == 16 && c->rope_long[3] == 14.0f && c->rope_short[1] == 1.1f &&
+           hr_model_config_layer_window(c, 1) == 12 && !c->tie_embeddings && hr_model_config_is_eos(c, 7);
+}
+
+/* Phi-3 / Phi-4-mini from a GGUF as llama.cpp writes it (attn_qkv, ffn_up holding gate|up, LongRoPE's factors
+ * as tensors): the fixture's logits, with the fused matrices split on the way in. */
+static void
+test_phi3(void)
+{
+    gguf_from_fixture(&(FromFixture){ .fixture = "phi3-longrope", .arch = "phi3", .layers = 2, .heads = 4,
+                                      .kv_heads = 2, .head_dim = 16, .ffn = 128, .theta = 1e4f, .eps = 1e-5f,
+                                      .keys = phi3_keys,
+                                      .check_cfg = phi3_cfg });
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2468,5 +2515,6 @@ main(int argc, char **argv)
     test_many();
     test_qwen3();
     test_gemma3();
+    test_phi3();
     return hr_test_result();
 }
