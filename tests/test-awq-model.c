@@ -421,6 +421,96 @@ check_write_failures(const char *in, const char *tmp)
     g_rmdir(out);
 }
 
+/* AutoAWQ's Phi-3 keeps q|k|v and gate|up fused (self_attn.qkv_proj, mlp.gate_up_proj; qweight and qzeros 8
+ * outputs a word, scales one a column): the split checkpoint's parts joined column-wise into them. */
+typedef struct {
+    const HrTensor *part[3];
+    int n;                      /* parts (1: copied as it is) */
+} FuseSrc;
+
+static HrStatus
+fuse_fill(void *user, size_t index, void *buf, size_t n_bytes, HrError *err)
+{
+    (void)err;
+    (void)n_bytes;
+    const FuseSrc *f = &g_array_index((GArray *)user, FuseSrc, index);
+    const int64_t rows = f->part[0]->shape[0];
+    uint8_t *out = buf;
+    for (int64_t r = 0; r < rows; r++) {
+        for (int i = 0; i < f->n; i++) {
+            const size_t row = f->part[i]->n_bytes / (size_t)rows;
+            memcpy(out, (const uint8_t *)f->part[i]->data + (size_t)r * row, row);
+            out += row;
+        }
+    }
+    return HR_OK;
+}
+
+static void
+write_fused(const char *split_dir, const char *dir)
+{
+    static const char *const groups[][4] = {
+        { "self_attn.qkv_proj", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj" },
+        { "mlp.gate_up_proj", "mlp.gate_proj", "mlp.up_proj", NULL },
+    };
+    static const char *const kinds[] = { "qweight", "qzeros", "scales" };
+    HrTensorSet *ts = NULL;
+    HrError err = { 0 };
+    if (hr_tensor_set_open_dir(split_dir, &ts, &err) != HR_OK) {
+        HR_CHECK(false, "%s", err.message);
+        return;
+    }
+    GArray *src = g_array_new(FALSE, TRUE, sizeof(FuseSrc));
+    GArray *out = g_array_new(FALSE, TRUE, sizeof(HrOutTensor));
+    GHashTable *taken = g_hash_table_new(g_str_hash, g_str_equal);
+    for (int l = 0; l < 2; l++) {
+        for (size_t gi = 0; gi < G_N_ELEMENTS(groups); gi++) {
+            for (size_t k = 0; k < G_N_ELEMENTS(kinds); k++) {
+                FuseSrc f = { .n = 0 };
+                HrOutTensor o = { 0 };
+                for (int i = 1; i < 4 && groups[gi][i]; i++) {
+                    g_autofree char *name = g_strdup_printf("model.layers.%d.%s.%s", l, groups[gi][i], kinds[k]);
+                    const HrTensor *t = hr_tensor_set_find(ts, name);
+                    HR_CHECK(t != NULL, "%s is missing", name);
+                    if (!t)
+                        continue;
+                    f.part[f.n++] = t;
+                    g_hash_table_add(taken, (gpointer)t->name);
+                    o.dtype = t->dtype;
+                    o.n_dims = 2;
+                    o.shape[0] = t->shape[0];
+                    o.shape[1] += t->shape[1];
+                }
+                g_snprintf(o.name, sizeof o.name, "model.layers.%d.%s.%s", l, groups[gi][0], kinds[k]);
+                g_array_append_val(out, o);
+                g_array_append_val(src, f);
+            }
+        }
+    }
+    for (size_t i = 0; i < hr_tensor_set_count(ts); i++) {
+        const HrTensor *t = hr_tensor_set_get(ts, i);
+        if (g_hash_table_contains(taken, t->name))
+            continue;
+        HrOutTensor o = { .dtype = t->dtype, .n_dims = t->n_dims, .shape = { t->shape[0], t->n_dims > 1 ? t->shape[1] : 0 } };
+        g_strlcpy(o.name, t->name, sizeof o.name);
+        g_array_append_val(out, o);
+        FuseSrc f = { .part = { t }, .n = 1 };
+        g_array_append_val(src, f);
+    }
+    g_mkdir_with_parents(dir, 0755);
+    g_autofree char *path = g_build_filename(dir, "model.safetensors", NULL);
+    HR_CHECK(hr_safetensors_write(path, (const HrOutTensor *)(void *)out->data, out->len, fuse_fill, src, &err) == HR_OK,
+             "%s", err.message);
+    g_autofree char *from = g_build_filename(split_dir, "config.json", NULL), *to = g_build_filename(dir, "config.json",
+                                                                                                     NULL);
+    g_autofree char *text = NULL;
+    HR_CHECK(g_file_get_contents(from, &text, NULL, NULL) && g_file_set_contents(to, text, -1, NULL), "config");
+    g_hash_table_destroy(taken);
+    g_array_unref(src);
+    g_array_unref(out);
+    hr_tensor_set_free(ts);
+}
+
 int
 main(void)
 {
@@ -430,6 +520,24 @@ main(void)
 
     /* g=32: every linear of the tiny model is quantized. */
     check_write_failures(tiny, tmp);
+
+    /* Phi-3 as AutoAWQ writes it (qkv_proj and gate_up_proj fused, columns joined): split on the way in,
+     * the same logits as the split checkpoint Hearth's own quantizer writes. */
+    {
+        g_autofree char *phi = g_build_filename(HEARTH_FIXTURES, "hf-tiny", "phi3-longrope", "f32", NULL);
+        g_autofree char *split = quantize_to(phi, tmp, "phi3-g32", 32, false);
+        g_autofree char *fused = g_build_filename(tmp, "phi3-g32-fused", NULL);
+        write_fused(split, fused);
+        g_autofree char *probe = g_build_filename(fused, "model.safetensors", NULL);
+        HrSafetensors *st = NULL;
+        HrError err = { 0 };
+        HR_CHECK(hr_safetensors_open(probe, &st, &err) == HR_OK &&
+                     hr_safetensors_find(st, "model.layers.1.self_attn.qkv_proj.qweight") &&
+                     !hr_safetensors_find(st, "model.layers.1.self_attn.q_proj.qweight"),
+                 "the fused file holds qkv_proj: %s", err.message);
+        hr_safetensors_free(st);
+        check_logits(fused, split, "phi3 fused AWQ against split");
+    }
     g_autofree char *t32 = quantize_to(tiny, tmp, "tiny-g32", 32, false);
     int n_dense = 0;
     int n_q = check_reconstruction(tiny, t32, 2, &n_dense);
