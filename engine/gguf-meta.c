@@ -44,6 +44,7 @@
  *     llama-bpe, llama3, llama-v3: the Llama 3 Split regex + ByteLevel, and
  *       ignore_merges (as Llama 3's tokenizer.json and llama.cpp)
  *     qwen2: NFC + the Qwen2 Split regex + ByteLevel
+ *     gpt-4o (Phi-4-mini): OpenAI's o200k Split regex + ByteLevel
  *   "llama": SentencePiece BPE with byte fallback in the layout of Llama 2's
  *   tokenizer.json (Prepend "▁" + Replace " " -> "▁" unless
  *   tokenizer.ggml.add_space_prefix is false, or absent in a gemma3 file;
@@ -1100,7 +1101,15 @@ check_merges(const HrGguf *g, const Vocab *v, const char *key, size_t n, HrError
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
-typedef enum { PRE_GPT2, PRE_DIGITS, PRE_LLAMA3, PRE_QWEN2 } PreKind;
+/* OpenAI's o200k (GPT-4o; Phi-4-mini) */
+#define GPT4O_REGEX \
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+" \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|" \
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*" \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|" \
+    "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+typedef enum { PRE_GPT2, PRE_DIGITS, PRE_LLAMA3, PRE_QWEN2, PRE_GPT4O } PreKind;
 
 static const struct {
     const char *name;
@@ -1109,7 +1118,7 @@ static const struct {
     { "default", PRE_GPT2 }, { "gpt-2", PRE_GPT2 }, { "gpt2", PRE_GPT2 },
     { "smollm", PRE_DIGITS }, { "starcoder", PRE_DIGITS }, { "refact", PRE_DIGITS }, { "codeshell", PRE_DIGITS },
     { "llama-bpe", PRE_LLAMA3 }, { "llama3", PRE_LLAMA3 }, { "llama-v3", PRE_LLAMA3 },
-    { "qwen2", PRE_QWEN2 },
+    { "qwen2", PRE_QWEN2 }, { "gpt-4o", PRE_GPT4O },
 };
 
 static void
@@ -1156,7 +1165,7 @@ add_pre_tokenizer(JsonBuilder *b, PreKind kind)
         json_builder_end_object(b);
         add_byte_level(b, false, true, true);
     } else {
-        add_split(b, kind == PRE_LLAMA3 ? LLAMA3_REGEX : QWEN2_REGEX);
+        add_split(b, kind == PRE_LLAMA3 ? LLAMA3_REGEX : kind == PRE_GPT4O ? GPT4O_REGEX : QWEN2_REGEX);
         add_byte_level(b, false, kind == PRE_LLAMA3, false);
     }
     json_builder_end_array(b);
@@ -1465,7 +1474,7 @@ read_tokenizer(const HrGguf *g, Vocab *v, TokInfo *ti, HrError *err)
         if (!known)
             return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: GGUF pre-tokenizer '%s' (tokenizer.ggml.pre) is not "
                                 "supported (supported: default, gpt-2, smollm, starcoder, refact, codeshell, "
-                                "llama-bpe, llama3, qwen2)", f, pre);
+                                "llama-bpe, llama3, qwen2, gpt-4o)", f, pre);
     }
     if ((st = load_vocab(g, v, err)) != HR_OK)
         return st;

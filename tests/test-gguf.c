@@ -1357,6 +1357,42 @@ test_tokenizer(void)
         expect_ids(t, "qwen2", "hello world\n", false, true, BL_HELLO, BL_WORLD, 26, -1);
         hr_tokenizer_free(t);
     }
+    /* Phi-4-mini's "gpt-4o": the o200k split regex, the very pattern whose splits test-tokenizer-assets checks
+     * against `tokenizers` (tests/fixtures/tokenizer/llama3_1.json, variant o200k-split). */
+    {
+        char *tj = NULL;
+        GByteArray *image;
+        HrGguf *g = parse_gw(tiny_writer(&(Tiny){ .tok_model = "gpt2", .pre = "gpt-4o" }), &image);
+        t = g ? tokenizer_of_gguf(g, &tj, NULL) : NULL;
+        g_autofree char *fx = g_build_filename(HEARTH_SOURCE_ROOT, "tests", "fixtures", "tokenizer", "llama3_1.json",
+                                               NULL);
+        JsonParser *fp = json_parser_new(), *tp = json_parser_new();
+        const char *want = NULL, *got = NULL;
+        if (json_parser_load_from_file(fp, fx, NULL)) {
+            JsonObject *v = json_array_get_object_element(
+                json_object_get_array_member(json_node_get_object(json_parser_get_root(fp)), "variants"), 0);
+            JsonObject *pre = json_object_get_object_member(json_object_get_object_member(v, "override"),
+                                                            "pre_tokenizer");
+            JsonObject *split = json_array_get_object_element(json_object_get_array_member(pre, "pretokenizers"), 0);
+            want = json_object_get_string_member(json_object_get_object_member(split, "pattern"), "Regex");
+        }
+        if (tj && json_parser_load_from_data(tp, tj, -1, NULL)) {
+            JsonObject *pre = json_object_get_object_member(json_node_get_object(json_parser_get_root(tp)),
+                                                            "pre_tokenizer");
+            JsonObject *split = json_array_get_object_element(json_object_get_array_member(pre, "pretokenizers"), 0);
+            got = json_object_get_string_member(json_object_get_object_member(split, "pattern"), "Regex");
+        }
+        HR_CHECK(want && got && strcmp(want, got) == 0, "gpt-4o regex: %s", got ? got : "(none)");
+        if (t) {
+            expect_ids(t, "gpt-4o", "hello world", false, true, BL_HELLO, BL_WORLD, -1);
+            hr_tokenizer_free(t);
+        }
+        g_object_unref(fp);
+        g_object_unref(tp);
+        g_free(tj);
+        hr_gguf_free(g);
+        g_byte_array_unref(image);
+    }
     /* SentencePiece: merges from the scores, byte fallback, BOS by default. */
     t = tokenizer_of(tiny_writer(&(Tiny){ .tok_model = "llama" }));
     if (t) {

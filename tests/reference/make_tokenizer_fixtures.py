@@ -55,6 +55,10 @@ pre-tokenizer (prepend_scheme "always", split false), which differs on leading
 spaces, runs of spaces and text after special tokens. That pipeline is recorded
 as the "transformers5" variant (the overriding JSON parts plus the ids
 AutoTokenizer gives), so the C code is tested on the Metaspace path as well.
+llama3_1 also gets an "o200k-split" variant: its vocabulary behind the split
+regex of OpenAI's o200k (GPT-4o; llama.cpp's pre-tokenizer "gpt-4o", which
+Phi-4-mini's GGUF names), ids from `tokenizers`, so the C regex engine is
+checked on that pattern's letter classes (Lu/Lt/Lm/Lo/M, Ll) too.
 
 Run from the repository root (takes ~30 s; output is deterministic):
 
@@ -315,6 +319,16 @@ def decode_cases(tok, rng, n=40):
     return cases
 
 
+# OpenAI's o200k split pattern (tiktoken's o200k_base), as llama.cpp's "gpt-4o" pre-tokenizer has it.
+O200K_REGEX = (
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+)
+
+
 def main():
     from transformers import AutoTokenizer
 
@@ -365,6 +379,17 @@ def main():
             "decode_cases": dcases,
             "variants": [],
         }
+        if name == "llama3_1":
+            override = {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": O200K_REGEX}, "behavior": "Isolated", "invert": False},
+                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}}
+            base = json.load(open(os.path.join(d, "tokenizer.json"), encoding="utf-8"))
+            base.update(override)
+            vt = Tokenizer.from_str(json.dumps(base))
+            vcases = [{"ids": vt.encode(t, add_special_tokens=True).ids,
+                       "ids_nospecial": vt.encode(t, add_special_tokens=False).ids} for t in all_texts]
+            assert sum(c["ids"] != x["ids"] for c, x in zip(vcases, cases)) > 0   # the regex matters here
+            doc["variants"].append({"name": "o200k-split", "override": override, "cases": vcases})
         if differs:
             backend = json.loads(auto.backend_tokenizer.to_str())
             override = {k: backend[k] for k in ("normalizer", "pre_tokenizer", "decoder", "post_processor")}
