@@ -30,6 +30,7 @@
 #include <glib.h>
 
 #include "cpu-kernels.h"
+#include "hr-half.h"
 
 typedef struct {
     HrOpsWeight *attn_norm, *ffn_norm, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *bias, *q_norm, *k_norm;
@@ -50,6 +51,7 @@ typedef struct {
     void *prog_dec, *prog_pre;
     float *logits;              /* [logits_cap, vocab] */
     int logits_rows, logits_cap;
+    float embed_scale;          /* the EMBED node's (0: none) */
     HrSampleSpec spec;          /* for the next one-token forward (set_sample) */
     bool have_spec;
     bool sampled;               /* the last forward drew candidates; its logits are on the device */
@@ -246,8 +248,7 @@ model_nodes(Llama *m)
 {
     const HrModelConfig *cfg = &m->cfg;
     GArray *a = g_array_new(FALSE, FALSE, sizeof(HrNode));
-    node(a, (HrNode){ .op = HR_OP_EMBED, .layer = -1, .dst = m->x, .w = { m->embed },
-                      .scale = cfg->embed_scale != 1.0f ? cfg->embed_scale : 0.0f });
+    node(a, (HrNode){ .op = HR_OP_EMBED, .layer = -1, .dst = m->x, .w = { m->embed }, .scale = m->embed_scale });
     for (int l = 0; l < cfg->n_layers; l++) {
         const LlamaLayer *L = &m->layers[l];
         const bool local = hr_model_config_layer_local(cfg, l);
@@ -314,6 +315,16 @@ hr_llama_create(const HrOps *ops, const HrModelConfig *cfg, const HrTensorSet *t
     m->ops = ops;
     m->cfg = *cfg;
     m->opt = *opt;
+    if (cfg->embed_scale != 1.0f) {
+        /* Gemma: transformers multiplies by the scale in the embedding's dtype (a BF16 checkpoint's sqrt(2560)
+         * is 50.5); a GGUF (llama.cpp's convention, whose norms hold 1 + w already) by the exact one */
+        const HrTensor *e = hr_tensor_set_find(ts, "model.embed_tokens.weight");
+        m->embed_scale = cfg->embed_scale;
+        if (e && cfg->norm_plus_one && e->dtype == HR_DTYPE_BF16)
+            m->embed_scale = hr_bf16_to_f32(hr_f32_to_bf16(cfg->embed_scale));
+        else if (e && cfg->norm_plus_one && e->dtype == HR_DTYPE_F16)
+            m->embed_scale = hr_f16_to_f32(hr_f32_to_f16(cfg->embed_scale));
+    }
     m->layers = g_new0(LlamaLayer, cfg->n_layers);
     SpecList list = { g_array_new(FALSE, FALSE, sizeof(HrWeightSpec)), g_ptr_array_new() };
     GArray *specs = list.specs;
