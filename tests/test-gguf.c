@@ -2369,19 +2369,28 @@ test_qwen3(void)
                                       .check_cfg = qwen3_cfg });
 }
 
+/* tokenizer.ggml.tokens for a fixture: "t0", "t1", ... with the texts a and b at ids ia and ib (-1: none). */
+static void
+fixture_tokens(Gw *w, int n, int ia, const char *a, int ib, const char *b)
+{
+    const char **tokens = g_new(const char *, n);
+    char *names = g_malloc((size_t)n * 8);
+    for (int i = 0; i < n; i++) {
+        g_snprintf(names + 8 * i, 8, "t%d", i);
+        tokens[i] = i == ia ? a : i == ib ? b : names + 8 * i;
+    }
+    gw_strs(w, "tokenizer.ggml.tokens", tokens, (size_t)n);
+    g_free(tokens);
+    g_free(names);
+}
+
 static void
 gemma3_keys(Gw *w)
 {
     gw_u32(w, "gemma3.attention.sliding_window", 8);
     gw_str(w, "gemma3.rope.scaling.type", "linear");
     gw_f32(w, "gemma3.rope.scaling.factor", 2.0f);
-    const char *tokens[256];
-    char names[256][8];
-    for (int i = 0; i < 256; i++) {
-        g_snprintf(names[i], sizeof names[i], "t%d", i);
-        tokens[i] = i == 106 ? "<end_of_turn>" : names[i];
-    }
-    gw_strs(w, "tokenizer.ggml.tokens", tokens, 256);
+    fixture_tokens(w, 256, 106, "<end_of_turn>", -1, NULL);
 }
 
 /* As Ollama writes Gemma 3 (its own converter): the layers that slide as a list of bools, the local base as
@@ -2398,13 +2407,7 @@ gemma3_ollama_keys(Gw *w)
     gw_array_head(w, "gemma3.attention.sliding_window_pattern", HR_GGUF_BOOL, 3);
     const uint8_t slides[3] = { 1, 0, 1 };   /* the fixture's layer_types */
     g_byte_array_append(w->kv, slides, 3);
-    const char *tokens[258];
-    char names[258][8];
-    for (int i = 0; i < 258; i++) {
-        g_snprintf(names[i], sizeof names[i], "t%d", i);
-        tokens[i] = i == 106 ? "<end_of_turn>" : i == 257 ? "<image_soft_token>" : names[i];
-    }
-    gw_strs(w, "tokenizer.ggml.tokens", tokens, 258);
+    fixture_tokens(w, 258, 106, "<end_of_turn>", 257, "<image_soft_token>");
     const float v[4] = { 1, 2, 3, 4 };
     const int64_t ne[2] = { 4, 1 };
     gw_tensor(w, "v.patch_embd.weight", HR_GGML_F32, 1, ne, v);
@@ -2499,13 +2502,7 @@ phi3_keys(Gw *w)
     const int64_t ne[1] = { 4 };
     gw_tensor(w, "rope_factors_long.weight", HR_GGML_F32, 1, ne, phi3_long);
     gw_tensor(w, "rope_factors_short.weight", HR_GGML_F32, 1, ne, phi3_short);
-    const char *tokens[256];
-    char names[256][8];
-    for (int i = 0; i < 256; i++) {
-        g_snprintf(names[i], sizeof names[i], "t%d", i);
-        tokens[i] = i == 7 ? "<|end|>" : names[i];
-    }
-    gw_strs(w, "tokenizer.ggml.tokens", tokens, 256);
+    fixture_tokens(w, 256, 7, "<|end|>", -1, NULL);
 }
 
 static bool
