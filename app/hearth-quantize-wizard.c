@@ -41,6 +41,8 @@ static const char quality_prompt[] = N_("In two sentences, why is the sky blue?"
 
 enum { PAGE_SOURCE, PAGE_OPTIONS, PAGE_RUN, PAGE_DONE };
 
+#define METHOD_SUBTITLE N_("AWQ protects the weights that matter most for the calibration text")
+
 struct _HearthQuantizeWizard {
     AdwWindow parent_instance;
 
@@ -63,6 +65,7 @@ struct _HearthQuantizeWizard {
 
     /* options page */
     AdwComboRow *method_row;
+    bool rtn_only;              /* the source's architecture is one the AWQ search does not run */
     AdwComboRow *group_row;
     AdwComboRow *calib_row;
     AdwActionRow *calib_file_row;
@@ -694,8 +697,22 @@ hearth_quantize_wizard_set_source(HearthQuantizeWizard *self, const char *dir)
     /* the largest group size that divides the hidden width, so the
      * attention and MLP inputs are quantized (e.g. 32 for width 64) */
     HrModelConfig cfg;
-    if (hr_model_config_load(dir, &cfg, NULL) == HR_OK)
+    if (hr_model_config_load(dir, &cfg, NULL) == HR_OK) {
         adw_combo_row_set_selected(self->group_row, cfg.dim % 128 == 0 ? 0 : cfg.dim % 64 == 0 ? 1 : 2);
+        /* a model the AWQ search cannot run yet (Gemma 3, Phi-3) gets round-to-nearest, and says why */
+        const char *why;
+        const bool awq = hr_awq_search_supports(&cfg, &why);
+        if (!awq) {
+            g_autofree char *sub = g_strdup_printf(_("AWQ cannot quantize %s yet, so round to nearest is chosen"),
+                                                   cfg.arch_name);
+            adw_combo_row_set_selected(self->method_row, 1);
+            adw_action_row_set_subtitle(ADW_ACTION_ROW(self->method_row), sub);
+        } else if (self->rtn_only) {
+            adw_combo_row_set_selected(self->method_row, 0);
+            adw_action_row_set_subtitle(ADW_ACTION_ROW(self->method_row), _(METHOD_SUBTITLE));
+        }
+        self->rtn_only = !awq;
+    }
     g_autofree char *base = g_path_get_basename(dir);
     g_autofree char *msg = g_strdup_printf("%s — %s", base, info.summary);
     gtk_label_set_text(self->source_status, msg);
@@ -999,8 +1016,7 @@ build_options_page(HearthQuantizeWizard *self)
     const char *methods[] = { _("AWQ (recommended)"), _("Round to nearest (fast, lower quality)"), NULL };
     self->method_row = ADW_COMBO_ROW(adw_combo_row_new());
     adw_preferences_row_set_title(ADW_PREFERENCES_ROW(self->method_row), _("Method"));
-    adw_action_row_set_subtitle(ADW_ACTION_ROW(self->method_row),
-                                _("AWQ protects the weights that matter most for the calibration text"));
+    adw_action_row_set_subtitle(ADW_ACTION_ROW(self->method_row), _(METHOD_SUBTITLE));
     adw_combo_row_set_model(self->method_row, G_LIST_MODEL(gtk_string_list_new(methods)));
     adw_preferences_group_add(g, GTK_WIDGET(self->method_row));
 

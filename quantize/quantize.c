@@ -420,6 +420,19 @@ run_awq(const char *in_dir, const HrModelConfig *cfg, const HrTensorSet *ts, con
     return st;
 }
 
+bool
+hr_awq_search_supports(const HrModelConfig *cfg, const char **why)
+{
+    /* its layer forward (awq.c, awq-device.c) is the Llama/Qwen block with full-width RoPE */
+    if (cfg->arch == HR_ARCH_GEMMA3)
+        *why = "Gemma 3 (its norms after attention and MLP, GELU gate and sliding-window layers)";
+    else if (cfg->rope_scaling == HR_ROPE_LONGROPE || hr_model_config_rotary_dim(cfg) != cfg->head_dim)
+        *why = "LongRoPE or partial rotary embeddings (Phi-3)";
+    else
+        return true;
+    return false;
+}
+
 HrStatus
 hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions *opt,
                   HrQuantProgressFunc progress, void *user, HrError *err)
@@ -447,14 +460,10 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
         return st;
     if (cfg.awq)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "%s is already AWQ-quantized", in_dir);
-    if (cfg.arch == HR_ARCH_GEMMA3 && opt->method == HR_QUANT_AWQ)
-        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: the AWQ search does not run Gemma 3 yet (its norms after "
-                            "attention and the MLP have no scale to fold into); round-to-nearest (rtn) does",
-                            in_dir);
-    if (opt->method == HR_QUANT_AWQ &&
-        (cfg.rope_scaling == HR_ROPE_LONGROPE || hr_model_config_rotary_dim(&cfg) != cfg.head_dim))
-        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: the AWQ search does not run LongRoPE or partial rotary "
-                            "embeddings yet (Phi-3); round-to-nearest (rtn) does", in_dir);
+    const char *why;
+    if (opt->method == HR_QUANT_AWQ && !hr_awq_search_supports(&cfg, &why))
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: the AWQ search does not run %s yet; round-to-nearest (rtn) "
+                            "does", in_dir, why);
     const bool created = !g_file_test(out_dir, G_FILE_TEST_EXISTS);
     if (g_mkdir_with_parents(out_dir, 0755) != 0)
         return hr_error_set(err, HR_ERR_IO, "cannot create %s: %s", out_dir, g_strerror(errno));
