@@ -703,8 +703,9 @@ hearth_quantize_wizard_set_source(HearthQuantizeWizard *self, const char *dir)
         const char *why;
         const bool awq = hr_awq_search_supports(&cfg, &why);
         if (!awq) {
-            g_autofree char *sub = g_strdup_printf(_("AWQ cannot quantize %s yet, so round to nearest is chosen"),
-                                                   cfg.arch_name);
+            /* TRANSLATORS: %s is a model family, e.g. "Gemma 3" */
+            g_autofree char *sub = g_strdup_printf(_("AWQ cannot quantize %s models yet, so round to nearest is "
+                                                     "chosen"), hr_model_config_family(&cfg));
             adw_combo_row_set_selected(self->method_row, 1);
             adw_action_row_set_subtitle(ADW_ACTION_ROW(self->method_row), sub);
         } else if (self->rtn_only) {

@@ -615,6 +615,20 @@ hr_model_config_load(const char *dir, HrModelConfig *cfg, HrError *err)
     return hr_model_config_parse(text, gtext, path, cfg, err);
 }
 
+const char *
+hr_model_config_family(const HrModelConfig *cfg)
+{
+    switch (cfg->arch) {
+    case HR_ARCH_LLAMA: return "Llama";
+    case HR_ARCH_MISTRAL: return "Mistral";
+    case HR_ARCH_QWEN2: return "Qwen2";
+    case HR_ARCH_QWEN3: return "Qwen3";
+    case HR_ARCH_GEMMA3: return "Gemma 3";
+    case HR_ARCH_PHI3: return "Phi-3";
+    }
+    return cfg->arch_name;
+}
+
 int
 hr_model_config_rotary_dim(const HrModelConfig *cfg)
 {

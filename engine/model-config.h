@@ -111,6 +111,9 @@ bool hr_model_config_is_eos(const HrModelConfig *cfg, int token);
  * rope_local_theta, rotates with the local base). */
 bool hr_model_config_layer_local(const HrModelConfig *cfg, int l);
 
+/* The model family as people call it ("Llama", "Gemma 3", "Phi-3"), for messages. */
+const char *hr_model_config_family(const HrModelConfig *cfg);
+
 /* The dimensions of each head RoPE rotates (its leading part). */
 int hr_model_config_rotary_dim(const HrModelConfig *cfg);
 
