@@ -143,9 +143,21 @@ test_ollama(void)
     g_assert_cmpint(g_rename(legacy, legacy_new), ==, 0);
     g_autofree char *junk = g_build_filename(root, "manifests", "registry.ollama.ai", "library", "junk", "x", NULL);
     put_file(junk, "not json", -1);
+    /* the families Hearth named "cannot run yet" before it ran them: Ollama's gemma3 and phi4-mini */
+    g_autofree char *gemma = ollama_put(root, "registry.ollama.ai", "library", "gemma3", "1b",
+                                        "seed-gemma3-ollama.gguf");
+    g_autofree char *phi = ollama_put(root, "registry.ollama.ai", "library", "phi4-mini", "latest",
+                                      "seed-phi3-longrope.gguf");
 
     g_autoptr(GPtrArray) list = hearth_found_scan(NULL);
-    g_assert_cmpuint(count_app(list, "Ollama"), ==, 5);
+    g_assert_cmpuint(count_app(list, "Ollama"), ==, 7);
+    for (int i = 0; i < 2; i++) {
+        HearthFoundModel *f = find(list, "Ollama", i ? "phi4-mini:latest" : "gemma3:1b");
+        g_assert_nonnull(f);
+        if (!hearth_found_model_usable(f))
+            g_error("%s: not usable: %s", f->name, f->info->problem ? f->info->problem : "(no problem given)");
+        g_assert_cmpstr(f->info->architecture, ==, i ? "phi3" : "gemma3");
+    }
     g_assert_cmpstr(find(list, "Ollama", "legacy:7b")->path, ==, legacy_new);
     /* the blob tiny:latest and tiny:q4 share: once, by the named tag */
     HearthFoundModel *m = find(list, "Ollama", "tiny:q4");

@@ -2203,6 +2203,23 @@ write_seeds(const char *dir)
     gw_u32(w, "llama.attention.key_length", 16);
     add_rope_freqs(w, 16, 500000, 8, 1, 4, 8192);
     write_seed(dir, "seed-llama3-rope-freqs.gguf", w);
+    /* Gemma 3 as Ollama writes it (a bool per layer, rope.local.freq_base) and Phi-3 with LongRoPE's factor
+     * tensors and a gpt-4o tokenizer (Phi-4-mini's) */
+    w = tiny_writer(&(Tiny){ .arch = "gemma3", .tok_model = "llama" });
+    gw_u32(w, "gemma3.attention.sliding_window", 4);
+    gw_f32(w, "gemma3.rope.local.freq_base", 10000.0f);
+    gw_array_head(w, "gemma3.attention.sliding_window_pattern", HR_GGUF_BOOL, 2);
+    g_byte_array_append(w->kv, (const uint8_t[]){ 1, 0 }, 2);
+    write_seed(dir, "seed-gemma3-ollama.gguf", w);
+    w = tiny_writer(&(Tiny){ .arch = "phi3", .tok_model = "gpt2", .pre = "gpt-4o", .untied = true });
+    gw_u32(w, "phi3.attention.sliding_window", 32);
+    gw_u32(w, "phi3.rope.scaling.original_context_length", 64);
+    gw_f32(w, "phi3.rope.scaling.attn_factor", 1.19f);
+    const float fl[8] = { 1, 1.5f, 2, 3, 4, 6, 8, 12 }, fs[8] = { 1, 1, 1, 1.1f, 1.2f, 1.3f, 1.4f, 1.5f };
+    const int64_t ne[1] = { 8 };
+    gw_tensor(w, "rope_factors_long.weight", HR_GGML_F32, 1, ne, fl);
+    gw_tensor(w, "rope_factors_short.weight", HR_GGML_F32, 1, ne, fs);
+    write_seed(dir, "seed-phi3-longrope.gguf", w);
     return 0;
 }
 
