@@ -23,6 +23,9 @@ the file itself (it starts with "GGUF").
   seed-gemma3-bf16.model   Gemma3ForCausalLM, BF16: norms after attention and
                            MLP, q/k norms, layers [sliding, full] with window
                            4, query_pre_attn_scalar 8, GELU-tanh
+  seed-phi3-fused.gguf     phi3 GGUF: attn_qkv and a gate|up ffn_up (split at
+                           load), LongRoPE factor tensors, rotary on half
+                           of each head, a window of 16
   seed-llama-mixed.gguf    llama GGUF: Q4_0 q, Q4_1 k, Q8_0 v, F16 o, Q8_0
                            gate/up, Q4_0 down, F32 norms, Q8_0 token_embd,
                            F16 output, a 32-token "llama" vocabulary
@@ -181,24 +184,37 @@ def blocks(rng, typ, rows, cols):
     return out
 
 
-def gguf_model(seed=3):
+def gguf_model(seed=3, arch="llama"):
     rng = Rng(seed)
     # llama.cpp's row order for q/k (the loader undoes it); random rows either way
     tensors = [("token_embd.weight", Q8_0, (VOCAB, DIM)), ("output_norm.weight", F32, (DIM,)),
                ("output.weight", F16, (VOCAB, DIM))]
     for l in range(LAYERS):
         p = f"blk.{l}."
+        if arch == "phi3":   # q|k|v and gate|up as llama.cpp writes Phi-3: one matrix each
+            tensors += [(p + "attn_norm.weight", F32, (DIM,)), (p + "ffn_norm.weight", F32, (DIM,)),
+                        (p + "attn_qkv.weight", Q8_0, ((HEADS + 2 * KV) * HD, DIM)),
+                        (p + "attn_output.weight", F16, (DIM, HEADS * HD)),
+                        (p + "ffn_up.weight", Q4_0, (2 * HIDDEN, DIM)), (p + "ffn_down.weight", Q4_0, (DIM, HIDDEN))]
+            continue
         tensors += [(p + "attn_norm.weight", F32, (DIM,)), (p + "ffn_norm.weight", F32, (DIM,)),
                     (p + "attn_q.weight", Q4_0, (HEADS * HD, DIM)), (p + "attn_k.weight", Q4_1, (KV * HD, DIM)),
                     (p + "attn_v.weight", Q8_0, (KV * HD, DIM)), (p + "attn_output.weight", F16, (DIM, HEADS * HD)),
                     (p + "ffn_gate.weight", Q8_0, (HIDDEN, DIM)), (p + "ffn_up.weight", Q8_0, (HIDDEN, DIM)),
                     (p + "ffn_down.weight", Q4_0, (DIM, HIDDEN))]
-    kvs = [kv_str("general.architecture", "llama"), kv_str("general.name", "fuzz-tiny"),
-           kv_u32("llama.block_count", LAYERS), kv_u32("llama.context_length", CTX),
-           kv_u32("llama.embedding_length", DIM), kv_u32("llama.feed_forward_length", HIDDEN),
-           kv_u32("llama.attention.head_count", HEADS), kv_u32("llama.attention.head_count_kv", KV),
-           kv_f32("llama.rope.freq_base", 10000.0), kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5),
-           kv_u32("llama.rope.dimension_count", HD), kv_str("tokenizer.ggml.model", "llama"),
+    if arch == "phi3":   # LongRoPE on half of each head
+        tensors += [("rope_factors_long.weight", F32, (HD // 4,)), ("rope_factors_short.weight", F32, (HD // 4,))]
+    a = arch
+    kvs = [kv_str("general.architecture", a), kv_str("general.name", "fuzz-tiny"),
+           kv_u32(a + ".block_count", LAYERS), kv_u32(a + ".context_length", CTX),
+           kv_u32(a + ".embedding_length", DIM), kv_u32(a + ".feed_forward_length", HIDDEN),
+           kv_u32(a + ".attention.head_count", HEADS), kv_u32(a + ".attention.head_count_kv", KV),
+           kv_f32(a + ".rope.freq_base", 10000.0), kv_f32(a + ".attention.layer_norm_rms_epsilon", 1e-5),
+           kv_u32(a + ".rope.dimension_count", HD // 2 if arch == "phi3" else HD)]
+    if arch == "phi3":
+        kvs += [kv_u32("phi3.rope.scaling.original_context_length", CTX // 4), kv_u32("phi3.attention.sliding_window", 16),
+                kv_f32("phi3.rope.scaling.attn_factor", 1.2)]
+    kvs += [kv_str("tokenizer.ggml.model", "llama"),
            kv_arr("tokenizer.ggml.tokens", GG_STRING,
                   ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(3, 9)] +
                   ["\u2581" + chr(ord("a") + i) for i in range(VOCAB - 9)], gstr),
@@ -231,6 +247,8 @@ def main():
     write_folder(os.path.join(OUT, "seed-gemma3-bf16.model"), *folder_model("BF16", gemma=True, seed=5))
     with open(os.path.join(OUT, "seed-llama-mixed.gguf"), "wb") as f:
         f.write(gguf_model())
+    with open(os.path.join(OUT, "seed-phi3-fused.gguf"), "wb") as f:
+        f.write(gguf_model(seed=6, arch="phi3"))
     if len(sys.argv) > 1:
         with tempfile.TemporaryDirectory() as tmp:
             src, dst = os.path.join(tmp, "f16"), os.path.join(tmp, "awq")
