@@ -501,8 +501,9 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
     if (!advice(o, "partial_rotary_factor", &partial) && json_object_has_member(o, "partial_rotary_factor") &&
         !JSON_NODE_HOLDS_NULL(json_object_get_member(o, "partial_rotary_factor")))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: \"partial_rotary_factor\" must be a number", label);
-    cfg->rotary_dim = (int)(cfg->head_dim * partial);   /* as transformers truncates it */
-    if (!(partial > 0.0 && partial <= 1.0) || cfg->rotary_dim < 2 || cfg->rotary_dim % 2 != 0)
+    /* as transformers truncates it (the range first: a cast of an out-of-range double is undefined) */
+    cfg->rotary_dim = partial > 0.0 && partial <= 1.0 ? (int)(cfg->head_dim * partial) : 0;
+    if (cfg->rotary_dim < 2 || cfg->rotary_dim % 2 != 0)
         return hr_error_set(err, HR_ERR_FORMAT, "%s: partial_rotary_factor %g leaves %d of head_dim %d rotated "
                             "(an even number from 2 is needed)", label, partial, cfg->rotary_dim, cfg->head_dim);
     cfg->rope_attn_factor = 1.0f;
