@@ -56,6 +56,9 @@ HrStatus hr_chat_template_render(const HrChatTemplate *t, JsonNode *messages, bo
 
 /* The ChatML template used when a model has none. */
 const char *hr_chat_template_chatml(void);
+/* Gemma 3's and Phi-3's templates, for their models that come without one. */
+const char *hr_chat_template_gemma(void);
+const char *hr_chat_template_phi3(void);
 
 /* The budget of one render. By default it grows with the input: with W the
  * input's weight (bytes of strings and keys in messages and the extra

@@ -53,6 +53,23 @@ hr_chat_render_ex(const HrTokenizer *tok, JsonNode *messages, bool add_generatio
                                 warning, err);
 }
 
+const char *
+hr_chat_default_template(const HrTokenizer *tok, const char **format)
+{
+    /* a family's turn markers in the vocabulary name its format */
+    if (hr_tokenizer_token_id(tok, "<start_of_turn>") >= 0 && hr_tokenizer_token_id(tok, "<end_of_turn>") >= 0) {
+        *format = "Gemma";
+        return hr_chat_template_gemma();
+    }
+    if (hr_tokenizer_token_id(tok, "<|user|>") >= 0 && hr_tokenizer_token_id(tok, "<|assistant|>") >= 0 &&
+        hr_tokenizer_token_id(tok, "<|end|>") >= 0) {
+        *format = "Phi-3";
+        return hr_chat_template_phi3();
+    }
+    *format = "ChatML";
+    return hr_chat_template_chatml();
+}
+
 HrStatus
 hr_chat_render_extra(const HrTokenizer *tok, JsonNode *messages, bool add_generation_prompt, JsonObject *extra,
                      const atomic_int *cancel, char **text, int32_t **ids, size_t *n_ids, bool *fell_back,
@@ -61,6 +78,8 @@ hr_chat_render_extra(const HrTokenizer *tok, JsonNode *messages, bool add_genera
     const char *source = hr_tokenizer_chat_template(tok);
     char *rendered = NULL;
     bool fallback = false;
+    const char *format = "ChatML";
+    const char *fallback_source = hr_chat_default_template(tok, &format);
     HrStatus st;
     if (source) {
         st = render_with(source, tok, messages, add_generation_prompt, extra, cancel, &rendered, err);
@@ -76,12 +95,12 @@ hr_chat_render_extra(const HrTokenizer *tok, JsonNode *messages, bool add_genera
         }
     } else {
         if (warning)
-            hr_error_set(warning, HR_ERR_UNSUPPORTED, "the model has no chat template; using ChatML");
+            hr_error_set(warning, HR_ERR_UNSUPPORTED, "the model has no chat template; using %s", format);
         fallback = true;
     }
     if (fallback) {
-        st = render_with(hr_chat_template_chatml(), tok, messages, add_generation_prompt, extra, cancel, &rendered,
-                         err);
+        st = render_with(source ? hr_chat_template_chatml() : fallback_source, tok, messages, add_generation_prompt,
+                         extra, cancel, &rendered, err);
         if (st != HR_OK)
             return st;
     }

@@ -15,7 +15,9 @@
 
 /* messages: a JSON array of {"role": ..., "content": ...}. *text and *ids
  * are g_malloc'd (either may be NULL when not wanted). warning (may be
- * NULL) receives why the fallback was used. */
+ * NULL) receives why the fallback was used: for a model without a template,
+ * hr_chat_default_template's; for a template the interpreter cannot run,
+ * ChatML. */
 HrStatus hr_chat_render(const HrTokenizer *tok, JsonNode *messages, bool add_generation_prompt,
                         char **text, int32_t **ids, size_t *n_ids, bool *fell_back, HrError *warning,
                         HrError *err);
@@ -31,6 +33,12 @@ HrStatus hr_chat_render_ex(const HrTokenizer *tok, JsonNode *messages, bool add_
 HrStatus hr_chat_render_extra(const HrTokenizer *tok, JsonNode *messages, bool add_generation_prompt,
                               JsonObject *extra, const atomic_int *cancel, char **text, int32_t **ids, size_t *n_ids,
                               bool *fell_back, HrError *warning, HrError *err);
+
+/* The template for a model that has none (Ollama's GGUF files often come
+ * without): Gemma's when the vocabulary has <start_of_turn> and
+ * <end_of_turn>, Phi-3's when it has <|user|>, <|assistant|> and <|end|>,
+ * else ChatML; *format names it ("Gemma", "Phi-3", "ChatML"). */
+const char *hr_chat_default_template(const HrTokenizer *tok, const char **format);
 
 /* Convenience: a one-message conversation [{"role": "user", "content": text}]
  * (plus a system message first when system is non-NULL). Caller frees with

@@ -51,6 +51,8 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
+#include "chat-template.h"
+#include "chat.h"
 #include "gguf-model.h"
 #include "gguf.h"
 #include "hr-json.h"
@@ -873,6 +875,7 @@ typedef struct {
     bool embd;                /* a token_embd.weight tensor */
     float eps;                /* rms epsilon (0: 1e-5) */
     double theta;             /* rope.freq_base as a float64 (0: 500000 as a float32) */
+    const char *const *extra; /* "llama": control tokens after the pieces (NULL-terminated), or NULL */
 } Tiny;
 
 static void
@@ -908,7 +911,10 @@ enum { SP_HELLO = SP_BASE + 12, SP_WORLD = SP_BASE + 17, SP_TOOL = SP_BASE + 18 
 static void
 tiny_tokenizer_spm(Gw *w, const Tiny *o)
 {
-    size_t n = SP_BASE + G_N_ELEMENTS(sp_pieces);
+    size_t n_extra = 0;
+    while (o->extra && o->extra[n_extra])
+        n_extra++;
+    size_t n = SP_BASE + G_N_ELEMENTS(sp_pieces) + n_extra;
     char **tokens = g_new0(char *, n);
     int32_t *types = g_new(int32_t, n);
     float *scores = g_new(float, n);
@@ -927,6 +933,12 @@ tiny_tokenizer_spm(Gw *w, const Tiny *o)
         tokens[SP_BASE + i] = g_strdup(sp_pieces[i]);
         types[SP_BASE + i] = SP_BASE + i == SP_TOOL ? 4 : 1;
         scores[SP_BASE + i] = -(float)(i + 1);
+    }
+    for (size_t i = 0; i < n_extra; i++) {
+        const size_t id = SP_BASE + G_N_ELEMENTS(sp_pieces) + i;
+        tokens[id] = g_strdup(o->extra[i]);
+        types[id] = 3;
+        scores[id] = 0;
     }
     gw_str(w, "tokenizer.ggml.model", "llama");
     gw_str(w, "tokenizer.ggml.pre", "default");
@@ -947,8 +959,11 @@ tiny_tokenizer_spm(Gw *w, const Tiny *o)
 static size_t
 tiny_vocab(const Tiny *o)
 {
+    size_t n_extra = 0;
+    while (o->extra && o->extra[n_extra])
+        n_extra++;
     if (o->tok_model && strcmp(o->tok_model, "llama") == 0)
-        return SP_BASE + G_N_ELEMENTS(sp_pieces);
+        return SP_BASE + G_N_ELEMENTS(sp_pieces) + n_extra;
     return G_N_ELEMENTS(bl_tokens);
 }
 
@@ -1406,6 +1421,46 @@ test_tokenizer(void)
         HR_CHECK(strcmp(s, "hello world!") == 0, "spm decode \"%s\"", s);
         g_free(s);
         hr_tokenizer_free(t);
+    }
+    /* A GGUF without a chat template (Ollama's gemma3 blobs have none): its vocabulary's turn markers choose
+     * Gemma's template, the one the fixtures verify against transformers. */
+    {
+        const struct {
+            const char *file, *builtin;
+        } builtins[] = { { "gemma-3-it.jinja", hr_chat_template_gemma() },
+                         { "phi-3-mini-instruct.jinja", hr_chat_template_phi3() } };
+        for (size_t i = 0; i < G_N_ELEMENTS(builtins); i++) {
+            g_autofree char *fx = g_build_filename(HEARTH_SOURCE_ROOT, "tests", "fixtures", "templates",
+                                                   builtins[i].file, NULL);
+            g_autofree char *jinja = NULL;
+            HR_CHECK(g_file_get_contents(fx, &jinja, NULL, NULL), "reading %s", fx);
+            if (jinja && *jinja && jinja[strlen(jinja) - 1] == '\n')
+                jinja[strlen(jinja) - 1] = '\0';
+            HR_CHECK(jinja && strcmp(jinja, builtins[i].builtin) == 0, "the built-in template differs from %s", fx);
+        }
+        static const char *const turns[] = { "<start_of_turn>", "<end_of_turn>", NULL };
+        t = tokenizer_of(tiny_writer(&(Tiny){ .arch = "gemma3", .tok_model = "llama", .extra = turns }));
+        if (t) {
+            JsonNode *msgs = hr_chat_messages_new(NULL, "hello");
+            char *text = NULL;
+            bool fell_back = false;
+            HrError warn = { 0 }, err = { 0 };
+            HR_CHECK(hr_chat_render(t, msgs, true, &text, NULL, NULL, &fell_back, &warn, &err) == HR_OK, "%s",
+                     err.message);
+            HR_CHECK(text && strcmp(text, "<s><start_of_turn>user\nhello<end_of_turn>\n<start_of_turn>model\n") == 0 &&
+                         fell_back && strstr(warn.message, "Gemma"),
+                     "a Gemma GGUF without a template: \"%s\" (%s)", text ? text : "(none)", warn.message);
+            g_free(text);
+            json_node_unref(msgs);
+            hr_tokenizer_free(t);
+        }
+        t = tokenizer_of(tiny_writer(&(Tiny){ .tok_model = "llama" }));
+        if (t) {
+            const char *format = NULL;
+            HR_CHECK(hr_chat_default_template(t, &format) == hr_chat_template_chatml() && strcmp(format, "ChatML") == 0,
+                     "no turn markers: %s", format);
+            hr_tokenizer_free(t);
+        }
     }
     /* Gemma's SentencePiece puts no space before the text, said or not (Ollama's files do not say it). */
     t = tokenizer_of(tiny_writer(&(Tiny){ .arch = "gemma3", .tok_model = "llama" }));
