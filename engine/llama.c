@@ -15,7 +15,8 @@
  * Gemma 3 also scales the embeddings by sqrt(dim), applies every norm as
  * (1 + w) (added to the weights here, as llama.cpp's converter does), and
  * gives its sliding-window layers their own RoPE base (nodes' window and
- * local_rope); its query_pre_attn_scalar is folded into the q norm.
+ * local_rope) and its scores the scale 1 / sqrt(query_pre_attn_scalar);
+ * Gemma 2 soft-caps the scores and the logits.
  * Loading walks the checkpoint a layer at a time: the layer's pages are
  * populated (MADV_POPULATE_READ: the reading time) while the next layer goes
  * to the kernel's read-ahead, then the backend takes the layer's weights.
@@ -218,14 +219,10 @@ take_weight(Llama *m, const HrTensorSet *ts, const HrWeightSpec *s, HrOpsWeight 
             }
         } else {
             st = read_vector(ts, s->name, s->rows, data, err);
-            /* Gemma: every norm is (1 + w); the q norm also carries query_pre_attn_scalar's part
-             * of the scores' scale (the backends divide by sqrt(head_dim)) */
+            /* Gemma: every norm is (1 + w) */
             const bool is_norm = g_str_has_suffix(s->name, "norm.weight");
-            const bool q_norm = s->layer >= 0 && slot == &m->layers[s->layer].q_norm;
-            const float qs = q_norm && cfg->query_scale > 0.0f && cfg->query_scale != (float)cfg->head_dim
-                                 ? sqrtf((float)cfg->head_dim / cfg->query_scale) : 1.0f;
-            for (int64_t i = 0; st == HR_OK && is_norm && (cfg->norm_plus_one || qs != 1.0f) && i < s->rows; i++)
-                data[i] = (cfg->norm_plus_one ? 1.0f + data[i] : data[i]) * qs;
+            for (int64_t i = 0; st == HR_OK && is_norm && cfg->norm_plus_one && i < s->rows; i++)
+                data[i] += 1.0f;
         }
     }
     if (st == HR_OK)
@@ -259,7 +256,9 @@ model_nodes(Llama *m)
                           .n_w = L->q_norm ? 2 : 0, .k_cache = L->kc, .v_cache = L->vc,
                           .local_rope = local && cfg->rope_local_theta > 0.0f });
         node(a, (HrNode){ .op = HR_OP_ATTENTION, .layer = l, .src = m->q, .dst = m->att, .k_cache = L->kc,
-                          .v_cache = L->vc, .window = hr_model_config_layer_window(cfg, l) });
+                          .v_cache = L->vc, .window = hr_model_config_layer_window(cfg, l),
+                          .softcap = cfg->attn_softcap,
+                          .scale = cfg->query_scale > 0.0f ? 1.0f / sqrtf(cfg->query_scale) : 0.0f });
         if (L->post_attn_norm) {
             node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->att, .dst = m->xo, .w = { L->wo }, .n_w = 1 });
             node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = l, .src = m->xo, .dst = m->x, .w = { L->post_attn_norm },
@@ -282,7 +281,8 @@ model_nodes(Llama *m)
     }
     node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = -1, .src = m->x, .dst = m->xb, .w = { m->final_norm },
                       .logit_rows = true });
-    node(a, (HrNode){ .op = HR_OP_LOGITS, .layer = -1, .src = m->xb, .w = { m->lm_head } });
+    node(a, (HrNode){ .op = HR_OP_LOGITS, .layer = -1, .src = m->xb, .w = { m->lm_head },
+                      .softcap = cfg->final_softcap });
     return a;
 }
 

@@ -21,6 +21,7 @@ static const struct {
     { "Gemma3ForCausalLM", HR_ARCH_GEMMA3 },
     { "Gemma3ForConditionalGeneration", HR_ARCH_GEMMA3 },   /* its text_config; the vision tower unused */
     { "Phi3ForCausalLM", HR_ARCH_PHI3 },
+    { "Gemma2ForCausalLM", HR_ARCH_GEMMA2 },
 };
 
 /* Integer member: *out untouched when absent; error when present but not an
@@ -299,6 +300,21 @@ gemma3_text_defaults(void)
     return d;
 }
 
+/* A soft cap: null (none), else a positive number. */
+static HrStatus
+get_softcap(JsonObject *o, const char *key, float *out, const char *label, HrError *err)
+{
+    JsonNode *n = json_object_get_member(o, key);
+    if (n && JSON_NODE_HOLDS_NULL(n)) {
+        *out = 0.0f;
+        return HR_OK;
+    }
+    HrStatus st = get_float(o, key, out, label, err);
+    if (st == HR_OK && !(*out >= 0.0f && *out < 1e30f))
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"%s\" must be a positive number or null", label, key);
+    return st;
+}
+
 /* Gemma 3's own keys (transformers' Gemma3TextConfig, in the layout of the
  * checkpoints people have: rope_theta for the global layers with
  * rope_scaling, rope_local_base_freq for the sliding ones, the window's layers
@@ -311,26 +327,26 @@ parse_gemma3(JsonObject *o, HrModelConfig *cfg, const char *label, HrError *err)
     cfg->sandwich_norms = true;
     cfg->embed_scale = sqrtf((float)cfg->dim);
     cfg->query_scale = 256.0f;
-    cfg->rope_local_theta = 10000.0f;
+    const bool gemma2 = cfg->arch == HR_ARCH_GEMMA2;
+    cfg->rope_local_theta = gemma2 ? 0.0f : 10000.0f;   /* Gemma 2: one base for every layer */
     cfg->layer_types = true;
     cfg->sliding_window = 4096;
+    if (gemma2) {   /* transformers' Gemma2Config defaults */
+        cfg->attn_softcap = 50.0f;
+        cfg->final_softcap = 30.0f;
+    }
     bool holds_one = false;   /* a GGUF's norms (gguf-meta.c says so) */
     if ((st = get_bool(o, "hearth_norms_hold_one", &holds_one, label, err)) != HR_OK ||
         (st = get_float(o, "query_pre_attn_scalar", &cfg->query_scale, label, err)) != HR_OK ||
-        (st = get_float(o, "rope_local_base_freq", &cfg->rope_local_theta, label, err)) != HR_OK ||
+        (!gemma2 && (st = get_float(o, "rope_local_base_freq", &cfg->rope_local_theta, label, err)) != HR_OK) ||
+        (st = get_softcap(o, "attn_logit_softcapping", &cfg->attn_softcap, label, err)) != HR_OK ||
+        (st = get_softcap(o, "final_logit_softcapping", &cfg->final_softcap, label, err)) != HR_OK ||
         (st = get_int(o, "sliding_window", &cfg->sliding_window, false, 1, label, err)) != HR_OK)
         return st;
     cfg->norm_plus_one = !holds_one;
-    if (!(cfg->query_scale > 0.0f) || !(cfg->rope_local_theta > 0.0f))
+    if (!(cfg->query_scale > 0.0f) || !(cfg->rope_local_theta > 0.0f || gemma2))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: query_pre_attn_scalar and rope_local_base_freq must be "
                             "positive", label);
-    const char *unsupported[] = { "final_logit_softcapping", "attn_logit_softcapping" };
-    for (size_t i = 0; i < G_N_ELEMENTS(unsupported); i++) {
-        JsonNode *n = json_object_get_member(o, unsupported[i]);
-        if (n && !JSON_NODE_HOLDS_NULL(n))
-            return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: %s is not supported (Gemma 2's; Gemma 3 has none)",
-                                label, unsupported[i]);
-    }
     bool bidi = false;
     if ((st = get_bool(o, "use_bidirectional_attention", &bidi, label, err)) != HR_OK)
         return st;
@@ -355,7 +371,7 @@ parse_gemma3(JsonObject *o, HrModelConfig *cfg, const char *label, HrError *err)
                                     "\"full_attention\"", label, l);
         }
     } else {
-        int pattern = 6;
+        int pattern = gemma2 ? 2 : 6;
         if ((st = get_int(o, "sliding_window_pattern", &pattern, false, 1, label, err)) != HR_OK)
             return st;
         for (int l = 0; l < cfg->n_layers; l++)
@@ -434,7 +450,7 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
         return hr_error_set(err, HR_ERR_UNSUPPORTED,
                             "%s: architecture \"%s\" is not supported (supported: LlamaForCausalLM, "
                             "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM, "
-                            "Gemma3ForConditionalGeneration, Phi3ForCausalLM)", label, arch);
+                            "Gemma3ForConditionalGeneration, Gemma2ForCausalLM, Phi3ForCausalLM)", label, arch);
 
     HrStatus st;
     /* Gemma 3's image-text checkpoints (4B and up): the text model's config, which names only what differs from
@@ -453,7 +469,7 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
         g_list_free(names);
         o = text;
     }
-    const bool gemma = cfg->arch == HR_ARCH_GEMMA3;
+    const bool gemma = cfg->arch == HR_ARCH_GEMMA3 || cfg->arch == HR_ARCH_GEMMA2;
     const char *act;
     /* Gemma's configs say hidden_activation (older ones hidden_act) */
     if ((st = hr_json_get_string(o, "hidden_act", gemma ? "gelu_pytorch_tanh" : "silu", &act, label, err)) !=
@@ -518,7 +534,7 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
     if ((st = get_bool(o, "tie_word_embeddings", &cfg->tie_embeddings, label, err)) != HR_OK)
         return st;
     cfg->qkv_bias = cfg->arch == HR_ARCH_QWEN2;
-    cfg->qk_norm = cfg->arch == HR_ARCH_QWEN3 || gemma;
+    cfg->qk_norm = cfg->arch == HR_ARCH_QWEN3 || cfg->arch == HR_ARCH_GEMMA3;
     if ((cfg->arch == HR_ARCH_LLAMA || cfg->arch == HR_ARCH_QWEN3 || gemma) &&
         (st = get_bool(o, "attention_bias", &cfg->qkv_bias, label, err)) != HR_OK)
         return st;
@@ -625,6 +641,7 @@ hr_model_config_family(const HrModelConfig *cfg)
     case HR_ARCH_QWEN2: return "Qwen2";
     case HR_ARCH_QWEN3: return "Qwen3";
     case HR_ARCH_GEMMA3: return "Gemma 3";
+    case HR_ARCH_GEMMA2: return "Gemma 2";
     case HR_ARCH_PHI3: return "Phi-3";
     }
     return cfg->arch_name;

@@ -15,6 +15,8 @@ typedef enum {
                           (1 + w) norms, a norm after attention and after the MLP, GELU-tanh gate,
                           embeddings times sqrt(hidden_size), q/k norms, sliding-window layers with
                           their own RoPE base */
+    HR_ARCH_GEMMA2,    /* Gemma2ForCausalLM: Gemma 3's block without q/k norms, one RoPE base, and soft-capped
+                          attention scores and logits */
     HR_ARCH_PHI3,      /* Phi3ForCausalLM (Phi-3, Phi-3.5, Phi-4, Phi-4-mini): q|k|v and gate|up stored as one
                           matrix each (safetensors.c splits them), LongRoPE, partial rotary */
 } HrArch;
@@ -80,6 +82,7 @@ typedef struct HrModelConfig {
     float embed_scale;          /* embeddings times this (1 elsewhere): sqrt(hidden_size) */
     float query_scale;          /* query_pre_attn_scalar: scores / sqrt(this) (0: / sqrt(head_dim)) */
     float rope_local_theta;     /* > 0: the sliding-window layers' RoPE base, unscaled (rope_local_base_freq) */
+    float attn_softcap, final_softcap;   /* > 0: scores / logits -> cap * tanh(x / cap) (Gemma 2) */
     bool layer_types;           /* sliding_window and rope_local_theta apply to the local_layers only */
     uint64_t local_layers[HR_MAX_LAYERS / 64];   /* bit l: layer l is a sliding-window layer */
     int bos_id;                 /* -1 when absent */

@@ -258,12 +258,12 @@ hr_model_load(const char *dir, const HrModelOptions *opt, HrModel **out, HrError
     }
 #if HEARTH_HAVE_CUDA
     /* Qwen3's q/k norms run on CUDA only under its op table (HEARTH_CUDA_OPS=1, as cuda-backend.cu's h_create
-     * decides), which no device has run yet, and Gemma 3 and Phi-3 not at all: otherwise "auto" takes Vulkan on a GPU,
+     * decides), which no device has run yet, and Gemma 2 and 3 and Phi-3 not at all: otherwise "auto" takes Vulkan on a GPU,
      * else the CPU (a named "cuda" says so when it opens). */
     const char *cuda_ops = g_getenv("HEARTH_CUDA_OPS");
     if (st == HR_OK && is_auto && ops == &hr_cuda_backend &&
         ((m->cfg.qk_norm && g_strcmp0(cuda_ops, "1") != 0) || m->cfg.arch == HR_ARCH_GEMMA3 ||
-         m->cfg.arch == HR_ARCH_PHI3)) {
+         m->cfg.arch == HR_ARCH_GEMMA2 || m->cfg.arch == HR_ARCH_PHI3)) {
 #if HEARTH_HAVE_VULKAN
         char gpu[256];
         ops = !unread_blocks(&hr_vulkan_backend, m->weights) && vulkan_gpu_usable(gpu, sizeof gpu)

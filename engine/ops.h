@@ -66,7 +66,8 @@ typedef enum {
                          the base rope_local_theta, unscaled (Gemma's sliding-window layers) */
     HR_OP_ATTENTION,  /* dst[t] = causal attention of src[t] (q) over the caches at positions
                          [max(0, p - window + 1), p] (window 0: [0, p]), p = pos + t, GQA head
-                         h -> kv head h / (n_heads / n_kv_heads); scores scaled by 1 / sqrt(head_dim) */
+                         h -> kv head h / (n_heads / n_kv_heads); scores scaled by the node's scale, or
+                         1 / sqrt(head_dim) where it is 0 */
     HR_OP_LOGITS,     /* the step's logits rows: w[0] (LM_HEAD) . src[t] for t >= logit_first */
 } HrOpKind;
 
@@ -82,7 +83,9 @@ typedef struct {
     HrActivation act;           /* LINEAR with gate */
     bool local_rope;            /* ROPE_KV */
     int window;                 /* ATTENTION: the layer's window in positions, 0: none */
-    float scale;                /* EMBED: 0 or the factor */
+    float scale;                /* EMBED: the rows' factor, ATTENTION: the scores' (Gemma); 0: none / the usual */
+    float softcap;              /* ATTENTION: scores, LOGITS: logits -> softcap * tanh(x / softcap) where > 0
+                                   (Gemma 2) */
 } HrNode;
 
 /* What one step computes: tokens [n] at positions pos..pos+n-1; the logits

@@ -424,8 +424,11 @@ bool
 hr_awq_search_supports(const HrModelConfig *cfg, const char **why)
 {
     /* its layer forward (awq.c, awq-device.c) is the Llama/Qwen block with full-width RoPE */
-    if (cfg->arch == HR_ARCH_GEMMA3)
-        *why = "Gemma 3 (its norms after attention and MLP, GELU gate and sliding-window layers)";
+    if (cfg->arch == HR_ARCH_GEMMA3 || cfg->arch == HR_ARCH_GEMMA2)
+        *why = cfg->arch == HR_ARCH_GEMMA3 ? "Gemma 3 (its norms after attention and MLP, GELU gate and "
+                                             "sliding-window layers)"
+                                           : "Gemma 2 (its norms after attention and MLP, GELU gate, soft caps and "
+                                             "sliding-window layers)";
     else if (cfg->rope_scaling == HR_ROPE_LONGROPE || hr_model_config_rotary_dim(cfg) != cfg->head_dim)
         *why = "LongRoPE or partial rotary embeddings (Phi-3)";
     else

@@ -26,7 +26,13 @@ layout(std430, set = 0, binding = 4) readonly buffer P { HrStepParams prm; };
 layout(push_constant) uniform Push {
     uint n_heads, n_kv, hd, n_splits, window;
     float scale;
+    float softcap;              // > 0 (Gemma 2): each score -> softcap * tanh(score / softcap)
 } pc;
+
+float capped(float s)
+{
+    return pc.softcap > 0.0 ? pc.softcap * tanh(s / pc.softcap) : s;
+}
 
 const float NONE = -3.0e38;   // "no key": masked score, max of an empty set
 
@@ -82,7 +88,7 @@ void main()
         for (uint qi = 0u; qi < QT; qi++) {
             const uint p = p0 + qi;
             const bool valid = qi < nq && j <= p && j >= key_start(p);
-            const float sc = valid ? s[qi] * pc.scale : NONE;
+            const float sc = valid ? capped(s[qi] * pc.scale) : NONE;
             ps[qi * SPLIT + (j - j0)] = sc;
             mx[qi] = max(mx[qi], sc);
         }

@@ -41,7 +41,13 @@ layout(std430, set = 0, binding = 4) readonly buffer P { HrStepParams prm; };
 layout(push_constant) uniform Push {
     uint n_heads, n_kv, hd, n_splits, window;
     float scale;
+    float softcap;              // > 0 (Gemma 2): each score -> softcap * tanh(score / softcap)
 } pc;
+
+float capped(float s)
+{
+    return pc.softcap > 0.0 ? pc.softcap * tanh(s / pc.softcap) : s;
+}
 
 const float NONE = -3.0e38;   // "no key": masked score, max of an empty set
 
@@ -109,7 +115,7 @@ void main()
             [[unroll]] for (uint i = 0u; i < RQ; i++) {
                 const uint r = grp * RQ + i, p = p0 + r / G;
                 const bool valid = r < rows && j < j1 && j <= p && j >= key_start(p);
-                ss[r * LDS + lane] = valid ? s[i] * pc.scale : NONE;
+                ss[r * LDS + lane] = valid ? capped(s[i] * pc.scale) : NONE;
             }
         }
         barrier();

@@ -246,6 +246,7 @@ void main()
             float val = cs[idx];
             if ((pc.flags & 2u) != 0u)
                 val += bias[R];
+            val = out_cap(val);
             const uint oi = (tt - tbase) * pc.o_stride + R;   // lm_head: token logit_first + i to output row i
             if ((pc.flags & 1u) != 0u)
                 o[oi] += val;

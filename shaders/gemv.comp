@@ -344,6 +344,7 @@ void main()
             val = gate_act(val, v[1]);
         if ((pc.flags & 2u) != 0u)
             val += bias[R];
+        val = out_cap(val);
         // lm_head: token logit_first + i goes to output row i
         const uint idx = (tt - ((pc.flags & 4u) != 0u ? prm.logit_first : 0u)) * pc.o_stride + R;
         if ((pc.flags & 1u) != 0u)

@@ -22,9 +22,11 @@ layout(push_constant) uniform Push {
     uint soff0, soff1, soff2;   // word offset of each matrix's scale table (QUANT)
     uint x_stride, o_stride;    // floats per token row
     uint flags;                 // 1: o += (residual), 2: + bias, 4: tokens from prm.logit_first, written from output row 0,
-                                // 8: the gate's activation is gelu_pytorch_tanh (Gemma), else SiLU
+                                // 8: the gate's activation is gelu_pytorch_tanh (Gemma), else SiLU,
+                                // 16: the output soft-capped (pc.softcap)
     uint obase;                 // added to every output row index
     uint sfmt;                  // scale table format (QUANT): 0 ZERO, 1 OFF16, 2 F32, 3 F32OFF, 4 K4
+    float softcap;              // flags 16 (Gemma 2's logits): out = softcap * tanh(out / softcap)
 } pc;
 
 uint wload(uint m, uint i)
@@ -37,6 +39,12 @@ uint wload(uint m, uint i)
 }
 
 #include "weights.glsl"
+
+// The logits' soft cap (flags 16), the last step of an output.
+float out_cap(float v)
+{
+    return (pc.flags & 16u) != 0u ? pc.softcap * tanh(v / pc.softcap) : v;
+}
 
 // The gate|up epilogue: act(g) * u, act SiLU or (flags 8) GELU-tanh.
 float gate_act(float g, float u)

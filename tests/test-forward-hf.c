@@ -25,7 +25,7 @@
 
 static const char *models[] = {
     "llama-gqa-tied", "llama3-rope", "llama-linear-rope", "qwen2-bias", "mistral", "qwen3-qknorm", "gemma3",
-    "phi3-longrope",
+    "phi3-longrope", "gemma2",
 };
 static const char *variants[] = { "f32", "bf16" };
 

@@ -742,7 +742,7 @@ run_attention(GRand *rng)
         float *scores = g_new(float, p + 1), *out = g_new(float, hd);
         for (int f16 = 0; f16 < 2; f16++) {
             hr_attend_head(q, f16 ? (const void *)kh : kf, f16 ? (const void *)vh : vf, f16, stride, hd, start, p,
-                           scale, scores, out);
+                           scale, 0.0f, scores, out);
             int bad = 0;
             double worst = 0.0;
             for (int i = 0; i < hd; i++) {

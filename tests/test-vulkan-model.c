@@ -409,7 +409,7 @@ main(void)
         check_out_of_memory(dir);
     }
     static const char *fixtures[] = { "llama-gqa-tied", "llama3-rope", "llama-linear-rope", "qwen2-bias", "mistral",
-                                      "qwen3-qknorm", "gemma3", "phi3-longrope" };
+                                      "qwen3-qknorm", "gemma3", "phi3-longrope", "gemma2" };
     for (size_t i = 0; i < G_N_ELEMENTS(fixtures); i++) {
         for (int v = 0; v < 2; v++) {
             const char *variant = v ? "bf16" : "f32";

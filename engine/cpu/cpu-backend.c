@@ -849,7 +849,7 @@ attend_heads(void *arg, int h0, int h1)
     const HrModelConfig *cfg = &c->cfg;
     const int hd = cfg->head_dim, kv_dim = cfg->n_kv_heads * hd, q_dim = cfg->n_heads * hd;
     const int group = cfg->n_heads / cfg->n_kv_heads;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const float scale = j->nd->scale > 0.0f ? j->nd->scale : 1.0f / sqrtf((float)hd);
     const int window = j->nd->window;
     const bool f16 = c->opt.kv_type != HR_KV_F32;
     const size_t esize = f16 ? 2 : 4;
@@ -865,7 +865,7 @@ attend_heads(void *arg, int h0, int h1)
                 start = p - window + 1;
             hr_attend_head(q + (size_t)t * q_dim + (size_t)h * hd, (const char *)j->nd->k_cache->data + kv_off,
                            (const char *)j->nd->v_cache->data + kv_off, f16, (size_t)kv_dim, hd, start, p, scale,
-                           scores, out + (size_t)t * q_dim + (size_t)h * hd);
+                           j->nd->softcap, scores, out + (size_t)t * q_dim + (size_t)h * hd);
         }
     }
 }
@@ -948,6 +948,9 @@ op_logits(CpuCtx *c, const HrNode *nd, const HrStep *s)
         hr_matmul_q8w(c->pool, s->logits, w->lm_q8, NULL, x, rows, NULL);
     else
         hr_matmul(c->pool, s->logits, &w->lin.dense, NULL, x, rows, NULL);
+    /* Gemma 2: cap * tanh(logit / cap) */
+    for (size_t i = 0; nd->softcap > 0.0f && i < (size_t)rows * (size_t)c->cfg.vocab_size; i++)
+        s->logits[i] = tanhf(s->logits[i] / nd->softcap) * nd->softcap;
 }
 
 static HrStatus

@@ -2502,10 +2502,10 @@ attend_head_avx2(const float *q, const void *k, const void *v, bool f16, size_t 
 
 void
 hr_attend_head(const float *q, const void *k, const void *v, bool f16, size_t stride, int hd, int start, int p,
-               float scale, float *scores, float *out)
+               float scale, float softcap, float *scores, float *out)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (hd % 8 == 0 && have_avx2()) {
+    if (hd % 8 == 0 && have_avx2() && softcap == 0.0f) {
         attend_head_avx2(q, k, v, f16, stride, hd, start, p, scale, scores, out);
         return;
     }
@@ -2518,6 +2518,8 @@ hr_attend_head(const float *q, const void *k, const void *v, bool f16, size_t st
         for (int i = 0; i < hd; i++)
             s += q[i] * (f16 ? f16_table[((const uint16_t *)k)[o + i]] : ((const float *)k)[o + i]);
         scores[j] = s * scale;
+        if (softcap > 0.0f)   /* Gemma 2: cap * tanh(s / cap) */
+            scores[j] = tanhf(scores[j] / softcap) * softcap;
         max = scores[j] > max ? scores[j] : max;
     }
     float sum = 0.0f;

@@ -1985,9 +1985,11 @@ ops_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **pr
         cn.n = nodes[i];
         const HrNode &n = cn.n;
         // Gemma 3's parts (ops version 7) have no kernels here yet
-        if (n.act != HR_ACT_SILU || n.local_rope || n.scale != 0.0f || (n.op == HR_OP_RMSNORM && n.residual))
-            return hr_error_set(err, HR_ERR_UNSUPPORTED, "CUDA: node %d needs Gemma 3's kernels (GELU gate, local "
-                                "RoPE, embedding scale or a norm added to the residual), which this backend lacks", i);
+        if (n.act != HR_ACT_SILU || n.local_rope || n.scale != 0.0f || n.softcap != 0.0f ||
+            (n.op == HR_OP_RMSNORM && n.residual))
+            return hr_error_set(err, HR_ERR_UNSUPPORTED, "CUDA: node %d needs Gemma's kernels (GELU gate, local RoPE, "
+                                "an embedding or score scale, soft caps, a norm added to the residual), which this "
+                                "backend lacks", i);
         if (n.src) {
             cn.x = n.src->act;
             cn.ldx = n.src->width;
@@ -2557,9 +2559,10 @@ h_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptions
     *ctx_out = nullptr;
     // Qwen3's q/k norms: only under the op table (k_head_norm, HEARTH_CUDA_OPS=1), which has not run on a
     // device yet either; the whole-model front end has none
-    if (cfg->arch == HR_ARCH_GEMMA3)
-        return hr_error_set(err, HR_ERR_UNSUPPORTED, "the CUDA backend does not run Gemma 3 yet (its norms after "
-                            "attention and the MLP, GELU gate and sliding-window layers); use Vulkan or the CPU");
+    if (cfg->arch == HR_ARCH_GEMMA3 || cfg->arch == HR_ARCH_GEMMA2)
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "the CUDA backend does not run Gemma 2 or 3 yet (their norms "
+                            "after attention and the MLP, GELU gate and sliding-window layers); use Vulkan or the "
+                            "CPU");
     if (cfg->arch == HR_ARCH_PHI3)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "the CUDA backend does not run Phi-3 yet (its LongRoPE and "
                             "partial rotary embeddings); use Vulkan or the CPU");

@@ -1096,7 +1096,7 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, const HrNode *next, bool prefil
     case HR_OP_ATTENTION:
         st = add(ds, hr_vk_make_attn(k, &nd->src->buf, &nd->k_cache->buf, &nd->v_cache->buf, &c->part, &c->params,
                                      (uint32_t)cfg->n_heads, (uint32_t)cfg->n_kv_heads, hd, ctxlen,
-                                     (uint32_t)MAX(nd->window, 0), prefill, T, &d, err), &d);
+                                     (uint32_t)MAX(nd->window, 0), nd->scale, nd->softcap, prefill, T, &d, err), &d);
         if (st == HR_OK && hd % 32 == 0 && hd <= hr_vk_kernels_config(k)->max_hd && q8_feeds(c, nd, next, prefill)) {
             st = ensure_xq(c, nd->dst->width, err);   /* and the row as int8 for o_proj */
             if (st == HR_OK)
@@ -1115,6 +1115,7 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, const HrNode *next, bool prefil
         st = add_quant_q8(c, ds, nd->src, &nd->w[0]->slices[0], prefill, held, &xq, err);
         for (int i = 0; st == HR_OK && i < nd->w[0]->n_slices; i++) {
             HrVkGemvArgs a = { .w = { &nd->w[0]->slices[i] }, .logit_rows = true, .prefill = prefill, .xq = xq,
+                               .softcap = nd->softcap,
                                .x = &nd->src->buf, .out = prefill || !c->draws ? &c->logits : &c->logits_dec,
                                .params = &c->params,
                                .x_stride = nd->src->width, .o_stride = (uint32_t)cfg->vocab_size,

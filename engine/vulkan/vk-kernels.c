@@ -469,8 +469,8 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *p
     job(J, &k->pipes[HR_VK_K_RMSNORM], SPV_SG(rmsnorm_sg_spv, rmsnorm_spv), 4, 12, one, 1);
     job(J, &k->pipes[HR_VK_K_ROPE_KV], SPV(rope_kv_spv), 6, 24, one, 1);
     job(J, &k->pipes[HR_VK_K_HEAD_NORM], SPV_SG(head_norm_sg_spv, head_norm_spv), 4, 16, one, 1);
-    job(J, &k->pipes[HR_VK_K_ATTN], SPV_SG(attn_sg_spv, attn_spv), 5, 24, attn_spec, 4);
-    job(J, &k->pipes[HR_VK_K_ATTN_PREFILL], SPV_SG(attn_sg_spv, attn_spv), 5, 24, attn_pre_spec, 4);
+    job(J, &k->pipes[HR_VK_K_ATTN], SPV_SG(attn_sg_spv, attn_spv), 5, 28, attn_spec, 4);
+    job(J, &k->pipes[HR_VK_K_ATTN_PREFILL], SPV_SG(attn_sg_spv, attn_spv), 5, 28, attn_pre_spec, 4);
     job(J, &k->pipes[HR_VK_K_ATTN_COMBINE], SPV(attn_combine_spv), 3, 12, one, 1);
     job(J, &k->pipes[HR_VK_K_ARGMAX], SPV(argmax_spv), 2, 8, one, 1);
     job(J, &k->pipes[HR_VK_K_SILU_MUL], SPV(silu_mul_spv), 3, 8, one, 1);
@@ -483,23 +483,23 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *p
     job(J, &k->pipes[HR_VK_K_DIV_COLS], SPV(col_ops_spv), 2, 8, col_div_spec, 2);
     job(J, &k->pipes[HR_VK_K_CLIP_SEARCH], SPV(clip_search_spv), 3, 24, one, 1);
     if (cfg->attn_bq)
-        job(J, &k->pipes[HR_VK_K_ATTN_TILE], SPV(attn_tile_spv), 5, 24, attn_tile_spec, 4);
+        job(J, &k->pipes[HR_VK_K_ATTN_TILE], SPV(attn_tile_spv), 5, 28, attn_tile_spec, 4);
     /* GEMV: kind (FP16, 4-bit, int8) x gate x prefill; GEMM: kind x gate. */
     for (uint32_t v = 0; v < 12; v++) {
         uint32_t kind = v >> 2, gate = (v >> 1) & 1, prefill = v & 1;
         uint32_t spec[5] = { wg, cfg->gemv_rows, prefill ? cfg->gemv_nt : 1, kind, gate };
         if (cfg->fp16_math)
-            job(J, &k->pipes[HR_VK_K_GEMV + v], SPV_SG(gemv_sg_f16a_spv, gemv_f16a_spv), 7, 15 * 4, spec, 5);
+            job(J, &k->pipes[HR_VK_K_GEMV + v], SPV_SG(gemv_sg_f16a_spv, gemv_f16a_spv), 7, 16 * 4, spec, 5);
         else
-            job(J, &k->pipes[HR_VK_K_GEMV + v], SPV_SG(gemv_sg_spv, gemv_spv), 7, 15 * 4, spec, 5);
+            job(J, &k->pipes[HR_VK_K_GEMV + v], SPV_SG(gemv_sg_spv, gemv_spv), 7, 16 * 4, spec, 5);
     }
     for (uint32_t gate = 0; cfg->gemv_wide && gate < 2; gate++) {
         uint32_t spec[5] = { wg, cfg->gemv_rows, 1, HR_VK_W_Q4, gate };
-        job(J, &k->pipes[HR_VK_K_GEMV_WIDE + gate], SPV_SG(gemv_sg_wide_spv, gemv_wide_spv), 7, 15 * 4, spec, 5);
+        job(J, &k->pipes[HR_VK_K_GEMV_WIDE + gate], SPV_SG(gemv_sg_wide_spv, gemv_wide_spv), 7, 16 * 4, spec, 5);
     }
     for (uint32_t v = 0; cfg->gemv_q8 && v < 4; v++) {   /* 4-bit, int8 weights x gate */
         uint32_t spec[5] = { wg, cfg->gemv_rows, 1, v >> 1 ? HR_VK_W_Q8 : HR_VK_W_Q4, v & 1 };
-        job(J, &k->pipes[HR_VK_K_GEMV_Q8 + v], SPV_SG(gemv_sg_q8_spv, gemv_q8_spv), 7, 15 * 4, spec, 5);
+        job(J, &k->pipes[HR_VK_K_GEMV_Q8 + v], SPV_SG(gemv_sg_q8_spv, gemv_q8_spv), 7, 16 * 4, spec, 5);
     }
     const uint32_t combine_q8_spec[2] = { wg, cfg->max_hd };
     if (cfg->gemv_q8) {
@@ -511,7 +511,7 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *p
         uint32_t bn, tn;
         gemm_tile(cfg, v & 1, &bn, &tn);
         uint32_t spec[8] = { gemm_threads(cfg), cfg->gemm_bm, bn, cfg->gemm_bk, cfg->gemm_tm, tn, v >> 1, v & 1 };
-        job(J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_spv), 7, 15 * 4, spec, 8);
+        job(J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_spv), 7, 16 * 4, spec, 8);
     }
     for (uint32_t v = 0; cfg->gemm && cfg->gemm_coop && v < 6; v++) {
         uint32_t bn, wn;
@@ -519,9 +519,9 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *p
         uint32_t spec[12] = { gemm_threads(cfg), cfg->gemm_bm, bn, cfg->gemm_bk, cfg->coop_wm, wn, v >> 1, v & 1,
                               cfg->coop_fm, cfg->coop_fn, cfg->coop_fk, cfg->coop_prefetch };
         if (cfg->gemm_coop == 1)
-            job(J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_coop_spv), 7, 15 * 4, spec, 12);
+            job(J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_coop_spv), 7, 16 * 4, spec, 12);
         else
-            job(J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_coop_emu_spv), 7, 15 * 4, spec, 12);
+            job(J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_coop_emu_spv), 7, 16 * 4, spec, 12);
     }
 #undef SPV
 #undef SPV_SG
@@ -1024,9 +1024,11 @@ hr_vk_make_gemv(HrVkKernels *k, const HrVkGemvArgs *a, HrVkDispatch *d, HrError 
     p[9] = w2->soff;
     p[10] = a->x_stride;
     p[11] = a->o_stride;
-    p[12] = (a->residual ? 1u : 0u) | (a->bias ? 2u : 0u) | (a->logit_rows ? 4u : 0u) | (a->gelu ? 8u : 0u);
+    p[12] = (a->residual ? 1u : 0u) | (a->bias ? 2u : 0u) | (a->logit_rows ? 4u : 0u) | (a->gelu ? 8u : 0u) |
+            (a->softcap > 0.0f ? 16u : 0u);
     p[13] = a->out_row_offset;
     p[14] = w0->sfmt;
+    memcpy(&p[15], &a->softcap, 4);
     uint32_t rows = gemm ? k->cfg.gemm_bm : k->cfg.gemv_rows, toks = a->prefill ? k->cfg.gemv_nt : 1, tn;
     if (gemm)
         gemm_tile(&k->cfg, a->gate, &toks, &tn);
@@ -1150,7 +1152,8 @@ hr_vk_attn_splits(const HrVkKernels *k, uint32_t context)
 HrStatus
 hr_vk_make_attn(HrVkKernels *k, HrVkBuffer *q, HrVkBuffer *kc, HrVkBuffer *vc, HrVkBuffer *part,
                 HrVkBuffer *params, uint32_t n_heads, uint32_t n_kv, uint32_t hd, uint32_t context,
-                uint32_t window, bool prefill, uint32_t max_tokens, HrVkDispatch *d, HrError *err)
+                uint32_t window, float scale, float softcap, bool prefill, uint32_t max_tokens, HrVkDispatch *d,
+                HrError *err)
 {
     memset(d, 0, sizeof *d);
     if (hd > k->cfg.max_hd || n_kv == 0 || n_heads % n_kv != 0)
@@ -1161,13 +1164,15 @@ hr_vk_make_attn(HrVkKernels *k, HrVkBuffer *q, HrVkBuffer *kc, HrVkBuffer *vc, H
     const uint32_t G = n_heads / n_kv;
     const bool tile = prefill && k->cfg.attn_bq && G <= k->cfg.attn_bq;
     HrStatus st = alloc_set(k, tile ? HR_VK_K_ATTN_TILE : prefill ? HR_VK_K_ATTN_PREFILL : HR_VK_K_ATTN, b, 5, d, err);
-    float scale = 1.0f / sqrtf((float)hd);
+    if (!(scale > 0.0f))
+        scale = 1.0f / sqrtf((float)hd);
     d->push[0] = n_heads;
     d->push[1] = n_kv;
     d->push[2] = hd;
     d->push[3] = hr_vk_attn_splits(k, context);
     d->push[4] = window;
     memcpy(&d->push[5], &scale, 4);
+    memcpy(&d->push[6], &softcap, 4);
     d->groups[0] = hr_vk_attn_splits(k, context);
     d->groups[1] = tile ? n_kv : n_heads;
     d->groups[2] = div_up(max_tokens, tile ? MAX(1, k->cfg.attn_bq / G) : prefill ? k->cfg.attn_qt : 1);

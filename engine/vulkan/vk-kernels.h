@@ -213,6 +213,7 @@ typedef struct {
     const HrVkWeight *w[3];   /* w[1], w[2] NULL: one matrix; gate: w[0] gate, w[1] up */
     bool gate;                /* out = silu(w0 x) * (w1 x) */
     bool gelu;                /* gate: gelu_pytorch_tanh instead of SiLU (Gemma) */
+    float softcap;            /* > 0 (Gemma 2's logits): out = softcap * tanh(out / softcap) */
     bool residual;            /* out += */
     bool logit_rows;          /* tokens from params.logit_first (lm_head), token logit_first + i
                                  written to output row i */
@@ -260,10 +261,12 @@ HrStatus hr_vk_make_head_norm(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *wq, H
                               uint32_t n_heads, uint32_t n_kv, uint32_t hd, float eps, uint32_t max_tokens,
                               HrVkDispatch *d, HrError *err);
 /* part: [max_tokens, n_heads, n_splits, hd + 2] floats; n_splits =
- * ceil(context / attn_split). */
+ * ceil(context / attn_split). scale: the scores' (0: 1 / sqrt(hd)); softcap > 0 (Gemma 2): each score ->
+ * softcap * tanh(score / softcap). */
 HrStatus hr_vk_make_attn(HrVkKernels *k, HrVkBuffer *q, HrVkBuffer *kc, HrVkBuffer *vc, HrVkBuffer *part,
                          HrVkBuffer *params, uint32_t n_heads, uint32_t n_kv, uint32_t hd, uint32_t context,
-                         uint32_t window, bool prefill, uint32_t max_tokens, HrVkDispatch *d, HrError *err);
+                         uint32_t window, float scale, float softcap, bool prefill, uint32_t max_tokens,
+                         HrVkDispatch *d, HrError *err);
 HrStatus hr_vk_make_attn_combine(HrVkKernels *k, HrVkBuffer *part, HrVkBuffer *out, HrVkBuffer *params,
                                  uint32_t n_heads, uint32_t hd, uint32_t context, uint32_t max_tokens,
                                  HrVkDispatch *d, HrError *err);

@@ -52,6 +52,8 @@ from transformers import (
     Gemma3TextConfig,
     Phi3Config,
     Phi3ForCausalLM,
+    Gemma2Config,
+    Gemma2ForCausalLM,
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -182,6 +184,21 @@ MODELS = [
                     original_max_position_embeddings=16, partial_rotary_factor=0.5, sliding_window=12, pad_token_id=0,
                     rope_scaling={"rope_type": "longrope", "long_factor": [1.0, 2.5, 6.0, 14.0],
                                   "short_factor": [1.0, 1.1, 1.3, 1.6]}),
+    ),
+    dict(
+        # Gemma 2: Gemma 3's block without q/k norms, one RoPE base, and tanh soft-capping of
+        # the attention scores and of the final logits (caps 2 and 3 here, far below the real
+        # 50 and 30, so that they matter on a tiny model); every other layer slides (window 8)
+        name="gemma2",
+        cls=Gemma2ForCausalLM, cfg_cls=Gemma2Config,
+        config=dict(COMMON, hidden_act=None, hidden_activation="gelu_pytorch_tanh", hidden_size=64,
+                    num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+                    intermediate_size=128, tie_word_embeddings=True, rope_theta=10000.0, rms_norm_eps=1e-6,
+                    max_position_embeddings=128, rope_scaling=None, attention_bias=False,
+                    query_pre_attn_scalar=24, sliding_window=8,
+                    layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                    final_logit_softcapping=3.0, attn_logit_softcapping=2.0),
+        numpy_tol=4e-5,
     ),
 ]
 
@@ -487,7 +504,8 @@ def np_forward(folder, ids, bug=None):
     inv_freq = rope_inv_freq(cfg, D, bug)
     n = len(ids)
     pos = np.arange(n, dtype=np.float64)
-    gemma = cfg["architectures"][0] == "Gemma3ForCausalLM"
+    gemma2 = cfg["architectures"][0] == "Gemma2ForCausalLM"
+    gemma = cfg["architectures"][0] in ("Gemma3ForCausalLM", "Gemma2ForCausalLM")
     phi3 = cfg["architectures"][0] == "Phi3ForCausalLM"
     rot = D
     mscale = 1.0
@@ -506,7 +524,8 @@ def np_forward(folder, ids, bug=None):
         if bug != "no_attn_factor":
             mscale = math.sqrt(1 + math.log(factor) / math.log(orig))
     if gemma:
-        local_inv = 1.0 / (cfg["rope_local_base_freq"] ** (np.arange(0, D, 2, dtype=np.float64) / D))
+        local_inv = 1.0 / (cfg.get("rope_local_base_freq", cfg["rope_theta"]) **
+                           (np.arange(0, D, 2, dtype=np.float64) / D))
         if bug == "global_rope_everywhere":
             local_inv = inv_freq
         layer_types = cfg["layer_types"]
@@ -564,6 +583,9 @@ def np_forward(folder, ids, bug=None):
         for hh in range(H):
             kvh = hh % KV if bug == "gqa_modulo" else hh // (H // KV)
             s = q[:, hh, :] @ k[:, kvh, :].T * (qscale if gemma else 1 / math.sqrt(D))
+            if gemma2 and bug != "no_attn_softcap":
+                cap = cfg["attn_logit_softcapping"]
+                s = np.tanh(s / cap) * cap
             if bug != "no_causal_mask":
                 s = s + lmask
             s = np.exp(s - s.max(axis=-1, keepdims=True))
@@ -594,7 +616,11 @@ def np_forward(folder, ids, bug=None):
         head = W["model.embed_tokens.weight"]
     else:
         head = W["lm_head.weight"]
-    return x @ head.T
+    logits = x @ head.T
+    if gemma2 and bug != "no_final_softcap":
+        cap = cfg["final_logit_softcapping"]
+        logits = np.tanh(logits / cap) * cap
+    return logits
 
 
 def longrope(spec):
@@ -615,6 +641,9 @@ def bugs_for(spec):
         bugs.append("no_qk_norm")
     if spec["cls"] is Phi3ForCausalLM:
         bugs += ["no_attn_factor", "short_for_long", "full_rotary", "gate_up_swapped", "no_window"]
+    if spec["cls"] is Gemma2ForCausalLM:
+        bugs += ["no_plus_one", "no_embed_scale", "no_sandwich", "silu_for_gelu", "no_window", "head_dim_scale",
+                 "no_attn_softcap", "no_final_softcap"]
     if spec["cls"] is Gemma3ForCausalLM:
         bugs += ["no_plus_one", "no_embed_scale", "no_sandwich", "silu_for_gelu", "no_window",
                  "global_rope_everywhere", "head_dim_scale"]
@@ -727,7 +756,7 @@ def main():
         for fn in files:
             total += os.path.getsize(os.path.join(root, fn))
     print(f"total size of {os.path.relpath(OUT, REPO)}: {total / 1e6:.2f} MB")
-    assert total < 7.5e6
+    assert total < 8.5e6
     print("all checks passed")
     return 0
 
