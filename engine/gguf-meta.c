@@ -23,6 +23,9 @@
  *   fitting factor, low_freq_factor and high_freq_factor to that tensor
  *   (original_max_position_embeddings 8192, what the converter assumes) and
  *   accepted only when those values reproduce every divisor.
+ *   gemma2: as gemma3 without q/k norms, local base or Ollama's quirks,
+ *   every other layer global, the caps from attn_logit_softcapping /
+ *   final_logit_softcapping (default 50, 30), the 46-layer 27B's query scale.
  *   gemma3 (Gemma 3's text model; llama.cpp's converter stores its norms
  *   as 1 + w, said to the config by "hearth_norms_hold_one"): the window
  *   from .attention.sliding_window, every sixth layer global, the local
@@ -310,6 +313,7 @@ static const ArchInfo archs[] = {
     { "qwen2", "Qwen2ForCausalLM", "qwen2" },
     { "qwen3", "Qwen3ForCausalLM", "qwen3" },   /* + blk.N.attn_q_norm / attn_k_norm */
     { "gemma3", "Gemma3ForCausalLM", "gemma3_text" },   /* + the norms after attention and MLP */
+    { "gemma2", "Gemma2ForCausalLM", "gemma2" },         /* + soft caps, no q/k norms */
     { "phi3", "Phi3ForCausalLM", "phi3" },               /* + blk.N.attn_qkv, a fused ffn_up, LongRoPE */
 };
 
@@ -490,6 +494,7 @@ typedef struct {
     /* gemma3: what llama.cpp reads or assumes (llama-model.cpp's LLM_ARCH_GEMMA3) */
     int64_t window, swa_pattern;
     double local_theta, query_scale;
+    double attn_softcap, final_softcap;   /* gemma2 */
     bool *local_layers;    /* attention.sliding_window_pattern as a list (Ollama), else NULL: g_free */
     /* phi3 */
     int64_t rot_dim, phi_window, orig_ctx;
@@ -676,6 +681,22 @@ read_config(const HrGguf *g, const char *arch, Config *c, HrError *err)
     c->attn_bias = hr_gguf_find(g, "blk.0.attn_q.bias") != NULL;
     if (strcmp(arch, "phi3") == 0 && (st = read_phi3(g, c, err)) != HR_OK)
         return st;
+    if (strcmp(arch, "gemma2") == 0) {
+        /* llama.cpp: the window from attention.sliding_window, every other layer global, the caps 50 and 30
+         * unless attn_logit_softcapping / final_logit_softcapping say otherwise, and the scores scaled by
+         * 1 / sqrt(head_dim) except in the 46-layer 27B (1 / sqrt(embedding_length / head_count)) */
+        c->swa_pattern = 2;
+        c->attn_softcap = 50.0;
+        c->final_softcap = 30.0;
+        if ((st = key_int(g, "gemma2.attention.sliding_window", true, 1, CONFIG_INT_MAX, &c->window, NULL, err)) ||
+            (st = key_float(g, "gemma2.attn_logit_softcapping", false, &c->attn_softcap, NULL, err)) ||
+            (st = key_float(g, "gemma2.final_logit_softcapping", false, &c->final_softcap, NULL, err)))
+            return st;
+        if (!(c->attn_softcap >= 0.0 && c->attn_softcap < 1e30) ||
+            !(c->final_softcap >= 0.0 && c->final_softcap < 1e30))
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: a gemma2 soft cap is out of range", f);
+        c->query_scale = c->n_layers == 46 ? (double)(c->dim / c->n_heads) : (double)c->head_dim;
+    }
     if (gemma3) {
         /* llama.cpp: the window from attention.sliding_window, every sixth layer global, the local base 10000
          * unless rope.freq_base_swa (Ollama: rope.local.freq_base) says otherwise, and the scores scaled by
@@ -711,7 +732,7 @@ read_config(const HrGguf *g, const char *arch, Config *c, HrError *err)
         return st;
     /* Gemma's turns end with <end_of_turn>, which its GGUFs do not name as eot (llama.cpp finds it by its
      * text, as here) */
-    if (c->eot < 0 && strcmp(arch, "gemma3") == 0)
+    if (c->eot < 0 && (strcmp(arch, "gemma3") == 0 || strcmp(arch, "gemma2") == 0))
         c->eot = find_token(g, "<end_of_turn>", c->vocab);
     if (c->eot < 0 && strcmp(arch, "phi3") == 0)   /* Phi-3's and Phi-4's turns end with <|end|> */
         c->eot = find_token(g, "<|end|>", c->vocab);
@@ -735,7 +756,7 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
             info = &archs[i];
     if (!info)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' is not supported (supported: "
-                            "llama, qwen2, qwen3, gemma3, phi3)", f, arch);
+                            "llama, qwen2, qwen3, gemma2, gemma3, phi3)", f, arch);
     Config c;
     if ((st = read_config(g, arch, &c, err)) != HR_OK) {
         g_free(c.local_layers);
@@ -749,7 +770,8 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
     json_builder_add_string_value(b, info->hf_arch);
     json_builder_end_array(b);
     member_string(b, "model_type", info->model_type);
-    if (strcmp(arch, "gemma3") != 0)
+    const bool gemma = strcmp(arch, "gemma3") == 0 || strcmp(arch, "gemma2") == 0;
+    if (!gemma)
         member_string(b, "hidden_act", "silu");
     member_int(b, "hidden_size", c.dim);
     member_int(b, "intermediate_size", c.hidden);
@@ -783,7 +805,7 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
         json_builder_end_object(b);
     }
     member_bool(b, "tie_word_embeddings", c.tie);
-    if (strcmp(arch, "llama") == 0 || strcmp(arch, "qwen3") == 0 || strcmp(arch, "gemma3") == 0) {
+    if (strcmp(arch, "llama") == 0 || strcmp(arch, "qwen3") == 0 || gemma) {
         member_bool(b, "attention_bias", c.attn_bias);
         member_bool(b, "mlp_bias", false);
     }
@@ -793,7 +815,7 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
         if (c.phi_window > 0)
             member_int(b, "sliding_window", c.phi_window);
     }
-    if (strcmp(arch, "gemma3") == 0) {
+    if (gemma) {
         member_string(b, "hidden_activation", "gelu_pytorch_tanh");
         member_int(b, "sliding_window", c.window);
         if (c.local_layers) {
@@ -805,7 +827,12 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
         } else {
             member_int(b, "sliding_window_pattern", c.swa_pattern);
         }
-        member_double(b, "rope_local_base_freq", shortest_f32(c.local_theta));
+        if (strcmp(arch, "gemma3") == 0)
+            member_double(b, "rope_local_base_freq", shortest_f32(c.local_theta));
+        else {
+            member_double(b, "attn_logit_softcapping", shortest_f32(c.attn_softcap));
+            member_double(b, "final_logit_softcapping", shortest_f32(c.final_softcap));
+        }
         member_double(b, "query_pre_attn_scalar", c.query_scale);
         member_bool(b, "hearth_norms_hold_one", true);   /* llama.cpp's converter added the 1 of (1 + w) */
     }
@@ -1487,10 +1514,11 @@ read_tokenizer(const HrGguf *g, Vocab *v, TokInfo *ti, HrError *err)
     /* llama.cpp's defaults: BOS for SentencePiece and Llama 3, a space before the text for SentencePiece;
      * except Gemma's SentencePiece, which adds none (Ollama's Gemma 3 files do not say so) */
     const char *arch = NULL;
-    const bool gemma3 = hr_gguf_get_str(g, "general.architecture", &arch) && strcmp(arch, "gemma3") == 0;
+    const bool gemma = hr_gguf_get_str(g, "general.architecture", &arch) &&
+                       (strcmp(arch, "gemma3") == 0 || strcmp(arch, "gemma2") == 0);
     if ((st = key_bool(g, "tokenizer.ggml.add_bos_token", ti->spm || ti->pre == PRE_LLAMA3, &ti->add_bos, err)) ||
         (st = key_bool(g, "tokenizer.ggml.add_eos_token", false, &ti->add_eos, err)) ||
-        (st = key_bool(g, "tokenizer.ggml.add_space_prefix", !gemma3, &ti->add_space_prefix, err)) ||
+        (st = key_bool(g, "tokenizer.ggml.add_space_prefix", !gemma, &ti->add_space_prefix, err)) ||
         (st = key_str(g, "tokenizer.chat_template", false, &ti->chat_template, err)))
         return st;
     if (hr_gguf_get_str(g, "general.architecture", &arch)) {

@@ -209,7 +209,7 @@ hr_tensor_set_open_gguf(const char *gguf_file, HrTensorSet **out, HrError *err)
     /* llama.cpp permutes q/k for the "llama" architecture (Llama, Mistral,
      * SmolLM); Qwen2 keeps transformers' order. */
     const bool permuted = arch && strcmp(arch, "llama") == 0;
-    const bool gemma = arch && strcmp(arch, "gemma3") == 0;
+    const bool gemma = arch && (strcmp(arch, "gemma3") == 0 || strcmp(arch, "gemma2") == 0);
     const bool phi3 = arch && strcmp(arch, "phi3") == 0;
     int64_t n_head = 0, n_head_kv = 0;
     if (permuted) {

@@ -2335,7 +2335,7 @@ gguf_from_fixture(const FromFixture *ff)
 {
     g_autofree char *dir = g_build_filename(HEARTH_SOURCE_ROOT, "tests", "fixtures", "hf-tiny", ff->fixture, "f32",
                                             NULL);
-    const bool gemma = strcmp(ff->arch, "gemma3") == 0;
+    const bool gemma = strcmp(ff->arch, "gemma3") == 0 || strcmp(ff->arch, "gemma2") == 0;
     /* the file's own tensors (Phi-3's fused ones as they are: llama.cpp writes them so) */
     g_autofree char *st_path = g_build_filename(dir, "model.safetensors", NULL);
     HrSafetensors *ts = NULL;
@@ -2524,19 +2524,22 @@ gemma3_cfg(const HrModelConfig *c)
  * ffn_norm before the MLP and post_ffw_norm) gives the logits of that folder with the layer pattern the format
  * implies (every sixth layer global: a copy of its config says sliding_window_pattern 6), and its
  * <end_of_turn> ends a reply. */
-static void
-test_gemma3(void)
+/* A temporary folder with an hf-tiny fixture's F32 weights (linked) and its config with `drop` removed and
+ * key = value set (what a GGUF of it can say); ref_free removes it. */
+static char *
+ref_with(const char *fixture, const char *drop, const char *key, gint64 value)
 {
-    g_autofree char *dir = g_build_filename(HEARTH_SOURCE_ROOT, "tests", "fixtures", "hf-tiny", "gemma3", "f32", NULL);
-    g_autofree char *ref = g_dir_make_tmp("hearth-gemma3-ref-XXXXXX", NULL);
+    g_autofree char *dir = g_build_filename(HEARTH_SOURCE_ROOT, "tests", "fixtures", "hf-tiny", fixture, "f32", NULL);
+    char *ref = g_dir_make_tmp("hearth-gguf-ref-XXXXXX", NULL);
     g_autofree char *cfg_path = g_build_filename(dir, "config.json", NULL);
     g_autofree char *text = NULL;
     HR_CHECK(g_file_get_contents(cfg_path, &text, NULL, NULL), "reading %s", cfg_path);
     JsonParser *p = json_parser_new();
     HR_CHECK(json_parser_load_from_data(p, text ? text : "{}", -1, NULL), "parsing %s", cfg_path);
     JsonObject *o = json_node_get_object(json_parser_get_root(p));
-    json_object_remove_member(o, "layer_types");
-    json_object_set_int_member(o, "sliding_window_pattern", 6);
+    if (drop)
+        json_object_remove_member(o, drop);
+    json_object_set_int_member(o, key, value);
     JsonGenerator *gen = json_generator_new();
     json_generator_set_root(gen, json_parser_get_root(p));
     g_autofree char *out = g_build_filename(ref, "config.json", NULL);
@@ -2546,18 +2549,72 @@ test_gemma3(void)
     g_autofree char *st_src = g_build_filename(dir, "model.safetensors", NULL);
     g_autofree char *st_dst = g_build_filename(ref, "model.safetensors", NULL);
     HR_CHECK(symlink(st_src, st_dst) == 0, "linking %s", st_dst);
+    return ref;
+}
 
+static void
+ref_free(char *ref)
+{
+    const char *files[] = { "config.json", "model.safetensors" };
+    for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
+        g_autofree char *f = g_build_filename(ref, files[i], NULL);
+        g_unlink(f);
+    }
+    g_rmdir(ref);
+    g_free(ref);
+}
+
+static void
+test_gemma3(void)
+{
+    char *ref = ref_with("gemma3", "layer_types", "sliding_window_pattern", 6);
     gguf_from_fixture(&(FromFixture){ .fixture = "gemma3", .arch = "gemma3", .ref = ref, .layers = 3, .heads = 4,
                                       .kv_heads = 2, .head_dim = 32, .ffn = 128, .theta = 1e6f, .keys = gemma3_keys,
                                       .adjust = gemma3_adjust, .check_cfg = gemma3_cfg });
-    g_unlink(st_dst);
-    g_unlink(out);
-    g_rmdir(ref);
+    ref_free(ref);
     /* Ollama's: its list of sliding layers is the fixture's own, so the fixture's folder is the reference */
     gguf_from_fixture(&(FromFixture){ .fixture = "gemma3", .arch = "gemma3", .ollama = true, .layers = 3,
                                       .heads = 4, .kv_heads = 2, .head_dim = 32, .ffn = 128, .theta = 1e6f,
                                       .keys = gemma3_ollama_keys, .adjust = gemma3_adjust,
                                       .check_cfg = gemma3_ollama_cfg });
+}
+
+static void
+gemma2_keys(Gw *w)
+{
+    gw_u32(w, "gemma2.attention.sliding_window", 8);
+    gw_f32(w, "gemma2.attn_logit_softcapping", 2.0f);
+    gw_f32(w, "gemma2.final_logit_softcapping", 3.0f);
+    fixture_tokens(w, 256, 106, "<end_of_turn>", -1, NULL);
+}
+
+/* As llama.cpp's converter writes Gemma's norms: 1 + w. */
+static void
+gemma2_adjust(const char *hf_name, float *v, int64_t n)
+{
+    for (int64_t i = 0; g_str_has_suffix(hf_name, "norm.weight") && i < n; i++)
+        v[i] += 1.0f;
+}
+
+static bool
+gemma2_cfg(const HrModelConfig *c)
+{
+    return c->arch == HR_ARCH_GEMMA2 && !c->qk_norm && !c->norm_plus_one && c->attn_softcap == 2.0f &&
+           c->final_softcap == 3.0f && hr_model_config_layer_window(c, 0) == 8 &&
+           hr_model_config_layer_window(c, 1) == 0 && c->query_scale == 32.0f && hr_model_config_is_eos(c, 106);
+}
+
+/* Gemma 2 from a GGUF as llama.cpp writes it: the fixture's logits, with the query scale the format implies
+ * (head_dim: a copy of its config says query_pre_attn_scalar 32; every other layer sliding is the fixture's
+ * own). */
+static void
+test_gemma2(void)
+{
+    char *ref = ref_with("gemma2", NULL, "query_pre_attn_scalar", 32);
+    gguf_from_fixture(&(FromFixture){ .fixture = "gemma2", .arch = "gemma2", .ref = ref, .layers = 3, .heads = 4,
+                                      .kv_heads = 2, .head_dim = 32, .ffn = 128, .theta = 1e4f, .keys = gemma2_keys,
+                                      .adjust = gemma2_adjust, .check_cfg = gemma2_cfg });
+    ref_free(ref);
 }
 
 static const float phi3_long[4] = { 1.0f, 2.5f, 6.0f, 14.0f }, phi3_short[4] = { 1.0f, 1.1f, 1.3f, 1.6f };
@@ -2620,6 +2677,7 @@ main(int argc, char **argv)
     test_many();
     test_qwen3();
     test_gemma3();
+    test_gemma2();
     test_phi3();
     return hr_test_result();
 }

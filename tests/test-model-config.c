@@ -141,8 +141,16 @@ main(void)
                  strstr(err.message, "layer_types"), "layer_types count: %s", err.message);
     HR_CHECK(parse(GEMMA ", \"layer_types\": [\"full_attention\", \"chunked_attention\"]}", NULL, &c, &err) ==
                  HR_ERR_FORMAT, "layer_types value: %s", err.message);
-    HR_CHECK(parse(GEMMA ", \"final_logit_softcapping\": 30.0}", NULL, &c, &err) == HR_ERR_UNSUPPORTED &&
-                 strstr(err.message, "final_logit_softcapping"), "softcapping: %s", err.message);
+    HR_CHECK(parse(GEMMA ", \"final_logit_softcapping\": 30.0}", NULL, &c, &err) == HR_OK && c.final_softcap == 30.0f &&
+                 c.attn_softcap == 0.0f, "gemma3 with a final soft cap: %s", err.message);
+    HR_CHECK(parse(GEMMA ", \"attn_logit_softcapping\": -1}", NULL, &c, &err) == HR_ERR_FORMAT, "a negative cap: %s",
+             err.message);
+    /* Gemma 2: transformers' default caps (50, 30), every other layer sliding, no q/k norms, one RoPE base */
+    HR_CHECK(parse("{\"architectures\": [\"Gemma2ForCausalLM\"], " BASE ", \"sliding_window\": 16}", NULL, &c, &err) ==
+                     HR_OK && c.arch == HR_ARCH_GEMMA2 && c.attn_softcap == 50.0f && c.final_softcap == 30.0f &&
+                 !c.qk_norm && c.rope_local_theta == 0.0f && hr_model_config_layer_window(&c, 0) == 16 &&
+                 hr_model_config_layer_window(&c, 1) == 0 && c.sandwich_norms && c.norm_plus_one,
+             "gemma2: %s", err.message);
     HR_CHECK(parse(GEMMA ", \"hidden_activation\": \"relu\"}", NULL, &c, &err) == HR_ERR_UNSUPPORTED,
              "gemma activation: %s", err.message);
     HR_CHECK(parse(GEMMA ", \"hearth_norms_hold_one\": true}", NULL, &c, &err) == HR_OK && !c.norm_plus_one,
