@@ -45,7 +45,7 @@ static const char *const keys[] = {
     "original_max_position_embeddings", "low_freq_factor", "high_freq_factor", "rope_type", "hidden_act",
     "modules_to_not_convert", "num_local_experts", "w_bit", "q_group_size", "hidden_activation",
     "query_pre_attn_scalar", "rope_local_base_freq", "layer_types", "sliding_window_pattern", "text_config",
-    "final_logit_softcapping", "hearth_norms_hold_one",
+    "final_logit_softcapping", "attn_logit_softcapping", "hearth_norms_hold_one", "long_factor", "short_factor",
 };
 
 static const char *const numbers[] = {
@@ -67,6 +67,7 @@ static const char *const values[] = {
 static const char *const strings[] = {
     "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Phi3ForCausalLM", "llama", "qwen2", "mistral",
     "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration", "gemma3", "sliding_attention", "full_attention",
+    "Gemma2ForCausalLM", "Phi3ForCausalLM", "longrope", "su",
     "gelu_pytorch_tanh",
     "float16", "bfloat16", "float32", "int8", "awq", "gptq", "gemm", "gemv", "GEMM", "llama3", "linear", "dynamic",
     "yarn", "default", "silu", "gelu", "", "\\u0000", "\\ud800",
