@@ -705,14 +705,15 @@ run_multi(HrThreadPool *pool, const char *pool_name, GRand *rng)
 
 /* hr_attend_head (vector exp, V rows in 8 accumulators) against a double
  * reference: head dims 8..128 (tails of 64 and of 8), FP16 and FP32 caches,
- * a window start > 0, and score ranges wide enough that some weights
- * underflow to 0. */
+ * a window start > 0, score ranges wide enough that some weights underflow
+ * to 0, and Gemma 2's soft cap on the scores. */
 static void
 run_attention(GRand *rng)
 {
-    static const struct { int hd, start, p; float spread; } as[] = {
-        { 64, 0, 0, 1.0f }, { 64, 0, 200, 1.0f }, { 128, 5, 77, 3.0f }, { 8, 0, 33, 1.0f },
-        { 72, 0, 20, 1.0f }, { 96, 10, 140, 30.0f }, { 16, 0, 7, 1.0f },
+    static const struct { int hd, start, p; float spread, softcap; } as[] = {
+        { 64, 0, 0, 1.0f, 0 }, { 64, 0, 200, 1.0f, 0 }, { 128, 5, 77, 3.0f, 0 }, { 8, 0, 33, 1.0f, 0 },
+        { 72, 0, 20, 1.0f, 0 }, { 96, 10, 140, 30.0f, 0 }, { 16, 0, 7, 1.0f, 0 },
+        { 64, 0, 200, 3.0f, 1.5f }, { 72, 3, 50, 30.0f, 2.0f },
     };
     for (size_t c = 0; c < G_N_ELEMENTS(as); c++) {
         const int hd = as[c].hd, start = as[c].start, p = as[c].p;
@@ -735,6 +736,8 @@ run_attention(GRand *rng)
             for (int i = 0; i < hd; i++)
                 d += (double)q[i] * kf[(size_t)j * stride + i];
             sc[j] = d * scale;
+            if (as[c].softcap > 0.0f)
+                sc[j] = tanh(sc[j] / as[c].softcap) * as[c].softcap;
             mx = fmax(mx, sc[j]);
         }
         for (int j = start; j <= p; j++)
@@ -742,7 +745,7 @@ run_attention(GRand *rng)
         float *scores = g_new(float, p + 1), *out = g_new(float, hd);
         for (int f16 = 0; f16 < 2; f16++) {
             hr_attend_head(q, f16 ? (const void *)kh : kf, f16 ? (const void *)vh : vf, f16, stride, hd, start, p,
-                           scale, 0.0f, scores, out);
+                           scale, as[c].softcap, scores, out);
             int bad = 0;
             double worst = 0.0;
             for (int i = 0; i < hd; i++) {

@@ -2440,7 +2440,7 @@ exp256_nonpos(__m256 x)
 
 __attribute__((target("avx2,fma,f16c"))) static void
 attend_head_avx2(const float *q, const void *k, const void *v, bool f16, size_t stride, int hd, int start, int p,
-                 float scale, float *scores, float *out)
+                 float scale, float softcap, float *scores, float *out)
 {
     float max = -INFINITY;
     for (int j = start; j <= p; j++) {
@@ -2453,7 +2453,9 @@ attend_head_avx2(const float *q, const void *k, const void *v, bool f16, size_t 
         }
         if (i < hd)
             a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), kv_load8(k, f16, o + (size_t)i), a0);
-        const float s = hsum256(_mm256_add_ps(a0, a1)) * scale;
+        float s = hsum256(_mm256_add_ps(a0, a1)) * scale;
+        if (softcap > 0.0f)   /* Gemma 2: cap * tanh(s / cap) */
+            s = tanhf(s / softcap) * softcap;
         scores[j] = s;
         max = s > max ? s : max;
     }
@@ -2505,8 +2507,8 @@ hr_attend_head(const float *q, const void *k, const void *v, bool f16, size_t st
                float scale, float softcap, float *scores, float *out)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (hd % 8 == 0 && have_avx2() && softcap == 0.0f) {
-        attend_head_avx2(q, k, v, f16, stride, hd, start, p, scale, scores, out);
+    if (hd % 8 == 0 && have_avx2()) {
+        attend_head_avx2(q, k, v, f16, stride, hd, start, p, scale, softcap, scores, out);
         return;
     }
 #endif

@@ -212,8 +212,8 @@ bool hr_cpu_avx512(void);
  * q . K_j * scale (softcap > 0, Gemma 2: softcap * tanh(score / softcap)),
  * softmax over j, out[hd] = sum_j w_j V_j. Row j of K and V is at element
  * j * stride of k and v, FP16 when f16 else FP32. scores is scratch of p + 1
- * floats. AVX2 (F16C) where the CPU has it, hd % 8 == 0 and no softcap, else
- * scalar; both accumulate in FP32. */
+ * floats. AVX2 (F16C) where the CPU has it and hd % 8 == 0, else scalar;
+ * both accumulate in FP32. */
 void hr_attend_head(const float *q, const void *k, const void *v, bool f16, size_t stride, int hd, int start, int p,
                     float scale, float softcap, float *scores, float *out);
 
