@@ -286,6 +286,12 @@ usable_tokens(const HrGguf *g, size_t n)
     return n;
 }
 
+bool
+hr_gguf_arch_is_gemma(const char *arch)
+{
+    return arch && (strcmp(arch, "gemma3") == 0 || strcmp(arch, "gemma2") == 0);
+}
+
 /* The id of the token whose text is s in tokenizer.ggml.tokens, or -1. */
 static int64_t
 find_token(const HrGguf *g, const char *s, int64_t n_vocab)
@@ -732,7 +738,7 @@ read_config(const HrGguf *g, const char *arch, Config *c, HrError *err)
         return st;
     /* Gemma's turns end with <end_of_turn>, which its GGUFs do not name as eot (llama.cpp finds it by its
      * text, as here) */
-    if (c->eot < 0 && (strcmp(arch, "gemma3") == 0 || strcmp(arch, "gemma2") == 0))
+    if (c->eot < 0 && hr_gguf_arch_is_gemma(arch))
         c->eot = find_token(g, "<end_of_turn>", c->vocab);
     if (c->eot < 0 && strcmp(arch, "phi3") == 0)   /* Phi-3's and Phi-4's turns end with <|end|> */
         c->eot = find_token(g, "<|end|>", c->vocab);
@@ -770,7 +776,7 @@ hr_gguf_config_json(const HrGguf *g, char **config_json, char **generation_json,
     json_builder_add_string_value(b, info->hf_arch);
     json_builder_end_array(b);
     member_string(b, "model_type", info->model_type);
-    const bool gemma = strcmp(arch, "gemma3") == 0 || strcmp(arch, "gemma2") == 0;
+    const bool gemma = hr_gguf_arch_is_gemma(arch);
     if (!gemma)
         member_string(b, "hidden_act", "silu");
     member_int(b, "hidden_size", c.dim);
@@ -1514,8 +1520,7 @@ read_tokenizer(const HrGguf *g, Vocab *v, TokInfo *ti, HrError *err)
     /* llama.cpp's defaults: BOS for SentencePiece and Llama 3, a space before the text for SentencePiece;
      * except Gemma's SentencePiece, which adds none (Ollama's Gemma 3 files do not say so) */
     const char *arch = NULL;
-    const bool gemma = hr_gguf_get_str(g, "general.architecture", &arch) &&
-                       (strcmp(arch, "gemma3") == 0 || strcmp(arch, "gemma2") == 0);
+    const bool gemma = hr_gguf_get_str(g, "general.architecture", &arch) && hr_gguf_arch_is_gemma(arch);
     if ((st = key_bool(g, "tokenizer.ggml.add_bos_token", ti->spm || ti->pre == PRE_LLAMA3, &ti->add_bos, err)) ||
         (st = key_bool(g, "tokenizer.ggml.add_eos_token", false, &ti->add_eos, err)) ||
         (st = key_bool(g, "tokenizer.ggml.add_space_prefix", !gemma, &ti->add_space_prefix, err)) ||

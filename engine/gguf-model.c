@@ -61,6 +61,15 @@ hr_gguf_resolve(const char *path, char **gguf_file, HrError *err)
     return st;
 }
 
+/* The config of an open GGUF (label: its file, for messages). */
+static HrStatus
+config_of(const HrGguf *g, const char *label, HrModelConfig *cfg, HrError *err)
+{
+    g_autofree char *config = NULL, *generation = NULL;
+    HrStatus st = hr_gguf_config_json(g, &config, &generation, err);
+    return st == HR_OK ? hr_model_config_parse(config, generation, label, cfg, err) : st;
+}
+
 HrStatus
 hr_gguf_model_config_load(const char *gguf_file, HrModelConfig *cfg, HrError *err)
 {
@@ -68,10 +77,7 @@ hr_gguf_model_config_load(const char *gguf_file, HrModelConfig *cfg, HrError *er
     HrStatus st = hr_gguf_open(gguf_file, &g, err);
     if (st != HR_OK)
         return st;
-    g_autofree char *config = NULL, *generation = NULL;
-    st = hr_gguf_config_json(g, &config, &generation, err);
-    if (st == HR_OK)
-        st = hr_model_config_parse(config, generation, gguf_file, cfg, err);
+    st = config_of(g, gguf_file, cfg, err);
     hr_gguf_free(g);
     return st;
 }
@@ -209,7 +215,7 @@ hr_tensor_set_open_gguf(const char *gguf_file, HrTensorSet **out, HrError *err)
     /* llama.cpp permutes q/k for the "llama" architecture (Llama, Mistral,
      * SmolLM); Qwen2 keeps transformers' order. */
     const bool permuted = arch && strcmp(arch, "llama") == 0;
-    const bool gemma = arch && (strcmp(arch, "gemma3") == 0 || strcmp(arch, "gemma2") == 0);
+    const bool gemma = hr_gguf_arch_is_gemma(arch);
     const bool phi3 = arch && strcmp(arch, "phi3") == 0;
     int64_t n_head = 0, n_head_kv = 0;
     if (permuted) {
@@ -275,7 +281,7 @@ hr_tensor_set_open_gguf(const char *gguf_file, HrTensorSet **out, HrError *err)
     }
     if (st == HR_OK && hr_tensor_set_has_fused(set)) {   /* Phi-3's attn_qkv and gate|up ffn_up */
         HrModelConfig cfg;
-        st = hr_gguf_model_config_load(gguf_file, &cfg, err);
+        st = config_of(g, gguf_file, &cfg, err);   /* (the file already open, not read again) */
         if (st == HR_OK)
             st = hr_tensor_set_split_fused(set, &cfg, err);
     }

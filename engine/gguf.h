@@ -146,6 +146,10 @@ const char *hr_gguf_value_type_name(uint32_t type);
 
 /* ---- metadata as Hugging Face JSON texts (gguf-meta.c) ---------------------- */
 
+/* Whether a general.architecture is Gemma's (gemma2, gemma3): norms stored as 1 + w, post_attention_norm and
+ * post_ffw_norm, <end_of_turn>, no space before the text. arch may be NULL. */
+bool hr_gguf_arch_is_gemma(const char *arch);
+
 /* config.json and generation_config.json texts equivalent to the Hugging Face
  * ones, for the architectures llama (Llama 1/2/3 and Mistral-style, linear
  * and llama3 rope scaling; llama3 is recovered from the rope_freqs tensor)

@@ -239,6 +239,20 @@ node(GArray *a, HrNode n)
     g_array_append_val(a, n);
 }
 
+/* x += w src, or (Gemma, post_norm) x += rmsnorm(w src) * post_norm. */
+static void
+add_to_residual(GArray *a, Llama *m, int l, HrOpsBuffer *src, HrOpsWeight *w, HrOpsWeight *post_norm)
+{
+    if (!post_norm) {
+        node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = src, .dst = m->x, .w = { w }, .n_w = 1,
+                          .residual = true });
+        return;
+    }
+    node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = src, .dst = m->xo, .w = { w }, .n_w = 1 });
+    node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = l, .src = m->xo, .dst = m->x, .w = { post_norm },
+                      .residual = true });
+}
+
 /* The nodes of one step (the same list for decode and prefill). */
 static GArray *
 model_nodes(Llama *m)
@@ -259,25 +273,11 @@ model_nodes(Llama *m)
                           .v_cache = L->vc, .window = hr_model_config_layer_window(cfg, l),
                           .softcap = cfg->attn_softcap,
                           .scale = cfg->query_scale > 0.0f ? 1.0f / sqrtf(cfg->query_scale) : 0.0f });
-        if (L->post_attn_norm) {
-            node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->att, .dst = m->xo, .w = { L->wo }, .n_w = 1 });
-            node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = l, .src = m->xo, .dst = m->x, .w = { L->post_attn_norm },
-                              .residual = true });
-        } else {
-            node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->att, .dst = m->x, .w = { L->wo }, .n_w = 1,
-                              .residual = true });
-        }
+        add_to_residual(a, m, l, m->att, L->wo, L->post_attn_norm);
         node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = l, .src = m->x, .dst = m->xb, .w = { L->ffn_norm } });
         node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->xb, .dst = m->hb, .w = { L->wg, L->wu },
                           .n_w = 2, .gate = true, .act = cfg->act });
-        if (L->post_ffn_norm) {
-            node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->hb, .dst = m->xo, .w = { L->wd }, .n_w = 1 });
-            node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = l, .src = m->xo, .dst = m->x, .w = { L->post_ffn_norm },
-                              .residual = true });
-        } else {
-            node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->hb, .dst = m->x, .w = { L->wd }, .n_w = 1,
-                              .residual = true });
-        }
+        add_to_residual(a, m, l, m->hb, L->wd, L->post_ffn_norm);
     }
     node(a, (HrNode){ .op = HR_OP_RMSNORM, .layer = -1, .src = m->x, .dst = m->xb, .w = { m->final_norm },
                       .logit_rows = true });

@@ -1984,7 +1984,7 @@ ops_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **pr
         CNode cn = {};
         cn.n = nodes[i];
         const HrNode &n = cn.n;
-        // Gemma 3's parts (ops version 7) have no kernels here yet
+        // Gemma 2's and 3's parts (ops version 7) have no kernels here yet
         if (n.act != HR_ACT_SILU || n.local_rope || n.scale != 0.0f || n.softcap != 0.0f ||
             (n.op == HR_OP_RMSNORM && n.residual))
             return hr_error_set(err, HR_ERR_UNSUPPORTED, "CUDA: node %d needs Gemma's kernels (GELU gate, local RoPE, "
@@ -2557,8 +2557,7 @@ h_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptions
          void *user, void **ctx_out, HrError *err)
 {
     *ctx_out = nullptr;
-    // Qwen3's q/k norms: only under the op table (k_head_norm, HEARTH_CUDA_OPS=1), which has not run on a
-    // device yet either; the whole-model front end has none
+    // Gemma 2 and 3 and Phi-3: no kernels for their parts in either front end
     if (cfg->arch == HR_ARCH_GEMMA3 || cfg->arch == HR_ARCH_GEMMA2)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "the CUDA backend does not run Gemma 2 or 3 yet (their norms "
                             "after attention and the MLP, GELU gate and sliding-window layers); use Vulkan or the "
@@ -2566,6 +2565,8 @@ h_create(const HrModelConfig *cfg, const HrTensorSet *ts, const HrBackendOptions
     if (cfg->arch == HR_ARCH_PHI3)
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "the CUDA backend does not run Phi-3 yet (its LongRoPE and "
                             "partial rotary embeddings); use Vulkan or the CPU");
+    // Qwen3's q/k norms: only under the op table (k_head_norm, HEARTH_CUDA_OPS=1), which has not run on a
+    // device yet either; the whole-model front end has none
     if (cfg->qk_norm && !ops_wanted())
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "the CUDA backend does not run Qwen3 yet (its per-head q/k "
                             "norms; HEARTH_CUDA_OPS=1 tries them); use Vulkan or the CPU");
