@@ -567,8 +567,13 @@ parse_tensor_info(HrGguf *g, Reader *r, uint64_t index, uint64_t n_tensors, HrGg
             return hr_error_set(r->err, HR_ERR_FORMAT, "%s: tensor '%s': ne[%d] = %" PRIu64 " is out of range "
                                 "(1 to 2^40)", f, name, d, v);
         t->ne[d] = (int64_t)v;
-        /* Each factor is at most 2^40, and so is the product so far. */
-        numel *= v;
+        /* Each factor is at most 2^40, and so is the product so far; their
+         * product may not fit 64 bits (2^36 x 7 * 2^32 wrapped to 0), so
+         * the bound is checked by division first. */
+        if (v > (uint64_t)HR_GGUF_MAX_ELEMENTS / numel)
+            numel = (uint64_t)HR_GGUF_MAX_ELEMENTS + 1;
+        else
+            numel *= v;
         if (numel > (uint64_t)HR_GGUF_MAX_ELEMENTS) {
             char ne[160];
             format_ne(ne, sizeof ne, t->ne, d + 1);
