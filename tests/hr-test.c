@@ -54,14 +54,14 @@ hr_test_full(void)
 }
 
 char *
-hr_test_smollm2_gguf(void)
+hr_test_cached_model(const char *file, const char *env_var)
 {
-    const char *env = getenv("HEARTH_SMOLLM2_GGUF");
+    const char *env = getenv(env_var);
     if (env && *env)
         return g_strdup(env);
     char *cands[2] = {
-        g_build_filename(g_get_user_cache_dir(), "hearth-test-models", "SmolLM2-135M-Instruct.Q4_1.gguf", NULL),
-        g_build_filename(g_get_home_dir(), ".cache", "hearth-test-models", "SmolLM2-135M-Instruct.Q4_1.gguf", NULL),
+        g_build_filename(g_get_user_cache_dir(), "hearth-test-models", file, NULL),
+        g_build_filename(g_get_home_dir(), ".cache", "hearth-test-models", file, NULL),
     };
     char *found = NULL;
     for (int i = 0; i < 2; i++) {
@@ -70,6 +70,22 @@ hr_test_smollm2_gguf(void)
         g_free(cands[i]);
     }
     return found;
+}
+
+char *
+hr_test_smollm2_gguf(void)
+{
+    return hr_test_cached_model("SmolLM2-135M-Instruct.Q4_1.gguf", "HEARTH_SMOLLM2_GGUF");
+}
+
+char *
+hr_test_gemma3_gguf(void)
+{
+    char *p = hr_test_cached_model(HR_TEST_GEMMA3_GGUF, "HEARTH_GEMMA3_GGUF");
+    if (!p)
+        hr_test_skip("%s not found in the test-model cache: tests/reference/get-gemma3-270m fetches it (or set "
+                     "HEARTH_GEMMA3_GGUF)", HR_TEST_GEMMA3_GGUF);
+    return p;
 }
 
 void

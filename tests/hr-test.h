@@ -32,6 +32,16 @@ char *hr_test_asset(const char *relative);
  * both); NULL when absent. Caller frees. */
 char *hr_test_smollm2_gguf(void);
 
+/* A file in that cache (hearth-test-models/FILE under $XDG_CACHE_HOME or
+ * ~/.cache), or $ENV_VAR when set; NULL when absent. Caller frees. */
+char *hr_test_cached_model(const char *file, const char *env_var);
+
+/* Gemma 3 270M (Google's base model, Q4_K_M GGUF by llama.cpp):
+ * $HEARTH_GEMMA3_GGUF, else the cache's (tests/reference/get-gemma3-270m
+ * leaves it there); exits 77 with a reason when absent. Caller frees. */
+#define HR_TEST_GEMMA3_GGUF "gemma-3-270m-q4_k_m.gguf"
+char *hr_test_gemma3_gguf(void);
+
 /* HEARTH_TEST_FULL=1: the slow tests' whole schedule, by hand. Without it
  * (CI) they leave out the parts another test already covers (each says
  * which). */

@@ -217,7 +217,9 @@ run_one(const char *name)
         return;
     }
     JsonObject *doc = json_node_get_object(json_parser_get_root(fp));
-    g_autofree char *dir = hr_test_asset(json_object_get_string_member(doc, "asset"));
+    const char *asset = json_object_get_string_member(doc, "asset");
+    /* "cache:FILE": a model in the test-model cache (Gemma 3's GGUF), not in ../shared/assets */
+    g_autofree char *dir = g_str_has_prefix(asset, "cache:") ? hr_test_gemma3_gguf() : hr_test_asset(asset);
 
     HrTokenizer *t = NULL;
     HrError err = { 0 };

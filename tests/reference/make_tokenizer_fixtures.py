@@ -63,6 +63,8 @@ checked on that pattern's letter classes (Lu/Lt/Lm/Lo/M, Ll) too.
 Run from the repository root (takes ~30 s; output is deterministic):
 
     /root/refvenv/bin/python tests/reference/make_tokenizer_fixtures.py
+    /root/refvenv/bin/python tests/reference/make_tokenizer_fixtures.py --only gemma3-270m
+        (after tests/reference/get-gemma3-270m; needs transformers' GGUF reader: gguf, accelerate)
 
 Needs tokenizers >= 0.22 and transformers >= 5 (generated with tokenizers
 0.23.3, transformers 5.23.0, Python 3.11). Texts come from a fixed list plus a
@@ -92,7 +94,64 @@ TOKENIZERS = [
     ("spm32k-llama2", "tokenizers/spm32k-llama2"),
     ("llama3_1", "tokenizers/llama3_1"),
     ("qwen3", "tokenizers/qwen3"),
+    # Gemma 3's 262k SentencePiece vocabulary as a GGUF holds it (tests/reference/get-gemma3-270m):
+    # the reference is what transformers builds from that GGUF (its GGUF converter derives the
+    # merges from the scores), saved as tokenizer.json and read by `tokenizers`; Hearth reads the
+    # GGUF itself. Only with --only gemma3-270m (the GGUF is not an asset of ../shared).
+    ("gemma3-270m", "cache:gemma-3-270m-q4_k_m.gguf"),
 ]
+OPTIONAL = {"gemma3-270m"}
+
+
+def cache_dir():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "hearth-test-models")
+
+
+def tokenizer_dir(rel, tmp):
+    """The folder holding tokenizer.json for an entry, and the transformers tokenizer to compare
+    with (None: AutoTokenizer on that folder).
+
+    A GGUF's ("cache:FILE"): transformers' conversion saved into tmp, with one change. Gemma's
+    SentencePiece model holds USER_DEFINED pieces (token type 4: runs of 2 to 31 literal spaces,
+    runs of newlines, HTML tags), which SentencePiece matches in the raw text atomically, longest
+    first, before anything else (llama.cpp too); transformers' GGUF converter keeps the space runs
+    as ordinary "▁▁..." pieces that BPE merges, so a run longer than 31 splits differently
+    (33 spaces: SentencePiece 31 + 2, that conversion 16 + 17). The saved tokenizer.json gets
+    every USER_DEFINED piece as a non-normalized added token, which is SentencePiece's rule;
+    "transformers_differs" counts the texts where transformers' own conversion disagrees."""
+    if not rel.startswith("cache:"):
+        return os.path.join(ASSETS, rel), None
+    from gguf import GGUFReader
+    from transformers import AutoTokenizer
+    name = rel[len("cache:"):]
+    auto = AutoTokenizer.from_pretrained(cache_dir(), gguf_file=name)
+    auto.save_pretrained(tmp)
+    r = GGUFReader(os.path.join(cache_dir(), name))
+    toks, types = r.fields["tokenizer.ggml.tokens"], r.fields["tokenizer.ggml.token_type"]
+    path = os.path.join(tmp, "tokenizer.json")
+    j = json.load(open(path, encoding="utf-8"))
+    have = {a["id"] for a in j["added_tokens"]}
+    by_id = {i: p for p, i in j["model"]["vocab"].items()}
+    renamed = set()
+    for i in range(len(toks.data)):
+        if int(types.parts[types.data[i]][0]) == 4 and i not in have:
+            text = bytes(toks.parts[toks.data[i]]).decode("utf-8")
+            if by_id[i] != text:   # "▁▁▁▁" for four spaces: the piece becomes the literal text
+                renamed.add(by_id[i])
+                del j["model"]["vocab"][by_id[i]]
+                j["model"]["vocab"][text] = i
+            j["added_tokens"].append({"id": i, "content": text, "single_word": False, "lstrip": False,
+                                      "rstrip": False, "normalized": False, "special": False})
+    # merges that make or use a renamed piece go (BPE never sees those pieces: the added
+    # tokens take every such run first)
+    j["model"]["merges"] = [m for m in j["model"]["merges"]
+                            if m[0] not in renamed and m[1] not in renamed and m[0] + m[1] not in renamed]
+    j["added_tokens"].sort(key=lambda a: a["id"])
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(j, f, ensure_ascii=False)
+    return tmp, auto
+
 
 # ---------------------------------------------------------------------------
 # Texts
@@ -330,17 +389,26 @@ O200K_REGEX = (
 
 
 def main():
+    import argparse
+    import tempfile
+
     from transformers import AutoTokenizer
 
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", help="write only this tokenizer's fixture (gemma3-270m is written only so)")
+    args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     all_texts = texts()
     print(f"{len(all_texts)} texts")
+    tmp = tempfile.TemporaryDirectory()
     for name, rel in TOKENIZERS:
-        d = os.path.join(ASSETS, rel)
+        if (args.only or name) != name or (name in OPTIONAL and args.only != name):
+            continue
+        d, auto = tokenizer_dir(rel, tmp.name)
         tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
         plain = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
         plain.encode_special_tokens = True
-        auto = AutoTokenizer.from_pretrained(d)
+        auto = auto or AutoTokenizer.from_pretrained(d)
         cases = []
         tf_cases = []
         differs = 0
@@ -364,8 +432,9 @@ def main():
             tf_cases.append({"ids": a_ids, "ids_nospecial": a_ns})
             if a_ids != ids or a_ns != ids_ns:
                 differs += 1
-            # transformers must decode the reference ids identically.
-            for sk in (False, True):
+            # transformers must decode the reference ids identically (not checked for a GGUF:
+            # transformers' conversion of Gemma's drops its "▁▁..." pieces from decodes).
+            for sk in ((False, True) if not rel.startswith("cache:") else ()):
                 assert auto.decode(ids, skip_special_tokens=sk) == tok.decode(ids, skip_special_tokens=sk), (name, t)
         rng = random.Random(hash_name(name))
         dcases = decode_cases(tok, rng)
@@ -390,7 +459,7 @@ def main():
                        "ids_nospecial": vt.encode(t, add_special_tokens=False).ids} for t in all_texts]
             assert sum(c["ids"] != x["ids"] for c, x in zip(vcases, cases)) > 0   # the regex matters here
             doc["variants"].append({"name": "o200k-split", "override": override, "cases": vcases})
-        if differs:
+        if differs and not rel.startswith("cache:"):
             backend = json.loads(auto.backend_tokenizer.to_str())
             override = {k: backend[k] for k in ("normalizer", "pre_tokenizer", "decoder", "post_processor")}
             # The variant must be exactly "the asset file with these four parts replaced":
@@ -409,6 +478,8 @@ def main():
         print(f"{name}: {len(cases)} texts, {len(dcases)} decode cases, "
               f"transformers differs on {differs}, {os.path.getsize(path)} bytes")
 
+    if args.only:
+        return 0
     path = os.path.join(OUT, "synthetic.json")
     doc = {"tokenizers_version": tokenizers.__version__, "tokenizers": quiet_stderr(synthetic, all_texts)}
     with open(path, "w", encoding="utf-8") as f:
