@@ -56,13 +56,22 @@
  *   does (every split of every token into two tokens, ranked by the token's
  *   score, highest first, ties in token order, then by the ids of the two
  *   halves) — which reproduces Llama 2's published merges.
+ *   Either way the CONTROL, UNKNOWN and USER_DEFINED tokens are added tokens
+ *   matched in the raw text first (SentencePiece's rule for user-defined
+ *   pieces, and llama.cpp's: Gemma's runs of spaces, newlines and HTML tags).
  * tokenizer_config.json: add_bos_token / add_eos_token
  *   (tokenizer.ggml.add_bos_token, default true for "llama" and Llama 3),
  *   bos/eos/unk/pad tokens by content, chat_template from
  *   tokenizer.chat_template, added_tokens_decoder.
+ * hr_gguf_tokenizer loads the same tokenizer without writing its vocabulary
+ * and merges into the JSON: they go to hr_tokenizer_load_with_tables as ids
+ * (Gemma 3's 262k pieces and 0.5M derived merges took 4.4 s through JSON
+ * text, 0.6 s so); hr_gguf_tokenizer_json writes the whole text (tests, the
+ * fuzzer and `hearth-cli template` read it).
  */
 #include "gguf.h"
 #include "hr-json.h"
+#include "tokenizer-private.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -894,7 +903,8 @@ typedef struct {
     const char **tok;         /* NUL-terminated copies owned by the HrGguf */
     int32_t *type;
     double *score;            /* NULL without tokenizer.ggml.scores */
-    GHashTable *ids;          /* token -> id + 1 */
+    uint32_t *len;            /* strlen(tok[i]) */
+    TokStrMap ids;            /* token -> id */
 } Vocab;
 
 static void
@@ -903,16 +913,15 @@ vocab_clear(Vocab *v)
     g_free(v->tok);
     g_free(v->type);
     g_free(v->score);
-    if (v->ids)
-        g_hash_table_destroy(v->ids);
+    g_free(v->len);
+    tok_strmap_free(&v->ids);
 }
 
 /* The id of a token string, or -1. */
 static int64_t
 vocab_id(const Vocab *v, const char *s)
 {
-    size_t p = GPOINTER_TO_SIZE(g_hash_table_lookup(v->ids, s));
-    return p ? (int64_t)p - 1 : -1;
+    return tok_strmap_get(&v->ids, s, strlen(s));
 }
 
 /* A string array element that can go into JSON (valid UTF-8, no NUL). */
@@ -979,7 +988,9 @@ load_vocab(const HrGguf *g, Vocab *v, HrError *err)
     v->n = usable_tokens(g, n);
     v->tok = g_new(const char *, v->n);
     v->type = g_new(int32_t, v->n);
-    v->ids = g_hash_table_new(g_str_hash, g_str_equal);
+    v->len = g_new0(uint32_t, v->n);
+    if (!tok_strmap_init(&v->ids, v->n, v->tok, v->len))
+        return hr_error_set(err, HR_ERR_NOMEM, "%s: out of memory for %zu tokens", f, v->n);
     for (size_t i = 0; i < v->n; i++) {
         if ((st = array_json_str(g, k_tokens, i, &v->tok[i], err)) != HR_OK)
             return st;
@@ -987,7 +998,8 @@ load_vocab(const HrGguf *g, Vocab *v, HrError *err)
         if (prev >= 0)
             return hr_error_set(err, HR_ERR_FORMAT, "%s: %s: tokens %" PRId64 " and %zu are both '%s'", f, k_tokens,
                                 prev, i, v->tok[i]);
-        g_hash_table_insert(v->ids, (gpointer)v->tok[i], GSIZE_TO_POINTER(i + 1));
+        v->len[i] = (uint32_t)strlen(v->tok[i]);
+        tok_strmap_insert(&v->ids, (int32_t)i, false);
         v->type[i] = TOKEN_NORMAL;
     }
     if ((st = array_key(g, k_types, false, false, &n, &found, err)) != HR_OK)
@@ -1013,7 +1025,7 @@ load_vocab(const HrGguf *g, Vocab *v, HrError *err)
 /* ---- merges */
 
 typedef struct {
-    int32_t left, right;
+    int32_t left, right, merged;
     double score;
     size_t seq;
 } Merge;
@@ -1055,27 +1067,23 @@ derive_merges(const HrGguf *g, const Vocab *v, GArray **out, HrError *err)
     }
     uint64_t bytes = 0;
     GArray *merges = g_array_new(FALSE, FALSE, sizeof(Merge));
-    GString *left = g_string_new(NULL);
     for (size_t id = 0; id < v->n; id++) {
-        const char *piece = v->tok[id];
+        const char *piece = v->tok[id], *end = piece + v->len[id];
         guint start = merges->len;
         if (!*piece)
             continue;
         for (const char *p = g_utf8_next_char(piece); *p; p = g_utf8_next_char(p)) {
-            int64_t r = vocab_id(v, p);
+            int32_t r = tok_strmap_get(&v->ids, p, (size_t)(end - p));
             if (r < 0)
                 continue;
-            g_string_truncate(left, 0);
-            g_string_append_len(left, piece, p - piece);
-            int64_t l = vocab_id(v, left->str);
+            int32_t l = tok_strmap_get(&v->ids, piece, (size_t)(p - piece));
             if (l < 0)
                 continue;
-            Merge m = { (int32_t)l, (int32_t)r, v->score[id], 0 };
+            Merge m = { l, r, (int32_t)id, v->score[id], 0 };
             g_array_append_val(merges, m);
             bytes += strlen(piece) + 8;
         }
         if (bytes > MAX_MERGES_BYTES) {
-            g_string_free(left, TRUE);
             g_array_free(merges, TRUE);
             return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: the SentencePiece merges derived from "
                                 "tokenizer.ggml.tokens would take more than %" PRIu64 " MiB", f,
@@ -1084,7 +1092,6 @@ derive_merges(const HrGguf *g, const Vocab *v, GArray **out, HrError *err)
         if (merges->len - start > 1)
             qsort(&g_array_index(merges, Merge, start), merges->len - start, sizeof(Merge), merge_local_cmp);
     }
-    g_string_free(left, TRUE);
     for (guint i = 0; i < merges->len; i++)
         g_array_index(merges, Merge, i).seq = i;
     if (merges->len > 1)
@@ -1093,12 +1100,14 @@ derive_merges(const HrGguf *g, const Vocab *v, GArray **out, HrError *err)
     return HR_OK;
 }
 
-/* The GGUF's own merges: "a b" with exactly one space, a, b and ab tokens. */
+/* The GGUF's own merges: "a b" with exactly one space, a, b and ab tokens;
+ * their ids into *out, in the file's order. */
 static HrStatus
-check_merges(const HrGguf *g, const Vocab *v, const char *key, size_t n, HrError *err)
+check_merges(const HrGguf *g, const Vocab *v, const char *key, size_t n, GArray **out, HrError *err)
 {
     const char *f = hr_gguf_path(g);
     GString *joined = g_string_new(NULL);
+    GArray *merges = g_array_sized_new(FALSE, FALSE, sizeof(Merge), (guint)n);
     HrStatus st = HR_OK;
     for (size_t i = 0; i < n && st == HR_OK; i++) {
         const char *m;
@@ -1116,12 +1125,18 @@ check_merges(const HrGguf *g, const Vocab *v, const char *key, size_t n, HrError
                               i, m, vocab_id(v, joined->str) < 0 ? joined->str : sp + 1);
             break;
         }
+        Merge mg = { (int32_t)vocab_id(v, joined->str), (int32_t)vocab_id(v, sp + 1), -1, 0, i };
         g_string_append(joined, sp + 1);
-        if (vocab_id(v, joined->str) < 0)
+        if ((mg.merged = (int32_t)vocab_id(v, joined->str)) < 0)
             st = hr_error_set(err, HR_ERR_FORMAT, "%s: %s[%zu] \"%s\": the merged token '%s' is not in "
                               "tokenizer.ggml.tokens", f, key, i, m, joined->str);
+        g_array_append_val(merges, mg);
     }
     g_string_free(joined, TRUE);
+    if (st == HR_OK)
+        *out = merges;
+    else
+        g_array_free(merges, TRUE);
     return st;
 }
 
@@ -1142,16 +1157,16 @@ check_merges(const HrGguf *g, const Vocab *v, const char *key, size_t n, HrError
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|" \
     "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
-typedef enum { PRE_GPT2, PRE_DIGITS, PRE_LLAMA3, PRE_QWEN2, PRE_GPT4O } PreKind;
+typedef enum { PK_GPT2, PK_DIGITS, PK_LLAMA3, PK_QWEN2, PK_GPT4O } PreKind;
 
 static const struct {
     const char *name;
     PreKind kind;
 } pre_names[] = {
-    { "default", PRE_GPT2 }, { "gpt-2", PRE_GPT2 }, { "gpt2", PRE_GPT2 },
-    { "smollm", PRE_DIGITS }, { "starcoder", PRE_DIGITS }, { "refact", PRE_DIGITS }, { "codeshell", PRE_DIGITS },
-    { "llama-bpe", PRE_LLAMA3 }, { "llama3", PRE_LLAMA3 }, { "llama-v3", PRE_LLAMA3 },
-    { "qwen2", PRE_QWEN2 }, { "gpt-4o", PRE_GPT4O },
+    { "default", PK_GPT2 }, { "gpt-2", PK_GPT2 }, { "gpt2", PK_GPT2 },
+    { "smollm", PK_DIGITS }, { "starcoder", PK_DIGITS }, { "refact", PK_DIGITS }, { "codeshell", PK_DIGITS },
+    { "llama-bpe", PK_LLAMA3 }, { "llama3", PK_LLAMA3 }, { "llama-v3", PK_LLAMA3 },
+    { "qwen2", PK_QWEN2 }, { "gpt-4o", PK_GPT4O },
 };
 
 static void
@@ -1183,7 +1198,7 @@ static void
 add_pre_tokenizer(JsonBuilder *b, PreKind kind)
 {
     json_builder_set_member_name(b, "pre_tokenizer");
-    if (kind == PRE_GPT2) {
+    if (kind == PK_GPT2) {
         add_byte_level(b, false, true, true);
         return;
     }
@@ -1191,15 +1206,15 @@ add_pre_tokenizer(JsonBuilder *b, PreKind kind)
     member_string(b, "type", "Sequence");
     json_builder_set_member_name(b, "pretokenizers");
     json_builder_begin_array(b);
-    if (kind == PRE_DIGITS) {
+    if (kind == PK_DIGITS) {
         json_builder_begin_object(b);
         member_string(b, "type", "Digits");
         member_bool(b, "individual_digits", true);
         json_builder_end_object(b);
         add_byte_level(b, false, true, true);
     } else {
-        add_split(b, kind == PRE_LLAMA3 ? LLAMA3_REGEX : kind == PRE_GPT4O ? GPT4O_REGEX : QWEN2_REGEX);
-        add_byte_level(b, false, kind == PRE_LLAMA3, false);
+        add_split(b, kind == PK_LLAMA3 ? LLAMA3_REGEX : kind == PK_GPT4O ? GPT4O_REGEX : QWEN2_REGEX);
+        add_byte_level(b, false, kind == PK_LLAMA3, false);
     }
     json_builder_end_array(b);
     json_builder_end_object(b);
@@ -1302,12 +1317,14 @@ typedef struct {
     bool add_bos, add_eos, add_space_prefix;
     int64_t bos, eos, unk, pad, max_len;
     const char *chat_template;
-    GArray *merges;           /* derived (spm), or NULL: the GGUF's */
-    size_t n_gguf_merges;
+    GArray *merges;           /* Merge: derived (spm), or the GGUF's */
+    size_t n_gguf_merges;     /* the GGUF's count (0: derived) */
 } TokInfo;
 
+/* tokenizer.json; without the model's vocab and merges unless `tables`
+ * (hr_tokenizer_load_with_tables takes those). */
 static char *
-tokenizer_text(const HrGguf *g, const Vocab *v, const TokInfo *ti)
+tokenizer_text(const HrGguf *g, const Vocab *v, const TokInfo *ti, bool tables)
 {
     const char *bos = ti->bos >= 0 ? v->tok[ti->bos] : NULL;
     const char *eos = ti->eos >= 0 ? v->tok[ti->eos] : NULL;
@@ -1367,7 +1384,7 @@ tokenizer_text(const HrGguf *g, const Vocab *v, const TokInfo *ti)
         json_builder_end_object(b);
     } else {
         json_builder_set_member_name(b, "normalizer");
-        if (ti->pre == PRE_QWEN2)
+        if (ti->pre == PK_QWEN2)
             add_typed(b, "NFC");
         else
             json_builder_add_null_value(b);
@@ -1398,7 +1415,9 @@ tokenizer_text(const HrGguf *g, const Vocab *v, const TokInfo *ti)
     member_null(b, "end_of_word_suffix");
     member_bool(b, "fuse_unk", ti->spm);
     member_bool(b, "byte_fallback", ti->spm);
-    member_bool(b, "ignore_merges", !ti->spm && ti->pre == PRE_LLAMA3);
+    member_bool(b, "ignore_merges", !ti->spm && ti->pre == PK_LLAMA3);
+    if (!tables)
+        goto end_model;
     json_builder_set_member_name(b, "vocab");
     json_builder_begin_object(b);
     for (size_t i = 0; i < v->n; i++)
@@ -1406,7 +1425,7 @@ tokenizer_text(const HrGguf *g, const Vocab *v, const TokInfo *ti)
     json_builder_end_object(b);
     json_builder_set_member_name(b, "merges");
     json_builder_begin_array(b);
-    if (ti->merges) {
+    if (ti->n_gguf_merges == 0) {
         /* "a b" strings unless a token holds a space: then every merge is a
          * pair (transformers reads one form per file). */
         bool pairs = false;
@@ -1433,6 +1452,7 @@ tokenizer_text(const HrGguf *g, const Vocab *v, const TokInfo *ti)
             json_builder_add_string_value(b, hr_gguf_array_str(g, "tokenizer.ggml.merges", i, NULL));
     }
     json_builder_end_array(b);
+end_model:
     json_builder_end_object(b);
     json_builder_end_object(b);
     char *text = builder_text(b);
@@ -1495,7 +1515,7 @@ read_tokenizer(const HrGguf *g, Vocab *v, TokInfo *ti, HrError *err)
                             "supported (supported: gpt2, llama)", f, model);
     if ((st = key_str(g, "tokenizer.ggml.pre", false, &pre, err)) != HR_OK)
         return st;
-    ti->pre = PRE_GPT2;
+    ti->pre = PK_GPT2;
     if (!ti->spm && pre) {
         bool known = false;
         for (size_t i = 0; i < G_N_ELEMENTS(pre_names) && !known; i++) {
@@ -1521,7 +1541,7 @@ read_tokenizer(const HrGguf *g, Vocab *v, TokInfo *ti, HrError *err)
      * except Gemma's SentencePiece, which adds none (Ollama's Gemma 3 files do not say so) */
     const char *arch = NULL;
     const bool gemma = hr_gguf_get_str(g, "general.architecture", &arch) && hr_gguf_arch_is_gemma(arch);
-    if ((st = key_bool(g, "tokenizer.ggml.add_bos_token", ti->spm || ti->pre == PRE_LLAMA3, &ti->add_bos, err)) ||
+    if ((st = key_bool(g, "tokenizer.ggml.add_bos_token", ti->spm || ti->pre == PK_LLAMA3, &ti->add_bos, err)) ||
         (st = key_bool(g, "tokenizer.ggml.add_eos_token", false, &ti->add_eos, err)) ||
         (st = key_bool(g, "tokenizer.ggml.add_space_prefix", !gemma, &ti->add_space_prefix, err)) ||
         (st = key_str(g, "tokenizer.chat_template", false, &ti->chat_template, err)))
@@ -1542,7 +1562,7 @@ read_tokenizer(const HrGguf *g, Vocab *v, TokInfo *ti, HrError *err)
      * transformers' GGUF loader does: they came from the original
      * tokenizer.json); else, for SentencePiece, derived from the scores. */
     if (found) {
-        if ((st = check_merges(g, v, k_merges, n_merges, err)) != HR_OK)
+        if ((st = check_merges(g, v, k_merges, n_merges, &ti->merges, err)) != HR_OK)
             return st;
         ti->n_gguf_merges = n_merges;
     } else if (ti->spm && v->score) {
@@ -1555,22 +1575,53 @@ read_tokenizer(const HrGguf *g, Vocab *v, TokInfo *ti, HrError *err)
     return HR_OK;
 }
 
+/* The tokenizer as tokenizer.json texts (tables: with its vocab and merges)
+ * or, with `load`, loaded (the vocab and merges handed over as tables). */
+static HrStatus
+gguf_tokenizer(const HrGguf *g, char **tokenizer_json, char **tokenizer_config_json, HrTokenizer **load,
+               HrError *err)
+{
+    Vocab v = { 0 };
+    TokInfo ti = { 0 };
+    ti.bos = ti.eos = ti.unk = ti.pad = -1;
+    HrStatus st = read_tokenizer(g, &v, &ti, err);
+    if (st == HR_OK && !load) {
+        *tokenizer_json = tokenizer_text(g, &v, &ti, true);
+        *tokenizer_config_json = tokenizer_config_text(&v, &ti);
+    } else if (st == HR_OK) {
+        g_autofree char *tj = tokenizer_text(g, &v, &ti, false);
+        g_autofree char *cj = tokenizer_config_text(&v, &ti);
+        int32_t (*merges)[3] = g_malloc_n(ti.merges->len ? ti.merges->len : 1, sizeof *merges);
+        for (guint i = 0; i < ti.merges->len; i++) {
+            const Merge *m = &g_array_index(ti.merges, Merge, i);
+            merges[i][0] = m->left;
+            merges[i][1] = m->right;
+            merges[i][2] = m->merged;
+        }
+        HrTokenizerTables tables = { v.n, v.tok, ti.merges->len, (const int32_t (*)[3])merges };
+        st = hr_tokenizer_load_with_tables(tj, strlen(tj), &tables, cj, strlen(cj), hr_gguf_path(g), load, err);
+        g_free(merges);
+    }
+    if (ti.merges)
+        g_array_free(ti.merges, TRUE);
+    vocab_clear(&v);
+    return st;
+}
+
 HrStatus
 hr_gguf_tokenizer_json(const HrGguf *g, char **tokenizer_json, char **tokenizer_config_json, HrError *err)
 {
     if (!g || !tokenizer_json || !tokenizer_config_json)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "hr_gguf_tokenizer_json: NULL argument");
     *tokenizer_json = *tokenizer_config_json = NULL;
-    Vocab v = { 0 };
-    TokInfo ti = { 0 };
-    ti.bos = ti.eos = ti.unk = ti.pad = -1;
-    HrStatus st = read_tokenizer(g, &v, &ti, err);
-    if (st == HR_OK) {
-        *tokenizer_json = tokenizer_text(g, &v, &ti);
-        *tokenizer_config_json = tokenizer_config_text(&v, &ti);
-    }
-    if (ti.merges)
-        g_array_free(ti.merges, TRUE);
-    vocab_clear(&v);
-    return st;
+    return gguf_tokenizer(g, tokenizer_json, tokenizer_config_json, NULL, err);
+}
+
+HrStatus
+hr_gguf_tokenizer(const HrGguf *g, HrTokenizer **out, HrError *err)
+{
+    if (!g || !out)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "hr_gguf_tokenizer: NULL argument");
+    *out = NULL;
+    return gguf_tokenizer(g, NULL, NULL, out, err);
 }

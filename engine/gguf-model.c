@@ -90,11 +90,7 @@ hr_gguf_tokenizer_load(const char *gguf_file, HrTokenizer **out, HrError *err)
     HrStatus st = hr_gguf_open(gguf_file, &g, err);
     if (st != HR_OK)
         return st;
-    g_autofree char *tok = NULL, *tok_cfg = NULL;
-    st = hr_gguf_tokenizer_json(g, &tok, &tok_cfg, err);
-    if (st == HR_OK)
-        st = hr_tokenizer_load_from_data(tok, strlen(tok), tok_cfg, tok_cfg ? strlen(tok_cfg) : 0, gguf_file, out,
-                                         err);
+    st = hr_gguf_tokenizer(g, out, err);
     hr_gguf_free(g);
     return st;
 }

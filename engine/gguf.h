@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "hr-status.h"
+#include "tokenizer.h"
 
 typedef struct HrGguf HrGguf;
 
@@ -163,3 +164,8 @@ HrStatus hr_gguf_config_json(const HrGguf *g, char **config_json, char **generat
  * Both g_malloc'd. */
 HrStatus hr_gguf_tokenizer_json(const HrGguf *g, char **tokenizer_json, char **tokenizer_config_json,
                                 HrError *err);
+
+/* The same tokenizer loaded: what hr_tokenizer_load runs on a GGUF. Its
+ * vocabulary and merges go to hr_tokenizer_load_with_tables directly, not
+ * through JSON (Gemma's 262k pieces: seconds through JSON). */
+HrStatus hr_gguf_tokenizer(const HrGguf *g, HrTokenizer **out, HrError *err);

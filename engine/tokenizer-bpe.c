@@ -152,6 +152,21 @@ tok_bpe_build_merges(HrTokenizer *t, JsonArray *merges, HrError *err)
     return st;
 }
 
+HrStatus
+tok_bpe_set_merges(HrTokenizer *t, const int32_t (*merges)[3], size_t n, HrError *err)
+{
+    if (!merges_init(&t->merges, n))
+        return hr_error_set(err, HR_ERR_NOMEM, "out of memory for %zu merges", n);
+    for (size_t i = 0; i < n; i++) {
+        const int32_t *m = merges[i];
+        for (int k = 0; k < 3; k++)
+            if (m[k] < 0 || m[k] >= t->n_vocab_ids || !t->vocab_str[m[k]])
+                return hr_error_set(err, HR_ERR_FORMAT, "merges[%zu]: token id %d is not in the vocab", i, m[k]);
+        merges_put(&t->merges, m[0], m[1], (uint32_t)i, m[2]);
+    }
+    return HR_OK;
+}
+
 /* ---- word cache ---------------------------------------------------------------- */
 
 #define CACHE_MAX_ENTRIES 65536

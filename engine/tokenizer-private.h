@@ -287,6 +287,8 @@ int tok_char_to_byte(gunichar c);
 
 /* tokenizer-bpe.c */
 HrStatus tok_bpe_build_merges(HrTokenizer *t, JsonArray *merges, HrError *err);
+/* The same from { left, right, merged } ids by rank (HrTokenizerTables). */
+HrStatus tok_bpe_set_merges(HrTokenizer *t, const int32_t (*merges)[3], size_t n, HrError *err);
 void tok_merges_free(TokMergeMap *m);
 TokCache *tok_cache_new(void);
 void tok_cache_free(TokCache *c);

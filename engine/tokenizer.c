@@ -506,7 +506,8 @@ config_token(JsonObject *cfg, const char *name, const char *label, const char **
 }
 
 static HrStatus
-load_model(HrTokenizer *t, JsonObject *root, JsonArray *added_arr, const char *what, HrError *err)
+load_model(HrTokenizer *t, JsonObject *root, JsonArray *added_arr, const HrTokenizerTables *tables, const char *what,
+           HrError *err)
 {
     JsonNode *mn = json_object_get_member(root, "model");
     if (!mn || !JSON_NODE_HOLDS_OBJECT(mn))
@@ -518,17 +519,26 @@ load_model(HrTokenizer *t, JsonObject *root, JsonArray *added_arr, const char *w
                             "%s: model type \"%s\" is not supported (only BPE is)", what, type);
     JsonNode *vn = json_object_get_member(m, "vocab");
     JsonNode *mg = json_object_get_member(m, "merges");
-    if (!type && (!mg || !vn || !JSON_NODE_HOLDS_OBJECT(vn)))
+    if (tables && (vn || mg))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "%s: model.vocab or model.merges beside tables", what);
+    if (!tables && !type && (!mg || !vn || !JSON_NODE_HOLDS_OBJECT(vn)))
         return hr_error_set(err, HR_ERR_UNSUPPORTED,
                             "%s: model without a \"type\" that is not BPE-shaped (vocab + merges)", what);
-    if (!vn || !JSON_NODE_HOLDS_OBJECT(vn))
+    if (!tables && (!vn || !JSON_NODE_HOLDS_OBJECT(vn)))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: model.vocab is not an object", what);
     if (mg && !JSON_NODE_HOLDS_ARRAY(mg) && !JSON_NODE_HOLDS_NULL(mg))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: model.merges is not a list", what);
 
-    JsonObject *vocab = json_node_get_object(vn);
+    JsonObject *vocab = tables ? NULL : json_node_get_object(vn);
     VocabCtx c = { t, HR_OK, err, -1, 0 };
-    json_object_foreach_member(vocab, vocab_max_cb, &c);
+    if (tables) {
+        if (tables->n_vocab > (size_t)TOK_MAX_ID + 1)
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: %zu tokens are implausibly many", what, tables->n_vocab);
+        c.max_id = (int32_t)tables->n_vocab - 1;
+        c.count = (guint)tables->n_vocab;
+    } else {
+        json_object_foreach_member(vocab, vocab_max_cb, &c);
+    }
     if (c.st != HR_OK) {
         hr_error_prefix(err, "%s: ", what);
         return c.st;
@@ -560,7 +570,16 @@ load_model(HrTokenizer *t, JsonObject *root, JsonArray *added_arr, const char *w
     if (!t->vocab_str || !t->vocab_len ||
         !tok_strmap_init(&t->vocab, c.count, (const char *const *)t->vocab_str, t->vocab_len))
         return hr_error_set(err, HR_ERR_NOMEM, "%s: out of memory for a vocabulary of %u tokens", what, c.count);
-    json_object_foreach_member(vocab, vocab_fill_cb, &c);
+    if (tables) {
+        for (size_t id = 0; id < tables->n_vocab; id++) {
+            size_t n = strlen(tables->vocab[id]);
+            t->vocab_str[id] = g_string_chunk_insert_len(t->arena, tables->vocab[id], (gssize)n);
+            t->vocab_len[id] = (uint32_t)n;
+            tok_strmap_insert(&t->vocab, (int32_t)id, true);
+        }
+    } else {
+        json_object_foreach_member(vocab, vocab_fill_cb, &c);
+    }
 
     const char *unk = NULL, *pre = NULL, *suf = NULL;
     HrStatus st;
@@ -581,7 +600,8 @@ load_model(HrTokenizer *t, JsonObject *root, JsonArray *added_arr, const char *w
         snprintf(name, sizeof name, "<0x%02X>", b);
         t->byte_ids[b] = tok_strmap_get(&t->vocab, name, 6);
     }
-    st = tok_bpe_build_merges(t, mg && JSON_NODE_HOLDS_ARRAY(mg) ? json_node_get_array(mg) : NULL, err);
+    st = tables ? tok_bpe_set_merges(t, tables->merges, tables->n_merges, err)
+                : tok_bpe_build_merges(t, mg && JSON_NODE_HOLDS_ARRAY(mg) ? json_node_get_array(mg) : NULL, err);
     if (st != HR_OK)
         hr_error_prefix(err, "%s: ", what);
     return st;
@@ -817,6 +837,14 @@ HrStatus
 hr_tokenizer_load_from_data(const char *tokenizer_json, size_t len, const char *config_json,
                             size_t config_len, const char *what, HrTokenizer **out, HrError *err)
 {
+    return hr_tokenizer_load_with_tables(tokenizer_json, len, NULL, config_json, config_len, what, out, err);
+}
+
+HrStatus
+hr_tokenizer_load_with_tables(const char *tokenizer_json, size_t len, const HrTokenizerTables *tables,
+                              const char *config_json, size_t config_len, const char *what, HrTokenizer **out,
+                              HrError *err)
+{
     *out = NULL;
     if (!what)
         what = "tokenizer.json";
@@ -846,7 +874,7 @@ hr_tokenizer_load_from_data(const char *tokenizer_json, size_t len, const char *
     t->bos_id = t->eos_id = -1;
 
     guint n_norm = 0, n_pre = 0, n_post = 0, n_post_ids = 0, n_dec = 0;
-    if ((st = load_model(t, root, added, what, err)) != HR_OK)
+    if ((st = load_model(t, root, added, tables, what, err)) != HR_OK)
         goto fail;
     if ((st = tok_parse_normalizer(json_object_get_member(root, "normalizer"), 0, &n_norm, &t->normalizer, err)) ||
         (st = tok_parse_pretokenizer(json_object_get_member(root, "pre_tokenizer"), 0, &n_pre, &t->pre, err)) ||

@@ -49,6 +49,24 @@ HrStatus hr_tokenizer_load_from_data(const char *tokenizer_json, size_t len,
                                      const char *config_json, size_t config_len,
                                      const char *what, HrTokenizer **out, HrError *err);
 
+/* A BPE model's vocabulary and merges handed over directly instead of as
+ * tokenizer.json's model.vocab and model.merges (a GGUF's: 262k pieces and
+ * half a million merges go through no JSON text). vocab[i] is token i's
+ * text (NUL-terminated, copied); merges[r] = { left, right, merged } ids,
+ * rank r. */
+typedef struct {
+    size_t n_vocab;
+    const char *const *vocab;
+    size_t n_merges;
+    const int32_t (*merges)[3];
+} HrTokenizerTables;
+
+/* hr_tokenizer_load_from_data with the model's vocab and merges from tables:
+ * the JSON's "model" then names neither. */
+HrStatus hr_tokenizer_load_with_tables(const char *tokenizer_json, size_t len, const HrTokenizerTables *tables,
+                                       const char *config_json, size_t config_len, const char *what,
+                                       HrTokenizer **out, HrError *err);
+
 void hr_tokenizer_free(HrTokenizer *t);
 
 /* Encode text[0..len). add_special: add BOS/EOS etc. (see above).

@@ -1277,6 +1277,32 @@ test_config_errors(void)
 
 /* ---- tokenizer */
 
+/* What hr_gguf_tokenizer loads (the vocab and merges as tables) must be the
+ * tokenizer that the JSON texts describe: the same tokens, specials and ids. */
+static void
+same_tokenizers(const HrTokenizer *a, const HrTokenizer *b)
+{
+    const int n = hr_tokenizer_vocab_size(a);
+    HR_CHECK(n == hr_tokenizer_vocab_size(b), "vocab sizes %d and %d", n, hr_tokenizer_vocab_size(b));
+    int diff = 0;
+    for (int i = 0; i < n && i < hr_tokenizer_vocab_size(b); i++)
+        diff += g_strcmp0(hr_tokenizer_token_text(a, i), hr_tokenizer_token_text(b, i)) != 0 ||
+                hr_tokenizer_is_special(a, i) != hr_tokenizer_is_special(b, i);
+    HR_CHECK(diff == 0, "%d tokens differ between the JSON and the tables", diff);
+    HR_CHECK(hr_tokenizer_bos_id(a) == hr_tokenizer_bos_id(b) && hr_tokenizer_eos_id(a) == hr_tokenizer_eos_id(b),
+             "bos/eos differ");
+    static const char text[] = "Hello wörld, it's 2024! \t\n  indented\n  spaces   here, 東京 and 🙂 <s> end";
+    int32_t *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    HrError err = { 0 };
+    HR_CHECK(hr_tokenizer_encode(a, text, strlen(text), true, true, &x, &nx, &err) == HR_OK &&
+             hr_tokenizer_encode(b, text, strlen(text), true, true, &y, &ny, &err) == HR_OK,
+             "encode: %s", err.message);
+    HR_CHECK(nx == ny && (nx == 0 || memcmp(x, y, nx * sizeof *x) == 0), "the JSON and the tables encode differently");
+    g_free(x);
+    g_free(y);
+}
+
 static HrTokenizer *
 tokenizer_of_gguf(const HrGguf *g, char **tj_out, char **cj_out)
 {
@@ -1286,9 +1312,16 @@ tokenizer_of_gguf(const HrGguf *g, char **tj_out, char **cj_out)
     HR_CHECK(s == HR_OK, "tokenizer JSON: %s", err.message);
     if (s != HR_OK)
         return NULL;
-    HrTokenizer *t = NULL;
-    s = hr_tokenizer_load_from_data(tj, strlen(tj), cj, strlen(cj), "converted tokenizer.json", &t, &err);
+    HrTokenizer *from_json = NULL, *t = NULL;
+    s = hr_tokenizer_load_from_data(tj, strlen(tj), cj, strlen(cj), "converted tokenizer.json", &from_json, &err);
     HR_CHECK(s == HR_OK, "converted tokenizer does not load: %s", err.message);
+    if (s == HR_OK) {
+        s = hr_gguf_tokenizer(g, &t, &err);
+        HR_CHECK(s == HR_OK, "hr_gguf_tokenizer: %s", err.message);
+    }
+    if (t)
+        same_tokenizers(from_json, t);
+    hr_tokenizer_free(from_json);
     if (tj_out)
         *tj_out = tj;
     else
@@ -1481,6 +1514,12 @@ expect_tokenizer_error(const char *what, Gw *w, HrStatus want, const char *sub)
     HrStatus s = g ? hr_gguf_tokenizer_json(g, &tj, &cj, &err) : HR_OK;
     HR_CHECK(s == want && !tj && !cj && strstr(err.message, LABEL) && strstr(err.message, sub),
              "%s: status %s, message \"%s\" (wanted \"%s\")", what, hr_status_name(s), err.message, sub);
+    HrTokenizer *t = NULL;
+    HrError err2 = { 0 };
+    s = g ? hr_gguf_tokenizer(g, &t, &err2) : HR_OK;
+    HR_CHECK(s == want && !t && g_strcmp0(err.message, err2.message) == 0,
+             "%s: hr_gguf_tokenizer: status %s, message \"%s\"", what, hr_status_name(s), err2.message);
+    hr_tokenizer_free(t);
     g_free(tj);
     g_free(cj);
     hr_gguf_free(g);

@@ -197,15 +197,23 @@ run_conversion(const HrGguf *g)
     }
     check_json(tj, "tokenizer.json");
     check_json(tc, "tokenizer_config.json");
-    HrTokenizer *t = NULL;
+    HrTokenizer *t = NULL, *tt = NULL;
     s = hr_tokenizer_load_from_data(tj, strlen(tj), tc, strlen(tc), "fuzz", &t, &err);
+    /* what hr_tokenizer_load runs on a GGUF: the vocab and merges as tables, no JSON; it must load
+     * exactly when the JSON does and encode the same */
+    HrError terr = { 0 };
+    HrStatus ts = hr_gguf_tokenizer(g, &tt, &terr);
+    if (ts != HR_OK)
+        check_failure(ts, &terr, "tokenizer from tables");
+    if ((s == HR_OK) != (ts == HR_OK))
+        fail("the tables load where the JSON does not, or the other way", s != HR_OK ? err.message : terr.message);
     if (s != HR_OK) {
         check_failure(s, &err, "tokenizer load");
     } else {
         static const char text[] = "<|im_start|>hello world 12\n\xe2\x96\x81<s></s> caf\xc3\xa9";
         for (int mode = 0; mode < 2; mode++) {
-            int32_t *ids = NULL;
-            size_t n = 0;
+            int32_t *ids = NULL, *ids2 = NULL;
+            size_t n = 0, n2 = 0;
             s = hr_tokenizer_encode(t, text, sizeof text - 1, mode, mode, &ids, &n, &err);
             if (s != HR_OK) {
                 check_failure(s, &err, "encode");
@@ -213,11 +221,16 @@ run_conversion(const HrGguf *g)
                 char *back = hr_tokenizer_decode(t, ids, n, mode);
                 sink ^= back && back[0] ? (uint8_t)back[0] : 0;
                 g_free(back);
+                if (tt && (hr_tokenizer_encode(tt, text, sizeof text - 1, mode, mode, &ids2, &n2, &terr) != HR_OK ||
+                           n2 != n || (n && memcmp(ids, ids2, n * sizeof *ids) != 0)))
+                    fail("the tables encode differently from the JSON", NULL);
             }
             g_free(ids);
+            g_free(ids2);
         }
         hr_tokenizer_free(t);
     }
+    hr_tokenizer_free(tt);
     g_free(tj);
     g_free(tc);
 }
