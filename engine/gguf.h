@@ -23,7 +23,6 @@
 #include <stdint.h>
 
 #include "hr-status.h"
-#include "tokenizer.h"
 
 typedef struct HrGguf HrGguf;
 
@@ -168,4 +167,5 @@ HrStatus hr_gguf_tokenizer_json(const HrGguf *g, char **tokenizer_json, char **t
 /* The same tokenizer loaded: what hr_tokenizer_load runs on a GGUF. Its
  * vocabulary and merges go to hr_tokenizer_load_with_tables directly, not
  * through JSON (Gemma's 262k pieces: seconds through JSON). */
-HrStatus hr_gguf_tokenizer(const HrGguf *g, HrTokenizer **out, HrError *err);
+struct HrTokenizer; /* tokenizer.h (not included: the CUDA sources include this header without GLib) */
+HrStatus hr_gguf_tokenizer(const HrGguf *g, struct HrTokenizer **out, HrError *err);
