@@ -22,7 +22,7 @@
 #include "model-config.h"
 #include "safetensors.h"
 
-#define HR_BACKEND_API_VERSION 4
+#define HR_BACKEND_API_VERSION 5
 
 typedef enum {
     HR_KV_F16,   /* default: half the memory, what the GPU backends use */
@@ -115,6 +115,14 @@ typedef struct {
     /* Optional: the backend's op table (ops.h), for the quantizer's block
      * forward on the device (quantize/awq-device.c); NULL: none. */
     const struct HrOps *ops;
+
+    /* Optional: how many positions a forward may start before the last
+     * position run + 1 (a rewind: a new turn that shares only part of what
+     * the cache holds) and still find every cached position it needs; past
+     * that the cache must be refilled from position 0 (a sliding-window
+     * layer's ring keeps its window and a margin, not the whole context).
+     * NULL: any. */
+    int (*kv_rewind)(void *ctx);
 } HrBackendOps;
 
 /* The CPU backend: the reference every other backend is tested against. */

@@ -24,6 +24,7 @@
 #include "llama.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@ typedef struct {
     HrOpsWeight *attn_norm, *ffn_norm, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *bias, *q_norm, *k_norm;
     HrOpsWeight *post_attn_norm, *post_ffn_norm;   /* Gemma */
     HrOpsBuffer *kc, *vc;
+    int ring;                   /* the caches' entries when they are a ring (sliding-window layers), else 0 */
 } LlamaLayer;
 
 typedef struct {
@@ -57,7 +59,16 @@ typedef struct {
     bool have_spec;
     bool sampled;               /* the last forward drew candidates; its logits are on the device */
     double load_read_s, load_s;
+    int max_step;               /* tokens per step: the device's, or less where a ring needs it */
+    bool rings;                 /* some layer's caches are a ring */
+    int end;                    /* the last forward's pos + n */
+    int high;                   /* the highest pos + n run since a forward started at 0: the rings hold
+                                   positions [high - ring, end) */
 } Llama;
+
+/* A sliding-window layer keeps a ring of its window, one step and this many positions more, so that a new turn
+ * may rewind that far (a regenerated reply of up to about this length) and still reuse the cache. */
+#define RING_REWIND 1024
 
 /* ---- the weights -------------------------------------------------------------------- */
 
@@ -267,10 +278,10 @@ model_nodes(Llama *m)
         node(a, (HrNode){ .op = HR_OP_LINEAR, .layer = l, .src = m->xb, .dst = m->qkv, .w = { L->wq, L->wk, L->wv },
                           .n_w = 3, .bias = L->bias });
         node(a, (HrNode){ .op = HR_OP_ROPE_KV, .layer = l, .src = m->qkv, .dst = m->q, .w = { L->q_norm, L->k_norm },
-                          .n_w = L->q_norm ? 2 : 0, .k_cache = L->kc, .v_cache = L->vc,
+                          .n_w = L->q_norm ? 2 : 0, .k_cache = L->kc, .v_cache = L->vc, .ring = L->ring,
                           .local_rope = local && cfg->rope_local_theta > 0.0f });
         node(a, (HrNode){ .op = HR_OP_ATTENTION, .layer = l, .src = m->q, .dst = m->att, .k_cache = L->kc,
-                          .v_cache = L->vc, .window = hr_model_config_layer_window(cfg, l),
+                          .v_cache = L->vc, .ring = L->ring, .window = hr_model_config_layer_window(cfg, l),
                           .softcap = cfg->attn_softcap,
                           .scale = cfg->query_scale > 0.0f ? 1.0f / sqrtf(cfg->query_scale) : 0.0f });
         add_to_residual(a, m, l, m->att, L->wo, L->post_attn_norm);
@@ -299,6 +310,58 @@ hr_llama_destroy(void *p)
     g_free(m->layers);
     g_free(m->logits);
     g_free(m);
+}
+
+int
+hr_llama_kv_entries(const HrModelConfig *cfg, int layer, int context, int max_tokens)
+{
+    const char *env = g_getenv("HEARTH_KV_RING");
+    const int forced = env ? atoi(env) : -1;   /* 0: no rings */
+    const int w = hr_model_config_layer_window(cfg, layer);
+    if (w <= 0 || forced == 0)
+        return context;
+    const int64_t ring = forced > 0 ? MAX(forced, w + 1) : (int64_t)w + max_tokens + RING_REWIND;
+    return ring < context ? (int)ring : context;
+}
+
+/* Every layer's K and V caches: a ring where hr_llama_kv_entries gives fewer entries than the context and the
+ * backend has rings. A ring of R entries over a window of W holds every key a step of up to R - W + 1 tokens
+ * needs (its queries reach back W - 1 before its first token while it writes its own positions). */
+static HrStatus
+kv_caches(Llama *m, HrError *err)
+{
+    const HrModelConfig *cfg = &m->cfg;
+    m->max_step = m->lim.max_tokens;
+    for (int l = 0; l < cfg->n_layers; l++) {
+        LlamaLayer *L = &m->layers[l];
+        const int w = hr_model_config_layer_window(cfg, l);
+        const int e = hr_llama_kv_entries(cfg, l, m->opt.context_len, m->lim.max_tokens);
+        const int ring = m->ops->kv_ring && e < m->opt.context_len ? e : 0;
+        HrStatus st = ring ? m->ops->kv_ring(m->dev, ring, &L->kc, &L->vc, err)
+                           : m->ops->kv_cache(m->dev, &L->kc, &L->vc, err);
+        if (st != HR_OK)
+            return st;
+        L->ring = ring;
+        if (ring) {
+            m->max_step = MIN(m->max_step, ring - w + 1);
+            m->rings = true;
+        }
+    }
+    return HR_OK;
+}
+
+/* How far before m->end a forward may start with every ring still holding the window it needs: a start at s
+ * reads positions [s - w + 1, s), which a ring of R entries holds while s - w + 1 >= high - R. */
+static int
+rewind_limit(const Llama *m)
+{
+    int r = G_MAXINT;
+    for (int l = 0; m->rings && l < m->cfg.n_layers; l++) {
+        const LlamaLayer *L = &m->layers[l];
+        if (L->ring && m->high > L->ring)
+            r = MIN(r, MAX(0, m->end - (m->high - L->ring + hr_model_config_layer_window(&m->cfg, l) - 1)));
+    }
+    return r;
 }
 
 HrStatus
@@ -359,8 +422,7 @@ hr_llama_create(const HrOps *ops, const HrModelConfig *cfg, const HrTensorSet *t
 
     const int64_t dim = cfg->dim, hd = cfg->head_dim;
     const int64_t q_dim = cfg->n_heads * hd, kv_dim = cfg->n_kv_heads * hd;
-    for (int l = 0; st == HR_OK && l < cfg->n_layers; l++)
-        st = ops->kv_cache(m->dev, &m->layers[l].kc, &m->layers[l].vc, err);
+    st = st == HR_OK ? kv_caches(m, err) : st;
     if (st == HR_OK &&
         ((st = ops->activation(m->dev, dim, &m->x, err)) || (st = ops->activation(m->dev, dim, &m->xb, err)) ||
          (st = ops->activation(m->dev, q_dim + 2 * kv_dim, &m->qkv, err)) ||
@@ -394,6 +456,12 @@ hr_llama_forward(void *p, const int32_t *tokens, int n_tokens, int pos, bool all
     HrStatus bad = hr_backend_check_forward(cfg, m->opt.context_len, tokens, n_tokens, pos, err);
     if (bad != HR_OK)
         return bad;
+    if (m->rings && pos > 0 && m->end - pos > rewind_limit(m))
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "forward: position %d is %d before the last one run, and the "
+                            "sliding-window layers' caches no longer hold the positions it needs (at most %d back; "
+                            "start at 0)", pos, m->end - pos, rewind_limit(m));
+    m->high = pos == 0 ? pos + n_tokens : MAX(m->high, pos + n_tokens);
+    m->end = pos + n_tokens;
     const bool sample = m->have_spec && n_tokens == 1 && !all_logits;
     m->have_spec = false;
     m->sampled = false;
@@ -419,7 +487,7 @@ hr_llama_forward(void *p, const int32_t *tokens, int n_tokens, int pos, bool all
         m->logits_cap = rows;
     }
     /* every row's logits: chunks of at most the rows one step returns */
-    const int step = all_logits ? MIN(m->lim.max_tokens, m->lim.max_logit_rows) : m->lim.max_tokens;
+    const int step = all_logits ? MIN(m->max_step, m->lim.max_logit_rows) : m->max_step;
     for (int done = 0; done < n_tokens; done += step) {
         const int n = MIN(step, n_tokens - done);
         const bool last = done + n == n_tokens;
@@ -447,6 +515,12 @@ hr_llama_get_logits(void *p, int row, float *out, HrError *err)
         return m->ops->read_logits(m->dev, out, err);
     memcpy(out, m->logits + (size_t)row * (size_t)m->cfg.vocab_size, sizeof(float) * (size_t)m->cfg.vocab_size);
     return HR_OK;
+}
+
+int
+hr_llama_kv_rewind(void *p)
+{
+    return rewind_limit(p);
 }
 
 void

@@ -18,6 +18,12 @@ void hr_llama_destroy(void *ctx);
 HrStatus hr_llama_forward(void *ctx, const int32_t *tokens, int n_tokens, int pos, bool all_logits, HrError *err);
 HrStatus hr_llama_get_logits(void *ctx, int row, float *out, HrError *err);
 void hr_llama_memory(void *ctx, HrMemoryReport *out);
+/* HrBackendOps.kv_rewind: how far back a forward may start (the sliding-window layers' rings). */
+int hr_llama_kv_rewind(void *ctx);
+/* The entries of layer `layer`'s K and V caches on a backend with kv_ring: the context, or for a
+ * sliding-window layer a ring of its window, one step of max_tokens and 1024 positions a new turn may
+ * rewind (HEARTH_KV_RING=N: N entries, at least the window + 1; 0: no rings), when that is shorter. */
+int hr_llama_kv_entries(const HrModelConfig *cfg, int layer, int context, int max_tokens);
 /* backend.h's set_sample and candidates, for ops backends that have
  * candidates and read_logits (others: set_sample does nothing). */
 void hr_llama_set_sample(void *ctx, const HrSampleSpec *spec);

@@ -388,6 +388,11 @@ hr_model_common_prefix(const HrModel *m, const int32_t *tokens, int n)
     int common = 0;
     while (common < m->n_cached && common < n && m->cached[common] == tokens[common])
         common++;
+    /* a sliding-window layer's ring has overwritten what a rewind this far back would need (the last
+     * token reruns when all are cached: hr_model_eval's rewind of one) */
+    const int rewind = m->n_cached - (common == n ? n - 1 : common);
+    if (m->ops->kv_rewind && rewind > m->ops->kv_rewind(m->ctx))
+        common = 0;
     return common;
 }
 

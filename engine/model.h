@@ -54,7 +54,9 @@ HrStatus hr_model_eval(HrModel *m, const int32_t *tokens, int n, HrError *err);
 /* Append tokens to the cached sequence (same as eval of cache + tokens). */
 HrStatus hr_model_append(HrModel *m, const int32_t *tokens, int n, HrError *err);
 
-/* How many leading tokens of tokens[0..n) the KV cache already holds. */
+/* How many leading tokens of tokens[0..n) the KV cache already holds and a
+ * new evaluation can reuse: 0 where the rest would rewind further back than
+ * a sliding-window layer's ring still holds (HrBackendOps.kv_rewind). */
 int hr_model_common_prefix(const HrModel *m, const int32_t *tokens, int n);
 
 /* Number of tokens the KV cache holds now. */

@@ -12,9 +12,11 @@
  *
  * Shapes: an activation is FP32 [max_tokens, width] (row t holds token t of
  * the step); a KV cache is [context, n_kv_heads * head_dim] per layer in the
- * backend's KV type. Per step the backend is given the tokens, their
- * positions and the first token whose logits are wanted; every op reads
- * them at run time, so one compiled list serves every step.
+ * backend's KV type, or, for a sliding-window layer on a backend with
+ * kv_ring, a ring of fewer entries, position p at entry p % ring. Per step
+ * the backend is given the tokens, their positions and the first token
+ * whose logits are wanted; every op reads them at run time, so one
+ * compiled list serves every step.
  */
 #pragma once
 
@@ -23,7 +25,7 @@
 
 #include "backend.h"
 
-#define HR_OPS_API_VERSION 7
+#define HR_OPS_API_VERSION 8
 
 /* A weight or an activation/KV buffer, in the backend's own layout. The
  * backend owns them all and frees them in close(). */
@@ -60,12 +62,14 @@ typedef enum {
                          residual: dst += instead of =; gate (n_w = 2): dst = act(w0 x) * (w1 x),
                          act silu or, by the node's act, gelu_pytorch_tanh (Gemma) */
     HR_OP_ROPE_KV,    /* src [T, q | k | v] (q_dim + 2 kv_dim): RoPE on q and k at positions
-                         pos + t; q -> dst [T, q_dim]; k, v -> the caches at pos + t. n_w = 2
+                         pos + t; q -> dst [T, q_dim]; k, v -> the caches at entry pos + t
+                         ((pos + t) % ring where the node's ring > 0). n_w = 2
                          (Qwen3): first every q head = rmsnorm(head) * w[0] and every k head =
                          rmsnorm(head) * w[1] (FP32 vectors [head_dim], eps norm_eps); local_rope:
                          the base rope_local_theta, unscaled (Gemma's sliding-window layers) */
     HR_OP_ATTENTION,  /* dst[t] = causal attention of src[t] (q) over the caches at positions
-                         [max(0, p - window + 1), p] (window 0: [0, p]), p = pos + t, GQA head
+                         [max(0, p - window + 1), p] (window 0: [0, p]), p = pos + t, position j
+                         at entry j % ring where the node's ring > 0 (then ring > window), GQA head
                          h -> kv head h / (n_heads / n_kv_heads); scores scaled by the node's scale, or
                          1 / sqrt(head_dim) where it is 0 */
     HR_OP_LOGITS,     /* the step's logits rows: w[0] (LM_HEAD) . src[t] for t >= logit_first */
@@ -83,6 +87,8 @@ typedef struct {
     HrActivation act;           /* LINEAR with gate */
     bool local_rope;            /* ROPE_KV */
     int window;                 /* ATTENTION: the layer's window in positions, 0: none */
+    int ring;                   /* ROPE_KV, ATTENTION: the caches' entries when they are a ring (kv_ring), 0: the
+                                   caches hold every position at its own entry */
     float scale;                /* EMBED: the rows' factor, ATTENTION: the scores' (Gemma); 0: none / the usual */
     float softcap;              /* ATTENTION: scores, LOGITS: logits -> softcap * tanh(x / softcap) where > 0
                                    (Gemma 2) */
@@ -211,4 +217,9 @@ typedef struct HrOps {
      * s[k] for every row, s [width] from the host (the fold). */
     HrStatus (*col_abs_sum)(void *dev, HrOpsBuffer *t, double *out, HrError *err);
     HrStatus (*scale_cols)(void *dev, HrOpsBuffer *t, const float *s, HrError *err);
+
+    /* Optional (NULL: every layer gets kv_cache's; last, so that tables filled in order stay valid): one
+     * sliding-window layer's K and V caches as rings of `entries` positions (fewer than the context); the
+     * backend then honours the nodes' ring (ROPE_KV, ATTENTION). */
+    HrStatus (*kv_ring)(void *dev, int entries, HrOpsBuffer **k_out, HrOpsBuffer **v_out, HrError *err);
 } HrOps;

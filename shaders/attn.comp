@@ -27,6 +27,7 @@ layout(push_constant) uniform Push {
     uint n_heads, n_kv, hd, n_splits, window;
     float scale;
     float softcap;              // > 0 (Gemma 2): each score -> softcap * tanh(score / softcap)
+    uint ring;                  // > 0 (a sliding-window layer's caches): key j at entry j % ring
 } pc;
 
 float capped(float s)
@@ -38,6 +39,11 @@ const float NONE = -3.0e38;   // "no key": masked score, max of an empty set
 
 shared float qs[QT * MAX_HD];
 shared float ps[QT * SPLIT];
+
+uint entry(uint j)
+{
+    return pc.ring > 0u ? j % pc.ring : j;
+}
 
 uint key_start(uint p)
 {
@@ -76,7 +82,7 @@ void main()
     for (uint qi = 0u; qi < QT; qi++)
         mx[qi] = NONE;
     for (uint j = j0 + tid; j < j1; j += WG) {
-        const uint kb = j * kv_dim + kvh * hd;
+        const uint kb = entry(j) * kv_dim + kvh * hd;
         float s[QT];
         for (uint qi = 0u; qi < QT; qi++)
             s[qi] = 0.0;
@@ -113,7 +119,7 @@ void main()
         for (uint qi = 0u; qi < QT; qi++)
             o[qi] = 0.0;
         for (uint j = j0; j < j1; j++) {
-            const float vd = float(vc[j * kv_dim + kvh * hd + d]);
+            const float vd = float(vc[entry(j) * kv_dim + kvh * hd + d]);
             for (uint qi = 0u; qi < QT; qi++)
                 o[qi] += ps[qi * SPLIT + (j - j0)] * vd;
         }

@@ -42,6 +42,7 @@ layout(push_constant) uniform Push {
     uint n_heads, n_kv, hd, n_splits, window;
     float scale;
     float softcap;              // > 0 (Gemma 2): each score -> softcap * tanh(score / softcap)
+    uint ring;                  // > 0 (a sliding-window layer's caches): key j at entry j % ring
 } pc;
 
 float capped(float s)
@@ -55,6 +56,11 @@ shared float qs[BQ * LDH];
 shared float kvs[BKV * LDH];  // the K tile, then the V tile
 shared float ss[BQ * LDS];    // scores, then probabilities
 shared float row_m[BQ], row_l[BQ], row_a[BQ];
+
+uint entry(uint j)
+{
+    return pc.ring > 0u ? j % pc.ring : j;
+}
 
 uint key_start(uint p)
 {
@@ -98,7 +104,7 @@ void main()
         barrier();   // the last tile's readers are done (and qs, row_* are written)
         for (uint i = tid; i < BKV * hd; i += WG) {
             const uint kj = i / hd, d = i % hd, j = jt + kj;
-            kvs[kj * LDH + d] = j < j1 ? float(kc[j * kv_dim + kvh * hd + d]) : 0.0;
+            kvs[kj * LDH + d] = j < j1 ? float(kc[entry(j) * kv_dim + kvh * hd + d]) : 0.0;
         }
         barrier();
         // S: lane = key, RQ rows of this group
@@ -123,7 +129,7 @@ void main()
         // softmax, one thread a row
         for (uint i = tid; i < BKV * hd; i += WG) {
             const uint kj = i / hd, d = i % hd, j = jt + kj;
-            kvs[kj * LDH + d] = j < j1 ? float(vc[j * kv_dim + kvh * hd + d]) : 0.0;
+            kvs[kj * LDH + d] = j < j1 ? float(vc[entry(j) * kv_dim + kvh * hd + d]) : 0.0;
         }
         if (tid < BQ) {
             const uint r = tid;

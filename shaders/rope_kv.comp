@@ -3,6 +3,7 @@
 // fused with the KV-cache write: q goes to qout (FP32), roped k and v to the
 // FP16 caches at position pos + t. cos/sin come from a table the host
 // computes once (rope_tab[p, i] = (cos, sin) of p * inv_freq[i], times LongRoPE's attention factor).
+// ring > 0 (a sliding-window layer's caches): position p goes to entry p % ring.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_shader_16bit_storage : require
 layout(local_size_x_id = 0) in;
@@ -18,7 +19,7 @@ layout(std430, set = 0, binding = 5) readonly buffer P { HrStepParams prm; };
 
 // rot: the leading dimensions of each head that rotate (partial rotary: the rest pass); long_at > 0
 // (LongRoPE): a step whose last position is at or past long_at reads the table's second set, long_off on
-layout(push_constant) uniform Push { uint n_heads, n_kv, hd, rot, long_at, long_off; } pc;
+layout(push_constant) uniform Push { uint n_heads, n_kv, hd, rot, long_at, long_off, ring; } pc;
 
 void main()
 {
@@ -29,9 +30,10 @@ void main()
     if (t >= prm.n_tokens || e >= stride)
         return;
     const uint p = prm.pos + t;
+    const uint ent = pc.ring > 0u ? p % pc.ring : p;   // the cache entry
     const uint src = t * stride + e;
     if (e >= q_dim + kv_dim) {   // v: copied
-        vc[p * kv_dim + (e - q_dim - kv_dim)] = float16_t(qkv[src]);
+        vc[ent * kv_dim + (e - q_dim - kv_dim)] = float16_t(qkv[src]);
         return;
     }
     const uint half_ = pc.rot / 2u;
@@ -51,5 +53,5 @@ void main()
     if (e < q_dim)
         qo[t * q_dim + e] = r;
     else
-        kc[p * kv_dim + (e - q_dim)] = float16_t(r);
+        kc[ent * kv_dim + (e - q_dim)] = float16_t(r);
 }

@@ -706,14 +706,16 @@ run_multi(HrThreadPool *pool, const char *pool_name, GRand *rng)
 /* hr_attend_head (vector exp, V rows in 8 accumulators) against a double
  * reference: head dims 8..128 (tails of 64 and of 8), FP16 and FP32 caches,
  * a window start > 0, score ranges wide enough that some weights underflow
- * to 0, and Gemma 2's soft cap on the scores. */
+ * to 0, Gemma 2's soft cap on the scores, and rows kept in a ring (a
+ * sliding-window layer's cache: row j at entry j % ring, wrapping). */
 static void
 run_attention(GRand *rng)
 {
-    static const struct { int hd, start, p; float spread, softcap; } as[] = {
-        { 64, 0, 0, 1.0f, 0 }, { 64, 0, 200, 1.0f, 0 }, { 128, 5, 77, 3.0f, 0 }, { 8, 0, 33, 1.0f, 0 },
-        { 72, 0, 20, 1.0f, 0 }, { 96, 10, 140, 30.0f, 0 }, { 16, 0, 7, 1.0f, 0 },
-        { 64, 0, 200, 3.0f, 1.5f }, { 72, 3, 50, 30.0f, 2.0f },
+    static const struct { int hd, start, p; float spread, softcap; int ring; } as[] = {
+        { 64, 0, 0, 1.0f, 0, 0 }, { 64, 0, 200, 1.0f, 0, 0 }, { 128, 5, 77, 3.0f, 0, 0 }, { 8, 0, 33, 1.0f, 0, 0 },
+        { 72, 0, 20, 1.0f, 0, 0 }, { 96, 10, 140, 30.0f, 0, 0 }, { 16, 0, 7, 1.0f, 0, 0 },
+        { 64, 0, 200, 3.0f, 1.5f, 0 }, { 72, 3, 50, 30.0f, 2.0f, 0 },
+        { 64, 150, 200, 3.0f, 0, 60 }, { 72, 3, 50, 30.0f, 2.0f, 48 }, { 12, 20, 29, 1.0f, 0, 10 },
     };
     for (size_t c = 0; c < G_N_ELEMENTS(as); c++) {
         const int hd = as[c].hd, start = as[c].start, p = as[c].p;
@@ -743,9 +745,25 @@ run_attention(GRand *rng)
         for (int j = start; j <= p; j++)
             sum += (sc[j] = exp(sc[j] - mx));
         float *scores = g_new(float, p + 1), *out = g_new(float, hd);
+        /* a ring: the same rows at entries j % ring of smaller caches (the others never read) */
+        const int ring = as[c].ring;
+        float *rkf = NULL, *rvf = NULL;
+        uint16_t *rkh = NULL, *rvh = NULL;
+        if (ring > 0) {
+            const size_t rn = (size_t)ring * stride;
+            rkf = g_new0(float, rn), rvf = g_new0(float, rn), rkh = g_new0(uint16_t, rn), rvh = g_new0(uint16_t, rn);
+            for (int j = start; j <= p; j++) {
+                const size_t o = (size_t)j * stride, r = (size_t)(j % ring) * stride;
+                memcpy(rkf + r, kf + o, sizeof(float) * stride);
+                memcpy(rvf + r, vf + o, sizeof(float) * stride);
+                memcpy(rkh + r, kh + o, sizeof(uint16_t) * stride);
+                memcpy(rvh + r, vh + o, sizeof(uint16_t) * stride);
+            }
+        }
         for (int f16 = 0; f16 < 2; f16++) {
-            hr_attend_head(q, f16 ? (const void *)kh : kf, f16 ? (const void *)vh : vf, f16, stride, hd, start, p,
-                           scale, as[c].softcap, scores, out);
+            const void *ka = ring ? (f16 ? (const void *)rkh : rkf) : f16 ? (const void *)kh : kf;
+            const void *va = ring ? (f16 ? (const void *)rvh : rvf) : f16 ? (const void *)vh : vf;
+            hr_attend_head(q, ka, va, f16, stride, ring, hd, start, p, scale, as[c].softcap, scores, out);
             int bad = 0;
             double worst = 0.0;
             for (int i = 0; i < hd; i++) {
@@ -759,9 +777,13 @@ run_attention(GRand *rng)
                 worst = hr_worse(worst, err / lim);
             }
             checks++;
-            HR_CHECK(bad == 0, "attention hd %d positions %d..%d %s: %d of %d outputs off (worst %.3g x tol)", hd, start,
-                     p, f16 ? "f16" : "f32", bad, hd, worst);
+            HR_CHECK(bad == 0, "attention hd %d positions %d..%d ring %d %s: %d of %d outputs off (worst %.3g x tol)",
+                     hd, start, p, ring, f16 ? "f16" : "f32", bad, hd, worst);
         }
+        g_free(rkf);
+        g_free(rvf);
+        g_free(rkh);
+        g_free(rvh);
         g_free(q);
         g_free(kf);
         g_free(vf);

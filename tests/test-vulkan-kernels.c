@@ -768,9 +768,9 @@ test_rope_attn(int n_heads, int n_kv, int hd, int context, int pos, int T, int w
     HrVkBuffer *bo = hostbuf((size_t)T * q_dim * 4, NULL);
     HrError err = { 0 };
     HrVkDispatch d[3];
-    HR_CHECK(hr_vk_make_rope_kv(kern, bx, bq, bk, bv, bt, bp, n_heads, n_kv, hd, hd, 0, 0, T, &d[0], &err) == HR_OK, "%s",
+    HR_CHECK(hr_vk_make_rope_kv(kern, bx, bq, bk, bv, bt, bp, n_heads, n_kv, hd, hd, 0, 0, 0, T, &d[0], &err) == HR_OK, "%s",
              err.message);
-    HR_CHECK(hr_vk_make_attn(kern, bq, bk, bv, bpart, bp, n_heads, n_kv, hd, context, window, 0.0f, 0.0f, T > 1, T, &d[1],
+    HR_CHECK(hr_vk_make_attn(kern, bq, bk, bv, bpart, bp, n_heads, n_kv, hd, context, window, 0, 0.0f, 0.0f, T > 1, T, &d[1],
                              &err) == HR_OK, "%s", err.message);
     HR_CHECK(hr_vk_make_attn_combine(kern, bpart, bo, bp, n_heads, hd, context, T, &d[2], &err) == HR_OK, "%s",
              err.message);

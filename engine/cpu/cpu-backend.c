@@ -760,11 +760,14 @@ cpu_activation(void *p, int64_t width, HrOpsBuffer **out, HrError *err)
 }
 
 static HrStatus
-cpu_kv_cache(void *p, HrOpsBuffer **k_out, HrOpsBuffer **v_out, HrError *err)
+cpu_kv_ring(void *p, int entries, HrOpsBuffer **k_out, HrOpsBuffer **v_out, HrError *err)
 {
     CpuCtx *c = p;
+    if (entries < 1 || entries > c->opt.context_len)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "kv_ring: %d entries (1 to the context's %d)", entries,
+                            c->opt.context_len);
     const size_t kv_elem = c->opt.kv_type == HR_KV_F32 ? sizeof(float) : sizeof(uint16_t);
-    const size_t bytes = (size_t)c->opt.context_len * (size_t)(c->cfg.n_kv_heads * c->cfg.head_dim) * kv_elem;
+    const size_t bytes = (size_t)entries * (size_t)(c->cfg.n_kv_heads * c->cfg.head_dim) * kv_elem;
     HrOpsBuffer *kv[2];
     for (int i = 0; i < 2; i++) {
         kv[i] = g_new0(HrOpsBuffer, 1);
@@ -778,6 +781,12 @@ cpu_kv_cache(void *p, HrOpsBuffer **k_out, HrOpsBuffer **v_out, HrError *err)
     *k_out = kv[0];
     *v_out = kv[1];
     return HR_OK;
+}
+
+static HrStatus
+cpu_kv_cache(void *p, HrOpsBuffer **k_out, HrOpsBuffer **v_out, HrError *err)
+{
+    return cpu_kv_ring(p, ((CpuCtx *)p)->opt.context_len, k_out, v_out, err);
 }
 
 static HrStatus
@@ -864,7 +873,8 @@ attend_heads(void *arg, int h0, int h1)
             if (window > 0 && p - window + 1 > 0)
                 start = p - window + 1;
             hr_attend_head(q + (size_t)t * q_dim + (size_t)h * hd, (const char *)j->nd->k_cache->data + kv_off,
-                           (const char *)j->nd->v_cache->data + kv_off, f16, (size_t)kv_dim, hd, start, p, scale,
+                           (const char *)j->nd->v_cache->data + kv_off, f16, (size_t)kv_dim, j->nd->ring, hd, start, p,
+                           scale,
                            j->nd->softcap, scores, out + (size_t)t * q_dim + (size_t)h * hd);
         }
     }
@@ -1014,8 +1024,9 @@ cpu_run(void *p, void *prog, const HrStep *s, HrError *err)
                 const float *inv = nd->local_rope ? c->inv_freq_local : long_set ? c->inv_freq_long : c->inv_freq;
                 rope(q, cfg->n_heads, hd, rot, pos, inv, m);
                 rope(row + q_dim, cfg->n_kv_heads, hd, rot, pos, inv, m);
-                kv_store(nd->k_cache->data, c->opt.kv_type, (size_t)pos * kv_dim, row + q_dim, kv_dim);
-                kv_store(nd->v_cache->data, c->opt.kv_type, (size_t)pos * kv_dim, row + q_dim + kv_dim, kv_dim);
+                const size_t e = (size_t)(nd->ring > 0 ? pos % nd->ring : pos);   /* the entry: a ring's, or pos */
+                kv_store(nd->k_cache->data, c->opt.kv_type, e * kv_dim, row + q_dim, kv_dim);
+                kv_store(nd->v_cache->data, c->opt.kv_type, e * kv_dim, row + q_dim + kv_dim, kv_dim);
             }
             break;
         }
@@ -1228,6 +1239,7 @@ static const HrOps cpu_ops = {
     .weights_done = cpu_weights_done,
     .activation = cpu_activation,
     .kv_cache = cpu_kv_cache,
+    .kv_ring = cpu_kv_ring,
     .compile = cpu_compile,
     .run = cpu_run,
     .memory = cpu_memory,
@@ -1294,6 +1306,7 @@ const HrBackendOps hr_cpu_backend = {
     .forward = hr_llama_forward,
     .get_logits = hr_llama_get_logits,
     .memory = hr_llama_memory,
+    .kv_rewind = hr_llama_kv_rewind,
     .gemm_open = cpu_gemm_open,
     .gemm_close = cpu_gemm_close,
     .gemm = cpu_gemm,

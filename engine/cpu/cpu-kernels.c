@@ -2439,12 +2439,12 @@ exp256_nonpos(__m256 x)
 }
 
 __attribute__((target("avx2,fma,f16c"))) static void
-attend_head_avx2(const float *q, const void *k, const void *v, bool f16, size_t stride, int hd, int start, int p,
-                 float scale, float softcap, float *scores, float *out)
+attend_head_avx2(const float *q, const void *k, const void *v, bool f16, size_t stride, int ring, int hd, int start,
+                 int p, float scale, float softcap, float *scores, float *out)
 {
     float max = -INFINITY;
     for (int j = start; j <= p; j++) {
-        const size_t o = (size_t)j * stride;
+        const size_t o = (size_t)(ring > 0 ? j % ring : j) * stride;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0;
         int i = 0;
         for (; i + 16 <= hd; i += 16) {
@@ -2483,7 +2483,7 @@ attend_head_avx2(const float *q, const void *k, const void *v, bool f16, size_t 
         if (nu == 8) {
             for (int j = start; j <= p; j++) {
                 const __m256 w = _mm256_set1_ps(scores[j]);
-                const size_t o = (size_t)j * stride + (size_t)i0;
+                const size_t o = (size_t)(ring > 0 ? j % ring : j) * stride + (size_t)i0;
 #pragma GCC unroll 8
                 for (int u = 0; u < 8; u++)
                     a[u] = _mm256_fmadd_ps(w, kv_load8(v, f16, o + 8 * (size_t)u), a[u]);
@@ -2491,7 +2491,7 @@ attend_head_avx2(const float *q, const void *k, const void *v, bool f16, size_t 
         } else {
             for (int j = start; j <= p; j++) {
                 const __m256 w = _mm256_set1_ps(scores[j]);
-                const size_t o = (size_t)j * stride + (size_t)i0;
+                const size_t o = (size_t)(ring > 0 ? j % ring : j) * stride + (size_t)i0;
                 for (int u = 0; u < nu; u++)
                     a[u] = _mm256_fmadd_ps(w, kv_load8(v, f16, o + 8 * (size_t)u), a[u]);
             }
@@ -2503,19 +2503,19 @@ attend_head_avx2(const float *q, const void *k, const void *v, bool f16, size_t 
 #endif
 
 void
-hr_attend_head(const float *q, const void *k, const void *v, bool f16, size_t stride, int hd, int start, int p,
-               float scale, float softcap, float *scores, float *out)
+hr_attend_head(const float *q, const void *k, const void *v, bool f16, size_t stride, int ring, int hd, int start,
+               int p, float scale, float softcap, float *scores, float *out)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (hd % 8 == 0 && have_avx2()) {
-        attend_head_avx2(q, k, v, f16, stride, hd, start, p, scale, softcap, scores, out);
+        attend_head_avx2(q, k, v, f16, stride, ring, hd, start, p, scale, softcap, scores, out);
         return;
     }
 #endif
     pthread_once(&f16_once, fill_f16_table);
     float max = -INFINITY;
     for (int j = start; j <= p; j++) {
-        const size_t o = (size_t)j * stride;
+        const size_t o = (size_t)(ring > 0 ? j % ring : j) * stride;
         float s = 0.0f;
         for (int i = 0; i < hd; i++)
             s += q[i] * (f16 ? f16_table[((const uint16_t *)k)[o + i]] : ((const float *)k)[o + i]);
@@ -2532,7 +2532,7 @@ hr_attend_head(const float *q, const void *k, const void *v, bool f16, size_t st
     for (int i = 0; i < hd; i++)
         out[i] = 0.0f;
     for (int j = start; j <= p; j++) {
-        const size_t o = (size_t)j * stride;
+        const size_t o = (size_t)(ring > 0 ? j % ring : j) * stride;
         const float w = scores[j] / sum;
         for (int i = 0; i < hd; i++)
             out[i] += w * (f16 ? f16_table[((const uint16_t *)v)[o + i]] : ((const float *)v)[o + i]);

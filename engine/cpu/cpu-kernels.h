@@ -211,11 +211,12 @@ bool hr_cpu_avx512(void);
 /* Attention of one query head q[hd] over cache rows start..p: score_j =
  * q . K_j * scale (softcap > 0, Gemma 2: softcap * tanh(score / softcap)),
  * softmax over j, out[hd] = sum_j w_j V_j. Row j of K and V is at element
- * j * stride of k and v, FP16 when f16 else FP32. scores is scratch of p + 1
- * floats. AVX2 (F16C) where the CPU has it and hd % 8 == 0, else scalar;
- * both accumulate in FP32. */
-void hr_attend_head(const float *q, const void *k, const void *v, bool f16, size_t stride, int hd, int start, int p,
-                    float scale, float softcap, float *scores, float *out);
+ * j * stride of k and v (j % ring * stride where ring > 0: a sliding-window
+ * layer's ring of entries), FP16 when f16 else FP32. scores is scratch of
+ * p + 1 floats. AVX2 (F16C) where the CPU has it and hd % 8 == 0, else
+ * scalar; both accumulate in FP32. */
+void hr_attend_head(const float *q, const void *k, const void *v, bool f16, size_t stride, int ring, int hd, int start,
+                    int p, float scale, float softcap, float *scores, float *out);
 
 /* out = x / sqrt(mean(x^2) + eps) * weight, as transformers' RMSNorm in FP32. */
 void hr_rmsnorm(float *out, const float *x, const float *weight, int n, float eps);

@@ -2535,6 +2535,7 @@ const HrOps cuda_ops = {
     ops_clip_search,
     ops_col_abs_sum,
     ops_scale_cols,
+    nullptr,         // kv_ring: every layer's caches hold the whole context
 };
 
 // ---- the whole-model interface: the backend above, or llama.c over cuda_ops --------------
@@ -2691,4 +2692,5 @@ extern "C" const HrBackendOps hr_cuda_backend = {
     h_candidates,
     takes_ggml,      /* opt-in (HEARTH_CUDA_GGUF=1) */
     &cuda_ops,       /* the quantizer's block forward (HEARTH_AWQ_DEVICE=1) */
+    nullptr,         /* kv_rewind: no layer's caches are rings here (cuda_ops has no kv_ring) */
 };

@@ -136,6 +136,7 @@ typedef struct {
     uint32_t chunk;                /* prompt tokens per prefill submit */
     uint32_t logit_rows;           /* rows of the logits buffer */
     size_t kv_one;                 /* bytes of one layer's K (or V) cache */
+    int context;                   /* positions in it (a ring holds fewer) */
     GPtrArray *weights, *buffers, *progs;          /* owned */
     int last_argmax;
     size_t weight_bytes, kv_bytes, scratch_bytes;
@@ -725,7 +726,9 @@ vk_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSet
     for (int i = 0; i < n_weights; i++)
         need += spec_bytes(cfg, ts, &weights[i]);
     c->kv_one = (size_t)opt->context_len * (size_t)kv_dim * 2;
-    need += 2 * c->kv_one * (size_t)cfg->n_layers;
+    c->context = opt->context_len;
+    for (int l = 0; l < cfg->n_layers; l++)   /* the sliding-window layers' rings at their largest step */
+        need += 2 * (size_t)hr_llama_kv_entries(cfg, l, opt->context_len, (int)chunk_cap) * (size_t)kv_dim * 2;
     bool from_budget;
     uint64_t avail = hr_vk_context_memory_available(c->vk, &from_budget);
     /* HEARTH_VULKAN_MAX_MEMORY_MIB caps what Hearth may use of the device
@@ -883,22 +886,40 @@ vk_activation(void *p, int64_t width, HrOpsBuffer **out, HrError *err)
     return new_device(c, &b->buf, (size_t)c->chunk * (size_t)width * 4, "activations", err);
 }
 
+/* One layer's caches of `bytes` each. */
 static HrStatus
-vk_kv_cache(void *p, HrOpsBuffer **k_out, HrOpsBuffer **v_out, HrError *err)
+kv_pair(VkCtx *c, size_t bytes, HrOpsBuffer **k_out, HrOpsBuffer **v_out, HrError *err)
 {
-    VkCtx *c = p;
     HrOpsBuffer *kv[2];
     for (int i = 0; i < 2; i++) {
         kv[i] = g_new0(HrOpsBuffer, 1);
         g_ptr_array_add(c->buffers, kv[i]);
-        HrStatus st = new_device(c, &kv[i]->buf, c->kv_one, "KV cache", err);
+        HrStatus st = new_device(c, &kv[i]->buf, bytes, "KV cache", err);
         if (st != HR_OK)
             return st;
     }
-    c->kv_bytes += 2 * c->kv_one;
+    c->kv_bytes += 2 * bytes;
     *k_out = kv[0];
     *v_out = kv[1];
     return HR_OK;
+}
+
+static HrStatus
+vk_kv_cache(void *p, HrOpsBuffer **k_out, HrOpsBuffer **v_out, HrError *err)
+{
+    VkCtx *c = p;
+    return kv_pair(c, c->kv_one, k_out, v_out, err);
+}
+
+/* A sliding-window layer's caches as rings of `entries` positions (kv_one holds the context's). */
+static HrStatus
+vk_kv_ring(void *p, int entries, HrOpsBuffer **k_out, HrOpsBuffer **v_out, HrError *err)
+{
+    VkCtx *c = p;
+    if (entries < 1 || entries > c->context)
+        return hr_error_set(err, HR_ERR_INVALID_ARG, "kv_ring: %d entries (1 to the context's %d)", entries,
+                            c->context);
+    return kv_pair(c, c->kv_one / (size_t)c->context * (size_t)entries, k_out, v_out, err);
 }
 
 /* ---- compile and run ---------------------------------------------------------------------- */
@@ -1091,12 +1112,14 @@ add_node(VkCtx *c, GArray *ds, const HrNode *nd, const HrNode *next, bool prefil
                                           (uint32_t)hr_model_config_rotary_dim(cfg),
                                           cfg->rope_scaling == HR_ROPE_LONGROPE && !nd->local_rope
                                               ? (uint32_t)cfg->rope_original_max_pos : 0,
-                                          ctxlen * (uint32_t)(hr_model_config_rotary_dim(cfg) / 2), T, &d, err),
+                                          ctxlen * (uint32_t)(hr_model_config_rotary_dim(cfg) / 2),
+                                          (uint32_t)MAX(nd->ring, 0), T, &d, err),
                    &d);
     case HR_OP_ATTENTION:
         st = add(ds, hr_vk_make_attn(k, &nd->src->buf, &nd->k_cache->buf, &nd->v_cache->buf, &c->part, &c->params,
                                      (uint32_t)cfg->n_heads, (uint32_t)cfg->n_kv_heads, hd, ctxlen,
-                                     (uint32_t)MAX(nd->window, 0), nd->scale, nd->softcap, prefill, T, &d, err), &d);
+                                     (uint32_t)MAX(nd->window, 0), (uint32_t)MAX(nd->ring, 0), nd->scale, nd->softcap,
+                                     prefill, T, &d, err), &d);
         if (st == HR_OK && hd % 32 == 0 && hd <= hr_vk_kernels_config(k)->max_hd && q8_feeds(c, nd, next, prefill)) {
             st = ensure_xq(c, nd->dst->width, err);   /* and the row as int8 for o_proj */
             if (st == HR_OK)
@@ -1610,6 +1633,7 @@ static const HrOps vk_ops = {
     .weights_done = vk_weights_done,
     .activation = vk_activation,
     .kv_cache = vk_kv_cache,
+    .kv_ring = vk_kv_ring,
     .compile = vk_compile,
     .run = vk_run,
     .memory = vk_memory,
@@ -1678,6 +1702,7 @@ const HrBackendOps hr_vulkan_backend = {
     .forward = hr_llama_forward,
     .get_logits = hr_llama_get_logits,
     .memory = hr_llama_memory,
+    .kv_rewind = hr_llama_kv_rewind,
     .read_bandwidth = vk_read_bandwidth,
     .set_sample = hr_llama_set_sample,
     .candidates = hr_llama_candidates,

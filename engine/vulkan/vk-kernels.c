@@ -467,10 +467,10 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *p
 #define SPV_SG(sg, plain) cfg->subgroup ? sg : plain, cfg->subgroup ? sizeof sg : sizeof plain
     job(J, &k->pipes[HR_VK_K_EMBED], SPV(embed_spv), 4, 10 * 4, one, 1);
     job(J, &k->pipes[HR_VK_K_RMSNORM], SPV_SG(rmsnorm_sg_spv, rmsnorm_spv), 4, 12, one, 1);
-    job(J, &k->pipes[HR_VK_K_ROPE_KV], SPV(rope_kv_spv), 6, 24, one, 1);
+    job(J, &k->pipes[HR_VK_K_ROPE_KV], SPV(rope_kv_spv), 6, 28, one, 1);
     job(J, &k->pipes[HR_VK_K_HEAD_NORM], SPV_SG(head_norm_sg_spv, head_norm_spv), 4, 16, one, 1);
-    job(J, &k->pipes[HR_VK_K_ATTN], SPV_SG(attn_sg_spv, attn_spv), 5, 28, attn_spec, 4);
-    job(J, &k->pipes[HR_VK_K_ATTN_PREFILL], SPV_SG(attn_sg_spv, attn_spv), 5, 28, attn_pre_spec, 4);
+    job(J, &k->pipes[HR_VK_K_ATTN], SPV_SG(attn_sg_spv, attn_spv), 5, 32, attn_spec, 4);
+    job(J, &k->pipes[HR_VK_K_ATTN_PREFILL], SPV_SG(attn_sg_spv, attn_spv), 5, 32, attn_pre_spec, 4);
     job(J, &k->pipes[HR_VK_K_ATTN_COMBINE], SPV(attn_combine_spv), 3, 12, one, 1);
     job(J, &k->pipes[HR_VK_K_ARGMAX], SPV(argmax_spv), 2, 8, one, 1);
     job(J, &k->pipes[HR_VK_K_SILU_MUL], SPV(silu_mul_spv), 3, 8, one, 1);
@@ -483,7 +483,7 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *p
     job(J, &k->pipes[HR_VK_K_DIV_COLS], SPV(col_ops_spv), 2, 8, col_div_spec, 2);
     job(J, &k->pipes[HR_VK_K_CLIP_SEARCH], SPV(clip_search_spv), 3, 24, one, 1);
     if (cfg->attn_bq)
-        job(J, &k->pipes[HR_VK_K_ATTN_TILE], SPV(attn_tile_spv), 5, 28, attn_tile_spec, 4);
+        job(J, &k->pipes[HR_VK_K_ATTN_TILE], SPV(attn_tile_spv), 5, 32, attn_tile_spec, 4);
     /* GEMV: kind (FP16, 4-bit, int8) x gate x prefill; GEMM: kind x gate. */
     for (uint32_t v = 0; v < 12; v++) {
         uint32_t kind = v >> 2, gate = (v >> 1) & 1, prefill = v & 1;
@@ -1107,12 +1107,13 @@ hr_vk_make_attn_combine_q8(HrVkKernels *k, HrVkBuffer *part, HrVkBuffer *out, Hr
 HrStatus
 hr_vk_make_rope_kv(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *qout, HrVkBuffer *kc, HrVkBuffer *vc,
                    HrVkBuffer *rope_tab, HrVkBuffer *params, uint32_t n_heads, uint32_t n_kv, uint32_t hd,
-                   uint32_t rot, uint32_t long_at, uint32_t long_off, uint32_t max_tokens, HrVkDispatch *d,
-                   HrError *err)
+                   uint32_t rot, uint32_t long_at, uint32_t long_off, uint32_t ring, uint32_t max_tokens,
+                   HrVkDispatch *d, HrError *err)
 {
     memset(d, 0, sizeof *d);
     HrVkBuffer *b[6] = { qkv, qout, kc, vc, rope_tab, params };
     HrStatus st = alloc_set(k, HR_VK_K_ROPE_KV, b, 6, d, err);
+    d->push[6] = ring;
     d->push[0] = n_heads;
     d->push[1] = n_kv;
     d->push[2] = hd;
@@ -1152,8 +1153,8 @@ hr_vk_attn_splits(const HrVkKernels *k, uint32_t context)
 HrStatus
 hr_vk_make_attn(HrVkKernels *k, HrVkBuffer *q, HrVkBuffer *kc, HrVkBuffer *vc, HrVkBuffer *part,
                 HrVkBuffer *params, uint32_t n_heads, uint32_t n_kv, uint32_t hd, uint32_t context,
-                uint32_t window, float scale, float softcap, bool prefill, uint32_t max_tokens, HrVkDispatch *d,
-                HrError *err)
+                uint32_t window, uint32_t ring, float scale, float softcap, bool prefill, uint32_t max_tokens,
+                HrVkDispatch *d, HrError *err)
 {
     memset(d, 0, sizeof *d);
     if (hd > k->cfg.max_hd || n_kv == 0 || n_heads % n_kv != 0)
@@ -1173,6 +1174,7 @@ hr_vk_make_attn(HrVkKernels *k, HrVkBuffer *q, HrVkBuffer *kc, HrVkBuffer *vc, H
     d->push[4] = window;
     memcpy(&d->push[5], &scale, 4);
     memcpy(&d->push[6], &softcap, 4);
+    d->push[7] = ring;
     d->groups[0] = hr_vk_attn_splits(k, context);
     d->groups[1] = tile ? n_kv : n_heads;
     d->groups[2] = div_up(max_tokens, tile ? MAX(1, k->cfg.attn_bq / G) : prefill ? k->cfg.attn_qt : 1);

@@ -251,21 +251,23 @@ HrStatus hr_vk_make_attn_combine_q8(HrVkKernels *k, HrVkBuffer *part, HrVkBuffer
 
 /* rope_tab: [context, rot/2] (cos, sin) pairs of FP32, rot the leading dimensions of each head that
  * rotate (hd: all); long_at > 0 (LongRoPE): a second set long_off pairs on, for steps whose last
- * position is at or past long_at. */
+ * position is at or past long_at; ring > 0: kc and vc are rings of that many entries (position p at
+ * p % ring). */
 HrStatus hr_vk_make_rope_kv(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *qout, HrVkBuffer *kc, HrVkBuffer *vc,
                             HrVkBuffer *rope_tab, HrVkBuffer *params, uint32_t n_heads, uint32_t n_kv,
-                            uint32_t hd, uint32_t rot, uint32_t long_at, uint32_t long_off, uint32_t max_tokens,
-                            HrVkDispatch *d, HrError *err);
+                            uint32_t hd, uint32_t rot, uint32_t long_at, uint32_t long_off, uint32_t ring,
+                            uint32_t max_tokens, HrVkDispatch *d, HrError *err);
 /* Qwen3: every q head (wq) and k head (wk, both FP32 [hd]) of qkv RMS-normalised in place. */
 HrStatus hr_vk_make_head_norm(HrVkKernels *k, HrVkBuffer *qkv, HrVkBuffer *wq, HrVkBuffer *wk, HrVkBuffer *params,
                               uint32_t n_heads, uint32_t n_kv, uint32_t hd, float eps, uint32_t max_tokens,
                               HrVkDispatch *d, HrError *err);
 /* part: [max_tokens, n_heads, n_splits, hd + 2] floats; n_splits =
  * ceil(context / attn_split). scale: the scores' (0: 1 / sqrt(hd)); softcap > 0 (Gemma 2): each score ->
- * softcap * tanh(score / softcap). */
+ * softcap * tanh(score / softcap); ring > 0: kc and vc are rings of that many entries (key j at j % ring,
+ * ring > window). */
 HrStatus hr_vk_make_attn(HrVkKernels *k, HrVkBuffer *q, HrVkBuffer *kc, HrVkBuffer *vc, HrVkBuffer *part,
                          HrVkBuffer *params, uint32_t n_heads, uint32_t n_kv, uint32_t hd, uint32_t context,
-                         uint32_t window, float scale, float softcap, bool prefill, uint32_t max_tokens,
+                         uint32_t window, uint32_t ring, float scale, float softcap, bool prefill, uint32_t max_tokens,
                          HrVkDispatch *d, HrError *err);
 HrStatus hr_vk_make_attn_combine(HrVkKernels *k, HrVkBuffer *part, HrVkBuffer *out, HrVkBuffer *params,
                                  uint32_t n_heads, uint32_t hd, uint32_t context, uint32_t max_tokens,
