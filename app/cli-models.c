@@ -68,7 +68,7 @@ models_list(ModelsArgs *a)
             hr_cli_json_int(b, "max_context", m->max_context);
             hr_cli_json_int(b, "ctx", a->ctx);
             hr_cli_json_int(b, "kv_cache_bytes",
-                            (gint64)hearth_models_kv_cache_bytes(m->n_layers, m->n_kv_heads, m->head_dim, a->ctx));
+                            (gint64)hearth_model_info_kv_bytes(m, a->ctx));
             hr_cli_json_int(b, "memory_needed", (gint64)hearth_model_info_memory_needed(m, a->ctx));
             json_builder_set_member_name(b, "supported");
             json_builder_add_boolean_value(b, m->supported);

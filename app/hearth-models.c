@@ -17,6 +17,7 @@
 #include "gguf.h"
 #include "hr-json.h"
 #include "model-config.h"
+#include "model.h"
 #include "safetensors.h"
 
 G_DEFINE_QUARK(hearth-models-error-quark, hearth_models_error)
@@ -34,6 +35,7 @@ hearth_model_info_free(HearthModelInfo *info)
     g_free(info->source_repo);
     g_free(info->linked_from);
     g_free(info->problem);
+    g_free(info->config);
     g_free(info);
 }
 
@@ -324,6 +326,7 @@ gguf_info_load(const char *path, const char *gguf_file, GError **error)
     HrModelConfig mc;
     if (hr_gguf_model_config_load(gguf_file, &mc, &err) == HR_OK) {
         info->supported = TRUE;
+        info->config = g_memdup2(&mc, sizeof mc);
         info->n_layers = mc.n_layers;
         info->n_kv_heads = mc.n_kv_heads;
         info->head_dim = mc.head_dim;
@@ -411,6 +414,7 @@ hearth_model_info_load(const char *path, GError **error)
     HrError err = { 0 };
     if (hr_model_config_load(path, &mc, &err) == HR_OK) {
         info->supported = TRUE;
+        info->config = g_memdup2(&mc, sizeof mc);
         info->n_layers = mc.n_layers;
         info->n_kv_heads = mc.n_kv_heads;
         info->head_dim = mc.head_dim;
@@ -520,9 +524,17 @@ hearth_models_kv_cache_bytes(int n_layers, int n_kv_heads, int head_dim, int ctx
 }
 
 guint64
+hearth_model_info_kv_bytes(const HearthModelInfo *info, int ctx)
+{
+    if (info->config)
+        return ctx > 0 ? hr_model_config_kv_bytes(info->config, ctx) : 0;
+    return hearth_models_kv_cache_bytes(info->n_layers, info->n_kv_heads, info->head_dim, ctx);
+}
+
+guint64
 hearth_model_info_memory_needed(const HearthModelInfo *info, int ctx)
 {
-    return info->weights_bytes + hearth_models_kv_cache_bytes(info->n_layers, info->n_kv_heads, info->head_dim, ctx);
+    return info->weights_bytes + hearth_model_info_kv_bytes(info, ctx);
 }
 
 gboolean

@@ -13,6 +13,8 @@
 
 #include <gio/gio.h>
 
+#include "model-config.h"
+
 G_BEGIN_DECLS
 
 #define HEARTH_MODELS_ERROR (hearth_models_error_quark())
@@ -43,6 +45,7 @@ typedef struct {
     int head_dim;        /* head_dim or hidden_size / num_attention_heads */
     int max_context;     /* max_position_embeddings (0 when unknown) */
     gboolean supported;  /* the engine's config parser accepts it */
+    HrModelConfig *config; /* what that parser made of it (NULL when not supported) */
     char *problem;       /* why it cannot be used (not supported, bad weights), or NULL */
 } HearthModelInfo;
 
@@ -72,6 +75,9 @@ GPtrArray *hearth_models_list(const char *dir, GError **error);
 
 /* Bytes of the FP16 KV cache for ctx tokens: 2·layers·kv_heads·head_dim·ctx·2. */
 guint64 hearth_models_kv_cache_bytes(int n_layers, int n_kv_heads, int head_dim, int ctx);
+/* The model's: the engine's figure where it parses the config (its sliding-window layers keep rings of
+ * fewer entries), else the formula above. */
+guint64 hearth_model_info_kv_bytes(const HearthModelInfo *info, int ctx);
 /* Memory needed to run the model at context ctx: weights + KV cache (the
  * activations and logits are small beside them and not counted). */
 guint64 hearth_model_info_memory_needed(const HearthModelInfo *info, int ctx);

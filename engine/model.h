@@ -59,6 +59,11 @@ HrStatus hr_model_append(HrModel *m, const int32_t *tokens, int n, HrError *err)
  * a sliding-window layer's ring still holds (HrBackendOps.kv_rewind). */
 int hr_model_common_prefix(const HrModel *m, const int32_t *tokens, int n);
 
+/* Bytes of the FP16 KV caches of cfg's model at `context` positions on the
+ * CPU or Vulkan: the sliding-window layers' as their rings (llama.c), at
+ * the CPU's step (the Vulkan backend's steps give a few KiB less). */
+uint64_t hr_model_config_kv_bytes(const HrModelConfig *cfg, int context);
+
 /* Number of tokens the KV cache holds now. */
 int hr_model_n_cached(const HrModel *m);
 

@@ -128,6 +128,33 @@ test_kv_estimate(void)
     g_assert_cmpuint(hearth_models_kv_cache_bytes(0, 4, 128, 100), ==, 0);
 }
 
+/* A model with sliding-window layers: its estimate counts their rings (window 8 + the CPU's step of 256 +
+ * 1024 = 1288 entries in two layers of the tiny Gemma 3's three) once the context is longer than a ring. */
+static void
+test_kv_estimate_windows(void)
+{
+    char *dir = fixture("gemma3", "f32");
+    GError *error = NULL;
+    HearthModelInfo *m = hearth_model_info_load(dir, &error);
+    g_assert_no_error(error);
+    g_assert_true(m->supported);
+    g_assert_nonnull(m->config);
+    const guint64 pos = 2ull * 2 * 32 * 2; /* K + V, 2 kv heads of 32, FP16 */
+    g_assert_cmpuint(hearth_model_info_kv_bytes(m, 1000), ==, hearth_models_kv_cache_bytes(3, 2, 32, 1000));
+    g_assert_cmpuint(hearth_model_info_kv_bytes(m, 4096), ==, pos * (2 * 1288 + 4096));
+    g_assert_cmpuint(hearth_model_info_memory_needed(m, 4096), ==, m->weights_bytes + pos * (2 * 1288 + 4096));
+    hearth_model_info_free(m);
+    g_free(dir);
+    /* a model without windows: the formula */
+    dir = fixture("qwen2-bias", "f32");
+    m = hearth_model_info_load(dir, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(hearth_model_info_kv_bytes(m, 4096), ==,
+                     hearth_models_kv_cache_bytes(m->n_layers, m->n_kv_heads, m->head_dim, 4096));
+    hearth_model_info_free(m);
+    g_free(dir);
+}
+
 /* The fixtures, imported into a temp models dir and listed. */
 static void
 test_list_fixtures(void)
@@ -903,6 +930,7 @@ main(int argc, char **argv)
     g_test_add_func("/models/names", test_names);
     g_test_add_func("/models/default-dir", test_default_dir);
     g_test_add_func("/models/kv-estimate", test_kv_estimate);
+    g_test_add_func("/models/kv-estimate-windows", test_kv_estimate_windows);
     g_test_add_func("/models/list-fixtures", test_list_fixtures);
     g_test_add_func("/models/awq-format", test_awq_format);
     g_test_add_func("/models/stories260K", test_stories);

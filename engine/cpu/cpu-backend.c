@@ -105,7 +105,7 @@ typedef struct {
  * that; the scratch grows with it (29 MB for a 1B model, 52 MB for 8B).
  * 64 -> 256 measured 107/119 -> 136/139 tok/s on a 512-token prefill
  * (Llama-3.2-1B shape, AWQ). */
-enum { CHUNK = 256 };
+enum { CHUNK = HR_LLAMA_CPU_STEP };
 
 static HrStatus
 take_mat(CpuCtx *c, const HrTensorSet *ts, const char *name, int64_t rows, int64_t cols, HrMat *m,
