@@ -82,9 +82,9 @@ char *
 hr_test_gemma3_gguf(void)
 {
     char *p = hr_test_cached_model(HR_TEST_GEMMA3_GGUF, "HEARTH_GEMMA3_GGUF");
-    if (!p)
-        hr_test_skip("%s not found in the test-model cache: tests/reference/get-gemma3-270m fetches it (or set "
-                     "HEARTH_GEMMA3_GGUF)", HR_TEST_GEMMA3_GGUF);
+    if (!p || !g_file_test(p, G_FILE_TEST_IS_REGULAR))
+        hr_test_skip("%s not found (the test-model cache, or $HEARTH_GEMMA3_GGUF): tests/reference/get-gemma3-270m "
+                     "fetches it", p ? p : HR_TEST_GEMMA3_GGUF);
     return p;
 }
 

@@ -6,8 +6,9 @@
  * with HEARTH_KV_RING=10: rings of 10 entries, so steps of at most 3 tokens
  * and every prompt wraps each ring several times. Backend argv[1] ("cpu",
  * the default, FP32 KV; or "vulkan", FP16 KV) with rings against the same
- * backend with full caches (Vulkan: twice, the second time with the prefill
- * attention in tiles, HEARTH_VULKAN_ATTN=tile). Checks:
+ * backend with full caches (Vulkan with HEARTH_TEST_FULL=1: twice, the
+ * second time with the prefill attention in tiles, HEARTH_VULKAN_ATTN=tile).
+ * Checks:
  *  - the rings are smaller: the sliding layers' caches shrink from the
  *    context's 128 entries to 10 (kv bytes reported);
  *  - a 40-token prefill (last row) and 12 greedy steps after it: logits
@@ -170,8 +171,9 @@ main(int argc, char **argv)
         hr_test_skip("built without Vulkan");
 #endif
     }
-    /* on Vulkan also with the prefill attention in tiles (attn_tile.comp, opt-in) */
-    for (int tile = 0; tile < (strcmp(backend, "vulkan") == 0 ? 2 : 1); tile++) {
+    /* on Vulkan also with the prefill attention in tiles (attn_tile.comp, opt-in: HEARTH_TEST_FULL=1, as the
+     * other opt-in paths) */
+    for (int tile = 0; tile < (strcmp(backend, "vulkan") == 0 && hr_test_full() ? 2 : 1); tile++) {
         if (tile)
             g_setenv("HEARTH_VULKAN_ATTN", "tile", TRUE);
         check_model("gemma3", backend);

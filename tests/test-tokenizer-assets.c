@@ -207,6 +207,8 @@ variant_json(const char *path, JsonObject *override, gsize *len)
 static void
 run_one(const char *name)
 {
+    if (strcmp(name, "gemma3-270m") == 0)   /* SKIP at once without its GGUF, before the 300 KB fixture */
+        g_free(hr_test_gemma3_gguf());
     g_autofree char *fixture = g_build_filename(HEARTH_SOURCE_ROOT, "tests", "fixtures", "tokenizer", NULL);
     g_autofree char *fname = g_strconcat(name, ".json", NULL);
     g_autofree char *fpath = g_build_filename(fixture, fname, NULL);
@@ -353,7 +355,8 @@ main(int argc, char **argv)
 {
     static const char *all[] = { "stories-260k", "spm32k-llama2", "llama3_1", "qwen3" };
     g_free(hr_test_asset("tokenizers"));
-    check_config();
+    if (argc == 1)   /* the four assets' configs (not with names: tokenizer-gemma3 runs alone) */
+        check_config();
     if (argc > 1) {
         for (int i = 1; i < argc; i++)
             run_one(argv[i]);
