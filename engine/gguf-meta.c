@@ -1120,12 +1120,12 @@ check_merges(const HrGguf *g, const Vocab *v, const char *key, size_t n, GArray 
         }
         g_string_assign(joined, "");
         g_string_append_len(joined, m, sp - m);
-        if (vocab_id(v, joined->str) < 0 || vocab_id(v, sp + 1) < 0) {
+        Merge mg = { tok_strmap_get(&v->ids, m, (size_t)(sp - m)), (int32_t)vocab_id(v, sp + 1), -1, 0, i };
+        if (mg.left < 0 || mg.right < 0) {
             st = hr_error_set(err, HR_ERR_FORMAT, "%s: %s[%zu] \"%s\": '%s' is not in tokenizer.ggml.tokens", f, key,
-                              i, m, vocab_id(v, joined->str) < 0 ? joined->str : sp + 1);
+                              i, m, mg.left < 0 ? joined->str : sp + 1);
             break;
         }
-        Merge mg = { (int32_t)vocab_id(v, joined->str), (int32_t)vocab_id(v, sp + 1), -1, 0, i };
         g_string_append(joined, sp + 1);
         if ((mg.merged = (int32_t)vocab_id(v, joined->str)) < 0)
             st = hr_error_set(err, HR_ERR_FORMAT, "%s: %s[%zu] \"%s\": the merged token '%s' is not in "

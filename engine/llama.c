@@ -324,6 +324,15 @@ hr_llama_kv_entries(const HrModelConfig *cfg, int layer, int context, int max_to
     return ring < context ? (int)ring : context;
 }
 
+uint64_t
+hr_llama_kv_bytes(const HrModelConfig *cfg, int context, int max_tokens)
+{
+    uint64_t entries = 0;
+    for (int l = 0; context > 0 && l < cfg->n_layers; l++)
+        entries += (uint64_t)hr_llama_kv_entries(cfg, l, context, max_tokens);
+    return entries * 2 * (uint64_t)cfg->n_kv_heads * (uint64_t)cfg->head_dim * 2;
+}
+
 /* Every layer's K and V caches: a ring where hr_llama_kv_entries gives fewer entries than the context and the
  * backend has rings. A ring of R entries over a window of W holds every key a step of up to R - W + 1 tokens
  * needs (its queries reach back W - 1 before its first token while it writes its own positions). */
@@ -456,7 +465,7 @@ hr_llama_forward(void *p, const int32_t *tokens, int n_tokens, int pos, bool all
     HrStatus bad = hr_backend_check_forward(cfg, m->opt.context_len, tokens, n_tokens, pos, err);
     if (bad != HR_OK)
         return bad;
-    if (m->rings && pos > 0 && m->end - pos > rewind_limit(m))
+    if (m->rings && pos > 0 && pos < m->end && m->end - pos > rewind_limit(m))   /* (not on an append) */
         return hr_error_set(err, HR_ERR_INVALID_ARG, "forward: position %d is %d before the last one run, and the "
                             "sliding-window layers' caches no longer hold the positions it needs (at most %d back; "
                             "start at 0)", pos, m->end - pos, rewind_limit(m));

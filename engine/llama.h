@@ -24,6 +24,8 @@ int hr_llama_kv_rewind(void *ctx);
  * sliding-window layer a ring of its window, one step of max_tokens and 1024 positions a new turn may
  * rewind (HEARTH_KV_RING=N: N entries, at least the window + 1; 0: no rings), when that is shorter. */
 int hr_llama_kv_entries(const HrModelConfig *cfg, int layer, int context, int max_tokens);
+/* The FP16 K and V caches of every layer at those entries, in bytes. */
+uint64_t hr_llama_kv_bytes(const HrModelConfig *cfg, int context, int max_tokens);
 /* The CPU backend's tokens per step (its prefill chunk). */
 #define HR_LLAMA_CPU_STEP 256
 /* backend.h's set_sample and candidates, for ops backends that have

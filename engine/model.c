@@ -380,10 +380,7 @@ hr_model_memory(const HrModel *m, HrMemoryReport *out)
 uint64_t
 hr_model_config_kv_bytes(const HrModelConfig *cfg, int context)
 {
-    uint64_t entries = 0;
-    for (int l = 0; context > 0 && l < cfg->n_layers; l++)
-        entries += (uint64_t)hr_llama_kv_entries(cfg, l, context, HR_LLAMA_CPU_STEP);
-    return entries * 2 * (uint64_t)cfg->n_kv_heads * (uint64_t)cfg->head_dim * 2;
+    return hr_llama_kv_bytes(cfg, context, HR_LLAMA_CPU_STEP);
 }
 
 int

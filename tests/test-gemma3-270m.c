@@ -35,6 +35,7 @@
 #include <json-glib/json-glib.h>
 
 #include "chat.h"
+#include "hr-backend-compare.h"
 #include "hr-test.h"
 #include "model.h"
 #include "tokenizer.h"
@@ -60,11 +61,8 @@ ints(JsonObject *o, const char *name)
 static int32_t
 argmax(const float *x, int n)
 {
-    int32_t b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = i;
-    return b;
+    float gap;
+    return hr_cmp_argmax(x, n, &gap);
 }
 
 /* The chat case: one user turn through the template Hearth picks for a GGUF

@@ -24,6 +24,7 @@
 
 #include <glib.h>
 
+#include "hr-backend-compare.h"
 #include "hr-test.h"
 #include "model.h"
 
@@ -61,14 +62,11 @@ compare(HrModel *a, HrModel *b, int32_t *ia, int32_t *ib)
     HR_CHECK(hr_model_logits(a, ra, &err) == HR_OK && hr_model_logits(b, rb, &err) == HR_OK, "logits: %s",
              err.message);
     double worst = 0;
-    int32_t xa = 0, xb = 0;
-    for (int i = 0; i < vocab; i++) {
+    for (int i = 0; i < vocab; i++)
         worst = hr_worse(worst, fabs((double)ra[i] - rb[i]));
-        xa = ra[i] > ra[xa] ? i : xa;
-        xb = rb[i] > rb[xb] ? i : xb;
-    }
-    *ia = xa;
-    *ib = xb;
+    float gap;
+    *ia = hr_cmp_argmax(ra, vocab, &gap);
+    *ib = hr_cmp_argmax(rb, vocab, &gap);
     return worst;
 }
 

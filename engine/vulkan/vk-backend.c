@@ -727,8 +727,7 @@ vk_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSet
         need += spec_bytes(cfg, ts, &weights[i]);
     c->kv_one = (size_t)opt->context_len * (size_t)kv_dim * 2;
     c->context = opt->context_len;
-    for (int l = 0; l < cfg->n_layers; l++)   /* the sliding-window layers' rings at their largest step */
-        need += 2 * (size_t)hr_llama_kv_entries(cfg, l, opt->context_len, (int)chunk_cap) * (size_t)kv_dim * 2;
+    need += (size_t)hr_llama_kv_bytes(cfg, opt->context_len, (int)chunk_cap);   /* rings at their largest step */
     bool from_budget;
     uint64_t avail = hr_vk_context_memory_available(c->vk, &from_budget);
     /* HEARTH_VULKAN_MAX_MEMORY_MIB caps what Hearth may use of the device
