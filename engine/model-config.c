@@ -227,15 +227,27 @@ parse_longrope(JsonObject *o, JsonObject *rs, HrModelConfig *cfg, const char *la
     return HR_OK;
 }
 
+/* The object o[key]: NULL when absent or null, an error when not an object. */
 static HrStatus
-parse_rope_scaling(JsonObject *o, HrModelConfig *cfg, const char *label, HrError *err)
+get_object(JsonObject *o, const char *key, JsonObject **out, const char *label, HrError *err)
 {
-    JsonNode *n = json_object_get_member(o, "rope_scaling");
+    JsonNode *n = json_object_get_member(o, key);
+    *out = NULL;
     if (!n || JSON_NODE_HOLDS_NULL(n))
         return HR_OK;
     if (!JSON_NODE_HOLDS_OBJECT(n))
-        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"rope_scaling\" must be an object", label);
-    JsonObject *rs = json_node_get_object(n);
+        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"%s\" must be an object", label, key);
+    *out = json_node_get_object(n);
+    return HR_OK;
+}
+
+/* RoPE's scaling from rs (rope_scaling, or transformers 5's rope_parameters;
+ * NULL: none). */
+static HrStatus
+parse_rope_scaling(JsonObject *o, JsonObject *rs, HrModelConfig *cfg, const char *label, HrError *err)
+{
+    if (!rs)
+        return HR_OK;
     /* Newer configs say "rope_type", older ones "type". */
     const char *type;
     HrStatus st;
@@ -243,6 +255,8 @@ parse_rope_scaling(JsonObject *o, HrModelConfig *cfg, const char *label, HrError
         return st;
     if (!type && (st = hr_json_get_string(rs, "type", NULL, &type, label, err)) != HR_OK)
         return st;
+    if (!type && json_object_has_member(rs, "rope_theta"))
+        type = "default";   /* (transformers 5: rope_parameters with the base alone) */
     if (!type)
         return hr_error_set(err, HR_ERR_FORMAT, "%s: \"rope_scaling\" has no \"rope_type\"", label);
     if ((st = get_float(rs, "factor", &cfg->rope_factor, label, err)) != HR_OK)
@@ -508,26 +522,61 @@ hr_model_config_parse(const char *config_json, const char *generation_json, cons
                             "num_key_value_heads %d", label, cfg->n_heads, cfg->n_kv_heads);
     if ((st = check_sizes(cfg, label, err)) != HR_OK)
         return st;
+    /* RoPE: rope_theta and rope_scaling at the top level, or (transformers 5) "rope_parameters": the scaling
+     * object with rope_theta (and partial_rotary_factor) inside, or one such object per layer type,
+     * "full_attention" and "sliding_attention" (Gemma 3's two bases) */
+    JsonObject *rope = NULL, *rope_local = NULL;
+    if ((st = get_object(o, "rope_parameters", &rope, label, err)) != HR_OK)
+        return st;
+    if (rope && (json_object_has_member(rope, "full_attention") || json_object_has_member(rope, "sliding_attention"))) {
+        JsonObject *nested = rope;
+        if ((st = get_object(nested, "full_attention", &rope, label, err)) != HR_OK ||
+            (st = get_object(nested, "sliding_attention", &rope_local, label, err)) != HR_OK)
+            return st;
+        if (!rope)   /* every layer a sliding one: their parameters are the model's */
+            rope = rope_local;
+    }
+    if (!rope && (st = get_object(o, "rope_scaling", &rope, label, err)) != HR_OK)
+        return st;
     if ((st = get_float(o, "rms_norm_eps", &cfg->norm_eps, label, err)) != HR_OK ||
-        (st = get_float(o, "rope_theta", &cfg->rope_theta, label, err)) != HR_OK)
+        (st = get_float(o, "rope_theta", &cfg->rope_theta, label, err)) != HR_OK ||
+        (rope && (st = get_float(rope, "rope_theta", &cfg->rope_theta, label, err)) != HR_OK))
         return st;
     if (!(cfg->rope_theta > 0.0f) || !(cfg->norm_eps >= 0.0f))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: rope_theta must be positive and rms_norm_eps non-negative", label);
     double partial = 1.0;
-    if (!advice(o, "partial_rotary_factor", &partial) && json_object_has_member(o, "partial_rotary_factor") &&
-        !JSON_NODE_HOLDS_NULL(json_object_get_member(o, "partial_rotary_factor")))
-        return hr_error_set(err, HR_ERR_FORMAT, "%s: \"partial_rotary_factor\" must be a number", label);
+    for (int i = 0; i < 2; i++) {   /* the top level's, then rope_parameters' */
+        JsonObject *from = i ? rope : o;
+        if (from && !advice(from, "partial_rotary_factor", &partial) &&
+            json_object_has_member(from, "partial_rotary_factor") &&
+            !JSON_NODE_HOLDS_NULL(json_object_get_member(from, "partial_rotary_factor")))
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: \"partial_rotary_factor\" must be a number", label);
+    }
     /* as transformers truncates it (the range first: a cast of an out-of-range double is undefined) */
     cfg->rotary_dim = partial > 0.0 && partial <= 1.0 ? (int)(cfg->head_dim * partial) : 0;
     if (cfg->rotary_dim < 2 || cfg->rotary_dim % 2 != 0)
         return hr_error_set(err, HR_ERR_FORMAT, "%s: partial_rotary_factor %g leaves %d of head_dim %d rotated "
                             "(an even number from 2 is needed)", label, partial, cfg->rotary_dim, cfg->head_dim);
     cfg->rope_attn_factor = 1.0f;
-    if ((st = parse_rope_scaling(o, cfg, label, err)) != HR_OK)
+    if ((st = parse_rope_scaling(o, rope, cfg, label, err)) != HR_OK)
         return st;
     cfg->embed_scale = 1.0f;
     if (gemma && (st = parse_gemma3(o, cfg, label, err)) != HR_OK)
         return st;
+    if (rope_local && rope_local != rope) {   /* the sliding-window layers' own parameters */
+        const char *type = NULL;
+        float theta = cfg->rope_theta;
+        if ((st = hr_json_get_string(rope_local, "rope_type", "default", &type, label, err)) != HR_OK ||
+            (st = get_float(rope_local, "rope_theta", &theta, label, err)) != HR_OK)
+            return st;
+        if (!(theta > 0.0f))
+            return hr_error_set(err, HR_ERR_FORMAT, "%s: rope_theta must be positive", label);
+        if (strcmp(type, "default") != 0 || (cfg->arch != HR_ARCH_GEMMA3 && theta != cfg->rope_theta))
+            return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: sliding-window layers with RoPE of their own (%s, base "
+                                "%g) are supported for Gemma 3 only, unscaled", label, type, (double)theta);
+        if (cfg->arch == HR_ARCH_GEMMA3)
+            cfg->rope_local_theta = theta;
+    }
 
     /* transformers' Llama/Mistral/Qwen2 configs default to untied heads (Gemma's to tied). */
     cfg->tie_embeddings = gemma;

@@ -123,6 +123,44 @@ main(void)
                  hr_model_config_layer_window(&c, 1) == 100 && !hr_model_config_rope_long(&c, 63) &&
                  hr_model_config_rope_long(&c, 64),
              "phi3 fields: rot %d attn %g", hr_model_config_rotary_dim(&c), c.rope_attn_factor);
+    /* transformers 5 writes RoPE as "rope_parameters" (rope_theta inside, partial_rotary_factor too), one
+     * object per layer type where they differ (Gemma 3's two bases); a config it saved has no rope_theta or
+     * rope_scaling, and read as before it ran every model at base 10000 without scaling. */
+    HR_CHECK(parse("{\"architectures\": [\"Gemma3ForCausalLM\"], \"hidden_size\": 64, \"num_hidden_layers\": 6, "
+                   "\"num_attention_heads\": 4, \"num_key_value_heads\": 1, \"head_dim\": 32, \"intermediate_size\": 128, "
+                   "\"vocab_size\": 256, \"query_pre_attn_scalar\": 32, \"sliding_window\": 512, "
+                   "\"rope_parameters\": {\"full_attention\": {\"rope_type\": \"linear\", \"factor\": 8.0, "
+                   "\"rope_theta\": 1000000.0}, \"sliding_attention\": {\"rope_type\": \"default\", \"rope_theta\": 20000.0}}}",
+                   NULL, &c, &err) == HR_OK &&
+                 c.rope_theta == 1e6f && c.rope_scaling == HR_ROPE_LINEAR && c.rope_factor == 8.0f &&
+                 c.rope_local_theta == 20000.0f && hr_model_config_layer_local(&c, 0) && !hr_model_config_layer_local(&c, 5),
+             "gemma3 rope_parameters: %s base %g local %g factor %g", err.message, c.rope_theta, c.rope_local_theta,
+             c.rope_factor);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"rope_parameters\": {\"rope_type\": \"llama3\", "
+                   "\"rope_theta\": 500000.0, \"factor\": 32.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+                   "\"original_max_position_embeddings\": 8192}}", NULL, &c, &err) == HR_OK &&
+                 c.rope_scaling == HR_ROPE_LLAMA3 && c.rope_theta == 500000.0f && c.rope_factor == 32.0f &&
+                 c.rope_original_max_pos == 8192,
+             "llama 3.2 rope_parameters: %s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"Qwen2ForCausalLM\"], " BASE ", \"rope_parameters\": {\"rope_theta\": 1000000}}",
+                   NULL, &c, &err) == HR_OK && c.rope_scaling == HR_ROPE_DEFAULT && c.rope_theta == 1e6f,
+             "qwen2 rope_parameters, the base alone: %s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"Phi3ForCausalLM\"], " BASE ", \"max_position_embeddings\": 1024, "
+                   "\"original_max_position_embeddings\": 64, \"rope_parameters\": {\"rope_type\": \"longrope\", "
+                   "\"rope_theta\": 250000.0, \"partial_rotary_factor\": 0.75, \"long_factor\": [1, 2.5, 4], "
+                   "\"short_factor\": [1, 1, 1.5]}}", NULL, &c, &err) == HR_OK &&
+                 c.rope_scaling == HR_ROPE_LONGROPE && hr_model_config_rotary_dim(&c) == 6 && c.rope_long[2] == 4.0f &&
+                 c.rope_theta == 250000.0f && c.rope_original_max_pos == 64,
+             "phi3 rope_parameters: %s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"rope_parameters\": {\"full_attention\": "
+                   "{\"rope_theta\": 10000}, \"sliding_attention\": {\"rope_theta\": 500}}}", NULL, &c, &err) ==
+                     HR_ERR_UNSUPPORTED && strstr(err.message, "sliding-window"),
+             "llama with a second base: %s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"Gemma3ForCausalLM\"], " BASE ", \"rope_parameters\": {\"full_attention\": {\"rope_theta\": 10000}, \"sliding_attention\": "
+                   "{\"rope_type\": \"linear\", \"factor\": 2, \"rope_theta\": 500}}}", NULL, &c, &err) == HR_ERR_UNSUPPORTED,
+             "gemma3 with scaled sliding layers: %s", err.message);
+    HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE ", \"rope_parameters\": 5}", NULL, &c, &err) ==
+                 HR_ERR_FORMAT && strstr(err.message, "rope_parameters"), "rope_parameters a number: %s", err.message);
     HR_CHECK(parse("{\"architectures\": [\"Phi3ForCausalLM\"], " BASE ", \"rope_scaling\": {\"rope_type\": \"longrope\", "
                    "\"long_factor\": [1, 2], \"short_factor\": [1, 1, 1, 1]}}", NULL, &c, &err) == HR_ERR_FORMAT &&
                  strstr(err.message, "long_factor"), "longrope factor count: %s", err.message);
