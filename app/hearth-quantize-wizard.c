@@ -65,7 +65,6 @@ struct _HearthQuantizeWizard {
 
     /* options page */
     AdwComboRow *method_row;
-    bool rtn_only;              /* the source's architecture is one the AWQ search does not run */
     AdwComboRow *group_row;
     AdwComboRow *calib_row;
     AdwActionRow *calib_file_row;
@@ -697,23 +696,8 @@ hearth_quantize_wizard_set_source(HearthQuantizeWizard *self, const char *dir)
     /* the largest group size that divides the hidden width, so the
      * attention and MLP inputs are quantized (e.g. 32 for width 64) */
     HrModelConfig cfg;
-    if (hr_model_config_load(dir, &cfg, NULL) == HR_OK) {
+    if (hr_model_config_load(dir, &cfg, NULL) == HR_OK)
         adw_combo_row_set_selected(self->group_row, cfg.dim % 128 == 0 ? 0 : cfg.dim % 64 == 0 ? 1 : 2);
-        /* a model the AWQ search cannot run yet (Gemma 3, Phi-3) gets round-to-nearest, and says why */
-        const char *why;
-        const bool awq = hr_awq_search_supports(&cfg, &why);
-        if (!awq) {
-            /* TRANSLATORS: %s is a model family, e.g. "Gemma 3" */
-            g_autofree char *sub = g_strdup_printf(_("AWQ cannot quantize %s models yet, so round to nearest is "
-                                                     "chosen"), hr_model_config_family(&cfg));
-            adw_combo_row_set_selected(self->method_row, 1);
-            adw_action_row_set_subtitle(ADW_ACTION_ROW(self->method_row), sub);
-        } else if (self->rtn_only) {
-            adw_combo_row_set_selected(self->method_row, 0);
-            adw_action_row_set_subtitle(ADW_ACTION_ROW(self->method_row), _(METHOD_SUBTITLE));
-        }
-        self->rtn_only = !awq;
-    }
     g_autofree char *base = g_path_get_basename(dir);
     g_autofree char *msg = g_strdup_printf("%s — %s", base, info.summary);
     gtk_label_set_text(self->source_status, msg);

@@ -297,6 +297,19 @@ model_nodes(Llama *m)
     return a;
 }
 
+float
+hr_llama_embed_scale(const HrModelConfig *cfg, const HrTensorSet *ts)
+{
+    /* Gemma: transformers multiplies by the scale in the embedding's dtype (a BF16 checkpoint's sqrt(2560)
+     * is 50.5); a GGUF (llama.cpp's convention, whose norms hold 1 + w already) by the exact one */
+    const HrTensor *e = hr_tensor_set_find(ts, "model.embed_tokens.weight");
+    if (e && cfg->norm_plus_one && e->dtype == HR_DTYPE_BF16)
+        return hr_bf16_to_f32(hr_f32_to_bf16(cfg->embed_scale));
+    if (e && cfg->norm_plus_one && e->dtype == HR_DTYPE_F16)
+        return hr_f16_to_f32(hr_f32_to_f16(cfg->embed_scale));
+    return cfg->embed_scale;
+}
+
 /* ---- create / destroy --------------------------------------------------------------- */
 
 void
@@ -387,16 +400,8 @@ hr_llama_create(const HrOps *ops, const HrModelConfig *cfg, const HrTensorSet *t
     m->ops = ops;
     m->cfg = *cfg;
     m->opt = *opt;
-    if (cfg->embed_scale != 1.0f) {
-        /* Gemma: transformers multiplies by the scale in the embedding's dtype (a BF16 checkpoint's sqrt(2560)
-         * is 50.5); a GGUF (llama.cpp's convention, whose norms hold 1 + w already) by the exact one */
-        const HrTensor *e = hr_tensor_set_find(ts, "model.embed_tokens.weight");
-        m->embed_scale = cfg->embed_scale;
-        if (e && cfg->norm_plus_one && e->dtype == HR_DTYPE_BF16)
-            m->embed_scale = hr_bf16_to_f32(hr_f32_to_bf16(cfg->embed_scale));
-        else if (e && cfg->norm_plus_one && e->dtype == HR_DTYPE_F16)
-            m->embed_scale = hr_f16_to_f32(hr_f32_to_f16(cfg->embed_scale));
-    }
+    if (cfg->embed_scale != 1.0f)
+        m->embed_scale = hr_llama_embed_scale(cfg, ts);
     m->layers = g_new0(LlamaLayer, cfg->n_layers);
     SpecList list = { g_array_new(FALSE, FALSE, sizeof(HrWeightSpec)), g_ptr_array_new() };
     GArray *specs = list.specs;

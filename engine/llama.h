@@ -26,6 +26,10 @@ int hr_llama_kv_rewind(void *ctx);
 int hr_llama_kv_entries(const HrModelConfig *cfg, int layer, int context, int max_tokens);
 /* The FP16 K and V caches of every layer at those entries, in bytes. */
 uint64_t hr_llama_kv_bytes(const HrModelConfig *cfg, int context, int max_tokens);
+/* What the embeddings are multiplied by (cfg->embed_scale, Gemma's sqrt(hidden_size)) for the
+ * weights in ts: transformers rounds it to a BF16 or FP16 checkpoint's embedding dtype; a GGUF (norms
+ * holding 1 + w already) keeps the exact one; 1 without a scale. */
+float hr_llama_embed_scale(const HrModelConfig *cfg, const HrTensorSet *ts);
 /* The CPU backend's tokens per step (its prefill chunk). */
 #define HR_LLAMA_CPU_STEP 256
 /* backend.h's set_sample and candidates, for ops backends that have

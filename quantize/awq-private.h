@@ -24,6 +24,10 @@ HrStatus hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQ
 int hr_awq_next_layer(const HrAwqState *S);
 HrStatus hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err);
 void hr_awq_free(HrAwqState *S);
+/* The next layer's input [n_samples * seqlen, dim] on the host (after the
+ * last layer: the model's last hidden state, before its final norm), or
+ * NULL where the device keeps it (tests compare it with the engine). */
+const float *hr_awq_hidden(const HrAwqState *S);
 /* Report a step of the current layer (within = its share done, 0..1) to
  * opt->stage; false when the caller cancelled. quantize.c's writer uses
  * the same clock for "writing". */

@@ -12,6 +12,16 @@
  * quantizes with RTN and writes; quantize.c runs one layer as its writer
  * reaches that layer's tensors and drops them once written.
  *
+ * The block is the engine's (engine/llama.c, checked against its logits by
+ * tests/test-awq-search.c): Llama, Mistral, Qwen2/3, and Gemma 2/3 (norms of
+ * (1 + w), the MLP's input norm pre_feedforward_layernorm, the attention's
+ * and MLP's outputs normalised before each residual add, GELU-tanh, the
+ * embedding scale, scores scaled by query_pre_attn_scalar and soft-capped,
+ * sliding windows with their own RoPE base) and Phi-3 (partial rotary,
+ * LongRoPE's factors for a window of seqlen tokens). The groups are
+ * AutoAWQ's for each: ln1 -> q,k,v and (pre-MLP norm) -> gate,up scored on
+ * o_proj's and down_proj's outputs, before Gemma's output norms.
+ *
  * What each ratio costs (the floor is the GEMMs): q,k,v and gate,up rerun
  * their block (its reference output is the FP forward's, computed once);
  * a group of one linear (v -> o, up -> down) needs no block at all: its
@@ -42,6 +52,7 @@
 #include "cpu-awq.h"
 #include "cpu-kernels.h"
 #include "hr-half.h"
+#include "llama.h"
 
 #define N_GRID 20
 #define CLIP_GRID 20
@@ -60,8 +71,13 @@ typedef struct {
     bool cpu;
     HrStatus st;                 /* the first backend failure, sticky */
     HrError err;
-    float *inv_freq;
-    float *rope_cos, *rope_sin;  /* [L, head_dim/2] */
+    float *rope_cos, *rope_sin;  /* [L, rot/2], times LongRoPE's attention factor */
+    float *rope_cos_local, *rope_sin_local;   /* the sliding-window layers' (rope_local_theta), or NULL */
+    int rot;          /* the rotated leading dimensions of each head (hr_model_config_rotary_dim) */
+    /* the layer being searched: its attention (engine/llama.c's ATTENTION node) */
+    bool local;       /* the sliding-window layers' RoPE base */
+    int window;       /* keys u > t - window of query t (0: all) */
+    float attn_scale, softcap;
     int L;            /* tokens per sample */
     int chunk;        /* samples per chunk */
     bool trace;       /* HEARTH_AWQ_TRACE set: every ratio's loss to stderr */
@@ -103,6 +119,7 @@ typedef struct {
 
 typedef struct {
     float *ln1, *ln2, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *bq, *bk, *bv, *qn, *kn;
+    float *post_attn, *post_mlp;   /* Gemma's norms of the attention's and the MLP's outputs, or NULL */
 } LW;
 
 /* Smaller products run the FP32 GEMM: splitting x per call, and W per
@@ -201,9 +218,10 @@ rope_range(void *arg, int start, int end)
 {
     RowJob *J = arg;
     const Ctx *c = J->c;
-    const int hd = c->cfg->head_dim, half = hd / 2;
+    const int hd = c->cfg->head_dim, half = c->rot / 2;
+    const float *cos_t = c->local ? c->rope_cos_local : c->rope_cos, *sin_t = c->local ? c->rope_sin_local : c->rope_sin;
     for (int t = start; t < end; t++) {
-        const float *cs = c->rope_cos + (size_t)(t % c->L) * half, *sn = c->rope_sin + (size_t)(t % c->L) * half;
+        const float *cs = cos_t + (size_t)(t % c->L) * half, *sn = sin_t + (size_t)(t % c->L) * half;
         float *row = J->v + (size_t)t * J->n_heads * hd;
         for (int h = 0; h < J->n_heads; h++) {
             float *x = row + (size_t)h * hd;
@@ -268,12 +286,13 @@ sub_rows(Ctx *c, float *out, const float *a, int T, int D)
 
 typedef struct {
     float *p;       /* [rows, L] scores in, probabilities out */
-    int L;
-    float scale;
+    int L, window;
+    float scale, softcap;
 } SoftmaxArgs;
 
 /* Causal softmax of score rows; row r is query position r % L (the GEMM
- * attention of backends other than the CPU). */
+ * attention of backends other than the CPU): scores times scale (Gemma 2:
+ * then softcap * tanh(score / softcap)), keys u0..t (u0 > t - window). */
 static void
 softmax_range(void *arg, int start, int end)
 {
@@ -281,21 +300,53 @@ softmax_range(void *arg, int start, int end)
     const int L = A->L;
     for (int r = start; r < end; r++) {
         float *row = A->p + (size_t)r * L;
-        int t = r % L;
+        const int t = r % L, u0 = A->window > 0 ? MAX(0, t - A->window + 1) : 0;
         float mx = -INFINITY;
-        for (int u = 0; u <= t; u++)
-            mx = fmaxf(mx, row[u] * A->scale);
+        for (int u = u0; u <= t; u++) {
+            row[u] *= A->scale;
+            if (A->softcap > 0.0f)
+                row[u] = A->softcap * tanhf(row[u] / A->softcap);
+            mx = fmaxf(mx, row[u]);
+        }
         float sum = 0.0f;
-        for (int u = 0; u <= t; u++) {
-            row[u] = expf(row[u] * A->scale - mx);
+        for (int u = u0; u <= t; u++) {
+            row[u] = expf(row[u] - mx);
             sum += row[u];
         }
         float inv = 1.0f / sum;
-        for (int u = 0; u <= t; u++)
-            row[u] *= inv;
-        for (int u = t + 1; u < L; u++)
-            row[u] = 0.0f;
+        for (int u = 0; u < L; u++)
+            row[u] = u >= u0 && u <= t ? row[u] * inv : 0.0f;
     }
+}
+
+typedef struct {
+    const Ctx *c;
+    const float *q, *k, *v;
+    float *a;
+} HeadsJob;
+
+/* Items (sample, query head): every query row of the head through the
+ * engine's own attention kernel (hr_attend_head: the scale, Gemma 2's soft
+ * cap, the sliding window), for the layers the fused kernel does not take. */
+static void
+attend_range(void *arg, int start, int end)
+{
+    const HeadsJob *J = arg;
+    const HrModelConfig *cfg = J->c->cfg;
+    const int L = J->c->L, hd = cfg->head_dim, nh = cfg->n_heads, G = nh / cfg->n_kv_heads;
+    const size_t qd = (size_t)nh * hd, kvd = (size_t)cfg->n_kv_heads * hd;
+    float *scores = g_new(float, (size_t)L);
+    for (int it = start; it < end; it++) {
+        const int s = it / nh, h = it % nh;
+        const size_t base = (size_t)s * L;
+        const float *k = J->k + base * kvd + (size_t)(h / G) * hd, *v = J->v + base * kvd + (size_t)(h / G) * hd;
+        for (int t = 0; t < L; t++) {
+            const int u0 = J->c->window > 0 ? MAX(0, t - J->c->window + 1) : 0;
+            hr_attend_head(J->q + (base + t) * qd + (size_t)h * hd, k, v, false, kvd, 0, hd, u0, t, J->c->attn_scale,
+                           J->c->softcap, scores, J->a + (base + t) * qd + (size_t)h * hd);
+        }
+    }
+    g_free(scores);
 }
 
 /* Causal attention of n/L samples. On the CPU one fused kernel on the pool
@@ -308,8 +359,13 @@ attention(Ctx *c, const float *q, const float *k, const float *v, float *a, int 
     const HrModelConfig *cfg = c->cfg;
     const int L = c->L, hd = cfg->head_dim, nh = cfg->n_heads, nkv = cfg->n_kv_heads, G = nh / nkv;
     const int qd = nh * hd, kvd = nkv * hd;
+    if (c->cpu && (c->softcap > 0.0f || (c->window > 0 && c->window < L))) {
+        HeadsJob J = { c, q, k, v, a };
+        hr_pool_run(c->pool, attend_range, &J, n / L * nh, 1);
+        return;
+    }
     if (c->cpu) {
-        hr_awq_attention(c->pool, q, k, v, a, n / L, L, nh, nkv, hd, 1.0f / sqrtf((float)hd), c->kt, c->vt);
+        hr_awq_attention(c->pool, q, k, v, a, n / L, L, nh, nkv, hd, c->attn_scale, c->kt, c->vt);
         return;
     }
     float *kh = g_new(float, (size_t)L * hd), *vt = g_new(float, (size_t)hd * L);
@@ -328,7 +384,7 @@ attention(Ctx *c, const float *q, const float *k, const float *v, float *a, int 
                     memcpy(qg + ((size_t)j * L + t) * hd, q + (base + t) * qd + (size_t)(h * G + j) * hd,
                            sizeof(float) * hd);
             mm(c, sc, kh, L, hd, NULL, qg, G * L);
-            SoftmaxArgs A = { sc, L, 1.0f / sqrtf((float)hd) };
+            SoftmaxArgs A = { sc, L, c->window, c->attn_scale, c->softcap };
             hr_pool_run(c->pool, softmax_range, &A, G * L, 1);
             mm(c, og, vt, hd, L, NULL, sc, G * L);
             for (int j = 0; j < G; j++)
@@ -388,7 +444,33 @@ attn_block(Ctx *c, const LW *w, const float *h, int T, float *out, float *a_out)
     }
 }
 
-/* out[T, D] = down(silu(gate(h)) * up(h)); act_out[T, H] optional. */
+typedef struct {
+    float *g;
+    const float *u;
+} GeluJob;
+
+static void
+gelu_range(void *arg, int start, int end)
+{
+    const GeluJob *J = arg;
+    for (int i = start; i < end; i++)
+        J->g[i] = hr_gelu_tanh(J->g[i]) * J->u[i];
+}
+
+/* g = act(g) * u over n items: SiLU (the search's vectorised kernel) or
+ * Gemma's GELU-tanh (the engine's). */
+static void
+act_mul(Ctx *c, float *g, const float *u, size_t n)
+{
+    if (c->cfg->act == HR_ACT_SILU) {
+        hr_awq_silu_mul(c->pool, g, u, n);
+        return;
+    }
+    GeluJob J = { g, u };
+    hr_pool_run(c->pool, gelu_range, &J, (int)n, 4096);
+}
+
+/* out[T, D] = down(act(gate(h)) * up(h)); act_out[T, H] optional. */
 static void
 mlp_block(Ctx *c, const LW *w, const float *h, int T, float *out, float *act_out)
 {
@@ -403,7 +485,7 @@ mlp_block(Ctx *c, const LW *w, const float *h, int T, float *out, float *act_out
             memcpy(c->ref_g + (size_t)t0 * H, gt, sizeof(float) * n * H);
             memcpy(c->ref_u + (size_t)t0 * H, c->up, sizeof(float) * n * H);
         }
-        hr_awq_silu_mul(c->pool, gt, c->up, (size_t)n * H);
+        act_mul(c, gt, c->up, (size_t)n * H);
         mm(c, out + (size_t)t0 * D, w->wd, D, H, NULL, gt, n);
     }
 }
@@ -979,9 +1061,10 @@ hr_awq_free(HrAwqState *S)
     g_free(S->r2);
     g_free(S->out);
     g_free(S->s);
-    g_free(S->c.inv_freq);
     g_free(S->c.rope_cos);
     g_free(S->c.rope_sin);
+    g_free(S->c.rope_cos_local);
+    g_free(S->c.rope_sin_local);
     g_free(S->c.q);
     g_free(S->c.k);
     g_free(S->c.v);
@@ -1002,6 +1085,24 @@ hr_awq_free(HrAwqState *S)
     if (S->c.dev)
         S->c.be->gemm_close(S->c.dev);
     g_free(S);
+}
+
+/* Whether the device's block forwards (awq-device.c: the Llama/Qwen block,
+ * full-width RoPE without LongRoPE, every key in view) compute this
+ * model's layers on windows of seqlen tokens. */
+static bool
+device_runs(const HrModelConfig *cfg, int seqlen)
+{
+    if (cfg->sandwich_norms || cfg->norm_plus_one || cfg->act != HR_ACT_SILU || cfg->attn_softcap > 0.0f ||
+        cfg->query_scale > 0.0f || cfg->embed_scale != 1.0f || cfg->rope_local_theta > 0.0f ||
+        cfg->rope_scaling == HR_ROPE_LONGROPE || hr_model_config_rotary_dim(cfg) != cfg->head_dim)
+        return false;
+    for (int l = 0; l < cfg->n_layers; l++) {
+        const int w = hr_model_config_layer_window(cfg, l);
+        if (w > 0 && w < seqlen)
+            return false;
+    }
+    return true;
 }
 
 HrStatus
@@ -1030,6 +1131,9 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
      * else on the CPU */
     HrAwqDevice *odev = NULL;
     const char *dv = g_getenv("HEARTH_AWQ_DEVICE");
+    if (dv && strcmp(dv, "1") == 0 && !device_runs(cfg, seqlen))
+        return hr_error_set(err, HR_ERR_UNSUPPORTED, "awq: HEARTH_AWQ_DEVICE=1 runs the Llama/Qwen block only, not "
+                            "%s's; without it the search runs this model", hr_model_config_family(cfg));
     if (dv && strcmp(dv, "1") == 0) {
         HrStatus st = hr_awq_device_open(be->ops, cfg, seqlen, &odev, err);
         if (st != HR_OK) {
@@ -1053,7 +1157,7 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     }
     HrAwqState *S = g_new0(HrAwqState, 1);
     Ctx c = { .cfg = cfg, .opt = opt, .pool = hr_pool_new(0), .be = be, .dev = dev, .cpu = cpu,
-              .inv_freq = g_new(float, (size_t)hd / 2), .L = seqlen, .chunk = 1,
+              .rot = hr_model_config_rotary_dim(cfg), .L = seqlen, .chunk = 1,
               .trace = g_getenv("HEARTH_AWQ_TRACE") != NULL, .amx = cpu && hr_cpu_amx(), .odev = odev };
     if (odev) {
         if (!hr_awq_device_resident(odev))   /* the reference comes to the host */
@@ -1089,15 +1193,37 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
      * core, and the adaptive width, made for decode's short jobs, would
      * narrow the pool to one thread on it. */
     hr_pool_set_adaptive(c.pool, false);
-    hr_rope_inv_freq(cfg, c.inv_freq);
-    c.rope_cos = g_new(float, (size_t)seqlen * (hd / 2));
-    c.rope_sin = g_new(float, (size_t)seqlen * (hd / 2));
-    for (int t = 0; t < seqlen; t++) {
-        for (int i = 0; i < hd / 2; i++) {
-            float angle = (float)t * c.inv_freq[i];
-            c.rope_cos[(size_t)t * (hd / 2) + i] = cosf(angle);
-            c.rope_sin[(size_t)t * (hd / 2) + i] = sinf(angle);
+    /* RoPE as the engine turns a window of seqlen tokens (cpu-backend.c's ROPE_KV): LongRoPE's set by the
+     * window's last position, cos and sin times its attention factor; the sliding-window layers' own base */
+    {
+        const int half = c.rot / 2;
+        float *inv = g_new(float, (size_t)half), *inv_local = g_new(float, (size_t)half);
+        if (hr_model_config_rope_long(cfg, seqlen - 1))
+            hr_rope_inv_freq_long(cfg, inv);
+        else
+            hr_rope_inv_freq(cfg, inv);
+        hr_rope_inv_freq_local(cfg, inv_local);
+        const float m = hr_rope_attn_factor(cfg);
+        const bool local = cfg->rope_local_theta > 0.0f;
+        c.rope_cos = g_new(float, (size_t)seqlen * half);
+        c.rope_sin = g_new(float, (size_t)seqlen * half);
+        if (local) {
+            c.rope_cos_local = g_new(float, (size_t)seqlen * half);
+            c.rope_sin_local = g_new(float, (size_t)seqlen * half);
         }
+        for (int t = 0; t < seqlen; t++) {
+            for (int i = 0; i < half; i++) {
+                const float angle = (float)t * inv[i], angle_l = (float)t * inv_local[i];
+                c.rope_cos[(size_t)t * half + i] = cosf(angle) * m;
+                c.rope_sin[(size_t)t * half + i] = sinf(angle) * m;
+                if (local) {
+                    c.rope_cos_local[(size_t)t * half + i] = cosf(angle_l) * m;
+                    c.rope_sin_local[(size_t)t * half + i] = sinf(angle_l) * m;
+                }
+            }
+        }
+        g_free(inv);
+        g_free(inv_local);
     }
     /* chunk: about 2^20 q elements at a time (2^22 on the CPU: a GEMM's
      * packing of W is paid once per chunk) */
@@ -1153,7 +1279,7 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     /* The difference form (AMX only). A block group needs the records of
      * its linears' outputs, taken only where that group will be searched
      * in this form; without the memory for them it keeps the direct form. */
-    if (S->c.amx && !g_getenv("HEARTH_AWQ_DIRECT")) {
+    if (S->c.amx && !g_getenv("HEARTH_AWQ_DIRECT") && cfg->act == HR_ACT_SILU && !cfg->sandwich_norms) {
         Ctx *cs = &S->c;
         const int kvd = cfg->n_kv_heads * hd;
         cs->delta = true;
@@ -1182,10 +1308,21 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
             g_printerr("awq-trace: difference form (records of q,k,v: %s; of gate,up: %s)\n", cs->ref_q ? "yes" : "no",
                        cs->ref_g ? "yes" : "no");
     }
-    for (int t = 0; t < T; t++)
-        hr_mat_row_f32(&em, tokens[t], S->x + (size_t)t * D, D);
+    const float escale = hr_llama_embed_scale(cfg, ts);
+    for (int t = 0; t < T; t++) {
+        float *row = S->x + (size_t)t * D;
+        hr_mat_row_f32(&em, tokens[t], row, D);
+        for (int i = 0; escale != 1.0f && i < D; i++)
+            row[i] *= escale;
+    }
     *out = S;
     return HR_OK;
+}
+
+const float *
+hr_awq_hidden(const HrAwqState *S)
+{
+    return S->x;
 }
 
 int
@@ -1257,32 +1394,49 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
         gint64 t_layer = g_get_monotonic_time();
         char name[256];
         LW w = { 0 };
-        struct { float **p; const char *suffix; int64_t numel; bool optional; } parts[] = {
-            { &w.ln1, "input_layernorm.weight", D, false },
-            { &w.ln2, "post_attention_layernorm.weight", D, false },
-            { &w.wq, "self_attn.q_proj.weight", (int64_t)qd * D, false },
-            { &w.wk, "self_attn.k_proj.weight", (int64_t)kvd * D, false },
-            { &w.wv, "self_attn.v_proj.weight", (int64_t)kvd * D, false },
-            { &w.wo, "self_attn.o_proj.weight", (int64_t)D * qd, false },
-            { &w.wg, "mlp.gate_proj.weight", (int64_t)H * D, false },
-            { &w.wu, "mlp.up_proj.weight", (int64_t)H * D, false },
-            { &w.wd, "mlp.down_proj.weight", (int64_t)D * H, false },
-            { &w.bq, "self_attn.q_proj.bias", qd, true },
-            { &w.bk, "self_attn.k_proj.bias", kvd, true },
-            { &w.bv, "self_attn.v_proj.bias", kvd, true },
-            { &w.qn, "self_attn.q_norm.weight", hd, !cfg->qk_norm },
-            { &w.kn, "self_attn.k_norm.weight", hd, !cfg->qk_norm },
+        /* Gemma's block (sandwich_norms): the MLP's input norm is pre_feedforward_layernorm, and
+         * post_attention_layernorm normalises the attention's output */
+        const bool sw = cfg->sandwich_norms;
+        /* norm: a (1 + w) norm where the model has them (the search takes 1 + w and writes back what it
+         * divided, minus 1); write: back into over (the norms the search only reads are not) */
+        struct { float **p; const char *suffix; int64_t numel; bool optional, norm, write; } parts[] = {
+            { &w.ln1, "input_layernorm.weight", D, false, true, true },
+            { &w.ln2, sw ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight", D, false, true,
+              true },
+            { &w.wq, "self_attn.q_proj.weight", (int64_t)qd * D, false, false, true },
+            { &w.wk, "self_attn.k_proj.weight", (int64_t)kvd * D, false, false, true },
+            { &w.wv, "self_attn.v_proj.weight", (int64_t)kvd * D, false, false, true },
+            { &w.wo, "self_attn.o_proj.weight", (int64_t)D * qd, false, false, true },
+            { &w.wg, "mlp.gate_proj.weight", (int64_t)H * D, false, false, true },
+            { &w.wu, "mlp.up_proj.weight", (int64_t)H * D, false, false, true },
+            { &w.wd, "mlp.down_proj.weight", (int64_t)D * H, false, false, true },
+            { &w.bq, "self_attn.q_proj.bias", qd, true, false, true },
+            { &w.bk, "self_attn.k_proj.bias", kvd, true, false, true },
+            { &w.bv, "self_attn.v_proj.bias", kvd, true, false, true },
+            { &w.qn, cfg->qk_norm ? "self_attn.q_norm.weight" : NULL, hd, false, true, false },
+            { &w.kn, cfg->qk_norm ? "self_attn.k_norm.weight" : NULL, hd, false, true, false },
+            { &w.post_attn, sw ? "post_attention_layernorm.weight" : NULL, D, false, true, false },
+            { &w.post_mlp, sw ? "post_feedforward_layernorm.weight" : NULL, D, false, true, false },
         };
         for (size_t i = 0; i < G_N_ELEMENTS(parts); i++) {
+            if (!parts[i].suffix)
+                continue;
             g_snprintf(name, sizeof name, "model.layers.%d.%s", l, parts[i].suffix);
-            *parts[i].p = load_f32(ts, name, parts[i].numel);
-            if (!*parts[i].p && !parts[i].optional)
+            float *v = *parts[i].p = load_f32(ts, name, parts[i].numel);
+            if (!v && !parts[i].optional)
                 st = hr_error_set(err, HR_ERR_FORMAT, "awq: %s missing or misshaped", name);
+            for (int64_t k = 0; v && parts[i].norm && cfg->norm_plus_one && k < parts[i].numel; k++)
+                v[k] += 1.0f;
         }
         if (st != HR_OK)
             goto done;
         cp->qn = w.qn;
         cp->kn = w.kn;
+        /* the layer's attention, as engine/llama.c's ATTENTION node runs it */
+        cp->local = cfg->rope_local_theta > 0.0f && hr_model_config_layer_local(cfg, l);
+        cp->window = hr_model_config_layer_window(cfg, l);
+        cp->softcap = cfg->attn_softcap;
+        cp->attn_scale = cfg->query_scale > 0.0f ? 1.0f / sqrtf(cfg->query_scale) : 1.0f / sqrtf((float)hd);
         if (cp->odev && cfg->qk_norm && (st = hr_awq_device_qk_norm(cp->odev, w.qn, w.kn, err)) != HR_OK)
             goto done;
         if (!hr_awq_report(S, "calibrating", 0.0)) {
@@ -1302,14 +1456,20 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
             cp->st = hr_awq_device_forward(cp->odev, wl, qkv_bias(cp, &w), w.ln1, w.ln2, x, T, h1, a, h2, act, y,
                                            &cp->err);
         } else {
+            /* (r1, r2: the blocks' outputs, o_proj's and down_proj's, the references of their searches; Gemma
+             * normalises each before the residual add, in S->out) */
             packing_begin(cp);
             cp->recording = cp->delta;
             rmsnorm_rows(cp, h1, x, w.ln1, T, D);
             attn_block(cp, &w, h1, T, S->r1, a);
-            add_rows(cp, y, x, S->r1, T, D);
+            if (w.post_attn)
+                rmsnorm_rows(cp, S->out, S->r1, w.post_attn, T, D);
+            add_rows(cp, y, x, w.post_attn ? S->out : S->r1, T, D);
             rmsnorm_rows(cp, h2, y, w.ln2, T, D);
             mlp_block(cp, &w, h2, T, S->r2, act);
-            add_rows(cp, y, S->r2, NULL, T, D);
+            if (w.post_mlp)
+                rmsnorm_rows(cp, S->out, S->r2, w.post_mlp, T, D);
+            add_rows(cp, y, w.post_mlp ? S->out : S->r2, NULL, T, D);
             cp->recording = false;
             packing_end(cp);
         }
@@ -1431,16 +1591,19 @@ hr_awq_layer(HrAwqState *S, GHashTable *over, HrError *err)
             opt->log(line->str, S->user);
         g_string_free(line, TRUE);
         for (size_t i = 0; i < G_N_ELEMENTS(parts); i++) {
-            if (!*parts[i].p)
+            float *v = *parts[i].p;
+            if (!v || !parts[i].write)
                 continue;
+            for (int64_t k = 0; parts[i].norm && cfg->norm_plus_one && k < parts[i].numel; k++)
+                v[k] -= 1.0f;
             g_snprintf(name, sizeof name, "model.layers.%d.%s", l, parts[i].suffix);
-            g_hash_table_insert(over, g_strdup(name), *parts[i].p);
+            g_hash_table_insert(over, g_strdup(name), v);
             *parts[i].p = NULL;
         }
         {
-            float *sw = S->x;
+            float *swap = S->x;
             S->x = S->y;
-            S->y = sw;
+            S->y = swap;
         }
 done:
         cp->qn = cp->kn = NULL;

@@ -420,22 +420,6 @@ run_awq(const char *in_dir, const HrModelConfig *cfg, const HrTensorSet *ts, con
     return st;
 }
 
-bool
-hr_awq_search_supports(const HrModelConfig *cfg, const char **why)
-{
-    /* its layer forward (awq.c, awq-device.c) is the Llama/Qwen block with full-width RoPE */
-    if (cfg->arch == HR_ARCH_GEMMA3 || cfg->arch == HR_ARCH_GEMMA2)
-        *why = cfg->arch == HR_ARCH_GEMMA3 ? "Gemma 3 (its norms after attention and MLP, GELU gate and "
-                                             "sliding-window layers)"
-                                           : "Gemma 2 (its norms after attention and MLP, GELU gate, soft caps and "
-                                             "sliding-window layers)";
-    else if (cfg->rope_scaling == HR_ROPE_LONGROPE || hr_model_config_rotary_dim(cfg) != cfg->head_dim)
-        *why = "LongRoPE or partial rotary embeddings (Phi-3)";
-    else
-        return true;
-    return false;
-}
-
 HrStatus
 hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions *opt,
                   HrQuantProgressFunc progress, void *user, HrError *err)
@@ -463,16 +447,15 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
         return st;
     if (cfg.awq)
         return hr_error_set(err, HR_ERR_INVALID_ARG, "%s is already AWQ-quantized", in_dir);
-    const char *why;
-    if (opt->method == HR_QUANT_AWQ && !hr_awq_search_supports(&cfg, &why))
-        return hr_error_set(err, HR_ERR_UNSUPPORTED, "%s: the AWQ search does not run %s yet; round-to-nearest (rtn) "
-                            "does", in_dir, why);
     const bool created = !g_file_test(out_dir, G_FILE_TEST_EXISTS);
     if (g_mkdir_with_parents(out_dir, 0755) != 0)
         return hr_error_set(err, HR_ERR_IO, "cannot create %s: %s", out_dir, g_strerror(errno));
     HrTensorSet *ts = NULL;
-    if ((st = hr_tensor_set_open_dir(in_dir, &ts, err)) != HR_OK)
+    if ((st = hr_tensor_set_open_dir(in_dir, &ts, err)) != HR_OK) {
+        if (created)
+            g_rmdir(out_dir);
         return st;
+    }
 
     size_t nt = hr_tensor_set_count(ts);
     g_autoptr(GPtrArray) sorted = g_ptr_array_new();
@@ -488,9 +471,11 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
     if (opt->method == HR_QUANT_AWQ) {
         j.over = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         st = run_awq(in_dir, &cfg, ts, opt, user, &j.awq, err);
-        if (st != HR_OK) {
+        if (st != HR_OK) {   /* (nothing written yet: the directory this run made goes again) */
             g_hash_table_unref(j.over);
             hr_tensor_set_free(ts);
+            if (created)
+                g_rmdir(out_dir);
             return st;
         }
     }
@@ -534,7 +519,12 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
             }
             g_ptr_array_add(not_converted, g_steal_pointer(&prefix));
         }
-        if (is_float(t->dtype))
+        /* Gemma's (1 + w) norms that AWQ divided by its scales: (1 + w) / s - 1 as FP32 (in FP16, a
+         * (1 + w) / s of 0.1 would lose 2^-11 of 0.9, 0.4 % of the weight) */
+        if (is_float(t->dtype) && opt->method == HR_QUANT_AWQ && cfg.norm_plus_one && t->n_dims == 1 &&
+            g_str_has_suffix(t->name, "layernorm.weight"))
+            add_out(&j, t->name, HR_DTYPE_F32, 1, t->shape[0], 0, OUT_F32, t, 0);
+        else if (is_float(t->dtype))
             add_out(&j, t->name, HR_DTYPE_F16, t->n_dims, t->shape[0], t->n_dims > 1 ? t->shape[1] : 0, OUT_F16, t, 0);
         else if (t->n_dims <= 2)
             add_out(&j, t->name, t->dtype, t->n_dims, t->shape[0], t->n_dims > 1 ? t->shape[1] : 0, OUT_RAW, t, 0);

@@ -125,10 +125,6 @@ typedef struct {
 
 void hr_quant_options_init(HrQuantOptions *opt);
 
-/* Whether the AWQ search runs this architecture; if not, *why (static) says
- * what it lacks (round-to-nearest quantizes every model the engine runs). */
-bool hr_awq_search_supports(const HrModelConfig *cfg, const char **why);
-
 /* Called after each output tensor; return false to cancel. */
 typedef bool (*HrQuantProgressFunc)(size_t done, size_t total, const char *tensor, void *user);
 

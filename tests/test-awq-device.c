@@ -130,6 +130,25 @@ compare_checkpoints(const char *fixture, const char *tmp, bool same_ratios, bool
     hr_tensor_set_free(b);
 }
 
+/* A model whose block the device's forwards do not run (Gemma's) is refused
+ * with HEARTH_AWQ_DEVICE=1 by name, before any work, and leaves nothing. */
+static void
+check_refused(const char *fixture, const char *family, const char *tmp)
+{
+    g_autofree char *in = g_build_filename(HEARTH_FIXTURES, "hf-tiny", fixture, "f32", NULL);
+    g_autofree char *out = g_strdup_printf("%s/%s-refused", tmp, fixture);
+    int32_t tokens[HR_AWQ_TEST_SAMPLES * HR_AWQ_TEST_SEQLEN];
+    HrQuantOptions opt;
+    hr_awq_test_options(&opt, tokens, BACKEND);
+    g_setenv("HEARTH_AWQ_DEVICE", "1", TRUE);
+    HrError err = { 0 };
+    HrStatus st = hr_quantize_model(in, out, &opt, NULL, NULL, &err);
+    g_unsetenv("HEARTH_AWQ_DEVICE");
+    HR_CHECK(st == HR_ERR_UNSUPPORTED && strstr(err.message, family), "%s with HEARTH_AWQ_DEVICE=1: status %d, %s",
+             fixture, (int)st, st == HR_OK ? "quantized" : err.message);
+    HR_CHECK(!g_file_test(out, G_FILE_TEST_EXISTS), "%s: the refused run left %s", fixture, out);
+}
+
 static void
 check_fixture(const char *fixture, const char *tmp, bool exact)
 {
@@ -391,6 +410,7 @@ main(void)
      * llama3's RoPE and Mistral's window (GQA as llama-gqa-tied), the
      * model's own ops that test-cuda-emu-model checks on these fixtures,
      * also run by hand only (~30 s of CI each under the sanitizers). */
+    check_refused("gemma3", "Gemma 3", tmp);
     for (size_t i = 0; i < G_N_ELEMENTS(fixtures); i++) {
 #ifdef HR_AWQ_DEVICE_EMU
         if ((i == 2 || i == 4) && !hr_test_full())

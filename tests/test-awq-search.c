@@ -29,6 +29,7 @@
 #include "awq-private.h"
 #include "hr-awq-log.h"
 #include "cpu-awq.h"
+#include "cpu-kernels.h"
 #include "hr-test.h"
 #include "hr-half.h"
 #include "model.h"
@@ -129,6 +130,90 @@ fold_check(const char *fixture, const char *tmp)
     g_free(lb);
     hr_model_free(a);
     hr_model_free(b);
+}
+
+/* The search's own FP forward is the model's: after the last layer its
+ * hidden state (hr_awq_hidden), through the final norm, the lm_head and
+ * Gemma 2's soft cap here, gives the engine's logits at every position of
+ * each calibration window (HEARTH_CPU_EXACT: FP32 on both sides). What the
+ * fold check cannot see: a block the search runs wrong (a norm, the
+ * activation, RoPE's base or factors, the window, the cap) still folds
+ * exactly, but scores its ratios on the wrong activations. */
+static void
+forward_check(const char *fixture)
+{
+    g_autofree char *in = g_build_filename(HEARTH_FIXTURES, "hf-tiny", fixture, "f32", NULL);
+    enum { NS = 2, L = 40 };
+    int32_t tokens[NS * L];
+    guint32 r = 777;
+    for (int i = 0; i < NS * L; i++) {
+        r = r * 1664525u + 1013904223u;
+        tokens[i] = (int32_t)(3 + (r >> 8) % 250);
+    }
+    HrModelConfig cfg;
+    HrTensorSet *ts = NULL;
+    HrError err = { 0 };
+    if (hr_model_config_load(in, &cfg, &err) != HR_OK || hr_tensor_set_open_dir(in, &ts, &err) != HR_OK) {
+        HR_CHECK(false, "%s: %s", fixture, err.message);
+        return;
+    }
+    HrQuantOptions opt;
+    awq_options(&opt, tokens, NS, L);
+    opt.awq_fold_only = true;
+    HrAwqState *S = NULL;
+    GHashTable *over = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    HrStatus st = hr_awq_begin(&cfg, ts, &opt, tokens, NS, L, NULL, &S, &err);
+    while (st == HR_OK && hr_awq_next_layer(S) < cfg.n_layers)
+        st = hr_awq_layer(S, over, &err);
+    HrModel *m = st == HR_OK ? load(in) : NULL;
+    HR_CHECK(st == HR_OK, "%s: the search: %s", fixture, err.message);
+    if (m) {
+        const int D = cfg.dim, V = cfg.vocab_size;
+        const HrTensor *nt = hr_tensor_set_find(ts, "model.norm.weight");
+        const HrTensor *ht = hr_tensor_set_find(ts, "lm_head.weight");
+        if (!ht)
+            ht = hr_tensor_set_find(ts, "model.embed_tokens.weight");
+        float *norm = g_new(float, D), *head = g_new(float, (size_t)V * D), *h = g_new(float, D);
+        float *ours = g_new(float, V), *theirs = g_new(float, V);
+        HrMat nm = { nt->data, nt->dtype, 1, D }, hm = { ht->data, ht->dtype, V, D };
+        hr_mat_row_f32(&nm, 0, norm, D);
+        for (int i = 0; cfg.norm_plus_one && i < D; i++)
+            norm[i] += 1.0f;
+        for (int v = 0; v < V; v++)
+            hr_mat_row_f32(&hm, v, head + (size_t)v * D, D);
+        double worst = 0.0, range = 0.0;
+        for (int s = 0; s < NS; s++) {
+            HR_CHECK(hr_model_eval_all(m, tokens + s * L, L, &err) == HR_OK, "%s", err.message);
+            for (int t = 0; t < L; t++) {
+                hr_rmsnorm(h, hr_awq_hidden(S) + ((size_t)s * L + t) * D, norm, D, cfg.norm_eps);
+                for (int v = 0; v < V; v++) {
+                    double acc = 0.0;
+                    for (int i = 0; i < D; i++)
+                        acc += (double)h[i] * head[(size_t)v * D + i];
+                    ours[v] = cfg.final_softcap > 0.0f ? cfg.final_softcap * tanhf((float)acc / cfg.final_softcap)
+                                                       : (float)acc;
+                }
+                hr_model_logits_row(m, t, theirs, &err);
+                for (int v = 0; v < V; v++) {
+                    worst = hr_worse(worst, fabs((double)ours[v] - theirs[v]));
+                    range = fmax(range, fabs((double)theirs[v]));
+                }
+            }
+        }
+        printf("%s: the search's forward against the engine's logits: max |diff| %.3g (max |logit| %.3g)\n", fixture,
+               worst, range);
+        HR_CHECK(worst <= 1e-4 * (1.0 + range), "%s: the search's forward is not the model's (max |logit diff| %g)",
+                 fixture, worst);
+        g_free(norm);
+        g_free(head);
+        g_free(h);
+        g_free(ours);
+        g_free(theirs);
+        hr_model_free(m);
+    }
+    hr_awq_free(S);
+    g_hash_table_unref(over);
+    hr_tensor_set_free(ts);
 }
 
 /* Sample n tokens after BOS at temperature 0.8 (xorshift seeded by seed). */
@@ -478,6 +563,10 @@ int
 main(void)
 {
     kernels_check();
+    static const char *const archs[] = { "llama-gqa-tied", "llama-linear-rope", "llama3-rope", "mistral", "qwen2-bias",
+                                         "qwen3-qknorm", "gemma2", "gemma3", "phi3-longrope" };
+    for (size_t i = 0; i < G_N_ELEMENTS(archs); i++)
+        forward_check(archs[i]);
     g_autofree char *tmp = g_dir_make_tmp("hearth-awq-search-XXXXXX", NULL);
     HR_CHECK(tmp != NULL, "no temporary directory");
     fold_check("llama-gqa-tied", tmp);
@@ -485,15 +574,23 @@ main(void)
     fold_check("llama3-rope", tmp);
     fold_check("qwen2-bias", tmp);
     fold_check("qwen3-qknorm", tmp);
+    fold_check("gemma2", tmp);
+    fold_check("gemma3", tmp);
+    fold_check("phi3-longrope", tmp);
     stage_check(tmp);
     gemm_op_check("llama-gqa-tied", tmp);
     gemm_op_check("llama-linear-rope", tmp);
+    gemm_op_check("gemma2", tmp);   /* the soft cap and the window in the GEMM path's softmax */
+    gemm_op_check("gemma3", tmp);
     int wins = 0, total = 0;
     random_model_ppl("llama-gqa-tied", tmp, &wins, &total);
     random_model_ppl("llama3-rope", tmp, &wins, &total);
     random_model_ppl("mistral", tmp, &wins, &total);
     random_model_ppl("qwen2-bias", tmp, &wins, &total);
     random_model_ppl("qwen3-qknorm", tmp, &wins, &total);
+    random_model_ppl("gemma2", tmp, &wins, &total);
+    random_model_ppl("gemma3", tmp, &wins, &total);
+    random_model_ppl("phi3-longrope", tmp, &wins, &total);
     printf("random models: AWQ better than RTN in %d of %d comparisons\n", wins, total);
 
     g_autofree char *assets = hr_test_assets_dir();
