@@ -546,7 +546,7 @@ hr_quantize_model(const char *in_dir, const char *out_dir, const HrQuantOptions 
     /* the files this run writes, and whether it wrote each: a run that fails takes them away again */
     static const char *const outputs[] = { "model.safetensors", "config.json", "tokenizer.json",
                                            "tokenizer_config.json", "generation_config.json",
-                                           "special_tokens_map.json" };
+                                           "special_tokens_map.json", "chat_template.jinja" };
     bool wrote[G_N_ELEMENTS(outputs)] = { false };
     if (st == HR_OK)
         wrote[0] = (st = hr_safetensors_write(path, (const HrOutTensor *)(void *)j.out->data, j.out->len, fill, &j,

@@ -20,6 +20,13 @@ done
 grep -q '"quant_method" *: *"awq"' "$tmp/q32/config.json" || { echo "FAIL: no quantization_config"; fail=1; }
 grep -q 'modules_to_not_convert' "$tmp/q32/config.json" || { echo "FAIL: no modules_to_not_convert"; fail=1; }
 
+# A chat template in chat_template.jinja (where transformers 5 saves it, beside tokenizer_config.json)
+# goes along into the checkpoint: without it the quantized copy chatted in a fallback template.
+mkdir "$tmp/tpl" && for f in "$model"/*; do ln -s "$f" "$tmp/tpl/"; done
+printf '%s' '{% for m in messages %}[{{ m.role }}] {{ m.content }}{% endfor %}' > "$tmp/tpl/chat_template.jinja"
+"$cli" quantize -i "$tmp/tpl" -o "$tmp/tplq" --method rtn --group-size 32 2>/dev/null || { echo "FAIL: quantize with a template"; fail=1; }
+cmp -s "$tmp/tpl/chat_template.jinja" "$tmp/tplq/chat_template.jinja" || { echo "FAIL: chat_template.jinja was not copied"; fail=1; }
+
 fp=$("$cli" generate -m "$model" --prompt-ids 1 -n 20 --kv f32 --ids)
 q=$("$cli" generate -m "$tmp/q32" --prompt-ids 1 -n 20 --kv f32 --ids) || { echo "FAIL: generate on AWQ exited $?"; fail=1; }
 same=$(printf '%s\n%s\n' "$fp" "$q" | tr ' ,' '\n\n' | awk 'NF' | awk -v n="$(echo "$fp" | tr ' ,' '\n\n' | awk 'NF' | wc -l)" \
