@@ -286,11 +286,13 @@ write_config(const char *in_dir, const char *out_dir, const HrQuantOptions *opt,
     if (!root || !JSON_NODE_HOLDS_OBJECT(root))
         return hr_error_set(err, HR_ERR_FORMAT, "%s: the top level must be a JSON object", src);
     JsonObject *o = json_node_get_object(root);
-    if (opt->method == HR_QUANT_AWQ && opt->awq_fold_only) {
-        json_object_set_string_member(o, "torch_dtype", "float32");
+    /* (transformers 5 writes "dtype" instead of "torch_dtype": both say it where the input has both) */
+    const char *dtype = opt->method == HR_QUANT_AWQ && opt->awq_fold_only ? "float32" : "float16";
+    json_object_set_string_member(o, "torch_dtype", dtype);
+    if (json_object_has_member(o, "dtype"))
+        json_object_set_string_member(o, "dtype", dtype);
+    if (opt->method == HR_QUANT_AWQ && opt->awq_fold_only)
         goto write;
-    }
-    json_object_set_string_member(o, "torch_dtype", "float16");
     if (opt->fake_quant) {
         /* an FP16 model: no quantization_config, only a record of what was done */
         JsonObject *f = json_object_new();

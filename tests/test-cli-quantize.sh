@@ -24,8 +24,11 @@ grep -q 'modules_to_not_convert' "$tmp/q32/config.json" || { echo "FAIL: no modu
 # goes along into the checkpoint: without it the quantized copy chatted in a fallback template.
 mkdir "$tmp/tpl" && for f in "$model"/*; do ln -s "$f" "$tmp/tpl/"; done
 printf '%s' '{% for m in messages %}[{{ m.role }}] {{ m.content }}{% endfor %}' > "$tmp/tpl/chat_template.jinja"
+# (and its config as transformers 5 writes the dtype: "dtype", which must say float16 afterwards too)
+rm "$tmp/tpl/config.json" && sed 's/^{/{"dtype": "float32",/' "$model/config.json" > "$tmp/tpl/config.json"
 "$cli" quantize -i "$tmp/tpl" -o "$tmp/tplq" --method rtn --group-size 32 2>/dev/null || { echo "FAIL: quantize with a template"; fail=1; }
 cmp -s "$tmp/tpl/chat_template.jinja" "$tmp/tplq/chat_template.jinja" || { echo "FAIL: chat_template.jinja was not copied"; fail=1; }
+grep -q '"dtype" *: *"float16"' "$tmp/tplq/config.json" || { echo "FAIL: the checkpoint's config keeps \"dtype\" float32"; fail=1; }
 
 fp=$("$cli" generate -m "$model" --prompt-ids 1 -n 20 --kv f32 --ids)
 q=$("$cli" generate -m "$tmp/q32" --prompt-ids 1 -n 20 --kv f32 --ids) || { echo "FAIL: generate on AWQ exited $?"; fail=1; }
