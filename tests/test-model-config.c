@@ -21,11 +21,43 @@ parse(const char *json, const char *gen, HrModelConfig *cfg, HrError *err)
     return hr_model_config_parse(json, gen, "config.json", cfg, err);
 }
 
+/* Every hf-tiny fixture's config.json (transformers 4.x keys) and the same
+ * config as transformers 5 saves it (config-transformers5.json, written by
+ * tests/reference/make_transformers5_configs.py: RoPE in rope_parameters)
+ * give the same HrModelConfig, byte for byte (parse zeroes it first). */
+static void
+check_transformers5(void)
+{
+    static const char *const fixtures[] = { "llama-gqa-tied", "llama-linear-rope", "llama3-rope", "mistral",
+                                            "qwen2-bias", "qwen3-qknorm", "gemma2", "gemma3", "phi3-longrope" };
+    for (size_t i = 0; i < G_N_ELEMENTS(fixtures); i++) {
+        g_autofree char *dir = g_build_filename(HEARTH_FIXTURES, "hf-tiny", fixtures[i], "f32", NULL);
+        g_autofree char *p4 = g_build_filename(dir, "config.json", NULL);
+        g_autofree char *p5 = g_build_filename(dir, "config-transformers5.json", NULL);
+        g_autofree char *j4 = NULL, *j5 = NULL;
+        HR_CHECK(g_file_get_contents(p4, &j4, NULL, NULL) && g_file_get_contents(p5, &j5, NULL, NULL),
+                 "%s: reading its configs", fixtures[i]);
+        if (!j4 || !j5)
+            continue;
+        HrModelConfig a, b;
+        HrError err = { 0 };
+        HR_CHECK(parse(j4, NULL, &a, &err) == HR_OK, "%s: %s", fixtures[i], err.message);
+        HR_CHECK(parse(j5, NULL, &b, &err) == HR_OK, "%s (transformers 5): %s", fixtures[i], err.message);
+        HR_CHECK(memcmp(&a, &b, sizeof a) == 0,
+                 "%s: transformers 5's config reads differently: base %g/%g, scaling %d/%d, factor %g/%g, local base "
+                 "%g/%g, rotary %d/%d, original context %d/%d", fixtures[i], a.rope_theta, b.rope_theta,
+                 (int)a.rope_scaling, (int)b.rope_scaling, a.rope_factor, b.rope_factor, a.rope_local_theta,
+                 b.rope_local_theta, a.rotary_dim, b.rotary_dim, a.rope_original_max_pos, b.rope_original_max_pos);
+    }
+}
+
 int
 main(void)
 {
     HrModelConfig c;
     HrError err = { 0 };
+
+    check_transformers5();
 
     /* Llama with defaults: no GQA, derived head_dim, untied. */
     HR_CHECK(parse("{\"architectures\": [\"LlamaForCausalLM\"], " BASE "}", NULL, &c, &err) == HR_OK, "%s", err.message);
