@@ -126,6 +126,46 @@ scan_string(const char *s, size_t n, size_t *i, GString *out, char *why, size_t 
     return true;
 }
 
+bool
+hr_json_scan_string(const char *s, size_t n, size_t *i, GString *out)
+{
+    char why[8];
+    return *i < n && s[*i] == '"' && scan_string(s, n, i, out, why, sizeof why);
+}
+
+bool
+hr_json_skip_value(const char *s, size_t n, size_t *i)
+{
+    size_t p = *i;
+    int depth = 0;
+    do {
+        while (p < n && (s[p] == ' ' || s[p] == '\t' || s[p] == '\n' || s[p] == '\r' || s[p] == ',' || s[p] == ':'))
+            p++;
+        if (p >= n)
+            return false;
+        if (s[p] == '"') {
+            if (!hr_json_scan_string(s, n, &p, NULL))
+                return false;
+        } else if (s[p] == '{' || s[p] == '[') {
+            if (++depth > HR_JSON_MAX_DEPTH)
+                return false;
+            p++;
+        } else if (s[p] == '}' || s[p] == ']') {
+            if (--depth < 0)
+                return false;
+            p++;
+        } else {   /* a number or a literal: up to the next delimiter */
+            size_t q = p;
+            while (p < n && strchr(",:]} \t\n\r", s[p]) == NULL)
+                p++;
+            if (p == q)
+                return false;
+        }
+    } while (depth > 0);
+    *i = p;
+    return true;
+}
+
 /* A number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? ; integers (no
  * fraction, no exponent) must fit in int64. */
 static bool

@@ -35,6 +35,15 @@ JsonParser *hr_json_parse(const char *text, size_t n, bool need_object, char *wh
  * is "label: not valid JSON: why". */
 JsonParser *hr_json_load(const char *text, size_t n, bool need_object, const char *label, HrError *err);
 
+/* For readers that take a large, plain part of a document without building
+ * its tree (tokenizer.json's vocab and merges). hr_json_scan_string: the
+ * string at s[*i] (which must be '"'), as strictly as hr_json_parse checks
+ * it, decoded into out (NULL: skipped); *i moves past it. hr_json_skip_value:
+ * past the value at s[*i] (after whitespace), matching brackets and strings
+ * only: the text skipped is not checked (the caller parses it). Both return
+ * false on what they cannot take. */
+bool hr_json_scan_string(const char *s, size_t n, size_t *i, GString *out);
+bool hr_json_skip_value(const char *s, size_t n, size_t *i);
 /* Read a whole file that must be a regular file of at most max bytes (a FIFO,
  * a device or /dev/zero is an error, not a hang). *text is NUL-terminated;
  * free it with g_free. */

@@ -56,6 +56,16 @@ void tok_strmap_free(TokStrMap *m);
 void tok_strmap_insert(TokStrMap *m, int32_t id, bool replace);
 int32_t tok_strmap_get(const TokStrMap *m, const char *s, size_t n);
 
+/* hr_tokenizer_load_from_data's two ways: model.vocab and model.merges read
+ * straight from the text where it has the usual shape, else (and on every
+ * error) the whole text through json-glib's tree (tokenizer-json.c;
+ * *used_tables, when not NULL, says which); the tree alone (tests compare
+ * the two). */
+HrStatus tok_load_json_tables(const char *json, size_t len, const char *config_json, size_t config_len,
+                              const char *what, HrTokenizer **out, bool *used_tables, HrError *err);
+HrStatus tok_load_tree(const char *json, size_t len, const char *config_json, size_t config_len, const char *what,
+                       HrTokenizer **out, HrError *err);
+
 /* Unicode helpers with Rust's semantics. */
 bool tok_is_white_space(gunichar c);      /* char::is_whitespace (White_Space) */
 bool tok_is_word_char(gunichar c);        /* regex \w (Unicode) */

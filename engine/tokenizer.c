@@ -837,6 +837,15 @@ HrStatus
 hr_tokenizer_load_from_data(const char *tokenizer_json, size_t len, const char *config_json,
                             size_t config_len, const char *what, HrTokenizer **out, HrError *err)
 {
+    /* the vocab and merges straight from the text where the file is of the usual shape (tokenizer-json.c),
+     * else through the tree */
+    return tok_load_json_tables(tokenizer_json, len, config_json, config_len, what, out, NULL, err);
+}
+
+HrStatus
+tok_load_tree(const char *tokenizer_json, size_t len, const char *config_json, size_t config_len, const char *what,
+              HrTokenizer **out, HrError *err)
+{
     return hr_tokenizer_load_with_tables(tokenizer_json, len, NULL, config_json, config_len, what, out, err);
 }
 

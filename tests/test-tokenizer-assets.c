@@ -19,6 +19,7 @@
 
 #include "hearth-config.h"
 #include "hr-test.h"
+#include "tokenizer-private.h"
 #include "tokenizer.h"
 
 #define MAX_REPORTS 6
@@ -350,13 +351,72 @@ check_config(void)
     }
 }
 
+/* The four assets' tokenizer.json read both ways (tokenizer-json.c): the vocab and merges straight from
+ * the text (which each must take) and the whole file through the tree give the same tokenizer: every id's
+ * text and kind, and the encodes of a few texts (the fixtures above check the first against transformers). */
+static void
+check_paths(void)
+{
+    static const char *const assets[] = { "models/stories260K/hf_f32", "tokenizers/spm32k-llama2",
+                                          "tokenizers/llama3_1", "tokenizers/qwen3" };
+    static const char *const texts[] = { "Hello, world! 12345 naïve café", "  leading spaces\n\ttabs",
+                                         "<|im_start|>user\nhi<|im_end|>", "日本語のテキスト 🙂" };
+    for (size_t i = 0; i < G_N_ELEMENTS(assets); i++) {
+        g_autofree char *dir = hr_test_asset(assets[i]);
+        g_autofree char *jp = g_build_filename(dir, "tokenizer.json", NULL);
+        g_autofree char *cp = g_build_filename(dir, "tokenizer_config.json", NULL);
+        g_autofree char *json = NULL, *cfg = NULL;
+        gsize jl = 0, cl = 0;
+        if (!g_file_get_contents(jp, &json, &jl, NULL)) {
+            HR_CHECK(false, "%s: unreadable", jp);
+            continue;
+        }
+        g_file_get_contents(cp, &cfg, &cl, NULL);
+        HrTokenizer *a = NULL, *b = NULL;
+        HrError err = { 0 };
+        bool tables = false;
+        gint64 t0 = g_get_monotonic_time();
+        HR_CHECK(tok_load_json_tables(json, jl, cfg, cl, jp, &a, &tables, &err) == HR_OK && tables,
+                 "%s: not read straight from the text: %s", assets[i], err.message);
+        gint64 t1 = g_get_monotonic_time();
+        HR_CHECK(tok_load_tree(json, jl, cfg, cl, jp, &b, &err) == HR_OK, "%s: %s", assets[i], err.message);
+        gint64 t2 = g_get_monotonic_time();
+        if (a && b) {
+            const int n = hr_tokenizer_vocab_size(a);
+            HR_CHECK(n == hr_tokenizer_vocab_size(b), "%s: vocab %d and %d", assets[i], n, hr_tokenizer_vocab_size(b));
+            int diff = 0;
+            for (int id = 0; id < n && n == hr_tokenizer_vocab_size(b); id++)
+                diff += g_strcmp0(hr_tokenizer_token_text(a, id), hr_tokenizer_token_text(b, id)) != 0 ||
+                        hr_tokenizer_is_special(a, id) != hr_tokenizer_is_special(b, id);
+            HR_CHECK(diff == 0, "%s: %d ids differ", assets[i], diff);
+            for (size_t k = 0; k < G_N_ELEMENTS(texts); k++) {
+                int32_t *ia = NULL, *ib = NULL;
+                size_t na = 0, nb = 0;
+                hr_tokenizer_encode(a, texts[k], strlen(texts[k]), true, true, &ia, &na, NULL);
+                hr_tokenizer_encode(b, texts[k], strlen(texts[k]), true, true, &ib, &nb, NULL);
+                HR_CHECK(na == nb && (na == 0 || memcmp(ia, ib, na * sizeof *ia) == 0), "%s: \"%s\" encodes "
+                         "differently", assets[i], texts[k]);
+                g_free(ia);
+                g_free(ib);
+            }
+            printf("%s: loaded in %.3f s straight from the text, %.3f s through the tree; same tokenizer\n",
+                   assets[i], (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6);
+        }
+        hr_tokenizer_free(a);
+        hr_tokenizer_free(b);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
     static const char *all[] = { "stories-260k", "spm32k-llama2", "llama3_1", "qwen3" };
     g_free(hr_test_asset("tokenizers"));
-    if (argc == 1)   /* the four assets' configs (not with names: tokenizer-gemma3 runs alone) */
+    if (argc == 1) {   /* the four assets' configs and both ways of reading them (not with names: tokenizer-gemma3
+                          runs alone) */
         check_config();
+        check_paths();
+    }
     if (argc > 1) {
         for (int i = 1; i < argc; i++)
             run_one(argv[i]);

@@ -122,6 +122,35 @@ check_tokenizer(HrTokenizer *t)
         fail("chat template is not UTF-8", NULL);
 }
 
+/* A tokenizer whose vocab and merges were read straight from the text
+ * (tokenizer-json.c) against the same text through json-glib's tree: it
+ * loads too, with the same ids, texts and encodes. */
+static void
+same_as_tree(const HrTokenizer *t, const char *json, size_t len, const char *cfg, size_t cfg_len)
+{
+    HrTokenizer *u = NULL;
+    HrError err = { 0 };
+    if (tok_load_tree(json, len, cfg, cfg_len, "fuzz", &u, &err) != HR_OK)
+        fail("read straight from the text, but the tree refuses it", err.message);
+    const int n = hr_tokenizer_vocab_size(t);
+    if (n != hr_tokenizer_vocab_size(u))
+        fail("the tree reads another vocabulary size", NULL);
+    for (int id = 0; id < n; id++)
+        if (g_strcmp0(hr_tokenizer_token_text(t, id), hr_tokenizer_token_text(u, id)) != 0)
+            fail("the tree reads another token text", hr_tokenizer_token_text(t, id));
+    for (size_t k = 0; k < G_N_ELEMENTS(texts); k++) {
+        int32_t *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0;
+        HrStatus sa = hr_tokenizer_encode(t, texts[k].s, texts[k].n, true, true, &a, &na, NULL);
+        HrStatus sb = hr_tokenizer_encode(u, texts[k].s, texts[k].n, true, true, &b, &nb, NULL);
+        if (sa != sb || na != nb || (na && memcmp(a, b, na * sizeof *a) != 0))
+            fail("the tree encodes differently", NULL);
+        g_free(a);
+        g_free(b);
+    }
+    hr_tokenizer_free(u);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -138,7 +167,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     HrTokenizer *t = NULL;
     HrError err = { 0 };
-    HrStatus st = hr_tokenizer_load_from_data(json, len, cfg, cfg_len, "fuzz", &t, &err);
+    bool tables = false;
+    HrStatus st = tok_load_json_tables(json, len, cfg, cfg_len, "fuzz", &t, &tables, &err);
     if (st != HR_OK) {
         if (t)
             fail("load failed but returned a tokenizer", err.message);
@@ -150,6 +180,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fail("load succeeded without a tokenizer", NULL);
     fuzz_tokenizer_last_ok = 1;
     check_tokenizer(t);
+    if (tables)   /* read straight from the text: the tree reads the same tokenizer */
+        same_as_tree(t, json, len, cfg, cfg_len);
     hr_tokenizer_free(t);
     return 0;
 }
