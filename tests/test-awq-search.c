@@ -95,6 +95,16 @@ quantize(const char *in, const char *out, HrQuantMethod method, bool fold_only, 
     return quantize_bits(in, out, method, fold_only, per_channel, tokens, ns, L, label, 0);
 }
 
+/* n calibration ids in 3..252 from a linear congruential sequence seeded by r */
+static void
+random_tokens(int32_t *tokens, int n, guint32 r)
+{
+    for (int i = 0; i < n; i++) {
+        r = r * 1664525u + 1013904223u;
+        tokens[i] = (int32_t)(3 + (r >> 8) % 250);
+    }
+}
+
 static void
 fold_check(const char *fixture, const char *tmp)
 {
@@ -102,11 +112,7 @@ fold_check(const char *fixture, const char *tmp)
     g_autofree char *out = g_build_filename(tmp, fixture, NULL);
     enum { NS = 4, L = 32 };
     int32_t tokens[NS * L];
-    guint32 r = 12345;
-    for (int i = 0; i < NS * L; i++) {
-        r = r * 1664525u + 1013904223u;
-        tokens[i] = (int32_t)(3 + (r >> 8) % 250);
-    }
+    random_tokens(tokens, NS * L, 12345);
     if (!quantize(in, out, HR_QUANT_AWQ, true, false, tokens, NS, L, fixture))
         return;
     HrModel *a = load(in), *b = load(out);
@@ -145,11 +151,7 @@ forward_check(const char *fixture)
     g_autofree char *in = g_build_filename(HEARTH_FIXTURES, "hf-tiny", fixture, "f32", NULL);
     enum { NS = 2, L = 40 };
     int32_t tokens[NS * L];
-    guint32 r = 777;
-    for (int i = 0; i < NS * L; i++) {
-        r = r * 1664525u + 1013904223u;
-        tokens[i] = (int32_t)(3 + (r >> 8) % 250);
-    }
+    random_tokens(tokens, NS * L, 777);
     HrModelConfig cfg;
     HrTensorSet *ts = NULL;
     HrError err = { 0 };
