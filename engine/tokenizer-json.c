@@ -42,55 +42,59 @@ string_at(const char *s, size_t n, size_t *p, GString *buf)
            memchr(buf->str, '\0', buf->len) == NULL;
 }
 
+/* Past what follows an item of a list or object closed by `close`: 1 after a comma (another item
+ * follows), 0 after the closing bracket, -1 on anything else. */
+static int
+next_item(const char *s, size_t n, size_t *q, char close)
+{
+    const size_t p = ws(s, n, *q);
+    if (p >= n || (s[p] != ',' && s[p] != close))
+        return -1;
+    *q = s[p] == ',' ? ws(s, n, p + 1) : p + 1;
+    return s[p] == ',';
+}
+
+/* One vocab entry "piece": id at s[*q] (the id a plain non-negative integer: [1-9][0-9]* or 0, at most
+ * TOK_MAX_ID), its text into buf. */
+static bool
+vocab_entry(const char *s, size_t n, size_t *q, GString *buf, int32_t *id)
+{
+    if (!string_at(s, n, q, buf) || (*q = ws(s, n, *q)) >= n || s[*q] != ':')
+        return false;
+    size_t d = ws(s, n, *q + 1);
+    const size_t d0 = d;
+    int64_t v = 0;
+    while (d < n && s[d] >= '0' && s[d] <= '9' && d - d0 < 11)
+        v = v * 10 + (s[d++] - '0');
+    if (d == d0 || (s[d0] == '0' && d - d0 > 1) || v > TOK_MAX_ID || (d < n && strchr(" \t\n\r,}", s[d]) == NULL))
+        return false;
+    *id = (int32_t)v;
+    *q = d;
+    return true;
+}
+
 /* "piece": id, ... } with ids 0..n-1 each once; *p at '{'. */
 static bool
 read_vocab(Fast *f, const char *s, size_t n, size_t *p)
 {
     GString *buf = g_string_new(NULL);
-    GArray *ids = g_array_new(FALSE, FALSE, sizeof(int32_t));
+    GArray *ids = g_array_new(FALSE, FALSE, sizeof(int32_t)), *lens = g_array_new(FALSE, FALSE, sizeof(uint32_t));
     GPtrArray *texts = g_ptr_array_new();
     size_t q = ws(s, n, *p + 1);
-    bool ok = true;
-    if (q < n && s[q] == '}') {
-        ok = false;   /* (empty: the tree path says so) */
-    } else {
-        for (;;) {
-            if (!string_at(s, n, &q, buf)) {
-                ok = false;
-                break;
-            }
-            q = ws(s, n, q);
-            if (q >= n || s[q] != ':') {
-                ok = false;
-                break;
-            }
-            q = ws(s, n, q + 1);
-            /* a plain non-negative integer: [1-9][0-9]* or 0, at most TOK_MAX_ID */
-            int64_t v = 0;
-            size_t d0 = q;
-            while (q < n && s[q] >= '0' && s[q] <= '9' && q - d0 < 11)
-                v = v * 10 + (s[q++] - '0');
-            if (q == d0 || (s[d0] == '0' && q - d0 > 1) || v > TOK_MAX_ID ||
-                (q < n && strchr(" \t\n\r,}", s[q]) == NULL)) {
-                ok = false;
-                break;
-            }
-            int32_t id = (int32_t)v;
-            g_array_append_val(ids, id);
-            g_ptr_array_add(texts, g_string_chunk_insert_len(f->arena, buf->str, (gssize)buf->len));
-            q = ws(s, n, q);
-            if (q < n && s[q] == ',') {
-                q = ws(s, n, q + 1);
-                continue;
-            }
-            if (q < n && s[q] == '}') {
-                q++;
-                break;
-            }
-            ok = false;
+    int more = q < n && s[q] == '}' ? -1 : 1;   /* (empty: the tree path says so) */
+    while (more == 1) {
+        int32_t id;
+        if (!vocab_entry(s, n, &q, buf, &id)) {
+            more = -1;
             break;
         }
+        const uint32_t len = (uint32_t)buf->len;
+        g_array_append_val(ids, id);
+        g_array_append_val(lens, len);
+        g_ptr_array_add(texts, g_string_chunk_insert_len(f->arena, buf->str, (gssize)buf->len));
+        more = next_item(s, n, &q, '}');
     }
+    bool ok = more == 0;
     const guint count = ids->len;
     if (ok) {
         g_ptr_array_set_size(f->pieces, count);
@@ -102,7 +106,7 @@ read_vocab(Fast *f, const char *s, size_t n, size_t *p)
                 break;
             }
             g_ptr_array_index(f->pieces, id) = g_ptr_array_index(texts, k);
-            g_array_index(f->lens, uint32_t, id) = (uint32_t)strlen(g_ptr_array_index(texts, k));
+            g_array_index(f->lens, uint32_t, id) = g_array_index(lens, uint32_t, k);
         }
     }
     if (ok && !tok_strmap_init(&f->map, count, (const char *const *)f->pieces->pdata, (const uint32_t *)f->lens->data))
@@ -116,6 +120,7 @@ read_vocab(Fast *f, const char *s, size_t n, size_t *p)
     }
     g_string_free(buf, TRUE);
     g_array_unref(ids);
+    g_array_unref(lens);
     g_ptr_array_unref(texts);
     *p = q;
     return ok;
@@ -136,66 +141,49 @@ add_merge(Fast *f, const char *a, size_t al, const char *b, size_t bl, GString *
     return true;
 }
 
+/* One merge at s[*q]: "a b" (exactly one space; "#version" lines skipped, as the tree path does) or
+ * ["a", "b"]. */
+static bool
+merge_entry(Fast *f, const char *s, size_t n, size_t *q, GString *a, GString *b, GString *join)
+{
+    if (*q < n && s[*q] == '"') {
+        if (!string_at(s, n, q, a))
+            return false;
+        if (g_str_has_prefix(a->str, "#version"))
+            return true;
+        const char *sp = strchr(a->str, ' ');
+        return sp && !strchr(sp + 1, ' ') && add_merge(f, a->str, (size_t)(sp - a->str), sp + 1, strlen(sp + 1), join);
+    }
+    if (*q >= n || s[*q] != '[')
+        return false;
+    *q = ws(s, n, *q + 1);
+    if (!string_at(s, n, q, a) || (*q = ws(s, n, *q)) >= n || s[*q] != ',')
+        return false;
+    *q = ws(s, n, *q + 1);
+    if (!string_at(s, n, q, b) || (*q = ws(s, n, *q)) >= n || s[*q] != ']')
+        return false;
+    (*q)++;
+    return add_merge(f, a->str, a->len, b->str, b->len, join);
+}
+
 /* [ "a b" | ["a", "b"], ... ]; *p at '['. */
 static bool
 read_merges(Fast *f, const char *s, size_t n, size_t *p)
 {
     GString *a = g_string_new(NULL), *b = g_string_new(NULL), *join = g_string_new(NULL);
     size_t q = ws(s, n, *p + 1);
-    bool ok = true;
+    int more = 1;
     if (q < n && s[q] == ']') {
         q++;
-    } else {
-        for (;;) {
-            if (q < n && s[q] == '"') {
-                if (!string_at(s, n, &q, a)) {
-                    ok = false;
-                    break;
-                }
-                /* (as the tree path: "#version" lines skipped, exactly one space) */
-                if (!g_str_has_prefix(a->str, "#version")) {
-                    const char *sp = strchr(a->str, ' ');
-                    if (!sp || strchr(sp + 1, ' ') ||
-                        !add_merge(f, a->str, (size_t)(sp - a->str), sp + 1, strlen(sp + 1), join)) {
-                        ok = false;
-                        break;
-                    }
-                }
-            } else if (q < n && s[q] == '[') {
-                q = ws(s, n, q + 1);
-                if (!string_at(s, n, &q, a) || (q = ws(s, n, q)) >= n || s[q] != ',') {
-                    ok = false;
-                    break;
-                }
-                q = ws(s, n, q + 1);
-                if (!string_at(s, n, &q, b) || (q = ws(s, n, q)) >= n || s[q] != ']' ||
-                    !add_merge(f, a->str, a->len, b->str, b->len, join)) {
-                    ok = false;
-                    break;
-                }
-                q++;
-            } else {
-                ok = false;
-                break;
-            }
-            q = ws(s, n, q);
-            if (q < n && s[q] == ',') {
-                q = ws(s, n, q + 1);
-                continue;
-            }
-            if (q < n && s[q] == ']') {
-                q++;
-                break;
-            }
-            ok = false;
-            break;
-        }
+        more = 0;
     }
+    while (more == 1)
+        more = merge_entry(f, s, n, &q, a, b, join) ? next_item(s, n, &q, ']') : -1;
     g_string_free(a, TRUE);
     g_string_free(b, TRUE);
     g_string_free(join, TRUE);
     *p = q;
-    return ok;
+    return more == 0;
 }
 
 /* The text with model.vocab and model.merges read into f and renamed away in

@@ -1087,6 +1087,25 @@ hr_awq_free(HrAwqState *S)
     g_free(S);
 }
 
+/* cos and sin [seqlen, rot/2] of the frequencies inv, times LongRoPE's
+ * attention factor, as the engine's ROPE_KV computes them per position. */
+static void
+rope_table(const HrModelConfig *cfg, const float *inv, int seqlen, float **cos_out, float **sin_out)
+{
+    const int half = hr_model_config_rotary_dim(cfg) / 2;
+    const float m = hr_rope_attn_factor(cfg);
+    float *cs = g_new(float, (size_t)seqlen * half), *sn = g_new(float, (size_t)seqlen * half);
+    for (int t = 0; t < seqlen; t++) {
+        for (int i = 0; i < half; i++) {
+            const float angle = (float)t * inv[i];
+            cs[(size_t)t * half + i] = cosf(angle) * m;
+            sn[(size_t)t * half + i] = sinf(angle) * m;
+        }
+    }
+    *cos_out = cs;
+    *sin_out = sn;
+}
+
 /* Whether the device's block forwards (awq-device.c: the Llama/Qwen block,
  * full-width RoPE without LongRoPE, every key in view) compute this
  * model's layers on windows of seqlen tokens. */
@@ -1196,34 +1215,17 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     /* RoPE as the engine turns a window of seqlen tokens (cpu-backend.c's ROPE_KV): LongRoPE's set by the
      * window's last position, cos and sin times its attention factor; the sliding-window layers' own base */
     {
-        const int half = c.rot / 2;
-        float *inv = g_new(float, (size_t)half), *inv_local = g_new(float, (size_t)half);
+        float *inv = g_new(float, (size_t)c.rot / 2);
         if (hr_model_config_rope_long(cfg, seqlen - 1))
             hr_rope_inv_freq_long(cfg, inv);
         else
             hr_rope_inv_freq(cfg, inv);
-        hr_rope_inv_freq_local(cfg, inv_local);
-        const float m = hr_rope_attn_factor(cfg);
-        const bool local = cfg->rope_local_theta > 0.0f;
-        c.rope_cos = g_new(float, (size_t)seqlen * half);
-        c.rope_sin = g_new(float, (size_t)seqlen * half);
-        if (local) {
-            c.rope_cos_local = g_new(float, (size_t)seqlen * half);
-            c.rope_sin_local = g_new(float, (size_t)seqlen * half);
-        }
-        for (int t = 0; t < seqlen; t++) {
-            for (int i = 0; i < half; i++) {
-                const float angle = (float)t * inv[i], angle_l = (float)t * inv_local[i];
-                c.rope_cos[(size_t)t * half + i] = cosf(angle) * m;
-                c.rope_sin[(size_t)t * half + i] = sinf(angle) * m;
-                if (local) {
-                    c.rope_cos_local[(size_t)t * half + i] = cosf(angle_l) * m;
-                    c.rope_sin_local[(size_t)t * half + i] = sinf(angle_l) * m;
-                }
-            }
+        rope_table(cfg, inv, seqlen, &c.rope_cos, &c.rope_sin);
+        if (cfg->rope_local_theta > 0.0f) {
+            hr_rope_inv_freq_local(cfg, inv);
+            rope_table(cfg, inv, seqlen, &c.rope_cos_local, &c.rope_sin_local);
         }
         g_free(inv);
-        g_free(inv_local);
     }
     /* chunk: about 2^20 q elements at a time (2^22 on the CPU: a GEMM's
      * packing of W is paid once per chunk) */
@@ -1308,13 +1310,11 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
             g_printerr("awq-trace: difference form (records of q,k,v: %s; of gate,up: %s)\n", cs->ref_q ? "yes" : "no",
                        cs->ref_g ? "yes" : "no");
     }
-    const float escale = hr_llama_embed_scale(cfg, ts);
-    for (int t = 0; t < T; t++) {
-        float *row = S->x + (size_t)t * D;
-        hr_mat_row_f32(&em, tokens[t], row, D);
-        for (int i = 0; escale != 1.0f && i < D; i++)
-            row[i] *= escale;
-    }
+    for (int t = 0; t < T; t++)
+        hr_mat_row_f32(&em, tokens[t], S->x + (size_t)t * D, D);
+    const float escale = hr_llama_embed_scale(cfg, ts);   /* (Gemma's) */
+    for (size_t e = 0; escale != 1.0f && e < (size_t)T * D; e++)
+        S->x[e] *= escale;
     *out = S;
     return HR_OK;
 }

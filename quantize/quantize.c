@@ -287,11 +287,11 @@ write_config(const char *in_dir, const char *out_dir, const HrQuantOptions *opt,
         return hr_error_set(err, HR_ERR_FORMAT, "%s: the top level must be a JSON object", src);
     JsonObject *o = json_node_get_object(root);
     /* (transformers 5 writes "dtype" instead of "torch_dtype": both say it where the input has both) */
-    const char *dtype = opt->method == HR_QUANT_AWQ && opt->awq_fold_only ? "float32" : "float16";
-    json_object_set_string_member(o, "torch_dtype", dtype);
+    const bool fold_only = opt->method == HR_QUANT_AWQ && opt->awq_fold_only;
+    json_object_set_string_member(o, "torch_dtype", fold_only ? "float32" : "float16");
     if (json_object_has_member(o, "dtype"))
-        json_object_set_string_member(o, "dtype", dtype);
-    if (opt->method == HR_QUANT_AWQ && opt->awq_fold_only)
+        json_object_set_string_member(o, "dtype", fold_only ? "float32" : "float16");
+    if (fold_only)
         goto write;
     if (opt->fake_quant) {
         /* an FP16 model: no quantization_config, only a record of what was done */
