@@ -25,6 +25,12 @@ test_py=$1; binary=$2
 shift 2; [ $# -gt 0 ] && shift
 dbus-run-session -- "$(dirname "$0")/with-xvfb.sh" sh -c '
   /usr/libexec/at-spi-bus-launcher --launch-immediately &
-  sleep 1
+  # the launcher owns its name within a few tenths of a second (asked without activating a second one)
+  i=0
+  until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+        org.freedesktop.DBus.NameHasOwner string:org.a11y.Bus 2>/dev/null | grep -q "boolean true"; do
+    i=$((i + 1)); [ $i -lt 100 ] || { echo "the accessibility bus did not start in 10 s"; exit 1; }
+    sleep 0.1
+  done
   exec /usr/bin/python3 "$@"
 ' sh "$test_py" "$binary" "$@"

@@ -18,6 +18,7 @@ from dogtail.config import config  # noqa: E402
 
 config.searchCutoffCount = 20
 config.defaultDelay = 0.2
+config.typingDelay = 0.02
 
 binary, po_dir = sys.argv[1], sys.argv[2]
 out_dir = os.environ.get("HEARTH_GUI_OUT", "/tmp")

@@ -30,6 +30,7 @@ from dogtail.config import config  # noqa: E402
 
 config.searchCutoffCount = 20
 config.defaultDelay = 0.2
+config.typingDelay = 0.02
 config.actionDelay = 0.2
 
 binary = sys.argv[1]

@@ -13,6 +13,7 @@ from dogtail.config import config  # noqa: E402
 
 config.searchCutoffCount = 20
 config.defaultDelay = 0.2
+config.typingDelay = 0.02
 
 binary = sys.argv[1]
 out_dir = os.environ.get("HEARTH_GUI_OUT", "/tmp")
