@@ -39,6 +39,12 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
+/* The scheduler's own code (switches, barriers, the choice of the next
+ * thread) runs for every barrier of every emulated thread: uninstrumented,
+ * as a test's harness needs no checking, so the sanitizers' time goes to the
+ * kernels under test (their loads and stores stay checked). */
+#define HREMU_SCHED __attribute__((no_sanitize("address", "undefined")))
+
 namespace hremu {
 /* Objects alive, by kind (hr_cuda_emu_objects): each struct below holds a
  * Live of its kind. */
@@ -189,7 +195,7 @@ asan_resumed(void *fake)
 
 /* Switches from the running fiber (nullptr: the launching thread) to `to`
  * (nullptr: back to the launching thread). */
-void
+HREMU_SCHED void
 switch_to(Fiber *from, Fiber *to)
 {
     Sched &S = g_sched;
@@ -226,7 +232,7 @@ bool released(const Fiber *f);
  * other threads in order; in reverse, the same backwards; shuffled, the next
  * in the launch's order, whatever its warp (warps then advance together from
  * one warp barrier to the next). */
-Fiber *
+HREMU_SCHED Fiber *
 pick(int tid)
 {
     const Sched &S = g_sched;
@@ -275,7 +281,7 @@ deadlock()
 }
 
 /* The running fiber waits until its barrier opens, running the others. */
-void
+HREMU_SCHED void
 wait_released(Fiber *f)
 {
     while (!released(f)) {
@@ -400,7 +406,7 @@ new_fiber(int tid)
     return f;
 }
 
-bool
+HREMU_SCHED bool
 released(const Fiber *f)
 {
     const Sched &S = g_sched;
@@ -461,7 +467,7 @@ plan_schedule(Sched &S, dim3 grid, int nt)
 
 }  // namespace
 
-void
+HREMU_SCHED void
 block_barrier()
 {
     Sched &S = g_sched;
@@ -476,7 +482,7 @@ block_barrier()
     f->wait = 0;
 }
 
-void
+HREMU_SCHED void
 warp_barrier()
 {
     Sched &S = g_sched;
