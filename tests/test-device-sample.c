@@ -189,10 +189,11 @@ main(void)
 #ifdef HR_CUDA_EMU_MODEL
     /* the emulator (CI): 16 draws a setting (HEARTH_TEST_FULL=1: 40), each a decode step of ~0.08 s
      * under the sanitizers (CI time: 96 s with 40) */
-    check_model(stories, "stories260K", hr_test_full() ? N_MAX : 16, false);
+    const int n_draws = hr_test_full() ? N_MAX : 16;
 #else
-    check_model(stories, "stories260K", N_MAX, false);
+    const int n_draws = N_MAX;
 #endif
+    check_model(stories, "stories260K", n_draws, false);
 #ifndef HR_CUDA_EMU_MODEL /* the emulator (CI) runs the graph's path only */
     g_setenv("HEARTH_CUDA_GRAPH", "0", TRUE);   /* the same kernels launched one by one */
     check_model(stories, "stories260K, no graph", N_MAX, true);

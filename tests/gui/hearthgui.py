@@ -11,6 +11,7 @@ dogtail.utils.isA11yEnabled = lambda: True
 from dogtail import tree  # noqa: E402
 from dogtail.config import config  # noqa: E402
 
+# dogtail's settings for every GUI test (those that need nothing else from here import it for them)
 config.searchCutoffCount = 20
 config.defaultDelay = 0.2
 # dogtail waits 0.1 s after each key by default (15 s of the 41 s gui-attach took)

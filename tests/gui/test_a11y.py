@@ -23,14 +23,10 @@ import time
 import dogtail.utils
 dogtail.utils.isA11yEnabled = lambda: True
 from dogtail import rawinput, tree  # noqa: E402
-from dogtail.config import config  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hearthgui import bad_button_names  # noqa: E402
 
-config.searchCutoffCount = 20
-config.defaultDelay = 0.2
-config.actionDelay = 0.2
 
 INTERACTIVE = {
     "push button", "toggle button", "text", "entry", "password text", "combo box", "check box",

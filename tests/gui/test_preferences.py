@@ -26,12 +26,9 @@ import time
 import dogtail.utils
 dogtail.utils.isA11yEnabled = lambda: True
 from dogtail import rawinput, tree  # noqa: E402
-from dogtail.config import config  # noqa: E402
 
-config.searchCutoffCount = 20
-config.defaultDelay = 0.2
-config.typingDelay = 0.02
-config.actionDelay = 0.2
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hearthgui  # noqa: E402,F401  (dogtail's settings, the same for every GUI test)
 
 binary = sys.argv[1]
 out_dir = os.environ.get("HEARTH_GUI_OUT", "/tmp")
