@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gio/gunixmounts.h>
@@ -903,6 +904,20 @@ hearth_models_delete(const char *dir, const char *name, GError **error)
 /* ---- work that does not resume --------------------------------------------- */
 
 #define WORK_MARK ".hearth-work"
+#define WORK_UNMARKED_AGE_S (10 * 60)
+
+/* A name g_mkdtemp may have made after the prefix: it ends in six letters or digits. */
+static gboolean
+mkdtemp_name(const char *tail)
+{
+    size_t n = strlen(tail);
+    if (n < 6)
+        return FALSE;
+    for (size_t i = n - 6; i < n; i++)
+        if (!g_ascii_isalnum(tail[i]))
+            return FALSE;
+    return TRUE;
+}
 
 struct HearthWorkDir {
     char *path;
@@ -983,8 +998,17 @@ hearth_work_dir_sweep(const char *parent, const char *prefix)
         g_autofree char *path = g_build_filename(parent, n, NULL);
         g_autofree char *mark = g_build_filename(path, WORK_MARK, NULL);
         GStatBuf st, ms;
-        if (g_lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || g_lstat(mark, &ms) != 0 || !S_ISREG(ms.st_mode))
-            continue; /* not ours, or not marked yet */
+        if (g_lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        if (g_lstat(mark, &ms) != 0 || !S_ISREG(ms.st_mode)) {
+            /* Not ours, or not marked yet; but a process killed between making its folder and marking it
+             * left it empty, under a name hearth_work_dir_new gives: rmdir takes only an empty folder, and
+             * only one that has stood unmarked far longer than that instant lasts. */
+            if (mkdtemp_name(n + strlen(prefix)) && st.st_mtime < time(NULL) - WORK_UNMARKED_AGE_S &&
+                g_rmdir(path) == 0)
+                removed++;
+            continue;
+        }
         int fd = g_open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
         if (fd < 0)
             continue;

@@ -130,7 +130,9 @@ void hearth_work_dir_free(HearthWorkDir *w);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HearthWorkDir, hearth_work_dir_free)
 /* Lets it go and keeps it, unmarked, with what it holds: a result that could not be put in place. */
 void hearth_work_dir_keep(HearthWorkDir *w);
-/* Removes the marked folders `parent/<prefix>*` no process holds; returns how many. */
+/* Removes the marked folders `parent/<prefix>*` no process holds, and the empty unmarked ones named as
+ * hearth_work_dir_new names them that are ten minutes old (a process killed before it marked its folder);
+ * returns how many. */
 guint hearth_work_dir_sweep(const char *parent, const char *prefix);
 /* `<models>/.work`, and the sweep of it (the app runs it when it starts). */
 char *hearth_models_work_root(const char *dir);

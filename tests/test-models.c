@@ -826,6 +826,29 @@ test_work_sweep(void)
     g_assert_true(g_file_test(path, G_FILE_TEST_IS_DIR));
     g_assert_cmpuint(hearth_work_dir_sweep(work, "elsewhere-"), ==, 1);
 
+    /* a process killed between making its folder and marking it: the empty folder, once it is old, is
+     * removed; one with anything in it, or a young one, or one not named as mkdtemp names, is not */
+    char *empty = g_build_filename(dir, "out.partial-Ab3dE9", NULL);
+    char *young = g_build_filename(dir, "out.partial-Zz0yX1", NULL);
+    char *odd = g_build_filename(dir, "out.partial-old-one", NULL);
+    char *full = g_build_filename(dir, "out.partial-Qq7rT2", NULL);
+    char *full_file = g_build_filename(full, "notes.txt", NULL);
+    g_assert_cmpint(g_mkdir(empty, 0755), ==, 0);
+    g_assert_cmpint(g_mkdir(young, 0755), ==, 0);
+    g_assert_cmpint(g_mkdir(odd, 0755), ==, 0);
+    g_assert_cmpint(g_mkdir(full, 0755), ==, 0);
+    g_assert_true(g_file_set_contents(full_file, "mine", -1, NULL));
+    struct utimbuf hour_ago = { .actime = time(NULL) - 3600, .modtime = time(NULL) - 3600 };
+    g_assert_cmpint(g_utime(empty, &hour_ago), ==, 0);
+    g_assert_cmpint(g_utime(odd, &hour_ago), ==, 0);
+    g_assert_cmpint(g_utime(full, &hour_ago), ==, 0);
+    g_assert_cmpuint(hearth_work_dir_sweep(dir, "out.partial-"), ==, 1);
+    g_assert_false(g_file_test(empty, G_FILE_TEST_EXISTS));
+    g_assert_true(g_file_test(young, G_FILE_TEST_IS_DIR));
+    g_assert_true(g_file_test(odd, G_FILE_TEST_IS_DIR));
+    g_assert_true(g_file_test(full_file, G_FILE_TEST_IS_REGULAR));
+    g_assert_true(g_file_test(plain, G_FILE_TEST_IS_DIR));
+
     /* kept: a result that could not be put in place stays, and no sweep takes it */
     w = hearth_work_dir_new(dir, "out.partial-", &error);
     g_assert_no_error(error);
@@ -835,6 +858,11 @@ test_work_sweep(void)
     g_assert_true(g_file_test(kept, G_FILE_TEST_IS_DIR));
 
     g_free(kept);
+    g_free(full_file);
+    g_free(full);
+    g_free(odd);
+    g_free(young);
+    g_free(empty);
     g_free(link);
     g_free(file);
     g_free(plain);
