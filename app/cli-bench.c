@@ -419,7 +419,7 @@ linear_vulkan(const GemvOpts *o, GArray *shapes, GemvResult *res, double *bw, do
     *device = g_strdup(caps->name);
     HrVkKernelConfig kcfg;
     hr_vk_kernel_config_for(caps, 64, &kcfg);
-    if (hr_vk_kernels_new(ctx, &kcfg, NULL, &k, &err) != HR_OK ||
+    if (hr_vk_kernels_new(ctx, &kcfg, &k, &err) != HR_OK ||
         (o->tokens == 1 ? hr_vk_read_bandwidth(ctx, bw, &err) : hr_vk_fma_peak(ctx, peak, &err)) != HR_OK) {
         fprintf(stderr, "hearth-cli bench: %s\n", err.message);
         goto out;

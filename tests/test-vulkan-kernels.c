@@ -1431,7 +1431,7 @@ main(void)
                    kc->gemm_coop == 2 ? " (emulated)" : "", kc->coop_wm, kc->coop_wn, kc->coop_fm, kc->coop_fn,
                    kc->coop_fk, kc->coop_prefetch);
         HrError err = { 0 };
-        if (hr_vk_kernels_new(ctx, cfgs[i].cfg, NULL, &kern, &err) != HR_OK) {
+        if (hr_vk_kernels_new(ctx, cfgs[i].cfg, &kern, &err) != HR_OK) {
             HR_CHECK(false, "kernels: %s", err.message);
             continue;
         }

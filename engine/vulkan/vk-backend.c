@@ -699,8 +699,8 @@ vk_open(const HrModelConfig *cfg, const HrBackendOptions *opt, const HrTensorSet
         vk_close(c);
         return hr_error_set(err, HR_ERR_UNSUPPORTED, "Vulkan backend: head_dim %d is too large", cfg->head_dim);
     }
-    c->pool = hr_pool_new(0);   /* the pipelines' creation, then the repacks */
-    st = hr_vk_kernels_new(c->vk, &kcfg, c->pool, &c->kern, err);
+    c->pool = hr_pool_new(0);   /* the repacks */
+    st = hr_vk_kernels_new(c->vk, &kcfg, &c->kern, err);
     if (st != HR_OK) {
         vk_close(c);
         return st;
@@ -1183,7 +1183,10 @@ record_fetch(VkCtx *c, HrError *err)
 static HrStatus
 record(VkCtx *c, GArray *ds, bool copy_row, VkCommandBuffer *cb_out, HrError *err)
 {
-    HrStatus st = hr_vk_context_command_buffers(c->vk, 1, cb_out, err);
+    HrStatus st = hr_vk_kernels_ensure(c->kern, c->pool, err);   /* the pipelines the list needs, made at once */
+    if (st != HR_OK)
+        return st;
+    st = hr_vk_context_command_buffers(c->vk, 1, cb_out, err);
     if (st != HR_OK)
         return st;
     st = hr_vk_begin(*cb_out, 0, err);
@@ -1239,7 +1242,7 @@ vk_compile(void *p, const HrNode *nodes, int n_nodes, int max_tokens, void **pro
     }
     if (st == HR_OK && !prefill && c->draws)
         st = record(c, g->ds, false, &g->cb_draw, err);
-    if (st == HR_OK && prefill)   /* the model compiles decode, then prefill: every pipeline is built */
+    if (st == HR_OK && prefill)   /* the model compiles decode, then prefill: every pipeline a chat needs is built */
         hr_vk_context_save_pipeline_cache(c->vk);
     if (st == HR_OK)
         *prog_out = g;

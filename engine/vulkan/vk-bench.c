@@ -435,6 +435,8 @@ hr_vk_bench_linear(HrVkKernels *k, HrVkContext *ctx, const HrVkLinearBenchArgs *
                             .max_tokens = (uint32_t)a->tokens, .xq = q8 ? &xq : NULL };
         st = hr_vk_make_gemv(k, &ga, &d[c], err);
     }
+    if (st == HR_OK)
+        st = hr_vk_kernels_ensure(k, NULL, err);
     if (st == HR_OK && d[0].kernel == HR_VK_K_GEMV_WIDE)
         info->kernel = "gemv-wide";
     if (st == HR_OK && d[0].kernel >= HR_VK_K_GEMV_Q8 && d[0].kernel < HR_VK_K_QUANT_Q8)

@@ -116,12 +116,24 @@ static const uint32_t attn_combine_q8_spv[] =
 #include "attn_combine_q8.spv.h"
     ;
 
-enum { POOL_SETS = 128, MAX_BINDINGS = 8 };
+enum { POOL_SETS = 128, MAX_BINDINGS = 8, MAX_SPEC = 12 };
+
+/* What a kernel's pipeline is made of; made when a dispatch first needs it
+ * (hr_vk_kernels_ensure). */
+typedef struct {
+    const uint32_t *spv;    /* NULL: not in this configuration */
+    size_t bytes;
+    uint32_t bindings, push, spec[MAX_SPEC], n_spec;
+} PipeRecipe;
 
 struct HrVkKernels {
     HrVkContext *ctx;
     HrVkKernelConfig cfg;
+    PipeRecipe recipes[HR_VK_K_COUNT];
     HrVkPipeline pipes[HR_VK_K_COUNT];
+    bool wanted[HR_VK_K_COUNT];   /* a dispatch was made for it */
+    VkDescriptorSetLayout set_layouts[MAX_BINDINGS + 1];   /* by binding count; the sets' layout, identically
+                                                             defined to each pipeline's own */
     GArray *pools;          /* VkDescriptorPool */
     uint32_t pool_left;     /* sets left in the newest pool */
     HrVkBuffer dummy;       /* bound where a kernel's optional buffer is absent */
@@ -331,31 +343,27 @@ hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig 
 }
 
 /* Pipelines to create, each with its own result (create_pipes). */
-enum { MAX_PIPE_JOBS = 64, MAX_SPEC = 12 };
 typedef struct {
     HrVkPipeline *pipe;
-    const uint32_t *spv;
-    size_t bytes;
-    uint32_t bindings, push, spec[MAX_SPEC], n_spec;
+    const PipeRecipe *r;
     HrStatus st;
     HrError err;
 } PipeJob;
 
 typedef struct {
     HrVkContext *ctx;
-    PipeJob jobs[MAX_PIPE_JOBS];
+    PipeJob jobs[HR_VK_K_COUNT];
     int n;
 } PipeJobs;
 
 static void
-job(PipeJobs *J, HrVkPipeline *pipe, const uint32_t *spv, size_t bytes, uint32_t bindings, uint32_t push,
-    const uint32_t *spec, uint32_t n_spec)
+recipe(HrVkKernels *k, HrVkKernelId id, const uint32_t *spv, size_t bytes, uint32_t bindings, uint32_t push,
+       const uint32_t *spec, uint32_t n_spec)
 {
-    g_assert(J->n < MAX_PIPE_JOBS && n_spec <= MAX_SPEC);
-    PipeJob *j = &J->jobs[J->n++];
-    *j = (PipeJob){ .pipe = pipe, .spv = spv, .bytes = bytes, .bindings = bindings, .push = push,
-                    .n_spec = n_spec };
-    memcpy(j->spec, spec, n_spec * sizeof *spec);
+    g_assert(n_spec <= MAX_SPEC && bindings <= MAX_BINDINGS);
+    PipeRecipe *r = &k->recipes[id];
+    *r = (PipeRecipe){ .spv = spv, .bytes = bytes, .bindings = bindings, .push = push, .n_spec = n_spec };
+    memcpy(r->spec, spec, n_spec * sizeof *spec);
 }
 
 static void
@@ -364,7 +372,8 @@ create_range(void *arg, int start, int end)
     PipeJobs *J = arg;
     for (int i = start; i < end; i++) {
         PipeJob *j = &J->jobs[i];
-        j->st = hr_vk_pipeline_new(J->ctx, j->spv, j->bytes, j->bindings, j->push, j->spec, j->n_spec, j->pipe,
+        const PipeRecipe *r = j->r;
+        j->st = hr_vk_pipeline_new(J->ctx, r->spv, r->bytes, r->bindings, r->push, r->spec, r->n_spec, j->pipe,
                                    &j->err);
     }
 }
@@ -375,8 +384,13 @@ create_range(void *arg, int start, int end)
 static HrStatus
 create_pipes(PipeJobs *J, HrThreadPool *pool, HrError *err)
 {
-    HrThreadPool *own = pool ? NULL : hr_pool_new(0);
-    hr_pool_run(pool ? pool : own, create_range, J, J->n, 1);
+    if (J->n == 0)
+        return HR_OK;
+    HrThreadPool *own = pool || J->n == 1 ? NULL : hr_pool_new(0);
+    if (pool || own)
+        hr_pool_run(pool ? pool : own, create_range, J, J->n, 1);
+    else
+        create_range(J, 0, 1);
     if (own)
         hr_pool_free(own);
     for (int i = 0; i < J->n; i++)
@@ -386,6 +400,22 @@ create_pipes(PipeJobs *J, HrThreadPool *pool, HrError *err)
             return J->jobs[i].st;
         }
     return HR_OK;
+}
+
+HrStatus
+hr_vk_kernels_ensure(HrVkKernels *k, HrThreadPool *pool, HrError *err)
+{
+    g_autofree PipeJobs *J = NULL;   /* error messages: not on the stack */
+    for (int i = 0; i < HR_VK_K_COUNT; i++) {
+        if (!k->wanted[i] || k->pipes[i].pipeline)
+            continue;
+        if (!J) {
+            J = g_new0(PipeJobs, 1);
+            J->ctx = k->ctx;
+        }
+        J->jobs[J->n++] = (PipeJob){ .pipe = &k->pipes[i], .r = &k->recipes[i] };
+    }
+    return J ? create_pipes(J, pool, err) : HR_OK;
 }
 
 const HrVkKernelConfig *
@@ -402,6 +432,9 @@ hr_vk_kernels_free(HrVkKernels *k)
     VkDevice dev = hr_vk_context_device(k->ctx);
     for (int i = 0; i < HR_VK_K_COUNT; i++)
         hr_vk_pipeline_free(k->ctx, &k->pipes[i]);
+    for (int i = 0; i <= MAX_BINDINGS; i++)
+        if (k->set_layouts[i])
+            vkDestroyDescriptorSetLayout(dev, k->set_layouts[i], NULL);
     if (k->pools) {
         for (guint i = 0; i < k->pools->len; i++)
             vkDestroyDescriptorPool(dev, g_array_index(k->pools, VkDescriptorPool, i), NULL);
@@ -412,7 +445,7 @@ hr_vk_kernels_free(HrVkKernels *k)
 }
 
 HrStatus
-hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *pool, HrVkKernels **out,
+hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **out,
                   HrError *err)
 {
     *out = NULL;
@@ -450,12 +483,13 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *p
         return st;
     }
 
-    /* Every pipeline of the configuration, then all created at once on a
-     * thread pool: a driver compiles each from SPIR-V when it is created
-     * (NVIDIA's and RADV's; lavapipe at the first dispatch), tens of
-     * milliseconds apiece, and a configuration has 34 to 44 of them. */
-    g_autofree PipeJobs *J = g_new0(PipeJobs, 1);   /* ~64 error messages: not on the stack */
-    J->ctx = ctx;
+    /* What every pipeline of the configuration is made of (34 to 44 of
+     * them); each is created when a dispatch first needs it, the ones a
+     * forward step needs all at once on the thread pool
+     * (hr_vk_kernels_ensure): a driver compiles each from SPIR-V when it is
+     * created (NVIDIA's and RADV's; lavapipe at the first dispatch), tens of
+     * milliseconds apiece, and a model uses only the kinds of weights it
+     * has (and a chat none of the quantizer's kernels). */
     const uint32_t wg = cfg->wg;
     const uint32_t one[1] = { wg };
     const uint32_t col_sum_spec[2] = { wg, 0 }, col_div_spec[2] = { wg, 1 };
@@ -465,53 +499,53 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *p
 #define SPV(name) name, sizeof name
 /* the build with subgroup operations (the _sg_ one) where the configuration asks for it */
 #define SPV_SG(sg, plain) cfg->subgroup ? sg : plain, cfg->subgroup ? sizeof sg : sizeof plain
-    job(J, &k->pipes[HR_VK_K_EMBED], SPV(embed_spv), 4, 10 * 4, one, 1);
-    job(J, &k->pipes[HR_VK_K_RMSNORM], SPV_SG(rmsnorm_sg_spv, rmsnorm_spv), 4, 12, one, 1);
-    job(J, &k->pipes[HR_VK_K_ROPE_KV], SPV(rope_kv_spv), 6, 28, one, 1);
-    job(J, &k->pipes[HR_VK_K_HEAD_NORM], SPV_SG(head_norm_sg_spv, head_norm_spv), 4, 16, one, 1);
-    job(J, &k->pipes[HR_VK_K_ATTN], SPV_SG(attn_sg_spv, attn_spv), 5, 32, attn_spec, 4);
-    job(J, &k->pipes[HR_VK_K_ATTN_PREFILL], SPV_SG(attn_sg_spv, attn_spv), 5, 32, attn_pre_spec, 4);
-    job(J, &k->pipes[HR_VK_K_ATTN_COMBINE], SPV(attn_combine_spv), 3, 12, one, 1);
-    job(J, &k->pipes[HR_VK_K_ARGMAX], SPV(argmax_spv), 2, 8, one, 1);
-    job(J, &k->pipes[HR_VK_K_SILU_MUL], SPV(silu_mul_spv), 3, 8, one, 1);
-    job(J, &k->pipes[HR_VK_K_PENALIZE], SPV(penalize_spv), 3, 4, one, 1);
-    job(J, &k->pipes[HR_VK_K_TOPK], SPV(topk_spv), 7, 16, one, 1);
-    job(J, &k->pipes[HR_VK_K_SQ_DIFF], SPV(sq_diff_spv), 3, 12, one, 1);
-    job(J, &k->pipes[HR_VK_K_SCALE_QUANT], SPV(scale_quant_spv), 3, 24, one, 1);
-    job(J, &k->pipes[HR_VK_K_CLIP_GRAM], SPV(clip_gram_spv), 2, 16, one, 1);
-    job(J, &k->pipes[HR_VK_K_COL_ABS_SUM], SPV(col_ops_spv), 2, 8, col_sum_spec, 2);
-    job(J, &k->pipes[HR_VK_K_DIV_COLS], SPV(col_ops_spv), 2, 8, col_div_spec, 2);
-    job(J, &k->pipes[HR_VK_K_CLIP_SEARCH], SPV(clip_search_spv), 3, 24, one, 1);
+    recipe(k, HR_VK_K_EMBED, SPV(embed_spv), 4, 10 * 4, one, 1);
+    recipe(k, HR_VK_K_RMSNORM, SPV_SG(rmsnorm_sg_spv, rmsnorm_spv), 4, 12, one, 1);
+    recipe(k, HR_VK_K_ROPE_KV, SPV(rope_kv_spv), 6, 28, one, 1);
+    recipe(k, HR_VK_K_HEAD_NORM, SPV_SG(head_norm_sg_spv, head_norm_spv), 4, 16, one, 1);
+    recipe(k, HR_VK_K_ATTN, SPV_SG(attn_sg_spv, attn_spv), 5, 32, attn_spec, 4);
+    recipe(k, HR_VK_K_ATTN_PREFILL, SPV_SG(attn_sg_spv, attn_spv), 5, 32, attn_pre_spec, 4);
+    recipe(k, HR_VK_K_ATTN_COMBINE, SPV(attn_combine_spv), 3, 12, one, 1);
+    recipe(k, HR_VK_K_ARGMAX, SPV(argmax_spv), 2, 8, one, 1);
+    recipe(k, HR_VK_K_SILU_MUL, SPV(silu_mul_spv), 3, 8, one, 1);
+    recipe(k, HR_VK_K_PENALIZE, SPV(penalize_spv), 3, 4, one, 1);
+    recipe(k, HR_VK_K_TOPK, SPV(topk_spv), 7, 16, one, 1);
+    recipe(k, HR_VK_K_SQ_DIFF, SPV(sq_diff_spv), 3, 12, one, 1);
+    recipe(k, HR_VK_K_SCALE_QUANT, SPV(scale_quant_spv), 3, 24, one, 1);
+    recipe(k, HR_VK_K_CLIP_GRAM, SPV(clip_gram_spv), 2, 16, one, 1);
+    recipe(k, HR_VK_K_COL_ABS_SUM, SPV(col_ops_spv), 2, 8, col_sum_spec, 2);
+    recipe(k, HR_VK_K_DIV_COLS, SPV(col_ops_spv), 2, 8, col_div_spec, 2);
+    recipe(k, HR_VK_K_CLIP_SEARCH, SPV(clip_search_spv), 3, 24, one, 1);
     if (cfg->attn_bq)
-        job(J, &k->pipes[HR_VK_K_ATTN_TILE], SPV(attn_tile_spv), 5, 32, attn_tile_spec, 4);
+        recipe(k, HR_VK_K_ATTN_TILE, SPV(attn_tile_spv), 5, 32, attn_tile_spec, 4);
     /* GEMV: kind (FP16, 4-bit, int8) x gate x prefill; GEMM: kind x gate. */
     for (uint32_t v = 0; v < 12; v++) {
         uint32_t kind = v >> 2, gate = (v >> 1) & 1, prefill = v & 1;
         uint32_t spec[5] = { wg, cfg->gemv_rows, prefill ? cfg->gemv_nt : 1, kind, gate };
         if (cfg->fp16_math)
-            job(J, &k->pipes[HR_VK_K_GEMV + v], SPV_SG(gemv_sg_f16a_spv, gemv_f16a_spv), 7, 16 * 4, spec, 5);
+            recipe(k, HR_VK_K_GEMV + v, SPV_SG(gemv_sg_f16a_spv, gemv_f16a_spv), 7, 16 * 4, spec, 5);
         else
-            job(J, &k->pipes[HR_VK_K_GEMV + v], SPV_SG(gemv_sg_spv, gemv_spv), 7, 16 * 4, spec, 5);
+            recipe(k, HR_VK_K_GEMV + v, SPV_SG(gemv_sg_spv, gemv_spv), 7, 16 * 4, spec, 5);
     }
     for (uint32_t gate = 0; cfg->gemv_wide && gate < 2; gate++) {
         uint32_t spec[5] = { wg, cfg->gemv_rows, 1, HR_VK_W_Q4, gate };
-        job(J, &k->pipes[HR_VK_K_GEMV_WIDE + gate], SPV_SG(gemv_sg_wide_spv, gemv_wide_spv), 7, 16 * 4, spec, 5);
+        recipe(k, HR_VK_K_GEMV_WIDE + gate, SPV_SG(gemv_sg_wide_spv, gemv_wide_spv), 7, 16 * 4, spec, 5);
     }
     for (uint32_t v = 0; cfg->gemv_q8 && v < 4; v++) {   /* 4-bit, int8 weights x gate */
         uint32_t spec[5] = { wg, cfg->gemv_rows, 1, v >> 1 ? HR_VK_W_Q8 : HR_VK_W_Q4, v & 1 };
-        job(J, &k->pipes[HR_VK_K_GEMV_Q8 + v], SPV_SG(gemv_sg_q8_spv, gemv_q8_spv), 7, 16 * 4, spec, 5);
+        recipe(k, HR_VK_K_GEMV_Q8 + v, SPV_SG(gemv_sg_q8_spv, gemv_q8_spv), 7, 16 * 4, spec, 5);
     }
     const uint32_t combine_q8_spec[2] = { wg, cfg->max_hd };
     if (cfg->gemv_q8) {
-        job(J, &k->pipes[HR_VK_K_QUANT_Q8], SPV(quant_q8_spv), 2, 8, one, 1);
-        job(J, &k->pipes[HR_VK_K_RMSNORM_Q8], SPV_SG(rmsnorm_sg_q8_spv, rmsnorm_q8_spv), 5, 12, one, 1);
-        job(J, &k->pipes[HR_VK_K_ATTN_COMBINE_Q8], SPV(attn_combine_q8_spv), 4, 12, combine_q8_spec, 2);
+        recipe(k, HR_VK_K_QUANT_Q8, SPV(quant_q8_spv), 2, 8, one, 1);
+        recipe(k, HR_VK_K_RMSNORM_Q8, SPV_SG(rmsnorm_sg_q8_spv, rmsnorm_q8_spv), 5, 12, one, 1);
+        recipe(k, HR_VK_K_ATTN_COMBINE_Q8, SPV(attn_combine_q8_spv), 4, 12, combine_q8_spec, 2);
     }
     for (uint32_t v = 0; cfg->gemm && !cfg->gemm_coop && v < 6; v++) {
         uint32_t bn, tn;
         gemm_tile(cfg, v & 1, &bn, &tn);
         uint32_t spec[8] = { gemm_threads(cfg), cfg->gemm_bm, bn, cfg->gemm_bk, cfg->gemm_tm, tn, v >> 1, v & 1 };
-        job(J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_spv), 7, 16 * 4, spec, 8);
+        recipe(k, HR_VK_K_GEMM + v, SPV(gemm_spv), 7, 16 * 4, spec, 8);
     }
     for (uint32_t v = 0; cfg->gemm && cfg->gemm_coop && v < 6; v++) {
         uint32_t bn, wn;
@@ -519,17 +553,12 @@ hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *p
         uint32_t spec[12] = { gemm_threads(cfg), cfg->gemm_bm, bn, cfg->gemm_bk, cfg->coop_wm, wn, v >> 1, v & 1,
                               cfg->coop_fm, cfg->coop_fn, cfg->coop_fk, cfg->coop_prefetch };
         if (cfg->gemm_coop == 1)
-            job(J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_coop_spv), 7, 16 * 4, spec, 12);
+            recipe(k, HR_VK_K_GEMM + v, SPV(gemm_coop_spv), 7, 16 * 4, spec, 12);
         else
-            job(J, &k->pipes[HR_VK_K_GEMM + v], SPV(gemm_coop_emu_spv), 7, 16 * 4, spec, 12);
+            recipe(k, HR_VK_K_GEMM + v, SPV(gemm_coop_emu_spv), 7, 16 * 4, spec, 12);
     }
 #undef SPV
 #undef SPV_SG
-    st = create_pipes(J, pool, err);
-    if (st != HR_OK) {
-        hr_vk_kernels_free(k);
-        return st;
-    }
     *out = k;
     return HR_OK;
 }
@@ -860,10 +889,36 @@ hr_vk_pack_ggml(const void *data, uint32_t type, int N, int K, HrVkWeight *w, si
 
 /* ---- dispatches -------------------------------------------------------------------- */
 
+/* The layout of a set of n storage buffers (created at first use). */
+static HrStatus
+set_layout(HrVkKernels *k, uint32_t n, HrError *err)
+{
+    if (k->set_layouts[n])
+        return HR_OK;
+    VkDescriptorSetLayoutBinding b[MAX_BINDINGS];
+    for (uint32_t i = 0; i < n; i++)
+        b[i] = (VkDescriptorSetLayoutBinding){ .binding = i, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                               .descriptorCount = 1, .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT };
+    VkDescriptorSetLayoutCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+        .bindingCount = n,
+        .pBindings = b,
+    };
+    VkResult r = vkCreateDescriptorSetLayout(hr_vk_context_device(k->ctx), &ci, NULL, &k->set_layouts[n]);
+    return r == VK_SUCCESS ? HR_OK : hr_vk_context_vk_fail(err, r, "vkCreateDescriptorSetLayout");
+}
+
+/* The dispatch's set, for kernel id; its pipeline is made by
+ * hr_vk_kernels_ensure before it is recorded. */
 static HrStatus
 alloc_set(HrVkKernels *k, HrVkKernelId id, HrVkBuffer *const *bufs, uint32_t n, HrVkDispatch *d, HrError *err)
 {
     VkDevice dev = hr_vk_context_device(k->ctx);
+    const PipeRecipe *rc = &k->recipes[id];
+    g_assert(rc->spv && n <= rc->bindings);   /* a kernel of this configuration, with its buffers */
+    HrStatus st = set_layout(k, rc->bindings, err);
+    if (st != HR_OK)
+        return st;
     if (k->pool_left == 0) {
         VkDescriptorPoolSize ps = {
             .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
@@ -886,7 +941,7 @@ alloc_set(HrVkKernels *k, HrVkKernelId id, HrVkBuffer *const *bufs, uint32_t n, 
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
         .descriptorPool = g_array_index(k->pools, VkDescriptorPool, k->pools->len - 1),
         .descriptorSetCount = 1,
-        .pSetLayouts = &k->pipes[id].set_layout,
+        .pSetLayouts = &k->set_layouts[rc->bindings],
     };
     VkResult r = vkAllocateDescriptorSets(dev, &ai, &d->set);
     if (r != VK_SUCCESS)
@@ -908,6 +963,7 @@ alloc_set(HrVkKernels *k, HrVkKernelId id, HrVkBuffer *const *bufs, uint32_t n, 
     }
     vkUpdateDescriptorSets(dev, n, writes, 0, NULL);
     d->kernel = id;
+    k->wanted[id] = true;
     return HR_OK;
 }
 
@@ -1363,6 +1419,7 @@ void
 hr_vk_record(HrVkKernels *k, VkCommandBuffer cb, const HrVkDispatch *d)
 {
     const HrVkPipeline *p = &k->pipes[d->kernel];
+    g_assert(p->pipeline);   /* hr_vk_kernels_ensure made it */
     vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
     vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &d->set, 0, NULL);
     if (p->push_size)
@@ -1400,7 +1457,10 @@ hr_vk_run(HrVkKernels *k, const HrVkDispatch *d, uint32_t n, HrError *err)
 {
     VkDevice dev = hr_vk_context_device(k->ctx);
     VkCommandBuffer cb;
-    HrStatus st = hr_vk_context_command_buffers(k->ctx, 1, &cb, err);
+    HrStatus st = hr_vk_kernels_ensure(k, NULL, err);
+    if (st != HR_OK)
+        return st;
+    st = hr_vk_context_command_buffers(k->ctx, 1, &cb, err);
     if (st != HR_OK)
         return st;
     st = hr_vk_begin(cb, VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT, err);

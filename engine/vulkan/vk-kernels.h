@@ -152,12 +152,17 @@ typedef struct {
 /* Sizes chosen from the device's caps (workgroup and shared-memory limits,
  * subgroup arithmetic, device type); max_hd = the model's head_dim. */
 void hr_vk_kernel_config_for(const HrVkCaps *caps, uint32_t max_hd, HrVkKernelConfig *cfg);
-/* pool: the threads that create the pipelines together (NULL: a pool of its
- * own for the call). */
-HrStatus hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrThreadPool *pool, HrVkKernels **out,
+/* The kernels of a configuration; their pipelines are made as dispatches
+ * need them (hr_vk_kernels_ensure). */
+HrStatus hr_vk_kernels_new(HrVkContext *ctx, const HrVkKernelConfig *cfg, HrVkKernels **out,
                            HrError *err);
 void hr_vk_kernels_free(HrVkKernels *k);
 const HrVkKernelConfig *hr_vk_kernels_config(const HrVkKernels *k);
+/* Creates the pipelines of every kernel a dispatch has been made for
+ * (hr_vk_make_*) that are not made yet, all at once on pool (NULL: a pool of
+ * its own); a dispatch is recorded (hr_vk_record) only after this. hr_vk_run
+ * calls it itself. */
+HrStatus hr_vk_kernels_ensure(HrVkKernels *k, HrThreadPool *pool, HrError *err);
 
 /* ---- weight repacking (host side, once at load) --------------------------------- */
 /* AutoAWQ GEMM tensors (qweight int32 [K, N/8], qzeros int32 [ng, N/8],
