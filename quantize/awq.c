@@ -37,7 +37,9 @@
  * ratios are scored in difference form (loss_delta): the FP forward
  * records every linear's output, and a ratio's products are x (W_q - W)^T
  * on plain BF16 tiles, a third of the tile products; a single linear takes
- * that form or the Gram form, whichever is cheaper. HEARTH_AWQ_DIRECT=1
+ * that form or the Gram form, whichever is cheaper. Without AMX, a CPU with
+ * AVX512-BF16 (AMD Zen 4 and later) runs the difference form too, the same
+ * tiles multiplied by vdpbf16ps, while the rest stays FP32. HEARTH_AWQ_DIRECT=1
  * keeps the direct form (tests/test-awq-forms.sh compares the two). */
 #include <math.h>
 #include <stdlib.h>
@@ -84,6 +86,7 @@ typedef struct {
     bool dev_forward; /* the layers' FP forward on odev (HEARTH_AWQ_DEVICE_FORWARD=0: on the host) */
     bool dev_keep;    /* and the layer's activations kept there (hr_awq_device_keep): x = NULL below */
     bool amx;         /* the CPU's GEMMs on AMX tiles (engine/cpu/cpu-amx.h) */
+    bool bf16;        /* the CPU's BF16 products (AMX, or AVX512-BF16): the difference form */
     /* weights split for AMX once and reused while packing is on (a block
      * forward over every chunk; the Gram loss's C over the ratios) */
     bool packing;
@@ -731,18 +734,20 @@ search_group(Ctx *c, LW *w, const Group *gr, const float *x, int T, int D_out, c
     for (int k = 0; k < K; k++)
         wbar[k] = (float)(wsum[k] / rows);
 
-    /* The difference form (loss_delta) where the products run on AMX. For
-     * a single linear it costs T N K one-tile products per ratio, against
-     * the Gram form's N K^2 per ratio plus T K^2 / 2 for C, at three tile
-     * products each: the cheaper wins (Llama-3.2-1B's down_proj at 32 x
-     * 512: the difference form; SmolLM2's at 128 x 512: Gram). */
+    /* The difference form (loss_delta) where the CPU has BF16 products.
+     * For a single linear it costs T N K BF16 products per ratio, against
+     * the Gram form's N K^2 per ratio plus T K^2 / 2 for C, at the cost of
+     * three each on AMX (split in two parts) and two without (FP32): the
+     * cheaper wins (Llama-3.2-1B's down_proj at 32 x 512: the difference
+     * form; SmolLM2's at 128 x 512: Gram). */
     /* On a device that keeps tensors a single linear's loss is x dW^T
      * there (its difference form as one LINEAR node), no Gram matrix. */
     const bool dev_single = single && c->odev && hr_awq_device_resident(c->odev);
+    const double gram_cost = c->amx ? 3.0 : 2.0;
     const bool delta = !dev_single && c->delta && K >= AMX_MIN_K &&
                        (gr->kind == G_QKV ? c->ref_q != NULL : gr->kind == G_GATEUP ? c->ref_g != NULL : true) &&
                        (!single || (double)N_GRID * T * gr->N[0] * K <
-                                       3.0 * ((double)N_GRID * gr->N[0] * K * K + 0.5 * (double)T * K * K));
+                                       gram_cost * ((double)N_GRID * gr->N[0] * K * K + 0.5 * (double)T * K * K));
     const bool use_gram = single && !delta && !dev_single;
     float *C = use_gram ? gram(c, x, T, K) : NULL;
     float *P = use_gram ? floats((size_t)gr->N[0] * K) : NULL;
@@ -1177,7 +1182,7 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     HrAwqState *S = g_new0(HrAwqState, 1);
     Ctx c = { .cfg = cfg, .opt = opt, .pool = hr_pool_new(0), .be = be, .dev = dev, .cpu = cpu,
               .rot = hr_model_config_rotary_dim(cfg), .L = seqlen, .chunk = 1,
-              .trace = g_getenv("HEARTH_AWQ_TRACE") != NULL, .amx = cpu && hr_cpu_amx(), .odev = odev };
+              .trace = g_getenv("HEARTH_AWQ_TRACE") != NULL, .amx = cpu && hr_cpu_amx(), .bf16 = cpu && hr_cpu_bf16_products(), .odev = odev };
     if (odev) {
         if (!hr_awq_device_resident(odev))   /* the reference comes to the host */
             c.dref = hr_try_alloc64((size_t)T * D * sizeof(float));
@@ -1278,10 +1283,10 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
         return hr_error_set(err, HR_ERR_NOMEM, "awq: not enough memory for the calibration activations "
                             "(%zu MiB for %d tokens); use fewer --samples or a shorter --seqlen", mb, T);
     }
-    /* The difference form (AMX only). A block group needs the records of
+    /* The difference form (BF16 products: AMX, or AVX512-BF16). A block group needs the records of
      * its linears' outputs, taken only where that group will be searched
      * in this form; without the memory for them it keeps the direct form. */
-    if (S->c.amx && !g_getenv("HEARTH_AWQ_DIRECT") && cfg->act == HR_ACT_SILU && !cfg->sandwich_norms) {
+    if (S->c.bf16 && !g_getenv("HEARTH_AWQ_DIRECT") && cfg->act == HR_ACT_SILU && !cfg->sandwich_norms) {
         Ctx *cs = &S->c;
         const int kvd = cfg->n_kv_heads * hd;
         cs->delta = true;

@@ -79,6 +79,32 @@ amx_probe(void)
 }
 #endif
 
+#ifdef HAVE_AMX_BUILD
+/* AVX512-BF16 (vdpbf16ps) with AVX-512: the BF16 products without tiles. */
+static bool
+bf16_probe(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5)) && hr_cpu_avx512();
+}
+#endif
+
+bool
+hr_cpu_bf16_products(void)
+{
+#ifdef HAVE_AMX_BUILD
+    static gsize once = 0;
+    static bool ok;
+    if (g_once_init_enter(&once)) {
+        ok = !g_getenv("HEARTH_CPU_NO_BF16") && !g_getenv("HEARTH_CPU_SCALAR") && (hr_cpu_amx() || bf16_probe());
+        g_once_init_leave(&once, 1);
+    }
+    return ok;
+#else
+    return false;
+#endif
+}
+
 bool
 hr_cpu_amx(void)
 {
@@ -396,13 +422,78 @@ group_range(void *arg, int start, int end)
     _tile_release();
     g_aligned_free(acc);
 }
+
+#define BF16_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
+/* One accumulator tile without AMX: c (16 weight rows x 16 tokens, row-major
+ * as the tiles store it) += the products of KB input steps of the W tiles
+ * at a and the x tiles at b (each the next step's 2 tiles further on), as
+ * _tile_dpbf16ps does them: per pair of inputs k, row m's two weights
+ * broadcast against the 16 tokens' pairs, one vdpbf16ps (32 products) per
+ * row, 16 rows' sums in registers. */
+BF16_FN static inline void
+tile_bf16_avx512(float *c, const char *a, const char *b, int KB, bool first)
+{
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int m = 0; m < 16; m++)
+        acc[m] = first ? _mm512_setzero_ps() : _mm512_load_ps(c + m * 16);
+    for (int ks = 0; ks < KB; ks++) {
+        const uint32_t *A = (const uint32_t *)(a + (size_t)ks * 2 * TILE_BYTES);   /* [row][pair] */
+        const char *B = b + (size_t)ks * 2 * TILE_BYTES;                           /* [pair][token] */
+        for (int k = 0; k < 16; k++) {
+            const __m512bh bk = (__m512bh)_mm512_load_si512(B + k * 64);
+#pragma GCC unroll 16
+            for (int m = 0; m < 16; m++)
+                acc[m] = _mm512_dpbf16_ps(acc[m], bk, (__m512bh)_mm512_set1_epi32((int)A[m * 16 + k]));
+        }
+    }
+#pragma GCC unroll 16
+    for (int m = 0; m < 16; m++)
+        _mm512_store_ps(c + m * 16, acc[m]);
+}
+
+/* group_range for weights rounded to BF16 on a CPU with AVX512-BF16 and no
+ * AMX: the same blocks, tiles and accumulators in L2, each tile product
+ * done by tile_bf16_avx512 (the same products; the sums in another order). */
+BF16_FN static void
+group_range_avx512(void *arg, int start, int end)
+{
+    Job *J = arg;
+    const int KS = J->KS, panels = (J->N + PANEL - 1) / PANEL;
+    float *acc = g_aligned_alloc((size_t)J->group * J->TB * 2, TILE_BYTES, 64);
+    for (int it = start; it < end; it++) {
+        const int p0 = it * J->group, p1 = MIN(panels, p0 + J->group);
+        for (int k0 = 0; k0 < KS; k0 += J->kblock) {
+            const int KB = MIN(J->kblock, KS - k0);
+            const bool first = k0 == 0, last = k0 + KB == KS;
+            for (int pn = p0; pn < p1; pn++) {
+                const char *wp = (const char *)J->w->tiles + (size_t)pn * PANEL_BYTES(KS, 1) +
+                                 (size_t)k0 * 2 * TILE_BYTES;
+                for (int tt = 0; tt < J->TB; tt += 2) {
+                    char *ct = (char *)acc + ((size_t)(pn - p0) * J->TB + tt) * 2 * TILE_BYTES;
+                    const char *xb = XT(tt, k0, 0);
+                    /* accumulators: 0 = row tile 0 x token tile tt, 1 = 0 x tt + 1, 2 = 1 x tt, 3 = 1 x tt + 1 */
+                    for (int q = 0; q < 4; q++)
+                        tile_bf16_avx512((float *)(ct + (size_t)q * TILE_BYTES), WT1(0, q >> 1),
+                                         xb + (size_t)(q & 1) * TILE_BYTES, KB, first);
+                }
+            }
+            if (last) {
+                for (int tt = 0; tt < J->TB; tt++)
+                    write_out(J, acc, p0, p1, tt);
+            }
+        }
+    }
+    g_aligned_free(acc);
+}
 #endif
 
 static HrAmxWeights *
 pack(HrThreadPool *pool, const float *w, int N, int K, int parts)
 {
 #ifdef HAVE_AMX_BUILD
-    g_return_val_if_fail(hr_cpu_amx(), NULL);
+    g_return_val_if_fail(parts == 1 ? hr_cpu_bf16_products() : hr_cpu_amx(), NULL);
     HrAmxWeights *P = g_new0(HrAmxWeights, 1);
     P->N = N;
     P->K = K;
@@ -448,7 +539,8 @@ static void
 run(HrThreadPool *pool, float *out, const float *base, const HrAmxWeights *w, const float *bias, const float *x, int T)
 {
 #ifdef HAVE_AMX_BUILD
-    g_return_if_fail(hr_cpu_amx());
+    g_return_if_fail(w->parts == 1 ? hr_cpu_bf16_products() : hr_cpu_amx());
+    const bool tiles = hr_cpu_amx();
     const int panels = w->panels;
     Job J = { .out = out, .w = w, .bias = bias, .x = x, .N = w->N, .K = w->K, .T = T, .KS = w->KS,
               .parts = w->parts, .kblock = w->parts == 2 ? KBLOCK : KBLOCK1, .base = base };
@@ -459,7 +551,7 @@ run(HrThreadPool *pool, float *out, const float *base, const HrAmxWeights *w, co
     for (J.t0 = 0; J.t0 < T; J.t0 += TBLOCK) {
         J.TB = MIN(tb_max, (T - J.t0 + 31) / 32 * 2);
         hr_pool_run(pool, pack_x_range, &J, J.TB, 1);
-        hr_pool_run(pool, group_range, &J, (panels + J.group - 1) / J.group, 1);
+        hr_pool_run(pool, tiles ? group_range : group_range_avx512, &J, (panels + J.group - 1) / J.group, 1);
     }
     g_aligned_free(J.xp);
 #else

@@ -41,8 +41,15 @@ void hr_amx_free(HrAmxWeights *w);
  * (about 2.5x faster: tests/bench/bench-amx), at about 2^-8 relative per
  * product. For products whose errors are small against what they feed,
  * e.g. the AWQ search's differences (quantize/awq.c, loss_delta), not for
- * outputs used as such. */
+ * outputs used as such. Only when hr_cpu_bf16_products(): without AMX the
+ * same tiles are multiplied with AVX512-BF16's vdpbf16ps (32 products an
+ * instruction, twice the FP32 FMA's), the sums in another order. */
 HrAmxWeights *hr_amx_pack_bf16(HrThreadPool *pool, const float *w, int N, int K);
+
+/* hr_amx_pack_bf16 and its products can run: AMX, or AVX512-BF16 with
+ * AVX-512 (AMD Zen 4 and later, Intel Cooper Lake), and neither
+ * HEARTH_CPU_SCALAR nor HEARTH_CPU_NO_BF16 is set. Asked once. */
+bool hr_cpu_bf16_products(void);
 
 /* out[t, n] = base[t, n] + sum_k x[t, k] w[n, k] (no bias; base [T, N]
  * may be out itself). */
