@@ -77,15 +77,31 @@ amx_probe(void)
     /* Linux hands out the tile data state only on request (5.16+). */
     return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 }
-#endif
 
-#ifdef HAVE_AMX_BUILD
+static bool
+amx_usable(void)
+{
+    return !g_getenv("HEARTH_CPU_NO_AMX") && !g_getenv("HEARTH_CPU_SCALAR") && amx_probe();
+}
+
 /* AVX512-BF16 (vdpbf16ps) with AVX-512: the BF16 products without tiles. */
 static bool
-bf16_probe(void)
+bf16_usable(void)
 {
     unsigned a, b, c, d;
-    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5)) && hr_cpu_avx512();
+    return !g_getenv("HEARTH_CPU_NO_BF16") && !g_getenv("HEARTH_CPU_SCALAR") &&
+           (hr_cpu_amx() || (__get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5)) && hr_cpu_avx512()));
+}
+
+/* probe() asked once; thread-safe */
+static bool
+ask_once(gsize *once, bool *ok, bool (*probe)(void))
+{
+    if (g_once_init_enter(once)) {
+        *ok = probe();
+        g_once_init_leave(once, 1);
+    }
+    return *ok;
 }
 #endif
 
@@ -95,11 +111,7 @@ hr_cpu_bf16_products(void)
 #ifdef HAVE_AMX_BUILD
     static gsize once = 0;
     static bool ok;
-    if (g_once_init_enter(&once)) {
-        ok = !g_getenv("HEARTH_CPU_NO_BF16") && !g_getenv("HEARTH_CPU_SCALAR") && (hr_cpu_amx() || bf16_probe());
-        g_once_init_leave(&once, 1);
-    }
-    return ok;
+    return ask_once(&once, &ok, bf16_usable);
 #else
     return false;
 #endif
@@ -111,11 +123,7 @@ hr_cpu_amx(void)
 #ifdef HAVE_AMX_BUILD
     static gsize once = 0;
     static bool ok;
-    if (g_once_init_enter(&once)) {
-        ok = !g_getenv("HEARTH_CPU_NO_AMX") && !g_getenv("HEARTH_CPU_SCALAR") && amx_probe();
-        g_once_init_leave(&once, 1);
-    }
-    return ok;
+    return ask_once(&once, &ok, amx_usable);
 #else
     return false;
 #endif

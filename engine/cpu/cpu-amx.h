@@ -46,9 +46,10 @@ void hr_amx_free(HrAmxWeights *w);
  * instruction, twice the FP32 FMA's), the sums in another order. */
 HrAmxWeights *hr_amx_pack_bf16(HrThreadPool *pool, const float *w, int N, int K);
 
-/* hr_amx_pack_bf16 and its products can run: AMX, or AVX512-BF16 with
- * AVX-512 (AMD Zen 4 and later, Intel Cooper Lake), and neither
- * HEARTH_CPU_SCALAR nor HEARTH_CPU_NO_BF16 is set. Asked once. */
+/* hr_amx_pack_bf16 and its products can run: AMX (hr_cpu_amx()), or
+ * AVX512-BF16 with AVX-512 (AMD Zen 4 and later, Intel Cooper Lake), and
+ * neither HEARTH_CPU_SCALAR nor HEARTH_CPU_NO_BF16 is set. Asked once;
+ * thread-safe. */
 bool hr_cpu_bf16_products(void);
 
 /* out[t, n] = base[t, n] + sum_k x[t, k] w[n, k] (no bias; base [T, N]
