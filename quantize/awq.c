@@ -1182,7 +1182,8 @@ hr_awq_begin(const HrModelConfig *cfg, const HrTensorSet *ts, const HrQuantOptio
     HrAwqState *S = g_new0(HrAwqState, 1);
     Ctx c = { .cfg = cfg, .opt = opt, .pool = hr_pool_new(0), .be = be, .dev = dev, .cpu = cpu,
               .rot = hr_model_config_rotary_dim(cfg), .L = seqlen, .chunk = 1,
-              .trace = g_getenv("HEARTH_AWQ_TRACE") != NULL, .amx = cpu && hr_cpu_amx(), .bf16 = cpu && hr_cpu_bf16_products(), .odev = odev };
+              .trace = g_getenv("HEARTH_AWQ_TRACE") != NULL, .amx = cpu && hr_cpu_amx(),
+              .bf16 = cpu && hr_cpu_bf16_products(), .odev = odev };
     if (odev) {
         if (!hr_awq_device_resident(odev))   /* the reference comes to the host */
             c.dref = hr_try_alloc64((size_t)T * D * sizeof(float));

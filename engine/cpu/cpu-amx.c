@@ -62,6 +62,14 @@ typedef struct {
     uint8_t rows[16];
 } __attribute__((packed)) TileConfig;
 
+/* AVX512-BF16 (vdpbf16ps) with AVX-512 */
+static bool
+avx512_bf16_probe(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5)) && hr_cpu_avx512();
+}
+
 static bool
 amx_probe(void)
 {
@@ -69,10 +77,7 @@ amx_probe(void)
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
         return false;
     const bool amx_bf16 = d & (1u << 22), amx_tile = d & (1u << 24);
-    if (!amx_bf16 || !amx_tile || !__get_cpuid_count(7, 1, &a, &b, &c, &d))
-        return false;
-    const bool avx512_bf16 = a & (1u << 5);
-    if (!avx512_bf16 || !hr_cpu_avx512())
+    if (!amx_bf16 || !amx_tile || !avx512_bf16_probe())
         return false;
     /* Linux hands out the tile data state only on request (5.16+). */
     return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
@@ -84,13 +89,11 @@ amx_usable(void)
     return !g_getenv("HEARTH_CPU_NO_AMX") && !g_getenv("HEARTH_CPU_SCALAR") && amx_probe();
 }
 
-/* AVX512-BF16 (vdpbf16ps) with AVX-512: the BF16 products without tiles. */
+/* the BF16 products on tiles, or without them on vdpbf16ps */
 static bool
 bf16_usable(void)
 {
-    unsigned a, b, c, d;
-    return !g_getenv("HEARTH_CPU_NO_BF16") && !g_getenv("HEARTH_CPU_SCALAR") &&
-           (hr_cpu_amx() || (__get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5)) && hr_cpu_avx512()));
+    return !g_getenv("HEARTH_CPU_NO_BF16") && !g_getenv("HEARTH_CPU_SCALAR") && (hr_cpu_amx() || avx512_bf16_probe());
 }
 
 /* probe() asked once; thread-safe */
@@ -103,31 +106,35 @@ ask_once(gsize *once, bool *ok, bool (*probe)(void))
     }
     return *ok;
 }
-#endif
-
-bool
-hr_cpu_bf16_products(void)
-{
-#ifdef HAVE_AMX_BUILD
-    static gsize once = 0;
-    static bool ok;
-    return ask_once(&once, &ok, bf16_usable);
-#else
-    return false;
-#endif
-}
 
 bool
 hr_cpu_amx(void)
 {
-#ifdef HAVE_AMX_BUILD
     static gsize once = 0;
     static bool ok;
     return ask_once(&once, &ok, amx_usable);
-#else
-    return false;
-#endif
 }
+
+bool
+hr_cpu_bf16_products(void)
+{
+    static gsize once = 0;
+    static bool ok;
+    return ask_once(&once, &ok, bf16_usable);
+}
+#else
+bool
+hr_cpu_amx(void)
+{
+    return false;
+}
+
+bool
+hr_cpu_bf16_products(void)
+{
+    return false;
+}
+#endif
 
 #ifdef HAVE_AMX_BUILD
 

@@ -734,17 +734,9 @@ hr_vk_buffer_free(HrVkContext *ctx, HrVkBuffer *buf)
     memset(buf, 0, sizeof *buf);
 }
 
-HrStatus
-hr_vk_pipeline_new(HrVkContext *ctx, const uint32_t *spirv, size_t spirv_bytes,
-                   uint32_t n_bindings, uint32_t push_size,
-                   const uint32_t *spec, uint32_t n_spec,
-                   HrVkPipeline *pipe, HrError *err)
+static VkResult
+set_layout_new(VkDevice dev, uint32_t n_bindings, VkDescriptorSetLayout *out)
 {
-    memset(pipe, 0, sizeof *pipe);
-    pipe->n_bindings = n_bindings;
-    pipe->push_size = push_size;
-    VkResult r;
-
     VkDescriptorSetLayoutBinding *b = g_new0(VkDescriptorSetLayoutBinding, n_bindings ? n_bindings : 1);
     for (uint32_t i = 0; i < n_bindings; i++) {
         b[i].binding = i;
@@ -757,8 +749,30 @@ hr_vk_pipeline_new(HrVkContext *ctx, const uint32_t *spirv, size_t spirv_bytes,
         .bindingCount = n_bindings,
         .pBindings = b,
     };
-    r = vkCreateDescriptorSetLayout(ctx->device, &dl, NULL, &pipe->set_layout);
+    VkResult r = vkCreateDescriptorSetLayout(dev, &dl, NULL, out);
     g_free(b);
+    return r;
+}
+
+HrStatus
+hr_vk_set_layout_new(HrVkContext *ctx, uint32_t n_bindings, VkDescriptorSetLayout *out, HrError *err)
+{
+    VkResult r = set_layout_new(ctx->device, n_bindings, out);
+    return r == VK_SUCCESS ? HR_OK : vk_fail(err, r, "vkCreateDescriptorSetLayout");
+}
+
+HrStatus
+hr_vk_pipeline_new(HrVkContext *ctx, const uint32_t *spirv, size_t spirv_bytes,
+                   uint32_t n_bindings, uint32_t push_size,
+                   const uint32_t *spec, uint32_t n_spec,
+                   HrVkPipeline *pipe, HrError *err)
+{
+    memset(pipe, 0, sizeof *pipe);
+    pipe->n_bindings = n_bindings;
+    pipe->push_size = push_size;
+    VkResult r;
+
+    r = set_layout_new(ctx->device, n_bindings, &pipe->set_layout);
     if (r != VK_SUCCESS)
         goto fail_r;
 

@@ -97,6 +97,10 @@ HrStatus hr_vk_pipeline_new(HrVkContext *ctx, const uint32_t *spirv, size_t spir
                             const uint32_t *spec, uint32_t n_spec,
                             HrVkPipeline *pipe, HrError *err);
 void hr_vk_pipeline_free(HrVkContext *ctx, HrVkPipeline *pipe);
+/* The set layout of n_bindings storage buffers in set 0, as hr_vk_pipeline_new
+ * makes it (a set allocated with it binds to such a pipeline: identically
+ * defined layouts are compatible). */
+HrStatus hr_vk_set_layout_new(HrVkContext *ctx, uint32_t n_bindings, VkDescriptorSetLayout *out, HrError *err);
 
 /* Bind buffers to the pipeline's set, record one dispatch, submit and wait. */
 HrStatus hr_vk_dispatch_sync(HrVkContext *ctx, HrVkPipeline *pipe,

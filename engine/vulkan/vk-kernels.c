@@ -384,8 +384,6 @@ create_range(void *arg, int start, int end)
 static HrStatus
 create_pipes(PipeJobs *J, HrThreadPool *pool, HrError *err)
 {
-    if (J->n == 0)
-        return HR_OK;
     HrThreadPool *own = pool || J->n == 1 ? NULL : hr_pool_new(0);
     if (pool || own)
         hr_pool_run(pool ? pool : own, create_range, J, J->n, 1);
@@ -893,19 +891,7 @@ hr_vk_pack_ggml(const void *data, uint32_t type, int N, int K, HrVkWeight *w, si
 static HrStatus
 set_layout(HrVkKernels *k, uint32_t n, HrError *err)
 {
-    if (k->set_layouts[n])
-        return HR_OK;
-    VkDescriptorSetLayoutBinding b[MAX_BINDINGS];
-    for (uint32_t i = 0; i < n; i++)
-        b[i] = (VkDescriptorSetLayoutBinding){ .binding = i, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                               .descriptorCount = 1, .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT };
-    VkDescriptorSetLayoutCreateInfo ci = {
-        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-        .bindingCount = n,
-        .pBindings = b,
-    };
-    VkResult r = vkCreateDescriptorSetLayout(hr_vk_context_device(k->ctx), &ci, NULL, &k->set_layouts[n]);
-    return r == VK_SUCCESS ? HR_OK : hr_vk_context_vk_fail(err, r, "vkCreateDescriptorSetLayout");
+    return k->set_layouts[n] ? HR_OK : hr_vk_set_layout_new(k->ctx, n, &k->set_layouts[n], err);
 }
 
 /* The dispatch's set, for kernel id; its pipeline is made by
